@@ -1,0 +1,128 @@
+# SPDX-License-Identifier: MIT
+# xmesh build. `make` builds everything into build/; `make test` runs every
+# test on the real kernel (root); `make demo` and `make bench-*` are in
+# scripts/. Files are found by wildcard: adding a .bpf.c, a user/<tool>/*.c or
+# a tests/unit/test_*.c needs no edit here.
+
+CLANG ?= clang
+CC ?= gcc
+BPFTOOL ?= bpftool
+ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
+VERSION := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
+
+B := build
+BPF_SRCS := $(wildcard bpf/*.bpf.c)
+BPF_OBJS := $(patsubst bpf/%.bpf.c,$(B)/bpf/%.bpf.o,$(BPF_SRCS))
+SKELS := $(patsubst bpf/%.bpf.c,$(B)/skel/%.skel.h,$(BPF_SRCS))
+
+LIB_SRCS := $(wildcard user/lib/*.c)
+LIB_OBJS := $(patsubst %.c,$(B)/%.o,$(LIB_SRCS))
+LIBXMESH := $(B)/libxmesh.a
+
+TOOLS := xmesh-agent xmeshctl xmesh-cni
+tool_dir = $(patsubst xmesh-%,%,$(patsubst xmeshctl,ctl,$(1)))
+tool_objs = $(patsubst %.c,$(B)/%.o,$(wildcard user/$(call tool_dir,$(1))/*.c))
+BINS := $(foreach t,$(TOOLS),$(if $(wildcard user/$(call tool_dir,$(t))/*.c),$(B)/bin/$(t)))
+
+TEST_TOOL_SRCS := $(wildcard tests/tools/*.c)
+TEST_TOOLS := $(patsubst tests/tools/%.c,$(B)/tests/%,$(TEST_TOOL_SRCS))
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(patsubst tests/unit/%.c,$(B)/tests/unit/%,$(UNIT_SRCS))
+
+CFLAGS ?= -O2 -g
+XM_CFLAGS := $(CFLAGS) -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter \
+	-Wno-missing-field-initializers -MMD -MP -Iinclude -I$(B)/skel -I$(B) -Iuser/lib \
+	-DXM_VERSION='"$(VERSION)"'
+LDLIBS := -lbpf -lelf -lz -ljansson -lmnl -lmicrohttpd -lm -lpthread
+BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
+	-Wno-unused-function -Iinclude -I$(B) -Ibpf -MMD -MP
+
+ifeq ($(V),1)
+Q :=
+msg :=
+else
+Q := @
+msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
+endif
+
+.DELETE_ON_ERROR:
+.SECONDARY:
+.PHONY: all deps test test-unit test-integration demo bench clean install fuzz
+
+all: deps $(BINS) $(TEST_TOOLS)
+
+deps:
+	$(Q)scripts/install-deps.sh
+
+$(B)/vmlinux.h:
+	$(call msg,GEN,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@
+
+$(B)/bpf/%.bpf.o: bpf/%.bpf.c $(B)/vmlinux.h
+	$(call msg,BPF,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(B)/skel/%.skel.h: $(B)/bpf/%.bpf.o
+	$(call msg,GEN-SKEL,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(BPFTOOL) gen skeleton $< name xm_$(subst -,_,$*) > $@
+
+# User objects include skeletons; the first build needs them all in place,
+# later builds follow the -MMD dependencies.
+$(B)/%.o: %.c | $(SKELS)
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(XM_CFLAGS) -c $< -o $@
+
+$(LIBXMESH): $(LIB_OBJS)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+.SECONDEXPANSION:
+$(B)/bin/%: $$(call tool_objs,%) $(LIBXMESH)
+	$(call msg,LINK,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(XM_CFLAGS) $^ $(LDLIBS) -o $@
+
+$(B)/tests/unit/%: $(B)/tests/unit/%.o $(LIBXMESH)
+	$(call msg,LINK,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(XM_CFLAGS) $^ $(LDLIBS) -lcmocka -o $@
+
+$(B)/tests/%: $(B)/tests/tools/%.o $(LIBXMESH)
+	$(call msg,LINK,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(XM_CFLAGS) $^ $(LDLIBS) -o $@
+
+test: all $(UNIT_BINS)
+	$(Q)tests/run.sh
+
+test-unit: all $(UNIT_BINS)
+	$(Q)XM_ONLY=unit tests/run.sh
+
+test-integration: all
+	$(Q)XM_ONLY=integration tests/run.sh
+
+demo: all
+	$(Q)scripts/demo.sh
+
+bench-%: all
+	$(Q)scripts/bench/$*.sh
+
+bench: all
+	$(Q)for b in scripts/bench/*.sh; do $$b || exit 1; done
+
+fuzz: deps
+	$(Q)$(MAKE) -f tests/fuzz/Makefile
+
+install: all
+	install -d $(DESTDIR)/usr/local/bin $(DESTDIR)/opt/cni/bin
+	install -m 0755 $(B)/bin/xmesh-agent $(B)/bin/xmeshctl $(DESTDIR)/usr/local/bin/
+	[ ! -e $(B)/bin/xmesh-cni ] || install -m 0755 $(B)/bin/xmesh-cni $(DESTDIR)/opt/cni/bin/
+
+clean:
+	rm -rf $(B)
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -1,0 +1,169 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Socket redirection between sockets of one node.
+ *
+ * sockops puts a TCP socket into the SOCKHASH when it becomes established and
+ * its peer can be on this node (loopback, or a registered pod address). The
+ * sk_msg program then hands each sendmsg() straight to the peer socket's
+ * receive queue, skipping TCP/IP, veth and bridge. Anything not found falls
+ * through to the normal stack.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include <xmesh/redirect.h>
+#include "lib/common_maps.h"
+#include "lib/addr.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKHASH);
+	__uint(max_entries, XM_MAX_SOCKS);
+	__type(key, struct xm_sock_key);
+	__type(value, __u64);
+} xm_socks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct xm_sock_state);
+} xm_sock_state SEC(".maps");
+
+/*
+ * Is addr a pod address registered to the netns with this cookie? With
+ * netns_cookie == 0, any registered pod address will do (used for the peer,
+ * which may live in any pod of the node).
+ */
+static __always_inline int endpoint_registered(__u8 family, const struct xm_addr *addr,
+					       __u64 netns_cookie)
+{
+	struct xm_endpoint_key k = {};
+	struct xm_endpoint *ep;
+
+	k.family = family;
+	k.addr = *addr;
+	ep = bpf_map_lookup_elem(&xm_endpoints, &k);
+	if (!ep)
+		return 0;
+	return netns_cookie == 0 || ep->netns_cookie == netns_cookie;
+}
+
+/*
+ * Build the key of a socket seen by sockops. Returns 0 when the socket may be
+ * redirected, -1 when it must stay on the normal path.
+ */
+static __always_inline int sockops_key(struct bpf_sock_ops *skops, struct xm_sock_key *key)
+{
+	__u64 netns = bpf_get_netns_cookie(skops);
+	__u8 lfam, rfam;
+
+	lfam = xm_addr_load(&key->local, skops->family, skops->local_ip4, skops->local_ip6[0],
+			    skops->local_ip6[1], skops->local_ip6[2], skops->local_ip6[3]);
+	rfam = xm_addr_load(&key->remote, skops->family, skops->remote_ip4, skops->remote_ip6[0],
+			    skops->remote_ip6[1], skops->remote_ip6[2], skops->remote_ip6[3]);
+	if (lfam != rfam)
+		return -1;
+	key->family = lfam;
+	key->local_port = (__u16)skops->local_port;
+	key->remote_port = (__u16)bpf_ntohl(skops->remote_port);
+
+	if (xm_addr_is_loopback(lfam, &key->local) && xm_addr_is_loopback(lfam, &key->remote)) {
+		key->scope = netns;
+		return 0;
+	}
+	key->scope = 0;
+	if (!endpoint_registered(lfam, &key->remote, 0))
+		return -1; /* peer cannot be local: remote traffic pays nothing */
+	if (!endpoint_registered(lfam, &key->local, netns)) {
+		/* claims a pod address that is not its own: never redirect */
+		xm_stat_add(XM_STAT_SOCK_SKIPPED_FOREIGN, 1);
+		return -1;
+	}
+	return 0;
+}
+
+SEC("sockops")
+int xm_sockops(struct bpf_sock_ops *skops)
+{
+	struct xm_sock_key key = {};
+
+	if (skops->op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB &&
+	    skops->op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB)
+		return 1;
+	if (skops->family != AF_INET && skops->family != AF_INET6)
+		return 1;
+	if (sockops_key(skops, &key))
+		return 1;
+	if (bpf_sock_hash_update(skops, &xm_socks, &key, BPF_NOEXIST) == 0)
+		xm_stat_add(XM_STAT_SOCK_INSERTED, 1);
+	else
+		xm_stat_add(XM_STAT_SOCK_INSERT_FAILED, 1);
+	return 1;
+}
+
+/* Key of the peer of the socket that sends msg: local and remote swapped. */
+static __always_inline void msg_peer_key(struct sk_msg_md *msg, struct xm_sock_key *peer)
+{
+	__u8 lfam;
+
+	lfam = xm_addr_load(&peer->remote, msg->family, msg->local_ip4, msg->local_ip6[0],
+			    msg->local_ip6[1], msg->local_ip6[2], msg->local_ip6[3]);
+	xm_addr_load(&peer->local, msg->family, msg->remote_ip4, msg->remote_ip6[0],
+		     msg->remote_ip6[1], msg->remote_ip6[2], msg->remote_ip6[3]);
+	peer->family = lfam;
+	peer->remote_port = (__u16)msg->local_port;
+	peer->local_port = (__u16)bpf_ntohl(msg->remote_port);
+	if (xm_addr_is_loopback(lfam, &peer->local) && xm_addr_is_loopback(lfam, &peer->remote))
+		peer->scope = bpf_get_netns_cookie(msg);
+	else
+		peer->scope = 0;
+}
+
+SEC("sk_msg")
+int xm_sk_msg(struct sk_msg_md *msg)
+{
+	struct xm_sock_key peer = {};
+	struct xm_sock_state *st;
+	struct bpf_sock *sk = msg->sk;
+	__u64 len = msg->size;
+	long verdict;
+
+	if (!sk)
+		return SK_PASS;
+	st = bpf_sk_storage_get(&xm_sock_state, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!st)
+		goto pass; /* no memory for state: the normal path is always correct */
+
+	if (st->mode == XM_SOCK_TCP)
+		goto pass;
+
+	msg_peer_key(msg, &peer);
+	verdict = bpf_msg_redirect_hash(msg, &xm_socks, &peer, BPF_F_INGRESS);
+	if (st->mode == XM_SOCK_UNDECIDED) {
+		/*
+		 * First message of this direction: redirect only if the peer is
+		 * already in the map. If it is not (the peer's side of the
+		 * handshake has not finished yet), this direction stays on TCP
+		 * for the life of the connection.
+		 */
+		st->mode = verdict == SK_PASS ? XM_SOCK_REDIRECT : XM_SOCK_TCP;
+		if (st->mode == XM_SOCK_TCP)
+			goto pass; /* nothing was set up: plain SK_PASS is TCP */
+	}
+	if (verdict == SK_PASS) {
+		xm_stat_add(XM_STAT_REDIRECT_MSGS, 1);
+		xm_stat_add(XM_STAT_REDIRECT_BYTES, len);
+	}
+	/*
+	 * SK_DROP on a redirected direction means the peer left the map (it
+	 * closed): TCP would not deliver to it either, and switching to TCP
+	 * now could let these bytes overtake the redirected ones.
+	 */
+	return verdict;
+pass:
+	xm_stat_add(XM_STAT_REDIRECT_MISS_MSGS, 1);
+	xm_stat_add(XM_STAT_REDIRECT_MISS_BYTES, len);
+	return SK_PASS;
+}

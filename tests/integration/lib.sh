@@ -1,0 +1,125 @@
+# SPDX-License-Identifier: MIT
+# Shared by integration tests, the demo and benchmarks: build a small world
+# on the real kernel and remove all of it on exit, also on failure.
+#
+#   . tests/integration/lib.sh
+#   xm_setup                      # id, cgroup, pin root, trap
+#   xm_node n1                    # node netns with a bridge
+#   xm_pod n1 a 10.77.0.2/24      # pod netns + veth on the node bridge
+#   xm_agent_start                # agent on this test's cgroup and pin root
+#   xm_pod_exec a CMD...          # run CMD in pod a, inside the test cgroup
+#
+# Everything is named xm-<id>-*, and only that is removed.
+
+XM_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+XM_BIN=${XM_BIN:-$XM_TOP/build/bin}
+XM_TOOLS=${XM_TOOLS:-$XM_TOP/build/tests}
+XM_PIDS=()
+XM_NETNS=()
+
+xm_log() { echo "[$(date +%T)] $*" >&2; }
+xm_fail() { echo "FAIL: $*" >&2; exit 1; }
+xm_skip() { echo "$*"; exit 77; }
+
+# assert VALUE OP VALUE MESSAGE, e.g. xm_assert "$n" -gt 0 "redirected messages"
+xm_assert() {
+	[ "$1" "$2" "$3" ] 2>/dev/null || xm_fail "$4 (got '$1', expected $2 '$3')"
+	xm_log "ok: $4 ($1 $2 $3)"
+}
+
+xm_setup() {
+	[ "$(id -u)" = 0 ] || xm_skip "needs root"
+	XM_ID=${XM_ID:-$(head -c3 /dev/urandom | od -An -tx1 | tr -d ' \n')}
+	XM_PREFIX=xm-$XM_ID
+	XM_CG2=$(awk '$3=="cgroup2"{print $2; exit}' /proc/mounts)
+	[ -n "$XM_CG2" ] || xm_skip "no cgroup2 mount"
+	XM_CGROUP=$XM_CG2/$XM_PREFIX
+	XM_PIN=/sys/fs/bpf/$XM_PREFIX
+	export XM_RUN_DIR=/run/xmesh-test/$XM_PREFIX
+	mkdir -p "$XM_CGROUP" "$XM_RUN_DIR"
+	trap xm_cleanup EXIT
+	trap 'exit 130' INT TERM
+}
+
+# Start a command in the background and remember its pid for cleanup.
+xm_bg() {
+	"$@" &
+	XM_PIDS+=($!)
+	XM_LAST_PID=$!
+}
+
+xm_cleanup() {
+	local rc=$? p
+	set +e
+	for p in "${XM_PIDS[@]}"; do kill "$p" 2>/dev/null; done
+	for p in "${XM_PIDS[@]}"; do
+		for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+		kill -9 "$p" 2>/dev/null
+		wait "$p" 2>/dev/null
+	done
+	# Whatever still runs in our cgroup was started by this test.
+	if [ -f "$XM_CGROUP/cgroup.procs" ]; then
+		for p in $(cat "$XM_CGROUP/cgroup.procs"); do kill -9 "$p" 2>/dev/null; done
+	fi
+	[ -d "$XM_PIN" ] && "$XM_BIN/xmesh-agent" uninstall --cgroup "$XM_CGROUP" \
+		--pin-root "$XM_PIN" >/dev/null 2>&1
+	rm -rf "$XM_PIN" 2>/dev/null
+	for p in $(ip netns list | awk '{print $1}' | grep "^$XM_PREFIX-"); do
+		ip netns pids "$p" 2>/dev/null | xargs -r kill -9 2>/dev/null
+		ip netns del "$p"
+	done
+	for _ in 1 2 3 4 5 6 7 8 9 10; do
+		rmdir "$XM_CGROUP" 2>/dev/null && break
+		sleep 0.2
+	done
+	rm -rf "$XM_RUN_DIR"
+	type xm_cleanup_extra >/dev/null 2>&1 && xm_cleanup_extra
+	exit $rc
+}
+
+# xm_node NAME: a node netns with bridge "br0" (up, forwarding on).
+xm_node() {
+	local ns=$XM_PREFIX-$1
+	ip netns add "$ns"
+	ip -n "$ns" link set lo up
+	ip -n "$ns" link add br0 type bridge
+	ip -n "$ns" link set br0 up
+	ip netns exec "$ns" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+}
+
+# xm_pod NODE POD ADDR/PLEN [ADDR6/PLEN]: pod netns with eth0, host veth on the node bridge.
+xm_pod() {
+	local node=$XM_PREFIX-$1 ns=$XM_PREFIX-$2 host=xmh${XM_ID:0:4}$2
+	ip netns add "$ns"
+	ip -n "$ns" link set lo up
+	ip link add "${host:0:15}" netns "$node" type veth peer name eth0 netns "$ns"
+	ip -n "$node" link set "${host:0:15}" master br0 up
+	ip -n "$ns" addr add "$3" dev eth0
+	[ -n "${4:-}" ] && ip -n "$ns" addr add "$4" dev eth0 nodad
+	ip -n "$ns" link set eth0 up
+}
+
+xm_netns_path() { echo "/var/run/netns/$XM_PREFIX-$1"; }
+
+# Run a command inside pod POD's netns and inside the test cgroup, so that the
+# cgroup programs see its sockets.
+xm_pod_exec() {
+	local ns=$XM_PREFIX-$1; shift
+	ip netns exec "$ns" sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$XM_CGROUP" "$@"
+}
+
+xm_agent_start() {
+	xm_bg "$XM_BIN/xmesh-agent" --cgroup "$XM_CGROUP" --pin-root "$XM_PIN" "$@"
+	XM_AGENT_PID=$XM_LAST_PID
+	for _ in $(seq 50); do
+		"$XM_BIN/xmeshctl" --pin-root "$XM_PIN" status >/dev/null 2>&1 && return 0
+		kill -0 "$XM_AGENT_PID" 2>/dev/null || xm_fail "agent exited during start"
+		sleep 0.1
+	done
+	xm_fail "agent not ready after 5 s"
+}
+
+xm_ctl() { "$XM_BIN/xmeshctl" --pin-root "$XM_PIN" "$@"; }
+
+# xm_stat NAME: one counter from `xmeshctl -j stats`.
+xm_stat() { xm_ctl -j stats | python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }

@@ -1,0 +1,52 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# Runs every test: cmocka unit tests, then BPF and integration tests on the
+# real kernel (root). Each integration test builds its own world (netns,
+# cgroup, pin root, all prefixed xm-) and removes it, also on failure.
+# Exit codes of a test script: 0 pass, 77 skipped, anything else fail.
+set -u
+cd "$(dirname "$0")/.."
+B=${B:-build}
+pass=0 fail=0 skip=0 failed=()
+only=${XM_ONLY:-}
+filter=${XM_TEST:-}
+
+run_one() {
+	local name=$1; shift
+	local start=$SECONDS rc log
+	[ -n "$filter" ] && [[ $name != *$filter* ]] && return
+	log=$(mktemp /tmp/xm-test-log.XXXXXX)
+	printf '%-52s ' "$name"
+	"$@" >"$log" 2>&1
+	rc=$?
+	case $rc in
+	0) pass=$((pass + 1)); echo "ok ($((SECONDS - start))s)" ;;
+	77) skip=$((skip + 1)); echo "skipped: $(tail -n1 "$log")" ;;
+	*) fail=$((fail + 1)); failed+=("$name"); echo "FAIL (rc $rc, $((SECONDS - start))s)"
+	   sed 's/^/    | /' "$log" | tail -n 60 ;;
+	esac
+	rm -f "$log"
+}
+
+if [ "$only" != integration ]; then
+	for t in "$B"/tests/unit/test_*; do
+		[ -x "$t" ] || continue
+		run_one "unit/$(basename "$t")" "$t"
+	done
+fi
+if [ "$only" != unit ]; then
+	if [ "$(id -u)" != 0 ]; then
+		echo "integration tests need root (they load BPF programs): run sudo make test" >&2
+		fail=$((fail + 1))
+	else
+		for t in tests/bpf/test_*.sh tests/integration/test_*.sh; do
+			[ -x "$t" ] || continue
+			run_one "${t#tests/}" "$t"
+		done
+	fi
+fi
+
+echo
+[ ${#failed[@]} -gt 0 ] && printf 'failed: %s\n' "${failed[@]}"
+echo "$pass passed, $fail failed, $skip skipped"
+[ "$fail" -eq 0 ]

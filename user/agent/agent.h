@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: MIT */
+/* State of one xmesh-agent process. */
+#ifndef XMESH_AGENT_H
+#define XMESH_AGENT_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <linux/types.h>
+#include "loop.h"
+
+struct xm_redirect;
+
+struct xm_agent {
+	char pin_root[PATH_MAX];
+	char cgroup_path[PATH_MAX];
+	int cgroup_fd;
+	__u64 cgroup_id;
+	const char *config_path; /* NULL: no config file */
+	const char *metrics_addr; /* NULL: no metrics endpoint */
+	int lock_fd;
+	struct xm_loop *loop;
+
+	/* Datapath objects, one skeleton per bpf/<name>.bpf.c. */
+	struct xm_redirect *redirect;
+};
+
+/*
+ * One datapath object. load() opens its skeleton with maps pinned under the
+ * pin root (reusing what is pinned), loads it, and attaches each program or,
+ * when a link is already pinned, swaps the program inside that link so no
+ * connection notices. close() releases the process's handles only: pins stay.
+ */
+struct xm_dp_module {
+	const char *name;
+	int (*load)(struct xm_agent *a);
+	void (*close)(struct xm_agent *a);
+};
+
+int xm_datapath_load(struct xm_agent *a);
+void xm_datapath_close(struct xm_agent *a);
+int xm_datapath_uninstall(const char *pin_root);
+
+/* Helpers for modules (datapath.c). */
+struct bpf_object;
+struct bpf_program;
+int xm_dp_pin_maps(struct bpf_object *obj, const char *pin_root);
+int xm_dp_link_cgroup(struct xm_agent *a, const char *link_name, struct bpf_program *prog);
+int xm_dp_link_map(struct xm_agent *a, const char *link_name, struct bpf_program *prog,
+		   int map_fd, int attach_type);
+
+/* Modules. */
+int dp_redirect_load(struct xm_agent *a);
+void dp_redirect_close(struct xm_agent *a);
+
+#endif

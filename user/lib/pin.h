@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: MIT */
+/* The pin root: where maps and links live in bpffs, and how to reach them. */
+#ifndef XMESH_PIN_H
+#define XMESH_PIN_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <xmesh/common.h>
+
+/* <root>/maps/<name> or <root>/links/<name> into buf. -ENAMETOOLONG if it does not fit. */
+int xm_pin_path(char *buf, size_t len, const char *root, const char *sub, const char *name);
+/* Open the pinned map <root>/maps/<name>; returns fd or -errno. */
+int xm_map_open(const char *root, const char *name);
+/* Mount bpffs at the parent of root if it is not bpffs yet, then create root/{maps,links}. */
+int xm_pin_root_prepare(const char *root);
+/* Whether root holds an xmesh datapath (its meta map exists). */
+bool xm_pin_root_in_use(const char *root);
+/* Read the meta entry; -ENOENT when absent, -EPROTO on a layout from another ABI. */
+int xm_meta_read(const char *root, struct xm_meta *meta);
+/* Remove every pin below root and root itself. Returns the number removed or -errno. */
+int xm_pin_root_remove(const char *root);
+
+/* Where the agent of this pin root keeps its control socket and lock. */
+int xm_run_path(char *buf, size_t len, const char *root, const char *suffix);
+
+#endif

@@ -1,0 +1,56 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "pin.h"
+#include "stats.h"
+
+const struct xm_stat_desc xm_stat_descs[] = {
+	{ XM_STAT_REDIRECT_MSGS, "redirect_msgs", "messages handed socket-to-socket" },
+	{ XM_STAT_REDIRECT_BYTES, "redirect_bytes", "bytes handed socket-to-socket" },
+	{ XM_STAT_REDIRECT_MISS_MSGS, "redirect_miss_msgs",
+	  "messages of redirect-map sockets that took the TCP path" },
+	{ XM_STAT_REDIRECT_MISS_BYTES, "redirect_miss_bytes",
+	  "bytes of redirect-map sockets that took the TCP path" },
+	{ XM_STAT_SOCK_INSERTED, "sock_inserted", "sockets added to the redirect map" },
+	{ XM_STAT_SOCK_INSERT_FAILED, "sock_insert_failed",
+	  "sockets that could not be added (map full?)" },
+	{ XM_STAT_SOCK_SKIPPED_FOREIGN, "sock_skipped_foreign",
+	  "sockets using a pod address not registered to their netns" },
+	{ XM_STAT_LB_CONNECTS, "lb_connects", "connects to a service VIP rewritten to a backend" },
+	{ XM_STAT_LB_NO_BACKEND, "lb_no_backend", "connects to a VIP refused: no backend" },
+};
+const unsigned int xm_stat_desc_count = sizeof(xm_stat_descs) / sizeof(xm_stat_descs[0]);
+
+int xm_stats_read(const char *pin_root, __u64 *out)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	__u64 *vals;
+	int fd, err = 0;
+
+	if (ncpu <= 0)
+		return ncpu < 0 ? ncpu : -EINVAL;
+	fd = xm_map_open(pin_root, "xm_stats");
+	if (fd < 0)
+		return fd;
+	vals = calloc(ncpu, sizeof(*vals));
+	if (!vals) {
+		close(fd);
+		return -ENOMEM;
+	}
+	memset(out, 0, XM_STAT_MAX * sizeof(*out));
+	for (__u32 i = 0; i < XM_STAT_MAX; i++) {
+		if (bpf_map_lookup_elem(fd, &i, vals)) {
+			err = -errno;
+			break;
+		}
+		for (int c = 0; c < ncpu; c++)
+			out[i] += vals[c];
+	}
+	free(vals);
+	close(fd);
+	return err;
+}

@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: MIT */
+/* Datapath counters: the per-CPU stats array summed over CPUs. */
+#ifndef XMESH_STATS_H
+#define XMESH_STATS_H
+
+#include <xmesh/common.h>
+
+struct xm_stat_desc {
+	enum xm_stat idx;
+	const char *name; /* JSON field and metric suffix */
+	const char *help;
+};
+
+extern const struct xm_stat_desc xm_stat_descs[];
+extern const unsigned int xm_stat_desc_count;
+
+/* Sum every slot over CPUs into out[XM_STAT_MAX]. Returns 0 or -errno. */
+int xm_stats_read(const char *pin_root, __u64 *out);
+
+#endif
