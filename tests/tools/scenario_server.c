@@ -7,6 +7,7 @@
  *
  *   scenario_server --listen IP:PORT --replica N --scenario FILE
  *                   [--start EPOCH] [--id NAME]
+ *   scenario_server --scenario FILE --dump     print the timeline as CSV
  *
  * Protocols, told apart by each request's first bytes:
  *   line:  "REQ <text>\n"  -> "OK <id>\n" | "ERR <id>\n"
@@ -324,6 +325,7 @@ int main(int argc, char **argv)
 	struct sockaddr_in sa;
 	struct rlimit rl = { 65536, 65536 };
 	int lfd, one = 1, i;
+	bool dump = false;
 
 	start_time = now_real();
 	for (i = 1; i < argc; i++) {
@@ -337,8 +339,24 @@ int main(int argc, char **argv)
 			start_time = atof(argv[++i]);
 		else if (!strcmp(argv[i], "--id") && i + 1 < argc)
 			snprintf(id, sizeof(id), "%s", argv[++i]);
+		else if (!strcmp(argv[i], "--dump"))
+			dump = true;
 		else
 			usage();
+	}
+	if (dump && scn_path) {
+		/* Print the timeline (for plots and for checking a scenario file). */
+		if (scn_load(scn_path, &sc))
+			return 1;
+		printf("t,replica,median_ms,p99_ms,success,workers,down,rate\n");
+		for (double t = 0; t < sc.duration; t += 0.5)
+			for (unsigned int r = 0; r < 9; r++) {
+				struct scn_params p = scn_at(&sc, r, t);
+
+				printf("%.1f,%u,%.1f,%.1f,%.3f,%d,%d,%.1f\n", t, r, p.median * 1000,
+				       p.p99 * 1000, p.success, p.workers, p.down, scn_rate(&sc, t));
+			}
+		return 0;
 	}
 	if (!listen_s || !scn_path || parse_addr(listen_s, &sa))
 		usage();
