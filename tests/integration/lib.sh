@@ -79,7 +79,7 @@ xm_cleanup() {
 		rmdir "$XM_CGROUP" 2>/dev/null && break
 		sleep 0.2
 	done
-	rm -rf "$XM_RUN_DIR"
+	rm -rf "$XM_RUN_DIR"; rmdir "$(dirname "$XM_RUN_DIR")" 2>/dev/null
 	type xm_cleanup_extra >/dev/null 2>&1 && xm_cleanup_extra
 	exit $rc
 }
