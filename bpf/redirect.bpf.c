@@ -14,6 +14,7 @@
 #include <xmesh/redirect.h>
 #include "lib/common_maps.h"
 #include "lib/addr.h"
+#include "lib/lb_probe.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -132,6 +133,8 @@ int xm_sk_msg(struct sk_msg_md *msg)
 
 	if (!sk)
 		return SK_PASS;
+	/* Balanced connections to a local backend are timed here (lib/lb_probe.h). */
+	lb_probe_msg(msg);
 	st = bpf_sk_storage_get(&xm_sock_state, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!st)
 		goto pass; /* no memory for state: the normal path is always correct */

@@ -9,6 +9,8 @@
 #include "loop.h"
 
 struct xm_redirect;
+struct xm_lb;
+struct xm_lb_state;
 
 struct xm_agent {
 	char pin_root[PATH_MAX];
@@ -22,6 +24,7 @@ struct xm_agent {
 
 	/* Datapath objects, one skeleton per bpf/<name>.bpf.c. */
 	struct xm_redirect *redirect;
+	struct xm_lb *lb;
 };
 
 /*
@@ -51,5 +54,7 @@ int xm_dp_link_map(struct xm_agent *a, const char *link_name, struct bpf_program
 /* Modules. */
 int dp_redirect_load(struct xm_agent *a);
 void dp_redirect_close(struct xm_agent *a);
+int dp_lb_load(struct xm_agent *a);
+void dp_lb_close(struct xm_agent *a);
 
 #endif
