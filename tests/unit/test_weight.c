@@ -71,6 +71,28 @@ static void valley_drops_at_once(void **st)
 	near(f.value, 0.65, 1e-12);
 }
 
+static void first_sample_adopted_or_not(void **st)
+{
+	struct xm_wservice s;
+	struct xm_weight_params p;
+	struct xm_wsample x[1] = { { .requests = 10, .p99 = 0.05, .p50 = 0.02, .alive = true } };
+
+	/* Default: the first sample replaces the 5 s initial value. */
+	xm_wservice_init(&s, "l3", NULL, 1);
+	near(s.b[0].latency.value, 5, 0);
+	xm_wservice_tick(&s, x, 0.5);
+	near(s.b[0].latency.value, 0.05, 1e-12);
+	xm_wservice_free(&s);
+	/* Paper-literal: Eq. 1 from the initial value. */
+	xm_weight_params_default(&p);
+	p.adopt_first = false;
+	xm_wservice_init(&s, "l3", &p, 1);
+	xm_wservice_tick(&s, x, 0.5);
+	double a = exp(-0.5 * M_LN2 / 5);
+	near(s.b[0].latency.value, 0.05 * (1 - a) + 5 * a, 1e-12);
+	xm_wservice_free(&s);
+}
+
 static void drift_goes_to_default(void **st)
 {
 	struct xm_filter f;
@@ -473,6 +495,7 @@ int main(void)
 		cmocka_unit_test(ewma_eq1),
 		cmocka_unit_test(peak_jumps_up_decays_down),
 		cmocka_unit_test(valley_drops_at_once),
+		cmocka_unit_test(first_sample_adopted_or_not),
 		cmocka_unit_test(drift_goes_to_default),
 		cmocka_unit_test(l3_alg1),
 		cmocka_unit_test(l3_rate_control_figure4),

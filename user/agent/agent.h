@@ -10,6 +10,7 @@
 
 struct xm_redirect;
 struct xm_lb;
+struct xm_weighting;
 struct xm_lb_state;
 
 struct xm_agent {
@@ -25,6 +26,9 @@ struct xm_agent {
 	/* Datapath objects, one skeleton per bpf/<name>.bpf.c. */
 	struct xm_redirect *redirect;
 	struct xm_lb *lb;
+
+	/* The weighting loop (weighting.h); NULL until started. */
+	struct xm_weighting *weighting;
 };
 
 /*

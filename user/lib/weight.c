@@ -22,12 +22,20 @@ void xm_filter_init(struct xm_filter *f, enum xm_filter_kind kind, double dflt, 
 	f->dflt = dflt;
 	f->half_life = half_life;
 	f->kind = kind;
+	f->adopt_first = false;
+	f->primed = false;
 }
 
 void xm_filter_sample(struct xm_filter *f, double y, double dt)
 {
 	double a;
 
+	if (f->adopt_first && !f->primed) {
+		f->value = y;
+		f->primed = true;
+		return;
+	}
+	f->primed = true;
 	if (f->kind == XM_FILTER_PEAK && y > f->value) {
 		f->value = y;
 		return;
@@ -62,6 +70,7 @@ void xm_weight_params_default(struct xm_weight_params *p)
 	p->floor = 0.05;
 	p->rc_exponent = 1.5;
 	p->rate_control = false;
+	p->adopt_first = true;
 	p->latency_filter = XM_FILTER_EWMA;
 	p->latency_exponent = 1;
 	p->outlier_factor = 0;
@@ -389,6 +398,8 @@ void xm_wbackend_reset(struct xm_wbackend *b, const struct xm_weight_params *p)
 	xm_filter_init(&b->success, XM_FILTER_EWMA, p->default_success, p->hl_success);
 	xm_filter_init(&b->rps, XM_FILTER_EWMA, p->default_rps, p->hl_rps);
 	xm_filter_init(&b->inflight, XM_FILTER_EWMA, 0, p->hl_inflight);
+	b->latency.adopt_first = b->success.adopt_first = p->adopt_first;
+	b->rps.adopt_first = b->inflight.adopt_first = p->adopt_first;
 	b->l_est = p->default_latency;
 	b->alive = true;
 }

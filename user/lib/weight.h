@@ -40,6 +40,8 @@ struct xm_filter {
 	double dflt;      /* initial value, and where it drifts without samples */
 	double half_life; /* seconds; <= 0 means "take every sample as is" */
 	enum xm_filter_kind kind;
+	bool adopt_first; /* the first sample replaces the initial value */
+	bool primed;      /* has had a sample */
 };
 
 void xm_filter_init(struct xm_filter *f, enum xm_filter_kind kind, double dflt, double half_life);
@@ -66,6 +68,7 @@ struct xm_weight_params {
 	bool rate_control;      /* apply Algorithm 2 (l3, l3-peak, l3x) */
 	enum xm_filter_kind latency_filter;
 	/* l3x only */
+	bool adopt_first;       /* a backend's first sample replaces the defaults (true) */
 	double latency_exponent; /* w ~ 1 / L_est^gamma (2) */
 	double outlier_factor;   /* L_est > factor x median(L_est) -> floor (4); 0 = off */
 };
