@@ -11,7 +11,6 @@
 struct xm_redirect;
 struct xm_lb;
 struct xm_weighting;
-struct xm_lb_state;
 
 struct xm_agent {
 	char pin_root[PATH_MAX];
@@ -54,6 +53,16 @@ int xm_dp_pin_maps(struct bpf_object *obj, const char *pin_root);
 int xm_dp_link_cgroup(struct xm_agent *a, const char *link_name, struct bpf_program *prog);
 int xm_dp_link_map(struct xm_agent *a, const char *link_name, struct bpf_program *prog,
 		   int map_fd, int attach_type);
+
+/* Services: config file, control socket (services.c); metrics endpoint (metrics.c). */
+struct xm_lb_state;
+int xm_services_start(struct xm_agent *a);
+int xm_services_reload(struct xm_agent *a);
+void xm_services_stop(struct xm_agent *a);
+/* The applied services, or NULL before start: for the weighting loop. */
+struct xm_lb_state *xm_services_state(void);
+int xm_metrics_start(struct xm_agent *a);
+void xm_metrics_stop(struct xm_agent *a);
 
 /* Modules. */
 int dp_redirect_load(struct xm_agent *a);
