@@ -8,8 +8,10 @@
  *
  *   loadgen --target IP:PORT (--scenario FILE | --rate RPS --duration S)
  *           [--start EPOCH] [--mode new|pool] [--max-requests N] [--max-age S]
- *           [--http] [--timeout S] [--out FILE.csv]
+ *           [--http] [--timeout S] [--warmup S] [--out FILE.csv]
  *
+ * --warmup S starts sending S seconds before the start at the rate of t = 0;
+ * those requests are in the CSV (negative t) but not in the summary.
  * Modes: "new" opens a connection per request (the server closes it after
  * the answer); "pool" keeps connections alive and reuses an idle one, opening
  * more when all are busy, and retires a connection after --max-requests
@@ -340,7 +342,8 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: loadgen --target IP:PORT (--scenario FILE | --rate RPS --duration S)\n"
 			"               [--start EPOCH] [--mode new|pool] [--max-requests N]\n"
-			"               [--max-age S] [--http] [--timeout S] [--out FILE.csv]\n");
+			"               [--max-age S] [--http] [--timeout S] [--warmup S]\n"
+			"               [--out FILE.csv]\n");
 	exit(2);
 }
 
@@ -348,7 +351,7 @@ int main(int argc, char **argv)
 {
 	static struct scenario sc;
 	const char *target_s = NULL, *scn_path = NULL, *out_path = NULL;
-	double rate = 0, duration = 0, next, *lat;
+	double rate = 0, duration = 0, warmup = 0, next, *lat;
 	struct rlimit rl = { 65536, 65536 };
 	struct epoll_event evs[256];
 	size_t i, nlat = 0, ok = 0, total = 0;
@@ -380,6 +383,8 @@ int main(int argc, char **argv)
 			max_age = atof(argv[++a]);
 		else if (!strcmp(argv[a], "--timeout") && a + 1 < argc)
 			timeout_s = atof(argv[++a]);
+		else if (!strcmp(argv[a], "--warmup") && a + 1 < argc)
+			warmup = atof(argv[++a]);
 		else if (!strcmp(argv[a], "--http"))
 			http = true;
 		else if (!strcmp(argv[a], "--out") && a + 1 < argc)
@@ -427,15 +432,15 @@ int main(int argc, char **argv)
 	signal(SIGINT, on_signal);
 	epfd = epoll_create1(0);
 
-	/* Wait for the common start. */
-	while (now_real() < start_time && !stop) {
-		double d = start_time - now_real();
+	/* Wait for the common start (less the warm-up). */
+	while (now_real() < start_time - warmup && !stop) {
+		double d = start_time - warmup - now_real();
 		struct timespec ts = { (time_t)d, (long)((d - (time_t)d) * 1e9) };
 
 		nanosleep(&ts, NULL);
 	}
 
-	next = 0;
+	next = -warmup;
 	while (!stop) {
 		double now = now_real() - start_time;
 		bool active = false;
@@ -488,6 +493,8 @@ int main(int argc, char **argv)
 		if (out)
 			fprintf(out, "%.4f,%.3f,%d,%d,%d,%s\n", r->t, r->lat * 1000, r->backend,
 				r->ok, r->new_conn, err_names[r->err]);
+		if (r->t < 0)
+			continue;
 		/* Latency percentiles are of successful requests (as in L3). */
 		if (r->ok) {
 			lat[nlat++] = r->lat;

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "agent.h"
+#include "weighting.h"
 #include "log.h"
 #include "pin.h"
 #include "sys.h"
@@ -155,6 +156,8 @@ static int run(struct xm_agent *a)
 		return -errno ?: -ENOMEM;
 	err = xm_loop_add(a->loop, sfd, EPOLLIN, on_signal, a);
 	if (!err)
+		err = xm_weighting_start(a);
+	if (!err)
 		err = xm_services_start(a);
 	if (!err && a->metrics_addr)
 		err = xm_metrics_start(a);
@@ -162,6 +165,7 @@ static int run(struct xm_agent *a)
 		err = xm_loop_run(a->loop);
 	xm_metrics_stop(a);
 	xm_services_stop(a);
+	xm_weighting_stop(a);
 	close(sfd);
 	xm_loop_free(a->loop);
 	return err;

@@ -33,6 +33,7 @@
 #include "lbstate.h"
 #include "log.h"
 #include "pin.h"
+#include "weighting.h"
 
 static struct xm_lb_state lb_state;
 static bool lb_ready;
@@ -58,6 +59,7 @@ int xm_services_reload(struct xm_agent *a)
 		return r;
 	}
 	r = xm_lb_state_apply(&lb_state, &c);
+	xm_weighting_set_tick(a, c.tick_ms);
 	pr_info("config %s applied: %u services%s", a->config_path, c.n_svc,
 		r ? " (with errors, see above)" : "");
 	xm_lb_conf_free(&c);

@@ -1,0 +1,641 @@
+// SPDX-License-Identifier: MIT
+/* The weighting loop (see weighting.h and docs/weighting.md). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "agent.h"
+#include "lbtable.h"
+#include "log.h"
+#include "pin.h"
+#include "lbstate.h"
+#include "weightcfg.h"
+#include "weighting.h"
+
+/* Rewrite a table only when some backend gains or loses this many slots. */
+#define XM_W_MIN_SLOT_CHANGE 2
+/* Backends read per batch syscall. */
+#define XM_W_BATCH 256
+
+struct wsvc {
+	struct xm_lb_svc_key key;
+	bool managed;       /* false: static or round-robin, the table is left alone */
+	char algo[XM_LB_ALGO_LEN];
+	json_t *params;     /* the service's "params" as last applied */
+	struct xm_wservice ws;
+	__u32 *ids;         /* backend ids, in the order of ws.b */
+	__u32 *slots;       /* slots of the last table written */
+	bool written;
+	unsigned long long seen; /* tick number when last found in the map */
+};
+
+/* Previous cumulative histogram, sparse, low 32 bits (deltas are modular). */
+struct bstate {
+	struct xm_lb_probe prev;
+	bool have_prev;
+	bool have_hist;
+	__u16 hn;
+	__u16 *hidx;
+	__u32 *hcnt;
+};
+
+struct xm_weighting {
+	struct xm_agent *a;
+	struct xm_lb_maps maps;
+	bool maps_ok;
+	int tfd;
+	unsigned int tick_ms;
+	struct wsvc *svcs[XM_LB_MAX_SERVICES];
+	struct bstate *bs;          /* XM_LB_MAX_BACKENDS */
+	struct xm_lb_backend *be;   /* XM_LB_MAX_BACKENDS */
+	__u8 *live;                 /* XM_LB_MAX_BACKENDS: used and not removed */
+	struct xm_lb_probe *probe;  /* XM_LB_MAX_BACKENDS, summed over CPUs */
+	void *percpu;               /* batch buffer */
+	int ncpu;
+	int wstate_fd, wloop_fd;
+	struct xm_lb_wstate *wstate; /* mmap of xm_lb_wstate */
+	struct xm_lb_wloop *wloop;   /* mmap of xm_lb_wloop */
+	size_t wstate_len, wloop_len;
+	unsigned long long ticks;
+	__u64 last_ns;
+};
+
+static __u64 mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+static __u64 thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+/* ---- published maps ----------------------------------------------------- */
+
+static int pub_map(struct xm_weighting *w, const char *name, __u32 value_size, __u32 entries,
+		   int *fd_out, void **mem, size_t *len)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_MMAPABLE);
+	struct bpf_map_info info = { 0 };
+	__u32 ilen = sizeof(info);
+	char path[PATH_MAX];
+	size_t pg = sysconf(_SC_PAGESIZE);
+	int fd, err;
+
+	err = xm_pin_path(path, sizeof(path), w->a->pin_root, XM_PIN_MAPS, name);
+	if (err)
+		return err;
+	fd = bpf_obj_get(path);
+	if (fd >= 0) {
+		/* Reuse across restarts unless the layout changed. */
+		if (bpf_obj_get_info_by_fd(fd, &info, &ilen) || info.value_size != value_size ||
+		    info.max_entries != entries || !(info.map_flags & BPF_F_MMAPABLE)) {
+			pr_info("%s: layout changed, recreating", name);
+			close(fd);
+			unlink(path);
+			fd = -1;
+		}
+	}
+	if (fd < 0) {
+		fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, name, sizeof(__u32), value_size, entries,
+				    &opts);
+		if (fd < 0)
+			return -errno;
+		if (bpf_obj_pin(fd, path)) {
+			err = -errno;
+			close(fd);
+			return err;
+		}
+	}
+	*len = ((size_t)value_size * entries + pg - 1) / pg * pg;
+	*mem = mmap(NULL, *len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (*mem == MAP_FAILED) {
+		err = -errno;
+		close(fd);
+		*mem = NULL;
+		return err;
+	}
+	*fd_out = fd;
+	return 0;
+}
+
+/* ---- reading the LB maps ------------------------------------------------ */
+
+/*
+ * Read an ARRAY map's first n entries (n <= max_entries) into out with as
+ * few syscalls as the kernel allows; per-CPU values are summed as u64s.
+ */
+static int read_array(struct xm_weighting *w, int fd, __u32 n, size_t vsize, bool percpu,
+		      void *out)
+{
+	__u32 keys[XM_W_BATCH], cursor = 0, count;
+	size_t stride = percpu ? ((vsize + 7) & ~7UL) * w->ncpu : vsize;
+	bool first = true;
+	int err;
+
+	while (cursor < n) {
+		LIBBPF_OPTS(bpf_map_batch_opts, opts);
+		__u32 done = cursor;
+
+		count = n - cursor < XM_W_BATCH ? n - cursor : XM_W_BATCH;
+		err = bpf_map_lookup_batch(fd, first ? NULL : &cursor, &cursor, keys, w->percpu,
+					   &count, &opts);
+		first = false;
+		if (err && errno != ENOENT) {
+			/* No batch ops: one lookup per entry. */
+			if (done)
+				return -errno;
+			for (__u32 i = 0; i < n; i++) {
+				if (bpf_map_lookup_elem(fd, &i, w->percpu))
+					return -errno;
+				if (!percpu) {
+					memcpy((char *)out + i * vsize, w->percpu, vsize);
+					continue;
+				}
+				__u64 *dst = (__u64 *)((char *)out + i * vsize);
+
+				memset(dst, 0, vsize);
+				for (int c = 0; c < w->ncpu; c++) {
+					__u64 *src = (__u64 *)((char *)w->percpu + c * ((vsize + 7) & ~7UL));
+
+					for (size_t k = 0; k < vsize / 8; k++)
+						dst[k] += src[k];
+				}
+			}
+			return 0;
+		}
+		for (__u32 i = 0; i < count; i++) {
+			__u32 key = keys[i];
+
+			if (key >= n)
+				continue;
+			if (!percpu) {
+				memcpy((char *)out + key * vsize, (char *)w->percpu + i * stride, vsize);
+				continue;
+			}
+			__u64 *dst = (__u64 *)((char *)out + key * vsize);
+
+			memset(dst, 0, vsize);
+			for (int c = 0; c < w->ncpu; c++) {
+				__u64 *src = (__u64 *)((char *)w->percpu + i * stride +
+						       c * ((vsize + 7) & ~7UL));
+
+				for (size_t k = 0; k < vsize / 8; k++)
+					dst[k] += src[k];
+			}
+		}
+		if (err) /* ENOENT: end of map */
+			break;
+	}
+	return 0;
+}
+
+/* Delta of the histogram of backend id since the last read; updates the baseline. */
+static int hist_delta(struct xm_weighting *w, __u32 id, __u64 *delta)
+{
+	struct bstate *b = &w->bs[id];
+	struct xm_lb_hist cur;
+	__u16 n = 0, i;
+
+	if (bpf_map_lookup_elem(w->maps.hist, &id, &cur))
+		return -errno;
+	for (i = 0; i < XM_LB_HIST_BUCKETS; i++)
+		delta[i] = (__u32)cur.bucket[i];
+	for (i = 0; i < b->hn; i++)
+		delta[b->hidx[i]] = (__u32)(delta[b->hidx[i]] - b->hcnt[i]);
+	for (i = 0; i < XM_LB_HIST_BUCKETS; i++)
+		n += (__u32)cur.bucket[i] != 0;
+	if (n > b->hn || n + 32 < b->hn) {
+		__u16 *idx = realloc(b->hidx, (n ? n : 1) * sizeof(*idx));
+		__u32 *cnt = idx ? realloc(b->hcnt, (n ? n : 1) * sizeof(*cnt)) : NULL;
+
+		if (!idx || !cnt) {
+			if (idx)
+				b->hidx = idx;
+			return -ENOMEM;
+		}
+		b->hidx = idx;
+		b->hcnt = cnt;
+	}
+	b->hn = 0;
+	for (i = 0; i < XM_LB_HIST_BUCKETS; i++) {
+		if (!(__u32)cur.bucket[i])
+			continue;
+		b->hidx[b->hn] = i;
+		b->hcnt[b->hn++] = (__u32)cur.bucket[i];
+	}
+	if (!b->have_hist) {
+		/* First read is only the baseline. */
+		b->have_hist = true;
+		memset(delta, 0, XM_LB_HIST_BUCKETS * sizeof(*delta));
+	}
+	return 0;
+}
+
+static void bstate_reset(struct bstate *b)
+{
+	free(b->hidx);
+	free(b->hcnt);
+	memset(b, 0, sizeof(*b));
+}
+
+/* ---- one service -------------------------------------------------------- */
+
+static void wsvc_free(struct wsvc *s)
+{
+	if (!s)
+		return;
+	xm_wservice_free(&s->ws);
+	json_decref(s->params);
+	free(s->ids);
+	free(s->slots);
+	free(s);
+}
+
+/*
+ * (Re)build s for this key, algorithm, params and backend set. Filter state
+ * of backends still present is kept while the algorithm stays the same; a
+ * new algorithm starts from the defaults (so runs of a benchmark that switch
+ * algorithms do not inherit each other's filters).
+ */
+static int wsvc_sync(struct xm_weighting *w, struct wsvc **sp, const struct xm_lb_svc_key *key,
+		     const char *algo, json_t *params, const __u32 *ids, unsigned int n)
+{
+	bool managed = xm_weight_algo_is_dynamic(algo);
+	const char *filters = managed ? algo : "round-robin";
+	struct xm_weight_params p;
+	struct wsvc *s = *sp, *ns;
+	char err[200];
+	int r;
+
+	if (s && !memcmp(&s->key, key, sizeof(*key)) && !strcmp(s->algo, algo) &&
+	    json_equal(s->params, params) && s->ws.n == n &&
+	    !memcmp(s->ids, ids, n * sizeof(*ids)))
+		return 0;
+	if (xm_weight_params_parse(filters, managed ? params : NULL, &p, err, sizeof(err))) {
+		/* The config was checked at load; this only happens on a bad control request. */
+		pr_warn("weighting: %s (using the defaults)", err);
+		xm_weight_params_parse(filters, NULL, &p, err, sizeof(err));
+	}
+	ns = calloc(1, sizeof(*ns));
+	if (!ns)
+		return -ENOMEM;
+	ns->key = *key;
+	ns->managed = managed;
+	snprintf(ns->algo, sizeof(ns->algo), "%s", algo);
+	ns->params = params ? json_deep_copy(params) : json_object();
+	/* A static service still runs the filters, for display. */
+	r = xm_wservice_init(&ns->ws, filters, &p, n);
+	ns->ids = calloc(n ? n : 1, sizeof(*ns->ids));
+	ns->slots = calloc(n ? n : 1, sizeof(*ns->slots));
+	if (r || !ns->ids || !ns->slots || !ns->params) {
+		wsvc_free(ns);
+		return r ?: -ENOMEM;
+	}
+	memcpy(ns->ids, ids, n * sizeof(*ids));
+	if (s && !memcmp(&s->key, key, sizeof(*key)) && !strcmp(s->algo, algo) &&
+	    json_equal(s->params, params)) {
+		/* Same service and algorithm: carry over what is known about its backends. */
+		for (unsigned int i = 0; i < n; i++)
+			for (unsigned int j = 0; j < s->ws.n; j++)
+				if (s->ids[j] == ids[i])
+					ns->ws.b[i] = s->ws.b[j];
+		ns->ws.total_rps = s->ws.total_rps;
+	} else {
+		char buf[96];
+
+		pr_info("weighting: service %s: algorithm %s, %u backends",
+			xm_lb_svc_key_str(key, buf, sizeof(buf)), algo, n);
+	}
+	wsvc_free(s);
+	*sp = ns;
+	return 0;
+}
+
+static void publish(struct xm_weighting *w, struct wsvc *s, __u32 svc_id, __u64 now,
+		    const struct xm_wsample *x)
+{
+	for (unsigned int i = 0; i < s->ws.n; i++) {
+		const struct xm_wbackend *b = &s->ws.b[i];
+		struct xm_lb_wstate *o;
+		__u32 id = s->ids[i];
+
+		if (!w->wstate || id >= XM_LB_MAX_BACKENDS)
+			continue;
+		o = &w->wstate[id];
+		o->svc_id = svc_id;
+		o->flags = b->alive ? XM_WSTATE_F_LIVE : 0;
+		o->p99_us = (__u32)fmin(b->latency.value * 1e6, 4e9);
+		o->l_est_us = (__u32)fmin(b->l_est * 1e6, 4e9);
+		o->tick_p50_us = x[i].p50 >= 0 ? (__u32)fmin(x[i].p50 * 1e6, 4e9) : XM_WEIGHT_UNSET;
+		o->tick_p99_us = x[i].p99 >= 0 ? (__u32)fmin(x[i].p99 * 1e6, 4e9) : XM_WEIGHT_UNSET;
+		o->success_ppm = (__u32)(b->success.value * 1e6);
+		o->rps_milli = (__u32)fmin(b->rps.value * 1e3, 4e9);
+		o->inflight_milli = (__u32)fmin(b->inflight.value * 1e3, 4e9);
+		o->inflight_now = (__u32)b->inflight_now;
+		o->weight_ppm = s->managed ? (__u32)(b->weight * 1e6) : XM_WEIGHT_UNSET;
+		memcpy(o->algo, s->algo, sizeof(o->algo) - 1);
+		o->algo[sizeof(o->algo) - 1] = 0;
+		o->updated_ns = now;
+	}
+}
+
+static void weigh_service(struct xm_weighting *w, __u32 svc_id, const struct xm_lb_svc_key *key,
+			  const __u32 *ids, unsigned int n, double dt, __u64 now)
+{
+	struct xm_wsample x[n ? n : 1];
+	double weights[n ? n : 1];
+	__u32 slots[n ? n : 1];
+	__u64 delta[XM_LB_HIST_BUCKETS];
+	struct xm_lb_state *st = xm_services_state();
+	struct xm_lb_svc_rt *rt = st ? xm_lb_state_find(st, key) : NULL;
+	struct wsvc *s;
+	bool change;
+	int err;
+
+	/* Services added by another writer than this agent's config are left static. */
+	err = wsvc_sync(w, &w->svcs[svc_id], key, rt ? rt->conf.algorithm : "static",
+			rt ? rt->conf.params : NULL, ids, n);
+	if (err) {
+		char buf[96];
+
+		pr_warn("weighting: service %s: %s", xm_lb_svc_key_str(key, buf, sizeof(buf)),
+			strerror(-err));
+		return;
+	}
+	s = w->svcs[svc_id];
+	s->seen = w->ticks;
+	for (unsigned int i = 0; i < n; i++) {
+		struct bstate *b = &w->bs[ids[i]];
+		struct xm_lb_probe d, *cur = &w->probe[ids[i]];
+		const __u64 *pc = (const __u64 *)cur, *pp = (const __u64 *)&b->prev;
+		__u64 *pd = (__u64 *)&d;
+
+		memset(&x[i], 0, sizeof(x[i]));
+		x[i].alive = true;
+		x[i].p50 = x[i].p99 = -1;
+		x[i].inflight = (double)xm_lb_in_flight(cur);
+		if (!b->have_prev) {
+			b->prev = *cur;
+			b->have_prev = true;
+			continue;
+		}
+		for (size_t k = 0; k < sizeof(d) / 8; k++)
+			pd[k] = pc[k] - pp[k];
+		b->prev = *cur;
+		x[i].requests = d.req_completed + d.req_aborted + d.conn_refused + d.conn_timeout;
+		x[i].failures = xm_lb_failures(&d);
+		x[i].started = d.req_started;
+		if (d.req_completed && !hist_delta(w, ids[i], delta)) {
+			double p50 = xm_lb_hist_quantile(delta, 0.5);
+			double p99 = xm_lb_hist_quantile(delta, 0.99);
+
+			x[i].p50 = p50 >= 0 ? p50 / 1e9 : -1;
+			x[i].p99 = p99 >= 0 ? p99 / 1e9 : -1;
+		}
+	}
+	xm_wservice_tick(&s->ws, x, dt);
+	publish(w, s, svc_id, now, x);
+	if (!s->managed || !w->maps_ok)
+		return;
+
+	for (unsigned int i = 0; i < n; i++)
+		weights[i] = s->ws.b[i].weight;
+	xm_lb_slots_apportion(weights, n, slots);
+	change = !s->written;
+	for (unsigned int i = 0; i < n && !change; i++)
+		change = (slots[i] > s->slots[i] ? slots[i] - s->slots[i] : s->slots[i] - slots[i]) >=
+			 XM_W_MIN_SLOT_CHANGE;
+	if (!change)
+		return;
+	err = xm_lb_table_write(&w->maps, key, ids, weights, n);
+	if (err) {
+		char buf[96];
+
+		pr_warn("weighting: write table of %s: %s",
+			xm_lb_svc_key_str(key, buf, sizeof(buf)), strerror(-err));
+		return;
+	}
+	memcpy(s->slots, slots, n * sizeof(*slots));
+	s->written = true;
+	if (w->wloop)
+		w->wloop->table_writes++;
+}
+
+/* ---- the tick ----------------------------------------------------------- */
+
+static int maps_open(struct xm_weighting *w)
+{
+	if (w->maps_ok)
+		return 0;
+	if (xm_lb_maps_open(&w->maps, w->a->pin_root))
+		return -ENOENT;
+	w->maps_ok = true;
+	return 0;
+}
+
+void xm_weighting_tick(struct xm_agent *a)
+{
+	struct xm_weighting *w = a->weighting;
+	struct xm_lb_svc_key key, next;
+	__u64 now, cpu0 = thread_cpu_ns();
+	unsigned int nsvc = 0, nbe = 0;
+	__u32 *ids;
+	double dt;
+	bool first_key = true;
+
+	if (!w || maps_open(w))
+		return;
+	now = mono_ns();
+	dt = w->last_ns ? (now - w->last_ns) / 1e9 : w->tick_ms / 1e3;
+	w->last_ns = now;
+	w->ticks++;
+
+	if (read_array(w, w->maps.be, XM_LB_MAX_BACKENDS, sizeof(struct xm_lb_backend), false,
+		       w->be) ||
+	    read_array(w, w->maps.probe, XM_LB_MAX_BACKENDS, sizeof(struct xm_lb_probe), true,
+		       w->probe)) {
+		pr_warn("weighting: read LB maps: %s", strerror(errno));
+		return;
+	}
+	for (__u32 id = 1; id < XM_LB_MAX_BACKENDS; id++) {
+		bool live = (w->be[id].flags & XM_LB_BE_F_USED) &&
+			    !(w->be[id].flags & XM_LB_BE_F_REMOVED);
+
+		if (!live && w->live[id])
+			bstate_reset(&w->bs[id]); /* the id may be reused: restart deltas */
+		w->live[id] = live;
+	}
+
+	ids = malloc(XM_LB_MAX_BACKENDS * sizeof(*ids));
+	if (!ids)
+		return;
+	while (!bpf_map_get_next_key(w->maps.svc, first_key ? NULL : &key, &next)) {
+		struct xm_lb_svc svc;
+		unsigned int n = 0;
+
+		first_key = false;
+		key = next;
+		if (bpf_map_lookup_elem(w->maps.svc, &key, &svc) || svc.id >= XM_LB_MAX_SERVICES)
+			continue;
+		for (__u32 id = 1; id < XM_LB_MAX_BACKENDS; id++)
+			if (w->live[id] && w->be[id].svc_id == svc.id)
+				ids[n++] = id;
+		weigh_service(w, svc.id, &key, ids, n, dt, now);
+		nsvc++;
+		nbe += n;
+	}
+	free(ids);
+	/* Services gone from the map. */
+	for (unsigned int i = 0; i < XM_LB_MAX_SERVICES; i++)
+		if (w->svcs[i] && w->svcs[i]->seen != w->ticks) {
+			wsvc_free(w->svcs[i]);
+			w->svcs[i] = NULL;
+		}
+	if (w->wloop) {
+		__u64 cost = thread_cpu_ns() - cpu0;
+
+		w->wloop->ticks = w->ticks;
+		w->wloop->updated_ns = now;
+		w->wloop->last_cost_ns = cost;
+		w->wloop->total_cost_ns += cost;
+		w->wloop->tick_ms = w->tick_ms;
+		w->wloop->services = nsvc;
+		w->wloop->backends = nbe;
+	}
+}
+
+static void on_timer(struct xm_loop *loop, int fd, uint32_t events, void *arg)
+{
+	__u64 expirations;
+
+	if (read(fd, &expirations, sizeof(expirations)) != sizeof(expirations))
+		return;
+	xm_weighting_tick(arg);
+}
+
+static int timer_arm(struct xm_weighting *w)
+{
+	struct itimerspec its = { 0 };
+
+	its.it_interval.tv_sec = w->tick_ms / 1000;
+	its.it_interval.tv_nsec = (w->tick_ms % 1000) * 1000000L;
+	its.it_value = its.it_interval;
+	return timerfd_settime(w->tfd, 0, &its, NULL) ? -errno : 0;
+}
+
+int xm_weighting_start(struct xm_agent *a)
+{
+	struct xm_weighting *w;
+	int err;
+
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	w->a = a;
+	w->tfd = -1;
+	w->wstate_fd = w->wloop_fd = -1;
+	w->tick_ms = XM_TICK_MS_DEFAULT;
+	w->ncpu = libbpf_num_possible_cpus();
+	w->bs = calloc(XM_LB_MAX_BACKENDS, sizeof(*w->bs));
+	w->be = calloc(XM_LB_MAX_BACKENDS, sizeof(*w->be));
+	w->live = calloc(XM_LB_MAX_BACKENDS, 1);
+	w->probe = calloc(XM_LB_MAX_BACKENDS, sizeof(*w->probe));
+	w->percpu = calloc(XM_W_BATCH, ((sizeof(struct xm_lb_backend) + 7) & ~7UL) +
+					       ((sizeof(struct xm_lb_probe) + 7) & ~7UL) *
+						       (w->ncpu > 0 ? w->ncpu : 1));
+	a->weighting = w;
+	if (w->ncpu <= 0 || !w->bs || !w->be || !w->live || !w->probe || !w->percpu) {
+		err = w->ncpu < 0 ? w->ncpu : -ENOMEM;
+		goto fail;
+	}
+	err = pub_map(w, "xm_lb_wstate", sizeof(struct xm_lb_wstate), XM_LB_MAX_BACKENDS,
+		      &w->wstate_fd, (void **)&w->wstate, &w->wstate_len);
+	if (!err)
+		err = pub_map(w, "xm_lb_wloop", sizeof(struct xm_lb_wloop), 1, &w->wloop_fd,
+			      (void **)&w->wloop, &w->wloop_len);
+	if (err) {
+		pr_err("weighting: publish maps: %s", strerror(-err));
+		goto fail;
+	}
+	w->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (w->tfd < 0) {
+		err = -errno;
+		goto fail;
+	}
+	err = timer_arm(w);
+	if (!err)
+		err = xm_loop_add(a->loop, w->tfd, EPOLLIN, on_timer, a);
+	if (err)
+		goto fail;
+	if (maps_open(w))
+		pr_info("weighting: no LB maps under %s yet; will retry every tick", a->pin_root);
+	pr_info("weighting: tick %u ms", w->tick_ms);
+	return 0;
+fail:
+	xm_weighting_stop(a);
+	return err;
+}
+
+void xm_weighting_stop(struct xm_agent *a)
+{
+	struct xm_weighting *w = a->weighting;
+
+	if (!w)
+		return;
+	if (w->tfd >= 0) {
+		if (a->loop)
+			xm_loop_del(a->loop, w->tfd);
+		close(w->tfd);
+	}
+	for (unsigned int i = 0; i < XM_LB_MAX_SERVICES; i++)
+		wsvc_free(w->svcs[i]);
+	if (w->bs)
+		for (unsigned int i = 0; i < XM_LB_MAX_BACKENDS; i++)
+			bstate_reset(&w->bs[i]);
+	if (w->wstate)
+		munmap(w->wstate, w->wstate_len);
+	if (w->wloop)
+		munmap(w->wloop, w->wloop_len);
+	if (w->wstate_fd >= 0)
+		close(w->wstate_fd);
+	if (w->wloop_fd >= 0)
+		close(w->wloop_fd);
+	if (w->maps_ok)
+		xm_lb_maps_close(&w->maps);
+	free(w->bs);
+	free(w->be);
+	free(w->live);
+	free(w->probe);
+	free(w->percpu);
+	free(w);
+	a->weighting = NULL;
+}
+
+int xm_weighting_set_tick(struct xm_agent *a, unsigned int tick_ms)
+{
+	struct xm_weighting *w = a->weighting;
+
+	if (!w || !tick_ms || tick_ms == w->tick_ms)
+		return 0;
+	pr_info("weighting: tick %u ms", tick_ms);
+	w->tick_ms = tick_ms;
+	w->last_ns = 0; /* the next dt is one new tick */
+	return w->tfd >= 0 ? timer_arm(w) : 0;
+}
