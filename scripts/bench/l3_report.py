@@ -58,8 +58,11 @@ def series(rows, step=1.0):
         if r[0] >= 0:
             bins[int(r[0] // step)].append(r)
     out = []
+    full = statistics.median(len(v) for v in bins.values()) if bins else 0
     for b in sorted(bins):
         rs = bins[b]
+        if len(rs) < full / 3:  # a partial bin at the end
+            continue
         lat = sorted(r[1] for r in rs if r[3])
         share = [0.0] * REPLICAS
         for r in rs:

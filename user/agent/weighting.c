@@ -22,10 +22,26 @@
 #include "weightcfg.h"
 #include "weighting.h"
 
-/* Rewrite a table only when some backend gains or loses this many slots. */
-#define XM_W_MIN_SLOT_CHANGE 2
+/*
+ * Rewrite a table only when some backend gains or loses this many slots
+ * (of 1024), or goes to or from zero: noise in the estimates must not cost
+ * a table write per service per tick.
+ */
+#define XM_W_MIN_SLOT_CHANGE 8
 /* Backends read per batch syscall. */
 #define XM_W_BATCH 256
+/*
+ * Read a backend's histogram (4 KB) once this many requests completed, or
+ * after 2 s, and at most XM_W_HIST_BUDGET histograms per tick (services are
+ * visited from a rotating start so none is always last): the cost of a tick
+ * is bounded whatever the number of busy backends. Small services read every
+ * busy backend every tick.
+ */
+#define XM_W_HIST_MIN 8
+#define XM_W_HIST_MAX_AGE_NS 2000000000ULL
+#define XM_W_HIST_BUDGET 1024
+/* A service with no probe change is recomputed at least this often. */
+#define XM_W_QUIET_MAX_S 2.0
 
 struct wsvc {
 	struct xm_lb_svc_key key;
@@ -37,6 +53,7 @@ struct wsvc {
 	__u32 *slots;       /* slots of the last table written */
 	bool written;
 	unsigned long long seen; /* tick number when last found in the map */
+	double quiet_dt;    /* s banked while nothing changed */
 };
 
 /* Previous cumulative histogram, sparse, low 32 bits (deltas are modular). */
@@ -44,9 +61,11 @@ struct bstate {
 	struct xm_lb_probe prev;
 	bool have_prev;
 	bool have_hist;
-	__u16 hn;
+	__u16 hn, hcap;
 	__u16 *hidx;
 	__u32 *hcnt;
+	__u64 pending;  /* completions since the last histogram read */
+	__u64 hist_ns;  /* when the histogram was last read */
 };
 
 struct xm_weighting {
@@ -60,6 +79,10 @@ struct xm_weighting {
 	struct xm_lb_backend *be;   /* XM_LB_MAX_BACKENDS */
 	__u8 *live;                 /* XM_LB_MAX_BACKENDS: used and not removed */
 	struct xm_lb_probe *probe;  /* XM_LB_MAX_BACKENDS, summed over CPUs */
+	__u32 *by_svc;              /* XM_LB_MAX_BACKENDS: live backend ids grouped by service */
+	__u32 svc_start[XM_LB_MAX_SERVICES], svc_count[XM_LB_MAX_SERVICES];
+	struct xm_lb_svc_key svc_keys[XM_LB_MAX_SERVICES];
+	struct xm_lb_svc svc_vals[XM_LB_MAX_SERVICES];
 	void *percpu;               /* batch buffer */
 	int ncpu;
 	int wstate_fd, wloop_fd;
@@ -68,6 +91,9 @@ struct xm_weighting {
 	size_t wstate_len, wloop_len;
 	unsigned long long ticks;
 	__u64 last_ns;
+	int hist_budget;            /* histogram reads left in this tick */
+	unsigned int rotate;        /* first service visited this tick */
+	struct xm_lb_svc_rt *rt_by_id[XM_LB_MAX_SERVICES]; /* the agent's services, this tick */
 };
 
 static __u64 mono_ns(void)
@@ -206,44 +232,72 @@ static int read_array(struct xm_weighting *w, int fd, __u32 n, size_t vsize, boo
 	return 0;
 }
 
-/* Delta of the histogram of backend id since the last read; updates the baseline. */
-static int hist_delta(struct xm_weighting *w, __u32 id, __u64 *delta)
+/*
+ * p50 and p99 (seconds) of the requests that completed since the previous
+ * histogram read of backend id; -1 when none. Keeps the cumulative histogram
+ * as a sparse baseline (bucket, low 32 bits of the count: deltas are taken
+ * modulo 2^32) and works on its non-empty buckets only.
+ */
+static int hist_delta_quantiles(struct xm_weighting *w, __u32 id, double *p50, double *p99)
 {
 	struct bstate *b = &w->bs[id];
+	__u16 nidx[XM_LB_HIST_BUCKETS];
+	__u32 ncnt[XM_LB_HIST_BUCKETS], dlt[XM_LB_HIST_BUCKETS];
 	struct xm_lb_hist cur;
-	__u16 n = 0, i;
+	__u64 total = 0, seen = 0, r50, r99;
+	unsigned int n = 0, j = 0, k;
 
+	*p50 = *p99 = -1;
 	if (bpf_map_lookup_elem(w->maps.hist, &id, &cur))
 		return -errno;
-	for (i = 0; i < XM_LB_HIST_BUCKETS; i++)
-		delta[i] = (__u32)cur.bucket[i];
-	for (i = 0; i < b->hn; i++)
-		delta[b->hidx[i]] = (__u32)(delta[b->hidx[i]] - b->hcnt[i]);
-	for (i = 0; i < XM_LB_HIST_BUCKETS; i++)
-		n += (__u32)cur.bucket[i] != 0;
-	if (n > b->hn || n + 32 < b->hn) {
-		__u16 *idx = realloc(b->hidx, (n ? n : 1) * sizeof(*idx));
-		__u32 *cnt = idx ? realloc(b->hcnt, (n ? n : 1) * sizeof(*cnt)) : NULL;
-
-		if (!idx || !cnt) {
-			if (idx)
-				b->hidx = idx;
-			return -ENOMEM;
-		}
-		b->hidx = idx;
-		b->hcnt = cnt;
-	}
-	b->hn = 0;
-	for (i = 0; i < XM_LB_HIST_BUCKETS; i++) {
-		if (!(__u32)cur.bucket[i])
+	for (k = 0; k < XM_LB_HIST_BUCKETS; k++) {
+		if (!(__u32)cur.bucket[k])
 			continue;
-		b->hidx[b->hn] = i;
-		b->hcnt[b->hn++] = (__u32)cur.bucket[i];
+		nidx[n] = k;
+		ncnt[n++] = (__u32)cur.bucket[k];
 	}
+	for (k = 0; k < n; k++) {
+		while (j < b->hn && b->hidx[j] < nidx[k])
+			j++;
+		dlt[k] = ncnt[k] - (j < b->hn && b->hidx[j] == nidx[k] ? b->hcnt[j] : 0);
+		total += dlt[k];
+	}
+	if (n > b->hcap) {
+		__u16 *idx = realloc(b->hidx, n * sizeof(*idx));
+		__u32 *cnt;
+
+		if (!idx)
+			return -ENOMEM;
+		b->hidx = idx;
+		cnt = realloc(b->hcnt, n * sizeof(*cnt));
+		if (!cnt)
+			return -ENOMEM;
+		b->hcnt = cnt;
+		b->hcap = n;
+	}
+	memcpy(b->hidx, nidx, n * sizeof(*nidx));
+	memcpy(b->hcnt, ncnt, n * sizeof(*ncnt));
+	b->hn = n;
 	if (!b->have_hist) {
-		/* First read is only the baseline. */
-		b->have_hist = true;
-		memset(delta, 0, XM_LB_HIST_BUCKETS * sizeof(*delta));
+		b->have_hist = true; /* the first read is only the baseline */
+		return 0;
+	}
+	if (!total)
+		return 0;
+	/* As xm_lb_hist_quantile(): 1-based rank, bucket midpoint. */
+	r50 = (__u64)ceil(0.5 * total);
+	r99 = (__u64)ceil(0.99 * total);
+	for (k = 0; k < n; k++) {
+		double mid = (double)xm_lb_hist_lower(nidx[k]) +
+			     (double)(xm_lb_hist_width(nidx[k]) - 1) / 2.0;
+
+		seen += dlt[k];
+		if (*p50 < 0 && seen >= r50)
+			*p50 = mid / 1e9;
+		if (seen >= r99) {
+			*p99 = mid / 1e9;
+			break;
+		}
 	}
 	return 0;
 }
@@ -362,13 +416,14 @@ static void weigh_service(struct xm_weighting *w, __u32 svc_id, const struct xm_
 	struct xm_wsample x[n ? n : 1];
 	double weights[n ? n : 1];
 	__u32 slots[n ? n : 1];
-	__u64 delta[XM_LB_HIST_BUCKETS];
-	struct xm_lb_state *st = xm_services_state();
-	struct xm_lb_svc_rt *rt = st ? xm_lb_state_find(st, key) : NULL;
+	struct xm_lb_svc_rt *rt = w->rt_by_id[svc_id];
+	bool quiet = true;
 	struct wsvc *s;
 	bool change;
 	int err;
 
+	if (rt && memcmp(&rt->conf.key, key, sizeof(*key)))
+		rt = NULL;
 	/* Services added by another writer than this agent's config are left static. */
 	err = wsvc_sync(w, &w->svcs[svc_id], key, rt ? rt->conf.algorithm : "static",
 			rt ? rt->conf.params : NULL, ids, n);
@@ -391,24 +446,56 @@ static void weigh_service(struct xm_weighting *w, __u32 svc_id, const struct xm_
 		x[i].alive = true;
 		x[i].p50 = x[i].p99 = -1;
 		x[i].inflight = (double)xm_lb_in_flight(cur);
+		quiet &= !x[i].inflight && !b->pending;
 		if (!b->have_prev) {
+			quiet = false;
 			b->prev = *cur;
 			b->have_prev = true;
 			continue;
 		}
-		for (size_t k = 0; k < sizeof(d) / 8; k++)
+		for (size_t k = 0; k < sizeof(d) / 8; k++) {
 			pd[k] = pc[k] - pp[k];
+			quiet &= !pd[k];
+		}
 		b->prev = *cur;
 		x[i].requests = d.req_completed + d.req_aborted + d.conn_refused + d.conn_timeout;
 		x[i].failures = xm_lb_failures(&d);
 		x[i].started = d.req_started;
-		if (d.req_completed && !hist_delta(w, ids[i], delta)) {
-			double p50 = xm_lb_hist_quantile(delta, 0.5);
-			double p99 = xm_lb_hist_quantile(delta, 0.99);
-
-			x[i].p50 = p50 >= 0 ? p50 / 1e9 : -1;
-			x[i].p99 = p99 >= 0 ? p99 / 1e9 : -1;
+		/*
+		 * The histogram (4 KB) is read when enough requests completed for a
+		 * quantile, or when the last read is old: a tick costs in proportion
+		 * to the traffic, not to the number of backends.
+		 */
+		b->pending += d.req_completed;
+		if (b->pending && w->hist_budget > 0 &&
+		    (b->pending >= XM_W_HIST_MIN || !b->have_hist ||
+		     now - b->hist_ns >= XM_W_HIST_MAX_AGE_NS)) {
+			w->hist_budget--;
+			hist_delta_quantiles(w, ids[i], &x[i].p50, &x[i].p99);
+			b->pending = 0;
+			b->hist_ns = now;
 		}
+	}
+	/*
+	 * A service without any probe change is not recomputed every tick: its
+	 * time is banked (up to XM_W_QUIET_MAX_S) and folded in at once. The
+	 * filters decay by time, so one step of 2 s with no requests equals four
+	 * of 0.5 s; only what the loop publishes lags by that much.
+	 */
+	if (quiet && s->quiet_dt + dt < XM_W_QUIET_MAX_S && s->ws.ticks) {
+		s->quiet_dt += dt;
+		return;
+	}
+	if (s->quiet_dt > 0) {
+		struct xm_wsample idle[n ? n : 1];
+
+		for (unsigned int i = 0; i < n; i++) {
+			memset(&idle[i], 0, sizeof(idle[i]));
+			idle[i].alive = true;
+			idle[i].p50 = idle[i].p99 = -1;
+		}
+		xm_wservice_tick(&s->ws, idle, s->quiet_dt);
+		s->quiet_dt = 0;
 	}
 	xm_wservice_tick(&s->ws, x, dt);
 	publish(w, s, svc_id, now, x);
@@ -421,7 +508,8 @@ static void weigh_service(struct xm_weighting *w, __u32 svc_id, const struct xm_
 	change = !s->written;
 	for (unsigned int i = 0; i < n && !change; i++)
 		change = (slots[i] > s->slots[i] ? slots[i] - s->slots[i] : s->slots[i] - slots[i]) >=
-			 XM_W_MIN_SLOT_CHANGE;
+				 XM_W_MIN_SLOT_CHANGE ||
+			 !slots[i] != !s->slots[i];
 	if (!change)
 		return;
 	err = xm_lb_table_write(&w->maps, key, ids, weights, n);
@@ -440,6 +528,31 @@ static void weigh_service(struct xm_weighting *w, __u32 svc_id, const struct xm_
 
 /* ---- the tick ----------------------------------------------------------- */
 
+/* Every service entry into svc_keys/svc_vals: batched, else one by one. */
+static unsigned int read_services(struct xm_weighting *w)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	struct xm_lb_svc_key key, next;
+	__u32 count = XM_LB_MAX_SERVICES, n = 0;
+	bool first = true;
+	__u64 cursor;
+	int err;
+
+	err = bpf_map_lookup_batch(w->maps.svc, NULL, &cursor, w->svc_keys, w->svc_vals, &count,
+				   &opts);
+	if (!err || errno == ENOENT)
+		return count;
+	while (n < XM_LB_MAX_SERVICES &&
+	       !bpf_map_get_next_key(w->maps.svc, first ? NULL : &key, &next)) {
+		first = false;
+		key = next;
+		if (bpf_map_lookup_elem(w->maps.svc, &key, &w->svc_vals[n]))
+			continue;
+		w->svc_keys[n++] = key;
+	}
+	return n;
+}
+
 static int maps_open(struct xm_weighting *w)
 {
 	if (w->maps_ok)
@@ -453,12 +566,9 @@ static int maps_open(struct xm_weighting *w)
 void xm_weighting_tick(struct xm_agent *a)
 {
 	struct xm_weighting *w = a->weighting;
-	struct xm_lb_svc_key key, next;
 	__u64 now, cpu0 = thread_cpu_ns();
-	unsigned int nsvc = 0, nbe = 0;
-	__u32 *ids;
+	unsigned int nsvc = 0, nbe = 0, nsvc_found;
 	double dt;
-	bool first_key = true;
 
 	if (!w || maps_open(w))
 		return;
@@ -483,25 +593,44 @@ void xm_weighting_tick(struct xm_agent *a)
 		w->live[id] = live;
 	}
 
-	ids = malloc(XM_LB_MAX_BACKENDS * sizeof(*ids));
-	if (!ids)
-		return;
-	while (!bpf_map_get_next_key(w->maps.svc, first_key ? NULL : &key, &next)) {
-		struct xm_lb_svc svc;
-		unsigned int n = 0;
-
-		first_key = false;
-		key = next;
-		if (bpf_map_lookup_elem(w->maps.svc, &key, &svc) || svc.id >= XM_LB_MAX_SERVICES)
-			continue;
-		for (__u32 id = 1; id < XM_LB_MAX_BACKENDS; id++)
-			if (w->live[id] && w->be[id].svc_id == svc.id)
-				ids[n++] = id;
-		weigh_service(w, svc.id, &key, ids, n, dt, now);
-		nsvc++;
-		nbe += n;
+	/* Backends by service: counting sort on svc_id, so a tick is O(backends). */
+	memset(w->svc_count, 0, sizeof(w->svc_count));
+	for (__u32 id = 1; id < XM_LB_MAX_BACKENDS; id++)
+		if (w->live[id] && w->be[id].svc_id < XM_LB_MAX_SERVICES)
+			w->svc_count[w->be[id].svc_id]++;
+	for (__u32 i = 0, acc = 0; i < XM_LB_MAX_SERVICES; i++) {
+		w->svc_start[i] = acc;
+		acc += w->svc_count[i];
+		w->svc_count[i] = 0;
 	}
-	free(ids);
+	for (__u32 id = 1; id < XM_LB_MAX_BACKENDS; id++) {
+		__u32 sid = w->be[id].svc_id;
+
+		if (w->live[id] && sid < XM_LB_MAX_SERVICES)
+			w->by_svc[w->svc_start[sid] + w->svc_count[sid]++] = id;
+	}
+	nsvc_found = read_services(w);
+	memset(w->rt_by_id, 0, sizeof(w->rt_by_id));
+	{
+		struct xm_lb_state *st = xm_services_state();
+
+		for (unsigned int i = 0; st && i < st->n_svc; i++)
+			if (st->svc[i].id < XM_LB_MAX_SERVICES)
+				w->rt_by_id[st->svc[i].id] = &st->svc[i];
+	}
+	w->hist_budget = XM_W_HIST_BUDGET;
+	w->rotate = nsvc_found ? (w->rotate + 1) % nsvc_found : 0;
+	for (unsigned int k = 0; k < nsvc_found; k++) {
+		unsigned int i = (k + w->rotate) % nsvc_found;
+		__u32 sid = w->svc_vals[i].id;
+
+		if (sid >= XM_LB_MAX_SERVICES)
+			continue;
+		weigh_service(w, sid, &w->svc_keys[i], &w->by_svc[w->svc_start[sid]],
+			      w->svc_count[sid], dt, now);
+		nsvc++;
+		nbe += w->svc_count[sid];
+	}
 	/* Services gone from the map. */
 	for (unsigned int i = 0; i < XM_LB_MAX_SERVICES; i++)
 		if (w->svcs[i] && w->svcs[i]->seen != w->ticks) {
@@ -557,11 +686,12 @@ int xm_weighting_start(struct xm_agent *a)
 	w->be = calloc(XM_LB_MAX_BACKENDS, sizeof(*w->be));
 	w->live = calloc(XM_LB_MAX_BACKENDS, 1);
 	w->probe = calloc(XM_LB_MAX_BACKENDS, sizeof(*w->probe));
+	w->by_svc = calloc(XM_LB_MAX_BACKENDS, sizeof(*w->by_svc));
 	w->percpu = calloc(XM_W_BATCH, ((sizeof(struct xm_lb_backend) + 7) & ~7UL) +
 					       ((sizeof(struct xm_lb_probe) + 7) & ~7UL) *
 						       (w->ncpu > 0 ? w->ncpu : 1));
 	a->weighting = w;
-	if (w->ncpu <= 0 || !w->bs || !w->be || !w->live || !w->probe || !w->percpu) {
+	if (w->ncpu <= 0 || !w->bs || !w->be || !w->live || !w->probe || !w->percpu || !w->by_svc) {
 		err = w->ncpu < 0 ? w->ncpu : -ENOMEM;
 		goto fail;
 	}
@@ -623,6 +753,7 @@ void xm_weighting_stop(struct xm_agent *a)
 	free(w->be);
 	free(w->live);
 	free(w->probe);
+	free(w->by_svc);
 	free(w->percpu);
 	free(w);
 	a->weighting = NULL;

@@ -9,11 +9,27 @@
 
 double xm_filter_decay(double half_life, double dt)
 {
+	/* A tick uses a handful of (half-life, dt) pairs for thousands of filters. */
+	static __thread struct {
+		double hl, dt, a;
+	} memo[8];
+	static __thread unsigned int next;
+	unsigned int i;
+	double a;
+
 	if (half_life <= 0)
 		return 0;
 	if (dt <= 0)
 		return 1;
-	return exp(-dt * M_LN2 / half_life);
+	for (i = 0; i < 8; i++)
+		if (memo[i].hl == half_life && memo[i].dt == dt)
+			return memo[i].a;
+	a = exp(-dt * M_LN2 / half_life);
+	memo[next].hl = half_life;
+	memo[next].dt = dt;
+	memo[next].a = a;
+	next = (next + 1) % 8;
+	return a;
 }
 
 void xm_filter_init(struct xm_filter *f, enum xm_filter_kind kind, double dflt, double half_life)
@@ -329,8 +345,10 @@ static void l3x_compute(struct xm_wservice *s, double *w)
 		est[i] = lat + s->p.penalty * (1 / succ - 1);
 		b->l_est = est[i];
 		r_i = rps > 1e-3 ? live_inflight / rps : 0;
+		double e = est[i] > 1e-6 ? est[i] : 1e-6;
+
 		w[i] = 1 / ((r_i + 1) * (r_i + 1) *
-			    pow(est[i] > 1e-6 ? est[i] : 1e-6, s->p.latency_exponent));
+			    (s->p.latency_exponent == 2 ? e * e : pow(e, s->p.latency_exponent)));
 		sorted[nlive++] = est[i];
 	}
 	if (s->p.outlier_factor <= 0 || nlive < 3)
@@ -474,8 +492,13 @@ void xm_wservice_tick(struct xm_wservice *s, const struct xm_wsample *samples, d
 		xm_filter_sample(&b->rps, rate, dt);
 		xm_filter_sample(&b->inflight, x->inflight, dt);
 		total += rate;
+		/* The time since the previous sample weighs the new one. */
+		b->lat_gap += dt;
+		if (x->p99 >= 0) {
+			xm_filter_sample(&b->latency, x->p99, b->lat_gap);
+			b->lat_gap = 0;
+		}
 		if (x->requests) {
-			/* The gap since the previous sample weighs the new one. */
 			double gap = b->idle + dt;
 
 			if (b->idle >= s->p.idle_after)
@@ -485,8 +508,6 @@ void xm_wservice_tick(struct xm_wservice *s, const struct xm_wsample *samples, d
 								 x->failures : x->requests)) /
 						 x->requests,
 					 gap);
-			if (x->p99 >= 0)
-				xm_filter_sample(&b->latency, x->p99, gap);
 			b->idle = 0;
 		} else {
 			b->idle += dt;
@@ -496,6 +517,7 @@ void xm_wservice_tick(struct xm_wservice *s, const struct xm_wsample *samples, d
 
 				xm_filter_drift(&b->latency, span);
 				xm_filter_drift(&b->success, span);
+				b->lat_gap = 0;
 			}
 		}
 	}
@@ -526,10 +548,23 @@ void xm_wservice_tick(struct xm_wservice *s, const struct xm_wsample *samples, d
 	}
 	s->rc_change = c;
 	s->last_total_rps = total;
-	if (s->p.rate_control && c != 0 && nlive)
-		for (i = 0; i < s->n; i++)
-			if (live[i])
-				w[i] = xm_l3_rate_control(w[i], w_mean, c, s->p.rc_exponent);
+	if (s->p.rate_control && c != 0 && nlive) {
+		/* xm_l3_rate_control() with its three factors computed once. */
+		double f1 = pow(1 + c * c, s->p.rc_exponent);
+		double f2 = pow(1 + 4 * c * c, s->p.rc_exponent);
+		double f3 = pow(1 + 9 * c * c, s->p.rc_exponent);
+
+		for (i = 0; i < s->n; i++) {
+			if (!live[i])
+				continue;
+			if (c > 0)
+				w[i] = w_mean - w_mean / f1 + w[i] / f1;
+			else if (w[i] <= w_mean)
+				w[i] = w[i] / f2;
+			else
+				w[i] = 2 * w[i] - w_mean - (w[i] - w_mean) / f3;
+		}
+	}
 
 	if (s->p.floor > 0)
 		xm_weight_apply_floor(w, live, s->n, s->p.floor);

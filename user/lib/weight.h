@@ -91,6 +91,7 @@ struct xm_wbackend {
 	struct xm_filter rps;      /* completed requests per second */
 	struct xm_filter inflight; /* requests in flight */
 	double idle;               /* s since the last completed request */
+	double lat_gap;            /* s since the last latency sample (or drift) */
 	double inflight_now;       /* last raw in-flight gauge */
 	double l_est;              /* s, the latency estimate the weight came from */
 	double weight;             /* share of new connections, 0..1 (sum 1 over live) */
