@@ -143,8 +143,6 @@ int xm_sk_msg(struct sk_msg_md *msg)
 
 	if (!sk)
 		return SK_PASS;
-	/* Balanced connections to a local backend are timed here (lib/lb_probe.h). */
-	lb_probe_msg(msg);
 	/* Created by sockops before the socket entered the map; never here,
 	 * so a socket without state consistently takes TCP. */
 	st = bpf_sk_storage_get(&xm_sock_state, sk, 0, 0);
@@ -179,8 +177,11 @@ int xm_sk_msg(struct sk_msg_md *msg)
 	}
 	xm_stat_add(XM_STAT_REDIRECT_MSGS, 1);
 	xm_stat_add(XM_STAT_REDIRECT_BYTES, len);
+	/* Balanced connections to a local backend are timed here (lib/lb_probe.h). */
+	lb_probe_msg(msg, 1);
 	return SK_PASS;
 pass:
+	lb_probe_msg(msg, 0);
 	xm_stat_add(XM_STAT_REDIRECT_MISS_MSGS, 1);
 	xm_stat_add(XM_STAT_REDIRECT_MISS_BYTES, len);
 	return SK_PASS;
