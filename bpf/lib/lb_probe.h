@@ -121,11 +121,13 @@ static __always_inline int lb_is_http_5xx(const __u8 *s)
 }
 
 /*
- * sk_msg of a socket in the redirect map: the client's sends start requests,
- * a local backend's sends are responses. Costs one sk_storage lookup for
- * sockets that were not balanced.
+ * sk_msg of a socket in the redirect map: the client's sends start requests
+ * (at send time, before Nagle or cwnd can hold them), a local backend's sends
+ * are responses when they are redirected, so arrive now. A response that
+ * takes TCP is timed when it reaches the client (cgroup_skb ingress), like a
+ * remote backend's. Costs one sk_storage lookup for other sockets.
  */
-static __always_inline void lb_probe_msg(struct sk_msg_md *msg)
+static __always_inline void lb_probe_msg(struct sk_msg_md *msg, int redirected)
 {
 	struct xm_lb_sock *ls;
 	struct xm_lb_flow *f;
@@ -144,7 +146,7 @@ static __always_inline void lb_probe_msg(struct sk_msg_md *msg)
 		lb_probe_sent(f);
 		return;
 	}
-	if (ls->role != XM_LB_ROLE_SERVER || f->phase != XM_LB_REQUEST)
+	if (ls->role != XM_LB_ROLE_SERVER || f->phase != XM_LB_REQUEST || !redirected)
 		return;
 	data = msg->data;
 	end = msg->data_end;

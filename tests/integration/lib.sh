@@ -146,5 +146,8 @@ xm_lb_wait() {
 	xm_fail "service $1 did not reach $2 selectable backends (has '${n:-none}')"
 }
 
-# xm_json EXPR: evaluate a Python expression on the JSON on stdin (bound to j).
-xm_json() { python3 -c "import json,sys; j=json.load(sys.stdin); print($1)"; }
+# xm_json EXPR: evaluate a Python expression on the JSON on stdin (bound to j);
+# objects and lists come out as JSON again, so calls can be chained.
+xm_json() {
+	python3 -c "import json,sys; j=json.load(sys.stdin); r=($1); print(json.dumps(r) if isinstance(r,(dict,list)) else r)"
+}

@@ -6,8 +6,8 @@
  *   server ADDR PORT -l L                   TCP: send "L\n" on accept, close
  *   http ADDR PORT -l L [-d MS] [-e RATE]   TCP keep-alive request/response: every
  *                                           request (a line ending "\r\n\r\n") gets, after
- *                                           MS ms, "HTTP/1.1 200 OK" (or 500 with
- *                                           probability RATE) with header X-Backend: L
+ *                                           MS ms, "HTTP/1.1 200 OK" (or 500 for every
+ *                                           1/RATE-th response) with header X-Backend: L
  *   udp ADDR PORT -l L                      UDP: answer each datagram with "L"
  * Clients (print one JSON line, exit 0 unless the tool itself failed):
  *   connect VIP PORT -n N                   N connects; counts per label, errors by
@@ -15,7 +15,9 @@
  *   get VIP PORT -n N [-c CONNS] [-k PER_CONN]  N HTTP requests over CONNS parallel
  *                                           keep-alive connections of PER_CONN requests;
  *                                           per label: count, 5xx, latency p50/p99 (us)
- *                                           measured from send() to the first byte back
+ *                                           from send() to the arrival of the first byte
+ *                                           back (receive timestamp), and app_p50/p99
+ *                                           until read() returned
  *   udp-client VIP PORT -n N                N unconnected datagrams (sendto VIP); per
  *                                           label counts and replies not from VIP
  *   hold VIP PORT -w FILE                   one connection: a request, then wait for
@@ -32,6 +34,7 @@
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,10 +123,11 @@ static void serve_label(void)
 	}
 }
 
+static atomic_long responses;
+
 static void *http_conn(void *arg)
 {
 	int c = (int)(long)arg;
-	unsigned int seed = (unsigned int)(long)arg * 2654435761u ^ (unsigned int)time(NULL);
 	char buf[4096], resp[256];
 	size_t have = 0;
 
@@ -136,7 +140,9 @@ static void *http_conn(void *arg)
 		have += n;
 		buf[have] = '\0';
 		while ((end = strstr(buf, "\r\n\r\n"))) {
-			int bad = err_rate > 0 && (rand_r(&seed) / (RAND_MAX + 1.0)) < err_rate;
+			/* every (1/RATE)-th response of the server fails: exact, not sampled */
+			long nth = atomic_fetch_add(&responses, 1) + 1;
+			int bad = err_rate > 0 && nth % lround(1 / err_rate) == 0;
 			int len = snprintf(resp, sizeof(resp),
 					   "HTTP/1.1 %s\r\nX-Backend: %s\r\nContent-Length: 0\r\n\r\n",
 					   bad ? "500 Internal Server Error" : "200 OK", label);
@@ -196,7 +202,7 @@ static void serve_udp(void)
 struct tally {
 	char name[32];
 	long n, bad;
-	double *lat;
+	double *lat, *app;
 	long nlat, caplat;
 };
 static struct tally tallies[MAX_LABELS];
@@ -214,12 +220,14 @@ static struct tally *tally_of(const char *name)
 	return &tallies[n_tallies++];
 }
 
-static void tally_lat(struct tally *t, double us)
+static void tally_lat(struct tally *t, double us, double app_us)
 {
 	if (t->nlat == t->caplat) {
 		t->caplat = t->caplat * 2 + 1024;
 		t->lat = realloc(t->lat, t->caplat * sizeof(double));
+		t->app = realloc(t->app, t->caplat * sizeof(double));
 	}
+	t->app[t->nlat] = app_us;
 	t->lat[t->nlat++] = us;
 }
 
@@ -230,17 +238,17 @@ static int cmp_d(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static double quantile(struct tally *t, double q)
+static double quantile(double *v, long n, double q)
 {
 	long r;
 
-	if (!t->nlat)
+	if (!n)
 		return -1;
-	qsort(t->lat, t->nlat, sizeof(double), cmp_d);
-	r = (long)ceil(q * t->nlat);
+	qsort(v, n, sizeof(double), cmp_d);
+	r = (long)ceil(q * n);
 	if (r < 1)
 		r = 1;
-	return t->lat[r - 1];
+	return v[r - 1];
 }
 
 static long errs[256];
@@ -253,7 +261,9 @@ static void print_tallies(const char *extra)
 
 		printf("%s\"%s\":{\"n\":%ld,\"bad\":%ld", i ? "," : "", t->name, t->n, t->bad);
 		if (t->nlat)
-			printf(",\"p50_us\":%.1f,\"p99_us\":%.1f", quantile(t, 0.5), quantile(t, 0.99));
+			printf(",\"p50_us\":%.1f,\"p99_us\":%.1f,\"app_p50_us\":%.1f,\"app_p99_us\":%.1f",
+			       quantile(t->lat, t->nlat, 0.5), quantile(t->lat, t->nlat, 0.99),
+			       quantile(t->app, t->nlat, 0.5), quantile(t->app, t->nlat, 0.99));
 		printf("}");
 	}
 	printf("},\"errors\":{");
@@ -326,24 +336,51 @@ static void client_connect(void)
 	print_tallies(extra);
 }
 
-/* One request; returns the label and fills status, or -1. */
-static int http_request(int fd, char *lab, size_t llen, int *status, double *lat_us)
+static double realtime_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+/*
+ * One request; returns the label and fills status, or -1. Two latencies:
+ * *lat_us from before send() to the arrival of the first response byte at
+ * this host (the kernel's receive timestamp, SO_TIMESTAMPNS), which leaves
+ * out how long the scheduler took to wake us; *app_us until read() returned.
+ * Without a timestamp (redirected sockets carry none) both are the latter.
+ */
+static int http_request(int fd, char *lab, size_t llen, int *status, double *lat_us, double *app_us)
 {
 	static const char req[] = "GET / HTTP/1.1\r\nHost: svc\r\n\r\n";
 	char buf[1024], *p;
 	size_t have = 0;
-	double t0 = now_us();
+	double t0 = realtime_us();
 	int first = 1;
 
 	if (write(fd, req, sizeof(req) - 1) != sizeof(req) - 1)
 		return -1;
 	while (have < sizeof(buf) - 1) {
-		ssize_t n = read(fd, buf + have, sizeof(buf) - 1 - have);
+		char ctl[256];
+		struct iovec iov = { buf + have, sizeof(buf) - 1 - have };
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl,
+				     .msg_controllen = sizeof(ctl) };
+		ssize_t n = recvmsg(fd, &mh, 0);
 
 		if (n <= 0)
 			return -1;
 		if (first) {
-			*lat_us = now_us() - t0;
+			*app_us = realtime_us() - t0;
+			*lat_us = *app_us;
+			for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+				if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
+					struct timespec ts;
+
+					memcpy(&ts, CMSG_DATA(c), sizeof(ts));
+					*lat_us = ts.tv_sec * 1e6 + ts.tv_nsec / 1e3 - t0;
+				}
+			}
 			first = 0;
 		}
 		have += n;
@@ -368,6 +405,8 @@ static void *get_worker(void *arg)
 	while (todo > 0) {
 		int fd = tcp_connect(), k = per_conn > 0 ? per_conn : (int)todo;
 
+		int one = 1;
+
 		if (fd < 0) {
 			pthread_mutex_lock(&tally_lock);
 			errs[-fd & 255]++;
@@ -375,12 +414,13 @@ static void *get_worker(void *arg)
 			todo--;
 			continue;
 		}
+		setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one));
 		for (; k > 0 && todo > 0; k--, todo--) {
 			char lab[32];
 			int status = 0;
-			double lat = 0;
+			double lat = 0, app = 0;
 
-			if (http_request(fd, lab, sizeof(lab), &status, &lat)) {
+			if (http_request(fd, lab, sizeof(lab), &status, &lat, &app)) {
 				pthread_mutex_lock(&tally_lock);
 				errs[EPIPE]++;
 				pthread_mutex_unlock(&tally_lock);
@@ -392,7 +432,7 @@ static void *get_worker(void *arg)
 
 			t->n++;
 			t->bad += status >= 500;
-			tally_lat(t, lat);
+			tally_lat(t, lat, app);
 			pthread_mutex_unlock(&tally_lock);
 		}
 		close(fd);
@@ -452,14 +492,14 @@ static void client_hold(void)
 	double lat;
 	struct stat sb;
 
-	if (fd < 0 || http_request(fd, l1, sizeof(l1), &st, &lat)) {
+	if (fd < 0 || http_request(fd, l1, sizeof(l1), &st, &lat, &lat)) {
 		printf("{\"first\":\"%s\",\"second\":\"(failed)\"}\n", fd < 0 ? "(connect failed)" : l1);
 		exit(1);
 	}
 	fprintf(stderr, "hold: first request answered by %s\n", l1);
 	while (stat(wait_file, &sb))
 		usleep(10000);
-	if (http_request(fd, l2, sizeof(l2), &st, &lat))
+	if (http_request(fd, l2, sizeof(l2), &st, &lat, &lat))
 		snprintf(l2, sizeof(l2), "(failed)");
 	printf("{\"first\":\"%s\",\"second\":\"%s\"}\n", l1, l2);
 }
