@@ -33,7 +33,8 @@ cat >"$XM_RUN_DIR/agent.json" <<EOF
   ]
 }
 EOF
-xm_agent_start --config "$XM_RUN_DIR/agent.json"
+MPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+xm_agent_start --config "$XM_RUN_DIR/agent.json" --metrics "127.0.0.1:$MPORT"
 
 start=$(python3 -c 'import time; print(f"{time.time() + 1.5:.3f}")')
 for i in 0 1 2; do
@@ -74,3 +75,12 @@ assert all(slow["filtered"]["p99_ms"] > f["filtered"]["p99_ms"] for f in fast), 
     "slow replica's filtered p99 not the highest"
 EOF
 xm_log "ok: backend list shows the slow replica with the lowest share and highest filtered p99"
+
+# Metrics export the computed weights and the loop's own counters.
+curl -sf "http://127.0.0.1:$MPORT/metrics" >"$XM_RUN_DIR/metrics.txt" || xm_fail "GET /metrics failed"
+promtool check metrics <"$XM_RUN_DIR/metrics.txt" || xm_fail "promtool rejects the metrics"
+w_slow=$(awk '/^xmesh_backend_computed_weight\{.*10.78.1.12:8080/ {print int($NF * 1e6)}' "$XM_RUN_DIR/metrics.txt")
+w_fast=$(awk '/^xmesh_backend_computed_weight\{.*10.78.1.10:8080/ {print int($NF * 1e6)}' "$XM_RUN_DIR/metrics.txt")
+ticks=$(awk '/^xmesh_weighting_ticks_total / {print $NF}' "$XM_RUN_DIR/metrics.txt")
+xm_assert "${ticks:-0}" -gt 10 "weighting ticks in /metrics"
+xm_assert "${w_slow:-1000000}" -lt "${w_fast:-0}" "computed weight of the slow replica in /metrics (ppm)"
