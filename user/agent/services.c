@@ -59,6 +59,7 @@ int xm_services_reload(struct xm_agent *a)
 		return r;
 	}
 	r = xm_lb_state_apply(&lb_state, &c);
+	xm_weighting_topology_changed(a);
 	xm_weighting_set_tick(a, c.tick_ms);
 	pr_info("config %s applied: %u services%s", a->config_path, c.n_svc,
 		r ? " (with errors, see above)" : "");
@@ -235,6 +236,8 @@ static json_t *ctl_handle(struct xm_agent *a, const char *line)
 	else
 		rep = reply_err("unknown cmd \"%s\"", cmd);
 	json_decref(req);
+	/* Whatever a request changed, the weighting loop re-reads backends and services. */
+	xm_weighting_topology_changed(a);
 	return rep;
 }
 

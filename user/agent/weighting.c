@@ -28,8 +28,8 @@
  * a table write per service per tick.
  */
 #define XM_W_MIN_SLOT_CHANGE 8
-/* Backends read per batch syscall. */
-#define XM_W_BATCH 256
+/* Bytes read per batch syscall (per-CPU values: entries x CPUs x 80 B). */
+#define XM_W_BATCH_BYTES (256 * 1024)
 /*
  * Read a backend's histogram (4 KB) once this many requests completed, or
  * after 2 s, and at most XM_W_HIST_BUDGET histograms per tick (services are
@@ -42,6 +42,8 @@
 #define XM_W_HIST_BUDGET 1024
 /* A service with no probe change is recomputed at least this often. */
 #define XM_W_QUIET_MAX_S 2.0
+/* Backends and services are re-read at least this often (s). */
+#define XM_W_TOPO_MAX_S 10
 
 struct wsvc {
 	struct xm_lb_svc_key key;
@@ -84,6 +86,8 @@ struct xm_weighting {
 	struct xm_lb_svc_key svc_keys[XM_LB_MAX_SERVICES];
 	struct xm_lb_svc svc_vals[XM_LB_MAX_SERVICES];
 	void *percpu;               /* batch buffer */
+	__u32 *keys;                /* batch keys */
+	__u32 batch;                /* entries per batch read */
 	int ncpu;
 	int wstate_fd, wloop_fd;
 	struct xm_lb_wstate *wstate; /* mmap of xm_lb_wstate */
@@ -92,6 +96,9 @@ struct xm_weighting {
 	unsigned long long ticks;
 	__u64 last_ns;
 	int hist_budget;            /* histogram reads left in this tick */
+	bool topo_stale;            /* backends or services changed: re-read them */
+	__u64 topo_ns;              /* when they were last read */
+	unsigned int nsvc_found;    /* services in svc_keys/svc_vals */
 	unsigned int rotate;        /* first service visited this tick */
 	struct xm_lb_svc_rt *rt_by_id[XM_LB_MAX_SERVICES]; /* the agent's services, this tick */
 };
@@ -170,7 +177,7 @@ static int pub_map(struct xm_weighting *w, const char *name, __u32 value_size, _
 static int read_array(struct xm_weighting *w, int fd, __u32 n, size_t vsize, bool percpu,
 		      void *out)
 {
-	__u32 keys[XM_W_BATCH], cursor = 0, count;
+	__u32 *keys = w->keys, cursor = 0, count;
 	size_t stride = percpu ? ((vsize + 7) & ~7UL) * w->ncpu : vsize;
 	bool first = true;
 	int err;
@@ -179,7 +186,7 @@ static int read_array(struct xm_weighting *w, int fd, __u32 n, size_t vsize, boo
 		LIBBPF_OPTS(bpf_map_batch_opts, opts);
 		__u32 done = cursor;
 
-		count = n - cursor < XM_W_BATCH ? n - cursor : XM_W_BATCH;
+		count = n - cursor < w->batch ? n - cursor : w->batch;
 		err = bpf_map_lookup_batch(fd, first ? NULL : &cursor, &cursor, keys, w->percpu,
 					   &count, &opts);
 		first = false;
@@ -563,25 +570,12 @@ static int maps_open(struct xm_weighting *w)
 	return 0;
 }
 
-void xm_weighting_tick(struct xm_agent *a)
+/* Backends (live, grouped by service) and services, from the maps. */
+static void topology_read(struct xm_weighting *w, __u64 now)
 {
-	struct xm_weighting *w = a->weighting;
-	__u64 now, cpu0 = thread_cpu_ns();
-	unsigned int nsvc = 0, nbe = 0, nsvc_found;
-	double dt;
-
-	if (!w || maps_open(w))
-		return;
-	now = mono_ns();
-	dt = w->last_ns ? (now - w->last_ns) / 1e9 : w->tick_ms / 1e3;
-	w->last_ns = now;
-	w->ticks++;
-
 	if (read_array(w, w->maps.be, XM_LB_MAX_BACKENDS, sizeof(struct xm_lb_backend), false,
-		       w->be) ||
-	    read_array(w, w->maps.probe, XM_LB_MAX_BACKENDS, sizeof(struct xm_lb_probe), true,
-		       w->probe)) {
-		pr_warn("weighting: read LB maps: %s", strerror(errno));
+		       w->be)) {
+		pr_warn("weighting: read LB backends: %s", strerror(errno));
 		return;
 	}
 	for (__u32 id = 1; id < XM_LB_MAX_BACKENDS; id++) {
@@ -609,7 +603,44 @@ void xm_weighting_tick(struct xm_agent *a)
 		if (w->live[id] && sid < XM_LB_MAX_SERVICES)
 			w->by_svc[w->svc_start[sid] + w->svc_count[sid]++] = id;
 	}
-	nsvc_found = read_services(w);
+	w->nsvc_found = read_services(w);
+	w->topo_stale = false;
+	w->topo_ns = now;
+}
+
+void xm_weighting_topology_changed(struct xm_agent *a)
+{
+	if (a->weighting)
+		a->weighting->topo_stale = true;
+}
+
+void xm_weighting_tick(struct xm_agent *a)
+{
+	struct xm_weighting *w = a->weighting;
+	__u64 now, cpu0 = thread_cpu_ns();
+	unsigned int nsvc = 0, nbe = 0, nsvc_found;
+	double dt;
+
+	if (!w || maps_open(w))
+		return;
+	now = mono_ns();
+	dt = w->last_ns ? (now - w->last_ns) / 1e9 : w->tick_ms / 1e3;
+	w->last_ns = now;
+	w->ticks++;
+
+	if (read_array(w, w->maps.probe, XM_LB_MAX_BACKENDS, sizeof(struct xm_lb_probe), true,
+		       w->probe)) {
+		pr_warn("weighting: read LB probes: %s", strerror(errno));
+		return;
+	}
+	/*
+	 * Which backends and services exist changes only when the agent applies
+	 * a config or a control request (xm_weighting_topology_changed()); read
+	 * it then, and every XM_W_TOPO_MAX_S anyway for other writers.
+	 */
+	if (w->topo_stale || now - w->topo_ns >= XM_W_TOPO_MAX_S * 1000000000ULL)
+		topology_read(w, now);
+	nsvc_found = w->nsvc_found;
 	memset(w->rt_by_id, 0, sizeof(w->rt_by_id));
 	{
 		struct xm_lb_state *st = xm_services_state();
@@ -681,17 +712,27 @@ int xm_weighting_start(struct xm_agent *a)
 	w->tfd = -1;
 	w->wstate_fd = w->wloop_fd = -1;
 	w->tick_ms = XM_TICK_MS_DEFAULT;
+	w->topo_stale = true;
 	w->ncpu = libbpf_num_possible_cpus();
 	w->bs = calloc(XM_LB_MAX_BACKENDS, sizeof(*w->bs));
 	w->be = calloc(XM_LB_MAX_BACKENDS, sizeof(*w->be));
 	w->live = calloc(XM_LB_MAX_BACKENDS, 1);
 	w->probe = calloc(XM_LB_MAX_BACKENDS, sizeof(*w->probe));
 	w->by_svc = calloc(XM_LB_MAX_BACKENDS, sizeof(*w->by_svc));
-	w->percpu = calloc(XM_W_BATCH, ((sizeof(struct xm_lb_backend) + 7) & ~7UL) +
-					       ((sizeof(struct xm_lb_probe) + 7) & ~7UL) *
-						       (w->ncpu > 0 ? w->ncpu : 1));
+	/* Batches of about XM_W_BATCH_BYTES, whatever the number of CPUs. */
+	w->batch = XM_W_BATCH_BYTES / (((sizeof(struct xm_lb_probe) + 7) & ~7UL) *
+				       (w->ncpu > 0 ? w->ncpu : 1));
+	if (w->batch < 16)
+		w->batch = 16;
+	if (w->batch > 4096)
+		w->batch = 4096;
+	w->keys = calloc(w->batch, sizeof(*w->keys));
+	w->percpu = calloc(w->batch, ((sizeof(struct xm_lb_backend) + 7) & ~7UL) +
+					     ((sizeof(struct xm_lb_probe) + 7) & ~7UL) *
+						     (w->ncpu > 0 ? w->ncpu : 1));
 	a->weighting = w;
-	if (w->ncpu <= 0 || !w->bs || !w->be || !w->live || !w->probe || !w->percpu || !w->by_svc) {
+	if (w->ncpu <= 0 || !w->bs || !w->be || !w->live || !w->probe || !w->percpu || !w->by_svc ||
+	    !w->keys) {
 		err = w->ncpu < 0 ? w->ncpu : -ENOMEM;
 		goto fail;
 	}
@@ -755,6 +796,7 @@ void xm_weighting_stop(struct xm_agent *a)
 	free(w->probe);
 	free(w->by_svc);
 	free(w->percpu);
+	free(w->keys);
 	free(w);
 	a->weighting = NULL;
 }

@@ -26,6 +26,8 @@ int xm_weighting_start(struct xm_agent *a);
 void xm_weighting_stop(struct xm_agent *a);
 /* Change the tick (0: keep). */
 int xm_weighting_set_tick(struct xm_agent *a, unsigned int tick_ms);
+/* Backends or services were added or removed: re-read them at the next tick. */
+void xm_weighting_topology_changed(struct xm_agent *a);
 /* Run one tick now (also what the timer calls). */
 void xm_weighting_tick(struct xm_agent *a);
 
