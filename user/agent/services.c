@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <libgen.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +65,8 @@ int xm_services_reload(struct xm_agent *a)
 	pr_info("config %s applied: %u services%s", a->config_path, c.n_svc,
 		r ? " (with errors, see above)" : "");
 	xm_lb_conf_free(&c);
+	/* Parsing a large config leaves megabytes of freed heap: give them back. */
+	malloc_trim(0);
 	return r;
 }
 
