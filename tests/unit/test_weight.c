@@ -12,6 +12,8 @@
 #include <cmocka.h>
 
 #include "weight.h"
+#include "weightcfg.h"
+#include "lbconfig.h"
 
 #define near(a, b, tol) assert_true(fabs((a) - (b)) <= (tol))
 
@@ -488,6 +490,87 @@ static void rate_control_in_service(void **st)
 	xm_wservice_free(&off);
 }
 
+static void params_parse(void **st)
+{
+	struct xm_weight_params p;
+	char err[200];
+	json_t *o;
+	unsigned int tick;
+
+	/* Defaults and the algorithm's tuning. */
+	assert_int_equal(xm_weight_params_parse("l3x", NULL, &p, err, sizeof(err)), 0);
+	near(p.hl_latency, 2, 0);
+	near(p.latency_exponent, 2, 0);
+	assert_int_equal(p.latency_filter, XM_FILTER_PEAK);
+	/* Overrides keep the rest. */
+	o = json_pack("{s:f, s:s, s:b}", "penalty_s", 1.2, "latency_filter", "ewma",
+		      "rate_control", 0);
+	assert_int_equal(xm_weight_params_parse("l3", o, &p, err, sizeof(err)), 0);
+	near(p.penalty, 1.2, 0);
+	assert_int_equal(p.latency_filter, XM_FILTER_EWMA);
+	assert_false(p.rate_control);
+	near(p.hl_latency, 5, 0);
+	json_decref(o);
+	/* Errors name the parameter. */
+	o = json_pack("{s:f}", "floor", 2.0);
+	assert_int_equal(xm_weight_params_parse("l3", o, &p, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "params.floor"));
+	json_decref(o);
+	o = json_pack("{s:i}", "flor", 1);
+	assert_int_equal(xm_weight_params_parse("l3", o, &p, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "params.flor: unknown"));
+	json_decref(o);
+	o = json_pack("{s:s}", "latency_filter", "median");
+	assert_int_equal(xm_weight_params_parse("l3", o, &p, err, sizeof(err)), -EINVAL);
+	json_decref(o);
+	/* Which algorithms the loop owns. */
+	assert_true(xm_weight_algo_is_dynamic("l3"));
+	assert_true(xm_weight_algo_is_dynamic("l3x"));
+	assert_false(xm_weight_algo_is_dynamic("round-robin"));
+	assert_false(xm_weight_algo_is_dynamic("static"));
+	/* The top-level section. */
+	assert_int_equal(xm_weighting_conf_parse(NULL, &tick, err, sizeof(err)), 0);
+	assert_int_equal(tick, 500);
+	o = json_pack("{s:i}", "tick_ms", 100);
+	assert_int_equal(xm_weighting_conf_parse(o, &tick, err, sizeof(err)), 0);
+	assert_int_equal(tick, 100);
+	json_decref(o);
+	o = json_pack("{s:i}", "tick_ms", 5);
+	assert_int_equal(xm_weighting_conf_parse(o, &tick, err, sizeof(err)), -EINVAL);
+	json_decref(o);
+}
+
+/* The agent's config rejects bad weighting settings with their location. */
+static void config_locations(void **st)
+{
+	static const char bad_param[] =
+		"{\"services\": [{\"vip\": \"10.96.0.1\", \"port\": 80, \"algorithm\": \"l3x\",\n"
+		" \"params\": {\"floor\": 7}, \"backends\": []}]}\n";
+	static const char bad_algo[] =
+		"{\"services\": [{\"vip\": \"10.96.0.1\", \"port\": 80, \"algorithm\": \"l4\"}]}";
+	static const char bad_tick[] = "{\"weighting\": {\"tick_ms\": 0}}";
+	static const char good[] =
+		"{\"weighting\": {\"tick_ms\": 250}, \"services\": [{\"vip\": \"10.96.0.1\", "
+		"\"port\": 80, \"algorithm\": \"l3-peak\", \"params\": {\"penalty_s\": 1}}]}";
+	struct xm_lb_conf c;
+	char err[600];
+
+	assert_int_equal(xm_lb_conf_parse("f.json", bad_param, strlen(bad_param), &c, err,
+					  sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "f.json:2:"));
+	assert_non_null(strstr(err, "params.floor"));
+	assert_int_equal(xm_lb_conf_parse("f.json", bad_algo, strlen(bad_algo), &c, err,
+					  sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "l3x"));
+	assert_int_equal(xm_lb_conf_parse("f.json", bad_tick, strlen(bad_tick), &c, err,
+					  sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "tick_ms"));
+	assert_int_equal(xm_lb_conf_parse("f.json", good, strlen(good), &c, err, sizeof(err)), 0);
+	assert_int_equal(c.tick_ms, 250);
+	assert_string_equal(c.svc[0].algorithm, "l3-peak");
+	xm_lb_conf_free(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -513,6 +596,8 @@ int main(void)
 		cmocka_unit_test(step_change_reaction),
 		cmocka_unit_test(l3x_outlier_goes_to_floor),
 		cmocka_unit_test(rate_control_in_service),
+		cmocka_unit_test(params_parse),
+		cmocka_unit_test(config_locations),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
