@@ -23,11 +23,13 @@
 #include "weighting.h"
 
 /*
- * Rewrite a table only when some backend gains or loses this many slots
- * (of 1024), or goes to or from zero: noise in the estimates must not cost
- * a table write per service per tick.
+ * When to rewrite a service's table, by the share of new connections a new
+ * table would move (slots of 1024): at once from 3 %, after 2 s from 1.5 %,
+ * and whenever a backend goes to or from zero slots.
  */
-#define XM_W_MIN_SLOT_CHANGE 8
+#define XM_W_SHIFT_NOW 31
+#define XM_W_SHIFT_MIN 16
+#define XM_W_SHIFT_WAIT_NS 2000000000ULL
 /* Bytes read per batch syscall (per-CPU values: entries x CPUs x 80 B). */
 #define XM_W_BATCH_BYTES (256 * 1024)
 /*
@@ -54,6 +56,7 @@ struct wsvc {
 	__u32 *ids;         /* backend ids, in the order of ws.b */
 	__u32 *slots;       /* slots of the last table written */
 	bool written;
+	__u64 written_ns;   /* when */
 	unsigned long long seen; /* tick number when last found in the map */
 	double quiet_dt;    /* s banked while nothing changed */
 };
@@ -512,11 +515,23 @@ static void weigh_service(struct xm_weighting *w, __u32 svc_id, const struct xm_
 	for (unsigned int i = 0; i < n; i++)
 		weights[i] = s->ws.b[i].weight;
 	xm_lb_slots_apportion(weights, n, slots);
+	/*
+	 * How much traffic a new table would move (total variation, in slots):
+	 * write at once for a real shift, let small ones wait a while so noisy
+	 * estimates do not cost a table write per service per tick.
+	 */
 	change = !s->written;
-	for (unsigned int i = 0; i < n && !change; i++)
-		change = (slots[i] > s->slots[i] ? slots[i] - s->slots[i] : s->slots[i] - slots[i]) >=
-				 XM_W_MIN_SLOT_CHANGE ||
-			 !slots[i] != !s->slots[i];
+	{
+		__u32 moved = 0;
+
+		for (unsigned int i = 0; i < n; i++) {
+			moved += slots[i] > s->slots[i] ? slots[i] - s->slots[i] : s->slots[i] - slots[i];
+			change |= !slots[i] != !s->slots[i];
+		}
+		moved /= 2;
+		change |= moved >= XM_W_SHIFT_NOW ||
+			  (moved >= XM_W_SHIFT_MIN && now - s->written_ns >= XM_W_SHIFT_WAIT_NS);
+	}
 	if (!change)
 		return;
 	err = xm_lb_table_write(&w->maps, key, ids, weights, n);
@@ -529,6 +544,7 @@ static void weigh_service(struct xm_weighting *w, __u32 svc_id, const struct xm_
 	}
 	memcpy(s->slots, slots, n * sizeof(*slots));
 	s->written = true;
+	s->written_ns = now;
 	if (w->wloop)
 		w->wloop->table_writes++;
 }
