@@ -25,6 +25,8 @@
  *                                           same connection; prints both labels
  *   rate VIP PORT -t SECONDS                new connections per second: connect, read
  *                                           the label, close, as fast as possible
+ *   udpconnect VIP PORT -n N                cost of connect() itself: N connect()s of
+ *                                           one UDP socket (no packet is sent), ns each
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -526,6 +528,21 @@ static void client_rate(void)
 	       n / ((now_us() - t0) / 1e6));
 }
 
+static void client_udpconnect(void)
+{
+	int fd = socket(target.ss_family, SOCK_DGRAM, 0);
+	double t0;
+	long fail = 0;
+
+	t0 = now_us();
+	for (int i = 0; i < n_total; i++)
+		if (connect(fd, (struct sockaddr *)&target, target_len))
+			fail++;
+	printf("{\"connects\":%d,\"failed\":%ld,\"ns_per_connect\":%.1f}\n", n_total, fail,
+	       (now_us() - t0) * 1e3 / n_total);
+	close(fd);
+}
+
 int main(int argc, char **argv)
 {
 	const char *mode;
@@ -572,6 +589,8 @@ int main(int argc, char **argv)
 		client_hold();
 	else if (!strcmp(mode, "rate"))
 		client_rate();
+	else if (!strcmp(mode, "udpconnect"))
+		client_udpconnect();
 	else {
 		fprintf(stderr, "unknown mode %s\n", mode);
 		return 2;
