@@ -179,9 +179,8 @@ static __always_inline int lb_connect(struct bpf_sock_addr *ctx, struct xm_lb_sv
 		ctx->user_ip4 = be->addr.ip[0];
 		ctx->user_port = bpf_htons(be->port);
 	}
+	/* Connected UDP finds its VIP in socket storage on recvmsg: no reverse entry. */
 	lb_remember(ctx, key, be_id, be);
-	if (key->proto == IPPROTO_UDP)
-		lb_rev_add(ctx, key, be);
 	xm_stat_add(XM_STAT_LB_CONNECTS, 1);
 	return 1;
 }
@@ -253,10 +252,17 @@ int xm_lb_sendmsg6(struct bpf_sock_addr *ctx)
 	return lb_sendmsg(ctx, &key, 1);
 }
 
-/* A datagram from a backend this socket sent to through a VIP: show the VIP. */
+/*
+ * A datagram from a backend this socket sent to through a VIP: show the VIP.
+ * A connected socket knows its backend from socket storage; an unconnected
+ * one looks up {cookie, source} in xm_lb_rev.
+ */
 static __always_inline int lb_recvmsg(struct bpf_sock_addr *ctx, int v6)
 {
 	struct xm_lb_rev_key rk = {};
+	struct xm_lb_backend *be;
+	struct xm_lb_sock *ls;
+	struct xm_lb_rev tmp = {};
 	struct xm_lb_rev *rv;
 
 	rk.cookie = bpf_get_socket_cookie(ctx);
@@ -267,6 +273,20 @@ static __always_inline int lb_recvmsg(struct bpf_sock_addr *ctx, int v6)
 		rk.family = xm_addr_load(&rk.addr, AF_INET, ctx->user_ip4, 0, 0, 0, 0);
 	rk.port = bpf_ntohs((__u16)ctx->user_port);
 	rv = bpf_map_lookup_elem(&xm_lb_rev, &rk);
+	if (!rv && ctx->sk) {
+		ls = bpf_sk_storage_get(&xm_lb_sock, ctx->sk, 0, 0);
+		if (!ls || ls->role != XM_LB_ROLE_CLIENT)
+			return 1;
+		be = bpf_map_lookup_elem(&xm_lb_be, &ls->backend);
+		if (!be || be->port != rk.port || be->family != rk.family ||
+		    be->addr.ip[0] != rk.addr.ip[0] || be->addr.ip[1] != rk.addr.ip[1] ||
+		    be->addr.ip[2] != rk.addr.ip[2] || be->addr.ip[3] != rk.addr.ip[3])
+			return 1;
+		tmp.vip = ls->vip;
+		tmp.vport = ls->vport;
+		tmp.family = ls->family;
+		rv = &tmp;
+	}
 	if (!rv)
 		return 1;
 	if (v6) {

@@ -1,7 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# UDP and IPv6 through a VIP: unconnected UDP datagrams to a VIP reach every
-# backend and every reply appears to come from the VIP (recvmsg hook); an
+# UDP and IPv6 through a VIP: unconnected and connected UDP datagrams to a
+# VIP reach every backend and every reply appears to come from the VIP
+# (recvmsg hook); an
 # IPv6 VIP balances over IPv6 backends with getpeername() = VIP; a
 # dual-stack socket reaches an IPv4 VIP as ::ffff:VIP.
 set -eu
@@ -45,6 +46,12 @@ xm_assert "$(echo "$out" | xm_json 'min(j["labels"].get(k,{"n":0})["n"] for k in
 	"round-robin over three UDP backends (each > 800 of 3000)"
 xm_assert $(($(xm_stat lb_revnat) - before)) -eq 3000 "lb_revnat counts each reply"
 xm_assert "$(xm_stat lb_sendmsg)" -ge 3000 "lb_sendmsg counts each datagram"
+# connected UDP: connect() picks the backend, recvfrom() still names the VIP
+out=$(xm_pod_exec c "$XM_TOOLS/xm-lbtool" udp-client 10.96.0.53 53 -n 600 -C)
+xm_log "connected UDP: $out"
+xm_assert "$(echo "$out" | xm_json 'j["lost"]')" -eq 0 "connected UDP: every datagram answered"
+xm_assert "$(echo "$out" | xm_json 'j["reply_not_from_vip"]')" -eq 0 "connected UDP: replies from the VIP"
+xm_assert "$(echo "$out" | xm_json 'len(j["labels"])')" -eq 3 "connected UDP: all backends used"
 
 # --- IPv6 VIP ---
 out=$(xm_pod_exec c "$XM_TOOLS/xm-lbtool" connect fd96::10 80 -n 4000)

@@ -18,8 +18,9 @@
  *                                           from send() to the arrival of the first byte
  *                                           back (receive timestamp), and app_p50/p99
  *                                           until read() returned
- *   udp-client VIP PORT -n N                N unconnected datagrams (sendto VIP); per
- *                                           label counts and replies not from VIP
+ *   udp-client VIP PORT -n N [-C]           N unconnected datagrams (sendto VIP), or
+ *                                           with -C connect()+send() each; per label
+ *                                           counts and replies (recvfrom) not from VIP
  *   hold VIP PORT -w FILE                   one connection: a request, then wait for
  *                                           FILE to exist, then another request on the
  *                                           same connection; prints both labels
@@ -49,6 +50,7 @@ static const char *label = "?";
 static int delay_ms, n_total = 1000, n_conns = 1, per_conn = 0;
 static double err_rate, seconds = 1;
 static const char *wait_file;
+static int udp_connected;
 
 static struct sockaddr_storage target;
 static socklen_t target_len;
@@ -469,7 +471,13 @@ static void client_udp(void)
 		char buf[64];
 		ssize_t n;
 
-		if (sendto(fd, "q", 1, 0, (struct sockaddr *)&target, target_len) < 0) {
+		/* -C: a connected socket (connect() once per datagram: a new backend each time) */
+		if (udp_connected && connect(fd, (struct sockaddr *)&target, target_len)) {
+			errs[errno & 255]++;
+			continue;
+		}
+		if (udp_connected ? send(fd, "q", 1, 0) < 0
+				  : sendto(fd, "q", 1, 0, (struct sockaddr *)&target, target_len) < 0) {
 			errs[errno & 255]++;
 			continue;
 		}
@@ -558,7 +566,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	optind = 4;
-	while ((opt = getopt(argc, argv, "l:d:e:n:c:k:w:t:")) != -1) {
+	while ((opt = getopt(argc, argv, "l:d:e:n:c:k:w:t:C")) != -1) {
 		switch (opt) {
 		case 'l': label = optarg; break;
 		case 'd': delay_ms = atoi(optarg); break;
@@ -568,6 +576,7 @@ int main(int argc, char **argv)
 		case 'k': per_conn = atoi(optarg); break;
 		case 'w': wait_file = optarg; break;
 		case 't': seconds = atof(optarg); break;
+		case 'C': udp_connected = 1; break;
 		default: return 2;
 		}
 	}
