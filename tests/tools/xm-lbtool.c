@@ -7,10 +7,12 @@
  *   http ADDR PORT -l L [-d MS] [-e RATE]   TCP keep-alive request/response: every
  *                                           request (a line ending "\r\n\r\n") gets, after
  *                                           MS ms, "HTTP/1.1 200 OK" (or 500 for every
- *                                           1/RATE-th response) with header X-Backend: L
+ *                                           1/RATE-th response) with header X-Backend: L;
+ *                                           -R: reset the connection instead of answering
  *   udp ADDR PORT -l L                      UDP: answer each datagram with "L"
  * Clients (print one JSON line, exit 0 unless the tool itself failed):
- *   connect VIP PORT -n N                   N connects; counts per label, errors by
+ *   connect VIP PORT -n N [-T MS]           N connects (-T: give up after MS ms); counts
+ *                                           per label, errors by
  *                                           errno name, getpeername() != VIP count
  *   get VIP PORT -n N [-c CONNS] [-k PER_CONN]  N HTTP requests over CONNS parallel
  *                                           keep-alive connections of PER_CONN requests;
@@ -50,7 +52,7 @@ static const char *label = "?";
 static int delay_ms, n_total = 1000, n_conns = 1, per_conn = 0;
 static double err_rate, seconds = 1;
 static const char *wait_file;
-static int udp_connected;
+static int udp_connected, reset_requests, connect_timeout_ms;
 
 static struct sockaddr_storage target;
 static socklen_t target_len;
@@ -143,6 +145,13 @@ static void *http_conn(void *arg)
 			break;
 		have += n;
 		buf[have] = '\0';
+		if (reset_requests && strstr(buf, "\r\n\r\n")) {
+			/* -R: answer a request with a reset (linger 0 then close) */
+			struct linger lg = { 1, 0 };
+
+			setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+			goto out;
+		}
 		while ((end = strstr(buf, "\r\n\r\n"))) {
 			/* every (1/RATE)-th response of the server fails: exact, not sampled */
 			long nth = atomic_fetch_add(&responses, 1) + 1;
@@ -286,6 +295,11 @@ static int tcp_connect(void)
 
 	if (fd < 0)
 		return -errno;
+	if (connect_timeout_ms) {
+		struct timeval tv = { connect_timeout_ms / 1000, connect_timeout_ms % 1000 * 1000 };
+
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	}
 	if (connect(fd, (struct sockaddr *)&target, target_len)) {
 		int e = errno;
 
@@ -566,7 +580,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	optind = 4;
-	while ((opt = getopt(argc, argv, "l:d:e:n:c:k:w:t:C")) != -1) {
+	while ((opt = getopt(argc, argv, "l:d:e:n:c:k:w:t:CRT:")) != -1) {
 		switch (opt) {
 		case 'l': label = optarg; break;
 		case 'd': delay_ms = atoi(optarg); break;
@@ -577,6 +591,8 @@ int main(int argc, char **argv)
 		case 'w': wait_file = optarg; break;
 		case 't': seconds = atof(optarg); break;
 		case 'C': udp_connected = 1; break;
+		case 'R': reset_requests = 1; break;
+		case 'T': connect_timeout_ms = atoi(optarg); break;
 		default: return 2;
 		}
 	}
