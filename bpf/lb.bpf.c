@@ -421,8 +421,10 @@ int xm_lb_sockops(struct bpf_sock_ops *skops)
 	switch (skops->op) {
 	case BPF_SOCK_OPS_TCP_CONNECT_CB:
 		ls = bpf_sk_storage_get(&xm_lb_sock, sk, 0, 0);
+		/* keep flags other programs may have set: the helper replaces them all */
 		if (ls && ls->role == XM_LB_ROLE_CLIENT)
-			bpf_sock_ops_cb_flags_set(skops, BPF_SOCK_OPS_STATE_CB_FLAG |
+			bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags |
+							 BPF_SOCK_OPS_STATE_CB_FLAG |
 							 BPF_SOCK_OPS_RTO_CB_FLAG);
 		break;
 	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
