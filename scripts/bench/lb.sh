@@ -46,7 +46,8 @@ json.dump({"services": [
 EOP
 xm_agent_start --config "$CFG"
 xm_lb_wait 10.96.0.21:53/udp 1000
-xm_bg ip netns exec "$XM_PREFIX-b" "$XM_TOOLS/xm-rr" server tcp 10.77.0.3 7600
+# client and server of the latency runs share CPU 0: no cross-core wake-ups in the numbers
+xm_bg ip netns exec "$XM_PREFIX-b" taskset -c 0 "$XM_TOOLS/xm-rr" server tcp 10.77.0.3 7600
 xm_bg ip netns exec "$XM_PREFIX-b" "$XM_TOOLS/xm-lbtool" server 10.77.0.3 8080 -l b
 sleep 0.3
 
