@@ -86,25 +86,23 @@ static __always_inline void lb_remember(struct bpf_sock_addr *ctx, const struct 
 					__u32 be_id, const struct xm_lb_backend *be)
 {
 	struct xm_lb_sock *ls;
-	struct xm_lb_flow f = {};
-	__u64 cookie;
 
 	if (!ctx->sk)
 		return;
 	ls = bpf_sk_storage_get(&xm_lb_sock, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!ls)
 		return;
-	cookie = bpf_get_socket_cookie(ctx);
-	ls->flow = cookie;
+	ls->flow = bpf_get_socket_cookie(ctx);
 	ls->vip = key->vip;
 	ls->vport = key->port;
 	ls->family = key->family;
 	ls->role = XM_LB_ROLE_CLIENT;
 	ls->backend = be_id;
-	if (key->proto == IPPROTO_TCP) {
-		f.backend = be_id;
-		bpf_map_update_elem(&xm_lb_flows, &cookie, &f, BPF_ANY);
-	}
+	ls->shared = 0;
+	ls->st.t_start = 0;
+	ls->st.backend = be_id;
+	ls->st.phase = XM_LB_IDLE;
+	ls->st.flags = 0;
 }
 
 /* Datagrams from backend be to this socket are replies from the VIP. */
@@ -388,7 +386,7 @@ static __always_inline void lb_state_change(struct xm_lb_sock *ls, __u32 old, __
 
 	if (new != BPF_TCP_CLOSE)
 		return;
-	f = bpf_map_lookup_elem(&xm_lb_flows, &ls->flow);
+	f = lb_state_of(ls);
 	p = lb_probe_of(ls->backend);
 	if (p) {
 		if (old == BPF_TCP_SYN_SENT) {
@@ -402,8 +400,11 @@ static __always_inline void lb_state_change(struct xm_lb_sock *ls, __u32 old, __
 		if (f && f->phase == XM_LB_REQUEST)
 			p->req_aborted++;
 	}
-	if (f)
+	if (ls->shared)
 		bpf_map_delete_elem(&xm_lb_flows, &ls->flow);
+	ls->shared = 0;
+	ls->st.phase = XM_LB_IDLE; /* a closed socket counts nothing more */
+	ls->role = XM_LB_ROLE_NONE;
 }
 
 SEC("sockops")
@@ -434,12 +435,15 @@ int xm_lb_sockops(struct bpf_sock_ops *skops)
 		p = lb_probe_of(ls->backend);
 		if (p)
 			p->conns++;
-		f = bpf_map_lookup_elem(&xm_lb_flows, &ls->flow);
-		if (f)
-			f->flags |= XM_LB_FLOW_F_EST;
+		ls->st.flags |= XM_LB_FLOW_F_EST;
 		lb_tuple(skops, &t, 1);
-		if (lb_peer_local(t.family, &t.local))
+		if (!lb_peer_local(t.family, &t.local))
+			break; /* remote backend: the state stays in socket storage */
+		/* a local backend's socket will need the state: share it */
+		if (bpf_map_update_elem(&xm_lb_flows, &ls->flow, &ls->st, BPF_ANY) == 0) {
+			ls->shared = 1;
 			bpf_map_update_elem(&xm_lb_peer, &t, &ls->flow, BPF_ANY);
+		}
 		break;
 	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
 		lb_tuple(skops, &t, 0);
@@ -462,7 +466,7 @@ int xm_lb_sockops(struct bpf_sock_ops *skops)
 		ls = bpf_sk_storage_get(&xm_lb_sock, sk, 0, 0);
 		if (!ls || ls->role != XM_LB_ROLE_CLIENT)
 			break;
-		f = bpf_map_lookup_elem(&xm_lb_flows, &ls->flow);
+		f = lb_state_of(ls);
 		if (f)
 			f->flags |= XM_LB_FLOW_F_SYN_RTO;
 		break;
@@ -526,7 +530,7 @@ static __always_inline struct xm_lb_flow *skb_flow(struct __sk_buff *skb)
 	ls = bpf_sk_storage_get(&xm_lb_sock, sk, 0, 0);
 	if (!ls || ls->role != XM_LB_ROLE_CLIENT)
 		return NULL;
-	return bpf_map_lookup_elem(&xm_lb_flows, &ls->flow);
+	return lb_state_of(ls);
 }
 
 SEC("cgroup_skb/egress")
