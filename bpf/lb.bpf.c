@@ -379,32 +379,24 @@ static __always_inline void lb_tuple(struct bpf_sock_ops *skops, struct xm_lb_tu
 		t->scope = bpf_get_netns_cookie(skops);
 }
 
+/*
+ * Enabled only after a SYN timed out: the connect gave up (SYN_SENT ->
+ * CLOSE) unless a reset ended it first (counted as refused in cgroup_skb).
+ */
 static __always_inline void lb_state_change(struct xm_lb_sock *ls, __u32 old, __u32 new)
 {
 	struct xm_lb_probe *p;
 	struct xm_lb_flow *f;
 
-	if (new != BPF_TCP_CLOSE)
+	if (new != BPF_TCP_CLOSE || old != BPF_TCP_SYN_SENT)
 		return;
 	f = lb_state_of(ls);
+	if (!f || (f->flags & XM_LB_FLOW_F_DONE))
+		return;
+	f->flags |= XM_LB_FLOW_F_DONE;
 	p = lb_probe_of(ls->backend);
-	if (p) {
-		if (old == BPF_TCP_SYN_SENT) {
-			if (f && (f->flags & XM_LB_FLOW_F_SYN_RTO))
-				p->conn_timeout++;
-			else
-				p->conn_refused++;
-		} else if (old == BPF_TCP_ESTABLISHED) {
-			p->resets++;
-		}
-		if (f && f->phase == XM_LB_REQUEST)
-			p->req_aborted++;
-	}
-	if (ls->shared)
-		bpf_map_delete_elem(&xm_lb_flows, &ls->flow);
-	ls->shared = 0;
-	ls->st.phase = XM_LB_IDLE; /* a closed socket counts nothing more */
-	ls->role = XM_LB_ROLE_NONE;
+	if (p)
+		p->conn_timeout++;
 }
 
 SEC("sockops")
@@ -422,10 +414,15 @@ int xm_lb_sockops(struct bpf_sock_ops *skops)
 	switch (skops->op) {
 	case BPF_SOCK_OPS_TCP_CONNECT_CB:
 		ls = bpf_sk_storage_get(&xm_lb_sock, sk, 0, 0);
-		/* keep flags other programs may have set: the helper replaces them all */
+		/*
+		 * Only the RTO callback: resets, refusals and closes are seen in
+		 * cgroup_skb, so the state callback (a program run per state
+		 * change, for every program of the cgroup) is enabled only
+		 * once a SYN timed out, to see the connect give up. Keep flags
+		 * other programs set: the helper replaces them all.
+		 */
 		if (ls && ls->role == XM_LB_ROLE_CLIENT)
 			bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags |
-							 BPF_SOCK_OPS_STATE_CB_FLAG |
 							 BPF_SOCK_OPS_RTO_CB_FLAG);
 		break;
 	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
@@ -469,6 +466,8 @@ int xm_lb_sockops(struct bpf_sock_ops *skops)
 		f = lb_state_of(ls);
 		if (f)
 			f->flags |= XM_LB_FLOW_F_SYN_RTO;
+		bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags |
+						 BPF_SOCK_OPS_STATE_CB_FLAG);
 		break;
 	case BPF_SOCK_OPS_STATE_CB:
 		ls = bpf_sk_storage_get(&xm_lb_sock, sk, 0, 0);
@@ -481,18 +480,22 @@ int xm_lb_sockops(struct bpf_sock_ops *skops)
 
 /* ---- cgroup_skb: request/response timing on the client's packets ---- */
 
+#define TCP_FL_FIN 0x01
+#define TCP_FL_RST 0x04
+
 /*
- * TCP payload length of skb and where it starts; 0 when there is none.
- * Headers are read in place (they are in the linear part on both hooks);
- * cheaper than bpf_skb_load_bytes on a path every packet of a balanced
- * connection takes.
+ * TCP payload length of skb and where it starts (0 when there is none), and
+ * its TCP flags byte. Headers are read in place (they are in the linear part
+ * on both hooks): cheaper than bpf_skb_load_bytes on a path every packet of
+ * a balanced connection takes.
  */
-static __always_inline __u32 tcp_payload(struct __sk_buff *skb, __u32 *off)
+static __always_inline __u32 tcp_payload(struct __sk_buff *skb, __u32 *off, __u8 *flags)
 {
 	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
 	struct tcphdr *th;
 	__u32 l3;
 
+	*flags = 0;
 	if (skb->protocol == bpf_htons(ETH_P_IP)) {
 		struct iphdr *ip = data;
 
@@ -513,11 +516,14 @@ static __always_inline __u32 tcp_payload(struct __sk_buff *skb, __u32 *off)
 	th = data + l3;
 	if ((void *)(th + 1) > end)
 		return 0;
+	*flags = ((__u8 *)th)[13];
 	*off = l3 + th->doff * 4;
 	return skb->len > *off ? skb->len - *off : 0;
 }
 
-static __always_inline struct xm_lb_flow *skb_flow(struct __sk_buff *skb)
+/* The client socket's LB storage and probe state for skb, or NULL. */
+static __always_inline struct xm_lb_flow *skb_flow(struct __sk_buff *skb, struct xm_lb_sock **lsp,
+						   __u32 *state)
 {
 	struct bpf_sock *sk = skb->sk;
 	struct xm_lb_sock *ls;
@@ -530,31 +536,76 @@ static __always_inline struct xm_lb_flow *skb_flow(struct __sk_buff *skb)
 	ls = bpf_sk_storage_get(&xm_lb_sock, sk, 0, 0);
 	if (!ls || ls->role != XM_LB_ROLE_CLIENT)
 		return NULL;
+	*lsp = ls;
+	*state = sk->state;
 	return lb_state_of(ls);
+}
+
+/*
+ * The connection ended for the probes: a reset (either way) or the backend's
+ * FIN. A request still waiting is aborted; a reset before ESTABLISHED is a
+ * refused connect. The shared copy of a local backend's connection goes (the
+ * backend can send nothing after its FIN or a reset).
+ */
+static __always_inline void lb_conn_end(struct xm_lb_sock *ls, struct xm_lb_flow *f, int rst,
+					__u32 state)
+{
+	struct xm_lb_probe *p = lb_probe_of(ls->backend);
+
+	if (p) {
+		if (rst && state == BPF_TCP_SYN_SENT)
+			p->conn_refused++;
+		else if (rst)
+			p->resets++;
+		if (f->phase == XM_LB_REQUEST)
+			p->req_aborted++;
+	}
+	f->phase = XM_LB_IDLE;
+	f->flags |= XM_LB_FLOW_F_DONE;
+	if (ls->shared) {
+		ls->st = *f;
+		ls->shared = 0;
+		bpf_map_delete_elem(&xm_lb_flows, &ls->flow);
+	}
 }
 
 SEC("cgroup_skb/egress")
 int xm_lb_egress(struct __sk_buff *skb)
 {
-	struct xm_lb_flow *f = skb_flow(skb);
-	__u32 off;
+	struct xm_lb_sock *ls = NULL;
+	struct xm_lb_flow *f;
+	__u32 off, state = 0;
+	__u8 fl;
 
-	if (f && f->phase != XM_LB_REQUEST && tcp_payload(skb, &off))
+	f = skb_flow(skb, &ls, &state);
+	if (!f || !ls || (f->flags & XM_LB_FLOW_F_DONE))
+		return 1;
+	if (tcp_payload(skb, &off, &fl) && f->phase != XM_LB_REQUEST)
 		lb_probe_sent(f);
+	/* our FIN is no end: a client may half-close and still await the response */
+	if (fl & TCP_FL_RST)
+		lb_conn_end(ls, f, 1, state);
 	return 1;
 }
 
 SEC("cgroup_skb/ingress")
 int xm_lb_ingress(struct __sk_buff *skb)
 {
-	struct xm_lb_flow *f = skb_flow(skb);
-	__u8 s[10];
-	__u32 off;
+	struct xm_lb_sock *ls = NULL;
+	struct xm_lb_flow *f;
+	__u32 off, state = 0, len;
+	__u8 s[10], fl;
 
-	if (!f || f->phase != XM_LB_REQUEST || !tcp_payload(skb, &off))
+	f = skb_flow(skb, &ls, &state);
+	if (!f || !ls || (f->flags & XM_LB_FLOW_F_DONE))
 		return 1;
-	if (bpf_skb_load_bytes(skb, off, s, sizeof(s)))
-		s[0] = 0;
-	lb_probe_received(f, lb_is_http_5xx(s));
+	len = tcp_payload(skb, &off, &fl);
+	if (len && f->phase == XM_LB_REQUEST) {
+		if (bpf_skb_load_bytes(skb, off, s, sizeof(s)))
+			s[0] = 0;
+		lb_probe_received(f, lb_is_http_5xx(s));
+	}
+	if (fl & (TCP_FL_RST | TCP_FL_FIN))
+		lb_conn_end(ls, f, fl & TCP_FL_RST, state);
 	return 1;
 }

@@ -199,6 +199,7 @@ enum xm_lb_phase {
 
 #define XM_LB_FLOW_F_SYN_RTO (1U << 0) /* the SYN was retransmitted by timeout */
 #define XM_LB_FLOW_F_EST (1U << 1)     /* reached ESTABLISHED */
+#define XM_LB_FLOW_F_DONE (1U << 2)    /* ended (reset, or the backend closed): counted */
 
 struct xm_lb_flow {
 	__u64 t_start;    /* bpf_ktime_get_ns() of the current request's first byte */

@@ -11,12 +11,13 @@
 # Then the cost of connect() itself with 2 and 1000 backends (UDP connect():
 # the same hook and table lookup, no packet), against a non-service address.
 # Modes are interleaved in rotating order in every repetition; medians.
-# REPS=N (default 5), RR_N (default 20000), RATE_S (default 1).
+# REPS=N (default 5), RR_N (default 20000), RATE_S (default 1), RATE_C (default 4).
 set -eu
 . "$(dirname "$0")/../../tests/integration/lib.sh"
 REPS=${REPS:-5}
 RR_N=${RR_N:-20000}
 RATE_S=${RATE_S:-1}
+RATE_C=${RATE_C:-4} # connect loops in parallel: both CPUs busy, so CPU cost per connection shows
 CONN_N=${CONN_N:-200000}
 xm_setup
 NFT_TABLE=$XM_PREFIX-lb
@@ -80,7 +81,7 @@ for rep in $(seq "$REPS"); do
 		# shellcheck disable=SC2046
 		r=$(xm_pod_exec c$mode taskset -c 0 "$XM_TOOLS/xm-rr" client tcp $(target $mode rr) rr 64 "$RR_N")
 		# shellcheck disable=SC2046
-		c=$(xm_pod_exec c$mode "$XM_TOOLS/xm-lbtool" rate $(target $mode rate) -t "$RATE_S")
+		c=$(xm_pod_exec c$mode "$XM_TOOLS/xm-lbtool" rate $(target $mode rate) -t "$RATE_S" -c "$RATE_C")
 		echo "$mode rr_p50 $(field p50_us "$r")" >>"$out"
 		echo "$mode rr_p99 $(field p99_us "$r")" >>"$out"
 		echo "$mode conn_s $(field per_second "$c")" >>"$out"

@@ -26,7 +26,7 @@
  *   hold VIP PORT -w FILE                   one connection: a request, then wait for
  *                                           FILE to exist, then another request on the
  *                                           same connection; prints both labels
- *   rate VIP PORT -t SECONDS                new connections per second: connect, read
+ *   rate VIP PORT -t SECONDS [-c THREADS]   new connections per second: connect, read
  *                                           the label, close, as fast as possible
  *   udpconnect VIP PORT -n N                cost of connect() itself: N connect()s of
  *                                           one UDP socket (no packet is sent), ns each
@@ -528,23 +528,53 @@ static void client_hold(void)
 	printf("{\"first\":\"%s\",\"second\":\"%s\"}\n", l1, l2);
 }
 
-static void client_rate(void)
+struct rate_res {
+	long n, fail;
+};
+
+static void *rate_worker(void *arg)
 {
-	double t0 = now_us(), end = t0 + seconds * 1e6;
-	long n = 0, fail = 0;
+	struct rate_res *r = arg;
+	double end = now_us() + seconds * 1e6;
 	char buf[64];
 
 	while (now_us() < end) {
 		int fd = tcp_connect();
 
 		if (fd < 0) {
-			fail++;
+			r->fail++;
 			continue;
 		}
 		if (read_line(fd, buf, sizeof(buf)))
-			fail++;
+			r->fail++;
+		/*
+		 * Abort instead of a FIN: the server closed first, so with a
+		 * plain close its TIME_WAIT sockets would meet our next SYNs
+		 * from reused ports and stall them; with a reset neither side
+		 * keeps TIME_WAIT and every mode measures connections only.
+		 */
+		setsockopt(fd, SOL_SOCKET, SO_LINGER, &(struct linger){ 1, 0 }, sizeof(struct linger));
 		close(fd);
-		n++;
+		r->n++;
+	}
+	return NULL;
+}
+
+/* -c THREADS connect loops in parallel (default 1) */
+static void client_rate(void)
+{
+	struct rate_res res[64] = {};
+	pthread_t th[64];
+	int nt = n_conns < 1 ? 1 : n_conns > 64 ? 64 : n_conns;
+	double t0 = now_us();
+	long n = 0, fail = 0;
+
+	for (int i = 0; i < nt; i++)
+		pthread_create(&th[i], NULL, rate_worker, &res[i]);
+	for (int i = 0; i < nt; i++) {
+		pthread_join(th[i], NULL);
+		n += res[i].n;
+		fail += res[i].fail;
 	}
 	printf("{\"conns\":%ld,\"failed\":%ld,\"per_second\":%.1f}\n", n, fail,
 	       n / ((now_us() - t0) / 1e6));
