@@ -9,9 +9,10 @@
  * appear to come from the VIP; getpeername4/6 report the VIP. A service
  * without backends refuses the connect() with ECONNREFUSED.
  *
- * Probes: sockops follows a balanced TCP connection's states (refused or
- * timed-out connects, resets) and cgroup_skb sees its payload in both
- * directions to time requests (see lib/lb_probe.h and docs/probes.md).
+ * Probes: cgroup_skb sees a balanced TCP connection's packets in both
+ * directions: payload times requests, resets and the backend's FIN end it;
+ * sockops counts established connections, catches connects that time out and
+ * ties a local backend's socket to its client (lib/lb_probe.h, docs/probes.md).
  * Redirected local connections are timed by the redirect object's sk_msg.
  */
 #include "vmlinux.h"
