@@ -27,6 +27,7 @@ cat >"$CFG" <<EOC
   { "vip": "fd96::10", "port": 80,
     "backends": [ { "address": "fd77::3", "port": 8080 }, { "address": "fd77::4", "port": 8080 },
                   { "address": "fd77::5", "port": 8080, "weight": 2 } ] },
+  { "vip": "10.96.0.54", "port": 53, "protocol": "udp", "backends": [] },
   { "vip": "fd96::11", "port": 80, "backends": [ { "address": "fd77::3", "port": 8081 } ] },
   { "vip": "10.96.0.10", "port": 80,
     "backends": [ { "address": "10.77.0.3", "port": 8080 }, { "address": "10.77.0.4", "port": 8080 } ] }
@@ -48,6 +49,9 @@ xm_assert "$(echo "$out" | xm_json 'min(j["labels"].get(k,{"n":0})["n"] for k in
 	"round-robin over three UDP backends (each > 800 of 3000)"
 xm_assert $(($(xm_stat lb_revnat) - before)) -eq 3000 "lb_revnat counts each reply"
 xm_assert "$(xm_stat lb_sendmsg)" -ge 3000 "lb_sendmsg counts each datagram"
+# a UDP service without backends: sendto() fails at once with ECONNREFUSED
+out=$(xm_pod_exec c "$XM_TOOLS/xm-lbtool" udp-client 10.96.0.54 53 -n 5)
+xm_assert "$(echo "$out" | xm_json 'j["errors"].get("ECONNREFUSED",0)')" -eq 5 "empty UDP service: sendto() ECONNREFUSED"
 # connected UDP: connect() picks the backend, recvfrom() still names the VIP
 out=$(xm_pod_exec c "$XM_TOOLS/xm-lbtool" udp-client 10.96.0.53 53 -n 600 -C)
 xm_log "connected UDP: $out"
