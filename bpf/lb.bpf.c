@@ -18,6 +18,7 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
+#include <bpf/bpf_core_read.h>
 #include <xmesh/lb.h>
 #include "lib/common_maps.h"
 #include "lib/addr.h"
@@ -78,8 +79,13 @@ static __always_inline struct xm_lb_backend *lb_select(const struct xm_lb_svc_ke
 static __always_inline void lb_refuse(void)
 {
 	xm_stat_add(XM_STAT_LB_NO_BACKEND, 1);
-	/* Without this the kernel turns our "return 0" into EPERM. */
-	bpf_set_retval(-ECONNREFUSED);
+	/*
+	 * Without this the kernel turns our "return 0" into EPERM. The helper
+	 * is Linux >= 5.18; on older kernels the branch is dead at load time
+	 * and a refused connect() reports EPERM (still at once, never a hang).
+	 */
+	if (bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_set_retval))
+		bpf_set_retval(-ECONNREFUSED);
 }
 
 /* Remember on the socket what it was balanced to (getpeername, probes). */
