@@ -9,6 +9,7 @@
 #include "loop.h"
 
 struct xm_redirect;
+struct xm_overlay;
 
 struct xm_agent {
 	char pin_root[PATH_MAX];
@@ -17,11 +18,15 @@ struct xm_agent {
 	__u64 cgroup_id;
 	const char *config_path; /* NULL: no config file */
 	const char *metrics_addr; /* NULL: no metrics endpoint */
+	const char *netns_path;   /* --netns: the agent joined this network namespace */
+	const char *overlay_dev;  /* --overlay-dev: underlay device; NULL: no overlay cache */
+	const char *overlay_vxlan; /* --overlay-vxlan: VXLAN device; NULL: the first found */
 	int lock_fd;
 	struct xm_loop *loop;
 
 	/* Datapath objects, one skeleton per bpf/<name>.bpf.c. */
 	struct xm_redirect *redirect;
+	struct xm_overlay *overlay;
 };
 
 /*
@@ -51,5 +56,7 @@ int xm_dp_link_map(struct xm_agent *a, const char *link_name, struct bpf_program
 /* Modules. */
 int dp_redirect_load(struct xm_agent *a);
 void dp_redirect_close(struct xm_agent *a);
+int dp_overlay_load(struct xm_agent *a);
+void dp_overlay_close(struct xm_agent *a);
 
 #endif

@@ -1,0 +1,597 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Overlay cache: a tc fast path for pod traffic across nodes over VXLAN.
+ *
+ * The kernel's overlay (bridge, routing, netfilter, VXLAN device) stays the
+ * slow path and the only one that decides. Four tc programs watch it and,
+ * once a flow has been delivered by it in both directions, carry that flow's
+ * later packets themselves:
+ *
+ *   underlay egress   learns the outer header the kernel built for a remote
+ *                     pod, and that local -> remote was sent (SEEN_OUT)
+ *   host veth egress  learns how the kernel delivers to a local pod (veth,
+ *                     MACs), and that remote -> local was delivered (SEEN_IN)
+ *   host veth ingress fast path out: encapsulate from the cached header,
+ *                     redirect to the underlay device
+ *   underlay ingress  fast path in: check outer addresses, UDP port and VNI
+ *                     against what we learned, decapsulate, redirect into
+ *                     the pod (bpf_redirect_peer)
+ *
+ * Anything not found, or not both ways, or TCP SYN/FIN/RST, goes to the slow
+ * path untouched. No bit of the packet is used as a mark. Invalidation is the
+ * agent's (user/agent/netlink.c): it deletes entries, or bumps the epoch in
+ * xm_ovl_cfg, which kills every flow at once.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include <xmesh/overlay.h>
+#include "lib/common_maps.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define TC_ACT_OK 0
+#define TC_ACT_SHOT 2
+#define ETH_P_IP 0x0800
+#define ETH_HLEN 14
+#define IP_MF 0x2000
+#define IP_OFFSET 0x1fff
+#define IP_DF 0x4000
+#define PACKET_HOST 0
+#define VXLAN_FLAG_I 0x08
+#define INET_ECN_MASK 3
+#define INET_ECN_CE 3
+#define INET_ECN_ECT_0 2
+/* A uapi macro, absent from vmlinux.h. */
+#define ADJ_ROOM_ENCAP_L2(len) (((__u64)(len) & 0xff) << BPF_ADJ_ROOM_ENCAP_L2_SHIFT)
+
+/* Outer IPv4 + UDP + VXLAN + inner Ethernet: what encap adds after the MAC header. */
+#define ENCAP4_ROOM (XM_OVL_ENCAP4_LEN - ETH_HLEN)
+/* Offsets in an encapsulated IPv4 frame. */
+#define OFF_OIP ETH_HLEN
+#define OFF_UDP (OFF_OIP + 20)
+#define OFF_VXLAN (OFF_UDP + 8)
+#define OFF_IETH (OFF_VXLAN + 8)
+#define OFF_IIP (OFF_IETH + ETH_HLEN)
+#define OFF_IL4 (OFF_IIP + 20)
+
+/*
+ * Written to cb[0] by the encap fast path so that the underlay egress
+ * learner, which sees the redirected packet right after, skips it: it was
+ * built from the cache and teaches nothing. The tc cb area is private to tc
+ * programs; a stale equal value from elsewhere only skips one learning.
+ */
+#define XM_OVL_CB_FASTPATH 0x786f766cU /* "xovl" */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct xm_ovl_cfg);
+} xm_ovl_cfg SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, XM_OVL_MAX_REMOTE);
+	__type(key, struct xm_ovl_addr_key);
+	__type(value, struct xm_ovl_remote);
+} xm_ovl_remote SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, XM_OVL_MAX_LOCAL);
+	__type(key, struct xm_ovl_addr_key);
+	__type(value, struct xm_ovl_local);
+} xm_ovl_local SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, XM_OVL_MAX_FLOWS);
+	__type(key, struct xm_ovl_flow_key);
+	__type(value, struct xm_ovl_flow);
+} xm_ovl_flows SEC(".maps");
+
+/* A parsed inner IPv4 TCP/UDP packet. */
+struct l4_info {
+	__u16 sport;  /* host order */
+	__u16 dport;
+	__u8 proto;
+	__u8 tcp_flags; /* FIN 0x01, SYN 0x02, RST 0x04 */
+};
+
+#define TCPF_FIN 0x01
+#define TCPF_SYN 0x02
+#define TCPF_RST 0x04
+
+static __always_inline struct xm_ovl_cfg *cfg_get(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&xm_ovl_cfg, &zero);
+}
+
+/*
+ * Parse the L4 header after an option-less, unfragmented IPv4 header.
+ * Returns 0 for TCP or UDP, -1 for anything the cache does not handle.
+ */
+static __always_inline int parse_l4(struct iphdr *ip, void *data_end, struct l4_info *l4)
+{
+	void *l4h = (void *)(ip + 1);
+
+	if (ip->ihl != 5 || (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET)))
+		return -1;
+	l4->proto = ip->protocol;
+	if (ip->protocol == IPPROTO_TCP) {
+		struct tcphdr *th = l4h;
+
+		if ((void *)(th + 1) > data_end)
+			return -1;
+		l4->sport = bpf_ntohs(th->source);
+		l4->dport = bpf_ntohs(th->dest);
+		l4->tcp_flags = ((__u8 *)th)[13];
+		return 0;
+	}
+	if (ip->protocol == IPPROTO_UDP) {
+		struct udphdr *uh = l4h;
+
+		if ((void *)(uh + 1) > data_end)
+			return -1;
+		l4->sport = bpf_ntohs(uh->source);
+		l4->dport = bpf_ntohs(uh->dest);
+		l4->tcp_flags = 0;
+		return 0;
+	}
+	return -1;
+}
+
+static __always_inline void flow_key_v4(struct xm_ovl_flow_key *k, __be32 local, __be32 remote,
+					__u16 lport, __u16 rport, __u8 proto)
+{
+	__builtin_memset(k, 0, sizeof(*k));
+	k->family = AF_INET;
+	k->proto = proto;
+	k->local.ip[0] = local;
+	k->remote.ip[0] = remote;
+	k->local_port = lport;
+	k->remote_port = rport;
+}
+
+static __always_inline void addr_key_v4(struct xm_ovl_addr_key *k, __be32 a)
+{
+	__builtin_memset(k, 0, sizeof(*k));
+	k->family = AF_INET;
+	k->addr.ip[0] = a;
+}
+
+/*
+ * A direction of a flow was carried by the slow path: record it. An entry of
+ * an older epoch (before a policy change) starts over. TCP FIN/RST end the
+ * flow: its last packets, and a later connection with the same ports, take
+ * the slow path and are judged by the policy again.
+ */
+static __always_inline void flow_learn(struct xm_ovl_flow_key *k, __u8 bit, __u8 tcp_flags,
+				       __u32 epoch)
+{
+	struct xm_ovl_flow *f, nf = {};
+
+	if (tcp_flags & (TCPF_FIN | TCPF_RST)) {
+		bpf_map_delete_elem(&xm_ovl_flows, k);
+		return;
+	}
+	f = bpf_map_lookup_elem(&xm_ovl_flows, k);
+	if (f && f->epoch == epoch) {
+		if ((f->seen & bit) == bit)
+			return;
+		/* Not atomic: a bit lost to a race is set again by the next packet. */
+		f->seen |= bit;
+		if ((f->seen & XM_OVL_SEEN_BOTH) == XM_OVL_SEEN_BOTH)
+			xm_stat_add(XM_STAT_OVL_FLOWS_CACHED, 1);
+		return;
+	}
+	nf.epoch = epoch;
+	nf.seen = bit;
+	nf.learned_ns = bpf_ktime_get_ns();
+	bpf_map_update_elem(&xm_ovl_flows, k, &nf, BPF_ANY);
+}
+
+/* Whether the flow may take the fast path. */
+static __always_inline int flow_cached(struct xm_ovl_flow_key *k, __u32 epoch)
+{
+	struct xm_ovl_flow *f = bpf_map_lookup_elem(&xm_ovl_flows, k);
+
+	return f && f->epoch == epoch && (f->seen & XM_OVL_SEEN_BOTH) == XM_OVL_SEEN_BOTH;
+}
+
+static __always_inline int mac_eq(const __u8 *a, const __u8 *b)
+{
+	return *(const __u32 *)a == *(const __u32 *)b &&
+	       *(const __u16 *)(a + 4) == *(const __u16 *)(b + 4);
+}
+
+/* Both 8-byte aligned, XM_OVL_ENCAP4_LEN (64) bytes. */
+static __always_inline int hdr4_eq(const __u8 *a, const __u8 *b)
+{
+	const __u64 *x = (const void *)a, *y = (const void *)b;
+	__u64 d = 0;
+
+#pragma unroll
+	for (int i = 0; i < XM_OVL_ENCAP4_LEN / 8; i++)
+		d |= x[i] ^ y[i];
+	return d == 0;
+}
+
+/* ip_decrease_ttl(): the slow path routes, so one hop is spent. */
+static __always_inline void ttl_dec(struct iphdr *ip)
+{
+	__u32 check = ip->check;
+
+	check += bpf_htons(0x0100);
+	ip->check = (__u16)(check + (check >= 0xFFFF));
+	ip->ttl--;
+}
+
+static __always_inline __u16 csum_fold(__u64 csum)
+{
+	csum = (csum & 0xffff) + (csum >> 16);
+	csum = (csum & 0xffff) + (csum >> 16);
+	csum = (csum & 0xffff) + (csum >> 16);
+	return ~csum;
+}
+
+/* ---------------------------------------------------------------- learning */
+
+/*
+ * Underlay egress: a frame the kernel encapsulated (or ours, skipped). Learn
+ * the remote pod's outer header and the flow's outbound direction.
+ */
+SEC("tc")
+int xm_ovl_ul_egress(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data, *data_end = (void *)(long)skb->data_end;
+	struct xm_ovl_remote r = {};
+	struct xm_ovl_addr_key ak;
+	struct xm_ovl_flow_key fk;
+	struct xm_ovl_cfg *cfg;
+	struct iphdr *oip, *iip;
+	struct udphdr *uh;
+	struct ethhdr *eth, *ieth;
+	struct l4_info l4;
+	__u8 *vx;
+
+	if (skb->cb[0] == XM_OVL_CB_FASTPATH) {
+		skb->cb[0] = 0;
+		return TC_ACT_OK;
+	}
+	cfg = cfg_get();
+	if (!cfg || !cfg->enabled)
+		return TC_ACT_OK;
+	if (data + OFF_IL4 > data_end) {
+		if (skb->len < OFF_IL4 || bpf_skb_pull_data(skb, OFF_IL4))
+			return TC_ACT_OK;
+		data = (void *)(long)skb->data;
+		data_end = (void *)(long)skb->data_end;
+		if (data + OFF_IL4 > data_end)
+			return TC_ACT_OK;
+	}
+	eth = data;
+	oip = data + OFF_OIP;
+	uh = data + OFF_UDP;
+	vx = data + OFF_VXLAN;
+	ieth = data + OFF_IETH;
+	iip = data + OFF_IIP;
+	if (eth->h_proto != bpf_htons(ETH_P_IP) || oip->ihl != 5 || oip->protocol != IPPROTO_UDP ||
+	    (oip->frag_off & bpf_htons(IP_MF | IP_OFFSET)) ||
+	    uh->dest != bpf_htons(cfg->vxlan_port) || !(vx[0] & VXLAN_FLAG_I) ||
+	    ieth->h_proto != bpf_htons(ETH_P_IP) || iip->version != 4)
+		return TC_ACT_OK;
+
+	/* The template: the headers as sent, per-packet fields zeroed. */
+	if (bpf_skb_load_bytes(skb, 0, r.hdr, XM_OVL_ENCAP4_LEN))
+		return TC_ACT_OK;
+	{
+		struct iphdr *t = (void *)(r.hdr + OFF_OIP);
+		struct udphdr *tu = (void *)(r.hdr + OFF_UDP);
+
+		t->tot_len = 0;
+		t->id = 0;
+		t->check = 0;
+		t->tos &= ~INET_ECN_MASK;
+		tu->source = 0;
+		tu->len = 0;
+		tu->check = 0;
+	}
+	r.hdr_len = XM_OVL_ENCAP4_LEN;
+	r.outer_family = AF_INET;
+	r.inner_tos = iip->tos;
+	r.vni = ((__u32)vx[4] << 16) | ((__u32)vx[5] << 8) | vx[6];
+	r.ifindex = skb->ifindex;
+	r.outer_saddr.ip[0] = oip->saddr;
+	r.outer_daddr.ip[0] = oip->daddr;
+	r.learned_ns = bpf_ktime_get_ns();
+	addr_key_v4(&ak, iip->daddr);
+	{
+		struct xm_ovl_remote *old = bpf_map_lookup_elem(&xm_ovl_remote, &ak);
+
+		/* Learned again only when something changed: the slow path runs
+		 * this for every packet of every uncached flow. */
+		if (!old || !hdr4_eq(old->hdr, r.hdr) ||
+		    old->ifindex != r.ifindex || old->inner_tos != r.inner_tos) {
+			bpf_map_update_elem(&xm_ovl_remote, &ak, &r, BPF_ANY);
+			xm_stat_add(XM_STAT_OVL_LEARNED_REMOTE, 1);
+		}
+	}
+	if (parse_l4(iip, data_end, &l4))
+		return TC_ACT_OK;
+	flow_key_v4(&fk, iip->saddr, iip->daddr, l4.sport, l4.dport, l4.proto);
+	flow_learn(&fk, XM_OVL_SEEN_OUT, l4.tcp_flags, cfg->epoch);
+	return TC_ACT_OK;
+}
+
+/*
+ * Host veth egress: the kernel delivers a decapsulated packet to a local pod.
+ * Learn the delivery (veth, MACs) and the flow's inbound direction. Only
+ * packets that came in through the overlay device count.
+ */
+SEC("tc")
+int xm_ovl_pod_egress(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data, *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct xm_ovl_local nl = {}, *l;
+	struct xm_ovl_addr_key ak;
+	struct xm_ovl_flow_key fk;
+	struct xm_ovl_cfg *cfg;
+	struct l4_info l4;
+	struct iphdr *ip;
+
+	cfg = cfg_get();
+	if (!cfg || !cfg->enabled || !cfg->vxlan_ifindex ||
+	    skb->ingress_ifindex != cfg->vxlan_ifindex)
+		return TC_ACT_OK;
+	ip = (void *)(eth + 1);
+	if ((void *)(ip + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
+		return TC_ACT_OK;
+	if (parse_l4(ip, data_end, &l4))
+		return TC_ACT_OK;
+
+	addr_key_v4(&ak, ip->daddr);
+	l = bpf_map_lookup_elem(&xm_ovl_local, &ak);
+	if (!l || l->ifindex != skb->ifindex || !mac_eq(l->pod_mac, eth->h_dest) ||
+	    !mac_eq(l->gw_mac, eth->h_source)) {
+		nl.ifindex = skb->ifindex;
+		__builtin_memcpy(nl.pod_mac, eth->h_dest, 6);
+		__builtin_memcpy(nl.gw_mac, eth->h_source, 6);
+		nl.learned_ns = bpf_ktime_get_ns();
+		bpf_map_update_elem(&xm_ovl_local, &ak, &nl, BPF_ANY);
+		xm_stat_add(XM_STAT_OVL_LEARNED_LOCAL, 1);
+	}
+	flow_key_v4(&fk, ip->daddr, ip->saddr, l4.dport, l4.sport, l4.proto);
+	flow_learn(&fk, XM_OVL_SEEN_IN, l4.tcp_flags, cfg->epoch);
+	return TC_ACT_OK;
+}
+
+/* ---------------------------------------------------------------- fast path */
+
+static __always_inline int miss(__u32 stat)
+{
+	xm_stat_add(stat, 1);
+	return TC_ACT_OK;
+}
+
+/*
+ * Host veth ingress: a packet from a local pod. If its flow is cached,
+ * encapsulate it as the kernel would have and send it out the underlay.
+ */
+SEC("tc")
+int xm_ovl_pod_ingress(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data, *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct xm_ovl_addr_key ak;
+	struct xm_ovl_flow_key fk;
+	struct xm_ovl_remote *r;
+	struct xm_ovl_local *l;
+	struct xm_ovl_cfg *cfg;
+	struct l4_info l4;
+	struct iphdr *ip;
+	__u8 hdr[XM_OVL_ENCAP4_LEN];
+	__u32 hash, inner_len, mtu_len = 0;
+	__u8 inner_tos;
+	__u64 flags;
+
+	cfg = cfg_get();
+	if (!cfg || !cfg->enabled)
+		return TC_ACT_OK;
+	ip = (void *)(eth + 1);
+	if ((void *)(ip + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
+		return TC_ACT_OK;
+	if (parse_l4(ip, data_end, &l4))
+		return TC_ACT_OK;
+
+	flow_key_v4(&fk, ip->saddr, ip->daddr, l4.sport, l4.dport, l4.proto);
+	if (l4.tcp_flags & (TCPF_SYN | TCPF_FIN | TCPF_RST)) {
+		/* Connection setup and teardown are the policy's to see. */
+		if (l4.tcp_flags & (TCPF_FIN | TCPF_RST))
+			bpf_map_delete_elem(&xm_ovl_flows, &fk);
+		return TC_ACT_OK;
+	}
+	if (ip->ttl <= 1)
+		return TC_ACT_OK; /* the slow path sends the ICMP time exceeded */
+
+	/* The sender is the pod behind this veth, talking to its gateway. */
+	addr_key_v4(&ak, ip->saddr);
+	l = bpf_map_lookup_elem(&xm_ovl_local, &ak);
+	if (!l)
+		return miss(XM_STAT_OVL_ENCAP_MISSES);
+	if (l->ifindex != skb->ifindex || !mac_eq(l->pod_mac, eth->h_source) ||
+	    !mac_eq(l->gw_mac, eth->h_dest))
+		return TC_ACT_OK;
+	if (!flow_cached(&fk, cfg->epoch))
+		return miss(XM_STAT_OVL_ENCAP_MISSES);
+	addr_key_v4(&ak, ip->daddr);
+	r = bpf_map_lookup_elem(&xm_ovl_remote, &ak);
+	if (!r || r->hdr_len != XM_OVL_ENCAP4_LEN)
+		return miss(XM_STAT_OVL_ENCAP_MISSES);
+	/*
+	 * A non-zero outer DSCP may have been inherited from the inner one
+	 * (vxlan "tos inherit"): then the template only fits the same inner DSCP.
+	 */
+	inner_tos = ip->tos;
+	if ((r->hdr[OFF_OIP + 1] & ~INET_ECN_MASK) &&
+	    (inner_tos & ~INET_ECN_MASK) != (r->inner_tos & ~INET_ECN_MASK))
+		return miss(XM_STAT_OVL_ENCAP_MISSES);
+	/* Too big for the underlay once encapsulated: the slow path fragments or says so. */
+	if (bpf_check_mtu(skb, r->ifindex, &mtu_len, ENCAP4_ROOM, 0))
+		return miss(XM_STAT_OVL_ENCAP_MISSES);
+
+	__builtin_memcpy(hdr, r->hdr, XM_OVL_ENCAP4_LEN);
+	hash = bpf_get_hash_recalc(skb);
+	inner_len = skb->len - ETH_HLEN;
+
+	flags = BPF_F_ADJ_ROOM_FIXED_GSO | BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 |
+		BPF_F_ADJ_ROOM_ENCAP_L4_UDP | BPF_F_ADJ_ROOM_ENCAP_L2_ETH |
+		ADJ_ROOM_ENCAP_L2(ETH_HLEN);
+	if (bpf_skb_adjust_room(skb, ENCAP4_ROOM, BPF_ADJ_ROOM_MAC, flags))
+		return miss(XM_STAT_OVL_ENCAP_MISSES);
+
+	{
+		struct iphdr *oip = (void *)(hdr + OFF_OIP);
+		struct udphdr *uh = (void *)(hdr + OFF_UDP);
+		__u32 h = hash ^ (hash << 16);
+		__u32 lo = cfg->port_min, hi = cfg->port_max;
+		__u8 ecn = inner_tos & INET_ECN_MASK;
+
+		/* udp_flow_src_port(): same flow hash, same port as the kernel's. */
+		if (!lo || hi <= lo) {
+			lo = 32768;
+			hi = 60999;
+		}
+		uh->source = bpf_htons((__u16)((((__u64)h * (hi - lo)) >> 32) + lo));
+		uh->len = bpf_htons(inner_len + ENCAP4_ROOM - 20);
+		/* INET_ECN_encapsulate(): copy ECT, CE becomes ECT(0). */
+		oip->tos |= ecn == INET_ECN_CE ? INET_ECN_ECT_0 : ecn;
+		oip->tot_len = bpf_htons(inner_len + ENCAP4_ROOM);
+		oip->id = (oip->frag_off & bpf_htons(IP_DF)) ? 0 : (__u16)bpf_get_prandom_u32();
+		oip->check = 0;
+		oip->check = csum_fold(bpf_csum_diff(NULL, 0, (__be32 *)oip, 20, 0));
+	}
+	if (bpf_skb_store_bytes(skb, 0, hdr, XM_OVL_ENCAP4_LEN, 0))
+		return TC_ACT_SHOT; /* half built: never send it */
+
+	data = (void *)(long)skb->data;
+	data_end = (void *)(long)skb->data_end;
+	ip = data + OFF_IIP;
+	if ((void *)(ip + 1) > data_end)
+		return TC_ACT_SHOT;
+	ttl_dec(ip);
+
+	skb->cb[0] = XM_OVL_CB_FASTPATH;
+	xm_stat_add(XM_STAT_OVL_ENCAP_PKTS, 1);
+	xm_stat_add(XM_STAT_OVL_ENCAP_BYTES, inner_len);
+	return bpf_redirect(r->ifindex, 0);
+}
+
+/*
+ * Underlay ingress: a VXLAN frame for this node. If it comes from where we
+ * send that pod's traffic, with our VNI and port, and its flow is cached,
+ * decapsulate it and hand it straight to the pod.
+ */
+SEC("tc")
+int xm_ovl_ul_ingress(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data, *data_end = (void *)(long)skb->data_end;
+	struct xm_ovl_addr_key ak;
+	struct xm_ovl_flow_key fk;
+	struct xm_ovl_remote *r;
+	struct xm_ovl_local *l;
+	struct xm_ovl_cfg *cfg;
+	struct iphdr *oip, *iip;
+	struct ethhdr *eth, *ieth;
+	struct udphdr *uh;
+	struct l4_info l4;
+	__u32 vni, ifindex;
+	__u8 otos, mac[12];
+	__u8 *vx;
+
+	cfg = cfg_get();
+	if (!cfg || !cfg->enabled || skb->pkt_type != PACKET_HOST)
+		return TC_ACT_OK;
+	if (data + OFF_IL4 + 20 > data_end) {
+		if (skb->len < OFF_IL4 + 8 || bpf_skb_pull_data(skb, OFF_IL4 + 20))
+			return TC_ACT_OK;
+		data = (void *)(long)skb->data;
+		data_end = (void *)(long)skb->data_end;
+		if (data + OFF_IL4 > data_end)
+			return TC_ACT_OK;
+	}
+	if (data + OFF_IL4 > data_end)
+		return TC_ACT_OK;
+	eth = data;
+	oip = data + OFF_OIP;
+	uh = data + OFF_UDP;
+	vx = data + OFF_VXLAN;
+	ieth = data + OFF_IETH;
+	iip = data + OFF_IIP;
+	if (eth->h_proto != bpf_htons(ETH_P_IP) || oip->ihl != 5 || oip->protocol != IPPROTO_UDP ||
+	    (oip->frag_off & bpf_htons(IP_MF | IP_OFFSET)) ||
+	    uh->dest != bpf_htons(cfg->vxlan_port) || ieth->h_proto != bpf_htons(ETH_P_IP))
+		return TC_ACT_OK;
+	if (parse_l4(iip, data_end, &l4))
+		return TC_ACT_OK;
+	flow_key_v4(&fk, iip->daddr, iip->saddr, l4.dport, l4.sport, l4.proto);
+	if (l4.tcp_flags & (TCPF_SYN | TCPF_FIN | TCPF_RST)) {
+		if (l4.tcp_flags & (TCPF_FIN | TCPF_RST))
+			bpf_map_delete_elem(&xm_ovl_flows, &fk);
+		return TC_ACT_OK;
+	}
+
+	/* Where this pod's traffic comes from, as the slow path taught us. */
+	addr_key_v4(&ak, iip->saddr);
+	r = bpf_map_lookup_elem(&xm_ovl_remote, &ak);
+	if (!r)
+		return miss(XM_STAT_OVL_DECAP_MISSES);
+	vni = ((__u32)vx[4] << 16) | ((__u32)vx[5] << 8) | vx[6];
+	if (!(vx[0] & VXLAN_FLAG_I) || vni != r->vni || oip->saddr != r->outer_daddr.ip[0] ||
+	    oip->daddr != r->outer_saddr.ip[0] || uh->dest != ((struct udphdr *)(r->hdr + OFF_UDP))->dest ||
+	    !mac_eq(ieth->h_dest, r->hdr + OFF_IETH + 6))
+		return miss(XM_STAT_OVL_DECAP_REJECTED);
+	if (iip->ttl <= 1)
+		return TC_ACT_OK;
+	otos = oip->tos;
+	/* INET_ECN_decapsulate(): CE on a not-ECT inner packet is dropped by the slow path. */
+	if ((otos & INET_ECN_MASK) == INET_ECN_CE && !(iip->tos & INET_ECN_MASK))
+		return TC_ACT_OK;
+	if (!flow_cached(&fk, cfg->epoch))
+		return miss(XM_STAT_OVL_DECAP_MISSES);
+	addr_key_v4(&ak, iip->daddr);
+	l = bpf_map_lookup_elem(&xm_ovl_local, &ak);
+	if (!l)
+		return miss(XM_STAT_OVL_DECAP_MISSES);
+	ifindex = l->ifindex;
+	__builtin_memcpy(mac, l->pod_mac, 6);
+	__builtin_memcpy(mac + 6, l->gw_mac, 6);
+
+	if (bpf_skb_adjust_room(skb, -ENCAP4_ROOM, BPF_ADJ_ROOM_MAC, BPF_F_ADJ_ROOM_FIXED_GSO))
+		return miss(XM_STAT_OVL_DECAP_MISSES);
+	data = (void *)(long)skb->data;
+	data_end = (void *)(long)skb->data_end;
+	eth = data;
+	iip = (void *)(eth + 1);
+	if ((void *)(iip + 1) > data_end)
+		return TC_ACT_SHOT;
+	__builtin_memcpy(eth->h_dest, mac, 6);
+	__builtin_memcpy(eth->h_source, mac + 6, 6);
+	if ((otos & INET_ECN_MASK) == INET_ECN_CE && (iip->tos & INET_ECN_MASK) != INET_ECN_CE) {
+		/* IP_ECN_set_ce(): ECT(1) -> CE adds 0xFFFD, ECT(0) -> CE 0xFFFE. */
+		__u32 ecn = (iip->tos + 1) & INET_ECN_MASK;
+		__u32 check = (__u32)iip->check +
+			      (__u16)(bpf_htons(0xFFFB) + bpf_htons((__u16)ecn));
+
+		iip->check = (__u16)(check + (check >= 0xFFFF));
+		iip->tos |= INET_ECN_CE;
+	}
+	ttl_dec(iip);
+	xm_stat_add(XM_STAT_OVL_DECAP_PKTS, 1);
+	xm_stat_add(XM_STAT_OVL_DECAP_BYTES, skb->len - ETH_HLEN);
+	return bpf_redirect_peer(ifindex, 0);
+}
