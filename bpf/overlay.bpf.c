@@ -257,6 +257,7 @@ int xm_ovl_ul_egress(struct __sk_buff *skb)
 	struct ethhdr *eth, *ieth;
 	struct l4_info l4;
 	__u8 *vx;
+	__u32 ul_ifindex = skb->ifindex;
 
 	if (skb->cb[0] == XM_OVL_CB_FASTPATH) {
 		skb->cb[0] = 0;
@@ -304,7 +305,7 @@ int xm_ovl_ul_egress(struct __sk_buff *skb)
 	r.outer_family = AF_INET;
 	r.inner_tos = iip->tos;
 	r.vni = ((__u32)vx[4] << 16) | ((__u32)vx[5] << 8) | vx[6];
-	r.ifindex = skb->ifindex;
+	r.ifindex = ul_ifindex;
 	r.outer_saddr.ip[0] = oip->saddr;
 	r.outer_daddr.ip[0] = oip->daddr;
 	r.learned_ns = bpf_ktime_get_ns();
@@ -343,10 +344,10 @@ int xm_ovl_pod_egress(struct __sk_buff *skb)
 	struct xm_ovl_cfg *cfg;
 	struct l4_info l4;
 	struct iphdr *ip;
+	__u32 ifindex = skb->ifindex, in_ifindex = skb->ingress_ifindex;
 
 	cfg = cfg_get();
-	if (!cfg || !cfg->enabled || !cfg->vxlan_ifindex ||
-	    skb->ingress_ifindex != cfg->vxlan_ifindex)
+	if (!cfg || !cfg->enabled || !cfg->vxlan_ifindex || in_ifindex != cfg->vxlan_ifindex)
 		return TC_ACT_OK;
 	ip = (void *)(eth + 1);
 	if ((void *)(ip + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
@@ -356,9 +357,9 @@ int xm_ovl_pod_egress(struct __sk_buff *skb)
 
 	addr_key_v4(&ak, ip->daddr);
 	l = bpf_map_lookup_elem(&xm_ovl_local, &ak);
-	if (!l || l->ifindex != skb->ifindex || !mac_eq(l->pod_mac, eth->h_dest) ||
+	if (!l || l->ifindex != ifindex || !mac_eq(l->pod_mac, eth->h_dest) ||
 	    !mac_eq(l->gw_mac, eth->h_source)) {
-		nl.ifindex = skb->ifindex;
+		nl.ifindex = ifindex;
 		__builtin_memcpy(nl.pod_mac, eth->h_dest, 6);
 		__builtin_memcpy(nl.gw_mac, eth->h_source, 6);
 		nl.learned_ns = bpf_ktime_get_ns();
@@ -398,6 +399,7 @@ int xm_ovl_pod_ingress(struct __sk_buff *skb)
 	__u32 hash, inner_len, mtu_len = 0;
 	__u8 inner_tos;
 	__u64 flags;
+	__u32 ifindex = skb->ifindex;
 
 	cfg = cfg_get();
 	if (!cfg || !cfg->enabled)
@@ -423,7 +425,7 @@ int xm_ovl_pod_ingress(struct __sk_buff *skb)
 	l = bpf_map_lookup_elem(&xm_ovl_local, &ak);
 	if (!l)
 		return miss(XM_STAT_OVL_ENCAP_MISSES);
-	if (l->ifindex != skb->ifindex || !mac_eq(l->pod_mac, eth->h_source) ||
+	if (l->ifindex != ifindex || !mac_eq(l->pod_mac, eth->h_source) ||
 	    !mac_eq(l->gw_mac, eth->h_dest))
 		return TC_ACT_OK;
 	if (!flow_cached(&fk, cfg->epoch))

@@ -224,7 +224,7 @@ xm_tb_ctl() { local n=$1; shift; "$XM_BIN/xmeshctl" --pin-root "$XM_PIN/n$n" "$@
 
 # xm_tb_stat N NAME: one datapath counter of node N (read from the pinned map).
 xm_tb_stat() {
-	"$XM_TOOLS/ovl_tool" stat "$XM_PIN/n$1" "$2"
+	xm_tb_ctl "$1" -j stats | python3 -c "import json,sys; print(json.load(sys.stdin)['$2'])"
 }
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then

@@ -48,5 +48,6 @@ int do_status(int argc, char **argv);
 int do_stats(int argc, char **argv);
 int do_endpoint(int argc, char **argv);
 int do_sock(int argc, char **argv);
+int do_cache(int argc, char **argv);
 
 #endif

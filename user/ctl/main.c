@@ -27,6 +27,7 @@ static int do_help(int argc, char **argv)
 		"  stats                           datapath counters\n"
 		"  endpoint list | add IP netns NETNS_PATH | del IP\n"
 		"  sock list                       sockets in the redirect map\n"
+		"  cache list | flush              overlay cache\n"
 		"\n"
 		"Commands match by unambiguous prefix: 'xmeshctl e l' is 'endpoint list'.\n"
 		"Read commands read the pinned maps (default pin root %s), so they work\n"
@@ -41,6 +42,7 @@ static const struct cmd objects[] = {
 	{ "stats", do_stats },
 	{ "endpoint", do_endpoint },
 	{ "sock", do_sock },
+	{ "cache", do_cache },
 	{}
 };
 
