@@ -127,12 +127,26 @@ static void on_link(struct xm_agent *a, bool add, const struct xm_nl_link *l)
  * new address, a removal or a failure drops the learned headers, which the
  * next slow-path packet teaches again. Flows (policy verdicts) stay.
  */
+/*
+ * Neighbour (ARP/ND) entries of the underlay and overlay devices and FDB
+ * entries of the VXLAN device decide the MACs and the remote node in every
+ * outer header. The agent remembers the address of each (dumped at start,
+ * then from events). A refresh with the same address, or a first address for
+ * an entry that had none (nothing could have been learned through it),
+ * changes nothing; a different address, a removal or a failure drops the
+ * learned headers, which the next slow-path packet teaches again. Flows
+ * (policy verdicts) stay.
+ */
+static bool neigh_priming;
+
 static void on_neigh(struct xm_agent *a, bool add, const struct xm_nl_neigh *n)
 {
 	struct neigh_seen *s = NULL;
-	bool fdb = n->family == AF_BRIDGE;
+	bool fdb = n->family == AF_BRIDGE, had;
 	const __u8 *id = fdb ? n->lladdr : n->dst;
 	int id_len = fdb ? 6 : n->dst_len;
+	static const __u8 none[6];
+	__u8 cur[6] = {};
 
 	if (n->ifindex != ovl.ul_ifindex && n->ifindex != ovl.vx_ifindex)
 		return;
@@ -149,18 +163,15 @@ static void on_neigh(struct xm_agent *a, bool add, const struct xm_nl_neigh *n)
 			break;
 		}
 	}
+	/* For an FDB entry the "address" that matters is the remote node (NDA_DST). */
+	if (fdb)
+		memcpy(cur, n->dst, 4);
+	else if (n->has_lladdr)
+		memcpy(cur, n->lladdr, 6);
+	had = s && memcmp(s->lladdr, none, 6);
 	if (add && !(n->state & (NUD_FAILED | NUD_INCOMPLETE))) {
-		/* For FDB entries the "address" that matters is the remote node (NDA_DST). */
-		__u8 cur[6] = {};
-
-		if (fdb)
-			memcpy(cur, n->dst, 4);
-		else if (n->has_lladdr)
-			memcpy(cur, n->lladdr, 6);
-		else
-			return; /* no address: a state change only */
-		if (s && !memcmp(s->lladdr, cur, 6))
-			return;
+		if (!memcmp(cur, none, 6) || (s && !memcmp(s->lladdr, cur, 6)))
+			return; /* a state change only */
 		if (!s && ovl.n_neigh < MAX_NEIGH) {
 			s = &ovl.neigh[ovl.n_neigh++];
 			s->ifindex = n->ifindex;
@@ -170,9 +181,16 @@ static void on_neigh(struct xm_agent *a, bool add, const struct xm_nl_neigh *n)
 		}
 		if (s)
 			memcpy(s->lladdr, cur, 6);
-	} else if (s) {
-		*s = ovl.neigh[--ovl.n_neigh];
+		if (!had && !(ovl.n_neigh == MAX_NEIGH && !s))
+			return; /* first address: no header can have been built from it */
+	} else {
+		if (s)
+			*s = ovl.neigh[--ovl.n_neigh];
+		if (!had)
+			return;
 	}
+	if (neigh_priming)
+		return;
 	flush_remote(a, fdb ? "FDB entry of the overlay device changed"
 			    : n->ifindex == ovl.ul_ifindex ? "underlay neighbour changed"
 							   : "overlay neighbour changed");
@@ -331,6 +349,11 @@ int dp_overlay_load(struct xm_agent *a)
 		       a->overlay_vxlan ?: "");
 		return -ENODEV;
 	}
+	neigh_priming = true;
+	err = xm_nl_neighs(a, &(struct xm_nl_ops){ .neigh = on_neigh });
+	neigh_priming = false;
+	if (err)
+		return err;
 	err = write_cfg(a);
 	if (err)
 		return err;

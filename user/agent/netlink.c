@@ -285,17 +285,18 @@ struct dump_ctx {
 	const struct xm_nl_ops *ops;
 };
 
-static int dump_link_cb(const struct nlmsghdr *nlh, void *data)
+static int dump_cb(const struct nlmsghdr *nlh, void *data)
 {
 	struct dump_ctx *c = data;
-	struct xm_nl_link l;
+	const struct xm_nl_ops *saved = nl_ops;
 
-	parse_link(nlh, &l);
-	c->ops->link(c->a, true, &l);
+	nl_ops = c->ops;
+	rt_msg_cb(nlh, c->a);
+	nl_ops = saved;
 	return MNL_CB_OK;
 }
 
-int xm_nl_links(struct xm_agent *a, const struct xm_nl_ops *ops)
+static int dump(struct xm_agent *a, const struct xm_nl_ops *ops, int type, int family)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE * 4];
 	struct dump_ctx c = { .a = a, .ops = ops };
@@ -314,17 +315,17 @@ int xm_nl_links(struct xm_agent *a, const struct xm_nl_ops *ops)
 	}
 	portid = mnl_socket_get_portid(nl);
 	nlh = mnl_nlmsg_put_header(buf);
-	nlh->nlmsg_type = RTM_GETLINK;
+	nlh->nlmsg_type = type;
 	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
 	nlh->nlmsg_seq = seq;
 	rt = mnl_nlmsg_put_extra_header(nlh, sizeof(*rt));
-	rt->rtgen_family = AF_UNSPEC;
+	rt->rtgen_family = family;
 	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
 		err = -errno;
 		goto out;
 	}
 	while ((ret = mnl_socket_recvfrom(nl, buf, sizeof(buf))) > 0) {
-		ret = mnl_cb_run(buf, ret, seq, portid, dump_link_cb, &c);
+		ret = mnl_cb_run(buf, ret, seq, portid, dump_cb, &c);
 		if (ret <= MNL_CB_STOP)
 			break;
 	}
@@ -333,4 +334,16 @@ int xm_nl_links(struct xm_agent *a, const struct xm_nl_ops *ops)
 out:
 	mnl_socket_close(nl);
 	return err;
+}
+
+int xm_nl_links(struct xm_agent *a, const struct xm_nl_ops *ops)
+{
+	return dump(a, ops, RTM_GETLINK, AF_UNSPEC);
+}
+
+int xm_nl_neighs(struct xm_agent *a, const struct xm_nl_ops *ops)
+{
+	int err = dump(a, ops, RTM_GETNEIGH, AF_UNSPEC);
+
+	return err ? err : dump(a, ops, RTM_GETNEIGH, AF_BRIDGE);
 }

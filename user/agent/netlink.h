@@ -53,6 +53,8 @@ struct xm_nl_ops {
 
 /* Dump every link of the netns to ops->link(add = true). */
 int xm_nl_links(struct xm_agent *a, const struct xm_nl_ops *ops);
+/* Dump every neighbour and FDB entry to ops->neigh(add = true). */
+int xm_nl_neighs(struct xm_agent *a, const struct xm_nl_ops *ops);
 /* Subscribe and register the sockets with the agent's loop. */
 int xm_nl_monitor_start(struct xm_agent *a, const struct xm_nl_ops *ops);
 void xm_nl_monitor_stop(struct xm_agent *a);
