@@ -191,7 +191,7 @@ xm_tb_pod_at() {
 	ip -n "$ns" route add default via "10.244.$n.1"
 	local host=xmh${XM_ID:0:4}$name
 	XM_TB_HOSTIF[$name]=${host:0:15}
-	ip -n "$XM_PREFIX-n$n" route add "$ip/32" dev "${host:0:15}"
+	ip -n "$XM_PREFIX-n$n" route add "$ip/32" dev br0
 }
 
 # xm_tb_policy N RULE...: add an nftables rule to node N's forward chain.
@@ -207,13 +207,16 @@ xm_tb_policy_flush() {
 # xm_tb_agent N [AGENT ARGS]: xmesh-agent of node N, overlay cache on eth0.
 xm_tb_agent() {
 	local n=$1; shift
-	local pin=$XM_PIN/n$n
+	local pin=$XM_PIN/n$n log=$XM_RUN_DIR/agent-n$n.log ready0
 	mkdir -p "$XM_PIN" "$XM_CGROUP/n$n"
+	touch "$log"
+	ready0=$(grep -c "datapath ready" "$log" || true)
 	xm_bg "$XM_BIN/xmesh-agent" --cgroup "$XM_CGROUP/n$n" --pin-root "$pin" \
-		--netns "/var/run/netns/$XM_PREFIX-n$n" --overlay-dev eth0 "$@"
+		--netns "/var/run/netns/$XM_PREFIX-n$n" --overlay-dev eth0 "$@" \
+		2> >(tee -a "$log" >&2)
 	XM_TB_AGENT_PID[$n]=$XM_LAST_PID
 	for _ in $(seq 100); do
-		[ -e "$pin/links/ovl_ul_ingress" ] && [ -e "$pin/maps/xm_meta" ] && return 0
+		[ "$(grep -c "datapath ready" "$log" || true)" -gt "$ready0" ] && return 0
 		kill -0 "$XM_LAST_PID" 2>/dev/null || xm_fail "agent of node $n exited during start"
 		sleep 0.05
 	done

@@ -38,6 +38,7 @@
 static struct {
 	int ul_ifindex;
 	int vx_ifindex;
+	__u8 ul_mac[6], vx_mac[6];
 	struct xm_nl_link vx;
 	char vx_name[32];
 	int pods[MAX_PODS];
@@ -108,8 +109,15 @@ static void flush_remote(struct xm_agent *a, const char *why)
 static void on_link(struct xm_agent *a, bool add, const struct xm_nl_link *l)
 {
 	if (l->ifindex == ovl.ul_ifindex || l->ifindex == ovl.vx_ifindex) {
-		if (!add)
+		__u8 *mac = l->ifindex == ovl.ul_ifindex ? ovl.ul_mac : ovl.vx_mac;
+
+		if (!add) {
 			flush_all(a, "underlay or overlay device removed");
+		} else if (memcmp(mac, l->addr, 6)) {
+			/* Our own MAC is in every outer (or inner) Ethernet header. */
+			memcpy(mac, l->addr, 6);
+			flush_remote(a, "MAC address of the underlay or overlay device changed");
+		}
 		return;
 	}
 	if (strcmp(l->kind, "veth"))
@@ -234,11 +242,14 @@ static const struct xm_nl_ops ovl_nl_ops = {
 /* Initial scan: the underlay, the VXLAN device, the pod veths. */
 static void scan_link(struct xm_agent *a, bool add, const struct xm_nl_link *l)
 {
-	if (!strcmp(l->name, a->overlay_dev))
+	if (!strcmp(l->name, a->overlay_dev)) {
 		ovl.ul_ifindex = l->ifindex;
+		memcpy(ovl.ul_mac, l->addr, 6);
+	}
 	if (!strcmp(l->kind, "vxlan") && !ovl.vx_ifindex &&
 	    (!a->overlay_vxlan || !strcmp(l->name, a->overlay_vxlan))) {
 		ovl.vx_ifindex = l->ifindex;
+		memcpy(ovl.vx_mac, l->addr, 6);
 		ovl.vx = *l;
 		snprintf(ovl.vx_name, sizeof(ovl.vx_name), "%s", l->name);
 	}

@@ -66,6 +66,8 @@ static void parse_link(const struct nlmsghdr *nlh, struct xm_nl_link *l)
 	l->name = at.tb[IFLA_IFNAME] ? mnl_attr_get_str(at.tb[IFLA_IFNAME]) : "";
 	l->master = at.tb[IFLA_MASTER] ? (int)mnl_attr_get_u32(at.tb[IFLA_MASTER]) : 0;
 	l->kind = "";
+	if (at.tb[IFLA_ADDRESS] && mnl_attr_get_payload_len(at.tb[IFLA_ADDRESS]) == 6)
+		memcpy(l->addr, mnl_attr_get_payload(at.tb[IFLA_ADDRESS]), 6);
 	if (!at.tb[IFLA_LINKINFO])
 		return;
 	mnl_attr_parse_nested(at.tb[IFLA_LINKINFO], info_attr_cb, at.info);

@@ -18,6 +18,7 @@ struct xm_nl_link {
 	int master;          /* 0 if none */
 	const char *name;
 	const char *kind;    /* "veth", "vxlan", "bridge", ... or "" */
+	__u8 addr[6];        /* IFLA_ADDRESS, zero if none */
 	/* vxlan only */
 	__u32 vxlan_id;
 	__u16 vxlan_port;    /* host order, 0 if absent */
