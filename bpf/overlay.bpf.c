@@ -144,6 +144,24 @@ static __always_inline int parse_l4(struct iphdr *ip, void *data_end, struct l4_
 	return -1;
 }
 
+static __always_inline int mac_eq(const __u8 *a, const __u8 *b)
+{
+	return *(const __u32 *)a == *(const __u32 *)b &&
+	       *(const __u16 *)(a + 4) == *(const __u16 *)(b + 4);
+}
+
+/* Both 8-byte aligned, XM_OVL_ENCAP4_LEN (64) bytes. */
+static __always_inline int hdr4_eq(const __u8 *a, const __u8 *b)
+{
+	const __u64 *x = (const void *)a, *y = (const void *)b;
+	__u64 d = 0;
+
+#pragma unroll
+	for (int i = 0; i < XM_OVL_ENCAP4_LEN / 8; i++)
+		d |= x[i] ^ y[i];
+	return d == 0;
+}
+
 static __always_inline void flow_key_v4(struct xm_ovl_flow_key *k, __be32 local, __be32 remote,
 					__u16 lport, __u16 rport, __u8 proto)
 {
@@ -167,10 +185,11 @@ static __always_inline void addr_key_v4(struct xm_ovl_addr_key *k, __be32 a)
  * A direction of a flow was carried by the slow path: record it. An entry of
  * an older epoch (before a policy change) starts over. TCP FIN/RST end the
  * flow: its last packets, and a later connection with the same ports, take
- * the slow path and are judged by the policy again.
+ * the slow path and are judged by the policy again. eth/ifindex: the frame
+ * as delivered to the local pod (SEEN_IN), or NULL.
  */
 static __always_inline void flow_learn(struct xm_ovl_flow_key *k, __u8 bit, __u8 tcp_flags,
-				       __u32 epoch)
+				       __u32 epoch, const struct ethhdr *eth, __u32 ifindex)
 {
 	struct xm_ovl_flow *f, nf = {};
 
@@ -180,6 +199,12 @@ static __always_inline void flow_learn(struct xm_ovl_flow_key *k, __u8 bit, __u8
 	}
 	f = bpf_map_lookup_elem(&xm_ovl_flows, k);
 	if (f && f->epoch == epoch) {
+		if (eth && (f->ifindex != ifindex || !mac_eq(f->pod_mac, eth->h_dest) ||
+			    !mac_eq(f->gw_mac, eth->h_source))) {
+			__builtin_memcpy(f->pod_mac, eth->h_dest, 6);
+			__builtin_memcpy(f->gw_mac, eth->h_source, 6);
+			f->ifindex = ifindex;
+		}
 		if ((f->seen & bit) == bit)
 			return;
 		/* Not atomic: a bit lost to a race is set again by the next packet. */
@@ -191,33 +216,23 @@ static __always_inline void flow_learn(struct xm_ovl_flow_key *k, __u8 bit, __u8
 	nf.epoch = epoch;
 	nf.seen = bit;
 	nf.learned_ns = bpf_ktime_get_ns();
+	if (eth) {
+		__builtin_memcpy(nf.pod_mac, eth->h_dest, 6);
+		__builtin_memcpy(nf.gw_mac, eth->h_source, 6);
+		nf.ifindex = ifindex;
+	}
 	bpf_map_update_elem(&xm_ovl_flows, k, &nf, BPF_ANY);
 }
 
 /* Whether the flow may take the fast path. */
-static __always_inline int flow_cached(struct xm_ovl_flow_key *k, __u32 epoch)
+static __always_inline struct xm_ovl_flow *flow_cached(struct xm_ovl_flow_key *k, __u32 epoch)
 {
 	struct xm_ovl_flow *f = bpf_map_lookup_elem(&xm_ovl_flows, k);
 
-	return f && f->epoch == epoch && (f->seen & XM_OVL_SEEN_BOTH) == XM_OVL_SEEN_BOTH;
-}
-
-static __always_inline int mac_eq(const __u8 *a, const __u8 *b)
-{
-	return *(const __u32 *)a == *(const __u32 *)b &&
-	       *(const __u16 *)(a + 4) == *(const __u16 *)(b + 4);
-}
-
-/* Both 8-byte aligned, XM_OVL_ENCAP4_LEN (64) bytes. */
-static __always_inline int hdr4_eq(const __u8 *a, const __u8 *b)
-{
-	const __u64 *x = (const void *)a, *y = (const void *)b;
-	__u64 d = 0;
-
-#pragma unroll
-	for (int i = 0; i < XM_OVL_ENCAP4_LEN / 8; i++)
-		d |= x[i] ^ y[i];
-	return d == 0;
+	if (f && f->epoch == epoch && (f->seen & XM_OVL_SEEN_BOTH) == XM_OVL_SEEN_BOTH &&
+	    f->ifindex)
+		return f;
+	return NULL;
 }
 
 /* ip_decrease_ttl(): the slow path routes, so one hop is spent. */
@@ -301,6 +316,7 @@ int xm_ovl_ul_egress(struct __sk_buff *skb)
 		tu->len = 0;
 		tu->check = 0;
 	}
+	r.csum_partial = bpf_csum_diff(NULL, 0, (__be32 *)(r.hdr + OFF_OIP), 20, 0);
 	r.hdr_len = XM_OVL_ENCAP4_LEN;
 	r.outer_family = AF_INET;
 	r.inner_tos = iip->tos;
@@ -324,7 +340,7 @@ int xm_ovl_ul_egress(struct __sk_buff *skb)
 	if (parse_l4(iip, data_end, &l4))
 		return TC_ACT_OK;
 	flow_key_v4(&fk, iip->saddr, iip->daddr, l4.sport, l4.dport, l4.proto);
-	flow_learn(&fk, XM_OVL_SEEN_OUT, l4.tcp_flags, cfg->epoch);
+	flow_learn(&fk, XM_OVL_SEEN_OUT, l4.tcp_flags, cfg->epoch, NULL, 0);
 	return TC_ACT_OK;
 }
 
@@ -367,7 +383,7 @@ int xm_ovl_pod_egress(struct __sk_buff *skb)
 		xm_stat_add(XM_STAT_OVL_LEARNED_LOCAL, 1);
 	}
 	flow_key_v4(&fk, ip->daddr, ip->saddr, l4.dport, l4.sport, l4.proto);
-	flow_learn(&fk, XM_OVL_SEEN_IN, l4.tcp_flags, cfg->epoch);
+	flow_learn(&fk, XM_OVL_SEEN_IN, l4.tcp_flags, cfg->epoch, eth, ifindex);
 	return TC_ACT_OK;
 }
 
@@ -391,15 +407,16 @@ int xm_ovl_pod_ingress(struct __sk_buff *skb)
 	struct xm_ovl_addr_key ak;
 	struct xm_ovl_flow_key fk;
 	struct xm_ovl_remote *r;
-	struct xm_ovl_local *l;
+	struct xm_ovl_flow *f;
 	struct xm_ovl_cfg *cfg;
 	struct l4_info l4;
-	struct iphdr *ip;
-	__u8 hdr[XM_OVL_ENCAP4_LEN];
-	__u32 hash, inner_len, mtu_len = 0;
-	__u8 inner_tos;
-	__u64 flags;
-	__u32 ifindex = skb->ifindex;
+	struct iphdr *ip, *oip;
+	struct udphdr *uh;
+	__u32 hash, inner_len, mtu_len = 0, lo, hi, h, ifindex = skb->ifindex;
+	__u32 len = skb->len, gso_size = skb->gso_size;
+	__u8 inner_tos, ecn;
+	__u16 id;
+	__u64 sum;
 
 	cfg = cfg_get();
 	if (!cfg || !cfg->enabled)
@@ -419,16 +436,12 @@ int xm_ovl_pod_ingress(struct __sk_buff *skb)
 	}
 	if (ip->ttl <= 1)
 		return TC_ACT_OK; /* the slow path sends the ICMP time exceeded */
-
-	/* The sender is the pod behind this veth, talking to its gateway. */
-	addr_key_v4(&ak, ip->saddr);
-	l = bpf_map_lookup_elem(&xm_ovl_local, &ak);
-	if (!l)
+	f = flow_cached(&fk, cfg->epoch);
+	if (!f)
 		return miss(XM_STAT_OVL_ENCAP_MISSES);
-	if (l->ifindex != ifindex || !mac_eq(l->pod_mac, eth->h_source) ||
-	    !mac_eq(l->gw_mac, eth->h_dest))
-		return TC_ACT_OK;
-	if (!flow_cached(&fk, cfg->epoch))
+	/* The sender is the pod behind this veth, talking to its gateway. */
+	if (f->ifindex != ifindex || !mac_eq(f->pod_mac, eth->h_source) ||
+	    !mac_eq(f->gw_mac, eth->h_dest))
 		return miss(XM_STAT_OVL_ENCAP_MISSES);
 	addr_key_v4(&ak, ip->daddr);
 	r = bpf_map_lookup_elem(&xm_ovl_remote, &ak);
@@ -443,48 +456,49 @@ int xm_ovl_pod_ingress(struct __sk_buff *skb)
 	    (inner_tos & ~INET_ECN_MASK) != (r->inner_tos & ~INET_ECN_MASK))
 		return miss(XM_STAT_OVL_ENCAP_MISSES);
 	/* Too big for the underlay once encapsulated: the slow path fragments or says so. */
-	if (bpf_check_mtu(skb, r->ifindex, &mtu_len, ENCAP4_ROOM, 0))
+	if ((gso_size || len + ENCAP4_ROOM > cfg->underlay_mtu + ETH_HLEN) &&
+	    bpf_check_mtu(skb, r->ifindex, &mtu_len, ENCAP4_ROOM, 0))
 		return miss(XM_STAT_OVL_ENCAP_MISSES);
 
-	__builtin_memcpy(hdr, r->hdr, XM_OVL_ENCAP4_LEN);
 	hash = bpf_get_hash_recalc(skb);
-	inner_len = skb->len - ETH_HLEN;
-
-	flags = BPF_F_ADJ_ROOM_FIXED_GSO | BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 |
-		BPF_F_ADJ_ROOM_ENCAP_L4_UDP | BPF_F_ADJ_ROOM_ENCAP_L2_ETH |
-		ADJ_ROOM_ENCAP_L2(ETH_HLEN);
-	if (bpf_skb_adjust_room(skb, ENCAP4_ROOM, BPF_ADJ_ROOM_MAC, flags))
+	inner_len = len - ETH_HLEN;
+	if (bpf_skb_adjust_room(skb, ENCAP4_ROOM, BPF_ADJ_ROOM_MAC,
+				BPF_F_ADJ_ROOM_FIXED_GSO | BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 |
+				BPF_F_ADJ_ROOM_ENCAP_L4_UDP | BPF_F_ADJ_ROOM_ENCAP_L2_ETH |
+				ADJ_ROOM_ENCAP_L2(ETH_HLEN)))
 		return miss(XM_STAT_OVL_ENCAP_MISSES);
-
-	{
-		struct iphdr *oip = (void *)(hdr + OFF_OIP);
-		struct udphdr *uh = (void *)(hdr + OFF_UDP);
-		__u32 h = hash ^ (hash << 16);
-		__u32 lo = cfg->port_min, hi = cfg->port_max;
-		__u8 ecn = inner_tos & INET_ECN_MASK;
-
-		/* udp_flow_src_port(): same flow hash, same port as the kernel's. */
-		if (!lo || hi <= lo) {
-			lo = 32768;
-			hi = 60999;
-		}
-		uh->source = bpf_htons((__u16)((((__u64)h * (hi - lo)) >> 32) + lo));
-		uh->len = bpf_htons(inner_len + ENCAP4_ROOM - 20);
-		/* INET_ECN_encapsulate(): copy ECT, CE becomes ECT(0). */
-		oip->tos |= ecn == INET_ECN_CE ? INET_ECN_ECT_0 : ecn;
-		oip->tot_len = bpf_htons(inner_len + ENCAP4_ROOM);
-		oip->id = (oip->frag_off & bpf_htons(IP_DF)) ? 0 : (__u16)bpf_get_prandom_u32();
-		oip->check = 0;
-		oip->check = csum_fold(bpf_csum_diff(NULL, 0, (__be32 *)oip, 20, 0));
-	}
-	if (bpf_skb_store_bytes(skb, 0, hdr, XM_OVL_ENCAP4_LEN, 0))
-		return TC_ACT_SHOT; /* half built: never send it */
 
 	data = (void *)(long)skb->data;
 	data_end = (void *)(long)skb->data_end;
+	if (data + OFF_IIP + sizeof(struct iphdr) > data_end)
+		return TC_ACT_SHOT; /* half built: never send it */
+	/* The template as learned (a concurrent relearn is the same headers). */
+	__builtin_memcpy(data, r->hdr, XM_OVL_ENCAP4_LEN);
+	oip = data + OFF_OIP;
+	uh = data + OFF_UDP;
 	ip = data + OFF_IIP;
-	if ((void *)(ip + 1) > data_end)
-		return TC_ACT_SHOT;
+
+	/* udp_flow_src_port(): same flow hash, same port as the kernel's. */
+	lo = cfg->port_min;
+	hi = cfg->port_max;
+	if (!lo || hi <= lo) {
+		lo = 32768;
+		hi = 60999;
+	}
+	h = hash ^ (hash << 16);
+	uh->source = bpf_htons((__u16)((((__u64)h * (hi - lo)) >> 32) + lo));
+	uh->len = bpf_htons(inner_len + ENCAP4_ROOM - 20);
+	/* INET_ECN_encapsulate(): copy ECT, CE becomes ECT(0). */
+	ecn = inner_tos & INET_ECN_MASK;
+	if (ecn == INET_ECN_CE)
+		ecn = INET_ECN_ECT_0;
+	oip->tos |= ecn;
+	oip->tot_len = bpf_htons(inner_len + ENCAP4_ROOM);
+	id = (oip->frag_off & bpf_htons(IP_DF)) ? 0 : (__u16)bpf_get_prandom_u32();
+	oip->id = id;
+	/* The template's sum plus what this packet adds; tos is the high byte. */
+	sum = (__u64)r->csum_partial + oip->tot_len + id + ((__u32)ecn << 8);
+	oip->check = csum_fold(sum);
 	ttl_dec(ip);
 
 	skb->cb[0] = XM_OVL_CB_FASTPATH;
@@ -505,7 +519,7 @@ int xm_ovl_ul_ingress(struct __sk_buff *skb)
 	struct xm_ovl_addr_key ak;
 	struct xm_ovl_flow_key fk;
 	struct xm_ovl_remote *r;
-	struct xm_ovl_local *l;
+	struct xm_ovl_flow *f;
 	struct xm_ovl_cfg *cfg;
 	struct iphdr *oip, *iip;
 	struct ethhdr *eth, *ieth;
@@ -563,15 +577,12 @@ int xm_ovl_ul_ingress(struct __sk_buff *skb)
 	/* INET_ECN_decapsulate(): CE on a not-ECT inner packet is dropped by the slow path. */
 	if ((otos & INET_ECN_MASK) == INET_ECN_CE && !(iip->tos & INET_ECN_MASK))
 		return TC_ACT_OK;
-	if (!flow_cached(&fk, cfg->epoch))
+	f = flow_cached(&fk, cfg->epoch);
+	if (!f)
 		return miss(XM_STAT_OVL_DECAP_MISSES);
-	addr_key_v4(&ak, iip->daddr);
-	l = bpf_map_lookup_elem(&xm_ovl_local, &ak);
-	if (!l)
-		return miss(XM_STAT_OVL_DECAP_MISSES);
-	ifindex = l->ifindex;
-	__builtin_memcpy(mac, l->pod_mac, 6);
-	__builtin_memcpy(mac + 6, l->gw_mac, 6);
+	ifindex = f->ifindex;
+	__builtin_memcpy(mac, f->pod_mac, 6);
+	__builtin_memcpy(mac + 6, f->gw_mac, 6);
 
 	if (bpf_skb_adjust_room(skb, -ENCAP4_ROOM, BPF_ADJ_ROOM_MAC, BPF_F_ADJ_ROOM_FIXED_GSO))
 		return miss(XM_STAT_OVL_DECAP_MISSES);

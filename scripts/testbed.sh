@@ -48,6 +48,13 @@ xm_tb_pod_ip() { echo "10.244.$1.$2"; }         # NODE INDEX -> pod address
 xm_tb_setup() {
 	xm_setup
 	trap xm_tb_cleanup EXIT
+	xm_tb_underlay
+}
+
+# xm_tb_underlay: the underlay netns of the cluster named by XM_PREFIX. Several
+# clusters can live side by side (benchmarks): run the xm_tb_* calls of each
+# with its own XM_PREFIX=xm-<id>-<cluster> (`local` in a function will do).
+xm_tb_underlay() {
 	local ul=$XM_PREFIX-ul
 	ip netns add "$ul"
 	ip -n "$ul" link set lo up
@@ -105,7 +112,7 @@ xm_tb_node() {
 			chain pod_fwd { type filter hook forward priority 0; policy accept; }
 		}
 	EOF
-	XM_TB_NODES+=("$n")
+	[[ " ${XM_TB_NODES[*]} " == *" $n "* ]] || XM_TB_NODES+=("$n")
 }
 
 # xm_tb_overlay vxlan|route: connect every pair of nodes (call after all nodes).

@@ -49,6 +49,8 @@ struct xm_ovl_cfg {
 	__u16 port_min;       /* UDP source port range of the overlay device */
 	__u16 port_max;
 	__u16 pad;
+	__u32 underlay_mtu;   /* packets that fit need no bpf_check_mtu() */
+	__u32 pad2;
 };
 
 struct xm_ovl_addr_key {
@@ -69,6 +71,7 @@ struct xm_ovl_remote {
 	__u8 outer_family;   /* AF_INET */
 	__u8 inner_tos;      /* inner TOS of the packet learned from */
 	__u8 pad;
+	__u32 csum_partial;  /* one's complement sum of the outer IPv4 header as stored */
 	__u32 vni;           /* host byte order, 24 bits */
 	__u32 ifindex;       /* underlay device it left by */
 	struct xm_addr outer_saddr; /* this node */
@@ -99,10 +102,18 @@ struct xm_ovl_flow_key {
 #define XM_OVL_SEEN_IN (1U << 1)  /* remote -> local delivered to the pod by the kernel */
 #define XM_OVL_SEEN_BOTH (XM_OVL_SEEN_OUT | XM_OVL_SEEN_IN)
 
+/*
+ * The delivery fields repeat what xm_ovl_local holds for the local pod, so
+ * that each fast-path packet needs two lookups (flow, remote), not three.
+ * They are written with SEEN_IN, from the very packet the kernel delivered.
+ */
 struct xm_ovl_flow {
 	__u32 epoch;         /* xm_ovl_cfg.epoch when learned; older entries are dead */
 	__u8 seen;           /* XM_OVL_SEEN_* */
 	__u8 pad[3];
+	__u32 ifindex;       /* host veth of the local pod (0 until SEEN_IN) */
+	__u8 pod_mac[6];
+	__u8 gw_mac[6];
 	__u64 learned_ns;
 };
 

@@ -39,6 +39,7 @@ static struct {
 	int ul_ifindex;
 	int vx_ifindex;
 	__u8 ul_mac[6], vx_mac[6];
+	__u32 ul_mtu;
 	struct xm_nl_link vx;
 	char vx_name[32];
 	int pods[MAX_PODS];
@@ -106,11 +107,29 @@ static void flush_remote(struct xm_agent *a, const char *why)
 		n < 0 ? 0 : n);
 }
 
+/* Packets that fit the underlay MTU skip bpf_check_mtu(); 0 makes every packet ask. */
+static void set_mtu(struct xm_agent *a)
+{
+	int fd = bpf_map__fd(a->overlay->maps.xm_ovl_cfg);
+	struct xm_ovl_cfg cfg;
+	__u32 zero = 0;
+
+	if (bpf_map_lookup_elem(fd, &zero, &cfg))
+		return;
+	cfg.underlay_mtu = ovl.ul_mtu;
+	bpf_map_update_elem(fd, &zero, &cfg, BPF_EXIST);
+	pr_info("overlay: underlay MTU %u", ovl.ul_mtu);
+}
+
 static void on_link(struct xm_agent *a, bool add, const struct xm_nl_link *l)
 {
 	if (l->ifindex == ovl.ul_ifindex || l->ifindex == ovl.vx_ifindex) {
 		__u8 *mac = l->ifindex == ovl.ul_ifindex ? ovl.ul_mac : ovl.vx_mac;
 
+		if (add && l->ifindex == ovl.ul_ifindex && l->mtu != ovl.ul_mtu) {
+			ovl.ul_mtu = l->mtu;
+			set_mtu(a);
+		}
 		if (!add) {
 			flush_all(a, "underlay or overlay device removed");
 		} else if (memcmp(mac, l->addr, 6)) {
@@ -244,6 +263,7 @@ static void scan_link(struct xm_agent *a, bool add, const struct xm_nl_link *l)
 {
 	if (!strcmp(l->name, a->overlay_dev)) {
 		ovl.ul_ifindex = l->ifindex;
+		ovl.ul_mtu = l->mtu;
 		memcpy(ovl.ul_mac, l->addr, 6);
 	}
 	if (!strcmp(l->kind, "vxlan") && !ovl.vx_ifindex &&
@@ -304,6 +324,7 @@ static int write_cfg(struct xm_agent *a)
 	cfg.enabled = 1;
 	cfg.vxlan_ifindex = ovl.vx_ifindex;
 	cfg.underlay_ifindex = ovl.ul_ifindex;
+	cfg.underlay_mtu = ovl.ul_mtu;
 	cfg.vxlan_port = ovl.vx.vxlan_port ? ovl.vx.vxlan_port : XM_OVL_VXLAN_PORT;
 	if (ovl.vx.vxlan_port_min && ovl.vx.vxlan_port_max > ovl.vx.vxlan_port_min) {
 		cfg.port_min = ovl.vx.vxlan_port_min;

@@ -65,6 +65,7 @@ static void parse_link(const struct nlmsghdr *nlh, struct xm_nl_link *l)
 	l->ifindex = ifi->ifi_index;
 	l->name = at.tb[IFLA_IFNAME] ? mnl_attr_get_str(at.tb[IFLA_IFNAME]) : "";
 	l->master = at.tb[IFLA_MASTER] ? (int)mnl_attr_get_u32(at.tb[IFLA_MASTER]) : 0;
+	l->mtu = at.tb[IFLA_MTU] ? mnl_attr_get_u32(at.tb[IFLA_MTU]) : 0;
 	l->kind = "";
 	if (at.tb[IFLA_ADDRESS] && mnl_attr_get_payload_len(at.tb[IFLA_ADDRESS]) == 6)
 		memcpy(l->addr, mnl_attr_get_payload(at.tb[IFLA_ADDRESS]), 6);

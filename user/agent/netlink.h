@@ -19,6 +19,7 @@ struct xm_nl_link {
 	const char *name;
 	const char *kind;    /* "veth", "vxlan", "bridge", ... or "" */
 	__u8 addr[6];        /* IFLA_ADDRESS, zero if none */
+	__u32 mtu;
 	/* vxlan only */
 	__u32 vxlan_id;
 	__u16 vxlan_port;    /* host order, 0 if absent */
