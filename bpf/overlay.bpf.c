@@ -97,6 +97,7 @@ struct l4_info {
 	__u16 dport;
 	__u8 proto;
 	__u8 tcp_flags; /* FIN 0x01, SYN 0x02, RST 0x04 */
+	__u8 no_payload; /* TCP segment without data (a pure ACK, say) */
 };
 
 #define TCPF_FIN 0x01
@@ -129,6 +130,7 @@ static __always_inline int parse_l4(struct iphdr *ip, void *data_end, struct l4_
 		l4->sport = bpf_ntohs(th->source);
 		l4->dport = bpf_ntohs(th->dest);
 		l4->tcp_flags = ((__u8 *)th)[13];
+		l4->no_payload = bpf_ntohs(ip->tot_len) <= 20 + th->doff * 4;
 		return 0;
 	}
 	if (ip->protocol == IPPROTO_UDP) {
@@ -139,6 +141,7 @@ static __always_inline int parse_l4(struct iphdr *ip, void *data_end, struct l4_
 		l4->sport = bpf_ntohs(uh->source);
 		l4->dport = bpf_ntohs(uh->dest);
 		l4->tcp_flags = 0;
+		l4->no_payload = 0;
 		return 0;
 	}
 	return -1;
@@ -181,6 +184,36 @@ static __always_inline void addr_key_v4(struct xm_ovl_addr_key *k, __be32 a)
 	k->addr.ip[0] = a;
 }
 
+static __always_inline void flow_end(struct xm_ovl_flow_key *k)
+{
+	if (!bpf_map_delete_elem(&xm_ovl_flows, k))
+		xm_stat_add(XM_STAT_OVL_FLOWS_ENDED, 1);
+}
+
+/*
+ * TCP teardown. The FIN and RST segments themselves always take the slow
+ * path (conntrack sees the connection close). RST ends the flow; a FIN
+ * half-closes it: the other direction keeps the fast path for the data it
+ * still sends, and the flow ends once both sides sent their FIN. A new
+ * connection on the same ports starts with a SYN, which is never fast-pathed.
+ */
+static __always_inline void flow_tcp_close(struct xm_ovl_flow_key *k, __u8 tcp_flags, __u8 dir)
+{
+	struct xm_ovl_flow *f;
+
+	if (tcp_flags & TCPF_RST) {
+		flow_end(k);
+		return;
+	}
+	f = bpf_map_lookup_elem(&xm_ovl_flows, k);
+	if (!f)
+		return;
+	if (((f->fin | dir) & XM_OVL_SEEN_BOTH) == XM_OVL_SEEN_BOTH)
+		flow_end(k);
+	else
+		f->fin |= dir;
+}
+
 /*
  * A direction of a flow was carried by the slow path: record it. An entry of
  * an older epoch (before a policy change) starts over. TCP FIN/RST end the
@@ -188,13 +221,14 @@ static __always_inline void addr_key_v4(struct xm_ovl_addr_key *k, __be32 a)
  * the slow path and are judged by the policy again. eth/ifindex: the frame
  * as delivered to the local pod (SEEN_IN), or NULL.
  */
-static __always_inline void flow_learn(struct xm_ovl_flow_key *k, __u8 bit, __u8 tcp_flags,
+static __always_inline void flow_learn(struct xm_ovl_flow_key *k, __u8 bit, struct l4_info *l4,
 				       __u32 epoch, const struct ethhdr *eth, __u32 ifindex)
 {
+	__u8 tcp_flags = l4->tcp_flags;
 	struct xm_ovl_flow *f, nf = {};
 
 	if (tcp_flags & (TCPF_FIN | TCPF_RST)) {
-		bpf_map_delete_elem(&xm_ovl_flows, k);
+		flow_tcp_close(k, tcp_flags, bit);
 		return;
 	}
 	f = bpf_map_lookup_elem(&xm_ovl_flows, k);
@@ -213,6 +247,12 @@ static __always_inline void flow_learn(struct xm_ovl_flow_key *k, __u8 bit, __u8
 			xm_stat_add(XM_STAT_OVL_FLOWS_CACHED, 1);
 		return;
 	}
+	/*
+	 * Data-less TCP segments (the last ACK of a closed connection, a
+	 * keepalive) update a flow but do not start one: no zombie entries.
+	 */
+	if (l4->no_payload && !(tcp_flags & TCPF_SYN))
+		return;
 	nf.epoch = epoch;
 	nf.seen = bit;
 	nf.learned_ns = bpf_ktime_get_ns();
@@ -221,7 +261,8 @@ static __always_inline void flow_learn(struct xm_ovl_flow_key *k, __u8 bit, __u8
 		__builtin_memcpy(nf.gw_mac, eth->h_source, 6);
 		nf.ifindex = ifindex;
 	}
-	bpf_map_update_elem(&xm_ovl_flows, k, &nf, BPF_ANY);
+	if (!bpf_map_update_elem(&xm_ovl_flows, k, &nf, f ? BPF_ANY : BPF_NOEXIST) && !f)
+		xm_stat_add(XM_STAT_OVL_FLOWS_NEW, 1);
 }
 
 /* Whether the flow may take the fast path. */
@@ -340,7 +381,7 @@ int xm_ovl_ul_egress(struct __sk_buff *skb)
 	if (parse_l4(iip, data_end, &l4))
 		return TC_ACT_OK;
 	flow_key_v4(&fk, iip->saddr, iip->daddr, l4.sport, l4.dport, l4.proto);
-	flow_learn(&fk, XM_OVL_SEEN_OUT, l4.tcp_flags, cfg->epoch, NULL, 0);
+	flow_learn(&fk, XM_OVL_SEEN_OUT, &l4, cfg->epoch, NULL, 0);
 	return TC_ACT_OK;
 }
 
@@ -383,7 +424,7 @@ int xm_ovl_pod_egress(struct __sk_buff *skb)
 		xm_stat_add(XM_STAT_OVL_LEARNED_LOCAL, 1);
 	}
 	flow_key_v4(&fk, ip->daddr, ip->saddr, l4.dport, l4.sport, l4.proto);
-	flow_learn(&fk, XM_OVL_SEEN_IN, l4.tcp_flags, cfg->epoch, eth, ifindex);
+	flow_learn(&fk, XM_OVL_SEEN_IN, &l4, cfg->epoch, eth, ifindex);
 	return TC_ACT_OK;
 }
 
@@ -431,7 +472,7 @@ int xm_ovl_pod_ingress(struct __sk_buff *skb)
 	if (l4.tcp_flags & (TCPF_SYN | TCPF_FIN | TCPF_RST)) {
 		/* Connection setup and teardown are the policy's to see. */
 		if (l4.tcp_flags & (TCPF_FIN | TCPF_RST))
-			bpf_map_delete_elem(&xm_ovl_flows, &fk);
+			flow_tcp_close(&fk, l4.tcp_flags, XM_OVL_SEEN_OUT);
 		return TC_ACT_OK;
 	}
 	if (ip->ttl <= 1)
@@ -557,7 +598,7 @@ int xm_ovl_ul_ingress(struct __sk_buff *skb)
 	flow_key_v4(&fk, iip->daddr, iip->saddr, l4.dport, l4.sport, l4.proto);
 	if (l4.tcp_flags & (TCPF_SYN | TCPF_FIN | TCPF_RST)) {
 		if (l4.tcp_flags & (TCPF_FIN | TCPF_RST))
-			bpf_map_delete_elem(&xm_ovl_flows, &fk);
+			flow_tcp_close(&fk, l4.tcp_flags, XM_OVL_SEEN_IN);
 		return TC_ACT_OK;
 	}
 

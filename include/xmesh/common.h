@@ -98,6 +98,9 @@ enum xm_stat {
 	XM_STAT_OVL_LEARNED_LOCAL,   /* pod deliveries learned or changed */
 	XM_STAT_OVL_EVICTIONS,       /* flows pushed out of the full LRU (agent's estimate) */
 	XM_STAT_OVL_INVALIDATIONS,   /* entries removed or epochs bumped by the agent */
+	XM_STAT_OVL_FLOWS_NEW,       /* flow entries created (BPF) */
+	XM_STAT_OVL_FLOWS_ENDED,     /* flow entries deleted on TCP FIN/RST (BPF) */
+	XM_STAT_OVL_FLOWS_REMOVED,   /* flow entries deleted by user space */
 	XM_STAT_MAX = 64,
 };
 

@@ -110,7 +110,8 @@ struct xm_ovl_flow_key {
 struct xm_ovl_flow {
 	__u32 epoch;         /* xm_ovl_cfg.epoch when learned; older entries are dead */
 	__u8 seen;           /* XM_OVL_SEEN_* */
-	__u8 pad[3];
+	__u8 fin;            /* XM_OVL_SEEN_* of the directions that sent a TCP FIN */
+	__u8 pad[2];
 	__u32 ifindex;       /* host veth of the local pod (0 until SEEN_IN) */
 	__u8 pod_mac[6];
 	__u8 gw_mac[6];

@@ -6,7 +6,8 @@
  *   xm-udp send ADDR PORT [-n N] [-s MIN-MAX] [-b SPORT] [-S SEED]
  *        send N datagrams of sizes cycling through MIN..MAX, one at a time;
  *        each must come back byte for byte within 1 s (3 tries); exit 0 iff
- *        all did. Prints "ok N".
+ *        all did. Prints "ok N". -f FLOWS repeats that from FLOWS sockets
+ *        (source ports SPORT, SPORT+1, ...).
  *   xm-udp probe ADDR PORT [-b SPORT] [-t MS] [-i MS]
  *        send a datagram every -i ms (default 5) for -t ms (default 1000),
  *        print how many came back ("replies N sent M"); exit 0.
@@ -47,7 +48,7 @@ int main(int argc, char **argv)
 {
 	static unsigned char buf[MAX_DGRAM], in[MAX_DGRAM];
 	struct sockaddr_in peer = { .sin_family = AF_INET }, me = { .sin_family = AF_INET };
-	int n = 100, smin = 8, smax = 1400, sport = 0, t_ms = 1000, i_ms = 5, opt, fd;
+	int flows = 1, n = 100, smin = 8, smax = 1400, sport = 0, t_ms = 1000, i_ms = 5, opt, fd;
 	unsigned int seed = 1;
 	const char *mode;
 
@@ -63,8 +64,9 @@ int main(int argc, char **argv)
 	}
 	peer.sin_port = htons(atoi(argv[3]));
 	optind = 4;
-	while ((opt = getopt(argc, argv, "n:s:b:S:t:i:")) != -1) {
+	while ((opt = getopt(argc, argv, "n:s:b:S:t:i:f:")) != -1) {
 		switch (opt) {
+		case 'f': flows = atoi(optarg); break;
 		case 'n': n = atoi(optarg); break;
 		case 's':
 			if (sscanf(optarg, "%d-%d", &smin, &smax) != 2)
@@ -103,6 +105,7 @@ int main(int argc, char **argv)
 		}
 	}
 
+next_flow:
 	me.sin_port = htons(sport);
 	if (sport && bind(fd, (void *)&me, sizeof(me))) {
 		perror("bind source port");
@@ -181,6 +184,18 @@ int main(int argc, char **argv)
 			fprintf(stderr, "datagram %u (%zu bytes): no echo after 3 tries\n", seq, len);
 			return 1;
 		}
+	}
+	if (--flows > 0) {
+		/* The next flow: a new socket from the next source port. */
+		close(fd);
+		fd = socket(AF_INET, SOCK_DGRAM, 0);
+		if (fd < 0) {
+			perror("socket");
+			return 1;
+		}
+		if (sport)
+			sport++;
+		goto next_flow;
 	}
 	printf("ok %d\n", n);
 	return 0;

@@ -15,7 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <linux/neighbour.h>
@@ -27,6 +29,7 @@
 #include "overlay.h"
 #include "overlay.skel.h"
 #include "pin.h"
+#include "stats.h"
 
 #ifndef AF_BRIDGE
 #define AF_BRIDGE 7
@@ -40,6 +43,7 @@ static struct {
 	int vx_ifindex;
 	__u8 ul_mac[6], vx_mac[6];
 	__u32 ul_mtu;
+	int tick_fd;
 	struct xm_nl_link vx;
 	char vx_name[32];
 	int pods[MAX_PODS];
@@ -250,6 +254,33 @@ static void on_lost(struct xm_agent *a)
 	flush_all(a, "netlink events lost");
 }
 
+/* Once a second: the eviction estimate, when flows were created meanwhile. */
+static void on_tick(struct xm_loop *loop, int fd, uint32_t events, void *arg)
+{
+	static __u64 last_new = ~0ULL;
+	struct xm_agent *a = arg;
+	__u64 vals[XM_STAT_MAX], exp;
+
+	if (read(fd, &exp, sizeof(exp)) != sizeof(exp))
+		return;
+	if (xm_stats_read(a->pin_root, vals) || vals[XM_STAT_OVL_FLOWS_NEW] == last_new)
+		return;
+	last_new = vals[XM_STAT_OVL_FLOWS_NEW];
+	xm_overlay_evictions_update(a->pin_root);
+}
+
+static int tick_start(struct xm_agent *a)
+{
+	struct itimerspec its = { .it_interval = { 1, 0 }, .it_value = { 1, 0 } };
+
+	ovl.tick_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (ovl.tick_fd < 0)
+		return -errno;
+	if (timerfd_settime(ovl.tick_fd, 0, &its, NULL))
+		return -errno;
+	return xm_loop_add(a->loop, ovl.tick_fd, EPOLLIN, on_tick, a);
+}
+
 static const struct xm_nl_ops ovl_nl_ops = {
 	.link = on_link,
 	.neigh = on_neigh,
@@ -347,6 +378,8 @@ int dp_overlay_load(struct xm_agent *a)
 	if (!skel)
 		return -errno;
 	a->overlay = skel;
+	if (a->overlay_max_flows)
+		bpf_map__set_max_entries(skel->maps.xm_ovl_flows, a->overlay_max_flows);
 	err = xm_dp_pin_maps(skel->obj, a->pin_root);
 	if (!err)
 		err = xm_overlay__load(skel);
@@ -409,12 +442,21 @@ int dp_overlay_load(struct xm_agent *a)
 		pr_err("overlay: netlink monitor: %s", strerror(-err));
 		return err;
 	}
+	err = tick_start(a);
+	if (err)
+		return err;
 	/* After the monitor: a veth created in between is seen by one or the other. */
 	return xm_nl_links(a, &(struct xm_nl_ops){ .link = scan_pods });
 }
 
 void dp_overlay_close(struct xm_agent *a)
 {
+	if (ovl.tick_fd > 0) {
+		if (a->loop)
+			xm_loop_del(a->loop, ovl.tick_fd);
+		close(ovl.tick_fd);
+		ovl.tick_fd = -1;
+	}
 	xm_nl_monitor_stop(a);
 	xm_overlay__destroy(a->overlay);
 	a->overlay = NULL;

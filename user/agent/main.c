@@ -30,7 +30,8 @@ static void usage(FILE *f)
 	fprintf(f,
 		"Usage: xmesh-agent --cgroup PATH [--pin-root DIR] [--config FILE]\n"
 		"                   [--metrics ADDR:PORT] [--log-level error|warn|info|debug]\n"
-		"                   [--netns PATH] [--overlay-dev IFNAME [--overlay-vxlan IFNAME]]\n"
+		"                   [--netns PATH] [--overlay-dev IFNAME [--overlay-vxlan IFNAME]\n"
+		"                   [--overlay-max-flows N]]\n"
 		"       xmesh-agent uninstall --cgroup PATH [--pin-root DIR]\n"
 		"       xmesh-agent --version\n"
 		"\n"
@@ -42,7 +43,8 @@ static void usage(FILE *f)
 		"  --netns PATH      join this network namespace first (the node's, when the\n"
 		"                    agent is started from outside it; e.g. /var/run/netns/X)\n"
 		"  --overlay-dev IF  enable the overlay cache on underlay device IF\n"
-		"  --overlay-vxlan IF  the VXLAN device it caches (default: the first found)\n",
+		"  --overlay-vxlan IF  the VXLAN device it caches (default: the first found)\n"
+		"  --overlay-max-flows N  size of the flow cache (LRU; default 65536)\n",
 		XM_PIN_ROOT_DEFAULT);
 }
 
@@ -214,6 +216,7 @@ int main(int argc, char **argv)
 		{ "netns", required_argument, NULL, 'n' },
 		{ "overlay-dev", required_argument, NULL, 'O' },
 		{ "overlay-vxlan", required_argument, NULL, 'X' },
+		{ "overlay-max-flows", required_argument, NULL, 'F' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
@@ -237,6 +240,7 @@ int main(int argc, char **argv)
 		case 'n': a.netns_path = optarg; break;
 		case 'O': a.overlay_dev = optarg; break;
 		case 'X': a.overlay_vxlan = optarg; break;
+		case 'F': a.overlay_max_flows = strtoul(optarg, NULL, 0); break;
 		case 'l':
 			if (xm_log_parse_level(optarg, &xm_log_threshold)) {
 				pr_err("--log-level %s: use error, warn, info or debug", optarg);

@@ -9,6 +9,7 @@
 #include <bpf/libbpf.h>
 #include "overlay.h"
 #include "pin.h"
+#include "stats.h"
 
 #define XM_BPF_LINK_TYPE_TCX 11
 
@@ -147,6 +148,8 @@ static int map_delete_if(const char *pin_root, const char *name, size_t key_size
 	free(keys);
 	free(val);
 	close(fd);
+	if (removed && !strcmp(name, "xm_ovl_flows"))
+		xm_overlay_stat_add(pin_root, XM_STAT_OVL_FLOWS_REMOVED, removed);
 	return err ? err : removed;
 }
 
@@ -412,6 +415,33 @@ int xm_overlay_foreach_local(const char *pin_root,
 {
 	return map_foreach(pin_root, "xm_ovl_local", sizeof(struct xm_ovl_addr_key),
 			   sizeof(struct xm_ovl_local), (void *)fn, arg);
+}
+
+int xm_overlay_evictions_update(const char *pin_root)
+{
+	__u64 vals[XM_STAT_MAX];
+	size_t n = 0;
+	void *keys = NULL;
+	__s64 est;
+	int fd, err;
+
+	fd = xm_map_open(pin_root, "xm_ovl_flows");
+	if (fd < 0)
+		return fd;
+	err = map_keys(fd, sizeof(struct xm_ovl_flow_key), &keys, &n);
+	close(fd);
+	free(keys);
+	if (!err)
+		err = xm_stats_read(pin_root, vals);
+	if (err)
+		return err;
+	/* Whatever was created and is neither present nor deleted by anyone was evicted. */
+	est = (__s64)vals[XM_STAT_OVL_FLOWS_NEW] - vals[XM_STAT_OVL_FLOWS_ENDED] -
+	      vals[XM_STAT_OVL_FLOWS_REMOVED] - (__s64)n;
+	if (est > (__s64)vals[XM_STAT_OVL_EVICTIONS])
+		return xm_overlay_stat_add(pin_root, XM_STAT_OVL_EVICTIONS,
+					   est - vals[XM_STAT_OVL_EVICTIONS]);
+	return 0;
 }
 
 int xm_overlay_stat_add(const char *pin_root, __u32 idx, __u64 n)

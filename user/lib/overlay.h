@@ -78,6 +78,13 @@ int xm_overlay_foreach_local(const char *pin_root,
 			     void *arg);
 int xm_overlay_cfg_read(const char *pin_root, struct xm_ovl_cfg *cfg);
 
+/*
+ * LRU evictions are invisible to BPF; estimate them as flows created minus
+ * flows deleted (FIN/RST, invalidation) minus flows present, and raise the
+ * XM_STAT_OVL_EVICTIONS counter to that. Racy by a few entries; monotonic.
+ */
+int xm_overlay_evictions_update(const char *pin_root);
+
 /* Counter slots only user space writes (XM_STAT_OVL_EVICTIONS/INVALIDATIONS). */
 int xm_overlay_stat_add(const char *pin_root, __u32 idx, __u64 n);
 

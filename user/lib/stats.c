@@ -42,6 +42,10 @@ const struct xm_stat_desc xm_stat_descs[] = {
 	  "flows pushed out of the full cache (LRU), estimated by the agent" },
 	{ XM_STAT_OVL_INVALIDATIONS, "overlay_invalidations",
 	  "cache entries removed or flushed on netlink, nftables or endpoint changes" },
+	{ XM_STAT_OVL_FLOWS_NEW, "overlay_flows_new", "flow entries created by the slow path" },
+	{ XM_STAT_OVL_FLOWS_ENDED, "overlay_flows_ended", "flow entries removed on TCP FIN/RST" },
+	{ XM_STAT_OVL_FLOWS_REMOVED, "overlay_flows_removed",
+	  "flow entries removed by invalidation (agent, xmeshctl, CNI)" },
 };
 const unsigned int xm_stat_desc_count = sizeof(xm_stat_descs) / sizeof(xm_stat_descs[0]);
 
