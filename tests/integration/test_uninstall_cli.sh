@@ -38,6 +38,22 @@ grep -q "another xmesh-agent" "$XM_RUN_DIR/second.err" || xm_fail "second agent:
 "$XM_BIN/xmesh-agent" --cgroup /tmp --pin-root "$XM_PIN-x" 2>&1 | grep -q "not a cgroup v2" ||
 	xm_fail "non-cgroup2 path not explained"
 
+# not root
+setpriv --reuid=65534 --regid=65534 --clear-groups "$XM_BIN/xmesh-agent" --cgroup "$XM_CGROUP" \
+	--pin-root "$XM_PIN-x" 2>&1 | grep -q "must run as root" || xm_fail "non-root start not explained"
+# a pin root written by another datapath ABI is refused, not misread
+abi=$XM_PIN-abi
+xm_cleanup_extra() { rm -rf "$abi"; }
+mkdir -p "$abi/maps"
+bpftool map create "$abi/maps/xm_meta" type array key 4 value 48 entries 1 name xm_meta
+# magic "xmesh" (0x786d657368, little endian) and ABI 999
+bpftool map update pinned "$abi/maps/xm_meta" key 0 0 0 0 value \
+	0x68 0x73 0x65 0x6d 0x78 0 0 0  0xe7 0x03 0 0  0 0 0 0  $(printf '0 %.0s' $(seq 32))
+if "$XM_BIN/xmesh-agent" --cgroup "$XM_CGROUP" --pin-root "$abi" 2>"$XM_RUN_DIR/abi.err"; then
+	xm_fail "agent accepted a pin root of another ABI"
+fi
+grep -q "another version (ABI 999" "$XM_RUN_DIR/abi.err" || xm_fail "ABI clash unclear: $(cat "$XM_RUN_DIR/abi.err")"
+[ "$(ls "$abi/maps")" = xm_meta ] || xm_fail "the refused pin root was changed"
 xm_assert "$(bpftool cgroup show "$XM_CGROUP" | grep -c xm_)" -ge 1 "programs attached before uninstall"
 # uninstall while the agent runs is refused; after stopping it, everything goes
 "$XM_BIN/xmesh-agent" uninstall --cgroup "$XM_CGROUP" --pin-root "$XM_PIN" 2>/dev/null &&
