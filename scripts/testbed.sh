@@ -4,6 +4,7 @@
 # real VXLAN overlay as the slow path. Source it (after tests/integration/
 # lib.sh) and call the xm_tb_* functions, or run it directly for a shell in a
 # ready-made cluster:  scripts/testbed.sh [vxlan|route] [NODES]
+# or for a short non-interactive showing of the cache:  scripts/testbed.sh demo
 #
 #   underlay   netns xm-<id>-ul, bridge "br-ul"; every node plugs its "eth0"
 #              into it. Node N owns 172.31.0.N/24 (MTU 1500).
@@ -239,11 +240,32 @@ xm_tb_stat() {
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
 	set -e
+	if [ "${1:-}" = demo ]; then
+		# Non-interactive: two nodes with agents, one TCP flow, what the cache shows.
+		xm_tb_cluster vxlan 2
+		xm_tb_pod 1 p1 10
+		xm_tb_pod 2 p2 10
+		xm_tb_agent 1 2>/dev/null
+		xm_tb_agent 2 2>/dev/null
+		xm_bg xm_tb_nx p2 iperf3 -s -1 -B 10.244.2.10 >/dev/null
+		sleep 0.3
+		echo "== iperf3 p1 (node 1) -> p2 (node 2), 2 s, over VXLAN with the overlay cache"
+		xm_tb_nx p1 iperf3 -c 10.244.2.10 -t 2 >"$XM_RUN_DIR/iperf3.out" &
+		sleep 1
+		echo "== xmeshctl cache list (node 1), while the flow runs"
+		xm_tb_ctl 1 cache list
+		wait $!
+		grep -E "sender|receiver" "$XM_RUN_DIR/iperf3.out"
+		echo "== xmeshctl stats (node 1), overlay counters"
+		xm_tb_ctl 1 stats | grep overlay_
+		exit 0
+	fi
 	mode=${1:-vxlan}
 	nodes=${2:-2}
 	xm_tb_cluster "$mode" "$nodes"
 	for i in $(seq "$nodes"); do xm_tb_pod "$i" "p$i" 10; done
 	echo "testbed $XM_PREFIX ($mode, $nodes nodes): pods p1..p$nodes at 10.244.N.10"
-	echo "  ip netns exec $XM_PREFIX-p1 ping 10.244.2.10 ; exit the shell to tear down"
+	echo "  xm_tb_agent N starts node N's agent; xm_tb_ctl N cache list; exit to tear down"
+	export -f $(declare -F | awk '{print $3}' | grep '^xm_')
 	PS1="[$XM_PREFIX] \$ " bash --norc -i || true
 fi
