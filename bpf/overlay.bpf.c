@@ -18,7 +18,8 @@
  *                     the pod (bpf_redirect_peer)
  *
  * Anything not found, or not both ways, or TCP SYN/FIN/RST, goes to the slow
- * path untouched. No bit of the packet is used as a mark. Invalidation is the
+ * path untouched. Inner packets are IPv4 or IPv6 (no extension headers),
+ * the outer header IPv4. No bit of the packet is used as a mark. Invalidation is the
  * agent's (user/agent/netlink.c): it deletes entries, or bumps the epoch in
  * xm_ovl_cfg, which kills every flow at once.
  */
@@ -33,6 +34,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define TC_ACT_OK 0
 #define TC_ACT_SHOT 2
 #define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
 #define ETH_HLEN 14
 #define IP_MF 0x2000
 #define IP_OFFSET 0x1fff
@@ -54,6 +56,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define OFF_IETH (OFF_VXLAN + 8)
 #define OFF_IIP (OFF_IETH + ETH_HLEN)
 #define OFF_IL4 (OFF_IIP + 20)
+/* Enough of a frame to parse up to the inner TCP header behind an IPv6 header. */
+#define PARSE_LEN (OFF_IIP + 40 + 20)
 
 /*
  * Written to cb[0] by the encap fast path so that the underlay egress
@@ -91,18 +95,24 @@ struct {
 	__type(value, struct xm_ovl_flow);
 } xm_ovl_flows SEC(".maps");
 
-/* A parsed inner IPv4 TCP/UDP packet. */
-struct l4_info {
-	__u16 sport;  /* host order */
-	__u16 dport;
-	__u8 proto;
-	__u8 tcp_flags; /* FIN 0x01, SYN 0x02, RST 0x04 */
-	__u8 no_payload; /* TCP segment without data (a pure ACK, say) */
-};
-
 #define TCPF_FIN 0x01
 #define TCPF_SYN 0x02
 #define TCPF_RST 0x04
+
+/* A parsed inner TCP/UDP packet, IPv4 or IPv6. */
+struct inner {
+	struct xm_addr saddr;
+	struct xm_addr daddr;
+	__u16 sport;      /* host order */
+	__u16 dport;
+	__u8 family;
+	__u8 proto;
+	__u8 tos;         /* IPv4 TOS or IPv6 traffic class */
+	__u8 ttl;         /* TTL or hop limit */
+	__u8 tcp_flags;   /* FIN 0x01, SYN 0x02, RST 0x04 */
+	__u8 no_payload;  /* TCP segment without data (a pure ACK, say) */
+	__u16 l3_len;     /* 20 or 40 */
+};
 
 static __always_inline struct xm_ovl_cfg *cfg_get(void)
 {
@@ -112,36 +122,71 @@ static __always_inline struct xm_ovl_cfg *cfg_get(void)
 }
 
 /*
- * Parse the L4 header after an option-less, unfragmented IPv4 header.
- * Returns 0 for TCP or UDP, -1 for anything the cache does not handle.
+ * Parse the inner packet at l3 (eth_proto as in the Ethernet header): an
+ * IPv4 header without options or fragmentation, or an IPv6 header directly
+ * followed by TCP or UDP, then the TCP or UDP header. Returns 0 when the
+ * cache may handle it, -1 otherwise.
  */
-static __always_inline int parse_l4(struct iphdr *ip, void *data_end, struct l4_info *l4)
+static __always_inline int parse_inner(void *l3, void *data_end, __be16 eth_proto,
+				       struct inner *in)
 {
-	void *l4h = (void *)(ip + 1);
+	__u32 l4_len;
+	void *l4h;
 
-	if (ip->ihl != 5 || (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET)))
+	if (eth_proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = l3;
+
+		if ((void *)(ip + 1) > data_end || ip->ihl != 5 ||
+		    (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET)))
+			return -1;
+		__builtin_memset(&in->saddr, 0, sizeof(in->saddr));
+		__builtin_memset(&in->daddr, 0, sizeof(in->daddr));
+		in->saddr.ip[0] = ip->saddr;
+		in->daddr.ip[0] = ip->daddr;
+		in->family = AF_INET;
+		in->proto = ip->protocol;
+		in->tos = ip->tos;
+		in->ttl = ip->ttl;
+		in->l3_len = 20;
+		l4_len = bpf_ntohs(ip->tot_len) - 20;
+		l4h = ip + 1;
+	} else if (eth_proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = l3;
+
+		if ((void *)(ip6 + 1) > data_end)
+			return -1;
+		__builtin_memcpy(&in->saddr, &ip6->saddr, 16);
+		__builtin_memcpy(&in->daddr, &ip6->daddr, 16);
+		in->family = AF_INET6;
+		in->proto = ip6->nexthdr;
+		in->tos = (bpf_ntohs(*(__be16 *)ip6) >> 4) & 0xff;
+		in->ttl = ip6->hop_limit;
+		in->l3_len = 40;
+		l4_len = bpf_ntohs(ip6->payload_len);
+		l4h = ip6 + 1;
+	} else {
 		return -1;
-	l4->proto = ip->protocol;
-	if (ip->protocol == IPPROTO_TCP) {
+	}
+	if (in->proto == IPPROTO_TCP) {
 		struct tcphdr *th = l4h;
 
 		if ((void *)(th + 1) > data_end)
 			return -1;
-		l4->sport = bpf_ntohs(th->source);
-		l4->dport = bpf_ntohs(th->dest);
-		l4->tcp_flags = ((__u8 *)th)[13];
-		l4->no_payload = bpf_ntohs(ip->tot_len) <= 20 + th->doff * 4;
+		in->sport = bpf_ntohs(th->source);
+		in->dport = bpf_ntohs(th->dest);
+		in->tcp_flags = ((__u8 *)th)[13];
+		in->no_payload = l4_len <= (__u32)th->doff * 4;
 		return 0;
 	}
-	if (ip->protocol == IPPROTO_UDP) {
+	if (in->proto == IPPROTO_UDP) {
 		struct udphdr *uh = l4h;
 
 		if ((void *)(uh + 1) > data_end)
 			return -1;
-		l4->sport = bpf_ntohs(uh->source);
-		l4->dport = bpf_ntohs(uh->dest);
-		l4->tcp_flags = 0;
-		l4->no_payload = 0;
+		in->sport = bpf_ntohs(uh->source);
+		in->dport = bpf_ntohs(uh->dest);
+		in->tcp_flags = 0;
+		in->no_payload = 0;
 		return 0;
 	}
 	return -1;
@@ -165,23 +210,32 @@ static __always_inline int hdr4_eq(const __u8 *a, const __u8 *b)
 	return d == 0;
 }
 
-static __always_inline void flow_key_v4(struct xm_ovl_flow_key *k, __be32 local, __be32 remote,
-					__u16 lport, __u16 rport, __u8 proto)
+/* The flow of in, from the local pod's side; local_is_src: in was sent by the local pod. */
+static __always_inline void flow_key(struct xm_ovl_flow_key *k, const struct inner *in,
+				     bool local_is_src)
 {
-	__builtin_memset(k, 0, sizeof(*k));
-	k->family = AF_INET;
-	k->proto = proto;
-	k->local.ip[0] = local;
-	k->remote.ip[0] = remote;
-	k->local_port = lport;
-	k->remote_port = rport;
+	k->family = in->family;
+	k->proto = in->proto;
+	k->pad[0] = k->pad[1] = 0;
+	if (local_is_src) {
+		k->local = in->saddr;
+		k->remote = in->daddr;
+		k->local_port = in->sport;
+		k->remote_port = in->dport;
+	} else {
+		k->local = in->daddr;
+		k->remote = in->saddr;
+		k->local_port = in->dport;
+		k->remote_port = in->sport;
+	}
 }
 
-static __always_inline void addr_key_v4(struct xm_ovl_addr_key *k, __be32 a)
+static __always_inline void addr_key(struct xm_ovl_addr_key *k, __u8 family,
+				     const struct xm_addr *a)
 {
-	__builtin_memset(k, 0, sizeof(*k));
-	k->family = AF_INET;
-	k->addr.ip[0] = a;
+	k->family = family;
+	k->pad[0] = k->pad[1] = k->pad[2] = 0;
+	k->addr = *a;
 }
 
 static __always_inline void flow_end(struct xm_ovl_flow_key *k)
@@ -216,15 +270,13 @@ static __always_inline void flow_tcp_close(struct xm_ovl_flow_key *k, __u8 tcp_f
 
 /*
  * A direction of a flow was carried by the slow path: record it. An entry of
- * an older epoch (before a policy change) starts over. TCP FIN/RST end the
- * flow: its last packets, and a later connection with the same ports, take
- * the slow path and are judged by the policy again. eth/ifindex: the frame
+ * an older epoch (before a policy change) starts over. eth/ifindex: the frame
  * as delivered to the local pod (SEEN_IN), or NULL.
  */
-static __always_inline void flow_learn(struct xm_ovl_flow_key *k, __u8 bit, struct l4_info *l4,
+static __always_inline void flow_learn(struct xm_ovl_flow_key *k, __u8 bit, const struct inner *in,
 				       __u32 epoch, const struct ethhdr *eth, __u32 ifindex)
 {
-	__u8 tcp_flags = l4->tcp_flags;
+	__u8 tcp_flags = in->tcp_flags;
 	struct xm_ovl_flow *f, nf = {};
 
 	if (tcp_flags & (TCPF_FIN | TCPF_RST)) {
@@ -251,7 +303,7 @@ static __always_inline void flow_learn(struct xm_ovl_flow_key *k, __u8 bit, stru
 	 * Data-less TCP segments (the last ACK of a closed connection, a
 	 * keepalive) update a flow but do not start one: no zombie entries.
 	 */
-	if (l4->no_payload && !(tcp_flags & TCPF_SYN))
+	if (in->no_payload && !(tcp_flags & TCPF_SYN))
 		return;
 	nf.epoch = epoch;
 	nf.seen = bit;
@@ -276,16 +328,6 @@ static __always_inline struct xm_ovl_flow *flow_cached(struct xm_ovl_flow_key *k
 	return NULL;
 }
 
-/* ip_decrease_ttl(): the slow path routes, so one hop is spent. */
-static __always_inline void ttl_dec(struct iphdr *ip)
-{
-	__u32 check = ip->check;
-
-	check += bpf_htons(0x0100);
-	ip->check = (__u16)(check + (check >= 0xFFFF));
-	ip->ttl--;
-}
-
 static __always_inline __u16 csum_fold(__u64 csum)
 {
 	csum = (csum & 0xffff) + (csum >> 16);
@@ -294,7 +336,61 @@ static __always_inline __u16 csum_fold(__u64 csum)
 	return ~csum;
 }
 
+/*
+ * The slow path routes the inner packet, so one hop is spent (TTL or hop
+ * limit), and on the way in a CE mark on the outer header is carried to an
+ * ECN-capable inner one (INET_ECN_decapsulate()). l3 is the inner header,
+ * bounds already checked for its family. IPv4: incremental checksum update,
+ * as ip_decrease_ttl()/IP_ECN_set_ce(). IPv6 has no header checksum; the
+ * change is reported to a CHECKSUM_COMPLETE skb with bpf_csum_update().
+ */
+static __always_inline void inner_hop(struct __sk_buff *skb, void *l3, __u8 family, bool set_ce)
+{
+	if (family == AF_INET) {
+		struct iphdr *ip = l3;
+		__u32 check = ip->check;
+
+		check += bpf_htons(0x0100);
+		ip->check = (__u16)(check + (check >= 0xFFFF));
+		ip->ttl--;
+		if (set_ce && (ip->tos & INET_ECN_MASK) != INET_ECN_CE) {
+			/* ECT(1) -> CE adds 0xFFFD to the checksum, ECT(0) -> CE 0xFFFE. */
+			__u32 ecn = (ip->tos + 1) & INET_ECN_MASK;
+
+			check = (__u32)ip->check + (__u16)(bpf_htons(0xFFFB) + bpf_htons((__u16)ecn));
+			ip->check = (__u16)(check + (check >= 0xFFFF));
+			ip->tos |= INET_ECN_CE;
+		}
+	} else {
+		__be32 *w = l3, old0 = w[0], old1 = w[1];
+
+		((struct ipv6hdr *)l3)->hop_limit--;
+		if (set_ce)
+			w[0] |= bpf_htonl(INET_ECN_CE << 20);
+		bpf_csum_update(skb, bpf_csum_diff(&old0, 4, &w[0], 4,
+						   bpf_csum_diff(&old1, 4, &w[1], 4, 0)));
+	}
+}
+
 /* ---------------------------------------------------------------- learning */
+
+/*
+ * Make the first PARSE_LEN bytes (or the whole frame) directly readable;
+ * data and data_end are (re)loaded. Written out in each program: the
+ * verifier refuses the ctx pointer arithmetic a helper function compiles to.
+ */
+#define PULL_HEADERS(skb, data, data_end, fail)                                      \
+	do {                                                                         \
+		__u32 __len = (skb)->len;                                            \
+		data = (void *)(long)(skb)->data;                                    \
+		data_end = (void *)(long)(skb)->data_end;                            \
+		if (data + PARSE_LEN > data_end) {                                   \
+			if (bpf_skb_pull_data(skb, __len < PARSE_LEN ? __len : PARSE_LEN)) \
+				fail;                                                \
+			data = (void *)(long)(skb)->data;                            \
+			data_end = (void *)(long)(skb)->data_end;                    \
+		}                                                                    \
+	} while (0)
 
 /*
  * Underlay egress: a frame the kernel encapsulated (or ours, skipped). Learn
@@ -303,15 +399,15 @@ static __always_inline __u16 csum_fold(__u64 csum)
 SEC("tc")
 int xm_ovl_ul_egress(struct __sk_buff *skb)
 {
-	void *data = (void *)(long)skb->data, *data_end = (void *)(long)skb->data_end;
 	struct xm_ovl_remote r = {};
 	struct xm_ovl_addr_key ak;
 	struct xm_ovl_flow_key fk;
 	struct xm_ovl_cfg *cfg;
-	struct iphdr *oip, *iip;
+	void *data, *data_end;
+	struct iphdr *oip;
 	struct udphdr *uh;
 	struct ethhdr *eth, *ieth;
-	struct l4_info l4;
+	struct inner in;
 	__u8 *vx;
 	__u32 ul_ifindex = skb->ifindex;
 
@@ -322,24 +418,19 @@ int xm_ovl_ul_egress(struct __sk_buff *skb)
 	cfg = cfg_get();
 	if (!cfg || !cfg->enabled)
 		return TC_ACT_OK;
-	if (data + OFF_IL4 > data_end) {
-		if (skb->len < OFF_IL4 || bpf_skb_pull_data(skb, OFF_IL4))
-			return TC_ACT_OK;
-		data = (void *)(long)skb->data;
-		data_end = (void *)(long)skb->data_end;
-		if (data + OFF_IL4 > data_end)
-			return TC_ACT_OK;
-	}
+	PULL_HEADERS(skb, data, data_end, return TC_ACT_OK);
+	if (data + OFF_IIP > data_end)
+		return TC_ACT_OK;
 	eth = data;
 	oip = data + OFF_OIP;
 	uh = data + OFF_UDP;
 	vx = data + OFF_VXLAN;
 	ieth = data + OFF_IETH;
-	iip = data + OFF_IIP;
 	if (eth->h_proto != bpf_htons(ETH_P_IP) || oip->ihl != 5 || oip->protocol != IPPROTO_UDP ||
 	    (oip->frag_off & bpf_htons(IP_MF | IP_OFFSET)) ||
-	    uh->dest != bpf_htons(cfg->vxlan_port) || !(vx[0] & VXLAN_FLAG_I) ||
-	    ieth->h_proto != bpf_htons(ETH_P_IP) || iip->version != 4)
+	    uh->dest != bpf_htons(cfg->vxlan_port) || !(vx[0] & VXLAN_FLAG_I))
+		return TC_ACT_OK;
+	if (parse_inner(data + OFF_IIP, data_end, ieth->h_proto, &in))
 		return TC_ACT_OK;
 
 	/* The template: the headers as sent, per-packet fields zeroed. */
@@ -360,13 +451,13 @@ int xm_ovl_ul_egress(struct __sk_buff *skb)
 	r.csum_partial = bpf_csum_diff(NULL, 0, (__be32 *)(r.hdr + OFF_OIP), 20, 0);
 	r.hdr_len = XM_OVL_ENCAP4_LEN;
 	r.outer_family = AF_INET;
-	r.inner_tos = iip->tos;
+	r.inner_tos = in.tos;
 	r.vni = ((__u32)vx[4] << 16) | ((__u32)vx[5] << 8) | vx[6];
 	r.ifindex = ul_ifindex;
 	r.outer_saddr.ip[0] = oip->saddr;
 	r.outer_daddr.ip[0] = oip->daddr;
 	r.learned_ns = bpf_ktime_get_ns();
-	addr_key_v4(&ak, iip->daddr);
+	addr_key(&ak, in.family, &in.daddr);
 	{
 		struct xm_ovl_remote *old = bpf_map_lookup_elem(&xm_ovl_remote, &ak);
 
@@ -378,10 +469,8 @@ int xm_ovl_ul_egress(struct __sk_buff *skb)
 			xm_stat_add(XM_STAT_OVL_LEARNED_REMOTE, 1);
 		}
 	}
-	if (parse_l4(iip, data_end, &l4))
-		return TC_ACT_OK;
-	flow_key_v4(&fk, iip->saddr, iip->daddr, l4.sport, l4.dport, l4.proto);
-	flow_learn(&fk, XM_OVL_SEEN_OUT, &l4, cfg->epoch, NULL, 0);
+	flow_key(&fk, &in, true);
+	flow_learn(&fk, XM_OVL_SEEN_OUT, &in, cfg->epoch, NULL, 0);
 	return TC_ACT_OK;
 }
 
@@ -399,20 +488,16 @@ int xm_ovl_pod_egress(struct __sk_buff *skb)
 	struct xm_ovl_addr_key ak;
 	struct xm_ovl_flow_key fk;
 	struct xm_ovl_cfg *cfg;
-	struct l4_info l4;
-	struct iphdr *ip;
+	struct inner in;
 	__u32 ifindex = skb->ifindex, in_ifindex = skb->ingress_ifindex;
 
 	cfg = cfg_get();
 	if (!cfg || !cfg->enabled || !cfg->vxlan_ifindex || in_ifindex != cfg->vxlan_ifindex)
 		return TC_ACT_OK;
-	ip = (void *)(eth + 1);
-	if ((void *)(ip + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
-		return TC_ACT_OK;
-	if (parse_l4(ip, data_end, &l4))
+	if ((void *)(eth + 1) > data_end || parse_inner(eth + 1, data_end, eth->h_proto, &in))
 		return TC_ACT_OK;
 
-	addr_key_v4(&ak, ip->daddr);
+	addr_key(&ak, in.family, &in.daddr);
 	l = bpf_map_lookup_elem(&xm_ovl_local, &ak);
 	if (!l || l->ifindex != ifindex || !mac_eq(l->pod_mac, eth->h_dest) ||
 	    !mac_eq(l->gw_mac, eth->h_source)) {
@@ -423,8 +508,8 @@ int xm_ovl_pod_egress(struct __sk_buff *skb)
 		bpf_map_update_elem(&xm_ovl_local, &ak, &nl, BPF_ANY);
 		xm_stat_add(XM_STAT_OVL_LEARNED_LOCAL, 1);
 	}
-	flow_key_v4(&fk, ip->daddr, ip->saddr, l4.dport, l4.sport, l4.proto);
-	flow_learn(&fk, XM_OVL_SEEN_IN, &l4, cfg->epoch, eth, ifindex);
+	flow_key(&fk, &in, false);
+	flow_learn(&fk, XM_OVL_SEEN_IN, &in, cfg->epoch, eth, ifindex);
 	return TC_ACT_OK;
 }
 
@@ -450,32 +535,29 @@ int xm_ovl_pod_ingress(struct __sk_buff *skb)
 	struct xm_ovl_remote *r;
 	struct xm_ovl_flow *f;
 	struct xm_ovl_cfg *cfg;
-	struct l4_info l4;
-	struct iphdr *ip, *oip;
+	struct inner in;
+	struct iphdr *oip;
 	struct udphdr *uh;
 	__u32 hash, inner_len, mtu_len = 0, lo, hi, h, ifindex = skb->ifindex;
 	__u32 len = skb->len, gso_size = skb->gso_size;
-	__u8 inner_tos, ecn;
+	__u8 ecn;
 	__u16 id;
 	__u64 sum;
 
 	cfg = cfg_get();
 	if (!cfg || !cfg->enabled)
 		return TC_ACT_OK;
-	ip = (void *)(eth + 1);
-	if ((void *)(ip + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
-		return TC_ACT_OK;
-	if (parse_l4(ip, data_end, &l4))
+	if ((void *)(eth + 1) > data_end || parse_inner(eth + 1, data_end, eth->h_proto, &in))
 		return TC_ACT_OK;
 
-	flow_key_v4(&fk, ip->saddr, ip->daddr, l4.sport, l4.dport, l4.proto);
-	if (l4.tcp_flags & (TCPF_SYN | TCPF_FIN | TCPF_RST)) {
+	flow_key(&fk, &in, true);
+	if (in.tcp_flags & (TCPF_SYN | TCPF_FIN | TCPF_RST)) {
 		/* Connection setup and teardown are the policy's to see. */
-		if (l4.tcp_flags & (TCPF_FIN | TCPF_RST))
-			flow_tcp_close(&fk, l4.tcp_flags, XM_OVL_SEEN_OUT);
+		if (in.tcp_flags & (TCPF_FIN | TCPF_RST))
+			flow_tcp_close(&fk, in.tcp_flags, XM_OVL_SEEN_OUT);
 		return TC_ACT_OK;
 	}
-	if (ip->ttl <= 1)
+	if (in.ttl <= 1)
 		return TC_ACT_OK; /* the slow path sends the ICMP time exceeded */
 	f = flow_cached(&fk, cfg->epoch);
 	if (!f)
@@ -484,7 +566,7 @@ int xm_ovl_pod_ingress(struct __sk_buff *skb)
 	if (f->ifindex != ifindex || !mac_eq(f->pod_mac, eth->h_source) ||
 	    !mac_eq(f->gw_mac, eth->h_dest))
 		return miss(XM_STAT_OVL_ENCAP_MISSES);
-	addr_key_v4(&ak, ip->daddr);
+	addr_key(&ak, in.family, &in.daddr);
 	r = bpf_map_lookup_elem(&xm_ovl_remote, &ak);
 	if (!r || r->hdr_len != XM_OVL_ENCAP4_LEN)
 		return miss(XM_STAT_OVL_ENCAP_MISSES);
@@ -492,9 +574,8 @@ int xm_ovl_pod_ingress(struct __sk_buff *skb)
 	 * A non-zero outer DSCP may have been inherited from the inner one
 	 * (vxlan "tos inherit"): then the template only fits the same inner DSCP.
 	 */
-	inner_tos = ip->tos;
 	if ((r->hdr[OFF_OIP + 1] & ~INET_ECN_MASK) &&
-	    (inner_tos & ~INET_ECN_MASK) != (r->inner_tos & ~INET_ECN_MASK))
+	    (in.tos & ~INET_ECN_MASK) != (r->inner_tos & ~INET_ECN_MASK))
 		return miss(XM_STAT_OVL_ENCAP_MISSES);
 	/* Too big for the underlay once encapsulated: the slow path fragments or says so. */
 	if ((gso_size || len + ENCAP4_ROOM > cfg->underlay_mtu + ETH_HLEN) &&
@@ -511,13 +592,15 @@ int xm_ovl_pod_ingress(struct __sk_buff *skb)
 
 	data = (void *)(long)skb->data;
 	data_end = (void *)(long)skb->data_end;
-	if (data + OFF_IIP + sizeof(struct iphdr) > data_end)
-		return TC_ACT_SHOT; /* half built: never send it */
+	if (data + OFF_IIP + 40 > data_end) {
+		/* An IPv4 inner packet may end before an IPv6 header would. */
+		if (in.family != AF_INET || data + OFF_IIP + 20 > data_end)
+			return TC_ACT_SHOT; /* half built: never send it */
+	}
 	/* The template as learned (a concurrent relearn is the same headers). */
 	__builtin_memcpy(data, r->hdr, XM_OVL_ENCAP4_LEN);
 	oip = data + OFF_OIP;
 	uh = data + OFF_UDP;
-	ip = data + OFF_IIP;
 
 	/* udp_flow_src_port(): same flow hash, same port as the kernel's. */
 	lo = cfg->port_min;
@@ -530,7 +613,7 @@ int xm_ovl_pod_ingress(struct __sk_buff *skb)
 	uh->source = bpf_htons((__u16)((((__u64)h * (hi - lo)) >> 32) + lo));
 	uh->len = bpf_htons(inner_len + ENCAP4_ROOM - 20);
 	/* INET_ECN_encapsulate(): copy ECT, CE becomes ECT(0). */
-	ecn = inner_tos & INET_ECN_MASK;
+	ecn = in.tos & INET_ECN_MASK;
 	if (ecn == INET_ECN_CE)
 		ecn = INET_ECN_ECT_0;
 	oip->tos |= ecn;
@@ -540,7 +623,13 @@ int xm_ovl_pod_ingress(struct __sk_buff *skb)
 	/* The template's sum plus what this packet adds; tos is the high byte. */
 	sum = (__u64)r->csum_partial + oip->tot_len + id + ((__u32)ecn << 8);
 	oip->check = csum_fold(sum);
-	ttl_dec(ip);
+	if (in.family == AF_INET) {
+		inner_hop(skb, data + OFF_IIP, AF_INET, false);
+	} else {
+		if (data + OFF_IIP + 40 > data_end)
+			return TC_ACT_SHOT;
+		inner_hop(skb, data + OFF_IIP, AF_INET6, false);
+	}
 
 	skb->cb[0] = XM_OVL_CB_FASTPATH;
 	xm_stat_add(XM_STAT_OVL_ENCAP_PKTS, 1);
@@ -556,67 +645,61 @@ int xm_ovl_pod_ingress(struct __sk_buff *skb)
 SEC("tc")
 int xm_ovl_ul_ingress(struct __sk_buff *skb)
 {
-	void *data = (void *)(long)skb->data, *data_end = (void *)(long)skb->data_end;
 	struct xm_ovl_addr_key ak;
 	struct xm_ovl_flow_key fk;
 	struct xm_ovl_remote *r;
 	struct xm_ovl_flow *f;
 	struct xm_ovl_cfg *cfg;
-	struct iphdr *oip, *iip;
+	void *data, *data_end;
+	struct iphdr *oip;
 	struct ethhdr *eth, *ieth;
 	struct udphdr *uh;
-	struct l4_info l4;
+	struct inner in;
 	__u32 vni, ifindex;
 	__u8 otos, mac[12];
 	__u8 *vx;
+	bool set_ce;
 
 	cfg = cfg_get();
 	if (!cfg || !cfg->enabled || skb->pkt_type != PACKET_HOST)
 		return TC_ACT_OK;
-	if (data + OFF_IL4 + 20 > data_end) {
-		if (skb->len < OFF_IL4 + 8 || bpf_skb_pull_data(skb, OFF_IL4 + 20))
-			return TC_ACT_OK;
-		data = (void *)(long)skb->data;
-		data_end = (void *)(long)skb->data_end;
-		if (data + OFF_IL4 > data_end)
-			return TC_ACT_OK;
-	}
-	if (data + OFF_IL4 > data_end)
+	PULL_HEADERS(skb, data, data_end, return TC_ACT_OK);
+	if (data + OFF_IIP > data_end)
 		return TC_ACT_OK;
 	eth = data;
 	oip = data + OFF_OIP;
 	uh = data + OFF_UDP;
 	vx = data + OFF_VXLAN;
 	ieth = data + OFF_IETH;
-	iip = data + OFF_IIP;
 	if (eth->h_proto != bpf_htons(ETH_P_IP) || oip->ihl != 5 || oip->protocol != IPPROTO_UDP ||
-	    (oip->frag_off & bpf_htons(IP_MF | IP_OFFSET)) ||
-	    uh->dest != bpf_htons(cfg->vxlan_port) || ieth->h_proto != bpf_htons(ETH_P_IP))
+	    (oip->frag_off & bpf_htons(IP_MF | IP_OFFSET)) || uh->dest != bpf_htons(cfg->vxlan_port))
 		return TC_ACT_OK;
-	if (parse_l4(iip, data_end, &l4))
+	if (parse_inner(data + OFF_IIP, data_end, ieth->h_proto, &in))
 		return TC_ACT_OK;
-	flow_key_v4(&fk, iip->daddr, iip->saddr, l4.dport, l4.sport, l4.proto);
-	if (l4.tcp_flags & (TCPF_SYN | TCPF_FIN | TCPF_RST)) {
-		if (l4.tcp_flags & (TCPF_FIN | TCPF_RST))
-			flow_tcp_close(&fk, l4.tcp_flags, XM_OVL_SEEN_IN);
+	flow_key(&fk, &in, false);
+	if (in.tcp_flags & (TCPF_SYN | TCPF_FIN | TCPF_RST)) {
+		if (in.tcp_flags & (TCPF_FIN | TCPF_RST))
+			flow_tcp_close(&fk, in.tcp_flags, XM_OVL_SEEN_IN);
 		return TC_ACT_OK;
 	}
 
 	/* Where this pod's traffic comes from, as the slow path taught us. */
-	addr_key_v4(&ak, iip->saddr);
+	addr_key(&ak, in.family, &in.saddr);
 	r = bpf_map_lookup_elem(&xm_ovl_remote, &ak);
 	if (!r)
 		return miss(XM_STAT_OVL_DECAP_MISSES);
 	vni = ((__u32)vx[4] << 16) | ((__u32)vx[5] << 8) | vx[6];
 	if (!(vx[0] & VXLAN_FLAG_I) || vni != r->vni || oip->saddr != r->outer_daddr.ip[0] ||
-	    oip->daddr != r->outer_saddr.ip[0] || uh->dest != ((struct udphdr *)(r->hdr + OFF_UDP))->dest ||
+	    oip->daddr != r->outer_saddr.ip[0] ||
+	    uh->dest != ((struct udphdr *)(r->hdr + OFF_UDP))->dest ||
 	    !mac_eq(ieth->h_dest, r->hdr + OFF_IETH + 6))
 		return miss(XM_STAT_OVL_DECAP_REJECTED);
-	if (iip->ttl <= 1)
+	if (in.ttl <= 1)
 		return TC_ACT_OK;
 	otos = oip->tos;
 	/* INET_ECN_decapsulate(): CE on a not-ECT inner packet is dropped by the slow path. */
-	if ((otos & INET_ECN_MASK) == INET_ECN_CE && !(iip->tos & INET_ECN_MASK))
+	set_ce = (otos & INET_ECN_MASK) == INET_ECN_CE;
+	if (set_ce && !(in.tos & INET_ECN_MASK))
 		return TC_ACT_OK;
 	f = flow_cached(&fk, cfg->epoch);
 	if (!f)
@@ -625,26 +708,29 @@ int xm_ovl_ul_ingress(struct __sk_buff *skb)
 	__builtin_memcpy(mac, f->pod_mac, 6);
 	__builtin_memcpy(mac + 6, f->gw_mac, 6);
 
-	if (bpf_skb_adjust_room(skb, -ENCAP4_ROOM, BPF_ADJ_ROOM_MAC, BPF_F_ADJ_ROOM_FIXED_GSO))
+	/*
+	 * skb->protocol must become the inner one: bpf_redirect_peer() hands
+	 * the skb to the pod's stack without parsing the Ethernet header again.
+	 */
+	if (bpf_skb_adjust_room(skb, -ENCAP4_ROOM, BPF_ADJ_ROOM_MAC,
+				BPF_F_ADJ_ROOM_FIXED_GSO |
+				(in.family == AF_INET6 ? BPF_F_ADJ_ROOM_DECAP_L3_IPV6 : 0)))
 		return miss(XM_STAT_OVL_DECAP_MISSES);
 	data = (void *)(long)skb->data;
 	data_end = (void *)(long)skb->data_end;
 	eth = data;
-	iip = (void *)(eth + 1);
-	if ((void *)(iip + 1) > data_end)
+	if (data + ETH_HLEN + 20 > data_end)
 		return TC_ACT_SHOT;
 	__builtin_memcpy(eth->h_dest, mac, 6);
 	__builtin_memcpy(eth->h_source, mac + 6, 6);
-	if ((otos & INET_ECN_MASK) == INET_ECN_CE && (iip->tos & INET_ECN_MASK) != INET_ECN_CE) {
-		/* IP_ECN_set_ce(): ECT(1) -> CE adds 0xFFFD, ECT(0) -> CE 0xFFFE. */
-		__u32 ecn = (iip->tos + 1) & INET_ECN_MASK;
-		__u32 check = (__u32)iip->check +
-			      (__u16)(bpf_htons(0xFFFB) + bpf_htons((__u16)ecn));
-
-		iip->check = (__u16)(check + (check >= 0xFFFF));
-		iip->tos |= INET_ECN_CE;
+	eth->h_proto = in.family == AF_INET ? bpf_htons(ETH_P_IP) : bpf_htons(ETH_P_IPV6);
+	if (in.family == AF_INET) {
+		inner_hop(skb, data + ETH_HLEN, AF_INET, set_ce);
+	} else {
+		if (data + ETH_HLEN + 40 > data_end)
+			return TC_ACT_SHOT;
+		inner_hop(skb, data + ETH_HLEN, AF_INET6, set_ce);
 	}
-	ttl_dec(iip);
 	xm_stat_add(XM_STAT_OVL_DECAP_PKTS, 1);
 	xm_stat_add(XM_STAT_OVL_DECAP_BYTES, skb->len - ETH_HLEN);
 	return bpf_redirect_peer(ifindex, 0);

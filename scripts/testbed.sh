@@ -11,14 +11,17 @@
 #   node N     netns xm-<id>-nN (lib.sh xm_node): bridge "br0" with the pod
 #              gateway 10.244.N.1/24, ip_forward on, nftables table
 #              "inet xm-<id>-pol" with a forward chain (the policy point).
-#   pod        netns xm-<id>-<name>: eth0 10.244.N.I/24 (MTU 1450), default
-#              route via 10.244.N.1; host veth on the node's br0.
+#   pod        netns xm-<id>-<name>: eth0 10.244.N.I/24 and fd44:N::I/64 (MTU
+#              1450), default routes via 10.244.N.1 and fd44:N::1; host veth on
+#              the node's br0.
 #   overlay    vxlan: flannel-style routed L3 over VXLAN. Each node has "vx0"
 #              (VNI 42, UDP 4789, local 172.31.0.N, no learning, MTU 1450,
 #              address 10.244.N.0/32); for every other node M:
 #                route 10.244.M.0/24 via 10.244.M.0 dev vx0 onlink
 #                neigh 10.244.M.0 lladdr <vx0 MAC of M> (permanent)
 #                fdb   <vx0 MAC of M> dst 172.31.0.M
+#              and the same for IPv6 (vx0 has fd44:ffff::N/128; fd44:M::/64 via
+#              fd44:ffff::M, a permanent neighbour): IPv6 inside IPv4 VXLAN;
 #              so a cross-node packet goes pod -> veth -> br0 -> routing and
 #              netfilter -> vx0 (encap) -> eth0 -> underlay -> eth0 -> vx0
 #              (decap) -> routing and netfilter -> br0 -> veth -> pod.
@@ -44,6 +47,7 @@ xm_tb_ns() { echo "$XM_PREFIX-$1"; }           # netns name of node or pod
 xm_tb_nx() { ip netns exec "$XM_PREFIX-$1" "${@:2}"; } # run in a node/pod netns
 xm_tb_underlay_ip() { echo "172.31.0.$1"; }
 xm_tb_pod_ip() { echo "10.244.$1.$2"; }         # NODE INDEX -> pod address
+xm_tb_pod_ip6() { echo "fd44:$1::$2"; }         # NODE INDEX -> pod IPv6 address
 
 # xm_tb_setup: lib.sh xm_setup, the underlay, and the testbed's cleanup trap.
 xm_tb_setup() {
@@ -108,6 +112,8 @@ xm_tb_node() {
 	ip -n "$ns" addr add "$(xm_tb_underlay_ip "$n")/24" dev eth0
 	ip -n "$ns" link set eth0 up
 	ip -n "$ns" addr add "10.244.$n.1/24" dev br0
+	ip -n "$ns" addr add "fd44:$n::1/64" dev br0 nodad
+	ip -n "$ns" addr add "fd31::$n/64" dev eth0 nodad
 	ip netns exec "$ns" nft -f - <<-EOF
 		table inet $XM_PREFIX-pol {
 			chain pod_fwd { type filter hook forward priority 0; policy accept; }
@@ -128,6 +134,7 @@ xm_tb_overlay() {
 				local "$(xm_tb_underlay_ip "$n")" dev eth0 nolearning
 			ip -n "$ns" link set vx0 mtu 1450
 			ip -n "$ns" addr add "10.244.$n.0/32" dev vx0
+			ip -n "$ns" addr add "fd44:ffff::$n/128" dev vx0 nodad
 			ip -n "$ns" link set vx0 up
 			vxmac[$n]=$(ip -n "$ns" -br link show vx0 | awk '{print $3}')
 		done
@@ -141,8 +148,11 @@ xm_tb_overlay() {
 				ip -n "$ns" neigh add "10.244.$m.0" lladdr "$mac" dev vx0 nud permanent
 				bridge -n "$ns" fdb append "$mac" dev vx0 dst "$(xm_tb_underlay_ip "$m")"
 				ip -n "$ns" route add "10.244.$m.0/24" via "10.244.$m.0" dev vx0 onlink
+				ip -n "$ns" neigh add "fd44:ffff::$m" lladdr "$mac" dev vx0 nud permanent
+				ip -n "$ns" -6 route add "fd44:$m::/64" via "fd44:ffff::$m" dev vx0 onlink
 			else
 				ip -n "$ns" route add "10.244.$m.0/24" via "$(xm_tb_underlay_ip "$m")" dev eth0
+				ip -n "$ns" -6 route add "fd44:$m::/64" via "fd31::$m" dev eth0
 			fi
 		done
 	done
@@ -161,9 +171,10 @@ xm_tb_cluster() {
 declare -A XM_TB_HOSTIF XM_TB_AGENT_PID
 xm_tb_pod() {
 	local n=$1 name=$2 idx=$3 ns=$XM_PREFIX-$2
-	xm_pod "n$n" "$name" "$(xm_tb_pod_ip "$n" "$idx")/24"
+	xm_pod "n$n" "$name" "$(xm_tb_pod_ip "$n" "$idx")/24" "$(xm_tb_pod_ip6 "$n" "$idx")/64"
 	ip -n "$ns" link set eth0 mtu "$XM_TB_POD_MTU"
 	ip -n "$ns" route add default via "10.244.$n.1"
+	ip -n "$ns" -6 route add default via "fd44:$n::1"
 	local host=xmh${XM_ID:0:4}$name
 	XM_TB_HOSTIF[$name]=${host:0:15}
 }

@@ -12,7 +12,7 @@
  *        send a datagram every -i ms (default 5) for -t ms (default 1000),
  *        print how many came back ("replies N sent M"); exit 0.
  *
- * -b fixes the source port, so successive runs are one flow (one 5-tuple).
+ * ADDR may be IPv4 or IPv6. -b fixes the source port, so successive runs are one flow (one 5-tuple).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -47,7 +47,11 @@ static double now_ms(void)
 int main(int argc, char **argv)
 {
 	static unsigned char buf[MAX_DGRAM], in[MAX_DGRAM];
-	struct sockaddr_in peer = { .sin_family = AF_INET }, me = { .sin_family = AF_INET };
+	struct sockaddr_in6 peer6 = { .sin6_family = AF_INET6 }, me6 = { .sin6_family = AF_INET6 };
+	struct sockaddr_in peer4 = { .sin_family = AF_INET }, me4 = { .sin_family = AF_INET };
+	void *peer = &peer4, *me = &me4;
+	socklen_t slen = sizeof(peer4);
+	int family = AF_INET;
 	int flows = 1, n = 100, smin = 8, smax = 1400, sport = 0, t_ms = 1000, i_ms = 5, opt, fd;
 	unsigned int seed = 1;
 	const char *mode;
@@ -58,11 +62,18 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	mode = argv[1];
-	if (inet_pton(AF_INET, argv[2], &peer.sin_addr) != 1) {
+	if (strchr(argv[2], ':')) {
+		family = AF_INET6;
+		peer = &peer6;
+		me = &me6;
+		slen = sizeof(peer6);
+	}
+	if (inet_pton(family, argv[2], family == AF_INET ? (void *)&peer4.sin_addr
+							   : (void *)&peer6.sin6_addr) != 1) {
 		fprintf(stderr, "bad address %s\n", argv[2]);
 		return 2;
 	}
-	peer.sin_port = htons(atoi(argv[3]));
+	peer4.sin_port = peer6.sin6_port = htons(atoi(argv[3]));
 	optind = 4;
 	while ((opt = getopt(argc, argv, "n:s:b:S:t:i:f:")) != -1) {
 		switch (opt) {
@@ -83,7 +94,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "sizes must be within 8..%d\n", MAX_DGRAM);
 		return 2;
 	}
-	fd = socket(AF_INET, SOCK_DGRAM, 0);
+	fd = socket(family, SOCK_DGRAM, 0);
 	if (fd < 0) {
 		perror("socket");
 		return 1;
@@ -91,12 +102,12 @@ int main(int argc, char **argv)
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &(int){ 1 }, sizeof(int));
 
 	if (!strcmp(mode, "echo")) {
-		if (bind(fd, (void *)&peer, sizeof(peer))) {
+		if (bind(fd, peer, slen)) {
 			perror("bind");
 			return 1;
 		}
 		for (;;) {
-			struct sockaddr_in from;
+			struct sockaddr_storage from;
 			socklen_t fl = sizeof(from);
 			ssize_t r = recvfrom(fd, in, sizeof(in), 0, (void *)&from, &fl);
 
@@ -106,12 +117,12 @@ int main(int argc, char **argv)
 	}
 
 next_flow:
-	me.sin_port = htons(sport);
-	if (sport && bind(fd, (void *)&me, sizeof(me))) {
+	me4.sin_port = me6.sin6_port = htons(sport);
+	if (sport && bind(fd, me, slen)) {
 		perror("bind source port");
 		return 1;
 	}
-	if (connect(fd, (void *)&peer, sizeof(peer))) {
+	if (connect(fd, peer, slen)) {
 		perror("connect");
 		return 1;
 	}
@@ -188,7 +199,7 @@ next_flow:
 	if (--flows > 0) {
 		/* The next flow: a new socket from the next source port. */
 		close(fd);
-		fd = socket(AF_INET, SOCK_DGRAM, 0);
+		fd = socket(family, SOCK_DGRAM, 0);
 		if (fd < 0) {
 			perror("socket");
 			return 1;

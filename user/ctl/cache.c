@@ -92,12 +92,14 @@ static void cache_plain(json_t *v)
 	json_array_foreach(json_object_get(v, "flows"), i, e) {
 		char l[64], r[64];
 
-		snprintf(l, sizeof(l), "%s:%" JSON_INTEGER_FORMAT,
-			 json_string_value(json_object_get(e, "local")),
-			 json_integer_value(json_object_get(e, "local_port")));
-		snprintf(r, sizeof(r), "%s:%" JSON_INTEGER_FORMAT,
-			 json_string_value(json_object_get(e, "remote")),
-			 json_integer_value(json_object_get(e, "remote_port")));
+		const char *la = json_string_value(json_object_get(e, "local"));
+		const char *ra = json_string_value(json_object_get(e, "remote"));
+		bool v6 = strchr(la, ':') != NULL;
+
+		snprintf(l, sizeof(l), v6 ? "[%s]:%" JSON_INTEGER_FORMAT : "%s:%" JSON_INTEGER_FORMAT,
+			 la, json_integer_value(json_object_get(e, "local_port")));
+		snprintf(r, sizeof(r), v6 ? "[%s]:%" JSON_INTEGER_FORMAT : "%s:%" JSON_INTEGER_FORMAT,
+			 ra, json_integer_value(json_object_get(e, "remote_port")));
 		printf("  %-5s %-22s %-22s %s\n", json_string_value(json_object_get(e, "proto")), l,
 		       r, json_string_value(json_object_get(e, "state")));
 	}
