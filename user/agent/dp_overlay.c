@@ -125,8 +125,38 @@ static void set_mtu(struct xm_agent *a)
 	pr_info("overlay: underlay MTU %u", ovl.ul_mtu);
 }
 
+static int write_cfg(struct xm_agent *a);
+
+static bool vxlan_wanted(struct xm_agent *a, const struct xm_nl_link *l)
+{
+	return !strcmp(l->kind, "vxlan") && (!a->overlay_vxlan || !strcmp(l->name, a->overlay_vxlan));
+}
+
+static void vxlan_take(const struct xm_nl_link *l)
+{
+	ovl.vx_ifindex = l->ifindex;
+	memcpy(ovl.vx_mac, l->addr, 6);
+	ovl.vx = *l;
+	ovl.vx.name = ovl.vx.kind = NULL; /* point into a netlink buffer */
+	snprintf(ovl.vx_name, sizeof(ovl.vx_name), "%s", l->name);
+}
+
 static void on_link(struct xm_agent *a, bool add, const struct xm_nl_link *l)
 {
+	/* The overlay may come up after the agent (the CNI creates it): start then. */
+	if (add && !ovl.vx_ifindex && vxlan_wanted(a, l)) {
+		vxlan_take(l);
+		write_cfg(a);
+		pr_info("overlay: VXLAN device %s (VNI %u) appeared: cache enabled", ovl.vx_name,
+			ovl.vx.vxlan_id);
+		return;
+	}
+	if (!add && l->ifindex == ovl.vx_ifindex) {
+		ovl.vx_ifindex = 0;
+		write_cfg(a); /* disabled until a VXLAN device is back */
+		flush_all(a, "VXLAN device removed; cache disabled");
+		return;
+	}
 	if (l->ifindex == ovl.ul_ifindex || l->ifindex == ovl.vx_ifindex) {
 		__u8 *mac = l->ifindex == ovl.ul_ifindex ? ovl.ul_mac : ovl.vx_mac;
 
@@ -151,13 +181,6 @@ static void on_link(struct xm_agent *a, bool add, const struct xm_nl_link *l)
 		pod_detach(a, l);
 }
 
-/*
- * Neighbour (ARP/ND) entries of the underlay and overlay devices and FDB
- * entries of the VXLAN device decide the MACs and the remote node in every
- * outer header. A state refresh with the same address changes nothing; a
- * new address, a removal or a failure drops the learned headers, which the
- * next slow-path packet teaches again. Flows (policy verdicts) stay.
- */
 /*
  * Neighbour (ARP/ND) entries of the underlay and overlay devices and FDB
  * entries of the VXLAN device decide the MACs and the remote node in every
@@ -297,13 +320,8 @@ static void scan_link(struct xm_agent *a, bool add, const struct xm_nl_link *l)
 		ovl.ul_mtu = l->mtu;
 		memcpy(ovl.ul_mac, l->addr, 6);
 	}
-	if (!strcmp(l->kind, "vxlan") && !ovl.vx_ifindex &&
-	    (!a->overlay_vxlan || !strcmp(l->name, a->overlay_vxlan))) {
-		ovl.vx_ifindex = l->ifindex;
-		memcpy(ovl.vx_mac, l->addr, 6);
-		ovl.vx = *l;
-		snprintf(ovl.vx_name, sizeof(ovl.vx_name), "%s", l->name);
-	}
+	if (!ovl.vx_ifindex && vxlan_wanted(a, l))
+		vxlan_take(l);
 }
 
 static void scan_pods(struct xm_agent *a, bool add, const struct xm_nl_link *l)
@@ -352,7 +370,7 @@ static int write_cfg(struct xm_agent *a)
 	bpf_map_lookup_elem(fd, &zero, &cfg);
 	/* A new epoch: whatever changed while no agent watched is forgotten. */
 	cfg.epoch++;
-	cfg.enabled = 1;
+	cfg.enabled = ovl.vx_ifindex != 0;
 	cfg.vxlan_ifindex = ovl.vx_ifindex;
 	cfg.underlay_ifindex = ovl.ul_ifindex;
 	cfg.underlay_mtu = ovl.ul_mtu;
@@ -408,12 +426,10 @@ int dp_overlay_load(struct xm_agent *a)
 		       a->overlay_dev, a->netns_path ? "" : " (the node's netns: --netns PATH?)");
 		return -ENODEV;
 	}
-	if (!ovl.vx_ifindex) {
-		pr_err("overlay: no VXLAN device%s%s found: the overlay cache learns from the kernel's "
-		       "VXLAN overlay, which must exist", a->overlay_vxlan ? " " : "",
-		       a->overlay_vxlan ?: "");
-		return -ENODEV;
-	}
+	if (!ovl.vx_ifindex)
+		pr_warn("overlay: no VXLAN device%s%s yet: the cache stays off until one appears "
+			"(it learns from the kernel's VXLAN overlay)", a->overlay_vxlan ? " " : "",
+			a->overlay_vxlan ?: "");
 	neigh_priming = true;
 	err = xm_nl_neighs(a, &(struct xm_nl_ops){ .neigh = on_neigh });
 	neigh_priming = false;
@@ -435,7 +451,8 @@ int dp_overlay_load(struct xm_agent *a)
 		return err;
 	}
 	pr_info("overlay: cache on underlay %s (ifindex %d), overlay %s (VNI %u, port %u)",
-		a->overlay_dev, ovl.ul_ifindex, ovl.vx_name, ovl.vx.vxlan_id,
+		a->overlay_dev, ovl.ul_ifindex, ovl.vx_ifindex ? ovl.vx_name : "(none yet)",
+		ovl.vx.vxlan_id,
 		ovl.vx.vxlan_port ? ovl.vx.vxlan_port : XM_OVL_VXLAN_PORT);
 	err = xm_nl_monitor_start(a, &ovl_nl_ops);
 	if (err) {
