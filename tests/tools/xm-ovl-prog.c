@@ -116,6 +116,43 @@ static size_t put_inner4(__u8 *p, const __u8 *dmac, const __u8 *smac, const char
 	return 14 + len;
 }
 
+/* eth + IPv6 + UDP(payload n) at p; returns length. tc: traffic class. */
+static size_t put_inner6(__u8 *p, const __u8 *dmac, const __u8 *smac, const char *src,
+			 const char *dst, __u8 tc, __u8 hlim, __u16 sport, __u16 dport, size_t n)
+{
+	__u8 *ip = p + 14, *uh = ip + 40;
+
+	memcpy(p, dmac, 6);
+	memcpy(p + 6, smac, 6);
+	p[12] = 0x86;
+	p[13] = 0xdd;
+	memset(ip, 0, 40);
+	ip[0] = 0x60 | (tc >> 4);
+	ip[1] = (__u8)(tc << 4) | 0x0a; /* and a flow label */
+	ip[4] = (8 + n) >> 8;
+	ip[5] = (8 + n) & 0xff;
+	ip[6] = 17;
+	ip[7] = hlim;
+	inet_pton(AF_INET6, src, ip + 8);
+	inet_pton(AF_INET6, dst, ip + 24);
+	uh[0] = sport >> 8;
+	uh[1] = sport & 0xff;
+	uh[2] = dport >> 8;
+	uh[3] = dport & 0xff;
+	uh[4] = (8 + n) >> 8;
+	uh[5] = (8 + n) & 0xff;
+	uh[6] = 0x12; /* not checked by the cache: any value */
+	uh[7] = 0x34;
+	for (size_t i = 0; i < n; i++)
+		uh[8 + i] = (__u8)(i * 5 + 1);
+	return 14 + 40 + 8 + n;
+}
+
+static __u8 tclass(const __u8 *ip6)
+{
+	return (__u8)(((ip6[0] & 0x0f) << 4) | (ip6[1] >> 4));
+}
+
 /* Outer eth + IPv4 + UDP + VXLAN in front of an inner frame already at p + 50. */
 static size_t put_outer4(__u8 *p, size_t inner, const __u8 *dmac, const __u8 *smac,
 			 const char *src, const char *dst, __u8 tos, __u32 vni, __u16 dport)
@@ -417,6 +454,47 @@ static void test_epoch(void)
 	CHECK(r.ret == TC_ACT_REDIRECT, "flow relearned in the new epoch not fast-pathed");
 }
 
+/* IPv6 pods inside the IPv4 underlay: learn, encap, decap with CE. */
+static void test_ipv6(void)
+{
+	__u8 pkt[512], *o;
+	struct run r;
+	size_t n, in;
+
+	n = put_inner6(pkt + 50, VX2_MAC, VX1_MAC, "fd44:1::10", "fd44:2::10", 0, 63, 41000, 7100,
+		       32);
+	n = put_outer4(pkt, n, NODE2_MAC, NODE1_MAC, NODE1, NODE2, 0, VNI, 4789);
+	run_prog(skel->progs.xm_ovl_ul_egress, pkt, n, 1, 0, &r);
+	n = put_inner6(pkt, POD_MAC, GW_MAC, "fd44:2::10", "fd44:1::10", 0, 62, 7100, 41000, 32);
+	run_prog(skel->progs.xm_ovl_pod_egress, pkt, n, 1, VX_IFINDEX, &r);
+
+	n = put_inner6(pkt, GW_MAC, POD_MAC, "fd44:1::10", "fd44:2::10", 0x03, 64, 41000, 7100, 77);
+	run_prog(skel->progs.xm_ovl_pod_ingress, pkt, n, 1, 0, &r);
+	CHECK(r.ret == TC_ACT_REDIRECT, "IPv6 encap: verdict %d", r.ret);
+	o = r.out;
+	CHECK(r.out_len == n + 50, "IPv6 encap: length");
+	CHECK(csum16(o + 14, 20, 0) == 0, "IPv6 encap: outer IPv4 checksum invalid");
+	CHECK((o[15] & 3) == 2, "IPv6 encap: CE inside must give ECT(0) outside, got %d", o[15] & 3);
+	CHECK(o[62] == 0x86 && o[63] == 0xdd, "IPv6 encap: inner Ethernet type");
+	CHECK(o[64 + 7] == 63, "IPv6 encap: hop limit %d, want 63", o[64 + 7]);
+	CHECK(!memcmp(o + 64 + 8, pkt + 14 + 8, n - 22), "IPv6 encap: addresses or payload changed");
+
+	in = put_inner6(pkt + 50, VX1_MAC, VX2_MAC, "fd44:2::10", "fd44:1::10", 0x02, 64, 7100,
+			41000, 55);
+	n = put_outer4(pkt, in, NODE1_MAC, NODE2_MAC, NODE2, NODE1, 0x03, VNI, 4789);
+	run_prog(skel->progs.xm_ovl_ul_ingress, pkt, n, 1, 0, &r);
+	CHECK(r.ret == TC_ACT_REDIRECT, "IPv6 decap: verdict %d", r.ret);
+	o = r.out;
+	CHECK(r.out_len == in, "IPv6 decap: length");
+	CHECK(o[12] == 0x86 && o[13] == 0xdd, "IPv6 decap: Ethernet type not IPv6");
+	CHECK(!memcmp(o, POD_MAC, 6) && !memcmp(o + 6, GW_MAC, 6), "IPv6 decap: MACs");
+	CHECK(tclass(o + 14) == 0x03, "IPv6 decap: outer CE not carried in (tclass %#x)",
+	      tclass(o + 14));
+	CHECK((o[15] & 0x0f) == 0x0a, "IPv6 decap: flow label changed");
+	CHECK(o[14 + 7] == 63, "IPv6 decap: hop limit %d, want 63", o[14 + 7]);
+	CHECK(!memcmp(o + 14 + 8, pkt + 64 + 8, in - 22), "IPv6 decap: addresses or payload changed");
+}
+
 int main(void)
 {
 	struct xm_ovl_cfg cfg = { .epoch = 1, .enabled = 1, .vxlan_ifindex = VX_IFINDEX,
@@ -435,6 +513,7 @@ int main(void)
 	test_decap();
 	test_tcp_flags();
 	test_epoch();
+	test_ipv6();
 	xm_overlay__destroy(skel);
 	printf("%s\n", failures ? "FAILED" : "all cases passed");
 	return failures ? 1 : 0;
