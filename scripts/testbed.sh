@@ -111,6 +111,9 @@ xm_tb_node() {
 	ip -n "$ul" link set "n$n" master br-ul up
 	ip -n "$ns" addr add "$(xm_tb_underlay_ip "$n")/24" dev eth0
 	ip -n "$ns" link set eth0 up
+	# A fixed bridge MAC: by default a bridge takes its lowest port's, so deleting
+	# a pod would change the gateway MAC under the other pods' ARP entries.
+	ip -n "$ns" link set br0 address "02:00:0a:f4:$(printf %02x "$n"):01"
 	ip -n "$ns" addr add "10.244.$n.1/24" dev br0
 	ip -n "$ns" addr add "fd44:$n::1/64" dev br0 nodad
 	ip -n "$ns" addr add "fd31::$n/64" dev eth0 nodad

@@ -3,7 +3,8 @@
 # Overlay cache across agent restarts, and no leftovers:
 #  - SIGKILL the agent: its pinned TCX links keep the fast path running;
 #  - a new agent adopts the pinned links (program swapped in place, no second
-#    attachment) and the fast path carries the flow again;
+#    attachment), drops those of a pod deleted while it was down, and the
+#    fast path carries the flow again;
 #  - once the testbed exits, nothing named after it remains: netns, pins,
 #    cgroups, run files.
 set -eu
@@ -17,6 +18,7 @@ set -eu
 xm_tb_cluster vxlan 2
 xm_tb_pod 1 a 10
 xm_tb_pod 2 b 10
+xm_tb_pod 1 c 11
 xm_tb_agent 1
 xm_tb_agent 2
 B=$(xm_tb_pod_ip 2 10)
@@ -36,8 +38,10 @@ link_prog() { bpftool -j link show pinned "$XM_PIN/n1/links/ovl_ul_ingress" |
 	python3 -c "import json,sys; print(json.load(sys.stdin)[\"prog_id\"])"; }
 links=$(ls "$XM_PIN/n1/links" | grep -c ovl_)
 old=$(link_prog)
+xm_tb_pod_del c # while no agent watches
 xm_tb_agent 1
-xm_assert "$(ls "$XM_PIN/n1/links" | grep -c ovl_)" -eq "$links" "restarted agent adopted its links"
+xm_assert "$(ls "$XM_PIN/n1/links" | grep -c ovl_)" -eq $((links - 2)) \
+	"restarted agent adopted its links and dropped those of the pod deleted meanwhile"
 new=$(link_prog)
 xm_assert "$new" -ne "$old" "new program swapped into the pinned underlay link"
 # Nothing else held the old program: it was attached only through that link.

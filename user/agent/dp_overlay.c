@@ -11,6 +11,7 @@
  * invalidation rules below and docs/overlay.md.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -330,6 +331,41 @@ static void scan_pods(struct xm_agent *a, bool add, const struct xm_nl_link *l)
 		pod_attach(a, l);
 }
 
+/*
+ * Pod links pinned for veths that went away while no agent watched: unpin
+ * them and forget what was learned through them.
+ */
+static void prune_pod_links(struct xm_agent *a)
+{
+	int gone[256], n = 0;
+	char dir[PATH_MAX];
+	struct dirent *de;
+	DIR *d;
+
+	if (snprintf(dir, sizeof(dir), "%s/%s", a->pin_root, XM_PIN_LINKS) >= (int)sizeof(dir))
+		return;
+	d = opendir(dir);
+	if (!d)
+		return;
+	while ((de = readdir(d)) && n < (int)(sizeof(gone) / sizeof(gone[0]))) {
+		int ifindex;
+		bool seen = false;
+
+		if (sscanf(de->d_name, "ovl_pod_%d_", &ifindex) != 1 || pod_known(ifindex))
+			continue;
+		for (int i = 0; i < n; i++)
+			seen |= gone[i] == ifindex;
+		if (!seen)
+			gone[n++] = ifindex;
+	}
+	closedir(d);
+	for (int i = 0; i < n; i++) {
+		xm_overlay_detach_pod(a->pin_root, gone[i]);
+		pr_info("overlay: pod veth ifindex %d went away while no agent watched: links removed",
+			gone[i]);
+	}
+}
+
 static int pin_prog(struct xm_agent *a, struct bpf_program *prog)
 {
 	char path[PATH_MAX];
@@ -463,7 +499,10 @@ int dp_overlay_load(struct xm_agent *a)
 	if (err)
 		return err;
 	/* After the monitor: a veth created in between is seen by one or the other. */
-	return xm_nl_links(a, &(struct xm_nl_ops){ .link = scan_pods });
+	err = xm_nl_links(a, &(struct xm_nl_ops){ .link = scan_pods });
+	if (!err)
+		prune_pod_links(a);
+	return err;
 }
 
 void dp_overlay_close(struct xm_agent *a)
