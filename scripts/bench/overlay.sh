@@ -8,13 +8,16 @@
 # Measured: 1-byte TCP round trip (xm-rr, p50; client and server on one
 # core, then on two cores), request rate (xm-rate, 8 connections, 1-byte
 # requests, two cores) and TCP throughput (iperf3, one stream, two cores).
-# Modes are interleaved in rotating order in every repetition; medians.
-# REPS=N (default 5).
+# Modes are interleaved per metric in rotating order in every repetition;
+# medians.
+# REPS=N (default 5), SECS=N (seconds per rate/iperf3 sample, default 2),
+# RR_N=N (round trips per latency sample, default 20000).
 set -eu
 . "$(dirname "$0")/../testbed.sh"
 REPS=${REPS:-5}
 RR_N=${RR_N:-20000}
 SECS=${SECS:-2}
+[[ $SECS =~ ^[1-9][0-9]*$ ]] || { echo "SECS must be a whole number of seconds (iperf3 -t)" >&2; exit 2; }
 RR=$XM_TOOLS/xm-rr
 RATE=$XM_TOOLS/xm-rate
 
@@ -52,18 +55,33 @@ for mode in route vxlan xmesh; do
 	in_pod $mode "$RR" client tcp "$B" 7600 rr 1 2000 >/dev/null
 done
 
+# measure MODE METRIC: one sample
+measure() {
+	local mode=$1 r
+	case $2 in
+	rtt1_1core_p50_us)
+		r=$(in_pod "$mode" taskset -c 0 "$RR" client tcp "$B" 7600 rr 1 "$RR_N")
+		echo "$mode $2 $(field p50_us "$r")" ;;
+	rtt1_2core_p50_us)
+		r=$(in_pod "$mode" taskset -c 0 "$RR" client tcp "$B" 7601 rr 1 "$RR_N")
+		echo "$mode $2 $(field p50_us "$r")" ;;
+	rate_2core_rps)
+		r=$(in_pod "$mode" taskset -c 0 "$RATE" "$B" 7601 -c 8 -t "$SECS")
+		echo "$mode $2 $(field rps "$r")" ;;
+	iperf3_gbit_s)
+		r=$(in_pod "$mode" taskset -c 0 iperf3 -c "$B" -p 7602 -t "$SECS" -J)
+		echo "$mode $2 $(python3 -c 'import json,sys; print(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e9)' <<<"$r")" ;;
+	esac
+}
+
+# Interleaved per metric, so that the three modes of one sample are seconds
+# apart and a burst of load from elsewhere hits them alike; rotating order.
 modes=(route vxlan xmesh)
 for rep in $(seq "$REPS"); do
-	for i in 0 1 2; do
-		mode=${modes[$(((i + rep) % 3))]}
-		r=$(in_pod $mode taskset -c 0 "$RR" client tcp "$B" 7600 rr 1 "$RR_N")
-		echo "$mode rtt1_1core_p50_us $(field p50_us "$r")" >>"$out"
-		r=$(in_pod $mode taskset -c 0 "$RR" client tcp "$B" 7601 rr 1 "$RR_N")
-		echo "$mode rtt1_2core_p50_us $(field p50_us "$r")" >>"$out"
-		r=$(in_pod $mode taskset -c 0 "$RATE" "$B" 7601 -c 8 -t "$SECS")
-		echo "$mode rate_2core_rps $(field rps "$r")" >>"$out"
-		r=$(in_pod $mode taskset -c 0 iperf3 -c "$B" -p 7602 -t "$SECS" -J)
-		echo "$mode iperf3_gbit_s $(python3 -c 'import json,sys; print(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e9)' <<<"$r")" >>"$out"
+	for metric in rtt1_1core_p50_us rtt1_2core_p50_us rate_2core_rps iperf3_gbit_s; do
+		for i in 0 1 2; do
+			measure "${modes[$(((i + rep) % 3))]}" $metric >>"$out"
+		done
 	done
 	xm_log "repetition $rep/$REPS done"
 done
