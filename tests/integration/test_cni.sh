@@ -7,7 +7,7 @@
 #   - 50 pods: ADD, CHECK, traffic between them redirected with no manual
 #     `xmeshctl endpoint add`, DEL, DEL again;
 #   - a plugin killed in the middle of ADD: DEL undoes it, ADD again works;
-#   - ADD twice, prevResult passed through unchanged, a 0.4.0 chain;
+#   - ADD twice, prevResult passed through unchanged, 0.4.0 and 0.3.0 chains;
 #   - spec error codes for bad input; GC; STATUS; VERSION.
 set -eu
 . "$(dirname "$0")/lib.sh"
@@ -35,7 +35,6 @@ conflist() { # VERSION FILE
 EOF
 }
 conflist 1.0.0 "$TMP/net.conflist"
-conflist 0.4.0 "$TMP/net04.conflist"
 
 # The chain runs in the node's netns only (nsenter --net): `ip netns exec`
 # would also mount a fresh /sys and hide the bpffs the pins live in.
@@ -167,14 +166,19 @@ for where in after-register after-state; do
 	chain "$TMP/net.conflist" del "$(target k1)" >/dev/null
 done
 
-# --- a 0.4.0 chain ----------------------------------------------------------
+# --- older configs: 0.4.0, and 0.3.0 (what Antrea's conflist declares) -------
 pod_ns v4
-out=$(chain "$TMP/net04.conflist" add "$(target v4)") || xm_fail "0.4.0 ADD: $out"
-xm_assert "$(echo "$out" | jfield 'd["result"]["cniVersion"]')" = 0.4.0 "0.4.0 result"
-xm_assert "$(cni_eps | grep -c "cid-$XM_ID-v4")" -eq 1 "0.4.0 chain registers the pod"
-chain "$TMP/net04.conflist" check "$(target v4)" >/dev/null || xm_fail "0.4.0 CHECK"
-chain "$TMP/net04.conflist" del "$(target v4)" >/dev/null || xm_fail "0.4.0 DEL"
-xm_assert "$(cni_eps | grep -c "cid-$XM_ID-v4" || true)" -eq 0 "0.4.0 DEL"
+for v in 0.4.0 0.3.0; do
+	conflist "$v" "$TMP/net-$v.conflist"
+	out=$(chain "$TMP/net-$v.conflist" add "$(target v4)") || xm_fail "$v ADD: $out"
+	xm_assert "$(echo "$out" | jfield 'd["result"]["cniVersion"]')" = "$v" "$v result"
+	xm_assert "$(cni_eps | grep -c "cid-$XM_ID-v4")" -eq 1 "$v chain registers the pod"
+	if [ "$v" = 0.4.0 ]; then
+		chain "$TMP/net-$v.conflist" check "$(target v4)" >/dev/null || xm_fail "$v CHECK"
+	fi
+	chain "$TMP/net-$v.conflist" del "$(target v4)" >/dev/null || xm_fail "$v DEL"
+	xm_assert "$(cni_eps | grep -c "cid-$XM_ID-v4" || true)" -eq 0 "$v DEL"
+done
 
 # --- errors: spec codes on stdout, exit non-zero -------------------------------
 expect_code() { # WANT WHAT CMD STDIN [VAR=VALUE...]
@@ -197,10 +201,12 @@ expect_code 4 "relative netns path" ADD "$conf" CNI_CONTAINERID=x1 CNI_IFNAME=et
 expect_code 4 "missing CNI_CONTAINERID" ADD "$conf" CNI_IFNAME=eth0 CNI_NETNS="$(xm_netns_path q1)"
 expect_code 4 "bad CNI_IFNAME" ADD "$conf" CNI_CONTAINERID=x1 CNI_IFNAME=a/b CNI_NETNS="$(xm_netns_path q1)"
 ver=$(echo '{"cniVersion":"1.0.0"}' | CNI_COMMAND=VERSION "$XM_BIN/xmesh-cni")
-xm_assert "$(echo "$ver" | jfield '",".join(d["supportedVersions"])')" = "0.4.0,1.0.0,1.1.0" "VERSION"
+xm_assert "$(echo "$ver" | jfield '",".join(d["supportedVersions"])')" = "0.3.0,0.3.1,0.4.0,1.0.0,1.1.0" "VERSION"
 c11=$(echo "$conf" | python3 -c 'import json,sys; c=json.load(sys.stdin); c["cniVersion"]="1.1.0"; del c["prevResult"]; print(json.dumps(c))')
 cni STATUS "$c11" >/dev/null || xm_fail "STATUS on 1.1.0"
 expect_code 1 "STATUS on a 1.0.0 config" STATUS "$nopr"
+c03=$(echo "$conf" | python3 -c 'import json,sys; c=json.load(sys.stdin); c["cniVersion"]="0.3.0"; print(json.dumps(c))')
+expect_code 1 "CHECK on a 0.3.0 config (CHECK came with 0.4.0)" CHECK "$c03" "${env_q1[@]}"
 
 # --- GC ------------------------------------------------------------------
 for p in g1 g2 g3; do pod_ns "$p"; done

@@ -406,6 +406,11 @@ int xm_cni_check(const struct xm_cni_env *env, struct xm_cni_conf *c, struct xm_
 	__u64 cookie;
 	int err, fd;
 
+	if (c->version < XM_CNI_V(0, 4, 0)) {
+		xm_cni_err_set(e, XM_CNI_E_VERSION, NULL, "CHECK needs cniVersion 0.4.0 or later "
+			       "(config has %s)", c->cni_version);
+		return -1;
+	}
 	if (need_env(env->container_id, "CNI_CONTAINERID", xm_cni_valid_container_id, e) ||
 	    need_env(env->ifname, "CNI_IFNAME", xm_cni_valid_ifname, e) ||
 	    check_netns(env->netns, e) || need_prev_result(c, "CHECK", e))

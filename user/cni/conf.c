@@ -12,7 +12,12 @@
 #include "addr.h"
 #include "conf.h"
 
-const char *const xm_cni_versions[] = { "0.4.0", "1.0.0", "1.1.0", NULL };
+/*
+ * 0.3.x is in the list because Antrea's conflist still says 0.3.0: a plugin
+ * that refused it would fail every pod of the node. The 0.3.x result format
+ * is the 0.4.0 one; only CHECK (0.4.0) and GC/STATUS (1.1.0) need more.
+ */
+const char *const xm_cni_versions[] = { "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0", NULL };
 
 void xm_cni_err_set(struct xm_cni_err *e, int code, const char *details, const char *fmt, ...)
 {
@@ -267,7 +272,7 @@ int xm_cni_conf_parse(const char *buf, size_t len, struct xm_cni_conf *c, struct
 		goto fail;
 	if (xm_cni_version_parse(c->cni_version, &c->version) ||
 	    !xm_cni_version_supported(c->version)) {
-		xm_cni_err_set(e, XM_CNI_E_VERSION, "supported: 0.4.0, 1.0.0, 1.1.0",
+		xm_cni_err_set(e, XM_CNI_E_VERSION, "supported: 0.3.0, 0.3.1, 0.4.0, 1.0.0, 1.1.0",
 			       "incompatible CNI version '%s'", c->cni_version);
 		goto fail;
 	}

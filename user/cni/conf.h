@@ -80,6 +80,7 @@ struct xm_cni_conf {
 };
 
 extern const char *const xm_cni_versions[]; /* supported, oldest first; NULL-terminated */
+#define XM_CNI_VERSION_LATEST "1.1.0"
 
 /* "1.0.0" -> XM_CNI_V(1,0,0); -EINVAL when it is not a.b.c. */
 int xm_cni_version_parse(const char *s, unsigned int *v);

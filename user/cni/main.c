@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * xmesh-cni: a chained CNI plugin (spec 1.0.0 and 1.1.0, 0.4.0 configs
- * accepted). It runs after the primary plugin (Antrea, bridge, ...), tells
+ * xmesh-cni: a chained CNI plugin (spec 1.0.0 and 1.1.0; 0.3.x and 0.4.0
+ * configs accepted). It runs after the primary plugin (Antrea, bridge, ...), tells
  * the xmesh datapath which addresses belong to the new pod, and passes the
  * primary's result on unchanged. It must never be the reason a pod does not
  * start: when the datapath is not there, ADD records the pod for the agent
@@ -90,7 +90,7 @@ static void print_versions(const char *version)
 /* VERSION: stdin holds {"cniVersion": ...} or nothing; answer in that version. */
 static int do_version(const char *buf, size_t len)
 {
-	const char *ver = xm_cni_versions[2];
+	const char *ver = XM_CNI_VERSION_LATEST;
 	json_t *j = len ? json_loadb(buf, len, 0, NULL) : NULL;
 	json_t *v = json_object_get(j, "cniVersion");
 	unsigned int n;
@@ -132,7 +132,7 @@ int main(int argc, char **argv)
 	};
 	struct xm_cni_err e = {};
 	struct xm_cni_conf c;
-	const char *version = xm_cni_versions[2];
+	const char *version = XM_CNI_VERSION_LATEST;
 	FILE *logf;
 	size_t len;
 	char *buf;
