@@ -72,11 +72,19 @@ ip0=$(echo "$out" | jfield 'd["result"]["ips"][0]["address"].split("/")[0]')
 [ ! -e "$XM_PIN" ] || xm_fail "the plugin must not create the pin root"
 grep -q "no xmesh datapath" "$TMP/cni.log" || xm_fail "fail-open ADD not logged to logFile"
 xm_assert "$(records)" -eq 1 "ADD without a datapath leaves a record for the agent"
+# s0 is added too, then its netns disappears without a DEL: a stale record.
+pod_ns s0
+chain "$TMP/net.conflist" add "$(target s0)" >/dev/null || xm_fail "ADD s0"
+ip0s=$(ip -n "$XM_PREFIX-s0" -4 -o addr show eth0 | awk '{print $4}' | cut -d/ -f1)
+ip netns del "$XM_PREFIX-s0"
 xm_agent_start
 xm_assert "$(cni_eps | grep -c "^$ip0 cid-$XM_ID-p0 ")" -eq 1 \
 	"agent started after the pod registered it from the record ($ip0)"
 cookie=$(cni_eps | awk -v ip="$ip0" '$1 == ip {print $3}')
 xm_assert "$cookie" -gt 0 "registered with a netns cookie"
+xm_assert "$(cni_eps | grep -c "^$ip0s " || true)" -eq 0 "a record whose netns is gone is not replayed"
+chain "$TMP/net.conflist" del "cid-$XM_ID-s0=$(xm_netns_path s0)" >/dev/null || xm_fail "DEL of a pod whose netns is gone"
+xm_assert "$(records)" -eq 1 "DEL without the netns removed the stale record"
 
 # --- 50 pods through the chain ----------------------------------------------
 targets=("$(target p0)")
@@ -123,19 +131,24 @@ out=$(chain "$TMP/net.conflist" del "${targets[@]:0:5}") || xm_fail "second DEL:
 xm_assert "$(echo "$out" | count_ok)" -eq 5 "DEL of already deleted pods succeeds"
 
 # --- prevResult unchanged; ADD twice; DEL twice with prevResult --------------
+# q1 has a container id like a runtime's (64 hex digits): the endpoint's owner
+# keeps 63 of them, and ownership must still match.
 pod_ns q1
-chain "$TMP/net.conflist" add "$(target q1)" >/dev/null || xm_fail "ADD q1"
-prev=$(cat "$TMP/cache/$NET-cid-$XM_ID-q1-eth0.json")
+Q1=$(printf '%s' "$XM_ID-q1" | sha256sum | cut -c1-64)
+Q1_OWNER=${Q1:0:63}
+chain "$TMP/net.conflist" add "$Q1=$(xm_netns_path q1)" >/dev/null || xm_fail "ADD q1"
+xm_assert "$(cni_eps | grep -c " $Q1_OWNER ")" -eq 1 "a 64-character container id is the owner (63 kept)"
+prev=$(cat "$TMP/cache/$NET-$Q1-eth0.json")
 conf=$(python3 -c 'import json,sys; c=json.load(open(sys.argv[1]))["plugins"][2]
 c.update(name=sys.argv[2], cniVersion="1.0.0", prevResult=json.loads(sys.argv[3]))
 print(json.dumps(c))' "$TMP/net.conflist" "$NET" "$prev")
-env_q1=(CNI_CONTAINERID="cid-$XM_ID-q1" CNI_NETNS="$(xm_netns_path q1)" CNI_IFNAME=eth0)
+env_q1=(CNI_CONTAINERID="$Q1" CNI_NETNS="$(xm_netns_path q1)" CNI_IFNAME=eth0)
 for round in 1 2; do
 	out=$(cni ADD "$conf" "${env_q1[@]}") || xm_fail "ADD twice, round $round"
 	same=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1]) == json.loads(sys.argv[2]))' "$out" "$prev")
 	xm_assert "$same" = True "ADD prints prevResult unchanged (round $round)"
 done
-xm_assert "$(cni_eps | grep -c "cid-$XM_ID-q1")" -eq 1 "ADD twice: one endpoint"
+xm_assert "$(cni_eps | grep -c " $Q1_OWNER ")" -eq 1 "ADD twice: one endpoint"
 cni CHECK "$conf" "${env_q1[@]}" >/dev/null || xm_fail "CHECK after ADD twice"
 # CHECK notices an endpoint that disappeared.
 q1ip=$(echo "$prev" | jfield 'd["ips"][0]["address"].split("/")[0]')
@@ -146,8 +159,8 @@ cni ADD "$conf" "${env_q1[@]}" >/dev/null
 for round in 1 2; do
 	cni DEL "$conf" "${env_q1[@]}" >/dev/null || xm_fail "DEL with prevResult, round $round"
 done
-xm_assert "$(cni_eps | grep -c "cid-$XM_ID-q1" || true)" -eq 0 "DEL twice with prevResult"
-chain "$TMP/net.conflist" del "$(target q1)" >/dev/null
+xm_assert "$(cni_eps | grep -c " $Q1_OWNER " || true)" -eq 0 "DEL twice with prevResult"
+chain "$TMP/net.conflist" del "$Q1=$(xm_netns_path q1)" >/dev/null
 
 # --- killed in the middle of ADD --------------------------------------------
 pod_ns k1
