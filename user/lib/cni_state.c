@@ -380,7 +380,7 @@ int xm_cni_unregister(const char *pin_root, const char *container_id,
 			continue; /* gone already, or no datapath at all */
 		if (!xm_cni_owner_match(&cur, container_id))
 			continue; /* reused by another pod since: not ours to remove */
-		err = xm_endpoint_del(pin_root, ips[i].family, &ips[i].addr);
+		err = xm_cni_endpoint_del(pin_root, ips[i].family, &ips[i].addr);
 		if (!err)
 			n++;
 		else if (err != -ENOENT)
@@ -416,7 +416,7 @@ int xm_cni_unregister_owner(const char *pin_root, const char *container_id)
 		if (more < 0)
 			return more == -ENOENT ? n : more;
 		for (unsigned int i = 0; i < o.n; i++) {
-			err = xm_endpoint_del(pin_root, o.keys[i].family, &o.keys[i].addr);
+			err = xm_cni_endpoint_del(pin_root, o.keys[i].family, &o.keys[i].addr);
 			if (!err)
 				n++;
 		}
@@ -426,22 +426,99 @@ int xm_cni_unregister_owner(const char *pin_root, const char *container_id)
 
 /*
  * Per-pod programs. The redirect datapath needs nothing per pod beyond the
- * endpoint entry: its programs sit on the cgroup. Datapath parts that work on
- * the pod's host veth (the overlay cache's tc programs) attach here, so that
- * the plugin (at ADD) and the agent (when it replays records at start) do the
- * same thing. Both are no-ops until such a part exists.
+ * endpoint entry: its programs sit on the cgroup. The overlay cache has tc
+ * programs for the pod's host veth and state learned per pod address; they
+ * are attached and forgotten here, so that the plugin (ADD, DEL, GC) and the
+ * agent (replaying records at start) do the same thing. Built without the
+ * overlay library (user/lib/overlay.h), these are no-ops.
  */
+#if __has_include("overlay.h")
+#include <net/if.h>
+#include "overlay.h"
+#include "pin.h"
+#include "sys.h"
+#define XM_CNI_OVERLAY 1
+#endif
+
+/* Is s's host veth still the device at its ifindex in this netns (not a reused index)? */
+#ifdef XM_CNI_OVERLAY
+static bool host_veth_present(const struct xm_cni_state *s)
+{
+	char name[IF_NAMESIZE];
+	__u64 self;
+
+	if (!s->host_ifindex || xm_netns_cookie_self(&self) || self != s->host_netns_cookie)
+		return false;
+	return if_indextoname(s->host_ifindex, name) && !strcmp(name, s->host_ifname);
+}
+#endif
+
+int xm_cni_forget_addr(const char *pin_root, __u8 family, const struct xm_addr *addr)
+{
+#ifdef XM_CNI_OVERLAY
+	int n = xm_overlay_forget_addr(pin_root, family, addr);
+
+	return n == -ENOENT ? 0 : n; /* no overlay cache loaded */
+#else
+	return 0;
+#endif
+}
+
+int xm_cni_endpoint_del(const char *pin_root, __u8 family, const struct xm_addr *addr)
+{
+	int err = xm_endpoint_del(pin_root, family, addr);
+
+	if (!err)
+		xm_cni_forget_addr(pin_root, family, addr);
+	return err;
+}
+
 int xm_cni_pod_attach(const struct xm_cni_state *s)
 {
+#ifdef XM_CNI_OVERLAY
+	int err;
+
+	if (!host_veth_present(s))
+		return 0;
+	err = xm_overlay_attach_pod(s->pin_root, s->host_ifindex);
+	return err == -ENOENT ? 0 : err; /* no overlay cache loaded */
+#else
 	return 0;
+#endif
 }
 
 int xm_cni_pod_detach(const struct xm_cni_state *s)
 {
+#ifdef XM_CNI_OVERLAY
+	int err = 0;
+
+	/* A veth that is gone took its tc links along; its index may be another pod's now. */
+	if (host_veth_present(s))
+		err = xm_overlay_detach_pod(s->pin_root, s->host_ifindex);
+	for (unsigned int i = 0; i < s->n_ips; i++)
+		xm_cni_forget_addr(s->pin_root, s->ips[i].family, &s->ips[i].addr);
+	return err == -ENOENT || err > 0 ? 0 : err;
+#else
 	return 0;
+#endif
 }
 
 int xm_cni_pod_check(const struct xm_cni_state *s)
 {
+#ifdef XM_CNI_OVERLAY
+	char path[PATH_MAX], name[64];
+
+	if (!host_veth_present(s))
+		return 0;
+	if (xm_pin_path(path, sizeof(path), s->pin_root, XM_PIN_PROGS, XM_OVL_PROG_POD_INGRESS) ||
+	    access(path, F_OK))
+		return 0; /* no overlay cache loaded */
+	for (int i = 0; i < 2; i++) {
+		snprintf(name, sizeof(name), "ovl_pod_%u_%s", s->host_ifindex, i ? "out" : "in");
+		if (xm_pin_path(path, sizeof(path), s->pin_root, XM_PIN_LINKS, name) ||
+		    access(path, F_OK))
+			return -ENOENT;
+	}
+#endif
 	return 0;
 }
