@@ -510,7 +510,9 @@ static int gc_record(const char *path, const struct xm_cni_state *s, void *arg)
 	int err;
 
 	if (!s) {
-		pr_warn("GC: %s is not a readable record: left alone", path);
+		/* Nothing can act on it (no ids, no addresses); its endpoints are orphans below. */
+		if (unlink(path) == 0)
+			pr_warn("GC: %s was not a readable record: removed", path);
 		return 0;
 	}
 	if (attachment_valid(g->c, s))

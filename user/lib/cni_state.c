@@ -115,8 +115,11 @@ int xm_cni_state_write(const char *dir, const struct xm_cni_state *s)
 	}
 	err = json_dumpfd(j, fd, JSON_INDENT(1)) ? -EIO : 0;
 	json_decref(j);
-	if (!err && fsync(fd))
-		err = -errno;
+	/*
+	 * No fsync: a record only matters while the node is up (its pods die
+	 * with it), and rename() is atomic for every process that reads it. A
+	 * record torn by a power loss is unreadable; GC removes those.
+	 */
 	close(fd);
 	if (!err && rename(tmp, path))
 		err = -errno;
