@@ -109,9 +109,14 @@ for i in $(seq 0 49); do
 	ips+=("$(ip -n "$XM_PREFIX-p$i" -4 -o addr show eth0 | awk '{print $4}' | cut -d/ -f1)")
 done
 for i in $(seq 0 49); do
-	xm_bg xm_pod_exec "p$i" "$XM_TOOLS/xm-traffic" server "${ips[$i]}" 7300
+	xm_bg xm_pod_exec "p$i" "$XM_TOOLS/xm-traffic" server "${ips[$i]}" 7300 >/dev/null
 done
-sleep 0.5
+for i in $(seq 0 49); do # every server listening (a loaded machine starts them slowly)
+	for _ in $(seq 100); do
+		[ -n "$(ip netns exec "$XM_PREFIX-p$i" ss -Hltn 'sport = :7300')" ] && break
+		sleep 0.1
+	done
+done
 before=$(xm_stat redirect_msgs)
 for i in $(seq 0 49); do
 	j=$(((i + 1) % 50))
