@@ -107,7 +107,10 @@ def main():
         cid, _, rest = t.partition("=")
         netns, _, ifname = rest.partition(",")
         ifname = ifname or "eth0"
-        env = {"CNI_CONTAINERID": cid, "CNI_NETNS": netns, "CNI_IFNAME": ifname, "CNI_ARGS": ""}
+        # As containerd sends them for a Kubernetes pod (the pod is named after the id here).
+        args = "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=%s;" \
+               "K8S_POD_INFRA_CONTAINER_ID=%s" % (cid[:63], cid)
+        env = {"CNI_CONTAINERID": cid, "CNI_NETNS": netns, "CNI_IFNAME": ifname, "CNI_ARGS": args}
         cache = os.path.join(a.cache, "%s-%s-%s.json" % (name, cid, ifname))
         try:
             if a.cmd == "add":

@@ -96,6 +96,8 @@ xm_assert "$(n_cni_eps)" -eq 50 "50 pods registered by the plugin"
 xm_assert "$(records)" -eq 50 "50 records"
 out=$(chain "$TMP/net.conflist" check "${targets[@]}") || xm_fail "CHECK: $(echo "$out" | grep -v '"ok": true' | head -3)"
 xm_assert "$(echo "$out" | count_ok)" -eq 50 "CHECK passes for all 50"
+xm_assert "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("pod"))' \
+	"$TMP/state/$NET/cid-$XM_ID-p7:eth0.json")" = "default/cid-$XM_ID-p7" "the record names the Kubernetes pod (CNI_ARGS)"
 # The host veth the plugin recorded is the pod's peer in the node netns.
 host_if=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["hostIfname"])' \
 	"$TMP/state/$NET/cid-$XM_ID-p7:eth0.json")

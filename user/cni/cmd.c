@@ -182,6 +182,36 @@ static int find_host_veth(const char *netns, const struct xm_link *pod, struct x
 	return 0;
 }
 
+/* "K8S_POD_NAMESPACE=ns;K8S_POD_NAME=name;..." -> "ns/name" (for logs and records only). */
+static void pod_name_from_args(const char *args, char *out, size_t len)
+{
+	char ns[XM_CNI_NAME_MAX] = "", name[XM_CNI_NAME_MAX] = "";
+	const char *p = args;
+
+	out[0] = '\0';
+	while (p && *p) {
+		const char *end = strchr(p, ';'), *eq = strchr(p, '=');
+		size_t n = end ? (size_t)(end - p) : strlen(p);
+
+		if (eq && eq < p + n) {
+			size_t klen = eq - p, vlen = n - klen - 1;
+			char *dst = NULL;
+
+			if (klen == 17 && !strncmp(p, "K8S_POD_NAMESPACE", klen))
+				dst = ns;
+			else if (klen == 12 && !strncmp(p, "K8S_POD_NAME", klen))
+				dst = name;
+			if (dst && vlen < XM_CNI_NAME_MAX) {
+				memcpy(dst, eq + 1, vlen);
+				dst[vlen] = '\0';
+			}
+		}
+		p = end ? end + 1 : NULL;
+	}
+	if (name[0])
+		snprintf(out, len, "%.*s/%.*s", 120, ns[0] ? ns : "-", 120, name);
+}
+
 /* Fill s from the runtime's data and what the kernel says. Returns -errno; logs why. */
 static int gather(const struct xm_cni_env *env, const struct xm_cni_conf *c,
 		  struct xm_cni_state *s)
@@ -197,6 +227,7 @@ static int gather(const struct xm_cni_env *env, const struct xm_cni_conf *c,
 	snprintf(s->ifname, sizeof(s->ifname), "%s", env->ifname);
 	snprintf(s->netns, sizeof(s->netns), "%s", env->netns);
 	snprintf(s->pin_root, sizeof(s->pin_root), "%s", c->pin_root);
+	pod_name_from_args(env->args, s->pod, sizeof(s->pod));
 
 	v = calloc(1, sizeof(*v));
 	if (!v)
@@ -297,8 +328,9 @@ int xm_cni_add(const struct xm_cni_env *env, struct xm_cni_conf *c, struct xm_cn
 		if (err)
 			pr_warn("%s: per-pod programs on %s: %s", env->container_id, s.host_ifname,
 				strerror(-err));
-		pr_info("%s: registered %d address%s in netns cookie %llu, host veth %s (ifindex %u)",
-			env->container_id, n, n == 1 ? "" : "es",
+		pr_info("%s%s%s%s: registered %d address%s in netns cookie %llu, host veth %s "
+			"(ifindex %u)", env->container_id, s.pod[0] ? " (pod " : "", s.pod,
+			s.pod[0] ? ")" : "", n, n == 1 ? "" : "es",
 			(unsigned long long)s.netns_cookie, s.host_ifname[0] ? s.host_ifname : "-",
 			s.host_ifindex);
 	}

@@ -71,7 +71,7 @@ static int mac_parse(const char *s, __u8 *mac)
 static json_t *state_to_json(const struct xm_cni_state *s)
 {
 	char mac_pod[18], mac_host[18], ip[XM_ADDR_STRLEN + 8];
-	json_t *ips = json_array();
+	json_t *ips = json_array(), *j;
 
 	for (unsigned int i = 0; i < s->n_ips; i++) {
 		xm_addr_str(s->ips[i].family, &s->ips[i].addr, ip, XM_ADDR_STRLEN);
@@ -80,14 +80,16 @@ static json_t *state_to_json(const struct xm_cni_state *s)
 	}
 	mac_str(s->pod_mac, mac_pod);
 	mac_str(s->host_mac, mac_host);
-	return json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:I, s:s, s:s, s:o}",
-			 "format", STATE_FORMAT, "network", s->network, "containerID",
-			 s->container_id, "ifname", s->ifname, "netns", s->netns, "pinRoot",
-			 s->pin_root, "netnsCookie", (json_int_t)s->netns_cookie,
-			 "hostNetnsCookie", (json_int_t)s->host_netns_cookie, "podIfindex",
-			 (json_int_t)s->pod_ifindex, "podMac", mac_pod, "hostIfindex",
-			 (json_int_t)s->host_ifindex, "hostIfname", s->host_ifname, "hostMac",
-			 mac_host, "ips", ips);
+	j = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:I, s:s, s:s, s:o}",
+		      "format", STATE_FORMAT, "network", s->network, "containerID",
+		      s->container_id, "ifname", s->ifname, "netns", s->netns, "pinRoot",
+		      s->pin_root, "netnsCookie", (json_int_t)s->netns_cookie, "hostNetnsCookie",
+		      (json_int_t)s->host_netns_cookie, "podIfindex", (json_int_t)s->pod_ifindex,
+		      "podMac", mac_pod, "hostIfindex", (json_int_t)s->host_ifindex, "hostIfname",
+		      s->host_ifname, "hostMac", mac_host, "ips", ips);
+	if (j && s->pod[0])
+		json_object_set_new(j, "pod", json_string(s->pod));
+	return j;
 }
 
 int xm_cni_state_write(const char *dir, const struct xm_cni_state *s)
@@ -152,6 +154,9 @@ static int state_from_json(json_t *j, struct xm_cni_state *s)
 	    copy_str(s->netns, sizeof(s->netns), json_object_get(j, "netns")) ||
 	    copy_str(s->pin_root, sizeof(s->pin_root), json_object_get(j, "pinRoot")) ||
 	    copy_str(s->host_ifname, sizeof(s->host_ifname), json_object_get(j, "hostIfname")))
+		return -EINVAL;
+	if (json_object_get(j, "pod") &&
+	    copy_str(s->pod, sizeof(s->pod), json_object_get(j, "pod")))
 		return -EINVAL;
 	s->netns_cookie = json_integer_value(json_object_get(j, "netnsCookie"));
 	s->host_netns_cookie = json_integer_value(json_object_get(j, "hostNetnsCookie"));

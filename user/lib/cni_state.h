@@ -32,6 +32,7 @@ struct xm_cni_ip {
 struct xm_cni_state {
 	char network[XM_CNI_NAME_MAX];
 	char container_id[XM_CNI_NAME_MAX];
+	char pod[XM_CNI_NAME_MAX]; /* "namespace/name" from CNI_ARGS (Kubernetes), or "" */
 	char ifname[IF_NAMESIZE];
 	char netns[PATH_MAX];
 	char pin_root[PATH_MAX];
