@@ -242,3 +242,24 @@ xm_assert "$(records)" -eq 1 "GC removed g2's record"
 xm_assert "$(xm_ctl -j endpoint list | grep -c 10.78.200.1)" -eq 1 "GC keeps manual endpoints"
 chain "$TMP/net.conflist" del "$(target g1)" "$(target g2)" "$(target g3)" >/dev/null || xm_fail "DEL g1..g3"
 xm_assert "$(n_cni_eps)" -eq 0 "nothing left"
+
+# --- a config written by the installer is one the runtime can run ---------------
+# The reference bridge example (.conf), made safe for the test (own bridge name,
+# host-local state in the temp dir), chained by `xmesh-cni conflist add`, then
+# run as the runtime would run the resulting list.
+mkdir -p "$TMP/netd"
+python3 - "$XM_TOP/tests/fixtures/cni/10-mynet.conf" "$TMP/netd/10-mynet.conf" "xmc$XM_ID" "$TMP/ipam2" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["bridge"], c["ipMasq"] = sys.argv[3], False
+c["ipam"]["dataDir"], c["ipam"]["subnet"] = sys.argv[4], "10.80.0.0/24"
+json.dump(c, open(sys.argv[2], "w"))
+PY
+"$XM_BIN/xmesh-cni" conflist add --dir "$TMP/netd" \
+	--plugin "{\"type\":\"xmesh-cni\",\"pinRoot\":\"$XM_PIN\",\"stateDir\":\"$TMP/state\"}" 2>/dev/null
+pod_ns r1
+out=$(chain "$TMP/netd/10-mynet.conflist" add "$(target r1)") || xm_fail "ADD through the installer's list: $out"
+r1ip=$(echo "$out" | jfield 'd["result"]["ips"][0]["address"].split("/")[0]')
+xm_assert "$(cni_eps | grep -c "^$r1ip cid-$XM_ID-r1 ")" -eq 1 "the installer's list registers pods"
+chain "$TMP/netd/10-mynet.conflist" del "$(target r1)" >/dev/null || xm_fail "DEL through the installer's list"
+xm_assert "$(n_cni_eps)" -eq 0 "and removes them"
