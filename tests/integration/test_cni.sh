@@ -263,3 +263,19 @@ r1ip=$(echo "$out" | jfield 'd["result"]["ips"][0]["address"].split("/")[0]')
 xm_assert "$(cni_eps | grep -c "^$r1ip cid-$XM_ID-r1 ")" -eq 1 "the installer's list registers pods"
 chain "$TMP/netd/10-mynet.conflist" del "$(target r1)" >/dev/null || xm_fail "DEL through the installer's list"
 xm_assert "$(n_cni_eps)" -eq 0 "and removes them"
+
+# --- dual stack: both addresses of a pod are registered ---------------------------
+python3 - "$TMP/net.conflist" "$TMP/net-ds.conflist" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["plugins"][0]["ipam"]["ranges"].append([{"subnet": "fd78::/64"}])
+json.dump(c, open(sys.argv[2], "w"))
+PY
+pod_ns d1
+out=$(chain "$TMP/net-ds.conflist" add "$(target d1)") || xm_fail "dual-stack ADD: $out"
+v6=$(echo "$out" | jfield '[i["address"] for i in d["result"]["ips"] if ":" in i["address"]][0].split("/")[0]')
+xm_assert "$(cni_eps | grep -c " cid-$XM_ID-d1 ")" -eq 2 "dual stack: IPv4 and IPv6 registered"
+xm_assert "$(cni_eps | grep -c "^$v6 cid-$XM_ID-d1 ")" -eq 1 "dual stack: $v6 registered"
+chain "$TMP/net-ds.conflist" check "$(target d1)" >/dev/null || xm_fail "dual-stack CHECK"
+chain "$TMP/net-ds.conflist" del "$(target d1)" >/dev/null || xm_fail "dual-stack DEL"
+xm_assert "$(n_cni_eps)" -eq 0 "dual stack: DEL removed both"
