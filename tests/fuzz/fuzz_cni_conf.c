@@ -21,10 +21,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	}
 	if (!xm_cni_version_supported(c.version) || !xm_cni_valid_network_name(c.name) ||
-	    c.n_ips > XM_CNI_MAX_IPS || c.n_ifaces > XM_CNI_MAX_IFACES)
+	    c.n_ips > XM_CNI_MAX_RESULT_IPS || c.n_ifaces > XM_CNI_MAX_IFACES)
 		abort();
 	for (unsigned int i = 0; i < c.n_ips; i++) {
-		if (c.ips[i].iface >= (int)c.n_ifaces)
+		if (c.ips[i].iface >= (int)c.n_ifaces || c.ips[i].iface < -2)
 			abort();
 		if (c.ips[i].ip.family == AF_INET && c.ips[i].ip.prefix_len > 32)
 			abort();

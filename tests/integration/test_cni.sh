@@ -157,6 +157,16 @@ for round in 1 2; do
 done
 xm_assert "$(cni_eps | grep -c " $Q1_OWNER ")" -eq 1 "ADD twice: one endpoint"
 cni CHECK "$conf" "${env_q1[@]}" >/dev/null || xm_fail "CHECK after ADD twice"
+# A re-ADD with one more address, then with the original result again: the
+# address the last ADD no longer has is removed (DEL would never see it).
+ip -n "$XM_PREFIX-q1" addr add 10.78.0.250/24 dev eth0
+conf2=$(echo "$conf" | python3 -c 'import json,sys; c=json.load(sys.stdin)
+c["prevResult"]["ips"].append({"interface": 2, "address": "10.78.0.250/24"}); print(json.dumps(c))')
+cni ADD "$conf2" "${env_q1[@]}" >/dev/null || xm_fail "ADD with two addresses"
+xm_assert "$(cni_eps | grep -c " $Q1_OWNER ")" -eq 2 "re-ADD registered the extra address"
+cni ADD "$conf" "${env_q1[@]}" >/dev/null || xm_fail "ADD with the original result"
+xm_assert "$(cni_eps | grep -c "^10.78.0.250 " || true)" -eq 0 "re-ADD removed the address it no longer has"
+ip -n "$XM_PREFIX-q1" addr del 10.78.0.250/24 dev eth0
 # CHECK notices an endpoint that disappeared.
 q1ip=$(echo "$prev" | jfield 'd["ips"][0]["address"].split("/")[0]')
 xm_ctl endpoint del "$q1ip" >/dev/null

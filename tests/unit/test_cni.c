@@ -129,6 +129,35 @@ static void reads_gc_and_old_versions(void **state)
 	xm_cni_conf_free(&c);
 }
 
+/* A huge result is cut, never refused: refusing would fail the pod. */
+static void keeps_what_fits_of_a_huge_result(void **state)
+{
+	size_t cap = 64 * 1024, n;
+	char *buf = malloc(cap);
+	struct xm_cni_conf c;
+	struct xm_cni_err e;
+
+	n = snprintf(buf, cap, "{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"type\":\"t\","
+		     "\"prevResult\":{\"interfaces\":[");
+	for (int i = 0; i < 70; i++)
+		n += snprintf(buf + n, cap - n, "%s{\"name\":\"e%d\",\"sandbox\":\"/x\"}",
+			      i ? "," : "", i);
+	n += snprintf(buf + n, cap - n, "],\"ips\":[");
+	for (int i = 0; i < 70; i++)
+		n += snprintf(buf + n, cap - n, "%s{\"interface\":%d,\"address\":\"10.0.%d.1/24\"}",
+			      i ? "," : "", 69 - i, i);
+	snprintf(buf + n, cap - n, "]}}");
+	assert_int_equal(parse(buf, &c, &e), 0);
+	assert_int_equal(c.n_ifaces, XM_CNI_MAX_IFACES);
+	assert_int_equal(c.dropped_ifaces, 70 - XM_CNI_MAX_IFACES);
+	assert_int_equal(c.n_ips, XM_CNI_MAX_RESULT_IPS);
+	assert_int_equal(c.dropped_ips, 70 - XM_CNI_MAX_RESULT_IPS);
+	assert_int_equal(c.ips[0].iface, -2); /* interface 69 was not kept */
+	assert_int_equal(c.ips[10].iface, 59);
+	xm_cni_conf_free(&c);
+	free(buf);
+}
+
 static void names_follow_the_spec(void **state)
 {
 	assert_true(xm_cni_valid_container_id("3f6940ab5ab43bc5"));
@@ -207,6 +236,7 @@ int main(void)
 		cmocka_unit_test(parses_chained_add),
 		cmocka_unit_test(rejects_with_spec_codes),
 		cmocka_unit_test(reads_gc_and_old_versions),
+		cmocka_unit_test(keeps_what_fits_of_a_huge_result),
 		cmocka_unit_test(names_follow_the_spec),
 		cmocka_unit_test(record_round_trip),
 		cmocka_unit_test(owner_keeps_63_characters),

@@ -105,7 +105,7 @@ struct pod_view {
 	struct xm_link link;
 	__u64 cookie;
 	unsigned int n_addrs;
-	struct xm_cni_ip addrs[XM_CNI_MAX_IPS * 2];
+	struct xm_cni_ip addrs[XM_CNI_MAX_RESULT_IPS];
 	int err;
 	const char *what;
 };
@@ -136,8 +136,10 @@ static bool ip_equal(const struct xm_cni_ip *a, const struct xm_cni_ip *b)
 /* Is prevResult's interface i the one this invocation is about? */
 static bool iface_is_ours(const struct xm_cni_conf *c, int i, const char *ifname)
 {
-	if (i < 0)
+	if (i == -1)
 		return true; /* the result does not say: it can only be the container's */
+	if (i < 0)
+		return false; /* an interface past what we keep of the result */
 	return c->ifaces[i].sandbox[0] && !strcmp(c->ifaces[i].name, ifname);
 }
 
@@ -261,8 +263,16 @@ static int gather(const struct xm_cni_env *env, const struct xm_cni_conf *c,
 				"not registered", env->container_id, buf, env->ifname);
 			continue;
 		}
+		if (s->n_ips == XM_CNI_MAX_IPS) {
+			pr_warn("%s: more than %d addresses: %s and later ones not registered",
+				env->container_id, XM_CNI_MAX_IPS, buf);
+			break;
+		}
 		s->ips[s->n_ips++] = *ip;
 	}
+	if (c->dropped_ips || c->dropped_ifaces)
+		pr_warn("%s: prevResult has more than %d interfaces or addresses: the rest is "
+			"ignored", env->container_id, XM_CNI_MAX_RESULT_IPS);
 	free(v);
 
 	err = xm_netns_cookie_self(&s->host_netns_cookie);
@@ -285,9 +295,35 @@ static int gather(const struct xm_cni_env *env, const struct xm_cni_conf *c,
 	return 0;
 }
 
+/*
+ * A second ADD for the same attachment (a runtime retrying, or a pod whose
+ * addresses changed): what the previous record registered and this one does
+ * not is ours to remove, or DEL would never see it.
+ */
+static void drop_previous(const struct xm_cni_state *old, const struct xm_cni_state *s)
+{
+	struct xm_cni_ip gone[XM_CNI_MAX_IPS];
+	unsigned int n = 0;
+
+	for (unsigned int i = 0; i < old->n_ips; i++) {
+		bool kept = false;
+
+		for (unsigned int j = 0; j < s->n_ips && !kept; j++)
+			kept = ip_equal(&old->ips[i], &s->ips[j]);
+		if (!kept)
+			gone[n++] = old->ips[i];
+	}
+	if (n && xm_cni_unregister(old->pin_root, old->container_id, gone, n) > 0)
+		pr_info("%s: addresses of the previous ADD that are gone now were removed",
+			s->container_id);
+	if (old->host_ifindex && old->host_ifindex != s->host_ifindex)
+		xm_cni_pod_detach(old);
+}
+
 int xm_cni_add(const struct xm_cni_env *env, struct xm_cni_conf *c, struct xm_cni_err *e)
 {
-	struct xm_cni_state s;
+	struct xm_cni_state s, old;
+	bool had_old;
 	int lock, n, err;
 
 	if (need_env(env->container_id, "CNI_CONTAINERID", xm_cni_valid_container_id, e) ||
@@ -307,6 +343,7 @@ int xm_cni_add(const struct xm_cni_env *env, struct xm_cni_conf *c, struct xm_cn
 			c->state_dir, strerror(-lock));
 		goto out;
 	}
+	had_old = !xm_cni_state_load(c->state_dir, c->name, env->container_id, env->ifname, &old);
 	err = xm_cni_state_write(c->state_dir, &s);
 	if (err) {
 		pr_warn("%s: cannot write its record in %s: %s (fail-open: not registered)",
@@ -323,6 +360,8 @@ int xm_cni_add(const struct xm_cni_env *env, struct xm_cni_conf *c, struct xm_cn
 		pr_warn("%s: endpoint registration at %s failed: %s (fail-open: plain networking "
 			"until the agent restarts)", env->container_id, c->pin_root, strerror(-n));
 	} else {
+		if (had_old)
+			drop_previous(&old, &s);
 		crash_point("after-register");
 		err = xm_cni_pod_attach(&s);
 		if (err)
@@ -346,11 +385,12 @@ out:
 }
 
 /* prevResult's addresses for this interface (DEL without a record). */
-static unsigned int prev_ips(const struct xm_cni_conf *c, const char *ifname, struct xm_cni_ip *out)
+static unsigned int prev_ips(const struct xm_cni_conf *c, const char *ifname, struct xm_cni_ip *out,
+			     unsigned int max)
 {
 	unsigned int n = 0;
 
-	for (unsigned int i = 0; i < c->n_ips; i++)
+	for (unsigned int i = 0; i < c->n_ips && n < max; i++)
 		if (iface_is_ours(c, c->ips[i].iface, ifname))
 			out[n++] = c->ips[i].ip;
 	return n;
@@ -377,7 +417,7 @@ static int undo(const char *state_dir, const struct xm_cni_state *s)
 
 int xm_cni_del(const struct xm_cni_env *env, struct xm_cni_conf *c, struct xm_cni_err *e)
 {
-	struct xm_cni_ip ips[XM_CNI_MAX_IPS];
+	struct xm_cni_ip ips[XM_CNI_MAX_RESULT_IPS];
 	struct xm_cni_state s;
 	unsigned int n_ips;
 	int lock, err, n;
@@ -400,7 +440,7 @@ int xm_cni_del(const struct xm_cni_env *env, struct xm_cni_conf *c, struct xm_cn
 			pr_warn("%s: unreadable record (%s): cleaning up from prevResult",
 				env->container_id, strerror(-err));
 		/* No record: ADD never got as far as a map entry, unless the record was lost. */
-		n_ips = prev_ips(c, env->ifname, ips);
+		n_ips = prev_ips(c, env->ifname, ips, sizeof(ips) / sizeof(ips[0]));
 		n = xm_cni_unregister(c->pin_root, env->container_id, ips, n_ips);
 		if (n >= 0)
 			n += xm_cni_unregister_owner(c->pin_root, env->container_id);
@@ -430,7 +470,7 @@ static int check_fail(struct xm_cni_err *e, const char *details, const char *fmt
 
 int xm_cni_check(const struct xm_cni_env *env, struct xm_cni_conf *c, struct xm_cni_err *e)
 {
-	struct xm_cni_ip ips[XM_CNI_MAX_IPS];
+	struct xm_cni_ip ips[XM_CNI_MAX_RESULT_IPS];
 	char buf[XM_ADDR_STRLEN], details[256];
 	struct xm_cni_state s;
 	struct xm_endpoint ep;
@@ -455,7 +495,7 @@ int xm_cni_check(const struct xm_cni_env *env, struct xm_cni_conf *c, struct xm_
 		return check_fail(e, env->netns, "the netns of %s is not the one ADD saw",
 				  env->container_id);
 	/* Every address of prevResult for this interface that ADD found on it is registered. */
-	n_ips = prev_ips(c, env->ifname, ips);
+	n_ips = prev_ips(c, env->ifname, ips, sizeof(ips) / sizeof(ips[0]));
 	for (unsigned int i = 0; i < n_ips; i++) {
 		bool recorded = false;
 

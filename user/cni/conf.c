@@ -104,14 +104,14 @@ static int parse_ifaces(struct xm_cni_conf *c, json_t *arr, struct xm_cni_err *e
 		xm_cni_err_set(e, XM_CNI_E_CONFIG, NULL, "prevResult.interfaces must be an array");
 		return -1;
 	}
-	if (json_array_size(arr) > XM_CNI_MAX_IFACES) {
-		xm_cni_err_set(e, XM_CNI_E_CONFIG, NULL, "prevResult has more than %d interfaces",
-			       XM_CNI_MAX_IFACES);
-		return -1;
-	}
 	json_array_foreach(arr, i, it) {
-		struct xm_cni_iface *f = &c->ifaces[c->n_ifaces];
+		struct xm_cni_iface spare, *f = &c->ifaces[c->n_ifaces];
 		char mac[32] = "";
+
+		if (c->n_ifaces == XM_CNI_MAX_IFACES) {
+			memset(&spare, 0, sizeof(spare)); /* checked, not kept */
+			f = &spare;
+		}
 
 		if (!json_is_object(it)) {
 			xm_cni_err_set(e, XM_CNI_E_CONFIG, NULL,
@@ -131,7 +131,10 @@ static int parse_ifaces(struct xm_cni_conf *c, json_t *arr, struct xm_cni_err *e
 			}
 			f->has_mac = true;
 		}
-		c->n_ifaces++;
+		if (f == &spare)
+			c->dropped_ifaces++;
+		else
+			c->n_ifaces++;
 	}
 	return 0;
 }
@@ -145,16 +148,14 @@ static int parse_ips(struct xm_cni_conf *c, json_t *arr, struct xm_cni_err *e)
 		xm_cni_err_set(e, XM_CNI_E_CONFIG, NULL, "prevResult.ips must be an array");
 		return -1;
 	}
-	if (json_array_size(arr) > XM_CNI_MAX_IPS) {
-		xm_cni_err_set(e, XM_CNI_E_CONFIG, NULL, "prevResult has more than %d ips",
-			       XM_CNI_MAX_IPS);
-		return -1;
-	}
 	json_array_foreach(arr, i, it) {
-		struct xm_cni_res_ip *r = &c->ips[c->n_ips];
+		struct xm_cni_res_ip spare, *r = &c->ips[c->n_ips];
 		char cidr[XM_ADDR_STRLEN + 8] = "", *slash, *end;
 		json_t *idx;
 		long plen;
+
+		if (c->n_ips == XM_CNI_MAX_RESULT_IPS)
+			r = &spare; /* checked, not kept */
 
 		if (!json_is_object(it)) {
 			xm_cni_err_set(e, XM_CNI_E_CONFIG, NULL, "prevResult.ips[%zu] must be an object",
@@ -183,15 +184,19 @@ static int parse_ips(struct xm_cni_conf *c, json_t *arr, struct xm_cni_err *e)
 		idx = json_object_get(it, "interface");
 		if (idx) {
 			if (!json_is_integer(idx) || json_integer_value(idx) < 0 ||
-			    json_integer_value(idx) >= (json_int_t)c->n_ifaces) {
+			    json_integer_value(idx) >= (json_int_t)(c->n_ifaces + c->dropped_ifaces)) {
 				xm_cni_err_set(e, XM_CNI_E_CONFIG, NULL,
 					       "prevResult.ips[%zu].interface is not an index into "
 					       "prevResult.interfaces", i);
 				return -1;
 			}
-			r->iface = json_integer_value(idx);
+			r->iface = json_integer_value(idx) < (json_int_t)c->n_ifaces ?
+					   (int)json_integer_value(idx) : -2;
 		}
-		c->n_ips++;
+		if (r == &spare)
+			c->dropped_ips++;
+		else
+			c->n_ips++;
 	}
 	return 0;
 }

@@ -34,7 +34,9 @@ struct xm_cni_err {
 };
 
 #define XM_CNI_V(a, b, c) ((a) << 16 | (b) << 8 | (c))
-#define XM_CNI_MAX_IFACES 16
+/* What we keep of prevResult; more is ignored (counted), never an error. */
+#define XM_CNI_MAX_IFACES 64
+#define XM_CNI_MAX_RESULT_IPS 64
 
 struct xm_cni_iface {
 	char name[IF_NAMESIZE];
@@ -45,7 +47,7 @@ struct xm_cni_iface {
 
 struct xm_cni_res_ip {
 	struct xm_cni_ip ip;
-	int iface; /* index into ifaces, -1 when the result does not say */
+	int iface; /* index into ifaces; -1: the result does not say; -2: an interface not kept */
 };
 
 struct xm_cni_attachment {
@@ -71,7 +73,8 @@ struct xm_cni_conf {
 	unsigned int n_ifaces;
 	struct xm_cni_iface ifaces[XM_CNI_MAX_IFACES];
 	unsigned int n_ips;
-	struct xm_cni_res_ip ips[XM_CNI_MAX_IPS];
+	struct xm_cni_res_ip ips[XM_CNI_MAX_RESULT_IPS];
+	unsigned int dropped_ifaces, dropped_ips; /* beyond the arrays above */
 
 	/* GC: "cni.dev/valid-attachments". */
 	bool has_valid;
