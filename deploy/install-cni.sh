@@ -30,7 +30,7 @@ if ! cmp -s "$SRC" "$BIN_DIR/xmesh-cni"; then
 	cp "$SRC" "$BIN_DIR/.xmesh-cni.new"
 	chmod 0755 "$BIN_DIR/.xmesh-cni.new"
 	mv -f "$BIN_DIR/.xmesh-cni.new" "$BIN_DIR/xmesh-cni"
-	log "installed $BIN_DIR/xmesh-cni ($("$SRC" conflist help >/dev/null 2>&1 && echo ok))"
+	log "installed $BIN_DIR/xmesh-cni"
 else
 	log "$BIN_DIR/xmesh-cni is up to date"
 fi
