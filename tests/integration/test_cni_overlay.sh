@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: MIT
 # xmesh-cni and the overlay cache: on ADD the plugin itself hooks the pod's
 # host veth into the cache (the agent is stopped, so nobody else does), CHECK
-# notices a missing hook, DEL unhooks it. Skipped until the overlay cache
-# (user/lib/overlay.h, scripts/testbed.sh) is part of the tree.
+# notices a missing hook, DEL unhooks it. Skipped in a tree without the
+# overlay cache (user/lib/overlay.h, scripts/testbed.sh).
 set -eu
 . "$(dirname "$0")/lib.sh"
 HERE=$(cd "$(dirname "$0")" && pwd)

@@ -662,8 +662,8 @@ int xm_cni_gc(const struct xm_cni_env *env, struct xm_cni_conf *c, struct xm_cni
 			o->n = 0;
 			more = xm_endpoint_foreach(c->pin_root, collect_orphans, o);
 			for (unsigned int i = 0; i < o->n; i++)
-				if (!xm_cni_endpoint_del(c->pin_root, o->keys[i].family,
-							 &o->keys[i].addr))
+				if (!xm_endpoint_del(c->pin_root, o->keys[i].family,
+						     &o->keys[i].addr))
 					orphans++;
 		} while (more == 1);
 		free(o);

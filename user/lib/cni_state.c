@@ -388,7 +388,7 @@ int xm_cni_unregister(const char *pin_root, const char *container_id,
 			continue; /* gone already, or no datapath at all */
 		if (!xm_cni_owner_match(&cur, container_id))
 			continue; /* reused by another pod since: not ours to remove */
-		err = xm_cni_endpoint_del(pin_root, ips[i].family, &ips[i].addr);
+		err = xm_endpoint_del(pin_root, ips[i].family, &ips[i].addr);
 		if (!err)
 			n++;
 		else if (err != -ENOENT)
@@ -424,7 +424,7 @@ int xm_cni_unregister_owner(const char *pin_root, const char *container_id)
 		if (more < 0)
 			return more == -ENOENT ? n : more;
 		for (unsigned int i = 0; i < o.n; i++) {
-			err = xm_cni_endpoint_del(pin_root, o.keys[i].family, &o.keys[i].addr);
+			err = xm_endpoint_del(pin_root, o.keys[i].family, &o.keys[i].addr);
 			if (!err)
 				n++;
 		}
@@ -435,10 +435,10 @@ int xm_cni_unregister_owner(const char *pin_root, const char *container_id)
 /*
  * Per-pod programs. The redirect datapath needs nothing per pod beyond the
  * endpoint entry: its programs sit on the cgroup. The overlay cache has tc
- * programs for the pod's host veth and state learned per pod address; they
- * are attached and forgotten here, so that the plugin (ADD, DEL, GC) and the
- * agent (replaying records at start) do the same thing. Built without the
- * overlay library (user/lib/overlay.h), these are no-ops.
+ * programs for the pod's host veth; they are attached and detached here, so
+ * that the plugin (ADD, DEL, GC) and the agent (replaying records at start)
+ * do the same thing. Built without the overlay library (user/lib/overlay.h),
+ * these are no-ops.
  */
 #if __has_include("overlay.h")
 #include <net/if.h>
@@ -461,26 +461,6 @@ static bool host_veth_present(const struct xm_cni_state *s)
 }
 #endif
 
-int xm_cni_forget_addr(const char *pin_root, __u8 family, const struct xm_addr *addr)
-{
-#ifdef XM_CNI_OVERLAY
-	int n = xm_overlay_forget_addr(pin_root, family, addr);
-
-	return n == -ENOENT ? 0 : n; /* no overlay cache loaded */
-#else
-	return 0;
-#endif
-}
-
-int xm_cni_endpoint_del(const char *pin_root, __u8 family, const struct xm_addr *addr)
-{
-	int err = xm_endpoint_del(pin_root, family, addr);
-
-	if (!err)
-		xm_cni_forget_addr(pin_root, family, addr);
-	return err;
-}
-
 int xm_cni_pod_attach(const struct xm_cni_state *s)
 {
 #ifdef XM_CNI_OVERLAY
@@ -500,11 +480,13 @@ int xm_cni_pod_detach(const struct xm_cni_state *s)
 #ifdef XM_CNI_OVERLAY
 	int err = 0;
 
-	/* A veth that is gone took its tc links along; its index may be another pod's now. */
+	/*
+	 * A veth that is gone took its tc links along; its index may be another
+	 * pod's now. What was learned per address goes with the endpoint
+	 * (xm_endpoint_del() forgets it).
+	 */
 	if (host_veth_present(s))
 		err = xm_overlay_detach_pod(s->pin_root, s->host_ifindex);
-	for (unsigned int i = 0; i < s->n_ips; i++)
-		xm_cni_forget_addr(s->pin_root, s->ips[i].family, &s->ips[i].addr);
 	return err == -ENOENT || err > 0 ? 0 : err;
 #else
 	return 0;

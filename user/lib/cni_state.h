@@ -93,10 +93,6 @@ int xm_cni_unregister(const char *pin_root, const char *container_id,
 /* Remove every xmesh-cni endpoint owned by container_id (when no record is left). */
 int xm_cni_unregister_owner(const char *pin_root, const char *container_id);
 
-/* Delete an endpoint and whatever the datapath learned about its address. */
-int xm_cni_endpoint_del(const char *pin_root, __u8 family, const struct xm_addr *addr);
-int xm_cni_forget_addr(const char *pin_root, __u8 family, const struct xm_addr *addr);
-
 /*
  * Per-pod datapath programs on the host-side veth. The one place the plugin
  * and the agent attach and detach them; see the comment in cni_state.c.
