@@ -46,6 +46,7 @@ static const struct cmd objects[] = {
 	{ "sock", do_sock },
 	{ "service", do_service },
 	{ "backend", do_backend },
+	{ "top", do_top },
 	{ "cache", do_cache },
 	{}
 };
