@@ -15,6 +15,7 @@
 #include "cni_state.h"
 #include "endpoint.h"
 #include "log.h"
+#include "sys.h"
 
 #define STATE_FORMAT 1
 
@@ -28,25 +29,6 @@ int xm_cni_state_path(char *buf, size_t len, const char *dir, const char *networ
 		return -EINVAL;
 	n = snprintf(buf, len, "%s/%s/%s:%s.json", dir, network, container_id, ifname);
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
-}
-
-static int mkdir_p(const char *path, mode_t mode)
-{
-	char tmp[PATH_MAX];
-
-	if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp))
-		return -ENAMETOOLONG;
-	for (char *p = tmp + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(tmp, mode) && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(tmp, mode) && errno != EEXIST)
-		return -errno;
-	return 0;
 }
 
 static void mac_str(const __u8 *mac, char *buf)
@@ -103,7 +85,7 @@ int xm_cni_state_write(const char *dir, const struct xm_cni_state *s)
 		return err;
 	if (snprintf(sub, sizeof(sub), "%s/%s", dir, s->network) >= (int)sizeof(sub))
 		return -ENAMETOOLONG;
-	err = mkdir_p(sub, 0700);
+	err = xm_mkdir_p(sub, 0700);
 	if (err)
 		return err;
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
@@ -301,7 +283,7 @@ int xm_cni_lock(const char *dir)
 	char path[PATH_MAX];
 	int fd, err;
 
-	err = mkdir_p(dir, 0700);
+	err = xm_mkdir_p(dir, 0700);
 	if (err)
 		return err;
 	if (snprintf(path, sizeof(path), "%s/lock", dir) >= (int)sizeof(path))
