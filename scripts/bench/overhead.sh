@@ -64,7 +64,9 @@ wl_same=(
 	"conn64@max tcp 64 0 -n"
 )
 wl_cross=(
+	"tcp64@1k tcp 64 1000 -"
 	"tcp64@5k tcp 64 5000 -"
+	"tcp64@20k tcp 64 20000 -"
 	"tcp64@max tcp 64 0 -"
 	"http64@5k http 64 5000 -"
 	"http64@max wrk 64 0 -"
@@ -75,8 +77,7 @@ if [ "$FULL" = 1 ]; then
 		"tcp4k@1k tcp 4096 1000 -" "tcp4k@20k tcp 4096 20000 -"
 		"http64@1k http 64 1000 -" "http64@20k http 64 20000 -"
 		"conn64@5k tcp 64 5000 -n")
-	wl_cross+=("tcp64@1k tcp 64 1000 -" "tcp64@20k tcp 64 20000 -"
-		"tcp4k@5k tcp 4096 5000 -" "tcp4k@max tcp 4096 0 -"
+	wl_cross+=("tcp64@10k tcp 64 10000 -" "tcp4k@5k tcp 4096 5000 -" "tcp4k@max tcp 4096 0 -"
 		"conn64@max tcp 64 0 -n")
 fi
 
@@ -282,6 +283,23 @@ agent_start() {
 	xm_fail "agent not ready after 10 s"
 }
 
+# Evidence that xmesh mode took the redirect path: the datapath counters.
+xmesh_counters() {
+	bpftool -j map dump pinned "$XM_PIN/maps/xm_stats" 2>/dev/null | python3 -c '
+import json, sys
+names = {0: "redirect_msgs", 1: "redirect_bytes", 2: "redirect_miss_msgs", 4: "sock_inserted",
+         5: "sock_insert_failed", 6: "sock_skipped_foreign"}
+tot = {}
+for e in json.load(sys.stdin):
+    k = e["key"] if isinstance(e["key"], int) else int.from_bytes(bytes(int(b, 16) for b in e["key"]), "little")
+    if k in names:
+        vals = e.get("values") or []
+        tot[names[k]] = sum(int(v["value"]) if not isinstance(v["value"], list) else
+                            int.from_bytes(bytes(int(b, 16) for b in v["value"]), "little")
+                            for v in vals)
+print(" ".join(f"{n}={tot.get(n, 0)}" for n in names.values()))'
+}
+
 agent_stop() {
 	kill "$XM_AGENT_PID" 2>/dev/null || true
 	wait "$XM_AGENT_PID" 2>/dev/null || true
@@ -350,7 +368,10 @@ mode_off() {
 		ip netns exec "$XM_PREFIX-n1" nft delete table ip $NFT_NP
 		stop_proxies
 		;;
-	xmesh) agent_stop ;;
+	xmesh)
+		echo "rep=$rep $(xmesh_counters)" >>"$OUT/xmesh-counters.txt"
+		agent_stop
+		;;
 	esac
 }
 

@@ -145,8 +145,8 @@ def main():
         md.append("")
 
     # ---------------------------------------------------------------- plots
-    gp = ["set terminal pngcairo size 1200,520 font 'sans,10'", "set grid",
-          "set key outside right top"]
+    gp = ["set terminal pngcairo size 1200,560 font 'sans,10' noenhanced", "set grid",
+          "set key outside bottom center horizontal"]
     for t in topos:
         tcp_rates = sorted({load_rate(k[2]) for k in m if k[0] == t and
                             k[2].startswith("tcp64@") and load_rate(k[2])})
@@ -166,7 +166,7 @@ def main():
                    "set multiplot layout 1,2 title "
                    f"'TCP 64 B request/response, open loop, {TOPO_TITLE[t]} (median of reps)'",
                    "set logscale xy", "set xlabel 'offered load (requests/s)'",
-                   "set ylabel 'latency (µs)'", "set key top left",
+                   "set ylabel 'latency (µs)'", "set key outside bottom center horizontal maxrows 2",
                    "set title 'p50'",
                    "plot " + ", ".join(
                        f"'{out}/{fn}' index {i} using 1:2 with linespoints lw 2 "
@@ -180,7 +180,7 @@ def main():
         def bars(kind, field, wls, ylabel, title):
             fn = f"{kind}-{t}.dat"
             with open(os.path.join(out, fn), "w") as f:
-                f.write("workload\t" + "\t".join(modes) + "\n")
+                f.write("# workload\t" + "\t".join(modes) + "\n")
                 for w in wls:
                     vals = []
                     for mo in modes:
@@ -192,7 +192,7 @@ def main():
                     "set style data histogram", "set style histogram cluster gap 1",
                     "set style fill solid 0.8 border -1", "set boxwidth 0.9",
                     "set xlabel ''", f"set ylabel '{ylabel}'", "set yrange [0:*]",
-                    "set key outside right top",
+                    "set key outside bottom center horizontal",
                     "plot " + ", ".join(
                         f"'{out}/{fn}' using {i + 2}:xtic(1) title '{MODE_TITLE[mo]}'"
                         for i, mo in enumerate(modes)),
@@ -207,6 +207,10 @@ def main():
     with open(os.path.join(out, "plots.gp"), "w") as f:
         f.write("\n".join(gp) + "\n")
     subprocess.run(["gnuplot", os.path.join(out, "plots.gp")], check=False)
+    cf = os.path.join(out, "xmesh-counters.txt")
+    if os.path.exists(cf):
+        md += ["xmesh datapath counters at the end of each xmesh block (both topologies, "
+               "all workloads of one repetition):", "", "```", open(cf).read().strip(), "```", ""]
     md += ["## Plots", ""]
     for t in topos:
         for kind in ("lat", "cpu", "tput"):
