@@ -88,6 +88,7 @@ SEC("sockops")
 int xm_sockops(struct bpf_sock_ops *skops)
 {
 	struct xm_sock_key key = {};
+	struct bpf_sock *sk;
 
 	if (skops->op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB &&
 	    skops->op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB)
@@ -96,6 +97,15 @@ int xm_sockops(struct bpf_sock_ops *skops)
 		return 1;
 	if (sockops_key(skops, &key))
 		return 1;
+	/*
+	 * The per-direction decision needs state; without it the socket must
+	 * stay out of the map, or sk_msg could not keep its choice.
+	 */
+	sk = skops->sk;
+	if (!sk || !bpf_sk_storage_get(&xm_sock_state, sk, 0, BPF_SK_STORAGE_GET_F_CREATE)) {
+		xm_stat_add(XM_STAT_SOCK_INSERT_FAILED, 1);
+		return 1;
+	}
 	if (bpf_sock_hash_update(skops, &xm_socks, &key, BPF_NOEXIST) == 0)
 		xm_stat_add(XM_STAT_SOCK_INSERTED, 1);
 	else
@@ -132,9 +142,11 @@ int xm_sk_msg(struct sk_msg_md *msg)
 
 	if (!sk)
 		return SK_PASS;
-	st = bpf_sk_storage_get(&xm_sock_state, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	/* Created by sockops before the socket entered the map; never here,
+	 * so a socket without state consistently takes TCP. */
+	st = bpf_sk_storage_get(&xm_sock_state, sk, 0, 0);
 	if (!st)
-		goto pass; /* no memory for state: the normal path is always correct */
+		goto pass;
 
 	if (st->mode == XM_SOCK_TCP)
 		goto pass;
@@ -152,16 +164,19 @@ int xm_sk_msg(struct sk_msg_md *msg)
 		if (st->mode == XM_SOCK_TCP)
 			goto pass; /* nothing was set up: plain SK_PASS is TCP */
 	}
-	if (verdict == SK_PASS) {
-		xm_stat_add(XM_STAT_REDIRECT_MSGS, 1);
-		xm_stat_add(XM_STAT_REDIRECT_BYTES, len);
+	if (verdict != SK_PASS) {
+		/*
+		 * A redirected direction whose peer left the map: the peer
+		 * closed (a live peer only leaves with the map itself). TCP
+		 * then reports the close to the sender as usual (EPIPE,
+		 * ECONNRESET) instead of a puzzling EACCES from SK_DROP, and
+		 * no byte can overtake another since the peer reads no more.
+		 */
+		goto pass;
 	}
-	/*
-	 * SK_DROP on a redirected direction means the peer left the map (it
-	 * closed): TCP would not deliver to it either, and switching to TCP
-	 * now could let these bytes overtake the redirected ones.
-	 */
-	return verdict;
+	xm_stat_add(XM_STAT_REDIRECT_MSGS, 1);
+	xm_stat_add(XM_STAT_REDIRECT_BYTES, len);
+	return SK_PASS;
 pass:
 	xm_stat_add(XM_STAT_REDIRECT_MISS_MSGS, 1);
 	xm_stat_add(XM_STAT_REDIRECT_MISS_BYTES, len);

@@ -48,10 +48,17 @@ xm_bg() {
 	XM_LAST_PID=$!
 }
 
+# Kill a process started with xm_bg and everything below it.
+xm_kill_tree() {
+	local p=$1 c
+	for c in $(pgrep -P "$p" 2>/dev/null); do xm_kill_tree "$c"; done
+	kill "$p" 2>/dev/null || true
+}
+
 xm_cleanup() {
 	local rc=$? p
 	set +e
-	for p in "${XM_PIDS[@]}"; do kill "$p" 2>/dev/null; done
+	for p in "${XM_PIDS[@]}"; do xm_kill_tree "$p"; done
 	for p in "${XM_PIDS[@]}"; do
 		for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
 		kill -9 "$p" 2>/dev/null
@@ -72,7 +79,7 @@ xm_cleanup() {
 		rmdir "$XM_CGROUP" 2>/dev/null && break
 		sleep 0.2
 	done
-	rm -rf "$XM_RUN_DIR"
+	rm -rf "$XM_RUN_DIR"; rmdir "$(dirname "$XM_RUN_DIR")" 2>/dev/null
 	type xm_cleanup_extra >/dev/null 2>&1 && xm_cleanup_extra
 	exit $rc
 }
@@ -102,10 +109,11 @@ xm_pod() {
 xm_netns_path() { echo "/var/run/netns/$XM_PREFIX-$1"; }
 
 # Run a command inside pod POD's netns and inside the test cgroup, so that the
-# cgroup programs see its sockets.
+# cgroup programs see its sockets. The cgroup is joined first: `ip netns exec`
+# mounts a fresh /sys, which hides the cgroup2 mount.
 xm_pod_exec() {
 	local ns=$XM_PREFIX-$1; shift
-	ip netns exec "$ns" sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$XM_CGROUP" "$@"
+	sh -c 'echo $$ > "$0/cgroup.procs" && exec ip netns exec "$@"' "$XM_CGROUP" "$ns" "$@"
 }
 
 xm_agent_start() {

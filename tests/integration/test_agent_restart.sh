@@ -1,0 +1,55 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# The datapath outlives the agent: SIGKILL in the middle of transfers and a
+# restart (which adopts the pinned maps and swaps programs inside the pinned
+# links) break no connection and lose no byte; redirection goes on, also for
+# connections made while no agent runs.
+set -eu
+. "$(dirname "$0")/lib.sh"
+xm_setup
+xm_node n1
+xm_pod n1 a 10.77.0.2/24
+xm_pod n1 b 10.77.0.3/24
+xm_agent_start
+xm_ctl endpoint add 10.77.0.2 netns "$(xm_netns_path a)"
+xm_ctl endpoint add 10.77.0.3 netns "$(xm_netns_path b)"
+xm_bg xm_pod_exec b "$XM_TOOLS/xm-traffic" server 10.77.0.3 7500 -q 8M -r 8M
+sleep 0.2
+
+# 20 connections, 8 MiB each way, spread over 4 s.
+xm_pod_exec a "$XM_TOOLS/xm-traffic" client 10.77.0.3 7500 -q 8M -r 8M -c 20 -d 4000 \
+	>"$XM_RUN_DIR/long.out" 2>&1 &
+long=$!
+sleep 1
+in_map=$(xm_ctl -j sock list | python3 -c "import json,sys; print(len(json.load(sys.stdin)))")
+xm_assert "$in_map" -ge 40 "the 20 long connections (both ends) are in the redirect map"
+b1=$(xm_stat redirect_bytes)
+kill -9 "$XM_AGENT_PID"
+xm_log "agent killed with SIGKILL"
+sleep 0.5
+b2=$(xm_stat redirect_bytes)
+xm_assert "$b2" -gt "$b1" "bytes keep being redirected while no agent runs"
+xm_ctl status >/dev/null || xm_fail "status must report the datapath loaded without an agent"
+# A connection made while the agent is down is redirected as well.
+xm_bg xm_pod_exec b "$XM_TOOLS/xm-traffic" server 10.77.0.3 7501 -q 1M -r 1M
+sleep 0.2
+b3=$(xm_stat redirect_bytes)
+xm_pod_exec a "$XM_TOOLS/xm-traffic" client 10.77.0.3 7501 -q 1M -r 1M >/dev/null ||
+	xm_fail "new connection while agent down"
+xm_assert "$(( $(xm_stat redirect_bytes) - b3 ))" -ge $((2 * 1024 * 1024)) \
+	"new connection redirected while the agent is down"
+
+links_before=$(ls "$XM_PIN/links" | sort | tr '\n' ' ')
+ids_before=$(bpftool link show | grep -c .)
+xm_agent_start
+links_after=$(ls "$XM_PIN/links" | sort | tr '\n' ' ')
+xm_assert "$links_after" = "$links_before" "restarted agent adopted the same pinned links"
+b4=$(xm_stat redirect_bytes)
+sleep 0.5
+xm_assert "$(xm_stat redirect_bytes)" -gt "$b4" "redirect continues after the restart"
+wait $long || xm_fail "a connection broke or lost bytes across the agent restart: $(cat "$XM_RUN_DIR/long.out")"
+xm_log "long transfers: $(tail -n1 "$XM_RUN_DIR/long.out")"
+grep -q '"ok": 20, "failed": 0' "$XM_RUN_DIR/long.out" || xm_fail "not all 20 connections completed"
+# Only one cgroup program is attached: the restart did not stack a second one.
+xm_assert "$(bpftool cgroup show "$XM_CGROUP" | grep -c xm_sockops)" -eq 1 "one sockops program attached"
+: "$ids_before"

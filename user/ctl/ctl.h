@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * xmeshctl internals, bpftool style: one file per object, each do_<object>()
+ * dispatches with cmd_select() over a { name, handler } table. Commands match
+ * by unambiguous prefix. Handlers return 0, or -1 after p_err() (exit 1).
+ */
+#ifndef XMESH_CTL_H
+#define XMESH_CTL_H
+
+#include <stdbool.h>
+#include <jansson.h>
+#include "out.h"
+
+extern const char *xm_pin_root;
+
+struct cmd {
+	const char *name;
+	int (*func)(int argc, char **argv);
+};
+
+/* Run the command argv[0] names; with no argument, the first entry of cmds. */
+int cmd_select(const struct cmd *cmds, int argc, char **argv, int (*help)(int argc, char **argv));
+bool is_prefix(const char *pfx, const char *str);
+
+#define NEXT_ARG() ({ argc--; argv++; })
+#define REQ_ARGS(n)                                                         \
+	({                                                                  \
+		if (argc < (n)) {                                           \
+			p_err("'%s' needs %d more argument%s; see 'help'",  \
+			      argv[-1] ? argv[-1] : "", (n) - argc, (n) - argc > 1 ? "s" : ""); \
+			return -1;                                          \
+		}                                                           \
+	})
+#define NO_MORE_ARGS()                                                      \
+	({                                                                  \
+		if (argc > 0) {                                             \
+			p_err("what is '%s'? see 'help'", *argv);          \
+			return -1;                                          \
+		}                                                           \
+	})
+
+/* Open a pinned map or say, in the error, that the datapath is not there. */
+int ctl_map_open(const char *name);
+/* Print v: JSON in -j/-p mode, else through plain(v). Releases v. */
+void ctl_print(json_t *v, void (*plain)(json_t *v));
+
+int do_status(int argc, char **argv);
+int do_stats(int argc, char **argv);
+int do_endpoint(int argc, char **argv);
+int do_sock(int argc, char **argv);
+
+#endif

@@ -1,0 +1,145 @@
+// SPDX-License-Identifier: MIT
+/* xmeshctl: inspect and steer the xmesh datapath of this node. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include "ctl.h"
+#include "pin.h"
+
+const char *xm_pin_root = XM_PIN_ROOT_DEFAULT;
+
+static int do_help(int argc, char **argv)
+{
+	if (xm_out_json) {
+		xm_out_print_json(json_null());
+		return 0;
+	}
+	fprintf(stderr,
+		"Usage: xmeshctl [OPTIONS] OBJECT COMMAND [ARGS]\n"
+		"       xmeshctl OBJECT help\n"
+		"\n"
+		"OBJECT := { status | stats | endpoint | sock | service | backend | cache | top }\n"
+		"OPTIONS := { -j|--json | -p|--pretty | --pin-root DIR | -V|--version }\n"
+		"\n"
+		"  status                          what is loaded and attached, map fill levels\n"
+		"  stats                           datapath counters\n"
+		"  endpoint list | add IP netns NETNS_PATH | del IP\n"
+		"  sock list                       sockets in the redirect map\n"
+		"\n"
+		"Commands match by unambiguous prefix: 'xmeshctl e l' is 'endpoint list'.\n"
+		"Read commands read the pinned maps (default pin root %s), so they work\n"
+		"while the agent is down.\n",
+		XM_PIN_ROOT_DEFAULT);
+	return 0;
+}
+
+static const struct cmd objects[] = {
+	{ "help", do_help },
+	{ "status", do_status },
+	{ "stats", do_stats },
+	{ "endpoint", do_endpoint },
+	{ "sock", do_sock },
+	{}
+};
+
+bool is_prefix(const char *pfx, const char *str)
+{
+	return *pfx && !strncmp(str, pfx, strlen(pfx));
+}
+
+int cmd_select(const struct cmd *cmds, int argc, char **argv, int (*help)(int argc, char **argv))
+{
+	const struct cmd *match = NULL;
+	int n = 0;
+
+	if (argc < 1)
+		return cmds[0].func(argc, argv);
+	for (const struct cmd *c = cmds; c->name; c++) {
+		if (!strcmp(argv[0], c->name)) {
+			match = c;
+			n = 1;
+			break;
+		}
+		if (is_prefix(argv[0], c->name)) {
+			match = c;
+			n++;
+		}
+	}
+	if (n == 1)
+		return match->func(argc - 1, argv + 1);
+	if (n > 1) {
+		char names[256] = "";
+
+		for (const struct cmd *c = cmds; c->name; c++) {
+			if (is_prefix(argv[0], c->name)) {
+				strncat(names, names[0] ? ", " : "", sizeof(names) - strlen(names) - 1);
+				strncat(names, c->name, sizeof(names) - strlen(names) - 1);
+			}
+		}
+		p_err("'%s' is ambiguous: %s", argv[0], names);
+		return -1;
+	}
+	p_err("what is '%s'? see 'help'", argv[0]);
+	if (!xm_out_json && help)
+		help(0, argv);
+	return -1;
+}
+
+int ctl_map_open(const char *name)
+{
+	int fd = xm_map_open(xm_pin_root, name);
+
+	if (fd == -ENOENT)
+		p_err("no xmesh datapath at %s (map %s missing): is xmesh-agent running, "
+		      "or is --pin-root right?", xm_pin_root, name);
+	else if (fd < 0)
+		p_err("open %s/maps/%s: %s%s", xm_pin_root, name, strerror(-fd),
+		      fd == -EPERM || fd == -EACCES ? " (run as root)" : "");
+	return fd;
+}
+
+void ctl_print(json_t *v, void (*plain)(json_t *v))
+{
+	if (xm_out_json) {
+		xm_out_print_json(v);
+		return;
+	}
+	plain(v);
+	json_decref(v);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "pretty", no_argument, NULL, 'p' },
+		{ "pin-root", required_argument, NULL, 'r' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{}
+	};
+	int opt;
+
+	/* '+': options end at the object, as in bpftool. */
+	while ((opt = getopt_long(argc, argv, "+jpr:Vh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'j': xm_out_json = true; break;
+		case 'p': xm_out_json = xm_out_pretty = true; break;
+		case 'r': xm_pin_root = optarg; break;
+		case 'V': printf("xmeshctl %s (datapath ABI %d)\n", XM_VERSION, XM_ABI_VERSION); return 0;
+		case 'h': do_help(0, NULL); return 0;
+		default:
+			p_err("unknown option; see 'xmeshctl help'");
+			return 1;
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc < 1) {
+		do_help(0, NULL);
+		return 1;
+	}
+	return cmd_select(objects, argc, argv, do_help) ? 1 : 0;
+}

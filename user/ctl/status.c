@@ -1,0 +1,227 @@
+// SPDX-License-Identifier: MIT
+/* xmeshctl status: what is loaded and attached at the pin root. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include "ctl.h"
+#include "pin.h"
+
+static const char *link_type_name(__u32 t)
+{
+	switch (t) {
+	case BPF_LINK_TYPE_CGROUP: return "cgroup";
+	case BPF_LINK_TYPE_NETNS: return "netns";
+	case BPF_LINK_TYPE_XDP: return "xdp";
+	case 14: return "sockmap";  /* BPF_LINK_TYPE_SOCKMAP, newer than our uapi headers */
+	case 11: return "tcx";      /* BPF_LINK_TYPE_TCX */
+	case 13: return "netkit";
+	default: return "other";
+	}
+}
+
+/* Entries in a map: arrays are always full; others are counted key by key. */
+static long map_fill(int fd, const struct bpf_map_info *info)
+{
+	char key[256], next[256];
+	void *prev = NULL;
+	long n = 0;
+
+	if (info->type == BPF_MAP_TYPE_ARRAY || info->type == BPF_MAP_TYPE_PERCPU_ARRAY)
+		return info->max_entries;
+	if (info->key_size > sizeof(key) || info->type == BPF_MAP_TYPE_SK_STORAGE)
+		return -1;
+	while (bpf_map_get_next_key(fd, prev, next) == 0) {
+		memcpy(key, next, info->key_size);
+		prev = key;
+		n++;
+	}
+	return n;
+}
+
+static json_t *pinned_maps(void)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 256];
+	json_t *arr = json_array();
+	struct dirent *de;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "%s/" XM_PIN_MAPS, xm_pin_root);
+	d = opendir(dir);
+	if (!d)
+		return arr;
+	while ((de = readdir(d))) {
+		struct bpf_map_info info = {};
+		__u32 len = sizeof(info);
+		int fd;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		fd = bpf_obj_get(path);
+		if (fd < 0)
+			continue;
+		if (!bpf_obj_get_info_by_fd(fd, &info, &len))
+			json_array_append_new(arr, json_pack("{s:s, s:i, s:I, s:I}", "name", de->d_name,
+							     "id", info.id, "max_entries",
+							     (json_int_t)info.max_entries, "entries",
+							     (json_int_t)map_fill(fd, &info)));
+		close(fd);
+	}
+	closedir(d);
+	return arr;
+}
+
+static json_t *pinned_links(void)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 256];
+	json_t *arr = json_array();
+	struct dirent *de;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "%s/" XM_PIN_LINKS, xm_pin_root);
+	d = opendir(dir);
+	if (!d)
+		return arr;
+	while ((de = readdir(d))) {
+		struct bpf_link_info info = {};
+		struct bpf_prog_info pinfo = {};
+		__u32 len = sizeof(info), plen = sizeof(pinfo);
+		int fd, pfd;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		fd = bpf_obj_get(path);
+		if (fd < 0)
+			continue;
+		if (!bpf_obj_get_info_by_fd(fd, &info, &len)) {
+			pfd = bpf_prog_get_fd_by_id(info.prog_id);
+			if (pfd >= 0) {
+				bpf_obj_get_info_by_fd(pfd, &pinfo, &plen);
+				close(pfd);
+			}
+			json_array_append_new(arr, json_pack("{s:s, s:s, s:i, s:i, s:s}", "name",
+							     de->d_name, "type",
+							     link_type_name(info.type), "id", info.id,
+							     "prog_id", info.prog_id, "prog_name",
+							     pinfo.name));
+		}
+		close(fd);
+	}
+	closedir(d);
+	return arr;
+}
+
+/* pid of the agent holding this pin root's lock, or 0 if none runs. */
+static int agent_pid(void)
+{
+	char path[PATH_MAX], buf[32] = "";
+	int fd, pid = 0;
+
+	if (xm_run_path(path, sizeof(path), xm_pin_root, "lock"))
+		return 0;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	if (flock(fd, LOCK_SH | LOCK_NB) && errno == EWOULDBLOCK) {
+		if (read(fd, buf, sizeof(buf) - 1) > 0)
+			pid = atoi(buf);
+		pid = pid ?: -1;
+	}
+	close(fd);
+	return pid;
+}
+
+static void status_plain(json_t *v)
+{
+	json_t *e;
+	size_t i;
+	int pid = json_integer_value(json_object_get(v, "agent_pid"));
+
+	printf("pin root:  %s\n", json_string_value(json_object_get(v, "pin_root")));
+	printf("datapath:  ABI %" JSON_INTEGER_FORMAT ", loaded by agent %s\n",
+	       json_integer_value(json_object_get(v, "abi_version")),
+	       json_string_value(json_object_get(v, "agent_version")));
+	if (pid > 0)
+		printf("agent:     running (pid %d)\n", pid);
+	else
+		printf("agent:     not running (the datapath keeps working)\n");
+	printf("links:\n");
+	json_array_foreach(json_object_get(v, "links"), i, e)
+		printf("  %-16s %-8s link %-5" JSON_INTEGER_FORMAT " prog %s\n",
+		       json_string_value(json_object_get(e, "name")),
+		       json_string_value(json_object_get(e, "type")),
+		       json_integer_value(json_object_get(e, "id")),
+		       json_string_value(json_object_get(e, "prog_name")));
+	printf("maps:\n");
+	json_array_foreach(json_object_get(v, "maps"), i, e) {
+		json_int_t n = json_integer_value(json_object_get(e, "entries"));
+		json_int_t max = json_integer_value(json_object_get(e, "max_entries"));
+
+		if (n >= 0)
+			printf("  %-16s %8" JSON_INTEGER_FORMAT " / %-8" JSON_INTEGER_FORMAT "\n",
+			       json_string_value(json_object_get(e, "name")), n, max);
+		else
+			printf("  %-16s %8s / %-8" JSON_INTEGER_FORMAT "\n",
+			       json_string_value(json_object_get(e, "name")), "-", max);
+	}
+}
+
+static int status_show(int argc, char **argv)
+{
+	struct xm_meta meta;
+	json_t *o, *links;
+	bool loaded;
+	int err;
+
+	NO_MORE_ARGS();
+	err = xm_meta_read(xm_pin_root, &meta);
+	if (err == -EPROTO || (!err && meta.abi_version != XM_ABI_VERSION)) {
+		p_err("the datapath at %s is of another ABI (%u) than this xmeshctl (%d): use the "
+		      "matching xmeshctl", xm_pin_root, err ? 0 : meta.abi_version, XM_ABI_VERSION);
+		return -1;
+	}
+	if (err || meta.magic != XM_META_MAGIC) {
+		p_err("no xmesh datapath loaded at %s%s", xm_pin_root,
+		      err == -EPERM || err == -EACCES ? " (or not root)" : "");
+		return -1;
+	}
+	links = pinned_links();
+	loaded = json_array_size(links) > 0;
+	o = json_pack("{s:s, s:b, s:i, s:s, s:i, s:o, s:o}", "pin_root", xm_pin_root, "loaded",
+		      loaded, "abi_version", meta.abi_version, "agent_version",
+		      meta.agent_version, "agent_pid", agent_pid(), "links", links, "maps",
+		      pinned_maps());
+	ctl_print(o, status_plain);
+	if (!loaded) {
+		p_err("datapath maps are pinned at %s but no program is attached", xm_pin_root);
+		return -1;
+	}
+	return 0;
+}
+
+static int status_help(int argc, char **argv)
+{
+	fprintf(stderr, "Usage: xmeshctl status\n"
+			"  What is loaded and attached at the pin root, whether the agent runs,\n"
+			"  and map fill levels. Exit 0 only when the datapath is loaded.\n");
+	return 0;
+}
+
+int do_status(int argc, char **argv)
+{
+	static const struct cmd cmds[] = {
+		{ "show", status_show },
+		{ "help", status_help },
+		{}
+	};
+
+	return cmd_select(cmds, argc, argv, status_help);
+}
