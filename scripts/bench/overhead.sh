@@ -46,7 +46,6 @@ CONNS=${CONNS:-16}
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 OUT=${OUT:-$TOP/results/overhead-$STAMP}
 RRGEN=$XM_TOOLS/rrgen
-EPREG=$XM_TOOLS/epreg
 PROXY_UID=1337
 
 # Workloads: name proto size rate(0 = closed loop, max) flags
@@ -81,7 +80,7 @@ if [ "$FULL" = 1 ]; then
 		"conn64@max tcp 64 0 -n")
 fi
 
-[ -x "$RRGEN" ] && [ -x "$EPREG" ] && [ -x "$XM_BIN/xmesh-agent" ] ||
+[ -x "$RRGEN" ] && [ -x "$XM_BIN/xmesh-agent" ] && [ -x "$XM_BIN/xmeshctl" ] ||
 	{ echo "overhead: build first (make)" >&2; exit 1; }
 for t in haproxy wrk nft gnuplot python3; do
 	command -v $t >/dev/null || { echo "overhead: $t missing (scripts/install-deps.sh)" >&2; exit 1; }
@@ -155,15 +154,7 @@ NFT_SC=$XM_PREFIX-sidecar
 NFT_NP=$XM_PREFIX-nodeproxy
 PROXY_PIDS=()
 
-# Run CMD in netns NS inside the test cgroup. The cgroup is joined before
-# `ip netns exec`, which remounts /sys and so hides the cgroup2 mount.
-ns_exec() { # netns cmd...
-	local ns=$XM_PREFIX-$1
-	shift
-	sh -c 'echo $$ > "$0/cgroup.procs" && exec ip netns exec "$@"' "$XM_CGROUP" "$ns" "$@"
-}
-
-# ns_exec in the background, keeping the pid of the command itself (sh and
+# xm_pod_exec in the background, keeping the pid of the command itself (sh and
 # ip netns exec both exec) so that it can be stopped by pid.
 ns_bg() { # netns cmd...
 	local ns=$XM_PREFIX-$1
@@ -275,8 +266,7 @@ agent_start() {
 		"$XM_BIN/xmesh-agent" --cgroup "$XM_CGROUP" --pin-root "$XM_PIN" 2>>"$LOG/agent"
 	XM_AGENT_PID=$XM_LAST_PID
 	for _ in $(seq 100); do
-		[ -e "$XM_PIN/maps/xm_endpoints" ] && [ -n "$(ls "$XM_PIN/links" 2>/dev/null)" ] &&
-			return 0
+		xm_ctl status >/dev/null 2>&1 && return 0
 		kill -0 "$XM_AGENT_PID" 2>/dev/null || xm_fail "agent exited during start"
 		sleep 0.1
 	done
@@ -285,19 +275,10 @@ agent_start() {
 
 # Evidence that xmesh mode took the redirect path: the datapath counters.
 xmesh_counters() {
-	bpftool -j map dump pinned "$XM_PIN/maps/xm_stats" 2>/dev/null | python3 -c '
+	xm_ctl -j stats | python3 -c '
 import json, sys
-names = {0: "redirect_msgs", 1: "redirect_bytes", 2: "redirect_miss_msgs", 4: "sock_inserted",
-         5: "sock_insert_failed", 6: "sock_skipped_foreign"}
-tot = {}
-for e in json.load(sys.stdin):
-    k = e["key"] if isinstance(e["key"], int) else int.from_bytes(bytes(int(b, 16) for b in e["key"]), "little")
-    if k in names:
-        vals = e.get("values") or []
-        tot[names[k]] = sum(int(v["value"]) if not isinstance(v["value"], list) else
-                            int.from_bytes(bytes(int(b, 16) for b in v["value"]), "little")
-                            for v in vals)
-print(" ".join(f"{n}={tot.get(n, 0)}" for n in names.values()))'
+s = json.load(sys.stdin)
+print(" ".join(f"{k}={v}" for k, v in s.items() if isinstance(v, int)))'
 }
 
 agent_stop() {
@@ -351,8 +332,8 @@ EOF
 	xmesh)
 		agent_start
 		# the agent of node 1 knows node 1's pods only
-		"$EPREG" "$XM_PIN" $C1 "$(xm_netns_path c1)"
-		"$EPREG" "$XM_PIN" $S1 "$(xm_netns_path s1)"
+		xm_ctl endpoint add $C1 netns "$(xm_netns_path c1)"
+		xm_ctl endpoint add $S1 netns "$(xm_netns_path s1)"
 		;;
 	esac
 }
@@ -411,7 +392,7 @@ run_one() { # rep topo mode workload-spec
 	local cg0 cg1 ps0 ps1
 	cg0=$(cg_read)
 	ps0=$(ps_read)
-	out=$(ns_exec c1 $cmd 2>>"$LOG/client") || out=""
+	out=$(xm_pod_exec c1 $cmd 2>>"$LOG/client") || out=""
 	ps1=$(ps_read)
 	cg1=$(cg_read)
 	local rps p50 p99 p999 done_ errs
