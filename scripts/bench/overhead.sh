@@ -141,10 +141,12 @@ build_world() {
 }
 
 wait_listen() { # netns port
-	for _ in $(seq 100); do
-		ip netns exec "$XM_PREFIX-$1" ss -Hltn "sport = :$2" | grep -q . && return 0
+	for _ in $(seq 200); do
+		ip netns exec "$XM_PREFIX-$1" ss -Hltn | awk '{print $4}' | grep -q ":$2\$" && return 0
 		sleep 0.05
 	done
+	ip netns exec "$XM_PREFIX-$1" ss -Hltnp >&2
+	tail -5 "$LOG/haproxy" >&2 2>/dev/null
 	xm_fail "nothing listens on $1:$2"
 }
 
@@ -164,7 +166,7 @@ ns_bg() { # netns cmd...
 }
 
 start_proxy() { # netns config
-	ns_bg "$1" haproxy -f "$2" -db -q 2>>"$LOG/haproxy"
+	ns_bg "$1" haproxy -f "$2" -db 2>>"$LOG/haproxy"
 	PROXY_PIDS+=("$XM_LAST_PID")
 }
 

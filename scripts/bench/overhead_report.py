@@ -121,6 +121,35 @@ def main():
                 ("rps", "p50", "p99", "p999", "cpu", "user", "sys", "softirq")] +
                 [str(int(v["errors"])), str(v["n"]), v["cmd"]]) + "\n")
 
+    # MeshInsight-style: what each mode adds over no mesh, at fixed load
+    key_wls = ["tcp64@5k", "tcp4k@5k", "http64@5k", "conn64@1k"]
+    md += ["## Overhead against no mesh (direct), at fixed load", "",
+           "Added latency (µs, and % of direct) and added CPU per request (µs, %); "
+           "max-throughput ratio from the `@max` rows of the same family.", "",
+           "| topology | workload | mode | +p50 µs | +p50 % | +p99 µs | +p99 % | "
+           "+CPU µs/req | +CPU % | max rps / direct |",
+           "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for t in topos:
+        for w in key_wls:
+            b = m.get((t, BASE, w))
+            if not b:
+                continue
+            fam = w.partition("@")[0]
+            bmax = m.get((t, BASE, fam + "@max"))
+            for mo in modes:
+                v = m.get((t, mo, w))
+                if mo == BASE or not v:
+                    continue
+                vmax = m.get((t, mo, fam + "@max"))
+                ratio = (f"{vmax['rps'] / bmax['rps']:.2f}" if vmax and bmax and
+                         vmax["rps"] and bmax["rps"] else "–")
+                dd = (lambda f: None if v[f] is None or b[f] is None else v[f] - b[f])
+                md.append(f"| {t} | {w} | {mo} | {fmt(dd('p50'))} | "
+                          f"{fpct(pct(v['p50'], b['p50']))} | {fmt(dd('p99'))} | "
+                          f"{fpct(pct(v['p99'], b['p99']))} | {fmt(dd('cpu'), 2)} | "
+                          f"{fpct(pct(v['cpu'], b['cpu']))} | {ratio} |")
+    md.append("")
+
     for t in topos:
         md += [f"## {TOPO_TITLE[t]}", "",
                "| workload | mode | rps | p50 | p99 | p99.9 | CPU µs/req (usr/sys) | "
