@@ -104,7 +104,7 @@ PORT=8080
 node_sysctl() {
 	ip netns exec "$XM_PREFIX-$1" sysctl -qw net.ipv4.conf.all.send_redirects=0 \
 		net.ipv4.conf.default.send_redirects=0 net.ipv4.conf.br0.send_redirects=0 \
-		net.ipv4.ip_local_port_range="10000 65000" net.ipv4.tcp_tw_reuse=1
+		net.ipv4.ip_local_port_range="20000 65000" net.ipv4.ip_local_reserved_ports=15000-15099 net.ipv4.tcp_tw_reuse=1
 }
 
 routed_pod() { # node pod addr gw
@@ -112,7 +112,7 @@ routed_pod() { # node pod addr gw
 	ip -n "$XM_PREFIX-$2" route add "$4" dev eth0 scope link
 	ip -n "$XM_PREFIX-$2" route add default via "$4" dev eth0
 	ip netns exec "$XM_PREFIX-$2" sysctl -qw net.ipv4.conf.all.accept_redirects=0 \
-		net.ipv4.ip_local_port_range="10000 65000" net.ipv4.tcp_tw_reuse=1
+		net.ipv4.ip_local_port_range="20000 65000" net.ipv4.ip_local_reserved_ports=15000-15099 net.ipv4.tcp_tw_reuse=1
 }
 
 build_world() {
