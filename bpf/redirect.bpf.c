@@ -14,6 +14,7 @@
 #include <xmesh/redirect.h>
 #include "lib/common_maps.h"
 #include "lib/addr.h"
+#include "lib/lb_probe.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -176,8 +177,11 @@ int xm_sk_msg(struct sk_msg_md *msg)
 	}
 	xm_stat_add(XM_STAT_REDIRECT_MSGS, 1);
 	xm_stat_add(XM_STAT_REDIRECT_BYTES, len);
+	/* Balanced connections to a local backend are timed here (lib/lb_probe.h). */
+	lb_probe_msg(msg, 1);
 	return SK_PASS;
 pass:
+	lb_probe_msg(msg, 0);
 	xm_stat_add(XM_STAT_REDIRECT_MISS_MSGS, 1);
 	xm_stat_add(XM_STAT_REDIRECT_MISS_BYTES, len);
 	return SK_PASS;

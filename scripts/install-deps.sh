@@ -25,12 +25,12 @@ echo "install-deps: installing$missing"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q >/dev/null
 # Services some packages would start (prometheus, haproxy) are not wanted:
-# tests start their own instances on loopback.
-printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d.xm-tmp
-chmod +x /usr/sbin/policy-rc.d.xm-tmp
-[ -e /usr/sbin/policy-rc.d ] || { mv /usr/sbin/policy-rc.d.xm-tmp /usr/sbin/policy-rc.d; xm_prc=1; }
-rm -f /usr/sbin/policy-rc.d.xm-tmp
+# tests start their own instances on loopback. policy-rc.d tells invoke-rc.d
+# not to start them; ours is removed again whatever happens.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+	printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+	chmod +x /usr/sbin/policy-rc.d
+	trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
 # shellcheck disable=SC2086
 apt-get install -y -q --no-install-recommends $missing
-[ "${xm_prc:-0}" = 1 ] && rm -f /usr/sbin/policy-rc.d
-exit 0

@@ -86,6 +86,8 @@ enum xm_stat {
 	XM_STAT_SOCK_SKIPPED_FOREIGN, /* pod address not registered to this netns */
 	XM_STAT_LB_CONNECTS,
 	XM_STAT_LB_NO_BACKEND,
+	XM_STAT_LB_SENDMSG,          /* unconnected UDP datagrams to a VIP sent to a backend */
+	XM_STAT_LB_REVNAT,           /* UDP replies shown as coming from the VIP */
 	XM_STAT_MAX = 64,
 };
 

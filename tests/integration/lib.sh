@@ -131,3 +131,23 @@ xm_ctl() { "$XM_BIN/xmeshctl" --pin-root "$XM_PIN" "$@"; }
 
 # xm_stat NAME: one counter from `xmeshctl -j stats`.
 xm_stat() { xm_ctl -j stats | python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
+
+# ---- LB helpers (tests/integration/test_lb_*.sh) ----
+
+# xm_lb_wait SERVICE N: wait until SERVICE (VIP:PORT[/proto]) has N selectable backends.
+xm_lb_wait() {
+	local n
+	for _ in $(seq 50); do
+		n=$(xm_ctl -j service show "$1" 2>/dev/null |
+			python3 -c 'import json,sys; print(json.load(sys.stdin)["backend_count"])' 2>/dev/null)
+		[ "$n" = "$2" ] && return 0
+		sleep 0.1
+	done
+	xm_fail "service $1 did not reach $2 selectable backends (has '${n:-none}')"
+}
+
+# xm_json EXPR: evaluate a Python expression on the JSON on stdin (bound to j);
+# objects and lists come out as JSON again, so calls can be chained.
+xm_json() {
+	python3 -c "import json,sys; j=json.load(sys.stdin); r=($1); print(json.dumps(r) if isinstance(r,(dict,list)) else r)"
+}

@@ -9,6 +9,7 @@
 #include "loop.h"
 
 struct xm_redirect;
+struct xm_lb;
 
 struct xm_agent {
 	char pin_root[PATH_MAX];
@@ -22,6 +23,7 @@ struct xm_agent {
 
 	/* Datapath objects, one skeleton per bpf/<name>.bpf.c. */
 	struct xm_redirect *redirect;
+	struct xm_lb *lb;
 };
 
 /*
@@ -48,8 +50,20 @@ int xm_dp_link_cgroup(struct xm_agent *a, const char *link_name, struct bpf_prog
 int xm_dp_link_map(struct xm_agent *a, const char *link_name, struct bpf_program *prog,
 		   int map_fd, int attach_type);
 
+/* Services: config file, control socket (services.c); metrics endpoint (metrics.c). */
+struct xm_lb_state;
+int xm_services_start(struct xm_agent *a);
+int xm_services_reload(struct xm_agent *a);
+void xm_services_stop(struct xm_agent *a);
+/* The applied services, or NULL before start: for the weighting loop. */
+struct xm_lb_state *xm_services_state(void);
+int xm_metrics_start(struct xm_agent *a);
+void xm_metrics_stop(struct xm_agent *a);
+
 /* Modules. */
 int dp_redirect_load(struct xm_agent *a);
 void dp_redirect_close(struct xm_agent *a);
+int dp_lb_load(struct xm_agent *a);
+void dp_lb_close(struct xm_agent *a);
 
 #endif

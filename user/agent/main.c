@@ -130,7 +130,8 @@ static void on_signal(struct xm_loop *loop, int fd, uint32_t events, void *arg)
 	if (read(fd, &si, sizeof(si)) != sizeof(si))
 		return;
 	if (si.ssi_signo == SIGHUP) {
-		pr_info("SIGHUP: nothing to reload yet");
+		pr_info("SIGHUP: reloading the config");
+		xm_services_reload(arg);
 		return;
 	}
 	pr_info("%s: stopping; the datapath stays in place",
@@ -154,7 +155,13 @@ static int run(struct xm_agent *a)
 		return -errno ?: -ENOMEM;
 	err = xm_loop_add(a->loop, sfd, EPOLLIN, on_signal, a);
 	if (!err)
+		err = xm_services_start(a);
+	if (!err && a->metrics_addr)
+		err = xm_metrics_start(a);
+	if (!err)
 		err = xm_loop_run(a->loop);
+	xm_metrics_stop(a);
+	xm_services_stop(a);
 	close(sfd);
 	xm_loop_free(a->loop);
 	return err;

@@ -48,5 +48,15 @@ int do_status(int argc, char **argv);
 int do_stats(int argc, char **argv);
 int do_endpoint(int argc, char **argv);
 int do_sock(int argc, char **argv);
+int do_service(int argc, char **argv);
+int do_backend(int argc, char **argv);
+
+/* LB objects (service.c, agentsock.c). */
+struct xm_lb_maps;
+struct xm_lb_svc_key;
+int ctl_lb_open(struct xm_lb_maps *m);
+int ctl_svc_key_arg(const char *s, struct xm_lb_svc_key *key);
+/* Send req (consumed) to the agent's control socket; 0, or -1 after p_err(). */
+int ctl_agent_request(json_t *req);
 
 #endif

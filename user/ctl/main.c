@@ -27,6 +27,8 @@ static int do_help(int argc, char **argv)
 		"  stats                           datapath counters\n"
 		"  endpoint list | add IP netns NETNS_PATH | del IP\n"
 		"  sock list                       sockets in the redirect map\n"
+		"  service list | show VIP:PORT | add JSON | del VIP:PORT | reload\n"
+		"  backend list [VIP:PORT] | set VIP:PORT ADDR:PORT weight W\n"
 		"\n"
 		"Commands match by unambiguous prefix: 'xmeshctl e l' is 'endpoint list'.\n"
 		"Read commands read the pinned maps (default pin root %s), so they work\n"
@@ -41,6 +43,8 @@ static const struct cmd objects[] = {
 	{ "stats", do_stats },
 	{ "endpoint", do_endpoint },
 	{ "sock", do_sock },
+	{ "service", do_service },
+	{ "backend", do_backend },
 	{}
 };
 

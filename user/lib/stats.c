@@ -22,6 +22,8 @@ const struct xm_stat_desc xm_stat_descs[] = {
 	  "sockets using a pod address not registered to their netns" },
 	{ XM_STAT_LB_CONNECTS, "lb_connects", "connects to a service VIP rewritten to a backend" },
 	{ XM_STAT_LB_NO_BACKEND, "lb_no_backend", "connects to a VIP refused: no backend" },
+	{ XM_STAT_LB_SENDMSG, "lb_sendmsg", "UDP datagrams to a VIP sent to a backend" },
+	{ XM_STAT_LB_REVNAT, "lb_revnat", "UDP replies shown as coming from the VIP" },
 };
 const unsigned int xm_stat_desc_count = sizeof(xm_stat_descs) / sizeof(xm_stat_descs[0]);
 

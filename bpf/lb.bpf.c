@@ -1,0 +1,524 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Connect-time service load balancing and per-backend probes.
+ *
+ * connect4/6 rewrite a connect() to a service VIP into a connect() to a
+ * backend picked from the service's selection table; from then on the
+ * socket talks to the backend directly (no per-packet NAT). sendmsg4/6 do
+ * the same per datagram for unconnected UDP, and recvmsg4/6 make the replies
+ * appear to come from the VIP; getpeername4/6 report the VIP. A service
+ * without backends refuses the connect() with ECONNREFUSED.
+ *
+ * Probes: sockops follows a balanced TCP connection's states (refused or
+ * timed-out connects, resets) and cgroup_skb sees its payload in both
+ * directions to time requests (see lib/lb_probe.h and docs/probes.md).
+ * Redirected local connections are timed by the redirect object's sk_msg.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include <xmesh/lb.h>
+#include "lib/common_maps.h"
+#include "lib/addr.h"
+#include "lib/lb_probe.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define ECONNREFUSED 111
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, XM_LB_MAX_FLOWS);
+	__type(key, struct xm_lb_rev_key);
+	__type(value, struct xm_lb_rev);
+} xm_lb_rev SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XM_LB_MAX_CLUSTERS);
+	__type(key, __u32);
+	__type(value, struct xm_lb_cluster);
+} xm_lb_cluster SEC(".maps");
+
+/*
+ * Pick a backend of the service at key. Returns the backend and its id, or
+ * NULL: *is_svc tells whether key was a service at all (then it has no
+ * usable backend).
+ */
+static __always_inline struct xm_lb_backend *lb_select(const struct xm_lb_svc_key *key,
+							__u32 *be_id, int *is_svc)
+{
+	struct xm_lb_backend *be;
+	struct xm_lb_table *tbl;
+	struct xm_lb_svc *svc;
+	__u32 idx, slot;
+
+	*is_svc = 0;
+	svc = bpf_map_lookup_elem(&xm_lb_svc, key);
+	if (!svc)
+		return NULL; /* the one lookup non-service traffic pays */
+	*is_svc = 1;
+	if (!svc->backend_count)
+		return NULL;
+	idx = svc->id * 2 + (svc->active & 1);
+	tbl = bpf_map_lookup_elem(&xm_lb_tables, &idx);
+	if (!tbl)
+		return NULL;
+	slot = bpf_get_prandom_u32() & XM_LB_SLOT_MASK;
+	*be_id = tbl->backend[slot];
+	be = bpf_map_lookup_elem(&xm_lb_be, be_id);
+	if (!be || !(be->flags & XM_LB_BE_F_USED) || be->family != key->family)
+		return NULL;
+	return be;
+}
+
+static __always_inline void lb_refuse(void)
+{
+	xm_stat_add(XM_STAT_LB_NO_BACKEND, 1);
+	/* Without this the kernel turns our "return 0" into EPERM. */
+	bpf_set_retval(-ECONNREFUSED);
+}
+
+/* Remember on the socket what it was balanced to (getpeername, probes). */
+static __always_inline void lb_remember(struct bpf_sock_addr *ctx, const struct xm_lb_svc_key *key,
+					__u32 be_id, const struct xm_lb_backend *be)
+{
+	struct xm_lb_sock *ls;
+	struct xm_lb_flow f = {};
+	__u64 cookie;
+
+	if (!ctx->sk)
+		return;
+	ls = bpf_sk_storage_get(&xm_lb_sock, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!ls)
+		return;
+	cookie = bpf_get_socket_cookie(ctx);
+	ls->flow = cookie;
+	ls->vip = key->vip;
+	ls->vport = key->port;
+	ls->family = key->family;
+	ls->role = XM_LB_ROLE_CLIENT;
+	ls->backend = be_id;
+	if (key->proto == IPPROTO_TCP) {
+		f.backend = be_id;
+		bpf_map_update_elem(&xm_lb_flows, &cookie, &f, BPF_ANY);
+	}
+}
+
+/* Datagrams from backend be to this socket are replies from the VIP. */
+static __always_inline void lb_rev_add(struct bpf_sock_addr *ctx, const struct xm_lb_svc_key *key,
+				       const struct xm_lb_backend *be)
+{
+	struct xm_lb_rev_key rk = {};
+	struct xm_lb_rev rv = {};
+
+	rk.cookie = bpf_get_socket_cookie(ctx);
+	rk.addr = be->addr;
+	rk.port = be->port;
+	rk.family = be->family;
+	rv.vip = key->vip;
+	rv.vport = key->port;
+	rv.family = key->family;
+	bpf_map_update_elem(&xm_lb_rev, &rk, &rv, BPF_ANY);
+}
+
+static __always_inline void key4(struct xm_lb_svc_key *key, struct bpf_sock_addr *ctx)
+{
+	key->vip.ip[0] = ctx->user_ip4;
+	key->port = bpf_ntohs((__u16)ctx->user_port);
+	key->proto = (__u8)ctx->protocol;
+	key->family = AF_INET;
+}
+
+/* A v4-mapped destination of a dual-stack socket is looked up as IPv4. */
+static __always_inline void key6(struct xm_lb_svc_key *key, struct bpf_sock_addr *ctx)
+{
+	key->family = xm_addr_load(&key->vip, AF_INET6, 0, ctx->user_ip6[0], ctx->user_ip6[1],
+				   ctx->user_ip6[2], ctx->user_ip6[3]);
+	key->port = bpf_ntohs((__u16)ctx->user_port);
+	key->proto = (__u8)ctx->protocol;
+}
+
+static __always_inline void write6(struct bpf_sock_addr *ctx, __u8 family, const struct xm_addr *a,
+				   __u16 port)
+{
+	if (family == AF_INET) {
+		ctx->user_ip6[0] = 0;
+		ctx->user_ip6[1] = 0;
+		ctx->user_ip6[2] = XM_V4MAPPED_WORD;
+		ctx->user_ip6[3] = a->ip[0];
+	} else {
+		ctx->user_ip6[0] = a->ip[0];
+		ctx->user_ip6[1] = a->ip[1];
+		ctx->user_ip6[2] = a->ip[2];
+		ctx->user_ip6[3] = a->ip[3];
+	}
+	ctx->user_port = bpf_htons(port);
+}
+
+static __always_inline int lb_connect(struct bpf_sock_addr *ctx, struct xm_lb_svc_key *key, int v6)
+{
+	struct xm_lb_backend *be;
+	__u32 be_id = 0;
+	int is_svc;
+
+	if (key->proto != IPPROTO_TCP && key->proto != IPPROTO_UDP)
+		return 1;
+	be = lb_select(key, &be_id, &is_svc);
+	if (!be) {
+		if (!is_svc)
+			return 1;
+		lb_refuse();
+		return 0;
+	}
+	if (v6) {
+		write6(ctx, be->family, &be->addr, be->port);
+	} else {
+		ctx->user_ip4 = be->addr.ip[0];
+		ctx->user_port = bpf_htons(be->port);
+	}
+	lb_remember(ctx, key, be_id, be);
+	if (key->proto == IPPROTO_UDP)
+		lb_rev_add(ctx, key, be);
+	xm_stat_add(XM_STAT_LB_CONNECTS, 1);
+	return 1;
+}
+
+SEC("cgroup/connect4")
+int xm_lb_connect4(struct bpf_sock_addr *ctx)
+{
+	struct xm_lb_svc_key key = {};
+
+	key4(&key, ctx);
+	return lb_connect(ctx, &key, 0);
+}
+
+SEC("cgroup/connect6")
+int xm_lb_connect6(struct bpf_sock_addr *ctx)
+{
+	struct xm_lb_svc_key key = {};
+
+	key6(&key, ctx);
+	return lb_connect(ctx, &key, 1);
+}
+
+/* Unconnected UDP: every datagram to the VIP picks a backend. */
+static __always_inline int lb_sendmsg(struct bpf_sock_addr *ctx, struct xm_lb_svc_key *key, int v6)
+{
+	struct xm_lb_backend *be;
+	struct xm_lb_probe *p;
+	__u32 be_id = 0;
+	int is_svc;
+
+	if (key->proto != IPPROTO_UDP)
+		return 1;
+	be = lb_select(key, &be_id, &is_svc);
+	if (!be) {
+		if (!is_svc)
+			return 1;
+		lb_refuse();
+		return 0;
+	}
+	if (v6) {
+		write6(ctx, be->family, &be->addr, be->port);
+	} else {
+		ctx->user_ip4 = be->addr.ip[0];
+		ctx->user_port = bpf_htons(be->port);
+	}
+	lb_rev_add(ctx, key, be);
+	p = lb_probe_of(be_id);
+	if (p)
+		p->udp_sends++;
+	xm_stat_add(XM_STAT_LB_SENDMSG, 1);
+	return 1;
+}
+
+SEC("cgroup/sendmsg4")
+int xm_lb_sendmsg4(struct bpf_sock_addr *ctx)
+{
+	struct xm_lb_svc_key key = {};
+
+	key4(&key, ctx);
+	return lb_sendmsg(ctx, &key, 0);
+}
+
+SEC("cgroup/sendmsg6")
+int xm_lb_sendmsg6(struct bpf_sock_addr *ctx)
+{
+	struct xm_lb_svc_key key = {};
+
+	key6(&key, ctx);
+	return lb_sendmsg(ctx, &key, 1);
+}
+
+/* A datagram from a backend this socket sent to through a VIP: show the VIP. */
+static __always_inline int lb_recvmsg(struct bpf_sock_addr *ctx, int v6)
+{
+	struct xm_lb_rev_key rk = {};
+	struct xm_lb_rev *rv;
+
+	rk.cookie = bpf_get_socket_cookie(ctx);
+	if (v6)
+		rk.family = xm_addr_load(&rk.addr, AF_INET6, 0, ctx->user_ip6[0], ctx->user_ip6[1],
+					 ctx->user_ip6[2], ctx->user_ip6[3]);
+	else
+		rk.family = xm_addr_load(&rk.addr, AF_INET, ctx->user_ip4, 0, 0, 0, 0);
+	rk.port = bpf_ntohs((__u16)ctx->user_port);
+	rv = bpf_map_lookup_elem(&xm_lb_rev, &rk);
+	if (!rv)
+		return 1;
+	if (v6) {
+		write6(ctx, rv->family, &rv->vip, rv->vport);
+	} else if (rv->family == AF_INET) {
+		ctx->user_ip4 = rv->vip.ip[0];
+		ctx->user_port = bpf_htons(rv->vport);
+	}
+	xm_stat_add(XM_STAT_LB_REVNAT, 1);
+	return 1;
+}
+
+SEC("cgroup/recvmsg4")
+int xm_lb_recvmsg4(struct bpf_sock_addr *ctx)
+{
+	return lb_recvmsg(ctx, 0);
+}
+
+SEC("cgroup/recvmsg6")
+int xm_lb_recvmsg6(struct bpf_sock_addr *ctx)
+{
+	return lb_recvmsg(ctx, 1);
+}
+
+static __always_inline int lb_getpeername(struct bpf_sock_addr *ctx, int v6)
+{
+	struct xm_lb_sock *ls;
+
+	if (!ctx->sk)
+		return 1;
+	ls = bpf_sk_storage_get(&xm_lb_sock, ctx->sk, 0, 0);
+	if (!ls || ls->role != XM_LB_ROLE_CLIENT)
+		return 1;
+	if (v6) {
+		write6(ctx, ls->family, &ls->vip, ls->vport);
+	} else if (ls->family == AF_INET) {
+		ctx->user_ip4 = ls->vip.ip[0];
+		ctx->user_port = bpf_htons(ls->vport);
+	}
+	return 1;
+}
+
+SEC("cgroup/getpeername4")
+int xm_lb_getpeername4(struct bpf_sock_addr *ctx)
+{
+	return lb_getpeername(ctx, 0);
+}
+
+SEC("cgroup/getpeername6")
+int xm_lb_getpeername6(struct bpf_sock_addr *ctx)
+{
+	return lb_getpeername(ctx, 1);
+}
+
+/* ---- sockops: connection outcomes, and finding local backends' sockets ---- */
+
+static __always_inline int lb_peer_local(__u8 family, const struct xm_addr *a)
+{
+	struct xm_endpoint_key k = {};
+
+	if (xm_addr_is_loopback(family, a))
+		return 1;
+	k.family = family;
+	k.addr = *a;
+	return bpf_map_lookup_elem(&xm_endpoints, &k) != NULL;
+}
+
+/* The tuple as the backend's socket sees it: local = backend, remote = client. */
+static __always_inline void lb_tuple(struct bpf_sock_ops *skops, struct xm_lb_tuple *t, int swap)
+{
+	struct xm_addr l, r;
+	__u16 lp, rp;
+
+	t->family = xm_addr_load(&l, skops->family, skops->local_ip4, skops->local_ip6[0],
+				 skops->local_ip6[1], skops->local_ip6[2], skops->local_ip6[3]);
+	xm_addr_load(&r, skops->family, skops->remote_ip4, skops->remote_ip6[0],
+		     skops->remote_ip6[1], skops->remote_ip6[2], skops->remote_ip6[3]);
+	lp = (__u16)skops->local_port;
+	rp = (__u16)bpf_ntohl(skops->remote_port);
+	if (swap) {
+		t->local = r;
+		t->remote = l;
+		t->local_port = rp;
+		t->remote_port = lp;
+	} else {
+		t->local = l;
+		t->remote = r;
+		t->local_port = lp;
+		t->remote_port = rp;
+	}
+	if (xm_addr_is_loopback(t->family, &t->local) && xm_addr_is_loopback(t->family, &t->remote))
+		t->scope = bpf_get_netns_cookie(skops);
+}
+
+static __always_inline void lb_state_change(struct xm_lb_sock *ls, __u32 old, __u32 new)
+{
+	struct xm_lb_probe *p;
+	struct xm_lb_flow *f;
+
+	if (new != BPF_TCP_CLOSE)
+		return;
+	f = bpf_map_lookup_elem(&xm_lb_flows, &ls->flow);
+	p = lb_probe_of(ls->backend);
+	if (p) {
+		if (old == BPF_TCP_SYN_SENT) {
+			if (f && (f->flags & XM_LB_FLOW_F_SYN_RTO))
+				p->conn_timeout++;
+			else
+				p->conn_refused++;
+		} else if (old == BPF_TCP_ESTABLISHED) {
+			p->resets++;
+		}
+		if (f && f->phase == XM_LB_REQUEST)
+			p->req_aborted++;
+	}
+	if (f)
+		bpf_map_delete_elem(&xm_lb_flows, &ls->flow);
+}
+
+SEC("sockops")
+int xm_lb_sockops(struct bpf_sock_ops *skops)
+{
+	struct xm_lb_tuple t = {};
+	struct bpf_sock *sk = skops->sk;
+	struct xm_lb_sock *ls;
+	struct xm_lb_flow *f;
+	struct xm_lb_probe *p;
+	__u64 *cookie;
+
+	if (!sk)
+		return 1;
+	switch (skops->op) {
+	case BPF_SOCK_OPS_TCP_CONNECT_CB:
+		ls = bpf_sk_storage_get(&xm_lb_sock, sk, 0, 0);
+		if (ls && ls->role == XM_LB_ROLE_CLIENT)
+			bpf_sock_ops_cb_flags_set(skops, BPF_SOCK_OPS_STATE_CB_FLAG |
+							 BPF_SOCK_OPS_RTO_CB_FLAG);
+		break;
+	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
+		ls = bpf_sk_storage_get(&xm_lb_sock, sk, 0, 0);
+		if (!ls || ls->role != XM_LB_ROLE_CLIENT)
+			break;
+		p = lb_probe_of(ls->backend);
+		if (p)
+			p->conns++;
+		f = bpf_map_lookup_elem(&xm_lb_flows, &ls->flow);
+		if (f)
+			f->flags |= XM_LB_FLOW_F_EST;
+		lb_tuple(skops, &t, 1);
+		if (lb_peer_local(t.family, &t.local))
+			bpf_map_update_elem(&xm_lb_peer, &t, &ls->flow, BPF_ANY);
+		break;
+	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
+		lb_tuple(skops, &t, 0);
+		cookie = bpf_map_lookup_elem(&xm_lb_peer, &t);
+		if (!cookie)
+			break;
+		ls = bpf_sk_storage_get(&xm_lb_sock, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+		if (ls) {
+			ls->flow = *cookie;
+			ls->role = XM_LB_ROLE_SERVER;
+			f = bpf_map_lookup_elem(&xm_lb_flows, cookie);
+			if (f)
+				ls->backend = f->backend;
+		}
+		bpf_map_delete_elem(&xm_lb_peer, &t);
+		break;
+	case BPF_SOCK_OPS_RTO_CB:
+		if (skops->state != BPF_TCP_SYN_SENT)
+			break;
+		ls = bpf_sk_storage_get(&xm_lb_sock, sk, 0, 0);
+		if (!ls || ls->role != XM_LB_ROLE_CLIENT)
+			break;
+		f = bpf_map_lookup_elem(&xm_lb_flows, &ls->flow);
+		if (f)
+			f->flags |= XM_LB_FLOW_F_SYN_RTO;
+		break;
+	case BPF_SOCK_OPS_STATE_CB:
+		ls = bpf_sk_storage_get(&xm_lb_sock, sk, 0, 0);
+		if (ls && ls->role == XM_LB_ROLE_CLIENT)
+			lb_state_change(ls, skops->args[0], skops->args[1]);
+		break;
+	}
+	return 1;
+}
+
+/* ---- cgroup_skb: request/response timing on the client's packets ---- */
+
+/* TCP payload length of skb and where it starts; 0 when there is none. */
+static __always_inline __u32 tcp_payload(struct __sk_buff *skb, __u32 *off)
+{
+	__u8 b[2];
+	__u32 l3, doff;
+
+	if (skb->protocol == bpf_htons(ETH_P_IP)) {
+		if (bpf_skb_load_bytes(skb, 0, b, 1))
+			return 0;
+		l3 = (b[0] & 0xf) * 4;
+		if (bpf_skb_load_bytes(skb, 9, b, 1) || b[0] != IPPROTO_TCP)
+			return 0;
+	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+		l3 = 40;
+		if (bpf_skb_load_bytes(skb, 6, b, 1) || b[0] != IPPROTO_TCP)
+			return 0; /* extension headers: not timed */
+	} else {
+		return 0;
+	}
+	if (bpf_skb_load_bytes(skb, l3 + 12, b, 1))
+		return 0;
+	doff = (b[0] >> 4) * 4;
+	*off = l3 + doff;
+	return skb->len > *off ? skb->len - *off : 0;
+}
+
+static __always_inline struct xm_lb_flow *skb_flow(struct __sk_buff *skb)
+{
+	struct bpf_sock *sk = skb->sk;
+	struct xm_lb_sock *ls;
+
+	if (!sk)
+		return NULL;
+	sk = bpf_sk_fullsock(sk);
+	if (!sk || sk->protocol != IPPROTO_TCP)
+		return NULL;
+	ls = bpf_sk_storage_get(&xm_lb_sock, sk, 0, 0);
+	if (!ls || ls->role != XM_LB_ROLE_CLIENT)
+		return NULL;
+	return bpf_map_lookup_elem(&xm_lb_flows, &ls->flow);
+}
+
+SEC("cgroup_skb/egress")
+int xm_lb_egress(struct __sk_buff *skb)
+{
+	struct xm_lb_flow *f = skb_flow(skb);
+	__u32 off;
+
+	if (f && f->phase != XM_LB_REQUEST && tcp_payload(skb, &off))
+		lb_probe_sent(f);
+	return 1;
+}
+
+SEC("cgroup_skb/ingress")
+int xm_lb_ingress(struct __sk_buff *skb)
+{
+	struct xm_lb_flow *f = skb_flow(skb);
+	__u8 s[10];
+	__u32 off;
+
+	if (!f || f->phase != XM_LB_REQUEST || !tcp_payload(skb, &off))
+		return 1;
+	if (bpf_skb_load_bytes(skb, off, s, sizeof(s)))
+		s[0] = 0;
+	lb_probe_received(f, lb_is_http_5xx(s));
+	return 1;
+}

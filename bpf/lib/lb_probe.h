@@ -1,0 +1,158 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * LB maps and the request/response probe, shared by bpf/lb.bpf.c (cgroup
+ * hooks, sockops, cgroup_skb) and bpf/redirect.bpf.c (sk_msg sees both
+ * directions of a redirected local connection, which never reach cgroup_skb).
+ * Every object that includes this declares the same maps; the agent pins them
+ * once and the others reuse the pinned instance.
+ */
+#ifndef XMESH_BPF_LB_PROBE_H
+#define XMESH_BPF_LB_PROBE_H
+
+#include <xmesh/lb.h>
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, XM_LB_MAX_SERVICES);
+	__type(key, struct xm_lb_svc_key);
+	__type(value, struct xm_lb_svc);
+} xm_lb_svc SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XM_LB_MAX_SERVICES * 2);
+	__type(key, __u32);
+	__type(value, struct xm_lb_table);
+} xm_lb_tables SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XM_LB_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct xm_lb_backend);
+} xm_lb_be SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, XM_LB_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct xm_lb_probe);
+} xm_lb_probe SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XM_LB_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct xm_lb_hist);
+} xm_lb_hist SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct xm_lb_sock);
+} xm_lb_sock SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, XM_LB_MAX_FLOWS);
+	__type(key, __u64);
+	__type(value, struct xm_lb_flow);
+} xm_lb_flows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, XM_LB_MAX_FLOWS / 4);
+	__type(key, struct xm_lb_tuple);
+	__type(value, __u64);
+} xm_lb_peer SEC(".maps");
+
+static __always_inline struct xm_lb_probe *lb_probe_of(__u32 backend)
+{
+	return bpf_map_lookup_elem(&xm_lb_probe, &backend);
+}
+
+/* The client sent payload: a new request unless one is outstanding. */
+static __always_inline void lb_probe_sent(struct xm_lb_flow *f)
+{
+	struct xm_lb_probe *p;
+
+	if (f->phase == XM_LB_REQUEST)
+		return;
+	f->t_start = bpf_ktime_get_ns();
+	f->phase = XM_LB_REQUEST;
+	p = lb_probe_of(f->backend);
+	if (p)
+		p->req_started++;
+}
+
+/* Payload came back: the outstanding request, if any, has its response. */
+static __always_inline void lb_probe_received(struct xm_lb_flow *f, int is_5xx)
+{
+	struct xm_lb_probe *p;
+	struct xm_lb_hist *h;
+	__u64 lat;
+	__u32 b;
+
+	if (f->phase != XM_LB_REQUEST)
+		return;
+	f->phase = XM_LB_RESPONSE;
+	lat = bpf_ktime_get_ns() - f->t_start;
+	p = lb_probe_of(f->backend);
+	if (p) {
+		p->req_completed++;
+		p->latency_sum_ns += lat;
+		if (is_5xx)
+			p->http_5xx++;
+	}
+	h = bpf_map_lookup_elem(&xm_lb_hist, &f->backend);
+	if (h) {
+		b = xm_lb_hist_bucket(lat);
+		if (b < XM_LB_HIST_BUCKETS)
+			__sync_fetch_and_add(&h->bucket[b], 1);
+	}
+}
+
+/* "HTTP/1.x 5": the start of an HTTP/1 status line with a 5xx code. */
+static __always_inline int lb_is_http_5xx(const __u8 *s)
+{
+	return s[0] == 'H' && s[1] == 'T' && s[2] == 'T' && s[3] == 'P' && s[4] == '/' &&
+	       s[5] == '1' && s[6] == '.' && s[8] == ' ' && s[9] == '5';
+}
+
+/*
+ * sk_msg of a socket in the redirect map: the client's sends start requests
+ * (at send time, before Nagle or cwnd can hold them), a local backend's sends
+ * are responses when they are redirected, so arrive now. A response that
+ * takes TCP is timed when it reaches the client (cgroup_skb ingress), like a
+ * remote backend's. Costs one sk_storage lookup for other sockets.
+ */
+static __always_inline void lb_probe_msg(struct sk_msg_md *msg, int redirected)
+{
+	struct xm_lb_sock *ls;
+	struct xm_lb_flow *f;
+	__u8 *data, *end;
+	int is_5xx = 0;
+
+	if (!msg->sk || msg->size == 0)
+		return;
+	ls = bpf_sk_storage_get(&xm_lb_sock, msg->sk, 0, 0);
+	if (!ls || !ls->flow)
+		return;
+	f = bpf_map_lookup_elem(&xm_lb_flows, &ls->flow);
+	if (!f)
+		return;
+	if (ls->role == XM_LB_ROLE_CLIENT) {
+		lb_probe_sent(f);
+		return;
+	}
+	if (ls->role != XM_LB_ROLE_SERVER || f->phase != XM_LB_REQUEST || !redirected)
+		return;
+	data = msg->data;
+	end = msg->data_end;
+	if ((void *)(data + 10) <= (void *)end)
+		is_5xx = lb_is_http_5xx(data);
+	lb_probe_received(f, is_5xx);
+}
+
+#endif

@@ -1,0 +1,178 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Unit tests: selection-table apportioning and the latency histogram
+ * (user/lib/lbtable.c, include/xmesh/lb.h), config checking with locations
+ * (user/lib/lbconfig.c, jsonloc.c).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include "lbconfig.h"
+#include "lbtable.h"
+
+/* Every backend within one slot (1/1024) of its intended share, slots sum to 1024. */
+static void check_apportion(const double *w, unsigned int n)
+{
+	__u32 slots[XM_LB_SLOTS];
+	double sum = 0;
+	__u32 total = 0;
+
+	for (unsigned int i = 0; i < n; i++)
+		sum += w[i];
+	xm_lb_slots_apportion(w, n, slots);
+	for (unsigned int i = 0; i < n; i++) {
+		double want = w[i] / sum * XM_LB_SLOTS;
+
+		assert_true(fabs(slots[i] - want) < 1.0);
+		total += slots[i];
+	}
+	assert_int_equal(total, XM_LB_SLOTS);
+}
+
+static void apportion_within_one_slot(void **state)
+{
+	double a[] = { 1, 2, 5 }, b[] = { 1, 1, 1 }, c[] = { 0.001, 1000, 3.3, 7 };
+	double big[1000];
+
+	check_apportion(a, 3);
+	check_apportion(b, 3);
+	check_apportion(c, 4);
+	srand(7);
+	for (int i = 0; i < 1000; i++)
+		big[i] = 1 + rand() % 100;
+	check_apportion(big, 1000);
+}
+
+static void apportion_all_zero_is_empty(void **state)
+{
+	double w[] = { 0, 0 };
+	__u32 slots[2];
+
+	xm_lb_slots_apportion(w, 2, slots);
+	assert_int_equal(slots[0] + slots[1], 0);
+}
+
+static void table_fill_counts(void **state)
+{
+	struct xm_lb_table t;
+	__u32 ids[] = { 7, 9, 11 }, slots[] = { 128, 256, 640 }, seen[12] = {};
+
+	xm_lb_table_fill(&t, ids, slots, 3);
+	for (unsigned int i = 0; i < XM_LB_SLOTS; i++)
+		seen[t.backend[i]]++;
+	assert_int_equal(seen[7], 128);
+	assert_int_equal(seen[9], 256);
+	assert_int_equal(seen[11], 640);
+}
+
+/* Bucket midpoint within 5% (the design asks; we get 3.2%) of any value, 16 ns .. 60 s. */
+static void histogram_relative_error(void **state)
+{
+	for (double v = 16; v < 6e10; v *= 1.0137) {
+		__u64 ns = (__u64)v;
+		__u32 b = xm_lb_hist_bucket(ns);
+		double mid = xm_lb_hist_lower(b) + (xm_lb_hist_width(b) - 1) / 2.0;
+
+		assert_true(b < XM_LB_HIST_BUCKETS);
+		assert_true(ns >= xm_lb_hist_lower(b) && ns < xm_lb_hist_lower(b) + xm_lb_hist_width(b));
+		assert_true(fabs(mid - ns) / ns <= 0.05);
+	}
+	assert_int_equal(xm_lb_hist_bucket(~0ULL), XM_LB_HIST_BUCKETS - 1);
+}
+
+static void histogram_quantiles(void **state)
+{
+	__u64 h[XM_LB_HIST_BUCKETS] = {};
+
+	/* 99 samples at 2 ms and one at 200 ms */
+	h[xm_lb_hist_bucket(2000000)] = 99;
+	h[xm_lb_hist_bucket(200000000)] = 1;
+	assert_true(fabs(xm_lb_hist_quantile(h, 0.5) - 2e6) / 2e6 < 0.05);
+	assert_true(fabs(xm_lb_hist_quantile(h, 0.99) - 2e6) / 2e6 < 0.05);
+	assert_true(fabs(xm_lb_hist_quantile(h, 1.0) - 2e8) / 2e8 < 0.05);
+	memset(h, 0, sizeof(h));
+	assert_true(xm_lb_hist_quantile(h, 0.5) < 0);
+}
+
+static void success_rate_counts_5xx_and_failed_connects(void **state)
+{
+	struct xm_lb_probe p = { .req_completed = 100, .http_5xx = 10 };
+
+	assert_true(fabs(xm_lb_success_rate(&p) - 0.90) < 1e-9);
+	p.http_5xx = 0;
+	p.conn_refused = 25;
+	assert_true(fabs(xm_lb_success_rate(&p) - 0.80) < 1e-9);
+	p.req_started = 105;
+	assert_int_equal(xm_lb_in_flight(&p), 5);
+}
+
+static void expect_error(const char *text, const char *where)
+{
+	struct xm_lb_conf c;
+	char err[512];
+
+	assert_int_equal(xm_lb_conf_parse("f.json", text, strlen(text), &c, err, sizeof(err)), -EINVAL);
+	if (!strstr(err, where))
+		fail_msg("expected '%s' in '%s'", where, err);
+}
+
+static void config_errors_have_locations(void **state)
+{
+	expect_error("{\n \"services\": 3\n}", "f.json:2:14: \"services\" must be an array");
+	expect_error("{\"services\": [\n {\"vip\": \"10.0.0.1\", \"port\": 70000}]}",
+		     "f.json:2:30: \"port\" must be an integer");
+	expect_error("{\"services\": [{\"vip\": \"10.0.0.1\", \"port\": 80},\n"
+		     "  {\"vip\": \"10.0.0.1\", \"port\": 80}]}",
+		     "f.json:2:11: service 10.0.0.1:80/tcp is defined twice");
+	expect_error("{\"services\": [{\"vip\": \"fd00::1\", \"port\": 80, \"backends\": [\n"
+		     "   {\"address\": \"10.0.0.2\", \"port\": 80}]}]}",
+		     "f.json:2:16: backend address family differs");
+	expect_error("{\"services\": [{\"vip\": \"10.0.0.1\", \"port\": 80, \"backends\": [\n"
+		     "   {\"address\": \"10.0.0.2\", \"port\": 80, \"wieght\": 1}]}]}",
+		     "f.json:2:50: unknown field \"wieght\"");
+	expect_error("{\"services\": [", "f.json:1:");
+}
+
+static void config_parses(void **state)
+{
+	const char *t = "{\"other\": {}, \"services\": [{\"name\": \"web\", \"vip\": \"10.96.0.1\", "
+			"\"port\": 80, \"protocol\": \"udp\", \"algorithm\": \"round-robin\", "
+			"\"backends\": [{\"address\": \"10.0.0.2\", \"port\": 8080, \"weight\": 3, "
+			"\"cluster\": \"paris\"}]}]}";
+	struct xm_lb_conf c;
+	struct xm_lb_svc_key k;
+	char err[512];
+	double w[1];
+
+	assert_int_equal(xm_lb_conf_parse("f", t, strlen(t), &c, err, sizeof(err)), 0);
+	assert_int_equal(c.n_svc, 1);
+	assert_int_equal(xm_lb_svc_key_parse("10.96.0.1:80/udp", &k), 0);
+	assert_non_null(xm_lb_conf_find(&c, &k));
+	assert_int_equal(c.svc[0].n_be, 1);
+	assert_string_equal(c.svc[0].be[0].cluster, "paris");
+	xm_lb_conf_weights(&c.svc[0], w);
+	assert_true(w[0] == 1.0); /* round-robin: equal weights whatever the config says */
+	xm_lb_conf_free(&c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(apportion_within_one_slot),
+		cmocka_unit_test(apportion_all_zero_is_empty),
+		cmocka_unit_test(table_fill_counts),
+		cmocka_unit_test(histogram_relative_error),
+		cmocka_unit_test(histogram_quantiles),
+		cmocka_unit_test(success_rate_counts_5xx_and_failed_connects),
+		cmocka_unit_test(config_errors_have_locations),
+		cmocka_unit_test(config_parses),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

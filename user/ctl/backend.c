@@ -1,0 +1,226 @@
+// SPDX-License-Identifier: MIT
+/*
+ * xmeshctl backend: each backend's weight and share and what the kernel
+ * measured for it. Latency quantiles, success rate and counters are since
+ * the backend was added; rps is over a short sampling window (two reads of
+ * the per-CPU counters, `interval MS`, default 500 ms).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include "addr.h"
+#include "ctl.h"
+#include "lbconfig.h"
+#include "lbtable.h"
+
+struct be_row {
+	struct xm_lb_backend_info bi;
+	struct xm_lb_probe_snap a, b;
+};
+
+struct collect {
+	struct be_row *rows;
+	size_t n, cap;
+};
+
+static int collect(const struct xm_lb_backend_info *bi, void *arg)
+{
+	struct collect *c = arg;
+
+	if (c->n == c->cap) {
+		struct be_row *r = realloc(c->rows, (c->cap = c->cap * 2 + 16) * sizeof(*r));
+
+		if (!r)
+			return -ENOMEM;
+		c->rows = r;
+	}
+	c->rows[c->n++].bi = *bi;
+	return 0;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static json_t *row_json(const struct be_row *r, double dt)
+{
+	const struct xm_lb_probe *c = &r->b.c;
+	char svc[96], a[XM_ADDR_STRLEN], ep[XM_ADDR_STRLEN + 10];
+	double p50 = xm_lb_hist_quantile(r->b.hist, 0.5), p99 = xm_lb_hist_quantile(r->b.hist, 0.99);
+
+	xm_addr_str(r->bi.be.family, &r->bi.be.addr, a, sizeof(a));
+	snprintf(ep, sizeof(ep), r->bi.be.family == AF_INET6 ? "[%s]:%u" : "%s:%u", a, r->bi.be.port);
+	return json_pack("{s:s, s:s, s:i, s:s, s:f, s:f, s:o, s:o, s:f, s:f, s:I, s:I, s:I, s:I, "
+			 "s:I, s:I, s:I, s:I, s:I}",
+			 "service", xm_lb_svc_key_str(&r->bi.svc, svc, sizeof(svc)), "backend", ep,
+			 "id", (int)r->bi.id, "cluster", r->bi.cluster, "weight",
+			 r->bi.be.weight_milli / 1000.0, "share",
+			 (double)r->bi.be.slots / XM_LB_SLOTS, "p50_us",
+			 p50 < 0 ? json_null() : json_real(p50 / 1e3), "p99_us",
+			 p99 < 0 ? json_null() : json_real(p99 / 1e3), "success_rate",
+			 xm_lb_success_rate(c), "rps",
+			 dt > 0 ? (double)(c->req_completed - r->a.c.req_completed) / dt : 0.0,
+			 "in_flight", (json_int_t)xm_lb_in_flight(c), "requests",
+			 (json_int_t)c->req_completed, "http_5xx", (json_int_t)c->http_5xx,
+			 "aborted", (json_int_t)c->req_aborted, "connect_refused",
+			 (json_int_t)c->conn_refused, "connect_timeout", (json_int_t)c->conn_timeout,
+			 "resets", (json_int_t)c->resets, "connections", (json_int_t)c->conns,
+			 "udp_sends", (json_int_t)c->udp_sends);
+}
+
+static void fmt_us(char *buf, size_t len, json_t *v)
+{
+	double us = json_real_value(v);
+
+	if (json_is_null(v))
+		snprintf(buf, len, "-");
+	else if (us >= 1e6)
+		snprintf(buf, len, "%.2fs", us / 1e6);
+	else if (us >= 1e3)
+		snprintf(buf, len, "%.2fms", us / 1e3);
+	else
+		snprintf(buf, len, "%.0fus", us);
+}
+
+static void backend_list_plain(json_t *v)
+{
+	size_t i;
+	json_t *r;
+
+	printf("%-26s %-26s %-8s %8s %7s %9s %9s %8s %8s %8s\n", "SERVICE", "BACKEND", "CLUSTER",
+	       "WEIGHT", "SHARE", "P50", "P99", "SUCCESS", "RPS", "INFLIGHT");
+	json_array_foreach(v, i, r) {
+		char p50[16], p99[16];
+
+		fmt_us(p50, sizeof(p50), json_object_get(r, "p50_us"));
+		fmt_us(p99, sizeof(p99), json_object_get(r, "p99_us"));
+		printf("%-26s %-26s %-8s %8.3f %6.1f%% %9s %9s %7.2f%% %8.1f %8lld\n",
+		       json_string_value(json_object_get(r, "service")),
+		       json_string_value(json_object_get(r, "backend")),
+		       json_string_value(json_object_get(r, "cluster")),
+		       json_real_value(json_object_get(r, "weight")),
+		       100 * json_real_value(json_object_get(r, "share")), p50, p99,
+		       100 * json_real_value(json_object_get(r, "success_rate")),
+		       json_real_value(json_object_get(r, "rps")),
+		       json_integer_value(json_object_get(r, "in_flight")));
+	}
+}
+
+static int backend_list(int argc, char **argv)
+{
+	struct xm_lb_svc_key key, *only = NULL;
+	struct collect c = {};
+	struct xm_lb_maps m;
+	long interval_ms = 500;
+	double t0, dt;
+	json_t *arr;
+	int err;
+
+	if (argc > 0 && strcmp(argv[0], "interval")) {
+		if (ctl_svc_key_arg(argv[0], &key))
+			return -1;
+		only = &key;
+		NEXT_ARG();
+	}
+	if (argc > 0 && !strcmp(argv[0], "interval")) {
+		NEXT_ARG();
+		REQ_ARGS(1);
+		interval_ms = strtol(argv[0], NULL, 10);
+		if (interval_ms < 0 || interval_ms > 60000) {
+			p_err("interval is in ms, 0 to 60000");
+			return -1;
+		}
+		NEXT_ARG();
+	}
+	NO_MORE_ARGS();
+	if (ctl_lb_open(&m))
+		return -1;
+	err = xm_lb_backend_foreach(&m, only, collect, &c);
+	if (err) {
+		p_err("read backends: %s", strerror(-err));
+		goto out;
+	}
+	t0 = now_s();
+	for (size_t i = 0; i < c.n; i++)
+		xm_lb_probe_read(&m, c.rows[i].bi.id, &c.rows[i].a);
+	if (interval_ms)
+		usleep(interval_ms * 1000);
+	dt = now_s() - t0;
+	for (size_t i = 0; i < c.n; i++)
+		xm_lb_probe_read(&m, c.rows[i].bi.id, &c.rows[i].b);
+	arr = json_array();
+	for (size_t i = 0; i < c.n; i++)
+		json_array_append_new(arr, row_json(&c.rows[i], interval_ms ? dt : 0));
+	ctl_print(arr, backend_list_plain);
+out:
+	free(c.rows);
+	xm_lb_maps_close(&m);
+	return err ? -1 : 0;
+}
+
+/* backend set SERVICE BACKEND weight W */
+static int backend_set(int argc, char **argv)
+{
+	struct xm_lb_svc_key key;
+	struct xm_addr a;
+	const char *svc, *be;
+	char *end;
+	double w;
+	__u16 port;
+	__u8 fam;
+
+	REQ_ARGS(4);
+	svc = argv[0];
+	be = argv[1];
+	if (ctl_svc_key_arg(svc, &key))
+		return -1;
+	if (xm_addr_port_parse(be, &fam, &a, &port)) {
+		p_err("'%s' is not a backend: give ADDR:PORT or [ADDR6]:PORT", be);
+		return -1;
+	}
+	if (strcmp(argv[2], "weight")) {
+		p_err("what is '%s'? expected 'weight W'", argv[2]);
+		return -1;
+	}
+	w = strtod(argv[3], &end);
+	if (*end || w < 0 || w > 1e6) {
+		p_err("weight '%s': a number from 0 to 1000000", argv[3]);
+		return -1;
+	}
+	argc -= 4;
+	argv += 4;
+	NO_MORE_ARGS();
+	return ctl_agent_request(json_pack("{s:s, s:s, s:s, s:f}", "cmd", "backend-weight",
+					   "service", svc, "backend", be, "weight", w));
+}
+
+static int backend_help(int argc, char **argv)
+{
+	fprintf(stderr,
+		"Usage: xmeshctl backend { list [SERVICE] [interval MS] | set SERVICE BACKEND weight W }\n"
+		"  SERVICE := VIP:PORT[/tcp|/udp]   BACKEND := ADDR:PORT\n"
+		"  list   weight, share of new connections, latency p50/p99 and success rate\n"
+		"         (since the backend was added), rps over the interval (default 500 ms),\n"
+		"         requests in flight now; read from the pinned maps\n"
+		"  set    change a weight through the agent (until the next config reload)\n");
+	return 0;
+}
+
+int do_backend(int argc, char **argv)
+{
+	static const struct cmd cmds[] = {
+		{ "list", backend_list },
+		{ "set", backend_set },
+		{ "help", backend_help },
+		{}
+	};
+
+	return cmd_select(cmds, argc, argv, backend_help);
+}

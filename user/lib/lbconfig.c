@@ -1,0 +1,433 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "addr.h"
+#include "jsonloc.h"
+#include "lbconfig.h"
+#include "lbtable.h"
+
+const char *const xm_lb_algorithms[] = { "static", "round-robin", "l3", "c3", NULL };
+
+/* Where we are while checking, for messages: a JSON path into the file. */
+struct ctx {
+	const char *file, *text;
+	size_t len;
+	struct xm_json_step path[6];
+	size_t depth;
+	char *err;
+	size_t errlen;
+};
+
+static int fail(struct ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail(struct ctx *c, const char *fmt, ...)
+{
+	char msg[512];
+	int line = 0, col = 0;
+	va_list ap;
+	size_t d = c->depth;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (!c->text) {
+		snprintf(c->err, c->errlen, "%s", msg);
+		return -EINVAL;
+	}
+	/* the deepest part of the path that exists in the text */
+	while (xm_json_locate(c->text, c->len, c->path, d, &line, &col) && d > 0)
+		d--;
+	snprintf(c->err, c->errlen, "%s:%d:%d: %s", c->file, line, col, msg);
+	return -EINVAL;
+}
+
+static void push_key(struct ctx *c, const char *k)
+{
+	if (c->depth < 6)
+		c->path[c->depth] = (struct xm_json_step){ .key = k };
+	c->depth++;
+}
+
+static void push_index(struct ctx *c, size_t i)
+{
+	if (c->depth < 6)
+		c->path[c->depth] = (struct xm_json_step){ .index = i };
+	c->depth++;
+}
+
+static void pop(struct ctx *c)
+{
+	c->depth--;
+}
+
+static int check_keys(struct ctx *c, json_t *o, const char *const *allowed)
+{
+	const char *k;
+	json_t *v;
+
+	json_object_foreach(o, k, v) {
+		bool ok = false;
+
+		for (const char *const *a = allowed; *a; a++)
+			ok |= !strcmp(*a, k);
+		if (!ok) {
+			int r;
+
+			push_key(c, k);
+			r = fail(c, "unknown field \"%s\"", k);
+			pop(c);
+			return r;
+		}
+	}
+	return 0;
+}
+
+static int get_port(struct ctx *c, json_t *o, const char *k, __u16 *port)
+{
+	json_t *v = json_object_get(o, k);
+	int r = 0;
+
+	push_key(c, k);
+	if (!v)
+		r = fail(c, "\"%s\" is required", k);
+	else if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 65535)
+		r = fail(c, "\"%s\" must be an integer from 1 to 65535", k);
+	else
+		*port = (__u16)json_integer_value(v);
+	pop(c);
+	return r;
+}
+
+static int get_addr(struct ctx *c, json_t *o, const char *k, __u8 *family, struct xm_addr *a)
+{
+	json_t *v = json_object_get(o, k);
+	int r = 0;
+
+	push_key(c, k);
+	if (!v)
+		r = fail(c, "\"%s\" is required", k);
+	else if (!json_is_string(v) || xm_addr_parse(json_string_value(v), family, a))
+		r = fail(c, "\"%s\" must be an IPv4 or IPv6 address string", k);
+	pop(c);
+	return r;
+}
+
+static int get_str(struct ctx *c, json_t *o, const char *k, char *buf, size_t len,
+		   const char *dflt)
+{
+	json_t *v = json_object_get(o, k);
+	int r = 0;
+
+	push_key(c, k);
+	if (!v)
+		snprintf(buf, len, "%s", dflt);
+	else if (!json_is_string(v) || strlen(json_string_value(v)) >= len)
+		r = fail(c, "\"%s\" must be a string of at most %zu characters", k, len - 1);
+	else
+		snprintf(buf, len, "%s", json_string_value(v));
+	pop(c);
+	return r;
+}
+
+static int parse_backend(struct ctx *c, json_t *o, const struct xm_lb_svc_key *svc,
+			 struct xm_lb_be_conf *be)
+{
+	static const char *const keys[] = { "address", "port", "weight", "cluster", NULL };
+	json_t *w;
+	int r;
+
+	if (!json_is_object(o))
+		return fail(c, "a backend must be an object");
+	r = check_keys(c, o, keys);
+	if (!r)
+		r = get_addr(c, o, "address", &be->family, &be->addr);
+	if (!r && be->family != svc->family) {
+		push_key(c, "address");
+		r = fail(c, "backend address family differs from the service VIP's");
+		pop(c);
+	}
+	if (!r)
+		r = get_port(c, o, "port", &be->port);
+	if (!r)
+		r = get_str(c, o, "cluster", be->cluster, sizeof(be->cluster), "local");
+	if (r)
+		return r;
+	w = json_object_get(o, "weight");
+	be->weight = 1;
+	if (w) {
+		push_key(c, "weight");
+		if (!json_is_number(w) || json_number_value(w) < 0 ||
+		    !isfinite(json_number_value(w)) || json_number_value(w) > 1e6)
+			r = fail(c, "\"weight\" must be a number from 0 to 1000000");
+		else
+			be->weight = json_number_value(w);
+		pop(c);
+	}
+	return r;
+}
+
+static int parse_service(struct ctx *c, json_t *o, struct xm_lb_svc_conf *s)
+{
+	static const char *const keys[] = { "name", "vip", "port", "protocol", "algorithm",
+					    "params", "backends", NULL };
+	char proto[8];
+	json_t *bes, *v;
+	size_t i;
+	int r;
+
+	memset(s, 0, sizeof(*s));
+	if (!json_is_object(o))
+		return fail(c, "a service must be an object");
+	r = check_keys(c, o, keys);
+	if (!r)
+		r = get_str(c, o, "name", s->name, sizeof(s->name), "");
+	if (!r)
+		r = get_addr(c, o, "vip", &s->key.family, &s->key.vip);
+	if (!r)
+		r = get_port(c, o, "port", &s->key.port);
+	if (!r)
+		r = get_str(c, o, "protocol", proto, sizeof(proto), "tcp");
+	if (!r && !(s->key.proto = xm_lb_proto_parse(proto))) {
+		push_key(c, "protocol");
+		r = fail(c, "\"protocol\" must be \"tcp\" or \"udp\"");
+		pop(c);
+	}
+	if (!r)
+		r = get_str(c, o, "algorithm", s->algorithm, sizeof(s->algorithm), "static");
+	if (!r) {
+		bool known = false;
+
+		for (const char *const *a = xm_lb_algorithms; *a; a++)
+			known |= !strcmp(*a, s->algorithm);
+		if (!known) {
+			push_key(c, "algorithm");
+			r = fail(c, "unknown algorithm \"%s\" (static, round-robin, l3, c3)",
+				 s->algorithm);
+			pop(c);
+		}
+	}
+	if (r)
+		return r;
+	v = json_object_get(o, "params");
+	if (v && !json_is_object(v)) {
+		push_key(c, "params");
+		r = fail(c, "\"params\" must be an object");
+		pop(c);
+		return r;
+	}
+	s->params = v ? json_deep_copy(v) : json_object();
+	bes = json_object_get(o, "backends");
+	push_key(c, "backends");
+	if (bes && !json_is_array(bes))
+		r = fail(c, "\"backends\" must be an array");
+	else if (bes && json_array_size(bes) > XM_LB_MAX_SVC_BACKENDS)
+		r = fail(c, "at most %u backends per service", XM_LB_MAX_SVC_BACKENDS);
+	if (!r && bes && json_array_size(bes)) {
+		s->be = calloc(json_array_size(bes), sizeof(*s->be));
+		if (!s->be)
+			r = -ENOMEM;
+	}
+	json_array_foreach(bes, i, v) {
+		if (r)
+			break;
+		push_index(c, i);
+		r = parse_backend(c, v, &s->key, &s->be[i]);
+		for (unsigned int j = 0; !r && j < i; j++)
+			if (s->be[j].port == s->be[i].port &&
+			    !memcmp(&s->be[j].addr, &s->be[i].addr, sizeof(s->be[i].addr)))
+				r = fail(c, "backend listed twice in this service");
+		pop(c);
+		if (!r)
+			s->n_be = i + 1;
+	}
+	pop(c);
+	return r;
+}
+
+static int parse_root(struct ctx *c, json_t *root, struct xm_lb_conf *out)
+{
+	json_t *svcs, *v;
+	size_t i;
+	int r = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (!json_is_object(root))
+		return fail(c, "the config must be a JSON object");
+	/* Other top-level fields belong to other parts of the agent. */
+	svcs = json_object_get(root, "services");
+	if (!svcs)
+		return 0;
+	push_key(c, "services");
+	if (!json_is_array(svcs)) {
+		r = fail(c, "\"services\" must be an array");
+		pop(c);
+		return r;
+	}
+	if (json_array_size(svcs) > XM_LB_MAX_SERVICES) {
+		r = fail(c, "at most %u services", XM_LB_MAX_SERVICES);
+		pop(c);
+		return r;
+	}
+	out->svc = calloc(json_array_size(svcs) + 1, sizeof(*out->svc));
+	if (!out->svc) {
+		pop(c);
+		return -ENOMEM;
+	}
+	json_array_foreach(svcs, i, v) {
+		push_index(c, i);
+		r = parse_service(c, v, &out->svc[i]);
+		if (!r && xm_lb_conf_find(out, &out->svc[i].key)) {
+			char k[96];
+
+			push_key(c, "vip");
+			r = fail(c, "service %s is defined twice",
+				 xm_lb_svc_key_str(&out->svc[i].key, k, sizeof(k)));
+			pop(c);
+		}
+		pop(c);
+		out->n_svc = i + 1; /* so that free() also frees a half-parsed one */
+		if (r)
+			break;
+	}
+	pop(c);
+	if (r) {
+		xm_lb_conf_free(out);
+		return r;
+	}
+	return 0;
+}
+
+int xm_lb_conf_parse(const char *file, const char *text, size_t len, struct xm_lb_conf *out,
+		     char *err, size_t errlen)
+{
+	struct ctx c = { file, text, len, {}, 0, err, errlen };
+	json_error_t je;
+	json_t *root;
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+	if (!root) {
+		snprintf(err, errlen, "%s:%d:%d: %s", file, je.line, je.column, je.text);
+		return -EINVAL;
+	}
+	r = parse_root(&c, root, out);
+	json_decref(root);
+	return r;
+}
+
+int xm_lb_conf_load(const char *file, struct xm_lb_conf *out, char *err, size_t errlen)
+{
+	char *text = NULL;
+	size_t len = 0, cap = 0;
+	FILE *f;
+	int r;
+
+	f = fopen(file, "re");
+	if (!f) {
+		r = -errno;
+		snprintf(err, errlen, "%s:0:0: %s", file, strerror(errno));
+		return r;
+	}
+	for (;;) {
+		size_t n;
+
+		if (len + 4096 > cap) {
+			char *t = realloc(text, cap = cap * 2 + 8192);
+
+			if (!t) {
+				free(text);
+				fclose(f);
+				return -ENOMEM;
+			}
+			text = t;
+		}
+		n = fread(text + len, 1, cap - len, f);
+		len += n;
+		if (n == 0)
+			break;
+	}
+	fclose(f);
+	r = xm_lb_conf_parse(file, text ? text : "", len, out, err, errlen);
+	free(text);
+	return r;
+}
+
+int xm_lb_svc_conf_from_json(json_t *o, struct xm_lb_svc_conf *out, char *err, size_t errlen)
+{
+	struct ctx c = { "", NULL, 0, {}, 0, err, errlen };
+	int r = parse_service(&c, o, out);
+
+	if (r)
+		xm_lb_svc_conf_free(out);
+	return r;
+}
+
+void xm_lb_svc_conf_free(struct xm_lb_svc_conf *s)
+{
+	free(s->be);
+	s->be = NULL;
+	s->n_be = 0;
+	json_decref(s->params);
+	s->params = NULL;
+}
+
+int xm_lb_svc_conf_copy(struct xm_lb_svc_conf *dst, const struct xm_lb_svc_conf *src)
+{
+	*dst = *src;
+	dst->be = NULL;
+	if (src->n_be) {
+		dst->be = calloc(src->n_be, sizeof(*dst->be));
+		if (!dst->be)
+			return -ENOMEM;
+		memcpy(dst->be, src->be, src->n_be * sizeof(*dst->be));
+	}
+	dst->params = src->params ? json_deep_copy(src->params) : json_object();
+	return 0;
+}
+
+void xm_lb_conf_free(struct xm_lb_conf *c)
+{
+	for (unsigned int i = 0; i < c->n_svc; i++)
+		xm_lb_svc_conf_free(&c->svc[i]);
+	free(c->svc);
+	c->svc = NULL;
+	c->n_svc = 0;
+}
+
+struct xm_lb_svc_conf *xm_lb_conf_find(struct xm_lb_conf *c, const struct xm_lb_svc_key *key)
+{
+	for (unsigned int i = 0; i < c->n_svc; i++)
+		if (!memcmp(&c->svc[i].key, key, sizeof(*key)) && &c->svc[i].key != key)
+			return &c->svc[i];
+	return NULL;
+}
+
+int xm_lb_svc_key_parse(const char *s, struct xm_lb_svc_key *key)
+{
+	char buf[128], *slash;
+
+	memset(key, 0, sizeof(*key));
+	if (snprintf(buf, sizeof(buf), "%s", s) >= (int)sizeof(buf))
+		return -EINVAL;
+	key->proto = IPPROTO_TCP;
+	slash = strrchr(buf, '/');
+	if (slash) {
+		*slash = '\0';
+		key->proto = xm_lb_proto_parse(slash + 1);
+		if (!key->proto)
+			return -EINVAL;
+	}
+	return xm_addr_port_parse(buf, &key->family, &key->vip, &key->port);
+}
+
+void xm_lb_conf_weights(const struct xm_lb_svc_conf *s, double *w)
+{
+	bool equal = !strcmp(s->algorithm, "round-robin");
+
+	for (unsigned int i = 0; i < s->n_be; i++)
+		w[i] = equal ? 1.0 : s->be[i].weight;
+}

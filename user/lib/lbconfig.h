@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The "services" part of the agent's JSON config (docs/config.md): what the
+ * node should balance. Parsing checks everything before anything is applied,
+ * and every error names its place as FILE:LINE:COL.
+ */
+#ifndef XMESH_LBCONFIG_H
+#define XMESH_LBCONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <jansson.h>
+#include <xmesh/lb.h>
+
+#define XM_LB_NAME_LEN 64
+#define XM_LB_ALGO_LEN 32
+#define XM_LB_MAX_SVC_BACKENDS XM_LB_SLOTS /* more could not all hold a slot */
+
+struct xm_lb_be_conf {
+	struct xm_addr addr;
+	__u16 port;
+	__u8 family;
+	__u8 pad;
+	double weight;
+	char cluster[XM_LB_CLUSTER_NAME_LEN];
+};
+
+struct xm_lb_svc_conf {
+	char name[XM_LB_NAME_LEN];
+	struct xm_lb_svc_key key;
+	char algorithm[XM_LB_ALGO_LEN];
+	json_t *params;  /* algorithm parameters (object, owned), never NULL */
+	struct xm_lb_be_conf *be;
+	unsigned int n_be;
+};
+
+struct xm_lb_conf {
+	struct xm_lb_svc_conf *svc;
+	unsigned int n_svc;
+};
+
+/* Algorithms a service may name; the weighting loop adds its own here. */
+extern const char *const xm_lb_algorithms[];
+
+/*
+ * Parse a whole config file's text; `file` is used in messages only. On
+ * error, returns -EINVAL and err holds "file:line:col: message".
+ */
+int xm_lb_conf_parse(const char *file, const char *text, size_t len, struct xm_lb_conf *out,
+		     char *err, size_t errlen);
+int xm_lb_conf_load(const char *file, struct xm_lb_conf *out, char *err, size_t errlen);
+/* One service object (as in "services"), e.g. from the control socket; err has no location. */
+int xm_lb_svc_conf_from_json(json_t *o, struct xm_lb_svc_conf *out, char *err, size_t errlen);
+void xm_lb_svc_conf_free(struct xm_lb_svc_conf *s);
+int xm_lb_svc_conf_copy(struct xm_lb_svc_conf *dst, const struct xm_lb_svc_conf *src);
+void xm_lb_conf_free(struct xm_lb_conf *c);
+/* Find a service by key, or NULL. */
+struct xm_lb_svc_conf *xm_lb_conf_find(struct xm_lb_conf *c, const struct xm_lb_svc_key *key);
+/* "VIP:PORT" or "VIP:PORT/udp" (default tcp) into a zeroed key. */
+int xm_lb_svc_key_parse(const char *s, struct xm_lb_svc_key *key);
+/* Weights the table gets for the configured algorithm (round-robin: all 1). */
+void xm_lb_conf_weights(const struct xm_lb_svc_conf *s, double *w);
+
+#endif

@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Service selection tables and backend probes, seen from user space.
+ * The layout is in include/xmesh/lb.h. Two small APIs for whoever steers
+ * the weights (the agent's config, the control socket, the weighting loop):
+ *
+ * Writing weights:
+ *   xm_lb_table_write(m, svc, ids, weights, n)
+ *     turns n weights (any non-negative doubles, only ratios matter) into the
+ *     XM_LB_SLOTS slots of the service's INACTIVE table by largest remainder,
+ *     then flips the service entry to it in one map update. connect()s never
+ *     see a half-written table. Call it at most once per tick per service:
+ *     the table that was active before is the next one written.
+ *
+ * Reading probes:
+ *   xm_lb_probe_read(m, id, &snap)  counters summed over CPUs + histogram
+ *   xm_lb_probe_delta(&prev, &cur, &d)  what happened between two reads
+ *   xm_lb_hist_quantile(d.hist, 0.99)   latency quantile in ns (bucket midpoint)
+ *   xm_lb_in_flight(&snap.c)            requests waiting for a response now
+ * Counters only grow while a backend id is allocated; an id is reused only
+ * after it was freed (see lbstate in the agent), so keep deltas per id and
+ * restart them when the backend set changes.
+ */
+#ifndef XMESH_LBTABLE_H
+#define XMESH_LBTABLE_H
+
+#include <stdbool.h>
+#include <xmesh/lb.h>
+
+/* File descriptors of the pinned LB maps. */
+struct xm_lb_maps {
+	int svc, tables, be, probe, hist, cluster;
+};
+
+/* Open every LB map under pin_root; -errno (ENOENT: no LB datapath there). */
+int xm_lb_maps_open(struct xm_lb_maps *m, const char *pin_root);
+void xm_lb_maps_close(struct xm_lb_maps *m);
+
+/*
+ * Largest remainder: slots_out[i] = how many of XM_LB_SLOTS slots backend i
+ * gets (sum XM_LB_SLOTS if any weight > 0, else 0), each within one slot of
+ * weight_i / sum * XM_LB_SLOTS. Ties go to the lower index.
+ */
+void xm_lb_slots_apportion(const double *weights, unsigned int n, __u32 *slots_out);
+
+/* Fill a table from backend ids and their slot counts (spread, not runs). */
+void xm_lb_table_fill(struct xm_lb_table *t, const __u32 *ids, const __u32 *slots,
+		      unsigned int n);
+
+/*
+ * Write the inactive table of the service at key from weights and flip to it.
+ * Also records weight and slot count in each backend's entry (for display).
+ * Returns 0 or -errno (-ENOENT: no such service).
+ */
+int xm_lb_table_write(const struct xm_lb_maps *m, const struct xm_lb_svc_key *key,
+		      const __u32 *ids, const double *weights, unsigned int n);
+
+struct xm_lb_probe_snap {
+	struct xm_lb_probe c;
+	__u64 hist[XM_LB_HIST_BUCKETS];
+};
+
+int xm_lb_probe_read(const struct xm_lb_maps *m, __u32 id, struct xm_lb_probe_snap *out);
+void xm_lb_probe_delta(const struct xm_lb_probe_snap *prev, const struct xm_lb_probe_snap *cur,
+		       struct xm_lb_probe_snap *out);
+/* Quantile q in [0,1] of a histogram in ns; -1 when it is empty. */
+double xm_lb_hist_quantile(const __u64 *hist, double q);
+__u64 xm_lb_hist_count(const __u64 *hist);
+__s64 xm_lb_in_flight(const struct xm_lb_probe *c);
+/* Requests that ended badly (5xx, aborted) plus failed connects and resets. */
+__u64 xm_lb_failures(const struct xm_lb_probe *c);
+/* successes / attempts; 1.0 when there were none. */
+double xm_lb_success_rate(const struct xm_lb_probe *c);
+
+/* "tcp"/"udp" <-> IPPROTO_*; 0 if unknown. */
+__u8 xm_lb_proto_parse(const char *s);
+const char *xm_lb_proto_str(__u8 proto);
+/* "10.96.0.1:80/tcp" or "[fd00::1]:80/udp". */
+const char *xm_lb_svc_key_str(const struct xm_lb_svc_key *k, char *buf, size_t len);
+
+#endif
+
+/* One allocated backend with what it belongs to, as the maps hold it. */
+struct xm_lb_backend_info {
+	__u32 id;
+	struct xm_lb_backend be;
+	struct xm_lb_svc_key svc;  /* its service */
+	struct xm_lb_svc svc_val;
+	char cluster[XM_LB_CLUSTER_NAME_LEN];
+};
+
+/*
+ * Every selectable backend (flag USED) of every service, ordered by service
+ * then id; svc NULL for all services. fn's non-zero return stops the walk.
+ */
+int xm_lb_backend_foreach(const struct xm_lb_maps *m, const struct xm_lb_svc_key *svc,
+			  int (*fn)(const struct xm_lb_backend_info *bi, void *arg), void *arg);
+
+/* Prometheus text exposition of datapath counters and backend probes (malloc'd). */
+char *xm_metrics_render(const char *pin_root, size_t *len);

@@ -1,0 +1,141 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Prometheus text format (version 0.0.4) of what the datapath counts: every
+ * counter of xm_stat_descs as xmesh_<name>_total, and per backend its
+ * probes, labelled service="VIP:PORT/proto", backend="ADDR:PORT", cluster.
+ * Read from the pinned maps only, so it can run in any thread.
+ */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "addr.h"
+#include "lbtable.h"
+#include "stats.h"
+
+/* Histogram bounds exported: the internal bucket edges nearest to a 1-2.5-5 series. */
+static const double le_wanted_s[] = { 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3,
+				      10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 500e-3, 1, 2.5, 5, 10 };
+#define N_LE (sizeof(le_wanted_s) / sizeof(le_wanted_s[0]))
+
+struct render {
+	FILE *f;
+	struct xm_lb_maps *m;
+	int pass; /* one metric family per pass, as the format wants them grouped */
+};
+
+static void labels(const struct xm_lb_backend_info *bi, char *buf, size_t len)
+{
+	char svc[96], a[XM_ADDR_STRLEN];
+
+	xm_addr_str(bi->be.family, &bi->be.addr, a, sizeof(a));
+	snprintf(buf, len, "service=\"%s\",backend=\"%s%s%s:%u\",cluster=\"%s\"",
+		 xm_lb_svc_key_str(&bi->svc, svc, sizeof(svc)), bi->be.family == AF_INET6 ? "[" : "",
+		 a, bi->be.family == AF_INET6 ? "]" : "", bi->be.port, bi->cluster);
+}
+
+/* Index of the first bucket above le (ns): buckets [0, i) are all <= le. */
+static __u32 bucket_edge(double le_ns)
+{
+	__u32 i = 0;
+
+	while (i < XM_LB_HIST_BUCKETS && (double)(xm_lb_hist_lower(i) + xm_lb_hist_width(i)) <= le_ns)
+		i++;
+	return i;
+}
+
+static int render_backend(const struct xm_lb_backend_info *bi, void *arg)
+{
+	struct render *r = arg;
+	struct xm_lb_probe_snap *s;
+	char l[256];
+	FILE *f = r->f;
+
+	s = malloc(sizeof(*s));
+	if (!s)
+		return -1;
+	if (xm_lb_probe_read(r->m, bi->id, s)) {
+		free(s);
+		return 0;
+	}
+	labels(bi, l, sizeof(l));
+	switch (r->pass) {
+	case 0: fprintf(f, "xmesh_backend_requests_total{%s} %llu\n", l, (unsigned long long)s->c.req_completed); break;
+	case 1:
+		fprintf(f, "xmesh_backend_failures_total{%s,reason=\"http_5xx\"} %llu\n", l, (unsigned long long)s->c.http_5xx);
+		fprintf(f, "xmesh_backend_failures_total{%s,reason=\"aborted\"} %llu\n", l, (unsigned long long)s->c.req_aborted);
+		fprintf(f, "xmesh_backend_failures_total{%s,reason=\"connect_refused\"} %llu\n", l, (unsigned long long)s->c.conn_refused);
+		fprintf(f, "xmesh_backend_failures_total{%s,reason=\"connect_timeout\"} %llu\n", l, (unsigned long long)s->c.conn_timeout);
+		break;
+	case 2: fprintf(f, "xmesh_backend_resets_total{%s} %llu\n", l, (unsigned long long)s->c.resets); break;
+	case 3: fprintf(f, "xmesh_backend_connections_total{%s} %llu\n", l, (unsigned long long)s->c.conns); break;
+	case 4: fprintf(f, "xmesh_backend_in_flight{%s} %lld\n", l, (long long)xm_lb_in_flight(&s->c)); break;
+	case 5: fprintf(f, "xmesh_backend_weight{%s} %.3f\n", l, bi->be.weight_milli / 1000.0); break;
+	case 6: fprintf(f, "xmesh_backend_share{%s} %.6f\n", l, (double)bi->be.slots / XM_LB_SLOTS); break;
+	case 7: {
+		__u64 cum = 0;
+		__u32 from = 0;
+
+		for (size_t k = 0; k < N_LE; k++) {
+			__u32 edge = bucket_edge(le_wanted_s[k] * 1e9);
+
+			for (; from < edge; from++)
+				cum += s->hist[from];
+			fprintf(f, "xmesh_backend_latency_seconds_bucket{%s,le=\"%.9g\"} %llu\n", l,
+				edge ? (xm_lb_hist_lower(edge - 1) + xm_lb_hist_width(edge - 1)) / 1e9 : 0.0,
+				(unsigned long long)cum);
+		}
+		for (; from < XM_LB_HIST_BUCKETS; from++)
+			cum += s->hist[from];
+		fprintf(f, "xmesh_backend_latency_seconds_bucket{%s,le=\"+Inf\"} %llu\n", l, (unsigned long long)cum);
+		fprintf(f, "xmesh_backend_latency_seconds_sum{%s} %.9f\n", l, s->c.latency_sum_ns / 1e9);
+		fprintf(f, "xmesh_backend_latency_seconds_count{%s} %llu\n", l, (unsigned long long)cum);
+		break;
+	}
+	}
+	free(s);
+	return 0;
+}
+
+char *xm_metrics_render(const char *pin_root, size_t *len)
+{
+	static const char *const fam[][3] = {
+		{ "xmesh_backend_requests_total", "counter", "requests whose response began" },
+		{ "xmesh_backend_failures_total", "counter", "failed requests and connects, by reason" },
+		{ "xmesh_backend_resets_total", "counter", "established connections reset" },
+		{ "xmesh_backend_connections_total", "counter", "TCP connections established" },
+		{ "xmesh_backend_in_flight", "gauge", "requests waiting for their response" },
+		{ "xmesh_backend_weight", "gauge", "weight in the selection table" },
+		{ "xmesh_backend_share", "gauge", "share of new connections (slots / 1024)" },
+		{ "xmesh_backend_latency_seconds", "histogram", "time from request to first response byte" },
+	};
+	__u64 stats[XM_STAT_MAX];
+	struct xm_lb_maps m;
+	struct render r;
+	char *buf = NULL;
+	bool have_lb;
+
+	r.f = open_memstream(&buf, len);
+	if (!r.f)
+		return NULL;
+	if (!xm_stats_read(pin_root, stats)) {
+		for (unsigned int i = 0; i < xm_stat_desc_count; i++) {
+			const struct xm_stat_desc *d = &xm_stat_descs[i];
+
+			fprintf(r.f, "# HELP xmesh_%s_total %s\n# TYPE xmesh_%s_total counter\n"
+				"xmesh_%s_total %llu\n", d->name, d->help, d->name, d->name,
+				(unsigned long long)stats[d->idx]);
+		}
+	}
+	have_lb = xm_lb_maps_open(&m, pin_root) == 0;
+	r.m = &m;
+	for (r.pass = 0; have_lb && r.pass < 8; r.pass++) {
+		fprintf(r.f, "# HELP %s %s\n# TYPE %s %s\n", fam[r.pass][0], fam[r.pass][2],
+			fam[r.pass][0], fam[r.pass][1]);
+		xm_lb_backend_foreach(&m, NULL, render_backend, &r);
+	}
+	if (have_lb)
+		xm_lb_maps_close(&m);
+	fclose(r.f);
+	return buf;
+}
