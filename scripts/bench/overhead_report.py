@@ -84,16 +84,21 @@ def main():
         g = groups.setdefault(k, {"runs": [], "cmd": r["cmd"]})
         done = num(r["completed"]) or 0
         per = (lambda f: num(r[f]) / done if done and num(r[f]) is not None else None)
+        wall = num(r.get("wall_us"))
+        busy, cg = num(r["node_busy_us"]), num(r["cg_usage_us"])
+        # CPUs kept busy by everything outside the test cgroup during the run
+        other = ((busy - cg) / wall if wall and busy is not None and cg is not None else None)
         g["runs"].append({
             "rps": num(r["rps"]), "p50": num(r["p50_us"]), "p99": num(r["p99_us"]),
             "p999": num(r["p999_us"]), "cpu": per("cg_usage_us"), "user": per("cg_user_us"),
-            "sys": per("cg_sys_us"), "softirq": per("softirq_us"), "errors": num(r["errors"]),
+            "sys": per("cg_sys_us"), "softirq": per("softirq_us"), "busy": per("node_busy_us"), "other": other,
+            "errors": num(r["errors"]),
             "rep": r["rep"],
         })
     m = {}
     for k, g in groups.items():
         m[k] = {f: med([x[f] for x in g["runs"]]) for f in
-                ("rps", "p50", "p99", "p999", "cpu", "user", "sys", "softirq")}
+                ("rps", "p50", "p99", "p999", "cpu", "user", "sys", "softirq", "busy", "other")}
         m[k]["errors"] = sum(x["errors"] or 0 for x in g["runs"])
         m[k]["n"] = len(g["runs"])
         m[k]["cmd"] = g["cmd"]
@@ -109,16 +114,20 @@ def main():
           f"(16 connections) and their latency is the closed-loop latency at saturation. "
           "CPU = test cgroup (client, servers, proxies, agent) µs per request, user/system; "
           "softirq = machine-wide /proc/stat softirq µs per request (includes other work on "
-          "the machine). Δ columns: against `direct` (no mesh, pod IP) of the same workload.",
+          "the machine). Δ columns: against `direct` (no mesh, pod IP) of the same workload. "
+          "other load: CPUs busy outside the test cgroup during the run (/proc/stat busy minus "
+          "the cgroup's usage, over wall time; 2 CPUs in all): other people's work, "
+          "ksoftirqd, the shell.",
           ""]
     with open(os.path.join(out, "medians.tsv"), "w") as f:
         f.write("topo\tmode\tworkload\trps\tp50_us\tp99_us\tp999_us\tcpu_us_per_req\t"
-                "user_us_per_req\tsys_us_per_req\tsoftirq_us_per_req\terrors\truns\tcmd\n")
+                "user_us_per_req\tsys_us_per_req\tsoftirq_us_per_req\tmachine_busy_us_per_req\t"
+                "errors\truns\tcmd\n")
         for k in sorted(m, key=lambda k: (k[0], wl_key(k[2]), MODE_ORDER.index(k[1]))):
             v = m[k]
             f.write("\t".join([k[0], k[1], k[2]] + [
                 "NA" if v[x] is None else f"{v[x]:.3f}" for x in
-                ("rps", "p50", "p99", "p999", "cpu", "user", "sys", "softirq")] +
+                ("rps", "p50", "p99", "p999", "cpu", "user", "sys", "softirq", "busy")] +
                 [str(int(v["errors"])), str(v["n"]), v["cmd"]]) + "\n")
 
     # MeshInsight-style: what each mode adds over no mesh, at fixed load
@@ -153,8 +162,8 @@ def main():
     for t in topos:
         md += [f"## {TOPO_TITLE[t]}", "",
                "| workload | mode | rps | p50 | p99 | p99.9 | CPU µs/req (usr/sys) | "
-               "softirq µs/req | Δp50 | Δp99 | ΔCPU | errors |",
-               "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+               "softirq µs/req | Δp50 | Δp99 | ΔCPU | errors | other load (CPUs) |",
+               "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         wls = sorted({k[2] for k in m if k[0] == t}, key=wl_key)
         for w in wls:
             b = m.get((t, BASE, w))
@@ -170,7 +179,7 @@ def main():
                 md.append(f"| {w} | {mo} | {fmt(v['rps'], 0)} | {fmt(v['p50'])} | "
                           f"{fmt(v['p99'])} | {fmt(v['p999'])} | {cpu} | "
                           f"{fmt(v['softirq'], 2)} | {fpct(d50)} | {fpct(d99)} | "
-                          f"{fpct(dc)} | {int(v['errors'])} |")
+                          f"{fpct(dc)} | {int(v['errors'])} | {fmt(v['other'], 2)} |")
         md.append("")
 
     # ---------------------------------------------------------------- plots
