@@ -397,7 +397,7 @@ cg_read() { awk '{v[$1]=$2} END{print v["usage_usec"], v["user_usec"], v["system
 # all-CPU ticks: softirq and total busy
 ps_read() { awk '$1=="cpu"{print $8, $2+$3+$4+$7+$8}' /proc/stat; }
 
-printf 'rep\ttopo\tmode\tworkload\trate\trps\tp50_us\tp99_us\tp999_us\tcompleted\terrors\tcg_usage_us\tcg_user_us\tcg_sys_us\tsoftirq_us\tnode_busy_us\twall_us\tcmd\n' >"$RAW"
+printf 'rep\ttopo\tmode\tworkload\trate\trps\tp50_us\tp99_us\tp999_us\tcompleted\terrors\tcg_usage_us\tcg_user_us\tcg_sys_us\tsoftirq_us\tnode_busy_us\twall_us\tlag_p99_us\tcmd\n' >"$RAW"
 
 run_one() { # rep topo mode workload-spec
 	local rep=$1 topo=$2 mode=$3 name proto size rate flags t cmd out
@@ -422,7 +422,7 @@ run_one() { # rep topo mode workload-spec
 	w1=$(date +%s%N)
 	ps1=$(ps_read)
 	cg1=$(cg_read)
-	local rps p50 p99 p999 done_ errs
+	local rps p50 p99 p999 done_ errs lag=NA
 	if [ "$proto" = wrk ]; then
 		rps=$(awk '/^Requests\/sec/{printf "%.0f", $2}' <<<"$out")
 		done_=$(awk '/requests in/{print $1}' <<<"$out")
@@ -431,7 +431,8 @@ run_one() { # rep topo mode workload-spec
 	else
 		kv() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$out"; }
 		rps=$(kv rps) p50=$(kv p50_us) p99=$(kv p99_us) p999=$(kv p999_us)
-		done_=$(kv completed) errs=$(kv errors)
+		done_=$(kv completed) errs=$(kv errors) lag=$(kv send_lag_p99_us)
+		[ "$rate" = 0 ] && lag=NA
 	fi
 	[ -n "$rps" ] || { rps=NA p50=NA p99=NA p999=NA done_=0 errs=NA; }
 	read -r u0 us0 sy0 <<<"$cg0"
@@ -439,10 +440,10 @@ run_one() { # rep topo mode workload-spec
 	read -r si0 b0 <<<"$ps0"
 	read -r si1 b1 <<<"$ps1"
 	# /proc/stat counts USER_HZ (100) ticks
-	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
 		"$rep" "$topo" "$mode" "$name" "$rate" "$rps" "$p50" "$p99" "$p999" "$done_" \
 		"$errs" $((u1 - u0)) $((us1 - us0)) $((sy1 - sy0)) $(((si1 - si0) * 10000)) \
-		$(((b1 - b0) * 10000)) $(((w1 - w0) / 1000)) "ip netns exec <c1> $cmd" >>"$RAW"
+		$(((b1 - b0) * 10000)) $(((w1 - w0) / 1000)) "${lag:-NA}" "ip netns exec <c1> $cmd" >>"$RAW"
 	printf '  %-5s %-12s %-11s rps=%-7s p50=%-8s p99=%-8s p99.9=%s\n' "$topo" "$mode" \
 		"$name" "$rps" "$p50" "$p99" "$p999" >&2
 }

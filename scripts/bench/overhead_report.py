@@ -91,14 +91,15 @@ def main():
         g["runs"].append({
             "rps": num(r["rps"]), "p50": num(r["p50_us"]), "p99": num(r["p99_us"]),
             "p999": num(r["p999_us"]), "cpu": per("cg_usage_us"), "user": per("cg_user_us"),
-            "sys": per("cg_sys_us"), "softirq": per("softirq_us"), "busy": per("node_busy_us"), "other": other,
+            "sys": per("cg_sys_us"), "softirq": per("softirq_us"), "busy": per("node_busy_us"), "other": other, "lag": num(r.get("lag_p99_us")),
             "errors": num(r["errors"]),
             "rep": r["rep"],
         })
     m = {}
     for k, g in groups.items():
         m[k] = {f: med([x[f] for x in g["runs"]]) for f in
-                ("rps", "p50", "p99", "p999", "cpu", "user", "sys", "softirq", "busy", "other")}
+                ("rps", "p50", "p99", "p999", "cpu", "user", "sys", "softirq", "busy", "other",
+                 "lag")}
         m[k]["errors"] = sum(x["errors"] or 0 for x in g["runs"])
         m[k]["n"] = len(g["runs"])
         m[k]["cmd"] = g["cmd"]
@@ -117,7 +118,9 @@ def main():
           "the machine). Δ columns: against `direct` (no mesh, pod IP) of the same workload. "
           "other load: CPUs busy outside the test cgroup during the run (/proc/stat busy minus "
           "the cgroup's usage, over wall time; 2 CPUs in all): other people's work, "
-          "ksoftirqd, the shell.",
+          "ksoftirqd, the shell. send lag p99: how late the generator itself sent (timer "
+          "wake-up, waiting for a free connection), 99th percentile, µs; it is part of the "
+          "latency, and when it is close to p99 the tail is the machine's, not the path's.",
           ""]
     with open(os.path.join(out, "medians.tsv"), "w") as f:
         f.write("topo\tmode\tworkload\trps\tp50_us\tp99_us\tp999_us\tcpu_us_per_req\t"
@@ -162,8 +165,8 @@ def main():
     for t in topos:
         md += [f"## {TOPO_TITLE[t]}", "",
                "| workload | mode | rps | p50 | p99 | p99.9 | CPU µs/req (usr/sys) | "
-               "softirq µs/req | Δp50 | Δp99 | ΔCPU | errors | other load (CPUs) |",
-               "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+               "softirq µs/req | Δp50 | Δp99 | ΔCPU | errors | other load (CPUs) | send lag p99 |",
+               "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         wls = sorted({k[2] for k in m if k[0] == t}, key=wl_key)
         for w in wls:
             b = m.get((t, BASE, w))
@@ -179,7 +182,8 @@ def main():
                 md.append(f"| {w} | {mo} | {fmt(v['rps'], 0)} | {fmt(v['p50'])} | "
                           f"{fmt(v['p99'])} | {fmt(v['p999'])} | {cpu} | "
                           f"{fmt(v['softirq'], 2)} | {fpct(d50)} | {fpct(d99)} | "
-                          f"{fpct(dc)} | {int(v['errors'])} | {fmt(v['other'], 2)} |")
+                          f"{fpct(dc)} | {int(v['errors'])} | {fmt(v['other'], 2)} | "
+                          f"{fmt(v['lag'])} |")
         md.append("")
 
     # ---------------------------------------------------------------- plots
@@ -189,31 +193,36 @@ def main():
         tcp_rates = sorted({load_rate(k[2]) for k in m if k[0] == t and
                             k[2].startswith("tcp64@") and load_rate(k[2])})
         if tcp_rates:
-            fn = f"lat-{t}.dat"
-            with open(os.path.join(out, fn), "w") as f:
-                for mo in modes:
-                    f.write(f"# {mo}\n")
-                    for r in tcp_rates:
-                        w = f"tcp64@{int(r / 1000)}k" if r >= 1000 else f"tcp64@{int(r)}"
-                        v = m.get((t, mo, w))
-                        if v and v["p50"] is not None:
-                            f.write(f"{r:.0f}\t{v['p50']:.2f}\t{v['p99']:.2f}\t"
-                                    f"{v['p999']:.2f}\n")
-                    f.write("\n\n")
+            # one file per mode, so that a mode without data shifts nothing
+            series = []
+            for mo in modes:
+                pts = []
+                for r in tcp_rates:
+                    w = f"tcp64@{int(r / 1000)}k" if r >= 1000 else f"tcp64@{int(r)}"
+                    v = m.get((t, mo, w))
+                    if v and v["p50"] is not None:
+                        pts.append(f"{r:.0f}\t{v['p50']:.2f}\t{v['p99']:.2f}\t{v['p999']:.2f}")
+                if not pts:
+                    continue
+                fn = f"lat-{t}-{mo}.dat"
+                with open(os.path.join(out, fn), "w") as f:
+                    f.write("# offered_rps\tp50_us\tp99_us\tp999_us\n" + "\n".join(pts) + "\n")
+                series.append((fn, mo))
             gp += [f"set output '{out}/lat-{t}.png'",
                    "set multiplot layout 1,2 title "
                    f"'TCP 64 B request/response, open loop, {TOPO_TITLE[t]} (median of reps)'",
                    "set logscale xy", "set xlabel 'offered load (requests/s)'",
-                   "set ylabel 'latency (µs)'", "set key outside bottom center horizontal maxrows 2",
+                   "set ylabel 'latency (µs)'",
+                   "set key inside top left box opaque",
                    "set title 'p50'",
                    "plot " + ", ".join(
-                       f"'{out}/{fn}' index {i} using 1:2 with linespoints lw 2 "
-                       f"title '{MODE_TITLE[mo]}'" for i, mo in enumerate(modes)),
-                   "set title 'p99'",
+                       f"'{out}/{fn}' using 1:2 with linespoints lw 2 pt 7 "
+                       f"title '{MODE_TITLE[mo]}'" for fn, mo in series),
+                   "set title 'p99 (colours as on the left)'", "unset key",
                    "plot " + ", ".join(
-                       f"'{out}/{fn}' index {i} using 1:3 with linespoints lw 2 "
-                       f"title '{MODE_TITLE[mo]}'" for i, mo in enumerate(modes)),
-                   "unset multiplot", "unset logscale"]
+                       f"'{out}/{fn}' using 1:3 with linespoints lw 2 pt 7 "
+                       f"title '{MODE_TITLE[mo]}'" for fn, mo in series),
+                   "unset multiplot", "unset logscale", "set key"]
 
         def bars(kind, field, wls, ylabel, title):
             fn = f"{kind}-{t}.dat"
