@@ -133,6 +133,25 @@ def main():
                 ("rps", "p50", "p99", "p999", "cpu", "user", "sys", "softirq", "busy")] +
                 [str(int(v["errors"])), str(v["n"]), v["cmd"]]) + "\n")
 
+    # Compact summary (what docs/benchmarks.md quotes)
+    md += ["## Summary", ""]
+    for t in topos:
+        md += [f"{TOPO_TITLE[t]}:", "",
+               "| mode | tcp64@5k p50 / p99 µs | CPU µs/req | http64@5k p50 / p99 µs | "
+               "CPU µs/req | conn64@1k p50 µs | CPU µs/req | tcp64@max rps | "
+               "http64@max rps (wrk) |",
+               "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for mo in modes:
+            def g(w, f, nd=0):
+                v = m.get((t, mo, w))
+                return "–" if not v or v[f] is None else f"{v[f]:,.{nd}f}"
+            md.append(f"| {mo} | {g('tcp64@5k', 'p50', 1)} / {g('tcp64@5k', 'p99')} | "
+                      f"{g('tcp64@5k', 'cpu', 1)} | {g('http64@5k', 'p50', 1)} / "
+                      f"{g('http64@5k', 'p99')} | {g('http64@5k', 'cpu', 1)} | "
+                      f"{g('conn64@1k', 'p50')} | {g('conn64@1k', 'cpu')} | "
+                      f"{g('tcp64@max', 'rps')} | {g('http64@max', 'rps')} |")
+        md.append("")
+
     # MeshInsight-style: what each mode adds over no mesh, at fixed load
     key_wls = ["tcp64@5k", "tcp4k@5k", "http64@5k", "conn64@1k"]
     md += ["## Overhead against no mesh (direct), at fixed load", "",
