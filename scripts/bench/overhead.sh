@@ -22,7 +22,8 @@
 #
 #   scripts/bench/overhead.sh            # short run (< 15 min)
 #   FULL=1 scripts/bench/overhead.sh     # longer runs, more rates, more reps
-#   REPS= DUR= MODES="direct xmesh" TOPOS="1node" OUT=dir  override
+#   REPS= DUR= MODES="direct xmesh" TOPOS="1node" WORKLOADS="tcp64@5k" OUT=dir
+#                                        narrow the run
 #
 # CPU: cgroup cpu.stat of the test cgroup, which holds client, servers,
 # proxies and the agent; plus the machine's /proc/stat softirq time, which
@@ -403,6 +404,9 @@ run_one() { # rep topo mode workload-spec
 	local rep=$1 topo=$2 mode=$3 name proto size rate flags t cmd out
 	read -r name proto size rate flags <<<"$4"
 	[ "$flags" = - ] && flags=""
+	if [ -n "${WORKLOADS:-}" ] && ! grep -qw -- "$name" <<<"$WORKLOADS"; then
+		return 0
+	fi
 	if [ "$mode" = sidecar-http ] && [ "$proto" = tcp ]; then
 		return 0 # an HTTP proxy does not carry the raw TCP protocol
 	fi
