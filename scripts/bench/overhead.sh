@@ -95,6 +95,9 @@ NICE=${NICE:-0}
 [ "$NICE" = 0 ] || renice -n "$NICE" -p $$ >/dev/null
 
 xm_setup
+# also clean up when the terminal goes or a pipe reader (| head) quits
+trap 'exit 129' HUP
+trap 'exit 141' PIPE
 mkdir -p "$OUT"
 RAW=$OUT/raw.tsv
 LOG=$OUT/log
