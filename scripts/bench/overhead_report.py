@@ -125,12 +125,13 @@ def main():
     with open(os.path.join(out, "medians.tsv"), "w") as f:
         f.write("topo\tmode\tworkload\trps\tp50_us\tp99_us\tp999_us\tcpu_us_per_req\t"
                 "user_us_per_req\tsys_us_per_req\tsoftirq_us_per_req\tmachine_busy_us_per_req\t"
-                "errors\truns\tcmd\n")
+                "other_load_cpus\tsend_lag_p99_us\terrors\truns\tcmd\n")
         for k in sorted(m, key=lambda k: (k[0], wl_key(k[2]), MODE_ORDER.index(k[1]))):
             v = m[k]
             f.write("\t".join([k[0], k[1], k[2]] + [
                 "NA" if v[x] is None else f"{v[x]:.3f}" for x in
-                ("rps", "p50", "p99", "p999", "cpu", "user", "sys", "softirq", "busy")] +
+                ("rps", "p50", "p99", "p999", "cpu", "user", "sys", "softirq", "busy",
+                 "other", "lag")] +
                 [str(int(v["errors"])), str(v["n"]), v["cmd"]]) + "\n")
 
     # Compact summary (what docs/benchmarks.md quotes)
