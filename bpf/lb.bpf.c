@@ -9,14 +9,16 @@
  * appear to come from the VIP; getpeername4/6 report the VIP. A service
  * without backends refuses the connect() with ECONNREFUSED.
  *
- * Probes: sockops follows a balanced TCP connection's states (refused or
- * timed-out connects, resets) and cgroup_skb sees its payload in both
- * directions to time requests (see lib/lb_probe.h and docs/probes.md).
+ * Probes: cgroup_skb sees a balanced TCP connection's packets in both
+ * directions: payload times requests, resets and the backend's FIN end it;
+ * sockops counts established connections, catches connects that time out and
+ * ties a local backend's socket to its client (lib/lb_probe.h, docs/probes.md).
  * Redirected local connections are timed by the redirect object's sk_msg.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
+#include <bpf/bpf_core_read.h>
 #include <xmesh/lb.h>
 #include "lib/common_maps.h"
 #include "lib/addr.h"
@@ -77,8 +79,13 @@ static __always_inline struct xm_lb_backend *lb_select(const struct xm_lb_svc_ke
 static __always_inline void lb_refuse(void)
 {
 	xm_stat_add(XM_STAT_LB_NO_BACKEND, 1);
-	/* Without this the kernel turns our "return 0" into EPERM. */
-	bpf_set_retval(-ECONNREFUSED);
+	/*
+	 * Without this the kernel turns our "return 0" into EPERM. The helper
+	 * is Linux >= 5.18; on older kernels the branch is dead at load time
+	 * and a refused connect() reports EPERM (still at once, never a hang).
+	 */
+	if (bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_set_retval))
+		bpf_set_retval(-ECONNREFUSED);
 }
 
 /* Remember on the socket what it was balanced to (getpeername, probes). */
@@ -86,25 +93,23 @@ static __always_inline void lb_remember(struct bpf_sock_addr *ctx, const struct 
 					__u32 be_id, const struct xm_lb_backend *be)
 {
 	struct xm_lb_sock *ls;
-	struct xm_lb_flow f = {};
-	__u64 cookie;
 
 	if (!ctx->sk)
 		return;
 	ls = bpf_sk_storage_get(&xm_lb_sock, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!ls)
 		return;
-	cookie = bpf_get_socket_cookie(ctx);
-	ls->flow = cookie;
+	ls->flow = bpf_get_socket_cookie(ctx);
 	ls->vip = key->vip;
 	ls->vport = key->port;
 	ls->family = key->family;
 	ls->role = XM_LB_ROLE_CLIENT;
 	ls->backend = be_id;
-	if (key->proto == IPPROTO_TCP) {
-		f.backend = be_id;
-		bpf_map_update_elem(&xm_lb_flows, &cookie, &f, BPF_ANY);
-	}
+	ls->shared = 0;
+	ls->st.t_start = 0;
+	ls->st.backend = be_id;
+	ls->st.phase = XM_LB_IDLE;
+	ls->st.flags = 0;
 }
 
 /* Datagrams from backend be to this socket are replies from the VIP. */
@@ -179,9 +184,8 @@ static __always_inline int lb_connect(struct bpf_sock_addr *ctx, struct xm_lb_sv
 		ctx->user_ip4 = be->addr.ip[0];
 		ctx->user_port = bpf_htons(be->port);
 	}
+	/* Connected UDP finds its VIP in socket storage on recvmsg: no reverse entry. */
 	lb_remember(ctx, key, be_id, be);
-	if (key->proto == IPPROTO_UDP)
-		lb_rev_add(ctx, key, be);
 	xm_stat_add(XM_STAT_LB_CONNECTS, 1);
 	return 1;
 }
@@ -253,10 +257,17 @@ int xm_lb_sendmsg6(struct bpf_sock_addr *ctx)
 	return lb_sendmsg(ctx, &key, 1);
 }
 
-/* A datagram from a backend this socket sent to through a VIP: show the VIP. */
+/*
+ * A datagram from a backend this socket sent to through a VIP: show the VIP.
+ * A connected socket knows its backend from socket storage; an unconnected
+ * one looks up {cookie, source} in xm_lb_rev.
+ */
 static __always_inline int lb_recvmsg(struct bpf_sock_addr *ctx, int v6)
 {
 	struct xm_lb_rev_key rk = {};
+	struct xm_lb_backend *be;
+	struct xm_lb_sock *ls;
+	struct xm_lb_rev tmp = {};
 	struct xm_lb_rev *rv;
 
 	rk.cookie = bpf_get_socket_cookie(ctx);
@@ -267,6 +278,20 @@ static __always_inline int lb_recvmsg(struct bpf_sock_addr *ctx, int v6)
 		rk.family = xm_addr_load(&rk.addr, AF_INET, ctx->user_ip4, 0, 0, 0, 0);
 	rk.port = bpf_ntohs((__u16)ctx->user_port);
 	rv = bpf_map_lookup_elem(&xm_lb_rev, &rk);
+	if (!rv && ctx->sk) {
+		ls = bpf_sk_storage_get(&xm_lb_sock, ctx->sk, 0, 0);
+		if (!ls || ls->role != XM_LB_ROLE_CLIENT)
+			return 1;
+		be = bpf_map_lookup_elem(&xm_lb_be, &ls->backend);
+		if (!be || be->port != rk.port || be->family != rk.family ||
+		    be->addr.ip[0] != rk.addr.ip[0] || be->addr.ip[1] != rk.addr.ip[1] ||
+		    be->addr.ip[2] != rk.addr.ip[2] || be->addr.ip[3] != rk.addr.ip[3])
+			return 1;
+		tmp.vip = ls->vip;
+		tmp.vport = ls->vport;
+		tmp.family = ls->family;
+		rv = &tmp;
+	}
 	if (!rv)
 		return 1;
 	if (v6) {
@@ -361,29 +386,24 @@ static __always_inline void lb_tuple(struct bpf_sock_ops *skops, struct xm_lb_tu
 		t->scope = bpf_get_netns_cookie(skops);
 }
 
+/*
+ * Enabled only after a SYN timed out: the connect gave up (SYN_SENT ->
+ * CLOSE) unless a reset ended it first (counted as refused in cgroup_skb).
+ */
 static __always_inline void lb_state_change(struct xm_lb_sock *ls, __u32 old, __u32 new)
 {
 	struct xm_lb_probe *p;
 	struct xm_lb_flow *f;
 
-	if (new != BPF_TCP_CLOSE)
+	if (new != BPF_TCP_CLOSE || old != BPF_TCP_SYN_SENT)
 		return;
-	f = bpf_map_lookup_elem(&xm_lb_flows, &ls->flow);
+	f = lb_state_of(ls);
+	if (!f || (f->flags & XM_LB_FLOW_F_DONE))
+		return;
+	f->flags |= XM_LB_FLOW_F_DONE;
 	p = lb_probe_of(ls->backend);
-	if (p) {
-		if (old == BPF_TCP_SYN_SENT) {
-			if (f && (f->flags & XM_LB_FLOW_F_SYN_RTO))
-				p->conn_timeout++;
-			else
-				p->conn_refused++;
-		} else if (old == BPF_TCP_ESTABLISHED) {
-			p->resets++;
-		}
-		if (f && f->phase == XM_LB_REQUEST)
-			p->req_aborted++;
-	}
-	if (f)
-		bpf_map_delete_elem(&xm_lb_flows, &ls->flow);
+	if (p)
+		p->conn_timeout++;
 }
 
 SEC("sockops")
@@ -401,8 +421,15 @@ int xm_lb_sockops(struct bpf_sock_ops *skops)
 	switch (skops->op) {
 	case BPF_SOCK_OPS_TCP_CONNECT_CB:
 		ls = bpf_sk_storage_get(&xm_lb_sock, sk, 0, 0);
+		/*
+		 * Only the RTO callback: resets, refusals and closes are seen in
+		 * cgroup_skb, so the state callback (a program run per state
+		 * change, for every program of the cgroup) is enabled only
+		 * once a SYN timed out, to see the connect give up. Keep flags
+		 * other programs set: the helper replaces them all.
+		 */
 		if (ls && ls->role == XM_LB_ROLE_CLIENT)
-			bpf_sock_ops_cb_flags_set(skops, BPF_SOCK_OPS_STATE_CB_FLAG |
+			bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags |
 							 BPF_SOCK_OPS_RTO_CB_FLAG);
 		break;
 	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
@@ -412,12 +439,15 @@ int xm_lb_sockops(struct bpf_sock_ops *skops)
 		p = lb_probe_of(ls->backend);
 		if (p)
 			p->conns++;
-		f = bpf_map_lookup_elem(&xm_lb_flows, &ls->flow);
-		if (f)
-			f->flags |= XM_LB_FLOW_F_EST;
+		ls->st.flags |= XM_LB_FLOW_F_EST;
 		lb_tuple(skops, &t, 1);
-		if (lb_peer_local(t.family, &t.local))
+		if (!lb_peer_local(t.family, &t.local))
+			break; /* remote backend: the state stays in socket storage */
+		/* a local backend's socket will need the state: share it */
+		if (bpf_map_update_elem(&xm_lb_flows, &ls->flow, &ls->st, BPF_ANY) == 0) {
+			ls->shared = 1;
 			bpf_map_update_elem(&xm_lb_peer, &t, &ls->flow, BPF_ANY);
+		}
 		break;
 	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
 		lb_tuple(skops, &t, 0);
@@ -440,9 +470,11 @@ int xm_lb_sockops(struct bpf_sock_ops *skops)
 		ls = bpf_sk_storage_get(&xm_lb_sock, sk, 0, 0);
 		if (!ls || ls->role != XM_LB_ROLE_CLIENT)
 			break;
-		f = bpf_map_lookup_elem(&xm_lb_flows, &ls->flow);
+		f = lb_state_of(ls);
 		if (f)
 			f->flags |= XM_LB_FLOW_F_SYN_RTO;
+		bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags |
+						 BPF_SOCK_OPS_STATE_CB_FLAG);
 		break;
 	case BPF_SOCK_OPS_STATE_CB:
 		ls = bpf_sk_storage_get(&xm_lb_sock, sk, 0, 0);
@@ -455,33 +487,50 @@ int xm_lb_sockops(struct bpf_sock_ops *skops)
 
 /* ---- cgroup_skb: request/response timing on the client's packets ---- */
 
-/* TCP payload length of skb and where it starts; 0 when there is none. */
-static __always_inline __u32 tcp_payload(struct __sk_buff *skb, __u32 *off)
-{
-	__u8 b[2];
-	__u32 l3, doff;
+#define TCP_FL_FIN 0x01
+#define TCP_FL_RST 0x04
 
+/*
+ * TCP payload length of skb and where it starts (0 when there is none), and
+ * its TCP flags byte. Headers are read in place (they are in the linear part
+ * on both hooks): cheaper than bpf_skb_load_bytes on a path every packet of
+ * a balanced connection takes.
+ */
+static __always_inline __u32 tcp_payload(struct __sk_buff *skb, __u32 *off, __u8 *flags)
+{
+	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
+	struct tcphdr *th;
+	__u32 l3;
+
+	*flags = 0;
 	if (skb->protocol == bpf_htons(ETH_P_IP)) {
-		if (bpf_skb_load_bytes(skb, 0, b, 1))
+		struct iphdr *ip = data;
+
+		if ((void *)(ip + 1) > end || ip->protocol != IPPROTO_TCP)
 			return 0;
-		l3 = (b[0] & 0xf) * 4;
-		if (bpf_skb_load_bytes(skb, 9, b, 1) || b[0] != IPPROTO_TCP)
-			return 0;
+		l3 = ip->ihl * 4;
 	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
-		l3 = 40;
-		if (bpf_skb_load_bytes(skb, 6, b, 1) || b[0] != IPPROTO_TCP)
+		struct ipv6hdr *ip6 = data;
+
+		if ((void *)(ip6 + 1) > end || ip6->nexthdr != IPPROTO_TCP)
 			return 0; /* extension headers: not timed */
+		l3 = sizeof(*ip6);
 	} else {
 		return 0;
 	}
-	if (bpf_skb_load_bytes(skb, l3 + 12, b, 1))
+	if (l3 < 20 || l3 > 60)
 		return 0;
-	doff = (b[0] >> 4) * 4;
-	*off = l3 + doff;
+	th = data + l3;
+	if ((void *)(th + 1) > end)
+		return 0;
+	*flags = ((__u8 *)th)[13];
+	*off = l3 + th->doff * 4;
 	return skb->len > *off ? skb->len - *off : 0;
 }
 
-static __always_inline struct xm_lb_flow *skb_flow(struct __sk_buff *skb)
+/* The client socket's LB storage and probe state for skb, or NULL. */
+static __always_inline struct xm_lb_flow *skb_flow(struct __sk_buff *skb, struct xm_lb_sock **lsp,
+						   __u32 *state)
 {
 	struct bpf_sock *sk = skb->sk;
 	struct xm_lb_sock *ls;
@@ -494,31 +543,76 @@ static __always_inline struct xm_lb_flow *skb_flow(struct __sk_buff *skb)
 	ls = bpf_sk_storage_get(&xm_lb_sock, sk, 0, 0);
 	if (!ls || ls->role != XM_LB_ROLE_CLIENT)
 		return NULL;
-	return bpf_map_lookup_elem(&xm_lb_flows, &ls->flow);
+	*lsp = ls;
+	*state = sk->state;
+	return lb_state_of(ls);
+}
+
+/*
+ * The connection ended for the probes: a reset (either way) or the backend's
+ * FIN. A request still waiting is aborted; a reset before ESTABLISHED is a
+ * refused connect. The shared copy of a local backend's connection goes (the
+ * backend can send nothing after its FIN or a reset).
+ */
+static __always_inline void lb_conn_end(struct xm_lb_sock *ls, struct xm_lb_flow *f, int rst,
+					__u32 state)
+{
+	struct xm_lb_probe *p = lb_probe_of(ls->backend);
+
+	if (p) {
+		if (rst && state == BPF_TCP_SYN_SENT)
+			p->conn_refused++;
+		else if (rst)
+			p->resets++;
+		if (f->phase == XM_LB_REQUEST)
+			p->req_aborted++;
+	}
+	f->phase = XM_LB_IDLE;
+	f->flags |= XM_LB_FLOW_F_DONE;
+	if (ls->shared) {
+		ls->st = *f;
+		ls->shared = 0;
+		bpf_map_delete_elem(&xm_lb_flows, &ls->flow);
+	}
 }
 
 SEC("cgroup_skb/egress")
 int xm_lb_egress(struct __sk_buff *skb)
 {
-	struct xm_lb_flow *f = skb_flow(skb);
-	__u32 off;
+	struct xm_lb_sock *ls = NULL;
+	struct xm_lb_flow *f;
+	__u32 off, state = 0;
+	__u8 fl;
 
-	if (f && f->phase != XM_LB_REQUEST && tcp_payload(skb, &off))
+	f = skb_flow(skb, &ls, &state);
+	if (!f || !ls || (f->flags & XM_LB_FLOW_F_DONE))
+		return 1;
+	if (tcp_payload(skb, &off, &fl) && f->phase != XM_LB_REQUEST)
 		lb_probe_sent(f);
+	/* our FIN is no end: a client may half-close and still await the response */
+	if (fl & TCP_FL_RST)
+		lb_conn_end(ls, f, 1, state);
 	return 1;
 }
 
 SEC("cgroup_skb/ingress")
 int xm_lb_ingress(struct __sk_buff *skb)
 {
-	struct xm_lb_flow *f = skb_flow(skb);
-	__u8 s[10];
-	__u32 off;
+	struct xm_lb_sock *ls = NULL;
+	struct xm_lb_flow *f;
+	__u32 off, state = 0, len;
+	__u8 s[10], fl;
 
-	if (!f || f->phase != XM_LB_REQUEST || !tcp_payload(skb, &off))
+	f = skb_flow(skb, &ls, &state);
+	if (!f || !ls || (f->flags & XM_LB_FLOW_F_DONE))
 		return 1;
-	if (bpf_skb_load_bytes(skb, off, s, sizeof(s)))
-		s[0] = 0;
-	lb_probe_received(f, lb_is_http_5xx(s));
+	len = tcp_payload(skb, &off, &fl);
+	if (len && f->phase == XM_LB_REQUEST) {
+		if (bpf_skb_load_bytes(skb, off, s, sizeof(s)))
+			s[0] = 0;
+		lb_probe_received(f, lb_is_http_5xx(s));
+	}
+	if (fl & (TCP_FL_RST | TCP_FL_FIN))
+		lb_conn_end(ls, f, fl & TCP_FL_RST, state);
 	return 1;
 }

@@ -113,6 +113,14 @@ static __always_inline void lb_probe_received(struct xm_lb_flow *f, int is_5xx)
 	}
 }
 
+/* Where a balanced socket's request/response state is (see xm_lb_flow). */
+static __always_inline struct xm_lb_flow *lb_state_of(struct xm_lb_sock *ls)
+{
+	if (ls->role == XM_LB_ROLE_CLIENT && !ls->shared)
+		return &ls->st;
+	return bpf_map_lookup_elem(&xm_lb_flows, &ls->flow);
+}
+
 /* "HTTP/1.x 5": the start of an HTTP/1 status line with a 5xx code. */
 static __always_inline int lb_is_http_5xx(const __u8 *s)
 {
@@ -139,7 +147,7 @@ static __always_inline void lb_probe_msg(struct sk_msg_md *msg, int redirected)
 	ls = bpf_sk_storage_get(&xm_lb_sock, msg->sk, 0, 0);
 	if (!ls || !ls->flow)
 		return;
-	f = bpf_map_lookup_elem(&xm_lb_flows, &ls->flow);
+	f = lb_state_of(ls);
 	if (!f)
 		return;
 	if (ls->role == XM_LB_ROLE_CLIENT) {

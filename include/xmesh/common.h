@@ -88,6 +88,21 @@ enum xm_stat {
 	XM_STAT_LB_NO_BACKEND,
 	XM_STAT_LB_SENDMSG,          /* unconnected UDP datagrams to a VIP sent to a backend */
 	XM_STAT_LB_REVNAT,           /* UDP replies shown as coming from the VIP */
+	XM_STAT_OVL_ENCAP_PKTS,      /* overlay cache: packets encapsulated by the fast path */
+	XM_STAT_OVL_ENCAP_BYTES,
+	XM_STAT_OVL_DECAP_PKTS,      /* packets decapsulated and handed to a pod */
+	XM_STAT_OVL_DECAP_BYTES,
+	XM_STAT_OVL_ENCAP_MISSES,    /* pod TCP/UDP packets that took the slow path out */
+	XM_STAT_OVL_DECAP_MISSES,    /* VXLAN TCP/UDP packets that took the slow path in */
+	XM_STAT_OVL_DECAP_REJECTED,  /* outer address, port or VNI not the learned ones */
+	XM_STAT_OVL_FLOWS_CACHED,    /* flows seen both ways, now on the fast path */
+	XM_STAT_OVL_LEARNED_REMOTE,  /* outer headers learned or changed */
+	XM_STAT_OVL_LEARNED_LOCAL,   /* pod deliveries learned or changed */
+	XM_STAT_OVL_EVICTIONS,       /* flows pushed out of the full LRU (agent's estimate) */
+	XM_STAT_OVL_INVALIDATIONS,   /* entries removed or epochs bumped by the agent */
+	XM_STAT_OVL_FLOWS_NEW,       /* flow entries created (BPF) */
+	XM_STAT_OVL_FLOWS_ENDED,     /* flow entries deleted on TCP FIN/RST (BPF) */
+	XM_STAT_OVL_FLOWS_REMOVED,   /* flow entries deleted by user space */
 	XM_STAT_MAX = 64,
 };
 

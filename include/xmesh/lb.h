@@ -11,7 +11,7 @@
  *   xm_lb_probe   PERCPU_ARRAY backend id -> xm_lb_probe  probe counters (per CPU, summed)
  *   xm_lb_hist    ARRAY  backend id    -> xm_lb_hist      latency histogram (atomic adds)
  *   xm_lb_sock    SK_STORAGE           -> xm_lb_sock      what a socket was balanced to
- *   xm_lb_flows   LRU_HASH client cookie -> xm_lb_flow    request/response state of a TCP connection
+ *   xm_lb_flows   LRU_HASH client cookie -> xm_lb_flow    state of a connection to a local backend
  *   xm_lb_peer    LRU_HASH xm_lb_tuple -> client cookie   finds the client from a local backend's socket
  *   xm_lb_rev     LRU_HASH xm_lb_rev_key -> xm_lb_rev     reverse translation of UDP replies
  *   xm_lb_cluster ARRAY  cluster id    -> xm_lb_cluster   names of locality labels
@@ -178,26 +178,13 @@ static inline __u64 xm_lb_hist_width(__u32 i)
 	return 1ULL << ((i - XM_LB_HIST_SUB) / XM_LB_HIST_SUB);
 }
 
-/* Per-socket LB state (SK_STORAGE), created by connect()/sendmsg() hooks. */
-enum xm_lb_role {
-	XM_LB_ROLE_NONE = 0,
-	XM_LB_ROLE_CLIENT, /* the socket that connected to the VIP */
-	XM_LB_ROLE_SERVER, /* a local backend's accepted socket of such a connection */
-};
-
-struct xm_lb_sock {
-	__u64 flow;          /* socket cookie of the client socket: key of xm_lb_flows */
-	struct xm_addr vip;  /* what the application connected to */
-	__u16 vport;         /* host byte order */
-	__u8 family;         /* family of vip */
-	__u8 role;           /* enum xm_lb_role */
-	__u32 backend;       /* backend id */
-};
-
 /*
- * Request/response state of one balanced TCP connection, keyed by the
- * client's socket cookie so that both the client's hooks (cgroup_skb,
- * sockops, sk_msg) and a local backend's socket (sk_msg) reach it.
+ * Request/response state of one balanced TCP connection. It lives in the
+ * client socket's storage (xm_lb_sock.st), where the client's hooks find it
+ * with no further lookup. When the backend is local (loopback or a registered
+ * endpoint), the backend's accepted socket must reach it too (its sk_msg
+ * times redirected responses): then, from ESTABLISHED on, it lives in
+ * xm_lb_flows under the client's socket cookie and xm_lb_sock.shared is set.
  *
  * A request begins with the first payload bytes the client sends while no
  * request is outstanding; its response begins with the first payload bytes
@@ -212,6 +199,7 @@ enum xm_lb_phase {
 
 #define XM_LB_FLOW_F_SYN_RTO (1U << 0) /* the SYN was retransmitted by timeout */
 #define XM_LB_FLOW_F_EST (1U << 1)     /* reached ESTABLISHED */
+#define XM_LB_FLOW_F_DONE (1U << 2)    /* ended (reset, or the backend closed): counted */
 
 struct xm_lb_flow {
 	__u64 t_start;    /* bpf_ktime_get_ns() of the current request's first byte */
@@ -219,6 +207,25 @@ struct xm_lb_flow {
 	__u8 phase;       /* enum xm_lb_phase */
 	__u8 flags;       /* XM_LB_FLOW_F_* */
 	__u16 pad;
+};
+
+/* Per-socket LB state (SK_STORAGE), created by connect()/sendmsg() hooks. */
+enum xm_lb_role {
+	XM_LB_ROLE_NONE = 0,
+	XM_LB_ROLE_CLIENT, /* the socket that connected to the VIP */
+	XM_LB_ROLE_SERVER, /* a local backend's accepted socket of such a connection */
+};
+
+struct xm_lb_sock {
+	__u64 flow;          /* socket cookie of the client socket: key of xm_lb_flows */
+	struct xm_addr vip;  /* what the application connected to */
+	__u16 vport;         /* host byte order */
+	__u8 family;         /* family of vip */
+	__u8 role;           /* enum xm_lb_role */
+	__u32 backend;       /* backend id */
+	__u8 shared;         /* 1: the state is xm_lb_flows[flow], not st */
+	__u8 pad[7];
+	struct xm_lb_flow st; /* the connection's state while not shared (client only) */
 };
 
 /* A local backend's view of a balanced connection: local = backend, remote = client. */

@@ -8,7 +8,9 @@
 #   rate 95% +- 1%;
 # - a local backend reached through socket redirection (sk_msg path): exact
 #   count and latency, with the bytes redirected;
-# - a killed backend: every connect refused, and counted as such.
+# - a killed backend: every connect refused, and counted as such;
+# - a backend that resets: resets and aborted requests; a backend that drops
+#   SYNs: connect timeouts.
 set -eu
 . "$(dirname "$0")/lib.sh"
 xm_setup
@@ -26,6 +28,13 @@ xm_pod n1 l 10.77.0.7/24
 xm_pod n1 k 10.77.0.8/24
 xm_bg ip netns exec "$XM_PREFIX-k" "$XM_TOOLS/xm-lbtool" http 10.77.0.8 8080 -l k
 kpid=$XM_LAST_PID
+xm_pod n1 r 10.77.0.9/24
+xm_bg ip netns exec "$XM_PREFIX-r" "$XM_TOOLS/xm-lbtool" http 10.77.0.9 8080 -l r -R
+# a backend whose SYNs vanish (its own nft table, in its own netns)
+xm_pod n1 t 10.77.0.10/24
+ip netns exec "$XM_PREFIX-t" nft add table ip "$XM_PREFIX-drop"
+ip netns exec "$XM_PREFIX-t" nft add chain ip "$XM_PREFIX-drop" in '{ type filter hook input priority 0; policy accept; }'
+ip netns exec "$XM_PREFIX-t" nft add rule ip "$XM_PREFIX-drop" in tcp dport 8080 drop
 CFG=$XM_RUN_DIR/xm-config.json
 cat >"$CFG" <<EOC
 { "services": [
@@ -34,11 +43,13 @@ cat >"$CFG" <<EOC
   { "vip": "10.96.0.13", "port": 80, "backends": [ { "address": "10.77.0.5", "port": 8080 } ] },
   { "vip": "10.96.0.20", "port": 80, "backends": [ { "address": "10.77.0.6", "port": 8080 } ] },
   { "vip": "10.96.0.30", "port": 80, "backends": [ { "address": "10.77.0.7", "port": 8080 } ] },
-  { "vip": "10.96.0.40", "port": 80, "backends": [ { "address": "10.77.0.8", "port": 8080 } ] }
+  { "vip": "10.96.0.40", "port": 80, "backends": [ { "address": "10.77.0.8", "port": 8080 } ] },
+  { "vip": "10.96.0.50", "port": 80, "backends": [ { "address": "10.77.0.9", "port": 8080 } ] },
+  { "vip": "10.96.0.60", "port": 80, "backends": [ { "address": "10.77.0.10", "port": 8080 } ] }
 ] }
 EOC
 xm_agent_start --config "$CFG"
-xm_lb_wait 10.96.0.40:80 1
+xm_lb_wait 10.96.0.60:80 1
 
 # compare "client kernel" pairs: |kernel - client| <= 10% of client
 within10() { python3 -c "import sys; c,k=float(sys.argv[1]),float(sys.argv[2]); print(int(abs(k-c) <= 0.1*c))" "$1" "$2"; }
@@ -95,11 +106,14 @@ xm_ctl endpoint add 10.77.0.7 netns "$(xm_netns_path l)"
 xm_bg xm_pod_exec l "$XM_TOOLS/xm-lbtool" http 10.77.0.7 8080 -l l -d 20
 for _ in $(seq 30); do ip netns exec "$XM_PREFIX-l" ss -ltn | grep -q 10.77.0.7:8080 && break; sleep 0.1; done
 rbefore=$(xm_stat redirect_msgs)
-client=$(xm_pod_exec c "$XM_TOOLS/xm-lbtool" get 10.96.0.30 80 -n 200 -c 4 -k 50)
+# Redirected bytes carry no receive timestamp: the client's latency ends when
+# read() returns, so it runs at real-time priority to keep this shared
+# machine's wake-up delays out of it.
+client=$(xm_pod_exec c chrt -f 10 "$XM_TOOLS/xm-lbtool" get 10.96.0.30 80 -n 400 -c 4 -k 100)
 kern=$(xm_ctl -j backend list 10.96.0.30:80 interval 0)
 xm_log "redirected client: $client kernel: $kern"
 xm_assert $(($(xm_stat redirect_msgs) - rbefore)) -ge 400 "requests and responses went socket-to-socket"
-xm_assert "$(echo "$kern" | xm_json 'j[0]["requests"]')" -eq 200 "redirected: request count exact"
+xm_assert "$(echo "$kern" | xm_json 'j[0]["requests"]')" -eq 400 "redirected: request count exact"
 for q in p50 p99; do
 	c_q=$(echo "$client" | xm_json "j['labels']['l']['${q}_us']")
 	k_q=$(echo "$kern" | xm_json "j[0]['${q}_us']")
@@ -115,3 +129,18 @@ xm_log "killed backend: client $out kernel $kern"
 xm_assert "$(echo "$out" | xm_json 'j["errors"].get("ECONNREFUSED",0)')" -eq 25 "client: every connect refused"
 xm_assert "$(echo "$kern" | xm_json 'j[0]["connect_refused"]')" -eq 25 "kernel: 25 refused connects counted"
 xm_assert "$(echo "$kern" | xm_json 'int(j[0]["success_rate"] < 0.5)')" -eq 1 "success rate drops"
+
+# --- E: connections reset while a request waits ---
+out=$(xm_pod_exec c "$XM_TOOLS/xm-lbtool" get 10.96.0.50 80 -n 10 -c 1 -k 1)
+kern=$(xm_ctl -j backend list 10.96.0.50:80 interval 0)
+xm_log "resetting backend: client $out kernel $kern"
+xm_assert "$(echo "$kern" | xm_json 'j[0]["resets"]')" -eq 10 "kernel: 10 resets"
+xm_assert "$(echo "$kern" | xm_json 'j[0]["aborted"]')" -eq 10 "kernel: 10 requests aborted"
+xm_assert "$(echo "$kern" | xm_json 'j[0]["in_flight"]')" -eq 0 "aborted requests are not in flight"
+
+# --- F: SYNs dropped: connect times out (SYN retransmitted by timeout, then given up) ---
+out=$(xm_pod_exec c "$XM_TOOLS/xm-lbtool" connect 10.96.0.60 80 -n 2 -T 1500)
+kern=$(xm_ctl -j backend list 10.96.0.60:80 interval 0)
+xm_log "silent backend: client $out kernel $kern"
+xm_assert "$(echo "$kern" | xm_json 'j[0]["connect_timeout"]')" -eq 2 "kernel: 2 connect timeouts"
+xm_assert "$(echo "$kern" | xm_json 'j[0]["connect_refused"]')" -eq 0 "not counted as refused"

@@ -6,7 +6,7 @@
 # (a held connection keeps working with its backend); a backend removed from
 # the config file (inotify reload) gets no new connections; a service
 # without backends refuses with ECONNREFUSED; bad config files are rejected
-# with FILE:LINE:COL and the running services stay.
+# with FILE:LINE:COL and the running services stay; SIGHUP re-reads the file.
 set -eu
 . "$(dirname "$0")/lib.sh"
 xm_setup
@@ -100,6 +100,15 @@ xm_log "empty service: $out"
 xm_assert "$(echo "$out" | xm_json 'j["errors"].get("ECONNREFUSED",0)')" -eq 20 "connect() to an empty service: ECONNREFUSED"
 xm_assert $(($(xm_stat lb_no_backend) - before)) -eq 20 "lb_no_backend counts refusals"
 
+# --- SIGHUP: the file is read again and replaces control-socket changes ---
+xm_ctl service del 10.96.0.10:80
+xm_assert "$(xm_ctl -j service list | xm_json '",".join(sorted(s["service"] for s in j))')" = \
+	"10.96.0.11:80/tcp,10.96.0.12:80/tcp" "service deleted through the control socket"
+kill -HUP "$XM_AGENT_PID"
+xm_lb_wait 10.96.0.10:80 2
+xm_assert "$(xm_ctl -j service list | xm_json '",".join(sorted(s["service"] for s in j))')" = \
+	"10.96.0.10:80/tcp,10.96.0.11:80/tcp" "SIGHUP: the file's services, and only those"
+
 # --- bad config files: rejected with a location, services untouched ---
 reject() { # $1: expected "line:col: text" fragment
 	local n
@@ -122,6 +131,6 @@ printf '{ "services": [ { "vip": "10.96.0.10", "port": 80, "algorithm": "fastest
 reject '1:65: unknown algorithm'
 xm_assert "$(xm_ctl -j service show 10.96.0.10:80 | xm_json 'j["backend_count"]')" -eq 2 \
 	"running service unchanged after rejected files"
-xm_assert "$(xm_ctl -j service list | xm_json "len(j)")" -eq 3 "all services of the last good state kept (two from the file, one from the control socket)"
+xm_assert "$(xm_ctl -j service list | xm_json "len(j)")" -eq 2 "all services of the last good file kept"
 out=$(xm_pod_exec c "$XM_TOOLS/xm-lbtool" connect 10.96.0.10 80 -n 100)
 xm_assert "$(echo "$out" | xm_json 'sum(v["n"] for v in j["labels"].values())')" -eq 100 "still balancing"

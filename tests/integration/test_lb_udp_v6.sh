@@ -1,9 +1,10 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# UDP and IPv6 through a VIP: unconnected UDP datagrams to a VIP reach every
-# backend and every reply appears to come from the VIP (recvmsg hook); an
+# UDP and IPv6 through a VIP: unconnected and connected UDP datagrams to a
+# VIP reach every backend and every reply appears to come from the VIP
+# (recvmsg hook); an
 # IPv6 VIP balances over IPv6 backends with getpeername() = VIP; a
-# dual-stack socket reaches an IPv4 VIP as ::ffff:VIP.
+# dual-stack socket reaches an IPv4 VIP as ::ffff:VIP; probes work over IPv6.
 set -eu
 . "$(dirname "$0")/lib.sh"
 xm_setup
@@ -16,6 +17,7 @@ for i in 1 2 3; do
 	xm_bg ip netns exec "$ns" "$XM_TOOLS/xm-lbtool" server fd77::$((i + 2)) 8080 -l v$i
 	xm_bg ip netns exec "$ns" "$XM_TOOLS/xm-lbtool" server 10.77.0.$((i + 2)) 8080 -l b$i
 done
+xm_bg ip netns exec "$XM_PREFIX-b1" "$XM_TOOLS/xm-lbtool" http fd77::3 8081 -l h1 -e 0.1
 CFG=$XM_RUN_DIR/xm-config.json
 cat >"$CFG" <<EOC
 { "services": [
@@ -25,6 +27,8 @@ cat >"$CFG" <<EOC
   { "vip": "fd96::10", "port": 80,
     "backends": [ { "address": "fd77::3", "port": 8080 }, { "address": "fd77::4", "port": 8080 },
                   { "address": "fd77::5", "port": 8080, "weight": 2 } ] },
+  { "vip": "10.96.0.54", "port": 53, "protocol": "udp", "backends": [] },
+  { "vip": "fd96::11", "port": 80, "backends": [ { "address": "fd77::3", "port": 8081 } ] },
   { "vip": "10.96.0.10", "port": 80,
     "backends": [ { "address": "10.77.0.3", "port": 8080 }, { "address": "10.77.0.4", "port": 8080 } ] }
 ] }
@@ -45,6 +49,15 @@ xm_assert "$(echo "$out" | xm_json 'min(j["labels"].get(k,{"n":0})["n"] for k in
 	"round-robin over three UDP backends (each > 800 of 3000)"
 xm_assert $(($(xm_stat lb_revnat) - before)) -eq 3000 "lb_revnat counts each reply"
 xm_assert "$(xm_stat lb_sendmsg)" -ge 3000 "lb_sendmsg counts each datagram"
+# a UDP service without backends: sendto() fails at once with ECONNREFUSED
+out=$(xm_pod_exec c "$XM_TOOLS/xm-lbtool" udp-client 10.96.0.54 53 -n 5)
+xm_assert "$(echo "$out" | xm_json 'j["errors"].get("ECONNREFUSED",0)')" -eq 5 "empty UDP service: sendto() ECONNREFUSED"
+# connected UDP: connect() picks the backend, recvfrom() still names the VIP
+out=$(xm_pod_exec c "$XM_TOOLS/xm-lbtool" udp-client 10.96.0.53 53 -n 600 -C)
+xm_log "connected UDP: $out"
+xm_assert "$(echo "$out" | xm_json 'j["lost"]')" -eq 0 "connected UDP: every datagram answered"
+xm_assert "$(echo "$out" | xm_json 'j["reply_not_from_vip"]')" -eq 0 "connected UDP: replies from the VIP"
+xm_assert "$(echo "$out" | xm_json 'len(j["labels"])')" -eq 3 "connected UDP: all backends used"
 
 # --- IPv6 VIP ---
 out=$(xm_pod_exec c "$XM_TOOLS/xm-lbtool" connect fd96::10 80 -n 4000)
@@ -60,3 +73,10 @@ xm_log "v4-mapped: $out"
 xm_assert "$(echo "$out" | xm_json 'j["labels"].get("b1",{"n":0})["n"] + j["labels"].get("b2",{"n":0})["n"]')" -eq 500 \
 	"v4-mapped VIP balanced to IPv4 backends"
 xm_assert "$(echo "$out" | xm_json 'j["peer_mismatch"]')" -eq 0 "getpeername() is ::ffff:VIP"
+
+# --- probes over IPv6 ---
+out=$(xm_pod_exec c "$XM_TOOLS/xm-lbtool" get fd96::11 80 -n 100 -c 2 -k 25)
+kern=$(xm_ctl -j backend list '[fd96::11]:80' interval 0)
+xm_log "IPv6 probes: client $out kernel $kern"
+xm_assert "$(echo "$kern" | xm_json 'j[0]["requests"]')" -eq 100 "IPv6: request count exact"
+xm_assert "$(echo "$kern" | xm_json 'j[0]["http_5xx"]')" -eq 10 "IPv6: 5xx count exact"

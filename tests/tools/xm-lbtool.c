@@ -7,10 +7,12 @@
  *   http ADDR PORT -l L [-d MS] [-e RATE]   TCP keep-alive request/response: every
  *                                           request (a line ending "\r\n\r\n") gets, after
  *                                           MS ms, "HTTP/1.1 200 OK" (or 500 for every
- *                                           1/RATE-th response) with header X-Backend: L
+ *                                           1/RATE-th response) with header X-Backend: L;
+ *                                           -R: reset the connection instead of answering
  *   udp ADDR PORT -l L                      UDP: answer each datagram with "L"
  * Clients (print one JSON line, exit 0 unless the tool itself failed):
- *   connect VIP PORT -n N                   N connects; counts per label, errors by
+ *   connect VIP PORT -n N [-T MS]           N connects (-T: give up after MS ms); counts
+ *                                           per label, errors by
  *                                           errno name, getpeername() != VIP count
  *   get VIP PORT -n N [-c CONNS] [-k PER_CONN]  N HTTP requests over CONNS parallel
  *                                           keep-alive connections of PER_CONN requests;
@@ -18,13 +20,16 @@
  *                                           from send() to the arrival of the first byte
  *                                           back (receive timestamp), and app_p50/p99
  *                                           until read() returned
- *   udp-client VIP PORT -n N                N unconnected datagrams (sendto VIP); per
- *                                           label counts and replies not from VIP
+ *   udp-client VIP PORT -n N [-C]           N unconnected datagrams (sendto VIP), or
+ *                                           with -C connect()+send() each; per label
+ *                                           counts and replies (recvfrom) not from VIP
  *   hold VIP PORT -w FILE                   one connection: a request, then wait for
  *                                           FILE to exist, then another request on the
  *                                           same connection; prints both labels
- *   rate VIP PORT -t SECONDS                new connections per second: connect, read
+ *   rate VIP PORT -t SECONDS [-c THREADS]   new connections per second: connect, read
  *                                           the label, close, as fast as possible
+ *   udpconnect VIP PORT -n N                cost of connect() itself: N connect()s of
+ *                                           one UDP socket (no packet is sent), ns each
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -47,6 +52,7 @@ static const char *label = "?";
 static int delay_ms, n_total = 1000, n_conns = 1, per_conn = 0;
 static double err_rate, seconds = 1;
 static const char *wait_file;
+static int udp_connected, reset_requests, connect_timeout_ms;
 
 static struct sockaddr_storage target;
 static socklen_t target_len;
@@ -139,6 +145,13 @@ static void *http_conn(void *arg)
 			break;
 		have += n;
 		buf[have] = '\0';
+		if (reset_requests && strstr(buf, "\r\n\r\n")) {
+			/* -R: answer a request with a reset (linger 0 then close) */
+			struct linger lg = { 1, 0 };
+
+			setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+			goto out;
+		}
 		while ((end = strstr(buf, "\r\n\r\n"))) {
 			/* every (1/RATE)-th response of the server fails: exact, not sampled */
 			long nth = atomic_fetch_add(&responses, 1) + 1;
@@ -282,6 +295,11 @@ static int tcp_connect(void)
 
 	if (fd < 0)
 		return -errno;
+	if (connect_timeout_ms) {
+		struct timeval tv = { connect_timeout_ms / 1000, connect_timeout_ms % 1000 * 1000 };
+
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	}
 	if (connect(fd, (struct sockaddr *)&target, target_len)) {
 		int e = errno;
 
@@ -467,7 +485,13 @@ static void client_udp(void)
 		char buf[64];
 		ssize_t n;
 
-		if (sendto(fd, "q", 1, 0, (struct sockaddr *)&target, target_len) < 0) {
+		/* -C: a connected socket (connect() once per datagram: a new backend each time) */
+		if (udp_connected && connect(fd, (struct sockaddr *)&target, target_len)) {
+			errs[errno & 255]++;
+			continue;
+		}
+		if (udp_connected ? send(fd, "q", 1, 0) < 0
+				  : sendto(fd, "q", 1, 0, (struct sockaddr *)&target, target_len) < 0) {
 			errs[errno & 255]++;
 			continue;
 		}
@@ -504,26 +528,71 @@ static void client_hold(void)
 	printf("{\"first\":\"%s\",\"second\":\"%s\"}\n", l1, l2);
 }
 
-static void client_rate(void)
+struct rate_res {
+	long n, fail;
+};
+
+static void *rate_worker(void *arg)
 {
-	double t0 = now_us(), end = t0 + seconds * 1e6;
-	long n = 0, fail = 0;
+	struct rate_res *r = arg;
+	double end = now_us() + seconds * 1e6;
 	char buf[64];
 
 	while (now_us() < end) {
 		int fd = tcp_connect();
 
 		if (fd < 0) {
-			fail++;
+			r->fail++;
 			continue;
 		}
 		if (read_line(fd, buf, sizeof(buf)))
-			fail++;
+			r->fail++;
+		/*
+		 * Abort instead of a FIN: the server closed first, so with a
+		 * plain close its TIME_WAIT sockets would meet our next SYNs
+		 * from reused ports and stall them; with a reset neither side
+		 * keeps TIME_WAIT and every mode measures connections only.
+		 */
+		setsockopt(fd, SOL_SOCKET, SO_LINGER, &(struct linger){ 1, 0 }, sizeof(struct linger));
 		close(fd);
-		n++;
+		r->n++;
+	}
+	return NULL;
+}
+
+/* -c THREADS connect loops in parallel (default 1) */
+static void client_rate(void)
+{
+	struct rate_res res[64] = {};
+	pthread_t th[64];
+	int nt = n_conns < 1 ? 1 : n_conns > 64 ? 64 : n_conns;
+	double t0 = now_us();
+	long n = 0, fail = 0;
+
+	for (int i = 0; i < nt; i++)
+		pthread_create(&th[i], NULL, rate_worker, &res[i]);
+	for (int i = 0; i < nt; i++) {
+		pthread_join(th[i], NULL);
+		n += res[i].n;
+		fail += res[i].fail;
 	}
 	printf("{\"conns\":%ld,\"failed\":%ld,\"per_second\":%.1f}\n", n, fail,
 	       n / ((now_us() - t0) / 1e6));
+}
+
+static void client_udpconnect(void)
+{
+	int fd = socket(target.ss_family, SOCK_DGRAM, 0);
+	double t0;
+	long fail = 0;
+
+	t0 = now_us();
+	for (int i = 0; i < n_total; i++)
+		if (connect(fd, (struct sockaddr *)&target, target_len))
+			fail++;
+	printf("{\"connects\":%d,\"failed\":%ld,\"ns_per_connect\":%.1f}\n", n_total, fail,
+	       (now_us() - t0) * 1e3 / n_total);
+	close(fd);
 }
 
 int main(int argc, char **argv)
@@ -541,7 +610,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	optind = 4;
-	while ((opt = getopt(argc, argv, "l:d:e:n:c:k:w:t:")) != -1) {
+	while ((opt = getopt(argc, argv, "l:d:e:n:c:k:w:t:CRT:")) != -1) {
 		switch (opt) {
 		case 'l': label = optarg; break;
 		case 'd': delay_ms = atoi(optarg); break;
@@ -551,6 +620,9 @@ int main(int argc, char **argv)
 		case 'k': per_conn = atoi(optarg); break;
 		case 'w': wait_file = optarg; break;
 		case 't': seconds = atof(optarg); break;
+		case 'C': udp_connected = 1; break;
+		case 'R': reset_requests = 1; break;
+		case 'T': connect_timeout_ms = atoi(optarg); break;
 		default: return 2;
 		}
 	}
@@ -572,6 +644,8 @@ int main(int argc, char **argv)
 		client_hold();
 	else if (!strcmp(mode, "rate"))
 		client_rate();
+	else if (!strcmp(mode, "udpconnect"))
+		client_udpconnect();
 	else {
 		fprintf(stderr, "unknown mode %s\n", mode);
 		return 2;

@@ -161,6 +161,18 @@ static void config_parses(void **state)
 	xm_lb_conf_free(&c);
 }
 
+/* The example shipped in deploy/ must be a valid config (tests run from the top directory). */
+static void deploy_example_parses(void **state)
+{
+	struct xm_lb_conf c;
+	char err[512] = "";
+
+	if (xm_lb_conf_load("deploy/xmesh-config.json", &c, err, sizeof(err)))
+		fail_msg("%s", err);
+	assert_int_equal(c.n_svc, 4);
+	xm_lb_conf_free(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -172,6 +184,7 @@ int main(void)
 		cmocka_unit_test(success_rate_counts_5xx_and_failed_connects),
 		cmocka_unit_test(config_errors_have_locations),
 		cmocka_unit_test(config_parses),
+		cmocka_unit_test(deploy_example_parses),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -10,6 +10,7 @@
 
 struct xm_redirect;
 struct xm_lb;
+struct xm_overlay;
 
 struct xm_agent {
 	char pin_root[PATH_MAX];
@@ -18,12 +19,17 @@ struct xm_agent {
 	__u64 cgroup_id;
 	const char *config_path; /* NULL: no config file */
 	const char *metrics_addr; /* NULL: no metrics endpoint */
+	const char *netns_path;   /* --netns: the agent joined this network namespace */
+	const char *overlay_dev;  /* --overlay-dev: underlay device; NULL: no overlay cache */
+	const char *overlay_vxlan; /* --overlay-vxlan: VXLAN device; NULL: the first found */
+	unsigned int overlay_max_flows; /* --overlay-max-flows; 0: XM_OVL_MAX_FLOWS */
 	int lock_fd;
 	struct xm_loop *loop;
 
 	/* Datapath objects, one skeleton per bpf/<name>.bpf.c. */
 	struct xm_redirect *redirect;
 	struct xm_lb *lb;
+	struct xm_overlay *overlay;
 };
 
 /*
@@ -65,5 +71,7 @@ int dp_redirect_load(struct xm_agent *a);
 void dp_redirect_close(struct xm_agent *a);
 int dp_lb_load(struct xm_agent *a);
 void dp_lb_close(struct xm_agent *a);
+int dp_overlay_load(struct xm_agent *a);
+void dp_overlay_close(struct xm_agent *a);
 
 #endif

@@ -20,6 +20,7 @@
 static const struct xm_dp_module modules[] = {
 	{ "redirect", dp_redirect_load, dp_redirect_close },
 	{ "lb", dp_lb_load, dp_lb_close },
+	{ "overlay", dp_overlay_load, dp_overlay_close },
 };
 
 int xm_dp_pin_maps(struct bpf_object *obj, const char *pin_root)

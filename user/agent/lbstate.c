@@ -205,6 +205,7 @@ static int apply_service(struct xm_lb_state *st, const struct xm_lb_svc_conf *s)
 {
 	struct xm_lb_svc_rt *rt = xm_lb_state_find(st, &s->key);
 	struct xm_lb_svc_conf copy;
+	bool *fresh = NULL, *taken = NULL, have_copy = false;
 	__u32 *ids = NULL;
 	double *w = NULL;
 	char ks[96];
@@ -234,19 +235,25 @@ static int apply_service(struct xm_lb_state *st, const struct xm_lb_svc_conf *s)
 	}
 	ids = calloc(s->n_be + 1, sizeof(*ids));
 	w = calloc(s->n_be + 1, sizeof(*w));
-	if (!ids || !w) {
+	fresh = calloc(s->n_be + 1, sizeof(*fresh));
+	taken = calloc(rt->conf.n_be + 1, sizeof(*taken));
+	if (!ids || !w || !fresh || !taken) {
 		err = -ENOMEM;
 		goto out;
 	}
+	err = xm_lb_svc_conf_copy(&copy, s);
+	if (err)
+		goto out;
+	have_copy = true;
 	for (unsigned int j = 0; j < s->n_be; j++) {
 		const struct xm_lb_be_conf *bc = &s->be[j];
 		struct xm_lb_backend be = {};
 		bool reused = false;
 
 		for (unsigned int k = 0; k < rt->conf.n_be; k++) {
-			if (rt->be_ids[k] && be_match(&rt->conf.be[k], bc)) {
+			if (!taken[k] && rt->be_ids[k] && be_match(&rt->conf.be[k], bc)) {
 				ids[j] = rt->be_ids[k];
-				rt->be_ids[k] = 0; /* taken over */
+				taken[k] = true;
 				reused = true;
 				break;
 			}
@@ -258,6 +265,7 @@ static int apply_service(struct xm_lb_state *st, const struct xm_lb_svc_conf *s)
 				       XM_LB_MAX_BACKENDS - 1);
 				goto out;
 			}
+			fresh[j] = true;
 		}
 		if (reused)
 			bpf_map_lookup_elem(st->m.be, &ids[j], &be);
@@ -283,7 +291,7 @@ static int apply_service(struct xm_lb_state *st, const struct xm_lb_svc_conf *s)
 	}
 	/* Backends that left: no slot any more; their connections keep running. */
 	for (unsigned int k = 0; k < rt->conf.n_be; k++) {
-		if (rt->be_ids[k]) {
+		if (rt->be_ids[k] && !taken[k]) {
 			char a[XM_ADDR_STRLEN];
 
 			pr_info("service %s: backend %s:%u removed", ks,
@@ -292,17 +300,23 @@ static int apply_service(struct xm_lb_state *st, const struct xm_lb_svc_conf *s)
 			be_release(st, rt->be_ids[k]);
 		}
 	}
-	err = xm_lb_svc_conf_copy(&copy, s);
-	if (err)
-		goto out;
 	rt_free(rt);
 	rt->conf = copy;
 	rt->be_ids = ids;
+	have_copy = false;
 	ids = NULL;
 	pr_debug("service %s: %u backends, algorithm %s", ks, s->n_be, s->algorithm);
 out:
+	/* on failure the service keeps its table; ids handed out for it go back */
+	for (unsigned int j = 0; ids && fresh && j < s->n_be; j++)
+		if (fresh[j] && ids[j])
+			be_release(st, ids[j]);
+	if (have_copy)
+		xm_lb_svc_conf_free(&copy);
 	free(ids);
 	free(w);
+	free(fresh);
+	free(taken);
 	return err;
 }
 

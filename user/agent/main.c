@@ -12,12 +12,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/epoll.h>
 #include <sys/file.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "agent.h"
+#include "discover.h"
 #include "log.h"
 #include "pin.h"
 #include "sys.h"
@@ -29,6 +31,8 @@ static void usage(FILE *f)
 	fprintf(f,
 		"Usage: xmesh-agent --cgroup PATH [--pin-root DIR] [--config FILE]\n"
 		"                   [--metrics ADDR:PORT] [--log-level error|warn|info|debug]\n"
+		"                   [--netns PATH] [--overlay-dev IFNAME [--overlay-vxlan IFNAME]\n"
+		"                   [--overlay-max-flows N]]\n"
 		"       xmesh-agent uninstall --cgroup PATH [--pin-root DIR]\n"
 		"       xmesh-agent --version\n"
 		"\n"
@@ -36,7 +40,12 @@ static void usage(FILE *f)
 		"                    the agent never picks the root cgroup on its own)\n"
 		"  --pin-root DIR    bpffs directory for maps and links (default %s)\n"
 		"  --config FILE     JSON configuration, reloaded on SIGHUP and on change\n"
-		"  --metrics A:P     serve Prometheus metrics on this address\n",
+		"  --metrics A:P     serve Prometheus metrics on this address\n"
+		"  --netns PATH      join this network namespace first (the node's, when the\n"
+		"                    agent is started from outside it; e.g. /var/run/netns/X)\n"
+		"  --overlay-dev IF  enable the overlay cache on underlay device IF\n"
+		"  --overlay-vxlan IF  the VXLAN device it caches (default: the first found)\n"
+		"  --overlay-max-flows N  size of the flow cache (LRU; default 65536)\n",
 		XM_PIN_ROOT_DEFAULT);
 }
 
@@ -61,6 +70,24 @@ static int check_host(void)
 		return -EOPNOTSUPP;
 	}
 	return 0;
+}
+
+/*
+ * The whole agent moves into the node's netns: netlink, interface indexes
+ * and tc attachments are then the node's, while bpffs and cgroup2 stay the
+ * host's (only the network namespace changes, not the mounts).
+ */
+static int join_netns(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC), err = 0;
+
+	if (fd < 0 || setns(fd, CLONE_NEWNET))
+		err = -errno;
+	if (fd >= 0)
+		close(fd);
+	if (err)
+		pr_err("--netns %s: %s", path, strerror(-err));
+	return err;
 }
 
 static int open_cgroup(struct xm_agent *a, const char *path)
@@ -150,7 +177,8 @@ static int run(struct xm_agent *a)
 	sigaddset(&mask, SIGHUP);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
-	a->loop = xm_loop_new();
+	if (!a->loop)
+		a->loop = xm_loop_new();
 	if (sfd < 0 || !a->loop)
 		return -errno ?: -ENOMEM;
 	err = xm_loop_add(a->loop, sfd, EPOLLIN, on_signal, a);
@@ -164,6 +192,7 @@ static int run(struct xm_agent *a)
 	xm_services_stop(a);
 	close(sfd);
 	xm_loop_free(a->loop);
+	a->loop = NULL;
 	return err;
 }
 
@@ -192,6 +221,10 @@ int main(int argc, char **argv)
 		{ "config", required_argument, NULL, 'f' },
 		{ "metrics", required_argument, NULL, 'm' },
 		{ "log-level", required_argument, NULL, 'l' },
+		{ "netns", required_argument, NULL, 'n' },
+		{ "overlay-dev", required_argument, NULL, 'O' },
+		{ "overlay-vxlan", required_argument, NULL, 'X' },
+		{ "overlay-max-flows", required_argument, NULL, 'F' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
@@ -212,6 +245,10 @@ int main(int argc, char **argv)
 		case 'r': pin_root = optarg; break;
 		case 'f': a.config_path = optarg; break;
 		case 'm': a.metrics_addr = optarg; break;
+		case 'n': a.netns_path = optarg; break;
+		case 'O': a.overlay_dev = optarg; break;
+		case 'X': a.overlay_vxlan = optarg; break;
+		case 'F': a.overlay_max_flows = strtoul(optarg, NULL, 0); break;
 		case 'l':
 			if (xm_log_parse_level(optarg, &xm_log_threshold)) {
 				pr_err("--log-level %s: use error, warn, info or debug", optarg);
@@ -240,6 +277,8 @@ int main(int argc, char **argv)
 	}
 	if (check_host())
 		return 1;
+	if (a.netns_path && join_netns(a.netns_path))
+		return 1;
 	if (open_cgroup(&a, cgroup))
 		return 1;
 	err = take_lock(&a);
@@ -259,8 +298,15 @@ int main(int argc, char **argv)
 		pr_err("pin root %s: %s (is bpffs mountable here?)", a.pin_root, strerror(-err));
 		return 1;
 	}
+	/* Modules may register fds (netlink, timers) while they load. */
+	a.loop = xm_loop_new();
+	if (!a.loop) {
+		pr_err("event loop: %s", strerror(errno));
+		return 1;
+	}
 	err = xm_datapath_load(&a);
 	if (!err) {
+		xm_discover_pods(&a);
 		pr_info("datapath ready: pin root %s, cgroup %s", a.pin_root, a.cgroup_path);
 		err = run(&a);
 	}

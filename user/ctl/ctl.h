@@ -50,6 +50,7 @@ int do_endpoint(int argc, char **argv);
 int do_sock(int argc, char **argv);
 int do_service(int argc, char **argv);
 int do_backend(int argc, char **argv);
+int do_cache(int argc, char **argv);
 
 /* LB objects (service.c, agentsock.c). */
 struct xm_lb_maps;

@@ -29,6 +29,7 @@ static int do_help(int argc, char **argv)
 		"  sock list                       sockets in the redirect map\n"
 		"  service list | show VIP:PORT | add JSON | del VIP:PORT | reload\n"
 		"  backend list [VIP:PORT] | set VIP:PORT ADDR:PORT weight W\n"
+		"  cache list | flush              overlay cache\n"
 		"\n"
 		"Commands match by unambiguous prefix: 'xmeshctl e l' is 'endpoint list'.\n"
 		"Read commands read the pinned maps (default pin root %s), so they work\n"
@@ -45,6 +46,7 @@ static const struct cmd objects[] = {
 	{ "sock", do_sock },
 	{ "service", do_service },
 	{ "backend", do_backend },
+	{ "cache", do_cache },
 	{}
 };
 

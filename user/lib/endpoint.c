@@ -4,6 +4,7 @@
 #include <unistd.h>
 #include <bpf/bpf.h>
 #include "endpoint.h"
+#include "overlay.h"
 #include "pin.h"
 
 static void endpoint_key(struct xm_endpoint_key *k, __u8 family, const struct xm_addr *addr)
@@ -57,6 +58,9 @@ int xm_endpoint_del(const char *pin_root, __u8 family, const struct xm_addr *add
 	if (bpf_map_delete_elem(fd, &k))
 		err = -errno;
 	close(fd);
+	/* The address may come back on another node: nothing cached may outlive it. */
+	if (!err)
+		xm_overlay_forget_addr(pin_root, family, addr);
 	return err;
 }
 

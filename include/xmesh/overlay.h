@@ -1,0 +1,121 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Overlay cache (bpf/overlay.bpf.c): what the VXLAN slow path taught us, so
+ * that later packets of an established, allowed flow can skip the tunnel
+ * device, the bridge and netfilter of this node.
+ *
+ * Three maps, all learned from packets the slow path handled:
+ *   xm_ovl_remote  remote pod address -> outer header the kernel built for it
+ *                  (learned on the underlay device's tc egress)
+ *   xm_ovl_local   local pod address -> host veth, MACs the kernel delivered
+ *                  with (learned on the host veth's tc egress)
+ *   xm_ovl_flows   5-tuple, from the local pod's side -> which directions the
+ *                  slow path delivered; used only once both were
+ * plus xm_ovl_cfg (one entry: set by the agent, read by every packet).
+ *
+ * Addresses are in network byte order, ports in host byte order, as in
+ * common.h. IPv6 is laid out (family + struct xm_addr, template room for a
+ * 40-byte outer header) but the programs handle IPv4 only for now.
+ */
+#ifndef XMESH_OVERLAY_H
+#define XMESH_OVERLAY_H
+
+#include "common.h"
+
+#ifndef XM_OVL_MAX_FLOWS
+#define XM_OVL_MAX_FLOWS 65536
+#endif
+#ifndef XM_OVL_MAX_REMOTE
+#define XM_OVL_MAX_REMOTE 16384
+#endif
+#ifndef XM_OVL_MAX_LOCAL
+#define XM_OVL_MAX_LOCAL 4096
+#endif
+
+#define XM_OVL_VXLAN_PORT 4789
+#define XM_OVL_VXLAN_HLEN 8
+/* Outer Ethernet + IPv4 + UDP + VXLAN + inner Ethernet. */
+#define XM_OVL_ENCAP4_LEN (14 + 20 + 8 + 8 + 14)
+/* The same with an IPv6 outer header (room reserved in the template). */
+#define XM_OVL_ENCAP6_LEN (14 + 40 + 8 + 8 + 14)
+
+/* Agent-written configuration, xm_ovl_cfg[0]. */
+struct xm_ovl_cfg {
+	__u32 epoch;          /* bumped to invalidate every flow at once (policy change) */
+	__u32 enabled;        /* 0: programs learn nothing and pass everything */
+	__u32 vxlan_ifindex;  /* the overlay device packets are decapsulated by */
+	__u32 underlay_ifindex; /* device the encapsulated packets leave by */
+	__u16 vxlan_port;     /* UDP destination port of the overlay (host order) */
+	__u16 port_min;       /* UDP source port range of the overlay device */
+	__u16 port_max;
+	__u16 pad;
+	__u32 underlay_mtu;   /* packets that fit need no bpf_check_mtu() */
+	__u32 pad2;
+};
+
+struct xm_ovl_addr_key {
+	__u8 family; /* AF_INET (AF_INET6 reserved) */
+	__u8 pad[3];
+	struct xm_addr addr;
+};
+
+/*
+ * How to reach one remote pod: the headers the kernel put in front of its
+ * packets. hdr holds outer Ethernet, outer IP, UDP, VXLAN and inner Ethernet,
+ * exactly as seen on the wire (hdr_len bytes); the programs patch lengths,
+ * IP id and checksum, UDP source port and ECN per packet.
+ */
+struct xm_ovl_remote {
+	__u8 hdr[XM_OVL_ENCAP6_LEN]; /* 84 bytes */
+	__u8 hdr_len;        /* XM_OVL_ENCAP4_LEN for an IPv4 outer header */
+	__u8 outer_family;   /* AF_INET */
+	__u8 inner_tos;      /* inner TOS of the packet learned from */
+	__u8 pad;
+	__u32 csum_partial;  /* one's complement sum of the outer IPv4 header as stored */
+	__u32 vni;           /* host byte order, 24 bits */
+	__u32 ifindex;       /* underlay device it left by */
+	struct xm_addr outer_saddr; /* this node */
+	struct xm_addr outer_daddr; /* the remote node */
+	__u64 learned_ns;    /* bpf_ktime_get_ns() when (re)learned */
+};
+
+/* How the slow path delivers to one local pod. */
+struct xm_ovl_local {
+	__u32 ifindex;       /* host-side veth */
+	__u8 pod_mac[6];     /* destination MAC of delivered frames */
+	__u8 gw_mac[6];      /* source MAC of delivered frames (the node's gateway) */
+	__u64 learned_ns;
+};
+
+/* One flow, from the local pod's point of view. */
+struct xm_ovl_flow_key {
+	struct xm_addr local;
+	struct xm_addr remote;
+	__u16 local_port;
+	__u16 remote_port;
+	__u8 family;
+	__u8 proto;          /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 pad[2];
+};
+
+#define XM_OVL_SEEN_OUT (1U << 0) /* local -> remote left encapsulated by the kernel */
+#define XM_OVL_SEEN_IN (1U << 1)  /* remote -> local delivered to the pod by the kernel */
+#define XM_OVL_SEEN_BOTH (XM_OVL_SEEN_OUT | XM_OVL_SEEN_IN)
+
+/*
+ * The delivery fields repeat what xm_ovl_local holds for the local pod, so
+ * that each fast-path packet needs two lookups (flow, remote), not three.
+ * They are written with SEEN_IN, from the very packet the kernel delivered.
+ */
+struct xm_ovl_flow {
+	__u32 epoch;         /* xm_ovl_cfg.epoch when learned; older entries are dead */
+	__u8 seen;           /* XM_OVL_SEEN_* */
+	__u8 fin;            /* XM_OVL_SEEN_* of the directions that sent a TCP FIN */
+	__u8 pad[2];
+	__u32 ifindex;       /* host veth of the local pod (0 until SEEN_IN) */
+	__u8 pod_mac[6];
+	__u8 gw_mac[6];
+	__u64 learned_ns;
+};
+
+#endif /* XMESH_OVERLAY_H */

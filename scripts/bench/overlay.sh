@@ -1,0 +1,113 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# bench overlay: pod to pod across two netns "nodes" (scripts/testbed.sh),
+# three clusters side by side, identical but for the path between nodes:
+#   route  - plain routing over the underlay, no overlay (the limit)
+#   vxlan  - the kernel's VXLAN overlay (bridge, routing, netfilter, vx0)
+#   xmesh  - the same VXLAN overlay with the xmesh overlay cache
+# Measured: 1-byte TCP round trip (xm-rr, p50; client and server on one
+# core, then on two cores), request rate (xm-rate, 8 connections, 1-byte
+# requests, two cores) and TCP throughput (iperf3, one stream, two cores).
+# Modes are interleaved per metric in rotating order in every repetition;
+# medians.
+# REPS=N (default 5), SECS=N (seconds per rate/iperf3 sample, default 2),
+# RR_N=N (round trips per latency sample, default 20000).
+set -eu
+. "$(dirname "$0")/../testbed.sh"
+REPS=${REPS:-5}
+RR_N=${RR_N:-20000}
+SECS=${SECS:-2}
+[[ $SECS =~ ^[1-9][0-9]*$ ]] || { echo "SECS must be a whole number of seconds (iperf3 -t)" >&2; exit 2; }
+RR=$XM_TOOLS/xm-rr
+RATE=$XM_TOOLS/xm-rate
+
+xm_setup
+trap xm_tb_cleanup EXIT
+BASE=$XM_PREFIX
+out=$XM_RUN_DIR/samples.txt
+: >"$out"
+B=$(xm_tb_pod_ip 2 10)
+
+# build_cluster MODE: cluster xm-<id>-<m> with pods <m>a (node 1), <m>b (node 2).
+build_cluster() {
+	local m=${1:0:1}
+	local XM_PREFIX=$BASE-$m
+	xm_tb_underlay
+	xm_tb_node 1
+	xm_tb_node 2
+	xm_tb_overlay "$([ "$1" = route ] && echo route || echo vxlan)"
+	xm_tb_pod 1 "${m}a" 10
+	xm_tb_pod 2 "${m}b" 10
+	[ "$1" = xmesh ] && xm_tb_agent 1 2>/dev/null && xm_tb_agent 2 2>/dev/null
+	xm_bg xm_tb_nx "${m}b" taskset -c 0 "$RR" server tcp "$B" 7600
+	xm_bg xm_tb_nx "${m}b" taskset -c 1 "$RR" server tcp "$B" 7601
+	xm_bg xm_tb_nx "${m}b" taskset -c 1 iperf3 -s -B "$B" -p 7602 >/dev/null
+	return 0
+}
+for mode in route vxlan xmesh; do build_cluster $mode; done
+sleep 0.5
+
+in_pod() { local m=${1:0:1}; shift; local XM_PREFIX=$BASE-$m; xm_tb_nx "${m}a" "$@"; }
+field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])['$1'])" "$2"; }
+
+# Warm up every path once (ARP, learning, caches).
+for mode in route vxlan xmesh; do
+	in_pod $mode "$RR" client tcp "$B" 7600 rr 1 2000 >/dev/null
+done
+
+# measure MODE METRIC: one sample
+measure() {
+	local mode=$1 r
+	case $2 in
+	rtt1_1core_p50_us)
+		r=$(in_pod "$mode" taskset -c 0 "$RR" client tcp "$B" 7600 rr 1 "$RR_N")
+		echo "$mode $2 $(field p50_us "$r")" ;;
+	rtt1_2core_p50_us)
+		r=$(in_pod "$mode" taskset -c 0 "$RR" client tcp "$B" 7601 rr 1 "$RR_N")
+		echo "$mode $2 $(field p50_us "$r")" ;;
+	rate_2core_rps)
+		r=$(in_pod "$mode" taskset -c 0 "$RATE" "$B" 7601 -c 8 -t "$SECS")
+		echo "$mode $2 $(field rps "$r")" ;;
+	iperf3_gbit_s)
+		r=$(in_pod "$mode" taskset -c 0 iperf3 -c "$B" -p 7602 -t "$SECS" -J)
+		echo "$mode $2 $(python3 -c 'import json,sys; print(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e9)' <<<"$r")" ;;
+	esac
+}
+
+# Interleaved per metric, so that the three modes of one sample are seconds
+# apart and a burst of load from elsewhere hits them alike; rotating order.
+modes=(route vxlan xmesh)
+for rep in $(seq "$REPS"); do
+	for metric in rtt1_1core_p50_us rtt1_2core_p50_us rate_2core_rps iperf3_gbit_s; do
+		for i in 0 1 2; do
+			measure "${modes[$(((i + rep) % 3))]}" $metric >>"$out"
+		done
+	done
+	xm_log "repetition $rep/$REPS done"
+done
+
+hits=$(XM_PREFIX=$BASE-x xm_tb_stat 1 overlay_encap_pkts)
+[ "$hits" -gt 0 ] || xm_fail "xmesh mode encapsulated nothing: the comparison is void"
+misses=$(XM_PREFIX=$BASE-x xm_tb_stat 1 overlay_encap_misses)
+
+python3 - "$out" "$REPS" "$hits" "$misses" <<'PY'
+import sys, statistics as st
+from collections import defaultdict
+d = defaultdict(list)
+for line in open(sys.argv[1]):
+    mode, metric, v = line.split()
+    d[(metric, mode)].append(float(v))
+cpu = open('/proc/cpuinfo').read().split('model name')[1].split(':')[1].splitlines()[0].strip()
+ncpu = sum(1 for l in open('/proc/cpuinfo') if l.startswith('processor'))
+print(f"machine: {cpu}, {ncpu} cpus, reps={sys.argv[2]}; xmesh fast path: "
+      f"{sys.argv[3]} packets encapsulated, {sys.argv[4]} slow-path misses (node 1)")
+print(f"{'metric':<20} {'route':>9} {'vxlan':>9} {'xmesh':>9} {'vxlan/route':>12} {'xmesh/route':>12} {'xmesh/vxlan':>12}")
+last = []
+for metric in ["rtt1_1core_p50_us", "rtt1_2core_p50_us", "rate_2core_rps", "iperf3_gbit_s"]:
+    m = {k: st.median(d[(metric, k)]) for k in ["route", "vxlan", "xmesh"]}
+    print(f"{metric:<20} {m['route']:>9.2f} {m['vxlan']:>9.2f} {m['xmesh']:>9.2f} "
+          f"{m['vxlan']/m['route']:>12.3f} {m['xmesh']/m['route']:>12.3f} {m['xmesh']/m['vxlan']:>12.3f}")
+    last.append(f"{metric}_xmesh_vs_route={m['xmesh']/m['route']:.3f}")
+    last.append(f"{metric}_vxlan_vs_route={m['vxlan']/m['route']:.3f}")
+print("bench overlay: " + " ".join(last))
+PY

@@ -1,0 +1,64 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# Overlay cache invalidation, three nodes:
+#  - the underlay neighbour of a cached remote node changes (the node's NIC
+#    got a new MAC): the cached outer headers are dropped and relearned, and
+#    the flow keeps working on the fast path with the new MAC;
+#  - a pod is deleted and its IP reused by a new pod on another node: the
+#    same 5-tuple then reaches the new pod, directly, never the stale node.
+set -eu
+. "$(dirname "$0")/../../scripts/testbed.sh"
+xm_tb_cluster vxlan 3
+xm_tb_pod 1 a 10
+xm_tb_pod 2 b 10
+for n in 1 2 3; do xm_tb_agent "$n"; done
+A=$(xm_tb_pod_ip 1 10)
+B=$(xm_tb_pod_ip 2 10)
+xm_bg xm_tb_nx b "$XM_TOOLS/xm-udp" echo "$B" 7002
+sleep 0.2
+
+remote_field() { # NODE POD FIELD -> field of the learned outer header toward POD
+	xm_tb_ctl "$1" -j cache list | python3 -c "
+import json,sys
+r=[x for x in json.load(sys.stdin)['remote'] if x['pod']=='$2']
+print(r[0]['$3'] if r else 'none')"
+}
+send() { xm_tb_nx a "$XM_TOOLS/xm-udp" send "$B" 7002 -n "$1" -b 42000 >/dev/null; }
+
+send 20 || xm_fail "first exchange a -> b"
+xm_assert "$(remote_field 1 "$B" node)" = 172.31.0.2 "node 1 learned: b is behind node 2"
+
+# --- underlay neighbour change ---------------------------------------------
+newmac=02:00:00:00:02:02
+ip -n "$XM_PREFIX-n2" link set eth0 address $newmac
+ip -n "$XM_PREFIX-n1" neigh replace 172.31.0.2 lladdr $newmac dev eth0 nud reachable
+e0=$(xm_tb_stat 1 overlay_encap_pkts)
+# Frames to the old MAC would reach node 2 as "other host" and die there.
+send 100 || xm_fail "flow broken after the underlay neighbour changed (stale outer MAC?)"
+xm_assert "$(remote_field 1 "$B" node_mac)" = $newmac "outer header relearned with the new MAC"
+xm_assert "$(( $(xm_tb_stat 1 overlay_encap_pkts) - e0 ))" -ge 95 \
+	"flow back on the fast path after the change"
+
+# --- pod deleted, IP reused on node 3 --------------------------------------
+xm_tb_pod_del b
+xm_tb_pod_at 3 c "$B"
+xm_tb_pod_move_route "$B" 2 3
+xm_bg xm_tb_nx c "$XM_TOOLS/xm-udp" echo "$B" 7002
+sleep 0.3
+rx0=$(ip netns exec "$XM_PREFIX-n2" cat /sys/class/net/eth0/statistics/rx_packets)
+send 100 || xm_fail "same 5-tuple after the IP moved: new pod on node 3 not reached"
+rx=$(( $(ip netns exec "$XM_PREFIX-n2" cat /sys/class/net/eth0/statistics/rx_packets) - rx0 ))
+xm_assert "$rx" -lt 10 "old node 2 saw (almost) nothing of the 100 datagrams"
+xm_assert "$(remote_field 1 "$B" node)" = 172.31.0.3 "node 1 now sends b's address to node 3"
+e0=$(xm_tb_stat 1 overlay_encap_pkts)
+send 50 || xm_fail "moved pod, second run"
+xm_assert "$(( $(xm_tb_stat 1 overlay_encap_pkts) - e0 ))" -ge 50 "moved pod reached on the fast path"
+
+# --- endpoint delete forgets the address (CNI DEL / xmeshctl endpoint del) ---
+xm_tb_ctl 1 endpoint add "$A" netns "$(xm_netns_path a)" >/dev/null
+xm_tb_ctl 1 endpoint del "$A" >/dev/null
+left=$(xm_tb_ctl 1 -j cache list | python3 -c "
+import json,sys
+d=json.load(sys.stdin)
+print(sum(1 for f in d['flows'] if f['local']=='$A')+sum(1 for l in d['local'] if l['pod']=='$A'))")
+xm_assert "$left" -eq 0 "endpoint del removed every cache entry of that address"

@@ -1,0 +1,520 @@
+// SPDX-License-Identifier: MIT
+/*
+ * xm-ovl-prog: the overlay cache programs on crafted packets
+ * (BPF_PROG_TEST_RUN), one table row per case: what goes in, which verdict
+ * must come out, and what the output packet must look like. Loads its own
+ * copy of bpf/overlay.bpf.c (maps not pinned), teaches it a flow the way the
+ * slow path would (an encapsulated frame on the underlay egress, a delivered
+ * frame on the pod veth egress), then checks the fast paths: outer header
+ * fields and checksum, UDP source port range, TTL/hop limit, ECN on the way
+ * out (INET_ECN_encapsulate) and in (INET_ECN_decapsulate), the VNI / outer
+ * address / port checks, SYN/FIN/RST and TTL 1 left to the slow path.
+ * Exit 0 iff every case passed.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <linux/bpf.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <xmesh/overlay.h>
+#include "overlay.skel.h"
+
+#define TC_ACT_OK 0
+#define TC_ACT_REDIRECT 7
+#define VX_IFINDEX 4242 /* what the delivered frames claim to have come in by */
+
+static int failures;
+
+#define CHECK(cond, ...)                                                 \
+	do {                                                             \
+		if (!(cond)) {                                           \
+			failures++;                                      \
+			printf("FAIL %s:%d: ", __func__, __LINE__);     \
+			printf(__VA_ARGS__);                             \
+			printf("\n");                                    \
+		}                                                        \
+	} while (0)
+
+static const __u8 POD_MAC[6] = { 0x02, 0, 0, 0, 0, 0x0a };
+static const __u8 GW_MAC[6] = { 0x02, 0, 0, 0, 0, 0x01 };
+static const __u8 NODE1_MAC[6] = { 0 }; /* lo's address: frames to it are PACKET_HOST */
+static const __u8 NODE2_MAC[6] = { 0x02, 0, 0, 0, 2, 0x02 };
+static const __u8 VX1_MAC[6] = { 0x02, 0, 0, 0, 1, 0xee };
+static const __u8 VX2_MAC[6] = { 0x02, 0, 0, 0, 2, 0xee };
+#define POD_A "10.244.1.10"
+#define POD_B "10.244.2.10"
+#define NODE1 "172.31.0.1"
+#define NODE2 "172.31.0.2"
+#define VNI 42
+
+static __u16 csum16(const void *p, size_t n, __u32 sum)
+{
+	const __u8 *b = p;
+
+	for (size_t i = 0; i + 1 < n; i += 2)
+		sum += (b[i] << 8) | b[i + 1];
+	if (n & 1)
+		sum += b[n - 1] << 8;
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (__u16)~sum;
+}
+
+static __u32 ip4(const char *s)
+{
+	struct in_addr a;
+
+	inet_pton(AF_INET, s, &a);
+	return a.s_addr;
+}
+
+/* eth + IPv4 + UDP(payload n) at p; returns length. */
+static size_t put_inner4(__u8 *p, const __u8 *dmac, const __u8 *smac, const char *src,
+			 const char *dst, __u8 tos, __u8 ttl, __u16 sport, __u16 dport, size_t n,
+			 bool tcp, __u8 tcp_flags)
+{
+	size_t l4 = tcp ? 20 : 8, len;
+	__u8 *ip = p + 14, *th = ip + 20;
+	__u32 s = ip4(src), d = ip4(dst);
+
+	memcpy(p, dmac, 6);
+	memcpy(p + 6, smac, 6);
+	p[12] = 0x08;
+	p[13] = 0x00;
+	len = 20 + l4 + n;
+	memset(ip, 0, 20);
+	ip[0] = 0x45;
+	ip[1] = tos;
+	ip[2] = len >> 8;
+	ip[3] = len & 0xff;
+	ip[6] = 0x40; /* DF */
+	ip[8] = ttl;
+	ip[9] = tcp ? 6 : 17;
+	memcpy(ip + 12, &s, 4);
+	memcpy(ip + 16, &d, 4);
+	*(__u16 *)(ip + 10) = htons(csum16(ip, 20, 0));
+	memset(th, 0, l4);
+	th[0] = sport >> 8;
+	th[1] = sport & 0xff;
+	th[2] = dport >> 8;
+	th[3] = dport & 0xff;
+	if (tcp) {
+		th[12] = 5 << 4;
+		th[13] = tcp_flags;
+	} else {
+		th[4] = (8 + n) >> 8;
+		th[5] = (8 + n) & 0xff;
+	}
+	for (size_t i = 0; i < n; i++)
+		th[l4 + i] = (__u8)(i * 7 + 3);
+	return 14 + len;
+}
+
+/* eth + IPv6 + UDP(payload n) at p; returns length. tc: traffic class. */
+static size_t put_inner6(__u8 *p, const __u8 *dmac, const __u8 *smac, const char *src,
+			 const char *dst, __u8 tc, __u8 hlim, __u16 sport, __u16 dport, size_t n)
+{
+	__u8 *ip = p + 14, *uh = ip + 40;
+
+	memcpy(p, dmac, 6);
+	memcpy(p + 6, smac, 6);
+	p[12] = 0x86;
+	p[13] = 0xdd;
+	memset(ip, 0, 40);
+	ip[0] = 0x60 | (tc >> 4);
+	ip[1] = (__u8)(tc << 4) | 0x0a; /* and a flow label */
+	ip[4] = (8 + n) >> 8;
+	ip[5] = (8 + n) & 0xff;
+	ip[6] = 17;
+	ip[7] = hlim;
+	inet_pton(AF_INET6, src, ip + 8);
+	inet_pton(AF_INET6, dst, ip + 24);
+	uh[0] = sport >> 8;
+	uh[1] = sport & 0xff;
+	uh[2] = dport >> 8;
+	uh[3] = dport & 0xff;
+	uh[4] = (8 + n) >> 8;
+	uh[5] = (8 + n) & 0xff;
+	uh[6] = 0x12; /* not checked by the cache: any value */
+	uh[7] = 0x34;
+	for (size_t i = 0; i < n; i++)
+		uh[8 + i] = (__u8)(i * 5 + 1);
+	return 14 + 40 + 8 + n;
+}
+
+static __u8 tclass(const __u8 *ip6)
+{
+	return (__u8)(((ip6[0] & 0x0f) << 4) | (ip6[1] >> 4));
+}
+
+/* Outer eth + IPv4 + UDP + VXLAN in front of an inner frame already at p + 50. */
+static size_t put_outer4(__u8 *p, size_t inner, const __u8 *dmac, const __u8 *smac,
+			 const char *src, const char *dst, __u8 tos, __u32 vni, __u16 dport)
+{
+	__u8 *ip = p + 14, *uh = ip + 20, *vx = uh + 8;
+	__u32 s = ip4(src), d = ip4(dst);
+	size_t len = 20 + 8 + 8 + inner;
+
+	memcpy(p, dmac, 6);
+	memcpy(p + 6, smac, 6);
+	p[12] = 0x08;
+	p[13] = 0x00;
+	memset(ip, 0, 20);
+	ip[0] = 0x45;
+	ip[1] = tos;
+	ip[2] = len >> 8;
+	ip[3] = len & 0xff;
+	ip[4] = 0x12;
+	ip[5] = 0x34;
+	ip[8] = 64;
+	ip[9] = 17;
+	memcpy(ip + 12, &s, 4);
+	memcpy(ip + 16, &d, 4);
+	*(__u16 *)(ip + 10) = htons(csum16(ip, 20, 0));
+	uh[0] = 0xc0;
+	uh[1] = 0x01;
+	uh[2] = dport >> 8;
+	uh[3] = dport & 0xff;
+	uh[4] = (len - 20) >> 8;
+	uh[5] = (len - 20) & 0xff;
+	uh[6] = uh[7] = 0;
+	memset(vx, 0, 8);
+	vx[0] = 0x08;
+	vx[4] = vni >> 16;
+	vx[5] = vni >> 8;
+	vx[6] = vni;
+	return 14 + len;
+}
+
+struct run {
+	int ret;
+	__u8 out[2048];
+	__u32 out_len;
+};
+
+static int run_prog(struct bpf_program *prog, const __u8 *pkt, size_t len, __u32 ifindex,
+		    __u32 ingress_ifindex, struct run *r)
+{
+	struct __sk_buff ctx = { .ifindex = ifindex, .ingress_ifindex = ingress_ifindex };
+	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = pkt, .data_size_in = len,
+		    .data_out = r->out, .data_size_out = sizeof(r->out), .ctx_in = &ctx,
+		    .ctx_size_in = sizeof(ctx), .repeat = 1);
+	int err = bpf_prog_test_run_opts(bpf_program__fd(prog), &o);
+
+	if (err) {
+		printf("test run of %s: %s\n", bpf_program__name(prog), strerror(errno));
+		return -1;
+	}
+	r->ret = o.retval;
+	r->out_len = o.data_size_out;
+	return 0;
+}
+
+static struct xm_overlay *skel;
+
+static int flow_seen(const char *local, const char *remote, __u16 lp, __u16 rp, __u8 proto)
+{
+	struct xm_ovl_flow_key k = { .family = AF_INET, .proto = proto, .local_port = lp,
+				     .remote_port = rp };
+	struct xm_ovl_flow f;
+
+	k.local.ip[0] = ip4(local);
+	k.remote.ip[0] = ip4(remote);
+	if (bpf_map_lookup_elem(bpf_map__fd(skel->maps.xm_ovl_flows), &k, &f))
+		return -1;
+	return f.seen;
+}
+
+/* Teach the cache the UDP flow a:sport <-> b:dport the way the slow path would. */
+static void learn(__u16 sport, __u16 dport)
+{
+	__u8 pkt[512];
+	struct run r;
+	size_t n;
+
+	/* a -> b, as node 1's kernel encapsulated it (inner TTL already spent). */
+	n = put_inner4(pkt + 50, VX2_MAC, VX1_MAC, POD_A, POD_B, 0, 63, sport, dport, 32, false, 0);
+	n = put_outer4(pkt, n, NODE2_MAC, NODE1_MAC, NODE1, NODE2, 0, VNI, 4789);
+	if (run_prog(skel->progs.xm_ovl_ul_egress, pkt, n, 1, 0, &r))
+		return;
+	CHECK(r.ret == TC_ACT_OK, "learner verdict %d", r.ret);
+	CHECK(flow_seen(POD_A, POD_B, sport, dport, 17) == XM_OVL_SEEN_OUT, "SEEN_OUT after egress");
+	/* b -> a, as node 1's kernel delivers it to the pod. */
+	n = put_inner4(pkt, POD_MAC, GW_MAC, POD_B, POD_A, 0, 62, dport, sport, 32, false, 0);
+	if (run_prog(skel->progs.xm_ovl_pod_egress, pkt, n, 1, VX_IFINDEX, &r))
+		return;
+	CHECK(flow_seen(POD_A, POD_B, sport, dport, 17) == XM_OVL_SEEN_BOTH, "both ways seen");
+}
+
+static void test_encap(void)
+{
+	static const struct {
+		const char *what;
+		__u8 tos, outer_ecn;
+	} cases[] = {
+		{ "not-ECT", 0x00, 0 }, { "ECT(1)", 0x01, 1 }, { "ECT(0)", 0x02, 2 },
+		{ "CE -> outer ECT(0)", 0x03, 2 }, { "DSCP 10 + ECT(0)", 0x2a, 2 },
+	};
+	__u8 pkt[512], *o, *oip, *uh, *iip;
+	struct run r;
+	size_t n;
+
+	learn(40000, 7000);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		n = put_inner4(pkt, GW_MAC, POD_MAC, POD_A, POD_B, cases[i].tos, 64, 40000, 7000,
+			       100 + i, false, 0);
+		if (run_prog(skel->progs.xm_ovl_pod_ingress, pkt, n, 1, 0, &r))
+			return;
+		CHECK(r.ret == TC_ACT_REDIRECT, "%s: verdict %d, want redirect", cases[i].what, r.ret);
+		CHECK(r.out_len == n + 50, "%s: length %u, want %zu", cases[i].what, r.out_len, n + 50);
+		o = r.out;
+		oip = o + 14;
+		uh = oip + 20;
+		iip = o + 64;
+		CHECK(!memcmp(o, NODE2_MAC, 6) && !memcmp(o + 6, NODE1_MAC, 6), "%s: outer MACs",
+		      cases[i].what);
+		CHECK(csum16(oip, 20, 0) == 0, "%s: outer IPv4 checksum invalid", cases[i].what);
+		CHECK((size_t)((oip[2] << 8) | oip[3]) == n + 50 - 14, "%s: outer total length",
+		      cases[i].what);
+		CHECK((oip[1] & 3) == cases[i].outer_ecn, "%s: outer ECN %d, want %d",
+		      cases[i].what, oip[1] & 3, cases[i].outer_ecn);
+		CHECK((size_t)((uh[4] << 8) | uh[5]) == n + 50 - 34, "%s: UDP length", cases[i].what);
+		CHECK(((uh[2] << 8) | uh[3]) == 4789, "%s: UDP port", cases[i].what);
+		CHECK(((uh[0] << 8) | uh[1]) >= 32768 && ((uh[0] << 8) | uh[1]) <= 60999,
+		      "%s: UDP source port %d out of range", cases[i].what, (uh[0] << 8) | uh[1]);
+		CHECK(((o[46] << 16) | (o[47] << 8) | o[48]) == VNI, "%s: VNI", cases[i].what);
+		CHECK(!memcmp(o + 50, VX2_MAC, 6) && !memcmp(o + 56, VX1_MAC, 6), "%s: inner MACs",
+		      cases[i].what);
+		CHECK(iip[8] == 63, "%s: inner TTL %d, want 63", cases[i].what, iip[8]);
+		CHECK(csum16(iip, 20, 0) == 0, "%s: inner IPv4 checksum invalid", cases[i].what);
+		CHECK(iip[1] == cases[i].tos, "%s: inner TOS changed", cases[i].what);
+		CHECK(!memcmp(o + 64 + 20, pkt + 14 + 20, n - 34), "%s: payload changed",
+		      cases[i].what);
+	}
+	/* Same flow, same hash, same source port. */
+	{
+		struct run r2;
+
+		n = put_inner4(pkt, GW_MAC, POD_MAC, POD_A, POD_B, 0, 64, 40000, 7000, 10, false, 0);
+		run_prog(skel->progs.xm_ovl_pod_ingress, pkt, n, 1, 0, &r);
+		run_prog(skel->progs.xm_ovl_pod_ingress, pkt, n, 1, 0, &r2);
+		CHECK(!memcmp(r.out + 34, r2.out + 34, 2), "source port differs within one flow");
+	}
+	/* Left to the slow path, untouched. */
+	n = put_inner4(pkt, GW_MAC, POD_MAC, POD_A, POD_B, 0, 1, 40000, 7000, 10, false, 0);
+	run_prog(skel->progs.xm_ovl_pod_ingress, pkt, n, 1, 0, &r);
+	CHECK(r.ret == TC_ACT_OK && r.out_len == n && !memcmp(r.out, pkt, n), "TTL 1 not left alone");
+	n = put_inner4(pkt, GW_MAC, POD_MAC, POD_A, POD_B, 0, 64, 40001, 7000, 10, false, 0);
+	run_prog(skel->progs.xm_ovl_pod_ingress, pkt, n, 1, 0, &r);
+	CHECK(r.ret == TC_ACT_OK && r.out_len == n, "unknown flow not left alone");
+	n = put_inner4(pkt, GW_MAC, NODE2_MAC, POD_A, POD_B, 0, 64, 40000, 7000, 10, false, 0);
+	run_prog(skel->progs.xm_ovl_pod_ingress, pkt, n, 1, 0, &r);
+	CHECK(r.ret == TC_ACT_OK, "frame from another MAC than the pod's fast-pathed");
+}
+
+static void test_decap(void)
+{
+	static const struct {
+		const char *what;
+		__u8 outer_tos, inner_tos, want_ret, want_inner_tos;
+	} cases[] = {
+		{ "plain", 0x00, 0x00, TC_ACT_REDIRECT, 0x00 },
+		{ "outer CE, inner ECT(0) -> CE", 0x03, 0x02, TC_ACT_REDIRECT, 0x03 },
+		{ "outer CE, inner ECT(1) -> CE", 0x03, 0x01, TC_ACT_REDIRECT, 0x03 },
+		{ "outer CE, inner not-ECT: slow path", 0x03, 0x00, TC_ACT_OK, 0x00 },
+		{ "outer ECT(0), inner ECT(0)", 0x02, 0x02, TC_ACT_REDIRECT, 0x02 },
+	};
+	__u8 pkt[512], *iip;
+	struct run r;
+	size_t n, in;
+
+	learn(40010, 7010);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		in = put_inner4(pkt + 50, VX1_MAC, VX2_MAC, POD_B, POD_A, cases[i].inner_tos, 64,
+				7010, 40010, 60, false, 0);
+		n = put_outer4(pkt, in, NODE1_MAC, NODE2_MAC, NODE2, NODE1, cases[i].outer_tos, VNI,
+			       4789);
+		if (run_prog(skel->progs.xm_ovl_ul_ingress, pkt, n, 1, 0, &r))
+			return;
+		CHECK(r.ret == cases[i].want_ret, "%s: verdict %d, want %d", cases[i].what, r.ret,
+		      cases[i].want_ret);
+		if (r.ret != TC_ACT_REDIRECT) {
+			CHECK(r.out_len == n && !memcmp(r.out, pkt, n), "%s: changed on the slow path",
+			      cases[i].what);
+			continue;
+		}
+		iip = r.out + 14;
+		CHECK(r.out_len == in, "%s: length %u, want %zu", cases[i].what, r.out_len, in);
+		CHECK(!memcmp(r.out, POD_MAC, 6) && !memcmp(r.out + 6, GW_MAC, 6),
+		      "%s: delivered MACs", cases[i].what);
+		CHECK(iip[8] == 63, "%s: TTL %d, want 63", cases[i].what, iip[8]);
+		CHECK(iip[1] == cases[i].want_inner_tos, "%s: TOS %#x, want %#x", cases[i].what,
+		      iip[1], cases[i].want_inner_tos);
+		CHECK(csum16(iip, 20, 0) == 0, "%s: IPv4 checksum invalid", cases[i].what);
+		CHECK(!memcmp(r.out + 34, pkt + 50 + 34, in - 34), "%s: payload changed",
+		      cases[i].what);
+	}
+	/* Outer checks: each wrong field leaves the frame to the kernel. */
+	{
+		static const struct {
+			const char *what, *src, *dst;
+			__u32 vni;
+		} bad[] = {
+			{ "another VNI", NODE2, NODE1, VNI + 1 },
+			{ "another source node", "172.31.0.9", NODE1, VNI },
+			{ "another destination", NODE2, "172.31.0.8", VNI },
+		};
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			in = put_inner4(pkt + 50, VX1_MAC, VX2_MAC, POD_B, POD_A, 0, 64, 7010, 40010, 60,
+					false, 0);
+			n = put_outer4(pkt, in, NODE1_MAC, NODE2_MAC, bad[i].src, bad[i].dst, 0,
+				       bad[i].vni, 4789);
+			run_prog(skel->progs.xm_ovl_ul_ingress, pkt, n, 1, 0, &r);
+			CHECK(r.ret == TC_ACT_OK && r.out_len == n && !memcmp(r.out, pkt, n),
+			      "%s: not left to the kernel", bad[i].what);
+		}
+		in = put_inner4(pkt + 50, VX1_MAC, VX2_MAC, POD_B, POD_A, 0, 64, 7010, 40010, 60,
+				false, 0);
+		n = put_outer4(pkt, in, NODE1_MAC, NODE2_MAC, NODE2, NODE1, 0, VNI, 4790);
+		run_prog(skel->progs.xm_ovl_ul_ingress, pkt, n, 1, 0, &r);
+		CHECK(r.ret == TC_ACT_OK, "another UDP port: not left to the kernel");
+		n = put_outer4(pkt, in, NODE2_MAC, NODE2_MAC, NODE2, NODE1, 0, VNI, 4789);
+		run_prog(skel->progs.xm_ovl_ul_ingress, pkt, n, 1, 0, &r);
+		CHECK(r.ret == TC_ACT_OK, "frame for another host's MAC taken");
+	}
+}
+
+static void test_tcp_flags(void)
+{
+	__u8 pkt[512];
+	struct run r;
+	size_t n;
+
+	/* A TCP flow learned from its handshake (SYN out, SYN-ACK in). */
+	n = put_inner4(pkt + 50, VX2_MAC, VX1_MAC, POD_A, POD_B, 0, 63, 40100, 80, 0, true, 0x02);
+	n = put_outer4(pkt, n, NODE2_MAC, NODE1_MAC, NODE1, NODE2, 0, VNI, 4789);
+	run_prog(skel->progs.xm_ovl_ul_egress, pkt, n, 1, 0, &r);
+	n = put_inner4(pkt, POD_MAC, GW_MAC, POD_B, POD_A, 0, 62, 80, 40100, 0, true, 0x12);
+	run_prog(skel->progs.xm_ovl_pod_egress, pkt, n, 1, VX_IFINDEX, &r);
+	CHECK(flow_seen(POD_A, POD_B, 40100, 80, 6) == XM_OVL_SEEN_BOTH, "handshake: both ways");
+
+	n = put_inner4(pkt, GW_MAC, POD_MAC, POD_A, POD_B, 0, 64, 40100, 80, 100, true, 0x10);
+	run_prog(skel->progs.xm_ovl_pod_ingress, pkt, n, 1, 0, &r);
+	CHECK(r.ret == TC_ACT_REDIRECT, "TCP data not fast-pathed");
+	n = put_inner4(pkt, GW_MAC, POD_MAC, POD_A, POD_B, 0, 64, 40100, 80, 0, true, 0x02);
+	run_prog(skel->progs.xm_ovl_pod_ingress, pkt, n, 1, 0, &r);
+	CHECK(r.ret == TC_ACT_OK, "SYN fast-pathed");
+	/* FIN from the pod: half-closed, the other direction stays fast. */
+	n = put_inner4(pkt, GW_MAC, POD_MAC, POD_A, POD_B, 0, 64, 40100, 80, 0, true, 0x11);
+	run_prog(skel->progs.xm_ovl_pod_ingress, pkt, n, 1, 0, &r);
+	CHECK(r.ret == TC_ACT_OK, "FIN fast-pathed");
+	CHECK(flow_seen(POD_A, POD_B, 40100, 80, 6) == XM_OVL_SEEN_BOTH, "half-closed flow gone");
+	{
+		__u8 f[512];
+		size_t in = put_inner4(f + 50, VX1_MAC, VX2_MAC, POD_B, POD_A, 0, 64, 80, 40100, 50,
+				       true, 0x10);
+		size_t m = put_outer4(f, in, NODE1_MAC, NODE2_MAC, NODE2, NODE1, 0, VNI, 4789);
+
+		run_prog(skel->progs.xm_ovl_ul_ingress, f, m, 1, 0, &r);
+		CHECK(r.ret == TC_ACT_REDIRECT, "data after the peer's FIN not fast-pathed");
+		/* RST ends it. */
+		in = put_inner4(f + 50, VX1_MAC, VX2_MAC, POD_B, POD_A, 0, 64, 80, 40100, 0, true,
+				0x14);
+		m = put_outer4(f, in, NODE1_MAC, NODE2_MAC, NODE2, NODE1, 0, VNI, 4789);
+		run_prog(skel->progs.xm_ovl_ul_ingress, f, m, 1, 0, &r);
+		CHECK(r.ret == TC_ACT_OK, "RST fast-pathed");
+	}
+	CHECK(flow_seen(POD_A, POD_B, 40100, 80, 6) == -1, "flow survived RST");
+}
+
+static void test_epoch(void)
+{
+	struct xm_ovl_cfg cfg;
+	__u32 zero = 0;
+	__u8 pkt[512];
+	struct run r;
+	size_t n;
+	int fd = bpf_map__fd(skel->maps.xm_ovl_cfg);
+
+	learn(40200, 7200);
+	bpf_map_lookup_elem(fd, &zero, &cfg);
+	cfg.epoch++;
+	bpf_map_update_elem(fd, &zero, &cfg, BPF_EXIST);
+	n = put_inner4(pkt, GW_MAC, POD_MAC, POD_A, POD_B, 0, 64, 40200, 7200, 10, false, 0);
+	run_prog(skel->progs.xm_ovl_pod_ingress, pkt, n, 1, 0, &r);
+	CHECK(r.ret == TC_ACT_OK, "flow of an old epoch fast-pathed");
+	learn(40200, 7200);
+	run_prog(skel->progs.xm_ovl_pod_ingress, pkt, n, 1, 0, &r);
+	CHECK(r.ret == TC_ACT_REDIRECT, "flow relearned in the new epoch not fast-pathed");
+}
+
+/* IPv6 pods inside the IPv4 underlay: learn, encap, decap with CE. */
+static void test_ipv6(void)
+{
+	__u8 pkt[512], *o;
+	struct run r;
+	size_t n, in;
+
+	n = put_inner6(pkt + 50, VX2_MAC, VX1_MAC, "fd44:1::10", "fd44:2::10", 0, 63, 41000, 7100,
+		       32);
+	n = put_outer4(pkt, n, NODE2_MAC, NODE1_MAC, NODE1, NODE2, 0, VNI, 4789);
+	run_prog(skel->progs.xm_ovl_ul_egress, pkt, n, 1, 0, &r);
+	n = put_inner6(pkt, POD_MAC, GW_MAC, "fd44:2::10", "fd44:1::10", 0, 62, 7100, 41000, 32);
+	run_prog(skel->progs.xm_ovl_pod_egress, pkt, n, 1, VX_IFINDEX, &r);
+
+	n = put_inner6(pkt, GW_MAC, POD_MAC, "fd44:1::10", "fd44:2::10", 0x03, 64, 41000, 7100, 77);
+	run_prog(skel->progs.xm_ovl_pod_ingress, pkt, n, 1, 0, &r);
+	CHECK(r.ret == TC_ACT_REDIRECT, "IPv6 encap: verdict %d", r.ret);
+	o = r.out;
+	CHECK(r.out_len == n + 50, "IPv6 encap: length");
+	CHECK(csum16(o + 14, 20, 0) == 0, "IPv6 encap: outer IPv4 checksum invalid");
+	CHECK((o[15] & 3) == 2, "IPv6 encap: CE inside must give ECT(0) outside, got %d", o[15] & 3);
+	CHECK(o[62] == 0x86 && o[63] == 0xdd, "IPv6 encap: inner Ethernet type");
+	CHECK(o[64 + 7] == 63, "IPv6 encap: hop limit %d, want 63", o[64 + 7]);
+	CHECK(!memcmp(o + 64 + 8, pkt + 14 + 8, n - 22), "IPv6 encap: addresses or payload changed");
+
+	in = put_inner6(pkt + 50, VX1_MAC, VX2_MAC, "fd44:2::10", "fd44:1::10", 0x02, 64, 7100,
+			41000, 55);
+	n = put_outer4(pkt, in, NODE1_MAC, NODE2_MAC, NODE2, NODE1, 0x03, VNI, 4789);
+	run_prog(skel->progs.xm_ovl_ul_ingress, pkt, n, 1, 0, &r);
+	CHECK(r.ret == TC_ACT_REDIRECT, "IPv6 decap: verdict %d", r.ret);
+	o = r.out;
+	CHECK(r.out_len == in, "IPv6 decap: length");
+	CHECK(o[12] == 0x86 && o[13] == 0xdd, "IPv6 decap: Ethernet type not IPv6");
+	CHECK(!memcmp(o, POD_MAC, 6) && !memcmp(o + 6, GW_MAC, 6), "IPv6 decap: MACs");
+	CHECK(tclass(o + 14) == 0x03, "IPv6 decap: outer CE not carried in (tclass %#x)",
+	      tclass(o + 14));
+	CHECK((o[15] & 0x0f) == 0x0a, "IPv6 decap: flow label changed");
+	CHECK(o[14 + 7] == 63, "IPv6 decap: hop limit %d, want 63", o[14 + 7]);
+	CHECK(!memcmp(o + 14 + 8, pkt + 64 + 8, in - 22), "IPv6 decap: addresses or payload changed");
+}
+
+int main(void)
+{
+	struct xm_ovl_cfg cfg = { .epoch = 1, .enabled = 1, .vxlan_ifindex = VX_IFINDEX,
+				  .underlay_ifindex = 1, .vxlan_port = 4789, .port_min = 32768,
+				  .port_max = 60999, .underlay_mtu = 1500 };
+	__u32 zero = 0;
+
+	libbpf_set_print(NULL);
+	skel = xm_overlay__open_and_load();
+	if (!skel) {
+		printf("cannot load bpf/overlay.bpf.c: %s\n", strerror(errno));
+		return 1;
+	}
+	bpf_map_update_elem(bpf_map__fd(skel->maps.xm_ovl_cfg), &zero, &cfg, BPF_ANY);
+	test_encap();
+	test_decap();
+	test_tcp_flags();
+	test_epoch();
+	test_ipv6();
+	xm_overlay__destroy(skel);
+	printf("%s\n", failures ? "FAILED" : "all cases passed");
+	return failures ? 1 : 0;
+}

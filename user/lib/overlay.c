@@ -1,0 +1,473 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "overlay.h"
+#include "pin.h"
+#include "stats.h"
+
+#define XM_BPF_LINK_TYPE_TCX 11
+
+/*
+ * The 6.1 uapi struct bpf_link_info has no tcx member; the kernel puts
+ * {ifindex, attach_type} first in the union, where netns puts its inode.
+ */
+static __u32 link_info_tcx_ifindex(const struct bpf_link_info *info)
+{
+	return info->netns.netns_ino;
+}
+
+int xm_tcx_link(const char *pin_root, const char *name, int prog_fd, int ifindex, bool ingress)
+{
+	struct bpf_link_info info;
+	__u32 len = sizeof(info);
+	char path[PATH_MAX];
+	int fd, err;
+
+	err = xm_pin_path(path, sizeof(path), pin_root, XM_PIN_LINKS, name);
+	if (err)
+		return err;
+	fd = bpf_obj_get(path);
+	if (fd >= 0) {
+		memset(&info, 0, sizeof(info));
+		err = bpf_obj_get_info_by_fd(fd, &info, &len) ? -errno : 0;
+		/* A link whose device went away stays pinned but attached to nothing. */
+		if (!err && info.type == XM_BPF_LINK_TYPE_TCX &&
+		    link_info_tcx_ifindex(&info) == (__u32)ifindex) {
+			err = bpf_link_update(fd, prog_fd, NULL) ? -errno : 0;
+			close(fd);
+			return err;
+		}
+		close(fd);
+		unlink(path);
+	}
+	fd = bpf_link_create(prog_fd, ifindex, ingress ? XM_BPF_TCX_INGRESS : XM_BPF_TCX_EGRESS,
+			     NULL);
+	if (fd < 0)
+		return -errno;
+	err = bpf_obj_pin(fd, path) ? -errno : 0;
+	close(fd);
+	return err;
+}
+
+static int prog_open(const char *pin_root, const char *name)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	if (xm_pin_path(path, sizeof(path), pin_root, XM_PIN_PROGS, name))
+		return -ENAMETOOLONG;
+	fd = bpf_obj_get(path);
+	return fd < 0 ? -errno : fd;
+}
+
+int xm_overlay_attach_pod(const char *pin_root, int host_ifindex)
+{
+	char name[64];
+	int in, out, err;
+
+	in = prog_open(pin_root, XM_OVL_PROG_POD_INGRESS);
+	if (in < 0)
+		return in;
+	out = prog_open(pin_root, XM_OVL_PROG_POD_EGRESS);
+	if (out < 0) {
+		close(in);
+		return out;
+	}
+	snprintf(name, sizeof(name), "ovl_pod_%d_in", host_ifindex);
+	err = xm_tcx_link(pin_root, name, in, host_ifindex, true);
+	if (!err) {
+		snprintf(name, sizeof(name), "ovl_pod_%d_out", host_ifindex);
+		err = xm_tcx_link(pin_root, name, out, host_ifindex, false);
+	}
+	close(in);
+	close(out);
+	return err;
+}
+
+/* Collect every key of a pinned map (deleting while walking would restart the walk). */
+static int map_keys(int fd, size_t key_size, void **keys_out, size_t *n_out)
+{
+	size_t n = 0, cap = 64;
+	char *keys = malloc(cap * key_size), *prev = NULL;
+
+	if (!keys)
+		return -ENOMEM;
+	for (;;) {
+		if (n == cap) {
+			char *k = realloc(keys, 2 * cap * key_size);
+
+			if (!k) {
+				free(keys);
+				return -ENOMEM;
+			}
+			keys = k;
+			cap *= 2;
+		}
+		if (bpf_map_get_next_key(fd, n ? keys + (n - 1) * key_size : prev,
+					 keys + n * key_size)) {
+			if (errno == ENOENT)
+				break;
+			free(keys);
+			return -errno;
+		}
+		n++;
+	}
+	*keys_out = keys;
+	*n_out = n;
+	return 0;
+}
+
+/* Delete the keys of map name for which pred(key, value, arg) holds (NULL: all). */
+static int map_delete_if(const char *pin_root, const char *name, size_t key_size,
+			 size_t value_size, bool (*pred)(const void *k, const void *v, void *arg),
+			 void *arg)
+{
+	size_t n = 0;
+	void *keys = NULL, *val;
+	int fd, err, removed = 0;
+
+	fd = xm_map_open(pin_root, name);
+	if (fd < 0)
+		return fd == -ENOENT ? 0 : fd;
+	val = malloc(value_size);
+	err = val ? map_keys(fd, key_size, &keys, &n) : -ENOMEM;
+	for (size_t i = 0; !err && i < n; i++) {
+		void *k = (char *)keys + i * key_size;
+
+		if (pred && (bpf_map_lookup_elem(fd, k, val) || !pred(k, val, arg)))
+			continue;
+		if (!bpf_map_delete_elem(fd, k))
+			removed++;
+	}
+	free(keys);
+	free(val);
+	close(fd);
+	if (removed && !strcmp(name, "xm_ovl_flows"))
+		xm_overlay_stat_add(pin_root, XM_STAT_OVL_FLOWS_REMOVED, removed);
+	return err ? err : removed;
+}
+
+struct addr_match {
+	__u8 family;
+	struct xm_addr addr;
+};
+
+static bool addr_eq(__u8 fa, const struct xm_addr *a, const struct addr_match *m)
+{
+	return fa == m->family && !memcmp(a, &m->addr, sizeof(*a));
+}
+
+static bool flow_has_addr(const void *k, const void *v, void *arg)
+{
+	const struct xm_ovl_flow_key *fk = k;
+
+	return addr_eq(fk->family, &fk->local, arg) || addr_eq(fk->family, &fk->remote, arg);
+}
+
+static bool key_is_addr(const void *k, const void *v, void *arg)
+{
+	const struct xm_ovl_addr_key *ak = k;
+
+	return addr_eq(ak->family, &ak->addr, arg);
+}
+
+int xm_overlay_forget_addr(const char *pin_root, __u8 family, const struct xm_addr *addr)
+{
+	struct addr_match m = { .family = family, .addr = *addr };
+	int a, b, c;
+
+	a = map_delete_if(pin_root, "xm_ovl_local", sizeof(struct xm_ovl_addr_key),
+			  sizeof(struct xm_ovl_local), key_is_addr, &m);
+	b = map_delete_if(pin_root, "xm_ovl_remote", sizeof(struct xm_ovl_addr_key),
+			  sizeof(struct xm_ovl_remote), key_is_addr, &m);
+	c = map_delete_if(pin_root, "xm_ovl_flows", sizeof(struct xm_ovl_flow_key),
+			  sizeof(struct xm_ovl_flow), flow_has_addr, &m);
+	if (a < 0 || b < 0 || c < 0)
+		return a < 0 ? a : b < 0 ? b : c;
+	if (a + b + c)
+		xm_overlay_stat_add(pin_root, XM_STAT_OVL_INVALIDATIONS, a + b + c);
+	return a + b + c;
+}
+
+struct prefix_match {
+	__u8 family;
+	int plen;
+	struct xm_addr addr;
+};
+
+static bool in_prefix(__u8 family, const struct xm_addr *a, const struct prefix_match *p)
+{
+	int bits = p->plen;
+
+	if (family != p->family)
+		return false;
+	for (int i = 0; i < 4 && bits > 0; i++, bits -= 32) {
+		__u32 mask = bits >= 32 ? 0xffffffffU : htonl(~0U << (32 - bits));
+
+		if ((a->ip[i] ^ p->addr.ip[i]) & mask)
+			return false;
+	}
+	return true;
+}
+
+static bool remote_in_prefix(const void *k, const void *v, void *arg)
+{
+	const struct xm_ovl_addr_key *ak = k;
+	const struct xm_ovl_remote *r = v;
+
+	return in_prefix(ak->family, &ak->addr, arg) ||
+	       in_prefix(r->outer_family, &r->outer_daddr, arg);
+}
+
+static bool key_in_prefix(const void *k, const void *v, void *arg)
+{
+	const struct xm_ovl_addr_key *ak = k;
+
+	return in_prefix(ak->family, &ak->addr, arg);
+}
+
+static bool flow_remote_in_prefix(const void *k, const void *v, void *arg)
+{
+	const struct xm_ovl_flow_key *fk = k;
+
+	return in_prefix(fk->family, &fk->remote, arg);
+}
+
+int xm_overlay_forget_prefix(const char *pin_root, __u8 family, const struct xm_addr *addr,
+			     int plen)
+{
+	struct prefix_match p = { .family = family, .plen = plen, .addr = *addr };
+	int a, b, c;
+
+	a = map_delete_if(pin_root, "xm_ovl_remote", sizeof(struct xm_ovl_addr_key),
+			  sizeof(struct xm_ovl_remote), remote_in_prefix, &p);
+	b = map_delete_if(pin_root, "xm_ovl_flows", sizeof(struct xm_ovl_flow_key),
+			  sizeof(struct xm_ovl_flow), flow_remote_in_prefix, &p);
+	c = map_delete_if(pin_root, "xm_ovl_local", sizeof(struct xm_ovl_addr_key),
+			  sizeof(struct xm_ovl_local), key_in_prefix, &p);
+	if (a < 0 || b < 0 || c < 0)
+		return a < 0 ? a : b < 0 ? b : c;
+	if (a + b + c)
+		xm_overlay_stat_add(pin_root, XM_STAT_OVL_INVALIDATIONS, a + b + c);
+	return a + b + c;
+}
+
+struct local_ifindex {
+	int ifindex;
+	struct addr_match addrs[16];
+	int n;
+};
+
+static bool local_on_ifindex(const void *k, const void *v, void *arg)
+{
+	const struct xm_ovl_local *l = v;
+	const struct xm_ovl_addr_key *ak = k;
+	struct local_ifindex *li = arg;
+
+	if ((int)l->ifindex != li->ifindex)
+		return false;
+	if (li->n < (int)(sizeof(li->addrs) / sizeof(li->addrs[0]))) {
+		li->addrs[li->n].family = ak->family;
+		li->addrs[li->n].addr = ak->addr;
+		li->n++;
+	}
+	return true;
+}
+
+int xm_overlay_detach_pod(const char *pin_root, int host_ifindex)
+{
+	struct local_ifindex li = { .ifindex = host_ifindex };
+	char name[64], path[PATH_MAX];
+	int n;
+
+	for (int i = 0; i < 2; i++) {
+		snprintf(name, sizeof(name), "ovl_pod_%d_%s", host_ifindex, i ? "out" : "in");
+		if (!xm_pin_path(path, sizeof(path), pin_root, XM_PIN_LINKS, name))
+			unlink(path);
+	}
+	n = map_delete_if(pin_root, "xm_ovl_local", sizeof(struct xm_ovl_addr_key),
+			  sizeof(struct xm_ovl_local), local_on_ifindex, &li);
+	if (n < 0)
+		return n;
+	if (n)
+		xm_overlay_stat_add(pin_root, XM_STAT_OVL_INVALIDATIONS, n);
+	for (int i = 0; i < li.n; i++) {
+		int r = xm_overlay_forget_addr(pin_root, li.addrs[i].family, &li.addrs[i].addr);
+
+		if (r > 0)
+			n += r;
+	}
+	return n;
+}
+
+int xm_overlay_cfg_read(const char *pin_root, struct xm_ovl_cfg *cfg)
+{
+	__u32 zero = 0;
+	int fd, err = 0;
+
+	fd = xm_map_open(pin_root, "xm_ovl_cfg");
+	if (fd < 0)
+		return fd;
+	if (bpf_map_lookup_elem(fd, &zero, cfg))
+		err = -errno;
+	close(fd);
+	return err;
+}
+
+int xm_overlay_flush(const char *pin_root, bool all)
+{
+	struct xm_ovl_cfg cfg;
+	__u32 zero = 0;
+	int fd, n, m = 0, k = 0, err = 0;
+
+	fd = xm_map_open(pin_root, "xm_ovl_cfg");
+	if (fd < 0)
+		return fd;
+	/* One map update kills every flow; deleting them is only housekeeping. */
+	if (bpf_map_lookup_elem(fd, &zero, &cfg))
+		err = -errno;
+	else {
+		cfg.epoch++;
+		if (bpf_map_update_elem(fd, &zero, &cfg, BPF_EXIST))
+			err = -errno;
+	}
+	close(fd);
+	if (err)
+		return err;
+	n = map_delete_if(pin_root, "xm_ovl_flows", sizeof(struct xm_ovl_flow_key),
+			  sizeof(struct xm_ovl_flow), NULL, NULL);
+	if (all) {
+		m = map_delete_if(pin_root, "xm_ovl_remote", sizeof(struct xm_ovl_addr_key),
+				  sizeof(struct xm_ovl_remote), NULL, NULL);
+		k = map_delete_if(pin_root, "xm_ovl_local", sizeof(struct xm_ovl_addr_key),
+				  sizeof(struct xm_ovl_local), NULL, NULL);
+	}
+	if (n < 0 || m < 0 || k < 0)
+		return n < 0 ? n : m < 0 ? m : k;
+	xm_overlay_stat_add(pin_root, XM_STAT_OVL_INVALIDATIONS, 1 + n + m + k);
+	return n + m + k;
+}
+
+int xm_overlay_flush_remote(const char *pin_root)
+{
+	int n = map_delete_if(pin_root, "xm_ovl_remote", sizeof(struct xm_ovl_addr_key),
+			      sizeof(struct xm_ovl_remote), NULL, NULL);
+
+	if (n > 0)
+		xm_overlay_stat_add(pin_root, XM_STAT_OVL_INVALIDATIONS, n);
+	return n;
+}
+
+static int map_foreach(const char *pin_root, const char *name, size_t key_size,
+		       size_t value_size, int (*fn)(const void *k, const void *v, void *arg),
+		       void *arg)
+{
+	size_t n = 0;
+	void *keys = NULL, *val;
+	int fd, err;
+
+	fd = xm_map_open(pin_root, name);
+	if (fd < 0)
+		return fd;
+	val = malloc(value_size);
+	err = val ? map_keys(fd, key_size, &keys, &n) : -ENOMEM;
+	for (size_t i = 0; !err && i < n; i++) {
+		void *k = (char *)keys + i * key_size;
+
+		if (bpf_map_lookup_elem(fd, k, val))
+			continue; /* gone meanwhile */
+		err = fn(k, val, arg);
+	}
+	free(keys);
+	free(val);
+	close(fd);
+	return err;
+}
+
+int xm_overlay_foreach_flow(const char *pin_root,
+			    int (*fn)(const struct xm_ovl_flow_key *k, const struct xm_ovl_flow *f,
+				      void *arg),
+			    void *arg)
+{
+	return map_foreach(pin_root, "xm_ovl_flows", sizeof(struct xm_ovl_flow_key),
+			   sizeof(struct xm_ovl_flow), (void *)fn, arg);
+}
+
+int xm_overlay_foreach_remote(const char *pin_root,
+			      int (*fn)(const struct xm_ovl_addr_key *k,
+					const struct xm_ovl_remote *r, void *arg),
+			      void *arg)
+{
+	return map_foreach(pin_root, "xm_ovl_remote", sizeof(struct xm_ovl_addr_key),
+			   sizeof(struct xm_ovl_remote), (void *)fn, arg);
+}
+
+int xm_overlay_foreach_local(const char *pin_root,
+			     int (*fn)(const struct xm_ovl_addr_key *k,
+				       const struct xm_ovl_local *l, void *arg),
+			     void *arg)
+{
+	return map_foreach(pin_root, "xm_ovl_local", sizeof(struct xm_ovl_addr_key),
+			   sizeof(struct xm_ovl_local), (void *)fn, arg);
+}
+
+int xm_overlay_evictions_update(const char *pin_root)
+{
+	__u64 vals[XM_STAT_MAX];
+	size_t n = 0;
+	void *keys = NULL;
+	__s64 est;
+	int fd, err;
+
+	fd = xm_map_open(pin_root, "xm_ovl_flows");
+	if (fd < 0)
+		return fd;
+	err = map_keys(fd, sizeof(struct xm_ovl_flow_key), &keys, &n);
+	close(fd);
+	free(keys);
+	if (!err)
+		err = xm_stats_read(pin_root, vals);
+	if (err)
+		return err;
+	/* Whatever was created and is neither present nor deleted by anyone was evicted. */
+	est = (__s64)vals[XM_STAT_OVL_FLOWS_NEW] - vals[XM_STAT_OVL_FLOWS_ENDED] -
+	      vals[XM_STAT_OVL_FLOWS_REMOVED] - (__s64)n;
+	if (est > (__s64)vals[XM_STAT_OVL_EVICTIONS])
+		return xm_overlay_stat_add(pin_root, XM_STAT_OVL_EVICTIONS,
+					   est - vals[XM_STAT_OVL_EVICTIONS]);
+	return 0;
+}
+
+int xm_overlay_stat_add(const char *pin_root, __u32 idx, __u64 n)
+{
+	int ncpu = libbpf_num_possible_cpus(), fd, err = 0;
+	__u64 *vals;
+
+	if (ncpu <= 0)
+		return -EINVAL;
+	fd = xm_map_open(pin_root, "xm_stats");
+	if (fd < 0)
+		return fd;
+	vals = calloc(ncpu, sizeof(*vals));
+	if (!vals) {
+		close(fd);
+		return -ENOMEM;
+	}
+	/* Slot written by user space only: CPU 0's share carries the count. */
+	if (bpf_map_lookup_elem(fd, &idx, vals))
+		err = -errno;
+	else {
+		vals[0] += n;
+		if (bpf_map_update_elem(fd, &idx, vals, BPF_ANY))
+			err = -errno;
+	}
+	free(vals);
+	close(fd);
+	return err;
+}
