@@ -33,6 +33,7 @@ set -eu -o pipefail
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$TOP"
 . tests/integration/lib.sh
+. scripts/testbed.sh
 
 FULL=${FULL:-0}
 if [ "$FULL" = 1 ]; then
@@ -403,6 +404,13 @@ ps_read() { awk '$1=="cpu"{print $8, $2+$3+$4+$7+$8}' /proc/stat; }
 
 printf 'rep\ttopo\tmode\tworkload\trate\trps\tp50_us\tp99_us\tp999_us\tcompleted\terrors\tcg_usage_us\tcg_user_us\tcg_sys_us\tsoftirq_us\tnode_busy_us\twall_us\tlag_p99_us\tcmd\n' >"$RAW"
 
+# The client of the current world: pod c1 in the test cgroup, unless the
+# VXLAN phase points CLIENT_NS / CLIENT_CG elsewhere.
+client_exec() {
+	sh -c 'echo $$ > "$0/cgroup.procs" && exec ip netns exec "$@"' "${CLIENT_CG:-$XM_CGROUP}" \
+		"${CLIENT_NS:-$XM_PREFIX-c1}" "$@"
+}
+
 run_one() { # rep topo mode workload-spec
 	local rep=$1 topo=$2 mode=$3 name proto size rate flags t cmd out
 	read -r name proto size rate flags <<<"$4"
@@ -413,7 +421,7 @@ run_one() { # rep topo mode workload-spec
 	if [ "$mode" = sidecar-http ] && [ "$proto" = tcp ]; then
 		return 0 # an HTTP proxy does not carry the raw TCP protocol
 	fi
-	t=$(target "$mode" "$topo")
+	t=${TARGET:-$(target "$mode" "$topo")}
 	if [ "$proto" = wrk ]; then
 		local wd=${DUR%.*}
 		[ "${wd:-0}" -ge 1 ] 2>/dev/null || wd=1
@@ -425,7 +433,7 @@ run_one() { # rep topo mode workload-spec
 	cg0=$(cg_read)
 	ps0=$(ps_read)
 	w0=$(date +%s%N)
-	out=$(xm_pod_exec c1 $cmd 2>>"$LOG/client") || out=""
+	out=$(client_exec $cmd 2>>"$LOG/client") || out=""
 	w1=$(date +%s%N)
 	ps1=$(ps_read)
 	cg1=$(cg_read)
@@ -459,7 +467,7 @@ run_one() { # rep topo mode workload-spec
 T_START=$(date +%s)
 build_world
 read -r -a modes <<<"$MODES"
-read -r -a topos <<<"$TOPOS"
+read -r -a topos <<<"${TOPOS//vxlan/}"
 {
 	echo "date: $(date -u +%FT%TZ)"
 	echo "host: $(uname -r), $(nproc) CPUs, $(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo)"
@@ -469,7 +477,14 @@ read -r -a topos <<<"$TOPOS"
 	echo "haproxy: $(haproxy -v | head -1)"
 } >"$OUT/env.txt"
 
+xm_cleanup_extra() {
+	xm_cleanup_vx_cgroups
+	rmdir "$XM_CGROUP" 2>/dev/null
+	return 0
+}
+
 for rep in $(seq "$REPS"); do
+	[ ${#topos[@]} -gt 0 ] || break
 	n=${#modes[@]}
 	off=$(((rep - 1) % n))
 	order=("${modes[@]:off}" "${modes[@]:0:off}")
@@ -483,6 +498,93 @@ for rep in $(seq "$REPS"); do
 		mode_off "$mode"
 	done
 done
+# ------------------------------------------------------------------ VXLAN
+# TOPOS containing "vxlan": a second world from scripts/testbed.sh, two nodes
+# joined by the kernel's VXLAN overlay, one agent per node (own cgroup, pin
+# root, overlay cache on the node's eth0). Modes direct (pod IP over VXLAN, no
+# agents) and xmesh (agents on both nodes; the client connects to a VIP that
+# node 1's agent balances; the overlay cache carries the flow).
+VX_MODES=${VX_MODES:-"direct xmesh"}
+VIP3=10.96.0.3
+vxlan_phase() {
+	local BASE=$XM_PREFIX rep mode wl order n
+	VXP=$BASE-v
+	vx() { local XM_PREFIX=$VXP; "$@"; }
+	vx xm_tb_underlay
+	vx xm_tb_node 1
+	vx xm_tb_node 2
+	vx xm_tb_overlay vxlan
+	vx xm_tb_pod 1 vc 10
+	vx xm_tb_pod 2 vs 10
+	for n in 1 2; do
+		ip netns exec "$VXP-n$n" sysctl -qw net.ipv4.tcp_tw_reuse=1
+		mkdir -p "$XM_CGROUP/n$n"
+	done
+	for n in vc vs; do
+		ip netns exec "$VXP-$n" sysctl -qw net.ipv4.ip_local_port_range="20000 65000" \
+			net.ipv4.tcp_tw_reuse=1
+	done
+	local SV
+	SV=$(xm_tb_pod_ip 2 10)
+	xm_bg sh -c 'echo $$ > "$0/cgroup.procs" && exec ip netns exec "$@"' "$XM_CGROUP/n2" \
+		"$VXP-vs" "$RRGEN" server -l $PORT
+	wait_listen v-vs $PORT
+	local cfg=$XM_RUN_DIR/xmesh-vx-config.json
+	cat >"$cfg" <<EOF
+{ "services": [ { "name": "svc3", "vip": "$VIP3", "port": $PORT,
+  "backends": [ { "address": "$SV", "port": $PORT } ] } ] }
+EOF
+	read -r -a vxmodes <<<"$VX_MODES"
+	for rep in $(seq "$REPS"); do
+		n=${#vxmodes[@]}
+		order=("${vxmodes[@]:$(((rep - 1) % n))}" "${vxmodes[@]:0:$(((rep - 1) % n))}")
+		xm_log "vxlan repetition $rep/$REPS, mode order: ${order[*]}"
+		for mode in "${order[@]}"; do
+			if [ "$mode" = xmesh ]; then
+				vx xm_tb_agent 1 --config "$cfg" 2>>"$LOG/agent-vx"
+				vx xm_tb_agent 2 2>>"$LOG/agent-vx"
+				TARGET=$VIP3
+			else
+				TARGET=$SV
+			fi
+			CLIENT_NS=$VXP-vc CLIENT_CG=$XM_CGROUP/n1
+			for wl in "${wl_cross[@]}"; do
+				TARGET=$TARGET CLIENT_NS=$CLIENT_NS CLIENT_CG=$CLIENT_CG \
+					run_one "$rep" vxlan "$mode" "$wl"
+			done
+			unset TARGET CLIENT_NS CLIENT_CG
+			if [ "$mode" = xmesh ]; then
+				echo "vxlan rep=$rep n1: $(xm_tb_ctl 1 -j stats | python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+print(" ".join(f"{k}={v}" for k, v in s.items() if isinstance(v, int) and
+               (k.startswith("overlay_") or k.startswith("lb_"))))')" >>"$OUT/xmesh-counters.txt"
+				for n in 1 2; do
+					kill "${XM_TB_AGENT_PID[$n]}" 2>/dev/null
+					wait "${XM_TB_AGENT_PID[$n]}" 2>/dev/null || true
+					"$XM_BIN/xmesh-agent" uninstall --cgroup "$XM_CGROUP/n$n" \
+						--pin-root "$XM_PIN/n$n" >>"$LOG/agent-vx" 2>&1 || true
+					rm -rf "$XM_PIN/n$n"
+					XM_TB_AGENT_PID[$n]=
+				done
+			fi
+		done
+	done
+}
+# lib.sh removes the test cgroup; the VXLAN phase's node cgroups go first.
+xm_cleanup_vx_cgroups() {
+	local n p
+	for n in 1 2; do
+		[ -d "$XM_CGROUP/n$n" ] || continue
+		for p in $(cat "$XM_CGROUP/n$n/cgroup.procs" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
+		rmdir "$XM_CGROUP/n$n" 2>/dev/null
+	done
+	return 0
+}
+if grep -qw vxlan <<<"$TOPOS"; then
+	vxlan_phase
+fi
+
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/env.txt"
 echo "elapsed_s: $(($(date +%s) - T_START))" >>"$OUT/env.txt"
 

@@ -23,7 +23,8 @@ MODE_TITLE = {
     "nodeproxy": "node proxy HAProxy TCP",
     "xmesh": "xmesh",
 }
-TOPO_TITLE = {"1node": "same node", "2node": "across two nodes"}
+TOPO_TITLE = {"1node": "same node", "2node": "across two nodes",
+              "vxlan": "across two nodes, VXLAN overlay"}
 BASE = "direct"
 
 
@@ -104,7 +105,7 @@ def main():
         m[k]["n"] = len(g["runs"])
         m[k]["cmd"] = g["cmd"]
 
-    topos = [t for t in ("1node", "2node") if any(k[0] == t for k in m)]
+    topos = [t for t in ("1node", "2node", "vxlan") if any(k[0] == t for k in m)]
     modes = [x for x in MODE_ORDER if any(k[1] == x for k in m)]
     env = open(os.path.join(out, "env.txt")).read() if os.path.exists(
         os.path.join(out, "env.txt")) else ""
