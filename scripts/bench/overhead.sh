@@ -44,7 +44,7 @@ else
 	DUR=${DUR:-2}
 fi
 MODES=${MODES:-"direct svc sidecar-tcp sidecar-http nodeproxy xmesh"}
-TOPOS=${TOPOS:-"1node 2node"}
+TOPOS=${TOPOS:-"1node 2node vxlan"}
 CONNS=${CONNS:-16}
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 OUT=${OUT:-$TOP/results/overhead-$STAMP}
