@@ -11,6 +11,7 @@
 struct xm_redirect;
 struct xm_lb;
 struct xm_overlay;
+struct xm_weighting;
 
 struct xm_agent {
 	char pin_root[PATH_MAX];
@@ -29,7 +30,11 @@ struct xm_agent {
 	/* Datapath objects, one skeleton per bpf/<name>.bpf.c. */
 	struct xm_redirect *redirect;
 	struct xm_lb *lb;
+
 	struct xm_overlay *overlay;
+
+	/* The weighting loop (weighting.h); NULL until started. */
+	struct xm_weighting *weighting;
 };
 
 /*

@@ -20,6 +20,7 @@
 #include <unistd.h>
 #include "agent.h"
 #include "discover.h"
+#include "weighting.h"
 #include "log.h"
 #include "pin.h"
 #include "sys.h"
@@ -183,6 +184,8 @@ static int run(struct xm_agent *a)
 		return -errno ?: -ENOMEM;
 	err = xm_loop_add(a->loop, sfd, EPOLLIN, on_signal, a);
 	if (!err)
+		err = xm_weighting_start(a);
+	if (!err)
 		err = xm_services_start(a);
 	if (!err && a->metrics_addr)
 		err = xm_metrics_start(a);
@@ -190,6 +193,7 @@ static int run(struct xm_agent *a)
 		err = xm_loop_run(a->loop);
 	xm_metrics_stop(a);
 	xm_services_stop(a);
+	xm_weighting_stop(a);
 	close(sfd);
 	xm_loop_free(a->loop);
 	a->loop = NULL;

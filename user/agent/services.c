@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <libgen.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,7 @@
 #include "lbstate.h"
 #include "log.h"
 #include "pin.h"
+#include "weighting.h"
 
 static struct xm_lb_state lb_state;
 static bool lb_ready;
@@ -58,9 +60,13 @@ int xm_services_reload(struct xm_agent *a)
 		return r;
 	}
 	r = xm_lb_state_apply(&lb_state, &c);
+	xm_weighting_topology_changed(a);
+	xm_weighting_set_tick(a, c.tick_ms);
 	pr_info("config %s applied: %u services%s", a->config_path, c.n_svc,
 		r ? " (with errors, see above)" : "");
 	xm_lb_conf_free(&c);
+	/* Parsing a large config leaves megabytes of freed heap: give them back. */
+	malloc_trim(0);
 	return r;
 }
 
@@ -233,6 +239,8 @@ static json_t *ctl_handle(struct xm_agent *a, const char *line)
 	else
 		rep = reply_err("unknown cmd \"%s\"", cmd);
 	json_decref(req);
+	/* Whatever a request changed, the weighting loop re-reads backends and services. */
+	xm_weighting_topology_changed(a);
 	return rep;
 }
 

@@ -3,7 +3,10 @@
  * xmeshctl backend: each backend's weight and share and what the kernel
  * measured for it. Latency quantiles, success rate and counters are since
  * the backend was added; rps is over a short sampling window (two reads of
- * the per-CPU counters, `interval MS`, default 500 ms).
+ * the per-CPU counters, `interval MS`, default 500 ms). Where the agent's
+ * weighting loop runs, each row also carries its filtered view ("filtered":
+ * algorithm, filtered p99, L_est, success rate, rps, in-flight, computed
+ * weight; wstate.c), shown in the plain table as ALGO, FP99, FSUCC, FRPS.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -19,6 +22,7 @@
 struct be_row {
 	struct xm_lb_backend_info bi;
 	struct xm_lb_probe_snap a, b;
+	json_t *filtered; /* NULL: no weighting loop has written this backend */
 };
 
 struct collect {
@@ -37,6 +41,7 @@ static int collect(const struct xm_lb_backend_info *bi, void *arg)
 			return -ENOMEM;
 		c->rows = r;
 	}
+	c->rows[c->n].filtered = NULL;
 	c->rows[c->n++].bi = *bi;
 	return 0;
 }
@@ -49,7 +54,18 @@ static double now_s(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+static json_t *row_json_base(const struct be_row *r, double dt);
+
 static json_t *row_json(const struct be_row *r, double dt)
+{
+	json_t *o = row_json_base(r, dt);
+
+	if (o && r->filtered)
+		json_object_set(o, "filtered", r->filtered);
+	return o;
+}
+
+static json_t *row_json_base(const struct be_row *r, double dt)
 {
 	const struct xm_lb_probe *c = &r->b.c;
 	char svc[96], a[XM_ADDR_STRLEN], ep[XM_ADDR_STRLEN + 10];
@@ -94,14 +110,29 @@ static void backend_list_plain(json_t *v)
 	size_t i;
 	json_t *r;
 
-	printf("%-26s %-26s %-8s %8s %7s %9s %9s %8s %8s %8s\n", "SERVICE", "BACKEND", "CLUSTER",
-	       "WEIGHT", "SHARE", "P50", "P99", "SUCCESS", "RPS", "INFLIGHT");
+	printf("%-26s %-26s %-8s %8s %7s %9s %9s %8s %8s %8s %-11s %9s %8s %8s\n", "SERVICE",
+	       "BACKEND", "CLUSTER", "WEIGHT", "SHARE", "P50", "P99", "SUCCESS", "RPS", "INFLIGHT",
+	       "ALGO", "FP99", "FSUCC", "FRPS");
 	json_array_foreach(v, i, r) {
-		char p50[16], p99[16];
+		json_t *f = json_object_get(r, "filtered"), *fp;
+		char p50[16], p99[16], fp99[16] = "-", fsucc[16] = "-", frps[16] = "-";
 
 		fmt_us(p50, sizeof(p50), json_object_get(r, "p50_us"));
 		fmt_us(p99, sizeof(p99), json_object_get(r, "p99_us"));
-		printf("%-26s %-26s %-8s %8.3f %6.1f%% %9s %9s %7.2f%% %8.1f %8lld\n",
+		fp = json_object_get(f, "p99_ms");
+		if (f && json_is_number(fp)) {
+			json_t *us = json_real(json_number_value(fp) * 1e3);
+
+			fmt_us(fp99, sizeof(fp99), us);
+			json_decref(us);
+		}
+		if (f) {
+			snprintf(fsucc, sizeof(fsucc), "%.2f%%",
+				 100 * json_number_value(json_object_get(f, "success_rate")));
+			snprintf(frps, sizeof(frps), "%.1f",
+				 json_number_value(json_object_get(f, "rps")));
+		}
+		printf("%-26s %-26s %-8s %8.3f %6.1f%% %9s %9s %7.2f%% %8.1f %8lld %-11s %9s %8s %8s\n",
 		       json_string_value(json_object_get(r, "service")),
 		       json_string_value(json_object_get(r, "backend")),
 		       json_string_value(json_object_get(r, "cluster")),
@@ -109,7 +140,9 @@ static void backend_list_plain(json_t *v)
 		       100 * json_real_value(json_object_get(r, "share")), p50, p99,
 		       100 * json_real_value(json_object_get(r, "success_rate")),
 		       json_real_value(json_object_get(r, "rps")),
-		       json_integer_value(json_object_get(r, "in_flight")));
+		       json_integer_value(json_object_get(r, "in_flight")),
+		       f ? json_string_value(json_object_get(f, "algorithm")) : "-", fp99, fsucc,
+		       frps);
 	}
 }
 
@@ -121,7 +154,7 @@ static int backend_list(int argc, char **argv)
 	long interval_ms = 500;
 	double t0, dt;
 	json_t *arr;
-	int err;
+	int err, wfd;
 
 	if (argc > 0 && strcmp(argv[0], "interval")) {
 		if (ctl_svc_key_arg(argv[0], &key))
@@ -155,11 +188,18 @@ static int backend_list(int argc, char **argv)
 	dt = now_s() - t0;
 	for (size_t i = 0; i < c.n; i++)
 		xm_lb_probe_read(&m, c.rows[i].bi.id, &c.rows[i].b);
+	wfd = ctl_wstate_open();
+	for (size_t i = 0; i < c.n; i++)
+		c.rows[i].filtered = ctl_wstate_json(wfd, c.rows[i].bi.id);
+	if (wfd >= 0)
+		close(wfd);
 	arr = json_array();
 	for (size_t i = 0; i < c.n; i++)
 		json_array_append_new(arr, row_json(&c.rows[i], interval_ms ? dt : 0));
 	ctl_print(arr, backend_list_plain);
 out:
+	for (size_t i = 0; i < c.n; i++)
+		json_decref(c.rows[i].filtered);
 	free(c.rows);
 	xm_lb_maps_close(&m);
 	return err ? -1 : 0;

@@ -51,6 +51,14 @@ int do_sock(int argc, char **argv);
 int do_service(int argc, char **argv);
 int do_backend(int argc, char **argv);
 int do_cache(int argc, char **argv);
+int do_top(int argc, char **argv);
+
+/* The weighting loop's published state (wstate.c); see include/xmesh/weight.h. */
+struct xm_lb_wloop;
+int ctl_wstate_open(void);
+/* {"algorithm", "p99_ms" (filtered), "l_est_ms", "success_rate", "rps", ...} or NULL. */
+json_t *ctl_wstate_json(int fd, unsigned int backend_id);
+int ctl_wloop_read(struct xm_lb_wloop *out);
 
 /* LB objects (service.c, agentsock.c). */
 struct xm_lb_maps;

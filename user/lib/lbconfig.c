@@ -8,9 +8,11 @@
 #include "addr.h"
 #include "jsonloc.h"
 #include "lbconfig.h"
+#include "weightcfg.h"
 #include "lbtable.h"
 
-const char *const xm_lb_algorithms[] = { "static", "round-robin", "l3", "c3", NULL };
+const char *const xm_lb_algorithms[] = { "static", "round-robin", "l3", "l3-peak", "c3", "l3x",
+					  NULL };
 
 /* Where we are while checking, for messages: a JSON path into the file. */
 struct ctx {
@@ -204,7 +206,7 @@ static int parse_service(struct ctx *c, json_t *o, struct xm_lb_svc_conf *s)
 			known |= !strcmp(*a, s->algorithm);
 		if (!known) {
 			push_key(c, "algorithm");
-			r = fail(c, "unknown algorithm \"%s\" (static, round-robin, l3, c3)",
+			r = fail(c, "unknown algorithm \"%s\" (static, round-robin, l3, l3-peak, c3, l3x)",
 				 s->algorithm);
 			pop(c);
 		}
@@ -217,6 +219,18 @@ static int parse_service(struct ctx *c, json_t *o, struct xm_lb_svc_conf *s)
 		r = fail(c, "\"params\" must be an object");
 		pop(c);
 		return r;
+	}
+	if (v && xm_weight_algo_find(s->algorithm)) {
+		struct xm_weight_params wp;
+		char werr[200];
+
+		/* The weighting loop's parameters (weightcfg.h), checked here for the location. */
+		if (xm_weight_params_parse(s->algorithm, v, &wp, werr, sizeof(werr))) {
+			push_key(c, "params");
+			r = fail(c, "%s", werr);
+			pop(c);
+			return r;
+		}
 	}
 	s->params = v ? json_deep_copy(v) : json_object();
 	bes = json_object_get(o, "backends");
@@ -256,6 +270,18 @@ static int parse_root(struct ctx *c, json_t *root, struct xm_lb_conf *out)
 	memset(out, 0, sizeof(*out));
 	if (!json_is_object(root))
 		return fail(c, "the config must be a JSON object");
+	/* The weighting loop's own section (weightcfg.h). */
+	v = json_object_get(root, "weighting");
+	{
+		char werr[200];
+
+		if (xm_weighting_conf_parse(v, &out->tick_ms, werr, sizeof(werr))) {
+			push_key(c, "weighting");
+			r = fail(c, "%s", werr);
+			pop(c);
+			return r;
+		}
+	}
 	/* Other top-level fields belong to other parts of the agent. */
 	svcs = json_object_get(root, "services");
 	if (!svcs)

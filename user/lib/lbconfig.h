@@ -37,6 +37,7 @@ struct xm_lb_svc_conf {
 struct xm_lb_conf {
 	struct xm_lb_svc_conf *svc;
 	unsigned int n_svc;
+	unsigned int tick_ms; /* "weighting": {"tick_ms"} (weightcfg.h), default 500 */
 };
 
 /* Algorithms a service may name; the weighting loop adds its own here. */

@@ -78,8 +78,6 @@ const char *xm_lb_proto_str(__u8 proto);
 /* "10.96.0.1:80/tcp" or "[fd00::1]:80/udp". */
 const char *xm_lb_svc_key_str(const struct xm_lb_svc_key *k, char *buf, size_t len);
 
-#endif
-
 /* One allocated backend with what it belongs to, as the maps hold it. */
 struct xm_lb_backend_info {
 	__u32 id;
@@ -98,3 +96,5 @@ int xm_lb_backend_foreach(const struct xm_lb_maps *m, const struct xm_lb_svc_key
 
 /* Prometheus text exposition of datapath counters and backend probes (malloc'd). */
 char *xm_metrics_render(const char *pin_root, size_t *len);
+
+#endif

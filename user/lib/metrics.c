@@ -11,7 +11,11 @@
 #include <string.h>
 #include "addr.h"
 #include "lbtable.h"
+#include "pin.h"
 #include "stats.h"
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <xmesh/weight.h>
 
 /* Histogram bounds exported: the internal bucket edges nearest to a 1-2.5-5 series. */
 static const double le_wanted_s[] = { 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3,
@@ -21,6 +25,7 @@ static const double le_wanted_s[] = { 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3
 struct render {
 	FILE *f;
 	struct xm_lb_maps *m;
+	int wfd; /* xm_lb_wstate (weighting loop), -1 if absent */
 	int pass; /* one metric family per pass, as the format wants them grouped */
 };
 
@@ -44,12 +49,39 @@ static __u32 bucket_edge(double le_ns)
 	return i;
 }
 
+/* Passes 8..12: the weighting loop's view (include/xmesh/weight.h). */
+static void render_weighting(struct render *r, const struct xm_lb_backend_info *bi, const char *l)
+{
+	struct xm_lb_wstate w;
+	__u32 id = bi->id;
+
+	if (r->wfd < 0 || bpf_map_lookup_elem(r->wfd, &id, &w) || !w.updated_ns)
+		return;
+	w.algo[sizeof(w.algo) - 1] = 0;
+	switch (r->pass) {
+	case 8: fprintf(r->f, "xmesh_backend_filtered_p99_seconds{%s,algorithm=\"%s\"} %.6f\n", l, w.algo, w.p99_us / 1e6); break;
+	case 9: fprintf(r->f, "xmesh_backend_latency_estimate_seconds{%s,algorithm=\"%s\"} %.6f\n", l, w.algo, w.l_est_us / 1e6); break;
+	case 10: fprintf(r->f, "xmesh_backend_filtered_success_ratio{%s,algorithm=\"%s\"} %.6f\n", l, w.algo, w.success_ppm / 1e6); break;
+	case 11: fprintf(r->f, "xmesh_backend_filtered_rps{%s,algorithm=\"%s\"} %.3f\n", l, w.algo, w.rps_milli / 1e3); break;
+	case 12:
+		if (w.weight_ppm != XM_WEIGHT_UNSET)
+			fprintf(r->f, "xmesh_backend_computed_weight{%s,algorithm=\"%s\"} %.6f\n", l, w.algo, w.weight_ppm / 1e6);
+		break;
+	}
+}
+
 static int render_backend(const struct xm_lb_backend_info *bi, void *arg)
 {
 	struct render *r = arg;
 	struct xm_lb_probe_snap *s;
 	char l[256];
 	FILE *f = r->f;
+
+	if (r->pass >= 8) {
+		labels(bi, l, sizeof(l));
+		render_weighting(r, bi, l);
+		return 0;
+	}
 
 	s = malloc(sizeof(*s));
 	if (!s)
@@ -108,7 +140,16 @@ char *xm_metrics_render(const char *pin_root, size_t *len)
 		{ "xmesh_backend_weight", "gauge", "weight in the selection table" },
 		{ "xmesh_backend_share", "gauge", "share of new connections (slots / 1024)" },
 		{ "xmesh_backend_latency_seconds", "histogram", "time from request to first response byte" },
+		{ "xmesh_backend_filtered_p99_seconds", "gauge", "weighting loop: filtered p99 latency (L_s)" },
+		{ "xmesh_backend_latency_estimate_seconds", "gauge", "weighting loop: latency estimate L_est" },
+		{ "xmesh_backend_filtered_success_ratio", "gauge", "weighting loop: filtered success rate" },
+		{ "xmesh_backend_filtered_rps", "gauge", "weighting loop: filtered requests per second" },
+		{ "xmesh_backend_computed_weight", "gauge", "weighting loop: computed share of new connections" },
 	};
+	const int npass = sizeof(fam) / sizeof(fam[0]);
+	struct xm_lb_wloop wl;
+	__u32 zero = 0;
+	int lfd;
 	__u64 stats[XM_STAT_MAX];
 	struct xm_lb_maps m;
 	struct render r;
@@ -129,13 +170,30 @@ char *xm_metrics_render(const char *pin_root, size_t *len)
 	}
 	have_lb = xm_lb_maps_open(&m, pin_root) == 0;
 	r.m = &m;
-	for (r.pass = 0; have_lb && r.pass < 8; r.pass++) {
+	r.wfd = xm_map_open(pin_root, "xm_lb_wstate");
+	for (r.pass = 0; have_lb && r.pass < npass; r.pass++) {
 		fprintf(r.f, "# HELP %s %s\n# TYPE %s %s\n", fam[r.pass][0], fam[r.pass][2],
 			fam[r.pass][0], fam[r.pass][1]);
 		xm_lb_backend_foreach(&m, NULL, render_backend, &r);
 	}
 	if (have_lb)
 		xm_lb_maps_close(&m);
+	if (r.wfd >= 0)
+		close(r.wfd);
+	lfd = xm_map_open(pin_root, "xm_lb_wloop");
+	if (lfd >= 0 && !bpf_map_lookup_elem(lfd, &zero, &wl) && wl.ticks) {
+		fprintf(r.f, "# HELP xmesh_weighting_ticks_total weighting loop ticks\n"
+			"# TYPE xmesh_weighting_ticks_total counter\nxmesh_weighting_ticks_total %llu\n",
+			(unsigned long long)wl.ticks);
+		fprintf(r.f, "# HELP xmesh_weighting_cpu_seconds_total CPU time of the weighting loop\n"
+			"# TYPE xmesh_weighting_cpu_seconds_total counter\n"
+			"xmesh_weighting_cpu_seconds_total %.6f\n", wl.total_cost_ns / 1e9);
+		fprintf(r.f, "# HELP xmesh_weighting_table_writes_total selection tables rewritten\n"
+			"# TYPE xmesh_weighting_table_writes_total counter\n"
+			"xmesh_weighting_table_writes_total %llu\n", (unsigned long long)wl.table_writes);
+	}
+	if (lfd >= 0)
+		close(lfd);
 	fclose(r.f);
 	return buf;
 }

@@ -1,0 +1,123 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# make bench-l3: latency-aware weighting, every algorithm on every scenario.
+#
+# World (netns, tests/integration/lib.sh): one node with a bridge; a client
+# pod in the test cgroup (its connect()s to the VIP are balanced by the LB);
+# 9 backend pods = 3 "clusters" x 3 replicas, each running scenario_server
+# (delay and failures per scenarios/<name>.json; cross-cluster distance is in
+# the replicas' delay distributions: this kernel has no sch_netem). The
+# client runs loadgen (open loop, HTTP/1.1 so the LB's 5xx probe sees
+# failures) in two modes: a new connection per request, and keep-alive pools
+# (a connection lives at most XM_BENCH_POOL_REQS requests or
+# XM_BENCH_POOL_AGE seconds).
+#
+# Each (scenario, mode) runs every algorithm RUNS times, the order rotated
+# each run (A B C D, B C D A, ...). The agent is restarted for every run, so
+# no filter state leaks between runs. Results: results/l3-<time>/ (CSV per
+# run, summary.csv/md, PNG plots), table on stdout, last line "bench l3: ...".
+#
+# Knobs (environment):
+#   XM_BENCH_ALGOS      "round-robin l3 c3 l3x"
+#   XM_BENCH_SCENARIOS  "spikes bad-replica step ramp fail91 fail98"
+#   XM_BENCH_MODES      "new pool"
+#   XM_BENCH_RUNS       3
+#   XM_BENCH_WARMUP     5     seconds of load before t = 0 (not measured)
+#   XM_BENCH_TICK_MS    500   agent tick
+#   XM_BENCH_POOL_REQS  100
+#   XM_BENCH_POOL_AGE   5
+#   XM_BENCH_OUT        results/l3-<UTC time>
+# Full run: 6 scenarios x 2 modes x 4 algorithms x 3 runs x ~48 s = ~2.3 h.
+# Quick look: XM_BENCH_RUNS=1 XM_BENCH_MODES=new (~20 min). Longer
+# scenarios: edit "duration" and the event times in scenarios/*.json.
+set -u
+cd "$(dirname "$0")/../.."
+. tests/integration/lib.sh
+
+ALGOS=(${XM_BENCH_ALGOS:-round-robin l3 c3 l3x})
+SCENARIOS=(${XM_BENCH_SCENARIOS:-spikes bad-replica step ramp fail91 fail98})
+MODES=(${XM_BENCH_MODES:-new pool})
+RUNS=${XM_BENCH_RUNS:-3}
+WARMUP=${XM_BENCH_WARMUP:-5}
+TICK_MS=${XM_BENCH_TICK_MS:-500}
+POOL_REQS=${XM_BENCH_POOL_REQS:-100}
+POOL_AGE=${XM_BENCH_POOL_AGE:-5}
+OUT=${XM_BENCH_OUT:-results/l3-$(date -u +%Y%m%dT%H%M%SZ)}
+VIP=10.96.0.10
+PORT=8080
+NREP=9
+
+xm_setup
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+xm_log "results in $OUT"
+
+xm_node n1
+xm_pod n1 cl 10.77.0.2/16
+for i in $(seq 0 $((NREP - 1))); do
+	xm_pod n1 b$i 10.77.1.$((10 + i))/16
+done
+# The client opens thousands of connections per run: reuse TIME_WAIT ports.
+ip netns exec "$XM_PREFIX-cl" sysctl -qw net.ipv4.tcp_tw_reuse=1 \
+	net.ipv4.ip_local_port_range="10000 65000"
+
+# write_config ALGO FILE
+write_config() {
+	local algo=$1 i be=""
+	for i in $(seq 0 $((NREP - 1))); do
+		be+="${be:+,}{\"address\": \"10.77.1.$((10 + i))\", \"port\": $PORT, \"cluster\": \"c$((i / 3))\"}"
+	done
+	cat >"$2" <<EOF
+{
+  "weighting": {"tick_ms": $TICK_MS},
+  "services": [
+    {"name": "bench", "vip": "$VIP", "port": $PORT, "protocol": "tcp",
+     "algorithm": "$algo", "backends": [$be]}
+  ]
+}
+EOF
+}
+
+# run_one SCENARIO MODE ALGO RUN
+run_one() {
+	local scn=$1 mode=$2 algo=$3 run=$4 cfg=$XM_RUN_DIR/agent.json start i spids=() line
+	local csv=$OUT/$scn.$mode.$algo.$run.csv
+	write_config "$algo" "$cfg"
+	xm_agent_start --config "$cfg" --log-level warn
+	start=$(python3 -c "import time; print(f'{time.time() + $WARMUP + 1:.3f}')")
+	for i in $(seq 0 $((NREP - 1))); do
+		ip netns exec "$XM_PREFIX-b$i" "$XM_TOOLS/scenario_server" \
+			--listen 10.77.1.$((10 + i)):$PORT --replica $i \
+			--scenario "scenarios/$scn.json" --start "$start" &
+		spids+=($!)
+		XM_PIDS+=($!)
+	done
+	line=$(xm_pod_exec cl "$XM_TOOLS/loadgen" --target $VIP:$PORT \
+		--scenario "scenarios/$scn.json" --start "$start" --warmup "$WARMUP" \
+		--mode "$mode" --http --max-requests "$POOL_REQS" --max-age "$POOL_AGE" \
+		--timeout 5 --out "$csv" | tail -n1)
+	xm_ctl -j backend list >"$OUT/$scn.$mode.$algo.$run.backends.json" 2>/dev/null
+	kill "${spids[@]}" 2>/dev/null
+	wait "${spids[@]}" 2>/dev/null
+	kill "$XM_AGENT_PID" 2>/dev/null
+	wait "$XM_AGENT_PID" 2>/dev/null
+	printf '%-12s %-5s %-12s run %s: %s\n' "$scn" "$mode" "$algo" "$run" "${line#loadgen: }" >&2
+}
+
+n=${#ALGOS[@]}
+for run in $(seq 1 "$RUNS"); do
+	for scn in "${SCENARIOS[@]}"; do
+		for mode in "${MODES[@]}"; do
+			for k in $(seq 0 $((n - 1))); do
+				run_one "$scn" "$mode" "${ALGOS[$(((k + run - 1) % n))]}" "$run"
+			done
+		done
+	done
+done
+
+{
+	echo "# $(date -u +%FT%TZ) $(uname -r), $(nproc) CPUs, $(git rev-parse --short HEAD 2>/dev/null)"
+	echo "# XM_BENCH_ALGOS='${ALGOS[*]}' XM_BENCH_SCENARIOS='${SCENARIOS[*]}'" \
+		"XM_BENCH_MODES='${MODES[*]}' XM_BENCH_RUNS=$RUNS XM_BENCH_TICK_MS=$TICK_MS make bench-l3"
+} >"$OUT/README"
+python3 scripts/bench/l3_report.py "$OUT"

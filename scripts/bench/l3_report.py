@@ -1,0 +1,238 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Summarise a `make bench-l3` result directory.
+
+Input: DIR/<scenario>.<mode>.<algorithm>.<run>.csv written by loadgen
+(t,latency_ms,backend,ok,new_conn,err; t < 0 is warm-up and ignored).
+Output: a table on stdout, DIR/summary.csv, DIR/summary.md, per-second
+series DIR/series/*.dat and one gnuplot PNG per scenario and client mode
+(latency over time and per-replica share over time, one row per algorithm).
+Last line: "bench l3: key=value ...".
+"""
+import collections
+import csv
+import glob
+import math
+import os
+import statistics
+import subprocess
+import sys
+
+REPLICAS = 9
+
+
+def pct(sorted_vals, q):
+    if not sorted_vals:
+        return float("nan")
+    i = max(0, min(len(sorted_vals) - 1, math.ceil(q * len(sorted_vals)) - 1))
+    return sorted_vals[i]
+
+
+def load(path):
+    rows = []
+    with open(path) as f:
+        for r in csv.DictReader(f):
+            t = float(r["t"])
+            rows.append((t, float(r["latency_ms"]), int(r["backend"]), r["ok"] == "1"))
+    return rows
+
+
+def metrics(rows):
+    rows = [r for r in rows if r[0] >= 0]
+    lat = sorted(r[1] for r in rows if r[3])
+    n = len(rows)
+    ok = sum(1 for r in rows if r[3])
+    return {
+        "requests": n,
+        "success": ok / n if n else float("nan"),
+        "p50": pct(lat, 0.5),
+        "p99": pct(lat, 0.99),
+        "p999": pct(lat, 0.999),
+    }
+
+
+def series(rows, step=1.0):
+    """Per time bin: p50, p99 of successful latencies and share per replica."""
+    bins = collections.defaultdict(list)
+    for r in rows:
+        if r[0] >= 0:
+            bins[int(r[0] // step)].append(r)
+    out = []
+    full = statistics.median(len(v) for v in bins.values()) if bins else 0
+    for b in sorted(bins):
+        rs = bins[b]
+        if len(rs) < full / 3:  # a partial bin at the end
+            continue
+        lat = sorted(r[1] for r in rs if r[3])
+        share = [0.0] * REPLICAS
+        for r in rs:
+            if 0 <= r[2] < REPLICAS:
+                share[r[2]] += 1
+        tot = sum(share) or 1
+        out.append((b * step, pct(lat, 0.5), pct(lat, 0.99), [s / tot for s in share]))
+    return out
+
+
+def halving_time(rows, replica, t_step, step=0.5):
+    """Seconds after t_step until the replica's share of new requests (by send
+    time, 0.5 s bins) falls to half its share before the step, and stays
+    there for the next bin too."""
+    before = [r for r in rows if t_step - 10 <= r[0] < t_step]
+    if not before:
+        return float("nan")
+    base = sum(1 for r in before if r[2] == replica) / len(before)
+    bins = collections.defaultdict(lambda: [0, 0])
+    for r in rows:
+        if r[0] >= t_step:
+            b = int((r[0] - t_step) // step)
+            bins[b][1] += 1
+            bins[b][0] += r[2] == replica
+    # Sustained: this bin and the next both at or below half.
+    def low(b):
+        hit, tot = bins.get(b, (0, 0))
+        return tot > 0 and hit / tot <= base / 2
+    for b in sorted(bins):
+        if low(b) and low(b + 1):
+            return (b + 1) * step
+    return float("inf")
+
+
+def fmt(v, d=1):
+    if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
+        return "n/a" if math.isnan(v) else "never"
+    return f"{v:.{d}f}"
+
+
+def plot(d, scen, mode, algos, runs_series):
+    sdir = os.path.join(d, "series")
+    os.makedirs(sdir, exist_ok=True)
+    files = []
+    for a in algos:
+        ser = runs_series.get(a)
+        if not ser:
+            continue
+        p = os.path.join(sdir, f"{scen}.{mode}.{a}.dat")
+        with open(p, "w") as f:
+            f.write("# t p50_ms p99_ms " + " ".join(f"share{i}" for i in range(REPLICAS)) + "\n")
+            for t, p50, p99, share in ser:
+                f.write(f"{t} {p50:.3f} {p99:.3f} " + " ".join(f"{s:.4f}" for s in share) + "\n")
+        files.append((a, p))
+    if not files:
+        return None
+    png = os.path.join(d, f"{scen}.{mode}.png")
+    n = len(files)
+    g = [f'set terminal pngcairo size 1400,{260 * n + 60} font ",9"',
+         f"set output '{png}'",
+         f"set multiplot layout {n},2 title '{scen}, {mode} connections (first run of each algorithm)'",
+         "set key outside right", "set grid", "set xlabel 't (s)'"]
+    for a, p in files:
+        g += ["set ylabel 'latency (ms)'", "set logscale y", f"set title '{a}: p50 and p99 per second'",
+              f"plot '{p}' u 1:2 w l t 'p50', '' u 1:3 w l t 'p99'",
+              "unset logscale y", "set ylabel 'share'", "set yrange [0:1]",
+              f"set title '{a}: share of requests per replica'"]
+        # Stacked shares: replica i plotted as the cumulative sum up to i.
+        cols = []
+        for i in range(REPLICAS - 1, -1, -1):
+            expr = "+".join(f"${4 + k}" for k in range(i + 1))
+            cols.append(f"'{p}' u 1:({expr}) w filledcurves x1 t 'r{i}'")
+        g += ["plot " + ", ".join(cols), "unset yrange"]
+    g.append("unset multiplot")
+    try:
+        subprocess.run(["gnuplot"], input="\n".join(g), text=True, check=True,
+                       stderr=subprocess.PIPE)
+    except (OSError, subprocess.CalledProcessError) as e:
+        print(f"gnuplot failed for {png}: {e}", file=sys.stderr)
+        return None
+    return png
+
+
+def main():
+    d = sys.argv[1]
+    step_at = {"step": (1, 15.0), "e2e-step": (2, 6.0)}
+    runs = collections.defaultdict(list)  # (scen, mode, algo) -> [metrics]
+    halves = collections.defaultdict(list)
+    first_series = collections.defaultdict(dict)
+    order = []
+    for path in sorted(glob.glob(os.path.join(d, "*.csv"))):
+        base = os.path.basename(path)[:-4]
+        if base == "summary":
+            continue
+        parts = base.split(".")
+        if len(parts) != 4:
+            continue
+        scen, mode, algo, run = parts
+        rows = load(path)
+        runs[(scen, mode, algo)].append(metrics(rows))
+        if scen in step_at:
+            halves[(scen, mode, algo)].append(halving_time(rows, *step_at[scen]))
+        if algo not in first_series[(scen, mode)] or run == "1":
+            first_series[(scen, mode)][algo] = series(rows)
+        if (scen, mode) not in order:
+            order.append((scen, mode))
+    algos_all = sorted({k[2] for k in runs}, key=lambda a: ["round-robin", "l3", "l3-peak", "c3", "l3x"].index(a)
+                       if a in ["round-robin", "l3", "l3-peak", "c3", "l3x"] else 99)
+
+    summary = []
+    for scen, mode in order:
+        med = {}
+        for a in algos_all:
+            ms = runs.get((scen, mode, a))
+            if not ms:
+                continue
+            m = {k: statistics.median([x[k] for x in ms]) for k in ("p50", "p99", "p999", "success")}
+            m["runs"] = len(ms)
+            m["requests"] = int(statistics.median([x["requests"] for x in ms]))
+            hv = halves.get((scen, mode, a))
+            m["halve_s"] = statistics.median(hv) if hv else float("nan")
+            med[a] = m
+        rr = med.get("round-robin")
+        for a, m in med.items():
+            m["p99_vs_rr"] = m["p99"] / rr["p99"] if rr and rr["p99"] > 0 else float("nan")
+            m["p999_vs_rr"] = m["p999"] / rr["p999"] if rr and rr["p999"] > 0 else float("nan")
+            summary.append((scen, mode, a, m))
+
+    hdr = ["scenario", "mode", "algorithm", "runs", "p50_ms", "p99_ms", "p999_ms", "success",
+           "p99/rr", "p999/rr", "halve_s"]
+    lines = ["| " + " | ".join(hdr) + " |", "|" + "---|" * len(hdr)]
+    with open(os.path.join(d, "summary.csv"), "w") as f:
+        f.write(",".join(hdr) + "\n")
+        for scen, mode, a, m in summary:
+            vals = [scen, mode, a, str(m["runs"]), fmt(m["p50"]), fmt(m["p99"]), fmt(m["p999"]),
+                    fmt(m["success"] * 100, 2) + "%", fmt(m["p99_vs_rr"], 2), fmt(m["p999_vs_rr"], 2),
+                    fmt(m["halve_s"])]
+            f.write(",".join(vals) + "\n")
+            lines.append("| " + " | ".join(vals) + " |")
+    table = "\n".join(lines)
+    pngs = [plot(d, s, mo, algos_all, first_series[(s, mo)]) for s, mo in order]
+    with open(os.path.join(d, "summary.md"), "w") as f:
+        f.write(table + "\n\n")
+        for p in pngs:
+            if p:
+                f.write(f"![{os.path.basename(p)}]({os.path.basename(p)})\n")
+    print(table)
+
+    # Headline numbers: geometric mean over scenario x mode of p99 ratios.
+    def gmean_ratio(a, b):
+        rs = []
+        for scen, mode in order:
+            ma = next((m for s, mo, x, m in summary if (s, mo, x) == (scen, mode, a)), None)
+            mb = next((m for s, mo, x, m in summary if (s, mo, x) == (scen, mode, b)), None)
+            if ma and mb and ma["p99"] > 0 and mb["p99"] > 0:
+                rs.append(math.log(ma["p99"] / mb["p99"]))
+        return math.exp(sum(rs) / len(rs)) if rs else float("nan")
+
+    kv = []
+    for a in algos_all:
+        if a != "round-robin":
+            kv.append(f"p99_{a}_vs_rr={fmt(gmean_ratio(a, 'round-robin'), 3)}")
+    for a in ("l3", "c3"):
+        if "l3x" in algos_all and a in algos_all:
+            kv.append(f"p99_l3x_vs_{a}={fmt(gmean_ratio('l3x', a), 3)}")
+    for scen, mode, a, m in summary:
+        if scen == "step" and mode == "new":
+            kv.append(f"halve_s_{a}={fmt(m['halve_s'])}")
+    print("bench l3: " + " ".join(kv))
+
+
+if __name__ == "__main__":
+    main()

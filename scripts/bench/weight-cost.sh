@@ -1,0 +1,102 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# make bench-weight-cost: CPU and memory of the agent's weighting loop with
+# 1000 services x 10 backends (issue target: < 1 % of a core, < 16 MB RSS).
+#
+# The default build holds 2048 backends per node (XM_LB_MAX_BACKENDS), so
+# this builds a copy with room for 12288 into build-scale/ (BPF and user
+# space from the same sources, only the limit differs). The agent runs on a
+# test cgroup and pin root with a config of 1000 services; fake_probes plays
+# the datapath, adding requests and latencies to every backend's probe maps
+# (the loop reads them as it reads real probes). Three phases of
+# XM_COST_SECS (30) seconds each: no traffic, 2 rps per backend (20k rps
+# per node), 20 rps per backend (200k rps per node). Measured from /proc:
+# agent CPU (utime + stime) per second of wall time, VmRSS, VmHWM; and the
+# loop's own CPU per tick from xm_lb_wloop.
+#
+#   XM_COST_ALGO=l3x XM_COST_SECS=30 make bench-weight-cost
+set -u
+cd "$(dirname "$0")/../.."
+TOP=$(pwd)
+SECS=${XM_COST_SECS:-30}
+ALGO=${XM_COST_ALGO:-l3x}
+NSVC=${XM_COST_SERVICES:-1000}
+NBE=${XM_COST_BACKENDS:-10}
+BS=build-scale
+
+echo "building $BS with XM_LB_MAX_BACKENDS=12288 ..." >&2
+make -s B=$BS CLANG="${CLANG:-clang} -DXM_LB_MAX_BACKENDS=12288" \
+	CFLAGS="-O2 -g -DXM_LB_MAX_BACKENDS=12288" $BS/bin/xmesh-agent $BS/bin/xmeshctl \
+	$BS/tests/fake_probes >&2 || exit 1
+
+export XM_BIN=$TOP/$BS/bin XM_TOOLS=$TOP/$BS/tests
+. tests/integration/lib.sh
+xm_setup
+
+cfg=$XM_RUN_DIR/cost.json
+python3 - "$NSVC" "$NBE" "$ALGO" >"$cfg" <<'EOF'
+import json, sys
+nsvc, nbe, algo = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+svcs = []
+for s in range(nsvc):
+    svcs.append({"name": f"s{s}", "vip": f"10.100.{s // 250}.{s % 250 + 1}", "port": 80,
+                 "algorithm": algo,
+                 "backends": [{"address": f"10.{200 + (s * nbe + b) // 62500}.{(s * nbe + b) // 250 % 250}.{(s * nbe + b) % 250 + 1}",
+                               "port": 8080, "cluster": f"c{b % 3}"} for b in range(nbe)]})
+print(json.dumps({"weighting": {"tick_ms": 500}, "services": svcs}))
+EOF
+xm_agent_start --config "$cfg" --log-level warn
+# Wait until the loop weighs every service.
+for _ in $(seq 100); do
+	n=$(xm_ctl -j top count 1 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin).get("loop",{}).get("services",0))' 2>/dev/null)
+	[ "${n:-0}" -ge "$NSVC" ] && break
+	sleep 0.2
+done
+[ "${n:-0}" -ge "$NSVC" ] || xm_fail "agent weighs ${n:-0} services, expected $NSVC"
+
+hz=$(getconf CLK_TCK)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$XM_AGENT_PID/stat"; }
+status_kb() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$XM_AGENT_PID/status"; }
+loop_field() {
+	xm_ctl -j top count 1 | python3 -c "import json,sys; print(json.load(sys.stdin)['loop']['$1'])"
+}
+
+results=()
+measure() {
+	local name=$1 rps=$2 c0 c1 t0 t1 k0 k1 fp=
+	if [ "$rps" != 0 ]; then
+		"$XM_TOOLS/fake_probes" --pin-root "$XM_PIN" --rps "$rps" --duration $((SECS + 4)) >/dev/null &
+		fp=$!
+		XM_PIDS+=($fp)
+		sleep 3 # let filters and tables settle
+	fi
+	k0=$(loop_field ticks)
+	c0=$(cpu_ticks)
+	t0=$(date +%s.%N)
+	sleep "$SECS"
+	c1=$(cpu_ticks)
+	t1=$(date +%s.%N)
+	k1=$(loop_field ticks)
+	local last=$(loop_field last_tick_cost_ms)
+	[ -n "$fp" ] && wait "$fp"
+	local pct rss hwm
+	pct=$(python3 -c "print(f'{100 * ($c1 - $c0) / $hz / ($t1 - $t0):.2f}')")
+	rss=$(status_kb VmRSS)
+	hwm=$(status_kb VmHWM)
+	results+=("$(printf '%-22s %6s %10s %10s %10s %8s %12s' "$name" "$rps" "$pct" \
+		"$((rss / 1024))" "$((hwm / 1024))" "$((k1 - k0))" "$last")")
+	eval "cpu_$3=$pct; rss_$3=$((rss / 1024)); hwm_$3=$((hwm / 1024))"
+}
+
+measure "idle" 0 idle
+measure "2 rps/backend" 2 low
+measure "20 rps/backend" 20 high
+
+echo
+echo "weighting loop cost: $NSVC services x $NBE backends, algorithm $ALGO, tick 500 ms," \
+	"$(nproc) CPUs ($(uname -r)), ${SECS}s per phase"
+printf '%-22s %6s %10s %10s %10s %8s %12s\n' "phase" "rps/be" "cpu_%core" "rss_MB" "hwm_MB" \
+	"ticks" "last_tick_ms"
+printf '%s\n' "${results[@]}"
+echo "bench weight-cost: services=$NSVC backends=$((NSVC * NBE)) cpu_idle_pct=$cpu_idle" \
+	"cpu_2rps_pct=$cpu_low cpu_20rps_pct=$cpu_high rss_mb=$rss_high hwm_mb=$hwm_high"

@@ -1,0 +1,119 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Synthetic traffic for measuring the weighting loop's cost at scale
+ * (scripts/bench/weight-cost.sh): every period, for every backend of the pin
+ * root, add requests to its probe counters and log-normal latencies to its
+ * histogram, as if the datapath had seen them. Nothing goes over a socket;
+ * the agent reads these maps exactly as it reads real probes.
+ *
+ *   fake_probes --pin-root DIR --rps R [--period-ms 500] [--duration S]
+ *
+ * Backend i gets R requests/s (Poisson-free: R x period each time) with a
+ * median of 5 + (i % 10) ms, p99 3x the median, and 1 % failures (5xx).
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <xmesh/lb.h>
+#include "pin.h"
+
+static double rnd01(unsigned long long *s)
+{
+	*s ^= *s >> 12;
+	*s ^= *s << 25;
+	*s ^= *s >> 27;
+	return ((*s * 2685821657736338717ULL) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+int main(int argc, char **argv)
+{
+	const char *root = NULL;
+	double rps = 2, period_ms = 500, duration = 60;
+	int be_fd, probe_fd, hist_fd, ncpu = libbpf_num_possible_cpus();
+	unsigned long long seed = 0x1234567, rounds = 0;
+	struct xm_lb_probe *pc;
+	struct xm_lb_hist hist;
+	double carry[XM_LB_MAX_BACKENDS] = { 0 };
+	struct timespec t0, t;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--pin-root") && i + 1 < argc)
+			root = argv[++i];
+		else if (!strcmp(argv[i], "--rps") && i + 1 < argc)
+			rps = atof(argv[++i]);
+		else if (!strcmp(argv[i], "--period-ms") && i + 1 < argc)
+			period_ms = atof(argv[++i]);
+		else if (!strcmp(argv[i], "--duration") && i + 1 < argc)
+			duration = atof(argv[++i]);
+		else {
+			fprintf(stderr, "usage: fake_probes --pin-root DIR --rps R [--period-ms MS] "
+					"[--duration S]\n");
+			return 2;
+		}
+	}
+	if (!root || ncpu <= 0)
+		return 2;
+	be_fd = xm_map_open(root, "xm_lb_be");
+	probe_fd = xm_map_open(root, "xm_lb_probe");
+	hist_fd = xm_map_open(root, "xm_lb_hist");
+	if (be_fd < 0 || probe_fd < 0 || hist_fd < 0) {
+		fprintf(stderr, "fake_probes: LB maps under %s: %s\n", root, strerror(errno));
+		return 1;
+	}
+	pc = calloc(ncpu, (sizeof(*pc) + 7) & ~7UL);
+	if (!pc)
+		return 1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		unsigned long backends = 0;
+
+		for (__u32 id = 1; id < XM_LB_MAX_BACKENDS; id++) {
+			struct xm_lb_backend be;
+			double med, sigma;
+			unsigned int n;
+
+			if (bpf_map_lookup_elem(be_fd, &id, &be) || !(be.flags & XM_LB_BE_F_USED))
+				continue;
+			backends++;
+			carry[id] += rps * period_ms / 1000;
+			n = (unsigned int)carry[id];
+			carry[id] -= n;
+			if (!n)
+				continue;
+			if (bpf_map_lookup_elem(probe_fd, &id, pc) ||
+			    bpf_map_lookup_elem(hist_fd, &id, &hist))
+				continue;
+			med = (5 + id % 10) * 1e6;
+			sigma = log(3) / 2.326;
+			for (unsigned int k = 0; k < n; k++) {
+				double u1 = rnd01(&seed), u2 = rnd01(&seed);
+				double z = sqrt(-2 * log(u1 > 1e-12 ? u1 : 1e-12)) * cos(2 * M_PI * u2);
+				__u64 ns = (__u64)(med * exp(sigma * z));
+
+				hist.bucket[xm_lb_hist_bucket(ns)]++;
+				pc[0].latency_sum_ns += ns;
+				if (rnd01(&seed) < 0.01)
+					pc[0].http_5xx++;
+			}
+			pc[0].req_started += n;
+			pc[0].req_completed += n;
+			pc[0].conns += n;
+			bpf_map_update_elem(probe_fd, &id, pc, BPF_ANY);
+			bpf_map_update_elem(hist_fd, &id, &hist, BPF_ANY);
+		}
+		rounds++;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		if (t.tv_sec - t0.tv_sec + (t.tv_nsec - t0.tv_nsec) / 1e9 >= duration) {
+			printf("fake_probes: %llu rounds, %lu backends, %.1f rps each\n", rounds,
+			       backends, rps);
+			return 0;
+		}
+		usleep((useconds_t)(period_ms * 1000));
+	}
+}

@@ -1,0 +1,830 @@
+// SPDX-License-Identifier: MIT
+/* The weighting loop (see weighting.h and docs/weighting.md). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "agent.h"
+#include "lbtable.h"
+#include "log.h"
+#include "pin.h"
+#include "lbstate.h"
+#include "weightcfg.h"
+#include "weighting.h"
+
+/*
+ * When to rewrite a service's table, by the share of new connections a new
+ * table would move (slots of 1024): at once from 3 %, after 2 s from 1.5 %,
+ * and whenever a backend goes to or from zero slots.
+ */
+#define XM_W_SHIFT_NOW 31
+#define XM_W_SHIFT_MIN 16
+#define XM_W_SHIFT_WAIT_NS 2000000000ULL
+/* Bytes read per batch syscall (per-CPU values: entries x CPUs x 80 B). */
+#define XM_W_BATCH_BYTES (256 * 1024)
+/*
+ * Read a backend's histogram (4 KB) once this many requests completed, or
+ * after 2 s, and at most XM_W_HIST_BUDGET histograms per tick (services are
+ * visited from a rotating start so none is always last): the cost of a tick
+ * is bounded whatever the number of busy backends. Small services read every
+ * busy backend every tick.
+ */
+#define XM_W_HIST_MIN 8
+#define XM_W_HIST_MAX_AGE_NS 2000000000ULL
+#define XM_W_HIST_BUDGET 1024
+/* A service with no probe change is recomputed at least this often. */
+#define XM_W_QUIET_MAX_S 2.0
+/* Backends and services are re-read at least this often (s). */
+#define XM_W_TOPO_MAX_S 10
+
+struct wsvc {
+	struct xm_lb_svc_key key;
+	bool managed;       /* false: static or round-robin, the table is left alone */
+	char algo[XM_LB_ALGO_LEN];
+	json_t *params;     /* the service's "params" as last applied */
+	struct xm_wservice ws;
+	__u32 *ids;         /* backend ids, in the order of ws.b */
+	__u32 *slots;       /* slots of the last table written */
+	bool written;
+	__u64 written_ns;   /* when */
+	unsigned long long seen; /* tick number when last found in the map */
+	double quiet_dt;    /* s banked while nothing changed */
+};
+
+/* Previous cumulative histogram, sparse, low 32 bits (deltas are modular). */
+struct bstate {
+	struct xm_lb_probe prev;
+	bool have_prev;
+	bool have_hist;
+	__u16 hn, hcap;
+	__u16 *hidx;
+	__u32 *hcnt;
+	__u64 pending;  /* completions since the last histogram read */
+	__u64 hist_ns;  /* when the histogram was last read */
+};
+
+struct xm_weighting {
+	struct xm_agent *a;
+	struct xm_lb_maps maps;
+	bool maps_ok;
+	int tfd;
+	unsigned int tick_ms;
+	struct wsvc *svcs[XM_LB_MAX_SERVICES];
+	struct bstate *bs;          /* XM_LB_MAX_BACKENDS */
+	struct xm_lb_backend *be;   /* XM_LB_MAX_BACKENDS */
+	__u8 *live;                 /* XM_LB_MAX_BACKENDS: used and not removed */
+	struct xm_lb_probe *probe;  /* XM_LB_MAX_BACKENDS, summed over CPUs */
+	__u32 *by_svc;              /* XM_LB_MAX_BACKENDS: live backend ids grouped by service */
+	__u32 svc_start[XM_LB_MAX_SERVICES], svc_count[XM_LB_MAX_SERVICES];
+	struct xm_lb_svc_key svc_keys[XM_LB_MAX_SERVICES];
+	struct xm_lb_svc svc_vals[XM_LB_MAX_SERVICES];
+	void *percpu;               /* batch buffer */
+	__u32 *keys;                /* batch keys */
+	__u32 batch;                /* entries per batch read */
+	int ncpu;
+	int wstate_fd, wloop_fd;
+	struct xm_lb_wstate *wstate; /* mmap of xm_lb_wstate */
+	struct xm_lb_wloop *wloop;   /* mmap of xm_lb_wloop */
+	size_t wstate_len, wloop_len;
+	unsigned long long ticks;
+	__u64 last_ns;
+	int hist_budget;            /* histogram reads left in this tick */
+	bool topo_stale;            /* backends or services changed: re-read them */
+	__u64 topo_ns;              /* when they were last read */
+	unsigned int nsvc_found;    /* services in svc_keys/svc_vals */
+	unsigned int rotate;        /* first service visited this tick */
+	struct xm_lb_svc_rt *rt_by_id[XM_LB_MAX_SERVICES]; /* the agent's services, this tick */
+};
+
+static __u64 mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+static __u64 thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+/* ---- published maps ----------------------------------------------------- */
+
+static int pub_map(struct xm_weighting *w, const char *name, __u32 value_size, __u32 entries,
+		   int *fd_out, void **mem, size_t *len)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_MMAPABLE);
+	struct bpf_map_info info = { 0 };
+	__u32 ilen = sizeof(info);
+	char path[PATH_MAX];
+	size_t pg = sysconf(_SC_PAGESIZE);
+	int fd, err;
+
+	err = xm_pin_path(path, sizeof(path), w->a->pin_root, XM_PIN_MAPS, name);
+	if (err)
+		return err;
+	fd = bpf_obj_get(path);
+	if (fd >= 0) {
+		/* Reuse across restarts unless the layout changed. */
+		if (bpf_obj_get_info_by_fd(fd, &info, &ilen) || info.value_size != value_size ||
+		    info.max_entries != entries || !(info.map_flags & BPF_F_MMAPABLE)) {
+			pr_info("%s: layout changed, recreating", name);
+			close(fd);
+			unlink(path);
+			fd = -1;
+		}
+	}
+	if (fd < 0) {
+		fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, name, sizeof(__u32), value_size, entries,
+				    &opts);
+		if (fd < 0)
+			return -errno;
+		if (bpf_obj_pin(fd, path)) {
+			err = -errno;
+			close(fd);
+			return err;
+		}
+	}
+	*len = ((size_t)value_size * entries + pg - 1) / pg * pg;
+	*mem = mmap(NULL, *len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (*mem == MAP_FAILED) {
+		err = -errno;
+		close(fd);
+		*mem = NULL;
+		return err;
+	}
+	*fd_out = fd;
+	return 0;
+}
+
+/* ---- reading the LB maps ------------------------------------------------ */
+
+/*
+ * Read an ARRAY map's first n entries (n <= max_entries) into out with as
+ * few syscalls as the kernel allows; per-CPU values are summed as u64s.
+ */
+static int read_array(struct xm_weighting *w, int fd, __u32 n, size_t vsize, bool percpu,
+		      void *out)
+{
+	__u32 *keys = w->keys, cursor = 0, count;
+	size_t stride = percpu ? ((vsize + 7) & ~7UL) * w->ncpu : vsize;
+	bool first = true;
+	int err;
+
+	while (cursor < n) {
+		LIBBPF_OPTS(bpf_map_batch_opts, opts);
+		__u32 done = cursor;
+
+		count = n - cursor < w->batch ? n - cursor : w->batch;
+		err = bpf_map_lookup_batch(fd, first ? NULL : &cursor, &cursor, keys, w->percpu,
+					   &count, &opts);
+		first = false;
+		if (err && errno != ENOENT) {
+			/* No batch ops: one lookup per entry. */
+			if (done)
+				return -errno;
+			for (__u32 i = 0; i < n; i++) {
+				if (bpf_map_lookup_elem(fd, &i, w->percpu))
+					return -errno;
+				if (!percpu) {
+					memcpy((char *)out + i * vsize, w->percpu, vsize);
+					continue;
+				}
+				__u64 *dst = (__u64 *)((char *)out + i * vsize);
+
+				memset(dst, 0, vsize);
+				for (int c = 0; c < w->ncpu; c++) {
+					__u64 *src = (__u64 *)((char *)w->percpu + c * ((vsize + 7) & ~7UL));
+
+					for (size_t k = 0; k < vsize / 8; k++)
+						dst[k] += src[k];
+				}
+			}
+			return 0;
+		}
+		for (__u32 i = 0; i < count; i++) {
+			__u32 key = keys[i];
+
+			if (key >= n)
+				continue;
+			if (!percpu) {
+				memcpy((char *)out + key * vsize, (char *)w->percpu + i * stride, vsize);
+				continue;
+			}
+			__u64 *dst = (__u64 *)((char *)out + key * vsize);
+
+			memset(dst, 0, vsize);
+			for (int c = 0; c < w->ncpu; c++) {
+				__u64 *src = (__u64 *)((char *)w->percpu + i * stride +
+						       c * ((vsize + 7) & ~7UL));
+
+				for (size_t k = 0; k < vsize / 8; k++)
+					dst[k] += src[k];
+			}
+		}
+		if (err) /* ENOENT: end of map */
+			break;
+	}
+	return 0;
+}
+
+/*
+ * p50 and p99 (seconds) of the requests that completed since the previous
+ * histogram read of backend id; -1 when none. Keeps the cumulative histogram
+ * as a sparse baseline (bucket, low 32 bits of the count: deltas are taken
+ * modulo 2^32) and works on its non-empty buckets only.
+ */
+static int hist_delta_quantiles(struct xm_weighting *w, __u32 id, double *p50, double *p99)
+{
+	struct bstate *b = &w->bs[id];
+	__u16 nidx[XM_LB_HIST_BUCKETS];
+	__u32 ncnt[XM_LB_HIST_BUCKETS], dlt[XM_LB_HIST_BUCKETS];
+	struct xm_lb_hist cur;
+	__u64 total = 0, seen = 0, r50, r99;
+	unsigned int n = 0, j = 0, k;
+
+	*p50 = *p99 = -1;
+	if (bpf_map_lookup_elem(w->maps.hist, &id, &cur))
+		return -errno;
+	for (k = 0; k < XM_LB_HIST_BUCKETS; k++) {
+		if (!(__u32)cur.bucket[k])
+			continue;
+		nidx[n] = k;
+		ncnt[n++] = (__u32)cur.bucket[k];
+	}
+	for (k = 0; k < n; k++) {
+		while (j < b->hn && b->hidx[j] < nidx[k])
+			j++;
+		dlt[k] = ncnt[k] - (j < b->hn && b->hidx[j] == nidx[k] ? b->hcnt[j] : 0);
+		total += dlt[k];
+	}
+	if (n > b->hcap) {
+		__u16 *idx = realloc(b->hidx, n * sizeof(*idx));
+		__u32 *cnt;
+
+		if (!idx)
+			return -ENOMEM;
+		b->hidx = idx;
+		cnt = realloc(b->hcnt, n * sizeof(*cnt));
+		if (!cnt)
+			return -ENOMEM;
+		b->hcnt = cnt;
+		b->hcap = n;
+	}
+	memcpy(b->hidx, nidx, n * sizeof(*nidx));
+	memcpy(b->hcnt, ncnt, n * sizeof(*ncnt));
+	b->hn = n;
+	if (!b->have_hist) {
+		b->have_hist = true; /* the first read is only the baseline */
+		return 0;
+	}
+	if (!total)
+		return 0;
+	/* As xm_lb_hist_quantile(): 1-based rank, bucket midpoint. */
+	r50 = (__u64)ceil(0.5 * total);
+	r99 = (__u64)ceil(0.99 * total);
+	for (k = 0; k < n; k++) {
+		double mid = (double)xm_lb_hist_lower(nidx[k]) +
+			     (double)(xm_lb_hist_width(nidx[k]) - 1) / 2.0;
+
+		seen += dlt[k];
+		if (*p50 < 0 && seen >= r50)
+			*p50 = mid / 1e9;
+		if (seen >= r99) {
+			*p99 = mid / 1e9;
+			break;
+		}
+	}
+	return 0;
+}
+
+static void bstate_reset(struct bstate *b)
+{
+	free(b->hidx);
+	free(b->hcnt);
+	memset(b, 0, sizeof(*b));
+}
+
+/* ---- one service -------------------------------------------------------- */
+
+static void wsvc_free(struct wsvc *s)
+{
+	if (!s)
+		return;
+	xm_wservice_free(&s->ws);
+	json_decref(s->params);
+	free(s->ids);
+	free(s->slots);
+	free(s);
+}
+
+/*
+ * (Re)build s for this key, algorithm, params and backend set. Filter state
+ * of backends still present is kept while the algorithm stays the same; a
+ * new algorithm starts from the defaults (so runs of a benchmark that switch
+ * algorithms do not inherit each other's filters).
+ */
+static int wsvc_sync(struct xm_weighting *w, struct wsvc **sp, const struct xm_lb_svc_key *key,
+		     const char *algo, json_t *params, const __u32 *ids, unsigned int n)
+{
+	bool managed = xm_weight_algo_is_dynamic(algo);
+	const char *filters = managed ? algo : "round-robin";
+	struct xm_weight_params p;
+	struct wsvc *s = *sp, *ns;
+	char err[200];
+	int r;
+
+	if (s && !memcmp(&s->key, key, sizeof(*key)) && !strcmp(s->algo, algo) &&
+	    json_equal(s->params, params) && s->ws.n == n &&
+	    !memcmp(s->ids, ids, n * sizeof(*ids)))
+		return 0;
+	if (xm_weight_params_parse(filters, managed ? params : NULL, &p, err, sizeof(err))) {
+		/* The config was checked at load; this only happens on a bad control request. */
+		pr_warn("weighting: %s (using the defaults)", err);
+		xm_weight_params_parse(filters, NULL, &p, err, sizeof(err));
+	}
+	ns = calloc(1, sizeof(*ns));
+	if (!ns)
+		return -ENOMEM;
+	ns->key = *key;
+	ns->managed = managed;
+	snprintf(ns->algo, sizeof(ns->algo), "%s", algo);
+	ns->params = params ? json_deep_copy(params) : json_object();
+	/* A static service still runs the filters, for display. */
+	r = xm_wservice_init(&ns->ws, filters, &p, n);
+	ns->ids = calloc(n ? n : 1, sizeof(*ns->ids));
+	ns->slots = calloc(n ? n : 1, sizeof(*ns->slots));
+	if (r || !ns->ids || !ns->slots || !ns->params) {
+		wsvc_free(ns);
+		return r ?: -ENOMEM;
+	}
+	memcpy(ns->ids, ids, n * sizeof(*ids));
+	if (s && !memcmp(&s->key, key, sizeof(*key)) && !strcmp(s->algo, algo) &&
+	    json_equal(s->params, params)) {
+		/* Same service and algorithm: carry over what is known about its backends. */
+		for (unsigned int i = 0; i < n; i++)
+			for (unsigned int j = 0; j < s->ws.n; j++)
+				if (s->ids[j] == ids[i])
+					ns->ws.b[i] = s->ws.b[j];
+		ns->ws.total_rps = s->ws.total_rps;
+	} else {
+		char buf[96];
+
+		pr_info("weighting: service %s: algorithm %s, %u backends",
+			xm_lb_svc_key_str(key, buf, sizeof(buf)), algo, n);
+	}
+	wsvc_free(s);
+	*sp = ns;
+	return 0;
+}
+
+static void publish(struct xm_weighting *w, struct wsvc *s, __u32 svc_id, __u64 now,
+		    const struct xm_wsample *x)
+{
+	for (unsigned int i = 0; i < s->ws.n; i++) {
+		const struct xm_wbackend *b = &s->ws.b[i];
+		struct xm_lb_wstate *o;
+		__u32 id = s->ids[i];
+
+		if (!w->wstate || id >= XM_LB_MAX_BACKENDS)
+			continue;
+		o = &w->wstate[id];
+		o->svc_id = svc_id;
+		o->flags = b->alive ? XM_WSTATE_F_LIVE : 0;
+		o->p99_us = (__u32)fmin(b->latency.value * 1e6, 4e9);
+		o->l_est_us = (__u32)fmin(b->l_est * 1e6, 4e9);
+		o->tick_p50_us = x[i].p50 >= 0 ? (__u32)fmin(x[i].p50 * 1e6, 4e9) : XM_WEIGHT_UNSET;
+		o->tick_p99_us = x[i].p99 >= 0 ? (__u32)fmin(x[i].p99 * 1e6, 4e9) : XM_WEIGHT_UNSET;
+		o->success_ppm = (__u32)(b->success.value * 1e6);
+		o->rps_milli = (__u32)fmin(b->rps.value * 1e3, 4e9);
+		o->inflight_milli = (__u32)fmin(b->inflight.value * 1e3, 4e9);
+		o->inflight_now = (__u32)b->inflight_now;
+		o->weight_ppm = s->managed ? (__u32)(b->weight * 1e6) : XM_WEIGHT_UNSET;
+		memcpy(o->algo, s->algo, sizeof(o->algo) - 1);
+		o->algo[sizeof(o->algo) - 1] = 0;
+		o->updated_ns = now;
+	}
+}
+
+static void weigh_service(struct xm_weighting *w, __u32 svc_id, const struct xm_lb_svc_key *key,
+			  const __u32 *ids, unsigned int n, double dt, __u64 now)
+{
+	struct xm_wsample x[n ? n : 1];
+	double weights[n ? n : 1];
+	__u32 slots[n ? n : 1];
+	struct xm_lb_svc_rt *rt = w->rt_by_id[svc_id];
+	bool quiet = true;
+	struct wsvc *s;
+	bool change;
+	int err;
+
+	if (rt && memcmp(&rt->conf.key, key, sizeof(*key)))
+		rt = NULL;
+	/* Services added by another writer than this agent's config are left static. */
+	err = wsvc_sync(w, &w->svcs[svc_id], key, rt ? rt->conf.algorithm : "static",
+			rt ? rt->conf.params : NULL, ids, n);
+	if (err) {
+		char buf[96];
+
+		pr_warn("weighting: service %s: %s", xm_lb_svc_key_str(key, buf, sizeof(buf)),
+			strerror(-err));
+		return;
+	}
+	s = w->svcs[svc_id];
+	s->seen = w->ticks;
+	for (unsigned int i = 0; i < n; i++) {
+		struct bstate *b = &w->bs[ids[i]];
+		struct xm_lb_probe d, *cur = &w->probe[ids[i]];
+		const __u64 *pc = (const __u64 *)cur, *pp = (const __u64 *)&b->prev;
+		__u64 *pd = (__u64 *)&d;
+
+		memset(&x[i], 0, sizeof(x[i]));
+		x[i].alive = true;
+		x[i].p50 = x[i].p99 = -1;
+		x[i].inflight = (double)xm_lb_in_flight(cur);
+		quiet &= !x[i].inflight && !b->pending;
+		if (!b->have_prev) {
+			quiet = false;
+			b->prev = *cur;
+			b->have_prev = true;
+			continue;
+		}
+		for (size_t k = 0; k < sizeof(d) / 8; k++) {
+			pd[k] = pc[k] - pp[k];
+			quiet &= !pd[k];
+		}
+		b->prev = *cur;
+		x[i].requests = d.req_completed + d.req_aborted + d.conn_refused + d.conn_timeout;
+		x[i].failures = xm_lb_failures(&d);
+		x[i].started = d.req_started;
+		/*
+		 * The histogram (4 KB) is read when enough requests completed for a
+		 * quantile, or when the last read is old: a tick costs in proportion
+		 * to the traffic, not to the number of backends.
+		 */
+		b->pending += d.req_completed;
+		if (b->pending && w->hist_budget > 0 &&
+		    (b->pending >= XM_W_HIST_MIN || !b->have_hist ||
+		     now - b->hist_ns >= XM_W_HIST_MAX_AGE_NS)) {
+			w->hist_budget--;
+			hist_delta_quantiles(w, ids[i], &x[i].p50, &x[i].p99);
+			b->pending = 0;
+			b->hist_ns = now;
+		}
+	}
+	/*
+	 * A service without any probe change is not recomputed every tick: its
+	 * time is banked (up to XM_W_QUIET_MAX_S) and folded in at once. The
+	 * filters decay by time, so one step of 2 s with no requests equals four
+	 * of 0.5 s; only what the loop publishes lags by that much.
+	 */
+	if (quiet && s->quiet_dt + dt < XM_W_QUIET_MAX_S && s->ws.ticks) {
+		s->quiet_dt += dt;
+		return;
+	}
+	if (s->quiet_dt > 0) {
+		struct xm_wsample idle[n ? n : 1];
+
+		for (unsigned int i = 0; i < n; i++) {
+			memset(&idle[i], 0, sizeof(idle[i]));
+			idle[i].alive = true;
+			idle[i].p50 = idle[i].p99 = -1;
+		}
+		xm_wservice_tick(&s->ws, idle, s->quiet_dt);
+		s->quiet_dt = 0;
+	}
+	xm_wservice_tick(&s->ws, x, dt);
+	publish(w, s, svc_id, now, x);
+	if (!s->managed || !w->maps_ok)
+		return;
+
+	for (unsigned int i = 0; i < n; i++)
+		weights[i] = s->ws.b[i].weight;
+	xm_lb_slots_apportion(weights, n, slots);
+	/*
+	 * How much traffic a new table would move (total variation, in slots):
+	 * write at once for a real shift, let small ones wait a while so noisy
+	 * estimates do not cost a table write per service per tick.
+	 */
+	change = !s->written;
+	{
+		__u32 moved = 0;
+
+		for (unsigned int i = 0; i < n; i++) {
+			moved += slots[i] > s->slots[i] ? slots[i] - s->slots[i] : s->slots[i] - slots[i];
+			change |= !slots[i] != !s->slots[i];
+		}
+		moved /= 2;
+		change |= moved >= XM_W_SHIFT_NOW ||
+			  (moved >= XM_W_SHIFT_MIN && now - s->written_ns >= XM_W_SHIFT_WAIT_NS);
+	}
+	if (!change)
+		return;
+	err = xm_lb_table_write(&w->maps, key, ids, weights, n);
+	if (err) {
+		char buf[96];
+
+		pr_warn("weighting: write table of %s: %s",
+			xm_lb_svc_key_str(key, buf, sizeof(buf)), strerror(-err));
+		return;
+	}
+	memcpy(s->slots, slots, n * sizeof(*slots));
+	s->written = true;
+	s->written_ns = now;
+	if (w->wloop)
+		w->wloop->table_writes++;
+}
+
+/* ---- the tick ----------------------------------------------------------- */
+
+/* Every service entry into svc_keys/svc_vals: batched, else one by one. */
+static unsigned int read_services(struct xm_weighting *w)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	struct xm_lb_svc_key key, next;
+	__u32 count = XM_LB_MAX_SERVICES, n = 0;
+	bool first = true;
+	__u64 cursor;
+	int err;
+
+	err = bpf_map_lookup_batch(w->maps.svc, NULL, &cursor, w->svc_keys, w->svc_vals, &count,
+				   &opts);
+	if (!err || errno == ENOENT)
+		return count;
+	while (n < XM_LB_MAX_SERVICES &&
+	       !bpf_map_get_next_key(w->maps.svc, first ? NULL : &key, &next)) {
+		first = false;
+		key = next;
+		if (bpf_map_lookup_elem(w->maps.svc, &key, &w->svc_vals[n]))
+			continue;
+		w->svc_keys[n++] = key;
+	}
+	return n;
+}
+
+static int maps_open(struct xm_weighting *w)
+{
+	if (w->maps_ok)
+		return 0;
+	if (xm_lb_maps_open(&w->maps, w->a->pin_root))
+		return -ENOENT;
+	w->maps_ok = true;
+	return 0;
+}
+
+/* Backends (live, grouped by service) and services, from the maps. */
+static void topology_read(struct xm_weighting *w, __u64 now)
+{
+	if (read_array(w, w->maps.be, XM_LB_MAX_BACKENDS, sizeof(struct xm_lb_backend), false,
+		       w->be)) {
+		pr_warn("weighting: read LB backends: %s", strerror(errno));
+		return;
+	}
+	for (__u32 id = 1; id < XM_LB_MAX_BACKENDS; id++) {
+		bool live = (w->be[id].flags & XM_LB_BE_F_USED) &&
+			    !(w->be[id].flags & XM_LB_BE_F_REMOVED);
+
+		if (!live && w->live[id])
+			bstate_reset(&w->bs[id]); /* the id may be reused: restart deltas */
+		w->live[id] = live;
+	}
+
+	/* Backends by service: counting sort on svc_id, so a tick is O(backends). */
+	memset(w->svc_count, 0, sizeof(w->svc_count));
+	for (__u32 id = 1; id < XM_LB_MAX_BACKENDS; id++)
+		if (w->live[id] && w->be[id].svc_id < XM_LB_MAX_SERVICES)
+			w->svc_count[w->be[id].svc_id]++;
+	for (__u32 i = 0, acc = 0; i < XM_LB_MAX_SERVICES; i++) {
+		w->svc_start[i] = acc;
+		acc += w->svc_count[i];
+		w->svc_count[i] = 0;
+	}
+	for (__u32 id = 1; id < XM_LB_MAX_BACKENDS; id++) {
+		__u32 sid = w->be[id].svc_id;
+
+		if (w->live[id] && sid < XM_LB_MAX_SERVICES)
+			w->by_svc[w->svc_start[sid] + w->svc_count[sid]++] = id;
+	}
+	w->nsvc_found = read_services(w);
+	w->topo_stale = false;
+	w->topo_ns = now;
+}
+
+void xm_weighting_topology_changed(struct xm_agent *a)
+{
+	if (a->weighting)
+		a->weighting->topo_stale = true;
+}
+
+void xm_weighting_tick(struct xm_agent *a)
+{
+	struct xm_weighting *w = a->weighting;
+	__u64 now, cpu0 = thread_cpu_ns();
+	unsigned int nsvc = 0, nbe = 0, nsvc_found;
+	double dt;
+
+	if (!w || maps_open(w))
+		return;
+	now = mono_ns();
+	dt = w->last_ns ? (now - w->last_ns) / 1e9 : w->tick_ms / 1e3;
+	w->last_ns = now;
+	w->ticks++;
+
+	if (read_array(w, w->maps.probe, XM_LB_MAX_BACKENDS, sizeof(struct xm_lb_probe), true,
+		       w->probe)) {
+		pr_warn("weighting: read LB probes: %s", strerror(errno));
+		return;
+	}
+	/*
+	 * Which backends and services exist changes only when the agent applies
+	 * a config or a control request (xm_weighting_topology_changed()); read
+	 * it then, and every XM_W_TOPO_MAX_S anyway for other writers.
+	 */
+	if (w->topo_stale || now - w->topo_ns >= XM_W_TOPO_MAX_S * 1000000000ULL)
+		topology_read(w, now);
+	nsvc_found = w->nsvc_found;
+	memset(w->rt_by_id, 0, sizeof(w->rt_by_id));
+	{
+		struct xm_lb_state *st = xm_services_state();
+
+		for (unsigned int i = 0; st && i < st->n_svc; i++)
+			if (st->svc[i].id < XM_LB_MAX_SERVICES)
+				w->rt_by_id[st->svc[i].id] = &st->svc[i];
+	}
+	w->hist_budget = XM_W_HIST_BUDGET;
+	w->rotate = nsvc_found ? (w->rotate + 1) % nsvc_found : 0;
+	for (unsigned int k = 0; k < nsvc_found; k++) {
+		unsigned int i = (k + w->rotate) % nsvc_found;
+		__u32 sid = w->svc_vals[i].id;
+
+		if (sid >= XM_LB_MAX_SERVICES)
+			continue;
+		weigh_service(w, sid, &w->svc_keys[i], &w->by_svc[w->svc_start[sid]],
+			      w->svc_count[sid], dt, now);
+		nsvc++;
+		nbe += w->svc_count[sid];
+	}
+	/* Services gone from the map. */
+	for (unsigned int i = 0; i < XM_LB_MAX_SERVICES; i++)
+		if (w->svcs[i] && w->svcs[i]->seen != w->ticks) {
+			wsvc_free(w->svcs[i]);
+			w->svcs[i] = NULL;
+		}
+	if (w->wloop) {
+		__u64 cost = thread_cpu_ns() - cpu0;
+
+		w->wloop->ticks = w->ticks;
+		w->wloop->updated_ns = now;
+		w->wloop->last_cost_ns = cost;
+		w->wloop->total_cost_ns += cost;
+		w->wloop->tick_ms = w->tick_ms;
+		w->wloop->services = nsvc;
+		w->wloop->backends = nbe;
+	}
+}
+
+static void on_timer(struct xm_loop *loop, int fd, uint32_t events, void *arg)
+{
+	__u64 expirations;
+
+	if (read(fd, &expirations, sizeof(expirations)) != sizeof(expirations))
+		return;
+	xm_weighting_tick(arg);
+}
+
+static int timer_arm(struct xm_weighting *w)
+{
+	struct itimerspec its = { 0 };
+
+	its.it_interval.tv_sec = w->tick_ms / 1000;
+	its.it_interval.tv_nsec = (w->tick_ms % 1000) * 1000000L;
+	its.it_value = its.it_interval;
+	return timerfd_settime(w->tfd, 0, &its, NULL) ? -errno : 0;
+}
+
+int xm_weighting_start(struct xm_agent *a)
+{
+	struct xm_weighting *w;
+	int err;
+
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	w->a = a;
+	w->tfd = -1;
+	w->wstate_fd = w->wloop_fd = -1;
+	w->tick_ms = XM_TICK_MS_DEFAULT;
+	w->topo_stale = true;
+	w->ncpu = libbpf_num_possible_cpus();
+	w->bs = calloc(XM_LB_MAX_BACKENDS, sizeof(*w->bs));
+	w->be = calloc(XM_LB_MAX_BACKENDS, sizeof(*w->be));
+	w->live = calloc(XM_LB_MAX_BACKENDS, 1);
+	w->probe = calloc(XM_LB_MAX_BACKENDS, sizeof(*w->probe));
+	w->by_svc = calloc(XM_LB_MAX_BACKENDS, sizeof(*w->by_svc));
+	/* Batches of about XM_W_BATCH_BYTES, whatever the number of CPUs. */
+	w->batch = XM_W_BATCH_BYTES / (((sizeof(struct xm_lb_probe) + 7) & ~7UL) *
+				       (w->ncpu > 0 ? w->ncpu : 1));
+	if (w->batch < 16)
+		w->batch = 16;
+	if (w->batch > 4096)
+		w->batch = 4096;
+	w->keys = calloc(w->batch, sizeof(*w->keys));
+	w->percpu = calloc(w->batch, ((sizeof(struct xm_lb_backend) + 7) & ~7UL) +
+					     ((sizeof(struct xm_lb_probe) + 7) & ~7UL) *
+						     (w->ncpu > 0 ? w->ncpu : 1));
+	a->weighting = w;
+	if (w->ncpu <= 0 || !w->bs || !w->be || !w->live || !w->probe || !w->percpu || !w->by_svc ||
+	    !w->keys) {
+		err = w->ncpu < 0 ? w->ncpu : -ENOMEM;
+		goto fail;
+	}
+	err = pub_map(w, "xm_lb_wstate", sizeof(struct xm_lb_wstate), XM_LB_MAX_BACKENDS,
+		      &w->wstate_fd, (void **)&w->wstate, &w->wstate_len);
+	if (!err)
+		err = pub_map(w, "xm_lb_wloop", sizeof(struct xm_lb_wloop), 1, &w->wloop_fd,
+			      (void **)&w->wloop, &w->wloop_len);
+	if (err) {
+		pr_err("weighting: publish maps: %s", strerror(-err));
+		goto fail;
+	}
+	w->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (w->tfd < 0) {
+		err = -errno;
+		goto fail;
+	}
+	err = timer_arm(w);
+	if (!err)
+		err = xm_loop_add(a->loop, w->tfd, EPOLLIN, on_timer, a);
+	if (err)
+		goto fail;
+	if (maps_open(w))
+		pr_info("weighting: no LB maps under %s yet; will retry every tick", a->pin_root);
+	pr_info("weighting: tick %u ms", w->tick_ms);
+	return 0;
+fail:
+	xm_weighting_stop(a);
+	return err;
+}
+
+void xm_weighting_stop(struct xm_agent *a)
+{
+	struct xm_weighting *w = a->weighting;
+
+	if (!w)
+		return;
+	if (w->tfd >= 0) {
+		if (a->loop)
+			xm_loop_del(a->loop, w->tfd);
+		close(w->tfd);
+	}
+	for (unsigned int i = 0; i < XM_LB_MAX_SERVICES; i++)
+		wsvc_free(w->svcs[i]);
+	if (w->bs)
+		for (unsigned int i = 0; i < XM_LB_MAX_BACKENDS; i++)
+			bstate_reset(&w->bs[i]);
+	if (w->wstate)
+		munmap(w->wstate, w->wstate_len);
+	if (w->wloop)
+		munmap(w->wloop, w->wloop_len);
+	if (w->wstate_fd >= 0)
+		close(w->wstate_fd);
+	if (w->wloop_fd >= 0)
+		close(w->wloop_fd);
+	if (w->maps_ok)
+		xm_lb_maps_close(&w->maps);
+	free(w->bs);
+	free(w->be);
+	free(w->live);
+	free(w->probe);
+	free(w->by_svc);
+	free(w->percpu);
+	free(w->keys);
+	free(w);
+	a->weighting = NULL;
+}
+
+int xm_weighting_set_tick(struct xm_agent *a, unsigned int tick_ms)
+{
+	struct xm_weighting *w = a->weighting;
+
+	if (!w || !tick_ms || tick_ms == w->tick_ms)
+		return 0;
+	pr_info("weighting: tick %u ms", tick_ms);
+	w->tick_ms = tick_ms;
+	w->last_ns = 0; /* the next dt is one new tick */
+	return w->tfd >= 0 ? timer_arm(w) : 0;
+}

@@ -1,0 +1,583 @@
+// SPDX-License-Identifier: MIT
+/* Latency-aware backend weighting (see weight.h and docs/weighting.md). */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "weight.h"
+
+double xm_filter_decay(double half_life, double dt)
+{
+	/* A tick uses a handful of (half-life, dt) pairs for thousands of filters. */
+	static __thread struct {
+		double hl, dt, a;
+	} memo[8];
+	static __thread unsigned int next;
+	unsigned int i;
+	double a;
+
+	if (half_life <= 0)
+		return 0;
+	if (dt <= 0)
+		return 1;
+	for (i = 0; i < 8; i++)
+		if (memo[i].hl == half_life && memo[i].dt == dt)
+			return memo[i].a;
+	a = exp(-dt * M_LN2 / half_life);
+	memo[next].hl = half_life;
+	memo[next].dt = dt;
+	memo[next].a = a;
+	next = (next + 1) % 8;
+	return a;
+}
+
+void xm_filter_init(struct xm_filter *f, enum xm_filter_kind kind, double dflt, double half_life)
+{
+	f->value = dflt;
+	f->dflt = dflt;
+	f->half_life = half_life;
+	f->kind = kind;
+	f->adopt_first = false;
+	f->primed = false;
+}
+
+void xm_filter_sample(struct xm_filter *f, double y, double dt)
+{
+	double a;
+
+	if (f->adopt_first && !f->primed) {
+		f->value = y;
+		f->primed = true;
+		return;
+	}
+	f->primed = true;
+	if (f->kind == XM_FILTER_PEAK && y > f->value) {
+		f->value = y;
+		return;
+	}
+	if (f->kind == XM_FILTER_VALLEY && y < f->value) {
+		f->value = y;
+		return;
+	}
+	a = xm_filter_decay(f->half_life, dt);
+	f->value = y * (1 - a) + f->value * a;
+}
+
+void xm_filter_drift(struct xm_filter *f, double dt)
+{
+	double a = xm_filter_decay(f->half_life, dt);
+
+	f->value = f->dflt * (1 - a) + f->value * a;
+}
+
+void xm_weight_params_default(struct xm_weight_params *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->hl_latency = 5;
+	p->hl_inflight = 5;
+	p->hl_success = 10;
+	p->hl_rps = 10;
+	p->default_latency = 5;
+	p->default_success = 1;
+	p->default_rps = 0;
+	p->idle_after = 10;
+	p->penalty = 0.6;
+	p->floor = 0.05;
+	p->rc_exponent = 1.5;
+	p->rate_control = false;
+	p->adopt_first = true;
+	p->latency_filter = XM_FILTER_EWMA;
+	p->latency_exponent = 1;
+	p->outlier_factor = 0;
+}
+
+/* ---- building blocks ---------------------------------------------------- */
+
+double xm_l3_weight(double latency, double success, double rps, double inflight, double penalty,
+		    double *l_est)
+{
+	/* Algorithm 1. R_i is in-flight per request per second (Little: a time). */
+	double r_i = rps > 0 ? inflight / rps : 0;
+	double est = latency;
+
+	/* The paper keeps L_s when R_s = 0 (no division by zero). */
+	if (success > 0)
+		est = latency + penalty * (1 / success - 1);
+	if (l_est)
+		*l_est = est;
+	if (est <= 0)
+		est = 1e-6;
+	return 1 / ((r_i + 1) * (r_i + 1) * est);
+}
+
+double xm_l3_rate_control(double w, double w_mean, double c, double exponent)
+{
+	double f;
+
+	if (c > 0) {
+		/* Load rises: pull every weight toward the mean. */
+		f = pow(1 + c * c, exponent);
+		return w_mean - w_mean / f + w / f;
+	}
+	if (c < 0) {
+		/* Load falls: favour the backends that are already favoured. */
+		if (w <= w_mean)
+			return w / pow(1 + (2 * c) * (2 * c), exponent);
+		f = pow(1 + (3 * c) * (3 * c), exponent);
+		return 2 * w - w_mean - (w - w_mean) / f;
+	}
+	return w;
+}
+
+void xm_weight_apply_floor(double *w, const bool *live, unsigned int n, double floor)
+{
+	double sum = 0, min;
+	unsigned int i, nlive = 0;
+
+	for (i = 0; i < n; i++) {
+		if (!live[i])
+			continue;
+		sum += w[i];
+		nlive++;
+	}
+	if (!nlive)
+		return;
+	min = floor * sum / nlive;
+	for (i = 0; i < n; i++)
+		if (live[i] && w[i] < min)
+			w[i] = min;
+}
+
+void xm_weights_to_slots(const double *share, unsigned int n, uint32_t total, uint32_t *out)
+{
+	double sum = 0, rem_best;
+	uint32_t given = 0;
+	unsigned int i, best, nz = 0;
+
+	for (i = 0; i < n; i++) {
+		out[i] = 0;
+		if (share[i] > 0) {
+			sum += share[i];
+			nz++;
+		}
+	}
+	if (!nz || !total)
+		return;
+	/* Every backend with a share keeps at least one slot. */
+	if (nz > total)
+		nz = total;
+	for (i = 0; i < n; i++) {
+		if (share[i] <= 0)
+			continue;
+		out[i] = (uint32_t)floor(share[i] / sum * total);
+		if (!out[i] && given < total)
+			out[i] = 1;
+		given += out[i];
+	}
+	/* Trim overshoot (from the minimum of 1) off the largest. */
+	while (given > total) {
+		best = 0;
+		for (i = 1; i < n; i++)
+			if (out[i] > out[best])
+				best = i;
+		out[best]--;
+		given--;
+	}
+	/* Hand out what is left by largest remainder. */
+	while (given < total) {
+		rem_best = -1;
+		best = 0;
+		for (i = 0; i < n; i++) {
+			double r;
+
+			if (share[i] <= 0)
+				continue;
+			r = share[i] / sum * total - out[i];
+			if (r > rem_best) {
+				rem_best = r;
+				best = i;
+			}
+		}
+		out[best]++;
+		given++;
+	}
+}
+
+double xm_hist_quantile(const uint64_t *counts, const double *lower, unsigned int nbuckets,
+			double upper_last, double q)
+{
+	uint64_t total = 0, acc = 0;
+	double rank;
+	unsigned int i;
+
+	for (i = 0; i < nbuckets; i++)
+		total += counts[i];
+	if (!total)
+		return -1;
+	if (q < 0)
+		q = 0;
+	if (q > 1)
+		q = 1;
+	rank = q * total;
+	for (i = 0; i < nbuckets; i++) {
+		double lo, hi;
+
+		if (!counts[i])
+			continue;
+		if (acc + counts[i] >= rank || i == nbuckets - 1) {
+			lo = lower[i];
+			hi = i + 1 < nbuckets ? lower[i + 1] : upper_last;
+			double frac = (rank - acc) / counts[i];
+
+			if (frac < 0)
+				frac = 0;
+			if (frac > 1)
+				frac = 1;
+			return lo + (hi - lo) * frac;
+		}
+		acc += counts[i];
+	}
+	return lower[nbuckets - 1];
+}
+
+/* ---- algorithms --------------------------------------------------------- */
+
+static void rr_compute(struct xm_wservice *s, double *w)
+{
+	unsigned int i;
+
+	for (i = 0; i < s->n; i++) {
+		w[i] = s->b[i].alive ? 1 : 0;
+		s->b[i].l_est = s->b[i].latency.value;
+	}
+}
+
+static void l3_compute(struct xm_wservice *s, double *w)
+{
+	unsigned int i;
+
+	for (i = 0; i < s->n; i++) {
+		struct xm_wbackend *b = &s->b[i];
+
+		w[i] = b->alive ? xm_l3_weight(b->latency.value, b->success.value, b->rps.value,
+					       b->inflight.value, s->p.penalty, &b->l_est)
+				: 0;
+	}
+}
+
+static void l3_peak_tune(struct xm_weight_params *p)
+{
+	p->rate_control = true;
+	p->latency_filter = XM_FILTER_PEAK;
+}
+
+static void l3_tune(struct xm_weight_params *p)
+{
+	p->rate_control = true;
+}
+
+static void c3_compute(struct xm_wservice *s, double *w)
+{
+	unsigned int i;
+
+	for (i = 0; i < s->n; i++) {
+		struct xm_wbackend *b = &s->b[i];
+		double rho = b->rps.value > 0 ? b->inflight.value / b->rps.value : 0;
+		double score = b->latency.value * (1 + rho * rho * rho);
+
+		b->l_est = b->latency.value;
+		w[i] = b->alive ? 1 / (score > 1e-6 ? score : 1e-6) : 0;
+	}
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * l3x: L3's estimate from inputs only the kernel datapath has at tick time.
+ * - In-flight is the live gauge, not a 5 s average: a backend that stalls
+ *   piles up in-flight requests before a single slow response completes.
+ * - Little's law turns that pile into a latency bound, (in-flight - 1) / rps,
+ *   so a stalled backend is penalised within one tick, without samples.
+ * - Success is a valley filter: a failure burst counts at once, recovery is
+ *   gradual. R_s is clamped at 5 % so a dead backend is not mistaken for a
+ *   fast one (Algorithm 1 keeps L_s when R_s = 0).
+ * - w = 1 / ((R_i + 1)^2 L_est^gamma) with gamma = 2: connect-time balancing
+ *   cannot fix a bad choice later, so shift harder.
+ * - Outliers (L_est above factor x the median) go to the floor.
+ */
+static void l3x_tune(struct xm_weight_params *p)
+{
+	p->rate_control = true;
+	p->latency_filter = XM_FILTER_PEAK;
+	p->hl_latency = 2;
+	p->hl_success = 5;
+	p->hl_rps = 3;
+	p->latency_exponent = 2;
+	p->outlier_factor = 4;
+}
+
+static void l3x_compute(struct xm_wservice *s, double *w)
+{
+	double est[s->n ? s->n : 1], sorted[s->n ? s->n : 1], median = 0;
+	unsigned int i, nlive = 0;
+
+	for (i = 0; i < s->n; i++) {
+		struct xm_wbackend *b = &s->b[i];
+		double rps = b->rps.value, succ = b->success.value, lat = b->latency.value;
+		double live_inflight = b->inflight_now, r_i, little;
+
+		w[i] = 0;
+		if (!b->alive)
+			continue;
+		if (rps > 1e-3) {
+			little = (live_inflight > 1 ? live_inflight - 1 : 0) / rps;
+			if (little > lat)
+				lat = little;
+		}
+		if (succ < 0.05)
+			succ = 0.05;
+		est[i] = lat + s->p.penalty * (1 / succ - 1);
+		b->l_est = est[i];
+		r_i = rps > 1e-3 ? live_inflight / rps : 0;
+		double e = est[i] > 1e-6 ? est[i] : 1e-6;
+
+		w[i] = 1 / ((r_i + 1) * (r_i + 1) *
+			    (s->p.latency_exponent == 2 ? e * e : pow(e, s->p.latency_exponent)));
+		sorted[nlive++] = est[i];
+	}
+	if (s->p.outlier_factor <= 0 || nlive < 3)
+		return;
+	qsort(sorted, nlive, sizeof(sorted[0]), cmp_double);
+	median = nlive % 2 ? sorted[nlive / 2] : (sorted[nlive / 2 - 1] + sorted[nlive / 2]) / 2;
+	for (i = 0; i < s->n; i++)
+		if (s->b[i].alive && est[i] > s->p.outlier_factor * median)
+			w[i] = 0; /* raised to the floor below */
+}
+
+static const struct xm_weight_algo algo_rr = {
+	.name = "round-robin",
+	.help = "equal weights for every live backend",
+	.compute = rr_compute,
+};
+static const struct xm_weight_algo algo_l3 = {
+	.name = "l3",
+	.help = "L3 Algorithm 1 + 2 with EWMA filters (Middleware '24)",
+	.tune = l3_tune,
+	.compute = l3_compute,
+};
+static const struct xm_weight_algo algo_l3_peak = {
+	.name = "l3-peak",
+	.help = "l3 with a PeakEWMA latency filter",
+	.tune = l3_peak_tune,
+	.compute = l3_compute,
+};
+static const struct xm_weight_algo algo_c3 = {
+	.name = "c3",
+	.help = "L3's adaptation of C3: w = 1 / (L (1 + rho^3)), rho = in-flight / rps",
+	.compute = c3_compute,
+};
+static const struct xm_weight_algo algo_l3x = {
+	.name = "l3x",
+	.help = "xmesh: live in-flight, Little's-law stall bound, valley success, L^-2, outliers",
+	.tune = l3x_tune,
+	.compute = l3x_compute,
+};
+
+const struct xm_weight_algo *const xm_weight_algos[] = {
+	&algo_rr, &algo_l3, &algo_l3_peak, &algo_c3, &algo_l3x, NULL,
+};
+
+const struct xm_weight_algo *xm_weight_algo_find(const char *name)
+{
+	unsigned int i;
+
+	if (!name)
+		return NULL;
+	if (!strcmp(name, "rr") || !strcmp(name, "roundrobin"))
+		name = "round-robin";
+	for (i = 0; xm_weight_algos[i]; i++)
+		if (!strcmp(xm_weight_algos[i]->name, name))
+			return xm_weight_algos[i];
+	return NULL;
+}
+
+/* ---- service ------------------------------------------------------------ */
+
+void xm_wbackend_reset(struct xm_wbackend *b, const struct xm_weight_params *p)
+{
+	memset(b, 0, sizeof(*b));
+	xm_filter_init(&b->latency, p->latency_filter, p->default_latency, p->hl_latency);
+	xm_filter_init(&b->success, XM_FILTER_EWMA, p->default_success, p->hl_success);
+	xm_filter_init(&b->rps, XM_FILTER_EWMA, p->default_rps, p->hl_rps);
+	xm_filter_init(&b->inflight, XM_FILTER_EWMA, 0, p->hl_inflight);
+	b->latency.adopt_first = b->success.adopt_first = p->adopt_first;
+	b->rps.adopt_first = b->inflight.adopt_first = p->adopt_first;
+	b->l_est = p->default_latency;
+	b->alive = true;
+}
+
+int xm_wservice_init(struct xm_wservice *s, const char *algo, const struct xm_weight_params *p,
+		     unsigned int n)
+{
+	const struct xm_weight_algo *a = xm_weight_algo_find(algo);
+
+	memset(s, 0, sizeof(*s));
+	if (!a)
+		return -ENOENT;
+	s->algo = a;
+	if (p) {
+		s->p = *p;
+	} else {
+		xm_weight_params_default(&s->p);
+		if (a->tune)
+			a->tune(&s->p);
+	}
+	xm_filter_init(&s->total_rps, XM_FILTER_EWMA, 0, s->p.hl_rps);
+	return xm_wservice_resize(s, n);
+}
+
+void xm_wservice_free(struct xm_wservice *s)
+{
+	free(s->b);
+	s->b = NULL;
+	s->n = 0;
+}
+
+int xm_wservice_resize(struct xm_wservice *s, unsigned int n)
+{
+	struct xm_wbackend *nb;
+	unsigned int i;
+
+	if (n == s->n && (n || s->b))
+		return 0;
+	nb = realloc(s->b, (n ? n : 1) * sizeof(*nb));
+	if (!nb)
+		return -ENOMEM;
+	for (i = s->n; i < n; i++)
+		xm_wbackend_reset(&nb[i], &s->p);
+	s->b = nb;
+	s->n = n;
+	return 0;
+}
+
+/* Success filters of l3x are valley filters; the kind is set per algorithm. */
+static enum xm_filter_kind success_kind(const struct xm_wservice *s)
+{
+	return s->algo && s->algo->compute == l3x_compute ? XM_FILTER_VALLEY : XM_FILTER_EWMA;
+}
+
+void xm_wservice_tick(struct xm_wservice *s, const struct xm_wsample *samples, double dt)
+{
+	double w[s->n ? s->n : 1], sum = 0, total = 0, w_mean = 0, c = 0;
+	bool live[s->n ? s->n : 1];
+	unsigned int i, nlive = 0;
+
+	if (dt <= 0)
+		dt = 1e-3;
+	for (i = 0; i < s->n; i++) {
+		struct xm_wbackend *b = &s->b[i];
+		const struct xm_wsample *x = &samples[i];
+		double rate = x->requests / dt;
+
+		b->alive = x->alive;
+		b->inflight_now = x->inflight;
+		b->success.kind = success_kind(s);
+		b->latency.kind = s->p.latency_filter;
+		xm_filter_sample(&b->rps, rate, dt);
+		xm_filter_sample(&b->inflight, x->inflight, dt);
+		total += rate;
+		/* The time since the previous sample weighs the new one. */
+		b->lat_gap += dt;
+		if (x->p99 >= 0) {
+			xm_filter_sample(&b->latency, x->p99, b->lat_gap);
+			b->lat_gap = 0;
+		}
+		if (x->requests) {
+			double gap = b->idle + dt;
+
+			if (b->idle >= s->p.idle_after)
+				gap = dt; /* drift already covered the idle time */
+			xm_filter_sample(&b->success,
+					 (double)(x->requests - (x->failures < x->requests ?
+								 x->failures : x->requests)) /
+						 x->requests,
+					 gap);
+			b->idle = 0;
+		} else {
+			b->idle += dt;
+			if (b->idle >= s->p.idle_after) {
+				double span = b->idle - s->p.idle_after < dt ?
+						      b->idle - s->p.idle_after : dt;
+
+				xm_filter_drift(&b->latency, span);
+				xm_filter_drift(&b->success, span);
+				b->lat_gap = 0;
+			}
+		}
+	}
+
+	s->algo->compute(s, w);
+
+	for (i = 0; i < s->n; i++) {
+		live[i] = s->b[i].alive;
+		if (live[i]) {
+			nlive++;
+			w_mean += w[i];
+		}
+	}
+	if (nlive)
+		w_mean /= nlive;
+
+	/*
+	 * Algorithm 2: c = relative change of the total rate against its EWMA.
+	 * An EWMA with no history yet (0) starts at the first rate seen instead
+	 * of ramping up from 0, which would read as a huge rise for tens of
+	 * seconds and pin every weight to the mean.
+	 */
+	if (s->total_rps.value > 0) {
+		c = (total - s->total_rps.value) / s->total_rps.value;
+		xm_filter_sample(&s->total_rps, total, dt);
+	} else {
+		s->total_rps.value = total;
+	}
+	s->rc_change = c;
+	s->last_total_rps = total;
+	if (s->p.rate_control && c != 0 && nlive) {
+		/* xm_l3_rate_control() with its three factors computed once. */
+		double f1 = pow(1 + c * c, s->p.rc_exponent);
+		double f2 = pow(1 + 4 * c * c, s->p.rc_exponent);
+		double f3 = pow(1 + 9 * c * c, s->p.rc_exponent);
+
+		for (i = 0; i < s->n; i++) {
+			if (!live[i])
+				continue;
+			if (c > 0)
+				w[i] = w_mean - w_mean / f1 + w[i] / f1;
+			else if (w[i] <= w_mean)
+				w[i] = w[i] / f2;
+			else
+				w[i] = 2 * w[i] - w_mean - (w[i] - w_mean) / f3;
+		}
+	}
+
+	if (s->p.floor > 0)
+		xm_weight_apply_floor(w, live, s->n, s->p.floor);
+	for (i = 0; i < s->n; i++) {
+		if (!live[i] || !(w[i] > 0))
+			w[i] = 0;
+		sum += w[i];
+	}
+	for (i = 0; i < s->n; i++)
+		s->b[i].weight = sum > 0 ? w[i] / sum : 0;
+	/* A live set whose weights all vanished falls back to equal shares. */
+	if (!(sum > 0) && nlive)
+		for (i = 0; i < s->n; i++)
+			s->b[i].weight = live[i] ? 1.0 / nlive : 0;
+	s->ticks++;
+}

@@ -1,0 +1,169 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Latency-aware backend weighting: the filters and algorithms that turn
+ * per-backend probe deltas into selection weights. Pure computation, no BPF
+ * and no clock: the caller (the agent's control loop, or a test) feeds one
+ * sample per backend per tick together with the time elapsed since the
+ * previous tick, and reads back normalised weights.
+ *
+ * Algorithms (selected per service by name, see docs/weighting.md):
+ *   round-robin  equal weights for every live backend
+ *   l3           L3 (Middleware '24) Algorithm 1 + Algorithm 2, EWMA filters
+ *   l3-peak      l3 with a PeakEWMA latency filter
+ *   c3           L3's adaptation of C3: score = L (1 + rho^3), w = 1 / score
+ *   l3x          xmesh's variant: live in-flight from the kernel, Little's-law
+ *                latency bound for stalled backends, fast failure reaction,
+ *                sharper latency exponent, outlier clamp (docs/weighting.md)
+ */
+#ifndef XMESH_WEIGHT_H
+#define XMESH_WEIGHT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/*
+ * One exponentially weighted moving average with time-based decay given as
+ * a half-life (L3 Eq. 1): E = Y (1 - a) + E_prev a, a = exp(-dt ln2 / h).
+ * A peak filter (Eq. 2) jumps to any sample above its value at once and
+ * decays like the EWMA otherwise; a valley filter is the mirror image (it
+ * drops at once, used for success rates: a failure burst is believed
+ * immediately, a recovery only gradually).
+ */
+enum xm_filter_kind {
+	XM_FILTER_EWMA = 0,
+	XM_FILTER_PEAK,
+	XM_FILTER_VALLEY,
+};
+
+struct xm_filter {
+	double value;
+	double dflt;      /* initial value, and where it drifts without samples */
+	double half_life; /* seconds; <= 0 means "take every sample as is" */
+	enum xm_filter_kind kind;
+	bool adopt_first; /* the first sample replaces the initial value */
+	bool primed;      /* has had a sample */
+};
+
+void xm_filter_init(struct xm_filter *f, enum xm_filter_kind kind, double dflt, double half_life);
+/* Fold in sample y observed dt seconds after the previous update. */
+void xm_filter_sample(struct xm_filter *f, double y, double dt);
+/* No sample for dt seconds: move toward the default as an EWMA would. */
+void xm_filter_drift(struct xm_filter *f, double dt);
+/* The weight of the old value after dt seconds: exp(-dt ln2 / h). */
+double xm_filter_decay(double half_life, double dt);
+
+/* Every tunable, with the defaults of xm_weight_params_default(). */
+struct xm_weight_params {
+	double hl_latency;      /* s, half-life of the latency filter (5) */
+	double hl_inflight;     /* s, in-flight filter (5) */
+	double hl_success;      /* s, success-rate filter (10) */
+	double hl_rps;          /* s, request-rate filter, also total rps (10) */
+	double default_latency; /* s, initial latency (5) */
+	double default_success; /* initial success rate, 0..1 (1.0) */
+	double default_rps;     /* initial request rate (0) */
+	double idle_after;      /* s without a completed request before drifting (10) */
+	double penalty;         /* s, P: cost of a failed try (0.6) */
+	double floor;           /* minimum weight as a fraction of the mean weight (0.05) */
+	double rc_exponent;     /* exponent of the rate-control factors (1.5) */
+	bool rate_control;      /* apply Algorithm 2 (l3, l3-peak, l3x) */
+	enum xm_filter_kind latency_filter;
+	/* l3x only */
+	bool adopt_first;       /* a backend's first sample replaces the defaults (true) */
+	double latency_exponent; /* w ~ 1 / L_est^gamma (2) */
+	double outlier_factor;   /* L_est > factor x median(L_est) -> floor (4); 0 = off */
+};
+
+/* What the probes said about one backend over the last tick. */
+struct xm_wsample {
+	uint64_t requests; /* completed in the tick, successes + failures */
+	uint64_t failures;
+	uint64_t started;  /* requests started in the tick (0 if unknown) */
+	double p99;        /* s, of successful requests completed in the tick; < 0: none */
+	double p50;        /* s, same; < 0: none */
+	double inflight;   /* requests in flight at the end of the tick */
+	bool alive;        /* eligible for selection */
+};
+
+/* Filtered state of one backend; shown by `xmeshctl backend list`. */
+struct xm_wbackend {
+	struct xm_filter latency;  /* p99 of successful requests, s */
+	struct xm_filter success;  /* 0..1 */
+	struct xm_filter rps;      /* completed requests per second */
+	struct xm_filter inflight; /* requests in flight */
+	double idle;               /* s since the last completed request */
+	double lat_gap;            /* s since the last latency sample (or drift) */
+	double inflight_now;       /* last raw in-flight gauge */
+	double l_est;              /* s, the latency estimate the weight came from */
+	double weight;             /* share of new connections, 0..1 (sum 1 over live) */
+	bool alive;
+};
+
+struct xm_wservice;
+
+struct xm_weight_algo {
+	const char *name;
+	const char *help;
+	/* Adjust params after defaults, before the user's overrides. */
+	void (*tune)(struct xm_weight_params *p);
+	/* Fill w[0..n-1] (unnormalised, >= 0) from the filtered state. */
+	void (*compute)(struct xm_wservice *s, double *w);
+};
+
+struct xm_wservice {
+	const struct xm_weight_algo *algo;
+	struct xm_weight_params p;
+	struct xm_filter total_rps; /* for rate control */
+	double last_total_rps;
+	double rc_change;           /* c of the last tick */
+	uint64_t ticks;
+	unsigned int n;
+	struct xm_wbackend *b;      /* n entries, owned */
+};
+
+void xm_weight_params_default(struct xm_weight_params *p);
+const struct xm_weight_algo *xm_weight_algo_find(const char *name);
+/* NULL-terminated list of every algorithm. */
+extern const struct xm_weight_algo *const xm_weight_algos[];
+
+/*
+ * Set up a service of n backends. p may be NULL (defaults + the algorithm's
+ * tuning); a non-NULL p is taken as is. Returns 0, -ENOENT for an unknown
+ * algorithm, -ENOMEM.
+ */
+int xm_wservice_init(struct xm_wservice *s, const char *algo, const struct xm_weight_params *p,
+		     unsigned int n);
+void xm_wservice_free(struct xm_wservice *s);
+/* Grow or shrink to n backends; new ones start from the defaults. */
+int xm_wservice_resize(struct xm_wservice *s, unsigned int n);
+void xm_wbackend_reset(struct xm_wbackend *b, const struct xm_weight_params *p);
+/*
+ * One tick: fold samples[0..n-1] (dt seconds since the last tick) into the
+ * filters and recompute every backend's weight (b[i].weight, sum 1 over live
+ * backends; all 0 when none is live).
+ */
+void xm_wservice_tick(struct xm_wservice *s, const struct xm_wsample *samples, double dt);
+
+/* Building blocks, exposed for the tests. */
+/* L3 Algorithm 1 for one backend. */
+double xm_l3_weight(double latency, double success, double rps, double inflight, double penalty,
+		    double *l_est);
+/* L3 Algorithm 2: one weight given the mean weight and the relative rps change c. */
+double xm_l3_rate_control(double w, double w_mean, double c, double exponent);
+/* Raise every positive weight below floor x mean to it (live backends only). */
+void xm_weight_apply_floor(double *w, const bool *live, unsigned int n, double floor);
+
+/*
+ * Integer weights for a selection table: scale shares (sum 1) to total,
+ * largest remainder, every live backend with share > 0 gets at least 1.
+ */
+void xm_weights_to_slots(const double *share, unsigned int n, uint32_t total, uint32_t *out);
+
+/*
+ * Quantile q (0..1) of a histogram: counts[i] requests fell in
+ * [lower[i], lower[i+1]) (the last bucket ends at upper_last). Linear
+ * interpolation inside the bucket. Returns -1 for an empty histogram.
+ */
+double xm_hist_quantile(const uint64_t *counts, const double *lower, unsigned int nbuckets,
+			double upper_last, double q);
+
+#endif

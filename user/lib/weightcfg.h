@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Configuration of the weighting algorithms (docs/weighting.md):
+ *   a service's "params" object, checked at config load (lbconfig.c) and
+ *   read by the agent's weighting loop;
+ *   the top-level "weighting" object: {"tick_ms": 500}.
+ */
+#ifndef XMESH_WEIGHTCFG_H
+#define XMESH_WEIGHTCFG_H
+
+#include <jansson.h>
+#include "weight.h"
+
+/* Whether the weighting loop owns services with this algorithm's name. */
+bool xm_weight_algo_is_dynamic(const char *algo);
+
+/*
+ * p = the algorithm's defaults and tuning, then the fields of params (may
+ * be NULL). Returns 0, or -EINVAL with err = "params.NAME: what is wrong".
+ */
+int xm_weight_params_parse(const char *algo, json_t *params, struct xm_weight_params *p, char *err,
+			   size_t errlen);
+
+/* The top-level "weighting" object (may be NULL): tick_ms (10..60000, default 500). */
+int xm_weighting_conf_parse(json_t *o, unsigned int *tick_ms, char *err, size_t errlen);
+
+#endif
