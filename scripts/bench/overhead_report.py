@@ -246,6 +246,8 @@ def main():
                    "unset multiplot", "unset logscale", "set key"]
 
         def bars(kind, field, wls, ylabel, title):
+            if not wls:
+                return []  # a narrowed run (WORKLOADS=) without such rows
             fn = f"{kind}-{t}.dat"
             with open(os.path.join(out, fn), "w") as f:
                 f.write("# workload\t" + "\t".join(modes) + "\n")
