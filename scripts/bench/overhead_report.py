@@ -245,15 +245,20 @@ def main():
                        f"title '{MODE_TITLE[mo]}'" for fn, mo in series),
                    "unset multiplot", "unset logscale", "set key"]
 
+        tmodes = [mo for mo in modes if any(k[0] == t and k[1] == mo for k in m)]
+
         def bars(kind, field, wls, ylabel, title):
             if not wls:
                 return []  # a narrowed run (WORKLOADS=) without such rows
+            # only modes with a value in this plot: gnuplot stops at an all-NaN column
+            pm = [mo for mo in tmodes if any(m.get((t, mo, w)) and m[(t, mo, w)][field]
+                                             is not None for w in wls)]
             fn = f"{kind}-{t}.dat"
             with open(os.path.join(out, fn), "w") as f:
-                f.write("# workload\t" + "\t".join(modes) + "\n")
+                f.write("# workload\t" + "\t".join(pm) + "\n")
                 for w in wls:
                     vals = []
-                    for mo in modes:
+                    for mo in pm:
                         v = m.get((t, mo, w))
                         vals.append("NaN" if not v or v[field] is None
                                     else f"{v[field]:.3f}")
@@ -265,7 +270,7 @@ def main():
                     "set key outside bottom center horizontal",
                     "plot " + ", ".join(
                         f"'{out}/{fn}' using {i + 2}:xtic(1) title '{MODE_TITLE[mo]}'"
-                        for i, mo in enumerate(modes)),
+                        for i, mo in enumerate(pm)),
                     "set yrange [*:*]", "set style data lines"]
 
         fixed = sorted({k[2] for k in m if k[0] == t and load_rate(k[2])}, key=wl_key)
