@@ -73,10 +73,10 @@ def series(rows, step=1.0):
     return out
 
 
-def halving_time(rows, replica, t_step, step=0.5):
-    """Seconds after t_step until the replica's share of new requests (by send
-    time, 0.5 s bins) falls to half its share before the step, and stays
-    there for the next bin too."""
+def halving_time(rows, replica, t_step, step=0.5, hold=2.0):
+    """Seconds after t_step until the replica's share of requests (by send
+    time, 0.5 s bins) falls to half its share over the 10 s before the step
+    and stays at or below half for the next `hold` seconds."""
     before = [r for r in rows if t_step - 10 <= r[0] < t_step]
     if not before:
         return float("nan")
@@ -87,12 +87,14 @@ def halving_time(rows, replica, t_step, step=0.5):
             b = int((r[0] - t_step) // step)
             bins[b][1] += 1
             bins[b][0] += r[2] == replica
-    # Sustained: this bin and the next both at or below half.
+    last = max(bins) if bins else -1
+
     def low(b):
         hit, tot = bins.get(b, (0, 0))
         return tot > 0 and hit / tot <= base / 2
-    for b in sorted(bins):
-        if low(b) and low(b + 1):
+    n = int(hold / step)
+    for b in range(0, last - n + 1):
+        if all(low(k) for k in range(b, b + n + 1)):
             return (b + 1) * step
     return float("inf")
 

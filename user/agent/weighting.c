@@ -22,14 +22,10 @@
 #include "weightcfg.h"
 #include "weighting.h"
 
-/*
- * When to rewrite a service's table, by the share of new connections a new
- * table would move (slots of 1024): at once from 3 %, after 2 s from 1.5 %,
- * and whenever a backend goes to or from zero slots.
- */
-#define XM_W_SHIFT_NOW 31
-#define XM_W_SHIFT_MIN 16
-#define XM_W_SHIFT_WAIT_NS 2000000000ULL
+/* When to rewrite a service's table (slots of 1024 per backend; see weigh_service()). */
+#define XM_W_SLOTS_NOW 8
+#define XM_W_SLOTS_MIN 2
+#define XM_W_SLOTS_WAIT_NS 2000000000ULL
 /* Bytes read per batch syscall (per-CPU values: entries x CPUs x 80 B). */
 #define XM_W_BATCH_BYTES (256 * 1024)
 /*
@@ -516,21 +512,24 @@ static void weigh_service(struct xm_weighting *w, __u32 svc_id, const struct xm_
 		weights[i] = s->ws.b[i].weight;
 	xm_lb_slots_apportion(weights, n, slots);
 	/*
-	 * How much traffic a new table would move (total variation, in slots):
-	 * write at once for a real shift, let small ones wait a while so noisy
-	 * estimates do not cost a table write per service per tick.
+	 * Write when some backend gained or lost XM_W_SLOTS_NOW slots since the
+	 * table in force, or went to or from zero; smaller drifts wait
+	 * XM_W_SLOTS_WAIT_NS. A larger threshold saves table writes when
+	 * estimates are noisy, but delays gradual algorithms (l3's EWMA moves a
+	 * share by about 1 % per tick), which matters more.
 	 */
 	change = !s->written;
 	{
-		__u32 moved = 0;
+		__u32 most = 0;
 
 		for (unsigned int i = 0; i < n; i++) {
-			moved += slots[i] > s->slots[i] ? slots[i] - s->slots[i] : s->slots[i] - slots[i];
+			__u32 d = slots[i] > s->slots[i] ? slots[i] - s->slots[i] : s->slots[i] - slots[i];
+
+			most = d > most ? d : most;
 			change |= !slots[i] != !s->slots[i];
 		}
-		moved /= 2;
-		change |= moved >= XM_W_SHIFT_NOW ||
-			  (moved >= XM_W_SHIFT_MIN && now - s->written_ns >= XM_W_SHIFT_WAIT_NS);
+		change |= most >= XM_W_SLOTS_NOW ||
+			  (most >= XM_W_SLOTS_MIN && now - s->written_ns >= XM_W_SLOTS_WAIT_NS);
 	}
 	if (!change)
 		return;
