@@ -121,6 +121,8 @@ install: all
 	install -d $(DESTDIR)/usr/local/bin $(DESTDIR)/opt/cni/bin
 	install -m 0755 $(B)/bin/xmesh-agent $(B)/bin/xmeshctl $(DESTDIR)/usr/local/bin/
 	[ ! -e $(B)/bin/xmesh-cni ] || install -m 0755 $(B)/bin/xmesh-cni $(DESTDIR)/opt/cni/bin/
+	install -m 0755 deploy/install-cni.sh deploy/uninstall-node.sh $(DESTDIR)/usr/local/bin/
+	install -D -m 0644 deploy/xmesh-agent.service $(DESTDIR)/usr/local/lib/systemd/system/xmesh-agent.service
 
 clean:
 	rm -rf $(B)

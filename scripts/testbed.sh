@@ -70,6 +70,7 @@ xm_tb_underlay() {
 xm_tb_cleanup() {
 	local rc=$? n
 	set +e
+	disown -a 2>/dev/null # no "Killed" notices for the jobs killed below
 	for n in "${XM_TB_NODES[@]}"; do
 		[ -n "${XM_TB_AGENT_PID[$n]:-}" ] && kill "${XM_TB_AGENT_PID[$n]}" 2>/dev/null
 	done

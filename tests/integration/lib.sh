@@ -58,11 +58,13 @@ xm_kill_tree() {
 xm_cleanup() {
 	local rc=$? p
 	set +e
+	# Killed jobs are polled below; disowned, bash prints no "Killed" notices.
+	disown -a 2>/dev/null
 	for p in "${XM_PIDS[@]}"; do xm_kill_tree "$p"; done
 	for p in "${XM_PIDS[@]}"; do
 		for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
 		kill -9 "$p" 2>/dev/null
-		wait "$p" 2>/dev/null
+		{ wait "$p"; } 2>/dev/null  # no "Killed" job notices
 	done
 	# Whatever still runs in our cgroup was started by this test.
 	if [ -f "$XM_CGROUP/cgroup.procs" ]; then

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "agent.h"
+#include "discover.h"
 #include "weighting.h"
 #include "log.h"
 #include "pin.h"
@@ -309,6 +310,7 @@ int main(int argc, char **argv)
 	}
 	err = xm_datapath_load(&a);
 	if (!err) {
+		xm_discover_pods(&a);
 		pr_info("datapath ready: pin root %s, cgroup %s", a.pin_root, a.cgroup_path);
 		err = run(&a);
 	}

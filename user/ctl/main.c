@@ -30,6 +30,7 @@ static int do_help(int argc, char **argv)
 		"  service list | show VIP:PORT | add JSON | del VIP:PORT | reload\n"
 		"  backend list [VIP:PORT] | set VIP:PORT ADDR:PORT weight W\n"
 		"  cache list | flush              overlay cache\n"
+		"  top                             live per-backend view, refreshed every second\n"
 		"\n"
 		"Commands match by unambiguous prefix: 'xmeshctl e l' is 'endpoint list'.\n"
 		"Read commands read the pinned maps (default pin root %s), so they work\n"

@@ -8,6 +8,12 @@
 #include "log.h"
 
 enum xm_log_level xm_log_threshold = XM_LOG_INFO;
+static FILE *log_copy;
+
+void xm_log_copy_to(FILE *f)
+{
+	log_copy = f;
+}
 
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
 
@@ -26,6 +32,11 @@ static void vlog(enum xm_log_level lvl, const char *fmt, va_list ap)
 	while (n && line[n - 1] == '\n')
 		line[--n] = '\0';
 	fprintf(stderr, "%s.%03ldZ %s: %s\n", stamp, ts.tv_nsec / 1000000, level_names[lvl], line);
+	if (log_copy) {
+		fprintf(log_copy, "%s.%03ldZ %s: %s\n", stamp, ts.tv_nsec / 1000000,
+			level_names[lvl], line);
+		fflush(log_copy);
+	}
 }
 
 void xm_log(enum xm_log_level lvl, const char *fmt, ...)

@@ -11,6 +11,7 @@
 #include <linux/magic.h>
 #include <bpf/bpf.h>
 #include "pin.h"
+#include "sys.h"
 
 int xm_pin_path(char *buf, size_t len, const char *root, const char *sub, const char *name)
 {
@@ -28,25 +29,6 @@ int xm_map_open(const char *root, const char *name)
 		return -ENAMETOOLONG;
 	fd = bpf_obj_get(path);
 	return fd < 0 ? -errno : fd;
-}
-
-static int mkdir_p(const char *path)
-{
-	char tmp[PATH_MAX];
-
-	if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp))
-		return -ENAMETOOLONG;
-	for (char *p = tmp + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(tmp, 0700) && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(tmp, 0700) && errno != EEXIST)
-		return -errno;
-	return 0;
 }
 
 static bool is_bpffs(const char *path)
@@ -69,22 +51,22 @@ int xm_pin_root_prepare(const char *root)
 		return -EINVAL; /* the pin root must be a directory below a bpffs mount */
 	*slash = '\0';
 	if (!is_bpffs(parent)) {
-		err = mkdir_p(parent);
+		err = xm_mkdir_p(parent, 0700);
 		if (err)
 			return err;
 		if (mount("bpf", parent, "bpf", 0, "mode=0700"))
 			return -errno;
 	}
-	err = mkdir_p(root);
+	err = xm_mkdir_p(root, 0700);
 	if (!err && !is_bpffs(root))
 		return -ENOTSUP;
 	if (!err) {
 		snprintf(sub, sizeof(sub), "%s/" XM_PIN_MAPS, root);
-		err = mkdir_p(sub);
+		err = xm_mkdir_p(sub, 0700);
 	}
 	if (!err) {
 		snprintf(sub, sizeof(sub), "%s/" XM_PIN_LINKS, root);
-		err = mkdir_p(sub);
+		err = xm_mkdir_p(sub, 0700);
 	}
 	return err;
 }

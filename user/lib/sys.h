@@ -5,8 +5,11 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 #include <linux/types.h>
 
+/* mkdir -p: create path and its missing parents with mode. 0 or -errno. */
+int xm_mkdir_p(const char *path, mode_t mode);
 /* Mount point of cgroup2 from /proc/mounts into buf; -ENOENT if none. */
 int xm_cgroup2_mount(char *buf, size_t len);
 /* 0 if path is a cgroup2 directory; -ENOENT, -ENOTDIR or -EMEDIUMTYPE (not cgroup2). */

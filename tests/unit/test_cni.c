@@ -1,0 +1,246 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Unit tests: xmesh-cni's stdin parser (user/cni/conf.c, compiled in here:
+ * it is not part of libxmesh) and the per-attachment records
+ * (user/lib/cni_state.c, cni_names.c).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <cmocka.h>
+#include "../../user/cni/conf.c"
+
+static int parse(const char *s, struct xm_cni_conf *c, struct xm_cni_err *e)
+{
+	memset(e, 0, sizeof(*e));
+	return xm_cni_conf_parse(s, strlen(s), c, e);
+}
+
+static void parses_chained_add(void **state)
+{
+	const char *in =
+		"{\"cniVersion\":\"1.0.0\",\"name\":\"net\",\"type\":\"xmesh-cni\","
+		"\"pinRoot\":\"/sys/fs/bpf/x\",\"runtimeConfig\":{\"portMappings\":[]},"
+		"\"prevResult\":{\"cniVersion\":\"1.0.0\",\"interfaces\":["
+		"{\"name\":\"cni0\",\"mac\":\"aa:bb:cc:dd:ee:01\"},"
+		"{\"name\":\"eth0\",\"mac\":\"aa:bb:cc:dd:ee:02\",\"sandbox\":\"/run/netns/p\"}],"
+		"\"ips\":[{\"interface\":1,\"address\":\"10.0.0.5/24\",\"gateway\":\"10.0.0.1\"},"
+		"{\"address\":\"::ffff:10.0.0.6/24\"},{\"interface\":1,\"address\":\"fd00::5/64\"}]}}";
+	struct xm_cni_conf c;
+	struct xm_cni_err e;
+
+	assert_int_equal(parse(in, &c, &e), 0);
+	assert_int_equal(c.version, XM_CNI_V(1, 0, 0));
+	assert_string_equal(c.name, "net");
+	assert_string_equal(c.pin_root, "/sys/fs/bpf/x");
+	assert_string_equal(c.state_dir, XM_CNI_STATE_DIR_DEFAULT); /* default kept */
+	assert_int_equal(c.n_ifaces, 2);
+	assert_string_equal(c.ifaces[1].sandbox, "/run/netns/p");
+	assert_true(c.ifaces[1].has_mac);
+	assert_int_equal(c.ifaces[1].mac[5], 2);
+	assert_int_equal(c.n_ips, 3);
+	assert_int_equal(c.ips[0].iface, 1);
+	assert_int_equal(c.ips[0].ip.family, AF_INET);
+	assert_int_equal(c.ips[0].ip.prefix_len, 24);
+	assert_int_equal(c.ips[0].ip.addr.ip[0], htonl(0x0a000005));
+	assert_int_equal(c.ips[1].iface, -1);
+	/* v4-mapped is normalised like everywhere else in xmesh */
+	assert_int_equal(c.ips[1].ip.family, AF_INET);
+	assert_int_equal(c.ips[2].ip.family, AF_INET6);
+	assert_int_equal(c.ips[2].ip.prefix_len, 64);
+	xm_cni_conf_free(&c);
+}
+
+struct bad_case {
+	const char *in;
+	int code;
+};
+
+static void rejects_with_spec_codes(void **state)
+{
+	static const struct bad_case cases[] = {
+		{ "", XM_CNI_E_DECODE },
+		{ "{\"cniVersion\":", XM_CNI_E_DECODE },
+		{ "[1,2]", XM_CNI_E_DECODE },
+		{ "{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"type\":\"t\"} trailing", XM_CNI_E_DECODE },
+		{ "{\"cniVersion\":\"1.0.0\",\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"type\":\"t\"}",
+		  XM_CNI_E_DECODE },
+		{ "{\"name\":\"n\",\"type\":\"t\"}", XM_CNI_E_CONFIG },
+		{ "{\"cniVersion\":\"9.9.9\",\"name\":\"n\",\"type\":\"t\"}", XM_CNI_E_VERSION },
+		{ "{\"cniVersion\":\"0.2.0\",\"name\":\"n\",\"type\":\"t\"}", XM_CNI_E_VERSION },
+		{ "{\"cniVersion\":\"1.0\",\"name\":\"n\",\"type\":\"t\"}", XM_CNI_E_VERSION },
+		{ "{\"cniVersion\":1,\"name\":\"n\",\"type\":\"t\"}", XM_CNI_E_CONFIG },
+		{ "{\"cniVersion\":\"1.0.0\",\"type\":\"t\"}", XM_CNI_E_CONFIG },
+		{ "{\"cniVersion\":\"1.0.0\",\"name\":\"../x\",\"type\":\"t\"}", XM_CNI_E_CONFIG },
+		{ "{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"type\":\"t\",\"pinRoot\":\"rel\"}",
+		  XM_CNI_E_CONFIG },
+		{ "{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"type\":\"t\",\"prevResult\":[]}",
+		  XM_CNI_E_CONFIG },
+		{ "{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"type\":\"t\",\"prevResult\":"
+		  "{\"ips\":[{\"address\":\"10.0.0.1\"}]}}", XM_CNI_E_CONFIG }, /* no prefix */
+		{ "{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"type\":\"t\",\"prevResult\":"
+		  "{\"ips\":[{\"address\":\"10.0.0.1/33\"}]}}", XM_CNI_E_CONFIG },
+		{ "{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"type\":\"t\",\"prevResult\":"
+		  "{\"ips\":[{\"address\":\"10.0.0.1/24\",\"interface\":0}]}}", XM_CNI_E_CONFIG },
+		{ "{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"type\":\"t\",\"prevResult\":"
+		  "{\"interfaces\":[{\"name\":\"e\",\"mac\":\"zz\"}]}}", XM_CNI_E_CONFIG },
+		{ "{\"cniVersion\":\"1.1.0\",\"name\":\"n\",\"type\":\"t\","
+		  "\"cni.dev/valid-attachments\":[{\"ifname\":\"eth0\"}]}", XM_CNI_E_CONFIG },
+	};
+	struct xm_cni_conf c;
+	struct xm_cni_err e;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		if (parse(cases[i].in, &c, &e) != -1 || e.code != cases[i].code) {
+			fail_msg("case %zu (%s): code %d, want %d (%s)", i, cases[i].in, e.code,
+				 cases[i].code, e.msg);
+		}
+		assert_true(e.msg[0] != '\0');
+		assert_null(c.root); /* freed on failure */
+	}
+}
+
+static void reads_gc_and_old_versions(void **state)
+{
+	const char *gc = "{\"cniVersion\":\"1.1.0\",\"name\":\"n\",\"type\":\"t\","
+			 "\"cni.dev/attachments\":[{\"containerID\":\"a\",\"ifname\":\"eth0\"},"
+			 "{\"containerID\":\"b\"}]}";
+	const char *v03 = "{\"cniVersion\":\"0.3.0\",\"name\":\"antrea\",\"type\":\"xmesh-cni\","
+			  "\"prevResult\":{\"ips\":[{\"version\":\"4\",\"address\":\"10.1.0.2/24\"}]}}";
+	struct xm_cni_conf c;
+	struct xm_cni_err e;
+
+	assert_int_equal(parse(gc, &c, &e), 0);
+	assert_true(c.has_valid);
+	assert_int_equal(c.n_valid, 2);
+	assert_string_equal(c.valid[1].container_id, "b");
+	assert_string_equal(c.valid[1].ifname, "");
+	xm_cni_conf_free(&c);
+	assert_int_equal(parse(v03, &c, &e), 0);
+	assert_int_equal(c.version, XM_CNI_V(0, 3, 0));
+	assert_int_equal(c.n_ips, 1);
+	xm_cni_conf_free(&c);
+}
+
+/* A huge result is cut, never refused: refusing would fail the pod. */
+static void keeps_what_fits_of_a_huge_result(void **state)
+{
+	size_t cap = 64 * 1024, n;
+	char *buf = malloc(cap);
+	struct xm_cni_conf c;
+	struct xm_cni_err e;
+
+	n = snprintf(buf, cap, "{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"type\":\"t\","
+		     "\"prevResult\":{\"interfaces\":[");
+	for (int i = 0; i < 70; i++)
+		n += snprintf(buf + n, cap - n, "%s{\"name\":\"e%d\",\"sandbox\":\"/x\"}",
+			      i ? "," : "", i);
+	n += snprintf(buf + n, cap - n, "],\"ips\":[");
+	for (int i = 0; i < 70; i++)
+		n += snprintf(buf + n, cap - n, "%s{\"interface\":%d,\"address\":\"10.0.%d.1/24\"}",
+			      i ? "," : "", 69 - i, i);
+	snprintf(buf + n, cap - n, "]}}");
+	assert_int_equal(parse(buf, &c, &e), 0);
+	assert_int_equal(c.n_ifaces, XM_CNI_MAX_IFACES);
+	assert_int_equal(c.dropped_ifaces, 70 - XM_CNI_MAX_IFACES);
+	assert_int_equal(c.n_ips, XM_CNI_MAX_RESULT_IPS);
+	assert_int_equal(c.dropped_ips, 70 - XM_CNI_MAX_RESULT_IPS);
+	assert_int_equal(c.ips[0].iface, -2); /* interface 69 was not kept */
+	assert_int_equal(c.ips[10].iface, 59);
+	xm_cni_conf_free(&c);
+	free(buf);
+}
+
+static void names_follow_the_spec(void **state)
+{
+	assert_true(xm_cni_valid_container_id("3f6940ab5ab43bc5"));
+	assert_true(xm_cni_valid_container_id("a.b_c-d"));
+	assert_false(xm_cni_valid_container_id(""));
+	assert_false(xm_cni_valid_container_id("-a"));
+	assert_false(xm_cni_valid_container_id("a/b"));
+	assert_false(xm_cni_valid_container_id("a:b"));
+	assert_true(xm_cni_valid_ifname("eth0"));
+	assert_true(xm_cni_valid_ifname("net@1"));
+	assert_false(xm_cni_valid_ifname("."));
+	assert_false(xm_cni_valid_ifname(".."));
+	assert_false(xm_cni_valid_ifname("a:b"));
+	assert_false(xm_cni_valid_ifname("a b"));
+	assert_false(xm_cni_valid_ifname("0123456789abcdef")); /* 16 > 15 */
+	assert_false(xm_cni_valid_network_name("a/../b"));
+}
+
+static void record_round_trip(void **state)
+{
+	char dir[] = "/tmp/xm-unit-cni.XXXXXX", path[PATH_MAX];
+	struct xm_cni_state s = {}, r;
+
+	assert_non_null(mkdtemp(dir));
+	strcpy(s.network, "net");
+	strcpy(s.container_id, "c1");
+	strcpy(s.ifname, "eth0");
+	strcpy(s.netns, "/run/netns/p1");
+	strcpy(s.pin_root, "/sys/fs/bpf/xmesh");
+	strcpy(s.host_ifname, "veth1");
+	s.netns_cookie = 4097;
+	s.host_netns_cookie = 1;
+	s.pod_ifindex = 2;
+	s.host_ifindex = 9;
+	memcpy(s.pod_mac, "\x02\x00\x00\x00\x00\x01", 6);
+	memcpy(s.host_mac, "\x02\x00\x00\x00\x00\x02", 6);
+	s.n_ips = 2;
+	xm_addr_parse("10.0.0.5", &s.ips[0].family, &s.ips[0].addr);
+	s.ips[0].prefix_len = 24;
+	xm_addr_parse("fd00::5", &s.ips[1].family, &s.ips[1].addr);
+	s.ips[1].prefix_len = 64;
+
+	assert_int_equal(xm_cni_state_write(dir, &s), 0);
+	assert_int_equal(xm_cni_state_load(dir, "net", "c1", "eth0", &r), 0);
+	assert_memory_equal(&r, &s, sizeof(s));
+	/* the key is (network, container id, ifname): names nothing outside dir */
+	assert_int_equal(xm_cni_state_path(path, sizeof(path), dir, "net", "c1", "eth0"), 0);
+	assert_non_null(strstr(path, "/net/c1:eth0.json"));
+	assert_int_equal(xm_cni_state_path(path, sizeof(path), dir, "net", "../c1", "eth0"), -EINVAL);
+	assert_int_equal(xm_cni_state_remove(dir, "net", "c1", "eth0"), 0);
+	assert_int_equal(xm_cni_state_remove(dir, "net", "c1", "eth0"), 0); /* gone: fine */
+	assert_int_equal(xm_cni_state_load(dir, "net", "c1", "eth0", &r), -ENOENT);
+	snprintf(path, sizeof(path), "rm -rf %s", dir);
+	assert_int_equal(system(path), 0);
+}
+
+static void owner_keeps_63_characters(void **state)
+{
+	const char *id = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+	struct xm_cni_state s = {};
+	struct xm_endpoint ep;
+
+	strcpy(s.container_id, id);
+	xm_cni_endpoint_fill(&s, &ep);
+	assert_int_equal(strlen(ep.owner), 63);
+	assert_int_equal(ep.flags, XM_EP_F_CNI);
+	assert_true(xm_cni_owner_match(&ep, id));
+	assert_false(xm_cni_owner_match(&ep, "0123456789abcdef"));
+	ep.flags = 0; /* `xmeshctl endpoint add` entries are never the plugin's */
+	assert_false(xm_cni_owner_match(&ep, id));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(parses_chained_add),
+		cmocka_unit_test(rejects_with_spec_codes),
+		cmocka_unit_test(reads_gc_and_old_versions),
+		cmocka_unit_test(keeps_what_fits_of_a_huge_result),
+		cmocka_unit_test(names_follow_the_spec),
+		cmocka_unit_test(record_round_trip),
+		cmocka_unit_test(owner_keeps_63_characters),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
