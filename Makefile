@@ -31,8 +31,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(B)/tests/unit/%,$(UNIT_SRCS))
 
 CFLAGS ?= -O2 -g
 XM_CFLAGS := $(CFLAGS) -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter \
-	-Wno-missing-field-initializers -MMD -MP -Iinclude -I$(B)/skel -I$(B) -Iuser/lib \
-	-DXM_VERSION='"$(VERSION)"'
+	-Wno-missing-field-initializers -MMD -MP -Iinclude -I$(B)/skel -I$(B) -Iuser/lib
 LDLIBS := -lbpf -lelf -lz -ljansson -lmnl -lmicrohttpd -lm -lpthread
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	-Wno-unused-function -Iinclude -I$(B) -Ibpf -MMD -MP
@@ -47,7 +46,7 @@ endif
 
 .DELETE_ON_ERROR:
 .SECONDARY:
-.PHONY: all deps test test-unit test-integration demo bench clean install fuzz
+.PHONY: FORCE all deps test test-unit test-integration demo bench clean install fuzz
 
 all: deps $(BINS) $(TEST_TOOLS)
 
@@ -71,10 +70,19 @@ $(B)/skel/%.skel.h: $(B)/bpf/%.bpf.o
 
 # User objects include skeletons; the first build needs them all in place,
 # later builds follow the -MMD dependencies.
-$(B)/%.o: %.c | $(SKELS)
+$(B)/%.o: %.c | $(SKELS) $(B)/version.h
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(XM_CFLAGS) -c $< -o $@
+
+# The version string lives in one generated header, rewritten only when the
+# version changes, so that every object that prints it is rebuilt then.
+$(B)/version.h: FORCE
+	$(Q)mkdir -p $(@D)
+	$(Q)echo '#define XM_VERSION "$(VERSION)"' > $@.tmp
+	$(Q)cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
+
+FORCE:
 
 $(LIBXMESH): $(LIB_OBJS)
 	$(call msg,AR,$@)

@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include "version.h"
 #include "agent.h"
 #include "log.h"
 #include "pin.h"

@@ -18,6 +18,7 @@
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "version.h"
 #include "agent.h"
 #include "discover.h"
 #include "weighting.h"

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "version.h"
 #include "cni.h"
 #include "log.h"
 

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+#include "version.h"
 #include "ctl.h"
 #include "pin.h"
 

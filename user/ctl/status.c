@@ -45,74 +45,59 @@ static long map_fill(int fd, const struct bpf_map_info *info)
 	return n;
 }
 
-static json_t *pinned_maps(void)
+static json_t *describe_map(const char *name, int fd)
 {
-	char dir[PATH_MAX], path[PATH_MAX + 256];
-	json_t *arr = json_array();
-	struct dirent *de;
-	DIR *d;
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
 
-	snprintf(dir, sizeof(dir), "%s/" XM_PIN_MAPS, xm_pin_root);
-	d = opendir(dir);
-	if (!d)
-		return arr;
-	while ((de = readdir(d))) {
-		struct bpf_map_info info = {};
-		__u32 len = sizeof(info);
-		int fd;
-
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		fd = bpf_obj_get(path);
-		if (fd < 0)
-			continue;
-		if (!bpf_obj_get_info_by_fd(fd, &info, &len))
-			json_array_append_new(arr, json_pack("{s:s, s:i, s:I, s:I}", "name", de->d_name,
-							     "id", info.id, "max_entries",
-							     (json_int_t)info.max_entries, "entries",
-							     (json_int_t)map_fill(fd, &info)));
-		close(fd);
-	}
-	closedir(d);
-	return arr;
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		return NULL;
+	return json_pack("{s:s, s:i, s:I, s:I}", "name", name, "id", info.id, "max_entries",
+			 (json_int_t)info.max_entries, "entries", (json_int_t)map_fill(fd, &info));
 }
 
-static json_t *pinned_links(void)
+static json_t *describe_link(const char *name, int fd)
+{
+	struct bpf_link_info info = {};
+	struct bpf_prog_info pinfo = {};
+	__u32 len = sizeof(info), plen = sizeof(pinfo);
+	int pfd;
+
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		return NULL;
+	pfd = bpf_prog_get_fd_by_id(info.prog_id);
+	if (pfd >= 0) {
+		bpf_obj_get_info_by_fd(pfd, &pinfo, &plen);
+		close(pfd);
+	}
+	return json_pack("{s:s, s:s, s:i, s:i, s:s}", "name", name, "type",
+			 link_type_name(info.type), "id", info.id, "prog_id", info.prog_id,
+			 "prog_name", pinfo.name);
+}
+
+/* One JSON object per object pinned in <pin root>/<sub>, as describe() sees it. */
+static json_t *pinned_objects(const char *sub, json_t *(*describe)(const char *name, int fd))
 {
 	char dir[PATH_MAX], path[PATH_MAX + 256];
-	json_t *arr = json_array();
+	json_t *arr = json_array(), *o;
 	struct dirent *de;
 	DIR *d;
+	int fd;
 
-	snprintf(dir, sizeof(dir), "%s/" XM_PIN_LINKS, xm_pin_root);
+	snprintf(dir, sizeof(dir), "%s/%s", xm_pin_root, sub);
 	d = opendir(dir);
 	if (!d)
 		return arr;
 	while ((de = readdir(d))) {
-		struct bpf_link_info info = {};
-		struct bpf_prog_info pinfo = {};
-		__u32 len = sizeof(info), plen = sizeof(pinfo);
-		int fd, pfd;
-
 		if (de->d_name[0] == '.')
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
 		fd = bpf_obj_get(path);
 		if (fd < 0)
 			continue;
-		if (!bpf_obj_get_info_by_fd(fd, &info, &len)) {
-			pfd = bpf_prog_get_fd_by_id(info.prog_id);
-			if (pfd >= 0) {
-				bpf_obj_get_info_by_fd(pfd, &pinfo, &plen);
-				close(pfd);
-			}
-			json_array_append_new(arr, json_pack("{s:s, s:s, s:i, s:i, s:s}", "name",
-							     de->d_name, "type",
-							     link_type_name(info.type), "id", info.id,
-							     "prog_id", info.prog_id, "prog_name",
-							     pinfo.name));
-		}
+		o = describe(de->d_name, fd);
+		if (o)
+			json_array_append_new(arr, o);
 		close(fd);
 	}
 	closedir(d);
@@ -193,12 +178,12 @@ static int status_show(int argc, char **argv)
 		      err == -EPERM || err == -EACCES ? " (or not root)" : "");
 		return -1;
 	}
-	links = pinned_links();
+	links = pinned_objects(XM_PIN_LINKS, describe_link);
 	loaded = json_array_size(links) > 0;
 	o = json_pack("{s:s, s:b, s:i, s:s, s:i, s:o, s:o}", "pin_root", xm_pin_root, "loaded",
 		      loaded, "abi_version", meta.abi_version, "agent_version",
 		      meta.agent_version, "agent_pid", agent_pid(), "links", links, "maps",
-		      pinned_maps());
+		      pinned_objects(XM_PIN_MAPS, describe_map));
 	ctl_print(o, status_plain);
 	if (!loaded) {
 		p_err("datapath maps are pinned at %s but no program is attached", xm_pin_root);
