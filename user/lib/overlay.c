@@ -149,7 +149,7 @@ static int map_delete_if(const char *pin_root, const char *name, size_t key_size
 	free(val);
 	close(fd);
 	if (removed && !strcmp(name, "xm_ovl_flows"))
-		xm_overlay_stat_add(pin_root, XM_STAT_OVL_FLOWS_REMOVED, removed);
+		xm_stats_add(pin_root, XM_STAT_OVL_FLOWS_REMOVED, removed);
 	return err ? err : removed;
 }
 
@@ -191,7 +191,7 @@ int xm_overlay_forget_addr(const char *pin_root, __u8 family, const struct xm_ad
 	if (a < 0 || b < 0 || c < 0)
 		return a < 0 ? a : b < 0 ? b : c;
 	if (a + b + c)
-		xm_overlay_stat_add(pin_root, XM_STAT_OVL_INVALIDATIONS, a + b + c);
+		xm_stats_add(pin_root, XM_STAT_OVL_INVALIDATIONS, a + b + c);
 	return a + b + c;
 }
 
@@ -254,7 +254,7 @@ int xm_overlay_forget_prefix(const char *pin_root, __u8 family, const struct xm_
 	if (a < 0 || b < 0 || c < 0)
 		return a < 0 ? a : b < 0 ? b : c;
 	if (a + b + c)
-		xm_overlay_stat_add(pin_root, XM_STAT_OVL_INVALIDATIONS, a + b + c);
+		xm_stats_add(pin_root, XM_STAT_OVL_INVALIDATIONS, a + b + c);
 	return a + b + c;
 }
 
@@ -296,7 +296,7 @@ int xm_overlay_detach_pod(const char *pin_root, int host_ifindex)
 	if (n < 0)
 		return n;
 	if (n)
-		xm_overlay_stat_add(pin_root, XM_STAT_OVL_INVALIDATIONS, n);
+		xm_stats_add(pin_root, XM_STAT_OVL_INVALIDATIONS, n);
 	for (int i = 0; i < li.n; i++) {
 		int r = xm_overlay_forget_addr(pin_root, li.addrs[i].family, &li.addrs[i].addr);
 
@@ -350,7 +350,7 @@ int xm_overlay_flush(const char *pin_root, bool all)
 	}
 	if (n < 0 || m < 0 || k < 0)
 		return n < 0 ? n : m < 0 ? m : k;
-	xm_overlay_stat_add(pin_root, XM_STAT_OVL_INVALIDATIONS, 1 + n + m + k);
+	xm_stats_add(pin_root, XM_STAT_OVL_INVALIDATIONS, 1 + n + m + k);
 	return n + m + k;
 }
 
@@ -360,7 +360,7 @@ int xm_overlay_flush_remote(const char *pin_root)
 			      sizeof(struct xm_ovl_remote), NULL, NULL);
 
 	if (n > 0)
-		xm_overlay_stat_add(pin_root, XM_STAT_OVL_INVALIDATIONS, n);
+		xm_stats_add(pin_root, XM_STAT_OVL_INVALIDATIONS, n);
 	return n;
 }
 
@@ -439,35 +439,7 @@ int xm_overlay_evictions_update(const char *pin_root)
 	est = (__s64)vals[XM_STAT_OVL_FLOWS_NEW] - vals[XM_STAT_OVL_FLOWS_ENDED] -
 	      vals[XM_STAT_OVL_FLOWS_REMOVED] - (__s64)n;
 	if (est > (__s64)vals[XM_STAT_OVL_EVICTIONS])
-		return xm_overlay_stat_add(pin_root, XM_STAT_OVL_EVICTIONS,
+		return xm_stats_add(pin_root, XM_STAT_OVL_EVICTIONS,
 					   est - vals[XM_STAT_OVL_EVICTIONS]);
 	return 0;
-}
-
-int xm_overlay_stat_add(const char *pin_root, __u32 idx, __u64 n)
-{
-	int ncpu = libbpf_num_possible_cpus(), fd, err = 0;
-	__u64 *vals;
-
-	if (ncpu <= 0)
-		return -EINVAL;
-	fd = xm_map_open(pin_root, "xm_stats");
-	if (fd < 0)
-		return fd;
-	vals = calloc(ncpu, sizeof(*vals));
-	if (!vals) {
-		close(fd);
-		return -ENOMEM;
-	}
-	/* Slot written by user space only: CPU 0's share carries the count. */
-	if (bpf_map_lookup_elem(fd, &idx, vals))
-		err = -errno;
-	else {
-		vals[0] += n;
-		if (bpf_map_update_elem(fd, &idx, vals, BPF_ANY))
-			err = -errno;
-	}
-	free(vals);
-	close(fd);
-	return err;
 }

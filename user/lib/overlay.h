@@ -85,7 +85,4 @@ int xm_overlay_cfg_read(const char *pin_root, struct xm_ovl_cfg *cfg);
  */
 int xm_overlay_evictions_update(const char *pin_root);
 
-/* Counter slots only user space writes (XM_STAT_OVL_EVICTIONS/INVALIDATIONS). */
-int xm_overlay_stat_add(const char *pin_root, __u32 idx, __u64 n);
-
 #endif

@@ -80,3 +80,31 @@ int xm_stats_read(const char *pin_root, __u64 *out)
 	close(fd);
 	return err;
 }
+
+int xm_stats_add(const char *pin_root, __u32 idx, __u64 n)
+{
+	int ncpu = libbpf_num_possible_cpus(), fd, err = 0;
+	__u64 *vals;
+
+	if (ncpu <= 0)
+		return -EINVAL;
+	fd = xm_map_open(pin_root, "xm_stats");
+	if (fd < 0)
+		return fd;
+	vals = calloc(ncpu, sizeof(*vals));
+	if (!vals) {
+		close(fd);
+		return -ENOMEM;
+	}
+	/* Slot written by user space only: CPU 0's share carries the count. */
+	if (bpf_map_lookup_elem(fd, &idx, vals))
+		err = -errno;
+	else {
+		vals[0] += n;
+		if (bpf_map_update_elem(fd, &idx, vals, BPF_ANY))
+			err = -errno;
+	}
+	free(vals);
+	close(fd);
+	return err;
+}

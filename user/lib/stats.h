@@ -17,4 +17,10 @@ extern const unsigned int xm_stat_desc_count;
 /* Sum every slot over CPUs into out[XM_STAT_MAX]. Returns 0 or -errno. */
 int xm_stats_read(const char *pin_root, __u64 *out);
 
+/*
+ * Add n to counter idx from user space (for counters only the agent
+ * updates, e.g. overlay invalidations): CPU 0's slot carries it.
+ */
+int xm_stats_add(const char *pin_root, __u32 idx, __u64 n);
+
 #endif
