@@ -12,6 +12,9 @@ struct xm_redirect;
 struct xm_lb;
 struct xm_overlay;
 struct xm_weighting;
+struct xm_services;
+struct xm_control;
+struct xm_metrics;
 
 struct xm_agent {
 	char pin_root[PATH_MAX];
@@ -35,6 +38,11 @@ struct xm_agent {
 
 	/* The weighting loop (weighting.h); NULL until started. */
 	struct xm_weighting *weighting;
+
+	/* Services, control socket, metrics endpoint: NULL until started. */
+	struct xm_services *services;
+	struct xm_control *control;
+	struct xm_metrics *metrics;
 };
 
 /*
@@ -67,7 +75,9 @@ int xm_services_start(struct xm_agent *a);
 int xm_services_reload(struct xm_agent *a);
 void xm_services_stop(struct xm_agent *a);
 /* The applied services, or NULL before start: for the weighting loop. */
-struct xm_lb_state *xm_services_state(void);
+struct xm_lb_state *xm_services_state(const struct xm_agent *a);
+struct sockaddr_storage;
+int xm_metrics_addr_parse(const char *s, struct sockaddr_storage *ss);
 int xm_metrics_start(struct xm_agent *a);
 void xm_metrics_stop(struct xm_agent *a);
 

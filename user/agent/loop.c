@@ -6,7 +6,8 @@
 #include <unistd.h>
 #include "loop.h"
 
-#define XM_LOOP_MAX_FDS 64
+/* Slots grow on demand: clients of the control socket each hold one. */
+#define XM_LOOP_INITIAL_SLOTS 64
 
 struct loop_slot {
 	int fd;
@@ -17,8 +18,23 @@ struct loop_slot {
 struct xm_loop {
 	int epfd;
 	bool stop;
-	struct loop_slot slots[XM_LOOP_MAX_FDS];
+	unsigned int n_slots;
+	struct loop_slot *slots;
 };
+
+static int slots_grow(struct xm_loop *loop)
+{
+	unsigned int n = loop->n_slots ? loop->n_slots * 2 : XM_LOOP_INITIAL_SLOTS;
+	struct loop_slot *s = realloc(loop->slots, n * sizeof(*s));
+
+	if (!s)
+		return -ENOMEM;
+	for (unsigned int i = loop->n_slots; i < n; i++)
+		s[i].fd = -1;
+	loop->slots = s;
+	loop->n_slots = n;
+	return 0;
+}
 
 struct xm_loop *xm_loop_new(void)
 {
@@ -27,12 +43,12 @@ struct xm_loop *xm_loop_new(void)
 	if (!loop)
 		return NULL;
 	loop->epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (loop->epfd < 0) {
+	if (loop->epfd < 0 || slots_grow(loop)) {
+		if (loop->epfd >= 0)
+			close(loop->epfd);
 		free(loop);
 		return NULL;
 	}
-	for (int i = 0; i < XM_LOOP_MAX_FDS; i++)
-		loop->slots[i].fd = -1;
 	return loop;
 }
 
@@ -41,6 +57,7 @@ void xm_loop_free(struct xm_loop *loop)
 	if (!loop)
 		return;
 	close(loop->epfd);
+	free(loop->slots);
 	free(loop);
 }
 
@@ -48,23 +65,25 @@ int xm_loop_add(struct xm_loop *loop, int fd, uint32_t events, xm_loop_fn fn, vo
 {
 	struct epoll_event ev = { .events = events };
 
-	for (int i = 0; i < XM_LOOP_MAX_FDS; i++) {
+	for (unsigned int i = 0;; i++) {
+		if (i == loop->n_slots && slots_grow(loop))
+			return -ENOMEM;
 		if (loop->slots[i].fd >= 0)
 			continue;
 		loop->slots[i] = (struct loop_slot){ fd, fn, arg };
-		ev.data.u32 = i;
+		/* slot and fd: an event queued for a slot freed meanwhile is dropped */
+		ev.data.u64 = (uint64_t)i << 32 | (uint32_t)fd;
 		if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev)) {
 			loop->slots[i].fd = -1;
 			return -errno;
 		}
 		return 0;
 	}
-	return -ENOSPC;
 }
 
 void xm_loop_del(struct xm_loop *loop, int fd)
 {
-	for (int i = 0; i < XM_LOOP_MAX_FDS; i++) {
+	for (unsigned int i = 0; i < loop->n_slots; i++) {
 		if (loop->slots[i].fd == fd) {
 			epoll_ctl(loop->epfd, EPOLL_CTL_DEL, fd, NULL);
 			loop->slots[i].fd = -1;
@@ -85,9 +104,9 @@ int xm_loop_run(struct xm_loop *loop)
 			return -errno;
 		}
 		for (int i = 0; i < n && !loop->stop; i++) {
-			struct loop_slot *s = &loop->slots[evs[i].data.u32];
+			struct loop_slot *s = &loop->slots[evs[i].data.u64 >> 32];
 
-			if (s->fd >= 0)
+			if (s->fd >= 0 && s->fd == (int)(uint32_t)evs[i].data.u64)
 				s->fn(loop, s->fd, evs[i].events, s->arg);
 		}
 	}

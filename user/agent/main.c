@@ -15,7 +15,9 @@
 #include <sched.h>
 #include <sys/epoll.h>
 #include <sys/file.h>
+#include <net/if.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "version.h"
@@ -123,31 +125,78 @@ static int open_cgroup(struct xm_agent *a, const char *path)
 	return 0;
 }
 
-/* One agent per pin root: a second one would fight over the same maps. */
+/*
+ * One agent per pin root: a second one would fight over the same maps. The
+ * lock file is removed at exit; a lock taken on a file that another agent
+ * removed meanwhile is no lock, so take it again on the file now there.
+ */
 static int take_lock(struct xm_agent *a)
 {
 	char path[PATH_MAX], pid[32];
+	struct stat held, now;
 	int err;
 
 	err = xm_run_path(path, sizeof(path), a->pin_root, "lock");
+	if (!err)
+		err = xm_run_dir_prepare();
 	if (err)
 		return err;
-	a->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	if (a->lock_fd < 0)
-		return -errno;
-	if (flock(a->lock_fd, LOCK_EX | LOCK_NB)) {
-		ssize_t n = pread(a->lock_fd, pid, sizeof(pid) - 1, 0);
+	for (;;) {
+		a->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+		if (a->lock_fd < 0)
+			return -errno;
+		if (flock(a->lock_fd, LOCK_EX | LOCK_NB)) {
+			ssize_t n = pread(a->lock_fd, pid, sizeof(pid) - 1, 0);
 
-		pid[n > 0 ? n : 0] = '\0';
-		pr_err("another xmesh-agent (pid %s) runs on pin root %s: stop it first",
-		       strtok(pid, "\n") ?: "?", a->pin_root);
-		return -EBUSY;
+			pid[n > 0 ? n : 0] = '\0';
+			pr_err("another xmesh-agent (pid %s) runs on pin root %s: stop it first",
+			       strtok(pid, "\n") ?: "?", a->pin_root);
+			close(a->lock_fd);
+			a->lock_fd = -1;
+			return -EBUSY;
+		}
+		if (!fstat(a->lock_fd, &held) && !stat(path, &now) && held.st_ino == now.st_ino &&
+		    held.st_dev == now.st_dev)
+			break;
+		close(a->lock_fd);
 	}
 	if (ftruncate(a->lock_fd, 0) == 0) {
 		int n = snprintf(pid, sizeof(pid), "%d\n", getpid());
 
 		if (pwrite(a->lock_fd, pid, n, 0) != n)
 			pr_debug("could not write pid to %s", path);
+	}
+	return 0;
+}
+
+/* Remove the lock file while still holding it, then the run dir if it is empty. */
+static void release_lock(struct xm_agent *a)
+{
+	char path[PATH_MAX];
+
+	if (a->lock_fd < 0)
+		return;
+	if (!xm_run_path(path, sizeof(path), a->pin_root, "lock"))
+		unlink(path);
+	close(a->lock_fd);
+	a->lock_fd = -1;
+	xm_run_dir_release();
+}
+
+/*
+ * Check what can be checked before anything is attached, so that a bad
+ * flag never leaves a half-started datapath behind.
+ */
+static int check_args(struct xm_agent *a)
+{
+	struct sockaddr_storage ss;
+
+	if (a->metrics_addr && xm_metrics_addr_parse(a->metrics_addr, &ss))
+		return -EINVAL;
+	if (a->overlay_dev && !if_nametoindex(a->overlay_dev)) {
+		pr_err("--overlay-dev %s: no such interface%s", a->overlay_dev,
+		       a->netns_path ? " in that netns" : " (the node's netns: --netns PATH?)");
+		return -ENODEV;
 	}
 	return 0;
 }
@@ -168,7 +217,8 @@ static void on_signal(struct xm_loop *loop, int fd, uint32_t events, void *arg)
 	xm_loop_stop(loop);
 }
 
-static int run(struct xm_agent *a)
+/* *started: the loop ran (every module started); false: start failed. */
+static int run(struct xm_agent *a, bool *started)
 {
 	sigset_t mask;
 	int sfd, err;
@@ -190,8 +240,10 @@ static int run(struct xm_agent *a)
 		err = xm_services_start(a);
 	if (!err && a->metrics_addr)
 		err = xm_metrics_start(a);
-	if (!err)
+	if (!err) {
+		*started = true;
 		err = xm_loop_run(a->loop);
+	}
 	xm_metrics_stop(a);
 	xm_services_stop(a);
 	xm_weighting_stop(a);
@@ -201,11 +253,21 @@ static int run(struct xm_agent *a)
 	return err;
 }
 
+/* We hold the pin root's lock: a control socket there is a dead agent's. */
+static void remove_stale_socket(struct xm_agent *a)
+{
+	char path[PATH_MAX];
+
+	if (!xm_run_path(path, sizeof(path), a->pin_root, "sock") && unlink(path) == 0)
+		pr_info("removed the stale control socket %s", path);
+}
+
 static int do_uninstall(struct xm_agent *a)
 {
 	int n;
 
 	if (!xm_pin_root_in_use(a->pin_root) && access(a->pin_root, F_OK)) {
+		remove_stale_socket(a);
 		pr_info("nothing installed at %s", a->pin_root);
 		return 0;
 	}
@@ -214,6 +276,7 @@ static int do_uninstall(struct xm_agent *a)
 		pr_err("uninstall %s: %s", a->pin_root, strerror(-n));
 		return n;
 	}
+	remove_stale_socket(a);
 	pr_info("removed %d pins under %s: every xmesh program is detached", n, a->pin_root);
 	return 0;
 }
@@ -236,8 +299,11 @@ int main(int argc, char **argv)
 	};
 	struct xm_agent a = { .cgroup_fd = -1, .lock_fd = -1 };
 	const char *cgroup = NULL, *pin_root = XM_PIN_ROOT_DEFAULT;
-	bool uninstall = false;
+	bool uninstall = false, fresh, existed, started = false;
 	int opt, err;
+
+	/* A client that closes early must cost an EPIPE, never the agent (exit 141). */
+	signal(SIGPIPE, SIG_IGN);
 
 	if (argc > 1 && !strcmp(argv[1], "uninstall")) {
 		uninstall = true;
@@ -271,8 +337,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	xm_log_setup_libbpf();
-	if (snprintf(a.pin_root, sizeof(a.pin_root), "%s", pin_root) >= (int)sizeof(a.pin_root) ||
-	    pin_root[0] != '/') {
+	if (pin_root[0] != '/') {
 		pr_err("--pin-root %s: give an absolute path below a bpffs mount", pin_root);
 		return 1;
 	}
@@ -282,7 +347,16 @@ int main(int argc, char **argv)
 	}
 	if (check_host())
 		return 1;
+	/* Canonical: the lock and the socket are keyed by it (one agent per pin root). */
+	err = xm_path_canonical(pin_root, a.pin_root, sizeof(a.pin_root));
+	if (err || !strcmp(a.pin_root, "/")) {
+		pr_err("--pin-root %s: %s", pin_root,
+		       err ? strerror(-err) : "give a directory below a bpffs mount");
+		return 1;
+	}
 	if (a.netns_path && join_netns(a.netns_path))
+		return 1;
+	if (!uninstall && check_args(&a))
 		return 1;
 	if (open_cgroup(&a, cgroup))
 		return 1;
@@ -292,15 +366,24 @@ int main(int argc, char **argv)
 			pr_err("lock for %s: %s", a.pin_root, strerror(-err));
 		return 1;
 	}
-	if (uninstall)
-		return do_uninstall(&a) ? 1 : 0;
+	if (uninstall) {
+		err = do_uninstall(&a);
+		release_lock(&a);
+		return err ? 1 : 0;
+	}
 
 	if (xm_cgroup_is_root(a.cgroup_path))
 		pr_warn("attaching to the root cgroup %s: every process of the host is served",
 			a.cgroup_path);
+	existed = access(a.pin_root, F_OK) == 0;
+	fresh = !xm_pin_root_in_use(a.pin_root);
 	err = xm_pin_root_prepare(a.pin_root);
 	if (err) {
-		pr_err("pin root %s: %s (is bpffs mountable here?)", a.pin_root, strerror(-err));
+		pr_err("pin root %s: %s%s", a.pin_root, strerror(-err),
+		       err == -ENOTEMPTY ? " (not bpffs, and mounting bpffs there would hide its "
+					   "files: choose a new or empty directory)"
+					 : " (is bpffs mountable here?)");
+		release_lock(&a);
 		return 1;
 	}
 	/* Modules may register fds (netlink, timers) while they load. */
@@ -313,9 +396,21 @@ int main(int argc, char **argv)
 	if (!err) {
 		xm_discover_pods(&a);
 		pr_info("datapath ready: pin root %s, cgroup %s", a.pin_root, a.cgroup_path);
-		err = run(&a);
+		err = run(&a, &started);
 	}
 	xm_datapath_close(&a);
+	if (err && !started && fresh) {
+		/* Nothing was here before this start: leave nothing behind either. */
+		int n = xm_datapath_uninstall(a.pin_root);
+
+		if (n < 0)
+			pr_err("rolling back %s: %s", a.pin_root, strerror(-n));
+		else
+			pr_info("start failed: rolled back (%d pins removed)", n);
+		if (existed)
+			mkdir(a.pin_root, 0700);
+	}
+	release_lock(&a);
 	close(a.cgroup_fd);
 	return err ? 1 : 0;
 }

@@ -5,9 +5,9 @@
  * both applied through lbstate. A file that does not parse or check is
  * rejected as a whole with FILE:LINE:COL and the running services stay.
  *
- * Control protocol (unix stream socket at xm_run_path(pin root, "sock")):
- * the client sends one JSON object and a newline, the agent answers one
- * JSON object and a newline, then closes. Requests:
+ * Control protocol (transport and limits in control.c): the client sends
+ * one JSON object and a newline, the agent answers one JSON object and a
+ * newline, then closes. Requests:
  *   {"cmd":"service-add","service":{...as in the config...}}  add or replace
  *   {"cmd":"service-del","service":"VIP:PORT[/udp]"}
  *   {"cmd":"backend-weight","service":"VIP:PORT[/udp]","backend":"ADDR:PORT","weight":N}
@@ -31,35 +31,39 @@
 #include <unistd.h>
 #include "addr.h"
 #include "agent.h"
+#include "control.h"
 #include "lbstate.h"
 #include "log.h"
 #include "pin.h"
 #include "weighting.h"
 
-static struct xm_lb_state lb_state;
-static bool lb_ready;
-static int inotify_fd = -1, ctl_fd = -1;
-static char ctl_path[PATH_MAX], cfg_dir[PATH_MAX], cfg_base[PATH_MAX];
+struct xm_services {
+	struct xm_lb_state lb;
+	bool lb_ready;
+	int inotify_fd;
+	char cfg_dir[PATH_MAX], cfg_base[PATH_MAX];
+};
 
-struct xm_lb_state *xm_services_state(void)
+struct xm_lb_state *xm_services_state(const struct xm_agent *a)
 {
-	return lb_ready ? &lb_state : NULL;
+	return a->services && a->services->lb_ready ? &a->services->lb : NULL;
 }
 
 int xm_services_reload(struct xm_agent *a)
 {
+	struct xm_lb_state *st = xm_services_state(a);
 	struct xm_lb_conf c;
 	char err[600];
 	int r;
 
-	if (!a->config_path || !lb_ready)
+	if (!a->config_path || !st)
 		return 0;
 	r = xm_lb_conf_load(a->config_path, &c, err, sizeof(err));
 	if (r) {
 		pr_err("config rejected, running services unchanged: %s", err);
 		return r;
 	}
-	r = xm_lb_state_apply(&lb_state, &c);
+	r = xm_lb_state_apply(st, &c);
 	xm_weighting_topology_changed(a);
 	xm_weighting_set_tick(a, c.tick_ms);
 	pr_info("config %s applied: %u services%s", a->config_path, c.n_svc,
@@ -72,6 +76,7 @@ int xm_services_reload(struct xm_agent *a)
 
 static void on_inotify(struct xm_loop *loop, int fd, uint32_t events, void *arg)
 {
+	struct xm_services *sv = ((struct xm_agent *)arg)->services;
 	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
 	bool hit = false;
 	ssize_t n;
@@ -80,7 +85,7 @@ static void on_inotify(struct xm_loop *loop, int fd, uint32_t events, void *arg)
 		for (char *p = buf; p < buf + n;) {
 			struct inotify_event *ev = (struct inotify_event *)p;
 
-			if (ev->len && !strcmp(ev->name, cfg_base))
+			if (ev->len && !strcmp(ev->name, sv->cfg_base))
 				hit = true;
 			p += sizeof(*ev) + ev->len;
 		}
@@ -105,16 +110,16 @@ static json_t *reply_err(const char *fmt, ...)
 	return json_pack("{s:s}", "error", msg);
 }
 
-static json_t *apply_changed(struct xm_lb_conf *c)
+static json_t *apply_changed(struct xm_lb_state *st, struct xm_lb_conf *c)
 {
-	int r = xm_lb_state_apply(&lb_state, c);
+	int r = xm_lb_state_apply(st, c);
 
 	xm_lb_conf_free(c);
 	return r ? reply_err("applied with errors: %s (see the agent's log)", strerror(-r))
 		 : json_pack("{s:b}", "ok", 1);
 }
 
-static json_t *ctl_service_add(json_t *req)
+static json_t *ctl_service_add(struct xm_lb_state *st, json_t *req)
 {
 	struct xm_lb_svc_conf s, *old;
 	struct xm_lb_conf c;
@@ -122,7 +127,7 @@ static json_t *ctl_service_add(json_t *req)
 
 	if (xm_lb_svc_conf_from_json(json_object_get(req, "service"), &s, err, sizeof(err)))
 		return reply_err("service: %s", err);
-	if (xm_lb_state_conf(&lb_state, &c)) {
+	if (xm_lb_state_conf(st, &c)) {
 		xm_lb_svc_conf_free(&s);
 		return reply_err("out of memory");
 	}
@@ -141,7 +146,7 @@ static json_t *ctl_service_add(json_t *req)
 		c.svc = n;
 		c.svc[c.n_svc++] = s;
 	}
-	return apply_changed(&c);
+	return apply_changed(st, &c);
 }
 
 static int req_key(json_t *req, struct xm_lb_svc_key *key)
@@ -151,7 +156,7 @@ static int req_key(json_t *req, struct xm_lb_svc_key *key)
 	return s ? xm_lb_svc_key_parse(s, key) : -EINVAL;
 }
 
-static json_t *ctl_service_del(json_t *req)
+static json_t *ctl_service_del(struct xm_lb_state *st, json_t *req)
 {
 	struct xm_lb_svc_key key;
 	struct xm_lb_svc_conf *s;
@@ -159,7 +164,7 @@ static json_t *ctl_service_del(json_t *req)
 
 	if (req_key(req, &key))
 		return reply_err("\"service\" must be \"VIP:PORT\" or \"VIP:PORT/udp\"");
-	if (xm_lb_state_conf(&lb_state, &c))
+	if (xm_lb_state_conf(st, &c))
 		return reply_err("out of memory");
 	s = xm_lb_conf_find(&c, &key);
 	if (!s) {
@@ -168,17 +173,17 @@ static json_t *ctl_service_del(json_t *req)
 	}
 	xm_lb_svc_conf_free(s);
 	*s = c.svc[--c.n_svc];
-	return apply_changed(&c);
+	return apply_changed(st, &c);
 }
 
-static json_t *ctl_backend_weight(json_t *req)
+static json_t *ctl_backend_weight(struct xm_lb_state *st, json_t *req)
 {
 	struct xm_lb_svc_key key;
 	struct xm_lb_svc_rt *rt;
 	struct xm_addr addr;
 	json_t *wv = json_object_get(req, "weight");
 	const char *bs = json_string_value(json_object_get(req, "backend"));
-	double *w;
+	double *w, weight;
 	__u8 fam;
 	__u16 port;
 	int r, hit = -1;
@@ -187,9 +192,9 @@ static json_t *ctl_backend_weight(json_t *req)
 		return reply_err("\"service\" must be \"VIP:PORT\" or \"VIP:PORT/udp\"");
 	if (!bs || xm_addr_port_parse(bs, &fam, &addr, &port))
 		return reply_err("\"backend\" must be \"ADDR:PORT\" or \"[ADDR6]:PORT\"");
-	if (!json_is_number(wv) || json_number_value(wv) < 0 || json_number_value(wv) > 1e6)
-		return reply_err("\"weight\" must be a number from 0 to 1000000");
-	rt = xm_lb_state_find(&lb_state, &key);
+	if (xm_lb_weight_from_json(wv, &weight))
+		return reply_err(XM_LB_WEIGHT_RULE);
+	rt = xm_lb_state_find(st, &key);
 	if (!rt)
 		return reply_err("no such service");
 	if (!strcmp(rt->conf.algorithm, "round-robin"))
@@ -200,21 +205,22 @@ static json_t *ctl_backend_weight(json_t *req)
 			hit = i;
 	if (hit < 0)
 		return reply_err("no backend %s in this service", bs);
-	rt->conf.be[hit].weight = json_number_value(wv);
+	rt->conf.be[hit].weight = weight;
 	w = calloc(rt->conf.n_be, sizeof(*w));
 	if (!w)
 		return reply_err("out of memory");
 	xm_lb_conf_weights(&rt->conf, w);
-	r = xm_lb_state_set_weights(&lb_state, rt, w);
+	r = xm_lb_state_set_weights(st, rt, w);
 	free(w);
 	if (r)
 		return reply_err("write table: %s", strerror(-r));
-	pr_info("weight of %s set to %g by the control socket", bs, json_number_value(wv));
+	pr_info("weight of %s set to %g by the control socket", bs, weight);
 	return json_pack("{s:b}", "ok", 1);
 }
 
-static json_t *ctl_handle(struct xm_agent *a, const char *line)
+json_t *xm_services_request(struct xm_agent *a, const char *line)
 {
+	struct xm_lb_state *st = xm_services_state(a);
 	json_error_t je;
 	json_t *req = json_loads(line, 0, &je), *rep;
 	const char *cmd;
@@ -222,16 +228,16 @@ static json_t *ctl_handle(struct xm_agent *a, const char *line)
 	if (!req)
 		return reply_err("request is not JSON: %d:%d: %s", je.line, je.column, je.text);
 	cmd = json_string_value(json_object_get(req, "cmd"));
-	if (!lb_ready)
+	if (!st)
 		rep = reply_err("the LB datapath is not loaded");
 	else if (!cmd)
 		rep = reply_err("request needs a \"cmd\"");
 	else if (!strcmp(cmd, "service-add"))
-		rep = ctl_service_add(req);
+		rep = ctl_service_add(st, req);
 	else if (!strcmp(cmd, "service-del"))
-		rep = ctl_service_del(req);
+		rep = ctl_service_del(st, req);
 	else if (!strcmp(cmd, "backend-weight"))
-		rep = ctl_backend_weight(req);
+		rep = ctl_backend_weight(st, req);
 	else if (!strcmp(cmd, "reload"))
 		rep = !a->config_path ? reply_err("the agent runs without --config")
 		      : xm_services_reload(a) ? reply_err("config rejected (see the agent's log)")
@@ -244,95 +250,40 @@ static json_t *ctl_handle(struct xm_agent *a, const char *line)
 	return rep;
 }
 
-static void on_ctl(struct xm_loop *loop, int fd, uint32_t events, void *arg)
-{
-	struct timeval tv = { .tv_sec = 2 };
-	char buf[1 << 16];
-	size_t len = 0;
-	json_t *rep;
-	char *out;
-	int c;
-
-	c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
-	if (c < 0)
-		return;
-	/* One short request; a stuck client cannot hold the agent for long. */
-	setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	while (len < sizeof(buf) - 1) {
-		ssize_t n = read(c, buf + len, sizeof(buf) - 1 - len);
-
-		if (n <= 0)
-			break;
-		len += n;
-		if (memchr(buf + len - n, '\n', n))
-			break;
-	}
-	buf[len] = '\0';
-	rep = ctl_handle(arg, buf);
-	out = json_dumps(rep, JSON_COMPACT);
-	if (out) {
-		size_t n = strlen(out);
-
-		if (write(c, out, n) != (ssize_t)n || write(c, "\n", 1) != 1)
-			pr_debug("control client went away before the answer");
-		free(out);
-	}
-	json_decref(rep);
-	close(c);
-}
-
-static int ctl_listen(struct xm_agent *a)
-{
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	int err;
-
-	err = xm_run_path(ctl_path, sizeof(ctl_path), a->pin_root, "sock");
-	if (err)
-		return err;
-	if (strlen(ctl_path) >= sizeof(sun.sun_path))
-		return -ENAMETOOLONG;
-	strcpy(sun.sun_path, ctl_path);
-	ctl_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (ctl_fd < 0)
-		return -errno;
-	unlink(ctl_path); /* we hold the pin root's lock: a leftover socket is stale */
-	if (bind(ctl_fd, (struct sockaddr *)&sun, sizeof(sun)) || listen(ctl_fd, 16)) {
-		err = -errno;
-		close(ctl_fd);
-		ctl_fd = -1;
-		return err;
-	}
-	chmod(ctl_path, 0600);
-	return xm_loop_add(a->loop, ctl_fd, EPOLLIN, on_ctl, a);
-}
-
 static int watch_config(struct xm_agent *a)
 {
+	struct xm_services *sv = a->services;
 	char tmp[PATH_MAX];
 
 	snprintf(tmp, sizeof(tmp), "%s", a->config_path);
-	snprintf(cfg_dir, sizeof(cfg_dir), "%s", dirname(tmp));
+	snprintf(sv->cfg_dir, sizeof(sv->cfg_dir), "%s", dirname(tmp));
 	snprintf(tmp, sizeof(tmp), "%s", a->config_path);
-	snprintf(cfg_base, sizeof(cfg_base), "%s", basename(tmp));
-	inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-	if (inotify_fd < 0)
+	snprintf(sv->cfg_base, sizeof(sv->cfg_base), "%s", basename(tmp));
+	sv->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (sv->inotify_fd < 0)
 		return -errno;
 	/* The directory: editors and ConfigMaps replace the file by rename. */
-	if (inotify_add_watch(inotify_fd, cfg_dir, IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE) < 0)
+	if (inotify_add_watch(sv->inotify_fd, sv->cfg_dir,
+			      IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE) < 0)
 		return -errno;
-	return xm_loop_add(a->loop, inotify_fd, EPOLLIN, on_inotify, a);
+	return xm_loop_add(a->loop, sv->inotify_fd, EPOLLIN, on_inotify, a);
 }
 
 int xm_services_start(struct xm_agent *a)
 {
+	struct xm_services *sv = calloc(1, sizeof(*sv));
 	int err;
 
-	err = xm_lb_state_init(&lb_state, a->pin_root);
+	if (!sv)
+		return -ENOMEM;
+	sv->inotify_fd = -1;
+	a->services = sv;
+	err = xm_lb_state_init(&sv->lb, a->pin_root);
 	if (err) {
 		pr_err("LB maps under %s: %s", a->pin_root, strerror(-err));
 		return err;
 	}
-	lb_ready = true;
+	sv->lb_ready = true;
 	if (a->config_path) {
 		xm_services_reload(a); /* a bad file leaves the adopted services running */
 		err = watch_config(a);
@@ -340,22 +291,22 @@ int xm_services_start(struct xm_agent *a)
 			pr_warn("cannot watch %s for changes (%s): reload with SIGHUP",
 				a->config_path, strerror(-err));
 	}
-	err = ctl_listen(a);
-	if (err)
-		pr_err("control socket %s: %s", ctl_path, strerror(-err));
-	return err;
+	return xm_control_start(a);
 }
 
 void xm_services_stop(struct xm_agent *a)
 {
-	if (ctl_fd >= 0) {
-		close(ctl_fd);
-		unlink(ctl_path);
+	struct xm_services *sv = a->services;
+
+	xm_control_stop(a);
+	if (!sv)
+		return;
+	if (sv->inotify_fd >= 0) {
+		xm_loop_del(a->loop, sv->inotify_fd);
+		close(sv->inotify_fd);
 	}
-	if (inotify_fd >= 0)
-		close(inotify_fd);
-	ctl_fd = inotify_fd = -1;
-	if (lb_ready)
-		xm_lb_state_free(&lb_state);
-	lb_ready = false;
+	if (sv->lb_ready)
+		xm_lb_state_free(&sv->lb);
+	free(sv);
+	a->services = NULL;
 }

@@ -658,7 +658,7 @@ void xm_weighting_tick(struct xm_agent *a)
 	nsvc_found = w->nsvc_found;
 	memset(w->rt_by_id, 0, sizeof(w->rt_by_id));
 	{
-		struct xm_lb_state *st = xm_services_state();
+		struct xm_lb_state *st = xm_services_state(a);
 
 		for (unsigned int i = 0; st && i < st->n_svc; i++)
 			if (st->svc[i].id < XM_LB_MAX_SERVICES)

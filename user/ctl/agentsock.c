@@ -20,6 +20,11 @@ int ctl_agent_request(json_t *req)
 	char *out;
 	int fd, ret = -1;
 
+	/* The socket is keyed by the canonical pin root: a missing one has no agent. */
+	if (access(xm_pin_root, F_OK)) {
+		p_err("pin root %s: %s (is --pin-root right?)", xm_pin_root, strerror(errno));
+		goto done;
+	}
 	if (xm_run_path(path, sizeof(path), xm_pin_root, "sock") ||
 	    strlen(path) >= sizeof(sun.sun_path)) {
 		p_err("control socket path for %s is too long", xm_pin_root);
@@ -35,7 +40,8 @@ int ctl_agent_request(json_t *req)
 		goto done;
 	}
 	out = json_dumps(req, JSON_COMPACT);
-	if (!out || write(fd, out, strlen(out)) < 0 || write(fd, "\n", 1) != 1) {
+	if (!out || send(fd, out, strlen(out), MSG_NOSIGNAL) < 0 ||
+	    send(fd, "\n", 1, MSG_NOSIGNAL) != 1) {
 		p_err("send to the agent: %s", strerror(errno));
 		free(out);
 		close(fd);

@@ -230,8 +230,8 @@ static int backend_set(int argc, char **argv)
 		return -1;
 	}
 	w = strtod(argv[3], &end);
-	if (*end || w < 0 || w > 1e6) {
-		p_err("weight '%s': a number from 0 to 1000000", argv[3]);
+	if (end == argv[3] || *end || !xm_lb_weight_valid(w)) {
+		p_err("weight '%s': " XM_LB_WEIGHT_RULE, argv[3]);
 		return -1;
 	}
 	argc -= 4;

@@ -10,6 +10,7 @@
 #include "lbconfig.h"
 #include "weightcfg.h"
 #include "lbtable.h"
+#include "sys.h"
 
 const char *const xm_lb_algorithms[] = { "static", "round-robin", "l3", "l3-peak", "c3", "l3x",
 					  NULL };
@@ -161,11 +162,8 @@ static int parse_backend(struct ctx *c, json_t *o, const struct xm_lb_svc_key *s
 	be->weight = 1;
 	if (w) {
 		push_key(c, "weight");
-		if (!json_is_number(w) || json_number_value(w) < 0 ||
-		    !isfinite(json_number_value(w)) || json_number_value(w) > 1e6)
-			r = fail(c, "\"weight\" must be a number from 0 to 1000000");
-		else
-			be->weight = json_number_value(w);
+		if (xm_lb_weight_from_json(w, &be->weight))
+			r = fail(c, XM_LB_WEIGHT_RULE);
 		pop(c);
 	}
 	return r;
@@ -347,37 +345,21 @@ int xm_lb_conf_parse(const char *file, const char *text, size_t len, struct xm_l
 
 int xm_lb_conf_load(const char *file, struct xm_lb_conf *out, char *err, size_t errlen)
 {
-	char *text = NULL;
-	size_t len = 0, cap = 0;
-	FILE *f;
+	char *text;
+	size_t len;
 	int r;
 
-	f = fopen(file, "re");
-	if (!f) {
-		r = -errno;
-		snprintf(err, errlen, "%s:0:0: %s", file, strerror(errno));
+	memset(out, 0, sizeof(*out));
+	r = xm_read_regular_file(file, XM_LB_CONF_MAX_BYTES, &text, &len);
+	if (r) {
+		snprintf(err, errlen, "%s:0:0: %s", file,
+			 r == -EINVAL ? "not a regular file (a FIFO, device or directory?): give a "
+					"JSON file"
+			 : r == -EFBIG ? "larger than " XM_LB_CONF_MAX_STR ": not an xmesh config"
+				       : strerror(-r));
 		return r;
 	}
-	for (;;) {
-		size_t n;
-
-		if (len + 4096 > cap) {
-			char *t = realloc(text, cap = cap * 2 + 8192);
-
-			if (!t) {
-				free(text);
-				fclose(f);
-				return -ENOMEM;
-			}
-			text = t;
-		}
-		n = fread(text + len, 1, cap - len, f);
-		len += n;
-		if (n == 0)
-			break;
-	}
-	fclose(f);
-	r = xm_lb_conf_parse(file, text ? text : "", len, out, err, errlen);
+	r = xm_lb_conf_parse(file, text, len, out, err, errlen);
 	free(text);
 	return r;
 }
@@ -448,6 +430,19 @@ int xm_lb_svc_key_parse(const char *s, struct xm_lb_svc_key *key)
 			return -EINVAL;
 	}
 	return xm_addr_port_parse(buf, &key->family, &key->vip, &key->port);
+}
+
+bool xm_lb_weight_valid(double w)
+{
+	return isfinite(w) && w >= 0 && w <= XM_LB_WEIGHT_MAX;
+}
+
+int xm_lb_weight_from_json(const json_t *v, double *w)
+{
+	if (!json_is_number(v) || !xm_lb_weight_valid(json_number_value(v)))
+		return -EINVAL;
+	*w = json_number_value(v);
+	return 0;
 }
 
 void xm_lb_conf_weights(const struct xm_lb_svc_conf *s, double *w)

@@ -49,6 +49,9 @@ extern const char *const xm_lb_algorithms[];
  */
 int xm_lb_conf_parse(const char *file, const char *text, size_t len, struct xm_lb_conf *out,
 		     char *err, size_t errlen);
+/* A config file is a regular file of at most this size (checked before it is read). */
+#define XM_LB_CONF_MAX_BYTES (8u << 20)
+#define XM_LB_CONF_MAX_STR "8 MiB"
 int xm_lb_conf_load(const char *file, struct xm_lb_conf *out, char *err, size_t errlen);
 /* One service object (as in "services"), e.g. from the control socket; err has no location. */
 int xm_lb_svc_conf_from_json(json_t *o, struct xm_lb_svc_conf *out, char *err, size_t errlen);
@@ -59,6 +62,16 @@ void xm_lb_conf_free(struct xm_lb_conf *c);
 struct xm_lb_svc_conf *xm_lb_conf_find(struct xm_lb_conf *c, const struct xm_lb_svc_key *key);
 /* "VIP:PORT" or "VIP:PORT/udp" (default tcp) into a zeroed key. */
 int xm_lb_svc_key_parse(const char *s, struct xm_lb_svc_key *key);
+/*
+ * The one check of a backend weight, wherever it comes from (config file,
+ * control socket, xmeshctl): a finite number in [0, XM_LB_WEIGHT_MAX].
+ * NaN passes every comparison, so a range test alone lets it through.
+ */
+#define XM_LB_WEIGHT_MAX 1e6
+#define XM_LB_WEIGHT_RULE "\"weight\" must be a finite number from 0 to 1000000"
+bool xm_lb_weight_valid(double w);
+/* A JSON weight: 0 and *w set, or -EINVAL (not a number, or not valid). */
+int xm_lb_weight_from_json(const json_t *v, double *w);
 /* Weights the table gets for the configured algorithm (round-robin: all 1). */
 void xm_lb_conf_weights(const struct xm_lb_svc_conf *s, double *w);
 

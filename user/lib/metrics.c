@@ -29,14 +29,36 @@ struct render {
 	int pass; /* one metric family per pass, as the format wants them grouped */
 };
 
+/*
+ * A label value as the text format wants it: backslash, double quote and
+ * newline escaped, so that no value (a cluster name comes from the config)
+ * can end its label and write a series of its own.
+ */
+static const char *label_escape(const char *v, char *buf, size_t len)
+{
+	size_t o = 0;
+
+	for (; *v && o + 2 < len; v++) {
+		if (*v == '\\' || *v == '"' || *v == '\n') {
+			buf[o++] = '\\';
+			buf[o++] = *v == '\n' ? 'n' : *v;
+		} else {
+			buf[o++] = *v;
+		}
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
 static void labels(const struct xm_lb_backend_info *bi, char *buf, size_t len)
 {
-	char svc[96], a[XM_ADDR_STRLEN];
+	char svc[96], a[XM_ADDR_STRLEN], cluster[2 * XM_LB_CLUSTER_NAME_LEN + 1];
 
 	xm_addr_str(bi->be.family, &bi->be.addr, a, sizeof(a));
 	snprintf(buf, len, "service=\"%s\",backend=\"%s%s%s:%u\",cluster=\"%s\"",
 		 xm_lb_svc_key_str(&bi->svc, svc, sizeof(svc)), bi->be.family == AF_INET6 ? "[" : "",
-		 a, bi->be.family == AF_INET6 ? "]" : "", bi->be.port, bi->cluster);
+		 a, bi->be.family == AF_INET6 ? "]" : "", bi->be.port,
+		 label_escape(bi->cluster, cluster, sizeof(cluster)));
 }
 
 /* Index of the first bucket above le (ns): buckets [0, i) are all <= le. */
@@ -53,19 +75,21 @@ static __u32 bucket_edge(double le_ns)
 static void render_weighting(struct render *r, const struct xm_lb_backend_info *bi, const char *l)
 {
 	struct xm_lb_wstate w;
+	char algo[2 * sizeof(w.algo) + 1];
 	__u32 id = bi->id;
 
 	if (r->wfd < 0 || bpf_map_lookup_elem(r->wfd, &id, &w) || !w.updated_ns)
 		return;
 	w.algo[sizeof(w.algo) - 1] = 0;
+	label_escape(w.algo, algo, sizeof(algo));
 	switch (r->pass) {
-	case 8: fprintf(r->f, "xmesh_backend_filtered_p99_seconds{%s,algorithm=\"%s\"} %.6f\n", l, w.algo, w.p99_us / 1e6); break;
-	case 9: fprintf(r->f, "xmesh_backend_latency_estimate_seconds{%s,algorithm=\"%s\"} %.6f\n", l, w.algo, w.l_est_us / 1e6); break;
-	case 10: fprintf(r->f, "xmesh_backend_filtered_success_ratio{%s,algorithm=\"%s\"} %.6f\n", l, w.algo, w.success_ppm / 1e6); break;
-	case 11: fprintf(r->f, "xmesh_backend_filtered_rps{%s,algorithm=\"%s\"} %.3f\n", l, w.algo, w.rps_milli / 1e3); break;
+	case 8: fprintf(r->f, "xmesh_backend_filtered_p99_seconds{%s,algorithm=\"%s\"} %.6f\n", l, algo, w.p99_us / 1e6); break;
+	case 9: fprintf(r->f, "xmesh_backend_latency_estimate_seconds{%s,algorithm=\"%s\"} %.6f\n", l, algo, w.l_est_us / 1e6); break;
+	case 10: fprintf(r->f, "xmesh_backend_filtered_success_ratio{%s,algorithm=\"%s\"} %.6f\n", l, algo, w.success_ppm / 1e6); break;
+	case 11: fprintf(r->f, "xmesh_backend_filtered_rps{%s,algorithm=\"%s\"} %.3f\n", l, algo, w.rps_milli / 1e3); break;
 	case 12:
 		if (w.weight_ppm != XM_WEIGHT_UNSET)
-			fprintf(r->f, "xmesh_backend_computed_weight{%s,algorithm=\"%s\"} %.6f\n", l, w.algo, w.weight_ppm / 1e6);
+			fprintf(r->f, "xmesh_backend_computed_weight{%s,algorithm=\"%s\"} %.6f\n", l, algo, w.weight_ppm / 1e6);
 		break;
 	}
 }

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include <dirent.h>
+#include <mntent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,36 +39,74 @@ static bool is_bpffs(const char *path)
 	return statfs(path, &st) == 0 && st.f_type == BPF_FS_MAGIC;
 }
 
+static int dir_is_empty(const char *path)
+{
+	struct dirent *de;
+	int n = 0;
+	DIR *d = opendir(path);
+
+	if (!d)
+		return -errno;
+	while ((de = readdir(d)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			n++;
+	closedir(d);
+	return n == 0;
+}
+
+/*
+ * The bpffs that xm_pin_root_prepare() mounted at root: found in
+ * /proc/mounts by its source name, so that a bpffs someone else mounted
+ * (e.g. /sys/fs/bpf itself) is never unmounted by uninstall.
+ */
+#define XM_BPFFS_SOURCE "xmesh-bpffs"
+
+static bool is_own_mount(const char *root)
+{
+	bool found = false;
+	struct mntent *m;
+	FILE *f = setmntent("/proc/mounts", "r");
+
+	if (!f)
+		return false;
+	while ((m = getmntent(f)))
+		if (!strcmp(m->mnt_dir, root) && !strcmp(m->mnt_fsname, XM_BPFFS_SOURCE))
+			found = true;
+	endmntent(f);
+	return found;
+}
+
 int xm_pin_root_prepare(const char *root)
 {
-	char parent[PATH_MAX], sub[PATH_MAX];
-	char *slash;
+	char sub[PATH_MAX];
 	int err;
 
-	if (snprintf(parent, sizeof(parent), "%s", root) >= (int)sizeof(parent))
-		return -ENAMETOOLONG;
-	slash = strrchr(parent, '/');
-	if (!slash || slash == parent)
-		return -EINVAL; /* the pin root must be a directory below a bpffs mount */
-	*slash = '\0';
-	if (!is_bpffs(parent)) {
-		err = xm_mkdir_p(parent, 0700);
+	if (root[0] != '/' || !strcmp(root, "/"))
+		return -EINVAL;
+	if (!is_bpffs(root)) {
+		/*
+		 * Mount bpffs at the pin root itself, never above it (that would
+		 * hide the parent's files), and never over a directory that holds
+		 * something (that would hide it).
+		 */
+		err = xm_mkdir_p(root, 0700);
 		if (err)
 			return err;
-		if (mount("bpf", parent, "bpf", 0, "mode=0700"))
-			return -errno;
+		if (!is_bpffs(root)) {
+			err = dir_is_empty(root);
+			if (err < 0)
+				return err;
+			if (!err)
+				return -ENOTEMPTY;
+			if (mount(XM_BPFFS_SOURCE, root, "bpf", 0, "mode=0700"))
+				return -errno;
+		}
 	}
-	err = xm_mkdir_p(root, 0700);
-	if (!err && !is_bpffs(root))
-		return -ENOTSUP;
-	if (!err) {
-		snprintf(sub, sizeof(sub), "%s/" XM_PIN_MAPS, root);
-		err = xm_mkdir_p(sub, 0700);
-	}
-	if (!err) {
-		snprintf(sub, sizeof(sub), "%s/" XM_PIN_LINKS, root);
-		err = xm_mkdir_p(sub, 0700);
-	}
+	err = snprintf(sub, sizeof(sub), "%s/" XM_PIN_MAPS, root) >= (int)sizeof(sub) ?
+		      -ENAMETOOLONG : xm_mkdir_p(sub, 0700);
+	if (!err)
+		err = snprintf(sub, sizeof(sub), "%s/" XM_PIN_LINKS, root) >= (int)sizeof(sub) ?
+			      -ENAMETOOLONG : xm_mkdir_p(sub, 0700);
 	return err;
 }
 
@@ -97,7 +136,10 @@ bool xm_pin_root_in_use(const char *root)
 	return xm_meta_read(root, &meta) != -ENOENT;
 }
 
-static int remove_tree(const char *path)
+static int remove_tree(const char *path);
+
+/* Everything below path, not path itself. Returns the number of files removed or -errno. */
+static int remove_tree_below(const char *path)
 {
 	struct dirent *de;
 	int n = 0, r;
@@ -130,6 +172,15 @@ static int remove_tree(const char *path)
 		}
 	}
 	closedir(d);
+	return n;
+}
+
+static int remove_tree(const char *path)
+{
+	int n = remove_tree_below(path);
+
+	if (n < 0)
+		return n;
 	if (rmdir(path) && errno != ENOENT)
 		return -errno;
 	return n;
@@ -145,23 +196,57 @@ int xm_pin_root_remove(const char *root)
 	n = remove_tree(links);
 	if (n < 0)
 		return n;
+	/* A bpffs mounted at the root itself (xm_pin_root_prepare) goes with it. */
+	if (is_own_mount(root)) {
+		m = remove_tree_below(root);
+		if (m < 0)
+			return m;
+		if (umount2(root, MNT_DETACH))
+			return -errno;
+		if (rmdir(root) && errno != ENOENT)
+			return -errno;
+		return n + m;
+	}
 	m = remove_tree(root);
 	return m < 0 ? m : n + m;
 }
 
-int xm_run_path(char *buf, size_t len, const char *root, const char *suffix)
+static const char *run_dir(void)
 {
 	const char *dir = getenv("XM_RUN_DIR");
-	const char *base = strrchr(root, '/');
-	int n;
 
-	if (!dir || !*dir)
-		dir = "/run/xmesh";
-	base = base ? base + 1 : root;
-	n = snprintf(buf, len, "%s/%s.%s", dir, base, suffix);
-	if (n < 0 || (size_t)n >= len)
-		return -ENAMETOOLONG;
-	if (mkdir(dir, 0755) && errno != EEXIST)
-		return -errno;
-	return 0;
+	return dir && *dir ? dir : XM_RUN_DIR_DEFAULT;
+}
+
+int xm_run_path(char *buf, size_t len, const char *root, const char *suffix)
+{
+	char canon[PATH_MAX];
+	const char *base;
+	__u64 h = 0xcbf29ce484222325ULL; /* FNV-1a */
+	int n, err;
+
+	/*
+	 * Keyed by the canonical pin root, so that every spelling of one pin
+	 * root (trailing slash, symlink, "..") meets the same agent, and two pin
+	 * roots with the same basename never share one.
+	 */
+	err = xm_path_canonical(root, canon, sizeof(canon));
+	if (err)
+		return err;
+	for (const char *p = canon; *p; p++)
+		h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
+	base = strrchr(canon, '/') + 1;
+	n = snprintf(buf, len, "%s/%.24s-%016llx.%s", run_dir(), *base ? base : "root",
+		     (unsigned long long)h, suffix);
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+int xm_run_dir_prepare(void)
+{
+	return mkdir(run_dir(), 0755) && errno != EEXIST ? -errno : 0;
+}
+
+void xm_run_dir_release(void)
+{
+	rmdir(run_dir()); /* only if empty: other agents' files stay */
 }

@@ -11,7 +11,11 @@
 int xm_pin_path(char *buf, size_t len, const char *root, const char *sub, const char *name);
 /* Open the pinned map <root>/maps/<name>; returns fd or -errno. */
 int xm_map_open(const char *root, const char *name);
-/* Mount bpffs at the parent of root if it is not bpffs yet, then create root/{maps,links}. */
+/*
+ * Create root/{maps,links}. If root is not on bpffs, bpffs is mounted at
+ * root itself (never above it), and only over a missing or empty directory:
+ * -ENOTEMPTY otherwise.
+ */
 int xm_pin_root_prepare(const char *root);
 /* Whether root holds an xmesh datapath (its meta map exists). */
 bool xm_pin_root_in_use(const char *root);
@@ -20,7 +24,14 @@ int xm_meta_read(const char *root, struct xm_meta *meta);
 /* Remove every pin below root and root itself. Returns the number removed or -errno. */
 int xm_pin_root_remove(const char *root);
 
-/* Where the agent of this pin root keeps its control socket and lock. */
+#define XM_RUN_DIR_DEFAULT "/run/xmesh" /* XM_RUN_DIR in the environment moves it */
+/*
+ * Where the agent of this pin root keeps its control socket and lock:
+ * <run dir>/<basename>-<hash of the canonical pin root>.<suffix>. Creates nothing.
+ */
 int xm_run_path(char *buf, size_t len, const char *root, const char *suffix);
+/* Create the run dir (the agent, before its lock); release removes it when empty. */
+int xm_run_dir_prepare(void);
+void xm_run_dir_release(void);
 
 #endif

@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -167,4 +168,106 @@ unsigned int xm_kernel_version(void)
 bool xm_have_btf(void)
 {
 	return access("/sys/kernel/btf/vmlinux", R_OK) == 0;
+}
+
+int xm_path_canonical(const char *path, char *out, size_t len)
+{
+	char parent[PATH_MAX], base[PATH_MAX], *slash, *name;
+	size_t n;
+	int err;
+
+	if (path[0] != '/')
+		return -EINVAL;
+	if (snprintf(parent, sizeof(parent), "%s", path) >= (int)sizeof(parent))
+		return -ENAMETOOLONG;
+	n = strlen(parent);
+	while (n > 1 && parent[n - 1] == '/')
+		parent[--n] = '\0';
+	if (realpath(parent, base))
+		return snprintf(out, len, "%s", base) >= (int)len ? -ENAMETOOLONG : 0;
+	if (errno != ENOENT)
+		return -errno;
+	/* The last component does not exist: canonicalise its parent, then add it. */
+	slash = strrchr(parent, '/');
+	name = slash + 1;
+	*slash = '\0';
+	err = xm_path_canonical(parent[0] ? parent : "/", base, sizeof(base));
+	if (err)
+		return err;
+	if (!strcmp(name, ".")) {
+		n = snprintf(out, len, "%s", base);
+	} else if (!strcmp(name, "..")) {
+		slash = strrchr(base, '/');
+		slash[slash == base] = '\0';
+		n = snprintf(out, len, "%s", base);
+	} else {
+		n = snprintf(out, len, "%s%s%s", base, strcmp(base, "/") ? "/" : "", name);
+	}
+	return n >= len ? -ENAMETOOLONG : 0;
+}
+
+int xm_read_regular_file(const char *path, size_t max, char **text, size_t *len)
+{
+	struct stat st;
+	size_t got = 0, cap = 0;
+	char *buf = NULL;
+	int fd, err = 0;
+
+	*text = NULL;
+	*len = 0;
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st))
+		err = -errno;
+	else if (!S_ISREG(st.st_mode))
+		err = -EINVAL;
+	else if ((size_t)st.st_size > max)
+		err = -EFBIG;
+	/* Room for the size seen, then up to one byte past max: a file that grows is caught. */
+	cap = err ? 0 : (size_t)st.st_size + 2;
+	while (!err) {
+		ssize_t n;
+
+		if (got + 1 == cap) {
+			char *t;
+
+			if (got > max) {
+				err = -EFBIG;
+				break;
+			}
+			cap = cap * 2 > max + 2 ? max + 2 : cap * 2;
+			t = realloc(buf, cap);
+			if (!t) {
+				err = -ENOMEM;
+				break;
+			}
+			buf = t;
+		} else if (!buf) {
+			buf = malloc(cap);
+			if (!buf) {
+				err = -ENOMEM;
+				break;
+			}
+		}
+		n = read(fd, buf + got, cap - 1 - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			err = -errno;
+		if (n <= 0)
+			break;
+		got += n;
+	}
+	close(fd);
+	if (!err && got > max)
+		err = -EFBIG;
+	if (err) {
+		free(buf);
+		return err;
+	}
+	buf[got] = '\0';
+	*text = buf;
+	*len = got;
+	return 0;
 }

@@ -22,6 +22,19 @@ int xm_netns_cookie_of_path(const char *path, __u64 *cookie);
 int xm_netns_cookie_self(__u64 *cookie);
 /* Run fn(arg) in another thread that joined the netns at path; returns fn's result. */
 int xm_netns_run(const char *path, int (*fn)(void *arg), void *arg);
+/*
+ * The canonical form of an absolute path that may not exist yet: symlinks
+ * of its existing part resolved, "." and ".." and repeated or trailing
+ * slashes removed. Two spellings of one directory give the same string.
+ */
+int xm_path_canonical(const char *path, char *out, size_t len);
+/*
+ * Read a whole regular file of at most max bytes into a NUL-terminated
+ * buffer (caller frees). Opened non-blocking, so a FIFO or a device fails
+ * at once instead of blocking: -EINVAL (not a regular file), -EFBIG (too
+ * large), or -errno of open/read.
+ */
+int xm_read_regular_file(const char *path, size_t max, char **text, size_t *len);
 /* Kernel version as major*65536 + minor*256 + patch. */
 unsigned int xm_kernel_version(void);
 bool xm_have_btf(void);
