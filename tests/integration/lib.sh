@@ -121,8 +121,10 @@ xm_pod_exec() {
 xm_agent_start() {
 	xm_bg "$XM_BIN/xmesh-agent" --cgroup "$XM_CGROUP" --pin-root "$XM_PIN" "$@"
 	XM_AGENT_PID=$XM_LAST_PID
+	# Ready: the datapath is loaded and the control socket answers.
 	for _ in $(seq 50); do
-		"$XM_BIN/xmeshctl" --pin-root "$XM_PIN" status >/dev/null 2>&1 && return 0
+		"$XM_BIN/xmeshctl" --pin-root "$XM_PIN" -j status 2>/dev/null |
+			grep -q '"agent_socket": *true' && return 0
 		kill -0 "$XM_AGENT_PID" 2>/dev/null || xm_fail "agent exited during start"
 		sleep 0.1
 	done

@@ -108,6 +108,8 @@ static struct xm_lb_svc_rt *rt_add(struct xm_lb_state *st)
 	return &n[st->n_svc++];
 }
 
+static void clusters_gc(struct xm_lb_state *st);
+
 int xm_lb_state_init(struct xm_lb_state *st, const char *pin_root)
 {
 	struct xm_lb_svc_key key, next, *prev = NULL;
@@ -170,6 +172,8 @@ int xm_lb_state_init(struct xm_lb_state *st, const char *pin_root)
 			rt->be_ids[rt->conf.n_be++] = id;
 		}
 	}
+	/* Labels a previous agent left unused (or leaked) are free again. */
+	clusters_gc(st);
 	return 0;
 }
 
@@ -335,9 +339,137 @@ static void remove_service(struct xm_lb_state *st, unsigned int i)
 	st->svc[i] = st->svc[--st->n_svc];
 }
 
+static bool name_in(const char (*names)[XM_LB_CLUSTER_NAME_LEN], unsigned int n, const char *name)
+{
+	for (unsigned int i = 0; i < n; i++)
+		if (!strcmp(names[i], name))
+			return true;
+	return false;
+}
+
+/* Add name to a set of at most XM_LB_MAX_CLUSTERS + 1 names; false when it is full. */
+static bool name_add(char (*names)[XM_LB_CLUSTER_NAME_LEN], unsigned int *n, const char *name)
+{
+	if (name_in((const char (*)[XM_LB_CLUSTER_NAME_LEN])names, *n, name))
+		return true;
+	if (*n > XM_LB_MAX_CLUSTERS)
+		return false;
+	snprintf(names[(*n)++], XM_LB_CLUSTER_NAME_LEN, "%s", name);
+	return true;
+}
+
+int xm_lb_state_check(const struct xm_lb_state *st, const struct xm_lb_conf *desired, char *why,
+		      size_t len)
+{
+	char (*names)[XM_LB_CLUSTER_NAME_LEN] = calloc(XM_LB_MAX_CLUSTERS + 1, sizeof(*names));
+	unsigned int used = 0, peak, n_names = 0, n_be = 0;
+	int err = 0;
+
+	if (!names)
+		return -ENOMEM;
+	if (desired->n_svc > XM_LB_MAX_SERVICES) {
+		snprintf(why, len, "%u services: a node holds at most %u", desired->n_svc,
+			 XM_LB_MAX_SERVICES);
+		err = -E2BIG;
+		goto out;
+	}
+	/* Cluster labels: the desired ones, plus the applied ones until their backends move. */
+	for (unsigned int i = 0; i < desired->n_svc && !err; i++) {
+		n_be += desired->svc[i].n_be;
+		for (unsigned int j = 0; j < desired->svc[i].n_be && !err; j++)
+			if (!name_add(names, &n_names, desired->svc[i].be[j].cluster))
+				err = -E2BIG;
+	}
+	if (err) {
+		snprintf(why, len, "more than %u distinct cluster labels", XM_LB_MAX_CLUSTERS);
+		goto out;
+	}
+	for (unsigned int i = 0; i < st->n_svc && !err; i++)
+		for (unsigned int j = 0; j < st->svc[i].conf.n_be && !err; j++)
+			if (!name_add(names, &n_names, st->svc[i].conf.be[j].cluster))
+				err = -E2BIG;
+	if (err) {
+		snprintf(why, len, "the new cluster labels and the ones in use make more than %u: "
+			 "apply the change in two steps", XM_LB_MAX_CLUSTERS);
+		goto out;
+	}
+	if (n_be > XM_LB_MAX_BACKENDS - 1) {
+		snprintf(why, len, "%u backends in all services: a node holds at most %u", n_be,
+			 XM_LB_MAX_BACKENDS - 1);
+		err = -E2BIG;
+		goto out;
+	}
+	/*
+	 * Backend ids, in the order xm_lb_state_apply() takes and frees them:
+	 * services that go free theirs first; then each service takes ids for
+	 * its new backends before it frees those that left.
+	 */
+	for (unsigned int i = 1; i < XM_LB_MAX_BACKENDS; i++)
+		used += st->be_used[i];
+	for (unsigned int i = 0; i < st->n_svc; i++)
+		if (!xm_lb_conf_find((struct xm_lb_conf *)desired, &st->svc[i].conf.key))
+			used -= st->svc[i].conf.n_be;
+	peak = used;
+	for (unsigned int i = 0; i < desired->n_svc; i++) {
+		const struct xm_lb_svc_conf *s = &desired->svc[i];
+		const struct xm_lb_svc_rt *rt = NULL;
+		unsigned int kept = 0;
+
+		for (unsigned int k = 0; k < st->n_svc; k++)
+			if (!memcmp(&st->svc[k].conf.key, &s->key, sizeof(s->key)))
+				rt = &st->svc[k];
+		for (unsigned int j = 0; rt && j < s->n_be; j++)
+			for (unsigned int k = 0; k < rt->conf.n_be; k++)
+				if (be_match(&rt->conf.be[k], &s->be[j])) {
+					kept++;
+					break;
+				}
+		used += s->n_be - kept;
+		peak = used > peak ? used : peak;
+		used -= rt ? rt->conf.n_be - kept : 0;
+	}
+	if (peak > XM_LB_MAX_BACKENDS - 1) {
+		snprintf(why, len, "the change needs %u backend entries at once: a node holds at most "
+			 "%u (remove services first, then add)", peak, XM_LB_MAX_BACKENDS - 1);
+		err = -E2BIG;
+	}
+out:
+	free(names);
+	return err;
+}
+
+/* Free the cluster labels no applied backend uses (a removed backend keeps its index only). */
+static void clusters_gc(struct xm_lb_state *st)
+{
+	for (__u32 i = 0; i < XM_LB_MAX_CLUSTERS; i++) {
+		bool used = false;
+
+		if (!st->clusters[i][0])
+			continue;
+		for (unsigned int k = 0; k < st->n_svc && !used; k++)
+			for (unsigned int j = 0; j < st->svc[k].conf.n_be && !used; j++)
+				used = !strcmp(st->svc[k].conf.be[j].cluster, st->clusters[i]);
+		if (!used) {
+			struct xm_lb_cluster none = {};
+
+			pr_debug("cluster label \"%s\" is no longer used: freed", st->clusters[i]);
+			bpf_map_update_elem(st->m.cluster, &i, &none, BPF_ANY);
+			st->clusters[i][0] = '\0';
+		}
+	}
+}
+
 int xm_lb_state_apply(struct xm_lb_state *st, const struct xm_lb_conf *desired)
 {
-	int err = 0, r;
+	char why[256];
+	int err, r;
+
+	/* Nothing is written unless the whole desired state fits. */
+	err = xm_lb_state_check(st, desired, why, sizeof(why));
+	if (err) {
+		pr_err("services not applied: %s", why);
+		return err;
+	}
 
 	for (unsigned int i = 0; i < st->n_svc;) {
 		bool wanted = false;
@@ -355,6 +487,7 @@ int xm_lb_state_apply(struct xm_lb_state *st, const struct xm_lb_conf *desired)
 		if (r && !err)
 			err = r;
 	}
+	clusters_gc(st);
 	return err;
 }
 

@@ -29,7 +29,14 @@ struct xm_lb_state {
 /* Open the maps and adopt the services a previous agent left in them. */
 int xm_lb_state_init(struct xm_lb_state *st, const char *pin_root);
 void xm_lb_state_free(struct xm_lb_state *st);
-/* Make the maps match desired; services not in it are removed. */
+/*
+ * Whether desired fits the node as a whole (services, backend ids at the
+ * peak of the change, cluster labels): 0, or -E2BIG with why set. Apply
+ * runs it first and writes nothing when it fails.
+ */
+int xm_lb_state_check(const struct xm_lb_state *st, const struct xm_lb_conf *desired, char *why,
+		      size_t len);
+/* Make the maps match desired; services not in it are removed; unused labels are freed. */
 int xm_lb_state_apply(struct xm_lb_state *st, const struct xm_lb_conf *desired);
 /* Snapshot of the applied services as a config (caller frees). */
 int xm_lb_state_conf(const struct xm_lb_state *st, struct xm_lb_conf *out);

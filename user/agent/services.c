@@ -59,6 +59,10 @@ int xm_services_reload(struct xm_agent *a)
 	if (!a->config_path || !st)
 		return 0;
 	r = xm_lb_conf_load(a->config_path, &c, err, sizeof(err));
+	if (!r && xm_lb_state_check(st, &c, err, sizeof(err))) {
+		xm_lb_conf_free(&c);
+		r = -E2BIG;
+	}
 	if (r) {
 		pr_err("config rejected, running services unchanged: %s", err);
 		return r;
@@ -112,7 +116,14 @@ static json_t *reply_err(const char *fmt, ...)
 
 static json_t *apply_changed(struct xm_lb_state *st, struct xm_lb_conf *c)
 {
-	int r = xm_lb_state_apply(st, c);
+	char why[256];
+	int r;
+
+	if (xm_lb_state_check(st, c, why, sizeof(why))) {
+		xm_lb_conf_free(c);
+		return reply_err("rejected, nothing changed: %s", why);
+	}
+	r = xm_lb_state_apply(st, c);
 
 	xm_lb_conf_free(c);
 	return r ? reply_err("applied with errors: %s (see the agent's log)", strerror(-r))

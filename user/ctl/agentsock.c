@@ -10,35 +10,64 @@
 #include "ctl.h"
 #include "pin.h"
 
-int ctl_agent_request(json_t *req)
+/* A connected socket to the pin root's agent, or -1 (with an error printed unless quiet). */
+static int agent_connect(bool quiet)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	char path[PATH_MAX], buf[65536];
+	char path[PATH_MAX];
+	int fd;
+
+	/* The socket is keyed by the canonical pin root: a missing one has no agent. */
+	if (access(xm_pin_root, F_OK)) {
+		if (!quiet)
+			p_err("pin root %s: %s (is --pin-root right?)", xm_pin_root, strerror(errno));
+		return -1;
+	}
+	if (xm_run_path(path, sizeof(path), xm_pin_root, "sock") ||
+	    strlen(path) >= sizeof(sun.sun_path)) {
+		if (!quiet)
+			p_err("control socket path for %s is too long", xm_pin_root);
+		return -1;
+	}
+	strcpy(sun.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun))) {
+		if (!quiet)
+			p_err("cannot reach xmesh-agent at %s: %s (changes need a running agent)",
+			      path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+bool ctl_agent_reachable(void)
+{
+	int fd = agent_connect(true);
+
+	if (fd < 0)
+		return false;
+	close(fd);
+	return true;
+}
+
+int ctl_agent_request(json_t *req)
+{
+	char buf[65536];
 	json_error_t je;
 	json_t *rep;
 	size_t len = 0;
 	char *out;
 	int fd, ret = -1;
 
-	/* The socket is keyed by the canonical pin root: a missing one has no agent. */
-	if (access(xm_pin_root, F_OK)) {
-		p_err("pin root %s: %s (is --pin-root right?)", xm_pin_root, strerror(errno));
-		goto done;
+	if (!req) {
+		p_err("cannot build the request (a value JSON cannot hold?)");
+		return -1;
 	}
-	if (xm_run_path(path, sizeof(path), xm_pin_root, "sock") ||
-	    strlen(path) >= sizeof(sun.sun_path)) {
-		p_err("control socket path for %s is too long", xm_pin_root);
+	fd = agent_connect(false);
+	if (fd < 0)
 		goto done;
-	}
-	strcpy(sun.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun))) {
-		p_err("cannot reach xmesh-agent at %s: %s (changes need a running agent)", path,
-		      strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		goto done;
-	}
 	out = json_dumps(req, JSON_COMPACT);
 	if (!out || send(fd, out, strlen(out), MSG_NOSIGNAL) < 0 ||
 	    send(fd, "\n", 1, MSG_NOSIGNAL) != 1) {

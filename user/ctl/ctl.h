@@ -67,5 +67,7 @@ int ctl_lb_open(struct xm_lb_maps *m);
 int ctl_svc_key_arg(const char *s, struct xm_lb_svc_key *key);
 /* Send req (consumed) to the agent's control socket; 0, or -1 after p_err(). */
 int ctl_agent_request(json_t *req);
+/* Whether the pin root's agent accepts connections on its control socket. */
+bool ctl_agent_reachable(void);
 
 #endif

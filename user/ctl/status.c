@@ -135,7 +135,8 @@ static void status_plain(json_t *v)
 	       json_integer_value(json_object_get(v, "abi_version")),
 	       json_string_value(json_object_get(v, "agent_version")));
 	if (pid > 0)
-		printf("agent:     running (pid %d)\n", pid);
+		printf("agent:     running (pid %d), control socket %s\n", pid,
+		       json_is_true(json_object_get(v, "agent_socket")) ? "ready" : "not ready");
 	else
 		printf("agent:     not running (the datapath keeps working)\n");
 	printf("links:\n");
@@ -180,9 +181,10 @@ static int status_show(int argc, char **argv)
 	}
 	links = pinned_objects(XM_PIN_LINKS, describe_link);
 	loaded = json_array_size(links) > 0;
-	o = json_pack("{s:s, s:b, s:i, s:s, s:i, s:o, s:o}", "pin_root", xm_pin_root, "loaded",
+	o = json_pack("{s:s, s:b, s:i, s:s, s:i, s:b, s:o, s:o}", "pin_root", xm_pin_root, "loaded",
 		      loaded, "abi_version", meta.abi_version, "agent_version",
-		      meta.agent_version, "agent_pid", agent_pid(), "links", links, "maps",
+		      meta.agent_version, "agent_pid", agent_pid(), "agent_socket",
+		      ctl_agent_reachable(), "links", links, "maps",
 		      pinned_objects(XM_PIN_MAPS, describe_map));
 	ctl_print(o, status_plain);
 	if (!loaded) {

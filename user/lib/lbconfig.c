@@ -333,6 +333,8 @@ int xm_lb_conf_parse(const char *file, const char *text, size_t len, struct xm_l
 	int r;
 
 	memset(out, 0, sizeof(*out));
+	/* Every failure path leaves a message: a caller may print err whatever r is. */
+	snprintf(err, errlen, "%s: out of memory", file);
 	root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
 	if (!root) {
 		snprintf(err, errlen, "%s:%d:%d: %s", file, je.line, je.column, je.text);

@@ -136,10 +136,7 @@ bool xm_pin_root_in_use(const char *root)
 	return xm_meta_read(root, &meta) != -ENOENT;
 }
 
-static int remove_tree(const char *path);
-
-/* Everything below path, not path itself. Returns the number of files removed or -errno. */
-static int remove_tree_below(const char *path)
+static int remove_tree(const char *path)
 {
 	struct dirent *de;
 	int n = 0, r;
@@ -172,15 +169,6 @@ static int remove_tree_below(const char *path)
 		}
 	}
 	closedir(d);
-	return n;
-}
-
-static int remove_tree(const char *path)
-{
-	int n = remove_tree_below(path);
-
-	if (n < 0)
-		return n;
 	if (rmdir(path) && errno != ENOENT)
 		return -errno;
 	return n;
@@ -198,7 +186,11 @@ int xm_pin_root_remove(const char *root)
 		return n;
 	/* A bpffs mounted at the root itself (xm_pin_root_prepare) goes with it. */
 	if (is_own_mount(root)) {
-		m = remove_tree_below(root);
+		char maps[PATH_MAX];
+
+		/* The mount's own entries (bpf preload's maps.debug...) go with the umount. */
+		snprintf(maps, sizeof(maps), "%s/%s", root, XM_PIN_MAPS);
+		m = remove_tree(maps);
 		if (m < 0)
 			return m;
 		if (umount2(root, MNT_DETACH))
