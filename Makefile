@@ -48,7 +48,7 @@ endif
 .SECONDARY:
 .PHONY: FORCE all deps test test-unit test-integration demo bench clean install fuzz
 
-all: deps $(BINS) $(TEST_TOOLS)
+all: deps $(BINS) $(TEST_TOOLS) $(B)/tests/xmesh-cni-crash
 
 deps:
 	$(Q)scripts/install-deps.sh
@@ -104,6 +104,17 @@ $(B)/tests/%: $(B)/tests/tools/%.o $(LIBXMESH)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(XM_CFLAGS) $^ $(LDLIBS) -o $@
 
+# xmesh-cni with its crash points compiled in (user/cni/cmd.c), for
+# tests/integration/test_cni.sh only: the shipped plugin has no test hook.
+CNI_CRASH_OBJS := $(patsubst user/cni/%.c,$(B)/tests/cni-crash/%.o,$(wildcard user/cni/*.c))
+$(B)/tests/cni-crash/%.o: user/cni/%.c | $(SKELS) $(B)/version.h
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(XM_CFLAGS) -DXM_CNI_TEST_HOOKS -c $< -o $@
+$(B)/tests/xmesh-cni-crash: $(CNI_CRASH_OBJS) $(LIBXMESH)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(XM_CFLAGS) $^ $(LDLIBS) -o $@
+
 test: all $(UNIT_BINS)
 	$(Q)tests/run.sh
 
@@ -131,6 +142,11 @@ install: all
 	[ ! -e $(B)/bin/xmesh-cni ] || install -m 0755 $(B)/bin/xmesh-cni $(DESTDIR)/opt/cni/bin/
 	install -m 0755 deploy/install-cni.sh deploy/uninstall-node.sh $(DESTDIR)/usr/local/bin/
 	install -D -m 0644 deploy/xmesh-agent.service $(DESTDIR)/usr/local/lib/systemd/system/xmesh-agent.service
+	install -d $(DESTDIR)/usr/local/share/man/man8 $(DESTDIR)/usr/local/share/bash-completion/completions
+	install -m 0644 docs/man/*.8 $(DESTDIR)/usr/local/share/man/man8/
+	install -m 0644 deploy/bash-completion/xmesh $(DESTDIR)/usr/local/share/bash-completion/completions/xmeshctl
+	ln -sf xmeshctl $(DESTDIR)/usr/local/share/bash-completion/completions/xmesh-agent
+	ln -sf xmeshctl $(DESTDIR)/usr/local/share/bash-completion/completions/xmesh-cni
 
 clean:
 	rm -rf $(B)

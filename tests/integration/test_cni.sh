@@ -182,8 +182,11 @@ chain "$TMP/net.conflist" del "$Q1=$(xm_netns_path q1)" >/dev/null
 # --- killed in the middle of ADD --------------------------------------------
 pod_ns k1
 for where in after-register after-state; do
+	# The test build has the crash points; the shipped plugin has none.
+	ln -sf "$XM_TOOLS/xmesh-cni-crash" "$TMP/bin/xmesh-cni"
 	out=$(XMESH_CNI_TEST_CRASH=$where chain "$TMP/net.conflist" add "$(target k1)") &&
 		xm_fail "ADD with a crash at $where must fail"
+	ln -sf "$XM_BIN/xmesh-cni" "$TMP/bin/xmesh-cni"
 	xm_assert "$(records)" -eq 1 "crash $where: the record was written first"
 	# The runtime's answer to a failed ADD: DEL (no cached result), then ADD again.
 	chain "$TMP/net.conflist" del "$(target k1)" >/dev/null || xm_fail "DEL after crash $where"

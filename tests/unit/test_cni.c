@@ -81,16 +81,6 @@ static void rejects_with_spec_codes(void **state)
 		{ "{\"cniVersion\":\"1.0.0\",\"name\":\"../x\",\"type\":\"t\"}", XM_CNI_E_CONFIG },
 		{ "{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"type\":\"t\",\"pinRoot\":\"rel\"}",
 		  XM_CNI_E_CONFIG },
-		{ "{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"type\":\"t\",\"prevResult\":[]}",
-		  XM_CNI_E_CONFIG },
-		{ "{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"type\":\"t\",\"prevResult\":"
-		  "{\"ips\":[{\"address\":\"10.0.0.1\"}]}}", XM_CNI_E_CONFIG }, /* no prefix */
-		{ "{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"type\":\"t\",\"prevResult\":"
-		  "{\"ips\":[{\"address\":\"10.0.0.1/33\"}]}}", XM_CNI_E_CONFIG },
-		{ "{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"type\":\"t\",\"prevResult\":"
-		  "{\"ips\":[{\"address\":\"10.0.0.1/24\",\"interface\":0}]}}", XM_CNI_E_CONFIG },
-		{ "{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"type\":\"t\",\"prevResult\":"
-		  "{\"interfaces\":[{\"name\":\"e\",\"mac\":\"zz\"}]}}", XM_CNI_E_CONFIG },
 		{ "{\"cniVersion\":\"1.1.0\",\"name\":\"n\",\"type\":\"t\","
 		  "\"cni.dev/valid-attachments\":[{\"ifname\":\"eth0\"}]}", XM_CNI_E_CONFIG },
 	};
@@ -104,6 +94,43 @@ static void rejects_with_spec_codes(void **state)
 		}
 		assert_true(e.msg[0] != '\0');
 		assert_null(c.root); /* freed on failure */
+	}
+}
+
+/*
+ * A prevResult that does not parse is not a config error for DEL (teardown
+ * must never stick): the config parses, prev_err holds code 7 and a message
+ * that says what is wrong, and no address of it is kept.
+ */
+static void bad_prev_result_is_deferred(void **state)
+{
+	static const struct {
+		const char *prev, *says;
+	} cases[] = {
+		{ "[]", "prevResult must be an object" },
+		{ "{\"ips\":[{\"address\":\"10.0.0.1\"}]}", "has no prefix length" },
+		{ "{\"ips\":[{\"address\":\"10.0.0.1/33\"}]}", "is not an ADDRESS/PREFIX" },
+		{ "{\"ips\":[{\"address\":\"10.0.0.2/24\"},{\"address\":\"10.0.0.1/24\",\"interface\":0}]}",
+		  "not an index" },
+		{ "{\"interfaces\":[{\"name\":\"e\",\"mac\":\"zz\"}]}", "6-byte Ethernet MAC" },
+		{ "{\"interfaces\":[{\"name\":\"ib0\",\"mac\":"
+		  "\"80:00:00:48:fe:80:00:00:00:00:00:00:00:02:c9:03:00:0c:e5:f1\"}]}",
+		  "6-byte Ethernet MAC" },
+	};
+	struct xm_cni_conf c;
+	struct xm_cni_err e;
+	char buf[512];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(buf, sizeof(buf), "{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"type\":\"t\","
+			 "\"prevResult\":%s}", cases[i].prev);
+		if (parse(buf, &c, &e))
+			fail_msg("case %zu: the config must parse (DEL needs it): %s", i, e.msg);
+		if (c.prev_err.code != XM_CNI_E_CONFIG || !strstr(c.prev_err.msg, cases[i].says))
+			fail_msg("case %zu: code %d '%s', want %d '...%s...'", i, c.prev_err.code,
+				 c.prev_err.msg, XM_CNI_E_CONFIG, cases[i].says);
+		assert_int_equal(c.n_ips, 0);
+		xm_cni_conf_free(&c);
 	}
 }
 
@@ -235,6 +262,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(parses_chained_add),
 		cmocka_unit_test(rejects_with_spec_codes),
+		cmocka_unit_test(bad_prev_result_is_deferred),
 		cmocka_unit_test(reads_gc_and_old_versions),
 		cmocka_unit_test(keeps_what_fits_of_a_huge_result),
 		cmocka_unit_test(names_follow_the_spec),

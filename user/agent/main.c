@@ -38,7 +38,7 @@ static void usage(FILE *f)
 		"                   [--netns PATH] [--overlay-dev IFNAME [--overlay-vxlan IFNAME]\n"
 		"                   [--overlay-max-flows N]]\n"
 		"       xmesh-agent uninstall --cgroup PATH [--pin-root DIR]\n"
-		"       xmesh-agent --version\n"
+		"       xmesh-agent --version | --help\n"
 		"\n"
 		"  --cgroup PATH     cgroup v2 directory whose sockets xmesh serves (required;\n"
 		"                    the agent never picks the root cgroup on its own)\n"

@@ -5,9 +5,9 @@
  * both applied through lbstate. A file that does not parse or check is
  * rejected as a whole with FILE:LINE:COL and the running services stay.
  *
- * Control protocol (transport and limits in control.c): the client sends
- * one JSON object and a newline, the agent answers one JSON object and a
- * newline, then closes. Requests:
+ * Control protocol (transport and limits in control.c, parsing in
+ * user/lib/ctlproto.c): the client sends one JSON object and a newline, the
+ * agent answers one JSON object and a newline, then closes. Requests:
  *   {"cmd":"service-add","service":{...as in the config...}}  add or replace
  *   {"cmd":"service-del","service":"VIP:PORT[/udp]"}
  *   {"cmd":"backend-weight","service":"VIP:PORT[/udp]","backend":"ADDR:PORT","weight":N}
@@ -32,6 +32,7 @@
 #include "addr.h"
 #include "agent.h"
 #include "control.h"
+#include "ctlproto.h"
 #include "lbstate.h"
 #include "log.h"
 #include "pin.h"
@@ -130,54 +131,39 @@ static json_t *apply_changed(struct xm_lb_state *st, struct xm_lb_conf *c)
 		 : json_pack("{s:b}", "ok", 1);
 }
 
-static json_t *ctl_service_add(struct xm_lb_state *st, json_t *req)
+static json_t *ctl_service_add(struct xm_lb_state *st, struct xm_lb_svc_conf *s)
 {
-	struct xm_lb_svc_conf s, *old;
+	struct xm_lb_svc_conf *old;
 	struct xm_lb_conf c;
-	char err[600];
 
-	if (xm_lb_svc_conf_from_json(json_object_get(req, "service"), &s, err, sizeof(err)))
-		return reply_err("service: %s", err);
-	if (xm_lb_state_conf(st, &c)) {
-		xm_lb_svc_conf_free(&s);
+	if (xm_lb_state_conf(st, &c))
 		return reply_err("out of memory");
-	}
-	old = xm_lb_conf_find(&c, &s.key);
+	old = xm_lb_conf_find(&c, &s->key);
 	if (old) {
 		xm_lb_svc_conf_free(old);
-		*old = s;
+		*old = *s;
 	} else {
 		struct xm_lb_svc_conf *n = realloc(c.svc, (c.n_svc + 1) * sizeof(*n));
 
 		if (!n) {
-			xm_lb_svc_conf_free(&s);
 			xm_lb_conf_free(&c);
 			return reply_err("out of memory");
 		}
 		c.svc = n;
-		c.svc[c.n_svc++] = s;
+		c.svc[c.n_svc++] = *s;
 	}
+	memset(s, 0, sizeof(*s)); /* moved into c */
 	return apply_changed(st, &c);
 }
 
-static int req_key(json_t *req, struct xm_lb_svc_key *key)
+static json_t *ctl_service_del(struct xm_lb_state *st, const struct xm_lb_svc_key *key)
 {
-	const char *s = json_string_value(json_object_get(req, "service"));
-
-	return s ? xm_lb_svc_key_parse(s, key) : -EINVAL;
-}
-
-static json_t *ctl_service_del(struct xm_lb_state *st, json_t *req)
-{
-	struct xm_lb_svc_key key;
 	struct xm_lb_svc_conf *s;
 	struct xm_lb_conf c;
 
-	if (req_key(req, &key))
-		return reply_err("\"service\" must be \"VIP:PORT\" or \"VIP:PORT/udp\"");
 	if (xm_lb_state_conf(st, &c))
 		return reply_err("out of memory");
-	s = xm_lb_conf_find(&c, &key);
+	s = xm_lb_conf_find(&c, key);
 	if (!s) {
 		xm_lb_conf_free(&c);
 		return reply_err("no such service");
@@ -187,36 +173,27 @@ static json_t *ctl_service_del(struct xm_lb_state *st, json_t *req)
 	return apply_changed(st, &c);
 }
 
-static json_t *ctl_backend_weight(struct xm_lb_state *st, json_t *req)
+static json_t *ctl_backend_weight(struct xm_lb_state *st, const struct xm_lb_svc_key *key,
+				  const struct xm_lb_be_conf *be)
 {
-	struct xm_lb_svc_key key;
+	char a[XM_ADDR_STRLEN];
 	struct xm_lb_svc_rt *rt;
-	struct xm_addr addr;
-	json_t *wv = json_object_get(req, "weight");
-	const char *bs = json_string_value(json_object_get(req, "backend"));
-	double *w, weight;
-	__u8 fam;
-	__u16 port;
+	double *w;
 	int r, hit = -1;
 
-	if (req_key(req, &key))
-		return reply_err("\"service\" must be \"VIP:PORT\" or \"VIP:PORT/udp\"");
-	if (!bs || xm_addr_port_parse(bs, &fam, &addr, &port))
-		return reply_err("\"backend\" must be \"ADDR:PORT\" or \"[ADDR6]:PORT\"");
-	if (xm_lb_weight_from_json(wv, &weight))
-		return reply_err(XM_LB_WEIGHT_RULE);
-	rt = xm_lb_state_find(st, &key);
+	xm_addr_str(be->family, &be->addr, a, sizeof(a));
+	rt = xm_lb_state_find(st, key);
 	if (!rt)
 		return reply_err("no such service");
 	if (!strcmp(rt->conf.algorithm, "round-robin"))
 		return reply_err("service uses round-robin: all weights are equal");
 	for (unsigned int i = 0; i < rt->conf.n_be; i++)
-		if (rt->conf.be[i].port == port && rt->conf.be[i].family == fam &&
-		    !memcmp(&rt->conf.be[i].addr, &addr, sizeof(addr)))
+		if (rt->conf.be[i].port == be->port && rt->conf.be[i].family == be->family &&
+		    !memcmp(&rt->conf.be[i].addr, &be->addr, sizeof(be->addr)))
 			hit = i;
 	if (hit < 0)
-		return reply_err("no backend %s in this service", bs);
-	rt->conf.be[hit].weight = weight;
+		return reply_err("no backend %s port %u in this service", a, be->port);
+	rt->conf.be[hit].weight = be->weight;
 	w = calloc(rt->conf.n_be, sizeof(*w));
 	if (!w)
 		return reply_err("out of memory");
@@ -225,39 +202,43 @@ static json_t *ctl_backend_weight(struct xm_lb_state *st, json_t *req)
 	free(w);
 	if (r)
 		return reply_err("write table: %s", strerror(-r));
-	pr_info("weight of %s set to %g by the control socket", bs, weight);
+	pr_info("weight of %s port %u set to %g by the control socket", a, be->port, be->weight);
 	return json_pack("{s:b}", "ok", 1);
 }
 
 json_t *xm_services_request(struct xm_agent *a, const char *line)
 {
 	struct xm_lb_state *st = xm_services_state(a);
-	json_error_t je;
-	json_t *req = json_loads(line, 0, &je), *rep;
-	const char *cmd;
+	struct xm_ctl_request req;
+	char err[600];
+	json_t *rep = NULL;
 
-	if (!req)
-		return reply_err("request is not JSON: %d:%d: %s", je.line, je.column, je.text);
-	cmd = json_string_value(json_object_get(req, "cmd"));
-	if (!st)
+	if (xm_ctl_request_parse(line, strlen(line), &req, err, sizeof(err)))
+		return json_pack("{s:s}", "error", err);
+	if (!st) {
 		rep = reply_err("the LB datapath is not loaded");
-	else if (!cmd)
-		rep = reply_err("request needs a \"cmd\"");
-	else if (!strcmp(cmd, "service-add"))
-		rep = ctl_service_add(st, req);
-	else if (!strcmp(cmd, "service-del"))
-		rep = ctl_service_del(st, req);
-	else if (!strcmp(cmd, "backend-weight"))
-		rep = ctl_backend_weight(st, req);
-	else if (!strcmp(cmd, "reload"))
+		goto out;
+	}
+	switch (req.cmd) {
+	case XM_CTL_SERVICE_ADD:
+		rep = ctl_service_add(st, &req.svc);
+		break;
+	case XM_CTL_SERVICE_DEL:
+		rep = ctl_service_del(st, &req.key);
+		break;
+	case XM_CTL_BACKEND_WEIGHT:
+		rep = ctl_backend_weight(st, &req.key, &req.be);
+		break;
+	case XM_CTL_RELOAD:
 		rep = !a->config_path ? reply_err("the agent runs without --config")
 		      : xm_services_reload(a) ? reply_err("config rejected (see the agent's log)")
 					       : json_pack("{s:b}", "ok", 1);
-	else
-		rep = reply_err("unknown cmd \"%s\"", cmd);
-	json_decref(req);
+		break;
+	}
 	/* Whatever a request changed, the weighting loop re-reads backends and services. */
 	xm_weighting_topology_changed(a);
+out:
+	xm_ctl_request_free(&req);
 	return rep;
 }
 

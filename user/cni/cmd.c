@@ -33,10 +33,17 @@
 #include "sys.h"
 
 /*
- * Test hook: XMESH_CNI_TEST_CRASH=after-state|after-register makes ADD die
+ * Test build only (build/tests/xmesh-cni-crash, -DXM_CNI_TEST_HOOKS; never
+ * installed): XMESH_CNI_TEST_CRASH=after-state|after-register makes ADD die
  * (SIGKILL) at that point, as a node reboot or OOM kill would. Used by
  * tests/integration/test_cni.sh to prove that DEL and a second ADD recover.
+ * The shipped plugin has no such hook.
  */
+#ifndef XM_CNI_TEST_HOOKS
+static inline void crash_point(const char *where)
+{
+}
+#else
 static void crash_point(const char *where)
 {
 	const char *want = getenv("XMESH_CNI_TEST_CRASH");
@@ -46,6 +53,7 @@ static void crash_point(const char *where)
 		raise(SIGKILL);
 	}
 }
+#endif
 
 static int need_env(const char *v, const char *name, bool (*valid)(const char *),
 		    struct xm_cni_err *e)
@@ -92,6 +100,10 @@ static int check_netns(const char *path, struct xm_cni_err *e)
 
 static int need_prev_result(const struct xm_cni_conf *c, const char *cmd, struct xm_cni_err *e)
 {
+	if (c->prev_result && c->prev_err.code) {
+		*e = c->prev_err;
+		return -1;
+	}
 	if (c->prev_result)
 		return 0;
 	xm_cni_err_set(e, XM_CNI_E_CONFIG, "xmesh-cni is a chained plugin: list it after the "
@@ -415,22 +427,47 @@ static int undo(const char *state_dir, const struct xm_cni_state *s)
 	return 0;
 }
 
-int xm_cni_del(const struct xm_cni_env *env, struct xm_cni_conf *c, struct xm_cni_err *e)
+/* DEL without a usable record: what prevResult and the owner index say is this pod's. */
+static int del_without_record(const struct xm_cni_env *env, struct xm_cni_conf *c)
 {
 	struct xm_cni_ip ips[XM_CNI_MAX_RESULT_IPS];
-	struct xm_cni_state s;
 	unsigned int n_ips;
-	int lock, err, n;
+	int n;
+
+	n_ips = prev_ips(c, env->ifname, ips, sizeof(ips) / sizeof(ips[0]));
+	n = xm_cni_unregister(c->pin_root, env->container_id, ips, n_ips);
+	if (n >= 0)
+		n += xm_cni_unregister_owner(c->pin_root, env->container_id);
+	if (n > 0)
+		pr_info("%s: removed %d endpoint%s left without a record", env->container_id, n,
+			n == 1 ? "" : "s");
+	return n < 0 ? n : 0;
+}
+
+/*
+ * DEL fails open, as ADD does: a pod's teardown must never stick on xmesh.
+ * What cannot be undone now (state dir unwritable, maps unreachable) is
+ * logged; the agent's GC and the next ADD of the same attachment clean up.
+ */
+int xm_cni_del(const struct xm_cni_env *env, struct xm_cni_conf *c, struct xm_cni_err *e)
+{
+	struct xm_cni_state s;
+	int lock, err;
 
 	/* The netns and prevResult may be gone by now; the ids are all we need. */
 	if (need_env(env->container_id, "CNI_CONTAINERID", xm_cni_valid_container_id, e) ||
 	    need_env(env->ifname, "CNI_IFNAME", xm_cni_valid_ifname, e))
 		return -1;
+	if (c->prev_err.code)
+		pr_warn("%s: DEL goes on without prevResult's addresses: %s", env->container_id,
+			c->prev_err.msg);
 	lock = xm_cni_lock(c->state_dir);
 	if (lock < 0) {
-		xm_cni_err_set(e, XM_CNI_E_IO, strerror(-lock), "cannot lock state dir %s",
-			       c->state_dir);
-		return -1;
+		pr_warn("%s: state dir %s: %s (fail-open: endpoints removed from prevResult only, "
+			"the record stays for GC)", env->container_id, c->state_dir,
+			strerror(-lock));
+		err = del_without_record(env, c);
+		goto out;
 	}
 	err = xm_cni_state_load(c->state_dir, c->name, env->container_id, env->ifname, &s);
 	if (!err) {
@@ -440,22 +477,16 @@ int xm_cni_del(const struct xm_cni_env *env, struct xm_cni_conf *c, struct xm_cn
 			pr_warn("%s: unreadable record (%s): cleaning up from prevResult",
 				env->container_id, strerror(-err));
 		/* No record: ADD never got as far as a map entry, unless the record was lost. */
-		n_ips = prev_ips(c, env->ifname, ips, sizeof(ips) / sizeof(ips[0]));
-		n = xm_cni_unregister(c->pin_root, env->container_id, ips, n_ips);
-		if (n >= 0)
-			n += xm_cni_unregister_owner(c->pin_root, env->container_id);
-		err = n < 0 ? n : xm_cni_state_remove(c->state_dir, c->name, env->container_id,
-						       env->ifname);
-		if (n > 0)
-			pr_info("%s: removed %d endpoint%s left without a record",
-				env->container_id, n, n == 1 ? "" : "s");
+		err = del_without_record(env, c);
+		if (!err)
+			err = xm_cni_state_remove(c->state_dir, c->name, env->container_id,
+						  env->ifname);
 	}
 	close(lock);
-	if (err) {
-		xm_cni_err_set(e, XM_CNI_E_IO, strerror(-err), "cannot remove %s from xmesh",
-			       env->container_id);
-		return -1;
-	}
+out:
+	if (err)
+		pr_warn("%s: not fully removed from xmesh: %s (fail-open: the pod's teardown goes "
+			"on)", env->container_id, strerror(-err));
 	return 0;
 }
 

@@ -106,7 +106,7 @@ static int parse_ifaces(struct xm_cni_conf *c, json_t *arr, struct xm_cni_err *e
 	}
 	json_array_foreach(arr, i, it) {
 		struct xm_cni_iface spare, *f = &c->ifaces[c->n_ifaces];
-		char mac[32] = "";
+		char mac[80] = ""; /* room for a 20-byte (InfiniBand) MAC, to name it in the error */
 
 		if (c->n_ifaces == XM_CNI_MAX_IFACES) {
 			memset(&spare, 0, sizeof(spare)); /* checked, not kept */
@@ -124,9 +124,10 @@ static int parse_ifaces(struct xm_cni_conf *c, json_t *arr, struct xm_cni_err *e
 			return -1;
 		if (mac[0]) {
 			if (mac_parse(mac, f->mac)) {
-				xm_cni_err_set(e, XM_CNI_E_CONFIG, NULL,
-					       "prevResult.interfaces[%zu].mac '%s' is not a MAC "
-					       "address", i, mac);
+				xm_cni_err_set(e, XM_CNI_E_CONFIG,
+					       "xmesh-cni handles Ethernet (veth) interfaces only",
+					       "prevResult.interfaces[%zu].mac '%s' is not a 6-byte "
+					       "Ethernet MAC address (aa:bb:cc:dd:ee:ff)", i, mac);
 				return -1;
 			}
 			f->has_mac = true;
@@ -175,8 +176,10 @@ static int parse_ips(struct xm_cni_conf *c, json_t *arr, struct xm_cni_err *e)
 			if (slash)
 				*slash = '/';
 			xm_cni_err_set(e, XM_CNI_E_CONFIG, NULL,
-				       "prevResult.ips[%zu].address '%s' is not an address/prefix", i,
-				       cidr);
+				       "prevResult.ips[%zu].address '%s' %s", i, cidr,
+				       !slash ? "has no prefix length: CNI results give ADDRESS/PREFIX, "
+						"e.g. 10.0.0.5/24"
+					      : "is not an ADDRESS/PREFIX (IPv4 /0-32, IPv6 /0-128)");
 			return -1;
 		}
 		r->ip.prefix_len = plen;
@@ -301,8 +304,11 @@ int xm_cni_conf_parse(const char *buf, size_t len, struct xm_cni_conf *c, struct
 		goto fail;
 	}
 	c->prev_result = json_object_get(c->root, "prevResult");
-	if (c->prev_result && parse_prev_result(c, e))
-		goto fail;
+	if (c->prev_result && parse_prev_result(c, &c->prev_err)) {
+		c->n_ifaces = c->n_ips = c->dropped_ifaces = c->dropped_ips = 0;
+		if (!c->prev_err.code)
+			xm_cni_err_set(&c->prev_err, XM_CNI_E_CONFIG, NULL, "prevResult is not valid");
+	}
 	/* libcni sends both names (the first spec text used the second). */
 	v = json_object_get(c->root, "cni.dev/valid-attachments");
 	if (!v)

@@ -75,6 +75,12 @@ struct xm_cni_conf {
 	unsigned int n_ips;
 	struct xm_cni_res_ip ips[XM_CNI_MAX_RESULT_IPS];
 	unsigned int dropped_ifaces, dropped_ips; /* beyond the arrays above */
+	/*
+	 * Set (code != 0) when prevResult does not parse: ADD and CHECK refuse
+	 * with it; DEL goes on without prevResult's addresses, as teardown must
+	 * never stick on a bad previous result.
+	 */
+	struct xm_cni_err prev_err;
 
 	/* GC: "cni.dev/valid-attachments". */
 	bool has_valid;

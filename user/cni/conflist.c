@@ -58,8 +58,10 @@ static void usage(FILE *f)
 		"                  first .conflist/.conf/.json of DIR in lexical order)\n"
 		"  --plugin JSON   our entry (default {\"type\":\"xmesh-cni\"}); its \"type\" must be\n"
 		"                  \"xmesh-cni\"\n"
+		"  --plugin-file F our entry, read from file F\n"
 		"  --dry-run       print the result instead of writing it\n"
-		"  --watch         after adding, re-apply whenever DIR changes (until SIGTERM)\n");
+		"  --watch         after adding, re-apply whenever DIR changes (until SIGTERM)\n"
+		"  --help          this text\n");
 }
 
 static bool has_ext(const char *name, const char *ext)

@@ -243,7 +243,7 @@ static int backend_set(int argc, char **argv)
 
 static int backend_help(int argc, char **argv)
 {
-	fprintf(stderr,
+	ctl_help(
 		"Usage: xmeshctl backend { list [SERVICE] [interval MS] | set SERVICE BACKEND weight W }\n"
 		"  SERVICE := VIP:PORT[/tcp|/udp]   BACKEND := ADDR:PORT\n"
 		"  list   weight, share of new connections, latency p50/p99 and success rate\n"

@@ -182,7 +182,7 @@ static int cache_flush(int argc, char **argv)
 
 static int cache_help(int argc, char **argv)
 {
-	fprintf(stderr,
+	ctl_help(
 		"Usage: xmeshctl cache { list | flush }\n"
 		"  list   flows (cached = seen both ways by the slow path), outer headers\n"
 		"         learned per remote pod, deliveries learned per local pod\n"

@@ -21,6 +21,8 @@ struct cmd {
 /* Run the command argv[0] names; with no argument, the first entry of cmds. */
 int cmd_select(const struct cmd *cmds, int argc, char **argv, int (*help)(int argc, char **argv));
 bool is_prefix(const char *pfx, const char *str);
+/* Help text: to stderr, or {"help": TEXT} on stdout in JSON mode. */
+void ctl_help(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #define NEXT_ARG() ({ argc--; argv++; })
 #define REQ_ARGS(n)                                                         \

@@ -139,7 +139,7 @@ static int endpoint_del(int argc, char **argv)
 
 static int endpoint_help(int argc, char **argv)
 {
-	fprintf(stderr,
+	ctl_help(
 		"Usage: xmeshctl endpoint { list | add IP netns NETNS_PATH | del IP }\n"
 		"  Pod addresses of this node. A socket using a pod address is redirected only\n"
 		"  if that address is registered to the socket's own netns. The CNI plugin\n"

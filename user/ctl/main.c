@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: MIT
 /* xmeshctl: inspect and steer the xmesh datapath of this node. */
+#define _GNU_SOURCE
 #include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
@@ -13,16 +16,12 @@ const char *xm_pin_root = XM_PIN_ROOT_DEFAULT;
 
 static int do_help(int argc, char **argv)
 {
-	if (xm_out_json) {
-		xm_out_print_json(json_null());
-		return 0;
-	}
-	fprintf(stderr,
+	ctl_help(
 		"Usage: xmeshctl [OPTIONS] OBJECT COMMAND [ARGS]\n"
 		"       xmeshctl OBJECT help\n"
 		"\n"
 		"OBJECT := { status | stats | endpoint | sock | service | backend | cache | top }\n"
-		"OPTIONS := { -j|--json | -p|--pretty | --pin-root DIR | -V|--version }\n"
+		"OPTIONS := { -j|--json | -p|--pretty | --pin-root DIR | -V|--version | -h|--help }\n"
 		"\n"
 		"  status                          what is loaded and attached, map fill levels\n"
 		"  stats                           datapath counters\n"
@@ -52,6 +51,25 @@ static const struct cmd objects[] = {
 	{ "cache", do_cache },
 	{}
 };
+
+void ctl_help(const char *fmt, ...)
+{
+	char *text = NULL;
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&text, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	/* In JSON mode help is JSON too: scripts never get prose on stdout. */
+	if (xm_out_json)
+		xm_out_print_json(json_pack("{s:s}", "help", text));
+	else
+		fputs(text, stderr);
+	free(text);
+}
 
 bool is_prefix(const char *pfx, const char *str)
 {

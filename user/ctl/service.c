@@ -199,7 +199,7 @@ static int service_reload(int argc, char **argv)
 
 static int service_help(int argc, char **argv)
 {
-	fprintf(stderr,
+	ctl_help(
 		"Usage: xmeshctl service { list | show SERVICE | add JSON | del SERVICE | reload }\n"
 		"  SERVICE := VIP:PORT[/tcp|/udp] (IPv6: [VIP]:PORT)\n"
 		"  list, show      read the pinned maps (work while the agent is down)\n"

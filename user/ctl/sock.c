@@ -67,7 +67,7 @@ static int sock_list(int argc, char **argv)
 
 static int sock_help(int argc, char **argv)
 {
-	fprintf(stderr, "Usage: xmeshctl sock list\n"
+	ctl_help( "Usage: xmeshctl sock list\n"
 			"  Sockets in the redirect map. SCOPE is the netns cookie for loopback\n"
 			"  pairs and 0 for pod addresses.\n");
 	return 0;

@@ -39,7 +39,7 @@ static int stats_show(int argc, char **argv)
 
 static int stats_help(int argc, char **argv)
 {
-	fprintf(stderr, "Usage: xmeshctl stats [show]\n"
+	ctl_help( "Usage: xmeshctl stats [show]\n"
 			"  Datapath counters since the datapath was loaded.\n");
 	return 0;
 }

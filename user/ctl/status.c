@@ -196,7 +196,7 @@ static int status_show(int argc, char **argv)
 
 static int status_help(int argc, char **argv)
 {
-	fprintf(stderr, "Usage: xmeshctl status\n"
+	ctl_help( "Usage: xmeshctl status [show]\n"
 			"  What is loaded and attached at the pin root, whether the agent runs,\n"
 			"  and map fill levels. Exit 0 only when the datapath is loaded.\n");
 	return 0;

@@ -185,7 +185,7 @@ static void frame_plain(json_t *frame)
 
 static int top_help(int argc, char **argv)
 {
-	fprintf(stderr,
+	ctl_help(
 		"Usage: xmeshctl top [SERVICE] [interval MS] [count N]\n"
 		"  live view of every backend, redrawn every interval (default 1000 ms), until\n"
 		"  Ctrl-C or N frames: share of new connections (bar, ^/v when it moved),\n"

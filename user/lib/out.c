@@ -17,6 +17,13 @@ void p_err(const char *fmt, ...)
 	if (xm_out_json) {
 		json_t *o = json_pack("{s:s}", "error", msg);
 
+		/* JSON strings are UTF-8: bytes of an argument that are not go out as '?'. */
+		if (!o) {
+			for (char *p = msg; *p; p++)
+				if ((unsigned char)*p >= 0x80)
+					*p = '?';
+			o = json_pack("{s:s}", "error", msg);
+		}
 		xm_out_print_json(o);
 	} else {
 		fprintf(stderr, "Error: %s\n", msg);
@@ -25,7 +32,8 @@ void p_err(const char *fmt, ...)
 
 void xm_out_print_json(json_t *v)
 {
-	size_t flags = JSON_SORT_KEYS | (xm_out_pretty ? JSON_INDENT(2) : JSON_COMPACT);
+	size_t flags = JSON_SORT_KEYS | JSON_ENCODE_ANY |
+		       (xm_out_pretty ? JSON_INDENT(2) : JSON_COMPACT);
 
 	json_dumpf(v, stdout, flags);
 	fputc('\n', stdout);

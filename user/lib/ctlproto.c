@@ -1,0 +1,109 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <jansson.h>
+#include "addr.h"
+#include "ctlproto.h"
+
+static const struct {
+	const char *name;
+	enum xm_ctl_cmd cmd;
+} cmds[] = {
+	{ "service-add", XM_CTL_SERVICE_ADD },
+	{ "service-del", XM_CTL_SERVICE_DEL },
+	{ "backend-weight", XM_CTL_BACKEND_WEIGHT },
+	{ "reload", XM_CTL_RELOAD },
+};
+
+#define KEY_RULE "\"service\" must be \"VIP:PORT\" or \"VIP:PORT/udp\""
+
+static int svc_key(json_t *req, struct xm_lb_svc_key *key)
+{
+	const char *s = json_string_value(json_object_get(req, "service"));
+
+	return s ? xm_lb_svc_key_parse(s, key) : -EINVAL;
+}
+
+static int parse(json_t *req, struct xm_ctl_request *r, char *err, size_t errlen)
+{
+	const char *cmd = json_string_value(json_object_get(req, "cmd")), *bs;
+	char why[512];
+	size_t i;
+
+	if (!json_is_object(req)) {
+		snprintf(err, errlen, "a request is a JSON object");
+		return -EINVAL;
+	}
+	if (!cmd) {
+		snprintf(err, errlen, "request needs a \"cmd\"");
+		return -EINVAL;
+	}
+	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]) && strcmp(cmd, cmds[i].name); i++)
+		;
+	if (i == sizeof(cmds) / sizeof(cmds[0])) {
+		snprintf(err, errlen, "unknown cmd \"%.64s\"", cmd);
+		return -EINVAL;
+	}
+	r->cmd = cmds[i].cmd;
+	switch (r->cmd) {
+	case XM_CTL_SERVICE_ADD:
+		if (xm_lb_svc_conf_from_json(json_object_get(req, "service"), &r->svc, why,
+					     sizeof(why))) {
+			snprintf(err, errlen, "service: %s", why);
+			return -EINVAL;
+		}
+		return 0;
+	case XM_CTL_SERVICE_DEL:
+		if (svc_key(req, &r->key)) {
+			snprintf(err, errlen, KEY_RULE);
+			return -EINVAL;
+		}
+		return 0;
+	case XM_CTL_BACKEND_WEIGHT:
+		bs = json_string_value(json_object_get(req, "backend"));
+		if (svc_key(req, &r->key)) {
+			snprintf(err, errlen, KEY_RULE);
+			return -EINVAL;
+		}
+		if (!bs || xm_addr_port_parse(bs, &r->be.family, &r->be.addr, &r->be.port)) {
+			snprintf(err, errlen, "\"backend\" must be \"ADDR:PORT\" or \"[ADDR6]:PORT\"");
+			return -EINVAL;
+		}
+		if (xm_lb_weight_from_json(json_object_get(req, "weight"), &r->be.weight)) {
+			snprintf(err, errlen, XM_LB_WEIGHT_RULE);
+			return -EINVAL;
+		}
+		return 0;
+	case XM_CTL_RELOAD:
+		return 0;
+	}
+	return -EINVAL;
+}
+
+int xm_ctl_request_parse(const char *line, size_t len, struct xm_ctl_request *r, char *err,
+			 size_t errlen)
+{
+	json_error_t je;
+	json_t *req;
+	int ret;
+
+	memset(r, 0, sizeof(*r));
+	req = json_loadb(line, len, JSON_REJECT_DUPLICATES, &je);
+	if (!req) {
+		snprintf(err, errlen, "request is not JSON: %d:%d: %s", je.line, je.column, je.text);
+		return -EINVAL;
+	}
+	ret = parse(req, r, err, errlen);
+	json_decref(req);
+	if (ret)
+		xm_ctl_request_free(r);
+	return ret;
+}
+
+void xm_ctl_request_free(struct xm_ctl_request *r)
+{
+	if (r->cmd == XM_CTL_SERVICE_ADD)
+		xm_lb_svc_conf_free(&r->svc);
+	memset(r, 0, sizeof(*r));
+}
