@@ -7,7 +7,7 @@ set -eu
 PKGS="clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool make gcc pkg-config
 libmnl-dev libcmocka-dev libjansson-dev libmicrohttpd-dev
 iproute2 nftables sockperf iperf3 wrk haproxy prometheus containernetworking-plugins
-gnuplot-nox python3 python3-yaml util-linux procps"
+gnuplot-nox python3 python3-yaml util-linux procps libclang-rt-14-dev man-db bash-completion"
 
 missing=""
 for p in $PKGS; do
@@ -33,4 +33,4 @@ if [ ! -e /usr/sbin/policy-rc.d ]; then
 	trap 'rm -f /usr/sbin/policy-rc.d' EXIT
 fi
 # shellcheck disable=SC2086
-apt-get install -y -q --no-install-recommends $missing
+apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends $missing

@@ -81,6 +81,14 @@ static int parse(json_t *req, struct xm_ctl_request *r, char *err, size_t errlen
 	return -EINVAL;
 }
 
+/* An answer is JSON (UTF-8): what a client sent comes back in it only as printable ASCII. */
+static void printable(char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f)
+			*s = '?';
+}
+
 int xm_ctl_request_parse(const char *line, size_t len, struct xm_ctl_request *r, char *err,
 			 size_t errlen)
 {
@@ -92,12 +100,15 @@ int xm_ctl_request_parse(const char *line, size_t len, struct xm_ctl_request *r,
 	req = json_loadb(line, len, JSON_REJECT_DUPLICATES, &je);
 	if (!req) {
 		snprintf(err, errlen, "request is not JSON: %d:%d: %s", je.line, je.column, je.text);
+		printable(err);
 		return -EINVAL;
 	}
 	ret = parse(req, r, err, errlen);
 	json_decref(req);
-	if (ret)
+	if (ret) {
+		printable(err);
 		xm_ctl_request_free(r);
+	}
 	return ret;
 }
 
