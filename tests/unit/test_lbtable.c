@@ -173,9 +173,71 @@ static void deploy_example_parses(void **state)
 	xm_lb_conf_free(&c);
 }
 
+/*
+ * The weighting loop's p50/p99 come from per-tick deltas of sparse
+ * histogram snapshots (xm_lb_hist_sparse_delta + xm_lb_hist_quantile_sparse):
+ * they must equal the quantiles of the dense histogram of what happened in
+ * between, also across a 32-bit counter wrap and buckets appearing.
+ */
+static void sparse_delta_quantile_matches_dense(void **state)
+{
+	static __u64 before[XM_LB_HIST_BUCKETS], after[XM_LB_HIST_BUCKETS], diff[XM_LB_HIST_BUCKETS];
+	__u16 pidx[XM_LB_HIST_BUCKETS], cidx[XM_LB_HIST_BUCKETS];
+	__u32 pcnt[XM_LB_HIST_BUCKETS], ccnt[XM_LB_HIST_BUCKETS];
+	__u64 dlt[XM_LB_HIST_BUCKETS], total;
+	unsigned int pn = 0, cn = 0;
+	unsigned int seed = 7;
+
+	for (__u32 i = 0; i < XM_LB_HIST_BUCKETS; i++) {
+		seed = seed * 1103515245 + 12345;
+		before[i] = (seed >> 8) % 3 ? 0 : (seed >> 4) % 1000;
+		diff[i] = (seed >> 12) % 5 ? 0 : (seed >> 3) % 700;
+	}
+	before[100] = 0xfffffff0ULL; /* wraps in 32 bits */
+	diff[100] = 0x20;
+	diff[3] = 5; /* a bucket that appears */
+	before[3] = 0;
+	for (__u32 i = 0; i < XM_LB_HIST_BUCKETS; i++) {
+		after[i] = before[i] + diff[i];
+		if ((__u32)before[i]) {
+			pidx[pn] = i;
+			pcnt[pn++] = (__u32)before[i];
+		}
+		if ((__u32)after[i]) {
+			cidx[cn] = i;
+			ccnt[cn++] = (__u32)after[i];
+		}
+	}
+	total = xm_lb_hist_sparse_delta(pidx, pcnt, pn, cidx, ccnt, cn, dlt);
+	assert_int_equal(total, xm_lb_hist_count(diff));
+	for (double q = 0.01; q <= 1.0; q += 0.07)
+		assert_true(xm_lb_hist_quantile_sparse(cidx, dlt, cn, q) == xm_lb_hist_quantile(diff, q));
+	assert_true(xm_lb_hist_quantile_sparse(cidx, dlt, cn, 0.99) ==
+		    xm_lb_hist_quantile(diff, 0.99));
+	/* no new samples: empty */
+	total = xm_lb_hist_sparse_delta(cidx, ccnt, cn, cidx, ccnt, cn, dlt);
+	assert_int_equal(total, 0);
+	assert_true(xm_lb_hist_quantile_sparse(cidx, dlt, cn, 0.5) < 0);
+}
+
+/* The rank definition on a tiny histogram: 1-based ceil(q * n), bucket midpoints. */
+static void quantile_rank_definition(void **state)
+{
+	__u16 idx[3] = { 1, 5, 9 }; /* buckets of width 1: the values 1, 5, 9 */
+	__u64 cnt[3] = { 50, 49, 1 };
+
+	assert_true(xm_lb_hist_quantile_sparse(idx, cnt, 3, 0.5) == 1);
+	assert_true(xm_lb_hist_quantile_sparse(idx, cnt, 3, 0.51) == 5);
+	assert_true(xm_lb_hist_quantile_sparse(idx, cnt, 3, 0.99) == 5);
+	assert_true(xm_lb_hist_quantile_sparse(idx, cnt, 3, 0.995) == 9);
+	assert_true(xm_lb_hist_quantile_sparse(idx, cnt, 3, 0) == 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(sparse_delta_quantile_matches_dense),
+		cmocka_unit_test(quantile_rank_definition),
 		cmocka_unit_test(apportion_within_one_slot),
 		cmocka_unit_test(apportion_all_zero_is_empty),
 		cmocka_unit_test(table_fill_counts),

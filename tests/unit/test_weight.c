@@ -177,34 +177,6 @@ static void floor_raises_low_weights(void **st)
 	near(w[3], 5, 0); /* not live: untouched */
 }
 
-static void slots_sum_and_minimum(void **st)
-{
-	double share[5] = { 0.5, 0.3, 0.1999, 0.0001, 0 };
-	uint32_t out[5], sum = 0;
-
-	xm_weights_to_slots(share, 5, 1024, out);
-	for (int i = 0; i < 5; i++)
-		sum += out[i];
-	assert_int_equal(sum, 1024);
-	assert_int_equal(out[4], 0);
-	assert_true(out[3] >= 1);
-	assert_true(abs((int)out[0] - 512) <= 1);
-	assert_true(abs((int)out[1] - 307) <= 1);
-}
-
-static void hist_quantile_interpolates(void **st)
-{
-	double lower[4] = { 0, 1, 2, 4 };
-	uint64_t counts[4] = { 50, 40, 9, 1 };
-	uint64_t none[4] = { 0 };
-
-	near(xm_hist_quantile(counts, lower, 4, 8, 0.5), 1, 1e-9);
-	near(xm_hist_quantile(counts, lower, 4, 8, 0.99), 4, 1e-9);
-	near(xm_hist_quantile(counts, lower, 4, 8, 0.995), 6, 1e-9);
-	near(xm_hist_quantile(counts, lower, 4, 8, 0.7), 1.5, 1e-9);
-	assert_true(xm_hist_quantile(none, lower, 4, 8, 0.5) < 0);
-}
-
 /* ---- services ---- */
 
 static void sample(struct xm_wsample *x, uint64_t req, uint64_t fail, double p99, double inflight)
@@ -584,8 +556,6 @@ int main(void)
 		cmocka_unit_test(l3_rate_control_figure4),
 		cmocka_unit_test(l3_rate_control_rise_and_flat),
 		cmocka_unit_test(floor_raises_low_weights),
-		cmocka_unit_test(slots_sum_and_minimum),
-		cmocka_unit_test(hist_quantile_interpolates),
 		cmocka_unit_test(names_and_unknown),
 		cmocka_unit_test(defaults_documented),
 		cmocka_unit_test(rr_is_equal),

@@ -248,10 +248,11 @@ static int hist_delta_quantiles(struct xm_weighting *w, __u32 id, double *p50, d
 {
 	struct bstate *b = &w->bs[id];
 	__u16 nidx[XM_LB_HIST_BUCKETS];
-	__u32 ncnt[XM_LB_HIST_BUCKETS], dlt[XM_LB_HIST_BUCKETS];
+	__u32 ncnt[XM_LB_HIST_BUCKETS];
+	__u64 dlt[XM_LB_HIST_BUCKETS];
 	struct xm_lb_hist cur;
-	__u64 total = 0, seen = 0, r50, r99;
-	unsigned int n = 0, j = 0, k;
+	__u64 total;
+	unsigned int n = 0, k;
 
 	*p50 = *p99 = -1;
 	if (bpf_map_lookup_elem(w->maps.hist, &id, &cur))
@@ -262,12 +263,7 @@ static int hist_delta_quantiles(struct xm_weighting *w, __u32 id, double *p50, d
 		nidx[n] = k;
 		ncnt[n++] = (__u32)cur.bucket[k];
 	}
-	for (k = 0; k < n; k++) {
-		while (j < b->hn && b->hidx[j] < nidx[k])
-			j++;
-		dlt[k] = ncnt[k] - (j < b->hn && b->hidx[j] == nidx[k] ? b->hcnt[j] : 0);
-		total += dlt[k];
-	}
+	total = xm_lb_hist_sparse_delta(b->hidx, b->hcnt, b->hn, nidx, ncnt, n, dlt);
 	if (n > b->hcap) {
 		__u16 *idx = realloc(b->hidx, n * sizeof(*idx));
 		__u32 *cnt;
@@ -290,21 +286,8 @@ static int hist_delta_quantiles(struct xm_weighting *w, __u32 id, double *p50, d
 	}
 	if (!total)
 		return 0;
-	/* As xm_lb_hist_quantile(): 1-based rank, bucket midpoint. */
-	r50 = (__u64)ceil(0.5 * total);
-	r99 = (__u64)ceil(0.99 * total);
-	for (k = 0; k < n; k++) {
-		double mid = (double)xm_lb_hist_lower(nidx[k]) +
-			     (double)(xm_lb_hist_width(nidx[k]) - 1) / 2.0;
-
-		seen += dlt[k];
-		if (*p50 < 0 && seen >= r50)
-			*p50 = mid / 1e9;
-		if (seen >= r99) {
-			*p99 = mid / 1e9;
-			break;
-		}
-	}
+	*p50 = xm_lb_hist_quantile_sparse(nidx, dlt, n, 0.5) / 1e9;
+	*p99 = xm_lb_hist_quantile_sparse(nidx, dlt, n, 0.99) / 1e9;
 	return 0;
 }
 

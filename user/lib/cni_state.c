@@ -2,6 +2,7 @@
 /* Per-attachment records of xmesh-cni and the endpoint registration both the plugin and agent do. */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <net/if.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -15,6 +16,8 @@
 #include "cni_state.h"
 #include "endpoint.h"
 #include "log.h"
+#include "overlay.h"
+#include "pin.h"
 #include "sys.h"
 
 #define STATE_FORMAT 1
@@ -419,19 +422,10 @@ int xm_cni_unregister_owner(const char *pin_root, const char *container_id)
  * endpoint entry: its programs sit on the cgroup. The overlay cache has tc
  * programs for the pod's host veth; they are attached and detached here, so
  * that the plugin (ADD, DEL, GC) and the agent (replaying records at start)
- * do the same thing. Built without the overlay library (user/lib/overlay.h),
- * these are no-ops.
+ * do the same thing.
  */
-#if __has_include("overlay.h")
-#include <net/if.h>
-#include "overlay.h"
-#include "pin.h"
-#include "sys.h"
-#define XM_CNI_OVERLAY 1
-#endif
 
 /* Is s's host veth still the device at its ifindex in this netns (not a reused index)? */
-#ifdef XM_CNI_OVERLAY
 static bool host_veth_present(const struct xm_cni_state *s)
 {
 	char name[IF_NAMESIZE];
@@ -441,25 +435,19 @@ static bool host_veth_present(const struct xm_cni_state *s)
 		return false;
 	return if_indextoname(s->host_ifindex, name) && !strcmp(name, s->host_ifname);
 }
-#endif
 
 int xm_cni_pod_attach(const struct xm_cni_state *s)
 {
-#ifdef XM_CNI_OVERLAY
 	int err;
 
 	if (!host_veth_present(s))
 		return 0;
 	err = xm_overlay_attach_pod(s->pin_root, s->host_ifindex);
 	return err == -ENOENT ? 0 : err; /* no overlay cache loaded */
-#else
-	return 0;
-#endif
 }
 
 int xm_cni_pod_detach(const struct xm_cni_state *s)
 {
-#ifdef XM_CNI_OVERLAY
 	int err = 0;
 
 	/*
@@ -470,14 +458,10 @@ int xm_cni_pod_detach(const struct xm_cni_state *s)
 	if (host_veth_present(s))
 		err = xm_overlay_detach_pod(s->pin_root, s->host_ifindex);
 	return err == -ENOENT || err > 0 ? 0 : err;
-#else
-	return 0;
-#endif
 }
 
 int xm_cni_pod_check(const struct xm_cni_state *s)
 {
-#ifdef XM_CNI_OVERLAY
 	char path[PATH_MAX], name[64];
 
 	if (!host_veth_present(s))
@@ -491,6 +475,5 @@ int xm_cni_pod_check(const struct xm_cni_state *s)
 		    access(path, F_OK))
 			return -ENOENT;
 	}
-#endif
 	return 0;
 }

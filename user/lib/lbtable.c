@@ -202,26 +202,59 @@ __u64 xm_lb_hist_count(const __u64 *hist)
 	return n;
 }
 
-double xm_lb_hist_quantile(const __u64 *hist, double q)
+double xm_lb_hist_quantile_sparse(const __u16 *idx, const __u64 *cnt, unsigned int n, double q)
 {
-	__u64 n = xm_lb_hist_count(hist), rank, seen = 0;
+	__u64 total = 0, rank, seen = 0;
 
-	if (n == 0)
+	for (unsigned int k = 0; k < n; k++)
+		total += cnt[k];
+	if (total == 0)
 		return -1;
 	if (q < 0)
 		q = 0;
 	if (q > 1)
 		q = 1;
-	/* rank of the q-quantile among n sorted samples, 1-based */
-	rank = (__u64)ceil(q * (double)n);
+	/* rank of the q-quantile among total sorted samples, 1-based */
+	rank = (__u64)ceil(q * (double)total);
 	if (rank < 1)
 		rank = 1;
-	for (__u32 i = 0; i < XM_LB_HIST_BUCKETS; i++) {
-		seen += hist[i];
+	for (unsigned int k = 0; k < n; k++) {
+		seen += cnt[k];
 		if (seen >= rank)
-			return (double)xm_lb_hist_lower(i) + (double)(xm_lb_hist_width(i) - 1) / 2.0;
+			return (double)xm_lb_hist_lower(idx[k]) +
+			       (double)(xm_lb_hist_width(idx[k]) - 1) / 2.0;
 	}
 	return -1;
+}
+
+double xm_lb_hist_quantile(const __u64 *hist, double q)
+{
+	__u16 idx[XM_LB_HIST_BUCKETS];
+	__u64 cnt[XM_LB_HIST_BUCKETS];
+	unsigned int n = 0;
+
+	for (__u32 i = 0; i < XM_LB_HIST_BUCKETS; i++) {
+		if (!hist[i])
+			continue;
+		idx[n] = i;
+		cnt[n++] = hist[i];
+	}
+	return xm_lb_hist_quantile_sparse(idx, cnt, n, q);
+}
+
+__u64 xm_lb_hist_sparse_delta(const __u16 *pidx, const __u32 *pcnt, unsigned int pn,
+			      const __u16 *cidx, const __u32 *ccnt, unsigned int cn, __u64 *dlt)
+{
+	__u64 total = 0;
+	unsigned int j = 0;
+
+	for (unsigned int k = 0; k < cn; k++) {
+		while (j < pn && pidx[j] < cidx[k])
+			j++;
+		dlt[k] = (__u32)(ccnt[k] - (j < pn && pidx[j] == cidx[k] ? pcnt[j] : 0));
+		total += dlt[k];
+	}
+	return total;
 }
 
 __s64 xm_lb_in_flight(const struct xm_lb_probe *c)

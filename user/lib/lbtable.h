@@ -63,8 +63,23 @@ struct xm_lb_probe_snap {
 int xm_lb_probe_read(const struct xm_lb_maps *m, __u32 id, struct xm_lb_probe_snap *out);
 void xm_lb_probe_delta(const struct xm_lb_probe_snap *prev, const struct xm_lb_probe_snap *cur,
 		       struct xm_lb_probe_snap *out);
-/* Quantile q in [0,1] of a histogram in ns; -1 when it is empty. */
+/*
+ * The one quantile of a latency histogram (xmeshctl, metrics and the
+ * weighting loop all use it): the sample of 1-based rank ceil(q * total),
+ * reported as its bucket's midpoint, in ns; -1 when the histogram is empty.
+ * _sparse takes the non-empty buckets only: idx ascending, cnt their counts.
+ */
 double xm_lb_hist_quantile(const __u64 *hist, double q);
+double xm_lb_hist_quantile_sparse(const __u16 *idx, const __u64 *cnt, unsigned int n, double q);
+/*
+ * What the weighting loop reads each tick: the per-bucket increase from a
+ * previous sparse snapshot (pidx/pcnt, pn entries) to the current one
+ * (cidx/ccnt), counters taken modulo 2^32 (the low half of the kernel's
+ * u64s, so a wrapped counter still gives the right difference). dlt[k] is
+ * the increase of bucket cidx[k]; returns the total.
+ */
+__u64 xm_lb_hist_sparse_delta(const __u16 *pidx, const __u32 *pcnt, unsigned int pn,
+			      const __u16 *cidx, const __u32 *ccnt, unsigned int cn, __u64 *dlt);
 __u64 xm_lb_hist_count(const __u64 *hist);
 __s64 xm_lb_in_flight(const struct xm_lb_probe *c);
 /* Requests that ended badly (5xx, aborted) plus failed connects and resets. */

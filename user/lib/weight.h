@@ -152,18 +152,4 @@ double xm_l3_rate_control(double w, double w_mean, double c, double exponent);
 /* Raise every positive weight below floor x mean to it (live backends only). */
 void xm_weight_apply_floor(double *w, const bool *live, unsigned int n, double floor);
 
-/*
- * Integer weights for a selection table: scale shares (sum 1) to total,
- * largest remainder, every live backend with share > 0 gets at least 1.
- */
-void xm_weights_to_slots(const double *share, unsigned int n, uint32_t total, uint32_t *out);
-
-/*
- * Quantile q (0..1) of a histogram: counts[i] requests fell in
- * [lower[i], lower[i+1]) (the last bucket ends at upper_last). Linear
- * interpolation inside the bucket. Returns -1 for an empty histogram.
- */
-double xm_hist_quantile(const uint64_t *counts, const double *lower, unsigned int nbuckets,
-			double upper_last, double q);
-
 #endif
