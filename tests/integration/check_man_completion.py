@@ -60,27 +60,28 @@ def same(what, a_name, a, b_name, b):
         errors.append("%s: %s has '%s', %s has not" % (what, b_name, x, a_name))
 
 
+def tool_options(tool, help_args, comp_name):
+    """The tool's help, man page and completion; checks that all three name the same options."""
+    help_text = run(BIN + "/" + tool, *help_args)
+    man = man_text(tool)
+    comp = comp_function(comp_name)
+    what = "%s options" % tool
+    where = " ".join(help_args)
+    same(what, where, flags(help_text), "man OPTIONS", flags(man_section(man, "OPTIONS")))
+    same(what, where, flags(help_text), "completion",
+         set(re.search(r'options="([^"]*)"', comp).group(1).split()))
+    return help_text, man, comp
+
+
 # ---- xmesh-agent ----
-help_text = run(BIN + "/xmesh-agent", "--help")
-man = man_text("xmesh-agent")
-comp = comp_function("_xmesh_agent")
-same("xmesh-agent options", "--help", flags(help_text), "man OPTIONS",
-     flags(man_section(man, "OPTIONS")))
-comp_opts = set(re.search(r'options="([^"]*)"', comp).group(1).split())
-same("xmesh-agent options", "--help", flags(help_text), "completion", comp_opts)
+help_text, man, comp = tool_options("xmesh-agent", ["--help"], "_xmesh_agent")
 for word in ("uninstall",):
     for where, text in (("--help", help_text), ("man", man), ("completion", comp)):
         if word not in text:
             errors.append("xmesh-agent: '%s' missing from %s" % (word, where))
 
 # ---- xmesh-cni ----
-help_text = run(BIN + "/xmesh-cni", "conflist", "help")
-man = man_text("xmesh-cni")
-comp = comp_function("_xmesh_cni")
-same("xmesh-cni options", "conflist help", flags(help_text), "man OPTIONS",
-     flags(man_section(man, "OPTIONS")))
-comp_opts = set(re.search(r'options="([^"]*)"', comp).group(1).split())
-same("xmesh-cni options", "conflist help", flags(help_text), "completion", comp_opts)
+help_text, man, comp = tool_options("xmesh-cni", ["conflist", "help"], "_xmesh_cni")
 help_cmds = set(re.findall(r"xmesh-cni conflist (\w+)", help_text))
 man_cmds = set(re.findall(r"xmesh-cni conflist (\w+)", man_section(man, "SYNOPSIS")))
 same("xmesh-cni conflist commands", "conflist help", help_cmds, "man SYNOPSIS", man_cmds)

@@ -382,7 +382,9 @@ int main(int argc, char **argv)
 		pr_err("pin root %s: %s%s", a.pin_root, strerror(-err),
 		       err == -ENOTEMPTY ? " (not bpffs, and mounting bpffs there would hide its "
 					   "files: choose a new or empty directory)"
-					 : " (is bpffs mountable here?)");
+					 : " (bpffs is mounted only at the pin root itself: mount "
+					   "bpffs on its parent first, e.g. mount -t bpf bpf "
+					   "/sys/fs/bpf, or choose a --pin-root on bpffs)");
 		release_lock(&a);
 		return 1;
 	}
