@@ -126,7 +126,11 @@ static __always_inline void lb_rev_add(struct bpf_sock_addr *ctx, const struct x
 	rv.vip = key->vip;
 	rv.vport = key->port;
 	rv.family = key->family;
-	bpf_map_update_elem(&xm_lb_rev, &rk, &rv, BPF_ANY);
+	/* New entries are counted: the agent estimates LRU evictions from them. */
+	if (bpf_map_update_elem(&xm_lb_rev, &rk, &rv, BPF_NOEXIST) == 0)
+		xm_stat_add(XM_STAT_LB_REV_NEW, 1);
+	else
+		bpf_map_update_elem(&xm_lb_rev, &rk, &rv, BPF_EXIST);
 }
 
 static __always_inline void key4(struct xm_lb_svc_key *key, struct bpf_sock_addr *ctx)
@@ -445,6 +449,7 @@ int xm_lb_sockops(struct bpf_sock_ops *skops)
 			break; /* remote backend: the state stays in socket storage */
 		/* a local backend's socket will need the state: share it */
 		if (bpf_map_update_elem(&xm_lb_flows, &ls->flow, &ls->st, BPF_ANY) == 0) {
+			xm_stat_add(XM_STAT_LB_FLOWS_NEW, 1);
 			ls->shared = 1;
 			bpf_map_update_elem(&xm_lb_peer, &t, &ls->flow, BPF_ANY);
 		}
@@ -572,7 +577,8 @@ static __always_inline void lb_conn_end(struct xm_lb_sock *ls, struct xm_lb_flow
 	if (ls->shared) {
 		ls->st = *f;
 		ls->shared = 0;
-		bpf_map_delete_elem(&xm_lb_flows, &ls->flow);
+		if (bpf_map_delete_elem(&xm_lb_flows, &ls->flow) == 0)
+			xm_stat_add(XM_STAT_LB_FLOWS_ENDED, 1);
 	}
 }
 

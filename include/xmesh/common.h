@@ -103,6 +103,11 @@ enum xm_stat {
 	XM_STAT_OVL_FLOWS_NEW,       /* flow entries created (BPF) */
 	XM_STAT_OVL_FLOWS_ENDED,     /* flow entries deleted on TCP FIN/RST (BPF) */
 	XM_STAT_OVL_FLOWS_REMOVED,   /* flow entries deleted by user space */
+	XM_STAT_LB_REV_NEW,          /* UDP reverse entries created (BPF) */
+	XM_STAT_LB_REV_EVICTIONS,    /* reverse entries pushed out of the full LRU (agent's estimate) */
+	XM_STAT_LB_FLOWS_NEW,        /* shared flow states created for local backends (BPF) */
+	XM_STAT_LB_FLOWS_ENDED,      /* shared flow states deleted at close (BPF) */
+	XM_STAT_LB_FLOWS_EVICTIONS,  /* flow states pushed out of the full LRU (agent's estimate) */
 	XM_STAT_MAX = 64,
 };
 

@@ -27,6 +27,7 @@ struct xm_agent {
 	const char *overlay_dev;  /* --overlay-dev: underlay device; NULL: no overlay cache */
 	const char *overlay_vxlan; /* --overlay-vxlan: VXLAN device; NULL: the first found */
 	unsigned int overlay_max_flows; /* --overlay-max-flows; 0: XM_OVL_MAX_FLOWS */
+	unsigned int lb_udp_max;        /* --lb-udp-max; 0: XM_LB_MAX_FLOWS */
 	int lock_fd;
 	struct xm_loop *loop;
 

@@ -17,6 +17,8 @@ int dp_lb_load(struct xm_agent *a)
 	if (!skel)
 		return -errno;
 	a->lb = skel;
+	if (a->lb_udp_max)
+		bpf_map__set_max_entries(skel->maps.xm_lb_rev, a->lb_udp_max);
 	err = xm_dp_pin_maps(skel->obj, a->pin_root);
 	if (!err)
 		err = xm_lb__load(skel);

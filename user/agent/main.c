@@ -36,7 +36,7 @@ static void usage(FILE *f)
 		"Usage: xmesh-agent --cgroup PATH [--pin-root DIR] [--config FILE]\n"
 		"                   [--metrics ADDR:PORT] [--log-level error|warn|info|debug]\n"
 		"                   [--netns PATH] [--overlay-dev IFNAME [--overlay-vxlan IFNAME]\n"
-		"                   [--overlay-max-flows N]]\n"
+		"                   [--overlay-max-flows N]] [--lb-udp-max N]\n"
 		"       xmesh-agent uninstall --cgroup PATH [--pin-root DIR]\n"
 		"       xmesh-agent --version | --help\n"
 		"\n"
@@ -49,7 +49,9 @@ static void usage(FILE *f)
 		"                    agent is started from outside it; e.g. /var/run/netns/X)\n"
 		"  --overlay-dev IF  enable the overlay cache on underlay device IF\n"
 		"  --overlay-vxlan IF  the VXLAN device it caches (default: the first found)\n"
-		"  --overlay-max-flows N  size of the flow cache (LRU; default 65536)\n",
+		"  --overlay-max-flows N  size of the flow cache (LRU; default 65536)\n"
+		"  --lb-udp-max N    size of the LB's UDP reverse-translation LRU (default\n"
+		"                    262144; a new size takes effect after 'xmesh-agent uninstall')\n",
 		XM_PIN_ROOT_DEFAULT);
 }
 
@@ -293,6 +295,7 @@ int main(int argc, char **argv)
 		{ "overlay-dev", required_argument, NULL, 'O' },
 		{ "overlay-vxlan", required_argument, NULL, 'X' },
 		{ "overlay-max-flows", required_argument, NULL, 'F' },
+		{ "lb-udp-max", required_argument, NULL, 'L' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
@@ -320,6 +323,7 @@ int main(int argc, char **argv)
 		case 'O': a.overlay_dev = optarg; break;
 		case 'X': a.overlay_vxlan = optarg; break;
 		case 'F': a.overlay_max_flows = strtoul(optarg, NULL, 0); break;
+		case 'L': a.lb_udp_max = strtoul(optarg, NULL, 0); break;
 		case 'l':
 			if (xm_log_parse_level(optarg, &xm_log_threshold)) {
 				pr_err("--log-level %s: use error, warn, info or debug", optarg);

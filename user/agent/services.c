@@ -27,6 +27,7 @@
 #include <sys/inotify.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <sys/un.h>
 #include <unistd.h>
 #include "addr.h"
@@ -36,12 +37,15 @@
 #include "lbstate.h"
 #include "log.h"
 #include "pin.h"
+#include "stats.h"
 #include "weighting.h"
 
 struct xm_services {
 	struct xm_lb_state lb;
 	bool lb_ready;
 	int inotify_fd;
+	int lru_fd;              /* timerfd: LRU eviction estimates, once a second */
+	__u64 lru_seen[2];       /* lb_rev_new, lb_flows_new at the last estimate */
 	char cfg_dir[PATH_MAX], cfg_base[PATH_MAX];
 };
 
@@ -242,6 +246,40 @@ out:
 	return rep;
 }
 
+/*
+ * Once a second, when the LB created reverse entries or shared flow states
+ * meanwhile: estimate what the full LRUs evicted (user/lib/stats.h), so that
+ * `xmeshctl stats` and the metrics show lb_rev_evictions, lb_flows_evictions.
+ */
+static void on_lru_tick(struct xm_loop *loop, int fd, uint32_t events, void *arg)
+{
+	struct xm_agent *a = arg;
+	struct xm_services *sv = a->services;
+	__u64 vals[XM_STAT_MAX], exp;
+
+	if (read(fd, &exp, sizeof(exp)) != sizeof(exp) || xm_stats_read(a->pin_root, vals))
+		return;
+	if (vals[XM_STAT_LB_REV_NEW] != sv->lru_seen[0])
+		xm_lru_evictions_update(a->pin_root, "xm_lb_rev", XM_STAT_LB_REV_NEW, -1, -1,
+					XM_STAT_LB_REV_EVICTIONS);
+	if (vals[XM_STAT_LB_FLOWS_NEW] != sv->lru_seen[1])
+		xm_lru_evictions_update(a->pin_root, "xm_lb_flows", XM_STAT_LB_FLOWS_NEW,
+					XM_STAT_LB_FLOWS_ENDED, -1, XM_STAT_LB_FLOWS_EVICTIONS);
+	sv->lru_seen[0] = vals[XM_STAT_LB_REV_NEW];
+	sv->lru_seen[1] = vals[XM_STAT_LB_FLOWS_NEW];
+}
+
+static int lru_tick_start(struct xm_agent *a)
+{
+	struct itimerspec its = { .it_interval = { 1, 0 }, .it_value = { 1, 0 } };
+	struct xm_services *sv = a->services;
+
+	sv->lru_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (sv->lru_fd < 0 || timerfd_settime(sv->lru_fd, 0, &its, NULL))
+		return -errno;
+	return xm_loop_add(a->loop, sv->lru_fd, EPOLLIN, on_lru_tick, a);
+}
+
 static int watch_config(struct xm_agent *a)
 {
 	struct xm_services *sv = a->services;
@@ -268,7 +306,7 @@ int xm_services_start(struct xm_agent *a)
 
 	if (!sv)
 		return -ENOMEM;
-	sv->inotify_fd = -1;
+	sv->inotify_fd = sv->lru_fd = -1;
 	a->services = sv;
 	err = xm_lb_state_init(&sv->lb, a->pin_root);
 	if (err) {
@@ -276,6 +314,9 @@ int xm_services_start(struct xm_agent *a)
 		return err;
 	}
 	sv->lb_ready = true;
+	err = lru_tick_start(a);
+	if (err)
+		pr_warn("LRU eviction estimates off: %s", strerror(-err));
 	if (a->config_path) {
 		xm_services_reload(a); /* a bad file leaves the adopted services running */
 		err = watch_config(a);
@@ -296,6 +337,10 @@ void xm_services_stop(struct xm_agent *a)
 	if (sv->inotify_fd >= 0) {
 		xm_loop_del(a->loop, sv->inotify_fd);
 		close(sv->inotify_fd);
+	}
+	if (sv->lru_fd >= 0) {
+		xm_loop_del(a->loop, sv->lru_fd);
+		close(sv->lru_fd);
 	}
 	if (sv->lb_ready)
 		xm_lb_state_free(&sv->lb);

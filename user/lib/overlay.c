@@ -419,27 +419,7 @@ int xm_overlay_foreach_local(const char *pin_root,
 
 int xm_overlay_evictions_update(const char *pin_root)
 {
-	__u64 vals[XM_STAT_MAX];
-	size_t n = 0;
-	void *keys = NULL;
-	__s64 est;
-	int fd, err;
-
-	fd = xm_map_open(pin_root, "xm_ovl_flows");
-	if (fd < 0)
-		return fd;
-	err = map_keys(fd, sizeof(struct xm_ovl_flow_key), &keys, &n);
-	close(fd);
-	free(keys);
-	if (!err)
-		err = xm_stats_read(pin_root, vals);
-	if (err)
-		return err;
-	/* Whatever was created and is neither present nor deleted by anyone was evicted. */
-	est = (__s64)vals[XM_STAT_OVL_FLOWS_NEW] - vals[XM_STAT_OVL_FLOWS_ENDED] -
-	      vals[XM_STAT_OVL_FLOWS_REMOVED] - (__s64)n;
-	if (est > (__s64)vals[XM_STAT_OVL_EVICTIONS])
-		return xm_stats_add(pin_root, XM_STAT_OVL_EVICTIONS,
-					   est - vals[XM_STAT_OVL_EVICTIONS]);
-	return 0;
+	return xm_lru_evictions_update(pin_root, "xm_ovl_flows", XM_STAT_OVL_FLOWS_NEW,
+				       XM_STAT_OVL_FLOWS_ENDED, XM_STAT_OVL_FLOWS_REMOVED,
+				       XM_STAT_OVL_EVICTIONS);
 }

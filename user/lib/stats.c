@@ -48,6 +48,15 @@ const struct xm_stat_desc xm_stat_descs[] = {
 	{ XM_STAT_OVL_FLOWS_ENDED, "overlay_flows_ended", "flow entries removed on TCP FIN/RST" },
 	{ XM_STAT_OVL_FLOWS_REMOVED, "overlay_flows_removed",
 	  "flow entries removed by invalidation (agent, xmeshctl, CNI)" },
+	{ XM_STAT_LB_REV_NEW, "lb_rev_new", "UDP reverse-translation entries created" },
+	{ XM_STAT_LB_REV_EVICTIONS, "lb_rev_evictions",
+	  "UDP reverse-translation entries pushed out of the full LRU, estimated by the agent "
+	  "(their replies show the backend's address)" },
+	{ XM_STAT_LB_FLOWS_NEW, "lb_flows_new", "flow states shared with a local backend's socket" },
+	{ XM_STAT_LB_FLOWS_ENDED, "lb_flows_ended", "shared flow states removed at close" },
+	{ XM_STAT_LB_FLOWS_EVICTIONS, "lb_flows_evictions",
+	  "shared flow states pushed out of the full LRU, estimated by the agent (probes of "
+	  "those connections are lost)" },
 };
 const unsigned int xm_stat_desc_count = sizeof(xm_stat_descs) / sizeof(xm_stat_descs[0]);
 
@@ -107,4 +116,80 @@ int xm_stats_add(const char *pin_root, __u32 idx, __u64 n)
 	free(vals);
 	close(fd);
 	return err;
+}
+
+long xm_map_count(int fd)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info), batch = 1024, n, out_batch;
+	char *keys, *vals, *prev = NULL;
+	long total = 0;
+	int err = 0;
+
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		return -errno;
+	keys = malloc((size_t)batch * info.key_size);
+	vals = malloc((size_t)batch * info.value_size);
+	if (!keys || !vals) {
+		free(keys);
+		free(vals);
+		return -ENOMEM;
+	}
+	/* Batched: a full 256k-entry LRU is counted in a few hundred syscalls. */
+	for (;;) {
+		n = batch;
+		err = bpf_map_lookup_batch(fd, prev ? &out_batch : NULL, &out_batch, keys, vals, &n,
+					   &opts);
+		if (err && errno != ENOENT)
+			break;
+		total += n;
+		prev = keys;
+		if (err) { /* ENOENT: that was the last batch */
+			err = 0;
+			break;
+		}
+	}
+	if (err && (errno == EINVAL || errno == EOPNOTSUPP)) {
+		/* No batch ops for this map type or kernel: key by key. */
+		err = 0;
+		total = 0;
+		for (prev = NULL; !bpf_map_get_next_key(fd, prev, keys); prev = vals) {
+			memcpy(vals, keys, info.key_size);
+			total++;
+		}
+		if (errno != ENOENT)
+			err = -errno;
+	} else if (err) {
+		err = -errno;
+	}
+	free(keys);
+	free(vals);
+	return err ? err : total;
+}
+
+int xm_lru_evictions_update(const char *pin_root, const char *map, int created, int deleted,
+			    int deleted2, int evicted)
+{
+	__u64 vals[XM_STAT_MAX];
+	long present;
+	__s64 est;
+	int fd, err;
+
+	fd = xm_map_open(pin_root, map);
+	if (fd < 0)
+		return fd;
+	present = xm_map_count(fd);
+	close(fd);
+	if (present < 0)
+		return present;
+	err = xm_stats_read(pin_root, vals);
+	if (err)
+		return err;
+	/* Whatever was created and is neither present nor deleted by anyone was evicted. */
+	est = (__s64)vals[created] - (deleted >= 0 ? (__s64)vals[deleted] : 0) -
+	      (deleted2 >= 0 ? (__s64)vals[deleted2] : 0) - present;
+	if (est > (__s64)vals[evicted])
+		return xm_stats_add(pin_root, evicted, est - vals[evicted]);
+	return 0;
 }

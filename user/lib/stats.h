@@ -23,4 +23,15 @@ int xm_stats_read(const char *pin_root, __u64 *out);
  */
 int xm_stats_add(const char *pin_root, __u32 idx, __u64 n);
 
+/* Entries in a hash map (batched reads); -errno on error. */
+long xm_map_count(int fd);
+/*
+ * LRU evictions are invisible to BPF: estimate them as the entries of map
+ * created (counter `created`) minus those deleted (counters `deleted`,
+ * `deleted2`; -1: none) minus those present, and raise counter `evicted`
+ * to that. Racy by a few entries; monotonic.
+ */
+int xm_lru_evictions_update(const char *pin_root, const char *map, int created, int deleted,
+			    int deleted2, int evicted);
+
 #endif

@@ -1,0 +1,60 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# LRU evictions of the LB's per-connection maps are counted (issue 12,
+# item 3): with --lb-udp-max 64, 300 UDP sockets sending to a VIP create
+# 300 reverse entries (lb_rev_new) of which at least 236 were evicted
+# (lb_rev_evictions); 150 TCP connections held open to a local backend share
+# 150 flow states (lb_flows_new) in a map of 64 (lb_flows_evictions). The
+# counters are in `xmeshctl -j stats` and in the metrics.
+set -eu
+. "$(dirname "$0")/lib.sh"
+xm_setup
+xm_node n1
+xm_pod n1 c 10.77.0.2/24
+xm_pod n1 b 10.77.0.3/24
+CFG=$XM_RUN_DIR/xm-config.json
+cat >"$CFG" <<'EOC'
+{ "services": [
+  { "vip": "10.96.0.53", "port": 53, "protocol": "udp", "backends": [ { "address": "10.77.0.3", "port": 5353 } ] },
+  { "vip": "10.96.0.10", "port": 80, "backends": [ { "address": "10.77.0.3", "port": 8080 } ] } ] }
+EOC
+xm_agent_start --config "$CFG" --lb-udp-max 64
+xm_lb_wait 10.96.0.53:53/udp 1
+xm_lb_wait 10.96.0.10:80 1
+stat() { xm_ctl -j stats | xm_json "j['$1']"; }
+
+# --- UDP reverse entries ---
+xm_pod_exec c python3 -c '
+import socket
+socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(300)]
+for s in socks:
+    s.sendto(b"q", ("10.96.0.53", 53))
+'
+xm_assert "$(stat lb_rev_new)" -ge 300 "UDP reverse entries created"
+for _ in $(seq 30); do [ "$(stat lb_rev_evictions)" -ge 236 ] && break; sleep 0.2; done
+xm_assert "$(stat lb_rev_evictions)" -ge 236 "UDP reverse entries evicted from an LRU of 64"
+
+# --- flow states shared with a local backend (a registered pod address), ended by its FIN ---
+xm_ctl endpoint add 10.77.0.3 netns "$(xm_netns_path b)"
+xm_bg xm_pod_exec b python3 -c '
+import socket, time
+l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind(("10.77.0.3", 8080)); l.listen(512)
+while True:
+    l.accept()[0].close() # the backend'"'"'s FIN ends the shared state
+'
+sleep 1
+xm_pod_exec c python3 -c '
+import socket, time
+held = [socket.create_connection(("10.96.0.10", 80), timeout=5) for _ in range(150)]
+time.sleep(0.5)
+for s in held:
+    s.close()
+'
+xm_assert "$(stat lb_flows_new)" -ge 150 "flow states shared with the local backend"
+for _ in $(seq 30); do [ "$(stat lb_flows_ended)" -ge 150 ] && break; sleep 0.2; done
+xm_assert "$(stat lb_flows_ended)" -ge 150 "flow states ended at close"
+sleep 1.5
+xm_assert "$(stat lb_flows_evictions)" -eq 0 "flow states evicted (none: the map is large)"
+xm_ctl -j stats | grep -q '"lb_rev_evictions"' || xm_fail "lb_rev_evictions not in stats"
+xm_log "ok: LRU evictions counted"
