@@ -500,6 +500,15 @@ static void params_parse(void **st)
 	assert_true(xm_weight_algo_is_dynamic("l3x"));
 	assert_false(xm_weight_algo_is_dynamic("round-robin"));
 	assert_false(xm_weight_algo_is_dynamic("static"));
+	/* What the config accepts and which algorithm means equal weights: from the ops table. */
+	assert_true(xm_lb_algo_known("static"));
+	for (unsigned int i = 0; xm_weight_algos[i]; i++)
+		assert_true(xm_lb_algo_known(xm_weight_algos[i]->name));
+	assert_false(xm_lb_algo_known("rr"));
+	assert_false(xm_lb_algo_known("fastest"));
+	assert_true(xm_lb_algo_equal_weights("round-robin"));
+	assert_false(xm_lb_algo_equal_weights("l3"));
+	assert_false(xm_lb_algo_equal_weights("static"));
 	/* The top-level section. */
 	assert_int_equal(xm_weighting_conf_parse(NULL, &tick, err, sizeof(err)), 0);
 	assert_int_equal(tick, 500);

@@ -140,7 +140,7 @@ int xm_lb_state_init(struct xm_lb_state *st, const char *pin_root)
 		rt->id = svc.id;
 		st->svc_used[svc.id] = 1;
 		rt->conf.key = key;
-		snprintf(rt->conf.algorithm, sizeof(rt->conf.algorithm), "static");
+		snprintf(rt->conf.algorithm, sizeof(rt->conf.algorithm), XM_LB_ALGO_STATIC);
 		rt->conf.params = json_object();
 		rt->conf.be = calloc(XM_LB_MAX_SVC_BACKENDS, sizeof(*rt->conf.be));
 		rt->be_ids = calloc(XM_LB_MAX_SVC_BACKENDS, sizeof(*rt->be_ids));

@@ -189,8 +189,8 @@ static json_t *ctl_backend_weight(struct xm_lb_state *st, const struct xm_lb_svc
 	rt = xm_lb_state_find(st, key);
 	if (!rt)
 		return reply_err("no such service");
-	if (!strcmp(rt->conf.algorithm, "round-robin"))
-		return reply_err("service uses round-robin: all weights are equal");
+	if (xm_lb_algo_equal_weights(rt->conf.algorithm))
+		return reply_err("service uses %s: all weights are equal", rt->conf.algorithm);
 	for (unsigned int i = 0; i < rt->conf.n_be; i++)
 		if (rt->conf.be[i].port == be->port && rt->conf.be[i].family == be->family &&
 		    !memcmp(&rt->conf.be[i].addr, &be->addr, sizeof(be->addr)))

@@ -12,8 +12,6 @@
 #include "lbtable.h"
 #include "sys.h"
 
-const char *const xm_lb_algorithms[] = { "static", "round-robin", "l3", "l3-peak", "c3", "l3x",
-					  NULL };
 
 /* Where we are while checking, for messages: a JSON path into the file. */
 struct ctx {
@@ -196,18 +194,17 @@ static int parse_service(struct ctx *c, json_t *o, struct xm_lb_svc_conf *s)
 		pop(c);
 	}
 	if (!r)
-		r = get_str(c, o, "algorithm", s->algorithm, sizeof(s->algorithm), "static");
-	if (!r) {
-		bool known = false;
+		r = get_str(c, o, "algorithm", s->algorithm, sizeof(s->algorithm),
+			    XM_LB_ALGO_STATIC);
+	if (!r && !xm_lb_algo_known(s->algorithm)) {
+		char names[128] = XM_LB_ALGO_STATIC;
 
-		for (const char *const *a = xm_lb_algorithms; *a; a++)
-			known |= !strcmp(*a, s->algorithm);
-		if (!known) {
-			push_key(c, "algorithm");
-			r = fail(c, "unknown algorithm \"%s\" (static, round-robin, l3, l3-peak, c3, l3x)",
-				 s->algorithm);
-			pop(c);
-		}
+		for (unsigned int i = 0; xm_weight_algos[i]; i++)
+			snprintf(names + strlen(names), sizeof(names) - strlen(names), ", %s",
+				 xm_weight_algos[i]->name);
+		push_key(c, "algorithm");
+		r = fail(c, "unknown algorithm \"%s\" (%s)", s->algorithm, names);
+		pop(c);
 	}
 	if (r)
 		return r;
@@ -447,9 +444,24 @@ int xm_lb_weight_from_json(const json_t *v, double *w)
 	return 0;
 }
 
+bool xm_lb_algo_known(const char *name)
+{
+	const struct xm_weight_algo *a = xm_weight_algo_find(name);
+
+	/* by its own name only: the loop's aliases ("rr") are not config names */
+	return !strcmp(name, XM_LB_ALGO_STATIC) || (a && !strcmp(a->name, name));
+}
+
+bool xm_lb_algo_equal_weights(const char *name)
+{
+	const struct xm_weight_algo *a = xm_weight_algo_find(name);
+
+	return a && a->equal_weights;
+}
+
 void xm_lb_conf_weights(const struct xm_lb_svc_conf *s, double *w)
 {
-	bool equal = !strcmp(s->algorithm, "round-robin");
+	bool equal = xm_lb_algo_equal_weights(s->algorithm);
 
 	for (unsigned int i = 0; i < s->n_be; i++)
 		w[i] = equal ? 1.0 : s->be[i].weight;

@@ -40,8 +40,15 @@ struct xm_lb_conf {
 	unsigned int tick_ms; /* "weighting": {"tick_ms"} (weightcfg.h), default 500 */
 };
 
-/* Algorithms a service may name; the weighting loop adds its own here. */
-extern const char *const xm_lb_algorithms[];
+/*
+ * Algorithms a service may name: "static" (the configured weights, as
+ * they are) and every algorithm of the weighting loop's table
+ * (xm_weight_algos, weight.h).
+ */
+#define XM_LB_ALGO_STATIC "static"
+bool xm_lb_algo_known(const char *name);
+/* Whether the service's table gets equal weights (round-robin), from the algorithm's ops. */
+bool xm_lb_algo_equal_weights(const char *name);
 
 /*
  * Parse a whole config file's text; `file` is used in messages only. On

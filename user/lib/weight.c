@@ -271,6 +271,7 @@ static void l3x_compute(struct xm_wservice *s, double *w)
 static const struct xm_weight_algo algo_rr = {
 	.name = "round-robin",
 	.help = "equal weights for every live backend",
+	.equal_weights = true,
 	.compute = rr_compute,
 };
 static const struct xm_weight_algo algo_l3 = {

@@ -103,6 +103,12 @@ struct xm_wservice;
 struct xm_weight_algo {
 	const char *name;
 	const char *help;
+	/*
+	 * Every live backend gets the same weight, whatever is measured: the
+	 * config code writes the table once and the weighting loop leaves the
+	 * service alone (round-robin). Asked here, never by comparing names.
+	 */
+	bool equal_weights;
 	/* Adjust params after defaults, before the user's overrides. */
 	void (*tune)(struct xm_weight_params *p);
 	/* Fill w[0..n-1] (unnormalised, >= 0) from the filtered state. */

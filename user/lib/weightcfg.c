@@ -32,8 +32,10 @@ static const struct {
 
 bool xm_weight_algo_is_dynamic(const char *algo)
 {
-	/* round-robin is written once by the config code; it needs no loop. */
-	return algo && strcmp(algo, "round-robin") && xm_weight_algo_find(algo);
+	const struct xm_weight_algo *a = xm_weight_algo_find(algo);
+
+	/* Equal weights are written once by the config code; they need no loop. */
+	return a && !a->equal_weights;
 }
 
 static int get_bool(json_t *params, const char *k, bool *out, char *err, size_t errlen)
