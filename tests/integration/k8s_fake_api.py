@@ -268,7 +268,9 @@ def main():
         with open(a.load) as f:
             saved = json.load(f)
         st.rv, st.objects = saved["rv"], saved["objects"]
-        st.compacted = st.rv  # a restarted server has no history: old watches get 410
+        # a restarted server has no history: watches from before get 410
+        st.compacted = st.rv + 1
+        st.bump()
     srv = ThreadingHTTPServer((host, int(port)), make_handler(st, node))
     srv.daemon_threads = True
     if a.tls_cert:

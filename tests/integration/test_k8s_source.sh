@@ -203,9 +203,21 @@ wait "$FAKE_PID" 2>/dev/null || true
 log_wait "Couldn't connect to server\|Failure when receiving\|Server returned nothing" "API down"
 sleep 2
 xm_lb_wait 10.96.0.10:80 4
+# Service "api" was deleted while the agent could not watch: the relist removes it
+python3 - "$XM_RUN_DIR/fake-state.json" <<'EOP'
+import json, sys
+s = json.load(open(sys.argv[1]))
+del s["objects"]["services"]["default/api"]
+json.dump(s, open(sys.argv[1], "w"))
+EOP
 fake_start --load "$XM_RUN_DIR/fake-state.json"
+log_wait "services: watch ended by the API server: 410" "410 after the restart"
 fake apply "$(slice web-2 web 10.77.0.5)" >/dev/null
 xm_lb_wait 10.96.0.10:80 3
+for _ in $(seq 50); do xm_ctl -j service show 10.96.0.11:80 >/dev/null 2>&1 || break; sleep 0.1; done
+xm_ctl -j service show 10.96.0.11:80 >/dev/null 2>&1 &&
+	xm_fail "a Service missing from the new list is still programmed"
+xm_log "ok: the relist removed the Service deleted meanwhile"
 
 # --- a compaction: watches from before get 410 in the stream ---
 before=$(lists_of services)
@@ -248,12 +260,28 @@ xm_log "1,001 slice updates: $n applies"
 xm_assert "$n" -le 10 "a burst of 1,001 slice updates is a handful of applies"
 xm_assert "$n" -ge 1 "the burst was applied"
 
+# --- agent SIGKILLed and restarted while the API server holds its lists: nothing changes ---
+before=$(xm_ctl -j service list | xm_json 'sorted((s["service"], s["backend_count"]) for s in j)')
+kill -9 "$XM_AGENT_PID"
+wait "$XM_AGENT_PID" 2>/dev/null || true
+fake fault '{"name":"hold_lists","count":1}' >/dev/null
+xm_agent_start --config "$CFG" --kubeconfig "$XM_RUN_DIR/kubeconfig.json" --node-name xm-node-a \
+	--k8s-watch-timeout 3 --metrics "127.0.0.1:$MPORT" 2>>"$AGENT_LOG"
+sleep 1.5
+after=$(xm_ctl -j service list | xm_json 'sorted((s["service"], s["backend_count"]) for s in j)')
+xm_assert "$after" = "$before" "a restarted agent keeps every table until both lists are complete"
+xm_assert "$(ready)" = 503 "the restarted agent is not ready before its initial sync"
+fake clear >/dev/null
+for _ in $(seq 50); do [ "$(ready)" = 200 ] && break; sleep 0.1; done
+xm_assert "$(ready)" = 200 "ready again after the sync"
+xm_lb_wait 10.96.0.10:80 4
+
 # --- a Service deleted ---
-fake delete '{"kind":"services","namespace":"default","name":"api"}' >/dev/null
+fake delete '{"kind":"services","namespace":"default","name":"web"}' >/dev/null
 for _ in $(seq 50); do
-	xm_ctl -j service show 10.96.0.11:80 >/dev/null 2>&1 || break
+	xm_ctl -j service show 10.96.0.10:80 >/dev/null 2>&1 || break
 	sleep 0.1
 done
-xm_ctl -j service show 10.96.0.11:80 >/dev/null 2>&1 && xm_fail "deleted Service still programmed"
+xm_ctl -j service show 10.96.0.10:80 >/dev/null 2>&1 && xm_fail "deleted Service still programmed"
 xm_log "ok: a deleted Service is removed"
 xm_log "PASS"
