@@ -41,6 +41,7 @@ struct xm_k8s_res {
 	char *buf;           /* list body, or the partial line of a watch */
 	size_t len, cap;
 	char why[300];       /* why the request was ended from our side */
+	char errbuf[CURL_ERROR_SIZE]; /* curl's detail of a failed request */
 	bool relist;         /* the request ended with 410 Gone: list again */
 	unsigned int attempt; /* failures in a row, for the backoff */
 	int tfd;             /* retry timer */

@@ -277,6 +277,8 @@ static int res_request(struct xm_k8s_res *r, bool list)
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
 	curl_easy_setopt(h, CURLOPT_PRIVATE, r);
+	r->errbuf[0] = '\0';
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, r->errbuf);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 10L);
 	curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
@@ -414,7 +416,7 @@ static void res_done(struct xm_k8s_res *r, CURLcode rc)
 	bool list = r->listing;
 	curl_off_t retry_after = 0;
 	long code = 0;
-	const char *what = list ? "list" : "watch";
+	const char *what = !r->watch ? "get" : list ? "list" : "watch";
 
 	curl_easy_getinfo(r->h, CURLINFO_RESPONSE_CODE, &code);
 	curl_easy_getinfo(r->h, CURLINFO_RETRY_AFTER, &retry_after);
@@ -433,8 +435,13 @@ static void res_done(struct xm_k8s_res *r, CURLcode rc)
 		return;
 	}
 	if (rc != CURLE_OK) {
-		pr_warn("k8s: %s %s: %s%s", r->kind, what, curl_easy_strerror(rc),
-			rc == CURLE_OPERATION_TIMEDOUT && !list ? " (the watch hung)" : "");
+		pr_warn("k8s: %s %s: %s%s%s%s%s", r->kind, what, curl_easy_strerror(rc),
+			r->errbuf[0] ? " (" : "", r->errbuf, r->errbuf[0] ? ")" : "",
+			rc == CURLE_OPERATION_TIMEDOUT && !list ? ": the watch hung"
+			: rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE
+				? ": check the CA (certificate-authority[-data], or the service "
+				  "account's ca.crt)"
+				: "");
 		res_stop_request(r);
 		if (r->watch)
 			res_backoff(r, 0, list);
