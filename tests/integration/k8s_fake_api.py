@@ -256,6 +256,7 @@ def main():
     ap.add_argument("--zone", default="")
     ap.add_argument("--tls-cert")
     ap.add_argument("--tls-key")
+    ap.add_argument("--tls-client-ca", help="require a client certificate from this CA")
     ap.add_argument("--port-file", help="write the port here once listening")
     ap.add_argument("--load", help="objects saved by /_ctl/save")
     a = ap.parse_args()
@@ -276,6 +277,9 @@ def main():
     if a.tls_cert:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(a.tls_cert, a.tls_key)
+        if a.tls_client_ca:
+            ctx.verify_mode = ssl.CERT_REQUIRED
+            ctx.load_verify_locations(a.tls_client_ca)
         srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
     if a.port_file:
         with open(a.port_file + ".tmp", "w") as f:
