@@ -18,7 +18,7 @@ struct xm_agent;
 struct xm_k8s;
 
 #define XM_K8S_PAGE 500            /* items per list page */
-#define XM_K8S_COALESCE_MS 50      /* an apply this long after the first change */
+#define XM_K8S_COALESCE_MS 50      /* applies at least this far apart (coalescing) */
 #define XM_K8S_MAX_LINE (16u << 20) /* longest watch event accepted */
 #define XM_K8S_MAX_BODY (256u << 20) /* longest list page accepted */
 #define XM_K8S_BACKOFF_MIN_MS 500
@@ -61,7 +61,12 @@ struct xm_k8s {
 	struct xm_k8s_res svc, eps, node;
 	struct xm_k8s_result last; /* the translation applied last */
 	bool have_last;
+	json_t *last_index;   /* Service id -> [first, count] of its entries in last */
+	json_t *dirty;        /* Service ids whose objects changed since the last apply */
+	json_t *slice_owner;  /* slice id -> the Service id it was last seen with */
+	bool all_dirty;       /* a list, the node: translate everything */
 	unsigned long applies, changes_pending;
+	unsigned long long applied_ms; /* CLOCK_MONOTONIC of the last apply's end */
 	volatile int ready;   /* both initial lists applied: read by the metrics thread */
 };
 
@@ -78,7 +83,9 @@ void xm_k8s_res_init(struct xm_k8s *k, struct xm_k8s_res *r, const char *kind, c
 		     bool watch);
 void xm_k8s_res_free(struct xm_k8s_res *r);
 int xm_k8s_res_start(struct xm_k8s_res *r);
-/* k8s.c: the store of r changed (or became complete). */
-void xm_k8s_changed(struct xm_k8s *k, struct xm_k8s_res *r);
+/* k8s.c: CLOCK_MONOTONIC in ms. */
+unsigned long long xm_k8s_now_ms(void);
+/* k8s.c: obj of r changed (added, modified, deleted); NULL: all of r (a list). */
+void xm_k8s_changed(struct xm_k8s *k, struct xm_k8s_res *r, json_t *obj);
 
 #endif

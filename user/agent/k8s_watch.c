@@ -195,11 +195,13 @@ static bool watch_event(struct xm_k8s_res *r, const char *line, size_t len)
 		return true;
 	}
 	if (obj_key(obj, key, sizeof(key))) {
+		/* with its time, the start of an apply's latency (scripts/bench/k8s.sh) */
+		pr_debug("k8s: %s %s %s rv %s", r->kind, type, key, r->rv);
 		if (!strcmp(type, "DELETED"))
 			json_object_del(r->store, key);
 		else if (!strcmp(type, "ADDED") || !strcmp(type, "MODIFIED"))
 			json_object_set(r->store, key, obj);
-		xm_k8s_changed(r->k, r);
+		xm_k8s_changed(r->k, r, obj);
 	}
 	json_decref(ev);
 	return true;
@@ -302,18 +304,10 @@ static int res_request(struct xm_k8s_res *r, bool list)
 static void res_backoff(struct xm_k8s_res *r, long retry_after_s, bool list_next);
 static void res_list(struct xm_k8s_res *r);
 
-static unsigned long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000ULL + ts.tv_nsec / 1000000;
-}
-
 /* 410: list again, at once unless the last list is so recent that they would loop. */
 static void res_relist(struct xm_k8s_res *r)
 {
-	if (r->listed_ms && now_ms() - r->listed_ms < 1000)
+	if (r->listed_ms && xm_k8s_now_ms() - r->listed_ms < 1000)
 		res_backoff(r, 0, true);
 	else
 		res_list(r);
@@ -374,7 +368,7 @@ static void list_page(struct xm_k8s_res *r)
 		json_decref(r->store);
 		r->store = body;
 		r->synced = true;
-		xm_k8s_changed(r->k, r);
+		xm_k8s_changed(r->k, r, NULL);
 		return;
 	}
 	if (!json_is_array(json_object_get(body, "items"))) {
@@ -402,11 +396,11 @@ static void list_page(struct xm_k8s_res *r)
 	r->store = r->staging;
 	r->staging = NULL;
 	r->attempt = 0;
-	r->listed_ms = now_ms();
+	r->listed_ms = xm_k8s_now_ms();
 	pr_info("k8s: %s listed: %zu objects, resourceVersion %s", r->kind,
 		json_object_size(r->store), r->rv);
 	r->synced = true;
-	xm_k8s_changed(r->k, r);
+	xm_k8s_changed(r->k, r, NULL);
 	if (res_request(r, false))
 		res_backoff(r, 0, false);
 }

@@ -297,22 +297,24 @@ static int to_conf(json_t *o, bool has_annot, const char *annot_err, xm_k8s_prev
 	return 0;
 }
 
-static int result_push(struct xm_k8s_result *r, const struct xm_lb_svc_conf *s,
-		       const struct xm_k8s_svc_meta *m)
+int xm_k8s_result_add(struct xm_k8s_result *r, struct xm_lb_svc_conf *s,
+		      const struct xm_k8s_svc_meta *m)
 {
 	unsigned int n = r->conf.n_svc;
 
-	if (!(n & (n - 1)) || !n) {
+	/* capacity: the next power of two, at least 8 */
+	if (n >= 8 ? !(n & (n - 1)) : !n) {
 		unsigned int cap = n ? n * 2 : 8;
 		struct xm_lb_svc_conf *ns = realloc(r->conf.svc, cap * sizeof(*ns));
 		struct xm_k8s_svc_meta *nm;
 
-		if (!ns)
+		if (ns)
+			r->conf.svc = ns;
+		nm = ns ? realloc(r->meta, cap * sizeof(*nm)) : NULL;
+		if (!nm) {
+			xm_lb_svc_conf_free(s);
 			return -ENOMEM;
-		r->conf.svc = ns;
-		nm = realloc(r->meta, cap * sizeof(*nm));
-		if (!nm)
-			return -ENOMEM;
+		}
 		r->meta = nm;
 	}
 	r->conf.svc[n] = *s;
@@ -321,13 +323,31 @@ static int result_push(struct xm_k8s_result *r, const struct xm_lb_svc_conf *s,
 	return 0;
 }
 
+const char *xm_k8s_slice_service(json_t *slice, char *buf, size_t len)
+{
+	json_t *md = json_object_get(slice, "metadata");
+	const char *svc = jstr(json_object_get(md, "labels"), LABEL_SERVICE_NAME);
+
+	if (!svc)
+		return NULL;
+	snprintf(buf, len, "%s/%s", jstr(md, "namespace") ?: "default", svc);
+	return buf;
+}
+
+const char *xm_k8s_object_id(json_t *obj, char *buf, size_t len)
+{
+	json_t *md = json_object_get(obj, "metadata");
+
+	snprintf(buf, len, "%s/%s", jstr(md, "namespace") ?: "default", jstr(md, "name") ?: "");
+	return buf;
+}
+
 /* One Service: every cluster IP x port x protocol. */
-static int translate_service(json_t *svc, json_t *svc_slices, const struct xm_k8s_node *node,
+int xm_k8s_translate_service(json_t *svc, json_t *svc_slices, const struct xm_k8s_node *node,
 			     xm_k8s_prev_fn prev, void *prev_arg, struct xm_k8s_result *r)
 {
 	json_t *spec = json_object_get(svc, "spec"), *md = json_object_get(svc, "metadata");
 	json_t *ips = json_object_get(spec, "clusterIPs"), *algo = NULL, *params = NULL;
-	const char *ns = jstr(md, "namespace") ?: "default", *name = jstr(md, "name") ?: "";
 	const char *type = jstr(spec, "type"), *itp = jstr(spec, "internalTrafficPolicy");
 	const char *aff = jstr(spec, "sessionAffinity");
 	bool local_only = itp && !strcmp(itp, "Local");
@@ -353,7 +373,7 @@ static int translate_service(json_t *svc, json_t *svc_slices, const struct xm_k8
 		r->left_alone++;
 		return 0;
 	}
-	snprintf(m.id, sizeof(m.id), "%s/%s", ns, name);
+	xm_k8s_object_id(svc, m.id, sizeof(m.id));
 	json_array_foreach(svc_slices, i, sl) {
 		json_t *g = json_object_get(json_object_get(sl, "metadata"), "generation");
 
@@ -416,9 +436,7 @@ static int translate_service(json_t *svc, json_t *svc_slices, const struct xm_k8
 				    &conf, &m)) {
 				note_add(&m, "%s: not usable", desc);
 			} else {
-				err = result_push(r, &conf, &m);
-				if (err)
-					xm_lb_svc_conf_free(&conf);
+				err = xm_k8s_result_add(r, &conf, &m);
 			}
 			json_decref(o);
 		}
@@ -451,15 +469,11 @@ int xm_k8s_translate(json_t *services, json_t *slices, const struct xm_k8s_node 
 		return -ENOMEM;
 	/* Group the slices by namespace/service-name label. */
 	each_item(slices, it, idx, v) {
-		const char *ns = jstr2(v, "metadata", "namespace") ?: "default";
-		const char *svc = jstr(json_object_get(json_object_get(v, "metadata"), "labels"),
-				       LABEL_SERVICE_NAME);
 		char key[XM_K8S_ID_LEN];
 		json_t *arr;
 
-		if (!svc)
+		if (!xm_k8s_slice_service(v, key, sizeof(key)))
 			continue;
-		snprintf(key, sizeof(key), "%s/%s", ns, svc);
 		arr = json_object_get(by_svc, key);
 		if (!arr) {
 			arr = json_array();
@@ -474,14 +488,12 @@ int xm_k8s_translate(json_t *services, json_t *slices, const struct xm_k8s_node 
 		}
 	}
 	each_item(services, it, idx, v) {
-		const char *ns = jstr2(v, "metadata", "namespace") ?: "default";
-		const char *name = jstr2(v, "metadata", "name") ?: "";
 		char key[XM_K8S_ID_LEN];
 
 		if (err)
 			break;
-		snprintf(key, sizeof(key), "%s/%s", ns, name);
-		err = translate_service(v, json_object_get(by_svc, key), node, prev, prev_arg, out);
+		err = xm_k8s_translate_service(v, json_object_get(by_svc, xm_k8s_object_id(v, key, sizeof(key))),
+					       node, prev, prev_arg, out);
 	}
 	json_decref(by_svc);
 	if (err)

@@ -57,5 +57,18 @@ struct xm_k8s_result {
 int xm_k8s_translate(json_t *services, json_t *slices, const struct xm_k8s_node *node,
 		     xm_k8s_prev_fn prev, void *prev_arg, struct xm_k8s_result *out);
 void xm_k8s_result_free(struct xm_k8s_result *r);
+/*
+ * One Service with its EndpointSlices (an array, or NULL), appended to out:
+ * for a caller that keeps the others' results (the agent re-translates only
+ * the Services whose objects changed). The "namespace/service-name" a slice
+ * belongs to: xm_k8s_slice_service(); a Service's own: xm_k8s_object_id().
+ */
+int xm_k8s_translate_service(json_t *svc, json_t *svc_slices, const struct xm_k8s_node *node,
+			     xm_k8s_prev_fn prev, void *prev_arg, struct xm_k8s_result *out);
+const char *xm_k8s_slice_service(json_t *slice, char *buf, size_t len);
+/* Append one service (s is taken) and its meta; 0 or -ENOMEM (s freed). */
+int xm_k8s_result_add(struct xm_k8s_result *r, struct xm_lb_svc_conf *s,
+		      const struct xm_k8s_svc_meta *m);
+const char *xm_k8s_object_id(json_t *obj, char *buf, size_t len);
 
 #endif
