@@ -174,6 +174,7 @@ t1=$(now)
 a_cpu=$(python3 -c "print(round(($(cpu "$AGENT_PID") - $a_cpu0) / 100 / ($t1 - $t0) * 100, 1))")
 k_cpu=$(python3 -c "print(round(($(cpu "$kp_pid") - $k_cpu0) / 100 / ($t1 - $t0) * 100, 1))")
 a_rss=$(awk '/VmHWM/ {print int($2/1024)}' "/proc/$AGENT_PID/status")
+a_rss_now=$(awk '/VmRSS/ {print int($2/1024)}' "/proc/$AGENT_PID/status")
 k_rss=$([ -n "$kp_pid" ] && awk '/VmHWM/ {print int($2/1024)}' "/proc/$kp_pid/status" || echo -)
 kp_metrics >"$D/kp-after.prom"
 a_lat=$($DRV analyse "$D/agent-churn.log" "$D/updates.json")
@@ -224,13 +225,14 @@ apply latency p50 (ms)            $ap50           <= $kp50 (histogram bucket)
 apply latency p99 (ms)            $ap99           <= $kp99 (histogram bucket)
 CPU during churn (% of a core)    $a_cpu            $k_cpu
 peak RSS (MB)                     $a_rss              $k_rss
+RSS after the churn (MB)          $a_rss_now
 agent applies during churn: $applies for $(python3 -c "print(int($RATE * $DURATION))") updates; agent latencies: $a_lat
 kube-proxy: $k_lat
 EOT
 echo "bench k8s: services=$N_SVC endpoints=$N_EP agent_sync_s=$a_sync kproxy_sync_s=$k_sync" \
 	"sync_ratio=$(python3 -c "print(round(float('${k_sync:-nan}') / $a_sync, 2))")" \
 	"agent_p50_ms=$ap50 agent_p99_ms=$ap99 kproxy_p50_le_ms=$kp50 kproxy_p99_le_ms=$kp99" \
-	"agent_cpu_pct=$a_cpu kproxy_cpu_pct=$k_cpu agent_rss_mb=$a_rss kproxy_rss_mb=$k_rss"
+	"agent_cpu_pct=$a_cpu kproxy_cpu_pct=$k_cpu agent_rss_mb=$a_rss agent_rss_now_mb=$a_rss_now kproxy_rss_mb=$k_rss"
 # XM_BENCH_LOGS=DIR keeps the logs (agent, kube-proxy, API server) and the updates
 [ -n "${XM_BENCH_LOGS:-}" ] && mkdir -p "$XM_BENCH_LOGS" && cp "$D"/*.log "$D/updates.json" "$XM_BENCH_LOGS/"
 exit 0

@@ -4,7 +4,8 @@
 
   k8s_driver.py create  SERVER TOKEN N_SVC N_EP
       N_SVC ClusterIP Services and one EndpointSlice each with N_EP ready endpoints
-      (written directly, as the EndpointSlice controller would).
+      (written directly, as the EndpointSlice controller would), and the Node
+      both proxies run as.
   k8s_driver.py churn   SERVER TOKEN N_SVC N_EP RATE SECONDS OUT.json
       RATE endpoint changes per second for SECONDS: each update of a random
       slice flips one endpoint's readiness; the slice carries
@@ -100,6 +101,9 @@ def create(server, token, n_svc, n_ep):
             call(c, token, "POST", "/apis/discovery.k8s.io/v1/namespaces/%s/endpointslices" % NS,
                  slice_obj(i, n_ep, [True] * n_ep))
     t0 = time.time()
+    # the node kube-proxy runs as: without it, kube-proxy waits 30 s for it at start
+    call(conn(server), token, "POST", "/api/v1/nodes", {
+        "apiVersion": "v1", "kind": "Node", "metadata": {"name": "xm-bench-node"}})
     parallel(n_svc, svcs)
     parallel(n_svc, slices)
     print("created %d services, %d slices x %d endpoints in %.1f s" %

@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -182,8 +183,11 @@ static void apply(struct xm_k8s *k)
 	index_result(k, &r);
 	json_object_clear(k->dirty);
 	k->all_dirty = false;
-	if (!k->ready)
+	if (!k->ready) {
 		pr_info("k8s: initial sync done: ready");
+		/* the lists' pages were parsed and freed: give that heap back */
+		malloc_trim(0);
+	}
 	__atomic_store_n(&k->ready, 1, __ATOMIC_RELEASE);
 }
 

@@ -110,13 +110,14 @@ static int apply(struct xm_agent *a)
 	for (int i = 0; i < XM_SRC_N; i++) {
 		for (unsigned int j = 0; j < ss->layer[i].n_svc; j++) {
 			const struct xm_lb_svc_conf *s = &ss->layer[i].svc[j];
-			const struct xm_lb_svc_conf *won = xm_lb_conf_find(&merged, &s->key);
 			char ks[96];
+			const char *by;
 
-			xm_lb_svc_key_str(&s->key, ks, sizeof(ks));
-			if (won) {
+			/* seen: a hash of the keys taken, so a merge is O(services) */
+			by = json_string_value(
+				json_object_get(seen, xm_lb_svc_key_str(&s->key, ks, sizeof(ks))));
+			if (by) {
 				/* lower precedence; a file/cluster clash is said once */
-				const char *by = json_string_value(json_object_get(seen, ks));
 
 				if (i == XM_SRC_CLUSTER && by && !strcmp(by, "file") &&
 				    !json_object_get(ss->clashes, ks)) {
