@@ -183,9 +183,10 @@ import json, re, sys
 def hist(path, name):
     b = {}
     for line in open(path):
-        m = re.match(name + r'_bucket\{le="([^"]+)"\} (\S+)', line)
+        # any other labels (ip_family): summed
+        m = re.match(name + r'_bucket\{(?:[^}]*,)?le="([^"]+)"[^}]*\} (\S+)', line)
         if m:
-            b[float(m.group(1))] = float(m.group(2))
+            b[float(m.group(1))] = b.get(float(m.group(1)), 0) + float(m.group(2))
     return b
 out = {}
 for key, name in (("prog", "kubeproxy_network_programming_duration_seconds"),
@@ -234,5 +235,5 @@ echo "bench k8s: services=$N_SVC endpoints=$N_EP agent_sync_s=$a_sync kproxy_syn
 	"agent_p50_ms=$ap50 agent_p99_ms=$ap99 kproxy_p50_le_ms=$kp50 kproxy_p99_le_ms=$kp99" \
 	"agent_cpu_pct=$a_cpu kproxy_cpu_pct=$k_cpu agent_rss_mb=$a_rss agent_rss_now_mb=$a_rss_now kproxy_rss_mb=$k_rss"
 # XM_BENCH_LOGS=DIR keeps the logs (agent, kube-proxy, API server) and the updates
-[ -n "${XM_BENCH_LOGS:-}" ] && mkdir -p "$XM_BENCH_LOGS" && cp "$D"/*.log "$D/updates.json" "$XM_BENCH_LOGS/"
+[ -n "${XM_BENCH_LOGS:-}" ] && mkdir -p "$XM_BENCH_LOGS" && cp "$D"/*.log "$D"/*.prom "$D/updates.json" "$XM_BENCH_LOGS/"
 exit 0
