@@ -15,6 +15,8 @@ struct xm_weighting;
 struct xm_services;
 struct xm_control;
 struct xm_metrics;
+struct xm_k8s;
+struct xm_svc_sources;
 
 struct xm_agent {
 	char pin_root[PATH_MAX];
@@ -44,6 +46,15 @@ struct xm_agent {
 	struct xm_services *services;
 	struct xm_control *control;
 	struct xm_metrics *metrics;
+	/* Kubernetes source (k8s.h): its flags, and its state while it runs. */
+	bool k8s_enabled;         /* --k8s or --kubeconfig */
+	const char *kubeconfig;   /* --kubeconfig: JSON form; NULL: in-cluster */
+	const char *k8s_api;      /* --k8s-api HOST:PORT|URL: overrides the server */
+	const char *node_name;    /* --node-name; NULL: $NODE_NAME, then the hostname */
+	unsigned int k8s_watch_timeout; /* --k8s-watch-timeout S; 0: 300 */
+	struct xm_k8s *k8s;
+	/* Where services come from and their merge (svcsources.h). */
+	struct xm_svc_sources *sources;
 };
 
 /*

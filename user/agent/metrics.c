@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * --metrics ADDR:PORT: Prometheus text on GET /metrics, served by
+ * --metrics ADDR:PORT: Prometheus text on GET /metrics, /healthz (liveness)
+ * and /readyz (the Kubernetes source's initial sync), served by
  * libmicrohttpd's own thread. Any local user can connect, so the server is
  * bounded: XM_METRICS_MAX_CONNS connections in all, XM_METRICS_MAX_PER_IP
  * from one address, XM_METRICS_TIMEOUT_S for an idle one; libmicrohttpd's
@@ -17,6 +18,7 @@
 #include <microhttpd.h>
 #include "addr.h"
 #include "agent.h"
+#include "k8s.h"
 #include "lbtable.h"
 #include "log.h"
 
@@ -26,6 +28,7 @@
 
 struct xm_metrics {
 	struct MHD_Daemon *mhd;
+	const struct xm_agent *agent; /* for /readyz: read-only from this thread */
 	char pin_root[PATH_MAX];
 	/* rate limit of libmicrohttpd's messages (its thread only) */
 	time_t log_second;
@@ -45,7 +48,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
 	if (strcmp(method, "GET") && strcmp(method, "HEAD"))
 		return MHD_NO;
-	if (strcmp(url, "/metrics")) {
+	if (!strcmp(url, "/healthz") || !strcmp(url, "/readyz")) {
+		/* ready: the first complete view of the cluster is applied (k8s.h) */
+		bool ok = !strcmp(url, "/healthz") || xm_k8s_ready(m->agent);
+		static const char yes[] = "ok\n", no[] = "initial sync not done\n";
+
+		resp = MHD_create_response_from_buffer(ok ? sizeof(yes) - 1 : sizeof(no) - 1,
+						       (void *)(ok ? yes : no), MHD_RESPMEM_PERSISTENT);
+		code = ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE;
+	} else if (strcmp(url, "/metrics")) {
 		static const char nf[] = "xmesh-agent: metrics are at /metrics\n";
 
 		resp = MHD_create_response_from_buffer(sizeof(nf) - 1, (void *)nf,
@@ -125,6 +136,7 @@ int xm_metrics_start(struct xm_agent *a)
 	if (!m)
 		return -ENOMEM;
 	snprintf(m->pin_root, sizeof(m->pin_root), "%s", a->pin_root);
+	m->agent = a;
 	m->mhd = MHD_start_daemon(MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG |
 					  (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
 				  0, NULL, NULL, on_request, m, MHD_OPTION_SOCK_ADDR, &ss,

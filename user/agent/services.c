@@ -13,7 +13,8 @@
  *   {"cmd":"backend-weight","service":"VIP:PORT[/udp]","backend":"ADDR:PORT","weight":N}
  *   {"cmd":"reload"}
  * Answers: {"ok":true} or {"error":"what is wrong"}. Changes made here last
- * until the next reload of the config file, which replaces every service.
+ * until the next reload of the config file (svcsources.h: they win over the
+ * file and the cluster until then).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -38,6 +39,7 @@
 #include "log.h"
 #include "pin.h"
 #include "stats.h"
+#include "svcsources.h"
 #include "weighting.h"
 
 struct xm_services {
@@ -47,6 +49,7 @@ struct xm_services {
 	int lru_fd;              /* timerfd: LRU eviction estimates, once a second */
 	__u64 lru_seen[2];       /* lb_rev_new, lb_flows_new at the last estimate */
 	char cfg_dir[PATH_MAX], cfg_base[PATH_MAX];
+	struct stat cfg_st;      /* the file (symlinks followed) last loaded */
 };
 
 struct xm_lb_state *xm_services_state(const struct xm_agent *a)
@@ -58,11 +61,14 @@ int xm_services_reload(struct xm_agent *a)
 {
 	struct xm_lb_state *st = xm_services_state(a);
 	struct xm_lb_conf c;
+	unsigned int n;
 	char err[600];
 	int r;
 
 	if (!a->config_path || !st)
 		return 0;
+	if (stat(a->config_path, &a->services->cfg_st))
+		memset(&a->services->cfg_st, 0, sizeof(a->services->cfg_st));
 	r = xm_lb_conf_load(a->config_path, &c, err, sizeof(err));
 	if (!r && xm_lb_state_check(st, &c, err, sizeof(err))) {
 		xm_lb_conf_free(&c);
@@ -72,10 +78,10 @@ int xm_services_reload(struct xm_agent *a)
 		pr_err("config rejected, running services unchanged: %s", err);
 		return r;
 	}
-	r = xm_lb_state_apply(st, &c);
-	xm_weighting_topology_changed(a);
+	n = c.n_svc;
 	xm_weighting_set_tick(a, c.tick_ms);
-	pr_info("config %s applied: %u services%s", a->config_path, c.n_svc,
+	r = xm_svc_sources_replace(a, XM_SRC_FILE, &c, NULL);
+	pr_info("config %s applied: %u services%s", a->config_path, n,
 		r ? " (with errors, see above)" : "");
 	xm_lb_conf_free(&c);
 	/* Parsing a large config leaves megabytes of freed heap: give them back. */
@@ -87,19 +93,21 @@ static void on_inotify(struct xm_loop *loop, int fd, uint32_t events, void *arg)
 {
 	struct xm_services *sv = ((struct xm_agent *)arg)->services;
 	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
-	bool hit = false;
+	struct stat st;
 	ssize_t n;
 
-	while ((n = read(fd, buf, sizeof(buf))) > 0) {
-		for (char *p = buf; p < buf + n;) {
-			struct inotify_event *ev = (struct inotify_event *)p;
-
-			if (ev->len && !strcmp(ev->name, sv->cfg_base))
-				hit = true;
-			p += sizeof(*ev) + ev->len;
-		}
-	}
-	if (hit) {
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		;
+	/*
+	 * Whatever changed in the directory, reload when the file the path leads
+	 * to is another one: a ConfigMap's kubelet swaps a "..data" symlink, not
+	 * the file's own name; editors rename over it; others write in place.
+	 */
+	if (stat(((struct xm_agent *)arg)->config_path, &st))
+		return;
+	if (st.st_dev != sv->cfg_st.st_dev || st.st_ino != sv->cfg_st.st_ino ||
+	    st.st_size != sv->cfg_st.st_size || st.st_mtim.tv_sec != sv->cfg_st.st_mtim.tv_sec ||
+	    st.st_mtim.tv_nsec != sv->cfg_st.st_mtim.tv_nsec) {
 		pr_info("config file changed: reloading");
 		xm_services_reload(arg);
 	}
@@ -119,62 +127,27 @@ static json_t *reply_err(const char *fmt, ...)
 	return json_pack("{s:s}", "error", msg);
 }
 
-static json_t *apply_changed(struct xm_lb_state *st, struct xm_lb_conf *c)
+static json_t *reply_applied(int r)
 {
-	char why[256];
-	int r;
-
-	if (xm_lb_state_check(st, c, why, sizeof(why))) {
-		xm_lb_conf_free(c);
-		return reply_err("rejected, nothing changed: %s", why);
-	}
-	r = xm_lb_state_apply(st, c);
-
-	xm_lb_conf_free(c);
+	if (r == -E2BIG)
+		return reply_err("rejected, nothing changed: over the node's limits "
+				 "(see the agent's log)");
 	return r ? reply_err("applied with errors: %s (see the agent's log)", strerror(-r))
 		 : json_pack("{s:b}", "ok", 1);
 }
 
-static json_t *ctl_service_add(struct xm_lb_state *st, struct xm_lb_svc_conf *s)
+static json_t *ctl_service_add(struct xm_agent *a, struct xm_lb_svc_conf *s)
 {
-	struct xm_lb_svc_conf *old;
-	struct xm_lb_conf c;
-
-	if (xm_lb_state_conf(st, &c))
-		return reply_err("out of memory");
-	old = xm_lb_conf_find(&c, &s->key);
-	if (old) {
-		xm_lb_svc_conf_free(old);
-		*old = *s;
-	} else {
-		struct xm_lb_svc_conf *n = realloc(c.svc, (c.n_svc + 1) * sizeof(*n));
-
-		if (!n) {
-			xm_lb_conf_free(&c);
-			return reply_err("out of memory");
-		}
-		c.svc = n;
-		c.svc[c.n_svc++] = *s;
-	}
-	memset(s, 0, sizeof(*s)); /* moved into c */
-	return apply_changed(st, &c);
+	return reply_applied(xm_svc_sources_put(a, s));
 }
 
-static json_t *ctl_service_del(struct xm_lb_state *st, const struct xm_lb_svc_key *key)
+static json_t *ctl_service_del(struct xm_agent *a, const struct xm_lb_svc_key *key)
 {
-	struct xm_lb_svc_conf *s;
-	struct xm_lb_conf c;
+	int r = xm_svc_sources_del(a, key);
 
-	if (xm_lb_state_conf(st, &c))
-		return reply_err("out of memory");
-	s = xm_lb_conf_find(&c, key);
-	if (!s) {
-		xm_lb_conf_free(&c);
+	if (r == -ENOENT)
 		return reply_err("no such service");
-	}
-	xm_lb_svc_conf_free(s);
-	*s = c.svc[--c.n_svc];
-	return apply_changed(st, &c);
+	return reply_applied(r);
 }
 
 static json_t *ctl_backend_weight(struct xm_lb_state *st, const struct xm_lb_svc_key *key,
@@ -225,10 +198,10 @@ json_t *xm_services_request(struct xm_agent *a, const char *line)
 	}
 	switch (req.cmd) {
 	case XM_CTL_SERVICE_ADD:
-		rep = ctl_service_add(st, &req.svc);
+		rep = ctl_service_add(a, &req.svc);
 		break;
 	case XM_CTL_SERVICE_DEL:
-		rep = ctl_service_del(st, &req.key);
+		rep = ctl_service_del(a, &req.key);
 		break;
 	case XM_CTL_BACKEND_WEIGHT:
 		rep = ctl_backend_weight(st, &req.key, &req.be);
@@ -317,6 +290,9 @@ int xm_services_start(struct xm_agent *a)
 	err = lru_tick_start(a);
 	if (err)
 		pr_warn("LRU eviction estimates off: %s", strerror(-err));
+	err = xm_svc_sources_init(a, a->k8s_enabled);
+	if (err)
+		return err;
 	if (a->config_path) {
 		xm_services_reload(a); /* a bad file leaves the adopted services running */
 		err = watch_config(a);
@@ -342,6 +318,7 @@ void xm_services_stop(struct xm_agent *a)
 		xm_loop_del(a->loop, sv->lru_fd);
 		close(sv->lru_fd);
 	}
+	xm_svc_sources_free(a);
 	if (sv->lb_ready)
 		xm_lb_state_free(&sv->lb);
 	free(sv);
