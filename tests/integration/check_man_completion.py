@@ -41,7 +41,7 @@ def man_section(text, name):
 
 
 def flags(text):
-    return set(re.findall(r"(?<![\w-])(--[a-z][a-z-]*|-[a-zA-Z])(?![\w-])", text))
+    return set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*|-[a-zA-Z])(?![\w-])", text))
 
 
 def comp_function(name):

@@ -57,8 +57,8 @@ static void usage(FILE *f)
 		"                    262144; a new size takes effect after 'xmesh-agent uninstall')\n"
 		"  --k8s             take services from the API server, in-cluster config\n"
 		"                    (service account token and CA, KUBERNETES_SERVICE_HOST)\n"
-		"  --kubeconfig FILE the same with a kubeconfig in JSON form\n"
-		"                    (kubectl config view --raw --flatten -o json)\n"
+		"  --kubeconfig FILE the same with a kubeconfig in JSON form (a YAML one is\n"
+		"                    refused with the command that converts it)\n"
 		"  --k8s-api A       API server HOST:PORT (https) or URL, overriding the config\n"
 		"  --node-name NAME  this node's name (default $NODE_NAME, then the hostname)\n"
 		"  --k8s-watch-timeout S  watches are renewed after S seconds (default 300)\n",
