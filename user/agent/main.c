@@ -279,6 +279,7 @@ static void remove_stale_socket(struct xm_agent *a)
 
 static int do_uninstall(struct xm_agent *a)
 {
+	char path[PATH_MAX];
 	int n;
 
 	if (!xm_pin_root_in_use(a->pin_root) && access(a->pin_root, F_OK)) {
@@ -292,6 +293,9 @@ static int do_uninstall(struct xm_agent *a)
 		return n;
 	}
 	remove_stale_socket(a);
+	/* what `xmeshctl service list` shows of the sources: nothing is left to show */
+	if (!xm_run_path(path, sizeof(path), a->pin_root, "services.json"))
+		unlink(path);
 	pr_info("removed %d pins under %s: every xmesh program is detached", n, a->pin_root);
 	return 0;
 }

@@ -127,18 +127,17 @@ static json_t *reply_err(const char *fmt, ...)
 	return json_pack("{s:s}", "error", msg);
 }
 
-static json_t *reply_applied(int r)
+static json_t *reply_applied(const struct xm_agent *a, int r)
 {
 	if (r == -E2BIG)
-		return reply_err("rejected, nothing changed: over the node's limits "
-				 "(see the agent's log)");
+		return reply_err("rejected, nothing changed: %s", xm_svc_sources_why(a));
 	return r ? reply_err("applied with errors: %s (see the agent's log)", strerror(-r))
 		 : json_pack("{s:b}", "ok", 1);
 }
 
 static json_t *ctl_service_add(struct xm_agent *a, struct xm_lb_svc_conf *s)
 {
-	return reply_applied(xm_svc_sources_put(a, s));
+	return reply_applied(a, xm_svc_sources_put(a, s));
 }
 
 static json_t *ctl_service_del(struct xm_agent *a, const struct xm_lb_svc_key *key)
@@ -147,7 +146,7 @@ static json_t *ctl_service_del(struct xm_agent *a, const struct xm_lb_svc_key *k
 
 	if (r == -ENOENT)
 		return reply_err("no such service");
-	return reply_applied(r);
+	return reply_applied(a, r);
 }
 
 static json_t *ctl_backend_weight(struct xm_lb_state *st, const struct xm_lb_svc_key *key,

@@ -26,7 +26,13 @@ struct xm_svc_sources {
 	struct xm_k8s_svc_meta *cluster_meta; /* parallel to layer[XM_SRC_CLUSTER].svc */
 	bool cluster_on;
 	json_t *clashes; /* "VIP:PORT/proto" already logged as a clash */
+	char why[256];   /* why the last merge did not fit the node */
 };
+
+const char *xm_svc_sources_why(const struct xm_agent *a)
+{
+	return a->sources ? a->sources->why : "";
+}
 
 int xm_svc_sources_init(struct xm_agent *a, bool cluster_on)
 {
@@ -135,6 +141,12 @@ static int apply(struct xm_agent *a)
 										  : NULL));
 		}
 	}
+	/* Nothing is written unless the merge fits the node; why is kept for the caller. */
+	r = xm_lb_state_check(st, &merged, ss->why, sizeof(ss->why));
+	if (r) {
+		pr_err("services not applied: %s", ss->why);
+		goto out;
+	}
 	r = xm_lb_state_apply(st, &merged);
 	write_run_file(a, list);
 	xm_weighting_topology_changed(a);
@@ -149,11 +161,23 @@ int xm_svc_sources_replace(struct xm_agent *a, enum xm_svc_src src, struct xm_lb
 			   struct xm_k8s_svc_meta *meta)
 {
 	struct xm_svc_sources *ss = a->sources;
-	struct xm_lb_conf old = ss->layer[src];
 	struct xm_k8s_svc_meta *old_meta = ss->cluster_meta;
+	struct xm_lb_conf old[XM_SRC_N];
+	bool drop[XM_SRC_N] = {};
 	int r;
 
-	/* The old layer is kept until the merge fits the node (lbstate checks first). */
+	/*
+	 * A new file ends the control socket's changes; the first view of the
+	 * cluster (or a file when there is no cluster) ends what was adopted from
+	 * the pins. The layers replaced are kept until the merge fits the node.
+	 */
+	drop[src] = true;
+	drop[XM_SRC_CTL] |= src == XM_SRC_FILE;
+	drop[XM_SRC_ADOPTED] |= src == XM_SRC_CLUSTER || (src == XM_SRC_FILE && !ss->cluster_on);
+	memcpy(old, ss->layer, sizeof(old));
+	for (int i = 0; i < XM_SRC_N; i++)
+		if (drop[i])
+			memset(&ss->layer[i], 0, sizeof(ss->layer[i]));
 	ss->layer[src] = *c;
 	memset(c, 0, sizeof(*c));
 	if (src == XM_SRC_CLUSTER)
@@ -161,22 +185,20 @@ int xm_svc_sources_replace(struct xm_agent *a, enum xm_svc_src src, struct xm_lb
 	r = apply(a);
 	if (r == -E2BIG) {
 		xm_lb_conf_free(&ss->layer[src]);
-		ss->layer[src] = old;
+		memcpy(ss->layer, old, sizeof(old));
 		if (src == XM_SRC_CLUSTER) {
 			free(meta);
 			ss->cluster_meta = old_meta;
 		}
 		return r;
 	}
-	xm_lb_conf_free(&old);
+	for (int i = 0; i < XM_SRC_N; i++)
+		if (drop[i])
+			xm_lb_conf_free(&old[i]);
 	if (src == XM_SRC_CLUSTER)
 		free(old_meta);
-	if (src == XM_SRC_FILE) {
-		xm_lb_conf_free(&ss->layer[XM_SRC_CTL]);
+	if (src == XM_SRC_FILE)
 		json_object_clear(ss->clashes);
-	}
-	if (src == XM_SRC_CLUSTER || (src == XM_SRC_FILE && !ss->cluster_on))
-		xm_lb_conf_free(&ss->layer[XM_SRC_ADOPTED]);
 	return r;
 }
 

@@ -38,6 +38,8 @@ void xm_svc_sources_free(struct xm_agent *a);
 int xm_svc_sources_replace(struct xm_agent *a, enum xm_svc_src src, struct xm_lb_conf *c,
 			   struct xm_k8s_svc_meta *meta);
 /* The control socket: add or replace one service (s is taken), or remove one. */
+/* Why the last change was rejected with -E2BIG (over the node's limits). */
+const char *xm_svc_sources_why(const struct xm_agent *a);
 int xm_svc_sources_put(struct xm_agent *a, struct xm_lb_svc_conf *s);
 int xm_svc_sources_del(struct xm_agent *a, const struct xm_lb_svc_key *key);
 #endif
