@@ -149,8 +149,8 @@ static json_t *ctl_service_del(struct xm_agent *a, const struct xm_lb_svc_key *k
 	return reply_applied(a, r);
 }
 
-static json_t *ctl_backend_weight(struct xm_lb_state *st, const struct xm_lb_svc_key *key,
-				  const struct xm_lb_be_conf *be)
+static json_t *ctl_backend_weight(struct xm_agent *ag, struct xm_lb_state *st,
+				  const struct xm_lb_svc_key *key, const struct xm_lb_be_conf *be)
 {
 	char a[XM_ADDR_STRLEN];
 	struct xm_lb_svc_rt *rt;
@@ -170,6 +170,7 @@ static json_t *ctl_backend_weight(struct xm_lb_state *st, const struct xm_lb_svc
 	if (hit < 0)
 		return reply_err("no backend %s port %u in this service", a, be->port);
 	rt->conf.be[hit].weight = be->weight;
+	xm_svc_sources_set_weight(ag, key, &rt->conf.be[hit], be->weight);
 	w = calloc(rt->conf.n_be, sizeof(*w));
 	if (!w)
 		return reply_err("out of memory");
@@ -203,7 +204,7 @@ json_t *xm_services_request(struct xm_agent *a, const char *line)
 		rep = ctl_service_del(a, &req.key);
 		break;
 	case XM_CTL_BACKEND_WEIGHT:
-		rep = ctl_backend_weight(st, &req.key, &req.be);
+		rep = ctl_backend_weight(a, st, &req.key, &req.be);
 		break;
 	case XM_CTL_RELOAD:
 		rep = !a->config_path ? reply_err("the agent runs without --config")
