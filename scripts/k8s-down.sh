@@ -22,18 +22,22 @@ say() { echo "k8s-down: [$((SECONDS - T0))s] $*"; }
 # Is PID a process of this cluster (in its cgroup)? Guards against pid reuse.
 ours() { grep -q ":$XM_K8S_CGROUP/" "/proc/$1/cgroup" 2>/dev/null; }
 
-# stop NAME: SIGTERM the component, SIGKILL after 10 s.
+# stop NAME...: SIGTERM the components together, SIGKILL what runs after 10 s.
 stop() {
-	local f=$D/run/$1.pid pid
-	[ -f "$f" ] || return 0
-	pid=$(cat "$f")
-	if ours "$pid"; then
+	local name pid pids=""
+	for name in "$@"; do
+		[ -f "$D/run/$name.pid" ] || continue
+		pid=$(cat "$D/run/$name.pid")
+		rm -f "$D/run/$name.pid"
+		ours "$pid" || continue
 		kill "$pid" 2>/dev/null
+		pids="$pids $pid"
+		say "stopping $name (pid $pid)"
+	done
+	for pid in $pids; do
 		for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 		ours "$pid" && kill -9 "$pid" 2>/dev/null
-		say "stopped $1 (pid $pid)"
-	fi
-	rm -f "$f"
+	done
 }
 
 # kill_cgroups: SIGKILL whatever runs in the cluster's cgroups (containers,
@@ -58,7 +62,8 @@ if [ -d "$D/run" ]; then
 		for f in "$D"/run/*.pid; do [ "$(cat "$f" 2>/dev/null)" = "$p" ] && continue 2; done
 		kill -9 "$p" 2>/dev/null
 	done
-	for c in containerd kube-scheduler kube-controller-manager kube-apiserver etcd; do stop "$c"; done
+	stop containerd kube-scheduler kube-controller-manager kube-apiserver
+	stop etcd
 fi
 kill_cgroups || say "WARNING: processes remain in cgroup $XM_K8S_CGROUP"
 if [ -e "/run/netns/$N" ]; then

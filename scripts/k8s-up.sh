@@ -379,6 +379,8 @@ XM_K8S_AGENT_KUBECONFIG=$D/agent.kubeconfig
 XM_K8S_KUBECTL=$D/bin/kubectl
 KUBECONFIG=$D/admin.kubeconfig
 XM_K8S_IN_NETNS="nsenter --net=/run/netns/$N --"
+XM_K8S_ON_NODE="nsenter --mount=$XM_K8S_MNTNS --net=/run/netns/$N --"
+XM_K8S_CNI_STATE_DIR=$D/cni/xmesh
 EOF
 ok=1
 say "cluster $N up; env: $D/env"

@@ -5,8 +5,11 @@
  *
  *   xm-whoami serve PORT   accept TCP connections until killed; each gets the
  *                          pod's hostname and "\n", then the server closes it
- *   xm-whoami ask IP PORT [-n N]
- *                          connect N times (default 1), print each answer
+ *   xm-whoami ask IP PORT [-n N] [-i MS] [-T]
+ *                          connect N times (default 1; 0 = until killed), every
+ *                          MS milliseconds (default 0), print each answer
+ *                          ("error ..." for a failed connection), with -T
+ *                          after the wall-clock time in ms
  *   xm-whoami unready      make "probe" fail (creates /tmp/xm-unready)
  *   xm-whoami ready        make "probe" succeed again
  *   xm-whoami probe        exit 0 unless /tmp/xm-unready exists (an exec
@@ -24,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define UNREADY_FILE "/tmp/xm-unready"
@@ -60,11 +64,20 @@ static int serve(int port)
 	}
 }
 
-static int ask(const char *ip, int port, int n)
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+static int ask(const char *ip, int port, int n, int interval_ms, int stamp)
 {
 	int failed = 0;
 
-	for (int i = 0; i < n; i++) {
+	setvbuf(stdout, NULL, _IOLBF, 0); /* a line per answer, even when killed */
+	for (int i = 0; n == 0 || i < n; i++) {
 		struct sockaddr_storage ss = { 0 };
 		struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
 		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
@@ -85,6 +98,10 @@ static int ask(const char *ip, int port, int n)
 			fprintf(stderr, "xm-whoami: '%s' is not an IP address\n", ip);
 			return 2;
 		}
+		if (i && interval_ms)
+			usleep(interval_ms * 1000);
+		if (stamp)
+			printf("%lld ", now_ms());
 		fd = socket(ss.ss_family, SOCK_STREAM, 0);
 		if (fd < 0 || connect(fd, (struct sockaddr *)&ss, sl)) {
 			printf("error %s\n", strerror(errno));
@@ -113,9 +130,21 @@ int main(int argc, char **argv)
 {
 	if (argc == 3 && !strcmp(argv[1], "serve"))
 		return serve(atoi(argv[2]));
-	if ((argc == 4 || argc == 6) && !strcmp(argv[1], "ask"))
-		return ask(argv[2], atoi(argv[3]),
-			   argc == 6 && !strcmp(argv[4], "-n") ? atoi(argv[5]) : 1);
+	if (argc >= 4 && !strcmp(argv[1], "ask")) {
+		int n = 1, interval_ms = 0, stamp = 0;
+
+		for (int i = 4; i < argc; i++) {
+			if (!strcmp(argv[i], "-n") && i + 1 < argc)
+				n = atoi(argv[++i]);
+			else if (!strcmp(argv[i], "-i") && i + 1 < argc)
+				interval_ms = atoi(argv[++i]);
+			else if (!strcmp(argv[i], "-T"))
+				stamp = 1;
+			else
+				goto usage;
+		}
+		return ask(argv[2], atoi(argv[3]), n, interval_ms, stamp);
+	}
 	if (argc == 2 && !strcmp(argv[1], "unready")) {
 		FILE *f = fopen(UNREADY_FILE, "w");
 
@@ -125,6 +154,8 @@ int main(int argc, char **argv)
 		return unlink(UNREADY_FILE) && errno != ENOENT ? 1 : 0;
 	if (argc == 2 && !strcmp(argv[1], "probe"))
 		return access(UNREADY_FILE, F_OK) ? 0 : 1;
-	fprintf(stderr, "usage: xm-whoami serve PORT | ask IP PORT [-n N] | unready | ready | probe\n");
+usage:
+	fprintf(stderr, "usage: xm-whoami serve PORT | ask IP PORT [-n N] [-i MS] [-T] | unready | "
+			"ready | probe\n");
 	return 2;
 }
