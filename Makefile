@@ -32,7 +32,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(B)/tests/unit/%,$(UNIT_SRCS))
 CFLAGS ?= -O2 -g
 XM_CFLAGS := $(CFLAGS) -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter \
 	-Wno-missing-field-initializers -MMD -MP -Iinclude -I$(B)/skel -I$(B) -Iuser/lib
-LDLIBS := -lbpf -lelf -lz -ljansson -lmnl -lmicrohttpd -lm -lpthread
+LDLIBS := -lbpf -lelf -lz -ljansson -lmnl -lmicrohttpd -lcurl -lcrypto -lm -lpthread
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	-Wno-unused-function -Iinclude -I$(B) -Ibpf -MMD -MP
 

@@ -87,6 +87,20 @@ def agent_checks(ds, docs):
         check(cg[0] in m and hv.get(m[cg[0]]["name"]) == "/sys/fs/cgroup",
               "--cgroup %s is the host's cgroup2 root mounted into the agent" % cg[0])
     check(any(a.startswith("--pin-root") for a in args), "agent gets --pin-root")
+    check("--k8s" in args or any(a.startswith("--kubeconfig") for a in args),
+          "agent takes services from the API server (--k8s)")
+    env_from = {e["name"]: e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+                for e in agent.get("env", [])}
+    check(any(a == "--node-name=$(NODE_NAME)" for a in args) and
+          env_from.get("NODE_NAME") == "spec.nodeName", "agent --node-name is the pod's node")
+    check(spec.get("automountServiceAccountToken") is not False,
+          "agent pod mounts its service account token (for --k8s)")
+    probe = agent.get("readinessProbe", {}).get("httpGet", {})
+    check(probe.get("path") == "/readyz", "readiness is /readyz (true after the initial sync)")
+    check(agent.get("livenessProbe", {}).get("httpGet", {}).get("path") == "/healthz",
+          "liveness is /healthz")
+    mport = [a.rsplit(":", 1)[1] for a in args if a.startswith("--metrics=")]
+    check(bool(mport) and str(probe.get("port")) == mport[0], "probes use the --metrics port")
     cfg = [a.split("=", 1)[1] for a in args if a.startswith("--config=")]
     check(bool(cfg) and any(cfg[0].startswith(p + "/") for p in m), "agent --config is a mounted file")
     sc = agent.get("securityContext", {})
@@ -135,8 +149,25 @@ def agent_checks(ds, docs):
                     check(isinstance(j.get("services", []), list), "agent config has a services list")
 
 
+# What the agent's ClusterRole grants: exactly this, nothing more.
+AGENT_RULES = {("", "services", "list"), ("", "services", "watch"),
+               ("discovery.k8s.io", "endpointslices", "list"),
+               ("discovery.k8s.io", "endpointslices", "watch"), ("", "nodes", "get")}
+
+
 def rbac_checks(docs):
     roles = {(d["kind"], d["metadata"]["name"]) for d in docs if d["kind"] in ("Role", "ClusterRole")}
+    granted = set()
+    for d in docs:
+        if d["kind"] != "ClusterRole":
+            continue
+        for r in d.get("rules", []):
+            for g in r.get("apiGroups", []):
+                for res in r.get("resources", []):
+                    for v in r.get("verbs", []):
+                        granted.add((g, res, v))
+    check(granted == AGENT_RULES, "ClusterRole: list/watch services and endpointslices, get nodes, "
+          "nothing more (%s)" % sorted(granted ^ AGENT_RULES))
     sas = {d["metadata"]["name"] for d in docs if d["kind"] == "ServiceAccount"}
     binds = [d for d in docs if d["kind"] in ("RoleBinding", "ClusterRoleBinding")]
     check(bool(binds), "RBAC: a binding exists")

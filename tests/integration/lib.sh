@@ -142,8 +142,9 @@ xm_stat() { xm_ctl -j stats | python3 -c "import json,sys; print(json.load(sys.s
 xm_lb_wait() {
 	local n
 	for _ in $(seq 50); do
+		# a service not there yet is not an error (set -e would end the test here)
 		n=$(xm_ctl -j service show "$1" 2>/dev/null |
-			python3 -c 'import json,sys; print(json.load(sys.stdin)["backend_count"])' 2>/dev/null)
+			python3 -c 'import json,sys; print(json.load(sys.stdin)["backend_count"])' 2>/dev/null) || n=
 		[ "$n" = "$2" ] && return 0
 		sleep 0.1
 	done

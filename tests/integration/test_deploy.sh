@@ -36,6 +36,12 @@ broken "a preStop that uninstalls" '"status"]=>"status"]
                 command: ["/usr/local/bin/xmesh-agent", "uninstall"]'
 broken "no --cgroup" '- --cgroup=/host/sys/fs/cgroup=>- --log-level=debug'
 broken "no hostNetwork" 'hostNetwork: true=>hostNetwork: false'
+broken "a ClusterRole that grants more" 'resources: ["nodes"]
+    verbs: ["get"]=>resources: ["nodes"]
+    verbs: ["get", "list"]'
+broken "readiness not on /readyz" 'path: /readyz=>path: /metrics'
+broken "no --k8s" '- --k8s
+=>'
 broken "no bpffs mount" 'path: /sys/fs/bpf
             type: Directory=>path: /var/tmp/bpf
             type: Directory'

@@ -12,6 +12,8 @@ struct xm_redirect;
 struct xm_lb;
 struct xm_overlay;
 struct xm_weighting;
+struct xm_k8s;
+struct xm_svc_sources;
 
 struct xm_agent {
 	char pin_root[PATH_MAX];
@@ -35,6 +37,16 @@ struct xm_agent {
 
 	/* The weighting loop (weighting.h); NULL until started. */
 	struct xm_weighting *weighting;
+
+	/* Kubernetes source (k8s.h): its flags, and its state while it runs. */
+	bool k8s_enabled;         /* --k8s or --kubeconfig */
+	const char *kubeconfig;   /* --kubeconfig: JSON form; NULL: in-cluster */
+	const char *k8s_api;      /* --k8s-api HOST:PORT|URL: overrides the server */
+	const char *node_name;    /* --node-name; NULL: $NODE_NAME, then the hostname */
+	unsigned int k8s_watch_timeout; /* --k8s-watch-timeout S; 0: 300 */
+	struct xm_k8s *k8s;
+	/* Where services come from and their merge (svcsources.h). */
+	struct xm_svc_sources *sources;
 };
 
 /*

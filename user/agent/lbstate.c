@@ -200,6 +200,23 @@ static int be_match(const struct xm_lb_be_conf *a, const struct xm_lb_be_conf *b
 	return a->port == b->port && a->family == b->family && !memcmp(&a->addr, &b->addr, sizeof(a->addr));
 }
 
+/*
+ * The service is applied as s says already. Sources re-send every service on
+ * each change of any (the cluster's, many a second); rewriting an unchanged
+ * table would cost map writes and throw away what the weighting loop wrote.
+ */
+static bool same_conf(const struct xm_lb_svc_conf *a, const struct xm_lb_svc_conf *b)
+{
+	if (a->n_be != b->n_be || strcmp(a->algorithm, b->algorithm) || strcmp(a->name, b->name) ||
+	    !json_equal(a->params, b->params))
+		return false;
+	for (unsigned int i = 0; i < a->n_be; i++)
+		if (!be_match(&a->be[i], &b->be[i]) || a->be[i].weight != b->be[i].weight ||
+		    strcmp(a->be[i].cluster, b->be[i].cluster))
+			return false;
+	return true;
+}
+
 /* Bring one service to s: backends first, then its table, then drop the old ones. */
 static int apply_service(struct xm_lb_state *st, const struct xm_lb_svc_conf *s)
 {
@@ -211,6 +228,8 @@ static int apply_service(struct xm_lb_state *st, const struct xm_lb_svc_conf *s)
 	char ks[96];
 	int err;
 
+	if (rt && same_conf(&rt->conf, s))
+		return 0;
 	xm_lb_svc_key_str(&s->key, ks, sizeof(ks));
 	if (!rt) {
 		struct xm_lb_svc svc = {};

@@ -3,7 +3,9 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
+#include <linux/types.h>
 #include "loop.h"
 
 #define XM_LOOP_MAX_FDS 64
@@ -70,6 +72,54 @@ void xm_loop_del(struct xm_loop *loop, int fd)
 			loop->slots[i].fd = -1;
 		}
 	}
+}
+
+int xm_loop_mod(struct xm_loop *loop, int fd, uint32_t events)
+{
+	for (int i = 0; i < XM_LOOP_MAX_FDS; i++) {
+		if (loop->slots[i].fd == fd) {
+			struct epoll_event ev = { .events = events, .data.u32 = i };
+
+			return epoll_ctl(loop->epfd, EPOLL_CTL_MOD, fd, &ev) ? -errno : 0;
+		}
+	}
+	return -ENOENT;
+}
+
+int xm_loop_timer_add(struct xm_loop *loop, xm_loop_fn fn, void *arg)
+{
+	int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC), err;
+
+	if (tfd < 0)
+		return -errno;
+	err = xm_loop_add(loop, tfd, EPOLLIN, fn, arg);
+	if (err) {
+		close(tfd);
+		return err;
+	}
+	return tfd;
+}
+
+int xm_loop_timer_arm(int tfd, long ms)
+{
+	struct itimerspec its = {
+		.it_value = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L },
+	};
+	__u64 n;
+
+	/* an expiry not read yet would wake the loop for the old time */
+	if (read(tfd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		return -errno;
+	if (ms > 0 && !its.it_value.tv_sec && !its.it_value.tv_nsec)
+		its.it_value.tv_nsec = 1;
+	return timerfd_settime(tfd, 0, &its, NULL) ? -errno : 0;
+}
+
+bool xm_loop_timer_armed(int tfd)
+{
+	struct itimerspec its;
+
+	return !timerfd_gettime(tfd, &its) && (its.it_value.tv_sec || its.it_value.tv_nsec);
 }
 
 int xm_loop_run(struct xm_loop *loop)

@@ -21,6 +21,7 @@
 #include "version.h"
 #include "agent.h"
 #include "discover.h"
+#include "k8s.h"
 #include "weighting.h"
 #include "log.h"
 #include "pin.h"
@@ -35,6 +36,8 @@ static void usage(FILE *f)
 		"                   [--metrics ADDR:PORT] [--log-level error|warn|info|debug]\n"
 		"                   [--netns PATH] [--overlay-dev IFNAME [--overlay-vxlan IFNAME]\n"
 		"                   [--overlay-max-flows N]]\n"
+		"                   [--k8s | --kubeconfig FILE] [--k8s-api HOST:PORT]\n"
+		"                   [--node-name NAME] [--k8s-watch-timeout S]\n"
 		"       xmesh-agent uninstall --cgroup PATH [--pin-root DIR]\n"
 		"       xmesh-agent --version\n"
 		"\n"
@@ -47,7 +50,14 @@ static void usage(FILE *f)
 		"                    agent is started from outside it; e.g. /var/run/netns/X)\n"
 		"  --overlay-dev IF  enable the overlay cache on underlay device IF\n"
 		"  --overlay-vxlan IF  the VXLAN device it caches (default: the first found)\n"
-		"  --overlay-max-flows N  size of the flow cache (LRU; default 65536)\n",
+		"  --overlay-max-flows N  size of the flow cache (LRU; default 65536)\n"
+		"  --k8s             take services from the API server, in-cluster config\n"
+		"                    (service account token and CA, KUBERNETES_SERVICE_HOST)\n"
+		"  --kubeconfig FILE the same with a kubeconfig in JSON form\n"
+		"                    (kubectl config view --raw --flatten -o json)\n"
+		"  --k8s-api A       API server HOST:PORT (https) or URL, overriding the config\n"
+		"  --node-name NAME  this node's name (default $NODE_NAME, then the hostname)\n"
+		"  --k8s-watch-timeout S  watches are renewed after S seconds (default 300)\n",
 		XM_PIN_ROOT_DEFAULT);
 }
 
@@ -188,11 +198,14 @@ static int run(struct xm_agent *a)
 		err = xm_weighting_start(a);
 	if (!err)
 		err = xm_services_start(a);
+	if (!err)
+		err = xm_k8s_start(a);
 	if (!err && a->metrics_addr)
 		err = xm_metrics_start(a);
 	if (!err)
 		err = xm_loop_run(a->loop);
 	xm_metrics_stop(a);
+	xm_k8s_stop(a);
 	xm_services_stop(a);
 	xm_weighting_stop(a);
 	close(sfd);
@@ -230,6 +243,11 @@ int main(int argc, char **argv)
 		{ "overlay-dev", required_argument, NULL, 'O' },
 		{ "overlay-vxlan", required_argument, NULL, 'X' },
 		{ "overlay-max-flows", required_argument, NULL, 'F' },
+		{ "k8s", no_argument, NULL, 'K' },
+		{ "kubeconfig", required_argument, NULL, 'k' },
+		{ "k8s-api", required_argument, NULL, 'A' },
+		{ "node-name", required_argument, NULL, 'N' },
+		{ "k8s-watch-timeout", required_argument, NULL, 'T' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
@@ -254,6 +272,11 @@ int main(int argc, char **argv)
 		case 'O': a.overlay_dev = optarg; break;
 		case 'X': a.overlay_vxlan = optarg; break;
 		case 'F': a.overlay_max_flows = strtoul(optarg, NULL, 0); break;
+		case 'K': a.k8s_enabled = true; break;
+		case 'k': a.kubeconfig = optarg; a.k8s_enabled = true; break;
+		case 'A': a.k8s_api = optarg; break;
+		case 'N': a.node_name = optarg; break;
+		case 'T': a.k8s_watch_timeout = strtoul(optarg, NULL, 0); break;
 		case 'l':
 			if (xm_log_parse_level(optarg, &xm_log_threshold)) {
 				pr_err("--log-level %s: use error, warn, info or debug", optarg);

@@ -1,5 +1,9 @@
 // SPDX-License-Identifier: MIT
-/* --metrics ADDR:PORT: Prometheus text on GET /metrics (libmicrohttpd's own thread). */
+/*
+ * --metrics ADDR:PORT: Prometheus text on GET /metrics, /healthz (liveness)
+ * and /readyz (the Kubernetes source's initial sync), on libmicrohttpd's own
+ * thread.
+ */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
@@ -8,6 +12,7 @@
 #include <microhttpd.h>
 #include "addr.h"
 #include "agent.h"
+#include "k8s.h"
 #include "lbtable.h"
 #include "log.h"
 
@@ -26,7 +31,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
 	if (strcmp(method, "GET") && strcmp(method, "HEAD"))
 		return MHD_NO;
-	if (strcmp(url, "/metrics")) {
+	if (!strcmp(url, "/healthz") || !strcmp(url, "/readyz")) {
+		/* ready: the first complete view of the cluster is applied (k8s.h) */
+		bool ok = !strcmp(url, "/healthz") || xm_k8s_ready(cls);
+		static const char yes[] = "ok\n", no[] = "initial sync not done\n";
+
+		resp = MHD_create_response_from_buffer(ok ? sizeof(yes) - 1 : sizeof(no) - 1,
+						       (void *)(ok ? yes : no), MHD_RESPMEM_PERSISTENT);
+		code = ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE;
+	} else if (strcmp(url, "/metrics")) {
 		static const char nf[] = "xmesh-agent: metrics are at /metrics\n";
 
 		resp = MHD_create_response_from_buffer(sizeof(nf) - 1, (void *)nf,
@@ -72,7 +85,7 @@ int xm_metrics_start(struct xm_agent *a)
 	snprintf(metrics_pin_root, sizeof(metrics_pin_root), "%s", a->pin_root);
 	mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
 				       (fam == AF_INET6 ? MHD_USE_IPv6 : 0),
-			       port, NULL, NULL, on_request, NULL, MHD_OPTION_SOCK_ADDR, &ss,
+			       port, NULL, NULL, on_request, a, MHD_OPTION_SOCK_ADDR, &ss,
 			       MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
 	if (!mhd) {
 		pr_err("--metrics %s: cannot listen (address in use?)", a->metrics_addr);

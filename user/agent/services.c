@@ -13,7 +13,8 @@
  *   {"cmd":"backend-weight","service":"VIP:PORT[/udp]","backend":"ADDR:PORT","weight":N}
  *   {"cmd":"reload"}
  * Answers: {"ok":true} or {"error":"what is wrong"}. Changes made here last
- * until the next reload of the config file, which replaces every service.
+ * until the next reload of the config file (svcsources.h: they win over the
+ * file and the cluster until then).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -34,12 +35,14 @@
 #include "lbstate.h"
 #include "log.h"
 #include "pin.h"
+#include "svcsources.h"
 #include "weighting.h"
 
 static struct xm_lb_state lb_state;
 static bool lb_ready;
 static int inotify_fd = -1, ctl_fd = -1;
 static char ctl_path[PATH_MAX], cfg_dir[PATH_MAX], cfg_base[PATH_MAX];
+static struct stat cfg_st; /* the file (symlinks followed) last loaded */
 
 struct xm_lb_state *xm_services_state(void)
 {
@@ -49,20 +52,23 @@ struct xm_lb_state *xm_services_state(void)
 int xm_services_reload(struct xm_agent *a)
 {
 	struct xm_lb_conf c;
+	unsigned int n;
 	char err[600];
 	int r;
 
 	if (!a->config_path || !lb_ready)
 		return 0;
+	if (stat(a->config_path, &cfg_st))
+		memset(&cfg_st, 0, sizeof(cfg_st));
 	r = xm_lb_conf_load(a->config_path, &c, err, sizeof(err));
 	if (r) {
 		pr_err("config rejected, running services unchanged: %s", err);
 		return r;
 	}
-	r = xm_lb_state_apply(&lb_state, &c);
-	xm_weighting_topology_changed(a);
+	n = c.n_svc;
 	xm_weighting_set_tick(a, c.tick_ms);
-	pr_info("config %s applied: %u services%s", a->config_path, c.n_svc,
+	r = xm_svc_sources_replace(a, XM_SRC_FILE, &c, NULL);
+	pr_info("config %s applied: %u services%s", a->config_path, n,
 		r ? " (with errors, see above)" : "");
 	xm_lb_conf_free(&c);
 	/* Parsing a large config leaves megabytes of freed heap: give them back. */
@@ -73,19 +79,21 @@ int xm_services_reload(struct xm_agent *a)
 static void on_inotify(struct xm_loop *loop, int fd, uint32_t events, void *arg)
 {
 	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
-	bool hit = false;
+	struct stat st;
 	ssize_t n;
 
-	while ((n = read(fd, buf, sizeof(buf))) > 0) {
-		for (char *p = buf; p < buf + n;) {
-			struct inotify_event *ev = (struct inotify_event *)p;
-
-			if (ev->len && !strcmp(ev->name, cfg_base))
-				hit = true;
-			p += sizeof(*ev) + ev->len;
-		}
-	}
-	if (hit) {
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		;
+	/*
+	 * Whatever changed in the directory, reload when the file the path leads
+	 * to is another one: a ConfigMap's kubelet swaps a "..data" symlink, not
+	 * the file's own name; editors rename over it; others write in place.
+	 */
+	if (stat(((struct xm_agent *)arg)->config_path, &st))
+		return;
+	if (st.st_dev != cfg_st.st_dev || st.st_ino != cfg_st.st_ino ||
+	    st.st_size != cfg_st.st_size || st.st_mtim.tv_sec != cfg_st.st_mtim.tv_sec ||
+	    st.st_mtim.tv_nsec != cfg_st.st_mtim.tv_nsec) {
 		pr_info("config file changed: reloading");
 		xm_services_reload(arg);
 	}
@@ -105,43 +113,17 @@ static json_t *reply_err(const char *fmt, ...)
 	return json_pack("{s:s}", "error", msg);
 }
 
-static json_t *apply_changed(struct xm_lb_conf *c)
+static json_t *ctl_service_add(struct xm_agent *a, json_t *req)
 {
-	int r = xm_lb_state_apply(&lb_state, c);
-
-	xm_lb_conf_free(c);
-	return r ? reply_err("applied with errors: %s (see the agent's log)", strerror(-r))
-		 : json_pack("{s:b}", "ok", 1);
-}
-
-static json_t *ctl_service_add(json_t *req)
-{
-	struct xm_lb_svc_conf s, *old;
-	struct xm_lb_conf c;
+	struct xm_lb_svc_conf s;
 	char err[600];
+	int r;
 
 	if (xm_lb_svc_conf_from_json(json_object_get(req, "service"), &s, err, sizeof(err)))
 		return reply_err("service: %s", err);
-	if (xm_lb_state_conf(&lb_state, &c)) {
-		xm_lb_svc_conf_free(&s);
-		return reply_err("out of memory");
-	}
-	old = xm_lb_conf_find(&c, &s.key);
-	if (old) {
-		xm_lb_svc_conf_free(old);
-		*old = s;
-	} else {
-		struct xm_lb_svc_conf *n = realloc(c.svc, (c.n_svc + 1) * sizeof(*n));
-
-		if (!n) {
-			xm_lb_svc_conf_free(&s);
-			xm_lb_conf_free(&c);
-			return reply_err("out of memory");
-		}
-		c.svc = n;
-		c.svc[c.n_svc++] = s;
-	}
-	return apply_changed(&c);
+	r = xm_svc_sources_put(a, &s);
+	return r ? reply_err("applied with errors: %s (see the agent's log)", strerror(-r))
+		 : json_pack("{s:b}", "ok", 1);
 }
 
 static int req_key(json_t *req, struct xm_lb_svc_key *key)
@@ -151,24 +133,18 @@ static int req_key(json_t *req, struct xm_lb_svc_key *key)
 	return s ? xm_lb_svc_key_parse(s, key) : -EINVAL;
 }
 
-static json_t *ctl_service_del(json_t *req)
+static json_t *ctl_service_del(struct xm_agent *a, json_t *req)
 {
 	struct xm_lb_svc_key key;
-	struct xm_lb_svc_conf *s;
-	struct xm_lb_conf c;
+	int r;
 
 	if (req_key(req, &key))
 		return reply_err("\"service\" must be \"VIP:PORT\" or \"VIP:PORT/udp\"");
-	if (xm_lb_state_conf(&lb_state, &c))
-		return reply_err("out of memory");
-	s = xm_lb_conf_find(&c, &key);
-	if (!s) {
-		xm_lb_conf_free(&c);
+	r = xm_svc_sources_del(a, &key);
+	if (r == -ENOENT)
 		return reply_err("no such service");
-	}
-	xm_lb_svc_conf_free(s);
-	*s = c.svc[--c.n_svc];
-	return apply_changed(&c);
+	return r ? reply_err("applied with errors: %s (see the agent's log)", strerror(-r))
+		 : json_pack("{s:b}", "ok", 1);
 }
 
 static json_t *ctl_backend_weight(json_t *req)
@@ -227,9 +203,9 @@ static json_t *ctl_handle(struct xm_agent *a, const char *line)
 	else if (!cmd)
 		rep = reply_err("request needs a \"cmd\"");
 	else if (!strcmp(cmd, "service-add"))
-		rep = ctl_service_add(req);
+		rep = ctl_service_add(a, req);
 	else if (!strcmp(cmd, "service-del"))
-		rep = ctl_service_del(req);
+		rep = ctl_service_del(a, req);
 	else if (!strcmp(cmd, "backend-weight"))
 		rep = ctl_backend_weight(req);
 	else if (!strcmp(cmd, "reload"))
@@ -333,6 +309,9 @@ int xm_services_start(struct xm_agent *a)
 		return err;
 	}
 	lb_ready = true;
+	err = xm_svc_sources_init(a, a->k8s_enabled);
+	if (err)
+		return err;
 	if (a->config_path) {
 		xm_services_reload(a); /* a bad file leaves the adopted services running */
 		err = watch_config(a);
@@ -355,6 +334,7 @@ void xm_services_stop(struct xm_agent *a)
 	if (inotify_fd >= 0)
 		close(inotify_fd);
 	ctl_fd = inotify_fd = -1;
+	xm_svc_sources_free(a);
 	if (lb_ready)
 		xm_lb_state_free(&lb_state);
 	lb_ready = false;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* xmeshctl service: the services the datapath balances, and changes to them. */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -9,6 +10,7 @@
 #include "ctl.h"
 #include "lbconfig.h"
 #include "lbtable.h"
+#include "pin.h"
 
 int ctl_lb_open(struct xm_lb_maps *m)
 {
@@ -47,11 +49,35 @@ static int add_backend(const struct xm_lb_backend_info *bi, void *arg)
 	return 0;
 }
 
+/*
+ * Where each service came from (file, cluster, control, adopted), its
+ * Kubernetes Service and EndpointSlice generation: the run file the agent
+ * rewrites on every apply (user/agent/svcsources.h), readable while it is down.
+ */
+static json_t *sources_by_service(void)
+{
+	json_t *by = json_object(), *root, *v;
+	char path[PATH_MAX];
+	size_t i;
+
+	if (xm_run_path(path, sizeof(path), xm_pin_root, "services.json"))
+		return by;
+	root = json_load_file(path, 0, NULL);
+	json_array_foreach(json_object_get(root, "services"), i, v) {
+		const char *k = json_string_value(json_object_get(v, "service"));
+
+		if (k)
+			json_object_set(by, k, v);
+	}
+	json_decref(root);
+	return by;
+}
+
 /* Services with their backends; only the one at key when key is set. */
 static json_t *services_json(struct xm_lb_maps *m, const struct xm_lb_svc_key *only)
 {
 	struct xm_lb_svc_key key, next, *prev = NULL;
-	json_t *arr = json_array();
+	json_t *arr = json_array(), *src = sources_by_service();
 
 	while (bpf_map_get_next_key(m->svc, prev, &next) == 0) {
 		struct xm_lb_svc v;
@@ -70,8 +96,11 @@ static json_t *services_json(struct xm_lb_maps *m, const struct xm_lb_svc_key *o
 				       (int)key.port, "protocol", xm_lb_proto_str(key.proto), "id",
 				       (int)v.id, "active_table", (int)v.active, "backend_count",
 				       (int)v.backend_count, "backends"));
+		json_object_update_missing(json_array_get(arr, json_array_size(arr) - 1),
+					   json_object_get(src, ks));
 		xm_lb_backend_foreach(m, &key, add_backend, arr);
 	}
+	json_decref(src);
 	return arr;
 }
 
@@ -80,14 +109,26 @@ static void service_list_plain(json_t *v)
 	size_t i;
 	json_t *s;
 
-	printf("%-44s %-5s %-6s %-9s %s\n", "SERVICE", "ID", "TABLE", "BACKENDS", "SELECTABLE");
-	json_array_foreach(v, i, s)
-		printf("%-44s %-5lld %-6lld %-9zu %lld\n",
+	printf("%-44s %-5s %-6s %-9s %-11s %-8s %s\n", "SERVICE", "ID", "TABLE", "BACKENDS",
+	       "SELECTABLE", "SOURCE", "KUBERNETES (GENERATION)");
+	json_array_foreach(v, i, s) {
+		const char *k8s = json_string_value(json_object_get(s, "k8s"));
+		const char *note = json_string_value(json_object_get(s, "note"));
+		char gen[32] = "";
+
+		if (k8s)
+			snprintf(gen, sizeof(gen), " (%lld)",
+				 json_integer_value(json_object_get(s, "generation")));
+		printf("%-44s %-5lld %-6lld %-9zu %-11lld %-8s %s%s\n",
 		       json_string_value(json_object_get(s, "service")),
 		       json_integer_value(json_object_get(s, "id")),
 		       json_integer_value(json_object_get(s, "active_table")),
 		       json_array_size(json_object_get(s, "backends")),
-		       json_integer_value(json_object_get(s, "backend_count")));
+		       json_integer_value(json_object_get(s, "backend_count")),
+		       json_string_value(json_object_get(s, "source")) ?: "-", k8s ?: "-", gen);
+		if (note && *note)
+			printf("    note: %s\n", note);
+	}
 }
 
 static void service_show_plain(json_t *v)

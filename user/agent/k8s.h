@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The agent's Kubernetes source: lists and watches Services and
+ * EndpointSlices with libcurl's multi interface on the agent's event loop,
+ * translates them (k8s_translate.h) and hands the result to the service
+ * sources (svcsources.h). docs/kubernetes.md describes the behaviour.
+ */
+#ifndef XMESH_AGENT_K8S_H
+#define XMESH_AGENT_K8S_H
+
+#include <stdbool.h>
+#include <curl/curl.h>
+#include <jansson.h>
+#include "k8s_conn.h"
+#include "k8s_translate.h"
+
+struct xm_agent;
+struct xm_k8s;
+
+#define XM_K8S_PAGE 500            /* items per list page */
+#define XM_K8S_COALESCE_MS 50      /* applies at least this far apart (coalescing) */
+#define XM_K8S_MAX_LINE (16u << 20) /* longest watch event accepted */
+#define XM_K8S_MAX_BODY (256u << 20) /* longest list page accepted */
+#define XM_K8S_BACKOFF_MIN_MS 500
+#define XM_K8S_BACKOFF_MAX_MS 30000
+
+/* One listed and watched resource. */
+struct xm_k8s_res {
+	struct xm_k8s *k;
+	const char *kind;    /* "services", for messages */
+	const char *path;    /* "/api/v1/services" */
+	bool watch;          /* false: one GET of one object (the node) */
+	json_t *store;       /* "namespace/name" -> object: the view applied from */
+	json_t *staging;     /* a list in progress; replaces store when complete */
+	char rv[64];         /* resourceVersion to watch from */
+	char *cont;          /* continue token of the next page */
+	bool synced;         /* a complete list arrived at least once */
+	bool listing;        /* the request running is a list (else a watch) */
+	CURL *h;             /* the request running, or NULL */
+	struct curl_slist *hdrs;
+	char *buf;           /* list body, or the partial line of a watch */
+	size_t len, cap;
+	char why[300];       /* why the request was ended from our side */
+	char errbuf[CURL_ERROR_SIZE]; /* curl's detail of a failed request */
+	bool relist;         /* the request ended with 410 Gone: list again */
+	unsigned int attempt; /* failures in a row, for the backoff */
+	int tfd;             /* retry timer */
+	unsigned long events;
+	unsigned long long listed_ms; /* CLOCK_MONOTONIC of the last complete list */
+};
+
+struct xm_k8s {
+	struct xm_agent *a;
+	struct xm_k8s_conn conn;
+	char node_name[256];
+	char node_zone[64];
+	unsigned int watch_timeout_s;
+	CURLM *multi;
+	int curl_tfd;         /* curl's own timeouts */
+	int apply_tfd;        /* coalescing */
+	struct xm_k8s_res svc, eps, node;
+	struct xm_k8s_result last; /* the translation applied last */
+	bool have_last;
+	json_t *last_index;   /* Service id -> [first, count] of its entries in last */
+	json_t *dirty;        /* Service ids whose objects changed since the last apply */
+	json_t *slice_owner;  /* slice id -> the Service id it was last seen with */
+	bool all_dirty;       /* a list, the node: translate everything */
+	unsigned long applies, changes_pending;
+	unsigned long long applied_ms; /* CLOCK_MONOTONIC of the last apply's end */
+	volatile int ready;   /* both initial lists applied: read by the metrics thread */
+};
+
+/* From the agent's flags; 0 when the source is not wanted. */
+int xm_k8s_start(struct xm_agent *a);
+void xm_k8s_stop(struct xm_agent *a);
+/* 1 once the initial lists are applied (or no Kubernetes source): for /readyz. */
+bool xm_k8s_ready(const struct xm_agent *a);
+
+/* k8s_watch.c: the requests. */
+int xm_k8s_http_init(struct xm_k8s *k);
+void xm_k8s_http_free(struct xm_k8s *k);
+void xm_k8s_res_init(struct xm_k8s *k, struct xm_k8s_res *r, const char *kind, const char *path,
+		     bool watch);
+void xm_k8s_res_free(struct xm_k8s_res *r);
+int xm_k8s_res_start(struct xm_k8s_res *r);
+/* k8s.c: CLOCK_MONOTONIC in ms. */
+unsigned long long xm_k8s_now_ms(void);
+/* k8s.c: obj of r changed (added, modified, deleted); NULL: all of r (a list). */
+void xm_k8s_changed(struct xm_k8s *k, struct xm_k8s_res *r, json_t *obj);
+
+#endif

@@ -1,0 +1,318 @@
+// SPDX-License-Identifier: MIT
+/* Connection settings for the API server (k8s_conn.h). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+#include "k8s_conn.h"
+#include "log.h"
+
+#define YAML_HINT                                                                          \
+	"the agent reads kubeconfig files in JSON form: convert it with "                   \
+	"`kubectl config view --raw --flatten -o json > FILE.json`"
+
+static int fail(char *err, size_t errlen, int r, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static int fail(char *err, size_t errlen, int r, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+static int read_file(const char *path, char **out, size_t *len)
+{
+	FILE *f = fopen(path, "re");
+	char *buf = NULL;
+	size_t cap = 0, n = 0, got;
+
+	if (!f)
+		return -errno;
+	do {
+		if (n + 4096 > cap) {
+			char *t = realloc(buf, cap = cap * 2 + 8192);
+
+			if (!t) {
+				free(buf);
+				fclose(f);
+				return -ENOMEM;
+			}
+			buf = t;
+		}
+		got = fread(buf + n, 1, cap - n - 1, f);
+		n += got;
+	} while (got);
+	fclose(f);
+	buf[n] = '\0';
+	*out = buf;
+	if (len)
+		*len = n;
+	return 0;
+}
+
+/* base64 (kubeconfig's *-data fields) with OpenSSL's decoder. */
+static int b64_decode(const char *in, unsigned char **out, size_t *len)
+{
+	size_t n = strlen(in);
+	int got;
+
+	*out = malloc(n / 4 * 3 + 4);
+	if (!*out)
+		return -ENOMEM;
+	got = EVP_DecodeBlock(*out, (const unsigned char *)in, (int)n);
+	if (got < 0 || n % 4) {
+		free(*out);
+		*out = NULL;
+		return -EINVAL;
+	}
+	/* the decoder counts the padding as zero bytes */
+	while (n && in[n - 1] == '=') {
+		n--;
+		got--;
+	}
+	*len = got;
+	return 0;
+}
+
+/* The entry of list `arr` whose "name" is name, its field `inner` (kubeconfig layout). */
+static json_t *named(json_t *arr, const char *name, const char *inner)
+{
+	size_t i;
+	json_t *v;
+
+	json_array_foreach(arr, i, v) {
+		const char *n = json_string_value(json_object_get(v, "name"));
+
+		if (n && name && !strcmp(n, name))
+			return json_object_get(v, inner);
+	}
+	return NULL;
+}
+
+/* A path field relative to the kubeconfig's directory, as kubectl resolves it. */
+static void set_path(char *dst, size_t len, const char *dir, const char *p)
+{
+	int n = p[0] == '/' ? snprintf(dst, len, "%s", p) : snprintf(dst, len, "%.*s/%s",
+								      (int)(len / 2), dir, p);
+
+	if (n < 0 || (size_t)n >= len)
+		dst[0] = '\0'; /* too long: as if absent, and curl then says what is missing */
+}
+
+int xm_k8s_conn_kubeconfig(struct xm_k8s_conn *c, const char *path, char *err, size_t errlen)
+{
+	json_t *root, *ctx, *cluster, *user;
+	const char *cur, *s;
+	char *text, dir[PATH_MAX], tmp[PATH_MAX];
+	json_error_t je;
+	size_t len;
+	int r;
+
+	memset(c, 0, sizeof(*c));
+	snprintf(c->source, sizeof(c->source), "kubeconfig %s", path);
+	r = read_file(path, &text, &len);
+	if (r)
+		return fail(err, errlen, r, "--kubeconfig %s: %s", path, strerror(-r));
+	root = json_loadb(text, len, 0, &je);
+	s = text + strspn(text, " \t\r\n");
+	if (!root && *s != '{' && *s != '[') {
+		free(text);
+		return fail(err, errlen, -EINVAL, "--kubeconfig %s looks like YAML: %s", path,
+			    YAML_HINT);
+	}
+	free(text);
+	if (!root)
+		return fail(err, errlen, -EINVAL, "--kubeconfig %s:%d:%d: %s", path, je.line,
+			    je.column, je.text);
+	snprintf(tmp, sizeof(tmp), "%s", path);
+	snprintf(dir, sizeof(dir), "%s", dirname(tmp));
+	cur = json_string_value(json_object_get(root, "current-context"));
+	ctx = named(json_object_get(root, "contexts"), cur, "context");
+	if (!ctx && json_array_size(json_object_get(root, "contexts")) == 1)
+		ctx = json_object_get(json_array_get(json_object_get(root, "contexts"), 0), "context");
+	cluster = named(json_object_get(root, "clusters"),
+			json_string_value(json_object_get(ctx, "cluster")), "cluster");
+	user = named(json_object_get(root, "users"), json_string_value(json_object_get(ctx, "user")),
+		     "user");
+	r = -EINVAL;
+	if (!ctx) {
+		fail(err, errlen, r, "--kubeconfig %s: no context \"%s\" (set current-context)", path,
+		     cur ?: "");
+		goto out;
+	}
+	if (!cluster || !(s = json_string_value(json_object_get(cluster, "server")))) {
+		fail(err, errlen, r, "--kubeconfig %s: the context's cluster has no \"server\"", path);
+		goto out;
+	}
+	snprintf(c->server, sizeof(c->server), "%s", s);
+	len = strlen(c->server);
+	while (len && c->server[len - 1] == '/')
+		c->server[--len] = '\0';
+	c->insecure = json_is_true(json_object_get(cluster, "insecure-skip-tls-verify"));
+	if ((s = json_string_value(json_object_get(cluster, "certificate-authority-data"))) &&
+	    b64_decode(s, &c->ca_data, &c->ca_len)) {
+		fail(err, errlen, r, "--kubeconfig %s: certificate-authority-data is not base64", path);
+		goto out;
+	}
+	if ((s = json_string_value(json_object_get(cluster, "certificate-authority"))))
+		set_path(c->ca_file, sizeof(c->ca_file), dir, s);
+	if ((s = json_string_value(json_object_get(user, "token"))))
+		c->token = strdup(s);
+	if ((s = json_string_value(json_object_get(user, "tokenFile"))))
+		set_path(c->token_file, sizeof(c->token_file), dir, s);
+	if ((s = json_string_value(json_object_get(user, "client-certificate"))))
+		set_path(c->cert_file, sizeof(c->cert_file), dir, s);
+	if ((s = json_string_value(json_object_get(user, "client-key"))))
+		set_path(c->key_file, sizeof(c->key_file), dir, s);
+	if (((s = json_string_value(json_object_get(user, "client-certificate-data"))) &&
+	     b64_decode(s, &c->cert_data, &c->cert_len)) ||
+	    ((s = json_string_value(json_object_get(user, "client-key-data"))) &&
+	     b64_decode(s, &c->key_data, &c->key_len))) {
+		fail(err, errlen, r, "--kubeconfig %s: client-*-data is not base64", path);
+		goto out;
+	}
+	if (json_object_get(user, "exec") || json_object_get(user, "auth-provider")) {
+		fail(err, errlen, r, "--kubeconfig %s: exec and auth-provider credentials are not "
+				     "supported: give a token, tokenFile or a client certificate",
+		     path);
+		goto out;
+	}
+	if (c->token_file[0] && xm_k8s_conn_token_refresh(c) < 0) {
+		fail(err, errlen, r, "--kubeconfig %s: tokenFile %s: %s", path, c->token_file,
+		     strerror(errno));
+		goto out;
+	}
+	r = 0;
+out:
+	json_decref(root);
+	if (r)
+		xm_k8s_conn_free(c);
+	return r;
+}
+
+int xm_k8s_conn_in_cluster(struct xm_k8s_conn *c, char *err, size_t errlen)
+{
+	const char *host = getenv("KUBERNETES_SERVICE_HOST"), *port = getenv("KUBERNETES_SERVICE_PORT");
+	const char *sa = getenv("XM_K8S_SA_DIR") ?: XM_K8S_SA_DIR;
+
+	memset(c, 0, sizeof(*c));
+	snprintf(c->source, sizeof(c->source), "in-cluster");
+	if (!host || !*host)
+		return fail(err, errlen, -ENOENT,
+			    "--k8s: KUBERNETES_SERVICE_HOST is not set (not in a pod?): give "
+			    "--kubeconfig FILE, or --k8s-api HOST:PORT");
+	snprintf(c->server, sizeof(c->server), strchr(host, ':') ? "https://[%s]:%s" : "https://%s:%s",
+		 host, port && *port ? port : "443");
+	snprintf(c->token_file, sizeof(c->token_file), "%s/token", sa);
+	snprintf(c->ca_file, sizeof(c->ca_file), "%s/ca.crt", sa);
+	if (xm_k8s_conn_token_refresh(c) < 0)
+		return fail(err, errlen, -errno, "--k8s: service account token %s: %s (is "
+			    "automountServiceAccountToken off?)", c->token_file, strerror(errno));
+	return 0;
+}
+
+int xm_k8s_conn_set_api(struct xm_k8s_conn *c, const char *api, char *err, size_t errlen)
+{
+	if (!*api || strchr(api, ' '))
+		return fail(err, errlen, -EINVAL, "--k8s-api %s: give HOST:PORT or a URL", api);
+	if (strstr(api, "://"))
+		snprintf(c->server, sizeof(c->server), "%s", api);
+	else
+		snprintf(c->server, sizeof(c->server), "https://%s", api);
+	return 0;
+}
+
+int xm_k8s_conn_token_refresh(struct xm_k8s_conn *c)
+{
+	struct stat st;
+	char *t;
+	size_t n;
+	int r;
+
+	if (!c->token_file[0])
+		return 0;
+	if (stat(c->token_file, &st))
+		return -errno;
+	if (c->token && st.st_ino == c->token_st.st_ino && st.st_size == c->token_st.st_size &&
+	    st.st_mtim.tv_sec == c->token_st.st_mtim.tv_sec &&
+	    st.st_mtim.tv_nsec == c->token_st.st_mtim.tv_nsec)
+		return 0;
+	r = read_file(c->token_file, &t, &n);
+	if (r) {
+		errno = -r;
+		return r;
+	}
+	while (n && (t[n - 1] == '\n' || t[n - 1] == '\r' || t[n - 1] == ' '))
+		t[--n] = '\0';
+	c->token_st = st;
+	if (c->token && !strcmp(c->token, t)) {
+		free(t);
+		return 0;
+	}
+	if (c->token)
+		pr_info("k8s: token %s changed: new requests use the new one", c->token_file);
+	free(c->token);
+	c->token = t;
+	return 1;
+}
+
+int xm_k8s_conn_setup(struct xm_k8s_conn *c, CURL *h, struct curl_slist **hdrs)
+{
+	char auth[64];
+	char *line;
+
+	*hdrs = curl_slist_append(NULL, "Accept: application/json");
+	if (c->token) {
+		if (asprintf(&line, "Authorization: Bearer %s", c->token) < 0)
+			return -ENOMEM;
+		*hdrs = curl_slist_append(*hdrs, line);
+		free(line);
+	}
+	snprintf(auth, sizeof(auth), "xmesh-agent");
+	curl_easy_setopt(h, CURLOPT_USERAGENT, auth);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, *hdrs);
+	if (c->ca_data) {
+		struct curl_blob b = { c->ca_data, c->ca_len, CURL_BLOB_NOCOPY };
+
+		curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &b);
+	} else if (c->ca_file[0]) {
+		curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
+	}
+	if (c->cert_data) {
+		struct curl_blob b = { c->cert_data, c->cert_len, CURL_BLOB_NOCOPY };
+
+		curl_easy_setopt(h, CURLOPT_SSLCERT_BLOB, &b);
+	} else if (c->cert_file[0]) {
+		curl_easy_setopt(h, CURLOPT_SSLCERT, c->cert_file);
+	}
+	if (c->key_data) {
+		struct curl_blob b = { c->key_data, c->key_len, CURL_BLOB_NOCOPY };
+
+		curl_easy_setopt(h, CURLOPT_SSLKEY_BLOB, &b);
+	} else if (c->key_file[0]) {
+		curl_easy_setopt(h, CURLOPT_SSLKEY, c->key_file);
+	}
+	if (c->insecure) {
+		curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+		curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+	}
+	return 0;
+}
+
+void xm_k8s_conn_free(struct xm_k8s_conn *c)
+{
+	free(c->token);
+	free(c->ca_data);
+	free(c->cert_data);
+	free(c->key_data);
+	c->token = NULL;
+	c->ca_data = c->cert_data = c->key_data = NULL;
+}

@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Where services come from, and how the sources are merged into the one set
+ * that lbstate applies: the control socket (xmeshctl) over the config file
+ * over the cluster (a clash between the file and the cluster is logged, and
+ * the file wins). What each applied service came from is written to a run
+ * file (xm_run_path(pin root, "services.json")) that `xmeshctl service list`
+ * shows, also while the agent is down.
+ */
+#ifndef XMESH_AGENT_SVCSOURCES_H
+#define XMESH_AGENT_SVCSOURCES_H
+
+#include "k8s_translate.h"
+#include "lbconfig.h"
+
+struct xm_agent;
+
+enum xm_svc_src {
+	XM_SRC_CTL,     /* precedence order: first wins */
+	XM_SRC_FILE,
+	XM_SRC_CLUSTER,
+	XM_SRC_ADOPTED, /* found in the pins at start, kept until a source owns the set */
+	XM_SRC_N,
+};
+
+/*
+ * After lbstate adopted the pins. The adopted services stay until the file
+ * is first applied (no cluster source) or the cluster's first complete view
+ * is (with one): a restarted agent never removes what it has not seen yet.
+ */
+int xm_svc_sources_init(struct xm_agent *a, bool cluster_on);
+void xm_svc_sources_free(struct xm_agent *a);
+/*
+ * Replace one source's services with c (taken: c is left empty) and apply
+ * the merge. meta: XM_SRC_CLUSTER only, parallel to c->svc (taken). A new
+ * file also drops what the control socket changed. Returns lbstate's result.
+ */
+int xm_svc_sources_replace(struct xm_agent *a, enum xm_svc_src src, struct xm_lb_conf *c,
+			   struct xm_k8s_svc_meta *meta);
+/* The control socket: add or replace one service (s is taken), or remove one. */
+int xm_svc_sources_put(struct xm_agent *a, struct xm_lb_svc_conf *s);
+int xm_svc_sources_del(struct xm_agent *a, const struct xm_lb_svc_key *key);
+#endif

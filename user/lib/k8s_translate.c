@@ -1,0 +1,509 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Services + EndpointSlices -> service configs. Written from the Kubernetes
+ * API reference (core/v1 Service, discovery.k8s.io/v1 EndpointSlice); the
+ * rules, and where they differ from kube-proxy, are in docs/kubernetes.md.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "addr.h"
+#include "k8s_translate.h"
+#include "lbtable.h"
+
+#define LABEL_SERVICE_NAME "kubernetes.io/service-name"
+#define LABEL_PROXY_NAME "service.kubernetes.io/service-proxy-name"
+#define ANNOT_TOPOLOGY_MODE "service.kubernetes.io/topology-mode"
+
+/* One endpoint address x port, before selection. */
+struct cand {
+	char addr[XM_ADDR_STRLEN];
+	int port;
+	bool ready, serving, terminating;
+	bool on_node;     /* nodeName is this node */
+	bool same_zone;   /* hinted for (or, without hints, in) this node's zone */
+	bool same_node;   /* hinted for (or, without hints, on) this node */
+};
+
+struct cands {
+	struct cand *c;
+	unsigned int n, cap;
+};
+
+static const char *jstr(json_t *o, const char *k)
+{
+	return json_string_value(json_object_get(o, k));
+}
+
+/* obj.a.b as a string, or NULL. */
+static const char *jstr2(json_t *o, const char *a, const char *b)
+{
+	return jstr(json_object_get(o, a), b);
+}
+
+static void note_add(struct xm_k8s_svc_meta *m, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void note_add(struct xm_k8s_svc_meta *m, const char *fmt, ...)
+{
+	size_t len = strlen(m->note);
+	va_list ap;
+
+	if (len && len + 2 < sizeof(m->note)) {
+		strcpy(m->note + len, "; ");
+		len += 2;
+	}
+	va_start(ap, fmt);
+	vsnprintf(m->note + len, sizeof(m->note) - len, fmt, ap);
+	va_end(ap);
+}
+
+/* A condition: absent means `dflt` (API reference, EndpointConditions). */
+static bool cond(json_t *conds, const char *k, bool dflt)
+{
+	json_t *v = json_object_get(conds, k);
+
+	return json_is_boolean(v) ? json_is_true(v) : dflt;
+}
+
+static bool name_in(json_t *arr, const char *name)
+{
+	size_t i;
+	json_t *v;
+
+	if (!name || !*name)
+		return false;
+	json_array_foreach(arr, i, v)
+		if (jstr(v, "name") && !strcmp(jstr(v, "name"), name))
+			return true;
+	return false;
+}
+
+static const char *proto_of(json_t *port)
+{
+	return jstr(port, "protocol") ?: "TCP";
+}
+
+/* The slice's port number for a service port (matched by name and protocol), or -1. */
+static int slice_port(json_t *slice, const char *name, const char *proto)
+{
+	size_t i;
+	json_t *p;
+
+	json_array_foreach(json_object_get(slice, "ports"), i, p) {
+		const char *pn = jstr(p, "name") ?: "";
+		json_t *num = json_object_get(p, "port");
+
+		if (!strcmp(pn, name) && !strcmp(proto_of(p), proto) && json_is_integer(num))
+			return (int)json_integer_value(num);
+	}
+	return -1;
+}
+
+static int cands_add(struct cands *cs, const struct cand *c)
+{
+	for (unsigned int i = 0; i < cs->n; i++) {
+		struct cand *o = &cs->c[i];
+
+		if (o->port == c->port && !strcmp(o->addr, c->addr)) {
+			/* The same endpoint in two slices (a migration): counted once, at its best. */
+			o->ready |= c->ready;
+			o->serving |= c->serving;
+			o->terminating &= c->terminating;
+			o->on_node |= c->on_node;
+			o->same_zone |= c->same_zone;
+			o->same_node |= c->same_node;
+			return 0;
+		}
+	}
+	if (cs->n == cs->cap) {
+		unsigned int cap = cs->cap ? cs->cap * 2 : 16;
+		struct cand *n = realloc(cs->c, cap * sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		cs->c = n;
+		cs->cap = cap;
+	}
+	cs->c[cs->n++] = *c;
+	return 0;
+}
+
+/* Every endpoint of the service's slices with this family and port. */
+static int collect(json_t *svc_slices, const char *addr_type, const char *port_name,
+		   const char *proto, const struct xm_k8s_node *node, struct cands *cs)
+{
+	size_t i, j;
+	json_t *sl, *ep;
+
+	json_array_foreach(svc_slices, i, sl) {
+		int port;
+
+		if (!jstr(sl, "addressType") || strcmp(jstr(sl, "addressType"), addr_type))
+			continue;
+		port = slice_port(sl, port_name, proto);
+		if (port < 1 || port > 65535)
+			continue;
+		json_array_foreach(json_object_get(sl, "endpoints"), j, ep) {
+			json_t *conds = json_object_get(ep, "conditions");
+			json_t *hints = json_object_get(ep, "hints");
+			const char *a = json_string_value(json_array_get(json_object_get(ep, "addresses"), 0));
+			const char *ep_node = jstr(ep, "nodeName"), *ep_zone = jstr(ep, "zone");
+			struct cand c = { .port = port };
+			int err;
+
+			/* addresses[0]: the API says consumers use the first; all are fungible. */
+			if (!a || strlen(a) >= sizeof(c.addr))
+				continue;
+			strcpy(c.addr, a);
+			c.ready = cond(conds, "ready", true);
+			c.serving = cond(conds, "serving", c.ready);
+			c.terminating = cond(conds, "terminating", false);
+			c.on_node = ep_node && node->name && !strcmp(ep_node, node->name);
+			if (json_object_get(hints, "forNodes"))
+				c.same_node = name_in(json_object_get(hints, "forNodes"), node->name);
+			else
+				c.same_node = c.on_node;
+			if (json_object_get(hints, "forZones"))
+				c.same_zone = name_in(json_object_get(hints, "forZones"), node->zone);
+			else
+				c.same_zone = ep_zone && node->zone && *node->zone &&
+					      !strcmp(ep_zone, node->zone);
+			err = cands_add(cs, &c);
+			if (err)
+				return err;
+		}
+	}
+	return 0;
+}
+
+enum locality { LOC_NONE, LOC_ZONE, LOC_NODE };
+
+static enum locality service_locality(json_t *svc)
+{
+	const char *td = jstr2(svc, "spec", "trafficDistribution");
+	const char *mode = jstr(json_object_get(json_object_get(svc, "metadata"), "annotations"),
+				ANNOT_TOPOLOGY_MODE);
+
+	if (td && !strcmp(td, "PreferSameNode"))
+		return LOC_NODE;
+	if (td && (!strcmp(td, "PreferSameZone") || !strcmp(td, "PreferClose")))
+		return LOC_ZONE;
+	if (mode && !strcasecmp(mode, "auto"))
+		return LOC_ZONE;
+	return LOC_NONE;
+}
+
+/*
+ * The backends array of one service port: internalTrafficPolicy Local keeps
+ * this node's endpoints; ready ones are used, or, when none is ready, those
+ * serving while terminating; then locality sets the weights.
+ */
+static json_t *backends_json(struct cands *cs, bool local_only, enum locality loc,
+			     struct xm_k8s_svc_meta *m, const char *port_desc)
+{
+	bool any_ready = false, any_pref_node = false, any_pref_zone = false;
+	json_t *arr = json_array();
+	unsigned int n = 0;
+
+	if (!arr)
+		return NULL;
+	for (unsigned int i = 0; i < cs->n; i++)
+		if (!local_only || cs->c[i].on_node)
+			any_ready |= cs->c[i].ready;
+	for (unsigned int i = 0; i < cs->n; i++) {
+		struct cand *c = &cs->c[i];
+		bool use = (!local_only || c->on_node) &&
+			   (any_ready ? c->ready : c->serving && c->terminating);
+
+		c->ready = use; /* from here on: selected */
+		any_pref_node |= use && c->same_node;
+		any_pref_zone |= use && c->same_zone;
+	}
+	for (unsigned int i = 0; i < cs->n; i++) {
+		struct cand *c = &cs->c[i];
+		double w = 1;
+
+		if (!c->ready)
+			continue;
+		if (n == XM_LB_MAX_SVC_BACKENDS) {
+			note_add(m, "%s: only the first %u endpoints are used", port_desc,
+				 XM_LB_MAX_SVC_BACKENDS);
+			break;
+		}
+		if (loc == LOC_NODE && any_pref_node)
+			w = c->same_node ? 1 : XM_K8S_FALLBACK_WEIGHT;
+		else if (loc != LOC_NONE && any_pref_zone)
+			w = c->same_zone ? 1 : XM_K8S_FALLBACK_WEIGHT;
+		if (json_array_append_new(arr, json_pack("{s:s,s:i,s:f}", "address", c->addr, "port",
+							 c->port, "weight", w))) {
+			json_decref(arr);
+			return NULL;
+		}
+		n++;
+	}
+	return arr;
+}
+
+/* The service's algorithm annotations as config fields, or a reason they cannot be. */
+static int annotations(json_t *svc, json_t **algo, json_t **params, char *why, size_t len)
+{
+	json_t *an = json_object_get(json_object_get(svc, "metadata"), "annotations");
+	const char *a = jstr(an, XM_K8S_ANNOT_ALGORITHM), *p = jstr(an, XM_K8S_ANNOT_PARAMS);
+	json_error_t je;
+
+	*algo = a ? json_string(a) : NULL;
+	*params = NULL;
+	if (p) {
+		*params = json_loads(p, JSON_REJECT_DUPLICATES, &je);
+		if (!*params) {
+			snprintf(why, len, "annotation %s is not JSON: %d:%d: %s",
+				 XM_K8S_ANNOT_PARAMS, je.line, je.column, je.text);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* Check a service object; a refused algorithm falls back to prev's or the default. */
+static int to_conf(json_t *o, bool has_annot, const char *annot_err, xm_k8s_prev_fn prev,
+		   void *prev_arg, struct xm_lb_svc_conf *out, struct xm_k8s_svc_meta *m)
+{
+	const struct xm_lb_svc_conf *p;
+	char err[600];
+
+	if (!annot_err && !xm_lb_svc_conf_from_json(o, out, err, sizeof(err)))
+		return 0;
+	if (!annot_err && !has_annot)
+		return -EINVAL; /* not the annotations: the service itself (cannot happen) */
+	if (!m->annotation_refused) {
+		note_add(m, "%s", annot_err ?: err);
+		m->annotation_refused = true;
+	}
+	json_object_del(o, "algorithm");
+	json_object_del(o, "params");
+	if (xm_lb_svc_conf_from_json(o, out, err, sizeof(err)))
+		return -EINVAL;
+	p = prev ? prev(prev_arg, &out->key) : NULL;
+	if (p) {
+		snprintf(out->algorithm, sizeof(out->algorithm), "%s", p->algorithm);
+		json_decref(out->params);
+		out->params = json_deep_copy(p->params);
+		if (!out->params)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+int xm_k8s_result_add(struct xm_k8s_result *r, struct xm_lb_svc_conf *s,
+		      const struct xm_k8s_svc_meta *m)
+{
+	unsigned int n = r->conf.n_svc;
+
+	/* capacity: the next power of two, at least 8 */
+	if (n >= 8 ? !(n & (n - 1)) : !n) {
+		unsigned int cap = n ? n * 2 : 8;
+		struct xm_lb_svc_conf *ns = realloc(r->conf.svc, cap * sizeof(*ns));
+		struct xm_k8s_svc_meta *nm;
+
+		if (ns)
+			r->conf.svc = ns;
+		nm = ns ? realloc(r->meta, cap * sizeof(*nm)) : NULL;
+		if (!nm) {
+			xm_lb_svc_conf_free(s);
+			return -ENOMEM;
+		}
+		r->meta = nm;
+	}
+	r->conf.svc[n] = *s;
+	r->meta[n] = *m;
+	r->conf.n_svc = n + 1;
+	return 0;
+}
+
+const char *xm_k8s_slice_service(json_t *slice, char *buf, size_t len)
+{
+	json_t *md = json_object_get(slice, "metadata");
+	const char *svc = jstr(json_object_get(md, "labels"), LABEL_SERVICE_NAME);
+
+	if (!svc)
+		return NULL;
+	snprintf(buf, len, "%s/%s", jstr(md, "namespace") ?: "default", svc);
+	return buf;
+}
+
+const char *xm_k8s_object_id(json_t *obj, char *buf, size_t len)
+{
+	json_t *md = json_object_get(obj, "metadata");
+
+	snprintf(buf, len, "%s/%s", jstr(md, "namespace") ?: "default", jstr(md, "name") ?: "");
+	return buf;
+}
+
+/* One Service: every cluster IP x port x protocol. */
+int xm_k8s_translate_service(json_t *svc, json_t *svc_slices, const struct xm_k8s_node *node,
+			     xm_k8s_prev_fn prev, void *prev_arg, struct xm_k8s_result *r)
+{
+	json_t *spec = json_object_get(svc, "spec"), *md = json_object_get(svc, "metadata");
+	json_t *ips = json_object_get(spec, "clusterIPs"), *algo = NULL, *params = NULL;
+	const char *type = jstr(spec, "type"), *itp = jstr(spec, "internalTrafficPolicy");
+	const char *aff = jstr(spec, "sessionAffinity");
+	bool local_only = itp && !strcmp(itp, "Local");
+	enum locality loc = service_locality(svc);
+	struct xm_k8s_svc_meta m = {};
+	char annot_err[XM_K8S_NOTE_LEN];
+	bool annot_bad;
+	size_t i, j;
+	unsigned int first = r->conf.n_svc;
+	json_t *port, *sl;
+	int err = 0;
+
+	if ((type && !strcmp(type, "ExternalName")) ||
+	    json_object_get(json_object_get(md, "labels"), LABEL_PROXY_NAME)) {
+		r->left_alone++;
+		return 0;
+	}
+	if (!json_array_size(ips)) /* before dual stack: clusterIP alone */
+		ips = NULL;
+	/* headless ("None"), or no cluster IP yet */
+	if (!jstr(spec, "clusterIP") || !*jstr(spec, "clusterIP") ||
+	    !strcmp(jstr(spec, "clusterIP"), "None")) {
+		r->left_alone++;
+		return 0;
+	}
+	xm_k8s_object_id(svc, m.id, sizeof(m.id));
+	json_array_foreach(svc_slices, i, sl) {
+		json_t *g = json_object_get(json_object_get(sl, "metadata"), "generation");
+
+		m.n_slices++;
+		if (json_integer_value(g) > m.generation)
+			m.generation = json_integer_value(g);
+	}
+	if (aff && !strcmp(aff, "ClientIP"))
+		note_add(&m, "sessionAffinity ClientIP not implemented: each connection is "
+			     "balanced on its own");
+	annot_bad = annotations(svc, &algo, &params, annot_err, sizeof(annot_err)) != 0;
+
+	for (size_t k = 0; k < (ips ? json_array_size(ips) : 1) && !err; k++) {
+		const char *vip = ips ? json_string_value(json_array_get(ips, k))
+				      : jstr(spec, "clusterIP");
+		struct xm_addr a;
+		__u8 fam;
+
+		if (!vip || !strcmp(vip, "None") || xm_addr_parse(vip, &fam, &a)) {
+			note_add(&m, "cluster IP \"%s\" is not an address", vip ?: "");
+			continue;
+		}
+		json_array_foreach(json_object_get(spec, "ports"), j, port) {
+			const char *proto = proto_of(port), *pname = jstr(port, "name") ?: "";
+			json_t *pn = json_object_get(port, "port"), *o, *bes;
+			struct cands cs = {};
+			struct xm_lb_svc_conf conf;
+			char desc[96], sname[XM_LB_NAME_LEN];
+
+			snprintf(desc, sizeof(desc), "port %s%s%lld/%s", pname, *pname ? " " : "",
+				 json_integer_value(pn), proto);
+			if (strcmp(proto, "TCP") && strcmp(proto, "UDP")) {
+				if (k == 0)
+					note_add(&m, "%s skipped: only TCP and UDP are balanced", desc);
+				continue;
+			}
+			err = collect(svc_slices, fam == AF_INET ? "IPv4" : "IPv6", pname, proto,
+				      node, &cs);
+			bes = err ? NULL : backends_json(&cs, local_only, loc, &m, desc);
+			free(cs.c);
+			if (!bes) {
+				err = -ENOMEM;
+				break;
+			}
+			/* the config's display name; the whole id is in the meta */
+			memcpy(sname, m.id, sizeof(sname) - 1);
+			sname[sizeof(sname) - 1] = '\0';
+			o = json_pack("{s:s,s:s,s:O,s:s,s:o}", "name", sname, "vip", vip, "port", pn,
+				      "protocol", strcmp(proto, "UDP") ? "tcp" : "udp", "backends",
+				      bes);
+			if (!o) {
+				err = -ENOMEM;
+				break;
+			}
+			if (algo)
+				json_object_set(o, "algorithm", algo);
+			if (params)
+				json_object_set(o, "params", params);
+			if (to_conf(o, algo || params, annot_bad ? annot_err : NULL, prev, prev_arg,
+				    &conf, &m)) {
+				note_add(&m, "%s: not usable", desc);
+			} else {
+				err = xm_k8s_result_add(r, &conf, &m);
+			}
+			json_decref(o);
+		}
+	}
+	/* Notes found after a port was pushed belong to every port of the Service. */
+	for (unsigned int s = first; s < r->conf.n_svc; s++)
+		r->meta[s] = m;
+	json_decref(algo);
+	json_decref(params);
+	return err;
+}
+
+/* Iterate an object's values or an array's items alike. */
+#define each_item(coll, it, idx, v)                                                          \
+	for (it = json_is_object(coll) ? json_object_iter(coll) : NULL, idx = 0;            \
+	     (v = json_is_object(coll) ? (it ? json_object_iter_value(it) : NULL)             \
+				       : json_array_get(coll, idx)) != NULL;                  \
+	     it = json_is_object(coll) ? json_object_iter_next(coll, it) : NULL, idx++)
+
+int xm_k8s_translate(json_t *services, json_t *slices, const struct xm_k8s_node *node,
+		     xm_k8s_prev_fn prev, void *prev_arg, struct xm_k8s_result *out)
+{
+	json_t *by_svc = json_object(), *v;
+	void *it;
+	size_t idx;
+	int err = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (!by_svc)
+		return -ENOMEM;
+	/* Group the slices by namespace/service-name label. */
+	each_item(slices, it, idx, v) {
+		char key[XM_K8S_ID_LEN];
+		json_t *arr;
+
+		if (!xm_k8s_slice_service(v, key, sizeof(key)))
+			continue;
+		arr = json_object_get(by_svc, key);
+		if (!arr) {
+			arr = json_array();
+			if (json_object_set_new(by_svc, key, arr)) {
+				err = -ENOMEM;
+				break;
+			}
+		}
+		if (json_array_append(arr, v)) {
+			err = -ENOMEM;
+			break;
+		}
+	}
+	each_item(services, it, idx, v) {
+		char key[XM_K8S_ID_LEN];
+
+		if (err)
+			break;
+		err = xm_k8s_translate_service(v, json_object_get(by_svc, xm_k8s_object_id(v, key, sizeof(key))),
+					       node, prev, prev_arg, out);
+	}
+	json_decref(by_svc);
+	if (err)
+		xm_k8s_result_free(out);
+	return err;
+}
+
+void xm_k8s_result_free(struct xm_k8s_result *r)
+{
+	xm_lb_conf_free(&r->conf);
+	free(r->meta);
+	r->meta = NULL;
+}
