@@ -66,6 +66,33 @@ xm_k8s_pod_ips() {
 # the agent's programs see its sockets, as they would for any pod).
 xm_k8s_client() { xm_kubectl exec xm-client -c main -- "$@"; }
 
+# xm_k8s_no_service_rules VIP: no kube-proxy in the cluster and no service rule
+# (KUBE-SVC chains, the VIP, the service range) in nftables/iptables, in the
+# cluster's netns or the host's: ClusterIP traffic is xmesh's alone.
+xm_k8s_no_service_rules() {
+	local p rules where
+	for p in $(ip netns pids "$XM_K8S_NETNS") $(xm_k8s_cgroup_pids_all); do
+		[ "$(cat "/proc/$p/comm" 2>/dev/null)" = kube-proxy ] &&
+			xm_fail "a kube-proxy runs in the cluster (pid $p)"
+	done
+	for where in cluster host; do
+		if [ $where = cluster ]; then
+			rules=$($XM_K8S_IN_NETNS nft list ruleset 2>&1)
+		else
+			rules=$(nft list ruleset 2>&1)
+		fi
+		if echo "$rules" | grep -Eq "KUBE-SVC|KUBE-SERVICES|${1//./\\.}|10\.96\."; then
+			xm_fail "service rules in the $where netns: $rules"
+		fi
+	done
+	xm_log "ok: no kube-proxy, no service rule in nftables/iptables (cluster netns and host)"
+}
+
+# Pids in the cluster's cgroups, any hierarchy.
+xm_k8s_cgroup_pids_all() {
+	find /sys/fs/cgroup/*/"$XM_K8S_NAME" -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u
+}
+
 # xm_k8s_down_checked: remove the cluster now and fail on anything left:
 # processes, netns, cgroups in any hierarchy, mounts, data dir, pins.
 xm_k8s_down_checked() {

@@ -68,17 +68,7 @@ for n in "${names[@]}"; do
 	xm_assert "$c" -gt 0 "connections to $VIP:81 answered by $n"
 done
 
-# No kube-proxy and no service rule anywhere: the rewrite is xmesh's alone.
-for p in $(ip netns pids "$XM_K8S_NETNS") $(find /sys/fs/cgroup/*/"$XM_K8S_NAME" -name cgroup.procs -exec cat {} +); do
-	[ "$(cat "/proc/$p/comm" 2>/dev/null)" = kube-proxy ] && xm_fail "a kube-proxy runs in the cluster (pid $p)"
-done
-for where in cluster host; do
-	if [ $where = cluster ]; then rules=$($XM_K8S_IN_NETNS nft list ruleset 2>&1); else rules=$(nft list ruleset 2>&1); fi
-	if echo "$rules" | grep -Eq "KUBE-SVC|KUBE-SERVICES|${VIP//./\\.}|10\.96\."; then
-		xm_fail "service rules in the $where netns: $rules"
-	fi
-done
-xm_log "ok: no service rule in nftables/iptables (cluster netns and host)"
+xm_k8s_no_service_rules "$VIP"
 
 xm_kubectl delete -f "$XM_TOP/tests/k8s/manifests/echo.yaml" --wait=true --timeout=60s >&2
 eps=$(xm_ctl -j endpoint list)
