@@ -5,15 +5,22 @@
 # (oci-layout, index.json, blobs/sha256/...) that `ctr images import` reads.
 #
 #   scripts/k8s-images.sh OUTDIR
+#   scripts/k8s-images.sh --agent OUTDIR    only the xmesh image, rebuilt each time
 #
 # OUTDIR/pause.tar     xm.local/pause:1     /pause (the pod sandbox)
 # OUTDIR/testsrv.tar   xm.local/testsrv:1   /bin/xm-traffic, /bin/xm-udp,
 #                                           /bin/xm-whoami (tests/tools, tests/k8s/images)
+# OUTDIR/xmesh.tar     xm.local/xmesh:dev   (--agent) deploy/Dockerfile's content
+#                                           without a registry: build/bin/xmesh-*, the
+#                                           node scripts, the shell tools they use and
+#                                           the shared libraries of all of it, from this host
 # Rebuilt only when a source changed. Prints each image's reference and archive.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-OUT=${1:?usage: k8s-images.sh OUTDIR}
+agent=0
+[ "${1:-}" = --agent ] && agent=1 && shift
+OUT=${1:?usage: k8s-images.sh [--agent] OUTDIR}
 CC=${CC:-gcc}
 mkdir -p "$OUT"
 
@@ -58,6 +65,28 @@ image() {
 	mv -f "$OUT/$name.tar.new" "$OUT/$name.tar"
 	rm -rf "$work"
 }
+
+# The agent image: the binaries of `make`, the DaemonSet's scripts, a shell and
+# the tools the scripts call, each with the shared libraries ldd names.
+if [ $agent = 1 ]; then
+	files=()
+	for f in xmesh-agent xmeshctl xmesh-cni; do
+		[ -x "$ROOT/build/bin/$f" ] || { echo "k8s-images: build/bin/$f missing: run make" >&2; exit 1; }
+		files+=("$ROOT/build/bin/$f:usr/local/bin/$f")
+	done
+	files+=("$ROOT/deploy/install-cni.sh:usr/local/bin/install-cni.sh"
+		"$ROOT/deploy/uninstall-node.sh:usr/local/bin/uninstall-node.sh")
+	for t in sh cp mv rm chmod mkdir cat cmp stat grep ls sleep; do
+		files+=("$(command -v $t):bin/$t")
+	done
+	for lib in $(for f in "${files[@]}"; do ldd "${f%%:*}" 2>/dev/null; done |
+		awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^\//) print $i }' | sort -u); do
+		files+=("$lib:${lib#/}")
+	done
+	image xmesh xm.local/xmesh:dev /usr/local/bin/xmesh-agent "${files[@]}"
+	echo "xm.local/xmesh:dev $OUT/xmesh.tar"
+	exit 0
+fi
 
 # static NAME SRC: a static binary in OUT/bin, rebuilt when SRC is newer.
 static() {

@@ -43,17 +43,18 @@ xm_cleanup_extra() {
 	[ -n "$XM_K8S_ENV" ] && [ -f "$XM_K8S_ENV" ] && "$XM_TOP/scripts/k8s-down.sh" "$XM_ID" >&2
 }
 
-# xm_k8s_wait_ready SELECTOR N: wait until N pods matching SELECTOR are Ready.
+# xm_k8s_wait_ready SELECTOR N [NAMESPACE]: wait until N pods matching SELECTOR are Ready.
 xm_k8s_wait_ready() {
 	local n
 	for _ in $(seq 240); do
-		n=$(xm_kubectl get pods -l "$1" -o \
+		n=$(xm_kubectl -n "${3:-default}" get pods -l "$1" -o \
 			'jsonpath={range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' |
 			grep -c True || true)
 		[ "$n" = "$2" ] && return 0
 		sleep 0.5
 	done
-	xm_kubectl get pods -o wide >&2
+	xm_kubectl get pods -A -o wide >&2
+	xm_kubectl -n "${3:-default}" describe pods -l "$1" >&2
 	xm_fail "pods '$1': $n Ready, expected $2"
 }
 

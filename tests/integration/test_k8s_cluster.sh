@@ -71,10 +71,16 @@ done
 xm_k8s_no_service_rules "$VIP"
 
 xm_kubectl delete -f "$XM_TOP/tests/k8s/manifests/echo.yaml" --wait=true --timeout=60s >&2
-eps=$(xm_ctl -j endpoint list)
-for ip in "${ips[@]}" "$client_ip"; do
-	echo "$eps" | grep -q "\"$ip\"" && xm_fail "deleted pod $ip still in the endpoint list: $eps"
+# The API object can go before the kubelet tore the sandbox's network down
+# (CNI DEL): wait for the DEL, within a generous bound.
+for _ in $(seq 150); do
+	eps=$(xm_ctl -j endpoint list)
+	left=0
+	for ip in "${ips[@]}" "$client_ip"; do echo "$eps" | grep -q "\"$ip\"" && left=1; done
+	[ $left = 0 ] && break
+	sleep 0.2
 done
+[ $left = 0 ] || xm_fail "deleted pods still in the endpoint list after 30 s: $eps"
 xm_log "ok: deleting the pods unregistered them (xmesh-cni DEL)"
 
 xm_k8s_down_checked
