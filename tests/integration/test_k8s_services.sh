@@ -3,8 +3,10 @@
 # The agent's Kubernetes source on the real test cluster, no kube-proxy:
 # a ClusterIP Service over a 3-replica Deployment is programmed from the API
 # server's Services and EndpointSlices and reached byte-exact from a client
-# pod, redirected socket to socket; `kubectl scale` to 5 and to 1 and a
-# readiness probe that starts failing move new connections to the new set
+# pod, redirected socket to socket, and over UDP; a headless Service is left
+# alone; a bad algorithm annotation is shown by `xmeshctl service list` and
+# harms nothing; `kubectl scale` to 5 and to 1 and a readiness probe that
+# starts failing move new connections to the new set
 # (the delay from the EndpointSlice change is measured and printed; the
 # behaviour is asserted within a generous bound, not the time).
 set -euo pipefail
@@ -38,6 +40,35 @@ for n in "${names[@]}"; do
 	xm_assert "$(echo "$answers" | grep -cx "$n" || true)" -gt 0 "connections to $CIP:81 answered by $n"
 done
 xm_k8s_no_service_rules "$CIP"
+
+# UDP (DNS-like) through the same Service: every datagram echoed byte for byte.
+xm_k8s_client /bin/xm-udp send "$CIP" 53 -n 20 -s 10-1400 >&2 ||
+	xm_fail "UDP client -> $CIP:53 (targetPort dns) failed"
+xm_log "ok: 20 datagrams to $CIP:53/udp echoed byte for byte"
+
+# A headless Service is left alone: its slice exists, nothing is programmed.
+services_before=$(xm_ctl -j service list | xm_json 'len(j)')
+xm_kubectl apply -f "$M/echo-headless.yaml" >&2
+for _ in $(seq 50); do
+	xm_kubectl get endpointslices -l kubernetes.io/service-name=xm-echo-headless \
+		-o 'jsonpath={.items[*].endpoints[*].addresses[0]}' | grep -q . && break
+	sleep 0.2
+done
+sleep 1 # one coalescing period and more
+xm_assert "$(xm_ctl -j service list | xm_json 'len(j)')" -eq "$services_before" \
+	"services programmed after a headless Service appeared"
+xm_ctl service list | grep -q xm-echo-headless && xm_fail "headless service programmed: $(xm_ctl service list)"
+
+# A bad annotation: logged, shown by service list, the service keeps working.
+xm_kubectl annotate service xm-echo xmesh.io/algorithm=nope >&2
+for _ in $(seq 50); do xm_ctl service list | grep -q 'unknown algorithm "nope"' && break; sleep 0.2; done
+xm_ctl service list | grep -q 'unknown algorithm "nope"' ||
+	xm_fail "service list does not show the bad annotation: $(xm_ctl service list)"
+xm_k8s_client /bin/xm-whoami ask "$CIP" 81 -n 10 >/dev/null || xm_fail "service broken by a bad annotation"
+xm_kubectl annotate --overwrite service xm-echo xmesh.io/algorithm=round-robin >&2
+for _ in $(seq 50); do xm_ctl service list | grep -q 'unknown algorithm' || break; sleep 0.2; done
+xm_ctl service list | grep -q 'unknown algorithm' && xm_fail "note stays after a valid annotation"
+xm_log "ok: bad annotation shown by service list, service kept serving, cleared by a good one"
 
 # watch_slices FILE: stamp every EndpointSlice update of the service as it arrives.
 watch_slices() {
