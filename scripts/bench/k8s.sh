@@ -132,7 +132,7 @@ kp_start() { # LOG
 kp_stop() { xm_kill_tree "$KP_PID"; wait "$KP_PID" 2>/dev/null || true; }
 
 # --- 2. initial sync, interleaved ---
-A_SYNC=() K_SYNC=()
+A_SYNC=() K_SYNC=() A_K8S=() K_K8S=()
 for r in $(seq "$REPS"); do
 	agent_start "$D/agent-$r.log"
 	t=$(agent_time "$(grep -m1 'initial sync done' "$D/agent-$r.log")")
@@ -142,15 +142,19 @@ for r in $(seq "$REPS"); do
 	A_K8S+=("$(python3 -c "print(round($t - $ts, 3))")")
 	agent_stop
 	K_SYNC+=(nan)
+	K_K8S+=(nan)
 	kn=-
 	if [ "$KPROXY" = 1 ]; then
 		kp_start "$D/kp-$r.log"
 		t=$(klog_time "$(grep -m1 'SyncProxyRules complete' "$D/kp-$r.log")")
+		ts=$(klog_time "$(grep -m1 'Starting service config controller' "$D/kp-$r.log")")
 		K_SYNC[-1]=$(python3 -c "print(round($t - $T_LAUNCH, 3))")
+		K_K8S[-1]=$(python3 -c "print(round($t - $ts, 3))")
 		kn=$(in_ns nft list map ip kube-proxy service-ips 2>/dev/null | grep -c '10\.96\.' || true)
 		kp_stop
 	fi
-	say "round $r: agent ${A_SYNC[-1]} s (${A_K8S[-1]} s from its API start; $n services), kube-proxy ${K_SYNC[-1]} s ($kn service IPs in nft)"
+	say "round $r: agent ${A_SYNC[-1]} s (${A_K8S[-1]} s from its API start; $n services)," \
+		"kube-proxy ${K_SYNC[-1]} s (${K_K8S[-1]} s from its API start; $kn service IPs in nft)"
 done
 med() { printf '%s\n' "$@" | grep -v nan | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
@@ -183,9 +187,10 @@ import json, re, sys
 def hist(path, name):
     b = {}
     for line in open(path):
-        m = re.match(name + r'_bucket\{le="([^"]+)"\} (\S+)', line)
+        # any other labels (ip_family): summed
+        m = re.match(name + r'_bucket\{(?:[^}]*,)?le="([^"]+)"[^}]*\} (\S+)', line)
         if m:
-            b[float(m.group(1))] = float(m.group(2))
+            b[float(m.group(1))] = b.get(float(m.group(1)), 0) + float(m.group(2))
     return b
 out = {}
 for key, name in (("prog", "kubeproxy_network_programming_duration_seconds"),
@@ -209,6 +214,7 @@ agent_stop
 a_sync=$(med "${A_SYNC[@]}")
 a_k8s=$(med "${A_K8S[@]}")
 k_sync=$(med "${K_SYNC[@]}")
+k_k8s=$(med "${K_K8S[@]}")
 ap50=$(echo "$a_lat" | xm_json 'j["p50_ms"]')
 ap99=$(echo "$a_lat" | xm_json 'j["p99_ms"]')
 kp50=$(echo "$k_lat" | xm_json 'j["prog"]["p50_le_ms"]')
@@ -220,7 +226,7 @@ bench k8s: $N_SVC Services x $N_EP endpoints; churn $RATE changes/s for $DURATIO
 
                                   xmesh-agent     kube-proxy nftables
 initial sync, median of $REPS (s)       $a_sync            $k_sync
-  (agent: from its API start)     $a_k8s
+  from its API client's start     $a_k8s            $k_k8s
 apply latency p50 (ms)            $ap50           <= $kp50 (histogram bucket)
 apply latency p99 (ms)            $ap99           <= $kp99 (histogram bucket)
 CPU during churn (% of a core)    $a_cpu            $k_cpu
@@ -231,8 +237,9 @@ kube-proxy: $k_lat
 EOT
 echo "bench k8s: services=$N_SVC endpoints=$N_EP agent_sync_s=$a_sync kproxy_sync_s=$k_sync" \
 	"sync_ratio=$(python3 -c "print(round(float('${k_sync:-nan}') / $a_sync, 2))")" \
+	"agent_api_sync_s=$a_k8s kproxy_api_sync_s=$k_k8s" \
 	"agent_p50_ms=$ap50 agent_p99_ms=$ap99 kproxy_p50_le_ms=$kp50 kproxy_p99_le_ms=$kp99" \
 	"agent_cpu_pct=$a_cpu kproxy_cpu_pct=$k_cpu agent_rss_mb=$a_rss agent_rss_now_mb=$a_rss_now kproxy_rss_mb=$k_rss"
 # XM_BENCH_LOGS=DIR keeps the logs (agent, kube-proxy, API server) and the updates
-[ -n "${XM_BENCH_LOGS:-}" ] && mkdir -p "$XM_BENCH_LOGS" && cp "$D"/*.log "$D/updates.json" "$XM_BENCH_LOGS/"
+[ -n "${XM_BENCH_LOGS:-}" ] && mkdir -p "$XM_BENCH_LOGS" && cp "$D"/*.log "$D"/*.prom "$D/updates.json" "$XM_BENCH_LOGS/"
 exit 0

@@ -101,9 +101,12 @@ def create(server, token, n_svc, n_ep):
             call(c, token, "POST", "/apis/discovery.k8s.io/v1/namespaces/%s/endpointslices" % NS,
                  slice_obj(i, n_ep, [True] * n_ep))
     t0 = time.time()
-    # the node kube-proxy runs as: without it, kube-proxy waits 30 s for it at start
-    call(conn(server), token, "POST", "/api/v1/nodes", {
+    # the node kube-proxy runs as, with an address: without, kube-proxy waits 30 s for it
+    c = conn(server)
+    node = call(c, token, "POST", "/api/v1/nodes", {
         "apiVersion": "v1", "kind": "Node", "metadata": {"name": "xm-bench-node"}})
+    node["status"] = {"addresses": [{"type": "InternalIP", "address": "10.255.9.1"}]}
+    call(c, token, "PUT", "/api/v1/nodes/xm-bench-node/status", node)
     parallel(n_svc, svcs)
     parallel(n_svc, slices)
     print("created %d services, %d slices x %d endpoints in %.1f s" %

@@ -124,6 +124,14 @@ fake apply "$(slice web-2 web 10.77.0.5 10.77.0.6)" >/dev/null
 xm_lb_wait 10.96.0.10:80 4
 gen=$(list | xm_json '[s for s in j if s["service"] == "10.96.0.10:80/tcp"][0]["generation"]')
 xm_assert "$gen" -eq 3 "the EndpointSlice generation applied is shown"
+# a weight set with xmeshctl holds when the cluster applies other changes
+xm_ctl backend set 10.96.0.10:80 10.77.0.6:8080 weight 0
+fake apply "$(slice api-1 api 10.77.0.6 10.77.0.5)" >/dev/null
+xm_lb_wait 10.96.0.11:80 2
+w=$(xm_ctl -j service show 10.96.0.10:80 | xm_json '[b["weight"] for b in j["backends"] if b["backend"] == "10.77.0.6:8080"][0]')
+xm_assert "$w" = 0.0 "a weight set through the control socket survives the next cluster apply"
+xm_ctl backend set 10.96.0.10:80 10.77.0.6:8080 weight 1
+xm_lb_wait 10.96.0.10:80 4
 
 # tables must never lose 10.96.0.10:80 while the API misbehaves: a poller records any gap
 watch_tables() {

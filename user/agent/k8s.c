@@ -138,6 +138,7 @@ static void index_result(struct xm_k8s *k, const struct xm_k8s_result *r)
 
 static void apply(struct xm_k8s *k)
 {
+	unsigned long long t0 = xm_k8s_now_ms(), t1;
 	struct xm_k8s_result r;
 	struct xm_k8s_svc_meta *meta;
 	struct xm_lb_conf c;
@@ -145,6 +146,7 @@ static void apply(struct xm_k8s *k)
 	int err;
 
 	err = translate_changed(k, &r);
+	t1 = xm_k8s_now_ms();
 	if (err) {
 		pr_err("k8s: translating the cluster's services: %s: tables kept", strerror(-err));
 		return;
@@ -173,8 +175,8 @@ static void apply(struct xm_k8s *k)
 	err = xm_svc_sources_replace(k->a, XM_SRC_CLUSTER, &c, meta);
 	k->applied_ms = xm_k8s_now_ms();
 	pr_info("k8s: applied %u services from the cluster (apply %lu, %lu changes, %u Services "
-		"left alone)%s", n, k->applies, k->changes_pending, r.left_alone,
-		err ? ": with errors, see above" : "");
+		"left alone; translate %llu ms, apply %llu ms)%s", n, k->applies, k->changes_pending,
+		r.left_alone, t1 - t0, k->applied_ms - t1, err ? ": with errors, see above" : "");
 	k->changes_pending = 0;
 	if (k->have_last)
 		xm_k8s_result_free(&k->last);

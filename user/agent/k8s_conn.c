@@ -11,6 +11,7 @@
 #include <openssl/evp.h>
 #include "k8s_conn.h"
 #include "log.h"
+#include "sys.h"
 
 #define YAML_HINT                                                                          \
 	"the agent reads kubeconfig files in JSON form: convert it with "                   \
@@ -26,36 +27,6 @@ static int fail(char *err, size_t errlen, int r, const char *fmt, ...)
 	vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
 	return r;
-}
-
-static int read_file(const char *path, char **out, size_t *len)
-{
-	FILE *f = fopen(path, "re");
-	char *buf = NULL;
-	size_t cap = 0, n = 0, got;
-
-	if (!f)
-		return -errno;
-	do {
-		if (n + 4096 > cap) {
-			char *t = realloc(buf, cap = cap * 2 + 8192);
-
-			if (!t) {
-				free(buf);
-				fclose(f);
-				return -ENOMEM;
-			}
-			buf = t;
-		}
-		got = fread(buf + n, 1, cap - n - 1, f);
-		n += got;
-	} while (got);
-	fclose(f);
-	buf[n] = '\0';
-	*out = buf;
-	if (len)
-		*len = n;
-	return 0;
 }
 
 /* base64 (kubeconfig's *-data fields) with OpenSSL's decoder. */
@@ -118,7 +89,7 @@ int xm_k8s_conn_kubeconfig(struct xm_k8s_conn *c, const char *path, char *err, s
 
 	memset(c, 0, sizeof(*c));
 	snprintf(c->source, sizeof(c->source), "kubeconfig %s", path);
-	r = read_file(path, &text, &len);
+	r = xm_file_read(path, &text, &len);
 	if (r)
 		return fail(err, errlen, r, "--kubeconfig %s: %s", path, strerror(-r));
 	root = json_loadb(text, len, 0, &je);
@@ -245,7 +216,7 @@ int xm_k8s_conn_token_refresh(struct xm_k8s_conn *c)
 	    st.st_mtim.tv_sec == c->token_st.st_mtim.tv_sec &&
 	    st.st_mtim.tv_nsec == c->token_st.st_mtim.tv_nsec)
 		return 0;
-	r = read_file(c->token_file, &t, &n);
+	r = xm_file_read(c->token_file, &t, &n);
 	if (r) {
 		errno = -r;
 		return r;
@@ -264,6 +235,19 @@ int xm_k8s_conn_token_refresh(struct xm_k8s_conn *c)
 	return 1;
 }
 
+/* A PEM given inline (kubeconfig *-data, decoded) or as a file; neither: curl's default. */
+static void pem_opt(CURL *h, CURLoption blob_opt, unsigned char *data, size_t len,
+		    CURLoption file_opt, const char *file)
+{
+	if (data) {
+		struct curl_blob b = { data, len, CURL_BLOB_NOCOPY };
+
+		curl_easy_setopt(h, blob_opt, &b);
+	} else if (file[0]) {
+		curl_easy_setopt(h, file_opt, file);
+	}
+}
+
 int xm_k8s_conn_setup(struct xm_k8s_conn *c, CURL *h, struct curl_slist **hdrs)
 {
 	char auth[64];
@@ -279,27 +263,9 @@ int xm_k8s_conn_setup(struct xm_k8s_conn *c, CURL *h, struct curl_slist **hdrs)
 	snprintf(auth, sizeof(auth), "xmesh-agent");
 	curl_easy_setopt(h, CURLOPT_USERAGENT, auth);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, *hdrs);
-	if (c->ca_data) {
-		struct curl_blob b = { c->ca_data, c->ca_len, CURL_BLOB_NOCOPY };
-
-		curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &b);
-	} else if (c->ca_file[0]) {
-		curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
-	}
-	if (c->cert_data) {
-		struct curl_blob b = { c->cert_data, c->cert_len, CURL_BLOB_NOCOPY };
-
-		curl_easy_setopt(h, CURLOPT_SSLCERT_BLOB, &b);
-	} else if (c->cert_file[0]) {
-		curl_easy_setopt(h, CURLOPT_SSLCERT, c->cert_file);
-	}
-	if (c->key_data) {
-		struct curl_blob b = { c->key_data, c->key_len, CURL_BLOB_NOCOPY };
-
-		curl_easy_setopt(h, CURLOPT_SSLKEY_BLOB, &b);
-	} else if (c->key_file[0]) {
-		curl_easy_setopt(h, CURLOPT_SSLKEY, c->key_file);
-	}
+	pem_opt(h, CURLOPT_CAINFO_BLOB, c->ca_data, c->ca_len, CURLOPT_CAINFO, c->ca_file);
+	pem_opt(h, CURLOPT_SSLCERT_BLOB, c->cert_data, c->cert_len, CURLOPT_SSLCERT, c->cert_file);
+	pem_opt(h, CURLOPT_SSLKEY_BLOB, c->key_data, c->key_len, CURLOPT_SSLKEY, c->key_file);
 	if (c->insecure) {
 		curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
 		curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);

@@ -147,7 +147,7 @@ static json_t *ctl_service_del(struct xm_agent *a, json_t *req)
 		 : json_pack("{s:b}", "ok", 1);
 }
 
-static json_t *ctl_backend_weight(json_t *req)
+static json_t *ctl_backend_weight(struct xm_agent *a, json_t *req)
 {
 	struct xm_lb_svc_key key;
 	struct xm_lb_svc_rt *rt;
@@ -177,6 +177,7 @@ static json_t *ctl_backend_weight(json_t *req)
 	if (hit < 0)
 		return reply_err("no backend %s in this service", bs);
 	rt->conf.be[hit].weight = json_number_value(wv);
+	xm_svc_sources_set_weight(a, &key, &rt->conf.be[hit], json_number_value(wv));
 	w = calloc(rt->conf.n_be, sizeof(*w));
 	if (!w)
 		return reply_err("out of memory");
@@ -207,7 +208,7 @@ static json_t *ctl_handle(struct xm_agent *a, const char *line)
 	else if (!strcmp(cmd, "service-del"))
 		rep = ctl_service_del(a, req);
 	else if (!strcmp(cmd, "backend-weight"))
-		rep = ctl_backend_weight(req);
+		rep = ctl_backend_weight(a, req);
 	else if (!strcmp(cmd, "reload"))
 		rep = !a->config_path ? reply_err("the agent runs without --config")
 		      : xm_services_reload(a) ? reply_err("config rejected (see the agent's log)")

@@ -21,8 +21,16 @@ static const char *const src_names[XM_SRC_N] = {
 	[XM_SRC_ADOPTED] = "adopted",
 };
 
+/* A backend weight set through the control socket. */
+struct weight_override {
+	struct xm_lb_svc_key key;
+	struct xm_lb_be_conf be; /* address, port, family; weight = the one set */
+};
+
 struct xm_svc_sources {
 	struct xm_lb_conf layer[XM_SRC_N];
+	struct weight_override *ov;
+	unsigned int n_ov;
 	struct xm_k8s_svc_meta *cluster_meta; /* parallel to layer[XM_SRC_CLUSTER].svc */
 	bool cluster_on;
 	json_t *clashes; /* "VIP:PORT/proto" already logged as a clash */
@@ -49,9 +57,16 @@ void xm_svc_sources_free(struct xm_agent *a)
 	for (int i = 0; i < XM_SRC_N; i++)
 		xm_lb_conf_free(&ss->layer[i]);
 	free(ss->cluster_meta);
+	free(ss->ov);
 	json_decref(ss->clashes);
 	free(ss);
 	a->sources = NULL;
+}
+
+static bool same_backend(const struct xm_lb_be_conf *a, const struct xm_lb_be_conf *b)
+{
+	return a->port == b->port && a->family == b->family &&
+	       !memcmp(&a->addr, &b->addr, sizeof(a->addr));
 }
 
 /* One applied service for the run file. */
@@ -95,7 +110,7 @@ static int apply(struct xm_agent *a)
 	struct xm_lb_state *st = xm_services_state();
 	struct xm_lb_conf merged = {};
 	json_t *list = json_array(), *seen = json_object();
-	unsigned int total = 0;
+	unsigned int total = 0, n_copies = 0, *copies = NULL;
 	int r = -ENOMEM;
 
 	if (!st) {
@@ -135,14 +150,51 @@ static int apply(struct xm_agent *a)
 										  : NULL));
 		}
 	}
+	/* weights set through the socket: on a copy of the service they apply to */
+	copies = calloc(merged.n_svc + 1, sizeof(*copies));
+	if (!copies)
+		goto out;
+	for (unsigned int j = 0; j < merged.n_svc && ss->n_ov; j++) {
+		struct xm_lb_svc_conf *s = &merged.svc[j];
+		bool copied = false;
+
+		for (unsigned int o = 0; o < ss->n_ov; o++) {
+			if (memcmp(&ss->ov[o].key, &s->key, sizeof(s->key)))
+				continue;
+			if (!copied) {
+				struct xm_lb_svc_conf c;
+
+				if (xm_lb_svc_conf_copy(&c, s))
+					goto out;
+				*s = c;
+				copied = true;
+				copies[n_copies++] = j;
+			}
+			for (unsigned int b = 0; b < s->n_be; b++)
+				if (same_backend(&s->be[b], &ss->ov[o].be))
+					s->be[b].weight = ss->ov[o].be.weight;
+		}
+	}
 	r = xm_lb_state_apply(st, &merged);
 	write_run_file(a, list);
 	xm_weighting_topology_changed(a);
 out:
+	for (unsigned int c = 0; copies && c < n_copies; c++)
+		xm_lb_svc_conf_free(&merged.svc[copies[c]]);
+	free(copies);
 	free(merged.svc);
 	json_decref(list);
 	json_decref(seen);
 	return r;
+}
+
+static void drop_overrides(struct xm_svc_sources *ss, const struct xm_lb_svc_key *key)
+{
+	for (unsigned int o = 0; o < ss->n_ov;)
+		if (!key || !memcmp(&ss->ov[o].key, key, sizeof(*key)))
+			ss->ov[o] = ss->ov[--ss->n_ov];
+		else
+			o++;
 }
 
 int xm_svc_sources_replace(struct xm_agent *a, enum xm_svc_src src, struct xm_lb_conf *c,
@@ -159,6 +211,7 @@ int xm_svc_sources_replace(struct xm_agent *a, enum xm_svc_src src, struct xm_lb
 	}
 	if (src == XM_SRC_FILE) {
 		xm_lb_conf_free(&ss->layer[XM_SRC_CTL]);
+		drop_overrides(ss, NULL);
 		json_object_clear(ss->clashes);
 	}
 	if (src == XM_SRC_CLUSTER || (src == XM_SRC_FILE && !ss->cluster_on))
@@ -188,11 +241,35 @@ int xm_svc_sources_put(struct xm_agent *a, struct xm_lb_svc_conf *s)
 	return apply(a);
 }
 
+void xm_svc_sources_set_weight(struct xm_agent *a, const struct xm_lb_svc_key *key,
+			       const struct xm_lb_be_conf *be, double weight)
+{
+	struct xm_svc_sources *ss = a->sources;
+	struct weight_override *n;
+
+	for (unsigned int o = 0; o < ss->n_ov; o++) {
+		if (!memcmp(&ss->ov[o].key, key, sizeof(*key)) && same_backend(&ss->ov[o].be, be)) {
+			ss->ov[o].be.weight = weight;
+			return;
+		}
+	}
+	n = realloc(ss->ov, (ss->n_ov + 1) * sizeof(*n));
+	if (!n) {
+		pr_warn("out of memory: the weight holds until the next change of the service");
+		return;
+	}
+	ss->ov = n;
+	ss->ov[ss->n_ov] = (struct weight_override){ .key = *key, .be = *be };
+	ss->ov[ss->n_ov++].be.weight = weight;
+}
+
+
 int xm_svc_sources_del(struct xm_agent *a, const struct xm_lb_svc_key *key)
 {
 	struct xm_svc_sources *ss = a->sources;
 	bool hit = false;
 
+	drop_overrides(ss, key);
 	/* from every source: until the file is reloaded or the cluster changes it */
 	for (int i = 0; i < XM_SRC_N; i++) {
 		struct xm_lb_conf *l = &ss->layer[i];

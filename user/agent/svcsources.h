@@ -40,4 +40,11 @@ int xm_svc_sources_replace(struct xm_agent *a, enum xm_svc_src src, struct xm_lb
 /* The control socket: add or replace one service (s is taken), or remove one. */
 int xm_svc_sources_put(struct xm_agent *a, struct xm_lb_svc_conf *s);
 int xm_svc_sources_del(struct xm_agent *a, const struct xm_lb_svc_key *key);
+/*
+ * A weight set through the control socket: kept over whatever source has
+ * the service, so that later merges keep it, until the config file is next
+ * loaded or the service removed through the socket. Nothing is applied here.
+ */
+void xm_svc_sources_set_weight(struct xm_agent *a, const struct xm_lb_svc_key *key,
+			       const struct xm_lb_be_conf *be, double weight);
 #endif

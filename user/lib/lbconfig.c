@@ -10,6 +10,7 @@
 #include "lbconfig.h"
 #include "weightcfg.h"
 #include "lbtable.h"
+#include "sys.h"
 
 const char *const xm_lb_algorithms[] = { "static", "round-robin", "l3", "l3-peak", "c3", "l3x",
 					  NULL };
@@ -347,37 +348,16 @@ int xm_lb_conf_parse(const char *file, const char *text, size_t len, struct xm_l
 
 int xm_lb_conf_load(const char *file, struct xm_lb_conf *out, char *err, size_t errlen)
 {
-	char *text = NULL;
-	size_t len = 0, cap = 0;
-	FILE *f;
+	char *text;
+	size_t len;
 	int r;
 
-	f = fopen(file, "re");
-	if (!f) {
-		r = -errno;
-		snprintf(err, errlen, "%s:0:0: %s", file, strerror(errno));
+	r = xm_file_read(file, &text, &len);
+	if (r) {
+		snprintf(err, errlen, "%s:0:0: %s", file, strerror(-r));
 		return r;
 	}
-	for (;;) {
-		size_t n;
-
-		if (len + 4096 > cap) {
-			char *t = realloc(text, cap = cap * 2 + 8192);
-
-			if (!t) {
-				free(text);
-				fclose(f);
-				return -ENOMEM;
-			}
-			text = t;
-		}
-		n = fread(text + len, 1, cap - len, f);
-		len += n;
-		if (n == 0)
-			break;
-	}
-	fclose(f);
-	r = xm_lb_conf_parse(file, text ? text : "", len, out, err, errlen);
+	r = xm_lb_conf_parse(file, text, len, out, err, errlen);
 	free(text);
 	return r;
 }

@@ -8,6 +8,8 @@
 #include <sys/types.h>
 #include <linux/types.h>
 
+/* A whole file, NUL-terminated, into *out (caller frees); 0 or -errno. */
+int xm_file_read(const char *path, char **out, size_t *len);
 /* mkdir -p: create path and its missing parents with mode. 0 or -errno. */
 int xm_mkdir_p(const char *path, mode_t mode);
 /* Mount point of cgroup2 from /proc/mounts into buf; -ENOENT if none. */
