@@ -100,7 +100,8 @@ start() {
 
 step=dirs
 mkdir -p "$D"/{run,log,pki,etc,bin,ns,etcd,kubelet,cni/bin,cni/net.d,cni/ipam,cni/xmesh} \
-	"$D"/containerd/{root,state,runc,opt} "$D"/netns "$D"/host/{run,varlib,varlog}
+	"$D"/containerd/{root,state,runc,opt} "$D"/host/{run,varlib,varlog}
+chmod 700 "$D/etcd" "$D/pki"
 
 step=netns
 ip netns add "$N"
@@ -295,7 +296,6 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   restrict_oom_score_adj = true
   tolerate_missing_hugetlb_controller = true
   disable_hugetlb_controller = true
-  netns_mounts_under = "$D/netns"
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
