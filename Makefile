@@ -46,7 +46,7 @@ endif
 
 .DELETE_ON_ERROR:
 .SECONDARY:
-.PHONY: FORCE all deps test test-unit test-integration demo bench clean install fuzz
+.PHONY: FORCE all deps test test-quick test-unit test-integration k8s-build demo bench clean install fuzz
 
 all: deps $(BINS) $(TEST_TOOLS) $(B)/tests/xmesh-cni-crash
 
@@ -115,14 +115,25 @@ $(B)/tests/xmesh-cni-crash: $(CNI_CRASH_OBJS) $(LIBXMESH)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(XM_CFLAGS) $^ $(LDLIBS) -o $@
 
-test: all $(UNIT_BINS)
+test: all $(UNIT_BINS) k8s-build
 	$(Q)tests/run.sh
+
+# Everything but the tests on the Kubernetes test cluster (they say "skipped").
+test-quick: all $(UNIT_BINS)
+	$(Q)XM_QUICK=1 tests/run.sh
 
 test-unit: all $(UNIT_BINS)
 	$(Q)XM_ONLY=unit tests/run.sh
 
-test-integration: all
+test-integration: all k8s-build
 	$(Q)XM_ONLY=integration tests/run.sh
+
+# The Kubernetes test cluster's binaries (Go, upstream modules; a no-op once
+# built), before the tests so that its progress shows. Not when XM_QUICK=1 or
+# when XM_TEST selects no test_k8s_* test.
+k8s-build:
+	$(Q)[ "$(XM_QUICK)" = 1 ] || ! ls tests/integration/test_k8s_*.sh | grep -q -e '$(XM_TEST)' || \
+		scripts/k8s-build.sh
 
 demo: all
 	$(Q)scripts/demo.sh

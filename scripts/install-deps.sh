@@ -7,7 +7,8 @@ set -eu
 PKGS="clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool make gcc pkg-config
 libmnl-dev libcmocka-dev libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev libssl-dev
 iproute2 nftables sockperf iperf3 wrk haproxy prometheus containernetworking-plugins
-gnuplot-nox python3 python3-yaml util-linux procps libclang-rt-14-dev man-db bash-completion"
+gnuplot-nox python3 python3-yaml util-linux procps libclang-rt-14-dev man-db bash-completion
+containerd runc openssl curl"
 
 missing=""
 for p in $PKGS; do
@@ -23,7 +24,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 echo "install-deps: installing$missing"
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -q >/dev/null
+apt-get -o DPkg::Lock::Timeout=600 update -q >/dev/null
 # Services some packages would start (prometheus, haproxy) are not wanted:
 # tests start their own instances on loopback. policy-rc.d tells invoke-rc.d
 # not to start them; ours is removed again whatever happens.

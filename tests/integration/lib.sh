@@ -118,8 +118,10 @@ xm_pod_exec() {
 	sh -c 'echo $$ > "$0/cgroup.procs" && exec ip netns exec "$@"' "$XM_CGROUP" "$ns" "$@"
 }
 
+# XM_AGENT_WRAP: a command prefix the agent runs under (e.g. nsenter into a node).
 xm_agent_start() {
-	xm_bg "$XM_BIN/xmesh-agent" --cgroup "$XM_CGROUP" --pin-root "$XM_PIN" "$@"
+	# shellcheck disable=SC2086
+	xm_bg ${XM_AGENT_WRAP:-} "$XM_BIN/xmesh-agent" --cgroup "$XM_CGROUP" --pin-root "$XM_PIN" "$@"
 	XM_AGENT_PID=$XM_LAST_PID
 	# Ready: the datapath is loaded and the control socket answers.
 	for _ in $(seq 50); do

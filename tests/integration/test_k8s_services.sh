@@ -1,0 +1,155 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# The agent's Kubernetes source on the real test cluster, no kube-proxy:
+# a ClusterIP Service over a 3-replica Deployment is programmed from the API
+# server's Services and EndpointSlices and reached byte-exact from a client
+# pod, redirected socket to socket, and over UDP; a headless Service is left
+# alone; a bad algorithm annotation is shown by `xmeshctl service list` and
+# harms nothing; `kubectl scale` to 5 and to 1 and a readiness probe that
+# starts failing move new connections to the new set
+# (the delay from the EndpointSlice change is measured and printed; the
+# behaviour is asserted within a generous bound, not the time).
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/k8s_lib.sh"
+
+xm_k8s_setup
+M=$XM_TOP/tests/k8s/manifests
+BOUND_S=10 # generous: the issue's target is 2 s; the machine is shared
+
+xm_agent_start --kubeconfig "$XM_K8S_AGENT_KUBECONFIG" --node-name "$XM_K8S_NODE_NAME"
+xm_kubectl apply -f "$M/echo.yaml" -f "$M/echo-svc.yaml" >&2
+xm_k8s_wait_ready app=xm-echo 3
+xm_k8s_wait_ready app=xm-client 1
+CIP=$(xm_kubectl get service xm-echo -o 'jsonpath={.spec.clusterIP}')
+xm_log "service default/xm-echo: ClusterIP $CIP"
+xm_lb_wait "$CIP:80" 3
+xm_lb_wait "$CIP:81" 3
+xm_ctl service list >&2
+xm_ctl -j service list | grep -q '"source": *"cluster"' || xm_fail "service list shows no cluster source"
+
+# 1. ClusterIP, no kube-proxy: byte-exact, over every backend, redirected.
+before_msgs=$(xm_stat redirect_msgs)
+xm_k8s_client /bin/xm-traffic client "$CIP" 80 -q 64K -r 256K -c 4 -n 5 >&2 ||
+	xm_fail "byte-exact traffic client -> ClusterIP $CIP:80 failed"
+xm_log "ok: 20 connections client -> $CIP:80 (targetPort by name), byte-exact"
+xm_assert "$(($(xm_stat redirect_msgs) - before_msgs))" -gt 0 "messages redirected socket to socket"
+mapfile -t names < <(xm_kubectl get pods -l app=xm-echo -o 'jsonpath={range .items[*]}{.metadata.name}{"\n"}{end}')
+answers=$(xm_k8s_client /bin/xm-whoami ask "$CIP" 81 -n 30)
+for n in "${names[@]}"; do
+	xm_assert "$(echo "$answers" | grep -cx "$n" || true)" -gt 0 "connections to $CIP:81 answered by $n"
+done
+xm_k8s_no_service_rules "$CIP"
+
+# UDP (DNS-like) through the same Service: every datagram echoed byte for byte.
+xm_k8s_client /bin/xm-udp send "$CIP" 53 -n 20 -s 10-1400 >&2 ||
+	xm_fail "UDP client -> $CIP:53 (targetPort dns) failed"
+xm_log "ok: 20 datagrams to $CIP:53/udp echoed byte for byte"
+
+# A headless Service is left alone: its slice exists, nothing is programmed.
+services_before=$(xm_ctl -j service list | xm_json 'len(j)')
+xm_kubectl apply -f "$M/echo-headless.yaml" >&2
+for _ in $(seq 50); do
+	xm_kubectl get endpointslices -l kubernetes.io/service-name=xm-echo-headless \
+		-o 'jsonpath={.items[*].endpoints[*].addresses[0]}' | grep -q . && break
+	sleep 0.2
+done
+sleep 1 # one coalescing period and more
+xm_assert "$(xm_ctl -j service list | xm_json 'len(j)')" -eq "$services_before" \
+	"services programmed after a headless Service appeared"
+xm_ctl service list | grep -q xm-echo-headless && xm_fail "headless service programmed: $(xm_ctl service list)"
+
+# A bad annotation: logged, shown by service list, the service keeps working.
+xm_kubectl annotate service xm-echo xmesh.io/algorithm=nope >&2
+for _ in $(seq 50); do xm_ctl service list | grep -q 'unknown algorithm "nope"' && break; sleep 0.2; done
+xm_ctl service list | grep -q 'unknown algorithm "nope"' ||
+	xm_fail "service list does not show the bad annotation: $(xm_ctl service list)"
+xm_k8s_client /bin/xm-whoami ask "$CIP" 81 -n 10 >/dev/null || xm_fail "service broken by a bad annotation"
+xm_kubectl annotate --overwrite service xm-echo xmesh.io/algorithm=round-robin >&2
+for _ in $(seq 50); do xm_ctl service list | grep -q 'unknown algorithm' || break; sleep 0.2; done
+xm_ctl service list | grep -q 'unknown algorithm' && xm_fail "note stays after a valid annotation"
+xm_log "ok: bad annotation shown by service list, service kept serving, cleared by a good one"
+
+# watch_slices FILE: stamp every EndpointSlice update of the service as it arrives.
+watch_slices() {
+	xm_bg bash -c '"$0" get endpointslices -l kubernetes.io/service-name=xm-echo -w -o json |
+		python3 "$1" stamp' "$XM_K8S_KUBECTL" "$XM_TOP/tests/integration/k8s_timing.py" >"$1"
+	XM_SLICE_WATCH=$XM_LAST_PID
+}
+# probe FILE N: N connections to the who port, 50 ms apart, answers stamped.
+probe() {
+	xm_bg xm_k8s_client /bin/xm-whoami ask "$CIP" 81 -n "$2" -i 50 -T >"$1"
+	XM_PROBE=$XM_LAST_PID
+}
+stop_watch() { xm_kill_tree "$XM_SLICE_WATCH"; wait "$XM_SLICE_WATCH" 2>/dev/null || true; }
+pods() { xm_kubectl get pods -l app=xm-echo --field-selector=status.phase=Running \
+	-o 'jsonpath={range .items[*]}{.metadata.name}{"\n"}{end}' | sort; }
+T=$XM_K8S_DIR/timing
+mkdir -p "$T"
+
+# 2. Scale to 5: the two new pods get new connections.
+mapfile -t old < <(pods)
+watch_slices "$T/slices-up"
+probe "$T/probe-up" 300
+sleep 1
+xm_kubectl scale deployment xm-echo --replicas 5 >&2
+xm_k8s_wait_ready app=xm-echo 5
+xm_lb_wait "$CIP:81" 5
+wait "$XM_PROBE" || true
+stop_watch
+mapfile -t new < <(comm -13 <(printf '%s\n' "${old[@]}") <(pods))
+xm_assert "${#new[@]}" -eq 2 "new pods after scale to 5"
+python3 "$XM_TOP/tests/integration/k8s_timing.py" "$T/slices-up" "$T/probe-up" added "${new[@]}" |
+	tee "$T/up.out" >&2 || xm_fail "scale to 5: new pods not reached (slices: $(cat "$T/slices-up"))"
+delay=$(sed -n 's/.*delay_ms=\([0-9-]*\).*/\1/p' "$T/up.out")
+xm_assert "$delay" -lt $((BOUND_S * 1000)) "scale 5: first connection to a new pod after its slice update (ms)"
+echo "k8s timing: scale_up_delay_ms=$delay"
+
+# 3. Scale to 1: the four removed pods stop getting new connections.
+watch_slices "$T/slices-down"
+probe "$T/probe-down" 300
+sleep 1
+xm_kubectl scale deployment xm-echo --replicas 1 >&2
+xm_lb_wait "$CIP:81" 1
+wait "$XM_PROBE" || true
+stop_watch
+# The survivor is the one pod not being deleted; the rest may still terminate.
+survivor=$(xm_kubectl get pods -l app=xm-echo \
+	-o 'jsonpath={range .items[*]}{.metadata.name} {.metadata.deletionTimestamp}{"\n"}{end}' |
+	awk 'NF == 1 { print $1 }')
+mapfile -t removed < <(printf '%s\n' "${old[@]}" "${new[@]}" | grep -vx "$survivor")
+xm_assert "${#removed[@]}" -eq 4 "pods removed by scale to 1"
+python3 "$XM_TOP/tests/integration/k8s_timing.py" "$T/slices-down" "$T/probe-down" removed "${removed[@]}" |
+	tee "$T/down.out" >&2 || xm_fail "scale to 1: the slice never dropped the removed pods"
+delay=$(sed -n 's/.*delay_ms=\([0-9-]*\).*/\1/p' "$T/down.out")
+xm_assert "$delay" -lt $((BOUND_S * 1000)) "scale 1: last connection to a removed pod after its slice update (ms)"
+last=$(tail -n 20 "$T/probe-down" | awk '{print $2}' | sort -u | tr '\n' ' ')
+xm_assert "$(tail -n 20 "$T/probe-down" | awk '{print $2}' | sort -u | wc -l)" -eq 1 \
+	"the last 20 connections all reach the one pod left ($last)"
+tail -n 20 "$T/probe-down" | grep -q ' error' && xm_fail "failed connections at the end of scale-down: $(tail -n 20 "$T/probe-down")"
+echo "k8s timing: scale_down_delay_ms=$delay"
+
+# 4. Readiness: with 3 pods, one turns unready; it stops getting new connections.
+xm_kubectl scale deployment xm-echo --replicas 3 >&2
+xm_k8s_wait_ready app=xm-echo 3
+xm_lb_wait "$CIP:81" 3
+victim=$(pods | head -n 1)
+watch_slices "$T/slices-unready"
+probe "$T/probe-unready" 240
+sleep 1
+xm_kubectl exec "$victim" -c who -- /bin/xm-whoami unready
+xm_lb_wait "$CIP:81" 2
+wait "$XM_PROBE" || true
+stop_watch
+python3 "$XM_TOP/tests/integration/k8s_timing.py" "$T/slices-unready" "$T/probe-unready" removed "$victim" |
+	tee "$T/unready.out" >&2 || xm_fail "readiness: the slice never marked $victim unready"
+delay=$(sed -n 's/.*delay_ms=\([0-9-]*\).*/\1/p' "$T/unready.out")
+xm_assert "$delay" -lt $((BOUND_S * 1000)) "unready: last connection to $victim after its slice update (ms)"
+tail -n 40 "$T/probe-unready" | grep -qx "[0-9]* $victim" &&
+	xm_fail "the unready pod $victim still gets new connections"
+echo "k8s timing: unready_delay_ms=$delay"
+xm_kubectl exec "$victim" -c who -- /bin/xm-whoami ready
+xm_lb_wait "$CIP:81" 3
+xm_log "ok: $victim ready again, back in the table"
+
+xm_k8s_down_checked
