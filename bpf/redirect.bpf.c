@@ -11,6 +11,7 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
+#include <bpf/bpf_core_read.h>
 #include <xmesh/redirect.h>
 #include "lib/common_maps.h"
 #include "lib/addr.h"
@@ -85,10 +86,27 @@ static __always_inline int sockops_key(struct bpf_sock_ops *skops, struct xm_soc
 	return 0;
 }
 
+/*
+ * A connection whose SYN carried data (TCP Fast Open) has bytes in TCP
+ * before it is established, and its sequence numbers at this point are not
+ * ISN + 1: it stays on TCP (never in the map). Bitfields of tcp_sock, read
+ * through BTF.
+ */
+static __always_inline int sock_is_fastopen(struct bpf_sock *sk)
+{
+	struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+
+	if (!tp)
+		return 1; /* not TCP as we know it: keep it out */
+	return BPF_CORE_READ_BITFIELD(tp, syn_data) ||
+	       BPF_CORE_READ_BITFIELD(tp, syn_fastopen_child);
+}
+
 SEC("sockops")
 int xm_sockops(struct bpf_sock_ops *skops)
 {
 	struct xm_sock_key key = {};
+	struct xm_sock_state *st;
 	struct bpf_sock *sk;
 
 	if (skops->op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB &&
@@ -98,44 +116,47 @@ int xm_sockops(struct bpf_sock_ops *skops)
 		return 1;
 	if (sockops_key(skops, &key))
 		return 1;
-	/*
-	 * The per-direction decision needs state; without it the socket must
-	 * stay out of the map, or sk_msg could not keep its choice.
-	 */
 	sk = skops->sk;
-	if (!sk || !bpf_sk_storage_get(&xm_sock_state, sk, 0, BPF_SK_STORAGE_GET_F_CREATE)) {
+	if (!sk)
+		return 1;
+	if (sock_is_fastopen(sk)) {
+		xm_stat_add(XM_STAT_SOCK_SKIPPED_FASTOPEN, 1);
+		return 1;
+	}
+	/*
+	 * At the ESTABLISHED callbacks (tcp_finish_connect on the client,
+	 * tcp_init_transfer from SYN_RECV on the server) each side has sent
+	 * only its SYN and received only the peer's SYN: snd_nxt = ISS + 1,
+	 * rcv_nxt = IRS + 1. The client's ISS is the server's IRS and the
+	 * other way round, so both ends compute each other's keys exactly.
+	 */
+	key.local_isn = skops->snd_nxt - 1;
+	key.remote_isn = skops->rcv_nxt - 1;
+	/*
+	 * The per-direction decision and the peer's key live in the socket's
+	 * storage; without it the socket must stay out of the map, or sk_msg
+	 * could neither keep its choice nor know its peer.
+	 */
+	st = bpf_sk_storage_get(&xm_sock_state, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!st) {
 		xm_stat_add(XM_STAT_SOCK_INSERT_FAILED, 1);
 		return 1;
 	}
-	if (bpf_sock_hash_update(skops, &xm_socks, &key, BPF_NOEXIST) == 0)
+	xm_sock_key_peer(&key, &st->peer);
+	/*
+	 * The key is unique to this incarnation, so nothing live holds it;
+	 * BPF_ANY could only replace an entry no message can reach.
+	 */
+	if (bpf_sock_hash_update(skops, &xm_socks, &key, BPF_ANY) == 0)
 		xm_stat_add(XM_STAT_SOCK_INSERTED, 1);
 	else
 		xm_stat_add(XM_STAT_SOCK_INSERT_FAILED, 1);
 	return 1;
 }
 
-/* Key of the peer of the socket that sends msg: local and remote swapped. */
-static __always_inline void msg_peer_key(struct sk_msg_md *msg, struct xm_sock_key *peer)
-{
-	__u8 lfam;
-
-	lfam = xm_addr_load(&peer->remote, msg->family, msg->local_ip4, msg->local_ip6[0],
-			    msg->local_ip6[1], msg->local_ip6[2], msg->local_ip6[3]);
-	xm_addr_load(&peer->local, msg->family, msg->remote_ip4, msg->remote_ip6[0],
-		     msg->remote_ip6[1], msg->remote_ip6[2], msg->remote_ip6[3]);
-	peer->family = lfam;
-	peer->remote_port = (__u16)msg->local_port;
-	peer->local_port = (__u16)bpf_ntohl(msg->remote_port);
-	if (xm_addr_is_loopback(lfam, &peer->local) && xm_addr_is_loopback(lfam, &peer->remote))
-		peer->scope = bpf_get_netns_cookie(msg);
-	else
-		peer->scope = 0;
-}
-
 SEC("sk_msg")
 int xm_sk_msg(struct sk_msg_md *msg)
 {
-	struct xm_sock_key peer = {};
 	struct xm_sock_state *st;
 	struct bpf_sock *sk = msg->sk;
 	__u64 len = msg->size;
@@ -152,8 +173,13 @@ int xm_sk_msg(struct sk_msg_md *msg)
 	if (st->mode == XM_SOCK_TCP)
 		goto pass;
 
-	msg_peer_key(msg, &peer);
-	verdict = bpf_msg_redirect_hash(msg, &xm_socks, &peer, BPF_F_INGRESS);
+	/*
+	 * Only the other end of this very connection, whose key sockops fixed
+	 * from this socket's tuple and ISNs: a socket that merely shares the
+	 * tuple (an older incarnation still closing) has other ISNs and is
+	 * never found.
+	 */
+	verdict = bpf_msg_redirect_hash(msg, &xm_socks, &st->peer, BPF_F_INGRESS);
 	if (st->mode == XM_SOCK_UNDECIDED) {
 		/*
 		 * First message of this direction: redirect only if the peer is

@@ -19,7 +19,7 @@
  * Bumped whenever a pinned map's key/value layout or meaning changes. An
  * agent refuses a pin root written by another ABI instead of misreading it.
  */
-#define XM_ABI_VERSION 1
+#define XM_ABI_VERSION 2 /* 2: the redirect key carries the ISNs */
 #define XM_META_MAGIC 0x786d657368ULL /* "xmesh" */
 
 #define XM_PIN_ROOT_DEFAULT "/sys/fs/bpf/xmesh"
@@ -103,6 +103,7 @@ enum xm_stat {
 	XM_STAT_OVL_FLOWS_NEW,       /* flow entries created (BPF) */
 	XM_STAT_OVL_FLOWS_ENDED,     /* flow entries deleted on TCP FIN/RST (BPF) */
 	XM_STAT_OVL_FLOWS_REMOVED,   /* flow entries deleted by user space */
+	XM_STAT_SOCK_SKIPPED_FASTOPEN, /* SYN carried data: the connection stays on TCP */
 	XM_STAT_MAX = 64,
 };
 

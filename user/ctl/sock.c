@@ -52,13 +52,14 @@ static int sock_list(int argc, char **argv)
 		if (bpf_map_lookup_elem(fd, &key, &cookie))
 			continue; /* closed meanwhile */
 		json_array_append_new(
-			arr, json_pack("{s:s, s:s, s:i, s:s, s:i, s:I, s:I}", "family",
+			arr, json_pack("{s:s, s:s, s:i, s:s, s:i, s:I, s:I, s:I, s:I}", "family",
 				       key.family == AF_INET ? "inet" : "inet6", "local",
 				       xm_addr_str(key.family, &key.local, l, sizeof(l)), "local_port",
 				       key.local_port, "remote",
 				       xm_addr_str(key.family, &key.remote, r, sizeof(r)),
 				       "remote_port", key.remote_port, "scope", (json_int_t)key.scope,
-				       "cookie", (json_int_t)cookie));
+				       "local_isn", (json_int_t)key.local_isn, "remote_isn",
+				       (json_int_t)key.remote_isn, "cookie", (json_int_t)cookie));
 	}
 	close(fd);
 	ctl_print(arr, sock_plain);
@@ -69,7 +70,8 @@ static int sock_help(int argc, char **argv)
 {
 	fprintf(stderr, "Usage: xmeshctl sock list\n"
 			"  Sockets in the redirect map. SCOPE is the netns cookie for loopback\n"
-			"  pairs and 0 for pod addresses.\n");
+			"  pairs and 0 for pod addresses. JSON adds local_isn/remote_isn, the\n"
+			"  initial sequence numbers that make each connection's key unique.\n");
 	return 0;
 }
 

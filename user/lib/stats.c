@@ -48,6 +48,8 @@ const struct xm_stat_desc xm_stat_descs[] = {
 	{ XM_STAT_OVL_FLOWS_ENDED, "overlay_flows_ended", "flow entries removed on TCP FIN/RST" },
 	{ XM_STAT_OVL_FLOWS_REMOVED, "overlay_flows_removed",
 	  "flow entries removed by invalidation (agent, xmeshctl, CNI)" },
+	{ XM_STAT_SOCK_SKIPPED_FASTOPEN, "sock_skipped_fastopen",
+	  "connections whose SYN carried data (TCP Fast Open): left on TCP" },
 };
 const unsigned int xm_stat_desc_count = sizeof(xm_stat_descs) / sizeof(xm_stat_descs[0]);
 
