@@ -46,7 +46,7 @@ endif
 
 .DELETE_ON_ERROR:
 .SECONDARY:
-.PHONY: FORCE all deps test test-unit test-integration demo bench clean install fuzz
+.PHONY: FORCE all deps test test-unit test-integration demo bench clean install uninstall fuzz
 
 all: deps $(BINS) $(TEST_TOOLS)
 
@@ -131,6 +131,18 @@ install: all
 	[ ! -e $(B)/bin/xmesh-cni ] || install -m 0755 $(B)/bin/xmesh-cni $(DESTDIR)/opt/cni/bin/
 	install -m 0755 deploy/install-cni.sh deploy/uninstall-node.sh $(DESTDIR)/usr/local/bin/
 	install -D -m 0644 deploy/xmesh-agent.service $(DESTDIR)/usr/local/lib/systemd/system/xmesh-agent.service
+
+# Takes the datapath off this host first (it drains: redirected connections
+# keep working until they close, bounded by DRAIN_TIMEOUT), then the files.
+PIN_ROOT ?= /sys/fs/bpf/xmesh
+XMESH_CGROUP ?= $(shell awk '$$3=="cgroup2"{print $$2; exit}' /proc/mounts)
+DRAIN_TIMEOUT ?= 60
+uninstall:
+	[ ! -x $(DESTDIR)/usr/local/bin/xmesh-agent ] || $(DESTDIR)/usr/local/bin/xmesh-agent uninstall \
+		--cgroup $(XMESH_CGROUP) --pin-root $(PIN_ROOT) --drain-timeout $(DRAIN_TIMEOUT)
+	rm -f $(DESTDIR)/usr/local/bin/xmesh-agent $(DESTDIR)/usr/local/bin/xmeshctl \
+		$(DESTDIR)/usr/local/bin/install-cni.sh $(DESTDIR)/usr/local/bin/uninstall-node.sh \
+		$(DESTDIR)/usr/local/lib/systemd/system/xmesh-agent.service
 
 clean:
 	rm -rf $(B)

@@ -6,6 +6,7 @@
  * (the control): a case passes when the socket calls return what TCP returns.
  *
  *   xm-sockapi CASE ADDR PORT [-n ITERATIONS] [-t TIMEOUT_MS] [-b SRC_ADDR]
+ *              [-s BYTES] [-w GO_FILE]
  *   xm-sockapi list
  *
  * Every wait is bounded (-t, default 3000 ms per message): a case that would
@@ -42,7 +43,9 @@ static struct {
 	int port;
 	int iterations;
 	int timeout_ms;
-} o = { .iterations = 150, .timeout_ms = 3000 };
+	size_t bytes;        /* -s: payload of the cases that move bulk data */
+	const char *go_file; /* -w: hold waits for this file to exist */
+} o = { .iterations = 150, .timeout_ms = 3000, .bytes = 256 * 1024 };
 
 static const char *case_name;
 
@@ -321,6 +324,100 @@ static int case_reuse_server(void)
 	return 0;
 }
 
+/* Byte at offset off of a stream: not periodic in 256, so a shifted or foreign byte shows. */
+static unsigned char pattern(size_t off)
+{
+	unsigned long x = off * 2654435761UL + (off >> 9);
+
+	return (unsigned char)(x ^ (x >> 13));
+}
+
+static int send_pattern(int fd, size_t off, size_t n)
+{
+	unsigned char buf[16384];
+
+	while (n) {
+		size_t k = n < sizeof(buf) ? n : sizeof(buf);
+
+		for (size_t i = 0; i < k; i++)
+			buf[i] = pattern(off + i);
+		if (write_full(fd, buf, k))
+			return -1;
+		off += k;
+		n -= k;
+	}
+	return 0;
+}
+
+static void wait_go_file(void)
+{
+	while (o.go_file && access(o.go_file, F_OK))
+		usleep(20000);
+}
+
+/* hold's server: read nothing until the go file exists, then verify to EOF and report. */
+static void serve_hold(int fd)
+{
+	unsigned char buf[65536];
+	size_t off = 0;
+	char report[64];
+	int bad = 0, n;
+
+	wait_go_file();
+	for (;;) {
+		ssize_t k;
+
+		if (wait_fd(fd, POLLIN, o.timeout_ms))
+			break;
+		k = recv(fd, buf, sizeof(buf), 0);
+		if (k < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (k <= 0)
+			break;
+		for (ssize_t i = 0; i < k; i++)
+			bad |= buf[i] != pattern(off + i);
+		off += k;
+	}
+	n = snprintf(report, sizeof(report), "%zu %s\n", off, bad ? "corrupt" : "intact");
+	write_full(fd, report, n);
+}
+
+/*
+ * Bytes in flight across an uninstall: the client sends -s bytes that the
+ * server does not read yet, says "sent", waits for the go file (the test
+ * starts the uninstall, then creates it), sends as much again and half-closes;
+ * the server must have received all 2 x -s bytes intact.
+ */
+static int case_hold(void)
+{
+	char report[64] = "";
+	size_t got = 0;
+	int fd;
+
+	if (server_start(serve_hold))
+		return fail("server");
+	fd = client_connect(0);
+	if (fd < 0)
+		return fail("connect: %s", strerror(errno));
+	if (send_pattern(fd, 0, o.bytes))
+		return fail("send: %s", strerror(errno));
+	printf("%s: sent %zu bytes, the server reads none yet\n", case_name, o.bytes);
+	fflush(stdout);
+	wait_go_file();
+	if (send_pattern(fd, o.bytes, o.bytes) || shutdown(fd, SHUT_WR))
+		return fail("send after go: %s", strerror(errno));
+	for (size_t i = 0; i < sizeof(report) - 1; i++) {
+		if (read_full(fd, report + i, 1) || report[i] == '\n')
+			break;
+	}
+	close(fd);
+	if (sscanf(report, "%zu", &got) != 1 || got != 2 * o.bytes || !strstr(report, "intact"))
+		return fail("the server received '%s', expected %zu intact bytes", report,
+			    2 * o.bytes);
+	printf("%s: ok %zu bytes delivered intact\n", case_name, got);
+	return 0;
+}
+
 static const struct {
 	const char *name;
 	int (*fn)(void);
@@ -329,6 +426,7 @@ static const struct {
 	{ "reuse", case_reuse, "4-tuple reused at once after an abortive close" },
 	{ "reuse-server", case_reuse_server, "echo server for reuse-client in another pod" },
 	{ "reuse-client", case_reuse_client, "reuse's client half (-b SRC_ADDR)" },
+	{ "hold", case_hold, "unread bytes in flight until -w FILE exists (uninstall drain)" },
 };
 
 int main(int argc, char **argv)
@@ -349,8 +447,10 @@ int main(int argc, char **argv)
 	o.addr = argv[2];
 	o.port = atoi(argv[3]);
 	optind = 4;
-	while ((opt = getopt(argc, argv, "n:t:b:")) != -1) {
+	while ((opt = getopt(argc, argv, "n:t:b:s:w:")) != -1) {
 		switch (opt) {
+		case 's': o.bytes = strtoul(optarg, NULL, 0); break;
+		case 'w': o.go_file = optarg; break;
 		case 'b': o.src_addr = optarg; break;
 		case 'n': o.iterations = atoi(optarg); break;
 		case 't': o.timeout_ms = atoi(optarg); break;

@@ -210,8 +210,3 @@ void xm_datapath_close(struct xm_agent *a)
 	for (size_t i = 0; i < sizeof(modules) / sizeof(modules[0]); i++)
 		modules[i].close(a);
 }
-
-int xm_datapath_uninstall(const char *pin_root)
-{
-	return xm_pin_root_remove(pin_root);
-}

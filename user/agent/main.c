@@ -36,6 +36,7 @@ static void usage(FILE *f)
 		"                   [--netns PATH] [--overlay-dev IFNAME [--overlay-vxlan IFNAME]\n"
 		"                   [--overlay-max-flows N]]\n"
 		"       xmesh-agent uninstall --cgroup PATH [--pin-root DIR]\n"
+		"                   [--drain-timeout SECONDS] [--force]\n"
 		"       xmesh-agent --version\n"
 		"\n"
 		"  --cgroup PATH     cgroup v2 directory whose sockets xmesh serves (required;\n"
@@ -47,7 +48,11 @@ static void usage(FILE *f)
 		"                    agent is started from outside it; e.g. /var/run/netns/X)\n"
 		"  --overlay-dev IF  enable the overlay cache on underlay device IF\n"
 		"  --overlay-vxlan IF  the VXLAN device it caches (default: the first found)\n"
-		"  --overlay-max-flows N  size of the flow cache (LRU; default 65536)\n",
+		"  --overlay-max-flows N  size of the flow cache (LRU; default 65536)\n"
+		"  --drain-timeout S (uninstall) wait at most S seconds (default 60) for\n"
+		"                    redirected connections to close before the last pins go\n"
+		"  --force           (uninstall) after the wait, remove the redirect map even\n"
+		"                    with connections open (their unread bytes are lost)\n",
 		XM_PIN_ROOT_DEFAULT);
 }
 
@@ -201,7 +206,7 @@ static int run(struct xm_agent *a)
 	return err;
 }
 
-static int do_uninstall(struct xm_agent *a)
+static int do_uninstall(struct xm_agent *a, double drain_timeout_s, bool force)
 {
 	int n;
 
@@ -209,7 +214,9 @@ static int do_uninstall(struct xm_agent *a)
 		pr_info("nothing installed at %s", a->pin_root);
 		return 0;
 	}
-	n = xm_datapath_uninstall(a->pin_root);
+	n = xm_datapath_uninstall(a->pin_root, drain_timeout_s, force);
+	if (n == -EBUSY)
+		return n; /* still draining: said why */
 	if (n < 0) {
 		pr_err("uninstall %s: %s", a->pin_root, strerror(-n));
 		return n;
@@ -230,13 +237,16 @@ int main(int argc, char **argv)
 		{ "overlay-dev", required_argument, NULL, 'O' },
 		{ "overlay-vxlan", required_argument, NULL, 'X' },
 		{ "overlay-max-flows", required_argument, NULL, 'F' },
+		{ "drain-timeout", required_argument, NULL, 'D' },
+		{ "force", no_argument, NULL, 'K' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
 	struct xm_agent a = { .cgroup_fd = -1, .lock_fd = -1 };
 	const char *cgroup = NULL, *pin_root = XM_PIN_ROOT_DEFAULT;
-	bool uninstall = false;
+	bool uninstall = false, force = false;
+	double drain_timeout_s = 60;
 	int opt, err;
 
 	if (argc > 1 && !strcmp(argv[1], "uninstall")) {
@@ -254,6 +264,8 @@ int main(int argc, char **argv)
 		case 'O': a.overlay_dev = optarg; break;
 		case 'X': a.overlay_vxlan = optarg; break;
 		case 'F': a.overlay_max_flows = strtoul(optarg, NULL, 0); break;
+		case 'D': drain_timeout_s = strtod(optarg, NULL); break;
+		case 'K': force = true; break;
 		case 'l':
 			if (xm_log_parse_level(optarg, &xm_log_threshold)) {
 				pr_err("--log-level %s: use error, warn, info or debug", optarg);
@@ -293,7 +305,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (uninstall)
-		return do_uninstall(&a) ? 1 : 0;
+		return do_uninstall(&a, drain_timeout_s, force) ? 1 : 0;
 
 	if (xm_cgroup_is_root(a.cgroup_path))
 		pr_warn("attaching to the root cgroup %s: every process of the host is served",
