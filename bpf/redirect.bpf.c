@@ -12,6 +12,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
 #include <xmesh/redirect.h>
 #include "lib/common_maps.h"
 #include "lib/addr.h"
@@ -32,6 +33,29 @@ struct {
 	__type(key, int);
 	__type(value, struct xm_sock_state);
 } xm_sock_state SEC(".maps");
+
+/* Opt-outs (xmeshctl sock skip): see struct xm_redirect_skip_key. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, XM_MAX_REDIRECT_SKIP);
+	__type(key, struct xm_redirect_skip_key);
+	__type(value, __u32);
+} xm_redirect_skip SEC(".maps");
+
+static __always_inline int skip_lookup(__u64 netns_cookie, __u16 port)
+{
+	struct xm_redirect_skip_key k = { .netns_cookie = netns_cookie, .port = port };
+
+	return bpf_map_lookup_elem(&xm_redirect_skip, &k) != NULL;
+}
+
+/* Has an operator opted this connection out of redirection (by port or by netns)? */
+static __always_inline int redirect_opted_out(struct bpf_sock_ops *skops,
+					      const struct xm_sock_key *key)
+{
+	return skip_lookup(0, key->local_port) || skip_lookup(0, key->remote_port) ||
+	       skip_lookup(bpf_get_netns_cookie(skops), 0);
+}
 
 /*
  * Is addr a pod address registered to the netns with this cookie? With
@@ -116,6 +140,10 @@ int xm_sockops(struct bpf_sock_ops *skops)
 		return 1;
 	if (sockops_key(skops, &key))
 		return 1;
+	if (redirect_opted_out(skops, &key)) {
+		xm_stat_add(XM_STAT_SOCK_SKIPPED_OPTOUT, 1);
+		return 1;
+	}
 	sk = skops->sk;
 	if (!sk)
 		return 1;
@@ -211,4 +239,73 @@ pass:
 	xm_stat_add(XM_STAT_REDIRECT_MISS_MSGS, 1);
 	xm_stat_add(XM_STAT_REDIRECT_MISS_BYTES, len);
 	return SK_PASS;
+}
+
+/*
+ * Where a redirected socket cannot behave as TCP, the kernel's tcp_bpf code
+ * (net/ipv4/tcp_bpf.c) decides; this program only counts the cases, so that
+ * an operator sees which applications meet which difference
+ * (docs/redirect-compat.md). It runs on the sock_recv_length tracepoint
+ * (Linux >= 6.3: every recvmsg of every socket, with its result and flags),
+ * as a raw tracepoint: fentry/fexit need BPF trampolines, which some kernels
+ * (this project's CI kernel among them) refuse. Arguments are raw, so
+ * fields are read with CO-RE probe reads.
+ */
+#define XM_EAGAIN 11
+#define XM_MSG_DONTWAIT 0x40
+#define XM_MSG_WAITALL 0x100
+#define XM_MSG_PEEK 0x2
+#define XM_SK_USER_DATA_PTRMASK (~7UL) /* low bits of sk_user_data are flags */
+
+/* Is sk in this datapath's redirect map? Its psock's first map link says. */
+static __always_inline int sock_in_our_map(struct sock *sk)
+{
+	struct sk_psock_link *link;
+	struct sk_psock *psock;
+	struct bpf_map *map;
+	unsigned long ud;
+
+	ud = (unsigned long)BPF_CORE_READ(sk, sk_user_data);
+	psock = (struct sk_psock *)(ud & XM_SK_USER_DATA_PTRMASK);
+	if (!psock)
+		return 0;
+	link = (struct sk_psock_link *)BPF_CORE_READ(psock, link.next);
+	if (!link || (void *)link == (void *)&psock->link)
+		return 0;
+	map = BPF_CORE_READ(link, map);
+	return (void *)map == (void *)&xm_socks;
+}
+
+SEC("raw_tp/sock_recv_length")
+int xm_redirect_recv(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct sock *sk = (struct sock *)ctx->args[0];
+	int ret = (int)ctx->args[1], flags = (int)ctx->args[2];
+
+	/* Cheap filters first: every recvmsg of the host passes here. */
+	if (flags & (XM_MSG_DONTWAIT | XM_MSG_PEEK))
+		return 0;
+	if (ret != -XM_EAGAIN && !(flags & XM_MSG_WAITALL) && ret <= 0)
+		return 0;
+	if (ret > 0 && !(flags & XM_MSG_WAITALL) && BPF_CORE_READ(sk, sk_rcvlowat) <= 1)
+		return 0;
+	if (!sock_in_our_map(sk))
+		return 0;
+	/*
+	 * tcp_bpf_recvmsg waits once (tcp_msg_wait_data) and returns -EAGAIN
+	 * when the wakeup brought no data, e.g. a write-space wakeup from
+	 * another thread's send. TCP never does that to a blocking socket
+	 * without SO_RCVTIMEO (timeout MAX_SCHEDULE_TIMEOUT).
+	 */
+	if (ret == -XM_EAGAIN) {
+		if (BPF_CORE_READ(sk, sk_rcvtimeo) == 0x7fffffffffffffffL)
+			xm_stat_add(XM_STAT_REDIRECT_RECV_EAGAIN, 1);
+		return 0;
+	}
+	/* MSG_WAITALL is not honoured: any such read may come back short. */
+	if (flags & XM_MSG_WAITALL)
+		xm_stat_add(XM_STAT_REDIRECT_RECV_WAITALL, 1);
+	else if (ret < BPF_CORE_READ(sk, sk_rcvlowat))
+		xm_stat_add(XM_STAT_REDIRECT_RECV_BELOW_LOWAT, 1);
+	return 0;
 }

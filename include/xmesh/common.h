@@ -104,6 +104,10 @@ enum xm_stat {
 	XM_STAT_OVL_FLOWS_ENDED,     /* flow entries deleted on TCP FIN/RST (BPF) */
 	XM_STAT_OVL_FLOWS_REMOVED,   /* flow entries deleted by user space */
 	XM_STAT_SOCK_SKIPPED_FASTOPEN, /* SYN carried data: the connection stays on TCP */
+	XM_STAT_SOCK_SKIPPED_OPTOUT, /* port or netns opted out (xmeshctl sock skip) */
+	XM_STAT_REDIRECT_RECV_EAGAIN, /* blocking recv() of a redirected socket got EAGAIN */
+	XM_STAT_REDIRECT_RECV_WAITALL, /* MSG_WAITALL recv() on a redirected socket */
+	XM_STAT_REDIRECT_RECV_BELOW_LOWAT, /* blocking recv() returned < SO_RCVLOWAT bytes */
 	XM_STAT_MAX = 64,
 };
 

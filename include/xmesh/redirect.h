@@ -61,6 +61,24 @@ struct xm_sock_state {
 
 _Static_assert(sizeof(struct xm_sock_state) == 64, "xm_sock_state layout is ABI");
 
+/*
+ * Operators' opt-outs from redirection, checked when a connection is
+ * established: {0, port} skips every connection with that local or remote
+ * port (e.g. a service's target port), {netns cookie, 0} every connection of
+ * that network namespace (a pod). Value: unused flags, 0.
+ */
+struct xm_redirect_skip_key {
+	__u64 netns_cookie;
+	__u16 port; /* host byte order */
+	__u16 pad[3];
+};
+
+_Static_assert(sizeof(struct xm_redirect_skip_key) == 16, "xm_redirect_skip_key layout is ABI");
+
+#ifndef XM_MAX_REDIRECT_SKIP
+#define XM_MAX_REDIRECT_SKIP 4096
+#endif
+
 /* Build a peer's key from a socket's own key. */
 static inline void xm_sock_key_peer(const struct xm_sock_key *k, struct xm_sock_key *peer)
 {
