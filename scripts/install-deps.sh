@@ -7,7 +7,8 @@ set -eu
 PKGS="clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool make gcc pkg-config
 libmnl-dev libcmocka-dev libjansson-dev libmicrohttpd-dev
 iproute2 nftables sockperf iperf3 wrk haproxy prometheus containernetworking-plugins
-gnuplot-nox python3 python3-yaml util-linux procps"
+gnuplot-nox python3 python3-yaml util-linux procps
+curl nginx-light redis-server redis-tools nghttp2-server nghttp2-client postgresql-15"
 
 missing=""
 for p in $PKGS; do
@@ -23,7 +24,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 echo "install-deps: installing$missing"
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -q >/dev/null
+apt-get -o DPkg::Lock::Timeout=600 update -q >/dev/null
 # Services some packages would start (prometheus, haproxy) are not wanted:
 # tests start their own instances on loopback. policy-rc.d tells invoke-rc.d
 # not to start them; ours is removed again whatever happens.
@@ -33,4 +34,4 @@ if [ ! -e /usr/sbin/policy-rc.d ]; then
 	trap 'rm -f /usr/sbin/policy-rc.d' EXIT
 fi
 # shellcheck disable=SC2086
-apt-get install -y -q --no-install-recommends $missing
+apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends $missing
