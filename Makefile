@@ -46,7 +46,8 @@ endif
 
 .DELETE_ON_ERROR:
 .SECONDARY:
-.PHONY: FORCE all deps test test-unit test-integration demo bench clean install uninstall fuzz
+.PHONY: FORCE all deps test test-unit test-integration demo bench clean install uninstall fuzz \
+	soak-redirect
 
 all: deps $(BINS) $(TEST_TOOLS)
 
@@ -121,6 +122,10 @@ bench-%: all
 
 bench: all
 	$(Q)for b in scripts/bench/*.sh; do $$b || exit 1; done
+
+# Minutes, not part of make test (DURATION, THREADS, RESTART: scripts/soak-redirect.sh).
+soak-redirect: all
+	$(Q)scripts/soak-redirect.sh
 
 fuzz: deps
 	$(Q)$(MAKE) -f tests/fuzz/Makefile

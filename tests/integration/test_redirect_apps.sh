@@ -52,7 +52,7 @@ stop() {
 	xm_fail "port $3 in pod $2 still in use after its server stopped"
 }
 wait_port() {  # POD PORT
-	for _ in $(seq 100); do
+	for _ in $(seq 300); do
 		ip netns exec "$XM_PREFIX-$1" ss -Htln "sport = :$2" | grep -q . && return 0
 		sleep 0.05
 	done
@@ -250,6 +250,9 @@ case_postgres() {
 	echo "$out" | grep -Eq "number of transactions actually processed: [1-9]" ||
 		xm_fail "pgbench ($1) processed nothing: $out"
 	check_redirected "$1" "PostgreSQL + pgbench" 1000000
+	# Fast shutdown by the postmaster itself: killing its backends first
+	# would make the next start run crash recovery.
+	kill -INT "$(head -n1 "$D/pg/data/postmaster.pid")" 2>/dev/null || true
 	stop $p b 5432
 }
 

@@ -6,7 +6,7 @@
  * (the control): a case passes when the socket calls return what TCP returns.
  *
  *   xm-sockapi CASE ADDR PORT [-n ITERATIONS] [-t TIMEOUT_MS] [-b SRC_ADDR]
- *              [-s BYTES] [-w GO_FILE]
+ *              [-s BYTES] [-w GO_FILE] [-d SECONDS]
  *   xm-sockapi list
  *
  * Every wait is bounded (-t, default 3000 ms per message): a case that would
@@ -38,6 +38,8 @@
 #include <unistd.h>
 #include <linux/sockios.h>
 
+#include "sockaddr.h"
+
 static struct {
 	const char *addr;
 	const char *src_addr; /* client bind address (-b), default ADDR */
@@ -46,7 +48,8 @@ static struct {
 	int timeout_ms;
 	size_t bytes;        /* -s: payload of the cases that move bulk data */
 	const char *go_file; /* -w: hold waits for this file to exist */
-} o = { .iterations = 150, .timeout_ms = 3000, .bytes = 256 * 1024 };
+	int duration_s;      /* -d: soak duration */
+} o = { .duration_s = 60, .iterations = 150, .timeout_ms = 3000, .bytes = 256 * 1024 };
 
 static const char *case_name;
 
@@ -65,19 +68,7 @@ static int fail(const char *fmt, ...)
 
 static void sa_make(struct sockaddr_storage *ss, socklen_t *len, const char *addr, int port)
 {
-	struct sockaddr_in *s4 = (void *)ss;
-	struct sockaddr_in6 *s6 = (void *)ss;
-
-	memset(ss, 0, sizeof(*ss));
-	if (inet_pton(AF_INET, addr, &s4->sin_addr) == 1) {
-		s4->sin_family = AF_INET;
-		s4->sin_port = htons(port);
-		*len = sizeof(*s4);
-	} else if (inet_pton(AF_INET6, addr, &s6->sin6_addr) == 1) {
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons(port);
-		*len = sizeof(*s6);
-	} else {
+	if (xm_tool_sockaddr(ss, len, addr, port)) {
 		fprintf(stderr, "bad address %s\n", addr);
 		exit(2);
 	}
@@ -1112,6 +1103,124 @@ static int case_threads(void)
 	return ok("%d connections, a reader and a writer thread on each end, no EAGAIN", conns);
 }
 
+/*
+ * Churn soak: -n threads for -d seconds, each opening
+ * connections to an echo server, sending a random number of random-sized
+ * messages with random pauses, checking every echoed byte, and ending the
+ * connection either normally or with an RST (SO_LINGER 0) in the middle of
+ * an exchange. Any wrong byte or a message not echoed within -t is a
+ * failure; at the end the process must hold as many descriptors as before.
+ */
+static atomic_long soak_conns, soak_aborted, soak_failed, soak_bytes;
+static double soak_end;
+
+static double mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int open_fds(void)
+{
+	char path[64];
+	int n = 0;
+
+	for (int fd = 0; fd < 4096; fd++) {
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		n += access(path, F_OK) == 0;
+	}
+	return n;
+}
+
+static void *soak_thread(void *p)
+{
+	unsigned int seed = (unsigned int)(long)p;
+	static __thread unsigned char out[65536], back[65536];
+
+	while (mono_s() < soak_end) {
+		int fd = client_connect(0), msgs = 1 + rand_r(&seed) % 8;
+		int abort_at = rand_r(&seed) % 4 == 0 ? rand_r(&seed) % msgs : -1;
+		size_t off = 0;
+
+		if (fd < 0) {
+			usleep(1000);
+			continue; /* the listener's backlog may be full for a moment */
+		}
+		for (int m = 0; m < msgs; m++) {
+			size_t n = 1 + rand_r(&seed) % (rand_r(&seed) % 2 ? 512 : sizeof(out));
+
+			for (size_t i = 0; i < n; i++)
+				out[i] = pattern(off + i + seed);
+			if (m == abort_at) {
+				/* RST with bytes in flight: nothing to check after it */
+				write_full(fd, out, n);
+				atomic_fetch_add(&soak_aborted, 1);
+				break;
+			}
+			if (write_full(fd, out, n) || read_full(fd, back, n) || memcmp(out, back, n)) {
+				fprintf(stderr, "soak: message of %zu bytes not echoed intact: %s\n",
+					n, strerror(errno));
+				atomic_fetch_add(&soak_failed, 1);
+				break;
+			}
+			off += n;
+			atomic_fetch_add(&soak_bytes, 2 * n);
+			if (rand_r(&seed) % 4 == 0)
+				usleep(rand_r(&seed) % 20000);
+		}
+		if (abort_at >= 0)
+			abortive_close(fd);
+		else
+			close(fd);
+		atomic_fetch_add(&soak_conns, 1);
+	}
+	return NULL;
+}
+
+/* The client half, towards an echo server (echo-server, possibly in another pod). */
+static int case_soak_client(void)
+{
+	int threads = o.iterations > 256 ? 256 : o.iterations, fds_before;
+	pthread_t t[256];
+	double start, next_report;
+
+	fds_before = open_fds();
+	start = mono_s();
+	soak_end = start + o.duration_s;
+	next_report = start + 10;
+	for (int i = 0; i < threads; i++)
+		pthread_create(&t[i], NULL, soak_thread, (void *)(long)(i * 7919 + 1));
+	while (mono_s() < soak_end) {
+		sleep(1);
+		if (mono_s() >= next_report) {
+			fprintf(stderr, "soak: %.0f of %d s, %ld connections, %ld aborted, %ld failed\n",
+				mono_s() - start, o.duration_s, atomic_load(&soak_conns),
+				atomic_load(&soak_aborted), atomic_load(&soak_failed));
+			next_report += 10;
+		}
+	}
+	for (int i = 0; i < threads; i++)
+		pthread_join(t[i], NULL);
+	printf("soak: connections=%ld aborted=%ld failed=%ld bytes=%ld fds_before=%d fds_after=%d\n",
+	       atomic_load(&soak_conns), atomic_load(&soak_aborted), atomic_load(&soak_failed),
+	       atomic_load(&soak_bytes), fds_before, open_fds());
+	if (soak_failed)
+		return fail("%ld connections lost or corrupted a message", atomic_load(&soak_failed));
+	if (open_fds() != fds_before)
+		return fail("descriptors leaked: %d before, %d after", fds_before, open_fds());
+	return ok("%ld connections (%ld aborted), every echoed byte intact", atomic_load(&soak_conns),
+		  atomic_load(&soak_aborted));
+}
+
+static int case_soak(void)
+{
+	if (server_start(serve_echo))
+		return fail("server");
+	return case_soak_client();
+}
+
 static const struct {
 	const char *name;
 	int (*fn)(void);
@@ -1119,6 +1228,7 @@ static const struct {
 } cases[] = {
 	{ "reuse", case_reuse, "4-tuple reused at once after an abortive close" },
 	{ "reuse-server", case_reuse_server, "echo server for reuse-client in another pod" },
+	{ "echo-server", case_reuse_server, "echo server until killed (for clients in other pods)" },
 	{ "reuse-client", case_reuse_client, "reuse's client half (-b SRC_ADDR)" },
 	{ "hold", case_hold, "unread bytes in flight until -w FILE exists (uninstall drain)" },
 	{ "poll", case_poll, "poll(): level-triggered readability" },
@@ -1137,6 +1247,8 @@ static const struct {
 	{ "sendfile", case_sendfile, "sendfile to the socket" },
 	{ "nbconnect", case_nbconnect, "non-blocking connect, then an immediate write" },
 	{ "churn", case_churn, "-n short connections from 8 threads" },
+	{ "soak", case_soak, "churn soak: -n threads for -d seconds, random sizes, RSTs" },
+	{ "soak-client", case_soak_client, "soak's client half, towards echo-server" },
 	{ "threads", case_threads, "reader and writer threads on blocking sockets (-n conns, -s bytes)" },
 };
 
@@ -1158,8 +1270,9 @@ int main(int argc, char **argv)
 	o.addr = argv[2];
 	o.port = atoi(argv[3]);
 	optind = 4;
-	while ((opt = getopt(argc, argv, "n:t:b:s:w:")) != -1) {
+	while ((opt = getopt(argc, argv, "n:t:b:s:w:d:")) != -1) {
 		switch (opt) {
+		case 'd': o.duration_s = atoi(optarg); break;
 		case 's': o.bytes = strtoul(optarg, NULL, 0); break;
 		case 'w': o.go_file = optarg; break;
 		case 'b': o.src_addr = optarg; break;
