@@ -16,12 +16,7 @@ DURATION=${DURATION:-60}
 THREADS=${THREADS:-64}
 RESTART=${RESTART:-15}
 xm_setup
-xm_node n1
-xm_pod n1 a 10.77.0.2/24
-xm_pod n1 b 10.77.0.3/24
-xm_agent_start
-xm_ctl endpoint add 10.77.0.2 netns "$(xm_netns_path a)"
-xm_ctl endpoint add 10.77.0.3 netns "$(xm_netns_path b)"
+xm_two_pods
 out=$XM_RUN_DIR/soak.out
 xm_bg xm_pod_exec b "$XM_TOOLS/xm-sockapi" echo-server 10.77.0.3 7900
 sleep 0.3
@@ -44,8 +39,8 @@ while kill -0 $soak 2>/dev/null; do
 		xm_log "soak: uninstalled at ${t}s (drained in $((SECONDS - u0)) s), installing again"
 		[ -e "$XM_PIN" ] && xm_fail "pins left after the drain"
 		xm_agent_start
-		xm_ctl endpoint add 10.77.0.2 netns "$(xm_netns_path a)"
-		xm_ctl endpoint add 10.77.0.3 netns "$(xm_netns_path b)"
+		xm_register a 10.77.0.2
+		xm_register b 10.77.0.3
 		uninstalled=1
 	elif [ $((t % RESTART)) = 0 ]; then
 		kill -9 "$XM_AGENT_PID"; wait "$XM_AGENT_PID" 2>/dev/null || true

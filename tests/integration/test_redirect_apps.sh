@@ -20,9 +20,9 @@ xm_pod n1 a 10.77.0.2/24  # clients
 xm_pod n1 b 10.77.0.3/24  # servers
 xm_pod n1 c 10.77.0.4/24  # backend behind haproxy
 xm_agent_start
-xm_ctl endpoint add 10.77.0.2 netns "$(xm_netns_path a)"
-xm_ctl endpoint add 10.77.0.3 netns "$(xm_netns_path b)"
-xm_ctl endpoint add 10.77.0.4 netns "$(xm_netns_path c)"
+xm_register a 10.77.0.2
+xm_register b 10.77.0.3
+xm_register c 10.77.0.4
 B=10.77.0.3 C=10.77.0.4
 D=$XM_RUN_DIR
 mkdir -p "$D/www"

@@ -10,12 +10,7 @@
 set -eu
 . "$(dirname "$0")/lib.sh"
 xm_setup
-xm_node n1
-xm_pod n1 a 10.77.0.2/24
-xm_pod n1 b 10.77.0.3/24
-xm_agent_start
-xm_ctl endpoint add 10.77.0.2 netns "$(xm_netns_path a)"
-xm_ctl endpoint add 10.77.0.3 netns "$(xm_netns_path b)"
+xm_two_pods
 go=$XM_RUN_DIR/go
 draining() { xm_ctl -j status 2>/dev/null | xm_json 'j.get("draining_sockets", -1)'; }
 

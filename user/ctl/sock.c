@@ -9,7 +9,6 @@
 #include <xmesh/redirect.h>
 #include "addr.h"
 #include "ctl.h"
-#include "sys.h"
 
 static void sock_plain(json_t *v)
 {
@@ -73,7 +72,6 @@ static int skip_key_parse(int argc, char **argv, struct xm_redirect_skip_key *k)
 {
 	char *end;
 	long port;
-	int err;
 
 	memset(k, 0, sizeof(*k));
 	if (argc != 2 || (strcmp(argv[0], "port") && strcmp(argv[0], "netns"))) {
@@ -89,15 +87,7 @@ static int skip_key_parse(int argc, char **argv, struct xm_redirect_skip_key *k)
 		k->port = port;
 		return 0;
 	}
-	err = xm_netns_cookie_of_path(argv[1], &k->netns_cookie);
-	if (err) {
-		p_err("netns %s: %s", argv[1],
-		      err == -EINVAL ? "not a network namespace (give /var/run/netns/NAME or "
-				       "/proc/PID/ns/net)"
-				     : strerror(-err));
-		return -1;
-	}
-	return 0;
+	return ctl_netns_cookie(argv[1], &k->netns_cookie);
 }
 
 static void skip_plain(json_t *v)
