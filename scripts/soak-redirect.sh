@@ -25,7 +25,7 @@ xm_pod_exec a "$XM_TOOLS/xm-sockapi" soak-client 10.77.0.3 7900 -n "$THREADS" -d
 	-t 10000 >"$out" 2>&1 &
 soak=$!
 XM_PIDS+=($soak)
-start=$SECONDS restarts=0 uninstalled=0
+start=$SECONDS restarts=0 uninstalled=0 next_restart=$RESTART
 while kill -0 $soak 2>/dev/null; do
 	sleep 1
 	t=$((SECONDS - start))
@@ -42,7 +42,8 @@ while kill -0 $soak 2>/dev/null; do
 		xm_register a 10.77.0.2
 		xm_register b 10.77.0.3
 		uninstalled=1
-	elif [ $((t % RESTART)) = 0 ]; then
+	elif [ $t -ge $next_restart ]; then
+		next_restart=$((next_restart + RESTART))
 		kill -9 "$XM_AGENT_PID"; wait "$XM_AGENT_PID" 2>/dev/null || true
 		xm_agent_start
 		restarts=$((restarts + 1))
