@@ -46,7 +46,8 @@ endif
 
 .DELETE_ON_ERROR:
 .SECONDARY:
-.PHONY: FORCE all deps test test-quick test-unit test-integration k8s-build demo bench clean install fuzz
+.PHONY: FORCE all deps test test-quick test-unit test-integration k8s-build demo bench clean install \
+	uninstall fuzz soak-redirect
 
 all: deps $(BINS) $(TEST_TOOLS) $(B)/tests/xmesh-cni-crash
 
@@ -144,6 +145,10 @@ bench-%: all
 bench: all
 	$(Q)for b in scripts/bench/*.sh; do $$b || exit 1; done
 
+# Minutes, not part of make test (DURATION, THREADS, RESTART: scripts/soak-redirect.sh).
+soak-redirect: all
+	$(Q)scripts/soak-redirect.sh
+
 fuzz: deps
 	$(Q)$(MAKE) -f tests/fuzz/Makefile
 
@@ -158,6 +163,18 @@ install: all
 	install -m 0644 deploy/bash-completion/xmesh $(DESTDIR)/usr/local/share/bash-completion/completions/xmeshctl
 	ln -sf xmeshctl $(DESTDIR)/usr/local/share/bash-completion/completions/xmesh-agent
 	ln -sf xmeshctl $(DESTDIR)/usr/local/share/bash-completion/completions/xmesh-cni
+
+# Takes the datapath off this host first (it drains: redirected connections
+# keep working until they close, bounded by DRAIN_TIMEOUT), then the files.
+PIN_ROOT ?= /sys/fs/bpf/xmesh
+XMESH_CGROUP ?= $(shell awk '$$3=="cgroup2"{print $$2; exit}' /proc/mounts)
+DRAIN_TIMEOUT ?= 60
+uninstall:
+	[ ! -x $(DESTDIR)/usr/local/bin/xmesh-agent ] || $(DESTDIR)/usr/local/bin/xmesh-agent uninstall \
+		--cgroup $(XMESH_CGROUP) --pin-root $(PIN_ROOT) --drain-timeout $(DRAIN_TIMEOUT)
+	rm -f $(DESTDIR)/usr/local/bin/xmesh-agent $(DESTDIR)/usr/local/bin/xmeshctl \
+		$(DESTDIR)/usr/local/bin/install-cni.sh $(DESTDIR)/usr/local/bin/uninstall-node.sh \
+		$(DESTDIR)/usr/local/lib/systemd/system/xmesh-agent.service
 
 clean:
 	rm -rf $(B)

@@ -11,6 +11,8 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
 #include <xmesh/redirect.h>
 #include "lib/common_maps.h"
 #include "lib/addr.h"
@@ -31,6 +33,29 @@ struct {
 	__type(key, int);
 	__type(value, struct xm_sock_state);
 } xm_sock_state SEC(".maps");
+
+/* Opt-outs (xmeshctl sock skip): see struct xm_redirect_skip_key. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, XM_MAX_REDIRECT_SKIP);
+	__type(key, struct xm_redirect_skip_key);
+	__type(value, __u32);
+} xm_redirect_skip SEC(".maps");
+
+static __always_inline int skip_lookup(__u64 netns_cookie, __u16 port)
+{
+	struct xm_redirect_skip_key k = { .netns_cookie = netns_cookie, .port = port };
+
+	return bpf_map_lookup_elem(&xm_redirect_skip, &k) != NULL;
+}
+
+/* Has an operator opted this connection out of redirection (by port or by netns)? */
+static __always_inline int redirect_opted_out(struct bpf_sock_ops *skops,
+					      const struct xm_sock_key *key)
+{
+	return skip_lookup(0, key->local_port) || skip_lookup(0, key->remote_port) ||
+	       skip_lookup(bpf_get_netns_cookie(skops), 0);
+}
 
 /*
  * Is addr a pod address registered to the netns with this cookie? With
@@ -85,10 +110,27 @@ static __always_inline int sockops_key(struct bpf_sock_ops *skops, struct xm_soc
 	return 0;
 }
 
+/*
+ * A connection whose SYN carried data (TCP Fast Open) has bytes in TCP
+ * before it is established, and its sequence numbers at this point are not
+ * ISN + 1: it stays on TCP (never in the map). Bitfields of tcp_sock, read
+ * through BTF.
+ */
+static __always_inline int sock_is_fastopen(struct bpf_sock *sk)
+{
+	struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+
+	if (!tp)
+		return 1; /* not TCP as we know it: keep it out */
+	return BPF_CORE_READ_BITFIELD(tp, syn_data) ||
+	       BPF_CORE_READ_BITFIELD(tp, syn_fastopen_child);
+}
+
 SEC("sockops")
 int xm_sockops(struct bpf_sock_ops *skops)
 {
 	struct xm_sock_key key = {};
+	struct xm_sock_state *st;
 	struct bpf_sock *sk;
 
 	if (skops->op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB &&
@@ -98,44 +140,51 @@ int xm_sockops(struct bpf_sock_ops *skops)
 		return 1;
 	if (sockops_key(skops, &key))
 		return 1;
-	/*
-	 * The per-direction decision needs state; without it the socket must
-	 * stay out of the map, or sk_msg could not keep its choice.
-	 */
+	if (redirect_opted_out(skops, &key)) {
+		xm_stat_add(XM_STAT_SOCK_SKIPPED_OPTOUT, 1);
+		return 1;
+	}
 	sk = skops->sk;
-	if (!sk || !bpf_sk_storage_get(&xm_sock_state, sk, 0, BPF_SK_STORAGE_GET_F_CREATE)) {
+	if (!sk)
+		return 1;
+	if (sock_is_fastopen(sk)) {
+		xm_stat_add(XM_STAT_SOCK_SKIPPED_FASTOPEN, 1);
+		return 1;
+	}
+	/*
+	 * At the ESTABLISHED callbacks (tcp_finish_connect on the client,
+	 * tcp_init_transfer from SYN_RECV on the server) each side has sent
+	 * only its SYN and received only the peer's SYN: snd_nxt = ISS + 1,
+	 * rcv_nxt = IRS + 1. The client's ISS is the server's IRS and the
+	 * other way round, so both ends compute each other's keys exactly.
+	 */
+	key.local_isn = skops->snd_nxt - 1;
+	key.remote_isn = skops->rcv_nxt - 1;
+	/*
+	 * The per-direction decision and the peer's key live in the socket's
+	 * storage; without it the socket must stay out of the map, or sk_msg
+	 * could neither keep its choice nor know its peer.
+	 */
+	st = bpf_sk_storage_get(&xm_sock_state, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!st) {
 		xm_stat_add(XM_STAT_SOCK_INSERT_FAILED, 1);
 		return 1;
 	}
-	if (bpf_sock_hash_update(skops, &xm_socks, &key, BPF_NOEXIST) == 0)
+	xm_sock_key_peer(&key, &st->peer);
+	/*
+	 * The key is unique to this incarnation, so nothing live holds it;
+	 * BPF_ANY could only replace an entry no message can reach.
+	 */
+	if (bpf_sock_hash_update(skops, &xm_socks, &key, BPF_ANY) == 0)
 		xm_stat_add(XM_STAT_SOCK_INSERTED, 1);
 	else
 		xm_stat_add(XM_STAT_SOCK_INSERT_FAILED, 1);
 	return 1;
 }
 
-/* Key of the peer of the socket that sends msg: local and remote swapped. */
-static __always_inline void msg_peer_key(struct sk_msg_md *msg, struct xm_sock_key *peer)
-{
-	__u8 lfam;
-
-	lfam = xm_addr_load(&peer->remote, msg->family, msg->local_ip4, msg->local_ip6[0],
-			    msg->local_ip6[1], msg->local_ip6[2], msg->local_ip6[3]);
-	xm_addr_load(&peer->local, msg->family, msg->remote_ip4, msg->remote_ip6[0],
-		     msg->remote_ip6[1], msg->remote_ip6[2], msg->remote_ip6[3]);
-	peer->family = lfam;
-	peer->remote_port = (__u16)msg->local_port;
-	peer->local_port = (__u16)bpf_ntohl(msg->remote_port);
-	if (xm_addr_is_loopback(lfam, &peer->local) && xm_addr_is_loopback(lfam, &peer->remote))
-		peer->scope = bpf_get_netns_cookie(msg);
-	else
-		peer->scope = 0;
-}
-
 SEC("sk_msg")
 int xm_sk_msg(struct sk_msg_md *msg)
 {
-	struct xm_sock_key peer = {};
 	struct xm_sock_state *st;
 	struct bpf_sock *sk = msg->sk;
 	__u64 len = msg->size;
@@ -152,8 +201,13 @@ int xm_sk_msg(struct sk_msg_md *msg)
 	if (st->mode == XM_SOCK_TCP)
 		goto pass;
 
-	msg_peer_key(msg, &peer);
-	verdict = bpf_msg_redirect_hash(msg, &xm_socks, &peer, BPF_F_INGRESS);
+	/*
+	 * Only the other end of this very connection, whose key sockops fixed
+	 * from this socket's tuple and ISNs: a socket that merely shares the
+	 * tuple (an older incarnation still closing) has other ISNs and is
+	 * never found.
+	 */
+	verdict = bpf_msg_redirect_hash(msg, &xm_socks, &st->peer, BPF_F_INGRESS);
 	if (st->mode == XM_SOCK_UNDECIDED) {
 		/*
 		 * First message of this direction: redirect only if the peer is
@@ -185,4 +239,73 @@ pass:
 	xm_stat_add(XM_STAT_REDIRECT_MISS_MSGS, 1);
 	xm_stat_add(XM_STAT_REDIRECT_MISS_BYTES, len);
 	return SK_PASS;
+}
+
+/*
+ * Where a redirected socket cannot behave as TCP, the kernel's tcp_bpf code
+ * (net/ipv4/tcp_bpf.c) decides; this program only counts the cases, so that
+ * an operator sees which applications meet which difference
+ * (docs/redirect-compat.md). It runs on the sock_recv_length tracepoint
+ * (Linux >= 6.3: every recvmsg of every socket, with its result and flags),
+ * as a raw tracepoint: fentry/fexit need BPF trampolines, which some kernels
+ * (this project's CI kernel among them) refuse. Arguments are raw, so
+ * fields are read with CO-RE probe reads.
+ */
+#define XM_EAGAIN 11
+#define XM_MSG_DONTWAIT 0x40
+#define XM_MSG_WAITALL 0x100
+#define XM_MSG_PEEK 0x2
+#define XM_SK_USER_DATA_PTRMASK (~7UL) /* low bits of sk_user_data are flags */
+
+/* Is sk in this datapath's redirect map? Its psock's first map link says. */
+static __always_inline int sock_in_our_map(struct sock *sk)
+{
+	struct sk_psock_link *link;
+	struct sk_psock *psock;
+	struct bpf_map *map;
+	unsigned long ud;
+
+	ud = (unsigned long)BPF_CORE_READ(sk, sk_user_data);
+	psock = (struct sk_psock *)(ud & XM_SK_USER_DATA_PTRMASK);
+	if (!psock)
+		return 0;
+	link = (struct sk_psock_link *)BPF_CORE_READ(psock, link.next);
+	if (!link || (void *)link == (void *)&psock->link)
+		return 0;
+	map = BPF_CORE_READ(link, map);
+	return (void *)map == (void *)&xm_socks;
+}
+
+SEC("raw_tp/sock_recv_length")
+int xm_redirect_recv(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct sock *sk = (struct sock *)ctx->args[0];
+	int ret = (int)ctx->args[1], flags = (int)ctx->args[2];
+
+	/* Cheap filters first: every recvmsg of the host passes here. */
+	if (flags & (XM_MSG_DONTWAIT | XM_MSG_PEEK))
+		return 0;
+	if (ret != -XM_EAGAIN && !(flags & XM_MSG_WAITALL) && ret <= 0)
+		return 0;
+	if (ret > 0 && !(flags & XM_MSG_WAITALL) && BPF_CORE_READ(sk, sk_rcvlowat) <= 1)
+		return 0;
+	if (!sock_in_our_map(sk))
+		return 0;
+	/*
+	 * tcp_bpf_recvmsg waits once (tcp_msg_wait_data) and returns -EAGAIN
+	 * when the wakeup brought no data, e.g. a write-space wakeup from
+	 * another thread's send. TCP never does that to a blocking socket
+	 * without SO_RCVTIMEO (timeout MAX_SCHEDULE_TIMEOUT).
+	 */
+	if (ret == -XM_EAGAIN) {
+		if (BPF_CORE_READ(sk, sk_rcvtimeo) == 0x7fffffffffffffffL)
+			xm_stat_add(XM_STAT_REDIRECT_RECV_EAGAIN, 1);
+		return 0;
+	}
+	/* MSG_WAITALL is not honoured: any such read may come back short. */
+	if (flags & XM_MSG_WAITALL)
+		xm_stat_add(XM_STAT_REDIRECT_RECV_WAITALL, 1);
+	else if (ret < BPF_CORE_READ(sk, sk_rcvlowat))
+		xm_stat_add(XM_STAT_REDIRECT_RECV_BELOW_LOWAT, 1);
+	return 0;
 }

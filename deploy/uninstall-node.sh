@@ -8,6 +8,12 @@
 #   XMESH_CGROUP     the cgroup the agent was attached to (default /host/sys/fs/cgroup)
 #   XMESH_PIN_ROOT   default /sys/fs/bpf/xmesh
 #   XMESH_STATE_DIR  the plugin's records on the host (default /var/lib/cni/xmesh)
+#   XMESH_DRAIN_TIMEOUT  seconds to wait for redirected connections to close
+#                    (default 60). Past it the script fails and leaves them
+#                    draining; run again (the DaemonSet's init container is
+#                    retried) to wait longer
+#   XMESH_FORCE=1    after the wait, remove the redirect map anyway: bytes that
+#                    open connections have not read yet are lost
 #   XMESH_REMOVE_BINARY=1  also delete xmesh-cni from the plugin dir; leave it (the
 #                    default) while pods created with it may still be deleted: a DEL
 #                    for them must find the binary (it then just succeeds)
@@ -24,7 +30,10 @@ log() { echo "uninstall: $*" >&2; }
 
 # First stop new pods from reaching the plugin, then take the datapath away.
 "$BIN/xmesh-cni" conflist remove --dir "$CONF_DIR"
-"$BIN/xmesh-agent" uninstall --cgroup "$CGROUP" --pin-root "$PIN"
+# Drains: no new redirects, live ones keep working until they close.
+if [ "${XMESH_FORCE:-0}" = 1 ]; then force=--force; else force=; fi
+"$BIN/xmesh-agent" uninstall --cgroup "$CGROUP" --pin-root "$PIN" \
+	--drain-timeout "${XMESH_DRAIN_TIMEOUT:-60}" $force
 rm -rf "$STATE"
 log "records in $STATE removed"
 if [ "${XMESH_REMOVE_BINARY:-0}" = 1 ]; then

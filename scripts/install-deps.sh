@@ -8,7 +8,8 @@ PKGS="clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool make gcc pkg-config
 libmnl-dev libcmocka-dev libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev libssl-dev
 iproute2 nftables sockperf iperf3 wrk haproxy prometheus containernetworking-plugins
 gnuplot-nox python3 python3-yaml util-linux procps libclang-rt-14-dev man-db bash-completion
-containerd runc openssl curl"
+containerd runc openssl curl nginx-light redis-server redis-tools nghttp2-server nghttp2-client
+postgresql-15"
 
 missing=""
 for p in $PKGS; do

@@ -19,7 +19,7 @@
  * Bumped whenever a pinned map's key/value layout or meaning changes. An
  * agent refuses a pin root written by another ABI instead of misreading it.
  */
-#define XM_ABI_VERSION 1
+#define XM_ABI_VERSION 2 /* 2: the redirect key carries the ISNs */
 #define XM_META_MAGIC 0x786d657368ULL /* "xmesh" */
 
 #define XM_PIN_ROOT_DEFAULT "/sys/fs/bpf/xmesh"
@@ -108,6 +108,11 @@ enum xm_stat {
 	XM_STAT_LB_FLOWS_NEW,        /* shared flow states created for local backends (BPF) */
 	XM_STAT_LB_FLOWS_ENDED,      /* shared flow states deleted at close (BPF) */
 	XM_STAT_LB_FLOWS_EVICTIONS,  /* flow states pushed out of the full LRU (agent's estimate) */
+	XM_STAT_SOCK_SKIPPED_FASTOPEN, /* SYN carried data: the connection stays on TCP */
+	XM_STAT_SOCK_SKIPPED_OPTOUT, /* port or netns opted out (xmeshctl sock skip) */
+	XM_STAT_REDIRECT_RECV_EAGAIN, /* blocking recv() of a redirected socket got EAGAIN */
+	XM_STAT_REDIRECT_RECV_WAITALL, /* MSG_WAITALL recv() on a redirected socket */
+	XM_STAT_REDIRECT_RECV_BELOW_LOWAT, /* blocking recv() returned < SO_RCVLOWAT bytes */
 	XM_STAT_MAX = 64,
 };
 

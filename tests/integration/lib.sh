@@ -135,6 +135,23 @@ xm_agent_start() {
 
 xm_ctl() { "$XM_BIN/xmeshctl" --pin-root "$XM_PIN" "$@"; }
 
+# xm_register POD IP...: register pod addresses for redirection (netns of POD).
+xm_register() {
+	local pod=$1 ip; shift
+	for ip in "$@"; do xm_ctl endpoint add "$ip" netns "$(xm_netns_path "$pod")"; done
+}
+
+# The common redirect world: node n1, pods a (10.77.0.2) and b (10.77.0.3),
+# the agent running, both addresses registered.
+xm_two_pods() {
+	xm_node n1
+	xm_pod n1 a 10.77.0.2/24
+	xm_pod n1 b 10.77.0.3/24
+	xm_agent_start "$@"
+	xm_register a 10.77.0.2
+	xm_register b 10.77.0.3
+}
+
 # xm_stat NAME: one counter from `xmeshctl -j stats`.
 xm_stat() { xm_ctl -j stats | python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
 

@@ -32,6 +32,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sockaddr.h"
+
 struct opts {
 	const char *addr;
 	int port;
@@ -164,23 +166,7 @@ static int exchange(int fd, int send_dir, size_t send_n, size_t recv_n, const ch
 
 static int make_addr(struct sockaddr_storage *ss, socklen_t *len, const char *addr, int port)
 {
-	struct sockaddr_in *s4 = (void *)ss;
-	struct sockaddr_in6 *s6 = (void *)ss;
-
-	memset(ss, 0, sizeof(*ss));
-	if (inet_pton(AF_INET, addr, &s4->sin_addr) == 1) {
-		s4->sin_family = AF_INET;
-		s4->sin_port = htons(port);
-		*len = sizeof(*s4);
-		return 0;
-	}
-	if (inet_pton(AF_INET6, addr, &s6->sin6_addr) == 1) {
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons(port);
-		*len = sizeof(*s6);
-		return 0;
-	}
-	return -1;
+	return xm_tool_sockaddr(ss, len, addr, port);
 }
 
 static void *server_conn(void *p)
@@ -232,7 +218,7 @@ static int run_server(void)
 static void *client_conn(void *p)
 {
 	struct sockaddr_storage ss;
-	socklen_t len;
+	socklen_t len = 0;
 	int fd, one = 1;
 
 	(void)p;
@@ -243,7 +229,7 @@ static void *client_conn(void *p)
 			goto fail;
 		if (o.src_port) {
 			struct sockaddr_storage src;
-			socklen_t slen;
+			socklen_t slen = 0;
 
 			setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 			make_addr(&src, &slen, ss.ss_family == AF_INET ? "0.0.0.0" : "::", o.src_port);

@@ -71,7 +71,8 @@ struct xm_dp_module {
 
 int xm_datapath_load(struct xm_agent *a);
 void xm_datapath_close(struct xm_agent *a);
-int xm_datapath_uninstall(const char *pin_root);
+/* Detach, drain the redirected sockets (bounded), unpin (uninstall.c). */
+int xm_datapath_uninstall(const char *pin_root, double drain_timeout_s, bool force);
 
 /* Helpers for modules (datapath.c). */
 struct bpf_object;

@@ -155,8 +155,8 @@ static int meta_check_and_write(const char *pin_root)
 	if (err == -EPROTO || (!err && meta.magic == XM_META_MAGIC &&
 			       meta.abi_version != XM_ABI_VERSION)) {
 		pr_err("pin root %s holds an xmesh datapath of another version (ABI %u, agent %.32s); "
-		       "this agent speaks ABI %u: run 'xmesh-agent uninstall' with the old agent or "
-		       "choose another --pin-root",
+		       "this agent speaks ABI %u: run 'xmesh-agent uninstall' (it drains a datapath of "
+		       "any ABI) or choose another --pin-root",
 		       pin_root, err ? 0 : meta.abi_version, err ? "?" : meta.agent_version,
 		       XM_ABI_VERSION);
 		return -EPROTO;
@@ -209,9 +209,4 @@ void xm_datapath_close(struct xm_agent *a)
 {
 	for (size_t i = 0; i < sizeof(modules) / sizeof(modules[0]); i++)
 		modules[i].close(a);
-}
-
-int xm_datapath_uninstall(const char *pin_root)
-{
-	return xm_pin_root_remove(pin_root);
 }

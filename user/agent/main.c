@@ -41,6 +41,7 @@ static void usage(FILE *f)
 		"                   [--k8s | --kubeconfig FILE] [--k8s-api HOST:PORT]\n"
 		"                   [--node-name NAME] [--k8s-watch-timeout S]\n"
 		"       xmesh-agent uninstall --cgroup PATH [--pin-root DIR]\n"
+		"                   [--drain-timeout SECONDS] [--force]\n"
 		"       xmesh-agent --version | --help\n"
 		"\n"
 		"  --cgroup PATH     cgroup v2 directory whose sockets xmesh serves (required;\n"
@@ -61,7 +62,11 @@ static void usage(FILE *f)
 		"                    refused with the command that converts it)\n"
 		"  --k8s-api A       API server HOST:PORT (https) or URL, overriding the config\n"
 		"  --node-name NAME  this node's name (default $NODE_NAME, then the hostname)\n"
-		"  --k8s-watch-timeout S  watches are renewed after S seconds (default 300)\n",
+		"  --k8s-watch-timeout S  watches are renewed after S seconds (default 300)\n"
+		"  --drain-timeout S (uninstall) wait at most S seconds (default 60) for\n"
+		"                    redirected connections to close before the last pins go\n"
+		"  --force           (uninstall) after the wait, remove the redirect map even\n"
+		"                    with connections open (their unread bytes are lost)\n",
 		XM_PIN_ROOT_DEFAULT);
 }
 
@@ -277,7 +282,7 @@ static void remove_stale_socket(struct xm_agent *a)
 		pr_info("removed the stale control socket %s", path);
 }
 
-static int do_uninstall(struct xm_agent *a)
+static int do_uninstall(struct xm_agent *a, double drain_timeout_s, bool force)
 {
 	char path[PATH_MAX];
 	int n;
@@ -287,7 +292,9 @@ static int do_uninstall(struct xm_agent *a)
 		pr_info("nothing installed at %s", a->pin_root);
 		return 0;
 	}
-	n = xm_datapath_uninstall(a->pin_root);
+	n = xm_datapath_uninstall(a->pin_root, drain_timeout_s, force);
+	if (n == -EBUSY)
+		return n; /* still draining: said why */
 	if (n < 0) {
 		pr_err("uninstall %s: %s", a->pin_root, strerror(-n));
 		return n;
@@ -318,13 +325,16 @@ int main(int argc, char **argv)
 		{ "k8s-api", required_argument, NULL, 'A' },
 		{ "node-name", required_argument, NULL, 'N' },
 		{ "k8s-watch-timeout", required_argument, NULL, 'T' },
+		{ "drain-timeout", required_argument, NULL, 'D' },
+		{ "force", no_argument, NULL, 'Z' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
 	struct xm_agent a = { .cgroup_fd = -1, .lock_fd = -1 };
 	const char *cgroup = NULL, *pin_root = XM_PIN_ROOT_DEFAULT;
-	bool uninstall = false, fresh, existed, started = false;
+	bool uninstall = false, fresh, existed, started = false, force = false;
+	double drain_timeout_s = 60;
 	int opt, err;
 
 	/* A client that closes early must cost an EPIPE, never the agent (exit 141). */
@@ -351,6 +361,8 @@ int main(int argc, char **argv)
 		case 'A': a.k8s_api = optarg; break;
 		case 'N': a.node_name = optarg; break;
 		case 'T': a.k8s_watch_timeout = strtoul(optarg, NULL, 0); break;
+		case 'D': drain_timeout_s = strtod(optarg, NULL); break;
+		case 'Z': force = true; break;
 		case 'l':
 			if (xm_log_parse_level(optarg, &xm_log_threshold)) {
 				pr_err("--log-level %s: use error, warn, info or debug", optarg);
@@ -398,7 +410,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (uninstall) {
-		err = do_uninstall(&a);
+		err = do_uninstall(&a, drain_timeout_s, force);
 		release_lock(&a);
 		return err ? 1 : 0;
 	}
@@ -434,7 +446,8 @@ int main(int argc, char **argv)
 	xm_datapath_close(&a);
 	if (err && !started && fresh) {
 		/* Nothing was here before this start: leave nothing behind either. */
-		int n = xm_datapath_uninstall(a.pin_root);
+		/* a fresh start redirected nothing yet: no connection to wait for */
+		int n = xm_datapath_uninstall(a.pin_root, 0, true);
 
 		if (n < 0)
 			pr_err("rolling back %s: %s", a.pin_root, strerror(-n));

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <jansson.h>
+#include <linux/types.h>
 #include "out.h"
 
 extern const char *xm_pin_root;
@@ -43,6 +44,8 @@ void ctl_help(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Open a pinned map or say, in the error, that the datapath is not there. */
 int ctl_map_open(const char *name);
+/* The netns cookie of a netns path, or -1 after p_err() saying what to give. */
+int ctl_netns_cookie(const char *path, __u64 *cookie);
 /* Print v: JSON in -j/-p mode, else through plain(v). Releases v. */
 void ctl_print(json_t *v, void (*plain)(json_t *v));
 

@@ -60,6 +60,18 @@ static int endpoint_list(int argc, char **argv)
 	return 0;
 }
 
+int ctl_netns_cookie(const char *path, __u64 *cookie)
+{
+	int err = xm_netns_cookie_of_path(path, cookie);
+
+	if (err)
+		p_err("netns %s: %s", path,
+		      err == -EINVAL ? "not a network namespace (give /var/run/netns/NAME or "
+				       "/proc/PID/ns/net)"
+				     : strerror(-err));
+	return err ? -1 : 0;
+}
+
 /* endpoint add IP netns NETNS_PATH */
 static int endpoint_add(int argc, char **argv)
 {
@@ -81,14 +93,8 @@ static int endpoint_add(int argc, char **argv)
 	}
 	NEXT_ARG();
 	NEXT_ARG();
-	err = xm_netns_cookie_of_path(argv[0], &ep.netns_cookie);
-	if (err) {
-		p_err("netns %s: %s", argv[0],
-		      err == -EINVAL ? "not a network namespace (give /var/run/netns/NAME or "
-				       "/proc/PID/ns/net)"
-				     : strerror(-err));
+	if (ctl_netns_cookie(argv[0], &ep.netns_cookie))
 		return -1;
-	}
 	NEXT_ARG();
 	NO_MORE_ARGS();
 	snprintf(ep.owner, sizeof(ep.owner), "manual");

@@ -2,6 +2,7 @@
 /* xmeshctl sock: the sockets in the redirect map. */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
@@ -52,24 +53,126 @@ static int sock_list(int argc, char **argv)
 		if (bpf_map_lookup_elem(fd, &key, &cookie))
 			continue; /* closed meanwhile */
 		json_array_append_new(
-			arr, json_pack("{s:s, s:s, s:i, s:s, s:i, s:I, s:I}", "family",
+			arr, json_pack("{s:s, s:s, s:i, s:s, s:i, s:I, s:I, s:I, s:I}", "family",
 				       key.family == AF_INET ? "inet" : "inet6", "local",
 				       xm_addr_str(key.family, &key.local, l, sizeof(l)), "local_port",
 				       key.local_port, "remote",
 				       xm_addr_str(key.family, &key.remote, r, sizeof(r)),
 				       "remote_port", key.remote_port, "scope", (json_int_t)key.scope,
-				       "cookie", (json_int_t)cookie));
+				       "local_isn", (json_int_t)key.local_isn, "remote_isn",
+				       (json_int_t)key.remote_isn, "cookie", (json_int_t)cookie));
 	}
 	close(fd);
 	ctl_print(arr, sock_plain);
 	return 0;
 }
 
+/* "port N" or "netns PATH" into a skip key. */
+static int skip_key_parse(int argc, char **argv, struct xm_redirect_skip_key *k)
+{
+	char *end;
+	long port;
+
+	memset(k, 0, sizeof(*k));
+	if (argc != 2 || (strcmp(argv[0], "port") && strcmp(argv[0], "netns"))) {
+		p_err("give 'port N' or 'netns NETNS_PATH'; see 'xmeshctl sock help'");
+		return -1;
+	}
+	if (!strcmp(argv[0], "port")) {
+		port = strtol(argv[1], &end, 10);
+		if (*end || port < 1 || port > 65535) {
+			p_err("port '%s': give a TCP port 1..65535", argv[1]);
+			return -1;
+		}
+		k->port = port;
+		return 0;
+	}
+	return ctl_netns_cookie(argv[1], &k->netns_cookie);
+}
+
+static void skip_plain(json_t *v)
+{
+	size_t i;
+	json_t *e;
+
+	printf("%-8s %s\n", "KIND", "VALUE");
+	json_array_foreach(v, i, e) {
+		json_t *port = json_object_get(e, "port");
+
+		if (port)
+			printf("%-8s %" JSON_INTEGER_FORMAT "\n", "port", json_integer_value(port));
+		else
+			printf("%-8s %" JSON_INTEGER_FORMAT "\n", "netns",
+			       json_integer_value(json_object_get(e, "netns_cookie")));
+	}
+}
+
+/* sock skip list | add (port N | netns PATH) | del (port N | netns PATH) */
+static int sock_skip(int argc, char **argv)
+{
+	struct xm_redirect_skip_key k, next;
+	const char *verb = argc ? argv[0] : "list";
+	void *prev = NULL;
+	__u32 flags = 0;
+	json_t *arr;
+	int fd, err = 0;
+
+	fd = ctl_map_open("xm_redirect_skip");
+	if (fd < 0)
+		return -1;
+	if (argc)
+		NEXT_ARG();
+	if (is_prefix(verb, "list")) {
+		if (argc) {
+			close(fd);
+			NO_MORE_ARGS();
+		}
+		arr = json_array();
+		while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+			k = next;
+			prev = &k;
+			json_array_append_new(arr, k.port ? json_pack("{s:i}", "port", k.port)
+						    : json_pack("{s:I}", "netns_cookie",
+								(json_int_t)k.netns_cookie));
+		}
+		close(fd);
+		ctl_print(arr, skip_plain);
+		return 0;
+	}
+	if (!is_prefix(verb, "add") && !is_prefix(verb, "delete")) {
+		close(fd);
+		p_err("what is '%s'? use list, add or del", verb);
+		return -1;
+	}
+	if (skip_key_parse(argc, argv, &k)) {
+		close(fd);
+		return -1;
+	}
+	if (is_prefix(verb, "add"))
+		err = bpf_map_update_elem(fd, &k, &flags, BPF_ANY) ? -errno : 0;
+	else if (bpf_map_delete_elem(fd, &k))
+		err = errno == ENOENT ? 0 : -errno;
+	close(fd);
+	if (err) {
+		p_err("%s: %s%s", verb, strerror(-err),
+		      err == -E2BIG ? " (opt-out map full)" : "");
+		return -1;
+	}
+	return 0;
+}
+
 static int sock_help(int argc, char **argv)
 {
 	ctl_help( "Usage: xmeshctl sock list\n"
+			"       xmeshctl sock skip [list]\n"
+			"       xmeshctl sock skip add|del port N | netns NETNS_PATH\n"
 			"  Sockets in the redirect map. SCOPE is the netns cookie for loopback\n"
-			"  pairs and 0 for pod addresses.\n");
+			"  pairs and 0 for pod addresses. JSON adds local_isn/remote_isn, the\n"
+			"  initial sequence numbers that make each connection's key unique.\n"
+			"  skip: opt connections out of redirection: every connection with local\n"
+			"  or remote port N, or every connection of a pod's network namespace.\n"
+			"  Applies to connections established afterwards; open ones keep their\n"
+			"  path. See docs/redirect-compat.md for the symptoms it avoids.\n");
 	return 0;
 }
 
@@ -77,6 +180,7 @@ int do_sock(int argc, char **argv)
 {
 	static const struct cmd cmds[] = {
 		{ "list", sock_list },
+		{ "skip", sock_skip },
 		{ "help", sock_help },
 		{}
 	};

@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <bpf/bpf.h>
 #include "ctl.h"
+#include "drain.h"
 #include "pin.h"
 
 static const char *link_type_name(__u32 t)
@@ -129,12 +130,18 @@ static void status_plain(json_t *v)
 	json_t *e;
 	size_t i;
 	int pid = json_integer_value(json_object_get(v, "agent_pid"));
+	json_t *draining = json_object_get(v, "draining_sockets");
 
 	printf("pin root:  %s\n", json_string_value(json_object_get(v, "pin_root")));
 	printf("datapath:  ABI %" JSON_INTEGER_FORMAT ", loaded by agent %s\n",
 	       json_integer_value(json_object_get(v, "abi_version")),
 	       json_string_value(json_object_get(v, "agent_version")));
-	if (pid > 0)
+	if (draining)
+		printf("draining:  uninstall in progress%s; %" JSON_INTEGER_FORMAT
+		       " redirected sockets still open (the last pins go when they close)\n",
+		       pid > 0 ? "" : " but not running (run uninstall again)",
+		       json_integer_value(draining));
+	else if (pid > 0)
 		printf("agent:     running (pid %d), control socket %s\n", pid,
 		       json_is_true(json_object_get(v, "agent_socket")) ? "ready" : "not ready");
 	else
@@ -180,12 +187,16 @@ static int status_show(int argc, char **argv)
 		return -1;
 	}
 	links = pinned_objects(XM_PIN_LINKS, describe_link);
-	loaded = json_array_size(links) > 0;
+	/* Before kernel 6.10 a draining sk_msg is held by the map, not by a link. */
+	loaded = json_array_size(links) > 0 || xm_pin_root_draining(xm_pin_root);
 	o = json_pack("{s:s, s:b, s:i, s:s, s:i, s:b, s:o, s:o}", "pin_root", xm_pin_root, "loaded",
 		      loaded, "abi_version", meta.abi_version, "agent_version",
 		      meta.agent_version, "agent_pid", agent_pid(), "agent_socket",
 		      ctl_agent_reachable(), "links", links, "maps",
 		      pinned_objects(XM_PIN_MAPS, describe_map));
+	if (xm_pin_root_draining(xm_pin_root))
+		json_object_set_new(o, "draining_sockets",
+				    json_integer(xm_redirect_sock_count(xm_pin_root)));
 	ctl_print(o, status_plain);
 	if (!loaded) {
 		p_err("datapath maps are pinned at %s but no program is attached", xm_pin_root);
@@ -198,7 +209,9 @@ static int status_help(int argc, char **argv)
 {
 	ctl_help( "Usage: xmeshctl status [show]\n"
 			"  What is loaded and attached at the pin root, whether the agent runs,\n"
-			"  and map fill levels. Exit 0 only when the datapath is loaded.\n");
+			"  and map fill levels. Exit 0 only when the datapath is loaded.\n"
+			"  During 'xmesh-agent uninstall', draining_sockets counts the redirected\n"
+			"  sockets it still waits for.\n");
 	return 0;
 }
 

@@ -136,7 +136,20 @@ bool xm_pin_root_in_use(const char *root)
 	return xm_meta_read(root, &meta) != -ENOENT;
 }
 
-static int remove_tree(const char *path)
+static bool kept(const char *rel, const char *const *keep)
+{
+	for (; keep && *keep; keep++)
+		if (!strcmp(rel, *keep))
+			return true;
+	return false;
+}
+
+/*
+ * Remove what is below path (rel: its name relative to the pin root), except
+ * the entries named in keep, and path itself once empty. Returns the number
+ * of pins removed or -errno.
+ */
+static int remove_tree(const char *path, const char *rel, const char *const *keep)
 {
 	struct dirent *de;
 	int n = 0, r;
@@ -146,16 +159,17 @@ static int remove_tree(const char *path)
 	if (!d)
 		return errno == ENOENT ? 0 : -errno;
 	while ((de = readdir(d))) {
-		char child[PATH_MAX];
+		char child[PATH_MAX], child_rel[PATH_MAX];
 		struct stat st;
 
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
 		snprintf(child, sizeof(child), "%s/%s", path, de->d_name);
-		if (lstat(child, &st))
+		snprintf(child_rel, sizeof(child_rel), "%s%s%s", rel, *rel ? "/" : "", de->d_name);
+		if (kept(child_rel, keep) || lstat(child, &st))
 			continue;
 		if (S_ISDIR(st.st_mode)) {
-			r = remove_tree(child);
+			r = remove_tree(child, child_rel, keep);
 			if (r < 0) {
 				closedir(d);
 				return r;
@@ -169,28 +183,31 @@ static int remove_tree(const char *path)
 		}
 	}
 	closedir(d);
-	if (rmdir(path) && errno != ENOENT)
+	if (rmdir(path) && errno != ENOENT && errno != ENOTEMPTY)
 		return -errno;
 	return n;
 }
 
-int xm_pin_root_remove(const char *root)
+int xm_pin_root_remove_except(const char *root, const char *const *keep)
 {
 	char links[PATH_MAX];
 	int n, m;
 
 	/* Links first: the programs detach before the maps they use go away. */
 	snprintf(links, sizeof(links), "%s/%s", root, XM_PIN_LINKS);
-	n = remove_tree(links);
+	n = remove_tree(links, XM_PIN_LINKS, keep);
 	if (n < 0)
 		return n;
-	/* A bpffs mounted at the root itself (xm_pin_root_prepare) goes with it. */
-	if (is_own_mount(root)) {
+	/*
+	 * A bpffs mounted at the root itself (xm_pin_root_prepare) goes with it,
+	 * once nothing is kept (a draining uninstall removes it at the end).
+	 */
+	if (!keep && is_own_mount(root)) {
 		char maps[PATH_MAX];
 
 		/* The mount's own entries (bpf preload's maps.debug...) go with the umount. */
 		snprintf(maps, sizeof(maps), "%s/%s", root, XM_PIN_MAPS);
-		m = remove_tree(maps);
+		m = remove_tree(maps, XM_PIN_MAPS, NULL);
 		if (m < 0)
 			return m;
 		if (umount2(root, MNT_DETACH))
@@ -199,8 +216,13 @@ int xm_pin_root_remove(const char *root)
 			return -errno;
 		return n + m;
 	}
-	m = remove_tree(root);
+	m = remove_tree(root, "", keep);
 	return m < 0 ? m : n + m;
+}
+
+int xm_pin_root_remove(const char *root)
+{
+	return xm_pin_root_remove_except(root, NULL);
 }
 
 static const char *run_dir(void)

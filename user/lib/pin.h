@@ -23,6 +23,9 @@ bool xm_pin_root_in_use(const char *root);
 int xm_meta_read(const char *root, struct xm_meta *meta);
 /* Remove every pin below root and root itself. Returns the number removed or -errno. */
 int xm_pin_root_remove(const char *root);
+/* The same, but leave the pins named in keep (NULL-terminated, relative to
+ * root, e.g. "maps/xm_socks") and the directories that hold them. */
+int xm_pin_root_remove_except(const char *root, const char *const *keep);
 
 #define XM_RUN_DIR_DEFAULT "/run/xmesh" /* XM_RUN_DIR in the environment moves it */
 /*

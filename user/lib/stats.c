@@ -57,6 +57,16 @@ const struct xm_stat_desc xm_stat_descs[] = {
 	{ XM_STAT_LB_FLOWS_EVICTIONS, "lb_flows_evictions",
 	  "shared flow states pushed out of the full LRU, estimated by the agent (probes of "
 	  "those connections are lost)" },
+	{ XM_STAT_SOCK_SKIPPED_FASTOPEN, "sock_skipped_fastopen",
+	  "connections whose SYN carried data (TCP Fast Open): left on TCP" },
+	{ XM_STAT_SOCK_SKIPPED_OPTOUT, "sock_skipped_optout",
+	  "connections of an opted-out port or netns (xmeshctl sock skip): left on TCP" },
+	{ XM_STAT_REDIRECT_RECV_EAGAIN, "redirect_recv_eagain",
+	  "blocking recv() on a redirected socket returned EAGAIN (TCP would wait)" },
+	{ XM_STAT_REDIRECT_RECV_WAITALL, "redirect_recv_waitall",
+	  "MSG_WAITALL recv() on a redirected socket (not honoured: may return short)" },
+	{ XM_STAT_REDIRECT_RECV_BELOW_LOWAT, "redirect_recv_below_lowat",
+	  "blocking recv() on a redirected socket returned fewer than SO_RCVLOWAT bytes" },
 };
 const unsigned int xm_stat_desc_count = sizeof(xm_stat_descs) / sizeof(xm_stat_descs[0]);
 

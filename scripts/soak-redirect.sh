@@ -1,0 +1,65 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# Churn soak of socket redirection (issue 11, "Also"; `make soak-redirect`,
+# not part of make test). Between two pods, THREADS client threads open, use
+# and abort connections with random sizes and timing for DURATION seconds
+# (xm-sockapi soak-client against echo-server: every echoed byte checked,
+# every message bounded by a timeout, so a hang fails). Meanwhile the agent
+# is killed and restarted every RESTART seconds, and once, in the middle,
+# uninstalled (draining) and installed again. At the end: no failure, the
+# client's descriptors back to where they were, the redirect map empty.
+#
+#   DURATION=60 THREADS=64 RESTART=15 make soak-redirect
+set -eu
+. "$(dirname "$0")/../tests/integration/lib.sh"
+DURATION=${DURATION:-60}
+THREADS=${THREADS:-64}
+RESTART=${RESTART:-15}
+xm_setup
+xm_two_pods
+out=$XM_RUN_DIR/soak.out
+xm_bg xm_pod_exec b "$XM_TOOLS/xm-sockapi" echo-server 10.77.0.3 7900
+sleep 0.3
+xm_log "soak: $THREADS threads for $DURATION s, agent restarted every $RESTART s, one uninstall"
+xm_pod_exec a "$XM_TOOLS/xm-sockapi" soak-client 10.77.0.3 7900 -n "$THREADS" -d "$DURATION" \
+	-t 10000 >"$out" 2>&1 &
+soak=$!
+XM_PIDS+=($soak)
+start=$SECONDS restarts=0 uninstalled=0 next_restart=$RESTART
+while kill -0 $soak 2>/dev/null; do
+	sleep 1
+	t=$((SECONDS - start))
+	[ $t -lt $((DURATION - 2)) ] || continue
+	if [ $uninstalled = 0 ] && [ $t -ge $((DURATION / 2)) ]; then
+		kill "$XM_AGENT_PID"; wait "$XM_AGENT_PID" 2>/dev/null || true
+		u0=$SECONDS
+		"$XM_BIN/xmesh-agent" uninstall --cgroup "$XM_CGROUP" --pin-root "$XM_PIN" \
+			--drain-timeout 30 >"$XM_RUN_DIR/uninstall.log" 2>&1 ||
+			xm_fail "uninstall under load: $(cat "$XM_RUN_DIR/uninstall.log")"
+		xm_log "soak: uninstalled at ${t}s (drained in $((SECONDS - u0)) s), installing again"
+		[ -e "$XM_PIN" ] && xm_fail "pins left after the drain"
+		xm_agent_start
+		xm_register a 10.77.0.2
+		xm_register b 10.77.0.3
+		uninstalled=1
+	elif [ $t -ge $next_restart ]; then
+		next_restart=$((next_restart + RESTART))
+		kill -9 "$XM_AGENT_PID"; wait "$XM_AGENT_PID" 2>/dev/null || true
+		xm_agent_start
+		restarts=$((restarts + 1))
+		xm_log "soak: agent killed and restarted at ${t}s ($(grep -c '^soak:' "$out" || true) reports)"
+	fi
+done
+wait $soak || xm_fail "soak failed: $(tail -n 5 "$out")"
+result=$(grep '^soak: connections=' "$out")
+xm_log "$result"
+for _ in $(seq 50); do [ "$(xm_ctl -j sock list | xm_json 'len(j)')" = 0 ] && break; sleep 0.1; done
+left=$(xm_ctl -j sock list | xm_json 'len(j)')
+xm_assert "$left" -eq 0 "redirect map empty once the clients are gone"
+redirected=$(xm_stat redirect_bytes)
+eagain=$(xm_stat redirect_recv_eagain)
+eval "$(echo "$result" | sed 's/^soak: //; s/ /\n/g')"
+echo "bench soak-redirect: duration_s=$DURATION threads=$THREADS restarts=$restarts uninstalls=$uninstalled" \
+	"connections=$connections aborted=$aborted failed=$failed bytes_checked=$bytes" \
+	"redirect_bytes_after_reinstall=$redirected fds_before=$fds_before fds_after=$fds_after" \
+	"map_entries_left=$left recv_eagain=$eagain"
