@@ -80,6 +80,7 @@ struct xm_weighting {
 	struct xm_lb_backend *be;   /* XM_LB_MAX_BACKENDS */
 	__u8 *live;                 /* XM_LB_MAX_BACKENDS: used and not removed */
 	struct xm_lb_probe *probe;  /* XM_LB_MAX_BACKENDS, summed over CPUs */
+	__u32 probe_end;            /* probes read per tick: highest live backend id + 1 */
 	__u32 *by_svc;              /* XM_LB_MAX_BACKENDS: live backend ids grouped by service */
 	__u32 svc_start[XM_LB_MAX_SERVICES], svc_count[XM_LB_MAX_SERVICES];
 	struct xm_lb_svc_key svc_keys[XM_LB_MAX_SERVICES];
@@ -593,6 +594,7 @@ static void topology_read(struct xm_weighting *w, __u64 now)
 		pr_warn("weighting: read LB backends: %s", strerror(errno));
 		return;
 	}
+	w->probe_end = 1;
 	for (__u32 id = 1; id < XM_LB_MAX_BACKENDS; id++) {
 		bool live = (w->be[id].flags & XM_LB_BE_F_USED) &&
 			    !(w->be[id].flags & XM_LB_BE_F_REMOVED);
@@ -600,6 +602,8 @@ static void topology_read(struct xm_weighting *w, __u64 now)
 		if (!live && w->live[id])
 			bstate_reset(&w->bs[id]); /* the id may be reused: restart deltas */
 		w->live[id] = live;
+		if (live)
+			w->probe_end = id + 1;
 	}
 
 	/* Backends by service: counting sort on svc_id, so a tick is O(backends). */
@@ -643,11 +647,6 @@ void xm_weighting_tick(struct xm_agent *a)
 	w->last_ns = now;
 	w->ticks++;
 
-	if (read_array(w, w->maps.probe, XM_LB_MAX_BACKENDS, sizeof(struct xm_lb_probe), true,
-		       w->probe)) {
-		pr_warn("weighting: read LB probes: %s", strerror(errno));
-		return;
-	}
 	/*
 	 * Which backends and services exist changes only when the agent applies
 	 * a config or a control request (xm_weighting_topology_changed()); read
@@ -655,6 +654,12 @@ void xm_weighting_tick(struct xm_agent *a)
 	 */
 	if (w->topo_stale || now - w->topo_ns >= XM_W_TOPO_MAX_S * 1000000000ULL)
 		topology_read(w, now);
+	/* Only up to the highest live backend: the map is sized for the node's limit. */
+	if (read_array(w, w->maps.probe, w->probe_end, sizeof(struct xm_lb_probe), true,
+		       w->probe)) {
+		pr_warn("weighting: read LB probes: %s", strerror(errno));
+		return;
+	}
 	nsvc_found = w->nsvc_found;
 	memset(w->rt_by_id, 0, sizeof(w->rt_by_id));
 	{
