@@ -136,6 +136,35 @@ def main():
                             "_ns_" + wl.replace("@", "_")] = "%.0f" % nrun
             lines.append("| %s | %s | all | **sum** | | | **%.0f** |" % (TOPO_TITLE[t], wl, total))
             summary["bpf_ns_per_req_%s_%s" % (wl.replace("@", "_"), t)] = "%.0f" % total
+    conn = os.path.join(d, "conn.tsv")
+    if os.path.exists(conn):
+        per = {}
+        for line in open(conn):
+            rep, kind, out, prof = line.rstrip("\n").split("\t", 3)
+            try:
+                n = json.loads(out)["conns"]
+                progs = json.loads(prof)["programs"]
+            except (ValueError, KeyError):
+                continue
+            for p in progs:
+                if p["run_cnt"]:
+                    per.setdefault(kind, {}).setdefault(p["name"], []).append(
+                        (p["run_time_ns"] / n, p["run_cnt"] / n, p["ns_per_run"]))
+        lines.append("")
+        lines.append("## One connection alone (xm-lbtool rate: connect, read, close; medians of runs)\n")
+        lines.append("| backend | program | runs / connection | ns / run | ns / connection |")
+        lines.append("|---|---|---:|---:|---:|")
+        for kind in ("local", "remote"):
+            total = 0.0
+            for name, xs in sorted(per.get(kind, {}).items(), key=lambda kv: -med([x[0] for x in kv[1]])):
+                nc, rc, nr = (med([x[i] for x in xs]) for i in range(3))
+                total += nc
+                lines.append("| %s | %s | %.2f | %.0f | %.0f |" % (kind, name, rc, nr, nc))
+                if name == "xm_lb_connect4":
+                    summary["conn_%s_connect4_ns" % kind] = "%.0f" % nr
+            if per.get(kind):
+                lines.append("| %s | **sum** | | | **%.0f** |" % (kind, total))
+                summary["conn_%s_bpf_ns" % kind] = "%.0f" % total
     ovl = os.path.join(d, "ovl-prog.txt")
     if os.path.exists(ovl):
         enc, dec, floor = [], [], []

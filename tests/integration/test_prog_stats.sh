@@ -60,3 +60,13 @@ n=$(grep -c '^xmesh_bpf_prog_run_seconds_total{prog="xm_lb_connect4"' "$XM_RUN_D
 xm_assert "$n" -eq 1 "run time of connect4 exported as a metric"
 runs=$(awk -F' ' '/^xmesh_bpf_prog_runs_total\{prog="xm_lb_connect4"/{print $2}' "$XM_RUN_DIR/metrics.txt")
 xm_assert "$runs" -ge 40 "runs of connect4 exported"
+
+# every probe update is counted per CPU (the weighting loop copies the probes
+# only when this moved)
+gen=$(bpftool -j map dump pinned "$XM_PIN/maps/xm_lb_probe_gen" |
+	python3 -c '
+import json, sys
+def num(v):  # a number with BTF, else the value as hex bytes, little endian
+    return v if isinstance(v, int) else int.from_bytes(bytes(int(b, 16) for b in v), "little")
+print(sum(num(v["value"]) for e in json.load(sys.stdin) for v in e["values"]))')
+xm_assert "$gen" -ge 240 "probe updates counted (40 connections, 200 requests)"
