@@ -14,22 +14,11 @@ import csv
 import json
 import os
 import re
-import statistics
 import sys
 
+from overhead_report import med, num  # one median and one number parser for both reports
+
 TOPO_TITLE = {"1node": "same node", "2node": "two nodes (routed)", "vxlan": "two nodes (VXLAN, overlay cache)"}
-
-
-def med(xs):
-    xs = [x for x in xs if x is not None]
-    return statistics.median(xs) if xs else None
-
-
-def num(v):
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return None
 
 
 def load_raw(d):

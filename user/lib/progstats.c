@@ -1,5 +1,4 @@
 // SPDX-License-Identifier: MIT
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -102,34 +101,12 @@ static void walk_add(struct walk *w, __u32 id)
 	w->n++;
 }
 
-static int walk_dir(struct walk *w, const char *root, const char *sub)
+static void walk_pin(const char *name, int fd, void *arg)
 {
-	char dir[PATH_MAX], path[PATH_MAX + 256];
-	struct dirent *de;
-	DIR *d;
-	int fd;
+	__u32 id = pinned_prog_id(fd);
 
-	if (snprintf(dir, sizeof(dir), "%s/%s", root, sub) >= (int)sizeof(dir))
-		return -ENAMETOOLONG;
-	d = opendir(dir);
-	if (!d)
-		return -errno;
-	while ((de = readdir(d))) {
-		__u32 id;
-
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		fd = bpf_obj_get(path);
-		if (fd < 0)
-			continue;
-		id = pinned_prog_id(fd);
-		close(fd);
-		if (id)
-			walk_add(w, id);
-	}
-	closedir(d);
-	return 0;
+	if (id)
+		walk_add(arg, id);
 }
 
 static int by_name(const void *a, const void *b)
@@ -145,8 +122,8 @@ int xm_prog_stats_read(const char *root, struct xm_prog_stat *out, int max)
 	struct walk w = { .out = out, .max = max };
 	int e1, e2;
 
-	e1 = walk_dir(&w, root, XM_PIN_LINKS);
-	e2 = walk_dir(&w, root, XM_PIN_PROGS);
+	e1 = xm_pin_foreach(root, XM_PIN_LINKS, walk_pin, &w);
+	e2 = xm_pin_foreach(root, XM_PIN_PROGS, walk_pin, &w);
 	if (e1 && e2)
 		return e1;
 	qsort(out, w.n < max ? w.n : max, sizeof(*out), by_name);
