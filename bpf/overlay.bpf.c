@@ -399,7 +399,7 @@ static __always_inline void inner_hop(struct __sk_buff *skb, void *l3, __u8 fami
 SEC("tc")
 int xm_ovl_ul_egress(struct __sk_buff *skb)
 {
-	struct xm_ovl_remote r = {};
+	__u64 hdr[XM_OVL_ENCAP4_LEN / 8];
 	struct xm_ovl_addr_key ak;
 	struct xm_ovl_flow_key fk;
 	struct xm_ovl_cfg *cfg;
@@ -433,12 +433,22 @@ int xm_ovl_ul_egress(struct __sk_buff *skb)
 	if (parse_inner(data + OFF_IIP, data_end, ieth->h_proto, &in))
 		return TC_ACT_OK;
 
-	/* The template: the headers as sent, per-packet fields zeroed. */
-	if (bpf_skb_load_bytes(skb, 0, r.hdr, XM_OVL_ENCAP4_LEN))
-		return TC_ACT_OK;
+	/*
+	 * The template: the headers as sent, per-packet fields zeroed. Every
+	 * packet of every uncached flow comes here, and the remote almost always
+	 * is known already: compare first, and build the rest (checksum, time)
+	 * only when something changed. The first OFF_IIP bytes are in bounds.
+	 */
 	{
-		struct iphdr *t = (void *)(r.hdr + OFF_OIP);
-		struct udphdr *tu = (void *)(r.hdr + OFF_UDP);
+		const __u64 *from = data;
+
+#pragma unroll
+		for (int i = 0; i < XM_OVL_ENCAP4_LEN / 8; i++)
+			hdr[i] = from[i];
+	}
+	{
+		struct iphdr *t = (void *)hdr + OFF_OIP;
+		struct udphdr *tu = (void *)hdr + OFF_UDP;
 
 		t->tot_len = 0;
 		t->id = 0;
@@ -448,23 +458,24 @@ int xm_ovl_ul_egress(struct __sk_buff *skb)
 		tu->len = 0;
 		tu->check = 0;
 	}
-	r.csum_partial = bpf_csum_diff(NULL, 0, (__be32 *)(r.hdr + OFF_OIP), 20, 0);
-	r.hdr_len = XM_OVL_ENCAP4_LEN;
-	r.outer_family = AF_INET;
-	r.inner_tos = in.tos;
-	r.vni = ((__u32)vx[4] << 16) | ((__u32)vx[5] << 8) | vx[6];
-	r.ifindex = ul_ifindex;
-	r.outer_saddr.ip[0] = oip->saddr;
-	r.outer_daddr.ip[0] = oip->daddr;
-	r.learned_ns = bpf_ktime_get_ns();
 	addr_key(&ak, in.family, &in.daddr);
 	{
 		struct xm_ovl_remote *old = bpf_map_lookup_elem(&xm_ovl_remote, &ak);
 
-		/* Learned again only when something changed: the slow path runs
-		 * this for every packet of every uncached flow. */
-		if (!old || !hdr4_eq(old->hdr, r.hdr) ||
-		    old->ifindex != r.ifindex || old->inner_tos != r.inner_tos) {
+		if (!old || !hdr4_eq(old->hdr, (__u8 *)hdr) || old->ifindex != ul_ifindex ||
+		    old->inner_tos != in.tos) {
+			struct xm_ovl_remote r = {};
+
+			__builtin_memcpy(r.hdr, hdr, XM_OVL_ENCAP4_LEN);
+			r.csum_partial = bpf_csum_diff(NULL, 0, (__be32 *)(r.hdr + OFF_OIP), 20, 0);
+			r.hdr_len = XM_OVL_ENCAP4_LEN;
+			r.outer_family = AF_INET;
+			r.inner_tos = in.tos;
+			r.vni = ((__u32)vx[4] << 16) | ((__u32)vx[5] << 8) | vx[6];
+			r.ifindex = ul_ifindex;
+			r.outer_saddr.ip[0] = oip->saddr;
+			r.outer_daddr.ip[0] = oip->daddr;
+			r.learned_ns = bpf_ktime_get_ns();
 			bpf_map_update_elem(&xm_ovl_remote, &ak, &r, BPF_ANY);
 			xm_stat_add(XM_STAT_OVL_LEARNED_REMOTE, 1);
 		}

@@ -67,8 +67,26 @@ struct {
 	__type(value, __u64);
 } xm_lb_peer SEC(".maps");
 
+/*
+ * Per CPU, how many probe updates there were. The weighting loop sums it
+ * each tick and copies every backend's per-CPU probes only when it moved:
+ * an idle node costs the loop a few bytes instead of the whole array.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} xm_lb_probe_gen SEC(".maps");
+
+/* The probe counters of backend, to update: counted in xm_lb_probe_gen. */
 static __always_inline struct xm_lb_probe *lb_probe_of(__u32 backend)
 {
+	__u32 zero = 0;
+	__u64 *gen = bpf_map_lookup_elem(&xm_lb_probe_gen, &zero);
+
+	if (gen)
+		(*gen)++;
 	return bpf_map_lookup_elem(&xm_lb_probe, &backend);
 }
 

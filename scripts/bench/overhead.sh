@@ -411,6 +411,18 @@ client_exec() {
 		"${CLIENT_NS:-$XM_PREFIX-c1}" "$@"
 }
 
+# PROG_STATS=1 (make bench-cost): xmesh runs hold the kernel's BPF run-time
+# statistics on while the client runs (xmeshctl prog profile), and every
+# program of the pin roots in PROG_ROOTS is listed before and after it.
+PROG_ROOTS=${PROG_ROOTS:-$XM_PIN}
+prog_snap() { # rep topo workload before|after
+	local r
+	for r in $PROG_ROOTS; do
+		printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$r" \
+			"$("$XM_BIN/xmeshctl" -j --pin-root "$r" prog list)" >>"$OUT/progstats.tsv"
+	done
+}
+
 run_one() { # rep topo mode workload-spec
 	local rep=$1 topo=$2 mode=$3 name proto size rate flags t cmd out
 	read -r name proto size rate flags <<<"$4"
@@ -429,14 +441,25 @@ run_one() { # rep topo mode workload-spec
 	else
 		cmd="$RRGEN client -a $t:$PORT -P $proto -s $size -r $rate -d $DUR -c $CONNS $flags"
 	fi
-	local cg0 cg1 ps0 ps1 w0 w1
+	local cg0 cg1 ps0 ps1 w0 w1 prof=
+	[ "${PROG_STATS:-0}" = 1 ] && [ "$mode" = xmesh ] && prof=1
+	[ -z "$prof" ] || prog_snap "$rep" "$topo" "$name" before
 	cg0=$(cg_read)
 	ps0=$(ps_read)
 	w0=$(date +%s%N)
-	out=$(client_exec $cmd 2>>"$LOG/client") || out=""
+	if [ -n "$prof" ]; then
+		# the client's output comes back on stderr (stdout is the profile's)
+		out=$("$XM_BIN/xmeshctl" --pin-root "${PROG_ROOTS%% *}" prog profile -- sh -c \
+			'echo $$ > "$0/cgroup.procs" && exec ip netns exec "$@"' \
+			"${CLIENT_CG:-$XM_CGROUP}" "${CLIENT_NS:-$XM_PREFIX-c1}" $cmd 2>&1 >/dev/null) ||
+			out=""
+	else
+		out=$(client_exec $cmd 2>>"$LOG/client") || out=""
+	fi
 	w1=$(date +%s%N)
 	ps1=$(ps_read)
 	cg1=$(cg_read)
+	[ -z "$prof" ] || prog_snap "$rep" "$topo" "$name" after
 	local rps p50 p99 p999 done_ errs lag=NA
 	if [ "$proto" = wrk ]; then
 		rps=$(awk '/^Requests\/sec/{printf "%.0f", $2}' <<<"$out")
@@ -550,7 +573,7 @@ EOF
 			CLIENT_NS=$VXP-vc CLIENT_CG=$XM_CGROUP/n1
 			for wl in "${wl_cross[@]}"; do
 				TARGET=$TARGET CLIENT_NS=$CLIENT_NS CLIENT_CG=$CLIENT_CG \
-					run_one "$rep" vxlan "$mode" "$wl"
+					PROG_ROOTS="$XM_PIN/n1 $XM_PIN/n2" run_one "$rep" vxlan "$mode" "$wl"
 			done
 			unset TARGET CLIENT_NS CLIENT_CG
 			if [ "$mode" = xmesh ]; then

@@ -35,10 +35,12 @@ int main(int argc, char **argv)
 {
 	const char *root = NULL;
 	double rps = 2, period_ms = 500, duration = 60;
-	int be_fd, probe_fd, hist_fd, ncpu = libbpf_num_possible_cpus();
+	int be_fd, probe_fd, hist_fd, gen_fd, ncpu = libbpf_num_possible_cpus();
 	unsigned long long seed = 0x1234567, rounds = 0;
 	struct xm_lb_probe *pc;
 	struct xm_lb_hist hist;
+	__u64 *gen;
+	__u32 zero = 0;
 	double carry[XM_LB_MAX_BACKENDS] = { 0 };
 	struct timespec t0, t;
 
@@ -62,16 +64,18 @@ int main(int argc, char **argv)
 	be_fd = xm_map_open(root, "xm_lb_be");
 	probe_fd = xm_map_open(root, "xm_lb_probe");
 	hist_fd = xm_map_open(root, "xm_lb_hist");
-	if (be_fd < 0 || probe_fd < 0 || hist_fd < 0) {
+	gen_fd = xm_map_open(root, "xm_lb_probe_gen");
+	if (be_fd < 0 || probe_fd < 0 || hist_fd < 0 || gen_fd < 0) {
 		fprintf(stderr, "fake_probes: LB maps under %s: %s\n", root, strerror(errno));
 		return 1;
 	}
 	pc = calloc(ncpu, (sizeof(*pc) + 7) & ~7UL);
-	if (!pc)
+	gen = calloc(ncpu, sizeof(*gen));
+	if (!pc || !gen)
 		return 1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (;;) {
-		unsigned long backends = 0;
+		unsigned long backends = 0, updates = 0;
 
 		for (__u32 id = 1; id < XM_LB_MAX_BACKENDS; id++) {
 			struct xm_lb_backend be;
@@ -106,6 +110,12 @@ int main(int argc, char **argv)
 			pc[0].conns += n;
 			bpf_map_update_elem(probe_fd, &id, pc, BPF_ANY);
 			bpf_map_update_elem(hist_fd, &id, &hist, BPF_ANY);
+			updates++;
+		}
+		/* as lb_probe_of() does: the loop reads probes only when this moved */
+		if (updates && !bpf_map_lookup_elem(gen_fd, &zero, gen)) {
+			gen[0] += updates;
+			bpf_map_update_elem(gen_fd, &zero, gen, BPF_ANY);
 		}
 		rounds++;
 		clock_gettime(CLOCK_MONOTONIC, &t);

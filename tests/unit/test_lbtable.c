@@ -12,7 +12,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
+#include <bpf/bpf.h>
 #include "lbconfig.h"
 #include "lbtable.h"
 
@@ -110,6 +112,67 @@ static void success_rate_counts_5xx_and_failed_connects(void **state)
 	assert_true(fabs(xm_lb_success_rate(&p) - 0.80) < 1e-9);
 	p.req_started = 105;
 	assert_int_equal(xm_lb_in_flight(&p), 5);
+}
+
+/*
+ * xm_lb_table_write on real (unpinned) maps: every backend entry gets its
+ * slots and weight, keeps its other fields, and entries of other backends are
+ * untouched, for close ids (one batched read) and scattered ids (one by one).
+ * Skipped without the right to create BPF maps.
+ */
+static void table_write_updates_backends(void **state)
+{
+	static const __u32 close_ids[] = { 3, 5, 4, 6 }, far_ids[] = { 1, 40 };
+	static const double close_w[] = { 1, 2, 0, 5 }, far_w[] = { 3, 1 };
+	struct xm_lb_svc_key key = { .port = 80, .proto = 6, .family = 2 };
+	struct xm_lb_svc svc = { .id = 1 };
+	struct xm_lb_maps m;
+	struct xm_lb_backend be;
+
+	m.svc = bpf_map_create(BPF_MAP_TYPE_HASH, NULL, sizeof(key), sizeof(svc), 4, NULL);
+	m.tables = bpf_map_create(BPF_MAP_TYPE_ARRAY, NULL, 4, sizeof(struct xm_lb_table), 4, NULL);
+	m.be = bpf_map_create(BPF_MAP_TYPE_ARRAY, NULL, 4, sizeof(be), 64, NULL);
+	if (m.svc < 0 || m.tables < 0 || m.be < 0)
+		skip();
+	assert_int_equal(bpf_map_update_elem(m.svc, &key, &svc, BPF_ANY), 0);
+	for (__u32 id = 0; id < 64; id++) {
+		memset(&be, 0, sizeof(be));
+		be.addr.ip[0] = 0x0a000000 + id;
+		be.port = 8000 + id;
+		be.svc_id = 1;
+		be.flags = XM_LB_BE_F_USED;
+		be.weight_milli = 7;
+		be.slots = 7;
+		assert_int_equal(bpf_map_update_elem(m.be, &id, &be, BPF_ANY), 0);
+	}
+	for (int round = 0; round < 2; round++) {
+		const __u32 *ids = round ? far_ids : close_ids;
+		const double *w = round ? far_w : close_w;
+		unsigned int n = round ? 2 : 4;
+		__u32 slots[4];
+
+		assert_int_equal(xm_lb_table_write(&m, &key, ids, w, n), 0);
+		xm_lb_slots_apportion(w, n, slots);
+		for (unsigned int i = 0; i < n; i++) {
+			assert_int_equal(bpf_map_lookup_elem(m.be, &ids[i], &be), 0);
+			assert_int_equal(be.slots, slots[i]);
+			assert_int_equal(be.weight_milli, (__u32)(w[i] * 1000));
+			assert_int_equal(be.addr.ip[0], 0x0a000000 + ids[i]);
+			assert_int_equal(be.port, 8000 + ids[i]);
+			assert_int_equal(be.flags, XM_LB_BE_F_USED);
+		}
+	}
+	for (__u32 id = 0; id < 64; id++) {
+		bool written = id == 1 || id == 40 || (id >= 3 && id <= 6);
+
+		assert_int_equal(bpf_map_lookup_elem(m.be, &id, &be), 0);
+		assert_int_equal(be.port, 8000 + id);
+		if (!written)
+			assert_int_equal(be.slots, 7);
+	}
+	close(m.svc);
+	close(m.tables);
+	close(m.be);
 }
 
 static void expect_error(const char *text, const char *where)
@@ -241,6 +304,7 @@ int main(void)
 		cmocka_unit_test(apportion_within_one_slot),
 		cmocka_unit_test(apportion_all_zero_is_empty),
 		cmocka_unit_test(table_fill_counts),
+		cmocka_unit_test(table_write_updates_backends),
 		cmocka_unit_test(histogram_relative_error),
 		cmocka_unit_test(histogram_quantiles),
 		cmocka_unit_test(success_rate_counts_5xx_and_failed_connects),

@@ -80,6 +80,11 @@ struct xm_weighting {
 	struct xm_lb_backend *be;   /* XM_LB_MAX_BACKENDS */
 	__u8 *live;                 /* XM_LB_MAX_BACKENDS: used and not removed */
 	struct xm_lb_probe *probe;  /* XM_LB_MAX_BACKENDS, summed over CPUs */
+	__u32 probe_end;            /* probes read per tick: highest live backend id + 1 */
+	int gen_fd;                 /* xm_lb_probe_gen, -1 if this datapath has none */
+	__u64 gen;                  /* its sum over CPUs when the probes were last read */
+	__u64 *gen_percpu;          /* ncpu values */
+	__u64 probe_ns;             /* when the probes were last read; 0: read next tick */
 	__u32 *by_svc;              /* XM_LB_MAX_BACKENDS: live backend ids grouped by service */
 	__u32 svc_start[XM_LB_MAX_SERVICES], svc_count[XM_LB_MAX_SERVICES];
 	struct xm_lb_svc_key svc_keys[XM_LB_MAX_SERVICES];
@@ -531,6 +536,20 @@ static void weigh_service(struct xm_weighting *w, __u32 svc_id, const struct xm_
 		w->wloop->table_writes++;
 }
 
+/*
+ * A service banking quiet time (nothing changed in its last tick) with the
+ * probes and backends exactly as they were: weigh_service() would bank this
+ * tick too, so bank it without the per-backend pass. False: weigh it.
+ */
+static bool quiet_bank(struct wsvc *s, unsigned long long tick, double dt)
+{
+	if (!s || s->quiet_dt <= 0 || s->quiet_dt + dt >= XM_W_QUIET_MAX_S)
+		return false;
+	s->quiet_dt += dt;
+	s->seen = tick;
+	return true;
+}
+
 /* ---- the tick ----------------------------------------------------------- */
 
 /* Every service entry into svc_keys/svc_vals: batched, else one by one. */
@@ -568,6 +587,25 @@ static int maps_open(struct xm_weighting *w)
 	return 0;
 }
 
+/*
+ * The sum over CPUs of xm_lb_probe_gen (probe updates so far) into *sum;
+ * -1 when this datapath has no such map.
+ */
+static int probes_gen(struct xm_weighting *w, __u64 *sum)
+{
+	__u32 zero = 0;
+
+	*sum = 0;
+	if (w->gen_fd < 0)
+		w->gen_fd = xm_map_open(w->a->pin_root, "xm_lb_probe_gen");
+	if (w->gen_fd < 0 || !w->gen_percpu ||
+	    bpf_map_lookup_elem(w->gen_fd, &zero, w->gen_percpu))
+		return -1;
+	for (int c = 0; c < w->ncpu; c++)
+		*sum += w->gen_percpu[c];
+	return 0;
+}
+
 /* Backends (live, grouped by service) and services, from the maps. */
 static void topology_read(struct xm_weighting *w, __u64 now)
 {
@@ -576,6 +614,7 @@ static void topology_read(struct xm_weighting *w, __u64 now)
 		pr_warn("weighting: read LB backends: %s", strerror(errno));
 		return;
 	}
+	w->probe_end = 1;
 	for (__u32 id = 1; id < XM_LB_MAX_BACKENDS; id++) {
 		bool live = (w->be[id].flags & XM_LB_BE_F_USED) &&
 			    !(w->be[id].flags & XM_LB_BE_F_REMOVED);
@@ -583,6 +622,8 @@ static void topology_read(struct xm_weighting *w, __u64 now)
 		if (!live && w->live[id])
 			bstate_reset(&w->bs[id]); /* the id may be reused: restart deltas */
 		w->live[id] = live;
+		if (live)
+			w->probe_end = id + 1;
 	}
 
 	/* Backends by service: counting sort on svc_id, so a tick is O(backends). */
@@ -615,8 +656,9 @@ void xm_weighting_topology_changed(struct xm_agent *a)
 void xm_weighting_tick(struct xm_agent *a)
 {
 	struct xm_weighting *w = a->weighting;
-	__u64 now, cpu0 = thread_cpu_ns();
+	__u64 now, gen, cpu0 = thread_cpu_ns();
 	unsigned int nsvc = 0, nbe = 0, nsvc_found;
+	bool unchanged = true; /* probes and topology as in the previous tick */
 	double dt;
 
 	if (!w || maps_open(w))
@@ -626,18 +668,34 @@ void xm_weighting_tick(struct xm_agent *a)
 	w->last_ns = now;
 	w->ticks++;
 
-	if (read_array(w, w->maps.probe, XM_LB_MAX_BACKENDS, sizeof(struct xm_lb_probe), true,
-		       w->probe)) {
-		pr_warn("weighting: read LB probes: %s", strerror(errno));
-		return;
-	}
 	/*
 	 * Which backends and services exist changes only when the agent applies
 	 * a config or a control request (xm_weighting_topology_changed()); read
 	 * it then, and every XM_W_TOPO_MAX_S anyway for other writers.
 	 */
-	if (w->topo_stale || now - w->topo_ns >= XM_W_TOPO_MAX_S * 1000000000ULL)
+	if (w->topo_stale || now - w->topo_ns >= XM_W_TOPO_MAX_S * 1000000000ULL) {
 		topology_read(w, now);
+		w->probe_ns = 0;
+		unchanged = false;
+	}
+	/*
+	 * Copy every backend's per-CPU probes only when some probe moved, and
+	 * with every topology read (at least every XM_W_TOPO_MAX_S). The datapath
+	 * counts an update just before making it, so a copy that races with one
+	 * may miss it; then the next update or that periodic copy brings it.
+	 * Only up to the highest live backend: the map is sized for the node's limit.
+	 */
+	if (probes_gen(w, &gen) || gen != w->gen || !w->probe_ns) {
+		if (read_array(w, w->maps.probe, w->probe_end, sizeof(struct xm_lb_probe), true,
+			       w->probe)) {
+			pr_warn("weighting: read LB probes: %s", strerror(errno));
+			w->probe_ns = 0;
+			return;
+		}
+		w->gen = gen;
+		w->probe_ns = now;
+		unchanged = false;
+	}
 	nsvc_found = w->nsvc_found;
 	memset(w->rt_by_id, 0, sizeof(w->rt_by_id));
 	{
@@ -655,8 +713,9 @@ void xm_weighting_tick(struct xm_agent *a)
 
 		if (sid >= XM_LB_MAX_SERVICES)
 			continue;
-		weigh_service(w, sid, &w->svc_keys[i], &w->by_svc[w->svc_start[sid]],
-			      w->svc_count[sid], dt, now);
+		if (!unchanged || !quiet_bank(w->svcs[sid], w->ticks, dt))
+			weigh_service(w, sid, &w->svc_keys[i], &w->by_svc[w->svc_start[sid]],
+				      w->svc_count[sid], dt, now);
 		nsvc++;
 		nbe += w->svc_count[sid];
 	}
@@ -712,6 +771,8 @@ int xm_weighting_start(struct xm_agent *a)
 	w->tick_ms = XM_TICK_MS_DEFAULT;
 	w->topo_stale = true;
 	w->ncpu = libbpf_num_possible_cpus();
+	w->gen_fd = -1;
+	w->gen_percpu = calloc(w->ncpu > 0 ? w->ncpu : 1, sizeof(*w->gen_percpu));
 	w->bs = calloc(XM_LB_MAX_BACKENDS, sizeof(*w->bs));
 	w->be = calloc(XM_LB_MAX_BACKENDS, sizeof(*w->be));
 	w->live = calloc(XM_LB_MAX_BACKENDS, 1);
@@ -786,6 +847,9 @@ void xm_weighting_stop(struct xm_agent *a)
 		close(w->wstate_fd);
 	if (w->wloop_fd >= 0)
 		close(w->wloop_fd);
+	if (w->gen_fd >= 0)
+		close(w->gen_fd);
+	free(w->gen_percpu);
 	if (w->maps_ok)
 		xm_lb_maps_close(&w->maps);
 	free(w->bs);

@@ -57,6 +57,7 @@ int do_service(int argc, char **argv);
 int do_backend(int argc, char **argv);
 int do_cache(int argc, char **argv);
 int do_top(int argc, char **argv);
+int do_prog(int argc, char **argv);
 
 /* The weighting loop's published state (wstate.c); see include/xmesh/weight.h. */
 struct xm_lb_wloop;

@@ -20,7 +20,7 @@ static int do_help(int argc, char **argv)
 		"Usage: xmeshctl [OPTIONS] OBJECT COMMAND [ARGS]\n"
 		"       xmeshctl OBJECT help\n"
 		"\n"
-		"OBJECT := { status | stats | endpoint | sock | service | backend | cache | top }\n"
+		"OBJECT := { status | stats | endpoint | sock | service | backend | cache | top | prog }\n"
 		"OPTIONS := { -j|--json | -p|--pretty | --pin-root DIR | -V|--version | -h|--help }\n"
 		"\n"
 		"  status                          what is loaded and attached, map fill levels\n"
@@ -31,6 +31,7 @@ static int do_help(int argc, char **argv)
 		"  backend list [VIP:PORT] | set VIP:PORT ADDR:PORT weight W\n"
 		"  cache list | flush              overlay cache\n"
 		"  top                             live per-backend view, refreshed every second\n"
+		"  prog list | profile [SECONDS | -- CMD]  per-program BPF run time (ns per run)\n"
 		"\n"
 		"Commands match by unambiguous prefix: 'xmeshctl e l' is 'endpoint list'.\n"
 		"Read commands read the pinned maps (default pin root %s), so they work\n"
@@ -49,6 +50,7 @@ static const struct cmd objects[] = {
 	{ "backend", do_backend },
 	{ "top", do_top },
 	{ "cache", do_cache },
+	{ "prog", do_prog },
 	{}
 };
 

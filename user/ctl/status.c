@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: MIT
 /* xmeshctl status: what is loaded and attached at the pin root. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -76,33 +75,27 @@ static json_t *describe_link(const char *name, int fd)
 			 "prog_name", pinfo.name);
 }
 
+struct pinned {
+	json_t *arr;
+	json_t *(*describe)(const char *name, int fd);
+};
+
+static void pinned_add(const char *name, int fd, void *arg)
+{
+	struct pinned *p = arg;
+	json_t *o = p->describe(name, fd);
+
+	if (o)
+		json_array_append_new(p->arr, o);
+}
+
 /* One JSON object per object pinned in <pin root>/<sub>, as describe() sees it. */
 static json_t *pinned_objects(const char *sub, json_t *(*describe)(const char *name, int fd))
 {
-	char dir[PATH_MAX], path[PATH_MAX + 256];
-	json_t *arr = json_array(), *o;
-	struct dirent *de;
-	DIR *d;
-	int fd;
+	struct pinned p = { json_array(), describe };
 
-	snprintf(dir, sizeof(dir), "%s/%s", xm_pin_root, sub);
-	d = opendir(dir);
-	if (!d)
-		return arr;
-	while ((de = readdir(d))) {
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		fd = bpf_obj_get(path);
-		if (fd < 0)
-			continue;
-		o = describe(de->d_name, fd);
-		if (o)
-			json_array_append_new(arr, o);
-		close(fd);
-	}
-	closedir(d);
-	return arr;
+	xm_pin_foreach(xm_pin_root, sub, pinned_add, &p);
+	return p.arr;
 }
 
 /* pid of the agent holding this pin root's lock, or 0 if none runs. */

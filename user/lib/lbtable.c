@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include <errno.h>
+#include <stdbool.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,9 +99,72 @@ void xm_lb_table_fill(struct xm_lb_table *t, const __u32 *ids, const __u32 *slot
 		t->backend[(pos * 389) & XM_LB_SLOT_MASK] = 0;
 }
 
+/*
+ * The backend entries ids[0..n) into out. The weighting loop rewrites
+ * hundreds of tables per tick, so this takes one batched read when the ids lie
+ * close together (a service's backends are allocated together), and one
+ * lookup per backend only otherwise.
+ */
+static int be_read_many(const struct xm_lb_maps *m, const __u32 *ids, unsigned int n,
+			struct xm_lb_backend *out)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	struct xm_lb_backend *vals = NULL;
+	__u32 lo = ~0u, hi = 0, span, count, cursor, *keys = NULL;
+	bool done = false;
+
+	for (unsigned int i = 0; i < n; i++) {
+		lo = ids[i] < lo ? ids[i] : lo;
+		hi = ids[i] > hi ? ids[i] : hi;
+	}
+	span = n ? hi - lo + 1 : 0;
+	if (n > 1 && lo > 0 && span <= 4 * n) {
+		keys = calloc(span, sizeof(*keys));
+		vals = calloc(span, sizeof(*vals));
+		count = span;
+		cursor = lo - 1; /* the batch starts after this key */
+		/* ENOENT: the map ended, fine if every entry asked for came */
+		done = keys && vals &&
+		       (!bpf_map_lookup_batch(m->be, &cursor, &cursor, keys, vals, &count, &opts) ||
+			errno == ENOENT) && count == span;
+		for (unsigned int i = 0; done && i < n; i++) {
+			done = keys[ids[i] - lo] == ids[i];
+			out[i] = vals[ids[i] - lo];
+		}
+	}
+	free(keys);
+	free(vals);
+	if (done)
+		return 0;
+	for (unsigned int i = 0; i < n; i++)
+		if (bpf_map_lookup_elem(m->be, &ids[i], &out[i]))
+			return -errno;
+	return 0;
+}
+
+/*
+ * Write vals[0..n) back to ids[0..n): one batched update, else one each
+ * (updates are idempotent, so a failed batch is redone from the start).
+ * Batches take no BPF_EXIST (only BPF_F_LOCK): array entries always exist.
+ */
+static int be_write_many(const struct xm_lb_maps *m, const __u32 *ids, unsigned int n,
+			 const struct xm_lb_backend *vals)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	__u32 count = n;
+
+	if (!n || !bpf_map_update_batch(m->be, ids, vals, &count, &opts))
+		return 0;
+	for (unsigned int i = 0; i < n; i++)
+		if (bpf_map_update_elem(m->be, &ids[i], &vals[i], BPF_EXIST))
+			return -errno;
+	return 0;
+}
+
 int xm_lb_table_write(const struct xm_lb_maps *m, const struct xm_lb_svc_key *key,
 		      const __u32 *ids, const double *weights, unsigned int n)
 {
+	struct xm_lb_backend *be = NULL;
 	struct xm_lb_table *t;
 	struct xm_lb_svc svc;
 	__u32 *slots, idx, count = 0;
@@ -132,16 +196,17 @@ int xm_lb_table_write(const struct xm_lb_maps *m, const struct xm_lb_svc_key *ke
 		goto out;
 	}
 	/* 3. what each backend now holds, for xmeshctl and metrics */
-	for (unsigned int i = 0; i < n; i++) {
-		struct xm_lb_backend be;
-
-		if (bpf_map_lookup_elem(m->be, &ids[i], &be))
-			continue;
-		be.slots = slots[i];
-		be.weight_milli = weights[i] > 0 ? (__u32)llround(fmin(weights[i], 4e6) * 1000) : 0;
-		bpf_map_update_elem(m->be, &ids[i], &be, BPF_EXIST);
+	be = calloc(n ? n : 1, sizeof(*be));
+	if (be && !be_read_many(m, ids, n, be)) {
+		for (unsigned int i = 0; i < n; i++) {
+			be[i].slots = slots[i];
+			be[i].weight_milli = weights[i] > 0 ?
+				(__u32)llround(fmin(weights[i], 4e6) * 1000) : 0;
+		}
+		be_write_many(m, ids, n, be);
 	}
 out:
+	free(be);
 	free(slots);
 	free(t);
 	return err;

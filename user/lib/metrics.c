@@ -12,6 +12,7 @@
 #include "addr.h"
 #include "lbtable.h"
 #include "pin.h"
+#include "progstats.h"
 #include "stats.h"
 #include <unistd.h>
 #include <bpf/bpf.h>
@@ -153,6 +154,33 @@ static int render_backend(const struct xm_lb_backend_info *bi, void *arg)
 	return 0;
 }
 
+/*
+ * Per program: runs and run time (the kernel counts them only while BPF
+ * run-time statistics are on; see 'xmeshctl prog profile'), and whether they are.
+ */
+static void render_progs(FILE *f, const char *pin_root)
+{
+	struct xm_prog_stat s[64];
+	int n = xm_prog_stats_read(pin_root, s, 64);
+
+	if (n <= 0)
+		return;
+	n = n < 64 ? n : 64;
+	fprintf(f, "# HELP xmesh_bpf_stats_enabled kernel.bpf_stats_enabled (1: run counts and "
+		"times below move)\n# TYPE xmesh_bpf_stats_enabled gauge\n"
+		"xmesh_bpf_stats_enabled %d\n", xm_bpf_stats_sysctl() == 1);
+	fprintf(f, "# HELP xmesh_bpf_prog_runs_total runs of an xmesh BPF program while "
+		"statistics were on\n# TYPE xmesh_bpf_prog_runs_total counter\n");
+	for (int i = 0; i < n; i++)
+		fprintf(f, "xmesh_bpf_prog_runs_total{prog=\"%s\",id=\"%u\"} %llu\n", s[i].name,
+			s[i].id, (unsigned long long)s[i].run_cnt);
+	fprintf(f, "# HELP xmesh_bpf_prog_run_seconds_total time spent in an xmesh BPF program "
+		"while statistics were on\n# TYPE xmesh_bpf_prog_run_seconds_total counter\n");
+	for (int i = 0; i < n; i++)
+		fprintf(f, "xmesh_bpf_prog_run_seconds_total{prog=\"%s\",id=\"%u\"} %.9f\n",
+			s[i].name, s[i].id, s[i].run_time_ns / 1e9);
+}
+
 char *xm_metrics_render(const char *pin_root, size_t *len)
 {
 	static const char *const fam[][3] = {
@@ -218,6 +246,7 @@ char *xm_metrics_render(const char *pin_root, size_t *len)
 	}
 	if (lfd >= 0)
 		close(lfd);
+	render_progs(r.f, pin_root);
 	fclose(r.f);
 	return buf;
 }

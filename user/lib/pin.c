@@ -225,6 +225,33 @@ int xm_pin_root_remove(const char *root)
 	return xm_pin_root_remove_except(root, NULL);
 }
 
+int xm_pin_foreach(const char *root, const char *sub,
+		   void (*fn)(const char *name, int fd, void *arg), void *arg)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 256];
+	struct dirent *de;
+	DIR *d;
+	int fd;
+
+	if (snprintf(dir, sizeof(dir), "%s/%s", root, sub) >= (int)sizeof(dir))
+		return -ENAMETOOLONG;
+	d = opendir(dir);
+	if (!d)
+		return -errno;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		fd = bpf_obj_get(path);
+		if (fd < 0)
+			continue;
+		fn(de->d_name, fd, arg);
+		close(fd);
+	}
+	closedir(d);
+	return 0;
+}
+
 static const char *run_dir(void)
 {
 	const char *dir = getenv("XM_RUN_DIR");

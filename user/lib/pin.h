@@ -27,6 +27,14 @@ int xm_pin_root_remove(const char *root);
  * root, e.g. "maps/xm_socks") and the directories that hold them. */
 int xm_pin_root_remove_except(const char *root, const char *const *keep);
 
+/*
+ * Call fn(name, fd, arg) for every object pinned in <root>/<sub> (fd open for
+ * the call only; objects that cannot be opened are passed over). 0, or -errno
+ * when the directory cannot be read.
+ */
+int xm_pin_foreach(const char *root, const char *sub,
+		   void (*fn)(const char *name, int fd, void *arg), void *arg);
+
 #define XM_RUN_DIR_DEFAULT "/run/xmesh" /* XM_RUN_DIR in the environment moves it */
 /*
  * Where the agent of this pin root keeps its control socket and lock:
