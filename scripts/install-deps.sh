@@ -7,7 +7,7 @@ set -eu
 PKGS="clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool make gcc pkg-config
 libmnl-dev libcmocka-dev libjansson-dev libmicrohttpd-dev
 iproute2 nftables sockperf iperf3 wrk haproxy prometheus containernetworking-plugins
-gnuplot-nox python3 python3-yaml util-linux procps"
+gnuplot-nox python3 python3-yaml util-linux procps python3-urllib3"
 
 missing=""
 for p in $PKGS; do

@@ -174,7 +174,7 @@ static int parse_backend(struct ctx *c, json_t *o, const struct xm_lb_svc_key *s
 static int parse_service(struct ctx *c, json_t *o, struct xm_lb_svc_conf *s)
 {
 	static const char *const keys[] = { "name", "vip", "port", "protocol", "algorithm",
-					    "params", "backends", NULL };
+					    "params", "rebalance", "backends", NULL };
 	char proto[8];
 	json_t *bes, *v;
 	size_t i;
@@ -233,6 +233,17 @@ static int parse_service(struct ctx *c, json_t *o, struct xm_lb_svc_conf *s)
 		}
 	}
 	s->params = v ? json_deep_copy(v) : json_object();
+	v = json_object_get(o, "rebalance");
+	{
+		char rerr[200];
+
+		if (xm_rebal_conf_parse(v, &s->rebalance, rerr, sizeof(rerr))) {
+			push_key(c, "rebalance");
+			r = fail(c, "%s", rerr);
+			pop(c);
+			return r;
+		}
+	}
 	bes = json_object_get(o, "backends");
 	push_key(c, "backends");
 	if (bes && !json_is_array(bes))
