@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "lbconfig.h"
 #include "rebal.h"
 #include "weight.h"
 #include "weightcfg.h"
@@ -297,6 +298,27 @@ static void conf_parse(void **st)
 	json_decref(o);
 }
 
+/* In a config file: parsed with the service, errors with file:line:col. */
+static void conf_in_config_file(void **st)
+{
+	const char *good = "{\"services\": [{\"vip\": \"10.96.0.1\", \"port\": 80,\n"
+			   " \"algorithm\": \"l3x\", \"rebalance\": {\"max_per_s\": 7}}]}";
+	const char *bad = "{\"services\": [{\"vip\": \"10.96.0.1\", \"port\": 80,\n"
+			  " \"algorithm\": \"l3x\", \"rebalance\": {\"idle_ms\": -1}}]}";
+	struct xm_lb_conf c;
+	char err[256];
+
+	assert_int_equal(xm_lb_conf_parse("a.json", good, strlen(good), &c, err, sizeof(err)), 0);
+	assert_true(c.svc[0].rebalance.enabled);
+	near(c.svc[0].rebalance.max_per_s, 7, 0);
+	xm_lb_conf_free(&c);
+	assert_int_equal(xm_lb_conf_parse("a.json", bad, strlen(bad), &c, err, sizeof(err)),
+			 -EINVAL);
+	print_message("%s\n", err);
+	assert_non_null(strstr(err, "a.json:2:"));
+	assert_non_null(strstr(err, "rebalance.idle_ms"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -310,6 +332,7 @@ int main(void)
 		cmocka_unit_test(plan_rate_bound),
 		cmocka_unit_test(plan_off_retires_nothing),
 		cmocka_unit_test(conf_parse),
+		cmocka_unit_test(conf_in_config_file),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
