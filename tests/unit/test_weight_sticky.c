@@ -160,79 +160,89 @@ static void conn_cap_spreads_targets(void **st)
 
 /* ---- rebalancing plan ---- */
 
-static void conf_on(struct xm_rebal_conf *c)
+/* A service of 3 backends, 20/20/60 connections against target shares 0.45/0.45/0.10. */
+struct plan {
+	struct xm_rebal_conf c;
+	struct xm_rebal_svc sv;
+	uint32_t held[3], q[3];
+	double w[3];
+	unsigned int over[3];
+};
+
+static void plan_init(struct plan *p)
 {
-	xm_rebal_conf_default(c);
-	c->enabled = true;
+	memset(p, 0, sizeof(*p));
+	xm_rebal_conf_default(&p->c);
+	p->c.enabled = true;
+	p->held[0] = p->held[1] = 20;
+	p->held[2] = 60;
+	p->w[0] = p->w[1] = 0.45;
+	p->w[2] = 0.10;
+}
+
+static unsigned int plan_tick(struct plan *p, double dt, unsigned int retired)
+{
+	return xm_rebal_plan(&p->c, &p->sv, dt, retired, p->held, p->w, p->over, p->q, 3);
 }
 
 /* Nothing before `ticks` consecutive ticks over the margin; a dip restarts the count. */
 static void plan_hysteresis(void **st)
 {
-	struct xm_rebal_conf c;
-	struct xm_rebal_svc sv = { 0 };
-	uint32_t held[3] = { 20, 20, 60 }, q[3];
-	double w[3] = { 0.45, 0.45, 0.10 };
-	unsigned int over[3] = { 0 };
+	struct plan p;
 
-	conf_on(&c);
-	c.ticks = 3;
-	assert_int_equal(xm_rebal_plan(&c, &sv, 0.5, 0, held, w, over, q, 3), 0);
-	assert_int_equal(xm_rebal_plan(&c, &sv, 0.5, 0, held, w, over, q, 3), 0);
+	plan_init(&p);
+	p.c.ticks = 3;
+	assert_int_equal(plan_tick(&p, 0.5, 0), 0);
+	assert_int_equal(plan_tick(&p, 0.5, 0), 0);
 	/* A wobble: backend 2's weight share rises above its connection share - margin. */
-	w[2] = 0.55;
-	assert_int_equal(xm_rebal_plan(&c, &sv, 0.5, 0, held, w, over, q, 3), 0);
-	w[2] = 0.10;
-	assert_int_equal(xm_rebal_plan(&c, &sv, 0.5, 0, held, w, over, q, 3), 0);
-	assert_int_equal(xm_rebal_plan(&c, &sv, 0.5, 0, held, w, over, q, 3), 0);
-	assert_true(xm_rebal_plan(&c, &sv, 0.5, 0, held, w, over, q, 3) > 0);
-	assert_int_equal(q[0], 0);
-	assert_int_equal(q[1], 0);
-	assert_true(q[2] > 0);
+	p.w[2] = 0.55;
+	assert_int_equal(plan_tick(&p, 0.5, 0), 0);
+	p.w[2] = 0.10;
+	assert_int_equal(plan_tick(&p, 0.5, 0), 0);
+	assert_int_equal(plan_tick(&p, 0.5, 0), 0);
+	assert_true(plan_tick(&p, 0.5, 0) > 0);
+	assert_int_equal(p.q[0], 0);
+	assert_int_equal(p.q[1], 0);
+	assert_true(p.q[2] > 0);
 }
 
 /* Per tick at most share_per_tick of the backend's connections, and never below its target. */
 static void plan_share_and_excess_bounds(void **st)
 {
-	struct xm_rebal_conf c;
-	struct xm_rebal_svc sv = { 0 };
-	uint32_t held[3] = { 20, 20, 60 }, q[3];
-	double w[3] = { 0.45, 0.45, 0.10 };
-	unsigned int over[3] = { 0 };
+	struct plan p;
 
-	conf_on(&c);
-	c.ticks = 1;
-	c.max_per_s = 1000;
-	c.share_per_tick = 0.25;
-	c.margin = 0.05;
-	sv.tokens = 1000;
-	xm_rebal_plan(&c, &sv, 1, 0, held, w, over, q, 3);
-	assert_int_equal(q[2], 15); /* 0.25 x 60 */
+	plan_init(&p);
+	p.c.ticks = 1;
+	p.c.max_per_s = 1000;
+	p.c.share_per_tick = 0.25;
+	p.c.margin = 0.05;
+	p.sv.tokens = 1000;
+	plan_tick(&p, 1, 0);
+	assert_int_equal(p.q[2], 15); /* 0.25 x 60 */
 	/* Excess: 52 held of 100 against a target of 45: at most 7. */
-	held[0] = 52;
-	held[1] = 38;
-	held[2] = 10;
-	xm_rebal_plan(&c, &sv, 1, 0, held, w, over, q, 3);
-	assert_int_equal(q[0], 7);
-	assert_int_equal(q[1], 0);
-	assert_int_equal(q[2], 0);
+	p.held[0] = 52;
+	p.held[1] = 38;
+	p.held[2] = 10;
+	plan_tick(&p, 1, 0);
+	assert_int_equal(p.q[0], 7);
+	assert_int_equal(p.q[1], 0);
+	assert_int_equal(p.q[2], 0);
 }
 
 /* The whole service retires at most max_per_s per second (burst of one second). */
 static void plan_rate_bound(void **st)
 {
-	struct xm_rebal_conf c;
-	struct xm_rebal_svc sv = { 0 };
-	uint32_t held[3] = { 10, 10, 400 }, q[3];
-	double w[3] = { 0.45, 0.45, 0.10 };
-	unsigned int over[3] = { 0 }, total = 0, last = 0;
+	unsigned int total = 0, last = 0;
+	struct plan p;
 
-	conf_on(&c);
-	c.ticks = 1;
-	c.max_per_s = 4;
-	c.share_per_tick = 1;
+	plan_init(&p);
+	p.held[0] = p.held[1] = 10;
+	p.held[2] = 400;
+	p.c.ticks = 1;
+	p.c.max_per_s = 4;
+	p.c.share_per_tick = 1;
 	for (int t = 0; t < 20; t++) { /* 10 s of 0.5 s ticks, all planned retired */
-		last = xm_rebal_plan(&c, &sv, 0.5, last, held, w, over, q, 3);
+		last = plan_tick(&p, 0.5, last);
 		total += last;
 		assert_true(last <= 4);
 	}
@@ -243,19 +253,19 @@ static void plan_rate_bound(void **st)
 /* Off, or too few connections: nothing. */
 static void plan_off_retires_nothing(void **st)
 {
-	struct xm_rebal_conf c;
-	struct xm_rebal_svc sv = { 0 };
-	uint32_t held[3] = { 0, 0, 100 }, small[3] = { 0, 0, 3 }, q[3];
-	double w[3] = { 0.45, 0.45, 0.10 };
-	unsigned int over[3] = { 0 };
+	struct plan p;
 
-	xm_rebal_conf_default(&c);
-	c.ticks = 1;
+	plan_init(&p);
+	p.c.enabled = false;
+	p.c.ticks = 1;
+	p.held[0] = p.held[1] = 0;
+	p.held[2] = 100;
 	for (int t = 0; t < 10; t++)
-		assert_int_equal(xm_rebal_plan(&c, &sv, 0.5, 0, held, w, over, q, 3), 0);
-	c.enabled = true;
+		assert_int_equal(plan_tick(&p, 0.5, 0), 0);
+	p.c.enabled = true;
+	p.held[2] = 3; /* below min_conns (4) */
 	for (int t = 0; t < 10; t++)
-		assert_int_equal(xm_rebal_plan(&c, &sv, 0.5, 0, small, w, over, q, 3), 0);
+		assert_int_equal(plan_tick(&p, 0.5, 0), 0);
 }
 
 static void conf_parse(void **st)
