@@ -7,7 +7,8 @@ set -eu
 PKGS="clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool make gcc pkg-config
 libmnl-dev libcmocka-dev libjansson-dev libmicrohttpd-dev
 iproute2 nftables sockperf iperf3 wrk haproxy prometheus containernetworking-plugins
-gnuplot-nox python3 python3-yaml util-linux procps python3-urllib3"
+gnuplot-nox python3 python3-yaml util-linux procps python3-urllib3
+nghttp2-client python3-h2 python3-grpcio"
 
 missing=""
 for p in $PKGS; do

@@ -59,7 +59,7 @@ run() {
 	done
 	if [ "$2" = true ]; then
 		# A real client library with its own pool, from t = 4 s (replica 2 slow) for 6 s.
-		xm_bg xm_pod_exec cl sh -c 'sleep 5; exec python3 "$0" "$1" 6' \
+		xm_bg xm_pod_exec cl sh -c 'sleep 5; exec /usr/bin/python3 "$0" "$1" 6' \
 			"$XM_TOP/tests/integration/urllib3_pool.py" "http://$VIP:$PORT" \
 			>"$XM_RUN_DIR/$name.urllib3" 2>&1
 		upid=$XM_LAST_PID
