@@ -11,7 +11,7 @@
 # replica 2 takes 100 ms from t = 3 s). Service l3x.
 # Phases, each XM_BENCH_H2_SECS (12) seconds:
 #   h2load-off/on   h2load -c 6 -m 4 (6 connections, 4 streams each, closed loop)
-#   grpc-off/on     6 gRPC clients (one channel = one connection each), 5 calls/s
+#   grpc-off/on     6 gRPC clients (one channel = one connection each), 1 call/s
 #                   each: connections idle between calls
 #   grpc1-on        one gRPC client, one channel, 100 calls/s
 # "on" = "rebalance": {"idle_ms": 100, "share_per_tick": 0.5, "ticks": 2}.
@@ -77,7 +77,7 @@ phase() {
 		xm_pod_exec cl h2load -c 6 -m 4 -D "$SECS" "http://$VIP:$PORT/" >"$OUT/$name.client" 2>&1 ;;
 	grpc)
 		for i in 1 2 3 4 5 6; do
-			xm_pod_exec cl $PY tests/tools/grpc_client.py "$VIP:$PORT" "$SECS" --rate 5 \
+			xm_pod_exec cl $PY tests/tools/grpc_client.py "$VIP:$PORT" "$SECS" --rate 1 \
 				--concurrency 1 >"$OUT/$name.client$i" 2>&1 &
 			cpids+=($!)
 		done
