@@ -35,7 +35,7 @@ write_config() {
   "services": [
     {"name": "pool", "vip": "$VIP", "port": $PORT, "protocol": "tcp", "algorithm": "l3x",
      "rebalance": {"enabled": $1, "idle_ms": 100, "share_per_tick": $SHARE,
-                   "max_per_s": $RATE, "margin": 0.1, "ticks": 2},
+                   "max_per_s": $RATE, "ticks": 2},
      "backends": [
        {"address": "10.79.1.10", "port": $PORT},
        {"address": "10.79.1.11", "port": $PORT},

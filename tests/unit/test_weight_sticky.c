@@ -194,7 +194,7 @@ static void plan_hysteresis(void **st)
 	p.c.ticks = 3;
 	assert_int_equal(plan_tick(&p, 0.5, 0), 0);
 	assert_int_equal(plan_tick(&p, 0.5, 0), 0);
-	/* A wobble: backend 2's weight share rises above its connection share - margin. */
+	/* A wobble: backend 2's target rises above its connection share - margin (0.5 / 3). */
 	p.w[2] = 0.55;
 	assert_int_equal(plan_tick(&p, 0.5, 0), 0);
 	p.w[2] = 0.10;
@@ -215,7 +215,7 @@ static void plan_share_and_excess_bounds(void **st)
 	p.c.ticks = 1;
 	p.c.max_per_s = 1000;
 	p.c.share_per_tick = 0.25;
-	p.c.margin = 0.05;
+	p.c.margin = 0.15; /* 0.05 of the shares, with 3 backends */
 	p.sv.tokens = 1000;
 	plan_tick(&p, 1, 0);
 	assert_int_equal(p.q[2], 15); /* 0.25 x 60 */

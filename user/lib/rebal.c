@@ -14,7 +14,7 @@ void xm_rebal_conf_default(struct xm_rebal_conf *c)
 	c->max_per_s = 20;
 	c->idle_s = 0.5;
 	c->share_per_tick = 0.1;
-	c->margin = 0.1;
+	c->margin = 0.5;
 	c->ticks = 3;
 	c->min_conns = 4;
 }
@@ -28,7 +28,7 @@ static const struct {
 	{ "max_per_s", 0, 100000, 1, offsetof(struct xm_rebal_conf, max_per_s), -1 },
 	{ "idle_ms", 0, 3600000, 1e-3, offsetof(struct xm_rebal_conf, idle_s), -1 },
 	{ "share_per_tick", 0, 1, 1, offsetof(struct xm_rebal_conf, share_per_tick), -1 },
-	{ "margin", 0, 1, 1, offsetof(struct xm_rebal_conf, margin), -1 },
+	{ "margin", 0, 10, 1, offsetof(struct xm_rebal_conf, margin), -1 },
 	{ "ticks", 1, 1000, 1, -1, offsetof(struct xm_rebal_conf, ticks) },
 	{ "min_conns", 1, 1000000, 1, -1, offsetof(struct xm_rebal_conf, min_conns) },
 };
@@ -113,7 +113,8 @@ unsigned int xm_rebal_plan(const struct xm_rebal_conf *c, struct xm_rebal_svc *s
 		double excess = held[i] / total - weight[i];
 		double q;
 
-		if (!(excess > c->margin)) {
+		/* The margin is in equal shares: 0.5 = half of 1/n, whatever n. */
+		if (!(excess > c->margin / n)) {
 			over[i] = 0;
 			continue;
 		}

@@ -18,7 +18,8 @@ struct xm_rebal_conf {
 	double max_per_s;      /* "max_per_s": retired connections per second, whole service (20) */
 	double idle_s;         /* "idle_ms" / 1000: no segment for this long (0.5) */
 	double share_per_tick; /* "share_per_tick": at most this share of a backend's connections (0.1) */
-	double margin;         /* "margin": connection share above weight share that counts (0.1) */
+	double margin;         /* "margin": connection share above target share that counts,
+				* in equal shares (1 / backends): 0.5 */
 	unsigned int ticks;    /* "ticks": consecutive ticks above the margin before acting (3) */
 	unsigned int min_conns; /* "min_conns": the service holds at least this many (4) */
 };
