@@ -74,6 +74,8 @@ run() {
 		tail -n1 "$XM_RUN_DIR/$name.urllib3" >&2
 	fi
 	xm_ctl -j backend list interval 0 >"$XM_RUN_DIR/$name.backends.json" || xm_fail "backend list failed"
+	xm_ctl backend list interval 0 >"$XM_RUN_DIR/$name.backends.txt" || xm_fail "backend list (plain) failed"
+	grep -q "CONNS.*RET/S" "$XM_RUN_DIR/$name.backends.txt" || xm_fail "backend list shows no CONNS, RET/S"
 	kill "${spids[@]}" 2>/dev/null
 	kill "$XM_AGENT_PID" 2>/dev/null
 	wait "$XM_AGENT_PID" 2>/dev/null
