@@ -182,7 +182,7 @@ static void plan_init(struct plan *p)
 
 static unsigned int plan_tick(struct plan *p, double dt, unsigned int retired)
 {
-	return xm_rebal_plan(&p->c, &p->sv, dt, retired, p->held, p->w, p->over, p->q, 3);
+	return xm_rebal_plan(&p->c, &p->sv, dt, retired, p->held, p->w, NULL, p->over, p->q, 3);
 }
 
 /* Nothing before `ticks` consecutive ticks over the margin; a dip restarts the count. */
@@ -248,6 +248,29 @@ static void plan_rate_bound(void **st)
 	}
 	assert_true(total <= 4 * 10 + 4);
 	assert_true(total >= 4 * 10 - 4);
+}
+
+/* Only a backend that is slow against the others is shed, however its weight wobbles. */
+static void plan_only_slow_backends(void **st)
+{
+	double l_est[3] = { 0.010, 0.012, 0.011 };
+	unsigned int i;
+	struct plan p;
+
+	plan_init(&p);
+	p.c.ticks = 1;
+	p.sv.tokens = 100;
+	/* Backend 2 holds 60 % against a target of 10 %, but it is as fast as the others. */
+	for (i = 0; i < 5; i++)
+		assert_int_equal(xm_rebal_plan(&p.c, &p.sv, 0.5, 0, p.held, p.w, l_est, p.over, p.q,
+					       3), 0);
+	l_est[2] = 0.1; /* now it is slow: shed */
+	assert_true(xm_rebal_plan(&p.c, &p.sv, 0.5, 0, p.held, p.w, l_est, p.over, p.q, 3) > 0);
+	assert_true(p.q[2] > 0);
+	/* slow_factor 0: any backend over its share. */
+	l_est[2] = 0.011;
+	p.c.slow_factor = 0;
+	assert_true(xm_rebal_plan(&p.c, &p.sv, 0.5, 0, p.held, p.w, l_est, p.over, p.q, 3) > 0);
 }
 
 /* Off, or too few connections: nothing. */
@@ -341,6 +364,7 @@ int main(void)
 		cmocka_unit_test(plan_share_and_excess_bounds),
 		cmocka_unit_test(plan_rate_bound),
 		cmocka_unit_test(plan_off_retires_nothing),
+		cmocka_unit_test(plan_only_slow_backends),
 		cmocka_unit_test(conf_parse),
 		cmocka_unit_test(conf_in_config_file),
 	};

@@ -446,7 +446,7 @@ static void rebalance_service(struct xm_weighting *w, struct wsvc *s, double dt,
 {
 	unsigned int n = s->ws.n, retired = 0;
 	__u32 held[n ? n : 1], quota[n ? n : 1];
-	double target[n ? n : 1];
+	double target[n ? n : 1], l_est[n ? n : 1];
 
 	if (!w->have_counts)
 		return;
@@ -456,6 +456,7 @@ static void rebalance_service(struct xm_weighting *w, struct wsvc *s, double dt,
 
 		held[i] = c->held;
 		target[i] = s->ws.b[i].conn_target;
+		l_est[i] = s->ws.b[i].l_est;
 		retired += c->retired;
 		if (!o)
 			continue;
@@ -474,7 +475,7 @@ static void rebalance_service(struct xm_weighting *w, struct wsvc *s, double dt,
 			   (xm_rebalance_can_retire(w->rebal) ? 0 : XM_RSTATE_F_NO_DESTROY);
 		o->updated_ns = now;
 	}
-	xm_rebal_plan(&s->rconf, &s->rplan, dt, retired, held, target, s->rover, quota, n);
+	xm_rebal_plan(&s->rconf, &s->rplan, dt, retired, held, target, l_est, s->rover, quota, n);
 	for (unsigned int i = 0; i < n; i++) {
 		const struct xm_rebal_be *c = xm_rebalance_counts(w->rebal, s->ids[i]);
 

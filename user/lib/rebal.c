@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "rebal.h"
@@ -17,6 +18,7 @@ void xm_rebal_conf_default(struct xm_rebal_conf *c)
 	c->margin = 0.5;
 	c->ticks = 3;
 	c->min_conns = 4;
+	c->slow_factor = 2;
 }
 
 /* Numeric fields: a double, or an unsigned integer (dbl_off < 0). */
@@ -31,6 +33,7 @@ static const struct {
 	{ "margin", 0, 10, 1, offsetof(struct xm_rebal_conf, margin), -1 },
 	{ "ticks", 1, 1000, 1, -1, offsetof(struct xm_rebal_conf, ticks) },
 	{ "min_conns", 1, 1000000, 1, -1, offsetof(struct xm_rebal_conf, min_conns) },
+	{ "slow_factor", 0, 1000, 1, offsetof(struct xm_rebal_conf, slow_factor), -1 },
 };
 
 int xm_rebal_conf_parse(json_t *o, struct xm_rebal_conf *c, char *err, size_t errlen)
@@ -66,7 +69,7 @@ int xm_rebal_conf_parse(json_t *o, struct xm_rebal_conf *c, char *err, size_t er
 		if (i == sizeof(fields) / sizeof(fields[0])) {
 			snprintf(err, errlen,
 				 "rebalance.%s: unknown field (enabled, max_per_s, idle_ms, "
-				 "share_per_tick, margin, ticks, min_conns)", k);
+				 "share_per_tick, margin, ticks, min_conns, slow_factor)", k);
 			return -EINVAL;
 		}
 		if (!json_is_number(v) || json_number_value(v) < fields[i].lo ||
@@ -87,11 +90,18 @@ int xm_rebal_conf_parse(json_t *o, struct xm_rebal_conf *c, char *err, size_t er
 	return 0;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
 unsigned int xm_rebal_plan(const struct xm_rebal_conf *c, struct xm_rebal_svc *st, double dt,
 			   unsigned int retired, const uint32_t *held, const double *weight,
-			   unsigned int *over, uint32_t *quota, unsigned int n)
+			   const double *l_est, unsigned int *over, uint32_t *quota, unsigned int n)
 {
-	double burst = c->max_per_s > 1 ? c->max_per_s : 1, total = 0;
+	double burst = c->max_per_s > 1 ? c->max_per_s : 1, total = 0, slow = 0;
 	unsigned int i, sum = 0;
 
 	st->tokens -= retired;
@@ -109,9 +119,21 @@ unsigned int xm_rebal_plan(const struct xm_rebal_conf *c, struct xm_rebal_svc *s
 			over[i] = 0;
 		return 0;
 	}
+	if (l_est && c->slow_factor > 0 && n) {
+		double sorted[n];
+
+		memcpy(sorted, l_est, n * sizeof(*sorted));
+		qsort(sorted, n, sizeof(*sorted), cmp_double);
+		slow = c->slow_factor * (n % 2 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2);
+	}
 	for (i = 0; i < n; i++) {
 		double excess = held[i] / total - weight[i];
 		double q;
+
+		if (l_est && !(l_est[i] > slow)) {
+			over[i] = 0; /* about as fast as the others: its weight only wobbles */
+			continue;
+		}
 
 		/* The margin is in equal shares: 0.5 = half of 1/n, whatever n. */
 		if (!(excess > c->margin / n)) {

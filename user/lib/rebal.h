@@ -22,6 +22,13 @@ struct xm_rebal_conf {
 				* in equal shares (1 / backends): 0.5 */
 	unsigned int ticks;    /* "ticks": consecutive ticks above the margin before acting (3) */
 	unsigned int min_conns; /* "min_conns": the service holds at least this many (4) */
+	/*
+	 * "slow_factor": only a backend whose latency estimate is above this
+	 * times the median of the service's is shed (2; 0 = any backend over
+	 * its share). Weights of equally fast backends wobble (l3x puts some
+	 * at the floor by chance); retiring toward them would only churn.
+	 */
+	double slow_factor;
 };
 
 void xm_rebal_conf_default(struct xm_rebal_conf *c);
@@ -42,14 +49,16 @@ struct xm_rebal_svc {
  * clients hold to backend i, weight[i] = its target share (sum 1),
  * over[i] = consecutive ticks it was above its share by the margin (kept by
  * the caller, zeroed at start), retired = connections retired since the last
- * call (charged to the bucket), dt = seconds since the last call. Fills
- * quota[i] = idle connections to retire from backend i in the next pass:
- * only from a backend over the margin for `ticks` ticks, at most
+ * call (charged to the bucket), dt = seconds since the last call, l_est[i] =
+ * its latency estimate (NULL: all alike). Fills quota[i] = idle connections
+ * to retire from backend i in the next pass: only from a backend slower
+ * than slow_factor x the median estimate that was over the margin for
+ * `ticks` ticks, at most
  * floor(share_per_tick x held[i]), at most its excess over its weight
  * share, and in all at most the bucket. Returns the sum of quota.
  */
 unsigned int xm_rebal_plan(const struct xm_rebal_conf *c, struct xm_rebal_svc *st, double dt,
 			   unsigned int retired, const uint32_t *held, const double *weight,
-			   unsigned int *over, uint32_t *quota, unsigned int n);
+			   const double *l_est, unsigned int *over, uint32_t *quota, unsigned int n);
 
 #endif
