@@ -9,7 +9,7 @@ libmnl-dev libcmocka-dev libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev l
 iproute2 nftables sockperf iperf3 wrk haproxy prometheus containernetworking-plugins
 gnuplot-nox python3 python3-yaml util-linux procps libclang-rt-14-dev man-db bash-completion
 containerd runc openssl curl nginx-light redis-server redis-tools nghttp2-server nghttp2-client
-postgresql-15"
+postgresql-15 python3-urllib3 python3-h2 python3-grpcio"
 
 missing=""
 for p in $PKGS; do

@@ -8,9 +8,20 @@
 # (delay and failures per scenarios/<name>.json; cross-cluster distance is in
 # the replicas' delay distributions: this kernel has no sch_netem). The
 # client runs loadgen (open loop, HTTP/1.1 so the LB's 5xx probe sees
-# failures) in two modes: a new connection per request, and keep-alive pools
-# (a connection lives at most XM_BENCH_POOL_REQS requests or
-# XM_BENCH_POOL_AGE seconds).
+# failures) in these modes:
+#   new       a new connection per request
+#   pool50    keep-alive pool, a connection carries at most 50 requests
+#   poolidle  keep-alive pool, a connection is kept until idle for
+#             XM_BENCH_POOL_IDLE seconds
+#   pool      keep-alive pool, at most XM_BENCH_POOL_REQS requests or
+#             XM_BENCH_POOL_AGE seconds per connection
+#   urllib3   Python urllib3 with its own pool (closed loop, 8 threads,
+#             tests/integration/urllib3_pool.py), a real client library
+# Pool clients retry a request once on a pooled connection found closed (as
+# urllib3, curl and Go do); the report counts those retries ("retried": the
+# errors a client that does not retry would have seen).
+# Algorithms: any of the service algorithms, and "l3x+rb" = l3x with
+# connection-level rebalancing on (its defaults; docs/config.md).
 #
 # Each (scenario, mode) runs every algorithm RUNS times, the order rotated
 # each run (A B C D, B C D A, ...). The agent is restarted for every run, so
@@ -18,26 +29,37 @@
 # run, summary.csv/md, PNG plots), table on stdout, last line "bench l3: ...".
 #
 # Knobs (environment):
-#   XM_BENCH_ALGOS      "round-robin l3 c3 l3x"
+#   XM_BENCH_ALGOS      "round-robin l3 c3 l3x l3x+rb"
 #   XM_BENCH_SCENARIOS  "spikes bad-replica step ramp fail91 fail98"
-#   XM_BENCH_MODES      "new pool"
+#   XM_BENCH_MODES      "new pool50 poolidle urllib3"
 #   XM_BENCH_RUNS       3
+#   XM_BENCH_REDUCED    1: slow replicas (spikes, bad-replica) and a step change
+#                       in the pooled modes, round-robin l3 l3x l3x+rb, 1 run
+#                       (~35 min); the variables above still override it
+#   XM_BENCH_POOL_IDLE  5
 #   XM_BENCH_WARMUP     5     seconds of load before t = 0 (not measured)
 #   XM_BENCH_TICK_MS    500   agent tick
 #   XM_BENCH_POOL_REQS  100
 #   XM_BENCH_POOL_AGE   5
 #   XM_BENCH_OUT        results/l3-<UTC time>
-# Full run: 6 scenarios x 2 modes x 4 algorithms x 3 runs x ~48 s = ~2.3 h.
+# Full run: 6 scenarios x 4 modes x 5 algorithms x 3 runs x ~48 s = ~5.8 h.
 # Quick look: XM_BENCH_RUNS=1 XM_BENCH_MODES=new (~20 min). Longer
 # scenarios: edit "duration" and the event times in scenarios/*.json.
 set -u
 cd "$(dirname "$0")/../.."
 . tests/integration/lib.sh
 
-ALGOS=(${XM_BENCH_ALGOS:-round-robin l3 c3 l3x})
+if [ "${XM_BENCH_REDUCED:-0}" = 1 ]; then
+	: "${XM_BENCH_ALGOS:=round-robin l3 l3x l3x+rb}"
+	: "${XM_BENCH_SCENARIOS:=spikes bad-replica step}"
+	: "${XM_BENCH_MODES:=pool50 poolidle urllib3}"
+	: "${XM_BENCH_RUNS:=1}"
+fi
+ALGOS=(${XM_BENCH_ALGOS:-round-robin l3 c3 l3x l3x+rb})
 SCENARIOS=(${XM_BENCH_SCENARIOS:-spikes bad-replica step ramp fail91 fail98})
-MODES=(${XM_BENCH_MODES:-new pool})
+MODES=(${XM_BENCH_MODES:-new pool50 poolidle urllib3})
 RUNS=${XM_BENCH_RUNS:-3}
+POOL_IDLE=${XM_BENCH_POOL_IDLE:-5}
 WARMUP=${XM_BENCH_WARMUP:-5}
 TICK_MS=${XM_BENCH_TICK_MS:-500}
 POOL_REQS=${XM_BENCH_POOL_REQS:-100}
@@ -61,9 +83,10 @@ done
 ip netns exec "$XM_PREFIX-cl" sysctl -qw net.ipv4.tcp_tw_reuse=1 \
 	net.ipv4.ip_local_port_range="10000 65000"
 
-# write_config ALGO FILE
+# write_config ALGO FILE ("l3x+rb": l3x with rebalancing on)
 write_config() {
-	local algo=$1 i be=""
+	local algo=${1%+rb} rb=false i be=""
+	[ "$1" != "$algo" ] && rb=true
 	for i in $(seq 0 $((NREP - 1))); do
 		be+="${be:+,}{\"address\": \"10.77.1.$((10 + i))\", \"port\": $PORT, \"cluster\": \"c$((i / 3))\"}"
 	done
@@ -72,7 +95,7 @@ write_config() {
   "weighting": {"tick_ms": $TICK_MS},
   "services": [
     {"name": "bench", "vip": "$VIP", "port": $PORT, "protocol": "tcp",
-     "algorithm": "$algo", "backends": [$be]}
+     "algorithm": "$algo", "rebalance": $rb, "backends": [$be]}
   ]
 }
 EOF
@@ -80,7 +103,7 @@ EOF
 
 # run_one SCENARIO MODE ALGO RUN
 run_one() {
-	local scn=$1 mode=$2 algo=$3 run=$4 cfg=$XM_RUN_DIR/agent.json start i spids=() line
+	local scn=$1 mode=$2 algo=$3 run=$4 cfg=$XM_RUN_DIR/agent.json start i spids=() line client
 	local csv=$OUT/$scn.$mode.$algo.$run.csv
 	write_config "$algo" "$cfg"
 	xm_agent_start --config "$cfg" --log-level warn
@@ -92,19 +115,36 @@ run_one() {
 		spids+=($!)
 		XM_PIDS+=($!)
 	done
-	line=$(xm_pod_exec cl "$XM_TOOLS/loadgen" --target $VIP:$PORT \
-		--scenario "scenarios/$scn.json" --start "$start" --warmup "$WARMUP" \
-		--mode "$mode" --http --max-requests "$POOL_REQS" --max-age "$POOL_AGE" \
-		--timeout 5 --out "$csv" | tail -n1)
+	case $mode in
+	new) client=(--mode new) ;;
+	pool) client=(--mode pool --retry --max-requests "$POOL_REQS" --max-age "$POOL_AGE") ;;
+	pool50) client=(--mode pool --retry --max-requests 50 --max-age 3600) ;;
+	poolidle) client=(--mode pool --retry --max-requests 1000000 --max-age 3600
+			  --idle-timeout "$POOL_IDLE") ;;
+	esac
+	if [ "$mode" = urllib3 ]; then
+		line=$(xm_pod_exec cl python3 tests/integration/urllib3_pool.py "http://$VIP:$PORT" \
+			"$(python3 -c "import json; print(json.load(open('scenarios/$scn.json'))['duration'])")" \
+			--threads 8 --think 0.03 --start "$start" --warmup "$WARMUP" --out "$csv" \
+			2>/dev/null | tail -n1)
+	else
+		line=$(xm_pod_exec cl "$XM_TOOLS/loadgen" --target $VIP:$PORT \
+			--scenario "scenarios/$scn.json" --start "$start" --warmup "$WARMUP" \
+			"${client[@]}" --http --timeout 5 --out "$csv" | tail -n1)
+	fi
 	xm_ctl -j backend list >"$OUT/$scn.$mode.$algo.$run.backends.json" 2>/dev/null
 	kill "${spids[@]}" 2>/dev/null
 	wait "${spids[@]}" 2>/dev/null
 	kill "$XM_AGENT_PID" 2>/dev/null
 	wait "$XM_AGENT_PID" 2>/dev/null
-	printf '%-12s %-5s %-12s run %s: %s\n' "$scn" "$mode" "$algo" "$run" "${line#loadgen: }" >&2
+	done_runs=$((done_runs + 1))
+	printf '[%d/%d %s] %-12s %-8s %-12s run %s: %s\n' "$done_runs" "$total_runs" "$(date +%T)" \
+		"$scn" "$mode" "$algo" "$run" "${line#*: }" >&2
 }
 
 n=${#ALGOS[@]}
+done_runs=0
+total_runs=$((RUNS * ${#SCENARIOS[@]} * ${#MODES[@]} * n))
 for run in $(seq 1 "$RUNS"); do
 	for scn in "${SCENARIOS[@]}"; do
 		for mode in "${MODES[@]}"; do

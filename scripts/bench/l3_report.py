@@ -2,8 +2,13 @@
 # SPDX-License-Identifier: MIT
 """Summarise a `make bench-l3` result directory.
 
-Input: DIR/<scenario>.<mode>.<algorithm>.<run>.csv written by loadgen
-(t,latency_ms,backend,ok,new_conn,err; t < 0 is warm-up and ignored).
+Input: DIR/<scenario>.<mode>.<algorithm>.<run>.csv written by loadgen or
+tests/integration/urllib3_pool.py (t,latency_ms,backend,ok,new_conn,err[,retried];
+t < 0 is warm-up and ignored). `retried` requests were sent again after their
+pooled connection turned out closed: a client that does not retry would have
+seen each as an error. "trouble" is the share of the requests sent while some
+replica was in trouble (per `scenario_server --dump`: p99 >= 3x its calmest,
+lower success, or down) that went to a replica in trouble at that moment.
 Output: a table on stdout, DIR/summary.csv, DIR/summary.md, per-second
 series DIR/series/*.dat and one gnuplot PNG per scenario and client mode
 (latency over time and per-replica share over time, one row per algorithm).
@@ -33,8 +38,46 @@ def load(path):
     with open(path) as f:
         for r in csv.DictReader(f):
             t = float(r["t"])
-            rows.append((t, float(r["latency_ms"]), int(r["backend"]), r["ok"] == "1"))
+            rows.append((t, float(r["latency_ms"]), int(r["backend"]), r["ok"] == "1",
+                         r.get("retried") == "1"))
     return rows
+
+
+def trouble_windows(scen):
+    """{0.5 s bin: set of replicas in trouble} from the scenario's timeline."""
+    tool = os.environ.get("XM_TOOLS", os.path.join(os.path.dirname(__file__), "../../build/tests"))
+    path = os.path.join(os.path.dirname(__file__), "../../scenarios", scen + ".json")
+    try:
+        out = subprocess.run([os.path.join(tool, "scenario_server"), "--dump", "--scenario", path],
+                             capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return {}
+    rows = list(csv.DictReader(out.splitlines()))
+    calm = collections.defaultdict(lambda: float("inf"))
+    best = collections.defaultdict(float)
+    for r in rows:
+        calm[r["replica"]] = min(calm[r["replica"]], float(r["p99_ms"]))
+        best[r["replica"]] = max(best[r["replica"]], float(r["success"]))
+    bins = collections.defaultdict(set)
+    for r in rows:
+        rep_ = r["replica"]
+        if (float(r["p99_ms"]) >= 3 * calm[rep_] or float(r["success"]) < best[rep_] - 0.01
+                or r["down"] == "1"):
+            bins[int(float(r["t"]) * 2)].add(int(rep_))
+    return bins
+
+
+def trouble_share(rows, bins):
+    sent = hit = 0
+    for r in rows:
+        if r[0] < 0:
+            continue
+        bad = bins.get(int(r[0] * 2))
+        if not bad:
+            continue
+        sent += 1
+        hit += r[2] in bad
+    return hit / sent if sent else float("nan")
 
 
 def metrics(rows):
@@ -48,6 +91,7 @@ def metrics(rows):
         "p50": pct(lat, 0.5),
         "p99": pct(lat, 0.99),
         "p999": pct(lat, 0.999),
+        "retried": sum(1 for r in rows if r[4]),
     }
 
 
@@ -154,6 +198,7 @@ def main():
     runs = collections.defaultdict(list)  # (scen, mode, algo) -> [metrics]
     halves = collections.defaultdict(list)
     first_series = collections.defaultdict(dict)
+    windows = {}
     order = []
     for path in sorted(glob.glob(os.path.join(d, "*.csv"))):
         base = os.path.basename(path)[:-4]
@@ -164,15 +209,19 @@ def main():
             continue
         scen, mode, algo, run = parts
         rows = load(path)
-        runs[(scen, mode, algo)].append(metrics(rows))
+        if scen not in windows:
+            windows[scen] = trouble_windows(scen)
+        m = metrics(rows)
+        m["trouble"] = trouble_share(rows, windows[scen])
+        runs[(scen, mode, algo)].append(m)
         if scen in step_at:
             halves[(scen, mode, algo)].append(halving_time(rows, *step_at[scen]))
         if algo not in first_series[(scen, mode)] or run == "1":
             first_series[(scen, mode)][algo] = series(rows)
         if (scen, mode) not in order:
             order.append((scen, mode))
-    algos_all = sorted({k[2] for k in runs}, key=lambda a: ["round-robin", "l3", "l3-peak", "c3", "l3x"].index(a)
-                       if a in ["round-robin", "l3", "l3-peak", "c3", "l3x"] else 99)
+    known = ["round-robin", "l3", "l3-peak", "c3", "l3x", "l3x+rb"]
+    algos_all = sorted({k[2] for k in runs}, key=lambda a: known.index(a) if a in known else 99)
 
     summary = []
     for scen, mode in order:
@@ -181,7 +230,8 @@ def main():
             ms = runs.get((scen, mode, a))
             if not ms:
                 continue
-            m = {k: statistics.median([x[k] for x in ms]) for k in ("p50", "p99", "p999", "success")}
+            m = {k: statistics.median([x[k] for x in ms])
+                 for k in ("p50", "p99", "p999", "success", "retried", "trouble")}
             m["runs"] = len(ms)
             m["requests"] = int(statistics.median([x["requests"] for x in ms]))
             hv = halves.get((scen, mode, a))
@@ -191,17 +241,20 @@ def main():
         for a, m in med.items():
             m["p99_vs_rr"] = m["p99"] / rr["p99"] if rr and rr["p99"] > 0 else float("nan")
             m["p999_vs_rr"] = m["p999"] / rr["p999"] if rr and rr["p999"] > 0 else float("nan")
+            m["trouble_vs_rr"] = (m["trouble"] / rr["trouble"]
+                                  if rr and rr["trouble"] > 0 else float("nan"))
             summary.append((scen, mode, a, m))
 
     hdr = ["scenario", "mode", "algorithm", "runs", "p50_ms", "p99_ms", "p999_ms", "success",
-           "p99/rr", "p999/rr", "halve_s"]
+           "p99/rr", "p999/rr", "halve_s", "trouble", "trouble/rr", "retried"]
     lines = ["| " + " | ".join(hdr) + " |", "|" + "---|" * len(hdr)]
     with open(os.path.join(d, "summary.csv"), "w") as f:
         f.write(",".join(hdr) + "\n")
         for scen, mode, a, m in summary:
             vals = [scen, mode, a, str(m["runs"]), fmt(m["p50"]), fmt(m["p99"]), fmt(m["p999"]),
                     fmt(m["success"] * 100, 2) + "%", fmt(m["p99_vs_rr"], 2), fmt(m["p999_vs_rr"], 2),
-                    fmt(m["halve_s"])]
+                    fmt(m["halve_s"]), fmt(m["trouble"], 3), fmt(m["trouble_vs_rr"], 2),
+                    str(int(m["retried"]))]
             f.write(",".join(vals) + "\n")
             lines.append("| " + " | ".join(vals) + " |")
     table = "\n".join(lines)
@@ -223,10 +276,24 @@ def main():
                 rs.append(math.log(ma["p99"] / mb["p99"]))
         return math.exp(sum(rs) / len(rs)) if rs else float("nan")
 
+    def gmean_ratio_modes(a, b, pick):
+        rs = []
+        for scen, mode in order:
+            if not pick(mode):
+                continue
+            ma = next((m for s, mo, x, m in summary if (s, mo, x) == (scen, mode, a)), None)
+            mb = next((m for s, mo, x, m in summary if (s, mo, x) == (scen, mode, b)), None)
+            if ma and mb and ma["p99"] > 0 and mb["p99"] > 0:
+                rs.append(math.log(ma["p99"] / mb["p99"]))
+        return math.exp(sum(rs) / len(rs)) if rs else float("nan")
+
     kv = []
     for a in algos_all:
         if a != "round-robin":
             kv.append(f"p99_{a}_vs_rr={fmt(gmean_ratio(a, 'round-robin'), 3)}")
+            if any(mo != "new" for _, mo in order):
+                kv.append(f"p99_{a}_vs_rr_pooled="
+                          f"{fmt(gmean_ratio_modes(a, 'round-robin', lambda mo: mo != 'new'), 3)}")
     for a in ("l3", "c3"):
         if "l3x" in algos_all and a in algos_all:
             kv.append(f"p99_l3x_vs_{a}={fmt(gmean_ratio('l3x', a), 3)}")

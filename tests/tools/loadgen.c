@@ -8,19 +8,26 @@
  *
  *   loadgen --target IP:PORT (--scenario FILE | --rate RPS --duration S)
  *           [--start EPOCH] [--mode new|pool] [--max-requests N] [--max-age S]
- *           [--http] [--timeout S] [--warmup S] [--out FILE.csv]
+ *           [--idle-timeout S] [--retry] [--http] [--timeout S] [--warmup S]
+ *           [--out FILE.csv]
  *
  * --warmup S starts sending S seconds before the start at the rate of t = 0;
  * those requests are in the CSV (negative t) but not in the summary.
  * Modes: "new" opens a connection per request (the server closes it after
  * the answer); "pool" keeps connections alive and reuses an idle one, opening
  * more when all are busy, and retires a connection after --max-requests
- * requests or --max-age seconds (like HTTP client pools, gRPC max-age).
+ * requests or --max-age seconds (like HTTP client pools, gRPC max-age), and
+ * one left idle for --idle-timeout seconds (0: never).
+ * --retry: a request whose pooled connection turns out closed (the send
+ * fails, or the connection ends before any byte of the answer) is sent once
+ * more on a new connection, as urllib3, curl and Go's net/http do for a
+ * keep-alive connection the server closed while it was idle.
  *
  * stdout, last line: "loadgen: requests=N ok=N success=F p50_ms=F p99_ms=F
- * p999_ms=F conns=N" followed by "backend=<id>:<count>" pairs. Percentiles
+ * p999_ms=F conns=N idle_closed=N retried=N" followed by "backend=<id>:<count>"
+ * pairs (idle_closed: pooled connections found closed while idle). Percentiles
  * are of successful requests; failures count in the success rate.
- * CSV columns: t,latency_ms,backend,ok,new_conn,err
+ * CSV columns: t,latency_ms,backend,ok,new_conn,err,retried
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -47,13 +54,14 @@ static const char *err_names[] = { "", "connect", "reset", "timeout", "status" }
 struct rec {
 	double t, lat;
 	int backend;
-	unsigned char ok, new_conn, err;
+	unsigned char ok, new_conn, err, retried;
 };
 
 struct conn {
 	int fd;
 	enum cstate state;
 	double opened;
+	double used;    /* when its last request ended */
 	unsigned int nreq;
 	bool fresh;     /* opened for the current request */
 	long req;       /* index into recs of the request on this connection, or -1 */
@@ -62,7 +70,9 @@ struct conn {
 };
 
 static struct sockaddr_in target;
-static bool http, pool_mode;
+static bool http, pool_mode, retry;
+static double idle_timeout;
+static unsigned long idle_closed, retried;
 static unsigned int max_requests = 100;
 static double max_age = 10, timeout_s = 5;
 static struct rec *recs;
@@ -110,10 +120,22 @@ static void conn_close(struct conn *c)
 	c->req = -1;
 }
 
+static void dispatch(long req, bool fresh_only);
+
 static void finish(struct conn *c, enum err e, int backend)
 {
 	struct rec *r = &recs[c->req];
 
+	if (e == E_RESET && retry && !c->fresh && !c->len && !r->retried) {
+		long req = c->req;
+
+		/* A pooled connection that was closed while idle: once more, on a new one. */
+		r->retried = 1;
+		retried++;
+		conn_close(c);
+		dispatch(req, true);
+		return;
+	}
 	r->lat = now_real() - start_time - r->t;
 	r->ok = e == E_OK;
 	r->err = e;
@@ -130,6 +152,7 @@ static void finish(struct conn *c, enum err e, int backend)
 		return;
 	}
 	c->state = C_IDLE;
+	c->used = now_real();
 	c->len = 0;
 }
 
@@ -155,11 +178,6 @@ static void send_request(struct conn *c)
 
 static void issue(double sched)
 {
-	struct conn *c = NULL;
-	struct epoll_event ev;
-	size_t i;
-	int fd, one = 1;
-
 	if (nrecs == caprecs) {
 		caprecs = caprecs ? caprecs * 2 : 65536;
 		recs = realloc(recs, caprecs * sizeof(*recs));
@@ -170,13 +188,25 @@ static void issue(double sched)
 	recs[nrecs].t = sched;
 	recs[nrecs].backend = -1;
 	recs[nrecs].lat = -1;
+	dispatch(nrecs++, false);
+}
 
-	if (pool_mode) {
+/* Send request req on an idle pooled connection, or on a new one. */
+static void dispatch(long req, bool fresh_only)
+{
+	struct conn *c = NULL;
+	struct epoll_event ev;
+	double sched = recs[req].t;
+	size_t i;
+	int fd, one = 1;
+
+	if (pool_mode && !fresh_only) {
 		/* Most recently used idle connection first. */
 		for (i = nconns; i-- > 0;) {
 			if (conns[i].state != C_IDLE)
 				continue;
-			if (now_real() - conns[i].opened >= max_age) {
+			if (now_real() - conns[i].opened >= max_age ||
+			    (idle_timeout > 0 && now_real() - conns[i].used >= idle_timeout)) {
 				conn_close(&conns[i]);
 				continue;
 			}
@@ -185,14 +215,14 @@ static void issue(double sched)
 		}
 	}
 	if (c) {
-		c->req = nrecs++;
+		c->req = req;
 		c->fresh = false;
 		send_request(c);
 		return;
 	}
 	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
 	c = conn_alloc();
-	c->req = nrecs++;
+	c->req = req;
 	c->fresh = true;
 	c->nreq = 0;
 	c->opened = now_real();
@@ -270,6 +300,7 @@ static void on_event(struct conn *c, uint32_t events)
 	}
 	if (c->state == C_IDLE) {
 		/* The server closed or reset an idle connection. */
+		idle_closed++;
 		conn_close(c);
 		return;
 	}
@@ -342,8 +373,8 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: loadgen --target IP:PORT (--scenario FILE | --rate RPS --duration S)\n"
 			"               [--start EPOCH] [--mode new|pool] [--max-requests N]\n"
-			"               [--max-age S] [--http] [--timeout S] [--warmup S]\n"
-			"               [--out FILE.csv]\n");
+			"               [--max-age S] [--idle-timeout S] [--retry] [--http]\n"
+			"               [--timeout S] [--warmup S] [--out FILE.csv]\n");
 	exit(2);
 }
 
@@ -381,6 +412,10 @@ int main(int argc, char **argv)
 			max_requests = atoi(argv[++a]);
 		else if (!strcmp(argv[a], "--max-age") && a + 1 < argc)
 			max_age = atof(argv[++a]);
+		else if (!strcmp(argv[a], "--idle-timeout") && a + 1 < argc)
+			idle_timeout = atof(argv[++a]);
+		else if (!strcmp(argv[a], "--retry"))
+			retry = true;
 		else if (!strcmp(argv[a], "--timeout") && a + 1 < argc)
 			timeout_s = atof(argv[++a]);
 		else if (!strcmp(argv[a], "--warmup") && a + 1 < argc)
@@ -482,7 +517,7 @@ int main(int argc, char **argv)
 			perror(out_path);
 			return 1;
 		}
-		fprintf(out, "t,latency_ms,backend,ok,new_conn,err\n");
+		fprintf(out, "t,latency_ms,backend,ok,new_conn,err,retried\n");
 	}
 	lat = malloc((nrecs ? nrecs : 1) * sizeof(*lat));
 	for (i = 0; i < nrecs; i++) {
@@ -491,8 +526,8 @@ int main(int argc, char **argv)
 		if (r->lat < 0) /* never finished (stopped early) */
 			continue;
 		if (out)
-			fprintf(out, "%.4f,%.3f,%d,%d,%d,%s\n", r->t, r->lat * 1000, r->backend,
-				r->ok, r->new_conn, err_names[r->err]);
+			fprintf(out, "%.4f,%.3f,%d,%d,%d,%s,%d\n", r->t, r->lat * 1000, r->backend,
+				r->ok, r->new_conn, err_names[r->err], r->retried);
 		if (r->t < 0)
 			continue;
 		/* Latency percentiles are of successful requests (as in L3). */
@@ -508,9 +543,10 @@ int main(int argc, char **argv)
 		fclose(out);
 	qsort(lat, nlat, sizeof(*lat), cmp_double);
 	printf("loadgen: requests=%zu ok=%zu success=%.4f p50_ms=%.2f p99_ms=%.2f p999_ms=%.2f "
-	       "conns=%lu",
+	       "conns=%lu idle_closed=%lu retried=%lu",
 	       total, ok, total ? (double)ok / total : 0, pct(lat, nlat, 0.5) * 1000,
-	       pct(lat, nlat, 0.99) * 1000, pct(lat, nlat, 0.999) * 1000, conns_opened);
+	       pct(lat, nlat, 0.99) * 1000, pct(lat, nlat, 0.999) * 1000, conns_opened,
+	       idle_closed, retried);
 	for (i = 0; i < SCN_MAX_REPLICAS; i++)
 		if (backends[i])
 			printf(" backend=%zu:%d", i, backends[i]);

@@ -19,6 +19,8 @@
 #include "log.h"
 #include "pin.h"
 #include "lbstate.h"
+#include "rebal.h"
+#include "rebalance.h"
 #include "weightcfg.h"
 #include "weighting.h"
 
@@ -55,6 +57,9 @@ struct wsvc {
 	__u64 written_ns;   /* when */
 	unsigned long long seen; /* tick number when last found in the map */
 	double quiet_dt;    /* s banked while nothing changed */
+	struct xm_rebal_conf rconf; /* "rebalance" as last applied */
+	struct xm_rebal_svc rplan;  /* its token bucket */
+	unsigned int *rover;        /* per backend: ticks above its connection share */
 };
 
 /* Previous cumulative histogram, sparse, low 32 bits (deltas are modular). */
@@ -105,6 +110,14 @@ struct xm_weighting {
 	unsigned int nsvc_found;    /* services in svc_keys/svc_vals */
 	unsigned int rotate;        /* first service visited this tick */
 	struct xm_lb_svc_rt *rt_by_id[XM_LB_MAX_SERVICES]; /* the agent's services, this tick */
+	/* Connection-level rebalancing (rebalance.h); NULL: the kernel cannot count. */
+	struct xm_rebalancer *rebal;
+	bool rebal_tried;
+	bool want_counts;           /* some service uses connection counts: run the pass */
+	bool have_counts;           /* the pass ran this tick */
+	int rstate_fd;
+	struct xm_lb_rstate *rstate; /* mmap of xm_lb_rstate */
+	size_t rstate_len;
 };
 
 static __u64 mono_ns(void)
@@ -311,6 +324,7 @@ static void wsvc_free(struct wsvc *s)
 		return;
 	xm_wservice_free(&s->ws);
 	json_decref(s->params);
+	free(s->rover);
 	free(s->ids);
 	free(s->slots);
 	free(s);
@@ -323,7 +337,8 @@ static void wsvc_free(struct wsvc *s)
  * algorithms do not inherit each other's filters).
  */
 static int wsvc_sync(struct xm_weighting *w, struct wsvc **sp, const struct xm_lb_svc_key *key,
-		     const char *algo, json_t *params, const __u32 *ids, unsigned int n)
+		     const char *algo, json_t *params, const struct xm_rebal_conf *rconf,
+		     const __u32 *ids, unsigned int n)
 {
 	bool managed = xm_weight_algo_is_dynamic(algo);
 	const char *filters = managed ? algo : "round-robin";
@@ -334,8 +349,10 @@ static int wsvc_sync(struct xm_weighting *w, struct wsvc **sp, const struct xm_l
 
 	if (s && !memcmp(&s->key, key, sizeof(*key)) && !strcmp(s->algo, algo) &&
 	    json_equal(s->params, params) && s->ws.n == n &&
-	    !memcmp(s->ids, ids, n * sizeof(*ids)))
+	    !memcmp(s->ids, ids, n * sizeof(*ids))) {
+		s->rconf = *rconf;
 		return 0;
+	}
 	if (xm_weight_params_parse(filters, managed ? params : NULL, &p, err, sizeof(err))) {
 		/* The config was checked at load; this only happens on a bad control request. */
 		pr_warn("weighting: %s (using the defaults)", err);
@@ -352,7 +369,9 @@ static int wsvc_sync(struct xm_weighting *w, struct wsvc **sp, const struct xm_l
 	r = xm_wservice_init(&ns->ws, filters, &p, n);
 	ns->ids = calloc(n ? n : 1, sizeof(*ns->ids));
 	ns->slots = calloc(n ? n : 1, sizeof(*ns->slots));
-	if (r || !ns->ids || !ns->slots || !ns->params) {
+	ns->rover = calloc(n ? n : 1, sizeof(*ns->rover));
+	ns->rconf = *rconf;
+	if (r || !ns->ids || !ns->slots || !ns->rover || !ns->params) {
 		wsvc_free(ns);
 		return r ?: -ENOMEM;
 	}
@@ -365,6 +384,7 @@ static int wsvc_sync(struct xm_weighting *w, struct wsvc **sp, const struct xm_l
 				if (s->ids[j] == ids[i])
 					ns->ws.b[i] = s->ws.b[j];
 		ns->ws.total_rps = s->ws.total_rps;
+		ns->rplan = s->rplan;
 	} else {
 		char buf[96];
 
@@ -404,6 +424,58 @@ static void publish(struct xm_weighting *w, struct wsvc *s, __u32 svc_id, __u64 
 	}
 }
 
+/*
+ * Connection-level rebalancing of one service: publish what the last pass
+ * counted and retired, and let the next pass retire idle connections of the
+ * backends that hold more than their target share (rebal.h: hysteresis,
+ * share per tick, rate).
+ */
+static void rebalance_service(struct xm_weighting *w, struct wsvc *s, double dt, __u64 now)
+{
+	unsigned int n = s->ws.n, retired = 0;
+	__u32 held[n ? n : 1], quota[n ? n : 1];
+	double target[n ? n : 1], l_est[n ? n : 1];
+
+	if (!w->have_counts)
+		return;
+	for (unsigned int i = 0; i < n; i++) {
+		const struct xm_rebal_be *c = xm_rebalance_counts(w->rebal, s->ids[i]);
+		struct xm_lb_rstate *o = w->rstate ? &w->rstate[s->ids[i]] : NULL;
+
+		held[i] = c->held;
+		target[i] = s->ws.b[i].conn_target;
+		l_est[i] = s->ws.b[i].l_est;
+		retired += c->retired;
+		if (!o)
+			continue;
+		if (o->updated_ns && now > o->updated_ns) {
+			/* Retired per second: EWMA with a 2 s half-life. */
+			double a = xm_filter_decay(2, (now - o->updated_ns) / 1e9);
+			double rate = c->retired / ((now - o->updated_ns) / 1e9);
+
+			o->retired_milli_s = (__u32)fmin((rate * (1 - a) + o->retired_milli_s / 1e3 * a) *
+							 1e3, 4e9);
+		}
+		o->retired_total += c->retired;
+		o->held = c->held;
+		o->idle = c->idle;
+		o->flags = (s->rconf.enabled ? XM_RSTATE_F_ENABLED : 0) |
+			   (xm_rebalance_can_retire(w->rebal) ? 0 : XM_RSTATE_F_NO_DESTROY);
+		o->updated_ns = now;
+	}
+	xm_rebal_plan(&s->rconf, &s->rplan, dt, retired, held, target, l_est, s->rover, quota, n);
+	for (unsigned int i = 0; i < n; i++) {
+		const struct xm_rebal_be *c = xm_rebalance_counts(w->rebal, s->ids[i]);
+
+		/* One line per backend that retired or may retire: the bounds can be checked. */
+		if (c->retired || quota[i])
+			pr_debug("rebalance: backend %u: retired %u, held %u (target %.3f), "
+				 "quota %u for the next pass", s->ids[i], c->retired, held[i],
+				 target[i], quota[i]);
+		xm_rebalance_allow(w->rebal, s->ids[i], quota[i], (__u64)(s->rconf.idle_s * 1e9));
+	}
+}
+
 static void weigh_service(struct xm_weighting *w, __u32 svc_id, const struct xm_lb_svc_key *key,
 			  const __u32 *ids, unsigned int n, double dt, __u64 now)
 {
@@ -411,6 +483,7 @@ static void weigh_service(struct xm_weighting *w, __u32 svc_id, const struct xm_
 	double weights[n ? n : 1];
 	__u32 slots[n ? n : 1];
 	struct xm_lb_svc_rt *rt = w->rt_by_id[svc_id];
+	struct xm_rebal_conf roff;
 	bool quiet = true;
 	struct wsvc *s;
 	bool change;
@@ -419,8 +492,9 @@ static void weigh_service(struct xm_weighting *w, __u32 svc_id, const struct xm_
 	if (rt && memcmp(&rt->conf.key, key, sizeof(*key)))
 		rt = NULL;
 	/* Services added by another writer than this agent's config are left static. */
+	xm_rebal_conf_default(&roff);
 	err = wsvc_sync(w, &w->svcs[svc_id], key, rt ? rt->conf.algorithm : "static",
-			rt ? rt->conf.params : NULL, ids, n);
+			rt ? rt->conf.params : NULL, rt ? &rt->conf.rebalance : &roff, ids, n);
 	if (err) {
 		char buf[96];
 
@@ -440,7 +514,9 @@ static void weigh_service(struct xm_weighting *w, __u32 svc_id, const struct xm_
 		x[i].alive = true;
 		x[i].p50 = x[i].p99 = -1;
 		x[i].inflight = (double)xm_lb_in_flight(cur);
-		quiet &= !x[i].inflight && !b->pending;
+		if (w->have_counts)
+			x[i].conns = xm_rebalance_counts(w->rebal, ids[i])->held;
+		quiet &= !x[i].inflight && !b->pending && !x[i].conns;
 		if (!b->have_prev) {
 			quiet = false;
 			b->prev = *cur;
@@ -495,9 +571,12 @@ static void weigh_service(struct xm_weighting *w, __u32 svc_id, const struct xm_
 	publish(w, s, svc_id, now, x);
 	if (!s->managed || !w->maps_ok)
 		return;
+	w->want_counts |= s->ws.p.stickiness > 0 || s->rconf.enabled;
+	rebalance_service(w, s, dt, now);
 
+	/* The table holds the shares of new connections (weight, with the held ones in view). */
 	for (unsigned int i = 0; i < n; i++)
-		weights[i] = s->ws.b[i].weight;
+		weights[i] = s->ws.b[i].place;
 	xm_lb_slots_apportion(weights, n, slots);
 	/*
 	 * Write when some backend gained or lost XM_W_SLOTS_NOW slots since the
@@ -619,8 +698,11 @@ static void topology_read(struct xm_weighting *w, __u64 now)
 		bool live = (w->be[id].flags & XM_LB_BE_F_USED) &&
 			    !(w->be[id].flags & XM_LB_BE_F_REMOVED);
 
-		if (!live && w->live[id])
+		if (!live && w->live[id]) {
 			bstate_reset(&w->bs[id]); /* the id may be reused: restart deltas */
+			if (w->rstate)
+				memset(&w->rstate[id], 0, sizeof(w->rstate[id]));
+		}
 		w->live[id] = live;
 		if (live)
 			w->probe_end = id + 1;
@@ -705,6 +787,13 @@ void xm_weighting_tick(struct xm_agent *a)
 			if (st->svc[i].id < XM_LB_MAX_SERVICES)
 				w->rt_by_id[st->svc[i].id] = &st->svc[i];
 	}
+	/* Connections held per backend (and retirements allowed last tick): one pass. */
+	if (w->want_counts && !w->rebal && !w->rebal_tried) {
+		w->rebal_tried = true;
+		w->rebal = xm_rebalance_open(a);
+	}
+	w->have_counts = w->want_counts && w->rebal && xm_rebalance_pass(w->rebal) >= 0;
+	w->want_counts = false;
 	w->hist_budget = XM_W_HIST_BUDGET;
 	w->rotate = nsvc_found ? (w->rotate + 1) % nsvc_found : 0;
 	for (unsigned int k = 0; k < nsvc_found; k++) {
@@ -767,7 +856,7 @@ int xm_weighting_start(struct xm_agent *a)
 		return -ENOMEM;
 	w->a = a;
 	w->tfd = -1;
-	w->wstate_fd = w->wloop_fd = -1;
+	w->wstate_fd = w->wloop_fd = w->rstate_fd = -1;
 	w->tick_ms = XM_TICK_MS_DEFAULT;
 	w->topo_stale = true;
 	w->ncpu = libbpf_num_possible_cpus();
@@ -800,6 +889,9 @@ int xm_weighting_start(struct xm_agent *a)
 	if (!err)
 		err = pub_map(w, "xm_lb_wloop", sizeof(struct xm_lb_wloop), 1, &w->wloop_fd,
 			      (void **)&w->wloop, &w->wloop_len);
+	if (!err)
+		err = pub_map(w, "xm_lb_rstate", sizeof(struct xm_lb_rstate), XM_LB_MAX_BACKENDS,
+			      &w->rstate_fd, (void **)&w->rstate, &w->rstate_len);
 	if (err) {
 		pr_err("weighting: publish maps: %s", strerror(-err));
 		goto fail;
@@ -850,6 +942,11 @@ void xm_weighting_stop(struct xm_agent *a)
 	if (w->gen_fd >= 0)
 		close(w->gen_fd);
 	free(w->gen_percpu);
+	if (w->rstate)
+		munmap(w->rstate, w->rstate_len);
+	if (w->rstate_fd >= 0)
+		close(w->rstate_fd);
+	xm_rebalance_close(w->rebal);
 	if (w->maps_ok)
 		xm_lb_maps_close(&w->maps);
 	free(w->bs);

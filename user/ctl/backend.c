@@ -6,7 +6,9 @@
  * the per-CPU counters, `interval MS`, default 500 ms). Where the agent's
  * weighting loop runs, each row also carries its filtered view ("filtered":
  * algorithm, filtered p99, L_est, success rate, rps, in-flight, computed
- * weight; wstate.c), shown in the plain table as ALGO, FP99, FSUCC, FRPS.
+ * weight; wstate.c), shown in the plain table as ALGO, FP99, FSUCC, FRPS,
+ * and, where the agent counts connections, "rebalance" (connections held,
+ * idle, retired in all and per second; rstate.c), shown as CONNS and RET/S.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -23,6 +25,7 @@ struct be_row {
 	struct xm_lb_backend_info bi;
 	struct xm_lb_probe_snap a, b;
 	json_t *filtered; /* NULL: no weighting loop has written this backend */
+	json_t *rebalance; /* NULL: the agent never counted its connections */
 };
 
 struct collect {
@@ -42,6 +45,7 @@ static int collect(const struct xm_lb_backend_info *bi, void *arg)
 		c->rows = r;
 	}
 	c->rows[c->n].filtered = NULL;
+	c->rows[c->n].rebalance = NULL;
 	c->rows[c->n++].bi = *bi;
 	return 0;
 }
@@ -62,6 +66,8 @@ static json_t *row_json(const struct be_row *r, double dt)
 
 	if (o && r->filtered)
 		json_object_set(o, "filtered", r->filtered);
+	if (o && r->rebalance)
+		json_object_set(o, "rebalance", r->rebalance);
 	return o;
 }
 
@@ -110,12 +116,14 @@ static void backend_list_plain(json_t *v)
 	size_t i;
 	json_t *r;
 
-	printf("%-26s %-26s %-8s %8s %7s %9s %9s %8s %8s %8s %-11s %9s %8s %8s\n", "SERVICE",
-	       "BACKEND", "CLUSTER", "WEIGHT", "SHARE", "P50", "P99", "SUCCESS", "RPS", "INFLIGHT",
-	       "ALGO", "FP99", "FSUCC", "FRPS");
+	printf("%-26s %-26s %-8s %8s %7s %9s %9s %8s %8s %8s %-11s %9s %8s %8s %6s %6s\n",
+	       "SERVICE", "BACKEND", "CLUSTER", "WEIGHT", "SHARE", "P50", "P99", "SUCCESS", "RPS",
+	       "INFLIGHT", "ALGO", "FP99", "FSUCC", "FRPS", "CONNS", "RET/S");
 	json_array_foreach(v, i, r) {
 		json_t *f = json_object_get(r, "filtered"), *fp;
+		json_t *rb = json_object_get(r, "rebalance");
 		char p50[16], p99[16], fp99[16] = "-", fsucc[16] = "-", frps[16] = "-";
+		char conns[16] = "-", ret[16] = "-";
 
 		fmt_us(p50, sizeof(p50), json_object_get(r, "p50_us"));
 		fmt_us(p99, sizeof(p99), json_object_get(r, "p99_us"));
@@ -132,7 +140,14 @@ static void backend_list_plain(json_t *v)
 			snprintf(frps, sizeof(frps), "%.1f",
 				 json_number_value(json_object_get(f, "rps")));
 		}
-		printf("%-26s %-26s %-8s %8.3f %6.1f%% %9s %9s %7.2f%% %8.1f %8lld %-11s %9s %8s %8s\n",
+		if (rb) {
+			snprintf(conns, sizeof(conns), "%lld",
+				 json_integer_value(json_object_get(rb, "held")));
+			snprintf(ret, sizeof(ret), "%.1f",
+				 json_number_value(json_object_get(rb, "retired_per_s")));
+		}
+		printf("%-26s %-26s %-8s %8.3f %6.1f%% %9s %9s %7.2f%% %8.1f %8lld %-11s %9s %8s %8s "
+		       "%6s %6s\n",
 		       json_string_value(json_object_get(r, "service")),
 		       json_string_value(json_object_get(r, "backend")),
 		       json_string_value(json_object_get(r, "cluster")),
@@ -142,7 +157,7 @@ static void backend_list_plain(json_t *v)
 		       json_real_value(json_object_get(r, "rps")),
 		       json_integer_value(json_object_get(r, "in_flight")),
 		       f ? json_string_value(json_object_get(f, "algorithm")) : "-", fp99, fsucc,
-		       frps);
+		       frps, conns, ret);
 	}
 }
 
@@ -193,13 +208,20 @@ static int backend_list(int argc, char **argv)
 		c.rows[i].filtered = ctl_wstate_json(wfd, c.rows[i].bi.id);
 	if (wfd >= 0)
 		close(wfd);
+	wfd = ctl_rstate_open();
+	for (size_t i = 0; i < c.n; i++)
+		c.rows[i].rebalance = ctl_rstate_json(wfd, c.rows[i].bi.id);
+	if (wfd >= 0)
+		close(wfd);
 	arr = json_array();
 	for (size_t i = 0; i < c.n; i++)
 		json_array_append_new(arr, row_json(&c.rows[i], interval_ms ? dt : 0));
 	ctl_print(arr, backend_list_plain);
 out:
-	for (size_t i = 0; i < c.n; i++)
+	for (size_t i = 0; i < c.n; i++) {
 		json_decref(c.rows[i].filtered);
+		json_decref(c.rows[i].rebalance);
+	}
 	free(c.rows);
 	xm_lb_maps_close(&m);
 	return err ? -1 : 0;

@@ -65,6 +65,9 @@ int ctl_wstate_open(void);
 /* {"algorithm", "p99_ms" (filtered), "l_est_ms", "success_rate", "rps", ...} or NULL. */
 json_t *ctl_wstate_json(int fd, unsigned int backend_id);
 int ctl_wloop_read(struct xm_lb_wloop *out);
+/* Connection-level rebalancing per backend (rstate.c); NULL: never counted. */
+int ctl_rstate_open(void);
+json_t *ctl_rstate_json(int fd, unsigned int backend_id);
 
 /* LB objects (service.c, agentsock.c). */
 struct xm_lb_maps;

@@ -86,6 +86,17 @@ static int check_keys(struct ctx *c, json_t *o, const char *const *allowed)
 	return 0;
 }
 
+/* A sub-parser's message (it has no location) at the place of key. */
+static int fail_at(struct ctx *c, const char *key, const char *msg)
+{
+	int r;
+
+	push_key(c, key);
+	r = fail(c, "%s", msg);
+	pop(c);
+	return r;
+}
+
 static int get_port(struct ctx *c, json_t *o, const char *k, __u16 *port)
 {
 	json_t *v = json_object_get(o, k);
@@ -170,7 +181,7 @@ static int parse_backend(struct ctx *c, json_t *o, const struct xm_lb_svc_key *s
 static int parse_service(struct ctx *c, json_t *o, struct xm_lb_svc_conf *s)
 {
 	static const char *const keys[] = { "name", "vip", "port", "protocol", "algorithm",
-					    "params", "backends", NULL };
+					    "params", "rebalance", "backends", NULL };
 	char proto[8];
 	json_t *bes, *v;
 	size_t i;
@@ -220,14 +231,17 @@ static int parse_service(struct ctx *c, json_t *o, struct xm_lb_svc_conf *s)
 		char werr[200];
 
 		/* The weighting loop's parameters (weightcfg.h), checked here for the location. */
-		if (xm_weight_params_parse(s->algorithm, v, &wp, werr, sizeof(werr))) {
-			push_key(c, "params");
-			r = fail(c, "%s", werr);
-			pop(c);
-			return r;
-		}
+		if (xm_weight_params_parse(s->algorithm, v, &wp, werr, sizeof(werr)))
+			return fail_at(c, "params", werr);
 	}
 	s->params = v ? json_deep_copy(v) : json_object();
+	v = json_object_get(o, "rebalance");
+	{
+		char rerr[200];
+
+		if (xm_rebal_conf_parse(v, &s->rebalance, rerr, sizeof(rerr)))
+			return fail_at(c, "rebalance", rerr);
+	}
 	bes = json_object_get(o, "backends");
 	push_key(c, "backends");
 	if (bes && !json_is_array(bes))
@@ -270,12 +284,8 @@ static int parse_root(struct ctx *c, json_t *root, struct xm_lb_conf *out)
 	{
 		char werr[200];
 
-		if (xm_weighting_conf_parse(v, &out->tick_ms, werr, sizeof(werr))) {
-			push_key(c, "weighting");
-			r = fail(c, "%s", werr);
-			pop(c);
-			return r;
-		}
+		if (xm_weighting_conf_parse(v, &out->tick_ms, werr, sizeof(werr)))
+			return fail_at(c, "weighting", werr);
 	}
 	/* Other top-level fields belong to other parts of the agent. */
 	svcs = json_object_get(root, "services");

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <jansson.h>
 #include <xmesh/lb.h>
+#include "rebal.h"
 
 #define XM_LB_NAME_LEN 64
 #define XM_LB_ALGO_LEN 32
@@ -30,6 +31,7 @@ struct xm_lb_svc_conf {
 	struct xm_lb_svc_key key;
 	char algorithm[XM_LB_ALGO_LEN];
 	json_t *params;  /* algorithm parameters (object, owned), never NULL */
+	struct xm_rebal_conf rebalance; /* "rebalance": retiring idle pooled connections */
 	struct xm_lb_be_conf *be;
 	unsigned int n_be;
 };

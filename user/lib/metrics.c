@@ -16,6 +16,7 @@
 #include "stats.h"
 #include <unistd.h>
 #include <bpf/bpf.h>
+#include <xmesh/rebalance.h>
 #include <xmesh/weight.h>
 
 /* Histogram bounds exported: the internal bucket edges nearest to a 1-2.5-5 series. */
@@ -27,6 +28,7 @@ struct render {
 	FILE *f;
 	struct xm_lb_maps *m;
 	int wfd; /* xm_lb_wstate (weighting loop), -1 if absent */
+	int rfd; /* xm_lb_rstate (connection counts, rebalancing), -1 if absent */
 	int pass; /* one metric family per pass, as the format wants them grouped */
 };
 
@@ -95,6 +97,21 @@ static void render_weighting(struct render *r, const struct xm_lb_backend_info *
 	}
 }
 
+/* Passes 13..15: connections held and retired (include/xmesh/rebalance.h). */
+static void render_rebalance(struct render *r, const struct xm_lb_backend_info *bi, const char *l)
+{
+	struct xm_lb_rstate s;
+	__u32 id = bi->id;
+
+	if (r->rfd < 0 || bpf_map_lookup_elem(r->rfd, &id, &s) || !s.updated_ns)
+		return;
+	switch (r->pass) {
+	case 13: fprintf(r->f, "xmesh_backend_connections_held{%s} %u\n", l, s.held); break;
+	case 14: fprintf(r->f, "xmesh_backend_connections_idle{%s} %u\n", l, s.idle); break;
+	case 15: fprintf(r->f, "xmesh_backend_connections_retired_total{%s} %llu\n", l, (unsigned long long)s.retired_total); break;
+	}
+}
+
 static int render_backend(const struct xm_lb_backend_info *bi, void *arg)
 {
 	struct render *r = arg;
@@ -104,7 +121,10 @@ static int render_backend(const struct xm_lb_backend_info *bi, void *arg)
 
 	if (r->pass >= 8) {
 		labels(bi, l, sizeof(l));
-		render_weighting(r, bi, l);
+		if (r->pass >= 13)
+			render_rebalance(r, bi, l);
+		else
+			render_weighting(r, bi, l);
 		return 0;
 	}
 
@@ -197,6 +217,9 @@ char *xm_metrics_render(const char *pin_root, size_t *len)
 		{ "xmesh_backend_filtered_success_ratio", "gauge", "weighting loop: filtered success rate" },
 		{ "xmesh_backend_filtered_rps", "gauge", "weighting loop: filtered requests per second" },
 		{ "xmesh_backend_computed_weight", "gauge", "weighting loop: computed share of new connections" },
+		{ "xmesh_backend_connections_held", "gauge", "client connections held (agent's last count)" },
+		{ "xmesh_backend_connections_idle", "gauge", "of those, idle (no request, nothing unread)" },
+		{ "xmesh_backend_connections_retired_total", "counter", "idle connections retired by rebalancing" },
 	};
 	const int npass = sizeof(fam) / sizeof(fam[0]);
 	struct xm_lb_wloop wl;
@@ -223,6 +246,7 @@ char *xm_metrics_render(const char *pin_root, size_t *len)
 	have_lb = xm_lb_maps_open(&m, pin_root) == 0;
 	r.m = &m;
 	r.wfd = xm_map_open(pin_root, "xm_lb_wstate");
+	r.rfd = xm_map_open(pin_root, "xm_lb_rstate");
 	for (r.pass = 0; have_lb && r.pass < npass; r.pass++) {
 		fprintf(r.f, "# HELP %s %s\n# TYPE %s %s\n", fam[r.pass][0], fam[r.pass][2],
 			fam[r.pass][0], fam[r.pass][1]);
@@ -232,6 +256,8 @@ char *xm_metrics_render(const char *pin_root, size_t *len)
 		xm_lb_maps_close(&m);
 	if (r.wfd >= 0)
 		close(r.wfd);
+	if (r.rfd >= 0)
+		close(r.rfd);
 	lfd = xm_map_open(pin_root, "xm_lb_wloop");
 	if (lfd >= 0 && !bpf_map_lookup_elem(lfd, &zero, &wl) && wl.ticks) {
 		fprintf(r.f, "# HELP xmesh_weighting_ticks_total weighting loop ticks\n"

@@ -228,6 +228,7 @@ static void l3x_tune(struct xm_weight_params *p)
 	p->hl_rps = 3;
 	p->latency_exponent = 2;
 	p->outlier_factor = 4;
+	p->stickiness = 1;
 }
 
 static void l3x_compute(struct xm_wservice *s, double *w)
@@ -375,6 +376,87 @@ int xm_wservice_resize(struct xm_wservice *s, unsigned int n)
 	return 0;
 }
 
+/*
+ * Target shares of held connections: the weights, none above cap x the equal
+ * share; what a capped backend cannot take goes to the others in proportion
+ * to their weights (water filling: at most n rounds).
+ */
+static void conn_targets(struct xm_wservice *s, const bool *live, unsigned int nlive)
+{
+	bool capped[s->n ? s->n : 1];
+	double cap, free_share, free_weight;
+	unsigned int i, round, ncapped = 0;
+
+	for (i = 0; i < s->n; i++) {
+		s->b[i].conn_target = s->b[i].weight;
+		capped[i] = false;
+	}
+	if (s->p.conn_cap <= 0 || !nlive)
+		return;
+	cap = s->p.conn_cap / nlive;
+	if (cap >= 1)
+		return;
+	for (round = 0; round < s->n; round++) {
+		bool more = false;
+
+		free_share = 1 - ncapped * cap;
+		free_weight = 0;
+		for (i = 0; i < s->n; i++)
+			if (live[i] && !capped[i])
+				free_weight += s->b[i].weight;
+		for (i = 0; i < s->n; i++) {
+			if (!live[i] || capped[i])
+				continue;
+			s->b[i].conn_target = free_weight > 0 ? s->b[i].weight / free_weight * free_share
+							      : 0;
+			if (s->b[i].conn_target > cap + 1e-12) {
+				capped[i] = true;
+				s->b[i].conn_target = cap;
+				ncapped++;
+				more = true;
+			}
+		}
+		if (!more)
+			break;
+	}
+}
+
+/*
+ * Shares of new connections: with C connections held in all, backend i
+ * should hold conn_target_i x C; one that holds more gets proportionally
+ * fewer new connections, one that holds fewer gets more (clamped to 8x
+ * either way, and the floor applied again so every live backend stays
+ * sampled). Without this, a backend that was fast while pools grew keeps
+ * the pooled connections it got then, whatever its weight says later.
+ */
+static void place_new_connections(struct xm_wservice *s, const bool *live, unsigned int nlive)
+{
+	double p[s->n ? s->n : 1], held = 0, sum = 0;
+	unsigned int i;
+
+	conn_targets(s, live, nlive);
+	for (i = 0; i < s->n; i++) {
+		s->b[i].place = s->b[i].weight;
+		if (live[i])
+			held += s->b[i].conns;
+	}
+	if (s->p.stickiness <= 0 || held < 1)
+		return;
+	for (i = 0; i < s->n; i++) {
+		double r = (s->b[i].conn_target * held + 1) / (s->b[i].conns + 1);
+
+		r = r < 0.125 ? 0.125 : r > 8 ? 8 : r;
+		p[i] = live[i] ? s->b[i].conn_target * pow(r, s->p.stickiness) : 0;
+	}
+	if (s->p.floor > 0)
+		xm_weight_apply_floor(p, live, s->n, s->p.floor);
+	for (i = 0; i < s->n; i++)
+		sum += p[i];
+	if (sum > 0)
+		for (i = 0; i < s->n; i++)
+			s->b[i].place = p[i] / sum;
+}
+
 /* Success filters of l3x are valley filters; the kind is set per algorithm. */
 static enum xm_filter_kind success_kind(const struct xm_wservice *s)
 {
@@ -396,6 +478,7 @@ void xm_wservice_tick(struct xm_wservice *s, const struct xm_wsample *samples, d
 
 		b->alive = x->alive;
 		b->inflight_now = x->inflight;
+		b->conns = x->conns;
 		b->success.kind = success_kind(s);
 		b->latency.kind = s->p.latency_filter;
 		xm_filter_sample(&b->rps, rate, dt);
@@ -488,5 +571,6 @@ void xm_wservice_tick(struct xm_wservice *s, const struct xm_wsample *samples, d
 	if (!(sum > 0) && nlive)
 		for (i = 0; i < s->n; i++)
 			s->b[i].weight = live[i] ? 1.0 / nlive : 0;
+	place_new_connections(s, live, nlive);
 	s->ticks++;
 }

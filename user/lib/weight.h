@@ -71,6 +71,23 @@ struct xm_weight_params {
 	bool adopt_first;       /* a backend's first sample replaces the defaults (true) */
 	double latency_exponent; /* w ~ 1 / L_est^gamma (2) */
 	double outlier_factor;   /* L_est > factor x median(L_est) -> floor (4); 0 = off */
+	/*
+	 * New connections with the held ones in view (l3x: 1; others 0 = off):
+	 * a backend's share of new connections is its weight share times
+	 * ((target + 1) / (held + 1))^stickiness, clamped to [1/8, 8], where
+	 * target = weight share x connections held by all, so pools drift
+	 * toward the weights instead of piling onto yesterday's fast backend.
+	 */
+	double stickiness;
+	/*
+	 * Target share of held connections: the weight share, capped at
+	 * conn_cap x the equal share (1 / live backends), the rest spread over
+	 * the others (0 = no cap, the default: with a new connection per
+	 * request the cap would also cap request shares). A connection lives on after the
+	 * weights change, so no backend should hold most of a pool because it
+	 * was the fastest for a moment. Rebalancing retires toward this target.
+	 */
+	double conn_cap;
 };
 
 /* What the probes said about one backend over the last tick. */
@@ -81,6 +98,7 @@ struct xm_wsample {
 	double p99;        /* s, of successful requests completed in the tick; < 0: none */
 	double p50;        /* s, same; < 0: none */
 	double inflight;   /* requests in flight at the end of the tick */
+	double conns;      /* client connections held to it at the tick (0 if unknown) */
 	bool alive;        /* eligible for selection */
 };
 
@@ -94,7 +112,11 @@ struct xm_wbackend {
 	double lat_gap;            /* s since the last latency sample (or drift) */
 	double inflight_now;       /* last raw in-flight gauge */
 	double l_est;              /* s, the latency estimate the weight came from */
-	double weight;             /* share of new connections, 0..1 (sum 1 over live) */
+	double weight;             /* target share of requests, 0..1 (sum 1 over live) */
+	double place;              /* share of new connections (the table), 0..1: weight,
+				    * adjusted for connections held (stickiness) */
+	double conns;              /* connections held at the last tick */
+	double conn_target;        /* share of held connections it should have (conn_cap) */
 	bool alive;
 };
 
@@ -145,7 +167,8 @@ void xm_wbackend_reset(struct xm_wbackend *b, const struct xm_weight_params *p);
 /*
  * One tick: fold samples[0..n-1] (dt seconds since the last tick) into the
  * filters and recompute every backend's weight (b[i].weight, sum 1 over live
- * backends; all 0 when none is live).
+ * backends; all 0 when none is live) and share of new connections
+ * (b[i].place, the same unless stickiness is on and connections are held).
  */
 void xm_wservice_tick(struct xm_wservice *s, const struct xm_wsample *samples, double dt);
 

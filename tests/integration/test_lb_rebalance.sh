@@ -1,0 +1,166 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# Connection-level rebalancing: clients that keep their connections.
+# Three replicas behind a VIP (l3: its smooth filters spread the first
+# connections evenly, which the test needs; l3x is in make bench-l3); all are slow for the first 1.5 s, so the
+# pools hold idle connections to each; replica 2 turns 40x slower at t = 4 s
+# (scenarios/e2e-pool.json). Clients: loadgen in keep-alive pool mode (it
+# retries a request once on a pooled connection found closed, as urllib3,
+# curl and Go do), a pool that holds 24 idle connections (tests/integration/
+# idle_pool.py: checks a pooled connection before reuse and retries once, as
+# urllib3 does) and Python urllib3 with its own pool. With rebalancing on:
+# idle pooled connections to replica 2 are retired (counter), within the
+# configured bounds (the agent's debug log names each pass's quota; no pass
+# retires more than its quota, no quota exceeds share_per_tick of what the
+# backend held), no request is aborted in flight, and the retrying clients
+# see no failed request. With rebalancing off nothing is retired.
+set -u
+. "$(dirname "$0")/lib.sh"
+xm_setup
+[ -x "$XM_TOOLS/loadgen" ] && [ -x "$XM_TOOLS/scenario_server" ] || xm_skip "build the test tools (make)"
+grep -qw bpf_sock_destroy /proc/kallsyms ||
+	xm_skip "kernel $(uname -r) has no bpf_sock_destroy (Linux >= 6.5): nothing can be retired"
+
+VIP=10.79.0.20
+PORT=8080
+SCN=$XM_TOP/scenarios/e2e-pool.json
+SHARE=0.25
+RATE=40
+
+xm_node n1
+xm_pod n1 cl 10.79.0.2/16
+for i in 0 1 2; do xm_pod n1 b$i 10.79.1.$((10 + i))/16; done
+
+# write_config REBALANCE (true/false)
+write_config() {
+	cat >"$XM_RUN_DIR/agent.json" <<EOF2
+{
+  "weighting": {"tick_ms": 250},
+  "services": [
+    {"name": "pool", "vip": "$VIP", "port": $PORT, "protocol": "tcp", "algorithm": "l3",
+     "rebalance": {"enabled": $1, "idle_ms": 100, "share_per_tick": $SHARE,
+                   "max_per_s": $RATE, "ticks": 2,
+                   "margin": 0.3},
+     "backends": [
+       {"address": "10.79.1.10", "port": $PORT},
+       {"address": "10.79.1.11", "port": $PORT},
+       {"address": "10.79.1.12", "port": $PORT}]}
+  ]
+}
+EOF2
+}
+
+# run NAME REBALANCE: agent + replicas + loadgen (pool, retry); leaves $XM_RUN_DIR/NAME.*
+run() {
+	local name=$1 start i spids=() upid ipid
+	write_config "$2"
+	xm_agent_start --config "$XM_RUN_DIR/agent.json" --log-level debug \
+		2>"$XM_RUN_DIR/$name.agent.log"
+	start=$(python3 -c 'import time; print(f"{time.time() + 1.0:.3f}")')
+	for i in 0 1 2; do
+		xm_bg ip netns exec "$XM_PREFIX-b$i" "$XM_TOOLS/scenario_server" \
+			--listen 10.79.1.$((10 + i)):$PORT --replica $i --scenario "$SCN" --start "$start"
+		spids+=("$XM_LAST_PID")
+	done
+	# A pool that holds 24 idle connections, opened at t = 0.5 s (a third on each replica).
+	xm_bg xm_pod_exec cl sh -c 'sleep 1.5; exec /usr/bin/python3 "$0" "$1" 24 9' \
+		"$XM_TOP/tests/integration/idle_pool.py" "$VIP:$PORT" >"$XM_RUN_DIR/$name.idle" 2>&1
+	ipid=$XM_LAST_PID
+	if [ "$2" = true ]; then
+		# A real client library with its own pool, from t = 4 s (replica 2 slow) for 6 s.
+		xm_bg xm_pod_exec cl sh -c 'sleep 5; exec /usr/bin/python3 "$0" "$1" 6' \
+			"$XM_TOP/tests/integration/urllib3_pool.py" "http://$VIP:$PORT" \
+			>"$XM_RUN_DIR/$name.urllib3" 2>&1
+		upid=$XM_LAST_PID
+	fi
+	# Connections live long (1000 requests, 60 s): only rebalancing moves them.
+	xm_pod_exec cl "$XM_TOOLS/loadgen" --target $VIP:$PORT --scenario "$SCN" --start "$start" \
+		--mode pool --max-requests 1000 --max-age 60 --retry --http --timeout 3 \
+		--out "$XM_RUN_DIR/$name.csv" >"$XM_RUN_DIR/$name.out" || xm_fail "loadgen failed"
+	tail -n1 "$XM_RUN_DIR/$name.out" >&2
+	wait "$ipid" || { cat "$XM_RUN_DIR/$name.idle" >&2; xm_fail "idle pool client failed"; }
+	tail -n1 "$XM_RUN_DIR/$name.idle" >&2
+	if [ "$2" = true ]; then
+		wait "$upid" || { cat "$XM_RUN_DIR/$name.urllib3" >&2; xm_fail "urllib3 client failed"; }
+		tail -n1 "$XM_RUN_DIR/$name.urllib3" >&2
+	fi
+	xm_ctl -j backend list interval 0 >"$XM_RUN_DIR/$name.backends.json" || xm_fail "backend list failed"
+	xm_ctl backend list interval 0 >"$XM_RUN_DIR/$name.backends.txt" || xm_fail "backend list (plain) failed"
+	grep -q "CONNS.*RET/S" "$XM_RUN_DIR/$name.backends.txt" || xm_fail "backend list shows no CONNS, RET/S"
+	kill "${spids[@]}" 2>/dev/null
+	kill "$XM_AGENT_PID" 2>/dev/null
+	wait "$XM_AGENT_PID" 2>/dev/null
+}
+
+# field NAME BACKEND KEY: from backend list JSON (rebalance object, or probe counters)
+field() {
+	python3 - "$XM_RUN_DIR/$1.backends.json" "$2" "$3" <<'EOF2'
+import json, sys
+rows = {r["backend"]: r for r in json.load(open(sys.argv[1]))}
+r = rows[sys.argv[2]]
+k = sys.argv[3]
+print(r["rebalance"][k] if k in ("retired", "held", "idle") else r[k])
+EOF2
+}
+
+run on true
+retired=$(field on 10.79.1.12:$PORT retired)
+xm_assert "$retired" -gt 0 "idle connections to the slow replica retired"
+loadgen_line=$(tail -n1 "$XM_RUN_DIR/on.out")
+failed=$(awk -F, 'NR > 1 && $4 == 0' "$XM_RUN_DIR/on.csv" | wc -l)
+xm_assert "$failed" -eq 0 "failed requests of the retrying pool client"
+for b in 10 11 12; do
+	xm_assert "$(field on 10.79.1.$b:$PORT aborted)" -eq 0 \
+		"requests cut in flight on 10.79.1.$b (aborted)"
+done
+read -r iclosed ifailed < <(tail -n1 "$XM_RUN_DIR/on.idle" |
+	sed -n 's/.*closed_while_idle=\([0-9]*\) failed=\([0-9]*\).*/\1 \2/p')
+lclosed=$(tail -n1 "$XM_RUN_DIR/on.out" | sed -n 's/.*idle_closed=\([0-9]*\).*/\1/p')
+xm_assert "$((${iclosed:-0} + ${lclosed:-0}))" -gt 0 \
+	"pooled connections the clients found closed while idle (idle pool + loadgen)"
+xm_assert "${ifailed:-x}" -eq 0 "failed requests of the idle pool (retries once)"
+ufailed=$(tail -n1 "$XM_RUN_DIR/on.urllib3" | sed -n 's/.* failed=\([0-9]*\).*/\1/p')
+xm_assert "${ufailed:-x}" -eq 0 "failed requests of the urllib3 pool (retries once)"
+
+# Bounds, from the agent's debug lines: "backend ID: retired R, held H (...), quota Q ...".
+python3 - "$XM_RUN_DIR/on.agent.log" "$SHARE" "$RATE" <<'EOF2' || xm_fail "rebalancing bounds"
+import math, re, sys
+share, rate = float(sys.argv[2]), float(sys.argv[3])
+quota = {}
+retired_total = 0
+passes = 0
+for line in open(sys.argv[1]):
+    m = re.search(r"rebalance: backend (\d+): retired (\d+), held (\d+) .*quota (\d+)", line)
+    if not m:
+        continue
+    be, ret, held, q = (int(x) for x in m.groups())
+    passes += 1
+    # What a pass retired never exceeds the quota the previous tick gave it.
+    assert ret <= quota.get(be, 0), f"backend {be}: retired {ret} > quota {quota.get(be, 0)}"
+    # A quota never exceeds share_per_tick of the backend's connections.
+    assert q <= math.floor(share * held), f"backend {be}: quota {q} > {share} x {held}"
+    quota[be] = q
+    retired_total += ret
+print(f"rebalance: {passes} plan lines, {retired_total} retired")
+# 12 s of run (+1 s burst) at most rate per second for the whole service.
+assert retired_total <= rate * 14, f"{retired_total} retired > {rate}/s"
+assert retired_total > 0
+EOF2
+xm_log "ok: rebalancing bounds hold (quota per pass, share per tick, rate)"
+
+run off false
+# The counter lives in a pinned map, across agent restarts: compare with the first run's.
+for b in 10 11 12; do
+	xm_assert "$(($(field off 10.79.1.$b:$PORT retired) - $(field on 10.79.1.$b:$PORT retired)))" \
+		-eq 0 "connections retired from 10.79.1.$b with rebalancing off"
+done
+grep -q "rebalance: backend .*: retired [1-9]" "$XM_RUN_DIR/off.agent.log" &&
+	xm_fail "the agent retired connections with rebalancing off"
+xm_assert "$(awk -F, 'NR > 1 && $4 == 0' "$XM_RUN_DIR/off.csv" | wc -l)" -eq 0 \
+	"failed requests with rebalancing off"
+xm_assert "$(tail -n1 "$XM_RUN_DIR/off.idle" | sed -n 's/.*closed_while_idle=\([0-9]*\).*/\1/p')" \
+	-eq 0 "idle pooled connections closed with rebalancing off"
+# Connections were counted all the same (stickiness uses them).
+held=$(field off 10.79.1.12:$PORT held)
+xm_log "with rebalancing off, replica 2 holds $held connections at the end"
+exit 0

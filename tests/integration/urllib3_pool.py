@@ -1,0 +1,96 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""A real HTTP client library with its own keep-alive pool (urllib3), for
+tests/integration/test_lb_rebalance.sh and `make bench-l3` (mode urllib3).
+
+    urllib3_pool.py URL SECONDS [--threads N] [--think S] [--start EPOCH]
+                    [--warmup S] [--out FILE.csv] [--no-retry]
+
+THREADS workers share one pool (urllib3 keeps connections in a LIFO queue
+and never ages them out) and send GET URL/r/0, pausing THINK seconds between
+requests (closed loop). urllib3 retries a request whose pooled connection
+turns out closed (Retry(total=1) here; its default is 3) as a server's
+keep-alive close needs; with --no-retry it does not, and such a request
+fails. --start waits for that epoch (less --warmup) so runs line up with the
+scenario's replicas.
+
+CSV: t,latency_ms,backend,ok,new_conn,err,retried (as tests/tools/loadgen.c;
+t from --start, new_conn unknown = 0). Last line: "urllib3: requests=N ok=N
+failed=N retried=N p50_ms=F p99_ms=F" then "backend=ID:COUNT" pairs (the
+X-Backend header of scenario_server).
+"""
+import argparse
+import threading
+import time
+import sys
+
+import urllib3
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("url")
+    ap.add_argument("seconds", type=float)
+    ap.add_argument("--threads", type=int, default=8)
+    ap.add_argument("--think", type=float, default=0.02)
+    ap.add_argument("--start", type=float, default=0)
+    ap.add_argument("--warmup", type=float, default=0)
+    ap.add_argument("--out")
+    ap.add_argument("--no-retry", action="store_true")
+    a = ap.parse_args()
+
+    retries = urllib3.Retry(total=0 if a.no_retry else 1, redirect=0, status=0)
+    pool = urllib3.PoolManager(maxsize=a.threads, block=True, retries=retries)
+    start = a.start or time.time()
+    while time.time() < start - a.warmup:
+        time.sleep(min(0.05, start - a.warmup - time.time()))
+    end = start + a.seconds
+    lock = threading.Lock()
+    recs = []
+
+    def worker():
+        while time.time() < end:
+            t0 = time.time()
+            retried = False
+            try:
+                r = pool.request("GET", a.url + "/r/0", timeout=5.0)
+                ok, be, err = r.status < 500, r.headers.get("X-Backend", "-1"), ""
+                retried = bool(r.retries and r.retries.history)
+            except Exception as e:  # noqa: BLE001 - every failure counts
+                ok, be, err = False, "-1", type(e).__name__
+                print("urllib3: error:", type(e).__name__, e, file=sys.stderr)
+            t1 = time.time()
+            with lock:
+                recs.append((t0 - start, (t1 - t0) * 1e3, int(be), ok, err, retried))
+            time.sleep(a.think)
+
+    ts = [threading.Thread(target=worker) for _ in range(a.threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    recs.sort()
+    if a.out:
+        with open(a.out, "w") as f:
+            f.write("t,latency_ms,backend,ok,new_conn,err,retried\n")
+            for t, lat, be, ok, err, rt in recs:
+                f.write(f"{t:.4f},{lat:.3f},{be},{int(ok)},0,{err},{int(rt)}\n")
+    meas = [r for r in recs if r[0] >= 0]
+    lat = sorted(r[1] for r in meas if r[3])
+    failed = sum(1 for r in meas if not r[3])
+    by_backend = {}
+    for r in meas:
+        if r[3]:
+            by_backend[r[2]] = by_backend.get(r[2], 0) + 1
+
+    def pct(q):
+        return lat[min(len(lat) - 1, max(0, int(q * len(lat) + 0.999) - 1))] if lat else 0
+
+    print(f"urllib3: requests={len(meas)} ok={len(lat)} failed={failed} "
+          f"retried={sum(1 for r in meas if r[5])} p50_ms={pct(0.5):.2f} p99_ms={pct(0.99):.2f} "
+          + " ".join(f"backend={k}:{v}" for k, v in sorted(by_backend.items())))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,373 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Weights that know about pooled connections (user/lib/weight.c: place,
+ * conn_target) and the plan of connection-level rebalancing (user/lib/rebal.c).
+ */
+#include <errno.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "lbconfig.h"
+#include "rebal.h"
+#include "weight.h"
+#include "weightcfg.h"
+
+#define near(a, b, tol) assert_true(fabs((a) - (b)) <= (tol))
+
+/* secs of 0.5 s ticks, 3 backends at these p99s, holding conns[i] connections. */
+static void run_held(struct xm_wservice *s, double secs, const double *p99, const double *conns)
+{
+	struct xm_wsample x[3];
+
+	for (double t = 0; t < secs; t += 0.5) {
+		for (unsigned int i = 0; i < 3; i++) {
+			memset(&x[i], 0, sizeof(x[i]));
+			x[i].requests = 50;
+			x[i].p99 = x[i].p50 = p99[i];
+			x[i].inflight = 1;
+			x[i].conns = conns ? conns[i] : 0;
+			x[i].alive = true;
+		}
+		xm_wservice_tick(s, x, 0.5);
+	}
+}
+
+/* A backend that holds most of the pool gets fewer new connections than its weight. */
+static void held_connections_lower_new_share(void **st)
+{
+	double p99[3] = { 0.05, 0.05, 0.05 }, conns[3] = { 90, 5, 5 };
+	struct xm_wservice s;
+
+	assert_int_equal(xm_wservice_init(&s, "l3x", NULL, 3), 0);
+	near(s.p.stickiness, 1, 0); /* on by default for l3x */
+	run_held(&s, 20, p99, conns);
+	/* Equal latency: equal weights, but not equal placement. */
+	near(s.b[0].weight, s.b[1].weight, 1e-9);
+	assert_true(s.b[0].place < s.b[0].weight / 4);
+	assert_true(s.b[1].place > s.b[1].weight);
+	near(s.b[1].place, s.b[2].place, 1e-9);
+	near(s.b[0].place + s.b[1].place + s.b[2].place, 1, 1e-9);
+	/* The floor still keeps it sampled. */
+	assert_true(s.b[0].place > 0);
+	xm_wservice_free(&s);
+}
+
+/* Held connections matching the weights leave placement alone. */
+static void balanced_pool_places_by_weight(void **st)
+{
+	double p99[3] = { 0.05, 0.05, 0.05 }, conns[3] = { 20, 20, 20 };
+	struct xm_wservice s;
+
+	assert_int_equal(xm_wservice_init(&s, "l3x", NULL, 3), 0);
+	run_held(&s, 10, p99, conns);
+	for (unsigned int i = 0; i < 3; i++)
+		near(s.b[i].place, s.b[i].weight, 1e-9);
+	xm_wservice_free(&s);
+}
+
+/* stickiness 0 (and round-robin, l3 by default): placement is the weight. */
+static void stickiness_off_is_weight(void **st)
+{
+	double p99[3] = { 0.05, 0.05, 0.05 }, conns[3] = { 90, 5, 5 };
+	struct xm_weight_params p;
+	struct xm_wservice s;
+	char err[200];
+	json_t *o = json_pack("{s:f}", "stickiness", 0.0);
+
+	assert_int_equal(xm_weight_params_parse("l3x", o, &p, err, sizeof(err)), 0);
+	json_decref(o);
+	assert_int_equal(xm_wservice_init(&s, "l3x", &p, 3), 0);
+	run_held(&s, 10, p99, conns);
+	for (unsigned int i = 0; i < 3; i++)
+		near(s.b[i].place, s.b[i].weight, 1e-12);
+	xm_wservice_free(&s);
+	assert_int_equal(xm_wservice_init(&s, "l3", NULL, 3), 0);
+	run_held(&s, 10, p99, conns);
+	near(s.b[0].place, s.b[0].weight, 1e-12);
+	xm_wservice_free(&s);
+}
+
+/*
+ * A pool grows while backend 0 is the fastest, so it holds most of it; then
+ * all three are alike and the pool keeps growing. With stickiness the new
+ * connections go to the others until the pool is near the (now equal)
+ * weights; placing by weight alone leaves backend 0 with its old majority
+ * for much longer (a third of the new ones still go to it).
+ */
+static double pool_share_after_change(double stickiness)
+{
+	double p99_before[3] = { 0.01, 0.05, 0.05 }, p99_after[3] = { 0.05, 0.05, 0.05 };
+	double conns[3] = { 0, 0, 0 }, at_change[3] = { 0, 0, 0 }, opened = 0;
+	struct xm_weight_params p;
+	struct xm_wservice s;
+	char err[200];
+	json_t *o = json_pack("{s:f}", "stickiness", stickiness);
+
+	assert_int_equal(xm_weight_params_parse("l3x", o, &p, err, sizeof(err)), 0);
+	json_decref(o);
+	assert_int_equal(xm_wservice_init(&s, "l3x", &p, 3), 0);
+	for (int t = 0; t < 40; t++) {
+		if (t == 20)
+			memcpy(at_change, conns, sizeof(conns));
+		run_held(&s, 0.5, t < 20 ? p99_before : p99_after, conns);
+		/* 5 new connections per tick, placed by the table's shares. */
+		for (unsigned int i = 0; i < 3; i++)
+			conns[i] += 5 * s.b[i].place;
+	}
+	for (unsigned int i = 0; i < 3; i++)
+		opened += conns[i] - at_change[i];
+	xm_wservice_free(&s);
+	/* Backend 0's share of the connections opened after the change. */
+	return (conns[0] - at_change[0]) / opened;
+}
+
+static void stickiness_evens_a_pool_faster(void **st)
+{
+	double with = pool_share_after_change(1), without = pool_share_after_change(0);
+
+	print_message("formerly fast backend's share of new connections: %.3f with stickiness, "
+		      "%.3f without\n", with, without);
+	near(without, 1.0 / 3, 0.01); /* by weight: a third, its majority stays */
+	assert_true(with < 0.2);
+}
+
+/* conn_cap: no backend's target share of held connections above cap / n. */
+static void conn_cap_spreads_targets(void **st)
+{
+	double p99[3] = { 0.01, 0.2, 0.2 };
+	struct xm_weight_params p;
+	struct xm_wservice s;
+	char err[200];
+	json_t *o = json_pack("{s:f}", "conn_cap", 1.5);
+
+	assert_int_equal(xm_weight_params_parse("l3x", o, &p, err, sizeof(err)), 0);
+	json_decref(o);
+	assert_int_equal(xm_wservice_init(&s, "l3x", &p, 3), 0);
+	run_held(&s, 10, p99, NULL);
+	assert_true(s.b[0].weight > 0.5);
+	near(s.b[0].conn_target, 0.5, 1e-9);
+	near(s.b[1].conn_target, s.b[2].conn_target, 1e-9);
+	near(s.b[0].conn_target + s.b[1].conn_target + s.b[2].conn_target, 1, 1e-9);
+	xm_wservice_free(&s);
+}
+
+/* ---- rebalancing plan ---- */
+
+/* A service of 3 backends, 20/20/60 connections against target shares 0.45/0.45/0.10. */
+struct plan {
+	struct xm_rebal_conf c;
+	struct xm_rebal_svc sv;
+	uint32_t held[3], q[3];
+	double w[3];
+	unsigned int over[3];
+};
+
+static void plan_init(struct plan *p)
+{
+	memset(p, 0, sizeof(*p));
+	xm_rebal_conf_default(&p->c);
+	p->c.enabled = true;
+	p->held[0] = p->held[1] = 20;
+	p->held[2] = 60;
+	p->w[0] = p->w[1] = 0.45;
+	p->w[2] = 0.10;
+}
+
+static unsigned int plan_tick(struct plan *p, double dt, unsigned int retired)
+{
+	return xm_rebal_plan(&p->c, &p->sv, dt, retired, p->held, p->w, NULL, p->over, p->q, 3);
+}
+
+/* Nothing before `ticks` consecutive ticks over the margin; a dip restarts the count. */
+static void plan_hysteresis(void **st)
+{
+	struct plan p;
+
+	plan_init(&p);
+	p.c.ticks = 3;
+	assert_int_equal(plan_tick(&p, 0.5, 0), 0);
+	assert_int_equal(plan_tick(&p, 0.5, 0), 0);
+	/* A wobble: backend 2's target rises above its connection share - margin (0.5 / 3). */
+	p.w[2] = 0.55;
+	assert_int_equal(plan_tick(&p, 0.5, 0), 0);
+	p.w[2] = 0.10;
+	assert_int_equal(plan_tick(&p, 0.5, 0), 0);
+	assert_int_equal(plan_tick(&p, 0.5, 0), 0);
+	assert_true(plan_tick(&p, 0.5, 0) > 0);
+	assert_int_equal(p.q[0], 0);
+	assert_int_equal(p.q[1], 0);
+	assert_true(p.q[2] > 0);
+}
+
+/* Per tick at most share_per_tick of the backend's connections, and never below its target. */
+static void plan_share_and_excess_bounds(void **st)
+{
+	struct plan p;
+
+	plan_init(&p);
+	p.c.ticks = 1;
+	p.c.max_per_s = 1000;
+	p.c.share_per_tick = 0.25;
+	p.c.margin = 0.15; /* 0.05 of the shares, with 3 backends */
+	p.sv.tokens = 1000;
+	plan_tick(&p, 1, 0);
+	assert_int_equal(p.q[2], 15); /* 0.25 x 60 */
+	/* Excess: 52 held of 100 against a target of 45: at most 7. */
+	p.held[0] = 52;
+	p.held[1] = 38;
+	p.held[2] = 10;
+	plan_tick(&p, 1, 0);
+	assert_int_equal(p.q[0], 7);
+	assert_int_equal(p.q[1], 0);
+	assert_int_equal(p.q[2], 0);
+}
+
+/* The whole service retires at most max_per_s per second (burst of one second). */
+static void plan_rate_bound(void **st)
+{
+	unsigned int total = 0, last = 0;
+	struct plan p;
+
+	plan_init(&p);
+	p.held[0] = p.held[1] = 10;
+	p.held[2] = 400;
+	p.c.ticks = 1;
+	p.c.max_per_s = 4;
+	p.c.share_per_tick = 1;
+	for (int t = 0; t < 20; t++) { /* 10 s of 0.5 s ticks, all planned retired */
+		last = plan_tick(&p, 0.5, last);
+		total += last;
+		assert_true(last <= 4);
+	}
+	assert_true(total <= 4 * 10 + 4);
+	assert_true(total >= 4 * 10 - 4);
+}
+
+/* Only a backend that is slow against the others is shed, however its weight wobbles. */
+static void plan_only_slow_backends(void **st)
+{
+	double l_est[3] = { 0.010, 0.012, 0.011 };
+	unsigned int i;
+	struct plan p;
+
+	plan_init(&p);
+	p.c.ticks = 1;
+	p.sv.tokens = 100;
+	/* Backend 2 holds 60 % against a target of 10 %, but it is as fast as the others. */
+	for (i = 0; i < 5; i++)
+		assert_int_equal(xm_rebal_plan(&p.c, &p.sv, 0.5, 0, p.held, p.w, l_est, p.over, p.q,
+					       3), 0);
+	l_est[2] = 0.1; /* now it is slow: shed */
+	assert_true(xm_rebal_plan(&p.c, &p.sv, 0.5, 0, p.held, p.w, l_est, p.over, p.q, 3) > 0);
+	assert_true(p.q[2] > 0);
+	/* slow_factor 0: any backend over its share. */
+	l_est[2] = 0.011;
+	p.c.slow_factor = 0;
+	assert_true(xm_rebal_plan(&p.c, &p.sv, 0.5, 0, p.held, p.w, l_est, p.over, p.q, 3) > 0);
+}
+
+/* Off, or too few connections: nothing. */
+static void plan_off_retires_nothing(void **st)
+{
+	struct plan p;
+
+	plan_init(&p);
+	p.c.enabled = false;
+	p.c.ticks = 1;
+	p.held[0] = p.held[1] = 0;
+	p.held[2] = 100;
+	for (int t = 0; t < 10; t++)
+		assert_int_equal(plan_tick(&p, 0.5, 0), 0);
+	p.c.enabled = true;
+	p.held[2] = 3; /* below min_conns (4) */
+	for (int t = 0; t < 10; t++)
+		assert_int_equal(plan_tick(&p, 0.5, 0), 0);
+}
+
+static void conf_parse(void **st)
+{
+	struct xm_rebal_conf c;
+	char err[200];
+	json_t *o;
+
+	assert_int_equal(xm_rebal_conf_parse(NULL, &c, err, sizeof(err)), 0);
+	assert_false(c.enabled);
+	o = json_true();
+	assert_int_equal(xm_rebal_conf_parse(o, &c, err, sizeof(err)), 0);
+	assert_true(c.enabled);
+	near(c.max_per_s, 20, 0);
+	json_decref(o);
+	o = json_loads("{\"max_per_s\": 5, \"idle_ms\": 250, \"share_per_tick\": 0.2, \"ticks\": 2}",
+		       0, NULL);
+	assert_int_equal(xm_rebal_conf_parse(o, &c, err, sizeof(err)), 0);
+	assert_true(c.enabled);
+	near(c.max_per_s, 5, 0);
+	near(c.idle_s, 0.25, 1e-12);
+	near(c.share_per_tick, 0.2, 0);
+	assert_int_equal(c.ticks, 2);
+	json_decref(o);
+	o = json_loads("{\"share_per_tick\": 2}", 0, NULL);
+	assert_int_equal(xm_rebal_conf_parse(o, &c, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "rebalance.share_per_tick"));
+	json_decref(o);
+	o = json_loads("{\"ticks\": 1.5}", 0, NULL);
+	assert_int_equal(xm_rebal_conf_parse(o, &c, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "integer"));
+	json_decref(o);
+	o = json_loads("{\"rate\": 1}", 0, NULL);
+	assert_int_equal(xm_rebal_conf_parse(o, &c, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "unknown field"));
+	json_decref(o);
+	o = json_loads("{\"enabled\": false}", 0, NULL);
+	assert_int_equal(xm_rebal_conf_parse(o, &c, err, sizeof(err)), 0);
+	assert_false(c.enabled);
+	json_decref(o);
+}
+
+/* In a config file: parsed with the service, errors with file:line:col. */
+static void conf_in_config_file(void **st)
+{
+	const char *good = "{\"services\": [{\"vip\": \"10.96.0.1\", \"port\": 80,\n"
+			   " \"algorithm\": \"l3x\", \"rebalance\": {\"max_per_s\": 7}}]}";
+	const char *bad = "{\"services\": [{\"vip\": \"10.96.0.1\", \"port\": 80,\n"
+			  " \"algorithm\": \"l3x\", \"rebalance\": {\"idle_ms\": -1}}]}";
+	struct xm_lb_conf c;
+	char err[256];
+
+	assert_int_equal(xm_lb_conf_parse("a.json", good, strlen(good), &c, err, sizeof(err)), 0);
+	assert_true(c.svc[0].rebalance.enabled);
+	near(c.svc[0].rebalance.max_per_s, 7, 0);
+	xm_lb_conf_free(&c);
+	assert_int_equal(xm_lb_conf_parse("a.json", bad, strlen(bad), &c, err, sizeof(err)),
+			 -EINVAL);
+	print_message("%s\n", err);
+	assert_non_null(strstr(err, "a.json:2:"));
+	assert_non_null(strstr(err, "rebalance.idle_ms"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(held_connections_lower_new_share),
+		cmocka_unit_test(balanced_pool_places_by_weight),
+		cmocka_unit_test(stickiness_off_is_weight),
+		cmocka_unit_test(stickiness_evens_a_pool_faster),
+		cmocka_unit_test(conn_cap_spreads_targets),
+		cmocka_unit_test(plan_hysteresis),
+		cmocka_unit_test(plan_share_and_excess_bounds),
+		cmocka_unit_test(plan_rate_bound),
+		cmocka_unit_test(plan_off_retires_nothing),
+		cmocka_unit_test(plan_only_slow_backends),
+		cmocka_unit_test(conf_parse),
+		cmocka_unit_test(conf_in_config_file),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,257 @@
+// SPDX-License-Identifier: MIT
+/* Connection-level rebalancing, the kernel half (rebalance.h, bpf/rebalance.bpf.c). */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+
+#include "agent.h"
+#include "log.h"
+#include "rebalance.h"
+#include "rebalance.skel.h"
+
+/* Network namespaces are looked up again this often (s): pods come and go. */
+#define XM_REBAL_NETNS_RESCAN_S 2
+#define XM_REBAL_MAX_NETNS 4096
+
+struct netns_ref {
+	dev_t dev;
+	ino_t ino;
+	int fd;
+};
+
+struct xm_rebalancer {
+	struct xm_agent *a;
+	struct xm_rebalance *skel;
+	struct bpf_link *link;
+	bool can_retire;
+	int self_ns;             /* the agent thread's own netns, to come back to */
+	struct netns_ref *ns;
+	unsigned int nns, capns;
+	time_t ns_scanned;
+};
+
+static bool kernel_has_sock_destroy(void)
+{
+	struct btf *btf = btf__load_vmlinux_btf();
+	bool has;
+
+	if (!btf)
+		return false;
+	has = btf__find_by_name_kind(btf, "bpf_sock_destroy", BTF_KIND_FUNC) >= 0;
+	btf__free(btf);
+	return has;
+}
+
+struct xm_rebalancer *xm_rebalance_open(struct xm_agent *a)
+{
+	struct xm_rebalancer *r = calloc(1, sizeof(*r));
+	struct bpf_program *prog;
+	struct utsname u = { 0 };
+	int err;
+
+	if (!r)
+		return NULL;
+	r->a = a;
+	r->self_ns = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	uname(&u);
+	r->skel = xm_rebalance__open();
+	if (r->self_ns < 0 || !r->skel) {
+		pr_warn("rebalance: %s: connections held are not counted", strerror(errno));
+		goto fail;
+	}
+	r->can_retire = kernel_has_sock_destroy();
+	if (!r->can_retire)
+		pr_warn("rebalance: kernel %s has no bpf_sock_destroy (Linux >= 6.5 needed): "
+			"idle pooled connections cannot be retired; connections held are only "
+			"counted", u.release);
+	bpf_program__set_autoload(r->skel->progs.xm_rebal_destroy, r->can_retire);
+	bpf_program__set_autoload(r->skel->progs.xm_rebal_count, !r->can_retire);
+	prog = r->can_retire ? r->skel->progs.xm_rebal_destroy : r->skel->progs.xm_rebal_count;
+	err = xm_dp_pin_maps(r->skel->obj, a->pin_root);
+	if (!err)
+		err = xm_rebalance__load(r->skel);
+	if (err) {
+		pr_warn("rebalance: load the TCP socket iterator: %s (kernel %s; socket storage "
+			"in iterators needs Linux >= 5.11): connections held are not counted",
+			strerror(-err), u.release);
+		goto fail;
+	}
+	r->link = bpf_program__attach_iter(prog, NULL);
+	if (!r->link) {
+		pr_warn("rebalance: attach the TCP socket iterator: %s", strerror(errno));
+		goto fail;
+	}
+	return r;
+fail:
+	xm_rebalance_close(r);
+	return NULL;
+}
+
+static void netns_forget(struct xm_rebalancer *r)
+{
+	for (unsigned int i = 0; i < r->nns; i++)
+		close(r->ns[i].fd);
+	r->nns = 0;
+}
+
+void xm_rebalance_close(struct xm_rebalancer *r)
+{
+	if (!r)
+		return;
+	netns_forget(r);
+	free(r->ns);
+	bpf_link__destroy(r->link);
+	xm_rebalance__destroy(r->skel);
+	if (r->self_ns >= 0)
+		close(r->self_ns);
+	free(r);
+}
+
+bool xm_rebalance_can_retire(const struct xm_rebalancer *r)
+{
+	return r && r->can_retire;
+}
+
+static void netns_add(struct xm_rebalancer *r, pid_t pid)
+{
+	char path[64];
+	struct stat st;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", pid);
+	if (stat(path, &st))
+		return;
+	for (unsigned int i = 0; i < r->nns; i++)
+		if (r->ns[i].dev == st.st_dev && r->ns[i].ino == st.st_ino)
+			return;
+	if (r->nns == r->capns) {
+		unsigned int cap = r->capns ? r->capns * 2 : 16;
+		struct netns_ref *n;
+
+		if (cap > XM_REBAL_MAX_NETNS || !(n = realloc(r->ns, cap * sizeof(*n))))
+			return;
+		r->ns = n;
+		r->capns = cap;
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	r->ns[r->nns++] = (struct netns_ref){ .dev = st.st_dev, .ino = st.st_ino, .fd = fd };
+}
+
+/* Every process of the cgroup dir and its descendants: its netns. */
+static void netns_scan_cgroup(struct xm_rebalancer *r, int dfd, unsigned int depth)
+{
+	struct dirent *e;
+	DIR *d;
+	FILE *f;
+	int pfd;
+	long pid;
+
+	pfd = openat(dfd, "cgroup.procs", O_RDONLY | O_CLOEXEC);
+	if (pfd >= 0 && (f = fdopen(pfd, "r"))) {
+		while (fscanf(f, "%ld", &pid) == 1)
+			netns_add(r, (pid_t)pid);
+		fclose(f);
+	} else if (pfd >= 0) {
+		close(pfd);
+	}
+	if (depth >= 32 || !(d = fdopendir(dup(dfd))))
+		return;
+	while ((e = readdir(d))) {
+		int cfd;
+
+		if (e->d_type != DT_DIR || e->d_name[0] == '.')
+			continue;
+		cfd = openat(dfd, e->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (cfd < 0)
+			continue;
+		netns_scan_cgroup(r, cfd, depth + 1);
+		close(cfd);
+	}
+	closedir(d);
+}
+
+static void netns_refresh(struct xm_rebalancer *r)
+{
+	time_t now = time(NULL);
+	int dfd;
+
+	if (r->nns && now - r->ns_scanned < XM_REBAL_NETNS_RESCAN_S)
+		return;
+	r->ns_scanned = now;
+	netns_forget(r);
+	dfd = open(r->a->cgroup_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return;
+	netns_scan_cgroup(r, dfd, 0);
+	close(dfd);
+}
+
+/*
+ * A TCP iterator walks the sockets of the network namespace of the thread
+ * that creates its file: enter each namespace for bpf_iter_create() only,
+ * then come back; the walk (read) happens from here.
+ */
+static int walk_netns(struct xm_rebalancer *r, int nsfd)
+{
+	char buf[64];
+	int ifd;
+
+	if (setns(nsfd, CLONE_NEWNET))
+		return -errno;
+	ifd = bpf_iter_create(bpf_link__fd(r->link));
+	if (setns(r->self_ns, CLONE_NEWNET)) {
+		/* Cannot happen with CAP_SYS_ADMIN; a wrong netns would be worse than exiting. */
+		pr_err("rebalance: cannot return to the agent's network namespace: %s",
+		       strerror(errno));
+		abort();
+	}
+	if (ifd < 0)
+		return -errno;
+	while (read(ifd, buf, sizeof(buf)) > 0)
+		;
+	close(ifd);
+	return 0;
+}
+
+int xm_rebalance_pass(struct xm_rebalancer *r)
+{
+	struct xm_rebal_be *be = r->skel->bss->xm_rebal_be;
+	int walked = 0;
+
+	for (__u32 id = 0; id < XM_LB_MAX_BACKENDS; id++)
+		be[id].held = be[id].idle = be[id].retired = be[id].failed = 0;
+	netns_refresh(r);
+	for (unsigned int i = 0; i < r->nns; i++)
+		if (!walk_netns(r, r->ns[i].fd))
+			walked++;
+	for (__u32 id = 0; id < XM_LB_MAX_BACKENDS; id++)
+		be[id].quota = 0;
+	return walked;
+}
+
+const struct xm_rebal_be *xm_rebalance_counts(const struct xm_rebalancer *r, __u32 id)
+{
+	return &r->skel->bss->xm_rebal_be[id < XM_LB_MAX_BACKENDS ? id : 0];
+}
+
+void xm_rebalance_allow(struct xm_rebalancer *r, __u32 id, __u32 quota, __u64 idle_ns)
+{
+	if (id >= XM_LB_MAX_BACKENDS)
+		return;
+	r->skel->bss->xm_rebal_be[id].quota = r->can_retire ? quota : 0;
+	r->skel->bss->xm_rebal_be[id].idle_ns = idle_ns;
+}

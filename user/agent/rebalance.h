@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Connection-level rebalancing, the kernel half (bpf/rebalance.bpf.c): count
+ * the client connections held per backend and retire idle ones to backends
+ * the weighting loop wants fewer connections on. The weighting loop owns the
+ * policy (user/lib/rebal.h) and calls this once per tick.
+ */
+#ifndef XMESH_AGENT_REBALANCE_H
+#define XMESH_AGENT_REBALANCE_H
+
+#include <stdbool.h>
+#include <xmesh/rebalance.h>
+
+struct xm_agent;
+struct xm_rebalancer;
+
+/*
+ * Load the iterator (maps shared with the LB object through the pin root).
+ * NULL when this kernel cannot run it: a warning says why, nothing is counted.
+ */
+struct xm_rebalancer *xm_rebalance_open(struct xm_agent *a);
+void xm_rebalance_close(struct xm_rebalancer *r);
+/* false: the kernel lacks bpf_sock_destroy (Linux < 6.5); connections are only counted. */
+bool xm_rebalance_can_retire(const struct xm_rebalancer *r);
+/*
+ * One pass over the TCP sockets of every network namespace that has a
+ * process in the agent's cgroup: fills the counts, retires up to each
+ * backend's quota, then clears the quotas. Returns the number of namespaces
+ * walked, or -errno.
+ */
+int xm_rebalance_pass(struct xm_rebalancer *r);
+/* Counts of the last pass for backend id (never NULL for id < XM_LB_MAX_BACKENDS). */
+const struct xm_rebal_be *xm_rebalance_counts(const struct xm_rebalancer *r, __u32 id);
+/* Let the next pass retire up to quota idle connections (idle for idle_ns) of backend id. */
+void xm_rebalance_allow(struct xm_rebalancer *r, __u32 id, __u32 quota, __u64 idle_ns);
+
+#endif

@@ -1,0 +1,156 @@
+// SPDX-License-Identifier: MIT
+/* Connection-level rebalancing: configuration and plan (rebal.h). */
+#include <errno.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rebal.h"
+
+void xm_rebal_conf_default(struct xm_rebal_conf *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->max_per_s = 20;
+	c->idle_s = 0.5;
+	c->share_per_tick = 0.1;
+	c->margin = 0.5;
+	c->ticks = 3;
+	c->min_conns = 4;
+	c->slow_factor = 2;
+}
+
+/* Numeric fields: a double, or an unsigned integer (dbl_off < 0). */
+static const struct {
+	const char *key;
+	double lo, hi, scale;
+	long dbl_off, uint_off;
+} fields[] = {
+	{ "max_per_s", 0, 100000, 1, offsetof(struct xm_rebal_conf, max_per_s), -1 },
+	{ "idle_ms", 0, 3600000, 1e-3, offsetof(struct xm_rebal_conf, idle_s), -1 },
+	{ "share_per_tick", 0, 1, 1, offsetof(struct xm_rebal_conf, share_per_tick), -1 },
+	{ "margin", 0, 10, 1, offsetof(struct xm_rebal_conf, margin), -1 },
+	{ "ticks", 1, 1000, 1, -1, offsetof(struct xm_rebal_conf, ticks) },
+	{ "min_conns", 1, 1000000, 1, -1, offsetof(struct xm_rebal_conf, min_conns) },
+	{ "slow_factor", 0, 1000, 1, offsetof(struct xm_rebal_conf, slow_factor), -1 },
+};
+
+int xm_rebal_conf_parse(json_t *o, struct xm_rebal_conf *c, char *err, size_t errlen)
+{
+	const char *k;
+	json_t *v;
+
+	xm_rebal_conf_default(c);
+	if (!o)
+		return 0;
+	if (json_is_boolean(o)) {
+		c->enabled = json_is_true(o);
+		return 0;
+	}
+	if (!json_is_object(o)) {
+		snprintf(err, errlen, "rebalance: must be an object or true/false");
+		return -EINVAL;
+	}
+	c->enabled = true; /* an object turns it on unless it says "enabled": false */
+	json_object_foreach(o, k, v) {
+		size_t i;
+		if (!strcmp(k, "enabled")) {
+			if (!json_is_boolean(v)) {
+				snprintf(err, errlen, "rebalance.enabled: must be true or false");
+				return -EINVAL;
+			}
+			c->enabled = json_is_true(v);
+			continue;
+		}
+		for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+			if (!strcmp(k, fields[i].key))
+				break;
+		if (i == sizeof(fields) / sizeof(fields[0])) {
+			snprintf(err, errlen,
+				 "rebalance.%s: unknown field (enabled, max_per_s, idle_ms, "
+				 "share_per_tick, margin, ticks, min_conns, slow_factor)", k);
+			return -EINVAL;
+		}
+		if (!json_is_number(v) || json_number_value(v) < fields[i].lo ||
+		    json_number_value(v) > fields[i].hi ||
+		    (fields[i].uint_off >= 0 && !json_is_integer(v))) {
+			snprintf(err, errlen, "rebalance.%s: must be %s from %g to %g", k,
+				 fields[i].uint_off >= 0 ? "an integer" : "a number", fields[i].lo,
+				 fields[i].hi);
+			return -EINVAL;
+		}
+		if (fields[i].uint_off >= 0)
+			*(unsigned int *)((char *)c + fields[i].uint_off) =
+				(unsigned int)json_integer_value(v);
+		else
+			*(double *)((char *)c + fields[i].dbl_off) =
+				json_number_value(v) * fields[i].scale;
+	}
+	return 0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+unsigned int xm_rebal_plan(const struct xm_rebal_conf *c, struct xm_rebal_svc *st, double dt,
+			   unsigned int retired, const uint32_t *held, const double *weight,
+			   const double *l_est, unsigned int *over, uint32_t *quota, unsigned int n)
+{
+	double burst = c->max_per_s > 1 ? c->max_per_s : 1, total = 0, slow = 0;
+	unsigned int i, sum = 0;
+
+	st->tokens -= retired;
+	if (st->tokens < 0)
+		st->tokens = 0;
+	st->tokens += c->max_per_s * (dt > 0 ? dt : 0);
+	if (st->tokens > burst)
+		st->tokens = burst;
+	for (i = 0; i < n; i++) {
+		quota[i] = 0;
+		total += held[i];
+	}
+	if (!c->enabled || total < c->min_conns || !total) {
+		for (i = 0; i < n; i++)
+			over[i] = 0;
+		return 0;
+	}
+	if (l_est && c->slow_factor > 0 && n) {
+		double sorted[n];
+
+		memcpy(sorted, l_est, n * sizeof(*sorted));
+		qsort(sorted, n, sizeof(*sorted), cmp_double);
+		slow = c->slow_factor * (n % 2 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2);
+	}
+	for (i = 0; i < n; i++) {
+		double excess = held[i] / total - weight[i];
+		double q;
+
+		if (l_est && !(l_est[i] > slow)) {
+			over[i] = 0; /* about as fast as the others: its weight only wobbles */
+			continue;
+		}
+
+		/* The margin is in equal shares: 0.5 = half of 1/n, whatever n. */
+		if (!(excess > c->margin / n)) {
+			over[i] = 0;
+			continue;
+		}
+		if (over[i] < c->ticks)
+			over[i]++;
+		if (over[i] < c->ticks)
+			continue; /* hysteresis: a wobble of the weights retires nothing */
+		q = floor(c->share_per_tick * held[i]);
+		q = fmin(q, floor(excess * total));
+		q = fmin(q, floor(st->tokens) - sum);
+		if (q > 0) {
+			quota[i] = (uint32_t)q;
+			sum += quota[i];
+		}
+	}
+	return sum;
+}

@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Connection-level rebalancing, the policy half (docs/weighting.md, "Pooled
+ * connections"): a service's "rebalance" object and the per-tick plan of how
+ * many idle pooled connections to retire per backend. Pure computation; the
+ * agent (user/agent/rebalance.c) counts connections and retires them.
+ */
+#ifndef XMESH_REBAL_H
+#define XMESH_REBAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+struct xm_rebal_conf {
+	bool enabled;          /* "enabled" (false) */
+	double max_per_s;      /* "max_per_s": retired connections per second, whole service (20) */
+	double idle_s;         /* "idle_ms" / 1000: no segment for this long (0.5) */
+	double share_per_tick; /* "share_per_tick": at most this share of a backend's connections (0.1) */
+	double margin;         /* "margin": connection share above target share that counts,
+				* in equal shares (1 / backends): 0.5 */
+	unsigned int ticks;    /* "ticks": consecutive ticks above the margin before acting (3) */
+	unsigned int min_conns; /* "min_conns": the service holds at least this many (4) */
+	/*
+	 * "slow_factor": only a backend whose latency estimate is above this
+	 * times the median of the service's is shed (2; 0 = any backend over
+	 * its share). Weights of equally fast backends wobble (l3x puts some
+	 * at the floor by chance); retiring toward them would only churn.
+	 */
+	double slow_factor;
+};
+
+void xm_rebal_conf_default(struct xm_rebal_conf *c);
+/*
+ * c = defaults, then the fields of o ("rebalance": an object, or true/false
+ * for enabled with defaults; may be NULL). Returns 0, or -EINVAL with
+ * err = "rebalance.FIELD: what is wrong".
+ */
+int xm_rebal_conf_parse(json_t *o, struct xm_rebal_conf *c, char *err, size_t errlen);
+
+/* Per service state of the plan, zeroed to start. */
+struct xm_rebal_svc {
+	double tokens; /* retirements allowed now (token bucket, max_per_s, burst 1 s) */
+};
+
+/*
+ * One tick of the plan for a service of n backends. held[i] = connections
+ * clients hold to backend i, weight[i] = its target share (sum 1),
+ * over[i] = consecutive ticks it was above its share by the margin (kept by
+ * the caller, zeroed at start), retired = connections retired since the last
+ * call (charged to the bucket), dt = seconds since the last call, l_est[i] =
+ * its latency estimate (NULL: all alike). Fills quota[i] = idle connections
+ * to retire from backend i in the next pass: only from a backend slower
+ * than slow_factor x the median estimate that was over the margin for
+ * `ticks` ticks, at most
+ * floor(share_per_tick x held[i]), at most its excess over its weight
+ * share, and in all at most the bucket. Returns the sum of quota.
+ */
+unsigned int xm_rebal_plan(const struct xm_rebal_conf *c, struct xm_rebal_svc *st, double dt,
+			   unsigned int retired, const uint32_t *held, const double *weight,
+			   const double *l_est, unsigned int *over, uint32_t *quota, unsigned int n);
+
+#endif
