@@ -46,7 +46,7 @@ endif
 
 .DELETE_ON_ERROR:
 .SECONDARY:
-.PHONY: FORCE all deps test test-unit test-integration demo bench clean install fuzz
+.PHONY: FORCE all deps test test-unit test-integration test-kernels demo bench clean install fuzz
 
 all: deps $(BINS) $(TEST_TOOLS)
 
@@ -112,6 +112,11 @@ test-unit: all $(UNIT_BINS)
 
 test-integration: all
 	$(Q)XM_ONLY=integration tests/run.sh
+
+# Kernel matrix (docs/kernels.md): the same build on Debian 12's 6.1 and 6.12
+# under qemu, and on this kernel. KERNELS="6.1" to pick.
+test-kernels: all $(UNIT_BINS)
+	$(Q)scripts/kernels/run.sh $(KERNELS)
 
 demo: all
 	$(Q)scripts/demo.sh

@@ -8,6 +8,8 @@ PKGS="clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool make gcc pkg-config
 libmnl-dev libcmocka-dev libjansson-dev libmicrohttpd-dev
 iproute2 nftables sockperf iperf3 wrk haproxy prometheus containernetworking-plugins
 gnuplot-nox python3 python3-yaml util-linux procps"
+# `install-deps.sh kernels`: also what the kernel matrix needs (scripts/kernels/run.sh).
+[ "${1:-}" = kernels ] && PKGS="$PKGS qemu-system-x86 busybox-static kmod cpio xz-utils"
 
 missing=""
 for p in $PKGS; do
