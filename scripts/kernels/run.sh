@@ -103,7 +103,7 @@ guest_run() {
 	mkdir -p "$K/logs" "$K/results"
 	cat >"$params" <<-EOP
 		XM_TOP=$TOP
-		export XM_TEST="$(echo $TESTS)"
+		export XM_TEST="$(echo $TESTS)" XM_SMALL=1
 		XM_GUEST_CMD=$(printf '%q' "${XM_GUEST_CMD:-}")
 	EOP
 	t=$SECONDS

@@ -17,6 +17,7 @@ int dp_lb_load(struct xm_agent *a)
 	if (!skel)
 		return -errno;
 	a->lb = skel;
+	skel->rodata->xm_kf_mask = a->kfeatures; /* take the same fallbacks as user space */
 	err = xm_dp_pin_maps(skel->obj, a->pin_root);
 	if (!err)
 		err = xm_lb__load(skel);

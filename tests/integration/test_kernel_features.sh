@@ -1,0 +1,105 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# Kernel feature detection and the fallbacks (docs/kernels.md). The agent
+# is made to act as on an older kernel (XMESH_DISABLE_FEATURES; on a kernel
+# that really lacks a feature the same paths run without it):
+#  - status lists every feature, with the fallback in use for missing ones;
+#  - no TCX (< 6.6): the overlay cache runs as clsact/cls_bpf filters, on
+#    the underlay and on pod veths; a restart replaces the filter's program
+#    in place (one filter, new program); uninstall removes the filters;
+#  - no sockmap links (< 6.10): sk_msg attached to the map, redirect works;
+#  - no bpf_set_retval (< 5.18): a connect() to an empty service is refused
+#    with EPERM (at once) instead of ECONNREFUSED;
+#  - no netns cookie in sockops (< 5.15): redirection is refused with the
+#    kernel version it needs, the rest (LB) runs;
+#  - an unknown feature name is refused.
+set -eu
+[ "$(id -u)" = 0 ] || { echo "needs root"; exit 77; }
+HERE=$(cd "$(dirname "$0")" && pwd)
+ID=$(head -c3 /dev/urandom | od -An -tx1 | tr -d ' \n')
+
+XM_ID=$ID bash -c '
+set -eu
+. "$1/../../scripts/testbed.sh"
+xm_tb_cluster vxlan 2
+xm_tb_pod 1 a 10
+xm_tb_pod 2 b 10
+feat() { # NODE NAME: "present fallback" of one feature in status
+	xm_tb_ctl "$1" -j status | python3 -c "import json,sys
+f = [f for f in json.load(sys.stdin)[\"kernel_features\"] if f[\"name\"] == \"$2\"][0]
+print(int(f[\"present\"]), \"fallback\" in f)"
+}
+filters() { # NODE DEV DIR: xmesh cls_bpf filters (direct-action) on DEV
+	xm_tb_nx "n$1" tc filter show dev "$2" "$3" | grep -c "direct-action" || true
+}
+
+export XMESH_DISABLE_FEATURES=tcx,sockmap_link,set_retval
+xm_tb_agent 1
+xm_tb_agent 2
+unset XMESH_DISABLE_FEATURES
+xm_assert "$(feat 1 tcx)" = "0 True" "status: tcx missing, with its fallback"
+xm_assert "$(feat 1 sockmap_link)" = "0 True" "status: sockmap_link missing, with its fallback"
+xm_assert "$(xm_tb_ctl 1 -j status | python3 -c "import json,sys; print(len(json.load(sys.stdin)[\"kernel_features\"]))")" \
+	-eq 6 "status lists every kernel feature"
+xm_tb_ctl 1 status | grep -q "tcx .*no .*cls_bpf" || xm_fail "plain status names the tc fallback"
+grep -q "kernel: no tcx (Linux >= 6.6)" "$XM_RUN_DIR/agent-n1.log" || xm_fail "one log line per fallback"
+xm_assert "$(filters 1 eth0 ingress)" -eq 1 "underlay ingress: one cls_bpf filter"
+xm_assert "$(filters 1 eth0 egress)" -eq 1 "underlay egress: one cls_bpf filter"
+[ ! -e "$XM_PIN/n1/links/sk_msg" ] || xm_fail "no sk_msg link without sockmap links"
+
+# The cache works through the filters.
+B=$(xm_tb_pod_ip 2 10)
+xm_bg xm_tb_nx b "$XM_TOOLS/xm-udp" echo "$B" 7002
+sleep 0.2
+send() { xm_tb_nx a "$XM_TOOLS/xm-udp" send "$B" 7002 -n "$1" -b 43000 >/dev/null; }
+send 20 || xm_fail "first exchange"
+e0=$(xm_tb_stat 1 overlay_encap_pkts)
+d0=$(xm_tb_stat 2 overlay_decap_pkts)
+send 50 || xm_fail "traffic over the cls_bpf fast path"
+xm_assert "$(( $(xm_tb_stat 1 overlay_encap_pkts) - e0 ))" -ge 50 "encap through cls_bpf"
+xm_assert "$(( $(xm_tb_stat 2 overlay_decap_pkts) - d0 ))" -ge 50 "decap through cls_bpf"
+
+# Restart: the filter is adopted, its program replaced in place.
+prog() { xm_tb_ctl 1 -j status | python3 -c "import json,sys
+print([l for l in json.load(sys.stdin)[\"links\"] if l[\"name\"] == \"ovl_ul_ingress\"][0][\"prog_id\"])"; }
+old=$(prog)
+kill "${XM_TB_AGENT_PID[1]}"; wait "${XM_TB_AGENT_PID[1]}" 2>/dev/null || true
+XMESH_DISABLE_FEATURES=tcx,sockmap_link,set_retval xm_tb_agent 1
+grep -q "adopted link ovl_ul_ingress" "$XM_RUN_DIR/agent-n1.log" || xm_fail "restart adopted the filter"
+xm_assert "$(filters 1 eth0 ingress)" -eq 1 "still one filter after the restart"
+xm_assert "$(prog)" -ne "$old" "the filter runs the new program"
+bpftool prog show id "$old" >/dev/null 2>&1 && xm_fail "old program $old still loaded"
+send 20 || xm_fail "exchange after restart"
+e0=$(xm_tb_stat 1 overlay_encap_pkts)
+send 50 || xm_fail "traffic after restart"
+xm_assert "$(( $(xm_tb_stat 1 overlay_encap_pkts) - e0 ))" -ge 50 "fast path after restart"
+
+# Uninstall removes the filters (a filter, unlike a link, outlives its pin).
+kill "${XM_TB_AGENT_PID[1]}"; wait "${XM_TB_AGENT_PID[1]}" 2>/dev/null || true
+"$XM_BIN/xmesh-agent" uninstall --cgroup "$XM_CGROUP/n1" --pin-root "$XM_PIN/n1" \
+	--netns "/var/run/netns/$XM_PREFIX-n1" 2>/dev/null
+xm_assert "$(filters 1 eth0 ingress)$(filters 1 eth0 egress)" = "00" "uninstall removed the cls_bpf filters"
+pod_if=$(xm_tb_nx n1 ip -o link show type veth | awk -F": " "{sub(/@.*/, \"\", \$2); print \$2; exit}")
+xm_assert "$(filters 1 "$pod_if" ingress)" -eq 0 "uninstall removed the pod veth filters"
+' _ "$HERE" || exit 1
+
+# set_retval and a module refused for a missing feature: one node, LB only.
+. "$HERE/lib.sh"
+xm_setup
+xm_node n1
+xm_pod n1 c 10.77.0.2/24
+XMESH_DISABLE_FEATURES=set_retval,sockops_netns_cookie xm_agent_start 2>"$XM_RUN_DIR/agent.log"
+grep -q "datapath module redirect is off: it needs sockops_netns_cookie (Linux >= 5.15)" \
+	"$XM_RUN_DIR/agent.log" || xm_fail "redirect refused, naming the kernel it needs"
+[ ! -e "$XM_PIN/links/sockops" ] || xm_fail "redirect attached although refused"
+xm_ctl service add '{"vip": "10.96.0.12", "port": 80, "backends": []}'
+xm_lb_wait 10.96.0.12:80 0
+out=$(xm_pod_exec c "$XM_TOOLS/xm-lbtool" connect 10.96.0.12 80 -n 5)
+xm_assert "$(echo "$out" | xm_json 'j["errors"].get("EPERM",0)')" -eq 5 \
+	"without set_retval an empty service refuses with EPERM (the LB runs)"
+kill "$XM_AGENT_PID"; wait "$XM_AGENT_PID" 2>/dev/null || true
+
+XMESH_DISABLE_FEATURES=warp_drive "$XM_BIN/xmesh-agent" --cgroup "$XM_CGROUP" \
+	--pin-root "$XM_PIN" 2>"$XM_RUN_DIR/bad.log" && xm_fail "unknown feature accepted"
+grep -q "unknown feature 'warp_drive'" "$XM_RUN_DIR/bad.log" || xm_fail "unknown feature: clear error"
+echo "ok"
