@@ -1,26 +1,17 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# Kernel feature detection and the fallbacks (docs/kernels.md). The agent
-# is made to act as on an older kernel (XMESH_DISABLE_FEATURES; on a kernel
-# that really lacks a feature the same paths run without it):
-#  - status lists every feature, with the fallback in use for missing ones;
+# Kernel feature detection and the tc/sockmap fallbacks (docs/kernels.md),
+# with the agent made to act as on an older kernel (XMESH_DISABLE_FEATURES;
+# on a kernel that really lacks a feature the same paths run without it):
+#  - status lists every feature, with the fallback in use for missing ones,
+#    and the agent logs one line per fallback;
 #  - no TCX (< 6.6): the overlay cache runs as clsact/cls_bpf filters, on
 #    the underlay and on pod veths; a restart replaces the filter's program
 #    in place (one filter, new program); uninstall removes the filters;
-#  - no sockmap links (< 6.10): sk_msg attached to the map, redirect works;
-#  - no bpf_set_retval (< 5.18): a connect() to an empty service is refused
-#    with EPERM (at once) instead of ECONNREFUSED;
-#  - no netns cookie in sockops (< 5.15): redirection is refused with the
-#    kernel version it needs, the rest (LB) runs;
-#  - an unknown feature name is refused.
+#  - no sockmap links (< 6.10): sk_msg attached to the map without a link.
+# test_kernel_features_lb.sh: the LB and module-refusal side.
 set -eu
-[ "$(id -u)" = 0 ] || { echo "needs root"; exit 77; }
-HERE=$(cd "$(dirname "$0")" && pwd)
-ID=$(head -c3 /dev/urandom | od -An -tx1 | tr -d ' \n')
-
-XM_ID=$ID bash -c '
-set -eu
-. "$1/../../scripts/testbed.sh"
+. "$(dirname "$0")/../../scripts/testbed.sh"
 xm_tb_cluster vxlan 2
 xm_tb_pod 1 a 10
 xm_tb_pod 2 b 10
@@ -81,25 +72,3 @@ kill "${XM_TB_AGENT_PID[1]}"; wait "${XM_TB_AGENT_PID[1]}" 2>/dev/null || true
 xm_assert "$(filters 1 eth0 ingress)$(filters 1 eth0 egress)" = "00" "uninstall removed the cls_bpf filters"
 pod_if=$(xm_tb_nx n1 ip -o link show type veth | awk -F": " "{sub(/@.*/, \"\", \$2); print \$2; exit}")
 xm_assert "$(filters 1 "$pod_if" ingress)" -eq 0 "uninstall removed the pod veth filters"
-' _ "$HERE" || exit 1
-
-# set_retval and a module refused for a missing feature: one node, LB only.
-. "$HERE/lib.sh"
-xm_setup
-xm_node n1
-xm_pod n1 c 10.77.0.2/24
-XMESH_DISABLE_FEATURES=set_retval,sockops_netns_cookie xm_agent_start 2>"$XM_RUN_DIR/agent.log"
-grep -q "datapath module redirect is off: it needs sockops_netns_cookie (Linux >= 5.15)" \
-	"$XM_RUN_DIR/agent.log" || xm_fail "redirect refused, naming the kernel it needs"
-[ ! -e "$XM_PIN/links/sockops" ] || xm_fail "redirect attached although refused"
-xm_ctl service add '{"vip": "10.96.0.12", "port": 80, "backends": []}'
-xm_lb_wait 10.96.0.12:80 0
-out=$(xm_pod_exec c "$XM_TOOLS/xm-lbtool" connect 10.96.0.12 80 -n 5)
-xm_assert "$(echo "$out" | xm_json 'j["errors"].get("EPERM",0)')" -eq 5 \
-	"without set_retval an empty service refuses with EPERM (the LB runs)"
-kill "$XM_AGENT_PID"; wait "$XM_AGENT_PID" 2>/dev/null || true
-
-XMESH_DISABLE_FEATURES=warp_drive "$XM_BIN/xmesh-agent" --cgroup "$XM_CGROUP" \
-	--pin-root "$XM_PIN" 2>"$XM_RUN_DIR/bad.log" && xm_fail "unknown feature accepted"
-grep -q "unknown feature 'warp_drive'" "$XM_RUN_DIR/bad.log" || xm_fail "unknown feature: clear error"
-echo "ok"

@@ -85,33 +85,28 @@ static json_t *describe_link(const char *name, int fd)
 			 "prog_name", pinfo.name);
 }
 
+struct describe_ctx {
+	json_t *(*describe)(const char *name, int fd);
+	json_t *arr;
+};
+
+static int describe_one(const char *name, int fd, void *arg)
+{
+	struct describe_ctx *c = arg;
+	json_t *o = c->describe(name, fd);
+
+	if (o)
+		json_array_append_new(c->arr, o);
+	return 0;
+}
+
 /* One JSON object per object pinned in <pin root>/<sub>, as describe() sees it. */
 static json_t *pinned_objects(const char *sub, json_t *(*describe)(const char *name, int fd))
 {
-	char dir[PATH_MAX], path[PATH_MAX + 256];
-	json_t *arr = json_array(), *o;
-	struct dirent *de;
-	DIR *d;
-	int fd;
+	struct describe_ctx c = { describe, json_array() };
 
-	snprintf(dir, sizeof(dir), "%s/%s", xm_pin_root, sub);
-	d = opendir(dir);
-	if (!d)
-		return arr;
-	while ((de = readdir(d))) {
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		fd = bpf_obj_get(path);
-		if (fd < 0)
-			continue;
-		o = describe(de->d_name, fd);
-		if (o)
-			json_array_append_new(arr, o);
-		close(fd);
-	}
-	closedir(d);
-	return arr;
+	xm_pin_walk(xm_pin_root, sub, describe_one, &c);
+	return c.arr;
 }
 
 /*

@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: MIT
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <net/if.h>
@@ -155,34 +154,23 @@ int xm_tc_attach(const char *pin_root, const char *name, int prog_fd, int ifinde
 				       &want);
 }
 
+static int detach_if_prog(const char *name, int fd, void *arg)
+{
+	int *n = arg, r;
+
+	if (fd_is_prog(fd)) {
+		r = cls_detach_everywhere(prog_id(fd));
+		*n += r > 0 ? r : 0;
+	}
+	return 0;
+}
+
 int xm_tc_detach_all(const char *pin_root)
 {
-	char dir[PATH_MAX], path[PATH_MAX + NAME_MAX + 1];
-	struct dirent *de;
-	int n = 0, fd;
-	DIR *d;
+	int n = 0, err;
 
-	if (snprintf(dir, sizeof(dir), "%s/%s", pin_root, XM_PIN_LINKS) >= (int)sizeof(dir))
-		return -ENAMETOOLONG;
-	d = opendir(dir);
-	if (!d)
-		return errno == ENOENT ? 0 : -errno;
-	while ((de = readdir(d))) {
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		fd = bpf_obj_get(path);
-		if (fd < 0)
-			continue;
-		if (fd_is_prog(fd)) {
-			int r = cls_detach_everywhere(prog_id(fd));
-
-			n += r > 0 ? r : 0;
-		}
-		close(fd);
-	}
-	closedir(d);
-	return n;
+	err = xm_pin_walk(pin_root, XM_PIN_LINKS, detach_if_prog, &n);
+	return err ?: n;
 }
 
 bool xm_bpf_fd_is_prog(int fd)

@@ -165,3 +165,30 @@ int xm_run_path(char *buf, size_t len, const char *root, const char *suffix)
 		return -errno;
 	return 0;
 }
+
+int xm_pin_walk(const char *root, const char *sub, int (*fn)(const char *name, int fd, void *arg),
+		void *arg)
+{
+	char dir[PATH_MAX], path[PATH_MAX + NAME_MAX + 1];
+	struct dirent *de;
+	int fd, r = 0;
+	DIR *d;
+
+	if (snprintf(dir, sizeof(dir), "%s/%s", root, sub) >= (int)sizeof(dir))
+		return -ENAMETOOLONG;
+	d = opendir(dir);
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	while (!r && (de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		fd = bpf_obj_get(path);
+		if (fd < 0)
+			continue;
+		r = fn(de->d_name, fd, arg);
+		close(fd);
+	}
+	closedir(d);
+	return r;
+}

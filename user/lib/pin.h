@@ -20,6 +20,14 @@ int xm_meta_read(const char *root, struct xm_meta *meta);
 /* Remove every pin below root and root itself. Returns the number removed or -errno. */
 int xm_pin_root_remove(const char *root);
 
+/*
+ * Call fn(name, fd, arg) for each object pinned in <root>/<sub> (fd open for
+ * the call only); stops at fn's first non-zero result and returns it. A
+ * missing directory has no objects.
+ */
+int xm_pin_walk(const char *root, const char *sub, int (*fn)(const char *name, int fd, void *arg),
+		void *arg);
+
 /* Where the agent of this pin root keeps its control socket and lock. */
 int xm_run_path(char *buf, size_t len, const char *root, const char *suffix);
 
