@@ -36,6 +36,8 @@ xm_tb_ctl 1 status | grep -q "tcx .*no .*cls_bpf" || xm_fail "plain status names
 grep -q "kernel: no tcx (Linux >= 6.6)" "$XM_RUN_DIR/agent-n1.log" || xm_fail "one log line per fallback"
 xm_assert "$(filters 1 eth0 ingress)" -eq 1 "underlay ingress: one cls_bpf filter"
 xm_assert "$(filters 1 eth0 egress)" -eq 1 "underlay egress: one cls_bpf filter"
+pod_if=$(xm_tb_nx n1 ip -o link show type veth | awk -F": " "{sub(/@.*/, \"\", \$2); print \$2; exit}")
+xm_assert "$(filters 1 "$pod_if" ingress)$(filters 1 "$pod_if" egress)" = "11" "pod veth: cls_bpf filters both ways"
 [ ! -e "$XM_PIN/n1/links/sk_msg" ] || xm_fail "no sk_msg link without sockmap links"
 
 # The cache works through the filters.
@@ -70,5 +72,4 @@ kill "${XM_TB_AGENT_PID[1]}"; wait "${XM_TB_AGENT_PID[1]}" 2>/dev/null || true
 "$XM_BIN/xmesh-agent" uninstall --cgroup "$XM_CGROUP/n1" --pin-root "$XM_PIN/n1" \
 	--netns "/var/run/netns/$XM_PREFIX-n1" 2>/dev/null
 xm_assert "$(filters 1 eth0 ingress)$(filters 1 eth0 egress)" = "00" "uninstall removed the cls_bpf filters"
-pod_if=$(xm_tb_nx n1 ip -o link show type veth | awk -F": " "{sub(/@.*/, \"\", \$2); print \$2; exit}")
-xm_assert "$(filters 1 "$pod_if" ingress)" -eq 0 "uninstall removed the pod veth filters"
+xm_assert "$(filters 1 "$pod_if" ingress)$(filters 1 "$pod_if" egress)" = "00" "uninstall removed the pod veth filters"

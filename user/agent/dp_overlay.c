@@ -26,6 +26,7 @@
 #include <bpf/libbpf.h>
 #include "agent.h"
 #include "log.h"
+#include "kfeatures.h"
 #include "netlink.h"
 #include "overlay.h"
 #include "overlay.skel.h"
@@ -72,7 +73,7 @@ static void pod_attach(struct xm_agent *a, const struct xm_nl_link *l)
 
 	if (pod_known(l->ifindex) || ovl.n_pods == MAX_PODS)
 		return;
-	err = xm_overlay_attach_pod(a->pin_root, l->ifindex);
+	err = xm_overlay_attach_pod(a->pin_root, l->ifindex, xm_kf_has(a->kfeatures, XM_KF_TCX));
 	if (err) {
 		pr_warn("overlay: cannot attach to pod veth %s (ifindex %d): %s", l->name, l->ifindex,
 			strerror(-err));

@@ -24,11 +24,18 @@ static int prog_open(const char *pin_root, const char *name)
 	return fd < 0 ? -errno : fd;
 }
 
-int xm_overlay_attach_pod(const char *pin_root, int host_ifindex)
+bool xm_overlay_tcx(const char *pin_root)
+{
+	__u32 kf;
+
+	/* An agent that did not record its choice ran with TCX. */
+	return xm_kfeatures_of_pin_root(pin_root, &kf) || xm_kf_has(kf, XM_KF_TCX);
+}
+
+int xm_overlay_attach_pod(const char *pin_root, int host_ifindex, bool tcx)
 {
 	char name[64];
 	int in, out, err;
-	__u32 kf;
 
 	in = prog_open(pin_root, XM_OVL_PROG_POD_INGRESS);
 	if (in < 0)
@@ -38,15 +45,11 @@ int xm_overlay_attach_pod(const char *pin_root, int host_ifindex)
 		close(in);
 		return out;
 	}
-	/* TCX as the agent decided for this node; an agent that did not say: try TCX. */
-	if (xm_kfeatures_of_pin_root(pin_root, &kf))
-		kf = 1U << XM_KF_TCX;
 	snprintf(name, sizeof(name), "ovl_pod_%d_in", host_ifindex);
-	err = xm_tc_attach(pin_root, name, in, host_ifindex, true, xm_kf_has(kf, XM_KF_TCX));
+	err = xm_tc_attach(pin_root, name, in, host_ifindex, true, tcx);
 	if (err >= 0) {
 		snprintf(name, sizeof(name), "ovl_pod_%d_out", host_ifindex);
-		err = xm_tc_attach(pin_root, name, out, host_ifindex, false,
-				   xm_kf_has(kf, XM_KF_TCX));
+		err = xm_tc_attach(pin_root, name, out, host_ifindex, false, tcx);
 	}
 	close(in);
 	close(out);

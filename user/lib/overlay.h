@@ -19,12 +19,14 @@
 /*
  * Hook a pod's host-side veth into the overlay cache (learn deliveries on
  * egress, fast path on ingress), pinned as <root>/links/ovl_pod_<ifindex>_{in,out}
- * (attach.h: TCX links, or cls_bpf filters where the agent found no TCX).
+ * (attach.h: TCX links if tcx, else cls_bpf filters, as the agent chose).
  * For the CNI plugin on pod ADD;
  * the agent also does it for every veth it finds. -ENOENT when no overlay
  * cache is loaded under pin_root.
  */
-int xm_overlay_attach_pod(const char *pin_root, int host_ifindex);
+int xm_overlay_attach_pod(const char *pin_root, int host_ifindex, bool tcx);
+/* Whether the agent of pin_root attaches tc programs with TCX (it records its choice). */
+bool xm_overlay_tcx(const char *pin_root);
 /* Unpin a pod's links (they detach) and forget what was learned through it. */
 int xm_overlay_detach_pod(const char *pin_root, int host_ifindex);
 
