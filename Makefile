@@ -46,7 +46,7 @@ endif
 
 .DELETE_ON_ERROR:
 .SECONDARY:
-.PHONY: FORCE all deps test test-quick test-unit test-integration k8s-build demo bench clean install \
+.PHONY: FORCE all deps test test-quick test-unit test-integration k8s-build test-kernels demo bench clean install \
 	uninstall fuzz soak-redirect
 
 all: deps $(BINS) $(TEST_TOOLS) $(B)/tests/xmesh-cni-crash
@@ -135,6 +135,11 @@ test-integration: all k8s-build
 k8s-build:
 	$(Q)[ "$(XM_QUICK)" = 1 ] || ! ls tests/integration/test_k8s_*.sh | grep -q -e '$(XM_TEST)' || \
 		scripts/k8s-build.sh
+
+# Kernel matrix (docs/kernels.md): the same build on Debian 12's 6.1 and 6.12
+# under qemu, and on this kernel. KERNELS="6.1" to pick.
+test-kernels: all $(UNIT_BINS)
+	$(Q)scripts/kernels/run.sh $(KERNELS)
 
 demo: all
 	$(Q)scripts/demo.sh

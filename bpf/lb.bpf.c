@@ -23,6 +23,7 @@
 #include "lib/common_maps.h"
 #include "lib/addr.h"
 #include "lib/lb_probe.h"
+#include "lib/kfeatures.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -81,10 +82,12 @@ static __always_inline void lb_refuse(void)
 	xm_stat_add(XM_STAT_LB_NO_BACKEND, 1);
 	/*
 	 * Without this the kernel turns our "return 0" into EPERM. The helper
-	 * is Linux >= 5.18; on older kernels the branch is dead at load time
-	 * and a refused connect() reports EPERM (still at once, never a hang).
+	 * is Linux >= 5.18; on older kernels (or when the agent says so) the
+	 * branch is dead at load time and a refused connect() reports EPERM
+	 * (still at once, never a hang).
 	 */
-	if (bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_set_retval))
+	if (xm_kf(XM_KF_SET_RETVAL) &&
+	    bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_set_retval))
 		bpf_set_retval(-ECONNREFUSED);
 }
 

@@ -28,6 +28,7 @@
 #include <bpf/bpf_endian.h>
 #include <xmesh/overlay.h>
 #include "lib/common_maps.h"
+#include "lib/kfeatures.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -722,7 +723,11 @@ int xm_ovl_ul_ingress(struct __sk_buff *skb)
 	/*
 	 * skb->protocol must become the inner one: bpf_redirect_peer() hands
 	 * the skb to the pod's stack without parsing the Ethernet header again.
+	 * For IPv6 in IPv4 only BPF_F_ADJ_ROOM_DECAP_L3_IPV6 (Linux >= 6.3) does
+	 * that; without it such packets take the kernel's VXLAN path.
 	 */
+	if (in.family == AF_INET6 && !xm_kf(XM_KF_ADJ_ROOM_DECAP_L3))
+		return miss(XM_STAT_OVL_DECAP_MISSES);
 	if (bpf_skb_adjust_room(skb, -ENCAP4_ROOM, BPF_ADJ_ROOM_MAC,
 				BPF_F_ADJ_ROOM_FIXED_GSO |
 				(in.family == AF_INET6 ? BPF_F_ADJ_ROOM_DECAP_L3_IPV6 : 0)))

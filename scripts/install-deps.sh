@@ -10,6 +10,8 @@ iproute2 nftables sockperf iperf3 wrk haproxy prometheus containernetworking-plu
 gnuplot-nox python3 python3-yaml util-linux procps libclang-rt-14-dev man-db bash-completion
 containerd runc openssl curl nginx-light redis-server redis-tools nghttp2-server nghttp2-client
 postgresql-15 python3-urllib3 python3-h2 python3-grpcio"
+# `install-deps.sh kernels`: also what the kernel matrix needs (scripts/kernels/run.sh).
+[ "${1:-}" = kernels ] && PKGS="$PKGS qemu-system-x86 busybox-static kmod cpio xz-utils"
 
 missing=""
 for p in $PKGS; do

@@ -238,12 +238,12 @@ xm_tb_agent() {
 		--netns "/var/run/netns/$XM_PREFIX-n$n" --overlay-dev eth0 "$@" \
 		2> >(tee -a "$log" >&2)
 	XM_TB_AGENT_PID[$n]=$XM_LAST_PID
-	for _ in $(seq 100); do
+	for _ in $(seq "$(xm_size 100 600)"); do
 		[ "$(grep -c "datapath ready" "$log" || true)" -gt "$ready0" ] && return 0
 		kill -0 "$XM_LAST_PID" 2>/dev/null || xm_fail "agent of node $n exited during start"
 		sleep 0.05
 	done
-	xm_fail "agent of node $n not ready after 5 s"
+	xm_fail "agent of node $n not ready after $(xm_size 5 30) s"
 }
 
 xm_tb_ctl() { local n=$1; shift; "$XM_BIN/xmeshctl" --pin-root "$XM_PIN/n$n" "$@"; }

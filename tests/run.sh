@@ -9,22 +9,32 @@ cd "$(dirname "$0")/.."
 B=${B:-build}
 pass=0 fail=0 skip=0 failed=()
 only=${XM_ONLY:-}
-filter=${XM_TEST:-}
+# XM_TEST: one or more substrings (space-separated); a test runs if its name has any.
+read -ra filters <<<"${XM_TEST:-}"
+# XM_RESULTS=FILE: also write one line per test, "name pass|fail|skip seconds".
+results=${XM_RESULTS:-/dev/null}
+
+selected() {
+	[ ${#filters[@]} -eq 0 ] && return 0
+	for f in "${filters[@]}"; do [[ $1 == *"$f"* ]] && return 0; done
+	return 1
+}
 
 run_one() {
 	local name=$1; shift
 	local start=$SECONDS rc log
-	[ -n "$filter" ] && [[ $name != *$filter* ]] && return
+	selected "$name" || return
 	log=$(mktemp /tmp/xm-test-log.XXXXXX)
 	printf '%-52s ' "$name"
 	"$@" >"$log" 2>&1
 	rc=$?
 	case $rc in
-	0) pass=$((pass + 1)); echo "ok ($((SECONDS - start))s)" ;;
-	77) skip=$((skip + 1)); echo "skipped: $(tail -n1 "$log")" ;;
+	0) pass=$((pass + 1)); echo "ok ($((SECONDS - start))s)"; rc=pass ;;
+	77) skip=$((skip + 1)); echo "skipped: $(tail -n1 "$log")"; rc=skip ;;
 	*) fail=$((fail + 1)); failed+=("$name"); echo "FAIL (rc $rc, $((SECONDS - start))s)"
-	   sed 's/^/    | /' "$log" | tail -n 60 ;;
+	   sed 's/^/    | /' "$log" | tail -n 60; rc=fail ;;
 	esac
+	echo "$name $rc $((SECONDS - start))" >>"$results"
 	rm -f "$log"
 }
 

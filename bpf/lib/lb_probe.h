@@ -126,6 +126,12 @@ static __always_inline void lb_probe_received(struct xm_lb_flow *f, int is_5xx)
 	h = bpf_map_lookup_elem(&xm_lb_hist, &f->backend);
 	if (h) {
 		b = xm_lb_hist_bucket(lat);
+		/*
+		 * Verifier workaround (Linux 6.1): clang bounds-checked one copy
+		 * of b and indexed with another, whose bound 6.1 does not carry
+		 * over. The barrier makes the checked register the index.
+		 */
+		barrier_var(b);
 		if (b < XM_LB_HIST_BUCKETS)
 			__sync_fetch_and_add(&h->bucket[b], 1);
 	}

@@ -68,7 +68,7 @@ struct xm_endpoint {
 struct xm_meta {
 	__u64 magic;
 	__u32 abi_version;
-	__u32 pad;
+	__u32 kfeatures; /* what the agent found in the kernel (user/lib/kfeatures.h) */
 	char agent_version[32];
 };
 

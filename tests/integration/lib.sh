@@ -20,6 +20,8 @@ XM_NETNS=()
 xm_log() { echo "[$(date +%T)] $*" >&2; }
 xm_fail() { echo "FAIL: $*" >&2; exit 1; }
 xm_skip() { echo "$*"; exit 77; }
+# xm_size NORMAL SMALL: SMALL when XM_SMALL=1 (slow machines: the kernel matrix under qemu TCG).
+xm_size() { if [ "${XM_SMALL:-0}" = 1 ]; then echo "$2"; else echo "$1"; fi; }
 
 # assert VALUE OP VALUE MESSAGE, e.g. xm_assert "$n" -gt 0 "redirected messages"
 xm_assert() {
@@ -124,13 +126,13 @@ xm_agent_start() {
 	xm_bg ${XM_AGENT_WRAP:-} "$XM_BIN/xmesh-agent" --cgroup "$XM_CGROUP" --pin-root "$XM_PIN" "$@"
 	XM_AGENT_PID=$XM_LAST_PID
 	# Ready: the datapath is loaded and the control socket answers.
-	for _ in $(seq 50); do
+	for _ in $(seq "$(xm_size 50 300)"); do
 		"$XM_BIN/xmeshctl" --pin-root "$XM_PIN" -j status 2>/dev/null |
 			grep -q '"agent_socket": *true' && return 0
 		kill -0 "$XM_AGENT_PID" 2>/dev/null || xm_fail "agent exited during start"
 		sleep 0.1
 	done
-	xm_fail "agent not ready after 5 s"
+	xm_fail "agent not ready after $(xm_size 5 30) s"
 }
 
 xm_ctl() { "$XM_BIN/xmeshctl" --pin-root "$XM_PIN" "$@"; }
@@ -160,7 +162,7 @@ xm_stat() { xm_ctl -j stats | python3 -c "import json,sys; print(json.load(sys.s
 # xm_lb_wait SERVICE N: wait until SERVICE (VIP:PORT[/proto]) has N selectable backends.
 xm_lb_wait() {
 	local n
-	for _ in $(seq 50); do
+	for _ in $(seq "$(xm_size 50 300)"); do
 		# a service not there yet is not an error (set -e would end the test here)
 		n=$(xm_ctl -j service show "$1" 2>/dev/null |
 			python3 -c 'import json,sys; print(json.load(sys.stdin)["backend_count"])' 2>/dev/null) || n=

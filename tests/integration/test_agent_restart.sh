@@ -16,12 +16,15 @@ xm_ctl endpoint add 10.77.0.3 netns "$(xm_netns_path b)"
 xm_bg xm_pod_exec b "$XM_TOOLS/xm-traffic" server 10.77.0.3 7500 -q 8M -r 8M
 sleep 0.2
 
-# 20 connections, 8 MiB each way, spread over 4 s.
-xm_pod_exec a "$XM_TOOLS/xm-traffic" client 10.77.0.3 7500 -q 8M -r 8M -c 20 -d 4000 \
-	>"$XM_RUN_DIR/long.out" 2>&1 &
+# 20 connections, 8 MiB each way, spread over 4 s (45 s with XM_SMALL: every step is slow there).
+xm_pod_exec a "$XM_TOOLS/xm-traffic" client 10.77.0.3 7500 -q 8M -r 8M -c 20 \
+	-d "$(xm_size 4000 45000)" >"$XM_RUN_DIR/long.out" 2>&1 &
 long=$!
-sleep 1
-in_map=$(xm_ctl -j sock list | python3 -c "import json,sys; print(len(json.load(sys.stdin)))")
+for _ in $(seq 50); do # until all are connected (a loaded machine connects them slowly)
+	in_map=$(xm_ctl -j sock list | python3 -c "import json,sys; print(len(json.load(sys.stdin)))")
+	[ "$in_map" -ge 40 ] && break
+	sleep 0.2
+done
 xm_assert "$in_map" -ge 40 "the 20 long connections (both ends) are in the redirect map"
 b1=$(xm_stat redirect_bytes)
 kill -9 "$XM_AGENT_PID"

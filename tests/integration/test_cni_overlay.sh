@@ -35,7 +35,12 @@ chain add "$T" >/dev/null || xm_fail "ADD"
 idx=$(python3 -c 'import json,glob,sys; print(json.load(open(glob.glob(sys.argv[1])[0]))["hostIfindex"])' "$TMP/state/*/c1:eth0.json")
 xm_assert "$(ls "$PIN/links" | grep -c "^ovl_pod_${idx}_\(in\|out\)$")" -eq 2 \
 	"ADD hooked host veth $idx into the overlay cache (agent stopped)"
-bpftool link show pinned "$PIN/links/ovl_pod_${idx}_in" >/dev/null || xm_fail "pinned link is not a live link"
+# A TCX link, or where the agent found no TCX, the program of a cls_bpf filter on that veth.
+bpftool link show pinned "$PIN/links/ovl_pod_${idx}_in" >/dev/null 2>&1 ||
+	nsenter --net="/var/run/netns/$XM_PREFIX-n1" tc filter show dev "$(nsenter \
+		--net="/var/run/netns/$XM_PREFIX-n1" ip -o link show | awk -F': ' -v i="$idx" \
+		'$1 == i {sub(/@.*/, "", $2); print $2}')" ingress | grep -q "direct-action" ||
+	xm_fail "ADD attached nothing live to host veth $idx"
 chain check "$T" >/dev/null || xm_fail "CHECK with the hooks in place"
 rm "$PIN/links/ovl_pod_${idx}_in"
 if chain check "$T" >/dev/null; then xm_fail "CHECK must notice a missing hook"; fi

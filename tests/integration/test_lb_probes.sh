@@ -58,7 +58,9 @@ within10() { python3 -c "import sys; c,k=float(sys.argv[1]),float(sys.argv[2]); 
 # One service per delay, so each client run has few threads: the client's own
 # wake-up delays on this 2-core machine would otherwise dominate a 2 ms p99.
 # The 200 ms run goes in the background while in-flight and rps are sampled.
-xm_pod_exec c "$XM_TOOLS/xm-lbtool" get 10.96.0.13 80 -n 120 -c 10 -k 12 >"$XM_RUN_DIR/b3.out" &
+# (XM_SMALL: a longer run, as each sample below takes seconds there.)
+xm_pod_exec c "$XM_TOOLS/xm-lbtool" get 10.96.0.13 80 -n "$(xm_size 120 600)" -c 10 -k 12 \
+	>"$XM_RUN_DIR/b3.out" &
 apid=$!
 XM_PIDS+=("$apid")
 live=0

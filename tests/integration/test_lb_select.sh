@@ -44,35 +44,37 @@ xm_agent_start --config "$CFG" 2>>"$AGENT_LOG"
 xm_lb_wait 10.96.0.10:80 3
 xm_lb_wait 10.96.0.11:80 3
 
-# --- 1:2:5 over 20k connects ---
+# --- 1:2:5 over 20k connects (4k with XM_SMALL) ---
+N=$(xm_size 20000 4000)
 before=$(xm_stat lb_connects)
-out=$(xm_pod_exec c "$XM_TOOLS/xm-lbtool" connect 10.96.0.10 80 -n 20000)
-xm_log "20k connects: $out"
-chi=$(echo "$out" | xm_json '(lambda l: sum((l.get(k,{"n":0})["n"] - 20000*w/8)**2 / (20000*w/8) for k, w in (("b1",1),("b2",2),("b3",5))))(j["labels"])')
+out=$(xm_pod_exec c "$XM_TOOLS/xm-lbtool" connect 10.96.0.10 80 -n "$N")
+xm_log "$N connects: $out"
+chi=$(echo "$out" | xm_json '(lambda l: sum((l.get(k,{"n":0})["n"] - '"$N"'*w/8)**2 / ('"$N"'*w/8) for k, w in (("b1",1),("b2",2),("b3",5))))(j["labels"])')
 total=$(echo "$out" | xm_json 'sum(v["n"] for v in j["labels"].values())')
-xm_assert "$total" -eq 20000 "every connect reached a backend"
+xm_assert "$total" -eq "$N" "every connect reached a backend"
 # chi-square, 2 degrees of freedom: 13.8 is the 0.1% critical value
 xm_assert "$(python3 -c "print(int($chi < 13.82))")" -eq 1 "shares match 1:2:5 (chi2=$chi < 13.82)"
 xm_assert "$(echo "$out" | xm_json 'j["peer_mismatch"]')" -eq 0 "getpeername() is the VIP"
-xm_assert $(($(xm_stat lb_connects) - before)) -eq 20000 "lb_connects counts each connect"
+xm_assert $(($(xm_stat lb_connects) - before)) -eq "$N" "lb_connects counts each connect"
 
 # --- weight change and service removal: new connections only ---
 touch_file=$XM_RUN_DIR/release
 xm_pod_exec c "$XM_TOOLS/xm-lbtool" hold 10.96.0.11 80 -w "$touch_file" >"$XM_RUN_DIR/hold.out" 2>"$XM_RUN_DIR/hold.err" &
 hold_pid=$!
 XM_PIDS+=("$hold_pid")
-for _ in $(seq 50); do grep -q "answered by" "$XM_RUN_DIR/hold.err" && break; sleep 0.1; done
+for _ in $(seq "$(xm_size 50 300)"); do grep -q "answered by" "$XM_RUN_DIR/hold.err" && break; sleep 0.1; done
 held=$(sed -n 's/.*answered by //p' "$XM_RUN_DIR/hold.err")
 [ -n "$held" ] || xm_fail "held connection got no first answer"
 held_ip=10.77.0.$((${held#b} + 2))
 xm_ctl backend set 10.96.0.11:80 "$held_ip:8081" weight 0
 xm_lb_wait 10.96.0.11:80 2
-out=$(xm_pod_exec c "$XM_TOOLS/xm-lbtool" get 10.96.0.11 80 -n 600 -c 2 -k 1)
+M=$(xm_size 600 200)
+out=$(xm_pod_exec c "$XM_TOOLS/xm-lbtool" get 10.96.0.11 80 -n "$M" -c 2 -k 1)
 xm_log "after weight 0 for $held: $out"
 xm_assert "$(echo "$out" | xm_json "j['labels'].get('$held',{'n':0})['n']")" -eq 0 \
 	"no new connection to the backend whose weight became 0"
-xm_assert "$(echo "$out" | xm_json 'sum(v["n"] for v in j["labels"].values())')" -eq 600 \
-	"the other backends took all 600 connections"
+xm_assert "$(echo "$out" | xm_json 'sum(v["n"] for v in j["labels"].values())')" -eq "$M" \
+	"the other backends took all $M connections"
 xm_ctl service del 10.96.0.11:80
 xm_assert "$(xm_ctl -j service list | xm_json 'len(j)')" -eq 1 "service deleted through the agent"
 touch "$touch_file"
@@ -85,10 +87,11 @@ xm_assert "$(xm_json 'j["second"]' <"$XM_RUN_DIR/hold.out")" = "$held" \
 write_config '{ "address": "10.77.0.4", "port": 8080, "weight": 2 },
         { "address": "10.77.0.5", "port": 8080, "weight": 5, "cluster": "paris" }'
 xm_lb_wait 10.96.0.10:80 2
-out=$(xm_pod_exec c "$XM_TOOLS/xm-lbtool" connect 10.96.0.10 80 -n 3000)
+R=$(xm_size 3000 600)
+out=$(xm_pod_exec c "$XM_TOOLS/xm-lbtool" connect 10.96.0.10 80 -n "$R")
 xm_log "after removing b1: $out"
 xm_assert "$(echo "$out" | xm_json 'j["labels"].get("b1",{"n":0})["n"]')" -eq 0 "removed backend gets no connection"
-xm_assert "$(echo "$out" | xm_json 'j["labels"]["b2"]["n"] + j["labels"]["b3"]["n"]')" -eq 3000 \
+xm_assert "$(echo "$out" | xm_json 'j["labels"]["b2"]["n"] + j["labels"]["b3"]["n"]')" -eq "$R" \
 	"the remaining backends take all"
 
 # --- empty service: ECONNREFUSED, not EPERM, not a hang ---

@@ -34,8 +34,9 @@ send 50 || xm_fail "traffic while the agent is down"
 xm_assert "$(( $(xm_tb_stat 1 overlay_encap_pkts) - e0 ))" -ge 50 \
 	"fast path runs while the agent is down (pinned links)"
 
-link_prog() { bpftool -j link show pinned "$XM_PIN/n1/links/ovl_ul_ingress" |
-	python3 -c "import json,sys; print(json.load(sys.stdin)[\"prog_id\"])"; }
+# The program behind the pinned attachment (a TCX link, or a cls_bpf filter without TCX).
+link_prog() { "$XM_BIN/xmeshctl" -j --pin-root "$XM_PIN/n1" status | python3 -c \
+	"import json,sys; print([l[\"prog_id\"] for l in json.load(sys.stdin)[\"links\"] if l[\"name\"] == \"ovl_ul_ingress\"][0])"; }
 links=$(ls "$XM_PIN/n1/links" | grep -c ovl_)
 old=$(link_prog)
 xm_tb_pod_del c # while no agent watches

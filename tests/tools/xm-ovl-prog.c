@@ -28,6 +28,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <xmesh/overlay.h>
+#include "kfeatures.h"
 #include "overlay.skel.h"
 
 #define TC_ACT_OK 0
@@ -196,6 +197,9 @@ static size_t put_outer4(__u8 *p, size_t inner, const __u8 *dmac, const __u8 *sm
 	vx[6] = vni;
 	return 14 + len;
 }
+
+/* What the kernel offers, as the agent finds it (kfeatures.h). */
+static __u32 kfeatures;
 
 struct run {
 	int ret;
@@ -488,6 +492,14 @@ static void test_ipv6(void)
 			41000, 55);
 	n = put_outer4(pkt, in, NODE1_MAC, NODE2_MAC, NODE2, NODE1, 0x03, VNI, 4789);
 	run_prog(skel->progs.xm_ovl_ul_ingress, pkt, n, 1, 0, &r);
+	if (!xm_kf_has(kfeatures, XM_KF_ADJ_ROOM_DECAP_L3)) {
+		/* Linux < 6.3: IPv6 in IPv4 is left to the kernel's VXLAN path, untouched. */
+		CHECK(r.ret == TC_ACT_OK, "IPv6 decap without DECAP_L3: verdict %d, want the slow path",
+		      r.ret);
+		CHECK(r.out_len == n && !memcmp(r.out, pkt, n), "IPv6 decap without DECAP_L3: changed");
+		printf("IPv6 decap: slow path (no adj_room_decap_l3 in this kernel)\n");
+		return;
+	}
 	CHECK(r.ret == TC_ACT_REDIRECT, "IPv6 decap: verdict %d", r.ret);
 	o = r.out;
 	CHECK(r.out_len == in, "IPv6 decap: length");
@@ -587,7 +599,17 @@ int main(int argc, char **argv)
 	__u32 zero = 0;
 
 	libbpf_set_print(NULL);
-	skel = xm_overlay__open_and_load();
+	/* The features as the agent would find them (XMESH_DISABLE_FEATURES applies). */
+	if (xm_kfeatures_probe(&kfeatures))
+		return 1;
+	skel = xm_overlay__open();
+	if (skel) {
+		skel->rodata->xm_kf_mask = kfeatures;
+		if (xm_overlay__load(skel)) {
+			xm_overlay__destroy(skel);
+			skel = NULL;
+		}
+	}
 	if (!skel) {
 		printf("cannot load bpf/overlay.bpf.c: %s\n", strerror(errno));
 		return 1;

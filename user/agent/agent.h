@@ -32,6 +32,7 @@ struct xm_agent {
 	unsigned int lb_udp_max;        /* --lb-udp-max; 0: XM_LB_MAX_FLOWS */
 	int lock_fd;
 	struct xm_loop *loop;
+	__u32 kfeatures; /* what the kernel offers (kfeatures.h), probed at start */
 
 	/* Datapath objects, one skeleton per bpf/<name>.bpf.c. */
 	struct xm_redirect *redirect;
@@ -67,6 +68,7 @@ struct xm_dp_module {
 	const char *name;
 	int (*load)(struct xm_agent *a);
 	void (*close)(struct xm_agent *a);
+	int needs; /* enum xm_kfeature the module cannot run without; -1: none */
 };
 
 int xm_datapath_load(struct xm_agent *a);
@@ -81,6 +83,9 @@ int xm_dp_pin_maps(struct bpf_object *obj, const char *pin_root);
 int xm_dp_link_cgroup(struct xm_agent *a, const char *link_name, struct bpf_program *prog);
 int xm_dp_link_map(struct xm_agent *a, const char *link_name, struct bpf_program *prog,
 		   int map_fd, int attach_type);
+/* A tc program on ifindex: a TCX link, or a cls_bpf filter on kernels without TCX. */
+int xm_dp_link_tc(struct xm_agent *a, const char *link_name, struct bpf_program *prog,
+		  int ifindex, bool ingress);
 
 /* Services: config file, control socket (services.c); metrics endpoint (metrics.c). */
 struct xm_lb_state;

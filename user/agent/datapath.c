@@ -15,13 +15,15 @@
 #include <bpf/libbpf.h>
 #include "version.h"
 #include "agent.h"
+#include "attach.h"
+#include "kfeatures.h"
 #include "log.h"
 #include "pin.h"
 
 static const struct xm_dp_module modules[] = {
-	{ "redirect", dp_redirect_load, dp_redirect_close },
-	{ "lb", dp_lb_load, dp_lb_close },
-	{ "overlay", dp_overlay_load, dp_overlay_close },
+	{ "redirect", dp_redirect_load, dp_redirect_close, XM_KF_SOCKOPS_NETNS_COOKIE },
+	{ "lb", dp_lb_load, dp_lb_close, -1 },
+	{ "overlay", dp_overlay_load, dp_overlay_close, -1 },
 };
 
 int xm_dp_pin_maps(struct bpf_object *obj, const char *pin_root)
@@ -42,108 +44,95 @@ int xm_dp_pin_maps(struct bpf_object *obj, const char *pin_root)
 	return 0;
 }
 
-/* Take over a pinned link: put prog into it. -ENOENT if nothing is pinned there. */
-static int link_adopt(const char *path, struct bpf_program *prog, struct bpf_link_info *info)
+/* A pinned cgroup link is ours only on our cgroup: another one is an operator's mistake. */
+static int cgroup_check(const struct bpf_link_info *info, const void *arg)
 {
-	__u32 len = sizeof(*info);
-	int fd, err = 0;
+	const struct xm_agent *a = arg;
 
-	fd = bpf_obj_get(path);
-	if (fd < 0)
-		return -errno;
-	memset(info, 0, sizeof(*info));
-	if (bpf_obj_get_info_by_fd(fd, info, &len))
-		err = -errno;
-	else if (bpf_link_update(fd, bpf_program__fd(prog), NULL))
-		err = -errno;
-	close(fd);
-	return err;
+	if (info->type == BPF_LINK_TYPE_CGROUP && info->cgroup.cgroup_id != a->cgroup_id) {
+		pr_err("a pinned link is attached to cgroup id %llu, not to %s (id %llu): run "
+		       "'xmesh-agent uninstall' first or use the same --cgroup",
+		       (unsigned long long)info->cgroup.cgroup_id, a->cgroup_path,
+		       (unsigned long long)a->cgroup_id);
+		return -EEXIST;
+	}
+	return info->type == BPF_LINK_TYPE_CGROUP ? 0 : 1;
+}
+
+static int link_report(const char *link_name, struct bpf_program *prog, const char *where,
+		       int err)
+{
+	if (err == 1)
+		pr_info("adopted link %s (program %s updated in place)", link_name,
+			bpf_program__name(prog));
+	else if (!err)
+		pr_info("attached %s%s%s", link_name, where ? " to " : "", where ?: "");
+	else if (err != -EEXIST)
+		pr_err("attach %s: %s", link_name, strerror(-err));
+	return err < 0 ? err : 0;
 }
 
 int xm_dp_link_cgroup(struct xm_agent *a, const char *link_name, struct bpf_program *prog)
 {
-	struct bpf_link_info info;
-	struct bpf_link *link;
+	char path[PATH_MAX];
+	int err;
+
+	err = xm_pin_path(path, sizeof(path), a->pin_root, XM_PIN_LINKS, link_name);
+	if (!err)
+		err = xm_link_adopt_or_create(path, bpf_program__fd(prog), a->cgroup_fd,
+					      bpf_program__expected_attach_type(prog),
+					      cgroup_check, a);
+	return link_report(link_name, prog, a->cgroup_path, err);
+}
+
+int xm_dp_link_map(struct xm_agent *a, const char *link_name, struct bpf_program *prog,
+		   int map_fd, int attach_type)
+{
 	char path[PATH_MAX];
 	int err;
 
 	err = xm_pin_path(path, sizeof(path), a->pin_root, XM_PIN_LINKS, link_name);
 	if (err)
 		return err;
-	err = link_adopt(path, prog, &info);
-	if (!err) {
-		if (info.cgroup.cgroup_id != a->cgroup_id) {
-			pr_err("%s is attached to cgroup id %llu, not to %s (id %llu): run "
-			       "'xmesh-agent uninstall' first or use the same --cgroup",
-			       path, (unsigned long long)info.cgroup.cgroup_id, a->cgroup_path,
-			       (unsigned long long)a->cgroup_id);
-			return -EEXIST;
-		}
-		pr_info("adopted link %s (program %s updated in place)", link_name,
-			bpf_program__name(prog));
-		return 0;
-	}
-	if (err != -ENOENT)
-		pr_warn("cannot adopt pinned link %s: %s; attaching anew", path, strerror(-err));
+	if (xm_kf_has(a->kfeatures, XM_KF_SOCKMAP_LINK))
+		return link_report(link_name, prog, NULL,
+				   xm_link_adopt_or_create(path, bpf_program__fd(prog), map_fd,
+							   attach_type, NULL, NULL));
+	/*
+	 * No sockmap links: attach to the map directly. The attachment lives
+	 * as long as the pinned map, and attaching again replaces the program.
+	 */
 	unlink(path);
-
-	link = bpf_program__attach_cgroup(prog, a->cgroup_fd);
-	err = libbpf_get_error(link);
-	if (err) {
-		pr_err("attach %s to %s: %s", bpf_program__name(prog), a->cgroup_path,
-		       strerror(-err));
+	if (bpf_prog_attach(bpf_program__fd(prog), map_fd, attach_type, 0)) {
+		err = -errno;
+		pr_err("attach %s to its map: %s", bpf_program__name(prog), strerror(-err));
 		return err;
 	}
-	err = bpf_link__pin(link, path);
-	if (err)
-		pr_err("pin %s: %s", path, strerror(-err));
-	else
-		pr_info("attached %s to %s", link_name, a->cgroup_path);
-	bpf_link__destroy(link); /* drops our fd; the pin keeps the link */
-	return err;
+	pr_info("attached %s to its map (no link)", link_name);
+	return 0;
 }
 
-int xm_dp_link_map(struct xm_agent *a, const char *link_name, struct bpf_program *prog,
-		   int map_fd, int attach_type)
+int xm_dp_link_tc(struct xm_agent *a, const char *link_name, struct bpf_program *prog,
+		  int ifindex, bool ingress)
 {
-	struct bpf_link_info info;
-	char path[PATH_MAX];
-	int err, fd;
+	int err = xm_tc_attach(a->pin_root, link_name, bpf_program__fd(prog), ifindex, ingress,
+			       xm_kf_has(a->kfeatures, XM_KF_TCX));
 
-	err = xm_pin_path(path, sizeof(path), a->pin_root, XM_PIN_LINKS, link_name);
+	return link_report(link_name, prog, NULL, err);
+}
+
+/* One line per feature the kernel lacks: what xmesh does instead. */
+static int kfeatures_detect(struct xm_agent *a)
+{
+	int err = xm_kfeatures_probe(&a->kfeatures);
+
 	if (err)
 		return err;
-	err = link_adopt(path, prog, &info);
-	if (!err) {
-		pr_info("adopted link %s (program %s updated in place)", link_name,
-			bpf_program__name(prog));
-		return 0;
-	}
-	unlink(path);
-	err = 0;
-	fd = bpf_link_create(bpf_program__fd(prog), map_fd, attach_type, NULL);
-	if (fd < 0) {
-		/*
-		 * Kernels before 6.10 have no sockmap links: attach to the map
-		 * directly. The attachment lives as long as the pinned map, and
-		 * attaching again replaces the program.
-		 */
-		if (bpf_prog_attach(bpf_program__fd(prog), map_fd, attach_type, 0)) {
-			err = -errno;
-			pr_err("attach %s to its map: %s", bpf_program__name(prog), strerror(-err));
-			return err;
-		}
-		pr_info("attached %s to its map (no link support in this kernel)", link_name);
-		return 0;
-	}
-	if (bpf_obj_pin(fd, path))
-		err = -errno;
-	close(fd);
-	if (err)
-		pr_err("pin %s: %s", path, strerror(-err));
-	else
-		pr_info("attached %s", link_name);
-	return err;
+	for (int f = 0; f < XM_KF_COUNT; f++)
+		if (!xm_kf_has(a->kfeatures, f))
+			pr_info("kernel: no %s (Linux >= %s): %s", xm_kfeatures[f].name,
+				xm_kfeatures[f].since, xm_kfeatures[f].without);
+	return 0;
 }
 
 static int meta_check_and_write(const char *pin_root)
@@ -170,9 +159,10 @@ static int meta_check_and_write(const char *pin_root)
 	return 0;
 }
 
-static int meta_write(const char *pin_root)
+static int meta_write(const char *pin_root, __u32 kfeatures)
 {
-	struct xm_meta meta = { .magic = XM_META_MAGIC, .abi_version = XM_ABI_VERSION };
+	struct xm_meta meta = { .magic = XM_META_MAGIC, .abi_version = XM_ABI_VERSION,
+				.kfeatures = kfeatures };
 	__u32 key = 0;
 	int fd, err = 0;
 
@@ -191,9 +181,18 @@ int xm_datapath_load(struct xm_agent *a)
 	int err;
 
 	err = meta_check_and_write(a->pin_root);
+	if (!err)
+		err = kfeatures_detect(a);
 	if (err)
 		return err;
 	for (size_t i = 0; i < sizeof(modules) / sizeof(modules[0]); i++) {
+		int need = modules[i].needs;
+
+		if (need >= 0 && !xm_kf_has(a->kfeatures, need)) {
+			pr_err("datapath module %s is off: it needs %s (Linux >= %s); the rest runs",
+			       modules[i].name, xm_kfeatures[need].name, xm_kfeatures[need].since);
+			continue;
+		}
 		pr_debug("loading datapath module %s", modules[i].name);
 		err = modules[i].load(a);
 		if (err) {
@@ -202,7 +201,7 @@ int xm_datapath_load(struct xm_agent *a)
 			return err;
 		}
 	}
-	return meta_write(a->pin_root);
+	return meta_write(a->pin_root, a->kfeatures);
 }
 
 void xm_datapath_close(struct xm_agent *a)

@@ -19,6 +19,7 @@ int dp_lb_load(struct xm_agent *a)
 	a->lb = skel;
 	if (a->lb_udp_max)
 		bpf_map__set_max_entries(skel->maps.xm_lb_rev, a->lb_udp_max);
+	skel->rodata->xm_kf_mask = a->kfeatures; /* take the same fallbacks as user space */
 	err = xm_dp_pin_maps(skel->obj, a->pin_root);
 	if (!err)
 		err = xm_lb__load(skel);

@@ -26,6 +26,7 @@
 #include <bpf/libbpf.h>
 #include "agent.h"
 #include "log.h"
+#include "kfeatures.h"
 #include "netlink.h"
 #include "overlay.h"
 #include "overlay.skel.h"
@@ -72,7 +73,7 @@ static void pod_attach(struct xm_agent *a, const struct xm_nl_link *l)
 
 	if (pod_known(l->ifindex) || ovl.n_pods == MAX_PODS)
 		return;
-	err = xm_overlay_attach_pod(a->pin_root, l->ifindex);
+	err = xm_overlay_attach_pod(a->pin_root, l->ifindex, xm_kf_has(a->kfeatures, XM_KF_TCX));
 	if (err) {
 		pr_warn("overlay: cannot attach to pod veth %s (ifindex %d): %s", l->name, l->ifindex,
 			strerror(-err));
@@ -434,6 +435,7 @@ int dp_overlay_load(struct xm_agent *a)
 	a->overlay = skel;
 	if (a->overlay_max_flows)
 		bpf_map__set_max_entries(skel->maps.xm_ovl_flows, a->overlay_max_flows);
+	skel->rodata->xm_kf_mask = a->kfeatures; /* take the same fallbacks as user space */
 	err = xm_dp_pin_maps(skel->obj, a->pin_root);
 	if (!err)
 		err = xm_overlay__load(skel);
@@ -476,16 +478,12 @@ int dp_overlay_load(struct xm_agent *a)
 		return err;
 	/* Headers and flows from before this agent may be stale: start over. */
 	xm_overlay_flush(a->pin_root, true);
-	err = xm_tcx_link(a->pin_root, "ovl_ul_ingress", bpf_program__fd(skel->progs.xm_ovl_ul_ingress),
-			  ovl.ul_ifindex, true);
+	err = xm_dp_link_tc(a, "ovl_ul_ingress", skel->progs.xm_ovl_ul_ingress, ovl.ul_ifindex, true);
 	if (!err)
-		err = xm_tcx_link(a->pin_root, "ovl_ul_egress",
-				  bpf_program__fd(skel->progs.xm_ovl_ul_egress), ovl.ul_ifindex, false);
-	if (err) {
-		pr_err("overlay: attach to %s: %s%s", a->overlay_dev, strerror(-err),
-		       err == -EINVAL ? " (TCX needs Linux >= 6.6)" : "");
+		err = xm_dp_link_tc(a, "ovl_ul_egress", skel->progs.xm_ovl_ul_egress, ovl.ul_ifindex,
+				    false);
+	if (err)
 		return err;
-	}
 	pr_info("overlay: cache on underlay %s (ifindex %d), overlay %s (VNI %u, port %u)",
 		a->overlay_dev, ovl.ul_ifindex, ovl.vx_ifindex ? ovl.vx_name : "(none yet)",
 		ovl.vx.vxlan_id,

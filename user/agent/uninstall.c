@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "agent.h"
+#include "attach.h"
 #include "drain.h"
 #include "log.h"
 #include "pin.h"
@@ -56,6 +57,8 @@ int xm_datapath_uninstall(const char *pin_root, double drain_timeout_s, bool for
 	int n, m;
 	long left;
 
+	/* cls_bpf filters (kernels without TCX) hold their programs without a link. */
+	xm_tc_detach_all(pin_root);
 	n = xm_pin_root_remove_except(pin_root, xm_drain_keep);
 	if (n < 0)
 		return n;

@@ -9,8 +9,11 @@
 #include <sys/file.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
+#include "attach.h"
 #include "ctl.h"
 #include "drain.h"
+#include "kernel_uapi.h"
+#include "kfeatures.h"
 #include "pin.h"
 
 static const char *link_type_name(__u32 t)
@@ -19,9 +22,9 @@ static const char *link_type_name(__u32 t)
 	case BPF_LINK_TYPE_CGROUP: return "cgroup";
 	case BPF_LINK_TYPE_NETNS: return "netns";
 	case BPF_LINK_TYPE_XDP: return "xdp";
-	case 14: return "sockmap";  /* BPF_LINK_TYPE_SOCKMAP, newer than our uapi headers */
-	case 11: return "tcx";      /* BPF_LINK_TYPE_TCX */
-	case 13: return "netkit";
+	case XM_BPF_LINK_TYPE_SOCKMAP: return "sockmap";
+	case XM_BPF_LINK_TYPE_TCX: return "tcx";
+	case XM_BPF_LINK_TYPE_NETKIT: return "netkit";
 	default: return "other";
 	}
 }
@@ -63,6 +66,13 @@ static json_t *describe_link(const char *name, int fd)
 	__u32 len = sizeof(info), plen = sizeof(pinfo);
 	int pfd;
 
+	if (xm_bpf_fd_is_prog(fd)) {
+		/* a cls_bpf filter's program (attach.h): no link, the filter holds it */
+		if (bpf_obj_get_info_by_fd(fd, &pinfo, &plen))
+			return NULL;
+		return json_pack("{s:s, s:s, s:i, s:i, s:s}", "name", name, "type", "cls_bpf", "id",
+				 0, "prog_id", pinfo.id, "prog_name", pinfo.name);
+	}
 	if (bpf_obj_get_info_by_fd(fd, &info, &len))
 		return NULL;
 	pfd = bpf_prog_get_fd_by_id(info.prog_id);
@@ -75,27 +85,50 @@ static json_t *describe_link(const char *name, int fd)
 			 "prog_name", pinfo.name);
 }
 
-struct pinned {
-	json_t *arr;
+struct describe_ctx {
 	json_t *(*describe)(const char *name, int fd);
+	json_t *arr;
 };
 
-static void pinned_add(const char *name, int fd, void *arg)
+static int describe_one(const char *name, int fd, void *arg)
 {
-	struct pinned *p = arg;
-	json_t *o = p->describe(name, fd);
+	struct describe_ctx *c = arg;
+	json_t *o = c->describe(name, fd);
 
 	if (o)
-		json_array_append_new(p->arr, o);
+		json_array_append_new(c->arr, o);
+	return 0;
 }
 
 /* One JSON object per object pinned in <pin root>/<sub>, as describe() sees it. */
 static json_t *pinned_objects(const char *sub, json_t *(*describe)(const char *name, int fd))
 {
-	struct pinned p = { json_array(), describe };
+	struct describe_ctx c = { describe, json_array() };
 
-	xm_pin_foreach(xm_pin_root, sub, pinned_add, &p);
-	return p.arr;
+	xm_pin_walk(xm_pin_root, sub, describe_one, &c);
+	return c.arr;
+}
+
+/*
+ * The kernel features the agent found (kfeatures.h) and, for each missing
+ * one, the fallback in use. null when the agent did not record them.
+ */
+static json_t *kernel_features(const struct xm_meta *meta)
+{
+	json_t *arr;
+
+	if (!(meta->kfeatures & XM_KF_VALID))
+		return json_null();
+	arr = json_array();
+	for (int f = 0; f < XM_KF_COUNT; f++) {
+		bool has = xm_kf_has(meta->kfeatures, f);
+
+		json_array_append_new(arr, json_pack("{s:s, s:b, s:s, s:s?}", "name",
+						     xm_kfeatures[f].name, "present", has, "since",
+						     xm_kfeatures[f].since, "fallback",
+						     has ? NULL : xm_kfeatures[f].without));
+	}
+	return arr;
 }
 
 /* pid of the agent holding this pin root's lock, or 0 if none runs. */
@@ -139,6 +172,16 @@ static void status_plain(json_t *v)
 		       json_is_true(json_object_get(v, "agent_socket")) ? "ready" : "not ready");
 	else
 		printf("agent:     not running (the datapath keeps working)\n");
+	printf("kernel features:%s\n",
+	       json_is_array(json_object_get(v, "kernel_features")) ? "" : " (not recorded)");
+	json_array_foreach(json_object_get(v, "kernel_features"), i, e) {
+		bool has = json_is_true(json_object_get(e, "present"));
+
+		printf("  %-20s %-3s (Linux >= %s)%s%s\n",
+		       json_string_value(json_object_get(e, "name")), has ? "yes" : "no",
+		       json_string_value(json_object_get(e, "since")), has ? "" : ": ",
+		       has ? "" : json_string_value(json_object_get(e, "fallback")));
+	}
 	printf("links:\n");
 	json_array_foreach(json_object_get(v, "links"), i, e)
 		printf("  %-16s %-8s link %-5" JSON_INTEGER_FORMAT " prog %s\n",
@@ -182,10 +225,11 @@ static int status_show(int argc, char **argv)
 	links = pinned_objects(XM_PIN_LINKS, describe_link);
 	/* Before kernel 6.10 a draining sk_msg is held by the map, not by a link. */
 	loaded = json_array_size(links) > 0 || xm_pin_root_draining(xm_pin_root);
-	o = json_pack("{s:s, s:b, s:i, s:s, s:i, s:b, s:o, s:o}", "pin_root", xm_pin_root, "loaded",
-		      loaded, "abi_version", meta.abi_version, "agent_version",
+	o = json_pack("{s:s, s:b, s:i, s:s, s:i, s:b, s:o, s:o, s:o}", "pin_root", xm_pin_root,
+		      "loaded", loaded, "abi_version", meta.abi_version, "agent_version",
 		      meta.agent_version, "agent_pid", agent_pid(), "agent_socket",
-		      ctl_agent_reachable(), "links", links, "maps",
+		      ctl_agent_reachable(), "kernel_features", kernel_features(&meta), "links",
+		      links, "maps",
 		      pinned_objects(XM_PIN_MAPS, describe_map));
 	if (xm_pin_root_draining(xm_pin_root))
 		json_object_set_new(o, "draining_sockets",

@@ -442,7 +442,7 @@ int xm_cni_pod_attach(const struct xm_cni_state *s)
 
 	if (!host_veth_present(s))
 		return 0;
-	err = xm_overlay_attach_pod(s->pin_root, s->host_ifindex);
+	err = xm_overlay_attach_pod(s->pin_root, s->host_ifindex, xm_overlay_tcx(s->pin_root));
 	return err == -ENOENT ? 0 : err; /* no overlay cache loaded */
 }
 

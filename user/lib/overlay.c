@@ -7,53 +7,11 @@
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include "attach.h"
+#include "kfeatures.h"
 #include "overlay.h"
 #include "pin.h"
 #include "stats.h"
-
-#define XM_BPF_LINK_TYPE_TCX 11
-
-/*
- * The 6.1 uapi struct bpf_link_info has no tcx member; the kernel puts
- * {ifindex, attach_type} first in the union, where netns puts its inode.
- */
-static __u32 link_info_tcx_ifindex(const struct bpf_link_info *info)
-{
-	return info->netns.netns_ino;
-}
-
-int xm_tcx_link(const char *pin_root, const char *name, int prog_fd, int ifindex, bool ingress)
-{
-	struct bpf_link_info info;
-	__u32 len = sizeof(info);
-	char path[PATH_MAX];
-	int fd, err;
-
-	err = xm_pin_path(path, sizeof(path), pin_root, XM_PIN_LINKS, name);
-	if (err)
-		return err;
-	fd = bpf_obj_get(path);
-	if (fd >= 0) {
-		memset(&info, 0, sizeof(info));
-		err = bpf_obj_get_info_by_fd(fd, &info, &len) ? -errno : 0;
-		/* A link whose device went away stays pinned but attached to nothing. */
-		if (!err && info.type == XM_BPF_LINK_TYPE_TCX &&
-		    link_info_tcx_ifindex(&info) == (__u32)ifindex) {
-			err = bpf_link_update(fd, prog_fd, NULL) ? -errno : 0;
-			close(fd);
-			return err;
-		}
-		close(fd);
-		unlink(path);
-	}
-	fd = bpf_link_create(prog_fd, ifindex, ingress ? XM_BPF_TCX_INGRESS : XM_BPF_TCX_EGRESS,
-			     NULL);
-	if (fd < 0)
-		return -errno;
-	err = bpf_obj_pin(fd, path) ? -errno : 0;
-	close(fd);
-	return err;
-}
 
 static int prog_open(const char *pin_root, const char *name)
 {
@@ -66,7 +24,15 @@ static int prog_open(const char *pin_root, const char *name)
 	return fd < 0 ? -errno : fd;
 }
 
-int xm_overlay_attach_pod(const char *pin_root, int host_ifindex)
+bool xm_overlay_tcx(const char *pin_root)
+{
+	__u32 kf;
+
+	/* An agent that did not record its choice ran with TCX. */
+	return xm_kfeatures_of_pin_root(pin_root, &kf) || xm_kf_has(kf, XM_KF_TCX);
+}
+
+int xm_overlay_attach_pod(const char *pin_root, int host_ifindex, bool tcx)
 {
 	char name[64];
 	int in, out, err;
@@ -80,14 +46,14 @@ int xm_overlay_attach_pod(const char *pin_root, int host_ifindex)
 		return out;
 	}
 	snprintf(name, sizeof(name), "ovl_pod_%d_in", host_ifindex);
-	err = xm_tcx_link(pin_root, name, in, host_ifindex, true);
-	if (!err) {
+	err = xm_tc_attach(pin_root, name, in, host_ifindex, true, tcx);
+	if (err >= 0) {
 		snprintf(name, sizeof(name), "ovl_pod_%d_out", host_ifindex);
-		err = xm_tcx_link(pin_root, name, out, host_ifindex, false);
+		err = xm_tc_attach(pin_root, name, out, host_ifindex, false, tcx);
 	}
 	close(in);
 	close(out);
-	return err;
+	return err < 0 ? err : 0;
 }
 
 /* Collect every key of a pinned map (deleting while walking would restart the walk). */

@@ -16,25 +16,17 @@
 #define XM_OVL_PROG_POD_INGRESS "xm_ovl_pod_ingress"
 #define XM_OVL_PROG_POD_EGRESS "xm_ovl_pod_egress"
 
-/* TCX attach types (Linux 6.6); the 6.1 uapi headers lack them. */
-#define XM_BPF_TCX_INGRESS 46
-#define XM_BPF_TCX_EGRESS 47
-
-/*
- * Attach prog_fd to ifindex with a TCX link pinned at <root>/links/<name>.
- * An existing pin is adopted (program swapped in place) unless its device is
- * gone, in which case it is replaced. ingress: true for tc ingress.
- */
-int xm_tcx_link(const char *pin_root, const char *name, int prog_fd, int ifindex, bool ingress);
-
 /*
  * Hook a pod's host-side veth into the overlay cache (learn deliveries on
- * egress, fast path on ingress), with links pinned as
- * <root>/links/ovl_pod_<ifindex>_{in,out}. For the CNI plugin on pod ADD;
+ * egress, fast path on ingress), pinned as <root>/links/ovl_pod_<ifindex>_{in,out}
+ * (attach.h: TCX links if tcx, else cls_bpf filters, as the agent chose).
+ * For the CNI plugin on pod ADD;
  * the agent also does it for every veth it finds. -ENOENT when no overlay
  * cache is loaded under pin_root.
  */
-int xm_overlay_attach_pod(const char *pin_root, int host_ifindex);
+int xm_overlay_attach_pod(const char *pin_root, int host_ifindex, bool tcx);
+/* Whether the agent of pin_root attaches tc programs with TCX (it records its choice). */
+bool xm_overlay_tcx(const char *pin_root);
 /* Unpin a pod's links (they detach) and forget what was learned through it. */
 int xm_overlay_detach_pod(const char *pin_root, int host_ifindex);
 

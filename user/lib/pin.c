@@ -225,33 +225,6 @@ int xm_pin_root_remove(const char *root)
 	return xm_pin_root_remove_except(root, NULL);
 }
 
-int xm_pin_foreach(const char *root, const char *sub,
-		   void (*fn)(const char *name, int fd, void *arg), void *arg)
-{
-	char dir[PATH_MAX], path[PATH_MAX + 256];
-	struct dirent *de;
-	DIR *d;
-	int fd;
-
-	if (snprintf(dir, sizeof(dir), "%s/%s", root, sub) >= (int)sizeof(dir))
-		return -ENAMETOOLONG;
-	d = opendir(dir);
-	if (!d)
-		return -errno;
-	while ((de = readdir(d))) {
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		fd = bpf_obj_get(path);
-		if (fd < 0)
-			continue;
-		fn(de->d_name, fd, arg);
-		close(fd);
-	}
-	closedir(d);
-	return 0;
-}
-
 static const char *run_dir(void)
 {
 	const char *dir = getenv("XM_RUN_DIR");
@@ -290,4 +263,31 @@ int xm_run_dir_prepare(void)
 void xm_run_dir_release(void)
 {
 	rmdir(run_dir()); /* only if empty: other agents' files stay */
+}
+
+int xm_pin_walk(const char *root, const char *sub, int (*fn)(const char *name, int fd, void *arg),
+		void *arg)
+{
+	char dir[PATH_MAX], path[PATH_MAX + NAME_MAX + 1];
+	struct dirent *de;
+	int fd, r = 0;
+	DIR *d;
+
+	if (snprintf(dir, sizeof(dir), "%s/%s", root, sub) >= (int)sizeof(dir))
+		return -ENAMETOOLONG;
+	d = opendir(dir);
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	while (!r && (de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		fd = bpf_obj_get(path);
+		if (fd < 0)
+			continue;
+		r = fn(de->d_name, fd, arg);
+		close(fd);
+	}
+	closedir(d);
+	return r;
 }

@@ -28,12 +28,12 @@ int xm_pin_root_remove(const char *root);
 int xm_pin_root_remove_except(const char *root, const char *const *keep);
 
 /*
- * Call fn(name, fd, arg) for every object pinned in <root>/<sub> (fd open for
- * the call only; objects that cannot be opened are passed over). 0, or -errno
- * when the directory cannot be read.
+ * Call fn(name, fd, arg) for each object pinned in <root>/<sub> (fd open for
+ * the call only); stops at fn's first non-zero result and returns it. A
+ * missing directory has no objects.
  */
-int xm_pin_foreach(const char *root, const char *sub,
-		   void (*fn)(const char *name, int fd, void *arg), void *arg);
+int xm_pin_walk(const char *root, const char *sub, int (*fn)(const char *name, int fd, void *arg),
+		void *arg);
 
 #define XM_RUN_DIR_DEFAULT "/run/xmesh" /* XM_RUN_DIR in the environment moves it */
 /*

@@ -101,12 +101,13 @@ static void walk_add(struct walk *w, __u32 id)
 	w->n++;
 }
 
-static void walk_pin(const char *name, int fd, void *arg)
+static int walk_pin(const char *name, int fd, void *arg)
 {
 	__u32 id = pinned_prog_id(fd);
 
 	if (id)
 		walk_add(arg, id);
+	return 0;
 }
 
 static int by_name(const void *a, const void *b)
@@ -120,12 +121,15 @@ static int by_name(const void *a, const void *b)
 int xm_prog_stats_read(const char *root, struct xm_prog_stat *out, int max)
 {
 	struct walk w = { .out = out, .max = max };
-	int e1, e2;
+	int err;
 
-	e1 = xm_pin_foreach(root, XM_PIN_LINKS, walk_pin, &w);
-	e2 = xm_pin_foreach(root, XM_PIN_PROGS, walk_pin, &w);
-	if (e1 && e2)
-		return e1;
+	if (access(root, F_OK))
+		return -errno;
+	err = xm_pin_walk(root, XM_PIN_LINKS, walk_pin, &w);
+	if (!err)
+		err = xm_pin_walk(root, XM_PIN_PROGS, walk_pin, &w);
+	if (err)
+		return err;
 	qsort(out, w.n < max ? w.n : max, sizeof(*out), by_name);
 	return w.n;
 }

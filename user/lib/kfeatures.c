@@ -1,0 +1,123 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+#include "kfeatures.h"
+#include "log.h"
+#include "pin.h"
+
+const struct xm_kfeature_desc xm_kfeatures[XM_KF_COUNT] = {
+	[XM_KF_SOCKOPS_NETNS_COOKIE] = { "sockops_netns_cookie", "5.15",
+					 "socket redirection is off (it needs the netns cookie)" },
+	[XM_KF_SET_RETVAL] = { "set_retval", "5.18",
+			       "connect() to a service without backends fails with EPERM, "
+			       "not ECONNREFUSED" },
+	[XM_KF_ADJ_ROOM_DECAP_L3] = { "adj_room_decap_l3", "6.3",
+				      "IPv6 pod traffic over the IPv4 overlay is not decapsulated "
+				      "by the cache (it takes the kernel's VXLAN path)" },
+	[XM_KF_SOCK_DESTROY] = { "sock_destroy", "6.5",
+				 "sockets cannot be closed from BPF" },
+	[XM_KF_TCX] = { "tcx", "6.6",
+			"tc programs attached as clsact/cls_bpf filters (adopted by handle on restart)" },
+	[XM_KF_SOCKMAP_LINK] = { "sockmap_link", "6.10",
+				 "sk_msg attached to the sockmap without a link (held by the pinned map)" },
+};
+
+/* An enumerator of that name in any enum of the kernel's BTF. */
+static bool btf_has_enum_value(const struct btf *btf, const char *name)
+{
+	__u32 n = btf__type_cnt(btf);
+
+	for (__u32 id = 1; id < n; id++) {
+		const struct btf_type *t = btf__type_by_id(btf, id);
+
+		if (btf_is_enum(t)) {
+			const struct btf_enum *e = btf_enum(t);
+
+			for (int i = 0; i < btf_vlen(t); i++)
+				if (!strcmp(btf__name_by_offset(btf, e[i].name_off), name))
+					return true;
+		} else if (btf_is_enum64(t)) {
+			const struct btf_enum64 *e = btf_enum64(t);
+
+			for (int i = 0; i < btf_vlen(t); i++)
+				if (!strcmp(btf__name_by_offset(btf, e[i].name_off), name))
+					return true;
+		}
+	}
+	return false;
+}
+
+static bool helper_ok(enum bpf_prog_type type, enum bpf_func_id id)
+{
+	return libbpf_probe_bpf_helper(type, id, NULL) == 1;
+}
+
+static int disable_from_env(__u32 *mask)
+{
+	const char *env = getenv("XMESH_DISABLE_FEATURES");
+	char *list, *tok, *save = NULL;
+	int err = 0;
+
+	if (!env || !*env)
+		return 0;
+	list = strdup(env);
+	if (!list)
+		return -ENOMEM;
+	for (tok = strtok_r(list, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+		int f;
+
+		for (f = 0; f < XM_KF_COUNT && strcmp(xm_kfeatures[f].name, tok); f++)
+			;
+		if (f == XM_KF_COUNT) {
+			pr_err("XMESH_DISABLE_FEATURES: unknown feature '%s' (see xmeshctl status)",
+			       tok);
+			err = -EINVAL;
+			break;
+		}
+		*mask &= ~(1U << f);
+	}
+	free(list);
+	return err;
+}
+
+int xm_kfeatures_probe(__u32 *mask)
+{
+	struct btf *btf;
+	__u32 m = XM_KF_VALID;
+
+	btf = btf__load_vmlinux_btf();
+	if (!btf)
+		return -errno;
+	if (helper_ok(BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_get_netns_cookie) &&
+	    helper_ok(BPF_PROG_TYPE_SK_MSG, BPF_FUNC_get_netns_cookie))
+		m |= 1U << XM_KF_SOCKOPS_NETNS_COOKIE;
+	if (helper_ok(BPF_PROG_TYPE_CGROUP_SOCK_ADDR, BPF_FUNC_set_retval))
+		m |= 1U << XM_KF_SET_RETVAL;
+	if (btf_has_enum_value(btf, "BPF_F_ADJ_ROOM_DECAP_L3_IPV6"))
+		m |= 1U << XM_KF_ADJ_ROOM_DECAP_L3;
+	if (btf__find_by_name_kind(btf, "bpf_sock_destroy", BTF_KIND_FUNC) > 0)
+		m |= 1U << XM_KF_SOCK_DESTROY;
+	if (btf_has_enum_value(btf, "BPF_TCX_INGRESS"))
+		m |= 1U << XM_KF_TCX;
+	if (btf_has_enum_value(btf, "BPF_LINK_TYPE_SOCKMAP"))
+		m |= 1U << XM_KF_SOCKMAP_LINK;
+	btf__free(btf);
+	*mask = m;
+	return disable_from_env(mask);
+}
+
+int xm_kfeatures_of_pin_root(const char *pin_root, __u32 *mask)
+{
+	struct xm_meta meta;
+	int err = xm_meta_read(pin_root, &meta);
+
+	if (err)
+		return err;
+	if (meta.magic != XM_META_MAGIC || !(meta.kfeatures & XM_KF_VALID))
+		return -ENODATA;
+	*mask = meta.kfeatures;
+	return 0;
+}
