@@ -183,7 +183,8 @@ static int remove_tree(const char *path, const char *rel, const char *const *kee
 		}
 	}
 	closedir(d);
-	if (rmdir(path) && errno != ENOENT && errno != ENOTEMPTY)
+	/* EBUSY: the pin root is a bpffs mount of its own; it goes with the umount. */
+	if (rmdir(path) && errno != ENOENT && errno != ENOTEMPTY && errno != EBUSY)
 		return -errno;
 	return n;
 }
