@@ -55,12 +55,26 @@ int do_backend(int argc, char **argv);
 int do_cache(int argc, char **argv);
 int do_top(int argc, char **argv);
 
-/* The weighting loop's published state (wstate.c); see include/xmesh/weight.h. */
+/*
+ * The weighting loop's published state (wstate.c; include/xmesh/weight.h),
+ * as typed rows in display units: latencies in ms (< 0: none yet), ratios
+ * 0..1. Printers, plain and JSON, are both fed from these.
+ */
 struct xm_lb_wloop;
+struct ctl_wview {
+	char algorithm[16];
+	double age_s, p99_ms, l_est_ms, tick_p50_ms, tick_p99_ms;
+	double success_rate, rps, in_flight, weight; /* weight < 0: none computed */
+	int in_flight_now;
+	bool live;
+};
 int ctl_wstate_open(void);
-/* {"algorithm", "p99_ms" (filtered), "l_est_ms", "success_rate", "rps", ...} or NULL. */
-json_t *ctl_wstate_json(int fd, unsigned int backend_id);
+/* false when the loop has not written this backend (or there is no loop). */
+bool ctl_wview_read(int fd, unsigned int backend_id, struct ctl_wview *v);
+json_t *ctl_wview_json(const struct ctl_wview *v);
 int ctl_wloop_read(struct xm_lb_wloop *out);
+/* A latency in ms for a table: "850us", "12.5ms", "1.20s"; "-" when < 0. */
+void ctl_fmt_ms(char *buf, size_t len, double ms);
 
 /* LB objects (service.c, agentsock.c). */
 struct xm_lb_maps;
