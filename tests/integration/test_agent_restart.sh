@@ -16,8 +16,9 @@ xm_ctl endpoint add 10.77.0.3 netns "$(xm_netns_path b)"
 xm_bg xm_pod_exec b "$XM_TOOLS/xm-traffic" server 10.77.0.3 7500 -q 8M -r 8M
 sleep 0.2
 
-# 20 connections, 8 MiB each way, spread over 4 s.
-xm_pod_exec a "$XM_TOOLS/xm-traffic" client 10.77.0.3 7500 -q 8M -r 8M -c 20 -d 4000 \
+# 20 connections, 8 MiB each way, spread over 6 s: they still run after the
+# restart below, which now waits until the new agent answers on its socket.
+xm_pod_exec a "$XM_TOOLS/xm-traffic" client 10.77.0.3 7500 -q 8M -r 8M -c 20 -d 6000 \
 	>"$XM_RUN_DIR/long.out" 2>&1 &
 long=$!
 sleep 1
