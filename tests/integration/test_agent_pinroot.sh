@@ -21,6 +21,7 @@ xm_cleanup_extra() {
 		grep -q " $p bpf " /proc/mounts && umount -l "$p"
 	done
 	rm -rf "$NB"
+	rmdir "$XM_RUN_DIR" 2>/dev/null || true # lib.sh's rm -rf ran while a mount was left
 }
 snapshot() { { ls -A "$XM_RUN_DIR"; ls -A /sys/fs/bpf | grep "^$XM_PREFIX" || true; } | sort; }
 mkdir -p "$NB"

@@ -87,7 +87,7 @@ for i in 1 2 3; do
 	xm_assert "$(echo "$kern" | xm_json 'j["requests"]')" -eq "$c_n" "b$i (${delays[$i]} ms): kernel request count exact"
 	for q in p50 p99; do
 		c_q=$(echo "$client" | xm_json "j['labels']['b$i']['${q}_us']")
-		k_q=$(echo "$kern" | xm_json "j['${q}_us']")
+		k_q=$(echo "$kern" | xm_json "j['${q}_ms'] * 1000")
 		xm_assert "$(within10 "$c_q" "$k_q")" -eq 1 "b$i (${delays[$i]} ms): kernel $q $k_q us within 10% of client $c_q us"
 	done
 done
@@ -118,7 +118,7 @@ xm_assert $(($(xm_stat redirect_msgs) - rbefore)) -ge 400 "requests and response
 xm_assert "$(echo "$kern" | xm_json 'j[0]["requests"]')" -eq 400 "redirected: request count exact"
 for q in p50 p99; do
 	c_q=$(echo "$client" | xm_json "j['labels']['l']['${q}_us']")
-	k_q=$(echo "$kern" | xm_json "j[0]['${q}_us']")
+	k_q=$(echo "$kern" | xm_json "j[0]['${q}_ms'] * 1000")
 	xm_assert "$(within10 "$c_q" "$k_q")" -eq 1 "redirected: kernel $q $k_q us within 10% of client $c_q us"
 done
 

@@ -9,6 +9,8 @@
  * weight; wstate.c), shown in the plain table as ALGO, FP99, FSUCC, FRPS,
  * and, where the agent counts connections, "rebalance" (connections held,
  * idle, retired in all and per second; rstate.c), shown as CONNS and RET/S.
+ * Rows are typed (struct be_row); the JSON and the plain table are both
+ * printed from them. Latencies are in ms everywhere (p50_ms, p99_ms).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -21,11 +23,17 @@
 #include "lbconfig.h"
 #include "lbtable.h"
 
+/* One row of `backend list`, in display units; both printers are fed from it. */
 struct be_row {
 	struct xm_lb_backend_info bi;
 	struct xm_lb_probe_snap a, b;
-	json_t *filtered; /* NULL: no weighting loop has written this backend */
-	json_t *rebalance; /* NULL: the agent never counted its connections */
+	char endpoint[XM_ADDR_STRLEN + 10];
+	double p50_ms, p99_ms; /* < 0: no request measured */
+	double success_rate, rps;
+	bool has_w;            /* the weighting loop has written this backend */
+	struct ctl_wview w;
+	bool has_r;            /* the agent counted its connections */
+	struct ctl_rview rb;
 };
 
 struct collect {
@@ -44,8 +52,7 @@ static int collect(const struct xm_lb_backend_info *bi, void *arg)
 			return -ENOMEM;
 		c->rows = r;
 	}
-	c->rows[c->n].filtered = NULL;
-	c->rows[c->n].rebalance = NULL;
+	memset(&c->rows[c->n], 0, sizeof(c->rows[0]));
 	c->rows[c->n++].bi = *bi;
 	return 0;
 }
@@ -58,106 +65,80 @@ static double now_s(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static json_t *row_json_base(const struct be_row *r, double dt);
-
-static json_t *row_json(const struct be_row *r, double dt)
+/* The display values of a row, once its two probe reads are in. */
+static void row_fill(struct be_row *r, double dt, int wfd)
 {
-	json_t *o = row_json_base(r, dt);
+	const struct xm_lb_probe *c = &r->b.c;
+	char a[XM_ADDR_STRLEN];
+	double q;
 
-	if (o && r->filtered)
-		json_object_set(o, "filtered", r->filtered);
-	if (o && r->rebalance)
-		json_object_set(o, "rebalance", r->rebalance);
+	xm_addr_str(r->bi.be.family, &r->bi.be.addr, a, sizeof(a));
+	snprintf(r->endpoint, sizeof(r->endpoint),
+		 r->bi.be.family == AF_INET6 ? "[%s]:%u" : "%s:%u", a, r->bi.be.port);
+	q = xm_lb_hist_quantile(r->b.hist, 0.5);
+	r->p50_ms = q < 0 ? -1 : q / 1e6;
+	q = xm_lb_hist_quantile(r->b.hist, 0.99);
+	r->p99_ms = q < 0 ? -1 : q / 1e6;
+	r->success_rate = xm_lb_success_rate(c);
+	r->rps = dt > 0 ? (double)(c->req_completed - r->a.c.req_completed) / dt : 0.0;
+	r->has_w = ctl_wview_read(wfd, r->bi.id, &r->w);
+}
+
+static json_t *row_json(const struct be_row *r)
+{
+	const struct xm_lb_probe *c = &r->b.c;
+	char svc[96];
+	json_t *o;
+
+	o = json_pack("{s:s, s:s, s:i, s:s, s:f, s:f, s:o, s:o, s:f, s:f, s:I, s:I, s:I, s:I, "
+		      "s:I, s:I, s:I, s:I, s:I}",
+		      "service", xm_lb_svc_key_str(&r->bi.svc, svc, sizeof(svc)), "backend",
+		      r->endpoint, "id", (int)r->bi.id, "cluster", r->bi.cluster, "weight",
+		      r->bi.be.weight_milli / 1000.0, "share", (double)r->bi.be.slots / XM_LB_SLOTS,
+		      "p50_ms", r->p50_ms < 0 ? json_null() : json_real(r->p50_ms), "p99_ms",
+		      r->p99_ms < 0 ? json_null() : json_real(r->p99_ms), "success_rate",
+		      r->success_rate, "rps", r->rps, "in_flight", (json_int_t)xm_lb_in_flight(c),
+		      "requests", (json_int_t)c->req_completed, "http_5xx", (json_int_t)c->http_5xx,
+		      "aborted", (json_int_t)c->req_aborted, "connect_refused",
+		      (json_int_t)c->conn_refused, "connect_timeout", (json_int_t)c->conn_timeout,
+		      "resets", (json_int_t)c->resets, "connections", (json_int_t)c->conns,
+		      "udp_sends", (json_int_t)c->udp_sends);
+	if (o && r->has_w)
+		json_object_set_new(o, "filtered", ctl_wview_json(&r->w));
+	if (o && r->has_r)
+		json_object_set_new(o, "rebalance", ctl_rview_json(&r->rb));
 	return o;
 }
 
-static json_t *row_json_base(const struct be_row *r, double dt)
+static void backend_list_plain(const struct be_row *rows, size_t n)
 {
-	const struct xm_lb_probe *c = &r->b.c;
-	char svc[96], a[XM_ADDR_STRLEN], ep[XM_ADDR_STRLEN + 10];
-	double p50 = xm_lb_hist_quantile(r->b.hist, 0.5), p99 = xm_lb_hist_quantile(r->b.hist, 0.99);
-
-	xm_addr_str(r->bi.be.family, &r->bi.be.addr, a, sizeof(a));
-	snprintf(ep, sizeof(ep), r->bi.be.family == AF_INET6 ? "[%s]:%u" : "%s:%u", a, r->bi.be.port);
-	return json_pack("{s:s, s:s, s:i, s:s, s:f, s:f, s:o, s:o, s:f, s:f, s:I, s:I, s:I, s:I, "
-			 "s:I, s:I, s:I, s:I, s:I}",
-			 "service", xm_lb_svc_key_str(&r->bi.svc, svc, sizeof(svc)), "backend", ep,
-			 "id", (int)r->bi.id, "cluster", r->bi.cluster, "weight",
-			 r->bi.be.weight_milli / 1000.0, "share",
-			 (double)r->bi.be.slots / XM_LB_SLOTS, "p50_us",
-			 p50 < 0 ? json_null() : json_real(p50 / 1e3), "p99_us",
-			 p99 < 0 ? json_null() : json_real(p99 / 1e3), "success_rate",
-			 xm_lb_success_rate(c), "rps",
-			 dt > 0 ? (double)(c->req_completed - r->a.c.req_completed) / dt : 0.0,
-			 "in_flight", (json_int_t)xm_lb_in_flight(c), "requests",
-			 (json_int_t)c->req_completed, "http_5xx", (json_int_t)c->http_5xx,
-			 "aborted", (json_int_t)c->req_aborted, "connect_refused",
-			 (json_int_t)c->conn_refused, "connect_timeout", (json_int_t)c->conn_timeout,
-			 "resets", (json_int_t)c->resets, "connections", (json_int_t)c->conns,
-			 "udp_sends", (json_int_t)c->udp_sends);
-}
-
-static void fmt_us(char *buf, size_t len, json_t *v)
-{
-	double us = json_real_value(v);
-
-	if (json_is_null(v))
-		snprintf(buf, len, "-");
-	else if (us >= 1e6)
-		snprintf(buf, len, "%.2fs", us / 1e6);
-	else if (us >= 1e3)
-		snprintf(buf, len, "%.2fms", us / 1e3);
-	else
-		snprintf(buf, len, "%.0fus", us);
-}
-
-static void backend_list_plain(json_t *v)
-{
-	size_t i;
-	json_t *r;
+	char svc[96];
 
 	printf("%-26s %-26s %-8s %8s %7s %9s %9s %8s %8s %8s %-11s %9s %8s %8s %6s %6s\n",
 	       "SERVICE", "BACKEND", "CLUSTER", "WEIGHT", "SHARE", "P50", "P99", "SUCCESS", "RPS",
 	       "INFLIGHT", "ALGO", "FP99", "FSUCC", "FRPS", "CONNS", "RET/S");
-	json_array_foreach(v, i, r) {
-		json_t *f = json_object_get(r, "filtered"), *fp;
-		json_t *rb = json_object_get(r, "rebalance");
+	for (size_t i = 0; i < n; i++) {
+		const struct be_row *r = &rows[i];
 		char p50[16], p99[16], fp99[16] = "-", fsucc[16] = "-", frps[16] = "-";
 		char conns[16] = "-", ret[16] = "-";
 
-		fmt_us(p50, sizeof(p50), json_object_get(r, "p50_us"));
-		fmt_us(p99, sizeof(p99), json_object_get(r, "p99_us"));
-		fp = json_object_get(f, "p99_ms");
-		if (f && json_is_number(fp)) {
-			json_t *us = json_real(json_number_value(fp) * 1e3);
-
-			fmt_us(fp99, sizeof(fp99), us);
-			json_decref(us);
+		ctl_fmt_ms(p50, sizeof(p50), r->p50_ms);
+		ctl_fmt_ms(p99, sizeof(p99), r->p99_ms);
+		if (r->has_w) {
+			ctl_fmt_ms(fp99, sizeof(fp99), r->w.p99_ms);
+			snprintf(fsucc, sizeof(fsucc), "%.2f%%", 100 * r->w.success_rate);
+			snprintf(frps, sizeof(frps), "%.1f", r->w.rps);
 		}
-		if (f) {
-			snprintf(fsucc, sizeof(fsucc), "%.2f%%",
-				 100 * json_number_value(json_object_get(f, "success_rate")));
-			snprintf(frps, sizeof(frps), "%.1f",
-				 json_number_value(json_object_get(f, "rps")));
-		}
-		if (rb) {
-			snprintf(conns, sizeof(conns), "%lld",
-				 json_integer_value(json_object_get(rb, "held")));
-			snprintf(ret, sizeof(ret), "%.1f",
-				 json_number_value(json_object_get(rb, "retired_per_s")));
+		if (r->has_r) {
+			snprintf(conns, sizeof(conns), "%llu", (unsigned long long)r->rb.held);
+			snprintf(ret, sizeof(ret), "%.1f", r->rb.retired_per_s);
 		}
 		printf("%-26s %-26s %-8s %8.3f %6.1f%% %9s %9s %7.2f%% %8.1f %8lld %-11s %9s %8s %8s "
 		       "%6s %6s\n",
-		       json_string_value(json_object_get(r, "service")),
-		       json_string_value(json_object_get(r, "backend")),
-		       json_string_value(json_object_get(r, "cluster")),
-		       json_real_value(json_object_get(r, "weight")),
-		       100 * json_real_value(json_object_get(r, "share")), p50, p99,
-		       100 * json_real_value(json_object_get(r, "success_rate")),
-		       json_real_value(json_object_get(r, "rps")),
-		       json_integer_value(json_object_get(r, "in_flight")),
-		       f ? json_string_value(json_object_get(f, "algorithm")) : "-", fp99, fsucc,
-		       frps, conns, ret);
+		       xm_lb_svc_key_str(&r->bi.svc, svc, sizeof(svc)), r->endpoint, r->bi.cluster,
+		       r->bi.be.weight_milli / 1000.0, 100.0 * r->bi.be.slots / XM_LB_SLOTS, p50, p99,
+		       100 * r->success_rate, r->rps, (long long)xm_lb_in_flight(&r->b.c),
+		       r->has_w ? r->w.algorithm : "-", fp99, fsucc, frps, conns, ret);
 	}
 }
 
@@ -168,7 +149,6 @@ static int backend_list(int argc, char **argv)
 	struct xm_lb_maps m;
 	long interval_ms = 500;
 	double t0, dt;
-	json_t *arr;
 	int err, wfd;
 
 	if (argc > 0 && strcmp(argv[0], "interval")) {
@@ -205,23 +185,24 @@ static int backend_list(int argc, char **argv)
 		xm_lb_probe_read(&m, c.rows[i].bi.id, &c.rows[i].b);
 	wfd = ctl_wstate_open();
 	for (size_t i = 0; i < c.n; i++)
-		c.rows[i].filtered = ctl_wstate_json(wfd, c.rows[i].bi.id);
+		row_fill(&c.rows[i], interval_ms ? dt : 0, wfd);
 	if (wfd >= 0)
 		close(wfd);
 	wfd = ctl_rstate_open();
 	for (size_t i = 0; i < c.n; i++)
-		c.rows[i].rebalance = ctl_rstate_json(wfd, c.rows[i].bi.id);
+		c.rows[i].has_r = ctl_rview_read(wfd, c.rows[i].bi.id, &c.rows[i].rb);
 	if (wfd >= 0)
 		close(wfd);
-	arr = json_array();
-	for (size_t i = 0; i < c.n; i++)
-		json_array_append_new(arr, row_json(&c.rows[i], interval_ms ? dt : 0));
-	ctl_print(arr, backend_list_plain);
-out:
-	for (size_t i = 0; i < c.n; i++) {
-		json_decref(c.rows[i].filtered);
-		json_decref(c.rows[i].rebalance);
+	if (xm_out_json) {
+		json_t *arr = json_array();
+
+		for (size_t i = 0; i < c.n; i++)
+			json_array_append_new(arr, row_json(&c.rows[i]));
+		xm_out_print_json(arr);
+	} else {
+		backend_list_plain(c.rows, c.n);
 	}
+out:
 	free(c.rows);
 	xm_lb_maps_close(&m);
 	return err ? -1 : 0;

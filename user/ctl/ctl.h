@@ -59,15 +59,36 @@ int do_cache(int argc, char **argv);
 int do_top(int argc, char **argv);
 int do_prog(int argc, char **argv);
 
-/* The weighting loop's published state (wstate.c); see include/xmesh/weight.h. */
+/*
+ * The weighting loop's published state (wstate.c; include/xmesh/weight.h),
+ * as typed rows in display units: latencies in ms (< 0: none yet), ratios
+ * 0..1. Printers, plain and JSON, are both fed from these.
+ */
 struct xm_lb_wloop;
+struct ctl_wview {
+	char algorithm[16];
+	double age_s, p99_ms, l_est_ms, tick_p50_ms, tick_p99_ms;
+	double success_rate, rps, in_flight, weight; /* weight < 0: none computed */
+	int in_flight_now;
+	bool live;
+};
 int ctl_wstate_open(void);
-/* {"algorithm", "p99_ms" (filtered), "l_est_ms", "success_rate", "rps", ...} or NULL. */
-json_t *ctl_wstate_json(int fd, unsigned int backend_id);
+/* false when the loop has not written this backend (or there is no loop). */
+bool ctl_wview_read(int fd, unsigned int backend_id, struct ctl_wview *v);
+json_t *ctl_wview_json(const struct ctl_wview *v);
 int ctl_wloop_read(struct xm_lb_wloop *out);
-/* Connection-level rebalancing per backend (rstate.c); NULL: never counted. */
+/* A latency in ms for a table: "850us", "12.5ms", "1.20s"; "-" when < 0. */
+void ctl_fmt_ms(char *buf, size_t len, double ms);
+/* Connection-level rebalancing per backend (rstate.c), as a typed row. */
+struct ctl_rview {
+	bool enabled, can_retire;
+	__u64 held, idle, retired;
+	double retired_per_s;
+};
 int ctl_rstate_open(void);
-json_t *ctl_rstate_json(int fd, unsigned int backend_id);
+/* false when the agent never counted this backend's connections (or fd < 0). */
+bool ctl_rview_read(int fd, unsigned int backend_id, struct ctl_rview *v);
+json_t *ctl_rview_json(const struct ctl_rview *v);
 
 /* LB objects (service.c, agentsock.c). */
 struct xm_lb_maps;

@@ -16,15 +16,27 @@ int ctl_rstate_open(void)
 	return xm_map_open(xm_pin_root, "xm_lb_rstate");
 }
 
-json_t *ctl_rstate_json(int fd, __u32 id)
+bool ctl_rview_read(int fd, unsigned int backend_id, struct ctl_rview *v)
 {
 	struct xm_lb_rstate s;
+	__u32 id = backend_id;
 
 	if (fd < 0 || bpf_map_lookup_elem(fd, &id, &s) || !s.updated_ns)
-		return NULL;
-	return json_pack("{s:b, s:b, s:I, s:I, s:I, s:f}", "enabled",
-			 !!(s.flags & XM_RSTATE_F_ENABLED), "can_retire",
-			 !(s.flags & XM_RSTATE_F_NO_DESTROY), "held", (json_int_t)s.held, "idle",
-			 (json_int_t)s.idle, "retired", (json_int_t)s.retired_total,
-			 "retired_per_s", s.retired_milli_s / 1e3);
+		return false;
+	*v = (struct ctl_rview){
+		.enabled = s.flags & XM_RSTATE_F_ENABLED,
+		.can_retire = !(s.flags & XM_RSTATE_F_NO_DESTROY),
+		.held = s.held,
+		.idle = s.idle,
+		.retired = s.retired_total,
+		.retired_per_s = s.retired_milli_s / 1e3,
+	};
+	return true;
+}
+
+json_t *ctl_rview_json(const struct ctl_rview *v)
+{
+	return json_pack("{s:b, s:b, s:I, s:I, s:I, s:f}", "enabled", v->enabled, "can_retire",
+			 v->can_retire, "held", (json_int_t)v->held, "idle", (json_int_t)v->idle,
+			 "retired", (json_int_t)v->retired, "retired_per_s", v->retired_per_s);
 }

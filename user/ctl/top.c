@@ -22,11 +22,14 @@
 
 #define BAR 20
 
+/* One backend of a frame, in display units; both printers are fed from it. */
 struct top_row {
 	struct xm_lb_backend_info bi;
 	struct xm_lb_probe c;
-	double prev_share;
-	bool have_prev;
+	char endpoint[XM_ADDR_STRLEN + 10];
+	double share, share_change, conn_per_s, req_per_s;
+	bool has_w;
+	struct ctl_wview w;
 };
 
 struct top_rows {
@@ -74,111 +77,102 @@ static const struct top_row *find_prev(const struct top_rows *p, __u32 id)
 	return NULL;
 }
 
-static json_t *frame_json(struct top_rows *cur, const struct top_rows *prev, double dt, int wfd)
+/* The display values of this frame's rows, against the previous frame. */
+static void frame_fill(struct top_rows *cur, const struct top_rows *prev, double dt, int wfd)
 {
-	json_t *frame = json_object(), *arr = json_array();
-	struct xm_lb_wloop wl;
-	char svc[96], a[XM_ADDR_STRLEN], ep[XM_ADDR_STRLEN + 10];
+	char a[XM_ADDR_STRLEN];
 
-	if (!ctl_wloop_read(&wl))
-		json_object_set_new(frame, "loop",
-				    json_pack("{s:I, s:i, s:f, s:i, s:i, s:I}", "ticks",
-					      (json_int_t)wl.ticks, "tick_ms", (int)wl.tick_ms,
-					      "last_tick_cost_ms", wl.last_cost_ns / 1e6, "services",
-					      (int)wl.services, "backends", (int)wl.backends,
-					      "table_writes", (json_int_t)wl.table_writes));
 	for (size_t i = 0; i < cur->n; i++) {
 		struct top_row *r = &cur->r[i];
 		const struct top_row *p = find_prev(prev, r->bi.id);
-		double share = (double)r->bi.be.slots / XM_LB_SLOTS;
-		json_t *f = ctl_wstate_json(wfd, r->bi.id), *o;
 
 		xm_addr_str(r->bi.be.family, &r->bi.be.addr, a, sizeof(a));
-		snprintf(ep, sizeof(ep), r->bi.be.family == AF_INET6 ? "[%s]:%u" : "%s:%u", a,
-			 r->bi.be.port);
+		snprintf(r->endpoint, sizeof(r->endpoint),
+			 r->bi.be.family == AF_INET6 ? "[%s]:%u" : "%s:%u", a, r->bi.be.port);
+		r->share = (double)r->bi.be.slots / XM_LB_SLOTS;
+		r->share_change = p ? r->share - p->share : 0.0;
+		r->conn_per_s = p && dt > 0 ? (r->c.conns - p->c.conns) / dt : 0.0;
+		r->req_per_s = p && dt > 0 ? (r->c.req_completed - p->c.req_completed) / dt : 0.0;
+		r->has_w = ctl_wview_read(wfd, r->bi.id, &r->w);
+	}
+}
+
+static void frame_print_json(const struct top_rows *cur, const struct xm_lb_wloop *wl)
+{
+	json_t *frame = json_object(), *arr = json_array();
+	char svc[96];
+
+	if (wl)
+		json_object_set_new(frame, "loop",
+				    json_pack("{s:I, s:i, s:f, s:i, s:i, s:I}", "ticks",
+					      (json_int_t)wl->ticks, "tick_ms", (int)wl->tick_ms,
+					      "last_tick_cost_ms", wl->last_cost_ns / 1e6, "services",
+					      (int)wl->services, "backends", (int)wl->backends,
+					      "table_writes", (json_int_t)wl->table_writes));
+	for (size_t i = 0; i < cur->n; i++) {
+		const struct top_row *r = &cur->r[i];
+		json_t *o;
+
 		o = json_pack("{s:s, s:s, s:s, s:f, s:f, s:f, s:f, s:I}", "service",
-			      xm_lb_svc_key_str(&r->bi.svc, svc, sizeof(svc)), "backend", ep,
-			      "cluster", r->bi.cluster, "share", share, "share_change",
-			      p ? share - (double)p->bi.be.slots / XM_LB_SLOTS : 0.0, "conn_per_s",
-			      p && dt > 0 ? (r->c.conns - p->c.conns) / dt : 0.0, "req_per_s",
-			      p && dt > 0 ? (r->c.req_completed - p->c.req_completed) / dt : 0.0,
+			      xm_lb_svc_key_str(&r->bi.svc, svc, sizeof(svc)), "backend", r->endpoint,
+			      "cluster", r->bi.cluster, "share", r->share, "share_change",
+			      r->share_change, "conn_per_s", r->conn_per_s, "req_per_s", r->req_per_s,
 			      "in_flight", (json_int_t)xm_lb_in_flight(&r->c));
-		if (f)
-			json_object_set_new(o, "filtered", f);
+		if (o && r->has_w)
+			json_object_set_new(o, "filtered", ctl_wview_json(&r->w));
 		json_array_append_new(arr, o);
 	}
 	json_object_set_new(frame, "backends", arr);
-	return frame;
+	/* One frame per line, whatever -p says: a stream of objects. */
+	json_dumpf(frame, stdout, JSON_COMPACT);
+	printf("\n");
+	fflush(stdout);
+	json_decref(frame);
 }
 
-static void fmt_ms(char *buf, size_t len, json_t *v)
+static void frame_print_plain(const struct top_rows *cur, const struct xm_lb_wloop *wl)
 {
-	double ms = json_number_value(v);
-
-	if (!json_is_number(v))
-		snprintf(buf, len, "-");
-	else if (ms >= 1000)
-		snprintf(buf, len, "%.2fs", ms / 1000);
-	else if (ms >= 1)
-		snprintf(buf, len, "%.1fms", ms);
-	else
-		snprintf(buf, len, "%.0fus", ms * 1000);
-}
-
-static void frame_plain(json_t *frame)
-{
-	json_t *loop = json_object_get(frame, "loop"), *arr = json_object_get(frame, "backends"), *r;
-	const char *last_svc = "";
+	char svc[96], last_svc[96] = "", ts[32];
 	time_t now = time(NULL);
-	char ts[32];
-	size_t i;
 
 	strftime(ts, sizeof(ts), "%H:%M:%S", localtime(&now));
 	printf("\033[H\033[2J");
 	printf("xmesh top  %s", ts);
-	if (loop)
-		printf("   weighting: tick %lld ms, %lld ticks, last tick %.2f ms CPU, %lld services, "
-		       "%lld backends",
-		       json_integer_value(json_object_get(loop, "tick_ms")),
-		       json_integer_value(json_object_get(loop, "ticks")),
-		       json_number_value(json_object_get(loop, "last_tick_cost_ms")),
-		       json_integer_value(json_object_get(loop, "services")),
-		       json_integer_value(json_object_get(loop, "backends")));
+	if (wl)
+		printf("   weighting: tick %u ms, %llu ticks, last tick %.2f ms CPU, %u services, "
+		       "%u backends", wl->tick_ms, (unsigned long long)wl->ticks,
+		       wl->last_cost_ns / 1e6, wl->services, wl->backends);
 	else
 		printf("   weighting: not running");
 	printf("\n");
-	json_array_foreach(arr, i, r) {
-		const char *svc = json_string_value(json_object_get(r, "service"));
-		json_t *f = json_object_get(r, "filtered");
-		double share = json_number_value(json_object_get(r, "share"));
-		double dsh = json_number_value(json_object_get(r, "share_change"));
+	for (size_t i = 0; i < cur->n; i++) {
+		const struct top_row *r = &cur->r[i];
 		char bar[BAR + 1], p99[16] = "-", lest[16] = "-", succ[16] = "-";
-		int fill = (int)(share * BAR + 0.5);
+		int fill = (int)(r->share * BAR + 0.5);
 
+		if (fill > BAR)
+			fill = BAR;
+		xm_lb_svc_key_str(&r->bi.svc, svc, sizeof(svc));
 		if (strcmp(svc, last_svc)) {
-			printf("\n%s  algorithm %s\n", svc,
-			       f ? json_string_value(json_object_get(f, "algorithm")) : "-");
+			printf("\n%s  algorithm %s\n", svc, r->has_w ? r->w.algorithm : "-");
 			printf("  %-24s %-8s %-*s %6s %2s %8s %8s %8s %8s %7s %6s\n", "BACKEND", "CLUSTER",
 			       BAR, "SHARE", "", "", "CONN/S", "REQ/S", "P99", "L_EST", "SUCCESS",
 			       "INFL");
-			last_svc = svc;
+			snprintf(last_svc, sizeof(last_svc), "%s", svc);
 		}
-		memset(bar, '#', fill > BAR ? BAR : fill);
-		memset(bar + (fill > BAR ? BAR : fill), '.', BAR - (fill > BAR ? BAR : fill));
+		memset(bar, '#', fill);
+		memset(bar + fill, '.', BAR - fill);
 		bar[BAR] = 0;
-		if (f) {
-			fmt_ms(p99, sizeof(p99), json_object_get(f, "p99_ms"));
-			fmt_ms(lest, sizeof(lest), json_object_get(f, "l_est_ms"));
-			snprintf(succ, sizeof(succ), "%.1f%%",
-				 100 * json_number_value(json_object_get(f, "success_rate")));
+		if (r->has_w) {
+			ctl_fmt_ms(p99, sizeof(p99), r->w.p99_ms);
+			ctl_fmt_ms(lest, sizeof(lest), r->w.l_est_ms);
+			snprintf(succ, sizeof(succ), "%.1f%%", 100 * r->w.success_rate);
 		}
-		printf("  %-24s %-8s %s %5.1f%% %2s %8.1f %8.1f %8s %8s %7s %6lld\n",
-		       json_string_value(json_object_get(r, "backend")),
-		       json_string_value(json_object_get(r, "cluster")), bar, 100 * share,
-		       dsh > 0.005 ? "^" : dsh < -0.005 ? "v" : "",
-		       json_number_value(json_object_get(r, "conn_per_s")),
-		       json_number_value(json_object_get(r, "req_per_s")), p99, lest, succ,
-		       json_integer_value(json_object_get(r, "in_flight")));
+		printf("  %-24s %-8s %s %5.1f%% %2s %8.1f %8.1f %8s %8s %7s %6lld\n", r->endpoint,
+		       r->bi.cluster, bar, 100 * r->share,
+		       r->share_change > 0.005 ? "^" : r->share_change < -0.005 ? "v" : "",
+		       r->conn_per_s, r->req_per_s, p99, lest, succ,
+		       (long long)xm_lb_in_flight(&r->c));
 	}
 	fflush(stdout);
 }
@@ -235,7 +229,8 @@ int do_top(int argc, char **argv)
 	signal(SIGTERM, on_sigint);
 	while (!top_stop && (!count || frames < count)) {
 		double t = mono();
-		json_t *frame;
+		struct xm_lb_wloop wl;
+		bool have_wl;
 		int wfd;
 
 		cur.n = 0;
@@ -252,18 +247,14 @@ int do_top(int argc, char **argv)
 			free(s);
 		}
 		wfd = ctl_wstate_open();
-		frame = frame_json(&cur, &prev, t_prev ? t - t_prev : 0, wfd);
+		frame_fill(&cur, &prev, t_prev ? t - t_prev : 0, wfd);
 		if (wfd >= 0)
 			close(wfd);
-		if (xm_out_json) {
-			json_dumpf(frame, stdout, JSON_COMPACT);
-			printf("\n");
-			fflush(stdout);
-			json_decref(frame);
-		} else {
-			frame_plain(frame);
-			json_decref(frame);
-		}
+		have_wl = ctl_wloop_read(&wl) == 0;
+		if (xm_out_json)
+			frame_print_json(&cur, have_wl ? &wl : NULL);
+		else
+			frame_print_plain(&cur, have_wl ? &wl : NULL);
 		/* This frame becomes the previous one. */
 		{
 			struct top_rows tmp = prev;
