@@ -36,8 +36,9 @@ bool xm_k8s_ready(const struct xm_agent *a)
 static const struct xm_lb_svc_conf *prev_conf(void *arg, const struct xm_lb_svc_key *key)
 {
 	struct xm_k8s *k = arg;
+	const struct xm_lb_svc_conf *p = k->have_last ? xm_lb_conf_find(&k->last.conf, key) : NULL;
 
-	return k->have_last ? xm_lb_conf_find(&k->last.conf, key) : NULL;
+	return p && p->params ? p : NULL; /* an entry moved to the new result: not there */
 }
 
 /* Notes (refused annotations, skipped ports) are logged when they first appear. */
@@ -59,8 +60,8 @@ static void log_new_notes(struct xm_k8s *k, const struct xm_k8s_result *r)
 
 /*
  * Translate the Services whose objects changed; the others' entries are
- * copied from the last result (a change of one slice in 10,000 costs one
- * Service's translation, not all of them).
+ * moved over from the last result, which is dropped after this apply (a
+ * change of one slice in 10,000 costs one Service's translation, not all).
  */
 static int translate_changed(struct xm_k8s *k, struct xm_k8s_result *r)
 {
@@ -109,16 +110,20 @@ static int translate_changed(struct xm_k8s *k, struct xm_k8s_result *r)
 		for (json_int_t i = json_integer_value(json_array_get(at, 0)),
 				end = i + json_integer_value(json_array_get(at, 1));
 		     i < end && !err; i++) {
-			struct xm_lb_svc_conf s;
+			struct xm_lb_svc_conf *old = &k->last.conf.svc[i], s = *old;
 
-			err = xm_lb_svc_conf_copy(&s, &k->last.conf.svc[i]);
-			if (!err)
-				err = xm_k8s_result_add(r, &s, &k->last.meta[i]);
+			/* moved: last keeps the key for prev_conf(), not the backends */
+			old->be = NULL;
+			old->n_be = 0;
+			old->params = NULL;
+			err = xm_k8s_result_add(r, &s, &k->last.meta[i]);
 		}
 	}
 	json_decref(by_svc);
-	if (err)
+	if (err) {
 		xm_k8s_result_free(r);
+		k->all_dirty = true; /* last lost entries to r: next time, everything */
+	}
 	return err;
 }
 
