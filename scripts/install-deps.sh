@@ -7,7 +7,8 @@ set -eu
 PKGS="clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool make gcc pkg-config
 libmnl-dev libcmocka-dev libjansson-dev libmicrohttpd-dev
 iproute2 nftables sockperf iperf3 wrk haproxy prometheus containernetworking-plugins
-gnuplot-nox python3 python3-yaml util-linux procps"
+gnuplot-nox python3 python3-yaml util-linux procps
+nginx-light redis-server redis-tools postgresql postgresql-client"
 
 missing=""
 for p in $PKGS; do
@@ -24,7 +25,8 @@ fi
 echo "install-deps: installing$missing"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q >/dev/null
-# Services some packages would start (prometheus, haproxy) are not wanted:
+# Services some packages would start (prometheus, haproxy, nginx, redis,
+# postgresql; the last also creates a default cluster, left stopped) are not wanted:
 # tests start their own instances on loopback. policy-rc.d tells invoke-rc.d
 # not to start them; ours is removed again whatever happens.
 if [ ! -e /usr/sbin/policy-rc.d ]; then
