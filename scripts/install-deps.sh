@@ -9,7 +9,7 @@ libmnl-dev libcmocka-dev libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev l
 iproute2 nftables sockperf iperf3 wrk haproxy prometheus containernetworking-plugins
 gnuplot-nox python3 python3-yaml util-linux procps libclang-rt-14-dev man-db bash-completion
 containerd runc openssl curl nginx-light redis-server redis-tools nghttp2-server nghttp2-client
-postgresql-15 python3-urllib3 python3-h2 python3-grpcio"
+postgresql-15 postgresql-client python3-urllib3 python3-h2 python3-grpcio"
 # `install-deps.sh kernels`: also what the kernel matrix needs (scripts/kernels/run.sh).
 [ "${1:-}" = kernels ] && PKGS="$PKGS qemu-system-x86 busybox-static kmod cpio xz-utils"
 
@@ -28,7 +28,8 @@ fi
 echo "install-deps: installing$missing"
 export DEBIAN_FRONTEND=noninteractive
 apt-get -o DPkg::Lock::Timeout=600 update -q >/dev/null
-# Services some packages would start (prometheus, haproxy) are not wanted:
+# Services some packages would start (prometheus, haproxy, nginx, redis,
+# postgresql; the last also creates a default cluster, left stopped) are not wanted:
 # tests start their own instances on loopback. policy-rc.d tells invoke-rc.d
 # not to start them; ours is removed again whatever happens.
 if [ ! -e /usr/sbin/policy-rc.d ]; then

@@ -74,6 +74,14 @@ wl_cross=(
 	"http64@max wrk 64 0 -"
 	"conn64@1k tcp 64 1000 -n"
 )
+# APPS=1 (make bench-apps): unmodified servers in place of rrgen on the service
+# port of the server pods: nginx + wrk, Redis + redis-benchmark (GET),
+# PostgreSQL + pgbench (select-only).
+if [ "${APPS:-0}" = 1 ]; then
+	wl_apps=("nginx@max nginx 64 0 -" "redis@max redis 64 0 -" "pgbench@max pgbench 0 0 -")
+	wl_same+=("${wl_apps[@]}")
+	wl_cross+=("${wl_apps[@]}")
+fi
 if [ "$FULL" = 1 ]; then
 	wl_same+=("tcp64@10k tcp 64 10000 -" "tcp64@40k tcp 64 40000 -"
 		"tcp4k@1k tcp 4096 1000 -" "tcp4k@20k tcp 4096 20000 -"
@@ -146,11 +154,75 @@ build_world() {
 	routed_pod n1 c1 $C1 $NODE1
 	routed_pod n1 s1 $S1 $NODE1
 	routed_pod n2 s2 $S2 $NODE2
-	ns_bg s1 "$RRGEN" server -l $PORT
-	ns_bg s2 "$RRGEN" server -l $PORT
+	app_use rrgen
+}
+
+# The server on $PORT of pods s1 and s2: rrgen, or (APPS=1) nginx, redis or
+# postgres, switched when a workload needs another one.
+APP_RUNNING=
+APP_PIDS=()
+# All addresses: a sidecar hands inbound connections over on 127.0.0.1.
+app_start() { # app pod
+	local d=$XM_RUN_DIR/$1-$2
+	mkdir -p "$d"
+	case $1 in
+	rrgen) ns_bg "$2" "$RRGEN" server -l $PORT ;;
+	nginx)
+		cat >"$d/nginx.conf" <<NGX
+worker_processes 1;
+daemon off;
+pid $d/nginx.pid;
+error_log $d/error.log;
+events { worker_connections 4096; }
+http {
+	access_log off;
+	client_body_temp_path $d/body;
+	proxy_temp_path $d/proxy;
+	fastcgi_temp_path $d/fcgi;
+	uwsgi_temp_path $d/uwsgi;
+	scgi_temp_path $d/scgi;
+	server { listen $PORT; location / { return 200 "$(printf '%064d' 0)"; } }
+}
+NGX
+		ns_bg "$2" /usr/sbin/nginx -c "$d/nginx.conf" ;;
+	redis)
+		ns_bg "$2" redis-server --port $PORT --bind 0.0.0.0 --save "" --appendonly no \
+			--protected-mode no --dir "$d" --logfile "$d/redis.log" ;;
+	postgres)
+		if [ ! -e "$d/db/PG_VERSION" ]; then
+			chown postgres "$d"
+			setpriv --reuid=postgres --regid=postgres --init-groups \
+				"$PG_BIN/initdb" -D "$d/db" -U postgres --auth=trust --no-sync \
+				>>"$LOG/postgres" 2>&1 || xm_fail "initdb failed (see $LOG/postgres)"
+			echo "host all all 0.0.0.0/0 trust" >>"$d/db/pg_hba.conf"
+		fi
+		ns_bg "$2" setpriv --reuid=postgres --regid=postgres --init-groups \
+			"$PG_BIN/postgres" -D "$d/db" -p $PORT -c listen_addresses='*' \
+			-c unix_socket_directories= -c fsync=off -c max_connections=64 \
+			2>>"$LOG/postgres" ;;
+	esac
+	APP_PIDS+=("$XM_LAST_PID")
+}
+app_use() { # app
+	local p a
+	[ "$APP_RUNNING" = "$1" ] && return 0
+	for p in "${APP_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${APP_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+	APP_PIDS=()
+	app_start "$1" s1
+	app_start "$1" s2
 	wait_listen s1 $PORT
 	wait_listen s2 $PORT
+	if [ "$1" = postgres ] && [ ! -e "$XM_RUN_DIR/pgbench-init" ]; then
+		for a in $S1 $S2; do
+			client_exec pgbench -i -q -s 1 -h $a -p $PORT -U postgres postgres \
+				>>"$LOG/postgres" 2>&1 || xm_fail "pgbench -i on $a failed"
+		done
+		touch "$XM_RUN_DIR/pgbench-init"
+	fi
+	APP_RUNNING=$1
 }
+PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 
 wait_listen() { # netns port
 	for _ in $(seq 200); do
@@ -430,17 +502,27 @@ run_one() { # rep topo mode workload-spec
 	if [ -n "${WORKLOADS:-}" ] && ! grep -qw -- "$name" <<<"$WORKLOADS"; then
 		return 0
 	fi
-	if [ "$mode" = sidecar-http ] && [ "$proto" = tcp ]; then
-		return 0 # an HTTP proxy does not carry the raw TCP protocol
-	fi
+	case $mode/$proto in
+	sidecar-http/tcp | sidecar-http/redis | sidecar-http/pgbench)
+		return 0 ;; # an HTTP proxy does not carry other protocols
+	esac
 	t=${TARGET:-$(target "$mode" "$topo")}
-	if [ "$proto" = wrk ]; then
-		local wd=${DUR%.*}
-		[ "${wd:-0}" -ge 1 ] 2>/dev/null || wd=1
-		cmd="wrk -t1 -c$CONNS -d${wd}s http://$t:$PORT/$size"
-	else
-		cmd="$RRGEN client -a $t:$PORT -P $proto -s $size -r $rate -d $DUR -c $CONNS $flags"
-	fi
+	local wd=${DUR%.*}
+	[ "${wd:-0}" -ge 1 ] 2>/dev/null || wd=1
+	# (the VXLAN world has its own rrgen server and no application servers)
+	case $proto in
+	nginx | redis | pgbench) [ -z "${TARGET:-}" ] || return 0 ;;&
+	nginx | redis) app_use "$proto" ;;
+	pgbench) app_use postgres ;;
+	*) [ -n "${TARGET:-}" ] || app_use rrgen ;;
+	esac
+	case $proto in
+	wrk) cmd="wrk -t1 -c$CONNS -d${wd}s http://$t:$PORT/$size" ;;
+	nginx) cmd="wrk -t1 -c$CONNS -d${wd}s http://$t:$PORT/" ;;
+	redis) cmd="redis-benchmark -h $t -p $PORT -c $CONNS -n $((wd * 30000)) -t get --csv" ;;
+	pgbench) cmd="pgbench -h $t -p $PORT -U postgres -S -n -c 8 -j 1 -T $wd postgres" ;;
+	*) cmd="$RRGEN client -a $t:$PORT -P $proto -s $size -r $rate -d $DUR -c $CONNS $flags" ;;
+	esac
 	local cg0 cg1 ps0 ps1 w0 w1 prof=
 	[ "${PROG_STATS:-0}" = 1 ] && [ "$mode" = xmesh ] && prof=1
 	[ -z "$prof" ] || prog_snap "$rep" "$topo" "$name" before
@@ -461,11 +543,21 @@ run_one() { # rep topo mode workload-spec
 	cg1=$(cg_read)
 	[ -z "$prof" ] || prog_snap "$rep" "$topo" "$name" after
 	local rps p50 p99 p999 done_ errs lag=NA
-	if [ "$proto" = wrk ]; then
+	if [ "$proto" = wrk ] || [ "$proto" = nginx ]; then
 		rps=$(awk '/^Requests\/sec/{printf "%.0f", $2}' <<<"$out")
 		done_=$(awk '/requests in/{print $1}' <<<"$out")
 		errs=$(awk '/Non-2xx|Socket errors/{n++} END{print n+0}' <<<"$out")
 		p50=NA p99=NA p999=NA
+	elif [ "$proto" = redis ]; then
+		# "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms",...,"p99_latency_ms"
+		read -r rps p50 p99 < <(awk -F'"' '$2 == "GET" {printf "%.0f %.1f %.1f\n", $4, $10 * 1000, $14 * 1000}' <<<"$out") || true
+		done_=$((wd * 30000)) errs=0 p999=NA
+	elif [ "$proto" = pgbench ]; then
+		rps=$(awk '/^tps = /{printf "%.0f", $3}' <<<"$out")
+		done_=$(awk '/number of transactions actually processed/{split($NF, a, "/"); print a[1]; exit}' <<<"$out")
+		p50=$(awk '/^latency average/{printf "%.1f", $4 * 1000}' <<<"$out")
+		errs=$(awk '/number of failed transactions/{print $5}' <<<"$out")
+		p99=NA p999=NA
 	else
 		kv() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$out"; }
 		rps=$(kv rps) p50=$(kv p50_us) p99=$(kv p99_us) p999=$(kv p999_us)
