@@ -67,11 +67,16 @@ phase() {
 		slow=()
 		[ $i = 2 ] && slow=(--slow-ms 100 --slow-from "$(python3 -c "print($start + 3)")")
 		ip netns exec "$XM_PREFIX-b$i" $PY tests/tools/h2_server.py --listen 10.80.1.$((10 + i)):$PORT \
-			--id $i --seconds $((SECS + 3)) "${slow[@]}" $grpc_flag >"$OUT/$name.server$i" 2>&1 &
+			--id $i --seconds $((SECS + 12)) "${slow[@]}" $grpc_flag >"$OUT/$name.server$i" 2>&1 &
 		spids+=($!)
 		XM_PIDS+=($!)
 	done
-	sleep 1
+	# grpcio takes a while to import and bind under load: wait for all three to listen.
+	for i in $(seq 50); do
+		n=$(for j in 0 1 2; do ip netns exec "$XM_PREFIX-b$j" ss -Hltn "sport = :$PORT"; done | wc -l)
+		[ "$n" -ge 3 ] && break
+		sleep 0.2
+	done
 	case $kind in
 	h2load)
 		xm_pod_exec cl h2load -c 6 -m 4 -D "$SECS" "http://$VIP:$PORT/" >"$OUT/$name.client" 2>&1 ;;

@@ -16,7 +16,7 @@
 #   pool      keep-alive pool, at most XM_BENCH_POOL_REQS requests or
 #             XM_BENCH_POOL_AGE seconds per connection
 #   urllib3   Python urllib3 with its own pool (closed loop, 8 threads,
-#             tests/integration/urllib3_pool.py), a real client library
+#             tests/tools/urllib3_pool.py), a real client library
 # Pool clients retry a request once on a pooled connection found closed (as
 # urllib3, curl and Go do); the report counts those retries ("retried": the
 # errors a client that does not retry would have seen).
@@ -123,7 +123,7 @@ run_one() {
 			  --idle-timeout "$POOL_IDLE") ;;
 	esac
 	if [ "$mode" = urllib3 ]; then
-		line=$(xm_pod_exec cl python3 tests/integration/urllib3_pool.py "http://$VIP:$PORT" \
+		line=$(xm_pod_exec cl python3 tests/tools/urllib3_pool.py "http://$VIP:$PORT" \
 			"$(python3 -c "import json; print(json.load(open('scenarios/$scn.json'))['duration'])")" \
 			--threads 8 --think 0.03 --start "$start" --warmup "$WARMUP" --out "$csv" \
 			2>/dev/null | tail -n1)

@@ -6,7 +6,7 @@
 # pools hold idle connections to each; replica 2 turns 40x slower at t = 4 s
 # (scenarios/e2e-pool.json). Clients: loadgen in keep-alive pool mode (it
 # retries a request once on a pooled connection found closed, as urllib3,
-# curl and Go do), a pool that holds 24 idle connections (tests/integration/
+# curl and Go do), a pool that holds 24 idle connections (tests/tools/
 # idle_pool.py: checks a pooled connection before reuse and retries once, as
 # urllib3 does) and Python urllib3 with its own pool. With rebalancing on:
 # idle pooled connections to replica 2 are retired (counter), within the
@@ -25,6 +25,7 @@ VIP=10.79.0.20
 PORT=8080
 SCN=$XM_TOP/scenarios/e2e-pool.json
 SHARE=0.25
+XM_TOOLS_PY=$XM_TOP/tests/tools
 RATE=40
 
 xm_node n1
@@ -64,12 +65,12 @@ run() {
 	done
 	# A pool that holds 24 idle connections, opened at t = 0.5 s (a third on each replica).
 	xm_bg xm_pod_exec cl sh -c 'sleep 1.5; exec /usr/bin/python3 "$0" "$1" 24 9' \
-		"$XM_TOP/tests/integration/idle_pool.py" "$VIP:$PORT" >"$XM_RUN_DIR/$name.idle" 2>&1
+		"$XM_TOOLS_PY/idle_pool.py" "$VIP:$PORT" >"$XM_RUN_DIR/$name.idle" 2>&1
 	ipid=$XM_LAST_PID
 	if [ "$2" = true ]; then
 		# A real client library with its own pool, from t = 4 s (replica 2 slow) for 6 s.
 		xm_bg xm_pod_exec cl sh -c 'sleep 5; exec /usr/bin/python3 "$0" "$1" 6' \
-			"$XM_TOP/tests/integration/urllib3_pool.py" "http://$VIP:$PORT" \
+			"$XM_TOOLS_PY/urllib3_pool.py" "http://$VIP:$PORT" \
 			>"$XM_RUN_DIR/$name.urllib3" 2>&1
 		upid=$XM_LAST_PID
 	fi

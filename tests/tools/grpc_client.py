@@ -18,6 +18,8 @@ import time
 
 import grpc
 
+from clientstats import pct
+
 
 def main():
     ap = argparse.ArgumentParser()
@@ -63,16 +65,13 @@ def main():
         t.join()
     lat.sort()
 
-    def pct(q):
-        return lat[min(len(lat) - 1, max(0, int(q * len(lat) + 0.999) - 1))] * 1e3 if lat else 0
-
     total = collections.Counter()
     for sec in sorted(per_s):
         total.update(per_s[sec])
         print(f"t={sec} " + " ".join(f"backend={k}:{v}" for k, v in sorted(per_s[sec].items())))
     print(f"grpc: calls={len(lat) + sum(failed.values())} ok={len(lat)} "
           f"failed={sum(failed.values())} {dict(failed) if failed else ''} "
-          f"p50_ms={pct(0.5):.2f} p99_ms={pct(0.99):.2f} "
+          f"p50_ms={pct(lat, 0.5) * 1e3:.2f} p99_ms={pct(lat, 0.99) * 1e3:.2f} "
           + " ".join(f"backend={k}:{v}" for k, v in sorted(total.items()) if k != "-"))
     return 0
 

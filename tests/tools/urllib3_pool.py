@@ -26,6 +26,8 @@ import sys
 
 import urllib3
 
+from clientstats import pct
+
 
 def main():
     ap = argparse.ArgumentParser()
@@ -83,11 +85,9 @@ def main():
         if r[3]:
             by_backend[r[2]] = by_backend.get(r[2], 0) + 1
 
-    def pct(q):
-        return lat[min(len(lat) - 1, max(0, int(q * len(lat) + 0.999) - 1))] if lat else 0
-
     print(f"urllib3: requests={len(meas)} ok={len(lat)} failed={failed} "
-          f"retried={sum(1 for r in meas if r[5])} p50_ms={pct(0.5):.2f} p99_ms={pct(0.99):.2f} "
+          f"retried={sum(1 for r in meas if r[5])} p50_ms={pct(lat, 0.5):.2f} "
+          f"p99_ms={pct(lat, 0.99):.2f} "
           + " ".join(f"backend={k}:{v}" for k, v in sorted(by_backend.items())))
     return 0
 
