@@ -19,25 +19,10 @@ PIN=/sys/fs/bpf/$N
 T0=$SECONDS
 say() { echo "k8s-down: [$((SECONDS - T0))s] $*"; }
 
-# Is PID a process of this cluster (in its cgroup)? Guards against pid reuse.
-ours() { grep -q ":$XM_K8S_CGROUP/" "/proc/$1/cgroup" 2>/dev/null; }
-
-# stop NAME...: SIGTERM the components together, SIGKILL what runs after 10 s.
+# stop NAME...: stop components (xm_k8s_stop) and say which.
 stop() {
-	local name pid pids=""
-	for name in "$@"; do
-		[ -f "$D/run/$name.pid" ] || continue
-		pid=$(cat "$D/run/$name.pid")
-		rm -f "$D/run/$name.pid"
-		ours "$pid" || continue
-		kill "$pid" 2>/dev/null
-		pids="$pids $pid"
-		say "stopping $name (pid $pid)"
-	done
-	for pid in $pids; do
-		for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-		ours "$pid" && kill -9 "$pid" 2>/dev/null
-	done
+	local name pid
+	xm_k8s_stop "$@" | while read -r name pid; do say "stopping $name (pid $pid)"; done
 }
 
 # kill_cgroups: SIGKILL whatever runs in the cluster's cgroups (containers,

@@ -43,3 +43,41 @@ xm_k8s_cgroup_pids() {
 xm_k8s_mounts_under() {
 	awk -v d="$1" '$2 == d || index($2, d "/") == 1 { print $2 }' /proc/self/mounts | sort -r
 }
+
+# Is PID a process of this cluster (in its cgroup)? Guards against pid reuse.
+xm_k8s_ours() { grep -q ":$XM_K8S_CGROUP/" "/proc/$1/cgroup" 2>/dev/null; }
+
+# xm_k8s_start NAME CMD...: start a component in the cluster's cgroup
+# (system/, every hierarchy), network and mount namespaces; its pid in
+# run/NAME.pid, its output appended to log/NAME.log.
+xm_k8s_start() {
+	local name=$1
+	shift
+	(
+		for h in $(xm_k8s_hierarchies); do
+			echo "$BASHPID" >"$h$XM_K8S_CGROUP/system/cgroup.procs"
+		done
+		exec nsenter --mount="$XM_K8S_MNTNS" --net="/run/netns/$XM_K8S_NETNS" -- "$@"
+	) </dev/null >>"$XM_K8S_DIR/log/$name.log" 2>&1 &
+	echo $! >"$XM_K8S_DIR/run/$name.pid"
+}
+
+# xm_k8s_stop NAME...: SIGTERM the components together, SIGKILL what still
+# runs after 10 s. Prints "NAME PID" for each one it stopped.
+xm_k8s_stop() {
+	local name pid pids=""
+	for name in "$@"; do
+		[ -f "$XM_K8S_DIR/run/$name.pid" ] || continue
+		pid=$(cat "$XM_K8S_DIR/run/$name.pid")
+		rm -f "$XM_K8S_DIR/run/$name.pid"
+		xm_k8s_ours "$pid" || continue
+		kill "$pid" 2>/dev/null
+		pids="$pids $pid"
+		echo "$name $pid"
+	done
+	for pid in $pids; do
+		for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+		xm_k8s_ours "$pid" && kill -9 "$pid" 2>/dev/null
+	done
+	return 0
+}

@@ -83,19 +83,10 @@ wait_for() {
 # in_ns CMD...: run CMD in the cluster's network namespace.
 in_ns() { nsenter --net="/run/netns/$N" -- "$@"; }
 
-# start NAME CMD...: start a component in the cluster's cgroup, network and
-# mount namespaces, its pid in run/NAME.pid, output in log/NAME.log.
+# start NAME CMD...: start a component (xm_k8s_start) and say so.
 start() {
-	local name=$1
-	shift
-	(
-		for h in $(xm_k8s_hierarchies); do
-			echo "$BASHPID" >"$h$XM_K8S_CGROUP/system/cgroup.procs"
-		done
-		exec nsenter --mount="$XM_K8S_MNTNS" --net="/run/netns/$N" -- "$@"
-	) </dev/null >>"$D/log/$name.log" 2>&1 &
-	echo $! >"$D/run/$name.pid"
-	say "started $name (pid $!)"
+	xm_k8s_start "$@"
+	say "started $1 (pid $(cat "$D/run/$1.pid"))"
 }
 
 step=dirs

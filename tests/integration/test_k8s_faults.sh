@@ -5,7 +5,9 @@
 #   tables keep serving (no connection fails, no connect() finds no backend),
 #   and the restarted agent resyncs to the change it missed;
 # - the API server stopped (SIGSTOP) for 20 s: tables kept, traffic served,
-#   and once it runs again the watch resumes (a scale reaches the tables).
+#   and once it runs again the watch resumes (a scale reaches the tables);
+# - a forced 410 Gone (API server restarted over a compacted etcd): the agent
+#   lists again without a wipe.
 # Client traffic runs in the client pod through its netns, mount namespace
 # and cgroup, not through kubectl exec, which needs the API server.
 set -euo pipefail
@@ -16,7 +18,8 @@ xm_k8s_setup
 M=$XM_TOP/tests/k8s/manifests
 AGENT_ARGS=(--kubeconfig "$XM_K8S_AGENT_KUBECONFIG" --node-name "$XM_K8S_NODE_NAME")
 
-xm_agent_start "${AGENT_ARGS[@]}"
+AGENT_LOG=$XM_K8S_DIR/agent.log
+xm_agent_start "${AGENT_ARGS[@]}" 2> >(tee -a "$AGENT_LOG" >&2)
 xm_kubectl apply -f "$M/echo.yaml" -f "$M/echo-svc.yaml" >&2
 xm_k8s_wait_ready app=xm-echo 3
 xm_k8s_wait_ready app=xm-client 1
@@ -64,7 +67,7 @@ in_client /bin/xm-traffic client "$CIP" 80 -q 64K -r 256K -c 2 -n 2 >&2 ||
 xm_kubectl scale deployment xm-echo --replicas 4 >&2
 xm_k8s_wait_ready app=xm-echo 4
 xm_assert "$(backends_now)" = 3 "table unchanged while the agent is down"
-xm_agent_start "${AGENT_ARGS[@]}"
+xm_agent_start "${AGENT_ARGS[@]}" 2> >(tee -a "$AGENT_LOG" >&2)
 wait_backends 4 30
 xm_log "ok: restarted agent resynced to 4 backends"
 wait "$probe" || true
@@ -94,5 +97,36 @@ xm_assert "$(($(xm_stat lb_no_backend) - no_backend0))" = 0 "connects that found
 xm_kubectl scale deployment xm-echo --replicas 2 >&2
 wait_backends 2 60
 xm_log "ok: the watch resumed: scale to 2 reached the table"
+
+# 3. A forced 410 Gone: the API server restarts over an etcd whose revision
+# moved on and was compacted, so the agent's watches resume from a
+# resourceVersion the server no longer has: it lists again, and the tables
+# stay as they are until the new lists are complete.
+etcd() { $XM_K8S_IN_NETNS curl -fsS -X POST "http://127.0.0.1:2379/v3/kv/$1" -d "$2"; }
+no_backend0=$(xm_stat lb_no_backend)
+relists0=$(grep -c 'listing again' "$AGENT_LOG" || true)
+probe_log=$XM_K8S_DIR/probe-410
+xm_bg in_client /bin/xm-whoami ask "$CIP" 81 -n 300 -i 50 -T >"$probe_log"
+probe=$XM_LAST_PID
+"$XM_TOP/scripts/k8s-ctl.sh" "$XM_ID" stop kube-apiserver >&2
+etcd put '{"key": "L3htLXRlc3QvYnVtcA==", "value": "MQ=="}' >/dev/null # /xm-test/bump
+rev=$(etcd range '{"key": "L3htLXRlc3QvYnVtcA=="}' | xm_json 'j["header"]["revision"]')
+etcd compaction "{\"revision\": \"$rev\", \"physical\": true}" >/dev/null
+xm_log "etcd at revision $rev, compacted"
+"$XM_TOP/scripts/k8s-ctl.sh" "$XM_ID" start kube-apiserver >&2
+for _ in $(seq 240); do xm_kubectl get --raw /readyz >/dev/null 2>&1 && break; sleep 0.5; done
+for _ in $(seq 150); do
+	[ "$(grep -c 'listing again' "$AGENT_LOG" || true)" -ge $((relists0 + 2)) ] && break
+	sleep 0.2
+done
+xm_assert "$(grep -c 'listing again' "$AGENT_LOG" || true)" -ge $((relists0 + 2)) \
+	"410 Gone for both watches: the agent lists again"
+xm_assert "$(backends_now)" = 2 "backends kept across the relist"
+wait "$probe" || true
+xm_assert "$(grep -c ' error' "$probe_log" || true)" = 0 "failed connections across the 410 and relist"
+xm_assert "$(($(xm_stat lb_no_backend) - no_backend0))" = 0 "connects that found no backend"
+xm_kubectl scale deployment xm-echo --replicas 3 >&2
+wait_backends 3 60
+xm_log "ok: after the relist a scale reaches the table"
 
 xm_k8s_down_checked
