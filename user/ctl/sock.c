@@ -163,9 +163,8 @@ static int sock_skip(int argc, char **argv)
 
 static int sock_help(int argc, char **argv)
 {
-	ctl_help( "Usage: xmeshctl sock list\n"
-			"       xmeshctl sock skip [list]\n"
-			"       xmeshctl sock skip add|del port N | netns NETNS_PATH\n"
+	ctl_help( "Usage: xmeshctl sock { list | skip [ACTION] }\n"
+			"       ACTION := list | add|del port N | add|del netns NETNS_PATH\n"
 			"  Sockets in the redirect map. SCOPE is the netns cookie for loopback\n"
 			"  pairs and 0 for pod addresses. JSON adds local_isn/remote_isn, the\n"
 			"  initial sequence numbers that make each connection's key unique.\n"
