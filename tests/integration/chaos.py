@@ -125,8 +125,11 @@ def tick_watcher():
     while time.monotonic() < stop:
         ticks, updated_ns = struct.unpack_from("QQ", m, 0)
         tick_ms = struct.unpack_from("I", m, 40)[0]
+        if struct.unpack_from("QQ", m, 0) != (ticks, updated_ns):
+            continue  # read while the agent wrote the tick: read again
         if ticks != last_ticks:
-            if last_ns is not None and ticks == last_ticks + 1:
+            # updated_ns 0: no tick yet (a fresh agent, or the map just made)
+            if last_ns and updated_ns and ticks == last_ticks + 1:
                 with lock:
                     stats["max_gap_ms"] = max(stats["max_gap_ms"], (updated_ns - last_ns) / 1e6)
                     stats["tick_ms"] = tick_ms

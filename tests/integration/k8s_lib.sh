@@ -102,9 +102,14 @@ xm_k8s_down_checked() {
 		kill "$XM_AGENT_PID"
 		wait "$XM_AGENT_PID" 2>/dev/null || true
 	fi
-	"$XM_BIN/xmesh-agent" uninstall --cgroup "$XM_CGROUP" --pin-root "$XM_PIN" >&2 ||
-		xm_fail "xmesh-agent uninstall failed"
+	# The pods first: uninstall drains, and waits for every redirected
+	# connection the pods still hold to close. k8s-down.sh uninstalls the pins
+	# once the pods are gone, so nothing is left to wait for.
 	"$XM_TOP/scripts/k8s-down.sh" "$XM_ID" >&2 || xm_fail "k8s-down.sh reported leftovers"
+	if [ -e "$XM_PIN" ]; then
+		"$XM_BIN/xmesh-agent" uninstall --cgroup "$XM_CGROUP" --pin-root "$XM_PIN" >&2 ||
+			xm_fail "xmesh-agent uninstall failed"
+	fi
 	ip netns list | grep -q "^$XM_K8S_NAME\b" && left="$left netns"
 	for h in $(awk '$3 == "cgroup" || $3 == "cgroup2" { print $2 }' /proc/mounts); do
 		[ -e "$h/$XM_K8S_NAME" ] && left="$left cgroup:$h/$XM_K8S_NAME"

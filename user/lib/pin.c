@@ -183,8 +183,7 @@ static int remove_tree(const char *path, const char *rel, const char *const *kee
 		}
 	}
 	closedir(d);
-	/* EBUSY: the pin root is a bpffs mount of its own; it goes with the umount. */
-	if (rmdir(path) && errno != ENOENT && errno != ENOTEMPTY && errno != EBUSY)
+	if (rmdir(path) && errno != ENOENT && errno != ENOTEMPTY)
 		return -errno;
 	return n;
 }
@@ -200,17 +199,34 @@ int xm_pin_root_remove_except(const char *root, const char *const *keep)
 	if (n < 0)
 		return n;
 	/*
-	 * A bpffs mounted at the root itself (xm_pin_root_prepare) goes with it,
-	 * once nothing is kept (a draining uninstall removes it at the end).
+	 * A bpffs mounted at the root itself (xm_pin_root_prepare): our pins are
+	 * in its directories; its own entries (bpf preload's maps.debug,
+	 * progs.debug) cannot be unlinked and go with the umount, once nothing is
+	 * kept (a draining uninstall comes back for the rest).
 	 */
-	if (!keep && is_own_mount(root)) {
-		char maps[PATH_MAX];
+	if (is_own_mount(root)) {
+		struct dirent *de;
+		struct stat st;
+		DIR *d = opendir(root);
 
-		/* The mount's own entries (bpf preload's maps.debug...) go with the umount. */
-		snprintf(maps, sizeof(maps), "%s/%s", root, XM_PIN_MAPS);
-		m = remove_tree(maps, XM_PIN_MAPS, NULL);
-		if (m < 0)
-			return m;
+		if (!d)
+			return -errno;
+		m = 0;
+		while ((de = readdir(d)) && m >= 0) {
+			char sub[PATH_MAX];
+			int r;
+
+			if (de->d_name[0] == '.')
+				continue;
+			snprintf(sub, sizeof(sub), "%s/%s", root, de->d_name);
+			if (lstat(sub, &st) || !S_ISDIR(st.st_mode))
+				continue;
+			r = remove_tree(sub, de->d_name, keep);
+			m = r < 0 ? r : m + r;
+		}
+		closedir(d);
+		if (m < 0 || keep)
+			return m < 0 ? m : n + m;
 		if (umount2(root, MNT_DETACH))
 			return -errno;
 		if (rmdir(root) && errno != ENOENT)
