@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: MIT
 /* xmeshctl status: what is loaded and attached at the pin root. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
