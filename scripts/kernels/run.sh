@@ -6,6 +6,7 @@
 # to build/kernels/table.md (and docs/kernels.md with XM_KERNEL_DOCS=1).
 #
 #   scripts/kernels/run.sh [6.1] [6.12] [host]     (default: all three)
+#   scripts/kernels/run.sh table [6.1] [6.12] [host]  the table of the last results
 #
 # Kernels are Debian packages (apt-get download, as this machine's apt is
 # configured), cached in build/kernels/. Each guest gets a small initramfs
@@ -17,6 +18,7 @@
 #
 # Environment: XM_KERNEL_TESTS (substrings of test names, space-separated),
 # XM_KERNEL_TIMEOUT (s, per guest), XM_KERNEL_MEM (MiB), XM_KERNEL_SMP;
+# XM_KERNEL_MERGE=1: keep earlier results of tests not run this time;
 # XM_GUEST_CMD: run this shell command in the guest instead of the tests
 # (debugging; its output is in the console log).
 set -eu
@@ -126,22 +128,38 @@ guest_run() {
 	done
 	wait "$qpid" && rc=0 || rc=$?
 	sed -n '/^XM-RESULTS-BEGIN/,/^XM-RESULTS-END/p' "$log" | tr -d '\r' |
-		grep -v '^XM-RESULTS' >"$K/results/$label" || true
+		grep -v '^XM-RESULTS' >"$K/results/$label.new" || true
 	if ! grep -q '^XM-RESULTS-END' "$log"; then
 		say "$label: guest did not finish (qemu rc $rc$([ "$rc" = 124 ] && echo ", killed after ${TIMEOUT}s")): see ${log#$TOP/}"
-		echo "(guest) fail $((SECONDS - t))" >>"$K/results/$label"
+		echo "(guest) fail $((SECONDS - t))" >>"$K/results/$label.new"
 	fi
+	results_keep "$label"
 	echo "$rel" >"$K/results/$label.release"
 	say "$label: done in $((SECONDS - t))s"
+}
+
+# Results of this run into results/<label>; with XM_KERNEL_MERGE=1, only the
+# tests that ran replace their lines (re-running a few tests of a matrix).
+results_keep() {
+	local r=$K/results/$1
+	if [ "${XM_KERNEL_MERGE:-0}" = 1 ] && [ -f "$r" ]; then
+		awk 'NR == FNR {n[$1] = $0; next} $1 in n {print n[$1]; delete n[$1]; next} {print}
+			END {for (k in n) print n[k]}' "$r.new" "$r" >"$r.merged"
+		mv "$r.merged" "$r"
+		rm -f "$r.new"
+	else
+		mv "$r.new" "$r"
+	fi
 }
 
 host_run() {
 	local t=$SECONDS
 	mkdir -p "$K/results"
-	: >"$K/results/host"
+	: >"$K/results/host.new"
 	say "host: running the subset on $(uname -r)"
-	XM_TEST="$(echo $TESTS)" XM_RESULTS="$K/results/host" tests/run.sh |
+	XM_TEST="$(echo $TESTS)" XM_RESULTS="$K/results/host.new" tests/run.sh |
 		while IFS= read -r line; do say "host: $line"; done || true
+	results_keep host
 	uname -r >"$K/results/host.release"
 	say "host: done in $((SECONDS - t))s"
 }
@@ -165,8 +183,15 @@ table() {
 	done
 }
 
-scripts/install-deps.sh kernels
 labels=()
+if [ "${WANT[0]}" = table ]; then
+	read -ra WANT <<<"${WANT[*]:1}"
+	[ ${#WANT[@]} -gt 0 ] || WANT=(6.1 6.12 host)
+	labels=("${WANT[@]}")
+	WANT=()
+else
+	scripts/install-deps.sh kernels
+fi
 for w in "${WANT[@]}"; do
 	if [ "$w" = host ]; then
 		host_run

@@ -154,6 +154,15 @@ xm_two_pods() {
 	xm_register b 10.77.0.3
 }
 
+# xm_wait_listen POD PORT: until a TCP socket listens on PORT in POD's netns (slow machines).
+xm_wait_listen() {
+	for _ in $(seq "$(xm_size 50 300)"); do
+		[ -n "$(ip netns exec "$XM_PREFIX-$1" ss -Hltn "sport = :$2")" ] && return 0
+		sleep 0.05
+	done
+	xm_fail "nothing listens on port $2 in pod $1"
+}
+
 # xm_stat NAME: one counter from `xmeshctl -j stats`.
 xm_stat() { xm_ctl -j stats | python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
 

@@ -86,17 +86,16 @@ xm_assert "$(cni_eps | grep -c "^$ip0s " || true)" -eq 0 "a record whose netns i
 chain "$TMP/net.conflist" del "cid-$XM_ID-s0=$(xm_netns_path s0)" >/dev/null || xm_fail "DEL of a pod whose netns is gone"
 xm_assert "$(records)" -eq 1 "DEL without the netns removed the stale record"
 
-# --- 50 pods (10 with XM_SMALL) through the chain ---------------------------
-N=$(xm_size 50 10)
+# --- 50 pods through the chain ----------------------------------------------
 targets=("$(target p0)")
-for i in $(seq 1 $((N - 1))); do pod_ns "p$i"; targets+=("$(target "p$i")"); done
+for i in $(seq 1 49); do pod_ns "p$i"; targets+=("$(target "p$i")"); done
 t0=$SECONDS
-out=$(chain "$TMP/net.conflist" add "${targets[@]:1}") || xm_fail "ADD of $((N - 1)) pods: $(echo "$out" | grep -v '"ok": true' | head -3)"
-xm_log "$((N - 1)) chain ADDs in $((SECONDS - t0)) s"
-xm_assert "$(n_cni_eps)" -eq "$N" "$N pods registered by the plugin"
-xm_assert "$(records)" -eq "$N" "$N records"
+out=$(chain "$TMP/net.conflist" add "${targets[@]:1}") || xm_fail "ADD of 49 pods: $(echo "$out" | grep -v '"ok": true' | head -3)"
+xm_log "49 chain ADDs in $((SECONDS - t0)) s"
+xm_assert "$(n_cni_eps)" -eq 50 "50 pods registered by the plugin"
+xm_assert "$(records)" -eq 50 "50 records"
 out=$(chain "$TMP/net.conflist" check "${targets[@]}") || xm_fail "CHECK: $(echo "$out" | grep -v '"ok": true' | head -3)"
-xm_assert "$(echo "$out" | count_ok)" -eq "$N" "CHECK passes for all $N"
+xm_assert "$(echo "$out" | count_ok)" -eq 50 "CHECK passes for all 50"
 xm_assert "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("pod"))' \
 	"$TMP/state/$NET/cid-$XM_ID-p7:eth0.json")" = "default/cid-$XM_ID-p7" "the record names the Kubernetes pod (CNI_ARGS)"
 # The host veth the plugin recorded is the pod's peer in the node netns.
@@ -108,27 +107,27 @@ xm_assert "$(ip -n "$XM_PREFIX-n1" -o link show "$host_if" | cut -d: -f1)" = "$p
 
 # Traffic: pod i -> pod i+1 (ring), byte-exact, counted by the redirect datapath.
 ips=()
-for i in $(seq 0 $((N - 1))); do
+for i in $(seq 0 49); do
 	ips+=("$(ip -n "$XM_PREFIX-p$i" -4 -o addr show eth0 | awk '{print $4}' | cut -d/ -f1)")
 done
-for i in $(seq 0 $((N - 1))); do
+for i in $(seq 0 49); do
 	xm_bg xm_pod_exec "p$i" "$XM_TOOLS/xm-traffic" server "${ips[$i]}" 7300 >/dev/null
 done
-for i in $(seq 0 $((N - 1))); do # every server listening (a loaded machine starts them slowly)
+for i in $(seq 0 49); do # every server listening (a loaded machine starts them slowly)
 	for _ in $(seq 100); do
 		[ -n "$(ip netns exec "$XM_PREFIX-p$i" ss -Hltn 'sport = :7300')" ] && break
 		sleep 0.1
 	done
 done
 before=$(xm_stat redirect_msgs)
-for i in $(seq 0 $((N - 1))); do
-	j=$(((i + 1) % N))
+for i in $(seq 0 49); do
+	j=$(((i + 1) % 50))
 	xm_pod_exec "p$i" "$XM_TOOLS/xm-traffic" client "${ips[$j]}" 7300 >/dev/null ||
 		xm_fail "traffic p$i -> p$j (${ips[$j]})"
 done
 delta=$(( $(xm_stat redirect_msgs) - before ))
 # Each connection's answer (written after accept) finds both sockets in the map.
-xm_assert "$delta" -ge "$N" "traffic between the $N CNI-added pods was redirected"
+xm_assert "$delta" -ge 50 "traffic between the 50 CNI-added pods was redirected"
 for p in "${XM_PIDS[@]:1}"; do xm_kill_tree "$p"; done
 
 # --- DEL, DEL again -----------------------------------------------------------

@@ -16,21 +16,22 @@ xm_ctl endpoint add 10.77.0.3 netns "$(xm_netns_path b)"
 # c's address is claimed for b's netns: c uses an IP not registered to c.
 xm_ctl endpoint add 10.77.0.4 netns "$(xm_netns_path b)"
 
-count_socks() { xm_ctl -j sock list | python3 -c "import json,sys; print(len(json.load(sys.stdin)))"; }
-scopes() { xm_ctl -j sock list | python3 -c "import json,sys; print(len({s['scope'] for s in json.load(sys.stdin) if s['local']=='127.0.0.1'}))"; }
+# "sockets scopes" from one snapshot of the map: number of sockets, distinct loopback scopes.
+socks_and_scopes() { xm_ctl -j sock list | python3 -c "import json,sys; l = json.load(sys.stdin)
+print(len(l), len({s['scope'] for s in l if s['local']=='127.0.0.1'}))"; }
 
 # Same tuple 127.0.0.1:40000 -> 127.0.0.1:7200 in pods a and b, different payload seeds,
-# transfers spread over 2 s so that both connections are open at once.
+# transfers spread over 2 s (10 s with XM_SMALL) so that both connections are open at once.
 xm_bg xm_pod_exec a "$XM_TOOLS/xm-traffic" server 127.0.0.1 7200 -q 2M -r 2M -S 11
 xm_bg xm_pod_exec b "$XM_TOOLS/xm-traffic" server 127.0.0.1 7200 -q 2M -r 2M -S 22
 sleep 0.3
 before=$(xm_stat redirect_bytes)
-xm_pod_exec a "$XM_TOOLS/xm-traffic" client 127.0.0.1 7200 -q 2M -r 2M -S 11 -b 40000 -d 2000 >"$XM_RUN_DIR/a.out" 2>&1 &
+xm_pod_exec a "$XM_TOOLS/xm-traffic" client 127.0.0.1 7200 -q 2M -r 2M -S 11 -b 40000 -d "$(xm_size 2000 10000)" >"$XM_RUN_DIR/a.out" 2>&1 &
 pa=$!
-xm_pod_exec b "$XM_TOOLS/xm-traffic" client 127.0.0.1 7200 -q 2M -r 2M -S 22 -b 40000 -d 2000 >"$XM_RUN_DIR/b.out" 2>&1 &
+xm_pod_exec b "$XM_TOOLS/xm-traffic" client 127.0.0.1 7200 -q 2M -r 2M -S 22 -b 40000 -d "$(xm_size 2000 10000)" >"$XM_RUN_DIR/b.out" 2>&1 &
 pb=$!
 sleep 1
-n=$(count_socks); s=$(scopes)
+read -r n s < <(socks_and_scopes)
 wait $pa || xm_fail "pod a read bytes that are not its own: $(cat "$XM_RUN_DIR/a.out")"
 wait $pb || xm_fail "pod b read bytes that are not its own: $(cat "$XM_RUN_DIR/b.out")"
 xm_assert "$n" -eq 4 "both pods' client and server sockets in the redirect map at once"

@@ -21,14 +21,14 @@ xm_assert "$(xm_ctl -j endpoint list | python3 -c 'import json,sys; print(len(js
 xm_bg xm_pod_exec b "$XM_TOOLS/xm-traffic" server 10.77.0.3 7001 -q 0 -r 0
 xm_bg xm_pod_exec b "$XM_TOOLS/xm-traffic" server 10.77.0.3 7002 -q 4M -r 1
 xm_bg xm_pod_exec b "$XM_TOOLS/xm-traffic" server 10.77.0.3 7003 -q 100 -r 300K
-sleep 0.3
+for port in 7001 7002 7003; do xm_wait_listen b "$port"; done
 
 before=$(xm_stat redirect_bytes)
 # sizes from 1 B to 4 MiB, each direction, each a fresh connection
 for size in 1 2 100 1448 4096 65535 65536 1000000 4M; do
 	xm_bg xm_pod_exec b "$XM_TOOLS/xm-traffic" server 10.77.0.3 7100 -q "$size" -r "$size" -S 7
 	srv=$XM_LAST_PID
-	sleep 0.15
+	xm_wait_listen b 7100
 	xm_pod_exec a "$XM_TOOLS/xm-traffic" client 10.77.0.3 7100 -q "$size" -r "$size" -S 7 >/dev/null ||
 		xm_fail "payload of $size bytes each way not delivered byte for byte"
 	xm_kill_tree "$srv"; wait "$srv" 2>/dev/null || true
