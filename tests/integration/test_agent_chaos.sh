@@ -37,6 +37,9 @@ config() { # VARIANT: services 10.96.V.1..10 with 3 backends each
 start() {
 	xm_agent_start --netns "$(xm_netns_path n1)" --config "$CFG" --metrics 127.0.0.1:9464 2>>"$LOG"
 	SOCK=$(ls "$XM_RUN_DIR"/*.sock)
+	# A few ticks first: the loop opens what it keeps (e.g. the rebalancer's
+	# handles on the pods' network namespaces) at its first tick, not at start.
+	sleep 1.5
 }
 nfds() { ls /proc/"$XM_AGENT_PID"/fd | wc -l; }
 hups() { # SECONDS: SIGHUP every 100 ms, alternating the config between two variants
