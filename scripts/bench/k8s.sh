@@ -15,7 +15,9 @@
 #      latency from the change (the time the update is sent; the slice's
 #      last-change-trigger-time) to the map write (agent: the apply that
 #      follows the event, from its log) / to the rules (kube-proxy's own
-#      kubeproxy_network_programming_duration_seconds histogram); CPU and RSS.
+#      kubeproxy_network_programming_duration_seconds histogram); CPU and RSS;
+#      the agent's own part (event read -> maps written: agent_own_*) and each
+#      apply's own work (translate + apply from its log line: apply_work_*).
 # The agent is built with room for N_SVC x N_EP backends (XM_LB_MAX_BACKENDS).
 # KPROXY=0 runs the agent's side only. XM_K8S_BIN=DIR: where the binaries are.
 set -eu
@@ -217,6 +219,10 @@ k_sync=$(med "${K_SYNC[@]}")
 k_k8s=$(med "${K_K8S[@]}")
 ap50=$(echo "$a_lat" | xm_json 'j["p50_ms"]')
 ap99=$(echo "$a_lat" | xm_json 'j["p99_ms"]')
+own50=$(echo "$a_lat" | xm_json 'j["agent_part_p50_ms"]')
+own99=$(echo "$a_lat" | xm_json 'j["agent_part_p99_ms"]')
+work50=$(echo "$a_lat" | xm_json 'j["apply_work_p50_ms"]')
+work99=$(echo "$a_lat" | xm_json 'j["apply_work_p99_ms"]')
 kp50=$(echo "$k_lat" | xm_json 'j["prog"]["p50_le_ms"]')
 kp99=$(echo "$k_lat" | xm_json 'j["prog"]["p99_le_ms"]')
 cat <<EOT
@@ -239,6 +245,7 @@ echo "bench k8s: services=$N_SVC endpoints=$N_EP agent_sync_s=$a_sync kproxy_syn
 	"sync_ratio=$(python3 -c "print(round(float('${k_sync:-nan}') / $a_sync, 2))")" \
 	"agent_api_sync_s=$a_k8s kproxy_api_sync_s=$k_k8s" \
 	"agent_p50_ms=$ap50 agent_p99_ms=$ap99 kproxy_p50_le_ms=$kp50 kproxy_p99_le_ms=$kp99" \
+	"agent_own_p50_ms=$own50 agent_own_p99_ms=$own99 apply_work_p50_ms=$work50 apply_work_p99_ms=$work99" \
 	"agent_cpu_pct=$a_cpu kproxy_cpu_pct=$k_cpu agent_rss_mb=$a_rss agent_rss_now_mb=$a_rss_now kproxy_rss_mb=$k_rss"
 # XM_BENCH_LOGS=DIR keeps the logs (agent, kube-proxy, API server) and the updates
 [ -n "${XM_BENCH_LOGS:-}" ] && mkdir -p "$XM_BENCH_LOGS" && cp "$D"/*.log "$D"/*.prom "$D/updates.json" "$XM_BENCH_LOGS/"

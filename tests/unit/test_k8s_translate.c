@@ -283,6 +283,109 @@ static void object_store_same_as_array(void **state)
 	json_decref(root);
 }
 
+/* Translate root's services and slices (pruned first or not) for node-a/z1. */
+static void translate_root(json_t *root, bool pruned, struct xm_k8s_result *r)
+{
+	struct xm_k8s_node node = { .name = "node-a", .zone = "z1" };
+	json_t *svcs = json_deep_copy(json_object_get(root, "services"));
+	json_t *slices = json_deep_copy(json_object_get(root, "slices"));
+	json_t *v;
+	size_t i;
+
+	if (pruned) {
+		json_array_foreach(svcs, i, v)
+			xm_k8s_prune(v);
+		json_array_foreach(slices, i, v)
+			xm_k8s_prune(v);
+	}
+	assert_int_equal(xm_k8s_translate(svcs, slices, &node, NULL, NULL, r), 0);
+	json_decref(svcs);
+	json_decref(slices);
+}
+
+/*
+ * The source keeps objects pruned to the fields the translation reads: every
+ * fixture, with the fields the API adds on top, translates the same pruned
+ * (a field read but pruned away changes a result).
+ */
+static void pruned_objects_translate_the_same(void **state)
+{
+	static const char *const names[] = { "basic", "dualstack", "leftalone", "locality",
+					     "terminating", "annotations" };
+	json_t *extra = json_loads("{\"kind\":\"X\",\"status\":{\"loadBalancer\":{}},"
+				   "\"metadata\":{\"managedFields\":[{\"manager\":\"m\"}]}}",
+				   0, NULL);
+
+	assert_non_null(extra);
+	for (size_t n = 0; n < sizeof(names) / sizeof(names[0]); n++) {
+		struct xm_k8s_result a, b;
+		char path[256];
+		json_error_t je;
+		json_t *root, *v, *e;
+		size_t i, j;
+
+		snprintf(path, sizeof(path), "tests/fixtures/k8s/%s.json", names[n]);
+		root = json_load_file(path, 0, &je);
+		assert_non_null(root);
+		json_array_foreach(json_object_get(root, "slices"), i, v) {
+			json_object_update_missing(v, extra);
+			json_array_foreach(json_object_get(v, "endpoints"), j, e)
+				json_object_set_new(e, "targetRef", json_pack("{s:s,s:s}", "kind",
+									      "Pod", "name", "p"));
+		}
+		translate_root(root, false, &a);
+		translate_root(root, true, &b);
+		assert_int_equal(a.conf.n_svc, b.conf.n_svc);
+		assert_int_equal(a.left_alone, b.left_alone);
+		for (i = 0; i < a.conf.n_svc; i++) {
+			const struct xm_lb_svc_conf *x = &a.conf.svc[i], *y = &b.conf.svc[i];
+
+			assert_memory_equal(&x->key, &y->key, sizeof(x->key));
+			assert_string_equal(x->algorithm, y->algorithm);
+			assert_true(json_equal(x->params, y->params));
+			assert_int_equal(x->n_be, y->n_be);
+			for (j = 0; j < x->n_be; j++) {
+				assert_memory_equal(&x->be[j].addr, &y->be[j].addr, sizeof(x->be[j].addr));
+				assert_int_equal(x->be[j].port, y->be[j].port);
+				assert_true(x->be[j].weight == y->be[j].weight);
+			}
+			assert_string_equal(a.meta[i].id, b.meta[i].id);
+			assert_string_equal(a.meta[i].note, b.meta[i].note);
+			assert_int_equal(a.meta[i].generation, b.meta[i].generation);
+			assert_int_equal(a.meta[i].n_slices, b.meta[i].n_slices);
+		}
+		xm_k8s_result_free(&a);
+		xm_k8s_result_free(&b);
+		json_decref(root);
+	}
+	json_decref(extra);
+}
+
+/* What the API adds and no translation reads is dropped; what is read stays. */
+static void prune_drops_what_is_not_read(void **state)
+{
+	json_t *o = json_loads(
+		"{\"kind\":\"EndpointSlice\",\"addressType\":\"IPv4\",\"metadata\":{\"name\":\"s\","
+		"\"namespace\":\"n\",\"uid\":\"u\",\"generation\":3,\"managedFields\":[{}],"
+		"\"labels\":{\"kubernetes.io/service-name\":\"web\",\"app\":\"web\"},"
+		"\"annotations\":{\"xmesh.io/algorithm\":\"l3x\",\"other\":\"x\"}},"
+		"\"endpoints\":[{\"addresses\":[\"10.0.0.1\"],\"nodeName\":\"a\","
+		"\"targetRef\":{\"kind\":\"Pod\"}}],\"ports\":[]}",
+		0, NULL);
+	json_t *want = json_loads(
+		"{\"addressType\":\"IPv4\",\"metadata\":{\"name\":\"s\",\"namespace\":\"n\","
+		"\"generation\":3,\"labels\":{\"kubernetes.io/service-name\":\"web\"},"
+		"\"annotations\":{\"xmesh.io/algorithm\":\"l3x\"}},"
+		"\"endpoints\":[{\"addresses\":[\"10.0.0.1\"],\"nodeName\":\"a\"}],\"ports\":[]}",
+		0, NULL);
+
+	assert_non_null(o);
+	assert_non_null(want);
+	assert_true(json_equal(xm_k8s_prune(o), want));
+	json_decref(o);
+	json_decref(want);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -293,6 +396,8 @@ int main(void)
 		cmocka_unit_test(traffic_policy_and_locality),
 		cmocka_unit_test(annotations_checked_as_the_config_file),
 		cmocka_unit_test(object_store_same_as_array),
+		cmocka_unit_test(pruned_objects_translate_the_same),
+		cmocka_unit_test(prune_drops_what_is_not_read),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

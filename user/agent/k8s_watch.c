@@ -148,21 +148,6 @@ static const char *obj_key(json_t *o, char *buf, size_t len)
 	return buf;
 }
 
-/*
- * What is kept of an object: all but the fields no translation reads and
- * that weigh most (server-side apply's managedFields, kubectl's copy of the
- * last applied object). 10,000 objects are held at once.
- */
-static json_t *prune(json_t *o)
-{
-	json_t *md = json_object_get(o, "metadata");
-
-	json_object_del(md, "managedFields");
-	json_object_del(json_object_get(md, "annotations"),
-			"kubectl.kubernetes.io/last-applied-configuration");
-	return o;
-}
-
 static void set_rv(struct xm_k8s_res *r, json_t *o)
 {
 	const char *rv = json_string_value(
@@ -215,7 +200,7 @@ static bool watch_event(struct xm_k8s_res *r, const char *line, size_t len)
 		if (!strcmp(type, "DELETED"))
 			json_object_del(r->store, key);
 		else if (!strcmp(type, "ADDED") || !strcmp(type, "MODIFIED"))
-			json_object_set(r->store, key, prune(obj));
+			json_object_set(r->store, key, xm_k8s_prune(obj));
 		xm_k8s_changed(r->k, r, obj);
 	}
 	json_decref(ev);
@@ -395,7 +380,7 @@ static void list_page(struct xm_k8s_res *r)
 	}
 	json_array_foreach(json_object_get(body, "items"), i, it)
 		if (obj_key(it, key, sizeof(key)))
-			json_object_set(r->staging, key, prune(it));
+			json_object_set(r->staging, key, xm_k8s_prune(it));
 	cont = json_string_value(json_object_get(json_object_get(body, "metadata"), "continue"));
 	free(r->cont);
 	r->cont = cont && *cont ? strdup(cont) : NULL;

@@ -221,10 +221,13 @@ static bool same_conf(const struct xm_lb_svc_conf *a, const struct xm_lb_svc_con
 	return true;
 }
 
-/* Bring one service to s: backends first, then its table, then drop the old ones. */
-static int apply_service(struct xm_lb_state *st, const struct xm_lb_svc_conf *s)
+/*
+ * Bring one service to s: backends first, then its table, then drop the old
+ * ones; rt is its applied state (xm_lb_state_find()), NULL when it is new.
+ */
+static int apply_service(struct xm_lb_state *st, const struct xm_lb_svc_conf *s,
+			 struct xm_lb_svc_rt *rt)
 {
-	struct xm_lb_svc_rt *rt = xm_lb_state_find(st, &s->key);
 	struct xm_lb_svc_conf copy;
 	bool *fresh = NULL, *taken = NULL, have_copy = false;
 	__u32 *ids = NULL;
@@ -381,6 +384,7 @@ int xm_lb_state_check(const struct xm_lb_state *st, const struct xm_lb_conf *des
 		      size_t len)
 {
 	char (*names)[XM_LB_CLUSTER_NAME_LEN] = calloc(XM_LB_MAX_CLUSTERS + 1, sizeof(*names));
+	struct xm_lb_key_index want = {}, have = {};
 	unsigned int used = 0, peak, n_names = 0, n_be = 0;
 	int err = 0;
 
@@ -423,20 +427,24 @@ int xm_lb_state_check(const struct xm_lb_state *st, const struct xm_lb_conf *des
 	 * services that go free theirs first; then each service takes ids for
 	 * its new backends before it frees those that left.
 	 */
+	if (xm_lb_key_index_init(&want, &desired->svc[0].key, desired->n_svc,
+				 sizeof(desired->svc[0])) ||
+	    xm_lb_key_index_init(&have, &st->svc[0].conf.key, st->n_svc, sizeof(st->svc[0]))) {
+		err = -ENOMEM;
+		goto out;
+	}
 	for (unsigned int i = 1; i < XM_LB_MAX_BACKENDS; i++)
 		used += st->be_used[i];
 	for (unsigned int i = 0; i < st->n_svc; i++)
-		if (!xm_lb_conf_find((struct xm_lb_conf *)desired, &st->svc[i].conf.key))
+		if (xm_lb_key_index_find(&want, &st->svc[i].conf.key) < 0)
 			used -= st->svc[i].conf.n_be;
 	peak = used;
 	for (unsigned int i = 0; i < desired->n_svc; i++) {
 		const struct xm_lb_svc_conf *s = &desired->svc[i];
-		const struct xm_lb_svc_rt *rt = NULL;
+		long at = xm_lb_key_index_find(&have, &s->key);
+		const struct xm_lb_svc_rt *rt = at < 0 ? NULL : &st->svc[at];
 		unsigned int kept = 0;
 
-		for (unsigned int k = 0; k < st->n_svc; k++)
-			if (!memcmp(&st->svc[k].conf.key, &s->key, sizeof(s->key)))
-				rt = &st->svc[k];
 		for (unsigned int j = 0; rt && j < s->n_be; j++)
 			for (unsigned int k = 0; k < rt->conf.n_be; k++)
 				if (be_match(&rt->conf.be[k], &s->be[j])) {
@@ -453,6 +461,8 @@ int xm_lb_state_check(const struct xm_lb_state *st, const struct xm_lb_conf *des
 		err = -E2BIG;
 	}
 out:
+	xm_lb_key_index_free(&want);
+	xm_lb_key_index_free(&have);
 	free(names);
 	return err;
 }
@@ -480,6 +490,8 @@ static void clusters_gc(struct xm_lb_state *st)
 
 int xm_lb_state_apply(struct xm_lb_state *st, const struct xm_lb_conf *desired)
 {
+	struct xm_lb_key_index want = {}, have = {};
+	long *at;
 	char why[256];
 	int err, r;
 
@@ -490,22 +502,32 @@ int xm_lb_state_apply(struct xm_lb_state *st, const struct xm_lb_conf *desired)
 		return err;
 	}
 
-	for (unsigned int i = 0; i < st->n_svc;) {
-		bool wanted = false;
-
-		for (unsigned int j = 0; j < desired->n_svc; j++)
-			wanted |= !memcmp(&desired->svc[j].key, &st->svc[i].conf.key,
-					  sizeof(struct xm_lb_svc_key));
-		if (wanted)
+	at = calloc(desired->n_svc + 1, sizeof(*at));
+	if (!at || xm_lb_key_index_init(&want, &desired->svc[0].key, desired->n_svc,
+					sizeof(desired->svc[0]))) {
+		free(at);
+		return -ENOMEM;
+	}
+	for (unsigned int i = 0; i < st->n_svc;)
+		if (xm_lb_key_index_find(&want, &st->svc[i].conf.key) >= 0)
 			i++;
 		else
 			remove_service(st, i);
+	xm_lb_key_index_free(&want);
+	/* where each service is now: adding one may move the list, never its indices */
+	if (xm_lb_key_index_init(&have, &st->svc[0].conf.key, st->n_svc, sizeof(st->svc[0]))) {
+		free(at);
+		return -ENOMEM;
 	}
+	for (unsigned int j = 0; j < desired->n_svc; j++)
+		at[j] = xm_lb_key_index_find(&have, &desired->svc[j].key);
+	xm_lb_key_index_free(&have);
 	for (unsigned int j = 0; j < desired->n_svc; j++) {
-		r = apply_service(st, &desired->svc[j]);
+		r = apply_service(st, &desired->svc[j], at[j] < 0 ? NULL : &st->svc[at[j]]);
 		if (r && !err)
 			err = r;
 	}
+	free(at);
 	clusters_gc(st);
 	return err;
 }

@@ -334,6 +334,56 @@ const char *xm_k8s_slice_service(json_t *slice, char *buf, size_t len)
 	return buf;
 }
 
+/* Drop obj's keys not in keep (exact names), or not starting with one of them (prefix). */
+static void keep_only(json_t *obj, const char *const *keep, bool prefix)
+{
+	const char *key;
+	json_t *v;
+	void *tmp;
+
+	json_object_foreach_safe(obj, tmp, key, v) {
+		const char *const *k;
+
+		for (k = keep; *k; k++)
+			if (prefix ? !strncmp(key, *k, strlen(*k)) : !strcmp(key, *k))
+				break;
+		if (!*k)
+			json_object_del(obj, key);
+	}
+}
+
+/*
+ * The fields read above, and only those: the source holds every Service and
+ * EndpointSlice of the cluster, and what the API adds (managedFields,
+ * targetRef, status, kubectl's last applied copy) weighs more than what is
+ * read. A field the translation starts reading must be added here.
+ */
+json_t *xm_k8s_prune(json_t *obj)
+{
+	static const char *const top[] = { "metadata", "spec", "addressType", "endpoints",
+					   "ports", NULL };
+	static const char *const md[] = { "name", "namespace", "generation", "labels",
+					  "annotations", NULL };
+	static const char *const labels[] = { LABEL_SERVICE_NAME, LABEL_PROXY_NAME, NULL };
+	static const char *const annots[] = { "xmesh.io/", "service.kubernetes.io/", NULL };
+	static const char *const spec[] = { "type", "clusterIP", "clusterIPs", "ports",
+					    "internalTrafficPolicy", "trafficDistribution",
+					    "sessionAffinity", NULL };
+	static const char *const ep[] = { "addresses", "conditions", "nodeName", "zone",
+					  "hints", NULL };
+	json_t *m = json_object_get(obj, "metadata"), *e;
+	size_t i;
+
+	keep_only(obj, top, false);
+	keep_only(m, md, false);
+	keep_only(json_object_get(m, "labels"), labels, false);
+	keep_only(json_object_get(m, "annotations"), annots, true);
+	keep_only(json_object_get(obj, "spec"), spec, false);
+	json_array_foreach(json_object_get(obj, "endpoints"), i, e)
+		keep_only(e, ep, false);
+	return obj;
+}
+
 const char *xm_k8s_object_id(json_t *obj, char *buf, size_t len)
 {
 	json_t *md = json_object_get(obj, "metadata");

@@ -70,5 +70,7 @@ const char *xm_k8s_slice_service(json_t *slice, char *buf, size_t len);
 int xm_k8s_result_add(struct xm_k8s_result *r, struct xm_lb_svc_conf *s,
 		      const struct xm_k8s_svc_meta *m);
 const char *xm_k8s_object_id(json_t *obj, char *buf, size_t len);
+/* obj (a Service or an EndpointSlice) cut to the fields the translation reads; returns obj. */
+json_t *xm_k8s_prune(json_t *obj);
 
 #endif

@@ -423,6 +423,58 @@ struct xm_lb_svc_conf *xm_lb_conf_find(struct xm_lb_conf *c, const struct xm_lb_
 	return NULL;
 }
 
+static unsigned int key_hash(const struct xm_lb_svc_key *key)
+{
+	const unsigned char *p = (const unsigned char *)key;
+	unsigned int h = 2166136261u; /* FNV-1a */
+
+	for (size_t i = 0; i < sizeof(*key); i++)
+		h = (h ^ p[i]) * 16777619u;
+	return h;
+}
+
+static const struct xm_lb_svc_key *key_at(const struct xm_lb_key_index *ix, unsigned int i)
+{
+	return (const struct xm_lb_svc_key *)(ix->first + (size_t)i * ix->stride);
+}
+
+int xm_lb_key_index_init(struct xm_lb_key_index *ix, const struct xm_lb_svc_key *first,
+			 unsigned int n, size_t stride)
+{
+	unsigned int size = 16;
+
+	while (size < 2 * n)
+		size *= 2;
+	ix->first = (const unsigned char *)first;
+	ix->stride = stride;
+	ix->mask = size - 1;
+	ix->slot = calloc(size, sizeof(*ix->slot));
+	if (!ix->slot)
+		return -ENOMEM;
+	for (unsigned int i = 0; i < n; i++) {
+		unsigned int h = key_hash(key_at(ix, i)) & ix->mask;
+
+		while (ix->slot[h]) /* a key listed twice: the first is found */
+			h = (h + 1) & ix->mask;
+		ix->slot[h] = i + 1;
+	}
+	return 0;
+}
+
+long xm_lb_key_index_find(const struct xm_lb_key_index *ix, const struct xm_lb_svc_key *key)
+{
+	for (unsigned int h = key_hash(key) & ix->mask; ix->slot[h]; h = (h + 1) & ix->mask)
+		if (!memcmp(key_at(ix, ix->slot[h] - 1), key, sizeof(*key)))
+			return ix->slot[h] - 1;
+	return -1;
+}
+
+void xm_lb_key_index_free(struct xm_lb_key_index *ix)
+{
+	free(ix->slot);
+	ix->slot = NULL;
+}
+
 int xm_lb_svc_key_parse(const char *s, struct xm_lb_svc_key *key)
 {
 	char buf[128], *slash;

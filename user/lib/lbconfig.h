@@ -69,6 +69,23 @@ int xm_lb_svc_conf_copy(struct xm_lb_svc_conf *dst, const struct xm_lb_svc_conf 
 void xm_lb_conf_free(struct xm_lb_conf *c);
 /* Find a service by key, or NULL. */
 struct xm_lb_svc_conf *xm_lb_conf_find(struct xm_lb_conf *c, const struct xm_lb_svc_key *key);
+/*
+ * Services by key in O(1), for the merges and checks that pair two lists of
+ * services (1,000s on a cluster): the keys are at first + i * stride, i < n
+ * (e.g. &c->svc[0].key, sizeof(c->svc[0])); the list must not change while
+ * the index is used.
+ */
+struct xm_lb_key_index {
+	const unsigned char *first;
+	size_t stride;
+	unsigned int *slot; /* index + 1, 0 = empty */
+	unsigned int mask;
+};
+int xm_lb_key_index_init(struct xm_lb_key_index *ix, const struct xm_lb_svc_key *first,
+			 unsigned int n, size_t stride);
+/* The index of key in the list, or -1. */
+long xm_lb_key_index_find(const struct xm_lb_key_index *ix, const struct xm_lb_svc_key *key);
+void xm_lb_key_index_free(struct xm_lb_key_index *ix);
 /* "VIP:PORT" or "VIP:PORT/udp" (default tcp) into a zeroed key. */
 int xm_lb_svc_key_parse(const char *s, struct xm_lb_svc_key *key);
 /*
