@@ -152,4 +152,22 @@ xm_kubectl exec "$victim" -c who -- /bin/xm-whoami ready
 xm_lb_wait "$CIP:81" 3
 xm_log "ok: $victim ready again, back in the table"
 
+# 5. internalTrafficPolicy Local: only this node's endpoints. The Service's
+# own pods are all here; a hand-made slice adds an endpoint on another node,
+# which Local leaves out and Cluster uses (so the slice is read at all).
+xm_kubectl apply -f "$M/echo-local.yaml" >&2
+LIP=$(xm_kubectl get service xm-echo-local -o 'jsonpath={.spec.clusterIP}')
+xm_lb_wait "$LIP:81" 3
+sleep 1 # one coalescing period and more: the foreign slice must not add a backend
+xm_lb_wait "$LIP:81" 3
+xm_ctl -j service show "$LIP:81" | grep -q 192.0.2.10 &&
+	xm_fail "internalTrafficPolicy Local: the endpoint of xm-other-node is programmed: $(xm_ctl -j service show "$LIP:81")"
+answers=$(xm_k8s_client /bin/xm-whoami ask "$LIP" 81 -n 10)
+xm_assert "$(echo "$answers" | grep -c '^xm-echo-' || true)" -eq 10 "connections to $LIP:81 answered by this node's pods"
+xm_kubectl patch service xm-echo-local -p '{"spec":{"internalTrafficPolicy":"Cluster"}}' >&2
+xm_lb_wait "$LIP:81" 4
+xm_kubectl patch service xm-echo-local -p '{"spec":{"internalTrafficPolicy":"Local"}}' >&2
+xm_lb_wait "$LIP:81" 3
+xm_log "ok: internalTrafficPolicy Local: 3 endpoints of this node, not the one of xm-other-node (Cluster: 4)"
+
 xm_k8s_down_checked
