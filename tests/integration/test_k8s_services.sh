@@ -18,7 +18,7 @@ M=$XM_TOP/tests/k8s/manifests
 BOUND_S=10 # generous: the issue's target is 2 s; the machine is shared
 
 xm_agent_start --kubeconfig "$XM_K8S_AGENT_KUBECONFIG" --node-name "$XM_K8S_NODE_NAME"
-xm_kubectl apply -f "$M/echo.yaml" -f "$M/echo-svc.yaml" >&2
+xm_kubectl apply -f "$M/echo.yaml" -f "$M/echo-svc.yaml" -f "$M/grace.yaml" >&2
 xm_k8s_wait_ready app=xm-echo 3
 xm_k8s_wait_ready app=xm-client 1
 CIP=$(xm_kubectl get service xm-echo -o 'jsonpath={.spec.clusterIP}')
@@ -169,5 +169,29 @@ xm_lb_wait "$LIP:81" 4
 xm_kubectl patch service xm-echo-local -p '{"spec":{"internalTrafficPolicy":"Local"}}' >&2
 xm_lb_wait "$LIP:81" 3
 xm_log "ok: internalTrafficPolicy Local: 3 endpoints of this node, not the one of xm-other-node (Cluster: 4)"
+
+# 6. Graceful termination: the only pod of xm-grace is deleted but keeps
+# serving through its preStop sleep; its endpoint is serving+terminating, not
+# ready, and new connections still reach it.
+GIP=$(xm_kubectl get service xm-grace -o 'jsonpath={.spec.clusterIP}')
+xm_k8s_wait_ready app=xm-grace 1
+xm_lb_wait "$GIP:81" 1
+gpod=$(xm_kubectl get pods -l app=xm-grace -o 'jsonpath={.items[0].metadata.name}')
+xm_kubectl scale deployment xm-grace --replicas 0 >&2
+cond='{range .items[*].endpoints[*]}{.conditions.ready} {.conditions.serving} {.conditions.terminating}{"\n"}{end}'
+for _ in $(seq 100); do
+	xm_kubectl get endpointslices -l kubernetes.io/service-name=xm-grace -o "jsonpath=$cond" |
+		grep -qx 'false true true' && break
+	sleep 0.2
+done
+xm_kubectl get endpointslices -l kubernetes.io/service-name=xm-grace -o "jsonpath=$cond" |
+	grep -qx 'false true true' || xm_fail "the slice of xm-grace never showed a serving, terminating endpoint"
+sleep 1 # one coalescing period and more
+xm_lb_wait "$GIP:81" 1
+answers=$(xm_k8s_client /bin/xm-whoami ask "$GIP" 81 -n 10) ||
+	xm_fail "new connections to $GIP:81 failed with only a terminating endpoint"
+xm_assert "$(echo "$answers" | grep -cx "$gpod" || true)" -eq 10 "connections answered by the terminating $gpod"
+xm_kubectl delete pod "$gpod" --grace-period=0 --force >&2 2>/dev/null || true
+xm_log "ok: only a serving+terminating endpoint left: new connections still reach it"
 
 xm_k8s_down_checked
