@@ -194,4 +194,61 @@ xm_assert "$(echo "$answers" | grep -cx "$gpod" || true)" -eq 10 "connections an
 xm_kubectl delete pod "$gpod" --grace-period=0 --force >&2 2>/dev/null || true
 xm_log "ok: only a serving+terminating endpoint left: new connections still reach it"
 
+# 7. A service-account token rotating under running watches: the agent,
+# restarted with a kubeconfig whose tokenFile holds a legacy token of the
+# ServiceAccount xm-rot, renews its watches every 2 s; the file gets a new
+# token and the old one is revoked (its Secret deleted: the API server then
+# refuses it); a scale made afterwards must still reach the table, which
+# only a re-read of the file makes possible.
+xm_kubectl create serviceaccount xm-rot >&2
+xm_kubectl create clusterrole xm-rot --verb=list,watch \
+	--resource=services,endpointslices.discovery.k8s.io >&2
+xm_kubectl create clusterrolebinding xm-rot --clusterrole xm-rot --serviceaccount default:xm-rot >&2
+xm_kubectl create clusterrole xm-rot-nodes --verb=get --resource=nodes >&2
+xm_kubectl create clusterrolebinding xm-rot-nodes --clusterrole xm-rot-nodes --serviceaccount default:xm-rot >&2
+# sa_token SECRET FILE: a token Secret of xm-rot; its token, once filled, into FILE.
+sa_token() {
+	printf '%s\n' "apiVersion: v1" "kind: Secret" "type: kubernetes.io/service-account-token" \
+		"metadata: { name: $1, annotations: { kubernetes.io/service-account.name: xm-rot } }" |
+		xm_kubectl apply -f - >&2
+	for _ in $(seq 100); do
+		t=$(xm_kubectl get secret "$1" -o 'jsonpath={.data.token}')
+		[ -n "$t" ] && { echo "$t" | base64 -d >"$2.tmp" && mv "$2.tmp" "$2"; return 0; }
+		sleep 0.2
+	done
+	xm_fail "the token controller never filled the Secret $1"
+}
+TOKEN=$XM_K8S_DIR/xm-rot.token
+sa_token xm-rot-a "$TOKEN"
+old_token=$(cat "$TOKEN")
+python3 - "$XM_K8S_AGENT_KUBECONFIG" "$TOKEN" >"$XM_K8S_DIR/rot.kubeconfig" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["users"][0]["user"] = {"tokenFile": sys.argv[2]}
+print(json.dumps(c))
+PY
+API=$(xm_json 'j["clusters"][0]["cluster"]["server"]' <"$XM_K8S_DIR/rot.kubeconfig")
+http_code() { # TOKEN: the API server's answer to a list with it
+	$XM_K8S_IN_NETNS curl -sk -o /dev/null -w '%{http_code}' \
+		-H "Authorization: Bearer $1" "$API/api/v1/services?limit=1"
+}
+xm_assert "$(http_code "$old_token")" = 200 "the first token's list of services (HTTP)"
+kill "$XM_AGENT_PID"
+wait "$XM_AGENT_PID" 2>/dev/null || true
+ROT_LOG=$XM_K8S_DIR/agent-rot.log
+xm_agent_start --kubeconfig "$XM_K8S_DIR/rot.kubeconfig" --node-name "$XM_K8S_NODE_NAME" \
+	--k8s-watch-timeout 2 2> >(tee -a "$ROT_LOG" >&2)
+for _ in $(seq 100); do grep -q 'initial sync done' "$ROT_LOG" && break; sleep 0.2; done
+grep -q 'initial sync done' "$ROT_LOG" || xm_fail "the agent with the token never synced"
+xm_lb_wait "$CIP:81" 3
+sa_token xm-rot-b "$TOKEN"
+xm_kubectl delete secret xm-rot-a >&2
+for _ in $(seq 150); do [ "$(http_code "$old_token")" = 401 ] && break; sleep 0.2; done
+xm_assert "$(http_code "$old_token")" = 401 "the old token's list of services after its Secret is gone (HTTP)"
+sleep 3 # the watches renew (2 s) with whatever token the agent holds
+xm_kubectl scale deployment xm-echo --replicas 2 >&2
+xm_lb_wait "$CIP:81" 2
+grep -q "token $TOKEN changed" "$ROT_LOG" || xm_fail "the agent did not log the token change"
+xm_log "ok: token rotated under running watches, old one refused (401): a scale still reached the table"
+
 xm_k8s_down_checked
