@@ -104,8 +104,11 @@ xm_k8s_down_checked() {
 		kill "$XM_AGENT_PID"
 		wait "$XM_AGENT_PID" 2>/dev/null || true
 	fi
-	"$XM_BIN/xmesh-agent" uninstall --cgroup "$XM_CGROUP" --pin-root "$XM_PIN" >&2 ||
-		xm_fail "xmesh-agent uninstall failed"
+	# The cluster's own components (the API server and etcd, both in the
+	# served cgroup) keep redirected connections open until k8s-down stops
+	# them: nothing to drain for, their bytes go with the cluster.
+	"$XM_BIN/xmesh-agent" uninstall --cgroup "$XM_CGROUP" --pin-root "$XM_PIN" \
+		--drain-timeout 1 --force >&2 || xm_fail "xmesh-agent uninstall failed"
 	"$XM_TOP/scripts/k8s-down.sh" "$XM_ID" >&2 || xm_fail "k8s-down.sh reported leftovers"
 	ip netns list | grep -q "^$XM_K8S_NAME\b" && left="$left netns"
 	for h in $(awk '$3 == "cgroup" || $3 == "cgroup2" { print $2 }' /proc/mounts); do
