@@ -8,7 +8,12 @@
 # harms nothing; `kubectl scale` to 5 and to 1 and a readiness probe that
 # starts failing move new connections to the new set
 # (the delay from the EndpointSlice change is measured and printed; the
-# behaviour is asserted within a generous bound, not the time).
+# behaviour is asserted within a generous bound, not the time);
+# internalTrafficPolicy Local leaves another node's endpoint out; a Service
+# whose only endpoint is serving+terminating still serves; a tokenFile token
+# rotated under running watches, the old one revoked; an API server that
+# answers garbage or hangs mid-stream (a fault proxy): logged, tables kept,
+# recovered.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/k8s_lib.sh"
@@ -200,6 +205,22 @@ xm_log "ok: only a serving+terminating endpoint left: new connections still reac
 # token and the old one is revoked (its Secret deleted: the API server then
 # refuses it); a scale made afterwards must still reach the table, which
 # only a re-read of the file makes possible.
+# kubeconfig_edit OUT PYTHON ARGS...: the agent's kubeconfig (c), changed by
+# PYTHON (ARGS from sys.argv[2]), into OUT.
+kubeconfig_edit() {
+	python3 -c "import json, sys; c = json.load(open(sys.argv[1])); $2; print(json.dumps(c))" \
+		"$XM_K8S_AGENT_KUBECONFIG" "${@:3}" >"$1"
+}
+# restart_agent KUBECONFIG LOG: the agent again, on KUBECONFIG, its watches
+# renewed every 2 s, its log also in LOG; returns once it synced.
+restart_agent() {
+	kill "$XM_AGENT_PID"
+	wait "$XM_AGENT_PID" 2>/dev/null || true
+	xm_agent_start --kubeconfig "$1" --node-name "$XM_K8S_NODE_NAME" \
+		--k8s-watch-timeout 2 2> >(tee -a "$2" >&2)
+	for _ in $(seq 100); do grep -q 'initial sync done' "$2" && break; sleep 0.2; done
+	grep -q 'initial sync done' "$2" || xm_fail "the agent on $1 never synced"
+}
 xm_kubectl create serviceaccount xm-rot >&2
 xm_kubectl create clusterrole xm-rot --verb=list,watch \
 	--resource=services,endpointslices.discovery.k8s.io >&2
@@ -221,25 +242,15 @@ sa_token() {
 TOKEN=$XM_K8S_DIR/xm-rot.token
 sa_token xm-rot-a "$TOKEN"
 old_token=$(cat "$TOKEN")
-python3 - "$XM_K8S_AGENT_KUBECONFIG" "$TOKEN" >"$XM_K8S_DIR/rot.kubeconfig" <<'PY'
-import json, sys
-c = json.load(open(sys.argv[1]))
-c["users"][0]["user"] = {"tokenFile": sys.argv[2]}
-print(json.dumps(c))
-PY
+kubeconfig_edit "$XM_K8S_DIR/rot.kubeconfig" 'c["users"][0]["user"] = {"tokenFile": sys.argv[2]}' "$TOKEN"
 API=$(xm_json 'j["clusters"][0]["cluster"]["server"]' <"$XM_K8S_DIR/rot.kubeconfig")
 http_code() { # TOKEN: the API server's answer to a list with it
 	$XM_K8S_IN_NETNS curl -sk -o /dev/null -w '%{http_code}' \
 		-H "Authorization: Bearer $1" "$API/api/v1/services?limit=1"
 }
 xm_assert "$(http_code "$old_token")" = 200 "the first token's list of services (HTTP)"
-kill "$XM_AGENT_PID"
-wait "$XM_AGENT_PID" 2>/dev/null || true
 ROT_LOG=$XM_K8S_DIR/agent-rot.log
-xm_agent_start --kubeconfig "$XM_K8S_DIR/rot.kubeconfig" --node-name "$XM_K8S_NODE_NAME" \
-	--k8s-watch-timeout 2 2> >(tee -a "$ROT_LOG" >&2)
-for _ in $(seq 100); do grep -q 'initial sync done' "$ROT_LOG" && break; sleep 0.2; done
-grep -q 'initial sync done' "$ROT_LOG" || xm_fail "the agent with the token never synced"
+restart_agent "$XM_K8S_DIR/rot.kubeconfig" "$ROT_LOG"
 xm_lb_wait "$CIP:81" 3
 sa_token xm-rot-b "$TOKEN"
 xm_kubectl delete secret xm-rot-a >&2
@@ -250,5 +261,53 @@ xm_kubectl scale deployment xm-echo --replicas 2 >&2
 xm_lb_wait "$CIP:81" 2
 grep -q "token $TOKEN changed" "$ROT_LOG" || xm_fail "the agent did not log the token change"
 xm_log "ok: token rotated under running watches, old one refused (401): a scale still reached the table"
+
+# 8. A misbehaving API server, mid-stream: the agent (cluster kubeconfig,
+# watches renewed every 2 s) talks to it through k8s_fault_proxy.py, told to
+# answer garbage, then to hang for good: each is logged, the tables stay,
+# client traffic is served, and once the proxy relays again a scale reaches
+# the table (a watch that hangs is ended by the agent's timeout; a stalled
+# connection is never resumed by the proxy, it is closed once it relays again).
+MODE=$XM_K8S_DIR/proxy.mode
+echo pass >"$MODE"
+PROXY_ADDR=${API#https://}
+PROXY_ADDR=${PROXY_ADDR%:*}:6444
+xm_bg $XM_K8S_IN_NETNS python3 "$XM_TOP/tests/integration/k8s_fault_proxy.py" \
+	"$PROXY_ADDR" "${API#https://}" "$MODE"
+kubeconfig_edit "$XM_K8S_DIR/proxy.kubeconfig" 'c["clusters"][0]["cluster"]["server"] = sys.argv[2]' \
+	"https://$PROXY_ADDR"
+PROXY_LOG=$XM_K8S_DIR/agent-proxy.log
+restart_agent "$XM_K8S_DIR/proxy.kubeconfig" "$PROXY_LOG"
+xm_lb_wait "$CIP:81" 2
+no_backend0=$(xm_stat lb_no_backend)
+# logged LINE_PATTERN SECONDS: wait until the agent logged a line matching it.
+logged() {
+	for _ in $(seq $(($2 * 5))); do grep -Eq "$1" "$PROXY_LOG" && return 0; sleep 0.2; done
+	xm_fail "the agent logged no line matching '$1' in $2 s"
+}
+echo garbage >"$MODE"
+logged 'warn: k8s: (services|endpointslices) watch: .*(SSL|TLS|receiv)' 15
+grep -E 'warn: k8s: .*watch' "$PROXY_LOG" | tail -n 2 | sed 's/^/agent said: /' >&2
+xm_lb_wait "$CIP:81" 2
+xm_k8s_client /bin/xm-whoami ask "$CIP" 81 -n 5 >/dev/null || xm_fail "traffic while the API server answers garbage"
+echo pass >"$MODE"
+xm_kubectl scale deployment xm-echo --replicas 3 >&2
+xm_k8s_wait_ready app=xm-echo 3
+xm_lb_wait "$CIP:81" 3
+xm_log "ok: recovered from garbage: scale to 3 reached the table"
+sleep 1 # the watches are established again: the stall catches them mid-stream
+echo stall >"$MODE"
+# curl's whole-request timeout (timeoutSeconds + 5 s) ends a watch stalled
+# after its answer began; a stalled handshake would say "Connection timed out".
+logged 'watch: Timeout was reached \(Operation timed out.*the watch hung' 30
+grep 'the watch hung' "$PROXY_LOG" | head -n 2 | sed 's/^/agent said: /' >&2
+xm_lb_wait "$CIP:81" 3
+answers=$(xm_k8s_client /bin/xm-whoami ask "$CIP" 81 -n 5 2>&1) ||
+	xm_fail "traffic while the API server hangs: $answers; $(xm_ctl -j service show "$CIP:81")"
+echo pass >"$MODE"
+xm_kubectl scale deployment xm-echo --replicas 2 >&2
+xm_lb_wait "$CIP:81" 2
+xm_assert "$(($(xm_stat lb_no_backend) - no_backend0))" = 0 "connects that found no backend (tables kept)"
+xm_log "ok: API server answering garbage, then hanging mid-stream: logged, tables kept, recovered (scales to 3 and 2 reached the table)"
 
 xm_k8s_down_checked
