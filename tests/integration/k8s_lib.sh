@@ -23,8 +23,10 @@ xm_k8s_setup() {
 	# lib.sh made a cgroup and a run dir of its own; the cluster's replace them.
 	rmdir "$XM_CGROUP" "$XM_RUN_DIR"
 	rmdir "$(dirname "$XM_RUN_DIR")" 2>/dev/null || true
-	"$XM_TOP/scripts/k8s-up.sh" "$XM_ID" >&2 || xm_fail "k8s-up.sh failed (output above)"
+	# Known before k8s-up runs: a test stopped meanwhile (SIGTERM waits for
+	# k8s-up to finish) still takes the cluster down in its cleanup.
 	XM_K8S_ENV=${XM_K8S_DATA:-/var/tmp}/xm-k8s-$XM_ID/env
+	"$XM_TOP/scripts/k8s-up.sh" "$XM_ID" >&2 || xm_fail "k8s-up.sh failed (output above)"
 	# shellcheck disable=SC1090
 	. "$XM_K8S_ENV"
 	export KUBECONFIG

@@ -8,7 +8,12 @@
 # harms nothing; `kubectl scale` to 5 and to 1 and a readiness probe that
 # starts failing move new connections to the new set
 # (the delay from the EndpointSlice change is measured and printed; the
-# behaviour is asserted within a generous bound, not the time).
+# behaviour is asserted within a generous bound, not the time);
+# internalTrafficPolicy Local leaves another node's endpoint out; a Service
+# whose only endpoint is serving+terminating still serves; a tokenFile token
+# rotated under running watches, the old one revoked; an API server that
+# answers garbage or hangs mid-stream (a fault proxy): logged, tables kept,
+# recovered.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/k8s_lib.sh"
@@ -18,7 +23,7 @@ M=$XM_TOP/tests/k8s/manifests
 BOUND_S=10 # generous: the issue's target is 2 s; the machine is shared
 
 xm_agent_start --kubeconfig "$XM_K8S_AGENT_KUBECONFIG" --node-name "$XM_K8S_NODE_NAME"
-xm_kubectl apply -f "$M/echo.yaml" -f "$M/echo-svc.yaml" >&2
+xm_kubectl apply -f "$M/echo.yaml" -f "$M/echo-svc.yaml" -f "$M/grace.yaml" >&2
 xm_k8s_wait_ready app=xm-echo 3
 xm_k8s_wait_ready app=xm-client 1
 CIP=$(xm_kubectl get service xm-echo -o 'jsonpath={.spec.clusterIP}')
@@ -151,5 +156,158 @@ echo "k8s timing: unready_delay_ms=$delay"
 xm_kubectl exec "$victim" -c who -- /bin/xm-whoami ready
 xm_lb_wait "$CIP:81" 3
 xm_log "ok: $victim ready again, back in the table"
+
+# 5. internalTrafficPolicy Local: only this node's endpoints. The Service's
+# own pods are all here; a hand-made slice adds an endpoint on another node,
+# which Local leaves out and Cluster uses (so the slice is read at all).
+xm_kubectl apply -f "$M/echo-local.yaml" >&2
+LIP=$(xm_kubectl get service xm-echo-local -o 'jsonpath={.spec.clusterIP}')
+xm_lb_wait "$LIP:81" 3
+sleep 1 # one coalescing period and more: the foreign slice must not add a backend
+xm_lb_wait "$LIP:81" 3
+xm_ctl -j service show "$LIP:81" | grep -q 192.0.2.10 &&
+	xm_fail "internalTrafficPolicy Local: the endpoint of xm-other-node is programmed: $(xm_ctl -j service show "$LIP:81")"
+answers=$(xm_k8s_client /bin/xm-whoami ask "$LIP" 81 -n 10)
+xm_assert "$(echo "$answers" | grep -c '^xm-echo-' || true)" -eq 10 "connections to $LIP:81 answered by this node's pods"
+xm_kubectl patch service xm-echo-local -p '{"spec":{"internalTrafficPolicy":"Cluster"}}' >&2
+xm_lb_wait "$LIP:81" 4
+xm_kubectl patch service xm-echo-local -p '{"spec":{"internalTrafficPolicy":"Local"}}' >&2
+xm_lb_wait "$LIP:81" 3
+xm_log "ok: internalTrafficPolicy Local: 3 endpoints of this node, not the one of xm-other-node (Cluster: 4)"
+
+# 6. Graceful termination: the only pod of xm-grace is deleted but keeps
+# serving through its preStop sleep; its endpoint is serving+terminating, not
+# ready, and new connections still reach it.
+GIP=$(xm_kubectl get service xm-grace -o 'jsonpath={.spec.clusterIP}')
+xm_k8s_wait_ready app=xm-grace 1
+xm_lb_wait "$GIP:81" 1
+gpod=$(xm_kubectl get pods -l app=xm-grace -o 'jsonpath={.items[0].metadata.name}')
+xm_kubectl scale deployment xm-grace --replicas 0 >&2
+cond='{range .items[*].endpoints[*]}{.conditions.ready} {.conditions.serving} {.conditions.terminating}{"\n"}{end}'
+for _ in $(seq 100); do
+	xm_kubectl get endpointslices -l kubernetes.io/service-name=xm-grace -o "jsonpath=$cond" |
+		grep -qx 'false true true' && break
+	sleep 0.2
+done
+xm_kubectl get endpointslices -l kubernetes.io/service-name=xm-grace -o "jsonpath=$cond" |
+	grep -qx 'false true true' || xm_fail "the slice of xm-grace never showed a serving, terminating endpoint"
+sleep 1 # one coalescing period and more
+xm_lb_wait "$GIP:81" 1
+answers=$(xm_k8s_client /bin/xm-whoami ask "$GIP" 81 -n 10) ||
+	xm_fail "new connections to $GIP:81 failed with only a terminating endpoint"
+xm_assert "$(echo "$answers" | grep -cx "$gpod" || true)" -eq 10 "connections answered by the terminating $gpod"
+xm_kubectl delete pod "$gpod" --grace-period=0 --force >&2 2>/dev/null || true
+xm_log "ok: only a serving+terminating endpoint left: new connections still reach it"
+
+# 7. A service-account token rotating under running watches: the agent,
+# restarted with a kubeconfig whose tokenFile holds a legacy token of the
+# ServiceAccount xm-rot, renews its watches every 2 s; the file gets a new
+# token and the old one is revoked (its Secret deleted: the API server then
+# refuses it); a scale made afterwards must still reach the table, which
+# only a re-read of the file makes possible.
+# kubeconfig_edit OUT PYTHON ARGS...: the agent's kubeconfig (c), changed by
+# PYTHON (ARGS from sys.argv[2]), into OUT.
+kubeconfig_edit() {
+	python3 -c "import json, sys; c = json.load(open(sys.argv[1])); $2; print(json.dumps(c))" \
+		"$XM_K8S_AGENT_KUBECONFIG" "${@:3}" >"$1"
+}
+# restart_agent KUBECONFIG LOG: the agent again, on KUBECONFIG, its watches
+# renewed every 2 s, its log also in LOG; returns once it synced.
+restart_agent() {
+	kill "$XM_AGENT_PID"
+	wait "$XM_AGENT_PID" 2>/dev/null || true
+	xm_agent_start --kubeconfig "$1" --node-name "$XM_K8S_NODE_NAME" \
+		--k8s-watch-timeout 2 2> >(tee -a "$2" >&2)
+	for _ in $(seq 100); do grep -q 'initial sync done' "$2" && break; sleep 0.2; done
+	grep -q 'initial sync done' "$2" || xm_fail "the agent on $1 never synced"
+}
+xm_kubectl create serviceaccount xm-rot >&2
+xm_kubectl create clusterrole xm-rot --verb=list,watch \
+	--resource=services,endpointslices.discovery.k8s.io >&2
+xm_kubectl create clusterrolebinding xm-rot --clusterrole xm-rot --serviceaccount default:xm-rot >&2
+xm_kubectl create clusterrole xm-rot-nodes --verb=get --resource=nodes >&2
+xm_kubectl create clusterrolebinding xm-rot-nodes --clusterrole xm-rot-nodes --serviceaccount default:xm-rot >&2
+# sa_token SECRET FILE: a token Secret of xm-rot; its token, once filled, into FILE.
+sa_token() {
+	printf '%s\n' "apiVersion: v1" "kind: Secret" "type: kubernetes.io/service-account-token" \
+		"metadata: { name: $1, annotations: { kubernetes.io/service-account.name: xm-rot } }" |
+		xm_kubectl apply -f - >&2
+	for _ in $(seq 100); do
+		t=$(xm_kubectl get secret "$1" -o 'jsonpath={.data.token}')
+		[ -n "$t" ] && { echo "$t" | base64 -d >"$2.tmp" && mv "$2.tmp" "$2"; return 0; }
+		sleep 0.2
+	done
+	xm_fail "the token controller never filled the Secret $1"
+}
+TOKEN=$XM_K8S_DIR/xm-rot.token
+sa_token xm-rot-a "$TOKEN"
+old_token=$(cat "$TOKEN")
+kubeconfig_edit "$XM_K8S_DIR/rot.kubeconfig" 'c["users"][0]["user"] = {"tokenFile": sys.argv[2]}' "$TOKEN"
+API=$(xm_json 'j["clusters"][0]["cluster"]["server"]' <"$XM_K8S_DIR/rot.kubeconfig")
+http_code() { # TOKEN: the API server's answer to a list with it
+	$XM_K8S_IN_NETNS curl -sk -o /dev/null -w '%{http_code}' \
+		-H "Authorization: Bearer $1" "$API/api/v1/services?limit=1"
+}
+xm_assert "$(http_code "$old_token")" = 200 "the first token's list of services (HTTP)"
+ROT_LOG=$XM_K8S_DIR/agent-rot.log
+restart_agent "$XM_K8S_DIR/rot.kubeconfig" "$ROT_LOG"
+xm_lb_wait "$CIP:81" 3
+sa_token xm-rot-b "$TOKEN"
+xm_kubectl delete secret xm-rot-a >&2
+for _ in $(seq 150); do [ "$(http_code "$old_token")" = 401 ] && break; sleep 0.2; done
+xm_assert "$(http_code "$old_token")" = 401 "the old token's list of services after its Secret is gone (HTTP)"
+sleep 3 # the watches renew (2 s) with whatever token the agent holds
+xm_kubectl scale deployment xm-echo --replicas 2 >&2
+xm_lb_wait "$CIP:81" 2
+grep -q "token $TOKEN changed" "$ROT_LOG" || xm_fail "the agent did not log the token change"
+xm_log "ok: token rotated under running watches, old one refused (401): a scale still reached the table"
+
+# 8. A misbehaving API server, mid-stream: the agent (cluster kubeconfig,
+# watches renewed every 2 s) talks to it through k8s_fault_proxy.py, told to
+# answer garbage, then to hang for good: each is logged, the tables stay,
+# client traffic is served, and once the proxy relays again a scale reaches
+# the table (a watch that hangs is ended by the agent's timeout; a stalled
+# connection is never resumed by the proxy, it is closed once it relays again).
+MODE=$XM_K8S_DIR/proxy.mode
+echo pass >"$MODE"
+PROXY_ADDR=${API#https://}
+PROXY_ADDR=${PROXY_ADDR%:*}:6444
+xm_bg $XM_K8S_IN_NETNS python3 "$XM_TOP/tests/integration/k8s_fault_proxy.py" \
+	"$PROXY_ADDR" "${API#https://}" "$MODE"
+kubeconfig_edit "$XM_K8S_DIR/proxy.kubeconfig" 'c["clusters"][0]["cluster"]["server"] = sys.argv[2]' \
+	"https://$PROXY_ADDR"
+PROXY_LOG=$XM_K8S_DIR/agent-proxy.log
+restart_agent "$XM_K8S_DIR/proxy.kubeconfig" "$PROXY_LOG"
+xm_lb_wait "$CIP:81" 2
+no_backend0=$(xm_stat lb_no_backend)
+# logged LINE_PATTERN SECONDS: wait until the agent logged a line matching it.
+logged() {
+	for _ in $(seq $(($2 * 5))); do grep -Eq "$1" "$PROXY_LOG" && return 0; sleep 0.2; done
+	xm_fail "the agent logged no line matching '$1' in $2 s"
+}
+echo garbage >"$MODE"
+logged 'warn: k8s: (services|endpointslices) watch: .*(SSL|TLS|receiv)' 15
+grep -E 'warn: k8s: .*watch' "$PROXY_LOG" | tail -n 2 | sed 's/^/agent said: /' >&2
+xm_lb_wait "$CIP:81" 2
+xm_k8s_client /bin/xm-whoami ask "$CIP" 81 -n 5 >/dev/null || xm_fail "traffic while the API server answers garbage"
+echo pass >"$MODE"
+xm_kubectl scale deployment xm-echo --replicas 3 >&2
+xm_k8s_wait_ready app=xm-echo 3
+xm_lb_wait "$CIP:81" 3
+xm_log "ok: recovered from garbage: scale to 3 reached the table"
+sleep 1 # the watches are established again: the stall catches them mid-stream
+echo stall >"$MODE"
+# curl's whole-request timeout (timeoutSeconds + 5 s) ends a watch stalled
+# after its answer began; a stalled handshake would say "Connection timed out".
+logged 'watch: Timeout was reached \(Operation timed out.*the watch hung' 30
+grep 'the watch hung' "$PROXY_LOG" | head -n 2 | sed 's/^/agent said: /' >&2
+xm_lb_wait "$CIP:81" 3
+answers=$(xm_k8s_client /bin/xm-whoami ask "$CIP" 81 -n 5 2>&1) ||
+	xm_fail "traffic while the API server hangs: $answers; $(xm_ctl -j service show "$CIP:81")"
+echo pass >"$MODE"
+xm_kubectl scale deployment xm-echo --replicas 2 >&2
+xm_lb_wait "$CIP:81" 2
+xm_assert "$(($(xm_stat lb_no_backend) - no_backend0))" = 0 "connects that found no backend (tables kept)"
+xm_log "ok: API server answering garbage, then hanging mid-stream: logged, tables kept, recovered (scales to 3 and 2 reached the table)"
 
 xm_k8s_down_checked
