@@ -113,13 +113,22 @@ static __always_inline int sockops_key(struct bpf_sock_ops *skops, struct xm_soc
 /*
  * A connection whose SYN carried data (TCP Fast Open) has bytes in TCP
  * before it is established, and its sequence numbers at this point are not
- * ISN + 1: it stays on TCP (never in the map). Bitfields of tcp_sock, read
- * through BTF.
+ * ISN + 1: it stays on TCP (never in the map). The bitfields of tcp_sock say
+ * so exactly, read through BTF; where the kernel's BTF does not match them
+ * (seen on Debian's 6.1), the SYN's payload shows in the counters of the
+ * ESTABLISHED callbacks instead: a Fast Open client has sent a data segment,
+ * a Fast Open child has received bytes (tcp_fastopen_add_skb); an ordinary
+ * handshake has done neither. The branch not taken is dead code for the
+ * verifier, so bpf_skc_to_tcp_sock is never asked of a kernel without it.
  */
-static __always_inline int sock_is_fastopen(struct bpf_sock *sk)
+static __always_inline int sock_is_fastopen(struct bpf_sock_ops *skops, struct bpf_sock *sk)
 {
-	struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+	struct tcp_sock *tp;
 
+	if (!bpf_core_field_exists(struct tcp_sock, syn_data) ||
+	    !bpf_core_field_exists(struct tcp_sock, syn_fastopen_child))
+		return skops->data_segs_out || skops->bytes_received;
+	tp = bpf_skc_to_tcp_sock(sk);
 	if (!tp)
 		return 1; /* not TCP as we know it: keep it out */
 	return BPF_CORE_READ_BITFIELD(tp, syn_data) ||
@@ -147,7 +156,7 @@ int xm_sockops(struct bpf_sock_ops *skops)
 	sk = skops->sk;
 	if (!sk)
 		return 1;
-	if (sock_is_fastopen(sk)) {
+	if (sock_is_fastopen(skops, sk)) {
 		xm_stat_add(XM_STAT_SOCK_SKIPPED_FASTOPEN, 1);
 		return 1;
 	}
