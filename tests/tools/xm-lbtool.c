@@ -47,6 +47,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include "sockaddr.h"
 
 static const char *label = "?";
 static int delay_ms, n_total = 1000, n_conns = 1, per_conn = 0;
@@ -56,27 +57,6 @@ static int udp_connected, reset_requests, connect_timeout_ms;
 
 static struct sockaddr_storage target;
 static socklen_t target_len;
-
-static int parse_addr(const char *a, int port, struct sockaddr_storage *ss, socklen_t *len)
-{
-	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
-	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
-
-	memset(ss, 0, sizeof(*ss));
-	if (inet_pton(AF_INET, a, &s4->sin_addr) == 1) {
-		s4->sin_family = AF_INET;
-		s4->sin_port = htons(port);
-		*len = sizeof(*s4);
-		return 0;
-	}
-	if (inet_pton(AF_INET6, a, &s6->sin6_addr) == 1) {
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons(port);
-		*len = sizeof(*s6);
-		return 0;
-	}
-	return -1;
-}
 
 static int same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 {
@@ -605,7 +585,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	mode = argv[1];
-	if (parse_addr(argv[2], atoi(argv[3]), &target, &target_len)) {
+	if (xm_tool_sockaddr(&target, &target_len, argv[2], atoi(argv[3]))) {
 		fprintf(stderr, "bad address %s\n", argv[2]);
 		return 2;
 	}
