@@ -24,14 +24,20 @@ tool_dir = $(patsubst xmesh-%,%,$(patsubst xmeshctl,ctl,$(1)))
 tool_objs = $(patsubst %.c,$(B)/%.o,$(wildcard user/$(call tool_dir,$(1))/*.c))
 BINS := $(foreach t,$(TOOLS),$(if $(wildcard user/$(call tool_dir,$(t))/*.c),$(B)/bin/$(t)))
 
+# Test tools: tests/tools/NAME.c or a directory tests/tools/NAME/*.c, on the
+# shared test library tests/lib (tests/lib/README.md).
+TESTLIB := $(B)/libxmtest.a
+TESTLIB_OBJS := $(patsubst %.c,$(B)/%.o,$(wildcard tests/lib/*.c))
 TEST_TOOL_SRCS := $(wildcard tests/tools/*.c)
-TEST_TOOLS := $(patsubst tests/tools/%.c,$(B)/tests/%,$(TEST_TOOL_SRCS))
+TEST_TOOL_DIRS := $(sort $(patsubst %/,%,$(dir $(wildcard tests/tools/*/*.c))))
+TEST_TOOLS := $(patsubst tests/tools/%.c,$(B)/tests/%,$(TEST_TOOL_SRCS)) \
+	$(patsubst tests/tools/%,$(B)/tests/%,$(TEST_TOOL_DIRS))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(B)/tests/unit/%,$(UNIT_SRCS))
 
 CFLAGS ?= -O2 -g
 XM_CFLAGS := $(CFLAGS) -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter \
-	-Wno-missing-field-initializers -MMD -MP -Iinclude -I$(B)/skel -I$(B) -Iuser/lib
+	-Wno-missing-field-initializers -MMD -MP -Iinclude -I$(B)/skel -I$(B) -Iuser/lib -Itests
 LDLIBS := -lbpf -lelf -lz -ljansson -lmnl -lmicrohttpd -lcurl -lcrypto -lm -lpthread
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	-Wno-unused-function -Iinclude -I$(B) -Ibpf -MMD -MP
@@ -95,12 +101,22 @@ $(B)/bin/%: $$(call tool_objs,%) $(LIBXMESH)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(XM_CFLAGS) $^ $(LDLIBS) -o $@
 
-$(B)/tests/unit/%: $(B)/tests/unit/%.o $(LIBXMESH)
+$(TESTLIB): $(TESTLIB_OBJS)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(B)/tests/unit/%: $(B)/tests/unit/%.o $(TESTLIB) $(LIBXMESH)
 	$(call msg,LINK,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(XM_CFLAGS) $^ $(LDLIBS) -lcmocka -o $@
 
-$(B)/tests/%: $(B)/tests/tools/%.o $(LIBXMESH)
+$(B)/tests/%: $(B)/tests/tools/%.o $(TESTLIB) $(LIBXMESH)
+	$(call msg,LINK,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(XM_CFLAGS) $^ $(LDLIBS) -o $@
+
+$(patsubst tests/tools/%,$(B)/tests/%,$(TEST_TOOL_DIRS)): \
+$(B)/tests/%: $$(patsubst %.c,$(B)/%.o,$$(wildcard tests/tools/$$*/*.c)) $(TESTLIB) $(LIBXMESH)
 	$(call msg,LINK,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(XM_CFLAGS) $^ $(LDLIBS) -o $@

@@ -19,7 +19,7 @@ for i in 1 2 3; do
 	xm_pod n1 b$i 10.77.0.$((i + 2))/24
 	extra=()
 	[ $i = 2 ] && extra=(-e 0.05)
-	xm_bg ip netns exec "$XM_PREFIX-b$i" "$XM_TOOLS/xm-lbtool" http 10.77.0.$((i + 2)) 8080 \
+	xm_bg ip netns exec "$XM_PREFIX-b$i" "$XM_TOOLS/xm-serve" http 10.77.0.$((i + 2)) 8080 \
 		-l b$i -d ${delays[$i]} "${extra[@]}"
 done
 CFG=$XM_RUN_DIR/xm-config.json
@@ -38,7 +38,7 @@ xm_ctl service show 10.96.0.10:80
 b "client: 8 connections at a time to the VIP, 20 requests each, forever"
 xm_bg bash -c "while :; do
 	sh -c 'echo \$\$ > $XM_CGROUP/cgroup.procs; exec ip netns exec $XM_PREFIX-c \
-		$XM_TOOLS/xm-lbtool get 10.96.0.10 80 -n 800 -c 8 -k 20' >/dev/null || exit 1
+		$XM_TOOLS/xm-load get 10.96.0.10 80 -n 800 -c 8 -k 20' >/dev/null || exit 1
 done"
 echo "(Ctrl-C to stop and clean up)"
 start=$SECONDS

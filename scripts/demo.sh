@@ -67,14 +67,14 @@ i=0
 for pod in web-1 web-2 web-3; do
 	n=1; [ "$pod" = web-1 ] || n=2
 	ip=$(ip -n "$XM_PREFIX-$pod" -4 -br addr show eth0 | awk '{print $3}' | cut -d/ -f1)
-	xm_bg in_pod "$n" "$pod" "$XM_TOOLS/scenario_server" --listen "$ip:8080" --replica $i \
+	xm_bg in_pod "$n" "$pod" "$XM_TOOLS/xm-serve" scenario --listen "$ip:8080" --replica $i \
 		--scenario "$SCN" --start "$start" --id "$pod"
 	i=$((i + 1))
 done
 duration=$([ "$DEMO_SECONDS" -gt 0 ] && echo $((DEMO_SECONDS + 5)) || echo 3600)
-xm_bg in_pod 1 client "$XM_TOOLS/loadgen" --target "$VIP:80" --rate 200 --duration "$duration" \
+xm_bg in_pod 1 client "$XM_TOOLS/xm-load" open --target "$VIP:80" --rate 200 --duration "$duration" \
 	--start "$start" --mode pool --max-requests 50 --http --timeout 3 \
-	--out "$XM_RUN_DIR/requests.csv" >"$XM_RUN_DIR/loadgen.out"
+	--out "$XM_RUN_DIR/requests.csv" >"$XM_RUN_DIR/xm-load.out"
 
 echo "(Ctrl-C to stop and clean up)"
 t0=$SECONDS

@@ -8,8 +8,9 @@
 #   scripts/k8s-images.sh --agent OUTDIR    only the xmesh image, rebuilt each time
 #
 # OUTDIR/pause.tar     xm.local/pause:1     /pause (the pod sandbox)
-# OUTDIR/testsrv.tar   xm.local/testsrv:1   /bin/xm-traffic, /bin/xm-udp,
-#                                           /bin/xm-whoami (tests/tools, tests/k8s/images)
+# OUTDIR/testsrv.tar   xm.local/testsrv:1   /bin/xm-serve, /bin/xm-load,
+#                                           /bin/xm-whoami (tests/tools, tests/lib,
+#                                           tests/k8s/images)
 # OUTDIR/xmesh.tar     xm.local/xmesh:dev   (--agent) deploy/Dockerfile's content
 #                                           without a registry: build/bin/xmesh-*, the
 #                                           node scripts, the shell tools they use and
@@ -88,26 +89,33 @@ if [ $agent = 1 ]; then
 	exit 0
 fi
 
-# static NAME SRC: a static binary in OUT/bin, rebuilt when SRC is newer.
+# static NAME SRC...: a static binary in OUT/bin, rebuilt when a SRC (or a
+# header of tests/lib) is newer.
 static() {
+	local name=$1 src
+	shift
 	mkdir -p "$OUT/bin"
-	if [ ! "$OUT/bin/$1" -nt "$2" ]; then
-		$CC -O2 -Wall -static -o "$OUT/bin/$1" "$2" -lpthread
-	fi
+	for src in "$@" "$ROOT"/tests/lib/*.h "$ROOT"/tests/tools/*/*.h; do
+		if [ ! "$OUT/bin/$name" -nt "$src" ]; then
+			$CC -O2 -Wall -static -I"$ROOT/tests" -o "$OUT/bin/$name" "$@" \
+				-ljansson -lm -lpthread
+			return
+		fi
+	done
 }
 
 static pause "$ROOT/tests/k8s/images/pause.c"
 static xm-whoami "$ROOT/tests/k8s/images/xm-whoami.c"
-static xm-traffic "$ROOT/tests/tools/xm-traffic.c"
-static xm-udp "$ROOT/tests/tools/xm-udp.c"
+static xm-serve "$ROOT"/tests/tools/xm-serve/*.c "$ROOT"/tests/lib/*.c
+static xm-load "$ROOT"/tests/tools/xm-load/*.c "$ROOT"/tests/lib/*.c
 
 if [ ! "$OUT/pause.tar" -nt "$OUT/bin/pause" ]; then
 	image pause xm.local/pause:1 /pause "$OUT/bin/pause:pause"
 fi
-if [ ! "$OUT/testsrv.tar" -nt "$OUT/bin/xm-whoami" ] || [ ! "$OUT/testsrv.tar" -nt "$OUT/bin/xm-traffic" ] ||
-	[ ! "$OUT/testsrv.tar" -nt "$OUT/bin/xm-udp" ]; then
+if [ ! "$OUT/testsrv.tar" -nt "$OUT/bin/xm-whoami" ] || [ ! "$OUT/testsrv.tar" -nt "$OUT/bin/xm-serve" ] ||
+	[ ! "$OUT/testsrv.tar" -nt "$OUT/bin/xm-load" ]; then
 	image testsrv xm.local/testsrv:1 /bin/xm-whoami "$OUT/bin/xm-whoami:bin/xm-whoami" \
-		"$OUT/bin/xm-traffic:bin/xm-traffic" "$OUT/bin/xm-udp:bin/xm-udp"
+		"$OUT/bin/xm-serve:bin/xm-serve" "$OUT/bin/xm-load:bin/xm-load"
 fi
 echo "xm.local/pause:1 $OUT/pause.tar"
 echo "xm.local/testsrv:1 $OUT/testsrv.tar"

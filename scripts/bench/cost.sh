@@ -8,7 +8,7 @@
 # every node, runs and ns per request and per run, beside the wall-clock and
 # CPU ratios against no mesh (direct) and nft DNAT (svc); then the overlay
 # fast paths alone with BPF_PROG_TEST_RUN (tests/tools/xm-ovl-prog.c), and
-# the cost of one connection alone: xm-lbtool rate (connect, read, close in a
+# the cost of one connection alone: xm-load conn-rate (connect, read, close in a
 # loop) to a VIP whose backend is a local pod (redirected) and to one whose
 # backend's sockets are outside the agent's cgroup (the path to a remote
 # backend), profiled program by program.
@@ -43,8 +43,8 @@ xm_pod n1 b1 10.77.0.3/24
 xm_pod n1 b2 10.77.0.4/24
 # b1 runs in the agent's cgroup (a local pod), b2 outside it (its end pays nothing)
 xm_bg sh -c 'echo $$ > "$0/cgroup.procs" && exec ip netns exec "$@"' "$XM_CGROUP" \
-	"$XM_PREFIX-b1" "$XM_TOOLS/xm-lbtool" server 10.77.0.3 8080 -l b1
-xm_bg ip netns exec "$XM_PREFIX-b2" "$XM_TOOLS/xm-lbtool" server 10.77.0.4 8080 -l b2
+	"$XM_PREFIX-b1" "$XM_TOOLS/xm-serve" label 10.77.0.3 8080 -l b1
+xm_bg ip netns exec "$XM_PREFIX-b2" "$XM_TOOLS/xm-serve" label 10.77.0.4 8080 -l b2
 cat >"$XM_RUN_DIR/conn.json" <<EOC
 { "services": [
   { "vip": "10.96.0.10", "port": 80, "backends": [ { "address": "10.77.0.3", "port": 8080 } ] },
@@ -59,7 +59,7 @@ for rep in 1 2 3; do
 	for vip in local:10.96.0.10 remote:10.96.0.11; do
 		echo "[$(date +%T)] one connection alone: ${vip%%:*} backend, run $rep/3" >&2
 		xm_ctl -j prog profile -- sh -c 'echo $$ > "$0/cgroup.procs" && exec ip netns exec "$@"' \
-			"$XM_CGROUP" "$XM_PREFIX-c" "$XM_TOOLS/xm-lbtool" rate "${vip#*:}" 80 -t 1 \
+			"$XM_CGROUP" "$XM_PREFIX-c" "$XM_TOOLS/xm-load" conn-rate "${vip#*:}" 80 -t 1 \
 			2>"$XM_RUN_DIR/conn.out" >"$XM_RUN_DIR/conn.json.out"
 		printf '%s\t%s\t%s\t%s\n' "$rep" "${vip%%:*}" "$(tail -1 "$XM_RUN_DIR/conn.out")" \
 			"$(cat "$XM_RUN_DIR/conn.json.out")" >>"$OUT/conn.tsv"

@@ -4,10 +4,10 @@
 #
 # World (netns, tests/integration/lib.sh): one node with a bridge; a client
 # pod in the test cgroup (its connect()s to the VIP are balanced by the LB);
-# 9 backend pods = 3 "clusters" x 3 replicas, each running scenario_server
+# 9 backend pods = 3 "clusters" x 3 replicas, each running xm-serve scenario
 # (delay and failures per scenarios/<name>.json; cross-cluster distance is in
 # the replicas' delay distributions: this kernel has no sch_netem). The
-# client runs loadgen (open loop, HTTP/1.1 so the LB's 5xx probe sees
+# client runs xm-load open (open loop, HTTP/1.1 so the LB's 5xx probe sees
 # failures) in these modes:
 #   new       a new connection per request
 #   pool50    keep-alive pool, a connection carries at most 50 requests
@@ -109,7 +109,7 @@ run_one() {
 	xm_agent_start --config "$cfg" --log-level warn
 	start=$(python3 -c "import time; print(f'{time.time() + $WARMUP + 1:.3f}')")
 	for i in $(seq 0 $((NREP - 1))); do
-		ip netns exec "$XM_PREFIX-b$i" "$XM_TOOLS/scenario_server" \
+		ip netns exec "$XM_PREFIX-b$i" "$XM_TOOLS/xm-serve" scenario \
 			--listen 10.77.1.$((10 + i)):$PORT --replica $i \
 			--scenario "scenarios/$scn.json" --start "$start" &
 		spids+=($!)
@@ -128,7 +128,7 @@ run_one() {
 			--threads 8 --think 0.03 --start "$start" --warmup "$WARMUP" --out "$csv" \
 			2>/dev/null | tail -n1)
 	else
-		line=$(xm_pod_exec cl "$XM_TOOLS/loadgen" --target $VIP:$PORT \
+		line=$(xm_pod_exec cl "$XM_TOOLS/xm-load" open --target $VIP:$PORT \
 			--scenario "scenarios/$scn.json" --start "$start" --warmup "$WARMUP" \
 			"${client[@]}" --http --timeout 5 --out "$csv" | tail -n1)
 	fi

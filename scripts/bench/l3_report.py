@@ -2,12 +2,12 @@
 # SPDX-License-Identifier: MIT
 """Summarise a `make bench-l3` result directory.
 
-Input: DIR/<scenario>.<mode>.<algorithm>.<run>.csv written by loadgen or
+Input: DIR/<scenario>.<mode>.<algorithm>.<run>.csv written by xm-load open or
 tests/tools/urllib3_pool.py (t,latency_ms,backend,ok,new_conn,err[,retried];
 t < 0 is warm-up and ignored). `retried` requests were sent again after their
 pooled connection turned out closed: a client that does not retry would have
 seen each as an error. "trouble" is the share of the requests sent while some
-replica was in trouble (per `scenario_server --dump`: p99 >= 3x its calmest,
+replica was in trouble (per `xm-serve scenario --dump`: p99 >= 3x its calmest,
 lower success, or down) that went to a replica in trouble at that moment.
 Output: a table on stdout, DIR/summary.csv, DIR/summary.md, per-second
 series DIR/series/*.dat and one gnuplot PNG per scenario and client mode
@@ -48,7 +48,7 @@ def trouble_windows(scen):
     tool = os.environ.get("XM_TOOLS", os.path.join(os.path.dirname(__file__), "../../build/tests"))
     path = os.path.join(os.path.dirname(__file__), "../../scenarios", scen + ".json")
     try:
-        out = subprocess.run([os.path.join(tool, "scenario_server"), "--dump", "--scenario", path],
+        out = subprocess.run([os.path.join(tool, "xm-serve"), "scenario", "--dump", "--scenario", path],
                              capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
         return {}

@@ -6,8 +6,8 @@
 #   nft    - connect() to a VIP that an nftables DNAT rule in the client's
 #            netns rewrites (kube-proxy style: conntrack + NAT on every packet)
 #   xmesh  - connect() to a VIP that xmesh rewrites once, at connect()
-# Metrics: request/response latency (xm-rr, 64 B echo, p50/p99) and new
-# connections per second (connect, read 2 bytes, close; xm-lbtool rate).
+# Metrics: request/response latency (xm-load rr, 64 B echo, p50/p99) and new
+# connections per second (connect, read 2 bytes, close; xm-load conn-rate).
 # Then the cost of connect() itself with 2 and 1000 backends (UDP connect():
 # the same hook and table lookup, no packet), against a non-service address.
 # Modes are interleaved in rotating order in every repetition; medians.
@@ -48,8 +48,8 @@ EOP
 xm_agent_start --config "$CFG"
 xm_lb_wait 10.96.0.21:53/udp 1000
 # client and server of the latency runs share CPU 0: no cross-core wake-ups in the numbers
-xm_bg ip netns exec "$XM_PREFIX-b" taskset -c 0 "$XM_TOOLS/xm-rr" server tcp 10.77.0.3 7600
-xm_bg ip netns exec "$XM_PREFIX-b" "$XM_TOOLS/xm-lbtool" server 10.77.0.3 8080 -l b
+xm_bg ip netns exec "$XM_PREFIX-b" taskset -c 0 "$XM_TOOLS/xm-serve" rr -l 10.77.0.3:7600
+xm_bg ip netns exec "$XM_PREFIX-b" "$XM_TOOLS/xm-serve" label 10.77.0.3 8080 -l b
 sleep 0.3
 
 ip netns exec "$XM_PREFIX-cnft" nft -f - <<EON
@@ -71,6 +71,7 @@ target() { # mode port-kind(rr|rate)
 	esac
 }
 field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])['$1'])" "$2"; }
+rr_target() { target "$@" | tr ' ' :; }
 
 out=$XM_RUN_DIR/samples.txt
 : >"$out"
@@ -79,11 +80,11 @@ for rep in $(seq "$REPS"); do
 	for i in 0 1 2; do
 		mode=${modes[$(((i + rep) % 3))]}
 		# shellcheck disable=SC2046
-		r=$(xm_pod_exec c$mode taskset -c 0 "$XM_TOOLS/xm-rr" client tcp $(target $mode rr) rr 64 "$RR_N")
+		r=$(xm_pod_exec c$mode taskset -c 0 "$XM_TOOLS/xm-load" rr -a "$(rr_target $mode rr)" -c 1 -r 0 -s 64 -N "$RR_N")
 		# shellcheck disable=SC2046
-		c=$(xm_pod_exec c$mode "$XM_TOOLS/xm-lbtool" rate $(target $mode rate) -t "$RATE_S" -c "$RATE_C")
-		echo "$mode rr_p50 $(field p50_us "$r")" >>"$out"
-		echo "$mode rr_p99 $(field p99_us "$r")" >>"$out"
+		c=$(xm_pod_exec c$mode "$XM_TOOLS/xm-load" conn-rate $(target $mode rate) -t "$RATE_S" -c "$RATE_C")
+		echo "$mode rr_p50 $(xm_kv p50_us "$r")" >>"$out"
+		echo "$mode rr_p99 $(xm_kv p99_us "$r")" >>"$out"
 		echo "$mode conn_s $(field per_second "$c")" >>"$out"
 		echo "$mode conn_failed $(field failed "$c")" >>"$out"
 	done
@@ -96,7 +97,7 @@ for rep in $(seq "$REPS"); do
 		1000) t="10.96.0.21 53" ;;
 		esac
 		# shellcheck disable=SC2086
-		u=$(xm_pod_exec cxmesh taskset -c 0 "$XM_TOOLS/xm-lbtool" udpconnect $t -n "$CONN_N")
+		u=$(xm_pod_exec cxmesh taskset -c 0 "$XM_TOOLS/xm-load" udpconnect $t -n "$CONN_N")
 		echo "be$k connect_ns $(field ns_per_connect "$u")" >>"$out"
 	done
 	xm_log "rep $rep done"

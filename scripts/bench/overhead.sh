@@ -48,7 +48,8 @@ TOPOS=${TOPOS:-"1node 2node vxlan"}
 CONNS=${CONNS:-16}
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 OUT=${OUT:-$TOP/results/overhead-$STAMP}
-RRGEN=$XM_TOOLS/rrgen
+SERVE=$XM_TOOLS/xm-serve
+LOAD=$XM_TOOLS/xm-load
 PROXY_UID=1337
 
 # Workloads: name proto size rate(0 = closed loop, max) flags
@@ -74,7 +75,7 @@ wl_cross=(
 	"http64@max wrk 64 0 -"
 	"conn64@1k tcp 64 1000 -n"
 )
-# APPS=1 (make bench-apps): unmodified servers in place of rrgen on the service
+# APPS=1 (make bench-apps): unmodified servers in place of xm-serve rr on the service
 # port of the server pods: nginx + wrk, Redis + redis-benchmark (GET),
 # PostgreSQL + pgbench (select-only).
 if [ "${APPS:-0}" = 1 ]; then
@@ -91,7 +92,7 @@ if [ "$FULL" = 1 ]; then
 		"conn64@max tcp 64 0 -n")
 fi
 
-[ -x "$RRGEN" ] && [ -x "$XM_BIN/xmesh-agent" ] && [ -x "$XM_BIN/xmeshctl" ] ||
+[ -x "$SERVE" ] && [ -x "$LOAD" ] && [ -x "$XM_BIN/xmesh-agent" ] && [ -x "$XM_BIN/xmeshctl" ] ||
 	{ echo "overhead: build first (make)" >&2; exit 1; }
 for t in haproxy wrk nft gnuplot python3; do
 	command -v $t >/dev/null || { echo "overhead: $t missing (scripts/install-deps.sh)" >&2; exit 1; }
@@ -154,10 +155,10 @@ build_world() {
 	routed_pod n1 c1 $C1 $NODE1
 	routed_pod n1 s1 $S1 $NODE1
 	routed_pod n2 s2 $S2 $NODE2
-	app_use rrgen
+	app_use rr
 }
 
-# The server on $PORT of pods s1 and s2: rrgen, or (APPS=1) nginx, redis or
+# The server on $PORT of pods s1 and s2: xm-serve rr, or (APPS=1) nginx, redis or
 # postgres, switched when a workload needs another one.
 APP_RUNNING=
 APP_PIDS=()
@@ -166,7 +167,7 @@ app_start() { # app pod
 	local d=$XM_RUN_DIR/$1-$2
 	mkdir -p "$d"
 	case $1 in
-	rrgen) ns_bg "$2" "$RRGEN" server -l $PORT ;;
+	rr) ns_bg "$2" "$SERVE" rr -l $PORT ;;
 	nginx)
 		cat >"$d/nginx.conf" <<NGX
 worker_processes 1;
@@ -509,19 +510,19 @@ run_one() { # rep topo mode workload-spec
 	t=${TARGET:-$(target "$mode" "$topo")}
 	local wd=${DUR%.*}
 	[ "${wd:-0}" -ge 1 ] 2>/dev/null || wd=1
-	# (the VXLAN world has its own rrgen server and no application servers)
+	# (the VXLAN world has its own xm-serve rr server and no application servers)
 	case $proto in
 	nginx | redis | pgbench) [ -z "${TARGET:-}" ] || return 0 ;;&
 	nginx | redis) app_use "$proto" ;;
 	pgbench) app_use postgres ;;
-	*) [ -n "${TARGET:-}" ] || app_use rrgen ;;
+	*) [ -n "${TARGET:-}" ] || app_use rr ;;
 	esac
 	case $proto in
 	wrk) cmd="wrk -t1 -c$CONNS -d${wd}s http://$t:$PORT/$size" ;;
 	nginx) cmd="wrk -t1 -c$CONNS -d${wd}s http://$t:$PORT/" ;;
 	redis) cmd="redis-benchmark -h $t -p $PORT -c $CONNS -n $((wd * 30000)) -t get --csv" ;;
 	pgbench) cmd="pgbench -h $t -p $PORT -U postgres -S -n -c 8 -j 1 -T $wd postgres" ;;
-	*) cmd="$RRGEN client -a $t:$PORT -P $proto -s $size -r $rate -d $DUR -c $CONNS $flags" ;;
+	*) cmd="$LOAD rr -a $t:$PORT -P $proto -s $size -r $rate -d $DUR -c $CONNS $flags" ;;
 	esac
 	local cg0 cg1 ps0 ps1 w0 w1 prof=
 	[ "${PROG_STATS:-0}" = 1 ] && [ "$mode" = xmesh ] && prof=1
@@ -642,7 +643,7 @@ vxlan_phase() {
 	local SV
 	SV=$(xm_tb_pod_ip 2 10)
 	xm_bg sh -c 'echo $$ > "$0/cgroup.procs" && exec ip netns exec "$@"' "$XM_CGROUP/n2" \
-		"$VXP-vs" "$RRGEN" server -l $PORT
+		"$VXP-vs" "$SERVE" rr -l $PORT
 	wait_listen v-vs $PORT
 	local cfg=$XM_RUN_DIR/xmesh-vx-config.json
 	cat >"$cfg" <<EOF

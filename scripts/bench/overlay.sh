@@ -5,9 +5,9 @@
 #   route  - plain routing over the underlay, no overlay (the limit)
 #   vxlan  - the kernel's VXLAN overlay (bridge, routing, netfilter, vx0)
 #   xmesh  - the same VXLAN overlay with the xmesh overlay cache
-# Measured: 1-byte TCP round trip (xm-rr, p50; client and server on one
-# core, then on two cores), request rate (xm-rate, 8 connections, 1-byte
-# requests, two cores) and TCP throughput (iperf3, one stream, two cores).
+# Measured: 4-byte TCP round trip (xm-load rr, p50; client and server on one
+# core, then on two cores), request rate (xm-load rr closed loop, 8
+# connections, 4-byte requests, two cores) and TCP throughput (iperf3, one stream, two cores).
 # Modes are interleaved per metric in rotating order in every repetition;
 # medians.
 # REPS=N (default 5), SECS=N (seconds per rate/iperf3 sample, default 2),
@@ -18,8 +18,8 @@ REPS=${REPS:-5}
 RR_N=${RR_N:-20000}
 SECS=${SECS:-2}
 [[ $SECS =~ ^[1-9][0-9]*$ ]] || { echo "SECS must be a whole number of seconds (iperf3 -t)" >&2; exit 2; }
-RR=$XM_TOOLS/xm-rr
-RATE=$XM_TOOLS/xm-rate
+SERVE=$XM_TOOLS/xm-serve
+LOAD=$XM_TOOLS/xm-load
 
 xm_setup
 trap xm_tb_cleanup EXIT
@@ -39,8 +39,8 @@ build_cluster() {
 	xm_tb_pod 1 "${m}a" 10
 	xm_tb_pod 2 "${m}b" 10
 	[ "$1" = xmesh ] && xm_tb_agent 1 2>/dev/null && xm_tb_agent 2 2>/dev/null
-	xm_bg xm_tb_nx "${m}b" taskset -c 0 "$RR" server tcp "$B" 7600
-	xm_bg xm_tb_nx "${m}b" taskset -c 1 "$RR" server tcp "$B" 7601
+	xm_bg xm_tb_nx "${m}b" taskset -c 0 "$SERVE" rr -l "$B:7600"
+	xm_bg xm_tb_nx "${m}b" taskset -c 1 "$SERVE" rr -l "$B:7601"
 	xm_bg xm_tb_nx "${m}b" taskset -c 1 iperf3 -s -B "$B" -p 7602 >/dev/null
 	return 0
 }
@@ -48,11 +48,10 @@ for mode in route vxlan xmesh; do build_cluster $mode; done
 sleep 0.5
 
 in_pod() { local m=${1:0:1}; shift; local XM_PREFIX=$BASE-$m; xm_tb_nx "${m}a" "$@"; }
-field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])['$1'])" "$2"; }
 
 # Warm up every path once (ARP, learning, caches).
 for mode in route vxlan xmesh; do
-	in_pod $mode "$RR" client tcp "$B" 7600 rr 1 2000 >/dev/null
+	in_pod $mode "$LOAD" rr -a "$B:7600" -c 1 -r 0 -s 4 -N 2000 >/dev/null
 done
 
 # measure MODE METRIC: one sample
@@ -60,14 +59,14 @@ measure() {
 	local mode=$1 r
 	case $2 in
 	rtt1_1core_p50_us)
-		r=$(in_pod "$mode" taskset -c 0 "$RR" client tcp "$B" 7600 rr 1 "$RR_N")
-		echo "$mode $2 $(field p50_us "$r")" ;;
+		r=$(in_pod "$mode" taskset -c 0 "$LOAD" rr -a "$B:7600" -c 1 -r 0 -s 4 -N "$RR_N")
+		echo "$mode $2 $(xm_kv p50_us "$r")" ;;
 	rtt1_2core_p50_us)
-		r=$(in_pod "$mode" taskset -c 0 "$RR" client tcp "$B" 7601 rr 1 "$RR_N")
-		echo "$mode $2 $(field p50_us "$r")" ;;
+		r=$(in_pod "$mode" taskset -c 0 "$LOAD" rr -a "$B:7601" -c 1 -r 0 -s 4 -N "$RR_N")
+		echo "$mode $2 $(xm_kv p50_us "$r")" ;;
 	rate_2core_rps)
-		r=$(in_pod "$mode" taskset -c 0 "$RATE" "$B" 7601 -c 8 -t "$SECS")
-		echo "$mode $2 $(field rps "$r")" ;;
+		r=$(in_pod "$mode" taskset -c 0 "$LOAD" rr -a "$B:7601" -c 8 -r 0 -s 4 -d "$SECS")
+		echo "$mode $2 $(xm_kv rps "$r")" ;;
 	iperf3_gbit_s)
 		r=$(in_pod "$mode" taskset -c 0 iperf3 -c "$B" -p 7602 -t "$SECS" -J)
 		echo "$mode $2 $(python3 -c 'import json,sys; print(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e9)' <<<"$r")" ;;

@@ -18,16 +18,17 @@ xm_node n1
 xm_pod n1 a 10.77.0.2/24
 xm_pod n1 b 10.77.0.3/24
 xm_agent_start
-RR=$XM_TOOLS/xm-rr
+SERVE=$XM_TOOLS/xm-serve
+LOAD=$XM_TOOLS/xm-load
 SOCK=$XM_RUN_DIR/rr.sock
 out=$XM_RUN_DIR/samples.txt
 : >"$out"
 
 # One server per CPU it is pinned to: core 0 (one-core runs), core 1 (two-core runs).
-xm_bg xm_pod_exec b taskset -c 0 "$RR" server tcp 10.77.0.3 7600
-xm_bg xm_pod_exec b taskset -c 1 "$RR" server tcp 10.77.0.3 7601
-xm_bg xm_pod_exec b taskset -c 0 "$RR" server unix "$SOCK.0"
-xm_bg xm_pod_exec b taskset -c 1 "$RR" server unix "$SOCK.1"
+xm_bg xm_pod_exec b taskset -c 0 "$SERVE" rr -l 10.77.0.3:7600
+xm_bg xm_pod_exec b taskset -c 1 "$SERVE" rr -l 10.77.0.3:7601
+xm_bg xm_pod_exec b taskset -c 0 "$SERVE" rr -l "unix:$SOCK.0"
+xm_bg xm_pod_exec b taskset -c 1 "$SERVE" rr -l "unix:$SOCK.1"
 sleep 0.5
 
 set_mode() {
@@ -44,13 +45,11 @@ set_mode() {
 client() { # mode server-cpu args...
 	local mode=$1 srv=$2; shift 2
 	if [ "$mode" = unix ]; then
-		xm_pod_exec a taskset -c 0 "$RR" client unix "$SOCK.$srv" "$@"
+		xm_pod_exec a taskset -c 0 "$LOAD" rr -a "unix:$SOCK.$srv" "$@"
 	else
-		xm_pod_exec a taskset -c 0 "$RR" client tcp 10.77.0.3 $((7600 + srv)) "$@"
+		xm_pod_exec a taskset -c 0 "$LOAD" rr -a 10.77.0.3:$((7600 + srv)) "$@"
 	fi
 }
-
-field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])['$1'])" "$2"; }
 
 modes=(plain xmesh unix)
 for rep in $(seq "$REPS"); do
@@ -59,13 +58,13 @@ for rep in $(seq "$REPS"); do
 		for i in 0 1 2; do
 			mode=${modes[$(((i + rep) % 3))]}
 			set_mode "$mode"
-			r=$(client "$mode" "$srv" rr 64 "$RR_N")
-			echo "$mode $cores rr64_p50_us $(field p50_us "$r")" >>"$out"
-			echo "$mode $cores rr64_p99_us $(field p99_us "$r")" >>"$out"
-			r=$(client "$mode" "$srv" rr 16384 $((RR_N / 4)))
-			echo "$mode $cores rr16k_p50_us $(field p50_us "$r")" >>"$out"
-			r=$(client "$mode" "$srv" stream "$STREAM_S")
-			echo "$mode $cores stream_gbit_s $(field gbit_s "$r")" >>"$out"
+			r=$(client "$mode" "$srv" -c 1 -r 0 -s 64 -N "$RR_N")
+			echo "$mode $cores rr64_p50_us $(xm_kv p50_us "$r")" >>"$out"
+			echo "$mode $cores rr64_p99_us $(xm_kv p99_us "$r")" >>"$out"
+			r=$(client "$mode" "$srv" -c 1 -r 0 -s 16384 -N $((RR_N / 4)))
+			echo "$mode $cores rr16k_p50_us $(xm_kv p50_us "$r")" >>"$out"
+			r=$(client "$mode" "$srv" -P stream -d "$STREAM_S")
+			echo "$mode $cores stream_gbit_s $(xm_kv gbit_s "$r")" >>"$out"
 		done
 	done
 	xm_log "repetition $rep/$REPS done"

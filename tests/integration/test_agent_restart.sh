@@ -13,11 +13,11 @@ xm_pod n1 b 10.77.0.3/24
 xm_agent_start
 xm_ctl endpoint add 10.77.0.2 netns "$(xm_netns_path a)"
 xm_ctl endpoint add 10.77.0.3 netns "$(xm_netns_path b)"
-xm_bg xm_pod_exec b "$XM_TOOLS/xm-traffic" server 10.77.0.3 7500 -q 8M -r 8M
+xm_bg xm_pod_exec b "$XM_TOOLS/xm-serve" traffic 10.77.0.3 7500 -q 8M -r 8M
 sleep 0.2
 
 # 20 connections, 8 MiB each way, spread over 4 s (45 s with XM_SMALL: every step is slow there).
-xm_pod_exec a "$XM_TOOLS/xm-traffic" client 10.77.0.3 7500 -q 8M -r 8M -c 20 \
+xm_pod_exec a "$XM_TOOLS/xm-load" traffic 10.77.0.3 7500 -q 8M -r 8M -c 20 \
 	-d "$(xm_size 4000 45000)" >"$XM_RUN_DIR/long.out" 2>&1 &
 long=$!
 for _ in $(seq 50); do # until all are connected (a loaded machine connects them slowly)
@@ -34,10 +34,10 @@ b2=$(xm_stat redirect_bytes)
 xm_assert "$b2" -gt "$b1" "bytes keep being redirected while no agent runs"
 xm_ctl status >/dev/null || xm_fail "status must report the datapath loaded without an agent"
 # A connection made while the agent is down is redirected as well.
-xm_bg xm_pod_exec b "$XM_TOOLS/xm-traffic" server 10.77.0.3 7501 -q 1M -r 1M
+xm_bg xm_pod_exec b "$XM_TOOLS/xm-serve" traffic 10.77.0.3 7501 -q 1M -r 1M
 sleep 0.2
 b3=$(xm_stat redirect_bytes)
-xm_pod_exec a "$XM_TOOLS/xm-traffic" client 10.77.0.3 7501 -q 1M -r 1M >/dev/null ||
+xm_pod_exec a "$XM_TOOLS/xm-load" traffic 10.77.0.3 7501 -q 1M -r 1M >/dev/null ||
 	xm_fail "new connection while agent down"
 xm_assert "$(( $(xm_stat redirect_bytes) - b3 ))" -ge $((2 * 1024 * 1024)) \
 	"new connection redirected while the agent is down"

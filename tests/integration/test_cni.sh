@@ -111,7 +111,7 @@ for i in $(seq 0 49); do
 	ips+=("$(ip -n "$XM_PREFIX-p$i" -4 -o addr show eth0 | awk '{print $4}' | cut -d/ -f1)")
 done
 for i in $(seq 0 49); do
-	xm_bg xm_pod_exec "p$i" "$XM_TOOLS/xm-traffic" server "${ips[$i]}" 7300 >/dev/null
+	xm_bg xm_pod_exec "p$i" "$XM_TOOLS/xm-serve" traffic "${ips[$i]}" 7300 >/dev/null
 done
 for i in $(seq 0 49); do # every server listening (a loaded machine starts them slowly)
 	for _ in $(seq 100); do
@@ -122,7 +122,7 @@ done
 before=$(xm_stat redirect_msgs)
 for i in $(seq 0 49); do
 	j=$(((i + 1) % 50))
-	xm_pod_exec "p$i" "$XM_TOOLS/xm-traffic" client "${ips[$j]}" 7300 >/dev/null ||
+	xm_pod_exec "p$i" "$XM_TOOLS/xm-load" traffic "${ips[$j]}" 7300 >/dev/null ||
 		xm_fail "traffic p$i -> p$j (${ips[$j]})"
 done
 delta=$(( $(xm_stat redirect_msgs) - before ))

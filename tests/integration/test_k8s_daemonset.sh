@@ -78,7 +78,7 @@ for ip in $(xm_k8s_pod_ips app=xm-echo) $(xm_k8s_pod_ips app=xm-client); do
 done
 xm_log "ok: the pods were registered by the DaemonSet-installed xmesh-cni"
 before_msgs=$(xm_stat redirect_msgs)
-xm_k8s_client /bin/xm-traffic client "$CIP" 80 -q 64K -r 256K -c 4 -n 5 >&2 ||
+xm_k8s_client /bin/xm-load traffic "$CIP" 80 -q 64K -r 256K -c 4 -n 5 >&2 ||
 	xm_fail "byte-exact traffic client -> $CIP:80 failed"
 xm_log "ok: client -> ClusterIP $CIP:80 byte-exact through the DaemonSet's agent"
 xm_assert "$(($(xm_stat redirect_msgs) - before_msgs))" -gt 0 "messages redirected socket to socket"

@@ -35,7 +35,7 @@ xm_ctl -j service list | grep -q '"source": *"cluster"' || xm_fail "service list
 
 # 1. ClusterIP, no kube-proxy: byte-exact, over every backend, redirected.
 before_msgs=$(xm_stat redirect_msgs)
-xm_k8s_client /bin/xm-traffic client "$CIP" 80 -q 64K -r 256K -c 4 -n 5 >&2 ||
+xm_k8s_client /bin/xm-load traffic "$CIP" 80 -q 64K -r 256K -c 4 -n 5 >&2 ||
 	xm_fail "byte-exact traffic client -> ClusterIP $CIP:80 failed"
 xm_log "ok: 20 connections client -> $CIP:80 (targetPort by name), byte-exact"
 xm_assert "$(($(xm_stat redirect_msgs) - before_msgs))" -gt 0 "messages redirected socket to socket"
@@ -47,7 +47,7 @@ done
 xm_k8s_no_service_rules "$CIP"
 
 # UDP (DNS-like) through the same Service: every datagram echoed byte for byte.
-xm_k8s_client /bin/xm-udp send "$CIP" 53 -n 20 -s 10-1400 >&2 ||
+xm_k8s_client /bin/xm-load udp-send "$CIP" 53 -n 20 -s 10-1400 >&2 ||
 	xm_fail "UDP client -> $CIP:53 (targetPort dns) failed"
 xm_log "ok: 20 datagrams to $CIP:53/udp echoed byte for byte"
 

@@ -16,7 +16,7 @@ xm_node n1
 xm_pod n1 c 10.77.0.2/24
 for i in 1 2 3 4; do
 	xm_pod n1 b$i 10.77.0.$((i + 2))/24
-	xm_bg ip netns exec "$XM_PREFIX-b$i" "$XM_TOOLS/xm-lbtool" server 10.77.0.$((i + 2)) 8080 -l b$i
+	xm_bg ip netns exec "$XM_PREFIX-b$i" "$XM_TOOLS/xm-serve" label 10.77.0.$((i + 2)) 8080 -l b$i
 done
 
 FAKE=$XM_TOP/tests/integration/k8s_fake_api.py
@@ -109,7 +109,7 @@ case $note in *'unknown algorithm "nope"'*) xm_log "ok: refused annotation shown
 xm_lb_wait 10.96.0.11:80 1
 xm_assert "$(grep -c 'default/api: .*unknown algorithm' "$AGENT_LOG")" -eq 1 \
 	"the refused annotation is logged once"
-out=$(xm_pod_exec c "$XM_TOOLS/xm-lbtool" connect 10.96.0.10 80 -n 300)
+out=$(xm_pod_exec c "$XM_TOOLS/xm-load" connect 10.96.0.10 80 -n 300)
 xm_assert "$(echo "$out" | xm_json 'len(j["labels"])')" -eq 3 "connects to the VIP reach b1 b2 b3"
 xm_assert "$(echo "$out" | xm_json 'sum(v["n"] for v in j["labels"].values())')" -eq 300 \
 	"every connect reached a backend"
@@ -117,7 +117,7 @@ xm_assert "$(echo "$out" | xm_json 'sum(v["n"] for v in j["labels"].values())')"
 # --- updates: a backend removed, one not ready, one added ---
 fake apply "$(slice web-2 web 10.77.0.5:notready)" >/dev/null
 xm_lb_wait 10.96.0.10:80 2
-out=$(xm_pod_exec c "$XM_TOOLS/xm-lbtool" connect 10.96.0.10 80 -n 200)
+out=$(xm_pod_exec c "$XM_TOOLS/xm-load" connect 10.96.0.10 80 -n 200)
 xm_assert "$(echo "$out" | xm_json 'j["labels"].get("b3",{"n":0})["n"]')" -eq 0 \
 	"the endpoint that is not ready gets no connection"
 fake apply "$(slice web-2 web 10.77.0.5 10.77.0.6)" >/dev/null

@@ -17,7 +17,7 @@ grep -q "datapath module redirect is off: it needs sockops_netns_cookie (Linux >
 [ ! -e "$XM_PIN/links/sockops" ] || xm_fail "redirect attached although refused"
 xm_ctl service add '{"vip": "10.96.0.12", "port": 80, "backends": []}'
 xm_lb_wait 10.96.0.12:80 0
-out=$(xm_pod_exec c "$XM_TOOLS/xm-lbtool" connect 10.96.0.12 80 -n 5)
+out=$(xm_pod_exec c "$XM_TOOLS/xm-load" connect 10.96.0.12 80 -n 5)
 xm_assert "$(echo "$out" | xm_json 'j["errors"].get("EPERM",0)')" -eq 5 \
 	"without set_retval an empty service refuses with EPERM (the LB runs)"
 kill "$XM_AGENT_PID"; wait "$XM_AGENT_PID" 2>/dev/null || true

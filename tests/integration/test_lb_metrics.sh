@@ -11,7 +11,7 @@ xm_setup
 xm_node n1
 xm_pod n1 c 10.77.0.2/24
 xm_pod n1 b1 10.77.0.3/24
-xm_bg ip netns exec "$XM_PREFIX-b1" "$XM_TOOLS/xm-lbtool" http 10.77.0.3 8080 -l b1 -e 0.1
+xm_bg ip netns exec "$XM_PREFIX-b1" "$XM_TOOLS/xm-serve" http 10.77.0.3 8080 -l b1 -e 0.1
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 MPORT=$(free_port)
 CFG=$XM_RUN_DIR/xm-config.json
@@ -21,7 +21,7 @@ cat >"$CFG" <<EOC
 EOC
 xm_agent_start --config "$CFG" --metrics "127.0.0.1:$MPORT"
 xm_lb_wait 10.96.0.10:80 1
-xm_pod_exec c "$XM_TOOLS/xm-lbtool" get 10.96.0.10 80 -n 300 -c 3 -k 100 >/dev/null
+xm_pod_exec c "$XM_TOOLS/xm-load" get 10.96.0.10 80 -n 300 -c 3 -k 100 >/dev/null
 
 curl -sf "http://127.0.0.1:$MPORT/metrics" >"$XM_RUN_DIR/metrics.txt" || xm_fail "GET /metrics failed"
 promtool check metrics <"$XM_RUN_DIR/metrics.txt" || xm_fail "promtool rejects the metrics"

@@ -19,17 +19,17 @@ xm_pod n1 c 10.77.0.2/24
 delays=(0 2 20 200)
 for i in 1 2 3; do
 	xm_pod n1 b$i 10.77.0.$((i + 2))/24
-	xm_bg ip netns exec "$XM_PREFIX-b$i" "$XM_TOOLS/xm-lbtool" http 10.77.0.$((i + 2)) 8080 \
+	xm_bg ip netns exec "$XM_PREFIX-b$i" "$XM_TOOLS/xm-serve" http 10.77.0.$((i + 2)) 8080 \
 		-l b$i -d ${delays[$i]}
 done
 xm_pod n1 e 10.77.0.6/24
-xm_bg ip netns exec "$XM_PREFIX-e" "$XM_TOOLS/xm-lbtool" http 10.77.0.6 8080 -l e -e 0.05
+xm_bg ip netns exec "$XM_PREFIX-e" "$XM_TOOLS/xm-serve" http 10.77.0.6 8080 -l e -e 0.05
 xm_pod n1 l 10.77.0.7/24
 xm_pod n1 k 10.77.0.8/24
-xm_bg ip netns exec "$XM_PREFIX-k" "$XM_TOOLS/xm-lbtool" http 10.77.0.8 8080 -l k
+xm_bg ip netns exec "$XM_PREFIX-k" "$XM_TOOLS/xm-serve" http 10.77.0.8 8080 -l k
 kpid=$XM_LAST_PID
 xm_pod n1 r 10.77.0.9/24
-xm_bg ip netns exec "$XM_PREFIX-r" "$XM_TOOLS/xm-lbtool" http 10.77.0.9 8080 -l r -R
+xm_bg ip netns exec "$XM_PREFIX-r" "$XM_TOOLS/xm-serve" http 10.77.0.9 8080 -l r -R
 # a backend whose SYNs vanish (its own nft table, in its own netns)
 xm_pod n1 t 10.77.0.10/24
 ip netns exec "$XM_PREFIX-t" nft add table ip "$XM_PREFIX-drop"
@@ -59,7 +59,7 @@ within10() { python3 -c "import sys; c,k=float(sys.argv[1]),float(sys.argv[2]); 
 # wake-up delays on this 2-core machine would otherwise dominate a 2 ms p99.
 # The 200 ms run goes in the background while in-flight and rps are sampled.
 # (XM_SMALL: a longer run, as each sample below takes seconds there.)
-xm_pod_exec c "$XM_TOOLS/xm-lbtool" get 10.96.0.13 80 -n "$(xm_size 120 600)" -c 10 -k 12 \
+xm_pod_exec c "$XM_TOOLS/xm-load" get 10.96.0.13 80 -n "$(xm_size 120 600)" -c 10 -k 12 \
 	>"$XM_RUN_DIR/b3.out" &
 apid=$!
 XM_PIDS+=("$apid")
@@ -75,8 +75,8 @@ wait "$apid"
 # The client's latency ends at the arrival of the first response byte (its
 # socket's receive timestamp), which is what the probe defines; the time until
 # read() returns adds this shared machine's wake-up delays (logged as app_*).
-xm_pod_exec c chrt -f 10 "$XM_TOOLS/xm-lbtool" get 10.96.0.11 80 -n 600 -c 1 -k 200 >"$XM_RUN_DIR/b1.out"
-xm_pod_exec c chrt -f 10 "$XM_TOOLS/xm-lbtool" get 10.96.0.12 80 -n 200 -c 2 -k 50 >"$XM_RUN_DIR/b2.out"
+xm_pod_exec c chrt -f 10 "$XM_TOOLS/xm-load" get 10.96.0.11 80 -n 600 -c 1 -k 200 >"$XM_RUN_DIR/b1.out"
+xm_pod_exec c chrt -f 10 "$XM_TOOLS/xm-load" get 10.96.0.12 80 -n 200 -c 2 -k 50 >"$XM_RUN_DIR/b2.out"
 for i in 1 2 3; do
 	client=$(cat "$XM_RUN_DIR/b$i.out")
 	kern=$(xm_ctl -j backend list 10.96.0.1$i:80 interval 0 | xm_json 'j[0]')
@@ -93,7 +93,7 @@ for i in 1 2 3; do
 done
 
 # --- B: 5% HTTP 500 (the backend fails exactly every 20th response) ---
-client=$(xm_pod_exec c "$XM_TOOLS/xm-lbtool" get 10.96.0.20 80 -n 4000 -c 4 -k 200)
+client=$(xm_pod_exec c "$XM_TOOLS/xm-load" get 10.96.0.20 80 -n 4000 -c 4 -k 200)
 kern=$(xm_ctl -j backend list 10.96.0.20:80 interval 0)
 xm_log "5xx client: $client kernel: $kern"
 xm_assert "$(echo "$kern" | xm_json 'j[0]["http_5xx"]')" -eq "$(echo "$client" | xm_json 'j["labels"]["e"]["bad"]')" \
@@ -105,13 +105,13 @@ xm_assert "$(echo "$kern" | xm_json 'int(abs(j[0]["success_rate"] - 0.95) <= 0.0
 # --- C: local backend through socket redirection (sk_msg) ---
 xm_ctl endpoint add 10.77.0.2 netns "$(xm_netns_path c)"
 xm_ctl endpoint add 10.77.0.7 netns "$(xm_netns_path l)"
-xm_bg xm_pod_exec l "$XM_TOOLS/xm-lbtool" http 10.77.0.7 8080 -l l -d 20
+xm_bg xm_pod_exec l "$XM_TOOLS/xm-serve" http 10.77.0.7 8080 -l l -d 20
 for _ in $(seq 30); do ip netns exec "$XM_PREFIX-l" ss -ltn | grep -q 10.77.0.7:8080 && break; sleep 0.1; done
 rbefore=$(xm_stat redirect_msgs)
 # Redirected bytes carry no receive timestamp: the client's latency ends when
 # read() returns, so it runs at real-time priority to keep this shared
 # machine's wake-up delays out of it.
-client=$(xm_pod_exec c chrt -f 10 "$XM_TOOLS/xm-lbtool" get 10.96.0.30 80 -n 400 -c 4 -k 100)
+client=$(xm_pod_exec c chrt -f 10 "$XM_TOOLS/xm-load" get 10.96.0.30 80 -n 400 -c 4 -k 100)
 kern=$(xm_ctl -j backend list 10.96.0.30:80 interval 0)
 xm_log "redirected client: $client kernel: $kern"
 xm_assert $(($(xm_stat redirect_msgs) - rbefore)) -ge 400 "requests and responses went socket-to-socket"
@@ -123,9 +123,9 @@ for q in p50 p99; do
 done
 
 # --- D: killed backend ---
-xm_pod_exec c "$XM_TOOLS/xm-lbtool" get 10.96.0.40 80 -n 10 >/dev/null
+xm_pod_exec c "$XM_TOOLS/xm-load" get 10.96.0.40 80 -n 10 >/dev/null
 xm_kill_tree "$kpid"; wait "$kpid" 2>/dev/null || true
-out=$(xm_pod_exec c "$XM_TOOLS/xm-lbtool" connect 10.96.0.40 80 -n 25)
+out=$(xm_pod_exec c "$XM_TOOLS/xm-load" connect 10.96.0.40 80 -n 25)
 kern=$(xm_ctl -j backend list 10.96.0.40:80 interval 0)
 xm_log "killed backend: client $out kernel $kern"
 xm_assert "$(echo "$out" | xm_json 'j["errors"].get("ECONNREFUSED",0)')" -eq 25 "client: every connect refused"
@@ -133,7 +133,7 @@ xm_assert "$(echo "$kern" | xm_json 'j[0]["connect_refused"]')" -eq 25 "kernel: 
 xm_assert "$(echo "$kern" | xm_json 'int(j[0]["success_rate"] < 0.5)')" -eq 1 "success rate drops"
 
 # --- E: connections reset while a request waits ---
-out=$(xm_pod_exec c "$XM_TOOLS/xm-lbtool" get 10.96.0.50 80 -n 10 -c 1 -k 1)
+out=$(xm_pod_exec c "$XM_TOOLS/xm-load" get 10.96.0.50 80 -n 10 -c 1 -k 1)
 kern=$(xm_ctl -j backend list 10.96.0.50:80 interval 0)
 xm_log "resetting backend: client $out kernel $kern"
 xm_assert "$(echo "$kern" | xm_json 'j[0]["resets"]')" -eq 10 "kernel: 10 resets"
@@ -141,7 +141,7 @@ xm_assert "$(echo "$kern" | xm_json 'j[0]["aborted"]')" -eq 10 "kernel: 10 reque
 xm_assert "$(echo "$kern" | xm_json 'j[0]["in_flight"]')" -eq 0 "aborted requests are not in flight"
 
 # --- F: SYNs dropped: connect times out (SYN retransmitted by timeout, then given up) ---
-out=$(xm_pod_exec c "$XM_TOOLS/xm-lbtool" connect 10.96.0.60 80 -n 2 -T 1500)
+out=$(xm_pod_exec c "$XM_TOOLS/xm-load" connect 10.96.0.60 80 -n 2 -T 1500)
 kern=$(xm_ctl -j backend list 10.96.0.60:80 interval 0)
 xm_log "silent backend: client $out kernel $kern"
 xm_assert "$(echo "$kern" | xm_json 'j[0]["connect_timeout"]')" -eq 2 "kernel: 2 connect timeouts"

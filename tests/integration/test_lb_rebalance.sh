@@ -4,7 +4,7 @@
 # Three replicas behind a VIP (l3: its smooth filters spread the first
 # connections evenly, which the test needs; l3x is in make bench-l3); all are slow for the first 1.5 s, so the
 # pools hold idle connections to each; replica 2 turns 40x slower at t = 4 s
-# (scenarios/e2e-pool.json). Clients: loadgen in keep-alive pool mode (it
+# (scenarios/e2e-pool.json). Clients: xm-load open in keep-alive pool mode (it
 # retries a request once on a pooled connection found closed, as urllib3,
 # curl and Go do), a pool that holds 24 idle connections (tests/tools/
 # idle_pool.py: checks a pooled connection before reuse and retries once, as
@@ -17,7 +17,7 @@
 set -u
 . "$(dirname "$0")/lib.sh"
 xm_setup
-[ -x "$XM_TOOLS/loadgen" ] && [ -x "$XM_TOOLS/scenario_server" ] || xm_skip "build the test tools (make)"
+[ -x "$XM_TOOLS/xm-load" ] && [ -x "$XM_TOOLS/xm-serve" ] || xm_skip "build the test tools (make)"
 grep -qw bpf_sock_destroy /proc/kallsyms ||
 	xm_skip "kernel $(uname -r) has no bpf_sock_destroy (Linux >= 6.5): nothing can be retired"
 
@@ -51,7 +51,7 @@ write_config() {
 EOF2
 }
 
-# run NAME REBALANCE: agent + replicas + loadgen (pool, retry); leaves $XM_RUN_DIR/NAME.*
+# run NAME REBALANCE: agent + replicas + xm-load open (pool, retry); leaves $XM_RUN_DIR/NAME.*
 run() {
 	local name=$1 start i spids=() upid ipid
 	write_config "$2"
@@ -59,7 +59,7 @@ run() {
 		2>"$XM_RUN_DIR/$name.agent.log"
 	start=$(python3 -c 'import time; print(f"{time.time() + 1.0:.3f}")')
 	for i in 0 1 2; do
-		xm_bg ip netns exec "$XM_PREFIX-b$i" "$XM_TOOLS/scenario_server" \
+		xm_bg ip netns exec "$XM_PREFIX-b$i" "$XM_TOOLS/xm-serve" scenario \
 			--listen 10.79.1.$((10 + i)):$PORT --replica $i --scenario "$SCN" --start "$start"
 		spids+=("$XM_LAST_PID")
 	done
@@ -75,9 +75,9 @@ run() {
 		upid=$XM_LAST_PID
 	fi
 	# Connections live long (1000 requests, 60 s): only rebalancing moves them.
-	xm_pod_exec cl "$XM_TOOLS/loadgen" --target $VIP:$PORT --scenario "$SCN" --start "$start" \
+	xm_pod_exec cl "$XM_TOOLS/xm-load" open --target $VIP:$PORT --scenario "$SCN" --start "$start" \
 		--mode pool --max-requests 1000 --max-age 60 --retry --http --timeout 3 \
-		--out "$XM_RUN_DIR/$name.csv" >"$XM_RUN_DIR/$name.out" || xm_fail "loadgen failed"
+		--out "$XM_RUN_DIR/$name.csv" >"$XM_RUN_DIR/$name.out" || xm_fail "xm-load open failed"
 	tail -n1 "$XM_RUN_DIR/$name.out" >&2
 	wait "$ipid" || { cat "$XM_RUN_DIR/$name.idle" >&2; xm_fail "idle pool client failed"; }
 	tail -n1 "$XM_RUN_DIR/$name.idle" >&2
@@ -107,7 +107,7 @@ EOF2
 run on true
 retired=$(field on 10.79.1.12:$PORT retired)
 xm_assert "$retired" -gt 0 "idle connections to the slow replica retired"
-loadgen_line=$(tail -n1 "$XM_RUN_DIR/on.out")
+load_line=$(tail -n1 "$XM_RUN_DIR/on.out")
 failed=$(awk -F, 'NR > 1 && $4 == 0' "$XM_RUN_DIR/on.csv" | wc -l)
 xm_assert "$failed" -eq 0 "failed requests of the retrying pool client"
 for b in 10 11 12; do
@@ -118,7 +118,7 @@ read -r iclosed ifailed < <(tail -n1 "$XM_RUN_DIR/on.idle" |
 	sed -n 's/.*closed_while_idle=\([0-9]*\) failed=\([0-9]*\).*/\1 \2/p')
 lclosed=$(tail -n1 "$XM_RUN_DIR/on.out" | sed -n 's/.*idle_closed=\([0-9]*\).*/\1/p')
 xm_assert "$((${iclosed:-0} + ${lclosed:-0}))" -gt 0 \
-	"pooled connections the clients found closed while idle (idle pool + loadgen)"
+	"pooled connections the clients found closed while idle (idle pool + xm-load open)"
 xm_assert "${ifailed:-x}" -eq 0 "failed requests of the idle pool (retries once)"
 ufailed=$(tail -n1 "$XM_RUN_DIR/on.urllib3" | sed -n 's/.* failed=\([0-9]*\).*/\1/p')
 xm_assert "${ufailed:-x}" -eq 0 "failed requests of the urllib3 pool (retries once)"

@@ -12,7 +12,7 @@ xm_node n1
 xm_pod n1 c 10.77.0.2/24
 for i in 1 2; do
 	xm_pod n1 b$i 10.77.0.$((i + 2))/24
-	xm_bg ip netns exec "$XM_PREFIX-b$i" "$XM_TOOLS/xm-lbtool" http 10.77.0.$((i + 2)) 8080 -l b$i
+	xm_bg ip netns exec "$XM_PREFIX-b$i" "$XM_TOOLS/xm-serve" http 10.77.0.$((i + 2)) 8080 -l b$i
 done
 CFG=$XM_RUN_DIR/xm-config.json
 cat >"$CFG" <<EOC
@@ -21,10 +21,10 @@ cat >"$CFG" <<EOC
 EOC
 xm_agent_start --config "$CFG"
 xm_lb_wait 10.96.0.10:80 2
-xm_pod_exec c "$XM_TOOLS/xm-lbtool" hold 10.96.0.10 80 -w "$XM_RUN_DIR/release" >"$XM_RUN_DIR/hold.out" 2>"$XM_RUN_DIR/hold.err" &
+xm_pod_exec c "$XM_TOOLS/xm-load" hold 10.96.0.10 80 -w "$XM_RUN_DIR/release" >"$XM_RUN_DIR/hold.out" 2>"$XM_RUN_DIR/hold.err" &
 XM_PIDS+=($!)
 hold_pid=$!
-xm_pod_exec c "$XM_TOOLS/xm-lbtool" get 10.96.0.10 80 -n 200 -c 2 -k 10 >/dev/null
+xm_pod_exec c "$XM_TOOLS/xm-load" get 10.96.0.10 80 -n 200 -c 2 -k 10 >/dev/null
 ids() { xm_ctl -j backend list interval 0 | xm_json '" ".join("%s=%s" % (r["backend"], r["id"]) for r in j)'; }
 reqs() { xm_ctl -j backend list interval 0 | xm_json 'sum(r["requests"] for r in j)'; }
 ids_before=$(ids)
@@ -34,7 +34,7 @@ xm_assert "$r1" -ge 200 "requests probed with the agent up"
 kill -9 "$XM_AGENT_PID"
 wait "$XM_AGENT_PID" 2>/dev/null || true
 xm_log "agent killed with SIGKILL"
-out=$(xm_pod_exec c "$XM_TOOLS/xm-lbtool" get 10.96.0.10 80 -n 200 -c 2 -k 10)
+out=$(xm_pod_exec c "$XM_TOOLS/xm-load" get 10.96.0.10 80 -n 200 -c 2 -k 10)
 xm_assert "$(echo "$out" | xm_json 'sum(v["n"] for v in j["labels"].values())')" -eq 200 \
 	"VIP still balanced while no agent runs"
 r2=$(reqs)
@@ -45,7 +45,7 @@ xm_lb_wait 10.96.0.10:80 2
 xm_assert "$(ids)" = "$ids_before" "restarted agent kept the backend ids"
 xm_assert "$(reqs)" -ge "$r2" "probe counters continue across the restart"
 xm_assert "$(xm_ctl -j service show 10.96.0.10:80 | xm_json 'j["id"]')" -eq 0 "service id kept"
-out=$(xm_pod_exec c "$XM_TOOLS/xm-lbtool" get 10.96.0.10 80 -n 400 -c 2 -k 1)
+out=$(xm_pod_exec c "$XM_TOOLS/xm-load" get 10.96.0.10 80 -n 400 -c 2 -k 1)
 xm_assert "$(echo "$out" | xm_json 'int(200 < j["labels"]["b2"]["n"] < 400)')" -eq 1 "weights 1:3 still in force"
 touch "$XM_RUN_DIR/release"
 wait "$hold_pid" || true

@@ -15,8 +15,8 @@ xm_pod n1 c 10.77.0.2/24
 for i in 1 2 3; do
 	xm_pod n1 b$i 10.77.0.$((i + 2))/24
 	# backends are outside the test cgroup: remote-style, plain TCP
-	xm_bg ip netns exec "$XM_PREFIX-b$i" "$XM_TOOLS/xm-lbtool" server 10.77.0.$((i + 2)) 8080 -l b$i
-	xm_bg ip netns exec "$XM_PREFIX-b$i" "$XM_TOOLS/xm-lbtool" http 10.77.0.$((i + 2)) 8081 -l b$i
+	xm_bg ip netns exec "$XM_PREFIX-b$i" "$XM_TOOLS/xm-serve" label 10.77.0.$((i + 2)) 8080 -l b$i
+	xm_bg ip netns exec "$XM_PREFIX-b$i" "$XM_TOOLS/xm-serve" http 10.77.0.$((i + 2)) 8081 -l b$i
 done
 CFG=$XM_RUN_DIR/xm-config.json
 write_config() { # $1: backends of the weighted service, as JSON
@@ -47,7 +47,7 @@ xm_lb_wait 10.96.0.11:80 3
 # --- 1:2:5 over 20k connects (4k with XM_SMALL) ---
 N=$(xm_size 20000 4000)
 before=$(xm_stat lb_connects)
-out=$(xm_pod_exec c "$XM_TOOLS/xm-lbtool" connect 10.96.0.10 80 -n "$N")
+out=$(xm_pod_exec c "$XM_TOOLS/xm-load" connect 10.96.0.10 80 -n "$N")
 xm_log "$N connects: $out"
 chi=$(echo "$out" | xm_json '(lambda l: sum((l.get(k,{"n":0})["n"] - '"$N"'*w/8)**2 / ('"$N"'*w/8) for k, w in (("b1",1),("b2",2),("b3",5))))(j["labels"])')
 total=$(echo "$out" | xm_json 'sum(v["n"] for v in j["labels"].values())')
@@ -59,7 +59,7 @@ xm_assert $(($(xm_stat lb_connects) - before)) -eq "$N" "lb_connects counts each
 
 # --- weight change and service removal: new connections only ---
 touch_file=$XM_RUN_DIR/release
-xm_pod_exec c "$XM_TOOLS/xm-lbtool" hold 10.96.0.11 80 -w "$touch_file" >"$XM_RUN_DIR/hold.out" 2>"$XM_RUN_DIR/hold.err" &
+xm_pod_exec c "$XM_TOOLS/xm-load" hold 10.96.0.11 80 -w "$touch_file" >"$XM_RUN_DIR/hold.out" 2>"$XM_RUN_DIR/hold.err" &
 hold_pid=$!
 XM_PIDS+=("$hold_pid")
 for _ in $(seq "$(xm_size 50 300)"); do grep -q "answered by" "$XM_RUN_DIR/hold.err" && break; sleep 0.1; done
@@ -69,7 +69,7 @@ held_ip=10.77.0.$((${held#b} + 2))
 xm_ctl backend set 10.96.0.11:80 "$held_ip:8081" weight 0
 xm_lb_wait 10.96.0.11:80 2
 M=$(xm_size 600 200)
-out=$(xm_pod_exec c "$XM_TOOLS/xm-lbtool" get 10.96.0.11 80 -n "$M" -c 2 -k 1)
+out=$(xm_pod_exec c "$XM_TOOLS/xm-load" get 10.96.0.11 80 -n "$M" -c 2 -k 1)
 xm_log "after weight 0 for $held: $out"
 xm_assert "$(echo "$out" | xm_json "j['labels'].get('$held',{'n':0})['n']")" -eq 0 \
 	"no new connection to the backend whose weight became 0"
@@ -88,7 +88,7 @@ write_config '{ "address": "10.77.0.4", "port": 8080, "weight": 2 },
         { "address": "10.77.0.5", "port": 8080, "weight": 5, "cluster": "paris" }'
 xm_lb_wait 10.96.0.10:80 2
 R=$(xm_size 3000 600)
-out=$(xm_pod_exec c "$XM_TOOLS/xm-lbtool" connect 10.96.0.10 80 -n "$R")
+out=$(xm_pod_exec c "$XM_TOOLS/xm-load" connect 10.96.0.10 80 -n "$R")
 xm_log "after removing b1: $out"
 xm_assert "$(echo "$out" | xm_json 'j["labels"].get("b1",{"n":0})["n"]')" -eq 0 "removed backend gets no connection"
 xm_assert "$(echo "$out" | xm_json 'j["labels"]["b2"]["n"] + j["labels"]["b3"]["n"]')" -eq "$R" \
@@ -98,7 +98,7 @@ xm_assert "$(echo "$out" | xm_json 'j["labels"]["b2"]["n"] + j["labels"]["b3"]["
 xm_ctl service add '{"vip": "10.96.0.12", "port": 80, "backends": []}'
 xm_lb_wait 10.96.0.12:80 0
 before=$(xm_stat lb_no_backend)
-out=$(xm_pod_exec c "$XM_TOOLS/xm-lbtool" connect 10.96.0.12 80 -n 20)
+out=$(xm_pod_exec c "$XM_TOOLS/xm-load" connect 10.96.0.12 80 -n 20)
 xm_log "empty service: $out"
 xm_assert "$(echo "$out" | xm_json 'j["errors"].get("ECONNREFUSED",0)')" -eq 20 "connect() to an empty service: ECONNREFUSED"
 xm_assert $(($(xm_stat lb_no_backend) - before)) -eq 20 "lb_no_backend counts refusals"
@@ -135,5 +135,5 @@ reject '1:65: unknown algorithm'
 xm_assert "$(xm_ctl -j service show 10.96.0.10:80 | xm_json 'j["backend_count"]')" -eq 2 \
 	"running service unchanged after rejected files"
 xm_assert "$(xm_ctl -j service list | xm_json "len(j)")" -eq 2 "all services of the last good file kept"
-out=$(xm_pod_exec c "$XM_TOOLS/xm-lbtool" connect 10.96.0.10 80 -n 100)
+out=$(xm_pod_exec c "$XM_TOOLS/xm-load" connect 10.96.0.10 80 -n 100)
 xm_assert "$(echo "$out" | xm_json 'sum(v["n"] for v in j["labels"].values())')" -eq 100 "still balancing"

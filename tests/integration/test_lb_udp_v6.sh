@@ -13,11 +13,11 @@ xm_pod n1 c 10.77.0.2/24 fd77::2/64
 for i in 1 2 3; do
 	xm_pod n1 b$i 10.77.0.$((i + 2))/24 fd77::$((i + 2))/64
 	ns=$XM_PREFIX-b$i
-	xm_bg ip netns exec "$ns" "$XM_TOOLS/xm-lbtool" udp 10.77.0.$((i + 2)) 5353 -l u$i
-	xm_bg ip netns exec "$ns" "$XM_TOOLS/xm-lbtool" server fd77::$((i + 2)) 8080 -l v$i
-	xm_bg ip netns exec "$ns" "$XM_TOOLS/xm-lbtool" server 10.77.0.$((i + 2)) 8080 -l b$i
+	xm_bg ip netns exec "$ns" "$XM_TOOLS/xm-serve" udp 10.77.0.$((i + 2)) 5353 -l u$i
+	xm_bg ip netns exec "$ns" "$XM_TOOLS/xm-serve" label fd77::$((i + 2)) 8080 -l v$i
+	xm_bg ip netns exec "$ns" "$XM_TOOLS/xm-serve" label 10.77.0.$((i + 2)) 8080 -l b$i
 done
-xm_bg ip netns exec "$XM_PREFIX-b1" "$XM_TOOLS/xm-lbtool" http fd77::3 8081 -l h1 -e 0.1
+xm_bg ip netns exec "$XM_PREFIX-b1" "$XM_TOOLS/xm-serve" http fd77::3 8081 -l h1 -e 0.1
 CFG=$XM_RUN_DIR/xm-config.json
 cat >"$CFG" <<EOC
 { "services": [
@@ -41,7 +41,7 @@ sleep 0.5
 
 # --- unconnected UDP ---
 before=$(xm_stat lb_revnat)
-out=$(xm_pod_exec c "$XM_TOOLS/xm-lbtool" udp-client 10.96.0.53 53 -n 3000)
+out=$(xm_pod_exec c "$XM_TOOLS/xm-load" udp 10.96.0.53 53 -n 3000)
 xm_log "UDP: $out"
 xm_assert "$(echo "$out" | xm_json 'j["lost"]')" -eq 0 "every datagram answered"
 xm_assert "$(echo "$out" | xm_json 'j["reply_not_from_vip"]')" -eq 0 "every reply comes from the VIP"
@@ -50,17 +50,17 @@ xm_assert "$(echo "$out" | xm_json 'min(j["labels"].get(k,{"n":0})["n"] for k in
 xm_assert $(($(xm_stat lb_revnat) - before)) -eq 3000 "lb_revnat counts each reply"
 xm_assert "$(xm_stat lb_sendmsg)" -ge 3000 "lb_sendmsg counts each datagram"
 # a UDP service without backends: sendto() fails at once with ECONNREFUSED
-out=$(xm_pod_exec c "$XM_TOOLS/xm-lbtool" udp-client 10.96.0.54 53 -n 5)
+out=$(xm_pod_exec c "$XM_TOOLS/xm-load" udp 10.96.0.54 53 -n 5)
 xm_assert "$(echo "$out" | xm_json 'j["errors"].get("ECONNREFUSED",0)')" -eq 5 "empty UDP service: sendto() ECONNREFUSED"
 # connected UDP: connect() picks the backend, recvfrom() still names the VIP
-out=$(xm_pod_exec c "$XM_TOOLS/xm-lbtool" udp-client 10.96.0.53 53 -n 600 -C)
+out=$(xm_pod_exec c "$XM_TOOLS/xm-load" udp 10.96.0.53 53 -n 600 -C)
 xm_log "connected UDP: $out"
 xm_assert "$(echo "$out" | xm_json 'j["lost"]')" -eq 0 "connected UDP: every datagram answered"
 xm_assert "$(echo "$out" | xm_json 'j["reply_not_from_vip"]')" -eq 0 "connected UDP: replies from the VIP"
 xm_assert "$(echo "$out" | xm_json 'len(j["labels"])')" -eq 3 "connected UDP: all backends used"
 
 # --- IPv6 VIP ---
-out=$(xm_pod_exec c "$XM_TOOLS/xm-lbtool" connect fd96::10 80 -n 4000)
+out=$(xm_pod_exec c "$XM_TOOLS/xm-load" connect fd96::10 80 -n 4000)
 xm_log "IPv6: $out"
 xm_assert "$(echo "$out" | xm_json 'sum(v["n"] for v in j["labels"].values())')" -eq 4000 "IPv6 connects all served"
 xm_assert "$(echo "$out" | xm_json 'j["peer_mismatch"]')" -eq 0 "getpeername() is the IPv6 VIP"
@@ -68,14 +68,14 @@ xm_assert "$(echo "$out" | xm_json 'int(1700 < j["labels"]["v3"]["n"] < 2300)')"
 	"weight 2 of 4 gets about half"
 
 # --- dual-stack socket, IPv4 VIP as ::ffff:a.b.c.d ---
-out=$(xm_pod_exec c "$XM_TOOLS/xm-lbtool" connect ::ffff:10.96.0.10 80 -n 500)
+out=$(xm_pod_exec c "$XM_TOOLS/xm-load" connect ::ffff:10.96.0.10 80 -n 500)
 xm_log "v4-mapped: $out"
 xm_assert "$(echo "$out" | xm_json 'j["labels"].get("b1",{"n":0})["n"] + j["labels"].get("b2",{"n":0})["n"]')" -eq 500 \
 	"v4-mapped VIP balanced to IPv4 backends"
 xm_assert "$(echo "$out" | xm_json 'j["peer_mismatch"]')" -eq 0 "getpeername() is ::ffff:VIP"
 
 # --- probes over IPv6 ---
-out=$(xm_pod_exec c "$XM_TOOLS/xm-lbtool" get fd96::11 80 -n 100 -c 2 -k 25)
+out=$(xm_pod_exec c "$XM_TOOLS/xm-load" get fd96::11 80 -n 100 -c 2 -k 25)
 kern=$(xm_ctl -j backend list '[fd96::11]:80' interval 0)
 xm_log "IPv6 probes: client $out kernel $kern"
 xm_assert "$(echo "$kern" | xm_json 'j[0]["requests"]')" -eq 100 "IPv6: request count exact"

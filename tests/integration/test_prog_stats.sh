@@ -12,7 +12,7 @@ xm_setup
 xm_node n1
 xm_pod n1 c 10.77.0.2/24
 xm_pod n1 b1 10.77.0.3/24
-xm_bg ip netns exec "$XM_PREFIX-b1" "$XM_TOOLS/xm-lbtool" http 10.77.0.3 8080 -l b1
+xm_bg ip netns exec "$XM_PREFIX-b1" "$XM_TOOLS/xm-serve" http 10.77.0.3 8080 -l b1
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 MPORT=$(free_port)
 CFG=$XM_RUN_DIR/xm-config.json
@@ -36,7 +36,7 @@ xm_assert "$ids" = True "one entry per program"
 
 # 40 connections, 5 requests each: 40 connect()s to the VIP
 xm_ctl -j prog profile -- sh -c 'echo $$ > "$0/cgroup.procs" && exec ip netns exec "$@"' \
-	"$XM_CGROUP" "$XM_PREFIX-c" "$XM_TOOLS/xm-lbtool" get 10.96.0.10 80 \
+	"$XM_CGROUP" "$XM_PREFIX-c" "$XM_TOOLS/xm-load" get 10.96.0.10 80 \
 	-n 200 -c 4 -k 5 >"$XM_RUN_DIR/profile.json" 2>"$XM_RUN_DIR/profile.err" ||
 	{ cat "$XM_RUN_DIR/profile.err" >&2; xm_fail "prog profile failed"; }
 P=$XM_RUN_DIR/profile.json

@@ -18,10 +18,10 @@ xm_ctl endpoint list | grep -q '^10.77.0.2 ' || xm_fail "IPv4-mapped endpoint no
 
 run() { # desc server-addr client-addr
 	local before after
-	xm_bg xm_pod_exec b "$XM_TOOLS/xm-traffic" server "$2" "$4" -q 1M -r 1M
+	xm_bg xm_pod_exec b "$XM_TOOLS/xm-serve" traffic "$2" "$4" -q 1M -r 1M
 	sleep 0.2
 	before=$(xm_stat redirect_bytes)
-	xm_pod_exec "$5" "$XM_TOOLS/xm-traffic" client "$3" "$4" -q 1M -r 1M >/dev/null ||
+	xm_pod_exec "$5" "$XM_TOOLS/xm-load" traffic "$3" "$4" -q 1M -r 1M >/dev/null ||
 		xm_fail "$1: payload not delivered byte for byte"
 	after=$(xm_stat redirect_bytes)
 	xm_assert $((after - before)) -ge $((2 * 1024 * 1024)) "$1: both directions redirected"

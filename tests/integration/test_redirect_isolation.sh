@@ -22,13 +22,13 @@ print(len(l), len({s['scope'] for s in l if s['local']=='127.0.0.1'}))"; }
 
 # Same tuple 127.0.0.1:40000 -> 127.0.0.1:7200 in pods a and b, different payload seeds,
 # transfers spread over 2 s (10 s with XM_SMALL) so that both connections are open at once.
-xm_bg xm_pod_exec a "$XM_TOOLS/xm-traffic" server 127.0.0.1 7200 -q 2M -r 2M -S 11
-xm_bg xm_pod_exec b "$XM_TOOLS/xm-traffic" server 127.0.0.1 7200 -q 2M -r 2M -S 22
+xm_bg xm_pod_exec a "$XM_TOOLS/xm-serve" traffic 127.0.0.1 7200 -q 2M -r 2M -S 11
+xm_bg xm_pod_exec b "$XM_TOOLS/xm-serve" traffic 127.0.0.1 7200 -q 2M -r 2M -S 22
 sleep 0.3
 before=$(xm_stat redirect_bytes)
-xm_pod_exec a "$XM_TOOLS/xm-traffic" client 127.0.0.1 7200 -q 2M -r 2M -S 11 -b 40000 -d "$(xm_size 2000 10000)" >"$XM_RUN_DIR/a.out" 2>&1 &
+xm_pod_exec a "$XM_TOOLS/xm-load" traffic 127.0.0.1 7200 -q 2M -r 2M -S 11 -b 40000 -d "$(xm_size 2000 10000)" >"$XM_RUN_DIR/a.out" 2>&1 &
 pa=$!
-xm_pod_exec b "$XM_TOOLS/xm-traffic" client 127.0.0.1 7200 -q 2M -r 2M -S 22 -b 40000 -d "$(xm_size 2000 10000)" >"$XM_RUN_DIR/b.out" 2>&1 &
+xm_pod_exec b "$XM_TOOLS/xm-load" traffic 127.0.0.1 7200 -q 2M -r 2M -S 22 -b 40000 -d "$(xm_size 2000 10000)" >"$XM_RUN_DIR/b.out" 2>&1 &
 pb=$!
 sleep 1
 read -r n s < <(socks_and_scopes)
@@ -40,11 +40,11 @@ after=$(xm_stat redirect_bytes)
 xm_assert $((after - before)) -ge $((8 * 1024 * 1024)) "both same-tuple connections were redirected"
 
 # Foreign address: c (10.77.0.4, registered to b's netns) talks to b.
-xm_bg xm_pod_exec b "$XM_TOOLS/xm-traffic" server 10.77.0.3 7300 -q 100K -r 100K
+xm_bg xm_pod_exec b "$XM_TOOLS/xm-serve" traffic 10.77.0.3 7300 -q 100K -r 100K
 sleep 0.2
 before=$(xm_stat redirect_bytes)
 foreign_before=$(xm_stat sock_skipped_foreign)
-xm_pod_exec c "$XM_TOOLS/xm-traffic" client 10.77.0.3 7300 -q 100K -r 100K >/dev/null ||
+xm_pod_exec c "$XM_TOOLS/xm-load" traffic 10.77.0.3 7300 -q 100K -r 100K >/dev/null ||
 	xm_fail "traffic from an unregistered address must still flow over TCP"
 after=$(xm_stat redirect_bytes)
 xm_assert "$((after - before))" -lt $((100 * 1024)) "c's sending direction was not redirected"

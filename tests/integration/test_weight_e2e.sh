@@ -10,7 +10,7 @@
 set -u
 . "$(dirname "$0")/lib.sh"
 xm_setup
-[ -x "$XM_TOOLS/loadgen" ] && [ -x "$XM_TOOLS/scenario_server" ] || xm_skip "build the test tools (make)"
+[ -x "$XM_TOOLS/xm-load" ] && [ -x "$XM_TOOLS/xm-serve" ] || xm_skip "build the test tools (make)"
 
 VIP=10.96.0.20
 PORT=8080
@@ -38,11 +38,11 @@ xm_agent_start --config "$XM_RUN_DIR/agent.json" --metrics "127.0.0.1:$MPORT"
 
 start=$(python3 -c 'import time; print(f"{time.time() + 1.5:.3f}")')
 for i in 0 1 2; do
-	xm_bg ip netns exec "$XM_PREFIX-b$i" "$XM_TOOLS/scenario_server" \
+	xm_bg ip netns exec "$XM_PREFIX-b$i" "$XM_TOOLS/xm-serve" scenario \
 		--listen 10.78.1.$((10 + i)):$PORT --replica $i --scenario "$SCN" --start "$start"
 done
-xm_pod_exec cl "$XM_TOOLS/loadgen" --target $VIP:$PORT --scenario "$SCN" --start "$start" \
-	--mode new --http --timeout 3 --out "$XM_RUN_DIR/e2e.csv" || xm_fail "loadgen failed"
+xm_pod_exec cl "$XM_TOOLS/xm-load" open --target $VIP:$PORT --scenario "$SCN" --start "$start" \
+	--mode new --http --timeout 3 --out "$XM_RUN_DIR/e2e.csv" || xm_fail "xm-load open failed"
 
 # Shares of new connections sent in [12 s, 18 s), by the replica that answered.
 read -r n s0 s1 s2 < <(awk -F, 'NR > 1 && $1 >= 12 && $3 >= 0 { n++; c[$3]++ }

@@ -15,7 +15,7 @@
  *   xm-whoami probe        exit 0 unless /tmp/xm-unready exists (an exec
  *                          readiness probe)
  *
- * Byte-exact traffic uses xm-traffic from the same image; this one only
+ * Byte-exact traffic uses xm-serve traffic from the same image; this one only
  * names backends, so tests can count which pods receive new connections.
  */
 #define _GNU_SOURCE

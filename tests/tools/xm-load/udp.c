@@ -1,30 +1,33 @@
 // SPDX-License-Identifier: MIT
 /*
- * xm-udp: byte-exact UDP echo for tests.
+ * xm-load udp-send | udp-probe: byte-exact UDP checks against xm-serve udp-echo.
  *
- *   xm-udp echo ADDR PORT                  echo every datagram back, until killed
- *   xm-udp send ADDR PORT [-n N] [-s MIN-MAX] [-b SPORT] [-S SEED]
+ *   xm-load udp-send ADDR PORT [-n N] [-s MIN-MAX] [-b SPORT] [-S SEED] [-f FLOWS]
  *        send N datagrams of sizes cycling through MIN..MAX, one at a time;
  *        each must come back byte for byte within 1 s (3 tries); exit 0 iff
  *        all did. Prints "ok N". -f FLOWS repeats that from FLOWS sockets
  *        (source ports SPORT, SPORT+1, ...).
- *   xm-udp probe ADDR PORT [-b SPORT] [-t MS] [-i MS]
+ *   xm-load udp-probe ADDR PORT [-b SPORT] [-t MS] [-i MS]
  *        send a datagram every -i ms (default 5) for -t ms (default 1000),
  *        print how many came back ("replies N sent M"); exit 0.
  *
  * ADDR may be IPv4 or IPv6. -b fixes the source port, so successive runs are one flow (one 5-tuple).
  */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
 #include <errno.h>
+#include <getopt.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "lib/addr.h"
+#include "lib/clock.h"
+#include "lib/opt.h"
+#include "load.h"
 
 #define MAX_DGRAM 65000
 
@@ -35,62 +38,38 @@ static unsigned char pat(unsigned int seed, unsigned int seq, size_t off)
 	return (unsigned char)(x ^ (x >> 11));
 }
 
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-
-int main(int argc, char **argv)
+int load_udp(int argc, char **argv)
 {
 	static unsigned char buf[MAX_DGRAM], in[MAX_DGRAM];
-	struct sockaddr_in6 peer6 = { .sin6_family = AF_INET6 }, me6 = { .sin6_family = AF_INET6 };
-	struct sockaddr_in peer4 = { .sin_family = AF_INET }, me4 = { .sin_family = AF_INET };
-	void *peer = &peer4, *me = &me4;
-	socklen_t slen = sizeof(peer4);
-	int family = AF_INET;
+	struct sockaddr_storage peer, me;
+	socklen_t slen, mlen;
+	int family;
 	int flows = 1, n = 100, smin = 8, smax = 1400, sport = 0, t_ms = 1000, i_ms = 5, opt, fd;
 	unsigned int seed = 1;
 	const char *mode;
 
-	if (argc < 4) {
-		fprintf(stderr, "usage: xm-udp echo|send|probe ADDR PORT [-n N] [-s MIN-MAX] "
-				"[-b SPORT] [-S SEED] [-t MS] [-i MS]\n");
-		return 2;
-	}
-	mode = argv[1];
-	if (strchr(argv[2], ':')) {
-		family = AF_INET6;
-		peer = &peer6;
-		me = &me6;
-		slen = sizeof(peer6);
-	}
-	if (inet_pton(family, argv[2], family == AF_INET ? (void *)&peer4.sin_addr
-							   : (void *)&peer6.sin6_addr) != 1) {
-		fprintf(stderr, "bad address %s\n", argv[2]);
-		return 2;
-	}
-	peer4.sin_port = peer6.sin6_port = htons(atoi(argv[3]));
-	optind = 4;
+	mode = argv[0];
+	if (argc < 3 || xt_sockaddr(&peer, &slen, argv[1], xt_opt_int("PORT", argv[2], 0, 65535)))
+		xt_die(2, "usage: xm-load %s ADDR PORT [-n N] [-s MIN-MAX] [-f FLOWS] [-b SPORT] "
+		       "[-S SEED] [-t MS] [-i MS]", mode);
+	family = peer.ss_family;
+	optind = 3;
 	while ((opt = getopt(argc, argv, "n:s:b:S:t:i:f:")) != -1) {
 		switch (opt) {
-		case 'f': flows = atoi(optarg); break;
-		case 'n': n = atoi(optarg); break;
+		case 'f': flows = xt_opt_int("-f", optarg, 1, 65535); break;
+		case 'n': n = xt_opt_int("-n", optarg, 1, 100000000); break;
 		case 's':
 			if (sscanf(optarg, "%d-%d", &smin, &smax) != 2)
-				smin = smax = atoi(optarg);
+				smin = smax = xt_opt_int("-s", optarg, 8, MAX_DGRAM);
 			break;
-		case 'b': sport = atoi(optarg); break;
-		case 'S': seed = strtoul(optarg, NULL, 0); break;
-		case 't': t_ms = atoi(optarg); break;
-		case 'i': i_ms = atoi(optarg); break;
+		case 'b': sport = xt_opt_int("-b", optarg, 0, 65535); break;
+		case 'S': seed = xt_opt_int("-S", optarg, 0, 0xffffffffl); break;
+		case 't': t_ms = xt_opt_int("-t", optarg, 0, 86400000); break;
+		case 'i': i_ms = xt_opt_int("-i", optarg, 1, 86400000); break;
 		default: return 2;
 		}
 	}
-	if (!strcmp(argv[1], "send") && (smin < 8 || smax > MAX_DGRAM || smin > smax)) {
+	if (!strcmp(mode, "udp-send") && (smin < 8 || smax > MAX_DGRAM || smin > smax)) {
 		fprintf(stderr, "sizes must be within 8..%d\n", MAX_DGRAM);
 		return 2;
 	}
@@ -101,39 +80,24 @@ int main(int argc, char **argv)
 	}
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &(int){ 1 }, sizeof(int));
 
-	if (!strcmp(mode, "echo")) {
-		if (bind(fd, peer, slen)) {
-			perror("bind");
-			return 1;
-		}
-		for (;;) {
-			struct sockaddr_storage from;
-			socklen_t fl = sizeof(from);
-			ssize_t r = recvfrom(fd, in, sizeof(in), 0, (void *)&from, &fl);
-
-			if (r >= 0)
-				sendto(fd, in, r, 0, (void *)&from, fl);
-		}
-	}
-
 next_flow:
-	me4.sin_port = me6.sin6_port = htons(sport);
-	if (sport && bind(fd, me, slen)) {
+	xt_sockaddr(&me, &mlen, family == AF_INET ? "0.0.0.0" : "::", sport);
+	if (sport && bind(fd, (void *)&me, mlen)) {
 		perror("bind source port");
 		return 1;
 	}
-	if (connect(fd, peer, slen)) {
+	if (connect(fd, (void *)&peer, slen)) {
 		perror("connect");
 		return 1;
 	}
 
-	if (!strcmp(mode, "probe")) {
-		double start = now_ms(), next = start;
+	if (!strcmp(mode, "udp-probe")) {
+		double start = xt_now() * 1e3, next = start;
 		unsigned int seq = 0, replies = 0;
 
-		while (now_ms() - start < t_ms) {
+		while (xt_now() * 1e3 - start < t_ms) {
 			struct pollfd p = { .fd = fd, .events = POLLIN };
-			double wait = next - now_ms();
+			double wait = next - xt_now() * 1e3;
 
 			if (wait <= 0) {
 				memcpy(buf, &seq, sizeof(seq));
@@ -153,10 +117,6 @@ next_flow:
 		return 0;
 	}
 
-	if (strcmp(mode, "send")) {
-		fprintf(stderr, "unknown mode %s\n", mode);
-		return 2;
-	}
 	for (unsigned int seq = 0; seq < (unsigned int)n; seq++) {
 		size_t len = smin + (size_t)seq * 997 % (smax - smin + 1);
 		int ok = 0;
@@ -166,17 +126,17 @@ next_flow:
 		for (size_t i = 8; i < len; i++)
 			buf[i] = pat(seed, seq, i);
 		for (int try = 0; try < 3 && !ok; try++) {
-			double deadline = now_ms() + 1000;
+			double deadline = xt_now() * 1e3 + 1000;
 
 			if (send(fd, buf, len, 0) < 0) {
 				perror("send");
 				return 1;
 			}
-			while (!ok && now_ms() < deadline) {
+			while (!ok && xt_now() * 1e3 < deadline) {
 				struct pollfd p = { .fd = fd, .events = POLLIN };
 				ssize_t r;
 
-				if (poll(&p, 1, (int)(deadline - now_ms()) + 1) <= 0)
+				if (poll(&p, 1, (int)(deadline - xt_now() * 1e3) + 1) <= 0)
 					continue;
 				r = recv(fd, in, sizeof(in), MSG_DONTWAIT);
 				if (r < 0)

@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: MIT
 /*
- * A backend replica whose per-request delay and outcome follow a scenario
- * file (tests/tools/scenario.h). Single thread, epoll, a timer heap: a
+ * xm-serve scenario: a backend replica whose per-request delay and outcome follow a scenario
+ * file (tests/lib/scenario.h). Single thread, epoll, a timer heap: a
  * request's response is written when its delay is over, so thousands of
  * requests can be in service at once without a thread each.
  *
- *   scenario_server --listen IP:PORT --replica N --scenario FILE
- *                   [--start EPOCH] [--id NAME]
- *   scenario_server --scenario FILE --dump     print the timeline as CSV
+ *   xm-serve scenario --listen IP:PORT --replica N --scenario FILE
+ *                     [--start EPOCH] [--id NAME]
+ *   xm-serve scenario --scenario FILE --dump     print the timeline as CSV
  *
  * Protocols, told apart by each request's first bytes:
  *   line:  "REQ <text>\n"  -> "OK <id>\n" | "ERR <id>\n"
@@ -33,7 +33,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "scenario.h"
+#include "lib/addr.h"
+#include "lib/clock.h"
+#include "lib/http1.h"
+#include "lib/opt.h"
+#include "lib/scenario.h"
+#include "serve.h"
 
 #define BUF 4096
 #define MAX_WORKERS 4096
@@ -65,14 +70,6 @@ static size_t nheap, capheap;
 static double worker_free[MAX_WORKERS];
 static volatile sig_atomic_t stop;
 static int epfd;
-
-static double now_real(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static void heap_push(struct timer t)
 {
@@ -222,14 +219,17 @@ static void try_parse(struct conn *c)
 	if (c->busy || c->fd < 0 || !c->len)
 		return;
 	if (c->len >= 4 && !memcmp(c->in, "GET ", 4)) {
-		c->in[c->len < BUF ? c->len : BUF - 1] = 0;
-		end = strstr(c->in, "\r\n\r\n");
-		if (!end)
+		struct xt_http_req req;
+
+		used = xt_http_head_len(c->in, c->len);
+		if (!used)
 			goto incomplete;
-		*end = 0;
+		if (xt_http_parse_request(c->in, used, &req)) {
+			conn_close(c, true); /* garbage */
+			return;
+		}
 		t.http = true;
-		c->close_after = strcasestr(c->in, "Connection: close") != NULL;
-		used = end + 4 - c->in;
+		c->close_after = req.close;
 	} else {
 		end = memchr(c->in, '\n', c->len);
 		if (!end)
@@ -240,7 +240,7 @@ static void try_parse(struct conn *c)
 	memmove(c->in, c->in + used, c->len - used);
 	c->len -= used;
 
-	now = now_real();
+	now = xt_wall();
 	rel = now - start_time;
 	p = scn_at(&sc, replica, rel);
 	if (p.down) {
@@ -296,47 +296,33 @@ static void on_signal(int sig)
 	stop = 1;
 }
 
-static int parse_addr(const char *s, struct sockaddr_in *sa)
-{
-	char host[64];
-	const char *colon = strrchr(s, ':');
-
-	if (!colon || colon - s >= (long)sizeof(host))
-		return -1;
-	memcpy(host, s, colon - s);
-	host[colon - s] = 0;
-	memset(sa, 0, sizeof(*sa));
-	sa->sin_family = AF_INET;
-	sa->sin_port = htons(atoi(colon + 1));
-	return inet_pton(AF_INET, host, &sa->sin_addr) == 1 ? 0 : -1;
-}
-
 static void usage(void)
 {
-	fprintf(stderr, "usage: scenario_server --listen IP:PORT --replica N --scenario FILE "
+	fprintf(stderr, "usage: xm-serve scenario --listen IP:PORT --replica N --scenario FILE "
 			"[--start EPOCH] [--id NAME]\n");
 	exit(2);
 }
 
-int main(int argc, char **argv)
+int serve_scenario(int argc, char **argv)
 {
 	const char *listen_s = NULL, *scn_path = NULL;
 	struct epoll_event ev, evs[256];
-	struct sockaddr_in sa;
+	struct sockaddr_storage sa;
+	socklen_t sa_len;
 	struct rlimit rl = { 65536, 65536 };
 	int lfd, one = 1, i;
 	bool dump = false;
 
-	start_time = now_real();
+	start_time = xt_wall();
 	for (i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--listen") && i + 1 < argc)
 			listen_s = argv[++i];
 		else if (!strcmp(argv[i], "--replica") && i + 1 < argc)
-			replica = atoi(argv[++i]);
+			replica = xt_opt_int("--replica", argv[++i], 0, SCN_MAX_REPLICAS - 1);
 		else if (!strcmp(argv[i], "--scenario") && i + 1 < argc)
 			scn_path = argv[++i];
 		else if (!strcmp(argv[i], "--start") && i + 1 < argc)
-			start_time = atof(argv[++i]);
+			start_time = xt_opt_num("--start", argv[++i], 0, 1e12);
 		else if (!strcmp(argv[i], "--id") && i + 1 < argc)
 			snprintf(id, sizeof(id), "%s", argv[++i]);
 		else if (!strcmp(argv[i], "--dump"))
@@ -358,7 +344,7 @@ int main(int argc, char **argv)
 			}
 		return 0;
 	}
-	if (!listen_s || !scn_path || parse_addr(listen_s, &sa))
+	if (!listen_s || !scn_path || xt_endpoint(&sa, &sa_len, listen_s, true))
 		usage();
 	if (scn_load(scn_path, &sc))
 		return 1;
@@ -370,10 +356,10 @@ int main(int argc, char **argv)
 	signal(SIGTERM, on_signal);
 	signal(SIGINT, on_signal);
 
-	lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	lfd = socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK, 0);
 	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) || listen(lfd, 4096)) {
-		perror("scenario_server: listen");
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sa_len) || listen(lfd, 4096)) {
+		perror("xm-serve scenario: listen");
 		return 1;
 	}
 	epfd = epoll_create1(0);
@@ -382,7 +368,7 @@ int main(int argc, char **argv)
 	epoll_ctl(epfd, EPOLL_CTL_ADD, lfd, &ev);
 
 	while (!stop) {
-		double now = now_real();
+		double now = xt_wall();
 		int timeout = -1, n;
 
 		while (nheap && heap[0].at <= now) {
@@ -402,7 +388,7 @@ int main(int argc, char **argv)
 				int fd;
 
 				while ((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK)) >= 0) {
-					struct scn_params p = scn_at(&sc, replica, now_real() - start_time);
+					struct scn_params p = scn_at(&sc, replica, xt_wall() - start_time);
 
 					setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 					if (p.down) {

@@ -1,76 +1,13 @@
-/* SPDX-License-Identifier: MIT */
-/*
- * Scenario files for the weighting evaluation (scenarios/NAME.json), shared by
- * scenario_server.c and loadgen.c. Header-only: each test tool is built from
- * one .c file.
- *
- *   {
- *     "name": "spikes", "duration": 40, "seed": 7,
- *     "rate": [[0, 200], [20, 50]],        request rate, piecewise linear (t s, rps)
- *     "base": {"median_ms": 20, "p99_ms": 60, "success": 1.0, "workers": 0},
- *     "replicas": [{...}, ...],            per-replica overrides of base, by index
- *     "events": [                          later events override earlier ones
- *       {"replicas": [4], "from": 10, "to": 14, "p99_ms": 900},
- *       {"replicas": [2], "from": 5, "every": 7, "len": 1.5, "jitter": 0.5,
- *        "median_ms": 300},
- *       {"replicas": [7], "from": 20, "to": 25, "down": true}
- *     ]
- *   }
- *
- * Per request a replica's delay is log-normal with the given median and p99
- * (sigma = ln(p99 / median) / 2.326); it fails with probability 1 - success;
- * "workers" > 0 bounds how many requests it serves at once (the rest queue);
- * "down" resets every connection. Times are seconds since the common start.
- */
-#ifndef XM_SCENARIO_H
-#define XM_SCENARIO_H
-
+// SPDX-License-Identifier: MIT
 #include <jansson.h>
 #include <math.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define SCN_MAX_REPLICAS 64
-#define SCN_MAX_EVENTS 512
-#define SCN_MAX_RATE 256
-#define SCN_Z99 2.3263478740408408
+#include "scenario.h"
 
-struct scn_params {
-	double median;  /* s */
-	double p99;     /* s */
-	double success; /* 0..1 */
-	int workers;    /* 0 = unbounded */
-	bool down;
-};
-
-/* Which fields an event overrides. */
-enum {
-	SCN_F_MEDIAN = 1, SCN_F_P99 = 2, SCN_F_SUCCESS = 4, SCN_F_WORKERS = 8, SCN_F_DOWN = 16,
-	SCN_F_SCALE = 32,
-};
-
-struct scn_event {
-	unsigned long long replicas; /* bit per replica */
-	double from, to;
-	unsigned int fields;
-	struct scn_params p;
-	double scale; /* multiplies median and p99 */
-};
-
-struct scenario {
-	char name[64];
-	double duration;
-	unsigned int seed;
-	unsigned int nrate;
-	double rate_t[SCN_MAX_RATE], rate_v[SCN_MAX_RATE];
-	struct scn_params base[SCN_MAX_REPLICAS];
-	unsigned int nevents;
-	struct scn_event ev[SCN_MAX_EVENTS];
-};
-
-static inline double scn_num(json_t *o, const char *k, double dflt)
+static double scn_num(json_t *o, const char *k, double dflt)
 {
 	json_t *v = json_object_get(o, k);
 
@@ -78,7 +15,7 @@ static inline double scn_num(json_t *o, const char *k, double dflt)
 }
 
 /* Fields present in o override p; returns the SCN_F_* mask of what was there. */
-static inline unsigned int scn_params_parse(json_t *o, struct scn_params *p, double *scale)
+static unsigned int scn_params_parse(json_t *o, struct scn_params *p, double *scale)
 {
 	unsigned int f = 0;
 	json_t *v;
@@ -111,8 +48,7 @@ static inline unsigned int scn_params_parse(json_t *o, struct scn_params *p, dou
 	return f;
 }
 
-/* Deterministic per-scenario random numbers (xorshift64*). */
-static inline double scn_rand01(unsigned long long *s)
+double scn_rand01(unsigned long long *s)
 {
 	*s ^= *s >> 12;
 	*s ^= *s << 25;
@@ -120,7 +56,7 @@ static inline double scn_rand01(unsigned long long *s)
 	return ((*s * 2685821657736338717ULL) >> 11) * (1.0 / 9007199254740992.0);
 }
 
-static inline int scn_add_event(struct scenario *sc, const struct scn_event *e)
+static int scn_add_event(struct scenario *sc, const struct scn_event *e)
 {
 	if (sc->nevents >= SCN_MAX_EVENTS)
 		return -1;
@@ -128,7 +64,7 @@ static inline int scn_add_event(struct scenario *sc, const struct scn_event *e)
 	return 0;
 }
 
-static inline int scn_load(const char *path, struct scenario *sc)
+int scn_load(const char *path, struct scenario *sc)
 {
 	json_error_t err;
 	json_t *root = json_load_file(path, 0, &err), *v, *e;
@@ -206,8 +142,7 @@ static inline int scn_load(const char *path, struct scenario *sc)
 	return 0;
 }
 
-/* Parameters of replica r at time t. */
-static inline struct scn_params scn_at(const struct scenario *sc, unsigned int r, double t)
+struct scn_params scn_at(const struct scenario *sc, unsigned int r, double t)
 {
 	struct scn_params p = sc->base[r < SCN_MAX_REPLICAS ? r : 0];
 	unsigned int i;
@@ -237,8 +172,7 @@ static inline struct scn_params scn_at(const struct scenario *sc, unsigned int r
 	return p;
 }
 
-/* Request rate at time t (piecewise linear, constant outside the points). */
-static inline double scn_rate(const struct scenario *sc, double t)
+double scn_rate(const struct scenario *sc, double t)
 {
 	unsigned int i;
 
@@ -254,8 +188,7 @@ static inline double scn_rate(const struct scenario *sc, double t)
 	return sc->rate_v[sc->nrate - 1];
 }
 
-/* One log-normal delay for these parameters. */
-static inline double scn_delay(const struct scn_params *p, unsigned long long *rnd)
+double scn_delay(const struct scn_params *p, unsigned long long *rnd)
 {
 	double u1 = scn_rand01(rnd), u2 = scn_rand01(rnd), z, sigma;
 
@@ -267,5 +200,3 @@ static inline double scn_delay(const struct scn_params *p, unsigned long long *r
 	sigma = p->p99 > p->median ? log(p->p99 / p->median) / SCN_Z99 : 0;
 	return p->median * exp(sigma * z);
 }
-
-#endif

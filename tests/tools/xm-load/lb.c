@@ -1,202 +1,62 @@
 // SPDX-License-Identifier: MIT
 /*
- * xm-lbtool: backends and clients for the LB tests and benchmark.
- *
- * Servers (run until killed; each names itself with -l LABEL):
- *   server ADDR PORT -l L                   TCP: send "L\n" on accept, close
- *   http ADDR PORT -l L [-d MS] [-e RATE]   TCP keep-alive request/response: every
- *                                           request (a line ending "\r\n\r\n") gets, after
- *                                           MS ms, "HTTP/1.1 200 OK" (or 500 for every
- *                                           1/RATE-th response) with header X-Backend: L;
- *                                           -R: reset the connection instead of answering
- *   udp ADDR PORT -l L                      UDP: answer each datagram with "L"
- * Clients (print one JSON line, exit 0 unless the tool itself failed):
+ * xm-load connect | get | udp | hold | conn-rate | udpconnect: clients for
+ * the LB tests and benchmarks, against xm-serve label / http / udp backends.
+ * Each prints one JSON line and exits 0 unless the tool itself failed.
  *   connect VIP PORT -n N [-T MS]           N connects (-T: give up after MS ms); counts
- *                                           per label, errors by
- *                                           errno name, getpeername() != VIP count
+ *                                           per label, errors by errno name,
+ *                                           getpeername() != VIP count
  *   get VIP PORT -n N [-c CONNS] [-k PER_CONN]  N HTTP requests over CONNS parallel
  *                                           keep-alive connections of PER_CONN requests;
  *                                           per label: count, 5xx, latency p50/p99 (us)
  *                                           from send() to the arrival of the first byte
  *                                           back (receive timestamp), and app_p50/p99
  *                                           until read() returned
- *   udp-client VIP PORT -n N [-C]           N unconnected datagrams (sendto VIP), or
+ *   udp VIP PORT -n N [-C]                  N unconnected datagrams (sendto VIP), or
  *                                           with -C connect()+send() each; per label
  *                                           counts and replies (recvfrom) not from VIP
  *   hold VIP PORT -w FILE                   one connection: a request, then wait for
  *                                           FILE to exist, then another request on the
  *                                           same connection; prints both labels
- *   rate VIP PORT -t SECONDS [-c THREADS]   new connections per second: connect, read
- *                                           the label, close, as fast as possible
+ *   conn-rate VIP PORT -t SECONDS [-c THREADS]  new connections per second: connect,
+ *                                           read the label, close, as fast as possible
  *   udpconnect VIP PORT -n N                cost of connect() itself: N connect()s of
  *                                           one UDP socket (no packet is sent), ns each
+ * Percentiles: tests/lib/pctl.h (nearest rank).
  */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
 #include <errno.h>
-#include <math.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
+#include <getopt.h>
 #include <pthread.h>
-#include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
-#include "sockaddr.h"
 
-static const char *label = "?";
-static int delay_ms, n_total = 1000, n_conns = 1, per_conn = 0;
-static double err_rate, seconds = 1;
+#include "lib/addr.h"
+#include "lib/clock.h"
+#include "lib/http1.h"
+#include "lib/opt.h"
+#include "lib/pctl.h"
+#include "load.h"
+
+static int n_total = 1000, n_conns = 1, per_conn = 0;
+static double seconds = 1;
 static const char *wait_file;
-static int udp_connected, reset_requests, connect_timeout_ms;
+static int udp_connected, connect_timeout_ms;
 
 static struct sockaddr_storage target;
 static socklen_t target_len;
 
-static int same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-	if (a->ss_family != b->ss_family)
-		return 0;
-	if (a->ss_family == AF_INET)
-		return !memcmp(&((struct sockaddr_in *)a)->sin_addr, &((struct sockaddr_in *)b)->sin_addr, 4) &&
-		       ((struct sockaddr_in *)a)->sin_port == ((struct sockaddr_in *)b)->sin_port;
-	return !memcmp(&((struct sockaddr_in6 *)a)->sin6_addr, &((struct sockaddr_in6 *)b)->sin6_addr, 16) &&
-	       ((struct sockaddr_in6 *)a)->sin6_port == ((struct sockaddr_in6 *)b)->sin6_port;
-}
-
-static double now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
-}
-
-static int listen_on(int type)
-{
-	int one = 1, fd = socket(target.ss_family, type, 0);
-
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (fd < 0 || bind(fd, (struct sockaddr *)&target, target_len) ||
-	    (type == SOCK_STREAM && listen(fd, 1024))) {
-		perror("bind/listen");
-		exit(2);
-	}
-	return fd;
-}
-
-/* ---- servers ---- */
-
-static void serve_label(void)
-{
-	int lfd = listen_on(SOCK_STREAM);
-	char msg[64];
-	int n = snprintf(msg, sizeof(msg), "%s\n", label);
-
-	for (;;) {
-		int c = accept(lfd, NULL, NULL);
-
-		if (c < 0)
-			continue;
-		if (write(c, msg, n) < 0)
-			perror("write");
-		close(c);
-	}
-}
-
-static atomic_long responses;
-
-static void *http_conn(void *arg)
-{
-	int c = (int)(long)arg;
-	char buf[4096], resp[256];
-	size_t have = 0;
-
-	for (;;) {
-		ssize_t n = read(c, buf + have, sizeof(buf) - 1 - have);
-		char *end;
-
-		if (n <= 0)
-			break;
-		have += n;
-		buf[have] = '\0';
-		if (reset_requests && strstr(buf, "\r\n\r\n")) {
-			/* -R: answer a request with a reset (linger 0 then close) */
-			struct linger lg = { 1, 0 };
-
-			setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-			goto out;
-		}
-		while ((end = strstr(buf, "\r\n\r\n"))) {
-			/* every (1/RATE)-th response of the server fails: exact, not sampled */
-			long nth = atomic_fetch_add(&responses, 1) + 1;
-			int bad = err_rate > 0 && nth % lround(1 / err_rate) == 0;
-			int len = snprintf(resp, sizeof(resp),
-					   "HTTP/1.1 %s\r\nX-Backend: %s\r\nContent-Length: 0\r\n\r\n",
-					   bad ? "500 Internal Server Error" : "200 OK", label);
-			size_t used = end + 4 - buf;
-
-			if (delay_ms)
-				usleep(delay_ms * 1000);
-			if (write(c, resp, len) != len)
-				goto out;
-			memmove(buf, buf + used, have - used);
-			have -= used;
-			buf[have] = '\0';
-		}
-		if (have == sizeof(buf) - 1)
-			break;
-	}
-out:
-	close(c);
-	return NULL;
-}
-
-static void serve_http(void)
-{
-	int lfd = listen_on(SOCK_STREAM);
-
-	for (;;) {
-		int c = accept(lfd, NULL, NULL);
-		pthread_t t;
-
-		if (c < 0)
-			continue;
-		if (pthread_create(&t, NULL, http_conn, (void *)(long)c) == 0)
-			pthread_detach(t);
-		else
-			close(c);
-	}
-}
-
-static void serve_udp(void)
-{
-	int fd = listen_on(SOCK_DGRAM);
-
-	for (;;) {
-		struct sockaddr_storage from;
-		socklen_t fl = sizeof(from);
-		char buf[512];
-		ssize_t n = recvfrom(fd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &fl);
-
-		if (n >= 0)
-			sendto(fd, label, strlen(label), 0, (struct sockaddr *)&from, fl);
-	}
-}
-
-/* ---- tallies ---- */
-
 #define MAX_LABELS 64
 struct tally {
-	char name[32];
+	char name[64];
 	long n, bad;
-	double *lat, *app;
-	long nlat, caplat;
+	struct xt_samples lat, app;
 };
 static struct tally tallies[MAX_LABELS];
 static int n_tallies;
@@ -215,33 +75,8 @@ static struct tally *tally_of(const char *name)
 
 static void tally_lat(struct tally *t, double us, double app_us)
 {
-	if (t->nlat == t->caplat) {
-		t->caplat = t->caplat * 2 + 1024;
-		t->lat = realloc(t->lat, t->caplat * sizeof(double));
-		t->app = realloc(t->app, t->caplat * sizeof(double));
-	}
-	t->app[t->nlat] = app_us;
-	t->lat[t->nlat++] = us;
-}
-
-static int cmp_d(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double quantile(double *v, long n, double q)
-{
-	long r;
-
-	if (!n)
-		return -1;
-	qsort(v, n, sizeof(double), cmp_d);
-	r = (long)ceil(q * n);
-	if (r < 1)
-		r = 1;
-	return v[r - 1];
+	xt_samples_add(&t->lat, us);
+	xt_samples_add(&t->app, app_us);
 }
 
 static long errs[256];
@@ -253,10 +88,10 @@ static void print_tallies(const char *extra)
 		struct tally *t = &tallies[i];
 
 		printf("%s\"%s\":{\"n\":%ld,\"bad\":%ld", i ? "," : "", t->name, t->n, t->bad);
-		if (t->nlat)
+		if (t->lat.n)
 			printf(",\"p50_us\":%.1f,\"p99_us\":%.1f,\"app_p50_us\":%.1f,\"app_p99_us\":%.1f",
-			       quantile(t->lat, t->nlat, 0.5), quantile(t->lat, t->nlat, 0.99),
-			       quantile(t->app, t->nlat, 0.5), quantile(t->app, t->nlat, 0.99));
+			       xt_pctl(&t->lat, 0.5), xt_pctl(&t->lat, 0.99), xt_pctl(&t->app, 0.5),
+			       xt_pctl(&t->app, 0.99));
 		printf("}");
 	}
 	printf("},\"errors\":{");
@@ -307,8 +142,6 @@ static int read_line(int fd, char *buf, size_t len)
 	return have ? 0 : -1;
 }
 
-/* ---- clients ---- */
-
 static void client_connect(void)
 {
 	long peer_mismatch = 0;
@@ -323,7 +156,7 @@ static void client_connect(void)
 			errs[-fd & 255]++;
 			continue;
 		}
-		if (getpeername(fd, (struct sockaddr *)&peer, &pl) || !same_addr(&peer, &target))
+		if (getpeername(fd, (struct sockaddr *)&peer, &pl) || !xt_same_endpoint(&peer, &target))
 			peer_mismatch++;
 		if (read_line(fd, buf, sizeof(buf)))
 			snprintf(buf, sizeof(buf), "(none)");
@@ -332,14 +165,6 @@ static void client_connect(void)
 	}
 	snprintf(extra, sizeof(extra), ",\"peer_mismatch\":%ld", peer_mismatch);
 	print_tallies(extra);
-}
-
-static double realtime_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
 }
 
 /*
@@ -352,16 +177,17 @@ static double realtime_us(void)
 static int http_request(int fd, char *lab, size_t llen, int *status, double *lat_us, double *app_us)
 {
 	static const char req[] = "GET / HTTP/1.1\r\nHost: svc\r\n\r\n";
-	char buf[1024], *p;
-	size_t have = 0;
-	double t0 = realtime_us();
+	char buf[1024];
+	struct xt_http_resp resp;
+	size_t have = 0, head = 0;
+	double t0 = xt_wall() * 1e6;
 	int first = 1;
 
 	if (write(fd, req, sizeof(req) - 1) != sizeof(req) - 1)
 		return -1;
-	while (have < sizeof(buf) - 1) {
+	while (!head && have < sizeof(buf)) {
 		char ctl[256];
-		struct iovec iov = { buf + have, sizeof(buf) - 1 - have };
+		struct iovec iov = { buf + have, sizeof(buf) - have };
 		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl,
 				     .msg_controllen = sizeof(ctl) };
 		ssize_t n = recvmsg(fd, &mh, 0);
@@ -369,7 +195,7 @@ static int http_request(int fd, char *lab, size_t llen, int *status, double *lat
 		if (n <= 0)
 			return -1;
 		if (first) {
-			*app_us = realtime_us() - t0;
+			*app_us = xt_wall() * 1e6 - t0;
 			*lat_us = *app_us;
 			for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
 				if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
@@ -382,17 +208,12 @@ static int http_request(int fd, char *lab, size_t llen, int *status, double *lat
 			first = 0;
 		}
 		have += n;
-		buf[have] = '\0';
-		if (strstr(buf, "\r\n\r\n"))
-			break;
+		head = xt_http_head_len(buf, have);
 	}
-	if (sscanf(buf, "HTTP/1.%*d %d", status) != 1)
+	if (!head || xt_http_parse_response(buf, head, &resp) || !resp.backend[0])
 		return -1;
-	p = strstr(buf, "X-Backend: ");
-	if (!p)
-		return -1;
-	p += 11;
-	snprintf(lab, llen, "%.*s", (int)strcspn(p, "\r"), p);
+	*status = resp.status;
+	snprintf(lab, llen, "%s", resp.backend);
 	return 0;
 }
 
@@ -414,7 +235,7 @@ static void *get_worker(void *arg)
 		}
 		setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one));
 		for (; k > 0 && todo > 0; k--, todo--) {
-			char lab[32];
+			char lab[64];
 			int status = 0;
 			double lat = 0, app = 0;
 
@@ -481,7 +302,7 @@ static void client_udp(void)
 			continue;
 		}
 		buf[n] = '\0';
-		if (!same_addr(&from, &target))
+		if (!xt_same_endpoint(&from, &target))
 			not_vip++;
 		tally_of(buf)->n++;
 	}
@@ -491,7 +312,7 @@ static void client_udp(void)
 
 static void client_hold(void)
 {
-	char l1[32] = "(none)", l2[32] = "(none)";
+	char l1[64] = "(none)", l2[64] = "(none)";
 	int fd = tcp_connect(), st = 0;
 	double lat;
 	struct stat sb;
@@ -515,10 +336,10 @@ struct rate_res {
 static void *rate_worker(void *arg)
 {
 	struct rate_res *r = arg;
-	double end = now_us() + seconds * 1e6;
+	double end = xt_now() + seconds;
 	char buf[64];
 
-	while (now_us() < end) {
+	while (xt_now() < end) {
 		int fd = tcp_connect();
 
 		if (fd < 0) {
@@ -541,12 +362,13 @@ static void *rate_worker(void *arg)
 }
 
 /* -c THREADS connect loops in parallel (default 1) */
+/* -c THREADS connect loops in parallel (default 1) */
 static void client_rate(void)
 {
 	struct rate_res res[64] = {};
 	pthread_t th[64];
 	int nt = n_conns < 1 ? 1 : n_conns > 64 ? 64 : n_conns;
-	double t0 = now_us();
+	double t0 = xt_now();
 	long n = 0, fail = 0;
 
 	for (int i = 0; i < nt; i++)
@@ -557,7 +379,7 @@ static void client_rate(void)
 		fail += res[i].fail;
 	}
 	printf("{\"conns\":%ld,\"failed\":%ld,\"per_second\":%.1f}\n", n, fail,
-	       n / ((now_us() - t0) / 1e6));
+	       n / (xt_now() - t0));
 }
 
 static void client_udpconnect(void)
@@ -566,69 +388,49 @@ static void client_udpconnect(void)
 	double t0;
 	long fail = 0;
 
-	t0 = now_us();
+	t0 = xt_now();
 	for (int i = 0; i < n_total; i++)
 		if (connect(fd, (struct sockaddr *)&target, target_len))
 			fail++;
 	printf("{\"connects\":%d,\"failed\":%ld,\"ns_per_connect\":%.1f}\n", n_total, fail,
-	       (now_us() - t0) * 1e3 / n_total);
+	       (xt_now() - t0) * 1e9 / n_total);
 	close(fd);
 }
 
-int main(int argc, char **argv)
+int load_lb(int argc, char **argv)
 {
-	const char *mode;
+	const char *mode = argv[0];
 	int opt;
 
-	if (argc < 4) {
-		fprintf(stderr, "usage: xm-lbtool MODE ADDR PORT [options]; see the source header\n");
-		return 2;
-	}
-	mode = argv[1];
-	if (xm_tool_sockaddr(&target, &target_len, argv[2], atoi(argv[3]))) {
-		fprintf(stderr, "bad address %s\n", argv[2]);
-		return 2;
-	}
-	optind = 4;
-	while ((opt = getopt(argc, argv, "l:d:e:n:c:k:w:t:CRT:")) != -1) {
+	if (argc < 3 || xt_sockaddr(&target, &target_len, argv[1], xt_opt_int("PORT", argv[2], 0, 65535)))
+		xt_die(2, "usage: xm-load %s VIP PORT [options]", mode);
+	optind = 3;
+	while ((opt = getopt(argc, argv, "n:c:k:w:t:CT:")) != -1) {
 		switch (opt) {
-		case 'l': label = optarg; break;
-		case 'd': delay_ms = atoi(optarg); break;
-		case 'e': err_rate = atof(optarg); break;
-		case 'n': n_total = atoi(optarg); break;
-		case 'c': n_conns = atoi(optarg); break;
-		case 'k': per_conn = atoi(optarg); break;
+		case 'n': n_total = xt_opt_int("-n", optarg, 1, 100000000); break;
+		case 'c': n_conns = xt_opt_int("-c", optarg, 1, 256); break;
+		case 'k': per_conn = xt_opt_int("-k", optarg, 0, 100000000); break;
 		case 'w': wait_file = optarg; break;
-		case 't': seconds = atof(optarg); break;
+		case 't': seconds = xt_opt_num("-t", optarg, 0, 86400); break;
 		case 'C': udp_connected = 1; break;
-		case 'R': reset_requests = 1; break;
-		case 'T': connect_timeout_ms = atoi(optarg); break;
+		case 'T': connect_timeout_ms = xt_opt_int("-T", optarg, 0, 600000); break;
 		default: return 2;
 		}
 	}
-	signal(SIGPIPE, SIG_IGN);
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	if (!strcmp(mode, "server"))
-		serve_label();
-	else if (!strcmp(mode, "http"))
-		serve_http();
-	else if (!strcmp(mode, "udp"))
-		serve_udp();
-	else if (!strcmp(mode, "connect"))
+	if (!strcmp(mode, "connect"))
 		client_connect();
 	else if (!strcmp(mode, "get"))
 		client_get();
-	else if (!strcmp(mode, "udp-client"))
+	else if (!strcmp(mode, "udp"))
 		client_udp();
-	else if (!strcmp(mode, "hold") && wait_file)
+	else if (!strcmp(mode, "hold")) {
+		if (!wait_file)
+			xt_die(2, "hold wants -w FILE");
 		client_hold();
-	else if (!strcmp(mode, "rate"))
+	} else if (!strcmp(mode, "conn-rate"))
 		client_rate();
-	else if (!strcmp(mode, "udpconnect"))
+	else
 		client_udpconnect();
-	else {
-		fprintf(stderr, "unknown mode %s\n", mode);
-		return 2;
-	}
 	return 0;
 }

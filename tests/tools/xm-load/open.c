@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: MIT
 /*
- * Open-loop load generator. Send times are fixed in advance on a timeline
+ * xm-load open: the open-loop load generator. Send times are fixed in advance on a timeline
  * (rate from the scenario, or constant); a request's latency counts from its
  * scheduled time, so a slow answer never delays or hides later requests (no
  * coordinated omission). Every request is recorded: scheduled time, latency,
  * which backend answered, success.
  *
- *   loadgen --target IP:PORT (--scenario FILE | --rate RPS --duration S)
+ *   xm-load open --target IP:PORT (--scenario FILE | --rate RPS --duration S)
  *           [--start EPOCH] [--mode new|pool] [--max-requests N] [--max-age S]
  *           [--idle-timeout S] [--retry] [--http] [--timeout S] [--warmup S]
  *           [--out FILE.csv]
@@ -23,10 +23,11 @@
  * more on a new connection, as urllib3, curl and Go's net/http do for a
  * keep-alive connection the server closed while it was idle.
  *
- * stdout, last line: "loadgen: requests=N ok=N success=F p50_ms=F p99_ms=F
+ * stdout, last line: "xm-load open: requests=N ok=N success=F p50_ms=F p99_ms=F
  * p999_ms=F conns=N idle_closed=N retried=N" followed by "backend=<id>:<count>"
  * pairs (idle_closed: pooled connections found closed while idle). Percentiles
- * are of successful requests; failures count in the success rate.
+ * are of successful requests (tests/lib/pctl.h); failures count in the
+ * success rate.
  * CSV columns: t,latency_ms,backend,ok,new_conn,err,retried
  */
 #define _GNU_SOURCE
@@ -45,7 +46,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "scenario.h"
+#include "lib/addr.h"
+#include "lib/clock.h"
+#include "lib/http1.h"
+#include "lib/opt.h"
+#include "lib/pctl.h"
+#include "lib/scenario.h"
+#include "load.h"
 
 enum cstate { C_FREE, C_CONNECTING, C_WAIT, C_IDLE };
 enum err { E_OK, E_CONNECT, E_RESET, E_TIMEOUT, E_STATUS };
@@ -69,7 +76,8 @@ struct conn {
 	char buf[1024];
 };
 
-static struct sockaddr_in target;
+static struct sockaddr_storage target;
+static socklen_t target_len;
 static bool http, pool_mode, retry;
 static double idle_timeout;
 static unsigned long idle_closed, retried;
@@ -82,14 +90,6 @@ static size_t nconns, capconns;
 static unsigned long conns_opened;
 static int epfd;
 static volatile sig_atomic_t stop;
-
-static double now_real(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static double start_time;
 
@@ -136,7 +136,7 @@ static void finish(struct conn *c, enum err e, int backend)
 		dispatch(req, true);
 		return;
 	}
-	r->lat = now_real() - start_time - r->t;
+	r->lat = xt_wall() - start_time - r->t;
 	r->ok = e == E_OK;
 	r->err = e;
 	r->backend = backend;
@@ -147,12 +147,12 @@ static void finish(struct conn *c, enum err e, int backend)
 		conn_close(c);
 		return;
 	}
-	if (!pool_mode || c->nreq >= max_requests || now_real() - c->opened >= max_age) {
+	if (!pool_mode || c->nreq >= max_requests || xt_wall() - c->opened >= max_age) {
 		conn_close(c);
 		return;
 	}
 	c->state = C_IDLE;
-	c->used = now_real();
+	c->used = xt_wall();
 	c->len = 0;
 }
 
@@ -205,8 +205,8 @@ static void dispatch(long req, bool fresh_only)
 		for (i = nconns; i-- > 0;) {
 			if (conns[i].state != C_IDLE)
 				continue;
-			if (now_real() - conns[i].opened >= max_age ||
-			    (idle_timeout > 0 && now_real() - conns[i].used >= idle_timeout)) {
+			if (xt_wall() - conns[i].opened >= max_age ||
+			    (idle_timeout > 0 && xt_wall() - conns[i].used >= idle_timeout)) {
 				conn_close(&conns[i]);
 				continue;
 			}
@@ -225,14 +225,14 @@ static void dispatch(long req, bool fresh_only)
 	c->req = req;
 	c->fresh = true;
 	c->nreq = 0;
-	c->opened = now_real();
+	c->opened = xt_wall();
 	c->len = 0;
 	c->fd = fd;
 	conns_opened++;
 	if (fd < 0) {
 		c->state = C_CONNECTING;
 		c->fd = -1;
-		recs[c->req].lat = now_real() - start_time - sched;
+		recs[c->req].lat = xt_wall() - start_time - sched;
 		recs[c->req].err = E_CONNECT;
 		c->state = C_FREE;
 		return;
@@ -242,17 +242,19 @@ static void dispatch(long req, bool fresh_only)
 	ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP;
 	ev.data.u64 = c - conns;
 	epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
-	if (connect(fd, (struct sockaddr *)&target, sizeof(target)) && errno != EINPROGRESS)
+	if (connect(fd, (struct sockaddr *)&target, target_len) && errno != EINPROGRESS)
 		finish(c, E_CONNECT, -1);
 }
 
 /* 1: complete response parsed into ok/backend, 0: need more, -1: garbage. */
 static int parse_response(struct conn *c, bool *ok, int *backend)
 {
-	char *end, *h;
+	struct xt_http_resp resp;
+	size_t head;
+	char *end;
 
-	c->buf[c->len] = 0;
 	if (!http) {
+		c->buf[c->len] = 0;
 		end = memchr(c->buf, '\n', c->len);
 		if (!end)
 			return 0;
@@ -265,16 +267,14 @@ static int parse_response(struct conn *c, bool *ok, int *backend)
 		*backend = atoi(strchr(c->buf, ' ') + 1);
 		return 1;
 	}
-	end = strstr(c->buf, "\r\n\r\n");
-	if (!end)
+	head = xt_http_head_len(c->buf, c->len);
+	if (!head)
 		return 0;
-	if (strncmp(c->buf, "HTTP/1.", 7) || strlen(c->buf) < 12)
+	if (xt_http_parse_response(c->buf, head, &resp))
 		return -1;
-	*ok = atoi(c->buf + 9) < 500;
-	h = strcasestr(c->buf, "\r\nX-Backend: ");
-	*backend = h && h < end ? atoi(h + 13) : -1;
-	h = strcasestr(c->buf, "\r\nContent-Length: ");
-	if (h && h < end && (size_t)(end + 4 - c->buf) + atoi(h + 18) > c->len)
+	*ok = resp.status < 500;
+	*backend = resp.backend[0] ? atoi(resp.backend) : -1;
+	if (resp.content_length > 0 && head + resp.content_length > c->len)
 		return 0;
 	return 1;
 }
@@ -345,23 +345,10 @@ static void expire(double now)
 	}
 }
 
-static int cmp_double(const void *a, const void *b)
+/* A percentile in ms, 0 without samples (as the CSV readers expect). */
+static double ms(struct xt_samples *s, double q)
 {
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double pct(const double *v, size_t n, double q)
-{
-	size_t i;
-
-	if (!n)
-		return 0;
-	i = (size_t)ceil(q * n) - 1;
-	if (i >= n)
-		i = n - 1;
-	return v[i];
+	return s->n ? xt_pctl(s, q) * 1000 : 0;
 }
 
 static void on_signal(int sig)
@@ -371,21 +358,22 @@ static void on_signal(int sig)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: loadgen --target IP:PORT (--scenario FILE | --rate RPS --duration S)\n"
+	fprintf(stderr, "usage: xm-load open --target IP:PORT (--scenario FILE | --rate RPS --duration S)\n"
 			"               [--start EPOCH] [--mode new|pool] [--max-requests N]\n"
 			"               [--max-age S] [--idle-timeout S] [--retry] [--http]\n"
 			"               [--timeout S] [--warmup S] [--out FILE.csv]\n");
 	exit(2);
 }
 
-int main(int argc, char **argv)
+int load_open(int argc, char **argv)
 {
 	static struct scenario sc;
 	const char *target_s = NULL, *scn_path = NULL, *out_path = NULL;
-	double rate = 0, duration = 0, warmup = 0, next, *lat;
+	double rate = 0, duration = 0, warmup = 0, next;
+	struct xt_samples lat = { 0 };
 	struct rlimit rl = { 65536, 65536 };
 	struct epoll_event evs[256];
-	size_t i, nlat = 0, ok = 0, total = 0;
+	size_t i, ok = 0, total = 0;
 	int backends[SCN_MAX_REPLICAS] = { 0 };
 	bool have_start = false;
 	FILE *out = NULL;
@@ -396,11 +384,11 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[a], "--scenario") && a + 1 < argc)
 			scn_path = argv[++a];
 		else if (!strcmp(argv[a], "--rate") && a + 1 < argc)
-			rate = atof(argv[++a]);
+			rate = xt_opt_num("--rate", argv[++a], 0, 1e7);
 		else if (!strcmp(argv[a], "--duration") && a + 1 < argc)
-			duration = atof(argv[++a]);
+			duration = xt_opt_num("--duration", argv[++a], 0, 1e6);
 		else if (!strcmp(argv[a], "--start") && a + 1 < argc) {
-			start_time = atof(argv[++a]);
+			start_time = xt_opt_num("--start", argv[++a], 0, 1e12);
 			have_start = true;
 		} else if (!strcmp(argv[a], "--mode") && a + 1 < argc) {
 			a++;
@@ -409,17 +397,17 @@ int main(int argc, char **argv)
 			else if (strcmp(argv[a], "new"))
 				usage();
 		} else if (!strcmp(argv[a], "--max-requests") && a + 1 < argc)
-			max_requests = atoi(argv[++a]);
+			max_requests = xt_opt_int("--max-requests", argv[++a], 1, 1000000000);
 		else if (!strcmp(argv[a], "--max-age") && a + 1 < argc)
-			max_age = atof(argv[++a]);
+			max_age = xt_opt_num("--max-age", argv[++a], 0, 1e6);
 		else if (!strcmp(argv[a], "--idle-timeout") && a + 1 < argc)
-			idle_timeout = atof(argv[++a]);
+			idle_timeout = xt_opt_num("--idle-timeout", argv[++a], 0, 1e6);
 		else if (!strcmp(argv[a], "--retry"))
 			retry = true;
 		else if (!strcmp(argv[a], "--timeout") && a + 1 < argc)
-			timeout_s = atof(argv[++a]);
+			timeout_s = xt_opt_num("--timeout", argv[++a], 0, 1e6);
 		else if (!strcmp(argv[a], "--warmup") && a + 1 < argc)
-			warmup = atof(argv[++a]);
+			warmup = xt_opt_num("--warmup", argv[++a], 0, 1e6);
 		else if (!strcmp(argv[a], "--http"))
 			http = true;
 		else if (!strcmp(argv[a], "--out") && a + 1 < argc)
@@ -429,19 +417,8 @@ int main(int argc, char **argv)
 	}
 	if (!target_s)
 		usage();
-	{
-		char host[64];
-		const char *colon = strrchr(target_s, ':');
-
-		if (!colon || colon - target_s >= 64)
-			usage();
-		memcpy(host, target_s, colon - target_s);
-		host[colon - target_s] = 0;
-		target.sin_family = AF_INET;
-		target.sin_port = htons(atoi(colon + 1));
-		if (inet_pton(AF_INET, host, &target.sin_addr) != 1)
-			usage();
-	}
+	if (xt_endpoint(&target, &target_len, target_s, false) || target.ss_family == AF_UNIX)
+		xt_die(2, "--target wants IP:PORT or [IPv6]:PORT, not '%s'", target_s);
 	if (scn_path) {
 		if (scn_load(scn_path, &sc))
 			return 1;
@@ -460,7 +437,7 @@ int main(int argc, char **argv)
 		sc.rate_v[0] = rate;
 	}
 	if (!have_start)
-		start_time = now_real();
+		start_time = xt_wall();
 	setrlimit(RLIMIT_NOFILE, &rl);
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGTERM, on_signal);
@@ -468,8 +445,8 @@ int main(int argc, char **argv)
 	epfd = epoll_create1(0);
 
 	/* Wait for the common start (less the warm-up). */
-	while (now_real() < start_time - warmup && !stop) {
-		double d = start_time - warmup - now_real();
+	while (xt_wall() < start_time - warmup && !stop) {
+		double d = start_time - warmup - xt_wall();
 		struct timespec ts = { (time_t)d, (long)((d - (time_t)d) * 1e9) };
 
 		nanosleep(&ts, NULL);
@@ -477,7 +454,7 @@ int main(int argc, char **argv)
 
 	next = -warmup;
 	while (!stop) {
-		double now = now_real() - start_time;
+		double now = xt_wall() - start_time;
 		bool active = false;
 		int timeout, n;
 
@@ -519,7 +496,6 @@ int main(int argc, char **argv)
 		}
 		fprintf(out, "t,latency_ms,backend,ok,new_conn,err,retried\n");
 	}
-	lat = malloc((nrecs ? nrecs : 1) * sizeof(*lat));
 	for (i = 0; i < nrecs; i++) {
 		struct rec *r = &recs[i];
 
@@ -532,7 +508,7 @@ int main(int argc, char **argv)
 			continue;
 		/* Latency percentiles are of successful requests (as in L3). */
 		if (r->ok) {
-			lat[nlat++] = r->lat;
+			xt_samples_add(&lat, r->lat);
 			ok++;
 		}
 		total++;
@@ -541,11 +517,10 @@ int main(int argc, char **argv)
 	}
 	if (out)
 		fclose(out);
-	qsort(lat, nlat, sizeof(*lat), cmp_double);
-	printf("loadgen: requests=%zu ok=%zu success=%.4f p50_ms=%.2f p99_ms=%.2f p999_ms=%.2f "
+	printf("xm-load open: requests=%zu ok=%zu success=%.4f p50_ms=%.2f p99_ms=%.2f p999_ms=%.2f "
 	       "conns=%lu idle_closed=%lu retried=%lu",
-	       total, ok, total ? (double)ok / total : 0, pct(lat, nlat, 0.5) * 1000,
-	       pct(lat, nlat, 0.99) * 1000, pct(lat, nlat, 0.999) * 1000, conns_opened,
+	       total, ok, total ? (double)ok / total : 0, ms(&lat, 0.5), ms(&lat, 0.99),
+	       ms(&lat, 0.999), conns_opened,
 	       idle_closed, retried);
 	for (i = 0; i < SCN_MAX_REPLICAS; i++)
 		if (backends[i])

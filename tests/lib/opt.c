@@ -1,0 +1,64 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "opt.h"
+
+const char *xt_tool = "xm-tool";
+
+void xt_die(int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", xt_tool);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(code);
+}
+
+double xt_opt_num(const char *opt, const char *val, double min, double max)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(val ? val : "", &end);
+	if (!val || end == val || *end || errno || isnan(v) || v < min || v > max)
+		xt_die(2, "%s wants a number from %g to %g, not '%s'", opt, min, max, val ? val : "");
+	return v;
+}
+
+long xt_opt_int(const char *opt, const char *val, long min, long max)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(val ? val : "", &end, 10);
+	if (!val || end == val || *end || errno || v < min || v > max)
+		xt_die(2, "%s wants an integer from %ld to %ld, not '%s'", opt, min, max,
+		       val ? val : "");
+	return v;
+}
+
+size_t xt_opt_size(const char *opt, const char *val, size_t max)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(val ? val : "", &end);
+	if (end != val && (*end == 'K' || *end == 'k'))
+		v *= 1024, end++;
+	else if (end != val && (*end == 'M' || *end == 'm'))
+		v *= 1024 * 1024, end++;
+	if (!val || end == val || *end || errno || !(v >= 0) || v > max)
+		xt_die(2, "%s wants a size in bytes (K, M suffixes) up to %zu, not '%s'", opt, max,
+		       val ? val : "");
+	return (size_t)v;
+}

@@ -1,0 +1,22 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Command-line values for the test tools. A bad value ends the tool with
+ * exit code 2 and a message naming the option and what it accepts, instead
+ * of atoi()'s silent 0.
+ */
+#ifndef XT_OPT_H
+#define XT_OPT_H
+
+#include <stddef.h>
+
+/* A number in [min, max]. */
+double xt_opt_num(const char *opt, const char *val, double min, double max);
+long xt_opt_int(const char *opt, const char *val, long min, long max);
+/* Bytes, with an optional K or M suffix (1024-based): "64K". */
+size_t xt_opt_size(const char *opt, const char *val, size_t max);
+/* Print "TOOL: message" and exit with code. */
+void __attribute__((noreturn, format(printf, 2, 3))) xt_die(int code, const char *fmt, ...);
+
+extern const char *xt_tool; /* set by main: the prefix of messages */
+
+#endif
