@@ -5,8 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include "addr.h"
+#include "opt.h"
 
 int xt_sockaddr(struct sockaddr_storage *ss, socklen_t *len, const char *addr, int port)
 {
@@ -94,6 +96,21 @@ bool xt_same_endpoint(const struct sockaddr_storage *a, const struct sockaddr_st
 	if (a->ss_family == AF_INET6)
 		return !memcmp(&a6->sin6_addr, &b6->sin6_addr, 16) && a6->sin6_port == b6->sin6_port;
 	return false;
+}
+
+int xt_listen(const struct sockaddr_storage *ss, socklen_t len, int type)
+{
+	int one = 1, fd = socket(ss->ss_family, type, 0);
+	char buf[128];
+
+	if (ss->ss_family == AF_UNIX)
+		unlink(((const struct sockaddr_un *)ss)->sun_path);
+	else if (fd >= 0)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (fd < 0 || bind(fd, (const struct sockaddr *)ss, len) ||
+	    ((type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) == SOCK_STREAM && listen(fd, 4096)))
+		xt_die(1, "listen on %s: %m", xt_endpoint_str(ss, buf, sizeof(buf)));
+	return fd;
 }
 
 const char *xt_endpoint_str(const struct sockaddr_storage *ss, char *buf, size_t len)

@@ -19,6 +19,13 @@ int xt_sockaddr(struct sockaddr_storage *ss, socklen_t *len, const char *addr, i
 int xt_endpoint(struct sockaddr_storage *ss, socklen_t *len, const char *s, bool any_ok);
 /* Same family, address and port. */
 bool xt_same_endpoint(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
+/*
+ * A bound socket of type (SOCK_STREAM: also listening; | SOCK_NONBLOCK
+ * allowed) with SO_REUSEADDR; a stale unix socket file is replaced. Ends the
+ * tool (exit 1) with the reason when it cannot: a server without its
+ * socket has nothing to do.
+ */
+int xt_listen(const struct sockaddr_storage *ss, socklen_t len, int type);
 /* "IP:PORT" / "[IPv6]:PORT" / "unix:PATH" into buf. */
 const char *xt_endpoint_str(const struct sockaddr_storage *ss, char *buf, size_t len);
 

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
+#include <string.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +21,16 @@ void xt_die(int code, const char *fmt, ...)
 	va_end(ap);
 	fputc('\n', stderr);
 	exit(code);
+}
+
+int xt_run_mode(const struct xt_mode *modes, size_t n, int argc, char **argv, const char *usage)
+{
+	signal(SIGPIPE, SIG_IGN);
+	for (size_t i = 0; argc > 1 && i < n; i++)
+		if (!strcmp(argv[1], modes[i].name))
+			return modes[i].run(argc - 1, argv + 1);
+	fprintf(stderr, "%s", usage);
+	return 2;
 }
 
 double xt_opt_num(const char *opt, const char *val, double min, double max)

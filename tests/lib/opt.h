@@ -17,6 +17,15 @@ size_t xt_opt_size(const char *opt, const char *val, size_t max);
 /* Print "TOOL: message" and exit with code. */
 void __attribute__((noreturn, format(printf, 2, 3))) xt_die(int code, const char *fmt, ...);
 
-extern const char *xt_tool; /* set by main: the prefix of messages */
+extern const char *xt_tool;
+
+/* A tool of modes: "TOOL MODE ARGS...". */
+struct xt_mode {
+	const char *name;
+	int (*run)(int argc, char **argv); /* argv[0]: the mode's name */
+};
+
+/* Run the mode argv[1] names (SIGPIPE ignored), or print usage and return 2. */
+int xt_run_mode(const struct xt_mode *modes, size_t n, int argc, char **argv, const char *usage); /* set by main: the prefix of messages */
 
 #endif

@@ -38,18 +38,11 @@
 #include <linux/sockios.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include "lib/clock.h"
 #include "sockmap_bulk.skel.h"
 
 #define CHUNK (64 * 1024)
 #define QUEUE_CAP (64ull << 20)
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static void pin_cpu(int cpu)
 {
@@ -169,11 +162,11 @@ int main(int argc, char **argv)
 		skel = redirect(snd, rcv, budget);
 
 	if (!strcmp(argv[1], "queue")) {
-		double t0 = now_s();
+		double t0 = xt_now();
 		int inq = 0;
 
 		fcntl(snd, F_SETFL, O_NONBLOCK);
-		while (sent < QUEUE_CAP && now_s() - t0 < 1) {
+		while (sent < QUEUE_CAP && xt_now() - t0 < 1) {
 			ssize_t n = send(snd, buf, CHUNK, 0);
 
 			if (n > 0) {
@@ -197,8 +190,8 @@ int main(int argc, char **argv)
 		r.verify = argc > 5 && !strcmp(argv[5], "verify");
 		pin_cpu(scpu);
 		pthread_create(&th, NULL, read_all, &r);
-		t0 = now_s();
-		while (now_s() - t0 < secs) {
+		t0 = xt_now();
+		while (xt_now() - t0 < secs) {
 			ssize_t n;
 
 			if (r.verify)
@@ -211,7 +204,7 @@ int main(int argc, char **argv)
 		}
 		shutdown(snd, SHUT_WR);
 		pthread_join(th, NULL);
-		t1 = now_s();
+		t1 = xt_now();
 		printf("mode=%s cpus=%s sent=%llu received=%llu gbps=%.2f", mode, argv[4], sent,
 		       r.bytes, r.bytes * 8 / (t1 - t0) / 1e9);
 		if (r.verify)

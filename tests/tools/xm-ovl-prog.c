@@ -29,6 +29,7 @@
 #include <bpf/libbpf.h>
 #include <xmesh/overlay.h>
 #include "kfeatures.h"
+#include "lib/pctl.h"
 #include "overlay.skel.h"
 
 #define TC_ACT_OK 0
@@ -512,22 +513,13 @@ static void test_ipv6(void)
 	CHECK(!memcmp(o + 14 + 8, pkt + 64 + 8, in - 22), "IPv6 decap: addresses or payload changed");
 }
 
-static int cmp_u32(const void *a, const void *b)
-{
-	__u32 x = *(const __u32 *)a, y = *(const __u32 *)b;
-
-	return (x > y) - (x < y);
-}
-
 /* Median and p90 of n single runs of prog on pkt, in ns (the kernel's timing). */
 static int time_prog(struct bpf_program *prog, const __u8 *pkt, size_t len, int want, int n,
 		     __u32 *p50, __u32 *p90)
 {
-	__u32 *d = calloc(n, sizeof(*d));
+	struct xt_samples d = { 0 };
 	__u8 out[2048];
 
-	if (!d)
-		return -1;
 	for (int i = 0; i < n; i++) {
 		struct __sk_buff ctx = { .ifindex = 1 };
 		LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = pkt, .data_size_in = len,
@@ -537,15 +529,14 @@ static int time_prog(struct bpf_program *prog, const __u8 *pkt, size_t len, int 
 		if (bpf_prog_test_run_opts(bpf_program__fd(prog), &o) || (int)o.retval != want) {
 			printf("bench: %s returned %d, want %d\n", bpf_program__name(prog),
 			       o.retval, want);
-			free(d);
+			xt_samples_free(&d);
 			return -1;
 		}
-		d[i] = o.duration;
+		xt_samples_add(&d, o.duration);
 	}
-	qsort(d, n, sizeof(*d), cmp_u32);
-	*p50 = d[n / 2];
-	*p90 = d[n * 9 / 10];
-	free(d);
+	*p50 = xt_pctl(&d, 0.5);
+	*p90 = xt_pctl(&d, 0.9);
+	xt_samples_free(&d);
 	return 0;
 }
 

@@ -38,7 +38,8 @@
 #include <unistd.h>
 #include <linux/sockios.h>
 
-#include "sockaddr.h"
+#include "lib/addr.h"
+#include "lib/clock.h"
 
 static struct {
 	const char *addr;
@@ -68,7 +69,7 @@ static int fail(const char *fmt, ...)
 
 static void sa_make(struct sockaddr_storage *ss, socklen_t *len, const char *addr, int port)
 {
-	if (xm_tool_sockaddr(ss, len, addr, port)) {
+	if (xt_sockaddr(ss, len, addr, port)) {
 		fprintf(stderr, "bad address %s\n", addr);
 		exit(2);
 	}
@@ -1114,14 +1115,6 @@ static int case_threads(void)
 static atomic_long soak_conns, soak_aborted, soak_failed, soak_bytes;
 static double soak_end;
 
-static double mono_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static int open_fds(void)
 {
 	char path[64];
@@ -1139,7 +1132,7 @@ static void *soak_thread(void *p)
 	unsigned int seed = (unsigned int)(long)p;
 	static __thread unsigned char out[65536], back[65536];
 
-	while (mono_s() < soak_end) {
+	while (xt_now() < soak_end) {
 		int fd = client_connect(0), msgs = 1 + rand_r(&seed) % 8;
 		int abort_at = rand_r(&seed) % 4 == 0 ? rand_r(&seed) % msgs : -1;
 		size_t off = 0;
@@ -1187,16 +1180,16 @@ static int case_soak_client(void)
 	double start, next_report;
 
 	fds_before = open_fds();
-	start = mono_s();
+	start = xt_now();
 	soak_end = start + o.duration_s;
 	next_report = start + 10;
 	for (int i = 0; i < threads; i++)
 		pthread_create(&t[i], NULL, soak_thread, (void *)(long)(i * 7919 + 1));
-	while (mono_s() < soak_end) {
+	while (xt_now() < soak_end) {
 		sleep(1);
-		if (mono_s() >= next_report) {
+		if (xt_now() >= next_report) {
 			fprintf(stderr, "soak: %.0f of %d s, %ld connections, %ld aborted, %ld failed\n",
-				mono_s() - start, o.duration_s, atomic_load(&soak_conns),
+				xt_now() - start, o.duration_s, atomic_load(&soak_conns),
 				atomic_load(&soak_aborted), atomic_load(&soak_failed));
 			next_report += 10;
 		}

@@ -17,17 +17,10 @@
  *   xm-load udp-send|udp-probe ADDR PORT [options]
  *                    byte-exact UDP echo checks against xm-serve udp-echo
  */
-#include <signal.h>
-#include <stdio.h>
-#include <string.h>
-
 #include "lib/opt.h"
 #include "load.h"
 
-static const struct {
-	const char *name;
-	int (*run)(int argc, char **argv);
-} modes[] = {
+static const struct xt_mode modes[] = {
 	{ "open", load_open },
 	{ "rr", load_rr },
 	{ "connect", load_lb },
@@ -44,11 +37,7 @@ static const struct {
 int main(int argc, char **argv)
 {
 	xt_tool = "xm-load";
-	signal(SIGPIPE, SIG_IGN);
-	for (size_t i = 0; argc > 1 && i < sizeof(modes) / sizeof(modes[0]); i++)
-		if (!strcmp(argv[1], modes[i].name))
-			return modes[i].run(argc - 1, argv + 1);
-	fprintf(stderr, "usage: xm-load open|rr|connect|get|udp|hold|conn-rate|udpconnect|traffic|"
-			"udp-send|udp-probe ...\n       (modes and options: tests/lib/README.md)\n");
-	return 2;
+	return xt_run_mode(modes, sizeof(modes) / sizeof(modes[0]), argc, argv,
+			   "usage: xm-load open|rr|connect|get|udp|hold|conn-rate|udpconnect|traffic|"
+			   "udp-send|udp-probe ...\n       (modes and options: tests/lib/README.md)\n");
 }

@@ -35,15 +35,7 @@ static socklen_t target_len;
 
 static int listen_on(int type)
 {
-	int one = 1, fd = socket(target.ss_family, type, 0);
-
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (fd < 0 || bind(fd, (struct sockaddr *)&target, target_len) ||
-	    (type == SOCK_STREAM && listen(fd, 1024))) {
-		perror("bind/listen");
-		exit(2);
-	}
-	return fd;
+	return xt_listen(&target, target_len, type);
 }
 
 static void serve_label(void)

@@ -17,17 +17,10 @@
  *                    echo every datagram, checked by xm-load udp-send / udp-probe
  * Each runs until killed.
  */
-#include <signal.h>
-#include <stdio.h>
-#include <string.h>
-
 #include "lib/opt.h"
 #include "serve.h"
 
-static const struct {
-	const char *name;
-	int (*run)(int argc, char **argv);
-} modes[] = {
+static const struct xt_mode modes[] = {
 	{ "rr", serve_rr },
 	{ "label", serve_lb },
 	{ "http", serve_lb },
@@ -40,11 +33,7 @@ static const struct {
 int main(int argc, char **argv)
 {
 	xt_tool = "xm-serve";
-	signal(SIGPIPE, SIG_IGN);
-	for (size_t i = 0; argc > 1 && i < sizeof(modes) / sizeof(modes[0]); i++)
-		if (!strcmp(argv[1], modes[i].name))
-			return modes[i].run(argc - 1, argv + 1);
-	fprintf(stderr, "usage: xm-serve rr|label|http|udp|scenario|traffic|udp-echo ...\n"
-			"       (modes and options: tests/lib/README.md)\n");
-	return 2;
+	return xt_run_mode(modes, sizeof(modes) / sizeof(modes[0]), argc, argv,
+			   "usage: xm-serve rr|label|http|udp|scenario|traffic|udp-echo ...\n"
+			   "       (modes and options: tests/lib/README.md)\n");
 }

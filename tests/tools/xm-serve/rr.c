@@ -214,7 +214,7 @@ int serve_rr(int argc, char **argv)
 	socklen_t sa_len;
 	struct epoll_event ev, evs[256];
 	static char buf[65536];
-	int lfd, ep, one = 1, opt;
+	int lfd, ep, opt;
 
 	while ((opt = getopt(argc, argv, "l:")) != -1) {
 		if (opt != 'l')
@@ -223,14 +223,7 @@ int serve_rr(int argc, char **argv)
 	}
 	if (xt_endpoint(&sa, &sa_len, listen_at, true))
 		xt_die(2, "-l wants [ADDR:]PORT, [IPv6]:PORT or unix:PATH, not '%s'", listen_at);
-	if (sa.ss_family == AF_UNIX)
-		unlink(((struct sockaddr_un *)&sa)->sun_path);
-	lfd = socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK, 0);
-	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(lfd, (struct sockaddr *)&sa, sa_len) || listen(lfd, 4096)) {
-		perror("xm-serve rr: bind/listen");
-		return 1;
-	}
+	lfd = xt_listen(&sa, sa_len, SOCK_STREAM | SOCK_NONBLOCK);
 	ep = epoll_create1(0);
 	ev.events = EPOLLIN;
 	ev.data.ptr = NULL;

@@ -356,12 +356,7 @@ int serve_scenario(int argc, char **argv)
 	signal(SIGTERM, on_signal);
 	signal(SIGINT, on_signal);
 
-	lfd = socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK, 0);
-	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sa_len) || listen(lfd, 4096)) {
-		perror("xm-serve scenario: listen");
-		return 1;
-	}
+	lfd = xt_listen(&sa, sa_len, SOCK_STREAM | SOCK_NONBLOCK);
 	epfd = epoll_create1(0);
 	ev.events = EPOLLIN;
 	ev.data.ptr = NULL;

@@ -19,12 +19,7 @@ int serve_udp_echo(int argc, char **argv)
 
 	if (argc < 3 || xt_sockaddr(&ss, &len, argv[1], xt_opt_int("PORT", argv[2], 0, 65535)))
 		xt_die(2, "usage: xm-serve udp-echo ADDR PORT");
-	fd = socket(ss.ss_family, SOCK_DGRAM, 0);
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &(int){ 1 }, sizeof(int));
-	if (fd < 0 || bind(fd, (void *)&ss, len)) {
-		perror("xm-serve udp-echo: bind");
-		return 1;
-	}
+	fd = xt_listen(&ss, len, SOCK_DGRAM);
 	for (;;) {
 		struct sockaddr_storage from;
 		socklen_t fl = sizeof(from);
