@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: MIT
 """What the Python test clients (urllib3_pool.py, grpc_client.py) share with
-tests/tools/loadgen.c: one percentile definition (nearest rank, as loadgen's
-pct(): the value at index ceil(q n) - 1 of the sorted values)."""
+the C test tools: one percentile definition (nearest rank, as tests/lib/pctl.h:
+the value at index ceil(q n) - 1 of the sorted values)."""
 import math
 
 
