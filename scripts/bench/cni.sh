@@ -16,7 +16,7 @@ xm_cleanup_extra() { rm -rf "$TMP"; }
 xm_node n1
 export XMESH_CNI_STATE_DIR=$TMP/state
 xm_agent_start
-ip netns add "$XM_PREFIX-q"
+xm_netns q
 NODE=/var/run/netns/$XM_PREFIX-n1
 cat >"$TMP/bridge.json" <<EOF
 {"cniVersion":"1.0.0","name":"bench","type":"bridge","bridge":"xmb$XM_ID","isGateway":true,

@@ -55,9 +55,7 @@ XM_BIN=$TOP/$BB/bin
 xm_setup
 D=$XM_RUN_DIR
 NS=$XM_PREFIX-api
-ip netns add "$NS"
-XM_NETNS+=("$NS")
-ip -n "$NS" link set lo up
+xm_netns api
 # an address that is not loopback, for the API server to advertise (both ends in the netns)
 ip -n "$NS" link add xm-v0 type veth peer name xm-v1
 ip -n "$NS" addr add 10.255.9.1/32 dev xm-v0

@@ -100,6 +100,13 @@ xm_node() {
 	ip netns exec "$ns" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
 }
 
+# xm_netns NAME: a bare netns of the world (lo up, nothing else): what a CNI plugin
+# wires itself, or a namespace for a server of the test.
+xm_netns() {
+	ip netns add "$XM_PREFIX-$1"
+	ip -n "$XM_PREFIX-$1" link set lo up
+}
+
 # xm_pod NODE POD ADDR/PLEN [ADDR6/PLEN]: pod netns with eth0, host veth on the node bridge.
 xm_pod() {
 	local node=$XM_PREFIX-$1 ns=$XM_PREFIX-$2 host=xmh${XM_ID:0:4}$2

@@ -43,7 +43,7 @@ chain() { # CONFLIST CMD TARGETS...
 	nsenter --net="$NODE" python3 "$HERE/cni_chain.py" --conflist "$cl" --cache "$TMP/cache" \
 		--path "/usr/lib/cni:$TMP/bin" "$@"
 }
-pod_ns() { ip netns add "$XM_PREFIX-$1"; ip -n "$XM_PREFIX-$1" link set lo up; }
+pod_ns() { xm_netns "$1"; }
 target() { echo "cid-$XM_ID-$1=$(xm_netns_path "$1")"; }
 # Number of lines of chain output that report ok / a field of the JSON on stdin.
 count_ok() { grep -c '"ok": true' || true; }

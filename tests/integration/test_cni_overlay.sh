@@ -29,7 +29,7 @@ chain() {
 	nsenter --net="/var/run/netns/$XM_PREFIX-n1" python3 "$HERE/cni_chain.py" --conflist "$TMP/net.conflist" \
 		--cache "$TMP/cache" --path "/usr/lib/cni:$TMP/bin" "$@"
 }
-ip netns add "$XM_PREFIX-q1"
+xm_netns q1
 T="c1=/var/run/netns/$XM_PREFIX-q1"
 chain add "$T" >/dev/null || xm_fail "ADD"
 idx=$(python3 -c 'import json,glob,sys; print(json.load(open(glob.glob(sys.argv[1])[0]))["hostIfindex"])' "$TMP/state/*/c1:eth0.json")
