@@ -80,7 +80,7 @@ static void first_sample_adopted_or_not(void **st)
 	struct xm_wsample x[1] = { { .requests = 10, .p99 = 0.05, .p50 = 0.02, .alive = true } };
 
 	/* Default: the first sample replaces the 5 s initial value. */
-	xm_wservice_init(&s, "l3", NULL, 1);
+	xm_wservice_init(&s, xm_weight_algo_find("l3"), NULL, 1);
 	near(s.b[0].latency.value, 5, 0);
 	xm_wservice_tick(&s, x, 0.5);
 	near(s.b[0].latency.value, 0.05, 1e-12);
@@ -88,7 +88,7 @@ static void first_sample_adopted_or_not(void **st)
 	/* Paper-literal: Eq. 1 from the initial value. */
 	xm_weight_params_default(&p);
 	p.adopt_first = false;
-	xm_wservice_init(&s, "l3", &p, 1);
+	xm_wservice_init(&s, xm_weight_algo_find("l3"), &p, 1);
 	xm_wservice_tick(&s, x, 0.5);
 	double a = exp(-0.5 * M_LN2 / 5);
 	near(s.b[0].latency.value, 0.05 * (1 - a) + 5 * a, 1e-12);
@@ -196,21 +196,21 @@ static void names_and_unknown(void **st)
 
 	for (int i = 0; xm_weight_algos[i]; i++) {
 		assert_non_null(xm_weight_algo_find(xm_weight_algos[i]->name));
-		assert_int_equal(xm_wservice_init(&s, xm_weight_algos[i]->name, NULL, 3), 0);
+		assert_int_equal(xm_wservice_init(&s, xm_weight_algos[i], NULL, 3), 0);
 		xm_wservice_free(&s);
 	}
 	assert_non_null(xm_weight_algo_find("round-robin"));
 	assert_non_null(xm_weight_algo_find("l3"));
 	assert_non_null(xm_weight_algo_find("c3"));
 	assert_non_null(xm_weight_algo_find("l3x"));
-	assert_int_equal(xm_wservice_init(&s, "nope", NULL, 3), -ENOENT);
+	assert_int_equal(xm_wservice_init(&s, xm_weight_algo_find("nope"), NULL, 3), -ENOENT);
 }
 
 static void defaults_documented(void **st)
 {
 	struct xm_wservice s;
 
-	assert_int_equal(xm_wservice_init(&s, "l3", NULL, 2), 0);
+	assert_int_equal(xm_wservice_init(&s, xm_weight_algo_find("l3"), NULL, 2), 0);
 	near(s.p.hl_latency, 5, 0);
 	near(s.p.hl_inflight, 5, 0);
 	near(s.p.hl_success, 10, 0);
@@ -245,7 +245,7 @@ static void rr_is_equal(void **st)
 	struct xm_wservice s;
 	double p99[3] = { 0.01, 0.1, 1 };
 
-	xm_wservice_init(&s, "round-robin", NULL, 3);
+	xm_wservice_init(&s, xm_weight_algo_find("round-robin"), NULL, 3);
 	run(&s, 10, p99, NULL);
 	for (int i = 0; i < 3; i++)
 		near(s.b[i].weight, 1.0 / 3, 1e-12);
@@ -260,7 +260,7 @@ static void slow_backend_loses_share(void **st)
 	for (unsigned int a = 0; a < 4; a++) {
 		struct xm_wservice s;
 
-		xm_wservice_init(&s, algos[a], NULL, 3);
+		xm_wservice_init(&s, xm_weight_algo_find(algos[a]), NULL, 3);
 		run(&s, 60, p99, NULL);
 		/* Same latency, same weight; ten times slower, much less. */
 		near(s.b[0].weight, s.b[1].weight, 1e-9);
@@ -281,7 +281,7 @@ static void failing_backend_loses_share(void **st)
 	for (unsigned int a = 0; a < 2; a++) {
 		struct xm_wservice s;
 
-		xm_wservice_init(&s, algos[a], NULL, 3);
+		xm_wservice_init(&s, xm_weight_algo_find(algos[a]), NULL, 3);
 		run(&s, 60, p99, succ);
 		/* L_est = 0.05 + 0.6 (2 - 1) = 0.65 vs 0.05. */
 		near(s.b[2].l_est, 0.65, 0.02);
@@ -291,7 +291,7 @@ static void failing_backend_loses_share(void **st)
 	/* c3 ignores failures (as in the paper's adaptation). */
 	struct xm_wservice s;
 
-	xm_wservice_init(&s, "c3", NULL, 3);
+	xm_wservice_init(&s, xm_weight_algo_find("c3"), NULL, 3);
 	run(&s, 60, p99, succ);
 	near(s.b[2].weight, s.b[0].weight, 0.02);
 	xm_wservice_free(&s);
@@ -302,7 +302,7 @@ static void dead_backend_gets_nothing(void **st)
 	struct xm_wservice s;
 	struct xm_wsample x[3];
 
-	xm_wservice_init(&s, "l3", NULL, 3);
+	xm_wservice_init(&s, xm_weight_algo_find("l3"), NULL, 3);
 	for (int i = 0; i < 3; i++)
 		sample(&x[i], 10, 0, 0.05, 1);
 	x[1].alive = false;
@@ -317,7 +317,7 @@ static void idle_backend_drifts_to_defaults(void **st)
 	struct xm_wservice s;
 	struct xm_wsample x[2];
 
-	xm_wservice_init(&s, "l3", NULL, 2);
+	xm_wservice_init(&s, xm_weight_algo_find("l3"), NULL, 2);
 	for (int t = 0; t < 120; t++) {
 		sample(&x[0], 10, 0, 0.05, 0);
 		sample(&x[1], 10, 5, 0.05, 0);
@@ -363,7 +363,7 @@ static int ticks_to_halve(const char *algo, bool rate_control)
 	xm_weight_params_default(&p);
 	a->tune(&p);
 	p.rate_control = rate_control;
-	xm_wservice_init(&s, algo, &p, 3);
+	xm_wservice_init(&s, xm_weight_algo_find(algo), &p, 3);
 	for (t = 0; t < 120; t++) {
 		for (int i = 0; i < 3; i++)
 			sample(&x[i], 10, 0, 0.05, 0.3);
@@ -406,7 +406,7 @@ static void l3x_outlier_goes_to_floor(void **st)
 	double p99[4] = { 0.05, 0.05, 0.05, 0.3 };
 	struct xm_wsample x[4];
 
-	xm_wservice_init(&s, "l3x", NULL, 4);
+	xm_wservice_init(&s, xm_weight_algo_find("l3x"), NULL, 4);
 	for (int t = 0; t < 60; t++) {
 		for (int i = 0; i < 4; i++)
 			sample(&x[i], 10, 0, p99[i], 0.5);
@@ -427,9 +427,9 @@ static void rate_control_in_service(void **st)
 
 	xm_weight_params_default(&p);
 	p.rate_control = true;
-	xm_wservice_init(&on, "l3", &p, 2);
+	xm_wservice_init(&on, xm_weight_algo_find("l3"), &p, 2);
 	p.rate_control = false;
-	xm_wservice_init(&off, "l3", &p, 2);
+	xm_wservice_init(&off, xm_weight_algo_find("l3"), &p, 2);
 	for (t = 0; t < 100; t++) {
 		sample(&x[0], 50, 0, 0.05, 1);
 		sample(&x[1], 50, 0, 0.2, 1);
@@ -470,14 +470,14 @@ static void params_parse(void **st)
 	unsigned int tick;
 
 	/* Defaults and the algorithm's tuning. */
-	assert_int_equal(xm_weight_params_parse("l3x", NULL, &p, err, sizeof(err)), 0);
+	assert_int_equal(xm_weight_params_parse(xm_weight_algo_find("l3x"), NULL, &p, err, sizeof(err)), 0);
 	near(p.hl_latency, 2, 0);
 	near(p.latency_exponent, 2, 0);
 	assert_int_equal(p.latency_filter, XM_FILTER_PEAK);
 	/* Overrides keep the rest. */
 	o = json_pack("{s:f, s:s, s:b}", "penalty_s", 1.2, "latency_filter", "ewma",
 		      "rate_control", 0);
-	assert_int_equal(xm_weight_params_parse("l3", o, &p, err, sizeof(err)), 0);
+	assert_int_equal(xm_weight_params_parse(xm_weight_algo_find("l3"), o, &p, err, sizeof(err)), 0);
 	near(p.penalty, 1.2, 0);
 	assert_int_equal(p.latency_filter, XM_FILTER_EWMA);
 	assert_false(p.rate_control);
@@ -485,15 +485,15 @@ static void params_parse(void **st)
 	json_decref(o);
 	/* Errors name the parameter. */
 	o = json_pack("{s:f}", "floor", 2.0);
-	assert_int_equal(xm_weight_params_parse("l3", o, &p, err, sizeof(err)), -EINVAL);
+	assert_int_equal(xm_weight_params_parse(xm_weight_algo_find("l3"), o, &p, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "params.floor"));
 	json_decref(o);
 	o = json_pack("{s:i}", "flor", 1);
-	assert_int_equal(xm_weight_params_parse("l3", o, &p, err, sizeof(err)), -EINVAL);
+	assert_int_equal(xm_weight_params_parse(xm_weight_algo_find("l3"), o, &p, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "params.flor: unknown"));
 	json_decref(o);
 	o = json_pack("{s:s}", "latency_filter", "median");
-	assert_int_equal(xm_weight_params_parse("l3", o, &p, err, sizeof(err)), -EINVAL);
+	assert_int_equal(xm_weight_params_parse(xm_weight_algo_find("l3"), o, &p, err, sizeof(err)), -EINVAL);
 	json_decref(o);
 	/* Which algorithms the loop owns. */
 	assert_true(xm_weight_algo_is_dynamic("l3"));

@@ -45,7 +45,7 @@ static void held_connections_lower_new_share(void **st)
 	double p99[3] = { 0.05, 0.05, 0.05 }, conns[3] = { 90, 5, 5 };
 	struct xm_wservice s;
 
-	assert_int_equal(xm_wservice_init(&s, "l3x", NULL, 3), 0);
+	assert_int_equal(xm_wservice_init(&s, xm_weight_algo_find("l3x"), NULL, 3), 0);
 	near(s.p.stickiness, 1, 0); /* on by default for l3x */
 	run_held(&s, 20, p99, conns);
 	/* Equal latency: equal weights, but not equal placement. */
@@ -65,7 +65,7 @@ static void balanced_pool_places_by_weight(void **st)
 	double p99[3] = { 0.05, 0.05, 0.05 }, conns[3] = { 20, 20, 20 };
 	struct xm_wservice s;
 
-	assert_int_equal(xm_wservice_init(&s, "l3x", NULL, 3), 0);
+	assert_int_equal(xm_wservice_init(&s, xm_weight_algo_find("l3x"), NULL, 3), 0);
 	run_held(&s, 10, p99, conns);
 	for (unsigned int i = 0; i < 3; i++)
 		near(s.b[i].place, s.b[i].weight, 1e-9);
@@ -81,14 +81,14 @@ static void stickiness_off_is_weight(void **st)
 	char err[200];
 	json_t *o = json_pack("{s:f}", "stickiness", 0.0);
 
-	assert_int_equal(xm_weight_params_parse("l3x", o, &p, err, sizeof(err)), 0);
+	assert_int_equal(xm_weight_params_parse(xm_weight_algo_find("l3x"), o, &p, err, sizeof(err)), 0);
 	json_decref(o);
-	assert_int_equal(xm_wservice_init(&s, "l3x", &p, 3), 0);
+	assert_int_equal(xm_wservice_init(&s, xm_weight_algo_find("l3x"), &p, 3), 0);
 	run_held(&s, 10, p99, conns);
 	for (unsigned int i = 0; i < 3; i++)
 		near(s.b[i].place, s.b[i].weight, 1e-12);
 	xm_wservice_free(&s);
-	assert_int_equal(xm_wservice_init(&s, "l3", NULL, 3), 0);
+	assert_int_equal(xm_wservice_init(&s, xm_weight_algo_find("l3"), NULL, 3), 0);
 	run_held(&s, 10, p99, conns);
 	near(s.b[0].place, s.b[0].weight, 1e-12);
 	xm_wservice_free(&s);
@@ -110,9 +110,9 @@ static double pool_share_after_change(double stickiness)
 	char err[200];
 	json_t *o = json_pack("{s:f}", "stickiness", stickiness);
 
-	assert_int_equal(xm_weight_params_parse("l3x", o, &p, err, sizeof(err)), 0);
+	assert_int_equal(xm_weight_params_parse(xm_weight_algo_find("l3x"), o, &p, err, sizeof(err)), 0);
 	json_decref(o);
-	assert_int_equal(xm_wservice_init(&s, "l3x", &p, 3), 0);
+	assert_int_equal(xm_wservice_init(&s, xm_weight_algo_find("l3x"), &p, 3), 0);
 	for (int t = 0; t < 40; t++) {
 		if (t == 20)
 			memcpy(at_change, conns, sizeof(conns));
@@ -147,9 +147,9 @@ static void conn_cap_spreads_targets(void **st)
 	char err[200];
 	json_t *o = json_pack("{s:f}", "conn_cap", 1.5);
 
-	assert_int_equal(xm_weight_params_parse("l3x", o, &p, err, sizeof(err)), 0);
+	assert_int_equal(xm_weight_params_parse(xm_weight_algo_find("l3x"), o, &p, err, sizeof(err)), 0);
 	json_decref(o);
-	assert_int_equal(xm_wservice_init(&s, "l3x", &p, 3), 0);
+	assert_int_equal(xm_wservice_init(&s, xm_weight_algo_find("l3x"), &p, 3), 0);
 	run_held(&s, 10, p99, NULL);
 	assert_true(s.b[0].weight > 0.5);
 	near(s.b[0].conn_target, 0.5, 1e-9);

@@ -48,7 +48,8 @@
 struct wsvc {
 	struct xm_lb_svc_key key;
 	bool managed;       /* false: static or round-robin, the table is left alone */
-	char algo[XM_LB_ALGO_LEN];
+	/* the service's algorithm; NULL: static weights (its config's, or another writer's) */
+	const struct xm_weight_algo *algo;
 	json_t *params;     /* the service's "params" as last applied */
 	struct xm_wservice ws;
 	__u32 *ids;         /* backend ids, in the order of ws.b */
@@ -318,6 +319,12 @@ static void bstate_reset(struct bstate *b)
 
 /* ---- one service -------------------------------------------------------- */
 
+/* The name a service's algorithm has in the config ("static" for none). */
+static const char *wsvc_algo_name(const struct wsvc *s)
+{
+	return s->algo ? s->algo->name : XM_LB_ALGO_STATIC;
+}
+
 static void wsvc_free(struct wsvc *s)
 {
 	if (!s)
@@ -337,17 +344,18 @@ static void wsvc_free(struct wsvc *s)
  * algorithms do not inherit each other's filters).
  */
 static int wsvc_sync(struct xm_weighting *w, struct wsvc **sp, const struct xm_lb_svc_key *key,
-		     const char *algo, json_t *params, const struct xm_rebal_conf *rconf,
-		     const __u32 *ids, unsigned int n)
+		     const struct xm_weight_algo *algo, json_t *params,
+		     const struct xm_rebal_conf *rconf, const __u32 *ids, unsigned int n)
 {
-	bool managed = xm_weight_algo_is_dynamic(algo);
-	const char *filters = managed ? algo : "round-robin";
+	/* Equal weights are written once by the config code; they need no loop. */
+	bool managed = algo && !algo->equal_weights;
+	const struct xm_weight_algo *filters = managed ? algo : &xm_weight_algo_rr;
 	struct xm_weight_params p;
 	struct wsvc *s = *sp, *ns;
 	char err[200];
 	int r;
 
-	if (s && !memcmp(&s->key, key, sizeof(*key)) && !strcmp(s->algo, algo) &&
+	if (s && !memcmp(&s->key, key, sizeof(*key)) && s->algo == algo &&
 	    json_equal(s->params, params) && s->ws.n == n &&
 	    !memcmp(s->ids, ids, n * sizeof(*ids))) {
 		s->rconf = *rconf;
@@ -363,7 +371,7 @@ static int wsvc_sync(struct xm_weighting *w, struct wsvc **sp, const struct xm_l
 		return -ENOMEM;
 	ns->key = *key;
 	ns->managed = managed;
-	snprintf(ns->algo, sizeof(ns->algo), "%s", algo);
+	ns->algo = algo;
 	ns->params = params ? json_deep_copy(params) : json_object();
 	/* A static service still runs the filters, for display. */
 	r = xm_wservice_init(&ns->ws, filters, &p, n);
@@ -376,7 +384,7 @@ static int wsvc_sync(struct xm_weighting *w, struct wsvc **sp, const struct xm_l
 		return r ?: -ENOMEM;
 	}
 	memcpy(ns->ids, ids, n * sizeof(*ids));
-	if (s && !memcmp(&s->key, key, sizeof(*key)) && !strcmp(s->algo, algo) &&
+	if (s && !memcmp(&s->key, key, sizeof(*key)) && s->algo == algo &&
 	    json_equal(s->params, params)) {
 		/* Same service and algorithm: carry over what is known about its backends. */
 		for (unsigned int i = 0; i < n; i++)
@@ -389,7 +397,7 @@ static int wsvc_sync(struct xm_weighting *w, struct wsvc **sp, const struct xm_l
 		char buf[96];
 
 		pr_info("weighting: service %s: algorithm %s, %u backends",
-			xm_lb_svc_key_str(key, buf, sizeof(buf)), algo, n);
+			xm_lb_svc_key_str(key, buf, sizeof(buf)), wsvc_algo_name(ns), n);
 	}
 	wsvc_free(s);
 	*sp = ns;
@@ -418,8 +426,7 @@ static void publish(struct xm_weighting *w, struct wsvc *s, __u32 svc_id, __u64 
 		o->inflight_milli = (__u32)fmin(b->inflight.value * 1e3, 4e9);
 		o->inflight_now = (__u32)b->inflight_now;
 		o->weight_ppm = s->managed ? (__u32)(b->weight * 1e6) : XM_WEIGHT_UNSET;
-		memcpy(o->algo, s->algo, sizeof(o->algo) - 1);
-		o->algo[sizeof(o->algo) - 1] = 0;
+		snprintf(o->algo, sizeof(o->algo), "%s", wsvc_algo_name(s));
 		o->updated_ns = now;
 	}
 }
@@ -493,7 +500,7 @@ static void weigh_service(struct xm_weighting *w, __u32 svc_id, const struct xm_
 		rt = NULL;
 	/* Services added by another writer than this agent's config are left static. */
 	xm_rebal_conf_default(&roff);
-	err = wsvc_sync(w, &w->svcs[svc_id], key, rt ? rt->conf.algorithm : "static",
+	err = wsvc_sync(w, &w->svcs[svc_id], key, rt ? xm_weight_algo_find(rt->conf.algorithm) : NULL,
 			rt ? rt->conf.params : NULL, rt ? &rt->conf.rebalance : &roff, ids, n);
 	if (err) {
 		char buf[96];

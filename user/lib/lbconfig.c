@@ -231,7 +231,8 @@ static int parse_service(struct ctx *c, json_t *o, struct xm_lb_svc_conf *s)
 		char werr[200];
 
 		/* The weighting loop's parameters (weightcfg.h), checked here for the location. */
-		if (xm_weight_params_parse(s->algorithm, v, &wp, werr, sizeof(werr)))
+		if (xm_weight_params_parse(xm_weight_algo_find(s->algorithm), v, &wp, werr,
+					   sizeof(werr)))
 			return fail_at(c, "params", werr);
 	}
 	s->params = v ? json_deep_copy(v) : json_object();

@@ -269,7 +269,7 @@ static void l3x_compute(struct xm_wservice *s, double *w)
 			w[i] = 0; /* raised to the floor below */
 }
 
-static const struct xm_weight_algo algo_rr = {
+const struct xm_weight_algo xm_weight_algo_rr = {
 	.name = "round-robin",
 	.help = "equal weights for every live backend",
 	.equal_weights = true,
@@ -300,7 +300,7 @@ static const struct xm_weight_algo algo_l3x = {
 };
 
 const struct xm_weight_algo *const xm_weight_algos[] = {
-	&algo_rr, &algo_l3, &algo_l3_peak, &algo_c3, &algo_l3x, NULL,
+	&xm_weight_algo_rr, &algo_l3, &algo_l3_peak, &algo_c3, &algo_l3x, NULL,
 };
 
 const struct xm_weight_algo *xm_weight_algo_find(const char *name)
@@ -332,11 +332,9 @@ void xm_wbackend_reset(struct xm_wbackend *b, const struct xm_weight_params *p)
 	b->alive = true;
 }
 
-int xm_wservice_init(struct xm_wservice *s, const char *algo, const struct xm_weight_params *p,
-		     unsigned int n)
+int xm_wservice_init(struct xm_wservice *s, const struct xm_weight_algo *a,
+		     const struct xm_weight_params *p, unsigned int n)
 {
-	const struct xm_weight_algo *a = xm_weight_algo_find(algo);
-
 	memset(s, 0, sizeof(*s));
 	if (!a)
 		return -ENOENT;

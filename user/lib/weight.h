@@ -150,16 +150,18 @@ struct xm_wservice {
 
 void xm_weight_params_default(struct xm_weight_params *p);
 const struct xm_weight_algo *xm_weight_algo_find(const char *name);
+/* Round-robin: equal weights; also the filters a static service runs, for display. */
+extern const struct xm_weight_algo xm_weight_algo_rr;
 /* NULL-terminated list of every algorithm. */
 extern const struct xm_weight_algo *const xm_weight_algos[];
 
 /*
- * Set up a service of n backends. p may be NULL (defaults + the algorithm's
- * tuning); a non-NULL p is taken as is. Returns 0, -ENOENT for an unknown
- * algorithm, -ENOMEM.
+ * Set up a service of n backends with algorithm a (xm_weight_algo_find). p
+ * may be NULL (defaults + the algorithm's tuning); a non-NULL p is taken as
+ * is. Returns 0, -ENOENT when a is NULL (an unknown name), -ENOMEM.
  */
-int xm_wservice_init(struct xm_wservice *s, const char *algo, const struct xm_weight_params *p,
-		     unsigned int n);
+int xm_wservice_init(struct xm_wservice *s, const struct xm_weight_algo *a,
+		     const struct xm_weight_params *p, unsigned int n);
 void xm_wservice_free(struct xm_wservice *s);
 /* Grow or shrink to n backends; new ones start from the defaults. */
 int xm_wservice_resize(struct xm_wservice *s, unsigned int n);

@@ -54,10 +54,9 @@ static int get_bool(json_t *params, const char *k, bool *out, char *err, size_t 
 	return 0;
 }
 
-int xm_weight_params_parse(const char *algo, json_t *params, struct xm_weight_params *p, char *err,
-			   size_t errlen)
+int xm_weight_params_parse(const struct xm_weight_algo *a, json_t *params,
+			   struct xm_weight_params *p, char *err, size_t errlen)
 {
-	const struct xm_weight_algo *a = xm_weight_algo_find(algo);
 	const char *k;
 	json_t *v;
 	size_t i;

@@ -15,11 +15,12 @@
 bool xm_weight_algo_is_dynamic(const char *algo);
 
 /*
- * p = the algorithm's defaults and tuning, then the fields of params (may
- * be NULL). Returns 0, or -EINVAL with err = "params.NAME: what is wrong".
+ * p = algorithm a's defaults and tuning (a may be NULL: the plain defaults),
+ * then the fields of params (may be NULL). Returns 0, or -EINVAL with
+ * err = "params.NAME: what is wrong".
  */
-int xm_weight_params_parse(const char *algo, json_t *params, struct xm_weight_params *p, char *err,
-			   size_t errlen);
+int xm_weight_params_parse(const struct xm_weight_algo *a, json_t *params,
+			   struct xm_weight_params *p, char *err, size_t errlen);
 
 /* The top-level "weighting" object (may be NULL): tick_ms (10..60000, default 500). */
 int xm_weighting_conf_parse(json_t *o, unsigned int *tick_ms, char *err, size_t errlen);
