@@ -39,6 +39,8 @@ struct xm_agent {
 	struct xm_lb *lb;
 
 	struct xm_overlay *overlay;
+	struct xm_ovl_watch *ovl_watch; /* dp_overlay.c: devices, pods, neighbours seen */
+	struct xm_nl_monitor *nl;       /* netlink.c: the event sockets */
 
 	/* The weighting loop (weighting.h); NULL until started. */
 	struct xm_weighting *weighting;

@@ -40,7 +40,8 @@
 #define MAX_PODS 1024
 #define MAX_NEIGH 256
 
-static struct {
+/* What the module watches, reached from struct xm_agent (a->ovl_watch). */
+struct xm_ovl_watch {
 	int ul_ifindex;
 	int vx_ifindex;
 	__u8 ul_mac[6], vx_mac[6];
@@ -57,21 +58,23 @@ static struct {
 		__u8 lladdr[6];
 	} neigh[MAX_NEIGH];
 	int n_neigh;
-} ovl;
+	bool neigh_priming; /* the start's dump: addresses recorded, nothing flushed */
+};
 
-static bool pod_known(int ifindex)
+static bool pod_known(const struct xm_ovl_watch *o, int ifindex)
 {
-	for (int i = 0; i < ovl.n_pods; i++)
-		if (ovl.pods[i] == ifindex)
+	for (int i = 0; i < o->n_pods; i++)
+		if (o->pods[i] == ifindex)
 			return true;
 	return false;
 }
 
 static void pod_attach(struct xm_agent *a, const struct xm_nl_link *l)
 {
+	struct xm_ovl_watch *o = a->ovl_watch;
 	int err;
 
-	if (pod_known(l->ifindex) || ovl.n_pods == MAX_PODS)
+	if (pod_known(o, l->ifindex) || o->n_pods == MAX_PODS)
 		return;
 	err = xm_overlay_attach_pod(a->pin_root, l->ifindex, xm_kf_has(a->kfeatures, XM_KF_TCX));
 	if (err) {
@@ -79,18 +82,19 @@ static void pod_attach(struct xm_agent *a, const struct xm_nl_link *l)
 			strerror(-err));
 		return;
 	}
-	ovl.pods[ovl.n_pods++] = l->ifindex;
+	o->pods[o->n_pods++] = l->ifindex;
 	pr_info("overlay: attached to pod veth %s (ifindex %d)", l->name, l->ifindex);
 }
 
 static void pod_detach(struct xm_agent *a, const struct xm_nl_link *l)
 {
+	struct xm_ovl_watch *o = a->ovl_watch;
 	int n;
 
-	for (int i = 0; i < ovl.n_pods; i++) {
-		if (ovl.pods[i] != l->ifindex)
+	for (int i = 0; i < o->n_pods; i++) {
+		if (o->pods[i] != l->ifindex)
 			continue;
-		ovl.pods[i] = ovl.pods[--ovl.n_pods];
+		o->pods[i] = o->pods[--o->n_pods];
 		n = xm_overlay_detach_pod(a->pin_root, l->ifindex);
 		pr_info("overlay: pod veth %s (ifindex %d) gone: %d cache entries removed",
 			l->name, l->ifindex, n < 0 ? 0 : n);
@@ -116,15 +120,16 @@ static void flush_remote(struct xm_agent *a, const char *why)
 /* Packets that fit the underlay MTU skip bpf_check_mtu(); 0 makes every packet ask. */
 static void set_mtu(struct xm_agent *a)
 {
+	struct xm_ovl_watch *o = a->ovl_watch;
 	int fd = bpf_map__fd(a->overlay->maps.xm_ovl_cfg);
 	struct xm_ovl_cfg cfg;
 	__u32 zero = 0;
 
 	if (bpf_map_lookup_elem(fd, &zero, &cfg))
 		return;
-	cfg.underlay_mtu = ovl.ul_mtu;
+	cfg.underlay_mtu = o->ul_mtu;
 	bpf_map_update_elem(fd, &zero, &cfg, BPF_EXIST);
-	pr_info("overlay: underlay MTU %u", ovl.ul_mtu);
+	pr_info("overlay: underlay MTU %u", o->ul_mtu);
 }
 
 static int write_cfg(struct xm_agent *a);
@@ -134,36 +139,37 @@ static bool vxlan_wanted(struct xm_agent *a, const struct xm_nl_link *l)
 	return !strcmp(l->kind, "vxlan") && (!a->overlay_vxlan || !strcmp(l->name, a->overlay_vxlan));
 }
 
-static void vxlan_take(const struct xm_nl_link *l)
+static void vxlan_take(struct xm_ovl_watch *o, const struct xm_nl_link *l)
 {
-	ovl.vx_ifindex = l->ifindex;
-	memcpy(ovl.vx_mac, l->addr, 6);
-	ovl.vx = *l;
-	ovl.vx.name = ovl.vx.kind = NULL; /* point into a netlink buffer */
-	snprintf(ovl.vx_name, sizeof(ovl.vx_name), "%s", l->name);
+	o->vx_ifindex = l->ifindex;
+	memcpy(o->vx_mac, l->addr, 6);
+	o->vx = *l;
+	o->vx.name = o->vx.kind = NULL; /* point into a netlink buffer */
+	snprintf(o->vx_name, sizeof(o->vx_name), "%s", l->name);
 }
 
 static void on_link(struct xm_agent *a, bool add, const struct xm_nl_link *l)
 {
+	struct xm_ovl_watch *o = a->ovl_watch;
 	/* The overlay may come up after the agent (the CNI creates it): start then. */
-	if (add && !ovl.vx_ifindex && vxlan_wanted(a, l)) {
-		vxlan_take(l);
+	if (add && !o->vx_ifindex && vxlan_wanted(a, l)) {
+		vxlan_take(o, l);
 		write_cfg(a);
-		pr_info("overlay: VXLAN device %s (VNI %u) appeared: cache enabled", ovl.vx_name,
-			ovl.vx.vxlan_id);
+		pr_info("overlay: VXLAN device %s (VNI %u) appeared: cache enabled", o->vx_name,
+			o->vx.vxlan_id);
 		return;
 	}
-	if (!add && l->ifindex == ovl.vx_ifindex) {
-		ovl.vx_ifindex = 0;
+	if (!add && l->ifindex == o->vx_ifindex) {
+		o->vx_ifindex = 0;
 		write_cfg(a); /* disabled until a VXLAN device is back */
 		flush_all(a, "VXLAN device removed; cache disabled");
 		return;
 	}
-	if (l->ifindex == ovl.ul_ifindex || l->ifindex == ovl.vx_ifindex) {
-		__u8 *mac = l->ifindex == ovl.ul_ifindex ? ovl.ul_mac : ovl.vx_mac;
+	if (l->ifindex == o->ul_ifindex || l->ifindex == o->vx_ifindex) {
+		__u8 *mac = l->ifindex == o->ul_ifindex ? o->ul_mac : o->vx_mac;
 
-		if (add && l->ifindex == ovl.ul_ifindex && l->mtu != ovl.ul_mtu) {
-			ovl.ul_mtu = l->mtu;
+		if (add && l->ifindex == o->ul_ifindex && l->mtu != o->ul_mtu) {
+			o->ul_mtu = l->mtu;
 			set_mtu(a);
 		}
 		if (!add) {
@@ -193,10 +199,9 @@ static void on_link(struct xm_agent *a, bool add, const struct xm_nl_link *l)
  * learned headers, which the next slow-path packet teaches again. Flows
  * (policy verdicts) stay.
  */
-static bool neigh_priming;
-
 static void on_neigh(struct xm_agent *a, bool add, const struct xm_nl_neigh *n)
 {
+	struct xm_ovl_watch *o = a->ovl_watch;
 	struct neigh_seen *s = NULL;
 	bool fdb = n->family == AF_BRIDGE, had;
 	const __u8 *id = fdb ? n->lladdr : n->dst;
@@ -204,14 +209,14 @@ static void on_neigh(struct xm_agent *a, bool add, const struct xm_nl_neigh *n)
 	static const __u8 none[6];
 	__u8 cur[6] = {};
 
-	if (n->ifindex != ovl.ul_ifindex && n->ifindex != ovl.vx_ifindex)
+	if (n->ifindex != o->ul_ifindex && n->ifindex != o->vx_ifindex)
 		return;
-	if (fdb && (n->ifindex != ovl.vx_ifindex || !n->has_lladdr))
+	if (fdb && (n->ifindex != o->vx_ifindex || !n->has_lladdr))
 		return;
 	if (!fdb && n->family != AF_INET && n->family != AF_INET6)
 		return;
-	for (int i = 0; i < ovl.n_neigh; i++) {
-		struct neigh_seen *e = &ovl.neigh[i];
+	for (int i = 0; i < o->n_neigh; i++) {
+		struct neigh_seen *e = &o->neigh[i];
 
 		if (e->ifindex == n->ifindex && e->family == n->family && e->dst_len == id_len &&
 		    !memcmp(e->dst, id, id_len)) {
@@ -228,8 +233,8 @@ static void on_neigh(struct xm_agent *a, bool add, const struct xm_nl_neigh *n)
 	if (add && !(n->state & (NUD_FAILED | NUD_INCOMPLETE))) {
 		if (!memcmp(cur, none, 6) || (s && !memcmp(s->lladdr, cur, 6)))
 			return; /* a state change only */
-		if (!s && ovl.n_neigh < MAX_NEIGH) {
-			s = &ovl.neigh[ovl.n_neigh++];
+		if (!s && o->n_neigh < MAX_NEIGH) {
+			s = &o->neigh[o->n_neigh++];
 			s->ifindex = n->ifindex;
 			s->family = n->family;
 			s->dst_len = id_len;
@@ -237,18 +242,18 @@ static void on_neigh(struct xm_agent *a, bool add, const struct xm_nl_neigh *n)
 		}
 		if (s)
 			memcpy(s->lladdr, cur, 6);
-		if (!had && !(ovl.n_neigh == MAX_NEIGH && !s))
+		if (!had && !(o->n_neigh == MAX_NEIGH && !s))
 			return; /* first address: no header can have been built from it */
 	} else {
 		if (s)
-			*s = ovl.neigh[--ovl.n_neigh];
+			*s = o->neigh[--o->n_neigh];
 		if (!had)
 			return;
 	}
-	if (neigh_priming)
+	if (o->neigh_priming)
 		return;
 	flush_remote(a, fdb ? "FDB entry of the overlay device changed"
-			    : n->ifindex == ovl.ul_ifindex ? "underlay neighbour changed"
+			    : n->ifindex == o->ul_ifindex ? "underlay neighbour changed"
 							   : "overlay neighbour changed");
 }
 
@@ -296,14 +301,15 @@ static void on_tick(struct xm_loop *loop, int fd, uint32_t events, void *arg)
 
 static int tick_start(struct xm_agent *a)
 {
+	struct xm_ovl_watch *o = a->ovl_watch;
 	struct itimerspec its = { .it_interval = { 1, 0 }, .it_value = { 1, 0 } };
 
-	ovl.tick_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-	if (ovl.tick_fd < 0)
+	o->tick_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (o->tick_fd < 0)
 		return -errno;
-	if (timerfd_settime(ovl.tick_fd, 0, &its, NULL))
+	if (timerfd_settime(o->tick_fd, 0, &its, NULL))
 		return -errno;
-	return xm_loop_add(a->loop, ovl.tick_fd, EPOLLIN, on_tick, a);
+	return xm_loop_add(a->loop, o->tick_fd, EPOLLIN, on_tick, a);
 }
 
 static const struct xm_nl_ops ovl_nl_ops = {
@@ -317,18 +323,20 @@ static const struct xm_nl_ops ovl_nl_ops = {
 /* Initial scan: the underlay, the VXLAN device, the pod veths. */
 static void scan_link(struct xm_agent *a, bool add, const struct xm_nl_link *l)
 {
+	struct xm_ovl_watch *o = a->ovl_watch;
 	if (!strcmp(l->name, a->overlay_dev)) {
-		ovl.ul_ifindex = l->ifindex;
-		ovl.ul_mtu = l->mtu;
-		memcpy(ovl.ul_mac, l->addr, 6);
+		o->ul_ifindex = l->ifindex;
+		o->ul_mtu = l->mtu;
+		memcpy(o->ul_mac, l->addr, 6);
 	}
-	if (!ovl.vx_ifindex && vxlan_wanted(a, l))
-		vxlan_take(l);
+	if (!o->vx_ifindex && vxlan_wanted(a, l))
+		vxlan_take(o, l);
 }
 
 static void scan_pods(struct xm_agent *a, bool add, const struct xm_nl_link *l)
 {
-	if (l->ifindex != ovl.ul_ifindex && !strcmp(l->kind, "veth"))
+	struct xm_ovl_watch *o = a->ovl_watch;
+	if (l->ifindex != o->ul_ifindex && !strcmp(l->kind, "veth"))
 		pod_attach(a, l);
 }
 
@@ -352,7 +360,7 @@ static void prune_pod_links(struct xm_agent *a)
 		int ifindex;
 		bool seen = false;
 
-		if (sscanf(de->d_name, "ovl_pod_%d_", &ifindex) != 1 || pod_known(ifindex))
+		if (sscanf(de->d_name, "ovl_pod_%d_", &ifindex) != 1 || pod_known(a->ovl_watch, ifindex))
 			continue;
 		for (int i = 0; i < n; i++)
 			seen |= gone[i] == ifindex;
@@ -400,6 +408,7 @@ static void local_port_range(__u16 *lo, __u16 *hi)
 
 static int write_cfg(struct xm_agent *a)
 {
+	struct xm_ovl_watch *o = a->ovl_watch;
 	struct xm_ovl_cfg cfg = {};
 	__u32 zero = 0;
 	int fd = bpf_map__fd(a->overlay->maps.xm_ovl_cfg);
@@ -407,14 +416,14 @@ static int write_cfg(struct xm_agent *a)
 	bpf_map_lookup_elem(fd, &zero, &cfg);
 	/* A new epoch: whatever changed while no agent watched is forgotten. */
 	cfg.epoch++;
-	cfg.enabled = ovl.vx_ifindex != 0;
-	cfg.vxlan_ifindex = ovl.vx_ifindex;
-	cfg.underlay_ifindex = ovl.ul_ifindex;
-	cfg.underlay_mtu = ovl.ul_mtu;
-	cfg.vxlan_port = ovl.vx.vxlan_port ? ovl.vx.vxlan_port : XM_OVL_VXLAN_PORT;
-	if (ovl.vx.vxlan_port_min && ovl.vx.vxlan_port_max > ovl.vx.vxlan_port_min) {
-		cfg.port_min = ovl.vx.vxlan_port_min;
-		cfg.port_max = ovl.vx.vxlan_port_max;
+	cfg.enabled = o->vx_ifindex != 0;
+	cfg.vxlan_ifindex = o->vx_ifindex;
+	cfg.underlay_ifindex = o->ul_ifindex;
+	cfg.underlay_mtu = o->ul_mtu;
+	cfg.vxlan_port = o->vx.vxlan_port ? o->vx.vxlan_port : XM_OVL_VXLAN_PORT;
+	if (o->vx.vxlan_port_min && o->vx.vxlan_port_max > o->vx.vxlan_port_min) {
+		cfg.port_min = o->vx.vxlan_port_min;
+		cfg.port_max = o->vx.vxlan_port_max;
 	} else {
 		local_port_range(&cfg.port_min, &cfg.port_max);
 	}
@@ -423,6 +432,7 @@ static int write_cfg(struct xm_agent *a)
 
 int dp_overlay_load(struct xm_agent *a)
 {
+	struct xm_ovl_watch *o;
 	struct xm_overlay *skel;
 	char path[PATH_MAX];
 	int err;
@@ -455,22 +465,25 @@ int dp_overlay_load(struct xm_agent *a)
 	if (err)
 		return err;
 
-	memset(&ovl, 0, sizeof(ovl));
+	o = calloc(1, sizeof(*o));
+	if (!o)
+		return -ENOMEM;
+	a->ovl_watch = o;
 	err = xm_nl_links(a, &(struct xm_nl_ops){ .link = scan_link });
 	if (err)
 		return err;
-	if (!ovl.ul_ifindex) {
+	if (!o->ul_ifindex) {
 		pr_err("--overlay-dev %s: no such interface in this network namespace%s",
 		       a->overlay_dev, a->netns_path ? "" : " (the node's netns: --netns PATH?)");
 		return -ENODEV;
 	}
-	if (!ovl.vx_ifindex)
+	if (!o->vx_ifindex)
 		pr_warn("overlay: no VXLAN device%s%s yet: the cache stays off until one appears "
 			"(it learns from the kernel's VXLAN overlay)", a->overlay_vxlan ? " " : "",
 			a->overlay_vxlan ?: "");
-	neigh_priming = true;
+	o->neigh_priming = true;
 	err = xm_nl_neighs(a, &(struct xm_nl_ops){ .neigh = on_neigh });
-	neigh_priming = false;
+	o->neigh_priming = false;
 	if (err)
 		return err;
 	err = write_cfg(a);
@@ -478,16 +491,16 @@ int dp_overlay_load(struct xm_agent *a)
 		return err;
 	/* Headers and flows from before this agent may be stale: start over. */
 	xm_overlay_flush(a->pin_root, true);
-	err = xm_dp_link_tc(a, "ovl_ul_ingress", skel->progs.xm_ovl_ul_ingress, ovl.ul_ifindex, true);
+	err = xm_dp_link_tc(a, "ovl_ul_ingress", skel->progs.xm_ovl_ul_ingress, o->ul_ifindex, true);
 	if (!err)
-		err = xm_dp_link_tc(a, "ovl_ul_egress", skel->progs.xm_ovl_ul_egress, ovl.ul_ifindex,
+		err = xm_dp_link_tc(a, "ovl_ul_egress", skel->progs.xm_ovl_ul_egress, o->ul_ifindex,
 				    false);
 	if (err)
 		return err;
 	pr_info("overlay: cache on underlay %s (ifindex %d), overlay %s (VNI %u, port %u)",
-		a->overlay_dev, ovl.ul_ifindex, ovl.vx_ifindex ? ovl.vx_name : "(none yet)",
-		ovl.vx.vxlan_id,
-		ovl.vx.vxlan_port ? ovl.vx.vxlan_port : XM_OVL_VXLAN_PORT);
+		a->overlay_dev, o->ul_ifindex, o->vx_ifindex ? o->vx_name : "(none yet)",
+		o->vx.vxlan_id,
+		o->vx.vxlan_port ? o->vx.vxlan_port : XM_OVL_VXLAN_PORT);
 	err = xm_nl_monitor_start(a, &ovl_nl_ops);
 	if (err) {
 		pr_err("overlay: netlink monitor: %s", strerror(-err));
@@ -505,13 +518,16 @@ int dp_overlay_load(struct xm_agent *a)
 
 void dp_overlay_close(struct xm_agent *a)
 {
-	if (ovl.tick_fd > 0) {
+	struct xm_ovl_watch *o = a->ovl_watch;
+
+	if (o && o->tick_fd > 0) {
 		if (a->loop)
-			xm_loop_del(a->loop, ovl.tick_fd);
-		close(ovl.tick_fd);
-		ovl.tick_fd = -1;
+			xm_loop_del(a->loop, o->tick_fd);
+		close(o->tick_fd);
 	}
 	xm_nl_monitor_stop(a);
+	free(o);
+	a->ovl_watch = NULL;
 	xm_overlay__destroy(a->overlay);
 	a->overlay = NULL;
 }

@@ -29,8 +29,17 @@
 #define AF_BRIDGE 7
 #endif
 
-static struct mnl_socket *rt_sock, *nft_sock;
-static const struct xm_nl_ops *nl_ops;
+/* Who gets the events: the module's callbacks and their agent. */
+struct nl_dispatch {
+	struct xm_agent *a;
+	const struct xm_nl_ops *ops;
+};
+
+/* The event sockets of xm_nl_monitor_start, reached from the agent (a->nl). */
+struct xm_nl_monitor {
+	struct mnl_socket *rt, *nft;
+	struct nl_dispatch d;
+};
 
 struct link_attrs {
 	struct nlattr *tb[IFLA_MAX + 1];
@@ -90,23 +99,23 @@ static void parse_link(const struct nlmsghdr *nlh, struct xm_nl_link *l)
 	}
 }
 
-static void on_link(struct xm_agent *a, const struct nlmsghdr *nlh)
+static void on_link(const struct nl_dispatch *d, const struct nlmsghdr *nlh)
 {
 	struct xm_nl_link l;
 
-	if (!nl_ops->link)
+	if (!d->ops->link)
 		return;
 	parse_link(nlh, &l);
-	nl_ops->link(a, nlh->nlmsg_type == RTM_NEWLINK, &l);
+	d->ops->link(d->a, nlh->nlmsg_type == RTM_NEWLINK, &l);
 }
 
-static void on_neigh(struct xm_agent *a, const struct nlmsghdr *nlh)
+static void on_neigh(const struct nl_dispatch *d, const struct nlmsghdr *nlh)
 {
 	struct ndmsg *nd = mnl_nlmsg_get_payload(nlh);
 	struct nlattr *tb[NDA_MAX + 1] = {};
 	struct xm_nl_neigh n = {};
 
-	if (!nl_ops->neigh)
+	if (!d->ops->neigh)
 		return;
 	mnl_attr_parse(nlh, sizeof(*nd), neigh_attr_cb, tb);
 	n.family = nd->ndm_family;
@@ -124,16 +133,16 @@ static void on_neigh(struct xm_agent *a, const struct nlmsghdr *nlh)
 			memcpy(n.dst, mnl_attr_get_payload(tb[NDA_DST]), len);
 		}
 	}
-	nl_ops->neigh(a, nlh->nlmsg_type == RTM_NEWNEIGH, &n);
+	d->ops->neigh(d->a, nlh->nlmsg_type == RTM_NEWNEIGH, &n);
 }
 
-static void on_route(struct xm_agent *a, const struct nlmsghdr *nlh)
+static void on_route(const struct nl_dispatch *d, const struct nlmsghdr *nlh)
 {
 	struct rtmsg *rtm = mnl_nlmsg_get_payload(nlh);
 	struct nlattr *tb[RTA_MAX + 1] = {};
 	struct xm_nl_route r = {};
 
-	if (!nl_ops->route || (rtm->rtm_flags & RTM_F_CLONED))
+	if (!d->ops->route || (rtm->rtm_flags & RTM_F_CLONED))
 		return;
 	mnl_attr_parse(nlh, sizeof(*rtm), route_attr_cb, tb);
 	r.family = rtm->rtm_family;
@@ -146,25 +155,25 @@ static void on_route(struct xm_agent *a, const struct nlmsghdr *nlh)
 
 		memcpy(r.dst, mnl_attr_get_payload(tb[RTA_DST]), len < 16 ? len : 16);
 	}
-	nl_ops->route(a, nlh->nlmsg_type == RTM_NEWROUTE, &r);
+	d->ops->route(d->a, nlh->nlmsg_type == RTM_NEWROUTE, &r);
 }
 
 static int rt_msg_cb(const struct nlmsghdr *nlh, void *data)
 {
-	struct xm_agent *a = data;
+	const struct nl_dispatch *d = data;
 
 	switch (nlh->nlmsg_type) {
 	case RTM_NEWLINK:
 	case RTM_DELLINK:
-		on_link(a, nlh);
+		on_link(d, nlh);
 		break;
 	case RTM_NEWNEIGH:
 	case RTM_DELNEIGH:
-		on_neigh(a, nlh);
+		on_neigh(d, nlh);
 		break;
 	case RTM_NEWROUTE:
 	case RTM_DELROUTE:
-		on_route(a, nlh);
+		on_route(d, nlh);
 		break;
 	}
 	return MNL_CB_OK;
@@ -173,7 +182,7 @@ static int rt_msg_cb(const struct nlmsghdr *nlh, void *data)
 static void on_rt_readable(struct xm_loop *loop, int fd, uint32_t events, void *arg)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE * 4];
-	struct xm_agent *a = arg;
+	struct xm_nl_monitor *m = arg;
 	ssize_t n;
 
 	for (;;) {
@@ -181,20 +190,20 @@ static void on_rt_readable(struct xm_loop *loop, int fd, uint32_t events, void *
 		if (n < 0) {
 			if (errno == ENOBUFS) {
 				pr_warn("netlink: events lost (socket overrun): invalidating everything");
-				if (nl_ops->lost)
-					nl_ops->lost(a);
+				if (m->d.ops->lost)
+					m->d.ops->lost(m->d.a);
 				continue;
 			}
 			return;
 		}
-		mnl_cb_run(buf, n, 0, 0, rt_msg_cb, a);
+		mnl_cb_run(buf, n, 0, 0, rt_msg_cb, &m->d);
 	}
 }
 
 static void on_nft_readable(struct xm_loop *loop, int fd, uint32_t events, void *arg)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE * 4];
-	struct xm_agent *a = arg;
+	struct xm_nl_monitor *m = arg;
 	bool changed = false;
 	ssize_t n;
 
@@ -218,8 +227,8 @@ static void on_nft_readable(struct xm_loop *loop, int fd, uint32_t events, void 
 				changed = true;
 		}
 	}
-	if (changed && nl_ops->nft)
-		nl_ops->nft(a);
+	if (changed && m->d.ops->nft)
+		m->d.ops->nft(m->d.a);
 }
 
 static struct mnl_socket *open_sock(int bus, unsigned int groups, const int *extra, int n_extra)
@@ -249,60 +258,51 @@ int xm_nl_monitor_start(struct xm_agent *a, const struct xm_nl_ops *ops)
 	static const int rt_groups[] = { RTNLGRP_LINK, RTNLGRP_NEIGH, RTNLGRP_IPV4_ROUTE,
 					 RTNLGRP_IPV6_ROUTE };
 	static const int nft_groups[] = { NFNLGRP_NFTABLES };
+	struct xm_nl_monitor *m = calloc(1, sizeof(*m));
 	int err;
 
-	nl_ops = ops;
-	rt_sock = open_sock(NETLINK_ROUTE, 0, rt_groups, 4);
-	if (!rt_sock)
+	if (!m)
+		return -ENOMEM;
+	a->nl = m; /* xm_nl_monitor_stop undoes a partial start */
+	m->d = (struct nl_dispatch){ .a = a, .ops = ops };
+	m->rt = open_sock(NETLINK_ROUTE, 0, rt_groups, 4);
+	if (!m->rt)
 		return -errno;
-	nft_sock = open_sock(NETLINK_NETFILTER, 0, nft_groups, 1);
-	if (!nft_sock) {
+	m->nft = open_sock(NETLINK_NETFILTER, 0, nft_groups, 1);
+	if (!m->nft) {
 		err = -errno;
 		pr_err("netlink: cannot watch nftables (NFNLGRP_NFTABLES): %s", strerror(-err));
 		return err;
 	}
-	err = xm_loop_add(a->loop, mnl_socket_get_fd(rt_sock), EPOLLIN, on_rt_readable, a);
+	err = xm_loop_add(a->loop, mnl_socket_get_fd(m->rt), EPOLLIN, on_rt_readable, m);
 	if (!err)
-		err = xm_loop_add(a->loop, mnl_socket_get_fd(nft_sock), EPOLLIN, on_nft_readable, a);
+		err = xm_loop_add(a->loop, mnl_socket_get_fd(m->nft), EPOLLIN, on_nft_readable, m);
 	return err;
+}
+
+static void monitor_close(struct xm_agent *a, struct mnl_socket *nl)
+{
+	if (!nl)
+		return;
+	if (a->loop)
+		xm_loop_del(a->loop, mnl_socket_get_fd(nl));
+	mnl_socket_close(nl);
 }
 
 void xm_nl_monitor_stop(struct xm_agent *a)
 {
-	if (rt_sock) {
-		if (a->loop)
-			xm_loop_del(a->loop, mnl_socket_get_fd(rt_sock));
-		mnl_socket_close(rt_sock);
-		rt_sock = NULL;
-	}
-	if (nft_sock) {
-		if (a->loop)
-			xm_loop_del(a->loop, mnl_socket_get_fd(nft_sock));
-		mnl_socket_close(nft_sock);
-		nft_sock = NULL;
-	}
-}
-
-struct dump_ctx {
-	struct xm_agent *a;
-	const struct xm_nl_ops *ops;
-};
-
-static int dump_cb(const struct nlmsghdr *nlh, void *data)
-{
-	struct dump_ctx *c = data;
-	const struct xm_nl_ops *saved = nl_ops;
-
-	nl_ops = c->ops;
-	rt_msg_cb(nlh, c->a);
-	nl_ops = saved;
-	return MNL_CB_OK;
+	if (!a->nl)
+		return;
+	monitor_close(a, a->nl->rt);
+	monitor_close(a, a->nl->nft);
+	free(a->nl);
+	a->nl = NULL;
 }
 
 static int dump(struct xm_agent *a, const struct xm_nl_ops *ops, int type, int family)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE * 4];
-	struct dump_ctx c = { .a = a, .ops = ops };
+	struct nl_dispatch c = { .a = a, .ops = ops };
 	struct mnl_socket *nl;
 	struct nlmsghdr *nlh;
 	struct rtgenmsg *rt;
@@ -328,7 +328,7 @@ static int dump(struct xm_agent *a, const struct xm_nl_ops *ops, int type, int f
 		goto out;
 	}
 	while ((ret = mnl_socket_recvfrom(nl, buf, sizeof(buf))) > 0) {
-		ret = mnl_cb_run(buf, ret, seq, portid, dump_cb, &c);
+		ret = mnl_cb_run(buf, ret, seq, portid, rt_msg_cb, &c);
 		if (ret <= MNL_CB_STOP)
 			break;
 	}
