@@ -46,6 +46,19 @@ void ctl_help(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int ctl_map_open(const char *name);
 /* The netns cookie of a netns path, or -1 after p_err() saying what to give. */
 int ctl_netns_cookie(const char *path, __u64 *cookie);
+/*
+ * Typed rows of a listing: both printers, plain and JSON, are fed from them
+ * (never the plain one from the JSON by key name).
+ */
+struct ctl_rows {
+	void *v;
+	size_t n, cap, size; /* size: of one row, set before the first push */
+};
+/* A zeroed new row, or NULL (out of memory, after p_err()). */
+void *ctl_rows_push(struct ctl_rows *r);
+void ctl_rows_free(struct ctl_rows *r);
+#define CTL_ROWS(type) ((struct ctl_rows){ .size = sizeof(type) })
+
 /* Print v: JSON in -j/-p mode, else through plain(v). Releases v. */
 void ctl_print(json_t *v, void (*plain)(json_t *v));
 

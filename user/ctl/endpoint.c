@@ -10,53 +10,74 @@
 #include "endpoint.h"
 #include "sys.h"
 
-static int endpoint_json(const struct xm_endpoint_key *k, const struct xm_endpoint *ep, void *arg)
-{
+/* One row of `endpoint list`: the map's entry as read. */
+struct ep_row {
+	struct xm_endpoint_key k;
+	struct xm_endpoint ep;
 	char ip[XM_ADDR_STRLEN];
-	json_t *o;
+};
 
-	o = json_pack("{s:s, s:I, s:i, s:i, s:s, s:s}", "ip",
-		      xm_addr_str(k->family, &k->addr, ip, sizeof(ip)), "netns_cookie",
-		      (json_int_t)ep->netns_cookie, "host_ifindex", (int)ep->host_ifindex,
-		      "pod_ifindex", (int)ep->pod_ifindex, "owner", ep->owner, "source",
-		      ep->flags & XM_EP_F_CNI ? "cni" : "manual");
-	json_array_append_new(arg, o);
+static int endpoint_row(const struct xm_endpoint_key *k, const struct xm_endpoint *ep, void *arg)
+{
+	struct ep_row *r = ctl_rows_push(arg);
+
+	if (!r)
+		return -ENOMEM;
+	r->k = *k;
+	r->ep = *ep;
+	xm_addr_str(k->family, &k->addr, r->ip, sizeof(r->ip));
 	return 0;
 }
 
-static void endpoint_plain(json_t *v)
+static const char *ep_source(const struct ep_row *r)
 {
-	size_t i;
-	json_t *e;
+	return r->ep.flags & XM_EP_F_CNI ? "cni" : "manual";
+}
 
+static json_t *endpoint_json(const struct ep_row *rows, size_t n)
+{
+	json_t *arr = json_array();
+
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(arr, json_pack("{s:s, s:I, s:i, s:i, s:s, s:s}", "ip",
+						     rows[i].ip, "netns_cookie",
+						     (json_int_t)rows[i].ep.netns_cookie,
+						     "host_ifindex", (int)rows[i].ep.host_ifindex,
+						     "pod_ifindex", (int)rows[i].ep.pod_ifindex,
+						     "owner", rows[i].ep.owner, "source",
+						     ep_source(&rows[i])));
+	return arr;
+}
+
+static void endpoint_plain(const struct ep_row *rows, size_t n)
+{
 	printf("%-40s %-20s %-8s %-6s %s\n", "IP", "NETNS-COOKIE", "IFINDEX", "SOURCE", "OWNER");
-	json_array_foreach(v, i, e) {
-		printf("%-40s %-20" JSON_INTEGER_FORMAT " %-8" JSON_INTEGER_FORMAT " %-6s %s\n",
-		       json_string_value(json_object_get(e, "ip")),
-		       json_integer_value(json_object_get(e, "netns_cookie")),
-		       json_integer_value(json_object_get(e, "host_ifindex")),
-		       json_string_value(json_object_get(e, "source")),
-		       json_string_value(json_object_get(e, "owner")));
-	}
+	for (size_t i = 0; i < n; i++)
+		printf("%-40s %-20llu %-8u %-6s %s\n", rows[i].ip,
+		       (unsigned long long)rows[i].ep.netns_cookie, (unsigned int)rows[i].ep.host_ifindex,
+		       ep_source(&rows[i]), rows[i].ep.owner);
 }
 
 static int endpoint_list(int argc, char **argv)
 {
-	json_t *arr;
+	struct ctl_rows rows = CTL_ROWS(struct ep_row);
 	int err;
 
 	NO_MORE_ARGS();
-	arr = json_array();
-	err = xm_endpoint_foreach(xm_pin_root, endpoint_json, arr);
+	err = xm_endpoint_foreach(xm_pin_root, endpoint_row, &rows);
 	if (err) {
-		json_decref(arr);
+		ctl_rows_free(&rows);
 		if (err == -ENOENT)
 			ctl_map_open("xm_endpoints"); /* prints why */
-		else
+		else if (err != -ENOMEM)
 			p_err("list endpoints: %s", strerror(-err));
 		return -1;
 	}
-	ctl_print(arr, endpoint_plain);
+	if (xm_out_json)
+		xm_out_print_json(endpoint_json(rows.v, rows.n));
+	else
+		endpoint_plain(rows.v, rows.n);
+	ctl_rows_free(&rows);
 	return 0;
 }
 

@@ -129,6 +129,29 @@ int ctl_map_open(const char *name)
 	return fd;
 }
 
+void *ctl_rows_push(struct ctl_rows *r)
+{
+	if (r->n == r->cap) {
+		size_t cap = r->cap ? r->cap * 2 : 64;
+		void *v = realloc(r->v, cap * r->size);
+
+		if (!v) {
+			p_err("out of memory for %zu rows", cap);
+			return NULL;
+		}
+		r->v = v;
+		r->cap = cap;
+	}
+	return memset((char *)r->v + r->n++ * r->size, 0, r->size);
+}
+
+void ctl_rows_free(struct ctl_rows *r)
+{
+	free(r->v);
+	r->v = NULL;
+	r->n = r->cap = 0;
+}
+
 void ctl_print(json_t *v, void (*plain)(json_t *v))
 {
 	if (xm_out_json) {

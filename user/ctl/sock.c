@@ -10,41 +10,60 @@
 #include "addr.h"
 #include "ctl.h"
 
-static void sock_plain(json_t *v)
+/* One row of `sock list`: the redirect map's key and the socket's cookie. */
+struct sock_row {
+	struct xm_sock_key key;
+	__u64 cookie;
+	char local[XM_ADDR_STRLEN], remote[XM_ADDR_STRLEN];
+};
+
+static json_t *sock_json(const struct sock_row *rows, size_t n)
 {
-	size_t i;
-	json_t *e;
+	json_t *arr = json_array();
 
+	for (size_t i = 0; i < n; i++) {
+		const struct sock_row *r = &rows[i];
+
+		json_array_append_new(
+			arr, json_pack("{s:s, s:s, s:i, s:s, s:i, s:I, s:I, s:I, s:I}", "family",
+				       r->key.family == AF_INET ? "inet" : "inet6", "local", r->local,
+				       "local_port", r->key.local_port, "remote", r->remote,
+				       "remote_port", r->key.remote_port, "scope",
+				       (json_int_t)r->key.scope, "local_isn",
+				       (json_int_t)r->key.local_isn, "remote_isn",
+				       (json_int_t)r->key.remote_isn, "cookie", (json_int_t)r->cookie));
+	}
+	return arr;
+}
+
+static void sock_plain(const struct sock_row *rows, size_t n)
+{
 	printf("%-46s %-46s %-20s %s\n", "LOCAL", "REMOTE", "SCOPE", "COOKIE");
-	json_array_foreach(v, i, e) {
-		char l[64], r[64];
-		const char *fam = json_string_value(json_object_get(e, "family"));
-		const char *fmt = !strcmp(fam, "inet6") ? "[%s]:%d" : "%s:%d";
+	for (size_t i = 0; i < n; i++) {
+		const struct sock_row *r = &rows[i];
+		const char *fmt = r->key.family == AF_INET ? "%s:%d" : "[%s]:%d";
+		char l[64], rm[64];
 
-		snprintf(l, sizeof(l), fmt, json_string_value(json_object_get(e, "local")),
-			 (int)json_integer_value(json_object_get(e, "local_port")));
-		snprintf(r, sizeof(r), fmt, json_string_value(json_object_get(e, "remote")),
-			 (int)json_integer_value(json_object_get(e, "remote_port")));
-		printf("%-46s %-46s %-20" JSON_INTEGER_FORMAT " %" JSON_INTEGER_FORMAT "\n", l, r,
-		       json_integer_value(json_object_get(e, "scope")),
-		       json_integer_value(json_object_get(e, "cookie")));
+		snprintf(l, sizeof(l), fmt, r->local, r->key.local_port);
+		snprintf(rm, sizeof(rm), fmt, r->remote, r->key.remote_port);
+		printf("%-46s %-46s %-20llu %llu\n", l, rm, (unsigned long long)r->key.scope,
+		       (unsigned long long)r->cookie);
 	}
 }
 
 static int sock_list(int argc, char **argv)
 {
+	struct ctl_rows rows = CTL_ROWS(struct sock_row);
 	struct xm_sock_key key, next;
 	void *prev = NULL;
-	json_t *arr;
 	int fd;
 
 	NO_MORE_ARGS();
 	fd = ctl_map_open("xm_socks");
 	if (fd < 0)
 		return -1;
-	arr = json_array();
 	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-		char l[XM_ADDR_STRLEN], r[XM_ADDR_STRLEN];
+		struct sock_row *r;
 		__u64 cookie = 0;
 
 		key = next;
@@ -52,18 +71,23 @@ static int sock_list(int argc, char **argv)
 		/* A SOCKHASH lookup from user space returns the socket cookie. */
 		if (bpf_map_lookup_elem(fd, &key, &cookie))
 			continue; /* closed meanwhile */
-		json_array_append_new(
-			arr, json_pack("{s:s, s:s, s:i, s:s, s:i, s:I, s:I, s:I, s:I}", "family",
-				       key.family == AF_INET ? "inet" : "inet6", "local",
-				       xm_addr_str(key.family, &key.local, l, sizeof(l)), "local_port",
-				       key.local_port, "remote",
-				       xm_addr_str(key.family, &key.remote, r, sizeof(r)),
-				       "remote_port", key.remote_port, "scope", (json_int_t)key.scope,
-				       "local_isn", (json_int_t)key.local_isn, "remote_isn",
-				       (json_int_t)key.remote_isn, "cookie", (json_int_t)cookie));
+		r = ctl_rows_push(&rows);
+		if (!r) {
+			close(fd);
+			ctl_rows_free(&rows);
+			return -1;
+		}
+		r->key = key;
+		r->cookie = cookie;
+		xm_addr_str(key.family, &key.local, r->local, sizeof(r->local));
+		xm_addr_str(key.family, &key.remote, r->remote, sizeof(r->remote));
 	}
 	close(fd);
-	ctl_print(arr, sock_plain);
+	if (xm_out_json)
+		xm_out_print_json(sock_json(rows.v, rows.n));
+	else
+		sock_plain(rows.v, rows.n);
+	ctl_rows_free(&rows);
 	return 0;
 }
 
@@ -90,20 +114,26 @@ static int skip_key_parse(int argc, char **argv, struct xm_redirect_skip_key *k)
 	return ctl_netns_cookie(argv[1], &k->netns_cookie);
 }
 
-static void skip_plain(json_t *v)
+/* Skip entries as read from the map: a port, or a netns cookie. */
+static json_t *skip_json(const struct xm_redirect_skip_key *rows, size_t n)
 {
-	size_t i;
-	json_t *e;
+	json_t *arr = json_array();
 
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(arr, rows[i].port ? json_pack("{s:i}", "port", rows[i].port)
+					   : json_pack("{s:I}", "netns_cookie",
+						       (json_int_t)rows[i].netns_cookie));
+	return arr;
+}
+
+static void skip_plain(const struct xm_redirect_skip_key *rows, size_t n)
+{
 	printf("%-8s %s\n", "KIND", "VALUE");
-	json_array_foreach(v, i, e) {
-		json_t *port = json_object_get(e, "port");
-
-		if (port)
-			printf("%-8s %" JSON_INTEGER_FORMAT "\n", "port", json_integer_value(port));
+	for (size_t i = 0; i < n; i++) {
+		if (rows[i].port)
+			printf("%-8s %u\n", "port", (unsigned int)rows[i].port);
 		else
-			printf("%-8s %" JSON_INTEGER_FORMAT "\n", "netns",
-			       json_integer_value(json_object_get(e, "netns_cookie")));
+			printf("%-8s %llu\n", "netns", (unsigned long long)rows[i].netns_cookie);
 	}
 }
 
@@ -114,7 +144,6 @@ static int sock_skip(int argc, char **argv)
 	const char *verb = argc ? argv[0] : "list";
 	void *prev = NULL;
 	__u32 flags = 0;
-	json_t *arr;
 	int fd, err = 0;
 
 	fd = ctl_map_open("xm_redirect_skip");
@@ -127,16 +156,26 @@ static int sock_skip(int argc, char **argv)
 			close(fd);
 			NO_MORE_ARGS();
 		}
-		arr = json_array();
+		struct ctl_rows rows = CTL_ROWS(struct xm_redirect_skip_key);
+
 		while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+			struct xm_redirect_skip_key *r = ctl_rows_push(&rows);
+
+			if (!r) {
+				close(fd);
+				ctl_rows_free(&rows);
+				return -1;
+			}
 			k = next;
 			prev = &k;
-			json_array_append_new(arr, k.port ? json_pack("{s:i}", "port", k.port)
-						    : json_pack("{s:I}", "netns_cookie",
-								(json_int_t)k.netns_cookie));
+			*r = k;
 		}
 		close(fd);
-		ctl_print(arr, skip_plain);
+		if (xm_out_json)
+			xm_out_print_json(skip_json(rows.v, rows.n));
+		else
+			skip_plain(rows.v, rows.n);
+		ctl_rows_free(&rows);
 		return 0;
 	}
 	if (!is_prefix(verb, "add") && !is_prefix(verb, "delete")) {

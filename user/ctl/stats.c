@@ -6,17 +6,27 @@
 #include "ctl.h"
 #include "stats.h"
 
-static void stats_plain(json_t *v)
+/* Both printers read the counters as read (vals, by XM_STAT_* index). */
+static void stats_plain(const __u64 *vals)
 {
 	for (unsigned int i = 0; i < xm_stat_desc_count; i++)
 		printf("%-24s %llu\n", xm_stat_descs[i].name,
-		       (unsigned long long)json_integer_value(json_object_get(v, xm_stat_descs[i].name)));
+		       (unsigned long long)vals[xm_stat_descs[i].idx]);
+}
+
+static json_t *stats_json(const __u64 *vals)
+{
+	json_t *o = json_object();
+
+	for (unsigned int i = 0; i < xm_stat_desc_count; i++)
+		json_object_set_new(o, xm_stat_descs[i].name,
+				    json_integer((json_int_t)vals[xm_stat_descs[i].idx]));
+	return o;
 }
 
 static int stats_show(int argc, char **argv)
 {
 	__u64 vals[XM_STAT_MAX];
-	json_t *o;
 	int err;
 
 	NO_MORE_ARGS();
@@ -29,11 +39,10 @@ static int stats_show(int argc, char **argv)
 			p_err("read counters: %s", strerror(-err));
 		return -1;
 	}
-	o = json_object();
-	for (unsigned int i = 0; i < xm_stat_desc_count; i++)
-		json_object_set_new(o, xm_stat_descs[i].name,
-				    json_integer((json_int_t)vals[xm_stat_descs[i].idx]));
-	ctl_print(o, stats_plain);
+	if (xm_out_json)
+		xm_out_print_json(stats_json(vals));
+	else
+		stats_plain(vals);
 	return 0;
 }
 
