@@ -48,18 +48,29 @@ static long map_fill(int fd, const struct bpf_map_info *info)
 	return n;
 }
 
-static json_t *describe_map(const char *name, int fd)
+/* A pinned map or link as status shows it; both printers read these rows. */
+struct obj_row {
+	char name[64];
+	const char *type;     /* links: cgroup, tcx, cls_bpf, ... */
+	__u32 id, prog_id;    /* links: link id (0 for a cls_bpf filter) and program */
+	char prog_name[BPF_OBJ_NAME_LEN];
+	long long max_entries, entries; /* maps; entries < 0: not countable */
+};
+
+static int describe_map(struct obj_row *r, int fd)
 {
 	struct bpf_map_info info = {};
 	__u32 len = sizeof(info);
 
 	if (bpf_obj_get_info_by_fd(fd, &info, &len))
-		return NULL;
-	return json_pack("{s:s, s:i, s:I, s:I}", "name", name, "id", info.id, "max_entries",
-			 (json_int_t)info.max_entries, "entries", (json_int_t)map_fill(fd, &info));
+		return -1;
+	r->id = info.id;
+	r->max_entries = info.max_entries;
+	r->entries = map_fill(fd, &info);
+	return 0;
 }
 
-static json_t *describe_link(const char *name, int fd)
+static int describe_link(struct obj_row *r, int fd)
 {
 	struct bpf_link_info info = {};
 	struct bpf_prog_info pinfo = {};
@@ -69,44 +80,76 @@ static json_t *describe_link(const char *name, int fd)
 	if (xm_bpf_fd_is_prog(fd)) {
 		/* a cls_bpf filter's program (attach.h): no link, the filter holds it */
 		if (bpf_obj_get_info_by_fd(fd, &pinfo, &plen))
-			return NULL;
-		return json_pack("{s:s, s:s, s:i, s:i, s:s}", "name", name, "type", "cls_bpf", "id",
-				 0, "prog_id", pinfo.id, "prog_name", pinfo.name);
+			return -1;
+		r->type = "cls_bpf";
+		r->prog_id = pinfo.id;
+		snprintf(r->prog_name, sizeof(r->prog_name), "%s", pinfo.name);
+		return 0;
 	}
 	if (bpf_obj_get_info_by_fd(fd, &info, &len))
-		return NULL;
+		return -1;
 	pfd = bpf_prog_get_fd_by_id(info.prog_id);
 	if (pfd >= 0) {
 		bpf_obj_get_info_by_fd(pfd, &pinfo, &plen);
 		close(pfd);
 	}
-	return json_pack("{s:s, s:s, s:i, s:i, s:s}", "name", name, "type",
-			 link_type_name(info.type), "id", info.id, "prog_id", info.prog_id,
-			 "prog_name", pinfo.name);
+	r->type = link_type_name(info.type);
+	r->id = info.id;
+	r->prog_id = info.prog_id;
+	snprintf(r->prog_name, sizeof(r->prog_name), "%s", pinfo.name);
+	return 0;
 }
 
 struct describe_ctx {
-	json_t *(*describe)(const char *name, int fd);
-	json_t *arr;
+	int (*describe)(struct obj_row *r, int fd);
+	struct ctl_rows rows;
 };
 
 static int describe_one(const char *name, int fd, void *arg)
 {
 	struct describe_ctx *c = arg;
-	json_t *o = c->describe(name, fd);
+	struct obj_row *r = ctl_rows_push(&c->rows);
 
-	if (o)
-		json_array_append_new(c->arr, o);
+	if (!r)
+		return -ENOMEM;
+	snprintf(r->name, sizeof(r->name), "%s", name);
+	if (c->describe(r, fd))
+		c->rows.n--; /* gone meanwhile */
 	return 0;
 }
 
-/* One JSON object per object pinned in <pin root>/<sub>, as describe() sees it. */
-static json_t *pinned_objects(const char *sub, json_t *(*describe)(const char *name, int fd))
+/* One row per object pinned in <pin root>/<sub>, as describe() sees it. */
+static struct ctl_rows pinned_objects(const char *sub, int (*describe)(struct obj_row *r, int fd))
 {
-	struct describe_ctx c = { describe, json_array() };
+	struct describe_ctx c = { describe, CTL_ROWS(struct obj_row) };
 
 	xm_pin_walk(xm_pin_root, sub, describe_one, &c);
-	return c.arr;
+	return c.rows;
+}
+
+static json_t *links_json(const struct ctl_rows *rows)
+{
+	const struct obj_row *r = rows->v;
+	json_t *arr = json_array();
+
+	for (size_t i = 0; i < rows->n; i++)
+		json_array_append_new(arr, json_pack("{s:s, s:s, s:i, s:i, s:s}", "name", r[i].name,
+						     "type", r[i].type, "id", (int)r[i].id, "prog_id",
+						     (int)r[i].prog_id, "prog_name", r[i].prog_name));
+	return arr;
+}
+
+static json_t *maps_json(const struct ctl_rows *rows)
+{
+	const struct obj_row *r = rows->v;
+	json_t *arr = json_array();
+
+	for (size_t i = 0; i < rows->n; i++)
+		json_array_append_new(arr, json_pack("{s:s, s:i, s:I, s:I}", "name", r[i].name, "id",
+						     (int)r[i].id, "max_entries",
+						     (json_int_t)r[i].max_entries, "entries",
+						     (json_int_t)r[i].entries));
+	return arr;
 }
 
 /*
@@ -151,63 +194,72 @@ static int agent_pid(void)
 	return pid;
 }
 
-static void status_plain(json_t *v)
-{
-	json_t *e;
-	size_t i;
-	int pid = json_integer_value(json_object_get(v, "agent_pid"));
-	json_t *draining = json_object_get(v, "draining_sockets");
+/* Everything status shows, read once; the plain text and the JSON are made from it. */
+struct status {
+	struct xm_meta meta;
+	bool loaded, socket_ready, draining;
+	int pid;
+	long long draining_sockets;
+	struct ctl_rows links, maps;
+};
 
-	printf("pin root:  %s\n", json_string_value(json_object_get(v, "pin_root")));
-	printf("datapath:  ABI %" JSON_INTEGER_FORMAT ", loaded by agent %s\n",
-	       json_integer_value(json_object_get(v, "abi_version")),
-	       json_string_value(json_object_get(v, "agent_version")));
-	if (draining)
-		printf("draining:  uninstall in progress%s; %" JSON_INTEGER_FORMAT
-		       " redirected sockets still open (the last pins go when they close)\n",
-		       pid > 0 ? "" : " but not running (run uninstall again)",
-		       json_integer_value(draining));
-	else if (pid > 0)
-		printf("agent:     running (pid %d), control socket %s\n", pid,
-		       json_is_true(json_object_get(v, "agent_socket")) ? "ready" : "not ready");
+static json_t *status_json(const struct status *st)
+{
+	json_t *o = json_pack("{s:s, s:b, s:i, s:s, s:i, s:b, s:o, s:o, s:o}", "pin_root",
+			      xm_pin_root, "loaded", st->loaded, "abi_version",
+			      st->meta.abi_version, "agent_version", st->meta.agent_version,
+			      "agent_pid", st->pid, "agent_socket", st->socket_ready,
+			      "kernel_features", kernel_features(&st->meta), "links",
+			      links_json(&st->links), "maps", maps_json(&st->maps));
+
+	if (st->draining)
+		json_object_set_new(o, "draining_sockets", json_integer(st->draining_sockets));
+	return o;
+}
+
+static void status_plain(const struct status *st)
+{
+	const struct obj_row *r;
+
+	printf("pin root:  %s\n", xm_pin_root);
+	printf("datapath:  ABI %u, loaded by agent %s\n", (unsigned int)st->meta.abi_version,
+	       st->meta.agent_version);
+	if (st->draining)
+		printf("draining:  uninstall in progress%s; %lld redirected sockets still open (the "
+		       "last pins go when they close)\n",
+		       st->pid > 0 ? "" : " but not running (run uninstall again)",
+		       st->draining_sockets);
+	else if (st->pid > 0)
+		printf("agent:     running (pid %d), control socket %s\n", st->pid,
+		       st->socket_ready ? "ready" : "not ready");
 	else
 		printf("agent:     not running (the datapath keeps working)\n");
-	printf("kernel features:%s\n",
-	       json_is_array(json_object_get(v, "kernel_features")) ? "" : " (not recorded)");
-	json_array_foreach(json_object_get(v, "kernel_features"), i, e) {
-		bool has = json_is_true(json_object_get(e, "present"));
+	printf("kernel features:%s\n", st->meta.kfeatures & XM_KF_VALID ? "" : " (not recorded)");
+	for (int f = 0; st->meta.kfeatures & XM_KF_VALID && f < XM_KF_COUNT; f++) {
+		bool has = xm_kf_has(st->meta.kfeatures, f);
 
-		printf("  %-20s %-3s (Linux >= %s)%s%s\n",
-		       json_string_value(json_object_get(e, "name")), has ? "yes" : "no",
-		       json_string_value(json_object_get(e, "since")), has ? "" : ": ",
-		       has ? "" : json_string_value(json_object_get(e, "fallback")));
+		printf("  %-20s %-3s (Linux >= %s)%s%s\n", xm_kfeatures[f].name, has ? "yes" : "no",
+		       xm_kfeatures[f].since, has ? "" : ": ", has ? "" : xm_kfeatures[f].without);
 	}
 	printf("links:\n");
-	json_array_foreach(json_object_get(v, "links"), i, e)
-		printf("  %-16s %-8s link %-5" JSON_INTEGER_FORMAT " prog %s\n",
-		       json_string_value(json_object_get(e, "name")),
-		       json_string_value(json_object_get(e, "type")),
-		       json_integer_value(json_object_get(e, "id")),
-		       json_string_value(json_object_get(e, "prog_name")));
+	r = st->links.v;
+	for (size_t i = 0; i < st->links.n; i++)
+		printf("  %-16s %-8s link %-5u prog %s\n", r[i].name, r[i].type, (unsigned int)r[i].id,
+		       r[i].prog_name);
 	printf("maps:\n");
-	json_array_foreach(json_object_get(v, "maps"), i, e) {
-		json_int_t n = json_integer_value(json_object_get(e, "entries"));
-		json_int_t max = json_integer_value(json_object_get(e, "max_entries"));
-
-		if (n >= 0)
-			printf("  %-16s %8" JSON_INTEGER_FORMAT " / %-8" JSON_INTEGER_FORMAT "\n",
-			       json_string_value(json_object_get(e, "name")), n, max);
+	r = st->maps.v;
+	for (size_t i = 0; i < st->maps.n; i++) {
+		if (r[i].entries >= 0)
+			printf("  %-16s %8lld / %-8lld\n", r[i].name, r[i].entries, r[i].max_entries);
 		else
-			printf("  %-16s %8s / %-8" JSON_INTEGER_FORMAT "\n",
-			       json_string_value(json_object_get(e, "name")), "-", max);
+			printf("  %-16s %8s / %-8lld\n", r[i].name, "-", r[i].max_entries);
 	}
 }
 
 static int status_show(int argc, char **argv)
 {
+	struct status st = {};
 	struct xm_meta meta;
-	json_t *o, *links;
-	bool loaded;
 	int err;
 
 	NO_MORE_ARGS();
@@ -222,20 +274,23 @@ static int status_show(int argc, char **argv)
 		      err == -EPERM || err == -EACCES ? " (or not root)" : "");
 		return -1;
 	}
-	links = pinned_objects(XM_PIN_LINKS, describe_link);
+	st.meta = meta;
+	st.links = pinned_objects(XM_PIN_LINKS, describe_link);
+	st.draining = xm_pin_root_draining(xm_pin_root);
 	/* Before kernel 6.10 a draining sk_msg is held by the map, not by a link. */
-	loaded = json_array_size(links) > 0 || xm_pin_root_draining(xm_pin_root);
-	o = json_pack("{s:s, s:b, s:i, s:s, s:i, s:b, s:o, s:o, s:o}", "pin_root", xm_pin_root,
-		      "loaded", loaded, "abi_version", meta.abi_version, "agent_version",
-		      meta.agent_version, "agent_pid", agent_pid(), "agent_socket",
-		      ctl_agent_reachable(), "kernel_features", kernel_features(&meta), "links",
-		      links, "maps",
-		      pinned_objects(XM_PIN_MAPS, describe_map));
-	if (xm_pin_root_draining(xm_pin_root))
-		json_object_set_new(o, "draining_sockets",
-				    json_integer(xm_redirect_sock_count(xm_pin_root)));
-	ctl_print(o, status_plain);
-	if (!loaded) {
+	st.loaded = st.links.n > 0 || st.draining;
+	st.pid = agent_pid();
+	st.socket_ready = ctl_agent_reachable();
+	st.maps = pinned_objects(XM_PIN_MAPS, describe_map);
+	if (st.draining)
+		st.draining_sockets = xm_redirect_sock_count(xm_pin_root);
+	if (xm_out_json)
+		xm_out_print_json(status_json(&st));
+	else
+		status_plain(&st);
+	ctl_rows_free(&st.links);
+	ctl_rows_free(&st.maps);
+	if (!st.loaded) {
 		p_err("datapath maps are pinned at %s but no program is attached", xm_pin_root);
 		return -1;
 	}
