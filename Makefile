@@ -116,7 +116,8 @@ $(B)/tests/%: $(B)/tests/tools/%.o $(TESTLIB) $(LIBXMESH)
 	$(Q)$(CC) $(XM_CFLAGS) $^ $(LDLIBS) -o $@
 
 $(patsubst tests/tools/%,$(B)/tests/%,$(TEST_TOOL_DIRS)): \
-$(B)/tests/%: $$(patsubst %.c,$(B)/%.o,$$(wildcard tests/tools/$$*/*.c)) $(TESTLIB) $(LIBXMESH)
+$(B)/tests/%: $$(addsuffix .o,$$(basename $$(addprefix $(B)/,$$(wildcard tests/tools/$$*/*.c)))) \
+	$(TESTLIB) $(LIBXMESH)
 	$(call msg,LINK,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(XM_CFLAGS) $^ $(LDLIBS) -o $@

@@ -23,103 +23,136 @@ static const char *proto_str(__u8 p)
 	return p == 6 ? "tcp" : p == 17 ? "udp" : "?";
 }
 
-struct list_ctx {
-	json_t *flows, *remote, *local;
-	__u32 epoch;
+/* The cache as read: rows of each map, copied; both printers are fed from them. */
+struct flow_row {
+	struct xm_ovl_flow_key k;
+	const char *state;
+	char local[XM_ADDR_STRLEN], remote[XM_ADDR_STRLEN];
 };
 
-static int flow_json(const struct xm_ovl_flow_key *k, const struct xm_ovl_flow *f, void *arg)
+struct remote_row {
+	char pod[XM_ADDR_STRLEN], node[XM_ADDR_STRLEN], via[XM_ADDR_STRLEN];
+	char node_mac[18], overlay_mac[18];
+	__u32 vni, ifindex;
+	int udp_port;
+};
+
+struct local_row {
+	char pod[XM_ADDR_STRLEN], pod_mac[18], gateway_mac[18];
+	__u32 ifindex;
+};
+
+struct list_ctx {
+	struct ctl_rows flows, remote, local;
+	__u32 epoch;
+	bool enabled;
+};
+
+static int flow_row(const struct xm_ovl_flow_key *k, const struct xm_ovl_flow *f, void *arg)
 {
 	struct list_ctx *c = arg;
-	char l[XM_ADDR_STRLEN], r[XM_ADDR_STRLEN];
-	const char *state;
+	struct flow_row *r = ctl_rows_push(&c->flows);
 
+	if (!r)
+		return -ENOMEM;
 	if (f->epoch != c->epoch)
-		state = "stale"; /* from before a flush: never used again */
+		r->state = "stale"; /* from before a flush: never used again */
 	else if ((f->seen & XM_OVL_SEEN_BOTH) == XM_OVL_SEEN_BOTH)
-		state = "cached";
+		r->state = "cached";
 	else
-		state = f->seen & XM_OVL_SEEN_OUT ? "seen-out" : "seen-in";
-	json_array_append_new(c->flows,
-			      json_pack("{s:s, s:s, s:i, s:s, s:i, s:s}", "proto", proto_str(k->proto),
-					"local", xm_addr_str(k->family, &k->local, l, sizeof(l)),
-					"local_port", k->local_port, "remote",
-					xm_addr_str(k->family, &k->remote, r, sizeof(r)),
-					"remote_port", k->remote_port, "state", state));
+		r->state = f->seen & XM_OVL_SEEN_OUT ? "seen-out" : "seen-in";
+	r->k = *k;
+	xm_addr_str(k->family, &k->local, r->local, sizeof(r->local));
+	xm_addr_str(k->family, &k->remote, r->remote, sizeof(r->remote));
 	return 0;
 }
 
-static int remote_json(const struct xm_ovl_addr_key *k, const struct xm_ovl_remote *rm, void *arg)
+static int remote_row(const struct xm_ovl_addr_key *k, const struct xm_ovl_remote *rm, void *arg)
 {
 	struct list_ctx *c = arg;
-	char a[XM_ADDR_STRLEN], n[XM_ADDR_STRLEN], s[XM_ADDR_STRLEN], m1[18], m2[18];
+	struct remote_row *r = ctl_rows_push(&c->remote);
 
-	json_array_append_new(
-		c->remote,
-		json_pack("{s:s, s:s, s:s, s:i, s:i, s:s, s:s, s:i}", "pod",
-			  xm_addr_str(k->family, &k->addr, a, sizeof(a)), "node",
-			  xm_addr_str(rm->outer_family, &rm->outer_daddr, n, sizeof(n)), "via",
-			  xm_addr_str(rm->outer_family, &rm->outer_saddr, s, sizeof(s)), "vni",
-			  (int)rm->vni, "ifindex", (int)rm->ifindex, "node_mac",
-			  mac_str(rm->hdr, m1, sizeof(m1)), "overlay_mac",
-			  mac_str(rm->hdr + XM_OVL_ENCAP4_LEN - 14, m2, sizeof(m2)), "udp_port",
-			  (int)((rm->hdr[14 + 20 + 2] << 8) | rm->hdr[14 + 20 + 3])));
+	if (!r)
+		return -ENOMEM;
+	xm_addr_str(k->family, &k->addr, r->pod, sizeof(r->pod));
+	xm_addr_str(rm->outer_family, &rm->outer_daddr, r->node, sizeof(r->node));
+	xm_addr_str(rm->outer_family, &rm->outer_saddr, r->via, sizeof(r->via));
+	r->vni = rm->vni;
+	r->ifindex = rm->ifindex;
+	mac_str(rm->hdr, r->node_mac, sizeof(r->node_mac));
+	mac_str(rm->hdr + XM_OVL_ENCAP4_LEN - 14, r->overlay_mac, sizeof(r->overlay_mac));
+	r->udp_port = (rm->hdr[14 + 20 + 2] << 8) | rm->hdr[14 + 20 + 3];
 	return 0;
 }
 
-static int local_json(const struct xm_ovl_addr_key *k, const struct xm_ovl_local *lo, void *arg)
+static int local_row(const struct xm_ovl_addr_key *k, const struct xm_ovl_local *lo, void *arg)
 {
 	struct list_ctx *c = arg;
-	char a[XM_ADDR_STRLEN], m1[18], m2[18];
+	struct local_row *r = ctl_rows_push(&c->local);
 
-	json_array_append_new(c->local,
-			      json_pack("{s:s, s:i, s:s, s:s}", "pod",
-					xm_addr_str(k->family, &k->addr, a, sizeof(a)), "ifindex",
-					(int)lo->ifindex, "pod_mac",
-					mac_str(lo->pod_mac, m1, sizeof(m1)), "gateway_mac",
-					mac_str(lo->gw_mac, m2, sizeof(m2))));
+	if (!r)
+		return -ENOMEM;
+	xm_addr_str(k->family, &k->addr, r->pod, sizeof(r->pod));
+	r->ifindex = lo->ifindex;
+	mac_str(lo->pod_mac, r->pod_mac, sizeof(r->pod_mac));
+	mac_str(lo->gw_mac, r->gateway_mac, sizeof(r->gateway_mac));
 	return 0;
 }
 
-static void cache_plain(json_t *v)
+static json_t *cache_json(const struct list_ctx *c)
 {
-	json_t *e;
-	size_t i;
+	const struct flow_row *f = c->flows.v;
+	const struct remote_row *rm = c->remote.v;
+	const struct local_row *lo = c->local.v;
+	json_t *flows = json_array(), *remote = json_array(), *local = json_array();
 
-	printf("flows (epoch %" JSON_INTEGER_FORMAT "):\n",
-	       json_integer_value(json_object_get(v, "epoch")));
+	for (size_t i = 0; i < c->flows.n; i++)
+		json_array_append_new(flows, json_pack("{s:s, s:s, s:i, s:s, s:i, s:s}", "proto",
+						       proto_str(f[i].k.proto), "local", f[i].local,
+						       "local_port", f[i].k.local_port, "remote",
+						       f[i].remote, "remote_port", f[i].k.remote_port,
+						       "state", f[i].state));
+	for (size_t i = 0; i < c->remote.n; i++)
+		json_array_append_new(remote, json_pack("{s:s, s:s, s:s, s:i, s:i, s:s, s:s, s:i}",
+							"pod", rm[i].pod, "node", rm[i].node, "via",
+							rm[i].via, "vni", (int)rm[i].vni, "ifindex",
+							(int)rm[i].ifindex, "node_mac", rm[i].node_mac,
+							"overlay_mac", rm[i].overlay_mac, "udp_port",
+							rm[i].udp_port));
+	for (size_t i = 0; i < c->local.n; i++)
+		json_array_append_new(local, json_pack("{s:s, s:i, s:s, s:s}", "pod", lo[i].pod,
+						       "ifindex", (int)lo[i].ifindex, "pod_mac",
+						       lo[i].pod_mac, "gateway_mac", lo[i].gateway_mac));
+	return json_pack("{s:i, s:b, s:o, s:o, s:o}", "epoch", (int)c->epoch, "enabled", c->enabled,
+			 "flows", flows, "remote", remote, "local", local);
+}
+
+static void cache_plain(const struct list_ctx *c)
+{
+	const struct flow_row *f = c->flows.v;
+	const struct remote_row *rm = c->remote.v;
+	const struct local_row *lo = c->local.v;
+
+	printf("flows (epoch %d):\n", (int)c->epoch);
 	printf("  %-5s %-22s %-22s %s\n", "PROTO", "LOCAL", "REMOTE", "STATE");
-	json_array_foreach(json_object_get(v, "flows"), i, e) {
+	for (size_t i = 0; i < c->flows.n; i++) {
+		const char *fmt = f[i].k.family == AF_INET6 ? "[%s]:%d" : "%s:%d";
 		char l[64], r[64];
 
-		const char *la = json_string_value(json_object_get(e, "local"));
-		const char *ra = json_string_value(json_object_get(e, "remote"));
-		bool v6 = strchr(la, ':') != NULL;
-
-		snprintf(l, sizeof(l), v6 ? "[%s]:%" JSON_INTEGER_FORMAT : "%s:%" JSON_INTEGER_FORMAT,
-			 la, json_integer_value(json_object_get(e, "local_port")));
-		snprintf(r, sizeof(r), v6 ? "[%s]:%" JSON_INTEGER_FORMAT : "%s:%" JSON_INTEGER_FORMAT,
-			 ra, json_integer_value(json_object_get(e, "remote_port")));
-		printf("  %-5s %-22s %-22s %s\n", json_string_value(json_object_get(e, "proto")), l,
-		       r, json_string_value(json_object_get(e, "state")));
+		snprintf(l, sizeof(l), fmt, f[i].local, f[i].k.local_port);
+		snprintf(r, sizeof(r), fmt, f[i].remote, f[i].k.remote_port);
+		printf("  %-5s %-22s %-22s %s\n", proto_str(f[i].k.proto), l, r, f[i].state);
 	}
 	printf("remote pods (outer headers):\n");
 	printf("  %-16s %-16s %-6s %-18s %s\n", "POD", "NODE", "VNI", "NODE-MAC", "OVERLAY-MAC");
-	json_array_foreach(json_object_get(v, "remote"), i, e)
-		printf("  %-16s %-16s %-6" JSON_INTEGER_FORMAT " %-18s %s\n",
-		       json_string_value(json_object_get(e, "pod")),
-		       json_string_value(json_object_get(e, "node")),
-		       json_integer_value(json_object_get(e, "vni")),
-		       json_string_value(json_object_get(e, "node_mac")),
-		       json_string_value(json_object_get(e, "overlay_mac")));
+	for (size_t i = 0; i < c->remote.n; i++)
+		printf("  %-16s %-16s %-6d %-18s %s\n", rm[i].pod, rm[i].node, (int)rm[i].vni,
+		       rm[i].node_mac, rm[i].overlay_mac);
 	printf("local pods (delivery):\n");
 	printf("  %-16s %-8s %-18s %s\n", "POD", "IFINDEX", "POD-MAC", "GATEWAY-MAC");
-	json_array_foreach(json_object_get(v, "local"), i, e)
-		printf("  %-16s %-8" JSON_INTEGER_FORMAT " %-18s %s\n",
-		       json_string_value(json_object_get(e, "pod")),
-		       json_integer_value(json_object_get(e, "ifindex")),
-		       json_string_value(json_object_get(e, "pod_mac")),
-		       json_string_value(json_object_get(e, "gateway_mac")));
+	for (size_t i = 0; i < c->local.n; i++)
+		printf("  %-16s %-8d %-18s %s\n", lo[i].pod, (int)lo[i].ifindex, lo[i].pod_mac,
+		       lo[i].gateway_mac);
 }
 
 static int no_cache(int err)
@@ -134,9 +167,10 @@ static int no_cache(int err)
 
 static int cache_list(int argc, char **argv)
 {
-	struct list_ctx c = {};
+	struct list_ctx c = { .flows = CTL_ROWS(struct flow_row),
+			      .remote = CTL_ROWS(struct remote_row),
+			      .local = CTL_ROWS(struct local_row) };
 	struct xm_ovl_cfg cfg;
-	json_t *o;
 	int err;
 
 	NO_MORE_ARGS();
@@ -144,28 +178,22 @@ static int cache_list(int argc, char **argv)
 	if (err)
 		return no_cache(err);
 	c.epoch = cfg.epoch;
-	c.flows = json_array();
-	c.remote = json_array();
-	c.local = json_array();
-	o = json_pack("{s:i, s:b, s:o, s:o, s:o}", "epoch", (int)cfg.epoch, "enabled",
-		      cfg.enabled != 0, "flows", c.flows, "remote", c.remote, "local", c.local);
-	err = xm_overlay_foreach_flow(xm_pin_root, flow_json, &c);
+	c.enabled = cfg.enabled != 0;
+	err = xm_overlay_foreach_flow(xm_pin_root, flow_row, &c);
 	if (!err)
-		err = xm_overlay_foreach_remote(xm_pin_root, remote_json, &c);
+		err = xm_overlay_foreach_remote(xm_pin_root, remote_row, &c);
 	if (!err)
-		err = xm_overlay_foreach_local(xm_pin_root, local_json, &c);
-	if (err) {
-		json_decref(o);
-		return no_cache(err);
-	}
-	ctl_print(o, cache_plain);
-	return 0;
-}
-
-static void flush_plain(json_t *v)
-{
-	printf("flushed %" JSON_INTEGER_FORMAT " entries\n",
-	       json_integer_value(json_object_get(v, "removed")));
+		err = xm_overlay_foreach_local(xm_pin_root, local_row, &c);
+	if (!err && xm_out_json)
+		xm_out_print_json(cache_json(&c));
+	else if (!err)
+		cache_plain(&c);
+	ctl_rows_free(&c.flows);
+	ctl_rows_free(&c.remote);
+	ctl_rows_free(&c.local);
+	if (err == -ENOMEM)
+		return -1; /* said by ctl_rows_push */
+	return err ? no_cache(err) : 0;
 }
 
 static int cache_flush(int argc, char **argv)
@@ -176,7 +204,10 @@ static int cache_flush(int argc, char **argv)
 	n = xm_overlay_flush(xm_pin_root, true);
 	if (n < 0)
 		return no_cache(n);
-	ctl_print(json_pack("{s:i}", "removed", n), flush_plain);
+	if (xm_out_json)
+		xm_out_print_json(json_pack("{s:i}", "removed", n));
+	else
+		printf("flushed %d entries\n", n);
 	return 0;
 }
 
