@@ -24,6 +24,21 @@ int ctl_lb_open(struct xm_lb_maps *m)
 	return err;
 }
 
+/*
+ * A service as `service list` / `show` print it: the maps' entries, typed,
+ * plus what the agent's sources file says of it; both printers, plain and
+ * JSON, are fed from these rows.
+ */
+struct svc_row {
+	struct xm_lb_svc_key key;
+	struct xm_lb_svc v;
+	char ks[96], vip[XM_ADDR_STRLEN];
+	struct ctl_rows backends; /* struct xm_lb_backend_info */
+	json_t *src;              /* the sources file's entry (owned), or NULL */
+	const char *source, *k8s, *note; /* from src; NULL when absent */
+	long long generation;
+};
+
 static json_t *backend_json(const struct xm_lb_backend_info *bi)
 {
 	char a[XM_ADDR_STRLEN], ep[XM_ADDR_STRLEN + 10];
@@ -37,15 +52,11 @@ static json_t *backend_json(const struct xm_lb_backend_info *bi)
 
 static int add_backend(const struct xm_lb_backend_info *bi, void *arg)
 {
-	json_t *svcs = arg, *s = json_array_get(svcs, json_array_size(svcs) - 1);
-	char ks[96];
+	struct xm_lb_backend_info *r = ctl_rows_push(arg);
 
-	xm_lb_svc_key_str(&bi->svc, ks, sizeof(ks));
-	if (!s || strcmp(json_string_value(json_object_get(s, "service")), ks)) {
-		/* first backend of the next service; services without backends come later */
-		return 0;
-	}
-	json_array_append_new(json_object_get(s, "backends"), backend_json(bi));
+	if (!r)
+		return -ENOMEM;
+	*r = *bi;
 	return 0;
 }
 
@@ -73,15 +84,29 @@ static json_t *sources_by_service(void)
 	return by;
 }
 
-/* Services with their backends; only the one at key when key is set. */
-static json_t *services_json(struct xm_lb_maps *m, const struct xm_lb_svc_key *only)
+static void svc_rows_free(struct ctl_rows *rows)
+{
+	struct svc_row *r = rows->v;
+
+	for (size_t i = 0; i < rows->n; i++) {
+		ctl_rows_free(&r[i].backends);
+		json_decref(r[i].src);
+	}
+	ctl_rows_free(rows);
+}
+
+/* Services with their backends; only the one at key when key is set. 0, or -1 after p_err(). */
+static int services_read(struct xm_lb_maps *m, const struct xm_lb_svc_key *only,
+			 struct ctl_rows *rows)
 {
 	struct xm_lb_svc_key key, next, *prev = NULL;
-	json_t *arr = json_array(), *src = sources_by_service();
+	json_t *src = sources_by_service();
+	int err = 0;
 
-	while (bpf_map_get_next_key(m->svc, prev, &next) == 0) {
+	*rows = CTL_ROWS(struct svc_row);
+	while (!err && bpf_map_get_next_key(m->svc, prev, &next) == 0) {
 		struct xm_lb_svc v;
-		char ks[96], a[XM_ADDR_STRLEN];
+		struct svc_row *r;
 
 		key = next;
 		prev = &key;
@@ -89,79 +114,116 @@ static json_t *services_json(struct xm_lb_maps *m, const struct xm_lb_svc_key *o
 			continue;
 		if (bpf_map_lookup_elem(m->svc, &key, &v))
 			continue;
-		json_array_append_new(
-			arr, json_pack("{s:s, s:s, s:i, s:s, s:i, s:i, s:i, s:[]}", "service",
-				       xm_lb_svc_key_str(&key, ks, sizeof(ks)), "vip",
-				       xm_addr_str(key.family, &key.vip, a, sizeof(a)), "port",
-				       (int)key.port, "protocol", xm_lb_proto_str(key.proto), "id",
-				       (int)v.id, "active_table", (int)v.active, "backend_count",
-				       (int)v.backend_count, "backends"));
-		json_object_update_missing(json_array_get(arr, json_array_size(arr) - 1),
-					   json_object_get(src, ks));
-		xm_lb_backend_foreach(m, &key, add_backend, arr);
+		r = ctl_rows_push(rows);
+		if (!r) {
+			err = -ENOMEM;
+			break;
+		}
+		r->key = key;
+		r->v = v;
+		r->backends = CTL_ROWS(struct xm_lb_backend_info);
+		xm_lb_svc_key_str(&key, r->ks, sizeof(r->ks));
+		xm_addr_str(key.family, &key.vip, r->vip, sizeof(r->vip));
+		r->src = json_incref(json_object_get(src, r->ks));
+		r->source = json_string_value(json_object_get(r->src, "source"));
+		r->k8s = json_string_value(json_object_get(r->src, "k8s"));
+		r->note = json_string_value(json_object_get(r->src, "note"));
+		r->generation = json_integer_value(json_object_get(r->src, "generation"));
+		err = xm_lb_backend_foreach(m, &key, add_backend, &r->backends);
 	}
 	json_decref(src);
+	if (err) {
+		svc_rows_free(rows);
+		if (err != -ENOMEM)
+			p_err("read the backends: %s", strerror(-err));
+		return -1;
+	}
+	return 0;
+}
+
+static json_t *service_json(const struct svc_row *r)
+{
+	const struct xm_lb_backend_info *b = r->backends.v;
+	json_t *o, *arr = json_array();
+
+	for (size_t i = 0; i < r->backends.n; i++)
+		json_array_append_new(arr, backend_json(&b[i]));
+	o = json_pack("{s:s, s:s, s:i, s:s, s:i, s:i, s:i, s:o}", "service", r->ks, "vip", r->vip,
+		      "port", (int)r->key.port, "protocol", xm_lb_proto_str(r->key.proto), "id",
+		      (int)r->v.id, "active_table", (int)r->v.active, "backend_count",
+		      (int)r->v.backend_count, "backends", arr);
+	/* the sources file's fields (source, k8s, generation, note...) as the agent wrote them */
+	json_object_update_missing(o, r->src);
+	return o;
+}
+
+static json_t *services_json(const struct ctl_rows *rows)
+{
+	const struct svc_row *r = rows->v;
+	json_t *arr = json_array();
+
+	for (size_t i = 0; i < rows->n; i++)
+		json_array_append_new(arr, service_json(&r[i]));
 	return arr;
 }
 
-static void service_list_plain(json_t *v)
+static void service_list_plain(const struct ctl_rows *rows)
 {
-	size_t i;
-	json_t *s;
+	const struct svc_row *r = rows->v;
 
 	printf("%-44s %-5s %-6s %-9s %-11s %-8s %s\n", "SERVICE", "ID", "TABLE", "BACKENDS",
 	       "SELECTABLE", "SOURCE", "KUBERNETES (GENERATION)");
-	json_array_foreach(v, i, s) {
-		const char *k8s = json_string_value(json_object_get(s, "k8s"));
-		const char *note = json_string_value(json_object_get(s, "note"));
+	for (size_t i = 0; i < rows->n; i++) {
 		char gen[32] = "";
 
-		if (k8s)
-			snprintf(gen, sizeof(gen), " (%lld)",
-				 json_integer_value(json_object_get(s, "generation")));
-		printf("%-44s %-5lld %-6lld %-9zu %-11lld %-8s %s%s\n",
-		       json_string_value(json_object_get(s, "service")),
-		       json_integer_value(json_object_get(s, "id")),
-		       json_integer_value(json_object_get(s, "active_table")),
-		       json_array_size(json_object_get(s, "backends")),
-		       json_integer_value(json_object_get(s, "backend_count")),
-		       json_string_value(json_object_get(s, "source")) ?: "-", k8s ?: "-", gen);
-		if (note && *note)
-			printf("    note: %s\n", note);
+		if (r[i].k8s)
+			snprintf(gen, sizeof(gen), " (%lld)", r[i].generation);
+		printf("%-44s %-5u %-6u %-9zu %-11u %-8s %s%s\n", r[i].ks, (unsigned int)r[i].v.id,
+		       (unsigned int)r[i].v.active, r[i].backends.n,
+		       (unsigned int)r[i].v.backend_count, r[i].source ?: "-", r[i].k8s ?: "-", gen);
+		if (r[i].note && *r[i].note)
+			printf("    note: %s\n", r[i].note);
 	}
 }
 
-static void service_show_plain(json_t *v)
+static void service_show_plain(const struct svc_row *r)
 {
-	json_t *s = json_array_get(v, 0), *b;
-	size_t i;
+	const struct xm_lb_backend_info *b = r->backends.v;
 
-	printf("service %s  id %lld  active table %lld  selectable backends %lld\n",
-	       json_string_value(json_object_get(s, "service")),
-	       json_integer_value(json_object_get(s, "id")),
-	       json_integer_value(json_object_get(s, "active_table")),
-	       json_integer_value(json_object_get(s, "backend_count")));
+	printf("service %s  id %u  active table %u  selectable backends %u\n", r->ks,
+	       (unsigned int)r->v.id, (unsigned int)r->v.active, (unsigned int)r->v.backend_count);
 	printf("  %-5s %-44s %-12s %-10s %-6s %s\n", "ID", "BACKEND", "CLUSTER", "WEIGHT", "SLOTS",
 	       "SHARE");
-	json_array_foreach(json_object_get(s, "backends"), i, b)
-		printf("  %-5lld %-44s %-12s %-10.3f %-6lld %.2f%%\n",
-		       json_integer_value(json_object_get(b, "id")),
-		       json_string_value(json_object_get(b, "backend")),
-		       json_string_value(json_object_get(b, "cluster")),
-		       json_real_value(json_object_get(b, "weight")),
-		       json_integer_value(json_object_get(b, "slots")),
-		       100 * json_real_value(json_object_get(b, "share")));
+	for (size_t i = 0; i < r->backends.n; i++) {
+		char a[XM_ADDR_STRLEN], ep[XM_ADDR_STRLEN + 10];
+
+		xm_addr_str(b[i].be.family, &b[i].be.addr, a, sizeof(a));
+		snprintf(ep, sizeof(ep), b[i].be.family == AF_INET6 ? "[%s]:%u" : "%s:%u", a,
+			 b[i].be.port);
+		printf("  %-5u %-44s %-12s %-10.3f %-6u %.2f%%\n", (unsigned int)b[i].id, ep,
+		       b[i].cluster, b[i].be.weight_milli / 1000.0, (unsigned int)b[i].be.slots,
+		       100.0 * b[i].be.slots / XM_LB_SLOTS);
+	}
 }
 
 static int service_list(int argc, char **argv)
 {
+	struct ctl_rows rows;
 	struct xm_lb_maps m;
+	int err;
 
 	NO_MORE_ARGS();
 	if (ctl_lb_open(&m))
 		return -1;
-	ctl_print(services_json(&m, NULL), service_list_plain);
+	err = services_read(&m, NULL, &rows);
 	xm_lb_maps_close(&m);
+	if (err)
+		return -1;
+	if (xm_out_json)
+		xm_out_print_json(services_json(&rows));
+	else
+		service_list_plain(&rows);
+	svc_rows_free(&rows);
 	return 0;
 }
 
@@ -178,7 +240,8 @@ static int service_show(int argc, char **argv)
 {
 	struct xm_lb_svc_key key;
 	struct xm_lb_maps m;
-	json_t *v;
+	struct ctl_rows rows;
+	int err;
 
 	REQ_ARGS(1);
 	if (ctl_svc_key_arg(argv[0], &key))
@@ -187,19 +250,20 @@ static int service_show(int argc, char **argv)
 	NO_MORE_ARGS();
 	if (ctl_lb_open(&m))
 		return -1;
-	v = services_json(&m, &key);
+	err = services_read(&m, &key, &rows);
 	xm_lb_maps_close(&m);
-	if (json_array_size(v) == 0) {
-		json_decref(v);
+	if (err)
+		return -1;
+	if (rows.n == 0) {
+		svc_rows_free(&rows);
 		p_err("no service %s", argv[-1]);
 		return -1;
 	}
-	if (xm_out_json) {
-		xm_out_print_json(json_incref(json_array_get(v, 0)));
-		json_decref(v);
-		return 0;
-	}
-	ctl_print(v, service_show_plain);
+	if (xm_out_json)
+		xm_out_print_json(service_json(rows.v));
+	else
+		service_show_plain(rows.v);
+	svc_rows_free(&rows);
 	return 0;
 }
 
