@@ -17,6 +17,7 @@
 #include "lib/common_maps.h"
 #include "lib/addr.h"
 #include "lib/lb_probe.h"
+#include "lib/lb_sockops.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -135,16 +136,13 @@ static __always_inline int sock_is_fastopen(struct bpf_sock_ops *skops, struct b
 	       BPF_CORE_READ_BITFIELD(tp, syn_fastopen_child);
 }
 
-SEC("sockops")
-int xm_sockops(struct bpf_sock_ops *skops)
+/* An established TCP socket enters the map when its peer can be local. */
+static __always_inline int redirect_established(struct bpf_sock_ops *skops)
 {
 	struct xm_sock_key key = {};
 	struct xm_sock_state *st;
 	struct bpf_sock *sk;
 
-	if (skops->op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB &&
-	    skops->op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB)
-		return 1;
 	if (skops->family != AF_INET && skops->family != AF_INET6)
 		return 1;
 	if (sockops_key(skops, &key))
@@ -188,6 +186,32 @@ int xm_sockops(struct bpf_sock_ops *skops)
 		xm_stat_add(XM_STAT_SOCK_INSERTED, 1);
 	else
 		xm_stat_add(XM_STAT_SOCK_INSERT_FAILED, 1);
+	return 1;
+}
+
+/*
+ * The node's one sockops program: redirection and the LB probes
+ * (lib/lb_sockops.h). The kernel runs every sockops program of the cgroup at
+ * every callback of every TCP socket, whatever it asked for, so one program
+ * that reads the op once is half the cost of one per feature; callbacks
+ * neither needs return at once.
+ */
+SEC("sockops")
+int xm_sockops(struct bpf_sock_ops *skops)
+{
+	switch (skops->op) {
+	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
+	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
+		redirect_established(skops);
+		break;
+	case BPF_SOCK_OPS_TCP_CONNECT_CB:
+	case BPF_SOCK_OPS_RTO_CB:
+	case BPF_SOCK_OPS_STATE_CB:
+		break;
+	default:
+		return 1;
+	}
+	lb_sockops(skops);
 	return 1;
 }
 
