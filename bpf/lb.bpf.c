@@ -359,7 +359,8 @@ int xm_lb_getpeername6(struct bpf_sock_addr *ctx)
 SEC("sockops")
 int xm_lb_sockops(struct bpf_sock_ops *skops)
 {
-	lb_sockops(skops);
+	/* nothing is redirected: a local backend is timed like a remote one */
+	lb_sockops(skops, XM_SOCK_PEER_REMOTE);
 	return 1;
 }
 

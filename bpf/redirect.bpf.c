@@ -136,7 +136,10 @@ static __always_inline int sock_is_fastopen(struct bpf_sock_ops *skops, struct b
 	       BPF_CORE_READ_BITFIELD(tp, syn_fastopen_child);
 }
 
-/* An established TCP socket enters the map when its peer can be local. */
+/*
+ * An established TCP socket enters the map when its peer can be local.
+ * Returns what became of it (enum xm_sock_peer, lib/lb_sockops.h).
+ */
 static __always_inline int redirect_established(struct bpf_sock_ops *skops)
 {
 	struct xm_sock_key key = {};
@@ -144,19 +147,19 @@ static __always_inline int redirect_established(struct bpf_sock_ops *skops)
 	struct bpf_sock *sk;
 
 	if (skops->family != AF_INET && skops->family != AF_INET6)
-		return 1;
+		return XM_SOCK_PEER_REMOTE;
 	if (sockops_key(skops, &key))
-		return 1;
+		return XM_SOCK_PEER_REMOTE;
 	if (redirect_opted_out(skops, &key)) {
 		xm_stat_add(XM_STAT_SOCK_SKIPPED_OPTOUT, 1);
-		return 1;
+		return XM_SOCK_PEER_LOCAL;
 	}
 	sk = skops->sk;
 	if (!sk)
-		return 1;
+		return XM_SOCK_PEER_LOCAL;
 	if (sock_is_fastopen(skops, sk)) {
 		xm_stat_add(XM_STAT_SOCK_SKIPPED_FASTOPEN, 1);
-		return 1;
+		return XM_SOCK_PEER_LOCAL;
 	}
 	/*
 	 * At the ESTABLISHED callbacks (tcp_finish_connect on the client,
@@ -175,18 +178,19 @@ static __always_inline int redirect_established(struct bpf_sock_ops *skops)
 	st = bpf_sk_storage_get(&xm_sock_state, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!st) {
 		xm_stat_add(XM_STAT_SOCK_INSERT_FAILED, 1);
-		return 1;
+		return XM_SOCK_PEER_LOCAL;
 	}
 	xm_sock_key_peer(&key, &st->peer);
 	/*
 	 * The key is unique to this incarnation, so nothing live holds it;
 	 * BPF_ANY could only replace an entry no message can reach.
 	 */
-	if (bpf_sock_hash_update(skops, &xm_socks, &key, BPF_ANY) == 0)
+	if (bpf_sock_hash_update(skops, &xm_socks, &key, BPF_ANY) == 0) {
 		xm_stat_add(XM_STAT_SOCK_INSERTED, 1);
-	else
-		xm_stat_add(XM_STAT_SOCK_INSERT_FAILED, 1);
-	return 1;
+		return XM_SOCK_PEER_REDIRECTED;
+	}
+	xm_stat_add(XM_STAT_SOCK_INSERT_FAILED, 1);
+	return XM_SOCK_PEER_LOCAL;
 }
 
 /*
@@ -199,10 +203,12 @@ static __always_inline int redirect_established(struct bpf_sock_ops *skops)
 SEC("sockops")
 int xm_sockops(struct bpf_sock_ops *skops)
 {
+	int peer = XM_SOCK_PEER_REMOTE;
+
 	switch (skops->op) {
 	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
 	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
-		redirect_established(skops);
+		peer = redirect_established(skops);
 		break;
 	case BPF_SOCK_OPS_TCP_CONNECT_CB:
 	case BPF_SOCK_OPS_RTO_CB:
@@ -211,7 +217,7 @@ int xm_sockops(struct bpf_sock_ops *skops)
 	default:
 		return 1;
 	}
-	lb_sockops(skops);
+	lb_sockops(skops, peer);
 	return 1;
 }
 

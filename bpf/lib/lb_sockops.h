@@ -12,16 +12,17 @@
 #include "addr.h"
 #include "common_maps.h"
 
-static __always_inline int lb_peer_local(__u8 family, const struct xm_addr *a)
-{
-	struct xm_endpoint_key k = {};
-
-	if (xm_addr_is_loopback(family, a))
-		return 1;
-	k.family = family;
-	k.addr = *a;
-	return bpf_map_lookup_elem(&xm_endpoints, &k) != NULL;
-}
+/*
+ * What redirection made of an established socket, which tells the LB whether
+ * a local backend's socket will need the connection's probe state: only a
+ * redirected connection's responses skip the client's cgroup_skb (the
+ * backend's sk_msg times them), so only then is the state shared.
+ */
+enum xm_sock_peer {
+	XM_SOCK_PEER_REMOTE = 0,   /* the peer cannot be on this node (or not IP) */
+	XM_SOCK_PEER_LOCAL,        /* local peer, this socket stays on TCP */
+	XM_SOCK_PEER_REDIRECTED,   /* in the redirect map */
+};
 
 /* The tuple as the backend's socket sees it: local = backend, remote = client. */
 static __always_inline void lb_tuple(struct bpf_sock_ops *skops, struct xm_lb_tuple *t, int swap)
@@ -77,8 +78,9 @@ static __always_inline void lb_state_change(struct xm_lb_sock *ls, __u32 old, __
  * least, whatever the flags), so one program that dispatches on the op once
  * for redirection and LB (redirect.bpf.c) costs half of two. lb.bpf.c wraps it
  * in a program of its own for when the redirect module is off.
+ * peer: enum xm_sock_peer, what redirection did at the ESTABLISHED callbacks.
  */
-static __always_inline void lb_sockops(struct bpf_sock_ops *skops)
+static __always_inline void lb_sockops(struct bpf_sock_ops *skops, int peer)
 {
 	struct xm_lb_tuple t = {};
 	struct bpf_sock *sk = skops->sk;
@@ -111,10 +113,15 @@ static __always_inline void lb_sockops(struct bpf_sock_ops *skops)
 		if (p)
 			p->conns++;
 		ls->st.flags |= XM_LB_FLOW_F_EST;
+		/*
+		 * A remote backend, or a local one this connection does not
+		 * redirect to: the client's own hooks see every byte, the
+		 * state stays in socket storage (no map entry, no lookup).
+		 */
+		if (peer != XM_SOCK_PEER_REDIRECTED)
+			break;
+		/* the local backend's sk_msg will need the state: share it */
 		lb_tuple(skops, &t, 1);
-		if (!lb_peer_local(t.family, &t.local))
-			break; /* remote backend: the state stays in socket storage */
-		/* a local backend's socket will need the state: share it */
 		if (bpf_map_update_elem(&xm_lb_flows, &ls->flow, &ls->st, BPF_ANY) == 0) {
 			xm_stat_add(XM_STAT_LB_FLOWS_NEW, 1);
 			ls->shared = 1;
@@ -122,11 +129,17 @@ static __always_inline void lb_sockops(struct bpf_sock_ops *skops)
 		}
 		break;
 	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
+		/* only a redirected client on this node shares its state */
+		if (peer == XM_SOCK_PEER_REMOTE)
+			break;
 		lb_tuple(skops, &t, 0);
 		cookie = bpf_map_lookup_elem(&xm_lb_peer, &t);
 		if (!cookie)
 			break;
-		ls = bpf_sk_storage_get(&xm_lb_sock, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+		/* the storage is for sk_msg, which only a redirected socket runs */
+		ls = peer == XM_SOCK_PEER_REDIRECTED ?
+			     bpf_sk_storage_get(&xm_lb_sock, sk, 0, BPF_SK_STORAGE_GET_F_CREATE) :
+			     NULL;
 		if (ls) {
 			ls->flow = *cookie;
 			ls->role = XM_LB_ROLE_SERVER;
