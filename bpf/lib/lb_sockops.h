@@ -140,12 +140,10 @@ static __always_inline void lb_sockops(struct bpf_sock_ops *skops, int peer)
 		ls = peer == XM_SOCK_PEER_REDIRECTED ?
 			     bpf_sk_storage_get(&xm_lb_sock, sk, 0, BPF_SK_STORAGE_GET_F_CREATE) :
 			     NULL;
+		/* its sk_msg finds the backend in the shared state itself */
 		if (ls) {
 			ls->flow = *cookie;
 			ls->role = XM_LB_ROLE_SERVER;
-			f = bpf_map_lookup_elem(&xm_lb_flows, cookie);
-			if (f)
-				ls->backend = f->backend;
 		}
 		bpf_map_delete_elem(&xm_lb_peer, &t);
 		break;
