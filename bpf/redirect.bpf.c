@@ -17,6 +17,7 @@
 #include "lib/common_maps.h"
 #include "lib/addr.h"
 #include "lib/lb_probe.h"
+#include "lib/lb_sockops.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -135,30 +136,30 @@ static __always_inline int sock_is_fastopen(struct bpf_sock_ops *skops, struct b
 	       BPF_CORE_READ_BITFIELD(tp, syn_fastopen_child);
 }
 
-SEC("sockops")
-int xm_sockops(struct bpf_sock_ops *skops)
+/*
+ * An established TCP socket enters the map when its peer can be local.
+ * Returns what became of it (enum xm_sock_peer, lib/lb_sockops.h).
+ */
+static __always_inline int redirect_established(struct bpf_sock_ops *skops)
 {
 	struct xm_sock_key key = {};
 	struct xm_sock_state *st;
 	struct bpf_sock *sk;
 
-	if (skops->op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB &&
-	    skops->op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB)
-		return 1;
 	if (skops->family != AF_INET && skops->family != AF_INET6)
-		return 1;
+		return XM_SOCK_PEER_REMOTE;
 	if (sockops_key(skops, &key))
-		return 1;
+		return XM_SOCK_PEER_REMOTE;
 	if (redirect_opted_out(skops, &key)) {
 		xm_stat_add(XM_STAT_SOCK_SKIPPED_OPTOUT, 1);
-		return 1;
+		return XM_SOCK_PEER_LOCAL;
 	}
 	sk = skops->sk;
 	if (!sk)
-		return 1;
+		return XM_SOCK_PEER_LOCAL;
 	if (sock_is_fastopen(skops, sk)) {
 		xm_stat_add(XM_STAT_SOCK_SKIPPED_FASTOPEN, 1);
-		return 1;
+		return XM_SOCK_PEER_LOCAL;
 	}
 	/*
 	 * At the ESTABLISHED callbacks (tcp_finish_connect on the client,
@@ -177,17 +178,46 @@ int xm_sockops(struct bpf_sock_ops *skops)
 	st = bpf_sk_storage_get(&xm_sock_state, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!st) {
 		xm_stat_add(XM_STAT_SOCK_INSERT_FAILED, 1);
-		return 1;
+		return XM_SOCK_PEER_LOCAL;
 	}
 	xm_sock_key_peer(&key, &st->peer);
 	/*
 	 * The key is unique to this incarnation, so nothing live holds it;
 	 * BPF_ANY could only replace an entry no message can reach.
 	 */
-	if (bpf_sock_hash_update(skops, &xm_socks, &key, BPF_ANY) == 0)
+	if (bpf_sock_hash_update(skops, &xm_socks, &key, BPF_ANY) == 0) {
 		xm_stat_add(XM_STAT_SOCK_INSERTED, 1);
-	else
-		xm_stat_add(XM_STAT_SOCK_INSERT_FAILED, 1);
+		return XM_SOCK_PEER_REDIRECTED;
+	}
+	xm_stat_add(XM_STAT_SOCK_INSERT_FAILED, 1);
+	return XM_SOCK_PEER_LOCAL;
+}
+
+/*
+ * The node's one sockops program: redirection and the LB probes
+ * (lib/lb_sockops.h). The kernel runs every sockops program of the cgroup at
+ * every callback of every TCP socket, whatever it asked for, so one program
+ * that reads the op once is half the cost of one per feature; callbacks
+ * neither needs return at once.
+ */
+SEC("sockops")
+int xm_sockops(struct bpf_sock_ops *skops)
+{
+	int peer = XM_SOCK_PEER_REMOTE;
+
+	switch (skops->op) {
+	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
+	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
+		peer = redirect_established(skops);
+		break;
+	case BPF_SOCK_OPS_TCP_CONNECT_CB:
+	case BPF_SOCK_OPS_RTO_CB:
+	case BPF_SOCK_OPS_STATE_CB:
+		break;
+	default:
+		return 1;
+	}
+	lb_sockops(skops, peer);
 	return 1;
 }
 

@@ -222,7 +222,7 @@ struct xm_lb_sock {
 	__u16 vport;         /* host byte order */
 	__u8 family;         /* family of vip */
 	__u8 role;           /* enum xm_lb_role */
-	__u32 backend;       /* backend id */
+	__u32 backend;       /* backend id (a client's; 0 on a backend's socket) */
 	__u8 shared;         /* 1: the state is xm_lb_flows[flow], not st */
 	__u8 pad[7];
 	struct xm_lb_flow st; /* the connection's state while not shared (client only) */

@@ -15,6 +15,7 @@
 #
 #   scripts/bench/cost.sh                       # ~4 min
 #   REPS= DUR= MODES= TOPOS= WORKLOADS= OUT=    # as overhead.sh
+#   PARTS="conn"                                # only some of: workloads ovl conn
 set -eu -o pipefail
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$TOP"
@@ -25,14 +26,23 @@ export REPS=${REPS:-3} DUR=${DUR:-2}
 export MODES=${MODES:-"direct svc xmesh"}
 export TOPOS=${TOPOS:-"1node 2node vxlan"}
 export WORKLOADS=${WORKLOADS:-"conn64@1k tcp64@5k"}
+PARTS=${PARTS:-"workloads ovl conn"}
+part() { case " $PARTS " in *" $1 "*) return 0 ;; esac; return 1; }
 [ -x build/tests/xm-ovl-prog ] || { echo "cost: build first (make)" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || { echo "cost: needs root" >&2; exit 1; }
 mkdir -p "$OUT"
-scripts/bench/overhead.sh >"$OUT/overhead.out"
+if part workloads; then
+	scripts/bench/overhead.sh >"$OUT/overhead.out"
+fi
 for i in 1 2 3; do
+	part ovl || break
 	echo "[$(date +%T)] overlay programs alone (BPF_PROG_TEST_RUN), run $i/3" >&2
 	build/tests/xm-ovl-prog bench 20000 >>"$OUT/ovl-prog.txt"
 done
+if ! part conn; then
+	python3 scripts/bench/cost_report.py "$OUT"
+	exit 0
+fi
 
 # ------------------------------------------------------- one connection alone
 . tests/integration/lib.sh
@@ -55,9 +65,9 @@ xm_lb_wait 10.96.0.10:80 1
 xm_lb_wait 10.96.0.11:80 1
 xm_ctl endpoint add 10.77.0.2 netns "$(xm_netns_path c)" >/dev/null
 xm_ctl endpoint add 10.77.0.3 netns "$(xm_netns_path b1)" >/dev/null
-for rep in 1 2 3; do
+for rep in $(seq "$REPS"); do
 	for vip in local:10.96.0.10 remote:10.96.0.11; do
-		echo "[$(date +%T)] one connection alone: ${vip%%:*} backend, run $rep/3" >&2
+		echo "[$(date +%T)] one connection alone: ${vip%%:*} backend, run $rep/$REPS" >&2
 		xm_ctl -j prog profile -- sh -c 'echo $$ > "$0/cgroup.procs" && exec ip netns exec "$@"' \
 			"$XM_CGROUP" "$XM_PREFIX-c" "$XM_TOOLS/xm-load" conn-rate "${vip#*:}" 80 -t 1 \
 			2>"$XM_RUN_DIR/conn.out" >"$XM_RUN_DIR/conn.json.out"

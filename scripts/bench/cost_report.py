@@ -23,6 +23,8 @@ TOPO_TITLE = {"1node": "same node", "2node": "two nodes (routed)", "vxlan": "two
 
 def load_raw(d):
     runs = {}
+    if not os.path.exists(os.path.join(d, "raw.tsv")):
+        return runs  # PARTS without the workloads
     with open(os.path.join(d, "raw.tsv")) as f:
         for r in csv.DictReader(f, delimiter="\t"):
             runs[(r["rep"], r["topo"], r["mode"], r["workload"])] = r

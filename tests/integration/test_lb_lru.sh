@@ -3,8 +3,9 @@
 # LRU evictions of the LB's per-connection maps are counted (issue 12,
 # item 3): with --lb-udp-max 64, 300 UDP sockets sending to a VIP create
 # 300 reverse entries (lb_rev_new) of which at least 236 were evicted
-# (lb_rev_evictions); 150 TCP connections held open to a local backend share
-# 150 flow states (lb_flows_new) in a map of 64 (lb_flows_evictions). The
+# (lb_rev_evictions); 150 TCP connections held open to a local backend, both
+# ends registered pods (so redirected), share 150 flow states (lb_flows_new)
+# with the backend's sockets (lb_flows_evictions). The
 # counters are in `xmeshctl -j stats` and in the metrics.
 set -eu
 . "$(dirname "$0")/lib.sh"
@@ -35,6 +36,8 @@ for _ in $(seq 30); do [ "$(stat lb_rev_evictions)" -ge 236 ] && break; sleep 0.
 xm_assert "$(stat lb_rev_evictions)" -ge 236 "UDP reverse entries evicted from an LRU of 64"
 
 # --- flow states shared with a local backend (a registered pod address), ended by its FIN ---
+# (only a redirected connection shares: a client outside the endpoints map is never redirected)
+xm_ctl endpoint add 10.77.0.2 netns "$(xm_netns_path c)"
 xm_ctl endpoint add 10.77.0.3 netns "$(xm_netns_path b)"
 xm_bg xm_pod_exec b python3 -c '
 import socket, time

@@ -7,7 +7,9 @@
 # - a backend answering HTTP 500 5% of the time: 5xx count exact, success
 #   rate 95% +- 1%;
 # - a local backend reached through socket redirection (sk_msg path): exact
-#   count and latency, with the bytes redirected;
+#   count and latency, with the bytes redirected; the same backend with
+#   redirection switched off for its port: exact count, and no state shared
+#   with the backend's socket (only a redirected connection needs it);
 # - a killed backend: every connect refused, and counted as such;
 # - a backend that resets: resets and aborted requests; a backend that drops
 #   SYNs: connect timeouts.
@@ -121,6 +123,18 @@ for q in p50 p99; do
 	k_q=$(echo "$kern" | xm_json "j[0]['${q}_ms'] * 1000")
 	xm_assert "$(within10 "$c_q" "$k_q")" -eq 1 "redirected: kernel $q $k_q us within 10% of client $c_q us"
 done
+
+# --- C2: the same local backend, its port opted out of redirection ---
+xm_ctl sock skip add port 8080
+rbefore=$(xm_stat redirect_msgs)
+fbefore=$(xm_stat lb_flows_new)
+before=$(xm_ctl -j backend list 10.96.0.30:80 interval 0 | xm_json 'j[0]["requests"]')
+xm_pod_exec c "$XM_TOOLS/xm-lbtool" get 10.96.0.30 80 -n 100 -c 2 -k 10 >/dev/null
+after=$(xm_ctl -j backend list 10.96.0.30:80 interval 0 | xm_json 'j[0]["requests"]')
+xm_assert "$(xm_stat redirect_msgs)" -eq "$rbefore" "opted out: nothing redirected"
+xm_assert $((after - before)) -eq 100 "opted out: request count exact (TCP path)"
+xm_assert "$(xm_stat lb_flows_new)" -eq "$fbefore" "opted out: no state shared with the backend's socket"
+xm_ctl sock skip del port 8080
 
 # --- D: killed backend ---
 xm_pod_exec c "$XM_TOOLS/xm-load" get 10.96.0.40 80 -n 10 >/dev/null

@@ -1,12 +1,40 @@
 // SPDX-License-Identifier: MIT
 /* Datapath module: connect-time load balancing and probes (bpf/lb.bpf.c). */
 #include <errno.h>
+#include <limits.h>
 #include <string.h>
+#include <unistd.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "agent.h"
 #include "log.h"
+#include "pin.h"
 #include "lb.skel.h"
+
+/*
+ * The LB's sockops work runs inside redirect's sockops program (the kernel
+ * runs every sockops program at every callback of every socket: one program
+ * costs half of two, bpf/lib/lb_sockops.h). Only without the redirect module
+ * does the LB attach a sockops program of its own. A pin root of an older
+ * agent has that second link: it goes once the combined program is in place
+ * (the redirect module loads first), so no callback is missed meanwhile.
+ */
+static int sockops_link(struct xm_agent *a, struct bpf_program *prog)
+{
+	char path[PATH_MAX];
+	int err;
+
+	if (!a->redirect)
+		return xm_dp_link_cgroup(a, "lb_sockops", prog);
+	err = xm_pin_path(path, sizeof(path), a->pin_root, XM_PIN_LINKS, "lb_sockops");
+	if (err)
+		return err;
+	if (unlink(path) == 0)
+		pr_info("detached lb_sockops: redirect's sockops program does its work now");
+	else if (errno != ENOENT)
+		pr_warn("remove %s: %s", path, strerror(errno));
+	return 0;
+}
 
 int dp_lb_load(struct xm_agent *a)
 {
@@ -42,12 +70,13 @@ int dp_lb_load(struct xm_agent *a)
 		{ "lb_recvmsg6", skel->progs.xm_lb_recvmsg6 },
 		{ "lb_getpeername4", skel->progs.xm_lb_getpeername4 },
 		{ "lb_getpeername6", skel->progs.xm_lb_getpeername6 },
-		{ "lb_sockops", skel->progs.xm_lb_sockops },
 		{ "lb_egress", skel->progs.xm_lb_egress },
 		{ "lb_ingress", skel->progs.xm_lb_ingress },
 	};
 	for (size_t i = 0; i < sizeof(links) / sizeof(links[0]) && !err; i++)
 		err = xm_dp_link_cgroup(a, links[i].name, links[i].prog);
+	if (!err)
+		err = sockops_link(a, skel->progs.xm_lb_sockops);
 	return err;
 }
 
