@@ -42,6 +42,9 @@
 #   XM_BENCH_POOL_REQS  100
 #   XM_BENCH_POOL_AGE   5
 #   XM_BENCH_OUT        results/l3-<UTC time>
+#   XM_BENCH_TRACE      1: record `xmeshctl -j top` every tick during each run
+#                       (<cell>.top.jsonl: weights, table shares, connections
+#                       held / idle / retired per backend), for l3_trace.py
 # Full run: 6 scenarios x 4 modes x 5 algorithms x 3 runs x ~48 s = ~5.8 h.
 # Quick look: XM_BENCH_RUNS=1 XM_BENCH_MODES=new (~20 min). Longer
 # scenarios: edit "duration" and the event times in scenarios/*.json.
@@ -104,9 +107,15 @@ EOF
 # run_one SCENARIO MODE ALGO RUN
 run_one() {
 	local scn=$1 mode=$2 algo=$3 run=$4 cfg=$XM_RUN_DIR/agent.json start i spids=() line client
+	local tpid=
 	local csv=$OUT/$scn.$mode.$algo.$run.csv
 	write_config "$algo" "$cfg"
 	xm_agent_start --config "$cfg" --log-level warn
+	if [ "${XM_BENCH_TRACE:-0}" = 1 ]; then
+		xm_ctl -j top interval "$TICK_MS" >"$OUT/$scn.$mode.$algo.$run.top.jsonl" 2>/dev/null &
+		tpid=$!
+		XM_PIDS+=($tpid)
+	fi
 	start=$(python3 -c "import time; print(f'{time.time() + $WARMUP + 1:.3f}')")
 	for i in $(seq 0 $((NREP - 1))); do
 		ip netns exec "$XM_PREFIX-b$i" "$XM_TOOLS/scenario_server" \
@@ -133,6 +142,7 @@ run_one() {
 			"${client[@]}" --http --timeout 5 --out "$csv" | tail -n1)
 	fi
 	xm_ctl -j backend list >"$OUT/$scn.$mode.$algo.$run.backends.json" 2>/dev/null
+	[ -n "$tpid" ] && kill "$tpid" 2>/dev/null && wait "$tpid" 2>/dev/null
 	kill "${spids[@]}" 2>/dev/null
 	wait "${spids[@]}" 2>/dev/null
 	kill "$XM_AGENT_PID" 2>/dev/null
