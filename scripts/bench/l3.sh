@@ -112,11 +112,15 @@ run_one() {
 	write_config "$algo" "$cfg"
 	xm_agent_start --config "$cfg" --log-level warn
 	if [ "${XM_BENCH_TRACE:-0}" = 1 ]; then
-		xm_ctl -j top interval "$TICK_MS" >"$OUT/$scn.$mode.$algo.$run.top.jsonl" 2>/dev/null &
+		# xmeshctl itself in the background (not the xm_ctl function's subshell), so that
+		# the kill below stops it.
+		"$XM_BIN/xmeshctl" --pin-root "$XM_PIN" -j top interval "$TICK_MS" \
+			>"$OUT/$scn.$mode.$algo.$run.top.jsonl" 2>/dev/null &
 		tpid=$!
 		XM_PIDS+=($tpid)
 	fi
 	start=$(python3 -c "import time; print(f'{time.time() + $WARMUP + 1:.3f}')")
+	[ -n "$tpid" ] && echo "$start" >"$OUT/$scn.$mode.$algo.$run.start"
 	for i in $(seq 0 $((NREP - 1))); do
 		ip netns exec "$XM_PREFIX-b$i" "$XM_TOOLS/scenario_server" \
 			--listen 10.77.1.$((10 + i)):$PORT --replica $i \

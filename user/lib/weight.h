@@ -99,6 +99,7 @@ struct xm_wsample {
 	double p50;        /* s, same; < 0: none */
 	double inflight;   /* requests in flight at the end of the tick */
 	double conns;      /* client connections held to it at the tick (0 if unknown) */
+	double oldest;     /* s, age of its oldest request in flight at the tick (0 if unknown) */
 	bool alive;        /* eligible for selection */
 };
 
@@ -111,6 +112,7 @@ struct xm_wbackend {
 	double idle;               /* s since the last completed request */
 	double lat_gap;            /* s since the last latency sample (or drift) */
 	double inflight_now;       /* last raw in-flight gauge */
+	double oldest_now;         /* s, last age of its oldest request in flight (0: unknown) */
 	double l_est;              /* s, the latency estimate the weight came from */
 	double weight;             /* target share of requests, 0..1 (sum 1 over live) */
 	double place;              /* share of new connections (the table), 0..1: weight,
