@@ -256,6 +256,24 @@ static void plan_small_pool_credit(void **st)
 	assert_int_equal(given, 4);
 }
 
+/* One connection on a slow backend at the floor is 0.9 of one too many: it goes. */
+static void plan_last_connection_of_slow_backend(void **st)
+{
+	struct plan p;
+
+	plan_init(&p);
+	p.c.ticks = 1;
+	p.c.share_per_tick = 1;
+	p.sv.tokens = 100;
+	p.held[0] = p.held[1] = 10;
+	p.held[2] = 1;
+	p.w[0] = p.w[1] = 0.4975;
+	p.w[2] = 0.005; /* 0.1 of a connection of 21 */
+	p.c.margin = 0.1;
+	plan_tick(&p, 0.5, 0);
+	assert_int_equal(p.q[2], 1);
+}
+
 /* The whole service retires at most max_per_s per second (burst of one second). */
 static void plan_rate_bound(void **st)
 {
@@ -390,6 +408,7 @@ int main(void)
 		cmocka_unit_test(plan_hysteresis),
 		cmocka_unit_test(plan_share_and_excess_bounds),
 		cmocka_unit_test(plan_small_pool_credit),
+		cmocka_unit_test(plan_last_connection_of_slow_backend),
 		cmocka_unit_test(plan_rate_bound),
 		cmocka_unit_test(plan_off_retires_nothing),
 		cmocka_unit_test(plan_only_slow_backends),

@@ -148,7 +148,12 @@ unsigned int xm_rebal_plan(const struct xm_rebal_conf *c, struct xm_rebal_svc *s
 		if (tr[i].over < c->ticks)
 			continue; /* hysteresis: a wobble of the weights retires nothing */
 		q = floor(tr[i].credit);
-		q = fmin(q, floor(excess * total));
+		/*
+		 * Whole connections, rounded: one connection held against a target
+		 * of 0.1 of one (a slow backend at the floor) is 0.9 too many, and
+		 * rounding down would keep it forever.
+		 */
+		q = fmin(q, floor(excess * total + 0.5));
 		q = fmin(q, floor(st->tokens) - sum);
 		if (q > 0) {
 			quota[i] = (uint32_t)q;

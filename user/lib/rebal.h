@@ -67,7 +67,7 @@ struct xm_rebal_track {
  * slow_factor x the median estimate that was over the margin for `ticks`
  * ticks, at most its credit (share_per_tick x held per tick: per tick at
  * most max(1, floor(share_per_tick x held[i]))), at most its excess over
- * its weight share (whole connections), and in all at most the bucket.
+ * its weight share (in connections, rounded), and in all at most the bucket.
  * Returns the sum of quota.
  */
 unsigned int xm_rebal_plan(const struct xm_rebal_conf *c, struct xm_rebal_svc *st, double dt,
