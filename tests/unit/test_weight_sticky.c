@@ -234,19 +234,26 @@ static void plan_share_and_excess_bounds(void **st)
  * floor(0.25 x 2) is 0, so a per-tick quota never let one go; the credit
  * gives up one every other tick, never more than one at a time.
  */
+/* Backends 0 and 1 fast, holding `fast` each; backend 2 holds `slow`, target w_slow. */
+static void plan_init_one_slow(struct plan *p, double share, uint32_t fast, uint32_t slow,
+			       double w_slow)
+{
+	plan_init(p);
+	p->c.ticks = 1;
+	p->c.share_per_tick = share;
+	p->sv.tokens = 100;
+	p->held[0] = p->held[1] = fast;
+	p->held[2] = slow;
+	p->w[0] = p->w[1] = (1 - w_slow) / 2;
+	p->w[2] = w_slow;
+}
+
 static void plan_small_pool_credit(void **st)
 {
 	unsigned int given = 0;
 	struct plan p;
 
-	plan_init(&p);
-	p.c.ticks = 1;
-	p.c.share_per_tick = 0.25;
-	p.sv.tokens = 100;
-	p.held[0] = p.held[1] = 4;
-	p.held[2] = 2;
-	p.w[0] = p.w[1] = 0.49;
-	p.w[2] = 0.02;
+	plan_init_one_slow(&p, 0.25, 4, 2, 0.02);
 	for (int t = 0; t < 8; t++) {
 		plan_tick(&p, 0.5, 0);
 		assert_true(p.q[2] <= 1);
@@ -261,14 +268,7 @@ static void plan_last_connection_of_slow_backend(void **st)
 {
 	struct plan p;
 
-	plan_init(&p);
-	p.c.ticks = 1;
-	p.c.share_per_tick = 1;
-	p.sv.tokens = 100;
-	p.held[0] = p.held[1] = 10;
-	p.held[2] = 1;
-	p.w[0] = p.w[1] = 0.4975;
-	p.w[2] = 0.005; /* 0.1 of a connection of 21 */
+	plan_init_one_slow(&p, 1, 10, 1, 0.005); /* 0.1 of a connection of 21 */
 	p.c.margin = 0.1;
 	plan_tick(&p, 0.5, 0);
 	assert_int_equal(p.q[2], 1);
