@@ -75,7 +75,7 @@ def main():
 
     print(f"{'t':>6} {'bad':>5} {'req':>6} {'newc':>6} {'table':>6} {'weight':>6} "
           f"{'held':>12} {'ret':>8} {'lest':>6}")
-    prev_ret = None
+    prev_ret = {}  # per replica: retired total at the previous bin's frame
     for b in sorted(set(req) | set(top)):
         t0 = b * step
         bad = set()
@@ -89,13 +89,17 @@ def main():
             _, bes = top[b][-1]
             share = weight = 0.0
             held = held_bad = idle_bad = ret_bad = ret_all = 0
+            cur_ret = {}
             lest, lest_bad = [], []
             for be in bes:
                 i = replica_of(be["backend"])
                 f = be.get("filtered") or {}
                 rb = be.get("rebalance") or {}
                 held += rb.get("held", 0)
-                ret_all += rb.get("retired", 0)
+                cur_ret[i] = rb.get("retired", 0)
+                # Retired in this bin, from the per-backend totals.
+                got = cur_ret[i] - prev_ret.get(i, cur_ret[i])
+                ret_all += got
                 if f.get("l_est_ms") is not None:
                     lest.append(f["l_est_ms"])
                 if i in bad:
@@ -103,16 +107,14 @@ def main():
                     weight += f.get("weight") or 0
                     held_bad += rb.get("held", 0)
                     idle_bad += rb.get("idle", 0)
-                    ret_bad += rb.get("retired", 0)
+                    ret_bad += got
                     if f.get("l_est_ms") is not None:
                         lest_bad.append(f["l_est_ms"])
-            rets = (ret_bad, ret_all)
-            dr = (rets[0] - prev_ret[0], rets[1] - prev_ret[1]) if prev_ret else (0, 0)
-            prev_ret = rets
+            prev_ret = cur_ret
             med = statistics.median(lest) if lest else 0
             lr = max(lest_bad) / med if lest_bad and med else float("nan")
             line += f" {share:6.3f} {weight:6.3f} "
-            line += f"{held_bad:3d}/{held:3d} ({idle_bad:2d}) {dr[0]:3d}[{dr[1]:3d}] {lr:6.1f}"
+            line += f"{held_bad:3d}/{held:3d} ({idle_bad:2d}) {ret_bad:3d}[{ret_all:3d}] {lr:6.1f}"
         print(line)
 
 
