@@ -21,7 +21,9 @@
 # urllib3, curl and Go do); the report counts those retries ("retried": the
 # errors a client that does not retry would have seen).
 # Algorithms: any of the service algorithms, and "l3x+rb" = l3x with
-# connection-level rebalancing on (its defaults; docs/config.md).
+# connection-level rebalancing on (its defaults; docs/config.md); a suffix
+# "~PARAM=NUMBER" sets one numeric param (e.g. "l3x~age_bound=0"), so that
+# variants run interleaved in one run.
 #
 # Each (scenario, mode) runs every algorithm RUNS times, the order rotated
 # each run (A B C D, B C D A, ...). The agent is restarted for every run, so
@@ -88,8 +90,10 @@ ip netns exec "$XM_PREFIX-cl" sysctl -qw net.ipv4.tcp_tw_reuse=1 \
 
 # write_config ALGO FILE ("l3x+rb": l3x with rebalancing on)
 write_config() {
-	local algo=${1%+rb} rb=false i be=""
-	[ "$1" != "$algo" ] && rb=true
+	local spec=${1%%~*} algo rb=false i be="" params="{}" kv=${1#*~}
+	[ "$spec" != "$1" ] && params="{\"${kv%%=*}\": ${kv#*=}}"
+	algo=${spec%+rb}
+	[ "$spec" != "$algo" ] && rb=true
 	for i in $(seq 0 $((NREP - 1))); do
 		be+="${be:+,}{\"address\": \"10.77.1.$((10 + i))\", \"port\": $PORT, \"cluster\": \"c$((i / 3))\"}"
 	done
@@ -98,7 +102,7 @@ write_config() {
   "weighting": {"tick_ms": $TICK_MS},
   "services": [
     {"name": "bench", "vip": "$VIP", "port": $PORT, "protocol": "tcp",
-     "algorithm": "$algo", "rebalance": $rb, "backends": [$be]}
+     "algorithm": "$algo", "params": $params, "rebalance": $rb, "backends": [$be]}
   ]
 }
 EOF

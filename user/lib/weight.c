@@ -228,6 +228,7 @@ static void l3x_tune(struct xm_weight_params *p)
 	p->hl_rps = 3;
 	p->latency_exponent = 2;
 	p->outlier_factor = 4;
+	p->age_bound = 1;
 	p->stickiness = 1;
 }
 
@@ -256,8 +257,8 @@ static void l3x_compute(struct xm_wservice *s, double *w)
 		 * backend's first quantile waits for several slow completions
 		 * (seconds); its oldest request says it within a tick.
 		 */
-		if (b->oldest_now > lat)
-			lat = b->oldest_now;
+		if (s->p.age_bound * b->oldest_now > lat)
+			lat = s->p.age_bound * b->oldest_now;
 		if (succ < 0.05)
 			succ = 0.05;
 		est[i] = lat + s->p.penalty * (1 / succ - 1);

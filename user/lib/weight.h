@@ -72,6 +72,12 @@ struct xm_weight_params {
 	double latency_exponent; /* w ~ 1 / L_est^gamma (2) */
 	double outlier_factor;   /* L_est > factor x median(L_est) -> floor (4); 0 = off */
 	/*
+	 * L_est >= age_bound x the age of the backend's oldest request in
+	 * flight (l3x: 1; 0 = off): with pooled connections the fastest sign
+	 * of a backend that turned slow.
+	 */
+	double age_bound;
+	/*
 	 * New connections with the held ones in view (l3x: 1; others 0 = off):
 	 * a backend's share of new connections is its weight share times
 	 * ((target + 1) / (held + 1))^stickiness, clamped to [1/8, 8], where
