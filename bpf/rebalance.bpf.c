@@ -5,14 +5,19 @@
  * rebalance.h, user/agent/rebalance.c, docs/weighting.md).
  *
  * For every ESTABLISHED client socket that the LB balanced (xm_lb_sock, role
- * client) it counts the connection for its backend, decides whether it is
- * idle, and, while the backend's quota lasts, destroys idle ones.
+ * client) it counts the connection for its backend, notes the age of the
+ * oldest request in flight to the backend (a lower bound on its latency that
+ * the weighting loop can use before any slow request completed), decides
+ * whether the connection is idle, and, while the backend's quota lasts,
+ * destroys idle ones.
  *
  * Idle means all of: no request outstanding per the probes (phase is not
  * REQUEST), nothing the application has not read (rcv_nxt == copied_seq),
  * nothing sent and not yet acknowledged (write_seq == snd_una), and no
- * segment either way for idle_ns (segs_in + segs_out unchanged since the
- * time kept in xm_rebal_sk; a kernel-HZ-free clock). The iterator holds the
+ * segment either way for idle_ns (tcp_mstamp, the socket's clock, which TCP
+ * refreshes on every segment received and every transmit, is that old; it
+ * counts microseconds of the same monotonic clock as bpf_ktime_get_ns(), so
+ * one pass decides, without kernel HZ). The iterator holds the
  * socket lock while the program runs, so a send() cannot be half-way through
  * this socket meanwhile; one that comes after sees the socket closed.
  *
@@ -24,9 +29,12 @@
  * server's keep-alive close - and open a new connection, which connect()
  * balances with the current weights.
  *
- * Two programs from one body: xm_rebal_destroy calls bpf_sock_destroy()
- * (Linux >= 6.5, a kfunc allowed only in iterators); xm_rebal_count only
- * counts, for kernels without it (the agent loads one of the two).
+ * Three programs from one body (the agent loads one): xm_rebal_destroy calls
+ * bpf_sock_destroy() (Linux >= 6.5, a kfunc allowed only in iterators);
+ * xm_rebal_pick, for kernels without it, chooses by the same rules and
+ * writes each chosen socket (xm_rebal_pick: 4-tuple and cookie) to the
+ * iterator's output, and the agent closes it with SOCK_DESTROY over
+ * sock_diag netlink; xm_rebal_count only counts.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -38,29 +46,46 @@
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 #define TCP_ESTABLISHED_STATE 1
+#define AF_INET_FAMILY 2
+
+enum rebal_action { REBAL_COUNT, REBAL_DESTROY, REBAL_PICK };
 
 extern int bpf_sock_destroy(struct sock_common *sk) __ksym __weak;
-
-struct {
-	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct xm_rebal_sk);
-} xm_rebal_sk SEC(".maps");
 
 /* Per backend id; the agent writes idle_ns/quota and reads the counts (mmap). */
 struct xm_rebal_be xm_rebal_be[XM_LB_MAX_BACKENDS];
 
-static __always_inline int rebal_sock(struct bpf_iter__tcp *ctx, int destroy)
+/* Name the socket for the agent's SOCK_DESTROY; 0 when written. */
+static __always_inline int rebal_pick(struct bpf_iter__tcp *ctx, struct sock_common *skc,
+				      struct tcp_sock *tp, __u32 be)
+{
+	struct xm_rebal_pick p = {
+		.cookie = bpf_get_socket_cookie(tp),
+		.backend = be,
+		.family = skc->skc_family,
+		.sport = skc->skc_num,
+		.dport = skc->skc_dport,
+	};
+
+	if (p.family == AF_INET_FAMILY) {
+		p.saddr[0] = skc->skc_rcv_saddr;
+		p.daddr[0] = skc->skc_daddr;
+	} else {
+		BPF_CORE_READ_INTO(&p.saddr, skc, skc_v6_rcv_saddr.in6_u.u6_addr32);
+		BPF_CORE_READ_INTO(&p.daddr, skc, skc_v6_daddr.in6_u.u6_addr32);
+	}
+	return bpf_seq_write(ctx->meta->seq, &p, sizeof(p));
+}
+
+static __always_inline int rebal_sock(struct bpf_iter__tcp *ctx, enum rebal_action action)
 {
 	struct sock_common *skc = ctx->sk_common;
 	struct xm_rebal_be *rb;
-	struct xm_rebal_sk *rs;
 	struct xm_lb_sock *ls;
 	struct xm_lb_flow *f;
 	struct tcp_sock *tp;
-	__u32 segs, be;
-	__u64 now;
+	__u64 now, quiet_ns;
+	__u32 be;
 
 	if (!skc)
 		return 0;
@@ -77,27 +102,23 @@ static __always_inline int rebal_sock(struct bpf_iter__tcp *ctx, int destroy)
 	rb->held++;
 
 	now = bpf_ktime_get_ns();
-	segs = tp->segs_in + tp->segs_out;
-	rs = bpf_sk_storage_get(&xm_rebal_sk, tp, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	if (!rs)
-		return 0;
-	if (!rs->since_ns || rs->segs != segs) {
-		rs->segs = segs;
-		rs->since_ns = now;
+	f = lb_state_of(ls);
+	if (f && f->phase == XM_LB_REQUEST) {
+		if (f->t_start && now > f->t_start && now - f->t_start > rb->oldest_req_ns)
+			rb->oldest_req_ns = now - f->t_start;
 		return 0;
 	}
-	if (now - rs->since_ns < rb->idle_ns)
-		return 0;
-	f = lb_state_of(ls);
-	if (f && f->phase == XM_LB_REQUEST)
+	quiet_ns = tp->tcp_mstamp * 1000;
+	quiet_ns = now > quiet_ns ? now - quiet_ns : 0;
+	if (quiet_ns < rb->idle_ns)
 		return 0;
 	if (tp->rcv_nxt != tp->copied_seq || tp->write_seq != tp->snd_una)
 		return 0;
-	if (!destroy || !rb->quota) {
+	if (action == REBAL_COUNT || !rb->quota) {
 		rb->idle++;
 		return 0;
 	}
-	if (bpf_sock_destroy(skc)) {
+	if (action == REBAL_DESTROY ? bpf_sock_destroy(skc) : rebal_pick(ctx, skc, tp, be)) {
 		rb->failed++;
 		rb->idle++;
 		return 0;
@@ -110,11 +131,17 @@ static __always_inline int rebal_sock(struct bpf_iter__tcp *ctx, int destroy)
 SEC("iter/tcp")
 int xm_rebal_destroy(struct bpf_iter__tcp *ctx)
 {
-	return rebal_sock(ctx, 1);
+	return rebal_sock(ctx, REBAL_DESTROY);
+}
+
+SEC("iter/tcp")
+int xm_rebal_pick(struct bpf_iter__tcp *ctx)
+{
+	return rebal_sock(ctx, REBAL_PICK);
 }
 
 SEC("iter/tcp")
 int xm_rebal_count(struct bpf_iter__tcp *ctx)
 {
-	return rebal_sock(ctx, 0);
+	return rebal_sock(ctx, REBAL_COUNT);
 }

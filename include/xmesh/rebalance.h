@@ -8,7 +8,9 @@
  * network namespace that has a process in its cgroup. Per backend it counts
  * the client connections held (ESTABLISHED sockets balanced to it) and how
  * many of them are idle, and retires up to `quota` idle ones with
- * bpf_sock_destroy() (Linux >= 6.5). The agent sets `quota` and `idle_ns`
+ * bpf_sock_destroy() (Linux >= 6.5), or, on older kernels, names them
+ * (xm_rebal_pick) for the agent to close with SOCK_DESTROY over sock_diag
+ * netlink (CONFIG_INET_DIAG_DESTROY). The agent sets `quota` and `idle_ns`
  * and zeroes the counts before each pass, in the object's .bss.
  *
  *   xm_lb_rstate  ARRAY  backend id -> xm_lb_rstate   published per tick (pinned, agent-made)
@@ -27,13 +29,26 @@ struct xm_rebal_be {
 	__u32 retired;  /* out: destroyed by this pass */
 	__u32 failed;   /* out: bpf_sock_destroy() refused */
 	__u32 pad;
+	__u64 oldest_req_ns; /* out: age of the oldest request in flight on these connections */
 };
 
-/* Per client socket: when its segment counters last moved (SK_STORAGE, iterator only). */
-struct xm_rebal_sk {
-	__u64 since_ns;  /* bpf_ktime_get_ns() when segs last changed */
-	__u32 segs;      /* segs_in + segs_out at that time */
-	__u32 pad;
+/*
+ * A connection chosen for retirement, written to the iterator's output by
+ * the "choose" variant (kernels without bpf_sock_destroy): the agent closes
+ * it with SOCK_DESTROY over sock_diag netlink, from the same network
+ * namespace. Addresses and dport in network order, sport in host order (as
+ * the socket keeps them); IPv4 in the first word.
+ */
+struct xm_rebal_pick {
+	__u64 cookie;    /* socket cookie: the kernel refuses a reused 4-tuple */
+	__u32 backend;   /* backend id, for the counters */
+	__u16 family;    /* AF_INET or AF_INET6 */
+	__u16 sport;     /* local port */
+	__be16 dport;    /* remote port */
+	__u16 pad;
+	__u32 pad2;
+	__be32 saddr[4]; /* local address */
+	__be32 daddr[4]; /* remote address */
 };
 
 /* What the agent publishes per backend, each tick it ran a pass. */
@@ -49,7 +64,8 @@ struct xm_lb_rstate {
 #define XM_RSTATE_F_ENABLED (1U << 0) /* the service has rebalancing on */
 #define XM_RSTATE_F_NO_DESTROY (1U << 1) /* kernel lacks bpf_sock_destroy: counts only */
 
-_Static_assert(sizeof(struct xm_rebal_be) == 32, "xm_rebal_be layout");
+_Static_assert(sizeof(struct xm_rebal_be) == 40, "xm_rebal_be layout");
 _Static_assert(sizeof(struct xm_lb_rstate) == 32, "xm_lb_rstate layout");
+_Static_assert(sizeof(struct xm_rebal_pick) == 56, "xm_rebal_pick layout");
 
 #endif /* XMESH_REBALANCE_H */

@@ -21,7 +21,9 @@
 # urllib3, curl and Go do); the report counts those retries ("retried": the
 # errors a client that does not retry would have seen).
 # Algorithms: any of the service algorithms, and "l3x+rb" = l3x with
-# connection-level rebalancing on (its defaults; docs/config.md).
+# connection-level rebalancing on (its defaults; docs/config.md); a suffix
+# "~PARAM=NUMBER" sets one numeric param (e.g. "l3x~age_bound=0"), so that
+# variants run interleaved in one run.
 #
 # Each (scenario, mode) runs every algorithm RUNS times, the order rotated
 # each run (A B C D, B C D A, ...). The agent is restarted for every run, so
@@ -42,6 +44,9 @@
 #   XM_BENCH_POOL_REQS  100
 #   XM_BENCH_POOL_AGE   5
 #   XM_BENCH_OUT        results/l3-<UTC time>
+#   XM_BENCH_TRACE      1: record `xmeshctl -j top` every tick during each run
+#                       (<cell>.top.jsonl: weights, table shares, connections
+#                       held / idle / retired per backend), for l3_trace.py
 # Full run: 6 scenarios x 4 modes x 5 algorithms x 3 runs x ~48 s = ~5.8 h.
 # Quick look: XM_BENCH_RUNS=1 XM_BENCH_MODES=new (~20 min). Longer
 # scenarios: edit "duration" and the event times in scenarios/*.json.
@@ -85,8 +90,10 @@ ip netns exec "$XM_PREFIX-cl" sysctl -qw net.ipv4.tcp_tw_reuse=1 \
 
 # write_config ALGO FILE ("l3x+rb": l3x with rebalancing on)
 write_config() {
-	local algo=${1%+rb} rb=false i be=""
-	[ "$1" != "$algo" ] && rb=true
+	local spec=${1%%~*} algo rb=false i be="" params="{}" kv=${1#*~}
+	[ "$spec" != "$1" ] && params="{\"${kv%%=*}\": ${kv#*=}}"
+	algo=${spec%+rb}
+	[ "$spec" != "$algo" ] && rb=true
 	for i in $(seq 0 $((NREP - 1))); do
 		be+="${be:+,}{\"address\": \"10.77.1.$((10 + i))\", \"port\": $PORT, \"cluster\": \"c$((i / 3))\"}"
 	done
@@ -95,7 +102,7 @@ write_config() {
   "weighting": {"tick_ms": $TICK_MS},
   "services": [
     {"name": "bench", "vip": "$VIP", "port": $PORT, "protocol": "tcp",
-     "algorithm": "$algo", "rebalance": $rb, "backends": [$be]}
+     "algorithm": "$algo", "params": $params, "rebalance": $rb, "backends": [$be]}
   ]
 }
 EOF
@@ -104,10 +111,20 @@ EOF
 # run_one SCENARIO MODE ALGO RUN
 run_one() {
 	local scn=$1 mode=$2 algo=$3 run=$4 cfg=$XM_RUN_DIR/agent.json start i spids=() line client
+	local tpid=
 	local csv=$OUT/$scn.$mode.$algo.$run.csv
 	write_config "$algo" "$cfg"
 	xm_agent_start --config "$cfg" --log-level warn
+	if [ "${XM_BENCH_TRACE:-0}" = 1 ]; then
+		# xmeshctl itself in the background (not the xm_ctl function's subshell), so that
+		# the kill below stops it.
+		"$XM_BIN/xmeshctl" --pin-root "$XM_PIN" -j top interval "$TICK_MS" \
+			>"$OUT/$scn.$mode.$algo.$run.top.jsonl" 2>/dev/null &
+		tpid=$!
+		XM_PIDS+=($tpid)
+	fi
 	start=$(python3 -c "import time; print(f'{time.time() + $WARMUP + 1:.3f}')")
+	[ -n "$tpid" ] && echo "$start" >"$OUT/$scn.$mode.$algo.$run.start"
 	for i in $(seq 0 $((NREP - 1))); do
 		ip netns exec "$XM_PREFIX-b$i" "$XM_TOOLS/xm-serve" scenario \
 			--listen 10.77.1.$((10 + i)):$PORT --replica $i \
@@ -133,6 +150,7 @@ run_one() {
 			"${client[@]}" --http --timeout 5 --out "$csv" | tail -n1)
 	fi
 	xm_ctl -j backend list >"$OUT/$scn.$mode.$algo.$run.backends.json" 2>/dev/null
+	[ -n "$tpid" ] && kill "$tpid" 2>/dev/null && wait "$tpid" 2>/dev/null
 	kill "${spids[@]}" 2>/dev/null
 	wait "${spids[@]}" 2>/dev/null
 	kill "$XM_AGENT_PID" 2>/dev/null

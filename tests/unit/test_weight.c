@@ -400,6 +400,34 @@ static void step_change_reaction(void **st)
 	assert_true(l3 > l3p);
 }
 
+/*
+ * Pooled connections: a backend turns slow, its requests pile up on its one
+ * connection (in flight: 1, so no stall bound) and none completes yet; only
+ * the age of its oldest request in flight says so. l3x believes it in the
+ * very tick.
+ */
+static void l3x_oldest_request_in_flight(void **st)
+{
+	struct xm_wservice s;
+	struct xm_wsample x[3];
+
+	xm_wservice_init(&s, "l3x", NULL, 3);
+	for (int t = 0; t < 20; t++) {
+		for (int i = 0; i < 3; i++)
+			sample(&x[i], 10, 0, 0.02, 1);
+		xm_wservice_tick(&s, x, 0.5);
+	}
+	assert_true(s.b[2].weight > 0.25);
+	for (int i = 0; i < 3; i++)
+		sample(&x[i], 10, 0, 0.02, 1);
+	sample(&x[2], 0, 0, -1, 1);
+	x[2].oldest = 0.4; /* 20x the others' p99, nothing completed */
+	xm_wservice_tick(&s, x, 0.5);
+	assert_true(s.b[2].l_est >= 0.4);
+	assert_true(s.b[2].weight < 0.05);
+	xm_wservice_free(&s);
+}
+
 static void l3x_outlier_goes_to_floor(void **st)
 {
 	struct xm_wservice s;
@@ -574,6 +602,7 @@ int main(void)
 		cmocka_unit_test(idle_backend_drifts_to_defaults),
 		cmocka_unit_test(step_change_reaction),
 		cmocka_unit_test(l3x_outlier_goes_to_floor),
+		cmocka_unit_test(l3x_oldest_request_in_flight),
 		cmocka_unit_test(rate_control_in_service),
 		cmocka_unit_test(params_parse),
 		cmocka_unit_test(config_locations),

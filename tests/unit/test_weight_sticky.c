@@ -166,7 +166,7 @@ struct plan {
 	struct xm_rebal_svc sv;
 	uint32_t held[3], q[3];
 	double w[3];
-	unsigned int over[3];
+	struct xm_rebal_track over[3];
 };
 
 static void plan_init(struct plan *p)
@@ -227,6 +227,51 @@ static void plan_share_and_excess_bounds(void **st)
 	assert_int_equal(p.q[0], 7);
 	assert_int_equal(p.q[1], 0);
 	assert_int_equal(p.q[2], 0);
+}
+
+/*
+ * A small pool: 2 connections on a slow backend and a share of 0.25 per tick.
+ * floor(0.25 x 2) is 0, so a per-tick quota never let one go; the credit
+ * gives up one every other tick, never more than one at a time.
+ */
+/* Backends 0 and 1 fast, holding `fast` each; backend 2 holds `slow`, target w_slow. */
+static void plan_init_one_slow(struct plan *p, double share, uint32_t fast, uint32_t slow,
+			       double w_slow)
+{
+	plan_init(p);
+	p->c.ticks = 1;
+	p->c.share_per_tick = share;
+	p->sv.tokens = 100;
+	p->held[0] = p->held[1] = fast;
+	p->held[2] = slow;
+	p->w[0] = p->w[1] = (1 - w_slow) / 2;
+	p->w[2] = w_slow;
+}
+
+static void plan_small_pool_credit(void **st)
+{
+	unsigned int given = 0;
+	struct plan p;
+
+	plan_init_one_slow(&p, 0.25, 4, 2, 0.02);
+	for (int t = 0; t < 8; t++) {
+		plan_tick(&p, 0.5, 0);
+		assert_true(p.q[2] <= 1);
+		assert_int_equal(p.q[0] + p.q[1], 0);
+		given += p.q[2];
+	}
+	assert_int_equal(given, 4);
+}
+
+/* One connection on a slow backend at the floor is 0.9 of one too many: it goes. */
+static void plan_last_connection_of_slow_backend(void **st)
+{
+	struct plan p;
+
+	plan_init_one_slow(&p, 1, 10, 1, 0.005); /* 0.1 of a connection of 21 */
+	p.c.margin = 0.1;
+	plan_tick(&p, 0.5, 0);
+	assert_int_equal(p.q[2], 1);
 }
 
 /* The whole service retires at most max_per_s per second (burst of one second). */
@@ -362,6 +407,8 @@ int main(void)
 		cmocka_unit_test(conn_cap_spreads_targets),
 		cmocka_unit_test(plan_hysteresis),
 		cmocka_unit_test(plan_share_and_excess_bounds),
+		cmocka_unit_test(plan_small_pool_credit),
+		cmocka_unit_test(plan_last_connection_of_slow_backend),
 		cmocka_unit_test(plan_rate_bound),
 		cmocka_unit_test(plan_off_retires_nothing),
 		cmocka_unit_test(plan_only_slow_backends),

@@ -17,9 +17,11 @@
 #include <bpf/libbpf.h>
 
 #include "agent.h"
+#include "kfeatures.h"
 #include "log.h"
 #include "rebalance.h"
 #include "rebalance.skel.h"
+#include "sockdiag.h"
 
 /* Network namespaces are looked up again this often (s): pods come and go. */
 #define XM_REBAL_NETNS_RESCAN_S 2
@@ -31,27 +33,47 @@ struct netns_ref {
 	int fd;
 };
 
+/* How chosen connections are closed. */
+enum retire_with {
+	RETIRE_NONE,     /* counted only */
+	RETIRE_BPF,      /* bpf_sock_destroy() in the iterator (Linux >= 6.5) */
+	RETIRE_SOCKDIAG, /* the iterator names them, SOCK_DESTROY over sock_diag closes them */
+};
+
 struct xm_rebalancer {
 	struct xm_agent *a;
 	struct xm_rebalance *skel;
 	struct bpf_link *link;
-	bool can_retire;
+	enum retire_with how;
+	int sockdiag_err;        /* last SOCK_DESTROY error logged (once per kind) */
 	int self_ns;             /* the agent thread's own netns, to come back to */
 	struct netns_ref *ns;
 	unsigned int nns, capns;
 	time_t ns_scanned;
 };
 
-static bool kernel_has_sock_destroy(void)
+/*
+ * bpf_sock_destroy where the kernel has it (the agent's feature probe, so
+ * XMESH_DISABLE_FEATURES=sock_destroy forces the fallback), else SOCK_DESTROY
+ * over sock_diag netlink where the kernel has that, else counting only.
+ */
+static enum retire_with choose_retire_with(struct xm_agent *a, const char *release)
 {
-	struct btf *btf = btf__load_vmlinux_btf();
-	bool has;
+	int err;
 
-	if (!btf)
-		return false;
-	has = btf__find_by_name_kind(btf, "bpf_sock_destroy", BTF_KIND_FUNC) >= 0;
-	btf__free(btf);
-	return has;
+	if (xm_kf_has(a->kfeatures, XM_KF_SOCK_DESTROY))
+		return RETIRE_BPF;
+	err = xm_sockdiag_probe();
+	if (!err) {
+		pr_info("rebalance: kernel %s has no bpf_sock_destroy (Linux >= 6.5): idle pooled "
+			"connections are closed with SOCK_DESTROY over sock_diag netlink", release);
+		return RETIRE_SOCKDIAG;
+	}
+	pr_warn("rebalance: kernel %s has no bpf_sock_destroy (Linux >= 6.5 needed) and "
+		"SOCK_DESTROY over sock_diag fails: %s%s: idle pooled connections cannot be "
+		"retired; connections held are only counted", release, strerror(-err),
+		err == -EOPNOTSUPP ? " (the kernel lacks CONFIG_INET_DIAG_DESTROY)" : "");
+	return RETIRE_NONE;
 }
 
 struct xm_rebalancer *xm_rebalance_open(struct xm_agent *a)
@@ -71,14 +93,14 @@ struct xm_rebalancer *xm_rebalance_open(struct xm_agent *a)
 		pr_warn("rebalance: %s: connections held are not counted", strerror(errno));
 		goto fail;
 	}
-	r->can_retire = kernel_has_sock_destroy();
-	if (!r->can_retire)
-		pr_warn("rebalance: kernel %s has no bpf_sock_destroy (Linux >= 6.5 needed): "
-			"idle pooled connections cannot be retired; connections held are only "
-			"counted", u.release);
-	bpf_program__set_autoload(r->skel->progs.xm_rebal_destroy, r->can_retire);
-	bpf_program__set_autoload(r->skel->progs.xm_rebal_count, !r->can_retire);
-	prog = r->can_retire ? r->skel->progs.xm_rebal_destroy : r->skel->progs.xm_rebal_count;
+	r->how = choose_retire_with(a, u.release);
+	prog = r->how == RETIRE_BPF	 ? r->skel->progs.xm_rebal_destroy :
+	       r->how == RETIRE_SOCKDIAG ? r->skel->progs.xm_rebal_pick :
+					   r->skel->progs.xm_rebal_count;
+	bpf_program__set_autoload(r->skel->progs.xm_rebal_destroy, false);
+	bpf_program__set_autoload(r->skel->progs.xm_rebal_pick, false);
+	bpf_program__set_autoload(r->skel->progs.xm_rebal_count, false);
+	bpf_program__set_autoload(prog, true);
 	err = xm_dp_pin_maps(r->skel->obj, a->pin_root);
 	if (!err)
 		err = xm_rebalance__load(r->skel);
@@ -121,7 +143,7 @@ void xm_rebalance_close(struct xm_rebalancer *r)
 
 bool xm_rebalance_can_retire(const struct xm_rebalancer *r)
 {
-	return r && r->can_retire;
+	return r && r->how != RETIRE_NONE;
 }
 
 static void netns_add(struct xm_rebalancer *r, pid_t pid)
@@ -201,18 +223,52 @@ static void netns_refresh(struct xm_rebalancer *r)
 }
 
 /*
+ * Close a connection the iterator chose; on failure it was not retired after
+ * all (the iterator counted it so), and it stays counted as idle.
+ */
+static void retire_picked(struct xm_rebalancer *r, struct mnl_socket *nl, int nl_err,
+			  const struct xm_rebal_pick *p)
+{
+	struct xm_rebal_be *be = &r->skel->bss->xm_rebal_be[p->backend < XM_LB_MAX_BACKENDS ?
+								 p->backend : 0];
+	int err = nl ? xm_sockdiag_destroy(nl, p) : nl_err;
+
+	if (!err)
+		return;
+	if (be->retired)
+		be->retired--;
+	be->failed++;
+	be->idle++;
+	/* -ENOENT / -ESTALE: the client closed it meanwhile; anything else is worth a line. */
+	if (err != -ENOENT && err != -ESTALE && err != r->sockdiag_err)
+		pr_warn("rebalance: SOCK_DESTROY over sock_diag: %s", strerror(-err));
+	r->sockdiag_err = err;
+}
+
+/*
  * A TCP iterator walks the sockets of the network namespace of the thread
- * that creates its file: enter each namespace for bpf_iter_create() only,
- * then come back; the walk (read) happens from here.
+ * that creates its file: enter each namespace for bpf_iter_create() only
+ * (and, to close what it picks, for the sock_diag socket: netlink acts in
+ * the namespace it was opened in), then come back; the walk (read) happens
+ * from here. The pick variant's output is whole xm_rebal_pick records,
+ * which a read() may split.
  */
 static int walk_netns(struct xm_rebalancer *r, int nsfd)
 {
-	char buf[64];
-	int ifd;
+	union {
+		struct xm_rebal_pick p[16];
+		char b[16 * sizeof(struct xm_rebal_pick)];
+	} buf;
+	struct mnl_socket *nl = NULL;
+	size_t have = 0;
+	ssize_t n;
+	int ifd, nl_err = 0;
 
 	if (setns(nsfd, CLONE_NEWNET))
 		return -errno;
 	ifd = bpf_iter_create(bpf_link__fd(r->link));
+	if (ifd >= 0 && r->how == RETIRE_SOCKDIAG && !(nl = xm_sockdiag_open()))
+		nl_err = -errno;
 	if (setns(r->self_ns, CLONE_NEWNET)) {
 		/* Cannot happen with CAP_SYS_ADMIN; a wrong netns would be worse than exiting. */
 		pr_err("rebalance: cannot return to the agent's network namespace: %s",
@@ -221,8 +277,17 @@ static int walk_netns(struct xm_rebalancer *r, int nsfd)
 	}
 	if (ifd < 0)
 		return -errno;
-	while (read(ifd, buf, sizeof(buf)) > 0)
-		;
+	while ((n = read(ifd, buf.b + have, sizeof(buf) - have)) > 0) {
+		size_t whole;
+
+		have += (size_t)n;
+		whole = have / sizeof(buf.p[0]);
+		for (size_t i = 0; r->how == RETIRE_SOCKDIAG && i < whole; i++)
+			retire_picked(r, nl, nl_err, &buf.p[i]);
+		have -= whole * sizeof(buf.p[0]);
+		memmove(buf.b, buf.b + whole * sizeof(buf.p[0]), have);
+	}
+	xm_sockdiag_close(nl);
 	close(ifd);
 	return 0;
 }
@@ -232,8 +297,10 @@ int xm_rebalance_pass(struct xm_rebalancer *r)
 	struct xm_rebal_be *be = r->skel->bss->xm_rebal_be;
 	int walked = 0;
 
-	for (__u32 id = 0; id < XM_LB_MAX_BACKENDS; id++)
+	for (__u32 id = 0; id < XM_LB_MAX_BACKENDS; id++) {
 		be[id].held = be[id].idle = be[id].retired = be[id].failed = 0;
+		be[id].oldest_req_ns = 0;
+	}
 	netns_refresh(r);
 	for (unsigned int i = 0; i < r->nns; i++)
 		if (!walk_netns(r, r->ns[i].fd))
@@ -252,6 +319,6 @@ void xm_rebalance_allow(struct xm_rebalancer *r, __u32 id, __u32 quota, __u64 id
 {
 	if (id >= XM_LB_MAX_BACKENDS)
 		return;
-	r->skel->bss->xm_rebal_be[id].quota = r->can_retire ? quota : 0;
+	r->skel->bss->xm_rebal_be[id].quota = r->how != RETIRE_NONE ? quota : 0;
 	r->skel->bss->xm_rebal_be[id].idle_ns = idle_ns;
 }

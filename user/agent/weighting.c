@@ -60,7 +60,7 @@ struct wsvc {
 	double quiet_dt;    /* s banked while nothing changed */
 	struct xm_rebal_conf rconf; /* "rebalance" as last applied */
 	struct xm_rebal_svc rplan;  /* its token bucket */
-	unsigned int *rover;        /* per backend: ticks above its connection share */
+	struct xm_rebal_track *rover; /* per backend: its rebalancing plan state */
 };
 
 /* Previous cumulative histogram, sparse, low 32 bits (deltas are modular). */
@@ -521,8 +521,12 @@ static void weigh_service(struct xm_weighting *w, __u32 svc_id, const struct xm_
 		x[i].alive = true;
 		x[i].p50 = x[i].p99 = -1;
 		x[i].inflight = (double)xm_lb_in_flight(cur);
-		if (w->have_counts)
-			x[i].conns = xm_rebalance_counts(w->rebal, ids[i])->held;
+		if (w->have_counts) {
+			const struct xm_rebal_be *c = xm_rebalance_counts(w->rebal, ids[i]);
+
+			x[i].conns = c->held;
+			x[i].oldest = c->oldest_req_ns / 1e9;
+		}
 		quiet &= !x[i].inflight && !b->pending && !x[i].conns;
 		if (!b->have_prev) {
 			quiet = false;

@@ -129,10 +129,8 @@ static void backend_list_plain(const struct be_row *rows, size_t n)
 			snprintf(fsucc, sizeof(fsucc), "%.2f%%", 100 * r->w.success_rate);
 			snprintf(frps, sizeof(frps), "%.1f", r->w.rps);
 		}
-		if (r->has_r) {
-			snprintf(conns, sizeof(conns), "%llu", (unsigned long long)r->rb.held);
-			snprintf(ret, sizeof(ret), "%.1f", r->rb.retired_per_s);
-		}
+		if (r->has_r)
+			ctl_rview_fmt(&r->rb, conns, ret, sizeof(conns));
 		printf("%-26s %-26s %-8s %8.3f %6.1f%% %9s %9s %7.2f%% %8.1f %8lld %-11s %9s %8s %8s "
 		       "%6s %6s\n",
 		       xm_lb_svc_key_str(&r->bi.svc, svc, sizeof(svc)), r->endpoint, r->bi.cluster,

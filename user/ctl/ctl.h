@@ -102,6 +102,8 @@ int ctl_rstate_open(void);
 /* false when the agent never counted this backend's connections (or fd < 0). */
 bool ctl_rview_read(int fd, unsigned int backend_id, struct ctl_rview *v);
 json_t *ctl_rview_json(const struct ctl_rview *v);
+/* The CONNS and RET/S columns of backend list and top. */
+void ctl_rview_fmt(const struct ctl_rview *v, char *conns, char *ret, size_t len);
 
 /* LB objects (service.c, agentsock.c). */
 struct xm_lb_maps;

@@ -40,3 +40,9 @@ json_t *ctl_rview_json(const struct ctl_rview *v)
 			 v->can_retire, "held", (json_int_t)v->held, "idle", (json_int_t)v->idle,
 			 "retired", (json_int_t)v->retired, "retired_per_s", v->retired_per_s);
 }
+
+void ctl_rview_fmt(const struct ctl_rview *v, char *conns, char *ret, size_t len)
+{
+	snprintf(conns, len, "%llu", (unsigned long long)v->held);
+	snprintf(ret, len, "%.1f", v->retired_per_s);
+}

@@ -5,8 +5,10 @@
  * of new connections (selection table) with an arrow when it moved since
  * the last frame, the connections and requests it actually got per second,
  * the weighting loop's filtered p99 / L_est / success rate, and in-flight
- * requests. A traffic shift shows as bars shrinking and growing, arrows, and
- * conn/s following. In JSON mode (-j) each frame is one JSON object per line.
+ * requests, and the pooled client connections it holds and retires per
+ * second (connection-level rebalancing, rstate.c). A traffic shift shows as
+ * bars shrinking and growing, arrows, and conn/s following. In JSON mode (-j)
+ * each frame is one JSON object per line.
  */
 #include <errno.h>
 #include <signal.h>
@@ -28,8 +30,9 @@ struct top_row {
 	struct xm_lb_probe c;
 	char endpoint[XM_ADDR_STRLEN + 10];
 	double share, share_change, conn_per_s, req_per_s;
-	bool has_w;
+	bool has_w, has_r;
 	struct ctl_wview w;
+	struct ctl_rview rb;
 };
 
 struct top_rows {
@@ -78,7 +81,8 @@ static const struct top_row *find_prev(const struct top_rows *p, __u32 id)
 }
 
 /* The display values of this frame's rows, against the previous frame. */
-static void frame_fill(struct top_rows *cur, const struct top_rows *prev, double dt, int wfd)
+static void frame_fill(struct top_rows *cur, const struct top_rows *prev, double dt, int wfd,
+		       int rfd)
 {
 	char a[XM_ADDR_STRLEN];
 
@@ -94,6 +98,7 @@ static void frame_fill(struct top_rows *cur, const struct top_rows *prev, double
 		r->conn_per_s = p && dt > 0 ? (r->c.conns - p->c.conns) / dt : 0.0;
 		r->req_per_s = p && dt > 0 ? (r->c.req_completed - p->c.req_completed) / dt : 0.0;
 		r->has_w = ctl_wview_read(wfd, r->bi.id, &r->w);
+		r->has_r = ctl_rview_read(rfd, r->bi.id, &r->rb);
 	}
 }
 
@@ -101,6 +106,11 @@ static void frame_print_json(const struct top_rows *cur, const struct xm_lb_wloo
 {
 	json_t *frame = json_object(), *arr = json_array();
 	char svc[96];
+	struct timespec now;
+
+	/* Wall-clock time of the frame, to line frames up with other recordings. */
+	clock_gettime(CLOCK_REALTIME, &now);
+	json_object_set_new(frame, "time", json_real(now.tv_sec + now.tv_nsec / 1e9));
 
 	if (wl)
 		json_object_set_new(frame, "loop",
@@ -120,6 +130,8 @@ static void frame_print_json(const struct top_rows *cur, const struct xm_lb_wloo
 			      "in_flight", (json_int_t)xm_lb_in_flight(&r->c));
 		if (o && r->has_w)
 			json_object_set_new(o, "filtered", ctl_wview_json(&r->w));
+		if (o && r->has_r)
+			json_object_set_new(o, "rebalance", ctl_rview_json(&r->rb));
 		json_array_append_new(arr, o);
 	}
 	json_object_set_new(frame, "backends", arr);
@@ -148,6 +160,7 @@ static void frame_print_plain(const struct top_rows *cur, const struct xm_lb_wlo
 	for (size_t i = 0; i < cur->n; i++) {
 		const struct top_row *r = &cur->r[i];
 		char bar[BAR + 1], p99[16] = "-", lest[16] = "-", succ[16] = "-";
+		char conns[16] = "-", ret[16] = "-";
 		int fill = (int)(r->share * BAR + 0.5);
 
 		if (fill > BAR)
@@ -155,9 +168,9 @@ static void frame_print_plain(const struct top_rows *cur, const struct xm_lb_wlo
 		xm_lb_svc_key_str(&r->bi.svc, svc, sizeof(svc));
 		if (strcmp(svc, last_svc)) {
 			printf("\n%s  algorithm %s\n", svc, r->has_w ? r->w.algorithm : "-");
-			printf("  %-24s %-8s %-*s %6s %2s %8s %8s %8s %8s %7s %6s\n", "BACKEND", "CLUSTER",
-			       BAR, "SHARE", "", "", "CONN/S", "REQ/S", "P99", "L_EST", "SUCCESS",
-			       "INFL");
+			printf("  %-24s %-8s %-*s %6s %2s %8s %8s %8s %8s %7s %6s %6s %6s\n",
+			       "BACKEND", "CLUSTER", BAR, "SHARE", "", "", "CONN/S", "REQ/S", "P99",
+			       "L_EST", "SUCCESS", "INFL", "CONNS", "RET/S");
 			snprintf(last_svc, sizeof(last_svc), "%s", svc);
 		}
 		memset(bar, '#', fill);
@@ -168,11 +181,14 @@ static void frame_print_plain(const struct top_rows *cur, const struct xm_lb_wlo
 			ctl_fmt_ms(lest, sizeof(lest), r->w.l_est_ms);
 			snprintf(succ, sizeof(succ), "%.1f%%", 100 * r->w.success_rate);
 		}
-		printf("  %-24s %-8s %s %5.1f%% %2s %8.1f %8.1f %8s %8s %7s %6lld\n", r->endpoint,
-		       r->bi.cluster, bar, 100 * r->share,
+		/* Connections held are counted only while some service needs them. */
+		if (r->has_r)
+			ctl_rview_fmt(&r->rb, conns, ret, sizeof(conns));
+		printf("  %-24s %-8s %s %5.1f%% %2s %8.1f %8.1f %8s %8s %7s %6lld %6s %6s\n",
+		       r->endpoint, r->bi.cluster, bar, 100 * r->share,
 		       r->share_change > 0.005 ? "^" : r->share_change < -0.005 ? "v" : "",
 		       r->conn_per_s, r->req_per_s, p99, lest, succ,
-		       (long long)xm_lb_in_flight(&r->c));
+		       (long long)xm_lb_in_flight(&r->c), conns, ret);
 	}
 	fflush(stdout);
 }
@@ -184,7 +200,9 @@ static int top_help(int argc, char **argv)
 		"  live view of every backend, redrawn every interval (default 1000 ms), until\n"
 		"  Ctrl-C or N frames: share of new connections (bar, ^/v when it moved),\n"
 		"  connections and requests per second, the weighting loop's filtered p99,\n"
-		"  L_est and success rate, requests in flight. -j: one JSON object per frame.\n");
+		"  L_est and success rate, requests in flight, pooled client connections held\n"
+		"  (CONNS) and retired per second by rebalancing (RET/S). -j: one JSON object\n"
+		"  per frame.\n");
 	return 0;
 }
 
@@ -231,7 +249,7 @@ int do_top(int argc, char **argv)
 		double t = mono();
 		struct xm_lb_wloop wl;
 		bool have_wl;
-		int wfd;
+		int wfd, rfd;
 
 		cur.n = 0;
 		err = xm_lb_backend_foreach(&m, only, top_collect, &cur);
@@ -247,9 +265,12 @@ int do_top(int argc, char **argv)
 			free(s);
 		}
 		wfd = ctl_wstate_open();
-		frame_fill(&cur, &prev, t_prev ? t - t_prev : 0, wfd);
+		rfd = ctl_rstate_open();
+		frame_fill(&cur, &prev, t_prev ? t - t_prev : 0, wfd, rfd);
 		if (wfd >= 0)
 			close(wfd);
+		if (rfd >= 0)
+			close(rfd);
 		have_wl = ctl_wloop_read(&wl) == 0;
 		if (xm_out_json)
 			frame_print_json(&cur, have_wl ? &wl : NULL);

@@ -18,7 +18,8 @@ const struct xm_kfeature_desc xm_kfeatures[XM_KF_COUNT] = {
 				      "IPv6 pod traffic over the IPv4 overlay is not decapsulated "
 				      "by the cache (it takes the kernel's VXLAN path)" },
 	[XM_KF_SOCK_DESTROY] = { "sock_destroy", "6.5",
-				 "sockets cannot be closed from BPF" },
+				 "rebalancing closes idle pooled connections with SOCK_DESTROY over "
+				 "sock_diag netlink (CONFIG_INET_DIAG_DESTROY) instead" },
 	[XM_KF_TCX] = { "tcx", "6.6",
 			"tc programs attached as clsact/cls_bpf filters (adopted by handle on restart)" },
 	[XM_KF_SOCKMAP_LINK] = { "sockmap_link", "6.10",

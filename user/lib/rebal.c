@@ -13,10 +13,10 @@ void xm_rebal_conf_default(struct xm_rebal_conf *c)
 {
 	memset(c, 0, sizeof(*c));
 	c->max_per_s = 20;
-	c->idle_s = 0.5;
-	c->share_per_tick = 0.1;
-	c->margin = 0.5;
-	c->ticks = 3;
+	c->idle_s = 0.2;
+	c->share_per_tick = 0.5;
+	c->margin = 0.25;
+	c->ticks = 2;
 	c->min_conns = 4;
 	c->slow_factor = 2;
 }
@@ -99,7 +99,8 @@ static int cmp_double(const void *a, const void *b)
 
 unsigned int xm_rebal_plan(const struct xm_rebal_conf *c, struct xm_rebal_svc *st, double dt,
 			   unsigned int retired, const uint32_t *held, const double *weight,
-			   const double *l_est, unsigned int *over, uint32_t *quota, unsigned int n)
+			   const double *l_est, struct xm_rebal_track *tr, uint32_t *quota,
+			   unsigned int n)
 {
 	double burst = c->max_per_s > 1 ? c->max_per_s : 1, total = 0, slow = 0;
 	unsigned int i, sum = 0;
@@ -116,7 +117,7 @@ unsigned int xm_rebal_plan(const struct xm_rebal_conf *c, struct xm_rebal_svc *s
 	}
 	if (!c->enabled || total < c->min_conns || !total) {
 		for (i = 0; i < n; i++)
-			over[i] = 0;
+			tr[i] = (struct xm_rebal_track){ 0 };
 		return 0;
 	}
 	if (l_est && c->slow_factor > 0 && n) {
@@ -128,27 +129,35 @@ unsigned int xm_rebal_plan(const struct xm_rebal_conf *c, struct xm_rebal_svc *s
 	}
 	for (i = 0; i < n; i++) {
 		double excess = held[i] / total - weight[i];
-		double q;
+		double q, earn = c->share_per_tick * held[i];
 
 		if (l_est && !(l_est[i] > slow)) {
-			over[i] = 0; /* about as fast as the others: its weight only wobbles */
+			/* about as fast as the others: its weight only wobbles */
+			tr[i] = (struct xm_rebal_track){ 0 };
 			continue;
 		}
 
 		/* The margin is in equal shares: 0.5 = half of 1/n, whatever n. */
 		if (!(excess > c->margin / n)) {
-			over[i] = 0;
+			tr[i] = (struct xm_rebal_track){ 0 };
 			continue;
 		}
-		if (over[i] < c->ticks)
-			over[i]++;
-		if (over[i] < c->ticks)
+		tr[i].credit = fmin(tr[i].credit + earn, fmax(1, earn));
+		if (tr[i].over < c->ticks)
+			tr[i].over++;
+		if (tr[i].over < c->ticks)
 			continue; /* hysteresis: a wobble of the weights retires nothing */
-		q = floor(c->share_per_tick * held[i]);
-		q = fmin(q, floor(excess * total));
+		q = floor(tr[i].credit);
+		/*
+		 * Whole connections, rounded: one connection held against a target
+		 * of 0.1 of one (a slow backend at the floor) is 0.9 too many, and
+		 * rounding down would keep it forever.
+		 */
+		q = fmin(q, floor(excess * total + 0.5));
 		q = fmin(q, floor(st->tokens) - sum);
 		if (q > 0) {
 			quota[i] = (uint32_t)q;
+			tr[i].credit -= q;
 			sum += quota[i];
 		}
 	}

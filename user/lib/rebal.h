@@ -16,11 +16,12 @@
 struct xm_rebal_conf {
 	bool enabled;          /* "enabled" (false) */
 	double max_per_s;      /* "max_per_s": retired connections per second, whole service (20) */
-	double idle_s;         /* "idle_ms" / 1000: no segment for this long (0.5) */
-	double share_per_tick; /* "share_per_tick": at most this share of a backend's connections (0.1) */
+	double idle_s;         /* "idle_ms" / 1000: no segment for this long (0.2) */
+	double share_per_tick; /* "share_per_tick": at most this share of a backend's connections
+				* per tick, on average; one at a time below 1 / share (0.5) */
 	double margin;         /* "margin": connection share above target share that counts,
-				* in equal shares (1 / backends): 0.5 */
-	unsigned int ticks;    /* "ticks": consecutive ticks above the margin before acting (3) */
+				* in equal shares (1 / backends): 0.25 */
+	unsigned int ticks;    /* "ticks": consecutive ticks above the margin before acting (2) */
 	unsigned int min_conns; /* "min_conns": the service holds at least this many (4) */
 	/*
 	 * "slow_factor": only a backend whose latency estimate is above this
@@ -44,21 +45,34 @@ struct xm_rebal_svc {
 	double tokens; /* retirements allowed now (token bucket, max_per_s, burst 1 s) */
 };
 
+/* Per backend state of the plan, kept by the caller, zeroed to start. */
+struct xm_rebal_track {
+	unsigned int over; /* consecutive ticks it was above its share by the margin */
+	/*
+	 * Retirements earned: share_per_tick x held per tick while over, at
+	 * most max(1, share_per_tick x held); a quota spends it. So a backend
+	 * holding 2 connections with a share of 0.25 gives up one every other
+	 * tick, where a per-tick floor() would never let one go.
+	 */
+	double credit;
+};
+
 /*
  * One tick of the plan for a service of n backends. held[i] = connections
- * clients hold to backend i, weight[i] = its target share (sum 1),
- * over[i] = consecutive ticks it was above its share by the margin (kept by
- * the caller, zeroed at start), retired = connections retired since the last
- * call (charged to the bucket), dt = seconds since the last call, l_est[i] =
- * its latency estimate (NULL: all alike). Fills quota[i] = idle connections
- * to retire from backend i in the next pass: only from a backend slower
- * than slow_factor x the median estimate that was over the margin for
- * `ticks` ticks, at most
- * floor(share_per_tick x held[i]), at most its excess over its weight
- * share, and in all at most the bucket. Returns the sum of quota.
+ * clients hold to backend i, weight[i] = its target share (sum 1), tr[i] =
+ * its plan state, retired = connections retired since the last call
+ * (charged to the bucket), dt = seconds since the last call, l_est[i] = its
+ * latency estimate (NULL: all alike). Fills quota[i] = idle connections to
+ * retire from backend i in the next pass: only from a backend slower than
+ * slow_factor x the median estimate that was over the margin for `ticks`
+ * ticks, at most its credit (share_per_tick x held per tick: per tick at
+ * most max(1, floor(share_per_tick x held[i]))), at most its excess over
+ * its weight share (in connections, rounded), and in all at most the bucket.
+ * Returns the sum of quota.
  */
 unsigned int xm_rebal_plan(const struct xm_rebal_conf *c, struct xm_rebal_svc *st, double dt,
 			   unsigned int retired, const uint32_t *held, const double *weight,
-			   const double *l_est, unsigned int *over, uint32_t *quota, unsigned int n);
+			   const double *l_est, struct xm_rebal_track *tr, uint32_t *quota,
+			   unsigned int n);
 
 #endif

@@ -228,6 +228,7 @@ static void l3x_tune(struct xm_weight_params *p)
 	p->hl_rps = 3;
 	p->latency_exponent = 2;
 	p->outlier_factor = 4;
+	p->age_bound = 1;
 	p->stickiness = 1;
 }
 
@@ -249,6 +250,15 @@ static void l3x_compute(struct xm_wservice *s, double *w)
 			if (little > lat)
 				lat = little;
 		}
+		/*
+		 * A request in flight for this long will take at least as long. With
+		 * pooled connections in-flight counts stay small (one request per
+		 * connection), so the stall bound above never fires, and a slow
+		 * backend's first quantile waits for several slow completions
+		 * (seconds); its oldest request says it within a tick.
+		 */
+		if (s->p.age_bound * b->oldest_now > lat)
+			lat = s->p.age_bound * b->oldest_now;
 		if (succ < 0.05)
 			succ = 0.05;
 		est[i] = lat + s->p.penalty * (1 / succ - 1);
@@ -476,6 +486,7 @@ void xm_wservice_tick(struct xm_wservice *s, const struct xm_wsample *samples, d
 
 		b->alive = x->alive;
 		b->inflight_now = x->inflight;
+		b->oldest_now = x->oldest;
 		b->conns = x->conns;
 		b->success.kind = success_kind(s);
 		b->latency.kind = s->p.latency_filter;

@@ -72,6 +72,12 @@ struct xm_weight_params {
 	double latency_exponent; /* w ~ 1 / L_est^gamma (2) */
 	double outlier_factor;   /* L_est > factor x median(L_est) -> floor (4); 0 = off */
 	/*
+	 * L_est >= age_bound x the age of the backend's oldest request in
+	 * flight (l3x: 1; 0 = off): with pooled connections the fastest sign
+	 * of a backend that turned slow.
+	 */
+	double age_bound;
+	/*
 	 * New connections with the held ones in view (l3x: 1; others 0 = off):
 	 * a backend's share of new connections is its weight share times
 	 * ((target + 1) / (held + 1))^stickiness, clamped to [1/8, 8], where
@@ -99,6 +105,7 @@ struct xm_wsample {
 	double p50;        /* s, same; < 0: none */
 	double inflight;   /* requests in flight at the end of the tick */
 	double conns;      /* client connections held to it at the tick (0 if unknown) */
+	double oldest;     /* s, age of its oldest request in flight at the tick (0 if unknown) */
 	bool alive;        /* eligible for selection */
 };
 
@@ -111,6 +118,7 @@ struct xm_wbackend {
 	double idle;               /* s since the last completed request */
 	double lat_gap;            /* s since the last latency sample (or drift) */
 	double inflight_now;       /* last raw in-flight gauge */
+	double oldest_now;         /* s, last age of its oldest request in flight (0: unknown) */
 	double l_est;              /* s, the latency estimate the weight came from */
 	double weight;             /* target share of requests, 0..1 (sum 1 over live) */
 	double place;              /* share of new connections (the table), 0..1: weight,

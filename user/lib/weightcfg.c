@@ -27,6 +27,7 @@ static const struct {
 	P("rc_exponent", rc_exponent, 0, 10),
 	P("latency_exponent", latency_exponent, 0, 10),
 	P("outlier_factor", outlier_factor, 0, 1000),
+	P("age_bound", age_bound, 0, 1),
 	P("stickiness", stickiness, 0, 4),
 	P("conn_cap", conn_cap, 0, 1000),
 #undef P
