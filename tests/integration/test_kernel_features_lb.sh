@@ -24,10 +24,10 @@ xm_assert "$(echo "$out" | xm_json 'j["errors"].get("EPERM",0)')" -eq 5 \
 	"without set_retval an empty service refuses with EPERM (the LB runs)"
 [ -e "$XM_PIN/links/lb_sockops" ] || xm_fail "LB sockops not attached while redirect is off"
 xm_pod n1 b 10.77.0.3/24
-xm_bg ip netns exec "$XM_PREFIX-b" "$XM_TOOLS/xm-lbtool" http 10.77.0.3 8080 -l b
+xm_bg ip netns exec "$XM_PREFIX-b" "$XM_TOOLS/xm-serve" http 10.77.0.3 8080 -l b
 xm_ctl service add '{"vip": "10.96.0.13", "port": 80, "backends": [ { "address": "10.77.0.3", "port": 8080 } ]}'
 xm_lb_wait 10.96.0.13:80 1
-xm_pod_exec c "$XM_TOOLS/xm-lbtool" get 10.96.0.13 80 -n 5 -c 1 -k 1 >/dev/null
+xm_pod_exec c "$XM_TOOLS/xm-load" get 10.96.0.13 80 -n 5 -c 1 -k 1 >/dev/null
 xm_assert "$(xm_ctl -j backend list 10.96.0.13:80 interval 0 | xm_json 'j[0]["connections"]')" -eq 5 \
 	"the LB's own sockops program counts established connections"
 kill "$XM_AGENT_PID"; wait "$XM_AGENT_PID" 2>/dev/null || true

@@ -129,7 +129,7 @@ xm_ctl sock skip add port 8080
 rbefore=$(xm_stat redirect_msgs)
 fbefore=$(xm_stat lb_flows_new)
 before=$(xm_ctl -j backend list 10.96.0.30:80 interval 0 | xm_json 'j[0]["requests"]')
-xm_pod_exec c "$XM_TOOLS/xm-lbtool" get 10.96.0.30 80 -n 100 -c 2 -k 10 >/dev/null
+xm_pod_exec c "$XM_TOOLS/xm-load" get 10.96.0.30 80 -n 100 -c 2 -k 10 >/dev/null
 after=$(xm_ctl -j backend list 10.96.0.30:80 interval 0 | xm_json 'j[0]["requests"]')
 xm_assert "$(xm_stat redirect_msgs)" -eq "$rbefore" "opted out: nothing redirected"
 xm_assert $((after - before)) -eq 100 "opted out: request count exact (TCP path)"
