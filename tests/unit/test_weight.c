@@ -411,7 +411,7 @@ static void l3x_oldest_request_in_flight(void **st)
 	struct xm_wservice s;
 	struct xm_wsample x[3];
 
-	xm_wservice_init(&s, "l3x", NULL, 3);
+	xm_wservice_init(&s, xm_weight_algo_find("l3x"), NULL, 3);
 	for (int t = 0; t < 20; t++) {
 		for (int i = 0; i < 3; i++)
 			sample(&x[i], 10, 0, 0.02, 1);
