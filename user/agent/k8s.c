@@ -375,41 +375,34 @@ static void log_new_note(struct xm_k8s_group *g, const struct xm_k8s_result *r)
 	g->note = strdup(note);
 }
 
-static int updates_room(struct xm_svc_update **u, unsigned int need, unsigned int *cap)
+/* A group's updates: a removal for each key it no longer has, and its entries (r's, taken). */
+static int group_updates(struct xm_k8s_group *g, struct xm_k8s_result *r, struct xm_svc_update **u,
+			 unsigned int *n, unsigned int *cap)
 {
-	unsigned int c = *cap ? *cap : 64;
-	struct xm_svc_update *nu;
+	unsigned int need = *n + g->n_keys + r->conf.n_svc;
 
-	if (need <= *cap)
-		return 0;
-	while (c < need)
-		c *= 2;
-	nu = realloc(*u, c * sizeof(*nu));
-	if (!nu)
-		return -ENOMEM;
-	*u = nu;
-	*cap = c;
-	return 0;
-}
+	if (need > *cap) {
+		unsigned int c = *cap ? *cap : 64;
+		struct xm_svc_update *nu;
 
-/* A group's updates: a removal (into rm) for each key it no longer has, its entries (into add). */
-static int group_updates(struct xm_k8s_group *g, struct xm_k8s_result *r, struct xm_svc_update **rm,
-			 unsigned int *n_rm, unsigned int *cap_rm, struct xm_svc_update **add,
-			 unsigned int *n_add, unsigned int *cap_add)
-{
-	if (updates_room(rm, *n_rm + g->n_keys, cap_rm) ||
-	    updates_room(add, *n_add + r->conf.n_svc, cap_add))
-		return -ENOMEM;
+		while (c < need)
+			c *= 2;
+		nu = realloc(*u, c * sizeof(*nu));
+		if (!nu)
+			return -ENOMEM;
+		*u = nu;
+		*cap = c;
+	}
 	for (unsigned int i = 0; i < g->n_keys; i++) {
 		bool kept = false;
 
 		for (unsigned int j = 0; j < r->conf.n_svc && !kept; j++)
 			kept = !memcmp(&g->keys[i], &r->conf.svc[j].key, sizeof(g->keys[i]));
 		if (!kept)
-			(*rm)[(*n_rm)++] = (struct xm_svc_update){ .key = g->keys[i] };
+			(*u)[(*n)++] = (struct xm_svc_update){ .key = g->keys[i] };
 	}
 	for (unsigned int j = 0; j < r->conf.n_svc; j++) {
-		struct xm_svc_update *x = &(*add)[*n_add];
+		struct xm_svc_update *x = &(*u)[*n];
 
 		x->key = r->conf.svc[j].key;
 		x->conf = malloc(sizeof(*x->conf));
@@ -422,7 +415,7 @@ static int group_updates(struct xm_k8s_group *g, struct xm_k8s_result *r, struct
 		*x->conf = r->conf.svc[j];
 		*x->meta = r->meta[j];
 		memset(&r->conf.svc[j], 0, sizeof(r->conf.svc[j]));
-		(*n_add)++;
+		(*n)++;
 	}
 	return 0;
 }
@@ -452,18 +445,29 @@ static void free_updates(struct xm_svc_update *u, unsigned int n)
 	free(u);
 }
 
+/* Groups taken for an apply that did not happen (next_dirty-linked): on the dirty list again. */
+static void requeue(struct xm_k8s *k, struct xm_k8s_group *g)
+{
+	for (struct xm_k8s_group *next; g; g = next) {
+		next = g->next_dirty;
+		free(g->pending);
+		g->pending = NULL;
+		g->n_pending = 0;
+		g->dirty = false;
+		mark_dirty(k, g);
+	}
+}
+
 /*
  * Translate the Services whose objects changed and hand the sources their
  * entries, and only those: an apply costs what changed, not the cluster.
- * Removals go before additions, so a key that moves from one Service to
- * another in the same apply ends with the one that has it now.
  */
 static void apply(struct xm_k8s *k)
 {
 	unsigned long long t0 = xm_k8s_now_ms(), t1;
-	struct xm_svc_update *u = NULL, *adds = NULL;
+	struct xm_svc_update *u = NULL;
 	struct xm_k8s_group *done = NULL, *g, *next;
-	unsigned int n = 0, cap = 0, n_adds = 0, cap_adds = 0, n_groups = 0;
+	unsigned int n = 0, cap = 0, n_groups = 0;
 	bool first = !k->ready;
 	int err = 0;
 
@@ -474,90 +478,50 @@ static void apply(struct xm_k8s *k)
 		twalk(k->groups, mark_all);
 		k->all_dirty = false;
 	}
-	for (g = k->dirty, k->dirty = NULL; g && !err; g = next) {
+	for (g = k->dirty, k->dirty = NULL; g; g = next) {
 		struct xm_k8s_result r;
 
 		next = g->next_dirty;
 		err = translate_group(k, g, &r);
-		if (err)
-			break;
-		log_new_note(g, &r);
-		g->pending_left_alone = r.left_alone > 0;
-		err = group_pending_keys(g, &r);
-		if (!err)
-			err = group_updates(g, &r, &u, &n, &cap, &adds, &n_adds, &cap_adds);
-		xm_k8s_result_free(&r);
-		if (err) {
-			free(g->pending);
-			g->pending = NULL;
-			break;
+		if (!err) {
+			log_new_note(g, &r);
+			g->pending_left_alone = r.left_alone > 0;
+			err = group_pending_keys(g, &r) ?: group_updates(g, &r, &u, &n, &cap);
+			xm_k8s_result_free(&r);
 		}
 		g->next_dirty = done;
 		done = g;
+		if (err)
+			break;
 		n_groups++;
 	}
 	t1 = xm_k8s_now_ms();
 	if (err) {
 		pr_err("k8s: translating the cluster's services: %s: tables kept", strerror(-err));
 		free_updates(u, n);
-		free_updates(adds, n_adds);
-		/* every group taken off the list goes back on it: next time */
-		for (; g; g = next) {
-			next = g->next_dirty;
-			g->dirty = false;
-			mark_dirty(k, g);
-		}
-		for (g = done; g; g = next) {
-			next = g->next_dirty;
-			free(g->pending);
-			g->pending = NULL;
-			g->dirty = false;
-			mark_dirty(k, g);
-		}
+		requeue(k, next); /* the groups not reached */
+		requeue(k, done);
 		return;
 	}
-	if (n_adds && n + n_adds > cap) {
-		struct xm_svc_update *nu = realloc(u, (n + n_adds) * sizeof(*nu));
-
-		if (!nu) {
-			free_updates(u, n);
-			free_updates(adds, n_adds);
-			pr_err("k8s: out of memory: tables kept");
-			for (g = done; g; g = next) {
-				next = g->next_dirty;
-				free(g->pending);
-				g->pending = NULL;
-				g->dirty = false;
-				mark_dirty(k, g);
-			}
-			return;
-		}
-		u = nu;
-	}
-	if (n_adds)
-		memcpy(u + n, adds, n_adds * sizeof(*u));
-	n += n_adds;
-	free(adds);
 	k->applies++;
 	err = xm_svc_sources_update(k->a, XM_SRC_CLUSTER, u, n, first);
 	free(u);
 	k->applied_ms = xm_k8s_now_ms();
+	if (err == -E2BIG) {
+		/* the sources kept what they had: with the next change, again */
+		requeue(k, done);
+		done = NULL;
+	}
 	for (g = done; g; g = next) {
 		next = g->next_dirty;
 		g->next_dirty = NULL;
 		g->dirty = false;
-		if (err == -E2BIG) {
-			/* the sources kept what they had: with the next change, again */
-			free(g->pending);
-			mark_dirty(k, g);
-		} else {
-			k->n_entries += g->n_pending - g->n_keys;
-			k->n_left_alone += (int)g->pending_left_alone - (int)g->left_alone;
-			g->left_alone = g->pending_left_alone;
-			free(g->keys);
-			g->keys = g->pending;
-			g->n_keys = g->n_pending;
-		}
+		k->n_entries += g->n_pending - g->n_keys;
+		k->n_left_alone += (int)g->pending_left_alone - (int)g->left_alone;
+		g->left_alone = g->pending_left_alone;
+		free(g->keys);
+		g->keys = g->pending;
+		g->n_keys = g->n_pending;
 		g->pending = NULL;
 		g->n_pending = 0;
 		group_gc(k, g);
@@ -583,19 +547,22 @@ static void on_apply_timer(struct xm_loop *loop, int fd, uint32_t events, void *
 
 /*
  * Nothing is applied before both lists are complete: never a half view.
- * The first change arms the timer and the ones until it fires ride along.
- * Applies are at least XM_K8S_COALESCE_MS apart: after a quiet spell a
- * change goes out at once (what arrived in the same read with it, too), in
- * a burst one apply takes everything since the last.
+ * Then a change is applied once the watches have been quiet for
+ * XM_K8S_QUIET_MS (what arrives meanwhile rides along), and never later
+ * than XM_K8S_MAX_WAIT_MS after the first change waiting: a lone change goes
+ * out within a few ms, a burst of 1,000 is a handful of applies.
  */
 static void schedule(struct xm_k8s *k)
 {
-	long long wait;
+	unsigned long long now = xm_k8s_now_ms(), due = now + XM_K8S_QUIET_MS;
 
-	if (!k->svc.synced || !k->eps.synced || xm_loop_timer_armed(k->apply_tfd))
+	if (!k->svc.synced || !k->eps.synced)
 		return;
-	wait = (long long)(k->applied_ms + XM_K8S_COALESCE_MS) - (long long)xm_k8s_now_ms();
-	xm_loop_timer_arm(k->apply_tfd, wait > 1 ? wait : 1);
+	if (!xm_loop_timer_armed(k->apply_tfd))
+		k->first_pending_ms = now;
+	if (due > k->first_pending_ms + XM_K8S_MAX_WAIT_MS)
+		due = k->first_pending_ms + XM_K8S_MAX_WAIT_MS;
+	xm_loop_timer_arm(k->apply_tfd, due > now ? (long)(due - now) : 1);
 }
 
 void xm_k8s_node_changed(struct xm_k8s *k)

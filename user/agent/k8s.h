@@ -18,7 +18,8 @@ struct xm_agent;
 struct xm_k8s;
 
 #define XM_K8S_PAGE 500            /* items per list page */
-#define XM_K8S_COALESCE_MS 50      /* applies at least this far apart (coalescing) */
+#define XM_K8S_QUIET_MS 5          /* coalescing: apply after the watches were quiet this long */
+#define XM_K8S_MAX_WAIT_MS 50      /* ... or this long after the first change waiting */
 #define XM_K8S_MAX_LINE (16u << 20) /* longest watch event accepted */
 #define XM_K8S_MAX_BODY (256u << 20) /* longest list page accepted */
 #define XM_K8S_BACKOFF_MIN_MS 500
@@ -72,6 +73,7 @@ struct xm_k8s {
 	unsigned int n_left_alone; /* Services not ours (headless, ExternalName, other proxy) */
 	unsigned long applies, changes_pending;
 	unsigned long long applied_ms; /* CLOCK_MONOTONIC of the last apply's end */
+	unsigned long long first_pending_ms; /* of the first change the next apply takes */
 	volatile int ready;   /* both initial lists applied: read by the metrics thread */
 };
 

@@ -295,18 +295,6 @@ static void drop_overrides(struct xm_svc_sources *ss, const struct xm_lb_svc_key
 			o++;
 }
 
-/* Every key src has, out of the batch: before a whole new set, or when a source ends. */
-static int drop_source(struct xm_svc_sources *ss, enum xm_svc_src src)
-{
-	int r = 0;
-
-	for (struct xm_svc_merge_ent *e = xm_svc_merge_first(&ss->merge); e && !r;
-	     e = xm_svc_merge_next(&ss->merge, e))
-		if (e->conf[src])
-			r = xm_svc_merge_set(&ss->merge, src, &e->key, NULL, NULL);
-	return r;
-}
-
 int xm_svc_sources_replace(struct xm_agent *a, enum xm_svc_src src, struct xm_lb_conf *c)
 {
 	struct xm_svc_sources *ss = a->sources;
@@ -319,11 +307,11 @@ int xm_svc_sources_replace(struct xm_agent *a, enum xm_svc_src src, struct xm_lb
 	 * when there is no cluster ends what was adopted from the pins. What is
 	 * replaced is kept until the change fits the node.
 	 */
-	r = drop_source(ss, src);
+	r = xm_svc_merge_drop_src(&ss->merge, src);
 	if (!r && src == XM_SRC_FILE)
-		r = drop_source(ss, XM_SRC_CTL);
+		r = xm_svc_merge_drop_src(&ss->merge, XM_SRC_CTL);
 	if (!r && (src == XM_SRC_CLUSTER || (src == XM_SRC_FILE && !ss->cluster_on)))
-		r = drop_source(ss, XM_SRC_ADOPTED);
+		r = xm_svc_merge_drop_src(&ss->merge, XM_SRC_ADOPTED);
 	for (unsigned int i = 0; i < c->n_svc && !r; i++)
 		r = merge_set(ss, src, &c->svc[i], NULL);
 	xm_lb_conf_free(c);
@@ -354,25 +342,21 @@ int xm_svc_sources_update(struct xm_agent *a, enum xm_svc_src src, struct xm_svc
 			  unsigned int n, bool first_view)
 {
 	struct xm_svc_sources *ss = a->sources;
-	int r = first_view ? drop_source(ss, XM_SRC_ADOPTED) : 0;
-	unsigned int i;
+	int r = first_view ? xm_svc_merge_drop_src(&ss->merge, XM_SRC_ADOPTED) : 0;
 
-	for (i = 0; i < n && !r; i++) {
-		if (u[i].conf) {
+	/* removals first: a key that moves from one Service to another ends with the new one */
+	for (unsigned int i = 0; i < n && !r; i++)
+		if (!u[i].conf)
+			r = xm_svc_merge_set(&ss->merge, src, &u[i].key, NULL, NULL);
+	for (unsigned int i = 0; i < n; i++) {
+		if (u[i].conf && !r) {
 			r = merge_set(ss, src, u[i].conf, u[i].meta);
 		} else {
+			if (u[i].conf)
+				xm_lb_svc_conf_free(u[i].conf);
 			free(u[i].meta);
-			r = xm_svc_merge_set(&ss->merge, src, &u[i].key, NULL, NULL);
 		}
 		free(u[i].conf);
-		u[i].conf = NULL;
-		u[i].meta = NULL;
-	}
-	for (; i < n; i++) {
-		if (u[i].conf)
-			xm_lb_svc_conf_free(u[i].conf);
-		free(u[i].conf);
-		free(u[i].meta);
 		u[i].conf = NULL;
 		u[i].meta = NULL;
 	}

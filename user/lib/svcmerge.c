@@ -161,6 +161,17 @@ nomem:
 	return -ENOMEM;
 }
 
+int xm_svc_merge_drop_src(struct xm_svc_merge *m, unsigned int src)
+{
+	int r = 0;
+
+	/* a set() to NULL adds no entry: the walk stays valid */
+	for (struct xm_svc_merge_ent *e = xm_svc_merge_first(m); e && !r; e = xm_svc_merge_next(m, e))
+		if (e->conf[src])
+			r = xm_svc_merge_set(m, src, &e->key, NULL, NULL);
+	return r;
+}
+
 /* The batch is over: entries no source has any more go. */
 static void batch_end(struct xm_svc_merge *m)
 {

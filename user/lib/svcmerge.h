@@ -46,6 +46,8 @@ void xm_svc_merge_free(struct xm_svc_merge *m);
  */
 int xm_svc_merge_set(struct xm_svc_merge *m, unsigned int src, const struct xm_lb_svc_key *key,
 		     struct xm_lb_svc_conf *s, void *tag);
+/* Every key of src out (in the batch): before a whole new set of src, or when src ends. */
+int xm_svc_merge_drop_src(struct xm_svc_merge *m, unsigned int src);
 struct xm_svc_merge_ent *xm_svc_merge_find(const struct xm_svc_merge *m,
 					   const struct xm_lb_svc_key *key);
 /* The source whose definition is used, or -1 (no source has the key any more). */
