@@ -239,8 +239,8 @@ void xm_k8s_object(struct xm_k8s *k, struct xm_k8s_res *r, json_t *obj, bool del
 	xm_k8s_object_id(obj, id, sizeof(id));
 	if ((!deleted && !text) || object_set(k, r, id, text, owner[0] ? owner : NULL)) {
 		/* the view lost this change: the next complete list brings it */
-		pr_err("k8s: %s %s: out of memory: listing again", r->kind, id);
-		k->all_dirty = true;
+		pr_err("k8s: %s %s: out of memory: this change is lost until the next list", r->kind,
+		       id);
 	}
 	k->changes_pending++;
 	schedule(k);

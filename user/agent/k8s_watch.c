@@ -466,7 +466,13 @@ static void res_done(struct xm_k8s_res *r, CURLcode rc)
 	}
 	res_stop_request(r);
 	if (list) {
-		list_page(r); /* the body stays in r->buf until the next request */
+		list_page(r);
+		/* a page is MBs and a watch line small: the buffer is not kept at a page's size */
+		if (r->cap > 65536 && !(r->h && r->listing)) {
+			free(r->buf);
+			r->buf = NULL;
+			r->len = r->cap = 0;
+		}
 		return;
 	}
 	/* the server ended the watch (timeoutSeconds): renew it from where it was */
