@@ -264,11 +264,9 @@ struct listed_walk {
 	unsigned int n_gone, cap_gone;
 };
 
-static struct listed_walk *walk_arg; /* twalk(3) passes no argument */
-
-static void collect_gone(const void *node, VISIT which, int depth)
+static void collect_gone(const void *node, VISIT which, void *arg)
 {
-	struct listed_walk *w = walk_arg;
+	struct listed_walk *w = arg;
 	const struct xm_k8s_group *g = *(const struct xm_k8s_group *const *)node;
 	const char *id = *(char *const *)*(void *const *)node;
 
@@ -298,8 +296,7 @@ void xm_k8s_listed(struct xm_k8s *k, struct xm_k8s_res *r)
 	json_t *rec;
 	int err = 0;
 
-	walk_arg = &w;
-	twalk(r == &k->svc ? k->groups : k->slices, collect_gone);
+	twalk_r(r == &k->svc ? k->groups : k->slices, collect_gone, &w);
 	for (unsigned int i = 0; i < w.n_gone; i++) {
 		char gone[XM_K8S_ID_LEN];
 
@@ -323,10 +320,10 @@ void xm_k8s_listed(struct xm_k8s *k, struct xm_k8s_res *r)
 	schedule(k);
 }
 
-static void mark_all(const void *node, VISIT which, int depth)
+static void mark_all(const void *node, VISIT which, void *k)
 {
 	if (which == postorder || which == leaf)
-		mark_dirty(walk_arg->k, *(struct xm_k8s_group *const *)node);
+		mark_dirty(k, *(struct xm_k8s_group *const *)node);
 }
 
 static const struct xm_lb_svc_conf *prev_conf(void *arg, const struct xm_lb_svc_key *key)
@@ -368,7 +365,12 @@ static void log_new_note(struct xm_k8s_group *g, const struct xm_k8s_result *r)
 {
 	const char *note = r->conf.n_svc ? r->meta[0].note : "";
 
-	if (!*note || (g->note && !strcmp(g->note, note)))
+	if (!*note) {
+		free(g->note); /* gone: said again if it comes back */
+		g->note = NULL;
+		return;
+	}
+	if (g->note && !strcmp(g->note, note))
 		return;
 	pr_warn("k8s: service %s: %s", g->id, note);
 	free(g->note);
@@ -406,14 +408,13 @@ static int group_updates(struct xm_k8s_group *g, struct xm_k8s_result *r, struct
 
 		x->key = r->conf.svc[j].key;
 		x->conf = malloc(sizeof(*x->conf));
-		x->meta = malloc(sizeof(*x->meta));
+		x->meta = xm_svc_origin_new(&r->meta[j]);
 		if (!x->conf || !x->meta) {
 			free(x->conf);
 			free(x->meta);
 			return -ENOMEM;
 		}
 		*x->conf = r->conf.svc[j];
-		*x->meta = r->meta[j];
 		memset(&r->conf.svc[j], 0, sizeof(r->conf.svc[j]));
 		(*n)++;
 	}
@@ -472,10 +473,7 @@ static void apply(struct xm_k8s *k)
 	int err = 0;
 
 	if (k->all_dirty) {
-		struct listed_walk w = { .k = k };
-
-		walk_arg = &w;
-		twalk(k->groups, mark_all);
+		twalk_r(k->groups, mark_all, k);
 		k->all_dirty = false;
 	}
 	for (g = k->dirty, k->dirty = NULL; g; g = next) {

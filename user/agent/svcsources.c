@@ -30,7 +30,7 @@ struct weight_override {
 };
 
 struct xm_svc_sources {
-	struct xm_svc_merge merge; /* every source's services by key; cluster tags: their meta */
+	struct xm_svc_merge merge; /* every source's services by key; cluster tags: their origin */
 	struct weight_override *ov;
 	unsigned int n_ov;
 	bool cluster_on;
@@ -139,9 +139,24 @@ static bool same_backend(const struct xm_lb_be_conf *a, const struct xm_lb_be_co
 	       !memcmp(&a->addr, &b->addr, sizeof(a->addr));
 }
 
+struct xm_svc_origin *xm_svc_origin_new(const struct xm_k8s_svc_meta *m)
+{
+	size_t id_len = strlen(m->id) + 1, note_len = strlen(m->note) + 1;
+	struct xm_svc_origin *o = malloc(sizeof(*o) + id_len + note_len);
+
+	if (!o)
+		return NULL;
+	o->generation = m->generation;
+	o->n_slices = m->n_slices;
+	memcpy(o->id, m->id, id_len);
+	memcpy(o->id + id_len, m->note, note_len);
+	o->note = o->id + id_len;
+	return o;
+}
+
 /* One applied service for the run file. */
 static json_t *meta_json(const struct xm_lb_svc_key *key, const char *src,
-			 const struct xm_k8s_svc_meta *m)
+			 const struct xm_svc_origin *m)
 {
 	char ks[96];
 	json_t *o = json_pack("{s:s,s:s}", "service", xm_lb_svc_key_str(key, ks, sizeof(ks)),
@@ -249,7 +264,7 @@ static int apply(struct xm_agent *a, bool soon)
 		/* lower precedence; a file/cluster clash is said once */
 		if (e->conf[XM_SRC_FILE] && e->conf[XM_SRC_CLUSTER] && w == XM_SRC_FILE) {
 			char ks[96];
-			const struct xm_k8s_svc_meta *m = e->tag[XM_SRC_CLUSTER];
+			const struct xm_svc_origin *m = e->tag[XM_SRC_CLUSTER];
 
 			xm_lb_svc_key_str(&e->key, ks, sizeof(ks));
 			if (!json_object_get(ss->clashes, ks)) {

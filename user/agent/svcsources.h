@@ -15,6 +15,19 @@
 
 struct xm_agent;
 
+/*
+ * What `service list` shows of a cluster service's origin (xm_k8s_svc_meta's
+ * fields in one allocation of their length: 1,000s are held).
+ */
+struct xm_svc_origin {
+	long long generation;
+	unsigned int n_slices;
+	const char *note; /* into id's allocation */
+	char id[];        /* namespace/name, then the note */
+};
+/* malloc'd, or NULL. */
+struct xm_svc_origin *xm_svc_origin_new(const struct xm_k8s_svc_meta *m);
+
 #define XM_RUN_FILE_MIN_MS 1000
 
 enum xm_svc_src {
@@ -41,7 +54,7 @@ int xm_svc_sources_replace(struct xm_agent *a, enum xm_svc_src src, struct xm_lb
 /*
  * Some of one source's services changed, the others stay: what the cluster
  * source sends, so that an apply costs what changed. Each update is a key
- * with its new definition and meta (both taken), or conf NULL: the source no
+ * with its new definition and origin (both taken), or conf NULL: the source no
  * longer has the key. first_view: the cluster's first complete view, which
  * ends what was adopted from the pins. Keys listed once. A change that does
  * not fit the node is not applied and the source keeps its previous services
@@ -50,7 +63,7 @@ int xm_svc_sources_replace(struct xm_agent *a, enum xm_svc_src src, struct xm_lb
 struct xm_svc_update {
 	struct xm_lb_svc_key key;
 	struct xm_lb_svc_conf *conf;
-	struct xm_k8s_svc_meta *meta;
+	struct xm_svc_origin *meta;
 };
 int xm_svc_sources_update(struct xm_agent *a, enum xm_svc_src src, struct xm_svc_update *u,
 			  unsigned int n, bool first_view);
