@@ -197,17 +197,21 @@ out:
 	json_decref(root);
 }
 
-/* At once, or (the cluster's changes) when XM_RUN_FILE_MIN_MS passed since the last write. */
+/*
+ * At once, or (the cluster's changes) from the loop, never in the apply
+ * whose latency counts, and XM_RUN_FILE_MIN_MS after the last write at the
+ * earliest: the file is every service's line, the change may be one.
+ */
 static void run_file_changed(struct xm_agent *a, bool soon)
 {
 	struct xm_svc_sources *ss = a->sources;
 	unsigned long long due = ss->run_written_ms + XM_RUN_FILE_MIN_MS, now = now_ms();
 
-	if (!soon || ss->run_tfd < 0 || now >= due) {
+	if (!soon || ss->run_tfd < 0) {
 		xm_loop_timer_arm(ss->run_tfd, 0);
 		write_run_file(a);
 	} else if (!xm_loop_timer_armed(ss->run_tfd)) {
-		xm_loop_timer_arm(ss->run_tfd, due - now);
+		xm_loop_timer_arm(ss->run_tfd, due > now ? (long)(due - now) : 1);
 	}
 }
 
