@@ -293,7 +293,6 @@ static int apply(struct xm_agent *a, bool soon)
 	if (n)
 		run_file_changed(a, soon);
 	xm_weighting_topology_changed(a);
-	r = r ?: 0;
 	goto done;
 out:
 	xm_svc_merge_rollback(&ss->merge);
