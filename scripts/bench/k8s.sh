@@ -179,6 +179,8 @@ a_cpu=$(python3 -c "print(round(($(cpu "$AGENT_PID") - $a_cpu0) / 100 / ($t1 - $
 k_cpu=$(python3 -c "print(round(($(cpu "$kp_pid") - $k_cpu0) / 100 / ($t1 - $t0) * 100, 1))")
 a_rss=$(awk '/VmHWM/ {print int($2/1024)}' "/proc/$AGENT_PID/status")
 a_rss_now=$(awk '/VmRSS/ {print int($2/1024)}' "/proc/$AGENT_PID/status")
+# the heap's share of it: what the agent's own data holds (the rest is code, maps' mmaps, libs)
+a_heap=$(awk '/^[0-9a-f]+-[0-9a-f]+ .*\[heap\]/ {h=1; next} /^[0-9a-f]+-/ {h=0} h && /^Rss:/ {s+=$2} END {print int(s/1024)}' "/proc/$AGENT_PID/smaps")
 k_rss=$([ -n "$kp_pid" ] && awk '/VmHWM/ {print int($2/1024)}' "/proc/$kp_pid/status" || echo -)
 kp_metrics >"$D/kp-after.prom"
 a_lat=$($DRV analyse "$D/agent-churn.log" "$D/updates.json")
@@ -236,6 +238,7 @@ apply latency p99 (ms)            $ap99           <= $kp99 (histogram bucket)
 CPU during churn (% of a core)    $a_cpu            $k_cpu
 peak RSS (MB)                     $a_rss              $k_rss
 RSS after the churn (MB)          $a_rss_now
+  of which heap (MB)              $a_heap
 agent applies during churn: $applies for $(python3 -c "print(int($RATE * $DURATION))") updates; agent latencies: $a_lat
 kube-proxy: $k_lat
 EOT
@@ -244,7 +247,7 @@ echo "bench k8s: services=$N_SVC endpoints=$N_EP agent_sync_s=$a_sync kproxy_syn
 	"agent_api_sync_s=$a_k8s kproxy_api_sync_s=$k_k8s" \
 	"agent_p50_ms=$ap50 agent_p99_ms=$ap99 kproxy_p50_le_ms=$kp50 kproxy_p99_le_ms=$kp99" \
 	"agent_own_p50_ms=$own50 agent_own_p99_ms=$own99 apply_work_p50_ms=$work50 apply_work_p99_ms=$work99" \
-	"agent_cpu_pct=$a_cpu kproxy_cpu_pct=$k_cpu agent_rss_mb=$a_rss agent_rss_now_mb=$a_rss_now kproxy_rss_mb=$k_rss"
+	"agent_cpu_pct=$a_cpu kproxy_cpu_pct=$k_cpu agent_rss_mb=$a_rss agent_rss_now_mb=$a_rss_now agent_heap_mb=$a_heap kproxy_rss_mb=$k_rss"
 # XM_BENCH_LOGS=DIR keeps the logs (agent, kube-proxy, API server) and the updates
 [ -n "${XM_BENCH_LOGS:-}" ] && mkdir -p "$XM_BENCH_LOGS" && cp "$D"/*.log "$D"/*.prom "$D/updates.json" "$XM_BENCH_LOGS/"
 exit 0

@@ -122,12 +122,18 @@ xm_assert "$(echo "$out" | xm_json 'j["labels"].get("b3",{"n":0})["n"]')" -eq 0 
 	"the endpoint that is not ready gets no connection"
 fake apply "$(slice web-2 web 10.77.0.5 10.77.0.6)" >/dev/null
 xm_lb_wait 10.96.0.10:80 4
-gen=$(list | xm_json '[s for s in j if s["service"] == "10.96.0.10:80/tcp"][0]["generation"]')
-xm_assert "$gen" -eq 3 "the EndpointSlice generation applied is shown"
+# the run file follows the cluster's changes within a second (written at most once a second)
+gen_now() { list | xm_json '[s for s in j if s["service"] == "10.96.0.10:80/tcp"][0]["generation"]'; }
+for _ in $(seq 30); do [ "$(gen_now)" = 3 ] && break; sleep 0.1; done
+xm_assert "$(gen_now)" -eq 3 "the EndpointSlice generation applied is shown"
 # a weight set with xmeshctl holds when the cluster applies other changes
 xm_ctl backend set 10.96.0.10:80 10.77.0.6:8080 weight 0
 fake apply "$(slice api-1 api 10.77.0.6 10.77.0.5)" >/dev/null
 xm_lb_wait 10.96.0.11:80 2
+# an apply costs what changed: one slice's update translates its one Service
+last=$(grep "k8s: applied" "$AGENT_LOG" | tail -1)
+case $last in *", 1 Services translated,"*) xm_log "ok: one change, one Service translated" ;;
+*) xm_fail "one slice update did not translate just its Service: $last" ;; esac
 w=$(xm_ctl -j service show 10.96.0.10:80 | xm_json '[b["weight"] for b in j["backends"] if b["backend"] == "10.77.0.6:8080"][0]')
 xm_assert "$w" = 0.0 "a weight set through the control socket survives the next cluster apply"
 xm_ctl backend set 10.96.0.10:80 10.77.0.6:8080 weight 1

@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <malloc.h>
+#include <search.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,163 +34,501 @@ bool xm_k8s_ready(const struct xm_agent *a)
 	return !a->k8s || __atomic_load_n(&a->k8s->ready, __ATOMIC_ACQUIRE);
 }
 
+/*
+ * The view: one group per Service id, holding the Service and the
+ * EndpointSlices labelled with it as compact records (each object cut to
+ * what the translation reads, xm_k8s_prune(), and kept as its compact JSON
+ * text: one allocation per object, parsed again only when its Service is
+ * translated) and the keys its translation gave the sources. The sources
+ * hold the translated services themselves: the one copy besides lbstate's.
+ */
+struct xm_k8s_slice;
+
+struct xm_k8s_group {
+	char *id;                     /* "namespace/name" */
+	char *svc;                    /* the Service, NULL: none (yet, or deleted) */
+	struct xm_k8s_slice **slices; /* the EndpointSlices labelled with it */
+	unsigned int n_slices, cap_slices;
+	struct xm_lb_svc_key *keys;   /* what its last applied translation gave the sources */
+	unsigned int n_keys;
+	char *note;                   /* the note logged last, NULL: none */
+	bool left_alone;              /* not ours (headless, ExternalName, other proxy) */
+	struct xm_lb_svc_key *pending; /* keys of the translation the sources are given */
+	unsigned int n_pending;
+	bool pending_left_alone;
+	struct xm_k8s_group *next_dirty;
+	bool dirty;
+};
+
+struct xm_k8s_slice {
+	char *id;                   /* "namespace/name" */
+	char *text;
+	struct xm_k8s_group *group; /* the Service it is labelled with, or NULL */
+};
+
+static void free_slice(void *p)
+{
+	struct xm_k8s_slice *sl = p;
+
+	free(sl->id);
+	free(sl->text);
+	free(sl);
+}
+
+static void free_group(void *p)
+{
+	struct xm_k8s_group *g = p;
+
+	free(g->id);
+	free(g->svc);
+	free(g->slices);
+	free(g->keys);
+	free(g->pending);
+	free(g->note);
+	free(g);
+}
+
+static int by_id(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b); /* id is each record's first field */
+}
+
+static void *tree_find(void *root, const char *id)
+{
+	void **hit = tfind(&id, &root, by_id);
+
+	return hit ? *hit : NULL;
+}
+
+static void mark_dirty(struct xm_k8s *k, struct xm_k8s_group *g)
+{
+	if (g && !g->dirty) {
+		g->dirty = true;
+		g->next_dirty = k->dirty;
+		k->dirty = g;
+	}
+}
+
+static struct xm_k8s_group *group_get(struct xm_k8s *k, const char *id)
+{
+	struct xm_k8s_group *g = tree_find(k->groups, id);
+
+	if (g)
+		return g;
+	g = calloc(1, sizeof(*g));
+	if (!g || !(g->id = strdup(id)) || !tsearch(g, &k->groups, by_id)) {
+		if (g)
+			free(g->id);
+		free(g);
+		return NULL;
+	}
+	return g;
+}
+
+/* A group with nothing left goes (after an apply: its keys are gone from the sources). */
+static void group_gc(struct xm_k8s *k, struct xm_k8s_group *g)
+{
+	if (g->svc || g->n_slices || g->n_keys || g->dirty)
+		return;
+	tdelete(g, &k->groups, by_id);
+	free_group(g);
+}
+
+static void slice_detach(struct xm_k8s *k, struct xm_k8s_slice *sl)
+{
+	struct xm_k8s_group *g = sl->group;
+
+	if (!g)
+		return;
+	for (unsigned int i = 0; i < g->n_slices; i++)
+		if (g->slices[i] == sl)
+			g->slices[i] = g->slices[--g->n_slices];
+	sl->group = NULL;
+	mark_dirty(k, g);
+}
+
+static int slice_attach(struct xm_k8s *k, struct xm_k8s_slice *sl, const char *owner)
+{
+	struct xm_k8s_group *g = owner ? group_get(k, owner) : NULL;
+
+	if (sl->group == g) {
+		mark_dirty(k, g);
+		return 0;
+	}
+	slice_detach(k, sl);
+	if (!owner)
+		return 0;
+	if (!g)
+		return -ENOMEM;
+	if (g->n_slices == g->cap_slices) {
+		unsigned int cap = g->cap_slices ? g->cap_slices * 2 : 2;
+		struct xm_k8s_slice **n = realloc(g->slices, cap * sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		g->slices = n;
+		g->cap_slices = cap;
+	}
+	g->slices[g->n_slices++] = sl;
+	sl->group = g;
+	mark_dirty(k, g);
+	return 0;
+}
+
+/* Set (text taken; NULL: delete) the object id of r; unchanged text changes nothing. */
+static int object_set(struct xm_k8s *k, struct xm_k8s_res *r, const char *id, char *text,
+		      const char *owner)
+{
+	if (r == &k->svc) {
+		struct xm_k8s_group *g = text ? group_get(k, id) : tree_find(k->groups, id);
+
+		if (!g || (g->svc && text && !strcmp(g->svc, text))) {
+			free(text);
+			return g || !text ? 0 : -ENOMEM;
+		}
+		free(g->svc);
+		g->svc = text;
+		mark_dirty(k, g);
+		return 0;
+	}
+	struct xm_k8s_slice *sl = tree_find(k->slices, id);
+
+	if (sl && text && !strcmp(sl->text, text)) {
+		free(text);
+		return 0;
+	}
+	if (!text) {
+		if (sl) {
+			slice_detach(k, sl);
+			tdelete(sl, &k->slices, by_id);
+			free_slice(sl);
+		}
+		return 0;
+	}
+	if (!sl) {
+		sl = calloc(1, sizeof(*sl));
+		if (!sl || !(sl->id = strdup(id)) || !tsearch(sl, &k->slices, by_id)) {
+			if (sl)
+				free(sl->id);
+			free(sl);
+			free(text);
+			return -ENOMEM;
+		}
+	}
+	free(sl->text);
+	sl->text = text;
+	return slice_attach(k, sl, owner);
+}
+
+/* obj as its compact record: pruned, as JSON text (malloc'd), and the Service it belongs to. */
+static char *compact(struct xm_k8s *k, struct xm_k8s_res *r, json_t *obj, char *owner,
+		     size_t len)
+{
+	if (r == &k->eps ? !xm_k8s_slice_service(obj, owner, len) : true)
+		owner[0] = '\0';
+	return json_dumps(xm_k8s_prune(obj), JSON_COMPACT);
+}
+
+static void schedule(struct xm_k8s *k);
+
+void xm_k8s_object(struct xm_k8s *k, struct xm_k8s_res *r, json_t *obj, bool deleted)
+{
+	char id[XM_K8S_ID_LEN], owner[XM_K8S_ID_LEN] = "";
+	char *text = deleted ? NULL : compact(k, r, obj, owner, sizeof(owner));
+
+	xm_k8s_object_id(obj, id, sizeof(id));
+	if ((!deleted && !text) || object_set(k, r, id, text, owner[0] ? owner : NULL)) {
+		/* the view lost this change: the next complete list brings it */
+		pr_err("k8s: %s %s: out of memory: this change is lost until the next list", r->kind,
+		       id);
+	}
+	k->changes_pending++;
+	schedule(k);
+}
+
+int xm_k8s_stage(struct xm_k8s_res *r, json_t *obj)
+{
+	char id[XM_K8S_ID_LEN], owner[XM_K8S_ID_LEN];
+	char *text = compact(r->k, r, obj, owner, sizeof(owner));
+	json_t *rec = text ? json_pack("[s,s]", text, owner) : NULL;
+
+	free(text);
+	return json_object_set_new(r->staging, xm_k8s_object_id(obj, id, sizeof(id)), rec) ? -ENOMEM
+											     : 0;
+}
+
+struct listed_walk {
+	struct xm_k8s *k;
+	struct xm_k8s_res *r;
+	const char **gone; /* ids not in the new list */
+	unsigned int n_gone, cap_gone;
+};
+
+static void collect_gone(const void *node, VISIT which, void *arg)
+{
+	struct listed_walk *w = arg;
+	const struct xm_k8s_group *g = *(const struct xm_k8s_group *const *)node;
+	const char *id = *(char *const *)*(void *const *)node;
+
+	if (which != postorder && which != leaf)
+		return;
+	if (w->r == &w->k->svc && !g->svc)
+		return;
+	if (json_object_get(w->r->staging, id))
+		return;
+	if (w->n_gone == w->cap_gone) {
+		unsigned int cap = w->cap_gone ? w->cap_gone * 2 : 64;
+		const char **n = realloc(w->gone, cap * sizeof(*n));
+
+		if (!n)
+			return;
+		w->gone = n;
+		w->cap_gone = cap;
+	}
+	w->gone[w->n_gone++] = id;
+}
+
+/* A complete list replaces r's objects: those not in it are deleted, the others set. */
+void xm_k8s_listed(struct xm_k8s *k, struct xm_k8s_res *r)
+{
+	struct listed_walk w = { .k = k, .r = r };
+	const char *id;
+	json_t *rec;
+	int err = 0;
+
+	twalk_r(r == &k->svc ? k->groups : k->slices, collect_gone, &w);
+	for (unsigned int i = 0; i < w.n_gone; i++) {
+		char gone[XM_K8S_ID_LEN];
+
+		/* the record and its id go with the delete */
+		snprintf(gone, sizeof(gone), "%s", w.gone[i]);
+		object_set(k, r, gone, NULL, NULL);
+	}
+	free(w.gone);
+	json_object_foreach(r->staging, id, rec) {
+		const char *owner = json_string_value(json_array_get(rec, 1));
+		char *text = strdup(json_string_value(json_array_get(rec, 0)));
+
+		if (!text || object_set(k, r, id, text, *owner ? owner : NULL))
+			err = -ENOMEM;
+	}
+	json_decref(r->staging);
+	r->staging = NULL;
+	if (err)
+		pr_err("k8s: %s: out of memory while taking the list: some objects are missing", r->kind);
+	k->changes_pending++;
+	schedule(k);
+}
+
+static void mark_all(const void *node, VISIT which, void *k)
+{
+	if (which == postorder || which == leaf)
+		mark_dirty(k, *(struct xm_k8s_group *const *)node);
+}
+
 static const struct xm_lb_svc_conf *prev_conf(void *arg, const struct xm_lb_svc_key *key)
 {
 	struct xm_k8s *k = arg;
-	const struct xm_lb_svc_conf *p = k->have_last ? xm_lb_conf_find(&k->last.conf, key) : NULL;
+	const struct xm_lb_svc_conf *p = xm_svc_sources_get(k->a, XM_SRC_CLUSTER, key);
 
-	return p && p->params ? p : NULL; /* an entry moved to the new result: not there */
+	return p && p->params ? p : NULL;
+}
+
+/* One group's translation: its objects parsed back from their records. */
+static int translate_group(struct xm_k8s *k, struct xm_k8s_group *g, struct xm_k8s_result *r)
+{
+	struct xm_k8s_node node = { .name = k->node_name, .zone = k->node_zone };
+	json_t *svc, *slices;
+	int err = 0;
+
+	memset(r, 0, sizeof(*r));
+	if (!g->svc)
+		return 0;
+	svc = json_loads(g->svc, 0, NULL);
+	slices = json_array();
+	if (!svc || !slices)
+		err = -ENOMEM;
+	for (unsigned int i = 0; i < g->n_slices && !err; i++)
+		if (json_array_append_new(slices, json_loads(g->slices[i]->text, 0, NULL)))
+			err = -ENOMEM;
+	if (!err)
+		err = xm_k8s_translate_service(svc, slices, &node, prev_conf, k, r);
+	json_decref(svc);
+	json_decref(slices);
+	if (err)
+		xm_k8s_result_free(r);
+	return err;
 }
 
 /* Notes (refused annotations, skipped ports) are logged when they first appear. */
-static void log_new_notes(struct xm_k8s *k, const struct xm_k8s_result *r)
+static void log_new_note(struct xm_k8s_group *g, const struct xm_k8s_result *r)
 {
-	for (unsigned int i = 0; i < r->conf.n_svc; i++) {
-		const struct xm_k8s_svc_meta *m = &r->meta[i];
-		bool known = false;
+	const char *note = r->conf.n_svc ? r->meta[0].note : "";
 
-		if (!m->note[0] || (i && !strcmp(r->meta[i - 1].id, m->id)))
-			continue;
-		for (unsigned int j = 0; k->have_last && j < k->last.conf.n_svc && !known; j++)
-			known = !strcmp(k->last.meta[j].id, m->id) &&
-				!strcmp(k->last.meta[j].note, m->note);
-		if (!known)
-			pr_warn("k8s: service %s: %s", m->id, m->note);
+	if (!*note) {
+		free(g->note); /* gone: said again if it comes back */
+		g->note = NULL;
+		return;
+	}
+	if (g->note && !strcmp(g->note, note))
+		return;
+	pr_warn("k8s: service %s: %s", g->id, note);
+	free(g->note);
+	g->note = strdup(note);
+}
+
+/* A group's updates: a removal for each key it no longer has, and its entries (r's, taken). */
+static int group_updates(struct xm_k8s_group *g, struct xm_k8s_result *r, struct xm_svc_update **u,
+			 unsigned int *n, unsigned int *cap)
+{
+	unsigned int need = *n + g->n_keys + r->conf.n_svc;
+
+	if (need > *cap) {
+		unsigned int c = *cap ? *cap : 64;
+		struct xm_svc_update *nu;
+
+		while (c < need)
+			c *= 2;
+		nu = realloc(*u, c * sizeof(*nu));
+		if (!nu)
+			return -ENOMEM;
+		*u = nu;
+		*cap = c;
+	}
+	for (unsigned int i = 0; i < g->n_keys; i++) {
+		bool kept = false;
+
+		for (unsigned int j = 0; j < r->conf.n_svc && !kept; j++)
+			kept = !memcmp(&g->keys[i], &r->conf.svc[j].key, sizeof(g->keys[i]));
+		if (!kept)
+			(*u)[(*n)++] = (struct xm_svc_update){ .key = g->keys[i] };
+	}
+	for (unsigned int j = 0; j < r->conf.n_svc; j++) {
+		struct xm_svc_update *x = &(*u)[*n];
+
+		x->key = r->conf.svc[j].key;
+		x->conf = malloc(sizeof(*x->conf));
+		x->meta = xm_svc_origin_new(&r->meta[j]);
+		if (!x->conf || !x->meta) {
+			free(x->conf);
+			free(x->meta);
+			return -ENOMEM;
+		}
+		*x->conf = r->conf.svc[j];
+		memset(&r->conf.svc[j], 0, sizeof(r->conf.svc[j]));
+		(*n)++;
+	}
+	return 0;
+}
+
+/* The keys a group's translation gives the sources, until the sources took them. */
+static int group_pending_keys(struct xm_k8s_group *g, const struct xm_k8s_result *r)
+{
+	unsigned int n = r->conf.n_svc;
+
+	g->pending = n ? malloc(n * sizeof(*g->pending)) : NULL;
+	if (n && !g->pending)
+		return -ENOMEM;
+	for (unsigned int j = 0; j < n; j++)
+		g->pending[j] = r->conf.svc[j].key;
+	g->n_pending = n;
+	return 0;
+}
+
+static void free_updates(struct xm_svc_update *u, unsigned int n)
+{
+	for (unsigned int i = 0; i < n; i++) {
+		if (u[i].conf)
+			xm_lb_svc_conf_free(u[i].conf);
+		free(u[i].conf);
+		free(u[i].meta);
+	}
+	free(u);
+}
+
+/* Groups taken for an apply that did not happen (next_dirty-linked): on the dirty list again. */
+static void requeue(struct xm_k8s *k, struct xm_k8s_group *g)
+{
+	for (struct xm_k8s_group *next; g; g = next) {
+		next = g->next_dirty;
+		free(g->pending);
+		g->pending = NULL;
+		g->n_pending = 0;
+		g->dirty = false;
+		mark_dirty(k, g);
 	}
 }
 
 /*
- * Translate the Services whose objects changed; the others' entries are
- * moved over from the last result, which is dropped after this apply (a
- * change of one slice in 10,000 costs one Service's translation, not all).
+ * Translate the Services whose objects changed and hand the sources their
+ * entries, and only those: an apply costs what changed, not the cluster.
  */
-static int translate_changed(struct xm_k8s *k, struct xm_k8s_result *r)
-{
-	struct xm_k8s_node node = { .name = k->node_name, .zone = k->node_zone };
-	json_t *by_svc, *v, *at;
-	const char *key;
-	char id[XM_K8S_ID_LEN], sid[XM_K8S_ID_LEN];
-	int err = 0;
-
-	if (k->all_dirty || !k->have_last) {
-		/* whose slice is whose, for the changes to come */
-		json_object_clear(k->slice_owner);
-		json_object_foreach(k->eps.store, key, v)
-			if (xm_k8s_slice_service(v, id, sizeof(id)))
-				json_object_set_new(k->slice_owner, xm_k8s_object_id(v, sid, sizeof(sid)),
-						    json_string(id));
-		return xm_k8s_translate(k->svc.store, k->eps.store, &node, prev_conf, k, r);
-	}
-	memset(r, 0, sizeof(*r));
-	by_svc = json_object();
-	if (!by_svc)
-		return -ENOMEM;
-	json_object_foreach(k->eps.store, key, v) {
-		json_t *arr;
-
-		if (!xm_k8s_slice_service(v, id, sizeof(id)) || !json_object_get(k->dirty, id))
-			continue;
-		arr = json_object_get(by_svc, id);
-		if (!arr && json_object_set_new(by_svc, id, arr = json_array()))
-			err = -ENOMEM;
-		if (err || json_array_append(arr, v)) {
-			err = -ENOMEM;
-			break;
-		}
-	}
-	json_object_foreach(k->svc.store, key, v) {
-		if (err)
-			break;
-		xm_k8s_object_id(v, id, sizeof(id));
-		at = json_object_get(k->last_index, id);
-		if (json_object_get(k->dirty, id) || !at) {
-			err = xm_k8s_translate_service(v, json_object_get(by_svc, id), &node, prev_conf,
-						       k, r);
-			continue;
-		}
-		for (json_int_t i = json_integer_value(json_array_get(at, 0)),
-				end = i + json_integer_value(json_array_get(at, 1));
-		     i < end && !err; i++) {
-			struct xm_lb_svc_conf *old = &k->last.conf.svc[i], s = *old;
-
-			/* moved: last keeps the key for prev_conf(), not the backends */
-			old->be = NULL;
-			old->n_be = 0;
-			old->params = NULL;
-			err = xm_k8s_result_add(r, &s, &k->last.meta[i]);
-		}
-	}
-	json_decref(by_svc);
-	if (err) {
-		xm_k8s_result_free(r);
-		k->all_dirty = true; /* last lost entries to r: next time, everything */
-	}
-	return err;
-}
-
-/* Where each Service's entries are in r, for the next translate_changed(). */
-static void index_result(struct xm_k8s *k, const struct xm_k8s_result *r)
-{
-	json_object_clear(k->last_index);
-	for (unsigned int i = 0; i < r->conf.n_svc; i++) {
-		json_t *at = json_object_get(k->last_index, r->meta[i].id);
-
-		if (at)
-			json_array_set_new(at, 1, json_integer(json_integer_value(json_array_get(at, 1)) + 1));
-		else
-			json_object_set_new(k->last_index, r->meta[i].id, json_pack("[ii]", i, 1));
-	}
-}
-
 static void apply(struct xm_k8s *k)
 {
 	unsigned long long t0 = xm_k8s_now_ms(), t1;
-	struct xm_k8s_result r;
-	struct xm_k8s_svc_meta *meta;
-	struct xm_lb_conf c;
-	unsigned int n;
-	int err;
+	struct xm_svc_update *u = NULL;
+	struct xm_k8s_group *done = NULL, *g, *next;
+	unsigned int n = 0, cap = 0, n_groups = 0;
+	bool first = !k->ready;
+	int err = 0;
 
-	err = translate_changed(k, &r);
+	if (k->all_dirty) {
+		twalk_r(k->groups, mark_all, k);
+		k->all_dirty = false;
+	}
+	for (g = k->dirty, k->dirty = NULL; g; g = next) {
+		struct xm_k8s_result r;
+
+		next = g->next_dirty;
+		err = translate_group(k, g, &r);
+		if (!err) {
+			log_new_note(g, &r);
+			g->pending_left_alone = r.left_alone > 0;
+			err = group_pending_keys(g, &r) ?: group_updates(g, &r, &u, &n, &cap);
+			xm_k8s_result_free(&r);
+		}
+		g->next_dirty = done;
+		done = g;
+		if (err)
+			break;
+		n_groups++;
+	}
 	t1 = xm_k8s_now_ms();
 	if (err) {
 		pr_err("k8s: translating the cluster's services: %s: tables kept", strerror(-err));
+		free_updates(u, n);
+		requeue(k, next); /* the groups not reached */
+		requeue(k, done);
 		return;
-	}
-	log_new_notes(k, &r);
-	/* the sources take the services; we keep a copy for the next translation's prev */
-	n = r.conf.n_svc;
-	meta = calloc(n + 1, sizeof(*meta));
-	c.svc = calloc(n + 1, sizeof(*c.svc));
-	c.n_svc = 0;
-	c.tick_ms = 0;
-	if (!meta || !c.svc) {
-		free(meta);
-		free(c.svc);
-		xm_k8s_result_free(&r);
-		pr_err("k8s: out of memory: tables kept");
-		return;
-	}
-	memcpy(meta, r.meta, n * sizeof(*meta));
-	for (unsigned int i = 0; i < n; i++) {
-		if (xm_lb_svc_conf_copy(&c.svc[i], &r.conf.svc[i]))
-			break;
-		c.n_svc++;
 	}
 	k->applies++;
-	err = xm_svc_sources_replace(k->a, XM_SRC_CLUSTER, &c, meta);
+	err = xm_svc_sources_update(k->a, XM_SRC_CLUSTER, u, n, first);
+	free(u);
 	k->applied_ms = xm_k8s_now_ms();
+	if (err == -E2BIG) {
+		/* the sources kept what they had: with the next change, again */
+		requeue(k, done);
+		done = NULL;
+	}
+	for (g = done; g; g = next) {
+		next = g->next_dirty;
+		g->next_dirty = NULL;
+		g->dirty = false;
+		k->n_entries += g->n_pending - g->n_keys;
+		k->n_left_alone += (int)g->pending_left_alone - (int)g->left_alone;
+		g->left_alone = g->pending_left_alone;
+		free(g->keys);
+		g->keys = g->pending;
+		g->n_keys = g->n_pending;
+		g->pending = NULL;
+		g->n_pending = 0;
+		group_gc(k, g);
+	}
 	pr_info("k8s: applied %u services from the cluster (apply %lu, %lu changes, %u Services "
-		"left alone; translate %llu ms, apply %llu ms)%s", n, k->applies, k->changes_pending,
-		r.left_alone, t1 - t0, k->applied_ms - t1, err ? ": with errors, see above" : "");
+		"translated, %u left alone; translate %llu ms, apply %llu ms)%s", k->n_entries,
+		k->applies, k->changes_pending, n_groups, k->n_left_alone, t1 - t0,
+		k->applied_ms - t1, err ? ": with errors, see above" : "");
 	k->changes_pending = 0;
-	if (k->have_last)
-		xm_k8s_result_free(&k->last);
-	k->last = r;
-	k->have_last = true;
-	index_result(k, &r);
-	json_object_clear(k->dirty);
-	k->all_dirty = false;
 	if (!k->ready) {
 		pr_info("k8s: initial sync done: ready");
 		/* the lists' pages were parsed and freed: give that heap back */
@@ -204,59 +543,38 @@ static void on_apply_timer(struct xm_loop *loop, int fd, uint32_t events, void *
 	apply(arg);
 }
 
-/* Which Services obj's change touches: itself, or the slice's Service now and before. */
-static void mark_dirty(struct xm_k8s *k, struct xm_k8s_res *r, json_t *obj)
+/*
+ * Nothing is applied before both lists are complete: never a half view.
+ * Then a change is applied once the watches have been quiet for
+ * XM_K8S_QUIET_MS (what arrives meanwhile rides along), and never later
+ * than XM_K8S_MAX_WAIT_MS after the first change waiting: a lone change goes
+ * out within a few ms, a burst of 1,000 is a handful of applies.
+ */
+static void schedule(struct xm_k8s *k)
 {
-	char id[XM_K8S_ID_LEN], sid[XM_K8S_ID_LEN];
-	const char *before;
+	unsigned long long now = xm_k8s_now_ms(), due = now + XM_K8S_QUIET_MS;
 
-	if (!obj || r == &k->node) {
-		k->all_dirty = true;
-		return;
-	}
-	if (r == &k->svc) {
-		json_object_set_new(k->dirty, xm_k8s_object_id(obj, id, sizeof(id)), json_true());
-		return;
-	}
-	xm_k8s_object_id(obj, sid, sizeof(sid));
-	before = json_string_value(json_object_get(k->slice_owner, sid));
-	if (before)
-		json_object_set_new(k->dirty, before, json_true());
-	if (xm_k8s_slice_service(obj, id, sizeof(id))) {
-		json_object_set_new(k->dirty, id, json_true());
-		json_object_set_new(k->slice_owner, sid, json_string(id));
-	} else {
-		json_object_del(k->slice_owner, sid);
-	}
-}
-
-void xm_k8s_changed(struct xm_k8s *k, struct xm_k8s_res *r, json_t *obj)
-{
-	mark_dirty(k, r, obj);
-	if (r == &k->node) {
-		const char *z = json_string_value(json_object_get(
-			json_object_get(json_object_get(r->store, "metadata"), "labels"), LABEL_ZONE));
-
-		snprintf(k->node_zone, sizeof(k->node_zone), "%s", z ?: "");
-		pr_info("k8s: node %s, zone %s", k->node_name, z ?: "(none)");
-		if (!k->ready)
-			return;
-	}
-	k->changes_pending++;
-	/* nothing is applied before both lists are complete: never a half view */
 	if (!k->svc.synced || !k->eps.synced)
 		return;
-	/*
-	 * The first change arms the timer and the ones until it fires ride along.
-	 * Applies are at least XM_K8S_COALESCE_MS apart: after a quiet spell a
-	 * change goes out at once (what arrived in the same read with it, too),
-	 * in a burst one apply takes everything of the last 50 ms.
-	 */
-	if (!xm_loop_timer_armed(k->apply_tfd)) {
-		long long wait = (long long)(k->applied_ms + XM_K8S_COALESCE_MS) - (long long)xm_k8s_now_ms();
+	if (!xm_loop_timer_armed(k->apply_tfd))
+		k->first_pending_ms = now;
+	if (due > k->first_pending_ms + XM_K8S_MAX_WAIT_MS)
+		due = k->first_pending_ms + XM_K8S_MAX_WAIT_MS;
+	xm_loop_timer_arm(k->apply_tfd, due > now ? (long)(due - now) : 1);
+}
 
-		xm_loop_timer_arm(k->apply_tfd, wait > 1 ? wait : 1);
-	}
+void xm_k8s_node_changed(struct xm_k8s *k)
+{
+	const char *z = json_string_value(json_object_get(
+		json_object_get(json_object_get(k->node.store, "metadata"), "labels"), LABEL_ZONE));
+
+	snprintf(k->node_zone, sizeof(k->node_zone), "%s", z ?: "");
+	pr_info("k8s: node %s, zone %s", k->node_name, z ?: "(none)");
+	k->all_dirty = true;
+	if (!k->ready)
+		return;
+	k->changes_pending++;
+	schedule(k);
 }
 
 int xm_k8s_start(struct xm_agent *a)
@@ -274,11 +592,6 @@ int xm_k8s_start(struct xm_agent *a)
 	k->a = a;
 	k->curl_tfd = k->apply_tfd = -1;
 	a->k8s = k;
-	k->last_index = json_object();
-	k->dirty = json_object();
-	k->slice_owner = json_object();
-	if (!k->last_index || !k->dirty || !k->slice_owner)
-		return -ENOMEM;
 	r = a->kubeconfig ? xm_k8s_conn_kubeconfig(&k->conn, a->kubeconfig, err, sizeof(err))
 			  : xm_k8s_conn_in_cluster(&k->conn, err, sizeof(err));
 	if (!r && a->k8s_api)
@@ -331,11 +644,8 @@ void xm_k8s_stop(struct xm_agent *a)
 		xm_loop_del(a->loop, k->apply_tfd);
 		close(k->apply_tfd);
 	}
-	if (k->have_last)
-		xm_k8s_result_free(&k->last);
-	json_decref(k->last_index);
-	json_decref(k->dirty);
-	json_decref(k->slice_owner);
+	tdestroy(k->slices, free_slice);
+	tdestroy(k->groups, free_group);
 	xm_k8s_conn_free(&k->conn);
 	curl_global_cleanup();
 	free(k);

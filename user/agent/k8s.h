@@ -18,7 +18,8 @@ struct xm_agent;
 struct xm_k8s;
 
 #define XM_K8S_PAGE 500            /* items per list page */
-#define XM_K8S_COALESCE_MS 50      /* applies at least this far apart (coalescing) */
+#define XM_K8S_QUIET_MS 5          /* coalescing: apply after the watches were quiet this long */
+#define XM_K8S_MAX_WAIT_MS 50      /* ... or this long after the first change waiting */
 #define XM_K8S_MAX_LINE (16u << 20) /* longest watch event accepted */
 #define XM_K8S_MAX_BODY (256u << 20) /* longest list page accepted */
 #define XM_K8S_BACKOFF_MIN_MS 500
@@ -30,8 +31,9 @@ struct xm_k8s_res {
 	const char *kind;    /* "services", for messages */
 	const char *path;    /* "/api/v1/services" */
 	bool watch;          /* false: one GET of one object (the node) */
-	json_t *store;       /* "namespace/name" -> object: the view applied from */
-	json_t *staging;     /* a list in progress; replaces store when complete */
+	json_t *store;       /* the node's object (watched resources are kept in k8s.c) */
+	json_t *staging;     /* a list in progress: id -> [compact text, owner]; k8s.c takes it
+				when complete (xm_k8s_stage(), xm_k8s_listed()) */
 	char rv[64];         /* resourceVersion to watch from */
 	char *cont;          /* continue token of the next page */
 	bool synced;         /* a complete list arrived at least once */
@@ -59,14 +61,19 @@ struct xm_k8s {
 	int curl_tfd;         /* curl's own timeouts */
 	int apply_tfd;        /* coalescing */
 	struct xm_k8s_res svc, eps, node;
-	struct xm_k8s_result last; /* the translation applied last */
-	bool have_last;
-	json_t *last_index;   /* Service id -> [first, count] of its entries in last */
-	json_t *dirty;        /* Service ids whose objects changed since the last apply */
-	json_t *slice_owner;  /* slice id -> the Service id it was last seen with */
-	bool all_dirty;       /* a list, the node: translate everything */
+	/*
+	 * The cluster as compact records, by Service id (k8s.c's struct
+	 * xm_k8s_group: the Service and its slices as pruned JSON text, and the
+	 * keys it gave the sources) and by slice id: tsearch(3) trees.
+	 */
+	void *groups, *slices;
+	struct xm_k8s_group *dirty; /* groups whose objects changed since the last apply */
+	bool all_dirty;       /* the node's zone changed: translate everything */
+	unsigned int n_entries; /* services the cluster source has (every group's keys) */
+	unsigned int n_left_alone; /* Services not ours (headless, ExternalName, other proxy) */
 	unsigned long applies, changes_pending;
 	unsigned long long applied_ms; /* CLOCK_MONOTONIC of the last apply's end */
+	unsigned long long first_pending_ms; /* of the first change the next apply takes */
 	volatile int ready;   /* both initial lists applied: read by the metrics thread */
 };
 
@@ -85,7 +92,14 @@ void xm_k8s_res_free(struct xm_k8s_res *r);
 int xm_k8s_res_start(struct xm_k8s_res *r);
 /* k8s.c: CLOCK_MONOTONIC in ms. */
 unsigned long long xm_k8s_now_ms(void);
-/* k8s.c: obj of r changed (added, modified, deleted); NULL: all of r (a list). */
-void xm_k8s_changed(struct xm_k8s *k, struct xm_k8s_res *r, json_t *obj);
+/*
+ * k8s.c, the view: obj of a watched resource r added or modified (deleted
+ * false) or deleted; a list's object into r->staging, and the complete list
+ * replacing r's objects in one step; the node's object (r->store) changed.
+ */
+void xm_k8s_object(struct xm_k8s *k, struct xm_k8s_res *r, json_t *obj, bool deleted);
+int xm_k8s_stage(struct xm_k8s_res *r, json_t *obj);
+void xm_k8s_listed(struct xm_k8s *k, struct xm_k8s_res *r);
+void xm_k8s_node_changed(struct xm_k8s *k);
 
 #endif

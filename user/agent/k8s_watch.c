@@ -3,7 +3,7 @@
  * List + watch over libcurl's multi interface, driven by the agent's epoll
  * loop: curl tells which sockets to wait for (sock_cb) and when to call it
  * back (timer_cb); nothing here blocks. A list arrives in pages into a
- * staging store that replaces the view only when complete; a watch is a
+ * staging set that replaces the view (k8s.c) only when complete; a watch is a
  * stream of newline-separated JSON events applied to the view as they come.
  */
 #define _GNU_SOURCE
@@ -197,11 +197,8 @@ static bool watch_event(struct xm_k8s_res *r, const char *line, size_t len)
 	if (obj_key(obj, key, sizeof(key))) {
 		/* with its time, the start of an apply's latency (scripts/bench/k8s.sh) */
 		pr_debug("k8s: %s %s %s rv %s", r->kind, type, key, r->rv);
-		if (!strcmp(type, "DELETED"))
-			json_object_del(r->store, key);
-		else if (!strcmp(type, "ADDED") || !strcmp(type, "MODIFIED"))
-			json_object_set(r->store, key, xm_k8s_prune(obj));
-		xm_k8s_changed(r->k, r, obj);
+		if (!strcmp(type, "DELETED") || !strcmp(type, "ADDED") || !strcmp(type, "MODIFIED"))
+			xm_k8s_object(r->k, r, obj, !strcmp(type, "DELETED"));
 	}
 	json_decref(ev);
 	return true;
@@ -368,7 +365,7 @@ static void list_page(struct xm_k8s_res *r)
 		json_decref(r->store);
 		r->store = body;
 		r->synced = true;
-		xm_k8s_changed(r->k, r, NULL);
+		xm_k8s_node_changed(r->k);
 		return;
 	}
 	if (!json_is_array(json_object_get(body, "items"))) {
@@ -378,9 +375,14 @@ static void list_page(struct xm_k8s_res *r)
 		res_backoff(r, 0, true);
 		return;
 	}
-	json_array_foreach(json_object_get(body, "items"), i, it)
-		if (obj_key(it, key, sizeof(key)))
-			json_object_set(r->staging, key, xm_k8s_prune(it));
+	json_array_foreach(json_object_get(body, "items"), i, it) {
+		if (obj_key(it, key, sizeof(key)) && xm_k8s_stage(r, it)) {
+			pr_err("k8s: %s: out of memory for the list: tables kept", r->kind);
+			json_decref(body);
+			res_backoff(r, 0, true);
+			return;
+		}
+	}
 	cont = json_string_value(json_object_get(json_object_get(body, "metadata"), "continue"));
 	free(r->cont);
 	r->cont = cont && *cont ? strdup(cont) : NULL;
@@ -392,15 +394,12 @@ static void list_page(struct xm_k8s_res *r)
 		return;
 	}
 	/* complete: the new view replaces the old one in one step */
-	json_decref(r->store);
-	r->store = r->staging;
-	r->staging = NULL;
 	r->attempt = 0;
 	r->listed_ms = xm_k8s_now_ms();
 	pr_info("k8s: %s listed: %zu objects, resourceVersion %s", r->kind,
-		json_object_size(r->store), r->rv);
+		json_object_size(r->staging), r->rv);
 	r->synced = true;
-	xm_k8s_changed(r->k, r, NULL);
+	xm_k8s_listed(r->k, r);
 	if (res_request(r, false))
 		res_backoff(r, 0, false);
 }
@@ -467,7 +466,13 @@ static void res_done(struct xm_k8s_res *r, CURLcode rc)
 	}
 	res_stop_request(r);
 	if (list) {
-		list_page(r); /* the body stays in r->buf until the next request */
+		list_page(r);
+		/* a page is MBs and a watch line small: the buffer is not kept at a page's size */
+		if (r->cap > 65536 && !(r->h && r->listing)) {
+			free(r->buf);
+			r->buf = NULL;
+			r->len = r->cap = 0;
+		}
 		return;
 	}
 	/* the server ended the watch (timeoutSeconds): renew it from where it was */

@@ -380,29 +380,36 @@ static bool name_add(char (*names)[XM_LB_CLUSTER_NAME_LEN], unsigned int *n, con
 	return true;
 }
 
-int xm_lb_state_check(const struct xm_lb_state *st, const struct xm_lb_conf *desired, char *why,
-		      size_t len)
+/* A change list's entry for each applied service at key, or -1; 0 or -ENOMEM. */
+static int changes_index(const struct xm_lb_change *ch, unsigned int n, struct xm_lb_key_index *ix)
+{
+	return xm_lb_key_index_init(ix, &ch[0].key, n, sizeof(ch[0]));
+}
+
+/*
+ * The cluster labels of the node after the change (desired alone and with the
+ * applied ones that stay until their backends move), as at most
+ * XM_LB_MAX_CLUSTERS + 1 names: the slow path, taken only when a change
+ * brings a label the node does not have.
+ */
+static int check_labels(const struct xm_lb_state *st, const struct xm_lb_change *ch,
+			unsigned int n, const struct xm_lb_key_index *changed, char *why, size_t len)
 {
 	char (*names)[XM_LB_CLUSTER_NAME_LEN] = calloc(XM_LB_MAX_CLUSTERS + 1, sizeof(*names));
-	struct xm_lb_key_index want = {}, have = {};
-	unsigned int used = 0, peak, n_names = 0, n_be = 0;
+	unsigned int n_names = 0;
 	int err = 0;
 
 	if (!names)
 		return -ENOMEM;
-	if (desired->n_svc > XM_LB_MAX_SERVICES) {
-		snprintf(why, len, "%u services: a node holds at most %u", desired->n_svc,
-			 XM_LB_MAX_SERVICES);
-		err = -E2BIG;
-		goto out;
-	}
-	/* Cluster labels: the desired ones, plus the applied ones until their backends move. */
-	for (unsigned int i = 0; i < desired->n_svc && !err; i++) {
-		n_be += desired->svc[i].n_be;
-		for (unsigned int j = 0; j < desired->svc[i].n_be && !err; j++)
-			if (!name_add(names, &n_names, desired->svc[i].be[j].cluster))
+	for (unsigned int i = 0; i < n && !err; i++)
+		for (unsigned int j = 0; ch[i].conf && j < ch[i].conf->n_be && !err; j++)
+			if (!name_add(names, &n_names, ch[i].conf->be[j].cluster))
 				err = -E2BIG;
-	}
+	for (unsigned int i = 0; i < st->n_svc && !err; i++)
+		for (unsigned int j = 0; xm_lb_key_index_find(changed, &st->svc[i].conf.key) < 0 &&
+					 j < st->svc[i].conf.n_be && !err; j++)
+			if (!name_add(names, &n_names, st->svc[i].conf.be[j].cluster))
+				err = -E2BIG;
 	if (err) {
 		snprintf(why, len, "more than %u distinct cluster labels", XM_LB_MAX_CLUSTERS);
 		goto out;
@@ -411,10 +418,68 @@ int xm_lb_state_check(const struct xm_lb_state *st, const struct xm_lb_conf *des
 		for (unsigned int j = 0; j < st->svc[i].conf.n_be && !err; j++)
 			if (!name_add(names, &n_names, st->svc[i].conf.be[j].cluster))
 				err = -E2BIG;
-	if (err) {
+	if (err)
 		snprintf(why, len, "the new cluster labels and the ones in use make more than %u: "
 			 "apply the change in two steps", XM_LB_MAX_CLUSTERS);
+out:
+	free(names);
+	return err;
+}
+
+/* Whether every label the change brings is one the node has (or none): the fast path. */
+static bool labels_known(const struct xm_lb_state *st, const struct xm_lb_change *ch, unsigned int n)
+{
+	unsigned int in_use = 1; /* "" (no label) takes a slot too */
+
+	for (unsigned int c = 0; c < XM_LB_MAX_CLUSTERS; c++)
+		in_use += !!st->clusters[c][0];
+	if (in_use > XM_LB_MAX_CLUSTERS)
+		return false;
+	for (unsigned int i = 0; i < n; i++) {
+		for (unsigned int j = 0; ch[i].conf && j < ch[i].conf->n_be; j++) {
+			const char *name = ch[i].conf->be[j].cluster;
+			bool known = !name[0];
+
+			for (unsigned int c = 0; c < XM_LB_MAX_CLUSTERS && !known; c++)
+				known = !strcmp(st->clusters[c], name);
+			if (!known)
+				return false;
+		}
+	}
+	return true;
+}
+
+int xm_lb_state_check_changes(const struct xm_lb_state *st, const struct xm_lb_change *ch,
+			      unsigned int n, char *why, size_t len)
+{
+	struct xm_lb_key_index changed = {}, have = {};
+	unsigned int used = 0, peak, n_svc = st->n_svc, n_be = 0;
+	int err = 0;
+
+	if (changes_index(ch, n, &changed) ||
+	    xm_lb_key_index_init(&have, &st->svc[0].conf.key, st->n_svc, sizeof(st->svc[0]))) {
+		err = -ENOMEM;
 		goto out;
+	}
+	/* services and backends after the change: the applied ones, with the changed ones swapped */
+	for (unsigned int i = 0; i < st->n_svc; i++)
+		n_be += st->svc[i].conf.n_be;
+	for (unsigned int i = 0; i < n; i++) {
+		long at = xm_lb_key_index_find(&have, &ch[i].key);
+
+		n_svc += (at < 0) - !ch[i].conf;
+		n_be += ch[i].conf ? ch[i].conf->n_be : 0;
+		n_be -= at < 0 ? 0 : st->svc[at].conf.n_be;
+	}
+	if (n_svc > XM_LB_MAX_SERVICES) {
+		snprintf(why, len, "%u services: a node holds at most %u", n_svc, XM_LB_MAX_SERVICES);
+		err = -E2BIG;
+		goto out;
+	}
+	if (!labels_known(st, ch, n)) {
+		err = check_labels(st, ch, n, &changed, why, len);
+		if (err)
+			goto out;
 	}
 	if (n_be > XM_LB_MAX_BACKENDS - 1) {
 		snprintf(why, len, "%u backends in all services: a node holds at most %u", n_be,
@@ -423,28 +488,27 @@ int xm_lb_state_check(const struct xm_lb_state *st, const struct xm_lb_conf *des
 		goto out;
 	}
 	/*
-	 * Backend ids, in the order xm_lb_state_apply() takes and frees them:
-	 * services that go free theirs first; then each service takes ids for
-	 * its new backends before it frees those that left.
+	 * Backend ids, in the order xm_lb_state_apply_changes() takes and frees
+	 * them: services that go free theirs first; then each service takes ids
+	 * for its new backends before it frees those that left.
 	 */
-	if (xm_lb_key_index_init(&want, &desired->svc[0].key, desired->n_svc,
-				 sizeof(desired->svc[0])) ||
-	    xm_lb_key_index_init(&have, &st->svc[0].conf.key, st->n_svc, sizeof(st->svc[0]))) {
-		err = -ENOMEM;
-		goto out;
-	}
 	for (unsigned int i = 1; i < XM_LB_MAX_BACKENDS; i++)
 		used += st->be_used[i];
-	for (unsigned int i = 0; i < st->n_svc; i++)
-		if (xm_lb_key_index_find(&want, &st->svc[i].conf.key) < 0)
-			used -= st->svc[i].conf.n_be;
+	for (unsigned int i = 0; i < n; i++) {
+		long at = xm_lb_key_index_find(&have, &ch[i].key);
+
+		if (!ch[i].conf && at >= 0)
+			used -= st->svc[at].conf.n_be;
+	}
 	peak = used;
-	for (unsigned int i = 0; i < desired->n_svc; i++) {
-		const struct xm_lb_svc_conf *s = &desired->svc[i];
-		long at = xm_lb_key_index_find(&have, &s->key);
+	for (unsigned int i = 0; i < n; i++) {
+		const struct xm_lb_svc_conf *s = ch[i].conf;
+		long at = xm_lb_key_index_find(&have, &ch[i].key);
 		const struct xm_lb_svc_rt *rt = at < 0 ? NULL : &st->svc[at];
 		unsigned int kept = 0;
 
+		if (!s)
+			continue;
 		for (unsigned int j = 0; rt && j < s->n_be; j++)
 			for (unsigned int k = 0; k < rt->conf.n_be; k++)
 				if (be_match(&rt->conf.be[k], &s->be[j])) {
@@ -461,9 +525,50 @@ int xm_lb_state_check(const struct xm_lb_state *st, const struct xm_lb_conf *des
 		err = -E2BIG;
 	}
 out:
-	xm_lb_key_index_free(&want);
+	xm_lb_key_index_free(&changed);
 	xm_lb_key_index_free(&have);
-	free(names);
+	return err;
+}
+
+/* desired as a change list: every service of it, and a removal for each applied one not in it. */
+static struct xm_lb_change *changes_to(const struct xm_lb_state *st, const struct xm_lb_conf *desired,
+				       unsigned int *n)
+{
+	struct xm_lb_change *ch = calloc(desired->n_svc + st->n_svc + 1, sizeof(*ch));
+	struct xm_lb_key_index want = {};
+
+	if (!ch || xm_lb_key_index_init(&want, &desired->svc[0].key, desired->n_svc,
+					sizeof(desired->svc[0]))) {
+		free(ch);
+		return NULL;
+	}
+	*n = 0;
+	for (unsigned int i = 0; i < st->n_svc; i++)
+		if (xm_lb_key_index_find(&want, &st->svc[i].conf.key) < 0)
+			ch[(*n)++].key = st->svc[i].conf.key;
+	for (unsigned int i = 0; i < desired->n_svc; i++)
+		ch[(*n)++] = (struct xm_lb_change){ desired->svc[i].key, &desired->svc[i] };
+	xm_lb_key_index_free(&want);
+	return ch;
+}
+
+int xm_lb_state_check(const struct xm_lb_state *st, const struct xm_lb_conf *desired, char *why,
+		      size_t len)
+{
+	unsigned int n;
+	struct xm_lb_change *ch;
+	int err;
+
+	if (desired->n_svc > XM_LB_MAX_SERVICES) {
+		snprintf(why, len, "%u services: a node holds at most %u", desired->n_svc,
+			 XM_LB_MAX_SERVICES);
+		return -E2BIG;
+	}
+	ch = changes_to(st, desired, &n);
+	if (!ch)
+		return -ENOMEM;
+	err = xm_lb_state_check_changes(st, ch, n, why, len);
+	free(ch);
 	return err;
 }
 
@@ -488,47 +593,65 @@ static void clusters_gc(struct xm_lb_state *st)
 	}
 }
 
-int xm_lb_state_apply(struct xm_lb_state *st, const struct xm_lb_conf *desired)
+int xm_lb_state_apply_changes(struct xm_lb_state *st, const struct xm_lb_change *ch,
+			      unsigned int n, char *why, size_t len)
 {
-	struct xm_lb_key_index want = {}, have = {};
+	struct xm_lb_key_index have = {};
 	long *at;
-	char why[256];
 	int err, r;
 
-	/* Nothing is written unless the whole desired state fits. */
-	err = xm_lb_state_check(st, desired, why, sizeof(why));
+	/* Nothing is written unless the whole change fits. */
+	err = xm_lb_state_check_changes(st, ch, n, why, len);
 	if (err) {
 		pr_err("services not applied: %s", why);
 		return err;
 	}
-
-	at = calloc(desired->n_svc + 1, sizeof(*at));
-	if (!at || xm_lb_key_index_init(&want, &desired->svc[0].key, desired->n_svc,
-					sizeof(desired->svc[0]))) {
-		free(at);
+	at = calloc(n + 1, sizeof(*at));
+	if (!at)
 		return -ENOMEM;
+	for (unsigned int j = 0; j < n; j++) {
+		struct xm_lb_svc_rt *rt = ch[j].conf ? NULL : xm_lb_state_find(st, &ch[j].key);
+
+		if (rt)
+			remove_service(st, rt - st->svc);
 	}
-	for (unsigned int i = 0; i < st->n_svc;)
-		if (xm_lb_key_index_find(&want, &st->svc[i].conf.key) >= 0)
-			i++;
-		else
-			remove_service(st, i);
-	xm_lb_key_index_free(&want);
 	/* where each service is now: adding one may move the list, never its indices */
 	if (xm_lb_key_index_init(&have, &st->svc[0].conf.key, st->n_svc, sizeof(st->svc[0]))) {
 		free(at);
 		return -ENOMEM;
 	}
-	for (unsigned int j = 0; j < desired->n_svc; j++)
-		at[j] = xm_lb_key_index_find(&have, &desired->svc[j].key);
+	for (unsigned int j = 0; j < n; j++)
+		at[j] = xm_lb_key_index_find(&have, &ch[j].key);
 	xm_lb_key_index_free(&have);
-	for (unsigned int j = 0; j < desired->n_svc; j++) {
-		r = apply_service(st, &desired->svc[j], at[j] < 0 ? NULL : &st->svc[at[j]]);
+	for (unsigned int j = 0; j < n; j++) {
+		if (!ch[j].conf)
+			continue;
+		r = apply_service(st, ch[j].conf, at[j] < 0 ? NULL : &st->svc[at[j]]);
 		if (r && !err)
 			err = r;
 	}
 	free(at);
 	clusters_gc(st);
+	return err;
+}
+
+int xm_lb_state_apply(struct xm_lb_state *st, const struct xm_lb_conf *desired)
+{
+	unsigned int n;
+	struct xm_lb_change *ch;
+	char why[256];
+	int err;
+
+	if (desired->n_svc > XM_LB_MAX_SERVICES) {
+		pr_err("services not applied: %u services: a node holds at most %u", desired->n_svc,
+		       XM_LB_MAX_SERVICES);
+		return -E2BIG;
+	}
+	ch = changes_to(st, desired, &n);
+	if (!ch)
+		return -ENOMEM;
+	err = xm_lb_state_apply_changes(st, ch, n, why, sizeof(why));
+	free(ch);
 	return err;
 }
 

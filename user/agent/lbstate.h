@@ -38,6 +38,21 @@ int xm_lb_state_check(const struct xm_lb_state *st, const struct xm_lb_conf *des
 		      size_t len);
 /* Make the maps match desired; services not in it are removed; unused labels are freed. */
 int xm_lb_state_apply(struct xm_lb_state *st, const struct xm_lb_conf *desired);
+/*
+ * The same for a part of the services, so that a change costs what it
+ * touches: each entry is one service's desired definition, or NULL to
+ * remove it (keys listed once); the services not listed stay as they are.
+ * The full forms above are these with the whole set as the list.
+ */
+struct xm_lb_change {
+	struct xm_lb_svc_key key;
+	const struct xm_lb_svc_conf *conf;
+};
+int xm_lb_state_check_changes(const struct xm_lb_state *st, const struct xm_lb_change *ch,
+			      unsigned int n, char *why, size_t len);
+/* -E2BIG (nothing written, why set) when the change does not fit */
+int xm_lb_state_apply_changes(struct xm_lb_state *st, const struct xm_lb_change *ch,
+			      unsigned int n, char *why, size_t len);
 /* Snapshot of the applied services as a config (caller frees). */
 int xm_lb_state_conf(const struct xm_lb_state *st, struct xm_lb_conf *out);
 struct xm_lb_svc_rt *xm_lb_state_find(struct xm_lb_state *st, const struct xm_lb_svc_key *key);

@@ -80,7 +80,7 @@ int xm_services_reload(struct xm_agent *a)
 	}
 	n = c.n_svc;
 	xm_weighting_set_tick(a, c.tick_ms);
-	r = xm_svc_sources_replace(a, XM_SRC_FILE, &c, NULL);
+	r = xm_svc_sources_replace(a, XM_SRC_FILE, &c);
 	pr_info("config %s applied: %u services%s", a->config_path, n,
 		r ? " (with errors, see above)" : "");
 	xm_lb_conf_free(&c);

@@ -5,12 +5,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include "agent.h"
 #include "lbstate.h"
 #include "lbtable.h"
 #include "log.h"
 #include "pin.h"
+#include "svcmerge.h"
 #include "svcsources.h"
 #include "weighting.h"
 
@@ -28,30 +30,79 @@ struct weight_override {
 };
 
 struct xm_svc_sources {
-	struct xm_lb_conf layer[XM_SRC_N];
+	struct xm_svc_merge merge; /* every source's services by key; cluster tags: their origin */
 	struct weight_override *ov;
 	unsigned int n_ov;
-	struct xm_k8s_svc_meta *cluster_meta; /* parallel to layer[XM_SRC_CLUSTER].svc */
 	bool cluster_on;
 	json_t *clashes; /* "VIP:PORT/proto" already logged as a clash */
 	char why[256];   /* why the last merge did not fit the node */
+	int run_tfd;     /* a run file write waiting for its turn */
+	unsigned long long run_written_ms; /* CLOCK_MONOTONIC of the last write */
 };
+
+static unsigned long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000ULL + ts.tv_nsec / 1000000;
+}
 
 const char *xm_svc_sources_why(const struct xm_agent *a)
 {
 	return a->sources ? a->sources->why : "";
 }
 
+static void write_run_file(struct xm_agent *a);
+
+static void on_run_timer(struct xm_loop *loop, int fd, uint32_t events, void *arg)
+{
+	xm_loop_timer_arm(fd, 0);
+	write_run_file(arg);
+}
+
+/* A source's service as the merge holds it: its own allocation (s is left empty). */
+static int merge_set(struct xm_svc_sources *ss, enum xm_svc_src src, struct xm_lb_svc_conf *s,
+		     void *tag)
+{
+	struct xm_lb_svc_key key = s->key;
+	struct xm_lb_svc_conf *own;
+
+	own = malloc(sizeof(*own));
+	if (!own) {
+		xm_lb_svc_conf_free(s);
+		free(tag);
+		return -ENOMEM;
+	}
+	*own = *s;
+	memset(s, 0, sizeof(*s));
+	return xm_svc_merge_set(&ss->merge, src, &key, own, tag);
+}
+
 int xm_svc_sources_init(struct xm_agent *a, bool cluster_on)
 {
 	struct xm_lb_state *st = xm_services_state(a);
+	struct xm_svc_sources *ss;
+	struct xm_lb_conf adopted;
+	int r;
 
-	a->sources = calloc(1, sizeof(*a->sources));
-	if (!a->sources || !st)
+	a->sources = ss = calloc(1, sizeof(*a->sources));
+	if (!ss || !st)
 		return -ENOMEM;
-	a->sources->cluster_on = cluster_on;
-	a->sources->clashes = json_object();
-	return xm_lb_state_conf(st, &a->sources->layer[XM_SRC_ADOPTED]);
+	ss->run_tfd = -1;
+	ss->cluster_on = cluster_on;
+	ss->clashes = json_object();
+	r = xm_svc_merge_init(&ss->merge);
+	if (!r)
+		r = xm_lb_state_conf(st, &adopted);
+	if (r)
+		return r;
+	ss->run_tfd = xm_loop_timer_add(a->loop, on_run_timer, a);
+	for (unsigned int i = 0; i < adopted.n_svc && !r; i++)
+		r = merge_set(ss, XM_SRC_ADOPTED, &adopted.svc[i], NULL);
+	xm_svc_merge_commit(&ss->merge);
+	xm_lb_conf_free(&adopted);
+	return ss->run_tfd < 0 ? ss->run_tfd : r;
 }
 
 void xm_svc_sources_free(struct xm_agent *a)
@@ -60,13 +111,26 @@ void xm_svc_sources_free(struct xm_agent *a)
 
 	if (!ss)
 		return;
-	for (int i = 0; i < XM_SRC_N; i++)
-		xm_lb_conf_free(&ss->layer[i]);
-	free(ss->cluster_meta);
+	if (ss->run_tfd >= 0) {
+		/* a write still waiting: what the next `service list` reads while we are down */
+		if (xm_loop_timer_armed(ss->run_tfd))
+			write_run_file(a);
+		xm_loop_del(a->loop, ss->run_tfd);
+		close(ss->run_tfd);
+	}
+	xm_svc_merge_free(&ss->merge);
 	free(ss->ov);
 	json_decref(ss->clashes);
 	free(ss);
 	a->sources = NULL;
+}
+
+const struct xm_lb_svc_conf *xm_svc_sources_get(const struct xm_agent *a, enum xm_svc_src src,
+						const struct xm_lb_svc_key *key)
+{
+	struct xm_svc_merge_ent *e = a->sources ? xm_svc_merge_find(&a->sources->merge, key) : NULL;
+
+	return e ? e->conf[src] : NULL;
 }
 
 static bool same_backend(const struct xm_lb_be_conf *a, const struct xm_lb_be_conf *b)
@@ -75,9 +139,24 @@ static bool same_backend(const struct xm_lb_be_conf *a, const struct xm_lb_be_co
 	       !memcmp(&a->addr, &b->addr, sizeof(a->addr));
 }
 
+struct xm_svc_origin *xm_svc_origin_new(const struct xm_k8s_svc_meta *m)
+{
+	size_t id_len = strlen(m->id) + 1, note_len = strlen(m->note) + 1;
+	struct xm_svc_origin *o = malloc(sizeof(*o) + id_len + note_len);
+
+	if (!o)
+		return NULL;
+	o->generation = m->generation;
+	o->n_slices = m->n_slices;
+	memcpy(o->id, m->id, id_len);
+	memcpy(o->id + id_len, m->note, note_len);
+	o->note = o->id + id_len;
+	return o;
+}
+
 /* One applied service for the run file. */
 static json_t *meta_json(const struct xm_lb_svc_key *key, const char *src,
-			 const struct xm_k8s_svc_meta *m)
+			 const struct xm_svc_origin *m)
 {
 	char ks[96];
 	json_t *o = json_pack("{s:s,s:s}", "service", xm_lb_svc_key_str(key, ks, sizeof(ks)),
@@ -93,13 +172,22 @@ static json_t *meta_json(const struct xm_lb_svc_key *key, const char *src,
 }
 
 /* Written whole to a temporary name, then renamed: readers never see half a file. */
-static void write_run_file(struct xm_agent *a, json_t *list)
+static void write_run_file(struct xm_agent *a)
 {
+	struct xm_svc_sources *ss = a->sources;
 	char path[PATH_MAX], tmp[PATH_MAX + 8];
-	json_t *root = json_pack("{s:O}", "services", list);
+	json_t *list = json_array(), *root = json_pack("{s:o}", "services", list);
 
+	ss->run_written_ms = now_ms();
 	if (!root || xm_run_path(path, sizeof(path), a->pin_root, "services.json"))
 		goto out;
+	for (struct xm_svc_merge_ent *e = xm_svc_merge_first(&ss->merge); e;
+	     e = xm_svc_merge_next(&ss->merge, e)) {
+		int w = xm_svc_merge_winner(e);
+
+		if (w >= 0)
+			json_array_append_new(list, meta_json(&e->key, src_names[w], e->tag[w]));
+	}
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	if (json_dump_file(root, tmp, JSON_COMPACT) || rename(tmp, path)) {
 		pr_warn("cannot write %s: `xmeshctl service list` shows no sources", path);
@@ -109,94 +197,110 @@ out:
 	json_decref(root);
 }
 
-/* Merge the sources and apply the result. */
-static int apply(struct xm_agent *a)
+/*
+ * At once, or (the cluster's changes) from the loop, never in the apply
+ * whose latency counts, and XM_RUN_FILE_MIN_MS after the last write at the
+ * earliest: the file is every service's line, the change may be one.
+ */
+static void run_file_changed(struct xm_agent *a, bool soon)
+{
+	struct xm_svc_sources *ss = a->sources;
+	unsigned long long due = ss->run_written_ms + XM_RUN_FILE_MIN_MS, now = now_ms();
+
+	if (!soon || ss->run_tfd < 0) {
+		xm_loop_timer_arm(ss->run_tfd, 0);
+		write_run_file(a);
+	} else if (!xm_loop_timer_armed(ss->run_tfd)) {
+		xm_loop_timer_arm(ss->run_tfd, due > now ? (long)(due - now) : 1);
+	}
+}
+
+/* s with the weights set through the socket, in *copy; s itself when it has none. */
+static const struct xm_lb_svc_conf *with_overrides(struct xm_svc_sources *ss,
+						   const struct xm_lb_svc_conf *s,
+						   struct xm_lb_svc_conf *copy, bool *copied)
+{
+	*copied = false;
+	for (unsigned int o = 0; s && o < ss->n_ov; o++) {
+		if (memcmp(&ss->ov[o].key, &s->key, sizeof(s->key)))
+			continue;
+		if (!*copied) {
+			if (xm_lb_svc_conf_copy(copy, s))
+				return NULL;
+			*copied = true;
+		}
+		for (unsigned int b = 0; b < copy->n_be; b++)
+			if (same_backend(&copy->be[b], &ss->ov[o].be))
+				copy->be[b].weight = ss->ov[o].be.weight;
+	}
+	return *copied ? copy : s;
+}
+
+/*
+ * Apply the keys the merge's batch changed, and only those; a batch that
+ * does not fit the node is undone (-E2BIG, why kept for the caller).
+ */
+static int apply(struct xm_agent *a, bool soon)
 {
 	struct xm_svc_sources *ss = a->sources;
 	struct xm_lb_state *st = xm_services_state(a);
-	struct xm_lb_conf merged = {};
-	json_t *list = json_array(), *seen = json_object();
-	unsigned int total = 0, n_copies = 0, *copies = NULL;
+	struct xm_lb_change *ch = NULL;
+	struct xm_lb_svc_conf *copies = NULL;
+	unsigned int n = 0, n_copies = 0;
 	int r = -ENOMEM;
 
 	if (!st) {
-		r = -ENODEV;
-		goto out;
+		xm_svc_merge_rollback(&ss->merge);
+		return -ENODEV;
 	}
-	for (int i = 0; i < XM_SRC_N; i++)
-		total += ss->layer[i].n_svc;
-	merged.svc = calloc(total + 1, sizeof(*merged.svc));
-	if (!merged.svc || !list || !seen)
+	for (struct xm_svc_merge_ent *e = ss->merge.changed; e; e = e->next_changed)
+		n++;
+	ch = calloc(n + 1, sizeof(*ch));
+	copies = calloc(n + 1, sizeof(*copies));
+	if (!ch || !copies)
 		goto out;
-	for (int i = 0; i < XM_SRC_N; i++) {
-		for (unsigned int j = 0; j < ss->layer[i].n_svc; j++) {
-			const struct xm_lb_svc_conf *s = &ss->layer[i].svc[j];
+	n = 0;
+	for (struct xm_svc_merge_ent *e = ss->merge.changed; e; e = e->next_changed) {
+		int w = xm_svc_merge_winner(e);
+		const struct xm_lb_svc_conf *s = w < 0 ? NULL : e->conf[w];
+		bool copied;
+
+		/* lower precedence; a file/cluster clash is said once */
+		if (e->conf[XM_SRC_FILE] && e->conf[XM_SRC_CLUSTER] && w == XM_SRC_FILE) {
 			char ks[96];
-			const char *by;
+			const struct xm_svc_origin *m = e->tag[XM_SRC_CLUSTER];
 
-			/* seen: a hash of the keys taken, so a merge is O(services) */
-			by = json_string_value(
-				json_object_get(seen, xm_lb_svc_key_str(&s->key, ks, sizeof(ks))));
-			if (by) {
-				/* lower precedence; a file/cluster clash is said once */
-
-				if (i == XM_SRC_CLUSTER && by && !strcmp(by, "file") &&
-				    !json_object_get(ss->clashes, ks)) {
-					pr_warn("service %s is both in the config file and in the "
-						"cluster (%s): the file's definition is used", ks,
-						ss->cluster_meta[j].id);
-					json_object_set_new(ss->clashes, ks, json_true());
-				}
-				continue;
+			xm_lb_svc_key_str(&e->key, ks, sizeof(ks));
+			if (!json_object_get(ss->clashes, ks)) {
+				pr_warn("service %s is both in the config file and in the cluster (%s): "
+					"the file's definition is used", ks, m ? m->id : "?");
+				json_object_set_new(ss->clashes, ks, json_true());
 			}
-			merged.svc[merged.n_svc++] = *s; /* shallow: lbstate copies */
-			json_object_set_new(seen, ks, json_string(src_names[i]));
-			json_array_append_new(list, meta_json(&s->key, src_names[i],
-							      i == XM_SRC_CLUSTER ? &ss->cluster_meta[j]
-										  : NULL));
 		}
+		ch[n].key = e->key;
+		ch[n].conf = with_overrides(ss, s, &copies[n_copies], &copied);
+		if (s && !ch[n].conf)
+			goto out; /* -ENOMEM, nothing written */
+		n_copies += copied;
+		n++;
 	}
-	/* weights set through the socket: on a copy of the service they apply to */
-	copies = calloc(merged.n_svc + 1, sizeof(*copies));
-	if (!copies)
+	/* Nothing is written unless the change fits the node; why is kept for the caller. */
+	r = xm_lb_state_apply_changes(st, ch, n, ss->why, sizeof(ss->why));
+	if (r == -E2BIG)
 		goto out;
-	for (unsigned int j = 0; j < merged.n_svc && ss->n_ov; j++) {
-		struct xm_lb_svc_conf *s = &merged.svc[j];
-		bool copied = false;
-
-		for (unsigned int o = 0; o < ss->n_ov; o++) {
-			if (memcmp(&ss->ov[o].key, &s->key, sizeof(s->key)))
-				continue;
-			if (!copied) {
-				struct xm_lb_svc_conf c;
-
-				if (xm_lb_svc_conf_copy(&c, s))
-					goto out;
-				*s = c;
-				copied = true;
-				copies[n_copies++] = j;
-			}
-			for (unsigned int b = 0; b < s->n_be; b++)
-				if (same_backend(&s->be[b], &ss->ov[o].be))
-					s->be[b].weight = ss->ov[o].be.weight;
-		}
-	}
-	/* Nothing is written unless the merge fits the node; why is kept for the caller. */
-	r = xm_lb_state_check(st, &merged, ss->why, sizeof(ss->why));
-	if (r) {
-		pr_err("services not applied: %s", ss->why);
-		goto out;
-	}
-	r = xm_lb_state_apply(st, &merged);
-	write_run_file(a, list);
+	/* applied (a service that failed to apply keeps its table and says why) */
+	xm_svc_merge_commit(&ss->merge);
+	if (n)
+		run_file_changed(a, soon);
 	xm_weighting_topology_changed(a);
+	goto done;
 out:
-	for (unsigned int c = 0; copies && c < n_copies; c++)
-		xm_lb_svc_conf_free(&merged.svc[copies[c]]);
+	xm_svc_merge_rollback(&ss->merge);
+done:
+	for (unsigned int c = 0; c < n_copies; c++)
+		xm_lb_svc_conf_free(&copies[c]);
 	free(copies);
-	free(merged.svc);
-	json_decref(list);
-	json_decref(seen);
+	free(ch);
 	return r;
 }
 
@@ -209,57 +313,42 @@ static void drop_overrides(struct xm_svc_sources *ss, const struct xm_lb_svc_key
 			o++;
 }
 
-int xm_svc_sources_replace(struct xm_agent *a, enum xm_svc_src src, struct xm_lb_conf *c,
-			   struct xm_k8s_svc_meta *meta)
+int xm_svc_sources_replace(struct xm_agent *a, enum xm_svc_src src, struct xm_lb_conf *c)
 {
 	struct xm_svc_sources *ss = a->sources;
-	struct xm_k8s_svc_meta *old_meta = ss->cluster_meta;
-	struct xm_lb_conf old[XM_SRC_N];
 	struct weight_override *old_ov = ss->ov;
 	unsigned int old_n_ov = ss->n_ov;
-	bool drop[XM_SRC_N] = {};
 	int r;
 
 	/*
-	 * A new file ends the control socket's changes; the first view of the
-	 * cluster (or a file when there is no cluster) ends what was adopted from
-	 * the pins. The layers replaced are kept until the merge fits the node.
+	 * A new file ends the control socket's changes (and its weights); a file
+	 * when there is no cluster ends what was adopted from the pins. What is
+	 * replaced is kept until the change fits the node.
 	 */
-	drop[src] = true;
-	drop[XM_SRC_CTL] |= src == XM_SRC_FILE;
-	drop[XM_SRC_ADOPTED] |= src == XM_SRC_CLUSTER || (src == XM_SRC_FILE && !ss->cluster_on);
-	memcpy(old, ss->layer, sizeof(old));
-	for (int i = 0; i < XM_SRC_N; i++)
-		if (drop[i])
-			memset(&ss->layer[i], 0, sizeof(ss->layer[i]));
-	ss->layer[src] = *c;
-	memset(c, 0, sizeof(*c));
-	if (src == XM_SRC_CLUSTER)
-		ss->cluster_meta = meta;
+	r = xm_svc_merge_drop_src(&ss->merge, src);
+	if (!r && src == XM_SRC_FILE)
+		r = xm_svc_merge_drop_src(&ss->merge, XM_SRC_CTL);
+	if (!r && (src == XM_SRC_CLUSTER || (src == XM_SRC_FILE && !ss->cluster_on)))
+		r = xm_svc_merge_drop_src(&ss->merge, XM_SRC_ADOPTED);
+	for (unsigned int i = 0; i < c->n_svc && !r; i++)
+		r = merge_set(ss, src, &c->svc[i], NULL);
+	xm_lb_conf_free(c);
+	if (r) {
+		xm_svc_merge_rollback(&ss->merge);
+		return r;
+	}
 	if (src == XM_SRC_FILE) {
-		/* and the weights set through the socket */
 		ss->ov = NULL;
 		ss->n_ov = 0;
 	}
-	r = apply(a);
+	r = apply(a, false);
 	if (r == -E2BIG) {
-		xm_lb_conf_free(&ss->layer[src]);
-		memcpy(ss->layer, old, sizeof(old));
 		if (src == XM_SRC_FILE) {
 			ss->ov = old_ov;
 			ss->n_ov = old_n_ov;
 		}
-		if (src == XM_SRC_CLUSTER) {
-			free(meta);
-			ss->cluster_meta = old_meta;
-		}
 		return r;
 	}
-	for (int i = 0; i < XM_SRC_N; i++)
-		if (drop[i])
-			xm_lb_conf_free(&old[i]);
-	if (src == XM_SRC_CLUSTER)
-		free(old_meta);
 	if (src == XM_SRC_FILE) {
 		free(old_ov);
 		json_object_clear(ss->clashes);
@@ -267,42 +356,40 @@ int xm_svc_sources_replace(struct xm_agent *a, enum xm_svc_src src, struct xm_lb
 	return r;
 }
 
-int xm_svc_sources_put(struct xm_agent *a, struct xm_lb_svc_conf *s)
+int xm_svc_sources_update(struct xm_agent *a, enum xm_svc_src src, struct xm_svc_update *u,
+			  unsigned int n, bool first_view)
 {
-	struct xm_lb_conf *ctl = &a->sources->layer[XM_SRC_CTL];
-	struct xm_lb_svc_conf *old = xm_lb_conf_find(ctl, &s->key), saved = {};
-	unsigned int at;
-	int r;
+	struct xm_svc_sources *ss = a->sources;
+	int r = first_view ? xm_svc_merge_drop_src(&ss->merge, XM_SRC_ADOPTED) : 0;
 
-	if (old) {
-		/* kept until the merge fits the node */
-		saved = *old;
-		*old = *s;
-		at = old - ctl->svc;
-	} else {
-		struct xm_lb_svc_conf *n = realloc(ctl->svc, (ctl->n_svc + 1) * sizeof(*n));
-
-		if (!n) {
-			xm_lb_svc_conf_free(s);
-			return -ENOMEM;
+	/* removals first: a key that moves from one Service to another ends with the new one */
+	for (unsigned int i = 0; i < n && !r; i++)
+		if (!u[i].conf)
+			r = xm_svc_merge_set(&ss->merge, src, &u[i].key, NULL, NULL);
+	for (unsigned int i = 0; i < n; i++) {
+		if (u[i].conf && !r) {
+			r = merge_set(ss, src, u[i].conf, u[i].meta);
+		} else {
+			if (u[i].conf)
+				xm_lb_svc_conf_free(u[i].conf);
+			free(u[i].meta);
 		}
-		ctl->svc = n;
-		at = ctl->n_svc;
-		ctl->svc[ctl->n_svc++] = *s;
+		free(u[i].conf);
+		u[i].conf = NULL;
+		u[i].meta = NULL;
 	}
-	memset(s, 0, sizeof(*s));
-	r = apply(a);
-	if (r == -E2BIG) {
-		xm_lb_svc_conf_free(&ctl->svc[at]);
-		if (old)
-			ctl->svc[at] = saved;
-		else
-			ctl->n_svc--;
+	if (r) {
+		xm_svc_merge_rollback(&ss->merge);
 		return r;
 	}
-	if (old)
-		xm_lb_svc_conf_free(&saved);
-	return r;
+	return apply(a, src == XM_SRC_CLUSTER);
+}
+
+int xm_svc_sources_put(struct xm_agent *a, struct xm_lb_svc_conf *s)
+{
+	int r = merge_set(a->sources, XM_SRC_CTL, s, NULL);
+
+	return r ?: apply(a, false);
 }
 
 void xm_svc_sources_set_weight(struct xm_agent *a, const struct xm_lb_svc_key *key,
@@ -331,21 +418,19 @@ void xm_svc_sources_set_weight(struct xm_agent *a, const struct xm_lb_svc_key *k
 int xm_svc_sources_del(struct xm_agent *a, const struct xm_lb_svc_key *key)
 {
 	struct xm_svc_sources *ss = a->sources;
-	bool hit = false;
+	struct xm_svc_merge_ent *e = xm_svc_merge_find(&ss->merge, key);
+	int r = 0;
 
+	if (!e || xm_svc_merge_winner(e) < 0)
+		return -ENOENT;
 	drop_overrides(ss, key);
-	/* from every source: until the file is reloaded or the cluster changes it */
-	for (int i = 0; i < XM_SRC_N; i++) {
-		struct xm_lb_conf *l = &ss->layer[i];
-		struct xm_lb_svc_conf *s = xm_lb_conf_find(l, key);
-
-		if (!s)
-			continue;
-		hit = true;
-		xm_lb_svc_conf_free(s);
-		*s = l->svc[--l->n_svc];
-		if (i == XM_SRC_CLUSTER)
-			ss->cluster_meta[s - l->svc] = ss->cluster_meta[l->n_svc];
+	/* from every source: until the file is reloaded or the cluster changes that service */
+	for (int i = 0; i < XM_SRC_N && !r; i++)
+		if (e->conf[i])
+			r = xm_svc_merge_set(&ss->merge, i, key, NULL, NULL);
+	if (r) {
+		xm_svc_merge_rollback(&ss->merge);
+		return r;
 	}
-	return hit ? apply(a) : -ENOENT;
+	return apply(a, false);
 }

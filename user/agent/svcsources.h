@@ -15,6 +15,21 @@
 
 struct xm_agent;
 
+/*
+ * What `service list` shows of a cluster service's origin (xm_k8s_svc_meta's
+ * fields in one allocation of their length: 1,000s are held).
+ */
+struct xm_svc_origin {
+	long long generation;
+	unsigned int n_slices;
+	const char *note; /* into id's allocation */
+	char id[];        /* namespace/name, then the note */
+};
+/* malloc'd, or NULL. */
+struct xm_svc_origin *xm_svc_origin_new(const struct xm_k8s_svc_meta *m);
+
+#define XM_RUN_FILE_MIN_MS 1000
+
 enum xm_svc_src {
 	XM_SRC_CTL,     /* precedence order: first wins */
 	XM_SRC_FILE,
@@ -32,11 +47,29 @@ int xm_svc_sources_init(struct xm_agent *a, bool cluster_on);
 void xm_svc_sources_free(struct xm_agent *a);
 /*
  * Replace one source's services with c (taken: c is left empty) and apply
- * the merge. meta: XM_SRC_CLUSTER only, parallel to c->svc (taken). A new
- * file also drops what the control socket changed. Returns lbstate's result.
+ * the change. A new file also drops what the control socket changed.
+ * Returns lbstate's result.
  */
-int xm_svc_sources_replace(struct xm_agent *a, enum xm_svc_src src, struct xm_lb_conf *c,
-			   struct xm_k8s_svc_meta *meta);
+int xm_svc_sources_replace(struct xm_agent *a, enum xm_svc_src src, struct xm_lb_conf *c);
+/*
+ * Some of one source's services changed, the others stay: what the cluster
+ * source sends, so that an apply costs what changed. Each update is a key
+ * with its new definition and origin (both taken), or conf NULL: the source no
+ * longer has the key. first_view: the cluster's first complete view, which
+ * ends what was adopted from the pins. Keys listed once. A change that does
+ * not fit the node is not applied and the source keeps its previous services
+ * (-E2BIG, xm_svc_sources_why()).
+ */
+struct xm_svc_update {
+	struct xm_lb_svc_key key;
+	struct xm_lb_svc_conf *conf;
+	struct xm_svc_origin *meta;
+};
+int xm_svc_sources_update(struct xm_agent *a, enum xm_svc_src src, struct xm_svc_update *u,
+			  unsigned int n, bool first_view);
+/* What src has for key now, or NULL. */
+const struct xm_lb_svc_conf *xm_svc_sources_get(const struct xm_agent *a, enum xm_svc_src src,
+						const struct xm_lb_svc_key *key);
 /* The control socket: add or replace one service (s is taken), or remove one. */
 /* Why the last change was rejected with -E2BIG (over the node's limits). */
 const char *xm_svc_sources_why(const struct xm_agent *a);

@@ -424,7 +424,7 @@ struct xm_lb_svc_conf *xm_lb_conf_find(struct xm_lb_conf *c, const struct xm_lb_
 	return NULL;
 }
 
-static unsigned int key_hash(const struct xm_lb_svc_key *key)
+unsigned int xm_lb_svc_key_hash(const struct xm_lb_svc_key *key)
 {
 	const unsigned char *p = (const unsigned char *)key;
 	unsigned int h = 2166136261u; /* FNV-1a */
@@ -453,7 +453,7 @@ int xm_lb_key_index_init(struct xm_lb_key_index *ix, const struct xm_lb_svc_key 
 	if (!ix->slot)
 		return -ENOMEM;
 	for (unsigned int i = 0; i < n; i++) {
-		unsigned int h = key_hash(key_at(ix, i)) & ix->mask;
+		unsigned int h = xm_lb_svc_key_hash(key_at(ix, i)) & ix->mask;
 
 		while (ix->slot[h]) /* a key listed twice: the first is found */
 			h = (h + 1) & ix->mask;
@@ -464,7 +464,7 @@ int xm_lb_key_index_init(struct xm_lb_key_index *ix, const struct xm_lb_svc_key 
 
 long xm_lb_key_index_find(const struct xm_lb_key_index *ix, const struct xm_lb_svc_key *key)
 {
-	for (unsigned int h = key_hash(key) & ix->mask; ix->slot[h]; h = (h + 1) & ix->mask)
+	for (unsigned int h = xm_lb_svc_key_hash(key) & ix->mask; ix->slot[h]; h = (h + 1) & ix->mask)
 		if (!memcmp(key_at(ix, ix->slot[h] - 1), key, sizeof(*key)))
 			return ix->slot[h] - 1;
 	return -1;

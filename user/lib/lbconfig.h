@@ -86,6 +86,8 @@ int xm_lb_key_index_init(struct xm_lb_key_index *ix, const struct xm_lb_svc_key 
 /* The index of key in the list, or -1. */
 long xm_lb_key_index_find(const struct xm_lb_key_index *ix, const struct xm_lb_svc_key *key);
 void xm_lb_key_index_free(struct xm_lb_key_index *ix);
+/* The hash of a key that both indexes use (FNV-1a over its bytes). */
+unsigned int xm_lb_svc_key_hash(const struct xm_lb_svc_key *key);
 /* "VIP:PORT" or "VIP:PORT/udp" (default tcp) into a zeroed key. */
 int xm_lb_svc_key_parse(const char *s, struct xm_lb_svc_key *key);
 /*
