@@ -385,10 +385,12 @@ node_ready() {
 }
 wait_for "node $N Ready" 180 node_ready
 # host-local hands out the ranges written above: they must be what the
-# cluster allocated to the node, in both families.
-cidrs=$("$KUBECTL" get node "$N" -o 'jsonpath={.spec.podCIDRs[*]}')
-[ "$cidrs" = "$POD_CIDR $POD_CIDR6" ] ||
-	die "node $N podCIDRs are '$cidrs', the CNI ranges $POD_CIDR $POD_CIDR6"
+# controller-manager allocates to the node (soon after it registers), in both families.
+pod_cidrs() { "$KUBECTL" get node "$N" -o 'jsonpath={.spec.podCIDRs[*]}'; }
+has_pod_cidrs() { [ -n "$(pod_cidrs)" ]; }
+wait_for "node $N podCIDRs" 60 has_pod_cidrs
+[ "$(pod_cidrs)" = "$POD_CIDR $POD_CIDR6" ] ||
+	die "node $N podCIDRs are '$(pod_cidrs)', the CNI ranges $POD_CIDR $POD_CIDR6"
 wait_for "service account default/default" 60 "$KUBECTL" get serviceaccount default
 say "node $N Ready"
 

@@ -232,16 +232,21 @@ static void mark_dirty(struct xm_k8s *k, struct xm_k8s_res *r, json_t *obj)
 
 void xm_k8s_changed(struct xm_k8s *k, struct xm_k8s_res *r, json_t *obj)
 {
-	mark_dirty(k, r, obj);
 	if (r == &k->node) {
 		const char *z = json_string_value(json_object_get(
 			json_object_get(json_object_get(r->store, "metadata"), "labels"), LABEL_ZONE));
 
-		snprintf(k->node_zone, sizeof(k->node_zone), "%s", z ?: "");
-		pr_info("k8s: node %s, zone %s", k->node_name, z ?: "(none)");
-		if (!k->ready)
+		/* the node is read again now and then: only a new zone changes locality */
+		if (k->node_seen && !strcmp(z ?: "", k->node_zone))
 			return;
+		pr_info("k8s: node %s, zone %s%s", k->node_name, z ?: "(none)",
+			k->node_seen ? ": the zone changed, locality follows" : "");
+		k->node_seen = true;
+		snprintf(k->node_zone, sizeof(k->node_zone), "%s", z ?: "");
 	}
+	mark_dirty(k, r, obj);
+	if (r == &k->node && !k->ready)
+		return;
 	k->changes_pending++;
 	/* nothing is applied before both lists are complete: never a half view */
 	if (!k->svc.synced || !k->eps.synced)

@@ -398,14 +398,20 @@ static void list_page(struct xm_k8s_res *r)
 	size_t i;
 
 	if (!r->watch) {
+		unsigned int s = r->k->watch_timeout_s;
+
 		if (!body) {
 			pr_warn("k8s: GET %s: not JSON: %s", r->path, je.text);
+			res_backoff(r, 0, true);
 			return;
 		}
 		json_decref(r->store);
 		r->store = body;
 		r->synced = true;
+		r->attempt = 0;
 		xm_k8s_changed(r->k, r, NULL);
+		/* not watched (RBAC: get only): read again, a label may change */
+		xm_loop_timer_arm(r->tfd, 1000L * (s < XM_K8S_NODE_REFRESH_S ? s : XM_K8S_NODE_REFRESH_S));
 		return;
 	}
 	if (!json_is_array(json_object_get(body, "items"))) {
@@ -479,8 +485,7 @@ static void res_done(struct xm_k8s_res *r, CURLcode rc)
 				"closing it, every request on a new one", r->kind);
 			http_reconnect(r->k);
 		}
-		if (r->watch)
-			res_backoff(r, 0, list);
+		res_backoff(r, 0, list);
 		return;
 	}
 	if (code == 410) {
@@ -503,8 +508,7 @@ static void res_done(struct xm_k8s_res *r, CURLcode rc)
 				      : "");
 		json_decref(st);
 		res_stop_request(r);
-		if (r->watch)
-			res_backoff(r, (long)retry_after, list);
+		res_backoff(r, (long)retry_after, list);
 		return;
 	}
 	res_stop_request(r);
