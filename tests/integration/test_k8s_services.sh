@@ -14,7 +14,8 @@
 # Service is reached on both ClusterIPs; a tokenFile token
 # rotated under running watches, the old one revoked; an API server that
 # answers garbage or hangs mid-stream (a fault proxy): logged, tables kept,
-# recovered; a connection to it that dies silently is left for a new one.
+# recovered; a connection to it that dies silently is left for a new one;
+# the node's zone label changed under the running agent moves locality.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/k8s_lib.sh"
@@ -363,5 +364,30 @@ xm_assert "$(backends "$CIP:81")" = 3 \
 xm_assert "$(cat "$MODE.conns")" -gt "$conns0" "connections to the API server (a new one after the old died)"
 xm_assert "$(($(xm_stat lb_no_backend) - no_backend0))" = 0 "connects that found no backend"
 xm_log "ok: a silently dead connection left for a new one: a scale reached the table"
+
+# 10. The node's zone label changes under a running agent: locality follows.
+# xm-echo-zone prefers close endpoints; its slice has one in xm-zone-a and one
+# in xm-zone-b. The agent reads its Node again (every watch timeout here).
+ZONE=topology.kubernetes.io/zone
+xm_kubectl label node "$XM_K8S_NODE_NAME" "$ZONE=xm-zone-a" >&2
+xm_kubectl apply -f "$M/echo-zone.yaml" >&2
+ZIP=$(xm_kubectl get service xm-echo-zone -o 'jsonpath={.spec.clusterIP}')
+weights() {
+	xm_ctl -j service show "$ZIP:81" 2>/dev/null |
+		xm_json '" ".join("%s=%g" % (b["backend"], b["weight"]) for b in sorted(j["backends"], key=lambda b: b["backend"]))' 2>/dev/null
+}
+# wait_weights EXPECTED: until the service's weights are EXPECTED (30 s at most); prints the ms it took.
+wait_weights() {
+	local t0=$(date +%s%N)
+	for _ in $(seq 150); do [ "$(weights)" = "$1" ] && break; sleep 0.2; done
+	xm_assert "$(weights)" = "$1" "weights of $ZIP:81 with the node in $(xm_kubectl get node "$XM_K8S_NODE_NAME" -o "jsonpath={.metadata.labels.topology\.kubernetes\.io/zone}")"
+	echo $((($(date +%s%N) - t0) / 1000000))
+}
+wait_weights "192.0.2.21:8081=1 192.0.2.22:8081=0.01" >/dev/null
+xm_kubectl label node "$XM_K8S_NODE_NAME" --overwrite "$ZONE=xm-zone-b" >&2
+ms=$(wait_weights "192.0.2.21:8081=0.01 192.0.2.22:8081=1")
+grep -q 'zone xm-zone-b: the zone changed' "$PROXY_LOG" || xm_fail "the agent did not log the zone change"
+echo "k8s timing: zone_change_ms=$ms (node read again every 2 s here)"
+xm_log "ok: the node's zone label changed under the running agent: locality followed in $ms ms"
 
 xm_k8s_down_checked
