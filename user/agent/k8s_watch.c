@@ -326,17 +326,18 @@ static void res_list(struct xm_k8s_res *r);
 static void http_reconnect(struct xm_k8s *k)
 {
 	struct xm_k8s_res *all[] = { &k->svc, &k->eps, &k->node };
-	bool running[3], list[3];
+	enum { N = sizeof(all) / sizeof(all[0]) };
+	bool running[N], list[N];
 	unsigned int i;
 
-	for (i = 0; i < 3; i++) {
+	for (i = 0; i < N; i++) {
 		running[i] = all[i]->h;
 		list[i] = all[i]->listing;
 		res_stop_request(all[i]);
 	}
 	curl_multi_cleanup(k->multi);
 	k->multi = NULL; /* the next request makes a new one */
-	for (i = 0; i < 3; i++)
+	for (i = 0; i < N; i++)
 		if (running[i] && res_request(all[i], list[i]))
 			res_backoff(all[i], 0, list[i]);
 }
