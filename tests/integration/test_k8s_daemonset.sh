@@ -117,10 +117,20 @@ xm_assert "$(socks)" -gt 0 "redirected sockets of the long connection"
 xm_kubectl -n xmesh-system delete daemonset xmesh-agent --wait=true --timeout=60s >&2
 local_manifest xmesh-uninstall
 xm_kubectl apply -f "$XM_K8S_DIR/xmesh-uninstall.yaml" >&2
-xm_kubectl -n xmesh-system rollout status daemonset/xmesh-uninstall --timeout=120s >&2 ||
+upod=
+for _ in $(seq 100); do
+	upod=$(xm_kubectl -n xmesh-system get pods -l app.kubernetes.io/component=uninstall \
+		-o 'jsonpath={.items[0].metadata.name}')
+	[ -n "$upod" ] && break
+	sleep 0.2
+done
+if ! xm_kubectl -n xmesh-system rollout status daemonset/xmesh-uninstall --timeout=240s >&2; then
+	xm_kubectl -n xmesh-system describe pods >&2
+	xm_kubectl -n xmesh-system logs "$upod" -c uninstall --previous >&2 || true
+	xm_kubectl -n xmesh-system logs "$upod" -c uninstall >&2 || true
+	echo "long connection: $(cat "$XM_K8S_DIR/drain.out"); redirected sockets: $(xm_ctl -j sock list)" >&2
 	xm_fail "the uninstall DaemonSet did not complete"
-upod=$(xm_kubectl -n xmesh-system get pods -l app.kubernetes.io/component=uninstall \
-	-o 'jsonpath={.items[0].metadata.name}')
+fi
 ulog=$(xm_kubectl -n xmesh-system logs "$upod" -c uninstall)
 echo "$ulog" | sed 's/^/uninstall said: /' >&2
 wait "$long" || xm_fail "the connection open across the uninstall failed: $(cat "$XM_K8S_DIR/drain.out")"
