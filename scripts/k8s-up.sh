@@ -21,9 +21,16 @@ D=$XM_K8S_DIR
 N=$XM_K8S_NAME
 TOP=$XM_K8S_TOP
 KBIN=$XM_K8S_BIN
-NODE_IP=10.255.0.1          # the node's address, on a link inside the netns
-POD_CIDR=10.244.0.0/24      # host-local range of the CNI bridge
+# Dual-stack: every range in both families (IPv4 first: the primary family,
+# so a Service without ipFamilyPolicy gets an IPv4 ClusterIP). The IPv6 ones
+# are unique-local and exist only inside the cluster's netns.
+NODE_IP=10.255.0.1          # the node's addresses, on a link inside the netns
+NODE_IP6=fd00:10:255::1
+POD_CIDR=10.244.0.0/24      # host-local ranges of the CNI bridge: the node's podCIDRs,
+POD_CIDR6=fd00:10:244::/64  # the first ones the controller-manager allocates from
+CLUSTER_CIDRS=10.244.0.0/16,fd00:10:244::/56
 SERVICE_CIDR=10.96.0.0/16
+SERVICE_CIDR6=fd00:10:96::/112
 PIN=/sys/fs/bpf/$N          # where the test's xmesh agent pins, and xmesh-cni looks
 T0=$(date +%s%N)
 
@@ -101,12 +108,14 @@ ip -n "$N" link set lo up
 # (this kernel has no dummy links); nothing reaches the machine's interfaces.
 ip -n "$N" link add xm-node type veth peer name xm-node-peer
 ip -n "$N" addr add "$NODE_IP/24" dev xm-node
+ip -n "$N" addr add "$NODE_IP6/64" dev xm-node nodad
 ip -n "$N" link set xm-node-peer up
 ip -n "$N" link set xm-node up
 # Components look for a default route to pick their address; the ClusterIP
 # range must not be routed anywhere (only xmesh's connect() rewrite reaches it).
 ip -n "$N" route add default dev xm-node
-say "netns $N, node $NODE_IP"
+ip -n "$N" -6 route add default dev xm-node
+say "netns $N, node $NODE_IP and $NODE_IP6"
 
 step=cgroups
 for h in $(xm_k8s_hierarchies); do
@@ -221,7 +230,7 @@ apiserver_args=(--etcd-servers http://127.0.0.1:2379 \
 	--client-ca-file "$D/pki/ca.crt" --cert-dir "$D/pki/apiserver-generated" \
 	--service-account-issuer "https://kubernetes.default.svc.cluster.local" \
 	--service-account-key-file "$D/pki/sa.pub" --service-account-signing-key-file "$D/pki/sa.key" \
-	--service-cluster-ip-range "$SERVICE_CIDR" --authorization-mode Node,RBAC \
+	--service-cluster-ip-range "$SERVICE_CIDR,$SERVICE_CIDR6" --authorization-mode Node,RBAC \
 	--kubelet-client-certificate "$D/pki/apiserver-kubelet-client.crt" \
 	--kubelet-client-key "$D/pki/apiserver-kubelet-client.key" \
 	--kubelet-preferred-address-types InternalIP --allow-privileged \
@@ -250,7 +259,10 @@ start kube-controller-manager "$KBIN/kube-controller-manager" \
 	--bind-address 127.0.0.1 --service-account-private-key-file "$D/pki/sa.key" \
 	--root-ca-file "$D/pki/ca.crt" --use-service-account-credentials \
 	--cluster-signing-cert-file "$D/pki/ca.crt" --cluster-signing-key-file "$D/pki/ca.key" \
-	--allocate-node-cidrs=false --controllers '*' --profiling=false --v 1
+	--service-cluster-ip-range "$SERVICE_CIDR,$SERVICE_CIDR6" \
+	--allocate-node-cidrs --cluster-cidr "$CLUSTER_CIDRS" \
+	--node-cidr-mask-size-ipv4 24 --node-cidr-mask-size-ipv6 64 \
+	--controllers '*' --profiling=false --v 1
 start kube-scheduler "$KBIN/kube-scheduler" --kubeconfig "$D/admin.kubeconfig" \
 	--authentication-kubeconfig "$D/admin.kubeconfig" --authorization-kubeconfig "$D/admin.kubeconfig" \
 	--leader-elect=false --bind-address 127.0.0.1 --profiling=false --v 1
@@ -319,7 +331,8 @@ cat >"$D/cni/net.d/10-$N.conflist" <<EOF
       "hairpinMode": true,
       "ipam": {
         "type": "host-local", "dataDir": "$D/cni/ipam",
-        "ranges": [[{ "subnet": "$POD_CIDR" }]], "routes": [{ "dst": "0.0.0.0/0" }]
+        "ranges": [[{ "subnet": "$POD_CIDR" }], [{ "subnet": "$POD_CIDR6" }]],
+        "routes": [{ "dst": "0.0.0.0/0" }, { "dst": "::/0" }]
       }
     },
     { "type": "portmap", "capabilities": { "portMappings": true } }
@@ -366,11 +379,18 @@ cat >"$D/etc/kubelet.json" <<EOF
 }
 EOF
 start kubelet "$KBIN/kubelet" --config "$D/etc/kubelet.json" --kubeconfig "$D/kubelet.kubeconfig" \
-	--root-dir "$D/kubelet" --hostname-override "$N" --node-ip "$NODE_IP" --v 1
+	--root-dir "$D/kubelet" --hostname-override "$N" --node-ip "$NODE_IP,$NODE_IP6" --v 1
 node_ready() {
 	[ "$("$KUBECTL" get node "$N" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}')" = True ]
 }
 wait_for "node $N Ready" 180 node_ready
+# host-local hands out the ranges written above: they must be what the
+# controller-manager allocates to the node (soon after it registers), in both families.
+pod_cidrs() { "$KUBECTL" get node "$N" -o 'jsonpath={.spec.podCIDRs[*]}'; }
+has_pod_cidrs() { [ -n "$(pod_cidrs)" ]; }
+wait_for "node $N podCIDRs" 60 has_pod_cidrs
+[ "$(pod_cidrs)" = "$POD_CIDR $POD_CIDR6" ] ||
+	die "node $N podCIDRs are '$(pod_cidrs)', the CNI ranges $POD_CIDR $POD_CIDR6"
 wait_for "service account default/default" 60 "$KUBECTL" get serviceaccount default
 say "node $N Ready"
 
@@ -384,9 +404,12 @@ XM_K8S_NETNS=$N
 XM_K8S_MNTNS=$XM_K8S_MNTNS
 XM_K8S_NODE_NAME=$N
 XM_K8S_NODE_IP=$NODE_IP
+XM_K8S_NODE_IP6=$NODE_IP6
 XM_K8S_API=$NODE_IP:6443
 XM_K8S_POD_CIDR=$POD_CIDR
+XM_K8S_POD_CIDR6=$POD_CIDR6
 XM_K8S_SERVICE_CIDR=$SERVICE_CIDR
+XM_K8S_SERVICE_CIDR6=$SERVICE_CIDR6
 XM_K8S_CGROUP=$XM_K8S_CG2_MOUNT$XM_K8S_CGROUP
 XM_K8S_PIN=$PIN
 XM_K8S_CONTAINERD_SOCK=$CTRD_SOCK

@@ -11,6 +11,10 @@
 #            mid-stream); new connections hang too while the mode lasts; once
 #            the mode is pass again, the stalled connections are closed (the
 #            server's restart resets them), never resumed
+#   drop     every connection open now goes silent for good, in any mode
+#            after (a peer or path that died without FIN or RST: nothing is
+#            relayed either way, nothing is closed); new connections relay
+# The number of connections accepted so far is kept in MODE_FILE.conns.
 import os
 import select
 import socket
@@ -28,11 +32,16 @@ def mode(path):
 		return "pass"
 
 
-def relay(client, upstream, mode_file):
+def relay(client, upstream, mode_file, born_dropping):
 	frozen = False
+	dead = False
 	try:
 		while True:
 			m = mode(mode_file)
+			dead = dead or (m == "drop" and not born_dropping)
+			if dead:
+				select.select([], [], [], 0.1)
+				continue
 			if m == "stall":
 				frozen = True
 				select.select([], [], [], 0.1)
@@ -64,14 +73,21 @@ def main():
 	srv.listen(64)
 	print("k8s_fault_proxy: %s -> %s, mode from %s" % (sys.argv[1], sys.argv[2], sys.argv[3]),
 	      file=sys.stderr, flush=True)
+	accepted = 0
 	while True:
 		c, _ = srv.accept()
+		accepted += 1
+		with open(sys.argv[3] + ".conns.tmp", "w") as f:
+			f.write("%d\n" % accepted)
+		os.replace(sys.argv[3] + ".conns.tmp", sys.argv[3] + ".conns")
 		try:
 			u = socket.create_connection((uhost, int(uport)))
 		except OSError:
 			c.close()
 			continue
-		threading.Thread(target=relay, args=(c, u, sys.argv[3]), daemon=True).start()
+		born_dropping = mode(sys.argv[3]) == "drop"
+		threading.Thread(target=relay, args=(c, u, sys.argv[3], born_dropping),
+				 daemon=True).start()
 
 
 if __name__ == "__main__":

@@ -70,7 +70,7 @@ xm_k8s_pod_ips() {
 xm_k8s_client() { xm_kubectl exec xm-client -c main -- "$@"; }
 
 # xm_k8s_no_service_rules VIP: no kube-proxy in the cluster and no service rule
-# (KUBE-SVC chains, the VIP, the service range) in nftables/iptables, in the
+# (KUBE-SVC chains, the VIP, either service range) in nftables/iptables, in the
 # cluster's netns or the host's: ClusterIP traffic is xmesh's alone.
 xm_k8s_no_service_rules() {
 	local p rules where
@@ -84,7 +84,7 @@ xm_k8s_no_service_rules() {
 		else
 			rules=$(nft list ruleset 2>&1)
 		fi
-		if echo "$rules" | grep -Eq "KUBE-SVC|KUBE-SERVICES|${1//./\\.}|10\.96\."; then
+		if echo "$rules" | grep -Eq "KUBE-SVC|KUBE-SERVICES|${1//./\\.}|10\.96\.|fd00:10:96:"; then
 			xm_fail "service rules in the $where netns: $rules"
 		fi
 	done

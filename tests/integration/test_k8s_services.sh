@@ -10,10 +10,12 @@
 # (the delay from the EndpointSlice change is measured and printed; the
 # behaviour is asserted within a generous bound, not the time);
 # internalTrafficPolicy Local leaves another node's endpoint out; a Service
-# whose only endpoint is serving+terminating still serves; a tokenFile token
+# whose only endpoint is serving+terminating still serves; a RequireDualStack
+# Service is reached on both ClusterIPs; a tokenFile token
 # rotated under running watches, the old one revoked; an API server that
 # answers garbage or hangs mid-stream (a fault proxy): logged, tables kept,
-# recovered.
+# recovered; a connection to it that dies silently is left for a new one;
+# the node's zone label changed under the running agent moves locality.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/k8s_lib.sh"
@@ -50,6 +52,35 @@ xm_k8s_no_service_rules "$CIP"
 xm_k8s_client /bin/xm-load udp-send "$CIP" 53 -n 20 -s 10-1400 >&2 ||
 	xm_fail "UDP client -> $CIP:53 (targetPort dns) failed"
 xm_log "ok: 20 datagrams to $CIP:53/udp echoed byte for byte"
+
+# Dual stack: a RequireDualStack Service has an IPv4 and an IPv6 ClusterIP and
+# one EndpointSlice per family; both are programmed from their own family's
+# slice and reached byte-exact from the client pod, redirected.
+xm_kubectl apply -f "$M/echo-dual.yaml" >&2
+mapfile -t dual < <(xm_kubectl get service xm-echo-dual -o 'jsonpath={range .spec.clusterIPs[*]}{@}{"\n"}{end}')
+xm_assert "${#dual[@]}" -eq 2 "ClusterIPs of the RequireDualStack Service (${dual[*]})"
+[[ ${dual[0]} != *:* && ${dual[1]} == *:* ]] || xm_fail "xm-echo-dual ClusterIPs are not IPv4 + IPv6: ${dual[*]}"
+pod_ips6=$(xm_kubectl get pods -l app=xm-echo \
+	-o 'jsonpath={range .items[*]}{.status.podIPs[1].ip}{"\n"}{end}' | sort)
+for vip in "${dual[0]}" "[${dual[1]}]"; do
+	xm_lb_wait "$vip:80" 3
+	xm_lb_wait "$vip:81" 3
+done
+programmed6=$(xm_ctl -j service show "[${dual[1]}]:81" |
+	xm_json '"\n".join(sorted(b["backend"].rsplit(":", 1)[0].strip("[]") for b in j["backends"]))')
+xm_assert "$programmed6" = "$pod_ips6" "IPv6 backends of [${dual[1]}]:81 (the pods' IPv6 addresses, from the IPv6 slice)"
+for ip in "${dual[@]}"; do
+	before_msgs=$(xm_stat redirect_msgs)
+	xm_k8s_client /bin/xm-traffic client "$ip" 80 -q 64K -r 256K -c 4 -n 5 >&2 ||
+		xm_fail "byte-exact traffic client -> ClusterIP $ip port 80 failed"
+	xm_assert "$(($(xm_stat redirect_msgs) - before_msgs))" -gt 0 "messages to $ip redirected socket to socket"
+	answers=$(xm_k8s_client /bin/xm-whoami ask "$ip" 81 -n 30)
+	for n in "${names[@]}"; do
+		xm_assert "$(echo "$answers" | grep -cx "$n" || true)" -gt 0 "connections to $ip port 81 answered by $n"
+	done
+done
+xm_k8s_no_service_rules "${dual[1]}"
+xm_log "ok: dual stack: ${dual[0]} and ${dual[1]} programmed from their own slices, byte-exact and redirected"
 
 # A headless Service is left alone: its slice exists, nothing is programmed.
 services_before=$(xm_ctl -j service list | xm_json 'len(j)')
@@ -262,6 +293,9 @@ xm_lb_wait "$CIP:81" 2
 grep -q "token $TOKEN changed" "$ROT_LOG" || xm_fail "the agent did not log the token change"
 xm_log "ok: token rotated under running watches, old one refused (401): a scale still reached the table"
 
+# backends SERVICE: its selectable backends now, or "none".
+backends() { xm_ctl -j service show "$1" 2>/dev/null | xm_json 'j["backend_count"]' 2>/dev/null || echo none; }
+
 # 8. A misbehaving API server, mid-stream: the agent (cluster kubeconfig,
 # watches renewed every 2 s) talks to it through k8s_fault_proxy.py, told to
 # answer garbage, then to hang for good: each is logged, the tables stay,
@@ -309,5 +343,51 @@ xm_kubectl scale deployment xm-echo --replicas 2 >&2
 xm_lb_wait "$CIP:81" 2
 xm_assert "$(($(xm_stat lb_no_backend) - no_backend0))" = 0 "connects that found no backend (tables kept)"
 xm_log "ok: API server answering garbage, then hanging mid-stream: logged, tables kept, recovered (scales to 3 and 2 reached the table)"
+
+# 9. The connection dies silently (no FIN, no RST) and stays dead: the proxy
+# stops relaying on every open connection for good and relays new ones. curl
+# ends only the HTTP/2 stream that timed out and keeps the connection; a
+# retry on it would hang again, forever: the agent must open a new one.
+sleep 1 # the watches are established again on a connection that relays
+conns0=$(cat "$MODE.conns")
+hung0=$(grep -c 'the watch hung' "$PROXY_LOG" || true)
+echo drop >"$MODE"
+for _ in $(seq 150); do
+	[ "$(grep -c 'the watch hung' "$PROXY_LOG" || true)" -gt "$hung0" ] && break
+	sleep 0.2
+done
+xm_assert "$(grep -c 'the watch hung' "$PROXY_LOG" || true)" -gt "$hung0" "hung watches logged after the connection died"
+xm_kubectl scale deployment xm-echo --replicas 3 >&2
+for _ in $(seq 200); do [ "$(backends "$CIP:81")" = 3 ] && break; sleep 0.2; done
+xm_assert "$(backends "$CIP:81")" = 3 \
+	"backends of $CIP:81 40 s after a scale to 3, the old connection dead (a retry on it hangs)"
+xm_assert "$(cat "$MODE.conns")" -gt "$conns0" "connections to the API server (a new one after the old died)"
+xm_assert "$(($(xm_stat lb_no_backend) - no_backend0))" = 0 "connects that found no backend"
+xm_log "ok: a silently dead connection left for a new one: a scale reached the table"
+
+# 10. The node's zone label changes under a running agent: locality follows.
+# xm-echo-zone prefers close endpoints; its slice has one in xm-zone-a and one
+# in xm-zone-b. The agent reads its Node again (every watch timeout here).
+ZONE=topology.kubernetes.io/zone
+xm_kubectl label node "$XM_K8S_NODE_NAME" "$ZONE=xm-zone-a" >&2
+xm_kubectl apply -f "$M/echo-zone.yaml" >&2
+ZIP=$(xm_kubectl get service xm-echo-zone -o 'jsonpath={.spec.clusterIP}')
+weights() {
+	xm_ctl -j service show "$ZIP:81" 2>/dev/null |
+		xm_json '" ".join("%s=%g" % (b["backend"], b["weight"]) for b in sorted(j["backends"], key=lambda b: b["backend"]))' 2>/dev/null
+}
+# wait_weights EXPECTED: until the service's weights are EXPECTED (30 s at most); prints the ms it took.
+wait_weights() {
+	local t0=$(date +%s%N)
+	for _ in $(seq 150); do [ "$(weights)" = "$1" ] && break; sleep 0.2; done
+	xm_assert "$(weights)" = "$1" "weights of $ZIP:81 with the node in $(xm_kubectl get node "$XM_K8S_NODE_NAME" -o "jsonpath={.metadata.labels.topology\.kubernetes\.io/zone}")"
+	echo $((($(date +%s%N) - t0) / 1000000))
+}
+wait_weights "192.0.2.21:8081=1 192.0.2.22:8081=0.01" >/dev/null
+xm_kubectl label node "$XM_K8S_NODE_NAME" --overwrite "$ZONE=xm-zone-b" >&2
+ms=$(wait_weights "192.0.2.21:8081=0.01 192.0.2.22:8081=1")
+grep -q 'zone xm-zone-b: the zone changed' "$PROXY_LOG" || xm_fail "the agent did not log the zone change"
+echo "k8s timing: zone_change_ms=$ms (node read again every 2 s here)"
+xm_log "ok: the node's zone label changed under the running agent: locality followed in $ms ms"
 
 xm_k8s_down_checked

@@ -568,8 +568,13 @@ void xm_k8s_node_changed(struct xm_k8s *k)
 	const char *z = json_string_value(json_object_get(
 		json_object_get(json_object_get(k->node.store, "metadata"), "labels"), LABEL_ZONE));
 
+	/* the node is read again now and then: only a new zone changes locality */
+	if (k->node_seen && !strcmp(z ?: "", k->node_zone))
+		return;
+	pr_info("k8s: node %s, zone %s%s", k->node_name, z ?: "(none)",
+		k->node_seen ? ": the zone changed, locality follows" : "");
+	k->node_seen = true;
 	snprintf(k->node_zone, sizeof(k->node_zone), "%s", z ?: "");
-	pr_info("k8s: node %s, zone %s", k->node_name, z ?: "(none)");
 	k->all_dirty = true;
 	if (!k->ready)
 		return;

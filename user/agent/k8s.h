@@ -24,6 +24,7 @@ struct xm_k8s;
 #define XM_K8S_MAX_BODY (256u << 20) /* longest list page accepted */
 #define XM_K8S_BACKOFF_MIN_MS 500
 #define XM_K8S_BACKOFF_MAX_MS 30000
+#define XM_K8S_NODE_REFRESH_S 60   /* the node is read again this often (or each watch timeout) */
 
 /* One listed and watched resource. */
 struct xm_k8s_res {
@@ -56,6 +57,7 @@ struct xm_k8s {
 	struct xm_k8s_conn conn;
 	char node_name[256];
 	char node_zone[64];
+	bool node_seen;       /* the node was read once: later reads only log a change */
 	unsigned int watch_timeout_s;
 	CURLM *multi;
 	int curl_tfd;         /* curl's own timeouts */

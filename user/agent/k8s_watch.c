@@ -69,23 +69,31 @@ static void on_curl_timer(struct xm_loop *loop, int fd, uint32_t events, void *a
 	int running;
 
 	xm_loop_timer_arm(fd, 0);
+	if (!k->multi)
+		return;
 	curl_multi_socket_action(k->multi, CURL_SOCKET_TIMEOUT, 0, &running);
 	check_done(k);
 }
 
-int xm_k8s_http_init(struct xm_k8s *k)
+/* The multi handle holds the connections to the API server (one, HTTP/2). */
+static int http_multi_new(struct xm_k8s *k)
 {
 	k->multi = curl_multi_init();
 	if (!k->multi)
 		return -ENOMEM;
-	k->curl_tfd = xm_loop_timer_add(k->a->loop, on_curl_timer, k);
-	if (k->curl_tfd < 0)
-		return k->curl_tfd;
 	curl_multi_setopt(k->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
 	curl_multi_setopt(k->multi, CURLMOPT_SOCKETDATA, k);
 	curl_multi_setopt(k->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
 	curl_multi_setopt(k->multi, CURLMOPT_TIMERDATA, k);
 	return 0;
+}
+
+int xm_k8s_http_init(struct xm_k8s *k)
+{
+	k->curl_tfd = xm_loop_timer_add(k->a->loop, on_curl_timer, k);
+	if (k->curl_tfd < 0)
+		return k->curl_tfd;
+	return http_multi_new(k);
 }
 
 void xm_k8s_http_free(struct xm_k8s *k)
@@ -264,6 +272,8 @@ static int res_request(struct xm_k8s_res *r, bool list)
 			 "%s%s?watch=1&allowWatchBookmarks=true&resourceVersion=%s&timeoutSeconds=%u",
 			 k->conn.server, r->path, r->rv, k->watch_timeout_s);
 	}
+	if (!k->multi && http_multi_new(k))
+		return -ENOMEM;
 	h = curl_easy_init();
 	if (!h)
 		return -ENOMEM;
@@ -300,6 +310,34 @@ static int res_request(struct xm_k8s_res *r, bool list)
 
 static void res_backoff(struct xm_k8s_res *r, long retry_after_s, bool list_next);
 static void res_list(struct xm_k8s_res *r);
+
+/*
+ * A request timed out: the connection under it may be dead without either
+ * kernel knowing (a server that hangs, a path that went silent: no FIN, no
+ * RST). curl then ends only the HTTP/2 stream and keeps the connection, so
+ * the retry would be multiplexed onto it and hang again, for good. Dropping
+ * the multi handle closes every connection it holds; the other requests,
+ * most likely on the same connection, start again on a new one (a watch
+ * from its resourceVersion, a list page from its continue token).
+ */
+static void http_reconnect(struct xm_k8s *k)
+{
+	struct xm_k8s_res *all[] = { &k->svc, &k->eps, &k->node };
+	enum { N = sizeof(all) / sizeof(all[0]) };
+	bool running[N], list[N];
+	unsigned int i;
+
+	for (i = 0; i < N; i++) {
+		running[i] = all[i]->h;
+		list[i] = all[i]->listing;
+		res_stop_request(all[i]);
+	}
+	curl_multi_cleanup(k->multi);
+	k->multi = NULL; /* the next request makes a new one */
+	for (i = 0; i < N; i++)
+		if (running[i] && res_request(all[i], list[i]))
+			res_backoff(all[i], 0, list[i]);
+}
 
 /* 410: list again, at once unless the last list is so recent that they would loop. */
 static void res_relist(struct xm_k8s_res *r)
@@ -358,14 +396,20 @@ static void list_page(struct xm_k8s_res *r)
 	size_t i;
 
 	if (!r->watch) {
+		unsigned int s = r->k->watch_timeout_s;
+
 		if (!body) {
 			pr_warn("k8s: GET %s: not JSON: %s", r->path, je.text);
+			res_backoff(r, 0, true);
 			return;
 		}
 		json_decref(r->store);
 		r->store = body;
 		r->synced = true;
+		r->attempt = 0;
 		xm_k8s_node_changed(r->k);
+		/* not watched (RBAC: get only): read again, a label may change */
+		xm_loop_timer_arm(r->tfd, 1000L * (s < XM_K8S_NODE_REFRESH_S ? s : XM_K8S_NODE_REFRESH_S));
 		return;
 	}
 	if (!json_is_array(json_object_get(body, "items"))) {
@@ -436,8 +480,12 @@ static void res_done(struct xm_k8s_res *r, CURLcode rc)
 				  "account's ca.crt)"
 				: "");
 		res_stop_request(r);
-		if (r->watch)
-			res_backoff(r, 0, list);
+		if (rc == CURLE_OPERATION_TIMEDOUT) {
+			pr_info("k8s: %s: the connection to the API server may be dead: "
+				"closing it, every request on a new one", r->kind);
+			http_reconnect(r->k);
+		}
+		res_backoff(r, 0, list);
 		return;
 	}
 	if (code == 410) {
@@ -460,8 +508,7 @@ static void res_done(struct xm_k8s_res *r, CURLcode rc)
 				      : "");
 		json_decref(st);
 		res_stop_request(r);
-		if (r->watch)
-			res_backoff(r, (long)retry_after, list);
+		res_backoff(r, (long)retry_after, list);
 		return;
 	}
 	res_stop_request(r);
