@@ -71,7 +71,7 @@ programmed6=$(xm_ctl -j service show "[${dual[1]}]:81" |
 xm_assert "$programmed6" = "$pod_ips6" "IPv6 backends of [${dual[1]}]:81 (the pods' IPv6 addresses, from the IPv6 slice)"
 for ip in "${dual[@]}"; do
 	before_msgs=$(xm_stat redirect_msgs)
-	xm_k8s_client /bin/xm-traffic client "$ip" 80 -q 64K -r 256K -c 4 -n 5 >&2 ||
+	xm_k8s_client /bin/xm-load traffic "$ip" 80 -q 64K -r 256K -c 4 -n 5 >&2 ||
 		xm_fail "byte-exact traffic client -> ClusterIP $ip port 80 failed"
 	xm_assert "$(($(xm_stat redirect_msgs) - before_msgs))" -gt 0 "messages to $ip redirected socket to socket"
 	answers=$(xm_k8s_client /bin/xm-whoami ask "$ip" 81 -n 30)
