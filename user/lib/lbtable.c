@@ -100,45 +100,52 @@ void xm_lb_table_fill(struct xm_lb_table *t, const __u32 *ids, const __u32 *slot
 }
 
 /*
- * The backend entries ids[0..n) into out. The weighting loop rewrites
- * hundreds of tables per tick, so this takes one batched read when the ids lie
- * close together (a service's backends are allocated together), and one
- * lookup per backend only otherwise.
+ * Ids are grouped while the group's span stays within the buffer and at most
+ * this many times the ids in it (plus a little): gaps are read and dropped,
+ * which is cheaper than a syscall per id as long as they are short.
  */
-static int be_read_many(const struct xm_lb_maps *m, const __u32 *ids, unsigned int n,
-			struct xm_lb_backend *out)
-{
-	LIBBPF_OPTS(bpf_map_batch_opts, opts);
-	struct xm_lb_backend *vals = NULL;
-	__u32 lo = ~0u, hi = 0, span, count, cursor, *keys = NULL;
-	bool done = false;
+#define XM_IDS_SPAN_PER_ID 4
+#define XM_IDS_SPAN_SLACK 8
 
-	for (unsigned int i = 0; i < n; i++) {
-		lo = ids[i] < lo ? ids[i] : lo;
-		hi = ids[i] > hi ? ids[i] : hi;
-	}
-	span = n ? hi - lo + 1 : 0;
-	if (n > 1 && lo > 0 && span <= 4 * n) {
-		keys = calloc(span, sizeof(*keys));
-		vals = calloc(span, sizeof(*vals));
-		count = span;
-		cursor = lo - 1; /* the batch starts after this key */
-		/* ENOENT: the map ended, fine if every entry asked for came */
-		done = keys && vals &&
-		       (!bpf_map_lookup_batch(m->be, &cursor, &cursor, keys, vals, &count, &opts) ||
-			errno == ENOENT) && count == span;
-		for (unsigned int i = 0; done && i < n; i++) {
-			done = keys[ids[i] - lo] == ids[i];
-			out[i] = vals[ids[i] - lo];
+int xm_array_lookup_ids(int fd, const __u32 *ids, unsigned int n, size_t vsize, void *out,
+			const struct xm_batch_buf *buf)
+{
+	unsigned int i = 0, j;
+
+	while (i < n) {
+		LIBBPF_OPTS(bpf_map_batch_opts, opts);
+		__u32 lo = ids[i], hi = ids[i], span, count, cursor;
+		bool done = false;
+
+		for (j = i + 1; j < n; j++) {
+			__u32 nlo = ids[j] < lo ? ids[j] : lo, nhi = ids[j] > hi ? ids[j] : hi;
+			__u32 nspan = nhi - nlo + 1;
+
+			if (nspan > buf->cap ||
+			    nspan > XM_IDS_SPAN_PER_ID * (j - i + 1) + XM_IDS_SPAN_SLACK)
+				break;
+			lo = nlo;
+			hi = nhi;
 		}
+		span = hi - lo + 1;
+		if (j - i > 1) {
+			count = span;
+			cursor = lo - 1; /* the batch starts after this key */
+			/* ENOENT: the map ended, fine if every entry asked for came */
+			done = (!bpf_map_lookup_batch(fd, lo ? &cursor : NULL, &cursor, buf->keys,
+						      buf->vals, &count, &opts) ||
+				errno == ENOENT) && count == span;
+			for (unsigned int k = i; done && k < j; k++) {
+				done = buf->keys[ids[k] - lo] == ids[k];
+				memcpy((char *)out + (size_t)k * vsize,
+				       (char *)buf->vals + (size_t)(ids[k] - lo) * vsize, vsize);
+			}
+		}
+		for (unsigned int k = i; !done && k < j; k++)
+			if (bpf_map_lookup_elem(fd, &ids[k], (char *)out + (size_t)k * vsize))
+				return -errno;
+		i = j;
 	}
-	free(keys);
-	free(vals);
-	if (done)
-		return 0;
-	for (unsigned int i = 0; i < n; i++)
-		if (bpf_map_lookup_elem(m->be, &ids[i], &out[i]))
-			return -errno;
 	return 0;
 }
 
@@ -147,8 +154,8 @@ static int be_read_many(const struct xm_lb_maps *m, const __u32 *ids, unsigned i
  * (updates are idempotent, so a failed batch is redone from the start).
  * Batches take no BPF_EXIST (only BPF_F_LOCK): array entries always exist.
  */
-static int be_write_many(const struct xm_lb_maps *m, const __u32 *ids, unsigned int n,
-			 const struct xm_lb_backend *vals)
+int xm_lb_be_write(const struct xm_lb_maps *m, const __u32 *ids, unsigned int n,
+		   const struct xm_lb_backend *vals)
 {
 	LIBBPF_OPTS(bpf_map_batch_opts, opts);
 	__u32 count = n;
@@ -161,54 +168,111 @@ static int be_write_many(const struct xm_lb_maps *m, const __u32 *ids, unsigned 
 	return 0;
 }
 
-int xm_lb_table_write(const struct xm_lb_maps *m, const struct xm_lb_svc_key *key,
-		      const __u32 *ids, const double *weights, unsigned int n)
+void xm_lb_be_set_shown(struct xm_lb_backend *be, __u32 slots, double weight)
 {
-	struct xm_lb_backend *be = NULL;
-	struct xm_lb_table *t;
+	be->slots = slots;
+	be->weight_milli = weight > 0 ? (__u32)llround(fmin(weight, 4e6) * 1000) : 0;
+}
+
+/* Batches of backend entries read at once when showing slots and weights. */
+#define XM_BE_BATCH 4096
+
+int xm_lb_be_show(const struct xm_lb_maps *m, const __u32 *ids, const __u32 *slots,
+		  const double *weights, unsigned int n)
+{
+	struct xm_batch_buf buf = { .cap = n * XM_IDS_SPAN_PER_ID + XM_IDS_SPAN_SLACK };
+	struct xm_lb_backend *be;
+	int err = -ENOMEM;
+
+	if (!n)
+		return 0;
+	if (buf.cap > XM_BE_BATCH)
+		buf.cap = XM_BE_BATCH;
+	be = calloc(n, sizeof(*be));
+	buf.keys = calloc(buf.cap, sizeof(*buf.keys));
+	buf.vals = calloc(buf.cap, sizeof(*be));
+	if (be && buf.keys && buf.vals)
+		err = xm_array_lookup_ids(m->be, ids, n, sizeof(*be), be, &buf);
+	if (!err) {
+		for (unsigned int i = 0; i < n; i++)
+			xm_lb_be_set_shown(&be[i], slots[i], weights[i]);
+		err = xm_lb_be_write(m, ids, n, be);
+	}
+	free(buf.vals);
+	free(buf.keys);
+	free(be);
+	return err;
+}
+
+int xm_lb_tables_write(const struct xm_lb_maps *m, const __u32 *idx,
+		       const struct xm_lb_table *tables, unsigned int n)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	__u32 count = n;
+
+	if (!n || !bpf_map_update_batch(m->tables, idx, tables, &count, &opts))
+		return 0;
+	for (unsigned int i = 0; i < n; i++)
+		if (bpf_map_update_elem(m->tables, &idx[i], &tables[i], BPF_ANY))
+			return -errno;
+	return 0;
+}
+
+int xm_lb_svc_flip(const struct xm_lb_maps *m, const struct xm_lb_svc_key *key,
+		   struct xm_lb_svc *svc, __u32 backend_count)
+{
+	struct xm_lb_svc next = *svc;
+
+	next.active ^= 1;
+	next.backend_count = backend_count;
+	/* BPF_EXIST: never brings back a service someone deleted meanwhile */
+	if (bpf_map_update_elem(m->svc, key, &next, BPF_EXIST))
+		return -errno;
+	*svc = next;
+	return 0;
+}
+
+__u32 xm_lb_slots_used(const __u32 *slots, unsigned int n)
+{
+	__u32 count = 0;
+
+	for (unsigned int i = 0; i < n; i++)
+		count += slots[i] > 0;
+	return count;
+}
+
+int xm_lb_table_flip(const struct xm_lb_maps *m, const struct xm_lb_svc_key *key,
+		     const __u32 *ids, const __u32 *slots, unsigned int n)
+{
+	struct xm_lb_table t;
 	struct xm_lb_svc svc;
-	__u32 *slots, idx, count = 0;
-	int err = 0;
+	__u32 idx;
+	int err;
 
 	if (bpf_map_lookup_elem(m->svc, key, &svc))
 		return -errno;
-	t = calloc(1, sizeof(*t));
-	slots = calloc(n ? n : 1, sizeof(*slots));
-	if (!t || !slots) {
-		err = -ENOMEM;
-		goto out;
-	}
-	xm_lb_slots_apportion(weights, n, slots);
-	xm_lb_table_fill(t, ids, slots, n);
-	for (unsigned int i = 0; i < n; i++)
-		count += slots[i] > 0;
+	xm_lb_table_fill(&t, ids, slots, n);
 	/* 1. the inactive table, which no connect() reads */
-	idx = svc.id * 2 + (svc.active ^ 1);
-	if (bpf_map_update_elem(m->tables, &idx, t, BPF_ANY)) {
-		err = -errno;
-		goto out;
-	}
+	idx = xm_lb_table_inactive(&svc);
+	err = xm_lb_tables_write(m, &idx, &t, 1);
 	/* 2. flip: one update of the service entry */
-	svc.active ^= 1;
-	svc.backend_count = count;
-	if (bpf_map_update_elem(m->svc, key, &svc, BPF_EXIST)) {
-		err = -errno;
-		goto out;
-	}
-	/* 3. what each backend now holds, for xmeshctl and metrics */
-	be = calloc(n ? n : 1, sizeof(*be));
-	if (be && !be_read_many(m, ids, n, be)) {
-		for (unsigned int i = 0; i < n; i++) {
-			be[i].slots = slots[i];
-			be[i].weight_milli = weights[i] > 0 ?
-				(__u32)llround(fmin(weights[i], 4e6) * 1000) : 0;
-		}
-		be_write_many(m, ids, n, be);
-	}
-out:
-	free(be);
+	return err ?: xm_lb_svc_flip(m, key, &svc, xm_lb_slots_used(slots, n));
+}
+
+int xm_lb_table_write(const struct xm_lb_maps *m, const struct xm_lb_svc_key *key,
+		      const __u32 *ids, const double *weights, unsigned int n)
+{
+	__u32 *slots = calloc(n ? n : 1, sizeof(*slots));
+	int err;
+
+	if (!slots)
+		return -ENOMEM;
+	xm_lb_slots_apportion(weights, n, slots);
+	err = xm_lb_table_flip(m, key, ids, slots, n);
+	/* 3. what each backend now holds, for xmeshctl and metrics (best effort) */
+	if (!err)
+		xm_lb_be_show(m, ids, slots, weights, n);
 	free(slots);
-	free(t);
 	return err;
 }
 
