@@ -12,7 +12,9 @@
 # XM_COST_SECS (30) seconds each: no traffic, 2 rps per backend (20k rps
 # per node), 20 rps per backend (200k rps per node). Measured from /proc:
 # agent CPU (utime + stime) per second of wall time, VmRSS, VmHWM; and the
-# loop's own CPU per tick from xm_lb_wloop.
+# loop's own CPU per tick from xm_lb_wloop (its thread's clock, per tick of
+# wall time) and its table writes per tick. Then table_cost: CPU per table
+# write, one by one (xm_lb_table_write) against the loop's batched writes.
 #
 #   XM_COST_ALGO=l3x XM_COST_SECS=30 make bench-weight-cost
 set -u
@@ -27,7 +29,7 @@ BS=build-scale
 echo "building $BS with XM_LB_MAX_BACKENDS=12288 ..." >&2
 make -s B=$BS CLANG="${CLANG:-clang} -DXM_LB_MAX_BACKENDS=12288" \
 	CFLAGS="-O2 -g -DXM_LB_MAX_BACKENDS=12288" $BS/bin/xmesh-agent $BS/bin/xmeshctl \
-	$BS/tests/fake_probes >&2 || exit 1
+	$BS/tests/fake_probes $BS/tests/table_cost >&2 || exit 1
 
 export XM_BIN=$TOP/$BS/bin XM_TOOLS=$TOP/$BS/tests
 . tests/integration/lib.sh
@@ -101,6 +103,8 @@ measure() {
 measure "idle" 0 idle
 measure "2 rps/backend" 2 low
 measure "20 rps/backend" 20 high
+read -r _ _ _ single batched < <("$XM_TOOLS/table_cost" --services "$NSVC" --backends "$NBE" |
+	tr '=' ' ' | awk '{print $1, $3, $5, $7, $9}')
 
 echo
 echo "weighting loop cost: $NSVC services x $NBE backends, algorithm $ALGO, tick 500 ms," \
@@ -109,6 +113,9 @@ printf '%-22s %6s %10s %10s %10s %10s %8s %12s %14s\n' "phase" "rps/be" "cpu_%co
 	"loop_%core" "rss_MB" "hwm_MB" \
 	"ticks" "last_tick_ms" "writes_per_tick"
 printf '%s\n' "${results[@]}"
+echo "CPU per table write ($NSVC services x $NBE backends, median of 7): one by one" \
+	"${single} us, batched as the loop writes ${batched} us"
 echo "bench weight-cost: services=$NSVC backends=$((NSVC * NBE)) cpu_idle_pct=$cpu_idle" \
 	"cpu_2rps_pct=$cpu_low cpu_20rps_pct=$cpu_high loop_idle_pct=$loop_idle" \
-	"loop_2rps_pct=$loop_low loop_20rps_pct=$loop_high rss_mb=$rss_high hwm_mb=$hwm_high"
+	"loop_2rps_pct=$loop_low loop_20rps_pct=$loop_high rss_mb=$rss_high hwm_mb=$hwm_high" \
+	"table_write_us_single=$single table_write_us_batched=$batched"

@@ -110,6 +110,7 @@ struct xm_weighting {
 	__u64 last_ns;
 	int hist_budget;            /* histogram reads left in this tick */
 	bool topo_stale;            /* backends or services changed: re-read them */
+	bool topo_fresh;            /* they were re-read in this tick */
 	__u64 topo_ns;              /* when they were last read */
 	unsigned int nsvc_found;    /* services in svc_keys/svc_vals */
 	unsigned int rotate;        /* first service visited this tick */
@@ -555,8 +556,15 @@ static void weigh_service(struct xm_weighting *w, unsigned int vi, const __u32 *
 		rt = NULL;
 	/* Services added by another writer than this agent's config are left static. */
 	xm_rebal_conf_default(&roff);
-	err = wsvc_sync(w, &w->svcs[svc_id], key, rt ? rt->conf.algorithm : "static",
-			rt ? rt->conf.params : NULL, rt ? &rt->conf.rebalance : &roff, ids, n);
+	/*
+	 * A service's key, algorithm, params and backends change only with the
+	 * topology (the agent's changes, or the periodic re-read for others):
+	 * compare them only in a tick that re-read it.
+	 */
+	err = w->topo_fresh || !w->svcs[svc_id] ?
+		      wsvc_sync(w, &w->svcs[svc_id], key, rt ? rt->conf.algorithm : "static",
+				rt ? rt->conf.params : NULL, rt ? &rt->conf.rebalance : &roff, ids,
+				n) : 0;
 	if (err) {
 		char buf[96];
 
@@ -801,6 +809,7 @@ static void topology_read(struct xm_weighting *w, __u64 now)
 	}
 	w->nsvc_found = read_services(w);
 	w->topo_stale = false;
+	w->topo_fresh = true;
 	w->topo_ns = now;
 }
 
@@ -884,6 +893,7 @@ void xm_weighting_tick(struct xm_agent *a)
 		nbe += w->svc_count[sid];
 	}
 	flips_flush(w);
+	w->topo_fresh = false;
 	/* What the tables flipped this tick give each backend, in one batched update. */
 	if (w->n_show && xm_lb_be_write(&w->maps, w->show_ids, w->n_show, w->show_be))
 		w->topo_stale = true; /* re-read what is there */

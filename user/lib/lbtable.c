@@ -43,9 +43,12 @@ void xm_lb_maps_close(struct xm_lb_maps *m)
 	}
 }
 
+/* Services up to this many backends apportion without an allocation (the loop: every tick). */
+#define XM_APPORTION_ON_STACK 64
+
 void xm_lb_slots_apportion(const double *weights, unsigned int n, __u32 *slots_out)
 {
-	double sum = 0, *rem;
+	double sum = 0, *rem, rem_small[XM_APPORTION_ON_STACK];
 	__u32 given = 0;
 
 	for (unsigned int i = 0; i < n; i++) {
@@ -55,7 +58,7 @@ void xm_lb_slots_apportion(const double *weights, unsigned int n, __u32 *slots_o
 	}
 	if (sum <= 0 || n == 0)
 		return;
-	rem = calloc(n, sizeof(*rem));
+	rem = n <= XM_APPORTION_ON_STACK ? rem_small : calloc(n, sizeof(*rem));
 	for (unsigned int i = 0; i < n; i++) {
 		double q = weights[i] > 0 && isfinite(weights[i]) ? weights[i] / sum * XM_LB_SLOTS : 0;
 
@@ -76,7 +79,8 @@ void xm_lb_slots_apportion(const double *weights, unsigned int n, __u32 *slots_o
 			rem[best] = -1;
 		given++;
 	}
-	free(rem);
+	if (rem != rem_small)
+		free(rem);
 }
 
 void xm_lb_table_fill(struct xm_lb_table *t, const __u32 *ids, const __u32 *slots,
@@ -149,23 +153,24 @@ int xm_array_lookup_ids(int fd, const __u32 *ids, unsigned int n, size_t vsize, 
 	return 0;
 }
 
-/*
- * Write vals[0..n) back to ids[0..n): one batched update, else one each
- * (updates are idempotent, so a failed batch is redone from the start).
- * Batches take no BPF_EXIST (only BPF_F_LOCK): array entries always exist.
- */
-int xm_lb_be_write(const struct xm_lb_maps *m, const __u32 *ids, unsigned int n,
-		   const struct xm_lb_backend *vals)
+int xm_array_update_ids(int fd, const __u32 *ids, unsigned int n, const void *vals, size_t vsize)
 {
 	LIBBPF_OPTS(bpf_map_batch_opts, opts);
 	__u32 count = n;
 
-	if (!n || !bpf_map_update_batch(m->be, ids, vals, &count, &opts))
+	if (!n || !bpf_map_update_batch(fd, ids, vals, &count, &opts))
 		return 0;
+	/* Updates are idempotent, so a failed batch is redone from the start. */
 	for (unsigned int i = 0; i < n; i++)
-		if (bpf_map_update_elem(m->be, &ids[i], &vals[i], BPF_EXIST))
+		if (bpf_map_update_elem(fd, &ids[i], (const char *)vals + i * vsize, BPF_EXIST))
 			return -errno;
 	return 0;
+}
+
+int xm_lb_be_write(const struct xm_lb_maps *m, const __u32 *ids, unsigned int n,
+		   const struct xm_lb_backend *vals)
+{
+	return xm_array_update_ids(m->be, ids, n, vals, sizeof(*vals));
 }
 
 void xm_lb_be_set_shown(struct xm_lb_backend *be, __u32 slots, double weight)
@@ -207,15 +212,7 @@ int xm_lb_be_show(const struct xm_lb_maps *m, const __u32 *ids, const __u32 *slo
 int xm_lb_tables_write(const struct xm_lb_maps *m, const __u32 *idx,
 		       const struct xm_lb_table *tables, unsigned int n)
 {
-	LIBBPF_OPTS(bpf_map_batch_opts, opts);
-	__u32 count = n;
-
-	if (!n || !bpf_map_update_batch(m->tables, idx, tables, &count, &opts))
-		return 0;
-	for (unsigned int i = 0; i < n; i++)
-		if (bpf_map_update_elem(m->tables, &idx[i], &tables[i], BPF_ANY))
-			return -errno;
-	return 0;
+	return xm_array_update_ids(m->tables, idx, n, tables, sizeof(*tables));
 }
 
 int xm_lb_svc_flip(const struct xm_lb_maps *m, const struct xm_lb_svc_key *key,

@@ -104,6 +104,12 @@ struct xm_batch_buf {
  */
 int xm_array_lookup_ids(int fd, const __u32 *ids, unsigned int n, size_t vsize, void *out,
 			const struct xm_batch_buf *buf);
+/*
+ * Write vals[i] (vsize bytes) to ids[i] of the ARRAY map fd, i < n: one
+ * batched update (ARRAY entries always exist, so no BPF_EXIST is needed),
+ * else one update each. 0 or -errno.
+ */
+int xm_array_update_ids(int fd, const __u32 *ids, unsigned int n, const void *vals, size_t vsize);
 
 struct xm_lb_probe_snap {
 	struct xm_lb_probe c;
