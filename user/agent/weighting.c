@@ -43,7 +43,9 @@
 /* Tables written per batched update (4 KB each), before their services flip. */
 #define XM_W_FLIP_BATCH 32
 /* Histograms fetched per batched lookup (4 KB each; a service's ids lie together). */
-#define XM_W_HIST_BATCH 32
+#define XM_W_HIST_BATCH 16
+/* Backend entries written per batched update (their display fields). */
+#define XM_W_SHOW_BATCH 1024
 /* A service with no probe change is recomputed at least this often. */
 #define XM_W_QUIET_MAX_S 2.0
 /* Backends and services are re-read at least this often (s). */
@@ -122,9 +124,9 @@ struct xm_weighting {
 	__u32 *flip_idx, *flip_count, *flip_vi; /* table index, backend_count, svc_vals index */
 	struct wsvc **flip_s;
 	unsigned int n_flip;
-	/* Tables flipped this tick: their backends' entries, written at its end. */
-	__u32 *show_ids;                /* XM_LB_MAX_BACKENDS */
-	struct xm_lb_backend *show_be;  /* XM_LB_MAX_BACKENDS */
+	/* Backend entries of flipped tables, not written yet: XM_W_SHOW_BATCH. */
+	__u32 *show_ids;
+	struct xm_lb_backend *show_be;
 	unsigned int n_show;
 	/* Connection-level rebalancing (rebalance.h); NULL: the kernel cannot count. */
 	struct xm_rebalancer *rebal;
@@ -490,6 +492,14 @@ static void rebalance_service(struct xm_weighting *w, struct wsvc *s, double dt,
 	}
 }
 
+/* What the tables flipped give their backends, for display: one batched update. */
+static void show_flush(struct xm_weighting *w)
+{
+	if (w->n_show && xm_lb_be_write(&w->maps, w->show_ids, w->n_show, w->show_be))
+		w->topo_stale = true; /* re-read what is there */
+	w->n_show = 0;
+}
+
 /*
  * Write the tables queued by weigh_service() in one batched update, then flip
  * each service to its new table (the service entries as read with the
@@ -518,12 +528,10 @@ static void flips_flush(struct xm_weighting *w)
 			w->topo_stale = true;
 			continue;
 		}
-		/*
-		 * The backend entries are also the copies read with the topology.
-		 * Each backend id belongs to one service, so this never outgrows
-		 * XM_LB_MAX_BACKENDS.
-		 */
-		for (unsigned int i = 0; i < s->ws.n && w->n_show < XM_LB_MAX_BACKENDS; i++) {
+		/* The backend entries are also the copies read with the topology. */
+		for (unsigned int i = 0; i < s->ws.n; i++) {
+			if (w->n_show == XM_W_SHOW_BATCH)
+				show_flush(w);
 			xm_lb_be_set_shown(&w->be[s->ids[i]], s->slots[i], s->ws.b[i].place);
 			w->show_ids[w->n_show] = s->ids[i];
 			w->show_be[w->n_show++] = w->be[s->ids[i]];
@@ -893,11 +901,8 @@ void xm_weighting_tick(struct xm_agent *a)
 		nbe += w->svc_count[sid];
 	}
 	flips_flush(w);
+	show_flush(w);
 	w->topo_fresh = false;
-	/* What the tables flipped this tick give each backend, in one batched update. */
-	if (w->n_show && xm_lb_be_write(&w->maps, w->show_ids, w->n_show, w->show_be))
-		w->topo_stale = true; /* re-read what is there */
-	w->n_show = 0;
 	/* Services gone from the map. */
 	for (unsigned int i = 0; i < XM_LB_MAX_SERVICES; i++)
 		if (w->svcs[i] && w->svcs[i]->seen != w->ticks) {
@@ -957,8 +962,8 @@ int xm_weighting_start(struct xm_agent *a)
 	w->live = calloc(XM_LB_MAX_BACKENDS, 1);
 	w->probe = calloc(XM_LB_MAX_BACKENDS, sizeof(*w->probe));
 	w->by_svc = calloc(XM_LB_MAX_BACKENDS, sizeof(*w->by_svc));
-	w->show_ids = calloc(XM_LB_MAX_BACKENDS, sizeof(*w->show_ids));
-	w->show_be = calloc(XM_LB_MAX_BACKENDS, sizeof(*w->show_be));
+	w->show_ids = calloc(XM_W_SHOW_BATCH, sizeof(*w->show_ids));
+	w->show_be = calloc(XM_W_SHOW_BATCH, sizeof(*w->show_be));
 	w->flip_t = calloc(XM_W_FLIP_BATCH, sizeof(*w->flip_t));
 	w->flip_idx = calloc(XM_W_FLIP_BATCH, sizeof(*w->flip_idx));
 	w->flip_count = calloc(XM_W_FLIP_BATCH, sizeof(*w->flip_count));
