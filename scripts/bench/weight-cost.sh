@@ -12,7 +12,9 @@
 # XM_COST_SECS (30) seconds each: no traffic, 2 rps per backend (20k rps
 # per node), 20 rps per backend (200k rps per node). Measured from /proc:
 # agent CPU (utime + stime) per second of wall time, VmRSS, VmHWM; and the
-# loop's own CPU per tick from xm_lb_wloop.
+# loop's own CPU per tick from xm_lb_wloop (its thread's clock, per tick of
+# wall time) and its table writes per tick. Then table_cost: CPU per table
+# write, one by one (xm_lb_table_write) against the loop's batched writes.
 #
 #   XM_COST_ALGO=l3x XM_COST_SECS=30 make bench-weight-cost
 set -u
@@ -27,7 +29,7 @@ BS=build-scale
 echo "building $BS with XM_LB_MAX_BACKENDS=12288 ..." >&2
 make -s B=$BS CLANG="${CLANG:-clang} -DXM_LB_MAX_BACKENDS=12288" \
 	CFLAGS="-O2 -g -DXM_LB_MAX_BACKENDS=12288" $BS/bin/xmesh-agent $BS/bin/xmeshctl \
-	$BS/tests/fake_probes >&2 || exit 1
+	$BS/tests/fake_probes $BS/tests/table_cost >&2 || exit 1
 
 export XM_BIN=$TOP/$BS/bin XM_TOOLS=$TOP/$BS/tests
 . tests/integration/lib.sh
@@ -60,43 +62,60 @@ status_kb() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$XM_AGENT_PID/status"; 
 loop_field() {
 	xm_ctl -j top count 1 | python3 -c "import json,sys; print(json.load(sys.stdin)['loop']['$1'])"
 }
+# "ticks total_cost_ms table_writes" of the loop, read at once.
+loop_counts() {
+	xm_ctl -j top count 1 | python3 -c "import json,sys; l = json.load(sys.stdin)['loop']
+print(l['ticks'], l['total_cost_ms'], l['table_writes'])"
+}
 
 results=()
 measure() {
-	local name=$1 rps=$2 c0 c1 t0 t1 k0 k1 fp=
+	local name=$1 rps=$2 c0 c1 t0 t1 k0 k1 w0 w1 l0 l1 fp= tick_ms
 	if [ "$rps" != 0 ]; then
 		"$XM_TOOLS/fake_probes" --pin-root "$XM_PIN" --rps "$rps" --duration $((SECS + 4)) >/dev/null &
 		fp=$!
 		XM_PIDS+=($fp)
 		sleep 3 # let filters and tables settle
 	fi
-	k0=$(loop_field ticks)
+	read -r k0 l0 w0 < <(loop_counts)
 	c0=$(cpu_ticks)
 	t0=$(date +%s.%N)
 	sleep "$SECS"
 	c1=$(cpu_ticks)
 	t1=$(date +%s.%N)
-	k1=$(loop_field ticks)
+	read -r k1 l1 w1 < <(loop_counts)
+	tick_ms=$(loop_field tick_ms)
 	local last=$(loop_field last_tick_cost_ms)
 	[ -n "$fp" ] && wait "$fp"
-	local pct rss hwm
+	local pct lpct rss hwm
 	pct=$(python3 -c "print(f'{100 * ($c1 - $c0) / $hz / ($t1 - $t0):.2f}')")
+	# The loop's own CPU (thread clock) per tick of wall time: exact whatever the
+	# time these queries take on a loaded machine.
+	lpct=$(python3 -c "print(f'{100 * ($l1 - $l0) / max($k1 - $k0, 1) / $tick_ms:.2f}')")
 	rss=$(status_kb VmRSS)
 	hwm=$(status_kb VmHWM)
-	results+=("$(printf '%-22s %6s %10s %10s %10s %8s %12s' "$name" "$rps" "$pct" \
-		"$((rss / 1024))" "$((hwm / 1024))" "$((k1 - k0))" "$last")")
-	eval "cpu_$3=$pct; rss_$3=$((rss / 1024)); hwm_$3=$((hwm / 1024))"
+	results+=("$(printf '%-22s %6s %10s %10s %10s %10s %8s %12s %14s' "$name" "$rps" "$pct" "$lpct" \
+		"$((rss / 1024))" "$((hwm / 1024))" "$((k1 - k0))" "$last" \
+		"$(((w1 - w0) / (k1 - k0 > 0 ? k1 - k0 : 1)))")")
+	eval "cpu_$3=$pct; loop_$3=$lpct; rss_$3=$((rss / 1024)); hwm_$3=$((hwm / 1024))"
 }
 
 measure "idle" 0 idle
 measure "2 rps/backend" 2 low
 measure "20 rps/backend" 20 high
+read -r _ _ _ single batched < <("$XM_TOOLS/table_cost" --services "$NSVC" --backends "$NBE" |
+	tr '=' ' ' | awk '{print $1, $3, $5, $7, $9}')
 
 echo
 echo "weighting loop cost: $NSVC services x $NBE backends, algorithm $ALGO, tick 500 ms," \
 	"$(nproc) CPUs ($(uname -r)), ${SECS}s per phase"
-printf '%-22s %6s %10s %10s %10s %8s %12s\n' "phase" "rps/be" "cpu_%core" "rss_MB" "hwm_MB" \
-	"ticks" "last_tick_ms"
+printf '%-22s %6s %10s %10s %10s %10s %8s %12s %14s\n' "phase" "rps/be" "cpu_%core" \
+	"loop_%core" "rss_MB" "hwm_MB" \
+	"ticks" "last_tick_ms" "writes_per_tick"
 printf '%s\n' "${results[@]}"
+echo "CPU per table write ($NSVC services x $NBE backends, median of 7): one by one" \
+	"${single} us, batched as the loop writes ${batched} us"
 echo "bench weight-cost: services=$NSVC backends=$((NSVC * NBE)) cpu_idle_pct=$cpu_idle" \
-	"cpu_2rps_pct=$cpu_low cpu_20rps_pct=$cpu_high rss_mb=$rss_high hwm_mb=$hwm_high"
+	"cpu_2rps_pct=$cpu_low cpu_20rps_pct=$cpu_high loop_idle_pct=$loop_idle" \
+	"loop_2rps_pct=$loop_low loop_20rps_pct=$loop_high rss_mb=$rss_high hwm_mb=$hwm_high" \
+	"table_write_us_single=$single table_write_us_batched=$batched"

@@ -175,6 +175,83 @@ static void table_write_updates_backends(void **state)
 	close(m.be);
 }
 
+/*
+ * The weighting loop's batched writes: tables of several services in one
+ * xm_lb_tables_write() (into each one's inactive table), then each flipped
+ * from a held copy of its entry; every service ends on its new table, with
+ * its backend count, and the held copies match the map. A flip of a service
+ * deleted meanwhile fails with ENOENT and does not bring it back.
+ * xm_array_lookup_ids() reads ids in any order, close or scattered.
+ */
+static void batched_flips_and_lookups(void **state)
+{
+	enum { NS = 5, NB = 3 };
+	struct xm_lb_svc_key keys[NS];
+	struct xm_lb_svc svcs[NS], got;
+	struct xm_lb_table t[NS], active;
+	__u32 idx[NS], ids[NS][NB], slots[NS][NB];
+	double w[NB] = { 1, 2, 0 };
+	struct xm_lb_maps m = { .svc = -1, .tables = -1, .be = -1 };
+	__u32 want_ids[] = { 9, 2, 3, 4, 40, 1 }, keys_buf[8];
+	struct xm_lb_backend vals_buf[8], out[6], be;
+	struct xm_batch_buf buf = { keys_buf, vals_buf, 8 };
+
+	m.svc = bpf_map_create(BPF_MAP_TYPE_HASH, NULL, sizeof(keys[0]), sizeof(svcs[0]), NS, NULL);
+	m.tables = bpf_map_create(BPF_MAP_TYPE_ARRAY, NULL, 4, sizeof(struct xm_lb_table), NS * 2,
+				  NULL);
+	m.be = bpf_map_create(BPF_MAP_TYPE_ARRAY, NULL, 4, sizeof(be), 64, NULL);
+	if (m.svc < 0 || m.tables < 0 || m.be < 0)
+		skip();
+	for (int s = 0; s < NS; s++) {
+		memset(&keys[s], 0, sizeof(keys[s]));
+		keys[s].vip.ip[0] = 0x0a000001 + s;
+		keys[s].port = 80;
+		keys[s].proto = 6;
+		keys[s].family = 2;
+		memset(&svcs[s], 0, sizeof(svcs[s]));
+		svcs[s].id = s;
+		svcs[s].active = s & 1; /* both tables in use somewhere */
+		assert_int_equal(bpf_map_update_elem(m.svc, &keys[s], &svcs[s], BPF_ANY), 0);
+		for (int b = 0; b < NB; b++)
+			ids[s][b] = s * NB + b + 1;
+		xm_lb_slots_apportion(w, NB, slots[s]);
+		xm_lb_table_fill(&t[s], ids[s], slots[s], NB);
+		idx[s] = xm_lb_table_inactive(&svcs[s]);
+	}
+	assert_int_equal(xm_lb_tables_write(&m, idx, t, NS), 0);
+	/* service 3 deleted between its table and its flip */
+	assert_int_equal(bpf_map_delete_elem(m.svc, &keys[3]), 0);
+	for (int s = 0; s < NS; s++) {
+		__u8 was = svcs[s].active;
+		int err = xm_lb_svc_flip(&m, &keys[s], &svcs[s], xm_lb_slots_used(slots[s], NB));
+
+		if (s == 3) {
+			assert_int_equal(err, -ENOENT);
+			assert_int_not_equal(bpf_map_lookup_elem(m.svc, &keys[s], &got), 0);
+			continue;
+		}
+		assert_int_equal(err, 0);
+		assert_int_equal(svcs[s].active, was ^ 1);
+		assert_int_equal(bpf_map_lookup_elem(m.svc, &keys[s], &got), 0);
+		assert_memory_equal(&got, &svcs[s], sizeof(got));
+		assert_int_equal(got.backend_count, 2);
+		idx[s] = got.id * 2 + got.active;
+		assert_int_equal(bpf_map_lookup_elem(m.tables, &idx[s], &active), 0);
+		assert_memory_equal(&active, &t[s], sizeof(active));
+	}
+	for (__u32 id = 0; id < 64; id++) {
+		memset(&be, 0, sizeof(be));
+		be.port = 1000 + id;
+		assert_int_equal(bpf_map_update_elem(m.be, &id, &be, BPF_ANY), 0);
+	}
+	assert_int_equal(xm_array_lookup_ids(m.be, want_ids, 6, sizeof(be), out, &buf), 0);
+	for (int i = 0; i < 6; i++)
+		assert_int_equal(out[i].port, 1000 + want_ids[i]);
+	close(m.svc);
+	close(m.tables);
+	close(m.be);
+}
+
 static void expect_error(const char *text, const char *where)
 {
 	struct xm_lb_conf c;
@@ -305,6 +382,7 @@ int main(void)
 		cmocka_unit_test(apportion_all_zero_is_empty),
 		cmocka_unit_test(table_fill_counts),
 		cmocka_unit_test(table_write_updates_backends),
+		cmocka_unit_test(batched_flips_and_lookups),
 		cmocka_unit_test(histogram_relative_error),
 		cmocka_unit_test(histogram_quantiles),
 		cmocka_unit_test(success_rate_counts_5xx_and_failed_connects),

@@ -40,6 +40,12 @@
 #define XM_W_HIST_MIN 8
 #define XM_W_HIST_MAX_AGE_NS 2000000000ULL
 #define XM_W_HIST_BUDGET 1024
+/* Tables written per batched update (4 KB each), before their services flip. */
+#define XM_W_FLIP_BATCH 32
+/* Histograms fetched per batched lookup (4 KB each; a service's ids lie together). */
+#define XM_W_HIST_BATCH 16
+/* Backend entries written per batched update (their display fields). */
+#define XM_W_SHOW_BATCH 1024
 /* A service with no probe change is recomputed at least this often. */
 #define XM_W_QUIET_MAX_S 2.0
 /* Backends and services are re-read at least this often (s). */
@@ -107,10 +113,22 @@ struct xm_weighting {
 	__u64 last_ns;
 	int hist_budget;            /* histogram reads left in this tick */
 	bool topo_stale;            /* backends or services changed: re-read them */
+	bool topo_fresh;            /* they were re-read in this tick */
 	__u64 topo_ns;              /* when they were last read */
 	unsigned int nsvc_found;    /* services in svc_keys/svc_vals */
 	unsigned int rotate;        /* first service visited this tick */
 	struct xm_lb_svc_rt *rt_by_id[XM_LB_MAX_SERVICES]; /* the agent's services, this tick */
+	struct xm_batch_buf hist_buf;   /* XM_W_HIST_BATCH histograms per lookup */
+	struct xm_lb_hist *hist;        /* XM_W_HIST_BATCH: the ones asked for */
+	/* Tables filled, not written yet: XM_W_FLIP_BATCH of each. */
+	struct xm_lb_table *flip_t;
+	__u32 *flip_idx, *flip_count, *flip_vi; /* table index, backend_count, svc_vals index */
+	struct wsvc **flip_s;
+	unsigned int n_flip;
+	/* Backend entries of flipped tables, not written yet: XM_W_SHOW_BATCH. */
+	__u32 *show_ids;
+	struct xm_lb_backend *show_be;
+	unsigned int n_show;
 	/* Connection-level rebalancing (rebalance.h); NULL: the kernel cannot count. */
 	struct xm_rebalancer *rebal;
 	bool rebal_tried;
@@ -263,24 +281,22 @@ static int read_array(struct xm_weighting *w, int fd, __u32 n, size_t vsize, boo
  * as a sparse baseline (bucket, low 32 bits of the count: deltas are taken
  * modulo 2^32) and works on its non-empty buckets only.
  */
-static int hist_delta_quantiles(struct xm_weighting *w, __u32 id, double *p50, double *p99)
+static int hist_delta_quantiles(struct xm_weighting *w, __u32 id, const struct xm_lb_hist *cur,
+				double *p50, double *p99)
 {
 	struct bstate *b = &w->bs[id];
 	__u16 nidx[XM_LB_HIST_BUCKETS];
 	__u32 ncnt[XM_LB_HIST_BUCKETS];
 	__u64 dlt[XM_LB_HIST_BUCKETS];
-	struct xm_lb_hist cur;
 	__u64 total;
 	unsigned int n = 0, k;
 
 	*p50 = *p99 = -1;
-	if (bpf_map_lookup_elem(w->maps.hist, &id, &cur))
-		return -errno;
 	for (k = 0; k < XM_LB_HIST_BUCKETS; k++) {
-		if (!(__u32)cur.bucket[k])
+		if (!(__u32)cur->bucket[k])
 			continue;
 		nidx[n] = k;
-		ncnt[n++] = (__u32)cur.bucket[k];
+		ncnt[n++] = (__u32)cur->bucket[k];
 	}
 	total = xm_lb_hist_sparse_delta(b->hidx, b->hcnt, b->hn, nidx, ncnt, n, dlt);
 	if (n > b->hcap) {
@@ -483,12 +499,67 @@ static void rebalance_service(struct xm_weighting *w, struct wsvc *s, double dt,
 	}
 }
 
-static void weigh_service(struct xm_weighting *w, __u32 svc_id, const struct xm_lb_svc_key *key,
-			  const __u32 *ids, unsigned int n, double dt, __u64 now)
+/* What the tables flipped give their backends, for display: one batched update. */
+static void show_flush(struct xm_weighting *w)
 {
+	if (w->n_show && xm_lb_be_write(&w->maps, w->show_ids, w->n_show, w->show_be))
+		w->topo_stale = true; /* re-read what is there */
+	w->n_show = 0;
+}
+
+/*
+ * Write the tables queued by weigh_service() in one batched update, then flip
+ * each service to its new table (the service entries as read with the
+ * topology: only this agent writes them, and it re-reads them after every
+ * change of its own), then queue its backends' slots and weights for display.
+ */
+static void flips_flush(struct xm_weighting *w)
+{
+	int err;
+
+	if (!w->n_flip)
+		return;
+	err = xm_lb_tables_write(&w->maps, w->flip_idx, w->flip_t, w->n_flip);
+	for (unsigned int j = 0; j < w->n_flip; j++) {
+		unsigned int vi = w->flip_vi[j];
+		struct wsvc *s = w->flip_s[j];
+		int r = err ?: xm_lb_svc_flip(&w->maps, &w->svc_keys[vi], &w->svc_vals[vi],
+					      w->flip_count[j]);
+
+		if (r) {
+			char buf[96];
+
+			pr_warn("weighting: write table of %s: %s",
+				xm_lb_svc_key_str(&w->svc_keys[vi], buf, sizeof(buf)), strerror(-r));
+			s->written = false; /* written again next tick */
+			w->topo_stale = true;
+			continue;
+		}
+		/* The backend entries are also the copies read with the topology. */
+		for (unsigned int i = 0; i < s->ws.n; i++) {
+			if (w->n_show == XM_W_SHOW_BATCH)
+				show_flush(w);
+			xm_lb_be_set_shown(&w->be[s->ids[i]], s->slots[i], s->ws.b[i].place);
+			w->show_ids[w->n_show] = s->ids[i];
+			w->show_be[w->n_show++] = w->be[s->ids[i]];
+		}
+		if (w->wloop)
+			w->wloop->table_writes++;
+	}
+	w->n_flip = 0;
+}
+
+/* Weigh the service at svc_keys/svc_vals[vi], whose backends are ids[0..n). */
+static void weigh_service(struct xm_weighting *w, unsigned int vi, const __u32 *ids,
+			  unsigned int n, double dt, __u64 now)
+{
+	const struct xm_lb_svc_key *key = &w->svc_keys[vi];
+	__u32 svc_id = w->svc_vals[vi].id;
+	unsigned int j;
 	struct xm_wsample x[n ? n : 1];
 	double weights[n ? n : 1];
-	__u32 slots[n ? n : 1];
+	__u32 slots[n ? n : 1], hist_due[n ? n : 1];
+	unsigned int n_hist = 0;
 	struct xm_lb_svc_rt *rt = w->rt_by_id[svc_id];
 	struct xm_rebal_conf roff;
 	bool quiet = true;
@@ -500,8 +571,16 @@ static void weigh_service(struct xm_weighting *w, __u32 svc_id, const struct xm_
 		rt = NULL;
 	/* Services added by another writer than this agent's config are left static. */
 	xm_rebal_conf_default(&roff);
-	err = wsvc_sync(w, &w->svcs[svc_id], key, rt ? xm_weight_algo_find(rt->conf.algorithm) : NULL,
-			rt ? rt->conf.params : NULL, rt ? &rt->conf.rebalance : &roff, ids, n);
+	/*
+	 * A service's key, algorithm, params and backends change only with the
+	 * topology (the agent's changes, or the periodic re-read for others):
+	 * compare them only in a tick that re-read it.
+	 */
+	err = w->topo_fresh || !w->svcs[svc_id] ?
+		      wsvc_sync(w, &w->svcs[svc_id], key,
+				rt ? xm_weight_algo_find(rt->conf.algorithm) : NULL,
+				rt ? rt->conf.params : NULL, rt ? &rt->conf.rebalance : &roff, ids,
+				n) : 0;
 	if (err) {
 		char buf[96];
 
@@ -552,10 +631,24 @@ static void weigh_service(struct xm_weighting *w, __u32 svc_id, const struct xm_
 		    (b->pending >= XM_W_HIST_MIN || !b->have_hist ||
 		     now - b->hist_ns >= XM_W_HIST_MAX_AGE_NS)) {
 			w->hist_budget--;
-			hist_delta_quantiles(w, ids[i], &x[i].p50, &x[i].p99);
+			hist_due[n_hist++] = i;
 			b->pending = 0;
 			b->hist_ns = now;
 		}
+	}
+	/* The histograms due, a batched lookup per XM_W_HIST_BATCH of them. */
+	for (unsigned int k = 0; k < n_hist; k += XM_W_HIST_BATCH) {
+		unsigned int m = n_hist - k < XM_W_HIST_BATCH ? n_hist - k : XM_W_HIST_BATCH;
+		__u32 hid[XM_W_HIST_BATCH];
+
+		for (unsigned int j = 0; j < m; j++)
+			hid[j] = ids[hist_due[k + j]];
+		if (xm_array_lookup_ids(w->maps.hist, hid, m, sizeof(*w->hist), w->hist,
+					&w->hist_buf))
+			continue;
+		for (unsigned int j = 0; j < m; j++)
+			hist_delta_quantiles(w, hid[j], &w->hist[j], &x[hist_due[k + j]].p50,
+					     &x[hist_due[k + j]].p99);
 	}
 	/*
 	 * A service without any probe change is not recomputed every tick: its
@@ -611,19 +704,18 @@ static void weigh_service(struct xm_weighting *w, __u32 svc_id, const struct xm_
 	}
 	if (!change)
 		return;
-	err = xm_lb_table_write(&w->maps, key, ids, weights, n);
-	if (err) {
-		char buf[96];
-
-		pr_warn("weighting: write table of %s: %s",
-			xm_lb_svc_key_str(key, buf, sizeof(buf)), strerror(-err));
-		return;
-	}
+	/* Queue the table; flips_flush() writes it and flips the service. */
+	if (w->n_flip == XM_W_FLIP_BATCH)
+		flips_flush(w);
+	j = w->n_flip++;
+	xm_lb_table_fill(&w->flip_t[j], ids, slots, n);
+	w->flip_idx[j] = xm_lb_table_inactive(&w->svc_vals[vi]);
+	w->flip_count[j] = xm_lb_slots_used(slots, n);
+	w->flip_vi[j] = vi;
+	w->flip_s[j] = s;
 	memcpy(s->slots, slots, n * sizeof(*slots));
 	s->written = true;
 	s->written_ns = now;
-	if (w->wloop)
-		w->wloop->table_writes++;
 }
 
 /*
@@ -737,6 +829,7 @@ static void topology_read(struct xm_weighting *w, __u64 now)
 	}
 	w->nsvc_found = read_services(w);
 	w->topo_stale = false;
+	w->topo_fresh = true;
 	w->topo_ns = now;
 }
 
@@ -814,11 +907,14 @@ void xm_weighting_tick(struct xm_agent *a)
 		if (sid >= XM_LB_MAX_SERVICES)
 			continue;
 		if (!unchanged || !quiet_bank(w->svcs[sid], w->ticks, dt))
-			weigh_service(w, sid, &w->svc_keys[i], &w->by_svc[w->svc_start[sid]],
-				      w->svc_count[sid], dt, now);
+			weigh_service(w, i, &w->by_svc[w->svc_start[sid]], w->svc_count[sid], dt,
+				      now);
 		nsvc++;
 		nbe += w->svc_count[sid];
 	}
+	flips_flush(w);
+	show_flush(w);
+	w->topo_fresh = false;
 	/* Services gone from the map. */
 	for (unsigned int i = 0; i < XM_LB_MAX_SERVICES; i++)
 		if (w->svcs[i] && w->svcs[i]->seen != w->ticks) {
@@ -878,6 +974,17 @@ int xm_weighting_start(struct xm_agent *a)
 	w->live = calloc(XM_LB_MAX_BACKENDS, 1);
 	w->probe = calloc(XM_LB_MAX_BACKENDS, sizeof(*w->probe));
 	w->by_svc = calloc(XM_LB_MAX_BACKENDS, sizeof(*w->by_svc));
+	w->show_ids = calloc(XM_W_SHOW_BATCH, sizeof(*w->show_ids));
+	w->show_be = calloc(XM_W_SHOW_BATCH, sizeof(*w->show_be));
+	w->flip_t = calloc(XM_W_FLIP_BATCH, sizeof(*w->flip_t));
+	w->flip_idx = calloc(XM_W_FLIP_BATCH, sizeof(*w->flip_idx));
+	w->flip_count = calloc(XM_W_FLIP_BATCH, sizeof(*w->flip_count));
+	w->flip_vi = calloc(XM_W_FLIP_BATCH, sizeof(*w->flip_vi));
+	w->flip_s = calloc(XM_W_FLIP_BATCH, sizeof(*w->flip_s));
+	w->hist = calloc(XM_W_HIST_BATCH, sizeof(*w->hist));
+	w->hist_buf.cap = XM_W_HIST_BATCH;
+	w->hist_buf.keys = calloc(XM_W_HIST_BATCH, sizeof(*w->hist_buf.keys));
+	w->hist_buf.vals = calloc(XM_W_HIST_BATCH, sizeof(*w->hist));
 	/* Batches of about XM_W_BATCH_BYTES, whatever the number of CPUs. */
 	w->batch = XM_W_BATCH_BYTES / (((sizeof(struct xm_lb_probe) + 7) & ~7UL) *
 				       (w->ncpu > 0 ? w->ncpu : 1));
@@ -891,7 +998,9 @@ int xm_weighting_start(struct xm_agent *a)
 						     (w->ncpu > 0 ? w->ncpu : 1));
 	a->weighting = w;
 	if (w->ncpu <= 0 || !w->bs || !w->be || !w->live || !w->probe || !w->percpu || !w->by_svc ||
-	    !w->keys) {
+	    !w->keys || !w->show_ids || !w->show_be || !w->flip_t ||
+	    !w->flip_idx || !w->flip_count || !w->flip_vi || !w->flip_s || !w->hist ||
+	    !w->hist_buf.keys || !w->hist_buf.vals) {
 		err = w->ncpu < 0 ? w->ncpu : -ENOMEM;
 		goto fail;
 	}
@@ -965,6 +1074,16 @@ void xm_weighting_stop(struct xm_agent *a)
 	free(w->live);
 	free(w->probe);
 	free(w->by_svc);
+	free(w->show_ids);
+	free(w->show_be);
+	free(w->flip_t);
+	free(w->flip_idx);
+	free(w->flip_count);
+	free(w->flip_vi);
+	free(w->flip_s);
+	free(w->hist);
+	free(w->hist_buf.keys);
+	free(w->hist_buf.vals);
 	free(w->percpu);
 	free(w->keys);
 	free(w);

@@ -43,9 +43,12 @@ void xm_lb_maps_close(struct xm_lb_maps *m)
 	}
 }
 
+/* Services up to this many backends apportion without an allocation (the loop: every tick). */
+#define XM_APPORTION_ON_STACK 64
+
 void xm_lb_slots_apportion(const double *weights, unsigned int n, __u32 *slots_out)
 {
-	double sum = 0, *rem;
+	double sum = 0, *rem, rem_small[XM_APPORTION_ON_STACK];
 	__u32 given = 0;
 
 	for (unsigned int i = 0; i < n; i++) {
@@ -55,7 +58,7 @@ void xm_lb_slots_apportion(const double *weights, unsigned int n, __u32 *slots_o
 	}
 	if (sum <= 0 || n == 0)
 		return;
-	rem = calloc(n, sizeof(*rem));
+	rem = n <= XM_APPORTION_ON_STACK ? rem_small : calloc(n, sizeof(*rem));
 	for (unsigned int i = 0; i < n; i++) {
 		double q = weights[i] > 0 && isfinite(weights[i]) ? weights[i] / sum * XM_LB_SLOTS : 0;
 
@@ -76,7 +79,8 @@ void xm_lb_slots_apportion(const double *weights, unsigned int n, __u32 *slots_o
 			rem[best] = -1;
 		given++;
 	}
-	free(rem);
+	if (rem != rem_small)
+		free(rem);
 }
 
 void xm_lb_table_fill(struct xm_lb_table *t, const __u32 *ids, const __u32 *slots,
@@ -100,115 +104,172 @@ void xm_lb_table_fill(struct xm_lb_table *t, const __u32 *ids, const __u32 *slot
 }
 
 /*
- * The backend entries ids[0..n) into out. The weighting loop rewrites
- * hundreds of tables per tick, so this takes one batched read when the ids lie
- * close together (a service's backends are allocated together), and one
- * lookup per backend only otherwise.
+ * Ids are grouped while the group's span stays within the buffer and at most
+ * this many times the ids in it (plus a little): gaps are read and dropped,
+ * which is cheaper than a syscall per id as long as they are short.
  */
-static int be_read_many(const struct xm_lb_maps *m, const __u32 *ids, unsigned int n,
-			struct xm_lb_backend *out)
-{
-	LIBBPF_OPTS(bpf_map_batch_opts, opts);
-	struct xm_lb_backend *vals = NULL;
-	__u32 lo = ~0u, hi = 0, span, count, cursor, *keys = NULL;
-	bool done = false;
+#define XM_IDS_SPAN_PER_ID 4
+#define XM_IDS_SPAN_SLACK 8
 
-	for (unsigned int i = 0; i < n; i++) {
-		lo = ids[i] < lo ? ids[i] : lo;
-		hi = ids[i] > hi ? ids[i] : hi;
-	}
-	span = n ? hi - lo + 1 : 0;
-	if (n > 1 && lo > 0 && span <= 4 * n) {
-		keys = calloc(span, sizeof(*keys));
-		vals = calloc(span, sizeof(*vals));
-		count = span;
-		cursor = lo - 1; /* the batch starts after this key */
-		/* ENOENT: the map ended, fine if every entry asked for came */
-		done = keys && vals &&
-		       (!bpf_map_lookup_batch(m->be, &cursor, &cursor, keys, vals, &count, &opts) ||
-			errno == ENOENT) && count == span;
-		for (unsigned int i = 0; done && i < n; i++) {
-			done = keys[ids[i] - lo] == ids[i];
-			out[i] = vals[ids[i] - lo];
+int xm_array_lookup_ids(int fd, const __u32 *ids, unsigned int n, size_t vsize, void *out,
+			const struct xm_batch_buf *buf)
+{
+	unsigned int i = 0, j;
+
+	while (i < n) {
+		LIBBPF_OPTS(bpf_map_batch_opts, opts);
+		__u32 lo = ids[i], hi = ids[i], span, count, cursor;
+		bool done = false;
+
+		for (j = i + 1; j < n; j++) {
+			__u32 nlo = ids[j] < lo ? ids[j] : lo, nhi = ids[j] > hi ? ids[j] : hi;
+			__u32 nspan = nhi - nlo + 1;
+
+			if (nspan > buf->cap ||
+			    nspan > XM_IDS_SPAN_PER_ID * (j - i + 1) + XM_IDS_SPAN_SLACK)
+				break;
+			lo = nlo;
+			hi = nhi;
 		}
+		span = hi - lo + 1;
+		if (j - i > 1) {
+			count = span;
+			cursor = lo - 1; /* the batch starts after this key */
+			/* ENOENT: the map ended, fine if every entry asked for came */
+			done = (!bpf_map_lookup_batch(fd, lo ? &cursor : NULL, &cursor, buf->keys,
+						      buf->vals, &count, &opts) ||
+				errno == ENOENT) && count == span;
+			for (unsigned int k = i; done && k < j; k++) {
+				done = buf->keys[ids[k] - lo] == ids[k];
+				memcpy((char *)out + (size_t)k * vsize,
+				       (char *)buf->vals + (size_t)(ids[k] - lo) * vsize, vsize);
+			}
+		}
+		for (unsigned int k = i; !done && k < j; k++)
+			if (bpf_map_lookup_elem(fd, &ids[k], (char *)out + (size_t)k * vsize))
+				return -errno;
+		i = j;
 	}
-	free(keys);
-	free(vals);
-	if (done)
-		return 0;
-	for (unsigned int i = 0; i < n; i++)
-		if (bpf_map_lookup_elem(m->be, &ids[i], &out[i]))
-			return -errno;
 	return 0;
 }
 
-/*
- * Write vals[0..n) back to ids[0..n): one batched update, else one each
- * (updates are idempotent, so a failed batch is redone from the start).
- * Batches take no BPF_EXIST (only BPF_F_LOCK): array entries always exist.
- */
-static int be_write_many(const struct xm_lb_maps *m, const __u32 *ids, unsigned int n,
-			 const struct xm_lb_backend *vals)
+int xm_array_update_ids(int fd, const __u32 *ids, unsigned int n, const void *vals, size_t vsize)
 {
 	LIBBPF_OPTS(bpf_map_batch_opts, opts);
 	__u32 count = n;
 
-	if (!n || !bpf_map_update_batch(m->be, ids, vals, &count, &opts))
+	if (!n || !bpf_map_update_batch(fd, ids, vals, &count, &opts))
 		return 0;
+	/* Updates are idempotent, so a failed batch is redone from the start. */
 	for (unsigned int i = 0; i < n; i++)
-		if (bpf_map_update_elem(m->be, &ids[i], &vals[i], BPF_EXIST))
+		if (bpf_map_update_elem(fd, &ids[i], (const char *)vals + i * vsize, BPF_EXIST))
 			return -errno;
 	return 0;
+}
+
+int xm_lb_be_write(const struct xm_lb_maps *m, const __u32 *ids, unsigned int n,
+		   const struct xm_lb_backend *vals)
+{
+	return xm_array_update_ids(m->be, ids, n, vals, sizeof(*vals));
+}
+
+void xm_lb_be_set_shown(struct xm_lb_backend *be, __u32 slots, double weight)
+{
+	be->slots = slots;
+	be->weight_milli = weight > 0 ? (__u32)llround(fmin(weight, 4e6) * 1000) : 0;
+}
+
+/* Batches of backend entries read at once when showing slots and weights. */
+#define XM_BE_BATCH 4096
+
+int xm_lb_be_show(const struct xm_lb_maps *m, const __u32 *ids, const __u32 *slots,
+		  const double *weights, unsigned int n)
+{
+	struct xm_batch_buf buf = { .cap = n * XM_IDS_SPAN_PER_ID + XM_IDS_SPAN_SLACK };
+	struct xm_lb_backend *be;
+	int err = -ENOMEM;
+
+	if (!n)
+		return 0;
+	if (buf.cap > XM_BE_BATCH)
+		buf.cap = XM_BE_BATCH;
+	be = calloc(n, sizeof(*be));
+	buf.keys = calloc(buf.cap, sizeof(*buf.keys));
+	buf.vals = calloc(buf.cap, sizeof(*be));
+	if (be && buf.keys && buf.vals)
+		err = xm_array_lookup_ids(m->be, ids, n, sizeof(*be), be, &buf);
+	if (!err) {
+		for (unsigned int i = 0; i < n; i++)
+			xm_lb_be_set_shown(&be[i], slots[i], weights[i]);
+		err = xm_lb_be_write(m, ids, n, be);
+	}
+	free(buf.vals);
+	free(buf.keys);
+	free(be);
+	return err;
+}
+
+int xm_lb_tables_write(const struct xm_lb_maps *m, const __u32 *idx,
+		       const struct xm_lb_table *tables, unsigned int n)
+{
+	return xm_array_update_ids(m->tables, idx, n, tables, sizeof(*tables));
+}
+
+int xm_lb_svc_flip(const struct xm_lb_maps *m, const struct xm_lb_svc_key *key,
+		   struct xm_lb_svc *svc, __u32 backend_count)
+{
+	struct xm_lb_svc next = *svc;
+
+	next.active ^= 1;
+	next.backend_count = backend_count;
+	/* BPF_EXIST: never brings back a service someone deleted meanwhile */
+	if (bpf_map_update_elem(m->svc, key, &next, BPF_EXIST))
+		return -errno;
+	*svc = next;
+	return 0;
+}
+
+__u32 xm_lb_slots_used(const __u32 *slots, unsigned int n)
+{
+	__u32 count = 0;
+
+	for (unsigned int i = 0; i < n; i++)
+		count += slots[i] > 0;
+	return count;
+}
+
+int xm_lb_table_flip(const struct xm_lb_maps *m, const struct xm_lb_svc_key *key,
+		     const __u32 *ids, const __u32 *slots, unsigned int n)
+{
+	struct xm_lb_table t;
+	struct xm_lb_svc svc;
+	__u32 idx;
+	int err;
+
+	if (bpf_map_lookup_elem(m->svc, key, &svc))
+		return -errno;
+	xm_lb_table_fill(&t, ids, slots, n);
+	/* 1. the inactive table, which no connect() reads */
+	idx = xm_lb_table_inactive(&svc);
+	err = xm_lb_tables_write(m, &idx, &t, 1);
+	/* 2. flip: one update of the service entry */
+	return err ?: xm_lb_svc_flip(m, key, &svc, xm_lb_slots_used(slots, n));
 }
 
 int xm_lb_table_write(const struct xm_lb_maps *m, const struct xm_lb_svc_key *key,
 		      const __u32 *ids, const double *weights, unsigned int n)
 {
-	struct xm_lb_backend *be = NULL;
-	struct xm_lb_table *t;
-	struct xm_lb_svc svc;
-	__u32 *slots, idx, count = 0;
-	int err = 0;
+	__u32 *slots = calloc(n ? n : 1, sizeof(*slots));
+	int err;
 
-	if (bpf_map_lookup_elem(m->svc, key, &svc))
-		return -errno;
-	t = calloc(1, sizeof(*t));
-	slots = calloc(n ? n : 1, sizeof(*slots));
-	if (!t || !slots) {
-		err = -ENOMEM;
-		goto out;
-	}
+	if (!slots)
+		return -ENOMEM;
 	xm_lb_slots_apportion(weights, n, slots);
-	xm_lb_table_fill(t, ids, slots, n);
-	for (unsigned int i = 0; i < n; i++)
-		count += slots[i] > 0;
-	/* 1. the inactive table, which no connect() reads */
-	idx = svc.id * 2 + (svc.active ^ 1);
-	if (bpf_map_update_elem(m->tables, &idx, t, BPF_ANY)) {
-		err = -errno;
-		goto out;
-	}
-	/* 2. flip: one update of the service entry */
-	svc.active ^= 1;
-	svc.backend_count = count;
-	if (bpf_map_update_elem(m->svc, key, &svc, BPF_EXIST)) {
-		err = -errno;
-		goto out;
-	}
-	/* 3. what each backend now holds, for xmeshctl and metrics */
-	be = calloc(n ? n : 1, sizeof(*be));
-	if (be && !be_read_many(m, ids, n, be)) {
-		for (unsigned int i = 0; i < n; i++) {
-			be[i].slots = slots[i];
-			be[i].weight_milli = weights[i] > 0 ?
-				(__u32)llround(fmin(weights[i], 4e6) * 1000) : 0;
-		}
-		be_write_many(m, ids, n, be);
-	}
-out:
-	free(be);
+	err = xm_lb_table_flip(m, key, ids, slots, n);
+	/* 3. what each backend now holds, for xmeshctl and metrics (best effort) */
+	if (!err)
+		xm_lb_be_show(m, ids, slots, weights, n);
 	free(slots);
-	free(t);
 	return err;
 }
 

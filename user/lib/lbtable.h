@@ -54,6 +54,62 @@ void xm_lb_table_fill(struct xm_lb_table *t, const __u32 *ids, const __u32 *slot
  */
 int xm_lb_table_write(const struct xm_lb_maps *m, const struct xm_lb_svc_key *key,
 		      const __u32 *ids, const double *weights, unsigned int n);
+/*
+ * The two halves of xm_lb_table_write, for a writer of many tables at once
+ * (the weighting loop): flip to a table of the given slots, and record slots
+ * and weights in the backend entries, any number of services' backends in one
+ * call (a few batched syscalls whatever n; ids of one service lie together).
+ */
+int xm_lb_table_flip(const struct xm_lb_maps *m, const struct xm_lb_svc_key *key,
+		     const __u32 *ids, const __u32 *slots, unsigned int n);
+/*
+ * xm_lb_table_flip in steps, for a writer that holds the current service
+ * entries (only safe while no one else writes them): fill tables for
+ * xm_lb_table_inactive(), write many of them in one batched update, then
+ * flip each service (*svc updated on success; -ENOENT: it is gone).
+ */
+static inline __u32 xm_lb_table_inactive(const struct xm_lb_svc *svc)
+{
+	return svc->id * 2 + (svc->active ^ 1);
+}
+int xm_lb_tables_write(const struct xm_lb_maps *m, const __u32 *idx,
+		       const struct xm_lb_table *tables, unsigned int n);
+int xm_lb_svc_flip(const struct xm_lb_maps *m, const struct xm_lb_svc_key *key,
+		   struct xm_lb_svc *svc, __u32 backend_count);
+/* Backends with at least one slot: a service entry's backend_count. */
+__u32 xm_lb_slots_used(const __u32 *slots, unsigned int n);
+int xm_lb_be_show(const struct xm_lb_maps *m, const __u32 *ids, const __u32 *slots,
+		  const double *weights, unsigned int n);
+/*
+ * For a writer that holds current copies of the entries: set what
+ * xm_lb_be_show() sets in one copy, and write n entries back (one batched
+ * update, else one each). Only safe while no one else writes those entries.
+ */
+void xm_lb_be_set_shown(struct xm_lb_backend *be, __u32 slots, double weight);
+int xm_lb_be_write(const struct xm_lb_maps *m, const __u32 *ids, unsigned int n,
+		   const struct xm_lb_backend *vals);
+
+/* Room for cap keys and values of a batched lookup. */
+struct xm_batch_buf {
+	__u32 *keys;
+	void *vals;
+	__u32 cap;
+};
+
+/*
+ * Entries ids[0..n) (any order) of the ARRAY map fd, values of vsize bytes,
+ * not per-CPU, into out (n x vsize). Ids that lie close together come in one
+ * batched lookup per group (at most buf->cap entries each, gaps included);
+ * lone ids and kernels without batch ops take one lookup each. 0 or -errno.
+ */
+int xm_array_lookup_ids(int fd, const __u32 *ids, unsigned int n, size_t vsize, void *out,
+			const struct xm_batch_buf *buf);
+/*
+ * Write vals[i] (vsize bytes) to ids[i] of the ARRAY map fd, i < n: one
+ * batched update (ARRAY entries always exist, so no BPF_EXIST is needed),
+ * else one update each. 0 or -errno.
+ */
+int xm_array_update_ids(int fd, const __u32 *ids, unsigned int n, const void *vals, size_t vsize);
 
 struct xm_lb_probe_snap {
 	struct xm_lb_probe c;
