@@ -36,10 +36,18 @@ agent --overlay-dev xm-nodev 2>"$XM_RUN_DIR/e2" && xm_fail "missing --overlay-de
 grep -q "no such interface" "$XM_RUN_DIR/e2" || xm_fail "missing --overlay-dev: unclear"
 ip netns exec "$XM_PREFIX-n1" python3 -c '
 import socket, time
-s = socket.socket(); s.bind(("127.0.0.1", 9464)); s.listen(); time.sleep(60)' &
+s = socket.socket(); s.bind(("127.0.0.1", 9464)); s.listen(); time.sleep(3600)' &
 XM_PIDS+=($!)
-sleep 1
-agent --netns "$(xm_netns_path n1)" --metrics 127.0.0.1:9464 2>"$XM_RUN_DIR/e3" &&
+# The port must be taken before the agent tries it (a slow python would let the
+# agent win it and run on): wait for the listener, and bound the agent's runs.
+for _ in $(seq 100); do
+	ip netns exec "$XM_PREFIX-n1" ss -Hltn 'sport = :9464' | grep -q . && break
+	sleep 0.1
+done
+ip netns exec "$XM_PREFIX-n1" ss -Hltn 'sport = :9464' | grep -q . ||
+	xm_fail "the test's listener on 127.0.0.1:9464 did not start"
+timeout 60 "$XM_BIN/xmesh-agent" --cgroup "$XM_CGROUP" --pin-root "$XM_PIN" \
+	--netns "$(xm_netns_path n1)" --metrics 127.0.0.1:9464 2>"$XM_RUN_DIR/e3" &&
 	xm_fail "start with the metrics port in use succeeded"
 grep -q "rolled back" "$XM_RUN_DIR/e3" || xm_fail "no rollback: $(tail -n 3 "$XM_RUN_DIR/e3")"
 rm -f "$XM_RUN_DIR"/e[123]
@@ -48,7 +56,8 @@ xm_assert "$(snapshot)" = "$before" "run dir and /sys/fs/bpf after failed starts
 # A failed restart on a working datapath leaves it working.
 xm_agent_start
 kill "$XM_AGENT_PID"; wait "$XM_AGENT_PID" 2>/dev/null || true
-agent --netns "$(xm_netns_path n1)" --metrics 127.0.0.1:9464 2>/dev/null && xm_fail "restart succeeded"
+timeout 60 "$XM_BIN/xmesh-agent" --cgroup "$XM_CGROUP" --pin-root "$XM_PIN" \
+	--netns "$(xm_netns_path n1)" --metrics 127.0.0.1:9464 2>/dev/null && xm_fail "restart succeeded"
 xm_ctl -j status | xm_json 'j["abi_version"]' >/dev/null || xm_fail "meta map unreadable after a failed restart"
 xm_assert "$(attached)" -gt 0 "programs still attached after a failed restart"
 xm_log "ok: failed starts roll back; a failed restart keeps the datapath"
