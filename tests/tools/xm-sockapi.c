@@ -6,7 +6,7 @@
  * (the control): a case passes when the socket calls return what TCP returns.
  *
  *   xm-sockapi CASE ADDR PORT [-n ITERATIONS] [-t TIMEOUT_MS] [-b SRC_ADDR]
- *              [-s BYTES] [-w GO_FILE] [-d SECONDS]
+ *              [-s BYTES] [-w GO_FILE] [-d SECONDS] [-l LATE_MS]
  *   xm-sockapi list
  *
  * Every wait is bounded (-t, default 3000 ms per message): a case that would
@@ -49,7 +49,8 @@ static struct {
 	size_t bytes;        /* -s: payload of the cases that move bulk data */
 	const char *go_file; /* -w: hold waits for this file to exist */
 	int duration_s;      /* -d: soak duration */
-} o = { .duration_s = 60, .iterations = 150, .timeout_ms = 3000, .bytes = 256 * 1024 };
+	int late_ms;         /* -l: after a soak timeout, wait this much more for the bytes */
+} o = { .duration_s = 60, .late_ms = 30000, .iterations = 150, .timeout_ms = 3000, .bytes = 256 * 1024 };
 
 static const char *case_name;
 
@@ -82,19 +83,21 @@ static int wait_fd(int fd, short events, int ms)
 	return poll(&p, 1, ms) == 1 ? 0 : -1;
 }
 
-/* Read exactly n bytes within the timeout for each; -1 on error, EOF or timeout. */
-static int read_full(int fd, void *buf, size_t n)
+/*
+ * Read n bytes, waiting at most ms for each step; *got says how many arrived
+ * (also on failure). -1 on error, EOF (errno EPIPE) or timeout (ETIMEDOUT).
+ */
+static int read_within(int fd, void *buf, size_t n, int ms, size_t *got)
 {
-	size_t off = 0;
-
-	while (off < n) {
+	*got = 0;
+	while (*got < n) {
 		ssize_t k;
 
-		if (wait_fd(fd, POLLIN, o.timeout_ms)) {
+		if (wait_fd(fd, POLLIN, ms)) {
 			errno = ETIMEDOUT;
 			return -1;
 		}
-		k = recv(fd, (char *)buf + off, n - off, MSG_DONTWAIT);
+		k = recv(fd, (char *)buf + *got, n - *got, MSG_DONTWAIT);
 		if (k < 0 && (errno == EAGAIN || errno == EINTR))
 			continue;
 		if (k <= 0) {
@@ -102,9 +105,17 @@ static int read_full(int fd, void *buf, size_t n)
 				errno = EPIPE;
 			return -1;
 		}
-		off += k;
+		*got += k;
 	}
 	return 0;
+}
+
+/* Read exactly n bytes within the timeout for each; -1 on error, EOF or timeout. */
+static int read_full(int fd, void *buf, size_t n)
+{
+	size_t got;
+
+	return read_within(fd, buf, n, o.timeout_ms, &got);
 }
 
 static int write_full(int fd, const void *buf, size_t n)
@@ -1110,8 +1121,16 @@ static int case_threads(void)
  * connection either normally or with an RST (SO_LINGER 0) in the middle of
  * an exchange. Any wrong byte or a message not echoed within -t is a
  * failure; at the end the process must hold as many descriptors as before.
+ *
+ * Every failure is one "soak-fail:" line of key=value pairs (wall-clock
+ * times, so scripts/soak-redirect.sh can place it among the agent's restarts
+ * and the uninstall): the connection's identity (local port, socket cookie),
+ * its timing, which message, how many bytes came back and where they first
+ * differ, and the TCP view of the socket. After a timeout the thread keeps
+ * the socket and waits up to -l ms more ("soak-late:" line): bytes that
+ * arrive then were delayed, not lost.
  */
-static atomic_long soak_conns, soak_aborted, soak_failed, soak_bytes;
+static atomic_long soak_conns, soak_aborted, soak_failed, soak_bytes, soak_late;
 static double soak_end;
 
 static double mono_s(void)
@@ -1119,6 +1138,14 @@ static double mono_s(void)
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static double wall_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
@@ -1134,22 +1161,107 @@ static int open_fds(void)
 	return n;
 }
 
+/* One soak connection, for failure records. */
+struct soak_conn {
+	int thread;
+	long serial;       /* per thread */
+	double t_connect;  /* wall clock, s */
+	int local_port;
+	uint64_t cookie;   /* SO_COOKIE: what `xmeshctl -j sock list` shows */
+	int msgs;          /* messages planned */
+};
+
+static void soak_conn_identify(struct soak_conn *c, int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss), clen = sizeof(c->cookie);
+
+	c->local_port = 0;
+	if (!getsockname(fd, (void *)&ss, &len))
+		c->local_port = ntohs(ss.ss_family == AF_INET6
+					      ? ((struct sockaddr_in6 *)&ss)->sin6_port
+					      : ((struct sockaddr_in *)&ss)->sin_port);
+	c->cookie = 0;
+	getsockopt(fd, SOL_SOCKET, SO_COOKIE, &c->cookie, &clen);
+}
+
+/*
+ * Print one failure: step is "write", "read" or "compare"; m the message,
+ * n its size, off the connection's bytes before it, got the bytes echoed.
+ */
+static void soak_fail_record(int fd, const struct soak_conn *c, const char *step, int err, int m,
+			     size_t n, size_t off, size_t got, const unsigned char *out,
+			     const unsigned char *back)
+{
+	struct tcp_info ti = {};
+	socklen_t tlen = sizeof(ti);
+	int inq = -1, outq = -1;
+	char diff[96] = "";
+	double now = wall_s();
+
+	getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tlen);
+	ioctl(fd, SIOCINQ, &inq);
+	ioctl(fd, SIOCOUTQ, &outq);
+	for (size_t i = 0; i < got; i++) {
+		if (out[i] == back[i])
+			continue;
+		/* where the echo first differs, 4 bytes expected vs got */
+		snprintf(diff, sizeof(diff), " diff_at=%zu want=%02x%02x%02x%02x saw=%02x%02x%02x%02x",
+			 i, out[i], i + 1 < got ? out[i + 1] : 0, i + 2 < got ? out[i + 2] : 0,
+			 i + 3 < got ? out[i + 3] : 0, back[i], i + 1 < got ? back[i + 1] : 0,
+			 i + 2 < got ? back[i + 2] : 0, i + 3 < got ? back[i + 3] : 0);
+		break;
+	}
+	fprintf(stderr,
+		"soak-fail: id=%d.%ld t=%.3f step=%s err=%s t_connect=%.3f age_ms=%.0f msg=%d/%d "
+		"size=%zu conn_offset=%zu got=%zu%s local_port=%d cookie=%llu tcp_state=%u "
+		"unacked=%u retrans=%u last_data_sent_ms=%u last_data_recv_ms=%u inq=%d outq=%d\n",
+		c->thread, c->serial, now, step, err ? strerror(err) : "-", c->t_connect,
+		(now - c->t_connect) * 1000, m + 1, c->msgs, n, off, got, diff, c->local_port,
+		(unsigned long long)c->cookie, ti.tcpi_state, ti.tcpi_unacked, ti.tcpi_total_retrans,
+		ti.tcpi_last_data_sent, ti.tcpi_last_data_recv, inq, outq);
+}
+
+/* After a timeout: do the missing bytes come later, and are they the right ones? */
+static void soak_late_record(int fd, const struct soak_conn *c, const unsigned char *out,
+			     unsigned char *back, size_t n, size_t got)
+{
+	double t0 = mono_s();
+	size_t more = 0;
+	int rc = read_within(fd, back + got, n - got, o.late_ms, &more);
+	int err = rc ? errno : 0;
+
+	fprintf(stderr, "soak-late: id=%d.%ld t=%.3f waited_ms=%.0f late_bytes=%zu missing=%zu "
+		"received_intact=%d err=%s\n", c->thread, c->serial, wall_s(), (mono_s() - t0) * 1000,
+		more, n - got - more, !memcmp(out, back, got + more), err ? strerror(err) : "-");
+	if (!rc && !memcmp(out, back, n))
+		atomic_fetch_add(&soak_late, 1);
+}
+
 static void *soak_thread(void *p)
 {
-	unsigned int seed = (unsigned int)(long)p;
+	int thread = (int)(long)p;
+	unsigned int seed = thread * 7919 + 1;
 	static __thread unsigned char out[65536], back[65536];
+	struct soak_conn c = { .thread = thread };
 
 	while (mono_s() < soak_end) {
-		int fd = client_connect(0), msgs = 1 + rand_r(&seed) % 8;
-		int abort_at = rand_r(&seed) % 4 == 0 ? rand_r(&seed) % msgs : -1;
+		int fd, abort_at;
 		size_t off = 0;
 
+		c.t_connect = wall_s();
+		fd = client_connect(0);
 		if (fd < 0) {
 			usleep(1000);
 			continue; /* the listener's backlog may be full for a moment */
 		}
-		for (int m = 0; m < msgs; m++) {
-			size_t n = 1 + rand_r(&seed) % (rand_r(&seed) % 2 ? 512 : sizeof(out));
+		c.serial++;
+		c.msgs = 1 + rand_r(&seed) % 8;
+		abort_at = rand_r(&seed) % 4 == 0 ? rand_r(&seed) % c.msgs : -1;
+		soak_conn_identify(&c, fd);
+		for (int m = 0; m < c.msgs; m++) {
+			size_t n = 1 + rand_r(&seed) % (rand_r(&seed) % 2 ? 512 : sizeof(out)), got = 0;
+			const char *step = NULL;
 
 			for (size_t i = 0; i < n; i++)
 				out[i] = pattern(off + i + seed);
@@ -1159,9 +1271,18 @@ static void *soak_thread(void *p)
 				atomic_fetch_add(&soak_aborted, 1);
 				break;
 			}
-			if (write_full(fd, out, n) || read_full(fd, back, n) || memcmp(out, back, n)) {
-				fprintf(stderr, "soak: message of %zu bytes not echoed intact: %s\n",
-					n, strerror(errno));
+			if (write_full(fd, out, n))
+				step = "write";
+			else if (read_within(fd, back, n, o.timeout_ms, &got))
+				step = "read";
+			else if (memcmp(out, back, n))
+				step = "compare";
+			if (step) {
+				int err = !strcmp(step, "compare") ? 0 : errno;
+
+				soak_fail_record(fd, &c, step, err, m, n, off, got, out, back);
+				if (err == ETIMEDOUT)
+					soak_late_record(fd, &c, out, back, n, got);
 				atomic_fetch_add(&soak_failed, 1);
 				break;
 			}
@@ -1191,7 +1312,7 @@ static int case_soak_client(void)
 	soak_end = start + o.duration_s;
 	next_report = start + 10;
 	for (int i = 0; i < threads; i++)
-		pthread_create(&t[i], NULL, soak_thread, (void *)(long)(i * 7919 + 1));
+		pthread_create(&t[i], NULL, soak_thread, (void *)(long)i);
 	while (mono_s() < soak_end) {
 		sleep(1);
 		if (mono_s() >= next_report) {
@@ -1203,9 +1324,10 @@ static int case_soak_client(void)
 	}
 	for (int i = 0; i < threads; i++)
 		pthread_join(t[i], NULL);
-	printf("soak: connections=%ld aborted=%ld failed=%ld bytes=%ld fds_before=%d fds_after=%d\n",
-	       atomic_load(&soak_conns), atomic_load(&soak_aborted), atomic_load(&soak_failed),
-	       atomic_load(&soak_bytes), fds_before, open_fds());
+	printf("soak: connections=%ld aborted=%ld failed=%ld late_intact=%ld bytes=%ld fds_before=%d "
+	       "fds_after=%d\n", atomic_load(&soak_conns), atomic_load(&soak_aborted),
+	       atomic_load(&soak_failed), atomic_load(&soak_late), atomic_load(&soak_bytes),
+	       fds_before, open_fds());
 	if (soak_failed)
 		return fail("%ld connections lost or corrupted a message", atomic_load(&soak_failed));
 	if (open_fds() != fds_before)
@@ -1270,9 +1392,10 @@ int main(int argc, char **argv)
 	o.addr = argv[2];
 	o.port = atoi(argv[3]);
 	optind = 4;
-	while ((opt = getopt(argc, argv, "n:t:b:s:w:d:")) != -1) {
+	while ((opt = getopt(argc, argv, "n:t:b:s:w:d:l:")) != -1) {
 		switch (opt) {
 		case 'd': o.duration_s = atoi(optarg); break;
+		case 'l': o.late_ms = atoi(optarg); break;
 		case 's': o.bytes = strtoul(optarg, NULL, 0); break;
 		case 'w': o.go_file = optarg; break;
 		case 'b': o.src_addr = optarg; break;
