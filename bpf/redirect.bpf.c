@@ -42,19 +42,28 @@ struct {
 	__type(value, __u32);
 } xm_redirect_skip SEC(".maps");
 
-static __always_inline int skip_lookup(__u64 netns_cookie, __u16 port)
+static __always_inline __u32 *skip_lookup(__u64 netns_cookie, __u16 port)
 {
 	struct xm_redirect_skip_key k = { .netns_cookie = netns_cookie, .port = port };
 
-	return bpf_map_lookup_elem(&xm_redirect_skip, &k) != NULL;
+	return bpf_map_lookup_elem(&xm_redirect_skip, &k);
 }
 
-/* Has an operator opted this connection out of redirection (by port or by netns)? */
+/* Has an operator opted this connection out of redirection (by port, netns, or both)? */
 static __always_inline int redirect_opted_out(struct bpf_sock_ops *skops,
 					      const struct xm_sock_key *key)
 {
-	return skip_lookup(0, key->local_port) || skip_lookup(0, key->remote_port) ||
-	       skip_lookup(bpf_get_netns_cookie(skops), 0);
+	__u64 netns = bpf_get_netns_cookie(skops);
+	__u32 *pod;
+
+	if (skip_lookup(0, key->local_port) || skip_lookup(0, key->remote_port))
+		return 1;
+	pod = skip_lookup(netns, 0);
+	if (!pod)
+		return 0;
+	if (!(*pod & XM_REDIRECT_SKIP_F_PORTS))
+		return 1; /* the whole pod */
+	return skip_lookup(netns, key->local_port) || skip_lookup(netns, key->remote_port);
 }
 
 /*

@@ -95,15 +95,19 @@ static void skip_plain(json_t *v)
 	size_t i;
 	json_t *e;
 
-	printf("%-8s %s\n", "KIND", "VALUE");
+	printf("%-10s %s\n", "KIND", "VALUE");
 	json_array_foreach(v, i, e) {
-		json_t *port = json_object_get(e, "port");
+		json_t *port = json_object_get(e, "port"), *ns = json_object_get(e, "netns_cookie");
 
-		if (port)
-			printf("%-8s %" JSON_INTEGER_FORMAT "\n", "port", json_integer_value(port));
+		if (port && ns)
+			printf("%-10s %" JSON_INTEGER_FORMAT " port %" JSON_INTEGER_FORMAT "\n",
+			       "pod-port", json_integer_value(ns), json_integer_value(port));
+		else if (port)
+			printf("%-10s %" JSON_INTEGER_FORMAT "\n", "port", json_integer_value(port));
 		else
-			printf("%-8s %" JSON_INTEGER_FORMAT "\n", "netns",
-			       json_integer_value(json_object_get(e, "netns_cookie")));
+			printf("%-10s %" JSON_INTEGER_FORMAT "%s\n", "netns", json_integer_value(ns),
+			       json_is_true(json_object_get(e, "ports_only")) ? " (pod-port entries only)"
+									: "");
 	}
 }
 
@@ -129,11 +133,20 @@ static int sock_skip(int argc, char **argv)
 		}
 		arr = json_array();
 		while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+			__u32 f = 0;
+			json_t *o = json_object();
+
 			k = next;
 			prev = &k;
-			json_array_append_new(arr, k.port ? json_pack("{s:i}", "port", k.port)
-						    : json_pack("{s:I}", "netns_cookie",
-								(json_int_t)k.netns_cookie));
+			bpf_map_lookup_elem(fd, &k, &f);
+			/* netns_cookie and port both set: a pod's annotation (xmesh-cni) */
+			if (k.netns_cookie)
+				json_object_set_new(o, "netns_cookie", json_integer(k.netns_cookie));
+			if (k.port)
+				json_object_set_new(o, "port", json_integer(k.port));
+			if (!k.port && (f & XM_REDIRECT_SKIP_F_PORTS))
+				json_object_set_new(o, "ports_only", json_true());
+			json_array_append_new(arr, o);
 		}
 		close(fd);
 		ctl_print(arr, skip_plain);
@@ -171,7 +184,9 @@ static int sock_help(int argc, char **argv)
 			"  skip: opt connections out of redirection: every connection with local\n"
 			"  or remote port N, or every connection of a pod's network namespace.\n"
 			"  Applies to connections established afterwards; open ones keep their\n"
-			"  path. See docs/redirect-compat.md for the symptoms it avoids.\n");
+			"  path. See docs/redirect-compat.md for the symptoms it avoids.\n"
+			"  pod-port entries come from a pod's xmesh.io/redirect-skip-ports\n"
+			"  annotation (xmesh-cni); the pod's netns entry then says ports only.\n");
 	return 0;
 }
 
