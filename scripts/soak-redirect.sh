@@ -5,8 +5,10 @@
 # and abort connections with random sizes and timing for DURATION seconds
 # (xm-sockapi soak-client against echo-server: every echoed byte checked,
 # every message bounded by a timeout, so a hang fails). Meanwhile the agent
-# is killed and restarted every RESTART seconds, and once, at UNINSTALL_AT
-# seconds (default the middle), uninstalled (draining) and installed again.
+# is killed and restarted every RESTART seconds (+- RESTART_JITTER, so that
+# restarts land at random moments), and once, at UNINSTALL_AT seconds
+# (default the middle), uninstalled (draining) and installed again; with
+# UNINSTALL_EVERY=N, again every N seconds after that.
 # At the end: no failure, the client's descriptors back to where they were,
 # the redirect map empty.
 #
@@ -24,7 +26,9 @@ set -eu
 DURATION=${DURATION:-60}
 THREADS=${THREADS:-64}
 RESTART=${RESTART:-15}
+RESTART_JITTER=${RESTART_JITTER:-0}
 UNINSTALL_AT=${UNINSTALL_AT:-$((DURATION / 2))}
+UNINSTALL_EVERY=${UNINSTALL_EVERY:-0}
 TIMEOUT_MS=${TIMEOUT_MS:-10000}
 SOAK_DIR=${SOAK_DIR:-$XM_TOP/build/soak/xm-soak-$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$SOAK_DIR"
@@ -50,12 +54,12 @@ xm_pod_exec a "$XM_TOOLS/xm-sockapi" soak-client 10.77.0.3 7900 -n "$THREADS" -d
 	-t "$TIMEOUT_MS" >"$out" 2>&1 &
 soak=$!
 XM_PIDS+=($soak)
-start=$SECONDS restarts=0 uninstalled=0 next_restart=$RESTART
+start=$SECONDS restarts=0 uninstalled=0 next_restart=$RESTART next_uninstall=$UNINSTALL_AT
 while kill -0 $soak 2>/dev/null; do
 	sleep 1
 	t=$((SECONDS - start))
 	[ $t -lt $((DURATION - 2)) ] || continue
-	if [ $uninstalled = 0 ] && [ $t -ge "$UNINSTALL_AT" ]; then
+	if [ "$next_uninstall" -ge 0 ] && [ $t -ge "$next_uninstall" ]; then
 		soak_event "uninstall: agent stopped"
 		kill "$XM_AGENT_PID"; wait "$XM_AGENT_PID" 2>/dev/null || true
 		u0=$SECONDS
@@ -71,9 +75,13 @@ while kill -0 $soak 2>/dev/null; do
 		xm_register a 10.77.0.2
 		xm_register b 10.77.0.3
 		soak_event "reinstall: pods registered"
-		uninstalled=1
+		uninstalled=$((uninstalled + 1))
+		next_uninstall=-1
+		[ "$UNINSTALL_EVERY" = 0 ] || next_uninstall=$((t + UNINSTALL_EVERY))
 	elif [ $t -ge $next_restart ]; then
 		next_restart=$((next_restart + RESTART))
+		[ "$RESTART_JITTER" = 0 ] ||
+			next_restart=$((next_restart + RANDOM % (2 * RESTART_JITTER + 1) - RESTART_JITTER))
 		soak_event "restart $((restarts + 1)): agent killed (SIGKILL)"
 		kill -9 "$XM_AGENT_PID"; wait "$XM_AGENT_PID" 2>/dev/null || true
 		xm_agent_start

@@ -3,7 +3,7 @@
 # A pod's opt-out from socket redirection by annotation (docs/redirect-compat.md):
 # xmesh-cni declares the "io.kubernetes.cri.pod-annotations" capability, so
 # the runtime hands it the pod's annotations in runtimeConfig (as containerd
-# and CRI-O do; tests/integration/cni_chain.py plays the runtime here).
+# does; tests/integration/cni_chain.py plays the runtime here).
 #   - xmesh.io/redirect: "off": none of the pod's connections is redirected;
 #   - xmesh.io/redirect-skip-ports: "7801": only its connections with port
 #     7801 stay on TCP, port 7802 is redirected;

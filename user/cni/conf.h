@@ -86,7 +86,7 @@ struct xm_cni_conf {
 	/*
 	 * The pod's redirect opt-out, from runtimeConfig's
 	 * "io.kubernetes.cri.pod-annotations" (the capability of that name in
-	 * our conflist entry asks containerd and CRI-O for them). A bad value
+	 * our conflist entry asks the runtime for them; containerd passes them). A bad value
 	 * sets optout_err (code != 0): ADD refuses with it, DEL goes on.
 	 */
 	struct xm_cni_optout optout;
