@@ -138,6 +138,9 @@ static int write_full(int fd, const void *buf, size_t n)
 
 typedef void (*conn_fn)(int fd);
 
+/* Listeners accept TCP Fast Open (the fastopen case): this is the queue length. */
+static int listen_fastopen_qlen;
+
 static int listen_on(const char *addr, int port)
 {
 	struct sockaddr_storage ss;
@@ -149,6 +152,11 @@ static int listen_on(const char *addr, int port)
 	if (fd < 0)
 		return -1;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (listen_fastopen_qlen &&
+	    setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN, &listen_fastopen_qlen, sizeof(int))) {
+		close(fd);
+		return -1;
+	}
 	if (bind(fd, (void *)&ss, len) || listen(fd, 4096)) {
 		close(fd);
 		return -1;
@@ -972,6 +980,47 @@ static int case_nbconnect(void)
 	return ok("immediate write (%d EAGAIN while connecting) echoed", eagain);
 }
 
+/*
+ * -n connections opened with TCP Fast Open: the first message rides in the
+ * SYN (sendto MSG_FASTOPEN), and the client's TCP_INFO must say the server
+ * took it (TCPI_OPT_SYN_DATA). Needs net.ipv4.tcp_fastopen with client and
+ * server bits and "no cookie" (0x207) in the netns. Such connections must
+ * stay on TCP (bpf/redirect.bpf.c, sock_is_fastopen); the caller checks the
+ * counters.
+ */
+static int case_fastopen(void)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int n = o.iterations;
+
+	listen_fastopen_qlen = 64;
+	if (server_start(serve_echo))
+		return fail("server: %s (TCP_FASTOPEN on the listener)", strerror(errno));
+	sa_make(&ss, &len, o.addr, o.port);
+	for (int i = 0; i < n; i++) {
+		char msg[64], back[64];
+		struct tcp_info ti = {};
+		socklen_t tlen = sizeof(ti);
+		int fd = socket(ss.ss_family, SOCK_STREAM, 0), k;
+
+		k = snprintf(msg, sizeof(msg), "in the SYN, connection %d", i);
+		if (fd < 0 || sendto(fd, msg, k, MSG_FASTOPEN, (void *)&ss, len) != k)
+			return fail("sendto(MSG_FASTOPEN): %s", strerror(errno));
+		if (read_full(fd, back, k) || memcmp(msg, back, k))
+			return fail("connection %d: echo: %s", i, strerror(errno));
+		if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tlen) ||
+		    !(ti.tcpi_options & TCPI_OPT_SYN_DATA))
+			return fail("connection %d was not Fast Open (SYN data not acked): set "
+				    "net.ipv4.tcp_fastopen=0x207 in this netns", i);
+		/* one more exchange once established: that one could be redirected */
+		if (write_full(fd, msg, k) || read_full(fd, back, k) || memcmp(msg, back, k))
+			return fail("connection %d: second echo: %s", i, strerror(errno));
+		close(fd);
+	}
+	return ok("%d Fast Open connections (data in the SYN, acked), every message echoed", n);
+}
+
 static atomic_int churn_failed, churn_done;
 
 static void *churn_thread(void *p)
@@ -1369,6 +1418,7 @@ static const struct {
 	{ "sendfile", case_sendfile, "sendfile to the socket" },
 	{ "nbconnect", case_nbconnect, "non-blocking connect, then an immediate write" },
 	{ "churn", case_churn, "-n short connections from 8 threads" },
+	{ "fastopen", case_fastopen, "-n TCP Fast Open connections (data in the SYN)" },
 	{ "soak", case_soak, "churn soak: -n threads for -d seconds, random sizes, RSTs" },
 	{ "soak-client", case_soak_client, "soak's client half, towards echo-server" },
 	{ "threads", case_threads, "reader and writer threads on blocking sockets (-n conns, -s bytes)" },
