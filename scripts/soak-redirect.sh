@@ -31,8 +31,12 @@ UNINSTALL_AT=${UNINSTALL_AT:-$((DURATION / 2))}
 UNINSTALL_EVERY=${UNINSTALL_EVERY:-0}
 TIMEOUT_MS=${TIMEOUT_MS:-10000}
 SOAK_DIR=${SOAK_DIR:-$XM_TOP/build/soak/xm-soak-$(date -u +%Y%m%dT%H%M%SZ)}
-mkdir -p "$SOAK_DIR"
+mkdir -p "$SOAK_DIR/bin"
 exec > >(tee -a "$SOAK_DIR/run.log") 2>&1
+# The binaries this soak runs, kept with its results (and safe from a rebuild meanwhile).
+cp "$XM_BIN/xmesh-agent" "$XM_BIN/xmeshctl" "$XM_TOOLS/xm-sockapi" "$SOAK_DIR/bin/"
+XM_BIN=$SOAK_DIR/bin XM_TOOLS=$SOAK_DIR/bin
+git -C "$XM_TOP" describe --always --dirty >"$SOAK_DIR/bin/version" 2>/dev/null || true
 # Also on failure: place every failure among the events, then say where it all is.
 xm_cleanup_extra() {
 	[ -s "$SOAK_DIR/soak.out" ] && "$XM_TOP/scripts/soak_redirect.py" report "$SOAK_DIR" "$TIMEOUT_MS"
@@ -40,6 +44,8 @@ xm_cleanup_extra() {
 }
 soak_event() { echo "$(date +%s.%N) $*" >>"$SOAK_DIR/events.log"; }
 xm_setup
+# Mark the teardown before it kills anything: failures after it are the test's own.
+trap 'rc=$?; soak_event "teardown (exit $rc)"; (exit $rc); xm_cleanup' EXIT
 xm_two_pods
 out=$SOAK_DIR/soak.out
 xm_bg xm_pod_exec b "$XM_TOOLS/xm-sockapi" echo-server 10.77.0.3 7900
@@ -70,6 +76,7 @@ while kill -0 $soak 2>/dev/null; do
 		soak_event "uninstall: drained, pins removed"
 		xm_log "soak: uninstalled at ${t}s (drained in $((SECONDS - u0)) s), installing again"
 		[ -e "$XM_PIN" ] && xm_fail "pins left after the drain"
+		soak_event "reinstall: starting the agent"
 		xm_agent_start
 		soak_event "reinstall: agent ready"
 		xm_register a 10.77.0.2
@@ -84,6 +91,7 @@ while kill -0 $soak 2>/dev/null; do
 			next_restart=$((next_restart + RANDOM % (2 * RESTART_JITTER + 1) - RESTART_JITTER))
 		soak_event "restart $((restarts + 1)): agent killed (SIGKILL)"
 		kill -9 "$XM_AGENT_PID"; wait "$XM_AGENT_PID" 2>/dev/null || true
+		soak_event "restart $((restarts + 1)): starting the agent"
 		xm_agent_start
 		soak_event "restart $((restarts + 1)): agent ready"
 		restarts=$((restarts + 1))

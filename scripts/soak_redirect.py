@@ -150,8 +150,9 @@ def report(d, timeout_ms):
             phase += f", {nxt[0][0] - t_stall:.1f} s before '{nxt[0][1]}'"
         in_map = "no snapshot"
         snap = os.path.join(d, f"fail-{f['id']}.txt")
-        if os.path.exists(snap):
-            socks = json.loads(open(snap).read().split("\n")[2] or "null")
+        lines_snap = open(snap).read().split("\n") if os.path.exists(snap) else []
+        if len(lines_snap) > 2:
+            socks = json.loads(lines_snap[2] or "null")
             if socks is None:
                 in_map = "map unreadable (pins gone)"
             else:
