@@ -8,7 +8,9 @@
 # is killed and restarted every RESTART seconds (+- RESTART_JITTER, so that
 # restarts land at random moments), and once, at UNINSTALL_AT seconds
 # (default the middle), uninstalled (draining) and installed again; with
-# UNINSTALL_EVERY=N, again every N seconds after that.
+# UNINSTALL_EVERY=N, again every N seconds after that. STALL_AT=T STALL_S=S
+# freezes the echo server (SIGSTOP) at T for S seconds: the check that the
+# failure records tell a late byte (the client's deadline) from a lost one.
 # At the end: no failure, the client's descriptors back to where they were,
 # the redirect map empty.
 #
@@ -30,6 +32,8 @@ RESTART_JITTER=${RESTART_JITTER:-0}
 UNINSTALL_AT=${UNINSTALL_AT:-$((DURATION / 2))}
 UNINSTALL_EVERY=${UNINSTALL_EVERY:-0}
 TIMEOUT_MS=${TIMEOUT_MS:-10000}
+STALL_AT=${STALL_AT:--1}
+STALL_S=${STALL_S:-12}
 SOAK_DIR=${SOAK_DIR:-$XM_TOP/build/soak/xm-soak-$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$SOAK_DIR/bin"
 exec > >(tee -a "$SOAK_DIR/run.log") 2>&1
@@ -61,9 +65,19 @@ xm_pod_exec a "$XM_TOOLS/xm-sockapi" soak-client 10.77.0.3 7900 -n "$THREADS" -d
 soak=$!
 XM_PIDS+=($soak)
 start=$SECONDS restarts=0 uninstalled=0 next_restart=$RESTART next_uninstall=$UNINSTALL_AT
+stall_until=-1
 while kill -0 $soak 2>/dev/null; do
 	sleep 1
 	t=$((SECONDS - start))
+	if [ "$STALL_AT" -ge 0 ] && [ $t -ge "$STALL_AT" ]; then
+		soak_event "stall: echo server stopped (SIGSTOP) for $STALL_S s"
+		ip netns pids "$XM_PREFIX-b" | xargs -r kill -STOP
+		STALL_AT=-1 stall_until=$((t + STALL_S))
+	elif [ $stall_until -ge 0 ] && [ $t -ge $stall_until ]; then
+		ip netns pids "$XM_PREFIX-b" | xargs -r kill -CONT
+		soak_event "stall: echo server continued (SIGCONT)"
+		stall_until=-1
+	fi
 	[ $t -lt $((DURATION - 2)) ] || continue
 	if [ "$next_uninstall" -ge 0 ] && [ $t -ge "$next_uninstall" ]; then
 		soak_event "uninstall: agent stopped"
