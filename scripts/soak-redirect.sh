@@ -49,7 +49,14 @@ xm_cleanup_extra() {
 soak_event() { echo "$(date +%s.%N) $*" >>"$SOAK_DIR/events.log"; }
 xm_setup
 # Mark the teardown before it kills anything: failures after it are the test's own.
-trap 'rc=$?; soak_event "teardown (exit $rc)"; (exit $rc); xm_cleanup' EXIT
+soak_teardown() {
+	local rc=$?
+	set +e
+	soak_event "teardown (exit $rc)"
+	(exit $rc) # xm_cleanup reads the exit status from $?
+	xm_cleanup
+}
+trap soak_teardown EXIT
 xm_two_pods
 out=$SOAK_DIR/soak.out
 xm_bg xm_pod_exec b "$XM_TOOLS/xm-sockapi" echo-server 10.77.0.3 7900
@@ -65,18 +72,16 @@ xm_pod_exec a "$XM_TOOLS/xm-sockapi" soak-client 10.77.0.3 7900 -n "$THREADS" -d
 soak=$!
 XM_PIDS+=($soak)
 start=$SECONDS restarts=0 uninstalled=0 next_restart=$RESTART next_uninstall=$UNINSTALL_AT
-stall_until=-1
 while kill -0 $soak 2>/dev/null; do
 	sleep 1
 	t=$((SECONDS - start))
 	if [ "$STALL_AT" -ge 0 ] && [ $t -ge "$STALL_AT" ]; then
 		soak_event "stall: echo server stopped (SIGSTOP) for $STALL_S s"
 		ip netns pids "$XM_PREFIX-b" | xargs -r kill -STOP
-		STALL_AT=-1 stall_until=$((t + STALL_S))
-	elif [ $stall_until -ge 0 ] && [ $t -ge $stall_until ]; then
-		ip netns pids "$XM_PREFIX-b" | xargs -r kill -CONT
-		soak_event "stall: echo server continued (SIGCONT)"
-		stall_until=-1
+		# continued on its own clock: an uninstall meanwhile waits for it
+		xm_bg sh -c "sleep $STALL_S; ip netns pids $XM_PREFIX-b | xargs -r kill -CONT;
+			echo \"\$(date +%s.%N) stall: echo server continued (SIGCONT)\" >>$SOAK_DIR/events.log"
+		STALL_AT=-1
 	fi
 	[ $t -lt $((DURATION - 2)) ] || continue
 	if [ "$next_uninstall" -ge 0 ] && [ $t -ge "$next_uninstall" ]; then

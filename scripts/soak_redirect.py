@@ -142,7 +142,7 @@ def report(d, timeout_ms):
     for f in fails:
         t = float(f["t"])
         # a read timeout began timeout_ms before it was noticed
-        t_stall = t - timeout_ms / 1000 if f["err"] == "Connection timed out" else t
+        t_stall = t - timeout_ms / 1000 if f["err"] == "ETIMEDOUT" else t
         prev = [e for e in events if e[0] <= t_stall]
         nxt = [e for e in events if e[0] > t_stall]
         phase = f"{t_stall - prev[-1][0]:.1f} s after '{prev[-1][1]}'" if prev else "before start"

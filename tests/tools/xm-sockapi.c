@@ -1265,7 +1265,7 @@ static void soak_fail_record(int fd, const struct soak_conn *c, const char *step
 		"soak-fail: id=%d.%ld t=%.3f step=%s err=%s t_connect=%.3f age_ms=%.0f msg=%d/%d "
 		"size=%zu conn_offset=%zu got=%zu%s local_port=%d cookie=%llu tcp_state=%u "
 		"unacked=%u retrans=%u last_data_sent_ms=%u last_data_recv_ms=%u inq=%d outq=%d\n",
-		c->thread, c->serial, now, step, err ? strerror(err) : "-", c->t_connect,
+		c->thread, c->serial, now, step, err ? strerrorname_np(err) : "-", c->t_connect,
 		(now - c->t_connect) * 1000, m + 1, c->msgs, n, off, got, diff, c->local_port,
 		(unsigned long long)c->cookie, ti.tcpi_state, ti.tcpi_unacked, ti.tcpi_total_retrans,
 		ti.tcpi_last_data_sent, ti.tcpi_last_data_recv, inq, outq);
@@ -1282,7 +1282,7 @@ static void soak_late_record(int fd, const struct soak_conn *c, const unsigned c
 
 	fprintf(stderr, "soak-late: id=%d.%ld t=%.3f waited_ms=%.0f late_bytes=%zu missing=%zu "
 		"received_intact=%d err=%s\n", c->thread, c->serial, wall_s(), (mono_s() - t0) * 1000,
-		more, n - got - more, !memcmp(out, back, got + more), err ? strerror(err) : "-");
+		more, n - got - more, !memcmp(out, back, got + more), err ? strerrorname_np(err) : "-");
 	if (!rc && !memcmp(out, back, n))
 		atomic_fetch_add(&soak_late, 1);
 }
