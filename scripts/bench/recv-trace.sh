@@ -3,23 +3,25 @@
 # bench recv-trace: what the redirect counters (bpf/redirect.bpf.c,
 # xm_redirect_recv on the sock_recv_length raw tracepoint) cost the host's
 # other sockets. The tracepoint is not per cgroup: it runs on every recvmsg
-# of the machine. Workload outside xmesh: two pods whose addresses are not
-# registered, their processes outside the agent's cgroup, xm-rr 64 B
-# request/response (two blocking recvmsg per round trip), client and server
-# pinned to one core.
-#   on   - the agent's link in place
-#   off  - its pinned link removed (the program detached); the agent is
-#          restarted before the next "on" run, which attaches it again
-# interleaved in alternating order, REPS pairs; medians of the p50 round
-# trip and of the wall time of RR_N round trips. Then PROFILE_RUNS runs of
-# the same client under `xmeshctl prog profile` (BPF run-time statistics
-# through a BPF_ENABLE_STATS fd; the sysctl is left alone): runs and ns per
-# run of the program, runs per round trip.
+# of the machine. Workload outside xmesh, in a pod whose address is not
+# registered and whose processes are outside the agent's cgroup:
+#   recvloop - one thread sends 1 byte and reads it back on a loopback TCP
+#              pair N times (xm-sockapi recvloop): CPU time per send+recv,
+#              by the thread's own clock (preemption on a shared machine is
+#              not counted), the receive path with nothing else around it;
+#   rr       - xm-rr 64 B request/response between two processes on one
+#              core (two blocking recvmsg per round trip): p50 round trip.
+# Each with the agent's link in place (on) and with its pin removed (off:
+# the program detached; the agent is restarted before the next "on" run),
+# interleaved in alternating order, REPS pairs, medians. Then PROFILE_RUNS
+# runs of rr under `xmeshctl prog profile` (BPF run-time statistics through
+# a BPF_ENABLE_STATS fd; the sysctl is left alone): runs and ns per run.
 #
-#   make bench-recv-trace          REPS=7 RR_N=20000 PROFILE_RUNS=3
+#   make bench-recv-trace          REPS=9 N=200000 RR_N=20000 PROFILE_RUNS=3
 set -eu
 . "$(dirname "$0")/../../tests/integration/lib.sh"
-REPS=${REPS:-7}
+REPS=${REPS:-9}
+N=${N:-200000}
 RR_N=${RR_N:-20000}
 PROFILE_RUNS=${PROFILE_RUNS:-3}
 xm_setup
@@ -45,11 +47,10 @@ run() { # MODE REP
 		kill -9 "$XM_AGENT_PID"; wait "$XM_AGENT_PID" 2>/dev/null || true
 		xm_agent_start 2>>"$XM_RUN_DIR/agent.log"
 	fi
-	t0=$(date +%s%N)
+	loop=$(ip netns exec "$XM_PREFIX-a" "$XM_TOOLS/xm-sockapi" recvloop 127.0.0.1 7700 -n "$N")
 	out=$(client)
-	t1=$(date +%s%N)
-	echo "$1 $(echo "$out" | xm_json 'j["p50_us"]') $(((t1 - t0) / 1000))" >>"$samples"
-	xm_log "recv-trace: rep $2/$REPS $1: $out, $(((t1 - t0) / 1000000)) ms"
+	echo "$1 $(echo "$out" | xm_json 'j["p50_us"]') $(echo "$loop" | xm_json 'j["cpu_ns_per_iteration"]')" >>"$samples"
+	xm_log "recv-trace: rep $2/$REPS $1: rr $out, recvloop $loop"
 }
 
 client >/dev/null # warm-up
@@ -76,13 +77,14 @@ med = lambda mode, i: st.median(float(r[i]) for r in rows if r[0] == mode)
 p = [json.loads(l) for l in open(prof) if l.strip()]
 runs = st.median(x["run_cnt"] for x in p)
 ns = st.median(x["ns_per_run"] for x in p)
-print(f"| mode | p50 round trip (us) | wall time of {n} round trips (ms) |")
+print(f"| mode | recvloop: CPU ns per send+recv | rr: p50 round trip (us) |")
 print("|---|---|---|")
 for m in ("off", "on"):
-    print(f"| {m} | {med(m, 1):.2f} | {med(m, 2) / 1000:.0f} |")
+    print(f"| {m} | {med(m, 2):.0f} | {med(m, 1):.2f} |")
 print(f"xm_redirect_recv: {runs:.0f} runs per profiled run of {n} round trips "
       f"({runs / n:.2f} per round trip), {ns:.1f} ns per run")
 print(f"bench recv-trace: reps={reps} rr_n={n} p50_us_off={med('off', 1):.2f} "
       f"p50_us_on={med('on', 1):.2f} p50_ratio={med('on', 1) / med('off', 1):.3f} "
-      f"wall_ratio={med('on', 2) / med('off', 2):.3f} runs_per_rt={runs / n:.2f} ns_per_run={ns:.1f}")
+      f"recvloop_ns_off={med('off', 2):.0f} recvloop_ns_on={med('on', 2):.0f} "
+      f"recvloop_delta_ns={med('on', 2) - med('off', 2):.0f} runs_per_rt={runs / n:.2f} ns_per_run={ns:.1f}")
 EOF

@@ -1021,6 +1021,38 @@ static int case_fastopen(void)
 	return ok("%d Fast Open connections (data in the SYN, acked), every message echoed", n);
 }
 
+/*
+ * The cost of the receive path alone, for scripts/bench/recv-trace.sh: one
+ * thread sends 1 byte and reads it back on a loopback TCP pair, -n times,
+ * and prints the thread's CPU time per recv() (CLOCK_THREAD_CPUTIME_ID: time
+ * the thread spent preempted on a shared machine is not counted).
+ */
+static int case_recvloop(void)
+{
+	struct timespec t0, t1;
+	int lfd = listen_on(o.addr, o.port), a, b;
+	char c = 'x';
+
+	if (lfd < 0)
+		return fail("listen: %s", strerror(errno));
+	a = client_connect(0);
+	b = accept(lfd, NULL, NULL);
+	close(lfd);
+	if (a < 0 || b < 0)
+		return fail("connect: %s", strerror(errno));
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
+	for (int i = 0; i < o.iterations; i++) {
+		if (send(a, &c, 1, 0) != 1 || recv(b, &c, 1, 0) != 1)
+			return fail("iteration %d: %s", i, strerror(errno));
+	}
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
+	printf("{\"iterations\": %d, \"cpu_ns_per_iteration\": %.1f}\n", o.iterations,
+	       ((t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec)) / o.iterations);
+	close(a);
+	close(b);
+	return 0;
+}
+
 static atomic_int churn_failed, churn_done;
 
 static void *churn_thread(void *p)
@@ -1419,6 +1451,7 @@ static const struct {
 	{ "nbconnect", case_nbconnect, "non-blocking connect, then an immediate write" },
 	{ "churn", case_churn, "-n short connections from 8 threads" },
 	{ "fastopen", case_fastopen, "-n TCP Fast Open connections (data in the SYN)" },
+	{ "recvloop", case_recvloop, "-n 1-byte send+recv on one thread: CPU ns per recv" },
 	{ "soak", case_soak, "churn soak: -n threads for -d seconds, random sizes, RSTs" },
 	{ "soak-client", case_soak_client, "soak's client half, towards echo-server" },
 	{ "threads", case_threads, "reader and writer threads on blocking sockets (-n conns, -s bytes)" },
