@@ -18,6 +18,7 @@
 #include "lib/addr.h"
 #include "lib/lb_probe.h"
 #include "lib/lb_sockops.h"
+#include "lib/kfeatures.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -43,19 +44,28 @@ struct {
 	__type(value, __u32);
 } xm_redirect_skip SEC(".maps");
 
-static __always_inline int skip_lookup(__u64 netns_cookie, __u16 port)
+static __always_inline __u32 *skip_lookup(__u64 netns_cookie, __u16 port)
 {
 	struct xm_redirect_skip_key k = { .netns_cookie = netns_cookie, .port = port };
 
-	return bpf_map_lookup_elem(&xm_redirect_skip, &k) != NULL;
+	return bpf_map_lookup_elem(&xm_redirect_skip, &k);
 }
 
-/* Has an operator opted this connection out of redirection (by port or by netns)? */
+/* Has an operator opted this connection out of redirection (by port, netns, or both)? */
 static __always_inline int redirect_opted_out(struct bpf_sock_ops *skops,
 					      const struct xm_sock_key *key)
 {
-	return skip_lookup(0, key->local_port) || skip_lookup(0, key->remote_port) ||
-	       skip_lookup(bpf_get_netns_cookie(skops), 0);
+	__u64 netns = bpf_get_netns_cookie(skops);
+	__u32 *pod;
+
+	if (skip_lookup(0, key->local_port) || skip_lookup(0, key->remote_port))
+		return 1;
+	pod = skip_lookup(netns, 0);
+	if (!pod)
+		return 0;
+	if (!(*pod & XM_REDIRECT_SKIP_F_PORTS))
+		return 1; /* the whole pod */
+	return skip_lookup(netns, key->local_port) || skip_lookup(netns, key->remote_port);
 }
 
 /*
@@ -114,26 +124,36 @@ static __always_inline int sockops_key(struct bpf_sock_ops *skops, struct xm_soc
 /*
  * A connection whose SYN carried data (TCP Fast Open) has bytes in TCP
  * before it is established, and its sequence numbers at this point are not
- * ISN + 1: it stays on TCP (never in the map). The bitfields of tcp_sock say
- * so exactly, read through BTF; where the kernel's BTF does not match them
- * (seen on Debian's 6.1), the SYN's payload shows in the counters of the
- * ESTABLISHED callbacks instead: a Fast Open client has sent a data segment,
- * a Fast Open child has received bytes (tcp_fastopen_add_skb); an ordinary
- * handshake has done neither. The branch not taken is dead code for the
- * verifier, so bpf_skc_to_tcp_sock is never asked of a kernel without it.
+ * ISN + 1: it stays on TCP (never in the map). At these callbacks:
+ * - a Fast Open client has set tcp_sock's syn_data and counted the SYN as a
+ *   data segment (data_segs_out);
+ * - a Fast Open child runs PASSIVE_ESTABLISHED from tcp_fastopen_create_child,
+ *   before the kernel adds the SYN's data or sets syn_fastopen_child (both
+ *   come after, in tcp_try_fastopen), so neither can say it; its
+ *   fastopen_rsk (the request, set before) does, and so does srtt_us == 0:
+ *   its SYN-ACK has not been acked yet, while an ordinary child has taken an
+ *   RTT sample from the ACK that completed the handshake (tcp_synack_rtt_meas;
+ *   none only after a SYN-ACK retransmitted without timestamps, and such a
+ *   connection then stays on TCP, which is safe).
+ * tcp_sock's fields are read through BTF; where the kernel's BTF does not
+ * match them (Debian's 6.1), the counters decide. The branch not taken is
+ * dead code for the verifier, so bpf_skc_to_tcp_sock is never asked of a
+ * kernel without it. The agent's feature mask (tcp_fastopen_btf) can force
+ * the counters path: tests/integration/test_redirect_fastopen.sh runs both.
  */
 static __always_inline int sock_is_fastopen(struct bpf_sock_ops *skops, struct bpf_sock *sk)
 {
+	bool passive = skops->op == BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB;
 	struct tcp_sock *tp;
 
-	if (!bpf_core_field_exists(struct tcp_sock, syn_data) ||
-	    !bpf_core_field_exists(struct tcp_sock, syn_fastopen_child))
-		return skops->data_segs_out || skops->bytes_received;
+	if (!xm_kf(XM_KF_TCP_FASTOPEN_BTF) || !bpf_core_field_exists(struct tcp_sock, syn_data) ||
+	    !bpf_core_field_exists(struct tcp_sock, fastopen_rsk))
+		return passive ? skops->srtt_us == 0 : skops->data_segs_out != 0;
 	tp = bpf_skc_to_tcp_sock(sk);
 	if (!tp)
 		return 1; /* not TCP as we know it: keep it out */
-	return BPF_CORE_READ_BITFIELD(tp, syn_data) ||
-	       BPF_CORE_READ_BITFIELD(tp, syn_fastopen_child);
+	return passive ? BPF_CORE_READ(tp, fastopen_rsk) != NULL
+		       : BPF_CORE_READ_BITFIELD(tp, syn_data);
 }
 
 /*

@@ -341,7 +341,8 @@ cat >"$D/cni/net.d/10-$N.conflist" <<EOF
 EOF
 cat >"$D/cni/xmesh-cni-plugin.json" <<EOF
 { "type": "xmesh-cni", "pinRoot": "$PIN", "stateDir": "$D/cni/xmesh",
-  "logFile": "$D/log/xmesh-cni.log", "logLevel": "debug" }
+  "logFile": "$D/log/xmesh-cni.log", "logLevel": "debug",
+  "capabilities": { "io.kubernetes.cri.pod-annotations": true } }
 EOF
 if [ "${XM_K8S_CNI_CHAIN:-1}" = 1 ]; then
 	# The DaemonSet's install step, pointed at this cluster's dirs.

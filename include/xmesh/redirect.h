@@ -65,8 +65,14 @@ _Static_assert(sizeof(struct xm_sock_state) == 64, "xm_sock_state layout is ABI"
  * Operators' opt-outs from redirection, checked when a connection is
  * established: {0, port} skips every connection with that local or remote
  * port (e.g. a service's target port), {netns cookie, 0} every connection of
- * that network namespace (a pod). Value: unused flags, 0.
+ * that network namespace (a pod). Value: flags. With
+ * XM_REDIRECT_SKIP_F_PORTS on {netns cookie, 0}, only the pod's connections
+ * with a local or remote port that has its own {netns cookie, port} entry
+ * are skipped (a pod's xmesh.io/redirect-skip-ports); pods without an entry
+ * pay one lookup, as before.
  */
+#define XM_REDIRECT_SKIP_F_PORTS 0x1
+
 struct xm_redirect_skip_key {
 	__u64 netns_cookie;
 	__u16 port; /* host byte order */

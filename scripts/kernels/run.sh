@@ -26,7 +26,7 @@ cd "$(dirname "$0")/../.."
 TOP=$PWD
 K=$TOP/build/kernels
 TESTS=${XM_KERNEL_TESTS:-"unit/ bpf/ redirect_pods redirect_isolation lb_select lb_probes
-	overlay_traffic test_cni_overlay agent_restart lb_restart kernel_features"}
+	overlay_traffic test_cni_overlay agent_restart lb_restart kernel_features redirect_fastopen"}
 TIMEOUT=${XM_KERNEL_TIMEOUT:-1500}
 MEM=${XM_KERNEL_MEM:-2048}
 SMP=${XM_KERNEL_SMP:-1}

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 """Run a CNI conflist the way a container runtime does (libcni semantics).
 
-  cni_chain.py --conflist F --cache DIR [--path P] add|check|del CID=NETNS[,IFNAME] ...
+  cni_chain.py --conflist F --cache DIR [--path P] [--annotations JSON] add|check|del CID=NETNS[,IFNAME] ...
   cni_chain.py --conflist F --cache DIR [--path P] gc [CID[,IFNAME] ...]
 
 ADD runs the plugins in order, each one getting the previous plugin's result
@@ -11,7 +11,10 @@ as prevResult, and caches the final result (as libcni does under
 runs them in reverse order with the cached result (none after a failed ADD)
 and drops the cache. GC sends the valid attachments to every plugin that
 supports CNI 1.1.0. Each plugin's stdin is its own config plus the list's
-name and cniVersion, and the CNI_* environment is set for it.
+name and cniVersion, and the CNI_* environment is set for it. --annotations
+are the pod's: as containerd does, they go in runtimeConfig under
+"io.kubernetes.cri.pod-annotations" to the plugins whose "capabilities"
+enable that key.
 
 Prints one JSON line per attachment on stdout: {"id", "ok", "result"|"error"}.
 Exit status 1 if any attachment failed.
@@ -31,8 +34,14 @@ def find_plugin(path, ptype):
     raise RuntimeError("plugin %s not found in CNI_PATH %s" % (ptype, path))
 
 
+POD_ANNOTATIONS = "io.kubernetes.cri.pod-annotations"
+annotations = None
+
+
 def invoke(path, plugin, version, name, cmd, env_extra, prev=None, extra=None):
     conf = dict(plugin)
+    if annotations is not None and plugin.get("capabilities", {}).get(POD_ANNOTATIONS):
+        conf["runtimeConfig"] = {POD_ANNOTATIONS: annotations}
     conf["name"] = name
     conf["cniVersion"] = version
     if prev is not None:
@@ -76,9 +85,13 @@ def main():
     ap.add_argument("--conflist", required=True)
     ap.add_argument("--cache", required=True)
     ap.add_argument("--path", default="/usr/lib/cni")
+    ap.add_argument("--annotations", help="the pod's annotations, a JSON object")
     ap.add_argument("cmd", choices=["add", "check", "del", "gc"])
     ap.add_argument("targets", nargs="*")
     a = ap.parse_args()
+    global annotations
+    if a.annotations:
+        annotations = json.loads(a.annotations)
 
     with open(a.conflist) as f:
         cl = json.load(f)

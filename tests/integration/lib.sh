@@ -163,6 +163,20 @@ xm_two_pods() {
 	xm_register b 10.77.0.3
 }
 
+# xm_cni_world: node n1 and a temporary dir for running xmesh-cni as a
+# runtime would: $TMP/bin/xmesh-cni, records in $TMP/state (also the agent's,
+# XMESH_CNI_STATE_DIR). Sets TMP, NODE (n1's netns path) and NET (network name).
+xm_cni_world() {
+	TMP=$(mktemp -d "/tmp/$XM_PREFIX-cni.XXXXXX")
+	xm_cleanup_extra() { rm -rf "$TMP"; }
+	xm_node n1
+	NODE=/var/run/netns/$XM_PREFIX-n1
+	mkdir -p "$TMP/bin"
+	ln -s "$XM_BIN/xmesh-cni" "$TMP/bin/xmesh-cni"
+	export XMESH_CNI_STATE_DIR=$TMP/state
+	NET=xm-$XM_ID
+}
+
 # xm_wait_listen POD PORT: until a TCP socket listens on PORT in POD's netns (slow machines).
 xm_wait_listen() {
 	for _ in $(seq "$(xm_size 50 300)"); do

@@ -13,14 +13,7 @@ set -eu
 . "$(dirname "$0")/lib.sh"
 HERE=$(cd "$(dirname "$0")" && pwd)
 xm_setup
-TMP=$(mktemp -d "/tmp/$XM_PREFIX-cni.XXXXXX")
-xm_cleanup_extra() { rm -rf "$TMP"; }
-xm_node n1
-NODE=/var/run/netns/$XM_PREFIX-n1
-mkdir -p "$TMP/bin"
-ln -s "$XM_BIN/xmesh-cni" "$TMP/bin/xmesh-cni"
-export XMESH_CNI_STATE_DIR=$TMP/state # read by the agent's discovery
-NET=xm-$XM_ID
+xm_cni_world
 
 conflist() { # VERSION FILE
 	cat >"$2" <<EOF

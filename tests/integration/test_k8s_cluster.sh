@@ -7,7 +7,10 @@
 # points at the pod IPs. Asserts: xmesh-cni registered every pod, the client
 # reaches the VIP byte-exact, over every backend, redirected socket to socket
 # (same node), with no kube-proxy and no service rule in nftables/iptables;
-# then the cluster is removed with nothing left behind.
+# a pod annotated xmesh.io/redirect-skip-ports gets its opt-out from
+# containerd through xmesh-cni (the pod-annotations capability of its conflist
+# entry) and loses it at deletion; then the cluster is removed with nothing
+# left behind.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/k8s_lib.sh"
@@ -69,6 +72,33 @@ for n in "${names[@]}"; do
 done
 
 xm_k8s_no_service_rules "$VIP"
+
+# The redirect opt-out annotation, as an operator writes it (docs/redirect-compat.md).
+skips() {
+	xm_ctl -j sock skip list |
+		xm_json "sorted([e.get('port', 0), e.get('ports_only', False)] for e in j if e.get('netns_cookie'))"
+}
+xm_assert "$(skips)" = "[]" "no pod opt-out before the annotated pod"
+xm_kubectl apply -f - >&2 <<'YAML'
+apiVersion: v1
+kind: Pod
+metadata:
+  name: xm-optout
+  labels: { app: xm-optout }
+  annotations: { xmesh.io/redirect-skip-ports: "5432, 6379" }
+spec:
+  terminationGracePeriodSeconds: 1
+  automountServiceAccountToken: false
+  containers:
+    - { name: main, image: xm.local/testsrv:1, imagePullPolicy: Never,
+        command: ["/bin/xm-whoami", "serve", "8081"] }
+YAML
+xm_k8s_wait_ready app=xm-optout 1
+xm_assert "$(skips)" = "[[0, true], [5432, false], [6379, false]]" \
+	"containerd passed the annotation to xmesh-cni: the pod's ports are opted out"
+xm_kubectl delete pod xm-optout --wait=true --timeout=60s >&2
+for _ in $(seq 150); do [ "$(skips)" = "[]" ] && break; sleep 0.2; done
+xm_assert "$(skips)" = "[]" "deleting the pod removed its opt-out (xmesh-cni DEL)"
 
 xm_kubectl delete -f "$XM_TOP/tests/k8s/manifests/echo.yaml" --wait=true --timeout=60s >&2
 # The API object can go before the kubelet tore the sandbox's network down

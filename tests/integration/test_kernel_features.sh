@@ -31,7 +31,7 @@ unset XMESH_DISABLE_FEATURES
 xm_assert "$(feat 1 tcx)" = "0 True" "status: tcx missing, with its fallback"
 xm_assert "$(feat 1 sockmap_link)" = "0 True" "status: sockmap_link missing, with its fallback"
 xm_assert "$(xm_tb_ctl 1 -j status | python3 -c "import json,sys; print(len(json.load(sys.stdin)[\"kernel_features\"]))")" \
-	-eq 6 "status lists every kernel feature"
+	-eq 7 "status lists every kernel feature"
 xm_tb_ctl 1 status | grep -q "tcx .*no .*cls_bpf" || xm_fail "plain status names the tc fallback"
 grep -q "kernel: no tcx (Linux >= 6.6)" "$XM_RUN_DIR/agent-n1.log" || xm_fail "one log line per fallback"
 xm_assert "$(filters 1 eth0 ingress)" -eq 1 "underlay ingress: one cls_bpf filter"

@@ -6,7 +6,7 @@
  * (the control): a case passes when the socket calls return what TCP returns.
  *
  *   xm-sockapi CASE ADDR PORT [-n ITERATIONS] [-t TIMEOUT_MS] [-b SRC_ADDR]
- *              [-s BYTES] [-w GO_FILE] [-d SECONDS]
+ *              [-s BYTES] [-w GO_FILE] [-d SECONDS] [-l LATE_MS]
  *   xm-sockapi list
  *
  * Every wait is bounded (-t, default 3000 ms per message): a case that would
@@ -50,7 +50,8 @@ static struct {
 	size_t bytes;        /* -s: payload of the cases that move bulk data */
 	const char *go_file; /* -w: hold waits for this file to exist */
 	int duration_s;      /* -d: soak duration */
-} o = { .duration_s = 60, .iterations = 150, .timeout_ms = 3000, .bytes = 256 * 1024 };
+	int late_ms;         /* -l: after a soak timeout, wait this much more for the bytes */
+} o = { .duration_s = 60, .late_ms = 30000, .iterations = 150, .timeout_ms = 3000, .bytes = 256 * 1024 };
 
 static const char *case_name;
 
@@ -83,19 +84,21 @@ static int wait_fd(int fd, short events, int ms)
 	return poll(&p, 1, ms) == 1 ? 0 : -1;
 }
 
-/* Read exactly n bytes within the timeout for each; -1 on error, EOF or timeout. */
-static int read_full(int fd, void *buf, size_t n)
+/*
+ * Read n bytes, waiting at most ms for each step; *got says how many arrived
+ * (also on failure). -1 on error, EOF (errno EPIPE) or timeout (ETIMEDOUT).
+ */
+static int read_within(int fd, void *buf, size_t n, int ms, size_t *got)
 {
-	size_t off = 0;
-
-	while (off < n) {
+	*got = 0;
+	while (*got < n) {
 		ssize_t k;
 
-		if (wait_fd(fd, POLLIN, o.timeout_ms)) {
+		if (wait_fd(fd, POLLIN, ms)) {
 			errno = ETIMEDOUT;
 			return -1;
 		}
-		k = recv(fd, (char *)buf + off, n - off, MSG_DONTWAIT);
+		k = recv(fd, (char *)buf + *got, n - *got, MSG_DONTWAIT);
 		if (k < 0 && (errno == EAGAIN || errno == EINTR))
 			continue;
 		if (k <= 0) {
@@ -103,9 +106,17 @@ static int read_full(int fd, void *buf, size_t n)
 				errno = EPIPE;
 			return -1;
 		}
-		off += k;
+		*got += k;
 	}
 	return 0;
+}
+
+/* Read exactly n bytes within the timeout for each; -1 on error, EOF or timeout. */
+static int read_full(int fd, void *buf, size_t n)
+{
+	size_t got;
+
+	return read_within(fd, buf, n, o.timeout_ms, &got);
 }
 
 static int write_full(int fd, const void *buf, size_t n)
@@ -128,6 +139,9 @@ static int write_full(int fd, const void *buf, size_t n)
 
 typedef void (*conn_fn)(int fd);
 
+/* Listeners accept TCP Fast Open (the fastopen case): this is the queue length. */
+static int listen_fastopen_qlen;
+
 static int listen_on(const char *addr, int port)
 {
 	struct sockaddr_storage ss;
@@ -139,6 +153,11 @@ static int listen_on(const char *addr, int port)
 	if (fd < 0)
 		return -1;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (listen_fastopen_qlen &&
+	    setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN, &listen_fastopen_qlen, sizeof(int))) {
+		close(fd);
+		return -1;
+	}
 	if (bind(fd, (void *)&ss, len) || listen(fd, 4096)) {
 		close(fd);
 		return -1;
@@ -962,6 +981,79 @@ static int case_nbconnect(void)
 	return ok("immediate write (%d EAGAIN while connecting) echoed", eagain);
 }
 
+/*
+ * -n connections opened with TCP Fast Open: the first message rides in the
+ * SYN (sendto MSG_FASTOPEN), and the client's TCP_INFO must say the server
+ * took it (TCPI_OPT_SYN_DATA). Needs net.ipv4.tcp_fastopen with client and
+ * server bits and "no cookie" (0x207) in the netns. Such connections must
+ * stay on TCP (bpf/redirect.bpf.c, sock_is_fastopen); the caller checks the
+ * counters.
+ */
+static int case_fastopen(void)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int n = o.iterations;
+
+	listen_fastopen_qlen = 64;
+	if (server_start(serve_echo))
+		return fail("server: %s (TCP_FASTOPEN on the listener)", strerror(errno));
+	sa_make(&ss, &len, o.addr, o.port);
+	for (int i = 0; i < n; i++) {
+		char msg[64], back[64];
+		struct tcp_info ti = {};
+		socklen_t tlen = sizeof(ti);
+		int fd = socket(ss.ss_family, SOCK_STREAM, 0), k;
+
+		k = snprintf(msg, sizeof(msg), "in the SYN, connection %d", i);
+		if (fd < 0 || sendto(fd, msg, k, MSG_FASTOPEN, (void *)&ss, len) != k)
+			return fail("sendto(MSG_FASTOPEN): %s", strerror(errno));
+		if (read_full(fd, back, k) || memcmp(msg, back, k))
+			return fail("connection %d: echo: %s", i, strerror(errno));
+		if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tlen) ||
+		    !(ti.tcpi_options & TCPI_OPT_SYN_DATA))
+			return fail("connection %d was not Fast Open (SYN data not acked): set "
+				    "net.ipv4.tcp_fastopen=0x207 in this netns", i);
+		/* one more exchange once established: that one could be redirected */
+		if (write_full(fd, msg, k) || read_full(fd, back, k) || memcmp(msg, back, k))
+			return fail("connection %d: second echo: %s", i, strerror(errno));
+		close(fd);
+	}
+	return ok("%d Fast Open connections (data in the SYN, acked), every message echoed", n);
+}
+
+/*
+ * The cost of the receive path alone, for scripts/bench/recv-trace.sh: one
+ * thread sends 1 byte and reads it back on a loopback TCP pair, -n times,
+ * and prints the thread's CPU time per recv() (CLOCK_THREAD_CPUTIME_ID: time
+ * the thread spent preempted on a shared machine is not counted).
+ */
+static int case_recvloop(void)
+{
+	struct timespec t0, t1;
+	int lfd = listen_on(o.addr, o.port), a, b;
+	char c = 'x';
+
+	if (lfd < 0)
+		return fail("listen: %s", strerror(errno));
+	a = client_connect(0);
+	b = accept(lfd, NULL, NULL);
+	close(lfd);
+	if (a < 0 || b < 0)
+		return fail("connect: %s", strerror(errno));
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
+	for (int i = 0; i < o.iterations; i++) {
+		if (send(a, &c, 1, 0) != 1 || recv(b, &c, 1, 0) != 1)
+			return fail("iteration %d: %s", i, strerror(errno));
+	}
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
+	printf("{\"iterations\": %d, \"cpu_ns_per_iteration\": %.1f}\n", o.iterations,
+	       ((t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec)) / o.iterations);
+	close(a);
+	close(b);
+	return 0;
+}
+
 static atomic_int churn_failed, churn_done;
 
 static void *churn_thread(void *p)
@@ -1111,8 +1203,16 @@ static int case_threads(void)
  * connection either normally or with an RST (SO_LINGER 0) in the middle of
  * an exchange. Any wrong byte or a message not echoed within -t is a
  * failure; at the end the process must hold as many descriptors as before.
+ *
+ * Every failure is one "soak-fail:" line of key=value pairs (wall-clock
+ * times, so scripts/soak-redirect.sh can place it among the agent's restarts
+ * and the uninstall): the connection's identity (local port, socket cookie),
+ * its timing, which message, how many bytes came back and where they first
+ * differ, and the TCP view of the socket. After a timeout the thread keeps
+ * the socket and waits up to -l ms more ("soak-late:" line): bytes that
+ * arrive then were delayed, not lost.
  */
-static atomic_long soak_conns, soak_aborted, soak_failed, soak_bytes;
+static atomic_long soak_conns, soak_aborted, soak_failed, soak_bytes, soak_late;
 static double soak_end;
 
 static int open_fds(void)
@@ -1127,22 +1227,107 @@ static int open_fds(void)
 	return n;
 }
 
+/* One soak connection, for failure records. */
+struct soak_conn {
+	int thread;
+	long serial;       /* per thread */
+	double t_connect;  /* wall clock, s */
+	int local_port;
+	uint64_t cookie;   /* SO_COOKIE: what `xmeshctl -j sock list` shows */
+	int msgs;          /* messages planned */
+};
+
+static void soak_conn_identify(struct soak_conn *c, int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss), clen = sizeof(c->cookie);
+
+	c->local_port = 0;
+	if (!getsockname(fd, (void *)&ss, &len))
+		c->local_port = ntohs(ss.ss_family == AF_INET6
+					      ? ((struct sockaddr_in6 *)&ss)->sin6_port
+					      : ((struct sockaddr_in *)&ss)->sin_port);
+	c->cookie = 0;
+	getsockopt(fd, SOL_SOCKET, SO_COOKIE, &c->cookie, &clen);
+}
+
+/*
+ * Print one failure: step is "write", "read" or "compare"; m the message,
+ * n its size, off the connection's bytes before it, got the bytes echoed.
+ */
+static void soak_fail_record(int fd, const struct soak_conn *c, const char *step, int err, int m,
+			     size_t n, size_t off, size_t got, const unsigned char *out,
+			     const unsigned char *back)
+{
+	struct tcp_info ti = {};
+	socklen_t tlen = sizeof(ti);
+	int inq = -1, outq = -1;
+	char diff[96] = "";
+	double now = xt_wall();
+
+	getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tlen);
+	ioctl(fd, SIOCINQ, &inq);
+	ioctl(fd, SIOCOUTQ, &outq);
+	for (size_t i = 0; i < got; i++) {
+		if (out[i] == back[i])
+			continue;
+		/* where the echo first differs, 4 bytes expected vs got */
+		snprintf(diff, sizeof(diff), " diff_at=%zu want=%02x%02x%02x%02x saw=%02x%02x%02x%02x",
+			 i, out[i], i + 1 < got ? out[i + 1] : 0, i + 2 < got ? out[i + 2] : 0,
+			 i + 3 < got ? out[i + 3] : 0, back[i], i + 1 < got ? back[i + 1] : 0,
+			 i + 2 < got ? back[i + 2] : 0, i + 3 < got ? back[i + 3] : 0);
+		break;
+	}
+	fprintf(stderr,
+		"soak-fail: id=%d.%ld t=%.3f step=%s err=%s t_connect=%.3f age_ms=%.0f msg=%d/%d "
+		"size=%zu conn_offset=%zu got=%zu%s local_port=%d cookie=%llu tcp_state=%u "
+		"unacked=%u retrans=%u last_data_sent_ms=%u last_data_recv_ms=%u inq=%d outq=%d\n",
+		c->thread, c->serial, now, step, err ? strerrorname_np(err) : "-", c->t_connect,
+		(now - c->t_connect) * 1000, m + 1, c->msgs, n, off, got, diff, c->local_port,
+		(unsigned long long)c->cookie, ti.tcpi_state, ti.tcpi_unacked, ti.tcpi_total_retrans,
+		ti.tcpi_last_data_sent, ti.tcpi_last_data_recv, inq, outq);
+}
+
+/* After a timeout: do the missing bytes come later, and are they the right ones? */
+static void soak_late_record(int fd, const struct soak_conn *c, const unsigned char *out,
+			     unsigned char *back, size_t n, size_t got)
+{
+	double t0 = xt_now();
+	size_t more = 0;
+	int rc = read_within(fd, back + got, n - got, o.late_ms, &more);
+	int err = rc ? errno : 0;
+
+	fprintf(stderr, "soak-late: id=%d.%ld t=%.3f waited_ms=%.0f late_bytes=%zu missing=%zu "
+		"received_intact=%d err=%s\n", c->thread, c->serial, xt_wall(), (xt_now() - t0) * 1000,
+		more, n - got - more, !memcmp(out, back, got + more), err ? strerrorname_np(err) : "-");
+	if (!rc && !memcmp(out, back, n))
+		atomic_fetch_add(&soak_late, 1);
+}
+
 static void *soak_thread(void *p)
 {
-	unsigned int seed = (unsigned int)(long)p;
+	int thread = (int)(long)p;
+	unsigned int seed = thread * 7919 + 1;
 	static __thread unsigned char out[65536], back[65536];
+	struct soak_conn c = { .thread = thread };
 
 	while (xt_now() < soak_end) {
-		int fd = client_connect(0), msgs = 1 + rand_r(&seed) % 8;
-		int abort_at = rand_r(&seed) % 4 == 0 ? rand_r(&seed) % msgs : -1;
+		int fd, abort_at;
 		size_t off = 0;
 
+		c.t_connect = xt_wall();
+		fd = client_connect(0);
 		if (fd < 0) {
 			usleep(1000);
 			continue; /* the listener's backlog may be full for a moment */
 		}
-		for (int m = 0; m < msgs; m++) {
-			size_t n = 1 + rand_r(&seed) % (rand_r(&seed) % 2 ? 512 : sizeof(out));
+		c.serial++;
+		c.msgs = 1 + rand_r(&seed) % 8;
+		abort_at = rand_r(&seed) % 4 == 0 ? rand_r(&seed) % c.msgs : -1;
+		soak_conn_identify(&c, fd);
+		for (int m = 0; m < c.msgs; m++) {
+			size_t n = 1 + rand_r(&seed) % (rand_r(&seed) % 2 ? 512 : sizeof(out)), got = 0;
+			const char *step = NULL;
 
 			for (size_t i = 0; i < n; i++)
 				out[i] = pattern(off + i + seed);
@@ -1152,9 +1337,18 @@ static void *soak_thread(void *p)
 				atomic_fetch_add(&soak_aborted, 1);
 				break;
 			}
-			if (write_full(fd, out, n) || read_full(fd, back, n) || memcmp(out, back, n)) {
-				fprintf(stderr, "soak: message of %zu bytes not echoed intact: %s\n",
-					n, strerror(errno));
+			if (write_full(fd, out, n))
+				step = "write";
+			else if (read_within(fd, back, n, o.timeout_ms, &got))
+				step = "read";
+			else if (memcmp(out, back, n))
+				step = "compare";
+			if (step) {
+				int err = !strcmp(step, "compare") ? 0 : errno;
+
+				soak_fail_record(fd, &c, step, err, m, n, off, got, out, back);
+				if (err == ETIMEDOUT)
+					soak_late_record(fd, &c, out, back, n, got);
 				atomic_fetch_add(&soak_failed, 1);
 				break;
 			}
@@ -1184,7 +1378,7 @@ static int case_soak_client(void)
 	soak_end = start + o.duration_s;
 	next_report = start + 10;
 	for (int i = 0; i < threads; i++)
-		pthread_create(&t[i], NULL, soak_thread, (void *)(long)(i * 7919 + 1));
+		pthread_create(&t[i], NULL, soak_thread, (void *)(long)i);
 	while (xt_now() < soak_end) {
 		sleep(1);
 		if (xt_now() >= next_report) {
@@ -1196,9 +1390,10 @@ static int case_soak_client(void)
 	}
 	for (int i = 0; i < threads; i++)
 		pthread_join(t[i], NULL);
-	printf("soak: connections=%ld aborted=%ld failed=%ld bytes=%ld fds_before=%d fds_after=%d\n",
-	       atomic_load(&soak_conns), atomic_load(&soak_aborted), atomic_load(&soak_failed),
-	       atomic_load(&soak_bytes), fds_before, open_fds());
+	printf("soak: connections=%ld aborted=%ld failed=%ld late_intact=%ld bytes=%ld fds_before=%d "
+	       "fds_after=%d\n", atomic_load(&soak_conns), atomic_load(&soak_aborted),
+	       atomic_load(&soak_failed), atomic_load(&soak_late), atomic_load(&soak_bytes),
+	       fds_before, open_fds());
 	if (soak_failed)
 		return fail("%ld connections lost or corrupted a message", atomic_load(&soak_failed));
 	if (open_fds() != fds_before)
@@ -1240,6 +1435,8 @@ static const struct {
 	{ "sendfile", case_sendfile, "sendfile to the socket" },
 	{ "nbconnect", case_nbconnect, "non-blocking connect, then an immediate write" },
 	{ "churn", case_churn, "-n short connections from 8 threads" },
+	{ "fastopen", case_fastopen, "-n TCP Fast Open connections (data in the SYN)" },
+	{ "recvloop", case_recvloop, "-n 1-byte send+recv on one thread: CPU ns per recv" },
 	{ "soak", case_soak, "churn soak: -n threads for -d seconds, random sizes, RSTs" },
 	{ "soak-client", case_soak_client, "soak's client half, towards echo-server" },
 	{ "threads", case_threads, "reader and writer threads on blocking sockets (-n conns, -s bytes)" },
@@ -1263,9 +1460,10 @@ int main(int argc, char **argv)
 	o.addr = argv[2];
 	o.port = atoi(argv[3]);
 	optind = 4;
-	while ((opt = getopt(argc, argv, "n:t:b:s:w:d:")) != -1) {
+	while ((opt = getopt(argc, argv, "n:t:b:s:w:d:l:")) != -1) {
 		switch (opt) {
 		case 'd': o.duration_s = atoi(optarg); break;
+		case 'l': o.late_ms = atoi(optarg); break;
 		case 's': o.bytes = strtoul(optarg, NULL, 0); break;
 		case 'w': o.go_file = optarg; break;
 		case 'b': o.src_addr = optarg; break;

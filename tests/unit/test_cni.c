@@ -203,6 +203,78 @@ static void names_follow_the_spec(void **state)
 	assert_false(xm_cni_valid_network_name("a/../b"));
 }
 
+/* A pod's annotations, as containerd passes them in runtimeConfig. */
+static int parse_annotations(const char *annotations, struct xm_cni_conf *c, struct xm_cni_err *e)
+{
+	char in[1024];
+
+	snprintf(in, sizeof(in), "{\"cniVersion\":\"1.0.0\",\"name\":\"net\",\"type\":\"xmesh-cni\","
+		 "\"runtimeConfig\":{\"io.kubernetes.cri.pod-annotations\":%s}}", annotations);
+	return parse(in, c, e);
+}
+
+static void reads_redirect_optout_annotations(void **state)
+{
+	struct xm_cni_conf c;
+	struct xm_cni_err e;
+
+	assert_int_equal(parse_annotations("{\"xmesh.io/redirect\":\"off\",\"other\":\"x\"}", &c, &e),
+			 0);
+	assert_int_equal(c.optout_err.code, 0);
+	assert_true(c.optout.redirect_off);
+	assert_int_equal(c.optout.n_ports, 0);
+	xm_cni_conf_free(&c);
+
+	assert_int_equal(parse_annotations("{\"xmesh.io/redirect\":\"on\","
+					   "\"xmesh.io/redirect-skip-ports\":\" 5432, 6379,5432\"}",
+					   &c, &e), 0);
+	assert_int_equal(c.optout_err.code, 0);
+	assert_false(c.optout.redirect_off);
+	assert_int_equal(c.optout.n_ports, 2); /* the repeated port once */
+	assert_int_equal(c.optout.ports[0], 5432);
+	assert_int_equal(c.optout.ports[1], 6379);
+	xm_cni_conf_free(&c);
+
+	/* No annotations, or none of ours: nothing opted out. */
+	assert_int_equal(parse_annotations("{\"app\":\"db\"}", &c, &e), 0);
+	assert_false(c.optout.redirect_off || c.optout.n_ports || c.optout_err.code);
+	xm_cni_conf_free(&c);
+}
+
+static void refuses_bad_optout_annotations(void **state)
+{
+	static const char *const bad[] = {
+		"{\"xmesh.io/redirect\":\"false\"}",
+		"{\"xmesh.io/redirect\":false}",
+		"{\"xmesh.io/redirect-skip-ports\":\"5432;6379\"}",
+		"{\"xmesh.io/redirect-skip-ports\":\"0\"}",
+		"{\"xmesh.io/redirect-skip-ports\":\"65536\"}",
+		"{\"xmesh.io/redirect-skip-ports\":\"54x2\"}",
+		"{\"xmesh.io/redirect-skip-ports\":\"5432,\"}",
+		"{\"xmesh.io/redirect-skip-ports\":\"-1\"}",
+		"{\"xmesh.io/redirect-skip-ports\":5432}",
+		"[\"xmesh.io/redirect\"]",
+	};
+	char many[400] = "{\"xmesh.io/redirect-skip-ports\":\"1";
+	struct xm_cni_conf c;
+	struct xm_cni_err e;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		/* The configuration itself parses (DEL must go on); ADD refuses with this. */
+		assert_int_equal(parse_annotations(bad[i], &c, &e), 0);
+		assert_int_equal(c.optout_err.code, XM_CNI_E_CONFIG);
+		assert_true(strstr(c.optout_err.msg, "xmesh.io/redirect") ||
+			    strstr(c.optout_err.msg, "annotations"));
+		xm_cni_conf_free(&c);
+	}
+	for (int p = 2; p <= XM_CNI_MAX_SKIP_PORTS + 1; p++)
+		snprintf(many + strlen(many), sizeof(many) - strlen(many), ",%d", p);
+	strcat(many, "\"}");
+	assert_int_equal(parse_annotations(many, &c, &e), 0);
+	assert_non_null(strstr(c.optout_err.msg, "more than"));
+	xm_cni_conf_free(&c);
+}
+
 static void record_round_trip(void **state)
 {
 	char dir[] = "/tmp/xm-unit-cni.XXXXXX", path[PATH_MAX];
@@ -221,6 +293,9 @@ static void record_round_trip(void **state)
 	s.host_ifindex = 9;
 	memcpy(s.pod_mac, "\x02\x00\x00\x00\x00\x01", 6);
 	memcpy(s.host_mac, "\x02\x00\x00\x00\x00\x02", 6);
+	s.optout.n_ports = 2;
+	s.optout.ports[0] = 5432;
+	s.optout.ports[1] = 6379;
 	s.n_ips = 2;
 	xm_addr_parse("10.0.0.5", &s.ips[0].family, &s.ips[0].addr);
 	s.ips[0].prefix_len = 24;
@@ -266,6 +341,8 @@ int main(void)
 		cmocka_unit_test(reads_gc_and_old_versions),
 		cmocka_unit_test(keeps_what_fits_of_a_huge_result),
 		cmocka_unit_test(names_follow_the_spec),
+		cmocka_unit_test(reads_redirect_optout_annotations),
+		cmocka_unit_test(refuses_bad_optout_annotations),
 		cmocka_unit_test(record_round_trip),
 		cmocka_unit_test(owner_keeps_63_characters),
 	};

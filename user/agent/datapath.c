@@ -144,10 +144,12 @@ static int meta_check_and_write(const char *pin_root)
 	if (err == -EPROTO || (!err && meta.magic == XM_META_MAGIC &&
 			       meta.abi_version != XM_ABI_VERSION)) {
 		pr_err("pin root %s holds an xmesh datapath of another version (ABI %u, agent %.32s); "
-		       "this agent speaks ABI %u: run 'xmesh-agent uninstall' (it drains a datapath of "
-		       "any ABI) or choose another --pin-root",
+		       "this agent speaks ABI %u. To upgrade, run 'xmesh-agent uninstall --pin-root "
+		       "%s --cgroup CGROUP' with this agent (it drains a datapath of any ABI: open "
+		       "connections keep working until they close), then start this agent again; or "
+		       "choose another --pin-root (docs/install.md, Upgrade)",
 		       pin_root, err ? 0 : meta.abi_version, err ? "?" : meta.agent_version,
-		       XM_ABI_VERSION);
+		       XM_ABI_VERSION, pin_root);
 		return -EPROTO;
 	}
 	if (!err && meta.magic && meta.magic != XM_META_MAGIC) {

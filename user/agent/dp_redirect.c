@@ -49,6 +49,7 @@ int dp_redirect_load(struct xm_agent *a)
 	if (!skel)
 		return -errno;
 	a->redirect = skel;
+	skel->rodata->xm_kf_mask = a->kfeatures; /* Fast Open: the same path as `xmeshctl status` */
 	err = xm_dp_pin_maps(skel->obj, a->pin_root);
 	if (!err)
 		err = xm_redirect__load(skel);

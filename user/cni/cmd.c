@@ -242,6 +242,7 @@ static int gather(const struct xm_cni_env *env, const struct xm_cni_conf *c,
 	snprintf(s->netns, sizeof(s->netns), "%s", env->netns);
 	snprintf(s->pin_root, sizeof(s->pin_root), "%s", c->pin_root);
 	pod_name_from_args(env->args, s->pod, sizeof(s->pod));
+	s->optout = c->optout;
 
 	v = calloc(1, sizeof(*v));
 	if (!v)
@@ -342,6 +343,11 @@ int xm_cni_add(const struct xm_cni_env *env, struct xm_cni_conf *c, struct xm_cn
 	    need_env(env->ifname, "CNI_IFNAME", xm_cni_valid_ifname, e) ||
 	    check_netns(env->netns, e) || need_prev_result(c, "ADD", e))
 		return -1;
+	if (c->optout_err.code) {
+		/* The operator asked for something we cannot do: say so in the pod's events. */
+		*e = c->optout_err;
+		return -1;
+	}
 
 	err = gather(env, c, &s);
 	if (err) {
@@ -384,6 +390,10 @@ int xm_cni_add(const struct xm_cni_env *env, struct xm_cni_conf *c, struct xm_cn
 			s.pod[0] ? ")" : "", n, n == 1 ? "" : "es",
 			(unsigned long long)s.netns_cookie, s.host_ifname[0] ? s.host_ifname : "-",
 			s.host_ifindex);
+		if (s.optout.redirect_off || s.optout.n_ports)
+			pr_info("%s: redirection off for %s", env->container_id,
+				s.optout.redirect_off ? "the whole pod"
+						      : "the ports in " XM_CNI_ANNOT_SKIP_PORTS);
 	}
 	close(lock);
 out:
@@ -416,6 +426,9 @@ static int undo(const char *state_dir, const struct xm_cni_state *s)
 	n = xm_cni_unregister(s->pin_root, s->container_id, s->ips, s->n_ips);
 	if (n < 0)
 		return n;
+	err = xm_cni_optout_remove(s);
+	if (err)
+		pr_warn("%s: removing its redirect opt-out: %s", s->container_id, strerror(-err));
 	err = xm_cni_pod_detach(s);
 	if (err)
 		pr_warn("%s: detaching per-pod programs from %s: %s", s->container_id,

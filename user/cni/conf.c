@@ -309,6 +309,13 @@ int xm_cni_conf_parse(const char *buf, size_t len, struct xm_cni_conf *c, struct
 		if (!c->prev_err.code)
 			xm_cni_err_set(&c->prev_err, XM_CNI_E_CONFIG, NULL, "prevResult is not valid");
 	}
+	v = json_object_get(json_object_get(c->root, "runtimeConfig"), XM_CNI_CAP_POD_ANNOTATIONS);
+	if (v) {
+		char why[sizeof(c->optout_err.msg)];
+
+		if (xm_cni_optout_parse(v, &c->optout, why, sizeof(why)))
+			xm_cni_err_set(&c->optout_err, XM_CNI_E_CONFIG, NULL, "%s", why);
+	}
 	/* libcni sends both names (the first spec text used the second). */
 	v = json_object_get(c->root, "cni.dev/valid-attachments");
 	if (!v)

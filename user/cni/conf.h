@@ -33,6 +33,7 @@ struct xm_cni_err {
 	char details[512];
 };
 
+#define XM_CNI_CAP_POD_ANNOTATIONS "io.kubernetes.cri.pod-annotations"
 #define XM_CNI_V(a, b, c) ((a) << 16 | (b) << 8 | (c))
 /* What we keep of prevResult; more is ignored (counted), never an error. */
 #define XM_CNI_MAX_IFACES 64
@@ -82,6 +83,14 @@ struct xm_cni_conf {
 	 */
 	struct xm_cni_err prev_err;
 
+	/*
+	 * The pod's redirect opt-out, from runtimeConfig's
+	 * "io.kubernetes.cri.pod-annotations" (the capability of that name in
+	 * our conflist entry asks the runtime for them; containerd passes them). A bad value
+	 * sets optout_err (code != 0): ADD refuses with it, DEL goes on.
+	 */
+	struct xm_cni_optout optout;
+	struct xm_cni_err optout_err;
 	/* GC: "cni.dev/valid-attachments". */
 	bool has_valid;
 	size_t n_valid;

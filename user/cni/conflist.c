@@ -500,7 +500,9 @@ int xm_cni_conflist_main(int argc, char **argv)
 		}
 	}
 	if (!o.plugin)
-		o.plugin = json_pack("{s:s}", "type", PLUGIN_TYPE);
+		/* The pod's annotations carry its redirect opt-out (docs/redirect-compat.md). */
+		o.plugin = json_pack("{s:s, s:{s:b}}", "type", PLUGIN_TYPE, "capabilities",
+				     XM_CNI_CAP_POD_ANNOTATIONS, 1);
 	if (!is_ours(o.plugin)) {
 		pr_err("--plugin: \"type\" must be \"%s\"", PLUGIN_TYPE);
 		return 1;

@@ -114,26 +114,50 @@ static int skip_key_parse(int argc, char **argv, struct xm_redirect_skip_key *k)
 	return ctl_netns_cookie(argv[1], &k->netns_cookie);
 }
 
-/* Skip entries as read from the map: a port, or a netns cookie. */
-static json_t *skip_json(const struct xm_redirect_skip_key *rows, size_t n)
+/* A skip entry as read from the map: its key and flags. */
+struct skip_row {
+	struct xm_redirect_skip_key key;
+	__u32 flags;
+};
+
+/*
+ * A port, a netns cookie, or both: a pod's port from its
+ * xmesh.io/redirect-skip-ports annotation (xmesh-cni), whose netns entry then
+ * carries XM_REDIRECT_SKIP_F_PORTS (ports only).
+ */
+static json_t *skip_json(const struct skip_row *rows, size_t n)
 {
 	json_t *arr = json_array();
 
-	for (size_t i = 0; i < n; i++)
-		json_array_append_new(arr, rows[i].port ? json_pack("{s:i}", "port", rows[i].port)
-					   : json_pack("{s:I}", "netns_cookie",
-						       (json_int_t)rows[i].netns_cookie));
+	for (size_t i = 0; i < n; i++) {
+		const struct xm_redirect_skip_key *k = &rows[i].key;
+		json_t *o = json_object();
+
+		if (k->netns_cookie)
+			json_object_set_new(o, "netns_cookie", json_integer(k->netns_cookie));
+		if (k->port)
+			json_object_set_new(o, "port", json_integer(k->port));
+		if (!k->port && (rows[i].flags & XM_REDIRECT_SKIP_F_PORTS))
+			json_object_set_new(o, "ports_only", json_true());
+		json_array_append_new(arr, o);
+	}
 	return arr;
 }
 
-static void skip_plain(const struct xm_redirect_skip_key *rows, size_t n)
+static void skip_plain(const struct skip_row *rows, size_t n)
 {
-	printf("%-8s %s\n", "KIND", "VALUE");
+	printf("%-10s %s\n", "KIND", "VALUE");
 	for (size_t i = 0; i < n; i++) {
-		if (rows[i].port)
-			printf("%-8s %u\n", "port", (unsigned int)rows[i].port);
+		const struct xm_redirect_skip_key *k = &rows[i].key;
+
+		if (k->port && k->netns_cookie)
+			printf("%-10s %llu port %u\n", "pod-port",
+			       (unsigned long long)k->netns_cookie, (unsigned int)k->port);
+		else if (k->port)
+			printf("%-10s %u\n", "port", (unsigned int)k->port);
 		else
-			printf("%-8s %llu\n", "netns", (unsigned long long)rows[i].netns_cookie);
+			printf("%-10s %llu%s\n", "netns", (unsigned long long)k->netns_cookie,
+			       rows[i].flags & XM_REDIRECT_SKIP_F_PORTS ? " (pod-port entries only)" : "");
 	}
 }
 
@@ -156,10 +180,10 @@ static int sock_skip(int argc, char **argv)
 			close(fd);
 			NO_MORE_ARGS();
 		}
-		struct ctl_rows rows = CTL_ROWS(struct xm_redirect_skip_key);
+		struct ctl_rows rows = CTL_ROWS(struct skip_row);
 
 		while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-			struct xm_redirect_skip_key *r = ctl_rows_push(&rows);
+			struct skip_row *r = ctl_rows_push(&rows);
 
 			if (!r) {
 				close(fd);
@@ -168,7 +192,9 @@ static int sock_skip(int argc, char **argv)
 			}
 			k = next;
 			prev = &k;
-			*r = k;
+			r->key = k;
+			r->flags = 0;
+			bpf_map_lookup_elem(fd, &k, &r->flags);
 		}
 		close(fd);
 		if (xm_out_json)
@@ -210,7 +236,9 @@ static int sock_help(int argc, char **argv)
 			"  skip: opt connections out of redirection: every connection with local\n"
 			"  or remote port N, or every connection of a pod's network namespace.\n"
 			"  Applies to connections established afterwards; open ones keep their\n"
-			"  path. See docs/redirect-compat.md for the symptoms it avoids.\n");
+			"  path. See docs/redirect-compat.md for the symptoms it avoids.\n"
+			"  pod-port entries come from a pod's xmesh.io/redirect-skip-ports\n"
+			"  annotation (xmesh-cni); the pod's netns entry then says ports only.\n");
 	return 0;
 }
 

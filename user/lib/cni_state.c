@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* Per-attachment records of xmesh-cni and the endpoint registration both the plugin and agent do. */
 #define _GNU_SOURCE
+#include <ctype.h>
 #include <dirent.h>
 #include <net/if.h>
 #include <errno.h>
@@ -12,6 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <jansson.h>
+#include <bpf/bpf.h>
+#include <xmesh/redirect.h>
 #include "addr.h"
 #include "cni_state.h"
 #include "endpoint.h"
@@ -74,6 +77,15 @@ static json_t *state_to_json(const struct xm_cni_state *s)
 		      s->host_ifname, "hostMac", mac_host, "ips", ips);
 	if (j && s->pod[0])
 		json_object_set_new(j, "pod", json_string(s->pod));
+	if (j && (s->optout.redirect_off || s->optout.n_ports)) {
+		json_t *ports = json_array();
+
+		for (unsigned int i = 0; i < s->optout.n_ports; i++)
+			json_array_append_new(ports, json_integer(s->optout.ports[i]));
+		json_object_set_new(j, "redirectOptout",
+				    json_pack("{s:b, s:o}", "off", s->optout.redirect_off,
+					      "skipPorts", ports));
+	}
 	return j;
 }
 
@@ -143,6 +155,23 @@ static int state_from_json(json_t *j, struct xm_cni_state *s)
 	if (json_object_get(j, "pod") &&
 	    copy_str(s->pod, sizeof(s->pod), json_object_get(j, "pod")))
 		return -EINVAL;
+	/* Records written before opt-outs existed have none. */
+	v = json_object_get(j, "redirectOptout");
+	if (v) {
+		json_t *ports = json_object_get(v, "skipPorts"), *p;
+
+		if (!json_is_boolean(json_object_get(v, "off")) || !json_is_array(ports) ||
+		    json_array_size(ports) > XM_CNI_MAX_SKIP_PORTS)
+			return -EINVAL;
+		s->optout.redirect_off = json_is_true(json_object_get(v, "off"));
+		json_array_foreach(ports, i, p) {
+			json_int_t port = json_integer_value(p);
+
+			if (!json_is_integer(p) || port < 1 || port > 65535)
+				return -EINVAL;
+			s->optout.ports[s->optout.n_ports++] = port;
+		}
+	}
 	s->netns_cookie = json_integer_value(json_object_get(j, "netnsCookie"));
 	s->host_netns_cookie = json_integer_value(json_object_get(j, "hostNetnsCookie"));
 	s->pod_ifindex = json_integer_value(json_object_get(j, "podIfindex"));
@@ -328,12 +357,147 @@ void xm_cni_endpoint_fill(const struct xm_cni_state *s, struct xm_endpoint *ep)
 		 s->container_id);
 }
 
+static int skip_ports_parse(const char *s, struct xm_cni_optout *o, char *why, size_t len)
+{
+	const char *p = s;
+
+	for (;;) {
+		unsigned int i;
+		char *end;
+		long port;
+
+		while (*p == ' ')
+			p++;
+		if (!*p && p == s)
+			return 0; /* "" lists no port */
+		port = isdigit((unsigned char)*p) ? strtol(p, &end, 10) : 0;
+		if (port < 1 || port > 65535)
+			goto bad;
+		for (i = 0; i < o->n_ports && o->ports[i] != port; i++)
+			;
+		if (i == o->n_ports) {
+			if (o->n_ports == XM_CNI_MAX_SKIP_PORTS) {
+				snprintf(why, len, "annotation %s lists more than %d ports",
+					 XM_CNI_ANNOT_SKIP_PORTS, XM_CNI_MAX_SKIP_PORTS);
+				return -1;
+			}
+			o->ports[o->n_ports++] = port;
+		}
+		for (p = end; *p == ' '; p++)
+			;
+		if (!*p)
+			return 0;
+		if (*p++ != ',')
+			goto bad;
+	}
+bad:
+	snprintf(why, len, "annotation %s: '%.64s' is not a list of TCP ports: give ports "
+		 "1-65535 separated by commas, e.g. \"5432,6379\"", XM_CNI_ANNOT_SKIP_PORTS, s);
+	return -1;
+}
+
+int xm_cni_optout_parse(json_t *annotations, struct xm_cni_optout *o, char *why, size_t len)
+{
+	const char *off, *ports;
+	json_t *v;
+
+	memset(o, 0, sizeof(*o));
+	if (!annotations)
+		return 0;
+	if (!json_is_object(annotations)) {
+		snprintf(why, len, "the runtime's pod annotations are not a JSON object");
+		return -1;
+	}
+	v = json_object_get(annotations, XM_CNI_ANNOT_REDIRECT);
+	if (v) {
+		off = json_string_value(v);
+		if (off && !strcmp(off, "off")) {
+			o->redirect_off = true;
+		} else if (!off || strcmp(off, "on")) {
+			snprintf(why, len, "annotation %s: '%.64s' is neither \"off\" (this pod's "
+				 "connections stay on TCP) nor \"on\" (the default)",
+				 XM_CNI_ANNOT_REDIRECT, off ?: "(not a string)");
+			return -1;
+		}
+	}
+	v = json_object_get(annotations, XM_CNI_ANNOT_SKIP_PORTS);
+	if (!v)
+		return 0;
+	ports = json_string_value(v);
+	if (!ports) {
+		snprintf(why, len, "annotation %s must be a string, e.g. \"5432,6379\"",
+			 XM_CNI_ANNOT_SKIP_PORTS);
+		return -1;
+	}
+	return skip_ports_parse(ports, o, why, len);
+}
+
+static int skip_put(int fd, __u64 netns_cookie, __u16 port, __u32 flags, __u64 how)
+{
+	struct xm_redirect_skip_key k = { .netns_cookie = netns_cookie, .port = port };
+
+	if (!bpf_map_update_elem(fd, &k, &flags, how) || (how == BPF_NOEXIST && errno == EEXIST))
+		return 0;
+	return errno == E2BIG ? -ENOSPC : -errno;
+}
+
+/*
+ * The pod's ports first, then the entry for its netns that makes the
+ * datapath look at them: sockops never sees a half-written opt-out. An
+ * existing whole-pod entry (`xmeshctl sock skip add netns`) is kept.
+ */
+static int optout_apply(const struct xm_cni_state *s)
+{
+	const struct xm_cni_optout *o = &s->optout;
+	int fd, err = 0;
+
+	if (!o->redirect_off && !o->n_ports)
+		return 0;
+	fd = xm_map_open(s->pin_root, "xm_redirect_skip");
+	if (fd < 0)
+		return fd;
+	for (unsigned int i = 0; i < o->n_ports && !o->redirect_off && !err; i++)
+		err = skip_put(fd, s->netns_cookie, o->ports[i], 0, BPF_ANY);
+	if (!err)
+		err = o->redirect_off ? skip_put(fd, s->netns_cookie, 0, 0, BPF_ANY)
+				      : skip_put(fd, s->netns_cookie, 0, XM_REDIRECT_SKIP_F_PORTS,
+						 BPF_NOEXIST);
+	close(fd);
+	return err;
+}
+
+int xm_cni_optout_remove(const struct xm_cni_state *s)
+{
+	const struct xm_cni_optout *o = &s->optout;
+	struct xm_redirect_skip_key k = { .netns_cookie = s->netns_cookie };
+	int fd, err = 0;
+
+	if (!o->redirect_off && !o->n_ports)
+		return 0;
+	fd = xm_map_open(s->pin_root, "xm_redirect_skip");
+	if (fd < 0)
+		return fd == -ENOENT ? 0 : fd;
+	if (bpf_map_delete_elem(fd, &k) && errno != ENOENT)
+		err = -errno;
+	for (unsigned int i = 0; i < o->n_ports; i++) {
+		k.port = o->ports[i];
+		if (bpf_map_delete_elem(fd, &k) && errno != ENOENT)
+			err = -errno;
+	}
+	close(fd);
+	return err;
+}
+
 int xm_cni_register(const struct xm_cni_state *s, enum xm_cni_put_mode mode)
 {
 	struct xm_endpoint ep, cur;
 	char buf[XM_ADDR_STRLEN];
 	int n = 0, err;
 
+	/* Before any address: no connection of the pod may be redirected against its wish. */
+	err = optout_apply(s);
+	if (err)
+		return err;
 	xm_cni_endpoint_fill(s, &ep);
 	for (unsigned int i = 0; i < s->n_ips; i++) {
 		const struct xm_cni_ip *ip = &s->ips[i];

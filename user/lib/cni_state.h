@@ -16,6 +16,7 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <net/if.h>
+#include <jansson.h>
 #include <xmesh/common.h>
 
 #define XM_CNI_STATE_DIR_DEFAULT "/var/lib/cni/xmesh"
@@ -27,6 +28,22 @@ struct xm_cni_ip {
 	__u8 family;
 	__u8 prefix_len;
 	struct xm_addr addr;
+};
+
+/*
+ * A pod's opt-out from socket redirection, from its annotations
+ * (docs/redirect-compat.md): all of its connections, or those with one of
+ * these local or remote ports. Written to the redirect skip map under the
+ * pod's netns cookie before its addresses are registered.
+ */
+#define XM_CNI_ANNOT_REDIRECT "xmesh.io/redirect"
+#define XM_CNI_ANNOT_SKIP_PORTS "xmesh.io/redirect-skip-ports"
+#define XM_CNI_MAX_SKIP_PORTS 32
+
+struct xm_cni_optout {
+	bool redirect_off;
+	unsigned int n_ports;
+	__u16 ports[XM_CNI_MAX_SKIP_PORTS];
 };
 
 struct xm_cni_state {
@@ -45,6 +62,7 @@ struct xm_cni_state {
 	__u8 host_mac[6];
 	unsigned int n_ips;
 	struct xm_cni_ip ips[XM_CNI_MAX_IPS];
+	struct xm_cni_optout optout;
 };
 
 /* Syntax checks from the CNI spec; they also keep state file names safe. */
@@ -83,10 +101,18 @@ enum xm_cni_put_mode {
 	XM_CNI_PUT_KEEP,      /* replay: never take an address another owner holds now */
 };
 /*
- * Register every address of s in the endpoints map of s->pin_root. Returns the
- * number of addresses written, or -errno (-ENOENT: no datapath at pin root).
+ * Parse a pod's annotations (a JSON object of strings, NULL: none) into o.
+ * Returns 0, or -1 with what is wrong and what to write instead in why.
+ */
+int xm_cni_optout_parse(json_t *annotations, struct xm_cni_optout *o, char *why, size_t len);
+/*
+ * Register every address of s in the endpoints map of s->pin_root, after its
+ * opt-outs. Returns the number of addresses written, or -errno (-ENOENT: no
+ * datapath at pin root).
  */
 int xm_cni_register(const struct xm_cni_state *s, enum xm_cni_put_mode mode);
+/* Remove the opt-outs of s from the skip map (its netns cookie is its own). */
+int xm_cni_optout_remove(const struct xm_cni_state *s);
 /* Remove the addresses of s that are still owned by its container. Returns the number removed. */
 int xm_cni_unregister(const char *pin_root, const char *container_id,
 		      const struct xm_cni_ip *ips, unsigned int n_ips);

@@ -24,6 +24,10 @@ const struct xm_kfeature_desc xm_kfeatures[XM_KF_COUNT] = {
 			"tc programs attached as clsact/cls_bpf filters (adopted by handle on restart)" },
 	[XM_KF_SOCKMAP_LINK] = { "sockmap_link", "6.10",
 				 "sk_msg attached to the sockmap without a link (held by the pinned map)" },
+	/* Debian's 6.1 lacks them in its BTF; where they are is a matter of the build. */
+	[XM_KF_TCP_FASTOPEN_BTF] = { "tcp_fastopen_btf", "6.1 with tcp_sock bitfields in BTF",
+				     "Fast Open connections are told from their handshake "
+				     "counters (SYN payload), not from tcp_sock" },
 };
 
 /* An enumerator of that name in any enum of the kernel's BTF. */
@@ -48,6 +52,23 @@ static bool btf_has_enum_value(const struct btf *btf, const char *name)
 					return true;
 		}
 	}
+	return false;
+}
+
+/* Does struct name in the kernel's BTF have a member of this name (bitfields too)? */
+static bool btf_has_member(const struct btf *btf, const char *name, const char *member)
+{
+	__s32 id = btf__find_by_name_kind(btf, name, BTF_KIND_STRUCT);
+	const struct btf_type *t;
+	const struct btf_member *m;
+
+	if (id < 0)
+		return false;
+	t = btf__type_by_id(btf, id);
+	m = btf_members(t);
+	for (int i = 0; i < btf_vlen(t); i++)
+		if (!strcmp(btf__name_by_offset(btf, m[i].name_off), member))
+			return true;
 	return false;
 }
 
@@ -105,6 +126,9 @@ int xm_kfeatures_probe(__u32 *mask)
 		m |= 1U << XM_KF_TCX;
 	if (btf_has_enum_value(btf, "BPF_LINK_TYPE_SOCKMAP"))
 		m |= 1U << XM_KF_SOCKMAP_LINK;
+	if (btf_has_member(btf, "tcp_sock", "syn_data") &&
+	    btf_has_member(btf, "tcp_sock", "fastopen_rsk"))
+		m |= 1U << XM_KF_TCP_FASTOPEN_BTF;
 	btf__free(btf);
 	*mask = m;
 	return disable_from_env(mask);
