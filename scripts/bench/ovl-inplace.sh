@@ -51,7 +51,7 @@ import json, subprocess, sys
 ids = [m["id"] for m in json.load(sys.stdin) if m.get("name") == sys.argv[1]]
 d = json.loads(subprocess.check_output(["bpftool", "-j", "map", "dump", "id", str(max(ids))]))
 v = [int.from_bytes(bytes(int(b, 16) for b in e["value"]), "little") for e in sorted(d, key=lambda e: int.from_bytes(bytes(int(b, 16) for b in e["key"]), "little"))]
-print("pkts=%d cloned=%d hdr_cloned=%d headroom_lt64=%d gso=%d headroom_avg=%.0f" % (*v[:5], v[5] / max(v[0], 1)))' "$1"
+print("pkts=%d cloned=%d hdr_cloned=%d headroom_lt64=%d gso=%d headroom_avg=%.0f no_hash=%d" % (*v[:5], v[5] / max(v[0], 1), v[6]))' "$1"
 }
 
 printf 'rep\trate\trecv\trps\tnode\tprog\truns\trun_time_ns\n' >"$OUT/runs.tsv"

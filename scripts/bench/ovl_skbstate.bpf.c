@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
  * Measurement aid of scripts/bench/ovl-inplace.sh, not part of the datapath:
  * a tc program that counts the state of the skbs an overlay fast path is
@@ -16,11 +16,11 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 
-char LICENSE[] SEC("license") = "GPL";
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
 
-enum { ST_PKTS, ST_CLONED, ST_HDR_CLONED, ST_HEADROOM_LT64, ST_GSO, ST_HEADROOM_SUM, ST_MAX };
+enum { ST_PKTS, ST_CLONED, ST_HDR_CLONED, ST_HEADROOM_LT64, ST_GSO, ST_HEADROOM_SUM, ST_NO_HASH, ST_MAX };
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -60,6 +60,9 @@ int xm_skbstate(struct __sk_buff *ctx)
 	if (BPF_CORE_READ(sh, gso_size))
 		st_add(ST_GSO, 1);
 	st_add(ST_HEADROOM_SUM, headroom);
+	/* skb_get_hash(): without a hash, bpf_get_hash_recalc() dissects the packet. */
+	if (!skb->l4_hash && !skb->sw_hash)
+		st_add(ST_NO_HASH, 1);
 #ifdef UNCLONE
 	bpf_skb_pull_data(ctx, ctx->len);
 #endif
