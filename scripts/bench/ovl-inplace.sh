@@ -106,12 +106,12 @@ def med(rate, recv, prog):
     return statistics.median(v) if v else float("nan")
 lines = ["| rate (req/s; 0 = max) | receiver's skb | req/s | encap `xm_ovl_pod_ingress` ns/run | decap `xm_ovl_ul_ingress` (node 2) ns/run | `xm_ovl_ul_egress` (marked, returns) ns/run |",
          "|---|---|---:|---:|---:|---:|"]
-keys = sorted({(k[0], k[1]) for k in acc}, key=lambda k: (-float(k[0]) if k[0] != "0" else 1, k[1]))
+keys = sorted({(k[0], k[1]) for k in acc}, key=lambda k: (float(k[0]) or float("inf"), k[1]))
 for rate, recv in keys:
     lines.append("| %s | %s | %.0f | %.0f | %.0f | %.0f |" % (rate, recv, statistics.median(rps[(rate, recv)]),
         med(rate, recv, "xm_ovl_pod_ingr"), med(rate, recv, "xm_ovl_ul_ingre"), med(rate, recv, "xm_ovl_ul_egres")))
 lines.append("")
-lines.append("skb state (first round):")
+lines.append("skb state (first round; the receiver's skb is counted before the \"own\" variant copies it):")
 lines += ["  " + l.rstrip("\n") for l in open(out + "/skbstate.tsv")][:4]
 open(out + "/ovl-inplace.md", "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
