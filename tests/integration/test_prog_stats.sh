@@ -39,6 +39,10 @@ xm_assert "$n" -eq 1 "one sockops program attached (redirect and LB dispatch in 
 [ ! -e "$XM_PIN/links/lb_sockops" ] || xm_fail "a second sockops link is pinned"
 ids=$(xm_json 'len(j["programs"]) == len({p["id"] for p in j["programs"]})' <"$XM_RUN_DIR/list.json")
 xm_assert "$ids" = True "one entry per program"
+# the plain table is the same listing: a row per program, same id, name, size
+xm_ctl prog list >"$XM_RUN_DIR/list.txt"
+rows=$(xm_json "sum(1 for p in j['programs'] if any(l.split()[:3] == [str(p['id']), p['name'], p['type']] and l.split()[-2] == str(p['xlated_insns']) for l in open('$XM_RUN_DIR/list.txt')))" <"$XM_RUN_DIR/list.json")
+xm_assert "$rows" -eq "$(xm_json 'len(j["programs"])' <"$XM_RUN_DIR/list.json")" "plain rows match the JSON listing"
 
 # 40 connections, 5 requests each: 40 connect()s to the VIP
 xm_ctl -j prog profile -- sh -c 'echo $$ > "$0/cgroup.procs" && exec ip netns exec "$@"' \

@@ -59,9 +59,6 @@ void *ctl_rows_push(struct ctl_rows *r);
 void ctl_rows_free(struct ctl_rows *r);
 #define CTL_ROWS(type) ((struct ctl_rows){ .size = sizeof(type) })
 
-/* Print v: JSON in -j/-p mode, else through plain(v). Releases v. */
-void ctl_print(json_t *v, void (*plain)(json_t *v));
-
 int do_status(int argc, char **argv);
 int do_stats(int argc, char **argv);
 int do_endpoint(int argc, char **argv);

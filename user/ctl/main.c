@@ -152,16 +152,6 @@ void ctl_rows_free(struct ctl_rows *r)
 	r->n = r->cap = 0;
 }
 
-void ctl_print(json_t *v, void (*plain)(json_t *v))
-{
-	if (xm_out_json) {
-		xm_out_print_json(v);
-		return;
-	}
-	plain(v);
-	json_decref(v);
-}
-
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {

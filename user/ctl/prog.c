@@ -29,33 +29,56 @@ static json_t *prog_json(const struct xm_prog_stat *s)
 			 s->verified_insns);
 }
 
-static void progs_plain(json_t *v)
-{
-	json_t *stats = json_object_get(v, "bpf_stats_enabled");
-	json_t *dur = json_object_get(v, "duration_ns");
-	json_t *e;
-	size_t i;
+/*
+ * One report, typed: both printers read it (the plain table never reads the
+ * JSON back). duration_ns 0: a listing, not a profile window.
+ */
+struct progs_report {
+	const struct xm_prog_stat *progs;
+	int n;
+	bool stats_on;		/* kernel.bpf_stats_enabled (list) */
+	__u64 duration_ns;	/* the profile window */
+	int command_exit;	/* profile -- COMMAND */
+};
 
-	if (dur)
-		printf("window:    %.3f s with run-time statistics on\n",
-		       json_integer_value(dur) / 1e9);
+static void progs_plain(const struct progs_report *r)
+{
+	if (r->duration_ns)
+		printf("window:    %.3f s with run-time statistics on\n", r->duration_ns / 1e9);
 	else
-		printf("bpf stats: %s\n", json_is_true(stats) ?
+		printf("bpf stats: %s\n", r->stats_on ?
 		       "on (kernel.bpf_stats_enabled=1)" :
 		       "off: run counts and times move only while 'xmeshctl prog profile' runs");
 	printf("%-6s %-18s %-14s %4s %12s %14s %9s %7s %7s\n", "id", "name", "type", "pins",
 	       "runs", "run time (ns)", "ns/run", "xlated", "jited");
-	json_array_foreach(json_object_get(v, "programs"), i, e)
-		printf("%-6lld %-18s %-14s %4lld %12lld %14lld %9.1f %7lld %7lld\n",
-		       json_integer_value(json_object_get(e, "id")),
-		       json_string_value(json_object_get(e, "name")),
-		       json_string_value(json_object_get(e, "type")),
-		       json_integer_value(json_object_get(e, "pins")),
-		       json_integer_value(json_object_get(e, "run_cnt")),
-		       json_integer_value(json_object_get(e, "run_time_ns")),
-		       json_real_value(json_object_get(e, "ns_per_run")),
-		       json_integer_value(json_object_get(e, "xlated_insns")),
-		       json_integer_value(json_object_get(e, "jited_bytes")));
+	for (int i = 0; i < r->n; i++) {
+		const struct xm_prog_stat *s = &r->progs[i];
+
+		printf("%-6u %-18s %-14s %4u %12llu %14llu %9.1f %7u %7u\n", s->id, s->name,
+		       xm_prog_type_name(s->type), s->pins, (unsigned long long)s->run_cnt,
+		       (unsigned long long)s->run_time_ns, xm_prog_ns_per_run(s),
+		       s->xlated_insns, s->jited_bytes);
+	}
+}
+
+static json_t *progs_json(const struct progs_report *r)
+{
+	json_t *arr = json_array();
+
+	for (int i = 0; i < r->n; i++)
+		json_array_append_new(arr, prog_json(&r->progs[i]));
+	if (r->duration_ns)
+		return json_pack("{s:I, s:i, s:o}", "duration_ns", (json_int_t)r->duration_ns,
+				 "command_exit", r->command_exit, "programs", arr);
+	return json_pack("{s:b, s:o}", "bpf_stats_enabled", r->stats_on, "programs", arr);
+}
+
+static void progs_print(const struct progs_report *r)
+{
+	if (xm_out_json)
+		xm_out_print_json(progs_json(r));
+	else
+		progs_plain(r);
 }
 
 /* The programs of the pin root into out; count, or -1 after p_err(). */
@@ -79,7 +102,6 @@ static int progs_read(struct xm_prog_stat *out)
 static int prog_list(int argc, char **argv)
 {
 	struct xm_prog_stat *s;
-	json_t *arr;
 	int n;
 
 	NO_MORE_ARGS();
@@ -93,12 +115,9 @@ static int prog_list(int argc, char **argv)
 		free(s);
 		return -1;
 	}
-	arr = json_array();
-	for (int i = 0; i < n; i++)
-		json_array_append_new(arr, prog_json(&s[i]));
+	progs_print(&(struct progs_report){ .progs = s, .n = n,
+					    .stats_on = xm_bpf_stats_sysctl() == 1 });
 	free(s);
-	ctl_print(json_pack("{s:b, s:o}", "bpf_stats_enabled", xm_bpf_stats_sysctl() == 1,
-			    "programs", arr), progs_plain);
 	return 0;
 }
 
@@ -160,7 +179,6 @@ static int prog_profile(int argc, char **argv)
 	int nb, na, hold = -1, ret = -1, rc = 0;
 	double secs = 0;
 	__u64 t0, t1;
-	json_t *arr;
 
 	if (argc > 0 && !strcmp(argv[0], "--")) {
 		NEXT_ARG();
@@ -213,11 +231,10 @@ static int prog_profile(int argc, char **argv)
 	if (na < 0)
 		goto out;
 	progs_delta(after, na, before, nb);
-	arr = json_array();
-	for (int i = 0; i < na; i++)
-		json_array_append_new(arr, prog_json(&after[i]));
-	ctl_print(json_pack("{s:I, s:i, s:o}", "duration_ns", (json_int_t)(t1 - t0),
-			    "command_exit", rc, "programs", arr), progs_plain);
+	/* a window of 0 ns cannot be told from a listing: report at least 1 */
+	progs_print(&(struct progs_report){ .progs = after, .n = na,
+					    .duration_ns = t1 > t0 ? t1 - t0 : 1,
+					    .command_exit = rc });
 	ret = 0;
 	if (rc) {
 		p_err("%s exited with %d", argv[0], rc);
