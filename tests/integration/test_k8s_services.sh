@@ -424,12 +424,14 @@ done
 t0=$(date +%s%N)
 $XM_K8S_IN_NETNS nft -f - <<<"$nft_rules"
 xm_kubectl scale deployment xm-echo --replicas 2 >&2
-for _ in $(seq 150); do [ "$(backends "$CIP:81")" = 2 ] && break; sleep 0.2; done
+while n=$(backends "$CIP:81") && [ "$n" != 2 ] && [ $(($(date +%s%N) - t0)) -lt 30000000000 ]; do
+	sleep 0.2
+done
 ms=$((($(date +%s%N) - t0) / 1000000))
+# judged before the path is back: the old connection would then recover by itself
 $XM_K8S_IN_NETNS nft delete table inet xm-blackhole
-grep 'connection to the API server is dead' "$DEAD_LOG" | head -n 2 | sed 's/^/agent said: /' >&2
-xm_assert "$(backends "$CIP:81")" = 2 \
-	"backends of $CIP:81 30 s after the path died and a scale to 2 (watch timeout 300 s)"
+{ grep 'connection to the API server is dead' "$DEAD_LOG" || true; } | head -n 2 | sed 's/^/agent said: /' >&2
+xm_assert "$n" = 2 "backends of $CIP:81 $ms ms after the path died and a scale to 2 (watch timeout 300 s)"
 xm_assert "$(grep -c 'connection to the API server is dead' "$DEAD_LOG" || true)" -gt 0 \
 	"the dead connection logged"
 xm_assert "$(cat "$MODE.conns")" -gt "$conns0" "connections to the API server (a new one after the old died)"
