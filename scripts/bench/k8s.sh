@@ -30,6 +30,11 @@ REPS=${REPS:-3}
 KPROXY=${KPROXY:-1}
 KBIN=${XM_K8S_BIN:-$TOP/build/k8s/bin}
 say() { printf 'bench k8s: [%4ds] %s\n' "$SECONDS" "$*" >&2; }
+# The load average (1, 5, 15 min) at the start and the end: every number this
+# prints says how busy the machine was (the machine is often shared).
+loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+LOAD_START=$(loadavg)
+say "load average $LOAD_START"
 
 if [ ! -x "$KBIN/kube-apiserver" ] || [ ! -x "$KBIN/etcd" ] ||
 	{ [ "$KPROXY" = 1 ] && [ ! -x "$KBIN/kube-proxy" ]; }; then
@@ -213,6 +218,7 @@ applies=$(grep -c "k8s: applied" "$D/agent-churn.log")
 [ "$KPROXY" = 1 ] && kp_stop
 agent_stop
 
+LOAD_END=$(loadavg)
 a_sync=$(med "${A_SYNC[@]}")
 a_k8s=$(med "${A_K8S[@]}")
 k_sync=$(med "${K_SYNC[@]}")
@@ -228,7 +234,8 @@ kp99=$(echo "$k_lat" | xm_json 'j["prog"]["p99_le_ms"]')
 cat <<EOT
 
 bench k8s: $N_SVC Services x $N_EP endpoints; churn $RATE changes/s for $DURATION s
-(machine shared with other engineers' builds and tests: timings are noisy)
+load average (1/5/15 min) at the start $LOAD_START, at the end $LOAD_END
+(above ~1 the machine is shared: times include waiting for a CPU)
 
                                   xmesh-agent     kube-proxy nftables
 initial sync, median of $REPS (s)       $a_sync            $k_sync
@@ -247,7 +254,8 @@ echo "bench k8s: services=$N_SVC endpoints=$N_EP agent_sync_s=$a_sync kproxy_syn
 	"agent_api_sync_s=$a_k8s kproxy_api_sync_s=$k_k8s" \
 	"agent_p50_ms=$ap50 agent_p99_ms=$ap99 kproxy_p50_le_ms=$kp50 kproxy_p99_le_ms=$kp99" \
 	"agent_own_p50_ms=$own50 agent_own_p99_ms=$own99 apply_work_p50_ms=$work50 apply_work_p99_ms=$work99" \
-	"agent_cpu_pct=$a_cpu kproxy_cpu_pct=$k_cpu agent_rss_mb=$a_rss agent_rss_now_mb=$a_rss_now agent_heap_mb=$a_heap kproxy_rss_mb=$k_rss"
+	"agent_cpu_pct=$a_cpu kproxy_cpu_pct=$k_cpu agent_rss_mb=$a_rss agent_rss_now_mb=$a_rss_now agent_heap_mb=$a_heap kproxy_rss_mb=$k_rss" \
+	"load_start=${LOAD_START%% *} load_end=${LOAD_END%% *}"
 # XM_BENCH_LOGS=DIR keeps the logs (agent, kube-proxy, API server) and the updates
 [ -n "${XM_BENCH_LOGS:-}" ] && mkdir -p "$XM_BENCH_LOGS" && cp "$D"/*.log "$D"/*.prom "$D/updates.json" "$XM_BENCH_LOGS/"
 exit 0

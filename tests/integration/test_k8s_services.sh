@@ -242,13 +242,14 @@ kubeconfig_edit() {
 	python3 -c "import json, sys; c = json.load(open(sys.argv[1])); $2; print(json.dumps(c))" \
 		"$XM_K8S_AGENT_KUBECONFIG" "${@:3}" >"$1"
 }
-# restart_agent KUBECONFIG LOG: the agent again, on KUBECONFIG, its watches
-# renewed every 2 s, its log also in LOG; returns once it synced.
+# restart_agent KUBECONFIG LOG [WATCH_TIMEOUT]: the agent again, on KUBECONFIG,
+# its watches renewed every WATCH_TIMEOUT s (2), its log also in LOG; returns
+# once it synced.
 restart_agent() {
 	kill "$XM_AGENT_PID"
 	wait "$XM_AGENT_PID" 2>/dev/null || true
 	xm_agent_start --kubeconfig "$1" --node-name "$XM_K8S_NODE_NAME" \
-		--k8s-watch-timeout 2 2> >(tee -a "$2" >&2)
+		--k8s-watch-timeout "${3:-2}" 2> >(tee -a "$2" >&2)
 	for _ in $(seq 100); do grep -q 'initial sync done' "$2" && break; sleep 0.2; done
 	grep -q 'initial sync done' "$2" || xm_fail "the agent on $1 never synced"
 }
@@ -389,5 +390,53 @@ ms=$(wait_weights "192.0.2.21:8081=0.01 192.0.2.22:8081=1")
 grep -q 'zone xm-zone-b: the zone changed' "$PROXY_LOG" || xm_fail "the agent did not log the zone change"
 echo "k8s timing: zone_change_ms=$ms (node read again every 2 s here)"
 xm_log "ok: the node's zone label changed under the running agent: locality followed in $ms ms"
+
+# 11. The path to the API server goes silent for good (a blackholed path, a
+# node that vanished: no FIN, no RST), watches renewed only every 300 s: the
+# agent must notice within seconds, not at the watch timeout, and go on with
+# a new connection; a live idle connection must be left alone meanwhile.
+# Every packet of the agent's connections open now (4-tuples through the
+# proxy) is dropped by an nft table in the cluster's netns; new ones pass.
+DEAD_LOG=$XM_K8S_DIR/agent-dead.log
+echo pass >"$MODE"
+restart_agent "$XM_K8S_DIR/proxy.kubeconfig" "$DEAD_LOG" 300
+xm_lb_wait "$CIP:81" 3
+PROXY_PORT=${PROXY_ADDR##*:}
+agent_ports() {
+	$XM_K8S_IN_NETNS ss -Htn state established "( dport = :$PROXY_PORT )" |
+		awk '{ n = split($3, a, ":"); print a[n] }' | sort -u
+}
+conns0=$(cat "$MODE.conns")
+sleep 20 # idle: keepalive probes (after 5 s) are answered, nothing is ended
+xm_assert "$(grep -c 'connection to the API server is dead' "$DEAD_LOG" || true)" = 0 \
+	"dead connections reported on a live idle one in 20 s"
+xm_assert "$(cat "$MODE.conns")" = "$conns0" "connections to the API server opened while idle"
+ports=$(agent_ports)
+[ -n "$ports" ] || xm_fail "no connection of the agent to the proxy on :$PROXY_PORT"
+xm_log "blackholing the agent's connections from ports $(echo $ports)"
+nft_rules="add table inet xm-blackhole
+add chain inet xm-blackhole out { type filter hook output priority 0; policy accept; }"
+for p in $ports; do
+	nft_rules+="
+add rule inet xm-blackhole out tcp sport $p tcp dport $PROXY_PORT drop
+add rule inet xm-blackhole out tcp sport $PROXY_PORT tcp dport $p drop"
+done
+t0=$(date +%s%N)
+$XM_K8S_IN_NETNS nft -f - <<<"$nft_rules"
+xm_kubectl scale deployment xm-echo --replicas 2 >&2
+while n=$(backends "$CIP:81") && [ "$n" != 2 ] && [ $(($(date +%s%N) - t0)) -lt 30000000000 ]; do
+	sleep 0.2
+done
+ms=$((($(date +%s%N) - t0) / 1000000))
+# judged before the path is back: the old connection would then recover by itself
+$XM_K8S_IN_NETNS nft delete table inet xm-blackhole
+{ grep 'connection to the API server is dead' "$DEAD_LOG" || true; } | head -n 2 | sed 's/^/agent said: /' >&2
+xm_assert "$n" = 2 "backends of $CIP:81 $ms ms after the path died and a scale to 2 (watch timeout 300 s)"
+xm_assert "$(grep -c 'connection to the API server is dead' "$DEAD_LOG" || true)" -gt 0 \
+	"the dead connection logged"
+xm_assert "$(cat "$MODE.conns")" -gt "$conns0" "connections to the API server (a new one after the old died)"
+xm_assert "$(($(xm_stat lb_no_backend) - no_backend0))" = 0 "connects that found no backend"
+echo "k8s timing: dead_connection_recovered_ms=$ms (path blackholed -> scale in the maps; watch timeout 300 s)"
+xm_log "ok: a silently dead path noticed and left for a new connection in $ms ms"
 
 xm_k8s_down_checked

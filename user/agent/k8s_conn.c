@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <jansson.h>
 #include <openssl/evp.h>
 #include "k8s_conn.h"
@@ -251,6 +253,26 @@ static void pem_opt(CURL *h, CURLoption blob_opt, unsigned char *data, size_t le
 	}
 }
 
+/*
+ * Every new TCP connection to the API server: unacknowledged data or
+ * keepalive probes end it after XM_K8S_DEAD_MS (TCP_USER_TIMEOUT). Without
+ * it a path that went silent (no FIN, no RST) is noticed only when the
+ * watch's own timeout expires, minutes later. Not fatal when refused.
+ */
+static int sockopt_cb(void *arg, curl_socket_t fd, curlsocktype purpose)
+{
+	unsigned int ms = XM_K8S_DEAD_MS;
+	static bool warned;
+
+	if (purpose == CURLSOCKTYPE_IPCXN &&
+	    setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof(ms)) && !warned) {
+		warned = true;
+		pr_warn("k8s: TCP_USER_TIMEOUT: %s: a dead connection to the API server is "
+			"noticed by TCP keepalive's default probe count only", strerror(errno));
+	}
+	return CURL_SOCKOPT_OK;
+}
+
 int xm_k8s_conn_setup(struct xm_k8s_conn *c, CURL *h, struct curl_slist **hdrs)
 {
 	char auth[64];
@@ -266,6 +288,15 @@ int xm_k8s_conn_setup(struct xm_k8s_conn *c, CURL *h, struct curl_slist **hdrs)
 	snprintf(auth, sizeof(auth), "xmesh-agent");
 	curl_easy_setopt(h, CURLOPT_USERAGENT, auth);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, *hdrs);
+	/*
+	 * Kernel-level liveness, not HTTP/2 PING: libcurl 7.88 (Debian 12) sends
+	 * a PING only from curl_easy_upkeep(), which serves the easy interface's
+	 * own connections, not a multi handle's, and never waits for its answer.
+	 */
+	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(h, CURLOPT_TCP_KEEPIDLE, (long)XM_K8S_KEEPIDLE_S);
+	curl_easy_setopt(h, CURLOPT_TCP_KEEPINTVL, (long)XM_K8S_KEEPINTVL_S);
+	curl_easy_setopt(h, CURLOPT_SOCKOPTFUNCTION, sockopt_cb);
 	pem_opt(h, CURLOPT_CAINFO_BLOB, c->ca_data, c->ca_len, CURLOPT_CAINFO, c->ca_file);
 	pem_opt(h, CURLOPT_SSLCERT_BLOB, c->cert_data, c->cert_len, CURLOPT_SSLCERT, c->cert_file);
 	pem_opt(h, CURLOPT_SSLKEY_BLOB, c->key_data, c->key_len, CURLOPT_SSLKEY, c->key_file);

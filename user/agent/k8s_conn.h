@@ -14,6 +14,18 @@
 
 #define XM_K8S_SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
 
+/*
+ * Liveness of a connection to the API server (docs/kubernetes.md, "A dead
+ * connection"): a connection quiet for KEEPIDLE seconds is probed by TCP
+ * keepalive every KEEPINTVL seconds; once nothing (data or probe) was
+ * acknowledged for DEAD_MS, the kernel ends it with ETIMEDOUT and every
+ * request on it starts again on a new one. A live idle watch answers the
+ * probes (its peer's kernel does) and is left alone.
+ */
+#define XM_K8S_KEEPIDLE_S 5
+#define XM_K8S_KEEPINTVL_S 2
+#define XM_K8S_DEAD_MS 10000
+
 struct xm_k8s_conn {
 	char server[512];          /* "https://host:port" or "http://...", no trailing '/' */
 	char *token;               /* bearer token in use; NULL: none */

@@ -472,6 +472,19 @@ static void res_done(struct xm_k8s_res *r, CURLcode rc)
 		return;
 	}
 	if (rc != CURLE_OK) {
+		long os_errno = 0;
+
+		curl_easy_getinfo(r->h, CURLINFO_OS_ERRNO, &os_errno);
+		/*
+		 * The kernel ended an established connection (TCP_USER_TIMEOUT):
+		 * curl closed it, the retry opens another. Through TLS curl puts
+		 * the errno in its message only, not always in OS_ERRNO.
+		 */
+		if ((os_errno == ETIMEDOUT || strstr(r->errbuf, strerror(ETIMEDOUT))) &&
+		    rc != CURLE_OPERATION_TIMEDOUT && rc != CURLE_COULDNT_CONNECT)
+			pr_warn("k8s: %s %s: the connection to the API server is dead: nothing "
+				"acknowledged for %u s (no FIN or RST came): on a new connection",
+				r->kind, what, XM_K8S_DEAD_MS / 1000);
 		pr_warn("k8s: %s %s: %s%s%s%s%s", r->kind, what, curl_easy_strerror(rc),
 			r->errbuf[0] ? " (" : "", r->errbuf, r->errbuf[0] ? ")" : "",
 			rc == CURLE_OPERATION_TIMEDOUT && !list ? ": the watch hung"
