@@ -21,13 +21,10 @@
 #include "lbstate.h"
 #include "rebal.h"
 #include "rebalance.h"
+#include "tablewrite.h"
 #include "weightcfg.h"
 #include "weighting.h"
 
-/* When to rewrite a service's table (slots of 1024 per backend; see weigh_service()). */
-#define XM_W_SLOTS_NOW 8
-#define XM_W_SLOTS_MIN 2
-#define XM_W_SLOTS_WAIT_NS 2000000000ULL
 /* Bytes read per batch syscall (per-CPU values: entries x CPUs x 80 B). */
 #define XM_W_BATCH_BYTES (256 * 1024)
 /*
@@ -683,25 +680,12 @@ static void weigh_service(struct xm_weighting *w, unsigned int vi, const __u32 *
 		weights[i] = s->ws.b[i].place;
 	xm_lb_slots_apportion(weights, n, slots);
 	/*
-	 * Write when some backend gained or lost XM_W_SLOTS_NOW slots since the
-	 * table in force, or went to or from zero; smaller drifts wait
-	 * XM_W_SLOTS_WAIT_NS. A larger threshold saves table writes when
-	 * estimates are noisy, but delays gradual algorithms (l3's EWMA moves a
-	 * share by about 1 % per tick), which matters more.
+	 * Rewrite the table only when it is materially off what the weights ask
+	 * (tablewrite.h: the service's deadband, with big moves at once): a
+	 * wobble of noisy estimates is not worth a table write.
 	 */
-	change = !s->written;
-	{
-		__u32 most = 0;
-
-		for (unsigned int i = 0; i < n; i++) {
-			__u32 d = slots[i] > s->slots[i] ? slots[i] - s->slots[i] : s->slots[i] - slots[i];
-
-			most = d > most ? d : most;
-			change |= !slots[i] != !s->slots[i];
-		}
-		change |= most >= XM_W_SLOTS_NOW ||
-			  (most >= XM_W_SLOTS_MIN && now - s->written_ns >= XM_W_SLOTS_WAIT_NS);
-	}
+	change = !s->written || xm_table_write_due(s->slots, slots, n, s->ws.p.table_deadband,
+						   now - s->written_ns);
 	if (!change)
 		return;
 	/* Queue the table; flips_flush() writes it and flips the service. */
