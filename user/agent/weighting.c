@@ -58,6 +58,7 @@ struct wsvc {
 	__u32 *ids;         /* backend ids, in the order of ws.b */
 	__u32 *slots;       /* slots of the last table written */
 	bool written;
+	bool algo_shown;    /* its algorithm's name is in its backends' xm_lb_wstate */
 	__u64 written_ns;   /* when */
 	unsigned long long seen; /* tick number when last found in the map */
 	double quiet_dt;    /* s banked while nothing changed */
@@ -439,11 +440,12 @@ static void publish(struct xm_weighting *w, struct wsvc *s, __u32 svc_id, __u64 
 		o->inflight_milli = (__u32)fmin(b->inflight.value * 1e3, 4e9);
 		o->inflight_now = (__u32)b->inflight_now;
 		o->weight_ppm = s->managed ? (__u32)(b->weight * 1e6) : XM_WEIGHT_UNSET;
-		/* A formatted copy per backend per tick was a tenth of the loop. */
-		if (strncmp(o->algo, wsvc_algo_name(s), sizeof(o->algo) - 1))
+		/* Once per (re)built service: a copy per backend per tick was a tenth of the loop. */
+		if (!s->algo_shown)
 			snprintf(o->algo, sizeof(o->algo), "%s", wsvc_algo_name(s));
 		o->updated_ns = now;
 	}
+	s->algo_shown = true;
 }
 
 /*
