@@ -122,6 +122,11 @@ struct xm_lb_probe {
  * equal buckets. A bucket is at most 1/16 of its lower bound wide, so its
  * midpoint is within 3.2% of any value in it (<= 5% asked). The last bucket
  * also holds everything above 2^36 ns (68.7 s).
+ *
+ * Counts are 32 bits and wrap: readers take differences modulo 2^32 (the
+ * weighting loop reads a backend's histogram at least every 2 s, far fewer
+ * than 2^32 requests), and halving the entry (2 KB) halves what the loop
+ * copies per read (docs/benchmarks.md, "Weighting loop").
  */
 #define XM_LB_HIST_SUB_BITS 4
 #define XM_LB_HIST_SUB (1U << XM_LB_HIST_SUB_BITS)
@@ -129,7 +134,7 @@ struct xm_lb_probe {
 #define XM_LB_HIST_BUCKETS (XM_LB_HIST_SUB + (XM_LB_HIST_MAX_EXP - XM_LB_HIST_SUB_BITS + 1) * XM_LB_HIST_SUB)
 
 struct xm_lb_hist {
-	__u64 bucket[XM_LB_HIST_BUCKETS];
+	__u32 bucket[XM_LB_HIST_BUCKETS];
 };
 
 /* Index of the highest set bit, v != 0; written without loops for BPF. */

@@ -17,6 +17,7 @@
 # write, one by one (xm_lb_table_write) against the loop's batched writes.
 #
 #   XM_COST_ALGO=l3x XM_COST_SECS=30 make bench-weight-cost
+#   XM_COST_PARAMS='{"table_deadband": 0}'   every service's "params" (JSON)
 set -u
 cd "$(dirname "$0")/../.."
 TOP=$(pwd)
@@ -36,13 +37,14 @@ export XM_BIN=$TOP/$BS/bin XM_TOOLS=$TOP/$BS/tests
 xm_setup
 
 cfg=$XM_RUN_DIR/cost.json
-python3 - "$NSVC" "$NBE" "$ALGO" >"$cfg" <<'EOF'
+python3 - "$NSVC" "$NBE" "$ALGO" "${XM_COST_PARAMS:-{\}}" >"$cfg" <<'EOF'
 import json, sys
 nsvc, nbe, algo = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+params = json.loads(sys.argv[4])
 svcs = []
 for s in range(nsvc):
     svcs.append({"name": f"s{s}", "vip": f"10.100.{s // 250}.{s % 250 + 1}", "port": 80,
-                 "algorithm": algo,
+                 "algorithm": algo, "params": params,
                  "backends": [{"address": f"10.{200 + (s * nbe + b) // 62500}.{(s * nbe + b) // 250 % 250}.{(s * nbe + b) % 250 + 1}",
                                "port": 8080, "cluster": f"c{b % 3}"} for b in range(nbe)]})
 print(json.dumps({"weighting": {"tick_ms": 500}, "services": svcs}))

@@ -360,6 +360,58 @@ static void sparse_delta_quantile_matches_dense(void **state)
 	assert_true(xm_lb_hist_quantile_sparse(cidx, dlt, cn, 0.5) < 0);
 }
 
+/*
+ * The kernel's histogram has 32-bit counts (half the bytes the loop copies
+ * per read): read through the maps and differenced with xm_lb_probe_delta,
+ * every quantile equals the one of a 64-bit histogram of the same samples,
+ * also when counts wrap past 2^32 between the reads.
+ */
+static void hist_u32_same_quantiles(void **state)
+{
+	static __u64 ref[XM_LB_HIST_BUCKETS];
+	static struct xm_lb_probe_snap before, after, d;
+	struct xm_lb_hist h;
+	struct xm_lb_maps m = { .svc = -1, .tables = -1, .be = -1, .cluster = -1 };
+	unsigned long long seed = 0x2545f491;
+	__u32 id = 1;
+
+	assert_int_equal(sizeof(h), XM_LB_HIST_BUCKETS * sizeof(__u32));
+	m.probe = bpf_map_create(BPF_MAP_TYPE_PERCPU_ARRAY, NULL, 4, sizeof(struct xm_lb_probe), 2,
+				 NULL);
+	m.hist = bpf_map_create(BPF_MAP_TYPE_ARRAY, NULL, 4, sizeof(h), 2, NULL);
+	if (m.probe < 0 || m.hist < 0)
+		skip();
+	/* Counts just below 2^32: the samples below wrap most buckets they touch. */
+	for (__u32 i = 0; i < XM_LB_HIST_BUCKETS; i++)
+		h.bucket[i] = 0xffffffffU - i % 7;
+	assert_int_equal(bpf_map_update_elem(m.hist, &id, &h, BPF_ANY), 0);
+	assert_int_equal(xm_lb_probe_read(&m, id, &before), 0);
+	for (int k = 0; k < 20000; k++) {
+		double u1, u2, z;
+		__u64 ns;
+		__u32 b;
+
+		seed ^= seed >> 12, seed ^= seed << 25, seed ^= seed >> 27;
+		u1 = ((seed * 2685821657736338717ULL) >> 11) * (1.0 / 9007199254740992.0);
+		seed ^= seed >> 12, seed ^= seed << 25, seed ^= seed >> 27;
+		u2 = ((seed * 2685821657736338717ULL) >> 11) * (1.0 / 9007199254740992.0);
+		z = sqrt(-2 * log(u1 > 1e-12 ? u1 : 1e-12)) * cos(2 * M_PI * u2);
+		ns = (__u64)(8e6 * exp(0.8 * z)); /* median 8 ms, p99 ~50 ms */
+		b = xm_lb_hist_bucket(ns);
+		ref[b]++;
+		h.bucket[b]++;
+	}
+	assert_int_equal(bpf_map_update_elem(m.hist, &id, &h, BPF_ANY), 0);
+	assert_int_equal(xm_lb_probe_read(&m, id, &after), 0);
+	xm_lb_probe_delta(&before, &after, &d);
+	assert_int_equal(xm_lb_hist_count(d.hist), 20000);
+	for (double q = 0.01; q < 1.0; q += 0.01)
+		assert_true(xm_lb_hist_quantile(d.hist, q) == xm_lb_hist_quantile(ref, q));
+	assert_true(xm_lb_hist_quantile(d.hist, 0.99) == xm_lb_hist_quantile(ref, 0.99));
+	close(m.probe);
+	close(m.hist);
+}
+
 /* The rank definition on a tiny histogram: 1-based ceil(q * n), bucket midpoints. */
 static void quantile_rank_definition(void **state)
 {
@@ -378,6 +430,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(sparse_delta_quantile_matches_dense),
 		cmocka_unit_test(quantile_rank_definition),
+		cmocka_unit_test(hist_u32_same_quantiles),
 		cmocka_unit_test(apportion_within_one_slot),
 		cmocka_unit_test(apportion_all_zero_is_empty),
 		cmocka_unit_test(table_fill_counts),

@@ -21,17 +21,14 @@
 #include "lbstate.h"
 #include "rebal.h"
 #include "rebalance.h"
+#include "tablewrite.h"
 #include "weightcfg.h"
 #include "weighting.h"
 
-/* When to rewrite a service's table (slots of 1024 per backend; see weigh_service()). */
-#define XM_W_SLOTS_NOW 8
-#define XM_W_SLOTS_MIN 2
-#define XM_W_SLOTS_WAIT_NS 2000000000ULL
 /* Bytes read per batch syscall (per-CPU values: entries x CPUs x 80 B). */
 #define XM_W_BATCH_BYTES (256 * 1024)
 /*
- * Read a backend's histogram (4 KB) once this many requests completed, or
+ * Read a backend's histogram (2 KB) once this many requests completed, or
  * after 2 s, and at most XM_W_HIST_BUDGET histograms per tick (services are
  * visited from a rotating start so none is always last): the cost of a tick
  * is bounded whatever the number of busy backends. Small services read every
@@ -42,7 +39,7 @@
 #define XM_W_HIST_BUDGET 1024
 /* Tables written per batched update (4 KB each), before their services flip. */
 #define XM_W_FLIP_BATCH 32
-/* Histograms fetched per batched lookup (4 KB each; a service's ids lie together). */
+/* Histograms fetched per batched lookup (2 KB each; a service's ids lie together). */
 #define XM_W_HIST_BATCH 16
 /* Backend entries written per batched update (their display fields). */
 #define XM_W_SHOW_BATCH 1024
@@ -61,6 +58,7 @@ struct wsvc {
 	__u32 *ids;         /* backend ids, in the order of ws.b */
 	__u32 *slots;       /* slots of the last table written */
 	bool written;
+	bool algo_shown;    /* its algorithm's name is in its backends' xm_lb_wstate */
 	__u64 written_ns;   /* when */
 	unsigned long long seen; /* tick number when last found in the map */
 	double quiet_dt;    /* s banked while nothing changed */
@@ -442,9 +440,12 @@ static void publish(struct xm_weighting *w, struct wsvc *s, __u32 svc_id, __u64 
 		o->inflight_milli = (__u32)fmin(b->inflight.value * 1e3, 4e9);
 		o->inflight_now = (__u32)b->inflight_now;
 		o->weight_ppm = s->managed ? (__u32)(b->weight * 1e6) : XM_WEIGHT_UNSET;
-		snprintf(o->algo, sizeof(o->algo), "%s", wsvc_algo_name(s));
+		/* Once per (re)built service: a copy per backend per tick was a tenth of the loop. */
+		if (!s->algo_shown)
+			snprintf(o->algo, sizeof(o->algo), "%s", wsvc_algo_name(s));
 		o->updated_ns = now;
 	}
+	s->algo_shown = true;
 }
 
 /*
@@ -622,7 +623,7 @@ static void weigh_service(struct xm_weighting *w, unsigned int vi, const __u32 *
 		x[i].failures = xm_lb_failures(&d);
 		x[i].started = d.req_started;
 		/*
-		 * The histogram (4 KB) is read when enough requests completed for a
+		 * The histogram (2 KB) is read when enough requests completed for a
 		 * quantile, or when the last read is old: a tick costs in proportion
 		 * to the traffic, not to the number of backends.
 		 */
@@ -683,25 +684,12 @@ static void weigh_service(struct xm_weighting *w, unsigned int vi, const __u32 *
 		weights[i] = s->ws.b[i].place;
 	xm_lb_slots_apportion(weights, n, slots);
 	/*
-	 * Write when some backend gained or lost XM_W_SLOTS_NOW slots since the
-	 * table in force, or went to or from zero; smaller drifts wait
-	 * XM_W_SLOTS_WAIT_NS. A larger threshold saves table writes when
-	 * estimates are noisy, but delays gradual algorithms (l3's EWMA moves a
-	 * share by about 1 % per tick), which matters more.
+	 * Rewrite the table only when it is materially off what the weights ask
+	 * (tablewrite.h: the service's deadband, with big moves at once): a
+	 * wobble of noisy estimates is not worth a table write.
 	 */
-	change = !s->written;
-	{
-		__u32 most = 0;
-
-		for (unsigned int i = 0; i < n; i++) {
-			__u32 d = slots[i] > s->slots[i] ? slots[i] - s->slots[i] : s->slots[i] - slots[i];
-
-			most = d > most ? d : most;
-			change |= !slots[i] != !s->slots[i];
-		}
-		change |= most >= XM_W_SLOTS_NOW ||
-			  (most >= XM_W_SLOTS_MIN && now - s->written_ns >= XM_W_SLOTS_WAIT_NS);
-	}
+	change = !s->written || xm_table_write_due(s->slots, slots, n, s->ws.p.table_deadband,
+						   now - s->written_ns);
 	if (!change)
 		return;
 	/* Queue the table; flips_flush() writes it and flips the service. */

@@ -300,7 +300,8 @@ int xm_lb_probe_read(const struct xm_lb_maps *m, __u32 id, struct xm_lb_probe_sn
 		for (size_t k = 0; k < sizeof(out->c) / sizeof(__u64); k++)
 			dst[k] += src[k];
 	}
-	memcpy(out->hist, h->bucket, sizeof(out->hist));
+	for (size_t i = 0; i < XM_LB_HIST_BUCKETS; i++)
+		out->hist[i] = h->bucket[i];
 out:
 	free(pc);
 	free(h);
@@ -316,7 +317,7 @@ void xm_lb_probe_delta(const struct xm_lb_probe_snap *prev, const struct xm_lb_p
 	for (size_t k = 0; k < sizeof(out->c) / sizeof(__u64); k++)
 		d[k] = b[k] - a[k];
 	for (size_t i = 0; i < XM_LB_HIST_BUCKETS; i++)
-		out->hist[i] = cur->hist[i] - prev->hist[i];
+		out->hist[i] = (__u32)(cur->hist[i] - prev->hist[i]); /* counts wrap at 2^32 */
 }
 
 __u64 xm_lb_hist_count(const __u64 *hist)

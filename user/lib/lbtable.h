@@ -113,7 +113,7 @@ int xm_array_update_ids(int fd, const __u32 *ids, unsigned int n, const void *va
 
 struct xm_lb_probe_snap {
 	struct xm_lb_probe c;
-	__u64 hist[XM_LB_HIST_BUCKETS];
+	__u64 hist[XM_LB_HIST_BUCKETS]; /* the kernel's counts: 32 bits, they wrap */
 };
 
 int xm_lb_probe_read(const struct xm_lb_maps *m, __u32 id, struct xm_lb_probe_snap *out);

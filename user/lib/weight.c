@@ -90,6 +90,7 @@ void xm_weight_params_default(struct xm_weight_params *p)
 	p->latency_filter = XM_FILTER_EWMA;
 	p->latency_exponent = 1;
 	p->outlier_factor = 0;
+	p->table_deadband = 0.05;
 }
 
 /* ---- building blocks ---------------------------------------------------- */

@@ -94,6 +94,12 @@ struct xm_weight_params {
 	 * was the fastest for a moment. Rebalancing retires toward this target.
 	 */
 	double conn_cap;
+	/*
+	 * The table is rewritten when at least this share of the traffic would
+	 * move, or a backend's slots halve, double or cross zero (tablewrite.h;
+	 * 0.05; 0 = on any move of 8 slots of 1024).
+	 */
+	double table_deadband;
 };
 
 /* What the probes said about one backend over the last tick. */
