@@ -80,7 +80,7 @@ for rep in $(seq "$REPS"); do
 	for i in 0 1 2; do
 		mode=${modes[$(((i + rep) % 3))]}
 		# shellcheck disable=SC2046
-		r=$(xm_pod_exec c$mode taskset -c 0 "$XM_TOOLS/xm-load" rr -a "$(rr_target $mode rr)" -c 1 -r 0 -s 64 -N "$RR_N")
+		r=$(xm_pod_exec c$mode taskset -c 0 "$XM_TOOLS/xm-load" rr -t "$(rr_target $mode rr)" -c 1 -s 64 -n "$RR_N")
 		# shellcheck disable=SC2046
 		c=$(xm_pod_exec c$mode "$XM_TOOLS/xm-load" conn-rate $(target $mode rate) -t "$RATE_S" -c "$RATE_C")
 		echo "$mode rr_p50 $(xm_kv p50_us "$r")" >>"$out"
