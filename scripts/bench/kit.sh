@@ -13,7 +13,7 @@
 #   open      open loop 2000/s over 16 connections (bench-overhead):
 #             rrgen client                      vs  xm-load rr -r 2000 -c 16
 #   conn      new connections per second (bench-lb, bench-cost):
-#             xm-lbtool rate / server           vs  xm-load conn-rate / xm-serve label
+#             xm-lbtool rate / server           vs  xm-load rr -P label --new / xm-serve label
 # Medians and new/old ratios; last line "bench kit: ...".
 # REPS=N (default 5), RR_N (default 20000), SECS (default 2), OLD_REV (the
 # commit before the kit, default ff6c577).
@@ -83,8 +83,8 @@ sample() {
 		r=$(xm_pod_exec a "$OLD/xm-lbtool" rate 10.77.0.3 8080 -t "$SECS" -c 2)
 		echo "old conn_s $(json per_second "$r")" ;;
 	new/conn)
-		r=$(xm_pod_exec a "$XM_TOOLS/xm-load" conn-rate 10.77.0.3 8081 -t "$SECS" -c 2)
-		echo "new conn_s $(json per_second "$r")" ;;
+		r=$(xm_pod_exec a "$XM_TOOLS/xm-load" rr -t 10.77.0.3:8081 -P label --new -d "$SECS" -c 2)
+		echo "new conn_s $(xm_kv rps "$r")" ;;
 	esac
 }
 

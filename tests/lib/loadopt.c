@@ -90,8 +90,12 @@ static int parse_size(struct xt_load_opts *o, const struct xt_load_mode *m, cons
 	const char *dash = strchr(v, '-');
 	char lo[32];
 
-	if (!dash || !m->size_range)
-		return xt_parse_size("--size", v, 1 << 30, &o->size, err, errlen);
+	if (!dash || !m->size_range) {
+		if (xt_parse_size("--size", v, 1 << 30, &o->size, err, errlen))
+			return -1;
+		o->size_max = o->size; /* a range of one */
+		return 0;
+	}
 	snprintf(lo, sizeof(lo), "%.*s", (int)(dash - v), v);
 	if (xt_parse_size("--size", lo, 1 << 30, &o->size, err, errlen) ||
 	    xt_parse_size("--size", dash + 1, 1 << 30, &o->size_max, err, errlen))

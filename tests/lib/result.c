@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+#define _GNU_SOURCE
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -34,6 +35,26 @@ static const struct {
 	[XK_NS_PER_CONNECT] = { "ns_per_connect", "udpconnect: one connect() (ns)" },
 };
 
+static const struct {
+	const char *name, *help;
+} families[XF__COUNT] = {
+	[XF_ERRNO] = { "errno", "failed calls by errno name (errno.ECONNREFUSED)" },
+	[XF_BACKEND] = { "backend", "answers from the backend of that label" },
+	[XF_BACKEND_5XX] = { "backend_5xx", "of them, HTTP 5xx" },
+	[XF_BACKEND_P50_US] = { "backend_p50_us", "their latency, median (us)" },
+	[XF_BACKEND_P99_US] = { "backend_p99_us", "their latency, 99th percentile (us)" },
+};
+
+const char *xt_family_name(enum xt_family f)
+{
+	return f < XF__COUNT ? families[f].name : NULL;
+}
+
+const char *xt_family_help(enum xt_family f)
+{
+	return f < XF__COUNT ? families[f].help : NULL;
+}
+
 const char *xt_key_name(enum xt_key k)
 {
 	return k < XK__COUNT ? keys[k].name : NULL;
@@ -68,23 +89,41 @@ void xt_res_counts(struct xt_result *r, double requests, double ok)
 	xt_res_set(r, XK_SUCCESS, requests ? ok / requests : 0);
 }
 
-void xt_res_backend(struct xt_result *r, const char *label, long n)
+void xt_res_add(struct xt_result *r, enum xt_family f, const char *label, double v)
 {
+	struct xt_labelled *l = &r->fam[f];
 	int i;
 
 	if (!*label)
 		label = "none";
-	for (i = 0; i < r->nlabels; i++)
-		if (!strcmp(r->label[i], label))
+	for (i = 0; i < l->n; i++)
+		if (!strcmp(l->label[i], label))
 			break;
-	if (i == r->nlabels) {
+	if (i == l->n) {
 		if (i == XT_MAX_LABELS)
 			i--; /* the last one collects the rest */
 		else
-			r->nlabels++;
-		snprintf(r->label[i], sizeof(r->label[i]), "%s", label);
+			l->n++;
+		snprintf(l->label[i], sizeof(l->label[i]), "%s", label);
 	}
-	r->label_n[i] += n;
+	l->v[i] += v;
+}
+
+void xt_res_backend(struct xt_result *r, const char *label, long n)
+{
+	xt_res_add(r, XF_BACKEND, label, n);
+}
+
+void xt_res_errno(struct xt_result *r, int err, long n)
+{
+	const char *name = strerrorname_np(err);
+	char num[16];
+
+	if (!name) {
+		snprintf(num, sizeof(num), "E%d", err);
+		name = num;
+	}
+	xt_res_add(r, XF_ERRNO, name, n);
 }
 
 /* Integers print as integers, fractions with as many digits as they need. */
@@ -140,13 +179,22 @@ static void print_json(FILE *f, const struct xt_result *r)
 	}
 	if (open_group)
 		fputc('}', f);
-	fprintf(f, ",\"backend\":{");
-	for (int i = 0; i < r->nlabels; i++) {
-		fprintf(f, "%s\"", i ? "," : "");
-		print_label(f, r->label[i]);
-		fprintf(f, "\":%ld", r->label_n[i]);
+	for (int fm = 0; fm < XF__COUNT; fm++) {
+		const struct xt_labelled *l = &r->fam[fm];
+
+		/* backend: always there, so scripts can count on it */
+		if (!l->n && fm != XF_BACKEND)
+			continue;
+		fprintf(f, ",\"%s\":{", families[fm].name);
+		for (int i = 0; i < l->n; i++) {
+			fprintf(f, "%s\"", i ? "," : "");
+			print_label(f, l->label[i]);
+			fprintf(f, "\":");
+			print_num(f, l->v[i]);
+		}
+		fputc('}', f);
 	}
-	fprintf(f, "}}\n");
+	fprintf(f, "}\n");
 }
 
 void xt_res_print(FILE *f, const struct xt_result *r, bool json)
@@ -162,10 +210,13 @@ void xt_res_print(FILE *f, const struct xt_result *r, bool json)
 		fprintf(f, " %s=", keys[k].name);
 		print_num(f, r->v[k]);
 	}
-	for (int i = 0; i < r->nlabels; i++) {
-		fprintf(f, " backend.");
-		print_label(f, r->label[i]);
-		fprintf(f, "=%ld", r->label_n[i]);
+	for (int fm = 0; fm < XF__COUNT; fm++) {
+		for (int i = 0; i < r->fam[fm].n; i++) {
+			fprintf(f, " %s.", families[fm].name);
+			print_label(f, r->fam[fm].label[i]);
+			fputc('=', f);
+			print_num(f, r->fam[fm].v[i]);
+		}
 	}
 	fputc('\n', f);
 	fflush(f);

@@ -39,15 +39,29 @@ enum xt_key {
 	XK__COUNT
 };
 
+/* Keys of a family and a label: "backend.LABEL=N", in JSON "backend": {"LABEL": N}. */
+enum xt_family {
+	XF_ERRNO,		/* errno.NAME: failed calls by errno (connect, send) */
+	XF_BACKEND,		/* backend.LABEL: answers from the backend of that label */
+	XF_BACKEND_5XX,		/* backend_5xx.LABEL: of them HTTP 5xx */
+	XF_BACKEND_P50_US,	/* backend_p50_us.LABEL: their latency, median (us) */
+	XF_BACKEND_P99_US,	/* backend_p99_us.LABEL: 99th percentile (us) */
+	XF__COUNT
+};
+
 #define XT_MAX_LABELS 64
+
+struct xt_labelled {
+	int n;
+	char label[XT_MAX_LABELS][64];
+	double v[XT_MAX_LABELS];
+};
 
 struct xt_result {
 	const char *mode;
 	double v[XK__COUNT];
 	bool set[XK__COUNT];
-	int nlabels;
-	char label[XT_MAX_LABELS][64];
-	long label_n[XT_MAX_LABELS];
+	struct xt_labelled fam[XF__COUNT];
 };
 
 const char *xt_key_name(enum xt_key k);
@@ -57,8 +71,14 @@ void xt_res_set(struct xt_result *r, enum xt_key k, double v);
 void xt_res_latency(struct xt_result *r, struct xt_samples *us);
 /* requests, ok, errors and success (ok / requests) at once. */
 void xt_res_counts(struct xt_result *r, double requests, double ok);
-/* Per-backend count "backend.LABEL"; an empty label is "none". */
+const char *xt_family_name(enum xt_family f);
+const char *xt_family_help(enum xt_family f);
+/* Add v to FAMILY.LABEL; an empty label is "none". */
+void xt_res_add(struct xt_result *r, enum xt_family f, const char *label, double v);
+/* Per-backend count "backend.LABEL". */
 void xt_res_backend(struct xt_result *r, const char *label, long n);
+/* Failed calls by errno: "errno.ECONNREFUSED". */
+void xt_res_errno(struct xt_result *r, int err, long n);
 void xt_res_print(FILE *f, const struct xt_result *r, bool json);
 
 #endif

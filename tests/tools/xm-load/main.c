@@ -9,8 +9,9 @@
  *                                           loop, pooled or new connections,
  *                                           tcp/http/line/label (the one engine)
  *   xm-load stream --target ADDR            bulk throughput
- *   xm-load connect|get|udp|hold|conn-rate|udpconnect VIP PORT [options]
- *                                           LB test clients
+ *   xm-load get|udp|hold|udpconnect --target VIP:PORT [options]
+ *                                           LB test clients (connect, conn-rate:
+ *                                           rr -P label --new)
  *   xm-load traffic ADDR PORT [options]     byte-exact TCP exchange
  *   xm-load udp-send|udp-probe ADDR PORT    byte-exact UDP echo checks
  *   xm-load keys                            the result keys and what they mean
@@ -26,18 +27,17 @@ static int load_keys(int argc, char **argv)
 	printf("mode\tthe mode that printed the line\n");
 	for (int k = 0; k < XK__COUNT; k++)
 		printf("%s\t%s\n", xt_key_name(k), xt_key_help(k));
-	printf("backend.LABEL\trequests answered by the backend of that label\n");
+	for (int f = 0; f < XF__COUNT; f++)
+		printf("%s.LABEL\t%s\n", xt_family_name(f), xt_family_help(f));
 	return 0;
 }
 
 static const struct xt_mode modes[] = {
 	{ "rr", load_rr },
 	{ "stream", load_stream },
-	{ "connect", load_lb },
 	{ "get", load_lb },
 	{ "udp", load_lb },
 	{ "hold", load_lb },
-	{ "conn-rate", load_lb },
 	{ "udpconnect", load_lb },
 	{ "traffic", load_traffic },
 	{ "udp-send", load_udp },
@@ -50,6 +50,6 @@ int main(int argc, char **argv)
 	xt_tool = "xm-load";
 	return xt_run_mode(modes, sizeof(modes) / sizeof(modes[0]), argc, argv,
 			   "usage: xm-load MODE [options]; MODE --help for its options\n"
-			   "modes: rr stream connect get udp hold conn-rate udpconnect traffic "
+			   "modes: rr stream get udp hold udpconnect traffic "
 			   "udp-send udp-probe keys\n       (the kit: tests/lib/README.md)\n");
 }

@@ -18,8 +18,11 @@
  * X-Backend counted per backend, 5xx a failure; xm-serve rr, http, scenario),
  * line ("REQ ID" answered "OK LABEL" / "ERR LABEL"; xm-serve scenario), label
  * (send nothing, read the "LABEL\n" the server sends; xm-serve label).
- * Runs for --duration S, or until --requests N are answered (closed loop;
- * then a tenth as many go first, unmeasured), or to the scenario's end.
+ * Runs for --duration S, or until --requests N are answered (closed loop),
+ * or to the scenario's end; --warmup S runs before, unmeasured.
+ * A connection the server closes after its answer (label, REQC, HTTP
+ * "Connection: close") is aborted, not closed: with a FIN its TIME_WAIT
+ * sockets would meet the next SYNs from reused ports and stall them.
  * Prints one result line (tests/lib/result.h); --csv FILE gets every request.
  */
 #define _GNU_SOURCE
@@ -41,6 +44,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/addr.h"
 #include "lib/clock.h"
 #include "lib/http1.h"
 #include "lib/loadopt.h"
@@ -93,8 +97,9 @@ static char *reqbuf;
 static size_t reqlen;
 static int ep;
 static uint64_t t0, t_end;
-static long in_flight, issued, warm_n;
-static unsigned long conns_opened, idle_closed, retried;
+static long in_flight, measured_issued;
+static unsigned long conns_opened, idle_closed, retried, not_target;
+static long errnos[256]; /* failed connect() and send() by errno */
 static struct xt_samples lag; /* us */
 static volatile sig_atomic_t stop;
 
@@ -127,6 +132,9 @@ static void watch(struct conn *c, int op, uint32_t events)
 
 static void conn_close(struct conn *c)
 {
+	if (c->fd >= 0 && c->close_after)
+		setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &(struct linger){ 1, 0 },
+			   sizeof(struct linger));
 	if (c->fd >= 0) {
 		epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
 		close(c->fd);
@@ -188,6 +196,7 @@ static int conn_send(struct conn *c)
 				watch(c, EPOLL_CTL_MOD, EPOLLIN | EPOLLOUT | EPOLLRDHUP);
 				return 0;
 			}
+			errnos[errno & 255]++;
 			finish(c, E_RESET, 0);
 			return -1;
 		}
@@ -212,6 +221,17 @@ static void conn_begin(struct conn *c, long req)
 				      o.newconn ? "REQC" : "REQ", req);
 	}
 	conn_send(c);
+}
+
+/* The peer name of a connection to a service address is the service address. */
+static void check_peer(struct conn *c)
+{
+	struct sockaddr_storage peer;
+	socklen_t pl = sizeof(peer);
+
+	if (o.to.ss_family != AF_UNIX &&
+	    (getpeername(c->fd, (struct sockaddr *)&peer, &pl) || !xt_same_endpoint(&peer, &o.to)))
+		not_target++;
 }
 
 static struct conn *slot(void)
@@ -246,10 +266,14 @@ static int conn_open(struct conn *c, bool block)
 	c->opened = c->used = xt_now_ns();
 	c->nreq = 0;
 	conns_opened++;
-	if (connect(fd, (struct sockaddr *)&o.to, o.to_len) && errno != EINPROGRESS)
+	if (connect(fd, (struct sockaddr *)&o.to, o.to_len) && errno != EINPROGRESS) {
+		errnos[errno & 255]++;
 		return -1;
-	if (block)
+	}
+	if (block) {
 		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+		check_peer(c);
+	}
 	c->st = block ? C_IDLE : C_CONNECTING;
 	watch(c, EPOLL_CTL_ADD, block ? EPOLLIN | EPOLLRDHUP : EPOLLIN | EPOLLOUT | EPOLLRDHUP);
 	return 0;
@@ -339,7 +363,7 @@ static void issue(int64_t due, bool warm)
 	}
 	recs[nrecs] = (struct rec){ .due = due, .lat = -1, .warm = warm };
 	in_flight++;
-	issued++;
+	measured_issued += !warm;
 	/*
 	 * How late the generator itself sends (timer wake-up, waiting for a
 	 * free connection): part of the latency, reported apart to judge it.
@@ -355,7 +379,7 @@ static void issue(int64_t due, bool warm)
 
 static bool closed_loop_done(uint64_t now)
 {
-	return stop || now >= t_end || (o.requests && issued >= o.requests + warm_n);
+	return stop || now >= t_end || (o.requests && measured_issued >= o.requests);
 }
 
 /* Closed loop: a new request for every one answered, --conns in flight. */
@@ -364,7 +388,7 @@ static void closed_loop_refill(void)
 	uint64_t now;
 
 	while (in_flight < o.conns && !closed_loop_done(now = xt_now_ns()))
-		issue((int64_t)now - (int64_t)t0, o.requests ? issued < warm_n : now < t0);
+		issue((int64_t)now - (int64_t)t0, now < t0);
 }
 
 /* Answer bytes: 1 complete, 0 not yet, -1 wrong; *label, *status_fail set when complete. */
@@ -432,9 +456,11 @@ static void on_event(struct conn *c, uint32_t events)
 		getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &l);
 		c->st = C_BUSY;
 		if (err) {
+			errnos[err & 255]++;
 			finish(c, E_CONNECT, 0);
 			return;
 		}
+		check_peer(c);
 		conn_begin(c, c->req);
 		return;
 	}
@@ -579,6 +605,11 @@ static void print_result(void)
 	xt_res_set(&res, XK_CONNS, conns_opened);
 	xt_res_set(&res, XK_IDLE_CLOSED, idle_closed);
 	xt_res_set(&res, XK_RETRIED, retried);
+	if (o.to.ss_family != AF_UNIX)
+		xt_res_set(&res, XK_NOT_VIP, not_target);
+	for (int e = 0; e < 256; e++)
+		if (errnos[e])
+			xt_res_errno(&res, e, errnos[e]);
 	for (int i = 1; i < nlabels; i++)
 		if (per_label[i])
 			xt_res_backend(&res, labels[i], per_label[i]);
@@ -641,7 +672,6 @@ int load_rr(int argc, char **argv)
 	if (o.given & XO(XO_START))
 		t0 = xt_now_ns() + (int64_t)((o.start - xt_wall()) * 1e9);
 	t_end = o.requests ? UINT64_MAX : t0 + (uint64_t)(o.duration * 1e9);
-	warm_n = o.requests / 10;
 	next = -o.warmup;
 	while (xt_now_ns() < t0 - (uint64_t)(o.warmup * 1e9) && !stop) {
 		uint64_t d = t0 - (uint64_t)(o.warmup * 1e9) - xt_now_ns();
