@@ -56,7 +56,7 @@ xm_assert "$(( $(xm_stat redirect_bytes) - b4 ))" -ge $((2 * 1024 * 1024)) \
 	"redirect continues after the restart"
 wait $long || xm_fail "a connection broke or lost bytes across the agent restart: $(cat "$XM_RUN_DIR/long.out")"
 xm_log "long transfers: $(tail -n1 "$XM_RUN_DIR/long.out")"
-grep -q '"ok": 20, "failed": 0' "$XM_RUN_DIR/long.out" || xm_fail "not all 20 connections completed"
+xm_assert "$(xm_kv ok "$(tail -n1 "$XM_RUN_DIR/long.out")")" -eq 20 "all 20 connections completed"
 # Only one cgroup program is attached: the restart did not stack a second one.
 xm_assert "$(bpftool cgroup show "$XM_CGROUP" | grep -c xm_sockops)" -eq 1 "one sockops program attached"
 : "$ids_before"

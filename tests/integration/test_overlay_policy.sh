@@ -29,7 +29,7 @@ print(fl[0]['state'] if fl else 'none')"
 xm_tb_policy 1 ip saddr "$B" udp sport 7003 drop
 sleep 0.3
 out=$(xm_tb_nx a "$XM_TOOLS/xm-load" udp-probe -t "$(xm_hostport "$B" 7003)" -b 41003 -d 0.5 --interval 0.005)
-xm_assert "$(echo "$out" | awk '{print $2}')" -eq 0 "refused flow: no reply reaches the pod"
+xm_assert "$(xm_kv ok "$out")" -eq 0 "refused flow: no reply reaches the pod"
 xm_assert "$(flow_state 1 41003)" = seen-out "refused flow is not cached (seen one way only)"
 
 # 2. An allowed flow gets cached and carried by the fast path.
@@ -44,7 +44,7 @@ xm_tb_policy 1 ip daddr "$B" udp dport 7002 drop
 sleep 1
 e0=$(xm_tb_stat 1 overlay_encap_pkts)
 out=$(xm_tb_nx a "$XM_TOOLS/xm-load" udp-probe -t "$(xm_hostport "$B" 7002)" -b 41002 -d 1 --interval 0.005)
-xm_assert "$(echo "$out" | awk '{print $2}')" -eq 0 "1 s after the drop rule, no datagram gets through"
+xm_assert "$(xm_kv ok "$out")" -eq 0 "1 s after the drop rule, no datagram gets through"
 xm_assert "$(( $(xm_tb_stat 1 overlay_encap_pkts) - e0 ))" -eq 0 "fast path no longer carries it"
 xm_assert "$(flow_state 1 41002)" != cached "flow no longer cached"
 

@@ -54,7 +54,7 @@ touch "$go"
 wait "$hold" || xm_fail "bytes in flight across uninstall were lost: $(cat "$XM_RUN_DIR/hold.out")"
 xm_log "$(tail -n1 "$XM_RUN_DIR/hold.out")"
 wait "$long" || xm_fail "long transfers across uninstall: $(cat "$XM_RUN_DIR/long.out")"
-grep -q '"ok": 4, "failed": 0' "$XM_RUN_DIR/long.out" || xm_fail "not all long transfers completed"
+xm_assert "$(xm_kv ok "$(tail -n1 "$XM_RUN_DIR/long.out")")" -eq 4 "all long transfers completed"
 xm_assert "$(( $(xm_stat redirect_bytes 2>/dev/null || echo "$before") ))" -ge "$before" \
 	"counters readable while draining"
 xm_kill_tree "$XM_LAST_PID"

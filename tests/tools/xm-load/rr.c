@@ -17,7 +17,8 @@
  * network order, answered with as many bytes; xm-serve rr), http (GET /BYTES,
  * X-Backend counted per backend, 5xx a failure; xm-serve rr, http, scenario),
  * line ("REQ ID" answered "OK LABEL" / "ERR LABEL"; xm-serve scenario), label
- * (send nothing, read the "LABEL\n" the server sends; xm-serve label).
+ * (send nothing, read the "LABEL\n" the server sends and closes after;
+ * xm-serve label; always a new connection: the LB tests' connect).
  * Runs for --duration S, or until --requests N are answered (closed loop),
  * or to the scenario's end; --warmup S runs before, unmeasured.
  * A connection the server closes after its answer (label, REQC, HTTP
@@ -635,6 +636,9 @@ int load_rr(int argc, char **argv)
 
 	o = (struct xt_load_opts){ .proto = XT_P_TCP, .size = 64, .duration = 5, .timeout = 5 };
 	xt_load_opts_or_die(&o, &rr_mode, argc, argv);
+	/* the label server closes after its label: never a pooled connection */
+	if (o.proto == XT_P_LABEL)
+		o.newconn = true;
 	open_loop = o.rate > 0 || o.scenario;
 	if (!(o.given & XO(XO_CONNS)))
 		o.conns = open_loop ? 0 : 1;
