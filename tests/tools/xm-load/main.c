@@ -17,6 +17,7 @@
  *   xm-load keys                            the result keys and what they mean
  */
 #include <stdio.h>
+#include <string.h>
 
 #include "lib/opt.h"
 #include "lib/result.h"
@@ -45,11 +46,16 @@ static const struct xt_mode modes[] = {
 	{ "keys", load_keys },
 };
 
+static const char usage[] = "usage: xm-load MODE [options]; MODE --help for its options\n"
+			    "modes: rr stream get udp hold udpconnect traffic udp-send udp-probe keys\n"
+			    "       (the kit: tests/lib/README.md)\n";
+
 int main(int argc, char **argv)
 {
 	xt_tool = "xm-load";
-	return xt_run_mode(modes, sizeof(modes) / sizeof(modes[0]), argc, argv,
-			   "usage: xm-load MODE [options]; MODE --help for its options\n"
-			   "modes: rr stream get udp hold udpconnect traffic "
-			   "udp-send udp-probe keys\n       (the kit: tests/lib/README.md)\n");
+	if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		fputs(usage, stdout);
+		return 0;
+	}
+	return xt_run_mode(modes, sizeof(modes) / sizeof(modes[0]), argc, argv, usage);
 }
