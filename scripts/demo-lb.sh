@@ -38,7 +38,7 @@ xm_ctl service show 10.96.0.10:80
 b "client: 8 connections at a time to the VIP, 20 requests each, forever"
 xm_bg bash -c "while :; do
 	sh -c 'echo \$\$ > $XM_CGROUP/cgroup.procs; exec ip netns exec $XM_PREFIX-c \
-		$XM_TOOLS/xm-load get 10.96.0.10 80 -n 800 -c 8 -k 20' >/dev/null || exit 1
+		$XM_TOOLS/xm-load get -j -t 10.96.0.10:80 -n 800 -c 8 -k 20' >/dev/null || exit 1
 done"
 echo "(Ctrl-C to stop and clean up)"
 start=$SECONDS

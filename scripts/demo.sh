@@ -72,9 +72,9 @@ for pod in web-1 web-2 web-3; do
 	i=$((i + 1))
 done
 duration=$([ "$DEMO_SECONDS" -gt 0 ] && echo $((DEMO_SECONDS + 5)) || echo 3600)
-xm_bg in_pod 1 client "$XM_TOOLS/xm-load" open --target "$VIP:80" --rate 200 --duration "$duration" \
-	--start "$start" --mode pool --max-requests 50 --http --timeout 3 \
-	--out "$XM_RUN_DIR/requests.csv" >"$XM_RUN_DIR/xm-load.out"
+xm_bg in_pod 1 client "$XM_TOOLS/xm-load" rr --target "$VIP:80" --rate 200 --duration "$duration" \
+	--start "$start" --per-conn 50 --max-age 10 --proto http --timeout 3 \
+	--csv "$XM_RUN_DIR/requests.csv" >"$XM_RUN_DIR/xm-load.out"
 
 echo "(Ctrl-C to stop and clean up)"
 t0=$SECONDS

@@ -8,7 +8,7 @@
 # every node, runs and ns per request and per run, beside the wall-clock and
 # CPU ratios against no mesh (direct) and nft DNAT (svc); then the overlay
 # fast paths alone with BPF_PROG_TEST_RUN (tests/tools/xm-ovl-prog.c), and
-# the cost of one connection alone: xm-load conn-rate (connect, read, close in a
+# the cost of one connection alone: xm-load rr -P label --new (connect, read, close in a
 # loop) to a VIP whose backend is a local pod (redirected) and to one whose
 # backend's sockets are outside the agent's cgroup (the path to a remote
 # backend), profiled program by program.
@@ -69,7 +69,7 @@ for rep in $(seq "$REPS"); do
 	for vip in local:10.96.0.10 remote:10.96.0.11; do
 		echo "[$(date +%T)] one connection alone: ${vip%%:*} backend, run $rep/$REPS" >&2
 		xm_ctl -j prog profile -- sh -c 'echo $$ > "$0/cgroup.procs" && exec ip netns exec "$@"' \
-			"$XM_CGROUP" "$XM_PREFIX-c" "$XM_TOOLS/xm-load" conn-rate "${vip#*:}" 80 -t 1 \
+			"$XM_CGROUP" "$XM_PREFIX-c" "$XM_TOOLS/xm-load" rr -t "${vip#*:}:80" -P label --new -d 1 -j \
 			2>"$XM_RUN_DIR/conn.out" >"$XM_RUN_DIR/conn.json.out"
 		printf '%s\t%s\t%s\t%s\n' "$rep" "${vip%%:*}" "$(tail -1 "$XM_RUN_DIR/conn.out")" \
 			"$(cat "$XM_RUN_DIR/conn.json.out")" >>"$OUT/conn.tsv"

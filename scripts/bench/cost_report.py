@@ -142,7 +142,7 @@ def main():
                     per.setdefault(kind, {}).setdefault(p["name"], []).append(
                         (p["run_time_ns"] / n, p["run_cnt"] / n, p["ns_per_run"]))
         lines.append("")
-        lines.append("## One connection alone (xm-load conn-rate: connect, read, close; medians of runs)\n")
+        lines.append("## One connection alone (xm-load rr -P label --new: connect, read, close; medians of runs)\n")
         lines.append("| backend | program | runs / connection | ns / run | ns / connection |")
         lines.append("|---|---|---:|---:|---:|")
         for kind in ("local", "remote"):

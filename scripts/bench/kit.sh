@@ -7,13 +7,13 @@
 # against its own server: two pods on one node, plain TCP over veth + bridge
 # (no agent: the tools are what is compared).
 #   rr64      64 B request/response, one connection, closed loop (bench-lb,
-#             bench-redirect): xm-rr rr 64 N    vs  xm-load rr -c 1 -r 0 -s 64 -N N
+#             bench-redirect): xm-rr rr 64 N    vs  xm-load rr -c 1 -s 64 -n N
 #   rate      8 connections, closed loop, smallest request (bench-overlay):
-#             xm-rate -c 8 (1 B)                vs  xm-load rr -c 8 -r 0 -s 4 (4 B)
+#             xm-rate -c 8 (1 B)                vs  xm-load rr -c 8 -s 4 (4 B)
 #   open      open loop 2000/s over 16 connections (bench-overhead):
-#             rrgen client                      vs  xm-load rr (same options)
+#             rrgen client                      vs  xm-load rr -r 2000 -c 16
 #   conn      new connections per second (bench-lb, bench-cost):
-#             xm-lbtool rate / server           vs  xm-load conn-rate / xm-serve label
+#             xm-lbtool rate / server           vs  xm-load rr -P label --new / xm-serve label
 # Medians and new/old ratios; last line "bench kit: ...".
 # REPS=N (default 5), RR_N (default 20000), SECS (default 2), OLD_REV (the
 # commit before the kit, default ff6c577).
@@ -62,27 +62,29 @@ sample() {
 		echo "old rr64_p50_us $(json p50_us "$r")"
 		echo "old rr64_p99_us $(json p99_us "$r")" ;;
 	new/rr64)
-		r=$(xm_pod_exec a taskset -c 0 "$XM_TOOLS/xm-load" rr -a 10.77.0.3:7601 -c 1 -r 0 -s 64 -N "$RR_N")
+		r=$(xm_pod_exec a taskset -c 0 "$XM_TOOLS/xm-load" rr -t 10.77.0.3:7601 -c 1 -s 64 -n "$RR_N")
 		echo "new rr64_p50_us $(xm_kv p50_us "$r")"
 		echo "new rr64_p99_us $(xm_kv p99_us "$r")" ;;
 	old/rate)
 		r=$(xm_pod_exec a "$OLD/xm-rate" 10.77.0.3 7600 -c 8 -t "$SECS")
 		echo "old rate_rps $(json rps "$r")" ;;
 	new/rate)
-		r=$(xm_pod_exec a "$XM_TOOLS/xm-load" rr -a 10.77.0.3:7601 -c 8 -r 0 -s 4 -d "$SECS")
+		r=$(xm_pod_exec a "$XM_TOOLS/xm-load" rr -t 10.77.0.3:7601 -c 8 -s 4 -d "$SECS")
 		echo "new rate_rps $(xm_kv rps "$r")" ;;
 	old/open | new/open)
-		local tool=$OLD/rrgen port=7602 cmd=client
-		[ "$1" = new ] && tool=$XM_TOOLS/xm-load port=7603 cmd=rr
-		r=$(xm_pod_exec a "$tool" $cmd -a 10.77.0.3:$port -P tcp -s 64 -r 2000 -d "$SECS" -c 16)
+		if [ "$1" = new ]; then
+			r=$(xm_pod_exec a "$XM_TOOLS/xm-load" rr -t 10.77.0.3:7603 -P tcp -s 64 -r 2000 -d "$SECS" -c 16)
+		else
+			r=$(xm_pod_exec a "$OLD/rrgen" client -a 10.77.0.3:7602 -P tcp -s 64 -r 2000 -d "$SECS" -c 16)
+		fi
 		echo "$1 open_p50_us $(xm_kv p50_us "$r")"
 		echo "$1 open_p99_us $(xm_kv p99_us "$r")" ;;
 	old/conn)
 		r=$(xm_pod_exec a "$OLD/xm-lbtool" rate 10.77.0.3 8080 -t "$SECS" -c 2)
 		echo "old conn_s $(json per_second "$r")" ;;
 	new/conn)
-		r=$(xm_pod_exec a "$XM_TOOLS/xm-load" conn-rate 10.77.0.3 8081 -t "$SECS" -c 2)
-		echo "new conn_s $(json per_second "$r")" ;;
+		r=$(xm_pod_exec a "$XM_TOOLS/xm-load" rr -t 10.77.0.3:8081 -P label --new -d "$SECS" -c 2)
+		echo "new conn_s $(xm_kv rps "$r")" ;;
 	esac
 }
 

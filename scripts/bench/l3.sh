@@ -7,7 +7,7 @@
 # 9 backend pods = 3 "clusters" x 3 replicas, each running xm-serve scenario
 # (delay and failures per scenarios/<name>.json; cross-cluster distance is in
 # the replicas' delay distributions: this kernel has no sch_netem). The
-# client runs xm-load open (open loop, HTTP/1.1 so the LB's 5xx probe sees
+# client runs xm-load rr (open loop, HTTP/1.1 so the LB's 5xx probe sees
 # failures) in these modes:
 #   new       a new connection per request
 #   pool50    keep-alive pool, a connection carries at most 50 requests
@@ -133,10 +133,10 @@ run_one() {
 		XM_PIDS+=($!)
 	done
 	case $mode in
-	new) client=(--mode new) ;;
-	pool) client=(--mode pool --retry --max-requests "$POOL_REQS" --max-age "$POOL_AGE") ;;
-	pool50) client=(--mode pool --retry --max-requests 50 --max-age 3600) ;;
-	poolidle) client=(--mode pool --retry --max-requests 1000000 --max-age 3600
+	new) client=(--new) ;;
+	pool) client=(--retry --per-conn "$POOL_REQS" --max-age "$POOL_AGE") ;;
+	pool50) client=(--retry --per-conn 50 --max-age 3600) ;;
+	poolidle) client=(--retry --per-conn 1000000 --max-age 3600
 			  --idle-timeout "$POOL_IDLE") ;;
 	esac
 	if [ "$mode" = urllib3 ]; then
@@ -145,9 +145,9 @@ run_one() {
 			--threads 8 --think 0.03 --start "$start" --warmup "$WARMUP" --out "$csv" \
 			2>/dev/null | tail -n1)
 	else
-		line=$(xm_pod_exec cl "$XM_TOOLS/xm-load" open --target $VIP:$PORT \
+		line=$(xm_pod_exec cl "$XM_TOOLS/xm-load" rr --target $VIP:$PORT \
 			--scenario "scenarios/$scn.json" --start "$start" --warmup "$WARMUP" \
-			"${client[@]}" --http --timeout 5 --out "$csv" | tail -n1)
+			"${client[@]}" --proto http --timeout 5 --csv "$csv" | tail -n1)
 	fi
 	xm_ctl -j backend list >"$OUT/$scn.$mode.$algo.$run.backends.json" 2>/dev/null
 	[ -n "$tpid" ] && kill "$tpid" 2>/dev/null && wait "$tpid" 2>/dev/null

@@ -7,7 +7,7 @@
 #            netns rewrites (kube-proxy style: conntrack + NAT on every packet)
 #   xmesh  - connect() to a VIP that xmesh rewrites once, at connect()
 # Metrics: request/response latency (xm-load rr, 64 B echo, p50/p99) and new
-# connections per second (connect, read 2 bytes, close; xm-load conn-rate).
+# connections per second (connect, read 2 bytes, close; xm-load rr -P label --new).
 # Then the cost of connect() itself with 2 and 1000 backends (UDP connect():
 # the same hook and table lookup, no packet), against a non-service address.
 # Modes are interleaved in rotating order in every repetition; medians.
@@ -70,7 +70,6 @@ target() { # mode port-kind(rr|rate)
 	xmesh) [ "$2" = rr ] && p=80 || p=81; echo "10.96.0.10 $p" ;;
 	esac
 }
-field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])['$1'])" "$2"; }
 rr_target() { target "$@" | tr ' ' :; }
 
 out=$XM_RUN_DIR/samples.txt
@@ -80,25 +79,24 @@ for rep in $(seq "$REPS"); do
 	for i in 0 1 2; do
 		mode=${modes[$(((i + rep) % 3))]}
 		# shellcheck disable=SC2046
-		r=$(xm_pod_exec c$mode taskset -c 0 "$XM_TOOLS/xm-load" rr -a "$(rr_target $mode rr)" -c 1 -r 0 -s 64 -N "$RR_N")
+		r=$(xm_pod_exec c$mode taskset -c 0 "$XM_TOOLS/xm-load" rr -t "$(rr_target $mode rr)" -c 1 -s 64 -n "$RR_N")
 		# shellcheck disable=SC2046
-		c=$(xm_pod_exec c$mode "$XM_TOOLS/xm-load" conn-rate $(target $mode rate) -t "$RATE_S" -c "$RATE_C")
+		c=$(xm_pod_exec c$mode "$XM_TOOLS/xm-load" rr -t "$(rr_target $mode rate)" -P label --new -d "$RATE_S" -c "$RATE_C")
 		echo "$mode rr_p50 $(xm_kv p50_us "$r")" >>"$out"
 		echo "$mode rr_p99 $(xm_kv p99_us "$r")" >>"$out"
-		echo "$mode conn_s $(field per_second "$c")" >>"$out"
-		echo "$mode conn_failed $(field failed "$c")" >>"$out"
+		echo "$mode conn_s $(xm_kv rps "$c")" >>"$out"
+		echo "$mode conn_failed $(xm_kv errors "$c")" >>"$out"
 	done
 	conn=(plain 2 1000)
 	for i in 0 1 2; do
 		k=${conn[$(((i + rep) % 3))]}
 		case $k in
-		plain) t="10.77.0.3 53" ;;
-		2) t="10.96.0.20 53" ;;
-		1000) t="10.96.0.21 53" ;;
+		plain) t=10.77.0.3:53 ;;
+		2) t=10.96.0.20:53 ;;
+		1000) t=10.96.0.21:53 ;;
 		esac
-		# shellcheck disable=SC2086
-		u=$(xm_pod_exec cxmesh taskset -c 0 "$XM_TOOLS/xm-load" udpconnect $t -n "$CONN_N")
-		echo "be$k connect_ns $(field ns_per_connect "$u")" >>"$out"
+		u=$(xm_pod_exec cxmesh taskset -c 0 "$XM_TOOLS/xm-load" udpconnect -t "$t" -n "$CONN_N")
+		echo "be$k connect_ns $(xm_kv ns_per_connect "$u")" >>"$out"
 	done
 	xm_log "rep $rep done"
 done

@@ -63,8 +63,8 @@ wl_same=(
 	"tcp4k@max tcp 4096 0 -"
 	"http64@5k http 64 5000 -"
 	"http64@max wrk 64 0 -"
-	"conn64@1k tcp 64 1000 -n"
-	"conn64@max tcp 64 0 -n"
+	"conn64@1k tcp 64 1000 --new"
+	"conn64@max tcp 64 0 --new"
 )
 wl_cross=(
 	"tcp64@1k tcp 64 1000 -"
@@ -73,7 +73,7 @@ wl_cross=(
 	"tcp64@max tcp 64 0 -"
 	"http64@5k http 64 5000 -"
 	"http64@max wrk 64 0 -"
-	"conn64@1k tcp 64 1000 -n"
+	"conn64@1k tcp 64 1000 --new"
 )
 # APPS=1 (make bench-apps): unmodified servers in place of xm-serve rr on the service
 # port of the server pods: nginx + wrk, Redis + redis-benchmark (GET),
@@ -89,7 +89,7 @@ if [ "$FULL" = 1 ]; then
 		"http64@1k http 64 1000 -" "http64@20k http 64 20000 -"
 		"conn64@5k tcp 64 5000 -n")
 	wl_cross+=("tcp64@10k tcp 64 10000 -" "tcp4k@5k tcp 4096 5000 -" "tcp4k@max tcp 4096 0 -"
-		"conn64@max tcp 64 0 -n")
+		"conn64@max tcp 64 0 --new")
 fi
 
 [ -x "$SERVE" ] && [ -x "$LOAD" ] && [ -x "$XM_BIN/xmesh-agent" ] && [ -x "$XM_BIN/xmeshctl" ] ||
@@ -522,7 +522,7 @@ run_one() { # rep topo mode workload-spec
 	nginx) cmd="wrk -t1 -c$CONNS -d${wd}s http://$t:$PORT/" ;;
 	redis) cmd="redis-benchmark -h $t -p $PORT -c $CONNS -n $((wd * 30000)) -t get --csv" ;;
 	pgbench) cmd="pgbench -h $t -p $PORT -U postgres -S -n -c 8 -j 1 -T $wd postgres" ;;
-	*) cmd="$LOAD rr -a $t:$PORT -P $proto -s $size -r $rate -d $DUR -c $CONNS $flags" ;;
+	*) cmd="$LOAD rr -t $t:$PORT -P $proto -s $size -r $rate -d $DUR -c $CONNS $flags" ;;
 	esac
 	local cg0 cg1 ps0 ps1 w0 w1 prof=
 	[ "${PROG_STATS:-0}" = 1 ] && [ "$mode" = xmesh ] && prof=1
@@ -562,7 +562,7 @@ run_one() { # rep topo mode workload-spec
 	else
 		kv() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$out"; }
 		rps=$(kv rps) p50=$(kv p50_us) p99=$(kv p99_us) p999=$(kv p999_us)
-		done_=$(kv completed) errs=$(kv errors) lag=$(kv send_lag_p99_us)
+		done_=$(kv ok) errs=$(kv errors) lag=$(kv lag_p99_us)
 		[ "$rate" = 0 ] && lag=NA
 	fi
 	[ -n "$rps" ] || { rps=NA p50=NA p99=NA p999=NA done_=0 errs=NA; }

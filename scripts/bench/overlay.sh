@@ -51,7 +51,7 @@ in_pod() { local m=${1:0:1}; shift; local XM_PREFIX=$BASE-$m; xm_tb_nx "${m}a" "
 
 # Warm up every path once (ARP, learning, caches).
 for mode in route vxlan xmesh; do
-	in_pod $mode "$LOAD" rr -a "$B:7600" -c 1 -r 0 -s 4 -N 2000 >/dev/null
+	in_pod $mode "$LOAD" rr -t "$B:7600" -c 1 -s 4 -n 2000 >/dev/null
 done
 
 # measure MODE METRIC: one sample
@@ -59,13 +59,13 @@ measure() {
 	local mode=$1 r
 	case $2 in
 	rtt1_1core_p50_us)
-		r=$(in_pod "$mode" taskset -c 0 "$LOAD" rr -a "$B:7600" -c 1 -r 0 -s 4 -N "$RR_N")
+		r=$(in_pod "$mode" taskset -c 0 "$LOAD" rr -t "$B:7600" -c 1 -s 4 -n "$RR_N")
 		echo "$mode $2 $(xm_kv p50_us "$r")" ;;
 	rtt1_2core_p50_us)
-		r=$(in_pod "$mode" taskset -c 0 "$LOAD" rr -a "$B:7601" -c 1 -r 0 -s 4 -N "$RR_N")
+		r=$(in_pod "$mode" taskset -c 0 "$LOAD" rr -t "$B:7601" -c 1 -s 4 -n "$RR_N")
 		echo "$mode $2 $(xm_kv p50_us "$r")" ;;
 	rate_2core_rps)
-		r=$(in_pod "$mode" taskset -c 0 "$LOAD" rr -a "$B:7601" -c 8 -r 0 -s 4 -d "$SECS")
+		r=$(in_pod "$mode" taskset -c 0 "$LOAD" rr -t "$B:7601" -c 8 -s 4 -d "$SECS")
 		echo "$mode $2 $(xm_kv rps "$r")" ;;
 	iperf3_gbit_s)
 		r=$(in_pod "$mode" taskset -c 0 iperf3 -c "$B" -p 7602 -t "$SECS" -J)

@@ -68,7 +68,7 @@ for rep in $(seq "$REPS"); do
 			xm_tb_ctl 2 -j prog profile "$DUR" >"$XM_RUN_DIR/prof2.json" &
 			pp=$!
 			xm_tb_ctl 1 -j prog profile -- ip netns exec "$XM_PREFIX-p1" "$XM_TOOLS/xm-load" rr \
-				-a 10.244.2.10:7000 -P tcp -s 64 -r "$rate" -d "$DUR" -c 1 \
+				-t 10.244.2.10:7000 -P tcp -s 64 -r "$rate" -d "$DUR" -c 1 \
 				>"$XM_RUN_DIR/prof1.json" 2>"$XM_RUN_DIR/load.out"
 			wait $pp
 			rps=$(tail -1 "$XM_RUN_DIR/load.out" | sed -n 's/.* rps=\([0-9.]*\).*/\1/p')

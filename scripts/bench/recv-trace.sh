@@ -36,7 +36,7 @@ xm_wait_listen b 7600
 samples=$XM_RUN_DIR/samples.txt
 : >"$samples"
 
-client() { ip netns exec "$XM_PREFIX-a" taskset -c 0 "$XM_TOOLS/xm-load" rr -a 10.77.0.3:7600 -c 1 -r 0 -s 64 -N "$RR_N"; }
+client() { ip netns exec "$XM_PREFIX-a" taskset -c 0 "$XM_TOOLS/xm-load" rr -t 10.77.0.3:7600 -c 1 -s 64 -n "$RR_N"; }
 
 run() { # MODE REP
 	local t0 t1 out

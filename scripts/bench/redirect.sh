@@ -42,12 +42,12 @@ set_mode() {
 	esac
 }
 
-client() { # mode server-cpu args...
-	local mode=$1 srv=$2; shift 2
+client() { # mode server-cpu rr|stream args...
+	local mode=$1 srv=$2 load=$3; shift 3
 	if [ "$mode" = unix ]; then
-		xm_pod_exec a taskset -c 0 "$LOAD" rr -a "unix:$SOCK.$srv" "$@"
+		xm_pod_exec a taskset -c 0 "$LOAD" "$load" -t "unix:$SOCK.$srv" "$@"
 	else
-		xm_pod_exec a taskset -c 0 "$LOAD" rr -a 10.77.0.3:$((7600 + srv)) "$@"
+		xm_pod_exec a taskset -c 0 "$LOAD" "$load" -t 10.77.0.3:$((7600 + srv)) "$@"
 	fi
 }
 
@@ -58,12 +58,12 @@ for rep in $(seq "$REPS"); do
 		for i in 0 1 2; do
 			mode=${modes[$(((i + rep) % 3))]}
 			set_mode "$mode"
-			r=$(client "$mode" "$srv" -c 1 -r 0 -s 64 -N "$RR_N")
+			r=$(client "$mode" "$srv" rr -c 1 -s 64 -n "$RR_N")
 			echo "$mode $cores rr64_p50_us $(xm_kv p50_us "$r")" >>"$out"
 			echo "$mode $cores rr64_p99_us $(xm_kv p99_us "$r")" >>"$out"
-			r=$(client "$mode" "$srv" -c 1 -r 0 -s 16384 -N $((RR_N / 4)))
+			r=$(client "$mode" "$srv" rr -c 1 -s 16384 -n $((RR_N / 4)))
 			echo "$mode $cores rr16k_p50_us $(xm_kv p50_us "$r")" >>"$out"
-			r=$(client "$mode" "$srv" -P stream -d "$STREAM_S")
+			r=$(client "$mode" "$srv" stream -d "$STREAM_S")
 			echo "$mode $cores stream_gbit_s $(xm_kv gbit_s "$r")" >>"$out"
 		done
 	done

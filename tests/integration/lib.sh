@@ -20,6 +20,8 @@ XM_NETNS=()
 xm_log() { echo "[$(date +%T)] $*" >&2; }
 # xm_kv KEY LINE: the value of KEY in a line of key=value pairs (xm-load's results)
 xm_kv() { sed -n "s/\(^\|.* \)$1=\([^ ]*\).*/\2/p" <<<"$2"; }
+# xm_hostport ADDR PORT: an xm-load --target, "IP:PORT" or "[IPv6]:PORT"
+xm_hostport() { case $1 in *:*) echo "[$1]:$2" ;; *) echo "$1:$2" ;; esac; }
 xm_fail() { echo "FAIL: $*" >&2; exit 1; }
 xm_skip() { echo "$*"; exit 77; }
 # xm_size NORMAL SMALL: SMALL when XM_SMALL=1 (slow machines: the kernel matrix under qemu TCG).

@@ -17,8 +17,8 @@ xm_bg xm_pod_exec b "$XM_TOOLS/xm-serve" traffic 10.77.0.3 7500 -q 8M -r 8M
 sleep 0.2
 
 # 20 connections, 8 MiB each way, spread over 4 s (45 s with XM_SMALL: every step is slow there).
-xm_pod_exec a "$XM_TOOLS/xm-load" traffic 10.77.0.3 7500 -q 8M -r 8M -c 20 \
-	-d "$(xm_size 4000 45000)" >"$XM_RUN_DIR/long.out" 2>&1 &
+xm_pod_exec a "$XM_TOOLS/xm-load" traffic -t 10.77.0.3:7500 -s 8M --answer 8M -c 20 \
+	-d "$(xm_size 4 45)" >"$XM_RUN_DIR/long.out" 2>&1 &
 long=$!
 for _ in $(seq 50); do # until all are connected (a loaded machine connects them slowly)
 	in_map=$(xm_ctl -j sock list | python3 -c "import json,sys; print(len(json.load(sys.stdin)))")
@@ -37,7 +37,7 @@ xm_ctl status >/dev/null || xm_fail "status must report the datapath loaded with
 xm_bg xm_pod_exec b "$XM_TOOLS/xm-serve" traffic 10.77.0.3 7501 -q 1M -r 1M
 sleep 0.2
 b3=$(xm_stat redirect_bytes)
-xm_pod_exec a "$XM_TOOLS/xm-load" traffic 10.77.0.3 7501 -q 1M -r 1M >/dev/null ||
+xm_pod_exec a "$XM_TOOLS/xm-load" traffic -t 10.77.0.3:7501 -s 1M --answer 1M >/dev/null ||
 	xm_fail "new connection while agent down"
 xm_assert "$(( $(xm_stat redirect_bytes) - b3 ))" -ge $((2 * 1024 * 1024)) \
 	"new connection redirected while the agent is down"
@@ -50,13 +50,13 @@ xm_assert "$links_after" = "$links_before" "restarted agent adopted the same pin
 # The long transfers may be over by now on a loaded machine: a new connection
 # shows that redirection goes on under the restarted agent.
 b4=$(xm_stat redirect_bytes)
-xm_pod_exec a "$XM_TOOLS/xm-load" traffic 10.77.0.3 7501 -q 1M -r 1M >/dev/null ||
+xm_pod_exec a "$XM_TOOLS/xm-load" traffic -t 10.77.0.3:7501 -s 1M --answer 1M >/dev/null ||
 	xm_fail "new connection after the restart"
 xm_assert "$(( $(xm_stat redirect_bytes) - b4 ))" -ge $((2 * 1024 * 1024)) \
 	"redirect continues after the restart"
 wait $long || xm_fail "a connection broke or lost bytes across the agent restart: $(cat "$XM_RUN_DIR/long.out")"
 xm_log "long transfers: $(tail -n1 "$XM_RUN_DIR/long.out")"
-grep -q '"ok": 20, "failed": 0' "$XM_RUN_DIR/long.out" || xm_fail "not all 20 connections completed"
+xm_assert "$(xm_kv ok "$(tail -n1 "$XM_RUN_DIR/long.out")")" -eq 20 "all 20 connections completed"
 # Only one cgroup program is attached: the restart did not stack a second one.
 xm_assert "$(bpftool cgroup show "$XM_CGROUP" | grep -c xm_sockops)" -eq 1 "one sockops program attached"
 : "$ids_before"

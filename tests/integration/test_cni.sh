@@ -115,7 +115,7 @@ done
 before=$(xm_stat redirect_msgs)
 for i in $(seq 0 49); do
 	j=$(((i + 1) % 50))
-	xm_pod_exec "p$i" "$XM_TOOLS/xm-load" traffic "${ips[$j]}" 7300 >/dev/null ||
+	xm_pod_exec "p$i" "$XM_TOOLS/xm-load" traffic -t "$(xm_hostport "${ips[$j]}" 7300)" >/dev/null ||
 		xm_fail "traffic p$i -> p$j (${ips[$j]})"
 done
 delta=$(( $(xm_stat redirect_msgs) - before ))

@@ -58,7 +58,7 @@ xm_lb_wait "$VIP:81" 3
 
 before_msgs=$(xm_stat redirect_msgs)
 before_connects=$(xm_stat lb_connects)
-xm_k8s_client /bin/xm-load traffic "$VIP" 80 -q 64K -r 256K -c 4 -n 5 >&2 ||
+xm_k8s_client /bin/xm-load traffic -t "$(xm_hostport "$VIP" 80)" -s 64K --answer 256K -c 4 -n 20 >&2 ||
 	xm_fail "byte-exact traffic client -> $VIP:80 failed"
 xm_log "ok: 20 connections client -> $VIP:80, 64 KiB up, 256 KiB down each, byte-exact"
 xm_assert "$(($(xm_stat lb_connects) - before_connects))" -ge 20 "connect()s rewritten by xmesh"

@@ -96,7 +96,7 @@ for ip in $(xm_k8s_pod_ips app=xm-echo) $(xm_k8s_pod_ips app=xm-client); do
 done
 xm_log "ok: the pods were registered by the DaemonSet-installed xmesh-cni"
 before_msgs=$(xm_stat redirect_msgs)
-xm_k8s_client /bin/xm-load traffic "$CIP" 80 -q 64K -r 256K -c 4 -n 5 >&2 ||
+xm_k8s_client /bin/xm-load traffic -t "$(xm_hostport "$CIP" 80)" -s 64K --answer 256K -c 4 -n 20 >&2 ||
 	xm_fail "byte-exact traffic client -> $CIP:80 failed"
 xm_log "ok: client -> ClusterIP $CIP:80 byte-exact through the DaemonSet's agent"
 xm_assert "$(($(xm_stat redirect_msgs) - before_msgs))" -gt 0 "messages redirected socket to socket"
@@ -108,7 +108,7 @@ xm_k8s_no_service_rules "$CIP"
 # removed. A redirected connection open meanwhile drains: it stays byte-exact
 # until it closes, and the rollout waits for it. Afterwards pods talk through
 # plain routing, and a new pod gets its network without xmesh-cni.
-xm_bg xm_k8s_client /bin/xm-load traffic "$CIP" 80 -q 64K -r 256K -c 1 -n 1 -d 20000 \
+xm_bg xm_k8s_client /bin/xm-load traffic -t "$(xm_hostport "$CIP" 80)" -s 64K --answer 256K -c 1 -n 1 -d 20 \
 	>"$XM_K8S_DIR/drain.out" 2>&1
 long=$XM_LAST_PID
 socks() { xm_ctl -j sock list 2>/dev/null | xm_json 'len(j)' 2>/dev/null || echo 0; }
@@ -145,7 +145,7 @@ grep -q xmesh-cni "$XM_K8S_DIR"/cni/net.d/*.conflist &&
 [ -e "$XM_K8S_CNI_STATE_DIR" ] && xm_fail "xmesh-cni's records left in $XM_K8S_CNI_STATE_DIR"
 xm_log "ok: uninstalled: no pins, no program on the cgroup, xmesh-cni unchained, its records gone"
 ip=$(xm_k8s_pod_ips app=xm-echo | head -n 1)
-xm_k8s_client /bin/xm-load traffic "$ip" 8080 -q 64K -r 256K -c 2 -n 2 >&2 ||
+xm_k8s_client /bin/xm-load traffic -t "$(xm_hostport "$ip" 8080)" -s 64K --answer 256K -c 2 -n 4 >&2 ||
 	xm_fail "byte-exact traffic client -> pod $ip by plain routing failed"
 xm_kubectl run xm-after --image xm.local/testsrv:1 --image-pull-policy Never --labels app=xm-after \
 	--command -- /bin/xm-whoami serve 8081 >&2

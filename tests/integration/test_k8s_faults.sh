@@ -62,7 +62,7 @@ kill -9 "$XM_AGENT_PID"
 wait "$XM_AGENT_PID" 2>/dev/null || true
 xm_log "agent SIGKILLed"
 xm_assert "$(backends_now)" = 3 "backends in the pinned table with the agent down"
-in_client /bin/xm-load traffic "$CIP" 80 -q 64K -r 256K -c 2 -n 2 >&2 ||
+in_client /bin/xm-load traffic -t "$(xm_hostport "$CIP" 80)" -s 64K --answer 256K -c 2 -n 4 >&2 ||
 	xm_fail "byte-exact traffic to $CIP:80 with the agent down"
 xm_kubectl scale deployment xm-echo --replicas 4 >&2
 xm_k8s_wait_ready app=xm-echo 4
@@ -84,7 +84,7 @@ probe=$XM_LAST_PID
 kill -STOP "$api"
 xm_log "kube-apiserver (pid $api) stopped"
 sleep 10
-in_client /bin/xm-load traffic "$CIP" 80 -q 64K -r 256K -c 2 -n 2 >&2 ||
+in_client /bin/xm-load traffic -t "$(xm_hostport "$CIP" 80)" -s 64K --answer 256K -c 2 -n 4 >&2 ||
 	xm_fail "byte-exact traffic to $CIP:80 with the API server stopped"
 sleep 10
 xm_assert "$(backends_now)" = 4 "backends kept with the API server stopped 20 s"

@@ -37,7 +37,7 @@ xm_ctl -j service list | grep -q '"source": *"cluster"' || xm_fail "service list
 
 # 1. ClusterIP, no kube-proxy: byte-exact, over every backend, redirected.
 before_msgs=$(xm_stat redirect_msgs)
-xm_k8s_client /bin/xm-load traffic "$CIP" 80 -q 64K -r 256K -c 4 -n 5 >&2 ||
+xm_k8s_client /bin/xm-load traffic -t "$(xm_hostport "$CIP" 80)" -s 64K --answer 256K -c 4 -n 20 >&2 ||
 	xm_fail "byte-exact traffic client -> ClusterIP $CIP:80 failed"
 xm_log "ok: 20 connections client -> $CIP:80 (targetPort by name), byte-exact"
 xm_assert "$(($(xm_stat redirect_msgs) - before_msgs))" -gt 0 "messages redirected socket to socket"
@@ -49,7 +49,7 @@ done
 xm_k8s_no_service_rules "$CIP"
 
 # UDP (DNS-like) through the same Service: every datagram echoed byte for byte.
-xm_k8s_client /bin/xm-load udp-send "$CIP" 53 -n 20 -s 10-1400 >&2 ||
+xm_k8s_client /bin/xm-load udp-send -t "$(xm_hostport "$CIP" 53)" -n 20 -s 10-1400 >&2 ||
 	xm_fail "UDP client -> $CIP:53 (targetPort dns) failed"
 xm_log "ok: 20 datagrams to $CIP:53/udp echoed byte for byte"
 
@@ -71,7 +71,7 @@ programmed6=$(xm_ctl -j service show "[${dual[1]}]:81" |
 xm_assert "$programmed6" = "$pod_ips6" "IPv6 backends of [${dual[1]}]:81 (the pods' IPv6 addresses, from the IPv6 slice)"
 for ip in "${dual[@]}"; do
 	before_msgs=$(xm_stat redirect_msgs)
-	xm_k8s_client /bin/xm-load traffic "$ip" 80 -q 64K -r 256K -c 4 -n 5 >&2 ||
+	xm_k8s_client /bin/xm-load traffic -t "$(xm_hostport "$ip" 80)" -s 64K --answer 256K -c 4 -n 20 >&2 ||
 		xm_fail "byte-exact traffic client -> ClusterIP $ip port 80 failed"
 	xm_assert "$(($(xm_stat redirect_msgs) - before_msgs))" -gt 0 "messages to $ip redirected socket to socket"
 	answers=$(xm_k8s_client /bin/xm-whoami ask "$ip" 81 -n 30)

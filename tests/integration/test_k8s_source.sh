@@ -109,16 +109,16 @@ case $note in *'unknown algorithm "nope"'*) xm_log "ok: refused annotation shown
 xm_lb_wait 10.96.0.11:80 1
 xm_assert "$(grep -c 'default/api: .*unknown algorithm' "$AGENT_LOG")" -eq 1 \
 	"the refused annotation is logged once"
-out=$(xm_pod_exec c "$XM_TOOLS/xm-load" connect 10.96.0.10 80 -n 300)
-xm_assert "$(echo "$out" | xm_json 'len(j["labels"])')" -eq 3 "connects to the VIP reach b1 b2 b3"
-xm_assert "$(echo "$out" | xm_json 'sum(v["n"] for v in j["labels"].values())')" -eq 300 \
+out=$(xm_pod_exec c "$XM_TOOLS/xm-load" rr -j -t 10.96.0.10:80 -P label --new -n 300)
+xm_assert "$(echo "$out" | xm_json 'len(j["backend"])')" -eq 3 "connects to the VIP reach b1 b2 b3"
+xm_assert "$(echo "$out" | xm_json 'sum(j["backend"].values())')" -eq 300 \
 	"every connect reached a backend"
 
 # --- updates: a backend removed, one not ready, one added ---
 fake apply "$(slice web-2 web 10.77.0.5:notready)" >/dev/null
 xm_lb_wait 10.96.0.10:80 2
-out=$(xm_pod_exec c "$XM_TOOLS/xm-load" connect 10.96.0.10 80 -n 200)
-xm_assert "$(echo "$out" | xm_json 'j["labels"].get("b3",{"n":0})["n"]')" -eq 0 \
+out=$(xm_pod_exec c "$XM_TOOLS/xm-load" rr -j -t 10.96.0.10:80 -P label --new -n 200)
+xm_assert "$(echo "$out" | xm_json 'j["backend"].get("b3",0)')" -eq 0 \
 	"the endpoint that is not ready gets no connection"
 fake apply "$(slice web-2 web 10.77.0.5 10.77.0.6)" >/dev/null
 xm_lb_wait 10.96.0.10:80 4

@@ -19,15 +19,15 @@ grep -q "datapath module redirect is off: it needs sockops_netns_cookie (Linux >
 [ ! -e "$XM_PIN/links/sockops" ] || xm_fail "redirect attached although refused"
 xm_ctl service add '{"vip": "10.96.0.12", "port": 80, "backends": []}'
 xm_lb_wait 10.96.0.12:80 0
-out=$(xm_pod_exec c "$XM_TOOLS/xm-load" connect 10.96.0.12 80 -n 5)
-xm_assert "$(echo "$out" | xm_json 'j["errors"].get("EPERM",0)')" -eq 5 \
+out=$(xm_pod_exec c "$XM_TOOLS/xm-load" rr -j -t 10.96.0.12:80 -P label --new -n 5)
+xm_assert "$(echo "$out" | xm_json 'j.get("errno",{}).get("EPERM",0)')" -eq 5 \
 	"without set_retval an empty service refuses with EPERM (the LB runs)"
 [ -e "$XM_PIN/links/lb_sockops" ] || xm_fail "LB sockops not attached while redirect is off"
 xm_pod n1 b 10.77.0.3/24
 xm_bg ip netns exec "$XM_PREFIX-b" "$XM_TOOLS/xm-serve" http 10.77.0.3 8080 -l b
 xm_ctl service add '{"vip": "10.96.0.13", "port": 80, "backends": [ { "address": "10.77.0.3", "port": 8080 } ]}'
 xm_lb_wait 10.96.0.13:80 1
-xm_pod_exec c "$XM_TOOLS/xm-load" get 10.96.0.13 80 -n 5 -c 1 -k 1 >/dev/null
+xm_pod_exec c "$XM_TOOLS/xm-load" get -j -t 10.96.0.13:80 -n 5 -c 1 -k 1 >/dev/null
 xm_assert "$(xm_ctl -j backend list 10.96.0.13:80 interval 0 | xm_json 'j[0]["connections"]')" -eq 5 \
 	"the LB's own sockops program counts established connections"
 kill "$XM_AGENT_PID"; wait "$XM_AGENT_PID" 2>/dev/null || true

@@ -21,7 +21,7 @@ cat >"$CFG" <<EOC
 EOC
 xm_agent_start --config "$CFG" --metrics "127.0.0.1:$MPORT"
 xm_lb_wait 10.96.0.10:80 1
-xm_pod_exec c "$XM_TOOLS/xm-load" get 10.96.0.10 80 -n 300 -c 3 -k 100 >/dev/null
+xm_pod_exec c "$XM_TOOLS/xm-load" get -j -t 10.96.0.10:80 -n 300 -c 3 -k 100 >/dev/null
 
 curl -sf "http://127.0.0.1:$MPORT/metrics" >"$XM_RUN_DIR/metrics.txt" || xm_fail "GET /metrics failed"
 promtool check metrics <"$XM_RUN_DIR/metrics.txt" || xm_fail "promtool rejects the metrics"

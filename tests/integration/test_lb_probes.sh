@@ -61,7 +61,7 @@ within10() { python3 -c "import sys; c,k=float(sys.argv[1]),float(sys.argv[2]); 
 # wake-up delays on this 2-core machine would otherwise dominate a 2 ms p99.
 # The 200 ms run goes in the background while in-flight and rps are sampled.
 # (XM_SMALL: a longer run, as each sample below takes seconds there.)
-xm_pod_exec c "$XM_TOOLS/xm-load" get 10.96.0.13 80 -n "$(xm_size 120 600)" -c 10 -k 12 \
+xm_pod_exec c "$XM_TOOLS/xm-load" get -j -t 10.96.0.13:80 -n "$(xm_size 120 600)" -c 10 -k 12 \
 	>"$XM_RUN_DIR/b3.out" &
 apid=$!
 XM_PIDS+=("$apid")
@@ -77,28 +77,28 @@ wait "$apid"
 # The client's latency ends at the arrival of the first response byte (its
 # socket's receive timestamp), which is what the probe defines; the time until
 # read() returns adds this shared machine's wake-up delays (logged as app_*).
-xm_pod_exec c chrt -f 10 "$XM_TOOLS/xm-load" get 10.96.0.11 80 -n 600 -c 1 -k 200 >"$XM_RUN_DIR/b1.out"
-xm_pod_exec c chrt -f 10 "$XM_TOOLS/xm-load" get 10.96.0.12 80 -n 200 -c 2 -k 50 >"$XM_RUN_DIR/b2.out"
+xm_pod_exec c chrt -f 10 "$XM_TOOLS/xm-load" get -j -t 10.96.0.11:80 -n 600 -c 1 -k 200 >"$XM_RUN_DIR/b1.out"
+xm_pod_exec c chrt -f 10 "$XM_TOOLS/xm-load" get -j -t 10.96.0.12:80 -n 200 -c 2 -k 50 >"$XM_RUN_DIR/b2.out"
 for i in 1 2 3; do
 	client=$(cat "$XM_RUN_DIR/b$i.out")
 	kern=$(xm_ctl -j backend list 10.96.0.1$i:80 interval 0 | xm_json 'j[0]')
 	xm_log "b$i client: $client"
 	xm_log "b$i kernel: $kern"
 	xm_assert "$(echo "$kern" | xm_json 'j["in_flight"]')" -eq 0 "b$i: nothing in flight after the client finished"
-	c_n=$(echo "$client" | xm_json "j['labels']['b$i']['n']")
+	c_n=$(echo "$client" | xm_json "j['backend']['b$i']")
 	xm_assert "$(echo "$kern" | xm_json 'j["requests"]')" -eq "$c_n" "b$i (${delays[$i]} ms): kernel request count exact"
 	for q in p50 p99; do
-		c_q=$(echo "$client" | xm_json "j['labels']['b$i']['${q}_us']")
+		c_q=$(echo "$client" | xm_json "j['backend_${q}_us']['b$i']")
 		k_q=$(echo "$kern" | xm_json "j['${q}_ms'] * 1000")
 		xm_assert "$(within10 "$c_q" "$k_q")" -eq 1 "b$i (${delays[$i]} ms): kernel $q $k_q us within 10% of client $c_q us"
 	done
 done
 
 # --- B: 5% HTTP 500 (the backend fails exactly every 20th response) ---
-client=$(xm_pod_exec c "$XM_TOOLS/xm-load" get 10.96.0.20 80 -n 4000 -c 4 -k 200)
+client=$(xm_pod_exec c "$XM_TOOLS/xm-load" get -j -t 10.96.0.20:80 -n 4000 -c 4 -k 200)
 kern=$(xm_ctl -j backend list 10.96.0.20:80 interval 0)
 xm_log "5xx client: $client kernel: $kern"
-xm_assert "$(echo "$kern" | xm_json 'j[0]["http_5xx"]')" -eq "$(echo "$client" | xm_json 'j["labels"]["e"]["bad"]')" \
+xm_assert "$(echo "$kern" | xm_json 'j[0]["http_5xx"]')" -eq "$(echo "$client" | xm_json 'j["backend_5xx"]["e"]')" \
 	"kernel 5xx count equals the client's"
 xm_assert "$(echo "$kern" | xm_json 'j[0]["requests"]')" -eq 4000 "4000 requests counted"
 xm_assert "$(echo "$kern" | xm_json 'int(abs(j[0]["success_rate"] - 0.95) <= 0.01)')" -eq 1 \
@@ -113,13 +113,13 @@ rbefore=$(xm_stat redirect_msgs)
 # Redirected bytes carry no receive timestamp: the client's latency ends when
 # read() returns, so it runs at real-time priority to keep this shared
 # machine's wake-up delays out of it.
-client=$(xm_pod_exec c chrt -f 10 "$XM_TOOLS/xm-load" get 10.96.0.30 80 -n 400 -c 4 -k 100)
+client=$(xm_pod_exec c chrt -f 10 "$XM_TOOLS/xm-load" get -j -t 10.96.0.30:80 -n 400 -c 4 -k 100)
 kern=$(xm_ctl -j backend list 10.96.0.30:80 interval 0)
 xm_log "redirected client: $client kernel: $kern"
 xm_assert $(($(xm_stat redirect_msgs) - rbefore)) -ge 400 "requests and responses went socket-to-socket"
 xm_assert "$(echo "$kern" | xm_json 'j[0]["requests"]')" -eq 400 "redirected: request count exact"
 for q in p50 p99; do
-	c_q=$(echo "$client" | xm_json "j['labels']['l']['${q}_us']")
+	c_q=$(echo "$client" | xm_json "j['backend_${q}_us']['l']")
 	k_q=$(echo "$kern" | xm_json "j[0]['${q}_ms'] * 1000")
 	xm_assert "$(within10 "$c_q" "$k_q")" -eq 1 "redirected: kernel $q $k_q us within 10% of client $c_q us"
 done
@@ -129,7 +129,7 @@ xm_ctl sock skip add port 8080
 rbefore=$(xm_stat redirect_msgs)
 fbefore=$(xm_stat lb_flows_new)
 before=$(xm_ctl -j backend list 10.96.0.30:80 interval 0 | xm_json 'j[0]["requests"]')
-xm_pod_exec c "$XM_TOOLS/xm-load" get 10.96.0.30 80 -n 100 -c 2 -k 10 >/dev/null
+xm_pod_exec c "$XM_TOOLS/xm-load" get -j -t 10.96.0.30:80 -n 100 -c 2 -k 10 >/dev/null
 after=$(xm_ctl -j backend list 10.96.0.30:80 interval 0 | xm_json 'j[0]["requests"]')
 xm_assert "$(xm_stat redirect_msgs)" -eq "$rbefore" "opted out: nothing redirected"
 xm_assert $((after - before)) -eq 100 "opted out: request count exact (TCP path)"
@@ -137,17 +137,17 @@ xm_assert "$(xm_stat lb_flows_new)" -eq "$fbefore" "opted out: no state shared w
 xm_ctl sock skip del port 8080
 
 # --- D: killed backend ---
-xm_pod_exec c "$XM_TOOLS/xm-load" get 10.96.0.40 80 -n 10 >/dev/null
+xm_pod_exec c "$XM_TOOLS/xm-load" get -j -t 10.96.0.40:80 -n 10 >/dev/null
 xm_kill_tree "$kpid"; wait "$kpid" 2>/dev/null || true
-out=$(xm_pod_exec c "$XM_TOOLS/xm-load" connect 10.96.0.40 80 -n 25)
+out=$(xm_pod_exec c "$XM_TOOLS/xm-load" rr -j -t 10.96.0.40:80 -P label --new -n 25)
 kern=$(xm_ctl -j backend list 10.96.0.40:80 interval 0)
 xm_log "killed backend: client $out kernel $kern"
-xm_assert "$(echo "$out" | xm_json 'j["errors"].get("ECONNREFUSED",0)')" -eq 25 "client: every connect refused"
+xm_assert "$(echo "$out" | xm_json 'j.get("errno",{}).get("ECONNREFUSED",0)')" -eq 25 "client: every connect refused"
 xm_assert "$(echo "$kern" | xm_json 'j[0]["connect_refused"]')" -eq 25 "kernel: 25 refused connects counted"
 xm_assert "$(echo "$kern" | xm_json 'int(j[0]["success_rate"] < 0.5)')" -eq 1 "success rate drops"
 
 # --- E: connections reset while a request waits ---
-out=$(xm_pod_exec c "$XM_TOOLS/xm-load" get 10.96.0.50 80 -n 10 -c 1 -k 1)
+out=$(xm_pod_exec c "$XM_TOOLS/xm-load" get -j -t 10.96.0.50:80 -n 10 -c 1 -k 1)
 kern=$(xm_ctl -j backend list 10.96.0.50:80 interval 0)
 xm_log "resetting backend: client $out kernel $kern"
 xm_assert "$(echo "$kern" | xm_json 'j[0]["resets"]')" -eq 10 "kernel: 10 resets"
@@ -155,7 +155,7 @@ xm_assert "$(echo "$kern" | xm_json 'j[0]["aborted"]')" -eq 10 "kernel: 10 reque
 xm_assert "$(echo "$kern" | xm_json 'j[0]["in_flight"]')" -eq 0 "aborted requests are not in flight"
 
 # --- F: SYNs dropped: connect times out (SYN retransmitted by timeout, then given up) ---
-out=$(xm_pod_exec c "$XM_TOOLS/xm-load" connect 10.96.0.60 80 -n 2 -T 1500)
+out=$(xm_pod_exec c "$XM_TOOLS/xm-load" rr -j -t 10.96.0.60:80 -P label --new -n 2 -T 1.5)
 kern=$(xm_ctl -j backend list 10.96.0.60:80 interval 0)
 xm_log "silent backend: client $out kernel $kern"
 xm_assert "$(echo "$kern" | xm_json 'j[0]["connect_timeout"]')" -eq 2 "kernel: 2 connect timeouts"

@@ -4,7 +4,7 @@
 # Three replicas behind a VIP (l3: its smooth filters spread the first
 # connections evenly, which the test needs; l3x is in make bench-l3); all are slow for the first 1.5 s, so the
 # pools hold idle connections to each; replica 2 turns 40x slower at t = 4 s
-# (scenarios/e2e-pool.json). Clients: xm-load open in keep-alive pool mode (it
+# (scenarios/e2e-pool.json). Clients: xm-load rr with a keep-alive pool (it
 # retries a request once on a pooled connection found closed, as urllib3,
 # curl and Go do), a pool that holds 24 idle connections (tests/tools/
 # idle_pool.py: checks a pooled connection before reuse and retries once, as
@@ -60,7 +60,7 @@ write_config() {
 EOF2
 }
 
-# run NAME REBALANCE: agent + replicas + xm-load open (pool, retry); leaves $XM_RUN_DIR/NAME.*
+# run NAME REBALANCE: agent + replicas + xm-load rr (pool, retry); leaves $XM_RUN_DIR/NAME.*
 run() {
 	local name=$1 start i spids=() upid ipid
 	write_config "$2"
@@ -84,9 +84,9 @@ run() {
 		upid=$XM_LAST_PID
 	fi
 	# Connections live long (1000 requests, 60 s): only rebalancing moves them.
-	xm_pod_exec cl "$XM_TOOLS/xm-load" open --target $VIP:$PORT --scenario "$SCN" --start "$start" \
-		--mode pool --max-requests 1000 --max-age 60 --retry --http --timeout 3 \
-		--out "$XM_RUN_DIR/$name.csv" >"$XM_RUN_DIR/$name.out" || xm_fail "xm-load open failed"
+	xm_pod_exec cl "$XM_TOOLS/xm-load" rr --target $VIP:$PORT --scenario "$SCN" --start "$start" \
+		--per-conn 1000 --max-age 60 --retry --proto http --timeout 3 \
+		--csv "$XM_RUN_DIR/$name.csv" >"$XM_RUN_DIR/$name.out" || xm_fail "xm-load rr failed"
 	tail -n1 "$XM_RUN_DIR/$name.out" >&2
 	wait "$ipid" || { cat "$XM_RUN_DIR/$name.idle" >&2; xm_fail "idle pool client failed"; }
 	tail -n1 "$XM_RUN_DIR/$name.idle" >&2
@@ -134,7 +134,7 @@ read -r iclosed ifailed < <(tail -n1 "$XM_RUN_DIR/on.idle" |
 	sed -n 's/.*closed_while_idle=\([0-9]*\) failed=\([0-9]*\).*/\1 \2/p')
 lclosed=$(tail -n1 "$XM_RUN_DIR/on.out" | sed -n 's/.*idle_closed=\([0-9]*\).*/\1/p')
 xm_assert "$((${iclosed:-0} + ${lclosed:-0}))" -gt 0 \
-	"pooled connections the clients found closed while idle (idle pool + xm-load open)"
+	"pooled connections the clients found closed while idle (idle pool + xm-load rr)"
 xm_assert "${ifailed:-x}" -eq 0 "failed requests of the idle pool (retries once)"
 ufailed=$(tail -n1 "$XM_RUN_DIR/on.urllib3" | sed -n 's/.* failed=\([0-9]*\).*/\1/p')
 xm_assert "${ufailed:-x}" -eq 0 "failed requests of the urllib3 pool (retries once)"

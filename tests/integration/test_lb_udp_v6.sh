@@ -41,41 +41,41 @@ sleep 0.5
 
 # --- unconnected UDP ---
 before=$(xm_stat lb_revnat)
-out=$(xm_pod_exec c "$XM_TOOLS/xm-load" udp 10.96.0.53 53 -n 3000)
+out=$(xm_pod_exec c "$XM_TOOLS/xm-load" udp -j -t 10.96.0.53:53 -n 3000)
 xm_log "UDP: $out"
-xm_assert "$(echo "$out" | xm_json 'j["lost"]')" -eq 0 "every datagram answered"
-xm_assert "$(echo "$out" | xm_json 'j["reply_not_from_vip"]')" -eq 0 "every reply comes from the VIP"
-xm_assert "$(echo "$out" | xm_json 'min(j["labels"].get(k,{"n":0})["n"] for k in ("u1","u2","u3"))')" -gt 800 \
+xm_assert "$(echo "$out" | xm_json 'j["err"]["timeout"]')" -eq 0 "every datagram answered"
+xm_assert "$(echo "$out" | xm_json 'j["not_vip"]')" -eq 0 "every reply comes from the VIP"
+xm_assert "$(echo "$out" | xm_json 'min(j["backend"].get(k,0) for k in ("u1","u2","u3"))')" -gt 800 \
 	"round-robin over three UDP backends (each > 800 of 3000)"
 xm_assert $(($(xm_stat lb_revnat) - before)) -eq 3000 "lb_revnat counts each reply"
 xm_assert "$(xm_stat lb_sendmsg)" -ge 3000 "lb_sendmsg counts each datagram"
 # a UDP service without backends: sendto() fails at once with ECONNREFUSED
-out=$(xm_pod_exec c "$XM_TOOLS/xm-load" udp 10.96.0.54 53 -n 5)
-xm_assert "$(echo "$out" | xm_json 'j["errors"].get("ECONNREFUSED",0)')" -eq 5 "empty UDP service: sendto() ECONNREFUSED"
+out=$(xm_pod_exec c "$XM_TOOLS/xm-load" udp -j -t 10.96.0.54:53 -n 5)
+xm_assert "$(echo "$out" | xm_json 'j.get("errno",{}).get("ECONNREFUSED",0)')" -eq 5 "empty UDP service: sendto() ECONNREFUSED"
 # connected UDP: connect() picks the backend, recvfrom() still names the VIP
-out=$(xm_pod_exec c "$XM_TOOLS/xm-load" udp 10.96.0.53 53 -n 600 -C)
+out=$(xm_pod_exec c "$XM_TOOLS/xm-load" udp -j -t 10.96.0.53:53 -n 600 --connected)
 xm_log "connected UDP: $out"
-xm_assert "$(echo "$out" | xm_json 'j["lost"]')" -eq 0 "connected UDP: every datagram answered"
-xm_assert "$(echo "$out" | xm_json 'j["reply_not_from_vip"]')" -eq 0 "connected UDP: replies from the VIP"
-xm_assert "$(echo "$out" | xm_json 'len(j["labels"])')" -eq 3 "connected UDP: all backends used"
+xm_assert "$(echo "$out" | xm_json 'j["err"]["timeout"]')" -eq 0 "connected UDP: every datagram answered"
+xm_assert "$(echo "$out" | xm_json 'j["not_vip"]')" -eq 0 "connected UDP: replies from the VIP"
+xm_assert "$(echo "$out" | xm_json 'len(j["backend"])')" -eq 3 "connected UDP: all backends used"
 
 # --- IPv6 VIP ---
-out=$(xm_pod_exec c "$XM_TOOLS/xm-load" connect fd96::10 80 -n 4000)
+out=$(xm_pod_exec c "$XM_TOOLS/xm-load" rr -j -t [fd96::10]:80 -P label --new -n 4000)
 xm_log "IPv6: $out"
-xm_assert "$(echo "$out" | xm_json 'sum(v["n"] for v in j["labels"].values())')" -eq 4000 "IPv6 connects all served"
-xm_assert "$(echo "$out" | xm_json 'j["peer_mismatch"]')" -eq 0 "getpeername() is the IPv6 VIP"
-xm_assert "$(echo "$out" | xm_json 'int(1700 < j["labels"]["v3"]["n"] < 2300)')" -eq 1 \
+xm_assert "$(echo "$out" | xm_json 'sum(j["backend"].values())')" -eq 4000 "IPv6 connects all served"
+xm_assert "$(echo "$out" | xm_json 'j["not_vip"]')" -eq 0 "getpeername() is the IPv6 VIP"
+xm_assert "$(echo "$out" | xm_json 'int(1700 < j["backend"]["v3"] < 2300)')" -eq 1 \
 	"weight 2 of 4 gets about half"
 
 # --- dual-stack socket, IPv4 VIP as ::ffff:a.b.c.d ---
-out=$(xm_pod_exec c "$XM_TOOLS/xm-load" connect ::ffff:10.96.0.10 80 -n 500)
+out=$(xm_pod_exec c "$XM_TOOLS/xm-load" rr -j -t [::ffff:10.96.0.10]:80 -P label --new -n 500)
 xm_log "v4-mapped: $out"
-xm_assert "$(echo "$out" | xm_json 'j["labels"].get("b1",{"n":0})["n"] + j["labels"].get("b2",{"n":0})["n"]')" -eq 500 \
+xm_assert "$(echo "$out" | xm_json 'j["backend"].get("b1",0) + j["backend"].get("b2",0)')" -eq 500 \
 	"v4-mapped VIP balanced to IPv4 backends"
-xm_assert "$(echo "$out" | xm_json 'j["peer_mismatch"]')" -eq 0 "getpeername() is ::ffff:VIP"
+xm_assert "$(echo "$out" | xm_json 'j["not_vip"]')" -eq 0 "getpeername() is ::ffff:VIP"
 
 # --- probes over IPv6 ---
-out=$(xm_pod_exec c "$XM_TOOLS/xm-load" get fd96::11 80 -n 100 -c 2 -k 25)
+out=$(xm_pod_exec c "$XM_TOOLS/xm-load" get -j -t [fd96::11]:80 -n 100 -c 2 -k 25)
 kern=$(xm_ctl -j backend list '[fd96::11]:80' interval 0)
 xm_log "IPv6 probes: client $out kernel $kern"
 xm_assert "$(echo "$kern" | xm_json 'j[0]["requests"]')" -eq 100 "IPv6: request count exact"

@@ -26,9 +26,9 @@ csum0=$(snmp 2 Udp InCsumErrors)
 udperr0=$(snmp 2 Udp InErrors)
 e0=$(xm_tb_stat 1 overlay_encap_bytes)
 
-xm_tb_nx a "$XM_TOOLS/xm-load" traffic "$B" 7001 -q 8M -r 8M -c 2 >/dev/null ||
+xm_tb_nx a "$XM_TOOLS/xm-load" traffic -t "$(xm_hostport "$B" 7001)" -s 8M --answer 8M -c 2 >/dev/null ||
 	xm_fail "TCP, cache on node 1 only: not byte-exact"
-xm_tb_nx a "$XM_TOOLS/xm-load" udp-send "$B" 7002 -n 300 -s 8-1422 -b 44000 >/dev/null ||
+xm_tb_nx a "$XM_TOOLS/xm-load" udp-send -t "$(xm_hostport "$B" 7002)" -n 300 -s 8-1422 -b 44000 >/dev/null ||
 	xm_fail "UDP, cache on node 1 only: not byte-exact"
 xm_log "ok: TCP 2 x 8 MiB each way and 300 datagrams byte-exact"
 xm_assert "$(( $(xm_tb_stat 1 overlay_encap_bytes) - e0 ))" -gt $((15 * 1024 * 1024)) \

@@ -23,7 +23,7 @@ import json,sys
 r=[x for x in json.load(sys.stdin)['remote'] if x['pod']=='$2']
 print(r[0]['$3'] if r else 'none')"
 }
-send() { xm_tb_nx a "$XM_TOOLS/xm-load" udp-send "$B" 7002 -n "$1" -b 42000 >/dev/null; }
+send() { xm_tb_nx a "$XM_TOOLS/xm-load" udp-send -t "$(xm_hostport "$B" 7002)" -n "$1" -b 42000 >/dev/null; }
 
 send 20 || xm_fail "first exchange a -> b"
 xm_assert "$(remote_field 1 "$B" node)" = 172.31.0.2 "node 1 learned: b is behind node 2"

@@ -17,9 +17,9 @@ xm_bg xm_tb_nx b "$XM_TOOLS/xm-serve" udp-echo "$B6" 7002
 sleep 0.3
 
 run() { # label
-	xm_tb_nx a "$XM_TOOLS/xm-load" traffic "$B6" 7001 -q 8M -r 8M -c 2 >/dev/null ||
+	xm_tb_nx a "$XM_TOOLS/xm-load" traffic -t "$(xm_hostport "$B6" 7001)" -s 8M --answer 8M -c 2 >/dev/null ||
 		xm_fail "$1: TCP over IPv6 not byte-exact"
-	xm_tb_nx a "$XM_TOOLS/xm-load" udp-send "$B6" 7002 -n 200 -s 8-1402 -b 47000 >/dev/null ||
+	xm_tb_nx a "$XM_TOOLS/xm-load" udp-send -t "$(xm_hostport "$B6" 7002)" -n 200 -s 8-1402 -b 47000 >/dev/null ||
 		xm_fail "$1: UDP over IPv6 not byte-exact"
 	xm_log "ok: $1: TCP 2 x 8 MiB each way and 200 datagrams over IPv6 byte-exact"
 }

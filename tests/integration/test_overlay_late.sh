@@ -22,5 +22,5 @@ sleep 0.3
 xm_assert "$(xm_tb_ctl 1 -j cache list | python3 -c 'import json,sys; print(json.load(sys.stdin)["enabled"])')" \
 	= True "cache on once the VXLAN device appeared"
 xm_assert "$(ls "$XM_PIN/n1/links" | grep -c '^ovl_pod_')" -eq 2 "pod veth created later was attached"
-xm_tb_nx a "$XM_TOOLS/xm-load" udp-send "$B" 7002 -n 100 -b 48000 >/dev/null || xm_fail "traffic"
+xm_tb_nx a "$XM_TOOLS/xm-load" udp-send -t "$(xm_hostport "$B" 7002)" -n 100 -b 48000 >/dev/null || xm_fail "traffic"
 xm_assert "$(xm_tb_stat 1 overlay_encap_pkts)" -ge 95 "fast path carried the flow"

@@ -14,7 +14,7 @@ B=$(xm_tb_pod_ip 2 10)
 xm_bg xm_tb_nx b "$XM_TOOLS/xm-serve" udp-echo "$B" 7002
 sleep 0.2
 
-xm_tb_nx a "$XM_TOOLS/xm-load" udp-send "$B" 7002 -n 3 -f 300 -b 46000 >/dev/null ||
+xm_tb_nx a "$XM_TOOLS/xm-load" udp-send -t "$(xm_hostport "$B" 7002)" -n 3 --flows 300 -b 46000 >/dev/null ||
 	xm_fail "300 flows through a 64-entry cache: some datagram lost"
 xm_log "ok: 300 flows x 3 datagrams echoed"
 n=$(xm_tb_ctl 1 -j cache list | python3 -c "import json,sys; print(len(json.load(sys.stdin)['flows']))")

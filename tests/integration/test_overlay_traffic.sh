@@ -22,7 +22,7 @@ sleep 0.3
 # TCP: 4 connections x 16 MiB each way.
 enc0=$(xm_tb_stat 1 overlay_encap_bytes)
 dec0=$(xm_tb_stat 1 overlay_decap_bytes)
-xm_tb_nx a "$XM_TOOLS/xm-load" traffic "$B" 7001 -q 16M -r 16M -c 4 >/dev/null ||
+xm_tb_nx a "$XM_TOOLS/xm-load" traffic -t "$(xm_hostport "$B" 7001)" -s 16M --answer 16M -c 4 >/dev/null ||
 	xm_fail "TCP across nodes: 4 x 16 MiB each way not delivered byte for byte"
 xm_log "ok: TCP 4 x 16 MiB each way byte-exact"
 enc=$(( $(xm_tb_stat 1 overlay_encap_bytes) - enc0 ))
@@ -36,12 +36,12 @@ xm_assert "$(xm_tb_stat 2 overlay_decap_bytes)" -gt $((60 * 1024 * 1024)) \
 # UDP: one flow (fixed source port), sizes 8 B .. 1422 B (the largest
 # unfragmented datagram at pod MTU 1450), then up to 4000 B (fragments).
 u0=$(xm_tb_stat 1 overlay_encap_pkts)
-xm_tb_nx a "$XM_TOOLS/xm-load" udp-send "$B" 7002 -n 400 -s 8-1422 -b 40001 >/dev/null ||
+xm_tb_nx a "$XM_TOOLS/xm-load" udp-send -t "$(xm_hostport "$B" 7002)" -n 400 -s 8-1422 -b 40001 >/dev/null ||
 	xm_fail "UDP across nodes not echoed byte for byte"
 u=$(( $(xm_tb_stat 1 overlay_encap_pkts) - u0 ))
 # The first datagram and its echo teach the slow path's verdict both ways.
 xm_assert "$u" -ge 390 "UDP datagrams encapsulated by the cache (of 400)"
-xm_tb_nx a "$XM_TOOLS/xm-load" udp-send "$B" 7002 -n 60 -s 1400-4000 -b 40002 >/dev/null ||
+xm_tb_nx a "$XM_TOOLS/xm-load" udp-send -t "$(xm_hostport "$B" 7002)" -n 60 -s 1400-4000 -b 40002 >/dev/null ||
 	xm_fail "UDP datagrams past the MTU (IP fragments, slow path) not echoed"
 xm_log "ok: UDP 8 B .. 4000 B byte-exact"
 xm_tb_ctl 1 cache list | grep -q "udp.*10.244.1.10:40001.*$B:7002.*cached" ||

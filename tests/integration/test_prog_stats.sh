@@ -46,7 +46,7 @@ xm_assert "$rows" -eq "$(xm_json 'len(j["programs"])' <"$XM_RUN_DIR/list.json")"
 
 # 40 connections, 5 requests each: 40 connect()s to the VIP
 xm_ctl -j prog profile -- sh -c 'echo $$ > "$0/cgroup.procs" && exec ip netns exec "$@"' \
-	"$XM_CGROUP" "$XM_PREFIX-c" "$XM_TOOLS/xm-load" get 10.96.0.10 80 \
+	"$XM_CGROUP" "$XM_PREFIX-c" "$XM_TOOLS/xm-load" get -j -t 10.96.0.10:80 \
 	-n 200 -c 4 -k 5 >"$XM_RUN_DIR/profile.json" 2>"$XM_RUN_DIR/profile.err" ||
 	{ cat "$XM_RUN_DIR/profile.err" >&2; xm_fail "prog profile failed"; }
 P=$XM_RUN_DIR/profile.json

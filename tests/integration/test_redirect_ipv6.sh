@@ -21,7 +21,7 @@ run() { # desc server-addr client-addr
 	xm_bg xm_pod_exec b "$XM_TOOLS/xm-serve" traffic "$2" "$4" -q 1M -r 1M
 	sleep 0.2
 	before=$(xm_stat redirect_bytes)
-	xm_pod_exec "$5" "$XM_TOOLS/xm-load" traffic "$3" "$4" -q 1M -r 1M >/dev/null ||
+	xm_pod_exec "$5" "$XM_TOOLS/xm-load" traffic -t "$(xm_hostport "$3" "$4")" -s 1M --answer 1M >/dev/null ||
 		xm_fail "$1: payload not delivered byte for byte"
 	after=$(xm_stat redirect_bytes)
 	xm_assert $((after - before)) -ge $((2 * 1024 * 1024)) "$1: both directions redirected"

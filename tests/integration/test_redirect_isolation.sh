@@ -26,9 +26,9 @@ xm_bg xm_pod_exec a "$XM_TOOLS/xm-serve" traffic 127.0.0.1 7200 -q 2M -r 2M -S 1
 xm_bg xm_pod_exec b "$XM_TOOLS/xm-serve" traffic 127.0.0.1 7200 -q 2M -r 2M -S 22
 sleep 0.3
 before=$(xm_stat redirect_bytes)
-xm_pod_exec a "$XM_TOOLS/xm-load" traffic 127.0.0.1 7200 -q 2M -r 2M -S 11 -b 40000 -d "$(xm_size 2000 10000)" >"$XM_RUN_DIR/a.out" 2>&1 &
+xm_pod_exec a "$XM_TOOLS/xm-load" traffic -t 127.0.0.1:7200 -s 2M --answer 2M -S 11 -b 40000 -d "$(xm_size 2 10)" >"$XM_RUN_DIR/a.out" 2>&1 &
 pa=$!
-xm_pod_exec b "$XM_TOOLS/xm-load" traffic 127.0.0.1 7200 -q 2M -r 2M -S 22 -b 40000 -d "$(xm_size 2000 10000)" >"$XM_RUN_DIR/b.out" 2>&1 &
+xm_pod_exec b "$XM_TOOLS/xm-load" traffic -t 127.0.0.1:7200 -s 2M --answer 2M -S 22 -b 40000 -d "$(xm_size 2 10)" >"$XM_RUN_DIR/b.out" 2>&1 &
 pb=$!
 sleep 1
 read -r n s < <(socks_and_scopes)
@@ -44,7 +44,7 @@ xm_bg xm_pod_exec b "$XM_TOOLS/xm-serve" traffic 10.77.0.3 7300 -q 100K -r 100K
 sleep 0.2
 before=$(xm_stat redirect_bytes)
 foreign_before=$(xm_stat sock_skipped_foreign)
-xm_pod_exec c "$XM_TOOLS/xm-load" traffic 10.77.0.3 7300 -q 100K -r 100K >/dev/null ||
+xm_pod_exec c "$XM_TOOLS/xm-load" traffic -t 10.77.0.3:7300 -s 100K --answer 100K >/dev/null ||
 	xm_fail "traffic from an unregistered address must still flow over TCP"
 after=$(xm_stat redirect_bytes)
 xm_assert "$((after - before))" -lt $((100 * 1024)) "c's sending direction was not redirected"

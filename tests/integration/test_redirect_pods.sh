@@ -29,23 +29,23 @@ for size in 1 2 100 1448 4096 65535 65536 1000000 4M; do
 	xm_bg xm_pod_exec b "$XM_TOOLS/xm-serve" traffic 10.77.0.3 7100 -q "$size" -r "$size" -S 7
 	srv=$XM_LAST_PID
 	xm_wait_listen b 7100
-	xm_pod_exec a "$XM_TOOLS/xm-load" traffic 10.77.0.3 7100 -q "$size" -r "$size" -S 7 >/dev/null ||
+	xm_pod_exec a "$XM_TOOLS/xm-load" traffic -t 10.77.0.3:7100 -s "$size" --answer "$size" -S 7 >/dev/null ||
 		xm_fail "payload of $size bytes each way not delivered byte for byte"
 	xm_kill_tree "$srv"; wait "$srv" 2>/dev/null || true
 done
 xm_log "ok: 1 B .. 4 MiB both directions byte-exact"
 
 # asymmetric: big request, 1-byte answer; small request, big answer
-xm_pod_exec a "$XM_TOOLS/xm-load" traffic 10.77.0.3 7002 -q 4M -r 1 >/dev/null ||
+xm_pod_exec a "$XM_TOOLS/xm-load" traffic -t 10.77.0.3:7002 -s 4M --answer 1 >/dev/null ||
 	xm_fail "4 MiB request / 1 B response"
-xm_pod_exec a "$XM_TOOLS/xm-load" traffic 10.77.0.3 7003 -q 100 -r 300K >/dev/null ||
+xm_pod_exec a "$XM_TOOLS/xm-load" traffic -t 10.77.0.3:7003 -s 100 --answer 300K >/dev/null ||
 	xm_fail "100 B request / 300 KiB response"
 # zero bytes each way: EOF only
-xm_pod_exec a "$XM_TOOLS/xm-load" traffic 10.77.0.3 7001 -q 0 -r 0 >/dev/null ||
+xm_pod_exec a "$XM_TOOLS/xm-load" traffic -t 10.77.0.3:7001 -s 0 --answer 0 >/dev/null ||
 	xm_fail "empty exchange (half-close only)"
 
 # 200 concurrent connections, 3 rounds each
-out=$(xm_pod_exec a "$XM_TOOLS/xm-load" traffic 10.77.0.3 7003 -q 100 -r 300K -c 200 -n 3) ||
+out=$(xm_pod_exec a "$XM_TOOLS/xm-load" traffic -t 10.77.0.3:7003 -s 100 --answer 300K -c 200 -n 600) ||
 	xm_fail "200 concurrent connections: $out"
 xm_log "ok: 200 concurrent connections x 3: $out"
 

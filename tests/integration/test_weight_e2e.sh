@@ -41,8 +41,8 @@ for i in 0 1 2; do
 	xm_bg ip netns exec "$XM_PREFIX-b$i" "$XM_TOOLS/xm-serve" scenario \
 		--listen 10.78.1.$((10 + i)):$PORT --replica $i --scenario "$SCN" --start "$start"
 done
-xm_pod_exec cl "$XM_TOOLS/xm-load" open --target $VIP:$PORT --scenario "$SCN" --start "$start" \
-	--mode new --http --timeout 3 --out "$XM_RUN_DIR/e2e.csv" || xm_fail "xm-load open failed"
+xm_pod_exec cl "$XM_TOOLS/xm-load" rr --target $VIP:$PORT --scenario "$SCN" --start "$start" \
+	--new --proto http --timeout 3 --csv "$XM_RUN_DIR/e2e.csv" || xm_fail "xm-load rr failed"
 
 # Shares of new connections sent in [12 s, 18 s), by the replica that answered.
 read -r n s0 s1 s2 < <(awk -F, 'NR > 1 && $1 >= 12 && $3 >= 0 { n++; c[$3]++ }

@@ -33,32 +33,38 @@ int xt_run_mode(const struct xt_mode *modes, size_t n, int argc, char **argv, co
 	return 2;
 }
 
-double xt_opt_num(const char *opt, const char *val, double min, double max)
+int xt_parse_num(const char *opt, const char *val, double min, double max, double *out,
+		 char *err, size_t errlen)
 {
 	char *end;
-	double v;
 
 	errno = 0;
-	v = strtod(val ? val : "", &end);
-	if (!val || end == val || *end || errno || isnan(v) || v < min || v > max)
-		xt_die(2, "%s wants a number from %g to %g, not '%s'", opt, min, max, val ? val : "");
-	return v;
+	*out = strtod(val ? val : "", &end);
+	if (!val || end == val || *end || errno || isnan(*out) || *out < min || *out > max) {
+		snprintf(err, errlen, "%s wants a number from %g to %g, not '%s'", opt, min, max,
+			 val ? val : "");
+		return -1;
+	}
+	return 0;
 }
 
-long xt_opt_int(const char *opt, const char *val, long min, long max)
+int xt_parse_int(const char *opt, const char *val, long min, long max, long *out, char *err,
+		 size_t errlen)
 {
 	char *end;
-	long v;
 
 	errno = 0;
-	v = strtol(val ? val : "", &end, 10);
-	if (!val || end == val || *end || errno || v < min || v > max)
-		xt_die(2, "%s wants an integer from %ld to %ld, not '%s'", opt, min, max,
-		       val ? val : "");
-	return v;
+	*out = strtol(val ? val : "", &end, 10);
+	if (!val || end == val || *end || errno || *out < min || *out > max) {
+		snprintf(err, errlen, "%s wants an integer from %ld to %ld, not '%s'", opt, min, max,
+			 val ? val : "");
+		return -1;
+	}
+	return 0;
 }
 
-size_t xt_opt_size(const char *opt, const char *val, size_t max)
+int xt_parse_size(const char *opt, const char *val, size_t max, size_t *out, char *err,
+		  size_t errlen)
 {
 	char *end;
 	double v;
@@ -69,8 +75,41 @@ size_t xt_opt_size(const char *opt, const char *val, size_t max)
 		v *= 1024, end++;
 	else if (end != val && (*end == 'M' || *end == 'm'))
 		v *= 1024 * 1024, end++;
-	if (!val || end == val || *end || errno || !(v >= 0) || v > max)
-		xt_die(2, "%s wants a size in bytes (K, M suffixes) up to %zu, not '%s'", opt, max,
-		       val ? val : "");
-	return (size_t)v;
+	if (!val || end == val || *end || errno || !(v >= 0) || v > max) {
+		snprintf(err, errlen, "%s wants a size in bytes (K, M suffixes) up to %zu, not '%s'",
+			 opt, max, val ? val : "");
+		return -1;
+	}
+	*out = (size_t)v;
+	return 0;
+}
+
+double xt_opt_num(const char *opt, const char *val, double min, double max)
+{
+	char err[256];
+	double v;
+
+	if (xt_parse_num(opt, val, min, max, &v, err, sizeof(err)))
+		xt_die(2, "%s", err);
+	return v;
+}
+
+long xt_opt_int(const char *opt, const char *val, long min, long max)
+{
+	char err[256];
+	long v;
+
+	if (xt_parse_int(opt, val, min, max, &v, err, sizeof(err)))
+		xt_die(2, "%s", err);
+	return v;
+}
+
+size_t xt_opt_size(const char *opt, const char *val, size_t max)
+{
+	char err[256];
+	size_t v;
+
+	if (xt_parse_size(opt, val, max, &v, err, sizeof(err)))
+		xt_die(2, "%s", err);
+	return v;
 }

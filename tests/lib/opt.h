@@ -9,6 +9,13 @@
 
 #include <stddef.h>
 
+/* The same checks, returning 0, or -1 with the message in err (for parsers that report). */
+int xt_parse_num(const char *opt, const char *val, double min, double max, double *out,
+		 char *err, size_t errlen);
+int xt_parse_int(const char *opt, const char *val, long min, long max, long *out, char *err,
+		 size_t errlen);
+int xt_parse_size(const char *opt, const char *val, size_t max, size_t *out, char *err,
+		  size_t errlen);
 /* A number in [min, max]. */
 double xt_opt_num(const char *opt, const char *val, double min, double max);
 long xt_opt_int(const char *opt, const char *val, long min, long max);

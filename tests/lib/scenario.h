@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Scenario files for the weighting evaluation (scenarios/NAME.json), shared by
- * the server (xm-serve scenario) and the load generator (xm-load open).
+ * the server (xm-serve scenario) and the load generator (xm-load rr --scenario).
  *
  *   {
  *     "name": "spikes", "duration": 40, "seed": 7,

@@ -14,7 +14,7 @@ keep-alive close needs; with --no-retry it does not, and such a request
 fails. --start waits for that epoch (less --warmup) so runs line up with the
 scenario's replicas.
 
-CSV: t,latency_ms,backend,ok,new_conn,err,retried (as xm-load open, tests/tools/xm-load/open.c;
+CSV: t,latency_ms,backend,ok,new_conn,err,retried (as xm-load rr --csv, tests/tools/xm-load/rr.c;
 t from --start, new_conn unknown = 0). Last line: "urllib3: requests=N ok=N
 failed=N retried=N p50_ms=F p99_ms=F" then "backend=ID:COUNT" pairs (the
 X-Backend header of xm-serve scenario).

@@ -1,32 +1,25 @@
 // SPDX-License-Identifier: MIT
 /*
- * xm-load connect | get | udp | hold | conn-rate | udpconnect: clients for
- * the LB tests and benchmarks, against xm-serve label / http / udp backends.
- * Each prints one JSON line and exits 0 unless the tool itself failed.
- *   connect VIP PORT -n N [-T MS]           N connects (-T: give up after MS ms); counts
- *                                           per label, errors by errno name,
- *                                           getpeername() != VIP count
- *   get VIP PORT -n N [-c CONNS] [-k PER_CONN]  N HTTP requests over CONNS parallel
- *                                           keep-alive connections of PER_CONN requests;
- *                                           per label: count, 5xx, latency p50/p99 (us)
- *                                           from send() to the arrival of the first byte
- *                                           back (receive timestamp), and app_p50/p99
- *                                           until read() returned
- *   udp VIP PORT -n N [-C]                  N unconnected datagrams (sendto VIP), or
- *                                           with -C connect()+send() each; per label
- *                                           counts and replies (recvfrom) not from VIP
- *   hold VIP PORT -w FILE                   one connection: a request, then wait for
- *                                           FILE to exist, then another request on the
- *                                           same connection; prints both labels
- *   conn-rate VIP PORT -t SECONDS [-c THREADS]  new connections per second: connect,
- *                                           read the label, close, as fast as possible
- *   udpconnect VIP PORT -n N                cost of connect() itself: N connect()s of
- *                                           one UDP socket (no packet is sent), ns each
- * Percentiles: tests/lib/pctl.h (nearest rank).
+ * xm-load get | udp | hold | udpconnect: the LB test clients that are not
+ * request/response load (connect and conn-rate are: xm-load rr -P label
+ * --new). Options from the one table (tests/lib/loadopt.h), one result line
+ * (tests/lib/result.h).
+ *   get --target VIP:PORT -n N [-c CONNS] [-k PER_CONN]
+ *        N HTTP requests over CONNS parallel keep-alive connections of
+ *        PER_CONN requests each; latency from send() to the arrival of the
+ *        first answer byte at this host (the kernel's receive timestamp, as
+ *        the LB's latency probe sees it), per backend too
+ *   udp --target VIP:PORT -n N [--connected] [-T S]
+ *        N datagrams (sendto the VIP, or connect()+send() each); replies per
+ *        backend label, replies whose source is not the VIP (not_vip)
+ *   hold --target VIP:PORT --wait-file FILE
+ *        one connection: a request, then wait for FILE, then another on the
+ *        same connection; both answers counted per backend
+ *   udpconnect --target VIP:PORT -n N
+ *        the cost of connect() itself: N connect()s of one UDP socket
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <getopt.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,26 +33,24 @@
 #include "lib/addr.h"
 #include "lib/clock.h"
 #include "lib/http1.h"
+#include "lib/loadopt.h"
 #include "lib/opt.h"
 #include "lib/pctl.h"
+#include "lib/result.h"
 #include "load.h"
 
-static int n_total = 1000, n_conns = 1, per_conn = 0;
-static double seconds = 1;
-static const char *wait_file;
-static int udp_connected, connect_timeout_ms;
-
-static struct sockaddr_storage target;
-static socklen_t target_len;
+static struct xt_load_opts o;
 
 #define MAX_LABELS 64
 struct tally {
 	char name[64];
 	long n, bad;
-	struct xt_samples lat, app;
+	struct xt_samples lat;
 };
 static struct tally tallies[MAX_LABELS];
 static int n_tallies;
+static long errs[256], failed_requests, failed_connects;
+static struct xt_samples all_lat;
 static pthread_mutex_t tally_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static struct tally *tally_of(const char *name)
@@ -73,49 +64,31 @@ static struct tally *tally_of(const char *name)
 	return &tallies[n_tallies++];
 }
 
-static void tally_lat(struct tally *t, double us, double app_us)
+/* The tallies into r: counts, 5xx and latencies per backend, errors by errno. */
+static void tallies_into(struct xt_result *r)
 {
-	xt_samples_add(&t->lat, us);
-	xt_samples_add(&t->app, app_us);
-}
-
-static long errs[256];
-
-static void print_tallies(const char *extra)
-{
-	printf("{\"labels\":{");
 	for (int i = 0; i < n_tallies; i++) {
 		struct tally *t = &tallies[i];
 
-		printf("%s\"%s\":{\"n\":%ld,\"bad\":%ld", i ? "," : "", t->name, t->n, t->bad);
-		if (t->lat.n)
-			printf(",\"p50_us\":%.1f,\"p99_us\":%.1f,\"app_p50_us\":%.1f,\"app_p99_us\":%.1f",
-			       xt_pctl(&t->lat, 0.5), xt_pctl(&t->lat, 0.99), xt_pctl(&t->app, 0.5),
-			       xt_pctl(&t->app, 0.99));
-		printf("}");
-	}
-	printf("},\"errors\":{");
-	for (int e = 0, first = 1; e < 256; e++) {
-		if (errs[e]) {
-			printf("%s\"%s\":%ld", first ? "" : ",", strerrorname_np(e) ?: "?", errs[e]);
-			first = 0;
+		xt_res_backend(r, t->name, t->n);
+		if (t->lat.n) { /* HTTP answers */
+			xt_res_add(r, XF_BACKEND_5XX, t->name, t->bad);
+			xt_res_add(r, XF_BACKEND_P50_US, t->name, xt_pctl(&t->lat, 0.5));
+			xt_res_add(r, XF_BACKEND_P99_US, t->name, xt_pctl(&t->lat, 0.99));
 		}
 	}
-	printf("}%s}\n", extra ? extra : "");
+	for (int e = 0; e < 256; e++)
+		if (errs[e])
+			xt_res_errno(r, e, errs[e]);
 }
 
 static int tcp_connect(void)
 {
-	int fd = socket(target.ss_family, SOCK_STREAM, 0);
+	int fd = socket(o.to.ss_family, SOCK_STREAM, 0);
 
 	if (fd < 0)
 		return -errno;
-	if (connect_timeout_ms) {
-		struct timeval tv = { connect_timeout_ms / 1000, connect_timeout_ms % 1000 * 1000 };
-
-		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	}
-	if (connect(fd, (struct sockaddr *)&target, target_len)) {
+	if (connect(fd, (struct sockaddr *)&o.to, o.to_len)) {
 		int e = errno;
 
 		close(fd);
@@ -124,57 +97,14 @@ static int tcp_connect(void)
 	return fd;
 }
 
-static int read_line(int fd, char *buf, size_t len)
-{
-	size_t have = 0;
-
-	while (have < len - 1) {
-		ssize_t n = read(fd, buf + have, len - 1 - have);
-
-		if (n <= 0)
-			break;
-		have += n;
-		if (memchr(buf, '\n', have))
-			break;
-	}
-	buf[have] = '\0';
-	buf[strcspn(buf, "\n")] = '\0';
-	return have ? 0 : -1;
-}
-
-static void client_connect(void)
-{
-	long peer_mismatch = 0;
-	char extra[64], buf[64];
-
-	for (int i = 0; i < n_total; i++) {
-		struct sockaddr_storage peer;
-		socklen_t pl = sizeof(peer);
-		int fd = tcp_connect();
-
-		if (fd < 0) {
-			errs[-fd & 255]++;
-			continue;
-		}
-		if (getpeername(fd, (struct sockaddr *)&peer, &pl) || !xt_same_endpoint(&peer, &target))
-			peer_mismatch++;
-		if (read_line(fd, buf, sizeof(buf)))
-			snprintf(buf, sizeof(buf), "(none)");
-		tally_of(buf)->n++;
-		close(fd);
-	}
-	snprintf(extra, sizeof(extra), ",\"peer_mismatch\":%ld", peer_mismatch);
-	print_tallies(extra);
-}
-
 /*
- * One request; returns the label and fills status, or -1. Two latencies:
- * *lat_us from before send() to the arrival of the first response byte at
- * this host (the kernel's receive timestamp, SO_TIMESTAMPNS), which leaves
- * out how long the scheduler took to wake us; *app_us until read() returned.
- * Without a timestamp (redirected sockets carry none) both are the latter.
+ * One request; returns the label and fills status, or -1. *lat_us from
+ * before send() to the arrival of the first response byte at this host (the
+ * kernel's receive timestamp, SO_TIMESTAMPNS), which leaves out how long the
+ * scheduler took to wake us; without a timestamp (redirected sockets carry
+ * none) until read() returned.
  */
-static int http_request(int fd, char *lab, size_t llen, int *status, double *lat_us, double *app_us)
+static int http_request(int fd, char *lab, size_t llen, int *status, double *lat_us)
 {
 	static const char req[] = "GET / HTTP/1.1\r\nHost: svc\r\n\r\n";
 	char buf[1024];
@@ -183,7 +113,7 @@ static int http_request(int fd, char *lab, size_t llen, int *status, double *lat
 	double t0 = xt_wall() * 1e6;
 	int first = 1;
 
-	if (write(fd, req, sizeof(req) - 1) != sizeof(req) - 1)
+	if (send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL) != sizeof(req) - 1)
 		return -1;
 	while (!head && have < sizeof(buf)) {
 		char ctl[256];
@@ -195,8 +125,7 @@ static int http_request(int fd, char *lab, size_t llen, int *status, double *lat
 		if (n <= 0)
 			return -1;
 		if (first) {
-			*app_us = xt_wall() * 1e6 - t0;
-			*lat_us = *app_us;
+			*lat_us = xt_wall() * 1e6 - t0;
 			for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
 				if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
 					struct timespec ts;
@@ -222,13 +151,12 @@ static void *get_worker(void *arg)
 	long todo = (long)arg;
 
 	while (todo > 0) {
-		int fd = tcp_connect(), k = per_conn > 0 ? per_conn : (int)todo;
-
-		int one = 1;
+		int fd = tcp_connect(), k = o.per_conn > 0 ? o.per_conn : (int)todo, one = 1;
 
 		if (fd < 0) {
 			pthread_mutex_lock(&tally_lock);
 			errs[-fd & 255]++;
+			failed_connects++;
 			pthread_mutex_unlock(&tally_lock);
 			todo--;
 			continue;
@@ -237,11 +165,11 @@ static void *get_worker(void *arg)
 		for (; k > 0 && todo > 0; k--, todo--) {
 			char lab[64];
 			int status = 0;
-			double lat = 0, app = 0;
+			double lat = 0;
 
-			if (http_request(fd, lab, sizeof(lab), &status, &lat, &app)) {
+			if (http_request(fd, lab, sizeof(lab), &status, &lat)) {
 				pthread_mutex_lock(&tally_lock);
-				errs[EPIPE]++;
+				failed_requests++;
 				pthread_mutex_unlock(&tally_lock);
 				todo--;
 				break;
@@ -251,7 +179,9 @@ static void *get_worker(void *arg)
 
 			t->n++;
 			t->bad += status >= 500;
-			tally_lat(t, lat, app);
+			xt_samples_add(&t->lat, lat);
+			if (status < 500)
+				xt_samples_add(&all_lat, lat);
 			pthread_mutex_unlock(&tally_lock);
 		}
 		close(fd);
@@ -259,41 +189,51 @@ static void *get_worker(void *arg)
 	return NULL;
 }
 
-static void client_get(void)
+static void client_get(struct xt_result *r)
 {
 	pthread_t th[256];
-	int nc = n_conns > 256 ? 256 : n_conns;
+	int nc = o.conns > 256 ? 256 : o.conns;
+	long bad = 0;
+	double t0 = xt_now();
 
 	for (int i = 0; i < nc; i++)
 		pthread_create(&th[i], NULL, get_worker,
-			       (void *)(long)(n_total / nc + (i < n_total % nc)));
+			       (void *)(long)(o.requests / nc + (i < o.requests % nc)));
 	for (int i = 0; i < nc; i++)
 		pthread_join(th[i], NULL);
-	print_tallies(NULL);
+	for (int i = 0; i < n_tallies; i++)
+		bad += tallies[i].bad;
+	xt_res_set(r, XK_DURATION_S, xt_now() - t0);
+	xt_res_counts(r, o.requests, all_lat.n);
+	xt_res_set(r, XK_ERR_CONNECT, failed_connects);
+	xt_res_set(r, XK_ERR_RESET, failed_requests);
+	xt_res_set(r, XK_ERR_STATUS, bad);
+	xt_res_latency(r, &all_lat);
 }
 
-static void client_udp(void)
+static void client_udp(struct xt_result *r)
 {
-	int fd = socket(target.ss_family, SOCK_DGRAM, 0);
-	struct timeval tv = { .tv_sec = 1 };
-	long not_vip = 0, lost = 0;
-	char extra[96];
+	int fd = socket(o.to.ss_family, SOCK_DGRAM, 0);
+	struct timeval tv = { (time_t)o.timeout, (long)((o.timeout - (time_t)o.timeout) * 1e6) };
+	long not_vip = 0, lost = 0, ok = 0, send_failed = 0;
 
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	for (int i = 0; i < n_total; i++) {
+	for (long i = 0; i < o.requests; i++) {
 		struct sockaddr_storage from;
 		socklen_t fl = sizeof(from);
 		char buf[64];
 		ssize_t n;
 
-		/* -C: a connected socket (connect() once per datagram: a new backend each time) */
-		if (udp_connected && connect(fd, (struct sockaddr *)&target, target_len)) {
+		/* --connected: connect() once per datagram (a new backend each time) */
+		if (o.connected && connect(fd, (struct sockaddr *)&o.to, o.to_len)) {
 			errs[errno & 255]++;
+			failed_connects++;
 			continue;
 		}
-		if (udp_connected ? send(fd, "q", 1, 0) < 0
-				  : sendto(fd, "q", 1, 0, (struct sockaddr *)&target, target_len) < 0) {
+		if (o.connected ? send(fd, "q", 1, 0) < 0
+				: sendto(fd, "q", 1, 0, (struct sockaddr *)&o.to, o.to_len) < 0) {
 			errs[errno & 255]++;
+			send_failed++;
 			continue;
 		}
 		n = recvfrom(fd, buf, sizeof(buf) - 1, 0, (struct sockaddr *)&from, &fl);
@@ -302,135 +242,91 @@ static void client_udp(void)
 			continue;
 		}
 		buf[n] = '\0';
-		if (!xt_same_endpoint(&from, &target))
+		if (!xt_same_endpoint(&from, &o.to))
 			not_vip++;
 		tally_of(buf)->n++;
+		ok++;
 	}
-	snprintf(extra, sizeof(extra), ",\"reply_not_from_vip\":%ld,\"lost\":%ld", not_vip, lost);
-	print_tallies(extra);
+	xt_res_counts(r, o.requests, ok);
+	xt_res_set(r, XK_ERR_CONNECT, failed_connects);
+	xt_res_set(r, XK_ERR_RESET, send_failed);
+	xt_res_set(r, XK_ERR_TIMEOUT, lost);
+	xt_res_set(r, XK_NOT_VIP, not_vip);
 }
 
-static void client_hold(void)
+static void client_hold(struct xt_result *r)
 {
-	char l1[64] = "(none)", l2[64] = "(none)";
-	int fd = tcp_connect(), st = 0;
+	char l1[64], l2[64];
+	int fd = tcp_connect(), st = 0, ok = 0;
 	double lat;
 	struct stat sb;
 
-	if (fd < 0 || http_request(fd, l1, sizeof(l1), &st, &lat, &lat)) {
-		printf("{\"first\":\"%s\",\"second\":\"(failed)\"}\n", fd < 0 ? "(connect failed)" : l1);
-		exit(1);
-	}
-	fprintf(stderr, "hold: first request answered by %s\n", l1);
-	while (stat(wait_file, &sb))
-		usleep(10000);
-	if (http_request(fd, l2, sizeof(l2), &st, &lat, &lat))
-		snprintf(l2, sizeof(l2), "(failed)");
-	printf("{\"first\":\"%s\",\"second\":\"%s\"}\n", l1, l2);
-}
-
-struct rate_res {
-	long n, fail;
-};
-
-static void *rate_worker(void *arg)
-{
-	struct rate_res *r = arg;
-	double end = xt_now() + seconds;
-	char buf[64];
-
-	while (xt_now() < end) {
-		int fd = tcp_connect();
-
-		if (fd < 0) {
-			r->fail++;
-			continue;
+	if (fd < 0)
+		errs[-fd & 255]++;
+	if (fd >= 0 && !http_request(fd, l1, sizeof(l1), &st, &lat)) {
+		ok++;
+		tally_of(l1)->n++;
+		fprintf(stderr, "hold: first request answered by %s\n", l1);
+		while (stat(o.wait_file, &sb))
+			usleep(10000);
+		if (!http_request(fd, l2, sizeof(l2), &st, &lat)) {
+			ok++;
+			tally_of(l2)->n++;
+			fprintf(stderr, "hold: second request answered by %s\n", l2);
 		}
-		if (read_line(fd, buf, sizeof(buf)))
-			r->fail++;
-		/*
-		 * Abort instead of a FIN: the server closed first, so with a
-		 * plain close its TIME_WAIT sockets would meet our next SYNs
-		 * from reused ports and stall them; with a reset neither side
-		 * keeps TIME_WAIT and every mode measures connections only.
-		 */
-		setsockopt(fd, SOL_SOCKET, SO_LINGER, &(struct linger){ 1, 0 }, sizeof(struct linger));
-		close(fd);
-		r->n++;
 	}
-	return NULL;
+	xt_res_counts(r, 2, ok);
+	xt_res_set(r, XK_ERR_CONNECT, fd < 0);
 }
 
-/* -c THREADS connect loops in parallel (default 1) */
-/* -c THREADS connect loops in parallel (default 1) */
-static void client_rate(void)
+static void client_udpconnect(struct xt_result *r)
 {
-	struct rate_res res[64] = {};
-	pthread_t th[64];
-	int nt = n_conns < 1 ? 1 : n_conns > 64 ? 64 : n_conns;
+	int fd = socket(o.to.ss_family, SOCK_DGRAM, 0);
 	double t0 = xt_now();
-	long n = 0, fail = 0;
-
-	for (int i = 0; i < nt; i++)
-		pthread_create(&th[i], NULL, rate_worker, &res[i]);
-	for (int i = 0; i < nt; i++) {
-		pthread_join(th[i], NULL);
-		n += res[i].n;
-		fail += res[i].fail;
-	}
-	printf("{\"conns\":%ld,\"failed\":%ld,\"per_second\":%.1f}\n", n, fail,
-	       n / (xt_now() - t0));
-}
-
-static void client_udpconnect(void)
-{
-	int fd = socket(target.ss_family, SOCK_DGRAM, 0);
-	double t0;
 	long fail = 0;
 
-	t0 = xt_now();
-	for (int i = 0; i < n_total; i++)
-		if (connect(fd, (struct sockaddr *)&target, target_len))
+	for (long i = 0; i < o.requests; i++)
+		if (connect(fd, (struct sockaddr *)&o.to, o.to_len))
 			fail++;
-	printf("{\"connects\":%d,\"failed\":%ld,\"ns_per_connect\":%.1f}\n", n_total, fail,
-	       (xt_now() - t0) * 1e9 / n_total);
+	xt_res_counts(r, o.requests, o.requests - fail);
+	xt_res_set(r, XK_ERR_CONNECT, fail);
+	xt_res_set(r, XK_NS_PER_CONNECT, (xt_now() - t0) * 1e9 / o.requests);
 	close(fd);
 }
 
+static const struct {
+	struct xt_load_mode m;
+	void (*run)(struct xt_result *r);
+} lb_modes[] = {
+	{ { "get", "N HTTP/1 requests over --conns keep-alive connections of --per-conn requests;\n"
+	    "latency to the first answer byte's kernel receive time, per backend too",
+	    XO(XO_TARGET) | XO(XO_REQUESTS) | XO(XO_CONNS) | XO(XO_PER_CONN) }, client_get },
+	{ { "udp", "N datagrams to the target, a label back from each (xm-serve udp); --connected:\n"
+	    "connect() the socket before each", XO(XO_TARGET) | XO(XO_REQUESTS) | XO(XO_CONNECTED) |
+	    XO(XO_TIMEOUT) }, client_udp },
+	{ { "hold", "one connection: an HTTP request, wait for --wait-file, another request on it",
+	    XO(XO_TARGET) | XO(XO_WAIT_FILE) }, client_hold },
+	{ { "udpconnect", "the cost of connect(): N connect()s of one UDP socket, no packet sent",
+	    XO(XO_TARGET) | XO(XO_REQUESTS) }, client_udpconnect },
+};
+
 int load_lb(int argc, char **argv)
 {
-	const char *mode = argv[0];
-	int opt;
+	for (size_t i = 0; i < sizeof(lb_modes) / sizeof(lb_modes[0]); i++) {
+		struct xt_result r = { .mode = lb_modes[i].m.name };
 
-	if (argc < 3 || xt_sockaddr(&target, &target_len, argv[1], xt_opt_int("PORT", argv[2], 0, 65535)))
-		xt_die(2, "usage: xm-load %s VIP PORT [options]", mode);
-	optind = 3;
-	while ((opt = getopt(argc, argv, "n:c:k:w:t:CT:")) != -1) {
-		switch (opt) {
-		case 'n': n_total = xt_opt_int("-n", optarg, 1, 100000000); break;
-		case 'c': n_conns = xt_opt_int("-c", optarg, 1, 256); break;
-		case 'k': per_conn = xt_opt_int("-k", optarg, 0, 100000000); break;
-		case 'w': wait_file = optarg; break;
-		case 't': seconds = xt_opt_num("-t", optarg, 0, 86400); break;
-		case 'C': udp_connected = 1; break;
-		case 'T': connect_timeout_ms = xt_opt_int("-T", optarg, 0, 600000); break;
-		default: return 2;
-		}
+		if (strcmp(argv[0], lb_modes[i].m.name))
+			continue;
+		o = (struct xt_load_opts){ .requests = 1000, .conns = 1, .timeout = 1 };
+		xt_load_opts_or_die(&o, &lb_modes[i].m, argc, argv);
+		if (!strcmp(argv[0], "hold") && !o.wait_file)
+			xt_die(2, "hold wants --wait-file FILE");
+		if (!o.conns)
+			xt_die(2, "--conns wants at least 1");
+		lb_modes[i].run(&r);
+		tallies_into(&r);
+		xt_res_print(stdout, &r, o.json);
+		return 0;
 	}
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	if (!strcmp(mode, "connect"))
-		client_connect();
-	else if (!strcmp(mode, "get"))
-		client_get();
-	else if (!strcmp(mode, "udp"))
-		client_udp();
-	else if (!strcmp(mode, "hold")) {
-		if (!wait_file)
-			xt_die(2, "hold wants -w FILE");
-		client_hold();
-	} else if (!strcmp(mode, "conn-rate"))
-		client_rate();
-	else
-		client_udpconnect();
-	return 0;
+	xt_die(2, "no LB mode %s", argv[0]);
 }

@@ -3,8 +3,8 @@
 #ifndef XM_LOAD_H
 #define XM_LOAD_H
 
-int load_open(int argc, char **argv);
 int load_rr(int argc, char **argv);
+int load_stream(int argc, char **argv);
 int load_lb(int argc, char **argv);
 int load_traffic(int argc, char **argv);
 int load_udp(int argc, char **argv);

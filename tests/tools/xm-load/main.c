@@ -1,43 +1,61 @@
 // SPDX-License-Identifier: MIT
 /*
  * xm-load: the one load generator and test client (tests/lib/README.md has
- * the whole kit).
+ * the whole kit). Every mode takes its options from one table
+ * (tests/lib/loadopt.h: --target IP:PORT everywhere, MODE --help) and prints
+ * one result line of the same keys (tests/lib/result.h; -j: JSON).
  *
- *   xm-load open --target IP:PORT (--scenario FILE | --rate RPS --duration S) ...
- *                    open loop on a timeline (fixed rate or a scenario file), new or
- *                    pooled connections, line or HTTP/1 protocol, every request in a CSV
- *   xm-load rr -a ADDR:PORT|unix:PATH [-P tcp|http|stream] [-s BYTES] [-r RATE]
- *              [-d SECONDS | -N REQUESTS] [-c CONNS] [-n] [-T S]
- *                    request/response, open (-r RATE) or closed loop (-r 0), against
- *                    xm-serve rr; stream: bulk throughput
- *   xm-load connect|get|udp|hold|conn-rate|udpconnect VIP PORT [options]
- *                    LB test clients against xm-serve label / http / udp
- *   xm-load traffic ADDR PORT [-q N] [-r N] [-c N] [-n N] [-S SEED] [-b SPORT] [-d MS]
- *                    byte-exact TCP exchange against xm-serve traffic
- *   xm-load udp-send|udp-probe ADDR PORT [options]
- *                    byte-exact UDP echo checks against xm-serve udp-echo
+ *   xm-load rr --target ADDR [options]      request/response load: open or closed
+ *                                           loop, pooled or new connections,
+ *                                           tcp/http/line/label (the one engine)
+ *   xm-load stream --target ADDR            bulk throughput
+ *   xm-load get|udp|hold|udpconnect --target VIP:PORT [options]
+ *                                           LB test clients (connect, conn-rate:
+ *                                           rr -P label --new)
+ *   xm-load traffic ADDR PORT [options]     byte-exact TCP exchange
+ *   xm-load udp-send|udp-probe ADDR PORT    byte-exact UDP echo checks
+ *   xm-load keys                            the result keys and what they mean
  */
+#include <stdio.h>
+#include <string.h>
+
 #include "lib/opt.h"
+#include "lib/result.h"
 #include "load.h"
 
+static int load_keys(int argc, char **argv)
+{
+	printf("mode\tthe mode that printed the line\n");
+	for (int k = 0; k < XK__COUNT; k++)
+		printf("%s\t%s\n", xt_key_name(k), xt_key_help(k));
+	for (int f = 0; f < XF__COUNT; f++)
+		printf("%s.LABEL\t%s\n", xt_family_name(f), xt_family_help(f));
+	return 0;
+}
+
 static const struct xt_mode modes[] = {
-	{ "open", load_open },
 	{ "rr", load_rr },
-	{ "connect", load_lb },
+	{ "stream", load_stream },
 	{ "get", load_lb },
 	{ "udp", load_lb },
 	{ "hold", load_lb },
-	{ "conn-rate", load_lb },
 	{ "udpconnect", load_lb },
 	{ "traffic", load_traffic },
 	{ "udp-send", load_udp },
 	{ "udp-probe", load_udp },
+	{ "keys", load_keys },
 };
+
+static const char usage[] = "usage: xm-load MODE [options]; MODE --help for its options\n"
+			    "modes: rr stream get udp hold udpconnect traffic udp-send udp-probe keys\n"
+			    "       (the kit: tests/lib/README.md)\n";
 
 int main(int argc, char **argv)
 {
 	xt_tool = "xm-load";
-	return xt_run_mode(modes, sizeof(modes) / sizeof(modes[0]), argc, argv,
-			   "usage: xm-load open|rr|connect|get|udp|hold|conn-rate|udpconnect|traffic|"
-			   "udp-send|udp-probe ...\n       (modes and options: tests/lib/README.md)\n");
+	if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		fputs(usage, stdout);
+		return 0;
+	}
+	return xt_run_mode(modes, sizeof(modes) / sizeof(modes[0]), argc, argv, usage);
 }

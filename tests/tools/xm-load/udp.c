@@ -2,20 +2,19 @@
 /*
  * xm-load udp-send | udp-probe: byte-exact UDP checks against xm-serve udp-echo.
  *
- *   xm-load udp-send ADDR PORT [-n N] [-s MIN-MAX] [-b SPORT] [-S SEED] [-f FLOWS]
+ *   xm-load udp-send --target ADDR [-n N] [-s MIN-MAX] [-b SPORT] [-S SEED] [--flows F]
  *        send N datagrams of sizes cycling through MIN..MAX, one at a time;
  *        each must come back byte for byte within 1 s (3 tries); exit 0 iff
- *        all did. Prints "ok N". -f FLOWS repeats that from FLOWS sockets
- *        (source ports SPORT, SPORT+1, ...).
- *   xm-load udp-probe ADDR PORT [-b SPORT] [-t MS] [-i MS]
- *        send a datagram every -i ms (default 5) for -t ms (default 1000),
- *        print how many came back ("replies N sent M"); exit 0.
+ *        all did. --flows F repeats that from F sockets (source ports SPORT,
+ *        SPORT+1, ...).
+ *   xm-load udp-probe --target ADDR [-b SPORT] [-d SECONDS] [--interval SECONDS]
+ *        send a datagram every --interval (default 0.005 s) for -d (default
+ *        1 s); ok= how many came back; exit 0.
  *
  * ADDR may be IPv4 or IPv6. -b fixes the source port, so successive runs are one flow (one 5-tuple).
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <getopt.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
@@ -26,7 +25,9 @@
 
 #include "lib/addr.h"
 #include "lib/clock.h"
+#include "lib/loadopt.h"
 #include "lib/opt.h"
+#include "lib/result.h"
 #include "load.h"
 
 #define MAX_DGRAM 65000
@@ -38,41 +39,52 @@ static unsigned char pat(unsigned int seed, unsigned int seq, size_t off)
 	return (unsigned char)(x ^ (x >> 11));
 }
 
+static const struct xt_load_mode udp_modes[] = {
+	{ .name = "udp-send",
+	  .summary = "N datagrams of sizes cycling through --size MIN-MAX, each echoed byte for byte\n"
+		     "by xm-serve udp-echo within 1 s (3 tries); exit 0 iff all were",
+	  .accepts = XO(XO_TARGET) | XO(XO_REQUESTS) | XO(XO_SIZE) | XO(XO_BIND_PORT) |
+		     XO(XO_SEED) | XO(XO_FLOWS),
+	  .size_range = true },
+	{ .name = "udp-probe",
+	  .summary = "a datagram every --interval for --duration; ok= the replies",
+	  .accepts = XO(XO_TARGET) | XO(XO_BIND_PORT) | XO(XO_DURATION) | XO(XO_INTERVAL) },
+};
+
 int load_udp(int argc, char **argv)
 {
 	static unsigned char buf[MAX_DGRAM], in[MAX_DGRAM];
+	const struct xt_load_mode *m = &udp_modes[strcmp(argv[0], "udp-send") != 0];
+	struct xt_load_opts lo = { .requests = 100, .size = 8, .size_max = 1400, .flows = 1,
+				   .seed = 1, .duration = 1, .interval = 0.005 };
+	struct xt_result res = { .mode = m->name };
 	struct sockaddr_storage peer, me;
 	socklen_t slen, mlen;
-	int family;
-	int flows = 1, n = 100, smin = 8, smax = 1400, sport = 0, t_ms = 1000, i_ms = 5, opt, fd;
-	unsigned int seed = 1;
-	const char *mode;
+	int family, flows, n, smin, smax, sport, fd;
+	unsigned int seed;
+	double t_ms, i_ms;
+	const char *mode = m->name;
 
-	mode = argv[0];
-	if (argc < 3 || xt_sockaddr(&peer, &slen, argv[1], xt_opt_int("PORT", argv[2], 0, 65535)))
-		xt_die(2, "usage: xm-load %s ADDR PORT [-n N] [-s MIN-MAX] [-f FLOWS] [-b SPORT] "
-		       "[-S SEED] [-t MS] [-i MS]", mode);
+	xt_load_opts_or_die(&lo, m, argc, argv);
+	peer = lo.to;
+	slen = lo.to_len;
 	family = peer.ss_family;
-	optind = 3;
-	while ((opt = getopt(argc, argv, "n:s:b:S:t:i:f:")) != -1) {
-		switch (opt) {
-		case 'f': flows = xt_opt_int("-f", optarg, 1, 65535); break;
-		case 'n': n = xt_opt_int("-n", optarg, 1, 100000000); break;
-		case 's':
-			if (sscanf(optarg, "%d-%d", &smin, &smax) != 2)
-				smin = smax = xt_opt_int("-s", optarg, 8, MAX_DGRAM);
-			break;
-		case 'b': sport = xt_opt_int("-b", optarg, 0, 65535); break;
-		case 'S': seed = xt_opt_int("-S", optarg, 0, 0xffffffffl); break;
-		case 't': t_ms = xt_opt_int("-t", optarg, 0, 86400000); break;
-		case 'i': i_ms = xt_opt_int("-i", optarg, 1, 86400000); break;
-		default: return 2;
-		}
-	}
+	flows = lo.flows;
+	n = lo.requests;
+	smin = lo.size;
+	smax = lo.size_max;
+	sport = lo.bind_port;
+	seed = lo.seed;
+	t_ms = lo.duration * 1000;
+	i_ms = lo.interval * 1000;
+	if (family == AF_UNIX)
+		xt_die(2, "%s wants an IP:PORT target", mode);
 	if (!strcmp(mode, "udp-send") && (smin < 8 || smax > MAX_DGRAM || smin > smax)) {
 		fprintf(stderr, "sizes must be within 8..%d\n", MAX_DGRAM);
 		return 2;
 	}
+	if (i_ms <= 0)
+		i_ms = 0.001;
 	fd = socket(family, SOCK_DGRAM, 0);
 	if (fd < 0) {
 		perror("socket");
@@ -113,7 +125,8 @@ next_flow:
 		for (struct pollfd p = { .fd = fd, .events = POLLIN }; poll(&p, 1, 100) > 0;)
 			if (recv(fd, in, sizeof(in), MSG_DONTWAIT) > 0)
 				replies++;
-		printf("replies %u sent %u\n", replies, seq);
+		xt_res_counts(&res, seq, replies);
+		xt_res_print(stdout, &res, lo.json);
 		return 0;
 	}
 
@@ -168,6 +181,7 @@ next_flow:
 			sport++;
 		goto next_flow;
 	}
-	printf("ok %d\n", n);
+	xt_res_counts(&res, (double)n * lo.flows, (double)n * lo.flows);
+	xt_res_print(stdout, &res, lo.json);
 	return 0;
 }
