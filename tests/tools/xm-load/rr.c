@@ -416,7 +416,10 @@ static int run_stream(void)
 		if (send(c.fd, block + off, sizeof(block) - off, MSG_NOSIGNAL) < 0)
 			xt_die(1, "stream: send: %s", strerror(errno));
 	shutdown(c.fd, SHUT_WR);
-	n = recv(c.fd, line, sizeof(line) - 1, MSG_WAITALL);
+	/* a redirected socket's blocking recv can return EAGAIN (docs/redirect-compat.md) */
+	do
+		n = recv(c.fd, line, sizeof(line) - 1, MSG_WAITALL);
+	while (n < 0 && (errno == EAGAIN || errno == EINTR));
 	if (n <= 0 || strncmp(line, "gbit_s=", 7))
 		xt_die(1, "stream: no rate from the server");
 	line[strcspn(line, "\n")] = 0;
