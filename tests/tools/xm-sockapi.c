@@ -1517,6 +1517,9 @@ static int bulk_client(void)
 			return fail("answer: %s", strerror(errno));
 		shutdown(fd, SHUT_WR);
 	} else {
+		/* the peer's first bytes queued for this socket, unread, before its stream */
+		if (bulk.hello && wait_fd(fd, POLLIN, o.timeout_ms))
+			return fail("the server's first bytes never came");
 		if (send_pattern_in(fd, 0, o.bytes, BULK_WRITE))
 			return fail("stream: %s", strerror(errno));
 		if (bulk.close) {
