@@ -64,18 +64,27 @@ static int run_pass(void)
 	return n < 0 ? -errno : 0;
 }
 
+/* The asks present before the passes: what is left of them afterwards is stale. */
+static unsigned int asks_snapshot(struct xm_sock_key *keys, unsigned int max)
+{
+	unsigned int n = 0;
+
+	while (n < max && bpf_map_get_next_key(bulk.asks_fd, n ? &keys[n - 1] : NULL, &keys[n]) == 0)
+		n++;
+	return n;
+}
+
 /*
  * Asks still there after the passes belong to sockets that closed meanwhile
  * (or whose peer did); the sender, if it is still there, keeps the redirect
- * at the next pass (no ask: kept). Removing them keeps the table from filling.
+ * at the next pass (no ask: kept). Removing them keeps the table from
+ * filling. Asks made during the passes are not touched: their wakeup is
+ * still in the ring.
  */
-static void drop_stale_asks(void)
+static void drop_stale_asks(const struct xm_sock_key *keys, unsigned int n)
 {
-	struct xm_sock_key k;
-
-	while (bpf_map_get_next_key(bulk.asks_fd, NULL, &k) == 0)
-		if (bpf_map_delete_elem(bulk.asks_fd, &k))
-			break;
+	for (unsigned int i = 0; i < n; i++)
+		bpf_map_delete_elem(bulk.asks_fd, &keys[i]);
 }
 
 static void on_ring(struct xm_loop *loop, int fd, uint32_t events, void *arg)
@@ -86,13 +95,16 @@ static void on_ring(struct xm_loop *loop, int fd, uint32_t events, void *arg)
 	(void)fd;
 	(void)events;
 	(void)arg;
+	static struct xm_sock_key before[XM_MAX_BULK_ASKS];
+	unsigned int n;
+
 	ring_buffer__consume(bulk.ring);
+	n = asks_snapshot(before, XM_MAX_BULK_ASKS);
 	for (int i = 0; i < BULK_PASSES && !err && asks_left(); i++)
 		err = run_pass();
 	if (err)
 		pr_warn("bulk senders: iterator pass failed: %s", strerror(-err));
-	if (asks_left())
-		drop_stale_asks();
+	drop_stale_asks(before, n);
 }
 
 int xm_redirect_bulk_start(struct xm_agent *a, struct xm_redirect *skel)
