@@ -314,7 +314,7 @@ int xm_sk_msg(struct sk_msg_md *msg)
 		/*
 		 * First message of this direction: claim it for the redirect
 		 * before looking; a peer demoting itself may have closed it
-		 * (demote_bulk_sender), and then it is TCP.
+		 * (the iterator xm_redirect_bulk), and then it is TCP.
 		 */
 		if (claim_direction(st, XM_SOCK_REDIRECT) != XM_SOCK_UNDECIDED)
 			goto pass;
