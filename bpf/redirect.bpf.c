@@ -44,6 +44,20 @@ struct {
 	__type(value, __u32);
 } xm_redirect_skip SEC(".maps");
 
+/* Bulk senders waiting for their peer's answer (enum xm_bulk_ask). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, XM_MAX_BULK_ASKS);
+	__type(key, struct xm_sock_key);
+	__type(value, __u32);
+} xm_bulk_asks SEC(".maps");
+
+/* Wakes the agent when a sender asks (the bytes carry nothing). */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4096);
+} xm_bulk_ring SEC(".maps");
+
 static __always_inline __u32 *skip_lookup(__u64 netns_cookie, __u16 port)
 {
 	struct xm_redirect_skip_key k = { .netns_cookie = netns_cookie, .port = port };
@@ -241,6 +255,45 @@ int xm_sockops(struct bpf_sock_ops *skops)
 	return 1;
 }
 
+/*
+ * Take an UNDECIDED direction: set mode to want unless it was decided
+ * already. Returns the mode it had.
+ */
+static __always_inline __u32 claim_direction(struct xm_sock_state *st, __u32 want)
+{
+	struct xm_sock_state was = {}, undecided = {}, claimed = {};
+
+	undecided.mode = XM_SOCK_UNDECIDED;
+	claimed.mode = want;
+	was.dir = __sync_val_compare_and_swap(&st->dir, undecided.dir, claimed.dir);
+	return was.mode;
+}
+
+/*
+ * Count a redirected sender's bytes; past XM_BULK_DEMOTE_BYTES, ask the
+ * agent to demote it (enum xm_sock_mode, xm_redirect_bulk below). Costs a
+ * compare and an add per message, and one map insert and a wakeup once per
+ * bulk sender; request/response connections get no further.
+ */
+static __always_inline void count_bulk_sender(struct xm_sock_state *st, __u32 len)
+{
+	__u32 pending = XM_BULK_ASK_PENDING;
+	__u8 wake = 0;
+
+	if (st->bulk_bytes >= XM_BULK_DEMOTE_BYTES)
+		return; /* asked or kept already */
+	st->bulk_bytes += len;
+	if (st->bulk_bytes < XM_BULK_DEMOTE_BYTES)
+		return;
+	if (bpf_map_update_elem(&xm_bulk_asks, &st->peer, &pending, BPF_NOEXIST)) {
+		st->bulk_bytes = XM_BULK_KEEP; /* table full: stay as is */
+		xm_stat_add(XM_STAT_REDIRECT_BULK_KEPT, 1);
+		return;
+	}
+	st->bulk_bytes = XM_BULK_ASKED;
+	bpf_ringbuf_output(&xm_bulk_ring, &wake, sizeof(wake), 0);
+}
+
 SEC("sk_msg")
 int xm_sk_msg(struct sk_msg_md *msg)
 {
@@ -257,8 +310,29 @@ int xm_sk_msg(struct sk_msg_md *msg)
 	if (!st)
 		goto pass;
 
-	if (st->mode == XM_SOCK_TCP)
-		goto pass;
+	if (st->mode == XM_SOCK_UNDECIDED) {
+		/*
+		 * First message of this direction: claim it for the redirect
+		 * before looking; a peer demoting itself may have closed it
+		 * (the iterator xm_redirect_bulk), and then it is TCP.
+		 */
+		if (claim_direction(st, XM_SOCK_REDIRECT) != XM_SOCK_UNDECIDED)
+			goto pass;
+		/*
+		 * Redirect only if the peer is already in the map. If it is not
+		 * (the peer's side of the handshake has not finished yet),
+		 * this direction stays on TCP for the life of the connection.
+		 */
+		verdict = bpf_msg_redirect_hash(msg, &xm_socks, &st->peer, BPF_F_INGRESS);
+		if (verdict != SK_PASS) {
+			st->mode = XM_SOCK_TCP;
+			goto pass; /* nothing was set up: plain SK_PASS is TCP */
+		}
+		goto redirected;
+	}
+	if (st->mode != XM_SOCK_REDIRECT)
+		goto pass; /* TCP; DEMOTED: after the redirected bytes, which are read first */
+	count_bulk_sender(st, len);
 
 	/*
 	 * Only the other end of this very connection, whose key sockops fixed
@@ -267,27 +341,18 @@ int xm_sk_msg(struct sk_msg_md *msg)
 	 * never found.
 	 */
 	verdict = bpf_msg_redirect_hash(msg, &xm_socks, &st->peer, BPF_F_INGRESS);
-	if (st->mode == XM_SOCK_UNDECIDED) {
-		/*
-		 * First message of this direction: redirect only if the peer is
-		 * already in the map. If it is not (the peer's side of the
-		 * handshake has not finished yet), this direction stays on TCP
-		 * for the life of the connection.
-		 */
-		st->mode = verdict == SK_PASS ? XM_SOCK_REDIRECT : XM_SOCK_TCP;
-		if (st->mode == XM_SOCK_TCP)
-			goto pass; /* nothing was set up: plain SK_PASS is TCP */
-	}
 	if (verdict != SK_PASS) {
 		/*
 		 * A redirected direction whose peer left the map: the peer
-		 * closed (a live peer only leaves with the map itself). TCP
-		 * then reports the close to the sender as usual (EPIPE,
-		 * ECONNRESET) instead of a puzzling EACCES from SK_DROP, and
-		 * no byte can overtake another since the peer reads no more.
+		 * closed (a live peer only leaves with the map itself, or as a
+		 * bulk sender, which nothing redirects to). TCP then reports
+		 * the close to the sender as usual (EPIPE, ECONNRESET) instead
+		 * of a puzzling EACCES from SK_DROP, and no byte can overtake
+		 * another since the peer reads no more.
 		 */
 		goto pass;
 	}
+redirected:
 	xm_stat_add(XM_STAT_REDIRECT_MSGS, 1);
 	xm_stat_add(XM_STAT_REDIRECT_BYTES, len);
 	/* Balanced connections to a local backend are timed here (lib/lb_probe.h). */
@@ -298,6 +363,59 @@ pass:
 	xm_stat_add(XM_STAT_REDIRECT_MISS_MSGS, 1);
 	xm_stat_add(XM_STAT_REDIRECT_MISS_BYTES, len);
 	return SK_PASS;
+}
+
+/*
+ * The agent runs this over the redirect map when a sender asked to be
+ * demoted (count_bulk_sender), until no ask is left. The asking sender and
+ * its peer are both in the map; each visit does its own part:
+ * - the peer (its key is an ask's key) closes its direction if it never
+ *   redirected: UNDECIDED -> TCP, against its own first message's
+ *   UNDECIDED -> REDIRECT (claim_direction); the ask records the outcome;
+ * - the sender, once answered, is demoted (mode DEMOTED: its sk_msg passes
+ *   every later message to TCP) and leaves the map. Iterators may delete
+ *   from a sockhash (sk_msg may not). The psock goes when its last user does
+ *   (a sendmsg in progress keeps it to its end), and with it the redirect
+ *   hooks: the socket is plain TCP. Its own redirect queue is empty and
+ *   stays so: its peer's direction is closed.
+ * The two visits come in either order: a sender seen before its peer is
+ * demoted at the next pass.
+ */
+SEC("iter/sockmap")
+int xm_redirect_bulk(struct bpf_iter__sockmap *ctx)
+{
+	struct xm_sock_key *key = ctx->key, self;
+	struct sock *sk = ctx->sk;
+	struct xm_sock_state *st;
+	__u32 *ask, was;
+
+	if (!key || !sk)
+		return 0;
+	self = *key;
+	st = bpf_sk_storage_get(&xm_sock_state, sk, 0, 0);
+	if (!st)
+		return 0;
+	ask = bpf_map_lookup_elem(&xm_bulk_asks, &self);
+	if (ask && *ask == XM_BULK_ASK_PENDING) {
+		was = claim_direction(st, XM_SOCK_TCP);
+		*ask = was == XM_SOCK_UNDECIDED || was == XM_SOCK_TCP ? XM_BULK_ASK_CLOSED
+								     : XM_BULK_ASK_REFUSED;
+	}
+	if (st->mode != XM_SOCK_REDIRECT || st->bulk_bytes != XM_BULK_ASKED)
+		return 0;
+	ask = bpf_map_lookup_elem(&xm_bulk_asks, &st->peer);
+	if (ask && *ask == XM_BULK_ASK_PENDING)
+		return 0; /* the peer comes later in this pass, or in the next */
+	if (ask && *ask == XM_BULK_ASK_CLOSED) {
+		st->mode = XM_SOCK_DEMOTED;
+		if (bpf_map_delete_elem(&xm_socks, &self) == 0)
+			xm_stat_add(XM_STAT_REDIRECT_BULK_DEMOTED, 1);
+	} else {
+		st->bulk_bytes = XM_BULK_KEEP; /* refused, or the ask was dropped */
+		xm_stat_add(XM_STAT_REDIRECT_BULK_KEPT, 1);
+	}
+	bpf_map_delete_elem(&xm_bulk_asks, &st->peer);
+	return 0;
 }
 
 /*

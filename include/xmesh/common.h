@@ -113,6 +113,8 @@ enum xm_stat {
 	XM_STAT_REDIRECT_RECV_EAGAIN, /* blocking recv() of a redirected socket got EAGAIN */
 	XM_STAT_REDIRECT_RECV_WAITALL, /* MSG_WAITALL recv() on a redirected socket */
 	XM_STAT_REDIRECT_RECV_BELOW_LOWAT, /* blocking recv() returned < SO_RCVLOWAT bytes */
+	XM_STAT_REDIRECT_BULK_DEMOTED, /* bulk senders taken out of the redirect map */
+	XM_STAT_REDIRECT_BULK_KEPT,  /* bulk senders kept: their peer redirects to them */
 	XM_STAT_MAX = 64,
 };
 

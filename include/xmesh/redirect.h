@@ -37,26 +37,78 @@ struct xm_sock_key {
 _Static_assert(sizeof(struct xm_sock_key) == 56, "xm_sock_key layout is ABI");
 
 /*
- * Per-socket decision for the direction this socket sends in, taken once at
- * its first message and never changed: bytes of one direction must all go
- * the same way, or redirected bytes would overtake bytes still in TCP (the
- * receiver reads its redirect queue before its TCP receive queue).
+ * Per-socket decision for the direction this socket sends in, taken at its
+ * first message: bytes of one direction must all go the same way, or
+ * redirected bytes would overtake bytes still in TCP (the receiver reads its
+ * redirect queue before its TCP receive queue).
+ *
+ * The one change allowed is REDIRECT -> DEMOTED, a one-way bulk sender going
+ * back to TCP (docs/redirect-compat.md, "Bulk senders"): its earlier bytes
+ * are already in the peer's redirect queue (a redirect is queued before
+ * sendmsg goes on), its later ones follow in TCP, and the peer reads them in
+ * that order. Leaving the map gives the sender plain TCP back, but drops its
+ * own redirect queue, so it may only leave if nothing was or ever will be
+ * redirected to it: the peer's direction is closed first, UNDECIDED -> TCP,
+ * one compare-and-exchange against the peer's own UNDECIDED -> REDIRECT at
+ * its first message; whoever is first wins. The exchange is on the 64-bit
+ * word of mode and bulk_bytes (0 while UNDECIDED: 64-bit atomics work with
+ * any BPF CPU version); mode was a byte with zero padding before, and reads
+ * as the byte it was on little-endian.
  */
 enum xm_sock_mode {
 	XM_SOCK_UNDECIDED = 0,
 	XM_SOCK_REDIRECT,
-	XM_SOCK_TCP,
+	XM_SOCK_TCP,     /* never redirected */
+	XM_SOCK_DEMOTED, /* redirected, then a bulk sender: TCP, out of the map */
 };
+
+/*
+ * A redirected sender is a bulk candidate after this many bytes (about what
+ * TCP lets a sender queue ahead of its reader; the redirect has no such
+ * limit: docs/benchmarks.md, "Bulk streams"). It is demoted if its peer has
+ * never redirected a byte to it (a one-way stream, not request/response).
+ */
+#ifndef XM_BULK_DEMOTE_BYTES
+#define XM_BULK_DEMOTE_BYTES (4u << 20)
+#endif
+/* bulk_bytes past counting: the agent was asked / the sender keeps the redirect */
+#define XM_BULK_ASKED 0xfffffffeu
+#define XM_BULK_KEEP 0xffffffffu
+
+/*
+ * The demotion of a bulk sender, between its sk_msg and the agent's
+ * iterator over the redirect map (bpf/redirect.bpf.c, xm_redirect_bulk):
+ * neither sk_msg nor iterators may look a peer socket up (no bpf_sk_release
+ * there), and sk_msg may not delete from a sockhash, so the two ends meet
+ * in this map, keyed by the key of the sender's PEER (the socket that must
+ * close its direction). Value: enum xm_bulk_ask.
+ */
+enum xm_bulk_ask {
+	XM_BULK_ASK_PENDING = 0, /* the sender asked; the peer has not been visited */
+	XM_BULK_ASK_CLOSED,      /* the peer's direction is TCP for good: demote */
+	XM_BULK_ASK_REFUSED,     /* the peer has redirected: keep the redirect */
+};
+
+#ifndef XM_MAX_BULK_ASKS
+#define XM_MAX_BULK_ASKS 1024
+#endif
 
 /*
  * Socket storage, written by sockops before the socket enters the map.
  * peer: the key of the other end of this very connection (written once,
  * from this socket's own tuple and ISNs); sk_msg redirects only to it.
+ * bulk_bytes: bytes redirected, counted up to XM_BULK_DEMOTE_BYTES, then
+ * XM_BULK_ASKED, then XM_BULK_KEEP or the mode DEMOTED.
  */
 struct xm_sock_state {
 	struct xm_sock_key peer;
-	__u8 mode; /* enum xm_sock_mode */
-	__u8 pad[7];
+	union {
+		struct {
+			__u32 mode; /* enum xm_sock_mode */
+			__u32 bulk_bytes;
+		};
+		__u64 dir; /* both, for a compare-and-exchange (64-bit: any BPF CPU version) */
+	};
 };
 
 _Static_assert(sizeof(struct xm_sock_state) == 64, "xm_sock_state layout is ABI");

@@ -13,11 +13,12 @@ xm_pod n1 b 10.77.0.3/24
 xm_agent_start
 xm_ctl endpoint add 10.77.0.2 netns "$(xm_netns_path a)"
 xm_ctl endpoint add 10.77.0.3 netns "$(xm_netns_path b)"
-xm_bg xm_pod_exec b "$XM_TOOLS/xm-serve" traffic 10.77.0.3 7500 -q 8M -r 8M
+xm_bg xm_pod_exec b "$XM_TOOLS/xm-serve" traffic 10.77.0.3 7500 -q 3M -r 3M
 sleep 0.2
 
-# 20 connections, 8 MiB each way, spread over 4 s (45 s with XM_SMALL: every step is slow there).
-xm_pod_exec a "$XM_TOOLS/xm-load" traffic -t 10.77.0.3:7500 -s 8M --answer 8M -c 20 \
+# 20 connections, 3 MiB each way, spread over 4 s (45 s with XM_SMALL: every step is slow there).
+# Below the 4 MiB after which a one-way sender is demoted to TCP: these stay redirected.
+xm_pod_exec a "$XM_TOOLS/xm-load" traffic -t 10.77.0.3:7500 -s 3M --answer 3M -c 20 \
 	-d "$(xm_size 4 45)" >"$XM_RUN_DIR/long.out" 2>&1 &
 long=$!
 for _ in $(seq 50); do # until all are connected (a loaded machine connects them slowly)

@@ -1,15 +1,17 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 # The bulk-stream reproduction outside xmesh (tests/tools/xm-bulk.c,
-# bpf/sockmap_bulk.bpf.c) on a loopback pair: a stream redirected whole, and
-# one that falls back to TCP after a budget, arrive complete and in order (the
-# switch to TCP must not let TCP bytes overtake redirected ones), and the
-# budget really switched (part redirected, not all).
+# bpf/sockmap_bulk.bpf.c) on a loopback pair: a stream redirected whole, one
+# that falls back to TCP after a budget, and one whose sender leaves the map
+# after it (demote, xmesh's way) arrive complete and in order (the switch to
+# TCP must not let TCP bytes overtake redirected ones), and the switch really
+# happened (part redirected, not all: after a demotion the sender's sk_msg
+# program no longer runs at all).
 set -eu
 . "$(dirname "$0")/lib.sh"
 [ "$(id -u)" = 0 ] || xm_skip "needs root"
 B=$XM_TOOLS/xm-bulk
-for mode in redirect budget=300000; do
+for mode in redirect budget=300000 demote=300000; do
 	out=$("$B" stream "$mode" 0.3 0,1 verify)
 	xm_log "$out"
 	kv() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$out"; }
@@ -18,7 +20,7 @@ for mode in redirect budget=300000; do
 	if [ "$mode" = redirect ]; then
 		xm_assert "$(kv redirected)" = "$(kv sent)" "redirect: every byte redirected"
 	else
-		xm_assert "$(kv redirected)" -ge 300000 "budget: the budget was redirected"
-		xm_assert "$(kv redirected)" -lt "$(kv sent)" "budget: the rest took TCP"
+		xm_assert "$(kv redirected)" -ge 300000 "$mode: the first 300000 bytes were redirected"
+		xm_assert "$(kv redirected)" -lt "$(kv sent)" "$mode: the rest took TCP"
 	fi
 done

@@ -7,7 +7,7 @@
 # behave as TCP too, except the differences this kernel forces, which are
 # documented in docs/redirect-compat.md: there the test asserts the documented
 # behaviour and its counter, then that the opt-out (xmeshctl sock skip, by
-# port and by netns) gives TCP's behaviour back.
+# port and by netns) gives TCP's behaviour back. Bulk senders: see below.
 set -eu
 . "$(dirname "$0")/lib.sh"
 xm_setup
@@ -18,10 +18,12 @@ ns=$XM_PREFIX-a
 port=7700
 
 # Cases that behave as TCP when redirected, with their arguments.
-same=(poll epoll fionread peek rcvtimeo cork shut-wr shut-rd linger0 sendfile nbconnect
+# sndtimeo: a sender blocked by a peer that reads nothing; redirected, only
+# because it is demoted to TCP as a bulk sender after 4 MiB (docs/redirect-compat.md).
+same=(poll epoll fionread peek rcvtimeo sndtimeo cork shut-wr shut-rd linger0 sendfile nbconnect
       "reuse -n 150" "churn -n 10000")
 # Differences the kernel's tcp_bpf forces on this kernel (docs/redirect-compat.md).
-differ=(waitall rcvlowat sndtimeo splice)
+differ=(waitall rcvlowat splice)
 
 # run MODE CASE [ARGS...]: prints the case's last line; rc of xm-sockapi in $rc.
 run() {
@@ -50,6 +52,40 @@ for spec in "${same[@]}"; do
 	xm_log "ok: $out"
 done
 xm_assert "$(( $(xm_stat redirect_msgs) - before ))" -gt 10000 "the cases' bytes were redirected"
+xm_assert "$(xm_stat redirect_bulk_demoted)" -ge 1 "sndtimeo's sender was demoted to TCP"
+
+# Bulk senders (docs/redirect-compat.md, "Bulk senders"): a redirected socket
+# that has sent 4 MiB while its peer never redirected a byte to it is demoted
+# to plain TCP; no byte may be lost or reordered by that, either way. The bulk
+# cases send 32 MiB in 3 MiB writes (the demotion falls inside a write), check
+# every byte's place, then 8 MiB back; each must move the counters as it
+# should: demoted once (client stream, a close right after the last write, a
+# stream from the accepted socket), or kept (the peer's bytes are queued for
+# the sender, which cannot leave the map without dropping them; the 8 MiB
+# answer's sender has a redirected stream queued for it: kept too).
+bulk_bytes=$((32 << 20))
+bulk=("bulk 1.0" "bulk-close 1.0" "bulk-server 1.0" "bulk-kept 0.2")
+for spec in "${bulk[@]}"; do
+	read -r c _ <<<"$spec"
+	run off "$c" -s "$bulk_bytes"
+	[ $rc = 0 ] || xm_fail "control (TCP) $c: $out"
+done
+for spec in "${bulk[@]}"; do
+	read -r c want <<<"$spec"
+	d0=$(xm_stat redirect_bulk_demoted) k0=$(xm_stat redirect_bulk_kept) b0=$(xm_stat redirect_bytes)
+	run on "$c" -s "$bulk_bytes"
+	[ $rc = 0 ] || xm_fail "redirected $c lost or moved bytes: $out"
+	xm_log "ok: $out"
+	d=$(( $(xm_stat redirect_bulk_demoted) - d0 )) k=$(( $(xm_stat redirect_bulk_kept) - k0 ))
+	b=$(( $(xm_stat redirect_bytes) - b0 ))
+	xm_assert "$d.$k" = "$want" "$c: bulk senders demoted.kept"
+	xm_assert "$b" -ge $((4 << 20)) "$c: its first 4 MiB redirected"
+	if [ "$want" = 1.0 ]; then
+		xm_assert "$b" -lt "$bulk_bytes" "$c: the rest took TCP"
+	else
+		xm_assert "$b" -ge "$bulk_bytes" "$c: all of it redirected"
+	fi
+done
 
 w0=$(xm_stat redirect_recv_waitall)
 for c in "${differ[@]}"; do

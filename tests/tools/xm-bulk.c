@@ -18,6 +18,8 @@
  *                                  its index, and the reader checks each byte
  *                                  (order across the budget's switch to TCP)
  * MODE := tcp | redirect | budget=BYTES (redirect the first BYTES, then TCP)
+ *       | demote=BYTES (redirect the first BYTES, then take the sender out of
+ *         the map: plain TCP again, what xmesh does to a one-way bulk sender)
  * Prints one line of key=value.
  */
 #define _GNU_SOURCE
@@ -99,6 +101,12 @@ static struct xm_sockmap_bulk *redirect(int snd, int rcv, __u64 budget)
 	return skel;
 }
 
+struct xm_sock_bulk_demote {
+	struct xm_sockmap_bulk *skel;
+	unsigned long long at; /* bytes; 0: never */
+	int done;
+};
+
 /* Byte at offset off of a verified stream: word off / 8 holds its index (little endian). */
 static unsigned char stream_byte(unsigned long long off)
 {
@@ -135,10 +143,23 @@ static void *read_all(void *arg)
 	return NULL;
 }
 
+/* demote=BYTES: once the sender has sent that much, it leaves the map (once). */
+static void maybe_demote(struct xm_sock_bulk_demote *d, unsigned long long sent)
+{
+	__u32 k0 = 0;
+
+	if (!d->skel || !d->at || sent < d->at || d->done)
+		return;
+	d->done = 1;
+	if (bpf_map_delete_elem(bpf_map__fd(d->skel->maps.bulk_socks), &k0))
+		die("take the sender out of the map");
+}
+
 int main(int argc, char **argv)
 {
 	struct xm_sockmap_bulk *skel = NULL;
 	const char *mode = argc > 2 ? argv[2] : "";
+	struct xm_sock_bulk_demote demote = {};
 	unsigned long long sent = 0;
 	__u64 budget = 0;
 	char *buf;
@@ -146,9 +167,10 @@ int main(int argc, char **argv)
 
 	if (argc < 3 || (strcmp(argv[1], "queue") && strcmp(argv[1], "stream")) ||
 	    (!strcmp(argv[1], "stream") && argc < 5) ||
-	    (strcmp(mode, "tcp") && strcmp(mode, "redirect") && strncmp(mode, "budget=", 7))) {
+	    (strcmp(mode, "tcp") && strcmp(mode, "redirect") && strncmp(mode, "budget=", 7) &&
+	     strncmp(mode, "demote=", 7))) {
 		fprintf(stderr, "usage: xm-bulk queue MODE | stream MODE SECS CPU,CPU\n"
-				"  MODE := tcp | redirect | budget=BYTES\n");
+				"  MODE := tcp | redirect | budget=BYTES | demote=BYTES\n");
 		return 2;
 	}
 	libbpf_set_print(NULL);
@@ -158,8 +180,11 @@ int main(int argc, char **argv)
 	tcp_pair(&snd, &rcv);
 	if (!strncmp(mode, "budget=", 7))
 		budget = strtoull(mode + 7, NULL, 0);
+	if (!strncmp(mode, "demote=", 7))
+		demote.at = strtoull(mode + 7, NULL, 0);
 	if (strcmp(mode, "tcp"))
 		skel = redirect(snd, rcv, budget);
+	demote.skel = skel;
 
 	if (!strcmp(argv[1], "queue")) {
 		double t0 = xt_now();
@@ -171,6 +196,7 @@ int main(int argc, char **argv)
 
 			if (n > 0) {
 				sent += n;
+				maybe_demote(&demote, sent);
 				continue;
 			}
 			if (errno == EAGAIN)
@@ -201,6 +227,7 @@ int main(int argc, char **argv)
 			if (n < 0)
 				die("send");
 			sent += n;
+			maybe_demote(&demote, sent);
 		}
 		shutdown(snd, SHUT_WR);
 		pthread_join(th, NULL);

@@ -393,21 +393,58 @@ static unsigned char pattern(size_t off)
 	return (unsigned char)(x ^ (x >> 13));
 }
 
-static int send_pattern(int fd, size_t off, size_t n)
+/* Send n pattern bytes from offset off, chunk bytes per send() call. */
+static int send_pattern_in(int fd, size_t off, size_t n, size_t chunk)
 {
-	unsigned char buf[16384];
+	unsigned char *buf = malloc(chunk);
+	int err = buf ? 0 : -1;
 
-	while (n) {
-		size_t k = n < sizeof(buf) ? n : sizeof(buf);
+	while (n && !err) {
+		size_t k = n < chunk ? n : chunk;
 
 		for (size_t i = 0; i < k; i++)
 			buf[i] = pattern(off + i);
-		if (write_full(fd, buf, k))
-			return -1;
+		err = write_full(fd, buf, k);
 		off += k;
 		n -= k;
 	}
-	return 0;
+	free(buf);
+	return err;
+}
+
+static int send_pattern(int fd, size_t off, size_t n)
+{
+	return send_pattern_in(fd, off, n, 16384);
+}
+
+/*
+ * Receive exactly n pattern bytes from offset off, each step within the
+ * timeout. Returns NULL, or what went wrong (errno, or the first bad offset).
+ */
+static const char *recv_pattern(int fd, size_t off, size_t n)
+{
+	static char why[96];
+	unsigned char buf[65536];
+	size_t done = 0, got;
+
+	while (done < n) {
+		size_t want = n - done < sizeof(buf) ? n - done : sizeof(buf);
+		int err = read_within(fd, buf, want, o.timeout_ms, &got);
+
+		for (size_t i = 0; i < got; i++) {
+			if (buf[i] != pattern(off + done + i)) {
+				snprintf(why, sizeof(why), "byte %zu of %zu differs", done + i, n);
+				return why;
+			}
+		}
+		done += got;
+		if (err) {
+			snprintf(why, sizeof(why), "%zu of %zu bytes, then %s", done, n,
+				 strerror(errno));
+			return why;
+		}
+	}
+	return NULL;
 }
 
 static void wait_go_file(void)
@@ -1409,11 +1446,134 @@ static int case_soak(void)
 	return case_soak_client();
 }
 
+/*
+ * Bulk streams (docs/redirect-compat.md, "Bulk senders"): -s bytes sent in
+ * writes of BULK_WRITE, which the 4 MiB after which a redirected one-way
+ * sender is demoted to TCP does not divide, so the demotion falls inside a
+ * write; the receiver checks every byte's place. Then the other direction:
+ * -s / 4 bytes back, checked the same way. Variants (flags of the server):
+ *   bulk         client streams, server answers
+ *   bulk-close   client streams and closes right after its last write
+ *   bulk-server  the accepted socket streams, the client answers
+ *   bulk-kept    the server sends BULK_HELLO bytes first, which the client
+ *                reads only after its stream: a sender with bytes of its
+ *                peer's queued for it must keep the redirect and lose none
+ */
+#define BULK_WRITE (3u << 20)
+#define BULK_HELLO 1000
+#define BULK_BACK_OFF (1ul << 40) /* pattern offsets of the answer: a mixed-up direction shows */
+#define BULK_HELLO_OFF (1ul << 41)
+
+static struct {
+	int close;  /* the client closes after its stream: no answer */
+	int server; /* the server streams, the client answers */
+	int hello;  /* the server sends BULK_HELLO bytes before anything else */
+} bulk;
+
+/* A reader of the stream's end: EOF must come next, within the timeout. */
+static const char *expect_eof(int fd)
+{
+	char c;
+	size_t got;
+
+	if (read_within(fd, &c, 1, o.timeout_ms, &got) == 0)
+		return "a byte after the end of the stream";
+	return errno == EPIPE ? NULL : strerror(errno);
+}
+
+static void serve_bulk(int fd)
+{
+	const char *why = NULL;
+
+	if (bulk.hello && send_pattern(fd, BULK_HELLO_OFF, BULK_HELLO))
+		why = "send hello";
+	if (bulk.server) {
+		if (!why && send_pattern_in(fd, 0, o.bytes, BULK_WRITE))
+			why = "send the stream";
+		why = why ?: recv_pattern(fd, BULK_BACK_OFF, o.bytes / 4);
+	} else {
+		why = why ?: recv_pattern(fd, 0, o.bytes);
+		if (!why && !bulk.close && send_pattern_in(fd, BULK_BACK_OFF, o.bytes / 4, BULK_WRITE))
+			why = "send the answer";
+	}
+	why = why ?: expect_eof(fd);
+	report("%s", why ?: "intact");
+}
+
+static int bulk_client(void)
+{
+	const char *why, *r;
+	int fd;
+
+	if (server_start(serve_bulk))
+		return fail("server");
+	fd = client_connect(0);
+	if (fd < 0)
+		return fail("connect: %s", strerror(errno));
+	if (bulk.server) {
+		if ((why = recv_pattern(fd, 0, o.bytes)))
+			return fail("the client received: %s", why);
+		if (send_pattern_in(fd, BULK_BACK_OFF, o.bytes / 4, BULK_WRITE))
+			return fail("answer: %s", strerror(errno));
+		shutdown(fd, SHUT_WR);
+	} else {
+		/* the peer's first bytes queued for this socket, unread, before its stream */
+		if (bulk.hello && wait_fd(fd, POLLIN, o.timeout_ms))
+			return fail("the server's first bytes never came");
+		if (send_pattern_in(fd, 0, o.bytes, BULK_WRITE))
+			return fail("stream: %s", strerror(errno));
+		if (bulk.close) {
+			close(fd);
+			fd = -1;
+		} else {
+			if (bulk.hello && (why = recv_pattern(fd, BULK_HELLO_OFF, BULK_HELLO)))
+				return fail("the server's first bytes: %s", why);
+			if ((why = recv_pattern(fd, BULK_BACK_OFF, o.bytes / 4)))
+				return fail("the answer: %s", why);
+			shutdown(fd, SHUT_WR);
+		}
+	}
+	r = server_result();
+	if (fd >= 0)
+		close(fd);
+	if (strcmp(r, "intact"))
+		return fail("the server received: %s", r[0] ? r : "(no report)");
+	return ok("%zu bytes one way, %zu back, every byte in its place", o.bytes,
+		  bulk.close ? 0 : o.bytes / 4 + (bulk.hello ? BULK_HELLO : 0));
+}
+
+static int case_bulk(void)
+{
+	return bulk_client();
+}
+
+static int case_bulk_close(void)
+{
+	bulk.close = 1;
+	return bulk_client();
+}
+
+static int case_bulk_server(void)
+{
+	bulk.server = 1;
+	return bulk_client();
+}
+
+static int case_bulk_kept(void)
+{
+	bulk.hello = 1;
+	return bulk_client();
+}
+
 static const struct {
 	const char *name;
 	int (*fn)(void);
 	const char *what;
 } cases[] = {
+	{ "bulk", case_bulk, "-s bytes in 3 MiB writes, checked, then -s/4 back" },
+	{ "bulk-close", case_bulk_close, "bulk, and close right after the last write" },
+	{ "bulk-server", case_bulk_server, "bulk sent by the accepted socket" },
+	{ "bulk-kept", case_bulk_kept, "bulk with the peer's bytes queued for the sender first" },
 	{ "reuse", case_reuse, "4-tuple reused at once after an abortive close" },
 	{ "reuse-server", case_reuse_server, "echo server for reuse-client in another pod" },
 	{ "echo-server", case_reuse_server, "echo server until killed (for clients in other pods)" },

@@ -9,6 +9,7 @@
 #include "log.h"
 #include "pin.h"
 #include "redirect.skel.h"
+#include "redirect_bulk.h"
 
 /*
  * Raw tracepoint links cannot take a new program (bpf_link_update), so a
@@ -65,11 +66,14 @@ int dp_redirect_load(struct xm_agent *a)
 		err = xm_dp_link_cgroup(a, "sockops", skel->progs.xm_sockops);
 	if (!err)
 		err = link_trace(a, "redirect_recv", skel->progs.xm_redirect_recv);
+	if (!err)
+		err = xm_redirect_bulk_start(a, skel);
 	return err;
 }
 
 void dp_redirect_close(struct xm_agent *a)
 {
+	xm_redirect_bulk_stop();
 	xm_redirect__destroy(a->redirect);
 	a->redirect = NULL;
 }

@@ -67,6 +67,10 @@ const struct xm_stat_desc xm_stat_descs[] = {
 	  "MSG_WAITALL recv() on a redirected socket (not honoured: may return short)" },
 	{ XM_STAT_REDIRECT_RECV_BELOW_LOWAT, "redirect_recv_below_lowat",
 	  "blocking recv() on a redirected socket returned fewer than SO_RCVLOWAT bytes" },
+	{ XM_STAT_REDIRECT_BULK_DEMOTED, "redirect_bulk_demoted",
+	  "one-way bulk senders taken out of the redirect map (plain TCP from then on)" },
+	{ XM_STAT_REDIRECT_BULK_KEPT, "redirect_bulk_kept",
+	  "bulk senders left redirected: their peer had redirected to them (cannot leave safely)" },
 };
 const unsigned int xm_stat_desc_count = sizeof(xm_stat_descs) / sizeof(xm_stat_descs[0]);
 

@@ -759,7 +759,10 @@ int load_stream(int argc, char **argv)
 		if (send(fd, block + off, sizeof(block) - off, MSG_NOSIGNAL) < 0)
 			xt_die(1, "stream: send: %s", strerror(errno));
 	shutdown(fd, SHUT_WR);
-	n = recv(fd, line, sizeof(line) - 1, MSG_WAITALL);
+	/* a redirected socket's blocking recv can return EAGAIN (docs/redirect-compat.md) */
+	do
+		n = recv(fd, line, sizeof(line) - 1, MSG_WAITALL);
+	while (n < 0 && (errno == EAGAIN || errno == EINTR));
 	if (n <= 0 || strncmp(line, "gbit_s=", 7))
 		xt_die(1, "stream: no rate from the server");
 	xt_res_set(&res, XK_DURATION_S, o.duration);
