@@ -55,9 +55,19 @@ enum xm_sock_mode {
  */
 struct xm_sock_state {
 	struct xm_sock_key peer;
-	__u8 mode; /* enum xm_sock_mode */
-	__u8 pad[7];
+	__u8 mode;  /* enum xm_sock_mode */
+	__u8 flags; /* XM_SOCK_F_* */
+	__u8 pad[6];
 };
+
+/*
+ * A local backend's socket of a connection the LB balanced and redirection
+ * put in the map: its sk_msg times the responses in the client's shared probe
+ * state (xm_lb_flows, bpf/lib/lb_probe.h). Set by sockops at
+ * PASSIVE_ESTABLISHED; a byte that was padding, so older pinned storage maps
+ * fit.
+ */
+#define XM_SOCK_F_LB_BACKEND 0x1
 
 _Static_assert(sizeof(struct xm_sock_state) == 64, "xm_sock_state layout is ABI");
 
