@@ -39,29 +39,16 @@ mkdir -p "$OUT"
 
 XM_TB_OVERLAY=0
 xm_tb_cluster route 2
-# The bench's own cgroups (below the agents' ones for xmesh) go before the
-# testbed removes the node cgroups.
-SIDE_CGS=()
-side_cleanup() {
-	local rc=$? cg p
-	disown -a 2>/dev/null # no "Killed" notices for the servers killed below
-	for cg in "${SIDE_CGS[@]}"; do
-		for p in $(cat "$cg/cgroup.procs" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
-	done
-	for cg in "${SIDE_CGS[@]}"; do
-		for _ in 1 2 3 4 5 6 7 8 9 10; do
-			rmdir "$cg" 2>/dev/null && break
-			sleep 0.1
-		done
-	done
-	(exit $rc)
-	xm_tb_cleanup
-}
-trap side_cleanup EXIT
-side_cg() { mkdir -p "$1" && SIDE_CGS+=("$1"); }
 # in_cg CGROUP NETNS CMD...: run CMD in that cgroup and netns
 in_cg() { sh -c 'echo $$ > "$0/cgroup.procs" && exec ip netns exec "$@"' "$@"; }
 usage_us() { awk '$1 == "usage_usec" {print $2}' "$1/cpu.stat"; }
+# CPU time (us) of the two sides: xmesh = both agents' cgroups, direct = the
+# test cgroup's own processes (its usage includes its children's)
+side_usage() {
+	local all n1 n2
+	all=$(usage_us "$XM_CGROUP") n1=$(usage_us "$XM_CGROUP/n1") n2=$(usage_us "$XM_CGROUP/n2")
+	echo $((n1 + n2)) $((all - n1 - n2))
+}
 
 xm_tb_pod 1 c 10
 xm_tb_pod 1 s1 11
@@ -80,13 +67,12 @@ xm_tb_ctl 1 endpoint add "$C" netns "$(xm_netns_path c)" >/dev/null
 xm_tb_ctl 1 endpoint add "$S1" netns "$(xm_netns_path s1)" >/dev/null
 xm_tb_ctl 2 endpoint add "$S2" netns "$(xm_netns_path s2)" >/dev/null
 
-MESH_C=$XM_CGROUP/n1/xm-side-c PLAIN_C=$XM_CGROUP/xm-side-c PLAIN_S=$XM_CGROUP/xm-side-s
-for cg in "$MESH_C" "$XM_CGROUP/n1/xm-side-s" "$XM_CGROUP/n2/xm-side-s" "$PLAIN_C" "$PLAIN_S"; do
-	side_cg "$cg"
-done
+# xmesh: the client in node 1's agent cgroup, each server in its node's; direct:
+# client and servers in the test cgroup above them, where no program is attached.
+# The idle servers of the other world cost nothing.
 for s in 1 2; do
-	xm_bg in_cg "$XM_CGROUP/n$s/xm-side-s" "$XM_PREFIX-s$s" "$XM_TOOLS/xm-serve" rr -l $MESH_PORT
-	xm_bg in_cg "$PLAIN_S" "$XM_PREFIX-s$s" "$XM_TOOLS/xm-serve" rr -l $PLAIN_PORT
+	xm_bg in_cg "$XM_CGROUP/n$s" "$XM_PREFIX-s$s" "$XM_TOOLS/xm-serve" rr -l $MESH_PORT
+	xm_bg in_cg "$XM_CGROUP" "$XM_PREFIX-s$s" "$XM_TOOLS/xm-serve" rr -l $PLAIN_PORT
 done
 for a in "$S1:$MESH_PORT" "$S1:$PLAIN_PORT" "$S2:$MESH_PORT" "$S2:$PLAIN_PORT"; do
 	for _ in $(seq 50); do
@@ -107,22 +93,19 @@ kv() { sed -n "s/\(^\|.* \)$1=\([^ ]*\).*/\2/p" <<<"$2"; }
 
 # one round: both sides at once, same workload, same rate
 round() { # round topo workload
-	local r=$1 topo=$2 wl=$3 rate flags="" srv vip mesh_s m0 ms0 pc0 ps0 m1 ms1 pc1 ps1
-	local mcmd pcmd mout pout load1
+	local r=$1 topo=$2 wl=$3 rate flags="" srv vip m0 p0 m1 p1 mcmd pcmd mout pout load1
 	rate=${wl#*@}
 	rate=${rate%k}000
 	[ "${wl%@*}" = conn64 ] && flags=-n
-	if [ "$topo" = 1node ]; then srv=$S1 vip=$VIP1 mesh_s=$XM_CGROUP/n1/xm-side-s
-	else srv=$S2 vip=$VIP2 mesh_s=$XM_CGROUP/n2/xm-side-s; fi
+	if [ "$topo" = 1node ]; then srv=$S1 vip=$VIP1; else srv=$S2 vip=$VIP2; fi
 	mcmd="$LOAD rr -a $vip:$MESH_PORT -P tcp -s 64 -r $rate -d $DUR -c 16 $flags"
 	pcmd="$LOAD rr -a $srv:$PLAIN_PORT -P tcp -s 64 -r $rate -d $DUR -c 16 $flags"
 	load1=$(cut -d' ' -f1 /proc/loadavg)
-	m0=$(usage_us "$MESH_C") ms0=$(usage_us "$mesh_s")
-	pc0=$(usage_us "$PLAIN_C") ps0=$(usage_us "$PLAIN_S")
+	read -r m0 p0 < <(side_usage)
 	# which side starts first alternates with the round
-	local first=$MESH_C firstcmd=$mcmd fout=mesh second=$PLAIN_C secondcmd=$pcmd sout=plain
+	local first=$XM_CGROUP/n1 firstcmd=$mcmd fout=mesh second=$XM_CGROUP secondcmd=$pcmd sout=plain
 	if [ $((r % 2)) = 0 ]; then
-		first=$PLAIN_C firstcmd=$pcmd fout=plain second=$MESH_C secondcmd=$mcmd sout=mesh
+		first=$XM_CGROUP firstcmd=$pcmd fout=plain second=$XM_CGROUP/n1 secondcmd=$mcmd sout=mesh
 	fi
 	in_cg "$first" "$XM_PREFIX-c" $firstcmd >"$XM_RUN_DIR/$fout.out" 2>&1 &
 	local p1=$!
@@ -130,15 +113,14 @@ round() { # round topo workload
 	local p2=$!
 	wait $p1 || true
 	wait $p2 || true
-	m1=$(usage_us "$MESH_C") ms1=$(usage_us "$mesh_s")
-	pc1=$(usage_us "$PLAIN_C") ps1=$(usage_us "$PLAIN_S")
+	read -r m1 p1 < <(side_usage)
 	mout=$(tail -1 "$XM_RUN_DIR/mesh.out") pout=$(tail -1 "$XM_RUN_DIR/plain.out")
 	printf '%s\t%s\t%s\txmesh\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$topo" "$wl" "$load1" \
 		"$(kv completed "$mout")" "$(kv errors "$mout")" "$(kv p50_us "$mout")" \
-		"$(kv p99_us "$mout")" $((m1 - m0 + ms1 - ms0)) "$mcmd" >>"$RAW"
+		"$(kv p99_us "$mout")" $((m1 - m0)) "$mcmd" >>"$RAW"
 	printf '%s\t%s\t%s\tdirect\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$topo" "$wl" "$load1" \
 		"$(kv completed "$pout")" "$(kv errors "$pout")" "$(kv p50_us "$pout")" \
-		"$(kv p99_us "$pout")" $((pc1 - pc0 + ps1 - ps0)) "$pcmd" >>"$RAW"
+		"$(kv p99_us "$pout")" $((p1 - p0)) "$pcmd" >>"$RAW"
 }
 
 T0=$(date +%s)

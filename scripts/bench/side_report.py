@@ -11,20 +11,8 @@ import os
 import statistics
 import sys
 
-
-def quartiles(xs):
-    xs = sorted(xs)
-    if len(xs) < 2:
-        return xs[0], xs[0], xs[0]
-    q = statistics.quantiles(xs, n=4, method="inclusive")
-    return q[1], q[0], q[2]
-
-
-def num(v):
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return None
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from overhead_report import num, quartiles  # noqa: E402
 
 
 def main():
