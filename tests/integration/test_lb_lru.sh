@@ -41,26 +41,29 @@ xm_assert "$(stat lb_rev_evictions)" -ge 236 "UDP reverse entries evicted from a
 # (only a redirected connection shares: a client outside the endpoints map is never redirected)
 xm_ctl endpoint add 10.77.0.2 netns "$(xm_netns_path c)"
 xm_ctl endpoint add 10.77.0.3 netns "$(xm_netns_path b)"
-# The backend holds every accepted socket until its client closed, then closes
-# it (its FIN ends the shared state); the client holds its 150 until told.
+# Both ends hold their 150 sockets until told; then the backend closes first:
+# its FIN ends the shared state. (A client that closed first can already be a
+# timewait socket when that FIN comes, which no program sees: its state is
+# left to the LRU.)
 xm_bg xm_pod_exec b python3 -c '
-import socket
+import os, socket, sys, time
 l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 l.bind(("10.77.0.3", 8080)); l.listen(512)
-while True:
-    held = [l.accept()[0] for _ in range(150)]
-    for a in held:
-        a.recv(1)
-        a.close()
-'
-sleep 1
-xm_bg xm_pod_exec c python3 -c '
-import os, socket, sys, time
-held = [socket.create_connection(("10.96.0.10", 80), timeout=5) for _ in range(150)]
-open(sys.argv[1] + ".up", "w").close()
+held = [l.accept()[0] for _ in range(150)]
 while not os.path.exists(sys.argv[1] + ".go"):
     time.sleep(0.05)
+for a in held:
+    a.close()
+time.sleep(600)
+' "$XM_RUN_DIR/held"
+sleep 1
+xm_bg xm_pod_exec c python3 -c '
+import socket, sys
+held = [socket.create_connection(("10.96.0.10", 80), timeout=5) for _ in range(150)]
+open(sys.argv[1] + ".up", "w").close()
 for s in held:
+    s.settimeout(60)
+    s.recv(1) # the backend closed
     s.close()
 ' "$XM_RUN_DIR/held"
 for _ in $(seq 100); do [ -e "$XM_RUN_DIR/held.up" ] && break; sleep 0.1; done
