@@ -23,19 +23,16 @@
 #   scripts/bench/side.sh          # ~2 min: ROUNDS=12 DUR=2, conn64@1k tcp64@5k
 #   ROUNDS= DUR= TOPOS="1node 2node" WORKLOADS="conn64@1k tcp64@5k" OUT=dir
 set -eu -o pipefail
+ROUNDS=${ROUNDS:-12} DUR=${DUR:-2}
+TOPOS=${TOPOS:-"1node 2node"} WORKLOADS=${WORKLOADS:-"conn64@1k tcp64@5k"}
+MESH_PORT=8080 PLAIN_PORT=8081
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
+OUT=${OUT:-$TOP/results/side-$(date -u +%Y%m%dT%H%M%SZ)}
+mkdir -p "$OUT"
 cd "$TOP"
 . tests/integration/lib.sh
 . scripts/testbed.sh
-
-ROUNDS=${ROUNDS:-12}
-DUR=${DUR:-2}
-TOPOS=${TOPOS:-"1node 2node"}
-WORKLOADS=${WORKLOADS:-"conn64@1k tcp64@5k"}
-OUT=${OUT:-$TOP/results/side-$(date -u +%Y%m%dT%H%M%SZ)}
 LOAD=$XM_TOOLS/xm-load
-MESH_PORT=8080 PLAIN_PORT=8081
-mkdir -p "$OUT"
 
 XM_TB_OVERLAY=0
 xm_tb_cluster route 2
