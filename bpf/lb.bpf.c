@@ -103,7 +103,7 @@ static __always_inline void lb_remember(struct bpf_sock_addr *ctx, const struct 
 	ls = bpf_sk_storage_get(&xm_lb_sock, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!ls)
 		return;
-	ls->flow = bpf_get_socket_cookie(ctx);
+	ls->flow = 0; /* set when the state is shared (lib/lb_sockops.h) */
 	ls->vip = key->vip;
 	ls->vport = key->port;
 	ls->family = key->family;
@@ -360,7 +360,7 @@ SEC("sockops")
 int xm_lb_sockops(struct bpf_sock_ops *skops)
 {
 	/* nothing is redirected: a local backend is timed like a remote one */
-	lb_sockops(skops, XM_SOCK_PEER_REMOTE);
+	lb_sockops(skops, NULL);
 	return 1;
 }
 

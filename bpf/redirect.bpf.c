@@ -172,28 +172,29 @@ static __always_inline int sock_is_fastopen(struct bpf_sock_ops *skops, struct b
 
 /*
  * An established TCP socket enters the map when its peer can be local.
- * Returns what became of it (enum xm_sock_peer, lib/lb_sockops.h).
+ * Returns its redirect state when it did (st->peer: the peer's key), else
+ * NULL.
  */
-static __always_inline int redirect_established(struct bpf_sock_ops *skops)
+static __always_inline struct xm_sock_state *redirect_established(struct bpf_sock_ops *skops)
 {
 	struct xm_sock_key key = {};
 	struct xm_sock_state *st;
 	struct bpf_sock *sk;
 
 	if (skops->family != AF_INET && skops->family != AF_INET6)
-		return XM_SOCK_PEER_REMOTE;
+		return NULL;
 	if (sockops_key(skops, &key))
-		return XM_SOCK_PEER_REMOTE;
+		return NULL;
 	if (redirect_opted_out(skops, &key)) {
 		xm_stat_add(XM_STAT_SOCK_SKIPPED_OPTOUT, 1);
-		return XM_SOCK_PEER_LOCAL;
+		return NULL;
 	}
 	sk = skops->sk;
 	if (!sk)
-		return XM_SOCK_PEER_LOCAL;
+		return NULL;
 	if (sock_is_fastopen(skops, sk)) {
 		xm_stat_add(XM_STAT_SOCK_SKIPPED_FASTOPEN, 1);
-		return XM_SOCK_PEER_LOCAL;
+		return NULL;
 	}
 	/*
 	 * At the ESTABLISHED callbacks (tcp_finish_connect on the client,
@@ -212,7 +213,7 @@ static __always_inline int redirect_established(struct bpf_sock_ops *skops)
 	st = bpf_sk_storage_get(&xm_sock_state, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!st) {
 		xm_stat_add(XM_STAT_SOCK_INSERT_FAILED, 1);
-		return XM_SOCK_PEER_LOCAL;
+		return NULL;
 	}
 	xm_sock_key_peer(&key, &st->peer);
 	/*
@@ -221,10 +222,10 @@ static __always_inline int redirect_established(struct bpf_sock_ops *skops)
 	 */
 	if (bpf_sock_hash_update(skops, &xm_socks, &key, BPF_ANY) == 0) {
 		xm_stat_add(XM_STAT_SOCK_INSERTED, 1);
-		return XM_SOCK_PEER_REDIRECTED;
+		return st;
 	}
 	xm_stat_add(XM_STAT_SOCK_INSERT_FAILED, 1);
-	return XM_SOCK_PEER_LOCAL;
+	return NULL;
 }
 
 /*
@@ -237,12 +238,12 @@ static __always_inline int redirect_established(struct bpf_sock_ops *skops)
 SEC("sockops")
 int xm_sockops(struct bpf_sock_ops *skops)
 {
-	int peer = XM_SOCK_PEER_REMOTE;
+	struct xm_sock_state *st = NULL;
 
 	switch (skops->op) {
 	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
 	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
-		peer = redirect_established(skops);
+		st = redirect_established(skops);
 		break;
 	case BPF_SOCK_OPS_TCP_CONNECT_CB:
 	case BPF_SOCK_OPS_RTO_CB:
@@ -251,7 +252,9 @@ int xm_sockops(struct bpf_sock_ops *skops)
 	default:
 		return 1;
 	}
-	lb_sockops(skops, peer);
+	/* a local backend of a balanced connection: its sk_msg times the responses */
+	if (lb_sockops(skops, st ? &st->peer : NULL) && st)
+		st->flags |= XM_SOCK_F_LB_BACKEND;
 	return 1;
 }
 
@@ -356,10 +359,10 @@ redirected:
 	xm_stat_add(XM_STAT_REDIRECT_MSGS, 1);
 	xm_stat_add(XM_STAT_REDIRECT_BYTES, len);
 	/* Balanced connections to a local backend are timed here (lib/lb_probe.h). */
-	lb_probe_msg(msg, 1);
+	lb_probe_msg(msg, st, 1);
 	return SK_PASS;
 pass:
-	lb_probe_msg(msg, 0);
+	lb_probe_msg(msg, st, 0);
 	xm_stat_add(XM_STAT_REDIRECT_MISS_MSGS, 1);
 	xm_stat_add(XM_STAT_REDIRECT_MISS_BYTES, len);
 	return SK_PASS;

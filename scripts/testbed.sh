@@ -227,15 +227,17 @@ xm_tb_policy_flush() {
 	ip netns exec "$XM_PREFIX-n$1" nft flush chain inet "$XM_PREFIX-pol" pod_fwd
 }
 
-# xm_tb_agent N [AGENT ARGS]: xmesh-agent of node N, overlay cache on eth0.
+# xm_tb_agent N [AGENT ARGS]: xmesh-agent of node N, overlay cache on eth0
+# (XM_TB_OVERLAY=0: without it).
 xm_tb_agent() {
 	local n=$1; shift
-	local pin=$XM_PIN/n$n log=$XM_RUN_DIR/agent-n$n.log ready0
+	local pin=$XM_PIN/n$n log=$XM_RUN_DIR/agent-n$n.log ready0 ovl=(--overlay-dev eth0)
+	if [ "${XM_TB_OVERLAY:-1}" = 0 ]; then ovl=(); fi
 	mkdir -p "$XM_PIN" "$XM_CGROUP/n$n"
 	touch "$log"
 	ready0=$(grep -c "datapath ready" "$log" || true)
 	xm_bg "$XM_BIN/xmesh-agent" --cgroup "$XM_CGROUP/n$n" --pin-root "$pin" \
-		--netns "/var/run/netns/$XM_PREFIX-n$n" --overlay-dev eth0 "$@" \
+		--netns "/var/run/netns/$XM_PREFIX-n$n" "${ovl[@]}" "$@" \
 		2> >(tee -a "$log" >&2)
 	XM_TB_AGENT_PID[$n]=$XM_LAST_PID
 	for _ in $(seq "$(xm_size 100 600)"); do

@@ -10,6 +10,7 @@
 #define XMESH_BPF_LB_PROBE_H
 
 #include <xmesh/lb.h>
+#include <xmesh/redirect.h>
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -59,13 +60,6 @@ struct {
 	__type(key, __u64);
 	__type(value, struct xm_lb_flow);
 } xm_lb_flows SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, XM_LB_MAX_FLOWS / 4);
-	__type(key, struct xm_lb_tuple);
-	__type(value, __u64);
-} xm_lb_peer SEC(".maps");
 
 /*
  * Per CPU, how many probe updates there were. The weighting loop sums it
@@ -137,6 +131,20 @@ static __always_inline void lb_probe_received(struct xm_lb_flow *f, int is_5xx)
 	}
 }
 
+/*
+ * The key under which a redirected connection's probe state is shared with
+ * its local backend's socket (xm_lb_flows): the client's two initial sequence
+ * numbers (its ISS and IRS). Both ends have them in their redirect keys
+ * (xm_sock_key), so neither needs a lookup or a map of its own to find the
+ * other. The kernel hashes each ISN from the tuple and a clock: two live
+ * connections share the pair only by chance, and a clash could only mix their
+ * probe samples.
+ */
+static __always_inline __u64 lb_flow_key(__u32 client_iss, __u32 client_irs)
+{
+	return (__u64)client_iss << 32 | client_irs;
+}
+
 /* Where a balanced socket's request/response state is (see xm_lb_flow). */
 static __always_inline struct xm_lb_flow *lb_state_of(struct xm_lb_sock *ls)
 {
@@ -157,28 +165,43 @@ static __always_inline int lb_is_http_5xx(const __u8 *s)
  * (at send time, before Nagle or cwnd can hold them), a local backend's sends
  * are responses when they are redirected, so arrive now. A response that
  * takes TCP is timed when it reaches the client (cgroup_skb ingress), like a
- * remote backend's. Costs one sk_storage lookup for other sockets.
+ * remote backend's. st: the socket's redirect state (or NULL); a local backend's socket
+ * of a balanced connection is marked there (XM_SOCK_F_LB_BACKEND) by sockops
+ * and finds the shared state under its peer's ISNs. Other sockets pay one
+ * sk_storage lookup.
  */
-static __always_inline void lb_probe_msg(struct sk_msg_md *msg, int redirected)
+static __always_inline void lb_probe_msg(struct sk_msg_md *msg, const struct xm_sock_state *st,
+					 int redirected)
 {
 	struct xm_lb_sock *ls;
 	struct xm_lb_flow *f;
 	__u8 *data, *end;
 	int is_5xx = 0;
+	__u64 key;
 
 	if (!msg->sk || msg->size == 0)
 		return;
-	ls = bpf_sk_storage_get(&xm_lb_sock, msg->sk, 0, 0);
-	if (!ls || !ls->flow)
-		return;
-	f = lb_state_of(ls);
-	if (!f)
-		return;
-	if (ls->role == XM_LB_ROLE_CLIENT) {
-		lb_probe_sent(f);
-		return;
+	if (st && (st->flags & XM_SOCK_F_LB_BACKEND)) {
+		if (!redirected)
+			return;
+		key = lb_flow_key(st->peer.local_isn, st->peer.remote_isn);
+		f = bpf_map_lookup_elem(&xm_lb_flows, &key);
+	} else {
+		ls = bpf_sk_storage_get(&xm_lb_sock, msg->sk, 0, 0);
+		if (!ls)
+			return;
+		if (ls->role == XM_LB_ROLE_CLIENT) {
+			f = lb_state_of(ls);
+			if (f)
+				lb_probe_sent(f);
+			return;
+		}
+		/* a backend's socket tied by an older agent (xm_lb_sock, role server) */
+		if (ls->role != XM_LB_ROLE_SERVER || !redirected)
+			return;
+		f = lb_state_of(ls);
 	}
-	if (ls->role != XM_LB_ROLE_SERVER || f->phase != XM_LB_REQUEST || !redirected)
+	if (!f || f->phase != XM_LB_REQUEST)
 		return;
 	data = msg->data;
 	end = msg->data_end;

@@ -11,8 +11,7 @@
  *   xm_lb_probe   PERCPU_ARRAY backend id -> xm_lb_probe  probe counters (per CPU, summed)
  *   xm_lb_hist    ARRAY  backend id    -> xm_lb_hist      latency histogram (atomic adds)
  *   xm_lb_sock    SK_STORAGE           -> xm_lb_sock      what a socket was balanced to
- *   xm_lb_flows   LRU_HASH client cookie -> xm_lb_flow    state of a connection to a local backend
- *   xm_lb_peer    LRU_HASH xm_lb_tuple -> client cookie   finds the client from a local backend's socket
+ *   xm_lb_flows   LRU_HASH client ISNs -> xm_lb_flow      state of a redirected connection to a local backend
  *   xm_lb_rev     LRU_HASH xm_lb_rev_key -> xm_lb_rev     reverse translation of UDP replies
  *   xm_lb_cluster ARRAY  cluster id    -> xm_lb_cluster   names of locality labels
  *
@@ -188,8 +187,10 @@ static inline __u64 xm_lb_hist_width(__u32 i)
  * client socket's storage (xm_lb_sock.st), where the client's hooks find it
  * with no further lookup. When the backend is local (loopback or a registered
  * endpoint), the backend's accepted socket must reach it too (its sk_msg
- * times redirected responses): then, from ESTABLISHED on, it lives in
- * xm_lb_flows under the client's socket cookie and xm_lb_sock.shared is set.
+ * times redirected responses): then, from ESTABLISHED on, a redirected
+ * connection's state lives in xm_lb_flows under the client's two ISNs, which
+ * both sockets know from their redirect keys, and xm_lb_sock.shared is set;
+ * the backend's socket is marked in its redirect state (XM_SOCK_F_LB_BACKEND).
  *
  * A request begins with the first payload bytes the client sends while no
  * request is outstanding; its response begins with the first payload bytes
@@ -218,11 +219,11 @@ struct xm_lb_flow {
 enum xm_lb_role {
 	XM_LB_ROLE_NONE = 0,
 	XM_LB_ROLE_CLIENT, /* the socket that connected to the VIP */
-	XM_LB_ROLE_SERVER, /* a local backend's accepted socket of such a connection */
+	XM_LB_ROLE_SERVER, /* a local backend's socket, as agents before ISN-keyed sharing tied it */
 };
 
 struct xm_lb_sock {
-	__u64 flow;          /* socket cookie of the client socket: key of xm_lb_flows */
+	__u64 flow;          /* key of xm_lb_flows while shared (lb_flow_key: the client's ISNs) */
 	struct xm_addr vip;  /* what the application connected to */
 	__u16 vport;         /* host byte order */
 	__u8 family;         /* family of vip */
@@ -231,17 +232,6 @@ struct xm_lb_sock {
 	__u8 shared;         /* 1: the state is xm_lb_flows[flow], not st */
 	__u8 pad[7];
 	struct xm_lb_flow st; /* the connection's state while not shared (client only) */
-};
-
-/* A local backend's view of a balanced connection: local = backend, remote = client. */
-struct xm_lb_tuple {
-	__u64 scope; /* netns cookie for loopback addresses, else 0 (as the redirect key) */
-	struct xm_addr local;
-	struct xm_addr remote;
-	__u16 local_port;
-	__u16 remote_port;
-	__u8 family;
-	__u8 pad[3];
 };
 
 /* Unconnected UDP: which VIP a datagram from backend addr:port answers. */

@@ -109,9 +109,19 @@ struct xm_sock_state {
 		};
 		__u64 dir; /* both, for a compare-and-exchange (64-bit: any BPF CPU version) */
 	};
+	__u8 flags; /* XM_SOCK_F_*: outside dir, so claiming a direction never sees them */
+	__u8 pad[7];
 };
 
-_Static_assert(sizeof(struct xm_sock_state) == 64, "xm_sock_state layout is ABI");
+/*
+ * A local backend's socket of a connection the LB balanced and redirection
+ * put in the map: its sk_msg times the responses in the client's shared probe
+ * state (xm_lb_flows, bpf/lib/lb_probe.h). Set by sockops at
+ * PASSIVE_ESTABLISHED.
+ */
+#define XM_SOCK_F_LB_BACKEND 0x1
+
+_Static_assert(sizeof(struct xm_sock_state) == 72, "xm_sock_state layout is ABI");
 
 /*
  * Operators' opt-outs from redirection, checked when a connection is

@@ -15,7 +15,9 @@
 #
 #   scripts/bench/cost.sh                       # ~4 min
 #   REPS= DUR= MODES= TOPOS= WORKLOADS= OUT=    # as overhead.sh
-#   PARTS="conn"                                # only some of: workloads ovl conn
+#   PARTS="conn"                                # only some of: workloads ovl conn side
+# side: scripts/bench/side.sh, xmesh and no mesh at the same time in one world
+# (ratios that the machine's load cannot tilt), in $OUT/side/.
 set -eu -o pipefail
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$TOP"
@@ -26,13 +28,16 @@ export REPS=${REPS:-3} DUR=${DUR:-2}
 export MODES=${MODES:-"direct svc xmesh"}
 export TOPOS=${TOPOS:-"1node 2node vxlan"}
 export WORKLOADS=${WORKLOADS:-"conn64@1k tcp64@5k"}
-PARTS=${PARTS:-"workloads ovl conn"}
+PARTS=${PARTS:-"workloads ovl conn side"}
 part() { case " $PARTS " in *" $1 "*) return 0 ;; esac; return 1; }
 [ -x build/tests/xm-ovl-prog ] || { echo "cost: build first (make)" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || { echo "cost: needs root" >&2; exit 1; }
 mkdir -p "$OUT"
 if part workloads; then
 	scripts/bench/overhead.sh >"$OUT/overhead.out"
+fi
+if part side; then
+	OUT=$OUT/side scripts/bench/side.sh >"$OUT/side.out"
 fi
 for i in 1 2 3; do
 	part ovl || break

@@ -605,6 +605,7 @@ for rep in $(seq "$REPS"); do
 	off=$(((rep - 1) % n))
 	order=("${modes[@]:off}" "${modes[@]:0:off}")
 	xm_log "repetition $rep/$REPS, mode order: ${order[*]}"
+	echo "repetition $rep load: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/env.txt"
 	for mode in "${order[@]}"; do
 		mode_on "$mode"
 		for topo in "${topos[@]}"; do
@@ -655,6 +656,7 @@ EOF
 		n=${#vxmodes[@]}
 		order=("${vxmodes[@]:$(((rep - 1) % n))}" "${vxmodes[@]:0:$(((rep - 1) % n))}")
 		xm_log "vxlan repetition $rep/$REPS, mode order: ${order[*]}"
+		echo "vxlan repetition $rep load: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/env.txt"
 		for mode in "${order[@]}"; do
 			if [ "$mode" = xmesh ]; then
 				vx xm_tb_agent 1 --config "$cfg" 2>>"$LOG/agent-vx"

@@ -76,6 +76,58 @@ def fpct(v):
     return "–" if v is None else f"{v:+.0f}%"
 
 
+def quartiles(xs):
+    """Median and the 25th/75th percentiles (inclusive method) of xs."""
+    xs = sorted(xs)
+    if len(xs) < 2:
+        return xs[0], xs[0], xs[0]
+    q = statistics.quantiles(xs, n=4, method="inclusive")
+    return q[1], q[0], q[2]
+
+
+def paired_ratios(groups, topos, modes):
+    """Each mode against direct and svc *of the same repetition*: the modes of
+    one repetition run back to back, so a pair shares the machine's load far
+    more than medians over the whole run do. Median ratio, quartiles and the
+    number of pairs; p50 and CPU per request (test cgroup's own CPU time)."""
+    runs = {}
+    for (t, mo, w), g in groups.items():
+        for r in g["runs"]:
+            runs[(t, mo, w, r["rep"])] = r
+    md = ["## Paired ratios (same repetition), median [25th-75th percentile] of the pairs", "",
+          "Each repetition runs every mode back to back (order rotated), so a mode and its "
+          "baseline of one repetition see about the same load from the rest of the machine; "
+          "the ratio of the pair cancels what they share. CPU = the test cgroup's own CPU time "
+          "per completed request (client, servers, proxies, agent; softirq work done in their "
+          "context included, ksoftirqd's not). other load: median CPUs busy outside the test "
+          "cgroup during the mode's runs.", "",
+          "| topology | workload | mode | vs | pairs | p50 ratio | CPU/req ratio | other load |",
+          "|---|---|---|---|---:|---|---|---:|"]
+    wls = sorted({k[2] for k in groups}, key=wl_key)
+    for t in topos:
+        for w in wls:
+            for mo in modes:
+                for base in (BASE, "svc"):
+                    if mo in (BASE, base):
+                        continue
+                    pairs = [(runs[k], runs[(t, base, w, k[3])]) for k in runs
+                             if k[:3] == (t, mo, w) and (t, base, w, k[3]) in runs]
+                    if not pairs:
+                        continue
+                    cells = []
+                    for f in ("p50", "cpu"):
+                        rs = [a[f] / b[f] for a, b in pairs if a[f] and b[f]]
+                        if rs:
+                            q50, q25, q75 = quartiles(rs)
+                            cells.append(f"{q50:.3f} [{q25:.3f}-{q75:.3f}]")
+                        else:
+                            cells.append("–")
+                    other = med([a["other"] for a, _ in pairs])
+                    md.append(f"| {t} | {w} | {mo} | {base} | {len(pairs)} | {cells[0]} | "
+                              f"{cells[1]} | {fmt(other, 2)} |")
+    return md + [""]
+
+
 def main():
     out = sys.argv[1]
     rows = list(csv.DictReader(open(os.path.join(out, "raw.tsv")), delimiter="\t"))
@@ -182,6 +234,8 @@ def main():
                           f"{fpct(pct(v['p99'], b['p99']))} | {fmt(dd('cpu'), 2)} | "
                           f"{fpct(pct(v['cpu'], b['cpu']))} | {ratio} |")
     md.append("")
+
+    md += paired_ratios(groups, topos, modes)
 
     for t in topos:
         md += [f"## {TOPO_TITLE[t]}", "",

@@ -5,7 +5,9 @@
 # 300 reverse entries (lb_rev_new) of which at least 236 were evicted
 # (lb_rev_evictions); 150 TCP connections held open to a local backend, both
 # ends registered pods (so redirected), share 150 flow states (lb_flows_new)
-# with the backend's sockets (lb_flows_evictions). The
+# with the backend's sockets under the client's ISNs, which both ends' redirect
+# keys hold (no map from the backend's tuple to the client), ended by the
+# backend's FIN (lb_flows_ended, lb_flows_evictions). The
 # counters are in `xmeshctl -j stats` and in the metrics.
 set -eu
 . "$(dirname "$0")/lib.sh"
@@ -39,21 +41,49 @@ xm_assert "$(stat lb_rev_evictions)" -ge 236 "UDP reverse entries evicted from a
 # (only a redirected connection shares: a client outside the endpoints map is never redirected)
 xm_ctl endpoint add 10.77.0.2 netns "$(xm_netns_path c)"
 xm_ctl endpoint add 10.77.0.3 netns "$(xm_netns_path b)"
+# Both ends hold their 150 sockets until told; then the backend closes first:
+# its FIN ends the shared state. (A client that closed first can already be a
+# timewait socket when that FIN comes, which no program sees: its state is
+# left to the LRU.)
 xm_bg xm_pod_exec b python3 -c '
-import socket, time
+import os, socket, sys, time
 l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 l.bind(("10.77.0.3", 8080)); l.listen(512)
-while True:
-    l.accept()[0].close() # the backend'"'"'s FIN ends the shared state
-'
+held = [l.accept()[0] for _ in range(150)]
+while not os.path.exists(sys.argv[1] + ".go"):
+    time.sleep(0.05)
+for a in held:
+    a.close()
+time.sleep(600)
+' "$XM_RUN_DIR/held"
 sleep 1
-xm_pod_exec c python3 -c '
-import socket, time
+xm_bg xm_pod_exec c python3 -c '
+import socket, sys
 held = [socket.create_connection(("10.96.0.10", 80), timeout=5) for _ in range(150)]
-time.sleep(0.5)
+open(sys.argv[1] + ".up", "w").close()
 for s in held:
+    s.settimeout(60)
+    s.recv(1) # the backend closed
     s.close()
-'
+' "$XM_RUN_DIR/held"
+for _ in $(seq 100); do [ -e "$XM_RUN_DIR/held.up" ] && break; sleep 0.1; done
+[ -e "$XM_RUN_DIR/held.up" ] || xm_fail "client did not connect"
+# Both ends find the shared state under the client's ISNs, which their
+# redirect keys hold: no map from the backend's tuple to the client exists.
+xm_ctl -j sock list >"$XM_RUN_DIR/socks.json"
+bpftool -j map dump pinned "$XM_PIN/maps/xm_lb_flows" >"$XM_RUN_DIR/flows.json"
+matched=$(python3 - "$XM_RUN_DIR/socks.json" "$XM_RUN_DIR/flows.json" <<'EOP'
+import json, sys
+socks = json.load(open(sys.argv[1]))
+socks = socks.get("sockets", socks) if isinstance(socks, dict) else socks
+clients = {s["local_isn"] << 32 | s["remote_isn"] for s in socks if s.get("remote_port") == 8080}
+keys = {int.from_bytes(bytes(int(b, 16) for b in e["key"]), "little")
+        for e in json.load(open(sys.argv[2]))}
+print(len(clients & keys))
+EOP
+)
+xm_assert "$matched" -eq 150 "shared states keyed by the ISNs of the 150 client sockets"
+touch "$XM_RUN_DIR/held.go"
 xm_assert "$(stat lb_flows_new)" -ge 150 "flow states shared with the local backend"
 for _ in $(seq 30); do [ "$(stat lb_flows_ended)" -ge 150 ] && break; sleep 0.2; done
 xm_assert "$(stat lb_flows_ended)" -ge 150 "flow states ended at close"
