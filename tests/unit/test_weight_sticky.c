@@ -319,23 +319,25 @@ static void plan_only_slow_backends(void **st)
 }
 
 /*
- * A backend far slower than the others (above fast_factor x the median) is
- * shed on the first tick it is over, with its full share per tick and the
+ * A backend far slower than the others (above fast_factor x the median, two
+ * ticks in a row) is shed then, without waiting out `ticks`, with its full share per tick and the
  * urgent mark (retire at the first idle moment); one only somewhat slower
  * still waits out the hysteresis, and the credit.
  */
-static void plan_far_slow_backend_at_once(void **st)
+static void plan_far_slow_backend_sheds_sooner(void **st)
 {
 	double l_est[3] = { 0.010, 0.012, 0.030 }; /* 2.5x the median: slow, not far */
 	struct plan p;
 
 	plan_init(&p);
-	p.c.ticks = 3;
+	p.c.ticks = 4;
 	p.c.max_per_s = 100; /* the rate bound is not what this is about */
 	p.sv.tokens = 100;
 	assert_int_equal(xm_rebal_plan(&p.c, &p.sv, 0.5, 0, p.held, p.w, l_est, p.over, p.q, 3), 0);
 	assert_false(p.over[2].urgent);
-	l_est[2] = 0.2; /* 17x the median: at once */
+	l_est[2] = 0.2; /* 17x the median: at the second tick in a row, not the third */
+	assert_int_equal(xm_rebal_plan(&p.c, &p.sv, 0.5, 0, p.held, p.w, l_est, p.over, p.q, 3), 0);
+	assert_false(p.over[2].urgent);
 	assert_true(xm_rebal_plan(&p.c, &p.sv, 0.5, 0, p.held, p.w, l_est, p.over, p.q, 3) > 0);
 	assert_int_equal(p.q[2], 30); /* share_per_tick 0.5 x 60 held, not half of it */
 	assert_int_equal(p.q[0] + p.q[1], 0);
@@ -347,11 +349,13 @@ static void plan_far_slow_backend_at_once(void **st)
 	assert_false(p.over[2].urgent);
 	/* fast_factor 0: the fast path is off, a far slower backend waits like the others. */
 	plan_init(&p);
-	p.c.ticks = 3;
+	p.c.ticks = 4;
 	p.c.fast_factor = 0;
 	p.sv.tokens = 100;
 	l_est[2] = 0.2;
-	assert_int_equal(xm_rebal_plan(&p.c, &p.sv, 0.5, 0, p.held, p.w, l_est, p.over, p.q, 3), 0);
+	for (int t = 0; t < 3; t++)
+		assert_int_equal(xm_rebal_plan(&p.c, &p.sv, 0.5, 0, p.held, p.w, l_est, p.over, p.q,
+					       3), 0);
 	assert_false(p.over[2].urgent);
 }
 
@@ -458,7 +462,7 @@ int main(void)
 		cmocka_unit_test(plan_rate_bound),
 		cmocka_unit_test(plan_off_retires_nothing),
 		cmocka_unit_test(plan_only_slow_backends),
-		cmocka_unit_test(plan_far_slow_backend_at_once),
+		cmocka_unit_test(plan_far_slow_backend_sheds_sooner),
 		cmocka_unit_test(conf_parse),
 		cmocka_unit_test(conf_in_config_file),
 	};

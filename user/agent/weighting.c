@@ -494,9 +494,9 @@ static void rebalance_service(struct xm_weighting *w, struct wsvc *s, double dt,
 
 		/* One line per backend that retired or may retire: the bounds can be checked. */
 		if (c->retired || quota[i])
-			pr_debug("rebalance: backend %u: retired %u, held %u (target %.3f), "
-				 "quota %u for the next pass%s", s->ids[i], c->retired, held[i],
-				 target[i], quota[i],
+			pr_debug("rebalance: backend %u: retired %u, held %u (target %.3f, "
+				 "L_est %.1f ms), quota %u for the next pass%s", s->ids[i],
+				 c->retired, held[i], target[i], l_est[i] * 1e3, quota[i],
 				 quota[i] && s->rover[i].urgent ? ", at the first idle moment" : "");
 		/* Far too slow: its connections go at their first idle moment. */
 		xm_rebalance_allow(w->rebal, s->ids[i], quota[i],

@@ -156,10 +156,13 @@ unsigned int xm_rebal_plan(const struct xm_rebal_conf *c, struct xm_rebal_svc *s
 		/*
 		 * Far slower than the others: no wobble of the weights makes that
 		 * (it is the estimates, not the weights), and a spike of a few
-		 * seconds is over before the hysteresis and the credit let go.
+		 * seconds is over before the hysteresis and the credit let go. Two
+		 * ticks in a row, though: a single one can be an artefact (a
+		 * backend's first samples against others that have none yet).
 		 */
-		tr[i].urgent = far;
-		if (far) {
+		tr[i].far = far ? tr[i].far + (tr[i].far < XM_REBAL_FAR_TICKS) : 0;
+		tr[i].urgent = tr[i].far >= XM_REBAL_FAR_TICKS;
+		if (tr[i].urgent) {
 			tr[i].over = c->ticks;
 			tr[i].credit = fmax(1, earn);
 		}
