@@ -22,7 +22,8 @@
 # errors a client that does not retry would have seen).
 # Algorithms: any of the service algorithms, and "l3x+rb" = l3x with
 # connection-level rebalancing on (its defaults; docs/config.md); a suffix
-# "~PARAM=NUMBER" sets one numeric param (e.g. "l3x~age_bound=0"), so that
+# "~PARAM=NUMBER" sets one numeric param (e.g. "l3x~age_bound=0"; "~rb:FIELD=NUMBER"
+# one of "rebalance": "l3x+rb~rb:fast_factor=0"), so that
 # variants run interleaved in one run.
 #
 # Each (scenario, mode) runs every algorithm RUNS times, the order rotated
@@ -94,6 +95,12 @@ write_config() {
 	[ "$spec" != "$1" ] && params="{\"${kv%%=*}\": ${kv#*=}}"
 	algo=${spec%+rb}
 	[ "$spec" != "$algo" ] && rb=true
+	# "~rb:FIELD=NUMBER": a field of "rebalance" instead (l3x+rb~rb:fast_factor=0)
+	if [ "$rb" = true ] && [ "${kv#rb:}" != "$kv" ]; then
+		kv=${kv#rb:}
+		params="{}"
+		rb="{\"enabled\": true, \"${kv%%=*}\": ${kv#*=}}"
+	fi
 	for i in $(seq 0 $((NREP - 1))); do
 		be+="${be:+,}{\"address\": \"10.77.1.$((10 + i))\", \"port\": $PORT, \"cluster\": \"c$((i / 3))\"}"
 	done

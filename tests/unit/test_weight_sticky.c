@@ -318,6 +318,47 @@ static void plan_only_slow_backends(void **st)
 	assert_true(xm_rebal_plan(&p.c, &p.sv, 0.5, 0, p.held, p.w, l_est, p.over, p.q, 3) > 0);
 }
 
+/*
+ * A backend far slower than the others (above fast_factor x the median, two
+ * ticks in a row) is shed then, without waiting out `ticks`, with its full share per tick and the
+ * urgent mark (retire at the first idle moment); one only somewhat slower
+ * still waits out the hysteresis, and the credit.
+ */
+static void plan_far_slow_backend_sheds_sooner(void **st)
+{
+	double l_est[3] = { 0.010, 0.012, 0.030 }; /* 2.5x the median: slow, not far */
+	struct plan p;
+
+	plan_init(&p);
+	p.c.ticks = 4;
+	p.c.max_per_s = 100; /* the rate bound is not what this is about */
+	p.sv.tokens = 100;
+	assert_int_equal(xm_rebal_plan(&p.c, &p.sv, 0.5, 0, p.held, p.w, l_est, p.over, p.q, 3), 0);
+	assert_false(p.over[2].urgent);
+	l_est[2] = 0.2; /* 17x the median: at the second tick in a row, not the third */
+	assert_int_equal(xm_rebal_plan(&p.c, &p.sv, 0.5, 0, p.held, p.w, l_est, p.over, p.q, 3), 0);
+	assert_false(p.over[2].urgent);
+	assert_true(xm_rebal_plan(&p.c, &p.sv, 0.5, 0, p.held, p.w, l_est, p.over, p.q, 3) > 0);
+	assert_int_equal(p.q[2], 30); /* share_per_tick 0.5 x 60 held, not half of it */
+	assert_int_equal(p.q[0] + p.q[1], 0);
+	assert_true(p.over[2].urgent);
+	assert_false(p.over[0].urgent);
+	/* Back to 2.5x: no longer urgent (the hysteresis count it reached stays). */
+	l_est[2] = 0.030;
+	xm_rebal_plan(&p.c, &p.sv, 0.5, 0, p.held, p.w, l_est, p.over, p.q, 3);
+	assert_false(p.over[2].urgent);
+	/* fast_factor 0: the fast path is off, a far slower backend waits like the others. */
+	plan_init(&p);
+	p.c.ticks = 4;
+	p.c.fast_factor = 0;
+	p.sv.tokens = 100;
+	l_est[2] = 0.2;
+	for (int t = 0; t < 3; t++)
+		assert_int_equal(xm_rebal_plan(&p.c, &p.sv, 0.5, 0, p.held, p.w, l_est, p.over, p.q,
+					       3), 0);
+	assert_false(p.over[2].urgent);
+}
+
 /* Off, or too few connections: nothing. */
 static void plan_off_retires_nothing(void **st)
 {
@@ -357,6 +398,15 @@ static void conf_parse(void **st)
 	near(c.idle_s, 0.25, 1e-12);
 	near(c.share_per_tick, 0.2, 0);
 	assert_int_equal(c.ticks, 2);
+	json_decref(o);
+	o = json_loads("{\"fast_factor\": 6, \"urgent_ms\": 20}", 0, NULL);
+	assert_int_equal(xm_rebal_conf_parse(o, &c, err, sizeof(err)), 0);
+	near(c.fast_factor, 6, 0);
+	near(c.urgent_s, 0.02, 1e-12);
+	json_decref(o);
+	o = json_loads("{\"urgent_ms\": 0}", 0, NULL);
+	assert_int_equal(xm_rebal_conf_parse(o, &c, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "rebalance.urgent_ms"));
 	json_decref(o);
 	o = json_loads("{\"share_per_tick\": 2}", 0, NULL);
 	assert_int_equal(xm_rebal_conf_parse(o, &c, err, sizeof(err)), -EINVAL);
@@ -412,6 +462,7 @@ int main(void)
 		cmocka_unit_test(plan_rate_bound),
 		cmocka_unit_test(plan_off_retires_nothing),
 		cmocka_unit_test(plan_only_slow_backends),
+		cmocka_unit_test(plan_far_slow_backend_sheds_sooner),
 		cmocka_unit_test(conf_parse),
 		cmocka_unit_test(conf_in_config_file),
 	};

@@ -50,6 +50,9 @@ struct xm_rebalancer {
 	struct netns_ref *ns;
 	unsigned int nns, capns;
 	time_t ns_scanned;
+	/* Retired by retire-now passes since the last full pass, per backend id. */
+	__u32 carry[XM_LB_MAX_BACKENDS];
+	struct xm_rebal_be last[XM_LB_MAX_BACKENDS]; /* the counts, kept across one */
 };
 
 /*
@@ -305,9 +308,32 @@ int xm_rebalance_pass(struct xm_rebalancer *r)
 	for (unsigned int i = 0; i < r->nns; i++)
 		if (!walk_netns(r, r->ns[i].fd))
 			walked++;
-	for (__u32 id = 0; id < XM_LB_MAX_BACKENDS; id++)
+	for (__u32 id = 0; id < XM_LB_MAX_BACKENDS; id++) {
 		be[id].quota = 0;
+		be[id].retired += r->carry[id];
+		r->carry[id] = 0;
+	}
 	return walked;
+}
+
+unsigned int xm_rebalance_retire_now(struct xm_rebalancer *r)
+{
+	struct xm_rebal_be *be = r->skel->bss->xm_rebal_be, *last = r->last;
+	unsigned int urgent = 0;
+
+	memcpy(last, be, sizeof(r->last));
+	/* The namespaces of the last full pass: a new pod holds no old connection. */
+	for (unsigned int i = 0; i < r->nns; i++)
+		walk_netns(r, r->ns[i].fd);
+	for (__u32 id = 0; id < XM_LB_MAX_BACKENDS; id++) {
+		__u32 quota = be[id].quota;
+
+		r->carry[id] += be[id].retired - last[id].retired;
+		be[id] = last[id]; /* the counts stay those of the last full pass */
+		be[id].quota = quota;
+		urgent += quota && !be[id].idle_ns;
+	}
+	return urgent;
 }
 
 const struct xm_rebal_be *xm_rebalance_counts(const struct xm_rebalancer *r, __u32 id)

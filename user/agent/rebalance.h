@@ -29,6 +29,13 @@ bool xm_rebalance_can_retire(const struct xm_rebalancer *r);
  * walked, or -errno.
  */
 int xm_rebalance_pass(struct xm_rebalancer *r);
+/*
+ * A pass that only retires, between two full passes: up to the quotas left,
+ * counting what it retired into the next full pass's `retired`; the counts
+ * stay those of the last full pass. Returns the number of backends
+ * that still have quota with idle_ns 0 (retire at the first idle moment).
+ */
+unsigned int xm_rebalance_retire_now(struct xm_rebalancer *r);
 /* Counts of the last pass for backend id (never NULL for id < XM_LB_MAX_BACKENDS). */
 const struct xm_rebal_be *xm_rebalance_counts(const struct xm_rebalancer *r, __u32 id);
 /* Let the next pass retire up to quota idle connections (idle for idle_ns) of backend id. */

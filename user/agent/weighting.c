@@ -132,6 +132,8 @@ struct xm_weighting {
 	bool rebal_tried;
 	bool want_counts;           /* some service uses connection counts: run the pass */
 	bool have_counts;           /* the pass ran this tick */
+	int urgent_tfd;             /* retire-now passes between ticks (rebal.h fast_factor) */
+	long urgent_ms;             /* their period this tick; 0: no backend is urgent */
 	int rstate_fd;
 	struct xm_lb_rstate *rstate; /* mmap of xm_lb_rstate */
 	size_t rstate_len;
@@ -493,11 +495,42 @@ static void rebalance_service(struct xm_weighting *w, struct wsvc *s, double dt,
 
 		/* One line per backend that retired or may retire: the bounds can be checked. */
 		if (c->retired || quota[i])
-			pr_debug("rebalance: backend %u: retired %u, held %u (target %.3f), "
-				 "quota %u for the next pass", s->ids[i], c->retired, held[i],
-				 target[i], quota[i]);
-		xm_rebalance_allow(w->rebal, s->ids[i], quota[i], (__u64)(s->rconf.idle_s * 1e9));
+			pr_debug("rebalance: backend %u: retired %u, held %u (target %.3f, "
+				 "L_est %.1f ms), quota %u for the next pass%s", s->ids[i],
+				 c->retired, held[i], target[i], l_est[i] * 1e3, quota[i],
+				 quota[i] && s->rover[i].urgent ? ", at the first idle moment" : "");
+		/* Far too slow: its connections go at their first idle moment. */
+		xm_rebalance_allow(w->rebal, s->ids[i], quota[i],
+				   s->rover[i].urgent ? 0 : (__u64)(s->rconf.idle_s * 1e9));
+		if (quota[i] && s->rover[i].urgent) {
+			long ms = lround(s->rconf.urgent_s * 1e3);
+
+			w->urgent_ms = !w->urgent_ms || ms < w->urgent_ms ? ms : w->urgent_ms;
+		}
 	}
+}
+
+/*
+ * Passes that only retire, every urgent_ms until the quotas of the urgent
+ * backends are spent or the next tick plans again: a busy pool's connection
+ * to a far slower backend is idle only between two of its requests.
+ */
+static void retire_urgent(struct xm_weighting *w)
+{
+	if (!w->urgent_ms || !w->rebal || w->urgent_tfd < 0)
+		return;
+	if (!xm_rebalance_retire_now(w->rebal))
+		w->urgent_ms = 0;
+	xm_loop_timer_arm(w->urgent_tfd, w->urgent_ms);
+}
+
+static void on_urgent_timer(struct xm_loop *loop, int fd, uint32_t events, void *arg)
+{
+	__u64 expirations;
+
+	if (read(fd, &expirations, sizeof(expirations)) != sizeof(expirations))
+		return;
+	retire_urgent(arg);
 }
 
 /* What the tables flipped give their backends, for display: one batched update. */
@@ -886,6 +919,7 @@ void xm_weighting_tick(struct xm_agent *a)
 	}
 	w->have_counts = w->want_counts && w->rebal && xm_rebalance_pass(w->rebal) >= 0;
 	w->want_counts = false;
+	w->urgent_ms = 0;
 	w->hist_budget = XM_W_HIST_BUDGET;
 	w->rotate = nsvc_found ? (w->rotate + 1) % nsvc_found : 0;
 	for (unsigned int k = 0; k < nsvc_found; k++) {
@@ -902,6 +936,7 @@ void xm_weighting_tick(struct xm_agent *a)
 	}
 	flips_flush(w);
 	show_flush(w);
+	retire_urgent(w);
 	w->topo_fresh = false;
 	/* Services gone from the map. */
 	for (unsigned int i = 0; i < XM_LB_MAX_SERVICES; i++)
@@ -950,7 +985,7 @@ int xm_weighting_start(struct xm_agent *a)
 	if (!w)
 		return -ENOMEM;
 	w->a = a;
-	w->tfd = -1;
+	w->tfd = w->urgent_tfd = -1;
 	w->wstate_fd = w->wloop_fd = w->rstate_fd = -1;
 	w->tick_ms = XM_TICK_MS_DEFAULT;
 	w->topo_stale = true;
@@ -1012,6 +1047,10 @@ int xm_weighting_start(struct xm_agent *a)
 	err = timer_arm(w);
 	if (!err)
 		err = xm_loop_add(a->loop, w->tfd, EPOLLIN, on_timer, a);
+	if (!err) {
+		w->urgent_tfd = xm_loop_timer_add(a->loop, on_urgent_timer, w);
+		err = w->urgent_tfd < 0 ? w->urgent_tfd : 0;
+	}
 	if (err)
 		goto fail;
 	if (maps_open(w))
@@ -1033,6 +1072,11 @@ void xm_weighting_stop(struct xm_agent *a)
 		if (a->loop)
 			xm_loop_del(a->loop, w->tfd);
 		close(w->tfd);
+	}
+	if (w->urgent_tfd >= 0) {
+		if (a->loop)
+			xm_loop_del(a->loop, w->urgent_tfd);
+		close(w->urgent_tfd);
 	}
 	for (unsigned int i = 0; i < XM_LB_MAX_SERVICES; i++)
 		wsvc_free(w->svcs[i]);

@@ -19,6 +19,8 @@ void xm_rebal_conf_default(struct xm_rebal_conf *c)
 	c->ticks = 2;
 	c->min_conns = 4;
 	c->slow_factor = 2;
+	c->fast_factor = 4;
+	c->urgent_s = 0.01;
 }
 
 /* Numeric fields: a double, or an unsigned integer (dbl_off < 0). */
@@ -34,6 +36,8 @@ static const struct {
 	{ "ticks", 1, 1000, 1, -1, offsetof(struct xm_rebal_conf, ticks) },
 	{ "min_conns", 1, 1000000, 1, -1, offsetof(struct xm_rebal_conf, min_conns) },
 	{ "slow_factor", 0, 1000, 1, offsetof(struct xm_rebal_conf, slow_factor), -1 },
+	{ "fast_factor", 0, 1000, 1, offsetof(struct xm_rebal_conf, fast_factor), -1 },
+	{ "urgent_ms", 1, 10000, 1e-3, offsetof(struct xm_rebal_conf, urgent_s), -1 },
 };
 
 int xm_rebal_conf_parse(json_t *o, struct xm_rebal_conf *c, char *err, size_t errlen)
@@ -69,7 +73,8 @@ int xm_rebal_conf_parse(json_t *o, struct xm_rebal_conf *c, char *err, size_t er
 		if (i == sizeof(fields) / sizeof(fields[0])) {
 			snprintf(err, errlen,
 				 "rebalance.%s: unknown field (enabled, max_per_s, idle_ms, "
-				 "share_per_tick, margin, ticks, min_conns, slow_factor)", k);
+				 "share_per_tick, margin, ticks, min_conns, slow_factor, fast_factor, "
+				 "urgent_ms)", k);
 			return -EINVAL;
 		}
 		if (!json_is_number(v) || json_number_value(v) < fields[i].lo ||
@@ -102,7 +107,7 @@ unsigned int xm_rebal_plan(const struct xm_rebal_conf *c, struct xm_rebal_svc *s
 			   const double *l_est, struct xm_rebal_track *tr, uint32_t *quota,
 			   unsigned int n)
 {
-	double burst = c->max_per_s > 1 ? c->max_per_s : 1, total = 0, slow = 0;
+	double burst = c->max_per_s > 1 ? c->max_per_s : 1, total = 0, slow = 0, fast = 0;
 	unsigned int i, sum = 0;
 
 	st->tokens -= retired;
@@ -120,18 +125,21 @@ unsigned int xm_rebal_plan(const struct xm_rebal_conf *c, struct xm_rebal_svc *s
 			tr[i] = (struct xm_rebal_track){ 0 };
 		return 0;
 	}
-	if (l_est && c->slow_factor > 0 && n) {
-		double sorted[n];
+	if (l_est && n) {
+		double sorted[n], median;
 
 		memcpy(sorted, l_est, n * sizeof(*sorted));
 		qsort(sorted, n, sizeof(*sorted), cmp_double);
-		slow = c->slow_factor * (n % 2 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2);
+		median = n % 2 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+		slow = c->slow_factor * median;
+		fast = c->fast_factor * median;
 	}
 	for (i = 0; i < n; i++) {
 		double excess = held[i] / total - weight[i];
 		double q, earn = c->share_per_tick * held[i];
+		bool far = l_est && c->fast_factor > 0 && l_est[i] > fast;
 
-		if (l_est && !(l_est[i] > slow)) {
+		if (l_est && !(l_est[i] > slow) && !far) {
 			/* about as fast as the others: its weight only wobbles */
 			tr[i] = (struct xm_rebal_track){ 0 };
 			continue;
@@ -145,6 +153,19 @@ unsigned int xm_rebal_plan(const struct xm_rebal_conf *c, struct xm_rebal_svc *s
 		tr[i].credit = fmin(tr[i].credit + earn, fmax(1, earn));
 		if (tr[i].over < c->ticks)
 			tr[i].over++;
+		/*
+		 * Far slower than the others: no wobble of the weights makes that
+		 * (it is the estimates, not the weights), and a spike of a few
+		 * seconds is over before the hysteresis and the credit let go. Two
+		 * ticks in a row, though: a single one can be an artefact (a
+		 * backend's first samples against others that have none yet).
+		 */
+		tr[i].far = far ? tr[i].far + (tr[i].far < XM_REBAL_FAR_TICKS) : 0;
+		tr[i].urgent = tr[i].far >= XM_REBAL_FAR_TICKS;
+		if (tr[i].urgent) {
+			tr[i].over = c->ticks;
+			tr[i].credit = fmax(1, earn);
+		}
 		if (tr[i].over < c->ticks)
 			continue; /* hysteresis: a wobble of the weights retires nothing */
 		q = floor(tr[i].credit);

@@ -13,6 +13,9 @@
 #include <stdint.h>
 #include <jansson.h>
 
+/* Ticks in a row a backend must be far slower than the others to be urgent. */
+#define XM_REBAL_FAR_TICKS 2
+
 struct xm_rebal_conf {
 	bool enabled;          /* "enabled" (false) */
 	double max_per_s;      /* "max_per_s": retired connections per second, whole service (20) */
@@ -30,6 +33,17 @@ struct xm_rebal_conf {
 	 * at the floor by chance); retiring toward them would only churn.
 	 */
 	double slow_factor;
+	/*
+	 * "fast_factor": a backend whose latency estimate is above this times
+	 * the median (two ticks in a row) is far too slow to wait for (4;
+	 * 0 = off): it skips the hysteresis and the credit (its full share per tick at once), and its
+	 * connections retire at their first idle moment (no request in flight,
+	 * nothing unread or unacknowledged; no idle_ms), looked for every
+	 * urgent_ms until the next tick. A busy pool's connection to such a
+	 * backend is idle only for the moment between two requests.
+	 */
+	double fast_factor;
+	double urgent_s;       /* "urgent_ms" / 1000: retire-now passes this often (0.01) */
 };
 
 void xm_rebal_conf_default(struct xm_rebal_conf *c);
@@ -55,6 +69,9 @@ struct xm_rebal_track {
 	 * tick, where a per-tick floor() would never let one go.
 	 */
 	double credit;
+	unsigned int far; /* consecutive ticks above fast_factor x the median (up to 2) */
+	/* Set by the plan: far slower than the others (fast_factor), retire it now. */
+	bool urgent;
 };
 
 /*
@@ -65,7 +82,8 @@ struct xm_rebal_track {
  * latency estimate (NULL: all alike). Fills quota[i] = idle connections to
  * retire from backend i in the next pass: only from a backend slower than
  * slow_factor x the median estimate that was over the margin for `ticks`
- * ticks, at most its credit (share_per_tick x held per tick: per tick at
+ * ticks (a backend above fast_factor x the median for XM_REBAL_FAR_TICKS
+ * ticks: then, with its full credit, and tr[i].urgent set), at most its credit (share_per_tick x held per tick: per tick at
  * most max(1, floor(share_per_tick x held[i]))), at most its excess over
  * its weight share (in connections, rounded), and in all at most the bucket.
  * Returns the sum of quota.
