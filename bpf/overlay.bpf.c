@@ -269,16 +269,68 @@ static __always_inline void flow_tcp_close(struct xm_ovl_flow_key *k, __u8 tcp_f
 		f->fin |= dir;
 }
 
+/* The flow's outer header template may be used (see struct xm_ovl_flow). */
+static __always_inline bool tmpl_valid(const struct xm_ovl_flow *f, const struct xm_ovl_cfg *cfg)
+{
+	return f->ul_ifindex && f->tmpl_gen == cfg->tmpl_gen;
+}
+
+/* Whether the flow may take the fast path. */
+static __always_inline bool flow_usable(const struct xm_ovl_flow *f, const struct xm_ovl_cfg *cfg)
+{
+	return f->epoch == cfg->epoch && (f->seen & XM_OVL_SEEN_BOTH) == XM_OVL_SEEN_BOTH &&
+	       f->ifindex && tmpl_valid(f, cfg);
+}
+
+/*
+ * A template the kernel just built (hdr: 8-byte aligned, per-packet fields
+ * zeroed) for a flow. Only the DSCP of the inner TOS matters (ECN varies per
+ * packet and is patched in by the encap).
+ */
+struct tmpl {
+	const __u8 *hdr;
+	__u32 ul_ifindex;
+	__u8 inner_tos;
+};
+
+static __always_inline bool tmpl_same(const struct xm_ovl_flow *f, const struct tmpl *t,
+				      const struct xm_ovl_cfg *cfg)
+{
+	return tmpl_valid(f, cfg) && f->ul_ifindex == t->ul_ifindex &&
+	       !((f->inner_tos ^ t->inner_tos) & ~INET_ECN_MASK) && hdr4_eq(f->hdr, t->hdr);
+}
+
+/*
+ * Validity (ul_ifindex) is stored last: the caller writes in place only into
+ * an entry no fast path uses yet, and a reader that sees ul_ifindex set sees
+ * the header too (program order; tc programs of one flow run on x86 TSO or
+ * behind the map update's barrier otherwise).
+ */
+static __always_inline void tmpl_write(struct xm_ovl_flow *f, const struct tmpl *t,
+				       const struct xm_ovl_cfg *cfg)
+{
+	f->ul_ifindex = 0;
+	__builtin_memcpy(f->hdr, t->hdr, XM_OVL_ENCAP4_LEN);
+	f->csum_partial = bpf_csum_diff(NULL, 0, (__be32 *)(t->hdr + OFF_OIP), 20, 0);
+	f->inner_tos = t->inner_tos;
+	f->tmpl_gen = cfg->tmpl_gen;
+	asm volatile("" ::: "memory");
+	f->ul_ifindex = t->ul_ifindex;
+}
+
 /*
  * A direction of a flow was carried by the slow path: record it. An entry of
  * an older epoch (before a policy change) starts over. eth/ifindex: the frame
- * as delivered to the local pod (SEEN_IN), or NULL.
+ * as delivered to the local pod (SEEN_IN), or NULL; t: the outer header it
+ * left with (SEEN_OUT), or NULL.
  */
 static __always_inline void flow_learn(struct xm_ovl_flow_key *k, __u8 bit, const struct inner *in,
-				       __u32 epoch, const struct ethhdr *eth, __u32 ifindex)
+				       const struct xm_ovl_cfg *cfg, const struct ethhdr *eth,
+				       __u32 ifindex, const struct tmpl *t)
 {
 	__u8 tcp_flags = in->tcp_flags;
 	struct xm_ovl_flow *f, nf = {};
+	__u32 epoch = cfg->epoch;
 
 	if (tcp_flags & (TCPF_FIN | TCPF_RST)) {
 		flow_tcp_close(k, tcp_flags, bit);
@@ -291,6 +343,16 @@ static __always_inline void flow_learn(struct xm_ovl_flow_key *k, __u8 bit, cons
 			__builtin_memcpy(f->pod_mac, eth->h_dest, 6);
 			__builtin_memcpy(f->gw_mac, eth->h_source, 6);
 			f->ifindex = ifindex;
+		}
+		if (t && !tmpl_same(f, t, cfg)) {
+			if (flow_usable(f, cfg)) {
+				/* Fast paths may be reading it: replace the entry whole. */
+				nf = *f;
+				tmpl_write(&nf, t, cfg);
+				bpf_map_update_elem(&xm_ovl_flows, k, &nf, BPF_EXIST);
+				return;
+			}
+			tmpl_write(f, t, cfg);
 		}
 		if ((f->seen & bit) == bit)
 			return;
@@ -314,17 +376,19 @@ static __always_inline void flow_learn(struct xm_ovl_flow_key *k, __u8 bit, cons
 		__builtin_memcpy(nf.gw_mac, eth->h_source, 6);
 		nf.ifindex = ifindex;
 	}
+	if (t)
+		tmpl_write(&nf, t, cfg);
 	if (!bpf_map_update_elem(&xm_ovl_flows, k, &nf, f ? BPF_ANY : BPF_NOEXIST) && !f)
 		xm_stat_add(XM_STAT_OVL_FLOWS_NEW, 1);
 }
 
-/* Whether the flow may take the fast path. */
-static __always_inline struct xm_ovl_flow *flow_cached(struct xm_ovl_flow_key *k, __u32 epoch)
+/* The flow's entry if it may take the fast path. */
+static __always_inline struct xm_ovl_flow *flow_cached(struct xm_ovl_flow_key *k,
+						       const struct xm_ovl_cfg *cfg)
 {
 	struct xm_ovl_flow *f = bpf_map_lookup_elem(&xm_ovl_flows, k);
 
-	if (f && f->epoch == epoch && (f->seen & XM_OVL_SEEN_BOTH) == XM_OVL_SEEN_BOTH &&
-	    f->ifindex)
+	if (f && flow_usable(f, cfg))
 		return f;
 	return NULL;
 }
@@ -482,7 +546,12 @@ int xm_ovl_ul_egress(struct __sk_buff *skb)
 		}
 	}
 	flow_key(&fk, &in, true);
-	flow_learn(&fk, XM_OVL_SEEN_OUT, &in, cfg->epoch, NULL, 0);
+	{
+		struct tmpl t = { .hdr = (__u8 *)hdr, .ul_ifindex = ul_ifindex,
+				  .inner_tos = in.tos };
+
+		flow_learn(&fk, XM_OVL_SEEN_OUT, &in, cfg, NULL, 0, &t);
+	}
 	return TC_ACT_OK;
 }
 
@@ -521,7 +590,7 @@ int xm_ovl_pod_egress(struct __sk_buff *skb)
 		xm_stat_add(XM_STAT_OVL_LEARNED_LOCAL, 1);
 	}
 	flow_key(&fk, &in, false);
-	flow_learn(&fk, XM_OVL_SEEN_IN, &in, cfg->epoch, eth, ifindex);
+	flow_learn(&fk, XM_OVL_SEEN_IN, &in, cfg, eth, ifindex, NULL);
 	return TC_ACT_OK;
 }
 
@@ -542,9 +611,7 @@ int xm_ovl_pod_ingress(struct __sk_buff *skb)
 {
 	void *data = (void *)(long)skb->data, *data_end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
-	struct xm_ovl_addr_key ak;
 	struct xm_ovl_flow_key fk;
-	struct xm_ovl_remote *r;
 	struct xm_ovl_flow *f;
 	struct xm_ovl_cfg *cfg;
 	struct inner in;
@@ -571,27 +638,24 @@ int xm_ovl_pod_ingress(struct __sk_buff *skb)
 	}
 	if (in.ttl <= 1)
 		return TC_ACT_OK; /* the slow path sends the ICMP time exceeded */
-	f = flow_cached(&fk, cfg->epoch);
+	/* One lookup: the flow entry carries the delivery and the outer header. */
+	f = flow_cached(&fk, cfg);
 	if (!f)
 		return miss(XM_STAT_OVL_ENCAP_MISSES);
 	/* The sender is the pod behind this veth, talking to its gateway. */
 	if (f->ifindex != ifindex || !mac_eq(f->pod_mac, eth->h_source) ||
 	    !mac_eq(f->gw_mac, eth->h_dest))
 		return miss(XM_STAT_OVL_ENCAP_MISSES);
-	addr_key(&ak, in.family, &in.daddr);
-	r = bpf_map_lookup_elem(&xm_ovl_remote, &ak);
-	if (!r || r->hdr_len != XM_OVL_ENCAP4_LEN)
-		return miss(XM_STAT_OVL_ENCAP_MISSES);
 	/*
 	 * A non-zero outer DSCP may have been inherited from the inner one
 	 * (vxlan "tos inherit"): then the template only fits the same inner DSCP.
 	 */
-	if ((r->hdr[OFF_OIP + 1] & ~INET_ECN_MASK) &&
-	    (in.tos & ~INET_ECN_MASK) != (r->inner_tos & ~INET_ECN_MASK))
+	if ((f->hdr[OFF_OIP + 1] & ~INET_ECN_MASK) &&
+	    ((in.tos ^ f->inner_tos) & ~INET_ECN_MASK))
 		return miss(XM_STAT_OVL_ENCAP_MISSES);
 	/* Too big for the underlay once encapsulated: the slow path fragments or says so. */
 	if ((gso_size || len + ENCAP4_ROOM > cfg->underlay_mtu + ETH_HLEN) &&
-	    bpf_check_mtu(skb, r->ifindex, &mtu_len, ENCAP4_ROOM, 0))
+	    bpf_check_mtu(skb, f->ul_ifindex, &mtu_len, ENCAP4_ROOM, 0))
 		return miss(XM_STAT_OVL_ENCAP_MISSES);
 
 	hash = bpf_get_hash_recalc(skb);
@@ -610,7 +674,7 @@ int xm_ovl_pod_ingress(struct __sk_buff *skb)
 			return TC_ACT_SHOT; /* half built: never send it */
 	}
 	/* The template as learned (a concurrent relearn is the same headers). */
-	__builtin_memcpy(data, r->hdr, XM_OVL_ENCAP4_LEN);
+	__builtin_memcpy(data, f->hdr, XM_OVL_ENCAP4_LEN);
 	oip = data + OFF_OIP;
 	uh = data + OFF_UDP;
 
@@ -633,7 +697,7 @@ int xm_ovl_pod_ingress(struct __sk_buff *skb)
 	id = (oip->frag_off & bpf_htons(IP_DF)) ? 0 : (__u16)bpf_get_prandom_u32();
 	oip->id = id;
 	/* The template's sum plus what this packet adds; tos is the high byte. */
-	sum = (__u64)r->csum_partial + oip->tot_len + id + ((__u32)ecn << 8);
+	sum = (__u64)f->csum_partial + oip->tot_len + id + ((__u32)ecn << 8);
 	oip->check = csum_fold(sum);
 	if (in.family == AF_INET) {
 		inner_hop(skb, data + OFF_IIP, AF_INET, false);
@@ -646,7 +710,7 @@ int xm_ovl_pod_ingress(struct __sk_buff *skb)
 	skb->cb[0] = XM_OVL_CB_FASTPATH;
 	xm_stat_add(XM_STAT_OVL_ENCAP_PKTS, 1);
 	xm_stat_add(XM_STAT_OVL_ENCAP_BYTES, inner_len);
-	return bpf_redirect(r->ifindex, 0);
+	return bpf_redirect(f->ul_ifindex, 0);
 }
 
 /*
@@ -657,17 +721,15 @@ int xm_ovl_pod_ingress(struct __sk_buff *skb)
 SEC("tc")
 int xm_ovl_ul_ingress(struct __sk_buff *skb)
 {
-	struct xm_ovl_addr_key ak;
 	struct xm_ovl_flow_key fk;
-	struct xm_ovl_remote *r;
 	struct xm_ovl_flow *f;
 	struct xm_ovl_cfg *cfg;
 	void *data, *data_end;
-	struct iphdr *oip;
+	struct iphdr *oip, *toip;
 	struct ethhdr *eth, *ieth;
 	struct udphdr *uh;
 	struct inner in;
-	__u32 vni, ifindex;
+	__u32 ifindex;
 	__u8 otos, mac[12];
 	__u8 *vx;
 	bool set_ce;
@@ -695,17 +757,6 @@ int xm_ovl_ul_ingress(struct __sk_buff *skb)
 		return TC_ACT_OK;
 	}
 
-	/* Where this pod's traffic comes from, as the slow path taught us. */
-	addr_key(&ak, in.family, &in.saddr);
-	r = bpf_map_lookup_elem(&xm_ovl_remote, &ak);
-	if (!r)
-		return miss(XM_STAT_OVL_DECAP_MISSES);
-	vni = ((__u32)vx[4] << 16) | ((__u32)vx[5] << 8) | vx[6];
-	if (!(vx[0] & VXLAN_FLAG_I) || vni != r->vni || oip->saddr != r->outer_daddr.ip[0] ||
-	    oip->daddr != r->outer_saddr.ip[0] ||
-	    uh->dest != ((struct udphdr *)(r->hdr + OFF_UDP))->dest ||
-	    !mac_eq(ieth->h_dest, r->hdr + OFF_IETH + 6))
-		return miss(XM_STAT_OVL_DECAP_REJECTED);
 	if (in.ttl <= 1)
 		return TC_ACT_OK;
 	otos = oip->tos;
@@ -713,9 +764,21 @@ int xm_ovl_ul_ingress(struct __sk_buff *skb)
 	set_ce = (otos & INET_ECN_MASK) == INET_ECN_CE;
 	if (set_ce && !(in.tos & INET_ECN_MASK))
 		return TC_ACT_OK;
-	f = flow_cached(&fk, cfg->epoch);
+	f = flow_cached(&fk, cfg);
 	if (!f)
 		return miss(XM_STAT_OVL_DECAP_MISSES);
+	/*
+	 * From where we send this pod's traffic, as the slow path taught us (the
+	 * flow's outer header, mirrored): remote node, our VNI (the low byte is
+	 * reserved), port, our VXLAN MAC as the inner destination.
+	 */
+	toip = (void *)f->hdr + OFF_OIP;
+	if (!(vx[0] & VXLAN_FLAG_I) ||
+	    ((*(__u32 *)(vx + 4) ^ *(__u32 *)(f->hdr + OFF_VXLAN + 4)) & bpf_htonl(0xffffff00)) ||
+	    oip->saddr != toip->daddr || oip->daddr != toip->saddr ||
+	    uh->dest != ((struct udphdr *)(f->hdr + OFF_UDP))->dest ||
+	    !mac_eq(ieth->h_dest, f->hdr + OFF_IETH + 6))
+		return miss(XM_STAT_OVL_DECAP_REJECTED);
 	ifindex = f->ifindex;
 	__builtin_memcpy(mac, f->pod_mac, 6);
 	__builtin_memcpy(mac + 6, f->gw_mac, 6);

@@ -198,11 +198,19 @@ static bool key_in_prefix(const void *k, const void *v, void *arg)
 	return in_prefix(ak->family, &ak->addr, arg);
 }
 
+/* The remote pod, or the remote node its copy of the outer header sends to. */
 static bool flow_remote_in_prefix(const void *k, const void *v, void *arg)
 {
 	const struct xm_ovl_flow_key *fk = k;
+	const struct xm_ovl_flow *f = v;
+	struct xm_addr node = {};
 
-	return in_prefix(fk->family, &fk->remote, arg);
+	if (in_prefix(fk->family, &fk->remote, arg))
+		return true;
+	if (!f->ul_ifindex)
+		return false;
+	memcpy(&node.ip[0], f->hdr + XM_OVL_OUTER4_DADDR_OFF, 4);
+	return in_prefix(AF_INET, &node, arg);
 }
 
 int xm_overlay_forget_prefix(const char *pin_root, __u8 family, const struct xm_addr *addr,
@@ -320,11 +328,39 @@ int xm_overlay_flush(const char *pin_root, bool all)
 	return n + m + k;
 }
 
+/*
+ * Every flow carries its own copy of the outer header (struct xm_ovl_flow):
+ * one map update retires them all, each flow relearns its copy from its next
+ * slow-path packet and keeps its verdict.
+ */
+static int templates_retire(const char *pin_root)
+{
+	struct xm_ovl_cfg cfg;
+	__u32 zero = 0;
+	int fd, err = 0;
+
+	fd = xm_map_open(pin_root, "xm_ovl_cfg");
+	if (fd < 0)
+		return fd;
+	if (bpf_map_lookup_elem(fd, &zero, &cfg))
+		err = -errno;
+	else {
+		cfg.tmpl_gen++;
+		if (bpf_map_update_elem(fd, &zero, &cfg, BPF_EXIST))
+			err = -errno;
+	}
+	close(fd);
+	return err;
+}
+
 int xm_overlay_flush_remote(const char *pin_root)
 {
+	int err = templates_retire(pin_root);
 	int n = map_delete_if(pin_root, "xm_ovl_remote", sizeof(struct xm_ovl_addr_key),
 			      sizeof(struct xm_ovl_remote), NULL, NULL);
 
+	if (err)
+		return err;
 	if (n > 0)
 		xm_stats_add(pin_root, XM_STAT_OVL_INVALIDATIONS, n);
 	return n;
