@@ -370,7 +370,6 @@ static __always_inline void flow_learn(struct xm_ovl_flow_key *k, __u8 bit, cons
 		return;
 	nf.epoch = epoch;
 	nf.seen = bit;
-	nf.learned_ns = bpf_ktime_get_ns();
 	if (eth) {
 		__builtin_memcpy(nf.pod_mac, eth->h_dest, 6);
 		__builtin_memcpy(nf.gw_mac, eth->h_source, 6);
@@ -443,13 +442,15 @@ static __always_inline void inner_hop(struct __sk_buff *skb, void *l3, __u8 fami
  * Make the first PARSE_LEN bytes (or the whole frame) directly readable;
  * data and data_end are (re)loaded. Written out in each program: the
  * verifier refuses the ctx pointer arithmetic a helper function compiles to.
+ * A frame that is linear already (a short one) is left alone: the pull is a
+ * helper call, and on a cloned skb it copies the head.
  */
 #define PULL_HEADERS(skb, data, data_end, fail)                                      \
 	do {                                                                         \
 		__u32 __len = (skb)->len;                                            \
 		data = (void *)(long)(skb)->data;                                    \
 		data_end = (void *)(long)(skb)->data_end;                            \
-		if (data + PARSE_LEN > data_end) {                                   \
+		if (data + PARSE_LEN > data_end && data + __len > data_end) {        \
 			if (bpf_skb_pull_data(skb, __len < PARSE_LEN ? __len : PARSE_LEN)) \
 				fail;                                                \
 			data = (void *)(long)(skb)->data;                            \

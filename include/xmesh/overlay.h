@@ -129,10 +129,17 @@ struct xm_ovl_flow {
 	__u8 gw_mac[6];
 	__u32 ul_ifindex;    /* underlay device the template leaves by (0: no template) */
 	__u32 tmpl_gen;      /* xm_ovl_cfg.tmpl_gen when the template was learned */
+	__u8 hdr[XM_OVL_ENCAP4_LEN]; /* as xm_ovl_remote.hdr, 8-byte aligned */
 	__u32 csum_partial;  /* one's complement sum of the template's outer IPv4 header */
 	__u32 pad2;
-	__u8 hdr[XM_OVL_ENCAP4_LEN]; /* as xm_ovl_remote.hdr, 8-byte aligned */
-	__u64 learned_ns;
 };
+
+/*
+ * The kernel's preallocated hash elements are a 48-byte header, the key and
+ * the value back to back: 48 + 40 + 104 = 192 bytes, so every flow entry is
+ * exactly three cache lines (at 200 bytes most straddled four or five).
+ */
+_Static_assert(sizeof(struct xm_ovl_flow_key) + sizeof(struct xm_ovl_flow) == 144,
+	       "xm_ovl_flows entries: keep key + value at 144 bytes (3 cache lines per element)");
 
 #endif /* XMESH_OVERLAY_H */
