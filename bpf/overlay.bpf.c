@@ -199,6 +199,33 @@ static __always_inline int mac_eq(const __u8 *a, const __u8 *b)
 	       *(const __u16 *)(a + 4) == *(const __u16 *)(b + 4);
 }
 
+/*
+ * The 64-byte template in eight 8-byte moves: __builtin_memcpy() into a
+ * packet (alignment unknown to the compiler) becomes 64 byte loads and
+ * stores. src is 8-byte aligned (stack or map value); unaligned packet
+ * stores are allowed where the kernel has efficient unaligned access.
+ */
+static __always_inline void hdr4_copy(void *dst, const void *src)
+{
+	__u64 *d = dst;
+	const __u64 *s = src;
+
+#pragma unroll
+	for (int i = 0; i < XM_OVL_ENCAP4_LEN / 8; i++)
+		d[i] = s[i];
+}
+
+/*
+ * The Ethernet addresses the slow path delivers with: pod_mac then gw_mac are
+ * the first 12 bytes of the frame, at offsets 12 and 16 of the (8-byte
+ * aligned) flow value: two moves.
+ */
+static __always_inline void eth_addrs_put(void *eth, const struct xm_ovl_flow *f)
+{
+	*(__u32 *)eth = *(const __u32 *)f->pod_mac;
+	*(__u64 *)(eth + 4) = *(const __u64 *)(f->pod_mac + 4);
+}
+
 /* Both 8-byte aligned, XM_OVL_ENCAP4_LEN (64) bytes. */
 static __always_inline int hdr4_eq(const __u8 *a, const __u8 *b)
 {
@@ -310,7 +337,7 @@ static __always_inline void tmpl_write(struct xm_ovl_flow *f, const struct tmpl 
 				       const struct xm_ovl_cfg *cfg)
 {
 	f->ul_ifindex = 0;
-	__builtin_memcpy(f->hdr, t->hdr, XM_OVL_ENCAP4_LEN);
+	hdr4_copy(f->hdr, t->hdr);
 	f->csum_partial = bpf_csum_diff(NULL, 0, (__be32 *)(t->hdr + OFF_OIP), 20, 0);
 	f->inner_tos = t->inner_tos;
 	f->tmpl_gen = cfg->tmpl_gen;
@@ -505,13 +532,7 @@ int xm_ovl_ul_egress(struct __sk_buff *skb)
 	 * is known already: compare first, and build the rest (checksum, time)
 	 * only when something changed. The first OFF_IIP bytes are in bounds.
 	 */
-	{
-		const __u64 *from = data;
-
-#pragma unroll
-		for (int i = 0; i < XM_OVL_ENCAP4_LEN / 8; i++)
-			hdr[i] = from[i];
-	}
+	hdr4_copy(hdr, data);
 	{
 		struct iphdr *t = (void *)hdr + OFF_OIP;
 		struct udphdr *tu = (void *)hdr + OFF_UDP;
@@ -675,7 +696,7 @@ int xm_ovl_pod_ingress(struct __sk_buff *skb)
 			return TC_ACT_SHOT; /* half built: never send it */
 	}
 	/* The template as learned (a concurrent relearn is the same headers). */
-	__builtin_memcpy(data, f->hdr, XM_OVL_ENCAP4_LEN);
+	hdr4_copy(data, f->hdr);
 	oip = data + OFF_OIP;
 	uh = data + OFF_UDP;
 
@@ -730,9 +751,7 @@ int xm_ovl_ul_ingress(struct __sk_buff *skb)
 	struct ethhdr *eth, *ieth;
 	struct udphdr *uh;
 	struct inner in;
-	__u32 ifindex;
-	__u8 otos, mac[12];
-	__u8 *vx;
+	__u8 otos, *vx;
 	bool set_ce;
 
 	cfg = cfg_get();
@@ -780,9 +799,6 @@ int xm_ovl_ul_ingress(struct __sk_buff *skb)
 	    uh->dest != ((struct udphdr *)(f->hdr + OFF_UDP))->dest ||
 	    !mac_eq(ieth->h_dest, f->hdr + OFF_IETH + 6))
 		return miss(XM_STAT_OVL_DECAP_REJECTED);
-	ifindex = f->ifindex;
-	__builtin_memcpy(mac, f->pod_mac, 6);
-	__builtin_memcpy(mac + 6, f->gw_mac, 6);
 
 	/*
 	 * skb->protocol must become the inner one: bpf_redirect_peer() hands
@@ -801,8 +817,7 @@ int xm_ovl_ul_ingress(struct __sk_buff *skb)
 	eth = data;
 	if (data + ETH_HLEN + 20 > data_end)
 		return TC_ACT_SHOT;
-	__builtin_memcpy(eth->h_dest, mac, 6);
-	__builtin_memcpy(eth->h_source, mac + 6, 6);
+	eth_addrs_put(eth, f);
 	eth->h_proto = in.family == AF_INET ? bpf_htons(ETH_P_IP) : bpf_htons(ETH_P_IPV6);
 	if (in.family == AF_INET) {
 		inner_hop(skb, data + ETH_HLEN, AF_INET, set_ce);
@@ -813,5 +828,5 @@ int xm_ovl_ul_ingress(struct __sk_buff *skb)
 	}
 	xm_stat_add(XM_STAT_OVL_DECAP_PKTS, 1);
 	xm_stat_add(XM_STAT_OVL_DECAP_BYTES, skb->len - ETH_HLEN);
-	return bpf_redirect_peer(ifindex, 0);
+	return bpf_redirect_peer(f->ifindex, 0);
 }

@@ -125,8 +125,8 @@ struct xm_ovl_flow {
 	__u8 inner_tos;      /* inner TOS of the packet the template was learned from */
 	__u8 pad;
 	__u32 ifindex;       /* host veth of the local pod (0 until SEEN_IN) */
-	__u8 pod_mac[6];
-	__u8 gw_mac[6];
+	__u8 pod_mac[6];     /* pod_mac, gw_mac: the delivered frame's first 12 bytes, */
+	__u8 gw_mac[6];      /* kept together at offset 12 (the decap copies them whole) */
 	__u32 ul_ifindex;    /* underlay device the template leaves by (0: no template) */
 	__u32 tmpl_gen;      /* xm_ovl_cfg.tmpl_gen when the template was learned */
 	__u8 hdr[XM_OVL_ENCAP4_LEN]; /* as xm_ovl_remote.hdr, 8-byte aligned */
