@@ -328,10 +328,12 @@ static __always_inline bool tmpl_same(const struct xm_ovl_flow *f, const struct 
 }
 
 /*
- * Validity (ul_ifindex) is stored last: the caller writes in place only into
- * an entry no fast path uses yet, and a reader that sees ul_ifindex set sees
- * the header too (program order; tc programs of one flow run on x86 TSO or
- * behind the map update's barrier otherwise).
+ * Validity (ul_ifindex) is cleared first and stored last, after a compiler
+ * barrier: the caller writes in place only into an entry no fast path uses
+ * yet, and on a CPU that keeps stores in order (x86) a fast path that sees
+ * the entry valid sees the whole header. A weakly ordered CPU gives no such
+ * guarantee, as for the delivery fields updated in place (and an LRU map
+ * may reuse a replaced element while a reader still holds it).
  */
 static __always_inline void tmpl_write(struct xm_ovl_flow *f, const struct tmpl *t,
 				       const struct xm_ovl_cfg *cfg)
