@@ -199,6 +199,33 @@ static __always_inline int mac_eq(const __u8 *a, const __u8 *b)
 	       *(const __u16 *)(a + 4) == *(const __u16 *)(b + 4);
 }
 
+/*
+ * The 64-byte template in eight 8-byte moves: __builtin_memcpy() into a
+ * packet (alignment unknown to the compiler) becomes 64 byte loads and
+ * stores. src is 8-byte aligned (stack or map value); unaligned packet
+ * stores are allowed where the kernel has efficient unaligned access.
+ */
+static __always_inline void hdr4_copy(void *dst, const void *src)
+{
+	__u64 *d = dst;
+	const __u64 *s = src;
+
+#pragma unroll
+	for (int i = 0; i < XM_OVL_ENCAP4_LEN / 8; i++)
+		d[i] = s[i];
+}
+
+/*
+ * The Ethernet addresses the slow path delivers with: pod_mac then gw_mac are
+ * the first 12 bytes of the frame, at offsets 12 and 16 of the (8-byte
+ * aligned) flow value: two moves.
+ */
+static __always_inline void eth_addrs_put(void *eth, const struct xm_ovl_flow *f)
+{
+	*(__u32 *)eth = *(const __u32 *)f->pod_mac;
+	*(__u64 *)(eth + 4) = *(const __u64 *)(f->pod_mac + 4);
+}
+
 /* Both 8-byte aligned, XM_OVL_ENCAP4_LEN (64) bytes. */
 static __always_inline int hdr4_eq(const __u8 *a, const __u8 *b)
 {
@@ -269,16 +296,70 @@ static __always_inline void flow_tcp_close(struct xm_ovl_flow_key *k, __u8 tcp_f
 		f->fin |= dir;
 }
 
+/* The flow's outer header template may be used (see struct xm_ovl_flow). */
+static __always_inline bool tmpl_valid(const struct xm_ovl_flow *f, const struct xm_ovl_cfg *cfg)
+{
+	return f->ul_ifindex && f->tmpl_gen == cfg->tmpl_gen;
+}
+
+/* Whether the flow may take the fast path. */
+static __always_inline bool flow_usable(const struct xm_ovl_flow *f, const struct xm_ovl_cfg *cfg)
+{
+	return f->epoch == cfg->epoch && (f->seen & XM_OVL_SEEN_BOTH) == XM_OVL_SEEN_BOTH &&
+	       f->ifindex && tmpl_valid(f, cfg);
+}
+
+/*
+ * A template the kernel just built (hdr: 8-byte aligned, per-packet fields
+ * zeroed) for a flow. Only the DSCP of the inner TOS matters (ECN varies per
+ * packet and is patched in by the encap).
+ */
+struct tmpl {
+	const __u8 *hdr;
+	__u32 ul_ifindex;
+	__u8 inner_tos;
+};
+
+static __always_inline bool tmpl_same(const struct xm_ovl_flow *f, const struct tmpl *t,
+				      const struct xm_ovl_cfg *cfg)
+{
+	return tmpl_valid(f, cfg) && f->ul_ifindex == t->ul_ifindex &&
+	       !((f->inner_tos ^ t->inner_tos) & ~INET_ECN_MASK) && hdr4_eq(f->hdr, t->hdr);
+}
+
+/*
+ * Validity (ul_ifindex) is cleared first and stored last, after a compiler
+ * barrier: the caller writes in place only into an entry no fast path uses
+ * yet, and on a CPU that keeps stores in order (x86) a fast path that sees
+ * the entry valid sees the whole header. A weakly ordered CPU gives no such
+ * guarantee, as for the delivery fields updated in place (and an LRU map
+ * may reuse a replaced element while a reader still holds it).
+ */
+static __always_inline void tmpl_write(struct xm_ovl_flow *f, const struct tmpl *t,
+				       const struct xm_ovl_cfg *cfg)
+{
+	f->ul_ifindex = 0;
+	hdr4_copy(f->hdr, t->hdr);
+	f->csum_partial = bpf_csum_diff(NULL, 0, (__be32 *)(t->hdr + OFF_OIP), 20, 0);
+	f->inner_tos = t->inner_tos;
+	f->tmpl_gen = cfg->tmpl_gen;
+	asm volatile("" ::: "memory");
+	f->ul_ifindex = t->ul_ifindex;
+}
+
 /*
  * A direction of a flow was carried by the slow path: record it. An entry of
  * an older epoch (before a policy change) starts over. eth/ifindex: the frame
- * as delivered to the local pod (SEEN_IN), or NULL.
+ * as delivered to the local pod (SEEN_IN), or NULL; t: the outer header it
+ * left with (SEEN_OUT), or NULL.
  */
 static __always_inline void flow_learn(struct xm_ovl_flow_key *k, __u8 bit, const struct inner *in,
-				       __u32 epoch, const struct ethhdr *eth, __u32 ifindex)
+				       const struct xm_ovl_cfg *cfg, const struct ethhdr *eth,
+				       __u32 ifindex, const struct tmpl *t)
 {
 	__u8 tcp_flags = in->tcp_flags;
 	struct xm_ovl_flow *f, nf = {};
+	__u32 epoch = cfg->epoch;
 
 	if (tcp_flags & (TCPF_FIN | TCPF_RST)) {
 		flow_tcp_close(k, tcp_flags, bit);
@@ -291,6 +372,16 @@ static __always_inline void flow_learn(struct xm_ovl_flow_key *k, __u8 bit, cons
 			__builtin_memcpy(f->pod_mac, eth->h_dest, 6);
 			__builtin_memcpy(f->gw_mac, eth->h_source, 6);
 			f->ifindex = ifindex;
+		}
+		if (t && !tmpl_same(f, t, cfg)) {
+			if (flow_usable(f, cfg)) {
+				/* Fast paths may be reading it: replace the entry whole. */
+				nf = *f;
+				tmpl_write(&nf, t, cfg);
+				bpf_map_update_elem(&xm_ovl_flows, k, &nf, BPF_EXIST);
+				return;
+			}
+			tmpl_write(f, t, cfg);
 		}
 		if ((f->seen & bit) == bit)
 			return;
@@ -308,23 +399,24 @@ static __always_inline void flow_learn(struct xm_ovl_flow_key *k, __u8 bit, cons
 		return;
 	nf.epoch = epoch;
 	nf.seen = bit;
-	nf.learned_ns = bpf_ktime_get_ns();
 	if (eth) {
 		__builtin_memcpy(nf.pod_mac, eth->h_dest, 6);
 		__builtin_memcpy(nf.gw_mac, eth->h_source, 6);
 		nf.ifindex = ifindex;
 	}
+	if (t)
+		tmpl_write(&nf, t, cfg);
 	if (!bpf_map_update_elem(&xm_ovl_flows, k, &nf, f ? BPF_ANY : BPF_NOEXIST) && !f)
 		xm_stat_add(XM_STAT_OVL_FLOWS_NEW, 1);
 }
 
-/* Whether the flow may take the fast path. */
-static __always_inline struct xm_ovl_flow *flow_cached(struct xm_ovl_flow_key *k, __u32 epoch)
+/* The flow's entry if it may take the fast path. */
+static __always_inline struct xm_ovl_flow *flow_cached(struct xm_ovl_flow_key *k,
+						       const struct xm_ovl_cfg *cfg)
 {
 	struct xm_ovl_flow *f = bpf_map_lookup_elem(&xm_ovl_flows, k);
 
-	if (f && f->epoch == epoch && (f->seen & XM_OVL_SEEN_BOTH) == XM_OVL_SEEN_BOTH &&
-	    f->ifindex)
+	if (f && flow_usable(f, cfg))
 		return f;
 	return NULL;
 }
@@ -379,13 +471,15 @@ static __always_inline void inner_hop(struct __sk_buff *skb, void *l3, __u8 fami
  * Make the first PARSE_LEN bytes (or the whole frame) directly readable;
  * data and data_end are (re)loaded. Written out in each program: the
  * verifier refuses the ctx pointer arithmetic a helper function compiles to.
+ * A frame that is linear already (a short one) is left alone: the pull is a
+ * helper call, and on a cloned skb it copies the head.
  */
 #define PULL_HEADERS(skb, data, data_end, fail)                                      \
 	do {                                                                         \
 		__u32 __len = (skb)->len;                                            \
 		data = (void *)(long)(skb)->data;                                    \
 		data_end = (void *)(long)(skb)->data_end;                            \
-		if (data + PARSE_LEN > data_end) {                                   \
+		if (data + PARSE_LEN > data_end && data + __len > data_end) {        \
 			if (bpf_skb_pull_data(skb, __len < PARSE_LEN ? __len : PARSE_LEN)) \
 				fail;                                                \
 			data = (void *)(long)(skb)->data;                            \
@@ -440,13 +534,7 @@ int xm_ovl_ul_egress(struct __sk_buff *skb)
 	 * is known already: compare first, and build the rest (checksum, time)
 	 * only when something changed. The first OFF_IIP bytes are in bounds.
 	 */
-	{
-		const __u64 *from = data;
-
-#pragma unroll
-		for (int i = 0; i < XM_OVL_ENCAP4_LEN / 8; i++)
-			hdr[i] = from[i];
-	}
+	hdr4_copy(hdr, data);
 	{
 		struct iphdr *t = (void *)hdr + OFF_OIP;
 		struct udphdr *tu = (void *)hdr + OFF_UDP;
@@ -482,7 +570,12 @@ int xm_ovl_ul_egress(struct __sk_buff *skb)
 		}
 	}
 	flow_key(&fk, &in, true);
-	flow_learn(&fk, XM_OVL_SEEN_OUT, &in, cfg->epoch, NULL, 0);
+	{
+		struct tmpl t = { .hdr = (__u8 *)hdr, .ul_ifindex = ul_ifindex,
+				  .inner_tos = in.tos };
+
+		flow_learn(&fk, XM_OVL_SEEN_OUT, &in, cfg, NULL, 0, &t);
+	}
 	return TC_ACT_OK;
 }
 
@@ -521,7 +614,7 @@ int xm_ovl_pod_egress(struct __sk_buff *skb)
 		xm_stat_add(XM_STAT_OVL_LEARNED_LOCAL, 1);
 	}
 	flow_key(&fk, &in, false);
-	flow_learn(&fk, XM_OVL_SEEN_IN, &in, cfg->epoch, eth, ifindex);
+	flow_learn(&fk, XM_OVL_SEEN_IN, &in, cfg, eth, ifindex, NULL);
 	return TC_ACT_OK;
 }
 
@@ -542,9 +635,7 @@ int xm_ovl_pod_ingress(struct __sk_buff *skb)
 {
 	void *data = (void *)(long)skb->data, *data_end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
-	struct xm_ovl_addr_key ak;
 	struct xm_ovl_flow_key fk;
-	struct xm_ovl_remote *r;
 	struct xm_ovl_flow *f;
 	struct xm_ovl_cfg *cfg;
 	struct inner in;
@@ -571,27 +662,24 @@ int xm_ovl_pod_ingress(struct __sk_buff *skb)
 	}
 	if (in.ttl <= 1)
 		return TC_ACT_OK; /* the slow path sends the ICMP time exceeded */
-	f = flow_cached(&fk, cfg->epoch);
+	/* One lookup: the flow entry carries the delivery and the outer header. */
+	f = flow_cached(&fk, cfg);
 	if (!f)
 		return miss(XM_STAT_OVL_ENCAP_MISSES);
 	/* The sender is the pod behind this veth, talking to its gateway. */
 	if (f->ifindex != ifindex || !mac_eq(f->pod_mac, eth->h_source) ||
 	    !mac_eq(f->gw_mac, eth->h_dest))
 		return miss(XM_STAT_OVL_ENCAP_MISSES);
-	addr_key(&ak, in.family, &in.daddr);
-	r = bpf_map_lookup_elem(&xm_ovl_remote, &ak);
-	if (!r || r->hdr_len != XM_OVL_ENCAP4_LEN)
-		return miss(XM_STAT_OVL_ENCAP_MISSES);
 	/*
 	 * A non-zero outer DSCP may have been inherited from the inner one
 	 * (vxlan "tos inherit"): then the template only fits the same inner DSCP.
 	 */
-	if ((r->hdr[OFF_OIP + 1] & ~INET_ECN_MASK) &&
-	    (in.tos & ~INET_ECN_MASK) != (r->inner_tos & ~INET_ECN_MASK))
+	if ((f->hdr[OFF_OIP + 1] & ~INET_ECN_MASK) &&
+	    ((in.tos ^ f->inner_tos) & ~INET_ECN_MASK))
 		return miss(XM_STAT_OVL_ENCAP_MISSES);
 	/* Too big for the underlay once encapsulated: the slow path fragments or says so. */
 	if ((gso_size || len + ENCAP4_ROOM > cfg->underlay_mtu + ETH_HLEN) &&
-	    bpf_check_mtu(skb, r->ifindex, &mtu_len, ENCAP4_ROOM, 0))
+	    bpf_check_mtu(skb, f->ul_ifindex, &mtu_len, ENCAP4_ROOM, 0))
 		return miss(XM_STAT_OVL_ENCAP_MISSES);
 
 	hash = bpf_get_hash_recalc(skb);
@@ -610,7 +698,7 @@ int xm_ovl_pod_ingress(struct __sk_buff *skb)
 			return TC_ACT_SHOT; /* half built: never send it */
 	}
 	/* The template as learned (a concurrent relearn is the same headers). */
-	__builtin_memcpy(data, r->hdr, XM_OVL_ENCAP4_LEN);
+	hdr4_copy(data, f->hdr);
 	oip = data + OFF_OIP;
 	uh = data + OFF_UDP;
 
@@ -633,7 +721,7 @@ int xm_ovl_pod_ingress(struct __sk_buff *skb)
 	id = (oip->frag_off & bpf_htons(IP_DF)) ? 0 : (__u16)bpf_get_prandom_u32();
 	oip->id = id;
 	/* The template's sum plus what this packet adds; tos is the high byte. */
-	sum = (__u64)r->csum_partial + oip->tot_len + id + ((__u32)ecn << 8);
+	sum = (__u64)f->csum_partial + oip->tot_len + id + ((__u32)ecn << 8);
 	oip->check = csum_fold(sum);
 	if (in.family == AF_INET) {
 		inner_hop(skb, data + OFF_IIP, AF_INET, false);
@@ -646,7 +734,7 @@ int xm_ovl_pod_ingress(struct __sk_buff *skb)
 	skb->cb[0] = XM_OVL_CB_FASTPATH;
 	xm_stat_add(XM_STAT_OVL_ENCAP_PKTS, 1);
 	xm_stat_add(XM_STAT_OVL_ENCAP_BYTES, inner_len);
-	return bpf_redirect(r->ifindex, 0);
+	return bpf_redirect(f->ul_ifindex, 0);
 }
 
 /*
@@ -657,19 +745,15 @@ int xm_ovl_pod_ingress(struct __sk_buff *skb)
 SEC("tc")
 int xm_ovl_ul_ingress(struct __sk_buff *skb)
 {
-	struct xm_ovl_addr_key ak;
 	struct xm_ovl_flow_key fk;
-	struct xm_ovl_remote *r;
 	struct xm_ovl_flow *f;
 	struct xm_ovl_cfg *cfg;
 	void *data, *data_end;
-	struct iphdr *oip;
+	struct iphdr *oip, *toip;
 	struct ethhdr *eth, *ieth;
 	struct udphdr *uh;
 	struct inner in;
-	__u32 vni, ifindex;
-	__u8 otos, mac[12];
-	__u8 *vx;
+	__u8 otos, *vx;
 	bool set_ce;
 
 	cfg = cfg_get();
@@ -695,17 +779,6 @@ int xm_ovl_ul_ingress(struct __sk_buff *skb)
 		return TC_ACT_OK;
 	}
 
-	/* Where this pod's traffic comes from, as the slow path taught us. */
-	addr_key(&ak, in.family, &in.saddr);
-	r = bpf_map_lookup_elem(&xm_ovl_remote, &ak);
-	if (!r)
-		return miss(XM_STAT_OVL_DECAP_MISSES);
-	vni = ((__u32)vx[4] << 16) | ((__u32)vx[5] << 8) | vx[6];
-	if (!(vx[0] & VXLAN_FLAG_I) || vni != r->vni || oip->saddr != r->outer_daddr.ip[0] ||
-	    oip->daddr != r->outer_saddr.ip[0] ||
-	    uh->dest != ((struct udphdr *)(r->hdr + OFF_UDP))->dest ||
-	    !mac_eq(ieth->h_dest, r->hdr + OFF_IETH + 6))
-		return miss(XM_STAT_OVL_DECAP_REJECTED);
 	if (in.ttl <= 1)
 		return TC_ACT_OK;
 	otos = oip->tos;
@@ -713,12 +786,21 @@ int xm_ovl_ul_ingress(struct __sk_buff *skb)
 	set_ce = (otos & INET_ECN_MASK) == INET_ECN_CE;
 	if (set_ce && !(in.tos & INET_ECN_MASK))
 		return TC_ACT_OK;
-	f = flow_cached(&fk, cfg->epoch);
+	f = flow_cached(&fk, cfg);
 	if (!f)
 		return miss(XM_STAT_OVL_DECAP_MISSES);
-	ifindex = f->ifindex;
-	__builtin_memcpy(mac, f->pod_mac, 6);
-	__builtin_memcpy(mac + 6, f->gw_mac, 6);
+	/*
+	 * From where we send this pod's traffic, as the slow path taught us (the
+	 * flow's outer header, mirrored): remote node, our VNI (the low byte is
+	 * reserved), port, our VXLAN MAC as the inner destination.
+	 */
+	toip = (void *)f->hdr + OFF_OIP;
+	if (!(vx[0] & VXLAN_FLAG_I) ||
+	    ((*(__u32 *)(vx + 4) ^ *(__u32 *)(f->hdr + OFF_VXLAN + 4)) & bpf_htonl(0xffffff00)) ||
+	    oip->saddr != toip->daddr || oip->daddr != toip->saddr ||
+	    uh->dest != ((struct udphdr *)(f->hdr + OFF_UDP))->dest ||
+	    !mac_eq(ieth->h_dest, f->hdr + OFF_IETH + 6))
+		return miss(XM_STAT_OVL_DECAP_REJECTED);
 
 	/*
 	 * skb->protocol must become the inner one: bpf_redirect_peer() hands
@@ -737,8 +819,7 @@ int xm_ovl_ul_ingress(struct __sk_buff *skb)
 	eth = data;
 	if (data + ETH_HLEN + 20 > data_end)
 		return TC_ACT_SHOT;
-	__builtin_memcpy(eth->h_dest, mac, 6);
-	__builtin_memcpy(eth->h_source, mac + 6, 6);
+	eth_addrs_put(eth, f);
 	eth->h_proto = in.family == AF_INET ? bpf_htons(ETH_P_IP) : bpf_htons(ETH_P_IPV6);
 	if (in.family == AF_INET) {
 		inner_hop(skb, data + ETH_HLEN, AF_INET, set_ce);
@@ -749,5 +830,5 @@ int xm_ovl_ul_ingress(struct __sk_buff *skb)
 	}
 	xm_stat_add(XM_STAT_OVL_DECAP_PKTS, 1);
 	xm_stat_add(XM_STAT_OVL_DECAP_BYTES, skb->len - ETH_HLEN);
-	return bpf_redirect_peer(ifindex, 0);
+	return bpf_redirect_peer(f->ifindex, 0);
 }

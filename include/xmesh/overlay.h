@@ -6,11 +6,14 @@
  *
  * Three maps, all learned from packets the slow path handled:
  *   xm_ovl_remote  remote pod address -> outer header the kernel built for it
- *                  (learned on the underlay device's tc egress)
+ *                  (learned on the underlay device's tc egress; what the agent
+ *                  and xmeshctl see: the fast paths use the flow's copy)
  *   xm_ovl_local   local pod address -> host veth, MACs the kernel delivered
  *                  with (learned on the host veth's tc egress)
  *   xm_ovl_flows   5-tuple, from the local pod's side -> which directions the
- *                  slow path delivered; used only once both were
+ *                  slow path delivered, and copies of the delivery and of the
+ *                  outer header: all a fast-path packet reads; used only once
+ *                  both directions were seen
  * plus xm_ovl_cfg (one entry: set by the agent, read by every packet).
  *
  * Addresses are in network byte order, ports in host byte order, as in
@@ -38,6 +41,8 @@
 #define XM_OVL_ENCAP4_LEN (14 + 20 + 8 + 8 + 14)
 /* The same with an IPv6 outer header (room reserved in the template). */
 #define XM_OVL_ENCAP6_LEN (14 + 40 + 8 + 8 + 14)
+/* Where the remote node's address lies in an IPv4 template. */
+#define XM_OVL_OUTER4_DADDR_OFF (14 + 16)
 
 /* Agent-written configuration, xm_ovl_cfg[0]. */
 struct xm_ovl_cfg {
@@ -50,7 +55,7 @@ struct xm_ovl_cfg {
 	__u16 port_max;
 	__u16 pad;
 	__u32 underlay_mtu;   /* packets that fit need no bpf_check_mtu() */
-	__u32 pad2;
+	__u32 tmpl_gen;       /* bumped when learned outer headers are dropped (struct xm_ovl_flow) */
 };
 
 struct xm_ovl_addr_key {
@@ -103,19 +108,38 @@ struct xm_ovl_flow_key {
 #define XM_OVL_SEEN_BOTH (XM_OVL_SEEN_OUT | XM_OVL_SEEN_IN)
 
 /*
- * The delivery fields repeat what xm_ovl_local holds for the local pod, so
- * that each fast-path packet needs two lookups (flow, remote), not three.
- * They are written with SEEN_IN, from the very packet the kernel delivered.
+ * Everything a fast-path packet needs, in one entry: one lookup per packet
+ * (besides xm_ovl_cfg), hot fields first.
+ * The delivery fields repeat what xm_ovl_local holds for the local pod; they
+ * are written with SEEN_IN, from the very packet the kernel delivered. The
+ * outer header template repeats xm_ovl_remote's for the remote pod; it is
+ * written with SEEN_OUT, from the very frame the kernel encapsulated, and is
+ * valid while ul_ifindex != 0 and tmpl_gen == xm_ovl_cfg.tmpl_gen (the agent
+ * bumps tmpl_gen when it drops learned outer headers: the flow stays, its
+ * template is relearned from its next slow-path packet).
  */
 struct xm_ovl_flow {
 	__u32 epoch;         /* xm_ovl_cfg.epoch when learned; older entries are dead */
 	__u8 seen;           /* XM_OVL_SEEN_* */
 	__u8 fin;            /* XM_OVL_SEEN_* of the directions that sent a TCP FIN */
-	__u8 pad[2];
+	__u8 inner_tos;      /* inner TOS of the packet the template was learned from */
+	__u8 pad;
 	__u32 ifindex;       /* host veth of the local pod (0 until SEEN_IN) */
-	__u8 pod_mac[6];
-	__u8 gw_mac[6];
-	__u64 learned_ns;
+	__u8 pod_mac[6];     /* pod_mac, gw_mac: the delivered frame's first 12 bytes, */
+	__u8 gw_mac[6];      /* kept together at offset 12 (the decap copies them whole) */
+	__u32 ul_ifindex;    /* underlay device the template leaves by (0: no template) */
+	__u32 tmpl_gen;      /* xm_ovl_cfg.tmpl_gen when the template was learned */
+	__u8 hdr[XM_OVL_ENCAP4_LEN]; /* as xm_ovl_remote.hdr, 8-byte aligned */
+	__u32 csum_partial;  /* one's complement sum of the template's outer IPv4 header */
+	__u32 pad2;
 };
+
+/*
+ * The kernel's preallocated hash elements are a 48-byte header, the key and
+ * the value back to back: 48 + 40 + 104 = 192 bytes, so every flow entry is
+ * exactly three cache lines (at 200 bytes most straddled four or five).
+ */
+_Static_assert(sizeof(struct xm_ovl_flow_key) + sizeof(struct xm_ovl_flow) == 144,
+	       "xm_ovl_flows entries: keep key + value at 144 bytes (3 cache lines per element)");
 
 #endif /* XMESH_OVERLAY_H */

@@ -4,6 +4,8 @@
 #  - the underlay neighbour of a cached remote node changes (the node's NIC
 #    got a new MAC): the cached outer headers are dropped and relearned, and
 #    the flow keeps working on the fast path with the new MAC;
+#  - a route toward a remote node changes: flows whose copy of the outer
+#    header goes to that node are dropped (relearned on the slow path);
 #  - a pod is deleted and its IP reused by a new pod on another node: the
 #    same 5-tuple then reaches the new pod, directly, never the stale node.
 set -eu
@@ -38,6 +40,20 @@ send 100 || xm_fail "flow broken after the underlay neighbour changed (stale out
 xm_assert "$(remote_field 1 "$B" node_mac)" = $newmac "outer header relearned with the new MAC"
 xm_assert "$(( $(xm_tb_stat 1 overlay_encap_pkts) - e0 ))" -ge 95 \
 	"flow back on the fast path after the change"
+
+# --- route toward the remote node changes ------------------------------------
+flows_to_b() {
+	xm_tb_ctl 1 -j cache list | python3 -c "
+import json,sys
+print(sum(1 for f in json.load(sys.stdin)['flows'] if f['remote']=='$B'))"
+}
+xm_assert "$(flows_to_b)" -ge 1 "a flow toward b is cached"
+# Same path, but a route event for the node: b's pod prefix is not in it.
+ip -n "$XM_PREFIX-n1" route add 172.31.0.2/32 dev eth0
+for _ in $(seq 20); do [ "$(flows_to_b)" -eq 0 ] && break; sleep 0.05; done
+xm_assert "$(flows_to_b)" -eq 0 "flows sent through node 2 dropped on its route change"
+ip -n "$XM_PREFIX-n1" route del 172.31.0.2/32 dev eth0
+send 20 || xm_fail "flow broken after the route change"
 
 # --- pod deleted, IP reused on node 3 --------------------------------------
 xm_tb_pod_del b

@@ -464,6 +464,79 @@ static void test_epoch(void)
 	CHECK(r.ret == TC_ACT_REDIRECT, "flow relearned in the new epoch not fast-pathed");
 }
 
+/* The slow path encapsulated a -> b (sport -> dport) toward outer MAC dmac. */
+static void kernel_sent(__u16 sport, __u16 dport, const __u8 *dmac)
+{
+	__u8 pkt[512];
+	struct run r;
+	size_t n;
+
+	n = put_inner4(pkt + 50, VX2_MAC, VX1_MAC, POD_A, POD_B, 0, 63, sport, dport, 32, false, 0);
+	n = put_outer4(pkt, n, dmac, NODE1_MAC, NODE1, NODE2, 0, VNI, 4789);
+	run_prog(skel->progs.xm_ovl_ul_egress, pkt, n, 1, 0, &r);
+}
+
+/* Encap of a -> b: the verdict; the outer destination MAC in dmac when redirected. */
+static int encap_to(__u16 sport, __u16 dport, __u8 *dmac)
+{
+	__u8 pkt[512];
+	struct run r;
+	size_t n;
+
+	n = put_inner4(pkt, GW_MAC, POD_MAC, POD_A, POD_B, 0, 64, sport, dport, 10, false, 0);
+	if (run_prog(skel->progs.xm_ovl_pod_ingress, pkt, n, 1, 0, &r))
+		return -1;
+	if (r.ret == TC_ACT_REDIRECT)
+		memcpy(dmac, r.out, 6);
+	return r.ret;
+}
+
+static int decap_from(__u16 sport, __u16 dport)
+{
+	__u8 pkt[512];
+	struct run r;
+	size_t n, in;
+
+	in = put_inner4(pkt + 50, VX1_MAC, VX2_MAC, POD_B, POD_A, 0, 64, dport, sport, 20, false, 0);
+	n = put_outer4(pkt, in, NODE1_MAC, NODE2_MAC, NODE2, NODE1, 0, VNI, 4789);
+	return run_prog(skel->progs.xm_ovl_ul_ingress, pkt, n, 1, 0, &r) ? -1 : r.ret;
+}
+
+/*
+ * The outer header the fast paths use is the flow's own copy: a header the
+ * kernel builds differently for the flow replaces it, and retiring every
+ * copy (xm_ovl_cfg.tmpl_gen, what the agent does when neighbours or FDB
+ * entries change) sends the flow to the slow path, verdict kept, until its
+ * next slow-path packet teaches the header again.
+ */
+static void test_template(void)
+{
+	static const __u8 MAC_B[6] = { 0x02, 0, 0, 0, 2, 0xbb }, MAC_C[6] = { 0x02, 0, 0, 0, 2, 0xcc };
+	int fd = bpf_map__fd(skel->maps.xm_ovl_cfg);
+	struct xm_ovl_cfg cfg;
+	__u32 zero = 0;
+	__u8 mac[6];
+
+	learn(40300, 7300);
+	CHECK(encap_to(40300, 7300, mac) == TC_ACT_REDIRECT && !memcmp(mac, NODE2_MAC, 6),
+	      "template: first header not used");
+	kernel_sent(40300, 7300, MAC_B);
+	CHECK(encap_to(40300, 7300, mac) == TC_ACT_REDIRECT && !memcmp(mac, MAC_B, 6),
+	      "template: header the kernel built anew for a cached flow not taken");
+
+	bpf_map_lookup_elem(fd, &zero, &cfg);
+	cfg.tmpl_gen++;
+	bpf_map_update_elem(fd, &zero, &cfg, BPF_EXIST);
+	CHECK(encap_to(40300, 7300, mac) == TC_ACT_OK, "template: retired header still used (encap)");
+	CHECK(decap_from(40300, 7300) == TC_ACT_OK, "template: retired header still used (decap)");
+	CHECK(flow_seen(POD_A, POD_B, 40300, 7300, 17) == XM_OVL_SEEN_BOTH,
+	      "template: retiring headers lost the flow");
+	kernel_sent(40300, 7300, MAC_C);
+	CHECK(encap_to(40300, 7300, mac) == TC_ACT_REDIRECT && !memcmp(mac, MAC_C, 6),
+	      "template: relearned header not used");
+	CHECK(decap_from(40300, 7300) == TC_ACT_REDIRECT, "template: decap after the relearn");
+}
+
 /* IPv6 pods inside the IPv4 underlay: learn, encap, decap with CE. */
 static void test_ipv6(void)
 {
@@ -610,6 +683,7 @@ int main(int argc, char **argv)
 	test_decap();
 	test_tcp_flags();
 	test_epoch();
+	test_template();
 	test_ipv6();
 	if (argc > 1 && !strcmp(argv[1], "bench"))
 		bench(argc > 2 ? atoi(argv[2]) > 0 ? atoi(argv[2]) : 1 : 20000);

@@ -44,7 +44,7 @@ struct local_row {
 
 struct list_ctx {
 	struct ctl_rows flows, remote, local;
-	__u32 epoch;
+	__u32 epoch, tmpl_gen;
 	bool enabled;
 };
 
@@ -57,6 +57,9 @@ static int flow_row(const struct xm_ovl_flow_key *k, const struct xm_ovl_flow *f
 		return -ENOMEM;
 	if (f->epoch != c->epoch)
 		r->state = "stale"; /* from before a flush: never used again */
+	else if ((f->seen & XM_OVL_SEEN_BOTH) == XM_OVL_SEEN_BOTH &&
+		 (!f->ul_ifindex || f->tmpl_gen != c->tmpl_gen))
+		r->state = "relearn"; /* outer header dropped: its next slow-path packet */
 	else if ((f->seen & XM_OVL_SEEN_BOTH) == XM_OVL_SEEN_BOTH)
 		r->state = "cached";
 	else
@@ -178,6 +181,7 @@ static int cache_list(int argc, char **argv)
 	if (err)
 		return no_cache(err);
 	c.epoch = cfg.epoch;
+	c.tmpl_gen = cfg.tmpl_gen;
 	c.enabled = cfg.enabled != 0;
 	err = xm_overlay_foreach_flow(xm_pin_root, flow_row, &c);
 	if (!err)

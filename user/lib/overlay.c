@@ -198,11 +198,19 @@ static bool key_in_prefix(const void *k, const void *v, void *arg)
 	return in_prefix(ak->family, &ak->addr, arg);
 }
 
+/* The remote pod, or the remote node its copy of the outer header sends to. */
 static bool flow_remote_in_prefix(const void *k, const void *v, void *arg)
 {
 	const struct xm_ovl_flow_key *fk = k;
+	const struct xm_ovl_flow *f = v;
+	struct xm_addr node = {};
 
-	return in_prefix(fk->family, &fk->remote, arg);
+	if (in_prefix(fk->family, &fk->remote, arg))
+		return true;
+	if (!f->ul_ifindex)
+		return false;
+	memcpy(&node.ip[0], f->hdr + XM_OVL_OUTER4_DADDR_OFF, 4);
+	return in_prefix(AF_INET, &node, arg);
 }
 
 int xm_overlay_forget_prefix(const char *pin_root, __u8 family, const struct xm_addr *addr,
@@ -286,24 +294,40 @@ int xm_overlay_cfg_read(const char *pin_root, struct xm_ovl_cfg *cfg)
 	return err;
 }
 
-int xm_overlay_flush(const char *pin_root, bool all)
+/*
+ * One map update retires every flow (the epoch) or every flow's copy of the
+ * outer header (tmpl_gen, struct xm_ovl_flow: the flows keep their verdicts
+ * and relearn their copies from their next slow-path packets).
+ */
+static int cfg_bump(const char *pin_root, bool header_copies)
 {
 	struct xm_ovl_cfg cfg;
 	__u32 zero = 0;
-	int fd, n, m = 0, k = 0, err = 0;
+	int fd, err = 0;
 
 	fd = xm_map_open(pin_root, "xm_ovl_cfg");
 	if (fd < 0)
 		return fd;
-	/* One map update kills every flow; deleting them is only housekeeping. */
 	if (bpf_map_lookup_elem(fd, &zero, &cfg))
 		err = -errno;
 	else {
-		cfg.epoch++;
+		if (header_copies)
+			cfg.tmpl_gen++;
+		else
+			cfg.epoch++;
 		if (bpf_map_update_elem(fd, &zero, &cfg, BPF_EXIST))
 			err = -errno;
 	}
 	close(fd);
+	return err;
+}
+
+int xm_overlay_flush(const char *pin_root, bool all)
+{
+	int n, m = 0, k = 0, err;
+
+	/* Deleting the flows after the epoch bump is only housekeeping. */
+	err = cfg_bump(pin_root, false);
 	if (err)
 		return err;
 	n = map_delete_if(pin_root, "xm_ovl_flows", sizeof(struct xm_ovl_flow_key),
@@ -322,9 +346,12 @@ int xm_overlay_flush(const char *pin_root, bool all)
 
 int xm_overlay_flush_remote(const char *pin_root)
 {
+	int err = cfg_bump(pin_root, true);
 	int n = map_delete_if(pin_root, "xm_ovl_remote", sizeof(struct xm_ovl_addr_key),
 			      sizeof(struct xm_ovl_remote), NULL, NULL);
 
+	if (err)
+		return err;
 	if (n > 0)
 		xm_stats_add(pin_root, XM_STAT_OVL_INVALIDATIONS, n);
 	return n;
