@@ -14,12 +14,12 @@ L=$XM_TOOLS/xm-load
 in_k() { ip netns exec "$XM_PREFIX-k" "$@"; }
 xm_bg in_k "$XM_TOOLS/xm-serve" rr -l 127.0.0.1:7000
 xm_bg in_k "$XM_TOOLS/xm-serve" scenario --listen 127.0.0.1:7001 --replica 0 \
-	--scenario scenarios/e2e-pool.json --id 4
-xm_bg in_k "$XM_TOOLS/xm-serve" label 127.0.0.1 7002 -l L1
-xm_bg in_k "$XM_TOOLS/xm-serve" http 127.0.0.1 7003 -l H1 -e 0.1
-xm_bg in_k "$XM_TOOLS/xm-serve" traffic 127.0.0.1 7004 -q 1000 -r 5000
-xm_bg in_k "$XM_TOOLS/xm-serve" udp 127.0.0.1 7005 -l U1
-xm_bg in_k "$XM_TOOLS/xm-serve" udp-echo 127.0.0.1 7006
+	--scenario scenarios/e2e-pool.json --label 4
+xm_bg in_k "$XM_TOOLS/xm-serve" label --listen 127.0.0.1:7002 --label L1
+xm_bg in_k "$XM_TOOLS/xm-serve" http --listen 127.0.0.1:7003 --label H1 --error-rate 0.1
+xm_bg in_k "$XM_TOOLS/xm-serve" traffic --listen 127.0.0.1:7004 --size 1000 --answer 5000
+xm_bg in_k "$XM_TOOLS/xm-serve" udp --listen 127.0.0.1:7005 --label U1
+xm_bg in_k "$XM_TOOLS/xm-serve" udp-echo --listen 127.0.0.1:7006
 for p in 7000 7001 7002 7003 7004; do xm_wait_listen k $p; done
 
 keys=$("$L" keys | cut -f1)
