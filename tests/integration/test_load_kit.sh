@@ -128,4 +128,25 @@ for old in "rr -a 127.0.0.1:7000" "rr -t 127.0.0.1:7000 -N 10" "open --target 12
 	grep -q -- "--help\|--target\|MODE" <<<"$err" || xm_fail "'$old': no hint in: $err"
 done
 xm_log "ok: old spellings refused with a hint"
+
+# xm-serve: one listen syntax in every mode (--listen, its --help says so) and
+# the old positional / short spellings refused (exit 2) with the rename
+S=$XM_TOOLS/xm-serve
+for mode in rr label http udp scenario traffic udp-echo; do
+	"$S" "$mode" --help | head -1 | grep -q -- "^usage: xm-serve $mode --listen ADDR" ||
+		xm_fail "xm-serve $mode --help: not 'usage: xm-serve $mode --listen ADDR'"
+	rc=0; err=$("$S" "$mode" 127.0.0.1 7999 2>&1 >/dev/null) || rc=$?
+	[ "$rc" = 2 ] || xm_fail "xm-serve $mode ADDR PORT (old positional): exit $rc, not 2"
+	grep -q -- "--listen ADDR:PORT" <<<"$err" || xm_fail "xm-serve $mode ADDR PORT: no hint in: $err"
+done
+for old in "label -l 127.0.0.1:7999 -l L" "http -l 127.0.0.1:7999 -e 0.1" \
+	"http -l 127.0.0.1:7999 -d 20" "traffic -l 127.0.0.1:7999 -q 1000" \
+	"traffic -l 127.0.0.1:7999 -r 1000" "scenario -l 127.0.0.1:7999 --id 4" "rr -l 7999 -j"; do
+	rc=0
+	# shellcheck disable=SC2086
+	err=$("$S" $old 2>&1 >/dev/null) || rc=$?
+	[ "$rc" = 2 ] || xm_fail "xm-serve $old: exit $rc, not 2"
+	grep -q -- "--help" <<<"$err" || xm_fail "xm-serve $old: no hint in: $err"
+done
+xm_log "ok: xm-serve: --listen in every mode, old spellings refused with a hint"
 echo PASS

@@ -315,7 +315,12 @@ int xt_load_parse(struct xt_load_opts *o, const struct xt_load_mode *m, int argc
 	int r = parse(o, m, argc, argv, err, errlen);
 	size_t l = strlen(err);
 
-	if (r < 0 && m->was)
+	if (r >= 0)
+		return r;
+	/* every usage error says where to look, and what an old spelling is now */
+	if (!strstr(err, "--help"))
+		l += snprintf(err + l, errlen - l, "; %s %s --help", tool(m), m->name);
+	if (m->was && l < errlen)
 		snprintf(err + l, errlen - l, " (renamed: %s)", m->was);
 	return r;
 }
