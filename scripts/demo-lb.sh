@@ -14,13 +14,13 @@ xm_setup
 b "node n1 with client pod c=10.77.0.2 and backend pods b1..b3=10.77.0.3-5"
 xm_node n1
 xm_pod n1 c 10.77.0.2/24
-delays=(0 2 5 20)
+delays=(0 2 5 20) # ms
 for i in 1 2 3; do
 	xm_pod n1 b$i 10.77.0.$((i + 2))/24
 	extra=()
-	[ $i = 2 ] && extra=(-e 0.05)
-	xm_bg ip netns exec "$XM_PREFIX-b$i" "$XM_TOOLS/xm-serve" http 10.77.0.$((i + 2)) 8080 \
-		-l b$i -d ${delays[$i]} "${extra[@]}"
+	[ $i = 2 ] && extra=(--error-rate 0.05)
+	xm_bg ip netns exec "$XM_PREFIX-b$i" "$XM_TOOLS/xm-serve" http --listen 10.77.0.$((i + 2)):8080 \
+		--label b$i --delay 0.$(printf %03d ${delays[$i]}) "${extra[@]}"
 done
 CFG=$XM_RUN_DIR/xm-config.json
 cat >"$CFG" <<EOC

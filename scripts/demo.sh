@@ -68,7 +68,7 @@ for pod in web-1 web-2 web-3; do
 	n=1; [ "$pod" = web-1 ] || n=2
 	ip=$(ip -n "$XM_PREFIX-$pod" -4 -br addr show eth0 | awk '{print $3}' | cut -d/ -f1)
 	xm_bg in_pod "$n" "$pod" "$XM_TOOLS/xm-serve" scenario --listen "$ip:8080" --replica $i \
-		--scenario "$SCN" --start "$start" --id "$pod"
+		--scenario "$SCN" --start "$start" --label "$pod"
 	i=$((i + 1))
 done
 duration=$([ "$DEMO_SECONDS" -gt 0 ] && echo $((DEMO_SECONDS + 5)) || echo 3600)

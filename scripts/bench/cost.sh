@@ -58,8 +58,8 @@ xm_pod n1 b1 10.77.0.3/24
 xm_pod n1 b2 10.77.0.4/24
 # b1 runs in the agent's cgroup (a local pod), b2 outside it (its end pays nothing)
 xm_bg sh -c 'echo $$ > "$0/cgroup.procs" && exec ip netns exec "$@"' "$XM_CGROUP" \
-	"$XM_PREFIX-b1" "$XM_TOOLS/xm-serve" label 10.77.0.3 8080 -l b1
-xm_bg ip netns exec "$XM_PREFIX-b2" "$XM_TOOLS/xm-serve" label 10.77.0.4 8080 -l b2
+	"$XM_PREFIX-b1" "$XM_TOOLS/xm-serve" label --listen 10.77.0.3:8080 --label b1
+xm_bg ip netns exec "$XM_PREFIX-b2" "$XM_TOOLS/xm-serve" label --listen 10.77.0.4:8080 --label b2
 cat >"$XM_RUN_DIR/conn.json" <<EOC
 { "services": [
   { "vip": "10.96.0.10", "port": 80, "backends": [ { "address": "10.77.0.3", "port": 8080 } ] },

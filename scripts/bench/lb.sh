@@ -49,7 +49,7 @@ xm_agent_start --config "$CFG"
 xm_lb_wait 10.96.0.21:53/udp 1000
 # client and server of the latency runs share CPU 0: no cross-core wake-ups in the numbers
 xm_bg ip netns exec "$XM_PREFIX-b" taskset -c 0 "$XM_TOOLS/xm-serve" rr -l 10.77.0.3:7600
-xm_bg ip netns exec "$XM_PREFIX-b" "$XM_TOOLS/xm-serve" label 10.77.0.3 8080 -l b
+xm_bg ip netns exec "$XM_PREFIX-b" "$XM_TOOLS/xm-serve" label --listen 10.77.0.3:8080 --label b
 sleep 0.3
 
 ip netns exec "$XM_PREFIX-cnft" nft -f - <<EON

@@ -42,7 +42,7 @@ xm_assert "$(filters 1 "$pod_if" ingress)$(filters 1 "$pod_if" egress)" = "11" "
 
 # The cache works through the filters.
 B=$(xm_tb_pod_ip 2 10)
-xm_bg xm_tb_nx b "$XM_TOOLS/xm-serve" udp-echo "$B" 7002
+xm_bg xm_tb_nx b "$XM_TOOLS/xm-serve" udp-echo --listen "$B:7002"
 sleep 0.2
 send() { xm_tb_nx a "$XM_TOOLS/xm-load" udp-send -t "$(xm_hostport "$B" 7002)" -n "$1" -b 43000 >/dev/null; }
 send 20 || xm_fail "first exchange"

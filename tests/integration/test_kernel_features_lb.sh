@@ -24,7 +24,7 @@ xm_assert "$(echo "$out" | xm_json 'j.get("errno",{}).get("EPERM",0)')" -eq 5 \
 	"without set_retval an empty service refuses with EPERM (the LB runs)"
 [ -e "$XM_PIN/links/lb_sockops" ] || xm_fail "LB sockops not attached while redirect is off"
 xm_pod n1 b 10.77.0.3/24
-xm_bg ip netns exec "$XM_PREFIX-b" "$XM_TOOLS/xm-serve" http 10.77.0.3 8080 -l b
+xm_bg ip netns exec "$XM_PREFIX-b" "$XM_TOOLS/xm-serve" http --listen 10.77.0.3:8080 --label b
 xm_ctl service add '{"vip": "10.96.0.13", "port": 80, "backends": [ { "address": "10.77.0.3", "port": 8080 } ]}'
 xm_lb_wait 10.96.0.13:80 1
 xm_pod_exec c "$XM_TOOLS/xm-load" get -j -t 10.96.0.13:80 -n 5 -c 1 -k 1 >/dev/null

@@ -11,7 +11,7 @@ xm_setup
 xm_node n1
 xm_pod n1 c 10.77.0.2/24
 xm_pod n1 b1 10.77.0.3/24
-xm_bg ip netns exec "$XM_PREFIX-b1" "$XM_TOOLS/xm-serve" http 10.77.0.3 8080 -l b1 -e 0.1
+xm_bg ip netns exec "$XM_PREFIX-b1" "$XM_TOOLS/xm-serve" http --listen 10.77.0.3:8080 --label b1 --error-rate 0.1
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 MPORT=$(free_port)
 CFG=$XM_RUN_DIR/xm-config.json

@@ -18,20 +18,20 @@ set -eu
 xm_setup
 xm_node n1
 xm_pod n1 c 10.77.0.2/24
-delays=(0 2 20 200)
+delays=(0 2 20 200) # ms
 for i in 1 2 3; do
 	xm_pod n1 b$i 10.77.0.$((i + 2))/24
-	xm_bg ip netns exec "$XM_PREFIX-b$i" "$XM_TOOLS/xm-serve" http 10.77.0.$((i + 2)) 8080 \
-		-l b$i -d ${delays[$i]}
+	xm_bg ip netns exec "$XM_PREFIX-b$i" "$XM_TOOLS/xm-serve" http --listen 10.77.0.$((i + 2)):8080 \
+		--label b$i --delay 0.$(printf %03d ${delays[$i]})
 done
 xm_pod n1 e 10.77.0.6/24
-xm_bg ip netns exec "$XM_PREFIX-e" "$XM_TOOLS/xm-serve" http 10.77.0.6 8080 -l e -e 0.05
+xm_bg ip netns exec "$XM_PREFIX-e" "$XM_TOOLS/xm-serve" http --listen 10.77.0.6:8080 --label e --error-rate 0.05
 xm_pod n1 l 10.77.0.7/24
 xm_pod n1 k 10.77.0.8/24
-xm_bg ip netns exec "$XM_PREFIX-k" "$XM_TOOLS/xm-serve" http 10.77.0.8 8080 -l k
+xm_bg ip netns exec "$XM_PREFIX-k" "$XM_TOOLS/xm-serve" http --listen 10.77.0.8:8080 --label k
 kpid=$XM_LAST_PID
 xm_pod n1 r 10.77.0.9/24
-xm_bg ip netns exec "$XM_PREFIX-r" "$XM_TOOLS/xm-serve" http 10.77.0.9 8080 -l r -R
+xm_bg ip netns exec "$XM_PREFIX-r" "$XM_TOOLS/xm-serve" http --listen 10.77.0.9:8080 --label r --reset
 # a backend whose SYNs vanish (its own nft table, in its own netns)
 xm_pod n1 t 10.77.0.10/24
 ip netns exec "$XM_PREFIX-t" nft add table ip "$XM_PREFIX-drop"
@@ -107,7 +107,7 @@ xm_assert "$(echo "$kern" | xm_json 'int(abs(j[0]["success_rate"] - 0.95) <= 0.0
 # --- C: local backend through socket redirection (sk_msg) ---
 xm_ctl endpoint add 10.77.0.2 netns "$(xm_netns_path c)"
 xm_ctl endpoint add 10.77.0.7 netns "$(xm_netns_path l)"
-xm_bg xm_pod_exec l "$XM_TOOLS/xm-serve" http 10.77.0.7 8080 -l l -d 20
+xm_bg xm_pod_exec l "$XM_TOOLS/xm-serve" http --listen 10.77.0.7:8080 --label l --delay 0.02
 for _ in $(seq 30); do ip netns exec "$XM_PREFIX-l" ss -ltn | grep -q 10.77.0.7:8080 && break; sleep 0.1; done
 rbefore=$(xm_stat redirect_msgs)
 # Redirected bytes carry no receive timestamp: the client's latency ends when

@@ -12,7 +12,7 @@ xm_node n1
 xm_pod n1 c 10.77.0.2/24
 for i in 1 2; do
 	xm_pod n1 b$i 10.77.0.$((i + 2))/24
-	xm_bg ip netns exec "$XM_PREFIX-b$i" "$XM_TOOLS/xm-serve" http 10.77.0.$((i + 2)) 8080 -l b$i
+	xm_bg ip netns exec "$XM_PREFIX-b$i" "$XM_TOOLS/xm-serve" http --listen 10.77.0.$((i + 2)):8080 --label b$i
 done
 CFG=$XM_RUN_DIR/xm-config.json
 cat >"$CFG" <<EOC

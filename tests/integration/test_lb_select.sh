@@ -15,8 +15,8 @@ xm_pod n1 c 10.77.0.2/24
 for i in 1 2 3; do
 	xm_pod n1 b$i 10.77.0.$((i + 2))/24
 	# backends are outside the test cgroup: remote-style, plain TCP
-	xm_bg ip netns exec "$XM_PREFIX-b$i" "$XM_TOOLS/xm-serve" label 10.77.0.$((i + 2)) 8080 -l b$i
-	xm_bg ip netns exec "$XM_PREFIX-b$i" "$XM_TOOLS/xm-serve" http 10.77.0.$((i + 2)) 8081 -l b$i
+	xm_bg ip netns exec "$XM_PREFIX-b$i" "$XM_TOOLS/xm-serve" label --listen 10.77.0.$((i + 2)):8080 --label b$i
+	xm_bg ip netns exec "$XM_PREFIX-b$i" "$XM_TOOLS/xm-serve" http --listen 10.77.0.$((i + 2)):8081 --label b$i
 done
 CFG=$XM_RUN_DIR/xm-config.json
 write_config() { # $1: backends of the weighted service, as JSON

@@ -13,11 +13,11 @@ xm_pod n1 c 10.77.0.2/24 fd77::2/64
 for i in 1 2 3; do
 	xm_pod n1 b$i 10.77.0.$((i + 2))/24 fd77::$((i + 2))/64
 	ns=$XM_PREFIX-b$i
-	xm_bg ip netns exec "$ns" "$XM_TOOLS/xm-serve" udp 10.77.0.$((i + 2)) 5353 -l u$i
-	xm_bg ip netns exec "$ns" "$XM_TOOLS/xm-serve" label fd77::$((i + 2)) 8080 -l v$i
-	xm_bg ip netns exec "$ns" "$XM_TOOLS/xm-serve" label 10.77.0.$((i + 2)) 8080 -l b$i
+	xm_bg ip netns exec "$ns" "$XM_TOOLS/xm-serve" udp --listen 10.77.0.$((i + 2)):5353 --label u$i
+	xm_bg ip netns exec "$ns" "$XM_TOOLS/xm-serve" label --listen "[fd77::$((i + 2))]:8080" --label v$i
+	xm_bg ip netns exec "$ns" "$XM_TOOLS/xm-serve" label --listen 10.77.0.$((i + 2)):8080 --label b$i
 done
-xm_bg ip netns exec "$XM_PREFIX-b1" "$XM_TOOLS/xm-serve" http fd77::3 8081 -l h1 -e 0.1
+xm_bg ip netns exec "$XM_PREFIX-b1" "$XM_TOOLS/xm-serve" http --listen "[fd77::3]:8081" --label h1 --error-rate 0.1
 CFG=$XM_RUN_DIR/xm-config.json
 cat >"$CFG" <<EOC
 { "services": [

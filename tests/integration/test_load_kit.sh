@@ -14,12 +14,12 @@ L=$XM_TOOLS/xm-load
 in_k() { ip netns exec "$XM_PREFIX-k" "$@"; }
 xm_bg in_k "$XM_TOOLS/xm-serve" rr -l 127.0.0.1:7000
 xm_bg in_k "$XM_TOOLS/xm-serve" scenario --listen 127.0.0.1:7001 --replica 0 \
-	--scenario scenarios/e2e-pool.json --id 4
-xm_bg in_k "$XM_TOOLS/xm-serve" label 127.0.0.1 7002 -l L1
-xm_bg in_k "$XM_TOOLS/xm-serve" http 127.0.0.1 7003 -l H1 -e 0.1
-xm_bg in_k "$XM_TOOLS/xm-serve" traffic 127.0.0.1 7004 -q 1000 -r 5000
-xm_bg in_k "$XM_TOOLS/xm-serve" udp 127.0.0.1 7005 -l U1
-xm_bg in_k "$XM_TOOLS/xm-serve" udp-echo 127.0.0.1 7006
+	--scenario scenarios/e2e-pool.json --label 4
+xm_bg in_k "$XM_TOOLS/xm-serve" label --listen 127.0.0.1:7002 --label L1
+xm_bg in_k "$XM_TOOLS/xm-serve" http --listen 127.0.0.1:7003 --label H1 --error-rate 0.1
+xm_bg in_k "$XM_TOOLS/xm-serve" traffic --listen 127.0.0.1:7004 --size 1000 --answer 5000
+xm_bg in_k "$XM_TOOLS/xm-serve" udp --listen 127.0.0.1:7005 --label U1
+xm_bg in_k "$XM_TOOLS/xm-serve" udp-echo --listen 127.0.0.1:7006
 for p in 7000 7001 7002 7003 7004; do xm_wait_listen k $p; done
 
 keys=$("$L" keys | cut -f1)
@@ -128,4 +128,25 @@ for old in "rr -a 127.0.0.1:7000" "rr -t 127.0.0.1:7000 -N 10" "open --target 12
 	grep -q -- "--help\|--target\|MODE" <<<"$err" || xm_fail "'$old': no hint in: $err"
 done
 xm_log "ok: old spellings refused with a hint"
+
+# xm-serve: one listen syntax in every mode (--listen, its --help says so) and
+# the old positional / short spellings refused (exit 2) with the rename
+S=$XM_TOOLS/xm-serve
+for mode in rr label http udp scenario traffic udp-echo; do
+	"$S" "$mode" --help | head -1 | grep -q -- "^usage: xm-serve $mode --listen ADDR" ||
+		xm_fail "xm-serve $mode --help: not 'usage: xm-serve $mode --listen ADDR'"
+	rc=0; err=$("$S" "$mode" 127.0.0.1 7999 2>&1 >/dev/null) || rc=$?
+	[ "$rc" = 2 ] || xm_fail "xm-serve $mode ADDR PORT (old positional): exit $rc, not 2"
+	grep -q -- "--listen ADDR:PORT" <<<"$err" || xm_fail "xm-serve $mode ADDR PORT: no hint in: $err"
+done
+for old in "label -l 127.0.0.1:7999 -l L" "http -l 127.0.0.1:7999 -e 0.1" \
+	"http -l 127.0.0.1:7999 -d 20" "traffic -l 127.0.0.1:7999 -q 1000" \
+	"traffic -l 127.0.0.1:7999 -r 1000" "scenario -l 127.0.0.1:7999 --id 4" "rr -l 7999 -j"; do
+	rc=0
+	# shellcheck disable=SC2086
+	err=$("$S" $old 2>&1 >/dev/null) || rc=$?
+	[ "$rc" = 2 ] || xm_fail "xm-serve $old: exit $rc, not 2"
+	grep -q -- "--help" <<<"$err" || xm_fail "xm-serve $old: no hint in: $err"
+done
+xm_log "ok: xm-serve: --listen in every mode, old spellings refused with a hint"
 echo PASS

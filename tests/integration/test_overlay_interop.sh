@@ -13,8 +13,8 @@ xm_tb_pod 1 a 10
 xm_tb_pod 2 b 10
 xm_tb_agent 1
 B=$(xm_tb_pod_ip 2 10)
-xm_bg xm_tb_nx b "$XM_TOOLS/xm-serve" traffic "$B" 7001 -q 8M -r 8M
-xm_bg xm_tb_nx b "$XM_TOOLS/xm-serve" udp-echo "$B" 7002
+xm_bg xm_tb_nx b "$XM_TOOLS/xm-serve" traffic --listen "$B:7001" --size 8M --answer 8M
+xm_bg xm_tb_nx b "$XM_TOOLS/xm-serve" udp-echo --listen "$B:7002"
 sleep 0.3
 
 snmp() { # NODE PROTO FIELD: a counter of node NODE's /proc/net/snmp

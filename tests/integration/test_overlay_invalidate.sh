@@ -16,7 +16,7 @@ xm_tb_pod 2 b 10
 for n in 1 2 3; do xm_tb_agent "$n"; done
 A=$(xm_tb_pod_ip 1 10)
 B=$(xm_tb_pod_ip 2 10)
-xm_bg xm_tb_nx b "$XM_TOOLS/xm-serve" udp-echo "$B" 7002
+xm_bg xm_tb_nx b "$XM_TOOLS/xm-serve" udp-echo --listen "$B:7002"
 sleep 0.2
 
 remote_field() { # NODE POD FIELD -> field of the learned outer header toward POD
@@ -59,7 +59,7 @@ send 20 || xm_fail "flow broken after the route change"
 xm_tb_pod_del b
 xm_tb_pod_at 3 c "$B"
 xm_tb_pod_move_route "$B" 2 3
-xm_bg xm_tb_nx c "$XM_TOOLS/xm-serve" udp-echo "$B" 7002
+xm_bg xm_tb_nx c "$XM_TOOLS/xm-serve" udp-echo --listen "$B:7002"
 sleep 0.3
 rx0=$(ip netns exec "$XM_PREFIX-n2" cat /sys/class/net/eth0/statistics/rx_packets)
 send 100 || xm_fail "same 5-tuple after the IP moved: new pod on node 3 not reached"

@@ -12,8 +12,8 @@ xm_tb_pod 2 b 10
 A6=$(xm_tb_pod_ip6 1 10)
 B6=$(xm_tb_pod_ip6 2 10)
 xm_tb_agent 1
-xm_bg xm_tb_nx b "$XM_TOOLS/xm-serve" traffic "$B6" 7001 -q 8M -r 8M
-xm_bg xm_tb_nx b "$XM_TOOLS/xm-serve" udp-echo "$B6" 7002
+xm_bg xm_tb_nx b "$XM_TOOLS/xm-serve" traffic --listen "[$B6]:7001" --size 8M --answer 8M
+xm_bg xm_tb_nx b "$XM_TOOLS/xm-serve" udp-echo --listen "[$B6]:7002"
 sleep 0.3
 
 run() { # label

@@ -17,7 +17,7 @@ xm_tb_overlay vxlan
 xm_tb_pod 1 a 10
 xm_tb_pod 2 b 10
 B=$(xm_tb_pod_ip 2 10)
-xm_bg xm_tb_nx b "$XM_TOOLS/xm-serve" udp-echo "$B" 7002
+xm_bg xm_tb_nx b "$XM_TOOLS/xm-serve" udp-echo --listen "$B:7002"
 sleep 0.3
 xm_assert "$(xm_tb_ctl 1 -j cache list | python3 -c 'import json,sys; print(json.load(sys.stdin)["enabled"])')" \
 	= True "cache on once the VXLAN device appeared"

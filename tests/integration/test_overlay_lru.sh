@@ -11,7 +11,7 @@ xm_tb_pod 2 b 10
 xm_tb_agent 1 --overlay-max-flows 64
 xm_tb_agent 2
 B=$(xm_tb_pod_ip 2 10)
-xm_bg xm_tb_nx b "$XM_TOOLS/xm-serve" udp-echo "$B" 7002
+xm_bg xm_tb_nx b "$XM_TOOLS/xm-serve" udp-echo --listen "$B:7002"
 sleep 0.2
 
 xm_tb_nx a "$XM_TOOLS/xm-load" udp-send -t "$(xm_hostport "$B" 7002)" -n 3 --flows 300 -b 46000 >/dev/null ||

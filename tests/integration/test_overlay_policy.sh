@@ -13,8 +13,8 @@ xm_tb_agent 1
 xm_tb_agent 2
 A=$(xm_tb_pod_ip 1 10)
 B=$(xm_tb_pod_ip 2 10)
-xm_bg xm_tb_nx b "$XM_TOOLS/xm-serve" udp-echo "$B" 7002
-xm_bg xm_tb_nx b "$XM_TOOLS/xm-serve" udp-echo "$B" 7003
+xm_bg xm_tb_nx b "$XM_TOOLS/xm-serve" udp-echo --listen "$B:7002"
+xm_bg xm_tb_nx b "$XM_TOOLS/xm-serve" udp-echo --listen "$B:7003"
 sleep 0.2
 
 flow_state() { # NODE LOCAL_PORT -> state of the UDP flow from pod a's port, or "none"
@@ -56,7 +56,7 @@ xm_tb_nx a "$XM_TOOLS/xm-load" udp-send -t "$(xm_hostport "$B" 7002)" -n 50 -b 4
 xm_assert "$(flow_state 1 41002)" = cached "flow cached again once allowed"
 
 # 5. xmeshctl cache flush retires every flow at once.
-xm_bg xm_tb_nx b "$XM_TOOLS/xm-serve" udp-echo "$B" 7004
+xm_bg xm_tb_nx b "$XM_TOOLS/xm-serve" udp-echo --listen "$B:7004"
 sleep 0.1
 xm_tb_nx a "$XM_TOOLS/xm-load" udp-send -t "$(xm_hostport "$B" 7004)" -n 20 -b 41004 >/dev/null || xm_fail "flow 7004"
 xm_tb_ctl 1 cache flush >/dev/null

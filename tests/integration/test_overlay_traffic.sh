@@ -14,8 +14,8 @@ xm_tb_agent 1
 xm_tb_agent 2
 B=$(xm_tb_pod_ip 2 10)
 
-xm_bg xm_tb_nx b "$XM_TOOLS/xm-serve" traffic "$B" 7001 -q 16M -r 16M
-xm_bg xm_tb_nx b "$XM_TOOLS/xm-serve" udp-echo "$B" 7002
+xm_bg xm_tb_nx b "$XM_TOOLS/xm-serve" traffic --listen "$B:7001" --size 16M --answer 16M
+xm_bg xm_tb_nx b "$XM_TOOLS/xm-serve" udp-echo --listen "$B:7002"
 xm_bg xm_tb_nx b iperf3 -s -B "$B" -p 7003 >/dev/null
 sleep 0.3
 

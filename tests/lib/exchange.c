@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
 #define _GNU_SOURCE
 #include <errno.h>
-#include <getopt.h>
 #include <stdlib.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -130,29 +129,4 @@ int xt_exchange(struct xt_xchg *x, int fd, int send_dir, size_t send_n, size_t r
 		err = -1;
 	}
 	return err;
-}
-
-void xt_traffic_args(struct xt_traffic_opts *o, int argc, char **argv, const char *tool)
-{
-	int opt;
-
-	*o = (struct xt_traffic_opts){ .req = 1000, .resp = 1000, .conns = 1, .rounds = 1 };
-	o->x.seed = 1;
-
-	if (argc < 3 || xt_sockaddr(&o->to, &o->to_len, argv[1], xt_opt_int("PORT", argv[2], 0, 65535)))
-		xt_die(2, "usage: %s traffic ADDR PORT [-q N] [-r N] [-c N] [-n N] [-S SEED] "
-		       "[-b SPORT] [-d MS]", tool);
-	optind = 3;
-	while ((opt = getopt(argc, argv, "q:r:c:n:S:b:d:")) != -1) {
-		switch (opt) {
-		case 'q': o->req = xt_opt_size("-q", optarg, 1ul << 40); break;
-		case 'r': o->resp = xt_opt_size("-r", optarg, 1ul << 40); break;
-		case 'c': o->conns = xt_opt_int("-c", optarg, 1, 100000); break;
-		case 'n': o->rounds = xt_opt_int("-n", optarg, 1, 100000000); break;
-		case 'S': o->x.seed = xt_opt_int("-S", optarg, 0, 0xffffffffl); break;
-		case 'b': o->src_port = xt_opt_int("-b", optarg, 0, 65535); break;
-		case 'd': o->x.spread_ms = xt_opt_int("-d", optarg, 0, 3600000); break;
-		default: exit(2);
-		}
-	}
 }

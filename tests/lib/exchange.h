@@ -29,17 +29,14 @@ struct xt_xchg {
 int xt_exchange(struct xt_xchg *x, int fd, int send_dir, size_t send_n, size_t recv_n,
 		const char *who);
 
-/* The options both ends take: ADDR PORT [-q N] [-r N] [-c N] [-n N] [-S SEED] [-b SPORT] [-d MS]. */
+/* The settings both ends share (from tests/lib/loadopt: xm-load traffic, xm-serve traffic). */
 struct xt_traffic_opts {
 	struct sockaddr_storage to;
 	socklen_t to_len;
-	size_t req, resp;      /* -q, -r: bytes each way per connection */
-	int conns, rounds;     /* -c concurrent connections, -n rounds each */
-	int src_port;          /* -b */
-	struct xt_xchg x;      /* -S seed, -d spread */
+	size_t req, resp;      /* --size, --answer: bytes each way per connection */
+	int conns, rounds;     /* --conns concurrent connections, rounds each */
+	int src_port;          /* --bind-port */
+	struct xt_xchg x;      /* --seed, --duration: spread */
 };
-
-/* Parse argv (argv[0]: the mode); exits 2 with the usage of tool on error. */
-void xt_traffic_args(struct xt_traffic_opts *o, int argc, char **argv, const char *tool);
 
 #endif

@@ -46,6 +46,16 @@ static const struct {
 	[XO_INTERVAL] = { 0, "interval", "S", "pause between datagrams" },
 	[XO_WAIT_FILE] = { 0, "wait-file", "FILE", "wait for FILE to exist between the two requests" },
 	[XO_CONNECTED] = { 0, "connected", NULL, "connect() the UDP socket before each send" },
+	[XO_LISTEN] = { 'l', "listen", "ADDR", "IP:PORT, [IPv6]:PORT, unix:PATH or PORT (every IPv4 "
+			"address) to listen on" },
+	[XO_LABEL] = { 0, "label", "NAME", "the backend's name in its answers (X-Backend, the line "
+		       "protocol, the label sent on accept, the UDP answer)" },
+	[XO_DELAY] = { 0, "delay", "S", "wait S seconds before each answer" },
+	[XO_ERROR_RATE] = { 0, "error-rate", "FRACTION", "answer every (1/FRACTION)-th request with "
+			    "a 500 (exact, not sampled)" },
+	[XO_RESET] = { 0, "reset", NULL, "reset the connection instead of answering" },
+	[XO_REPLICA] = { 0, "replica", "N", "which replica of the scenario file this server is" },
+	[XO_DUMP] = { 0, "dump", NULL, "print the scenario's timeline as CSV and exit" },
 	[XO_HELP] = { 'h', "help", NULL, "this help" },
 };
 
@@ -56,15 +66,30 @@ const char *xt_proto_name(enum xt_proto p)
 	return protos[p];
 }
 
+static const char *tool(const struct xt_load_mode *m)
+{
+	return m->tool ? m->tool : "xm-load";
+}
+
+/* The address option of a mode: --target for a client, --listen for a server. */
+static int addr_opt(const struct xt_load_mode *m)
+{
+	return m->accepts & XO(XO_LISTEN) ? XO_LISTEN : XO_TARGET;
+}
+
 static uint64_t accepted(const struct xt_load_mode *m)
 {
-	return m->accepts | XO(XO_HELP) | XO(XO_JSON);
+	/* --json: a client's result; a server prints none */
+	return m->accepts | XO(XO_HELP) | (m->accepts & XO(XO_LISTEN) ? 0 : XO(XO_JSON));
 }
 
 void xt_load_help(FILE *f, const struct xt_load_mode *m)
 {
-	fprintf(f, "usage: xm-load %s%s [options]\n%s\n\noptions:\n", m->name,
-		m->accepts & XO(XO_TARGET) ? " --target ADDR" : "", m->summary);
+	int a = addr_opt(m);
+
+	fprintf(f, "usage: %s %s%s%s%s [options]\n%s\n\noptions:\n", tool(m), m->name,
+		m->accepts & XO(a) ? " --" : "", m->accepts & XO(a) ? table[a].name : "",
+		m->accepts & XO(a) ? " ADDR" : "", m->summary);
 	for (int i = 0; i < XO__COUNT; i++) {
 		char left[40];
 
@@ -78,8 +103,11 @@ void xt_load_help(FILE *f, const struct xt_load_mode *m)
 				 table[i].arg ? " " : "", table[i].arg ? table[i].arg : "");
 		fprintf(f, "  %-26s %s\n", left, table[i].help);
 	}
-	fprintf(f, "\nresult: one line of key=value (latencies in us), -j: the same as JSON;\n"
-		"keys: xm-load keys; all modes: xm-load --help\n");
+	if (a == XO_LISTEN)
+		fprintf(f, "\nruns until killed; all modes: %s --help\n", tool(m));
+	else
+		fprintf(f, "\nresult: one line of key=value (latencies in us), -j: the same as JSON;\n"
+			"keys: xm-load keys; all modes: xm-load --help\n");
 }
 
 #define BAD(...) do { snprintf(err, errlen, __VA_ARGS__); return -1; } while (0)
@@ -167,6 +195,26 @@ static int set_value(struct xt_load_opts *o, const struct xt_load_mode *m, int i
 	case XO_WAIT_FILE:
 		o->wait_file = v;
 		return 0;
+	case XO_LISTEN:
+		if (xt_endpoint(&o->at, &o->at_len, v, true))
+			BAD("--listen wants IP:PORT, [IPv6]:PORT, unix:PATH or PORT, not '%s'", v);
+		o->listen = v;
+		return 0;
+	case XO_LABEL:
+		o->label = v;
+		return 0;
+	case XO_DELAY:
+		return xt_parse_num(opt, v, 0, 3600, &o->delay, err, errlen);
+	case XO_ERROR_RATE:
+		return xt_parse_num(opt, v, 0, 1, &o->error_rate, err, errlen);
+	case XO_REPLICA:
+		return xt_parse_int(opt, v, 0, 1000000, &o->replica, err, errlen);
+	case XO_RESET:
+		o->reset = true;
+		return 0;
+	case XO_DUMP:
+		o->dump = true;
+		return 0;
 	case XO_NEW:
 		o->newconn = true;
 		return 0;
@@ -183,9 +231,10 @@ static int set_value(struct xt_load_opts *o, const struct xt_load_mode *m, int i
 	BAD("--%s: not handled", n);
 }
 
-int xt_load_parse(struct xt_load_opts *o, const struct xt_load_mode *m, int argc, char **argv,
-		  char *err, size_t errlen)
+static int parse(struct xt_load_opts *o, const struct xt_load_mode *m, int argc, char **argv,
+		 char *err, size_t errlen)
 {
+	const char *a = table[addr_opt(m)].name;
 	struct option lopts[XO__COUNT + 1];
 	char shorts[3 * XO__COUNT + 2] = ":";
 	int nl = 0, c;
@@ -204,6 +253,23 @@ int xt_load_parse(struct xt_load_opts *o, const struct xt_load_mode *m, int argc
 		}
 	}
 	lopts[nl] = (struct option){ 0 };
+	/* The old positional "ADDR PORT" first: its options would mislead (-l LABEL) */
+	if (argc > 1 && argv[1][0] != '-' && (m->accepts & XO(addr_opt(m))))
+		BAD("unexpected argument '%s': the address is --%s ADDR ('ADDR PORT' -> --%s "
+		    "ADDR:PORT, IPv6: [ADDR]:PORT); %s %s --help", argv[1], a, a, tool(m), m->name);
+	/* Whole long names only: getopt would take "--id" (an old name) for --idle-timeout */
+	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++) {
+		size_t l = strcspn(argv[i] + 2, "=");
+		bool known = false;
+
+		if (strncmp(argv[i], "--", 2))
+			continue;
+		for (int k = 0; k < XO__COUNT; k++)
+			known |= strlen(table[k].name) == l && !strncmp(table[k].name, argv[i] + 2, l);
+		if (!known)
+			BAD("unknown option '%s'; %s %s --help lists the options", argv[i], tool(m),
+			    m->name);
+	}
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, shorts, lopts, NULL)) != -1) {
@@ -215,16 +281,17 @@ int xt_load_parse(struct xt_load_opts *o, const struct xt_load_mode *m, int argc
 			const char *what = argv[optind - 1];
 
 			if (c == ':')
-				BAD("%s wants a value; xm-load %s --help", what, m->name);
-			BAD("unknown option '%s'; xm-load %s --help lists the options", what, m->name);
+				BAD("%s wants a value; %s %s --help", what, tool(m), m->name);
+			BAD("unknown option '%s'; %s %s --help lists the options", what, tool(m),
+			    m->name);
 		} else {
 			for (int i = 0; i < XO__COUNT; i++)
 				if (table[i].letter == c)
 					id = i;
 		}
 		if (!(accepted(m) & XO(id)))
-			BAD("--%s is not an option of xm-load %s; xm-load %s --help lists its options",
-			    table[id].name, m->name, m->name);
+			BAD("--%s is not an option of %s %s; %s %s --help lists its options",
+			    table[id].name, tool(m), m->name, tool(m), m->name);
 		if (id == XO_HELP) {
 			xt_load_help(stdout, m);
 			return 1;
@@ -234,11 +301,28 @@ int xt_load_parse(struct xt_load_opts *o, const struct xt_load_mode *m, int argc
 			return -1;
 	}
 	if (optind < argc)
-		BAD("unexpected argument '%s' (the target is --target ADDR); xm-load %s --help",
-		    argv[optind], m->name);
-	if ((m->accepts & XO(XO_TARGET)) && !o->target)
-		BAD("xm-load %s wants --target ADDR (IP:PORT, [IPv6]:PORT or unix:PATH)", m->name);
+		BAD("unexpected argument '%s' (the address is --%s ADDR); %s %s --help",
+		    argv[optind], a, tool(m), m->name);
+	if ((m->accepts & XO(addr_opt(m))) && !(o->given & XO(addr_opt(m))) && !m->addr_optional)
+		BAD("%s %s wants --%s ADDR (IP:PORT, [IPv6]:PORT, unix:PATH%s)", tool(m), m->name, a,
+		    addr_opt(m) == XO_LISTEN ? " or PORT" : "");
 	return 0;
+}
+
+int xt_load_parse(struct xt_load_opts *o, const struct xt_load_mode *m, int argc, char **argv,
+		  char *err, size_t errlen)
+{
+	int r = parse(o, m, argc, argv, err, errlen);
+	size_t l = strlen(err);
+
+	if (r >= 0)
+		return r;
+	/* every usage error says where to look, and what an old spelling is now */
+	if (!strstr(err, "--help"))
+		l += snprintf(err + l, errlen - l, "; %s %s --help", tool(m), m->name);
+	if (m->was && l < errlen)
+		snprintf(err + l, errlen - l, " (renamed: %s)", m->was);
+	return r;
 }
 
 void xt_load_opts_or_die(struct xt_load_opts *o, const struct xt_load_mode *m, int argc,

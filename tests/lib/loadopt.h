@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The one option set of xm-load: every mode takes its options from this
- * table, so the same thing has the same name in every mode, the target is
- * always --target IP:PORT | [IPv6]:PORT | unix:PATH, and --help lists what
- * the mode takes. A mode names the options it accepts (a mask); any other
- * is a usage error that says where to look.
+ * The one option set of the test tools, xm-load and xm-serve: every mode of
+ * both takes its options from this table, so the same thing has the same
+ * name in every mode, the client's address is always --target IP:PORT |
+ * [IPv6]:PORT | unix:PATH, the server's always --listen (the same, or PORT),
+ * and --help lists what the mode takes. A mode names the options it accepts
+ * (a mask); any other is a usage error that says where to look.
  */
 #ifndef XT_LOADOPT_H
 #define XT_LOADOPT_H
@@ -19,7 +20,8 @@ enum xt_optid {
 	XO_TARGET, XO_PROTO, XO_SIZE, XO_ANSWER, XO_RATE, XO_SCENARIO, XO_DURATION,
 	XO_REQUESTS, XO_CONNS, XO_NEW, XO_PER_CONN, XO_MAX_AGE, XO_IDLE_TIMEOUT,
 	XO_RETRY, XO_TIMEOUT, XO_START, XO_WARMUP, XO_CSV, XO_JSON, XO_SEED, XO_BIND_PORT,
-	XO_FLOWS, XO_INTERVAL, XO_WAIT_FILE, XO_CONNECTED, XO_HELP, XO__COUNT
+	XO_FLOWS, XO_INTERVAL, XO_WAIT_FILE, XO_CONNECTED, XO_LISTEN, XO_LABEL, XO_DELAY,
+	XO_ERROR_RATE, XO_RESET, XO_REPLICA, XO_DUMP, XO_HELP, XO__COUNT
 };
 #define XO(id) (1ull << (id))
 
@@ -52,6 +54,16 @@ struct xt_load_opts {
 	double interval;
 	const char *wait_file;
 	bool connected;
+	/* servers (xm-serve) */
+	struct sockaddr_storage at;
+	socklen_t at_len;
+	const char *listen;
+	const char *label;
+	double delay;
+	double error_rate;
+	bool reset;
+	long replica;
+	bool dump;
 };
 
 struct xt_load_mode {
@@ -59,6 +71,9 @@ struct xt_load_mode {
 	const char *summary;	/* what it does, for --help */
 	uint64_t accepts;	/* XO() bits; --help and --json are always accepted */
 	bool size_range;	/* --size takes MIN-MAX */
+	bool addr_optional;	/* --target / --listen may be left out (the mode checks) */
+	const char *was;	/* the old spelling -> the new one, added to a usage error */
+	const char *tool;	/* NULL: xm-load */
 };
 
 /*

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* Unit tests: xm-load's one option table (tests/lib/loadopt) and one result format (tests/lib/result). */
+/* Unit tests: the test tools' one option table (xm-load and xm-serve) (tests/lib/loadopt) and one result format (tests/lib/result). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -93,6 +93,49 @@ static void bad_usage_says_what_to_do(void **state)
 	assert_int_equal(parse(&o, &udp, err, "-t", "10.0.0.1:1", "--size", "64-8", NULL), -1);
 }
 
+static const struct xt_load_mode serve_http = {
+	.tool = "xm-serve", .name = "http", .summary = "test",
+	.accepts = XO(XO_LISTEN) | XO(XO_LABEL) | XO(XO_DELAY) | XO(XO_ERROR_RATE) | XO(XO_RESET),
+	.was = "-l L -> --label L",
+};
+
+/* A server takes its address the one way: --listen IP:PORT | [IPv6]:PORT | unix:PATH | PORT. */
+static void servers_listen_one_way(void **state)
+{
+	struct xt_load_opts o;
+	char err[256];
+
+	assert_int_equal(parse(&o, &serve_http, err, "--listen", "10.0.0.1:80", "--label", "b1",
+			       "--delay", "0.02", "--error-rate", "0.1", "--reset", NULL), 0);
+	assert_int_equal(o.at.ss_family, AF_INET);
+	assert_int_equal(ntohs(((struct sockaddr_in *)&o.at)->sin_port), 80);
+	assert_string_equal(o.label, "b1");
+	assert_true(o.delay == 0.02 && o.error_rate == 0.1 && o.reset);
+	assert_int_equal(parse(&o, &serve_http, err, "-l", "[fd00::1]:8080", NULL), 0);
+	assert_int_equal(o.at.ss_family, AF_INET6);
+	assert_int_equal(parse(&o, &serve_http, err, "-l", "unix:/tmp/xm-x.sock", NULL), 0);
+	assert_int_equal(o.at.ss_family, AF_UNIX);
+	assert_int_equal(parse(&o, &serve_http, err, "-l", "8080", NULL), 0);
+	assert_int_equal(ntohs(((struct sockaddr_in *)&o.at)->sin_port), 8080);
+	/* the old spellings: positional ADDR PORT, -l LABEL, -e; refused with the rename */
+	assert_int_equal(parse(&o, &serve_http, err, "10.0.0.1", "80", "-l", "b1", NULL), -1);
+	assert_non_null(strstr(err, "--listen ADDR:PORT"));
+	assert_non_null(strstr(err, "-l L -> --label L"));
+	assert_int_equal(parse(&o, &serve_http, err, "-l", "b1", NULL), -1);
+	assert_non_null(strstr(err, "--listen wants"));
+	assert_int_equal(parse(&o, &serve_http, err, "-l", "10.0.0.1:80", "-e", "0.1", NULL), -1);
+	assert_non_null(strstr(err, "xm-serve http --help"));
+	assert_int_equal(parse(&o, &serve_http, err, "--label", "b1", NULL), -1);
+	assert_non_null(strstr(err, "wants --listen"));
+	/* a client option on a server, and a server's --json (it prints no result) */
+	assert_int_equal(parse(&o, &serve_http, err, "-l", "80", "--target", "10.0.0.1:80", NULL), -1);
+	assert_non_null(strstr(err, "--target is not an option of xm-serve http"));
+	assert_int_equal(parse(&o, &serve_http, err, "-l", "80", "-j", NULL), -1);
+	/* whole long names only: "--id" (scenario's old --label) is not --idle-timeout */
+	assert_int_equal(parse(&o, &rr, err, "-t", "10.0.0.1:1", "--id", "x", NULL), -1);
+	assert_non_null(strstr(err, "unknown option '--id'"));
+}
+
 /* Print r to a string. */
 static char *printed(struct xt_result *r, bool json)
 {
@@ -159,6 +202,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(options_long_and_short_are_one),
 		cmocka_unit_test(bad_usage_says_what_to_do),
+		cmocka_unit_test(servers_listen_one_way),
 		cmocka_unit_test(result_line_and_json_have_the_same_keys),
 		cmocka_unit_test(keys_are_unique_and_in_one_unit),
 	};

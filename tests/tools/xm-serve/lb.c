@@ -1,18 +1,17 @@
 // SPDX-License-Identifier: MIT
 /*
  * xm-serve label | http | udp: labelled backends for the LB tests and
- * benchmarks (each names itself with -l LABEL):
- *   label ADDR PORT -l L                    TCP: send "L\n" on accept, close
- *   http ADDR PORT -l L [-d MS] [-e RATE] [-R]
+ * benchmarks (each names itself with --label L; options: tests/lib/loadopt.h):
+ *   label -l ADDR --label L                 TCP: send "L\n" on accept, close
+ *   http -l ADDR --label L [--delay S] [--error-rate F] [--reset]
  *                                           keep-alive HTTP/1: every request gets, after
- *                                           MS ms, "HTTP/1.1 200 OK" (or 500 for every
- *                                           1/RATE-th response) with header X-Backend: L;
- *                                           -R: reset the connection instead of answering
- *   udp ADDR PORT -l L                      UDP: answer each datagram with "L"
+ *                                           S seconds, "HTTP/1.1 200 OK" (or 500 for every
+ *                                           1/F-th response) with header X-Backend: L;
+ *                                           --reset: reset the connection instead of answering
+ *   udp -l ADDR --label L                   UDP: answer each datagram with "L"
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <getopt.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -24,25 +23,22 @@
 
 #include "lib/addr.h"
 #include "lib/http1.h"
+#include "lib/loadopt.h"
 #include "lib/opt.h"
 #include "serve.h"
 
-static const char *label = "?";
-static int delay_ms, reset_requests;
-static double err_rate;
-static struct sockaddr_storage target;
-static socklen_t target_len;
+static struct xt_load_opts o = { .label = "?" };
 
 static int listen_on(int type)
 {
-	return xt_listen(&target, target_len, type);
+	return xt_listen(&o.at, o.at_len, type);
 }
 
 static void serve_label(void)
 {
 	int lfd = listen_on(SOCK_STREAM);
 	char msg[64];
-	int n = snprintf(msg, sizeof(msg), "%s\n", label);
+	int n = snprintf(msg, sizeof(msg), "%s\n", o.label);
 
 	for (;;) {
 		int c = accept(lfd, NULL, NULL);
@@ -69,8 +65,8 @@ static void *http_conn(void *arg)
 		if (n <= 0)
 			break;
 		have += n;
-		if (reset_requests && xt_http_head_len(buf, have)) {
-			/* -R: answer a request with a reset (linger 0 then close) */
+		if (o.reset && xt_http_head_len(buf, have)) {
+			/* --reset: answer a request with a reset (linger 0 then close) */
 			struct linger lg = { 1, 0 };
 
 			setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
@@ -79,13 +75,13 @@ static void *http_conn(void *arg)
 		while ((used = xt_http_head_len(buf, have))) {
 			/* every (1/RATE)-th response of the server fails: exact, not sampled */
 			long nth = atomic_fetch_add(&responses, 1) + 1;
-			int bad = err_rate > 0 && nth % lround(1 / err_rate) == 0;
+			int bad = o.error_rate > 0 && nth % lround(1 / o.error_rate) == 0;
 			int len = snprintf(resp, sizeof(resp),
 					   "HTTP/1.1 %s\r\nX-Backend: %s\r\nContent-Length: 0\r\n\r\n",
-					   bad ? "500 Internal Server Error" : "200 OK", label);
+					   bad ? "500 Internal Server Error" : "200 OK", o.label);
 
-			if (delay_ms)
-				usleep(delay_ms * 1000);
+			if (o.delay > 0)
+				usleep(o.delay * 1e6);
 			if (write(c, resp, len) != len)
 				goto out;
 			memmove(buf, buf + used, have - used);
@@ -127,27 +123,31 @@ static void serve_udp(void)
 		ssize_t n = recvfrom(fd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &fl);
 
 		if (n >= 0)
-			sendto(fd, label, strlen(label), 0, (struct sockaddr *)&from, fl);
+			sendto(fd, o.label, strlen(o.label), 0, (struct sockaddr *)&from, fl);
 	}
 }
+
+#define WAS_LB "ADDR PORT -l L -> --listen ADDR:PORT --label L"
+
+static const struct xt_load_mode lb_modes[] = {
+	{ .tool = "xm-serve", .name = "label", .accepts = XO(XO_LISTEN) | XO(XO_LABEL),
+	  .summary = "TCP backend: sends its label and a newline on accept, then closes",
+	  .was = WAS_LB },
+	{ .tool = "xm-serve", .name = "http",
+	  .accepts = XO(XO_LISTEN) | XO(XO_LABEL) | XO(XO_DELAY) | XO(XO_ERROR_RATE) | XO(XO_RESET),
+	  .summary = "keep-alive HTTP/1 backend: 200 (500: --error-rate) with X-Backend: LABEL",
+	  .was = WAS_LB ", -d MS -> --delay S, -e F -> --error-rate F, -R -> --reset" },
+	{ .tool = "xm-serve", .name = "udp", .accepts = XO(XO_LISTEN) | XO(XO_LABEL),
+	  .summary = "UDP backend: answers each datagram with its label", .was = WAS_LB },
+};
 
 int serve_lb(int argc, char **argv)
 {
 	const char *mode = argv[0];
-	int opt;
 
-	if (argc < 3 || xt_sockaddr(&target, &target_len, argv[1], xt_opt_int("PORT", argv[2], 0, 65535)))
-		xt_die(2, "usage: xm-serve %s ADDR PORT -l LABEL [options]", mode);
-	optind = 3;
-	while ((opt = getopt(argc, argv, "l:d:e:R")) != -1) {
-		switch (opt) {
-		case 'l': label = optarg; break;
-		case 'd': delay_ms = xt_opt_int("-d", optarg, 0, 600000); break;
-		case 'e': err_rate = xt_opt_num("-e", optarg, 0, 1); break;
-		case 'R': reset_requests = 1; break;
-		default: return 2;
-		}
-	}
+	for (size_t i = 0; i < sizeof(lb_modes) / sizeof(lb_modes[0]); i++)
+		if (!strcmp(mode, lb_modes[i].name))
+			xt_load_opts_or_die(&o, &lb_modes[i], argc, argv);
 	if (!strcmp(mode, "label"))
 		serve_label();
 	else if (!strcmp(mode, "http"))

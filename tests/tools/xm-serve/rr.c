@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * xm-serve rr [-l [ADDR:]PORT | -l unix:PATH]: the request/response server
+ * xm-serve rr --listen ADDR (IP:PORT, [IPv6]:PORT, unix:PATH or PORT): the request/response server
  * of xm-load rr. Single thread, epoll. Each connection's first byte says its
  * protocol:
  *   tcp:    a request is BYTES bytes whose first 4 bytes hold BYTES in network
@@ -14,7 +14,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdbool.h>
@@ -31,6 +30,7 @@
 #include "lib/addr.h"
 #include "lib/clock.h"
 #include "lib/http1.h"
+#include "lib/loadopt.h"
 #include "lib/opt.h"
 #include "serve.h"
 
@@ -207,23 +207,21 @@ static void stream_report(struct sconn *c)
 		perror("xm-serve rr: stream report");
 }
 
+static const struct xt_load_mode rr_mode = {
+	.tool = "xm-serve", .name = "rr", .accepts = XO(XO_LISTEN),
+	.summary = "size-prefixed TCP request/response, HTTP/1 GET /BYTES and a stream sink\n"
+		   "(xm-load rr, stream), told apart by a connection's first byte",
+};
+
 int serve_rr(int argc, char **argv)
 {
-	const char *listen_at = "8080";
-	struct sockaddr_storage sa;
-	socklen_t sa_len;
+	struct xt_load_opts o = { 0 };
 	struct epoll_event ev, evs[256];
 	static char buf[65536];
-	int lfd, ep, opt;
+	int lfd, ep;
 
-	while ((opt = getopt(argc, argv, "l:")) != -1) {
-		if (opt != 'l')
-			xt_die(2, "usage: xm-serve rr [-l [ADDR:]PORT | -l unix:PATH]");
-		listen_at = optarg;
-	}
-	if (xt_endpoint(&sa, &sa_len, listen_at, true))
-		xt_die(2, "-l wants [ADDR:]PORT, [IPv6]:PORT or unix:PATH, not '%s'", listen_at);
-	lfd = xt_listen(&sa, sa_len, SOCK_STREAM | SOCK_NONBLOCK);
+	xt_load_opts_or_die(&o, &rr_mode, argc, argv);
+	lfd = xt_listen(&o.at, o.at_len, SOCK_STREAM | SOCK_NONBLOCK);
 	ep = epoll_create1(0);
 	ev.events = EPOLLIN;
 	ev.data.ptr = NULL;

@@ -5,15 +5,15 @@
  * request's response is written when its delay is over, so thousands of
  * requests can be in service at once without a thread each.
  *
- *   xm-serve scenario --listen IP:PORT --replica N --scenario FILE
- *                     [--start EPOCH] [--id NAME]
+ *   xm-serve scenario --listen ADDR --replica N --scenario FILE
+ *                     [--start EPOCH] [--label NAME]   (NAME: default N)
  *   xm-serve scenario --scenario FILE --dump     print the timeline as CSV
  *
  * Protocols, told apart by each request's first bytes:
- *   line:  "REQ <text>\n"  -> "OK <id>\n" | "ERR <id>\n"
+ *   line:  "REQ <text>\n"  -> "OK <label>\n" | "ERR <label>\n"
  *          "REQC <text>\n" same, then the server closes the connection
- *   HTTP/1.1: "GET /... HTTP/1.1" -> 200 or 503 with "X-Backend: <id>"
- *          and the id as body; "Connection: close" is honoured.
+ *   HTTP/1.1: "GET /... HTTP/1.1" -> 200 or 503 with "X-Backend: <label>"
+ *          and the label as body; "Connection: close" is honoured.
  * A replica that is "down" resets its connections (RST) instead of answering.
  */
 #define _GNU_SOURCE
@@ -36,6 +36,7 @@
 #include "lib/addr.h"
 #include "lib/clock.h"
 #include "lib/http1.h"
+#include "lib/loadopt.h"
 #include "lib/opt.h"
 #include "lib/scenario.h"
 #include "serve.h"
@@ -296,41 +297,36 @@ static void on_signal(int sig)
 	stop = 1;
 }
 
-static void usage(void)
-{
-	fprintf(stderr, "usage: xm-serve scenario --listen IP:PORT --replica N --scenario FILE "
-			"[--start EPOCH] [--id NAME]\n");
-	exit(2);
-}
+static const struct xt_load_mode scenario_mode = {
+	.tool = "xm-serve", .name = "scenario",
+	.accepts = XO(XO_LISTEN) | XO(XO_REPLICA) | XO(XO_SCENARIO) | XO(XO_START) | XO(XO_LABEL) |
+		   XO(XO_DUMP),
+	.summary = "a replica whose latency, failures and outages follow a scenario file\n"
+		   "(line protocol \"REQ ID\" -> \"OK LABEL\", or HTTP/1 with X-Backend: LABEL);\n"
+		   "--scenario FILE --dump: the timeline as CSV",
+	.addr_optional = true, /* --dump */
+	.was = "--id NAME -> --label NAME",
+};
 
 int serve_scenario(int argc, char **argv)
 {
-	const char *listen_s = NULL, *scn_path = NULL;
+	struct xt_load_opts o = { .start = xt_wall() };
+	const char *scn_path;
 	struct epoll_event ev, evs[256];
-	struct sockaddr_storage sa;
-	socklen_t sa_len;
 	struct rlimit rl = { 65536, 65536 };
 	int lfd, one = 1, i;
-	bool dump = false;
 
-	start_time = xt_wall();
-	for (i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--listen") && i + 1 < argc)
-			listen_s = argv[++i];
-		else if (!strcmp(argv[i], "--replica") && i + 1 < argc)
-			replica = xt_opt_int("--replica", argv[++i], 0, SCN_MAX_REPLICAS - 1);
-		else if (!strcmp(argv[i], "--scenario") && i + 1 < argc)
-			scn_path = argv[++i];
-		else if (!strcmp(argv[i], "--start") && i + 1 < argc)
-			start_time = xt_opt_num("--start", argv[++i], 0, 1e12);
-		else if (!strcmp(argv[i], "--id") && i + 1 < argc)
-			snprintf(id, sizeof(id), "%s", argv[++i]);
-		else if (!strcmp(argv[i], "--dump"))
-			dump = true;
-		else
-			usage();
-	}
-	if (dump && scn_path) {
+	xt_load_opts_or_die(&o, &scenario_mode, argc, argv);
+	scn_path = o.scenario;
+	start_time = o.start;
+	if (o.replica >= SCN_MAX_REPLICAS)
+		xt_die(2, "--replica wants 0 to %d, not %ld", SCN_MAX_REPLICAS - 1, o.replica);
+	replica = o.replica;
+	if (o.label)
+		snprintf(id, sizeof(id), "%s", o.label);
+	if (!scn_path)
+		xt_die(2, "xm-serve scenario wants --scenario FILE; xm-serve scenario --help");
+	if (o.dump) {
 		/* Print the timeline (for plots and for checking a scenario file). */
 		if (scn_load(scn_path, &sc))
 			return 1;
@@ -344,8 +340,8 @@ int serve_scenario(int argc, char **argv)
 			}
 		return 0;
 	}
-	if (!listen_s || !scn_path || xt_endpoint(&sa, &sa_len, listen_s, true))
-		usage();
+	if (!o.listen)
+		xt_die(2, "xm-serve scenario wants --listen ADDR (or --dump); xm-serve scenario --help");
 	if (scn_load(scn_path, &sc))
 		return 1;
 	if (!id[0])
@@ -356,7 +352,7 @@ int serve_scenario(int argc, char **argv)
 	signal(SIGTERM, on_signal);
 	signal(SIGINT, on_signal);
 
-	lfd = xt_listen(&sa, sa_len, SOCK_STREAM | SOCK_NONBLOCK);
+	lfd = xt_listen(&o.at, o.at_len, SOCK_STREAM | SOCK_NONBLOCK);
 	epfd = epoll_create1(0);
 	ev.events = EPOLLIN;
 	ev.data.ptr = NULL;

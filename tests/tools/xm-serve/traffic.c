@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: MIT
 /*
- * xm-serve traffic ADDR PORT [-q REQ_BYTES] [-r RESP_BYTES] [-S SEED] [-d MS]:
- * accept connections until killed; each answers -r bytes while it checks the
- * -q byte request (tests/lib/exchange.h). Prints "listening" once bound.
+ * xm-serve traffic --listen ADDR [--size REQ_BYTES] [--answer RESP_BYTES]
+ *                  [--seed SEED] [--duration S]:
+ * accept connections until killed; each answers --answer bytes while it
+ * checks the --size byte request (tests/lib/exchange.h), each write spread
+ * over S seconds: the same options as xm-load traffic. Prints "listening"
+ * once bound.
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <getopt.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -17,7 +19,7 @@
 
 #include "lib/addr.h"
 #include "lib/exchange.h"
-#include "lib/opt.h"
+#include "lib/loadopt.h"
 #include "serve.h"
 
 static struct xt_traffic_opts o;
@@ -35,12 +37,25 @@ static void *server_conn(void *p)
 	return NULL;
 }
 
+static const struct xt_load_mode traffic_mode = {
+	.tool = "xm-serve", .name = "traffic",
+	.accepts = XO(XO_LISTEN) | XO(XO_SIZE) | XO(XO_ANSWER) | XO(XO_SEED) | XO(XO_DURATION),
+	.summary = "byte-exact TCP exchange: checks --size bytes in while it sends --answer\n"
+		   "bytes out per connection (xm-load traffic with the same options)",
+	.was = "ADDR PORT -> --listen ADDR:PORT, -q N -> --size N, -r N -> --answer N, "
+	       "-S -> --seed, -d MS -> --duration S",
+};
+
 int serve_traffic(int argc, char **argv)
 {
+	struct xt_load_opts lo = { .size = 1000, .answer = 1000, .seed = 1 };
 	int fd;
 
-	xt_traffic_args(&o, argc, argv, "xm-serve");
-	fd = xt_listen(&o.to, o.to_len, SOCK_STREAM);
+	xt_load_opts_or_die(&lo, &traffic_mode, argc, argv);
+	o = (struct xt_traffic_opts){ .req = lo.size, .resp = lo.answer };
+	o.x.seed = lo.seed;
+	o.x.spread_ms = lo.duration * 1000;
+	fd = xt_listen(&lo.at, lo.at_len, SOCK_STREAM);
 	printf("listening\n");
 	fflush(stdout);
 	for (;;) {

@@ -1,25 +1,29 @@
 // SPDX-License-Identifier: MIT
 /*
- * xm-serve udp-echo ADDR PORT: echo every datagram back, until killed
+ * xm-serve udp-echo --listen ADDR: echo every datagram back, until killed
  * (checked byte for byte by xm-load udp-send / udp-probe). IPv4 or IPv6.
  */
 #include <stdio.h>
 #include <sys/socket.h>
 
 #include "lib/addr.h"
-#include "lib/opt.h"
+#include "lib/loadopt.h"
 #include "serve.h"
+
+static const struct xt_load_mode udp_echo_mode = {
+	.tool = "xm-serve", .name = "udp-echo", .accepts = XO(XO_LISTEN),
+	.summary = "UDP echo: every datagram back to its sender (xm-load udp-send, udp-probe)",
+	.was = "ADDR PORT -> --listen ADDR:PORT",
+};
 
 int serve_udp_echo(int argc, char **argv)
 {
 	static unsigned char in[65536];
-	struct sockaddr_storage ss;
-	socklen_t len;
+	struct xt_load_opts o = { 0 };
 	int fd;
 
-	if (argc < 3 || xt_sockaddr(&ss, &len, argv[1], xt_opt_int("PORT", argv[2], 0, 65535)))
-		xt_die(2, "usage: xm-serve udp-echo ADDR PORT");
-	fd = xt_listen(&ss, len, SOCK_DGRAM);
+	xt_load_opts_or_die(&o, &udp_echo_mode, argc, argv);
+	fd = xt_listen(&o.at, o.at_len, SOCK_DGRAM);
 	for (;;) {
 		struct sockaddr_storage from;
 		socklen_t fl = sizeof(from);
