@@ -8,6 +8,11 @@ set -u
 cd "$(dirname "$0")/.."
 B=${B:-build}
 pass=0 fail=0 skip=0 failed=() flaky=()
+# the running test's output; removed also when the run is interrupted
+log=
+trap 'rm -f "$log"' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 only=${XM_ONLY:-}
 # XM_TEST: one or more substrings (space-separated); a test runs if its name has any.
 read -ra filters <<<"${XM_TEST:-}"
@@ -27,7 +32,7 @@ selected() {
 
 run_one() {
 	local name=$1; shift
-	local start=$SECONDS rc log
+	local start=$SECONDS rc
 	selected "$name" || return
 	log=$(mktemp /tmp/xm-test-log.XXXXXX)
 	printf '%-52s ' "$name"
