@@ -100,14 +100,13 @@ struct {
 #define TCPF_SYN 0x02
 #define TCPF_RST 0x04
 
-/* A parsed inner TCP/UDP packet, IPv4 or IPv6. */
+/*
+ * A parsed inner TCP/UDP packet, IPv4 or IPv6. Its addresses and ports are
+ * parsed straight into the flow key (no second copy: the key is what every
+ * program looks up), oriented from the local pod's side.
+ */
 struct inner {
-	struct xm_addr saddr;
-	struct xm_addr daddr;
-	__u16 sport;      /* host order */
-	__u16 dport;
-	__u8 family;
-	__u8 proto;
+	struct xm_ovl_flow_key key; /* family, proto; ports in host order */
 	__u8 tos;         /* IPv4 TOS or IPv6 traffic class */
 	__u8 ttl;         /* TTL or hop limit */
 	__u8 tcp_flags;   /* FIN 0x01, SYN 0x02, RST 0x04 */
@@ -125,12 +124,18 @@ static __always_inline struct xm_ovl_cfg *cfg_get(void)
 /*
  * Parse the inner packet at l3 (eth_proto as in the Ethernet header): an
  * IPv4 header without options or fragmentation, or an IPv6 header directly
- * followed by TCP or UDP, then the TCP or UDP header. Returns 0 when the
- * cache may handle it, -1 otherwise.
+ * followed by TCP or UDP, then the TCP or UDP header. local_is_src: the
+ * packet was sent by the local pod (its source is the key's local end).
+ * Returns 0 when the cache may handle it, -1 otherwise.
  */
 static __always_inline int parse_inner(void *l3, void *data_end, __be16 eth_proto,
-				       struct inner *in)
+				       struct inner *in, bool local_is_src)
 {
+	struct xm_ovl_flow_key *k = &in->key;
+	struct xm_addr *src = local_is_src ? &k->local : &k->remote;
+	struct xm_addr *dst = local_is_src ? &k->remote : &k->local;
+	__u16 *sport = local_is_src ? &k->local_port : &k->remote_port;
+	__u16 *dport = local_is_src ? &k->remote_port : &k->local_port;
 	__u32 l4_len;
 	void *l4h;
 
@@ -140,12 +145,11 @@ static __always_inline int parse_inner(void *l3, void *data_end, __be16 eth_prot
 		if ((void *)(ip + 1) > data_end || ip->ihl != 5 ||
 		    (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET)))
 			return -1;
-		__builtin_memset(&in->saddr, 0, sizeof(in->saddr));
-		__builtin_memset(&in->daddr, 0, sizeof(in->daddr));
-		in->saddr.ip[0] = ip->saddr;
-		in->daddr.ip[0] = ip->daddr;
-		in->family = AF_INET;
-		in->proto = ip->protocol;
+		__builtin_memset(k, 0, sizeof(*k));
+		src->ip[0] = ip->saddr;
+		dst->ip[0] = ip->daddr;
+		k->family = AF_INET;
+		k->proto = ip->protocol;
 		in->tos = ip->tos;
 		in->ttl = ip->ttl;
 		in->l3_len = 20;
@@ -156,10 +160,11 @@ static __always_inline int parse_inner(void *l3, void *data_end, __be16 eth_prot
 
 		if ((void *)(ip6 + 1) > data_end)
 			return -1;
-		__builtin_memcpy(&in->saddr, &ip6->saddr, 16);
-		__builtin_memcpy(&in->daddr, &ip6->daddr, 16);
-		in->family = AF_INET6;
-		in->proto = ip6->nexthdr;
+		__builtin_memcpy(src, &ip6->saddr, 16);
+		__builtin_memcpy(dst, &ip6->daddr, 16);
+		k->family = AF_INET6;
+		k->proto = ip6->nexthdr;
+		k->pad[0] = k->pad[1] = 0;
 		in->tos = (bpf_ntohs(*(__be16 *)ip6) >> 4) & 0xff;
 		in->ttl = ip6->hop_limit;
 		in->l3_len = 40;
@@ -168,24 +173,24 @@ static __always_inline int parse_inner(void *l3, void *data_end, __be16 eth_prot
 	} else {
 		return -1;
 	}
-	if (in->proto == IPPROTO_TCP) {
+	if (k->proto == IPPROTO_TCP) {
 		struct tcphdr *th = l4h;
 
 		if ((void *)(th + 1) > data_end)
 			return -1;
-		in->sport = bpf_ntohs(th->source);
-		in->dport = bpf_ntohs(th->dest);
+		*sport = bpf_ntohs(th->source);
+		*dport = bpf_ntohs(th->dest);
 		in->tcp_flags = ((__u8 *)th)[13];
 		in->no_payload = l4_len <= (__u32)th->doff * 4;
 		return 0;
 	}
-	if (in->proto == IPPROTO_UDP) {
+	if (k->proto == IPPROTO_UDP) {
 		struct udphdr *uh = l4h;
 
 		if ((void *)(uh + 1) > data_end)
 			return -1;
-		in->sport = bpf_ntohs(uh->source);
-		in->dport = bpf_ntohs(uh->dest);
+		*sport = bpf_ntohs(uh->source);
+		*dport = bpf_ntohs(uh->dest);
 		in->tcp_flags = 0;
 		in->no_payload = 0;
 		return 0;
@@ -236,26 +241,6 @@ static __always_inline int hdr4_eq(const __u8 *a, const __u8 *b)
 	for (int i = 0; i < XM_OVL_ENCAP4_LEN / 8; i++)
 		d |= x[i] ^ y[i];
 	return d == 0;
-}
-
-/* The flow of in, from the local pod's side; local_is_src: in was sent by the local pod. */
-static __always_inline void flow_key(struct xm_ovl_flow_key *k, const struct inner *in,
-				     bool local_is_src)
-{
-	k->family = in->family;
-	k->proto = in->proto;
-	k->pad[0] = k->pad[1] = 0;
-	if (local_is_src) {
-		k->local = in->saddr;
-		k->remote = in->daddr;
-		k->local_port = in->sport;
-		k->remote_port = in->dport;
-	} else {
-		k->local = in->daddr;
-		k->remote = in->saddr;
-		k->local_port = in->dport;
-		k->remote_port = in->sport;
-	}
 }
 
 static __always_inline void addr_key(struct xm_ovl_addr_key *k, __u8 family,
@@ -496,7 +481,6 @@ int xm_ovl_ul_egress(struct __sk_buff *skb)
 {
 	__u64 hdr[XM_OVL_ENCAP4_LEN / 8];
 	struct xm_ovl_addr_key ak;
-	struct xm_ovl_flow_key fk;
 	struct xm_ovl_cfg *cfg;
 	void *data, *data_end;
 	struct iphdr *oip;
@@ -525,7 +509,7 @@ int xm_ovl_ul_egress(struct __sk_buff *skb)
 	    (oip->frag_off & bpf_htons(IP_MF | IP_OFFSET)) ||
 	    uh->dest != bpf_htons(cfg->vxlan_port) || !(vx[0] & VXLAN_FLAG_I))
 		return TC_ACT_OK;
-	if (parse_inner(data + OFF_IIP, data_end, ieth->h_proto, &in))
+	if (parse_inner(data + OFF_IIP, data_end, ieth->h_proto, &in, true))
 		return TC_ACT_OK;
 
 	/*
@@ -547,7 +531,7 @@ int xm_ovl_ul_egress(struct __sk_buff *skb)
 		tu->len = 0;
 		tu->check = 0;
 	}
-	addr_key(&ak, in.family, &in.daddr);
+	addr_key(&ak, in.key.family, &in.key.remote);
 	{
 		struct xm_ovl_remote *old = bpf_map_lookup_elem(&xm_ovl_remote, &ak);
 
@@ -569,12 +553,11 @@ int xm_ovl_ul_egress(struct __sk_buff *skb)
 			xm_stat_add(XM_STAT_OVL_LEARNED_REMOTE, 1);
 		}
 	}
-	flow_key(&fk, &in, true);
 	{
 		struct tmpl t = { .hdr = (__u8 *)hdr, .ul_ifindex = ul_ifindex,
 				  .inner_tos = in.tos };
 
-		flow_learn(&fk, XM_OVL_SEEN_OUT, &in, cfg, NULL, 0, &t);
+		flow_learn(&in.key, XM_OVL_SEEN_OUT, &in, cfg, NULL, 0, &t);
 	}
 	return TC_ACT_OK;
 }
@@ -591,7 +574,6 @@ int xm_ovl_pod_egress(struct __sk_buff *skb)
 	struct ethhdr *eth = data;
 	struct xm_ovl_local nl = {}, *l;
 	struct xm_ovl_addr_key ak;
-	struct xm_ovl_flow_key fk;
 	struct xm_ovl_cfg *cfg;
 	struct inner in;
 	__u32 ifindex = skb->ifindex, in_ifindex = skb->ingress_ifindex;
@@ -599,10 +581,10 @@ int xm_ovl_pod_egress(struct __sk_buff *skb)
 	cfg = cfg_get();
 	if (!cfg || !cfg->enabled || !cfg->vxlan_ifindex || in_ifindex != cfg->vxlan_ifindex)
 		return TC_ACT_OK;
-	if ((void *)(eth + 1) > data_end || parse_inner(eth + 1, data_end, eth->h_proto, &in))
+	if ((void *)(eth + 1) > data_end || parse_inner(eth + 1, data_end, eth->h_proto, &in, false))
 		return TC_ACT_OK;
 
-	addr_key(&ak, in.family, &in.daddr);
+	addr_key(&ak, in.key.family, &in.key.local);
 	l = bpf_map_lookup_elem(&xm_ovl_local, &ak);
 	if (!l || l->ifindex != ifindex || !mac_eq(l->pod_mac, eth->h_dest) ||
 	    !mac_eq(l->gw_mac, eth->h_source)) {
@@ -613,8 +595,7 @@ int xm_ovl_pod_egress(struct __sk_buff *skb)
 		bpf_map_update_elem(&xm_ovl_local, &ak, &nl, BPF_ANY);
 		xm_stat_add(XM_STAT_OVL_LEARNED_LOCAL, 1);
 	}
-	flow_key(&fk, &in, false);
-	flow_learn(&fk, XM_OVL_SEEN_IN, &in, cfg, eth, ifindex, NULL);
+	flow_learn(&in.key, XM_OVL_SEEN_IN, &in, cfg, eth, ifindex, NULL);
 	return TC_ACT_OK;
 }
 
@@ -635,7 +616,6 @@ int xm_ovl_pod_ingress(struct __sk_buff *skb)
 {
 	void *data = (void *)(long)skb->data, *data_end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
-	struct xm_ovl_flow_key fk;
 	struct xm_ovl_flow *f;
 	struct xm_ovl_cfg *cfg;
 	struct inner in;
@@ -650,20 +630,19 @@ int xm_ovl_pod_ingress(struct __sk_buff *skb)
 	cfg = cfg_get();
 	if (!cfg || !cfg->enabled)
 		return TC_ACT_OK;
-	if ((void *)(eth + 1) > data_end || parse_inner(eth + 1, data_end, eth->h_proto, &in))
+	if ((void *)(eth + 1) > data_end || parse_inner(eth + 1, data_end, eth->h_proto, &in, true))
 		return TC_ACT_OK;
 
-	flow_key(&fk, &in, true);
 	if (in.tcp_flags & (TCPF_SYN | TCPF_FIN | TCPF_RST)) {
 		/* Connection setup and teardown are the policy's to see. */
 		if (in.tcp_flags & (TCPF_FIN | TCPF_RST))
-			flow_tcp_close(&fk, in.tcp_flags, XM_OVL_SEEN_OUT);
+			flow_tcp_close(&in.key, in.tcp_flags, XM_OVL_SEEN_OUT);
 		return TC_ACT_OK;
 	}
 	if (in.ttl <= 1)
 		return TC_ACT_OK; /* the slow path sends the ICMP time exceeded */
 	/* One lookup: the flow entry carries the delivery and the outer header. */
-	f = flow_cached(&fk, cfg);
+	f = flow_cached(&in.key, cfg);
 	if (!f)
 		return miss(XM_STAT_OVL_ENCAP_MISSES);
 	/* The sender is the pod behind this veth, talking to its gateway. */
@@ -694,7 +673,7 @@ int xm_ovl_pod_ingress(struct __sk_buff *skb)
 	data_end = (void *)(long)skb->data_end;
 	if (data + OFF_IIP + 40 > data_end) {
 		/* An IPv4 inner packet may end before an IPv6 header would. */
-		if (in.family != AF_INET || data + OFF_IIP + 20 > data_end)
+		if (in.key.family != AF_INET || data + OFF_IIP + 20 > data_end)
 			return TC_ACT_SHOT; /* half built: never send it */
 	}
 	/* The template as learned (a concurrent relearn is the same headers). */
@@ -723,7 +702,7 @@ int xm_ovl_pod_ingress(struct __sk_buff *skb)
 	/* The template's sum plus what this packet adds; tos is the high byte. */
 	sum = (__u64)f->csum_partial + oip->tot_len + id + ((__u32)ecn << 8);
 	oip->check = csum_fold(sum);
-	if (in.family == AF_INET) {
+	if (in.key.family == AF_INET) {
 		inner_hop(skb, data + OFF_IIP, AF_INET, false);
 	} else {
 		if (data + OFF_IIP + 40 > data_end)
@@ -745,7 +724,6 @@ int xm_ovl_pod_ingress(struct __sk_buff *skb)
 SEC("tc")
 int xm_ovl_ul_ingress(struct __sk_buff *skb)
 {
-	struct xm_ovl_flow_key fk;
 	struct xm_ovl_flow *f;
 	struct xm_ovl_cfg *cfg;
 	void *data, *data_end;
@@ -770,12 +748,11 @@ int xm_ovl_ul_ingress(struct __sk_buff *skb)
 	if (eth->h_proto != bpf_htons(ETH_P_IP) || oip->ihl != 5 || oip->protocol != IPPROTO_UDP ||
 	    (oip->frag_off & bpf_htons(IP_MF | IP_OFFSET)) || uh->dest != bpf_htons(cfg->vxlan_port))
 		return TC_ACT_OK;
-	if (parse_inner(data + OFF_IIP, data_end, ieth->h_proto, &in))
+	if (parse_inner(data + OFF_IIP, data_end, ieth->h_proto, &in, false))
 		return TC_ACT_OK;
-	flow_key(&fk, &in, false);
 	if (in.tcp_flags & (TCPF_SYN | TCPF_FIN | TCPF_RST)) {
 		if (in.tcp_flags & (TCPF_FIN | TCPF_RST))
-			flow_tcp_close(&fk, in.tcp_flags, XM_OVL_SEEN_IN);
+			flow_tcp_close(&in.key, in.tcp_flags, XM_OVL_SEEN_IN);
 		return TC_ACT_OK;
 	}
 
@@ -786,7 +763,7 @@ int xm_ovl_ul_ingress(struct __sk_buff *skb)
 	set_ce = (otos & INET_ECN_MASK) == INET_ECN_CE;
 	if (set_ce && !(in.tos & INET_ECN_MASK))
 		return TC_ACT_OK;
-	f = flow_cached(&fk, cfg);
+	f = flow_cached(&in.key, cfg);
 	if (!f)
 		return miss(XM_STAT_OVL_DECAP_MISSES);
 	/*
@@ -808,11 +785,11 @@ int xm_ovl_ul_ingress(struct __sk_buff *skb)
 	 * For IPv6 in IPv4 only BPF_F_ADJ_ROOM_DECAP_L3_IPV6 (Linux >= 6.3) does
 	 * that; without it such packets take the kernel's VXLAN path.
 	 */
-	if (in.family == AF_INET6 && !xm_kf(XM_KF_ADJ_ROOM_DECAP_L3))
+	if (in.key.family == AF_INET6 && !xm_kf(XM_KF_ADJ_ROOM_DECAP_L3))
 		return miss(XM_STAT_OVL_DECAP_MISSES);
 	if (bpf_skb_adjust_room(skb, -ENCAP4_ROOM, BPF_ADJ_ROOM_MAC,
 				BPF_F_ADJ_ROOM_FIXED_GSO |
-				(in.family == AF_INET6 ? BPF_F_ADJ_ROOM_DECAP_L3_IPV6 : 0)))
+				(in.key.family == AF_INET6 ? BPF_F_ADJ_ROOM_DECAP_L3_IPV6 : 0)))
 		return miss(XM_STAT_OVL_DECAP_MISSES);
 	data = (void *)(long)skb->data;
 	data_end = (void *)(long)skb->data_end;
@@ -820,8 +797,8 @@ int xm_ovl_ul_ingress(struct __sk_buff *skb)
 	if (data + ETH_HLEN + 20 > data_end)
 		return TC_ACT_SHOT;
 	eth_addrs_put(eth, f);
-	eth->h_proto = in.family == AF_INET ? bpf_htons(ETH_P_IP) : bpf_htons(ETH_P_IPV6);
-	if (in.family == AF_INET) {
+	eth->h_proto = in.key.family == AF_INET ? bpf_htons(ETH_P_IP) : bpf_htons(ETH_P_IPV6);
+	if (in.key.family == AF_INET) {
 		inner_hop(skb, data + ETH_HLEN, AF_INET, set_ce);
 	} else {
 		if (data + ETH_HLEN + 40 > data_end)

@@ -11,10 +11,13 @@
  * address / port checks, SYN/FIN/RST and TTL 1 left to the slow path.
  * Exit 0 iff every case passed.
  *
- * xm-ovl-prog bench [N]: after the cases, the cost of the fast paths: N
- * single runs (repeat 1: a repeated run would see its own output, an
- * encapsulated frame, and take the slow path) of encap and decap of a cached
- * 64 B TCP segment; median and p90 of the kernel's per-run time.
+ * xm-ovl-prog bench [N [--base OBJ]]: after the cases, the cost of the fast
+ * paths: N rounds of single runs (repeat 1: a repeated run would see its own
+ * output, an encapsulated frame, and take the slow path) of encap and decap
+ * of a cached 64 B TCP segment, the learner and the floor; median and p90 of
+ * the kernel's per-run time. --base OBJ: another build's bpf/overlay.bpf.o,
+ * loaded beside this one and timed in the same rounds (an A/B that the
+ * machine's moods cannot tilt).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -586,73 +589,200 @@ static void test_ipv6(void)
 	CHECK(!memcmp(o + 14 + 8, pkt + 64 + 8, in - 22), "IPv6 decap: addresses or payload changed");
 }
 
-/* Median and p90 of n single runs of prog on pkt, in ns (the kernel's timing). */
-static int time_prog(struct bpf_program *prog, const __u8 *pkt, size_t len, int want, int n,
-		     __u32 *p50, __u32 *p90)
+/*
+ * One build of the overlay programs for the bench: this build's skeleton, or
+ * another build's bpf/overlay.bpf.o (--base FILE) loaded beside it, so that
+ * both are timed in the same seconds on the same machine state.
+ */
+struct ovl_build {
+	const char *name;
+	struct bpf_object *obj; /* --base: owned; NULL for the skeleton */
+	struct bpf_program *pod_ingress, *pod_egress, *ul_ingress, *ul_egress;
+	int cfg_fd;
+};
+
+static void build_of_skel(struct ovl_build *b)
 {
-	struct xt_samples d = { 0 };
-	__u8 out[2048];
+	*b = (struct ovl_build){ .name = "this", .pod_ingress = skel->progs.xm_ovl_pod_ingress,
+				 .pod_egress = skel->progs.xm_ovl_pod_egress,
+				 .ul_ingress = skel->progs.xm_ovl_ul_ingress,
+				 .ul_egress = skel->progs.xm_ovl_ul_egress,
+				 .cfg_fd = bpf_map__fd(skel->maps.xm_ovl_cfg) };
+}
 
-	for (int i = 0; i < n; i++) {
-		struct __sk_buff ctx = { .ifindex = 1 };
-		LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = pkt, .data_size_in = len,
-			    .data_out = out, .data_size_out = sizeof(out), .ctx_in = &ctx,
-			    .ctx_size_in = sizeof(ctx), .repeat = 1);
+/*
+ * A build loaded from an object: another build's file (path), or this
+ * build's own bytes (path NULL: the skeleton's copy), both loaded the same
+ * way so that neither is favoured (two loads of one object differ by 15-20 ns
+ * per run when one is the skeleton that ran the test cases).
+ */
+static int build_of_file(struct ovl_build *b, const char *name, const char *path,
+			 const struct xm_ovl_cfg *cfg)
+{
+	__u32 zero = 0;
+	struct bpf_map *m;
 
-		if (bpf_prog_test_run_opts(bpf_program__fd(prog), &o) || (int)o.retval != want) {
-			printf("bench: %s returned %d, want %d\n", bpf_program__name(prog),
-			       o.retval, want);
-			xt_samples_free(&d);
-			return -1;
-		}
-		xt_samples_add(&d, o.duration);
+	*b = (struct ovl_build){ .name = name };
+	if (path) {
+		b->obj = bpf_object__open_file(path, NULL);
+	} else {
+		size_t sz;
+		const void *bytes = xm_overlay__elf_bytes(&sz);
+
+		b->obj = bpf_object__open_mem(bytes, sz, NULL);
 	}
-	*p50 = xt_pctl(&d, 0.5);
-	*p90 = xt_pctl(&d, 0.9);
-	xt_samples_free(&d);
+	if (!b->obj || bpf_object__load(b->obj)) {
+		printf("bench: cannot load %s: %s\n", path ? path : "this build", strerror(errno));
+		return -1;
+	}
+	b->pod_ingress = bpf_object__find_program_by_name(b->obj, "xm_ovl_pod_ingress");
+	b->pod_egress = bpf_object__find_program_by_name(b->obj, "xm_ovl_pod_egress");
+	b->ul_ingress = bpf_object__find_program_by_name(b->obj, "xm_ovl_ul_ingress");
+	b->ul_egress = bpf_object__find_program_by_name(b->obj, "xm_ovl_ul_egress");
+	m = bpf_object__find_map_by_name(b->obj, "xm_ovl_cfg");
+	if (!b->pod_ingress || !b->pod_egress || !b->ul_ingress || !b->ul_egress || !m) {
+		printf("bench: %s is not an overlay object\n", path ? path : "this build");
+		return -1;
+	}
+	b->cfg_fd = bpf_map__fd(m);
+	return bpf_map_update_elem(b->cfg_fd, &zero, cfg, BPF_ANY);
+}
+
+/* The kernel's run count of prog: it moves only while BPF statistics are on. */
+static __u64 run_cnt(struct bpf_program *prog)
+{
+	struct bpf_prog_info info = { 0 };
+	__u32 len = sizeof(info);
+
+	if (bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len))
+		return 0;
+	return info.run_cnt;
+}
+
+/* One single run of prog on pkt; its time (the kernel's) in *ns. */
+static int time_once(struct bpf_program *prog, const __u8 *pkt, size_t len, int want, __u32 *ns)
+{
+	struct __sk_buff ctx = { .ifindex = 1 };
+	__u8 out[2048];
+	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = pkt, .data_size_in = len, .data_out = out,
+		    .data_size_out = sizeof(out), .ctx_in = &ctx, .ctx_size_in = sizeof(ctx),
+		    .repeat = 1);
+
+	if (bpf_prog_test_run_opts(bpf_program__fd(prog), &o) || (int)o.retval != want) {
+		printf("bench: %s returned %d, want %d\n", bpf_program__name(prog), o.retval, want);
+		return -1;
+	}
+	*ns = o.duration;
 	return 0;
 }
 
-/* An established TCP flow 40200 -> 8080, learned from its handshake. */
-static void bench(int n)
+enum { B_ENCAP, B_DECAP, B_LEARNER, B_FLOOR, B_KINDS };
+
+/*
+ * Teach build b the established TCP flow 40200 -> 8080 from its handshake,
+ * as the slow path would.
+ */
+static void bench_learn(const struct ovl_build *b)
 {
-	__u8 pkt[512], in[512];
-	__u32 e50, e90, d50, d90, l50, l90, f50, f90;
-	__u8 arp[64] = { 0 };
+	__u8 pkt[512];
 	struct run r;
-	size_t len, ilen;
+	size_t len;
 
 	len = put_inner4(pkt + 50, VX2_MAC, VX1_MAC, POD_A, POD_B, 0, 63, 40200, 8080, 0, true, 0x02);
 	len = put_outer4(pkt, len, NODE2_MAC, NODE1_MAC, NODE1, NODE2, 0, VNI, 4789);
-	run_prog(skel->progs.xm_ovl_ul_egress, pkt, len, 1, 0, &r);
+	run_prog(b->ul_egress, pkt, len, 1, 0, &r);
 	len = put_inner4(pkt, POD_MAC, GW_MAC, POD_B, POD_A, 0, 62, 8080, 40200, 0, true, 0x12);
-	run_prog(skel->progs.xm_ovl_pod_egress, pkt, len, 1, VX_IFINDEX, &r);
+	run_prog(b->pod_egress, pkt, len, 1, VX_IFINDEX, &r);
+}
+
+/*
+ * The cost of the fast paths, N rounds; each round runs every program of
+ * every build once, in turn (encap, decap, learner, floor), so that all
+ * figures of a run see the same moments of a shared machine. The floor is a
+ * frame the encap returns on at once (ARP): what a test run costs around
+ * any program (its clock reads, the bottom-half toggles). A repeated run
+ * (repeat > 1) is no use here: it would see its own output (an encapsulated
+ * frame) and take the slow path.
+ */
+static void bench(struct ovl_build *builds, int nb, int n)
+{
+	static const char *const what[B_KINDS] = {
+		"encap (xm_ovl_pod_ingress)", "decap (xm_ovl_ul_ingress)",
+		"learner (xm_ovl_ul_egress, slow path)", "floor (ARP frame, returns at once)",
+	};
+	static const int want[B_KINDS] = { TC_ACT_REDIRECT, TC_ACT_REDIRECT, TC_ACT_OK, TC_ACT_OK };
+	struct xt_samples d[2][B_KINDS] = { 0 };
+	__u32 p50[2][B_KINDS], p90[2][B_KINDS], ns;
+	__u8 enc[512], dec[512], arp[64] = { 0 };
+	size_t enc_len, dec_len;
+	__u64 cnt0 = run_cnt(builds[0].pod_ingress), stats_runs;
+
+	for (int b = 0; b < nb; b++)
+		bench_learn(&builds[b]);
 	/* pod -> remote pod: 64 B of payload, ACK|PSH */
-	len = put_inner4(pkt, GW_MAC, POD_MAC, POD_A, POD_B, 0, 64, 40200, 8080, 64, true, 0x18);
+	enc_len = put_inner4(enc, GW_MAC, POD_MAC, POD_A, POD_B, 0, 64, 40200, 8080, 64, true, 0x18);
 	/* remote pod -> pod, as it arrives on the underlay */
-	ilen = put_inner4(in + 50, VX1_MAC, VX2_MAC, POD_B, POD_A, 0, 64, 8080, 40200, 64, true, 0x18);
-	ilen = put_outer4(in, ilen, NODE1_MAC, NODE2_MAC, NODE2, NODE1, 0, VNI, 4789);
-	if (time_prog(skel->progs.xm_ovl_pod_ingress, pkt, len, TC_ACT_REDIRECT, n, &e50, &e90) ||
-	    time_prog(skel->progs.xm_ovl_ul_ingress, in, ilen, TC_ACT_REDIRECT, n, &d50, &d90) ||
-	    time_prog(skel->progs.xm_ovl_ul_egress, in, ilen, TC_ACT_OK, n, &l50, &l90)) {
-		failures++;
-		return;
-	}
-	/* The floor: a frame the program returns on at once (ARP), i.e. what a
-	 * test run costs around any program. */
+	dec_len = put_inner4(dec + 50, VX1_MAC, VX2_MAC, POD_B, POD_A, 0, 64, 8080, 40200, 64, true,
+			     0x18);
+	dec_len = put_outer4(dec, dec_len, NODE1_MAC, NODE2_MAC, NODE2, NODE1, 0, VNI, 4789);
 	arp[12] = 0x08;
 	arp[13] = 0x06;
-	if (time_prog(skel->progs.xm_ovl_pod_ingress, arp, sizeof(arp), TC_ACT_OK, n, &f50, &f90)) {
-		failures++;
-		return;
+	for (int i = 0; i < n; i++) {
+		for (int b = 0; b < nb; b++) {
+			const struct ovl_build *o = &builds[(b + i) % nb]; /* alternate who goes first */
+			int k = (b + i) % nb;
+
+			if (time_once(o->pod_ingress, enc, enc_len, want[B_ENCAP], &ns))
+				goto fail;
+			xt_samples_add(&d[k][B_ENCAP], ns);
+			if (time_once(o->ul_ingress, dec, dec_len, want[B_DECAP], &ns))
+				goto fail;
+			xt_samples_add(&d[k][B_DECAP], ns);
+			if (time_once(o->ul_egress, dec, dec_len, want[B_LEARNER], &ns))
+				goto fail;
+			xt_samples_add(&d[k][B_LEARNER], ns);
+			if (time_once(o->pod_ingress, arp, sizeof(arp), want[B_FLOOR], &ns))
+				goto fail;
+			xt_samples_add(&d[k][B_FLOOR], ns);
+		}
+		if ((i + 1) % 10000 == 0)
+			fprintf(stderr, "bench: %d of %d rounds\n", i + 1, n);
 	}
-	printf("%-34s %8s %8s\n", "program (fast path, 64 B TCP)", "p50 ns", "p90 ns");
-	printf("%-34s %8u %8u\n", "xm_ovl_pod_ingress (encap)", e50, e90);
-	printf("%-34s %8u %8u\n", "xm_ovl_ul_ingress (decap)", d50, d90);
-	printf("%-34s %8u %8u\n", "xm_ovl_ul_egress (learner, slow path)", l50, l90);
-	printf("%-34s %8u %8u\n", "floor (ARP frame, returns at once)", f50, f90);
-	printf("bench ovl-prog: runs=%d encap_ns=%u decap_ns=%u learner_ns=%u floor_ns=%u\n", n,
-	       e50, d50, l50, f50);
+	/* Each round ran the encap twice (segment and ARP frame). */
+	stats_runs = (run_cnt(builds[0].pod_ingress) - cnt0) / 2;
+	for (int b = 0; b < nb; b++)
+		for (int k = 0; k < B_KINDS; k++) {
+			p50[b][k] = xt_pctl(&d[b][k], 0.5);
+			p90[b][k] = xt_pctl(&d[b][k], 0.9);
+		}
+	printf("%-40s", "program (fast path, 64 B TCP), ns");
+	for (int b = 0; b < nb; b++)
+		printf(" %6s p50 %6s p90", builds[b].name, builds[b].name);
+	printf("\n");
+	for (int k = 0; k < B_KINDS; k++) {
+		printf("%-40s", what[k]);
+		for (int b = 0; b < nb; b++)
+			printf(" %10u %10u", p50[b][k], p90[b][k]);
+		printf("\n");
+	}
+	if (stats_runs)
+		printf("warning: BPF run-time statistics were on for %llu of %d rounds "
+		       "(kernel.bpf_stats_enabled or a BPF_ENABLE_STATS holder): their clock reads "
+		       "are in these times\n", (unsigned long long)stats_runs, n);
+	if (nb > 1)
+		printf("bench ovl-prog-ab: base_encap_ns=%u base_decap_ns=%u base_learner_ns=%u "
+		       "base_floor_ns=%u\n", p50[1][B_ENCAP], p50[1][B_DECAP], p50[1][B_LEARNER],
+		       p50[1][B_FLOOR]);
+	printf("bench ovl-prog: runs=%d encap_ns=%u decap_ns=%u learner_ns=%u floor_ns=%u "
+	       "stats_on_runs=%llu\n", n, p50[0][B_ENCAP], p50[0][B_DECAP], p50[0][B_LEARNER],
+	       p50[0][B_FLOOR], (unsigned long long)stats_runs);
+	goto out;
+fail:
+	failures++;
+out:
+	for (int b = 0; b < nb; b++)
+		for (int k = 0; k < B_KINDS; k++)
+			xt_samples_free(&d[b][k]);
 }
 
 int main(int argc, char **argv)
@@ -685,8 +815,25 @@ int main(int argc, char **argv)
 	test_epoch();
 	test_template();
 	test_ipv6();
-	if (argc > 1 && !strcmp(argv[1], "bench"))
-		bench(argc > 2 ? atoi(argv[2]) > 0 ? atoi(argv[2]) : 1 : 20000);
+	if (argc > 1 && !strcmp(argv[1], "bench")) {
+		struct ovl_build builds[2];
+		int nb = 1, n = argc > 2 && atoi(argv[2]) > 0 ? atoi(argv[2]) : 20000;
+
+		builds[0] = (struct ovl_build){ 0 };
+		builds[1] = (struct ovl_build){ 0 };
+		if (argc > 4 && !strcmp(argv[3], "--base")) {
+			if (build_of_file(&builds[0], "this", NULL, &cfg) ||
+			    build_of_file(&builds[1], "base", argv[4], &cfg))
+				failures++;
+			nb = 2;
+		} else {
+			build_of_skel(&builds[0]);
+		}
+		if (!failures)
+			bench(builds, nb, n);
+		for (int b = 0; b < nb; b++)
+			bpf_object__close(builds[b].obj);
+	}
 	xm_overlay__destroy(skel);
 	printf("%s\n", failures ? "FAILED" : "all cases passed");
 	return failures ? 1 : 0;
