@@ -25,7 +25,7 @@
 #include "weightcfg.h"
 #include "weighting.h"
 
-/* Bytes read per batch syscall (per-CPU values: entries x CPUs x 80 B). */
+/* Bytes read per batch syscall (per-CPU values: entries x CPUs x value size). */
 #define XM_W_BATCH_BYTES (256 * 1024)
 /*
  * Read a backend's histogram (2 KB) once this many requests completed, or
@@ -89,7 +89,7 @@ struct xm_weighting {
 	struct bstate *bs;          /* XM_LB_MAX_BACKENDS */
 	struct xm_lb_backend *be;   /* XM_LB_MAX_BACKENDS */
 	__u8 *live;                 /* XM_LB_MAX_BACKENDS: used and not removed */
-	struct xm_lb_probe *probe;  /* XM_LB_MAX_BACKENDS, summed over CPUs */
+	struct xm_lb_probe *probe;  /* XM_LB_PROBE_PAGES pages of backends, summed over CPUs */
 	__u32 probe_end;            /* probes read per tick: highest live backend id + 1 */
 	int gen_fd;                 /* xm_lb_probe_gen, -1 if this datapath has none */
 	__u64 gen;                  /* its sum over CPUs when the probes were last read */
@@ -99,9 +99,9 @@ struct xm_weighting {
 	__u32 svc_start[XM_LB_MAX_SERVICES], svc_count[XM_LB_MAX_SERVICES];
 	struct xm_lb_svc_key svc_keys[XM_LB_MAX_SERVICES];
 	struct xm_lb_svc svc_vals[XM_LB_MAX_SERVICES];
-	void *percpu;               /* batch buffer */
-	__u32 *keys;                /* batch keys */
-	__u32 batch;                /* entries per batch read */
+	void *percpu;               /* batch buffer: buf_bytes */
+	size_t buf_bytes;
+	__u32 *keys;                /* batch keys: buf_bytes / the smallest value read */
 	int ncpu;
 	int wstate_fd, wloop_fd;
 	struct xm_lb_wstate *wstate; /* mmap of xm_lb_wstate */
@@ -215,6 +215,7 @@ static int read_array(struct xm_weighting *w, int fd, __u32 n, size_t vsize, boo
 {
 	__u32 *keys = w->keys, cursor = 0, count;
 	size_t stride = percpu ? ((vsize + 7) & ~7UL) * w->ncpu : vsize;
+	__u32 batch = w->buf_bytes / stride;
 	bool first = true;
 	int err;
 
@@ -222,7 +223,7 @@ static int read_array(struct xm_weighting *w, int fd, __u32 n, size_t vsize, boo
 		LIBBPF_OPTS(bpf_map_batch_opts, opts);
 		__u32 done = cursor;
 
-		count = n - cursor < w->batch ? n - cursor : w->batch;
+		count = n - cursor < batch ? n - cursor : batch;
 		err = bpf_map_lookup_batch(fd, first ? NULL : &cursor, &cursor, keys, w->percpu,
 					   &count, &opts);
 		first = false;
@@ -893,8 +894,9 @@ void xm_weighting_tick(struct xm_agent *a)
 	 * Only up to the highest live backend: the map is sized for the node's limit.
 	 */
 	if (probes_gen(w, &gen) || gen != w->gen || !w->probe_ns) {
-		if (read_array(w, w->maps.probe, w->probe_end, sizeof(struct xm_lb_probe), true,
-			       w->probe)) {
+		if (read_array(w, w->maps.probe,
+			       (w->probe_end + XM_LB_PROBE_PAGE - 1) / XM_LB_PROBE_PAGE,
+			       sizeof(struct xm_lb_probe_page), true, w->probe)) {
 			pr_warn("weighting: read LB probes: %s", strerror(errno));
 			w->probe_ns = 0;
 			return;
@@ -995,7 +997,7 @@ int xm_weighting_start(struct xm_agent *a)
 	w->bs = calloc(XM_LB_MAX_BACKENDS, sizeof(*w->bs));
 	w->be = calloc(XM_LB_MAX_BACKENDS, sizeof(*w->be));
 	w->live = calloc(XM_LB_MAX_BACKENDS, 1);
-	w->probe = calloc(XM_LB_MAX_BACKENDS, sizeof(*w->probe));
+	w->probe = calloc(XM_LB_PROBE_PAGES, sizeof(struct xm_lb_probe_page));
 	w->by_svc = calloc(XM_LB_MAX_BACKENDS, sizeof(*w->by_svc));
 	w->show_ids = calloc(XM_W_SHOW_BATCH, sizeof(*w->show_ids));
 	w->show_be = calloc(XM_W_SHOW_BATCH, sizeof(*w->show_be));
@@ -1008,17 +1010,12 @@ int xm_weighting_start(struct xm_agent *a)
 	w->hist_buf.cap = XM_W_HIST_BATCH;
 	w->hist_buf.keys = calloc(XM_W_HIST_BATCH, sizeof(*w->hist_buf.keys));
 	w->hist_buf.vals = calloc(XM_W_HIST_BATCH, sizeof(*w->hist));
-	/* Batches of about XM_W_BATCH_BYTES, whatever the number of CPUs. */
-	w->batch = XM_W_BATCH_BYTES / (((sizeof(struct xm_lb_probe) + 7) & ~7UL) *
-				       (w->ncpu > 0 ? w->ncpu : 1));
-	if (w->batch < 16)
-		w->batch = 16;
-	if (w->batch > 4096)
-		w->batch = 4096;
-	w->keys = calloc(w->batch, sizeof(*w->keys));
-	w->percpu = calloc(w->batch, ((sizeof(struct xm_lb_backend) + 7) & ~7UL) +
-					     ((sizeof(struct xm_lb_probe) + 7) & ~7UL) *
-						     (w->ncpu > 0 ? w->ncpu : 1));
+	/* Batches of about XM_W_BATCH_BYTES, and room for one page of probes of every CPU. */
+	w->buf_bytes = sizeof(struct xm_lb_probe_page) * (w->ncpu > 0 ? w->ncpu : 1);
+	if (w->buf_bytes < XM_W_BATCH_BYTES)
+		w->buf_bytes = XM_W_BATCH_BYTES;
+	w->keys = calloc(w->buf_bytes / sizeof(struct xm_lb_backend), sizeof(*w->keys));
+	w->percpu = malloc(w->buf_bytes);
 	a->weighting = w;
 	if (w->ncpu <= 0 || !w->bs || !w->be || !w->live || !w->probe || !w->percpu || !w->by_svc ||
 	    !w->keys || !w->show_ids || !w->show_be || !w->flip_t ||

@@ -273,10 +273,42 @@ int xm_lb_table_write(const struct xm_lb_maps *m, const struct xm_lb_svc_key *ke
 	return err;
 }
 
+int xm_lb_probe_zero(const struct xm_lb_maps *m, __u32 id)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	__u32 page = id >> XM_LB_PROBE_PAGE_SHIFT;
+	struct xm_lb_probe_page *pc;
+	struct xm_lb_hist *h;
+	int err = 0;
+
+	if (ncpu <= 0)
+		return -EINVAL;
+	pc = calloc(ncpu, sizeof(*pc));
+	h = calloc(1, sizeof(*h));
+	if (!pc || !h) {
+		err = -ENOMEM;
+		goto out;
+	}
+	if (bpf_map_lookup_elem(m->probe, &page, pc)) {
+		err = -errno;
+		goto out;
+	}
+	for (int c = 0; c < ncpu; c++)
+		memset(&pc[c].b[id & (XM_LB_PROBE_PAGE - 1)], 0, sizeof(pc[c].b[0]));
+	if (bpf_map_update_elem(m->probe, &page, pc, BPF_EXIST) ||
+	    bpf_map_update_elem(m->hist, &id, h, BPF_EXIST))
+		err = -errno;
+out:
+	free(pc);
+	free(h);
+	return err;
+}
+
 int xm_lb_probe_read(const struct xm_lb_maps *m, __u32 id, struct xm_lb_probe_snap *out)
 {
 	int ncpu = libbpf_num_possible_cpus();
-	struct xm_lb_probe *pc;
+	__u32 page = id >> XM_LB_PROBE_PAGE_SHIFT;
+	struct xm_lb_probe_page *pc;
 	struct xm_lb_hist *h;
 	int err = 0;
 
@@ -289,12 +321,12 @@ int xm_lb_probe_read(const struct xm_lb_maps *m, __u32 id, struct xm_lb_probe_sn
 		err = -ENOMEM;
 		goto out;
 	}
-	if (bpf_map_lookup_elem(m->probe, &id, pc) || bpf_map_lookup_elem(m->hist, &id, h)) {
+	if (bpf_map_lookup_elem(m->probe, &page, pc) || bpf_map_lookup_elem(m->hist, &id, h)) {
 		err = -errno;
 		goto out;
 	}
 	for (int c = 0; c < ncpu; c++) {
-		const __u64 *src = (const __u64 *)&pc[c];
+		const __u64 *src = (const __u64 *)&pc[c].b[id & (XM_LB_PROBE_PAGE - 1)];
 		__u64 *dst = (__u64 *)&out->c;
 
 		for (size_t k = 0; k < sizeof(out->c) / sizeof(__u64); k++)
