@@ -8,8 +8,9 @@
  *
  *   fake_probes --pin-root DIR --rps R [--period-ms 500] [--duration S]
  *
- * Backend i gets R requests/s (Poisson-free: R x period each time) with a
- * median of 5 + (i % 10) ms, p99 3x the median, and 1 % failures (5xx).
+ * Backend i gets R requests/s (Poisson-free: R x the time since the previous
+ * round, so the rate holds however long a round takes) with a median of
+ * 5 + (i % 10) ms, p99 3x the median, and 1 % failures (5xx).
  */
 #include <errno.h>
 #include <math.h>
@@ -81,7 +82,7 @@ int main(int argc, char **argv)
 	__u64 *gen;
 	__u32 zero = 0;
 	double carry[XM_LB_MAX_BACKENDS] = { 0 };
-	struct timespec t0, t;
+	struct timespec t0, t, prev;
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--pin-root") && i + 1 < argc)
@@ -113,8 +114,15 @@ int main(int argc, char **argv)
 	if (!pc || !gen)
 		return 1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
+	prev = t0;
 	for (;;) {
 		unsigned long backends = 0, updates = 0;
+		double since;
+
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		since = rounds ? t.tv_sec - prev.tv_sec + (t.tv_nsec - prev.tv_nsec) / 1e9 :
+				 period_ms / 1000;
+		prev = t;
 
 		for (__u32 page = 0; page < XM_LB_PROBE_PAGES; page++) {
 			unsigned long moved = 0;
@@ -127,7 +135,7 @@ int main(int argc, char **argv)
 
 				if (!id || id >= XM_LB_MAX_BACKENDS)
 					continue;
-				backends += fake_requests(be_fd, hist_fd, id, rps * period_ms / 1000,
+				backends += fake_requests(be_fd, hist_fd, id, rps * since,
 							  &carry[id], &pc[0].b[k], &hist, &seed, &moved);
 			}
 			if (moved)
