@@ -270,55 +270,64 @@ int xm_lb_table_write(const struct xm_lb_maps *m, const struct xm_lb_svc_key *ke
 	return err;
 }
 
-int xm_lb_probe_zero(const struct xm_lb_maps *m, __u32 id)
+/*
+ * Every CPU's copy of the entry that holds backend id's counters, *ncpu of
+ * them (free() it); NULL with -errno in *err.
+ */
+static struct xm_lb_probe_page *probe_page_read(const struct xm_lb_maps *m, __u32 id, int *ncpu,
+						int *err)
 {
-	int ncpu = libbpf_num_possible_cpus();
 	__u32 page = id >> XM_LB_PROBE_PAGE_SHIFT;
 	struct xm_lb_probe_page *pc;
-	struct xm_lb_hist *h;
-	int err = 0;
 
-	if (ncpu <= 0)
-		return -EINVAL;
-	pc = calloc(ncpu, sizeof(*pc));
-	h = calloc(1, sizeof(*h));
-	if (!pc || !h) {
-		err = -ENOMEM;
-		goto out;
+	*ncpu = libbpf_num_possible_cpus();
+	if (*ncpu <= 0) {
+		*err = -EINVAL;
+		return NULL;
+	}
+	pc = calloc(*ncpu, sizeof(*pc));
+	if (!pc) {
+		*err = -ENOMEM;
+		return NULL;
 	}
 	if (bpf_map_lookup_elem(m->probe, &page, pc)) {
-		err = -errno;
-		goto out;
+		*err = -errno;
+		free(pc);
+		return NULL;
 	}
+	return pc;
+}
+
+int xm_lb_probe_zero(const struct xm_lb_maps *m, __u32 id)
+{
+	__u32 page = id >> XM_LB_PROBE_PAGE_SHIFT;
+	struct xm_lb_probe_page *pc;
+	struct xm_lb_hist h = { 0 };
+	int ncpu, err = 0;
+
+	pc = probe_page_read(m, id, &ncpu, &err);
+	if (!pc)
+		return err;
 	for (int c = 0; c < ncpu; c++)
 		memset(&pc[c].b[id & (XM_LB_PROBE_PAGE - 1)], 0, sizeof(pc[c].b[0]));
 	if (bpf_map_update_elem(m->probe, &page, pc, BPF_EXIST) ||
-	    bpf_map_update_elem(m->hist, &id, h, BPF_EXIST))
+	    bpf_map_update_elem(m->hist, &id, &h, BPF_EXIST))
 		err = -errno;
-out:
 	free(pc);
-	free(h);
 	return err;
 }
 
 int xm_lb_probe_read(const struct xm_lb_maps *m, __u32 id, struct xm_lb_probe_snap *out)
 {
-	int ncpu = libbpf_num_possible_cpus();
-	__u32 page = id >> XM_LB_PROBE_PAGE_SHIFT;
 	struct xm_lb_probe_page *pc;
-	struct xm_lb_hist *h;
-	int err = 0;
+	struct xm_lb_hist h;
+	int ncpu, err = 0;
 
-	if (ncpu <= 0)
-		return -EINVAL;
 	memset(out, 0, sizeof(*out));
-	pc = calloc(ncpu, sizeof(*pc));
-	h = malloc(sizeof(*h));
-	if (!pc || !h) {
-		err = -ENOMEM;
-		goto out;
-	}
-	if (bpf_map_lookup_elem(m->probe, &page, pc) || bpf_map_lookup_elem(m->hist, &id, h)) {
+	pc = probe_page_read(m, id, &ncpu, &err);
+	if (!pc)
+		return err;
+	if (bpf_map_lookup_elem(m->hist, &id, &h)) {
 		err = -errno;
 		goto out;
 	}
@@ -330,10 +339,9 @@ int xm_lb_probe_read(const struct xm_lb_maps *m, __u32 id, struct xm_lb_probe_sn
 			dst[k] += src[k];
 	}
 	for (size_t i = 0; i < XM_LB_HIST_BUCKETS; i++)
-		out->hist[i] = h->bucket[i];
+		out->hist[i] = h.bucket[i];
 out:
 	free(pc);
-	free(h);
 	return err;
 }
 
