@@ -119,9 +119,9 @@ struct xm_lb_probe {
  * xm_lb_probe holds the counters of XM_LB_PROBE_PAGE backends per entry:
  * backend id's are in entry id >> XM_LB_PROBE_PAGE_SHIFT, at b[id & mask].
  * The weighting loop copies every busy backend's per-CPU counters each tick,
- * and the kernel's batched copy costs per entry (~0.5 us: key walk, per-CPU
- * copy, user copy checks), not per byte: 64 backends per entry make the copy
- * of 10,000 backends ~160 entries instead of 10,000. Same per-CPU counters,
+ * and the kernel's batched copy costs per entry (key walk, per-CPU copy,
+ * user copy checks: ~500 cycles), not per byte: 64 backends per entry make
+ * the copy of 10,000 backends ~160 entries instead of 10,000. Same per-CPU counters,
  * same single lookup per probe update (lb_probe_of() in bpf/lib/lb_probe.h).
  */
 #define XM_LB_PROBE_PAGE_SHIFT 6
