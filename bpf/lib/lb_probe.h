@@ -35,9 +35,9 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, XM_LB_MAX_BACKENDS);
+	__uint(max_entries, XM_LB_PROBE_PAGES);
 	__type(key, __u32);
-	__type(value, struct xm_lb_probe);
+	__type(value, struct xm_lb_probe_page);
 } xm_lb_probe SEC(".maps");
 
 struct {
@@ -76,12 +76,14 @@ struct {
 /* The probe counters of backend, to update: counted in xm_lb_probe_gen. */
 static __always_inline struct xm_lb_probe *lb_probe_of(__u32 backend)
 {
-	__u32 zero = 0;
+	__u32 zero = 0, page = backend >> XM_LB_PROBE_PAGE_SHIFT;
 	__u64 *gen = bpf_map_lookup_elem(&xm_lb_probe_gen, &zero);
+	struct xm_lb_probe_page *pg;
 
 	if (gen)
 		(*gen)++;
-	return bpf_map_lookup_elem(&xm_lb_probe, &backend);
+	pg = bpf_map_lookup_elem(&xm_lb_probe, &page);
+	return pg ? &pg->b[backend & (XM_LB_PROBE_PAGE - 1)] : NULL;
 }
 
 /* The client sent payload: a new request unless one is outstanding. */

@@ -18,6 +18,8 @@
 #
 #   XM_COST_ALGO=l3x XM_COST_SECS=30 make bench-weight-cost
 #   XM_COST_PARAMS='{"table_deadband": 0}'   every service's "params" (JSON)
+#   XM_COST_PERIOD_MS=100   fake_probes' rounds (default 500, the loop's tick:
+#                           a tick then sees 0, 1 or 2 rounds, docs/benchmarks.md)
 set -u
 cd "$(dirname "$0")/../.."
 TOP=$(pwd)
@@ -74,7 +76,8 @@ results=()
 measure() {
 	local name=$1 rps=$2 c0 c1 t0 t1 k0 k1 w0 w1 l0 l1 fp= tick_ms
 	if [ "$rps" != 0 ]; then
-		"$XM_TOOLS/fake_probes" --pin-root "$XM_PIN" --rps "$rps" --duration $((SECS + 4)) >/dev/null &
+		"$XM_TOOLS/fake_probes" --pin-root "$XM_PIN" --rps "$rps" --duration $((SECS + 4)) \
+			--period-ms "${XM_COST_PERIOD_MS:-500}" >/dev/null &
 		fp=$!
 		XM_PIDS+=($fp)
 		sleep 3 # let filters and tables settle

@@ -8,8 +8,9 @@
  *
  *   fake_probes --pin-root DIR --rps R [--period-ms 500] [--duration S]
  *
- * Backend i gets R requests/s (Poisson-free: R x period each time) with a
- * median of 5 + (i % 10) ms, p99 3x the median, and 1 % failures (5xx).
+ * Backend i gets R requests/s (Poisson-free: R x the time since the previous
+ * round, so the rate holds however long a round takes) with a median of
+ * 5 + (i % 10) ms, p99 3x the median, and 1 % failures (5xx).
  */
 #include <errno.h>
 #include <math.h>
@@ -31,18 +32,57 @@ static double rnd01(unsigned long long *s)
 	return ((*s * 2685821657736338717ULL) >> 11) * (1.0 / 9007199254740992.0);
 }
 
+/*
+ * Add this round's requests of backend id to its counters p and its histogram
+ * (written here); 1 when the backend exists. *moved counts updated backends.
+ */
+static int fake_requests(int be_fd, int hist_fd, __u32 id, double per_round, double *carry,
+			 struct xm_lb_probe *p, struct xm_lb_hist *hist, unsigned long long *seed,
+			 unsigned long *moved)
+{
+	struct xm_lb_backend be;
+	double med, sigma;
+	unsigned int n;
+
+	if (bpf_map_lookup_elem(be_fd, &id, &be) || !(be.flags & XM_LB_BE_F_USED))
+		return 0;
+	*carry += per_round;
+	n = (unsigned int)*carry;
+	*carry -= n;
+	if (!n || bpf_map_lookup_elem(hist_fd, &id, hist))
+		return 1;
+	med = (5 + id % 10) * 1e6;
+	sigma = log(3) / 2.326;
+	for (unsigned int k = 0; k < n; k++) {
+		double u1 = rnd01(seed), u2 = rnd01(seed);
+		double z = sqrt(-2 * log(u1 > 1e-12 ? u1 : 1e-12)) * cos(2 * M_PI * u2);
+		__u64 ns = (__u64)(med * exp(sigma * z));
+
+		hist->bucket[xm_lb_hist_bucket(ns)]++;
+		p->latency_sum_ns += ns;
+		if (rnd01(seed) < 0.01)
+			p->http_5xx++;
+	}
+	p->req_started += n;
+	p->req_completed += n;
+	p->conns += n;
+	bpf_map_update_elem(hist_fd, &id, hist, BPF_ANY);
+	(*moved)++;
+	return 1;
+}
+
 int main(int argc, char **argv)
 {
 	const char *root = NULL;
 	double rps = 2, period_ms = 500, duration = 60;
 	int be_fd, probe_fd, hist_fd, gen_fd, ncpu = libbpf_num_possible_cpus();
 	unsigned long long seed = 0x1234567, rounds = 0;
-	struct xm_lb_probe *pc;
+	struct xm_lb_probe_page *pc; /* one page of backends, every CPU's (CPU 0's is added to) */
 	struct xm_lb_hist hist;
 	__u64 *gen;
 	__u32 zero = 0;
 	double carry[XM_LB_MAX_BACKENDS] = { 0 };
-	struct timespec t0, t;
+	struct timespec t0, t, prev;
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--pin-root") && i + 1 < argc)
@@ -69,48 +109,38 @@ int main(int argc, char **argv)
 		fprintf(stderr, "fake_probes: LB maps under %s: %s\n", root, strerror(errno));
 		return 1;
 	}
-	pc = calloc(ncpu, (sizeof(*pc) + 7) & ~7UL);
+	pc = calloc(ncpu, sizeof(*pc));
 	gen = calloc(ncpu, sizeof(*gen));
 	if (!pc || !gen)
 		return 1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
+	prev = t0;
 	for (;;) {
 		unsigned long backends = 0, updates = 0;
+		double since;
 
-		for (__u32 id = 1; id < XM_LB_MAX_BACKENDS; id++) {
-			struct xm_lb_backend be;
-			double med, sigma;
-			unsigned int n;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		since = rounds ? t.tv_sec - prev.tv_sec + (t.tv_nsec - prev.tv_nsec) / 1e9 :
+				 period_ms / 1000;
+		prev = t;
 
-			if (bpf_map_lookup_elem(be_fd, &id, &be) || !(be.flags & XM_LB_BE_F_USED))
-				continue;
-			backends++;
-			carry[id] += rps * period_ms / 1000;
-			n = (unsigned int)carry[id];
-			carry[id] -= n;
-			if (!n)
-				continue;
-			if (bpf_map_lookup_elem(probe_fd, &id, pc) ||
-			    bpf_map_lookup_elem(hist_fd, &id, &hist))
-				continue;
-			med = (5 + id % 10) * 1e6;
-			sigma = log(3) / 2.326;
-			for (unsigned int k = 0; k < n; k++) {
-				double u1 = rnd01(&seed), u2 = rnd01(&seed);
-				double z = sqrt(-2 * log(u1 > 1e-12 ? u1 : 1e-12)) * cos(2 * M_PI * u2);
-				__u64 ns = (__u64)(med * exp(sigma * z));
+		for (__u32 page = 0; page < XM_LB_PROBE_PAGES; page++) {
+			unsigned long moved = 0;
 
-				hist.bucket[xm_lb_hist_bucket(ns)]++;
-				pc[0].latency_sum_ns += ns;
-				if (rnd01(&seed) < 0.01)
-					pc[0].http_5xx++;
+			/* A page of probes is read once and written once (xm_lb_probe_page). */
+			if (bpf_map_lookup_elem(probe_fd, &page, pc))
+				continue;
+			for (__u32 k = 0; k < XM_LB_PROBE_PAGE; k++) {
+				__u32 id = page * XM_LB_PROBE_PAGE + k;
+
+				if (!id || id >= XM_LB_MAX_BACKENDS)
+					continue;
+				backends += fake_requests(be_fd, hist_fd, id, rps * since,
+							  &carry[id], &pc[0].b[k], &hist, &seed, &moved);
 			}
-			pc[0].req_started += n;
-			pc[0].req_completed += n;
-			pc[0].conns += n;
-			bpf_map_update_elem(probe_fd, &id, pc, BPF_ANY);
-			bpf_map_update_elem(hist_fd, &id, &hist, BPF_ANY);
-			updates++;
+			if (moved)
+				bpf_map_update_elem(probe_fd, &page, pc, BPF_ANY);
+			updates += moved;
 		}
 		/* as lb_probe_of() does: the loop reads probes only when this moved */
 		if (updates && !bpf_map_lookup_elem(gen_fd, &zero, gen)) {

@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 #include "lbconfig.h"
 #include "lbtable.h"
 
@@ -376,8 +377,8 @@ static void hist_u32_same_quantiles(void **state)
 	__u32 id = 1;
 
 	assert_int_equal(sizeof(h), XM_LB_HIST_BUCKETS * sizeof(__u32));
-	m.probe = bpf_map_create(BPF_MAP_TYPE_PERCPU_ARRAY, NULL, 4, sizeof(struct xm_lb_probe), 2,
-				 NULL);
+	m.probe = bpf_map_create(BPF_MAP_TYPE_PERCPU_ARRAY, NULL, 4,
+				 sizeof(struct xm_lb_probe_page), 1, NULL);
 	m.hist = bpf_map_create(BPF_MAP_TYPE_ARRAY, NULL, 4, sizeof(h), 2, NULL);
 	if (m.probe < 0 || m.hist < 0)
 		skip();
@@ -412,6 +413,58 @@ static void hist_u32_same_quantiles(void **state)
 	close(m.hist);
 }
 
+/*
+ * Probe counters in pages of 64 backends (xm_lb_probe_page): a backend's are
+ * read from its page and slot, summed over CPUs, and zeroing one (an id being
+ * reused) leaves the other backends of its page as they were.
+ */
+static void probe_pages_read_and_zero(void **state)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	struct xm_lb_maps m = { .svc = -1, .tables = -1, .be = -1, .cluster = -1 };
+	static struct xm_lb_probe_snap a, b;
+	struct xm_lb_probe_page *pc;
+	struct xm_lb_hist h = { 0 };
+	__u32 id = XM_LB_PROBE_PAGE + 6, page = 1;
+
+	assert_true(ncpu > 0);
+	m.probe = bpf_map_create(BPF_MAP_TYPE_PERCPU_ARRAY, NULL, 4,
+				 sizeof(struct xm_lb_probe_page), 2, NULL);
+	m.hist = bpf_map_create(BPF_MAP_TYPE_ARRAY, NULL, 4, sizeof(h), 2 * XM_LB_PROBE_PAGE,
+				NULL);
+	if (m.probe < 0 || m.hist < 0)
+		skip();
+	pc = calloc(ncpu, sizeof(*pc));
+	assert_non_null(pc);
+	for (int c = 0; c < ncpu; c++) {
+		pc[c].b[6].req_started = 10 + c;
+		pc[c].b[7].req_started = 100 + c;
+		pc[c].b[5].req_completed = 1000;
+	}
+	assert_int_equal(bpf_map_update_elem(m.probe, &page, pc, BPF_ANY), 0);
+	h.bucket[3] = 7;
+	assert_int_equal(bpf_map_update_elem(m.hist, &id, &h, BPF_ANY), 0);
+
+	assert_int_equal(xm_lb_probe_read(&m, id, &a), 0);
+	assert_int_equal(a.c.req_started, 10 * ncpu + ncpu * (ncpu - 1) / 2);
+	assert_int_equal(a.c.req_completed, 0);
+	assert_int_equal(a.hist[3], 7);
+	assert_int_equal(xm_lb_probe_read(&m, id + 1, &b), 0);
+	assert_int_equal(b.c.req_started, 100 * ncpu + ncpu * (ncpu - 1) / 2);
+
+	assert_int_equal(xm_lb_probe_zero(&m, id), 0);
+	assert_int_equal(xm_lb_probe_read(&m, id, &a), 0);
+	assert_int_equal(a.c.req_started, 0);
+	assert_int_equal(a.hist[3], 0);
+	assert_int_equal(xm_lb_probe_read(&m, id + 1, &b), 0);
+	assert_int_equal(b.c.req_started, 100 * ncpu + ncpu * (ncpu - 1) / 2);
+	assert_int_equal(xm_lb_probe_read(&m, id - 1, &b), 0);
+	assert_int_equal(b.c.req_completed, 1000 * ncpu);
+	free(pc);
+	close(m.probe);
+	close(m.hist);
+}
+
 /* The rank definition on a tiny histogram: 1-based ceil(q * n), bucket midpoints. */
 static void quantile_rank_definition(void **state)
 {
@@ -431,6 +484,7 @@ int main(void)
 		cmocka_unit_test(sparse_delta_quantile_matches_dense),
 		cmocka_unit_test(quantile_rank_definition),
 		cmocka_unit_test(hist_u32_same_quantiles),
+		cmocka_unit_test(probe_pages_read_and_zero),
 		cmocka_unit_test(apportion_within_one_slot),
 		cmocka_unit_test(apportion_all_zero_is_empty),
 		cmocka_unit_test(table_fill_counts),

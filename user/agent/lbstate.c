@@ -36,16 +36,10 @@ static int cluster_id(struct xm_lb_state *st, const char *name, __u16 *id)
 /* Zero the probes of an id about to be reused, so counts start from 0. */
 static void probe_reset(struct xm_lb_state *st, __u32 id)
 {
-	int ncpu = libbpf_num_possible_cpus();
-	struct xm_lb_probe *zero = calloc(ncpu > 0 ? ncpu : 1, sizeof(*zero));
-	struct xm_lb_hist *h = calloc(1, sizeof(*h));
+	int err = xm_lb_probe_zero(&st->m, id);
 
-	if (zero && h) {
-		bpf_map_update_elem(st->m.probe, &id, zero, BPF_ANY);
-		bpf_map_update_elem(st->m.hist, &id, h, BPF_ANY);
-	}
-	free(zero);
-	free(h);
+	if (err)
+		pr_warn("LB: zero the probes of backend %u: %s", id, strerror(-err));
 }
 
 static int be_alloc(struct xm_lb_state *st, __u32 *id)

@@ -25,7 +25,7 @@
 #include "weightcfg.h"
 #include "weighting.h"
 
-/* Bytes read per batch syscall (per-CPU values: entries x CPUs x 80 B). */
+/* Bytes read per batch syscall (per-CPU values: entries x CPUs x value size). */
 #define XM_W_BATCH_BYTES (256 * 1024)
 /*
  * Read a backend's histogram (2 KB) once this many requests completed, or
@@ -89,7 +89,7 @@ struct xm_weighting {
 	struct bstate *bs;          /* XM_LB_MAX_BACKENDS */
 	struct xm_lb_backend *be;   /* XM_LB_MAX_BACKENDS */
 	__u8 *live;                 /* XM_LB_MAX_BACKENDS: used and not removed */
-	struct xm_lb_probe *probe;  /* XM_LB_MAX_BACKENDS, summed over CPUs */
+	struct xm_lb_probe *probe;  /* XM_LB_PROBE_PAGES pages of backends, summed over CPUs */
 	__u32 probe_end;            /* probes read per tick: highest live backend id + 1 */
 	int gen_fd;                 /* xm_lb_probe_gen, -1 if this datapath has none */
 	__u64 gen;                  /* its sum over CPUs when the probes were last read */
@@ -99,9 +99,9 @@ struct xm_weighting {
 	__u32 svc_start[XM_LB_MAX_SERVICES], svc_count[XM_LB_MAX_SERVICES];
 	struct xm_lb_svc_key svc_keys[XM_LB_MAX_SERVICES];
 	struct xm_lb_svc svc_vals[XM_LB_MAX_SERVICES];
-	void *percpu;               /* batch buffer */
-	__u32 *keys;                /* batch keys */
-	__u32 batch;                /* entries per batch read */
+	void *percpu;               /* batch buffer: buf_bytes */
+	size_t buf_bytes;
+	__u32 *keys;                /* batch keys: buf_bytes / the smallest value read */
 	int ncpu;
 	int wstate_fd, wloop_fd;
 	struct xm_lb_wstate *wstate; /* mmap of xm_lb_wstate */
@@ -215,6 +215,7 @@ static int read_array(struct xm_weighting *w, int fd, __u32 n, size_t vsize, boo
 {
 	__u32 *keys = w->keys, cursor = 0, count;
 	size_t stride = percpu ? ((vsize + 7) & ~7UL) * w->ncpu : vsize;
+	__u32 batch = w->buf_bytes / stride;
 	bool first = true;
 	int err;
 
@@ -222,7 +223,7 @@ static int read_array(struct xm_weighting *w, int fd, __u32 n, size_t vsize, boo
 		LIBBPF_OPTS(bpf_map_batch_opts, opts);
 		__u32 done = cursor;
 
-		count = n - cursor < w->batch ? n - cursor : w->batch;
+		count = n - cursor < batch ? n - cursor : batch;
 		err = bpf_map_lookup_batch(fd, first ? NULL : &cursor, &cursor, keys, w->percpu,
 					   &count, &opts);
 		first = false;
@@ -292,11 +293,17 @@ static int hist_delta_quantiles(struct xm_weighting *w, __u32 id, const struct x
 	unsigned int n = 0, k;
 
 	*p50 = *p99 = -1;
-	for (k = 0; k < XM_LB_HIST_BUCKETS; k++) {
-		if (!(__u32)cur->bucket[k])
+	/* Most buckets are empty, and a tick scans up to 1024 histograms: test four at a time. */
+	_Static_assert(XM_LB_HIST_BUCKETS % 4 == 0, "buckets are scanned four at a time");
+	for (k = 0; k < XM_LB_HIST_BUCKETS; k += 4) {
+		if (!(cur->bucket[k] | cur->bucket[k + 1] | cur->bucket[k + 2] | cur->bucket[k + 3]))
 			continue;
-		nidx[n] = k;
-		ncnt[n++] = (__u32)cur->bucket[k];
+		for (unsigned int j = k; j < k + 4; j++) {
+			if (!cur->bucket[j])
+				continue;
+			nidx[n] = j;
+			ncnt[n++] = cur->bucket[j];
+		}
 	}
 	total = xm_lb_hist_sparse_delta(b->hidx, b->hcnt, b->hn, nidx, ncnt, n, dlt);
 	if (n > b->hcap) {
@@ -420,6 +427,12 @@ static int wsvc_sync(struct xm_weighting *w, struct wsvc **sp, const struct xm_l
 	return 0;
 }
 
+/* v as a u32 of the published maps, clamped at 4e9 (fmin is a libm call per field). */
+static inline __u32 pub_u32(double v)
+{
+	return v < 4e9 ? (__u32)v : 4000000000U;
+}
+
 static void publish(struct xm_weighting *w, struct wsvc *s, __u32 svc_id, __u64 now,
 		    const struct xm_wsample *x)
 {
@@ -433,13 +446,13 @@ static void publish(struct xm_weighting *w, struct wsvc *s, __u32 svc_id, __u64 
 		o = &w->wstate[id];
 		o->svc_id = svc_id;
 		o->flags = b->alive ? XM_WSTATE_F_LIVE : 0;
-		o->p99_us = (__u32)fmin(b->latency.value * 1e6, 4e9);
-		o->l_est_us = (__u32)fmin(b->l_est * 1e6, 4e9);
-		o->tick_p50_us = x[i].p50 >= 0 ? (__u32)fmin(x[i].p50 * 1e6, 4e9) : XM_WEIGHT_UNSET;
-		o->tick_p99_us = x[i].p99 >= 0 ? (__u32)fmin(x[i].p99 * 1e6, 4e9) : XM_WEIGHT_UNSET;
+		o->p99_us = pub_u32(b->latency.value * 1e6);
+		o->l_est_us = pub_u32(b->l_est * 1e6);
+		o->tick_p50_us = x[i].p50 >= 0 ? pub_u32(x[i].p50 * 1e6) : XM_WEIGHT_UNSET;
+		o->tick_p99_us = x[i].p99 >= 0 ? pub_u32(x[i].p99 * 1e6) : XM_WEIGHT_UNSET;
 		o->success_ppm = (__u32)(b->success.value * 1e6);
-		o->rps_milli = (__u32)fmin(b->rps.value * 1e3, 4e9);
-		o->inflight_milli = (__u32)fmin(b->inflight.value * 1e3, 4e9);
+		o->rps_milli = pub_u32(b->rps.value * 1e3);
+		o->inflight_milli = pub_u32(b->inflight.value * 1e3);
 		o->inflight_now = (__u32)b->inflight_now;
 		o->weight_ppm = s->managed ? (__u32)(b->weight * 1e6) : XM_WEIGHT_UNSET;
 		/* Once per (re)built service: a copy per backend per tick was a tenth of the loop. */
@@ -893,8 +906,9 @@ void xm_weighting_tick(struct xm_agent *a)
 	 * Only up to the highest live backend: the map is sized for the node's limit.
 	 */
 	if (probes_gen(w, &gen) || gen != w->gen || !w->probe_ns) {
-		if (read_array(w, w->maps.probe, w->probe_end, sizeof(struct xm_lb_probe), true,
-			       w->probe)) {
+		if (read_array(w, w->maps.probe,
+			       (w->probe_end + XM_LB_PROBE_PAGE - 1) / XM_LB_PROBE_PAGE,
+			       sizeof(struct xm_lb_probe_page), true, w->probe)) {
 			pr_warn("weighting: read LB probes: %s", strerror(errno));
 			w->probe_ns = 0;
 			return;
@@ -995,7 +1009,7 @@ int xm_weighting_start(struct xm_agent *a)
 	w->bs = calloc(XM_LB_MAX_BACKENDS, sizeof(*w->bs));
 	w->be = calloc(XM_LB_MAX_BACKENDS, sizeof(*w->be));
 	w->live = calloc(XM_LB_MAX_BACKENDS, 1);
-	w->probe = calloc(XM_LB_MAX_BACKENDS, sizeof(*w->probe));
+	w->probe = calloc(XM_LB_PROBE_PAGES, sizeof(struct xm_lb_probe_page));
 	w->by_svc = calloc(XM_LB_MAX_BACKENDS, sizeof(*w->by_svc));
 	w->show_ids = calloc(XM_W_SHOW_BATCH, sizeof(*w->show_ids));
 	w->show_be = calloc(XM_W_SHOW_BATCH, sizeof(*w->show_be));
@@ -1008,17 +1022,12 @@ int xm_weighting_start(struct xm_agent *a)
 	w->hist_buf.cap = XM_W_HIST_BATCH;
 	w->hist_buf.keys = calloc(XM_W_HIST_BATCH, sizeof(*w->hist_buf.keys));
 	w->hist_buf.vals = calloc(XM_W_HIST_BATCH, sizeof(*w->hist));
-	/* Batches of about XM_W_BATCH_BYTES, whatever the number of CPUs. */
-	w->batch = XM_W_BATCH_BYTES / (((sizeof(struct xm_lb_probe) + 7) & ~7UL) *
-				       (w->ncpu > 0 ? w->ncpu : 1));
-	if (w->batch < 16)
-		w->batch = 16;
-	if (w->batch > 4096)
-		w->batch = 4096;
-	w->keys = calloc(w->batch, sizeof(*w->keys));
-	w->percpu = calloc(w->batch, ((sizeof(struct xm_lb_backend) + 7) & ~7UL) +
-					     ((sizeof(struct xm_lb_probe) + 7) & ~7UL) *
-						     (w->ncpu > 0 ? w->ncpu : 1));
+	/* Batches of about XM_W_BATCH_BYTES, and room for one page of probes of every CPU. */
+	w->buf_bytes = sizeof(struct xm_lb_probe_page) * (w->ncpu > 0 ? w->ncpu : 1);
+	if (w->buf_bytes < XM_W_BATCH_BYTES)
+		w->buf_bytes = XM_W_BATCH_BYTES;
+	w->keys = calloc(w->buf_bytes / sizeof(struct xm_lb_backend), sizeof(*w->keys));
+	w->percpu = malloc(w->buf_bytes);
 	a->weighting = w;
 	if (w->ncpu <= 0 || !w->bs || !w->be || !w->live || !w->probe || !w->percpu || !w->by_svc ||
 	    !w->keys || !w->show_ids || !w->show_be || !w->flip_t ||

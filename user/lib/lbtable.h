@@ -117,6 +117,14 @@ struct xm_lb_probe_snap {
 };
 
 int xm_lb_probe_read(const struct xm_lb_maps *m, __u32 id, struct xm_lb_probe_snap *out);
+/*
+ * Zero backend id's counters and histogram (an id about to be reused). Its
+ * counters share a per-CPU entry with 63 other backends (xm_lb_probe_page),
+ * written back whole: a probe update of one of those made between the read
+ * and the write (microseconds, only when an id is reused) is lost, as one
+ * nested on the same CPU can be (the counters are per CPU, not atomic).
+ */
+int xm_lb_probe_zero(const struct xm_lb_maps *m, __u32 id);
 void xm_lb_probe_delta(const struct xm_lb_probe_snap *prev, const struct xm_lb_probe_snap *cur,
 		       struct xm_lb_probe_snap *out);
 /*

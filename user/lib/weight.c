@@ -208,6 +208,27 @@ static int cmp_double(const void *a, const void *b)
 }
 
 /*
+ * Ascending, in place. Insertion sort for the usual handful of backends: the
+ * loop sorts one list per service per tick, and qsort's calls through a
+ * comparison pointer were ~3 % of the loop.
+ */
+static void sort_doubles(double *v, unsigned int n)
+{
+	if (n > 32) {
+		qsort(v, n, sizeof(*v), cmp_double);
+		return;
+	}
+	for (unsigned int i = 1; i < n; i++) {
+		double x = v[i];
+		unsigned int j = i;
+
+		for (; j > 0 && v[j - 1] > x; j--)
+			v[j] = v[j - 1];
+		v[j] = x;
+	}
+}
+
+/*
  * l3x: L3's estimate from inputs only the kernel datapath has at tick time.
  * - In-flight is the live gauge, not a 5 s average: a backend that stalls
  *   piles up in-flight requests before a single slow response completes.
@@ -273,7 +294,7 @@ static void l3x_compute(struct xm_wservice *s, double *w)
 	}
 	if (s->p.outlier_factor <= 0 || nlive < 3)
 		return;
-	qsort(sorted, nlive, sizeof(sorted[0]), cmp_double);
+	sort_doubles(sorted, nlive);
 	median = nlive % 2 ? sorted[nlive / 2] : (sorted[nlive / 2 - 1] + sorted[nlive / 2]) / 2;
 	for (i = 0; i < s->n; i++)
 		if (s->b[i].alive && est[i] > s->p.outlier_factor * median)
