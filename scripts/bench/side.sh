@@ -87,6 +87,13 @@ xm_tb_pod 2 s2 10
 xm_tb_pod 3 kc 10
 xm_tb_pod 3 ks1 11
 xm_tb_pod 4 ks2 10
+# A client opens up to 1,000 connections a second to one server address, and
+# each leaves a TIME_WAIT for 60 s: with the default port range and no reuse
+# a run of rounds would run out of source ports (connect errors whose failed
+# attempts still cost CPU). The same settings for every side's client.
+for p in c kc; do
+	xm_tb_nx "$p" sysctl -qw net.ipv4.ip_local_port_range="1024 65535" net.ipv4.tcp_tw_reuse=1
+done
 C=$(xm_tb_pod_ip 1 10) S1=$(xm_tb_pod_ip 1 11) S2=$(xm_tb_pod_ip 2 10)
 KS1=$(xm_tb_pod_ip 3 11) KS2=$(xm_tb_pod_ip 4 10)
 VIP1=10.96.0.1 VIP2=10.96.0.2 KVIP1=10.96.1.1 KVIP2=10.96.1.2
