@@ -3,29 +3,45 @@
 # xmesh and no mesh side by side, at the same time: on a shared machine the
 # load from the rest of the machine changes from second to second, so modes
 # measured one after the other (make bench-overhead) differ by more than the
-# few per cent asked of them. Here both run at once in one world, each in its
-# own cgroups, and share whatever the machine does during the round:
-#   xmesh   client cgroup and server cgroup below the node agents' cgroups
-#           (every xmesh program runs for their sockets); the client connects
-#           to a VIP (connect-time LB, probes, socket redirection on one node)
-#   direct  client and server cgroups outside them (no BPF at all); the client
-#           connects to the server pod's IP, another port of the same pod
-# Worlds (scripts/testbed.sh, plain routing between the nodes, no overlay
-# cache: its tc programs sit on interfaces and would serve both sides):
+# few per cent asked of them. Here every side runs at once in one world, each
+# in its own cgroups, and shares whatever the machine does during the round.
+# Two pairs of nodes:
+#   nodes 1, 2  an xmesh cluster: no conntrack anywhere (no nat table, no ct
+#               rule), the agents attached to their cgroups
+#     xmesh     client and servers in the node agents' cgroups (every xmesh
+#               program runs for their sockets); the client connects to a VIP
+#               (connect-time LB, probes, socket redirection on one node)
+#     direct    client and servers outside them (no BPF at all); the client
+#               connects to the server pod's IP, another port of the same pods
+#   nodes 3, 4  a kube-proxy cluster: the same nftables DNAT table on both
+#               nodes (prerouting, one rule per VIP, as kube-proxy's nftables
+#               mode puts on every node), so conntrack tracks every connection
+#               the nodes forward, service or not
+#     svc       client to a VIP, translated by the node's DNAT
+#     ct        client to the server pod's IP: conntrack without DNAT (what
+#               conntrack alone costs, next to svc and direct)
+# Worlds (scripts/testbed.sh): NET=route (default: plain routing between the
+# nodes) or NET=vxlan (the kernel's VXLAN between the nodes; the overlay cache
+# stays off: its tc programs sit on interfaces and would serve both sides).
 #   1node   server pod on the client's node
-#   2node   server pod on the other node
+#   2node   server pod on the other node (reported as "vxlan" with NET=vxlan)
 # CPU per request: the cgroups' own CPU time (cpu.stat usage: client + server,
 # with the softirq work done in their context) over completed requests; the
 # agents run outside them (their cost is per tick, not per request). p50: the
-# client's own. Per round the xmesh / direct ratio; the report gives medians
-# and quartiles over rounds, and the load average at every round.
+# client's own. Per round the ratio of two sides of that round (xmesh / direct,
+# xmesh / svc, svc / direct, ct / direct); the report gives medians and
+# quartiles over rounds, and the load average at every round. The order in
+# which the sides start rotates with the round.
 #
-#   scripts/bench/side.sh          # ~2 min: ROUNDS=12 DUR=2, conn64@1k tcp64@5k
+#   scripts/bench/side.sh          # ~3 min: ROUNDS=30 DUR=1, conn64@1k tcp64@5k
 #   ROUNDS= DUR= TOPOS="1node 2node" WORKLOADS="conn64@1k tcp64@5k" OUT=dir
+#   NET=route|vxlan  SIDES="xmesh direct svc ct" (xmesh and direct always)
 set -eu -o pipefail
-ROUNDS=${ROUNDS:-12} DUR=${DUR:-2}
+ROUNDS=${ROUNDS:-30} DUR=${DUR:-1} NET=${NET:-route}
 TOPOS=${TOPOS:-"1node 2node"} WORKLOADS=${WORKLOADS:-"conn64@1k tcp64@5k"}
-MESH_PORT=8080 PLAIN_PORT=8081
+SIDES=${SIDES:-"xmesh direct svc ct"}
+MESH_PORT=8080 PLAIN_PORT=8081 CT_PORT=8082 SVC_PORT=8083
+case $NET in route | vxlan) ;; *) echo "side: NET=route or NET=vxlan, not '$NET'" >&2; exit 2 ;; esac
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=${OUT:-$TOP/results/side-$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$OUT"
@@ -35,23 +51,52 @@ cd "$TOP"
 LOAD=$XM_TOOLS/xm-load
 
 XM_TB_OVERLAY=0
-xm_tb_cluster route 2
+xm_tb_cluster "$NET" 4
 # in_cg CGROUP NETNS CMD...: run CMD in that cgroup and netns
 in_cg() { sh -c 'echo $$ > "$0/cgroup.procs" && exec ip netns exec "$@"' "$@"; }
 usage_us() { awk '$1 == "usage_usec" {print $2}' "$1/cpu.stat"; }
-# CPU time (us) of the two sides: xmesh = both agents' cgroups, direct = the
-# test cgroup's own processes (its usage includes its children's)
+# the kube-proxy sides' cgroups: below the test's, removed before it
+CG_CT=$XM_CGROUP/xm-side-ct CG_SVC=$XM_CGROUP/xm-side-svc
+mkdir -p "$CG_CT" "$CG_SVC"
+side_cleanup() {
+	local rc=$? cg p
+	set +e
+	disown -a 2>/dev/null # no "Killed" notices for the jobs killed below
+	for cg in "$CG_CT" "$CG_SVC"; do
+		[ -f "$cg/cgroup.procs" ] || continue
+		for p in $(cat "$cg/cgroup.procs"); do kill -9 "$p" 2>/dev/null; done
+		for _ in 1 2 3 4 5 6 7 8 9 10; do rmdir "$cg" 2>/dev/null && break; sleep 0.1; done
+	done
+	(exit $rc)
+	xm_tb_cleanup
+}
+trap side_cleanup EXIT
+# CPU time (us) of every side: xmesh = both agents' cgroups, ct and svc their
+# own, direct = the test cgroup's own processes (its usage includes its
+# children's)
 side_usage() {
-	local all n1 n2
+	local all n1 n2 ct svc
 	all=$(usage_us "$XM_CGROUP") n1=$(usage_us "$XM_CGROUP/n1") n2=$(usage_us "$XM_CGROUP/n2")
-	echo $((n1 + n2)) $((all - n1 - n2))
+	ct=$(usage_us "$CG_CT") svc=$(usage_us "$CG_SVC")
+	echo "xmesh=$((n1 + n2)) direct=$((all - n1 - n2 - ct - svc)) ct=$ct svc=$svc"
 }
 
 xm_tb_pod 1 c 10
 xm_tb_pod 1 s1 11
 xm_tb_pod 2 s2 10
+xm_tb_pod 3 kc 10
+xm_tb_pod 3 ks1 11
+xm_tb_pod 4 ks2 10
+# A client opens up to 1,000 connections a second to one server address, and
+# each leaves a TIME_WAIT for 60 s: with the default port range and no reuse
+# a run of rounds would run out of source ports (connect errors whose failed
+# attempts still cost CPU). The same settings for every side's client.
+for p in c kc; do
+	xm_tb_nx "$p" sysctl -qw net.ipv4.ip_local_port_range="1024 65535" net.ipv4.tcp_tw_reuse=1
+done
 C=$(xm_tb_pod_ip 1 10) S1=$(xm_tb_pod_ip 1 11) S2=$(xm_tb_pod_ip 2 10)
-VIP1=10.96.0.1 VIP2=10.96.0.2
+KS1=$(xm_tb_pod_ip 3 11) KS2=$(xm_tb_pod_ip 4 10)
+VIP1=10.96.0.1 VIP2=10.96.0.2 KVIP1=10.96.1.1 KVIP2=10.96.1.2
 cat >"$XM_RUN_DIR/side.json" <<EOF
 { "services": [
   { "vip": "$VIP1", "port": $MESH_PORT, "backends": [ { "address": "$S1", "port": $MESH_PORT } ] },
@@ -63,61 +108,104 @@ xm_tb_agent 2 2>/dev/null
 xm_tb_ctl 1 endpoint add "$C" netns "$(xm_netns_path c)" >/dev/null
 xm_tb_ctl 1 endpoint add "$S1" netns "$(xm_netns_path s1)" >/dev/null
 xm_tb_ctl 2 endpoint add "$S2" netns "$(xm_netns_path s2)" >/dev/null
+# kube-proxy's part on nodes 3 and 4. Bridged traffic between two pods of a
+# node must pass the node's netfilter too, or a same-node reply would skip
+# the reverse translation (kube-proxy needs br_netfilter for the same reason).
+for n in 3 4; do
+	xm_tb_nx "n$n" sysctl -qw net.bridge.bridge-nf-call-iptables=1 ||
+		xm_fail "node $n: no net.bridge.bridge-nf-call-iptables (br_netfilter)"
+	xm_tb_nx "n$n" nft -f - <<EOF
+table ip $XM_PREFIX-kp {
+	chain prerouting {
+		type nat hook prerouting priority -100; policy accept;
+		ip daddr $KVIP1 tcp dport $MESH_PORT dnat to $KS1:$SVC_PORT
+		ip daddr $KVIP2 tcp dport $MESH_PORT dnat to $KS2:$SVC_PORT
+	}
+}
+EOF
+done
+# nodes 1 and 2 must have no conntrack of their own (no nat table, no ct rule)
+for n in 1 2; do
+	if xm_tb_nx "n$n" nft list ruleset | grep -qE 'type nat|ct (state|status|mark)'; then
+		xm_fail "node $n has conntrack rules: the xmesh and direct sides would pay for them"
+	fi
+done
 
-# xmesh: the client in node 1's agent cgroup, each server in its node's; direct:
-# client and servers in the test cgroup above them, where no program is attached.
-# The idle servers of the other world cost nothing.
+# xmesh: the client in node 1's agent cgroup, each server in its node's;
+# direct: client and servers in the test cgroup above them, where no program
+# is attached; ct and svc: their own cgroups on nodes 3 and 4. The idle
+# servers of the other sides cost nothing.
 for s in 1 2; do
 	xm_bg in_cg "$XM_CGROUP/n$s" "$XM_PREFIX-s$s" "$XM_TOOLS/xm-serve" rr -l $MESH_PORT
 	xm_bg in_cg "$XM_CGROUP" "$XM_PREFIX-s$s" "$XM_TOOLS/xm-serve" rr -l $PLAIN_PORT
+	xm_bg in_cg "$CG_CT" "$XM_PREFIX-ks$s" "$XM_TOOLS/xm-serve" rr -l $CT_PORT
+	xm_bg in_cg "$CG_SVC" "$XM_PREFIX-ks$s" "$XM_TOOLS/xm-serve" rr -l $SVC_PORT
 done
-for a in "$S1:$MESH_PORT" "$S1:$PLAIN_PORT" "$S2:$MESH_PORT" "$S2:$PLAIN_PORT"; do
+for a in "c $S1:$MESH_PORT" "c $S1:$PLAIN_PORT" "c $S2:$MESH_PORT" "c $S2:$PLAIN_PORT" \
+	"kc $KS1:$CT_PORT" "kc $KS2:$CT_PORT" "kc $KVIP1:$MESH_PORT" "kc $KVIP2:$MESH_PORT"; do
 	for _ in $(seq 50); do
-		ip netns exec "$XM_PREFIX-c" "$LOAD" rr -t "$a" -n 1 >/dev/null 2>&1 && break
+		ip netns exec "$XM_PREFIX-${a%% *}" "$LOAD" rr -t "${a#* }" -n 1 >/dev/null 2>&1 &&
+			continue 2
 		sleep 0.1
 	done
+	xm_fail "no answer from ${a#* } in pod ${a%% *}"
 done
 
 {
 	echo "date: $(date -u +%FT%TZ)"
 	echo "host: $(uname -r), $(nproc) CPUs"
 	echo "commit: $(git describe --always --dirty 2>/dev/null || echo unknown)"
-	echo "command: ROUNDS=$ROUNDS DUR=$DUR TOPOS=\"$TOPOS\" WORKLOADS=\"$WORKLOADS\" scripts/bench/side.sh"
+	echo "command: NET=$NET ROUNDS=$ROUNDS DUR=$DUR TOPOS=\"$TOPOS\" WORKLOADS=\"$WORKLOADS\" SIDES=\"$SIDES\" scripts/bench/side.sh"
+	echo "conntrack: nodes 1-2 (xmesh, direct) none; nodes 3-4 (svc, ct) an nftables nat table (DNAT per VIP)"
 } >"$OUT/env.txt"
 RAW=$OUT/raw.tsv
 printf 'round\ttopo\tworkload\tside\tload1\tcompleted\terrors\tp50_us\tp99_us\tcpu_us\tcmd\n' >"$RAW"
 kv() { sed -n "s/\(^\|.* \)$1=\([^ ]*\).*/\2/p" <<<"$2"; }
 
-# one round: both sides at once, same workload, same rate
+# side_cmd SIDE TOPO: the cgroup, pod and target of a side's client
+side_cmd() {
+	local one=0
+	[ "$2" = 1node ] && one=1
+	case $1 in
+	xmesh) if [ $one = 1 ]; then echo "$XM_CGROUP/n1 c $VIP1:$MESH_PORT"; else echo "$XM_CGROUP/n1 c $VIP2:$MESH_PORT"; fi ;;
+	direct) if [ $one = 1 ]; then echo "$XM_CGROUP c $S1:$PLAIN_PORT"; else echo "$XM_CGROUP c $S2:$PLAIN_PORT"; fi ;;
+	svc) if [ $one = 1 ]; then echo "$CG_SVC kc $KVIP1:$MESH_PORT"; else echo "$CG_SVC kc $KVIP2:$MESH_PORT"; fi ;;
+	ct) if [ $one = 1 ]; then echo "$CG_CT kc $KS1:$CT_PORT"; else echo "$CG_CT kc $KS2:$CT_PORT"; fi ;;
+	*) xm_fail "unknown side '$1' (SIDES: xmesh direct svc ct)" ;;
+	esac
+}
+
+# one round: every side at once, same workload, same rate
 round() { # round topo workload
-	local r=$1 topo=$2 wl=$3 rate flags="" srv vip m0 p0 m1 p1 mcmd pcmd mout pout load1
+	local r=$1 topo=$2 wl=$3 rate flags="" side cg pod target load1 before after i out name
+	local -a order pids=()
 	rate=${wl#*@}
 	rate=${rate%k}000
 	[ "${wl%@*}" = conn64 ] && flags=--new
-	if [ "$topo" = 1node ]; then srv=$S1 vip=$VIP1; else srv=$S2 vip=$VIP2; fi
-	mcmd="$LOAD rr -t $vip:$MESH_PORT -P tcp -s 64 -r $rate -d $DUR -c 16 $flags"
-	pcmd="$LOAD rr -t $srv:$PLAIN_PORT -P tcp -s 64 -r $rate -d $DUR -c 16 $flags"
+	name=$topo
+	[ "$NET" = vxlan ] && [ "$topo" = 2node ] && name=vxlan
+	# which side starts first rotates with the round
+	read -ra order <<<"$SIDES"
+	for ((i = 0; i < r % ${#order[@]}; i++)); do order=("${order[@]:1}" "${order[0]}"); done
 	load1=$(cut -d' ' -f1 /proc/loadavg)
-	read -r m0 p0 < <(side_usage)
-	# which side starts first alternates with the round
-	local first=$XM_CGROUP/n1 firstcmd=$mcmd fout=mesh second=$XM_CGROUP secondcmd=$pcmd sout=plain
-	if [ $((r % 2)) = 0 ]; then
-		first=$XM_CGROUP firstcmd=$pcmd fout=plain second=$XM_CGROUP/n1 secondcmd=$mcmd sout=mesh
-	fi
-	in_cg "$first" "$XM_PREFIX-c" $firstcmd >"$XM_RUN_DIR/$fout.out" 2>&1 &
-	local p1=$!
-	in_cg "$second" "$XM_PREFIX-c" $secondcmd >"$XM_RUN_DIR/$sout.out" 2>&1 &
-	local p2=$!
-	wait $p1 || true
-	wait $p2 || true
-	read -r m1 p1 < <(side_usage)
-	mout=$(tail -1 "$XM_RUN_DIR/mesh.out") pout=$(tail -1 "$XM_RUN_DIR/plain.out")
-	printf '%s\t%s\t%s\txmesh\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$topo" "$wl" "$load1" \
-		"$(kv ok "$mout")" "$(kv errors "$mout")" "$(kv p50_us "$mout")" \
-		"$(kv p99_us "$mout")" $((m1 - m0)) "$mcmd" >>"$RAW"
-	printf '%s\t%s\t%s\tdirect\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$topo" "$wl" "$load1" \
-		"$(kv ok "$pout")" "$(kv errors "$pout")" "$(kv p50_us "$pout")" \
-		"$(kv p99_us "$pout")" $((p1 - p0)) "$pcmd" >>"$RAW"
+	before=$(side_usage)
+	for side in "${order[@]}"; do
+		read -r cg pod target <<<"$(side_cmd "$side" "$topo")"
+		in_cg "$cg" "$XM_PREFIX-$pod" "$LOAD" rr -t "$target" -P tcp -s 64 -r "$rate" \
+			-d "$DUR" -c 16 $flags >"$XM_RUN_DIR/$side.out" 2>&1 &
+		pids+=($!)
+	done
+	for i in "${pids[@]}"; do wait "$i" || true; done
+	after=$(side_usage)
+	for side in "${order[@]}"; do
+		out=$(tail -1 "$XM_RUN_DIR/$side.out")
+		read -r cg pod target <<<"$(side_cmd "$side" "$topo")"
+		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$name" "$wl" "$side" \
+			"$load1" "$(kv ok "$out")" "$(kv errors "$out")" "$(kv p50_us "$out")" \
+			"$(kv p99_us "$out")" $(($(kv "$side" "$after") - $(kv "$side" "$before"))) \
+			"in pod $pod: xm-load rr -t $target -P tcp -s 64 -r $rate -d $DUR -c 16 $flags" \
+			>>"$RAW"
+	done
 }
 
 T0=$(date +%s)
@@ -136,4 +224,8 @@ import json, sys
 s = json.load(sys.stdin)
 print(" ".join(f"{k}={s[k]}" for k in ("lb_connects", "sock_inserted", "redirect_msgs")))')"
 done >"$OUT/counters.txt"
+# evidence that the svc and ct sides went through conntrack
+for n in 3 4; do
+	echo "node $n: conntrack entries at the end $(xm_tb_nx "n$n" cat /proc/sys/net/netfilter/nf_conntrack_count)"
+done >>"$OUT/counters.txt"
 python3 scripts/bench/side_report.py "$OUT"

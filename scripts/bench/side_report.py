@@ -1,18 +1,53 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""Report of scripts/bench/side.sh: per round the xmesh / direct ratio of p50
-and of CPU per request (both sides ran at the same time), medians and
-quartiles over rounds, the load average, and the `bench side:` line.
+"""Report of scripts/bench/side.sh: per round the ratios of two sides of p50
+and of CPU per request (xmesh / direct, xmesh / svc, svc / direct, ct /
+direct: all sides ran at the same time), medians and quartiles over rounds,
+the load average, and the `bench side:` line (xmesh / direct keys as before:
+TOPO_WORKLOAD_p50, TOPO_WORKLOAD_cpu; the others TOPO_WORKLOAD_A_vs_B_p50 ...).
 
     scripts/bench/side_report.py RESULTS_DIR
 """
 import csv
 import os
+import random
 import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from overhead_report import num, quartiles  # noqa: E402
+
+
+# ratios reported, each of two sides of the same round: (name, numerator, denominator)
+PAIRS = (("xmesh/direct", "xmesh", "direct"), ("xmesh/svc", "xmesh", "svc"),
+         ("svc/direct", "svc", "direct"), ("ct/direct", "ct", "direct"))
+SIDES = ("direct", "xmesh", "svc", "ct")
+
+
+def pooled(runs, t, w, rounds, a, b):
+    """CPU per request of side a over b, each summed over the rounds given:
+    the ratio of the two sides' totals, less noisy than a median of per-round
+    ratios; its 95 % interval by resampling rounds (fixed seed), and the
+    difference in µs per request."""
+    def ratio(rs):
+        ca = sum(runs[(t, w, r, a)]["cpu_total"] for r in rs)
+        da = sum(runs[(t, w, r, a)]["done"] for r in rs)
+        cb = sum(runs[(t, w, r, b)]["cpu_total"] for r in rs)
+        db = sum(runs[(t, w, r, b)]["done"] for r in rs)
+        if not (da and db and cb):
+            return None, None
+        return (ca / da) / (cb / db), ca / da - cb / db
+    point, diff = ratio(rounds)
+    if point is None:
+        return None
+    rng = random.Random(14)
+    boot = sorted(x for x in (ratio([rng.choice(rounds) for _ in rounds])[0]
+                              for _ in range(2000)) if x is not None)
+    return point, boot[int(0.025 * len(boot))], boot[int(0.975 * len(boot)) - 1], diff
+
+
+def fq(q):
+    return "–" if not q else f"{q[0]:.3f} [{q[1]:.3f}-{q[2]:.3f}]"
 
 
 def main():
@@ -25,45 +60,71 @@ def main():
             "p50": num(r["p50_us"]),
             "cpu": num(r["cpu_us"]) / done if done and num(r["cpu_us"]) is not None else None,
             "load": num(r["load1"]), "errors": num(r["errors"]) or 0, "cmd": r["cmd"],
+            "cpu_total": num(r["cpu_us"]) or 0, "done": done,
         }
     cases = sorted({(t, w) for t, w, _, _ in runs}, key=lambda k: (k[0], k[1]))
+    sides = [s for s in SIDES if any(k[3] == s for k in runs)]
     md = ["# xmesh and no mesh side by side", "", "```",
           open(os.path.join(out, "env.txt")).read().strip(), "```", "",
-          "Both sides run at the same time in one world, each in its own cgroups (xmesh: "
-          "below the agents' cgroups, to a VIP; direct: outside, to the pod IP). CPU = the "
-          "two cgroups' own CPU time (client + server) per completed request, µs. Ratio = "
-          "xmesh / direct of the same round; median [25th-75th percentile] over rounds.", "",
-          "| topology | workload | rounds | direct p50 µs | xmesh p50 µs | p50 ratio | "
-          "direct CPU µs/req | xmesh CPU µs/req | CPU ratio | errors | load average (1 min) |",
-          "|---|---|---:|---:|---:|---|---:|---:|---|---:|---|"]
+          "Every side runs at the same time in one world, each in its own cgroups (xmesh: "
+          "below the agents' cgroups, to a VIP; direct: outside, to the pod IP; both on nodes "
+          "without conntrack. svc: to a VIP translated by nftables DNAT, ct: to the pod IP, "
+          "both on nodes with the DNAT table, hence conntrack). CPU = the side's cgroups' own "
+          "CPU time (client + server) per completed request, µs; p50 in µs. Medians over "
+          "rounds.", "",
+          "| topology | workload | rounds | " + " | ".join(f"{s} p50 / CPU" for s in sides) +
+          " | errors | load average (1 min) |",
+          "|---|---|---:|" + "---:|" * len(sides) + "---:|---|"]
+    ratios = ["", "Ratios of two sides of the same round: median [25th-75th percentile] over "
+              "rounds, p50 / CPU per request.", "",
+              "| topology | workload | " + " | ".join(f"{n} p50 | {n} CPU" for n, _, _ in PAIRS)
+              + " |", "|---|---|" + "---|---|" * len(PAIRS)]
+    pooled_md = ["", "CPU per request pooled over all rounds (each side's CPU time summed over "
+                 "the rounds / its requests summed), side over side, with a 95 % interval "
+                 "from resampling rounds, and the difference in µs per request:", "",
+                 "| topology | workload | " + " | ".join(n for n, _, _ in PAIRS) + " |",
+                 "|---|---|" + "---|" * len(PAIRS)]
     summ = []
     for t, w in cases:
         rounds = sorted({k[2] for k in runs if k[:2] == (t, w)}, key=int)
-        pairs = [(runs[(t, w, r, "xmesh")], runs[(t, w, r, "direct")]) for r in rounds
-                 if (t, w, r, "xmesh") in runs and (t, w, r, "direct") in runs]
-        cells = {}
-        for f in ("p50", "cpu"):
-            rs = [a[f] / b[f] for a, b in pairs if a[f] and b[f]]
-            cells[f] = quartiles(rs) if rs else None
+        full = [r for r in rounds if all((t, w, r, s) in runs for s in sides)]
         med = (lambda side, f: statistics.median(
-            [p[side][f] for p in pairs if p[side][f] is not None] or [0]))
-        loads = [a["load"] for a, _ in pairs if a["load"] is not None]
-        errs = sum(a["errors"] + b["errors"] for a, b in pairs)
-        fq = (lambda q: "–" if not q else f"{q[0]:.3f} [{q[1]:.3f}-{q[2]:.3f}]")
-        md.append(f"| {t} | {w} | {len(pairs)} | {med(1, 'p50'):.1f} | {med(0, 'p50'):.1f} | "
-                  f"{fq(cells['p50'])} | {med(1, 'cpu'):.1f} | {med(0, 'cpu'):.1f} | "
-                  f"{fq(cells['cpu'])} | {errs:.0f} | "
-                  f"{min(loads):.1f}-{max(loads):.1f} (median {statistics.median(loads):.1f}) |"
-                  if loads else "")
+            [runs[(t, w, r, side)][f] for r in full if runs[(t, w, r, side)][f] is not None]
+            or [0]))
+        loads = [runs[(t, w, r, sides[0])]["load"] for r in full
+                 if runs[(t, w, r, sides[0])]["load"] is not None]
+        errs = sum(runs[(t, w, r, s)]["errors"] for r in full for s in sides)
+        cells = " | ".join(f"{med(s, 'p50'):.1f} / {med(s, 'cpu'):.1f}" for s in sides)
+        load = (f"{min(loads):.1f}-{max(loads):.1f} (median {statistics.median(loads):.1f})"
+                if loads else "–")
+        md.append(f"| {t} | {w} | {len(full)} | {cells} | {errs:.0f} | {load} |")
         tag = f"{t}_{w.replace('@', '_')}"
-        if cells["p50"]:
-            summ.append(f"{tag}_p50={cells['p50'][0]:.3f}")
-        if cells["cpu"]:
-            summ.append(f"{tag}_cpu={cells['cpu'][0]:.3f}")
+        rcells = []
+        for name, a, b in PAIRS:
+            for f in ("p50", "cpu"):
+                rs = [runs[(t, w, r, a)][f] / runs[(t, w, r, b)][f] for r in full
+                      if a in sides and b in sides and runs[(t, w, r, a)][f]
+                      and runs[(t, w, r, b)][f]]
+                q = quartiles(rs) if rs else None
+                rcells.append(fq(q))
+                if q:
+                    key = f"{tag}_{f}" if name == "xmesh/direct" else \
+                        f"{tag}_{name.replace('/', '_vs_')}_{f}"
+                    summ.append(f"{key}={q[0]:.3f}")
+        ratios.append(f"| {t} | {w} | " + " | ".join(rcells) + " |")
+        pcells = []
+        for name, a, b in PAIRS:
+            pc = pooled(runs, t, w, full, a, b) if a in sides and b in sides else None
+            pcells.append("–" if not pc else
+                          f"{pc[0]:.3f} [{pc[1]:.3f}-{pc[2]:.3f}] ({pc[3]:+.1f} µs)")
+            if pc:
+                summ.append(f"{tag}_{name.replace('/', '_vs_')}_cpu_pooled={pc[0]:.3f}")
+        pooled_md.append(f"| {t} | {w} | " + " | ".join(pcells) + " |")
+    md += ratios + pooled_md
     cf = os.path.join(out, "counters.txt")
     if os.path.exists(cf):
-        md += ["", "xmesh counters at the end (connections balanced, sockets redirected):", "",
-               "```", open(cf).read().strip(), "```"]
+        md += ["", "Counters at the end (xmesh: connections balanced, sockets redirected; "
+               "nodes 3-4: conntrack entries):", "", "```", open(cf).read().strip(), "```"]
     md += ["", "Each run's command: raw.tsv (last column).", ""]
     with open(os.path.join(out, "report.md"), "w") as f:
         f.write("\n".join(md) + "\n")
