@@ -156,6 +156,36 @@ def main():
             if per.get(kind):
                 lines.append("| %s | **sum** | | | **%.0f** |" % (kind, total))
                 summary["conn_%s_bpf_ns" % kind] = "%.0f" % total
+    probes = os.path.join(d, "probes.tsv")
+    if os.path.exists(probes):
+        per = {}
+        for line in open(probes):
+            rep, kind, out, prof = line.rstrip("\n").split("\t", 3)
+            try:
+                res = json.loads(out)
+                progs = json.loads(prof)["programs"]
+                # per request (steady) or per MiB sent (stream)
+                n = res["ok"] if kind == "steady" else res["gbit_s"] * 1e9 / 8 * res["duration_s"] / 2**20
+            except (ValueError, KeyError):
+                continue
+            for p in progs:
+                if p["run_cnt"] and p["name"] in ("xm_lb_egress", "xm_lb_ingress"):
+                    per.setdefault(kind, {}).setdefault(p["name"], []).append(
+                        (p["run_time_ns"] / n, p["run_cnt"] / n, p["ns_per_run"]))
+        lines.append("")
+        lines.append("## Probes on a remote-style backend (steady: xm-load rr 64 B, 16 connections, "
+                     "5,000/s, per request; stream: xm-load stream, per MiB; medians of runs)\n")
+        lines.append("| workload | program | runs / unit | ns / run | ns / unit |")
+        lines.append("|---|---|---:|---:|---:|")
+        for kind, unit in (("steady", "req"), ("stream", "mib")):
+            total = 0.0
+            for name, xs in sorted(per.get(kind, {}).items()):
+                nu, ru, nr = (med([x[i] for x in xs]) for i in range(3))
+                total += nu
+                lines.append("| %s | %s | %.2f | %.0f | %.0f |" % (kind, name, ru, nr, nu))
+            if per.get(kind):
+                lines.append("| %s | **sum** | | | **%.0f** |" % (kind, total))
+                summary["probes_%s_ns_per_%s" % (kind, unit)] = "%.0f" % total
     ovl = os.path.join(d, "ovl-prog.txt")
     if os.path.exists(ovl):
         enc, dec, floor = [], [], []
