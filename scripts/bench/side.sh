@@ -10,8 +10,9 @@
 #           to a VIP (connect-time LB, probes, socket redirection on one node)
 #   direct  client and server cgroups outside them (no BPF at all); the client
 #           connects to the server pod's IP, another port of the same pod
-# Worlds (scripts/testbed.sh, plain routing between the nodes, no overlay
-# cache: its tc programs sit on interfaces and would serve both sides):
+# Worlds (scripts/testbed.sh, no overlay cache: its tc programs sit on
+# interfaces and would serve both sides), nodes joined by NET: route (plain
+# routing, the default) or vxlan (the kernel's VXLAN device; topology "vxlan"):
 #   1node   server pod on the client's node
 #   2node   server pod on the other node
 # CPU per request: the cgroups' own CPU time (cpu.stat usage: client + server,
@@ -24,7 +25,8 @@
 #   ROUNDS= DUR= TOPOS="1node 2node" WORKLOADS="conn64@1k tcp64@5k" OUT=dir
 set -eu -o pipefail
 ROUNDS=${ROUNDS:-12} DUR=${DUR:-2}
-TOPOS=${TOPOS:-"1node 2node"} WORKLOADS=${WORKLOADS:-"conn64@1k tcp64@5k"}
+TOPOS=${TOPOS:-"1node 2node"} WORKLOADS=${WORKLOADS:-"conn64@1k tcp64@5k"} NET=${NET:-route}
+case $NET in route | vxlan) ;; *) echo "side: NET=$NET: give route or vxlan" >&2; exit 2 ;; esac
 MESH_PORT=8080 PLAIN_PORT=8081
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=${OUT:-$TOP/results/side-$(date -u +%Y%m%dT%H%M%SZ)}
@@ -35,7 +37,7 @@ cd "$TOP"
 LOAD=$XM_TOOLS/xm-load
 
 XM_TB_OVERLAY=0
-xm_tb_cluster route 2
+xm_tb_cluster "$NET" 2
 # in_cg CGROUP NETNS CMD...: run CMD in that cgroup and netns
 in_cg() { sh -c 'echo $$ > "$0/cgroup.procs" && exec ip netns exec "$@"' "$@"; }
 usage_us() { awk '$1 == "usage_usec" {print $2}' "$1/cpu.stat"; }
@@ -82,7 +84,7 @@ done
 	echo "date: $(date -u +%FT%TZ)"
 	echo "host: $(uname -r), $(nproc) CPUs"
 	echo "commit: $(git describe --always --dirty 2>/dev/null || echo unknown)"
-	echo "command: ROUNDS=$ROUNDS DUR=$DUR TOPOS=\"$TOPOS\" WORKLOADS=\"$WORKLOADS\" scripts/bench/side.sh"
+	echo "command: ROUNDS=$ROUNDS DUR=$DUR TOPOS=\"$TOPOS\" WORKLOADS=\"$WORKLOADS\" NET=$NET scripts/bench/side.sh"
 } >"$OUT/env.txt"
 RAW=$OUT/raw.tsv
 printf 'round\ttopo\tworkload\tside\tload1\tcompleted\terrors\tp50_us\tp99_us\tcpu_us\tcmd\n' >"$RAW"
@@ -98,6 +100,8 @@ round() { # round topo workload
 	mcmd="$LOAD rr -t $vip:$MESH_PORT -P tcp -s 64 -r $rate -d $DUR -c 16 $flags"
 	pcmd="$LOAD rr -t $srv:$PLAIN_PORT -P tcp -s 64 -r $rate -d $DUR -c 16 $flags"
 	load1=$(cut -d' ' -f1 /proc/loadavg)
+	# across nodes, the topology is named after how the nodes are joined
+	[ "$NET" = vxlan ] && [ "$topo" = 2node ] && topo=vxlan
 	read -r m0 p0 < <(side_usage)
 	# which side starts first alternates with the round
 	local first=$XM_CGROUP/n1 firstcmd=$mcmd fout=mesh second=$XM_CGROUP secondcmd=$pcmd sout=plain
