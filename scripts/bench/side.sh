@@ -25,7 +25,7 @@
 #   ROUNDS= DUR= TOPOS="1node 2node" WORKLOADS="conn64@1k tcp64@5k" OUT=dir
 set -eu -o pipefail
 ROUNDS=${ROUNDS:-12} DUR=${DUR:-2}
-TOPOS=${TOPOS:-"1node 2node"} WORKLOADS=${WORKLOADS:-"conn64@1k tcp64@5k"} NET=${NET:-route}
+TOPOS=${TOPOS:-"1node 2node"} WORKLOADS=${WORKLOADS:-"conn64@1k tcp64@5k"} NET=${NET:-route} CALIBRATE=${CALIBRATE:-0}
 case $NET in route | vxlan) ;; *) echo "side: NET=$NET: give route or vxlan" >&2; exit 2 ;; esac
 MESH_PORT=8080 PLAIN_PORT=8081
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
@@ -59,12 +59,17 @@ cat >"$XM_RUN_DIR/side.json" <<EOF
   { "vip": "$VIP1", "port": $MESH_PORT, "backends": [ { "address": "$S1", "port": $MESH_PORT } ] },
   { "vip": "$VIP2", "port": $MESH_PORT, "backends": [ { "address": "$S2", "port": $MESH_PORT } ] } ] }
 EOF
-xm_tb_agent 1 --config "$XM_RUN_DIR/side.json" 2>/dev/null
-xm_tb_agent 2 2>/dev/null
-# the pods' addresses, as the CNI plugin registers them on each node
-xm_tb_ctl 1 endpoint add "$C" netns "$(xm_netns_path c)" >/dev/null
-xm_tb_ctl 1 endpoint add "$S1" netns "$(xm_netns_path s1)" >/dev/null
-xm_tb_ctl 2 endpoint add "$S2" netns "$(xm_netns_path s2)" >/dev/null
+if [ "$CALIBRATE" = 1 ]; then
+	mkdir -p "$XM_CGROUP/n1" "$XM_CGROUP/n2" # the agents' cgroups, nothing attached
+	VIP1=$S1 VIP2=$S2
+else
+	xm_tb_agent 1 --config "$XM_RUN_DIR/side.json" 2>/dev/null
+	xm_tb_agent 2 2>/dev/null
+	# the pods' addresses, as the CNI plugin registers them on each node
+	xm_tb_ctl 1 endpoint add "$C" netns "$(xm_netns_path c)" >/dev/null
+	xm_tb_ctl 1 endpoint add "$S1" netns "$(xm_netns_path s1)" >/dev/null
+	xm_tb_ctl 2 endpoint add "$S2" netns "$(xm_netns_path s2)" >/dev/null
+fi
 
 # xmesh: the client in node 1's agent cgroup, each server in its node's; direct:
 # client and servers in the test cgroup above them, where no program is attached.
@@ -84,7 +89,7 @@ done
 	echo "date: $(date -u +%FT%TZ)"
 	echo "host: $(uname -r), $(nproc) CPUs"
 	echo "commit: $(git describe --always --dirty 2>/dev/null || echo unknown)"
-	echo "command: ROUNDS=$ROUNDS DUR=$DUR TOPOS=\"$TOPOS\" WORKLOADS=\"$WORKLOADS\" NET=$NET scripts/bench/side.sh"
+	echo "command: ROUNDS=$ROUNDS DUR=$DUR TOPOS=\"$TOPOS\" WORKLOADS=\"$WORKLOADS\" NET=$NET CALIBRATE=$CALIBRATE scripts/bench/side.sh"
 } >"$OUT/env.txt"
 RAW=$OUT/raw.tsv
 printf 'round\ttopo\tworkload\tside\tload1\tcompleted\terrors\tp50_us\tp99_us\tcpu_us\tcmd\n' >"$RAW"
@@ -134,10 +139,12 @@ for r in $(seq "$ROUNDS"); do
 	xm_log "round $r/$ROUNDS done ($(($(date +%s) - T0)) s, load $(cut -d' ' -f1-3 /proc/loadavg))"
 done
 # evidence that the xmesh side was balanced and, on one node, redirected
+[ "$CALIBRATE" = 1 ] && echo "calibration: no agents, both sides plain TCP" >"$OUT/counters.txt"
 for n in 1 2; do
+	[ "$CALIBRATE" = 1 ] && break
 	echo "node $n: $(xm_tb_ctl "$n" -j stats | python3 -c '
 import json, sys
 s = json.load(sys.stdin)
 print(" ".join(f"{k}={s[k]}" for k in ("lb_connects", "sock_inserted", "redirect_msgs")))')"
-done >"$OUT/counters.txt"
+done >>"$OUT/counters.txt"
 python3 scripts/bench/side_report.py "$OUT"
