@@ -460,9 +460,10 @@ static __always_inline void lb_conn_end(struct xm_lb_sock *ls, struct xm_lb_flow
  * Which packets look at the connection's state: the headers alone say
  * whether a packet can change anything for the probes (payload, which may
  * start or answer a request, a reset, the backend's FIN). Every other packet,
- * the pure ACKs that are half of a bulk stream's packets, returns before the
- * socket-storage lookup, the costly part of a run (its cache lines are cold
- * between two packets of a connection). The headers are hot on both hooks.
+ * such as the ACKs coming back to a bulk sender, returns before the
+ * socket-storage lookup, the part of a run the program can avoid (its cache
+ * lines are cold between two packets of a connection; entering the program
+ * costs as much and cannot be avoided). The headers are hot on both hooks.
  * Counted (XM_STAT_LB_PROBE_LOOKUPS) so a test can tell.
  */
 static __always_inline struct xm_lb_flow *skb_flow_if(struct __sk_buff *skb, int may_change,
