@@ -456,23 +456,56 @@ static __always_inline void lb_conn_end(struct xm_lb_sock *ls, struct xm_lb_flow
 	}
 }
 
+/*
+ * Which packets look at the connection's state: the headers alone say
+ * whether a packet can change anything for the probes (payload, which may
+ * start or answer a request, a reset, the backend's FIN). Every other packet,
+ * such as the ACKs coming back to a bulk sender, returns before the
+ * socket-storage lookup, the part of a run the program can avoid (its cache
+ * lines are cold between two packets of a connection; entering the program
+ * costs as much and cannot be avoided). The headers are hot on both hooks.
+ * Counted (XM_STAT_LB_PROBE_LOOKUPS) so a test can tell.
+ */
+static __always_inline struct xm_lb_flow *skb_flow_if(struct __sk_buff *skb, int may_change,
+						      struct xm_lb_sock **lsp, __u32 *state)
+{
+	if (!may_change)
+		return NULL;
+	xm_stat_add(XM_STAT_LB_PROBE_LOOKUPS, 1);
+	return skb_flow(skb, lsp, state);
+}
+
 SEC("cgroup_skb/egress")
 int xm_lb_egress(struct __sk_buff *skb)
 {
 	struct xm_lb_sock *ls = NULL;
 	struct xm_lb_flow *f;
-	__u32 off, state = 0;
+	__u32 off, state = 0, len;
 	__u8 fl;
 
-	f = skb_flow(skb, &ls, &state);
+	len = tcp_payload(skb, &off, &fl);
+	/* our FIN is no end: a client may half-close and still await the response */
+	f = skb_flow_if(skb, len || (fl & TCP_FL_RST), &ls, &state);
 	if (!f || !ls || (f->flags & XM_LB_FLOW_F_DONE))
 		return 1;
-	if (tcp_payload(skb, &off, &fl) && f->phase != XM_LB_REQUEST)
+	if (len && f->phase != XM_LB_REQUEST)
 		lb_probe_sent(f);
-	/* our FIN is no end: a client may half-close and still await the response */
 	if (fl & TCP_FL_RST)
 		lb_conn_end(ls, f, 1, state);
 	return 1;
+}
+
+/* "HTTP/1.x 5" at the payload's start: read in place when it is in the linear part. */
+static __always_inline int skb_is_http_5xx(struct __sk_buff *skb, __u32 off)
+{
+	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
+	__u8 s[10];
+
+	if (off <= 120 && data + off + sizeof(s) <= end)
+		return lb_is_http_5xx(data + off);
+	if (bpf_skb_load_bytes(skb, off, s, sizeof(s)))
+		return 0;
+	return lb_is_http_5xx(s);
 }
 
 SEC("cgroup_skb/ingress")
@@ -481,17 +514,14 @@ int xm_lb_ingress(struct __sk_buff *skb)
 	struct xm_lb_sock *ls = NULL;
 	struct xm_lb_flow *f;
 	__u32 off, state = 0, len;
-	__u8 s[10], fl;
+	__u8 fl;
 
-	f = skb_flow(skb, &ls, &state);
+	len = tcp_payload(skb, &off, &fl);
+	f = skb_flow_if(skb, len || (fl & (TCP_FL_RST | TCP_FL_FIN)), &ls, &state);
 	if (!f || !ls || (f->flags & XM_LB_FLOW_F_DONE))
 		return 1;
-	len = tcp_payload(skb, &off, &fl);
-	if (len && f->phase == XM_LB_REQUEST) {
-		if (bpf_skb_load_bytes(skb, off, s, sizeof(s)))
-			s[0] = 0;
-		lb_probe_received(f, lb_is_http_5xx(s));
-	}
+	if (len && f->phase == XM_LB_REQUEST)
+		lb_probe_received(f, skb_is_http_5xx(skb, off));
 	if (fl & (TCP_FL_RST | TCP_FL_FIN))
 		lb_conn_end(ls, f, fl & TCP_FL_RST, state);
 	return 1;

@@ -115,6 +115,7 @@ enum xm_stat {
 	XM_STAT_REDIRECT_RECV_BELOW_LOWAT, /* blocking recv() returned < SO_RCVLOWAT bytes */
 	XM_STAT_REDIRECT_BULK_DEMOTED, /* bulk senders taken out of the redirect map */
 	XM_STAT_REDIRECT_BULK_KEPT,  /* bulk senders kept: their peer redirects to them */
+	XM_STAT_LB_PROBE_LOOKUPS,    /* cgroup_skb packets that could change a probe: state looked up */
 	XM_STAT_MAX = 64,
 };
 

@@ -66,6 +66,25 @@ def load_progs(d, runs):
     return out
 
 
+def load_profiles(path, units, names=None):
+    """Rows "rep kind client-result profile" (JSON): per kind and program, per
+    run of the client (ns per unit, runs per unit, ns per run); units(kind,
+    result) is how many units (connections, requests, MiB) the run did."""
+    per = {}
+    for line in open(path):
+        _, kind, out, prof = line.rstrip("\n").split("\t", 3)
+        try:
+            n = units(kind, json.loads(out))
+            progs = json.loads(prof)["programs"]
+        except (ValueError, KeyError):
+            continue
+        for p in progs:
+            if p["run_cnt"] and (names is None or p["name"] in names):
+                per.setdefault(kind, {}).setdefault(p["name"], []).append(
+                    (p["run_time_ns"] / n, p["run_cnt"] / n, p["ns_per_run"]))
+    return per
+
+
 def main():
     d = sys.argv[1]
     runs = load_raw(d)
@@ -129,18 +148,7 @@ def main():
             summary["bpf_ns_per_req_%s_%s" % (wl.replace("@", "_"), t)] = "%.0f" % total
     conn = os.path.join(d, "conn.tsv")
     if os.path.exists(conn):
-        per = {}
-        for line in open(conn):
-            rep, kind, out, prof = line.rstrip("\n").split("\t", 3)
-            try:
-                n = json.loads(out)["conns"]
-                progs = json.loads(prof)["programs"]
-            except (ValueError, KeyError):
-                continue
-            for p in progs:
-                if p["run_cnt"]:
-                    per.setdefault(kind, {}).setdefault(p["name"], []).append(
-                        (p["run_time_ns"] / n, p["run_cnt"] / n, p["ns_per_run"]))
+        per = load_profiles(conn, lambda kind, res: res["conns"])
         lines.append("")
         lines.append("## One connection alone (xm-load rr -P label --new: connect, read, close; medians of runs)\n")
         lines.append("| backend | program | runs / connection | ns / run | ns / connection |")
@@ -156,6 +164,26 @@ def main():
             if per.get(kind):
                 lines.append("| %s | **sum** | | | **%.0f** |" % (kind, total))
                 summary["conn_%s_bpf_ns" % kind] = "%.0f" % total
+    probes = os.path.join(d, "probes.tsv")
+    if os.path.exists(probes):
+        # per request (steady) or per MiB sent (stream); the probes' two programs
+        per = load_profiles(probes, lambda kind, res: res["ok"] if kind == "steady" else
+                            res["gbit_s"] * 1e9 / 8 * res["duration_s"] / 2**20,
+                            ("xm_lb_egress", "xm_lb_ingress"))
+        lines.append("")
+        lines.append("## Probes on a remote-style backend (steady: xm-load rr 64 B, 16 connections, "
+                     "5,000/s, per request; stream: xm-load stream, per MiB; medians of runs)\n")
+        lines.append("| workload | program | runs / unit | ns / run | ns / unit |")
+        lines.append("|---|---|---:|---:|---:|")
+        for kind, unit in (("steady", "req"), ("stream", "mib")):
+            total = 0.0
+            for name, xs in sorted(per.get(kind, {}).items()):
+                nu, ru, nr = (med([x[i] for x in xs]) for i in range(3))
+                total += nu
+                lines.append("| %s | %s | %.2f | %.0f | %.0f |" % (kind, name, ru, nr, nu))
+            if per.get(kind):
+                lines.append("| %s | **sum** | | | **%.0f** |" % (kind, total))
+                summary["probes_%s_ns_per_%s" % (kind, unit)] = "%.0f" % total
     ovl = os.path.join(d, "ovl-prog.txt")
     if os.path.exists(ovl):
         enc, dec, floor = [], [], []

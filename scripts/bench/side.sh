@@ -36,10 +36,12 @@
 #   scripts/bench/side.sh          # ~3 min: ROUNDS=30 DUR=1, conn64@1k tcp64@5k
 #   ROUNDS= DUR= TOPOS="1node 2node" WORKLOADS="conn64@1k tcp64@5k" OUT=dir
 #   NET=route|vxlan  SIDES="xmesh direct svc ct" (xmesh and direct always)
+#   CALIBRATE=1: no agents (the xmesh side is plain TCP to the pod IPs too):
+#   the bench's own bias and noise between two sides that should be equal
 set -eu -o pipefail
 ROUNDS=${ROUNDS:-30} DUR=${DUR:-1} NET=${NET:-route}
 TOPOS=${TOPOS:-"1node 2node"} WORKLOADS=${WORKLOADS:-"conn64@1k tcp64@5k"}
-SIDES=${SIDES:-"xmesh direct svc ct"}
+SIDES=${SIDES:-"xmesh direct svc ct"} CALIBRATE=${CALIBRATE:-0}
 MESH_PORT=8080 PLAIN_PORT=8081 CT_PORT=8082 SVC_PORT=8083
 case $NET in route | vxlan) ;; *) echo "side: NET=route or NET=vxlan, not '$NET'" >&2; exit 2 ;; esac
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
@@ -102,12 +104,17 @@ cat >"$XM_RUN_DIR/side.json" <<EOF
   { "vip": "$VIP1", "port": $MESH_PORT, "backends": [ { "address": "$S1", "port": $MESH_PORT } ] },
   { "vip": "$VIP2", "port": $MESH_PORT, "backends": [ { "address": "$S2", "port": $MESH_PORT } ] } ] }
 EOF
-xm_tb_agent 1 --config "$XM_RUN_DIR/side.json" 2>/dev/null
-xm_tb_agent 2 2>/dev/null
-# the pods' addresses, as the CNI plugin registers them on each node
-xm_tb_ctl 1 endpoint add "$C" netns "$(xm_netns_path c)" >/dev/null
-xm_tb_ctl 1 endpoint add "$S1" netns "$(xm_netns_path s1)" >/dev/null
-xm_tb_ctl 2 endpoint add "$S2" netns "$(xm_netns_path s2)" >/dev/null
+if [ "$CALIBRATE" = 1 ]; then
+	mkdir -p "$XM_CGROUP/n1" "$XM_CGROUP/n2" # the agents' cgroups, nothing attached
+	VIP1=$S1 VIP2=$S2
+else
+	xm_tb_agent 1 --config "$XM_RUN_DIR/side.json" 2>/dev/null
+	xm_tb_agent 2 2>/dev/null
+	# the pods' addresses, as the CNI plugin registers them on each node
+	xm_tb_ctl 1 endpoint add "$C" netns "$(xm_netns_path c)" >/dev/null
+	xm_tb_ctl 1 endpoint add "$S1" netns "$(xm_netns_path s1)" >/dev/null
+	xm_tb_ctl 2 endpoint add "$S2" netns "$(xm_netns_path s2)" >/dev/null
+fi
 # kube-proxy's part on nodes 3 and 4. Bridged traffic between two pods of a
 # node must pass the node's netfilter too, or a same-node reply would skip
 # the reverse translation (kube-proxy needs br_netfilter for the same reason).
@@ -155,7 +162,7 @@ done
 	echo "date: $(date -u +%FT%TZ)"
 	echo "host: $(uname -r), $(nproc) CPUs"
 	echo "commit: $(git describe --always --dirty 2>/dev/null || echo unknown)"
-	echo "command: NET=$NET ROUNDS=$ROUNDS DUR=$DUR TOPOS=\"$TOPOS\" WORKLOADS=\"$WORKLOADS\" SIDES=\"$SIDES\" scripts/bench/side.sh"
+	echo "command: NET=$NET ROUNDS=$ROUNDS DUR=$DUR TOPOS=\"$TOPOS\" WORKLOADS=\"$WORKLOADS\" SIDES=\"$SIDES\" CALIBRATE=$CALIBRATE scripts/bench/side.sh"
 	echo "conntrack: nodes 1-2 (xmesh, direct) none; nodes 3-4 (svc, ct) an nftables nat table (DNAT per VIP)"
 } >"$OUT/env.txt"
 RAW=$OUT/raw.tsv
@@ -219,6 +226,7 @@ for r in $(seq "$ROUNDS"); do
 done
 # evidence that the xmesh side was balanced and, on one node, redirected
 for n in 1 2; do
+	[ "$CALIBRATE" = 1 ] && { echo "node $n: no agent (CALIBRATE=1)"; continue; }
 	echo "node $n: $(xm_tb_ctl "$n" -j stats | python3 -c '
 import json, sys
 s = json.load(sys.stdin)

@@ -12,7 +12,9 @@
 #   with the backend's socket (only a redirected connection needs it);
 # - a killed backend: every connect refused, and counted as such;
 # - a backend that resets: resets and aborted requests; a backend that drops
-#   SYNs: connect timeouts.
+#   SYNs: connect timeouts;
+# - a one-way stream to a backend: its pure ACKs, which cannot change a probe,
+#   return before the probe state is looked up (lb_probe_lookups).
 set -eu
 . "$(dirname "$0")/lib.sh"
 xm_setup
@@ -37,6 +39,8 @@ xm_pod n1 t 10.77.0.10/24
 ip netns exec "$XM_PREFIX-t" nft add table ip "$XM_PREFIX-drop"
 ip netns exec "$XM_PREFIX-t" nft add chain ip "$XM_PREFIX-drop" in '{ type filter hook input priority 0; policy accept; }'
 ip netns exec "$XM_PREFIX-t" nft add rule ip "$XM_PREFIX-drop" in tcp dport 8080 drop
+xm_pod n1 s 10.77.0.11/24
+xm_bg ip netns exec "$XM_PREFIX-s" "$XM_TOOLS/xm-serve" rr --listen 10.77.0.11:8080
 CFG=$XM_RUN_DIR/xm-config.json
 cat >"$CFG" <<EOC
 { "services": [
@@ -47,7 +51,8 @@ cat >"$CFG" <<EOC
   { "vip": "10.96.0.30", "port": 80, "backends": [ { "address": "10.77.0.7", "port": 8080 } ] },
   { "vip": "10.96.0.40", "port": 80, "backends": [ { "address": "10.77.0.8", "port": 8080 } ] },
   { "vip": "10.96.0.50", "port": 80, "backends": [ { "address": "10.77.0.9", "port": 8080 } ] },
-  { "vip": "10.96.0.60", "port": 80, "backends": [ { "address": "10.77.0.10", "port": 8080 } ] }
+  { "vip": "10.96.0.60", "port": 80, "backends": [ { "address": "10.77.0.10", "port": 8080 } ] },
+  { "vip": "10.96.0.70", "port": 80, "backends": [ { "address": "10.77.0.11", "port": 8080 } ] }
 ] }
 EOC
 xm_agent_start --config "$CFG"
@@ -160,3 +165,17 @@ kern=$(xm_ctl -j backend list 10.96.0.60:80 interval 0)
 xm_log "silent backend: client $out kernel $kern"
 xm_assert "$(echo "$kern" | xm_json 'j[0]["connect_timeout"]')" -eq 2 "kernel: 2 connect timeouts"
 xm_assert "$(echo "$kern" | xm_json 'j[0]["connect_refused"]')" -eq 0 "not counted as refused"
+
+# --- G: a one-way stream: only the packets that can change a probe look it up ---
+# The client's data segments can (a request starts); the backend's pure ACKs
+# cannot, and must return before the socket-storage lookup.
+nstat() { ip netns exec "$XM_PREFIX-c" cat "/sys/class/net/eth0/statistics/$1"; }
+l0=$(xm_stat lb_probe_lookups) tx0=$(nstat tx_packets) rx0=$(nstat rx_packets)
+out=$(xm_pod_exec c "$XM_TOOLS/xm-load" stream -t 10.96.0.70:80 -d 1)
+l=$(($(xm_stat lb_probe_lookups) - l0)) tx=$(($(nstat tx_packets) - tx0)) rx=$(($(nstat rx_packets) - rx0))
+kern=$(xm_ctl -j backend list 10.96.0.70:80 interval 0)
+xm_log "stream: $out; client sent $tx packets, received $rx, probe lookups $l; kernel $kern"
+xm_assert "$rx" -ge 100 "the backend acknowledged the stream in many packets"
+xm_assert "$l" -le $((tx + 10)) "the backend's pure ACKs did not look up the probe state ($l lookups, $tx sent, $rx received)"
+# the sink answers once, at the end: one request, timed over the whole stream
+xm_assert "$(echo "$kern" | xm_json 'j[0]["requests"]')" -eq 1 "the stream: one request, answered at its end"

@@ -71,6 +71,8 @@ const struct xm_stat_desc xm_stat_descs[] = {
 	  "one-way bulk senders taken out of the redirect map (plain TCP from then on)" },
 	{ XM_STAT_REDIRECT_BULK_KEPT, "redirect_bulk_kept",
 	  "bulk senders left redirected: their peer had redirected to them (cannot leave safely)" },
+	{ XM_STAT_LB_PROBE_LOOKUPS, "lb_probe_lookups",
+	  "packets (cgroup_skb) that could change a probe: payload, reset, backend's FIN" },
 };
 const unsigned int xm_stat_desc_count = sizeof(xm_stat_descs) / sizeof(xm_stat_descs[0]);
 
