@@ -18,6 +18,12 @@
 # connections go at their first idle moment, looked for every urgent_ms;
 # fast_factor 2 there):
 # it must still retire, within the same bounds, with no failed request.
+# The fast path's two ways to find that moment: the urgent_ms poll alone
+# (on_read 0), and read events (on_read 1, urgent_ms 10 s so that the poll
+# runs only at the ticks; no idle pool, so every connection is a busy one
+# whose idle moment lasts from the client's read to its next request): the
+# read events must find moments and retire there, with no request aborted
+# and none failed.
 # With rebalancing off nothing is retired.
 # XM_REBAL_VIA=sockdiag (test_lb_rebalance_sockdiag.sh): the same with
 # bpf_sock_destroy disabled (XMESH_DISABLE_FEATURES=sock_destroy), so the
@@ -46,7 +52,7 @@ xm_node n1
 xm_pod n1 cl 10.79.0.2/16
 for i in 0 1 2; do xm_pod n1 b$i 10.79.1.$((10 + i))/16; done
 
-# write_config REBALANCE (true/false) IDLE_MS FAST_FACTOR
+# write_config REBALANCE (true/false) IDLE_MS FAST_FACTOR URGENT_MS ON_READ
 write_config() {
 	cat >"$XM_RUN_DIR/agent.json" <<EOF2
 {
@@ -55,7 +61,7 @@ write_config() {
     {"name": "pool", "vip": "$VIP", "port": $PORT, "protocol": "tcp", "algorithm": "l3",
      "rebalance": {"enabled": $1, "idle_ms": $2, "share_per_tick": $SHARE,
                    "max_per_s": $RATE, "ticks": 2,
-                   "margin": 0.3, "fast_factor": $3},
+                   "margin": 0.3, "fast_factor": $3, "urgent_ms": $4, "on_read": $5},
      "backends": [
        {"address": "10.79.1.10", "port": $PORT},
        {"address": "10.79.1.11", "port": $PORT},
@@ -65,10 +71,11 @@ write_config() {
 EOF2
 }
 
-# run NAME REBALANCE [IDLE_MS [FAST_FACTOR]]: agent + replicas + xm-load rr (pool, retry); leaves $XM_RUN_DIR/NAME.*
+# run NAME REBALANCE [IDLE_MS [FAST_FACTOR [URGENT_MS [ON_READ]]]]: agent + replicas + xm-load rr
+# (pool, retry); leaves $XM_RUN_DIR/NAME.*; IDLE_POOL=0: without the pool of idle connections
 run() {
-	local name=$1 start i spids=() upid ipid
-	write_config "$2" "${3:-100}" "${4:-4}"
+	local name=$1 start i spids=() upid ipid=
+	write_config "$2" "${3:-100}" "${4:-4}" "${5:-10}" "${6:-1}"
 	xm_agent_start --config "$XM_RUN_DIR/agent.json" --log-level debug \
 		2>"$XM_RUN_DIR/$name.agent.log"
 	start=$(python3 -c 'import time; print(f"{time.time() + 1.0:.3f}")')
@@ -78,9 +85,11 @@ run() {
 		spids+=("$XM_LAST_PID")
 	done
 	# A pool that holds 24 idle connections, opened at t = 0.5 s (a third on each replica).
-	xm_bg xm_pod_exec cl sh -c 'sleep 1.5; exec /usr/bin/python3 "$0" "$1" 24 9' \
-		"$XM_TOOLS_PY/idle_pool.py" "$VIP:$PORT" >"$XM_RUN_DIR/$name.idle" 2>&1
-	ipid=$XM_LAST_PID
+	if [ "${IDLE_POOL:-1}" = 1 ]; then
+		xm_bg xm_pod_exec cl sh -c 'sleep 1.5; exec /usr/bin/python3 "$0" "$1" 24 9' \
+			"$XM_TOOLS_PY/idle_pool.py" "$VIP:$PORT" >"$XM_RUN_DIR/$name.idle" 2>&1
+		ipid=$XM_LAST_PID
+	fi
 	if [ "$2" = true ]; then
 		# A real client library with its own pool, from t = 4 s (replica 2 slow) for 6 s.
 		xm_bg xm_pod_exec cl sh -c 'sleep 5; exec /usr/bin/python3 "$0" "$1" 6' \
@@ -93,8 +102,10 @@ run() {
 		--per-conn 1000 --max-age 60 --retry --proto http --timeout 3 \
 		--csv "$XM_RUN_DIR/$name.csv" >"$XM_RUN_DIR/$name.out" || xm_fail "xm-load rr failed"
 	tail -n1 "$XM_RUN_DIR/$name.out" >&2
-	wait "$ipid" || { cat "$XM_RUN_DIR/$name.idle" >&2; xm_fail "idle pool client failed"; }
-	tail -n1 "$XM_RUN_DIR/$name.idle" >&2
+	if [ -n "$ipid" ]; then
+		wait "$ipid" || { cat "$XM_RUN_DIR/$name.idle" >&2; xm_fail "idle pool client failed"; }
+		tail -n1 "$XM_RUN_DIR/$name.idle" >&2
+	fi
 	if [ "$2" = true ]; then
 		wait "$upid" || { cat "$XM_RUN_DIR/$name.urllib3" >&2; xm_fail "urllib3 client failed"; }
 		tail -n1 "$XM_RUN_DIR/$name.urllib3" >&2
@@ -179,7 +190,7 @@ check_bounds on
 # unit-tested (with 3 backends and l3's slow filters, the median is that of
 # estimates still falling from the slow start, and under load replica 2 did
 # not always reach 4x it).
-run urgent true 60000 2
+run urgent true 60000 2 10 0
 grep -q "quota [1-9].*at the first idle moment" "$XM_RUN_DIR/urgent.agent.log" ||
 	xm_fail "no retire-now quota for the far slower replica"
 xm_assert "$(($(field urgent 10.79.1.12:$PORT retired) - $(field on 10.79.1.12:$PORT retired)))" \
@@ -193,10 +204,30 @@ xm_assert "$(tail -n1 "$XM_RUN_DIR/urgent.urllib3" | sed -n 's/.* failed=\([0-9]
 	-eq 0 "failed requests of the urllib3 pool (fast path)"
 check_bounds urgent
 
+# read_retired NAME: what the agent's closing line says read events retired / the poll retired
+read_retired() {
+	sed -n 's/.*rebalance: far slower backends: \([0-9]*\) connections retired on \([0-9]*\) read events.*, \([0-9]*\) by the urgent_ms poll.*/\1 \2 \3/p' \
+		"$XM_RUN_DIR/$1.agent.log" | tail -n1
+}
+IDLE_POOL=0 run onread true 60000 2 10000 1
+read -r rretired revents rpoll < <(read_retired onread)
+xm_log "read events: ${revents:-0} events, ${rretired:-0} retired on them, ${rpoll:-0} by the poll (at the ticks)"
+xm_assert "${revents:-0}" -gt 0 "read events from the far slower replica's connections"
+xm_assert "${rretired:-0}" -gt 0 "connections retired at the idle moment a read event found"
+xm_assert "$(awk -F, 'NR > 1 && $4 == 0' "$XM_RUN_DIR/onread.csv" | wc -l)" -eq 0 \
+	"failed requests of the retrying pool client (read events)"
+for b in 10 11 12; do
+	xm_assert "$(field onread 10.79.1.$b:$PORT aborted)" -eq 0 \
+		"requests cut in flight on 10.79.1.$b (read events)"
+done
+xm_assert "$(tail -n1 "$XM_RUN_DIR/onread.urllib3" | sed -n 's/.* failed=\([0-9]*\).*/\1/p')" \
+	-eq 0 "failed requests of the urllib3 pool (read events)"
+check_bounds onread
+
 run off false
 # The counter lives in a pinned map, across agent restarts: compare with the run before.
 for b in 10 11 12; do
-	xm_assert "$(($(field off 10.79.1.$b:$PORT retired) - $(field urgent 10.79.1.$b:$PORT retired)))" \
+	xm_assert "$(($(field off 10.79.1.$b:$PORT retired) - $(field onread 10.79.1.$b:$PORT retired)))" \
 		-eq 0 "connections retired from 10.79.1.$b with rebalancing off"
 done
 grep -q "rebalance: backend .*: retired [1-9]" "$XM_RUN_DIR/off.agent.log" &&
