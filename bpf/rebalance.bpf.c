@@ -36,7 +36,9 @@
  * iterator's output, and the agent closes it with SOCK_DESTROY over
  * sock_diag netlink; xm_rebal_count only counts.
  *
- * xm_rebal_read (fexit on tcp_recvmsg) finds the moment a pass should run: a
+ * xm_rebal_read (BTF tracepoint tcp_rcv_space_adjust, which TCP's recvmsg hits
+ * after each copy to the application, socket locked, copied_seq already
+ * advanced) finds the moment a pass should run: a
  * busy pool's connection to a far slower backend is idle only between the
  * client's read of a response and its next request (a LIFO pool hands that
  * request to the connection that just came back, within milliseconds), far
@@ -45,8 +47,9 @@
  * ring buffer, and the agent runs a retire pass in that namespace at once;
  * the pass decides again under the socket lock, so a request written in
  * between keeps its connection. The hook sees every TCP read of the host:
- * while no backend asks for it, it costs the trampoline and one load
- * (xm_rebal_on_read_any).
+ * the agent attaches it when a backend first asks, and while none asks it
+ * costs one load (xm_rebal_on_read_any). A tracepoint, not fexit on
+ * tcp_recvmsg: kernels built without BPF trampolines refuse fexit (EPERM).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -175,7 +178,7 @@ int xm_rebal_count(struct bpf_iter__tcp *ctx)
 	return rebal_sock(ctx, REBAL_COUNT);
 }
 
-SEC("fexit/tcp_recvmsg")
+SEC("tp_btf/tcp_rcv_space_adjust")
 int BPF_PROG(xm_rebal_read, struct sock *sk)
 {
 	struct xm_rebal_read_event *e;

@@ -16,7 +16,8 @@
  * Backends far slower than the rest (rebal.h fast_factor) lose connections
  * at their first idle moment. In a busy pool that moment follows the client's
  * read of a response: for a backend with `on_read` set (and quota left) the
- * object's fexit program on tcp_recvmsg reports each read that leaves one of
+ * object's program on the tracepoint tcp_rcv_space_adjust (TCP's recvmsg
+ * hits it after each copy to the application) reports each read that leaves one of
  * its connections idle (xm_rebal_read_event, ring buffer), and the agent
  * walks that socket's network namespace at once (docs/weighting.md).
  *

@@ -211,6 +211,7 @@ read_retired() {
 }
 IDLE_POOL=0 run onread true 60000 2 10000 1
 read -r rretired revents rpoll < <(read_retired onread)
+grep "rebalance: \(far\|the read\|attach\|read\)" "$XM_RUN_DIR/onread.agent.log" >&2
 xm_log "read events: ${revents:-0} events, ${rretired:-0} retired on them, ${rpoll:-0} by the poll (at the ticks)"
 xm_assert "${revents:-0}" -gt 0 "read events from the far slower replica's connections"
 xm_assert "${rretired:-0}" -gt 0 "connections retired at the idle moment a read event found"

@@ -179,7 +179,7 @@ struct xm_rebalancer *xm_rebalance_open(struct xm_agent *a)
 	reads = r->how != RETIRE_NONE && a->loop;
 	err = load(r, reads);
 	if (err && reads) {
-		pr_warn("rebalance: the read hook (fexit on tcp_recvmsg) does not load: %s (kernel "
+		pr_warn("rebalance: the read hook (tracepoint tcp_rcv_space_adjust) does not load: %s (kernel "
 			"%s): far slower backends are looked at every urgent_ms only",
 			strerror(-err), u.release);
 		reads = false;
@@ -544,7 +544,7 @@ static bool reads_watch(struct xm_rebalancer *r)
 	r->read_tried = true;
 	r->read_link = bpf_program__attach(r->skel->progs.xm_rebal_read);
 	if (!r->read_link)
-		pr_warn("rebalance: attach the read hook (fexit on tcp_recvmsg): %s: far slower "
+		pr_warn("rebalance: attach the read hook (tracepoint tcp_rcv_space_adjust): %s: far slower "
 			"backends are looked at every urgent_ms only", strerror(errno));
 	return r->read_link;
 }
