@@ -208,6 +208,7 @@ int BPF_PROG(xm_rebal_read, struct sock *sk)
 	e->cookie = bpf_get_socket_cookie(sk);
 	e->netns_ino = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 	e->backend = be;
+	e->read_ns = bpf_ktime_get_ns();
 	bpf_ringbuf_submit(e, 0);
 	return 0;
 }

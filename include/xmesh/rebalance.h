@@ -64,6 +64,7 @@ struct xm_rebal_read_event {
 	__u64 cookie;    /* socket cookie */
 	__u32 netns_ino; /* its network namespace (the nsfs inode, as /proc/PID/ns/net) */
 	__u32 backend;   /* backend id */
+	__u64 read_ns;   /* bpf_ktime_get_ns() of the read (CLOCK_MONOTONIC) */
 };
 
 /* What the agent publishes per backend, each tick it ran a pass. */
@@ -82,6 +83,6 @@ struct xm_lb_rstate {
 _Static_assert(sizeof(struct xm_rebal_be) == 40, "xm_rebal_be layout");
 _Static_assert(sizeof(struct xm_lb_rstate) == 32, "xm_lb_rstate layout");
 _Static_assert(sizeof(struct xm_rebal_pick) == 56, "xm_rebal_pick layout");
-_Static_assert(sizeof(struct xm_rebal_read_event) == 16, "xm_rebal_read_event layout");
+_Static_assert(sizeof(struct xm_rebal_read_event) == 24, "xm_rebal_read_event layout");
 
 #endif /* XMESH_REBALANCE_H */

@@ -70,6 +70,7 @@ struct xm_rebalancer {
 	__u64 read_window_ns;      /* start of the second read passes are counted in */
 	unsigned int read_window_passes;
 	struct xm_rebal_retire_stats st;
+	__u64 first_read_ns;       /* the oldest read event not yet answered by a pass */
 	/* Retired by retire-now passes since the last full pass, per backend id. */
 	__u32 carry[XM_LB_MAX_BACKENDS];
 	struct xm_rebal_be last[XM_LB_MAX_BACKENDS]; /* the counts, kept across one */
@@ -176,7 +177,13 @@ struct xm_rebalancer *xm_rebalance_open(struct xm_agent *a)
 		goto fail;
 	}
 	r->how = choose_retire_with(a, u.release);
-	reads = r->how != RETIRE_NONE && a->loop;
+	/*
+	 * Read events only where the iterator destroys under the socket lock:
+	 * SOCK_DESTROY comes after the check, and right after a read is when a
+	 * busy pool writes its next request (measured: over sock_diag, every
+	 * connection retired on a read event had a request in flight by then).
+	 */
+	reads = r->how == RETIRE_BPF && a->loop;
 	err = load(r, reads);
 	if (err && reads) {
 		pr_warn("rebalance: the read hook (tracepoint tcp_rcv_space_adjust) does not load: %s (kernel "
@@ -219,10 +226,12 @@ void xm_rebalance_close(struct xm_rebalancer *r)
 		return;
 	if (r->st.read_events || r->st.poll_retired)
 		pr_info("rebalance: far slower backends: %llu connections retired on %llu read "
-			"events (%llu passes, %llu passes over the limit of %d/s), %llu by the "
-			"urgent_ms poll (%llu passes)", r->st.read_retired, r->st.read_events,
+			"events (%llu passes, %llu passes over the limit of %d/s; from a read to "
+			"its pass %.0f us on average, %.0f us at most), %llu by the urgent_ms poll "
+			"(%llu passes)", r->st.read_retired, r->st.read_events,
 			r->st.read_passes, r->st.read_limited, XM_REBAL_READ_PASSES_PER_S,
-			r->st.poll_retired, r->st.poll_passes);
+			r->st.read_lag_n ? r->st.read_lag_ns / 1e3 / r->st.read_lag_n : 0,
+			r->st.read_lag_max_ns / 1e3, r->st.poll_retired, r->st.poll_passes);
 	if (r->reads)
 		xm_loop_del(r->a->loop, ring_buffer__epoll_fd(r->reads));
 	ring_buffer__free(r->reads);
@@ -489,6 +498,14 @@ static void read_pass(struct xm_rebalancer *r)
 	}
 	r->read_window_passes++;
 	r->st.read_passes++;
+	if (r->first_read_ns && now > r->first_read_ns) {
+		__u64 lag = now - r->first_read_ns;
+
+		r->st.read_lag_ns += lag;
+		r->st.read_lag_max_ns = lag > r->st.read_lag_max_ns ? lag : r->st.read_lag_max_ns;
+		r->st.read_lag_n++;
+	}
+	r->first_read_ns = 0;
 	if (!retire_walk(r, true, &r->st.read_retired) ||
 	    r->read_again >= sizeof(read_again_us) / sizeof(read_again_us[0])) {
 		reads_done(r);
@@ -505,6 +522,8 @@ static int on_read_event(void *ctx, void *data, size_t len)
 	if (len < sizeof(*e))
 		return 0;
 	r->st.read_events++;
+	if (!r->first_read_ns || e->read_ns < r->first_read_ns)
+		r->first_read_ns = e->read_ns;
 	for (unsigned int i = 0; i < r->nns; i++)
 		if (r->ns[i].ino == e->netns_ino)
 			r->ns[i].due = true;

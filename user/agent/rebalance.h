@@ -52,6 +52,7 @@ struct xm_rebal_retire_stats {
 	unsigned long long read_passes;  /* passes they started (incl. the passes after) */
 	unsigned long long read_limited; /* passes not run: over XM_REBAL_READ_PASSES_PER_S */
 	unsigned long long read_retired; /* connections those passes retired */
+	unsigned long long read_lag_ns, read_lag_max_ns, read_lag_n; /* read -> its first pass */
 	unsigned long long poll_passes;  /* urgent_ms passes (xm_rebalance_retire_now) */
 	unsigned long long poll_retired; /* connections they retired */
 };
