@@ -89,6 +89,21 @@ static __always_inline bool rebal_conn_idle(const struct tcp_sock *tp, const str
 	       tp->write_seq == tp->snd_una;
 }
 
+/* The counters of the backend a balanced client socket goes to; NULL: not one. */
+static __always_inline struct xm_rebal_be *rebal_client_be(void *sk, struct xm_lb_sock **lsp)
+{
+	struct xm_lb_sock *ls = bpf_sk_storage_get(&xm_lb_sock, sk, 0, 0);
+	__u32 be;
+
+	if (!ls || ls->role != XM_LB_ROLE_CLIENT)
+		return NULL;
+	be = ls->backend;
+	if (be >= XM_LB_MAX_BACKENDS)
+		return NULL;
+	*lsp = ls;
+	return &xm_rebal_be[be];
+}
+
 /* Name the socket for the agent's SOCK_DESTROY; 0 when written. */
 static __always_inline int rebal_pick(struct bpf_iter__tcp *ctx, struct sock_common *skc,
 				      struct tcp_sock *tp, __u32 be)
@@ -126,13 +141,10 @@ static __always_inline int rebal_sock(struct bpf_iter__tcp *ctx, enum rebal_acti
 	tp = bpf_skc_to_tcp_sock(skc);
 	if (!tp || tp->inet_conn.icsk_inet.sk.__sk_common.skc_state != TCP_ESTABLISHED_STATE)
 		return 0;
-	ls = bpf_sk_storage_get(&xm_lb_sock, tp, 0, 0);
-	if (!ls || ls->role != XM_LB_ROLE_CLIENT)
+	rb = rebal_client_be(tp, &ls);
+	if (!rb)
 		return 0;
 	be = ls->backend;
-	if (be >= XM_LB_MAX_BACKENDS)
-		return 0;
-	rb = &xm_rebal_be[be];
 	rb->held++;
 
 	now = bpf_ktime_get_ns();
@@ -185,18 +197,11 @@ int BPF_PROG(xm_rebal_read, struct sock *sk)
 	struct xm_rebal_be *rb;
 	struct xm_lb_sock *ls;
 	struct tcp_sock *tp;
-	__u32 be;
 
 	if (!xm_rebal_on_read_any)
 		return 0;
-	ls = bpf_sk_storage_get(&xm_lb_sock, sk, 0, 0);
-	if (!ls || ls->role != XM_LB_ROLE_CLIENT)
-		return 0;
-	be = ls->backend;
-	if (be >= XM_LB_MAX_BACKENDS)
-		return 0;
-	rb = &xm_rebal_be[be];
-	if (!rb->on_read || !rb->quota)
+	rb = rebal_client_be(sk, &ls);
+	if (!rb || !rb->on_read || !rb->quota)
 		return 0;
 	tp = bpf_skc_to_tcp_sock(sk);
 	if (!tp || sk->__sk_common.skc_state != TCP_ESTABLISHED_STATE ||
@@ -207,7 +212,7 @@ int BPF_PROG(xm_rebal_read, struct sock *sk)
 		return 0;
 	e->cookie = bpf_get_socket_cookie(sk);
 	e->netns_ino = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
-	e->backend = be;
+	e->backend = ls->backend;
 	e->read_ns = bpf_ktime_get_ns();
 	bpf_ringbuf_submit(e, 0);
 	return 0;
