@@ -47,8 +47,8 @@
  * ring buffer, and the agent runs a retire pass in that namespace at once;
  * the pass decides again under the socket lock, so a request written in
  * between keeps its connection. The hook sees every TCP read of the host:
- * the agent attaches it when a backend first asks, and while none asks it
- * costs one load (xm_rebal_on_read_any). A tracepoint, not fexit on
+ * the agent attaches it while a backend is urgent (detached after 20 ticks
+ * without one), and while none asks it costs one load (xm_rebal_on_read_any). A tracepoint, not fexit on
  * tcp_recvmsg: kernels built without BPF trampolines refuse fexit (EPERM).
  */
 #include "vmlinux.h"

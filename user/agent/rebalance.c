@@ -36,6 +36,8 @@
  */
 #define XM_REBAL_READ_PASSES_PER_S 500
 static const long read_again_us[] = { 200, 800 };
+/* The read hook is detached after this many full passes without a backend that wants it. */
+#define XM_REBAL_READ_DETACH_PASSES 20
 
 struct netns_ref {
 	dev_t dev;
@@ -65,6 +67,7 @@ struct xm_rebalancer {
 	struct ring_buffer *reads;
 	struct bpf_link *read_link;
 	bool read_tried;
+	unsigned int read_unwanted; /* full passes in a row with no on_read backend */
 	int read_tfd;              /* the passes after a read pass */
 	unsigned int read_again;   /* which of read_again_us is next */
 	__u64 read_window_ns;      /* start of the second read passes are counted in */
@@ -400,6 +403,26 @@ static int walk_netns(struct xm_rebalancer *r, int nsfd)
 	return 0;
 }
 
+/*
+ * The hook sees every TCP read of the host: once no backend has wanted it for
+ * XM_REBAL_READ_DETACH_PASSES ticks, detach it (reads_watch attaches it again).
+ */
+static void reads_unwatch_idle(struct xm_rebalancer *r)
+{
+	if (!r->read_link || r->skel->bss->xm_rebal_on_read_any) {
+		r->read_unwanted = 0;
+		return;
+	}
+	if (++r->read_unwanted < XM_REBAL_READ_DETACH_PASSES)
+		return;
+	bpf_link__destroy(r->read_link);
+	r->read_link = NULL;
+	r->read_tried = false;
+	r->read_unwanted = 0;
+	pr_debug("rebalance: read hook detached: no far slower backend for %d ticks",
+		 XM_REBAL_READ_DETACH_PASSES);
+}
+
 int xm_rebalance_pass(struct xm_rebalancer *r)
 {
 	struct xm_rebal_be *be = r->skel->bss->xm_rebal_be;
@@ -413,6 +436,7 @@ int xm_rebalance_pass(struct xm_rebalancer *r)
 	for (unsigned int i = 0; i < r->nns; i++)
 		if (!walk_netns(r, r->ns[i].fd))
 			walked++;
+	reads_unwatch_idle(r);
 	r->skel->bss->xm_rebal_on_read_any = 0;
 	for (__u32 id = 0; id < XM_LB_MAX_BACKENDS; id++) {
 		be[id].quota = 0;
@@ -562,7 +586,9 @@ static bool reads_watch(struct xm_rebalancer *r)
 		return r->read_link;
 	r->read_tried = true;
 	r->read_link = bpf_program__attach(r->skel->progs.xm_rebal_read);
-	if (!r->read_link)
+	if (r->read_link)
+		pr_debug("rebalance: read hook attached");
+	else
 		pr_warn("rebalance: attach the read hook (tracepoint tcp_rcv_space_adjust): %s: far slower "
 			"backends are looked at every urgent_ms only", strerror(errno));
 	return r->read_link;
