@@ -36,6 +36,14 @@
  */
 #define XM_REBAL_READ_PASSES_PER_S 500
 static const long read_again_us[] = { 200, 800 };
+/*
+ * Over sock_diag the close comes after the iterator's check, outside the
+ * socket lock, so a connection is retired there only after this much
+ * silence, a far slower backend's too: its first idle moment is when a busy
+ * pool writes its next request (test_lb_rebalance_sockdiag's busy pool had
+ * requests cut in flight by closes at that moment).
+ */
+#define XM_REBAL_SOCKDIAG_QUIET_NS (50 * 1000000ULL)
 /* The read hook is detached after this many full passes without a backend that wants it. */
 #define XM_REBAL_READ_DETACH_PASSES 20
 
@@ -447,13 +455,19 @@ int xm_rebalance_pass(struct xm_rebalancer *r)
 	return walked;
 }
 
+/* The silence the iterator asks of a far slower backend's connections. */
+static __u64 urgent_quiet_ns(const struct xm_rebalancer *r)
+{
+	return r->how == RETIRE_SOCKDIAG ? XM_REBAL_SOCKDIAG_QUIET_NS : 0;
+}
+
 /*
  * A pass that only retires, over the namespaces of the last full pass (a new
  * pod holds no old connection), or only those a read event came from: up to
  * the quotas left, what it retires counted into the next full pass's
  * `retired`; the counts stay those of the last full pass. Returns the
- * backends that still have quota with idle_ns 0 (retire at the first idle
- * moment); *retired: connections it retired.
+ * backends that still have quota at the first idle moment (idle_ns 0; over
+ * sock_diag, the least silence it allows); *retired: connections it retired.
  */
 static unsigned int retire_walk(struct xm_rebalancer *r, bool only_due, unsigned long long *retired)
 {
@@ -471,7 +485,7 @@ static unsigned int retire_walk(struct xm_rebalancer *r, bool only_due, unsigned
 		*retired += be[id].retired - last[id].retired;
 		be[id] = last[id];
 		be[id].quota = quota;
-		urgent += quota && !be[id].idle_ns;
+		urgent += quota && be[id].idle_ns <= urgent_quiet_ns(r);
 	}
 	return urgent;
 }
@@ -603,7 +617,7 @@ void xm_rebalance_allow(struct xm_rebalancer *r, __u32 id, __u32 quota, __u64 id
 		return;
 	be = &r->skel->bss->xm_rebal_be[id];
 	be->quota = r->how != RETIRE_NONE ? quota : 0;
-	be->idle_ns = idle_ns;
+	be->idle_ns = idle_ns > urgent_quiet_ns(r) ? idle_ns : urgent_quiet_ns(r);
 	be->on_read = be->quota && on_read && reads_watch(r);
 	if (be->on_read)
 		r->skel->bss->xm_rebal_on_read_any = 1;

@@ -33,7 +33,8 @@ int xm_rebalance_pass(struct xm_rebalancer *r);
  * A pass that only retires, between two full passes: up to the quotas left,
  * counting what it retired into the next full pass's `retired`; the counts
  * stay those of the last full pass. Returns the number of backends
- * that still have quota with idle_ns 0 (retire at the first idle moment).
+ * that still have quota at the first idle moment (idle_ns 0; over sock_diag,
+ * the least silence it allows there).
  */
 unsigned int xm_rebalance_retire_now(struct xm_rebalancer *r);
 /* Counts of the last pass for backend id (never NULL for id < XM_LB_MAX_BACKENDS). */
