@@ -35,10 +35,26 @@
  * writes each chosen socket (xm_rebal_pick: 4-tuple and cookie) to the
  * iterator's output, and the agent closes it with SOCK_DESTROY over
  * sock_diag netlink; xm_rebal_count only counts.
+ *
+ * xm_rebal_read (BTF tracepoint tcp_rcv_space_adjust, which TCP's recvmsg hits
+ * after each copy to the application, socket locked, copied_seq already
+ * advanced) finds the moment a pass should run: a
+ * busy pool's connection to a far slower backend is idle only between the
+ * client's read of a response and its next request (a LIFO pool hands that
+ * request to the connection that just came back, within milliseconds), far
+ * too short for a poll to meet. When a read leaves such a connection idle
+ * (its backend has on_read set and quota left), it tells the agent over a
+ * ring buffer, and the agent runs a retire pass in that namespace at once;
+ * the pass decides again under the socket lock, so a request written in
+ * between keeps its connection. The hook sees every TCP read of the host:
+ * the agent attaches it while a backend is urgent (detached after 20 ticks
+ * without one), and while none asks it costs one load (xm_rebal_on_read_any). A tracepoint, not fexit on
+ * tcp_recvmsg: kernels built without BPF trampolines refuse fexit (EPERM).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
 #include <xmesh/lb.h>
 #include <xmesh/rebalance.h>
 #include "lib/lb_probe.h"
@@ -54,6 +70,39 @@ extern int bpf_sock_destroy(struct sock_common *sk) __ksym __weak;
 
 /* Per backend id; the agent writes idle_ns/quota and reads the counts (mmap). */
 struct xm_rebal_be xm_rebal_be[XM_LB_MAX_BACKENDS];
+/* Some backend has on_read set: xm_rebal_read looks further (agent-written). */
+volatile __u32 xm_rebal_on_read_any;
+
+/* xm_rebal_read_event, to the agent; a few hundred per second at most in practice. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 64 * 1024);
+} xm_rebal_events SEC(".maps");
+
+/*
+ * Idle by the probes and the socket: no request outstanding, nothing the
+ * application has not read, nothing sent and not yet acknowledged.
+ */
+static __always_inline bool rebal_conn_idle(const struct tcp_sock *tp, const struct xm_lb_flow *f)
+{
+	return !(f && f->phase == XM_LB_REQUEST) && tp->rcv_nxt == tp->copied_seq &&
+	       tp->write_seq == tp->snd_una;
+}
+
+/* The counters of the backend a balanced client socket goes to; NULL: not one. */
+static __always_inline struct xm_rebal_be *rebal_client_be(void *sk, struct xm_lb_sock **lsp)
+{
+	struct xm_lb_sock *ls = bpf_sk_storage_get(&xm_lb_sock, sk, 0, 0);
+	__u32 be;
+
+	if (!ls || ls->role != XM_LB_ROLE_CLIENT)
+		return NULL;
+	be = ls->backend;
+	if (be >= XM_LB_MAX_BACKENDS)
+		return NULL;
+	*lsp = ls;
+	return &xm_rebal_be[be];
+}
 
 /* Name the socket for the agent's SOCK_DESTROY; 0 when written. */
 static __always_inline int rebal_pick(struct bpf_iter__tcp *ctx, struct sock_common *skc,
@@ -92,13 +141,10 @@ static __always_inline int rebal_sock(struct bpf_iter__tcp *ctx, enum rebal_acti
 	tp = bpf_skc_to_tcp_sock(skc);
 	if (!tp || tp->inet_conn.icsk_inet.sk.__sk_common.skc_state != TCP_ESTABLISHED_STATE)
 		return 0;
-	ls = bpf_sk_storage_get(&xm_lb_sock, tp, 0, 0);
-	if (!ls || ls->role != XM_LB_ROLE_CLIENT)
+	rb = rebal_client_be(tp, &ls);
+	if (!rb)
 		return 0;
 	be = ls->backend;
-	if (be >= XM_LB_MAX_BACKENDS)
-		return 0;
-	rb = &xm_rebal_be[be];
 	rb->held++;
 
 	now = bpf_ktime_get_ns();
@@ -110,9 +156,7 @@ static __always_inline int rebal_sock(struct bpf_iter__tcp *ctx, enum rebal_acti
 	}
 	quiet_ns = tp->tcp_mstamp * 1000;
 	quiet_ns = now > quiet_ns ? now - quiet_ns : 0;
-	if (quiet_ns < rb->idle_ns)
-		return 0;
-	if (tp->rcv_nxt != tp->copied_seq || tp->write_seq != tp->snd_una)
+	if (quiet_ns < rb->idle_ns || !rebal_conn_idle(tp, f))
 		return 0;
 	if (action == REBAL_COUNT || !rb->quota) {
 		rb->idle++;
@@ -144,4 +188,32 @@ SEC("iter/tcp")
 int xm_rebal_count(struct bpf_iter__tcp *ctx)
 {
 	return rebal_sock(ctx, REBAL_COUNT);
+}
+
+SEC("tp_btf/tcp_rcv_space_adjust")
+int BPF_PROG(xm_rebal_read, struct sock *sk)
+{
+	struct xm_rebal_read_event *e;
+	struct xm_rebal_be *rb;
+	struct xm_lb_sock *ls;
+	struct tcp_sock *tp;
+
+	if (!xm_rebal_on_read_any)
+		return 0;
+	rb = rebal_client_be(sk, &ls);
+	if (!rb || !rb->on_read || !rb->quota)
+		return 0;
+	tp = bpf_skc_to_tcp_sock(sk);
+	if (!tp || sk->__sk_common.skc_state != TCP_ESTABLISHED_STATE ||
+	    !rebal_conn_idle(tp, lb_state_of(ls)))
+		return 0;
+	e = bpf_ringbuf_reserve(&xm_rebal_events, sizeof(*e), 0);
+	if (!e)
+		return 0;
+	e->cookie = bpf_get_socket_cookie(sk);
+	e->netns_ino = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	e->backend = ls->backend;
+	e->read_ns = bpf_ktime_get_ns();
+	bpf_ringbuf_submit(e, 0);
+	return 0;
 }

@@ -13,6 +13,14 @@
  * netlink (CONFIG_INET_DIAG_DESTROY). The agent sets `quota` and `idle_ns`
  * and zeroes the counts before each pass, in the object's .bss.
  *
+ * Backends far slower than the rest (rebal.h fast_factor) lose connections
+ * at their first idle moment. In a busy pool that moment follows the client's
+ * read of a response: for a backend with `on_read` set (and quota left) the
+ * object's program on the tracepoint tcp_rcv_space_adjust (TCP's recvmsg
+ * hits it after each copy to the application) reports each read that leaves one of
+ * its connections idle (xm_rebal_read_event, ring buffer), and the agent
+ * walks that socket's network namespace at once (docs/weighting.md).
+ *
  *   xm_lb_rstate  ARRAY  backend id -> xm_lb_rstate   published per tick (pinned, agent-made)
  */
 #ifndef XMESH_REBALANCE_H
@@ -28,7 +36,7 @@ struct xm_rebal_be {
 	__u32 idle;     /* out: of which idle (and not retired) */
 	__u32 retired;  /* out: destroyed by this pass */
 	__u32 failed;   /* out: bpf_sock_destroy() refused */
-	__u32 pad;
+	__u32 on_read;  /* in: 1: report its idle moments after a read (xm_rebal_read_event) */
 	__u64 oldest_req_ns; /* out: age of the oldest request in flight on these connections */
 };
 
@@ -51,6 +59,14 @@ struct xm_rebal_pick {
 	__be32 daddr[4]; /* remote address */
 };
 
+/* A read left a connection of an on_read backend idle (ring buffer xm_rebal_events). */
+struct xm_rebal_read_event {
+	__u64 cookie;    /* socket cookie */
+	__u32 netns_ino; /* its network namespace (the nsfs inode, as /proc/PID/ns/net) */
+	__u32 backend;   /* backend id */
+	__u64 read_ns;   /* bpf_ktime_get_ns() of the read (CLOCK_MONOTONIC) */
+};
+
 /* What the agent publishes per backend, each tick it ran a pass. */
 struct xm_lb_rstate {
 	__u64 updated_ns;       /* CLOCK_MONOTONIC of the pass; 0: never */
@@ -67,5 +83,6 @@ struct xm_lb_rstate {
 _Static_assert(sizeof(struct xm_rebal_be) == 40, "xm_rebal_be layout");
 _Static_assert(sizeof(struct xm_lb_rstate) == 32, "xm_lb_rstate layout");
 _Static_assert(sizeof(struct xm_rebal_pick) == 56, "xm_rebal_pick layout");
+_Static_assert(sizeof(struct xm_rebal_read_event) == 24, "xm_rebal_read_event layout");
 
 #endif /* XMESH_REBALANCE_H */

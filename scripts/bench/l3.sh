@@ -28,8 +28,11 @@
 #
 # Each (scenario, mode) runs every algorithm RUNS times, the order rotated
 # each run (A B C D, B C D A, ...). The agent is restarted for every run, so
-# no filter state leaks between runs. Results: results/l3-<time>/ (CSV per
-# run, summary.csv/md, PNG plots), table on stdout, last line "bench l3: ...".
+# no filter state leaks between runs. Results: results/l3-<time>/ (CSV and
+# agent log per run, summary.csv/md, PNG plots), table on stdout, last line
+# "bench l3: ...". Columns "at read" / "at poll": connections of far slower
+# backends retired at an idle moment found by a read event / by the
+# urgent_ms poll (medians; the agent's closing line).
 #
 # Knobs (environment):
 #   XM_BENCH_ALGOS      "round-robin l3 c3 l3x l3x+rb"
@@ -121,7 +124,8 @@ run_one() {
 	local tpid=
 	local csv=$OUT/$scn.$mode.$algo.$run.csv
 	write_config "$algo" "$cfg"
-	xm_agent_start --config "$cfg" --log-level warn
+	# info: the agent's closing line counts the fast path's retirements by what found them
+	xm_agent_start --config "$cfg" --log-level info 2>"$OUT/$scn.$mode.$algo.$run.agent.log"
 	if [ "${XM_BENCH_TRACE:-0}" = 1 ]; then
 		# xmeshctl itself in the background (not the xm_ctl function's subshell), so that
 		# the kill below stops it.

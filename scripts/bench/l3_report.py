@@ -19,6 +19,7 @@ import csv
 import glob
 import math
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -143,6 +144,24 @@ def halving_time(rows, replica, t_step, step=0.5, hold=2.0):
     return float("inf")
 
 
+# The agent's closing line: "... N connections retired on E read events (...), M by the urgent_ms poll"
+FAST_RE = re.compile(r"far slower backends: (\d+) connections retired on \d+ read events.*, "
+                     r"(\d+) by the urgent_ms poll")
+
+
+def fast_path_retired(log):
+    """(retired at read events, retired by the poll) of one run; 0, 0 without the line."""
+    try:
+        with open(log) as f:
+            for line in f:
+                m = FAST_RE.search(line)
+                if m:
+                    return int(m.group(1)), int(m.group(2))
+    except OSError:
+        return float("nan"), float("nan")
+    return 0, 0
+
+
 def fmt(v, d=1):
     if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
         return "n/a" if math.isnan(v) else "never"
@@ -213,6 +232,7 @@ def main():
             windows[scen] = trouble_windows(scen)
         m = metrics(rows)
         m["trouble"] = trouble_share(rows, windows[scen])
+        m["at_read"], m["at_poll"] = fast_path_retired(path[:-4] + ".agent.log")
         runs[(scen, mode, algo)].append(m)
         if scen in step_at:
             halves[(scen, mode, algo)].append(halving_time(rows, *step_at[scen]))
@@ -231,7 +251,8 @@ def main():
             if not ms:
                 continue
             m = {k: statistics.median([x[k] for x in ms])
-                 for k in ("p50", "p99", "p999", "success", "retried", "trouble")}
+                 for k in ("p50", "p99", "p999", "success", "retried", "trouble", "at_read",
+                           "at_poll")}
             m["runs"] = len(ms)
             m["requests"] = int(statistics.median([x["requests"] for x in ms]))
             hv = halves.get((scen, mode, a))
@@ -246,7 +267,8 @@ def main():
             summary.append((scen, mode, a, m))
 
     hdr = ["scenario", "mode", "algorithm", "runs", "p50_ms", "p99_ms", "p999_ms", "success",
-           "p99/rr", "p999/rr", "halve_s", "trouble", "trouble/rr", "retried"]
+           "p99/rr", "p999/rr", "halve_s", "trouble", "trouble/rr", "retried", "at read",
+           "at poll"]
     lines = ["| " + " | ".join(hdr) + " |", "|" + "---|" * len(hdr)]
     with open(os.path.join(d, "summary.csv"), "w") as f:
         f.write(",".join(hdr) + "\n")
@@ -254,7 +276,7 @@ def main():
             vals = [scen, mode, a, str(m["runs"]), fmt(m["p50"]), fmt(m["p99"]), fmt(m["p999"]),
                     fmt(m["success"] * 100, 2) + "%", fmt(m["p99_vs_rr"], 2), fmt(m["p999_vs_rr"], 2),
                     fmt(m["halve_s"]), fmt(m["trouble"], 3), fmt(m["trouble_vs_rr"], 2),
-                    str(int(m["retried"]))]
+                    str(int(m["retried"])), fmt(m["at_read"], 0), fmt(m["at_poll"], 0)]
             f.write(",".join(vals) + "\n")
             lines.append("| " + " | ".join(vals) + " |")
     table = "\n".join(lines)

@@ -18,6 +18,18 @@
 # connections go at their first idle moment, looked for every urgent_ms;
 # fast_factor 2 there):
 # it must still retire, within the same bounds, with no failed request.
+# The fast path's two ways to find that moment: the urgent_ms poll alone
+# (on_read 0, the run above), and read events (on_read 1, urgent_ms 10 s so
+# that the poll runs only at the ticks; the only client urllib3 with 12
+# threads and 5 ms between a response and the next request, so every
+# connection is busy and idle only from the client's read to its next
+# request, about 5 ms in 200 on the slow replica): the read events must find
+# such moments and retire there, with no request aborted and none failed
+# (not with the sock_diag fallback: its close comes after the check, outside
+# the socket lock, so it has no read events).
+# l3x there: it puts the slow replica at the floor weight, so that whatever
+# share of the 12 connections it holds is over its target (with l3's gentler
+# target, holding 1 or 2 of them was within the margin: nothing to retire).
 # With rebalancing off nothing is retired.
 # XM_REBAL_VIA=sockdiag (test_lb_rebalance_sockdiag.sh): the same with
 # bpf_sock_destroy disabled (XMESH_DISABLE_FEATURES=sock_destroy), so the
@@ -46,16 +58,16 @@ xm_node n1
 xm_pod n1 cl 10.79.0.2/16
 for i in 0 1 2; do xm_pod n1 b$i 10.79.1.$((10 + i))/16; done
 
-# write_config REBALANCE (true/false) IDLE_MS FAST_FACTOR
+# write_config REBALANCE (true/false) IDLE_MS FAST_FACTOR URGENT_MS ON_READ
 write_config() {
 	cat >"$XM_RUN_DIR/agent.json" <<EOF2
 {
   "weighting": {"tick_ms": 250},
   "services": [
-    {"name": "pool", "vip": "$VIP", "port": $PORT, "protocol": "tcp", "algorithm": "l3",
+    {"name": "pool", "vip": "$VIP", "port": $PORT, "protocol": "tcp", "algorithm": "${ALGO:-l3}",
      "rebalance": {"enabled": $1, "idle_ms": $2, "share_per_tick": $SHARE,
                    "max_per_s": $RATE, "ticks": 2,
-                   "margin": 0.3, "fast_factor": $3},
+                   "margin": 0.3, "fast_factor": $3, "urgent_ms": $4, "on_read": $5},
      "backends": [
        {"address": "10.79.1.10", "port": $PORT},
        {"address": "10.79.1.11", "port": $PORT},
@@ -65,10 +77,12 @@ write_config() {
 EOF2
 }
 
-# run NAME REBALANCE [IDLE_MS [FAST_FACTOR]]: agent + replicas + xm-load rr (pool, retry); leaves $XM_RUN_DIR/NAME.*
+# run NAME REBALANCE [IDLE_MS [FAST_FACTOR [URGENT_MS [ON_READ]]]]: agent + replicas + xm-load rr
+# (pool, retry), the idle pool, urllib3; leaves $XM_RUN_DIR/NAME.*; BUSY=1: urllib3 alone,
+# busy (5 ms between requests)
 run() {
 	local name=$1 start i spids=() upid ipid
-	write_config "$2" "${3:-100}" "${4:-4}"
+	write_config "$2" "${3:-100}" "${4:-4}" "${5:-10}" "${6:-1}"
 	xm_agent_start --config "$XM_RUN_DIR/agent.json" --log-level debug \
 		2>"$XM_RUN_DIR/$name.agent.log"
 	start=$(python3 -c 'import time; print(f"{time.time() + 1.0:.3f}")')
@@ -77,27 +91,36 @@ run() {
 			--listen 10.79.1.$((10 + i)):$PORT --replica $i --scenario "$SCN" --start "$start"
 		spids+=("$XM_LAST_PID")
 	done
-	# A pool that holds 24 idle connections, opened at t = 0.5 s (a third on each replica).
-	xm_bg xm_pod_exec cl sh -c 'sleep 1.5; exec /usr/bin/python3 "$0" "$1" 24 9' \
-		"$XM_TOOLS_PY/idle_pool.py" "$VIP:$PORT" >"$XM_RUN_DIR/$name.idle" 2>&1
-	ipid=$XM_LAST_PID
-	if [ "$2" = true ]; then
-		# A real client library with its own pool, from t = 4 s (replica 2 slow) for 6 s.
-		xm_bg xm_pod_exec cl sh -c 'sleep 5; exec /usr/bin/python3 "$0" "$1" 6' \
-			"$XM_TOOLS_PY/urllib3_pool.py" "http://$VIP:$PORT" \
-			>"$XM_RUN_DIR/$name.urllib3" 2>&1
-		upid=$XM_LAST_PID
-	fi
-	# Connections live long (1000 requests, 60 s): only rebalancing moves them.
-	xm_pod_exec cl "$XM_TOOLS/xm-load" rr --target $VIP:$PORT --scenario "$SCN" --start "$start" \
-		--per-conn 1000 --max-age 60 --retry --proto http --timeout 3 \
-		--csv "$XM_RUN_DIR/$name.csv" >"$XM_RUN_DIR/$name.out" || xm_fail "xm-load rr failed"
-	tail -n1 "$XM_RUN_DIR/$name.out" >&2
-	wait "$ipid" || { cat "$XM_RUN_DIR/$name.idle" >&2; xm_fail "idle pool client failed"; }
-	tail -n1 "$XM_RUN_DIR/$name.idle" >&2
-	if [ "$2" = true ]; then
-		wait "$upid" || { cat "$XM_RUN_DIR/$name.urllib3" >&2; xm_fail "urllib3 client failed"; }
+	if [ "${BUSY:-0}" = 1 ]; then
+		# Busy connections only: urllib3, 12 threads, 5 ms between a response and the next
+		# request (its pool is LIFO: the connection that came back takes it).
+		xm_pod_exec cl /usr/bin/python3 "$XM_TOOLS_PY/urllib3_pool.py" "http://$VIP:$PORT" 11 \
+			--threads 12 --think 0.005 --start "$start" >"$XM_RUN_DIR/$name.urllib3" 2>&1 ||
+			{ cat "$XM_RUN_DIR/$name.urllib3" >&2; xm_fail "urllib3 client failed"; }
 		tail -n1 "$XM_RUN_DIR/$name.urllib3" >&2
+	else
+		# A pool that holds 24 idle connections, opened at t = 0.5 s (a third on each replica).
+		xm_bg xm_pod_exec cl sh -c 'sleep 1.5; exec /usr/bin/python3 "$0" "$1" 24 9' \
+			"$XM_TOOLS_PY/idle_pool.py" "$VIP:$PORT" >"$XM_RUN_DIR/$name.idle" 2>&1
+		ipid=$XM_LAST_PID
+		if [ "$2" = true ]; then
+			# A real client library with its own pool, from t = 4 s (replica 2 slow) for 6 s.
+			xm_bg xm_pod_exec cl sh -c 'sleep 5; exec /usr/bin/python3 "$0" "$1" 6' \
+				"$XM_TOOLS_PY/urllib3_pool.py" "http://$VIP:$PORT" \
+				>"$XM_RUN_DIR/$name.urllib3" 2>&1
+			upid=$XM_LAST_PID
+		fi
+		# Connections live long (1000 requests, 60 s): only rebalancing moves them.
+		xm_pod_exec cl "$XM_TOOLS/xm-load" rr --target $VIP:$PORT --scenario "$SCN" --start "$start" \
+			--per-conn 1000 --max-age 60 --retry --proto http --timeout 3 \
+			--csv "$XM_RUN_DIR/$name.csv" >"$XM_RUN_DIR/$name.out" || xm_fail "xm-load rr failed"
+		tail -n1 "$XM_RUN_DIR/$name.out" >&2
+		wait "$ipid" || { cat "$XM_RUN_DIR/$name.idle" >&2; xm_fail "idle pool client failed"; }
+		tail -n1 "$XM_RUN_DIR/$name.idle" >&2
+		if [ "$2" = true ]; then
+			wait "$upid" || { cat "$XM_RUN_DIR/$name.urllib3" >&2; xm_fail "urllib3 client failed"; }
+			tail -n1 "$XM_RUN_DIR/$name.urllib3" >&2
+		fi
 	fi
 	xm_ctl -j backend list interval 0 >"$XM_RUN_DIR/$name.backends.json" || xm_fail "backend list failed"
 	xm_ctl backend list interval 0 >"$XM_RUN_DIR/$name.backends.txt" || xm_fail "backend list (plain) failed"
@@ -179,7 +202,7 @@ check_bounds on
 # unit-tested (with 3 backends and l3's slow filters, the median is that of
 # estimates still falling from the slow start, and under load replica 2 did
 # not always reach 4x it).
-run urgent true 60000 2
+run urgent true 60000 2 10 0
 grep -q "quota [1-9].*at the first idle moment" "$XM_RUN_DIR/urgent.agent.log" ||
 	xm_fail "no retire-now quota for the far slower replica"
 xm_assert "$(($(field urgent 10.79.1.12:$PORT retired) - $(field on 10.79.1.12:$PORT retired)))" \
@@ -193,10 +216,34 @@ xm_assert "$(tail -n1 "$XM_RUN_DIR/urgent.urllib3" | sed -n 's/.* failed=\([0-9]
 	-eq 0 "failed requests of the urllib3 pool (fast path)"
 check_bounds urgent
 
+# read_retired NAME: what the agent's closing line says read events retired / the poll retired
+read_retired() {
+	sed -n 's/.*rebalance: far slower backends: \([0-9]*\) connections retired on \([0-9]*\) read events.*, \([0-9]*\) by the urgent_ms poll.*/\1 \2 \3/p' \
+		"$XM_RUN_DIR/$1.agent.log" | tail -n1
+}
+BUSY=1 ALGO=l3x run onread true 60000 2 10000 1
+read -r rretired revents rpoll < <(read_retired onread)
+grep "rebalance: \(the read\|attach the read\)" "$XM_RUN_DIR/onread.agent.log" >&2
+xm_log "read events: ${revents:-0} events, ${rretired:-0} retired on them, ${rpoll:-0} by the poll (at the ticks)"
+if [ "$VIA" = sockdiag ]; then
+	# SOCK_DESTROY comes after the iterator's check, outside the socket lock: no read events
+	xm_assert "${revents:-0}" -eq 0 "read events with the sock_diag fallback"
+else
+	xm_assert "${revents:-0}" -gt 0 "read events from the far slower replica's connections"
+	xm_assert "${rretired:-0}" -gt 0 "connections retired at the idle moment a read event found"
+fi
+for b in 10 11 12; do
+	xm_assert "$(field onread 10.79.1.$b:$PORT aborted)" -eq 0 \
+		"requests cut in flight on 10.79.1.$b (read events)"
+done
+xm_assert "$(tail -n1 "$XM_RUN_DIR/onread.urllib3" | sed -n 's/.* failed=\([0-9]*\).*/\1/p')" \
+	-eq 0 "failed requests of the urllib3 pool (read events)"
+check_bounds onread
+
 run off false
 # The counter lives in a pinned map, across agent restarts: compare with the run before.
 for b in 10 11 12; do
-	xm_assert "$(($(field off 10.79.1.$b:$PORT retired) - $(field urgent 10.79.1.$b:$PORT retired)))" \
+	xm_assert "$(($(field off 10.79.1.$b:$PORT retired) - $(field onread 10.79.1.$b:$PORT retired)))" \
 		-eq 0 "connections retired from 10.79.1.$b with rebalancing off"
 done
 grep -q "rebalance: backend .*: retired [1-9]" "$XM_RUN_DIR/off.agent.log" &&

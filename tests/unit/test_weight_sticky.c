@@ -403,6 +403,15 @@ static void conf_parse(void **st)
 	assert_int_equal(xm_rebal_conf_parse(o, &c, err, sizeof(err)), 0);
 	near(c.fast_factor, 6, 0);
 	near(c.urgent_s, 0.02, 1e-12);
+	assert_int_equal(c.on_read, 1); /* read events on by default */
+	json_decref(o);
+	o = json_loads("{\"on_read\": 0}", 0, NULL);
+	assert_int_equal(xm_rebal_conf_parse(o, &c, err, sizeof(err)), 0);
+	assert_int_equal(c.on_read, 0);
+	json_decref(o);
+	o = json_loads("{\"on_read\": 2}", 0, NULL);
+	assert_int_equal(xm_rebal_conf_parse(o, &c, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "rebalance.on_read"));
 	json_decref(o);
 	o = json_loads("{\"urgent_ms\": 0}", 0, NULL);
 	assert_int_equal(xm_rebal_conf_parse(o, &c, err, sizeof(err)), -EINVAL);

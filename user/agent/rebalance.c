@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
@@ -19,6 +21,7 @@
 #include "agent.h"
 #include "kfeatures.h"
 #include "log.h"
+#include "loop.h"
 #include "rebalance.h"
 #include "rebalance.skel.h"
 #include "sockdiag.h"
@@ -26,11 +29,29 @@
 /* Network namespaces are looked up again this often (s): pods come and go. */
 #define XM_REBAL_NETNS_RESCAN_S 2
 #define XM_REBAL_MAX_NETNS 4096
+/*
+ * Retire passes on read events: at most this many per second (each walks the
+ * TCP sockets of the namespaces that reported), and after each, again this
+ * long (us) later for the reads the client had not finished yet.
+ */
+#define XM_REBAL_READ_PASSES_PER_S 500
+static const long read_again_us[] = { 200, 800 };
+/*
+ * Over sock_diag the close comes after the iterator's check, outside the
+ * socket lock, so a connection is retired there only after this much
+ * silence, a far slower backend's too: its first idle moment is when a busy
+ * pool writes its next request (test_lb_rebalance_sockdiag's busy pool had
+ * requests cut in flight by closes at that moment).
+ */
+#define XM_REBAL_SOCKDIAG_QUIET_NS (50 * 1000000ULL)
+/* The read hook is detached after this many full passes without a backend that wants it. */
+#define XM_REBAL_READ_DETACH_PASSES 20
 
 struct netns_ref {
 	dev_t dev;
 	ino_t ino;
 	int fd;
+	bool due; /* a read event from it since its last read pass */
 };
 
 /* How chosen connections are closed. */
@@ -50,6 +71,17 @@ struct xm_rebalancer {
 	struct netns_ref *ns;
 	unsigned int nns, capns;
 	time_t ns_scanned;
+	/* Read events (xm_rebal_read): the ring, its hook (attached when first wanted). */
+	struct ring_buffer *reads;
+	struct bpf_link *read_link;
+	bool read_tried;
+	unsigned int read_unwanted; /* full passes in a row with no on_read backend */
+	int read_tfd;              /* the passes after a read pass */
+	unsigned int read_again;   /* which of read_again_us is next */
+	__u64 read_window_ns;      /* start of the second read passes are counted in */
+	unsigned int read_window_passes;
+	struct xm_rebal_retire_stats st;
+	__u64 first_read_ns;       /* the oldest read event not yet answered by a pass */
 	/* Retired by retire-now passes since the last full pass, per backend id. */
 	__u32 carry[XM_LB_MAX_BACKENDS];
 	struct xm_rebal_be last[XM_LB_MAX_BACKENDS]; /* the counts, kept across one */
@@ -79,45 +111,113 @@ static enum retire_with choose_retire_with(struct xm_agent *a, const char *relea
 	return RETIRE_NONE;
 }
 
+/* The iterator program the agent runs: destroys, picks, or counts. */
+static struct bpf_program *iter_prog(const struct xm_rebalancer *r)
+{
+	return r->how == RETIRE_BPF	 ? r->skel->progs.xm_rebal_destroy :
+	       r->how == RETIRE_SOCKDIAG ? r->skel->progs.xm_rebal_pick :
+					   r->skel->progs.xm_rebal_count;
+}
+
+/* Open and load the object: the one iterator, and the read hook if reads. */
+static int load(struct xm_rebalancer *r, bool reads)
+{
+	int err;
+
+	xm_rebalance__destroy(r->skel);
+	r->skel = xm_rebalance__open();
+	if (!r->skel)
+		return -errno;
+	bpf_program__set_autoload(r->skel->progs.xm_rebal_destroy, false);
+	bpf_program__set_autoload(r->skel->progs.xm_rebal_pick, false);
+	bpf_program__set_autoload(r->skel->progs.xm_rebal_count, false);
+	bpf_program__set_autoload(iter_prog(r), true);
+	bpf_program__set_autoload(r->skel->progs.xm_rebal_read, reads);
+	err = xm_dp_pin_maps(r->skel->obj, r->a->pin_root);
+	/* the ring is this object's own, not shared */
+	if (!err)
+		err = bpf_map__set_pin_path(r->skel->maps.xm_rebal_events, NULL);
+	return err ? err : xm_rebalance__load(r->skel);
+}
+
+static void on_reads(struct xm_loop *loop, int fd, uint32_t events, void *arg);
+static void on_read_timer(struct xm_loop *loop, int fd, uint32_t events, void *arg);
+static int on_read_event(void *ctx, void *data, size_t len);
+
+/*
+ * The ring of read events and the timer of the passes after them; the hook
+ * is attached when a backend first asks for them (xm_rebalance_allow).
+ * Without them, urgent backends are looked at by the urgent_ms poll alone.
+ */
+static void reads_open(struct xm_rebalancer *r)
+{
+	int err = 0;
+
+	r->reads = ring_buffer__new(bpf_map__fd(r->skel->maps.xm_rebal_events), on_read_event, r,
+				    NULL);
+	if (!r->reads)
+		err = -errno;
+	if (!err)
+		err = xm_loop_add(r->a->loop, ring_buffer__epoll_fd(r->reads), EPOLLIN, on_reads, r);
+	if (!err) {
+		r->read_tfd = xm_loop_timer_add(r->a->loop, on_read_timer, r);
+		err = r->read_tfd < 0 ? r->read_tfd : 0;
+	}
+	if (!err)
+		return;
+	pr_warn("rebalance: read events: %s: far slower backends are looked at every urgent_ms "
+		"only", strerror(-err));
+	r->read_tried = true; /* never attach the hook */
+}
+
 struct xm_rebalancer *xm_rebalance_open(struct xm_agent *a)
 {
 	struct xm_rebalancer *r = calloc(1, sizeof(*r));
-	struct bpf_program *prog;
 	struct utsname u = { 0 };
+	bool reads;
 	int err;
 
 	if (!r)
 		return NULL;
 	r->a = a;
+	r->read_tfd = -1;
 	r->self_ns = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
 	uname(&u);
-	r->skel = xm_rebalance__open();
-	if (r->self_ns < 0 || !r->skel) {
+	if (r->self_ns < 0) {
 		pr_warn("rebalance: %s: connections held are not counted", strerror(errno));
 		goto fail;
 	}
 	r->how = choose_retire_with(a, u.release);
-	prog = r->how == RETIRE_BPF	 ? r->skel->progs.xm_rebal_destroy :
-	       r->how == RETIRE_SOCKDIAG ? r->skel->progs.xm_rebal_pick :
-					   r->skel->progs.xm_rebal_count;
-	bpf_program__set_autoload(r->skel->progs.xm_rebal_destroy, false);
-	bpf_program__set_autoload(r->skel->progs.xm_rebal_pick, false);
-	bpf_program__set_autoload(r->skel->progs.xm_rebal_count, false);
-	bpf_program__set_autoload(prog, true);
-	err = xm_dp_pin_maps(r->skel->obj, a->pin_root);
-	if (!err)
-		err = xm_rebalance__load(r->skel);
+	/*
+	 * Read events only where the iterator destroys under the socket lock:
+	 * SOCK_DESTROY comes after the check, and right after a read is when a
+	 * busy pool writes its next request (measured: over sock_diag, every
+	 * connection retired on a read event had a request in flight by then).
+	 */
+	reads = r->how == RETIRE_BPF && a->loop;
+	err = load(r, reads);
+	if (err && reads) {
+		pr_warn("rebalance: the read hook (tracepoint tcp_rcv_space_adjust) does not load: %s (kernel "
+			"%s): far slower backends are looked at every urgent_ms only",
+			strerror(-err), u.release);
+		reads = false;
+		err = load(r, false);
+	}
 	if (err) {
 		pr_warn("rebalance: load the TCP socket iterator: %s (kernel %s; socket storage "
 			"in iterators needs Linux >= 5.11): connections held are not counted",
 			strerror(-err), u.release);
 		goto fail;
 	}
-	r->link = bpf_program__attach_iter(prog, NULL);
+	r->link = bpf_program__attach_iter(iter_prog(r), NULL);
 	if (!r->link) {
 		pr_warn("rebalance: attach the TCP socket iterator: %s", strerror(errno));
 		goto fail;
 	}
+	if (reads)
+		reads_open(r);
+	else
+		r->read_tried = true;
 	return r;
 fail:
 	xm_rebalance_close(r);
@@ -135,6 +235,22 @@ void xm_rebalance_close(struct xm_rebalancer *r)
 {
 	if (!r)
 		return;
+	if (r->st.read_events || r->st.poll_retired)
+		pr_info("rebalance: far slower backends: %llu connections retired on %llu read "
+			"events (%llu passes, %llu passes over the limit of %d/s; from a read to "
+			"its pass %.0f us on average, %.0f us at most), %llu by the urgent_ms poll "
+			"(%llu passes)", r->st.read_retired, r->st.read_events,
+			r->st.read_passes, r->st.read_limited, XM_REBAL_READ_PASSES_PER_S,
+			r->st.read_lag_n ? r->st.read_lag_ns / 1e3 / r->st.read_lag_n : 0,
+			r->st.read_lag_max_ns / 1e3, r->st.poll_retired, r->st.poll_passes);
+	if (r->reads)
+		xm_loop_del(r->a->loop, ring_buffer__epoll_fd(r->reads));
+	ring_buffer__free(r->reads);
+	if (r->read_tfd >= 0) {
+		xm_loop_del(r->a->loop, r->read_tfd);
+		close(r->read_tfd);
+	}
+	bpf_link__destroy(r->read_link);
 	netns_forget(r);
 	free(r->ns);
 	bpf_link__destroy(r->link);
@@ -295,6 +411,26 @@ static int walk_netns(struct xm_rebalancer *r, int nsfd)
 	return 0;
 }
 
+/*
+ * The hook sees every TCP read of the host: once no backend has wanted it for
+ * XM_REBAL_READ_DETACH_PASSES ticks, detach it (reads_watch attaches it again).
+ */
+static void reads_unwatch_idle(struct xm_rebalancer *r)
+{
+	if (!r->read_link || r->skel->bss->xm_rebal_on_read_any) {
+		r->read_unwanted = 0;
+		return;
+	}
+	if (++r->read_unwanted < XM_REBAL_READ_DETACH_PASSES)
+		return;
+	bpf_link__destroy(r->read_link);
+	r->read_link = NULL;
+	r->read_tried = false;
+	r->read_unwanted = 0;
+	pr_debug("rebalance: read hook detached: no far slower backend for %d ticks",
+		 XM_REBAL_READ_DETACH_PASSES);
+}
+
 int xm_rebalance_pass(struct xm_rebalancer *r)
 {
 	struct xm_rebal_be *be = r->skel->bss->xm_rebal_be;
@@ -308,32 +444,148 @@ int xm_rebalance_pass(struct xm_rebalancer *r)
 	for (unsigned int i = 0; i < r->nns; i++)
 		if (!walk_netns(r, r->ns[i].fd))
 			walked++;
+	reads_unwatch_idle(r);
+	r->skel->bss->xm_rebal_on_read_any = 0;
 	for (__u32 id = 0; id < XM_LB_MAX_BACKENDS; id++) {
 		be[id].quota = 0;
+		be[id].on_read = 0;
 		be[id].retired += r->carry[id];
 		r->carry[id] = 0;
 	}
 	return walked;
 }
 
-unsigned int xm_rebalance_retire_now(struct xm_rebalancer *r)
+/* The silence the iterator asks of a far slower backend's connections. */
+static __u64 urgent_quiet_ns(const struct xm_rebalancer *r)
+{
+	return r->how == RETIRE_SOCKDIAG ? XM_REBAL_SOCKDIAG_QUIET_NS : 0;
+}
+
+/*
+ * A pass that only retires, over the namespaces of the last full pass (a new
+ * pod holds no old connection), or only those a read event came from: up to
+ * the quotas left, what it retires counted into the next full pass's
+ * `retired`; the counts stay those of the last full pass. Returns the
+ * backends that still have quota at the first idle moment (idle_ns 0; over
+ * sock_diag, the least silence it allows); *retired: connections it retired.
+ */
+static unsigned int retire_walk(struct xm_rebalancer *r, bool only_due, unsigned long long *retired)
 {
 	struct xm_rebal_be *be = r->skel->bss->xm_rebal_be, *last = r->last;
 	unsigned int urgent = 0;
 
 	memcpy(last, be, sizeof(r->last));
-	/* The namespaces of the last full pass: a new pod holds no old connection. */
 	for (unsigned int i = 0; i < r->nns; i++)
-		walk_netns(r, r->ns[i].fd);
+		if (!only_due || r->ns[i].due)
+			walk_netns(r, r->ns[i].fd);
 	for (__u32 id = 0; id < XM_LB_MAX_BACKENDS; id++) {
 		__u32 quota = be[id].quota;
 
 		r->carry[id] += be[id].retired - last[id].retired;
-		be[id] = last[id]; /* the counts stay those of the last full pass */
+		*retired += be[id].retired - last[id].retired;
+		be[id] = last[id];
 		be[id].quota = quota;
-		urgent += quota && !be[id].idle_ns;
+		urgent += quota && be[id].idle_ns <= urgent_quiet_ns(r);
 	}
 	return urgent;
+}
+
+unsigned int xm_rebalance_retire_now(struct xm_rebalancer *r)
+{
+	r->st.poll_passes++;
+	return retire_walk(r, false, &r->st.poll_retired);
+}
+
+static void read_timer_arm(struct xm_rebalancer *r, long us)
+{
+	struct itimerspec its = {
+		.it_value = { .tv_sec = us / 1000000, .tv_nsec = (us % 1000000) * 1000 },
+	};
+
+	timerfd_settime(r->read_tfd, 0, &its, NULL);
+}
+
+static void reads_done(struct xm_rebalancer *r)
+{
+	for (unsigned int i = 0; i < r->nns; i++)
+		r->ns[i].due = false;
+	r->read_again = 0;
+	read_timer_arm(r, 0);
+}
+
+/*
+ * One pass over the namespaces that reported reads, within the passes per
+ * second; then again after read_again_us (a read event can come before the
+ * client has read everything), unless no urgent quota is left.
+ */
+static void read_pass(struct xm_rebalancer *r)
+{
+	struct timespec ts;
+	__u64 now;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
+	if (now - r->read_window_ns >= 1000000000ULL) {
+		r->read_window_ns = now;
+		r->read_window_passes = 0;
+	}
+	if (r->read_window_passes >= XM_REBAL_READ_PASSES_PER_S) {
+		r->st.read_limited++;
+		reads_done(r);
+		return;
+	}
+	r->read_window_passes++;
+	r->st.read_passes++;
+	if (r->first_read_ns && now > r->first_read_ns) {
+		__u64 lag = now - r->first_read_ns;
+
+		r->st.read_lag_ns += lag;
+		r->st.read_lag_max_ns = lag > r->st.read_lag_max_ns ? lag : r->st.read_lag_max_ns;
+		r->st.read_lag_n++;
+	}
+	r->first_read_ns = 0;
+	if (!retire_walk(r, true, &r->st.read_retired) ||
+	    r->read_again >= sizeof(read_again_us) / sizeof(read_again_us[0])) {
+		reads_done(r);
+		return;
+	}
+	read_timer_arm(r, read_again_us[r->read_again++]);
+}
+
+static int on_read_event(void *ctx, void *data, size_t len)
+{
+	const struct xm_rebal_read_event *e = data;
+	struct xm_rebalancer *r = ctx;
+
+	if (len < sizeof(*e))
+		return 0;
+	r->st.read_events++;
+	if (!r->first_read_ns || e->read_ns < r->first_read_ns)
+		r->first_read_ns = e->read_ns;
+	for (unsigned int i = 0; i < r->nns; i++)
+		if (r->ns[i].ino == e->netns_ino)
+			r->ns[i].due = true;
+	return 0;
+}
+
+static void on_reads(struct xm_loop *loop, int fd, uint32_t events, void *arg)
+{
+	struct xm_rebalancer *r = arg;
+	unsigned long long before = r->st.read_events;
+
+	ring_buffer__consume(r->reads);
+	if (r->st.read_events == before)
+		return;
+	r->read_again = 0;
+	read_pass(r);
+}
+
+static void on_read_timer(struct xm_loop *loop, int fd, uint32_t events, void *arg)
+{
+	__u64 expirations;
+
+	if (read(fd, &expirations, sizeof(expirations)) == sizeof(expirations))
+		read_pass(arg);
 }
 
 const struct xm_rebal_be *xm_rebalance_counts(const struct xm_rebalancer *r, __u32 id)
@@ -341,10 +593,32 @@ const struct xm_rebal_be *xm_rebalance_counts(const struct xm_rebalancer *r, __u
 	return &r->skel->bss->xm_rebal_be[id < XM_LB_MAX_BACKENDS ? id : 0];
 }
 
-void xm_rebalance_allow(struct xm_rebalancer *r, __u32 id, __u32 quota, __u64 idle_ns)
+/* The read hook, attached the first time a backend asks for read events. */
+static bool reads_watch(struct xm_rebalancer *r)
 {
+	if (r->read_link || r->read_tried)
+		return r->read_link;
+	r->read_tried = true;
+	r->read_link = bpf_program__attach(r->skel->progs.xm_rebal_read);
+	if (r->read_link)
+		pr_debug("rebalance: read hook attached");
+	else
+		pr_warn("rebalance: attach the read hook (tracepoint tcp_rcv_space_adjust): %s: far slower "
+			"backends are looked at every urgent_ms only", strerror(errno));
+	return r->read_link;
+}
+
+void xm_rebalance_allow(struct xm_rebalancer *r, __u32 id, __u32 quota, __u64 idle_ns,
+			bool on_read)
+{
+	struct xm_rebal_be *be;
+
 	if (id >= XM_LB_MAX_BACKENDS)
 		return;
-	r->skel->bss->xm_rebal_be[id].quota = r->how != RETIRE_NONE ? quota : 0;
-	r->skel->bss->xm_rebal_be[id].idle_ns = idle_ns;
+	be = &r->skel->bss->xm_rebal_be[id];
+	be->quota = r->how != RETIRE_NONE ? quota : 0;
+	be->idle_ns = idle_ns > urgent_quiet_ns(r) ? idle_ns : urgent_quiet_ns(r);
+	be->on_read = be->quota && on_read && reads_watch(r);
+	if (be->on_read)
+		r->skel->bss->xm_rebal_on_read_any = 1;
 }

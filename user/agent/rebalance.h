@@ -33,12 +33,29 @@ int xm_rebalance_pass(struct xm_rebalancer *r);
  * A pass that only retires, between two full passes: up to the quotas left,
  * counting what it retired into the next full pass's `retired`; the counts
  * stay those of the last full pass. Returns the number of backends
- * that still have quota with idle_ns 0 (retire at the first idle moment).
+ * that still have quota at the first idle moment (idle_ns 0; over sock_diag,
+ * the least silence it allows there).
  */
 unsigned int xm_rebalance_retire_now(struct xm_rebalancer *r);
 /* Counts of the last pass for backend id (never NULL for id < XM_LB_MAX_BACKENDS). */
 const struct xm_rebal_be *xm_rebalance_counts(const struct xm_rebalancer *r, __u32 id);
-/* Let the next pass retire up to quota idle connections (idle for idle_ns) of backend id. */
-void xm_rebalance_allow(struct xm_rebalancer *r, __u32 id, __u32 quota, __u64 idle_ns);
+/*
+ * Let the next pass retire up to quota idle connections (idle for idle_ns) of
+ * backend id; on_read: also run a pass in a namespace as soon as a read there
+ * leaves one of its connections idle (read events; idle_ns 0 is meant).
+ */
+void xm_rebalance_allow(struct xm_rebalancer *r, __u32 id, __u32 quota, __u64 idle_ns,
+			bool on_read);
+
+/* Retirements at the first idle moment, by what found the moment (logged at close). */
+struct xm_rebal_retire_stats {
+	unsigned long long read_events;  /* reads that left an on_read backend's connection idle */
+	unsigned long long read_passes;  /* passes they started (incl. the passes after) */
+	unsigned long long read_limited; /* passes not run: over XM_REBAL_READ_PASSES_PER_S */
+	unsigned long long read_retired; /* connections those passes retired */
+	unsigned long long read_lag_ns, read_lag_max_ns, read_lag_n; /* read -> its first pass */
+	unsigned long long poll_passes;  /* urgent_ms passes (xm_rebalance_retire_now) */
+	unsigned long long poll_retired; /* connections they retired */
+};
 
 #endif

@@ -514,7 +514,8 @@ static void rebalance_service(struct xm_weighting *w, struct wsvc *s, double dt,
 				 quota[i] && s->rover[i].urgent ? ", at the first idle moment" : "");
 		/* Far too slow: its connections go at their first idle moment. */
 		xm_rebalance_allow(w->rebal, s->ids[i], quota[i],
-				   s->rover[i].urgent ? 0 : (__u64)(s->rconf.idle_s * 1e9));
+				   s->rover[i].urgent ? 0 : (__u64)(s->rconf.idle_s * 1e9),
+				   s->rover[i].urgent && s->rconf.on_read);
 		if (quota[i] && s->rover[i].urgent) {
 			long ms = lround(s->rconf.urgent_s * 1e3);
 

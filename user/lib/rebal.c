@@ -21,6 +21,7 @@ void xm_rebal_conf_default(struct xm_rebal_conf *c)
 	c->slow_factor = 2;
 	c->fast_factor = 4;
 	c->urgent_s = 0.01;
+	c->on_read = 1;
 }
 
 /* Numeric fields: a double, or an unsigned integer (dbl_off < 0). */
@@ -38,6 +39,7 @@ static const struct {
 	{ "slow_factor", 0, 1000, 1, offsetof(struct xm_rebal_conf, slow_factor), -1 },
 	{ "fast_factor", 0, 1000, 1, offsetof(struct xm_rebal_conf, fast_factor), -1 },
 	{ "urgent_ms", 1, 10000, 1e-3, offsetof(struct xm_rebal_conf, urgent_s), -1 },
+	{ "on_read", 0, 1, 1, -1, offsetof(struct xm_rebal_conf, on_read) },
 };
 
 int xm_rebal_conf_parse(json_t *o, struct xm_rebal_conf *c, char *err, size_t errlen)
@@ -74,7 +76,7 @@ int xm_rebal_conf_parse(json_t *o, struct xm_rebal_conf *c, char *err, size_t er
 			snprintf(err, errlen,
 				 "rebalance.%s: unknown field (enabled, max_per_s, idle_ms, "
 				 "share_per_tick, margin, ticks, min_conns, slow_factor, fast_factor, "
-				 "urgent_ms)", k);
+				 "urgent_ms, on_read)", k);
 			return -EINVAL;
 		}
 		if (!json_is_number(v) || json_number_value(v) < fields[i].lo ||

@@ -44,6 +44,12 @@ struct xm_rebal_conf {
 	 */
 	double fast_factor;
 	double urgent_s;       /* "urgent_ms" / 1000: retire-now passes this often (0.01) */
+	/*
+	 * "on_read": 1: also look for that moment when the client has read a
+	 * response (a read event from the kernel starts a pass at once); 0: the
+	 * urgent_ms poll alone (1).
+	 */
+	unsigned int on_read;
 };
 
 void xm_rebal_conf_default(struct xm_rebal_conf *c);
