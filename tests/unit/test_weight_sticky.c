@@ -377,6 +377,19 @@ static void plan_off_retires_nothing(void **st)
 		assert_int_equal(plan_tick(&p, 0.5, 0), 0);
 }
 
+/* A "rebalance" object the parser must refuse, with what the error must name. */
+static void conf_refused(const char *text, const char *in_error)
+{
+	struct xm_rebal_conf c;
+	char err[200] = "";
+	json_t *o = json_loads(text, 0, NULL);
+
+	assert_non_null(o);
+	assert_int_equal(xm_rebal_conf_parse(o, &c, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, in_error));
+	json_decref(o);
+}
+
 static void conf_parse(void **st)
 {
 	struct xm_rebal_conf c;
@@ -409,26 +422,11 @@ static void conf_parse(void **st)
 	assert_int_equal(xm_rebal_conf_parse(o, &c, err, sizeof(err)), 0);
 	assert_int_equal(c.on_read, 0);
 	json_decref(o);
-	o = json_loads("{\"on_read\": 2}", 0, NULL);
-	assert_int_equal(xm_rebal_conf_parse(o, &c, err, sizeof(err)), -EINVAL);
-	assert_non_null(strstr(err, "rebalance.on_read"));
-	json_decref(o);
-	o = json_loads("{\"urgent_ms\": 0}", 0, NULL);
-	assert_int_equal(xm_rebal_conf_parse(o, &c, err, sizeof(err)), -EINVAL);
-	assert_non_null(strstr(err, "rebalance.urgent_ms"));
-	json_decref(o);
-	o = json_loads("{\"share_per_tick\": 2}", 0, NULL);
-	assert_int_equal(xm_rebal_conf_parse(o, &c, err, sizeof(err)), -EINVAL);
-	assert_non_null(strstr(err, "rebalance.share_per_tick"));
-	json_decref(o);
-	o = json_loads("{\"ticks\": 1.5}", 0, NULL);
-	assert_int_equal(xm_rebal_conf_parse(o, &c, err, sizeof(err)), -EINVAL);
-	assert_non_null(strstr(err, "integer"));
-	json_decref(o);
-	o = json_loads("{\"rate\": 1}", 0, NULL);
-	assert_int_equal(xm_rebal_conf_parse(o, &c, err, sizeof(err)), -EINVAL);
-	assert_non_null(strstr(err, "unknown field"));
-	json_decref(o);
+	conf_refused("{\"on_read\": 2}", "rebalance.on_read");
+	conf_refused("{\"urgent_ms\": 0}", "rebalance.urgent_ms");
+	conf_refused("{\"share_per_tick\": 2}", "rebalance.share_per_tick");
+	conf_refused("{\"ticks\": 1.5}", "integer");
+	conf_refused("{\"rate\": 1}", "unknown field");
 	o = json_loads("{\"enabled\": false}", 0, NULL);
 	assert_int_equal(xm_rebal_conf_parse(o, &c, err, sizeof(err)), 0);
 	assert_false(c.enabled);
