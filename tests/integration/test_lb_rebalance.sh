@@ -168,10 +168,11 @@ ufailed=$(tail -n1 "$XM_RUN_DIR/on.urllib3" | sed -n 's/.* failed=\([0-9]*\).*/\
 xm_assert "${ufailed:-x}" -eq 0 "failed requests of the urllib3 pool (retries once)"
 
 # Bounds, from the agent's debug lines: "backend ID: retired R, held H (...), quota Q ...".
+# check_bounds RUN [MUST_RETIRE]: MUST_RETIRE 0 lets the run retire nothing.
 check_bounds() {
-python3 - "$XM_RUN_DIR/$1.agent.log" "$SHARE" "$RATE" <<'EOF2' || xm_fail "rebalancing bounds ($1)"
+python3 - "$XM_RUN_DIR/$1.agent.log" "$SHARE" "$RATE" "${2:-1}" <<'EOF2' || xm_fail "rebalancing bounds ($1)"
 import math, re, sys
-share, rate = float(sys.argv[2]), float(sys.argv[3])
+share, rate, must_retire = float(sys.argv[2]), float(sys.argv[3]), sys.argv[4] == "1"
 quota = {}
 retired_total = 0
 passes = 0
@@ -190,7 +191,7 @@ for line in open(sys.argv[1]):
 print(f"rebalance: {passes} plan lines, {retired_total} retired")
 # 12 s of run (+1 s burst) at most rate per second for the whole service.
 assert retired_total <= rate * 14, f"{retired_total} retired > {rate}/s"
-assert retired_total > 0
+assert retired_total > 0 or not must_retire
 EOF2
 xm_log "ok: rebalancing bounds hold (quota per pass, share per tick, rate): $1"
 }
@@ -238,7 +239,9 @@ for b in 10 11 12; do
 done
 xm_assert "$(tail -n1 "$XM_RUN_DIR/onread.urllib3" | sed -n 's/.* failed=\([0-9]*\).*/\1/p')" \
 	-eq 0 "failed requests of the urllib3 pool (read events)"
-check_bounds onread
+# Over sock_diag a busy pool's connection must be silent 50 ms to go, and this
+# run's pool is rarely that quiet: there the bounds hold whether or not one went.
+if [ "$VIA" = sockdiag ]; then check_bounds onread 0; else check_bounds onread; fi
 
 run off false
 # The counter lives in a pinned map, across agent restarts: compare with the run before.
