@@ -661,7 +661,10 @@ int xm_ovl_pod_ingress(struct __sk_buff *skb)
 	    bpf_check_mtu(skb, f->ul_ifindex, &mtu_len, ENCAP4_ROOM, 0))
 		return miss(XM_STAT_OVL_ENCAP_MISSES);
 
-	hash = bpf_get_hash_recalc(skb);
+	/* The socket's hash, as the kernel's port; else ours (no flow dissection). */
+	hash = skb->hash;
+	if (!hash)
+		hash = xm_ovl_flow_hash(&in.key);
 	inner_len = len - ETH_HLEN;
 	if (bpf_skb_adjust_room(skb, ENCAP4_ROOM, BPF_ADJ_ROOM_MAC,
 				BPF_F_ADJ_ROOM_FIXED_GSO | BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 |
@@ -681,7 +684,7 @@ int xm_ovl_pod_ingress(struct __sk_buff *skb)
 	oip = data + OFF_OIP;
 	uh = data + OFF_UDP;
 
-	/* udp_flow_src_port(): same flow hash, same port as the kernel's. */
+	/* udp_flow_src_port()'s scaling of the hash into the range. */
 	lo = cfg->port_min;
 	hi = cfg->port_max;
 	if (!lo || hi <= lo) {

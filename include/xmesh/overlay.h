@@ -103,6 +103,33 @@ struct xm_ovl_flow_key {
 	__u8 pad[2];
 };
 
+/*
+ * The flow hash the encap picks the outer UDP source port from when the
+ * packet carries none (skb->hash 0; TCP and connected UDP sockets set one,
+ * and the kernel's udp_flow_src_port() uses it too): a few multiplications
+ * over the flow key the program parsed anyway, instead of a flow dissection
+ * (bpf_get_hash_recalc(): ~60 ns). Stable per flow, different flows spread
+ * over the whole range (the encap scales it as the kernel does). Shared with
+ * the tests, which check the port against it.
+ */
+static inline __u32 xm_ovl_flow_hash(const struct xm_ovl_flow_key *k)
+{
+	__u32 local = k->local.ip[0] ^ k->local.ip[1] ^ k->local.ip[2] ^ k->local.ip[3];
+	__u32 remote = k->remote.ip[0] ^ k->remote.ip[1] ^ k->remote.ip[2] ^ k->remote.ip[3];
+	__u32 h;
+
+	h = local * 0x9e3779b1U + remote;
+	h = h * 0x9e3779b1U + (((__u32)k->local_port << 16) | k->remote_port);
+	h = h * 0x9e3779b1U + k->proto;
+	/* murmur3's finaliser: every input bit reaches the high bits the port is scaled from */
+	h ^= h >> 16;
+	h *= 0x85ebca6bU;
+	h ^= h >> 13;
+	h *= 0xc2b2ae35U;
+	h ^= h >> 16;
+	return h;
+}
+
 #define XM_OVL_SEEN_OUT (1U << 0) /* local -> remote left encapsulated by the kernel */
 #define XM_OVL_SEEN_IN (1U << 1)  /* remote -> local delivered to the pod by the kernel */
 #define XM_OVL_SEEN_BOTH (XM_OVL_SEEN_OUT | XM_OVL_SEEN_IN)

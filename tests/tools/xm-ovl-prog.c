@@ -331,6 +331,64 @@ static void test_encap(void)
 	CHECK(r.ret == TC_ACT_OK, "frame from another MAC than the pod's fast-pathed");
 }
 
+/* The encap's source port for a packet without a hash: ours, scaled as udp_flow_src_port(). */
+static __u16 port_of(const struct xm_ovl_flow_key *k, __u32 lo, __u32 hi)
+{
+	__u32 h = xm_ovl_flow_hash(k);
+
+	h ^= h << 16;
+	return (__u16)((((__u64)h * (hi - lo)) >> 32) + lo);
+}
+
+/*
+ * The outer UDP source port is the ECMP and RSS entropy of the underlay:
+ * a pure function of the inner flow (the packet's hash, else ours over the
+ * parsed flow key; the test run's skb has none), the same for every packet
+ * of a flow, different flows spread over the whole range.
+ */
+#define PORT_FLOWS 64
+static void test_source_port(void)
+{
+	__u16 ports[PORT_FLOWS];
+	int distinct = 0, low = 0;
+	__u8 pkt[512];
+	struct run r;
+	size_t n;
+
+	for (int i = 0; i < PORT_FLOWS; i++) {
+		struct xm_ovl_flow_key k = { .family = AF_INET, .proto = IPPROTO_UDP,
+					     .local_port = 42000 + i, .remote_port = 7000 };
+		__u16 want;
+
+		k.local.ip[0] = ip4(POD_A);
+		k.remote.ip[0] = ip4(POD_B);
+		want = port_of(&k, 32768, 60999);
+		learn(42000 + i, 7000);
+		n = put_inner4(pkt, GW_MAC, POD_MAC, POD_A, POD_B, 0, 64, 42000 + i, 7000, 10, false, 0);
+		for (int rep = 0; rep < 2; rep++) {
+			if (run_prog(skel->progs.xm_ovl_pod_ingress, pkt, n, 1, 0, &r))
+				return;
+			CHECK(r.ret == TC_ACT_REDIRECT, "flow %d: verdict %d", i, r.ret);
+			ports[i] = (r.out[34] << 8) | r.out[35];
+			CHECK(ports[i] == want, "flow %d (run %d): source port %u, want %u (the flow hash)",
+			      i, rep, ports[i], want);
+		}
+	}
+	for (int i = 0; i < PORT_FLOWS; i++) {
+		int seen = 0;
+
+		for (int j = 0; j < i; j++)
+			seen |= ports[j] == ports[i];
+		distinct += !seen;
+		low += ports[i] < (32768 + 60999) / 2;
+	}
+	/* 64 draws from 28,231 ports: a collision is rare, a skew of a half is a bad hash. */
+	CHECK(distinct >= PORT_FLOWS - 2, "%d distinct source ports for %d flows", distinct,
+	      PORT_FLOWS);
+	CHECK(low >= PORT_FLOWS / 4 && low <= PORT_FLOWS * 3 / 4,
+	      "%d of %d flows in the lower half of the port range", low, PORT_FLOWS);
+}
+
 static void test_decap(void)
 {
 	static const struct {
@@ -913,6 +971,7 @@ int main(int argc, char **argv)
 	}
 	bpf_map_update_elem(bpf_map__fd(skel->maps.xm_ovl_cfg), &zero, &cfg, BPF_ANY);
 	test_encap();
+	test_source_port();
 	test_decap();
 	test_tcp_flags();
 	test_epoch();
