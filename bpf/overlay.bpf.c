@@ -89,6 +89,15 @@ struct {
 	__type(value, struct xm_ovl_local);
 } xm_ovl_local SEC(".maps");
 
+/* TCP between IPv4 pods, under a 12-byte key (see struct xm_ovl_tcp4_key). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, XM_OVL_MAX_FLOWS);
+	__type(key, struct xm_ovl_tcp4_key);
+	__type(value, struct xm_ovl_flow);
+} xm_ovl_tcp4 SEC(".maps");
+
+/* Every other flow (UDP, IPv6 pods), under the whole key. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, XM_OVL_MAX_FLOWS);
@@ -251,9 +260,58 @@ static __always_inline void addr_key(struct xm_ovl_addr_key *k, __u8 family,
 	k->addr = *a;
 }
 
+/*
+ * The flow maps: every access goes through these three, which pick the map
+ * by the key (xm_ovl_tcp4 for TCP between IPv4 pods, xm_ovl_flows else).
+ */
+static __always_inline bool flow_is_tcp4(const struct xm_ovl_flow_key *k)
+{
+	return k->family == AF_INET && k->proto == IPPROTO_TCP;
+}
+
+static __always_inline void tcp4_key(struct xm_ovl_tcp4_key *k4, const struct xm_ovl_flow_key *k)
+{
+	k4->local = k->local.ip[0];
+	k4->remote = k->remote.ip[0];
+	/* both ports in one move: adjacent in both keys */
+	*(__u32 *)&k4->local_port = *(const __u32 *)&k->local_port;
+}
+
+static __always_inline struct xm_ovl_flow *flow_lookup(const struct xm_ovl_flow_key *k)
+{
+	struct xm_ovl_tcp4_key k4;
+
+	if (flow_is_tcp4(k)) {
+		tcp4_key(&k4, k);
+		return bpf_map_lookup_elem(&xm_ovl_tcp4, &k4);
+	}
+	return bpf_map_lookup_elem(&xm_ovl_flows, k);
+}
+
+static __always_inline long flow_update(const struct xm_ovl_flow_key *k,
+					const struct xm_ovl_flow *f, __u64 flags)
+{
+	struct xm_ovl_tcp4_key k4;
+
+	if (flow_is_tcp4(k)) {
+		tcp4_key(&k4, k);
+		return bpf_map_update_elem(&xm_ovl_tcp4, &k4, f, flags);
+	}
+	return bpf_map_update_elem(&xm_ovl_flows, k, f, flags);
+}
+
 static __always_inline void flow_end(struct xm_ovl_flow_key *k)
 {
-	if (!bpf_map_delete_elem(&xm_ovl_flows, k))
+	struct xm_ovl_tcp4_key k4;
+	long err;
+
+	if (flow_is_tcp4(k)) {
+		tcp4_key(&k4, k);
+		err = bpf_map_delete_elem(&xm_ovl_tcp4, &k4);
+	} else {
+		err = bpf_map_delete_elem(&xm_ovl_flows, k);
+	}
+	if (!err)
 		xm_stat_add(XM_STAT_OVL_FLOWS_ENDED, 1);
 }
 
@@ -272,7 +330,7 @@ static __always_inline void flow_tcp_close(struct xm_ovl_flow_key *k, __u8 tcp_f
 		flow_end(k);
 		return;
 	}
-	f = bpf_map_lookup_elem(&xm_ovl_flows, k);
+	f = flow_lookup(k);
 	if (!f)
 		return;
 	if (((f->fin | dir) & XM_OVL_SEEN_BOTH) == XM_OVL_SEEN_BOTH)
@@ -350,7 +408,7 @@ static __always_inline void flow_learn(struct xm_ovl_flow_key *k, __u8 bit, cons
 		flow_tcp_close(k, tcp_flags, bit);
 		return;
 	}
-	f = bpf_map_lookup_elem(&xm_ovl_flows, k);
+	f = flow_lookup(k);
 	if (f && f->epoch == epoch) {
 		if (eth && (f->ifindex != ifindex || !mac_eq(f->pod_mac, eth->h_dest) ||
 			    !mac_eq(f->gw_mac, eth->h_source))) {
@@ -363,7 +421,7 @@ static __always_inline void flow_learn(struct xm_ovl_flow_key *k, __u8 bit, cons
 				/* Fast paths may be reading it: replace the entry whole. */
 				nf = *f;
 				tmpl_write(&nf, t, cfg);
-				bpf_map_update_elem(&xm_ovl_flows, k, &nf, BPF_EXIST);
+				flow_update(k, &nf, BPF_EXIST);
 				return;
 			}
 			tmpl_write(f, t, cfg);
@@ -391,7 +449,7 @@ static __always_inline void flow_learn(struct xm_ovl_flow_key *k, __u8 bit, cons
 	}
 	if (t)
 		tmpl_write(&nf, t, cfg);
-	if (!bpf_map_update_elem(&xm_ovl_flows, k, &nf, f ? BPF_ANY : BPF_NOEXIST) && !f)
+	if (!flow_update(k, &nf, f ? BPF_ANY : BPF_NOEXIST) && !f)
 		xm_stat_add(XM_STAT_OVL_FLOWS_NEW, 1);
 }
 
@@ -399,7 +457,7 @@ static __always_inline void flow_learn(struct xm_ovl_flow_key *k, __u8 bit, cons
 static __always_inline struct xm_ovl_flow *flow_cached(struct xm_ovl_flow_key *k,
 						       const struct xm_ovl_cfg *cfg)
 {
-	struct xm_ovl_flow *f = bpf_map_lookup_elem(&xm_ovl_flows, k);
+	struct xm_ovl_flow *f = flow_lookup(k);
 
 	if (f && flow_usable(f, cfg))
 		return f;

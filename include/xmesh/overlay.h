@@ -10,10 +10,13 @@
  *                  and xmeshctl see: the fast paths use the flow's copy)
  *   xm_ovl_local   local pod address -> host veth, MACs the kernel delivered
  *                  with (learned on the host veth's tc egress)
- *   xm_ovl_flows   5-tuple, from the local pod's side -> which directions the
- *                  slow path delivered, and copies of the delivery and of the
- *                  outer header: all a fast-path packet reads; used only once
- *                  both directions were seen
+ *   xm_ovl_tcp4    IPv4 TCP flow (addresses, ports), from the local pod's
+ *                  side -> which directions the slow path delivered, and
+ *                  copies of the delivery and of the outer header: all a
+ *                  fast-path packet reads; used only once both directions
+ *                  were seen
+ *   xm_ovl_flows   the same for every other flow (UDP, IPv6 pods), under the
+ *                  whole 5-tuple
  * plus xm_ovl_cfg (one entry: set by the agent, read by every packet).
  *
  * Addresses are in network byte order, ports in host byte order, as in
@@ -24,6 +27,10 @@
 #define XMESH_OVERLAY_H
 
 #include "common.h"
+
+/* The flow maps by name (user space walks both as one cache). */
+#define XM_OVL_MAP_TCP4 "xm_ovl_tcp4"
+#define XM_OVL_MAP_FLOWS "xm_ovl_flows"
 
 #ifndef XM_OVL_MAX_FLOWS
 #define XM_OVL_MAX_FLOWS 65536
@@ -129,6 +136,20 @@ static inline __u32 xm_ovl_flow_hash(const struct xm_ovl_flow_key *k)
 	h ^= h >> 16;
 	return h;
 }
+
+/*
+ * The key of xm_ovl_tcp4: a TCP flow between IPv4 pods (nearly every cached
+ * packet), from the local pod's side, in 12 bytes: the map hashes its whole
+ * key (jhash), one final mix for 12 bytes against three more rounds and a
+ * 40-byte compare for struct xm_ovl_flow_key. Every other flow (UDP, IPv6
+ * pods) is kept under the whole key in xm_ovl_flows. Same value.
+ */
+struct xm_ovl_tcp4_key {
+	__be32 local;
+	__be32 remote;
+	__u16 local_port;
+	__u16 remote_port;
+};
 
 #define XM_OVL_SEEN_OUT (1U << 0) /* local -> remote left encapsulated by the kernel */
 #define XM_OVL_SEEN_IN (1U << 1)  /* remote -> local delivered to the pod by the kernel */

@@ -235,11 +235,22 @@ static int flow_seen(const char *local, const char *remote, __u16 lp, __u16 rp, 
 {
 	struct xm_ovl_flow_key k = { .family = AF_INET, .proto = proto, .local_port = lp,
 				     .remote_port = rp };
+	struct xm_ovl_tcp4_key k4 = { .local = ip4(local), .remote = ip4(remote),
+				      .local_port = lp, .remote_port = rp };
+	int flows = bpf_map__fd(skel->maps.xm_ovl_flows), tcp4 = bpf_map__fd(skel->maps.xm_ovl_tcp4);
 	struct xm_ovl_flow f;
 
-	k.local.ip[0] = ip4(local);
-	k.remote.ip[0] = ip4(remote);
-	if (bpf_map_lookup_elem(bpf_map__fd(skel->maps.xm_ovl_flows), &k, &f))
+	k.local.ip[0] = k4.local;
+	k.remote.ip[0] = k4.remote;
+	/* TCP between IPv4 pods under its 12-byte key only, every other flow under the whole one. */
+	if (proto == IPPROTO_TCP) {
+		CHECK(bpf_map_lookup_elem(flows, &k, &f), "TCP/IPv4 flow %u -> %u under the 40-byte key",
+		      lp, rp);
+		return bpf_map_lookup_elem(tcp4, &k4, &f) ? -1 : f.seen;
+	}
+	CHECK(bpf_map_lookup_elem(tcp4, &k4, &f), "proto %u flow %u -> %u in the TCP map", proto,
+	      lp, rp);
+	if (bpf_map_lookup_elem(flows, &k, &f))
 		return -1;
 	return f.seen;
 }

@@ -443,8 +443,10 @@ int dp_overlay_load(struct xm_agent *a)
 	if (!skel)
 		return -errno;
 	a->overlay = skel;
-	if (a->overlay_max_flows)
+	if (a->overlay_max_flows) { /* each flow map: TCP/IPv4 and the others */
+		bpf_map__set_max_entries(skel->maps.xm_ovl_tcp4, a->overlay_max_flows);
 		bpf_map__set_max_entries(skel->maps.xm_ovl_flows, a->overlay_max_flows);
+	}
 	skel->rodata->xm_kf_mask = a->kfeatures; /* take the same fallbacks as user space */
 	err = xm_dp_pin_maps(skel->obj, a->pin_root);
 	if (!err)

@@ -114,9 +114,83 @@ static int map_delete_if(const char *pin_root, const char *name, size_t key_size
 	free(keys);
 	free(val);
 	close(fd);
-	if (removed && !strcmp(name, "xm_ovl_flows"))
-		xm_stats_add(pin_root, XM_STAT_OVL_FLOWS_REMOVED, removed);
 	return err ? err : removed;
+}
+
+/*
+ * The flow cache is two maps (xmesh/overlay.h): TCP between IPv4 pods under
+ * a 12-byte key, every other flow under the whole one. Everything in user
+ * space sees one cache of whole keys: the deletes and walks over flows go
+ * through flows_delete_if() and the flow walk, which widen the short keys.
+ */
+struct flow_map {
+	const char *name;
+	size_t key_size;
+	void (*widen)(struct xm_ovl_flow_key *k, const void *raw); /* NULL: a whole key */
+};
+
+static void tcp4_widen(struct xm_ovl_flow_key *k, const void *raw)
+{
+	const struct xm_ovl_tcp4_key *k4 = raw;
+
+	memset(k, 0, sizeof(*k));
+	k->family = AF_INET;
+	k->proto = IPPROTO_TCP;
+	k->local.ip[0] = k4->local;
+	k->remote.ip[0] = k4->remote;
+	k->local_port = k4->local_port;
+	k->remote_port = k4->remote_port;
+}
+
+static const struct flow_map flow_maps[] = {
+	{ XM_OVL_MAP_TCP4, sizeof(struct xm_ovl_tcp4_key), tcp4_widen },
+	{ XM_OVL_MAP_FLOWS, sizeof(struct xm_ovl_flow_key), NULL },
+};
+#define N_FLOW_MAPS (sizeof(flow_maps) / sizeof(flow_maps[0]))
+
+/* A function of (whole key, flow, arg) called with one flow map's raw keys. */
+struct flow_call {
+	const struct flow_map *map;
+	void *fn;
+	void *arg;
+};
+
+static const void *flow_key_of(const struct flow_call *c, const void *raw,
+			       struct xm_ovl_flow_key *buf)
+{
+	if (!c->map->widen)
+		return raw;
+	c->map->widen(buf, raw);
+	return buf;
+}
+
+static bool flow_pred(const void *k, const void *v, void *arg)
+{
+	const struct flow_call *c = arg;
+	struct xm_ovl_flow_key buf;
+	bool (*pred)(const void *, const void *, void *) = c->fn;
+
+	return pred(flow_key_of(c, k, &buf), v, c->arg);
+}
+
+/* map_delete_if() over every flow map, pred seeing whole keys (NULL: all). */
+static int flows_delete_if(const char *pin_root,
+			   bool (*pred)(const void *k, const void *v, void *arg), void *arg)
+{
+	int removed = 0;
+
+	for (size_t i = 0; i < N_FLOW_MAPS; i++) {
+		struct flow_call c = { .map = &flow_maps[i], .fn = pred, .arg = arg };
+		int n = map_delete_if(pin_root, c.map->name, c.map->key_size,
+				      sizeof(struct xm_ovl_flow), pred ? flow_pred : NULL, &c);
+
+		if (n < 0)
+			return n;
+		removed += n;
+	}
+	if (removed)
+		xm_stats_add(pin_root, XM_STAT_OVL_FLOWS_REMOVED, removed);
+	return removed;
 }
 
 struct addr_match {
@@ -152,8 +226,7 @@ int xm_overlay_forget_addr(const char *pin_root, __u8 family, const struct xm_ad
 			  sizeof(struct xm_ovl_local), key_is_addr, &m);
 	b = map_delete_if(pin_root, "xm_ovl_remote", sizeof(struct xm_ovl_addr_key),
 			  sizeof(struct xm_ovl_remote), key_is_addr, &m);
-	c = map_delete_if(pin_root, "xm_ovl_flows", sizeof(struct xm_ovl_flow_key),
-			  sizeof(struct xm_ovl_flow), flow_has_addr, &m);
+	c = flows_delete_if(pin_root, flow_has_addr, &m);
 	if (a < 0 || b < 0 || c < 0)
 		return a < 0 ? a : b < 0 ? b : c;
 	if (a + b + c)
@@ -221,8 +294,7 @@ int xm_overlay_forget_prefix(const char *pin_root, __u8 family, const struct xm_
 
 	a = map_delete_if(pin_root, "xm_ovl_remote", sizeof(struct xm_ovl_addr_key),
 			  sizeof(struct xm_ovl_remote), remote_in_prefix, &p);
-	b = map_delete_if(pin_root, "xm_ovl_flows", sizeof(struct xm_ovl_flow_key),
-			  sizeof(struct xm_ovl_flow), flow_remote_in_prefix, &p);
+	b = flows_delete_if(pin_root, flow_remote_in_prefix, &p);
 	c = map_delete_if(pin_root, "xm_ovl_local", sizeof(struct xm_ovl_addr_key),
 			  sizeof(struct xm_ovl_local), key_in_prefix, &p);
 	if (a < 0 || b < 0 || c < 0)
@@ -330,8 +402,7 @@ int xm_overlay_flush(const char *pin_root, bool all)
 	err = cfg_bump(pin_root, false);
 	if (err)
 		return err;
-	n = map_delete_if(pin_root, "xm_ovl_flows", sizeof(struct xm_ovl_flow_key),
-			  sizeof(struct xm_ovl_flow), NULL, NULL);
+	n = flows_delete_if(pin_root, NULL, NULL);
 	if (all) {
 		m = map_delete_if(pin_root, "xm_ovl_remote", sizeof(struct xm_ovl_addr_key),
 				  sizeof(struct xm_ovl_remote), NULL, NULL);
@@ -383,13 +454,29 @@ static int map_foreach(const char *pin_root, const char *name, size_t key_size,
 	return err;
 }
 
+static int flow_visit(const void *k, const void *v, void *arg)
+{
+	const struct flow_call *c = arg;
+	struct xm_ovl_flow_key buf;
+	int (*fn)(const struct xm_ovl_flow_key *, const struct xm_ovl_flow *, void *) = c->fn;
+
+	return fn(flow_key_of(c, k, &buf), v, c->arg);
+}
+
 int xm_overlay_foreach_flow(const char *pin_root,
 			    int (*fn)(const struct xm_ovl_flow_key *k, const struct xm_ovl_flow *f,
 				      void *arg),
 			    void *arg)
 {
-	return map_foreach(pin_root, "xm_ovl_flows", sizeof(struct xm_ovl_flow_key),
-			   sizeof(struct xm_ovl_flow), (void *)fn, arg);
+	int err = 0;
+
+	for (size_t i = 0; i < N_FLOW_MAPS && !err; i++) {
+		struct flow_call c = { .map = &flow_maps[i], .fn = (void *)fn, .arg = arg };
+
+		err = map_foreach(pin_root, c.map->name, c.map->key_size,
+				  sizeof(struct xm_ovl_flow), flow_visit, &c);
+	}
+	return err;
 }
 
 int xm_overlay_foreach_remote(const char *pin_root,
@@ -412,7 +499,9 @@ int xm_overlay_foreach_local(const char *pin_root,
 
 int xm_overlay_evictions_update(const char *pin_root)
 {
-	return xm_lru_evictions_update(pin_root, "xm_ovl_flows", XM_STAT_OVL_FLOWS_NEW,
-				       XM_STAT_OVL_FLOWS_ENDED, XM_STAT_OVL_FLOWS_REMOVED,
-				       XM_STAT_OVL_EVICTIONS);
+	const char *const maps[] = { XM_OVL_MAP_TCP4, XM_OVL_MAP_FLOWS, NULL };
+
+	return xm_lru_evictions_update_maps(pin_root, maps, XM_STAT_OVL_FLOWS_NEW,
+					    XM_STAT_OVL_FLOWS_ENDED, XM_STAT_OVL_FLOWS_REMOVED,
+					    XM_STAT_OVL_EVICTIONS);
 }

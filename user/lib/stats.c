@@ -184,21 +184,26 @@ long xm_map_count(int fd)
 	return err ? err : total;
 }
 
-int xm_lru_evictions_update(const char *pin_root, const char *map, int created, int deleted,
-			    int deleted2, int evicted)
+int xm_lru_evictions_update_maps(const char *pin_root, const char *const *maps, int created,
+				 int deleted, int deleted2, int evicted)
 {
 	__u64 vals[XM_STAT_MAX];
-	long present;
+	long present = 0;
 	__s64 est;
-	int fd, err;
+	int err;
 
-	fd = xm_map_open(pin_root, map);
-	if (fd < 0)
-		return fd;
-	present = xm_map_count(fd);
-	close(fd);
-	if (present < 0)
-		return present;
+	for (; *maps; maps++) {
+		int fd = xm_map_open(pin_root, *maps);
+		long n;
+
+		if (fd < 0)
+			return fd;
+		n = xm_map_count(fd);
+		close(fd);
+		if (n < 0)
+			return n;
+		present += n;
+	}
 	err = xm_stats_read(pin_root, vals);
 	if (err)
 		return err;
@@ -208,4 +213,12 @@ int xm_lru_evictions_update(const char *pin_root, const char *map, int created, 
 	if (est > (__s64)vals[evicted])
 		return xm_stats_add(pin_root, evicted, est - vals[evicted]);
 	return 0;
+}
+
+int xm_lru_evictions_update(const char *pin_root, const char *map, int created, int deleted,
+			    int deleted2, int evicted)
+{
+	const char *const maps[] = { map, NULL };
+
+	return xm_lru_evictions_update_maps(pin_root, maps, created, deleted, deleted2, evicted);
 }

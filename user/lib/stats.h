@@ -33,5 +33,8 @@ long xm_map_count(int fd);
  */
 int xm_lru_evictions_update(const char *pin_root, const char *map, int created, int deleted,
 			    int deleted2, int evicted);
+/* The same for one kind of entry kept in several maps (a NULL-terminated list of names). */
+int xm_lru_evictions_update_maps(const char *pin_root, const char *const *maps, int created,
+				 int deleted, int deleted2, int evicted);
 
 #endif
