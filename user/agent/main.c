@@ -53,7 +53,7 @@ static void usage(FILE *f)
 		"                    agent is started from outside it; e.g. /var/run/netns/X)\n"
 		"  --overlay-dev IF  enable the overlay cache on underlay device IF\n"
 		"  --overlay-vxlan IF  the VXLAN device it caches (default: the first found)\n"
-		"  --overlay-max-flows N  size of the flow cache (LRU; default 65536)\n"
+		"  --overlay-max-flows N  size of each flow cache map, TCP/IPv4 and the others (LRU; default 65536)\n"
 		"  --lb-udp-max N    size of the LB's UDP reverse-translation LRU (default\n"
 		"                    262144; a new size takes effect after 'xmesh-agent uninstall')\n"
 		"  --k8s             take services from the API server, in-cluster config\n"
