@@ -6,7 +6,7 @@
  * copy of bpf/overlay.bpf.c (maps not pinned), teaches it a flow the way the
  * slow path would (an encapsulated frame on the underlay egress, a delivered
  * frame on the pod veth egress), then checks the fast paths: outer header
- * fields and checksum, UDP source port range, TTL/hop limit, ECN on the way
+ * fields and checksum, UDP source port (range, per-flow hash), TTL/hop limit, ECN on the way
  * out (INET_ECN_encapsulate) and in (INET_ECN_decapsulate), the VNI / outer
  * address / port checks, SYN/FIN/RST and TTL 1 left to the slow path.
  * Exit 0 iff every case passed.
@@ -17,7 +17,8 @@
  * of a cached 64 B TCP segment, the learner and the floor; median and p90 of
  * the kernel's per-run time. --base OBJ: another build's bpf/overlay.bpf.o,
  * loaded beside this one and timed in the same rounds (an A/B that the
- * machine's moods cannot tilt).
+ * machine's moods cannot tilt); then the same programs as the kernel's BPF
+ * statistics count them (the program alone, no test-run frame around it).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
