@@ -73,6 +73,15 @@ struct {
 	__type(value, __u64);
 } xm_lb_probe_gen SEC(".maps");
 
+/*
+ * Agent-written (mmap): 1 while the per-packet probes are detached (config
+ * "probes": "weighted" and no service whose weights come from the loop).
+ * Redirected connections are then not timed either: no state shared with the
+ * backend's socket (an LRU insert per connection that only cgroup_skb would
+ * delete), nothing timed in sk_msg.
+ */
+volatile __u32 xm_lb_probes_off;
+
 /* The probe counters of backend, to update: counted in xm_lb_probe_gen. */
 static __always_inline struct xm_lb_probe *lb_probe_of(__u32 backend)
 {
@@ -181,7 +190,7 @@ static __always_inline void lb_probe_msg(struct sk_msg_md *msg, const struct xm_
 	int is_5xx = 0;
 	__u64 key;
 
-	if (!msg->sk || msg->size == 0)
+	if (!msg->sk || msg->size == 0 || xm_lb_probes_off)
 		return;
 	if (st && (st->flags & XM_SOCK_F_LB_BACKEND)) {
 		if (!redirected)

@@ -81,7 +81,7 @@ static __always_inline int lb_sockops(struct bpf_sock_ops *skops, const struct x
 		 * redirect to: the client's own hooks see every byte, the
 		 * state stays in socket storage (no map entry, no lookup).
 		 */
-		if (!peer)
+		if (!peer || xm_lb_probes_off)
 			break;
 		/* the local backend's sk_msg will time the responses: share the state */
 		key = lb_flow_key(peer->remote_isn, peer->local_isn);
@@ -97,7 +97,7 @@ static __always_inline int lb_sockops(struct bpf_sock_ops *skops, const struct x
 		 * its ACTIVE_ESTABLISHED ran before this (the ACK that makes
 		 * this socket is sent after it): one lookup tells.
 		 */
-		if (!peer)
+		if (!peer || xm_lb_probes_off)
 			break;
 		key = lb_flow_key(peer->local_isn, peer->remote_isn);
 		return bpf_map_lookup_elem(&xm_lb_flows, &key) != NULL;

@@ -19,6 +19,7 @@
 #   scripts/bench/cost.sh                       # ~4 min
 #   REPS= DUR= MODES= TOPOS= WORKLOADS= OUT=    # as overhead.sh
 #   PARTS="conn"                                # only some of: workloads ovl conn side probes
+#   PROBES=weighted                             # the agent's config "probes" (conn, probes parts)
 # side: scripts/bench/side.sh, xmesh and no mesh at the same time in one world
 # (ratios that the machine's load cannot tilt), in $OUT/side/.
 set -eu -o pipefail
@@ -65,7 +66,7 @@ xm_bg sh -c 'echo $$ > "$0/cgroup.procs" && exec ip netns exec "$@"' "$XM_CGROUP
 xm_bg ip netns exec "$XM_PREFIX-b2" "$XM_TOOLS/xm-serve" label --listen 10.77.0.4:8080 --label b2
 xm_bg ip netns exec "$XM_PREFIX-b2" "$XM_TOOLS/xm-serve" rr --listen 10.77.0.4:8081
 cat >"$XM_RUN_DIR/conn.json" <<EOC
-{ "services": [
+{ "probes": "${PROBES:-all}", "services": [
   { "vip": "10.96.0.10", "port": 80, "backends": [ { "address": "10.77.0.3", "port": 8080 } ] },
   { "vip": "10.96.0.11", "port": 80, "backends": [ { "address": "10.77.0.4", "port": 8080 } ] },
   { "vip": "10.96.0.12", "port": 80, "backends": [ { "address": "10.77.0.4", "port": 8081 } ] } ] }

@@ -38,10 +38,15 @@
 #   NET=route|vxlan  SIDES="xmesh direct svc ct" (xmesh and direct always)
 #   CALIBRATE=1: no agents (the xmesh side is plain TCP to the pod IPs too):
 #   the bench's own bias and noise between two sides that should be equal
+#   PROBES=all|weighted: the agents' config "probes" (docs/config.md; the
+#   services here are static: "weighted" leaves no per-packet probe attached)
+#   DETACH="N:LINK ...": detach these links of node N's agent after its start
+#   (e.g. "2:lb_egress 2:lb_ingress": no cgroup_skb probes on the server's
+#   node): what removing those hook runs would buy, before building it
 set -eu -o pipefail
 ROUNDS=${ROUNDS:-30} DUR=${DUR:-1} NET=${NET:-route}
 TOPOS=${TOPOS:-"1node 2node"} WORKLOADS=${WORKLOADS:-"conn64@1k tcp64@5k"}
-SIDES=${SIDES:-"xmesh direct svc ct"} CALIBRATE=${CALIBRATE:-0}
+SIDES=${SIDES:-"xmesh direct svc ct"} CALIBRATE=${CALIBRATE:-0} DETACH=${DETACH:-} PROBES=${PROBES:-all}
 MESH_PORT=8080 PLAIN_PORT=8081 CT_PORT=8082 SVC_PORT=8083
 case $NET in route | vxlan) ;; *) echo "side: NET=route or NET=vxlan, not '$NET'" >&2; exit 2 ;; esac
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
@@ -100,7 +105,7 @@ C=$(xm_tb_pod_ip 1 10) S1=$(xm_tb_pod_ip 1 11) S2=$(xm_tb_pod_ip 2 10)
 KS1=$(xm_tb_pod_ip 3 11) KS2=$(xm_tb_pod_ip 4 10)
 VIP1=10.96.0.1 VIP2=10.96.0.2 KVIP1=10.96.1.1 KVIP2=10.96.1.2
 cat >"$XM_RUN_DIR/side.json" <<EOF
-{ "services": [
+{ "probes": "$PROBES", "services": [
   { "vip": "$VIP1", "port": $MESH_PORT, "backends": [ { "address": "$S1", "port": $MESH_PORT } ] },
   { "vip": "$VIP2", "port": $MESH_PORT, "backends": [ { "address": "$S2", "port": $MESH_PORT } ] } ] }
 EOF
@@ -109,11 +114,16 @@ if [ "$CALIBRATE" = 1 ]; then
 	VIP1=$S1 VIP2=$S2
 else
 	xm_tb_agent 1 --config "$XM_RUN_DIR/side.json" 2>/dev/null
-	xm_tb_agent 2 2>/dev/null
+	echo "{ \"probes\": \"$PROBES\" }" >"$XM_RUN_DIR/side-n2.json"
+	xm_tb_agent 2 --config "$XM_RUN_DIR/side-n2.json" 2>/dev/null
 	# the pods' addresses, as the CNI plugin registers them on each node
 	xm_tb_ctl 1 endpoint add "$C" netns "$(xm_netns_path c)" >/dev/null
 	xm_tb_ctl 1 endpoint add "$S1" netns "$(xm_netns_path s1)" >/dev/null
 	xm_tb_ctl 2 endpoint add "$S2" netns "$(xm_netns_path s2)" >/dev/null
+	for d in $DETACH; do
+		bpftool link detach pinned "$XM_PIN/n${d%%:*}/links/${d#*:}" ||
+			xm_fail "DETACH: no link ${d#*:} on node ${d%%:*} (names: ls $XM_PIN/nN/links)"
+	done
 fi
 # kube-proxy's part on nodes 3 and 4. Bridged traffic between two pods of a
 # node must pass the node's netfilter too, or a same-node reply would skip
@@ -162,7 +172,7 @@ done
 	echo "date: $(date -u +%FT%TZ)"
 	echo "host: $(uname -r), $(nproc) CPUs"
 	echo "commit: $(git describe --always --dirty 2>/dev/null || echo unknown)"
-	echo "command: NET=$NET ROUNDS=$ROUNDS DUR=$DUR TOPOS=\"$TOPOS\" WORKLOADS=\"$WORKLOADS\" SIDES=\"$SIDES\" CALIBRATE=$CALIBRATE scripts/bench/side.sh"
+	echo "command: NET=$NET ROUNDS=$ROUNDS DUR=$DUR TOPOS=\"$TOPOS\" WORKLOADS=\"$WORKLOADS\" SIDES=\"$SIDES\" CALIBRATE=$CALIBRATE DETACH=\"$DETACH\" PROBES=$PROBES scripts/bench/side.sh"
 	echo "conntrack: nodes 1-2 (xmesh, direct) none; nodes 3-4 (svc, ct) an nftables nat table (DNAT per VIP)"
 } >"$OUT/env.txt"
 RAW=$OUT/raw.tsv

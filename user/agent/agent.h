@@ -30,6 +30,8 @@ struct xm_agent {
 	const char *overlay_vxlan; /* --overlay-vxlan: VXLAN device; NULL: the first found */
 	unsigned int overlay_max_flows; /* --overlay-max-flows; 0: XM_OVL_MAX_FLOWS */
 	unsigned int lb_udp_max;        /* --lb-udp-max; 0: XM_LB_MAX_FLOWS */
+	int lb_probes_mode;             /* config "probes" (enum xm_lb_probes) */
+	int lb_probes_on;               /* the cgroup_skb probe links are attached */
 	int lock_fd;
 	struct xm_loop *loop;
 	__u32 kfeatures; /* what the kernel offers (kfeatures.h), probed at start */
@@ -106,6 +108,8 @@ int dp_redirect_load(struct xm_agent *a);
 void dp_redirect_close(struct xm_agent *a);
 int dp_lb_load(struct xm_agent *a);
 void dp_lb_close(struct xm_agent *a);
+/* Attach or detach the probes' cgroup_skb links as the config and the services ask. */
+void xm_lb_probes_sync(struct xm_agent *a);
 int dp_overlay_load(struct xm_agent *a);
 void dp_overlay_close(struct xm_agent *a);
 

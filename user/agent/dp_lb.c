@@ -7,9 +7,11 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "agent.h"
+#include "lbstate.h"
 #include "log.h"
 #include "pin.h"
 #include "lb.skel.h"
+#include "redirect.skel.h"
 
 /*
  * The LB's sockops work runs inside redirect's sockops program (the kernel
@@ -34,6 +36,33 @@ static int sockops_link(struct xm_agent *a, struct bpf_program *prog)
 	else if (errno != ENOENT)
 		pr_warn("remove %s: %s", path, strerror(errno));
 	return 0;
+}
+
+/*
+ * The per-packet probes (cgroup_skb egress and ingress) run for every packet
+ * of every socket of the cgroup, balanced or not, and the kernel's dispatch
+ * of a run costs about what the program does (docs/benchmarks.md, session 5).
+ * With config "probes": "weighted" they are attached only while a service's
+ * weights come from the loop; sockops and connect4 stay (balancing, the
+ * connection counts, redirection).
+ */
+static int probe_links(struct xm_agent *a, bool on)
+{
+	static const char *const names[] = { "lb_egress", "lb_ingress" };
+	struct bpf_program *progs[] = { a->lb->progs.xm_lb_egress, a->lb->progs.xm_lb_ingress };
+	char path[PATH_MAX];
+	int err = 0;
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]) && !err; i++) {
+		if (on) {
+			err = xm_dp_link_cgroup(a, names[i], progs[i]);
+			continue;
+		}
+		err = xm_pin_path(path, sizeof(path), a->pin_root, XM_PIN_LINKS, names[i]);
+		if (!err && unlink(path) && errno != ENOENT)
+			err = -errno;
+	}
+	return err;
 }
 
 int dp_lb_load(struct xm_agent *a)
@@ -70,14 +99,57 @@ int dp_lb_load(struct xm_agent *a)
 		{ "lb_recvmsg6", skel->progs.xm_lb_recvmsg6 },
 		{ "lb_getpeername4", skel->progs.xm_lb_getpeername4 },
 		{ "lb_getpeername6", skel->progs.xm_lb_getpeername6 },
-		{ "lb_egress", skel->progs.xm_lb_egress },
-		{ "lb_ingress", skel->progs.xm_lb_ingress },
 	};
 	for (size_t i = 0; i < sizeof(links) / sizeof(links[0]) && !err; i++)
 		err = xm_dp_link_cgroup(a, links[i].name, links[i].prog);
+	/* attached until the config says otherwise (xm_lb_probes_sync): none is missed */
+	if (!err)
+		err = probe_links(a, true);
+	if (!err)
+		a->lb_probes_on = 1;
 	if (!err)
 		err = sockops_link(a, skel->progs.xm_lb_sockops);
 	return err;
+}
+
+static bool probes_needed(struct xm_agent *a)
+{
+	const struct xm_lb_state *st = xm_services_state(a);
+
+	if (a->lb_probes_mode != XM_LB_PROBES_WEIGHTED)
+		return true;
+	for (unsigned int i = 0; st && i < st->n_svc; i++)
+		if (xm_lb_algo_reads_probes(st->svc[i].conf.algorithm))
+			return true;
+	return false;
+}
+
+void xm_lb_probes_sync(struct xm_agent *a)
+{
+	bool need;
+	int err;
+
+	if (!a->lb)
+		return;
+	need = probes_needed(a);
+	if (need == (a->lb_probes_on == 1))
+		return;
+	/* off: redirected connections stop sharing state before the links go */
+	if (a->redirect && !need)
+		a->redirect->bss->xm_lb_probes_off = 1;
+	err = probe_links(a, need);
+	if (a->redirect && (need || err))
+		a->redirect->bss->xm_lb_probes_off = !need && !err;
+	if (err) {
+		pr_err("%s the probes (lb_egress, lb_ingress): %s", need ? "attach" : "detach",
+		       strerror(-err));
+		return;
+	}
+	a->lb_probes_on = need;
+	pr_info("probes %s: %s", need ? "attached" : "detached",
+		a->lb_probes_mode != XM_LB_PROBES_WEIGHTED ? "\"probes\": \"all\""
+		: need ? "a service's weights come from the weighting loop"
+		       : "no service's weights come from the weighting loop (\"probes\": \"weighted\")");
 }
 
 void dp_lb_close(struct xm_agent *a)

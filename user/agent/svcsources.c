@@ -293,6 +293,7 @@ static int apply(struct xm_agent *a, bool soon)
 	if (n)
 		run_file_changed(a, soon);
 	xm_weighting_topology_changed(a);
+	xm_lb_probes_sync(a);
 	goto done;
 out:
 	xm_svc_merge_rollback(&ss->merge);

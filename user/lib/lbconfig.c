@@ -288,6 +288,14 @@ static int parse_root(struct ctx *c, json_t *root, struct xm_lb_conf *out)
 		if (xm_weighting_conf_parse(v, &out->tick_ms, werr, sizeof(werr)))
 			return fail_at(c, "weighting", werr);
 	}
+	v = json_object_get(root, "probes");
+	if (v && !(json_is_string(v) && (!strcmp(json_string_value(v), "all") ||
+					 !strcmp(json_string_value(v), "weighted"))))
+		return fail_at(c, "probes", "\"probes\" must be \"all\" (time every balanced "
+				  "connection) or \"weighted\" (only while a service's weights come "
+				  "from the weighting loop)");
+	out->probes = v && !strcmp(json_string_value(v), "weighted") ? XM_LB_PROBES_WEIGHTED
+								     : XM_LB_PROBES_ALL;
 	/* Other top-level fields belong to other parts of the agent. */
 	svcs = json_object_get(root, "services");
 	if (!svcs)
@@ -520,6 +528,13 @@ bool xm_lb_algo_equal_weights(const char *name)
 	const struct xm_weight_algo *a = xm_weight_algo_find(name);
 
 	return a && a->equal_weights;
+}
+
+bool xm_lb_algo_reads_probes(const char *name)
+{
+	const struct xm_weight_algo *a = xm_weight_algo_find(name);
+
+	return a && !a->equal_weights;
 }
 
 void xm_lb_conf_weights(const struct xm_lb_svc_conf *s, double *w)

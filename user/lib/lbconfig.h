@@ -36,10 +36,21 @@ struct xm_lb_svc_conf {
 	unsigned int n_be;
 };
 
+/*
+ * "probes": which balanced connections the per-packet probes (cgroup_skb) time.
+ * ALL: every one (request counts and latencies of every backend, also in
+ * `xmeshctl backend list` and the metrics); WEIGHTED: only while some service's
+ * weights come from the loop, the only reader that needs them. Without a
+ * reader the two cgroup_skb links are detached: every packet of every socket
+ * of the cgroup stops paying the hooks' dispatch (docs/probes.md).
+ */
+enum xm_lb_probes { XM_LB_PROBES_ALL, XM_LB_PROBES_WEIGHTED };
+
 struct xm_lb_conf {
 	struct xm_lb_svc_conf *svc;
 	unsigned int n_svc;
 	unsigned int tick_ms; /* "weighting": {"tick_ms"} (weightcfg.h), default 500 */
+	enum xm_lb_probes probes; /* "probes": "all" (default) or "weighted" */
 };
 
 /*
@@ -51,6 +62,8 @@ struct xm_lb_conf {
 bool xm_lb_algo_known(const char *name);
 /* Whether the service's table gets equal weights (round-robin), from the algorithm's ops. */
 bool xm_lb_algo_equal_weights(const char *name);
+/* Whether the weighting loop sets the service's weights from its probes. */
+bool xm_lb_algo_reads_probes(const char *name);
 
 /*
  * Parse a whole config file's text; `file` is used in messages only. On

@@ -1,0 +1,70 @@
+// SPDX-License-Identifier: MIT
+/* Config "probes" (user/lib/lbconfig.c) and which algorithms need the probes. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+#include "lbconfig.h"
+
+static int parse(const char *text, struct xm_lb_conf *c, char *err, size_t len)
+{
+	return xm_lb_conf_parse("f.json", text, strlen(text), c, err, len);
+}
+
+static void probes_default_all(void **state)
+{
+	struct xm_lb_conf c;
+	char err[600];
+
+	(void)state;
+	assert_int_equal(parse("{\"services\": []}", &c, err, sizeof(err)), 0);
+	assert_int_equal(c.probes, XM_LB_PROBES_ALL);
+	xm_lb_conf_free(&c);
+	assert_int_equal(parse("{\"probes\": \"all\"}", &c, err, sizeof(err)), 0);
+	assert_int_equal(c.probes, XM_LB_PROBES_ALL);
+	xm_lb_conf_free(&c);
+	assert_int_equal(parse("{\"probes\": \"weighted\"}", &c, err, sizeof(err)), 0);
+	assert_int_equal(c.probes, XM_LB_PROBES_WEIGHTED);
+	xm_lb_conf_free(&c);
+}
+
+static void probes_bad_values_located(void **state)
+{
+	static const char *const bad[] = { "{\n \"probes\": \"some\"}", "{\n \"probes\": true}",
+					   "{\n \"probes\": 1}", "{\n \"probes\": \"Weighted\"}" };
+	struct xm_lb_conf c;
+	char err[600];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(parse(bad[i], &c, err, sizeof(err)), -EINVAL);
+		assert_non_null(strstr(err, "f.json:2:"));
+		assert_non_null(strstr(err, "\"probes\" must be \"all\""));
+	}
+}
+
+static void algorithms_that_read_probes(void **state)
+{
+	(void)state;
+	assert_false(xm_lb_algo_reads_probes("static"));
+	assert_false(xm_lb_algo_reads_probes("round-robin"));
+	assert_false(xm_lb_algo_reads_probes("nonsense"));
+	assert_true(xm_lb_algo_reads_probes("l3"));
+	assert_true(xm_lb_algo_reads_probes("l3-peak"));
+	assert_true(xm_lb_algo_reads_probes("c3"));
+	assert_true(xm_lb_algo_reads_probes("l3x"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(probes_default_all),
+		cmocka_unit_test(probes_bad_values_located),
+		cmocka_unit_test(algorithms_that_read_probes),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
