@@ -64,14 +64,14 @@ static const char *const err_names[] = { "", "connect", "reset", "timeout", "sta
 /*
  * One request; due, sent and latency in ns, due and sent from the start
  * (negative: warm-up). sent and lport (the local port of the connection that
- * carried it last; 0: none) let a bench match a request to what happened to
- * its connection (l3_report.py: timeouts against retirements and the
- * server's own log).
+ * carried it last; 0: none; first_lport: the first, of a retried request) let
+ * a bench match a request to what happened to its connection (l3_report.py:
+ * timeouts against retirements and the server's own log).
  */
 struct rec {
 	int64_t due, lat; /* lat -1: not finished */
 	int64_t sent;     /* last written; INT64_MIN: never */
-	uint16_t lport;
+	uint16_t lport, first_lport;
 	uint8_t label, err, new_conn, retried, warm;
 };
 
@@ -223,6 +223,8 @@ static void conn_begin(struct conn *c, long req)
 {
 	recs[req].sent = (int64_t)(xt_now_ns() - t0);
 	recs[req].lport = c->lport;
+	if (!recs[req].first_lport)
+		recs[req].first_lport = c->lport;
 	c->req = req;
 	c->st = C_BUSY;
 	c->send_off = c->got = c->head_len = 0;
@@ -574,7 +576,7 @@ static void write_csv(void)
 
 	if (!f)
 		xt_die(1, "--csv %s: %s", o.csv, strerror(errno));
-	fprintf(f, "t,latency_ms,backend,ok,new_conn,err,retried,lport,sent\n");
+	fprintf(f, "t,latency_ms,backend,ok,new_conn,err,retried,lport,sent,first_lport\n");
 	for (size_t i = 0; i < nrecs; i++) {
 		struct rec *r = &recs[i];
 
@@ -585,7 +587,7 @@ static void write_csv(void)
 			err_names[r->err], r->retried, r->lport);
 		if (r->sent != INT64_MIN)
 			fprintf(f, "%.6f", r->sent / 1e9);
-		fputc('\n', f);
+		fprintf(f, ",%u\n", r->first_lport);
 	}
 	fclose(f);
 }
