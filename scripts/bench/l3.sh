@@ -51,6 +51,8 @@
 #   XM_BENCH_TICK_MS    500   agent tick
 #   XM_BENCH_POOL_REQS  100
 #   XM_BENCH_POOL_AGE   5
+#   XM_BENCH_TIMEOUT    5     seconds a client waits for an answer (give
+#                       l3_report.py the same when run by hand)
 #   XM_BENCH_OUT        results/l3-<UTC time>
 #   XM_BENCH_TRACE      1: record `xmeshctl -j top` every tick during each run
 #                       (<cell>.top.jsonl: weights, table shares, connections
@@ -77,6 +79,7 @@ WARMUP=${XM_BENCH_WARMUP:-5}
 TICK_MS=${XM_BENCH_TICK_MS:-500}
 POOL_REQS=${XM_BENCH_POOL_REQS:-100}
 POOL_AGE=${XM_BENCH_POOL_AGE:-5}
+export XM_BENCH_TIMEOUT=${XM_BENCH_TIMEOUT:-5}
 OUT=${XM_BENCH_OUT:-results/l3-$(date -u +%Y%m%dT%H%M%SZ)}
 VIP=10.96.0.10
 PORT=8080
@@ -166,7 +169,7 @@ run_one() {
 	else
 		line=$(xm_pod_exec cl "$XM_TOOLS/xm-load" rr --target $VIP:$PORT \
 			--scenario "scenarios/$scn.json" --start "$start" --warmup "$WARMUP" \
-			"${client[@]}" --proto http --timeout 5 --csv "$csv" | tail -n1)
+			"${client[@]}" --proto http --timeout "$XM_BENCH_TIMEOUT" --csv "$csv" | tail -n1)
 	fi
 	xm_ctl -j backend list >"$OUT/$scn.$mode.$algo.$run.backends.json" 2>/dev/null
 	[ -n "$tpid" ] && kill "$tpid" 2>/dev/null && wait "$tpid" 2>/dev/null

@@ -153,8 +153,8 @@ def halving_time(rows, replica, t_step, step=0.5, hold=2.0):
     return float("inf")
 
 
-# The client's timeout (scripts/bench/l3.sh: xm-load --timeout 5).
-CLIENT_TIMEOUT_S = 5.0
+# The client's timeout (scripts/bench/l3.sh: xm-load --timeout XM_BENCH_TIMEOUT).
+CLIENT_TIMEOUT_S = float(os.environ.get("XM_BENCH_TIMEOUT", "5"))
 # The agent's line per retired connection (user/agent/rebalance.c, log_retired).
 RETIRED_RE = re.compile(r"^(\S+)Z debug: rebalance: retired [0-9a-f.:]+:(\d+) -> (\S+) "
                         r"\(backend id (\d+), cookie \d+\) by an? (.+) pass")
@@ -213,7 +213,7 @@ def explain_timeouts(path):
         if got and got[0][3] >= CLIENT_TIMEOUT_S * 1e3 - (got[0][1] - due) * 1e3:
             i, t, _, delay, outcome = got[0]
             out.append((bool(near), f"{head}: replica {i} got it at {t:.3f} s and drew a delay of "
-                        f"{delay:.0f} ms, past the client's {CLIENT_TIMEOUT_S:.0f} s ({outcome}): the "
+                        f"{delay:.0f} ms, past the client's {CLIENT_TIMEOUT_S:g} s ({outcome}): the "
                         "scenario's own tail, not a retirement" +
                         (f" (but its connection was retired at {near[0][0]:.3f} s)" if near else "")))
         elif near:
