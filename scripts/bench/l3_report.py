@@ -19,7 +19,9 @@ log of retirements (client port, which pass): the replica drew a delay past
 the client's timeout (the scenario's own tail, also seen with round-robin);
 its connection was retired around it (a retirement left it unanswered: a
 bug); or neither (unexplained). Columns "timeouts" / "unexplained" count
-them (medians).
+them, "cut" the requests a replica had in service when their connection
+closed, other than those the client gave up on (these three: sums over the
+runs, rare events a median would hide).
 Last line: "bench l3: key=value ...".
 """
 import datetime
@@ -185,6 +187,16 @@ def retirements(log, start):
     return out
 
 
+def cut_in_service(path):
+    """Requests a replica had in service when their connection went (its log says "gone"),
+    other than those the client had given up on (a timeout closes the connection)."""
+    cell = path[:-4]
+    gave_up = {int(r["lport"]) for r in read_csv(path)
+                if r.get("err") == "timeout" and r.get("lport")}
+    return sum(1 for i in range(REPLICAS) for r in read_csv(f"{cell}.b{i}.requests")
+               if r["outcome"] == "gone" and int(r["peer_port"]) not in gave_up)
+
+
 def explain_timeouts(path):
     """[(unexplained or a retirement: bool, line)] for each request of a run that timed out."""
     cell = path[:-4]
@@ -325,6 +337,7 @@ def main():
         why = explain_timeouts(path)
         m["timeouts"] = len(why)
         m["unexplained"] = sum(1 for bad, _ in why if bad)
+        m["cut"] = cut_in_service(path)
         timeout_lines.extend(line for _, line in why)
         runs[(scen, mode, algo)].append(m)
         if scen in step_at:
@@ -345,7 +358,9 @@ def main():
                 continue
             m = {k: statistics.median([x[k] for x in ms])
                  for k in ("p50", "p99", "p999", "success", "retried", "trouble", "at_read",
-                           "at_poll", "timeouts", "unexplained")}
+                           "at_poll")}
+            for k in ("timeouts", "unexplained", "cut"):
+                m[k] = sum(x[k] for x in ms)
             m["runs"] = len(ms)
             m["requests"] = int(statistics.median([x["requests"] for x in ms]))
             hv = halves.get((scen, mode, a))
@@ -361,7 +376,7 @@ def main():
 
     hdr = ["scenario", "mode", "algorithm", "runs", "p50_ms", "p99_ms", "p999_ms", "success",
            "p99/rr", "p999/rr", "halve_s", "trouble", "trouble/rr", "retried", "at read",
-           "at poll", "timeouts", "unexplained"]
+           "at poll", "timeouts", "unexplained", "cut"]
     lines = ["| " + " | ".join(hdr) + " |", "|" + "---|" * len(hdr)]
     with open(os.path.join(d, "summary.csv"), "w") as f:
         f.write(",".join(hdr) + "\n")
@@ -370,7 +385,7 @@ def main():
                     fmt(m["success"] * 100, 2) + "%", fmt(m["p99_vs_rr"], 2), fmt(m["p999_vs_rr"], 2),
                     fmt(m["halve_s"]), fmt(m["trouble"], 3), fmt(m["trouble_vs_rr"], 2),
                     str(int(m["retried"])), fmt(m["at_read"], 0), fmt(m["at_poll"], 0),
-                    fmt(m["timeouts"], 0), fmt(m["unexplained"], 0)]
+                    fmt(m["timeouts"], 0), fmt(m["unexplained"], 0), fmt(m["cut"], 0)]
             f.write(",".join(vals) + "\n")
             lines.append("| " + " | ".join(vals) + " |")
     if timeout_lines:

@@ -6,7 +6,8 @@
 # the draw and the client's port) is named as the cause; a timeout whose
 # connection the agent retired around it (the agent's per-retirement line) is
 # flagged as a retirement that left a request unanswered; one with neither is
-# unexplained. Loopback in a netns of its own, about 3 s.
+# unexplained; a request a replica had in service when its connection closed
+# (other than one the client gave up on) is counted as cut. Loopback in a netns of its own, about 3 s.
 set -eu
 . "$(dirname "$0")/lib.sh"
 xm_setup
@@ -63,7 +64,13 @@ grep -q "port $port: its connection to 127.0.0.1:7001 was retired .* by a read-e
 out=$(report)
 grep -q "port $port: no replica got it and no retirement of its port: UNEXPLAINED" <<<"$out" ||
 	xm_fail "a timeout with no cause not reported unexplained: $out"
-grep -q '| slow | pool50 | l3x+rb | 1 .*| [0-9]* | 1 |$' <<<"$out" ||
-	xm_fail "summary: timeouts / unexplained columns: $out"
+grep -q "| slow | pool50 | l3x+rb | 1 .*| $n | 1 | 0 |\$" <<<"$out" ||
+	xm_fail "summary: timeouts / unexplained / cut columns: $out"
+# A request a replica had in service when its connection closed, which the client had
+# not given up on (port 1: no request of the client's), is counted as cut.
+echo "0.5,1,10.000,gone" >>"$cell.b0.requests"
+out=$(report)
+grep -q "| slow | pool50 | l3x+rb | 1 .*| $n | 1 | 1 |\$" <<<"$out" ||
+	xm_fail "summary: a request cut in service not counted: $out"
 xm_log "ok: $n timeouts traced to the replica's draw; a retirement and a missing cause flagged"
 echo PASS
