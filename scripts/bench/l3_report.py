@@ -220,7 +220,10 @@ def explain_timeouts(path):
             continue
         sent = float(r["sent"])
         head += f", written at {sent:.3f} s on port {port}"
-        got = [x for x in served if x[2] == port and sent - 0.05 <= x[1] <= due + CLIENT_TIMEOUT_S]
+        # its arrival: the replica's record on that port nearest the write (the one
+        # before on the connection arrived before its own answer, so before the write)
+        got = sorted((x for x in served if x[2] == port and sent - 0.05 <= x[1] <= due + CLIENT_TIMEOUT_S),
+                     key=lambda x: abs(x[1] - sent))
         near = [x for x in retired if x[1] == port and sent - 1 <= x[0] <= due + CLIENT_TIMEOUT_S]
         if got and got[0][3] >= CLIENT_TIMEOUT_S * 1e3 - (got[0][1] - due) * 1e3:
             i, t, _, delay, outcome = got[0]
