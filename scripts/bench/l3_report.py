@@ -159,7 +159,7 @@ def halving_time(rows, replica, t_step, step=0.5, hold=2.0):
 CLIENT_TIMEOUT_S = float(os.environ.get("XM_BENCH_TIMEOUT", "5"))
 # The agent's line per retired connection (user/agent/rebalance.c, log_retired).
 RETIRED_RE = re.compile(r"^(\S+)Z debug: rebalance: retired [0-9a-f.:]+:(\d+) -> (\S+) "
-                        r"\(backend id (\d+), cookie \d+\) by an? (.+) pass")
+                        r"\(backend id (\d+), cookie \d+\) by (.+)$")
 
 
 def read_csv(path):
@@ -233,7 +233,7 @@ def explain_timeouts(path):
                         (f" (but its connection was retired at {near[0][0]:.3f} s)" if near else "")))
         elif near:
             t, _, be, why = near[0]
-            out.append((True, f"{head}: its connection to {be} was retired at {t:.3f} s by a {why} "
+            out.append((True, f"{head}: its connection to {be} was retired at {t:.3f} s by {why} "
                         f"pass ({(t - sent) * 1e3:+.1f} ms from the write)" +
                         (f"; replica {got[0][0]} got it ({got[0][4]})" if got else
                          "; no replica got it") + ": A RETIREMENT LEFT IT UNANSWERED"))

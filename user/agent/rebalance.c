@@ -357,7 +357,7 @@ static void log_retired(const struct xm_rebalancer *r, const struct xm_rebal_pic
 		return;
 	inet_ntop(p->family, p->saddr, src, sizeof(src));
 	inet_ntop(p->family, p->daddr, dst, sizeof(dst));
-	pr_debug("rebalance: retired %s:%u -> %s:%u (backend id %u, cookie %llu) by a %s pass",
+	pr_debug("rebalance: retired %s:%u -> %s:%u (backend id %u, cookie %llu) by %s",
 		 src, p->sport, dst, ntohs(p->dport), p->backend, (unsigned long long)p->cookie,
 		 r->walk_why);
 }
@@ -467,7 +467,7 @@ int xm_rebalance_pass(struct xm_rebalancer *r)
 		be[id].oldest_req_ns = 0;
 	}
 	netns_refresh(r);
-	r->walk_why = "tick";
+	r->walk_why = "the tick's pass";
 	for (unsigned int i = 0; i < r->nns; i++)
 		if (!walk_netns(r, r->ns[i].fd))
 			walked++;
@@ -501,7 +501,7 @@ static unsigned int retire_walk(struct xm_rebalancer *r, bool only_due, unsigned
 	struct xm_rebal_be *be = r->skel->bss->xm_rebal_be, *last = r->last;
 	unsigned int urgent = 0;
 
-	r->walk_why = only_due ? "read-event" : "urgent poll";
+	r->walk_why = only_due ? "a read-event pass" : "an urgent_ms poll";
 	memcpy(last, be, sizeof(r->last));
 	for (unsigned int i = 0; i < r->nns; i++)
 		if (!only_due || r->ns[i].due)
