@@ -30,7 +30,9 @@
  * balances with the current weights.
  *
  * Three programs from one body (the agent loads one): xm_rebal_destroy calls
- * bpf_sock_destroy() (Linux >= 6.5, a kfunc allowed only in iterators);
+ * bpf_sock_destroy() (Linux >= 6.5, a kfunc allowed only in iterators) and
+ * names each socket it closed in the iterator's output (xm_rebal_pick, for
+ * the agent's log of retirements);
  * xm_rebal_pick, for kernels without it, chooses by the same rules and
  * writes each chosen socket (xm_rebal_pick: 4-tuple and cookie) to the
  * iterator's output, and the agent closes it with SOCK_DESTROY over
@@ -104,31 +106,31 @@ static __always_inline struct xm_rebal_be *rebal_client_be(void *sk, struct xm_l
 	return &xm_rebal_be[be];
 }
 
-/* Name the socket for the agent's SOCK_DESTROY; 0 when written. */
-static __always_inline int rebal_pick(struct bpf_iter__tcp *ctx, struct sock_common *skc,
-				      struct tcp_sock *tp, __u32 be)
+/*
+ * Name the socket: for the agent's SOCK_DESTROY, or its log of what was
+ * destroyed (before the destroy: a closed socket has given up its port).
+ */
+static __always_inline void rebal_name(struct xm_rebal_pick *p, struct sock_common *skc,
+				       struct tcp_sock *tp, __u32 be)
 {
-	struct xm_rebal_pick p = {
-		.cookie = bpf_get_socket_cookie(tp),
-		.backend = be,
-		.family = skc->skc_family,
-		.sport = skc->skc_num,
-		.dport = skc->skc_dport,
-	};
-
-	if (p.family == AF_INET_FAMILY) {
-		p.saddr[0] = skc->skc_rcv_saddr;
-		p.daddr[0] = skc->skc_daddr;
+	p->cookie = bpf_get_socket_cookie(tp);
+	p->backend = be;
+	p->family = skc->skc_family;
+	p->sport = skc->skc_num;
+	p->dport = skc->skc_dport;
+	if (p->family == AF_INET_FAMILY) {
+		p->saddr[0] = skc->skc_rcv_saddr;
+		p->daddr[0] = skc->skc_daddr;
 	} else {
-		BPF_CORE_READ_INTO(&p.saddr, skc, skc_v6_rcv_saddr.in6_u.u6_addr32);
-		BPF_CORE_READ_INTO(&p.daddr, skc, skc_v6_daddr.in6_u.u6_addr32);
+		BPF_CORE_READ_INTO(&p->saddr, skc, skc_v6_rcv_saddr.in6_u.u6_addr32);
+		BPF_CORE_READ_INTO(&p->daddr, skc, skc_v6_daddr.in6_u.u6_addr32);
 	}
-	return bpf_seq_write(ctx->meta->seq, &p, sizeof(p));
 }
 
 static __always_inline int rebal_sock(struct bpf_iter__tcp *ctx, enum rebal_action action)
 {
 	struct sock_common *skc = ctx->sk_common;
+	struct xm_rebal_pick p = {};
 	struct xm_rebal_be *rb;
 	struct xm_lb_sock *ls;
 	struct xm_lb_flow *f;
@@ -162,11 +164,16 @@ static __always_inline int rebal_sock(struct bpf_iter__tcp *ctx, enum rebal_acti
 		rb->idle++;
 		return 0;
 	}
-	if (action == REBAL_DESTROY ? bpf_sock_destroy(skc) : rebal_pick(ctx, skc, tp, be)) {
+	rebal_name(&p, skc, tp, be);
+	if (action == REBAL_DESTROY ? bpf_sock_destroy(skc) :
+				      bpf_seq_write(ctx->meta->seq, &p, sizeof(p))) {
 		rb->failed++;
 		rb->idle++;
 		return 0;
 	}
+	/* closed: its name for the log (a full output buffer only loses the line) */
+	if (action == REBAL_DESTROY)
+		bpf_seq_write(ctx->meta->seq, &p, sizeof(p));
 	rb->quota--;
 	rb->retired++;
 	return 0;

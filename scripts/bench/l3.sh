@@ -32,7 +32,11 @@
 # agent log per run, summary.csv/md, PNG plots), table on stdout, last line
 # "bench l3: ...". Columns "at read" / "at poll": connections of far slower
 # backends retired at an idle moment found by a read event / by the
-# urgent_ms poll (medians; the agent's closing line).
+# urgent_ms poll (medians; the agent's closing line). Every request that got
+# no answer is explained under the table ("timeouts"): by the replica's own
+# log (<cell>.b<i>.requests: it drew a delay beyond the client's timeout, or
+# never saw the request) and the agent's log of retirements (client port,
+# backend, which pass): see l3_report.py.
 #
 # Knobs (environment):
 #   XM_BENCH_ALGOS      "round-robin l3 c3 l3x l3x+rb"
@@ -47,6 +51,8 @@
 #   XM_BENCH_TICK_MS    500   agent tick
 #   XM_BENCH_POOL_REQS  100
 #   XM_BENCH_POOL_AGE   5
+#   XM_BENCH_TIMEOUT    5     seconds a client waits for an answer (give
+#                       l3_report.py the same when run by hand)
 #   XM_BENCH_OUT        results/l3-<UTC time>
 #   XM_BENCH_TRACE      1: record `xmeshctl -j top` every tick during each run
 #                       (<cell>.top.jsonl: weights, table shares, connections
@@ -73,6 +79,7 @@ WARMUP=${XM_BENCH_WARMUP:-5}
 TICK_MS=${XM_BENCH_TICK_MS:-500}
 POOL_REQS=${XM_BENCH_POOL_REQS:-100}
 POOL_AGE=${XM_BENCH_POOL_AGE:-5}
+export XM_BENCH_TIMEOUT=${XM_BENCH_TIMEOUT:-5}
 OUT=${XM_BENCH_OUT:-results/l3-$(date -u +%Y%m%dT%H%M%SZ)}
 VIP=10.96.0.10
 PORT=8080
@@ -124,8 +131,9 @@ run_one() {
 	local tpid=
 	local csv=$OUT/$scn.$mode.$algo.$run.csv
 	write_config "$algo" "$cfg"
-	# info: the agent's closing line counts the fast path's retirements by what found them
-	xm_agent_start --config "$cfg" --log-level info 2>"$OUT/$scn.$mode.$algo.$run.agent.log"
+	# debug: the closing line counts the fast path's retirements by what found them, and
+	# every retirement has a line (client port, backend, which pass), to match failures with
+	xm_agent_start --config "$cfg" --log-level debug 2>"$OUT/$scn.$mode.$algo.$run.agent.log"
 	if [ "${XM_BENCH_TRACE:-0}" = 1 ]; then
 		# xmeshctl itself in the background (not the xm_ctl function's subshell), so that
 		# the kill below stops it.
@@ -135,11 +143,14 @@ run_one() {
 		XM_PIDS+=($tpid)
 	fi
 	start=$(python3 -c "import time; print(f'{time.time() + $WARMUP + 1:.3f}')")
-	[ -n "$tpid" ] && echo "$start" >"$OUT/$scn.$mode.$algo.$run.start"
+	echo "$start" >"$OUT/$scn.$mode.$algo.$run.start"
+	# each replica logs its requests (client port, delay drawn, answered or not): a
+	# client's timeout is matched with it by l3_report.py
 	for i in $(seq 0 $((NREP - 1))); do
 		ip netns exec "$XM_PREFIX-b$i" "$XM_TOOLS/xm-serve" scenario \
 			--listen 10.77.1.$((10 + i)):$PORT --replica $i \
-			--scenario "scenarios/$scn.json" --start "$start" &
+			--scenario "scenarios/$scn.json" --start "$start" \
+			--csv "$OUT/$scn.$mode.$algo.$run.b$i.requests" &
 		spids+=($!)
 		XM_PIDS+=($!)
 	done
@@ -158,7 +169,7 @@ run_one() {
 	else
 		line=$(xm_pod_exec cl "$XM_TOOLS/xm-load" rr --target $VIP:$PORT \
 			--scenario "scenarios/$scn.json" --start "$start" --warmup "$WARMUP" \
-			"${client[@]}" --proto http --timeout 5 --csv "$csv" | tail -n1)
+			"${client[@]}" --proto http --timeout "$XM_BENCH_TIMEOUT" --csv "$csv" | tail -n1)
 	fi
 	xm_ctl -j backend list >"$OUT/$scn.$mode.$algo.$run.backends.json" 2>/dev/null
 	[ -n "$tpid" ] && kill "$tpid" 2>/dev/null && wait "$tpid" 2>/dev/null

@@ -12,8 +12,19 @@ lower success, or down) that went to a replica in trouble at that moment.
 Output: a table on stdout, DIR/summary.csv, DIR/summary.md, per-second
 series DIR/series/*.dat and one gnuplot PNG per scenario and client mode
 (latency over time and per-replica share over time, one row per algorithm).
+Every request that timed out gets a line under the table saying why, from
+the client's CSV (its connection's port, when it was written), the replicas'
+logs (DIR/<cell>.b<i>.requests: port, arrival, delay drawn) and the agent's
+log of retirements (client port, which pass): the replica drew a delay past
+the client's timeout (the scenario's own tail, also seen with round-robin);
+its connection was retired around it (a retirement left it unanswered: a
+bug); or neither (unexplained). Columns "timeouts" / "unexplained" count
+them, "cut" the requests a replica had in service when their connection
+closed, other than those the client gave up on (these three: sums over the
+runs, rare events a median would hide).
 Last line: "bench l3: key=value ...".
 """
+import datetime
 import collections
 import csv
 import glob
@@ -144,6 +155,98 @@ def halving_time(rows, replica, t_step, step=0.5, hold=2.0):
     return float("inf")
 
 
+# The client's timeout (scripts/bench/l3.sh: xm-load --timeout XM_BENCH_TIMEOUT).
+CLIENT_TIMEOUT_S = float(os.environ.get("XM_BENCH_TIMEOUT", "5"))
+# The agent's line per retired connection (user/agent/rebalance.c, log_retired).
+RETIRED_RE = re.compile(r"^(\S+)Z debug: rebalance: retired [0-9a-f.:]+:(\d+) -> (\S+) "
+                        r"\(backend id (\d+), cookie \d+\) by (.+)$")
+
+
+def read_csv(path):
+    try:
+        with open(path) as f:
+            return list(csv.DictReader(f))
+    except OSError:
+        return []
+
+
+def retirements(log, start):
+    """[(t from the start, client port, backend address, pass)] from an agent log."""
+    out = []
+    try:
+        with open(log) as f:
+            for line in f:
+                m = RETIRED_RE.search(line)
+                if not m:
+                    continue
+                t = datetime.datetime.fromisoformat(m.group(1)).replace(
+                    tzinfo=datetime.timezone.utc).timestamp() - start
+                out.append((t, int(m.group(2)), m.group(3), m.group(5)))
+    except OSError:
+        pass
+    return out
+
+
+def cut_in_service(path):
+    """Requests a replica had in service when their connection went (its log says "gone"),
+    other than those the client had given up on (a timeout closes the connection)."""
+    cell = path[:-4]
+    gave_up = {int(r["lport"]) for r in read_csv(path)
+                if r.get("err") == "timeout" and r.get("lport")}
+    return sum(1 for i in range(REPLICAS) for r in read_csv(f"{cell}.b{i}.requests")
+               if r["outcome"] == "gone" and int(r["peer_port"]) not in gave_up)
+
+
+def explain_timeouts(path):
+    """[(unexplained or a retirement: bool, line)] for each request of a run that timed out."""
+    cell = path[:-4]
+    touts = [r for r in read_csv(path) if r.get("err") == "timeout" and float(r["t"]) >= 0]
+    if not touts:
+        return []
+    try:
+        with open(cell + ".start") as f:
+            start = float(f.read())
+    except (OSError, ValueError):
+        start = None
+    served = [(i, float(r["t"]), int(r["peer_port"]), float(r["delay_ms"]), r["outcome"])
+              for i in range(REPLICAS) for r in read_csv(f"{cell}.b{i}.requests")]
+    retired = retirements(cell + ".agent.log", start) if start is not None else []
+    out = []
+    for r in touts:
+        due, port = float(r["t"]), int(r.get("lport") or 0)
+        head = f"{os.path.basename(cell)}: request due at {due:.3f} s"
+        if not port or not r.get("sent") or not served:
+            out.append((True, f"{head}: no port, send time or replica log recorded: not known"))
+            continue
+        sent = float(r["sent"])
+        head += f", written at {sent:.3f} s on port {port}"
+        # its arrival: the replica's record on that port nearest the write (the one
+        # before on the connection arrived before its own answer, so before the write)
+        got = sorted((x for x in served if x[2] == port and sent - 0.05 <= x[1] <= due + CLIENT_TIMEOUT_S),
+                     key=lambda x: abs(x[1] - sent))
+        near = [x for x in retired if x[1] == port and sent - 1 <= x[0] <= due + CLIENT_TIMEOUT_S]
+        if got and got[0][3] >= CLIENT_TIMEOUT_S * 1e3 - (got[0][1] - due) * 1e3:
+            i, t, _, delay, outcome = got[0]
+            out.append((bool(near), f"{head}: replica {i} got it at {t:.3f} s and drew a delay of "
+                        f"{delay:.0f} ms, past the client's {CLIENT_TIMEOUT_S:g} s ({outcome}): the "
+                        "scenario's own tail, not a retirement" +
+                        (f" (but its connection was retired at {near[0][0]:.3f} s)" if near else "")))
+        elif near:
+            t, _, be, why = near[0]
+            out.append((True, f"{head}: its connection to {be} was retired at {t:.3f} s by {why} "
+                        f"pass ({(t - sent) * 1e3:+.1f} ms from the write)" +
+                        (f"; replica {got[0][0]} got it ({got[0][4]})" if got else
+                         "; no replica got it") + ": A RETIREMENT LEFT IT UNANSWERED"))
+        elif got:
+            i, t, _, delay, outcome = got[0]
+            out.append((True, f"{head}: replica {i} got it at {t:.3f} s, delay {delay:.0f} ms "
+                        f"({outcome}), no retirement: UNEXPLAINED"))
+        else:
+            out.append((True, f"{head}: no replica got it and no retirement of its port: "
+                        "UNEXPLAINED"))
+    return out
+
+
 # The agent's closing line: "... N connections retired on E read events (...), M by the urgent_ms poll"
 FAST_RE = re.compile(r"far slower backends: (\d+) connections retired on \d+ read events.*, "
                      r"(\d+) by the urgent_ms poll")
@@ -219,6 +322,7 @@ def main():
     first_series = collections.defaultdict(dict)
     windows = {}
     order = []
+    timeout_lines = []
     for path in sorted(glob.glob(os.path.join(d, "*.csv"))):
         base = os.path.basename(path)[:-4]
         if base == "summary":
@@ -233,6 +337,11 @@ def main():
         m = metrics(rows)
         m["trouble"] = trouble_share(rows, windows[scen])
         m["at_read"], m["at_poll"] = fast_path_retired(path[:-4] + ".agent.log")
+        why = explain_timeouts(path)
+        m["timeouts"] = len(why)
+        m["unexplained"] = sum(1 for bad, _ in why if bad)
+        m["cut"] = cut_in_service(path)
+        timeout_lines.extend(line for _, line in why)
         runs[(scen, mode, algo)].append(m)
         if scen in step_at:
             halves[(scen, mode, algo)].append(halving_time(rows, *step_at[scen]))
@@ -253,6 +362,8 @@ def main():
             m = {k: statistics.median([x[k] for x in ms])
                  for k in ("p50", "p99", "p999", "success", "retried", "trouble", "at_read",
                            "at_poll")}
+            for k in ("timeouts", "unexplained", "cut"):
+                m[k] = sum(x[k] for x in ms)
             m["runs"] = len(ms)
             m["requests"] = int(statistics.median([x["requests"] for x in ms]))
             hv = halves.get((scen, mode, a))
@@ -268,7 +379,7 @@ def main():
 
     hdr = ["scenario", "mode", "algorithm", "runs", "p50_ms", "p99_ms", "p999_ms", "success",
            "p99/rr", "p999/rr", "halve_s", "trouble", "trouble/rr", "retried", "at read",
-           "at poll"]
+           "at poll", "timeouts", "unexplained", "cut"]
     lines = ["| " + " | ".join(hdr) + " |", "|" + "---|" * len(hdr)]
     with open(os.path.join(d, "summary.csv"), "w") as f:
         f.write(",".join(hdr) + "\n")
@@ -276,9 +387,13 @@ def main():
             vals = [scen, mode, a, str(m["runs"]), fmt(m["p50"]), fmt(m["p99"]), fmt(m["p999"]),
                     fmt(m["success"] * 100, 2) + "%", fmt(m["p99_vs_rr"], 2), fmt(m["p999_vs_rr"], 2),
                     fmt(m["halve_s"]), fmt(m["trouble"], 3), fmt(m["trouble_vs_rr"], 2),
-                    str(int(m["retried"])), fmt(m["at_read"], 0), fmt(m["at_poll"], 0)]
+                    str(int(m["retried"])), fmt(m["at_read"], 0), fmt(m["at_poll"], 0),
+                    fmt(m["timeouts"], 0), fmt(m["unexplained"], 0), fmt(m["cut"], 0)]
             f.write(",".join(vals) + "\n")
             lines.append("| " + " | ".join(vals) + " |")
+    if timeout_lines:
+        lines += ["", "Timeouts (no answer within the client's timeout), one line each:", ""]
+        lines += ["- " + t for t in timeout_lines]
     table = "\n".join(lines)
     pngs = [plot(d, s, mo, algos_all, first_series[(s, mo)]) for s, mo in order]
     with open(os.path.join(d, "summary.md"), "w") as f:

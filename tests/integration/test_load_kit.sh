@@ -59,7 +59,8 @@ out=$(in_k "$L" rr -t 127.0.0.1:7001 -P line -r 200 -d 0.5 --per-conn 10 --csv "
 check "open loop, line, pooled 10 per connection" "$out" "${common[@]}" backend.4
 xm_assert "$(xm_kv backend.4 "$out")" -eq "$(xm_kv requests "$out")" "every answer from backend 4"
 xm_assert "$(xm_kv conns "$out")" -ge 10 "--per-conn 10 retires connections"
-[ "$(head -1 "$csv")" = "t,latency_ms,backend,ok,new_conn,err,retried" ] || xm_fail "CSV header"
+[ "$(head -1 "$csv")" = "t,latency_ms,backend,ok,new_conn,err,retried,lport,sent,first_lport" ] ||
+	xm_fail "CSV header: $(head -1 "$csv")"
 xm_assert "$(($(wc -l <"$csv") - 1))" -eq "$(xm_kv requests "$out")" "a CSV row per request"
 
 out=$(in_k "$L" rr -t 127.0.0.1:7001 -P http -r 200 -d 0.5 --new)

@@ -84,6 +84,15 @@ int xt_endpoint(struct sockaddr_storage *ss, socklen_t *len, const char *s, bool
 	return xt_sockaddr(ss, len, host, port);
 }
 
+unsigned int xt_port(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return ntohs(((const struct sockaddr_in *)ss)->sin_port);
+	if (ss->ss_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+	return 0;
+}
+
 bool xt_same_endpoint(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 {
 	const struct sockaddr_in *a4 = (const void *)a, *b4 = (const void *)b;

@@ -17,6 +17,8 @@ int xt_sockaddr(struct sockaddr_storage *ss, socklen_t *len, const char *addr, i
  * ":PORT" (the IPv4 wildcard, for servers). 0, or -1 when malformed.
  */
 int xt_endpoint(struct sockaddr_storage *ss, socklen_t *len, const char *s, bool any_ok);
+/* The port of an IPv4 or IPv6 address (host order); 0 for any other. */
+unsigned int xt_port(const struct sockaddr_storage *ss);
 /* Same family, address and port. */
 bool xt_same_endpoint(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
 /*

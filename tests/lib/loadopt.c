@@ -38,7 +38,8 @@ static const struct {
 	[XO_START] = { 0, "start", "EPOCH", "start at this wall-clock time (shared by several clients)" },
 	[XO_WARMUP] = { 0, "warmup", "S", "run S seconds before the measured window (in the CSV, "
 			"not the result)" },
-	[XO_CSV] = { 0, "csv", "FILE", "every request: t,latency_ms,backend,ok,new_conn,err,retried" },
+	[XO_CSV] = { 0, "csv", "FILE", "every request, one CSV line each (the header names the "
+		   "columns)" },
 	[XO_JSON] = { 'j', "json", NULL, "the result as one JSON object (same keys)" },
 	[XO_SEED] = { 'S', "seed", "N", "seed of the byte pattern" },
 	[XO_BIND_PORT] = { 'b', "bind-port", "PORT", "first local (source) port" },

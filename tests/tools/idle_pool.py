@@ -38,6 +38,18 @@ def request(s):
     return int(head.split()[1]), hdrs.get(b"X-Backend", b"?").decode()
 
 
+def once_more(addr, why):
+    """The request again on a new connection, as urllib3 does for a pooled
+    connection found closed; (status, backend, socket) or None."""
+    try:
+        s = socket.create_connection(addr, timeout=5)
+        status, be = request(s)
+        return status, be, s
+    except OSError as e:
+        print(f"idle_pool: retry failed ({why}):", e, file=sys.stderr)
+        return None
+
+
 def dropped(s):
     # What urllib3's is_connection_dropped does: readable while idle = closed.
     r, _, _ = select.select([s], [], [], 0)
@@ -50,12 +62,26 @@ def main():
     addr = (host, int(port))
     conns = [socket.create_connection(addr, timeout=5) for _ in range(n)]
     first = {}
-    for s in conns:
-        _, be = request(s)
+    closed = failed = 0
+    for i, s in enumerate(conns):
+        # A connection waiting for its first request is idle too: it may be retired
+        # (rebalancing) before its turn comes, and is then used as a new one.
+        try:
+            _, be = request(s)
+        except OSError:
+            s.close()
+            closed += 1
+            got = once_more(addr, "first round")
+            if not got:
+                failed += 1
+                conns[i] = None
+                continue
+            _, be, conns[i] = got
         first[be] = first.get(be, 0) + 1
     time.sleep(hold)
-    closed = failed = 0
     for s in conns:
+        if s is None:
+            continue  # its first request failed (counted)
         try:
             if dropped(s):
                 closed += 1
@@ -63,13 +89,11 @@ def main():
             status, _ = request(s)
         except OSError:
             s.close()
-            try:
-                s = socket.create_connection(addr, timeout=5)
-                status, _ = request(s)
-            except OSError as e:
-                print("idle_pool: retry failed:", e, file=sys.stderr)
+            got = once_more(addr, "after the hold")
+            if not got:
                 failed += 1
                 continue
+            status, _, s = got
         if status >= 500:
             failed += 1
         s.close()

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* Connection-level rebalancing, the kernel half (rebalance.h, bpf/rebalance.bpf.c). */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -81,6 +82,7 @@ struct xm_rebalancer {
 	__u64 read_window_ns;      /* start of the second read passes are counted in */
 	unsigned int read_window_passes;
 	struct xm_rebal_retire_stats st;
+	const char *walk_why;      /* what started the walk under way, for the log */
 	__u64 first_read_ns;       /* the oldest read event not yet answered by a pass */
 	/* Retired by retire-now passes since the last full pass, per backend id. */
 	__u32 carry[XM_LB_MAX_BACKENDS];
@@ -342,6 +344,25 @@ static void netns_refresh(struct xm_rebalancer *r)
 }
 
 /*
+ * One line per retired connection (debug): which client socket, its backend,
+ * which pass found it. With the client's per-request log (xm-load --csv: its
+ * port, send and answer times) a request that fails can be matched to a
+ * retirement, or shown to have none (scripts/bench/l3_report.py).
+ */
+static void log_retired(const struct xm_rebalancer *r, const struct xm_rebal_pick *p)
+{
+	char src[INET6_ADDRSTRLEN] = "?", dst[INET6_ADDRSTRLEN] = "?";
+
+	if (xm_log_threshold < XM_LOG_DEBUG)
+		return;
+	inet_ntop(p->family, p->saddr, src, sizeof(src));
+	inet_ntop(p->family, p->daddr, dst, sizeof(dst));
+	pr_debug("rebalance: retired %s:%u -> %s:%u (backend id %u, cookie %llu) by %s",
+		 src, p->sport, dst, ntohs(p->dport), p->backend, (unsigned long long)p->cookie,
+		 r->walk_why);
+}
+
+/*
  * Close a connection the iterator chose; on failure it was not retired after
  * all (the iterator counted it so), and it stays counted as idle.
  */
@@ -352,8 +373,10 @@ static void retire_picked(struct xm_rebalancer *r, struct mnl_socket *nl, int nl
 								 p->backend : 0];
 	int err = nl ? xm_sockdiag_destroy(nl, p) : nl_err;
 
-	if (!err)
+	if (!err) {
+		log_retired(r, p);
 		return;
+	}
 	if (be->retired)
 		be->retired--;
 	be->failed++;
@@ -401,8 +424,11 @@ static int walk_netns(struct xm_rebalancer *r, int nsfd)
 
 		have += (size_t)n;
 		whole = have / sizeof(buf.p[0]);
-		for (size_t i = 0; r->how == RETIRE_SOCKDIAG && i < whole; i++)
-			retire_picked(r, nl, nl_err, &buf.p[i]);
+		for (size_t i = 0; i < whole; i++)
+			if (r->how == RETIRE_SOCKDIAG)
+				retire_picked(r, nl, nl_err, &buf.p[i]);
+			else
+				log_retired(r, &buf.p[i]);
 		have -= whole * sizeof(buf.p[0]);
 		memmove(buf.b, buf.b + whole * sizeof(buf.p[0]), have);
 	}
@@ -441,6 +467,7 @@ int xm_rebalance_pass(struct xm_rebalancer *r)
 		be[id].oldest_req_ns = 0;
 	}
 	netns_refresh(r);
+	r->walk_why = "the tick's pass";
 	for (unsigned int i = 0; i < r->nns; i++)
 		if (!walk_netns(r, r->ns[i].fd))
 			walked++;
@@ -474,6 +501,7 @@ static unsigned int retire_walk(struct xm_rebalancer *r, bool only_due, unsigned
 	struct xm_rebal_be *be = r->skel->bss->xm_rebal_be, *last = r->last;
 	unsigned int urgent = 0;
 
+	r->walk_why = only_due ? "a read-event pass" : "an urgent_ms poll";
 	memcpy(last, be, sizeof(r->last));
 	for (unsigned int i = 0; i < r->nns; i++)
 		if (!only_due || r->ns[i].due)

@@ -19,7 +19,7 @@ void xm_rebal_conf_default(struct xm_rebal_conf *c)
 	c->ticks = 2;
 	c->min_conns = 4;
 	c->slow_factor = 2;
-	c->fast_factor = 4;
+	c->fast_factor = 2;
 	c->urgent_s = 0.01;
 	c->on_read = 1;
 }

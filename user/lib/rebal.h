@@ -35,12 +35,14 @@ struct xm_rebal_conf {
 	double slow_factor;
 	/*
 	 * "fast_factor": a backend whose latency estimate is above this times
-	 * the median (two ticks in a row) is far too slow to wait for (4;
-	 * 0 = off): it skips the hysteresis and the credit (its full share per tick at once), and its
-	 * connections retire at their first idle moment (no request in flight,
-	 * nothing unread or unacknowledged; no idle_ms), looked for every
-	 * urgent_ms until the next tick. A busy pool's connection to such a
-	 * backend is idle only for the moment between two requests.
+	 * the median (two ticks in a row) is far too slow to wait for (2;
+	 * 0 = off): it skips the hysteresis and the credit (its full share per
+	 * tick at once), and its connections retire at their first idle
+	 * moment (no request in flight, nothing unread or unacknowledged; no
+	 * idle_ms), looked for every urgent_ms until the next tick. A busy
+	 * pool's connection to such a backend is idle only for the moment
+	 * between two requests. 4 until the fifth session: 2 met the spikes
+	 * target in pool mode (docs/benchmarks.md).
 	 */
 	double fast_factor;
 	double urgent_s;       /* "urgent_ms" / 1000: retire-now passes this often (0.01) */

@@ -61,9 +61,17 @@
 enum err { E_OK, E_CONNECT, E_RESET, E_TIMEOUT, E_STATUS };
 static const char *const err_names[] = { "", "connect", "reset", "timeout", "status" };
 
-/* One request; due and latency in ns, due from the start (negative: warm-up). */
+/*
+ * One request; due, sent and latency in ns, due and sent from the start
+ * (negative: warm-up). sent and lport (the local port of the connection that
+ * carried it last; 0: none; first_lport: the first, of a retried request) let
+ * a bench match a request to what happened to its connection (l3_report.py:
+ * timeouts against retirements and the server's own log).
+ */
 struct rec {
 	int64_t due, lat; /* lat -1: not finished */
+	int64_t sent;     /* last written; INT64_MIN: never */
+	uint16_t lport, first_lport;
 	uint8_t label, err, new_conn, retried, warm;
 };
 
@@ -75,6 +83,7 @@ struct conn {
 	long req;
 	uint64_t opened, used;
 	unsigned long nreq;
+	uint16_t lport; /* local port, for the CSV */
 	bool fresh, close_after, in_body;
 	uint32_t events; /* the epoll interest set now */
 	const char *out;
@@ -212,6 +221,10 @@ static int conn_send(struct conn *c)
 
 static void conn_begin(struct conn *c, long req)
 {
+	recs[req].sent = (int64_t)(xt_now_ns() - t0);
+	recs[req].lport = c->lport;
+	if (!recs[req].first_lport)
+		recs[req].first_lport = c->lport;
 	c->req = req;
 	c->st = C_BUSY;
 	c->send_off = c->got = c->head_len = 0;
@@ -273,6 +286,15 @@ static int conn_open(struct conn *c, bool block)
 	if (connect(fd, (struct sockaddr *)&o.to, o.to_len) && errno != EINPROGRESS) {
 		errnos[errno & 255]++;
 		return -1;
+	}
+	c->lport = 0;
+	if (o.csv) {
+		struct sockaddr_storage me;
+		socklen_t ml = sizeof(me);
+
+		/* the port is bound by connect(), also one still in progress */
+		if (!getsockname(fd, (struct sockaddr *)&me, &ml))
+			c->lport = xt_port(&me);
 	}
 	if (block) {
 		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
@@ -365,7 +387,7 @@ static void issue(int64_t due, bool warm)
 		if (!recs)
 			xt_die(1, "out of memory");
 	}
-	recs[nrecs] = (struct rec){ .due = due, .lat = -1, .warm = warm };
+	recs[nrecs] = (struct rec){ .due = due, .lat = -1, .sent = INT64_MIN, .warm = warm };
 	in_flight++;
 	measured_issued += !warm;
 	/*
@@ -554,15 +576,18 @@ static void write_csv(void)
 
 	if (!f)
 		xt_die(1, "--csv %s: %s", o.csv, strerror(errno));
-	fprintf(f, "t,latency_ms,backend,ok,new_conn,err,retried\n");
+	fprintf(f, "t,latency_ms,backend,ok,new_conn,err,retried,lport,sent,first_lport\n");
 	for (size_t i = 0; i < nrecs; i++) {
 		struct rec *r = &recs[i];
 
 		if (r->lat < 0)
 			continue;
-		fprintf(f, "%.4f,%.3f,%s,%d,%d,%s,%d\n", r->due / 1e9, r->lat / 1e6,
+		fprintf(f, "%.4f,%.3f,%s,%d,%d,%s,%d,%u,", r->due / 1e9, r->lat / 1e6,
 			r->label ? labels[r->label] : "-1", r->err == E_OK, r->new_conn,
-			err_names[r->err], r->retried);
+			err_names[r->err], r->retried, r->lport);
+		if (r->sent != INT64_MIN)
+			fprintf(f, "%.6f", r->sent / 1e9);
+		fprintf(f, ",%u\n", r->first_lport);
 	}
 	fclose(f);
 }

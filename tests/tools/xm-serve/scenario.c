@@ -15,6 +15,10 @@
  *   HTTP/1.1: "GET /... HTTP/1.1" -> 200 or 503 with "X-Backend: <label>"
  *          and the label as body; "Connection: close" is honoured.
  * A replica that is "down" resets its connections (RST) instead of answering.
+ * --csv FILE: one line per request, when it is answered or its connection
+ * has gone: arrival (s from --start), the client's port, the delay drawn,
+ * and whether the answer was written; a bench matches a client's timeout
+ * with it (scripts/bench/l3_report.py).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -47,6 +51,7 @@
 struct conn {
 	int fd;
 	unsigned int gen;
+	uint16_t peer_port; /* for --csv */
 	size_t len;        /* bytes in in[] */
 	bool busy;         /* a request is in service */
 	bool close_after;
@@ -55,6 +60,7 @@ struct conn {
 
 struct timer {
 	double at;
+	double arrived; /* wall clock */
 	struct conn *c;
 	unsigned int gen;
 	bool fail;
@@ -71,6 +77,7 @@ static size_t nheap, capheap;
 static double worker_free[MAX_WORKERS];
 static volatile sig_atomic_t stop;
 static int epfd;
+static FILE *req_log; /* --csv */
 
 static void heap_push(struct timer t)
 {
@@ -189,6 +196,10 @@ static void respond(struct timer *t)
 	int n;
 
 	c->busy = false;
+	if (req_log)
+		fprintf(req_log, "%.6f,%u,%.3f,%s\n", t->arrived - start_time, c->peer_port,
+			(t->at - t->arrived) * 1e3,
+			c->fd < 0 || c->gen != t->gen ? "gone" : t->fail ? "failed" : "answered");
 	if (c->fd < 0 || c->gen != t->gen)
 		return;
 	if (t->http)
@@ -261,6 +272,7 @@ static void try_parse(struct conn *c)
 		worker_free[best] = begin + delay;
 	}
 	t.at = begin + delay;
+	t.arrived = now;
 	t.c = c;
 	t.gen = c->gen;
 	t.fail = scn_rand01(&rnd) >= p.success;
@@ -300,7 +312,7 @@ static void on_signal(int sig)
 static const struct xt_load_mode scenario_mode = {
 	.tool = "xm-serve", .name = "scenario",
 	.accepts = XO(XO_LISTEN) | XO(XO_REPLICA) | XO(XO_SCENARIO) | XO(XO_START) | XO(XO_LABEL) |
-		   XO(XO_DUMP),
+		   XO(XO_DUMP) | XO(XO_CSV),
 	.summary = "a replica whose latency, failures and outages follow a scenario file\n"
 		   "(line protocol \"REQ ID\" -> \"OK LABEL\", or HTTP/1 with X-Backend: LABEL);\n"
 		   "--scenario FILE --dump: the timeline as CSV",
@@ -352,6 +364,12 @@ int serve_scenario(int argc, char **argv)
 	signal(SIGTERM, on_signal);
 	signal(SIGINT, on_signal);
 
+	if (o.csv) {
+		req_log = fopen(o.csv, "w");
+		if (!req_log)
+			xt_die(1, "--csv %s: %s", o.csv, strerror(errno));
+		fprintf(req_log, "t,peer_port,delay_ms,outcome\n");
+	}
 	lfd = xt_listen(&o.at, o.at_len, SOCK_STREAM | SOCK_NONBLOCK);
 	epfd = epoll_create1(0);
 	ev.events = EPOLLIN;
@@ -378,7 +396,11 @@ int serve_scenario(int argc, char **argv)
 			if (!c) {
 				int fd;
 
-				while ((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK)) >= 0) {
+				struct sockaddr_storage peer;
+				socklen_t pl = sizeof(peer);
+
+				while ((fd = accept4(lfd, (struct sockaddr *)&peer, &pl,
+						     SOCK_NONBLOCK)) >= 0) {
 					struct scn_params p = scn_at(&sc, replica, xt_wall() - start_time);
 
 					setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -390,6 +412,8 @@ int serve_scenario(int argc, char **argv)
 						continue;
 					}
 					c = conn_new(fd);
+					c->peer_port = xt_port(&peer);
+					pl = sizeof(peer);
 					ev.events = EPOLLIN;
 					ev.data.ptr = c;
 					epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
@@ -400,5 +424,15 @@ int serve_scenario(int argc, char **argv)
 				on_readable(c);
 		}
 	}
+	/* requests still in service when stopped: their connection outlives the log */
+	while (nheap) {
+		struct timer t = heap_pop();
+
+		if (req_log)
+			fprintf(req_log, "%.6f,%u,%.3f,stopped\n", t.arrived - start_time,
+				t.c->peer_port, (t.at - t.arrived) * 1e3);
+	}
+	if (req_log)
+		fclose(req_log);
 	return 0;
 }
