@@ -327,10 +327,15 @@ def main():
         base = os.path.basename(path)[:-4]
         if base == "summary":
             continue
-        parts = base.split(".")
-        if len(parts) != 4:
+        # <scenario>.<mode>.<algorithm>.<run>: a variant's algorithm may hold dots
+        # (l3x+rb~rb:fast_factor=1.5), scenarios, modes and runs do not
+        parts = base.split(".", 2)
+        if len(parts) != 3 or "." not in parts[2]:
+            print(f"l3_report: {base}.csv: not <scenario>.<mode>.<algorithm>.<run>, left out",
+                  file=sys.stderr)
             continue
-        scen, mode, algo, run = parts
+        scen, mode = parts[0], parts[1]
+        algo, _, run = parts[2].rpartition(".")
         rows = load(path)
         if scen not in windows:
             windows[scen] = trouble_windows(scen)

@@ -72,5 +72,11 @@ echo "0.5,1,10.000,gone" >>"$cell.b0.requests"
 out=$(report)
 grep -q "| slow | pool50 | l3x+rb | 1 .*| $n | 1 | 1 |\$" <<<"$out" ||
 	xm_fail "summary: a request cut in service not counted: $out"
+# A variant whose name holds a dot (a fractional param) is a row of its own.
+variant="$D/slow.pool50.l3x+rb~rb:fast_factor=1.5.1"
+cp "$cell.csv" "$variant.csv"
+out=$(report)
+grep -q "| slow | pool50 | l3x+rb~rb:fast_factor=1.5 | 1 " <<<"$out" ||
+	xm_fail "summary: a variant with a dot in its name left out: $out"
 xm_log "ok: $n timeouts traced to the replica's draw; a retirement and a missing cause flagged"
 echo PASS
