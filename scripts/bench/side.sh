@@ -43,10 +43,16 @@
 #   DETACH="N:LINK ...": detach these links of node N's agent after its start
 #   (e.g. "2:lb_egress 2:lb_ingress": no cgroup_skb probes on the server's
 #   node): what removing those hook runs would buy, before building it
+#   PROG_STATS=1: the kernel's BPF run-time statistics on during the rounds
+#   (xmeshctl prog profile, held open), every xmesh program of both nodes
+#   listed before and after each round: runs and ns per xmesh request. The
+#   statistics' own cost (two clock reads per run) falls on the xmesh side
+#   only: take the ratios from runs without it
 set -eu -o pipefail
 ROUNDS=${ROUNDS:-30} DUR=${DUR:-1} NET=${NET:-route}
 TOPOS=${TOPOS:-"1node 2node"} WORKLOADS=${WORKLOADS:-"conn64@1k tcp64@5k"}
 SIDES=${SIDES:-"xmesh direct svc ct"} CALIBRATE=${CALIBRATE:-0} DETACH=${DETACH:-} PROBES=${PROBES:-all}
+PROG_STATS=${PROG_STATS:-0}
 MESH_PORT=8080 PLAIN_PORT=8081 CT_PORT=8082 SVC_PORT=8083
 case $NET in route | vxlan) ;; *) echo "side: NET=route or NET=vxlan, not '$NET'" >&2; exit 2 ;; esac
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
@@ -74,6 +80,7 @@ side_cleanup() {
 		for p in $(cat "$cg/cgroup.procs"); do kill -9 "$p" 2>/dev/null; done
 		for _ in 1 2 3 4 5 6 7 8 9 10; do rmdir "$cg" 2>/dev/null && break; sleep 0.1; done
 	done
+	[ -z "${STATS_PID:-}" ] || { kill "$STATS_PID" 2>/dev/null; wait "$STATS_PID" 2>/dev/null; }
 	(exit $rc)
 	xm_tb_cleanup
 }
@@ -205,6 +212,7 @@ round() { # round topo workload
 	read -ra order <<<"$SIDES"
 	for ((i = 0; i < r % ${#order[@]}; i++)); do order=("${order[@]:1}" "${order[0]}"); done
 	load1=$(cut -d' ' -f1 /proc/loadavg)
+	prog_snap "$r" "$name" "$wl" before
 	before=$(side_usage)
 	for side in "${order[@]}"; do
 		read -r cg pod target <<<"$(side_cmd "$side" "$topo")"
@@ -214,6 +222,7 @@ round() { # round topo workload
 	done
 	for i in "${pids[@]}"; do wait "$i" || true; done
 	after=$(side_usage)
+	prog_snap "$r" "$name" "$wl" after
 	for side in "${order[@]}"; do
 		out=$(tail -1 "$XM_RUN_DIR/$side.out")
 		read -r cg pod target <<<"$(side_cmd "$side" "$topo")"
@@ -222,6 +231,23 @@ round() { # round topo workload
 			"$(kv p99_us "$out")" $(($(kv "$side" "$after") - $(kv "$side" "$before"))) \
 			"in pod $pod: xm-load rr -t $target -P tcp -s 64 -r $rate -d $DUR -c 16 $flags" \
 			>>"$RAW"
+	done
+}
+
+# PROG_STATS=1: statistics on (one holder for the whole run), per-round lists
+STATS_PID=
+if [ "$PROG_STATS" = 1 ] && [ "$CALIBRATE" != 1 ]; then
+	"$XM_BIN/xmeshctl" --pin-root "$XM_PIN/n1" prog profile >/dev/null &
+	STATS_PID=$!
+	sleep 0.5 # the statistics are on once it holds its fd
+	printf 'round\ttopo\tworkload\tnode\twhen\tprogs\n' >"$OUT/progstats.tsv"
+fi
+prog_snap() { # round topo workload before|after
+	local n
+	[ -n "$STATS_PID" ] || return 0
+	for n in 1 2; do
+		printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$n" "$4" \
+			"$(xm_tb_ctl "$n" -j prog list | tr -d '\n')" >>"$OUT/progstats.tsv"
 	done
 }
 

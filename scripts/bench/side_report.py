@@ -9,6 +9,7 @@ TOPO_WORKLOAD_p50, TOPO_WORKLOAD_cpu; the others TOPO_WORKLOAD_A_vs_B_p50 ...).
     scripts/bench/side_report.py RESULTS_DIR
 """
 import csv
+import json
 import os
 import random
 import statistics
@@ -52,6 +53,56 @@ def median_interval(xs, n=2000, seed=1):
     rng = random.Random(seed)
     meds = sorted(statistics.median(rng.choices(xs, k=len(xs))) for _ in range(n))
     return meds[int(0.025 * n)], meds[int(0.975 * n) - 1]
+
+
+def prog_costs(out, runs):
+    """PROG_STATS=1: per case, node and program, the kernel's run counts and
+    run time over the rounds (after - before each round), per xmesh request.
+    Tracing programs (xm_redirect_recv) run for every side's sockets: listed,
+    left out of the total."""
+    pf = os.path.join(out, "progstats.tsv")
+    if not os.path.exists(pf):
+        return [], []
+    snaps = {}
+    for r in csv.DictReader(open(pf), delimiter="\t"):
+        progs = {p["name"]: p for p in json.loads(r["progs"])["programs"]}
+        snaps[(r["topo"], r["workload"], r["round"], r["node"], r["when"])] = progs
+    tot = {}
+    for (t, w, rnd, node, when), after in snaps.items():
+        before = snaps.get((t, w, rnd, node, "before"))
+        if when != "after" or before is None or (t, w, rnd, "xmesh") not in runs:
+            continue
+        for name, p in after.items():
+            b = before.get(name)
+            if not b:
+                continue
+            cell = tot.setdefault((t, w, node, name, p["type"]), [0, 0, 0])
+            cell[0] += p["run_cnt"] - b["run_cnt"]
+            cell[1] += p["run_time_ns"] - b["run_time_ns"]
+        reqs = tot.setdefault((t, w, "", "", ""), [0, 0, 0])
+        if node == "1":
+            reqs[2] += runs[(t, w, rnd, "xmesh")]["done"]
+    md = ["", "BPF run-time statistics (PROG_STATS=1), per xmesh request over all rounds: "
+          "runs, ns per run, ns per request, per node and program (tracing programs run for "
+          "every side: not in the total):", "",
+          "| topology | workload | node | program | runs / request | ns / run | ns / request |",
+          "|---|---|---|---|---:|---:|---:|"]
+    summ = []
+    for t, w in sorted({(k[0], k[1]) for k in tot}):
+        n = tot[(t, w, "", "", "")][2]
+        if not n:
+            continue
+        total = 0
+        for (t2, w2, node, name, typ), (cnt, ns, _) in sorted(tot.items()):
+            if (t2, w2) != (t, w) or not name or not cnt:
+                continue
+            md.append(f"| {t} | {w} | {node} | {name} | {cnt / n:.2f} | {ns / cnt:.0f} | "
+                      f"{ns / n:.0f} |")
+            if typ not in ("tracing", "raw_tracepoint", "tracepoint"):
+                total += ns
+        md.append(f"| {t} | {w} | all | **all but tracing** | | | **{total / n:.0f}** |")
+        summ.append(f"{t}_{w.replace('@', '_')}_bpf_ns_per_req={total / n:.0f}")
+    return md, summ
 
 
 def fq(q):
@@ -136,7 +187,9 @@ def main():
             if pc:
                 summ.append(f"{tag}_{name.replace('/', '_vs_')}_cpu_pooled={pc[0]:.3f}")
         pooled_md.append(f"| {t} | {w} | " + " | ".join(pcells) + " |")
-    md += ratios + spread + pooled_md
+    pmd, psumm = prog_costs(out, runs)
+    md += ratios + spread + pooled_md + pmd
+    summ += psumm
     cf = os.path.join(out, "counters.txt")
     if os.path.exists(cf):
         md += ["", "Counters at the end (xmesh: connections balanced, sockets redirected; "
