@@ -155,6 +155,29 @@ static void bounds_hold(void **st)
 	assert_false(p.tr[3].urgent);
 }
 
+/* While it is slow right now its table share is the floor; when it is over, its weight's. */
+static void table_share_cut_while_slow_now(void **st)
+{
+	struct now_plan p;
+
+	now_init(&p);
+	p.p50[3] = 0.5;
+	now_tick(&p);
+	assert_true(fabs(xm_rebal_table_share(&p.tr[3], 0.25, 0.0125) - 0.0125) < 1e-12);
+	assert_true(fabs(xm_rebal_table_share(&p.tr[0], 0.25, 0.0125) - 0.25) < 1e-12);
+	/* Already below the floor: not raised. */
+	assert_true(fabs(xm_rebal_table_share(&p.tr[3], 0.01, 0.0125) - 0.01) < 1e-12);
+	p.p50[3] = 0.07;
+	now_tick(&p);
+	assert_true(fabs(xm_rebal_table_share(&p.tr[3], 0.25, 0.0125) - 0.25) < 1e-12);
+	/* The rule off: never cut. */
+	now_init(&p);
+	p.c.now_factor = 0;
+	p.p50[3] = 0.5;
+	now_tick(&p);
+	assert_true(fabs(xm_rebal_table_share(&p.tr[3], 0.25, 0.0125) - 0.25) < 1e-12);
+}
+
 static void conf_now_factor(void **st)
 {
 	struct xm_rebal_conf c;
@@ -180,6 +203,7 @@ int main(void)
 		cmocka_unit_test(oldest_in_flight_counts),
 		cmocka_unit_test(needs_three_p50s),
 		cmocka_unit_test(bounds_hold),
+		cmocka_unit_test(table_share_cut_while_slow_now),
 		cmocka_unit_test(conf_now_factor),
 	};
 

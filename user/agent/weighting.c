@@ -737,13 +737,12 @@ static void weigh_service(struct xm_weighting *w, unsigned int vi, const __u32 *
 
 	/*
 	 * The table holds the shares of new connections (weight, with the held
-	 * ones in view); a backend far slower right now (rebal.h now_factor) is
-	 * at the floor at once, so that the connections it gives up do not
-	 * come back to it before its weight catches up.
+	 * ones in view); a backend far slower right now at the floor at once
+	 * (rebal.h now_factor).
 	 */
 	for (unsigned int i = 0; i < n; i++)
-		weights[i] = s->rover[i].now ? fmin(s->ws.b[i].place, s->ws.p.floor / n)
-					     : s->ws.b[i].place;
+		weights[i] = xm_rebal_table_share(&s->rover[i], s->ws.b[i].place,
+						  s->ws.p.floor / n);
 	xm_lb_slots_apportion(weights, n, slots);
 	/*
 	 * Rewrite the table only when it is materially off what the weights ask

@@ -129,6 +129,11 @@ static double now_threshold(const struct xm_rebal_conf *c, const double *p50, un
 	return m >= 3 ? c->now_factor * median_of(v, m) : 0;
 }
 
+double xm_rebal_table_share(const struct xm_rebal_track *tr, double place, double floor_share)
+{
+	return tr->now ? fmin(place, floor_share) : place;
+}
+
 unsigned int xm_rebal_plan(const struct xm_rebal_conf *c, struct xm_rebal_svc *st, double dt,
 			   unsigned int retired, const uint32_t *held, const double *weight,
 			   const double *l_est, struct xm_rebal_track *tr, uint32_t *quota,

@@ -117,6 +117,14 @@ unsigned int xm_rebal_plan(const struct xm_rebal_conf *c, struct xm_rebal_svc *s
 			   unsigned int n);
 
 /*
+ * The share of new connections (the table) for a backend the plan left in
+ * tr with weight share `place`: at most floor_share while it is slow right
+ * now (tr->now), so that the connections it gives up do not come back to it
+ * before its weight catches up; else place.
+ */
+double xm_rebal_table_share(const struct xm_rebal_track *tr, double place, double floor_share);
+
+/*
  * The same with the latency now as well (now_factor): p50[i] = backend i's
  * p50 of this tick in s (< 0: none), oldest[i] = the age of its oldest
  * request in flight in s (0: none or unknown); either may be NULL.
