@@ -178,6 +178,38 @@ static void table_share_cut_while_slow_now(void **st)
 	assert_true(fabs(xm_rebal_table_share(&p.tr[3], 0.25, 0.0125) - 0.25) < 1e-12);
 }
 
+/*
+ * At the floor the backend gets almost no requests: a tick without a sample
+ * of it keeps the mark (up to XM_REBAL_NOW_HOLD_TICKS), a calm p50 of its
+ * own ends it at once.
+ */
+static void mark_holds_until_measured_calm(void **st)
+{
+	struct now_plan p;
+
+	now_init(&p);
+	p.p50[3] = 0.5;
+	now_tick(&p);
+	p.p50[3] = -1;
+	p.oldest[3] = 0;
+	for (int t = 0; t < XM_REBAL_NOW_HOLD_TICKS; t++) {
+		assert_int_equal(now_tick(&p), 0); /* held, not urgent: nothing new to retire on */
+		assert_true(p.tr[3].now);
+		assert_false(p.tr[3].urgent);
+	}
+	now_tick(&p);
+	assert_false(p.tr[3].now); /* the hold is bounded */
+	/* Evidence again restarts it; a calm p50 ends it. */
+	p.p50[3] = 0.5;
+	now_tick(&p);
+	p.p50[3] = -1;
+	now_tick(&p);
+	assert_true(p.tr[3].now);
+	p.p50[3] = 0.06;
+	now_tick(&p);
+	assert_false(p.tr[3].now);
+}
+
 static void conf_now_factor(void **st)
 {
 	struct xm_rebal_conf c;
@@ -204,6 +236,7 @@ int main(void)
 		cmocka_unit_test(needs_three_p50s),
 		cmocka_unit_test(bounds_hold),
 		cmocka_unit_test(table_share_cut_while_slow_now),
+		cmocka_unit_test(mark_holds_until_measured_calm),
 		cmocka_unit_test(conf_now_factor),
 	};
 

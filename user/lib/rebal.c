@@ -178,6 +178,18 @@ unsigned int xm_rebal_plan_now(const struct xm_rebal_conf *c, struct xm_rebal_sv
 	for (i = 0; i < n; i++) {
 		double now = fmax(p50 ? p50[i] : 0, oldest ? oldest[i] : 0);
 		bool now_far = now_far_at > 0 && now >= now_far_at;
+		/*
+		 * The mark (its table share at the floor) stays until a tick
+		 * measures the backend calm (a p50 of its own under the
+		 * threshold), for at most XM_REBAL_NOW_HOLD_TICKS: at the floor it
+		 * gets almost no requests, and no sample is not a recovery.
+		 * Released on the first tick without one, new-connection mode
+		 * sent a spiking replica back its old share on the next tick.
+		 */
+		bool calm = p50 && p50[i] > 0 && now_far_at > 0 && !now_far;
+		unsigned int since = now_far ? 0 : tr[i].now_ticks + 1;
+		bool mark = now_far || (tr[i].now && !calm && since <= XM_REBAL_NOW_HOLD_TICKS);
+		struct xm_rebal_track marked = { .now = mark, .now_ticks = mark ? since : 0 };
 		/* Far slower right now: its weight has not caught up, plan as if it were 0. */
 		double excess = held[i] / total - (now_far ? 0 : weight[i]);
 		double q, earn = c->share_per_tick * held[i];
@@ -185,13 +197,13 @@ unsigned int xm_rebal_plan_now(const struct xm_rebal_conf *c, struct xm_rebal_sv
 
 		if (l_est && !(l_est[i] > slow) && !far && !now_far) {
 			/* about as fast as the others: its weight only wobbles */
-			tr[i] = (struct xm_rebal_track){ 0 };
+			tr[i] = marked;
 			continue;
 		}
 
 		/* The margin is in equal shares: 0.5 = half of 1/n, whatever n. */
 		if (!(excess > c->margin / n)) {
-			tr[i] = (struct xm_rebal_track){ .now = now_far };
+			tr[i] = marked;
 			continue;
 		}
 		tr[i].credit = fmin(tr[i].credit + earn, fmax(1, earn));
@@ -211,7 +223,8 @@ unsigned int xm_rebal_plan_now(const struct xm_rebal_conf *c, struct xm_rebal_sv
 		 * second tick. A calm replica's single long request does not do
 		 * it: 4x the typical p50 is beyond its p99.
 		 */
-		tr[i].now = now_far;
+		tr[i].now = marked.now;
+		tr[i].now_ticks = marked.now_ticks;
 		tr[i].urgent = tr[i].far >= XM_REBAL_FAR_TICKS || now_far;
 		if (tr[i].urgent) {
 			tr[i].over = c->ticks;

@@ -15,6 +15,8 @@
 
 /* Ticks in a row a backend must be far slower than the others to be urgent. */
 #define XM_REBAL_FAR_TICKS 2
+/* Ticks a slow-now mark (now_factor) outlives its evidence without a calm p50. */
+#define XM_REBAL_NOW_HOLD_TICKS 4
 
 struct xm_rebal_conf {
 	bool enabled;          /* "enabled" (false) */
@@ -93,8 +95,13 @@ struct xm_rebal_track {
 	unsigned int far; /* consecutive ticks above fast_factor x the median (up to 2) */
 	/* Set by the plan: far slower than the others (fast_factor), retire it now. */
 	bool urgent;
-	/* Set by the plan: far slower right now (now_factor); cut its table share too. */
+	/*
+	 * Set by the plan: far slower right now (now_factor), or was within
+	 * XM_REBAL_NOW_HOLD_TICKS and no tick since measured it calm; cut its
+	 * table share too.
+	 */
 	bool now;
+	unsigned int now_ticks; /* ticks since the evidence of the mark */
 };
 
 /*
