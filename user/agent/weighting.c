@@ -469,14 +469,18 @@ static void publish(struct xm_weighting *w, struct wsvc *s, __u32 svc_id, __u64 
  * backends that hold more than their target share (rebal.h: hysteresis,
  * share per tick, rate).
  */
-static void rebalance_service(struct xm_weighting *w, struct wsvc *s, double dt, __u64 now)
+static void rebalance_service(struct xm_weighting *w, struct wsvc *s, double dt, __u64 now,
+			      const struct xm_wsample *x)
 {
 	unsigned int n = s->ws.n, retired = 0;
 	__u32 held[n ? n : 1], quota[n ? n : 1];
-	double target[n ? n : 1], l_est[n ? n : 1];
+	double target[n ? n : 1], l_est[n ? n : 1], p50[n ? n : 1], oldest[n ? n : 1];
 
-	if (!w->have_counts)
+	if (!w->have_counts) {
+		for (unsigned int i = 0; i < n; i++)
+			s->rover[i].now = false; /* no plan, no cut of its table share */
 		return;
+	}
 	for (unsigned int i = 0; i < n; i++) {
 		const struct xm_rebal_be *c = xm_rebalance_counts(w->rebal, s->ids[i]);
 		struct xm_lb_rstate *o = w->rstate ? &w->rstate[s->ids[i]] : NULL;
@@ -484,6 +488,8 @@ static void rebalance_service(struct xm_weighting *w, struct wsvc *s, double dt,
 		held[i] = c->held;
 		target[i] = s->ws.b[i].conn_target;
 		l_est[i] = s->ws.b[i].l_est;
+		p50[i] = x[i].p50;
+		oldest[i] = x[i].oldest;
 		retired += c->retired;
 		if (!o)
 			continue;
@@ -502,7 +508,8 @@ static void rebalance_service(struct xm_weighting *w, struct wsvc *s, double dt,
 			   (xm_rebalance_can_retire(w->rebal) ? 0 : XM_RSTATE_F_NO_DESTROY);
 		o->updated_ns = now;
 	}
-	xm_rebal_plan(&s->rconf, &s->rplan, dt, retired, held, target, l_est, s->rover, quota, n);
+	xm_rebal_plan_now(&s->rconf, &s->rplan, dt, retired, held, target, l_est, p50, oldest,
+			  s->rover, quota, n);
 	for (unsigned int i = 0; i < n; i++) {
 		const struct xm_rebal_be *c = xm_rebalance_counts(w->rebal, s->ids[i]);
 
@@ -511,7 +518,9 @@ static void rebalance_service(struct xm_weighting *w, struct wsvc *s, double dt,
 			pr_debug("rebalance: backend %u: retired %u, held %u (target %.3f, "
 				 "L_est %.1f ms), quota %u for the next pass%s", s->ids[i],
 				 c->retired, held[i], target[i], l_est[i] * 1e3, quota[i],
-				 quota[i] && s->rover[i].urgent ? ", at the first idle moment" : "");
+				 !quota[i] || !s->rover[i].urgent ? "" :
+				 s->rover[i].now ? ", at the first idle moment (slow now)" :
+				 ", at the first idle moment");
 		/* Far too slow: its connections go at their first idle moment. */
 		xm_rebalance_allow(w->rebal, s->ids[i], quota[i],
 				   s->rover[i].urgent ? 0 : (__u64)(s->rconf.idle_s * 1e9),
@@ -724,11 +733,16 @@ static void weigh_service(struct xm_weighting *w, unsigned int vi, const __u32 *
 	if (!s->managed || !w->maps_ok)
 		return;
 	w->want_counts |= s->ws.p.stickiness > 0 || s->rconf.enabled;
-	rebalance_service(w, s, dt, now);
+	rebalance_service(w, s, dt, now, x);
 
-	/* The table holds the shares of new connections (weight, with the held ones in view). */
+	/*
+	 * The table holds the shares of new connections (weight, with the held
+	 * ones in view); a backend far slower right now at the floor at once
+	 * (rebal.h now_factor).
+	 */
 	for (unsigned int i = 0; i < n; i++)
-		weights[i] = s->ws.b[i].place;
+		weights[i] = xm_rebal_table_share(&s->rover[i], s->ws.b[i].place,
+						  s->ws.p.floor / n);
 	xm_lb_slots_apportion(weights, n, slots);
 	/*
 	 * Rewrite the table only when it is materially off what the weights ask

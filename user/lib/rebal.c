@@ -20,6 +20,7 @@ void xm_rebal_conf_default(struct xm_rebal_conf *c)
 	c->min_conns = 4;
 	c->slow_factor = 2;
 	c->fast_factor = 2;
+	c->now_factor = 4;
 	c->urgent_s = 0.01;
 	c->on_read = 1;
 }
@@ -38,6 +39,7 @@ static const struct {
 	{ "min_conns", 1, 1000000, 1, -1, offsetof(struct xm_rebal_conf, min_conns) },
 	{ "slow_factor", 0, 1000, 1, offsetof(struct xm_rebal_conf, slow_factor), -1 },
 	{ "fast_factor", 0, 1000, 1, offsetof(struct xm_rebal_conf, fast_factor), -1 },
+	{ "now_factor", 0, 1000, 1, offsetof(struct xm_rebal_conf, now_factor), -1 },
 	{ "urgent_ms", 1, 10000, 1e-3, offsetof(struct xm_rebal_conf, urgent_s), -1 },
 	{ "on_read", 0, 1, 1, -1, offsetof(struct xm_rebal_conf, on_read) },
 };
@@ -76,7 +78,7 @@ int xm_rebal_conf_parse(json_t *o, struct xm_rebal_conf *c, char *err, size_t er
 			snprintf(err, errlen,
 				 "rebalance.%s: unknown field (enabled, max_per_s, idle_ms, "
 				 "share_per_tick, margin, ticks, min_conns, slow_factor, fast_factor, "
-				 "urgent_ms, on_read)", k);
+				 "now_factor, urgent_ms, on_read)", k);
 			return -EINVAL;
 		}
 		if (!json_is_number(v) || json_number_value(v) < fields[i].lo ||
@@ -104,12 +106,49 @@ static int cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+static double median_of(double *v, unsigned int n)
+{
+	qsort(v, n, sizeof(*v), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/*
+ * now_factor x the typical latency now: the median of the p50s of this tick
+ * (0: off, or fewer than 3 backends completed a request with a quantile).
+ */
+static double now_threshold(const struct xm_rebal_conf *c, const double *p50, unsigned int n)
+{
+	double v[n ? n : 1];
+	unsigned int i, m = 0;
+
+	if (!p50 || !(c->now_factor > 0))
+		return 0;
+	for (i = 0; i < n; i++)
+		if (p50[i] > 0)
+			v[m++] = p50[i];
+	return m >= 3 ? c->now_factor * median_of(v, m) : 0;
+}
+
+double xm_rebal_table_share(const struct xm_rebal_track *tr, double place, double floor_share)
+{
+	return tr->now ? fmin(place, floor_share) : place;
+}
+
 unsigned int xm_rebal_plan(const struct xm_rebal_conf *c, struct xm_rebal_svc *st, double dt,
 			   unsigned int retired, const uint32_t *held, const double *weight,
 			   const double *l_est, struct xm_rebal_track *tr, uint32_t *quota,
 			   unsigned int n)
 {
+	return xm_rebal_plan_now(c, st, dt, retired, held, weight, l_est, NULL, NULL, tr, quota, n);
+}
+
+unsigned int xm_rebal_plan_now(const struct xm_rebal_conf *c, struct xm_rebal_svc *st, double dt,
+			       unsigned int retired, const uint32_t *held, const double *weight,
+			       const double *l_est, const double *p50, const double *oldest,
+			       struct xm_rebal_track *tr, uint32_t *quota, unsigned int n)
+{
 	double burst = c->max_per_s > 1 ? c->max_per_s : 1, total = 0, slow = 0, fast = 0;
+	double now_far_at = 0;
 	unsigned int i, sum = 0;
 
 	st->tokens -= retired;
@@ -131,25 +170,40 @@ unsigned int xm_rebal_plan(const struct xm_rebal_conf *c, struct xm_rebal_svc *s
 		double sorted[n], median;
 
 		memcpy(sorted, l_est, n * sizeof(*sorted));
-		qsort(sorted, n, sizeof(*sorted), cmp_double);
-		median = n % 2 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+		median = median_of(sorted, n);
 		slow = c->slow_factor * median;
 		fast = c->fast_factor * median;
 	}
+	now_far_at = now_threshold(c, p50, n);
 	for (i = 0; i < n; i++) {
-		double excess = held[i] / total - weight[i];
+		double now = fmax(p50 ? p50[i] : 0, oldest ? oldest[i] : 0);
+		bool now_far = now_far_at > 0 && now >= now_far_at;
+		/*
+		 * The mark (its table share at the floor) stays until a tick
+		 * measures the backend calm (a p50 of its own under the
+		 * threshold), for at most XM_REBAL_NOW_HOLD_TICKS: at the floor it
+		 * gets almost no requests, and no sample is not a recovery.
+		 * Released on the first tick without one, new-connection mode
+		 * sent a spiking replica back its old share on the next tick.
+		 */
+		bool calm = p50 && p50[i] > 0 && now_far_at > 0 && !now_far;
+		unsigned int since = now_far ? 0 : tr[i].now_ticks + 1;
+		bool mark = now_far || (tr[i].now && !calm && since <= XM_REBAL_NOW_HOLD_TICKS);
+		struct xm_rebal_track marked = { .now = mark, .now_ticks = mark ? since : 0 };
+		/* Far slower right now: its weight has not caught up, plan as if it were 0. */
+		double excess = held[i] / total - (now_far ? 0 : weight[i]);
 		double q, earn = c->share_per_tick * held[i];
 		bool far = l_est && c->fast_factor > 0 && l_est[i] > fast;
 
-		if (l_est && !(l_est[i] > slow) && !far) {
+		if (l_est && !(l_est[i] > slow) && !far && !now_far) {
 			/* about as fast as the others: its weight only wobbles */
-			tr[i] = (struct xm_rebal_track){ 0 };
+			tr[i] = marked;
 			continue;
 		}
 
 		/* The margin is in equal shares: 0.5 = half of 1/n, whatever n. */
 		if (!(excess > c->margin / n)) {
-			tr[i] = (struct xm_rebal_track){ 0 };
+			tr[i] = marked;
 			continue;
 		}
 		tr[i].credit = fmin(tr[i].credit + earn, fmax(1, earn));
@@ -163,7 +217,15 @@ unsigned int xm_rebal_plan(const struct xm_rebal_conf *c, struct xm_rebal_svc *s
 		 * backend's first samples against others that have none yet).
 		 */
 		tr[i].far = far ? tr[i].far + (tr[i].far < XM_REBAL_FAR_TICKS) : 0;
-		tr[i].urgent = tr[i].far >= XM_REBAL_FAR_TICKS;
+		/*
+		 * Slow right now by what is happening (its requests of this tick,
+		 * or one in flight for that long), not by a tail estimate: no
+		 * second tick. A calm replica's single long request does not do
+		 * it: 4x the typical p50 is beyond its p99.
+		 */
+		tr[i].now = marked.now;
+		tr[i].now_ticks = marked.now_ticks;
+		tr[i].urgent = tr[i].far >= XM_REBAL_FAR_TICKS || now_far;
 		if (tr[i].urgent) {
 			tr[i].over = c->ticks;
 			tr[i].credit = fmax(1, earn);

@@ -15,6 +15,8 @@
 
 /* Ticks in a row a backend must be far slower than the others to be urgent. */
 #define XM_REBAL_FAR_TICKS 2
+/* Ticks a slow-now mark (now_factor) outlives its evidence without a calm p50. */
+#define XM_REBAL_NOW_HOLD_TICKS 4
 
 struct xm_rebal_conf {
 	bool enabled;          /* "enabled" (false) */
@@ -45,6 +47,19 @@ struct xm_rebal_conf {
 	 * target in pool mode (docs/benchmarks.md).
 	 */
 	double fast_factor;
+	/*
+	 * "now_factor": a backend whose latency now (its p50 of this tick, or
+	 * the age of its oldest request in flight, whichever is larger) is at
+	 * least this times the service's typical latency now (the median of the
+	 * backends' p50s of this tick, 3 or more) is urgent in this very tick
+	 * (4; 0 = off). fast_factor compares latency estimates, which are tail
+	 * quantiles of a few samples: a spiking replica's rose only 2-2.6x the
+	 * median and wobbled across 2x, so the two ticks in a row came late or
+	 * never (docs/benchmarks.md, sixth session). Such a backend is planned
+	 * as if its target share were 0 (its weight has not caught up yet) and
+	 * its table share is cut to the floor while it lasts (tr.now).
+	 */
+	double now_factor;
 	double urgent_s;       /* "urgent_ms" / 1000: retire-now passes this often (0.01) */
 	/*
 	 * "on_read": 1: also look for that moment when the client has read a
@@ -80,6 +95,13 @@ struct xm_rebal_track {
 	unsigned int far; /* consecutive ticks above fast_factor x the median (up to 2) */
 	/* Set by the plan: far slower than the others (fast_factor), retire it now. */
 	bool urgent;
+	/*
+	 * Set by the plan: far slower right now (now_factor), or was within
+	 * XM_REBAL_NOW_HOLD_TICKS and no tick since measured it calm; cut its
+	 * table share too.
+	 */
+	bool now;
+	unsigned int now_ticks; /* ticks since the evidence of the mark */
 };
 
 /*
@@ -100,5 +122,23 @@ unsigned int xm_rebal_plan(const struct xm_rebal_conf *c, struct xm_rebal_svc *s
 			   unsigned int retired, const uint32_t *held, const double *weight,
 			   const double *l_est, struct xm_rebal_track *tr, uint32_t *quota,
 			   unsigned int n);
+
+/*
+ * The share of new connections (the table) for a backend the plan left in
+ * tr with weight share `place`: at most floor_share while it is slow right
+ * now (tr->now), so that the connections it gives up do not come back to it
+ * before its weight catches up; else place.
+ */
+double xm_rebal_table_share(const struct xm_rebal_track *tr, double place, double floor_share);
+
+/*
+ * The same with the latency now as well (now_factor): p50[i] = backend i's
+ * p50 of this tick in s (< 0: none), oldest[i] = the age of its oldest
+ * request in flight in s (0: none or unknown); either may be NULL.
+ */
+unsigned int xm_rebal_plan_now(const struct xm_rebal_conf *c, struct xm_rebal_svc *st, double dt,
+			       unsigned int retired, const uint32_t *held, const double *weight,
+			       const double *l_est, const double *p50, const double *oldest,
+			       struct xm_rebal_track *tr, uint32_t *quota, unsigned int n);
 
 #endif
