@@ -49,22 +49,24 @@ static void requests(struct xm_lb_probe *p, unsigned int k, double lat, unsigned
 static void trickle_waits_until_samples(void **st)
 {
 	struct xm_wservice s;
-	struct xm_lb_probe then = { 0 }, now;
-	__u64 req = 0;
+	struct xm_weigh_ref ref = { 0 };
+	struct xm_lb_probe now = { 0 };
+	bool quiet;
 
 	primed(&s, "l3x");
-	now = then;
-	requests(&now, 1, LAT, 0);
-	for (int i = 0; i < N; i++)
-		assert_int_equal(xm_weigh_backend_news(&s, &s.b[i], &now, &then, 0, &req),
-				 XM_WEIGH_WAIT);
-	assert_int_equal(req, N);
-	assert_int_equal(xm_weigh_service_due(TICK, req, N), XM_WEIGH_WAIT);
-	assert_int_equal(xm_weigh_service_due(2 * TICK, 2 * req, N), XM_WEIGH_SAMPLES);
-	/* Nothing at all: waits, up to the maximum wait (a late tick's sum counts). */
-	assert_int_equal(xm_weigh_service_due(3 * TICK, 0, N), XM_WEIGH_WAIT);
-	assert_int_equal(xm_weigh_service_due(XM_WEIGH_MAX_WAIT_S - 0.005, 0, N),
+	assert_int_equal(xm_weigh_service_due(NULL, &now, N, TICK, &quiet), XM_WEIGH_FIRST);
+	requests(&now, 4 * N, LAT, 0);
+	xm_weigh_ref_update(&ref, &now, &s);
+	/* Nothing at all: waits, quietly, up to the maximum wait (a late tick's sum counts). */
+	assert_int_equal(xm_weigh_service_due(&ref, &now, N, TICK, &quiet), XM_WEIGH_WAIT);
+	assert_true(quiet);
+	assert_int_equal(xm_weigh_service_due(&ref, &now, N, XM_WEIGH_MAX_WAIT_S - 0.005, &quiet),
 			 XM_WEIGH_MAX_WAIT);
+	requests(&now, N, LAT, 0);
+	assert_int_equal(xm_weigh_service_due(&ref, &now, N, TICK, &quiet), XM_WEIGH_WAIT);
+	assert_false(quiet);
+	requests(&now, N, LAT, 0);
+	assert_int_equal(xm_weigh_service_due(&ref, &now, N, 2 * TICK, &quiet), XM_WEIGH_SAMPLES);
 	xm_wservice_free(&s);
 }
 
@@ -72,64 +74,63 @@ static void trickle_waits_until_samples(void **st)
 static void failure_at_once(void **st)
 {
 	struct xm_wservice s;
-	struct xm_lb_probe then = { 0 }, now = { 0 };
-	__u64 req = 0;
+	struct xm_weigh_ref ref = { 0 };
+	struct xm_lb_probe now = { 0 }, then;
+	bool quiet;
 
 	primed(&s, "l3x");
+	requests(&now, 4 * N, LAT, 0);
+	xm_weigh_ref_update(&ref, &now, &s);
+	then = now;
 	requests(&now, 1, LAT, 1);
-	assert_int_equal(xm_weigh_backend_news(&s, &s.b[3], &now, &then, 0, &req),
-			 XM_WEIGH_FAILURE);
+	assert_int_equal(xm_weigh_service_due(&ref, &now, N, TICK, &quiet), XM_WEIGH_FAILURE);
 	/* A refused connection is a failure too. */
 	now = then;
-	now.conn_refused = 1;
-	assert_int_equal(xm_weigh_backend_news(&s, &s.b[3], &now, &then, 0, &req),
-			 XM_WEIGH_FAILURE);
+	now.conn_refused++;
+	assert_int_equal(xm_weigh_service_due(&ref, &now, N, TICK, &quiet), XM_WEIGH_FAILURE);
 	xm_wservice_free(&s);
 }
 
-/* New completions far slower than the backend's p99 estimate, a stall, an old request. */
+/* New completions far slower than the recent ones, a stall, an old request. */
 static void slower_stall_and_age_at_once(void **st)
 {
 	struct xm_wservice s, l3;
-	struct xm_lb_probe then = { 0 }, now = { 0 };
-	__u64 req = 0;
+	struct xm_weigh_ref ref = { 0 };
+	struct xm_lb_probe now = { 0 }, then;
+	bool quiet;
 
 	primed(&s, "l3x");
-	requests(&now, 1, 10 * LAT, 0);
-	assert_int_equal(xm_weigh_backend_news(&s, &s.b[0], &now, &then, 0, &req),
-			 XM_WEIGH_SLOWER);
-	/* Slower within its usual spread: news, not urgent. */
+	requests(&now, 4 * N, LAT, 0);
+	xm_weigh_ref_update(&ref, &now, &s);
+	then = now;
+	/* One backend 20x slower among N: the service's new mean is 2.9x its recent one. */
+	requests(&now, N - 1, LAT, 0);
+	requests(&now, 1, 20 * LAT, 0);
+	assert_int_equal(xm_weigh_service_due(&ref, &now, N, TICK, &quiet), XM_WEIGH_SLOWER);
+	/* Slower within the usual spread: news, not urgent. */
 	now = then;
-	requests(&now, 1, 1.5 * LAT, 0);
-	assert_int_equal(xm_weigh_backend_news(&s, &s.b[0], &now, &then, 0, &req),
-			 XM_WEIGH_WAIT);
+	requests(&now, N, 1.5 * LAT, 0);
+	assert_int_equal(xm_weigh_service_due(&ref, &now, N, TICK, &quiet), XM_WEIGH_WAIT);
 
-	/* Three requests waiting at 2 rps and 40 ms: Little's law cannot explain them. */
+	/* Three requests waiting at 2 rps and 40 ms per backend: more than the rates explain. */
 	now = then;
-	now.req_started = 3;
-	assert_int_equal(xm_weigh_backend_news(&s, &s.b[0], &now, &then, 0, &req),
-			 XM_WEIGH_STALL);
-	/* One in flight is what the rate and latency explain. */
-	now.req_started = 1;
-	assert_int_equal(xm_weigh_backend_news(&s, &s.b[0], &now, &then, 0, &req),
-			 XM_WEIGH_WAIT);
+	now.req_started += 3;
+	assert_int_equal(xm_weigh_service_due(&ref, &now, N, TICK, &quiet), XM_WEIGH_STALL);
+	/* One in flight is what they explain. */
+	now.req_started -= 2;
+	assert_int_equal(xm_weigh_service_due(&ref, &now, N, TICK, &quiet), XM_WEIGH_WAIT);
+	assert_false(quiet);
 	/* As many as at the last weighing: nothing new. */
-	then.req_started = 3;
-	now.req_started = 3;
-	assert_int_equal(xm_weigh_backend_news(&s, &s.b[0], &now, &then, 0, &req),
-			 XM_WEIGH_WAIT);
+	now.req_started += 2;
+	xm_weigh_ref_update(&ref, &now, &s);
+	assert_int_equal(xm_weigh_service_due(&ref, &now, N, TICK, &quiet), XM_WEIGH_WAIT);
 
-	/* A request in flight for 200 ms, five times its latency: l3x's age bound binds. */
-	memset(&then, 0, sizeof(then));
-	now = then;
-	assert_int_equal(xm_weigh_backend_news(&s, &s.b[0], &now, &then, 0.2, &req),
-			 XM_WEIGH_AGE);
-	assert_int_equal(xm_weigh_backend_news(&s, &s.b[0], &now, &then, 0.02, &req),
-			 XM_WEIGH_WAIT);
+	/* A request in flight for 200 ms, five times the latency: l3x's age bound binds. */
+	assert_true(xm_weigh_backend_aged(&s, &s.b[0], 0.2));
+	assert_false(xm_weigh_backend_aged(&s, &s.b[0], 0.02));
 	/* l3 has no age bound: the age alone changes nothing there. */
 	primed(&l3, "l3");
-	assert_int_equal(xm_weigh_backend_news(&l3, &l3.b[0], &now, &then, 0.2, &req),
-			 XM_WEIGH_WAIT);
+	assert_false(xm_weigh_backend_aged(&l3, &l3.b[0], 0.2));
 	xm_wservice_free(&l3);
 	xm_wservice_free(&s);
 }
@@ -157,7 +158,8 @@ struct run {
 static void run_loop(bool cadence, int off, struct run *r)
 {
 	const int slow = SLOW + off, fail = FAIL;
-	struct xm_lb_probe now[N] = { 0 }, then[N] = { 0 };
+	struct xm_lb_probe now[N] = { 0 }, sum;
+	struct xm_weigh_ref ref = { 0 };
 	struct xm_wsample x[N];
 	double waited = 0, worst[N] = { 0 };
 	__u64 acc_req[N] = { 0 }, acc_fail[N] = { 0 };
@@ -168,8 +170,8 @@ static void run_loop(bool cadence, int off, struct run *r)
 	r->slow_out = r->fail_down = -1;
 	r->w_min_before = 1e9;
 	for (int t = 0; t < TICKS; t++) {
-		enum xm_weigh_why why = XM_WEIGH_WAIT;
-		__u64 req = 0;
+		enum xm_weigh_why why = XM_WEIGH_FIRST;
+		bool quiet;
 
 		for (int i = 0; i < N; i++) {
 			double lat = i == 4 && t >= slow && t < slow + 4 ? 20 * LAT : LAT;
@@ -181,14 +183,11 @@ static void run_loop(bool cadence, int off, struct run *r)
 			worst[i] = fmax(worst[i], lat);
 		}
 		waited += TICK;
-		if (!cadence || !s.ticks) {
-			why = XM_WEIGH_FIRST;
-		} else {
-			for (int i = 0; i < N && why == XM_WEIGH_WAIT; i++)
-				why = xm_weigh_backend_news(&s, &s.b[i], &now[i], &then[i], 0, &req);
-			if (why == XM_WEIGH_WAIT)
-				why = xm_weigh_service_due(waited, req, N);
-		}
+		memset(&sum, 0, sizeof(sum));
+		for (int i = 0; i < N; i++)
+			xm_lb_probe_add(&sum, &now[i]);
+		if (cadence)
+			why = xm_weigh_service_due(s.ticks ? &ref : NULL, &sum, N, waited, &quiet);
 		if (why == XM_WEIGH_WAIT)
 			continue;
 		for (int i = 0; i < N; i++) {
@@ -197,9 +196,9 @@ static void run_loop(bool cadence, int off, struct run *r)
 						    .p50 = worst[i], .alive = true };
 			acc_req[i] = acc_fail[i] = 0;
 			worst[i] = 0;
-			then[i] = now[i];
 		}
 		xm_wservice_tick(&s, x, waited);
+		xm_weigh_ref_update(&ref, &sum, &s);
 		waited = 0;
 		if (t < slow) {
 			r->weighings++;

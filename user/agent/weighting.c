@@ -62,6 +62,7 @@ struct wsvc {
 	unsigned long long seen; /* tick number when last found in the map */
 	double waited;      /* s since it was last weighed, while it waits (weighdue.h) */
 	bool quiet;         /* waiting, and nothing at all moved since it was last weighed */
+	struct xm_weigh_ref ref; /* what its news are measured against */
 	struct xm_rebal_conf rconf; /* "rebalance" as last applied */
 	struct xm_rebal_svc rplan;  /* its token bucket */
 	struct xm_rebal_track *rover; /* per backend: its rebalancing plan state */
@@ -601,47 +602,44 @@ static void flips_flush(struct xm_weighting *w)
 
 /*
  * Whether service s, whose backends are ids[0..n), is weighed in this tick
- * (weighdue.h), from the probes already copied and its backends' counters at
- * its last weighing; notes in s->quiet that nothing at all moved since.
+ * (weighdue.h), from the sums of their probe counters (into *sum) against
+ * its reference; notes in s->quiet that nothing moved since it was weighed.
  */
 static enum xm_weigh_why weigh_due(struct xm_weighting *w, struct wsvc *s, const __u32 *ids,
-				   unsigned int n, double dt)
+				   unsigned int n, double dt, struct xm_lb_probe *sum)
 {
 	enum xm_weigh_why why;
-	__u64 requests = 0;
-	bool quiet = true;
+	bool quiet;
 
 	s->quiet = false;
-	if (!s->ws.ticks || w->topo_fresh)
-		return XM_WEIGH_FIRST;
-	for (unsigned int i = 0; i < n; i++) {
-		const struct xm_lb_probe *cur = &w->probe[ids[i]];
-		const struct bstate *b = &w->bs[ids[i]];
-		double oldest = 0;
-
-		if (!b->have_prev)
-			return XM_WEIGH_FIRST;
-		if (w->have_counts) {
-			const struct xm_rebal_be *c = xm_rebalance_counts(w->rebal, ids[i]);
-
-			oldest = c->oldest_req_ns / 1e9;
-			quiet &= !c->held;
-		}
-		why = xm_weigh_backend_news(&s->ws, &s->ws.b[i], cur, &b->prev, oldest, &requests);
-		if (why != XM_WEIGH_WAIT)
-			return why;
-		quiet &= !b->pending && !memcmp(cur, &b->prev, sizeof(*cur));
-	}
-	if (!quiet) {
-		/* Its connections are counted while it waits: the next tick's checks need them. */
+	memset(sum, 0, sizeof(*sum));
+	for (unsigned int i = 0; i < n; i++)
+		xm_lb_probe_add(sum, &w->probe[ids[i]]);
+	/* A re-read topology may have reset backends' baselines: weigh them. */
+	why = xm_weigh_service_due(s->ws.ticks && !w->topo_fresh ? &s->ref : NULL, sum, n,
+				   s->waited + dt, &quiet);
+	if (!quiet)
+		/* Its connections are counted while it waits: the checks below need them. */
 		w->want_counts |= s->managed && (s->ws.p.stickiness > 0 || s->rconf.enabled);
-		/* Retirements are planned every tick, as its urgent ones must be. */
-		if (s->managed && s->rconf.enabled)
+	if (why != XM_WEIGH_WAIT)
+		return why;
+	/* Retirements are planned every tick while it has traffic or connections. */
+	if (s->managed && s->rconf.enabled) {
+		if (!quiet)
 			return XM_WEIGH_REBALANCE;
+		for (unsigned int i = 0; w->have_counts && i < n; i++)
+			if (xm_rebalance_counts(w->rebal, ids[i])->held)
+				return XM_WEIGH_REBALANCE;
 	}
-	why = xm_weigh_service_due(s->waited + dt, requests, n);
-	s->quiet = quiet && why == XM_WEIGH_WAIT;
-	return why;
+	/* Only a request in flight can be old: the per-backend look only then. */
+	if (w->have_counts && xm_lb_in_flight(sum) > 0)
+		for (unsigned int i = 0; i < n; i++)
+			if (xm_weigh_backend_aged(&s->ws, &s->ws.b[i],
+						  xm_rebalance_counts(w->rebal, ids[i])->oldest_req_ns /
+							  1e9))
+				return XM_WEIGH_AGE;
+	s->quiet = quiet;
+	return XM_WEIGH_WAIT;
 }
 
 /* Weigh the service at svc_keys/svc_vals[vi], whose backends are ids[0..n). */
@@ -658,6 +656,7 @@ static void weigh_service(struct xm_weighting *w, unsigned int vi, const __u32 *
 	struct xm_lb_svc_rt *rt = w->rt_by_id[svc_id];
 	struct xm_rebal_conf roff;
 	enum xm_weigh_why why;
+	struct xm_lb_probe sum;
 	struct wsvc *s;
 	bool change;
 	int err;
@@ -685,7 +684,7 @@ static void weigh_service(struct xm_weighting *w, unsigned int vi, const __u32 *
 	}
 	s = w->svcs[svc_id];
 	s->seen = w->ticks;
-	why = weigh_due(w, s, ids, n, dt);
+	why = weigh_due(w, s, ids, n, dt, &sum);
 	if (why == XM_WEIGH_WAIT) {
 		s->waited += dt;
 		return;
@@ -752,6 +751,7 @@ static void weigh_service(struct xm_weighting *w, unsigned int vi, const __u32 *
 					     &x[hist_due[k + j]].p99);
 	}
 	xm_wservice_tick(&s->ws, x, dt);
+	xm_weigh_ref_update(&s->ref, &sum, &s->ws);
 	publish(w, s, svc_id, now, x);
 	if (!s->managed || !w->maps_ok)
 		return;
@@ -792,8 +792,7 @@ static void weigh_service(struct xm_weighting *w, unsigned int vi, const __u32 *
  */
 static bool quiet_wait(struct wsvc *s, unsigned long long tick, double dt)
 {
-	if (!s || !s->quiet ||
-	    xm_weigh_service_due(s->waited + dt, 0, s->ws.n) != XM_WEIGH_WAIT)
+	if (!s || !s->quiet || xm_weigh_waited_enough(s->waited + dt))
 		return false;
 	s->waited += dt;
 	s->seen = tick;
