@@ -45,18 +45,27 @@ static void requests(struct xm_lb_probe *p, unsigned int k, double lat, unsigned
 	p->http_5xx += f;
 }
 
+/* A primed l3x service weighed after 4 healthy requests per backend: its reference. */
+static void weighed_service(struct xm_wservice *s, struct xm_weigh_ref *ref,
+			    struct xm_lb_probe *now)
+{
+	primed(s, "l3x");
+	memset(ref, 0, sizeof(*ref));
+	memset(now, 0, sizeof(*now));
+	requests(now, 4 * N, LAT, 0);
+	xm_weigh_ref_update(ref, now, s);
+}
+
 /* One healthy request per backend: waits; twice that is a busy service's tick. */
 static void trickle_waits_until_samples(void **st)
 {
 	struct xm_wservice s;
-	struct xm_weigh_ref ref = { 0 };
-	struct xm_lb_probe now = { 0 };
+	struct xm_weigh_ref ref;
+	struct xm_lb_probe now;
 	bool quiet;
 
-	primed(&s, "l3x");
+	weighed_service(&s, &ref, &now);
 	assert_int_equal(xm_weigh_service_due(NULL, &now, N, TICK, &quiet), XM_WEIGH_FIRST);
-	requests(&now, 4 * N, LAT, 0);
-	xm_weigh_ref_update(&ref, &now, &s);
 	/* Nothing at all: waits, quietly, up to the maximum wait (a late tick's sum counts). */
 	assert_int_equal(xm_weigh_service_due(&ref, &now, N, TICK, &quiet), XM_WEIGH_WAIT);
 	assert_true(quiet);
@@ -74,13 +83,11 @@ static void trickle_waits_until_samples(void **st)
 static void failure_at_once(void **st)
 {
 	struct xm_wservice s;
-	struct xm_weigh_ref ref = { 0 };
-	struct xm_lb_probe now = { 0 }, then;
+	struct xm_weigh_ref ref;
+	struct xm_lb_probe now, then;
 	bool quiet;
 
-	primed(&s, "l3x");
-	requests(&now, 4 * N, LAT, 0);
-	xm_weigh_ref_update(&ref, &now, &s);
+	weighed_service(&s, &ref, &now);
 	then = now;
 	requests(&now, 1, LAT, 1);
 	assert_int_equal(xm_weigh_service_due(&ref, &now, N, TICK, &quiet), XM_WEIGH_FAILURE);
@@ -95,13 +102,11 @@ static void failure_at_once(void **st)
 static void slower_stall_and_age_at_once(void **st)
 {
 	struct xm_wservice s, l3;
-	struct xm_weigh_ref ref = { 0 };
-	struct xm_lb_probe now = { 0 }, then;
+	struct xm_weigh_ref ref;
+	struct xm_lb_probe now, then;
 	bool quiet;
 
-	primed(&s, "l3x");
-	requests(&now, 4 * N, LAT, 0);
-	xm_weigh_ref_update(&ref, &now, &s);
+	weighed_service(&s, &ref, &now);
 	then = now;
 	/* One backend 20x slower among N: the service's new mean is 2.9x its recent one. */
 	requests(&now, N - 1, LAT, 0);
