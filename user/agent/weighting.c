@@ -419,6 +419,8 @@ static int wsvc_sync(struct xm_weighting *w, struct wsvc **sp, const struct xm_l
 					ns->ws.b[i] = s->ws.b[j];
 		ns->ws.total_rps = s->ws.total_rps;
 		ns->rplan = s->rplan;
+		/* Their deltas span the time since the last weighing. */
+		ns->waited = s->waited;
 	} else {
 		char buf[96];
 
