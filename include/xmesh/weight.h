@@ -44,9 +44,14 @@ struct xm_lb_wloop {
 	__u64 total_cost_ns;  /* CPU time of all ticks */
 	__u64 table_writes;   /* selection tables written (only when slots changed) */
 	__u32 tick_ms;
-	__u32 services;       /* services weighted in the last tick */
+	__u32 services;       /* services visited in the last tick (weighed or waiting) */
 	__u32 backends;       /* backends weighted in the last tick */
-	__u32 pad;
+	/*
+	 * Services weighed, summed over all ticks, modulo 2^32 (readers take
+	 * differences): the others waited for news (docs/weighting.md, "Cadence").
+	 * Was padding: older readers ignore it, the layout is the same.
+	 */
+	__u32 weighed_total;
 };
 
 #define XM_TICK_MS_DEFAULT 500

@@ -66,15 +66,16 @@ status_kb() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$XM_AGENT_PID/status"; 
 loop_field() {
 	xm_ctl -j top count 1 | python3 -c "import json,sys; print(json.load(sys.stdin)['loop']['$1'])"
 }
-# "ticks total_cost_ms table_writes" of the loop, read at once.
+# "ticks total_cost_ms table_writes weighed_total" of the loop, read at once
+# (weighed_total: services weighed, not waiting; 0 from an agent without it).
 loop_counts() {
 	xm_ctl -j top count 1 | python3 -c "import json,sys; l = json.load(sys.stdin)['loop']
-print(l['ticks'], l['total_cost_ms'], l['table_writes'])"
+print(l['ticks'], l['total_cost_ms'], l['table_writes'], l.get('weighed_total', 0))"
 }
 
 results=()
 measure() {
-	local name=$1 rps=$2 c0 c1 t0 t1 k0 k1 w0 w1 l0 l1 fp= tick_ms
+	local name=$1 rps=$2 c0 c1 t0 t1 k0 k1 w0 w1 l0 l1 s0 s1 fp= tick_ms
 	if [ "$rps" != 0 ]; then
 		"$XM_TOOLS/fake_probes" --pin-root "$XM_PIN" --rps "$rps" --duration $((SECS + 4)) \
 			--period-ms "${XM_COST_PERIOD_MS:-500}" >/dev/null &
@@ -82,13 +83,13 @@ measure() {
 		XM_PIDS+=($fp)
 		sleep 3 # let filters and tables settle
 	fi
-	read -r k0 l0 w0 < <(loop_counts)
+	read -r k0 l0 w0 s0 < <(loop_counts)
 	c0=$(cpu_ticks)
 	t0=$(date +%s.%N)
 	sleep "$SECS"
 	c1=$(cpu_ticks)
 	t1=$(date +%s.%N)
-	read -r k1 l1 w1 < <(loop_counts)
+	read -r k1 l1 w1 s1 < <(loop_counts)
 	tick_ms=$(loop_field tick_ms)
 	local last=$(loop_field last_tick_cost_ms)
 	[ -n "$fp" ] && wait "$fp"
@@ -99,10 +100,14 @@ measure() {
 	lpct=$(python3 -c "print(f'{100 * ($l1 - $l0) / max($k1 - $k0, 1) / $tick_ms:.2f}')")
 	rss=$(status_kb VmRSS)
 	hwm=$(status_kb VmHWM)
-	results+=("$(printf '%-22s %6s %10s %10s %10s %10s %8s %12s %14s' "$name" "$rps" "$pct" "$lpct" \
-		"$((rss / 1024))" "$((hwm / 1024))" "$((k1 - k0))" "$last" \
-		"$(((w1 - w0) / (k1 - k0 > 0 ? k1 - k0 : 1)))")")
+	local ticks=$((k1 - k0 > 0 ? k1 - k0 : 1))
+	# weighed_total is 32 bits and wraps: a difference modulo 2^32
+	local weighed=$((((s1 - s0) & 0xffffffff) / ticks))
+	results+=("$(printf '%-22s %6s %10s %10s %10s %10s %8s %12s %14s %15s' "$name" "$rps" "$pct" \
+		"$lpct" "$((rss / 1024))" "$((hwm / 1024))" "$((k1 - k0))" "$last" \
+		"$(((w1 - w0) / ticks))" "$weighed")")
 	eval "cpu_$3=$pct; loop_$3=$lpct; rss_$3=$((rss / 1024)); hwm_$3=$((hwm / 1024))"
+	eval "writes_$3=$(((w1 - w0) / ticks)); weighed_$3=$weighed"
 }
 
 measure "idle" 0 idle
@@ -114,13 +119,15 @@ read -r _ _ _ single batched < <("$XM_TOOLS/table_cost" --services "$NSVC" --bac
 echo
 echo "weighting loop cost: $NSVC services x $NBE backends, algorithm $ALGO, tick 500 ms," \
 	"$(nproc) CPUs ($(uname -r)), ${SECS}s per phase"
-printf '%-22s %6s %10s %10s %10s %10s %8s %12s %14s\n' "phase" "rps/be" "cpu_%core" \
+printf '%-22s %6s %10s %10s %10s %10s %8s %12s %14s %15s\n' "phase" "rps/be" "cpu_%core" \
 	"loop_%core" "rss_MB" "hwm_MB" \
-	"ticks" "last_tick_ms" "writes_per_tick"
+	"ticks" "last_tick_ms" "writes_per_tick" "weighed_per_tick"
 printf '%s\n' "${results[@]}"
 echo "CPU per table write ($NSVC services x $NBE backends, median of 7): one by one" \
 	"${single} us, batched as the loop writes ${batched} us"
 echo "bench weight-cost: services=$NSVC backends=$((NSVC * NBE)) cpu_idle_pct=$cpu_idle" \
 	"cpu_2rps_pct=$cpu_low cpu_20rps_pct=$cpu_high loop_idle_pct=$loop_idle" \
 	"loop_2rps_pct=$loop_low loop_20rps_pct=$loop_high rss_mb=$rss_high hwm_mb=$hwm_high" \
+	"writes_2rps=$writes_low writes_20rps=$writes_high weighed_idle=$weighed_idle" \
+	"weighed_2rps=$weighed_low weighed_20rps=$weighed_high" \
 	"table_write_us_single=$single table_write_us_batched=$batched"

@@ -22,6 +22,7 @@
 #include "rebal.h"
 #include "rebalance.h"
 #include "tablewrite.h"
+#include "weighdue.h"
 #include "weightcfg.h"
 #include "weighting.h"
 
@@ -43,8 +44,6 @@
 #define XM_W_HIST_BATCH 16
 /* Backend entries written per batched update (their display fields). */
 #define XM_W_SHOW_BATCH 1024
-/* A service with no probe change is recomputed at least this often. */
-#define XM_W_QUIET_MAX_S 2.0
 /* Backends and services are re-read at least this often (s). */
 #define XM_W_TOPO_MAX_S 10
 
@@ -61,7 +60,9 @@ struct wsvc {
 	bool algo_shown;    /* its algorithm's name is in its backends' xm_lb_wstate */
 	__u64 written_ns;   /* when */
 	unsigned long long seen; /* tick number when last found in the map */
-	double quiet_dt;    /* s banked while nothing changed */
+	double waited;      /* s since it was last weighed, while it waits (weighdue.h) */
+	bool quiet;         /* waiting, and nothing at all moved since it was last weighed */
+	struct xm_weigh_ref ref; /* what its news are measured against */
 	struct xm_rebal_conf rconf; /* "rebalance" as last applied */
 	struct xm_rebal_svc rplan;  /* its token bucket */
 	struct xm_rebal_track *rover; /* per backend: its rebalancing plan state */
@@ -109,6 +110,8 @@ struct xm_weighting {
 	size_t wstate_len, wloop_len;
 	unsigned long long ticks;
 	__u64 last_ns;
+	unsigned int weighed;       /* services weighed in this tick (the others wait) */
+	unsigned long long weighed_why[XM_WEIGH__COUNT]; /* weighings by reason, all ticks */
 	int hist_budget;            /* histogram reads left in this tick */
 	bool topo_stale;            /* backends or services changed: re-read them */
 	bool topo_fresh;            /* they were re-read in this tick */
@@ -416,6 +419,8 @@ static int wsvc_sync(struct xm_weighting *w, struct wsvc **sp, const struct xm_l
 					ns->ws.b[i] = s->ws.b[j];
 		ns->ws.total_rps = s->ws.total_rps;
 		ns->rplan = s->rplan;
+		/* Their deltas span the time since the last weighing. */
+		ns->waited = s->waited;
 	} else {
 		char buf[96];
 
@@ -606,6 +611,48 @@ static void flips_flush(struct xm_weighting *w)
 	w->n_flip = 0;
 }
 
+/*
+ * Whether service s, whose backends are ids[0..n), is weighed in this tick
+ * (weighdue.h), from the sums of their probe counters (into *sum) against
+ * its reference; notes in s->quiet that nothing moved since it was weighed.
+ */
+static enum xm_weigh_why weigh_due(struct xm_weighting *w, struct wsvc *s, const __u32 *ids,
+				   unsigned int n, double dt, struct xm_lb_probe *sum)
+{
+	enum xm_weigh_why why;
+	bool quiet;
+
+	s->quiet = false;
+	memset(sum, 0, sizeof(*sum));
+	for (unsigned int i = 0; i < n; i++)
+		xm_lb_probe_add(sum, &w->probe[ids[i]]);
+	/* A re-read topology may have reset backends' baselines: weigh them. */
+	why = xm_weigh_service_due(s->ws.ticks && !w->topo_fresh ? &s->ref : NULL, sum, n,
+				   s->waited + dt, &quiet);
+	if (!quiet)
+		/* Its connections are counted while it waits: the checks below need them. */
+		w->want_counts |= s->managed && (s->ws.p.stickiness > 0 || s->rconf.enabled);
+	if (why != XM_WEIGH_WAIT)
+		return why;
+	/* Retirements are planned every tick while it has traffic or connections. */
+	if (s->managed && s->rconf.enabled) {
+		if (!quiet)
+			return XM_WEIGH_REBALANCE;
+		for (unsigned int i = 0; w->have_counts && i < n; i++)
+			if (xm_rebalance_counts(w->rebal, ids[i])->held)
+				return XM_WEIGH_REBALANCE;
+	}
+	/* Only a request in flight can be old: the per-backend look only then. */
+	if (w->have_counts && xm_lb_in_flight(sum) > 0)
+		for (unsigned int i = 0; i < n; i++)
+			if (xm_weigh_backend_aged(&s->ws, &s->ws.b[i],
+						  xm_rebalance_counts(w->rebal, ids[i])->oldest_req_ns /
+							  1e9))
+				return XM_WEIGH_AGE;
+	s->quiet = quiet;
+	return XM_WEIGH_WAIT;
+}
+
 /* Weigh the service at svc_keys/svc_vals[vi], whose backends are ids[0..n). */
 static void weigh_service(struct xm_weighting *w, unsigned int vi, const __u32 *ids,
 			  unsigned int n, double dt, __u64 now)
@@ -619,7 +666,8 @@ static void weigh_service(struct xm_weighting *w, unsigned int vi, const __u32 *
 	unsigned int n_hist = 0;
 	struct xm_lb_svc_rt *rt = w->rt_by_id[svc_id];
 	struct xm_rebal_conf roff;
-	bool quiet = true;
+	enum xm_weigh_why why;
+	struct xm_lb_probe sum;
 	struct wsvc *s;
 	bool change;
 	int err;
@@ -647,6 +695,16 @@ static void weigh_service(struct xm_weighting *w, unsigned int vi, const __u32 *
 	}
 	s = w->svcs[svc_id];
 	s->seen = w->ticks;
+	why = weigh_due(w, s, ids, n, dt, &sum);
+	if (why == XM_WEIGH_WAIT) {
+		s->waited += dt;
+		return;
+	}
+	/* Everything since the last weighing: the deltas below span this time. */
+	dt += s->waited;
+	s->waited = 0;
+	w->weighed++;
+	w->weighed_why[why]++;
 	for (unsigned int i = 0; i < n; i++) {
 		struct bstate *b = &w->bs[ids[i]];
 		struct xm_lb_probe d, *cur = &w->probe[ids[i]];
@@ -663,17 +721,13 @@ static void weigh_service(struct xm_weighting *w, unsigned int vi, const __u32 *
 			x[i].conns = c->held;
 			x[i].oldest = c->oldest_req_ns / 1e9;
 		}
-		quiet &= !x[i].inflight && !b->pending && !x[i].conns;
 		if (!b->have_prev) {
-			quiet = false;
 			b->prev = *cur;
 			b->have_prev = true;
 			continue;
 		}
-		for (size_t k = 0; k < sizeof(d) / 8; k++) {
+		for (size_t k = 0; k < sizeof(d) / 8; k++)
 			pd[k] = pc[k] - pp[k];
-			quiet &= !pd[k];
-		}
 		b->prev = *cur;
 		x[i].requests = d.req_completed + d.req_aborted + d.conn_refused + d.conn_timeout;
 		x[i].failures = xm_lb_failures(&d);
@@ -707,28 +761,8 @@ static void weigh_service(struct xm_weighting *w, unsigned int vi, const __u32 *
 			hist_delta_quantiles(w, hid[j], &w->hist[j], &x[hist_due[k + j]].p50,
 					     &x[hist_due[k + j]].p99);
 	}
-	/*
-	 * A service without any probe change is not recomputed every tick: its
-	 * time is banked (up to XM_W_QUIET_MAX_S) and folded in at once. The
-	 * filters decay by time, so one step of 2 s with no requests equals four
-	 * of 0.5 s; only what the loop publishes lags by that much.
-	 */
-	if (quiet && s->quiet_dt + dt < XM_W_QUIET_MAX_S && s->ws.ticks) {
-		s->quiet_dt += dt;
-		return;
-	}
-	if (s->quiet_dt > 0) {
-		struct xm_wsample idle[n ? n : 1];
-
-		for (unsigned int i = 0; i < n; i++) {
-			memset(&idle[i], 0, sizeof(idle[i]));
-			idle[i].alive = true;
-			idle[i].p50 = idle[i].p99 = -1;
-		}
-		xm_wservice_tick(&s->ws, idle, s->quiet_dt);
-		s->quiet_dt = 0;
-	}
 	xm_wservice_tick(&s->ws, x, dt);
+	xm_weigh_ref_update(&s->ref, &sum, &s->ws);
 	publish(w, s, svc_id, now, x);
 	if (!s->managed || !w->maps_ok)
 		return;
@@ -768,15 +802,15 @@ static void weigh_service(struct xm_weighting *w, unsigned int vi, const __u32 *
 }
 
 /*
- * A service banking quiet time (nothing changed in its last tick) with the
- * probes and backends exactly as they were: weigh_service() would bank this
- * tick too, so bank it without the per-backend pass. False: weigh it.
+ * A service that waits with nothing at all new since it was last weighed,
+ * and the probes and backends exactly as in the previous tick: weigh_due()
+ * would say wait again, so wait without the per-backend pass. False: ask it.
  */
-static bool quiet_bank(struct wsvc *s, unsigned long long tick, double dt)
+static bool quiet_wait(struct wsvc *s, unsigned long long tick, double dt)
 {
-	if (!s || s->quiet_dt <= 0 || s->quiet_dt + dt >= XM_W_QUIET_MAX_S)
+	if (!s || !s->quiet || xm_weigh_waited_enough(s->waited + dt))
 		return false;
-	s->quiet_dt += dt;
+	s->waited += dt;
 	s->seen = tick;
 	return true;
 }
@@ -949,6 +983,7 @@ void xm_weighting_tick(struct xm_agent *a)
 	w->have_counts = w->want_counts && w->rebal && xm_rebalance_pass(w->rebal) >= 0;
 	w->want_counts = false;
 	w->urgent_ms = 0;
+	w->weighed = 0;
 	w->hist_budget = XM_W_HIST_BUDGET;
 	w->rotate = nsvc_found ? (w->rotate + 1) % nsvc_found : 0;
 	for (unsigned int k = 0; k < nsvc_found; k++) {
@@ -957,7 +992,7 @@ void xm_weighting_tick(struct xm_agent *a)
 
 		if (sid >= XM_LB_MAX_SERVICES)
 			continue;
-		if (!unchanged || !quiet_bank(w->svcs[sid], w->ticks, dt))
+		if (!unchanged || !quiet_wait(w->svcs[sid], w->ticks, dt))
 			weigh_service(w, i, &w->by_svc[w->svc_start[sid]], w->svc_count[sid], dt,
 				      now);
 		nsvc++;
@@ -983,6 +1018,7 @@ void xm_weighting_tick(struct xm_agent *a)
 		w->wloop->tick_ms = w->tick_ms;
 		w->wloop->services = nsvc;
 		w->wloop->backends = nbe;
+		w->wloop->weighed_total += w->weighed;
 	}
 }
 
@@ -1092,6 +1128,20 @@ void xm_weighting_stop(struct xm_agent *a)
 
 	if (!w)
 		return;
+	if (w->ticks) {
+		unsigned long long all = 0;
+		char by[256];
+		int len = 0;
+
+		for (int k = XM_WEIGH_WAIT + 1; k < XM_WEIGH__COUNT; k++) {
+			all += w->weighed_why[k];
+			if (w->weighed_why[k] && len < (int)sizeof(by))
+				len += snprintf(by + len, sizeof(by) - len, " %s %llu",
+						xm_weigh_why_str(k), w->weighed_why[k]);
+		}
+		pr_info("weighting: %llu ticks, %.1f services weighed per tick (by reason:%s)",
+			w->ticks, (double)all / w->ticks, len ? by : " none");
+	}
 	if (w->tfd >= 0) {
 		if (a->loop)
 			xm_loop_del(a->loop, w->tfd);

@@ -114,12 +114,13 @@ static void frame_print_json(const struct top_rows *cur, const struct xm_lb_wloo
 
 	if (wl)
 		json_object_set_new(frame, "loop",
-				    json_pack("{s:I, s:i, s:f, s:f, s:i, s:i, s:I}", "ticks",
+				    json_pack("{s:I, s:i, s:f, s:f, s:i, s:i, s:I, s:I}", "ticks",
 					      (json_int_t)wl->ticks, "tick_ms", (int)wl->tick_ms,
 					      "last_tick_cost_ms", wl->last_cost_ns / 1e6,
 					      "total_cost_ms", wl->total_cost_ns / 1e6, "services",
 					      (int)wl->services, "backends", (int)wl->backends,
-					      "table_writes", (json_int_t)wl->table_writes));
+					      "table_writes", (json_int_t)wl->table_writes,
+					      "weighed_total", (json_int_t)wl->weighed_total));
 	for (size_t i = 0; i < cur->n; i++) {
 		const struct top_row *r = &cur->r[i];
 		json_t *o;

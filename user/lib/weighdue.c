@@ -1,0 +1,101 @@
+// SPDX-License-Identifier: MIT
+/* When the weighting loop weighs a service (weighdue.h, docs/weighting.md "Cadence"). */
+#include <stddef.h>
+#include <string.h>
+
+#include "lbtable.h"
+#include "weighdue.h"
+
+static const char *const why_names[XM_WEIGH__COUNT] = {
+	[XM_WEIGH_WAIT] = "wait",
+	[XM_WEIGH_FIRST] = "first",
+	[XM_WEIGH_MAX_WAIT] = "max-wait",
+	[XM_WEIGH_SAMPLES] = "samples",
+	[XM_WEIGH_FAILURE] = "failure",
+	[XM_WEIGH_SLOWER] = "slower",
+	[XM_WEIGH_STALL] = "stall",
+	[XM_WEIGH_AGE] = "age",
+	[XM_WEIGH_REBALANCE] = "rebalance",
+};
+
+const char *xm_weigh_why_str(enum xm_weigh_why why)
+{
+	return why < XM_WEIGH__COUNT ? why_names[why] : "?";
+}
+
+void xm_lb_probe_add(struct xm_lb_probe *sum, const struct xm_lb_probe *p)
+{
+	__u64 *d = (__u64 *)sum;
+	const __u64 *s = (const __u64 *)p;
+
+	_Static_assert(sizeof(*p) % 8 == 0, "probe counters are u64s");
+	for (size_t k = 0; k < sizeof(*p) / 8; k++)
+		d[k] += s[k];
+}
+
+enum xm_weigh_why xm_weigh_service_due(const struct xm_weigh_ref *ref,
+				       const struct xm_lb_probe *now, unsigned int n,
+				       double waited, bool *quiet)
+{
+	const struct xm_lb_probe *then;
+	__u64 done, lat_ns, requests;
+	__s64 in_now;
+
+	*quiet = false;
+	if (!ref)
+		return XM_WEIGH_FIRST;
+	then = &ref->then;
+	in_now = xm_lb_in_flight(now);
+	*quiet = !in_now && !memcmp(now, then, sizeof(*now));
+	/* Counters only grow while an id is allocated: modular differences. */
+	done = now->req_completed - then->req_completed;
+	lat_ns = now->latency_sum_ns - then->latency_sum_ns;
+	requests = done + (now->req_aborted - then->req_aborted) +
+		   (now->conn_refused - then->conn_refused) +
+		   (now->conn_timeout - then->conn_timeout);
+	/* A failure moves l3x's success filter at once (valley): as fast as before. */
+	if (xm_lb_failures(now) != xm_lb_failures(then))
+		return XM_WEIGH_FAILURE;
+	/* A backend turning far slower drags the service's mean with it. */
+	if (done && ref->done > 0 &&
+	    lat_ns > XM_WEIGH_SLOWER_FACTOR * done * (ref->lat_ns / ref->done))
+		return XM_WEIGH_SLOWER;
+	/*
+	 * More in flight than at the last weighing, and more than the rates and
+	 * latencies explain (l3x's stall bound, (in-flight - 1) / rps > latency,
+	 * summed over the service).
+	 */
+	if (in_now > xm_lb_in_flight(then) && in_now - 1 > ref->little)
+		return XM_WEIGH_STALL;
+	if (xm_weigh_waited_enough(waited))
+		return XM_WEIGH_MAX_WAIT;
+	if (requests && requests >= (__u64)XM_WEIGH_NEW_PER_BACKEND * (n ? n : 1))
+		return XM_WEIGH_SAMPLES;
+	return XM_WEIGH_WAIT;
+}
+
+bool xm_weigh_waited_enough(double waited)
+{
+	/* 10 ms early counts: a late tick makes the next one short, the sum stays. */
+	return waited >= XM_WEIGH_MAX_WAIT_S - 1e-2;
+}
+
+bool xm_weigh_backend_aged(const struct xm_wservice *s, const struct xm_wbackend *b,
+			   double oldest)
+{
+	/* Its estimate grows with the request's age every tick from here on. */
+	return s->p.age_bound > 0 && s->p.age_bound * oldest > b->latency.value;
+}
+
+void xm_weigh_ref_update(struct xm_weigh_ref *ref, const struct xm_lb_probe *now,
+			 const struct xm_wservice *s)
+{
+	/* Each weighing's completions count half as much at the next: a few windows' mean. */
+	ref->lat_ns = ref->lat_ns / 2 + (double)(now->latency_sum_ns - ref->then.latency_sum_ns);
+	ref->done = ref->done / 2 + (double)(now->req_completed - ref->then.req_completed);
+	ref->then = *now;
+	ref->little = 0;
+	for (unsigned int i = 0; i < s->n; i++)
+		if (s->b[i].alive)
+			ref->little += s->b[i].rps.value * s->b[i].latency.value;
+}

@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * When the weighting loop weighs a service (docs/weighting.md, "Cadence").
+ *
+ * Weighing folds the probe deltas since the service was last weighed into
+ * its filters and recomputes its weights and table. At a few requests per
+ * backend and tick that recomputes estimates from almost no new information,
+ * and at 1000 services it is most of the loop's cost. So a service is
+ * weighed when its backends have something new to say, and otherwise its
+ * deltas and its elapsed time accumulate (the probes' counters are
+ * cumulative: the next weighing sees every request since the last one, over
+ * the time since the last one, so the filters and rate control see the same
+ * totals and rates, only later):
+ *   - at least XM_WEIGH_NEW_PER_BACKEND new requests per backend on average
+ *     (a busy service: every tick);
+ *   - at once when the service shows what its weights react to in the same
+ *     tick: a new failure, new completions far slower than its recent ones,
+ *     more requests in flight than its rates and latencies explain, or (per
+ *     backend, only while requests are in flight) a request in flight for
+ *     longer than its backend's latency estimate (l3x's age bound); the
+ *     caller also weighs at once a service that rebalances connections (its
+ *     urgent retirements are planned per tick);
+ *   - and at least every XM_WEIGH_MAX_WAIT_S.
+ * The service-wide checks read only the sums of its backends' probe counters
+ * (the loop's copy of the probe pages, a service's ids lie together) and a
+ * reference kept per service: no pass over per-backend state, which at
+ * 10,000 backends costs more in cache misses than the weighing it saves.
+ */
+#ifndef XMESH_WEIGHDUE_H
+#define XMESH_WEIGHDUE_H
+
+#include <stdbool.h>
+#include <xmesh/lb.h>
+
+#include "weight.h"
+
+/* A service is weighed at least this often (s); also the bound of quiet banking before. */
+#define XM_WEIGH_MAX_WAIT_S 2.0
+/* New requests per backend (on average over the service) that make a weighing due. */
+#define XM_WEIGH_NEW_PER_BACKEND 2
+/* New completions whose mean latency exceeds this many times the service's recent mean. */
+#define XM_WEIGH_SLOWER_FACTOR 2
+
+/* Why a service is weighed in this tick; XM_WEIGH_WAIT: it is not. */
+enum xm_weigh_why {
+	XM_WEIGH_WAIT = 0,
+	XM_WEIGH_FIRST,     /* never weighed, or its backend set was re-read */
+	XM_WEIGH_MAX_WAIT,  /* XM_WEIGH_MAX_WAIT_S since the last weighing */
+	XM_WEIGH_SAMPLES,   /* enough new requests */
+	XM_WEIGH_FAILURE,   /* a backend failed a request or a connection */
+	XM_WEIGH_SLOWER,    /* the new completions are far slower than the recent ones */
+	XM_WEIGH_STALL,     /* in-flight rose beyond what the rates and latencies explain */
+	XM_WEIGH_AGE,       /* a backend's oldest request in flight is older than its estimate */
+	XM_WEIGH_REBALANCE, /* the service rebalances connections: planned every tick */
+	XM_WEIGH__COUNT,
+};
+
+const char *xm_weigh_why_str(enum xm_weigh_why why);
+
+/* What a service's news are measured against: kept from its last weighing. */
+struct xm_weigh_ref {
+	struct xm_lb_probe then; /* the sum of its backends' counters then */
+	double lat_ns;           /* recent completions' latency, decayed per weighing (ns) */
+	double done;             /* and their count, decayed the same way */
+	double little;           /* requests in flight its backends' rates and latencies explain */
+};
+
+/* sum += p, counter by counter. */
+void xm_lb_probe_add(struct xm_lb_probe *sum, const struct xm_lb_probe *p);
+
+/*
+ * Whether a service of n backends whose counters now sum to now, waited
+ * seconds after its last weighing (this tick included), is due, by its
+ * reference ref (NULL: never weighed). *quiet: not a counter moved since and
+ * nothing in flight.
+ */
+enum xm_weigh_why xm_weigh_service_due(const struct xm_weigh_ref *ref,
+				       const struct xm_lb_probe *now, unsigned int n,
+				       double waited, bool *quiet);
+
+/* waited seconds since a service's last weighing make it due whatever its news. */
+bool xm_weigh_waited_enough(double waited);
+
+/* l3x's age bound binds for backend b of s, whose oldest request in flight is oldest s old. */
+bool xm_weigh_backend_aged(const struct xm_wservice *s, const struct xm_wbackend *b,
+			   double oldest);
+
+/* After weighing s with its counters summing to now: the reference for its next news. */
+void xm_weigh_ref_update(struct xm_weigh_ref *ref, const struct xm_lb_probe *now,
+			 const struct xm_wservice *s);
+
+#endif
