@@ -36,7 +36,10 @@
  * xm_rebal_pick, for kernels without it, chooses by the same rules and
  * writes each chosen socket (xm_rebal_pick: 4-tuple and cookie) to the
  * iterator's output, and the agent closes it with SOCK_DESTROY over
- * sock_diag netlink; xm_rebal_count only counts.
+ * sock_diag netlink; the pick marks the socket, and until the close its
+ * payload is held (xmesh/lb.h, mark-and-hold: a request written between
+ * the pick and the close never reaches the backend); xm_rebal_count only
+ * counts.
  *
  * xm_rebal_read (BTF tracepoint tcp_rcv_space_adjust, which TCP's recvmsg hits
  * after each copy to the application, socket locked, copied_seq already
@@ -165,12 +168,17 @@ static __always_inline int rebal_sock(struct bpf_iter__tcp *ctx, enum rebal_acti
 		return 0;
 	}
 	rebal_name(&p, skc, tp, be);
+	if (action == REBAL_PICK)
+		p.mark = xm_lb_mark_clock(now);
 	if (action == REBAL_DESTROY ? bpf_sock_destroy(skc) :
 				      bpf_seq_write(ctx->meta->seq, &p, sizeof(p))) {
 		rb->failed++;
 		rb->idle++;
 		return 0;
 	}
+	/* picked: its payload is held until the agent's close (lb.h, mark-and-hold) */
+	if (action == REBAL_PICK)
+		ls->retire_mark = p.mark;
 	/* closed: its name for the log (a full output buffer only loses the line) */
 	if (action == REBAL_DESTROY)
 		bpf_seq_write(ctx->meta->seq, &p, sizeof(p));

@@ -54,7 +54,7 @@ struct xm_rebal_pick {
 	__u16 sport;     /* local port */
 	__be16 dport;    /* remote port */
 	__u16 pad;
-	__u32 pad2;
+	__u32 mark;      /* the pick's retire_mark (lb.h: mark-and-hold); 0: not marked */
 	__be32 saddr[4]; /* local address */
 	__be32 daddr[4]; /* remote address */
 };

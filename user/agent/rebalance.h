@@ -20,6 +20,11 @@ struct xm_rebalancer;
  */
 struct xm_rebalancer *xm_rebalance_open(struct xm_agent *a);
 void xm_rebalance_close(struct xm_rebalancer *r);
+/*
+ * The test knob XMESH_TEST_DESTROY_DELAY_MS (rebalance.c): *ms, 0 when unset;
+ * -EINVAL with an error line when it is not 0..1000 (the agent refuses to start).
+ */
+int xm_rebalance_destroy_delay_env(long *ms);
 /* false: the kernel lacks bpf_sock_destroy (Linux < 6.5); connections are only counted. */
 bool xm_rebalance_can_retire(const struct xm_rebalancer *r);
 /*
