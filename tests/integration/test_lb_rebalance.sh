@@ -60,21 +60,9 @@ for i in 0 1 2; do xm_pod n1 b$i 10.79.1.$((10 + i))/16; done
 
 # write_config REBALANCE (true/false) IDLE_MS FAST_FACTOR URGENT_MS ON_READ
 write_config() {
-	cat >"$XM_RUN_DIR/agent.json" <<EOF2
-{
-  "weighting": {"tick_ms": 250},
-  "services": [
-    {"name": "pool", "vip": "$VIP", "port": $PORT, "protocol": "tcp", "algorithm": "${ALGO:-l3}",
-     "rebalance": {"enabled": $1, "idle_ms": $2, "share_per_tick": $SHARE,
-                   "max_per_s": $RATE, "ticks": 2,
-                   "margin": 0.3, "fast_factor": $3, "urgent_ms": $4, "on_read": $5},
-     "backends": [
-       {"address": "10.79.1.10", "port": $PORT},
-       {"address": "10.79.1.11", "port": $PORT},
-       {"address": "10.79.1.12", "port": $PORT}]}
-  ]
-}
-EOF2
+	xm_rebal_config $PORT "${ALGO:-l3}" "{\"enabled\": $1, \"idle_ms\": $2, \"share_per_tick\": $SHARE,
+		\"max_per_s\": $RATE, \"ticks\": 2, \"margin\": 0.3, \"fast_factor\": $3, \"urgent_ms\": $4,
+		\"on_read\": $5}"
 }
 
 # run NAME REBALANCE [IDLE_MS [FAST_FACTOR [URGENT_MS [ON_READ]]]]: agent + replicas + xm-load rr
@@ -130,16 +118,8 @@ run() {
 	wait "$XM_AGENT_PID" 2>/dev/null
 }
 
-# field NAME BACKEND KEY: from backend list JSON (rebalance object, or probe counters)
-field() {
-	python3 - "$XM_RUN_DIR/$1.backends.json" "$2" "$3" <<'EOF2'
-import json, sys
-rows = {r["backend"]: r for r in json.load(open(sys.argv[1]))}
-r = rows[sys.argv[2]]
-k = sys.argv[3]
-print(r["rebalance"][k] if k in ("retired", "held", "idle") else r[k])
-EOF2
-}
+# field NAME BACKEND KEY: from the run's backend list JSON (xm_backend_field)
+field() { xm_backend_field "$XM_RUN_DIR/$1.backends.json" "$2" "$3"; }
 
 run on true
 if [ "$VIA" = sockdiag ]; then

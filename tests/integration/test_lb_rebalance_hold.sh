@@ -35,7 +35,7 @@ xm_setup
 python3 -c 'import urllib3' 2>/dev/null || xm_skip "python3-urllib3 missing (scripts/install-deps.sh)"
 export XMESH_DISABLE_FEATURES=sock_destroy
 
-VIP=10.79.0.20
+VIP=10.79.0.20 # xm_rebal_config's
 PORT=8080 # the first run's; each run takes the next
 SCN=$XM_TOP/scenarios/e2e-pool.json
 XM_TOOLS_PY=$XM_TOP/tests/tools
@@ -44,24 +44,12 @@ xm_node n1
 xm_pod n1 cl 10.79.0.2/16
 for i in 0 1 2; do xm_pod n1 b$i 10.79.1.$((10 + i))/16; done
 
-# write_config PORT: each run has a service of its own (a port of its own), so
-# that no run starts from the table and the backend counters another left.
+# Each run has a service of its own (a port of its own), so that no run starts
+# from the table and the backend counters another left.
 write_config() {
-	cat >"$XM_RUN_DIR/agent.json" <<EOF2
-{
-  "weighting": {"tick_ms": 250},
-  "services": [
-    {"name": "pool", "vip": "$VIP", "port": $1, "protocol": "tcp", "algorithm": "l3x",
-     "rebalance": {"enabled": true, "idle_ms": 60000, "share_per_tick": 0.25,
-                   "max_per_s": 40, "ticks": 2, "margin": 0.3, "fast_factor": 2,
-                   "urgent_ms": 10, "on_read": 0},
-     "backends": [
-       {"address": "10.79.1.10", "port": $1},
-       {"address": "10.79.1.11", "port": $1},
-       {"address": "10.79.1.12", "port": $1}]}
-  ]
-}
-EOF2
+	xm_rebal_config "$1" l3x '{"enabled": true, "idle_ms": 60000, "share_per_tick": 0.25,
+		"max_per_s": 40, "ticks": 2, "margin": 0.3, "fast_factor": 2, "urgent_ms": 10,
+		"on_read": 0}'
 }
 
 # stat NAME: a datapath counter (xmeshctl -j stats)
@@ -109,16 +97,8 @@ run() {
 	wait "$XM_AGENT_PID" 2>/dev/null
 }
 
-# field NAME BACKEND KEY: from backend list JSON (rebalance object, or probe counters)
-field() {
-	python3 - "$XM_RUN_DIR/$1.backends.json" "$2" "$3" <<'EOF2'
-import json, sys
-rows = {r["backend"]: r for r in json.load(open(sys.argv[1]))}
-r = rows[sys.argv[2]]
-k = sys.argv[3]
-print(r["rebalance"][k] if k in ("retired", "held", "idle") else r[k])
-EOF2
-}
+# field NAME BACKEND KEY: from the run's backend list JSON (xm_backend_field)
+field() { xm_backend_field "$XM_RUN_DIR/$1.backends.json" "$2" "$3"; }
 
 # no_cut NAME: no request cut in flight, by the probes and by the replicas' own logs
 no_cut() {
