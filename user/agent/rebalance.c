@@ -49,10 +49,12 @@ static const long read_again_us[] = { 200, 800 };
 #define XM_REBAL_READ_DETACH_PASSES 20
 /*
  * Test only: XMESH_TEST_DESTROY_DELAY_MS=N (0..1000) makes the agent wait N ms
- * between a pick and its SOCK_DESTROY (it stalls the agent's loop meanwhile),
- * as an agent scheduled late would: tests/integration/test_lb_rebalance_hold.sh
- * writes requests inside that window (held, mark-and-hold) and, with N past
- * XM_LB_HOLD_CLOSE_NS, sees the close left out and the held request sent late.
+ * between a pick and its SOCK_DESTROY, and between a read event and its pass
+ * (it stalls the agent's loop meanwhile), as an agent scheduled late would:
+ * tests/integration/test_lb_rebalance_hold.sh writes requests inside that
+ * window (held, mark-and-hold) and, with N past XM_LB_HOLD_CLOSE_NS, sees the
+ * close left out and the held request sent late; test_lb_rebalance.sh's
+ * hold_on_read run has its busy pool write the next request before the pass.
  */
 #define XM_REBAL_DESTROY_DELAY_ENV "XMESH_TEST_DESTROY_DELAY_MS"
 #define XM_REBAL_DESTROY_DELAY_MAX_MS 1000
@@ -201,7 +203,8 @@ int xm_rebalance_destroy_delay_env(long *ms)
 		return -EINVAL;
 	}
 	if (*ms)
-		pr_warn("%s=%ld: each SOCK_DESTROY waits that long after its pick (test only)",
+		pr_warn("%s=%ld: each SOCK_DESTROY waits that long after its pick, each read "
+			"event's pass after the read (test only)",
 			XM_REBAL_DESTROY_DELAY_ENV, *ms);
 	return 0;
 }
@@ -224,7 +227,7 @@ struct xm_rebalancer *xm_rebalance_open(struct xm_agent *a)
 		goto fail;
 	}
 	r->how = choose_retire_with(a, u.release);
-	if (r->how == RETIRE_SOCKDIAG && xm_rebalance_destroy_delay_env(&r->destroy_delay_ms))
+	if (xm_rebalance_destroy_delay_env(&r->destroy_delay_ms))
 		goto fail;
 	/*
 	 * Read events only where the iterator destroys under the socket lock:
@@ -639,6 +642,8 @@ static void read_pass(struct xm_rebalancer *r)
 		r->st.read_lag_n++;
 	}
 	r->first_read_ns = 0;
+	if (r->destroy_delay_ms && !r->read_again)
+		usleep((useconds_t)r->destroy_delay_ms * 1000);
 	if (!retire_walk(r, true, &r->st.read_retired) ||
 	    r->read_again >= sizeof(read_again_us) / sizeof(read_again_us[0])) {
 		reads_done(r);
@@ -704,7 +709,7 @@ static bool reads_watch(struct xm_rebalancer *r)
 }
 
 void xm_rebalance_allow(struct xm_rebalancer *r, __u32 id, __u32 quota, __u64 idle_ns,
-			bool on_read)
+			enum xm_rebal_on_read on_read)
 {
 	struct xm_rebal_be *be;
 
@@ -713,7 +718,7 @@ void xm_rebalance_allow(struct xm_rebalancer *r, __u32 id, __u32 quota, __u64 id
 	be = &r->skel->bss->xm_rebal_be[id];
 	be->quota = r->how != RETIRE_NONE ? quota : 0;
 	be->idle_ns = idle_ns > urgent_quiet_ns(r) ? idle_ns : urgent_quiet_ns(r);
-	be->on_read = be->quota && on_read && reads_watch(r);
+	be->on_read = be->quota && on_read && reads_watch(r) ? on_read : XM_REBAL_ON_READ_OFF;
 	if (be->on_read)
 		r->skel->bss->xm_rebal_on_read_any = 1;
 }

@@ -47,10 +47,11 @@ const struct xm_rebal_be *xm_rebalance_counts(const struct xm_rebalancer *r, __u
 /*
  * Let the next pass retire up to quota idle connections (idle for idle_ns) of
  * backend id; on_read: also run a pass in a namespace as soon as a read there
- * leaves one of its connections idle (read events; idle_ns 0 is meant).
+ * leaves one of its connections idle (read events; idle_ns 0 is meant), and
+ * with XM_REBAL_ON_READ_HOLD hold the connection's next request for it.
  */
 void xm_rebalance_allow(struct xm_rebalancer *r, __u32 id, __u32 quota, __u64 idle_ns,
-			bool on_read);
+			enum xm_rebal_on_read on_read);
 
 /* Retirements at the first idle moment, by what found the moment (logged at close). */
 struct xm_rebal_retire_stats {
