@@ -220,14 +220,12 @@ static __always_inline void lb_probe_msg(struct sk_msg_md *msg, const struct xm_
 
 	if (!msg->sk || msg->size == 0 || xm_lb_probes_off)
 		return;
-	if (st && (st->flags & XM_SOCK_F_LB_BACKEND)) {
-		if (!redirected)
-			return;
-		key = lb_flow_key(st->peer.local_isn, st->peer.remote_isn);
-		f = bpf_map_lookup_elem(&xm_lb_flows, &key);
-	} else {
-		if (!ls)
-			return;
+	/*
+	 * ls first: lb_msg_sock() gives none for a socket marked in st. (Tested
+	 * the other way round, clang merged the two tests and the 6.1 verifier
+	 * lost that ls had been checked.)
+	 */
+	if (ls) {
 		if (ls->role == XM_LB_ROLE_CLIENT) {
 			f = lb_state_of(ls);
 			if (f)
@@ -238,6 +236,11 @@ static __always_inline void lb_probe_msg(struct sk_msg_md *msg, const struct xm_
 		if (ls->role != XM_LB_ROLE_SERVER || !redirected)
 			return;
 		f = lb_state_of(ls);
+	} else if (st && (st->flags & XM_SOCK_F_LB_BACKEND) && redirected) {
+		key = lb_flow_key(st->peer.local_isn, st->peer.remote_isn);
+		f = bpf_map_lookup_elem(&xm_lb_flows, &key);
+	} else {
+		return;
 	}
 	if (!f || f->phase != XM_LB_REQUEST)
 		return;

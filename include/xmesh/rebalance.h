@@ -97,6 +97,8 @@ struct xm_lb_rstate {
 #define XM_RSTATE_F_NO_DESTROY (1U << 1) /* kernel lacks bpf_sock_destroy: counts only */
 
 _Static_assert(sizeof(struct xm_rebal_be) == 40, "xm_rebal_be layout");
+/* rebal_take_quota (bpf/rebalance.bpf.c) exchanges quota with held as one aligned 8-byte word */
+_Static_assert(__builtin_offsetof(struct xm_rebal_be, quota) == 8, "xm_rebal_be.quota offset");
 _Static_assert(sizeof(struct xm_lb_rstate) == 32, "xm_lb_rstate layout");
 _Static_assert(sizeof(struct xm_rebal_pick) == 56, "xm_rebal_pick layout");
 _Static_assert(sizeof(struct xm_rebal_read_event) == 24, "xm_rebal_read_event layout");

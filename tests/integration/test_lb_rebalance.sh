@@ -231,12 +231,11 @@ if [ "$VIA" = sockdiag ]; then check_bounds onread 0; else check_bounds onread; 
 # until the pass closes the connection; that request fails at the client and
 # urllib3 sends it again on a new connection. None aborted, none failed.
 if [ "$VIA" = bpf ]; then
-	held_stat() { xm_ctl -j stats | python3 -c 'import json, sys; print(json.load(sys.stdin)["lb_held_segments"])'; }
-	held0=$(held_stat)
+	held0=$(xm_stat lb_held_segments)
 	# the agent's test knob: each read event's pass starts 20 ms late, after the
 	# pool's next request (5 ms): only a hold lets the pass retire the connection
 	XMESH_TEST_DESTROY_DELAY_MS=20 BUSY=1 ALGO=l3x run holdread true 60000 2 10000 1 1
-	held=$(($(held_stat) - held0))
+	held=$(($(xm_stat lb_held_segments) - held0))
 	read -r rretired revents rpoll < <(read_retired holdread)
 	xm_log "hold_on_read: ${revents:-0} read events, ${rretired:-0} retired on them, $held segments held"
 	xm_assert "${rretired:-0}" -gt 0 "connections retired on read events (hold_on_read)"

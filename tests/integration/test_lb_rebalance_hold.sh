@@ -54,9 +54,6 @@ write_config() {
 		"on_read": 0}'
 }
 
-# stat NAME: a datapath counter (xmeshctl -j stats)
-stat() { xm_ctl -j stats | python3 -c "import json, sys; print(json.load(sys.stdin)['$1'])"; }
-
 # run NAME DELAY_MS [urllib3 options...]: agent (destroys delayed), replicas, the client.
 # REDIRECT=1: all addresses registered, replicas in the test cgroup: redirected connections.
 run() {
@@ -71,8 +68,8 @@ run() {
 		for i in 0 1 2; do xm_register b$i 10.79.1.$((10 + i)); done
 		serve=(xm_pod_exec)
 	fi
-	held0=$(stat lb_held_segments)
-	msgs0=$(stat lb_held_msgs)
+	held0=$(xm_stat lb_held_segments)
+	msgs0=$(xm_stat lb_held_msgs)
 	start=$(python3 -c 'import time; print(f"{time.time() + 1.0:.3f}")')
 	for i in 0 1 2; do
 		if [ "${REDIRECT:-0}" = 1 ]; then
@@ -89,8 +86,8 @@ run() {
 		--threads 12 --pool-per-thread --think "$THINK" --start "$start" "$@" >"$XM_RUN_DIR/$name.urllib3" 2>&1 ||
 		{ tail -n 20 "$XM_RUN_DIR/$name.urllib3" >&2; xm_fail "urllib3 client failed ($name)"; }
 	tail -n1 "$XM_RUN_DIR/$name.urllib3" >&2
-	HELD=$(($(stat lb_held_segments) - held0))
-	HELD_MSGS=$(($(stat lb_held_msgs) - msgs0))
+	HELD=$(($(xm_stat lb_held_segments) - held0))
+	HELD_MSGS=$(($(xm_stat lb_held_msgs) - msgs0))
 	xm_ctl -j backend list interval 0 >"$XM_RUN_DIR/$name.backends.json" ||
 		xm_fail "backend list failed"
 	kill "${spids[@]}" 2>/dev/null
