@@ -233,7 +233,11 @@ if [ "$VIA" = sockdiag ]; then check_bounds onread 0; else check_bounds onread; 
 if [ "$VIA" = bpf ]; then
 	held0=$(xm_stat lb_held_segments)
 	# the agent's test knob: each read event's pass starts 20 ms late, after the
-	# pool's next request (5 ms): only a hold lets the pass retire the connection
+	# pool's next request (5 ms): only a hold lets the pass retire the connection.
+	# A service of its own (port 8081), not the table the run before left (l3x
+	# may then leave a replica without connections, whose default estimate of
+	# 5 s lifts the median above the slow replica's: nothing urgent).
+	PORT=8081
 	XMESH_TEST_DESTROY_DELAY_MS=20 BUSY=1 ALGO=l3x run holdread true 60000 2 10000 1 1
 	held=$(($(xm_stat lb_held_segments) - held0))
 	read -r rretired revents rpoll < <(read_retired holdread)
@@ -247,14 +251,13 @@ if [ "$VIA" = bpf ]; then
 	xm_assert "$(xm_kv failed "$(tail -n1 "$XM_RUN_DIR/holdread.urllib3")")" -eq 0 \
 		"failed requests of the urllib3 pool (hold_on_read)"
 	check_bounds holdread
+	PORT=8080
 fi
 
-last=onread
-[ "$VIA" = bpf ] && last=holdread
 run off false
 # The counter lives in a pinned map, across agent restarts: compare with the run before.
 for b in 10 11 12; do
-	xm_assert "$(($(field off 10.79.1.$b:$PORT retired) - $(field "$last" 10.79.1.$b:$PORT retired)))" \
+	xm_assert "$(($(field off 10.79.1.$b:$PORT retired) - $(field onread 10.79.1.$b:$PORT retired)))" \
 		-eq 0 "connections retired from 10.79.1.$b with rebalancing off"
 done
 grep -q "rebalance: backend .*: retired [1-9]" "$XM_RUN_DIR/off.agent.log" &&

@@ -49,7 +49,7 @@ def main():
     shared = urllib3.PoolManager(maxsize=a.threads, block=True, retries=retries)
     start = a.start or time.time()
     while time.time() < start - a.warmup:
-        time.sleep(min(0.05, start - a.warmup - time.time()))
+        time.sleep(max(0, min(0.05, start - a.warmup - time.time())))
     end = start + a.seconds
     lock = threading.Lock()
     recs = []

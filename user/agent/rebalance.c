@@ -197,7 +197,8 @@ int xm_rebalance_destroy_delay_env(long *ms)
 	*ms = strtol(env, &end, 10);
 	if (errno || *end || *ms < 0 || *ms > XM_REBAL_DESTROY_DELAY_MAX_MS) {
 		pr_err("%s=%s: not a whole number of milliseconds in 0..%d (a test knob: it delays "
-		       "each SOCK_DESTROY after the pick; unset it outside tests)",
+		       "each SOCK_DESTROY after its pick and each read event's pass; unset it "
+		       "outside tests)",
 		       XM_REBAL_DESTROY_DELAY_ENV, env, XM_REBAL_DESTROY_DELAY_MAX_MS);
 		*ms = 0;
 		return -EINVAL;
