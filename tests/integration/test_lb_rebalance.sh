@@ -226,6 +226,22 @@ xm_assert "$(tail -n1 "$XM_RUN_DIR/onread.urllib3" | sed -n 's/.* failed=\([0-9]
 # run's pool is rarely that quiet: there the bounds hold whether or not one went.
 if [ "$VIA" = sockdiag ]; then check_bounds onread 0; else check_bounds onread; fi
 
+run off false
+# The counter lives in a pinned map, across agent restarts: compare with the run before.
+for b in 10 11 12; do
+	xm_assert "$(($(field off 10.79.1.$b:$PORT retired) - $(field onread 10.79.1.$b:$PORT retired)))" \
+		-eq 0 "connections retired from 10.79.1.$b with rebalancing off"
+done
+grep -q "rebalance: backend .*: retired [1-9]" "$XM_RUN_DIR/off.agent.log" &&
+	xm_fail "the agent retired connections with rebalancing off"
+xm_assert "$(awk -F, 'NR > 1 && $4 == 0' "$XM_RUN_DIR/off.csv" | wc -l)" -eq 0 \
+	"failed requests with rebalancing off"
+xm_assert "$(tail -n1 "$XM_RUN_DIR/off.idle" | sed -n 's/.*closed_while_idle=\([0-9]*\).*/\1/p')" \
+	-eq 0 "idle pooled connections closed with rebalancing off"
+# Connections were counted all the same (stickiness uses them).
+held=$(field off 10.79.1.12:$PORT held)
+xm_log "with rebalancing off, replica 2 holds $held connections at the end"
+# Last: its own service (port 8081) replaces the one the runs above share.
 # hold_on_read (bpf_sock_destroy only): a read that leaves such a connection idle
 # also marks it, so that the client's next request is held (lb_held_segments)
 # until the pass closes the connection; that request fails at the client and
@@ -251,22 +267,5 @@ if [ "$VIA" = bpf ]; then
 	xm_assert "$(xm_kv failed "$(tail -n1 "$XM_RUN_DIR/holdread.urllib3")")" -eq 0 \
 		"failed requests of the urllib3 pool (hold_on_read)"
 	check_bounds holdread
-	PORT=8080
 fi
-
-run off false
-# The counter lives in a pinned map, across agent restarts: compare with the run before.
-for b in 10 11 12; do
-	xm_assert "$(($(field off 10.79.1.$b:$PORT retired) - $(field onread 10.79.1.$b:$PORT retired)))" \
-		-eq 0 "connections retired from 10.79.1.$b with rebalancing off"
-done
-grep -q "rebalance: backend .*: retired [1-9]" "$XM_RUN_DIR/off.agent.log" &&
-	xm_fail "the agent retired connections with rebalancing off"
-xm_assert "$(awk -F, 'NR > 1 && $4 == 0' "$XM_RUN_DIR/off.csv" | wc -l)" -eq 0 \
-	"failed requests with rebalancing off"
-xm_assert "$(tail -n1 "$XM_RUN_DIR/off.idle" | sed -n 's/.*closed_while_idle=\([0-9]*\).*/\1/p')" \
-	-eq 0 "idle pooled connections closed with rebalancing off"
-# Connections were counted all the same (stickiness uses them).
-held=$(field off 10.79.1.12:$PORT held)
-xm_log "with rebalancing off, replica 2 holds $held connections at the end"
 exit 0
