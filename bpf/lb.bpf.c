@@ -110,6 +110,7 @@ static __always_inline void lb_remember(struct bpf_sock_addr *ctx, const struct 
 	ls->role = XM_LB_ROLE_CLIENT;
 	ls->backend = be_id;
 	ls->shared = 0;
+	ls->retire_mark = 0;
 	ls->st.t_start = 0;
 	ls->st.backend = be_id;
 	ls->st.phase = XM_LB_IDLE;
@@ -486,6 +487,11 @@ int xm_lb_egress(struct __sk_buff *skb)
 	len = tcp_payload(skb, &off, &fl);
 	/* our FIN is no end: a client may half-close and still await the response */
 	f = skb_flow_if(skb, len || (fl & TCP_FL_RST), &ls, &state);
+	/* picked for retirement: TCP keeps the data for after the mark (lb.h, mark-and-hold) */
+	if (len && ls && lb_held(ls)) {
+		xm_stat_add(XM_STAT_LB_HELD_SEGS, 1);
+		return 0;
+	}
 	if (!f || !ls || (f->flags & XM_LB_FLOW_F_DONE))
 		return 1;
 	if (len && f->phase != XM_LB_REQUEST)

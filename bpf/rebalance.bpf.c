@@ -36,7 +36,10 @@
  * xm_rebal_pick, for kernels without it, chooses by the same rules and
  * writes each chosen socket (xm_rebal_pick: 4-tuple and cookie) to the
  * iterator's output, and the agent closes it with SOCK_DESTROY over
- * sock_diag netlink; xm_rebal_count only counts.
+ * sock_diag netlink; the pick marks the socket, and until the close its
+ * payload is held (xmesh/lb.h, mark-and-hold: a request written between
+ * the pick and the close never reaches the backend); xm_rebal_count only
+ * counts.
  *
  * xm_rebal_read (BTF tracepoint tcp_rcv_space_adjust, which TCP's recvmsg hits
  * after each copy to the application, socket locked, copied_seq already
@@ -127,6 +130,43 @@ static __always_inline void rebal_name(struct xm_rebal_pick *p, struct sock_comm
 	}
 }
 
+/*
+ * Marked for retirement not long ago, and held since (nothing sent after the
+ * mark: the request the client wrote is still in the write queue): retired
+ * although not idle, its quota taken when it was marked (rebalance.h,
+ * XM_REBAL_ON_READ_HOLD). Within XM_LB_HOLD_CLOSE_NS, so that the close
+ * (the agent's, over sock_diag) falls inside the hold.
+ */
+static __always_inline bool rebal_held(const struct tcp_sock *tp, const struct xm_lb_sock *ls,
+				       __u64 now)
+{
+	return xm_lb_mark_fresh(ls->retire_mark, now, XM_LB_HOLD_CLOSE_NS) &&
+	       tp->snd_nxt == tp->snd_una && tp->rcv_nxt == tp->copied_seq;
+}
+
+/*
+ * Take one of the quota (read hooks on other CPUs may race). BPF has no
+ * 32-bit compare-and-exchange before v3 CPUs: exchange the 8-byte word that
+ * quota shares with held (offset 8 of the 40-byte entry: aligned).
+ */
+static __always_inline bool rebal_take_quota(struct xm_rebal_be *rb)
+{
+	union {
+		__u64 w;
+		struct {
+			__u32 quota, held;
+		};
+	} was, want;
+	__u64 *word = (__u64 *)&rb->quota;
+
+	was.w = *word;
+	if (!was.quota)
+		return false;
+	want = was;
+	want.quota--;
+	return __sync_val_compare_and_swap(word, was.w, want.w) == was.w;
+}
+
 static __always_inline int rebal_sock(struct bpf_iter__tcp *ctx, enum rebal_action action)
 {
 	struct sock_common *skc = ctx->sk_common;
@@ -136,6 +176,7 @@ static __always_inline int rebal_sock(struct bpf_iter__tcp *ctx, enum rebal_acti
 	struct xm_lb_flow *f;
 	struct tcp_sock *tp;
 	__u64 now, quiet_ns;
+	bool held;
 	__u32 be;
 
 	if (!skc)
@@ -156,25 +197,32 @@ static __always_inline int rebal_sock(struct bpf_iter__tcp *ctx, enum rebal_acti
 			rb->oldest_req_ns = now - f->t_start;
 		return 0;
 	}
+	held = rebal_held(tp, ls, now);
 	quiet_ns = tp->tcp_mstamp * 1000;
 	quiet_ns = now > quiet_ns ? now - quiet_ns : 0;
-	if (quiet_ns < rb->idle_ns || !rebal_conn_idle(tp, f))
+	if (!held && (quiet_ns < rb->idle_ns || !rebal_conn_idle(tp, f)))
 		return 0;
-	if (action == REBAL_COUNT || !rb->quota) {
+	if (action == REBAL_COUNT || (!held && !rb->quota)) {
 		rb->idle++;
 		return 0;
 	}
 	rebal_name(&p, skc, tp, be);
+	if (action == REBAL_PICK)
+		p.mark = held ? ls->retire_mark : xm_lb_mark_clock(now);
 	if (action == REBAL_DESTROY ? bpf_sock_destroy(skc) :
 				      bpf_seq_write(ctx->meta->seq, &p, sizeof(p))) {
 		rb->failed++;
 		rb->idle++;
 		return 0;
 	}
+	/* picked: its payload is held until the agent's close (lb.h, mark-and-hold) */
+	if (action == REBAL_PICK)
+		ls->retire_mark = p.mark;
 	/* closed: its name for the log (a full output buffer only loses the line) */
 	if (action == REBAL_DESTROY)
 		bpf_seq_write(ctx->meta->seq, &p, sizeof(p));
-	rb->quota--;
+	if (!held)
+		rb->quota--;
 	rb->retired++;
 	return 0;
 }
@@ -214,6 +262,13 @@ int BPF_PROG(xm_rebal_read, struct sock *sk)
 	if (!tp || sk->__sk_common.skc_state != TCP_ESTABLISHED_STATE ||
 	    !rebal_conn_idle(tp, lb_state_of(ls)))
 		return 0;
+	/* hold the next request for the pass (socket locked: recvmsg's) */
+	if (rb->on_read == XM_REBAL_ON_READ_HOLD) {
+		if (xm_lb_mark_fresh(ls->retire_mark, bpf_ktime_get_ns(), XM_LB_HOLD_CLOSE_NS) ||
+		    !rebal_take_quota(rb))
+			return 0;
+		ls->retire_mark = xm_lb_mark_clock(bpf_ktime_get_ns());
+	}
 	e = bpf_ringbuf_reserve(&xm_rebal_events, sizeof(*e), 0);
 	if (!e)
 		return 0;

@@ -297,11 +297,32 @@ static __always_inline void count_bulk_sender(struct xm_sock_state *st, __u32 le
 	bpf_ringbuf_output(&xm_bulk_ring, &wake, sizeof(wake), 0);
 }
 
+/*
+ * A balanced client socket whose payload is held (xmesh/lb.h, mark-and-hold):
+ * its message takes TCP, where cgroup_skb egress holds it until the close,
+ * and so does every later message of this direction, so that no byte
+ * overtakes the held ones. A direction never redirected becomes TCP; a
+ * redirected one DEMOTED, which keeps the peer in the map (xm_redirect_bulk
+ * demotes a bulk peer only while this direction is UNDECIDED or TCP: its
+ * redirect queue may still hold our bytes).
+ */
+static __always_inline int held_to_tcp(struct sk_msg_md *msg, struct xm_sock_state *st,
+				       struct xm_lb_sock *ls)
+{
+	if (!ls || !msg->size || !lb_held(ls))
+		return 0;
+	if (st && claim_direction(st, XM_SOCK_TCP) == XM_SOCK_REDIRECT)
+		st->mode = XM_SOCK_DEMOTED;
+	xm_stat_add(XM_STAT_LB_HELD_MSGS, 1);
+	return 1;
+}
+
 SEC("sk_msg")
 int xm_sk_msg(struct sk_msg_md *msg)
 {
 	struct xm_sock_state *st;
 	struct bpf_sock *sk = msg->sk;
+	struct xm_lb_sock *ls;
 	__u64 len = msg->size;
 	long verdict;
 
@@ -310,6 +331,10 @@ int xm_sk_msg(struct sk_msg_md *msg)
 	/* Created by sockops before the socket entered the map; never here,
 	 * so a socket without state consistently takes TCP. */
 	st = bpf_sk_storage_get(&xm_sock_state, sk, 0, 0);
+	ls = lb_msg_sock(msg, st);
+	/* not timed: the request starts when TCP sends it (cgroup_skb egress) */
+	if (held_to_tcp(msg, st, ls))
+		return SK_PASS;
 	if (!st)
 		goto pass;
 
@@ -359,10 +384,10 @@ redirected:
 	xm_stat_add(XM_STAT_REDIRECT_MSGS, 1);
 	xm_stat_add(XM_STAT_REDIRECT_BYTES, len);
 	/* Balanced connections to a local backend are timed here (lib/lb_probe.h). */
-	lb_probe_msg(msg, st, 1);
+	lb_probe_msg(msg, st, ls, 1);
 	return SK_PASS;
 pass:
-	lb_probe_msg(msg, st, 0);
+	lb_probe_msg(msg, st, ls, 0);
 	xm_stat_add(XM_STAT_REDIRECT_MISS_MSGS, 1);
 	xm_stat_add(XM_STAT_REDIRECT_MISS_BYTES, len);
 	return SK_PASS;

@@ -164,6 +164,22 @@ static __always_inline struct xm_lb_flow *lb_state_of(struct xm_lb_sock *ls)
 	return bpf_map_lookup_elem(&xm_lb_flows, &ls->flow);
 }
 
+/*
+ * Is this client socket's payload held (xmesh/lb.h, mark-and-hold)? A stale
+ * mark is cleared here, so that the 32-bit clock coming round cannot revive
+ * it. Called under the socket's lock or from its transmit path, which the
+ * iterator's pick (under the lock) cannot run beside.
+ */
+static __always_inline int lb_held(struct xm_lb_sock *ls)
+{
+	if (!ls->retire_mark)
+		return 0;
+	if (xm_lb_mark_fresh(ls->retire_mark, bpf_ktime_get_ns(), XM_LB_HOLD_NS))
+		return 1;
+	ls->retire_mark = 0;
+	return 0;
+}
+
 /* "HTTP/1.x 5": the start of an HTTP/1 status line with a 5xx code. */
 static __always_inline int lb_is_http_5xx(const __u8 *s)
 {
@@ -179,12 +195,24 @@ static __always_inline int lb_is_http_5xx(const __u8 *s)
  * remote backend's. st: the socket's redirect state (or NULL); a local backend's socket
  * of a balanced connection is marked there (XM_SOCK_F_LB_BACKEND) by sockops
  * and finds the shared state under its peer's ISNs. Other sockets pay one
- * sk_storage lookup.
+ * sk_storage lookup (ls: lb_msg_sock's).
  */
-static __always_inline void lb_probe_msg(struct sk_msg_md *msg, const struct xm_sock_state *st,
-					 int redirected)
+/*
+ * The LB storage of an sk_msg socket, for lb_probe_msg and the hold (one
+ * lookup for both): NULL while the probes are off, and for a local backend's
+ * socket marked in st (its state is found under its peer's ISNs).
+ */
+static __always_inline struct xm_lb_sock *lb_msg_sock(struct sk_msg_md *msg,
+						      const struct xm_sock_state *st)
 {
-	struct xm_lb_sock *ls;
+	if (!msg->sk || xm_lb_probes_off || (st && (st->flags & XM_SOCK_F_LB_BACKEND)))
+		return NULL;
+	return bpf_sk_storage_get(&xm_lb_sock, msg->sk, 0, 0);
+}
+
+static __always_inline void lb_probe_msg(struct sk_msg_md *msg, const struct xm_sock_state *st,
+					 struct xm_lb_sock *ls, int redirected)
+{
 	struct xm_lb_flow *f;
 	__u8 *data, *end;
 	int is_5xx = 0;
@@ -192,15 +220,12 @@ static __always_inline void lb_probe_msg(struct sk_msg_md *msg, const struct xm_
 
 	if (!msg->sk || msg->size == 0 || xm_lb_probes_off)
 		return;
-	if (st && (st->flags & XM_SOCK_F_LB_BACKEND)) {
-		if (!redirected)
-			return;
-		key = lb_flow_key(st->peer.local_isn, st->peer.remote_isn);
-		f = bpf_map_lookup_elem(&xm_lb_flows, &key);
-	} else {
-		ls = bpf_sk_storage_get(&xm_lb_sock, msg->sk, 0, 0);
-		if (!ls)
-			return;
+	/*
+	 * ls first: lb_msg_sock() gives none for a socket marked in st. (Tested
+	 * the other way round, clang merged the two tests and the 6.1 verifier
+	 * lost that ls had been checked.)
+	 */
+	if (ls) {
 		if (ls->role == XM_LB_ROLE_CLIENT) {
 			f = lb_state_of(ls);
 			if (f)
@@ -211,6 +236,11 @@ static __always_inline void lb_probe_msg(struct sk_msg_md *msg, const struct xm_
 		if (ls->role != XM_LB_ROLE_SERVER || !redirected)
 			return;
 		f = lb_state_of(ls);
+	} else if (st && (st->flags & XM_SOCK_F_LB_BACKEND) && redirected) {
+		key = lb_flow_key(st->peer.local_isn, st->peer.remote_isn);
+		f = bpf_map_lookup_elem(&xm_lb_flows, &key);
+	} else {
+		return;
 	}
 	if (!f || f->phase != XM_LB_REQUEST)
 		return;

@@ -116,6 +116,8 @@ enum xm_stat {
 	XM_STAT_REDIRECT_BULK_DEMOTED, /* bulk senders taken out of the redirect map */
 	XM_STAT_REDIRECT_BULK_KEPT,  /* bulk senders kept: their peer redirects to them */
 	XM_STAT_LB_PROBE_LOOKUPS,    /* cgroup_skb packets that could change a probe: state looked up */
+	XM_STAT_LB_HELD_SEGS,        /* data segments held at egress: picked for retirement (lb.h) */
+	XM_STAT_LB_HELD_MSGS,        /* sk_msg sends of such sockets sent to TCP to be held there */
 	XM_STAT_MAX = 64,
 };
 

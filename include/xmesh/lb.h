@@ -250,9 +250,56 @@ struct xm_lb_sock {
 	__u8 role;           /* enum xm_lb_role */
 	__u32 backend;       /* backend id (a client's; 0 on a backend's socket) */
 	__u8 shared;         /* 1: the state is xm_lb_flows[flow], not st */
-	__u8 pad[7];
+	__u8 pad[3];
+	__u32 retire_mark;   /* picked for retirement at xm_lb_mark_clock() (below); 0: not */
 	struct xm_lb_flow st; /* the connection's state while not shared (client only) */
 };
+
+/*
+ * Mark-and-hold (docs/weighting.md, "Kernels without bpf_sock_destroy"). Where
+ * the kernel lacks bpf_sock_destroy() the rebalancing iterator only picks an
+ * idle client socket (under its lock) and the agent closes it afterwards with
+ * SOCK_DESTROY over sock_diag. So that a request written between the two
+ * never reaches the backend (to be cut there), the pick marks the socket
+ * (retire_mark) and, while the mark is fresh, the client's hooks hold its
+ * payload: cgroup_skb egress drops its data segments (TCP keeps them queued
+ * and sends them again later), sk_msg sends it to TCP instead of redirecting
+ * it. The close then fails the request at the client (ECONNABORTED), which a
+ * retrying client sends again on a new connection. If the close never comes,
+ * TCP sends the held bytes once the mark is stale: late, never lost.
+ *
+ * XM_LB_HOLD_NS: longer than the agent takes from its pass to the close
+ * (microseconds while it runs, tens of milliseconds when scheduled late on
+ * a loaded machine); short enough that a request held by a close that never
+ * came is only late by about one TCP probe (>= 200 ms). The agent closes a
+ * picked socket only within XM_LB_HOLD_CLOSE_NS of its mark, so the close
+ * itself always falls inside the hold; later it leaves it open.
+ *
+ * The clock is CLOCK_MONOTONIC (bpf_ktime_get_ns()) in units of 2^20 ns
+ * (~1.05 ms) in 32 bits: it comes round after 52 days, when a mark nobody
+ * cleared could hold a socket's payload once more for XM_LB_HOLD_NS (late,
+ * not lost); the egress hook clears a stale mark when it meets one.
+ */
+#define XM_LB_MARK_SHIFT 20
+#define XM_LB_HOLD_NS (200ULL * 1000 * 1000)
+#define XM_LB_HOLD_CLOSE_NS (150ULL * 1000 * 1000)
+
+_Static_assert(sizeof(struct xm_lb_sock) == 56, "xm_lb_sock layout is ABI");
+
+/* A mark for now (ns of CLOCK_MONOTONIC): never 0, which means none. */
+static inline __u32 xm_lb_mark_clock(__u64 now_ns)
+{
+	__u32 t = (__u32)(now_ns >> XM_LB_MARK_SHIFT);
+
+	return t ? t : 1;
+}
+
+/* Was mark set less than within_ns before now_ns? */
+static inline int xm_lb_mark_fresh(__u32 mark, __u64 now_ns, __u64 within_ns)
+{
+	return mark && (__u32)((__u32)(now_ns >> XM_LB_MARK_SHIFT) - mark) <
+			       (__u32)(within_ns >> XM_LB_MARK_SHIFT);
+}
 
 /* Unconnected UDP: which VIP a datagram from backend addr:port answers. */
 struct xm_lb_rev_key {

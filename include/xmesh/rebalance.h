@@ -36,8 +36,24 @@ struct xm_rebal_be {
 	__u32 idle;     /* out: of which idle (and not retired) */
 	__u32 retired;  /* out: destroyed by this pass */
 	__u32 failed;   /* out: bpf_sock_destroy() refused */
-	__u32 on_read;  /* in: 1: report its idle moments after a read (xm_rebal_read_event) */
+	__u32 on_read;  /* in: XM_REBAL_ON_READ_*: report (and hold) its idle moments after a read */
 	__u64 oldest_req_ns; /* out: age of the oldest request in flight on these connections */
+};
+
+/*
+ * xm_rebal_be.on_read. HOLD: the read also marks the connection for
+ * retirement (lb.h, mark-and-hold; one of the quota taken at once), so that
+ * the client's next request is held until the pass closes the connection:
+ * a busy pool's next request comes within milliseconds of its read, often
+ * before the pass. The pass then retires the connection although that
+ * request is queued, as long as nothing was sent since the mark (snd_nxt ==
+ * snd_una): the request fails at the client and is sent again on a new
+ * connection.
+ */
+enum xm_rebal_on_read {
+	XM_REBAL_ON_READ_OFF = 0,
+	XM_REBAL_ON_READ_REPORT,
+	XM_REBAL_ON_READ_HOLD,
 };
 
 /*
@@ -54,7 +70,7 @@ struct xm_rebal_pick {
 	__u16 sport;     /* local port */
 	__be16 dport;    /* remote port */
 	__u16 pad;
-	__u32 pad2;
+	__u32 mark;      /* the pick's retire_mark (lb.h: mark-and-hold); 0: not marked */
 	__be32 saddr[4]; /* local address */
 	__be32 daddr[4]; /* remote address */
 };
@@ -81,6 +97,8 @@ struct xm_lb_rstate {
 #define XM_RSTATE_F_NO_DESTROY (1U << 1) /* kernel lacks bpf_sock_destroy: counts only */
 
 _Static_assert(sizeof(struct xm_rebal_be) == 40, "xm_rebal_be layout");
+/* rebal_take_quota (bpf/rebalance.bpf.c) exchanges quota with held as one aligned 8-byte word */
+_Static_assert(__builtin_offsetof(struct xm_rebal_be, quota) == 8, "xm_rebal_be.quota offset");
 _Static_assert(sizeof(struct xm_lb_rstate) == 32, "xm_lb_rstate layout");
 _Static_assert(sizeof(struct xm_rebal_pick) == 56, "xm_rebal_pick layout");
 _Static_assert(sizeof(struct xm_rebal_read_event) == 24, "xm_rebal_read_event layout");

@@ -59,7 +59,7 @@ enum xm_sock_mode {
 	XM_SOCK_UNDECIDED = 0,
 	XM_SOCK_REDIRECT,
 	XM_SOCK_TCP,     /* never redirected */
-	XM_SOCK_DEMOTED, /* redirected, then a bulk sender: TCP, out of the map */
+	XM_SOCK_DEMOTED, /* redirected, then TCP: a bulk sender (out of the map), or held (lb.h) */
 };
 
 /*

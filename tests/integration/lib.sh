@@ -148,6 +148,36 @@ xm_agent_start() {
 
 xm_ctl() { "$XM_BIN/xmeshctl" --pin-root "$XM_PIN" "$@"; }
 
+# xm_rebal_config PORT ALGO REBALANCE: $XM_RUN_DIR/agent.json of the rebalancing tests: VIP
+# 10.79.0.20:PORT balanced by ALGO over 10.79.1.10-12:PORT, ticks of 250 ms, "rebalance": REBALANCE
+xm_rebal_config() {
+	cat >"$XM_RUN_DIR/agent.json" <<EOF2
+{
+  "weighting": {"tick_ms": 250},
+  "services": [
+    {"name": "pool", "vip": "10.79.0.20", "port": $1, "protocol": "tcp", "algorithm": "$2",
+     "rebalance": $3,
+     "backends": [
+       {"address": "10.79.1.10", "port": $1},
+       {"address": "10.79.1.11", "port": $1},
+       {"address": "10.79.1.12", "port": $1}]}
+  ]
+}
+EOF2
+}
+
+# xm_backend_field FILE BACKEND KEY: KEY of BACKEND (ADDR:PORT) in a saved
+# `xmeshctl -j backend list`: retired, held and idle from its rebalance object, else the row's
+xm_backend_field() {
+	python3 - "$@" <<'EOF2'
+import json, sys
+rows = {r["backend"]: r for r in json.load(open(sys.argv[1]))}
+r = rows[sys.argv[2]]
+k = sys.argv[3]
+print(r["rebalance"][k] if k in ("retired", "held", "idle") else r[k])
+EOF2
+}
+
 # xm_register POD IP...: register pod addresses for redirection (netns of POD).
 xm_register() {
 	local pod=$1 ip; shift

@@ -27,6 +27,9 @@
 # such moments and retire there, with no request aborted and none failed
 # (not with the sock_diag fallback: its close comes after the check, outside
 # the socket lock, so it has no read events).
+# The same with hold_on_read (bpf_sock_destroy only): the read also marks
+# the connection, whose next request is held until the pass closes it, and
+# fails at the client (retried): held segments counted, none aborted or failed.
 # l3x there: it puts the slow replica at the floor weight, so that whatever
 # share of the 12 connections it holds is over its target (with l3's gentler
 # target, holding 1 or 2 of them was within the margin: nothing to retire).
@@ -58,31 +61,19 @@ xm_node n1
 xm_pod n1 cl 10.79.0.2/16
 for i in 0 1 2; do xm_pod n1 b$i 10.79.1.$((10 + i))/16; done
 
-# write_config REBALANCE (true/false) IDLE_MS FAST_FACTOR URGENT_MS ON_READ
+# write_config REBALANCE (true/false) IDLE_MS FAST_FACTOR URGENT_MS ON_READ HOLD_ON_READ
 write_config() {
-	cat >"$XM_RUN_DIR/agent.json" <<EOF2
-{
-  "weighting": {"tick_ms": 250},
-  "services": [
-    {"name": "pool", "vip": "$VIP", "port": $PORT, "protocol": "tcp", "algorithm": "${ALGO:-l3}",
-     "rebalance": {"enabled": $1, "idle_ms": $2, "share_per_tick": $SHARE,
-                   "max_per_s": $RATE, "ticks": 2,
-                   "margin": 0.3, "fast_factor": $3, "urgent_ms": $4, "on_read": $5},
-     "backends": [
-       {"address": "10.79.1.10", "port": $PORT},
-       {"address": "10.79.1.11", "port": $PORT},
-       {"address": "10.79.1.12", "port": $PORT}]}
-  ]
-}
-EOF2
+	xm_rebal_config $PORT "${ALGO:-l3}" "{\"enabled\": $1, \"idle_ms\": $2, \"share_per_tick\": $SHARE,
+		\"max_per_s\": $RATE, \"ticks\": 2, \"margin\": 0.3, \"fast_factor\": $3, \"urgent_ms\": $4,
+		\"on_read\": $5, \"hold_on_read\": $6}"
 }
 
-# run NAME REBALANCE [IDLE_MS [FAST_FACTOR [URGENT_MS [ON_READ]]]]: agent + replicas + xm-load rr
+# run NAME REBALANCE [IDLE_MS [FAST_FACTOR [URGENT_MS [ON_READ [HOLD_ON_READ]]]]]: agent + replicas + xm-load rr
 # (pool, retry), the idle pool, urllib3; leaves $XM_RUN_DIR/NAME.*; BUSY=1: urllib3 alone,
 # busy (5 ms between requests)
 run() {
 	local name=$1 start i spids=() upid ipid
-	write_config "$2" "${3:-100}" "${4:-4}" "${5:-10}" "${6:-1}"
+	write_config "$2" "${3:-100}" "${4:-4}" "${5:-10}" "${6:-1}" "${7:-0}"
 	xm_agent_start --config "$XM_RUN_DIR/agent.json" --log-level debug \
 		2>"$XM_RUN_DIR/$name.agent.log"
 	start=$(python3 -c 'import time; print(f"{time.time() + 1.0:.3f}")')
@@ -130,16 +121,8 @@ run() {
 	wait "$XM_AGENT_PID" 2>/dev/null
 }
 
-# field NAME BACKEND KEY: from backend list JSON (rebalance object, or probe counters)
-field() {
-	python3 - "$XM_RUN_DIR/$1.backends.json" "$2" "$3" <<'EOF2'
-import json, sys
-rows = {r["backend"]: r for r in json.load(open(sys.argv[1]))}
-r = rows[sys.argv[2]]
-k = sys.argv[3]
-print(r["rebalance"][k] if k in ("retired", "held", "idle") else r[k])
-EOF2
-}
+# field NAME BACKEND KEY: from the run's backend list JSON (xm_backend_field)
+field() { xm_backend_field "$XM_RUN_DIR/$1.backends.json" "$2" "$3"; }
 
 run on true
 if [ "$VIA" = sockdiag ]; then
@@ -258,4 +241,31 @@ xm_assert "$(tail -n1 "$XM_RUN_DIR/off.idle" | sed -n 's/.*closed_while_idle=\([
 # Connections were counted all the same (stickiness uses them).
 held=$(field off 10.79.1.12:$PORT held)
 xm_log "with rebalancing off, replica 2 holds $held connections at the end"
+# Last: its own service (port 8081) replaces the one the runs above share.
+# hold_on_read (bpf_sock_destroy only): a read that leaves such a connection idle
+# also marks it, so that the client's next request is held (lb_held_segments)
+# until the pass closes the connection; that request fails at the client and
+# urllib3 sends it again on a new connection. None aborted, none failed.
+if [ "$VIA" = bpf ]; then
+	held0=$(xm_stat lb_held_segments)
+	# the agent's test knob: each read event's pass starts 20 ms late, after the
+	# pool's next request (5 ms): only a hold lets the pass retire the connection.
+	# A service of its own (port 8081), not the table the run before left (l3x
+	# may then leave a replica without connections, whose default estimate of
+	# 5 s lifts the median above the slow replica's: nothing urgent).
+	PORT=8081
+	XMESH_TEST_DESTROY_DELAY_MS=20 BUSY=1 ALGO=l3x run holdread true 60000 2 10000 1 1
+	held=$(($(xm_stat lb_held_segments) - held0))
+	read -r rretired revents rpoll < <(read_retired holdread)
+	xm_log "hold_on_read: ${revents:-0} read events, ${rretired:-0} retired on them, $held segments held"
+	xm_assert "${rretired:-0}" -gt 0 "connections retired on read events (hold_on_read)"
+	xm_assert "$held" -gt 0 "requests held from a read to its pass (hold_on_read)"
+	for b in 10 11 12; do
+		xm_assert "$(field holdread 10.79.1.$b:$PORT aborted)" -eq 0 \
+			"requests cut in flight on 10.79.1.$b (hold_on_read)"
+	done
+	xm_assert "$(xm_kv failed "$(tail -n1 "$XM_RUN_DIR/holdread.urllib3")")" -eq 0 \
+		"failed requests of the urllib3 pool (hold_on_read)"
+	check_bounds holdread
+fi
 exit 0

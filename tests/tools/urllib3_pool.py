@@ -4,14 +4,17 @@
 tests/integration/test_lb_rebalance.sh and `make bench-l3` (mode urllib3).
 
     urllib3_pool.py URL SECONDS [--threads N] [--think S] [--start EPOCH]
-                    [--warmup S] [--out FILE.csv] [--no-retry]
+                    [--warmup S] [--out FILE.csv] [--no-retry] [--pool-per-thread]
 
 THREADS workers share one pool (urllib3 keeps connections in a LIFO queue
 and never ages them out) and send GET URL/r/0, pausing THINK seconds between
 requests (closed loop). urllib3 retries a request whose pooled connection
 turns out closed (Retry(total=1) here; its default is 3) as a server's
 keep-alive close needs; with --no-retry it does not, and such a request
-fails. --start waits for that epoch (less --warmup) so runs line up with the
+fails. --pool-per-thread: each worker has a pool of its own (one connection,
+used every THINK plus the answer's time: tests/integration/
+test_lb_rebalance_hold.sh times its requests after a connection's silence
+that way). --start waits for that epoch (less --warmup) so runs line up with the
 scenario's replicas.
 
 CSV: t,latency_ms,backend,ok,new_conn,err,retried (as xm-load rr --csv, tests/tools/xm-load/rr.c;
@@ -39,18 +42,22 @@ def main():
     ap.add_argument("--warmup", type=float, default=0)
     ap.add_argument("--out")
     ap.add_argument("--no-retry", action="store_true")
+    ap.add_argument("--pool-per-thread", action="store_true")
     a = ap.parse_args()
 
     retries = urllib3.Retry(total=0 if a.no_retry else 1, redirect=0, status=0)
-    pool = urllib3.PoolManager(maxsize=a.threads, block=True, retries=retries)
+    shared = urllib3.PoolManager(maxsize=a.threads, block=True, retries=retries)
     start = a.start or time.time()
     while time.time() < start - a.warmup:
-        time.sleep(min(0.05, start - a.warmup - time.time()))
+        time.sleep(max(0, min(0.05, start - a.warmup - time.time())))
     end = start + a.seconds
     lock = threading.Lock()
     recs = []
 
     def worker():
+        pool = shared
+        if a.pool_per_thread:
+            pool = urllib3.PoolManager(maxsize=1, block=True, retries=retries)
         while time.time() < end:
             t0 = time.time()
             retried = False

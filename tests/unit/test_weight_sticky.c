@@ -456,6 +456,12 @@ static void conf_parse(void **st)
 	assert_int_equal(c.on_read, 0);
 	json_decref(o);
 	conf_refused("{\"on_read\": 2}", "rebalance.on_read");
+	assert_int_equal(c.hold_on_read, 0); /* off by default */
+	o = json_loads("{\"hold_on_read\": 1}", 0, NULL);
+	assert_int_equal(xm_rebal_conf_parse(o, &c, err, sizeof(err)), 0);
+	assert_int_equal(c.hold_on_read, 1);
+	json_decref(o);
+	conf_refused("{\"hold_on_read\": 2}", "rebalance.hold_on_read");
 	conf_refused("{\"urgent_ms\": 0}", "rebalance.urgent_ms");
 	conf_refused("{\"share_per_tick\": 2}", "rebalance.share_per_tick");
 	conf_refused("{\"ticks\": 1.5}", "integer");

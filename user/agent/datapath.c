@@ -19,6 +19,7 @@
 #include "kfeatures.h"
 #include "log.h"
 #include "pin.h"
+#include "rebalance.h"
 
 static const struct xm_dp_module modules[] = {
 	{ "redirect", dp_redirect_load, dp_redirect_close, XM_KF_SOCKOPS_NETNS_COOKIE },
@@ -125,7 +126,10 @@ int xm_dp_link_tc(struct xm_agent *a, const char *link_name, struct bpf_program 
 static int kfeatures_detect(struct xm_agent *a)
 {
 	int err = xm_kfeatures_probe(&a->kfeatures);
+	long delay_ms;
 
+	if (!err)
+		err = xm_rebalance_destroy_delay_env(&delay_ms); /* a bad test knob: refuse to start */
 	if (err)
 		return err;
 	for (int f = 0; f < XM_KF_COUNT; f++)

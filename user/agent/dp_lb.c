@@ -43,8 +43,8 @@ static int sockops_link(struct xm_agent *a, struct bpf_program *prog)
  * of every socket of the cgroup, balanced or not, and the kernel's dispatch
  * of a run costs about what the program does (docs/benchmarks.md, session 5).
  * With config "probes": "weighted" they are attached only while a service's
- * weights come from the loop; sockops and connect4 stay (balancing, the
- * connection counts, redirection).
+ * weights come from the loop or it rebalances; sockops and connect4 stay
+ * (balancing, the connection counts, redirection).
  */
 static int probe_links(struct xm_agent *a, bool on)
 {
@@ -118,8 +118,15 @@ static bool probes_needed(struct xm_agent *a)
 
 	if (a->lb_probes_mode != XM_LB_PROBES_WEIGHTED)
 		return true;
+	/*
+	 * Rebalancing needs them too, whatever the weights: its idle rule reads
+	 * the request phase (without it, a request whose bytes were all
+	 * acknowledged looks idle and could be cut), and the sock_diag
+	 * fallback's hold lives in them (lb.h, mark-and-hold).
+	 */
 	for (unsigned int i = 0; st && i < st->n_svc; i++)
-		if (xm_lb_algo_reads_probes(st->svc[i].conf.algorithm))
+		if (xm_lb_algo_reads_probes(st->svc[i].conf.algorithm) ||
+		    st->svc[i].conf.rebalance.enabled)
 			return true;
 	return false;
 }
@@ -148,8 +155,9 @@ void xm_lb_probes_sync(struct xm_agent *a)
 	a->lb_probes_on = need;
 	pr_info("probes %s: %s", need ? "attached" : "detached",
 		a->lb_probes_mode != XM_LB_PROBES_WEIGHTED ? "\"probes\": \"all\""
-		: need ? "a service's weights come from the weighting loop"
-		       : "no service's weights come from the weighting loop (\"probes\": \"weighted\")");
+		: need ? "a service's weights come from the weighting loop, or it rebalances"
+		       : "no service's weights come from the weighting loop, none rebalances "
+			 "(\"probes\": \"weighted\")");
 }
 
 void dp_lb_close(struct xm_agent *a)

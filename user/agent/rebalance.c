@@ -47,6 +47,17 @@ static const long read_again_us[] = { 200, 800 };
 #define XM_REBAL_SOCKDIAG_QUIET_NS (50 * 1000000ULL)
 /* The read hook is detached after this many full passes without a backend that wants it. */
 #define XM_REBAL_READ_DETACH_PASSES 20
+/*
+ * Test only: XMESH_TEST_DESTROY_DELAY_MS=N (0..1000) makes the agent wait N ms
+ * between a pick and its SOCK_DESTROY, and between a read event and its pass
+ * (it stalls the agent's loop meanwhile), as an agent scheduled late would:
+ * tests/integration/test_lb_rebalance_hold.sh writes requests inside that
+ * window (held, mark-and-hold) and, with N past XM_LB_HOLD_CLOSE_NS, sees the
+ * close left out and the held request sent late; test_lb_rebalance.sh's
+ * hold_on_read run has its busy pool write the next request before the pass.
+ */
+#define XM_REBAL_DESTROY_DELAY_ENV "XMESH_TEST_DESTROY_DELAY_MS"
+#define XM_REBAL_DESTROY_DELAY_MAX_MS 1000
 
 struct netns_ref {
 	dev_t dev;
@@ -82,6 +93,8 @@ struct xm_rebalancer {
 	__u64 read_window_ns;      /* start of the second read passes are counted in */
 	unsigned int read_window_passes;
 	struct xm_rebal_retire_stats st;
+	long destroy_delay_ms;     /* XM_REBAL_DESTROY_DELAY_ENV (test only) */
+	unsigned long long picks_stale; /* picks not closed: their mark was too old (lb.h) */
 	const char *walk_why;      /* what started the walk under way, for the log */
 	__u64 first_read_ns;       /* the oldest read event not yet answered by a pass */
 	/* Retired by retire-now passes since the last full pass, per backend id. */
@@ -172,6 +185,31 @@ static void reads_open(struct xm_rebalancer *r)
 	r->read_tried = true; /* never attach the hook */
 }
 
+int xm_rebalance_destroy_delay_env(long *ms)
+{
+	const char *env = getenv(XM_REBAL_DESTROY_DELAY_ENV);
+	char *end;
+
+	*ms = 0;
+	if (!env || !*env)
+		return 0;
+	errno = 0;
+	*ms = strtol(env, &end, 10);
+	if (errno || *end || *ms < 0 || *ms > XM_REBAL_DESTROY_DELAY_MAX_MS) {
+		pr_err("%s=%s: not a whole number of milliseconds in 0..%d (a test knob: it delays "
+		       "each SOCK_DESTROY after its pick and each read event's pass; unset it "
+		       "outside tests)",
+		       XM_REBAL_DESTROY_DELAY_ENV, env, XM_REBAL_DESTROY_DELAY_MAX_MS);
+		*ms = 0;
+		return -EINVAL;
+	}
+	if (*ms)
+		pr_warn("%s=%ld: each SOCK_DESTROY waits that long after its pick, each read "
+			"event's pass after the read (test only)",
+			XM_REBAL_DESTROY_DELAY_ENV, *ms);
+	return 0;
+}
+
 struct xm_rebalancer *xm_rebalance_open(struct xm_agent *a)
 {
 	struct xm_rebalancer *r = calloc(1, sizeof(*r));
@@ -190,6 +228,8 @@ struct xm_rebalancer *xm_rebalance_open(struct xm_agent *a)
 		goto fail;
 	}
 	r->how = choose_retire_with(a, u.release);
+	if (xm_rebalance_destroy_delay_env(&r->destroy_delay_ms))
+		goto fail;
 	/*
 	 * Read events only where the iterator destroys under the socket lock:
 	 * SOCK_DESTROY comes after the check, and right after a read is when a
@@ -237,6 +277,10 @@ void xm_rebalance_close(struct xm_rebalancer *r)
 {
 	if (!r)
 		return;
+	if (r->picks_stale)
+		pr_info("rebalance: %llu picked connections left open: the close came more than "
+			"%llu ms after the pick, when the hold may have ended (a request could be "
+			"on its way)", r->picks_stale, XM_LB_HOLD_CLOSE_NS / 1000000);
 	if (r->st.read_events || r->st.poll_retired)
 		pr_info("rebalance: far slower backends: %llu connections retired on %llu read "
 			"events (%llu passes, %llu passes over the limit of %d/s; from a read to "
@@ -363,6 +407,20 @@ static void log_retired(const struct xm_rebalancer *r, const struct xm_rebal_pic
 }
 
 /*
+ * Is a pick's mark still fresh enough to close its socket? Its payload is held
+ * only for XM_LB_HOLD_NS after the pick (lb.h); past XM_LB_HOLD_CLOSE_NS a
+ * request may be on its way to the backend, and the close would cut it.
+ */
+static bool pick_fresh(const struct xm_rebal_pick *p)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return xm_lb_mark_fresh(p->mark, (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec,
+				XM_LB_HOLD_CLOSE_NS);
+}
+
+/*
  * Close a connection the iterator chose; on failure it was not retired after
  * all (the iterator counted it so), and it stays counted as idle.
  */
@@ -371,8 +429,14 @@ static void retire_picked(struct xm_rebalancer *r, struct mnl_socket *nl, int nl
 {
 	struct xm_rebal_be *be = &r->skel->bss->xm_rebal_be[p->backend < XM_LB_MAX_BACKENDS ?
 								 p->backend : 0];
-	int err = nl ? xm_sockdiag_destroy(nl, p) : nl_err;
+	int err;
 
+	if (r->destroy_delay_ms)
+		usleep((useconds_t)r->destroy_delay_ms * 1000);
+	if (!pick_fresh(p))
+		err = -ETIME;
+	else
+		err = nl ? xm_sockdiag_destroy(nl, p) : nl_err;
 	if (!err) {
 		log_retired(r, p);
 		return;
@@ -381,6 +445,13 @@ static void retire_picked(struct xm_rebalancer *r, struct mnl_socket *nl, int nl
 		be->retired--;
 	be->failed++;
 	be->idle++;
+	if (err == -ETIME) {
+		r->picks_stale++;
+		pr_debug("rebalance: left open %u -> backend id %u (cookie %llu): picked more than "
+			 "%llu ms ago", p->sport, p->backend, (unsigned long long)p->cookie,
+			 XM_LB_HOLD_CLOSE_NS / 1000000);
+		return;
+	}
 	/* -ENOENT / -ESTALE: the client closed it meanwhile; anything else is worth a line. */
 	if (err != -ENOENT && err != -ESTALE && err != r->sockdiag_err)
 		pr_warn("rebalance: SOCK_DESTROY over sock_diag: %s", strerror(-err));
@@ -572,6 +643,8 @@ static void read_pass(struct xm_rebalancer *r)
 		r->st.read_lag_n++;
 	}
 	r->first_read_ns = 0;
+	if (r->destroy_delay_ms && !r->read_again)
+		usleep((useconds_t)r->destroy_delay_ms * 1000);
 	if (!retire_walk(r, true, &r->st.read_retired) ||
 	    r->read_again >= sizeof(read_again_us) / sizeof(read_again_us[0])) {
 		reads_done(r);
@@ -637,7 +710,7 @@ static bool reads_watch(struct xm_rebalancer *r)
 }
 
 void xm_rebalance_allow(struct xm_rebalancer *r, __u32 id, __u32 quota, __u64 idle_ns,
-			bool on_read)
+			enum xm_rebal_on_read on_read)
 {
 	struct xm_rebal_be *be;
 
@@ -646,7 +719,7 @@ void xm_rebalance_allow(struct xm_rebalancer *r, __u32 id, __u32 quota, __u64 id
 	be = &r->skel->bss->xm_rebal_be[id];
 	be->quota = r->how != RETIRE_NONE ? quota : 0;
 	be->idle_ns = idle_ns > urgent_quiet_ns(r) ? idle_ns : urgent_quiet_ns(r);
-	be->on_read = be->quota && on_read && reads_watch(r);
+	be->on_read = be->quota && on_read && reads_watch(r) ? on_read : XM_REBAL_ON_READ_OFF;
 	if (be->on_read)
 		r->skel->bss->xm_rebal_on_read_any = 1;
 }

@@ -20,6 +20,11 @@ struct xm_rebalancer;
  */
 struct xm_rebalancer *xm_rebalance_open(struct xm_agent *a);
 void xm_rebalance_close(struct xm_rebalancer *r);
+/*
+ * The test knob XMESH_TEST_DESTROY_DELAY_MS (rebalance.c): *ms, 0 when unset;
+ * -EINVAL with an error line when it is not 0..1000 (the agent refuses to start).
+ */
+int xm_rebalance_destroy_delay_env(long *ms);
 /* false: the kernel lacks bpf_sock_destroy (Linux < 6.5); connections are only counted. */
 bool xm_rebalance_can_retire(const struct xm_rebalancer *r);
 /*
@@ -42,10 +47,11 @@ const struct xm_rebal_be *xm_rebalance_counts(const struct xm_rebalancer *r, __u
 /*
  * Let the next pass retire up to quota idle connections (idle for idle_ns) of
  * backend id; on_read: also run a pass in a namespace as soon as a read there
- * leaves one of its connections idle (read events; idle_ns 0 is meant).
+ * leaves one of its connections idle (read events; idle_ns 0 is meant), and
+ * with XM_REBAL_ON_READ_HOLD hold the connection's next request for it.
  */
 void xm_rebalance_allow(struct xm_rebalancer *r, __u32 id, __u32 quota, __u64 idle_ns,
-			bool on_read);
+			enum xm_rebal_on_read on_read);
 
 /* Retirements at the first idle moment, by what found the moment (logged at close). */
 struct xm_rebal_retire_stats {

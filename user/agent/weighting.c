@@ -529,7 +529,9 @@ static void rebalance_service(struct xm_weighting *w, struct wsvc *s, double dt,
 		/* Far too slow: its connections go at their first idle moment. */
 		xm_rebalance_allow(w->rebal, s->ids[i], quota[i],
 				   s->rover[i].urgent ? 0 : (__u64)(s->rconf.idle_s * 1e9),
-				   s->rover[i].urgent && s->rconf.on_read);
+				   !s->rover[i].urgent || !s->rconf.on_read ? XM_REBAL_ON_READ_OFF
+				   : s->rconf.hold_on_read ? XM_REBAL_ON_READ_HOLD
+							   : XM_REBAL_ON_READ_REPORT);
 		if (quota[i] && s->rover[i].urgent) {
 			long ms = lround(s->rconf.urgent_s * 1e3);
 

@@ -42,6 +42,7 @@ static const struct {
 	{ "now_factor", 0, 1000, 1, offsetof(struct xm_rebal_conf, now_factor), -1 },
 	{ "urgent_ms", 1, 10000, 1e-3, offsetof(struct xm_rebal_conf, urgent_s), -1 },
 	{ "on_read", 0, 1, 1, -1, offsetof(struct xm_rebal_conf, on_read) },
+	{ "hold_on_read", 0, 1, 1, -1, offsetof(struct xm_rebal_conf, hold_on_read) },
 };
 
 int xm_rebal_conf_parse(json_t *o, struct xm_rebal_conf *c, char *err, size_t errlen)
@@ -78,7 +79,7 @@ int xm_rebal_conf_parse(json_t *o, struct xm_rebal_conf *c, char *err, size_t er
 			snprintf(err, errlen,
 				 "rebalance.%s: unknown field (enabled, max_per_s, idle_ms, "
 				 "share_per_tick, margin, ticks, min_conns, slow_factor, fast_factor, "
-				 "now_factor, urgent_ms, on_read)", k);
+				 "now_factor, urgent_ms, on_read, hold_on_read)", k);
 			return -EINVAL;
 		}
 		if (!json_is_number(v) || json_number_value(v) < fields[i].lo ||

@@ -67,6 +67,13 @@ struct xm_rebal_conf {
 	 * urgent_ms poll alone (1).
 	 */
 	unsigned int on_read;
+	/*
+	 * "hold_on_read": 1: such a read also marks the connection, so that the
+	 * client's next request is held until the pass closes it (rebalance.h
+	 * XM_REBAL_ON_READ_HOLD; with bpf_sock_destroy only); the request then
+	 * fails at the client, which sends it again on a new connection (0).
+	 */
+	unsigned int hold_on_read;
 };
 
 void xm_rebal_conf_default(struct xm_rebal_conf *c);

@@ -73,6 +73,11 @@ const struct xm_stat_desc xm_stat_descs[] = {
 	  "bulk senders left redirected: their peer had redirected to them (cannot leave safely)" },
 	{ XM_STAT_LB_PROBE_LOOKUPS, "lb_probe_lookups",
 	  "packets (cgroup_skb) that could change a probe: payload, reset, backend's FIN" },
+	{ XM_STAT_LB_HELD_SEGS, "lb_held_segments",
+	  "data segments of connections picked for retirement held back until the close "
+	  "(SOCK_DESTROY over sock_diag; TCP sends them later if the close does not come)" },
+	{ XM_STAT_LB_HELD_MSGS, "lb_held_msgs",
+	  "sends of such connections that sk_msg passed to TCP instead of redirecting them" },
 };
 const unsigned int xm_stat_desc_count = sizeof(xm_stat_descs) / sizeof(xm_stat_descs[0]);
 
