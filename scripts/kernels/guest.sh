@@ -10,7 +10,17 @@ export HOME=/root TERM=dumb
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t tmpfs -o mode=755 tmpfs /run
+# shellcheck disable=SC1090
+. "$xm_params" # XM_TOP, XM_TEST, and the size knobs the tests honour
+# A checkout under /tmp (a clone made there) must stay visible under the
+# guest's own /tmp: carry it across that mount at the same path.
+case $XM_TOP/ in
+/tmp/*) mkdir -p /run/xm-top && mount --bind "$XM_TOP" /run/xm-top ;;
+esac
 mount -t tmpfs -o mode=1777 tmpfs /tmp
+if mountpoint -q /run/xm-top; then
+	mkdir -p "$XM_TOP" && mount --move /run/xm-top "$XM_TOP"
+fi
 mkdir -p /dev/pts /dev/shm
 # What udev would add: bash process substitution needs /dev/fd.
 ln -sf /proc/self/fd /dev/fd
@@ -27,8 +37,6 @@ ip link set lo up
 hostname xm-guest
 echo 1 >/proc/sys/kernel/sysrq
 
-# shellcheck disable=SC1090
-. "$xm_params" # XM_TOP, XM_TEST, and the size knobs the tests honour
 cd "$XM_TOP" || exit 1
 echo "xm-guest: ready after $(cut -d' ' -f1 /proc/uptime)s: running tests"
 if [ -n "${XM_GUEST_CMD:-}" ]; then # a debugging session: one command instead
