@@ -10,7 +10,10 @@ B=${B:-build}
 pass=0 fail=0 skip=0 failed=() flaky=()
 # the running test's output; removed also when the run is interrupted
 log=
-trap 'rm -f "$log"' EXIT
+# the last lines of each failed test's output, repeated after the summary:
+# a CI log is often read from its end, and the reason must be there
+why=$(mktemp -d /tmp/xm-test-why.XXXXXX)
+trap 'rm -rf "$log" "$why"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 only=${XM_ONLY:-}
@@ -52,6 +55,7 @@ run_one() {
 	   case $rc in
 	   0) pass=$((pass + 1)); flaky+=("$name"); echo "ok ($((SECONDS - start))s): FLAKY"; rc=pass ;;
 	   *) fail=$((fail + 1)); failed+=("$name")
+	      tail -n 15 "$log" >"$why/${#failed[@]}"
 	      [ "$retry" = 1 ] && [[ $name != unit/* ]] &&
 		      { echo "FAIL again (rc $rc)"; sed 's/^/    | /' "$log" | tail -n 60; }
 	      rc=fail ;;
@@ -81,6 +85,10 @@ fi
 
 echo
 [ ${#flaky[@]} -gt 0 ] && printf 'flaky (failed, then passed on a second run): %s\n' "${flaky[@]}"
+for i in "${!failed[@]}"; do
+	echo "why ${failed[$i]} failed (the last lines of its last run):"
+	sed 's/^/    | /' "$why/$((i + 1))"
+done
 [ ${#failed[@]} -gt 0 ] && printf 'failed: %s\n' "${failed[@]}"
 echo "$pass passed, $fail failed, $skip skipped"
 [ "$fail" -eq 0 ]
