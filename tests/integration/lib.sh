@@ -87,6 +87,8 @@ xm_cleanup() {
 		rmdir "$XM_CGROUP" 2>/dev/null && break
 		sleep 0.2
 	done
+	# XM_KEEP_RUN=DIR: keep the run's files (agent logs, client outputs) for a look afterwards
+	[ -n "${XM_KEEP_RUN:-}" ] && mkdir -p "$XM_KEEP_RUN" && cp -a "$XM_RUN_DIR/." "$XM_KEEP_RUN/"
 	rm -rf "$XM_RUN_DIR"; rmdir "$(dirname "$XM_RUN_DIR")" 2>/dev/null
 	type xm_cleanup_extra >/dev/null 2>&1 && xm_cleanup_extra
 	exit $rc

@@ -52,3 +52,26 @@ wait "$hold_pid" || true
 # both answers on the held connection from one backend
 xm_assert "$(xm_json 'j["ok"] == 2 and len(j["backend"]) == 1' <"$XM_RUN_DIR/hold.out")" = True \
 	"connection held across kill and restart still talks to its backend"
+
+# A restart with another configuration: the service on port 80 goes, one on
+# port 81 comes, on backend ids handed out afresh (ids may be ones a removed
+# backend held). What the weighting publishes per id (xm_lb_wstate,
+# xm_lb_rstate) must start empty at handout: rows made stale by hand for
+# every id stand for what earlier backends left. Before the fix `backend
+# list` showed the new backends with those rows (retired 77 here).
+kill "$XM_AGENT_PID"
+wait "$XM_AGENT_PID" 2>/dev/null || true
+le32() { printf '%02x %02x 00 00' $(($1 & 255)) $(($1 >> 8 & 255)); }
+# struct xm_lb_rstate: updated_ns 1, retired_total 77, held 5, idle 0, retired_milli_s 0, flags ENABLED
+stale_row="01 00 00 00 00 00 00 00 4d 00 00 00 00 00 00 00 05 00 00 00 00 00 00 00 00 00 00 00 01 00 00 00"
+for id in $(seq 1 32); do
+	# shellcheck disable=SC2046,SC2086
+	bpftool map update pinned "$XM_PIN/maps/xm_lb_rstate" key hex $(le32 "$id") value hex $stale_row
+done
+sed 's/"port": 80,/"port": 81,/' "$CFG" >"$XM_RUN_DIR/xm-config-81.json"
+xm_agent_start --config "$XM_RUN_DIR/xm-config-81.json"
+xm_lb_wait 10.96.0.10:81 2
+xm_assert "$(xm_ctl -j backend list interval 0 |
+	xm_json 'sum(1 for r in j if r.get("rebalance", {}).get("retired") == 77)')" -eq 0 \
+	"backends on ids handed out afresh that show an earlier holder's row"
+xm_assert "$(xm_ctl -j backend list interval 0 | xm_json 'len(j)')" -eq 2 "backends of the port 81 service listed"

@@ -1,12 +1,17 @@
 // SPDX-License-Identifier: MIT
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "addr.h"
 #include "lbstate.h"
 #include "log.h"
+#include "pin.h"
+#include <xmesh/rebalance.h>
+#include <xmesh/weight.h>
 
 static int cluster_id(struct xm_lb_state *st, const char *name, __u16 *id)
 {
@@ -33,13 +38,42 @@ static int cluster_id(struct xm_lb_state *st, const char *name, __u16 *id)
 	return 0;
 }
 
-/* Zero the probes of an id about to be reused, so counts start from 0. */
+/*
+ * The rows the weighting publishes per backend id (its filtered view, the
+ * rebalancing counts) describe the backend the id was handed out to. The
+ * weighting clears a row when it sees the id go, but ids freed and handed
+ * out again before it looks (an agent restarted with another configuration
+ * does both at start) kept the last holder's: `backend list` showed a new
+ * backend with another service's retired connections.
+ */
+static void pub_row_reset(struct xm_lb_state *st, const char *map, __u32 id)
+{
+	static const union {
+		struct xm_lb_wstate w;
+		struct xm_lb_rstate r;
+	} zero;
+	char path[PATH_MAX];
+	int fd;
+
+	if (xm_pin_path(path, sizeof(path), st->pin_root, XM_PIN_MAPS, map))
+		return;
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return; /* not published yet: nothing stale */
+	if (bpf_map_update_elem(fd, &id, &zero, BPF_ANY))
+		pr_warn("LB: clear %s of backend %u: %s", map, id, strerror(errno));
+	close(fd);
+}
+
+/* Zero what is counted per id about to be reused, so counts start from 0. */
 static void probe_reset(struct xm_lb_state *st, __u32 id)
 {
 	int err = xm_lb_probe_zero(&st->m, id);
 
 	if (err)
 		pr_warn("LB: zero the probes of backend %u: %s", id, strerror(-err));
+	pub_row_reset(st, "xm_lb_wstate", id);
+	pub_row_reset(st, "xm_lb_rstate", id);
 }
 
 static int be_alloc(struct xm_lb_state *st, __u32 *id)
@@ -112,6 +146,7 @@ int xm_lb_state_init(struct xm_lb_state *st, const char *pin_root)
 
 	memset(st, 0, sizeof(*st));
 	st->be_cursor = 1;
+	st->pin_root = pin_root;
 	err = xm_lb_maps_open(&st->m, pin_root);
 	if (err)
 		return err;

@@ -23,6 +23,7 @@ struct xm_lb_state {
 	unsigned char svc_used[XM_LB_MAX_SERVICES];
 	unsigned char be_used[XM_LB_MAX_BACKENDS];
 	__u32 be_cursor; /* ids are handed out cyclically: a freed id is reused late */
+	const char *pin_root; /* the agent's (outlives this state) */
 	char clusters[XM_LB_MAX_CLUSTERS][XM_LB_CLUSTER_NAME_LEN];
 };
 
