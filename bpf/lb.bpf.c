@@ -97,12 +97,15 @@ static __always_inline void lb_remember(struct bpf_sock_addr *ctx, const struct 
 					__u32 be_id, const struct xm_lb_backend *be)
 {
 	struct xm_lb_sock *ls;
+	struct xm_sock *s;
 
 	if (!ctx->sk)
 		return;
-	ls = bpf_sk_storage_get(&xm_lb_sock, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	if (!ls)
+	/* the socket's one storage (xmesh/sock.h): redirection's part stays as it is */
+	s = bpf_sk_storage_get(&xm_sock, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!s)
 		return;
+	ls = &s->lb;
 	ls->flow = 0; /* set when the state is shared (lib/lb_sockops.h) */
 	ls->vip = key->vip;
 	ls->vport = key->port;
@@ -288,7 +291,7 @@ static __always_inline int lb_recvmsg(struct bpf_sock_addr *ctx, int v6)
 	rk.port = bpf_ntohs((__u16)ctx->user_port);
 	rv = bpf_map_lookup_elem(&xm_lb_rev, &rk);
 	if (!rv && ctx->sk) {
-		ls = bpf_sk_storage_get(&xm_lb_sock, ctx->sk, 0, 0);
+		ls = lb_sock_of(ctx->sk);
 		if (!ls || ls->role != XM_LB_ROLE_CLIENT)
 			return 1;
 		be = bpf_map_lookup_elem(&xm_lb_be, &ls->backend);
@@ -331,7 +334,7 @@ static __always_inline int lb_getpeername(struct bpf_sock_addr *ctx, int v6)
 
 	if (!ctx->sk)
 		return 1;
-	ls = bpf_sk_storage_get(&xm_lb_sock, ctx->sk, 0, 0);
+	ls = lb_sock_of(ctx->sk);
 	if (!ls || ls->role != XM_LB_ROLE_CLIENT)
 		return 1;
 	if (v6) {
@@ -420,7 +423,7 @@ static __always_inline struct xm_lb_flow *skb_flow(struct __sk_buff *skb, struct
 	sk = bpf_sk_fullsock(sk);
 	if (!sk || sk->protocol != IPPROTO_TCP)
 		return NULL;
-	ls = bpf_sk_storage_get(&xm_lb_sock, sk, 0, 0);
+	ls = lb_sock_of(sk);
 	if (!ls || ls->role != XM_LB_ROLE_CLIENT)
 		return NULL;
 	*lsp = ls;

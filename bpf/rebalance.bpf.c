@@ -97,7 +97,7 @@ static __always_inline bool rebal_conn_idle(const struct tcp_sock *tp, const str
 /* The counters of the backend a balanced client socket goes to; NULL: not one. */
 static __always_inline struct xm_rebal_be *rebal_client_be(void *sk, struct xm_lb_sock **lsp)
 {
-	struct xm_lb_sock *ls = bpf_sk_storage_get(&xm_lb_sock, sk, 0, 0);
+	struct xm_lb_sock *ls = lb_sock_of(sk);
 	__u32 be;
 
 	if (!ls || ls->role != XM_LB_ROLE_CLIENT)

@@ -29,13 +29,6 @@ struct {
 	__type(value, __u64);
 } xm_socks SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct xm_sock_state);
-} xm_sock_state SEC(".maps");
-
 /* Opt-outs (xmeshctl sock skip): see struct xm_redirect_skip_key. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -180,6 +173,7 @@ static __always_inline struct xm_sock_state *redirect_established(struct bpf_soc
 	struct xm_sock_key key = {};
 	struct xm_sock_state *st;
 	struct bpf_sock *sk;
+	struct xm_sock *s;
 
 	if (skops->family != AF_INET && skops->family != AF_INET6)
 		return NULL;
@@ -208,13 +202,15 @@ static __always_inline struct xm_sock_state *redirect_established(struct bpf_soc
 	/*
 	 * The per-direction decision and the peer's key live in the socket's
 	 * storage; without it the socket must stay out of the map, or sk_msg
-	 * could neither keep its choice nor know its peer.
+	 * could neither keep its choice nor know its peer. A balanced client
+	 * has its storage from connect4 already (one storage: xmesh/sock.h).
 	 */
-	st = bpf_sk_storage_get(&xm_sock_state, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	if (!st) {
+	s = bpf_sk_storage_get(&xm_sock, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!s) {
 		xm_stat_add(XM_STAT_SOCK_INSERT_FAILED, 1);
 		return NULL;
 	}
+	st = &s->rd;
 	xm_sock_key_peer(&key, &st->peer);
 	/*
 	 * The key is unique to this incarnation, so nothing live holds it;
@@ -320,18 +316,22 @@ static __always_inline int held_to_tcp(struct sk_msg_md *msg, struct xm_sock_sta
 SEC("sk_msg")
 int xm_sk_msg(struct sk_msg_md *msg)
 {
-	struct xm_sock_state *st;
+	struct xm_sock_state *st = NULL;
 	struct bpf_sock *sk = msg->sk;
 	struct xm_lb_sock *ls;
+	struct xm_sock *s;
 	__u64 len = msg->size;
 	long verdict;
 
 	if (!sk)
 		return SK_PASS;
 	/* Created by sockops before the socket entered the map; never here,
-	 * so a socket without state consistently takes TCP. */
-	st = bpf_sk_storage_get(&xm_sock_state, sk, 0, 0);
-	ls = lb_msg_sock(msg, st);
+	 * so a socket without state consistently takes TCP. One lookup for
+	 * the redirect's and the LB's parts. */
+	s = bpf_sk_storage_get(&xm_sock, sk, 0, 0);
+	if (s)
+		st = &s->rd;
+	ls = lb_msg_sock(s);
 	/* not timed: the request starts when TCP sends it (cgroup_skb egress) */
 	if (held_to_tcp(msg, st, ls))
 		return SK_PASS;
@@ -415,14 +415,16 @@ int xm_redirect_bulk(struct bpf_iter__sockmap *ctx)
 	struct xm_sock_key *key = ctx->key, self;
 	struct sock *sk = ctx->sk;
 	struct xm_sock_state *st;
+	struct xm_sock *s;
 	__u32 *ask, was;
 
 	if (!key || !sk)
 		return 0;
 	self = *key;
-	st = bpf_sk_storage_get(&xm_sock_state, sk, 0, 0);
-	if (!st)
+	s = bpf_sk_storage_get(&xm_sock, sk, 0, 0);
+	if (!s)
 		return 0;
+	st = &s->rd;
 	ask = bpf_map_lookup_elem(&xm_bulk_asks, &self);
 	if (ask && *ask == XM_BULK_ASK_PENDING) {
 		was = claim_direction(st, XM_SOCK_TCP);

@@ -11,6 +11,7 @@
 
 #include <xmesh/lb.h>
 #include <xmesh/redirect.h>
+#include <xmesh/sock.h>
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -47,12 +48,13 @@ struct {
 	__type(value, struct xm_lb_hist);
 } xm_lb_hist SEC(".maps");
 
+/* The LB's and redirection's per-socket state in one storage (xmesh/sock.h). */
 struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, int);
-	__type(value, struct xm_lb_sock);
-} xm_lb_sock SEC(".maps");
+	__type(value, struct xm_sock);
+} xm_sock SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -81,6 +83,17 @@ struct {
  * delete), nothing timed in sk_msg.
  */
 volatile __u32 xm_lb_probes_off;
+
+/*
+ * The LB part of sk's storage, or NULL. Its role is XM_LB_ROLE_NONE where only
+ * redirection created the storage: callers check the role.
+ */
+static __always_inline struct xm_lb_sock *lb_sock_of(void *sk)
+{
+	struct xm_sock *s = bpf_sk_storage_get(&xm_sock, sk, 0, 0);
+
+	return s ? &s->lb : NULL;
+}
 
 /* The probe counters of backend, to update: counted in xm_lb_probe_gen. */
 static __always_inline struct xm_lb_probe *lb_probe_of(__u32 backend)
@@ -194,20 +207,21 @@ static __always_inline int lb_is_http_5xx(const __u8 *s)
  * takes TCP is timed when it reaches the client (cgroup_skb ingress), like a
  * remote backend's. st: the socket's redirect state (or NULL); a local backend's socket
  * of a balanced connection is marked there (XM_SOCK_F_LB_BACKEND) by sockops
- * and finds the shared state under its peer's ISNs. Other sockets pay one
- * sk_storage lookup (ls: lb_msg_sock's).
+ * and finds the shared state under its peer's ISNs. ls: lb_msg_sock's (the
+ * same storage as st: no lookup of its own).
  */
 /*
- * The LB storage of an sk_msg socket, for lb_probe_msg and the hold (one
- * lookup for both): NULL while the probes are off, and for a local backend's
- * socket marked in st (its state is found under its peer's ISNs).
+ * The LB part of an sk_msg socket's storage s, for lb_probe_msg and the hold
+ * (s: the one lookup sk_msg makes for both parts): NULL while the probes are
+ * off, for a socket the LB did not balance, and for a local backend's socket
+ * marked in s->rd (its state is found under its peer's ISNs).
  */
-static __always_inline struct xm_lb_sock *lb_msg_sock(struct sk_msg_md *msg,
-						      const struct xm_sock_state *st)
+static __always_inline struct xm_lb_sock *lb_msg_sock(struct xm_sock *s)
 {
-	if (!msg->sk || xm_lb_probes_off || (st && (st->flags & XM_SOCK_F_LB_BACKEND)))
+	if (!s || xm_lb_probes_off || (s->rd.flags & XM_SOCK_F_LB_BACKEND) ||
+	    s->lb.role == XM_LB_ROLE_NONE)
 		return NULL;
-	return bpf_sk_storage_get(&xm_lb_sock, msg->sk, 0, 0);
+	return &s->lb;
 }
 
 static __always_inline void lb_probe_msg(struct sk_msg_md *msg, const struct xm_sock_state *st,

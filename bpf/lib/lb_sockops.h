@@ -56,7 +56,7 @@ static __always_inline int lb_sockops(struct bpf_sock_ops *skops, const struct x
 		return 0;
 	switch (skops->op) {
 	case BPF_SOCK_OPS_TCP_CONNECT_CB:
-		ls = bpf_sk_storage_get(&xm_lb_sock, sk, 0, 0);
+		ls = lb_sock_of(sk);
 		/*
 		 * Only the RTO callback: resets, refusals and closes are seen in
 		 * cgroup_skb, so the state callback (a program run per state
@@ -69,7 +69,7 @@ static __always_inline int lb_sockops(struct bpf_sock_ops *skops, const struct x
 							 BPF_SOCK_OPS_RTO_CB_FLAG);
 		break;
 	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
-		ls = bpf_sk_storage_get(&xm_lb_sock, sk, 0, 0);
+		ls = lb_sock_of(sk);
 		if (!ls || ls->role != XM_LB_ROLE_CLIENT)
 			break;
 		p = lb_probe_of(ls->backend);
@@ -104,7 +104,7 @@ static __always_inline int lb_sockops(struct bpf_sock_ops *skops, const struct x
 	case BPF_SOCK_OPS_RTO_CB:
 		if (skops->state != BPF_TCP_SYN_SENT)
 			break;
-		ls = bpf_sk_storage_get(&xm_lb_sock, sk, 0, 0);
+		ls = lb_sock_of(sk);
 		if (!ls || ls->role != XM_LB_ROLE_CLIENT)
 			break;
 		f = lb_state_of(ls);
@@ -114,7 +114,7 @@ static __always_inline int lb_sockops(struct bpf_sock_ops *skops, const struct x
 						 BPF_SOCK_OPS_STATE_CB_FLAG);
 		break;
 	case BPF_SOCK_OPS_STATE_CB:
-		ls = bpf_sk_storage_get(&xm_lb_sock, sk, 0, 0);
+		ls = lb_sock_of(sk);
 		if (ls && ls->role == XM_LB_ROLE_CLIENT)
 			lb_state_change(ls, skops->args[0], skops->args[1]);
 		break;

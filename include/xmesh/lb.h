@@ -10,7 +10,7 @@
  *   xm_lb_be      ARRAY  backend id    -> xm_lb_backend   backend addresses and labels
  *   xm_lb_probe   PERCPU_ARRAY id / 64    -> xm_lb_probe_page probe counters of 64 backends (per CPU, summed)
  *   xm_lb_hist    ARRAY  backend id    -> xm_lb_hist      latency histogram (atomic adds)
- *   xm_lb_sock    SK_STORAGE           -> xm_lb_sock      what a socket was balanced to
+ *   xm_sock       SK_STORAGE           -> xm_sock         .lb: what a socket was balanced to (xmesh/sock.h)
  *   xm_lb_flows   LRU_HASH client ISNs -> xm_lb_flow      state of a redirected connection to a local backend
  *   xm_lb_rev     LRU_HASH xm_lb_rev_key -> xm_lb_rev     reverse translation of UDP replies
  *   xm_lb_cluster ARRAY  cluster id    -> xm_lb_cluster   names of locality labels

@@ -85,7 +85,7 @@ static void drain_keeps_only_what_redirects(void **state)
 	char root[] = "/tmp/xm-unit-drain-XXXXXX", sub[600];
 	static const char *const all[] = { "links/sk_msg", "links/sockops", "links/lb_connect4",
 					   "maps/xm_socks", "maps/xm_meta", "maps/xm_stats",
-					   "maps/xm_lb_svc", "maps/xm_sock_state", "progs/ovl" };
+					   "maps/xm_lb_svc", "maps/xm_sock", "progs/ovl" };
 
 	assert_non_null(mkdtemp(root));
 	for (const char *d = "links\0maps\0progs\0"; *d; d += strlen(d) + 1) {
