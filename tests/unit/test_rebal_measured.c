@@ -204,6 +204,46 @@ static void two_measured_compare_with_the_faster(void **st)
 		assert_int_equal(mtick(&p, true), 0);
 }
 
+/*
+ * The spikes scenario between two spikes of its slow cluster (seventh
+ * session's trace): 9 replicas, the three just out of their spike at the
+ * floor with their peaks (700-800 ms, no request in this tick: no p50), one
+ * more there with 560 ms; the five that answered at 130-240 ms, one of them
+ * (a tail spike) at 450 ms. The typical estimate of this tick's answers is
+ * 173 ms: the tail-spiking one is far (> 346 ms) and urgent at the second
+ * tick. With the stale peaks in it (typical_of_tick 0: 450 ms) it never was.
+ */
+static void stale_estimates_do_not_lift_typical(void **st)
+{
+	double l_est[9] = { 0.558, 0.450, 0.128, 0.725, 0.755, 0.822, 0.197, 0.173, 0.173 };
+	double p50[9] = { -1, 0.082, 0.053, -1, -1, -1, 0.078, 0.090, 0.099 };
+	uint32_t held[9] = { 0, 3, 8, 0, 0, 0, 3, 2, 3 }, q[9];
+	double w[9] = { 0.02, 0.06, 0.35, 0.013, 0.012, 0.01, 0.143, 0.201, 0.191 };
+	struct xm_rebal_track tr[9];
+	struct xm_rebal_svc sv = { .tokens = 100 };
+	struct xm_rebal_conf c;
+
+	for (int off = 0; off < 2; off++) {
+		xm_rebal_conf_default(&c);
+		c.enabled = true;
+		c.max_per_s = 100;
+		c.typical_of_tick = !off;
+		memset(tr, 0, sizeof(tr));
+		for (int t = 0; t < XM_REBAL_FAR_TICKS; t++)
+			xm_rebal_plan_now(&c, &sv, 0.5, 0, held, w, l_est, NULL, p50, NULL, tr, q, 9);
+		if (off) {
+			assert_false(tr[1].urgent);
+			assert_int_equal(q[1], 0);
+			continue;
+		}
+		assert_true(tr[1].urgent);
+		assert_int_equal(q[1], 1); /* max(1, floor(0.5 x 3)) */
+		for (int i = 0; i < 9; i++)
+			if (i != 1)
+				assert_false(tr[i].urgent);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -212,6 +252,7 @@ int main(void)
 		cmocka_unit_test(unmeasured_keeps_its_connections),
 		cmocka_unit_test(one_measured_is_no_typical),
 		cmocka_unit_test(two_measured_compare_with_the_faster),
+		cmocka_unit_test(stale_estimates_do_not_lift_typical),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

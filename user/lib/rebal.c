@@ -21,6 +21,7 @@ void xm_rebal_conf_default(struct xm_rebal_conf *c)
 	c->slow_factor = 2;
 	c->fast_factor = 2;
 	c->now_factor = 4;
+	c->typical_of_tick = 1;
 	c->urgent_s = 0.01;
 	c->on_read = 1;
 }
@@ -40,6 +41,7 @@ static const struct {
 	{ "slow_factor", 0, 1000, 1, offsetof(struct xm_rebal_conf, slow_factor), -1 },
 	{ "fast_factor", 0, 1000, 1, offsetof(struct xm_rebal_conf, fast_factor), -1 },
 	{ "now_factor", 0, 1000, 1, offsetof(struct xm_rebal_conf, now_factor), -1 },
+	{ "typical_of_tick", 0, 1, 1, -1, offsetof(struct xm_rebal_conf, typical_of_tick) },
 	{ "urgent_ms", 1, 10000, 1e-3, offsetof(struct xm_rebal_conf, urgent_s), -1 },
 	{ "on_read", 0, 1, 1, -1, offsetof(struct xm_rebal_conf, on_read) },
 	{ "hold_on_read", 0, 1, 1, -1, offsetof(struct xm_rebal_conf, hold_on_read) },
@@ -79,7 +81,7 @@ int xm_rebal_conf_parse(json_t *o, struct xm_rebal_conf *c, char *err, size_t er
 			snprintf(err, errlen,
 				 "rebalance.%s: unknown field (enabled, max_per_s, idle_ms, "
 				 "share_per_tick, margin, ticks, min_conns, slow_factor, fast_factor, "
-				 "now_factor, urgent_ms, on_read, hold_on_read)", k);
+				 "now_factor, typical_of_tick, urgent_ms, on_read, hold_on_read)", k);
 			return -EINVAL;
 		}
 		if (!json_is_number(v) || json_number_value(v) < fields[i].lo ||
@@ -142,18 +144,33 @@ static double now_threshold(const struct xm_rebal_conf *c, const double *p50, un
  * The typical latency estimate of the backends that have one of their own
  * (measured[i]; NULL: all): a backend without samples still has the prior
  * (default_latency, 5 s), which would lift the median so that a really
- * slow backend is not slow, and look far slower itself. Returns false (no
- * backend is slow or far) below XM_REBAL_MIN_MEASURED of them.
+ * slow backend is not slow, and look far slower itself. Of those, the ones
+ * that answered requests in this tick (a p50 of it) when at least
+ * XM_REBAL_MIN_MEASURED did and c->typical_of_tick: an estimate without new
+ * samples stays where it was (PeakEWMA decays only with samples), so the
+ * replicas just out of a spike, at the floor, kept their peaks for seconds
+ * and lifted the typical estimate so that a replica whose tail spiked now
+ * was never far (docs/benchmarks.md, seventh session). Returns false (no
+ * backend is slow or far) below XM_REBAL_MIN_MEASURED measured backends.
  */
-static bool typical_estimate(const double *l_est, const bool *measured, unsigned int n,
+static bool typical_estimate(const struct xm_rebal_conf *c, const double *l_est,
+			     const bool *measured, const double *p50, unsigned int n,
 			     double *typical)
 {
-	double v[n ? n : 1];
-	unsigned int i, m = 0;
+	double v[n ? n : 1], fresh[n ? n : 1];
+	unsigned int i, m = 0, f = 0;
 
-	for (i = 0; i < n; i++)
-		if (!measured || measured[i])
-			v[m++] = l_est[i];
+	for (i = 0; i < n; i++) {
+		if (measured && !measured[i])
+			continue;
+		v[m++] = l_est[i];
+		if (p50 && p50[i] > 0)
+			fresh[f++] = l_est[i];
+	}
+	if (c->typical_of_tick && f >= XM_REBAL_MIN_MEASURED) {
+		*typical = typical_of(fresh, f);
+		return true;
+	}
 	if (m < XM_REBAL_MIN_MEASURED)
 		return false;
 	*typical = typical_of(v, m);
@@ -200,7 +217,7 @@ unsigned int xm_rebal_plan_now(const struct xm_rebal_conf *c, struct xm_rebal_sv
 			tr[i] = (struct xm_rebal_track){ 0 };
 		return 0;
 	}
-	if (l_est && typical_estimate(l_est, measured, n, &typical)) {
+	if (l_est && typical_estimate(c, l_est, measured, p50, n, &typical)) {
 		have_typical = true;
 		slow = c->slow_factor * typical;
 		fast = c->fast_factor * typical;

@@ -68,6 +68,14 @@ struct xm_rebal_conf {
 	 * its table share is cut to the floor while it lasts (tr.now).
 	 */
 	double now_factor;
+	/*
+	 * "typical_of_tick": 1: the typical estimate that slow_factor and
+	 * fast_factor compare against is that of the backends that answered
+	 * requests in this tick (2 or more; else of all measured ones): an
+	 * estimate without new samples is an old one (1; 0: of all measured
+	 * backends, the sixth session's rule).
+	 */
+	unsigned int typical_of_tick;
 	double urgent_s;       /* "urgent_ms" / 1000: retire-now passes this often (0.01) */
 	/*
 	 * "on_read": 1: also look for that moment when the client has read a
