@@ -244,6 +244,26 @@ static void stale_estimates_do_not_lift_typical(void **st)
 	}
 }
 
+/*
+ * now_factor's typical latency is the same lower median: of 4 p50s (50, 60,
+ * 70 and the slow one's 250 ms) 60 ms, so 250 ms (4.2x) is slow now; the
+ * mean of the middle two (65 ms: 3.8x) let it pass.
+ */
+static void now_rule_lower_median(void **st)
+{
+	double p50[4] = { 0.05, 0.06, 0.07, 0.25 };
+	struct mplan p;
+
+	mplan_init(&p, 4);
+	xm_rebal_plan_now(&p.c, &p.sv, 0.5, 0, p.held, p.w, p.l_est, p.measured, p50, NULL, p.tr,
+			  p.q, 4);
+	assert_true(p.tr[3].now);
+	assert_true(p.tr[3].urgent);
+	assert_int_equal(p.q[3], 10);
+	for (int i = 0; i < 3; i++)
+		assert_false(p.tr[i].now);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -253,6 +273,7 @@ int main(void)
 		cmocka_unit_test(one_measured_is_no_typical),
 		cmocka_unit_test(two_measured_compare_with_the_faster),
 		cmocka_unit_test(stale_estimates_do_not_lift_typical),
+		cmocka_unit_test(now_rule_lower_median),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
