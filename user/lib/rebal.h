@@ -161,7 +161,8 @@ double xm_rebal_table_share(const struct xm_rebal_track *tr, double place, doubl
  * request in flight in s (0: none or unknown); either may be NULL. And with
  * measured[i] = l_est[i] rests on backend i's own requests (weight.h
  * xm_wbackend.measured; NULL: all do): the typical estimate is that of the
- * measured backends (at least XM_REBAL_MIN_MEASURED), and a backend without
+ * measured backends (at least XM_REBAL_MIN_MEASURED; of those with a p50 of
+ * this tick when enough have one and typical_of_tick), and a backend without
  * one is neither slow nor far by its estimate (it is default_latency).
  */
 unsigned int xm_rebal_plan_now(const struct xm_rebal_conf *c, struct xm_rebal_svc *st, double dt,
