@@ -134,6 +134,13 @@ run_one() {
 	# debug: the closing line counts the fast path's retirements by what found them, and
 	# every retirement has a line (client port, backend, which pass), to match failures with
 	xm_agent_start --config "$cfg" --log-level debug 2>"$OUT/$scn.$mode.$algo.$run.agent.log"
+	# A rejected config leaves the agent running without the service's algorithm: the run
+	# would measure something else under the variant's name (an unknown "~PARAM").
+	sleep 0.2
+	if grep -q "config rejected" "$OUT/$scn.$mode.$algo.$run.agent.log"; then
+		grep "config rejected" "$OUT/$scn.$mode.$algo.$run.agent.log" >&2
+		xm_fail "$algo: the agent rejected its config (docs/weighting.md, docs/config.md)"
+	fi
 	if [ "${XM_BENCH_TRACE:-0}" = 1 ]; then
 		# xmeshctl itself in the background (not the xm_ctl function's subshell), so that
 		# the kill below stops it.

@@ -18,6 +18,15 @@ retired per backend) and prints, per time bin, what the replicas in trouble
   lest    their L_est / the median L_est
 Why: to see whether the weights react, whether the table follows them,
 whether pooled connections move, and how fast (issue 13).
+
+Usage: l3_trace.py DIR SCENARIO.MODE.ALGO.RUN --why
+What the requests that went to a replica in trouble were, from the CSV
+alone (xm-load's, with lport): per kind of trouble ("slow": its median rose
+at least 2x; "tail": its p99 only), on a connection opened before that
+replica's trouble began ("kept") or during it ("new"), by how far into the
+trouble it was sent (the first tick, 0.5 s, is before the loop can have
+seen anything), and whether that connection was retired later (the agent
+log's lines per retirement).
 """
 import collections
 import csv
@@ -37,10 +46,76 @@ def replica_of(endpoint):
     return int(endpoint.split(":")[0].rsplit(".", 1)[1]) - 10
 
 
+def trouble_kinds(scen):
+    """{(0.5 s bin, replica): "slow" | "tail"} for the replicas in trouble."""
+    tool = os.environ.get("XM_TOOLS", os.path.join(os.path.dirname(__file__), "../../build/tests"))
+    path = os.path.join(os.path.dirname(__file__), "../../scenarios", scen + ".json")
+    out = l3_report.subprocess.run([os.path.join(tool, "xm-serve"), "scenario", "--dump",
+                                    "--scenario", path], capture_output=True, text=True,
+                                   check=True).stdout
+    rows = list(csv.DictReader(out.splitlines()))
+    calm = collections.defaultdict(lambda: float("inf"))
+    for r in rows:
+        calm[r["replica"]] = min(calm[r["replica"]], float(r["median_ms"]))
+    kinds = {}
+    for b, bad in l3_report.trouble_windows(scen).items():
+        for rep in bad:
+            med = [float(r["median_ms"]) for r in rows
+                   if int(r["replica"]) == rep and int(float(r["t"]) * 2) == b]
+            kinds[(b, rep)] = "slow" if med and med[0] >= 2 * calm[str(rep)] else "tail"
+    return kinds
+
+
+def why(d, cell):
+    """The breakdown of --why (module docstring)."""
+    scen = cell.split(".")[0]
+    kinds = trouble_kinds(scen)
+    start = float(open(os.path.join(d, cell + ".start")).read())
+    retired_ports = collections.defaultdict(list)
+    for t, port, _, _ in l3_report.retirements(os.path.join(d, cell + ".agent.log"), start):
+        retired_ports[port].append(t)
+    opened = {}  # lport -> the time its current connection sent its first request
+    began = {}   # replica -> the start of its current trouble
+    counts = collections.Counter()
+    total = 0
+    for r in l3_report.read_csv(os.path.join(d, cell + ".csv")):
+        t, be, port = float(r["t"]), int(r["backend"]), int(r["lport"] or 0)
+        if r["new_conn"] == "1" or port not in opened:
+            opened[port] = t
+        b = int(t * 2)
+        for rep in range(REPLICAS):
+            if (b, rep) not in kinds:
+                began.pop(rep, None)
+            elif rep not in began:
+                began[rep] = b / 2
+        if t < 0 or not any((b, rep) in kinds for rep in range(REPLICAS)):
+            continue
+        total += 1
+        if (b, be) not in kinds:
+            continue
+        into = t - began[be]
+        conn = "kept" if opened[port] < began[be] else "new"
+        when = "<0.5s" if into < 0.5 else "0.5-1s" if into < 1 else "1-2s" if into < 2 else ">=2s"
+        later = any(rt >= t for rt in retired_ports.get(port, []))
+        counts[(kinds[(b, be)], conn, when, "retired later" if later else "")] += 1
+    hit = sum(counts.values())
+    print(f"{cell}: {hit} of {total} requests sent during trouble went to a replica in it "
+          f"({hit / total if total else float('nan'):.3f})")
+    for k, v in sorted(counts.items(), key=lambda kv: -kv[1]):
+        print(f"  {v:5d} {v / hit:6.1%}  {k[0]:4s} {k[1]:4s} {k[2]:>6s}  {k[3]}")
+    for part in ("slow", "tail"):
+        for conn in ("kept", "new"):
+            v = sum(n for k, n in counts.items() if k[0] == part and k[1] == conn)
+            print(f"  {part} {conn}: {v} ({v / hit if hit else 0:.1%})")
+
+
 def main():
     if len(sys.argv) < 3:
-        sys.exit("usage: l3_trace.py DIR SCENARIO.MODE.ALGO.RUN [--step S]")
+        sys.exit("usage: l3_trace.py DIR SCENARIO.MODE.ALGO.RUN [--step S | --why]")
     d, cell = sys.argv[1], sys.argv[2]
+    if sys.argv[3:4] == ["--why"]:
+        why(d, cell)
+        return
     step = float(sys.argv[4]) if len(sys.argv) > 4 and sys.argv[3] == "--step" else 1.0
     scen = cell.split(".")[0]
     rows = []

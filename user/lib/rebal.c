@@ -21,6 +21,7 @@ void xm_rebal_conf_default(struct xm_rebal_conf *c)
 	c->slow_factor = 2;
 	c->fast_factor = 2;
 	c->now_factor = 4;
+	c->typical_of_tick = 1;
 	c->urgent_s = 0.01;
 	c->on_read = 1;
 }
@@ -40,6 +41,7 @@ static const struct {
 	{ "slow_factor", 0, 1000, 1, offsetof(struct xm_rebal_conf, slow_factor), -1 },
 	{ "fast_factor", 0, 1000, 1, offsetof(struct xm_rebal_conf, fast_factor), -1 },
 	{ "now_factor", 0, 1000, 1, offsetof(struct xm_rebal_conf, now_factor), -1 },
+	{ "typical_of_tick", 0, 1, 1, -1, offsetof(struct xm_rebal_conf, typical_of_tick) },
 	{ "urgent_ms", 1, 10000, 1e-3, offsetof(struct xm_rebal_conf, urgent_s), -1 },
 	{ "on_read", 0, 1, 1, -1, offsetof(struct xm_rebal_conf, on_read) },
 	{ "hold_on_read", 0, 1, 1, -1, offsetof(struct xm_rebal_conf, hold_on_read) },
@@ -79,7 +81,7 @@ int xm_rebal_conf_parse(json_t *o, struct xm_rebal_conf *c, char *err, size_t er
 			snprintf(err, errlen,
 				 "rebalance.%s: unknown field (enabled, max_per_s, idle_ms, "
 				 "share_per_tick, margin, ticks, min_conns, slow_factor, fast_factor, "
-				 "now_factor, urgent_ms, on_read, hold_on_read)", k);
+				 "now_factor, typical_of_tick, urgent_ms, on_read, hold_on_read)", k);
 			return -EINVAL;
 		}
 		if (!json_is_number(v) || json_number_value(v) < fields[i].lo ||
@@ -107,15 +109,23 @@ static int cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static double median_of(double *v, unsigned int n)
+/*
+ * The typical value of v[0..m-1] (sorted in place): its median, of an even
+ * count the lower of the two middle values. With two, that is the faster
+ * backend: their mean could never be exceeded 2x (fast_factor) by the
+ * slower one, whatever its latency.
+ */
+static double typical_of(double *v, unsigned int m)
 {
-	qsort(v, n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+	qsort(v, m, sizeof(*v), cmp_double);
+	return v[(m - 1) / 2];
 }
 
 /*
- * now_factor x the typical latency now: the median of the p50s of this tick
- * (0: off, or fewer than 3 backends completed a request with a quantile).
+ * now_factor x the typical latency now: that of the p50s of this tick (0:
+ * off, or fewer than 3 backends completed a request with a quantile). Only
+ * a backend with requests of this tick has one, so the ones without
+ * samples are left out here as in the plan's typical estimate.
  */
 static double now_threshold(const struct xm_rebal_conf *c, const double *p50, unsigned int n)
 {
@@ -127,7 +137,44 @@ static double now_threshold(const struct xm_rebal_conf *c, const double *p50, un
 	for (i = 0; i < n; i++)
 		if (p50[i] > 0)
 			v[m++] = p50[i];
-	return m >= 3 ? c->now_factor * median_of(v, m) : 0;
+	return m >= 3 ? c->now_factor * typical_of(v, m) : 0;
+}
+
+/*
+ * The typical latency estimate of the backends that have one of their own
+ * (measured[i]; NULL: all): a backend without samples still has the prior
+ * (default_latency, 5 s), which would lift the median so that a really
+ * slow backend is not slow, and look far slower itself. Of those, the ones
+ * that answered requests in this tick (a p50 of it) when at least
+ * XM_REBAL_MIN_MEASURED did and c->typical_of_tick: an estimate without new
+ * samples stays where it was (PeakEWMA decays only with samples), so the
+ * replicas just out of a spike, at the floor, kept their peaks for seconds
+ * and lifted the typical estimate so that a replica whose tail spiked now
+ * was never far (docs/benchmarks.md, seventh session). Returns false (no
+ * backend is slow or far) below XM_REBAL_MIN_MEASURED measured backends.
+ */
+static bool typical_estimate(const struct xm_rebal_conf *c, const double *l_est,
+			     const bool *measured, const double *p50, unsigned int n,
+			     double *typical)
+{
+	double v[n ? n : 1], fresh[n ? n : 1];
+	unsigned int i, m = 0, f = 0;
+
+	for (i = 0; i < n; i++) {
+		if (measured && !measured[i])
+			continue;
+		v[m++] = l_est[i];
+		if (p50 && p50[i] > 0)
+			fresh[f++] = l_est[i];
+	}
+	if (c->typical_of_tick && f >= XM_REBAL_MIN_MEASURED) {
+		*typical = typical_of(fresh, f);
+		return true;
+	}
+	if (m < XM_REBAL_MIN_MEASURED)
+		return false;
+	*typical = typical_of(v, m);
+	return true;
 }
 
 double xm_rebal_table_share(const struct xm_rebal_track *tr, double place, double floor_share)
@@ -140,16 +187,19 @@ unsigned int xm_rebal_plan(const struct xm_rebal_conf *c, struct xm_rebal_svc *s
 			   const double *l_est, struct xm_rebal_track *tr, uint32_t *quota,
 			   unsigned int n)
 {
-	return xm_rebal_plan_now(c, st, dt, retired, held, weight, l_est, NULL, NULL, tr, quota, n);
+	return xm_rebal_plan_now(c, st, dt, retired, held, weight, l_est, NULL, NULL, NULL, tr, quota,
+				 n);
 }
 
 unsigned int xm_rebal_plan_now(const struct xm_rebal_conf *c, struct xm_rebal_svc *st, double dt,
 			       unsigned int retired, const uint32_t *held, const double *weight,
-			       const double *l_est, const double *p50, const double *oldest,
-			       struct xm_rebal_track *tr, uint32_t *quota, unsigned int n)
+			       const double *l_est, const bool *measured, const double *p50,
+			       const double *oldest, struct xm_rebal_track *tr, uint32_t *quota,
+			       unsigned int n)
 {
 	double burst = c->max_per_s > 1 ? c->max_per_s : 1, total = 0, slow = 0, fast = 0;
-	double now_far_at = 0;
+	double now_far_at = 0, typical = 0;
+	bool have_typical = false;
 	unsigned int i, sum = 0;
 
 	st->tokens -= retired;
@@ -167,13 +217,10 @@ unsigned int xm_rebal_plan_now(const struct xm_rebal_conf *c, struct xm_rebal_sv
 			tr[i] = (struct xm_rebal_track){ 0 };
 		return 0;
 	}
-	if (l_est && n) {
-		double sorted[n], median;
-
-		memcpy(sorted, l_est, n * sizeof(*sorted));
-		median = median_of(sorted, n);
-		slow = c->slow_factor * median;
-		fast = c->fast_factor * median;
+	if (l_est && typical_estimate(c, l_est, measured, p50, n, &typical)) {
+		have_typical = true;
+		slow = c->slow_factor * typical;
+		fast = c->fast_factor * typical;
 	}
 	now_far_at = now_threshold(c, p50, n);
 	for (i = 0; i < n; i++) {
@@ -194,9 +241,12 @@ unsigned int xm_rebal_plan_now(const struct xm_rebal_conf *c, struct xm_rebal_sv
 		/* Far slower right now: its weight has not caught up, plan as if it were 0. */
 		double excess = held[i] / total - (now_far ? 0 : weight[i]);
 		double q, earn = c->share_per_tick * held[i];
-		bool far = l_est && c->fast_factor > 0 && l_est[i] > fast;
+		/* Slow or far by its estimate only if it has one of its own. */
+		bool known = have_typical && (!measured || measured[i]);
+		bool far = known && c->fast_factor > 0 && l_est[i] > fast;
+		bool slower = !l_est || !(c->slow_factor > 0) || (known && l_est[i] > slow);
 
-		if (l_est && !(l_est[i] > slow) && !far && !now_far) {
+		if (!slower && !far && !now_far) {
 			/* about as fast as the others: its weight only wobbles */
 			tr[i] = marked;
 			continue;

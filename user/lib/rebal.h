@@ -17,6 +17,12 @@
 #define XM_REBAL_FAR_TICKS 2
 /* Ticks a slow-now mark (now_factor) outlives its evidence without a calm p50. */
 #define XM_REBAL_NOW_HOLD_TICKS 4
+/*
+ * Backends with a latency estimate of their own (measured) it takes to have
+ * a typical one that slow_factor and fast_factor compare against; fewer: no
+ * backend is slow or far by its estimate (the now_factor rule still works).
+ */
+#define XM_REBAL_MIN_MEASURED 2
 
 struct xm_rebal_conf {
 	bool enabled;          /* "enabled" (false) */
@@ -30,14 +36,15 @@ struct xm_rebal_conf {
 	unsigned int min_conns; /* "min_conns": the service holds at least this many (4) */
 	/*
 	 * "slow_factor": only a backend whose latency estimate is above this
-	 * times the median of the service's is shed (2; 0 = any backend over
-	 * its share). Weights of equally fast backends wobble (l3x puts some
+	 * times the typical estimate (the lower median of the measured
+	 * backends', xm_rebal_plan_now) is shed (2; 0 = any backend over its
+	 * share). Weights of equally fast backends wobble (l3x puts some
 	 * at the floor by chance); retiring toward them would only churn.
 	 */
 	double slow_factor;
 	/*
 	 * "fast_factor": a backend whose latency estimate is above this times
-	 * the median (two ticks in a row) is far too slow to wait for (2;
+	 * the typical one (two ticks in a row) is far too slow to wait for (2;
 	 * 0 = off): it skips the hysteresis and the credit (its full share per
 	 * tick at once), and its connections retire at their first idle
 	 * moment (no request in flight, nothing unread or unacknowledged; no
@@ -50,8 +57,9 @@ struct xm_rebal_conf {
 	/*
 	 * "now_factor": a backend whose latency now (its p50 of this tick, or
 	 * the age of its oldest request in flight, whichever is larger) is at
-	 * least this times the service's typical latency now (the median of the
-	 * backends' p50s of this tick, 3 or more) is urgent in this very tick
+	 * least this times the service's typical latency now (the lower
+	 * median of the backends' p50s of this tick, 3 or more) is urgent in
+	 * this very tick
 	 * (4; 0 = off). fast_factor compares latency estimates, which are tail
 	 * quantiles of a few samples: a spiking replica's rose only 2-2.6x the
 	 * median and wobbled across 2x, so the two ticks in a row came late or
@@ -60,6 +68,14 @@ struct xm_rebal_conf {
 	 * its table share is cut to the floor while it lasts (tr.now).
 	 */
 	double now_factor;
+	/*
+	 * "typical_of_tick": 1: the typical estimate that slow_factor and
+	 * fast_factor compare against is that of the backends that answered
+	 * requests in this tick (2 or more; else of all measured ones): an
+	 * estimate without new samples is an old one (1; 0: of all measured
+	 * backends, the sixth session's rule).
+	 */
+	unsigned int typical_of_tick;
 	double urgent_s;       /* "urgent_ms" / 1000: retire-now passes this often (0.01) */
 	/*
 	 * "on_read": 1: also look for that moment when the client has read a
@@ -99,7 +115,7 @@ struct xm_rebal_track {
 	 * tick, where a per-tick floor() would never let one go.
 	 */
 	double credit;
-	unsigned int far; /* consecutive ticks above fast_factor x the median (up to 2) */
+	unsigned int far; /* consecutive ticks above fast_factor x the typical estimate (up to 2) */
 	/* Set by the plan: far slower than the others (fast_factor), retire it now. */
 	bool urgent;
 	/*
@@ -118,10 +134,11 @@ struct xm_rebal_track {
  * (charged to the bucket), dt = seconds since the last call, l_est[i] = its
  * latency estimate (NULL: all alike). Fills quota[i] = idle connections to
  * retire from backend i in the next pass: only from a backend slower than
- * slow_factor x the median estimate that was over the margin for `ticks`
- * ticks (a backend above fast_factor x the median for XM_REBAL_FAR_TICKS
- * ticks: then, with its full credit, and tr[i].urgent set), at most its credit (share_per_tick x held per tick: per tick at
- * most max(1, floor(share_per_tick x held[i]))), at most its excess over
+ * slow_factor x the typical estimate (the lower median) that was over the
+ * margin for `ticks` ticks (a backend above fast_factor x the typical one
+ * for XM_REBAL_FAR_TICKS ticks: then, with its full credit, and
+ * tr[i].urgent set), at most its credit (share_per_tick x held per tick: per
+ * tick at most max(1, floor(share_per_tick x held[i]))), at most its excess over
  * its weight share (in connections, rounded), and in all at most the bucket.
  * Returns the sum of quota.
  */
@@ -141,11 +158,17 @@ double xm_rebal_table_share(const struct xm_rebal_track *tr, double place, doubl
 /*
  * The same with the latency now as well (now_factor): p50[i] = backend i's
  * p50 of this tick in s (< 0: none), oldest[i] = the age of its oldest
- * request in flight in s (0: none or unknown); either may be NULL.
+ * request in flight in s (0: none or unknown); either may be NULL. And with
+ * measured[i] = l_est[i] rests on backend i's own requests (weight.h
+ * xm_wbackend.measured; NULL: all do): the typical estimate is that of the
+ * measured backends (at least XM_REBAL_MIN_MEASURED; of those with a p50 of
+ * this tick when enough have one and typical_of_tick), and a backend without
+ * one is neither slow nor far by its estimate (it is default_latency).
  */
 unsigned int xm_rebal_plan_now(const struct xm_rebal_conf *c, struct xm_rebal_svc *st, double dt,
 			       unsigned int retired, const uint32_t *held, const double *weight,
-			       const double *l_est, const double *p50, const double *oldest,
-			       struct xm_rebal_track *tr, uint32_t *quota, unsigned int n);
+			       const double *l_est, const bool *measured, const double *p50,
+			       const double *oldest, struct xm_rebal_track *tr, uint32_t *quota,
+			       unsigned int n);
 
 #endif

@@ -257,7 +257,7 @@ static void l3x_tune(struct xm_weight_params *p)
 static void l3x_compute(struct xm_wservice *s, double *w)
 {
 	double est[s->n ? s->n : 1], sorted[s->n ? s->n : 1], median = 0;
-	unsigned int i, nlive = 0;
+	unsigned int i, nmeasured = 0;
 
 	for (i = 0; i < s->n; i++) {
 		struct xm_wbackend *b = &s->b[i];
@@ -281,6 +281,8 @@ static void l3x_compute(struct xm_wservice *s, double *w)
 		 */
 		if (s->p.age_bound * b->oldest_now > lat)
 			lat = s->p.age_bound * b->oldest_now;
+		if (lat > b->latency.value)
+			b->measured = true; /* a bound from its requests in flight, not the prior */
 		if (succ < 0.05)
 			succ = 0.05;
 		est[i] = lat + s->p.penalty * (1 / succ - 1);
@@ -290,14 +292,21 @@ static void l3x_compute(struct xm_wservice *s, double *w)
 
 		w[i] = 1 / ((r_i + 1) * (r_i + 1) *
 			    (s->p.latency_exponent == 2 ? e * e : pow(e, s->p.latency_exponent)));
-		sorted[nlive++] = est[i];
+		/*
+		 * The median is of measured estimates: a backend still at
+		 * default_latency (5 s, no request yet) would lift it, so that a
+		 * really slow one is no outlier.
+		 */
+		if (b->measured)
+			sorted[nmeasured++] = est[i];
 	}
-	if (s->p.outlier_factor <= 0 || nlive < 3)
+	if (s->p.outlier_factor <= 0 || nmeasured < 3)
 		return;
-	sort_doubles(sorted, nlive);
-	median = nlive % 2 ? sorted[nlive / 2] : (sorted[nlive / 2 - 1] + sorted[nlive / 2]) / 2;
+	sort_doubles(sorted, nmeasured);
+	median = nmeasured % 2 ? sorted[nmeasured / 2]
+			       : (sorted[nmeasured / 2 - 1] + sorted[nmeasured / 2]) / 2;
 	for (i = 0; i < s->n; i++)
-		if (s->b[i].alive && est[i] > s->p.outlier_factor * median)
+		if (s->b[i].alive && s->b[i].measured && est[i] > s->p.outlier_factor * median)
 			w[i] = 0; /* raised to the floor below */
 }
 
@@ -543,6 +552,8 @@ void xm_wservice_tick(struct xm_wservice *s, const struct xm_wsample *samples, d
 				b->lat_gap = 0;
 			}
 		}
+		/* l3x's bounds may set it too (l3x_compute). */
+		b->measured = b->success.primed && b->idle < s->p.idle_after;
 	}
 
 	s->algo->compute(s, w);

@@ -131,6 +131,14 @@ struct xm_wbackend {
 				    * adjusted for connections held (stickiness) */
 	double conns;              /* connections held at the last tick */
 	double conn_target;        /* share of held connections it should have (conn_cap) */
+	/*
+	 * l_est rests on its own requests: one completed within idle_after (the
+	 * latency filter does not drift back to default_latency yet), or one in
+	 * flight longer than the filter's value (l3x's age and stall bounds).
+	 * Else l_est is the prior, default_latency (5 s): not a latency to
+	 * compare backends by (medians, outliers, rebalancing).
+	 */
+	bool measured;
 	bool alive;
 };
 
