@@ -265,9 +265,9 @@ if [ "$VIA" = bpf ]; then
 	held0=$(xm_stat lb_held_segments)
 	# the agent's test knob: each read event's pass starts 20 ms late, after the
 	# pool's next request (5 ms): only a hold lets the pass retire the connection.
-	# A service of its own (port 8081), not the table the run before left (l3x
-	# may then leave a replica without connections, whose default estimate of
-	# 5 s lifts the median above the slow replica's: nothing urgent).
+	# A service of its own (port 8081), not the table the run before left: as
+	# for the read-event run (port 8082), an even table to start from, so that
+	# replica 2 holds some of the pool's connections when it turns slow.
 	PORT=8081
 	XMESH_TEST_DESTROY_DELAY_MS=20 BUSY=1 ALGO=l3x run holdread true 60000 2 10000 1 1
 	held=$(($(xm_stat lb_held_segments) - held0))
