@@ -318,17 +318,19 @@ static int hist_delta_quantiles(struct xm_weighting *w, __u32 id, const struct x
 	}
 	total = xm_lb_hist_sparse_delta(b->hidx, b->hcnt, b->hn, nidx, ncnt, n, dlt);
 	if (n > b->hcap) {
-		__u16 *idx = realloc(b->hidx, n * sizeof(*idx));
+		/* In steps of 16: a backend's buckets grow one or two at a time. */
+		unsigned int cap = (n + 15) & ~15U;
+		__u16 *idx = realloc(b->hidx, cap * sizeof(*idx));
 		__u32 *cnt;
 
 		if (!idx)
 			return -ENOMEM;
 		b->hidx = idx;
-		cnt = realloc(b->hcnt, n * sizeof(*cnt));
+		cnt = realloc(b->hcnt, cap * sizeof(*cnt));
 		if (!cnt)
 			return -ENOMEM;
 		b->hcnt = cnt;
-		b->hcap = n;
+		b->hcap = cap;
 	}
 	memcpy(b->hidx, nidx, n * sizeof(*nidx));
 	memcpy(b->hcnt, ncnt, n * sizeof(*ncnt));
