@@ -391,7 +391,8 @@ static void hist_delta_known_or_refuse(void **state)
 	expect = 3 + 0x20 + 9;
 	assert_int_equal(xm_lb_hist_delta_known(idx, cnt, 4, cur, expect, dlt), expect);
 	for (double q = 0.01; q <= 1.0; q += 0.07)
-		assert_true(xm_lb_hist_quantile_sparse(idx, dlt, 4, q) == xm_lb_hist_quantile(diff, q));
+		assert_true(xm_lb_hist_quantile_sparse(idx, dlt, 4, q) ==
+			    xm_lb_hist_quantile(diff, q));
 	for (unsigned int k = 0; k < 4; k++)
 		assert_int_equal(cnt[k], cur[idx[k]]);
 	/* a read that caught the counters ahead of a bucket's add: refused, nothing changed */

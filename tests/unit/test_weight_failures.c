@@ -48,11 +48,12 @@ static const struct {
 static void binomial_tail_bound(void **st)
 {
 	for (size_t k = 0; k < sizeof(tail_cases) / sizeof(tail_cases[0]); k++) {
-		bool got = xm_failures_significant(tail_cases[k].f, tail_cases[k].n, tail_cases[k].p,
-						   tail_cases[k].alpha);
+		bool got = xm_failures_significant(tail_cases[k].f, tail_cases[k].n,
+						   tail_cases[k].p, tail_cases[k].alpha);
 
 		if (got != tail_cases[k].significant)
-			fail_msg("%llu of %llu at %g, alpha %g: %d", (unsigned long long)tail_cases[k].f,
+			fail_msg("%llu of %llu at %g, alpha %g: %d",
+				 (unsigned long long)tail_cases[k].f,
 				 (unsigned long long)tail_cases[k].n, tail_cases[k].p,
 				 tail_cases[k].alpha, got);
 	}

@@ -38,6 +38,12 @@
 #define XM_W_HIST_MIN 8
 #define XM_W_HIST_MAX_AGE_NS 2000000000ULL
 #define XM_W_HIST_BUDGET 1024
+/*
+ * Every this many reads without the full scan, one with it: a count that
+ * reached a bucket new to the backend while the known ones still added up
+ * (xm_lb_hist_delta_known()) is late by at most this many reads.
+ */
+#define XM_W_HIST_SCAN_EVERY 8
 /* Tables written per batched update (4 KB each), before their services flip. */
 #define XM_W_FLIP_BATCH 32
 /* Histograms fetched per batched lookup (2 KB each; a service's ids lie together). */
@@ -74,6 +80,7 @@ struct bstate {
 	bool have_prev;
 	bool have_hist;
 	__u16 hn, hcap;
+	__u8 known_reads; /* reads without the full scan since the last one */
 	__u16 *hidx;
 	__u32 *hcnt;
 	__u64 pending;  /* completions since the last histogram read */
@@ -113,7 +120,7 @@ struct xm_weighting {
 	unsigned int weighed;       /* services weighed in this tick (the others wait) */
 	unsigned long long weighed_why[XM_WEIGH__COUNT]; /* weighings by reason, all ticks */
 	int hist_budget;            /* histogram reads left in this tick */
-	int hist_resume;            /* svc_vals index of the first service denied a read; -1: none */
+	int hist_resume;            /* svc_vals index of the first service denied a read, or -1 */
 	bool topo_stale;            /* backends or services changed: re-read them */
 	bool topo_fresh;            /* they were re-read in this tick */
 	__u64 topo_ns;              /* when they were last read */
@@ -299,7 +306,9 @@ static int hist_delta_quantiles(struct xm_weighting *w, __u32 id, const struct x
 
 	*p50 = *p99 = -1;
 	/* Most reads: the counts rose in the baseline's buckets only (no scan of all 528). */
-	if (b->have_hist && xm_lb_hist_delta_known(b->hidx, b->hcnt, b->hn, cur->bucket, expect, dlt)) {
+	if (b->have_hist && b->known_reads < XM_W_HIST_SCAN_EVERY - 1 &&
+	    xm_lb_hist_delta_known(b->hidx, b->hcnt, b->hn, cur->bucket, expect, dlt)) {
+		b->known_reads++;
 		*p50 = xm_lb_hist_quantile_sparse(b->hidx, dlt, b->hn, 0.5) / 1e9;
 		*p99 = xm_lb_hist_quantile_sparse(b->hidx, dlt, b->hn, 0.99) / 1e9;
 		return 0;
@@ -335,6 +344,7 @@ static int hist_delta_quantiles(struct xm_weighting *w, __u32 id, const struct x
 	memcpy(b->hidx, nidx, n * sizeof(*nidx));
 	memcpy(b->hcnt, ncnt, n * sizeof(*ncnt));
 	b->hn = n;
+	b->known_reads = 0;
 	if (!b->have_hist) {
 		b->have_hist = true; /* the first read is only the baseline */
 		return 0;
@@ -1010,8 +1020,10 @@ void xm_weighting_tick(struct xm_agent *a)
 	 * (A start one step on alone kept denying the same services for as many
 	 * ticks as there are services while the budget binds.)
 	 */
-	w->rotate = !nsvc_found ? 0 : w->hist_resume >= 0 && (unsigned int)w->hist_resume < nsvc_found ?
-		    (unsigned int)w->hist_resume : (w->rotate + 1) % nsvc_found;
+	if (w->hist_resume >= 0 && (unsigned int)w->hist_resume < nsvc_found)
+		w->rotate = w->hist_resume;
+	else
+		w->rotate = nsvc_found ? (w->rotate + 1) % nsvc_found : 0;
 	w->hist_resume = -1;
 	for (unsigned int k = 0; k < nsvc_found; k++) {
 		unsigned int i = (k + w->rotate) % nsvc_found;

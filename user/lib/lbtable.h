@@ -156,8 +156,9 @@ __u64 xm_lb_hist_count(const __u64 *hist);
  * baseline (worth the full scan) or are still on their way (the datapath
  * counts a completion just before its bucket): scan it all
  * (xm_lb_hist_sparse_delta()). A count that reached a new bucket while the
- * known ones still added up is late, not lost: the baseline lacks that
- * bucket, so the next full scan counts it whole.
+ * known ones still added up (completions the counters had not seen yet made
+ * up for it) is late, not lost: the baseline lacks that bucket, so the next
+ * full scan counts it whole; callers scan in full now and then to bound that.
  */
 __u64 xm_lb_hist_delta_known(const __u16 *idx, __u32 *cnt, unsigned int n, const __u32 *cur,
 			     __u64 expect, __u64 *dlt);
