@@ -131,7 +131,7 @@ static void chance_failures_do_not_move_weights(void **st)
 	double share0, share1;
 
 	run(0, &writes0, &share0, &bad0);
-	run(0.001, &writes1, &share1, &bad1); /* l3x's default */
+	run(0.001, &writes1, &share1, &bad1); /* the level measured (off by default) */
 	print_message("1 %% failures, %d ticks: table writes %d (every failure at once) / %d "
 		      "(significant ones); smallest share of fair %.2f / %.2f; failing replica "
 		      "out after %d / %d ticks\n",

@@ -271,7 +271,7 @@ static void l3x_tune(struct xm_weight_params *p)
 	p->outlier_factor = 4;
 	p->age_bound = 1;
 	p->stickiness = 1;
-	p->fail_alpha = 0.001;
+	p->fail_alpha = 0; /* off: the pooled troubled share rose with it (docs/benchmarks.md) */
 }
 
 static void l3x_compute(struct xm_wservice *s, double *w)
