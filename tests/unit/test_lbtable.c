@@ -362,6 +362,60 @@ static void sparse_delta_quantile_matches_dense(void **state)
 }
 
 /*
+ * The loop's read without a full scan (xm_lb_hist_delta_known): when every
+ * completion the probes counted landed in buckets the baseline knows, its
+ * deltas and quantiles are the full scan's, also across a 32-bit wrap; when
+ * one landed in a new bucket it refuses (0, baseline untouched), so the full
+ * scan sees the change in the same read; later, that bucket is counted whole.
+ */
+static void hist_delta_known_or_refuse(void **state)
+{
+	static __u32 cur[XM_LB_HIST_BUCKETS];
+	static __u64 diff[XM_LB_HIST_BUCKETS];
+	__u16 idx[4] = { 20, 100, 101, 300 };
+	__u32 cnt[4] = { 5, 0xfffffff0U, 7, 1 }, keep[4];
+	__u64 dlt[XM_LB_HIST_BUCKETS], expect = 0;
+	__u16 cidx[XM_LB_HIST_BUCKETS];
+	__u32 ccnt[XM_LB_HIST_BUCKETS];
+	unsigned int cn = 0;
+
+	for (unsigned int k = 0; k < 4; k++)
+		cur[idx[k]] = cnt[k];
+	/* new completions in known buckets only: 3 at 20, 0x20 at 100 (wraps), 9 at 300 */
+	cur[20] += 3;
+	cur[100] += 0x20;
+	cur[300] += 9;
+	diff[20] = 3;
+	diff[100] = 0x20;
+	diff[300] = 9;
+	expect = 3 + 0x20 + 9;
+	assert_int_equal(xm_lb_hist_delta_known(idx, cnt, 4, cur, expect, dlt), expect);
+	for (double q = 0.01; q <= 1.0; q += 0.07)
+		assert_true(xm_lb_hist_quantile_sparse(idx, dlt, 4, q) ==
+			    xm_lb_hist_quantile(diff, q));
+	for (unsigned int k = 0; k < 4; k++)
+		assert_int_equal(cnt[k], cur[idx[k]]);
+	/* a read that caught the counters ahead of a bucket's add: refused, nothing changed */
+	cur[20] += 2;
+	memcpy(keep, cnt, sizeof(keep));
+	assert_int_equal(xm_lb_hist_delta_known(idx, cnt, 4, cur, 3, dlt), 0);
+	assert_memory_equal(cnt, keep, sizeof(keep));
+	/* a slow request in a bucket new to this backend: refused, and the full scan sees it */
+	cur[400] += 1;
+	assert_int_equal(xm_lb_hist_delta_known(idx, cnt, 4, cur, 3, dlt), 0);
+	for (__u32 i = 0; i < XM_LB_HIST_BUCKETS; i++)
+		if (cur[i]) {
+			cidx[cn] = i;
+			ccnt[cn++] = cur[i];
+		}
+	assert_int_equal(xm_lb_hist_sparse_delta(idx, cnt, 4, cidx, ccnt, cn, dlt), 3);
+	assert_true(xm_lb_hist_quantile_sparse(cidx, dlt, cn, 0.99) ==
+		    (double)xm_lb_hist_lower(400) + (double)(xm_lb_hist_width(400) - 1) / 2.0);
+	/* nothing expected (no completions): never taken for a read */
+	assert_int_equal(xm_lb_hist_delta_known(idx, cnt, 4, cur, 0, dlt), 0);
+}
+
+/*
  * The kernel's histogram has 32-bit counts (half the bytes the loop copies
  * per read): read through the maps and differenced with xm_lb_probe_delta,
  * every quantile equals the one of a 64-bit histogram of the same samples,
@@ -482,6 +536,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(sparse_delta_quantile_matches_dense),
+		cmocka_unit_test(hist_delta_known_or_refuse),
 		cmocka_unit_test(quantile_rank_definition),
 		cmocka_unit_test(hist_u32_same_quantiles),
 		cmocka_unit_test(probe_pages_read_and_zero),

@@ -38,6 +38,12 @@
 #define XM_W_HIST_MIN 8
 #define XM_W_HIST_MAX_AGE_NS 2000000000ULL
 #define XM_W_HIST_BUDGET 1024
+/*
+ * Every this many reads without the full scan, one with it: a count that
+ * reached a bucket new to the backend while the known ones still added up
+ * (xm_lb_hist_delta_known()) is late by at most this many reads.
+ */
+#define XM_W_HIST_SCAN_EVERY 8
 /* Tables written per batched update (4 KB each), before their services flip. */
 #define XM_W_FLIP_BATCH 32
 /* Histograms fetched per batched lookup (2 KB each; a service's ids lie together). */
@@ -74,6 +80,7 @@ struct bstate {
 	bool have_prev;
 	bool have_hist;
 	__u16 hn, hcap;
+	__u8 known_reads; /* reads without the full scan since the last one */
 	__u16 *hidx;
 	__u32 *hcnt;
 	__u64 pending;  /* completions since the last histogram read */
@@ -113,11 +120,12 @@ struct xm_weighting {
 	unsigned int weighed;       /* services weighed in this tick (the others wait) */
 	unsigned long long weighed_why[XM_WEIGH__COUNT]; /* weighings by reason, all ticks */
 	int hist_budget;            /* histogram reads left in this tick */
+	int hist_resume;            /* svc_vals index of the first service denied a read, or -1 */
 	bool topo_stale;            /* backends or services changed: re-read them */
 	bool topo_fresh;            /* they were re-read in this tick */
 	__u64 topo_ns;              /* when they were last read */
 	unsigned int nsvc_found;    /* services in svc_keys/svc_vals */
-	unsigned int rotate;        /* first service visited this tick */
+	unsigned int rotate;        /* first service visited this tick (hist_resume's, if any) */
 	struct xm_lb_svc_rt *rt_by_id[XM_LB_MAX_SERVICES]; /* the agent's services, this tick */
 	struct xm_batch_buf hist_buf;   /* XM_W_HIST_BATCH histograms per lookup */
 	struct xm_lb_hist *hist;        /* XM_W_HIST_BATCH: the ones asked for */
@@ -281,12 +289,13 @@ static int read_array(struct xm_weighting *w, int fd, __u32 n, size_t vsize, boo
 
 /*
  * p50 and p99 (seconds) of the requests that completed since the previous
- * histogram read of backend id; -1 when none. Keeps the cumulative histogram
- * as a sparse baseline (bucket, low 32 bits of the count: deltas are taken
- * modulo 2^32) and works on its non-empty buckets only.
+ * histogram read of backend id (expect of them by the probe counters); -1
+ * when none. Keeps the cumulative histogram as a sparse baseline (bucket, low
+ * 32 bits of the count: deltas are taken modulo 2^32) and works on its
+ * non-empty buckets only.
  */
 static int hist_delta_quantiles(struct xm_weighting *w, __u32 id, const struct xm_lb_hist *cur,
-				double *p50, double *p99)
+				__u64 expect, double *p50, double *p99)
 {
 	struct bstate *b = &w->bs[id];
 	__u16 nidx[XM_LB_HIST_BUCKETS];
@@ -296,6 +305,14 @@ static int hist_delta_quantiles(struct xm_weighting *w, __u32 id, const struct x
 	unsigned int n = 0, k;
 
 	*p50 = *p99 = -1;
+	/* Most reads: the counts rose in the baseline's buckets only (no scan of all 528). */
+	if (b->have_hist && b->known_reads < XM_W_HIST_SCAN_EVERY - 1 &&
+	    xm_lb_hist_delta_known(b->hidx, b->hcnt, b->hn, cur->bucket, expect, dlt)) {
+		b->known_reads++;
+		*p50 = xm_lb_hist_quantile_sparse(b->hidx, dlt, b->hn, 0.5) / 1e9;
+		*p99 = xm_lb_hist_quantile_sparse(b->hidx, dlt, b->hn, 0.99) / 1e9;
+		return 0;
+	}
 	/* Most buckets are empty, and a tick scans up to 1024 histograms: test four at a time. */
 	_Static_assert(XM_LB_HIST_BUCKETS % 4 == 0, "buckets are scanned four at a time");
 	for (k = 0; k < XM_LB_HIST_BUCKETS; k += 4) {
@@ -310,21 +327,24 @@ static int hist_delta_quantiles(struct xm_weighting *w, __u32 id, const struct x
 	}
 	total = xm_lb_hist_sparse_delta(b->hidx, b->hcnt, b->hn, nidx, ncnt, n, dlt);
 	if (n > b->hcap) {
-		__u16 *idx = realloc(b->hidx, n * sizeof(*idx));
+		/* In steps of 16: a backend's buckets grow one or two at a time. */
+		unsigned int cap = (n + 15) & ~15U;
+		__u16 *idx = realloc(b->hidx, cap * sizeof(*idx));
 		__u32 *cnt;
 
 		if (!idx)
 			return -ENOMEM;
 		b->hidx = idx;
-		cnt = realloc(b->hcnt, n * sizeof(*cnt));
+		cnt = realloc(b->hcnt, cap * sizeof(*cnt));
 		if (!cnt)
 			return -ENOMEM;
 		b->hcnt = cnt;
-		b->hcap = n;
+		b->hcap = cap;
 	}
 	memcpy(b->hidx, nidx, n * sizeof(*nidx));
 	memcpy(b->hcnt, ncnt, n * sizeof(*ncnt));
 	b->hn = n;
+	b->known_reads = 0;
 	if (!b->have_hist) {
 		b->have_hist = true; /* the first read is only the baseline */
 		return 0;
@@ -667,6 +687,7 @@ static void weigh_service(struct xm_weighting *w, unsigned int vi, const __u32 *
 	struct xm_wsample x[n ? n : 1];
 	double weights[n ? n : 1];
 	__u32 slots[n ? n : 1], hist_due[n ? n : 1];
+	__u64 hist_expect[n ? n : 1];
 	unsigned int n_hist = 0;
 	struct xm_lb_svc_rt *rt = w->rt_by_id[svc_id];
 	struct xm_rebal_conf roff;
@@ -742,10 +763,16 @@ static void weigh_service(struct xm_weighting *w, unsigned int vi, const __u32 *
 		 * to the traffic, not to the number of backends.
 		 */
 		b->pending += d.req_completed;
-		if (b->pending && w->hist_budget > 0 &&
-		    (b->pending >= XM_W_HIST_MIN || !b->have_hist ||
-		     now - b->hist_ns >= XM_W_HIST_MAX_AGE_NS)) {
+		if (b->pending && (b->pending >= XM_W_HIST_MIN || !b->have_hist ||
+				   now - b->hist_ns >= XM_W_HIST_MAX_AGE_NS)) {
+			if (w->hist_budget <= 0) {
+				/* The next tick starts here: every backend gets its turn. */
+				if (w->hist_resume < 0)
+					w->hist_resume = vi;
+				continue;
+			}
 			w->hist_budget--;
+			hist_expect[n_hist] = b->pending;
 			hist_due[n_hist++] = i;
 			b->pending = 0;
 			b->hist_ns = now;
@@ -762,8 +789,8 @@ static void weigh_service(struct xm_weighting *w, unsigned int vi, const __u32 *
 					&w->hist_buf))
 			continue;
 		for (unsigned int j = 0; j < m; j++)
-			hist_delta_quantiles(w, hid[j], &w->hist[j], &x[hist_due[k + j]].p50,
-					     &x[hist_due[k + j]].p99);
+			hist_delta_quantiles(w, hid[j], &w->hist[j], hist_expect[k + j],
+					     &x[hist_due[k + j]].p50, &x[hist_due[k + j]].p99);
 	}
 	xm_wservice_tick(&s->ws, x, dt);
 	xm_weigh_ref_update(&s->ref, &sum, &s->ws);
@@ -989,7 +1016,17 @@ void xm_weighting_tick(struct xm_agent *a)
 	w->urgent_ms = 0;
 	w->weighed = 0;
 	w->hist_budget = XM_W_HIST_BUDGET;
-	w->rotate = nsvc_found ? (w->rotate + 1) % nsvc_found : 0;
+	/*
+	 * Start where the last tick's histogram budget ran out, so that a
+	 * service is never denied its reads for long; one step on otherwise.
+	 * (A start one step on alone kept denying the same services for as many
+	 * ticks as there are services while the budget binds.)
+	 */
+	if (w->hist_resume >= 0 && (unsigned int)w->hist_resume < nsvc_found)
+		w->rotate = w->hist_resume;
+	else
+		w->rotate = nsvc_found ? (w->rotate + 1) % nsvc_found : 0;
+	w->hist_resume = -1;
 	for (unsigned int k = 0; k < nsvc_found; k++) {
 		unsigned int i = (k + w->rotate) % nsvc_found;
 		__u32 sid = w->svc_vals[i].id;
@@ -1058,6 +1095,7 @@ int xm_weighting_start(struct xm_agent *a)
 	w->wstate_fd = w->wloop_fd = w->rstate_fd = -1;
 	w->tick_ms = XM_TICK_MS_DEFAULT;
 	w->topo_stale = true;
+	w->hist_resume = -1;
 	w->ncpu = libbpf_num_possible_cpus();
 	w->gen_fd = -1;
 	w->gen_percpu = calloc(w->ncpu > 0 ? w->ncpu : 1, sizeof(*w->gen_percpu));

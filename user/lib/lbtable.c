@@ -406,6 +406,23 @@ double xm_lb_hist_quantile(const __u64 *hist, double q)
 	return xm_lb_hist_quantile_sparse(idx, cnt, n, q);
 }
 
+__u64 xm_lb_hist_delta_known(const __u16 *idx, __u32 *cnt, unsigned int n, const __u32 *cur,
+			     __u64 expect, __u64 *dlt)
+{
+	__u32 now[XM_LB_HIST_BUCKETS];
+	__u64 total = 0;
+
+	for (unsigned int k = 0; k < n; k++) {
+		now[k] = cur[idx[k]];
+		dlt[k] = (__u32)(now[k] - cnt[k]); /* counts wrap at 2^32 */
+		total += dlt[k];
+	}
+	if (!expect || total < expect)
+		return 0;
+	memcpy(cnt, now, n * sizeof(*now));
+	return total;
+}
+
 __u64 xm_lb_hist_sparse_delta(const __u16 *pidx, const __u32 *pcnt, unsigned int pn,
 			      const __u16 *cidx, const __u32 *ccnt, unsigned int cn, __u64 *dlt)
 {

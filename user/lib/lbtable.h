@@ -145,6 +145,23 @@ double xm_lb_hist_quantile_sparse(const __u16 *idx, const __u64 *cnt, unsigned i
 __u64 xm_lb_hist_sparse_delta(const __u16 *pidx, const __u32 *pcnt, unsigned int pn,
 			      const __u16 *cidx, const __u32 *ccnt, unsigned int cn, __u64 *dlt);
 __u64 xm_lb_hist_count(const __u64 *hist);
+/*
+ * The delta of a histogram read (cur: the kernel's buckets) in the sparse
+ * baseline's n buckets alone (idx ascending, cnt their last counts), without
+ * scanning all XM_LB_HIST_BUCKETS: a backend's latencies keep falling into
+ * buckets it has used before, and then those buckets rose by at least the
+ * completions the probe counters saw since the last read (expect). Then
+ * dlt[0..n) gets their deltas, cnt the new counts, and the delta's total is
+ * returned. 0 (cnt untouched): fewer; some went to a bucket new to the
+ * baseline (worth the full scan) or are still on their way (the datapath
+ * counts a completion just before its bucket): scan it all
+ * (xm_lb_hist_sparse_delta()). A count that reached a new bucket while the
+ * known ones still added up (completions the counters had not seen yet made
+ * up for it) is late, not lost: the baseline lacks that bucket, so the next
+ * full scan counts it whole; callers scan in full now and then to bound that.
+ */
+__u64 xm_lb_hist_delta_known(const __u16 *idx, __u32 *cnt, unsigned int n, const __u32 *cur,
+			     __u64 expect, __u64 *dlt);
 __s64 xm_lb_in_flight(const struct xm_lb_probe *c);
 /* Requests that ended badly (5xx, aborted) plus failed connects and resets. */
 __u64 xm_lb_failures(const struct xm_lb_probe *c);

@@ -7,6 +7,9 @@
 
 #include "weight.h"
 
+/* The failure rate a service with none seen is assumed to have (failures_burst()). */
+#define XM_FAIL_P_MIN 0.001
+
 double xm_filter_decay(double half_life, double dt)
 {
 	/* A tick uses a handful of (half-life, dt) pairs for thousands of filters. */
@@ -69,6 +72,22 @@ void xm_filter_drift(struct xm_filter *f, double dt)
 	double a = xm_filter_decay(f->half_life, dt);
 
 	f->value = f->dflt * (1 - a) + f->value * a;
+}
+
+bool xm_failures_significant(uint64_t failures, uint64_t requests, double p_ref, double alpha)
+{
+	double q, kl;
+
+	if (!failures || !requests)
+		return false;
+	if (p_ref >= 1)
+		return false;
+	q = failures >= requests ? 1 : (double)failures / requests;
+	if (q <= p_ref)
+		return false;
+	/* P(X >= qn) <= exp(-n KL(q || p)) for X ~ Binomial(n, p), q > p. */
+	kl = q * log(q / p_ref) + (q < 1 ? (1 - q) * log((1 - q) / (1 - p_ref)) : 0);
+	return requests * kl > -log(alpha);
 }
 
 void xm_weight_params_default(struct xm_weight_params *p)
@@ -252,6 +271,7 @@ static void l3x_tune(struct xm_weight_params *p)
 	p->outlier_factor = 4;
 	p->age_bound = 1;
 	p->stickiness = 1;
+	p->fail_alpha = 0; /* off: the pooled troubled share rose with it (docs/benchmarks.md) */
 }
 
 static void l3x_compute(struct xm_wservice *s, double *w)
@@ -502,18 +522,46 @@ static enum xm_filter_kind success_kind(const struct xm_wservice *s)
 	return s->algo && s->algo->compute == l3x_compute ? XM_FILTER_VALLEY : XM_FILTER_EWMA;
 }
 
+/*
+ * A tick's failures that a backend failing at the other backends' rate
+ * would show by chance (one 5xx in ten at a service-wide 1 %) are noise: a
+ * valley filter believing each would drop the backend's weight many-fold
+ * and rewrite the table every tick. A burst the others do not show is
+ * believed at once, as before. fail_rps / all_rps: sums over the service.
+ */
+static bool failures_burst(const struct xm_wservice *s, const struct xm_wbackend *b,
+			   const struct xm_wsample *x, double fail_rps, double all_rps)
+{
+	double own = b->rps.value + 1e-3, others = all_rps - own;
+	double p_ref = others > 1e-6 ? (fail_rps - own * (1 - b->success.value)) / others : 0;
+
+	return xm_failures_significant(x->failures, x->requests,
+				       p_ref > XM_FAIL_P_MIN ? p_ref : XM_FAIL_P_MIN,
+				       s->p.fail_alpha);
+}
+
 void xm_wservice_tick(struct xm_wservice *s, const struct xm_wsample *samples, double dt)
 {
 	double w[s->n ? s->n : 1], sum = 0, total = 0, w_mean = 0, c = 0;
+	double fail_rps = 0, all_rps = 0;
 	bool live[s->n ? s->n : 1];
 	unsigned int i, nlive = 0;
 
 	if (dt <= 0)
 		dt = 1e-3;
+	/* The service's failure rate (filtered, by traffic): what a burst is judged by. */
+	for (i = 0; i < s->n; i++) {
+		if (!s->b[i].alive)
+			continue;
+		fail_rps += (s->b[i].rps.value + 1e-3) * (1 - s->b[i].success.value);
+		all_rps += s->b[i].rps.value + 1e-3;
+	}
 	for (i = 0; i < s->n; i++) {
 		struct xm_wbackend *b = &s->b[i];
 		const struct xm_wsample *x = &samples[i];
 		double rate = x->requests / dt;
+		/* Judged before this tick's samples change the sums' terms. */
+		bool burst = s->p.fail_alpha <= 0 || failures_burst(s, b, x, fail_rps, all_rps);
 
 		b->alive = x->alive;
 		b->inflight_now = x->inflight;
@@ -535,6 +583,8 @@ void xm_wservice_tick(struct xm_wservice *s, const struct xm_wsample *samples, d
 
 			if (b->idle >= s->p.idle_after)
 				gap = dt; /* drift already covered the idle time */
+			if (!burst)
+				b->success.kind = XM_FILTER_EWMA;
 			xm_filter_sample(&b->success,
 					 (double)(x->requests - (x->failures < x->requests ?
 								 x->failures : x->requests)) /

@@ -100,6 +100,14 @@ struct xm_weight_params {
 	 * 0.05; 0 = on any move of 8 slots of 1024).
 	 */
 	double table_deadband;
+	/*
+	 * l3x's success filter believes a tick's failures at once (a valley
+	 * filter) only when they are significant at this level against the
+	 * service's failure rate (xm_failures_significant()); others are
+	 * folded in gradually, like any EWMA sample (0, the default: every
+	 * failure at once; 0.001 measured, docs/benchmarks.md).
+	 */
+	double fail_alpha;
 };
 
 /* What the probes said about one backend over the last tick. */
@@ -114,6 +122,14 @@ struct xm_wsample {
 	double oldest;     /* s, age of its oldest request in flight at the tick (0 if unknown) */
 	bool alive;        /* eligible for selection */
 };
+
+/*
+ * failures of requests in one tick are more than a backend failing at the
+ * service's rate p_ref would give with probability alpha (Chernoff bound of
+ * the binomial tail: conservative, no loop, any count). False when alpha <= 0
+ * is not asked: the caller decides what alpha 0 means.
+ */
+bool xm_failures_significant(uint64_t failures, uint64_t requests, double p_ref, double alpha);
 
 /* Filtered state of one backend; shown by `xmeshctl backend list`. */
 struct xm_wbackend {

@@ -31,6 +31,7 @@ static const struct {
 	P("stickiness", stickiness, 0, 4),
 	P("conn_cap", conn_cap, 0, 1000),
 	P("table_deadband", table_deadband, 0, 1),
+	P("fail_alpha", fail_alpha, 0, 1),
 #undef P
 };
 
