@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: MIT
 #include <errno.h>
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -52,12 +51,8 @@ static void pub_row_reset(struct xm_lb_state *st, const char *map, __u32 id)
 		struct xm_lb_wstate w;
 		struct xm_lb_rstate r;
 	} zero;
-	char path[PATH_MAX];
-	int fd;
+	int fd = xm_map_open(st->pin_root, map);
 
-	if (xm_pin_path(path, sizeof(path), st->pin_root, XM_PIN_MAPS, map))
-		return;
-	fd = bpf_obj_get(path);
 	if (fd < 0)
 		return; /* not published yet: nothing stale */
 	if (bpf_map_update_elem(fd, &id, &zero, BPF_ANY))
