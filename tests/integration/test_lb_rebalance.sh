@@ -238,9 +238,10 @@ run off false
 # The onread run's agent (port 8082 only) removed this service; the off run's
 # agent created it again, on backend ids handed out afresh, which may be ids
 # an earlier run's backends held (with retired connections). A row published
-# per id must start from zero at handout: with rebalancing off and l3 (no
+# per id starts from zero at handout: with rebalancing off and l3 (no
 # stickiness) nothing counts connections, so no row, or one with nothing
-# retired. (Before the fix `backend list` showed the last holder's counts.)
+# retired. (Whether ids are reused here depends on the order of handouts:
+# test_lb_restart.sh checks the reset itself, with rows made stale by hand.)
 for b in 10 11 12; do
 	xm_assert "$(python3 -c 'import json, sys
 rows = {r["backend"]: r for r in json.load(open(sys.argv[1]))}
