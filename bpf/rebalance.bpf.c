@@ -144,27 +144,10 @@ static __always_inline bool rebal_held(const struct tcp_sock *tp, const struct x
 	       tp->snd_nxt == tp->snd_una && tp->rcv_nxt == tp->copied_seq;
 }
 
-/*
- * Take one of the quota (read hooks on other CPUs may race). BPF has no
- * 32-bit compare-and-exchange before v3 CPUs: exchange the 8-byte word that
- * quota shares with held (offset 8 of the 40-byte entry: aligned).
- */
-static __always_inline bool rebal_take_quota(struct xm_rebal_be *rb)
+/* One unit of the backend's quota, taken before acting (rebalance.h). */
+static __always_inline bool rebal_take_quota(struct xm_rebal_be *rb, bool mark)
 {
-	union {
-		__u64 w;
-		struct {
-			__u32 quota, held;
-		};
-	} was, want;
-	__u64 *word = (__u64 *)&rb->quota;
-
-	was.w = *word;
-	if (!was.quota)
-		return false;
-	want = was;
-	want.quota--;
-	return __sync_val_compare_and_swap(word, was.w, want.w) == was.w;
+	return xm_rebal_quota_take((__u64 *)&rb->quota, mark);
 }
 
 static __always_inline int rebal_sock(struct bpf_iter__tcp *ctx, enum rebal_action action)
@@ -202,7 +185,7 @@ static __always_inline int rebal_sock(struct bpf_iter__tcp *ctx, enum rebal_acti
 	quiet_ns = now > quiet_ns ? now - quiet_ns : 0;
 	if (!held && (quiet_ns < rb->idle_ns || !rebal_conn_idle(tp, f)))
 		return 0;
-	if (action == REBAL_COUNT || (!held && !rb->quota)) {
+	if (action == REBAL_COUNT || (!held && !rebal_take_quota(rb, false))) {
 		rb->idle++;
 		return 0;
 	}
@@ -221,8 +204,8 @@ static __always_inline int rebal_sock(struct bpf_iter__tcp *ctx, enum rebal_acti
 	/* closed: its name for the log (a full output buffer only loses the line) */
 	if (action == REBAL_DESTROY)
 		bpf_seq_write(ctx->meta->seq, &p, sizeof(p));
-	if (!held)
-		rb->quota--;
+	if (held)
+		rb->retired_marked++;
 	rb->retired++;
 	return 0;
 }
@@ -265,7 +248,7 @@ int BPF_PROG(xm_rebal_read, struct sock *sk)
 	/* hold the next request for the pass (socket locked: recvmsg's) */
 	if (rb->on_read == XM_REBAL_ON_READ_HOLD) {
 		if (xm_lb_mark_fresh(ls->retire_mark, bpf_ktime_get_ns(), XM_LB_HOLD_CLOSE_NS) ||
-		    !rebal_take_quota(rb))
+		    !rebal_take_quota(rb, true))
 			return 0;
 		ls->retire_mark = xm_lb_mark_clock(bpf_ktime_get_ns());
 	}

@@ -28,14 +28,27 @@
 
 #include "lb.h"
 
-/* Per backend, in the iterator object's .bss (index = backend id). */
+/*
+ * Per backend id, in the iterator object's .bss (index = backend id).
+ *
+ * `quota` is spent by two writers at once: the iterator (the agent's thread)
+ * and the read hook (any CPU). Each unit is taken, before the connection is
+ * acted on, by one compare-and-exchange of the 8-byte word `quota` shares
+ * with `marked` (rebal_take_quota): it never goes below zero, and a mark is
+ * counted in the same exchange as its unit. The agent ends a tick's period by
+ * exchanging that word with zero (xm_rebalance_pass), so every unit of a
+ * period's quota is counted once: retired by a pass, or marked by a read
+ * (closed by a later pass without another unit).
+ */
 struct xm_rebal_be {
 	__u64 idle_ns;  /* in: a socket counts as idle after this long without a segment */
-	__u32 quota;    /* in: idle connections the pass may retire; decremented */
+	__u32 quota;    /* in: connections passes and reads may still retire; taken */
+	__u32 marked;   /* out: read-hook marks (each took a unit of quota) */
 	__u32 held;     /* out: established client connections */
 	__u32 idle;     /* out: of which idle (and not retired) */
-	__u32 retired;  /* out: destroyed by this pass */
-	__u32 failed;   /* out: bpf_sock_destroy() refused */
+	__u32 retired;  /* out: closed by this pass (incl. those held since a mark) */
+	__u32 retired_marked; /* out: of which held since a read's mark (no unit of their own) */
+	__u32 failed;   /* out: bpf_sock_destroy() refused (its unit stays spent) */
 	__u32 on_read;  /* in: XM_REBAL_ON_READ_*: report (and hold) its idle moments after a read */
 	__u64 oldest_req_ns; /* out: age of the oldest request in flight on these connections */
 };
@@ -96,11 +109,48 @@ struct xm_lb_rstate {
 #define XM_RSTATE_F_ENABLED (1U << 0) /* the service has rebalancing on */
 #define XM_RSTATE_F_NO_DESTROY (1U << 1) /* kernel lacks bpf_sock_destroy: counts only */
 
-_Static_assert(sizeof(struct xm_rebal_be) == 40, "xm_rebal_be layout");
-/* rebal_take_quota (bpf/rebalance.bpf.c) exchanges quota with held as one aligned 8-byte word */
+_Static_assert(sizeof(struct xm_rebal_be) == 48, "xm_rebal_be layout");
+/* rebal_take_quota (bpf/rebalance.bpf.c) exchanges quota with marked as one aligned 8-byte word */
 _Static_assert(__builtin_offsetof(struct xm_rebal_be, quota) == 8, "xm_rebal_be.quota offset");
+_Static_assert(__builtin_offsetof(struct xm_rebal_be, marked) == 12, "xm_rebal_be.marked offset");
 _Static_assert(sizeof(struct xm_lb_rstate) == 32, "xm_lb_rstate layout");
 _Static_assert(sizeof(struct xm_rebal_pick) == 56, "xm_rebal_pick layout");
 _Static_assert(sizeof(struct xm_rebal_read_event) == 24, "xm_rebal_read_event layout");
+
+/* The word quota and marked share, as xm_rebal_quota_take and the agent exchange it. */
+union xm_rebal_quota_word {
+	__u64 word;
+	struct {
+		__u32 quota, marked;
+	};
+};
+
+/*
+ * Take one unit of a backend's quota before acting on a connection (the
+ * iterator and the read hook on other CPUs take from the same quota): one
+ * compare-and-exchange of the 8-byte word quota shares with marked (BPF has
+ * no 32-bit one before v3 CPUs), so the quota never goes below zero and a
+ * mark is counted with its unit. A check, the act, then a plain decrement
+ * let a unit the hook took in between wrap the quota to 2^32 - 1 for the
+ * rest of the tick (a pass retired 8 connections of a quota of 2). A few
+ * tries: an exchange lost to another taker is not an empty quota.
+ * Returns 1 when a unit was taken.
+ */
+static inline int xm_rebal_quota_take(__u64 *word, int mark)
+{
+	union xm_rebal_quota_word was, want;
+
+	for (int i = 0; i < 4; i++) {
+		was.word = *(volatile __u64 *)word;
+		if (!was.quota)
+			return 0;
+		want = was;
+		want.quota--;
+		want.marked += !!mark;
+		if (__sync_val_compare_and_swap(word, was.word, want.word) == was.word)
+			return 1;
+	}
+	return 0;
+}
 
 #endif /* XMESH_REBALANCE_H */

@@ -154,28 +154,41 @@ xm_assert "${ifailed:-x}" -eq 0 "failed requests of the idle pool (retries once)
 ufailed=$(tail -n1 "$XM_RUN_DIR/on.urllib3" | sed -n 's/.* failed=\([0-9]*\).*/\1/p')
 xm_assert "${ufailed:-x}" -eq 0 "failed requests of the urllib3 pool (retries once)"
 
-# Bounds, from the agent's debug lines: "backend ID: retired R, held H (...), quota Q ...".
+# Bounds, from the agent's debug lines: "backend ID: retired R, spent S (M marked on
+# reads), held H (...), quota Q ...": R connections closed and S units of quota taken
+# (by passes, and by read marks, whose closes take none) since the tick before.
 # check_bounds RUN [MUST_RETIRE]: MUST_RETIRE 0 lets the run retire nothing.
 check_bounds() {
+grep -n "quota accounting is broken\|more quota left than given" "$XM_RUN_DIR/$1.agent.log" &&
+	xm_fail "the agent found its quota accounting broken ($1)"
 python3 - "$XM_RUN_DIR/$1.agent.log" "$SHARE" "$RATE" "${2:-1}" <<'EOF2' || xm_fail "rebalancing bounds ($1)"
 import math, re, sys
 share, rate, must_retire = float(sys.argv[2]), float(sys.argv[3]), sys.argv[4] == "1"
 quota = {}
-retired_total = 0
+retired_total = spent_total = marked_total = 0
 passes = 0
 for line in open(sys.argv[1]):
-    m = re.search(r"rebalance: backend (\d+): retired (\d+), held (\d+) .*quota (\d+)", line)
+    m = re.search(r"rebalance: backend (\d+): retired (\d+), spent (\d+) \((\d+) marked on reads\), "
+                  r"held (\d+) .*quota (\d+)", line)
     if not m:
         continue
-    be, ret, held, q = (int(x) for x in m.groups())
+    be, ret, spent, marked, held, q = (int(x) for x in m.groups())
     passes += 1
-    # What a pass retired never exceeds the quota the previous tick gave it.
+    # The quota the previous tick gave is never overspent, by passes and read marks together.
+    assert spent <= quota.get(be, 0), f"backend {be}: spent {spent} > quota {quota.get(be, 0)}"
+    assert marked <= spent, f"backend {be}: {marked} marks > {spent} units spent"
+    # What a pass closed never exceeds that quota either.
     assert ret <= quota.get(be, 0), f"backend {be}: retired {ret} > quota {quota.get(be, 0)}"
     # A quota never exceeds share_per_tick of the backend's connections (or one at a time).
     assert q <= max(1, math.floor(share * held)), f"backend {be}: quota {q} > {share} x {held}"
     quota[be] = q
     retired_total += ret
-print(f"rebalance: {passes} plan lines, {retired_total} retired")
+    spent_total += spent
+    marked_total += marked
+    # No connection is closed without a unit of quota (a mark's close used the mark's).
+    assert retired_total <= spent_total, f"{retired_total} retired > {spent_total} units spent"
+print(f"rebalance: {passes} plan lines, {retired_total} retired, {spent_total} units spent "
+      f"({marked_total} on read marks)")
 # 12 s of run (+1 s burst) at most rate per second for the whole service.
 assert retired_total <= rate * 14, f"{retired_total} retired > {rate}/s"
 assert retired_total > 0 or not must_retire

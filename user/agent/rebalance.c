@@ -99,7 +99,13 @@ struct xm_rebalancer {
 	__u64 first_read_ns;       /* the oldest read event not yet answered by a pass */
 	/* Retired by retire-now passes since the last full pass, per backend id. */
 	__u32 carry[XM_LB_MAX_BACKENDS];
+	__u32 carry_marked[XM_LB_MAX_BACKENDS]; /* of which held since a mark */
 	struct xm_rebal_be last[XM_LB_MAX_BACKENDS]; /* the counts, kept across one */
+	/* Per backend id: the quota given for the period under way, and the last period's spend. */
+	__u32 given[XM_LB_MAX_BACKENDS];
+	__u32 spent[XM_LB_MAX_BACKENDS];
+	__u32 marked[XM_LB_MAX_BACKENDS];
+	unsigned long long quota_errors; /* periods that ended with more quota left than given */
 };
 
 /*
@@ -277,6 +283,9 @@ void xm_rebalance_close(struct xm_rebalancer *r)
 {
 	if (!r)
 		return;
+	if (r->quota_errors)
+		pr_err("rebalance: %llu periods ended with more quota left than given (a bug)",
+		       r->quota_errors);
 	if (r->picks_stale)
 		pr_info("rebalance: %llu picked connections left open: the close came more than "
 			"%llu ms after the pick, when the hold may have ended (a request could be "
@@ -512,9 +521,9 @@ static int walk_netns(struct xm_rebalancer *r, int nsfd)
  * The hook sees every TCP read of the host: once no backend has wanted it for
  * XM_REBAL_READ_DETACH_PASSES ticks, detach it (reads_watch attaches it again).
  */
-static void reads_unwatch_idle(struct xm_rebalancer *r)
+static void reads_unwatch_idle(struct xm_rebalancer *r, bool wanted)
 {
-	if (!r->read_link || r->skel->bss->xm_rebal_on_read_any) {
+	if (!r->read_link || wanted) {
 		r->read_unwanted = 0;
 		return;
 	}
@@ -528,27 +537,70 @@ static void reads_unwatch_idle(struct xm_rebalancer *r)
 		 XM_REBAL_READ_DETACH_PASSES);
 }
 
+/* What a pass counts, as a retire-only pass must leave it (quota and marks are not counts). */
+static void counts_copy(struct xm_rebal_be *to, const struct xm_rebal_be *from)
+{
+	to->held = from->held;
+	to->idle = from->idle;
+	to->retired = from->retired;
+	to->retired_marked = from->retired_marked;
+	to->failed = from->failed;
+	to->oldest_req_ns = from->oldest_req_ns;
+}
+
+/*
+ * End backend id's period: take what is left of its quota, with the read
+ * hook's marks, in one exchange (rebalance.h), so that a unit the hook takes
+ * at this moment is in this period or the next, never in both or neither.
+ */
+static void period_end(struct xm_rebalancer *r, __u32 id)
+{
+	union xm_rebal_quota_word w = {
+		.word = __atomic_exchange_n((__u64 *)&r->skel->bss->xm_rebal_be[id].quota, 0,
+					    __ATOMIC_SEQ_CST),
+	};
+
+	if (w.quota > r->given[id]) {
+		/* a unit taken below zero wraps: the bound of issue 13 would not hold */
+		if (!r->quota_errors++)
+			pr_err("rebalance: backend id %u: %u units of quota left of %u given: the "
+			       "quota accounting is broken (a bug: please report it with this "
+			       "line); connections may have been retired beyond the bounds",
+			       id, w.quota, r->given[id]);
+		w.quota = r->given[id];
+	}
+	r->spent[id] = r->given[id] - w.quota;
+	r->marked[id] = w.marked;
+	r->given[id] = 0;
+}
+
 int xm_rebalance_pass(struct xm_rebalancer *r)
 {
 	struct xm_rebal_be *be = r->skel->bss->xm_rebal_be;
+	bool reads_wanted = r->skel->bss->xm_rebal_on_read_any;
 	int walked = 0;
 
+	/*
+	 * The tick's period ends with this pass: no read marks from here on (a
+	 * hook past this check already takes its unit of the period's quota),
+	 * so the marks this pass closes are the period's own.
+	 */
+	r->skel->bss->xm_rebal_on_read_any = 0;
 	for (__u32 id = 0; id < XM_LB_MAX_BACKENDS; id++) {
-		be[id].held = be[id].idle = be[id].retired = be[id].failed = 0;
-		be[id].oldest_req_ns = 0;
+		counts_copy(&be[id], &(struct xm_rebal_be){ 0 });
+		be[id].on_read = 0;
 	}
 	netns_refresh(r);
 	r->walk_why = "the tick's pass";
 	for (unsigned int i = 0; i < r->nns; i++)
 		if (!walk_netns(r, r->ns[i].fd))
 			walked++;
-	reads_unwatch_idle(r);
-	r->skel->bss->xm_rebal_on_read_any = 0;
+	reads_unwatch_idle(r, reads_wanted);
 	for (__u32 id = 0; id < XM_LB_MAX_BACKENDS; id++) {
-		be[id].quota = 0;
-		be[id].on_read = 0;
+		period_end(r, id);
 		be[id].retired += r->carry[id];
-		r->carry[id] = 0;
+		be[id].retired_marked += r->carry_marked[id];
+		r->carry[id] = r->carry_marked[id] = 0;
 	}
 	return walked;
 }
@@ -578,13 +630,11 @@ static unsigned int retire_walk(struct xm_rebalancer *r, bool only_due, unsigned
 		if (!only_due || r->ns[i].due)
 			walk_netns(r, r->ns[i].fd);
 	for (__u32 id = 0; id < XM_LB_MAX_BACKENDS; id++) {
-		__u32 quota = be[id].quota;
-
 		r->carry[id] += be[id].retired - last[id].retired;
+		r->carry_marked[id] += be[id].retired_marked - last[id].retired_marked;
 		*retired += be[id].retired - last[id].retired;
-		be[id] = last[id];
-		be[id].quota = quota;
-		urgent += quota && be[id].idle_ns <= urgent_quiet_ns(r);
+		counts_copy(&be[id], &last[id]);
+		urgent += be[id].quota && be[id].idle_ns <= urgent_quiet_ns(r);
 	}
 	return urgent;
 }
@@ -689,9 +739,20 @@ static void on_read_timer(struct xm_loop *loop, int fd, uint32_t events, void *a
 		read_pass(arg);
 }
 
-const struct xm_rebal_be *xm_rebalance_counts(const struct xm_rebalancer *r, __u32 id)
+struct xm_rebal_tally xm_rebalance_tally(const struct xm_rebalancer *r, __u32 id)
 {
-	return &r->skel->bss->xm_rebal_be[id < XM_LB_MAX_BACKENDS ? id : 0];
+	const struct xm_rebal_be *c;
+
+	id = id < XM_LB_MAX_BACKENDS ? id : 0;
+	c = &r->skel->bss->xm_rebal_be[id];
+	return (struct xm_rebal_tally){
+		.held = c->held,
+		.idle = c->idle,
+		.retired = c->retired,
+		.spent = r->spent[id],
+		.marked = r->marked[id],
+		.oldest_req_ns = c->oldest_req_ns,
+	};
 }
 
 /* The read hook, attached the first time a backend asks for read events. */
@@ -717,7 +778,8 @@ void xm_rebalance_allow(struct xm_rebalancer *r, __u32 id, __u32 quota, __u64 id
 	if (id >= XM_LB_MAX_BACKENDS)
 		return;
 	be = &r->skel->bss->xm_rebal_be[id];
-	be->quota = r->how != RETIRE_NONE ? quota : 0;
+	r->given[id] = r->how != RETIRE_NONE ? quota : 0;
+	be->quota = r->given[id];
 	be->idle_ns = idle_ns > urgent_quiet_ns(r) ? idle_ns : urgent_quiet_ns(r);
 	be->on_read = be->quota && on_read && reads_watch(r) ? on_read : XM_REBAL_ON_READ_OFF;
 	if (be->on_read)

@@ -497,7 +497,7 @@ static void publish(struct xm_weighting *w, struct wsvc *s, __u32 svc_id, __u64 
 static void rebalance_service(struct xm_weighting *w, struct wsvc *s, double dt, __u64 now,
 			      const struct xm_wsample *x)
 {
-	unsigned int n = s->ws.n, retired = 0;
+	unsigned int n = s->ws.n, spent = 0;
 	__u32 held[n ? n : 1], quota[n ? n : 1];
 	double target[n ? n : 1], l_est[n ? n : 1], p50[n ? n : 1], oldest[n ? n : 1];
 	bool measured[n ? n : 1];
@@ -508,43 +508,44 @@ static void rebalance_service(struct xm_weighting *w, struct wsvc *s, double dt,
 		return;
 	}
 	for (unsigned int i = 0; i < n; i++) {
-		const struct xm_rebal_be *c = xm_rebalance_counts(w->rebal, s->ids[i]);
+		const struct xm_rebal_tally c = xm_rebalance_tally(w->rebal, s->ids[i]);
 		struct xm_lb_rstate *o = w->rstate ? &w->rstate[s->ids[i]] : NULL;
 
-		held[i] = c->held;
+		held[i] = c.held;
 		target[i] = s->ws.b[i].conn_target;
 		l_est[i] = s->ws.b[i].l_est;
 		measured[i] = s->ws.b[i].measured;
 		p50[i] = x[i].p50;
 		oldest[i] = x[i].oldest;
-		retired += c->retired;
+		spent += c.spent;
 		if (!o)
 			continue;
 		if (o->updated_ns && now > o->updated_ns) {
 			/* Retired per second: EWMA with a 2 s half-life. */
 			double a = xm_filter_decay(2, (now - o->updated_ns) / 1e9);
-			double rate = c->retired / ((now - o->updated_ns) / 1e9);
+			double rate = c.retired / ((now - o->updated_ns) / 1e9);
 
 			o->retired_milli_s = (__u32)fmin((rate * (1 - a) + o->retired_milli_s / 1e3 * a) *
 							 1e3, 4e9);
 		}
-		o->retired_total += c->retired;
-		o->held = c->held;
-		o->idle = c->idle;
+		o->retired_total += c.retired;
+		o->held = c.held;
+		o->idle = c.idle;
 		o->flags = (s->rconf.enabled ? XM_RSTATE_F_ENABLED : 0) |
 			   (xm_rebalance_can_retire(w->rebal) ? 0 : XM_RSTATE_F_NO_DESTROY);
 		o->updated_ns = now;
 	}
-	xm_rebal_plan_now(&s->rconf, &s->rplan, dt, retired, held, target, l_est, measured, p50,
+	xm_rebal_plan_now(&s->rconf, &s->rplan, dt, spent, held, target, l_est, measured, p50,
 			  oldest, s->rover, quota, n);
 	for (unsigned int i = 0; i < n; i++) {
-		const struct xm_rebal_be *c = xm_rebalance_counts(w->rebal, s->ids[i]);
+		const struct xm_rebal_tally c = xm_rebalance_tally(w->rebal, s->ids[i]);
 
 		/* One line per backend that retired or may retire: the bounds can be checked. */
-		if (c->retired || quota[i])
-			pr_debug("rebalance: backend %u: retired %u, held %u (target %.3f, "
-				 "L_est %.1f ms), quota %u for the next pass%s", s->ids[i],
-				 c->retired, held[i], target[i], l_est[i] * 1e3, quota[i],
+		if (c.retired || c.spent || quota[i])
+			pr_debug("rebalance: backend %u: retired %u, spent %u (%u marked on reads), "
+				 "held %u (target %.3f, L_est %.1f ms), quota %u for the next pass%s",
+				 s->ids[i], c.retired, c.spent, c.marked, held[i], target[i],
+				 l_est[i] * 1e3, quota[i],
 				 !quota[i] || !s->rover[i].urgent ? "" :
 				 s->rover[i].now ? ", at the first idle moment (slow now)" :
 				 ", at the first idle moment");
@@ -663,14 +664,14 @@ static enum xm_weigh_why weigh_due(struct xm_weighting *w, struct wsvc *s, const
 		if (!quiet)
 			return XM_WEIGH_REBALANCE;
 		for (unsigned int i = 0; w->have_counts && i < n; i++)
-			if (xm_rebalance_counts(w->rebal, ids[i])->held)
+			if (xm_rebalance_tally(w->rebal, ids[i]).held)
 				return XM_WEIGH_REBALANCE;
 	}
 	/* Only a request in flight can be old: the per-backend look only then. */
 	if (w->have_counts && xm_lb_in_flight(sum) > 0)
 		for (unsigned int i = 0; i < n; i++)
 			if (xm_weigh_backend_aged(&s->ws, &s->ws.b[i],
-						  xm_rebalance_counts(w->rebal, ids[i])->oldest_req_ns /
+						  xm_rebalance_tally(w->rebal, ids[i]).oldest_req_ns /
 							  1e9))
 				return XM_WEIGH_AGE;
 	s->quiet = quiet;
@@ -741,10 +742,10 @@ static void weigh_service(struct xm_weighting *w, unsigned int vi, const __u32 *
 		x[i].p50 = x[i].p99 = -1;
 		x[i].inflight = (double)xm_lb_in_flight(cur);
 		if (w->have_counts) {
-			const struct xm_rebal_be *c = xm_rebalance_counts(w->rebal, ids[i]);
+			const struct xm_rebal_tally c = xm_rebalance_tally(w->rebal, ids[i]);
 
-			x[i].conns = c->held;
-			x[i].oldest = c->oldest_req_ns / 1e9;
+			x[i].conns = c.held;
+			x[i].oldest = c.oldest_req_ns / 1e9;
 		}
 		if (!b->have_prev) {
 			b->prev = *cur;
