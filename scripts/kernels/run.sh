@@ -26,7 +26,8 @@ cd "$(dirname "$0")/../.."
 TOP=$PWD
 K=$TOP/build/kernels
 TESTS=${XM_KERNEL_TESTS:-"unit/ bpf/ redirect_pods redirect_isolation lb_select lb_probes
-	overlay_traffic test_cni_overlay agent_restart lb_restart kernel_features redirect_fastopen"}
+	overlay_traffic test_cni_overlay agent_restart lb_restart kernel_features redirect_fastopen
+	lb_rebalance"}
 TIMEOUT=${XM_KERNEL_TIMEOUT:-1500}
 MEM=${XM_KERNEL_MEM:-2048}
 SMP=${XM_KERNEL_SMP:-1}
@@ -69,11 +70,14 @@ kernel_fetch() {
 }
 
 # Modules the tests need, with their dependencies (builtin ones are skipped).
+# inet_diag and tcp_diag: a node's kernel loads them through modprobe at the
+# first sock_diag request, which the guest cannot (no modules of its kernel on
+# the host's root); rebalancing's SOCK_DESTROY fallback needs them.
 MODULES="virtio_pci virtio_rng 9pnet_virtio 9p overlay veth bridge vxlan cls_bpf sch_ingress
 	act_bpf dummy tun nf_tables nft_ct nft_chain_nat nft_nat nft_masq nft_reject_inet
 	nft_compat nft_fib_inet xt_conntrack xt_comment xt_multiport xt_mark xt_MASQUERADE
 	xt_addrtype xt_nat ip_tables iptable_nat iptable_filter ip6_tables ip6table_nat
-	ip6table_filter"
+	ip6table_filter inet_diag tcp_diag"
 
 initramfs_build() {
 	local rel=$1 root=$K/$1 st=$K/$1/initramfs m f

@@ -128,7 +128,9 @@ static enum retire_with choose_retire_with(struct xm_agent *a, const char *relea
 	pr_warn("rebalance: kernel %s has no bpf_sock_destroy (Linux >= 6.5 needed) and "
 		"SOCK_DESTROY over sock_diag fails: %s%s: idle pooled connections cannot be "
 		"retired; connections held are only counted", release, strerror(-err),
-		err == -EOPNOTSUPP ? " (the kernel lacks CONFIG_INET_DIAG_DESTROY)" : "");
+		err == -EOPNOTSUPP ? " (the kernel lacks CONFIG_INET_DIAG_DESTROY)" :
+		err == -ENOENT ? " (sock_diag has no TCP handler: load it with `modprobe tcp_diag` "
+				 "and restart the agent)" : "");
 	return RETIRE_NONE;
 }
 
@@ -474,6 +476,13 @@ static void retire_picked(struct xm_rebalancer *r, struct mnl_socket *nl, int nl
  * the namespace it was opened in), then come back; the walk (read) happens
  * from here. The pick variant's output is whole xm_rebal_pick records,
  * which a read() may split.
+ *
+ * A read() returns once the walk has written as many bytes as it asked for,
+ * or at the end of the walk: the whole host's TCP hash table, every bucket,
+ * for every namespace. So the pick variant reads one record at a time, and
+ * each close follows its pick at once rather than after the rest of the walk
+ * (under qemu's emulation on a loaded machine that walk took longer than
+ * XM_LB_HOLD_CLOSE_NS, and every pick was left open as stale).
  */
 static int walk_netns(struct xm_rebalancer *r, int nsfd)
 {
@@ -499,7 +508,8 @@ static int walk_netns(struct xm_rebalancer *r, int nsfd)
 	}
 	if (ifd < 0)
 		return -errno;
-	while ((n = read(ifd, buf.b + have, sizeof(buf) - have)) > 0) {
+	while ((n = read(ifd, buf.b + have, (r->how == RETIRE_SOCKDIAG ? sizeof(buf.p[0]) :
+					      sizeof(buf)) - have)) > 0) {
 		size_t whole;
 
 		have += (size_t)n;

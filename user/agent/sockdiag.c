@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: MIT
 /* SOCK_DESTROY over sock_diag netlink (sockdiag.h). */
+#define _GNU_SOURCE /* accept4 */
 #include <errno.h>
 #include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <libmnl/libmnl.h>
@@ -65,16 +68,72 @@ int xm_sockdiag_destroy(struct mnl_socket *nl, const struct xm_rebal_pick *p)
 	return 0;
 }
 
+/*
+ * A connected pair on 127.0.0.1 in the calling thread's network namespace:
+ * *client and *server (the accepted end) connected, p naming the client's
+ * end as the iterator would. 0, or -errno.
+ */
+static int loopback_pair(int *client, int *server, struct xm_rebal_pick *p)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in local;
+	socklen_t len = sizeof(sin);
+	int lfd, err = 0;
+
+	*client = *server = -1;
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (lfd < 0)
+		return -errno;
+	if (bind(lfd, (struct sockaddr *)&sin, sizeof(sin)) || listen(lfd, 1) ||
+	    getsockname(lfd, (struct sockaddr *)&sin, &len))
+		err = -errno;
+	if (!err && (*client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+		err = -errno;
+	if (!err && connect(*client, (struct sockaddr *)&sin, sizeof(sin)))
+		err = -errno;
+	if (!err && (*server = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) < 0)
+		err = -errno;
+	len = sizeof(local);
+	if (!err && getsockname(*client, (struct sockaddr *)&local, &len))
+		err = -errno;
+	len = sizeof(p->cookie);
+	if (!err && getsockopt(*client, SOL_SOCKET, SO_COOKIE, &p->cookie, &len))
+		err = -errno;
+	close(lfd);
+	if (err)
+		return err;
+	p->family = AF_INET;
+	p->sport = ntohs(local.sin_port);
+	p->dport = sin.sin_port;
+	p->saddr[0] = local.sin_addr.s_addr;
+	p->daddr[0] = sin.sin_addr.s_addr;
+	return 0;
+}
+
 int xm_sockdiag_probe(void)
 {
-	/* Port 0 on 0.0.0.0 both ways: no established socket can have it. */
-	struct xm_rebal_pick none = { .family = AF_INET, .cookie = ~0ULL };
-	struct mnl_socket *nl = xm_sockdiag_open();
-	int err;
+	struct xm_rebal_pick p = { 0 };
+	struct mnl_socket *nl;
+	int client, server, err, so_err = 0;
+	socklen_t len = sizeof(so_err);
 
-	if (!nl)
-		return -errno;
-	err = xm_sockdiag_destroy(nl, &none);
+	/*
+	 * Destroy a real connection: a socket that cannot exist gets -ENOENT
+	 * from a kernel that can destroy, and the same from one whose sock_diag
+	 * has no TCP handler (tcp_diag not loaded), which then refuses every close.
+	 */
+	err = loopback_pair(&client, &server, &p);
+	nl = err ? NULL : xm_sockdiag_open();
+	if (!err && !nl)
+		err = -errno;
+	if (!err)
+		err = xm_sockdiag_destroy(nl, &p);
+	if (!err && (getsockopt(client, SOL_SOCKET, SO_ERROR, &so_err, &len) || so_err != ECONNABORTED))
+		err = -EPROTO; /* acknowledged, yet the connection was not aborted */
 	xm_sockdiag_close(nl);
-	return err == -ENOENT ? 0 : err ? err : -EEXIST;
+	if (client >= 0)
+		close(client);
+	if (server >= 0)
+		close(server);
+	return err;
 }

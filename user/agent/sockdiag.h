@@ -24,9 +24,11 @@ void xm_sockdiag_close(struct mnl_socket *nl);
  */
 int xm_sockdiag_destroy(struct mnl_socket *nl, const struct xm_rebal_pick *p);
 /*
- * Can this kernel destroy sockets over sock_diag? Asks it to destroy a
- * socket that cannot exist: -ENOENT means yes (returns 0); otherwise the
- * error the kernel gave (-EOPNOTSUPP: no CONFIG_INET_DIAG_DESTROY).
+ * Can this kernel destroy sockets over sock_diag? Destroys a connection it
+ * makes on 127.0.0.1 in the calling thread's network namespace: 0 when that
+ * connection was aborted; otherwise -errno (-EOPNOTSUPP: no
+ * CONFIG_INET_DIAG_DESTROY; -ENOENT: sock_diag has no TCP handler, module
+ * tcp_diag not loaded; -EPROTO: acknowledged but not aborted).
  */
 int xm_sockdiag_probe(void);
 
