@@ -39,6 +39,19 @@ struct {
 	__type(value, struct xm_lb_rev);
 } xm_lb_rev SEC(".maps");
 
+/*
+ * 1 once a TCP connect() on this node was balanced (connect4/6), set before
+ * that socket sends its SYN; 0 on a node whose sockets are all servers or
+ * talk to pod addresses. The per-packet probes serve only balanced clients
+ * and the kernel runs them for every packet of the cgroup, so until then
+ * they return at their first instruction: no header parse, no socket-storage
+ * lookup (a plain load, no helper). The first balanced connection is timed
+ * from its first byte. The agent sets it at start when the pinned counters
+ * say the node balanced a connect() before (dp_lb.c: a restart must not stop
+ * timing the connections it finds).
+ */
+volatile __u32 xm_lb_clients;
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, XM_LB_MAX_CLUSTERS);
@@ -198,6 +211,9 @@ static __always_inline int lb_connect(struct bpf_sock_addr *ctx, struct xm_lb_sv
 	}
 	/* Connected UDP finds its VIP in socket storage on recvmsg: no reverse entry. */
 	lb_remember(ctx, key, be_id, be);
+	/* read first: a store per connect would bounce the line between CPUs */
+	if (key->proto == IPPROTO_TCP && !xm_lb_clients)
+		xm_lb_clients = 1;
 	xm_stat_add(XM_STAT_LB_CONNECTS, 1);
 	return 1;
 }
@@ -487,6 +503,8 @@ int xm_lb_egress(struct __sk_buff *skb)
 	__u32 off, state = 0, len;
 	__u8 fl;
 
+	if (!xm_lb_clients)
+		return 1; /* no balanced client on this node yet */
 	len = tcp_payload(skb, &off, &fl);
 	/* our FIN is no end: a client may half-close and still await the response */
 	f = skb_flow_if(skb, len || (fl & TCP_FL_RST), &ls, &state);
@@ -525,6 +543,8 @@ int xm_lb_ingress(struct __sk_buff *skb)
 	__u32 off, state = 0, len;
 	__u8 fl;
 
+	if (!xm_lb_clients)
+		return 1; /* no balanced client on this node yet */
 	len = tcp_payload(skb, &off, &fl);
 	f = skb_flow_if(skb, len || (fl & (TCP_FL_RST | TCP_FL_FIN)), &ls, &state);
 	if (!f || !ls || (f->flags & XM_LB_FLOW_F_DONE))

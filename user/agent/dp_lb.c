@@ -10,6 +10,7 @@
 #include "lbstate.h"
 #include "log.h"
 #include "pin.h"
+#include "stats.h"
 #include "lb.skel.h"
 #include "redirect.skel.h"
 
@@ -65,6 +66,25 @@ static int probe_links(struct xm_agent *a, bool on)
 	return err;
 }
 
+/*
+ * The probes return at once until the node balanced a TCP connect()
+ * (xm_lb_clients, bpf/lb.bpf.c). A new program starts with it clear, but a
+ * restarted agent finds connections balanced by the one before: it sets it
+ * when the pinned counters show any balanced connect(). They do not tell TCP
+ * from connected UDP, so a node that only balanced UDP times TCP packets
+ * again after a restart, as every node did before the flag.
+ */
+static void clients_restore(struct xm_agent *a)
+{
+	__u64 st[XM_STAT_MAX];
+	int err = xm_stats_read(a->pin_root, st);
+
+	if (err)
+		pr_warn("read the counters: %s; the probes run for every packet", strerror(-err));
+	if (err || st[XM_STAT_LB_CONNECTS])
+		a->lb->bss->xm_lb_clients = 1;
+}
+
 int dp_lb_load(struct xm_agent *a)
 {
 	struct xm_lb *skel;
@@ -86,6 +106,7 @@ int dp_lb_load(struct xm_agent *a)
 				      : "");
 		return err;
 	}
+	clients_restore(a); /* before the probes attach */
 	/* Link names are pin names under <pin root>/links/. */
 	const struct {
 		const char *name;
