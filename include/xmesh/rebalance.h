@@ -85,7 +85,7 @@ struct xm_rebal_read_event {
 
 /* What the agent publishes per backend, each tick it ran a pass. */
 struct xm_lb_rstate {
-	__u64 updated_ns;       /* CLOCK_MONOTONIC of the pass; 0: never */
+	__u64 updated_ns;       /* CLOCK_MONOTONIC of the pass that last changed it; 0: never */
 	__u64 retired_total;    /* connections retired since the backend id was handed out */
 	__u32 held;             /* client connections held at the last pass */
 	__u32 idle;             /* of which idle */
