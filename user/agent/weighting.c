@@ -509,17 +509,16 @@ static void rebalance_service(struct xm_weighting *w, struct wsvc *s, double dt,
 	unsigned int n = s->ws.n, retired = 0;
 	__u32 held[n ? n : 1], quota[n ? n : 1];
 	double target[n ? n : 1], l_est[n ? n : 1], p50[n ? n : 1], oldest[n ? n : 1];
-	bool measured[n ? n : 1];
+	bool measured[n ? n : 1], rows_quiet = true;
+	__u32 rflags;
 
 	if (!w->have_counts) {
 		for (unsigned int i = 0; i < n; i++)
 			s->rover[i].now = false; /* no plan, no cut of its table share */
 		return;
 	}
-	__u32 rflags = (s->rconf.enabled ? XM_RSTATE_F_ENABLED : 0) |
-		       (xm_rebalance_can_retire(w->rebal) ? 0 : XM_RSTATE_F_NO_DESTROY);
-	bool rows_quiet = true;
-
+	rflags = (s->rconf.enabled ? XM_RSTATE_F_ENABLED : 0) |
+		 (xm_rebalance_can_retire(w->rebal) ? 0 : XM_RSTATE_F_NO_DESTROY);
 	for (unsigned int i = 0; i < n; i++) {
 		const struct xm_rebal_be *c = xm_rebalance_counts(w->rebal, s->ids[i]);
 
