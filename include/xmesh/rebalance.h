@@ -96,9 +96,23 @@ struct xm_rebal_read_event {
 	__u64 read_ns;   /* bpf_ktime_get_ns() of the read (CLOCK_MONOTONIC) */
 };
 
+/*
+ * Agent side: one backend as a tick's pass left it (user/agent/rebalance.c):
+ * the pass's counts and the period it ended, from the quota given the tick
+ * before.
+ */
+struct xm_rebal_tally {
+	__u32 held;    /* established client connections */
+	__u32 idle;    /* of which idle (and not retired) */
+	__u32 retired; /* connections closed in the period, by any pass */
+	__u32 spent;   /* units of the period's quota taken: by passes, and by read marks */
+	__u32 marked;  /* of which read marks (their closes need no unit of their own) */
+	__u64 oldest_req_ns; /* age of the oldest request in flight at the pass */
+};
+
 /* What the agent publishes per backend, each tick it ran a pass. */
 struct xm_lb_rstate {
-	__u64 updated_ns;       /* CLOCK_MONOTONIC of the pass; 0: never */
+	__u64 updated_ns;       /* CLOCK_MONOTONIC of the pass that last changed it; 0: never */
 	__u64 retired_total;    /* connections retired since the backend id was handed out */
 	__u32 held;             /* client connections held at the last pass */
 	__u32 idle;             /* of which idle */

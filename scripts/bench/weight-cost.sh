@@ -73,6 +73,9 @@ loop_counts() {
 print(l['ticks'], l['total_cost_ms'], l['table_writes'], l.get('weighed_total', 0))"
 }
 
+# kB -> MB with one decimal (whole MB hid changes of less than one)
+mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+
 results=()
 measure() {
 	local name=$1 rps=$2 c0 c1 t0 t1 k0 k1 w0 w1 l0 l1 s0 s1 fp= tick_ms
@@ -104,9 +107,9 @@ measure() {
 	# weighed_total is 32 bits and wraps: a difference modulo 2^32
 	local weighed=$((((s1 - s0) & 0xffffffff) / ticks))
 	results+=("$(printf '%-22s %6s %10s %10s %10s %10s %8s %12s %14s %15s' "$name" "$rps" "$pct" \
-		"$lpct" "$((rss / 1024))" "$((hwm / 1024))" "$((k1 - k0))" "$last" \
+		"$lpct" "$(mb "$rss")" "$(mb "$hwm")" "$((k1 - k0))" "$last" \
 		"$(((w1 - w0) / ticks))" "$weighed")")
-	eval "cpu_$3=$pct; loop_$3=$lpct; rss_$3=$((rss / 1024)); hwm_$3=$((hwm / 1024))"
+	eval "cpu_$3=$pct; loop_$3=$lpct; rss_$3=$(mb "$rss"); hwm_$3=$(mb "$hwm")"
 	eval "writes_$3=$(((w1 - w0) / ticks)); weighed_$3=$weighed"
 }
 

@@ -565,11 +565,12 @@ static void counts_copy(struct xm_rebal_be *to, const struct xm_rebal_be *from)
  */
 static void period_end(struct xm_rebalancer *r, __u32 id)
 {
-	union xm_rebal_quota_word w = {
-		.word = __atomic_exchange_n((__u64 *)&r->skel->bss->xm_rebal_be[id].quota, 0,
-					    __ATOMIC_SEQ_CST),
-	};
+	union xm_rebal_quota_word w = { 0 };
 
+	/* no quota given: none to take, no mark (most backends; skip the locked exchange) */
+	if (r->given[id])
+		w.word = __atomic_exchange_n((__u64 *)&r->skel->bss->xm_rebal_be[id].quota, 0,
+					     __ATOMIC_SEQ_CST);
 	if (w.quota > r->given[id]) {
 		/* a unit taken below zero wraps: the bound of issue 13 would not hold */
 		if (!r->quota_errors++)
@@ -747,6 +748,11 @@ static void on_read_timer(struct xm_loop *loop, int fd, uint32_t events, void *a
 
 	if (read(fd, &expirations, sizeof(expirations)) == sizeof(expirations))
 		read_pass(arg);
+}
+
+void xm_rebalance_prefetch(const struct xm_rebalancer *r, __u32 id)
+{
+	__builtin_prefetch(&r->skel->bss->xm_rebal_be[id < XM_LB_MAX_BACKENDS ? id : 0]);
 }
 
 struct xm_rebal_tally xm_rebalance_tally(const struct xm_rebalancer *r, __u32 id)

@@ -44,17 +44,11 @@ int xm_rebalance_pass(struct xm_rebalancer *r);
 unsigned int xm_rebalance_retire_now(struct xm_rebalancer *r);
 /*
  * Backend id as the last full pass left it: the counts of that pass, and the
- * period it ended (from the quota given at the tick before it).
+ * period it ended (struct xm_rebal_tally, include/xmesh/rebalance.h).
  */
-struct xm_rebal_tally {
-	__u32 held;    /* established client connections */
-	__u32 idle;    /* of which idle (and not retired) */
-	__u32 retired; /* connections closed in the period, by any pass */
-	__u32 spent;   /* units of the period's quota taken: by passes, and by read marks */
-	__u32 marked;  /* of which read marks (their closes need no unit of their own) */
-	__u64 oldest_req_ns; /* age of the oldest request in flight at the pass */
-};
 struct xm_rebal_tally xm_rebalance_tally(const struct xm_rebalancer *r, __u32 id);
+/* Ask for the cache line xm_rebalance_tally() will read for backend id. */
+void xm_rebalance_prefetch(const struct xm_rebalancer *r, __u32 id);
 /*
  * Let the next pass retire up to quota idle connections (idle for idle_ns) of
  * backend id; on_read: also run a pass in a namespace as soon as a read there

@@ -21,6 +21,7 @@
 #include "lbstate.h"
 #include "rebal.h"
 #include "rebalance.h"
+#include "rstaterow.h"
 #include "tablewrite.h"
 #include "weighdue.h"
 #include "weightcfg.h"
@@ -72,6 +73,9 @@ struct wsvc {
 	struct xm_rebal_conf rconf; /* "rebalance" as last applied */
 	struct xm_rebal_svc rplan;  /* its token bucket */
 	struct xm_rebal_track *rover; /* per backend: its rebalancing plan state */
+	/* Its xm_lb_rstate rows were all quiet (nothing held or retired) with these flags. */
+	bool rows_quiet;
+	__u32 rows_flags;
 };
 
 /* Previous cumulative histogram, sparse, low 32 bits (deltas are modular). */
@@ -126,7 +130,12 @@ struct xm_weighting {
 	__u64 topo_ns;              /* when they were last read */
 	unsigned int nsvc_found;    /* services in svc_keys/svc_vals */
 	unsigned int rotate;        /* first service visited this tick (hist_resume's, if any) */
-	struct xm_lb_svc_rt *rt_by_id[XM_LB_MAX_SERVICES]; /* the agent's services, this tick */
+	/*
+	 * The agent's services by id, built in tick rt_tick: only a tick that
+	 * syncs a service looks (each entry is a cache miss of its own).
+	 */
+	struct xm_lb_svc_rt *rt_by_id[XM_LB_MAX_SERVICES];
+	unsigned long long rt_tick;
 	struct xm_batch_buf hist_buf;   /* XM_W_HIST_BATCH histograms per lookup */
 	struct xm_lb_hist *hist;        /* XM_W_HIST_BATCH: the ones asked for */
 	/* Tables filled, not written yet: XM_W_FLIP_BATCH of each. */
@@ -500,16 +509,18 @@ static void rebalance_service(struct xm_weighting *w, struct wsvc *s, double dt,
 	unsigned int n = s->ws.n, spent = 0;
 	__u32 held[n ? n : 1], quota[n ? n : 1];
 	double target[n ? n : 1], l_est[n ? n : 1], p50[n ? n : 1], oldest[n ? n : 1];
-	bool measured[n ? n : 1];
+	bool measured[n ? n : 1], rows_quiet = true;
+	__u32 rflags;
 
 	if (!w->have_counts) {
 		for (unsigned int i = 0; i < n; i++)
 			s->rover[i].now = false; /* no plan, no cut of its table share */
 		return;
 	}
+	rflags = (s->rconf.enabled ? XM_RSTATE_F_ENABLED : 0) |
+		 (xm_rebalance_can_retire(w->rebal) ? 0 : XM_RSTATE_F_NO_DESTROY);
 	for (unsigned int i = 0; i < n; i++) {
 		const struct xm_rebal_tally c = xm_rebalance_tally(w->rebal, s->ids[i]);
-		struct xm_lb_rstate *o = w->rstate ? &w->rstate[s->ids[i]] : NULL;
 
 		held[i] = c.held;
 		target[i] = s->ws.b[i].conn_target;
@@ -518,23 +529,14 @@ static void rebalance_service(struct xm_weighting *w, struct wsvc *s, double dt,
 		p50[i] = x[i].p50;
 		oldest[i] = x[i].oldest;
 		spent += c.spent;
-		if (!o)
+		/* A row that says "nothing held, nothing retired" and still would: not touched. */
+		if (!w->rstate || (s->rows_quiet && rflags == s->rows_flags && !c.held && !c.idle &&
+				   !c.retired))
 			continue;
-		if (o->updated_ns && now > o->updated_ns) {
-			/* Retired per second: EWMA with a 2 s half-life. */
-			double a = xm_filter_decay(2, (now - o->updated_ns) / 1e9);
-			double rate = c.retired / ((now - o->updated_ns) / 1e9);
-
-			o->retired_milli_s = (__u32)fmin((rate * (1 - a) + o->retired_milli_s / 1e3 * a) *
-							 1e3, 4e9);
-		}
-		o->retired_total += c.retired;
-		o->held = c.held;
-		o->idle = c.idle;
-		o->flags = (s->rconf.enabled ? XM_RSTATE_F_ENABLED : 0) |
-			   (xm_rebalance_can_retire(w->rebal) ? 0 : XM_RSTATE_F_NO_DESTROY);
-		o->updated_ns = now;
+		rows_quiet &= xm_rstate_row_update(&w->rstate[s->ids[i]], &c, rflags, dt, now);
 	}
+	s->rows_quiet = rows_quiet;
+	s->rows_flags = rflags;
 	xm_rebal_plan_now(&s->rconf, &s->rplan, dt, spent, held, target, l_est, measured, p50,
 			  oldest, s->rover, quota, n);
 	for (unsigned int i = 0; i < n; i++) {
@@ -678,6 +680,47 @@ static enum xm_weigh_why weigh_due(struct xm_weighting *w, struct wsvc *s, const
 	return XM_WEIGH_WAIT;
 }
 
+/*
+ * The agent's service svc_id if its key is key, else NULL. The index is built
+ * at most once per tick: the agent's state changes only between ticks.
+ */
+static struct xm_lb_svc_rt *rt_of(struct xm_weighting *w, __u32 svc_id,
+				  const struct xm_lb_svc_key *key)
+{
+	struct xm_lb_svc_rt *rt;
+
+	if (w->rt_tick != w->ticks) {
+		struct xm_lb_state *st = xm_services_state(w->a);
+
+		memset(w->rt_by_id, 0, sizeof(w->rt_by_id));
+		for (unsigned int i = 0; st && i < st->n_svc; i++)
+			if (st->svc[i].id < XM_LB_MAX_SERVICES)
+				w->rt_by_id[st->svc[i].id] = &st->svc[i];
+		w->rt_tick = w->ticks;
+	}
+	rt = w->rt_by_id[svc_id];
+	return rt && !memcmp(&rt->conf.key, key, sizeof(*key)) ? rt : NULL;
+}
+
+/*
+ * Ask for the per-backend state the weighing below reads and writes, all of
+ * it at once: the misses then overlap instead of stalling one by one (they
+ * were most of weigh_service()'s own time). Only for a service weighed now.
+ */
+static void prefetch_backends(const struct xm_weighting *w, const __u32 *ids, unsigned int n)
+{
+	for (unsigned int i = 0; i < n; i++) {
+		const char *b = (const char *)&w->bs[ids[i]];
+
+		__builtin_prefetch(b, 1);
+		__builtin_prefetch(b + sizeof(w->bs[0]) - 1, 1);
+		if (w->have_counts)
+			xm_rebalance_prefetch(w->rebal, ids[i]);
+		if (w->wstate)
+			__builtin_prefetch(&w->wstate[ids[i]], 1);
+	}
+}
+
 /* Weigh the service at svc_keys/svc_vals[vi], whose backends are ids[0..n). */
 static void weigh_service(struct xm_weighting *w, unsigned int vi, const __u32 *ids,
 			  unsigned int n, double dt, __u64 now)
@@ -690,7 +733,7 @@ static void weigh_service(struct xm_weighting *w, unsigned int vi, const __u32 *
 	__u32 slots[n ? n : 1], hist_due[n ? n : 1];
 	__u64 hist_expect[n ? n : 1];
 	unsigned int n_hist = 0;
-	struct xm_lb_svc_rt *rt = w->rt_by_id[svc_id];
+	struct xm_lb_svc_rt *rt = NULL;
 	struct xm_rebal_conf roff;
 	enum xm_weigh_why why;
 	struct xm_lb_probe sum;
@@ -698,20 +741,20 @@ static void weigh_service(struct xm_weighting *w, unsigned int vi, const __u32 *
 	bool change;
 	int err;
 
-	if (rt && memcmp(&rt->conf.key, key, sizeof(*key)))
-		rt = NULL;
-	/* Services added by another writer than this agent's config are left static. */
-	xm_rebal_conf_default(&roff);
 	/*
 	 * A service's key, algorithm, params and backends change only with the
 	 * topology (the agent's changes, or the periodic re-read for others):
 	 * compare them only in a tick that re-read it.
 	 */
-	err = w->topo_fresh || !w->svcs[svc_id] ?
-		      wsvc_sync(w, &w->svcs[svc_id], key,
+	err = 0;
+	if (w->topo_fresh || !w->svcs[svc_id]) {
+		rt = rt_of(w, svc_id, key);
+		/* Services added by another writer than this agent's config are left static. */
+		xm_rebal_conf_default(&roff);
+		err = wsvc_sync(w, &w->svcs[svc_id], key,
 				rt ? xm_weight_algo_find(rt->conf.algorithm) : NULL,
-				rt ? rt->conf.params : NULL, rt ? &rt->conf.rebalance : &roff, ids,
-				n) : 0;
+				rt ? rt->conf.params : NULL, rt ? &rt->conf.rebalance : &roff, ids, n);
+	}
 	if (err) {
 		char buf[96];
 
@@ -731,6 +774,7 @@ static void weigh_service(struct xm_weighting *w, unsigned int vi, const __u32 *
 	s->waited = 0;
 	w->weighed++;
 	w->weighed_why[why]++;
+	prefetch_backends(w, ids, n);
 	for (unsigned int i = 0; i < n; i++) {
 		struct bstate *b = &w->bs[ids[i]];
 		struct xm_lb_probe d, *cur = &w->probe[ids[i]];
@@ -999,14 +1043,6 @@ void xm_weighting_tick(struct xm_agent *a)
 		unchanged = false;
 	}
 	nsvc_found = w->nsvc_found;
-	memset(w->rt_by_id, 0, sizeof(w->rt_by_id));
-	{
-		struct xm_lb_state *st = xm_services_state(a);
-
-		for (unsigned int i = 0; st && i < st->n_svc; i++)
-			if (st->svc[i].id < XM_LB_MAX_SERVICES)
-				w->rt_by_id[st->svc[i].id] = &st->svc[i];
-	}
 	/* Connections held per backend (and retirements allowed last tick): one pass. */
 	if (w->want_counts && !w->rebal && !w->rebal_tried) {
 		w->rebal_tried = true;
