@@ -122,22 +122,43 @@ static double typical_of(double *v, unsigned int m)
 }
 
 /*
- * now_factor x the typical latency now: that of the p50s of this tick (0:
- * off, or fewer than 3 backends completed a request with a quantile). Only
- * a backend with requests of this tick has one, so the ones without
- * samples are left out here as in the plan's typical estimate.
+ * The typical latency now: the lower median of the p50s of this tick (0:
+ * fewer than 3 backends completed a request with a quantile). Only a
+ * backend with requests of this tick has one, so the ones without samples
+ * are left out here as in the plan's typical estimate.
  */
-static double now_threshold(const struct xm_rebal_conf *c, const double *p50, unsigned int n)
+static double typical_p50(const double *p50, unsigned int n)
 {
 	double v[n ? n : 1];
 	unsigned int i, m = 0;
 
-	if (!p50 || !(c->now_factor > 0))
+	if (!p50)
 		return 0;
 	for (i = 0; i < n; i++)
 		if (p50[i] > 0)
 			v[m++] = p50[i];
-	return m >= 3 ? c->now_factor * typical_of(v, m) : 0;
+	return m >= 3 ? typical_of(v, m) : 0;
+}
+
+/*
+ * now_factor x the typical latency now, or x the last tick's if that was
+ * higher (0: off, or no typical p50 in this tick). When all backends were
+ * slow together until a moment inside this tick, each one's p50 of the tick
+ * mixes slow and fast requests in its own proportion: one that happened to
+ * complete more slow ones looked 4x "slower" than a typical p50 already
+ * fast, though it was as slow as all of them (test_lb_rebalance.sh's
+ * shared slow start). A backend slow on its own is above the last tick's
+ * typical p50 as well.
+ */
+static double now_threshold(const struct xm_rebal_conf *c, struct xm_rebal_svc *st,
+			    const double *p50, unsigned int n)
+{
+	double typical = typical_p50(p50, n), last = st->typical_p50;
+
+	st->typical_p50 = typical;
+	if (!(c->now_factor > 0) || !(typical > 0))
+		return 0;
+	return c->now_factor * fmax(typical, last);
 }
 
 /*
@@ -212,6 +233,7 @@ unsigned int xm_rebal_plan_now(const struct xm_rebal_conf *c, struct xm_rebal_sv
 		quota[i] = 0;
 		total += held[i];
 	}
+	now_far_at = now_threshold(c, st, p50, n);
 	if (!c->enabled || total < c->min_conns || !total) {
 		for (i = 0; i < n; i++)
 			tr[i] = (struct xm_rebal_track){ 0 };
@@ -222,7 +244,6 @@ unsigned int xm_rebal_plan_now(const struct xm_rebal_conf *c, struct xm_rebal_sv
 		slow = c->slow_factor * typical;
 		fast = c->fast_factor * typical;
 	}
-	now_far_at = now_threshold(c, p50, n);
 	for (i = 0; i < n; i++) {
 		double now = fmax(p50 ? p50[i] : 0, oldest ? oldest[i] : 0);
 		bool now_far = now_far_at > 0 && now >= now_far_at;

@@ -58,8 +58,9 @@ struct xm_rebal_conf {
 	 * "now_factor": a backend whose latency now (its p50 of this tick, or
 	 * the age of its oldest request in flight, whichever is larger) is at
 	 * least this times the service's typical latency now (the lower
-	 * median of the backends' p50s of this tick, 3 or more) is urgent in
-	 * this very tick
+	 * median of the backends' p50s of this tick, 3 or more; or of the last
+	 * tick's, if higher: xm_rebal_svc.typical_p50) is urgent in this very
+	 * tick
 	 * (4; 0 = off). fast_factor compares latency estimates, which are tail
 	 * quantiles of a few samples: a spiking replica's rose only 2-2.6x the
 	 * median and wobbled across 2x, so the two ticks in a row came late or
@@ -103,6 +104,14 @@ int xm_rebal_conf_parse(json_t *o, struct xm_rebal_conf *c, char *err, size_t er
 /* Per service state of the plan, zeroed to start. */
 struct xm_rebal_svc {
 	double tokens; /* retirements allowed now (token bucket, max_per_s, burst 1 s) */
+	/*
+	 * The typical p50 of the last tick (0: none): now_factor compares
+	 * with the higher of it and this tick's, so that a backend merely as
+	 * slow as all were a moment ago is not "slow now" (a slowdown shared
+	 * by all ends inside a tick: the p50s of that tick mix both phases in
+	 * different proportions per backend).
+	 */
+	double typical_p50;
 };
 
 /* Per backend state of the plan, kept by the caller, zeroed to start. */
