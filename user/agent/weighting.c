@@ -500,6 +500,7 @@ static void rebalance_service(struct xm_weighting *w, struct wsvc *s, double dt,
 	unsigned int n = s->ws.n, retired = 0;
 	__u32 held[n ? n : 1], quota[n ? n : 1];
 	double target[n ? n : 1], l_est[n ? n : 1], p50[n ? n : 1], oldest[n ? n : 1];
+	double tail[n ? n : 1];
 	bool measured[n ? n : 1];
 
 	if (!w->have_counts) {
@@ -514,6 +515,7 @@ static void rebalance_service(struct xm_weighting *w, struct wsvc *s, double dt,
 		held[i] = c->held;
 		target[i] = s->ws.b[i].conn_target;
 		l_est[i] = s->ws.b[i].l_est;
+		tail[i] = s->ws.b[i].tail.value;
 		measured[i] = s->ws.b[i].measured;
 		p50[i] = x[i].p50;
 		oldest[i] = x[i].oldest;
@@ -536,7 +538,7 @@ static void rebalance_service(struct xm_weighting *w, struct wsvc *s, double dt,
 		o->updated_ns = now;
 	}
 	xm_rebal_plan_now(&s->rconf, &s->rplan, dt, retired, held, target, l_est, measured, p50,
-			  oldest, s->rover, quota, n);
+			  oldest, tail, s->rover, quota, n);
 	for (unsigned int i = 0; i < n; i++) {
 		const struct xm_rebal_be *c = xm_rebalance_counts(w->rebal, s->ids[i]);
 

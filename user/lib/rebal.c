@@ -42,6 +42,7 @@ static const struct {
 	{ "fast_factor", 0, 1000, 1, offsetof(struct xm_rebal_conf, fast_factor), -1 },
 	{ "now_factor", 0, 1000, 1, offsetof(struct xm_rebal_conf, now_factor), -1 },
 	{ "typical_of_tick", 0, 1, 1, -1, offsetof(struct xm_rebal_conf, typical_of_tick) },
+	{ "tail_slow", 0, 1, 1, -1, offsetof(struct xm_rebal_conf, tail_slow) },
 	{ "urgent_ms", 1, 10000, 1e-3, offsetof(struct xm_rebal_conf, urgent_s), -1 },
 	{ "on_read", 0, 1, 1, -1, offsetof(struct xm_rebal_conf, on_read) },
 	{ "hold_on_read", 0, 1, 1, -1, offsetof(struct xm_rebal_conf, hold_on_read) },
@@ -81,7 +82,7 @@ int xm_rebal_conf_parse(json_t *o, struct xm_rebal_conf *c, char *err, size_t er
 			snprintf(err, errlen,
 				 "rebalance.%s: unknown field (enabled, max_per_s, idle_ms, "
 				 "share_per_tick, margin, ticks, min_conns, slow_factor, fast_factor, "
-				 "now_factor, typical_of_tick, urgent_ms, on_read, hold_on_read)", k);
+				 "now_factor, typical_of_tick, tail_slow, urgent_ms, on_read, hold_on_read)", k);
 			return -EINVAL;
 		}
 		if (!json_is_number(v) || json_number_value(v) < fields[i].lo ||
@@ -208,15 +209,15 @@ unsigned int xm_rebal_plan(const struct xm_rebal_conf *c, struct xm_rebal_svc *s
 			   const double *l_est, struct xm_rebal_track *tr, uint32_t *quota,
 			   unsigned int n)
 {
-	return xm_rebal_plan_now(c, st, dt, retired, held, weight, l_est, NULL, NULL, NULL, tr, quota,
-				 n);
+	return xm_rebal_plan_now(c, st, dt, retired, held, weight, l_est, NULL, NULL, NULL, NULL, tr,
+				 quota, n);
 }
 
 unsigned int xm_rebal_plan_now(const struct xm_rebal_conf *c, struct xm_rebal_svc *st, double dt,
 			       unsigned int retired, const uint32_t *held, const double *weight,
 			       const double *l_est, const bool *measured, const double *p50,
-			       const double *oldest, struct xm_rebal_track *tr, uint32_t *quota,
-			       unsigned int n)
+			       const double *oldest, const double *tail, struct xm_rebal_track *tr,
+			       uint32_t *quota, unsigned int n)
 {
 	double burst = c->max_per_s > 1 ? c->max_per_s : 1, total = 0, slow = 0, fast = 0;
 	double now_far_at = 0, typical = 0;
@@ -265,7 +266,13 @@ unsigned int xm_rebal_plan_now(const struct xm_rebal_conf *c, struct xm_rebal_sv
 		/* Slow or far by its estimate only if it has one of its own. */
 		bool known = have_typical && (!measured || measured[i]);
 		bool far = known && c->fast_factor > 0 && l_est[i] > fast;
-		bool slower = !l_est || !(c->slow_factor > 0) || (known && l_est[i] > slow);
+		/*
+		 * Or by its tail memory: a replica whose p99 spiked a few
+		 * seconds ago has its estimate back, and the pooled connections
+		 * it holds are on it when the next spike starts.
+		 */
+		bool slower = !l_est || !(c->slow_factor > 0) || (known && l_est[i] > slow) ||
+			      (known && c->tail_slow && tail && tail[i] > slow);
 
 		if (!slower && !far && !now_far) {
 			/* about as fast as the others: its weight only wobbles */

@@ -77,6 +77,14 @@ struct xm_rebal_conf {
 	 * backends, the sixth session's rule).
 	 */
 	unsigned int typical_of_tick;
+	/*
+	 * "tail_slow": 1: a backend whose tail memory (weight.h hl_tail: a
+	 * slowly decaying peak of its tick p99s) is above slow_factor x the
+	 * typical estimate is slow as well, so that its excess over its
+	 * (discounted) connection target is retired with the usual hysteresis
+	 * and credit after a tail spike, before the next one (0).
+	 */
+	unsigned int tail_slow;
 	double urgent_s;       /* "urgent_ms" / 1000: retire-now passes this often (0.01) */
 	/*
 	 * "on_read": 1: also look for that moment when the client has read a
@@ -173,11 +181,12 @@ double xm_rebal_table_share(const struct xm_rebal_track *tr, double place, doubl
  * measured backends (at least XM_REBAL_MIN_MEASURED; of those with a p50 of
  * this tick when enough have one and typical_of_tick), and a backend without
  * one is neither slow nor far by its estimate (it is default_latency).
+ * tail[i] = backend i's tail memory in s (NULL: none; tail_slow).
  */
 unsigned int xm_rebal_plan_now(const struct xm_rebal_conf *c, struct xm_rebal_svc *st, double dt,
 			       unsigned int retired, const uint32_t *held, const double *weight,
 			       const double *l_est, const bool *measured, const double *p50,
-			       const double *oldest, struct xm_rebal_track *tr, uint32_t *quota,
-			       unsigned int n);
+			       const double *oldest, const double *tail, struct xm_rebal_track *tr,
+			       uint32_t *quota, unsigned int n);
 
 #endif
