@@ -238,6 +238,20 @@ static void shared_slow_start_is_not_slow_now(void **st)
 	assert_int_equal(now_tick(&p), 10);
 	assert_true(p.tr[2].now);
 	assert_true(p.tr[2].urgent);
+	/* now_last_tick 0 (the rule before): marked in the tick the slowdown ended. */
+	now_init(&p);
+	p.c.now_last_tick = 0;
+	for (int i = 0; i < N; i++)
+		p.p50[i] = p.oldest[i] = 0.1;
+	now_tick(&p);
+	for (int i = 0; i < N; i++) {
+		p.p50[i] = 0.005 + 0.001 * i;
+		p.oldest[i] = 0.004;
+	}
+	p.p50[2] = 0.1;
+	now_tick(&p);
+	assert_true(p.tr[2].now);
+	assert_false(p.tr[1].now);
 }
 
 static void conf_now_factor(void **st)

@@ -22,6 +22,7 @@ void xm_rebal_conf_default(struct xm_rebal_conf *c)
 	c->fast_factor = 2;
 	c->now_factor = 4;
 	c->typical_of_tick = 1;
+	c->now_last_tick = 1;
 	c->urgent_s = 0.01;
 	c->on_read = 1;
 }
@@ -43,6 +44,7 @@ static const struct {
 	{ "now_factor", 0, 1000, 1, offsetof(struct xm_rebal_conf, now_factor), -1 },
 	{ "typical_of_tick", 0, 1, 1, -1, offsetof(struct xm_rebal_conf, typical_of_tick) },
 	{ "tail_slow", 0, 1, 1, -1, offsetof(struct xm_rebal_conf, tail_slow) },
+	{ "now_last_tick", 0, 1, 1, -1, offsetof(struct xm_rebal_conf, now_last_tick) },
 	{ "urgent_ms", 1, 10000, 1e-3, offsetof(struct xm_rebal_conf, urgent_s), -1 },
 	{ "on_read", 0, 1, 1, -1, offsetof(struct xm_rebal_conf, on_read) },
 	{ "hold_on_read", 0, 1, 1, -1, offsetof(struct xm_rebal_conf, hold_on_read) },
@@ -82,7 +84,7 @@ int xm_rebal_conf_parse(json_t *o, struct xm_rebal_conf *c, char *err, size_t er
 			snprintf(err, errlen,
 				 "rebalance.%s: unknown field (enabled, max_per_s, idle_ms, "
 				 "share_per_tick, margin, ticks, min_conns, slow_factor, fast_factor, "
-				 "now_factor, typical_of_tick, tail_slow, urgent_ms, on_read, hold_on_read)", k);
+				 "now_factor, typical_of_tick, tail_slow, now_last_tick, urgent_ms, on_read, hold_on_read)", k);
 			return -EINVAL;
 		}
 		if (!json_is_number(v) || json_number_value(v) < fields[i].lo ||
@@ -159,7 +161,7 @@ static double now_threshold(const struct xm_rebal_conf *c, struct xm_rebal_svc *
 	st->typical_p50 = typical;
 	if (!(c->now_factor > 0) || !(typical > 0))
 		return 0;
-	return c->now_factor * fmax(typical, last);
+	return c->now_factor * (c->now_last_tick ? fmax(typical, last) : typical);
 }
 
 /*

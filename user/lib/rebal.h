@@ -85,6 +85,13 @@ struct xm_rebal_conf {
 	 * and credit after a tail spike, before the next one (0).
 	 */
 	unsigned int tail_slow;
+	/*
+	 * "now_last_tick": 1: now_factor compares with the higher of this
+	 * tick's typical p50 and the last tick's (xm_rebal_svc.typical_p50),
+	 * so that a slowdown shared by all that ended inside this tick marks
+	 * no one; 0: this tick's alone, the rule before (1).
+	 */
+	unsigned int now_last_tick;
 	double urgent_s;       /* "urgent_ms" / 1000: retire-now passes this often (0.01) */
 	/*
 	 * "on_read": 1: also look for that moment when the client has read a
