@@ -509,6 +509,7 @@ static void rebalance_service(struct xm_weighting *w, struct wsvc *s, double dt,
 	unsigned int n = s->ws.n, spent = 0;
 	__u32 held[n ? n : 1], quota[n ? n : 1];
 	double target[n ? n : 1], l_est[n ? n : 1], p50[n ? n : 1], oldest[n ? n : 1];
+	double tail[n ? n : 1];
 	bool measured[n ? n : 1], rows_quiet = true;
 	__u32 rflags;
 
@@ -525,6 +526,7 @@ static void rebalance_service(struct xm_weighting *w, struct wsvc *s, double dt,
 		held[i] = c.held;
 		target[i] = s->ws.b[i].conn_target;
 		l_est[i] = s->ws.b[i].l_est;
+		tail[i] = s->ws.b[i].tail.value;
 		measured[i] = s->ws.b[i].measured;
 		p50[i] = x[i].p50;
 		oldest[i] = x[i].oldest;
@@ -538,7 +540,7 @@ static void rebalance_service(struct xm_weighting *w, struct wsvc *s, double dt,
 	s->rows_quiet = rows_quiet;
 	s->rows_flags = rflags;
 	xm_rebal_plan_now(&s->rconf, &s->rplan, dt, spent, held, target, l_est, measured, p50,
-			  oldest, s->rover, quota, n);
+			  oldest, tail, s->rover, quota, n);
 	for (unsigned int i = 0; i < n; i++) {
 		const struct xm_rebal_tally c = xm_rebalance_tally(w->rebal, s->ids[i]);
 

@@ -22,6 +22,7 @@ void xm_rebal_conf_default(struct xm_rebal_conf *c)
 	c->fast_factor = 2;
 	c->now_factor = 4;
 	c->typical_of_tick = 1;
+	c->now_last_tick = 1;
 	c->urgent_s = 0.01;
 	c->on_read = 1;
 }
@@ -42,6 +43,8 @@ static const struct {
 	{ "fast_factor", 0, 1000, 1, offsetof(struct xm_rebal_conf, fast_factor), -1 },
 	{ "now_factor", 0, 1000, 1, offsetof(struct xm_rebal_conf, now_factor), -1 },
 	{ "typical_of_tick", 0, 1, 1, -1, offsetof(struct xm_rebal_conf, typical_of_tick) },
+	{ "tail_slow", 0, 1, 1, -1, offsetof(struct xm_rebal_conf, tail_slow) },
+	{ "now_last_tick", 0, 1, 1, -1, offsetof(struct xm_rebal_conf, now_last_tick) },
 	{ "urgent_ms", 1, 10000, 1e-3, offsetof(struct xm_rebal_conf, urgent_s), -1 },
 	{ "on_read", 0, 1, 1, -1, offsetof(struct xm_rebal_conf, on_read) },
 	{ "hold_on_read", 0, 1, 1, -1, offsetof(struct xm_rebal_conf, hold_on_read) },
@@ -81,7 +84,7 @@ int xm_rebal_conf_parse(json_t *o, struct xm_rebal_conf *c, char *err, size_t er
 			snprintf(err, errlen,
 				 "rebalance.%s: unknown field (enabled, max_per_s, idle_ms, "
 				 "share_per_tick, margin, ticks, min_conns, slow_factor, fast_factor, "
-				 "now_factor, typical_of_tick, urgent_ms, on_read, hold_on_read)", k);
+				 "now_factor, typical_of_tick, tail_slow, now_last_tick, urgent_ms, on_read, hold_on_read)", k);
 			return -EINVAL;
 		}
 		if (!json_is_number(v) || json_number_value(v) < fields[i].lo ||
@@ -122,22 +125,43 @@ static double typical_of(double *v, unsigned int m)
 }
 
 /*
- * now_factor x the typical latency now: that of the p50s of this tick (0:
- * off, or fewer than 3 backends completed a request with a quantile). Only
- * a backend with requests of this tick has one, so the ones without
- * samples are left out here as in the plan's typical estimate.
+ * The typical latency now: the lower median of the p50s of this tick (0:
+ * fewer than 3 backends completed a request with a quantile). Only a
+ * backend with requests of this tick has one, so the ones without samples
+ * are left out here as in the plan's typical estimate.
  */
-static double now_threshold(const struct xm_rebal_conf *c, const double *p50, unsigned int n)
+static double typical_p50(const double *p50, unsigned int n)
 {
 	double v[n ? n : 1];
 	unsigned int i, m = 0;
 
-	if (!p50 || !(c->now_factor > 0))
+	if (!p50)
 		return 0;
 	for (i = 0; i < n; i++)
 		if (p50[i] > 0)
 			v[m++] = p50[i];
-	return m >= 3 ? c->now_factor * typical_of(v, m) : 0;
+	return m >= 3 ? typical_of(v, m) : 0;
+}
+
+/*
+ * now_factor x the typical latency now, or x the last tick's if that was
+ * higher (0: off, or no typical p50 in this tick). When all backends were
+ * slow together until a moment inside this tick, each one's p50 of the tick
+ * mixes slow and fast requests in its own proportion: one that happened to
+ * complete more slow ones looked 4x "slower" than a typical p50 already
+ * fast, though it was as slow as all of them (test_lb_rebalance.sh's
+ * shared slow start). A backend slow on its own is above the last tick's
+ * typical p50 as well.
+ */
+static double now_threshold(const struct xm_rebal_conf *c, struct xm_rebal_svc *st,
+			    const double *p50, unsigned int n)
+{
+	double typical = typical_p50(p50, n), last = st->typical_p50;
+
+	st->typical_p50 = typical;
+	if (!(c->now_factor > 0) || !(typical > 0))
+		return 0;
+	return c->now_factor * (c->now_last_tick ? fmax(typical, last) : typical);
 }
 
 /*
@@ -187,15 +211,15 @@ unsigned int xm_rebal_plan(const struct xm_rebal_conf *c, struct xm_rebal_svc *s
 			   const double *l_est, struct xm_rebal_track *tr, uint32_t *quota,
 			   unsigned int n)
 {
-	return xm_rebal_plan_now(c, st, dt, retired, held, weight, l_est, NULL, NULL, NULL, tr, quota,
-				 n);
+	return xm_rebal_plan_now(c, st, dt, retired, held, weight, l_est, NULL, NULL, NULL, NULL, tr,
+				 quota, n);
 }
 
 unsigned int xm_rebal_plan_now(const struct xm_rebal_conf *c, struct xm_rebal_svc *st, double dt,
 			       unsigned int retired, const uint32_t *held, const double *weight,
 			       const double *l_est, const bool *measured, const double *p50,
-			       const double *oldest, struct xm_rebal_track *tr, uint32_t *quota,
-			       unsigned int n)
+			       const double *oldest, const double *tail, struct xm_rebal_track *tr,
+			       uint32_t *quota, unsigned int n)
 {
 	double burst = c->max_per_s > 1 ? c->max_per_s : 1, total = 0, slow = 0, fast = 0;
 	double now_far_at = 0, typical = 0;
@@ -212,6 +236,7 @@ unsigned int xm_rebal_plan_now(const struct xm_rebal_conf *c, struct xm_rebal_sv
 		quota[i] = 0;
 		total += held[i];
 	}
+	now_far_at = now_threshold(c, st, p50, n);
 	if (!c->enabled || total < c->min_conns || !total) {
 		for (i = 0; i < n; i++)
 			tr[i] = (struct xm_rebal_track){ 0 };
@@ -222,7 +247,6 @@ unsigned int xm_rebal_plan_now(const struct xm_rebal_conf *c, struct xm_rebal_sv
 		slow = c->slow_factor * typical;
 		fast = c->fast_factor * typical;
 	}
-	now_far_at = now_threshold(c, p50, n);
 	for (i = 0; i < n; i++) {
 		double now = fmax(p50 ? p50[i] : 0, oldest ? oldest[i] : 0);
 		bool now_far = now_far_at > 0 && now >= now_far_at;
@@ -244,7 +268,13 @@ unsigned int xm_rebal_plan_now(const struct xm_rebal_conf *c, struct xm_rebal_sv
 		/* Slow or far by its estimate only if it has one of its own. */
 		bool known = have_typical && (!measured || measured[i]);
 		bool far = known && c->fast_factor > 0 && l_est[i] > fast;
-		bool slower = !l_est || !(c->slow_factor > 0) || (known && l_est[i] > slow);
+		/*
+		 * Or by its tail memory: a replica whose p99 spiked a few
+		 * seconds ago has its estimate back, and the pooled connections
+		 * it holds are on it when the next spike starts.
+		 */
+		bool slower = !l_est || !(c->slow_factor > 0) || (known && l_est[i] > slow) ||
+			      (known && c->tail_slow && tail && tail[i] > slow);
 
 		if (!slower && !far && !now_far) {
 			/* about as fast as the others: its weight only wobbles */

@@ -58,8 +58,9 @@ struct xm_rebal_conf {
 	 * "now_factor": a backend whose latency now (its p50 of this tick, or
 	 * the age of its oldest request in flight, whichever is larger) is at
 	 * least this times the service's typical latency now (the lower
-	 * median of the backends' p50s of this tick, 3 or more) is urgent in
-	 * this very tick
+	 * median of the backends' p50s of this tick, 3 or more; or of the last
+	 * tick's, if higher: xm_rebal_svc.typical_p50) is urgent in this very
+	 * tick
 	 * (4; 0 = off). fast_factor compares latency estimates, which are tail
 	 * quantiles of a few samples: a spiking replica's rose only 2-2.6x the
 	 * median and wobbled across 2x, so the two ticks in a row came late or
@@ -76,6 +77,21 @@ struct xm_rebal_conf {
 	 * backends, the sixth session's rule).
 	 */
 	unsigned int typical_of_tick;
+	/*
+	 * "tail_slow": 1: a backend whose tail memory (weight.h hl_tail: a
+	 * slowly decaying peak of its tick p99s) is above slow_factor x the
+	 * typical estimate is slow as well, so that its excess over its
+	 * (discounted) connection target is retired with the usual hysteresis
+	 * and credit after a tail spike, before the next one (0).
+	 */
+	unsigned int tail_slow;
+	/*
+	 * "now_last_tick": 1: now_factor compares with the higher of this
+	 * tick's typical p50 and the last tick's (xm_rebal_svc.typical_p50),
+	 * so that a slowdown shared by all that ended inside this tick marks
+	 * no one; 0: this tick's alone, the rule before (1).
+	 */
+	unsigned int now_last_tick;
 	double urgent_s;       /* "urgent_ms" / 1000: retire-now passes this often (0.01) */
 	/*
 	 * "on_read": 1: also look for that moment when the client has read a
@@ -103,6 +119,14 @@ int xm_rebal_conf_parse(json_t *o, struct xm_rebal_conf *c, char *err, size_t er
 /* Per service state of the plan, zeroed to start. */
 struct xm_rebal_svc {
 	double tokens; /* retirements allowed now (token bucket, max_per_s, burst 1 s) */
+	/*
+	 * The typical p50 of the last tick (0: none): now_factor compares
+	 * with the higher of it and this tick's, so that a backend merely as
+	 * slow as all were a moment ago is not "slow now" (a slowdown shared
+	 * by all ends inside a tick: the p50s of that tick mix both phases in
+	 * different proportions per backend).
+	 */
+	double typical_p50;
 };
 
 /* Per backend state of the plan, kept by the caller, zeroed to start. */
@@ -164,11 +188,12 @@ double xm_rebal_table_share(const struct xm_rebal_track *tr, double place, doubl
  * measured backends (at least XM_REBAL_MIN_MEASURED; of those with a p50 of
  * this tick when enough have one and typical_of_tick), and a backend without
  * one is neither slow nor far by its estimate (it is default_latency).
+ * tail[i] = backend i's tail memory in s (NULL: none; tail_slow).
  */
 unsigned int xm_rebal_plan_now(const struct xm_rebal_conf *c, struct xm_rebal_svc *st, double dt,
 			       unsigned int retired, const uint32_t *held, const double *weight,
 			       const double *l_est, const bool *measured, const double *p50,
-			       const double *oldest, struct xm_rebal_track *tr, uint32_t *quota,
-			       unsigned int n);
+			       const double *oldest, const double *tail, struct xm_rebal_track *tr,
+			       uint32_t *quota, unsigned int n);
 
 #endif

@@ -271,6 +271,7 @@ static void l3x_tune(struct xm_weight_params *p)
 	p->outlier_factor = 4;
 	p->age_bound = 1;
 	p->stickiness = 1;
+	p->hl_tail = 10;
 	p->fail_alpha = 0; /* off: the pooled troubled share rose with it (docs/benchmarks.md) */
 }
 
@@ -387,6 +388,8 @@ void xm_wbackend_reset(struct xm_wbackend *b, const struct xm_weight_params *p)
 	xm_filter_init(&b->success, XM_FILTER_EWMA, p->default_success, p->hl_success);
 	xm_filter_init(&b->rps, XM_FILTER_EWMA, p->default_rps, p->hl_rps);
 	xm_filter_init(&b->inflight, XM_FILTER_EWMA, 0, p->hl_inflight);
+	xm_filter_init(&b->tail, XM_FILTER_PEAK, p->default_latency, p->hl_tail);
+	b->tail.adopt_first = true; /* a ratio to the latency: the prior is no tail */
 	b->latency.adopt_first = b->success.adopt_first = p->adopt_first;
 	b->rps.adopt_first = b->inflight.adopt_first = p->adopt_first;
 	b->l_est = p->default_latency;
@@ -436,19 +439,46 @@ int xm_wservice_resize(struct xm_wservice *s, unsigned int n)
 }
 
 /*
- * Target shares of held connections: the weights, none above cap x the equal
- * share; what a capped backend cannot take goes to the others in proportion
- * to their weights (water filling: at most n rounds).
+ * What a backend's weight counts for held connections: (latency / tail
+ * memory)^latency_exponent, at most 1 (hl_tail). A replica whose p99 alone
+ * spiked a few seconds ago has a calm estimate again and the best weight,
+ * and pooled connections it collects now are on it when the next spike
+ * starts, before any tick sees it (docs/weighting.md, "Tail memory").
+ */
+static double tail_discount(const struct xm_wservice *s, const struct xm_wbackend *b)
+{
+	double r;
+
+	if (!(s->p.hl_tail > 0) || !b->tail.primed || !b->latency.primed || !(b->tail.value > 0))
+		return 1;
+	r = b->latency.value / b->tail.value;
+	if (r >= 1)
+		return 1;
+	return s->p.latency_exponent == 2 ? r * r : pow(r, s->p.latency_exponent);
+}
+
+/*
+ * Target shares of held connections: the weights with the tail memory's
+ * discount, none above cap x the equal share; what a capped backend cannot
+ * take goes to the others in proportion to their weights (water filling:
+ * at most n rounds).
  */
 static void conn_targets(struct xm_wservice *s, const bool *live, unsigned int nlive)
 {
+	double share[s->n ? s->n : 1], sum = 0;
 	bool capped[s->n ? s->n : 1];
 	double cap, free_share, free_weight;
 	unsigned int i, round, ncapped = 0;
 
 	for (i = 0; i < s->n; i++) {
-		s->b[i].conn_target = s->b[i].weight;
+		share[i] = s->b[i].weight * tail_discount(s, &s->b[i]);
+		sum += share[i];
 		capped[i] = false;
+	}
+	for (i = 0; i < s->n; i++) {
+		if (sum > 0)
+			share[i] /= sum;
+		s->b[i].conn_target = share[i];
 	}
 	if (s->p.conn_cap <= 0 || !nlive)
 		return;
@@ -462,11 +492,11 @@ static void conn_targets(struct xm_wservice *s, const bool *live, unsigned int n
 		free_weight = 0;
 		for (i = 0; i < s->n; i++)
 			if (live[i] && !capped[i])
-				free_weight += s->b[i].weight;
+				free_weight += share[i];
 		for (i = 0; i < s->n; i++) {
 			if (!live[i] || capped[i])
 				continue;
-			s->b[i].conn_target = free_weight > 0 ? s->b[i].weight / free_weight * free_share
+			s->b[i].conn_target = free_weight > 0 ? share[i] / free_weight * free_share
 							      : 0;
 			if (s->b[i].conn_target > cap + 1e-12) {
 				capped[i] = true;
@@ -575,6 +605,7 @@ void xm_wservice_tick(struct xm_wservice *s, const struct xm_wsample *samples, d
 		/* The time since the previous sample weighs the new one. */
 		b->lat_gap += dt;
 		if (x->p99 >= 0) {
+			xm_filter_sample(&b->tail, x->p99, b->lat_gap);
 			xm_filter_sample(&b->latency, x->p99, b->lat_gap);
 			b->lat_gap = 0;
 		}

@@ -95,6 +95,16 @@ struct xm_weight_params {
 	 */
 	double conn_cap;
 	/*
+	 * Half-life in s of a backend's tail memory (l3x: 10; 0 = off): a
+	 * PeakEWMA of its tick p99s like the latency filter, but slower, so it
+	 * remembers a tail spike that the estimate (hl_latency) has forgotten.
+	 * A backend's target share of held connections is its weight times
+	 * (latency / tail memory)^latency_exponent: one that spiked recently
+	 * collects fewer long-lived pooled connections before its next spike.
+	 * The weight (request share) and the estimate recover as before.
+	 */
+	double hl_tail;
+	/*
 	 * The table is rewritten when at least this share of the traffic would
 	 * move, or a backend's slots halve, double or cross zero (tablewrite.h;
 	 * 0.05; 0 = on any move of 8 slots of 1024).
@@ -137,6 +147,7 @@ struct xm_wbackend {
 	struct xm_filter success;  /* 0..1 */
 	struct xm_filter rps;      /* completed requests per second */
 	struct xm_filter inflight; /* requests in flight */
+	struct xm_filter tail;     /* p99, s, with half-life hl_tail: the tail memory */
 	double idle;               /* s since the last completed request */
 	double lat_gap;            /* s since the last latency sample (or drift) */
 	double inflight_now;       /* last raw in-flight gauge */
