@@ -71,9 +71,9 @@ static void recent_spike_lowers_connection_target(void **st)
 {
 	struct xm_wservice with, without;
 
-	init_l3x(&with, -1); /* l3x's default */
-	init_l3x(&without, 0);
-	assert_true(with.p.hl_tail > 0);
+	init_l3x(&with, 10);
+	init_l3x(&without, -1); /* l3x's default: off */
+	assert_true(without.p.hl_tail == 0);
 	spike(&with);
 	spike(&without);
 	print_message("backend 0: weight %.3f, conn_target %.3f with the memory, %.3f without\n",
@@ -99,7 +99,7 @@ static void recent_spike_lowers_new_connections(void **st)
 	double conns[N] = { 10, 5, 5 };
 	struct xm_wservice with, without;
 
-	init_l3x(&with, -1);
+	init_l3x(&with, 10);
 	init_l3x(&without, 0);
 	run(&with, 20, calm, conns);
 	run(&without, 20, calm, conns);
@@ -120,7 +120,7 @@ static void memory_fades(void **st)
 	double calm[N] = { 0.05, 0.08, 0.08 };
 	struct xm_wservice s;
 
-	init_l3x(&s, -1);
+	init_l3x(&s, 10);
 	spike(&s);
 	run(&s, 120, calm, NULL);
 	assert_true(fabs(s.b[0].conn_target - s.b[0].weight) < 0.02 * s.b[0].weight);
@@ -133,7 +133,7 @@ static void steady_backends_untouched(void **st)
 	double p99[N] = { 0.02, 0.05, 0.2 };
 	struct xm_wservice s;
 
-	init_l3x(&s, -1);
+	init_l3x(&s, 10);
 	run(&s, 30, p99, NULL);
 	for (unsigned int i = 0; i < N; i++)
 		assert_true(fabs(s.b[i].conn_target - s.b[i].weight) < 1e-9);
