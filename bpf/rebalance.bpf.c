@@ -204,8 +204,6 @@ static __always_inline int rebal_sock(struct bpf_iter__tcp *ctx, enum rebal_acti
 	/* closed: its name for the log (a full output buffer only loses the line) */
 	if (action == REBAL_DESTROY)
 		bpf_seq_write(ctx->meta->seq, &p, sizeof(p));
-	if (held)
-		rb->retired_marked++;
 	rb->retired++;
 	return 0;
 }

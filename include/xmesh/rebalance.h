@@ -47,7 +47,6 @@ struct xm_rebal_be {
 	__u32 held;     /* out: established client connections */
 	__u32 idle;     /* out: of which idle (and not retired) */
 	__u32 retired;  /* out: closed by this pass (incl. those held since a mark) */
-	__u32 retired_marked; /* out: of which held since a read's mark (no unit of their own) */
 	__u32 failed;   /* out: bpf_sock_destroy() refused (its unit stays spent) */
 	__u32 on_read;  /* in: XM_REBAL_ON_READ_*: report (and hold) its idle moments after a read */
 	__u64 oldest_req_ns; /* out: age of the oldest request in flight on these connections */

@@ -99,7 +99,6 @@ struct xm_rebalancer {
 	__u64 first_read_ns;       /* the oldest read event not yet answered by a pass */
 	/* Retired by retire-now passes since the last full pass, per backend id. */
 	__u32 carry[XM_LB_MAX_BACKENDS];
-	__u32 carry_marked[XM_LB_MAX_BACKENDS]; /* of which held since a mark */
 	struct xm_rebal_be last[XM_LB_MAX_BACKENDS]; /* the counts, kept across one */
 	/* Per backend id: the quota given for the period under way, and the last period's spend. */
 	__u32 given[XM_LB_MAX_BACKENDS];
@@ -553,7 +552,6 @@ static void counts_copy(struct xm_rebal_be *to, const struct xm_rebal_be *from)
 	to->held = from->held;
 	to->idle = from->idle;
 	to->retired = from->retired;
-	to->retired_marked = from->retired_marked;
 	to->failed = from->failed;
 	to->oldest_req_ns = from->oldest_req_ns;
 }
@@ -610,8 +608,7 @@ int xm_rebalance_pass(struct xm_rebalancer *r)
 	for (__u32 id = 0; id < XM_LB_MAX_BACKENDS; id++) {
 		period_end(r, id);
 		be[id].retired += r->carry[id];
-		be[id].retired_marked += r->carry_marked[id];
-		r->carry[id] = r->carry_marked[id] = 0;
+		r->carry[id] = 0;
 	}
 	return walked;
 }
@@ -642,7 +639,6 @@ static unsigned int retire_walk(struct xm_rebalancer *r, bool only_due, unsigned
 			walk_netns(r, r->ns[i].fd);
 	for (__u32 id = 0; id < XM_LB_MAX_BACKENDS; id++) {
 		r->carry[id] += be[id].retired - last[id].retired;
-		r->carry_marked[id] += be[id].retired_marked - last[id].retired_marked;
 		*retired += be[id].retired - last[id].retired;
 		counts_copy(&be[id], &last[id]);
 		urgent += be[id].quota && be[id].idle_ns <= urgent_quiet_ns(r);
