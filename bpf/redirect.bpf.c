@@ -272,13 +272,16 @@ static __always_inline __u32 claim_direction(struct xm_sock_state *st, __u32 wan
  * Count a redirected sender's bytes; past XM_BULK_DEMOTE_BYTES, ask the
  * agent to demote it (enum xm_sock_mode, xm_redirect_bulk below). Costs a
  * compare and an add per message, and one map insert and a wakeup once per
- * bulk sender; request/response connections get no further.
+ * bulk sender; request/response connections get no further. Not on a kernel
+ * that refuses the iterator (XM_KF_SOCKMAP_ITER): the sender stays redirected.
  */
 static __always_inline void count_bulk_sender(struct xm_sock_state *st, __u32 len)
 {
 	__u32 pending = XM_BULK_ASK_PENDING;
 	__u8 wake = 0;
 
+	if (!xm_kf(XM_KF_SOCKMAP_ITER))
+		return; /* nothing could answer: the iterator does not load */
 	if (st->bulk_bytes >= XM_BULK_DEMOTE_BYTES)
 		return; /* asked or kept already */
 	st->bulk_bytes += len;

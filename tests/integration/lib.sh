@@ -223,6 +223,12 @@ xm_wait_listen() {
 # xm_stat NAME: one counter from `xmeshctl -j stats`.
 xm_stat() { xm_ctl -j stats | python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
 
+# xm_kfeature NAME: 1 if the running agent found kernel feature NAME (xmeshctl status), else 0
+xm_kfeature() {
+	xm_ctl -j status | python3 -c "import json,sys
+print(int(any(f['name'] == '$1' and f['present'] for f in json.load(sys.stdin)['kernel_features'])))"
+}
+
 # ---- LB helpers (tests/integration/test_lb_*.sh) ----
 
 # xm_lb_wait SERVICE N: wait until SERVICE (VIP:PORT[/proto]) has N selectable backends.

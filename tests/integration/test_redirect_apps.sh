@@ -63,12 +63,15 @@ mark() {
 	mark_bytes=$(xm_stat redirect_bytes)
 	mark_demoted=$(xm_stat redirect_bulk_demoted) mark_kept=$(xm_stat redirect_bulk_kept)
 }
-# check_bulk MODE CASE [kept]: one bulk sender demoted (or, with kept, kept).
+# check_bulk MODE CASE [kept]: one bulk sender demoted (or, with kept, kept);
+# none asks where the kernel refuses the iterator that demotes (sockmap_iter).
 check_bulk() {
 	local d=$(( $(xm_stat redirect_bulk_demoted) - mark_demoted ))
 	local k=$(( $(xm_stat redirect_bulk_kept) - mark_kept ))
 	if [ "$1" = off ]; then
 		xm_assert "$((d + k))" -eq 0 "$2 (control): no bulk sender seen"
+	elif [ "$(xm_kfeature sockmap_iter)" = 0 ]; then
+		xm_assert "$d.$k" = "0.0" "$2: no demotion without the iterator (demoted.kept)"
 	elif [ -n "${3:-}" ]; then
 		xm_assert "$d.$k" = "0.1" "$2: the bulk sender kept the redirect (demoted.kept)"
 	else

@@ -6,6 +6,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "agent.h"
+#include "kfeatures.h"
 #include "log.h"
 #include "pin.h"
 #include "redirect.skel.h"
@@ -51,6 +52,9 @@ int dp_redirect_load(struct xm_agent *a)
 		return -errno;
 	a->redirect = skel;
 	skel->rodata->xm_kf_mask = a->kfeatures; /* Fast Open: the same path as `xmeshctl status` */
+	/* Refused by some kernels: without it bulk senders stay redirected (count_bulk_sender). */
+	bpf_program__set_autoload(skel->progs.xm_redirect_bulk,
+				  xm_kf_has(a->kfeatures, XM_KF_SOCKMAP_ITER));
 	err = xm_dp_pin_maps(skel->obj, a->pin_root);
 	if (!err)
 		err = xm_redirect__load(skel);
@@ -66,7 +70,7 @@ int dp_redirect_load(struct xm_agent *a)
 		err = xm_dp_link_cgroup(a, "sockops", skel->progs.xm_sockops);
 	if (!err)
 		err = link_trace(a, "redirect_recv", skel->progs.xm_redirect_recv);
-	if (!err)
+	if (!err && xm_kf_has(a->kfeatures, XM_KF_SOCKMAP_ITER))
 		err = xm_redirect_bulk_start(a, skel);
 	return err;
 }

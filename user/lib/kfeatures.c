@@ -2,6 +2,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include "kfeatures.h"
@@ -28,6 +30,10 @@ const struct xm_kfeature_desc xm_kfeatures[XM_KF_COUNT] = {
 	[XM_KF_TCP_FASTOPEN_BTF] = { "tcp_fastopen_btf", "6.1 with tcp_sock bitfields in BTF",
 				     "Fast Open connections are told from their handshake "
 				     "counters (SYN payload), not from tcp_sock" },
+	/* In the kernel since 5.10, and still refused (EPERM) by some builds. */
+	[XM_KF_SOCKMAP_ITER] = { "sockmap_iter", "5.10, where the build allows it",
+				 "one-way bulk senders between pods stay redirected (no demotion "
+				 "to TCP after 4 MiB: no TCP backpressure for them)" },
 };
 
 /* An enumerator of that name in any enum of the kernel's BTF. */
@@ -75,6 +81,34 @@ static bool btf_has_member(const struct btf *btf, const char *name, const char *
 static bool helper_ok(enum bpf_prog_type type, enum bpf_func_id id)
 {
 	return libbpf_probe_bpf_helper(type, id, NULL) == 1;
+}
+
+/*
+ * Does an iterator over a sockmap load? The only way to know: some kernel
+ * builds have bpf_iter_sockmap in their BTF and refuse the program with
+ * EPERM (seen on a 6.18 build that loads every other iterator). A two-
+ * instruction program, attached to nothing.
+ */
+static bool sockmap_iter_ok(const struct btf *btf)
+{
+	const struct bpf_insn ret0[] = {
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = 0 },
+		{ .code = BPF_JMP | BPF_EXIT },
+	};
+	__s32 id = btf__find_by_name_kind(btf, "bpf_iter_sockmap", BTF_KIND_FUNC);
+	LIBBPF_OPTS(bpf_prog_load_opts, opts, .expected_attach_type = BPF_TRACE_ITER);
+	int fd;
+
+	if (id <= 0)
+		return false;
+	opts.attach_btf_id = id;
+	fd = bpf_prog_load(BPF_PROG_TYPE_TRACING, "xm_probe_iter", "GPL", ret0, 2, &opts);
+	if (fd < 0) {
+		pr_debug("kernel: an iterator over a sockmap does not load: %s", strerror(errno));
+		return false;
+	}
+	close(fd);
+	return true;
 }
 
 static int disable_from_env(__u32 *mask)
@@ -129,6 +163,8 @@ int xm_kfeatures_probe(__u32 *mask)
 	if (btf_has_member(btf, "tcp_sock", "syn_data") &&
 	    btf_has_member(btf, "tcp_sock", "fastopen_rsk"))
 		m |= 1U << XM_KF_TCP_FASTOPEN_BTF;
+	if (sockmap_iter_ok(btf))
+		m |= 1U << XM_KF_SOCKMAP_ITER;
 	btf__free(btf);
 	*mask = m;
 	return disable_from_env(mask);
