@@ -13,7 +13,10 @@ log=
 # the last lines of each failed test's output, repeated after the summary:
 # a CI log is often read from its end, and the reason must be there
 why=$(mktemp -d /tmp/xm-test-why.XXXXXX)
-trap 'rm -rf "$log" "$why"' EXIT
+# bpffs at /sys/fs/bpf for the whole run if this machine's init did not mount it
+. scripts/bpffs.sh
+xm_bpffs_ensure || exit 1
+trap 'rm -rf "$log" "$why"; xm_bpffs_release' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 only=${XM_ONLY:-}

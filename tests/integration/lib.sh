@@ -40,7 +40,9 @@ xm_setup() {
 	XM_CG2=$(awk '$3=="cgroup2"{print $2; exit}' /proc/mounts)
 	[ -n "$XM_CG2" ] || xm_skip "no cgroup2 mount"
 	XM_CGROUP=$XM_CG2/$XM_PREFIX
-	XM_PIN=/sys/fs/bpf/$XM_PREFIX
+	. "$XM_TOP/scripts/bpffs.sh"
+	xm_bpffs_ensure || exit 1
+	XM_PIN=$XM_BPFFS/$XM_PREFIX
 	export XM_RUN_DIR=/run/xmesh-test/$XM_PREFIX
 	mkdir -p "$XM_CGROUP" "$XM_RUN_DIR"
 	trap xm_cleanup EXIT
@@ -91,6 +93,7 @@ xm_cleanup() {
 	[ -n "${XM_KEEP_RUN:-}" ] && mkdir -p "$XM_KEEP_RUN" && cp -a "$XM_RUN_DIR/." "$XM_KEEP_RUN/"
 	rm -rf "$XM_RUN_DIR"; rmdir "$(dirname "$XM_RUN_DIR")" 2>/dev/null
 	type xm_cleanup_extra >/dev/null 2>&1 && xm_cleanup_extra
+	type xm_bpffs_release >/dev/null 2>&1 && xm_bpffs_release
 	exit $rc
 }
 
