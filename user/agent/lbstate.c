@@ -94,7 +94,6 @@ static void be_release(struct xm_lb_state *st, __u32 id)
 
 	if (!bpf_map_lookup_elem(st->m.be, &id, &be)) {
 		be.flags = XM_LB_BE_F_REMOVED;
-		be.slots = 0;
 		bpf_map_update_elem(st->m.be, &id, &be, BPF_ANY);
 	}
 	st->be_used[id] = 0;
@@ -218,9 +217,46 @@ void xm_lb_state_free(struct xm_lb_state *st)
 	xm_lb_maps_close(&st->m);
 }
 
+/*
+ * A table written from the config is in force: what readers show as these
+ * backends' weights is the configured one again (weight_milli), not the last
+ * the weighting loop wrote a table from, until the loop writes its own
+ * (XM_WSTATE_F_TABLE, include/xmesh/weight.h). One lookup and update per
+ * backend, only when the agent applies a change.
+ */
+static void loop_table_forget(struct xm_lb_state *st, const __u32 *ids, unsigned int n)
+{
+	int fd = xm_map_open(st->pin_root, "xm_lb_wstate");
+
+	if (fd < 0)
+		return; /* no loop has published: nothing to forget */
+	for (unsigned int i = 0; i < n; i++) {
+		struct xm_lb_wstate w;
+
+		if (bpf_map_lookup_elem(fd, &ids[i], &w) || !(w.flags & XM_WSTATE_F_TABLE))
+			continue;
+		w.flags &= ~XM_WSTATE_F_TABLE;
+		if (bpf_map_update_elem(fd, &ids[i], &w, BPF_EXIST))
+			pr_warn("LB: backend %u: clear the weighting's table flag: %s", ids[i],
+				strerror(errno));
+	}
+	close(fd);
+}
+
+/* Write a service's table from weights (the config's, or a control request's). */
+static int table_write_conf(struct xm_lb_state *st, const struct xm_lb_svc_key *key,
+			    const __u32 *ids, const double *w, unsigned int n)
+{
+	int err = xm_lb_table_write(&st->m, key, ids, w, n);
+
+	if (!err)
+		loop_table_forget(st, ids, n);
+	return err;
+}
+
 int xm_lb_state_set_weights(struct xm_lb_state *st, struct xm_lb_svc_rt *rt, const double *w)
 {
-	return xm_lb_table_write(&st->m, &rt->conf.key, rt->be_ids, w, rt->conf.n_be);
+	return table_write_conf(st, &rt->conf.key, rt->be_ids, w, rt->conf.n_be);
 }
 
 static int be_match(const struct xm_lb_be_conf *a, const struct xm_lb_be_conf *b)
@@ -334,7 +370,7 @@ static int apply_service(struct xm_lb_state *st, const struct xm_lb_svc_conf *s,
 		}
 	}
 	xm_lb_conf_weights(s, w);
-	err = xm_lb_table_write(&st->m, &s->key, ids, w, s->n_be);
+	err = table_write_conf(st, &s->key, ids, w, s->n_be);
 	if (err) {
 		pr_err("service %s: write table: %s", ks, strerror(-err));
 		goto out;
