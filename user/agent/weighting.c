@@ -591,7 +591,8 @@ static void on_urgent_timer(struct xm_loop *loop, int fd, uint32_t events, void 
  * (memory: the map is mmapped) for xmeshctl and metrics: the weight. The
  * share they show is counted from the table itself. Both used to be written
  * into the backend entries with every flip, a batched map update of ~5,500
- * entries a tick at 1,000 busy services (docs/benchmarks.md, "ninth session").
+ * entries a tick at 1,000 busy services (docs/benchmarks.md, "Weighting loop,
+ * session 9").
  */
 static void table_weights_publish(struct xm_weighting *w, const struct wsvc *s)
 {
