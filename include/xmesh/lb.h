@@ -89,9 +89,24 @@ struct xm_lb_backend {
 	__u16 pad;
 	__u32 svc_id;        /* service it belongs to */
 	__u32 flags;         /* XM_LB_BE_F_* */
-	__u32 weight_milli;  /* weight last written to the table, x1000 (display only) */
-	__u32 slots;         /* slots it holds in the active table: share = slots / XM_LB_SLOTS */
+	/*
+	 * Its configured weight x1000, written when the agent applies the
+	 * service or a control request sets weights (xm_lb_table_write()), never
+	 * by the weighting loop; a restarted agent takes it back as the config.
+	 * Until ABI 6's agents it was also rewritten with every table the loop
+	 * wrote (~5,500 entries a tick at 1,000 services): readers now take a
+	 * weighed service's weight from xm_lb_wstate (XM_WSTATE_F_TABLE).
+	 */
+	__u32 weight_milli;
+	/*
+	 * Was the slots it held in the active table, rewritten with every table
+	 * write; retired (always 0, same layout): readers count the service's
+	 * active table (xm_lb_backend_foreach(), user/lib/lbtable.h).
+	 */
+	__u32 slots_retired;
 };
+
+_Static_assert(sizeof(struct xm_lb_backend) == 40, "xm_lb_backend layout is ABI");
 
 struct xm_lb_cluster {
 	char name[XM_LB_CLUSTER_NAME_LEN];

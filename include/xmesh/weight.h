@@ -30,12 +30,27 @@ struct xm_lb_wstate {
 	__u32 rps_milli;      /* filtered completed requests per second x 1000 */
 	__u32 inflight_milli; /* filtered in-flight requests x 1000 */
 	__u32 inflight_now;   /* in-flight at the tick */
-	__u32 weight_ppm;     /* computed share x 1e6 (table slots are in xm_lb_backend) */
-	__u32 pad;
+	__u32 weight_ppm;     /* computed share x 1e6 (the table's slots: its active xm_lb_tables entry) */
+	/*
+	 * With XM_WSTATE_F_TABLE: the share of new connections (weight) the
+	 * table in force was written from, x 1e6, set when the loop flips to it:
+	 * what `backend list`, `service show`, `top` and /metrics show as the
+	 * weight. Was padding: older readers ignore it, the layout is the same.
+	 */
+	__u32 table_weight_ppm;
 	char algo[XM_WEIGHT_ALGO_LEN]; /* algorithm of its service */
 };
 
+_Static_assert(sizeof(struct xm_lb_wstate) == 72, "xm_lb_wstate layout is ABI");
+
 #define XM_WSTATE_F_LIVE (1U << 0)
+/*
+ * The table in force is the weighting loop's: table_weight_ppm is valid.
+ * Cleared when the loop stops weighing the service and when the agent writes
+ * the service's table from its config (then the configured weight in
+ * xm_lb_backend.weight_milli is the one in force).
+ */
+#define XM_WSTATE_F_TABLE (1U << 1)
 
 struct xm_lb_wloop {
 	__u64 ticks;

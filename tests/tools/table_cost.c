@@ -10,8 +10,9 @@
  *   backend entries read and written: what the weighting loop did per write);
  * - batched: the weighting loop's way (user/agent/weighting.c, flips_flush()):
  *   tables of 32 services in one xm_lb_tables_write(), each service flipped
- *   with xm_lb_svc_flip() from a held copy of its entry, and the display
- *   fields of all backends in one xm_lb_be_write().
+ *   with xm_lb_svc_flip() from a held copy of its entry, and the weights it
+ *   was written from stored per backend (the loop stores them in its mmapped
+ *   xm_lb_wstate: memory, no map write; the backend entries are not written).
  * Prints the median CPU (process clock) per table write of each, in µs:
  *   table_cost: services=N backends=B single_us=X batched_us=Y
  * Needs the right to create BPF maps.
@@ -55,7 +56,7 @@ static int world_make(struct world *x)
 {
 	unsigned int nbe = x->ns * x->nb;
 
-	x->m = (struct xm_lb_maps){ -1, -1, -1, -1, -1, -1 };
+	x->m = (struct xm_lb_maps){ -1, -1, -1, -1, -1, -1, -1 };
 	x->m.svc = bpf_map_create(BPF_MAP_TYPE_HASH, NULL, sizeof(*x->keys), sizeof(*x->svcs),
 				  x->ns, NULL);
 	x->m.tables = bpf_map_create(BPF_MAP_TYPE_ARRAY, NULL, sizeof(__u32),
@@ -100,10 +101,9 @@ static void write_single(struct world *x)
 		xm_lb_table_write(&x->m, &x->keys[s], &x->ids[s * x->nb], &x->w[s * x->nb], x->nb);
 }
 
-static void write_batched(struct world *x, struct xm_lb_table *t, __u32 *show_ids,
-			  struct xm_lb_backend *show)
+static void write_batched(struct world *x, struct xm_lb_table *t, __u32 *shown_ppm)
 {
-	__u32 idx[BATCH], first = 0, n = 0, nshow = 0;
+	__u32 idx[BATCH], first = 0, n = 0;
 
 	for (unsigned int s = 0; s < x->ns; s++) {
 		__u32 *slots = &x->slots[s * x->nb], *ids = &x->ids[s * x->nb];
@@ -117,19 +117,12 @@ static void write_batched(struct world *x, struct xm_lb_table *t, __u32 *show_id
 		for (unsigned int v = first; v <= s; v++) {
 			xm_lb_svc_flip(&x->m, &x->keys[v], &x->svcs[v],
 				       xm_lb_slots_used(&x->slots[v * x->nb], x->nb));
-			for (unsigned int b = 0; b < x->nb; b++) {
-				__u32 id = x->ids[v * x->nb + b];
-
-				xm_lb_be_set_shown(&x->be[id], x->slots[v * x->nb + b],
-						   x->w[v * x->nb + b]);
-				show_ids[nshow] = id;
-				show[nshow++] = x->be[id];
-			}
+			for (unsigned int b = 0; b < x->nb; b++)
+				shown_ppm[x->ids[v * x->nb + b]] = (__u32)(x->w[v * x->nb + b] * 1e6);
 		}
 		first = s + 1;
 		n = 0;
 	}
-	xm_lb_be_write(&x->m, show_ids, nshow, show);
 }
 
 int main(int argc, char **argv)
@@ -138,8 +131,7 @@ int main(int argc, char **argv)
 	unsigned int reps = 7;
 	unsigned long long seed = 1;
 	struct xm_lb_table *t;
-	struct xm_lb_backend *show;
-	__u32 *show_ids;
+	__u32 *shown_ppm;
 	double *single, *batched;
 	int err;
 
@@ -161,11 +153,10 @@ int main(int argc, char **argv)
 	}
 	err = world_make(&x);
 	t = calloc(BATCH, sizeof(*t));
-	show = calloc(x.ns * x.nb, sizeof(*show));
-	show_ids = calloc(x.ns * x.nb, sizeof(*show_ids));
+	shown_ppm = calloc(x.ns * x.nb + 1, sizeof(*shown_ppm));
 	single = calloc(reps, sizeof(*single));
 	batched = calloc(reps, sizeof(*batched));
-	if (err || !t || !show || !show_ids || !single || !batched) {
+	if (err || !t || !shown_ppm || !single || !batched) {
 		fprintf(stderr, "table_cost: LB maps: %s (needs root)\n", strerror(err ? -err : ENOMEM));
 		return 1;
 	}
@@ -179,7 +170,7 @@ int main(int argc, char **argv)
 			}
 			c0 = cpu_s();
 			if (way)
-				write_batched(&x, t, show_ids, show);
+				write_batched(&x, t, shown_ppm);
 			else
 				write_single(&x);
 			(way ? batched : single)[r] = (cpu_s() - c0) / x.ns * 1e6;

@@ -18,6 +18,7 @@
 #include <bpf/libbpf.h>
 #include "lbconfig.h"
 #include "lbtable.h"
+#include <xmesh/weight.h>
 
 /* Every backend within one slot (1/1024) of its intended share, slots sum to 1024. */
 static void check_apportion(const double *w, unsigned int n)
@@ -117,8 +118,9 @@ static void success_rate_counts_5xx_and_failed_connects(void **state)
 
 /*
  * xm_lb_table_write on real (unpinned) maps: every backend entry gets its
- * slots and weight, keeps its other fields, and entries of other backends are
- * untouched, for close ids (one batched read) and scattered ids (one by one).
+ * configured weight (and its retired slots field zeroed), keeps its other
+ * fields, and entries of other backends are untouched, for close ids (one
+ * batched read) and scattered ids (one by one).
  * Skipped without the right to create BPF maps.
  */
 static void table_write_updates_backends(void **state)
@@ -143,20 +145,18 @@ static void table_write_updates_backends(void **state)
 		be.svc_id = 1;
 		be.flags = XM_LB_BE_F_USED;
 		be.weight_milli = 7;
-		be.slots = 7;
+		be.slots_retired = 7;
 		assert_int_equal(bpf_map_update_elem(m.be, &id, &be, BPF_ANY), 0);
 	}
 	for (int round = 0; round < 2; round++) {
 		const __u32 *ids = round ? far_ids : close_ids;
 		const double *w = round ? far_w : close_w;
 		unsigned int n = round ? 2 : 4;
-		__u32 slots[4];
 
 		assert_int_equal(xm_lb_table_write(&m, &key, ids, w, n), 0);
-		xm_lb_slots_apportion(w, n, slots);
 		for (unsigned int i = 0; i < n; i++) {
 			assert_int_equal(bpf_map_lookup_elem(m.be, &ids[i], &be), 0);
-			assert_int_equal(be.slots, slots[i]);
+			assert_int_equal(be.slots_retired, 0);
 			assert_int_equal(be.weight_milli, (__u32)(w[i] * 1000));
 			assert_int_equal(be.addr.ip[0], 0x0a000000 + ids[i]);
 			assert_int_equal(be.port, 8000 + ids[i]);
@@ -169,11 +169,113 @@ static void table_write_updates_backends(void **state)
 		assert_int_equal(bpf_map_lookup_elem(m.be, &id, &be), 0);
 		assert_int_equal(be.port, 8000 + id);
 		if (!written)
-			assert_int_equal(be.slots, 7);
+			assert_int_equal(be.slots_retired, 7);
 	}
 	close(m.svc);
 	close(m.tables);
 	close(m.be);
+}
+
+static int foreach_collect(const struct xm_lb_backend_info *bi, void *arg)
+{
+	struct xm_lb_backend_info *out = arg;
+
+	out[bi->id] = *bi;
+	return 0;
+}
+
+/*
+ * What xmeshctl and /metrics show (xm_lb_backend_foreach()): a backend's slots
+ * are those it holds in its service's table in force, counted there, and its
+ * weight the one that table was written from. A table flipped the weighting
+ * loop's way (xm_lb_tables_write + xm_lb_svc_flip, no write of the backend
+ * entries) is shown at once: slots from the table, weights from the loop's
+ * xm_lb_wstate rows that say the table is its own (XM_WSTATE_F_TABLE); a row
+ * without that flag, or no such map, shows the configured weight.
+ */
+static void foreach_shows_table_in_force(void **state)
+{
+	struct xm_lb_svc_key ka = { .port = 80, .proto = 6, .family = 2 }, kb = ka;
+	struct xm_lb_svc sa = { .id = 0 }, sb = { .id = 1 };
+	static const __u32 ida[] = { 1, 2, 3 }, idb[] = { 4, 5 };
+	static const double wa[] = { 1, 2, 3 }, wb[] = { 1, 3 };
+	static const __u32 loop_slots[] = { 700, 300, 24 };
+	struct xm_lb_backend_info *got;
+	struct xm_lb_maps m = { -1, -1, -1, -1, -1, -1, -1 };
+	struct xm_lb_backend be;
+	struct xm_lb_table t;
+	struct xm_lb_wstate ws;
+	__u32 idx, bslots[2];
+
+	ka.vip.ip[0] = 0x0a000001;
+	kb.vip.ip[0] = 0x0a000002;
+	m.svc = bpf_map_create(BPF_MAP_TYPE_HASH, NULL, sizeof(ka), sizeof(sa), 4, NULL);
+	m.tables = bpf_map_create(BPF_MAP_TYPE_ARRAY, NULL, 4, sizeof(struct xm_lb_table), 4, NULL);
+	m.be = bpf_map_create(BPF_MAP_TYPE_ARRAY, NULL, 4, sizeof(be), 64, NULL);
+	m.cluster = bpf_map_create(BPF_MAP_TYPE_ARRAY, NULL, 4, sizeof(struct xm_lb_cluster),
+				   XM_LB_MAX_CLUSTERS, NULL);
+	m.wstate = bpf_map_create(BPF_MAP_TYPE_ARRAY, NULL, 4, sizeof(ws), 64, NULL);
+	if (m.svc < 0 || m.tables < 0 || m.be < 0 || m.cluster < 0 || m.wstate < 0)
+		skip();
+	got = calloc(XM_LB_MAX_BACKENDS, sizeof(*got));
+	assert_non_null(got);
+	assert_int_equal(bpf_map_update_elem(m.svc, &ka, &sa, BPF_ANY), 0);
+	assert_int_equal(bpf_map_update_elem(m.svc, &kb, &sb, BPF_ANY), 0);
+	for (__u32 id = 1; id <= 5; id++) {
+		memset(&be, 0, sizeof(be));
+		be.svc_id = id <= 3 ? 0 : 1;
+		be.flags = XM_LB_BE_F_USED;
+		be.slots_retired = 999; /* an older agent's display value: never shown */
+		assert_int_equal(bpf_map_update_elem(m.be, &id, &be, BPF_ANY), 0);
+	}
+	/* both services written from the config: configured weights, apportioned slots */
+	assert_int_equal(xm_lb_table_write(&m, &ka, ida, wa, 3), 0);
+	assert_int_equal(xm_lb_table_write(&m, &kb, idb, wb, 2), 0);
+	/* the loop's write of service a: table and flip only, its weights in xm_lb_wstate */
+	assert_int_equal(bpf_map_lookup_elem(m.svc, &ka, &sa), 0);
+	xm_lb_table_fill(&t, ida, loop_slots, 3);
+	idx = xm_lb_table_inactive(&sa);
+	assert_int_equal(xm_lb_tables_write(&m, &idx, &t, 1), 0);
+	assert_int_equal(xm_lb_svc_flip(&m, &ka, &sa, 3), 0);
+	for (__u32 id = 1; id <= 3; id++) {
+		memset(&ws, 0, sizeof(ws));
+		ws.updated_ns = 1;
+		ws.weight_ppm = 111111;
+		ws.table_weight_ppm = loop_slots[id - 1] * 1000000 / XM_LB_SLOTS;
+		/* backend 3's row says the table is not the loop's: its configured weight */
+		ws.flags = XM_WSTATE_F_LIVE | (id < 3 ? XM_WSTATE_F_TABLE : 0);
+		assert_int_equal(bpf_map_update_elem(m.wstate, &id, &ws, BPF_ANY), 0);
+	}
+
+	assert_int_equal(xm_lb_backend_foreach(&m, NULL, foreach_collect, got), 0);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(got[ida[i]].id, ida[i]);
+		assert_int_equal(got[ida[i]].slots, loop_slots[i]);
+	}
+	assert_true(fabs(got[1].weight - 700 / 1024.0) < 1e-6);
+	assert_true(fabs(got[2].weight - 300 / 1024.0) < 1e-6);
+	assert_true(fabs(got[3].weight - 3.0) < 1e-9);
+	xm_lb_slots_apportion(wb, 2, bslots);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(got[idb[i]].slots, bslots[i]);
+		assert_true(fabs(got[idb[i]].weight - wb[i]) < 1e-9);
+	}
+
+	/* one service only, and without the loop's map: configured weights */
+	close(m.wstate);
+	m.wstate = -1;
+	memset(got, 0, XM_LB_MAX_BACKENDS * sizeof(*got));
+	assert_int_equal(xm_lb_backend_foreach(&m, &ka, foreach_collect, got), 0);
+	assert_int_equal(got[4].id, 0);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(got[ida[i]].slots, loop_slots[i]);
+		assert_true(fabs(got[ida[i]].weight - wa[i]) < 1e-9);
+	}
+	free(got);
+	close(m.svc);
+	close(m.tables);
+	close(m.be);
+	close(m.cluster);
 }
 
 /*
@@ -192,7 +294,7 @@ static void batched_flips_and_lookups(void **state)
 	struct xm_lb_table t[NS], active;
 	__u32 idx[NS], ids[NS][NB], slots[NS][NB];
 	double w[NB] = { 1, 2, 0 };
-	struct xm_lb_maps m = { .svc = -1, .tables = -1, .be = -1 };
+	struct xm_lb_maps m = { .svc = -1, .tables = -1, .be = -1, .wstate = -1 };
 	__u32 want_ids[] = { 9, 2, 3, 4, 40, 1 }, keys_buf[8];
 	struct xm_lb_backend vals_buf[8], out[6], be;
 	struct xm_batch_buf buf = { keys_buf, vals_buf, 8 };
@@ -426,7 +528,7 @@ static void hist_u32_same_quantiles(void **state)
 	static __u64 ref[XM_LB_HIST_BUCKETS];
 	static struct xm_lb_probe_snap before, after, d;
 	struct xm_lb_hist h;
-	struct xm_lb_maps m = { .svc = -1, .tables = -1, .be = -1, .cluster = -1 };
+	struct xm_lb_maps m = { .svc = -1, .tables = -1, .be = -1, .cluster = -1, .wstate = -1 };
 	unsigned long long seed = 0x2545f491;
 	__u32 id = 1;
 
@@ -475,7 +577,7 @@ static void hist_u32_same_quantiles(void **state)
 static void probe_pages_read_and_zero(void **state)
 {
 	int ncpu = libbpf_num_possible_cpus();
-	struct xm_lb_maps m = { .svc = -1, .tables = -1, .be = -1, .cluster = -1 };
+	struct xm_lb_maps m = { .svc = -1, .tables = -1, .be = -1, .cluster = -1, .wstate = -1 };
 	static struct xm_lb_probe_snap a, b;
 	struct xm_lb_probe_page *pc;
 	struct xm_lb_hist h = { 0 };
@@ -544,6 +646,7 @@ int main(void)
 		cmocka_unit_test(apportion_all_zero_is_empty),
 		cmocka_unit_test(table_fill_counts),
 		cmocka_unit_test(table_write_updates_backends),
+		cmocka_unit_test(foreach_shows_table_in_force),
 		cmocka_unit_test(batched_flips_and_lookups),
 		cmocka_unit_test(histogram_relative_error),
 		cmocka_unit_test(histogram_quantiles),

@@ -94,7 +94,6 @@ static void be_release(struct xm_lb_state *st, __u32 id)
 
 	if (!bpf_map_lookup_elem(st->m.be, &id, &be)) {
 		be.flags = XM_LB_BE_F_REMOVED;
-		be.slots = 0;
 		bpf_map_update_elem(st->m.be, &id, &be, BPF_ANY);
 	}
 	st->be_used[id] = 0;
@@ -137,7 +136,7 @@ int xm_lb_state_init(struct xm_lb_state *st, const char *pin_root)
 {
 	struct xm_lb_svc_key key, next, *prev = NULL;
 	struct xm_lb_cluster cl;
-	int err;
+	int err, wfd;
 
 	memset(st, 0, sizeof(*st));
 	st->be_cursor = 1;
@@ -172,8 +171,10 @@ int xm_lb_state_init(struct xm_lb_state *st, const char *pin_root)
 			return -ENOMEM;
 		pr_info("adopted service %s (id %u)", xm_lb_svc_key_str(&key, ks, sizeof(ks)), svc.id);
 	}
+	wfd = xm_map_open(pin_root, "xm_lb_wstate");
 	for (__u32 id = 1; id < XM_LB_MAX_BACKENDS; id++) {
 		struct xm_lb_backend be;
+		struct xm_lb_wstate ws;
 
 		if (bpf_map_lookup_elem(st->m.be, &id, &be) || !(be.flags & XM_LB_BE_F_USED))
 			continue;
@@ -190,12 +191,25 @@ int xm_lb_state_init(struct xm_lb_state *st, const char *pin_root)
 			bc->addr = be.addr;
 			bc->port = be.port;
 			bc->family = be.family;
-			bc->weight = be.weight_milli / 1000.0;
+			/*
+			 * The weight the table in force was written from: the
+			 * weighting loop's if the table is its own, so that a config
+			 * that makes the service static writes the config's table
+			 * (its weights differ from the loop's); else the configured
+			 * one, so that an unchanged static service keeps its table.
+			 */
+			if (wfd >= 0 && !bpf_map_lookup_elem(wfd, &id, &ws) &&
+			    (ws.flags & XM_WSTATE_F_TABLE))
+				bc->weight = ws.table_weight_ppm / 1e6;
+			else
+				bc->weight = be.weight_milli / 1000.0;
 			snprintf(bc->cluster, sizeof(bc->cluster), "%s",
 				 be.cluster < XM_LB_MAX_CLUSTERS ? st->clusters[be.cluster] : "");
 			rt->be_ids[rt->conf.n_be++] = id;
 		}
 	}
+	if (wfd >= 0)
+		close(wfd);
 	/* Labels a previous agent left unused (or leaked) are free again. */
 	clusters_gc(st);
 	return 0;
@@ -218,9 +232,46 @@ void xm_lb_state_free(struct xm_lb_state *st)
 	xm_lb_maps_close(&st->m);
 }
 
+/*
+ * A table written from the config is in force: what readers show as these
+ * backends' weights is the configured one again (weight_milli), not the last
+ * the weighting loop wrote a table from, until the loop writes its own
+ * (XM_WSTATE_F_TABLE, include/xmesh/weight.h). One lookup and update per
+ * backend, only when the agent applies a change.
+ */
+static void loop_table_forget(struct xm_lb_state *st, const __u32 *ids, unsigned int n)
+{
+	int fd = xm_map_open(st->pin_root, "xm_lb_wstate");
+
+	if (fd < 0)
+		return; /* no loop has published: nothing to forget */
+	for (unsigned int i = 0; i < n; i++) {
+		struct xm_lb_wstate w;
+
+		if (bpf_map_lookup_elem(fd, &ids[i], &w) || !(w.flags & XM_WSTATE_F_TABLE))
+			continue;
+		w.flags &= ~XM_WSTATE_F_TABLE;
+		if (bpf_map_update_elem(fd, &ids[i], &w, BPF_EXIST))
+			pr_warn("LB: backend %u: clear the weighting's table flag: %s", ids[i],
+				strerror(errno));
+	}
+	close(fd);
+}
+
+/* Write a service's table from weights (the config's, or a control request's). */
+static int table_write_conf(struct xm_lb_state *st, const struct xm_lb_svc_key *key,
+			    const __u32 *ids, const double *w, unsigned int n)
+{
+	int err = xm_lb_table_write(&st->m, key, ids, w, n);
+
+	if (!err)
+		loop_table_forget(st, ids, n);
+	return err;
+}
+
 int xm_lb_state_set_weights(struct xm_lb_state *st, struct xm_lb_svc_rt *rt, const double *w)
 {
-	return xm_lb_table_write(&st->m, &rt->conf.key, rt->be_ids, w, rt->conf.n_be);
+	return table_write_conf(st, &rt->conf.key, rt->be_ids, w, rt->conf.n_be);
 }
 
 static int be_match(const struct xm_lb_be_conf *a, const struct xm_lb_be_conf *b)
@@ -334,7 +385,7 @@ static int apply_service(struct xm_lb_state *st, const struct xm_lb_svc_conf *s,
 		}
 	}
 	xm_lb_conf_weights(s, w);
-	err = xm_lb_table_write(&st->m, &s->key, ids, w, s->n_be);
+	err = table_write_conf(st, &s->key, ids, w, s->n_be);
 	if (err) {
 		pr_err("service %s: write table: %s", ks, strerror(-err));
 		goto out;

@@ -49,8 +49,6 @@
 #define XM_W_FLIP_BATCH 32
 /* Histograms fetched per batched lookup (2 KB each; a service's ids lie together). */
 #define XM_W_HIST_BATCH 16
-/* Backend entries written per batched update (their display fields). */
-#define XM_W_SHOW_BATCH 1024
 /* Backends and services are re-read at least this often (s). */
 #define XM_W_TOPO_MAX_S 10
 
@@ -143,10 +141,6 @@ struct xm_weighting {
 	__u32 *flip_idx, *flip_count, *flip_vi; /* table index, backend_count, svc_vals index */
 	struct wsvc **flip_s;
 	unsigned int n_flip;
-	/* Backend entries of flipped tables, not written yet: XM_W_SHOW_BATCH. */
-	__u32 *show_ids;
-	struct xm_lb_backend *show_be;
-	unsigned int n_show;
 	/* Connection-level rebalancing (rebalance.h); NULL: the kernel cannot count. */
 	struct xm_rebalancer *rebal;
 	bool rebal_tried;
@@ -479,7 +473,9 @@ static void publish(struct xm_weighting *w, struct wsvc *s, __u32 svc_id, __u64 
 			continue;
 		o = &w->wstate[id];
 		o->svc_id = svc_id;
-		o->flags = b->alive ? XM_WSTATE_F_LIVE : 0;
+		/* a table the loop wrote stays in force until the loop or the config writes one */
+		o->flags = (b->alive ? XM_WSTATE_F_LIVE : 0) |
+			   (s->managed ? o->flags & XM_WSTATE_F_TABLE : 0);
 		o->p99_us = pub_u32(b->latency.value * 1e6);
 		o->l_est_us = pub_u32(b->l_est * 1e6);
 		o->tick_p50_us = x[i].p50 >= 0 ? pub_u32(x[i].p50 * 1e6) : XM_WEIGHT_UNSET;
@@ -590,19 +586,32 @@ static void on_urgent_timer(struct xm_loop *loop, int fd, uint32_t events, void 
 	retire_urgent(arg);
 }
 
-/* What the tables flipped give their backends, for display: one batched update. */
-static void show_flush(struct xm_weighting *w)
+/*
+ * What a flipped table was written from, in its backends' xm_lb_wstate rows
+ * (memory: the map is mmapped) for xmeshctl and metrics: the weight. The
+ * share they show is counted from the table itself. Both used to be written
+ * into the backend entries with every flip, a batched map update of ~5,500
+ * entries a tick at 1,000 busy services (docs/benchmarks.md, "Weighting loop,
+ * session 9").
+ */
+static void table_weights_publish(struct xm_weighting *w, const struct wsvc *s)
 {
-	if (w->n_show && xm_lb_be_write(&w->maps, w->show_ids, w->n_show, w->show_be))
-		w->topo_stale = true; /* re-read what is there */
-	w->n_show = 0;
+	for (unsigned int i = 0; w->wstate && i < s->ws.n; i++) {
+		struct xm_lb_wstate *o;
+
+		if (s->ids[i] >= XM_LB_MAX_BACKENDS)
+			continue;
+		o = &w->wstate[s->ids[i]];
+		o->table_weight_ppm = pub_u32(s->ws.b[i].place * 1e6);
+		o->flags |= XM_WSTATE_F_TABLE;
+	}
 }
 
 /*
  * Write the tables queued by weigh_service() in one batched update, then flip
  * each service to its new table (the service entries as read with the
  * topology: only this agent writes them, and it re-reads them after every
- * change of its own), then queue its backends' slots and weights for display.
+ * change of its own), then publish the weights it was written from.
  */
 static void flips_flush(struct xm_weighting *w)
 {
@@ -626,14 +635,7 @@ static void flips_flush(struct xm_weighting *w)
 			w->topo_stale = true;
 			continue;
 		}
-		/* The backend entries are also the copies read with the topology. */
-		for (unsigned int i = 0; i < s->ws.n; i++) {
-			if (w->n_show == XM_W_SHOW_BATCH)
-				show_flush(w);
-			xm_lb_be_set_shown(&w->be[s->ids[i]], s->slots[i], s->ws.b[i].place);
-			w->show_ids[w->n_show] = s->ids[i];
-			w->show_be[w->n_show++] = w->be[s->ids[i]];
-		}
+		table_weights_publish(w, s);
 		if (w->wloop)
 			w->wloop->table_writes++;
 	}
@@ -1079,7 +1081,6 @@ void xm_weighting_tick(struct xm_agent *a)
 		nbe += w->svc_count[sid];
 	}
 	flips_flush(w);
-	show_flush(w);
 	retire_urgent(w);
 	w->topo_fresh = false;
 	/* Services gone from the map. */
@@ -1143,8 +1144,6 @@ int xm_weighting_start(struct xm_agent *a)
 	w->live = calloc(XM_LB_MAX_BACKENDS, 1);
 	w->probe = calloc(XM_LB_PROBE_PAGES, sizeof(struct xm_lb_probe_page));
 	w->by_svc = calloc(XM_LB_MAX_BACKENDS, sizeof(*w->by_svc));
-	w->show_ids = calloc(XM_W_SHOW_BATCH, sizeof(*w->show_ids));
-	w->show_be = calloc(XM_W_SHOW_BATCH, sizeof(*w->show_be));
 	w->flip_t = calloc(XM_W_FLIP_BATCH, sizeof(*w->flip_t));
 	w->flip_idx = calloc(XM_W_FLIP_BATCH, sizeof(*w->flip_idx));
 	w->flip_count = calloc(XM_W_FLIP_BATCH, sizeof(*w->flip_count));
@@ -1162,7 +1161,7 @@ int xm_weighting_start(struct xm_agent *a)
 	w->percpu = malloc(w->buf_bytes);
 	a->weighting = w;
 	if (w->ncpu <= 0 || !w->bs || !w->be || !w->live || !w->probe || !w->percpu || !w->by_svc ||
-	    !w->keys || !w->show_ids || !w->show_be || !w->flip_t ||
+	    !w->keys || !w->flip_t ||
 	    !w->flip_idx || !w->flip_count || !w->flip_vi || !w->flip_s || !w->hist ||
 	    !w->hist_buf.keys || !w->hist_buf.vals) {
 		err = w->ncpu < 0 ? w->ncpu : -ENOMEM;
@@ -1261,8 +1260,6 @@ void xm_weighting_stop(struct xm_agent *a)
 	free(w->live);
 	free(w->probe);
 	free(w->by_svc);
-	free(w->show_ids);
-	free(w->show_be);
 	free(w->flip_t);
 	free(w->flip_idx);
 	free(w->flip_count);

@@ -94,7 +94,7 @@ static json_t *row_json(const struct be_row *r)
 		      "s:I, s:I, s:I, s:I, s:I}",
 		      "service", xm_lb_svc_key_str(&r->bi.svc, svc, sizeof(svc)), "backend",
 		      r->endpoint, "id", (int)r->bi.id, "cluster", r->bi.cluster, "weight",
-		      r->bi.be.weight_milli / 1000.0, "share", (double)r->bi.be.slots / XM_LB_SLOTS,
+		      r->bi.weight, "share", (double)r->bi.slots / XM_LB_SLOTS,
 		      "p50_ms", r->p50_ms < 0 ? json_null() : json_real(r->p50_ms), "p99_ms",
 		      r->p99_ms < 0 ? json_null() : json_real(r->p99_ms), "success_rate",
 		      r->success_rate, "rps", r->rps, "in_flight", (json_int_t)xm_lb_in_flight(c),
@@ -134,7 +134,7 @@ static void backend_list_plain(const struct be_row *rows, size_t n)
 		printf("%-26s %-26s %-8s %8.3f %6.1f%% %9s %9s %7.2f%% %8.1f %8lld %-11s %9s %8s %8s "
 		       "%6s %6s\n",
 		       xm_lb_svc_key_str(&r->bi.svc, svc, sizeof(svc)), r->endpoint, r->bi.cluster,
-		       r->bi.be.weight_milli / 1000.0, 100.0 * r->bi.be.slots / XM_LB_SLOTS, p50, p99,
+		       r->bi.weight, 100.0 * r->bi.slots / XM_LB_SLOTS, p50, p99,
 		       100 * r->success_rate, r->rps, (long long)xm_lb_in_flight(&r->b.c),
 		       r->has_w ? r->w.algorithm : "-", fp99, fsucc, frps, conns, ret);
 	}

@@ -46,8 +46,8 @@ static json_t *backend_json(const struct xm_lb_backend_info *bi)
 	xm_addr_str(bi->be.family, &bi->be.addr, a, sizeof(a));
 	snprintf(ep, sizeof(ep), bi->be.family == AF_INET6 ? "[%s]:%u" : "%s:%u", a, bi->be.port);
 	return json_pack("{s:i, s:s, s:s, s:f, s:i, s:f}", "id", (int)bi->id, "backend", ep,
-			 "cluster", bi->cluster, "weight", bi->be.weight_milli / 1000.0, "slots",
-			 (int)bi->be.slots, "share", (double)bi->be.slots / XM_LB_SLOTS);
+			 "cluster", bi->cluster, "weight", bi->weight, "slots", (int)bi->slots,
+			 "share", (double)bi->slots / XM_LB_SLOTS);
 }
 
 static int add_backend(const struct xm_lb_backend_info *bi, void *arg)
@@ -201,8 +201,8 @@ static void service_show_plain(const struct svc_row *r)
 		snprintf(ep, sizeof(ep), b[i].be.family == AF_INET6 ? "[%s]:%u" : "%s:%u", a,
 			 b[i].be.port);
 		printf("  %-5u %-44s %-12s %-10.3f %-6u %.2f%%\n", (unsigned int)b[i].id, ep,
-		       b[i].cluster, b[i].be.weight_milli / 1000.0, (unsigned int)b[i].be.slots,
-		       100.0 * b[i].be.slots / XM_LB_SLOTS);
+		       b[i].cluster, b[i].weight, (unsigned int)b[i].slots,
+		       100.0 * b[i].slots / XM_LB_SLOTS);
 	}
 }
 

@@ -93,7 +93,7 @@ static void frame_fill(struct top_rows *cur, const struct top_rows *prev, double
 		xm_addr_str(r->bi.be.family, &r->bi.be.addr, a, sizeof(a));
 		snprintf(r->endpoint, sizeof(r->endpoint),
 			 r->bi.be.family == AF_INET6 ? "[%s]:%u" : "%s:%u", a, r->bi.be.port);
-		r->share = (double)r->bi.be.slots / XM_LB_SLOTS;
+		r->share = (double)r->bi.slots / XM_LB_SLOTS;
 		r->share_change = p ? r->share - p->share : 0.0;
 		r->conn_per_s = p && dt > 0 ? (r->c.conns - p->c.conns) / dt : 0.0;
 		r->req_per_s = p && dt > 0 ? (r->c.req_completed - p->c.req_completed) / dt : 0.0;

@@ -12,6 +12,7 @@
 #include "addr.h"
 #include "lbtable.h"
 #include "pin.h"
+#include <xmesh/weight.h>
 
 int xm_lb_maps_open(struct xm_lb_maps *m, const char *pin_root)
 {
@@ -21,6 +22,8 @@ int xm_lb_maps_open(struct xm_lb_maps *m, const char *pin_root)
 
 	for (size_t i = 0; i < 6; i++)
 		*fds[i] = -1;
+	/* Optional: it comes with the agent's weighting loop, not with the datapath. */
+	m->wstate = xm_map_open(pin_root, "xm_lb_wstate");
 	for (size_t i = 0; i < 6; i++) {
 		*fds[i] = xm_map_open(pin_root, names[i]);
 		if (*fds[i] < 0) {
@@ -35,9 +38,9 @@ int xm_lb_maps_open(struct xm_lb_maps *m, const char *pin_root)
 
 void xm_lb_maps_close(struct xm_lb_maps *m)
 {
-	int *fds[] = { &m->svc, &m->tables, &m->be, &m->probe, &m->hist, &m->cluster };
+	int *fds[] = { &m->svc, &m->tables, &m->be, &m->probe, &m->hist, &m->cluster, &m->wstate };
 
-	for (size_t i = 0; i < 6; i++) {
+	for (size_t i = 0; i < 7; i++) {
 		if (*fds[i] >= 0)
 			close(*fds[i]);
 		*fds[i] = -1;
@@ -175,17 +178,11 @@ int xm_lb_be_write(const struct xm_lb_maps *m, const __u32 *ids, unsigned int n,
 	return xm_array_update_ids(m->be, ids, n, vals, sizeof(*vals));
 }
 
-void xm_lb_be_set_shown(struct xm_lb_backend *be, __u32 slots, double weight)
-{
-	be->slots = slots;
-	be->weight_milli = weight > 0 ? (__u32)llround(fmin(weight, 4e6) * 1000) : 0;
-}
-
-/* Batches of backend entries read at once when showing slots and weights. */
+/* Batches of backend entries read at once when recording weights. */
 #define XM_BE_BATCH 4096
 
-int xm_lb_be_show(const struct xm_lb_maps *m, const __u32 *ids, const __u32 *slots,
-		  const double *weights, unsigned int n)
+int xm_lb_be_show(const struct xm_lb_maps *m, const __u32 *ids, const double *weights,
+		  unsigned int n)
 {
 	struct xm_batch_buf buf = { .cap = n * XM_IDS_SPAN_PER_ID + XM_IDS_SPAN_SLACK };
 	struct xm_lb_backend *be;
@@ -201,8 +198,12 @@ int xm_lb_be_show(const struct xm_lb_maps *m, const __u32 *ids, const __u32 *slo
 	if (be && buf.keys && buf.vals)
 		err = xm_array_lookup_ids(m->be, ids, n, sizeof(*be), be, &buf);
 	if (!err) {
-		for (unsigned int i = 0; i < n; i++)
-			xm_lb_be_set_shown(&be[i], slots[i], weights[i]);
+		for (unsigned int i = 0; i < n; i++) {
+			double w = weights[i];
+
+			be[i].weight_milli = w > 0 ? (__u32)llround(fmin(w, 4e6) * 1000) : 0;
+			be[i].slots_retired = 0;
+		}
 		err = xm_lb_be_write(m, ids, n, be);
 	}
 	free(buf.vals);
@@ -268,9 +269,9 @@ int xm_lb_table_write(const struct xm_lb_maps *m, const struct xm_lb_svc_key *ke
 		return -ENOMEM;
 	xm_lb_slots_apportion(weights, n, slots);
 	err = xm_lb_table_flip(m, key, ids, slots, n);
-	/* 3. what each backend now holds, for xmeshctl and metrics (best effort) */
+	/* 3. the weights it was written from, for xmeshctl, metrics, a restart (best effort) */
 	if (!err)
-		xm_lb_be_show(m, ids, slots, weights, n);
+		xm_lb_be_show(m, ids, weights, n);
 	free(slots);
 	return err;
 }
@@ -487,18 +488,65 @@ const char *xm_lb_svc_key_str(const struct xm_lb_svc_key *k, char *buf, size_t l
 	return buf;
 }
 
+/*
+ * Slots per backend id in the active table of the service whose entry is
+ * svc: count[id] += its slots; the ids seen go to seen[] (*nseen, at most
+ * XM_LB_SLOTS). The reader undoes it with count_clear().
+ */
+static void count_active(const struct xm_lb_maps *m, const struct xm_lb_svc *svc, __u16 *count,
+			 __u32 *seen, unsigned int *nseen)
+{
+	struct xm_lb_table t;
+	__u32 idx = svc->id * 2 + (svc->active & 1);
+
+	*nseen = 0;
+	if (bpf_map_lookup_elem(m->tables, &idx, &t))
+		return;
+	for (unsigned int k = 0; k < XM_LB_SLOTS; k++) {
+		__u32 id = t.backend[k];
+
+		if (!id || id >= XM_LB_MAX_BACKENDS)
+			continue;
+		if (!count[id]++)
+			seen[(*nseen)++] = id;
+	}
+}
+
+static void count_clear(__u16 *count, const __u32 *seen, unsigned int nseen)
+{
+	for (unsigned int k = 0; k < nseen; k++)
+		count[seen[k]] = 0;
+}
+
+/* The weight behind backend id's slots (struct xm_lb_backend_info.weight). */
+static double weight_shown(const struct xm_lb_maps *m, __u32 id, const struct xm_lb_backend *be)
+{
+	struct xm_lb_wstate w;
+
+	if (m->wstate >= 0 && !bpf_map_lookup_elem(m->wstate, &id, &w) && w.updated_ns &&
+	    (w.flags & XM_WSTATE_F_TABLE))
+		return w.table_weight_ppm / 1e6;
+	return be->weight_milli / 1000.0;
+}
+
 int xm_lb_backend_foreach(const struct xm_lb_maps *m, const struct xm_lb_svc_key *svc,
 			  int (*fn)(const struct xm_lb_backend_info *bi, void *arg), void *arg)
 {
 	struct xm_lb_svc_key keys[64], key, next, *prev = NULL;
 	struct xm_lb_svc vals[64];
 	struct xm_lb_backend *bes;
-	unsigned int nk = 0;
+	__u32 seen[XM_LB_SLOTS];
+	unsigned int nk = 0, nseen;
+	__u16 *count;
 	int ret = 0;
 
 	bes = calloc(XM_LB_MAX_BACKENDS, sizeof(*bes));
-	if (!bes)
+	count = calloc(XM_LB_MAX_BACKENDS, sizeof(*count));
+	if (!bes || !count) {
+		free(bes);
+		free(count);
 		return -ENOMEM;
+	}
 	for (__u32 id = 1; id < XM_LB_MAX_BACKENDS; id++)
 		if (bpf_map_lookup_elem(m->be, &id, &bes[id]))
 			bes[id].flags = 0;
@@ -517,6 +565,8 @@ int xm_lb_backend_foreach(const struct xm_lb_maps *m, const struct xm_lb_svc_key
 		if (nk == 0)
 			break;
 		for (unsigned int k = 0; k < nk && !ret; k++) {
+			/* the table the entry just read names: no writer touches it before a flip */
+			count_active(m, &vals[k], count, seen, &nseen);
 			for (__u32 id = 1; id < XM_LB_MAX_BACKENDS && !ret; id++) {
 				struct xm_lb_backend_info bi = { .id = id };
 				struct xm_lb_cluster cl;
@@ -527,16 +577,20 @@ int xm_lb_backend_foreach(const struct xm_lb_maps *m, const struct xm_lb_svc_key
 				bi.be = bes[id];
 				bi.svc = keys[k];
 				bi.svc_val = vals[k];
+				bi.slots = count[id];
+				bi.weight = weight_shown(m, id, &bes[id]);
 				cid = bes[id].cluster;
 				if (!bpf_map_lookup_elem(m->cluster, &cid, &cl))
 					memcpy(bi.cluster, cl.name, sizeof(bi.cluster));
 				bi.cluster[sizeof(bi.cluster) - 1] = '\0';
 				ret = fn(&bi, arg);
 			}
+			count_clear(count, seen, nseen);
 		}
 		if (ret || nk < 64)
 			break;
 	}
+	free(count);
 	free(bes);
 	return ret;
 }

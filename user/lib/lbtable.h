@@ -30,9 +30,18 @@
 /* File descriptors of the pinned LB maps. */
 struct xm_lb_maps {
 	int svc, tables, be, probe, hist, cluster;
+	/*
+	 * The weighting loop's xm_lb_wstate (include/xmesh/weight.h), for the
+	 * weight shown of a weighed service; -1 when it is not there (no agent
+	 * has weighed on this pin root yet). Set it when filling this by hand.
+	 */
+	int wstate;
 };
 
-/* Open every LB map under pin_root; -errno (ENOENT: no LB datapath there). */
+/*
+ * Open every LB map under pin_root, and xm_lb_wstate if it exists; -errno
+ * (ENOENT: no LB datapath there).
+ */
 int xm_lb_maps_open(struct xm_lb_maps *m, const char *pin_root);
 void xm_lb_maps_close(struct xm_lb_maps *m);
 
@@ -49,16 +58,15 @@ void xm_lb_table_fill(struct xm_lb_table *t, const __u32 *ids, const __u32 *slot
 
 /*
  * Write the inactive table of the service at key from weights and flip to it.
- * Also records weight and slot count in each backend's entry (for display).
+ * Also records each weight as the backend's configured weight (its entry's
+ * weight_milli: shown, and taken back by a restarted agent).
  * Returns 0 or -errno (-ENOENT: no such service).
  */
 int xm_lb_table_write(const struct xm_lb_maps *m, const struct xm_lb_svc_key *key,
 		      const __u32 *ids, const double *weights, unsigned int n);
 /*
- * The two halves of xm_lb_table_write, for a writer of many tables at once
- * (the weighting loop): flip to a table of the given slots, and record slots
- * and weights in the backend entries, any number of services' backends in one
- * call (a few batched syscalls whatever n; ids of one service lie together).
+ * The first half of xm_lb_table_write: flip to a table of the given slots
+ * (the second is xm_lb_be_show()).
  */
 int xm_lb_table_flip(const struct xm_lb_maps *m, const struct xm_lb_svc_key *key,
 		     const __u32 *ids, const __u32 *slots, unsigned int n);
@@ -78,14 +86,20 @@ int xm_lb_svc_flip(const struct xm_lb_maps *m, const struct xm_lb_svc_key *key,
 		   struct xm_lb_svc *svc, __u32 backend_count);
 /* Backends with at least one slot: a service entry's backend_count. */
 __u32 xm_lb_slots_used(const __u32 *slots, unsigned int n);
-int xm_lb_be_show(const struct xm_lb_maps *m, const __u32 *ids, const __u32 *slots,
-		  const double *weights, unsigned int n);
 /*
- * For a writer that holds current copies of the entries: set what
- * xm_lb_be_show() sets in one copy, and write n entries back (one batched
- * update, else one each). Only safe while no one else writes those entries.
+ * Record weights[i] as backend ids[i]'s configured weight (weight_milli),
+ * any number of services' backends in one call (a few batched syscalls
+ * whatever n; ids of one service lie together). Only the writers of tables
+ * from the config call it, never the weighting loop: the loop's weights are
+ * in xm_lb_wstate, and the share is counted from the table in force.
  */
-void xm_lb_be_set_shown(struct xm_lb_backend *be, __u32 slots, double weight);
+int xm_lb_be_show(const struct xm_lb_maps *m, const __u32 *ids, const double *weights,
+		  unsigned int n);
+/*
+ * For a writer that holds current copies of the entries: write n entries
+ * back (one batched update, else one each). Only safe while no one else
+ * writes those entries.
+ */
 int xm_lb_be_write(const struct xm_lb_maps *m, const __u32 *ids, unsigned int n,
 		   const struct xm_lb_backend *vals);
 
@@ -181,11 +195,22 @@ struct xm_lb_backend_info {
 	struct xm_lb_svc_key svc;  /* its service */
 	struct xm_lb_svc svc_val;
 	char cluster[XM_LB_CLUSTER_NAME_LEN];
+	/* Slots it holds in its service's active table: share = slots / XM_LB_SLOTS. */
+	__u32 slots;
+	/*
+	 * The weight that table was written from: the weighting loop's
+	 * (xm_lb_wstate table_weight_ppm) while its table is in force, else the
+	 * configured one (be.weight_milli).
+	 */
+	double weight;
 };
 
 /*
  * Every selectable backend (flag USED) of every service, ordered by service
  * then id; svc NULL for all services. fn's non-zero return stops the walk.
+ * The one place that says what a backend's share and weight are: slots are
+ * counted in the active table read with the service entry (one lookup per
+ * service), so the share shown is always the table's.
  */
 int xm_lb_backend_foreach(const struct xm_lb_maps *m, const struct xm_lb_svc_key *svc,
 			  int (*fn)(const struct xm_lb_backend_info *bi, void *arg), void *arg);

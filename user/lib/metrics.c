@@ -147,8 +147,8 @@ static int render_backend(const struct xm_lb_backend_info *bi, void *arg)
 	case 2: fprintf(f, "xmesh_backend_resets_total{%s} %llu\n", l, (unsigned long long)s->c.resets); break;
 	case 3: fprintf(f, "xmesh_backend_connections_total{%s} %llu\n", l, (unsigned long long)s->c.conns); break;
 	case 4: fprintf(f, "xmesh_backend_in_flight{%s} %lld\n", l, (long long)xm_lb_in_flight(&s->c)); break;
-	case 5: fprintf(f, "xmesh_backend_weight{%s} %.3f\n", l, bi->be.weight_milli / 1000.0); break;
-	case 6: fprintf(f, "xmesh_backend_share{%s} %.6f\n", l, (double)bi->be.slots / XM_LB_SLOTS); break;
+	case 5: fprintf(f, "xmesh_backend_weight{%s} %.3f\n", l, bi->weight); break;
+	case 6: fprintf(f, "xmesh_backend_share{%s} %.6f\n", l, (double)bi->slots / XM_LB_SLOTS); break;
 	case 7: {
 		__u64 cum = 0;
 		__u32 from = 0;
