@@ -72,7 +72,8 @@ static void recent_spike_lowers_connection_target(void **st)
 	struct xm_wservice with, without;
 
 	init_l3x(&with, 10);
-	init_l3x(&without, 0);
+	init_l3x(&without, -1); /* l3x's default: off */
+	assert_true(without.p.hl_tail == 0);
 	spike(&with);
 	spike(&without);
 	print_message("backend 0: weight %.3f, conn_target %.3f with the memory, %.3f without\n",
@@ -193,10 +194,7 @@ static void hl_tail_validated(void **st)
 	assert_int_equal(xm_weight_params_parse(xm_weight_algo_find("l3x"), o, &p, err, sizeof(err)),
 			 -EINVAL);
 	json_decref(o);
-	/* On for l3x (10 s), off for the others unless asked for. */
-	assert_int_equal(xm_weight_params_parse(xm_weight_algo_find("l3x"), NULL, &p, err, sizeof(err)),
-			 0);
-	assert_true(p.hl_tail == 10);
+	/* Off for the others unless asked for. */
 	assert_int_equal(xm_weight_params_parse(xm_weight_algo_find("l3"), NULL, &p, err, sizeof(err)),
 			 0);
 	assert_true(p.hl_tail == 0);
