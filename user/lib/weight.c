@@ -272,11 +272,11 @@ static void l3x_tune(struct xm_weight_params *p)
 	p->age_bound = 1;
 	p->stickiness = 1;
 	/*
-	 * Off: after a slowdown all backends shared, the tail memory of the ones
-	 * that recovered discounted their targets, and a backend that stayed slow
-	 * got the largest target share of held connections (0.38-0.44 against a
-	 * weight near 0.1 in test_lb_rebalance.sh). An option until the discount
-	 * is relative to the other backends' tails (docs/weighting.md).
+	 * Off, an option per service: the memory, relative to the other
+	 * backends' since the ninth session (tail_discount), helped pool50 on
+	 * spikes but not poolidle, and left the slow replica fewer connections
+	 * to retire in test_lb_rebalance.sh's read-event runs (docs/weighting.md,
+	 * docs/benchmarks.md, ninth session).
 	 */
 	p->hl_tail = 0;
 	p->fail_alpha = 0; /* off: the pooled troubled share rose with it (docs/benchmarks.md) */
