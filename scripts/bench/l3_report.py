@@ -3,7 +3,7 @@
 """Summarise a `make bench-l3` result directory.
 
 Input: DIR/<scenario>.<mode>.<algorithm>.<run>.csv written by xm-load rr --csv or
-tests/tools/urllib3_pool.py (t,latency_ms,backend,ok,new_conn,err[,retried];
+tests/tools/urllib3_pool.py (t,latency_ms,backend,ok,new_conn,err[,retried,lport...];
 t < 0 is warm-up and ignored). `retried` requests were sent again after their
 pooled connection turned out closed: a client that does not retry would have
 seen each as an error. "trouble" is the share of the requests sent while some

@@ -21,7 +21,7 @@ whether pooled connections move, and how fast (issue 13).
 
 Usage: l3_trace.py DIR SCENARIO.MODE.ALGO.RUN --why
 What the requests that went to a replica in trouble were, from the CSV
-alone (xm-load's, with lport): per kind of trouble ("slow": its median rose
+alone (xm-load's or urllib3_pool.py's, with lport): per kind of trouble ("slow": its median rose
 at least 2x; "tail": its p99 only), on a connection opened before that
 replica's trouble began ("kept") or during it ("new"), by how far into the
 trouble it was sent (the first tick, 0.5 s, is before the loop can have

@@ -17,8 +17,9 @@ test_lb_rebalance_hold.sh times its requests after a connection's silence
 that way). --start waits for that epoch (less --warmup) so runs line up with the
 scenario's replicas.
 
-CSV: t,latency_ms,backend,ok,new_conn,err,retried (as xm-load rr --csv, tests/tools/xm-load/rr.c;
-t from --start, new_conn unknown = 0). Last line: "urllib3: requests=N ok=N
+CSV: t,latency_ms,backend,ok,new_conn,err,retried,lport (as xm-load rr --csv,
+tests/tools/xm-load/rr.c; t from --start; new_conn: the first request on that
+local port; lport empty when the request failed). Last line: "urllib3: requests=N ok=N
 failed=N retried=N p50_ms=F p99_ms=F" then "backend=ID:COUNT" pairs (the
 X-Backend header of xm-serve scenario).
 """
@@ -53,6 +54,7 @@ def main():
     end = start + a.seconds
     lock = threading.Lock()
     recs = []
+    seen = set()  # local ports of the connections seen so far: new_conn
 
     def worker():
         pool = shared
@@ -61,8 +63,16 @@ def main():
         while time.time() < end:
             t0 = time.time()
             retried = False
+            lport, new = 0, False
             try:
-                r = pool.request("GET", a.url + "/r/0", timeout=5.0)
+                # Unread, so that the connection (its local port: which one of the pool
+                # carried the request, for scripts/bench/l3_trace.py --why) is still ours.
+                r = pool.request("GET", a.url + "/r/0", timeout=5.0, preload_content=False)
+                sock = getattr(r.connection, "sock", None)
+                if sock is not None:
+                    lport = sock.getsockname()[1]
+                r.read()
+                r.release_conn()
                 ok, be, err = r.status < 500, r.headers.get("X-Backend", "-1"), ""
                 retried = bool(r.retries and r.retries.history)
             except Exception as e:  # noqa: BLE001 - every failure counts
@@ -70,7 +80,10 @@ def main():
                 print("urllib3: error:", type(e).__name__, e, file=sys.stderr)
             t1 = time.time()
             with lock:
-                recs.append((t0 - start, (t1 - t0) * 1e3, int(be), ok, err, retried))
+                if lport:
+                    new = lport not in seen
+                    seen.add(lport)
+                recs.append((t0 - start, (t1 - t0) * 1e3, int(be), ok, err, retried, new, lport))
             time.sleep(a.think)
 
     ts = [threading.Thread(target=worker) for _ in range(a.threads)]
@@ -81,9 +94,10 @@ def main():
     recs.sort()
     if a.out:
         with open(a.out, "w") as f:
-            f.write("t,latency_ms,backend,ok,new_conn,err,retried\n")
-            for t, lat, be, ok, err, rt in recs:
-                f.write(f"{t:.4f},{lat:.3f},{be},{int(ok)},0,{err},{int(rt)}\n")
+            f.write("t,latency_ms,backend,ok,new_conn,err,retried,lport\n")
+            for t, lat, be, ok, err, rt, new, lport in recs:
+                f.write(f"{t:.4f},{lat:.3f},{be},{int(ok)},{int(new)},{err},{int(rt)},"
+                        f"{lport or ''}\n")
     meas = [r for r in recs if r[0] >= 0]
     lat = sorted(r[1] for r in meas if r[3])
     failed = sum(1 for r in meas if not r[3])

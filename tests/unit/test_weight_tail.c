@@ -114,6 +114,46 @@ static void recent_spike_lowers_new_connections(void **st)
 	xm_wservice_free(&without);
 }
 
+/*
+ * test_lb_rebalance.sh's shape: a slowdown all backends shared (p99 150 ms
+ * against 5 ms for 1.5 s), 2.5 s of calm, then backend 2 alone 80x slower
+ * for 5 s (an outlier: the floor weight). The memory of what all shared
+ * makes no difference, so backend 2's target of held connections is its
+ * weight, the smallest. With the plain ratio latency / tail (the rule before
+ * the median) it was the largest, 0.36 against 0.32: the recovered backends
+ * were cut by the square of their memory of the shared slowdown, backend 2
+ * (ratio 1: its memory is its present) not at all.
+ */
+static void shared_slowdown_then_one_stays_slow(void **st)
+{
+	double calm[N] = { 0.005, 0.005, 0.005 }, all_slow[N] = { 0.15, 0.15, 0.15 };
+	double one_slow[N] = { 0.005, 0.005, 0.4 };
+	struct xm_wservice with, without;
+	unsigned int i;
+
+	init_l3x(&with, 10);
+	init_l3x(&without, 0);
+	for (i = 0; i < 2; i++) {
+		struct xm_wservice *s = i ? &without : &with;
+
+		run(s, 20, calm, NULL);
+		run(s, 1.5, all_slow, NULL);
+		run(s, 2.5, calm, NULL);
+		run(s, 5, one_slow, NULL);
+	}
+	print_message("targets with the memory %.3f %.3f %.3f, without %.3f %.3f %.3f (weights %.3f %.3f %.3f)\n",
+		      with.b[0].conn_target, with.b[1].conn_target, with.b[2].conn_target,
+		      without.b[0].conn_target, without.b[1].conn_target, without.b[2].conn_target,
+		      with.b[0].weight, with.b[1].weight, with.b[2].weight);
+	assert_true(with.b[2].weight < with.b[0].weight);
+	assert_true(with.b[2].conn_target < with.b[0].conn_target);
+	assert_true(with.b[2].conn_target < with.b[1].conn_target);
+	for (i = 0; i < N; i++)
+		assert_true(fabs(with.b[i].conn_target - without.b[i].conn_target) < 1e-9);
+	xm_wservice_free(&with);
+	xm_wservice_free(&without);
+}
+
 /* The memory fades: two minutes of calm after the spike, the target is the weight again. */
 static void memory_fades(void **st)
 {
@@ -165,6 +205,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(recent_spike_lowers_connection_target),
 		cmocka_unit_test(recent_spike_lowers_new_connections),
+		cmocka_unit_test(shared_slowdown_then_one_stays_slow),
 		cmocka_unit_test(memory_fades),
 		cmocka_unit_test(steady_backends_untouched),
 		cmocka_unit_test(hl_tail_validated),

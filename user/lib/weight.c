@@ -272,11 +272,11 @@ static void l3x_tune(struct xm_weight_params *p)
 	p->age_bound = 1;
 	p->stickiness = 1;
 	/*
-	 * Off: after a slowdown all backends shared, the tail memory of the ones
-	 * that recovered discounted their targets, and a backend that stayed slow
-	 * got the largest target share of held connections (0.38-0.44 against a
-	 * weight near 0.1 in test_lb_rebalance.sh). An option until the discount
-	 * is relative to the other backends' tails (docs/weighting.md).
+	 * Off, an option per service: the memory, relative to the other
+	 * backends' since the ninth session (tail_discount), helped pool50 on
+	 * spikes but not poolidle, and left the slow replica fewer connections
+	 * to retire in test_lb_rebalance.sh's read-event runs (docs/weighting.md,
+	 * docs/benchmarks.md, ninth session).
 	 */
 	p->hl_tail = 0;
 	p->fail_alpha = 0; /* off: the pooled troubled share rose with it (docs/benchmarks.md) */
@@ -446,19 +446,36 @@ int xm_wservice_resize(struct xm_wservice *s, unsigned int n)
 }
 
 /*
- * What a backend's weight counts for held connections: (latency / tail
- * memory)^latency_exponent, at most 1 (hl_tail). A replica whose p99 alone
- * spiked a few seconds ago has a calm estimate again and the best weight,
- * and pooled connections it collects now are on it when the next spike
- * starts, before any tick sees it (docs/weighting.md, "Tail memory").
+ * A backend's tail ratio: latency / tail memory, at most 1 (1 with the
+ * memory off or not yet primed). Small when its p99 spiked recently and its
+ * estimate has forgotten it (docs/weighting.md, "Tail memory").
  */
-static double tail_discount(const struct xm_wservice *s, const struct xm_wbackend *b)
+static double tail_ratio(const struct xm_wservice *s, const struct xm_wbackend *b)
 {
 	double r;
 
 	if (!(s->p.hl_tail > 0) || !b->tail.primed || !b->latency.primed || !(b->tail.value > 0))
 		return 1;
 	r = b->latency.value / b->tail.value;
+	return r < 1 ? r : 1;
+}
+
+/*
+ * What a backend's weight counts for held connections: its tail ratio
+ * relative to the live backends' median, to the power latency_exponent, at
+ * most 1. A replica whose p99 alone spiked a few seconds ago has a calm
+ * estimate again and the best weight, and pooled connections it collects
+ * now are on it when the next spike starts, before any tick sees it. The
+ * median is the reference because a spike that most backends shared is no
+ * reason to prefer one of them: with the plain ratio, after a slowdown all
+ * shared, the backend that stayed slow (ratio 1: its memory is its present)
+ * got the largest target while the recovered ones were cut by their memory
+ * of the shared slowdown (test_lb_rebalance.sh, docs/weighting.md).
+ */
+static double tail_discount(const struct xm_wservice *s, double ratio, double median)
+{
+	double r = median > 0 ? ratio / median : 1;
+
 	if (r >= 1)
 		return 1;
 	return s->p.latency_exponent == 2 ? r * r : pow(r, s->p.latency_exponent);
@@ -466,19 +483,30 @@ static double tail_discount(const struct xm_wservice *s, const struct xm_wbacken
 
 /*
  * Target shares of held connections: the weights with the tail memory's
- * discount, none above cap x the equal share; what a capped backend cannot
- * take goes to the others in proportion to their weights (water filling:
- * at most n rounds).
+ * discount (relative to the live backends' median tail ratio), none above
+ * cap x the equal share; what a capped backend cannot take goes to the
+ * others in proportion to their weights (water filling: at most n rounds).
  */
 static void conn_targets(struct xm_wservice *s, const bool *live, unsigned int nlive)
 {
-	double share[s->n ? s->n : 1], sum = 0;
+	double share[s->n ? s->n : 1], ratio[s->n ? s->n : 1], sorted[s->n ? s->n : 1];
+	double sum = 0, median = 1;
 	bool capped[s->n ? s->n : 1];
 	double cap, free_share, free_weight;
-	unsigned int i, round, ncapped = 0;
+	unsigned int i, round, ncapped = 0, nsorted = 0;
 
 	for (i = 0; i < s->n; i++) {
-		share[i] = s->b[i].weight * tail_discount(s, &s->b[i]);
+		ratio[i] = tail_ratio(s, &s->b[i]);
+		if (live[i])
+			sorted[nsorted++] = ratio[i];
+	}
+	if (nsorted && s->p.hl_tail > 0) { /* off: every ratio is 1, no sort */
+		sort_doubles(sorted, nsorted);
+		median = nsorted % 2 ? sorted[nsorted / 2]
+				     : (sorted[nsorted / 2 - 1] + sorted[nsorted / 2]) / 2;
+	}
+	for (i = 0; i < s->n; i++) {
+		share[i] = s->b[i].weight * tail_discount(s, ratio[i], median);
 		sum += share[i];
 		capped[i] = false;
 	}
