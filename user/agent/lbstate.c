@@ -136,7 +136,7 @@ int xm_lb_state_init(struct xm_lb_state *st, const char *pin_root)
 {
 	struct xm_lb_svc_key key, next, *prev = NULL;
 	struct xm_lb_cluster cl;
-	int err, wfd;
+	int err;
 
 	memset(st, 0, sizeof(*st));
 	st->be_cursor = 1;
@@ -171,10 +171,8 @@ int xm_lb_state_init(struct xm_lb_state *st, const char *pin_root)
 			return -ENOMEM;
 		pr_info("adopted service %s (id %u)", xm_lb_svc_key_str(&key, ks, sizeof(ks)), svc.id);
 	}
-	wfd = xm_map_open(pin_root, "xm_lb_wstate");
 	for (__u32 id = 1; id < XM_LB_MAX_BACKENDS; id++) {
 		struct xm_lb_backend be;
-		struct xm_lb_wstate ws;
 
 		if (bpf_map_lookup_elem(st->m.be, &id, &be) || !(be.flags & XM_LB_BE_F_USED))
 			continue;
@@ -198,18 +196,12 @@ int xm_lb_state_init(struct xm_lb_state *st, const char *pin_root)
 			 * (its weights differ from the loop's); else the configured
 			 * one, so that an unchanged static service keeps its table.
 			 */
-			if (wfd >= 0 && !bpf_map_lookup_elem(wfd, &id, &ws) &&
-			    (ws.flags & XM_WSTATE_F_TABLE))
-				bc->weight = ws.table_weight_ppm / 1e6;
-			else
-				bc->weight = be.weight_milli / 1000.0;
+			bc->weight = xm_lb_weight_shown(&st->m, id, &be);
 			snprintf(bc->cluster, sizeof(bc->cluster), "%s",
 				 be.cluster < XM_LB_MAX_CLUSTERS ? st->clusters[be.cluster] : "");
 			rt->be_ids[rt->conf.n_be++] = id;
 		}
 	}
-	if (wfd >= 0)
-		close(wfd);
 	/* Labels a previous agent left unused (or leaked) are free again. */
 	clusters_gc(st);
 	return 0;

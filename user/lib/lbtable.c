@@ -518,8 +518,7 @@ static void count_clear(__u16 *count, const __u32 *seen, unsigned int nseen)
 		count[seen[k]] = 0;
 }
 
-/* The weight behind backend id's slots (struct xm_lb_backend_info.weight). */
-static double weight_shown(const struct xm_lb_maps *m, __u32 id, const struct xm_lb_backend *be)
+double xm_lb_weight_shown(const struct xm_lb_maps *m, __u32 id, const struct xm_lb_backend *be)
 {
 	struct xm_lb_wstate w;
 
@@ -578,7 +577,7 @@ int xm_lb_backend_foreach(const struct xm_lb_maps *m, const struct xm_lb_svc_key
 				bi.svc = keys[k];
 				bi.svc_val = vals[k];
 				bi.slots = count[id];
-				bi.weight = weight_shown(m, id, &bes[id]);
+				bi.weight = xm_lb_weight_shown(m, id, &bes[id]);
 				cid = bes[id].cluster;
 				if (!bpf_map_lookup_elem(m->cluster, &cid, &cl))
 					memcpy(bi.cluster, cl.name, sizeof(bi.cluster));

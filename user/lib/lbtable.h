@@ -212,6 +212,13 @@ struct xm_lb_backend_info {
  * counted in the active table read with the service entry (one lookup per
  * service), so the share shown is always the table's.
  */
+/*
+ * The weight behind backend id's slots in the table in force: the weighting
+ * loop's (xm_lb_wstate, XM_WSTATE_F_TABLE) if that table is the loop's, else
+ * the configured one (be->weight_milli). Shown by the readers; taken back as
+ * the config by a restarted agent.
+ */
+double xm_lb_weight_shown(const struct xm_lb_maps *m, __u32 id, const struct xm_lb_backend *be);
 int xm_lb_backend_foreach(const struct xm_lb_maps *m, const struct xm_lb_svc_key *svc,
 			  int (*fn)(const struct xm_lb_backend_info *bi, void *arg), void *arg);
 
