@@ -222,11 +222,42 @@ read_retired() {
 	sed -n 's/.*rebalance: far slower backends: \([0-9]*\) connections retired on \([0-9]*\) read events.*, \([0-9]*\) by the urgent_ms poll.*/\1 \2 \3/p' \
 		"$XM_RUN_DIR/$1.agent.log" | tail -n1
 }
-# A service of its own (port 8082): on the table the runs before left, replica 2
-# is at the floor weight (it was slow), the pool's connections open on the
-# other two and it holds none or one when it turns slow (read events: 1 in some
-# runs, 0 would fail). A fresh table spreads them about 8 per replica.
-PORT=8082 BUSY=1 ALGO=l3x run onread true 60000 2 10000 1
+# slow_held NAME: the connections replica 2 (10.79.1.12) held in its first
+# rebalancing plan of run NAME (the tick it turned slow), from the agent's debug log
+slow_held() {
+	local id
+	id=$(field "$1" "10.79.1.12:$PORT" id)
+	sed -n "s/.*rebalance: backend $id: retired .* held \([0-9]*\) .*/\1/p" \
+		"$XM_RUN_DIR/$1.agent.log" | head -n1
+}
+
+# busy_run NAME PORT... -- RUN ARGS: a BUSY=1 l3x run on a service of its own
+# (the first port; a fresh table: about 8 of the pool's 24 connections per
+# replica), repeated on the next port while replica 2 held fewer than 6 when
+# it turned slow. A tick's poll takes a unit of quota whenever it finds one of
+# the slow replica's connections idle, and replica 2 goes only down to the
+# margin (3 of 24): holding 4, both went to the polls of two ticks, and the
+# read events had nothing left to retire (the binomial of an even table gives
+# 5 or fewer in 1 run in 7). Sets RUN_PORT to the port of the run kept and
+# RUN_HELD0 to lb_held_segments before it.
+busy_run() {
+	local name=$1 held= ports=() port
+	shift
+	while [ "$1" != -- ]; do ports+=("$1"); shift; done
+	shift
+	for port in "${ports[@]}"; do
+		RUN_PORT=$port
+		RUN_HELD0=$(xm_stat lb_held_segments)
+		PORT=$port BUSY=1 ALGO=l3x run "$name" "$@"
+		held=$(PORT=$port slow_held "$name")
+		[ "${held:-0}" -ge 6 ] && break
+		xm_log "$name: replica 2 held ${held:-0} of the 24 connections when it turned slow (8 on an even table): too few to leave the read events any quota; again on a fresh service"
+	done
+	xm_log "$name: replica 2 held ${held:-0} of the 24 connections when it turned slow (port $RUN_PORT)"
+}
+# The read-event run: ports 8082-8084 (never the table the runs before left:
+# there replica 2 is at the floor weight and holds none or one).
+busy_run onread 8082 8083 8084 -- true 60000 2 10000 1
 read -r rretired revents rpoll < <(read_retired onread)
 grep "rebalance: \(the read\|attach the read\)" "$XM_RUN_DIR/onread.agent.log" >&2
 xm_log "read events: ${revents:-0} events, ${rretired:-0} retired on them, ${rpoll:-0} by the poll (at the ticks)"
@@ -238,7 +269,7 @@ else
 	xm_assert "${rretired:-0}" -gt 0 "connections retired at the idle moment a read event found"
 fi
 for b in 10 11 12; do
-	xm_assert "$(field onread 10.79.1.$b:8082 aborted)" -eq 0 \
+	xm_assert "$(field onread 10.79.1.$b:$RUN_PORT aborted)" -eq 0 \
 		"requests cut in flight on 10.79.1.$b (read events)"
 done
 xm_assert "$(tail -n1 "$XM_RUN_DIR/onread.urllib3" | sed -n 's/.* failed=\([0-9]*\).*/\1/p')" \
@@ -276,15 +307,14 @@ xm_assert "$(xm_kv idle_closed "$(tail -n1 "$XM_RUN_DIR/off.out")")" -eq 0 \
 # until the pass closes the connection; that request fails at the client and
 # urllib3 sends it again on a new connection. None aborted, none failed.
 if [ "$VIA" = bpf ]; then
-	held0=$(xm_stat lb_held_segments)
 	# the agent's test knob: each read event's pass starts 20 ms late, after the
 	# pool's next request (5 ms): only a hold lets the pass retire the connection.
 	# A service of its own (port 8081), not the table the run before left: as
 	# for the read-event run (port 8082), an even table to start from, so that
 	# replica 2 holds some of the pool's connections when it turns slow.
-	PORT=8081
-	XMESH_TEST_DESTROY_DELAY_MS=20 BUSY=1 ALGO=l3x run holdread true 60000 2 10000 1 1
-	held=$(($(xm_stat lb_held_segments) - held0))
+	XMESH_TEST_DESTROY_DELAY_MS=20 busy_run holdread 8081 8085 8086 -- true 60000 2 10000 1 1
+	PORT=$RUN_PORT
+	held=$(($(xm_stat lb_held_segments) - RUN_HELD0))
 	read -r rretired revents rpoll < <(read_retired holdread)
 	xm_log "hold_on_read: ${revents:-0} read events, ${rretired:-0} retired on them, $held segments held"
 	xm_assert "${rretired:-0}" -gt 0 "connections retired on read events (hold_on_read)"
