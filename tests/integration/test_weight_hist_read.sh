@@ -8,10 +8,12 @@
 # US x (4 + id % 13) / 4, so neighbouring ids differ by at least one bucket.
 #   1. 20 services x 10 backends: every backend's tick quantiles within the
 #      bucket error (3.2 %, checked at 4 %) of its latency, over 6 ticks;
-#   2. 20 more services (config reload: ids above what the loop had mapped,
-#      so the mapping grows), latencies doubled (every backend leaves the
-#      buckets it used before: the loop must find the new ones): again every
-#      backend of the 40 services, new and old.
+#   2. latencies doubled: every backend leaves the buckets it used before
+#      (the loop reads those alone while they account for the requests the
+#      probe counters saw: it must notice they do not, and scan);
+#   3. 20 more services (config reload: ids above what the loop had mapped,
+#      so the mapping grows), latencies x 1.5: again every backend of the 40
+#      services, new and old.
 set -u
 . "$(dirname "$0")/lib.sh"
 xm_setup
@@ -104,13 +106,21 @@ fp=$XM_LAST_PID
 wait_ticks 3
 check 1000 6 "20 services, 1-4 ms"
 
-kill "$fp"
-wait "$fp" 2>/dev/null
+# next_phase US: fake_probes with the latencies of US from now on
+next_phase() {
+	kill "$fp"
+	wait "$fp" 2>/dev/null
+	xm_bg "$XM_TOOLS/fake_probes" --pin-root "$XM_PIN" --rps 40 --period-ms 250 --duration 600 \
+		--fixed-us "$1"
+	fp=$XM_LAST_PID
+	wait_ticks 3 # reads that may span the change
+}
+next_phase 2000
+check 2000 6 "20 services, latencies doubled"
+
 config 40
 kill -HUP "$XM_AGENT_PID"
 wait_backends $((40 * NBE))
-xm_bg "$XM_TOOLS/fake_probes" --pin-root "$XM_PIN" --rps 40 --period-ms 250 --duration 600 \
-	--fixed-us 2000
-wait_ticks 4
-check 2000 6 "40 services (20 new, mapped later), latencies doubled"
+next_phase 1500
+check 1500 6 "40 services (20 new, mapped later), latencies x 1.5"
 exit 0
