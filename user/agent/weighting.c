@@ -224,9 +224,11 @@ static int pub_map(struct xm_weighting *w, const char *name, __u32 value_size, _
 /*
  * Read an ARRAY map's first n entries (n <= max_entries) into out with as
  * few syscalls as the kernel allows; per-CPU values are summed as u64s.
+ * changed (not per-CPU; may be NULL): set when an entry differs from what
+ * out held.
  */
 static int read_array(struct xm_weighting *w, int fd, __u32 n, size_t vsize, bool percpu,
-		      void *out)
+		      void *out, bool *changed)
 {
 	__u32 *keys = w->keys, cursor = 0, count;
 	size_t stride = percpu ? ((vsize + 7) & ~7UL) * w->ncpu : vsize;
@@ -250,6 +252,8 @@ static int read_array(struct xm_weighting *w, int fd, __u32 n, size_t vsize, boo
 				if (bpf_map_lookup_elem(fd, &i, w->percpu))
 					return -errno;
 				if (!percpu) {
+					if (changed && memcmp((char *)out + i * vsize, w->percpu, vsize))
+						*changed = true;
 					memcpy((char *)out + i * vsize, w->percpu, vsize);
 					continue;
 				}
@@ -271,7 +275,11 @@ static int read_array(struct xm_weighting *w, int fd, __u32 n, size_t vsize, boo
 			if (key >= n)
 				continue;
 			if (!percpu) {
-				memcpy((char *)out + key * vsize, (char *)w->percpu + i * stride, vsize);
+				const char *src = (const char *)w->percpu + i * stride;
+
+				if (changed && memcmp((char *)out + key * vsize, src, vsize))
+					*changed = true;
+				memcpy((char *)out + key * vsize, src, vsize);
 				continue;
 			}
 			__u64 *dst = (__u64 *)((char *)out + key * vsize);
@@ -986,11 +994,39 @@ static void hist_map(struct xm_weighting *w, __u32 end)
 	w->hist_end = end;
 }
 
-/* Backends (live, grouped by service) and services, from the maps. */
+/*
+ * Is the service map as at the previous read (n entries of keys and vals)?
+ * Its entries' active table and backend count are the loop's own flips,
+ * not a change of the topology.
+ */
+static bool services_same(const struct xm_weighting *w, unsigned int n,
+			  const struct xm_lb_svc_key *keys, const struct xm_lb_svc *vals)
+{
+	if (n != w->nsvc_found || memcmp(keys, w->svc_keys, n * sizeof(*keys)))
+		return false;
+	for (unsigned int i = 0; i < n; i++)
+		if (vals[i].id != w->svc_vals[i].id || vals[i].flags != w->svc_vals[i].flags)
+			return false;
+	return true;
+}
+
+/*
+ * Backends (live, grouped by service) and services, from the maps. A
+ * re-read makes every service compare its algorithm, params and backends
+ * with the agent's and be weighed (topo_fresh), unless it was only the
+ * periodic one (for writers other than this agent, which says when it
+ * changes them) and found the maps as before: at 1,000 services that was
+ * 1,000 weighings every XM_W_TOPO_MAX_S on an idle node, for nothing.
+ */
 static void topology_read(struct xm_weighting *w, __u64 now)
 {
+	struct xm_lb_svc_key keys[XM_LB_MAX_SERVICES];
+	struct xm_lb_svc vals[XM_LB_MAX_SERVICES];
+	bool changed = w->topo_stale || !w->topo_ns;
+	unsigned int nsvc = w->nsvc_found;
+
 	if (read_array(w, w->maps.be, XM_LB_MAX_BACKENDS, sizeof(struct xm_lb_backend), false,
-		       w->be)) {
+		       w->be, &changed)) {
 		pr_warn("weighting: read LB backends: %s", strerror(errno));
 		return;
 	}
@@ -1026,9 +1062,12 @@ static void topology_read(struct xm_weighting *w, __u64 now)
 		if (w->live[id] && sid < XM_LB_MAX_SERVICES)
 			w->by_svc[w->svc_start[sid] + w->svc_count[sid]++] = id;
 	}
+	memcpy(keys, w->svc_keys, nsvc * sizeof(*keys));
+	memcpy(vals, w->svc_vals, nsvc * sizeof(*vals));
 	w->nsvc_found = read_services(w);
+	changed |= !services_same(w, nsvc, keys, vals);
 	w->topo_stale = false;
-	w->topo_fresh = true;
+	w->topo_fresh = changed;
 	w->topo_ns = now;
 }
 
@@ -1073,7 +1112,7 @@ void xm_weighting_tick(struct xm_agent *a)
 	if (probes_gen(w, &gen) || gen != w->gen || !w->probe_ns) {
 		if (read_array(w, w->maps.probe,
 			       (w->probe_end + XM_LB_PROBE_PAGE - 1) / XM_LB_PROBE_PAGE,
-			       sizeof(struct xm_lb_probe_page), true, w->probe)) {
+			       sizeof(struct xm_lb_probe_page), true, w->probe, NULL)) {
 			pr_warn("weighting: read LB probes: %s", strerror(errno));
 			w->probe_ns = 0;
 			return;
