@@ -310,6 +310,7 @@ static int hist_delta_quantiles(struct xm_weighting *w, __u32 id, const struct x
 				__u64 expect, double *p50, double *p99)
 {
 	struct bstate *b = &w->bs[id];
+	struct xm_lb_hist snap;
 	__u16 nidx[XM_LB_HIST_BUCKETS];
 	__u32 ncnt[XM_LB_HIST_BUCKETS];
 	__u64 dlt[XM_LB_HIST_BUCKETS];
@@ -326,22 +327,21 @@ static int hist_delta_quantiles(struct xm_weighting *w, __u32 id, const struct x
 		return 0;
 	}
 	/*
-	 * Most buckets are empty: test four at a time. cur is the kernel's map,
-	 * counting as we read: each bucket is loaded once (xm_lb_hist_at()).
+	 * cur is the kernel's map, counting as we read: scan a copy, so that a
+	 * bucket tested is the bucket taken (one aligned 32-bit value cannot
+	 * tear), and the scan stays vectorised. Most buckets are empty: test
+	 * four at a time.
 	 */
+	memcpy(&snap, cur, sizeof(snap));
 	_Static_assert(XM_LB_HIST_BUCKETS % 4 == 0, "buckets are scanned four at a time");
 	for (k = 0; k < XM_LB_HIST_BUCKETS; k += 4) {
-		__u32 c[4];
-
-		for (unsigned int j = 0; j < 4; j++)
-			c[j] = xm_lb_hist_at(cur->bucket, k + j);
-		if (!(c[0] | c[1] | c[2] | c[3]))
+		if (!(snap.bucket[k] | snap.bucket[k + 1] | snap.bucket[k + 2] | snap.bucket[k + 3]))
 			continue;
-		for (unsigned int j = 0; j < 4; j++) {
-			if (!c[j])
+		for (unsigned int j = k; j < k + 4; j++) {
+			if (!snap.bucket[j])
 				continue;
-			nidx[n] = k + j;
-			ncnt[n++] = c[j];
+			nidx[n] = j;
+			ncnt[n++] = snap.bucket[j];
 		}
 	}
 	total = xm_lb_hist_sparse_delta(b->hidx, b->hcnt, b->hn, nidx, ncnt, n, dlt);
