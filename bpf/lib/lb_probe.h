@@ -41,8 +41,15 @@ struct {
 	__type(value, struct xm_lb_probe_page);
 } xm_lb_probe SEC(".maps");
 
+/*
+ * Mmapable (ABI 7): the weighting loop reads the buckets a backend used
+ * before in place, through its mapping, with no syscall and no copy of the
+ * whole 2 KB entry (user/agent/weighting.c, hist_map()). Lookups and the
+ * atomic adds below are the same as for any ARRAY.
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, XM_LB_MAX_BACKENDS);
 	__type(key, __u32);
 	__type(value, struct xm_lb_hist);

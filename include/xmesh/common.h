@@ -19,7 +19,7 @@
  * Bumped whenever a pinned map's key/value layout or meaning changes. An
  * agent refuses a pin root written by another ABI instead of misreading it.
  */
-#define XM_ABI_VERSION 6 /* 2: the redirect key carries the ISNs; 3: 32-bit histogram counts, socket state 72 B (bulk count, flags), the overlay flow carries its outer header; 4: probe counters in pages of 64 backends; 5: overlay TCP/IPv4 flows in their own map (xm_ovl_tcp4, 12-byte key); 6: one socket storage for the LB and redirection (xm_sock) */
+#define XM_ABI_VERSION 7 /* 2: the redirect key carries the ISNs; 3: 32-bit histogram counts, socket state 72 B (bulk count, flags), the overlay flow carries its outer header; 4: probe counters in pages of 64 backends; 5: overlay TCP/IPv4 flows in their own map (xm_ovl_tcp4, 12-byte key); 6: one socket storage for the LB and redirection (xm_sock); 7: xm_lb_hist is mmapable (BPF_F_MMAPABLE) */
 #define XM_META_MAGIC 0x786d657368ULL /* "xmesh" */
 
 #define XM_PIN_ROOT_DEFAULT "/sys/fs/bpf/xmesh"

@@ -9,7 +9,7 @@
  *   xm_lb_tables  ARRAY  svc_id*2 + t  -> xm_lb_table     two selection tables per service
  *   xm_lb_be      ARRAY  backend id    -> xm_lb_backend   backend addresses and labels
  *   xm_lb_probe   PERCPU_ARRAY id / 64    -> xm_lb_probe_page probe counters of 64 backends (per CPU, summed)
- *   xm_lb_hist    ARRAY  backend id    -> xm_lb_hist      latency histogram (atomic adds)
+ *   xm_lb_hist    ARRAY  backend id    -> xm_lb_hist      latency histogram (atomic adds; mmapable)
  *   xm_sock       SK_STORAGE           -> xm_sock         .lb: what a socket was balanced to (xmesh/sock.h)
  *   xm_lb_flows   LRU_HASH client ISNs -> xm_lb_flow      state of a redirected connection to a local backend
  *   xm_lb_rev     LRU_HASH xm_lb_rev_key -> xm_lb_rev     reverse translation of UDP replies
@@ -159,8 +159,10 @@ _Static_assert(sizeof(struct xm_lb_probe_page) <= 32768, "xm_lb_probe_page: per-
  *
  * Counts are 32 bits and wrap: readers take differences modulo 2^32 (the
  * weighting loop reads a backend's histogram at least every 2 s, far fewer
- * than 2^32 requests), and halving the entry (2 KB) halves what the loop
- * copies per read (docs/benchmarks.md, "Weighting loop").
+ * than 2^32 requests). The map is mmapable (ABI 7): the loop reads the
+ * buckets a backend used before in place, not the whole entry (2 KB) with a
+ * syscall (docs/benchmarks.md, "Weighting loop"); xmeshctl and /metrics,
+ * which want every bucket of one backend now and then, look it up.
  */
 #define XM_LB_HIST_SUB_BITS 4
 #define XM_LB_HIST_SUB (1U << XM_LB_HIST_SUB_BITS)

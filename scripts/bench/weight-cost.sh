@@ -11,7 +11,9 @@
 # (the loop reads them as it reads real probes). Three phases of
 # XM_COST_SECS (30) seconds each: no traffic, 2 rps per backend (20k rps
 # per node), 20 rps per backend (200k rps per node). Measured from /proc:
-# agent CPU (utime + stime) per second of wall time, VmRSS, VmHWM; and the
+# agent CPU (utime + stime) per second of wall time, VmRSS (and its parts:
+# RssAnon, the agent's own memory; RssFile, which holds the pages of the BPF
+# maps it mmaps, all mapped at mmap() time), VmHWM; and the
 # loop's own CPU per tick from xm_lb_wloop (its thread's clock, per tick of
 # wall time) and its table writes per tick. Then table_cost: CPU per table
 # write, one by one (xm_lb_table_write) against the loop's batched writes.
@@ -111,6 +113,8 @@ measure() {
 		"$(((w1 - w0) / ticks))" "$weighed")")
 	eval "cpu_$3=$pct; loop_$3=$lpct; rss_$3=$(mb "$rss"); hwm_$3=$(mb "$hwm")"
 	eval "writes_$3=$(((w1 - w0) / ticks)); weighed_$3=$weighed"
+	eval "anon_$3=$(mb "$(status_kb RssAnon)"); file_$3=$(mb "$(status_kb RssFile)")"
+	eval "shmem_$3=$(mb "$(status_kb RssShmem)")"
 }
 
 measure "idle" 0 idle
@@ -131,6 +135,7 @@ echo "CPU per table write ($NSVC services x $NBE backends, median of 7): one by 
 echo "bench weight-cost: services=$NSVC backends=$((NSVC * NBE)) cpu_idle_pct=$cpu_idle" \
 	"cpu_2rps_pct=$cpu_low cpu_20rps_pct=$cpu_high loop_idle_pct=$loop_idle" \
 	"loop_2rps_pct=$loop_low loop_20rps_pct=$loop_high rss_mb=$rss_high hwm_mb=$hwm_high" \
+	"rss_anon_mb=$anon_high rss_file_mb=$file_high rss_shmem_mb=$shmem_high" \
 	"writes_2rps=$writes_low writes_20rps=$writes_high weighed_idle=$weighed_idle" \
 	"weighed_2rps=$weighed_low weighed_20rps=$weighed_high" \
 	"table_write_us_single=$single table_write_us_batched=$batched"

@@ -6,11 +6,13 @@
  * histogram, as if the datapath had seen them. Nothing goes over a socket;
  * the agent reads these maps exactly as it reads real probes.
  *
- *   fake_probes --pin-root DIR --rps R [--period-ms 500] [--duration S]
+ *   fake_probes --pin-root DIR --rps R [--period-ms 500] [--duration S] [--fixed-us US]
  *
  * Backend i gets R requests/s (Poisson-free: R x the time since the previous
  * round, so the rate holds however long a round takes) with a median of
- * 5 + (i % 10) ms, p99 3x the median, and 1 % failures (5xx).
+ * 5 + (i % 10) ms, p99 3x the median, and 1 % failures (5xx). With
+ * --fixed-us, every request of backend i takes exactly
+ * xm_fake_fixed_ns(US, i) and none fails: tests know each backend's quantiles.
  */
 #include <errno.h>
 #include <math.h>
@@ -24,6 +26,12 @@
 #include <xmesh/lb.h>
 #include "pin.h"
 
+/* Backend id's latency with --fixed-us: US x 1, 1.25, ... 4 by id (steps of one bucket or more). */
+static __u64 xm_fake_fixed_ns(double us, __u32 id)
+{
+	return (__u64)(us * 1000 * (4 + id % 13) / 4);
+}
+
 static double rnd01(unsigned long long *s)
 {
 	*s ^= *s >> 12;
@@ -36,9 +44,9 @@ static double rnd01(unsigned long long *s)
  * Add this round's requests of backend id to its counters p and its histogram
  * (written here); 1 when the backend exists. *moved counts updated backends.
  */
-static int fake_requests(int be_fd, int hist_fd, __u32 id, double per_round, double *carry,
-			 struct xm_lb_probe *p, struct xm_lb_hist *hist, unsigned long long *seed,
-			 unsigned long *moved)
+static int fake_requests(int be_fd, int hist_fd, __u32 id, double per_round, double fixed_us,
+			 double *carry, struct xm_lb_probe *p, struct xm_lb_hist *hist,
+			 unsigned long long *seed, unsigned long *moved)
 {
 	struct xm_lb_backend be;
 	double med, sigma;
@@ -56,11 +64,12 @@ static int fake_requests(int be_fd, int hist_fd, __u32 id, double per_round, dou
 	for (unsigned int k = 0; k < n; k++) {
 		double u1 = rnd01(seed), u2 = rnd01(seed);
 		double z = sqrt(-2 * log(u1 > 1e-12 ? u1 : 1e-12)) * cos(2 * M_PI * u2);
-		__u64 ns = (__u64)(med * exp(sigma * z));
+		__u64 ns = fixed_us > 0 ? xm_fake_fixed_ns(fixed_us, id) :
+					  (__u64)(med * exp(sigma * z));
 
 		hist->bucket[xm_lb_hist_bucket(ns)]++;
 		p->latency_sum_ns += ns;
-		if (rnd01(seed) < 0.01)
+		if (fixed_us <= 0 && rnd01(seed) < 0.01)
 			p->http_5xx++;
 	}
 	p->req_started += n;
@@ -74,7 +83,7 @@ static int fake_requests(int be_fd, int hist_fd, __u32 id, double per_round, dou
 int main(int argc, char **argv)
 {
 	const char *root = NULL;
-	double rps = 2, period_ms = 500, duration = 60;
+	double rps = 2, period_ms = 500, duration = 60, fixed_us = 0;
 	int be_fd, probe_fd, hist_fd, gen_fd, ncpu = libbpf_num_possible_cpus();
 	unsigned long long seed = 0x1234567, rounds = 0;
 	struct xm_lb_probe_page *pc; /* one page of backends, every CPU's (CPU 0's is added to) */
@@ -93,9 +102,11 @@ int main(int argc, char **argv)
 			period_ms = atof(argv[++i]);
 		else if (!strcmp(argv[i], "--duration") && i + 1 < argc)
 			duration = atof(argv[++i]);
+		else if (!strcmp(argv[i], "--fixed-us") && i + 1 < argc)
+			fixed_us = atof(argv[++i]);
 		else {
 			fprintf(stderr, "usage: fake_probes --pin-root DIR --rps R [--period-ms MS] "
-					"[--duration S]\n");
+					"[--duration S] [--fixed-us US]\n");
 			return 2;
 		}
 	}
@@ -135,8 +146,9 @@ int main(int argc, char **argv)
 
 				if (!id || id >= XM_LB_MAX_BACKENDS)
 					continue;
-				backends += fake_requests(be_fd, hist_fd, id, rps * since,
-							  &carry[id], &pc[0].b[k], &hist, &seed, &moved);
+				backends += fake_requests(be_fd, hist_fd, id, rps * since, fixed_us,
+							  &carry[id], &pc[0].b[k], &hist, &seed,
+							  &moved);
 			}
 			if (moved)
 				bpf_map_update_elem(probe_fd, &page, pc, BPF_ANY);

@@ -30,7 +30,7 @@
 /* Bytes read per batch syscall (per-CPU values: entries x CPUs x value size). */
 #define XM_W_BATCH_BYTES (256 * 1024)
 /*
- * Read a backend's histogram (2 KB) once this many requests completed, or
+ * Read a backend's histogram once this many requests completed, or
  * after 2 s, and at most XM_W_HIST_BUDGET histograms per tick (services are
  * visited from a rotating start so none is always last): the cost of a tick
  * is bounded whatever the number of busy backends. Small services read every
@@ -47,8 +47,6 @@
 #define XM_W_HIST_SCAN_EVERY 8
 /* Tables written per batched update (4 KB each), before their services flip. */
 #define XM_W_FLIP_BATCH 32
-/* Histograms fetched per batched lookup (2 KB each; a service's ids lie together). */
-#define XM_W_HIST_BATCH 16
 /* Backends and services are re-read at least this often (s). */
 #define XM_W_TOPO_MAX_S 10
 
@@ -134,8 +132,11 @@ struct xm_weighting {
 	 */
 	struct xm_lb_svc_rt *rt_by_id[XM_LB_MAX_SERVICES];
 	unsigned long long rt_tick;
-	struct xm_batch_buf hist_buf;   /* XM_W_HIST_BATCH histograms per lookup */
-	struct xm_lb_hist *hist;        /* XM_W_HIST_BATCH: the ones asked for */
+	/* xm_lb_hist mapped (read only) for ids below hist_end (hist_map()) */
+	const struct xm_lb_hist *hist;
+	size_t hist_len;
+	__u32 hist_end;
+	bool hist_warned;               /* hist_map() failed, and said so */
 	/* Tables filled, not written yet: XM_W_FLIP_BATCH of each. */
 	struct xm_lb_table *flip_t;
 	__u32 *flip_idx, *flip_count, *flip_vi; /* table index, backend_count, svc_vals index */
@@ -221,11 +222,33 @@ static int pub_map(struct xm_weighting *w, const char *name, __u32 value_size, _
 /* ---- reading the LB maps ------------------------------------------------ */
 
 /*
+ * out = the sum over ncpu CPUs of a per-CPU value of vsize bytes (u64s) as
+ * the kernel lays them out in src (each CPU's rounded up to 8 bytes): the
+ * first CPU's copied, the others added (no pass to zero out first: the
+ * probe pages are 800 KB a tick at 10,000 backends).
+ */
+static void percpu_sum(void *out, const void *src, size_t vsize, int ncpu)
+{
+	size_t step = (vsize + 7) & ~7UL;
+	__u64 *dst = out;
+
+	memcpy(dst, src, vsize);
+	for (int c = 1; c < ncpu; c++) {
+		const __u64 *v = (const __u64 *)((const char *)src + c * step);
+
+		for (size_t k = 0; k < vsize / 8; k++)
+			dst[k] += v[k];
+	}
+}
+
+/*
  * Read an ARRAY map's first n entries (n <= max_entries) into out with as
  * few syscalls as the kernel allows; per-CPU values are summed as u64s.
+ * changed (not per-CPU; may be NULL): set when an entry differs from what
+ * out held.
  */
 static int read_array(struct xm_weighting *w, int fd, __u32 n, size_t vsize, bool percpu,
-		      void *out)
+		      void *out, bool *changed)
 {
 	__u32 *keys = w->keys, cursor = 0, count;
 	size_t stride = percpu ? ((vsize + 7) & ~7UL) * w->ncpu : vsize;
@@ -249,18 +272,12 @@ static int read_array(struct xm_weighting *w, int fd, __u32 n, size_t vsize, boo
 				if (bpf_map_lookup_elem(fd, &i, w->percpu))
 					return -errno;
 				if (!percpu) {
+					if (changed && memcmp((char *)out + i * vsize, w->percpu, vsize))
+						*changed = true;
 					memcpy((char *)out + i * vsize, w->percpu, vsize);
 					continue;
 				}
-				__u64 *dst = (__u64 *)((char *)out + i * vsize);
-
-				memset(dst, 0, vsize);
-				for (int c = 0; c < w->ncpu; c++) {
-					__u64 *src = (__u64 *)((char *)w->percpu + c * ((vsize + 7) & ~7UL));
-
-					for (size_t k = 0; k < vsize / 8; k++)
-						dst[k] += src[k];
-				}
+				percpu_sum((char *)out + i * vsize, w->percpu, vsize, w->ncpu);
 			}
 			return 0;
 		}
@@ -270,19 +287,15 @@ static int read_array(struct xm_weighting *w, int fd, __u32 n, size_t vsize, boo
 			if (key >= n)
 				continue;
 			if (!percpu) {
-				memcpy((char *)out + key * vsize, (char *)w->percpu + i * stride, vsize);
+				const char *src = (const char *)w->percpu + i * stride;
+
+				if (changed && memcmp((char *)out + key * vsize, src, vsize))
+					*changed = true;
+				memcpy((char *)out + key * vsize, src, vsize);
 				continue;
 			}
-			__u64 *dst = (__u64 *)((char *)out + key * vsize);
-
-			memset(dst, 0, vsize);
-			for (int c = 0; c < w->ncpu; c++) {
-				__u64 *src = (__u64 *)((char *)w->percpu + i * stride +
-						       c * ((vsize + 7) & ~7UL));
-
-				for (size_t k = 0; k < vsize / 8; k++)
-					dst[k] += src[k];
-			}
+			percpu_sum((char *)out + key * vsize, (char *)w->percpu + i * stride, vsize,
+				   w->ncpu);
 		}
 		if (err) /* ENOENT: end of map */
 			break;
@@ -301,6 +314,7 @@ static int hist_delta_quantiles(struct xm_weighting *w, __u32 id, const struct x
 				__u64 expect, double *p50, double *p99)
 {
 	struct bstate *b = &w->bs[id];
+	struct xm_lb_hist snap;
 	__u16 nidx[XM_LB_HIST_BUCKETS];
 	__u32 ncnt[XM_LB_HIST_BUCKETS];
 	__u64 dlt[XM_LB_HIST_BUCKETS];
@@ -316,16 +330,22 @@ static int hist_delta_quantiles(struct xm_weighting *w, __u32 id, const struct x
 		*p99 = xm_lb_hist_quantile_sparse(b->hidx, dlt, b->hn, 0.99) / 1e9;
 		return 0;
 	}
-	/* Most buckets are empty, and a tick scans up to 1024 histograms: test four at a time. */
+	/*
+	 * cur is the kernel's map, counting as we read: scan a copy, so that a
+	 * bucket tested is the bucket taken (one aligned 32-bit value cannot
+	 * tear), and the scan stays vectorised. Most buckets are empty: test
+	 * four at a time.
+	 */
+	memcpy(&snap, cur, sizeof(snap));
 	_Static_assert(XM_LB_HIST_BUCKETS % 4 == 0, "buckets are scanned four at a time");
 	for (k = 0; k < XM_LB_HIST_BUCKETS; k += 4) {
-		if (!(cur->bucket[k] | cur->bucket[k + 1] | cur->bucket[k + 2] | cur->bucket[k + 3]))
+		if (!(snap.bucket[k] | snap.bucket[k + 1] | snap.bucket[k + 2] | snap.bucket[k + 3]))
 			continue;
 		for (unsigned int j = k; j < k + 4; j++) {
-			if (!cur->bucket[j])
+			if (!snap.bucket[j])
 				continue;
 			nidx[n] = j;
-			ncnt[n++] = cur->bucket[j];
+			ncnt[n++] = snap.bucket[j];
 		}
 	}
 	total = xm_lb_hist_sparse_delta(b->hidx, b->hcnt, b->hn, nidx, ncnt, n, dlt);
@@ -734,9 +754,7 @@ static void weigh_service(struct xm_weighting *w, unsigned int vi, const __u32 *
 	unsigned int j;
 	struct xm_wsample x[n ? n : 1];
 	double weights[n ? n : 1];
-	__u32 slots[n ? n : 1], hist_due[n ? n : 1];
-	__u64 hist_expect[n ? n : 1];
-	unsigned int n_hist = 0;
+	__u32 slots[n ? n : 1];
 	struct xm_lb_svc_rt *rt = NULL;
 	struct xm_rebal_conf roff;
 	enum xm_weigh_why why;
@@ -807,13 +825,15 @@ static void weigh_service(struct xm_weighting *w, unsigned int vi, const __u32 *
 		x[i].failures = xm_lb_failures(&d);
 		x[i].started = d.req_started;
 		/*
-		 * The histogram (2 KB) is read when enough requests completed for a
+		 * The histogram is read when enough requests completed for a
 		 * quantile, or when the last read is old: a tick costs in proportion
-		 * to the traffic, not to the number of backends.
+		 * to the traffic, not to the number of backends. It is read in
+		 * place, through the mapping (hist_map()).
 		 */
 		b->pending += d.req_completed;
-		if (b->pending && (b->pending >= XM_W_HIST_MIN || !b->have_hist ||
-				   now - b->hist_ns >= XM_W_HIST_MAX_AGE_NS)) {
+		if (b->pending && ids[i] < w->hist_end &&
+		    (b->pending >= XM_W_HIST_MIN || !b->have_hist ||
+		     now - b->hist_ns >= XM_W_HIST_MAX_AGE_NS)) {
 			if (w->hist_budget <= 0) {
 				/* The next tick starts here: every backend gets its turn. */
 				if (w->hist_resume < 0)
@@ -821,25 +841,11 @@ static void weigh_service(struct xm_weighting *w, unsigned int vi, const __u32 *
 				continue;
 			}
 			w->hist_budget--;
-			hist_expect[n_hist] = b->pending;
-			hist_due[n_hist++] = i;
+			hist_delta_quantiles(w, ids[i], &w->hist[ids[i]], b->pending, &x[i].p50,
+					     &x[i].p99);
 			b->pending = 0;
 			b->hist_ns = now;
 		}
-	}
-	/* The histograms due, a batched lookup per XM_W_HIST_BATCH of them. */
-	for (unsigned int k = 0; k < n_hist; k += XM_W_HIST_BATCH) {
-		unsigned int m = n_hist - k < XM_W_HIST_BATCH ? n_hist - k : XM_W_HIST_BATCH;
-		__u32 hid[XM_W_HIST_BATCH];
-
-		for (unsigned int j = 0; j < m; j++)
-			hid[j] = ids[hist_due[k + j]];
-		if (xm_array_lookup_ids(w->maps.hist, hid, m, sizeof(*w->hist), w->hist,
-					&w->hist_buf))
-			continue;
-		for (unsigned int j = 0; j < m; j++)
-			hist_delta_quantiles(w, hid[j], &w->hist[j], hist_expect[k + j],
-					     &x[hist_due[k + j]].p50, &x[hist_due[k + j]].p99);
 	}
 	xm_wservice_tick(&s->ws, x, dt);
 	xm_weigh_ref_update(&s->ref, &sum, &s->ws);
@@ -951,11 +957,80 @@ static int probes_gen(struct xm_weighting *w, __u64 *sum)
 	return 0;
 }
 
-/* Backends (live, grouped by service) and services, from the maps. */
+/*
+ * Map xm_lb_hist (BPF_F_MMAPABLE, read only) for ids below end at least.
+ * The loop then reads a backend's histogram in place: the buckets it used
+ * before (xm_lb_hist_delta_known()), or all of them now and then, with no
+ * syscall and no copy of the 2 KB entry. Only the ids in use are mapped,
+ * rounded up to XM_LB_PROBE_PAGE of them: the kernel maps every page of a
+ * BPF array at mmap() time, and they count in the agent's RSS (RssFile)
+ * though they are the map's memory, not the agent's. The map is sized for
+ * the node's limit; ids are handed out from 1 upwards, round the range
+ * (user/agent/lbstate.c, be_alloc()), so a node maps what it has used so
+ * far. Grown when a higher id comes into use, never shrunk.
+ */
+static void hist_map(struct xm_weighting *w, __u32 end)
+{
+	size_t pg = sysconf(_SC_PAGESIZE), len;
+	void *mem;
+
+	end = (end + XM_LB_PROBE_PAGE - 1) / XM_LB_PROBE_PAGE * XM_LB_PROBE_PAGE;
+	if (end > XM_LB_MAX_BACKENDS)
+		end = XM_LB_MAX_BACKENDS;
+	if (end <= w->hist_end)
+		return;
+	len = ((size_t)end * sizeof(struct xm_lb_hist) + pg - 1) / pg * pg;
+	mem = mmap(NULL, len, PROT_READ, MAP_SHARED, w->maps.hist, 0);
+	if (mem == MAP_FAILED) {
+		/* Only a map pinned by another ABI; the agent refuses those at start. */
+		if (!w->hist_warned)
+			pr_warn("weighting: mmap of xm_lb_hist: %s; no latency quantiles "
+				"(the pinned map is not mmapable: reinstall the datapath with "
+				"'xmesh-agent uninstall', then start the agent)",
+				strerror(errno));
+		w->hist_warned = true;
+		return;
+	}
+	if (w->hist)
+		munmap((void *)w->hist, w->hist_len);
+	w->hist = mem;
+	w->hist_len = len;
+	w->hist_end = end;
+}
+
+/*
+ * Is the service map as at the previous read (n entries of keys and vals)?
+ * Its entries' active table and backend count are the loop's own flips,
+ * not a change of the topology.
+ */
+static bool services_same(const struct xm_weighting *w, unsigned int n,
+			  const struct xm_lb_svc_key *keys, const struct xm_lb_svc *vals)
+{
+	if (n != w->nsvc_found || memcmp(keys, w->svc_keys, n * sizeof(*keys)))
+		return false;
+	for (unsigned int i = 0; i < n; i++)
+		if (vals[i].id != w->svc_vals[i].id || vals[i].flags != w->svc_vals[i].flags)
+			return false;
+	return true;
+}
+
+/*
+ * Backends (live, grouped by service) and services, from the maps. A
+ * re-read makes every service compare its algorithm, params and backends
+ * with the agent's and be weighed (topo_fresh), unless it was only the
+ * periodic one (for writers other than this agent, which says when it
+ * changes them) and found the maps as before: at 1,000 services that was
+ * 1,000 weighings every XM_W_TOPO_MAX_S on an idle node, for nothing.
+ */
 static void topology_read(struct xm_weighting *w, __u64 now)
 {
+	struct xm_lb_svc_key keys[XM_LB_MAX_SERVICES];
+	struct xm_lb_svc vals[XM_LB_MAX_SERVICES];
+	bool changed = w->topo_stale || !w->topo_ns;
+	unsigned int nsvc = w->nsvc_found;
+
 	if (read_array(w, w->maps.be, XM_LB_MAX_BACKENDS, sizeof(struct xm_lb_backend), false,
-		       w->be)) {
+		       w->be, &changed)) {
 		pr_warn("weighting: read LB backends: %s", strerror(errno));
 		return;
 	}
@@ -973,6 +1048,7 @@ static void topology_read(struct xm_weighting *w, __u64 now)
 		if (live)
 			w->probe_end = id + 1;
 	}
+	hist_map(w, w->probe_end);
 
 	/* Backends by service: counting sort on svc_id, so a tick is O(backends). */
 	memset(w->svc_count, 0, sizeof(w->svc_count));
@@ -990,9 +1066,12 @@ static void topology_read(struct xm_weighting *w, __u64 now)
 		if (w->live[id] && sid < XM_LB_MAX_SERVICES)
 			w->by_svc[w->svc_start[sid] + w->svc_count[sid]++] = id;
 	}
+	memcpy(keys, w->svc_keys, nsvc * sizeof(*keys));
+	memcpy(vals, w->svc_vals, nsvc * sizeof(*vals));
 	w->nsvc_found = read_services(w);
+	changed |= !services_same(w, nsvc, keys, vals);
 	w->topo_stale = false;
-	w->topo_fresh = true;
+	w->topo_fresh = changed;
 	w->topo_ns = now;
 }
 
@@ -1037,7 +1116,7 @@ void xm_weighting_tick(struct xm_agent *a)
 	if (probes_gen(w, &gen) || gen != w->gen || !w->probe_ns) {
 		if (read_array(w, w->maps.probe,
 			       (w->probe_end + XM_LB_PROBE_PAGE - 1) / XM_LB_PROBE_PAGE,
-			       sizeof(struct xm_lb_probe_page), true, w->probe)) {
+			       sizeof(struct xm_lb_probe_page), true, w->probe, NULL)) {
 			pr_warn("weighting: read LB probes: %s", strerror(errno));
 			w->probe_ns = 0;
 			return;
@@ -1149,10 +1228,6 @@ int xm_weighting_start(struct xm_agent *a)
 	w->flip_count = calloc(XM_W_FLIP_BATCH, sizeof(*w->flip_count));
 	w->flip_vi = calloc(XM_W_FLIP_BATCH, sizeof(*w->flip_vi));
 	w->flip_s = calloc(XM_W_FLIP_BATCH, sizeof(*w->flip_s));
-	w->hist = calloc(XM_W_HIST_BATCH, sizeof(*w->hist));
-	w->hist_buf.cap = XM_W_HIST_BATCH;
-	w->hist_buf.keys = calloc(XM_W_HIST_BATCH, sizeof(*w->hist_buf.keys));
-	w->hist_buf.vals = calloc(XM_W_HIST_BATCH, sizeof(*w->hist));
 	/* Batches of about XM_W_BATCH_BYTES, and room for one page of probes of every CPU. */
 	w->buf_bytes = sizeof(struct xm_lb_probe_page) * (w->ncpu > 0 ? w->ncpu : 1);
 	if (w->buf_bytes < XM_W_BATCH_BYTES)
@@ -1162,8 +1237,7 @@ int xm_weighting_start(struct xm_agent *a)
 	a->weighting = w;
 	if (w->ncpu <= 0 || !w->bs || !w->be || !w->live || !w->probe || !w->percpu || !w->by_svc ||
 	    !w->keys || !w->flip_t ||
-	    !w->flip_idx || !w->flip_count || !w->flip_vi || !w->flip_s || !w->hist ||
-	    !w->hist_buf.keys || !w->hist_buf.vals) {
+	    !w->flip_idx || !w->flip_count || !w->flip_vi || !w->flip_s) {
 		err = w->ncpu < 0 ? w->ncpu : -ENOMEM;
 		goto fail;
 	}
@@ -1253,6 +1327,8 @@ void xm_weighting_stop(struct xm_agent *a)
 	if (w->rstate_fd >= 0)
 		close(w->rstate_fd);
 	xm_rebalance_close(w->rebal);
+	if (w->hist)
+		munmap((void *)w->hist, w->hist_len);
 	if (w->maps_ok)
 		xm_lb_maps_close(&w->maps);
 	free(w->bs);
@@ -1265,9 +1341,6 @@ void xm_weighting_stop(struct xm_agent *a)
 	free(w->flip_count);
 	free(w->flip_vi);
 	free(w->flip_s);
-	free(w->hist);
-	free(w->hist_buf.keys);
-	free(w->hist_buf.vals);
 	free(w->percpu);
 	free(w->keys);
 	free(w);

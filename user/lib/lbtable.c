@@ -419,7 +419,7 @@ __u64 xm_lb_hist_delta_known(const __u16 *idx, __u32 *cnt, unsigned int n, const
 	__u64 total = 0;
 
 	for (unsigned int k = 0; k < n; k++) {
-		now[k] = cur[idx[k]];
+		now[k] = xm_lb_hist_at(cur, idx[k]);
 		dlt[k] = (__u32)(now[k] - cnt[k]); /* counts wrap at 2^32 */
 		total += dlt[k];
 	}

@@ -176,6 +176,15 @@ __u64 xm_lb_hist_count(const __u64 *hist);
  */
 __u64 xm_lb_hist_delta_known(const __u16 *idx, __u32 *cnt, unsigned int n, const __u32 *cur,
 			     __u64 expect, __u64 *dlt);
+/*
+ * Bucket i of a histogram the kernel may be adding to (the loop reads
+ * xm_lb_hist through its mapping): one load, so a value tested is the value
+ * used.
+ */
+static inline __u32 xm_lb_hist_at(const __u32 *bucket, unsigned int i)
+{
+	return __atomic_load_n(&bucket[i], __ATOMIC_RELAXED);
+}
 __s64 xm_lb_in_flight(const struct xm_lb_probe *c);
 /* Requests that ended badly (5xx, aborted) plus failed connects and resets. */
 __u64 xm_lb_failures(const struct xm_lb_probe *c);
