@@ -211,6 +211,49 @@ static void calm_tick_releases(void **st)
 	assert_false(p.tr[3].urgent);
 }
 
+/*
+ * A small pool sits on few backends: a tick where only 2 of them completed
+ * requests with a quantile has no typical p50 of its own. The tail rule then
+ * compares with the last one, for XM_REBAL_KEPT_TICKS ticks; the p50 rule
+ * does not (as before).
+ */
+static void kept_typical_in_thin_ticks(void **st)
+{
+	struct spike_plan p;
+	int k;
+
+	spike_init(&p);
+	assert_int_equal(spike_tick(&p), 0); /* a tick with a typical p50: 60 ms */
+	p.p50[0] = p.p50[1] = -1;
+	p.p99[0] = p.p99[1] = -1;
+	p.p99[3] = 0.6;
+	assert_int_equal(spike_tick(&p), 10);
+	assert_true(p.tr[3].urgent);
+	/* Without the rule: no typical p50 in this tick, nothing. */
+	spike_init(&p);
+	p.c.tail_factor = 0;
+	assert_int_equal(spike_tick(&p), 0);
+	p.p50[0] = p.p50[1] = -1;
+	p.p99[3] = 0.6;
+	assert_int_equal(spike_tick(&p), 0);
+	/* The p50 rule keeps needing 3 p50s of the tick. */
+	spike_init(&p);
+	assert_int_equal(spike_tick(&p), 0);
+	p.p50[0] = p.p50[1] = -1;
+	p.p50[3] = 0.6;
+	assert_int_equal(spike_tick(&p), 0);
+	assert_false(p.tr[3].now);
+	/* Kept for XM_REBAL_KEPT_TICKS thin ticks, not longer. */
+	spike_init(&p);
+	assert_int_equal(spike_tick(&p), 0);
+	p.p50[0] = p.p50[1] = -1;
+	for (k = 0; k < XM_REBAL_KEPT_TICKS; k++)
+		assert_int_equal(spike_tick(&p), 0);
+	p.p99[3] = 0.6;
+	assert_int_equal(spike_tick(&p), 0);
+	assert_false(p.tr[3].now);
+}
+
 static void conf_tail_factor(void **st)
 {
 	struct xm_rebal_conf c;
@@ -237,6 +280,7 @@ int main(void)
 		cmocka_unit_test(single_outlier_is_not_a_spike),
 		cmocka_unit_test(threshold_and_bounds),
 		cmocka_unit_test(calm_tick_releases),
+		cmocka_unit_test(kept_typical_in_thin_ticks),
 		cmocka_unit_test(conf_tail_factor),
 	};
 

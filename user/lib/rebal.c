@@ -158,12 +158,33 @@ static double typical_p50(const double *p50, unsigned int n)
 static double typical_now(const struct xm_rebal_conf *c, struct xm_rebal_svc *st,
 			  const double *p50, unsigned int n)
 {
-	double typical = typical_p50(p50, n), last = st->typical_p50;
+	double typical = typical_p50(p50, n), last = st->typical_p50, base;
 
 	st->typical_p50 = typical;
-	if (!(typical > 0))
+	if (!(typical > 0)) {
+		if (st->kept_ticks <= XM_REBAL_KEPT_TICKS)
+			st->kept_ticks++;
 		return 0;
-	return c->now_last_tick ? fmax(typical, last) : typical;
+	}
+	base = c->now_last_tick ? fmax(typical, last) : typical;
+	st->kept = base;
+	st->kept_ticks = 0;
+	return base;
+}
+
+/*
+ * What tail_factor multiplies: the typical latency now, or in a tick
+ * without one (fewer than 3 backends completed requests with a quantile)
+ * the last one, for XM_REBAL_KEPT_TICKS ticks. A small pool sits on few
+ * backends, and a backend's histogram is read once 8 requests completed
+ * (user/agent/weighting.c): urllib3's 8 connections on 3 replicas left 2 p50s
+ * in every other tick, and a replica's p99-only spike unjudged in those.
+ */
+static double typical_tail(const struct xm_rebal_svc *st, double base)
+{
+	if (base > 0)
+		return base;
+	return st->kept_ticks <= XM_REBAL_KEPT_TICKS ? st->kept : 0;
 }
 
 /*
@@ -252,7 +273,7 @@ unsigned int xm_rebal_plan_now(const struct xm_rebal_conf *c, struct xm_rebal_sv
 	if (c->now_factor > 0)
 		now_far_at = c->now_factor * base;
 	if (c->tail_factor > 0 && p99)
-		tail_far_at = c->tail_factor * base;
+		tail_far_at = c->tail_factor * typical_tail(st, base);
 	if (!c->enabled || total < c->min_conns || !total) {
 		for (i = 0; i < n; i++)
 			tr[i] = (struct xm_rebal_track){ 0 };

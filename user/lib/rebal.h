@@ -18,6 +18,11 @@
 /* Ticks a slow-now mark (now_factor) outlives its evidence without a calm p50. */
 #define XM_REBAL_NOW_HOLD_TICKS 4
 /*
+ * Ticks without a typical p50 of their own (fewer than 3 backends with one)
+ * in which tail_factor compares with the last one (xm_rebal_svc.kept).
+ */
+#define XM_REBAL_KEPT_TICKS 4
+/*
  * Backends with a latency estimate of their own (measured) it takes to have
  * a typical one that slow_factor and fast_factor compare against; fewer: no
  * backend is slow or far by its estimate (the now_factor rule still works).
@@ -79,7 +84,9 @@ struct xm_rebal_conf {
 	 * two ticks of the latency estimate: with urllib3's 8 kept
 	 * connections, most troubled requests went to replicas whose p99
 	 * alone spiked, seen 1-2 s into a 2 s spike (docs/benchmarks.md,
-	 * ninth and tenth sessions).
+	 * ninth and tenth sessions). In a tick with fewer than 3 p50s (a
+	 * small pool on few backends) it compares with the last typical
+	 * latency, for XM_REBAL_KEPT_TICKS ticks; now_factor does not.
 	 */
 	double tail_factor;
 	/*
@@ -140,6 +147,12 @@ struct xm_rebal_svc {
 	 * different proportions per backend).
 	 */
 	double typical_p50;
+	/*
+	 * The last typical latency now (with now_last_tick) and the ticks
+	 * since, for tail_factor in ticks without one (XM_REBAL_KEPT_TICKS).
+	 */
+	double kept;
+	unsigned int kept_ticks;
 };
 
 /* Per backend state of the plan, kept by the caller, zeroed to start. */
