@@ -51,7 +51,7 @@ static void spike_init(struct spike_plan *p)
 		p->l_est[i] = 0.2;
 		p->p50[i] = 0.05 + 0.01 * i;
 		p->oldest[i] = 0.04;
-		p->p99[i] = 2.2 * p->p50[i]; /* a calm replica's tail */
+		p->p99[i] = 1.8 * p->p50[i]; /* a calm tail: typical p99 108 ms, 2x < 4 x 60 */
 	}
 }
 
@@ -254,6 +254,29 @@ static void kept_typical_in_thin_ticks(void **st)
 	assert_false(p.tr[3].now);
 }
 
+/*
+ * Replicas whose tails are long anyway (p99 5x their medians, 250-400 ms
+ * against a typical p50 of 60 ms: all above 4x): none is slow now by its
+ * tail, unless it is twice the typical p99 (300 ms) as well.
+ */
+static void long_tails_everywhere(void **st)
+{
+	struct spike_plan p;
+
+	spike_init(&p);
+	for (int i = 0; i < N; i++)
+		p.p99[i] = 5 * p.p50[i];
+	for (int k = 0; k < 4; k++) {
+		assert_int_equal(spike_tick(&p), 0);
+		for (int i = 0; i < N; i++)
+			assert_false(p.tr[i].now);
+	}
+	p.p99[3] = 0.7;
+	assert_int_equal(spike_tick(&p), 10);
+	assert_true(p.tr[3].now);
+	assert_false(p.tr[2].now);
+}
+
 static void conf_tail_factor(void **st)
 {
 	struct xm_rebal_conf c;
@@ -281,6 +304,7 @@ int main(void)
 		cmocka_unit_test(threshold_and_bounds),
 		cmocka_unit_test(calm_tick_releases),
 		cmocka_unit_test(kept_typical_in_thin_ticks),
+		cmocka_unit_test(long_tails_everywhere),
 		cmocka_unit_test(conf_tail_factor),
 	};
 

@@ -128,7 +128,7 @@ static double typical_of(double *v, unsigned int m)
 
 /*
  * The typical latency now: the lower median of the p50s of this tick (0:
- * fewer than 3 backends completed a request with a quantile). Only a
+ * fewer than 3 backends completed a request with a quantile; of p99s too). Only a
  * backend with requests of this tick has one, so the ones without samples
  * are left out here as in the plan's typical estimate.
  */
@@ -158,33 +158,44 @@ static double typical_p50(const double *p50, unsigned int n)
 static double typical_now(const struct xm_rebal_conf *c, struct xm_rebal_svc *st,
 			  const double *p50, unsigned int n)
 {
-	double typical = typical_p50(p50, n), last = st->typical_p50, base;
+	double typical = typical_p50(p50, n), last = st->typical_p50;
 
 	st->typical_p50 = typical;
-	if (!(typical > 0)) {
-		if (st->kept_ticks <= XM_REBAL_KEPT_TICKS)
-			st->kept_ticks++;
+	if (!(typical > 0))
 		return 0;
-	}
-	base = c->now_last_tick ? fmax(typical, last) : typical;
-	st->kept = base;
-	st->kept_ticks = 0;
-	return base;
+	return c->now_last_tick ? fmax(typical, last) : typical;
 }
 
 /*
- * What tail_factor multiplies: the typical latency now, or in a tick
- * without one (fewer than 3 backends completed requests with a quantile)
- * the last one, for XM_REBAL_KEPT_TICKS ticks. A small pool sits on few
- * backends, and a backend's histogram is read once 8 requests completed
- * (user/agent/weighting.c): urllib3's 8 connections on 3 replicas left 2 p50s
- * in every other tick, and a replica's p99-only spike unjudged in those.
+ * The p99 (of two requests: xm_rebal_tail_q) at or above which a backend is
+ * slow now by its tail (0: none): tail_factor x the typical latency now
+ * (base), and at least XM_REBAL_TAIL_OVER x the typical p99 of this tick (the
+ * lower median of the backends' p99s, 3 or more). The second bound is for
+ * services whose replicas' tails are long anyway: bad-replica's calm replicas
+ * have p99s 4-6x their medians, and with many requests a tick each would
+ * pass 4x the typical p50 every tick. In a tick without both typical values
+ * (a small pool sits on few backends, and a backend's histogram is read once
+ * 8 requests completed: urllib3's 8 connections on 3 replicas left every
+ * other tick with 2 p50s) the last ones, for XM_REBAL_KEPT_TICKS ticks.
  */
-static double typical_tail(const struct xm_rebal_svc *st, double base)
+static double tail_threshold(const struct xm_rebal_conf *c, struct xm_rebal_svc *st, double base,
+			     const double *p99, unsigned int n)
 {
-	if (base > 0)
-		return base;
-	return st->kept_ticks <= XM_REBAL_KEPT_TICKS ? st->kept : 0;
+	double typical_p99 = typical_p50(p99, n);
+
+	if (base > 0 && typical_p99 > 0) {
+		st->kept = base;
+		st->kept_p99 = typical_p99;
+		st->kept_ticks = 0;
+	} else {
+		if (st->kept_ticks <= XM_REBAL_KEPT_TICKS)
+			st->kept_ticks++;
+		if (st->kept_ticks > XM_REBAL_KEPT_TICKS || !(st->kept > 0))
+			return 0;
+		base = st->kept;
+		typical_p99 = st->kept_p99;
+	}
+	return fmax(c->tail_factor * base, XM_REBAL_TAIL_OVER * typical_p99);
 }
 
 /*
@@ -273,7 +284,7 @@ unsigned int xm_rebal_plan_now(const struct xm_rebal_conf *c, struct xm_rebal_sv
 	if (c->now_factor > 0)
 		now_far_at = c->now_factor * base;
 	if (c->tail_factor > 0 && p99)
-		tail_far_at = c->tail_factor * typical_tail(st, base);
+		tail_far_at = tail_threshold(c, st, base, p99, n);
 	if (!c->enabled || total < c->min_conns || !total) {
 		for (i = 0; i < n; i++)
 			tr[i] = (struct xm_rebal_track){ 0 };

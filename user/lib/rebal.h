@@ -18,10 +18,17 @@
 /* Ticks a slow-now mark (now_factor) outlives its evidence without a calm p50. */
 #define XM_REBAL_NOW_HOLD_TICKS 4
 /*
- * Ticks without a typical p50 of their own (fewer than 3 backends with one)
- * in which tail_factor compares with the last one (xm_rebal_svc.kept).
+ * Ticks without a typical p50 and p99 of their own (fewer than 3 backends
+ * with one) in which tail_factor compares with the last ones
+ * (xm_rebal_svc.kept).
  */
 #define XM_REBAL_KEPT_TICKS 4
+/*
+ * A backend slow now by its tail (tail_factor) has a p99 at least this
+ * times the typical p99 of the tick as well: where every replica's tail is
+ * long, none is singled out by it.
+ */
+#define XM_REBAL_TAIL_OVER 2
 /*
  * Backends with a latency estimate of their own (measured) it takes to have
  * a typical one that slow_factor and fast_factor compare against; fewer: no
@@ -84,9 +91,12 @@ struct xm_rebal_conf {
 	 * two ticks of the latency estimate: with urllib3's 8 kept
 	 * connections, most troubled requests went to replicas whose p99
 	 * alone spiked, seen 1-2 s into a 2 s spike (docs/benchmarks.md,
-	 * ninth and tenth sessions). In a tick with fewer than 3 p50s (a
-	 * small pool on few backends) it compares with the last typical
-	 * latency, for XM_REBAL_KEPT_TICKS ticks; now_factor does not.
+	 * ninth and tenth sessions). The p99 must also be at least
+	 * XM_REBAL_TAIL_OVER x the typical p99 of the tick (lower median), so
+	 * that replicas whose tails are long anyway are not all slow now. In
+	 * a tick with fewer than 3 p50s or p99s (a small pool on few
+	 * backends) it compares with the last typical values, for
+	 * XM_REBAL_KEPT_TICKS ticks; now_factor does not.
 	 */
 	double tail_factor;
 	/*
@@ -148,10 +158,11 @@ struct xm_rebal_svc {
 	 */
 	double typical_p50;
 	/*
-	 * The last typical latency now (with now_last_tick) and the ticks
-	 * since, for tail_factor in ticks without one (XM_REBAL_KEPT_TICKS).
+	 * The last typical latency now (with now_last_tick) and typical p99,
+	 * and the ticks since, for tail_factor in ticks without them
+	 * (XM_REBAL_KEPT_TICKS).
 	 */
-	double kept;
+	double kept, kept_p99;
 	unsigned int kept_ticks;
 };
 
