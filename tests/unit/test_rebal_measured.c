@@ -64,7 +64,7 @@ static void mplan_slow_weight(struct mplan *p, unsigned int slow)
 static unsigned int mtick(struct mplan *p, bool with_flags)
 {
 	return xm_rebal_plan_now(&p->c, &p->sv, 0.5, 0, p->held, p->w, p->l_est,
-				 with_flags ? p->measured : NULL, NULL, NULL, NULL, p->tr, p->q,
+				 with_flags ? p->measured : NULL, NULL, NULL, NULL, NULL, p->tr, p->q,
 				 p->n);
 }
 
@@ -231,7 +231,7 @@ static void stale_estimates_do_not_lift_typical(void **st)
 		c.typical_of_tick = !off;
 		memset(tr, 0, sizeof(tr));
 		for (int t = 0; t < XM_REBAL_FAR_TICKS; t++)
-			xm_rebal_plan_now(&c, &sv, 0.5, 0, held, w, l_est, NULL, p50, NULL, NULL, tr, q,
+			xm_rebal_plan_now(&c, &sv, 0.5, 0, held, w, l_est, NULL, p50, NULL, NULL, NULL, tr, q,
 					  9);
 		if (off) {
 			assert_false(tr[1].urgent);
@@ -257,7 +257,7 @@ static void now_rule_lower_median(void **st)
 	struct mplan p;
 
 	mplan_init(&p, 4);
-	xm_rebal_plan_now(&p.c, &p.sv, 0.5, 0, p.held, p.w, p.l_est, p.measured, p50, NULL, NULL,
+	xm_rebal_plan_now(&p.c, &p.sv, 0.5, 0, p.held, p.w, p.l_est, p.measured, p50, NULL, NULL, NULL,
 			  p.tr, p.q, 4);
 	assert_true(p.tr[3].now);
 	assert_true(p.tr[3].urgent);

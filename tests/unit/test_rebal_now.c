@@ -51,7 +51,7 @@ static void now_init(struct now_plan *p)
 static unsigned int now_tick(struct now_plan *p)
 {
 	return xm_rebal_plan_now(&p->c, &p->sv, 0.5, 0, p->held, p->w, p->l_est, NULL, p->p50,
-				 p->oldest, NULL, p->tr, p->q, N);
+				 p->oldest, NULL, NULL, p->tr, p->q, N);
 }
 
 /* Its requests of this tick took 5x the typical p50: urgent in this tick, half its pool. */

@@ -56,7 +56,7 @@ static void tail_init(struct tail_plan *p, unsigned int tail_slow)
 static unsigned int tick(struct tail_plan *p)
 {
 	return xm_rebal_plan_now(&p->c, &p->sv, 0.5, 0, p->held, p->w, p->l_est, NULL, p->p50, NULL,
-				 p->tail, p->tr, p->q, N);
+				 NULL, p->tail, p->tr, p->q, N);
 }
 
 static void tail_history_is_slow(void **st)
@@ -89,7 +89,7 @@ static void off_or_no_history_keeps_connections(void **st)
 	tail_init(&p, 1);
 	for (int t = 0; t < 4; t++)
 		assert_int_equal(xm_rebal_plan_now(&p.c, &p.sv, 0.5, 0, p.held, p.w, p.l_est, NULL,
-						   p.p50, NULL, NULL, p.tr, p.q, N),
+						   p.p50, NULL, NULL, NULL, p.tr, p.q, N),
 				 0);
 }
 

@@ -303,15 +303,30 @@ static int read_array(struct xm_weighting *w, int fd, __u32 n, size_t vsize, boo
 	return 0;
 }
 
+/* The quantiles of a tick's histogram delta (xm_wsample.p50, p99, p99_2nd). */
+static void quantiles_of(const __u16 *idx, const __u64 *dlt, unsigned int n, double *p50,
+			 double *p99, double *p99_2nd)
+{
+	__u64 total = 0;
+
+	*p50 = xm_lb_hist_quantile_sparse(idx, dlt, n, 0.5) / 1e9;
+	*p99 = xm_lb_hist_quantile_sparse(idx, dlt, n, 0.99) / 1e9;
+	for (unsigned int k = 0; k < n; k++)
+		total += dlt[k];
+	/* One slow request is not a slow tail (rebal.h tail_factor). */
+	*p99_2nd = total < 2 ? -1 : xm_lb_hist_quantile_sparse(idx, dlt, n,
+							       xm_rebal_tail_q(total)) / 1e9;
+}
+
 /*
- * p50 and p99 (seconds) of the requests that completed since the previous
+ * p50, p99 and p99_2nd (seconds) of the requests that completed since the previous
  * histogram read of backend id (expect of them by the probe counters); -1
  * when none. Keeps the cumulative histogram as a sparse baseline (bucket, low
  * 32 bits of the count: deltas are taken modulo 2^32) and works on its
  * non-empty buckets only.
  */
 static int hist_delta_quantiles(struct xm_weighting *w, __u32 id, const struct xm_lb_hist *cur,
-				__u64 expect, double *p50, double *p99)
+				__u64 expect, double *p50, double *p99, double *p99_2nd)
 {
 	struct bstate *b = &w->bs[id];
 	struct xm_lb_hist snap;
@@ -321,13 +336,12 @@ static int hist_delta_quantiles(struct xm_weighting *w, __u32 id, const struct x
 	__u64 total;
 	unsigned int n = 0, k;
 
-	*p50 = *p99 = -1;
+	*p50 = *p99 = *p99_2nd = -1;
 	/* Most reads: the counts rose in the baseline's buckets only (no scan of all 528). */
 	if (b->have_hist && b->known_reads < XM_W_HIST_SCAN_EVERY - 1 &&
 	    xm_lb_hist_delta_known(b->hidx, b->hcnt, b->hn, cur->bucket, expect, dlt)) {
 		b->known_reads++;
-		*p50 = xm_lb_hist_quantile_sparse(b->hidx, dlt, b->hn, 0.5) / 1e9;
-		*p99 = xm_lb_hist_quantile_sparse(b->hidx, dlt, b->hn, 0.99) / 1e9;
+		quantiles_of(b->hidx, dlt, b->hn, p50, p99, p99_2nd);
 		return 0;
 	}
 	/*
@@ -374,8 +388,7 @@ static int hist_delta_quantiles(struct xm_weighting *w, __u32 id, const struct x
 	}
 	if (!total)
 		return 0;
-	*p50 = xm_lb_hist_quantile_sparse(nidx, dlt, n, 0.5) / 1e9;
-	*p99 = xm_lb_hist_quantile_sparse(nidx, dlt, n, 0.99) / 1e9;
+	quantiles_of(nidx, dlt, n, p50, p99, p99_2nd);
 	return 0;
 }
 
@@ -525,7 +538,7 @@ static void rebalance_service(struct xm_weighting *w, struct wsvc *s, double dt,
 	unsigned int n = s->ws.n, spent = 0;
 	__u32 held[n ? n : 1], quota[n ? n : 1];
 	double target[n ? n : 1], l_est[n ? n : 1], p50[n ? n : 1], oldest[n ? n : 1];
-	double tail[n ? n : 1];
+	double tail[n ? n : 1], p99[n ? n : 1];
 	bool measured[n ? n : 1], rows_quiet = true;
 	__u32 rflags;
 
@@ -546,6 +559,7 @@ static void rebalance_service(struct xm_weighting *w, struct wsvc *s, double dt,
 		measured[i] = s->ws.b[i].measured;
 		p50[i] = x[i].p50;
 		oldest[i] = x[i].oldest;
+		p99[i] = x[i].p99_2nd;
 		spent += c.spent;
 		/* A row that says "nothing held, nothing retired" and still would: not touched. */
 		if (!w->rstate || (s->rows_quiet && rflags == s->rows_flags && !c.held && !c.idle &&
@@ -556,7 +570,7 @@ static void rebalance_service(struct xm_weighting *w, struct wsvc *s, double dt,
 	s->rows_quiet = rows_quiet;
 	s->rows_flags = rflags;
 	xm_rebal_plan_now(&s->rconf, &s->rplan, dt, spent, held, target, l_est, measured, p50,
-			  oldest, tail, s->rover, quota, n);
+			  oldest, p99, tail, s->rover, quota, n);
 	for (unsigned int i = 0; i < n; i++) {
 		const struct xm_rebal_tally c = xm_rebalance_tally(w->rebal, s->ids[i]);
 
@@ -805,7 +819,7 @@ static void weigh_service(struct xm_weighting *w, unsigned int vi, const __u32 *
 
 		memset(&x[i], 0, sizeof(x[i]));
 		x[i].alive = true;
-		x[i].p50 = x[i].p99 = -1;
+		x[i].p50 = x[i].p99 = x[i].p99_2nd = -1;
 		x[i].inflight = (double)xm_lb_in_flight(cur);
 		if (w->have_counts) {
 			const struct xm_rebal_tally c = xm_rebalance_tally(w->rebal, ids[i]);
@@ -842,7 +856,7 @@ static void weigh_service(struct xm_weighting *w, unsigned int vi, const __u32 *
 			}
 			w->hist_budget--;
 			hist_delta_quantiles(w, ids[i], &w->hist[ids[i]], b->pending, &x[i].p50,
-					     &x[i].p99);
+					     &x[i].p99, &x[i].p99_2nd);
 			b->pending = 0;
 			b->hist_ns = now;
 		}

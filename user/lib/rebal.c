@@ -21,6 +21,7 @@ void xm_rebal_conf_default(struct xm_rebal_conf *c)
 	c->slow_factor = 2;
 	c->fast_factor = 2;
 	c->now_factor = 4;
+	c->tail_factor = 4;
 	c->typical_of_tick = 1;
 	c->now_last_tick = 1;
 	c->urgent_s = 0.01;
@@ -42,6 +43,7 @@ static const struct {
 	{ "slow_factor", 0, 1000, 1, offsetof(struct xm_rebal_conf, slow_factor), -1 },
 	{ "fast_factor", 0, 1000, 1, offsetof(struct xm_rebal_conf, fast_factor), -1 },
 	{ "now_factor", 0, 1000, 1, offsetof(struct xm_rebal_conf, now_factor), -1 },
+	{ "tail_factor", 0, 1000, 1, offsetof(struct xm_rebal_conf, tail_factor), -1 },
 	{ "typical_of_tick", 0, 1, 1, -1, offsetof(struct xm_rebal_conf, typical_of_tick) },
 	{ "tail_slow", 0, 1, 1, -1, offsetof(struct xm_rebal_conf, tail_slow) },
 	{ "now_last_tick", 0, 1, 1, -1, offsetof(struct xm_rebal_conf, now_last_tick) },
@@ -84,7 +86,7 @@ int xm_rebal_conf_parse(json_t *o, struct xm_rebal_conf *c, char *err, size_t er
 			snprintf(err, errlen,
 				 "rebalance.%s: unknown field (enabled, max_per_s, idle_ms, "
 				 "share_per_tick, margin, ticks, min_conns, slow_factor, fast_factor, "
-				 "now_factor, typical_of_tick, tail_slow, now_last_tick, urgent_ms, on_read, hold_on_read)", k);
+				 "now_factor, tail_factor, typical_of_tick, tail_slow, now_last_tick, urgent_ms, on_read, hold_on_read)", k);
 			return -EINVAL;
 		}
 		if (!json_is_number(v) || json_number_value(v) < fields[i].lo ||
@@ -126,7 +128,7 @@ static double typical_of(double *v, unsigned int m)
 
 /*
  * The typical latency now: the lower median of the p50s of this tick (0:
- * fewer than 3 backends completed a request with a quantile). Only a
+ * fewer than 3 backends completed a request with a quantile; of p99s too). Only a
  * backend with requests of this tick has one, so the ones without samples
  * are left out here as in the plan's typical estimate.
  */
@@ -144,24 +146,56 @@ static double typical_p50(const double *p50, unsigned int n)
 }
 
 /*
- * now_factor x the typical latency now, or x the last tick's if that was
- * higher (0: off, or no typical p50 in this tick). When all backends were
- * slow together until a moment inside this tick, each one's p50 of the tick
- * mixes slow and fast requests in its own proportion: one that happened to
- * complete more slow ones looked 4x "slower" than a typical p50 already
- * fast, though it was as slow as all of them (test_lb_rebalance.sh's
- * shared slow start). A backend slow on its own is above the last tick's
- * typical p50 as well.
+ * The typical latency now that now_factor and tail_factor multiply: the
+ * typical p50 of this tick, or of the last tick if that was higher (0: no
+ * typical p50 in this tick). When all backends were slow together until a
+ * moment inside this tick, each one's p50 of the tick mixes slow and fast
+ * requests in its own proportion: one that happened to complete more slow
+ * ones looked 4x "slower" than a typical p50 already fast, though it was as
+ * slow as all of them (test_lb_rebalance.sh's shared slow start). A backend
+ * slow on its own is above the last tick's typical p50 as well.
  */
-static double now_threshold(const struct xm_rebal_conf *c, struct xm_rebal_svc *st,
-			    const double *p50, unsigned int n)
+static double typical_now(const struct xm_rebal_conf *c, struct xm_rebal_svc *st,
+			  const double *p50, unsigned int n)
 {
 	double typical = typical_p50(p50, n), last = st->typical_p50;
 
 	st->typical_p50 = typical;
-	if (!(c->now_factor > 0) || !(typical > 0))
+	if (!(typical > 0))
 		return 0;
-	return c->now_factor * (c->now_last_tick ? fmax(typical, last) : typical);
+	return c->now_last_tick ? fmax(typical, last) : typical;
+}
+
+/*
+ * The p99 (of two requests: xm_rebal_tail_q) at or above which a backend is
+ * slow now by its tail (0: none): tail_factor x the typical latency now
+ * (base), and at least XM_REBAL_TAIL_OVER x the typical p99 of this tick (the
+ * lower median of the backends' p99s, 3 or more). The second bound is for
+ * services whose replicas' tails are long anyway: bad-replica's calm replicas
+ * have p99s 4-6x their medians, and with many requests a tick each would
+ * pass 4x the typical p50 every tick. In a tick without both typical values
+ * (a small pool sits on few backends, and a backend's histogram is read once
+ * 8 requests completed: urllib3's 8 connections on 3 replicas left every
+ * other tick with 2 p50s) the last ones, for XM_REBAL_KEPT_TICKS ticks.
+ */
+static double tail_threshold(const struct xm_rebal_conf *c, struct xm_rebal_svc *st, double base,
+			     const double *p99, unsigned int n)
+{
+	double typical_p99 = typical_p50(p99, n);
+
+	if (base > 0 && typical_p99 > 0) {
+		st->kept = base;
+		st->kept_p99 = typical_p99;
+		st->kept_ticks = 0;
+	} else {
+		if (st->kept_ticks <= XM_REBAL_KEPT_TICKS)
+			st->kept_ticks++;
+		if (st->kept_ticks > XM_REBAL_KEPT_TICKS || !(st->kept > 0))
+			return 0;
+		base = st->kept;
+		typical_p99 = st->kept_p99;
+	}
+	return fmax(c->tail_factor * base, XM_REBAL_TAIL_OVER * typical_p99);
 }
 
 /*
@@ -206,23 +240,33 @@ double xm_rebal_table_share(const struct xm_rebal_track *tr, double place, doubl
 	return tr->now ? fmin(place, floor_share) : place;
 }
 
+double xm_rebal_tail_q(uint64_t requests)
+{
+	double q;
+
+	if (requests < 2)
+		return -1;
+	q = (requests - 1.5) / requests; /* ceil(q x requests) = requests - 1 */
+	return q < 0.99 ? q : 0.99;
+}
+
 unsigned int xm_rebal_plan(const struct xm_rebal_conf *c, struct xm_rebal_svc *st, double dt,
 			   unsigned int retired, const uint32_t *held, const double *weight,
 			   const double *l_est, struct xm_rebal_track *tr, uint32_t *quota,
 			   unsigned int n)
 {
-	return xm_rebal_plan_now(c, st, dt, retired, held, weight, l_est, NULL, NULL, NULL, NULL, tr,
-				 quota, n);
+	return xm_rebal_plan_now(c, st, dt, retired, held, weight, l_est, NULL, NULL, NULL, NULL,
+				 NULL, tr, quota, n);
 }
 
 unsigned int xm_rebal_plan_now(const struct xm_rebal_conf *c, struct xm_rebal_svc *st, double dt,
 			       unsigned int retired, const uint32_t *held, const double *weight,
 			       const double *l_est, const bool *measured, const double *p50,
-			       const double *oldest, const double *tail, struct xm_rebal_track *tr,
-			       uint32_t *quota, unsigned int n)
+			       const double *oldest, const double *p99, const double *tail,
+			       struct xm_rebal_track *tr, uint32_t *quota, unsigned int n)
 {
 	double burst = c->max_per_s > 1 ? c->max_per_s : 1, total = 0, slow = 0, fast = 0;
-	double now_far_at = 0, typical = 0;
+	double now_far_at = 0, tail_far_at = 0, typical = 0, base;
 	bool have_typical = false;
 	unsigned int i, sum = 0;
 
@@ -236,7 +280,11 @@ unsigned int xm_rebal_plan_now(const struct xm_rebal_conf *c, struct xm_rebal_sv
 		quota[i] = 0;
 		total += held[i];
 	}
-	now_far_at = now_threshold(c, st, p50, n);
+	base = typical_now(c, st, p50, n);
+	if (c->now_factor > 0)
+		now_far_at = c->now_factor * base;
+	if (c->tail_factor > 0 && p99)
+		tail_far_at = tail_threshold(c, st, base, p99, n);
 	if (!c->enabled || total < c->min_conns || !total) {
 		for (i = 0; i < n; i++)
 			tr[i] = (struct xm_rebal_track){ 0 };
@@ -249,7 +297,14 @@ unsigned int xm_rebal_plan_now(const struct xm_rebal_conf *c, struct xm_rebal_sv
 	}
 	for (i = 0; i < n; i++) {
 		double now = fmax(p50 ? p50[i] : 0, oldest ? oldest[i] : 0);
-		bool now_far = now_far_at > 0 && now >= now_far_at;
+		/*
+		 * Or its tail right now (tail_factor): a p99-only spike leaves
+		 * the p50 where it was, and p99 is a quantile of at least two
+		 * requests (xm_rebal_tail_q), so one slow request alone is not
+		 * a spike.
+		 */
+		bool now_far = (now_far_at > 0 && now >= now_far_at) ||
+			       (tail_far_at > 0 && p99[i] >= tail_far_at);
 		/*
 		 * The mark (its table share at the floor) stays until a tick
 		 * measures the backend calm (a p50 of its own under the
@@ -258,7 +313,7 @@ unsigned int xm_rebal_plan_now(const struct xm_rebal_conf *c, struct xm_rebal_sv
 		 * Released on the first tick without one, new-connection mode
 		 * sent a spiking replica back its old share on the next tick.
 		 */
-		bool calm = p50 && p50[i] > 0 && now_far_at > 0 && !now_far;
+		bool calm = p50 && p50[i] > 0 && (now_far_at > 0 || tail_far_at > 0) && !now_far;
 		unsigned int since = now_far ? 0 : tr[i].now_ticks + 1;
 		bool mark = now_far || (tr[i].now && !calm && since <= XM_REBAL_NOW_HOLD_TICKS);
 		struct xm_rebal_track marked = { .now = mark, .now_ticks = mark ? since : 0 };

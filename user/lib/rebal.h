@@ -18,6 +18,18 @@
 /* Ticks a slow-now mark (now_factor) outlives its evidence without a calm p50. */
 #define XM_REBAL_NOW_HOLD_TICKS 4
 /*
+ * Ticks without a typical p50 and p99 of their own (fewer than 3 backends
+ * with one) in which tail_factor compares with the last ones
+ * (xm_rebal_svc.kept).
+ */
+#define XM_REBAL_KEPT_TICKS 4
+/*
+ * A backend slow now by its tail (tail_factor) has a p99 at least this
+ * times the typical p99 of the tick as well: where every replica's tail is
+ * long, none is singled out by it.
+ */
+#define XM_REBAL_TAIL_OVER 2
+/*
  * Backends with a latency estimate of their own (measured) it takes to have
  * a typical one that slow_factor and fast_factor compare against; fewer: no
  * backend is slow or far by its estimate (the now_factor rule still works).
@@ -69,6 +81,24 @@ struct xm_rebal_conf {
 	 * its table share is cut to the floor while it lasts (tr.now).
 	 */
 	double now_factor;
+	/*
+	 * "tail_factor": a backend whose p99 of this tick (of two requests at
+	 * least: xm_rebal_tail_q) is at least this times the same typical
+	 * latency now is slow right now as well, urgent in this very tick (4;
+	 * 0 = off, the ninth session's rule). A spike of the tail alone
+	 * leaves the p50 where it was, so now_factor missed it unless a
+	 * request was in flight that long at the tick, and fast_factor needs
+	 * two ticks of the latency estimate: with urllib3's 8 kept
+	 * connections, most troubled requests went to replicas whose p99
+	 * alone spiked, seen 1-2 s into a 2 s spike (docs/benchmarks.md,
+	 * ninth and tenth sessions). The p99 must also be at least
+	 * XM_REBAL_TAIL_OVER x the typical p99 of the tick (lower median), so
+	 * that replicas whose tails are long anyway are not all slow now. In
+	 * a tick with fewer than 3 p50s or p99s (a small pool on few
+	 * backends) it compares with the last typical values, for
+	 * XM_REBAL_KEPT_TICKS ticks; now_factor does not.
+	 */
+	double tail_factor;
 	/*
 	 * "typical_of_tick": 1: the typical estimate that slow_factor and
 	 * fast_factor compare against is that of the backends that answered
@@ -127,6 +157,13 @@ struct xm_rebal_svc {
 	 * different proportions per backend).
 	 */
 	double typical_p50;
+	/*
+	 * The last typical latency now (with now_last_tick) and typical p99,
+	 * and the ticks since, for tail_factor in ticks without them
+	 * (XM_REBAL_KEPT_TICKS).
+	 */
+	double kept, kept_p99;
+	unsigned int kept_ticks;
 };
 
 /* Per backend state of the plan, kept by the caller, zeroed to start. */
@@ -172,6 +209,15 @@ unsigned int xm_rebal_plan(const struct xm_rebal_conf *c, struct xm_rebal_svc *s
 			   unsigned int n);
 
 /*
+ * The quantile of a backend's latency histogram of one tick (requests
+ * completed in it) that the plan's p99 is (tail_factor): 0.99, but at most
+ * the rank of the second slowest request, so that below 100 requests, where
+ * the p99 is the slowest one, a single outlier does not make a backend slow
+ * now. < 0: fewer than 2 requests, no such quantile.
+ */
+double xm_rebal_tail_q(uint64_t requests);
+
+/*
  * The share of new connections (the table) for a backend the plan left in
  * tr with weight share `place`: at most floor_share while it is slow right
  * now (tr->now), so that the connections it gives up do not come back to it
@@ -188,12 +234,14 @@ double xm_rebal_table_share(const struct xm_rebal_track *tr, double place, doubl
  * measured backends (at least XM_REBAL_MIN_MEASURED; of those with a p50 of
  * this tick when enough have one and typical_of_tick), and a backend without
  * one is neither slow nor far by its estimate (it is default_latency).
+ * p99[i] = backend i's p99 of this tick in s, at the quantile
+ * xm_rebal_tail_q() of its requests (< 0: none; NULL: tail_factor is off).
  * tail[i] = backend i's tail memory in s (NULL: none; tail_slow).
  */
 unsigned int xm_rebal_plan_now(const struct xm_rebal_conf *c, struct xm_rebal_svc *st, double dt,
 			       unsigned int retired, const uint32_t *held, const double *weight,
 			       const double *l_est, const bool *measured, const double *p50,
-			       const double *oldest, const double *tail, struct xm_rebal_track *tr,
-			       uint32_t *quota, unsigned int n);
+			       const double *oldest, const double *p99, const double *tail,
+			       struct xm_rebal_track *tr, uint32_t *quota, unsigned int n);
 
 #endif

@@ -127,6 +127,13 @@ struct xm_wsample {
 	uint64_t started;  /* requests started in the tick (0 if unknown) */
 	double p99;        /* s, of successful requests completed in the tick; < 0: none */
 	double p50;        /* s, same; < 0: none */
+	/*
+	 * s, same, at the quantile rebal.h xm_rebal_tail_q(): the p99, but at
+	 * most the second slowest request (below 100 a tick the p99 is the
+	 * slowest, which one outlier sets); < 0: fewer than 2. For the
+	 * rebalancing plan's tail_factor, not the weights.
+	 */
+	double p99_2nd;
 	double inflight;   /* requests in flight at the end of the tick */
 	double conns;      /* client connections held to it at the tick (0 if unknown) */
 	double oldest;     /* s, age of its oldest request in flight at the tick (0 if unknown) */

@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Per-run figures of a `make bench-l3` result directory (the summary gives medians).
+
+usage: l3_runs.py DIR
+
+One line per (scenario, mode, algorithm, run): p99, the troubled share, both
+against round-robin's of the same run number (runs are interleaved, so run k of
+each algorithm shared its minutes of the machine), connections retired (the
+agent's debug lines), connections opened (new_conn in the client's CSV) and
+requests retried. Issue 13 asks for no bad run, not only good medians.
+"""
+import collections
+import glob
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import l3_report  # noqa: E402
+
+
+def opened(path):
+    n = 0
+    with open(path) as f:
+        head = f.readline().rstrip("\n").split(",")
+        col = head.index("new_conn") if "new_conn" in head else -1
+        tcol = head.index("t")
+        for line in f:
+            v = line.rstrip("\n").split(",")
+            if col >= 0 and float(v[tcol]) >= 0 and v[col] == "1":
+                n += 1
+    return n
+
+
+def retired(log):
+    try:
+        with open(log) as f:
+            return sum(1 for line in f if l3_report.RETIRED_RE.search(line))
+    except OSError:
+        return float("nan")
+
+
+def main():
+    d = sys.argv[1]
+    cells = collections.OrderedDict()
+    windows = {}
+    for path in sorted(glob.glob(os.path.join(d, "*.csv"))):
+        base = os.path.basename(path)[:-4]
+        parts = base.split(".", 2)
+        if base == "summary" or len(parts) != 3 or "." not in parts[2]:
+            continue
+        scen, mode = parts[0], parts[1]
+        algo, _, run = parts[2].rpartition(".")
+        if scen not in windows:
+            windows[scen] = l3_report.trouble_windows(scen)
+        rows = l3_report.load(path)
+        m = l3_report.metrics(rows)
+        m["trouble"] = l3_report.trouble_share(rows, windows[scen])
+        m["retired"] = retired(path[:-4] + ".agent.log")
+        m["opened"] = opened(path)
+        cells[(scen, mode, algo, run)] = m
+    print("scenario mode algorithm run: p99_ms p99/rr trouble trouble/rr retired opened retried")
+    for (scen, mode, algo, run), m in cells.items():
+        rr = cells.get((scen, mode, "round-robin", run))
+        p99r = m["p99"] / rr["p99"] if rr and rr["p99"] > 0 else float("nan")
+        tr = m["trouble"] / rr["trouble"] if rr and rr["trouble"] > 0 else float("nan")
+        print(f"{scen} {mode} {algo} {run}: {m['p99']:.1f} {p99r:.2f} {m['trouble']:.3f} "
+              f"{tr:.2f} {m['retired']} {m['opened']} {m['retried']}")
+
+
+if __name__ == "__main__":
+    main()
