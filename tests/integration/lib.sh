@@ -171,6 +171,21 @@ xm_rebal_config() {
 EOF2
 }
 
+# xm_l3x_services NSVC NBE: an agent config (stdout) of NSVC l3x services of NBE
+# backends each, VIPs 10.96.x.y:80, backends 10.78.x.y:80 (no pods: the
+# weighting tests feed the probes with fake_probes), ticks of 500 ms
+xm_l3x_services() {
+	python3 - "$1" "$2" <<'PY'
+import json, sys
+nsvc, nbe = int(sys.argv[1]), int(sys.argv[2])
+svcs = [{"name": f"s{s}", "vip": f"10.96.{s // 250}.{s % 250 + 1}", "port": 80,
+         "algorithm": "l3x",
+         "backends": [{"address": f"10.78.{(s * nbe + b) // 250}.{(s * nbe + b) % 250 + 1}",
+                       "port": 80} for b in range(nbe)]} for s in range(nsvc)]
+print(json.dumps({"weighting": {"tick_ms": 500}, "services": svcs}))
+PY
+}
+
 # xm_backend_field FILE BACKEND KEY: KEY of BACKEND (ADDR:PORT) in a saved
 # `xmeshctl -j backend list`: retired, held and idle from its rebalance object, else the row's
 xm_backend_field() {

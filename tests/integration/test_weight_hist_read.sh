@@ -21,17 +21,7 @@ xm_setup
 
 NBE=10
 cfg=$XM_RUN_DIR/agent.json
-config() { # NSVC: $cfg with NSVC l3x services of NBE backends
-	python3 - "$1" "$NBE" >"$cfg" <<'PY'
-import json, sys
-nsvc, nbe = int(sys.argv[1]), int(sys.argv[2])
-svcs = [{"name": f"s{s}", "vip": f"10.96.{s // 250}.{s % 250 + 1}", "port": 80,
-         "algorithm": "l3x",
-         "backends": [{"address": f"10.78.{(s * nbe + b) // 250}.{(s * nbe + b) % 250 + 1}",
-                       "port": 80} for b in range(nbe)]} for s in range(nsvc)]
-print(json.dumps({"weighting": {"tick_ms": 500}, "services": svcs}))
-PY
-}
+config() { xm_l3x_services "$1" "$NBE" >"$cfg"; } # NSVC: $cfg with NSVC l3x services
 loop_ticks() {
 	xm_ctl -j top count 1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["loop"]["ticks"])'
 }

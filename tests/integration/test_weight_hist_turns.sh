@@ -15,15 +15,7 @@ xm_setup
 NSVC=150
 NBE=10
 cfg=$XM_RUN_DIR/agent.json
-python3 - "$NSVC" "$NBE" >"$cfg" <<'PY'
-import json, sys
-nsvc, nbe = int(sys.argv[1]), int(sys.argv[2])
-svcs = [{"name": f"s{s}", "vip": f"10.96.{s // 250}.{s % 250 + 1}", "port": 80,
-         "algorithm": "l3x",
-         "backends": [{"address": f"10.78.{(s * nbe + b) // 250}.{(s * nbe + b) % 250 + 1}",
-                       "port": 80} for b in range(nbe)]} for s in range(nsvc)]
-print(json.dumps({"weighting": {"tick_ms": 500}, "services": svcs}))
-PY
+xm_l3x_services "$NSVC" "$NBE" >"$cfg"
 xm_agent_start --config "$cfg"
 loop_ticks() {
 	xm_ctl -j top count 1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["loop"]["ticks"])'
