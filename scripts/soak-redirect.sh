@@ -59,7 +59,7 @@ soak_teardown() {
 trap soak_teardown EXIT
 xm_two_pods
 out=$SOAK_DIR/soak.out
-xm_bg xm_pod_exec b "$XM_TOOLS/xm-sockapi" echo-server 10.77.0.3 7900
+xm_pod_bg b "$XM_TOOLS/xm-sockapi" echo-server 10.77.0.3 7900
 sleep 0.3
 xm_log "soak: $THREADS threads for $DURATION s, agent restarted every $RESTART s," \
 	"uninstall at $UNINSTALL_AT s, output in $SOAK_DIR"

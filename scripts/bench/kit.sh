@@ -42,12 +42,12 @@ xm_node n1
 xm_pod n1 a 10.77.0.2/24
 xm_pod n1 b 10.77.0.3/24
 # client and server of the rr runs share CPU 0 (as in bench-lb)
-xm_bg xm_pod_exec b taskset -c 0 "$OLD/xm-rr" server tcp 10.77.0.3 7600
-xm_bg xm_pod_exec b taskset -c 0 "$XM_TOOLS/xm-serve" rr -l 10.77.0.3:7601
-xm_bg xm_pod_exec b "$OLD/rrgen" server -l 10.77.0.3:7602
-xm_bg xm_pod_exec b "$XM_TOOLS/xm-serve" rr -l 10.77.0.3:7603
-xm_bg xm_pod_exec b "$OLD/xm-lbtool" server 10.77.0.3 8080 -l b
-xm_bg xm_pod_exec b "$XM_TOOLS/xm-serve" label --listen 10.77.0.3:8081 --label b
+xm_pod_bg b taskset -c 0 "$OLD/xm-rr" server tcp 10.77.0.3 7600
+xm_pod_bg b taskset -c 0 "$XM_TOOLS/xm-serve" rr -l 10.77.0.3:7601
+xm_pod_bg b "$OLD/rrgen" server -l 10.77.0.3:7602
+xm_pod_bg b "$XM_TOOLS/xm-serve" rr -l 10.77.0.3:7603
+xm_pod_bg b "$OLD/xm-lbtool" server 10.77.0.3 8080 -l b
+xm_pod_bg b "$XM_TOOLS/xm-serve" label --listen 10.77.0.3:8081 --label b
 for p in 7600 7601 7602 7603 8080 8081; do xm_wait_listen b "$p"; done
 
 json() { python3 -c "import json,sys; print(json.loads(sys.argv[1])['$1'])" "$2"; }

@@ -25,10 +25,10 @@ out=$XM_RUN_DIR/samples.txt
 : >"$out"
 
 # One server per CPU it is pinned to: core 0 (one-core runs), core 1 (two-core runs).
-xm_bg xm_pod_exec b taskset -c 0 "$SERVE" rr -l 10.77.0.3:7600
-xm_bg xm_pod_exec b taskset -c 1 "$SERVE" rr -l 10.77.0.3:7601
-xm_bg xm_pod_exec b taskset -c 0 "$SERVE" rr -l "unix:$SOCK.0"
-xm_bg xm_pod_exec b taskset -c 1 "$SERVE" rr -l "unix:$SOCK.1"
+xm_pod_bg b taskset -c 0 "$SERVE" rr -l 10.77.0.3:7600
+xm_pod_bg b taskset -c 1 "$SERVE" rr -l 10.77.0.3:7601
+xm_pod_bg b taskset -c 0 "$SERVE" rr -l "unix:$SOCK.0"
+xm_pod_bg b taskset -c 1 "$SERVE" rr -l "unix:$SOCK.1"
 sleep 0.5
 
 set_mode() {

@@ -49,7 +49,10 @@ xm_setup() {
 	trap 'exit 130' INT TERM
 }
 
-# Start a command in the background and remember its pid for cleanup.
+# Start a command in the background and remember its pid for cleanup. The pid
+# is the command's only for a program: a shell function runs in a subshell of
+# its own, whose children outlive a kill of that pid (and keep their output
+# unflushed); a pod's program goes through xm_pod_bg.
 xm_bg() {
 	"$@" &
 	XM_PIDS+=($!)
@@ -131,9 +134,18 @@ xm_netns_path() { echo "/var/run/netns/$XM_PREFIX-$1"; }
 # Run a command inside pod POD's netns and inside the test cgroup, so that the
 # cgroup programs see its sockets. The cgroup is joined first: `ip netns exec`
 # mounts a fresh /sys, which hides the cgroup2 mount.
+XM_POD_EXEC='echo $$ > "$0/cgroup.procs" && exec ip netns exec "$@"'
 xm_pod_exec() {
 	local ns=$XM_PREFIX-$1; shift
-	sh -c 'echo $$ > "$0/cgroup.procs" && exec ip netns exec "$@"' "$XM_CGROUP" "$ns" "$@"
+	sh -c "$XM_POD_EXEC" "$XM_CGROUP" "$ns" "$@"
+}
+
+# xm_pod_bg POD CMD...: xm_pod_exec in the background (xm_bg), execs all the
+# way down, so that XM_LAST_PID is the command's own pid: `kill` stops it and
+# `wait` returns when it has exited (a --csv written, its sockets closed).
+xm_pod_bg() {
+	local ns=$XM_PREFIX-$1; shift
+	xm_bg sh -c "$XM_POD_EXEC" "$XM_CGROUP" "$ns" "$@"
 }
 
 # XM_AGENT_WRAP: a command prefix the agent runs under (e.g. nsenter into a node).

@@ -13,7 +13,7 @@ xm_pod n1 b 10.77.0.3/24
 xm_agent_start
 xm_ctl endpoint add 10.77.0.2 netns "$(xm_netns_path a)"
 xm_ctl endpoint add 10.77.0.3 netns "$(xm_netns_path b)"
-xm_bg xm_pod_exec b "$XM_TOOLS/xm-serve" traffic --listen 10.77.0.3:7500 --size 3M --answer 3M
+xm_pod_bg b "$XM_TOOLS/xm-serve" traffic --listen 10.77.0.3:7500 --size 3M --answer 3M
 sleep 0.2
 
 # 20 connections, 3 MiB each way, spread over 4 s (45 s with XM_SMALL: every step is slow there).
@@ -35,7 +35,7 @@ b2=$(xm_stat redirect_bytes)
 xm_assert "$b2" -gt "$b1" "bytes keep being redirected while no agent runs"
 xm_ctl status >/dev/null || xm_fail "status must report the datapath loaded without an agent"
 # A connection made while the agent is down is redirected as well.
-xm_bg xm_pod_exec b "$XM_TOOLS/xm-serve" traffic --listen 10.77.0.3:7501 --size 1M --answer 1M
+xm_pod_bg b "$XM_TOOLS/xm-serve" traffic --listen 10.77.0.3:7501 --size 1M --answer 1M
 sleep 0.2
 b3=$(xm_stat redirect_bytes)
 xm_pod_exec a "$XM_TOOLS/xm-load" traffic -t 10.77.0.3:7501 -s 1M --answer 1M >/dev/null ||

@@ -104,7 +104,7 @@ for i in $(seq 0 49); do
 	ips+=("$(ip -n "$XM_PREFIX-p$i" -4 -o addr show eth0 | awk '{print $4}' | cut -d/ -f1)")
 done
 for i in $(seq 0 49); do
-	xm_bg xm_pod_exec "p$i" "$XM_TOOLS/xm-serve" traffic --listen "${ips[$i]}:7300" >/dev/null
+	xm_pod_bg "p$i" "$XM_TOOLS/xm-serve" traffic --listen "${ips[$i]}:7300" >/dev/null
 done
 for i in $(seq 0 49); do # every server listening (a loaded machine starts them slowly)
 	for _ in $(seq 100); do

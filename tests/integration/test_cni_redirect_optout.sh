@@ -63,7 +63,7 @@ chain '{"xmesh.io/redirect-skip-ports": "7801, 9999"}' add ports >/dev/null || x
 chain '{"app": "web"}' add plain >/dev/null || xm_fail "ADD plain"
 for p in off ports plain; do
 	for port in 7801 7802; do
-		xm_bg xm_pod_exec "$p" "$XM_TOOLS/xm-sockapi" echo-server "$(pod_ip "$p")" "$port"
+		xm_pod_bg "$p" "$XM_TOOLS/xm-sockapi" echo-server "$(pod_ip "$p")" "$port"
 	done
 done
 for p in off ports plain; do xm_wait_listen "$p" 7801; xm_wait_listen "$p" 7802; done

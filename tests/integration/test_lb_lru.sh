@@ -45,7 +45,7 @@ xm_ctl endpoint add 10.77.0.3 netns "$(xm_netns_path b)"
 # its FIN ends the shared state. (A client that closed first can already be a
 # timewait socket when that FIN comes, which no program sees: its state is
 # left to the LRU.)
-xm_bg xm_pod_exec b python3 -c '
+xm_pod_bg b python3 -c '
 import os, socket, sys, time
 l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 l.bind(("10.77.0.3", 8080)); l.listen(512)
@@ -57,7 +57,7 @@ for a in held:
 time.sleep(600)
 ' "$XM_RUN_DIR/held"
 sleep 1
-xm_bg xm_pod_exec c python3 -c '
+xm_pod_bg c python3 -c '
 import socket, sys
 held = [socket.create_connection(("10.96.0.10", 80), timeout=5) for _ in range(150)]
 open(sys.argv[1] + ".up", "w").close()

@@ -112,7 +112,7 @@ xm_assert "$(echo "$kern" | xm_json 'int(abs(j[0]["success_rate"] - 0.95) <= 0.0
 # --- C: local backend through socket redirection (sk_msg) ---
 xm_ctl endpoint add 10.77.0.2 netns "$(xm_netns_path c)"
 xm_ctl endpoint add 10.77.0.7 netns "$(xm_netns_path l)"
-xm_bg xm_pod_exec l "$XM_TOOLS/xm-serve" http --listen 10.77.0.7:8080 --label l --delay 0.02
+xm_pod_bg l "$XM_TOOLS/xm-serve" http --listen 10.77.0.7:8080 --label l --delay 0.02
 for _ in $(seq 30); do ip netns exec "$XM_PREFIX-l" ss -ltn | grep -q 10.77.0.7:8080 && break; sleep 0.1; done
 rbefore=$(xm_stat redirect_msgs)
 # Redirected bytes carry no receive timestamp: the client's latency ends when

@@ -16,7 +16,7 @@ xm_setup
 xm_node n1
 xm_pod n1 c 10.77.0.2/24
 xm_pod n1 s 10.77.0.3/24
-xm_bg xm_pod_exec s "$XM_TOOLS/xm-serve" http --listen 10.77.0.3:8080 --label s
+xm_pod_bg s "$XM_TOOLS/xm-serve" http --listen 10.77.0.3:8080 --label s
 CFG=$XM_RUN_DIR/xm-config.json
 cat >"$CFG" <<EOC
 { "services": [

@@ -36,7 +36,7 @@ xm_lb_wait 10.96.0.10:80 1
 xm_lb_wait 10.96.0.11:80 1
 xm_ctl endpoint add 10.77.0.2 netns "$(xm_netns_path c)" >/dev/null
 xm_ctl endpoint add 10.77.0.4 netns "$(xm_netns_path l)" >/dev/null
-xm_bg xm_pod_exec l "$XM_TOOLS/xm-serve" http --listen 10.77.0.4:8080 --label l
+xm_pod_bg l "$XM_TOOLS/xm-serve" http --listen 10.77.0.4:8080 --label l
 for _ in $(seq 30); do ip netns exec "$XM_PREFIX-l" ss -ltn | grep -q 10.77.0.4:8080 && break; sleep 0.1; done
 
 links() { # how many of the two probe links are pinned (attached)

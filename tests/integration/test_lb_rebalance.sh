@@ -95,12 +95,12 @@ run() {
 		tail -n1 "$XM_RUN_DIR/$name.urllib3" >&2
 	else
 		# A pool that holds 24 idle connections, opened at t = 0.5 s (a third on each replica).
-		xm_bg xm_pod_exec cl sh -c 'sleep 1.5; exec /usr/bin/python3 "$0" "$1" 24 9' \
+		xm_pod_bg cl sh -c 'sleep 1.5; exec /usr/bin/python3 "$0" "$1" 24 9' \
 			"$XM_TOOLS_PY/idle_pool.py" "$VIP:$PORT" >"$XM_RUN_DIR/$name.idle" 2>&1
 		ipid=$XM_LAST_PID
 		if [ "$2" = true ]; then
 			# A real client library with its own pool, from t = 4 s (replica 2 slow) for 6 s.
-			xm_bg xm_pod_exec cl sh -c 'sleep 5; exec /usr/bin/python3 "$0" "$1" 6' \
+			xm_pod_bg cl sh -c 'sleep 5; exec /usr/bin/python3 "$0" "$1" 6' \
 				"$XM_TOOLS_PY/urllib3_pool.py" "http://$VIP:$PORT" \
 				>"$XM_RUN_DIR/$name.urllib3" 2>&1
 			upid=$XM_LAST_PID

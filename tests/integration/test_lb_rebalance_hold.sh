@@ -73,7 +73,7 @@ run() {
 	start=$(python3 -c 'import time; print(f"{time.time() + 1.0:.3f}")')
 	for i in 0 1 2; do
 		if [ "${REDIRECT:-0}" = 1 ]; then
-			xm_bg xm_pod_exec b$i "$XM_TOOLS/xm-serve" scenario --listen 10.79.1.$((10 + i)):$PORT \
+			xm_pod_bg b$i "$XM_TOOLS/xm-serve" scenario --listen 10.79.1.$((10 + i)):$PORT \
 				--replica $i --scenario "$SCN" --start "$start" --csv "$XM_RUN_DIR/$name.b$i.csv"
 		else
 			xm_bg ip netns exec "$XM_PREFIX-b$i" "$XM_TOOLS/xm-serve" scenario \

@@ -18,7 +18,7 @@ xm_ctl endpoint list | grep -q '^10.77.0.2 ' || xm_fail "IPv4-mapped endpoint no
 
 run() { # desc server-addr client-addr
 	local before after
-	xm_bg xm_pod_exec b "$XM_TOOLS/xm-serve" traffic --listen "[$2]:$4" --size 1M --answer 1M
+	xm_pod_bg b "$XM_TOOLS/xm-serve" traffic --listen "[$2]:$4" --size 1M --answer 1M
 	sleep 0.2
 	before=$(xm_stat redirect_bytes)
 	xm_pod_exec "$5" "$XM_TOOLS/xm-load" traffic -t "$(xm_hostport "$3" "$4")" -s 1M --answer 1M >/dev/null ||

@@ -22,8 +22,8 @@ print(len(l), len({s['scope'] for s in l if s['local']=='127.0.0.1'}))"; }
 
 # Same tuple 127.0.0.1:40000 -> 127.0.0.1:7200 in pods a and b, different payload seeds,
 # transfers spread over 2 s (10 s with XM_SMALL) so that both connections are open at once.
-xm_bg xm_pod_exec a "$XM_TOOLS/xm-serve" traffic --listen 127.0.0.1:7200 --size 2M --answer 2M --seed 11
-xm_bg xm_pod_exec b "$XM_TOOLS/xm-serve" traffic --listen 127.0.0.1:7200 --size 2M --answer 2M --seed 22
+xm_pod_bg a "$XM_TOOLS/xm-serve" traffic --listen 127.0.0.1:7200 --size 2M --answer 2M --seed 11
+xm_pod_bg b "$XM_TOOLS/xm-serve" traffic --listen 127.0.0.1:7200 --size 2M --answer 2M --seed 22
 sleep 0.3
 before=$(xm_stat redirect_bytes)
 xm_pod_exec a "$XM_TOOLS/xm-load" traffic -t 127.0.0.1:7200 -s 2M --answer 2M -S 11 -b 40000 -d "$(xm_size 2 10)" >"$XM_RUN_DIR/a.out" 2>&1 &
@@ -40,7 +40,7 @@ after=$(xm_stat redirect_bytes)
 xm_assert $((after - before)) -ge $((8 * 1024 * 1024)) "both same-tuple connections were redirected"
 
 # Foreign address: c (10.77.0.4, registered to b's netns) talks to b.
-xm_bg xm_pod_exec b "$XM_TOOLS/xm-serve" traffic --listen 10.77.0.3:7300 --size 100K --answer 100K
+xm_pod_bg b "$XM_TOOLS/xm-serve" traffic --listen 10.77.0.3:7300 --size 100K --answer 100K
 sleep 0.2
 before=$(xm_stat redirect_bytes)
 foreign_before=$(xm_stat sock_skipped_foreign)

@@ -18,15 +18,15 @@ done
 xm_assert "$(xm_ctl -j endpoint list | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" \
 	-eq 2 "two endpoints registered"
 
-xm_bg xm_pod_exec b "$XM_TOOLS/xm-serve" traffic --listen 10.77.0.3:7001 --size 0 --answer 0
-xm_bg xm_pod_exec b "$XM_TOOLS/xm-serve" traffic --listen 10.77.0.3:7002 --size 4M --answer 1
-xm_bg xm_pod_exec b "$XM_TOOLS/xm-serve" traffic --listen 10.77.0.3:7003 --size 100 --answer 300K
+xm_pod_bg b "$XM_TOOLS/xm-serve" traffic --listen 10.77.0.3:7001 --size 0 --answer 0
+xm_pod_bg b "$XM_TOOLS/xm-serve" traffic --listen 10.77.0.3:7002 --size 4M --answer 1
+xm_pod_bg b "$XM_TOOLS/xm-serve" traffic --listen 10.77.0.3:7003 --size 100 --answer 300K
 for port in 7001 7002 7003; do xm_wait_listen b "$port"; done
 
 before=$(xm_stat redirect_bytes)
 # sizes from 1 B to 4 MiB, each direction, each a fresh connection
 for size in 1 2 100 1448 4096 65535 65536 1000000 4M; do
-	xm_bg xm_pod_exec b "$XM_TOOLS/xm-serve" traffic --listen 10.77.0.3:7100 --size "$size" --answer "$size" --seed 7
+	xm_pod_bg b "$XM_TOOLS/xm-serve" traffic --listen 10.77.0.3:7100 --size "$size" --answer "$size" --seed 7
 	srv=$XM_LAST_PID
 	xm_wait_listen b 7100
 	xm_pod_exec a "$XM_TOOLS/xm-load" traffic -t 10.77.0.3:7100 -s "$size" --answer "$size" -S 7 >/dev/null ||

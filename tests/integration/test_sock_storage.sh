@@ -32,8 +32,8 @@ xm_lb_wait 10.96.0.31:80 1
 xm_ctl endpoint add 10.77.0.2 netns "$(xm_netns_path c)"
 xm_ctl endpoint add 10.77.0.3 netns "$(xm_netns_path l)"
 # the backends in the agent's cgroup: both ends of each connection redirected
-xm_bg xm_pod_exec l "$XM_TOOLS/xm-serve" label --listen 10.77.0.3:8080 --label l
-xm_bg xm_pod_exec l "$XM_TOOLS/xm-serve" http --listen 10.77.0.3:8081 --label l
+xm_pod_bg l "$XM_TOOLS/xm-serve" label --listen 10.77.0.3:8080 --label l
+xm_pod_bg l "$XM_TOOLS/xm-serve" http --listen 10.77.0.3:8081 --label l
 for port in 8080 8081; do
 	for _ in $(seq 30); do ip netns exec "$XM_PREFIX-l" ss -ltn | grep -q "10.77.0.3:$port" && break; sleep 0.1; done
 done

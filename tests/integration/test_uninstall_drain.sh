@@ -20,7 +20,7 @@ xm_pod_exec a "$XM_TOOLS/xm-sockapi" hold 127.0.0.1 7600 -s 300000 -w "$go" -t 2
 	>"$XM_RUN_DIR/hold.out" 2>&1 &
 hold=$!
 XM_PIDS+=($hold)
-xm_bg xm_pod_exec b "$XM_TOOLS/xm-serve" traffic --listen 10.77.0.3:7601 --size 2M --answer 2M
+xm_pod_bg b "$XM_TOOLS/xm-serve" traffic --listen 10.77.0.3:7601 --size 2M --answer 2M
 sleep 0.2
 xm_pod_exec a "$XM_TOOLS/xm-load" traffic -t 10.77.0.3:7601 -s 2M --answer 2M -c 4 -d 3 \
 	>"$XM_RUN_DIR/long.out" 2>&1 &
@@ -44,7 +44,7 @@ xm_assert "$(ls "$XM_PIN/links")" = "sk_msg" "only the sk_msg link is left while
 
 # A connection opened while draining is not redirected (sockops is gone) and works over TCP.
 socks=$(xm_ctl -j sock list | xm_json 'len(j)')
-xm_bg xm_pod_exec b "$XM_TOOLS/xm-serve" traffic --listen 10.77.0.3:7602 --size 100K --answer 100K
+xm_pod_bg b "$XM_TOOLS/xm-serve" traffic --listen 10.77.0.3:7602 --size 100K --answer 100K
 sleep 0.2
 xm_pod_exec a "$XM_TOOLS/xm-load" traffic -t 10.77.0.3:7602 -s 100K --answer 100K >/dev/null ||
 	xm_fail "a new connection during the drain failed"
