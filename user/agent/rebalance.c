@@ -58,6 +58,23 @@ static const long read_again_us[] = { 200, 800 };
  */
 #define XM_REBAL_DESTROY_DELAY_ENV "XMESH_TEST_DESTROY_DELAY_MS"
 #define XM_REBAL_DESTROY_DELAY_MAX_MS 1000
+/*
+ * The urgent_ms poll takes at most 1/XM_REBAL_POLL_SHARE_INV of the agent's
+ * time: after a pass it waits urgent_ms, or XM_REBAL_POLL_SHARE_INV - 1 times
+ * the pass's own duration when that is longer. A pass walks every pod's
+ * namespace; on a slow machine (a one-vCPU emulated 6.1 guest of the kernel
+ * matrix) it took longer than urgent_ms (10 ms), and the poll, run back to
+ * back for as long as a far slower backend kept quota, took the only CPU
+ * from the clients and servers it was there to help: test_lb_rebalance_sockdiag
+ * saw p50 go from 17 ms to 3.8 s and 683 requests time out.
+ */
+#define XM_REBAL_POLL_SHARE_INV 5
+/*
+ * Test only: XMESH_TEST_POLL_DELAY_MS=N (0..1000) makes each urgent_ms pass
+ * N ms longer (it stalls the agent's loop meanwhile), as on a slow machine:
+ * test_lb_rebalance.sh checks the poll's share of the time stays bounded.
+ */
+#define XM_REBAL_POLL_DELAY_ENV "XMESH_TEST_POLL_DELAY_MS"
 
 struct netns_ref {
 	dev_t dev;
@@ -94,6 +111,8 @@ struct xm_rebalancer {
 	unsigned int read_window_passes;
 	struct xm_rebal_retire_stats st;
 	long destroy_delay_ms;     /* XM_REBAL_DESTROY_DELAY_ENV (test only) */
+	long poll_delay_ms;        /* XM_REBAL_POLL_DELAY_ENV (test only) */
+	__u64 poll_last_ns;        /* how long the last urgent_ms pass took */
 	unsigned long long picks_stale; /* picks not closed: their mark was too old (lb.h) */
 	const char *walk_why;      /* what started the walk under way, for the log */
 	__u64 first_read_ns;       /* the oldest read event not yet answered by a pass */
@@ -192,9 +211,10 @@ static void reads_open(struct xm_rebalancer *r)
 	r->read_tried = true; /* never attach the hook */
 }
 
-int xm_rebalance_destroy_delay_env(long *ms)
+/* A test knob of N ms in 0..XM_REBAL_DESTROY_DELAY_MAX_MS: *ms, 0 when unset. */
+static int test_delay_env(const char *name, const char *what, long *ms)
 {
-	const char *env = getenv(XM_REBAL_DESTROY_DELAY_ENV);
+	const char *env = getenv(name);
 	char *end;
 
 	*ms = 0;
@@ -203,18 +223,23 @@ int xm_rebalance_destroy_delay_env(long *ms)
 	errno = 0;
 	*ms = strtol(env, &end, 10);
 	if (errno || *end || *ms < 0 || *ms > XM_REBAL_DESTROY_DELAY_MAX_MS) {
-		pr_err("%s=%s: not a whole number of milliseconds in 0..%d (a test knob: it delays "
-		       "each SOCK_DESTROY after its pick and each read event's pass; unset it "
-		       "outside tests)",
-		       XM_REBAL_DESTROY_DELAY_ENV, env, XM_REBAL_DESTROY_DELAY_MAX_MS);
+		pr_err("%s=%s: not a whole number of milliseconds in 0..%d (a test knob: %s; "
+		       "unset it outside tests)", name, env, XM_REBAL_DESTROY_DELAY_MAX_MS, what);
 		*ms = 0;
 		return -EINVAL;
 	}
 	if (*ms)
-		pr_warn("%s=%ld: each SOCK_DESTROY waits that long after its pick, each read "
-			"event's pass after the read (test only)",
-			XM_REBAL_DESTROY_DELAY_ENV, *ms);
+		pr_warn("%s=%ld: %s (test only)", name, *ms, what);
 	return 0;
+}
+
+int xm_rebalance_test_env(long *destroy_ms, long *poll_ms)
+{
+	return test_delay_env(XM_REBAL_DESTROY_DELAY_ENV,
+			      "each SOCK_DESTROY waits that long after its pick, each read event's "
+			      "pass after the read", destroy_ms) ?:
+	       test_delay_env(XM_REBAL_POLL_DELAY_ENV,
+			      "each urgent_ms pass takes that much longer", poll_ms);
 }
 
 struct xm_rebalancer *xm_rebalance_open(struct xm_agent *a)
@@ -235,7 +260,7 @@ struct xm_rebalancer *xm_rebalance_open(struct xm_agent *a)
 		goto fail;
 	}
 	r->how = choose_retire_with(a, u.release);
-	if (xm_rebalance_destroy_delay_env(&r->destroy_delay_ms))
+	if (xm_rebalance_test_env(&r->destroy_delay_ms, &r->poll_delay_ms))
 		goto fail;
 	/*
 	 * Read events only where the iterator destroys under the socket lock:
@@ -291,14 +316,21 @@ void xm_rebalance_close(struct xm_rebalancer *r)
 		pr_info("rebalance: %llu picked connections left open: the close came more than "
 			"%llu ms after the pick, when the hold may have ended (a request could be "
 			"on its way)", r->picks_stale, XM_LB_HOLD_CLOSE_NS / 1000000);
-	if (r->st.read_events || r->st.poll_retired)
+	if (r->st.read_events || r->st.poll_passes)
 		pr_info("rebalance: far slower backends: %llu connections retired on %llu read "
 			"events (%llu passes, %llu passes over the limit of %d/s; from a read to "
 			"its pass %.0f us on average, %.0f us at most), %llu by the urgent_ms poll "
-			"(%llu passes)", r->st.read_retired, r->st.read_events,
+			"(%llu passes, %.0f us each on average, %.0f us at most; passes in a row "
+			"took %.1f %% of their time, %llu waits made longer than urgent_ms to keep "
+			"that under 1/%d)", r->st.read_retired, r->st.read_events,
 			r->st.read_passes, r->st.read_limited, XM_REBAL_READ_PASSES_PER_S,
 			r->st.read_lag_n ? r->st.read_lag_ns / 1e3 / r->st.read_lag_n : 0,
-			r->st.read_lag_max_ns / 1e3, r->st.poll_retired, r->st.poll_passes);
+			r->st.read_lag_max_ns / 1e3, r->st.poll_retired, r->st.poll_passes,
+			r->st.poll_passes ? r->st.poll_ns / 1e3 / r->st.poll_passes : 0,
+			r->st.poll_max_ns / 1e3,
+			r->st.poll_paced_ns ? 100.0 * r->st.poll_paced_ns /
+						      (r->st.poll_paced_ns + r->st.poll_wait_ns) : 0,
+			r->st.poll_stretched, XM_REBAL_POLL_SHARE_INV);
 	if (r->reads)
 		xm_loop_del(r->a->loop, ring_buffer__epoll_fd(r->reads));
 	ring_buffer__free(r->reads);
@@ -646,10 +678,43 @@ static unsigned int retire_walk(struct xm_rebalancer *r, bool only_due, unsigned
 	return urgent;
 }
 
+static __u64 mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
+}
+
 unsigned int xm_rebalance_retire_now(struct xm_rebalancer *r)
 {
+	__u64 t0 = mono_ns();
+	unsigned int urgent;
+
+	if (r->poll_delay_ms)
+		usleep((useconds_t)r->poll_delay_ms * 1000);
+	urgent = retire_walk(r, false, &r->st.poll_retired);
+	r->poll_last_ns = mono_ns() - t0;
 	r->st.poll_passes++;
-	return retire_walk(r, false, &r->st.poll_retired);
+	r->st.poll_ns += r->poll_last_ns;
+	if (r->poll_last_ns > r->st.poll_max_ns)
+		r->st.poll_max_ns = r->poll_last_ns;
+	return urgent;
+}
+
+long xm_rebalance_poll_wait_ms(struct xm_rebalancer *r, long urgent_ms)
+{
+	/* rounded up: a wait in whole ms never shorter than the share allows */
+	long ms = (long)((r->poll_last_ns * (XM_REBAL_POLL_SHARE_INV - 1) + 999999) / 1000000);
+
+	if (ms > urgent_ms)
+		r->st.poll_stretched++;
+	else
+		ms = urgent_ms;
+	/* the share counts passes the poll goes on after (the last of a run waits for nothing) */
+	r->st.poll_paced_ns += r->poll_last_ns;
+	r->st.poll_wait_ns += (__u64)ms * 1000000;
+	return ms;
 }
 
 static void read_timer_arm(struct xm_rebalancer *r, long us)

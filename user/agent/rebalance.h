@@ -21,10 +21,11 @@ struct xm_rebalancer;
 struct xm_rebalancer *xm_rebalance_open(struct xm_agent *a);
 void xm_rebalance_close(struct xm_rebalancer *r);
 /*
- * The test knob XMESH_TEST_DESTROY_DELAY_MS (rebalance.c): *ms, 0 when unset;
- * -EINVAL with an error line when it is not 0..1000 (the agent refuses to start).
+ * The test knobs XMESH_TEST_DESTROY_DELAY_MS and XMESH_TEST_POLL_DELAY_MS
+ * (rebalance.c): their ms, 0 when unset; -EINVAL with an error line when one
+ * is not 0..1000 (the agent refuses to start).
  */
-int xm_rebalance_destroy_delay_env(long *ms);
+int xm_rebalance_test_env(long *destroy_ms, long *poll_ms);
 /* false: the kernel lacks bpf_sock_destroy (Linux < 6.5); connections are only counted. */
 bool xm_rebalance_can_retire(const struct xm_rebalancer *r);
 /*
@@ -42,6 +43,13 @@ int xm_rebalance_pass(struct xm_rebalancer *r);
  * the least silence it allows there).
  */
 unsigned int xm_rebalance_retire_now(struct xm_rebalancer *r);
+/*
+ * How long to wait before the next retire-now pass: urgent_ms, or longer
+ * when the last pass took more than a share of the time (rebalance.c,
+ * XM_REBAL_POLL_SHARE_INV), so that the poll never takes the CPU from the
+ * clients and servers on a slow or loaded machine.
+ */
+long xm_rebalance_poll_wait_ms(struct xm_rebalancer *r, long urgent_ms);
 /*
  * Backend id as the last full pass left it: the counts of that pass, and the
  * period it ended (struct xm_rebal_tally, include/xmesh/rebalance.h).
@@ -67,6 +75,10 @@ struct xm_rebal_retire_stats {
 	unsigned long long read_lag_ns, read_lag_max_ns, read_lag_n; /* read -> its first pass */
 	unsigned long long poll_passes;  /* urgent_ms passes (xm_rebalance_retire_now) */
 	unsigned long long poll_retired; /* connections they retired */
+	unsigned long long poll_ns, poll_max_ns; /* their duration: sum, longest */
+	unsigned long long poll_paced_ns; /* of the passes followed by another */
+	unsigned long long poll_wait_ns;  /* the waits armed between them */
+	unsigned long long poll_stretched; /* waits made longer than urgent_ms */
 };
 
 #endif

@@ -608,7 +608,8 @@ static void retire_urgent(struct xm_weighting *w)
 		return;
 	if (!xm_rebalance_retire_now(w->rebal))
 		w->urgent_ms = 0;
-	xm_loop_timer_arm(w->urgent_tfd, w->urgent_ms);
+	xm_loop_timer_arm(w->urgent_tfd, w->urgent_ms ?
+			  xm_rebalance_poll_wait_ms(w->rebal, w->urgent_ms) : 0);
 }
 
 static void on_urgent_timer(struct xm_loop *loop, int fd, uint32_t events, void *arg)
