@@ -16,10 +16,12 @@ xm_ctl endpoint add 10.77.0.3 netns "$(xm_netns_path b)"
 xm_pod_bg b "$XM_TOOLS/xm-serve" traffic --listen 10.77.0.3:7500 --size 3M --answer 3M
 sleep 0.2
 
-# 20 connections, 3 MiB each way, spread over 4 s (45 s with XM_SMALL: every step is slow there).
+# 20 connections, 3 MiB each way, each write spread over 8 s (45 s with XM_SMALL: every step
+# is slow there): the agent is killed while they write. (Over 4 s, once on a loaded machine,
+# all 20 had finished by the kill: no byte was left to redirect while no agent ran.)
 # Below the 4 MiB after which a one-way sender is demoted to TCP: these stay redirected.
 xm_pod_exec a "$XM_TOOLS/xm-load" traffic -t 10.77.0.3:7500 -s 3M --answer 3M -c 20 \
-	-d "$(xm_size 4 45)" >"$XM_RUN_DIR/long.out" 2>&1 &
+	-d "$(xm_size 8 45)" >"$XM_RUN_DIR/long.out" 2>&1 &
 long=$!
 for _ in $(seq 50); do # until all are connected (a loaded machine connects them slowly)
 	in_map=$(xm_ctl -j sock list | python3 -c "import json,sys; print(len(json.load(sys.stdin)))")
