@@ -126,10 +126,10 @@ int xm_dp_link_tc(struct xm_agent *a, const char *link_name, struct bpf_program 
 static int kfeatures_detect(struct xm_agent *a)
 {
 	int err = xm_kfeatures_probe(&a->kfeatures);
-	long destroy_ms, poll_ms;
+	long destroy_ms, walk_ms;
 
 	if (!err) /* a bad test knob: refuse to start */
-		err = xm_rebalance_test_env(&destroy_ms, &poll_ms);
+		err = xm_rebalance_test_env(&destroy_ms, &walk_ms);
 	if (err)
 		return err;
 	for (int f = 0; f < XM_KF_COUNT; f++)

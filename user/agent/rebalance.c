@@ -59,22 +59,26 @@ static const long read_again_us[] = { 200, 800 };
 #define XM_REBAL_DESTROY_DELAY_ENV "XMESH_TEST_DESTROY_DELAY_MS"
 #define XM_REBAL_DESTROY_DELAY_MAX_MS 1000
 /*
- * The urgent_ms poll takes at most 1/XM_REBAL_POLL_SHARE_INV of the agent's
- * time: after a pass it waits urgent_ms, or XM_REBAL_POLL_SHARE_INV - 1 times
- * the pass's own duration when that is longer. A pass walks every pod's
- * namespace; on a slow machine (a one-vCPU emulated 6.1 guest of the kernel
- * matrix) it took longer than urgent_ms (10 ms), and the poll, run back to
- * back for as long as a far slower backend kept quota, took the only CPU
- * from the clients and servers it was there to help: test_lb_rebalance_sockdiag
- * saw p50 go from 17 ms to 3.8 s and 683 requests time out.
+ * The walks (the tick's pass, the urgent_ms poll, read-event passes) take at
+ * most 1/XM_REBAL_WALK_SHARE_INV of the agent's time: after a walk that took
+ * t, none starts for (XM_REBAL_WALK_SHARE_INV - 1) x t; a tick's pass due in
+ * that time is skipped (the counts stay those of the last pass, no plan that
+ * tick), the poll waits, a read event is left to the poll. Each namespace's
+ * walk reads the whole TCP hash table the namespace uses (the host's, 262,144
+ * buckets here: 3-6 ms a walk), so a walk's cost grows with the namespaces
+ * and the table, not with the connections; on a one-vCPU emulated 6.1 guest a
+ * walk took 40-160 ms, the tick's pass and the poll took the CPU from the
+ * clients and servers they were there to help, and test_lb_rebalance_sockdiag's
+ * requests timed out (p50 17 ms -> 3.8 s, 683 timeouts; 282 failed).
  */
-#define XM_REBAL_POLL_SHARE_INV 5
+#define XM_REBAL_WALK_SHARE_INV 5
 /*
- * Test only: XMESH_TEST_POLL_DELAY_MS=N (0..1000) makes each urgent_ms pass
- * N ms longer (it stalls the agent's loop meanwhile), as on a slow machine:
- * test_lb_rebalance.sh checks the poll's share of the time stays bounded.
+ * Test only: XMESH_TEST_WALK_DELAY_MS=N (0..1000) makes each namespace's walk
+ * N ms longer (it stalls the agent's loop meanwhile), as a slow machine or a
+ * large hash table would: test_lb_rebalance.sh checks the walks' share stays
+ * bounded.
  */
-#define XM_REBAL_POLL_DELAY_ENV "XMESH_TEST_POLL_DELAY_MS"
+#define XM_REBAL_WALK_DELAY_ENV "XMESH_TEST_WALK_DELAY_MS"
 
 struct netns_ref {
 	dev_t dev;
@@ -111,8 +115,10 @@ struct xm_rebalancer {
 	unsigned int read_window_passes;
 	struct xm_rebal_retire_stats st;
 	long destroy_delay_ms;     /* XM_REBAL_DESTROY_DELAY_ENV (test only) */
-	long poll_delay_ms;        /* XM_REBAL_POLL_DELAY_ENV (test only) */
-	__u64 poll_last_ns;        /* how long the last urgent_ms pass took */
+	long walk_delay_ms;        /* XM_REBAL_WALK_DELAY_ENV (test only) */
+	__u64 walk_first_ns;       /* when the first walk started */
+	__u64 walk_free_ns;        /* no walk starts before (XM_REBAL_WALK_SHARE_INV) */
+	bool fresh;                /* the tick's pass ran this tick (not skipped) */
 	unsigned long long picks_stale; /* picks not closed: their mark was too old (lb.h) */
 	const char *walk_why;      /* what started the walk under way, for the log */
 	__u64 first_read_ns;       /* the oldest read event not yet answered by a pass */
@@ -233,13 +239,13 @@ static int test_delay_env(const char *name, const char *what, long *ms)
 	return 0;
 }
 
-int xm_rebalance_test_env(long *destroy_ms, long *poll_ms)
+int xm_rebalance_test_env(long *destroy_ms, long *walk_ms)
 {
 	return test_delay_env(XM_REBAL_DESTROY_DELAY_ENV,
 			      "each SOCK_DESTROY waits that long after its pick, each read event's "
 			      "pass after the read", destroy_ms) ?:
-	       test_delay_env(XM_REBAL_POLL_DELAY_ENV,
-			      "each urgent_ms pass takes that much longer", poll_ms);
+	       test_delay_env(XM_REBAL_WALK_DELAY_ENV,
+			      "each namespace's walk takes that much longer", walk_ms);
 }
 
 struct xm_rebalancer *xm_rebalance_open(struct xm_agent *a)
@@ -260,7 +266,7 @@ struct xm_rebalancer *xm_rebalance_open(struct xm_agent *a)
 		goto fail;
 	}
 	r->how = choose_retire_with(a, u.release);
-	if (xm_rebalance_test_env(&r->destroy_delay_ms, &r->poll_delay_ms))
+	if (xm_rebalance_test_env(&r->destroy_delay_ms, &r->walk_delay_ms))
 		goto fail;
 	/*
 	 * Read events only where the iterator destroys under the socket lock:
@@ -316,21 +322,24 @@ void xm_rebalance_close(struct xm_rebalancer *r)
 		pr_info("rebalance: %llu picked connections left open: the close came more than "
 			"%llu ms after the pick, when the hold may have ended (a request could be "
 			"on its way)", r->picks_stale, XM_LB_HOLD_CLOSE_NS / 1000000);
-	if (r->st.read_events || r->st.poll_passes)
+	if (r->st.tick_passes)
+		pr_info("rebalance: %llu ticks' passes, %.0f us each on average over %.1f network "
+			"namespaces (a namespace's walk reads the whole TCP hash table it uses), "
+			"%llu urgent_ms passes; these walks took %.1f %% of the time since the "
+			"first (at most 1/%d: %llu ticks' passes skipped, %llu poll waits made "
+			"longer than urgent_ms)", r->st.tick_passes,
+			r->st.tick_ns / 1e3 / r->st.tick_passes,
+			(double)r->st.tick_netns / r->st.tick_passes, r->st.poll_passes,
+			r->st.walk_span_ns ? 100.0 * r->st.walk_ns / r->st.walk_span_ns : 0,
+			XM_REBAL_WALK_SHARE_INV, r->st.tick_skipped, r->st.poll_stretched);
+	if (r->st.read_events || r->st.poll_retired)
 		pr_info("rebalance: far slower backends: %llu connections retired on %llu read "
 			"events (%llu passes, %llu passes over the limit of %d/s; from a read to "
 			"its pass %.0f us on average, %.0f us at most), %llu by the urgent_ms poll "
-			"(%llu passes, %.0f us each on average, %.0f us at most; passes in a row "
-			"took %.1f %% of their time, %llu waits made longer than urgent_ms to keep "
-			"that under 1/%d)", r->st.read_retired, r->st.read_events,
+			"(%llu passes)", r->st.read_retired, r->st.read_events,
 			r->st.read_passes, r->st.read_limited, XM_REBAL_READ_PASSES_PER_S,
 			r->st.read_lag_n ? r->st.read_lag_ns / 1e3 / r->st.read_lag_n : 0,
-			r->st.read_lag_max_ns / 1e3, r->st.poll_retired, r->st.poll_passes,
-			r->st.poll_passes ? r->st.poll_ns / 1e3 / r->st.poll_passes : 0,
-			r->st.poll_max_ns / 1e3,
-			r->st.poll_paced_ns ? 100.0 * r->st.poll_paced_ns /
-						      (r->st.poll_paced_ns + r->st.poll_wait_ns) : 0,
-			r->st.poll_stretched, XM_REBAL_POLL_SHARE_INV);
+			r->st.read_lag_max_ns / 1e3, r->st.poll_retired, r->st.poll_passes);
 	if (r->reads)
 		xm_loop_del(r->a->loop, ring_buffer__epoll_fd(r->reads));
 	ring_buffer__free(r->reads);
@@ -526,6 +535,8 @@ static int walk_netns(struct xm_rebalancer *r, int nsfd)
 	ssize_t n;
 	int ifd, nl_err = 0;
 
+	if (r->walk_delay_ms)
+		usleep((useconds_t)r->walk_delay_ms * 1000);
 	if (setns(nsfd, CLONE_NEWNET))
 		return -errno;
 	ifd = bpf_iter_create(bpf_link__fd(r->link));
@@ -615,12 +626,43 @@ static void period_end(struct xm_rebalancer *r, __u32 id)
 	r->given[id] = 0;
 }
 
+static __u64 mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
+}
+
+/* A walk (tick's pass or poll) from t0 to now: none starts again for a while. */
+static void walk_done(struct xm_rebalancer *r, __u64 t0)
+{
+	__u64 t1 = mono_ns();
+
+	if (!r->walk_first_ns)
+		r->walk_first_ns = t0;
+	r->walk_free_ns = t1 + (t1 - t0) * (XM_REBAL_WALK_SHARE_INV - 1);
+	r->st.walk_ns += t1 - t0;
+	r->st.walk_span_ns = r->walk_free_ns - r->walk_first_ns;
+}
+
+bool xm_rebalance_fresh(const struct xm_rebalancer *r)
+{
+	return r->fresh;
+}
+
 int xm_rebalance_pass(struct xm_rebalancer *r)
 {
 	struct xm_rebal_be *be = r->skel->bss->xm_rebal_be;
 	bool reads_wanted = r->skel->bss->xm_rebal_on_read_any;
 	int walked = 0;
+	__u64 t0 = mono_ns();
 
+	r->fresh = t0 >= r->walk_free_ns;
+	if (!r->fresh) {
+		r->st.tick_skipped++;
+		return -EAGAIN;
+	}
 	/*
 	 * The tick's period ends with this pass: no read marks from here on (a
 	 * hook past this check already takes its unit of the period's quota),
@@ -636,6 +678,10 @@ int xm_rebalance_pass(struct xm_rebalancer *r)
 	for (unsigned int i = 0; i < r->nns; i++)
 		if (!walk_netns(r, r->ns[i].fd))
 			walked++;
+	r->st.tick_passes++;
+	r->st.tick_ns += mono_ns() - t0;
+	r->st.tick_netns += (unsigned long long)walked;
+	walk_done(r, t0);
 	reads_unwatch_idle(r, reads_wanted);
 	for (__u32 id = 0; id < XM_LB_MAX_BACKENDS; id++) {
 		period_end(r, id);
@@ -659,10 +705,19 @@ static __u64 urgent_quiet_ns(const struct xm_rebalancer *r)
  * backends that still have quota at the first idle moment (idle_ns 0; over
  * sock_diag, the least silence it allows); *retired: connections it retired.
  */
+static unsigned int urgent_left(const struct xm_rebalancer *r)
+{
+	const struct xm_rebal_be *be = r->skel->bss->xm_rebal_be;
+	unsigned int urgent = 0;
+
+	for (__u32 id = 0; id < XM_LB_MAX_BACKENDS; id++)
+		urgent += be[id].quota && be[id].idle_ns <= urgent_quiet_ns(r);
+	return urgent;
+}
+
 static unsigned int retire_walk(struct xm_rebalancer *r, bool only_due, unsigned long long *retired)
 {
 	struct xm_rebal_be *be = r->skel->bss->xm_rebal_be, *last = r->last;
-	unsigned int urgent = 0;
 
 	r->walk_why = only_due ? "a read-event pass" : "an urgent_ms poll";
 	memcpy(last, be, sizeof(r->last));
@@ -673,17 +728,8 @@ static unsigned int retire_walk(struct xm_rebalancer *r, bool only_due, unsigned
 		r->carry[id] += be[id].retired - last[id].retired;
 		*retired += be[id].retired - last[id].retired;
 		counts_copy(&be[id], &last[id]);
-		urgent += be[id].quota && be[id].idle_ns <= urgent_quiet_ns(r);
 	}
-	return urgent;
-}
-
-static __u64 mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
+	return urgent_left(r);
 }
 
 unsigned int xm_rebalance_retire_now(struct xm_rebalancer *r)
@@ -691,30 +737,23 @@ unsigned int xm_rebalance_retire_now(struct xm_rebalancer *r)
 	__u64 t0 = mono_ns();
 	unsigned int urgent;
 
-	if (r->poll_delay_ms)
-		usleep((useconds_t)r->poll_delay_ms * 1000);
+	if (t0 < r->walk_free_ns) /* the tick's pass just ran: the next wait says when */
+		return urgent_left(r);
 	urgent = retire_walk(r, false, &r->st.poll_retired);
-	r->poll_last_ns = mono_ns() - t0;
 	r->st.poll_passes++;
-	r->st.poll_ns += r->poll_last_ns;
-	if (r->poll_last_ns > r->st.poll_max_ns)
-		r->st.poll_max_ns = r->poll_last_ns;
+	walk_done(r, t0);
 	return urgent;
 }
 
 long xm_rebalance_poll_wait_ms(struct xm_rebalancer *r, long urgent_ms)
 {
-	/* rounded up: a wait in whole ms never shorter than the share allows */
-	long ms = (long)((r->poll_last_ns * (XM_REBAL_POLL_SHARE_INV - 1) + 999999) / 1000000);
+	__u64 now = mono_ns();
+	/* rounded up: a wait in whole ms never ends before the walks may start */
+	long ms = now < r->walk_free_ns ? (long)((r->walk_free_ns - now + 999999) / 1000000) : 0;
 
 	if (ms > urgent_ms)
 		r->st.poll_stretched++;
-	else
-		ms = urgent_ms;
-	/* the share counts passes the poll goes on after (the last of a run waits for nothing) */
-	r->st.poll_paced_ns += r->poll_last_ns;
-	r->st.poll_wait_ns += (__u64)ms * 1000000;
-	return ms;
+	return ms > urgent_ms ? ms : urgent_ms;
 }
 
 static void read_timer_arm(struct xm_rebalancer *r, long us)

@@ -21,20 +21,24 @@ struct xm_rebalancer;
 struct xm_rebalancer *xm_rebalance_open(struct xm_agent *a);
 void xm_rebalance_close(struct xm_rebalancer *r);
 /*
- * The test knobs XMESH_TEST_DESTROY_DELAY_MS and XMESH_TEST_POLL_DELAY_MS
+ * The test knobs XMESH_TEST_DESTROY_DELAY_MS and XMESH_TEST_WALK_DELAY_MS
  * (rebalance.c): their ms, 0 when unset; -EINVAL with an error line when one
  * is not 0..1000 (the agent refuses to start).
  */
-int xm_rebalance_test_env(long *destroy_ms, long *poll_ms);
+int xm_rebalance_test_env(long *destroy_ms, long *walk_ms);
 /* false: the kernel lacks bpf_sock_destroy (Linux < 6.5); connections are only counted. */
 bool xm_rebalance_can_retire(const struct xm_rebalancer *r);
 /*
  * One pass over the TCP sockets of every network namespace that has a
  * process in the agent's cgroup: fills the counts, retires up to each
  * backend's quota, then clears the quotas. Returns the number of namespaces
- * walked, or -errno.
+ * walked, or -errno; -EAGAIN: skipped, the walks have had their share of the
+ * time (rebalance.c, XM_REBAL_WALK_SHARE_INV): the counts and quotas stay
+ * those of the last pass, and no plan should be made on them.
  */
 int xm_rebalance_pass(struct xm_rebalancer *r);
+/* Whether this tick's xm_rebalance_pass() ran (the counts are this tick's). */
+bool xm_rebalance_fresh(const struct xm_rebalancer *r);
 /*
  * A pass that only retires, between two full passes: up to the quotas left,
  * counting what it retired into the next full pass's `retired`; the counts
@@ -45,9 +49,9 @@ int xm_rebalance_pass(struct xm_rebalancer *r);
 unsigned int xm_rebalance_retire_now(struct xm_rebalancer *r);
 /*
  * How long to wait before the next retire-now pass: urgent_ms, or longer
- * when the last pass took more than a share of the time (rebalance.c,
- * XM_REBAL_POLL_SHARE_INV), so that the poll never takes the CPU from the
- * clients and servers on a slow or loaded machine.
+ * while the walks have had their share of the time (rebalance.c,
+ * XM_REBAL_WALK_SHARE_INV), so that they never take the CPU from the
+ * clients and servers on a slow machine or with many namespaces.
  */
 long xm_rebalance_poll_wait_ms(struct xm_rebalancer *r, long urgent_ms);
 /*
@@ -75,10 +79,10 @@ struct xm_rebal_retire_stats {
 	unsigned long long read_lag_ns, read_lag_max_ns, read_lag_n; /* read -> its first pass */
 	unsigned long long poll_passes;  /* urgent_ms passes (xm_rebalance_retire_now) */
 	unsigned long long poll_retired; /* connections they retired */
-	unsigned long long poll_ns, poll_max_ns; /* their duration: sum, longest */
-	unsigned long long poll_paced_ns; /* of the passes followed by another */
-	unsigned long long poll_wait_ns;  /* the waits armed between them */
-	unsigned long long poll_stretched; /* waits made longer than urgent_ms */
+	unsigned long long poll_stretched; /* waits made longer than urgent_ms (walk budget) */
+	unsigned long long tick_passes, tick_ns, tick_netns; /* the ticks' full passes */
+	unsigned long long tick_skipped; /* ticks' passes skipped (walk budget) */
+	unsigned long long walk_ns, walk_span_ns; /* walks' time; from the first to the budget's end */
 };
 
 #endif

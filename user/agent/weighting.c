@@ -547,6 +547,9 @@ static void rebalance_service(struct xm_weighting *w, struct wsvc *s, double dt,
 			s->rover[i].now = false; /* no plan, no cut of its table share */
 		return;
 	}
+	/* the pass was skipped for its cost: the last plan stays (its quotas, its cuts) */
+	if (!xm_rebalance_fresh(w->rebal))
+		return;
 	rflags = (s->rconf.enabled ? XM_RSTATE_F_ENABLED : 0) |
 		 (xm_rebalance_can_retire(w->rebal) ? 0 : XM_RSTATE_F_NO_DESTROY);
 	for (unsigned int i = 0; i < n; i++) {
@@ -1146,9 +1149,17 @@ void xm_weighting_tick(struct xm_agent *a)
 		w->rebal_tried = true;
 		w->rebal = xm_rebalance_open(a);
 	}
-	w->have_counts = w->want_counts && w->rebal && xm_rebalance_pass(w->rebal) >= 0;
+	/* a pass skipped for its cost (-EAGAIN) leaves the last pass's counts, for no plan */
+	if (w->want_counts && w->rebal) {
+		int err = xm_rebalance_pass(w->rebal);
+
+		w->have_counts = err >= 0 || err == -EAGAIN;
+	} else {
+		w->have_counts = false;
+	}
 	w->want_counts = false;
-	w->urgent_ms = 0;
+	if (!w->have_counts || xm_rebalance_fresh(w->rebal))
+		w->urgent_ms = 0; /* planned again below; a skipped pass keeps the last plan's */
 	w->weighed = 0;
 	w->hist_budget = XM_W_HIST_BUDGET;
 	/*
