@@ -153,6 +153,14 @@ xm_assert "$((${iclosed:-0} + ${lclosed:-0}))" -gt 0 \
 xm_assert "${ifailed:-x}" -eq 0 "failed requests of the idle pool (retries once)"
 ufailed=$(tail -n1 "$XM_RUN_DIR/on.urllib3" | sed -n 's/.* failed=\([0-9]*\).*/\1/p')
 xm_assert "${ufailed:-x}" -eq 0 "failed requests of the urllib3 pool (retries once)"
+# The pods here share the host's TCP hash table (unless this machine set
+# tcp_child_ehash_entries): every walk reads all of it, and the agent says how
+# to give each pod a table of its own, once.
+ehash=$(ip netns exec "$XM_PREFIX-cl" sysctl -n net.ipv4.tcp_ehash_entries 2>/dev/null || echo 0)
+if [ "$ehash" -lt -16384 ]; then
+	xm_assert "$(grep -c "share the host's TCP hash table ($((-ehash)) buckets).*tcp_child_ehash_entries" \
+		"$XM_RUN_DIR/on.agent.log")" -eq 1 "the agent's hint on the shared TCP hash table, once"
+fi
 
 # Bounds, from the agent's debug lines: "backend ID: retired R, spent S (M marked on
 # reads), held H (...), quota Q ...": R connections closed and S units of quota taken
@@ -294,7 +302,6 @@ walks=$(sed -n "s/.*rebalance: \([0-9]*\) ticks' passes, \([0-9]*\) us each .* t
 [ -n "$walks" ] || xm_fail "no summary of the rebalancer's walks in the agent's log"
 read -r passes pass_us share skipped longer <<<"$walks"
 xm_log "slowpoll: $passes ticks' passes of $pass_us us, $skipped skipped; $longer poll waits made longer; walks $share % of the time"
-xm_assert "$pass_us" -ge 80000 "the average tick's pass (us) with the 80 ms test delay"
 xm_assert "$skipped" -ge 3 "ticks' passes skipped while the walks had had their share"
 xm_assert "$(awk -v s="$share" 'BEGIN { print (s <= 20.5) }')" -eq 1 \
 	"the share of the time the walks took ($share %) at most a fifth"

@@ -72,6 +72,8 @@ static const long read_again_us[] = { 200, 800 };
  * requests timed out (p50 17 ms -> 3.8 s, 683 timeouts; 282 failed).
  */
 #define XM_REBAL_WALK_SHARE_INV 5
+/* A shared TCP hash table larger than this is worth a hint (ehash_check()). */
+#define XM_REBAL_EHASH_HINT 16384
 /*
  * Test only: XMESH_TEST_WALK_DELAY_MS=N (0..1000) makes each namespace's walk
  * N ms longer (it stalls the agent's loop meanwhile), as a slow machine or a
@@ -119,6 +121,7 @@ struct xm_rebalancer {
 	__u64 walk_first_ns;       /* when the first walk started */
 	__u64 walk_free_ns;        /* no walk starts before (XM_REBAL_WALK_SHARE_INV) */
 	bool fresh;                /* the tick's pass ran this tick (not skipped) */
+	bool ehash_checked;        /* ehash_check() ran */
 	unsigned long long picks_stale; /* picks not closed: their mark was too old (lb.h) */
 	const char *walk_why;      /* what started the walk under way, for the log */
 	__u64 first_read_ns;       /* the oldest read event not yet answered by a pass */
@@ -524,6 +527,32 @@ static void retire_picked(struct xm_rebalancer *r, struct mnl_socket *nl, int nl
  * (under qemu's emulation on a loaded machine that walk took longer than
  * XM_LB_HOLD_CLOSE_NS, and every pick was left open as stale).
  */
+/*
+ * Once, from inside a pod's namespace: does it share the host's TCP hash
+ * table? Then every walk reads all of the host's buckets, whatever the pod
+ * holds (262,144 here: 2.4-3.8 ms a walk, against 44 us for a namespace with
+ * a table of 1,024 of its own; docs/benchmarks.md). The kernel gives a new
+ * namespace its own table when net.ipv4.tcp_child_ehash_entries is set where
+ * it is created (Linux >= 6.1): say so once.
+ */
+static void ehash_check(struct xm_rebalancer *r)
+{
+	FILE *f = fopen("/proc/sys/net/ipv4/tcp_ehash_entries", "re");
+	long n = 0;
+
+	r->ehash_checked = true;
+	if (!f)
+		return; /* before Linux 6.1: every namespace shares the host's table */
+	if (fscanf(f, "%ld", &n) != 1)
+		n = 0;
+	fclose(f);
+	if (n < -XM_REBAL_EHASH_HINT)
+		pr_info("rebalance: the pods' network namespaces share the host's TCP hash table "
+			"(%ld buckets): each walk of a namespace's connections reads all of it; "
+			"`sysctl -w net.ipv4.tcp_child_ehash_entries=1024` on the node gives each "
+			"pod created afterwards a table of its own (a walk ~50x cheaper)", -n);
+}
+
 static int walk_netns(struct xm_rebalancer *r, int nsfd)
 {
 	union {
@@ -539,6 +568,8 @@ static int walk_netns(struct xm_rebalancer *r, int nsfd)
 		usleep((useconds_t)r->walk_delay_ms * 1000);
 	if (setns(nsfd, CLONE_NEWNET))
 		return -errno;
+	if (!r->ehash_checked)
+		ehash_check(r);
 	ifd = bpf_iter_create(bpf_link__fd(r->link));
 	if (ifd >= 0 && r->how == RETIRE_SOCKDIAG && !(nl = xm_sockdiag_open()))
 		nl_err = -errno;
