@@ -263,6 +263,16 @@ busy_run() {
 	done
 	xm_log "$name: replica 2 held ${held:-0} of the 24 connections when it turned slow (port $RUN_PORT)"
 }
+# busy_clean NAME PORT WHAT: no request of busy run NAME cut in flight, none failed
+busy_clean() {
+	local b
+	for b in 10 11 12; do
+		xm_assert "$(field "$1" "10.79.1.$b:$2" aborted)" -eq 0 \
+			"requests cut in flight on 10.79.1.$b ($3)"
+	done
+	xm_assert "$(xm_kv failed "$(tail -n1 "$XM_RUN_DIR/$1.urllib3")")" -eq 0 \
+		"failed requests of the urllib3 pool ($3)"
+}
 # The read-event run: ports 8082-8084 (never the table the runs before left:
 # there replica 2 is at the floor weight and holds none or one).
 busy_run onread 8082 8083 8084 -- true 60000 2 10000 1
@@ -276,12 +286,7 @@ else
 	xm_assert "${revents:-0}" -gt 0 "read events from the far slower replica's connections"
 	xm_assert "${rretired:-0}" -gt 0 "connections retired at the idle moment a read event found"
 fi
-for b in 10 11 12; do
-	xm_assert "$(field onread 10.79.1.$b:$RUN_PORT aborted)" -eq 0 \
-		"requests cut in flight on 10.79.1.$b (read events)"
-done
-xm_assert "$(tail -n1 "$XM_RUN_DIR/onread.urllib3" | sed -n 's/.* failed=\([0-9]*\).*/\1/p')" \
-	-eq 0 "failed requests of the urllib3 pool (read events)"
+busy_clean onread "$RUN_PORT" "read events"
 # Over sock_diag a busy pool's connection must be silent 50 ms to go, and this
 # run's pool is rarely that quiet: there the bounds hold whether or not one went.
 if [ "$VIA" = sockdiag ]; then check_bounds onread 0; else check_bounds onread; fi
@@ -311,13 +316,9 @@ xm_assert "$(awk -v s="$share" 'BEGIN { print (s <= 20.5) }')" -eq 1 \
 if [ "$VIA" = bpf ]; then
 	xm_assert "$longer" -ge 3 "poll waits made longer than urgent_ms (10 ms) for the walks' share"
 fi
-for b in 10 11 12; do
-	xm_assert "$(field slowpoll 10.79.1.$b:$RUN_PORT aborted)" -eq 0 \
-		"requests cut in flight on 10.79.1.$b (slow walks)"
-done
-xm_assert "$(xm_kv failed "$(tail -n1 "$XM_RUN_DIR/slowpoll.urllib3")")" -eq 0 \
-	"failed requests of the urllib3 pool (slow walks)"
-if [ "$VIA" = sockdiag ]; then check_bounds slowpoll 0; else check_bounds slowpoll; fi
+busy_clean slowpoll "$RUN_PORT" "slow walks"
+# the bounds hold; with walks this slow a run may retire nothing (1 plan of 10 ticks' passes once)
+check_bounds slowpoll 0
 
 run off false
 # The onread and slowpoll runs' agents (a port of their own) removed this service; the off run's
@@ -360,12 +361,7 @@ if [ "$VIA" = bpf ]; then
 	xm_log "hold_on_read: ${revents:-0} read events, ${rretired:-0} retired on them, $held segments held"
 	xm_assert "${rretired:-0}" -gt 0 "connections retired on read events (hold_on_read)"
 	xm_assert "$held" -gt 0 "requests held from a read to its pass (hold_on_read)"
-	for b in 10 11 12; do
-		xm_assert "$(field holdread 10.79.1.$b:$PORT aborted)" -eq 0 \
-			"requests cut in flight on 10.79.1.$b (hold_on_read)"
-	done
-	xm_assert "$(xm_kv failed "$(tail -n1 "$XM_RUN_DIR/holdread.urllib3")")" -eq 0 \
-		"failed requests of the urllib3 pool (hold_on_read)"
+	busy_clean holdread "$PORT" "hold_on_read"
 	check_bounds holdread
 fi
 exit 0
