@@ -61,6 +61,10 @@ RATE=40
 xm_node n1
 xm_pod n1 cl 10.79.0.2/16
 for i in 0 1 2; do xm_pod n1 b$i 10.79.1.$((10 + i))/16; done
+# A pod of the agent's cgroup that holds no client connection (as a server pod
+# would): the ticks' passes walk it, the urgent_ms poll need not (slowpoll run).
+xm_pod n1 sv 10.79.1.20/16
+xm_pod_bg sv sleep 3600
 
 # write_config REBALANCE (true/false) IDLE_MS FAST_FACTOR URGENT_MS ON_READ HOLD_ON_READ
 write_config() {
@@ -302,11 +306,14 @@ if [ "$VIA" = sockdiag ]; then check_bounds onread 0; else check_bounds onread; 
 XMESH_TEST_WALK_DELAY_MS=80 busy_run slowpoll 8087 8088 8089 -- true 60000 2 10 0
 grep -q "XMESH_TEST_WALK_DELAY_MS=80" "$XM_RUN_DIR/slowpoll.agent.log" ||
 	xm_fail "the agent did not take the test knob XMESH_TEST_WALK_DELAY_MS"
-walks=$(sed -n "s/.*rebalance: \([0-9]*\) ticks' passes, \([0-9]*\) us each .* these walks took \([0-9.]*\) % of the time since the first (at most 1\/5: \([0-9]*\) ticks' passes skipped, \([0-9]*\) poll waits made longer.*/\1 \2 \3 \4 \5/p" \
+walks=$(sed -n "s/.*rebalance: \([0-9]*\) ticks' passes, \([0-9]*\) us each on average over \([0-9.]*\) network namespaces .*, \([0-9]*\) urgent_ms passes over \([0-9.]*\) (the namespaces with client connections); these walks took \([0-9.]*\) % of the time since the first (at most 1\/5: \([0-9]*\) ticks' passes skipped, \([0-9]*\) poll waits made longer.*/\1 \2 \3 \4 \5 \6 \7 \8/p" \
 	"$XM_RUN_DIR/slowpoll.agent.log" | tail -n1)
 [ -n "$walks" ] || xm_fail "no summary of the rebalancer's walks in the agent's log"
-read -r passes pass_us share skipped longer <<<"$walks"
-xm_log "slowpoll: $passes ticks' passes of $pass_us us, $skipped skipped; $longer poll waits made longer; walks $share % of the time"
+read -r passes pass_us tick_ns polls poll_ns share skipped longer <<<"$walks"
+xm_log "slowpoll: $passes ticks' passes of $pass_us us over $tick_ns namespaces, $skipped skipped; $polls polls over $poll_ns, $longer waits made longer; walks $share % of the time"
+# the ticks walk the client pod and the server-like pod; the poll the client's alone
+xm_assert "$(awk -v t="$tick_ns" -v p="$poll_ns" -v n="$polls" 'BEGIN { print (t > 1.0 && n > 0 && p <= 1.0) }')" \
+	-eq 1 "namespaces a tick's pass walks ($tick_ns) and an urgent_ms pass ($poll_ns: those with client connections)"
 xm_assert "$skipped" -ge 3 "ticks' passes skipped while the walks had had their share"
 xm_assert "$(awk -v s="$share" 'BEGIN { print (s <= 20.5) }')" -eq 1 \
 	"the share of the time the walks took ($share %) at most a fifth"

@@ -82,6 +82,7 @@ struct xm_rebal_retire_stats {
 	unsigned long long poll_stretched; /* waits made longer than urgent_ms (walk budget) */
 	unsigned long long tick_passes, tick_ns, tick_netns; /* the ticks' full passes */
 	unsigned long long tick_skipped; /* ticks' passes skipped (walk budget) */
+	unsigned long long poll_netns;   /* namespaces the urgent_ms passes walked */
 	unsigned long long walk_ns, walk_span_ns; /* walks' time; from the first to the budget's end */
 };
 
