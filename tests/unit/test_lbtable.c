@@ -282,21 +282,16 @@ static void foreach_shows_table_in_force(void **state)
  * The weighting loop's batched writes: tables of several services in one
  * xm_lb_tables_write() (into each one's inactive table), then each flipped
  * from a held copy of its entry; every service ends on its new table, with
- * its backend count, and the held copies match the map; the flips are one
- * batched update too (xm_lb_svcs_flip()). A flip of a service deleted
- * meanwhile fails with ENOENT, does not bring it back, and does not stop the
- * flips after it.
+ * its backend count, and the held copies match the map. A flip of a service
+ * deleted meanwhile fails with ENOENT and does not bring it back.
  * xm_array_lookup_ids() reads ids in any order, close or scattered.
  */
 static void batched_flips_and_lookups(void **state)
 {
 	enum { NS = 5, NB = 3 };
 	struct xm_lb_svc_key keys[NS];
-	struct xm_lb_svc svcs[NS], got, *psvc[NS];
+	struct xm_lb_svc svcs[NS], got;
 	struct xm_lb_table t[NS], active;
-	__u32 counts[NS];
-	__u8 was[NS];
-	int errs[NS];
 	__u32 idx[NS], ids[NS][NB], slots[NS][NB];
 	double w[NB] = { 1, 2, 0 };
 	struct xm_lb_maps m = { .svc = -1, .tables = -1, .be = -1, .wstate = -1 };
@@ -329,15 +324,9 @@ static void batched_flips_and_lookups(void **state)
 	assert_int_equal(xm_lb_tables_write(&m, idx, t, NS), 0);
 	/* service 3 deleted between its table and its flip */
 	assert_int_equal(bpf_map_delete_elem(m.svc, &keys[3]), 0);
-	/* All flipped in one batched update, as the loop does; the rest go on after 3 fails. */
 	for (int s = 0; s < NS; s++) {
-		was[s] = svcs[s].active;
-		psvc[s] = &svcs[s];
-		counts[s] = xm_lb_slots_used(slots[s], NB);
-	}
-	assert_int_equal(xm_lb_svcs_flip(&m, keys, psvc, counts, NS, errs), -ENOENT);
-	for (int s = 0; s < NS; s++) {
-		int err = errs[s];
+		__u8 was = svcs[s].active;
+		int err = xm_lb_svc_flip(&m, &keys[s], &svcs[s], xm_lb_slots_used(slots[s], NB));
 
 		if (s == 3) {
 			assert_int_equal(err, -ENOENT);
@@ -345,7 +334,7 @@ static void batched_flips_and_lookups(void **state)
 			continue;
 		}
 		assert_int_equal(err, 0);
-		assert_int_equal(svcs[s].active, was[s] ^ 1);
+		assert_int_equal(svcs[s].active, was ^ 1);
 		assert_int_equal(bpf_map_lookup_elem(m.svc, &keys[s], &got), 0);
 		assert_memory_equal(&got, &svcs[s], sizeof(got));
 		assert_int_equal(got.backend_count, 2);

@@ -46,7 +46,7 @@
  */
 #define XM_W_HIST_SCAN_EVERY 8
 /* Tables written per batched update (4 KB each), before their services flip. */
-#define XM_W_FLIP_BATCH XM_LB_FLIP_BATCH
+#define XM_W_FLIP_BATCH 32
 /* Backends and services are re-read at least this often (s). */
 #define XM_W_TOPO_MAX_S 10
 
@@ -141,10 +141,6 @@ struct xm_weighting {
 	struct xm_lb_table *flip_t;
 	__u32 *flip_idx, *flip_count, *flip_vi; /* table index, backend_count, svc_vals index */
 	struct wsvc **flip_s;
-	/* Their keys, entries and results for xm_lb_svcs_flip(): a few KB, kept here. */
-	struct xm_lb_svc_key flip_keys[XM_W_FLIP_BATCH];
-	struct xm_lb_svc *flip_vals[XM_W_FLIP_BATCH];
-	int flip_err[XM_W_FLIP_BATCH];
 	unsigned int n_flip;
 	/* Connection-level rebalancing (rebalance.h); NULL: the kernel cannot count. */
 	struct xm_rebalancer *rebal;
@@ -658,18 +654,11 @@ static void flips_flush(struct xm_weighting *w)
 	if (!w->n_flip)
 		return;
 	err = xm_lb_tables_write(&w->maps, w->flip_idx, w->flip_t, w->n_flip);
-	/* The flips in one batched update too: one syscall per service was ~8 % of a busy tick. */
-	for (unsigned int j = 0; !err && j < w->n_flip; j++) {
-		w->flip_keys[j] = w->svc_keys[w->flip_vi[j]];
-		w->flip_vals[j] = &w->svc_vals[w->flip_vi[j]];
-	}
-	if (!err)
-		xm_lb_svcs_flip(&w->maps, w->flip_keys, w->flip_vals, w->flip_count, w->n_flip,
-				w->flip_err);
 	for (unsigned int j = 0; j < w->n_flip; j++) {
 		unsigned int vi = w->flip_vi[j];
 		struct wsvc *s = w->flip_s[j];
-		int r = err ?: w->flip_err[j];
+		int r = err ?: xm_lb_svc_flip(&w->maps, &w->svc_keys[vi], &w->svc_vals[vi],
+					      w->flip_count[j]);
 
 		if (r) {
 			char buf[96];

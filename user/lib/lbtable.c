@@ -232,40 +232,6 @@ int xm_lb_svc_flip(const struct xm_lb_maps *m, const struct xm_lb_svc_key *key,
 	return 0;
 }
 
-int xm_lb_svcs_flip(const struct xm_lb_maps *m, const struct xm_lb_svc_key *keys,
-		    struct xm_lb_svc *const *svcs, const __u32 *counts, unsigned int n, int *err)
-{
-	LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = BPF_EXIST);
-	struct xm_lb_svc next[XM_LB_FLIP_BATCH];
-	__u32 count = n;
-	unsigned int j;
-	int bad = 0;
-
-	if (n > XM_LB_FLIP_BATCH)
-		return -E2BIG;
-	for (j = 0; j < n; j++) {
-		next[j] = *svcs[j];
-		next[j].active ^= 1;
-		next[j].backend_count = counts[j];
-	}
-	/*
-	 * One syscall for the lot (each entry still one atomic update, BPF_EXIST
-	 * as one by one); where it stopped (a service gone, or no batch ops),
-	 * the rest one by one.
-	 */
-	if (n && bpf_map_update_batch(m->svc, keys, next, &count, &opts))
-		count = count < n ? count : 0;
-	else
-		count = n;
-	for (j = 0; j < n; j++) {
-		err[j] = j < count ? 0 : xm_lb_svc_flip(m, &keys[j], svcs[j], counts[j]);
-		if (j < count)
-			*svcs[j] = next[j];
-		bad = bad ?: err[j];
-	}
-	return bad;
-}
-
 __u32 xm_lb_slots_used(const __u32 *slots, unsigned int n)
 {
 	__u32 count = 0;

@@ -84,15 +84,6 @@ int xm_lb_tables_write(const struct xm_lb_maps *m, const __u32 *idx,
 		       const struct xm_lb_table *tables, unsigned int n);
 int xm_lb_svc_flip(const struct xm_lb_maps *m, const struct xm_lb_svc_key *key,
 		   struct xm_lb_svc *svc, __u32 backend_count);
-/* Services flipped by one xm_lb_svcs_flip() at most. */
-#define XM_LB_FLIP_BATCH 32
-/*
- * xm_lb_svc_flip() of n (<= XM_LB_FLIP_BATCH) services in one batched update:
- * keys[j] to *svcs[j] with counts[j] backends; err[j] 0 (and *svcs[j]
- * updated) or -errno (-ENOENT: it is gone). Returns the first error or 0.
- */
-int xm_lb_svcs_flip(const struct xm_lb_maps *m, const struct xm_lb_svc_key *keys,
-		    struct xm_lb_svc *const *svcs, const __u32 *counts, unsigned int n, int *err);
 /* Backends with at least one slot: a service entry's backend_count. */
 __u32 xm_lb_slots_used(const __u32 *slots, unsigned int n);
 /*
