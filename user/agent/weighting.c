@@ -761,34 +761,6 @@ static void prefetch_backends(const struct xm_weighting *w, const __u32 *ids, un
 	}
 }
 
-/*
- * The next service's probe counters and backend state, asked for while this
- * one is weighed (~10 us of work at 10 backends): the first touch of each
- * was a cache miss that prefetch_backends(), issued just before the use,
- * hid only in part (the profile's top lines of weigh_service() and
- * xm_lb_probe_add() at 20 rps). Counters are read by every service not
- * passed over; the state is written by a weighed one, wasted on one that
- * waits.
- */
-static void prefetch_next(const struct xm_weighting *w, unsigned int vi)
-{
-	__u32 sid = w->svc_vals[vi].id;
-	const __u32 *ids;
-
-	if (sid >= XM_LB_MAX_SERVICES)
-		return;
-	ids = &w->by_svc[w->svc_start[sid]];
-	for (unsigned int i = 0; i < w->svc_count[sid]; i++) {
-		const char *p = (const char *)&w->probe[ids[i]];
-
-		__builtin_prefetch(p, 0);
-		__builtin_prefetch(p + sizeof(w->probe[0]) - 1, 0);
-		p = (const char *)&w->bs[ids[i]];
-		__builtin_prefetch(p, 1);
-		__builtin_prefetch(p + sizeof(w->bs[0]) - 1, 1);
-	}
-}
-
 /* Weigh the service at svc_keys/svc_vals[vi], whose backends are ids[0..n). */
 static void weigh_service(struct xm_weighting *w, unsigned int vi, const __u32 *ids,
 			  unsigned int n, double dt, __u64 now)
@@ -1201,12 +1173,9 @@ void xm_weighting_tick(struct xm_agent *a)
 
 		if (sid >= XM_LB_MAX_SERVICES)
 			continue;
-		if (!unchanged || !quiet_wait(w->svcs[sid], w->ticks, dt)) {
-			if (k + 1 < nsvc_found)
-				prefetch_next(w, (k + 1 + w->rotate) % nsvc_found);
+		if (!unchanged || !quiet_wait(w->svcs[sid], w->ticks, dt))
 			weigh_service(w, i, &w->by_svc[w->svc_start[sid]], w->svc_count[sid], dt,
 				      now);
-		}
 		nsvc++;
 		nbe += w->svc_count[sid];
 	}
