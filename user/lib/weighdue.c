@@ -128,7 +128,7 @@ void xm_weigh_settle(struct xm_weigh_ref *ref, const struct xm_wservice *s, cons
 {
 	double moved = 0, headroom = -1;
 
-	/* Only after a quiet weighing, at most every XM_WEIGH_MAX_WAIT_S: a look at every backend. */
+	/* A look at every backend only after a quiet weighing (rare: the point is fewer of them). */
 	for (unsigned int i = 0; before && i < s->n; i++) {
 		const struct xm_wbackend *b = &s->b[i];
 		double d = fabs(b->place - before[i]), left = s->p.idle_after - b->idle;

@@ -27,8 +27,9 @@
  *     (xm_weigh_next_wait()). With no samples a weighing only moves filters
  *     along in time (rates decaying, estimates drifting to the prior after
  *     idle_after), and each filter takes its whole elapsed time in one step,
- *     so a longer wait reaches the same state, later; a wait never spans a
- *     backend's idle_after, where its estimate starts to drift.
+ *     so a longer wait reaches the same state, later; a wait longer than
+ *     XM_WEIGH_MAX_WAIT_S never runs past a backend's idle_after, where its
+ *     estimate starts to drift.
  * The service-wide checks read only the sums of its backends' probe counters
  * (the loop's copy of the probe pages, a service's ids lie together) and a
  * reference kept per service: no pass over per-backend state, which at
