@@ -6,8 +6,9 @@
 # service every 2 s for nothing: most of the idle loop at 1,000 services.
 # 20 idle l3x services of 3 backends for ~36 s; the services weighed for the
 # reason "max-wait" (the agent's stop line): every 2 s that is one per
-# service per 2 s of the run (main: 540); with the longer waits ~7 per
-# service (2, 6, 10, 12, 16, 24 s after its first weighing: 140). Asserts
+# service per 2 s of the run (main's agent: 540); with the longer waits ~7
+# per service (2 s around the backends' idle_after, then 4, 8, 16 s: 140 in
+# two runs). Asserts
 # at most 9 per service, and at least 4 (still weighed: at the idle_after
 # crossing and after it), and that every backend keeps an equal share.
 set -u
