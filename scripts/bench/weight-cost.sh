@@ -20,6 +20,7 @@
 #
 #   XM_COST_ALGO=l3x XM_COST_SECS=30 make bench-weight-cost
 #   XM_COST_PARAMS='{"table_deadband": 0}'   every service's "params" (JSON)
+#   XM_COST_IDLE_SETTLE=0   measure idle at once after the start (default 30 s later)
 #   XM_COST_PERIOD_MS=100   fake_probes' rounds (default 500, the loop's tick:
 #                           a tick then sees 0, 1 or 2 rounds, docs/benchmarks.md)
 set -u
@@ -117,6 +118,11 @@ measure() {
 	eval "shmem_$3=$(mb "$(status_kb RssShmem)")"
 }
 
+# A node idle for a while: a service with no traffic waits longer for news once
+# its weighings stop moving its weights (user/lib/weighdue.c: after idle_after,
+# 10 s, and the drift, the waits grow 2, 4, 8 to 16 s), so the idle phase starts
+# XM_COST_IDLE_SETTLE (30) s after the start, past that (0: at once, as before).
+sleep "${XM_COST_IDLE_SETTLE:-30}"
 measure "idle" 0 idle
 measure "2 rps/backend" 2 low
 measure "20 rps/backend" 20 high

@@ -251,6 +251,125 @@ static void cadence_reacts_as_fast_costs_less(void **st)
 	}
 }
 
+/* A quiet service whose weighings stopped moving its weights waits longer, up to a bound. */
+static void quiet_settled_waits_longer(void **st)
+{
+	struct xm_weigh_ref ref = { 0 };
+	struct xm_lb_probe now = { 0 };
+	bool quiet;
+
+	assert_true(xm_weigh_waited_enough(&ref, XM_WEIGH_MAX_WAIT_S));
+	xm_weigh_next_wait(&ref, true, 0, -1);
+	assert_true(ref.max_wait == 2 * XM_WEIGH_MAX_WAIT_S);
+	assert_int_equal(xm_weigh_service_due(&ref, &now, N, 1.5 * XM_WEIGH_MAX_WAIT_S, &quiet),
+			 XM_WEIGH_WAIT);
+	assert_true(quiet);
+	assert_int_equal(xm_weigh_service_due(&ref, &now, N, 2 * XM_WEIGH_MAX_WAIT_S, &quiet),
+			 XM_WEIGH_MAX_WAIT);
+	for (int k = 0; k < 8; k++)
+		xm_weigh_next_wait(&ref, true, XM_WEIGH_SETTLED_SHARE / 2, -1);
+	assert_true(ref.max_wait == XM_WEIGH_QUIET_MAX_S);
+	/* Not past the moment a backend starts to drift, nor below the usual bound. */
+	xm_weigh_next_wait(&ref, true, 0, 5.0);
+	assert_true(ref.max_wait == 5.0);
+	xm_weigh_next_wait(&ref, true, 0, 0.5);
+	assert_true(ref.max_wait == XM_WEIGH_MAX_WAIT_S);
+	/* Weights still moving, or any news: the usual bound again. */
+	xm_weigh_next_wait(&ref, true, 0, -1);
+	xm_weigh_next_wait(&ref, true, 2 * XM_WEIGH_SETTLED_SHARE, -1);
+	assert_true(ref.max_wait == XM_WEIGH_MAX_WAIT_S);
+	xm_weigh_next_wait(&ref, true, 0, -1);
+	xm_weigh_next_wait(&ref, false, 0, -1);
+	assert_true(ref.max_wait == XM_WEIGH_MAX_WAIT_S);
+	/* News end the longer wait at once, as before. */
+	xm_weigh_next_wait(&ref, true, 0, -1);
+	now.req_started = now.req_completed = 2 * N;
+	assert_int_equal(xm_weigh_service_due(&ref, &now, N, TICK, &quiet), XM_WEIGH_SAMPLES);
+}
+
+/*
+ * An l3x service with a slow backend goes silent for 60 s; weighed every
+ * XM_WEIGH_MAX_WAIT_S (the cadence before) or as the loop does now. The
+ * longer waits reach the same weights at every weighing (no samples: each
+ * filter takes the whole elapsed time in one step), weigh at the moment the
+ * slow backend's estimate starts drifting back, follow the drift as before,
+ * and weigh far fewer times once nothing moves.
+ */
+#define QUIET_S 60.0
+static void quiet_run(bool backoff, double *w_at, int *weighings)
+{
+	struct xm_weigh_ref ref = { 0 };
+	struct xm_lb_probe sum = { 0 };
+	struct xm_wsample x[N];
+	double before[N], waited = 0;
+	struct xm_wservice s;
+	int t;
+
+	assert_int_equal(xm_wservice_init(&s, xm_weight_algo_find("l3x"), NULL, N), 0);
+	for (t = 0; t < 20; t++) {
+		for (int i = 0; i < N; i++) {
+			double lat = i == 3 ? 4 * LAT : LAT;
+
+			x[i] = (struct xm_wsample){ .requests = 10, .started = 10, .p99 = lat,
+						    .p50 = lat, .alive = true };
+			requests(&sum, 10, lat, 0);
+		}
+		xm_wservice_tick(&s, x, TICK);
+		xm_weigh_ref_update(&ref, &sum, &s);
+		xm_weigh_settle(&ref, &s, NULL);
+	}
+	*weighings = 0;
+	for (t = 1; t <= (int)(QUIET_S / TICK); t++) {
+		bool quiet;
+		enum xm_weigh_why why;
+
+		waited += TICK;
+		why = xm_weigh_service_due(&ref, &sum, N, waited, &quiet);
+		if (!backoff)
+			why = xm_weigh_waited_enough(NULL, waited) ? XM_WEIGH_MAX_WAIT : XM_WEIGH_WAIT;
+		if (why != XM_WEIGH_WAIT) {
+			assert_true(quiet);
+			for (int i = 0; i < N; i++) {
+				x[i] = (struct xm_wsample){ .p99 = -1, .p50 = -1, .p99_2nd = -1,
+							    .alive = true };
+				before[i] = s.b[i].place;
+			}
+			xm_wservice_tick(&s, x, waited);
+			xm_weigh_ref_update(&ref, &sum, &s);
+			xm_weigh_settle(&ref, &s, before);
+			waited = 0;
+			++*weighings;
+		}
+		/* The share the table holds at t: from its last weighing. */
+		w_at[t] = s.b[3].place;
+	}
+	xm_wservice_free(&s);
+}
+
+static void quiet_backoff_same_weights(void **st)
+{
+	double every[(int)(QUIET_S / TICK) + 1], back[(int)(QUIET_S / TICK) + 1], lag = 0;
+	int n_every, n_back, first_move = -1, q = (int)(XM_WEIGH_MAX_WAIT_S / TICK);
+
+	quiet_run(false, every, &n_every);
+	quiet_run(true, back, &n_back);
+	for (int t = 1; t <= (int)(QUIET_S / TICK); t++) {
+		lag = fmax(lag, fabs(every[t] - back[t]));
+		if (first_move < 0 && fabs(every[t] - every[q]) > 0.002)
+			first_move = t;
+	}
+	print_message("slow backend's place from the first quiet weighing: %.4f -> %.4f (moves at %.1f s); weighings in %.0f s "
+		      "quiet: every %.0f s %d, now %d; largest difference of the places %.5f\n",
+		      every[q], every[(int)(QUIET_S / TICK)], first_move * TICK, QUIET_S,
+		      XM_WEIGH_MAX_WAIT_S, n_every, n_back, lag);
+	/* The drift back to the prior happens in this run and is followed as before. */
+	assert_true(first_move > 0);
+	assert_true(every[(int)(QUIET_S / TICK)] - every[q] > 0.003);
+	assert_true(lag < 2 * XM_WEIGH_SETTLED_SHARE);
+	/* And the quiet weighings are far fewer. */
+	assert_true(n_back * 2 <= n_every);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -258,6 +377,8 @@ int main(void)
 		cmocka_unit_test(failure_at_once),
 		cmocka_unit_test(slower_stall_and_age_at_once),
 		cmocka_unit_test(cadence_reacts_as_fast_costs_less),
+		cmocka_unit_test(quiet_settled_waits_longer),
+		cmocka_unit_test(quiet_backoff_same_weights),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -683,21 +683,23 @@ static void flips_flush(struct xm_weighting *w)
 /*
  * Whether service s, whose backends are ids[0..n), is weighed in this tick
  * (weighdue.h), from the sums of their probe counters (into *sum) against
- * its reference; notes in s->quiet that nothing moved since it was weighed.
+ * its reference; notes in s->quiet that nothing moved since it was weighed
+ * and it waits, in *quietp that nothing moved since (whether due or not).
  */
 static enum xm_weigh_why weigh_due(struct xm_weighting *w, struct wsvc *s, const __u32 *ids,
-				   unsigned int n, double dt, struct xm_lb_probe *sum)
+				   unsigned int n, double dt, struct xm_lb_probe *sum, bool *quietp)
 {
 	enum xm_weigh_why why;
 	bool quiet;
 
-	s->quiet = false;
+	s->quiet = *quietp = false;
 	memset(sum, 0, sizeof(*sum));
 	for (unsigned int i = 0; i < n; i++)
 		xm_lb_probe_add(sum, &w->probe[ids[i]]);
 	/* A re-read topology may have reset backends' baselines: weigh them. */
 	why = xm_weigh_service_due(s->ws.ticks && !w->topo_fresh ? &s->ref : NULL, sum, n,
 				   s->waited + dt, &quiet);
+	*quietp = quiet;
 	if (!quiet)
 		/* Its connections are counted while it waits: the checks below need them. */
 		w->want_counts |= s->managed && (s->ws.p.stickiness > 0 || s->rconf.enabled);
@@ -778,7 +780,7 @@ static void weigh_service(struct xm_weighting *w, unsigned int vi, const __u32 *
 	enum xm_weigh_why why;
 	struct xm_lb_probe sum;
 	struct wsvc *s;
-	bool change;
+	bool change, quiet;
 	int err;
 
 	/*
@@ -804,7 +806,7 @@ static void weigh_service(struct xm_weighting *w, unsigned int vi, const __u32 *
 	}
 	s = w->svcs[svc_id];
 	s->seen = w->ticks;
-	why = weigh_due(w, s, ids, n, dt, &sum);
+	why = weigh_due(w, s, ids, n, dt, &sum, &quiet);
 	if (why == XM_WEIGH_WAIT) {
 		s->waited += dt;
 		return;
@@ -865,8 +867,12 @@ static void weigh_service(struct xm_weighting *w, unsigned int vi, const __u32 *
 			b->hist_ns = now;
 		}
 	}
+	for (unsigned int i = 0; quiet && i < n; i++)
+		weights[i] = s->ws.b[i].place;
 	xm_wservice_tick(&s->ws, x, dt);
 	xm_weigh_ref_update(&s->ref, &sum, &s->ws);
+	/* How long it may wait for news now (weighdue.h): a look at every backend only if quiet. */
+	xm_weigh_settle(&s->ref, &s->ws, quiet ? weights : NULL);
 	publish(w, s, svc_id, now, x);
 	if (!s->managed || !w->maps_ok)
 		return;
@@ -912,7 +918,7 @@ static void weigh_service(struct xm_weighting *w, unsigned int vi, const __u32 *
  */
 static bool quiet_wait(struct wsvc *s, unsigned long long tick, double dt)
 {
-	if (!s || !s->quiet || xm_weigh_waited_enough(s->waited + dt))
+	if (!s || !s->quiet || xm_weigh_waited_enough(&s->ref, s->waited + dt))
 		return false;
 	s->waited += dt;
 	s->seen = tick;

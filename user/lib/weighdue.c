@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* When the weighting loop weighs a service (weighdue.h, docs/weighting.md "Cadence"). */
+#include <math.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -67,17 +68,40 @@ enum xm_weigh_why xm_weigh_service_due(const struct xm_weigh_ref *ref,
 	 */
 	if (in_now > xm_lb_in_flight(then) && in_now - 1 > ref->little)
 		return XM_WEIGH_STALL;
-	if (xm_weigh_waited_enough(waited))
+	if (xm_weigh_waited_enough(ref, waited))
 		return XM_WEIGH_MAX_WAIT;
 	if (requests && requests >= (__u64)XM_WEIGH_NEW_PER_BACKEND * (n ? n : 1))
 		return XM_WEIGH_SAMPLES;
 	return XM_WEIGH_WAIT;
 }
 
-bool xm_weigh_waited_enough(double waited)
+bool xm_weigh_waited_enough(const struct xm_weigh_ref *ref, double waited)
 {
+	double max = ref && ref->max_wait > 0 ? ref->max_wait : XM_WEIGH_MAX_WAIT_S;
+
 	/* 10 ms early counts: a late tick makes the next one short, the sum stays. */
-	return waited >= XM_WEIGH_MAX_WAIT_S - 1e-2;
+	return waited >= max - 1e-2;
+}
+
+void xm_weigh_next_wait(struct xm_weigh_ref *ref, bool quiet, double moved, double headroom)
+{
+	double next = ref->max_wait > 0 ? ref->max_wait : XM_WEIGH_MAX_WAIT_S;
+
+	/*
+	 * Traffic, or weights still on the move (rates decaying, estimates
+	 * drifting): the table follows them every XM_WEIGH_MAX_WAIT_S as before.
+	 */
+	if (!quiet || moved > XM_WEIGH_SETTLED_SHARE) {
+		ref->max_wait = XM_WEIGH_MAX_WAIT_S;
+		return;
+	}
+	next *= 2;
+	if (next > XM_WEIGH_QUIET_MAX_S)
+		next = XM_WEIGH_QUIET_MAX_S;
+	/* Weighed by the time a backend turns unmeasured and starts to drift. */
+	if (headroom >= 0 && next > headroom)
+		next = headroom;
+	ref->max_wait = next > XM_WEIGH_MAX_WAIT_S ? next : XM_WEIGH_MAX_WAIT_S;
 }
 
 bool xm_weigh_backend_aged(const struct xm_wservice *s, const struct xm_wbackend *b,
@@ -98,4 +122,27 @@ void xm_weigh_ref_update(struct xm_weigh_ref *ref, const struct xm_lb_probe *now
 	for (unsigned int i = 0; i < s->n; i++)
 		if (s->b[i].alive)
 			ref->little += s->b[i].rps.value * s->b[i].latency.value;
+}
+
+void xm_weigh_settle(struct xm_weigh_ref *ref, const struct xm_wservice *s, const double *before)
+{
+	double moved = 0, headroom = -1;
+
+	/* A look at every backend only after a quiet weighing (rare: the point is fewer of them). */
+	for (unsigned int i = 0; before && i < s->n; i++) {
+		const struct xm_wbackend *b = &s->b[i];
+		double d = fabs(b->place - before[i]), left = s->p.idle_after - b->idle;
+
+		moved = d > moved ? d : moved;
+		/*
+		 * Drifting for less than XM_WEIGH_MAX_WAIT_S: its move has hardly
+		 * begun (at idle_after exactly, not at all), the usual bound.
+		 */
+		if (left <= -XM_WEIGH_MAX_WAIT_S || !b->alive)
+			continue;
+		left = left > 0 ? left : 0;
+		if (headroom < 0 || left < headroom)
+			headroom = left;
+	}
+	xm_weigh_next_wait(ref, before != NULL, moved, headroom);
 }

@@ -20,7 +20,16 @@
  *     longer than its backend's latency estimate (l3x's age bound); the
  *     caller also weighs at once a service that rebalances connections (its
  *     urgent retirements are planned per tick);
- *   - and at least every XM_WEIGH_MAX_WAIT_S.
+ *   - and at least every XM_WEIGH_MAX_WAIT_S, or, for a quiet service whose
+ *     weighings have stopped moving its weights, at least every max_wait of
+ *     its reference: doubled by each such quiet weighing up to
+ *     XM_WEIGH_QUIET_MAX_S, back to XM_WEIGH_MAX_WAIT_S by anything else
+ *     (xm_weigh_next_wait()). With no samples a weighing only moves filters
+ *     along in time (rates decaying, estimates drifting to the prior after
+ *     idle_after), and each filter takes its whole elapsed time in one step,
+ *     so a longer wait reaches the same state, later; a wait longer than
+ *     XM_WEIGH_MAX_WAIT_S never runs past a backend's idle_after, where its
+ *     estimate starts to drift.
  * The service-wide checks read only the sums of its backends' probe counters
  * (the loop's copy of the probe pages, a service's ids lie together) and a
  * reference kept per service: no pass over per-backend state, which at
@@ -36,6 +45,10 @@
 
 /* A service is weighed at least this often (s); also the bound of quiet banking before. */
 #define XM_WEIGH_MAX_WAIT_S 2.0
+/* The longest a quiet service whose weights stopped moving waits (s). */
+#define XM_WEIGH_QUIET_MAX_S 16.0
+/* A weighing that moved no backend's share by more than this (0..1) left the weights settled. */
+#define XM_WEIGH_SETTLED_SHARE 1e-3
 /* New requests per backend (on average over the service) that make a weighing due. */
 #define XM_WEIGH_NEW_PER_BACKEND 2
 /* New completions whose mean latency exceeds this many times the service's recent mean. */
@@ -45,7 +58,7 @@
 enum xm_weigh_why {
 	XM_WEIGH_WAIT = 0,
 	XM_WEIGH_FIRST,     /* never weighed, or its backend set was re-read */
-	XM_WEIGH_MAX_WAIT,  /* XM_WEIGH_MAX_WAIT_S since the last weighing */
+	XM_WEIGH_MAX_WAIT,  /* its max wait (XM_WEIGH_MAX_WAIT_S or longer) since the last weighing */
 	XM_WEIGH_SAMPLES,   /* enough new requests */
 	XM_WEIGH_FAILURE,   /* a backend failed a request or a connection */
 	XM_WEIGH_SLOWER,    /* the new completions are far slower than the recent ones */
@@ -63,6 +76,7 @@ struct xm_weigh_ref {
 	double lat_ns;           /* recent completions' latency, decayed per weighing (ns) */
 	double done;             /* and their count, decayed the same way */
 	double little;           /* requests in flight its backends' rates and latencies explain */
+	double max_wait;         /* s it may wait for news; 0: XM_WEIGH_MAX_WAIT_S */
 };
 
 /* sum += p, counter by counter. */
@@ -78,8 +92,22 @@ enum xm_weigh_why xm_weigh_service_due(const struct xm_weigh_ref *ref,
 				       const struct xm_lb_probe *now, unsigned int n,
 				       double waited, bool *quiet);
 
-/* waited seconds since a service's last weighing make it due whatever its news. */
-bool xm_weigh_waited_enough(double waited);
+/* waited seconds since a service's last weighing make it due whatever its news (ref: NULL ok). */
+bool xm_weigh_waited_enough(const struct xm_weigh_ref *ref, double waited);
+
+/*
+ * After a weighing that found the service quiet (nothing moved since the one
+ * before, nothing in flight) or not, moved its backends' shares by at most
+ * moved (0..1), and whose first backend to reach idle_after does so in
+ * headroom s (< 0: none will): ref->max_wait for the wait to its next.
+ */
+void xm_weigh_next_wait(struct xm_weigh_ref *ref, bool quiet, double moved, double headroom);
+
+/*
+ * xm_weigh_next_wait() after weighing s: before holds its backends' places
+ * (b->place) from before a quiet weighing; NULL: the weighing was not quiet.
+ */
+void xm_weigh_settle(struct xm_weigh_ref *ref, const struct xm_wservice *s, const double *before);
 
 /* l3x's age bound binds for backend b of s, whose oldest request in flight is oldest s old. */
 bool xm_weigh_backend_aged(const struct xm_wservice *s, const struct xm_wbackend *b,
