@@ -22,6 +22,8 @@ void xm_rebal_conf_default(struct xm_rebal_conf *c)
 	c->fast_factor = 2;
 	c->now_factor = 4;
 	c->tail_factor = 4;
+	c->tail_self = 1;
+	c->urgent_share = 1;
 	c->typical_of_tick = 1;
 	c->now_last_tick = 1;
 	c->urgent_s = 0.01;
@@ -44,6 +46,8 @@ static const struct {
 	{ "fast_factor", 0, 1000, 1, offsetof(struct xm_rebal_conf, fast_factor), -1 },
 	{ "now_factor", 0, 1000, 1, offsetof(struct xm_rebal_conf, now_factor), -1 },
 	{ "tail_factor", 0, 1000, 1, offsetof(struct xm_rebal_conf, tail_factor), -1 },
+	{ "tail_self", 0, 1, 1, -1, offsetof(struct xm_rebal_conf, tail_self) },
+	{ "urgent_share", 0, 1, 1, offsetof(struct xm_rebal_conf, urgent_share), -1 },
 	{ "typical_of_tick", 0, 1, 1, -1, offsetof(struct xm_rebal_conf, typical_of_tick) },
 	{ "tail_slow", 0, 1, 1, -1, offsetof(struct xm_rebal_conf, tail_slow) },
 	{ "now_last_tick", 0, 1, 1, -1, offsetof(struct xm_rebal_conf, now_last_tick) },
@@ -86,7 +90,7 @@ int xm_rebal_conf_parse(json_t *o, struct xm_rebal_conf *c, char *err, size_t er
 			snprintf(err, errlen,
 				 "rebalance.%s: unknown field (enabled, max_per_s, idle_ms, "
 				 "share_per_tick, margin, ticks, min_conns, slow_factor, fast_factor, "
-				 "now_factor, tail_factor, typical_of_tick, tail_slow, now_last_tick, urgent_ms, on_read, hold_on_read)", k);
+				 "now_factor, tail_factor, tail_self, urgent_share, typical_of_tick, tail_slow, now_last_tick, urgent_ms, on_read, hold_on_read)", k);
 			return -EINVAL;
 		}
 		if (!json_is_number(v) || json_number_value(v) < fields[i].lo ||
@@ -199,6 +203,52 @@ static double tail_threshold(const struct xm_rebal_conf *c, struct xm_rebal_svc 
 }
 
 /*
+ * One tick of a backend's usual p50 or p99 (tail_self): an average with
+ * half-life XM_REBAL_USUAL_HL of the ticks that have one, a sample counted at
+ * most XM_REBAL_USUAL_CLIP x the average, so that a spike of a few seconds
+ * raises it by a few per cent (a lasting rise still moves it: 3.4 % a tick
+ * of 0.5 s). The first sample sets it.
+ */
+static void usual_update(double *u, double x, double dt)
+{
+	if (!(x > 0))
+		return;
+	if (!(*u > 0)) {
+		*u = x;
+		return;
+	}
+	*u += (1 - exp2(-(dt > 0 ? dt : 0) / XM_REBAL_USUAL_HL)) *
+	      (fmin(x, XM_REBAL_USUAL_CLIP * *u) - *u);
+}
+
+/*
+ * The typical rise of the backends' p99s of this tick over their usual p99s
+ * (tail_self): the lower median of the ratios, 3 or more, at least 1; with
+ * now_last_tick the higher of it and the last tick's. In a tick with fewer,
+ * the last one for XM_REBAL_KEPT_TICKS ticks; then 0 (the rule is off). A
+ * slowdown all backends share raises every ratio, and so the bar.
+ */
+static double typical_rise(const struct xm_rebal_conf *c, struct xm_rebal_svc *st,
+			   const double *p99, const struct xm_rebal_track *tr, unsigned int n)
+{
+	double v[n ? n : 1], rise, last = st->rise;
+	unsigned int i, m = 0;
+
+	for (i = 0; i < n; i++)
+		if (p99[i] > 0 && tr[i].u99 > 0)
+			v[m++] = p99[i] / tr[i].u99;
+	if (m >= 3) {
+		rise = fmax(1, typical_of(v, m));
+		st->rise = rise;
+		st->rise_ticks = 0;
+		return c->now_last_tick && last > rise ? last : rise;
+	}
+	if (st->rise_ticks <= XM_REBAL_KEPT_TICKS)
+		st->rise_ticks++;
+	return st->rise_ticks > XM_REBAL_KEPT_TICKS ? 0 : st->rise;
+}
+
+/*
  * The typical latency estimate of the backends that have one of their own
  * (measured[i]; NULL: all): a backend without samples still has the prior
  * (default_latency, 5 s), which would lift the median so that a really
@@ -266,8 +316,8 @@ unsigned int xm_rebal_plan_now(const struct xm_rebal_conf *c, struct xm_rebal_sv
 			       struct xm_rebal_track *tr, uint32_t *quota, unsigned int n)
 {
 	double burst = c->max_per_s > 1 ? c->max_per_s : 1, total = 0, slow = 0, fast = 0;
-	double now_far_at = 0, tail_far_at = 0, typical = 0, base;
-	bool have_typical = false;
+	double now_far_at = 0, tail_far_at = 0, typical = 0, base, rise = 0;
+	bool have_typical = false, self_far[n ? n : 1];
 	unsigned int i, sum = 0;
 
 	st->tokens -= retired;
@@ -285,9 +335,26 @@ unsigned int xm_rebal_plan_now(const struct xm_rebal_conf *c, struct xm_rebal_sv
 		now_far_at = c->now_factor * base;
 	if (c->tail_factor > 0 && p99)
 		tail_far_at = tail_threshold(c, st, base, p99, n);
+	if (c->tail_factor > 0 && p99 && c->tail_self)
+		rise = typical_rise(c, st, p99, tr, n);
+	/*
+	 * Slow now by its tail against its own usual latency (tail_self), as
+	 * much above it as the others are above theirs times
+	 * XM_REBAL_TAIL_OVER (and tail_factor x its usual p50), judged before
+	 * this tick's values enter the usual ones.
+	 */
+	for (i = 0; i < n; i++) {
+		self_far[i] = rise > 0 && p99[i] > 0 && tr[i].u50 > 0 && tr[i].u99 > 0 &&
+			      p99[i] >= rise * fmax(c->tail_factor * tr[i].u50,
+						    XM_REBAL_TAIL_OVER * tr[i].u99);
+		if (p99) {
+			usual_update(&tr[i].u50, p50 ? p50[i] : -1, dt);
+			usual_update(&tr[i].u99, p99[i], dt);
+		}
+	}
 	if (!c->enabled || total < c->min_conns || !total) {
 		for (i = 0; i < n; i++)
-			tr[i] = (struct xm_rebal_track){ 0 };
+			tr[i] = (struct xm_rebal_track){ .u50 = tr[i].u50, .u99 = tr[i].u99 };
 		return 0;
 	}
 	if (l_est && typical_estimate(c, l_est, measured, p50, n, &typical)) {
@@ -304,7 +371,7 @@ unsigned int xm_rebal_plan_now(const struct xm_rebal_conf *c, struct xm_rebal_sv
 		 * a spike.
 		 */
 		bool now_far = (now_far_at > 0 && now >= now_far_at) ||
-			       (tail_far_at > 0 && p99[i] >= tail_far_at);
+			       (tail_far_at > 0 && p99[i] >= tail_far_at) || self_far[i];
 		/*
 		 * The mark (its table share at the floor) stays until a tick
 		 * measures the backend calm (a p50 of its own under the
@@ -313,10 +380,12 @@ unsigned int xm_rebal_plan_now(const struct xm_rebal_conf *c, struct xm_rebal_sv
 		 * Released on the first tick without one, new-connection mode
 		 * sent a spiking replica back its old share on the next tick.
 		 */
-		bool calm = p50 && p50[i] > 0 && (now_far_at > 0 || tail_far_at > 0) && !now_far;
+		bool calm = p50 && p50[i] > 0 && (now_far_at > 0 || tail_far_at > 0 || rise > 0) &&
+			    !now_far;
 		unsigned int since = now_far ? 0 : tr[i].now_ticks + 1;
 		bool mark = now_far || (tr[i].now && !calm && since <= XM_REBAL_NOW_HOLD_TICKS);
-		struct xm_rebal_track marked = { .now = mark, .now_ticks = mark ? since : 0 };
+		struct xm_rebal_track marked = { .now = mark, .now_ticks = mark ? since : 0,
+						 .u50 = tr[i].u50, .u99 = tr[i].u99 };
 		/* Far slower right now: its weight has not caught up, plan as if it were 0. */
 		double excess = held[i] / total - (now_far ? 0 : weight[i]);
 		double q, earn = c->share_per_tick * held[i];
@@ -364,7 +433,8 @@ unsigned int xm_rebal_plan_now(const struct xm_rebal_conf *c, struct xm_rebal_sv
 		tr[i].urgent = tr[i].far >= XM_REBAL_FAR_TICKS || now_far;
 		if (tr[i].urgent) {
 			tr[i].over = c->ticks;
-			tr[i].credit = fmax(1, earn);
+			/* urgent_share: all of its excess at once, by default */
+			tr[i].credit = fmax(1, c->urgent_share * held[i]);
 		}
 		if (tr[i].over < c->ticks)
 			continue; /* hysteresis: a wobble of the weights retires nothing */

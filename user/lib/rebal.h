@@ -35,6 +35,13 @@
  * backend is slow or far by its estimate (the now_factor rule still works).
  */
 #define XM_REBAL_MIN_MEASURED 2
+/*
+ * Half-life in s of a backend's usual p50 and p99 of a tick
+ * (xm_rebal_track.u50, u99: tail_self), and how far above the usual value
+ * one tick's sample counts (a spike of 2-4 s moves them by a few per cent).
+ */
+#define XM_REBAL_USUAL_HL 10.0
+#define XM_REBAL_USUAL_CLIP 2.0
 
 struct xm_rebal_conf {
 	bool enabled;          /* "enabled" (false) */
@@ -100,6 +107,33 @@ struct xm_rebal_conf {
 	 */
 	double tail_factor;
 	/*
+	 * "tail_self": 1: the tail rule also compares each backend with its
+	 * own usual latency (xm_rebal_track.u50, u99: slow averages of its
+	 * p50 and p99 of a tick that a spike moves little): its p99 of this
+	 * tick at least tail_factor x its usual p50 and XM_REBAL_TAIL_OVER x its
+	 * usual p99, times the typical rise of the others (the lower median of
+	 * p99 / usual p99 over the backends with a p99 this tick, 3 or more, at
+	 * least 1; the higher of this and the last tick's), so that a slowdown
+	 * all share marks no one. The typical values of the service are those
+	 * of the backends a pool happens to sit on: urllib3's 8 connections on
+	 * replicas 1, 6 and 7 of make bench-l3's spikes made 4 x the typical
+	 * p50 340 ms and 2 x the typical p99 400 ms, and replica 1's spike (its
+	 * p99 of a tick 260 ms against its usual 110 ms) was seen by the
+	 * estimate a second later (docs/benchmarks.md, eleventh session) (1; 0:
+	 * the service's typical values alone).
+	 */
+	unsigned int tail_self;
+	/*
+	 * "urgent_share": the share of an urgent backend's (fast_factor,
+	 * now_factor, tail_factor) held connections it may give up per tick (1:
+	 * all its excess over its target at once; the service's max_per_s
+	 * still bounds it). share_per_tick (0.5) took 2-3 ticks to empty a
+	 * spiking replica of a pool's 5 connections, most of a 2 s spike (0.5:
+	 * share_per_tick's rule for urgent backends too, before the eleventh
+	 * session).
+	 */
+	double urgent_share;
+	/*
 	 * "typical_of_tick": 1: the typical estimate that slow_factor and
 	 * fast_factor compare against is that of the backends that answered
 	 * requests in this tick (2 or more; else of all measured ones): an
@@ -164,6 +198,12 @@ struct xm_rebal_svc {
 	 */
 	double kept, kept_p99;
 	unsigned int kept_ticks;
+	/*
+	 * The last typical rise of the p99s over the usual ones (tail_self),
+	 * and the ticks since (XM_REBAL_KEPT_TICKS).
+	 */
+	double rise;
+	unsigned int rise_ticks;
 };
 
 /* Per backend state of the plan, kept by the caller, zeroed to start. */
@@ -186,6 +226,13 @@ struct xm_rebal_track {
 	 */
 	bool now;
 	unsigned int now_ticks; /* ticks since the evidence of the mark */
+	/*
+	 * Its usual p50 and p99 of a tick, s (0: not yet): averages with
+	 * half-life XM_REBAL_USUAL_HL of its ticks' values, each at most
+	 * XM_REBAL_USUAL_CLIP x the average, so that a spike moves them
+	 * little (tail_self). Kept when the rest of the state is reset.
+	 */
+	double u50, u99;
 };
 
 /*
