@@ -203,7 +203,7 @@ static double tail_threshold(const struct xm_rebal_conf *c, struct xm_rebal_svc 
 }
 
 /*
- * One tick of a backend's usual p50 or p99 (tail_self): an average with
+ * One tick of a backend's usual p99 (tail_self): an average with
  * half-life XM_REBAL_USUAL_HL of the ticks that have one, a sample counted at
  * most XM_REBAL_USUAL_CLIP x the average, so that a spike of a few seconds
  * raises it by a few per cent (a lasting rise still moves it: 3.4 % a tick
@@ -222,30 +222,34 @@ static void usual_update(double *u, double x, double dt)
 }
 
 /*
- * The typical rise of the backends' p99s of this tick over their usual p99s
- * (tail_self): the lower median of the ratios, 3 or more, at least 1; with
- * now_last_tick the higher of it and the last tick's. In a tick with fewer,
- * the last one for XM_REBAL_KEPT_TICKS ticks; then 0 (the rule is off). A
- * slowdown all backends share raises every ratio, and so the bar.
+ * The typical rise of the other backends' p99s of this tick over their
+ * usual p99s, for backend `self` (tail_self): the lower median of their
+ * ratios, 2 or more, at least 1; with now_last_tick the higher of it and
+ * the last tick's. Without the backend itself: a pool on 3 replicas has 3
+ * ratios, one of them the spike's, and the lower median of the three was
+ * 1.3-1.6 in the spike's first ticks on a loaded machine (docs/benchmarks.md,
+ * eleventh session). In a tick with fewer, the last one for
+ * XM_REBAL_KEPT_TICKS ticks; then 0 (the rule is off for it). A slowdown all
+ * backends share raises every ratio, and so the bar.
  */
-static double typical_rise(const struct xm_rebal_conf *c, struct xm_rebal_svc *st,
-			   const double *p99, const struct xm_rebal_track *tr, unsigned int n)
+static double typical_rise(const struct xm_rebal_conf *c, const double *p99,
+			   struct xm_rebal_track *tr, unsigned int n, unsigned int self)
 {
-	double v[n ? n : 1], rise, last = st->rise;
+	double v[n ? n : 1], rise, last = tr[self].rise;
 	unsigned int i, m = 0;
 
 	for (i = 0; i < n; i++)
-		if (p99[i] > 0 && tr[i].u99 > 0)
+		if (i != self && p99[i] > 0 && tr[i].u99 > 0)
 			v[m++] = p99[i] / tr[i].u99;
-	if (m >= 3) {
+	if (m >= 2) {
 		rise = fmax(1, typical_of(v, m));
-		st->rise = rise;
-		st->rise_ticks = 0;
+		tr[self].rise = rise;
+		tr[self].rise_ticks = 0;
 		return c->now_last_tick && last > rise ? last : rise;
 	}
-	if (st->rise_ticks <= XM_REBAL_KEPT_TICKS)
-		st->rise_ticks++;
-	return st->rise_ticks > XM_REBAL_KEPT_TICKS ? 0 : st->rise;
+	if (tr[self].rise_ticks <= XM_REBAL_KEPT_TICKS)
+		tr[self].rise_ticks++;
+	return tr[self].rise_ticks > XM_REBAL_KEPT_TICKS ? 0 : tr[self].rise;
 }
 
 /*
@@ -316,8 +320,8 @@ unsigned int xm_rebal_plan_now(const struct xm_rebal_conf *c, struct xm_rebal_sv
 			       struct xm_rebal_track *tr, uint32_t *quota, unsigned int n)
 {
 	double burst = c->max_per_s > 1 ? c->max_per_s : 1, total = 0, slow = 0, fast = 0;
-	double now_far_at = 0, tail_far_at = 0, typical = 0, base, rise = 0;
-	bool have_typical = false, self_far[n ? n : 1];
+	double now_far_at = 0, tail_far_at = 0, typical = 0, base;
+	bool have_typical = false, self_on = false, self_far[n ? n : 1];
 	unsigned int i, sum = 0;
 
 	st->tokens -= retired;
@@ -335,26 +339,25 @@ unsigned int xm_rebal_plan_now(const struct xm_rebal_conf *c, struct xm_rebal_sv
 		now_far_at = c->now_factor * base;
 	if (c->tail_factor > 0 && p99)
 		tail_far_at = tail_threshold(c, st, base, p99, n);
-	if (c->tail_factor > 0 && p99 && c->tail_self)
-		rise = typical_rise(c, st, p99, tr, n);
 	/*
-	 * Slow now by its tail against its own usual latency (tail_self), as
-	 * much above it as the others are above theirs times
-	 * XM_REBAL_TAIL_OVER (and tail_factor x its usual p50), judged before
-	 * this tick's values enter the usual ones.
+	 * Slow now by its tail against its own usual p99 (tail_self): at least
+	 * XM_REBAL_TAIL_OVER x it, times the others' typical rise over theirs,
+	 * judged before this tick's values enter the usual ones.
 	 */
 	for (i = 0; i < n; i++) {
-		self_far[i] = rise > 0 && p99[i] > 0 && tr[i].u50 > 0 && tr[i].u99 > 0 &&
-			      p99[i] >= rise * fmax(c->tail_factor * tr[i].u50,
-						    XM_REBAL_TAIL_OVER * tr[i].u99);
-		if (p99) {
-			usual_update(&tr[i].u50, p50 ? p50[i] : -1, dt);
-			usual_update(&tr[i].u99, p99[i], dt);
-		}
+		double rise = c->tail_factor > 0 && p99 && c->tail_self
+				      ? typical_rise(c, p99, tr, n, i) : 0;
+
+		self_on |= rise > 0;
+		self_far[i] = rise > 0 && p99[i] > 0 && tr[i].u99 > 0 &&
+			      p99[i] >= rise * XM_REBAL_TAIL_OVER * tr[i].u99;
 	}
+	for (i = 0; i < n && p99; i++)
+		usual_update(&tr[i].u99, p99[i], dt);
 	if (!c->enabled || total < c->min_conns || !total) {
 		for (i = 0; i < n; i++)
-			tr[i] = (struct xm_rebal_track){ .u50 = tr[i].u50, .u99 = tr[i].u99 };
+			tr[i] = (struct xm_rebal_track){ .u99 = tr[i].u99, .rise = tr[i].rise,
+							 .rise_ticks = tr[i].rise_ticks };
 		return 0;
 	}
 	if (l_est && typical_estimate(c, l_est, measured, p50, n, &typical)) {
@@ -380,12 +383,13 @@ unsigned int xm_rebal_plan_now(const struct xm_rebal_conf *c, struct xm_rebal_sv
 		 * Released on the first tick without one, new-connection mode
 		 * sent a spiking replica back its old share on the next tick.
 		 */
-		bool calm = p50 && p50[i] > 0 && (now_far_at > 0 || tail_far_at > 0 || rise > 0) &&
+		bool calm = p50 && p50[i] > 0 && (now_far_at > 0 || tail_far_at > 0 || self_on) &&
 			    !now_far;
 		unsigned int since = now_far ? 0 : tr[i].now_ticks + 1;
 		bool mark = now_far || (tr[i].now && !calm && since <= XM_REBAL_NOW_HOLD_TICKS);
 		struct xm_rebal_track marked = { .now = mark, .now_ticks = mark ? since : 0,
-						 .u50 = tr[i].u50, .u99 = tr[i].u99 };
+						 .u99 = tr[i].u99, .rise = tr[i].rise,
+						 .rise_ticks = tr[i].rise_ticks };
 		/* Far slower right now: its weight has not caught up, plan as if it were 0. */
 		double excess = held[i] / total - (now_far ? 0 : weight[i]);
 		double q, earn = c->share_per_tick * held[i];

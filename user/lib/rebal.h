@@ -36,9 +36,9 @@
  */
 #define XM_REBAL_MIN_MEASURED 2
 /*
- * Half-life in s of a backend's usual p50 and p99 of a tick
- * (xm_rebal_track.u50, u99: tail_self), and how far above the usual value
- * one tick's sample counts (a spike of 2-4 s moves them by a few per cent).
+ * Half-life in s of a backend's usual p99 of a tick (xm_rebal_track.u99:
+ * tail_self), and how far above the usual value one tick's sample counts (a
+ * spike of 2-4 s moves it by a few per cent).
  */
 #define XM_REBAL_USUAL_HL 10.0
 #define XM_REBAL_USUAL_CLIP 2.0
@@ -107,20 +107,19 @@ struct xm_rebal_conf {
 	 */
 	double tail_factor;
 	/*
-	 * "tail_self": 1: the tail rule also compares each backend with its
-	 * own usual latency (xm_rebal_track.u50, u99: slow averages of its
-	 * p50 and p99 of a tick that a spike moves little): its p99 of this
-	 * tick at least tail_factor x its usual p50 and XM_REBAL_TAIL_OVER x its
-	 * usual p99, times the typical rise of the others (the lower median of
-	 * p99 / usual p99 over the backends with a p99 this tick, 3 or more, at
-	 * least 1; the higher of this and the last tick's), so that a slowdown
-	 * all share marks no one. The typical values of the service are those
-	 * of the backends a pool happens to sit on: urllib3's 8 connections on
-	 * replicas 1, 6 and 7 of make bench-l3's spikes made 4 x the typical
-	 * p50 340 ms and 2 x the typical p99 400 ms, and replica 1's spike (its
-	 * p99 of a tick 260 ms against its usual 110 ms) was seen by the
-	 * estimate a second later (docs/benchmarks.md, eleventh session) (1; 0:
-	 * the service's typical values alone).
+	 * "tail_self": 1: a backend whose p99 of this tick (as tail_factor's) is
+	 * at least XM_REBAL_TAIL_OVER x its own usual p99 (xm_rebal_track.u99:
+	 * a slow average of its p99s of a tick that a spike moves little),
+	 * times the typical rise of the others' p99s over theirs (the lower
+	 * median of their ratios, 2 or more, at least 1; the higher of this and
+	 * the last tick's), is slow now as well: a slowdown all share marks no
+	 * one. tail_factor compares with the service's typical values, which are
+	 * those of the backends a pool happens to sit on: urllib3's 8
+	 * connections on replicas 1, 6 and 7 of make bench-l3's spikes made 4 x
+	 * the typical p50 340 ms and 2 x the typical p99 400 ms, and replica 1's
+	 * spike (its p99 of a tick 260 ms against its usual 110 ms) was found a
+	 * second later by its estimate (docs/benchmarks.md, eleventh session)
+	 * (1; 0: the service's typical values alone; needs tail_factor > 0).
 	 */
 	unsigned int tail_self;
 	/*
@@ -198,12 +197,6 @@ struct xm_rebal_svc {
 	 */
 	double kept, kept_p99;
 	unsigned int kept_ticks;
-	/*
-	 * The last typical rise of the p99s over the usual ones (tail_self),
-	 * and the ticks since (XM_REBAL_KEPT_TICKS).
-	 */
-	double rise;
-	unsigned int rise_ticks;
 };
 
 /* Per backend state of the plan, kept by the caller, zeroed to start. */
@@ -227,12 +220,14 @@ struct xm_rebal_track {
 	bool now;
 	unsigned int now_ticks; /* ticks since the evidence of the mark */
 	/*
-	 * Its usual p50 and p99 of a tick, s (0: not yet): averages with
-	 * half-life XM_REBAL_USUAL_HL of its ticks' values, each at most
-	 * XM_REBAL_USUAL_CLIP x the average, so that a spike moves them
-	 * little (tail_self). Kept when the rest of the state is reset.
+	 * Its usual p99 of a tick, s (0: not yet): an average with half-life
+	 * XM_REBAL_USUAL_HL of its ticks' values, each at most
+	 * XM_REBAL_USUAL_CLIP x the average, so that a spike moves it little;
+	 * and the others' typical rise over theirs of the last tick that had
+	 * one, and the ticks since (tail_self). Kept when the rest is reset.
 	 */
-	double u50, u99;
+	double u99, rise;
+	unsigned int rise_ticks;
 };
 
 /*
