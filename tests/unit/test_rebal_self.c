@@ -122,6 +122,25 @@ static void shared_rise_marks_none(void **st)
 }
 
 /*
+ * The others' rise is of the others: with one of them 1.5x its usual p99
+ * (a loaded machine's noise) and one at its usual, the lower median of all
+ * three ratios (the spike's included) would be 1.5 and replica 1's 2.4x
+ * would not pass 2 x 1.5; without itself the others' rise is 1.
+ */
+static void rise_without_self(void **st)
+{
+	struct self_plan p;
+
+	self_init(&p);
+	p.p99[A] = 0.260;
+	p.p99[6] = 0.300;
+	assert_int_equal(self_tick(&p), 5);
+	assert_true(p.tr[A].now);
+	assert_false(p.tr[6].now); /* 1.5x its own, the others' rise 1: not 2x */
+	assert_false(p.tr[7].now);
+}
+
+/*
  * A spike moves the usual values little (2 s: under 15 %), so the next
  * spike 10 s later is measured against the calm tail; a lasting rise moves
  * them (after 20 s at 2x, the usual p99 is past 1.7x), so a backend that
@@ -239,6 +258,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(own_spike_on_slow_pool),
 		cmocka_unit_test(shared_rise_marks_none),
+		cmocka_unit_test(rise_without_self),
 		cmocka_unit_test(usual_values_move_slowly),
 		cmocka_unit_test(usual_values_survive_reset),
 		cmocka_unit_test(rise_kept_then_off),
