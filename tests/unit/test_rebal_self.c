@@ -188,9 +188,10 @@ static void usual_values_survive_reset(void **st)
 }
 
 /*
- * Too few backends with a p99 this tick to know the others' rise: the last
+ * No other backend with a p99 this tick to know the others' rise: the last
  * one for XM_REBAL_KEPT_TICKS ticks, then the rule is off (a slowdown all
- * share could not be told apart).
+ * share could not be told apart). One other is enough: urllib3's pool of 8
+ * often sat on two replicas.
  */
 static void rise_kept_then_off(void **st)
 {
@@ -207,6 +208,12 @@ static void rise_kept_then_off(void **st)
 	p.p99[A] = 0.260;
 	assert_int_equal(self_tick(&p), 0);
 	assert_false(p.tr[A].now);
+	self_init(&p);
+	p.p99[7] = -1;
+	for (int k = 0; k < XM_REBAL_KEPT_TICKS + 1; k++)
+		self_tick(&p);
+	p.p99[A] = 0.260;
+	assert_int_equal(self_tick(&p), 5);
 }
 
 /*
@@ -227,6 +234,27 @@ static void urgent_share_all_at_once(void **st)
 	p.c.max_per_s = 3;
 	p.p99[A] = 0.260;
 	assert_int_equal(self_tick(&p), 3);
+}
+
+/*
+ * Urgent by its estimate alone (fast_factor, two ticks: replica 6's L_est
+ * 3x the typical one, which with a pool on few replicas is the fastest's):
+ * share_per_tick, not urgent_share. Moving all of a calm replica's
+ * connections at once put 7 of urllib3's 8 on the fastest replica just
+ * before its tail spiked.
+ */
+static void far_by_estimate_keeps_share_per_tick(void **st)
+{
+	struct self_plan p;
+
+	self_init(&p);
+	p.held[6] = 6;
+	p.w[6] = 0.05;
+	p.l_est[6] = 0.6;
+	self_tick(&p);
+	assert_int_equal(self_tick(&p), 3); /* max(1, 0.5 x 6) */
+	assert_true(p.tr[6].urgent);
+	assert_false(p.tr[6].now);
 }
 
 static void conf_fields(void **st)
@@ -263,6 +291,7 @@ int main(void)
 		cmocka_unit_test(usual_values_survive_reset),
 		cmocka_unit_test(rise_kept_then_off),
 		cmocka_unit_test(urgent_share_all_at_once),
+		cmocka_unit_test(far_by_estimate_keeps_share_per_tick),
 		cmocka_unit_test(conf_fields),
 	};
 

@@ -224,13 +224,14 @@ static void usual_update(double *u, double x, double dt)
 /*
  * The typical rise of the other backends' p99s of this tick over their
  * usual p99s, for backend `self` (tail_self): the lower median of their
- * ratios, 2 or more, at least 1; with now_last_tick the higher of it and
- * the last tick's. Without the backend itself: a pool on 3 replicas has 3
- * ratios, one of them the spike's, and the lower median of the three was
- * 1.3-1.6 in the spike's first ticks on a loaded machine (docs/benchmarks.md,
- * eleventh session). In a tick with fewer, the last one for
- * XM_REBAL_KEPT_TICKS ticks; then 0 (the rule is off for it). A slowdown all
- * backends share raises every ratio, and so the bar.
+ * ratios (one or more: urllib3's pool of 8 often sat on two replicas), at
+ * least 1; with now_last_tick the higher of it and the last tick's. Without
+ * the backend itself: a pool on 3 replicas has 3 ratios, one of them the
+ * spike's, and the lower median of the three was 1.3-1.6 in the spike's
+ * first ticks on a loaded machine (docs/benchmarks.md, eleventh session). In
+ * a tick without another, the last one for XM_REBAL_KEPT_TICKS ticks; then 0
+ * (the rule is off for it). A slowdown all backends share raises every
+ * ratio, and so the bar.
  */
 static double typical_rise(const struct xm_rebal_conf *c, const double *p99,
 			   struct xm_rebal_track *tr, unsigned int n, unsigned int self)
@@ -241,7 +242,7 @@ static double typical_rise(const struct xm_rebal_conf *c, const double *p99,
 	for (i = 0; i < n; i++)
 		if (i != self && p99[i] > 0 && tr[i].u99 > 0)
 			v[m++] = p99[i] / tr[i].u99;
-	if (m >= 2) {
+	if (m >= 1) {
 		rise = fmax(1, typical_of(v, m));
 		tr[self].rise = rise;
 		tr[self].rise_ticks = 0;
@@ -437,8 +438,17 @@ unsigned int xm_rebal_plan_now(const struct xm_rebal_conf *c, struct xm_rebal_sv
 		tr[i].urgent = tr[i].far >= XM_REBAL_FAR_TICKS || now_far;
 		if (tr[i].urgent) {
 			tr[i].over = c->ticks;
-			/* urgent_share: all of its excess at once, by default */
-			tr[i].credit = fmax(1, c->urgent_share * held[i]);
+			/*
+			 * Slow right now (this tick's requests say so): urgent_share,
+			 * by default all of its excess at once. Far slower by its
+			 * estimate only: share_per_tick. With a small pool on two
+			 * replicas the typical estimate is the faster one's, a calm
+			 * replica 2.2x slower is "far", and all 5 of its connections
+			 * went to the fastest replica at once, which held 7 of 8 when
+			 * its tail spiked (docs/benchmarks.md, eleventh session).
+			 */
+			tr[i].credit = fmax(1, (now_far ? c->urgent_share : c->share_per_tick) *
+						       held[i]);
 		}
 		if (tr[i].over < c->ticks)
 			continue; /* hysteresis: a wobble of the weights retires nothing */

@@ -111,7 +111,7 @@ struct xm_rebal_conf {
 	 * at least XM_REBAL_TAIL_OVER x its own usual p99 (xm_rebal_track.u99:
 	 * a slow average of its p99s of a tick that a spike moves little),
 	 * times the typical rise of the others' p99s over theirs (the lower
-	 * median of their ratios, 2 or more, at least 1; the higher of this and
+	 * median of their ratios, 1 or more, at least 1; the higher of this and
 	 * the last tick's), is slow now as well: a slowdown all share marks no
 	 * one. tail_factor compares with the service's typical values, which are
 	 * those of the backends a pool happens to sit on: urllib3's 8
@@ -123,12 +123,15 @@ struct xm_rebal_conf {
 	 */
 	unsigned int tail_self;
 	/*
-	 * "urgent_share": the share of an urgent backend's (fast_factor,
-	 * now_factor, tail_factor) held connections it may give up per tick (1:
-	 * all its excess over its target at once; the service's max_per_s
-	 * still bounds it). share_per_tick (0.5) took 2-3 ticks to empty a
-	 * spiking replica of a pool's 5 connections, most of a 2 s spike (0.5:
-	 * share_per_tick's rule for urgent backends too, before the eleventh
+	 * "urgent_share": the share of a backend's held connections it may give
+	 * up in a tick when it is slow right now (now_factor, tail_factor,
+	 * tail_self): 1, all of its excess over its target at once (the
+	 * service's max_per_s still bounds it). share_per_tick (0.5) took 2-3
+	 * ticks to empty a spiking replica of a pool's 5 connections, most of a
+	 * 2 s spike. A backend urgent by its estimate alone (fast_factor) keeps
+	 * share_per_tick: with a small pool on two replicas a calm replica 2.2x
+	 * slower than the other is "far", and all its connections moved at once
+	 * onto the one replica (0.5: share_per_tick's rule, before the eleventh
 	 * session).
 	 */
 	double urgent_share;
