@@ -59,12 +59,13 @@ static unsigned int self_tick(struct self_plan *p)
 				 p->oldest, p->p99, NULL, p->tr, p->q, N);
 }
 
-/* Defaults, rebalancing on, 20 calm ticks (10 s) so that the usual values are known. */
+/* Defaults, rebalancing and tail_self on, 20 calm ticks (10 s) so that the usual values are known. */
 static void self_init(struct self_plan *p)
 {
 	memset(p, 0, sizeof(*p));
 	xm_rebal_conf_default(&p->c);
 	p->c.enabled = true;
+	p->c.tail_self = 1; /* off by default */
 	p->sv.tokens = 20;
 	self_calm(p);
 	for (int k = 0; k < 20; k++)
@@ -264,11 +265,11 @@ static void conf_fields(void **st)
 	json_t *o;
 
 	xm_rebal_conf_default(&c);
-	assert_int_equal(c.tail_self, 1);
-	assert_true(c.urgent_share == 1);
-	o = json_loads("{\"tail_self\": 0, \"urgent_share\": 0.5}", 0, NULL);
-	assert_int_equal(xm_rebal_conf_parse(o, &c, err, sizeof(err)), 0);
 	assert_int_equal(c.tail_self, 0);
+	assert_true(c.urgent_share == 1);
+	o = json_loads("{\"tail_self\": 1, \"urgent_share\": 0.5}", 0, NULL);
+	assert_int_equal(xm_rebal_conf_parse(o, &c, err, sizeof(err)), 0);
+	assert_int_equal(c.tail_self, 1);
 	assert_true(c.urgent_share == 0.5);
 	json_decref(o);
 	o = json_loads("{\"tail_self\": 2}", 0, NULL);

@@ -118,8 +118,10 @@ struct xm_rebal_conf {
 	 * connections on replicas 1, 6 and 7 of make bench-l3's spikes made 4 x
 	 * the typical p50 340 ms and 2 x the typical p99 400 ms, and replica 1's
 	 * spike (its p99 of a tick 260 ms against its usual 110 ms) was found a
-	 * second later by its estimate (docs/benchmarks.md, eleventh session)
-	 * (1; 0: the service's typical values alone; needs tail_factor > 0).
+	 * second later by its estimate (docs/benchmarks.md, eleventh session).
+	 * Off by default (0): on a loaded machine a fast service's calm
+	 * replicas (10 ms, p99 30 ms) doubled their tick p99 with scheduling
+	 * noise alone, and were marked, cut and drained (needs tail_factor > 0).
 	 */
 	unsigned int tail_self;
 	/*
