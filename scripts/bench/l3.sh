@@ -23,7 +23,8 @@
 # Algorithms: any of the service algorithms, and "l3x+rb" = l3x with
 # connection-level rebalancing on (its defaults; docs/config.md); a suffix
 # "~PARAM=NUMBER" sets one numeric param (e.g. "l3x~age_bound=0"; "~rb:FIELD=NUMBER"
-# one of "rebalance": "l3x+rb~rb:fast_factor=0"), so that
+# one of "rebalance": "l3x+rb~rb:fast_factor=0", several comma-separated:
+# "l3x+rb~rb:tail_self=0,urgent_share=0.5"), so that
 # variants run interleaved in one run.
 #
 # Each (scenario, mode) runs every algorithm RUNS times, the order rotated
@@ -105,11 +106,16 @@ write_config() {
 	[ "$spec" != "$1" ] && params="{\"${kv%%=*}\": ${kv#*=}}"
 	algo=${spec%+rb}
 	[ "$spec" != "$algo" ] && rb=true
-	# "~rb:FIELD=NUMBER": a field of "rebalance" instead (l3x+rb~rb:fast_factor=0)
+	# "~rb:FIELD=NUMBER": a field of "rebalance" instead (l3x+rb~rb:fast_factor=0);
+	# several, comma-separated: "l3x+rb~rb:tail_self=0,urgent_share=0.5"
 	if [ "$rb" = true ] && [ "${kv#rb:}" != "$kv" ]; then
-		kv=${kv#rb:}
+		local f
 		params="{}"
-		rb="{\"enabled\": true, \"${kv%%=*}\": ${kv#*=}}"
+		rb="{\"enabled\": true"
+		for f in $(tr , ' ' <<<"${kv#rb:}"); do
+			rb+=", \"${f%%=*}\": ${f#*=}"
+		done
+		rb+="}"
 	fi
 	for i in $(seq 0 $((NREP - 1))); do
 		be+="${be:+,}{\"address\": \"10.77.1.$((10 + i))\", \"port\": $PORT, \"cluster\": \"c$((i / 3))\"}"

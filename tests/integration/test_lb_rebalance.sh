@@ -68,8 +68,9 @@ xm_pod_bg sv sleep 3600
 
 # write_config REBALANCE (true/false) IDLE_MS FAST_FACTOR URGENT_MS ON_READ HOLD_ON_READ
 write_config() {
+	# urgent_share as share_per_tick: check_bounds holds every quota to that share
 	xm_rebal_config $PORT "${ALGO:-l3}" "{\"enabled\": $1, \"idle_ms\": $2, \"share_per_tick\": $SHARE,
-		\"max_per_s\": $RATE, \"ticks\": 2, \"margin\": 0.3, \"fast_factor\": $3, \"urgent_ms\": $4,
+		\"urgent_share\": $SHARE, \"max_per_s\": $RATE, \"ticks\": 2, \"margin\": 0.3, \"fast_factor\": $3, \"urgent_ms\": $4,
 		\"on_read\": $5, \"hold_on_read\": $6}"
 }
 

@@ -42,6 +42,8 @@ static void mplan_init(struct mplan *p, unsigned int n)
 {
 	memset(p, 0, sizeof(*p));
 	xm_rebal_conf_default(&p->c);
+	/* these tests count urgent quotas of the per-tick share (urgent_share 1: test_rebal_self.c) */
+	p->c.urgent_share = 0.5;
 	p->c.enabled = true;
 	p->c.max_per_s = 100; /* the rate bound is not what this is about */
 	p->sv.tokens = 100;
@@ -226,6 +228,7 @@ static void stale_estimates_do_not_lift_typical(void **st)
 
 	for (int off = 0; off < 2; off++) {
 		xm_rebal_conf_default(&c);
+		c.urgent_share = 0.5; /* the per-tick share, as counted below */
 		c.enabled = true;
 		c.max_per_s = 100;
 		c.typical_of_tick = !off;

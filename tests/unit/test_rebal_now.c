@@ -36,6 +36,8 @@ static void now_init(struct now_plan *p)
 {
 	memset(p, 0, sizeof(*p));
 	xm_rebal_conf_default(&p->c);
+	/* these tests count urgent quotas of the per-tick share (urgent_share 1: test_rebal_self.c) */
+	p->c.urgent_share = 0.5;
 	p->c.enabled = true;
 	p->sv.tokens = 100;
 	p->c.max_per_s = 100; /* the rate bound is tested below, on its own */

@@ -42,6 +42,8 @@ static void spike_init(struct spike_plan *p)
 {
 	memset(p, 0, sizeof(*p));
 	xm_rebal_conf_default(&p->c);
+	/* these tests count urgent quotas of the per-tick share (urgent_share 1: test_rebal_self.c) */
+	p->c.urgent_share = 0.5;
 	p->c.enabled = true;
 	p->sv.tokens = 100;
 	p->c.max_per_s = 100;
@@ -243,8 +245,13 @@ static void kept_typical_in_thin_ticks(void **st)
 	p.p50[3] = 0.6;
 	assert_int_equal(spike_tick(&p), 0);
 	assert_false(p.tr[3].now);
-	/* Kept for XM_REBAL_KEPT_TICKS thin ticks, not longer. */
+	/*
+	 * Kept for XM_REBAL_KEPT_TICKS thin ticks, not longer (tail_self off:
+	 * against its own usual p99, 144 ms, backend 3 is slow now, as
+	 * test_rebal_self.c tests).
+	 */
 	spike_init(&p);
+	p.c.tail_self = 0;
 	assert_int_equal(spike_tick(&p), 0);
 	p.p50[0] = p.p50[1] = -1;
 	for (k = 0; k < XM_REBAL_KEPT_TICKS; k++)

@@ -173,6 +173,8 @@ static void plan_init(struct plan *p)
 {
 	memset(p, 0, sizeof(*p));
 	xm_rebal_conf_default(&p->c);
+	/* these tests count urgent quotas of the per-tick share (urgent_share 1: test_rebal_self.c) */
+	p->c.urgent_share = 0.5;
 	p->c.enabled = true;
 	p->held[0] = p->held[1] = 20;
 	p->held[2] = 60;

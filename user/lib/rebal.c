@@ -22,6 +22,8 @@ void xm_rebal_conf_default(struct xm_rebal_conf *c)
 	c->fast_factor = 2;
 	c->now_factor = 4;
 	c->tail_factor = 4;
+	c->tail_self = 0; /* measured: docs/benchmarks.md, eleventh session */
+	c->urgent_share = 1;
 	c->typical_of_tick = 1;
 	c->now_last_tick = 1;
 	c->urgent_s = 0.01;
@@ -44,6 +46,8 @@ static const struct {
 	{ "fast_factor", 0, 1000, 1, offsetof(struct xm_rebal_conf, fast_factor), -1 },
 	{ "now_factor", 0, 1000, 1, offsetof(struct xm_rebal_conf, now_factor), -1 },
 	{ "tail_factor", 0, 1000, 1, offsetof(struct xm_rebal_conf, tail_factor), -1 },
+	{ "tail_self", 0, 1, 1, -1, offsetof(struct xm_rebal_conf, tail_self) },
+	{ "urgent_share", 0, 1, 1, offsetof(struct xm_rebal_conf, urgent_share), -1 },
 	{ "typical_of_tick", 0, 1, 1, -1, offsetof(struct xm_rebal_conf, typical_of_tick) },
 	{ "tail_slow", 0, 1, 1, -1, offsetof(struct xm_rebal_conf, tail_slow) },
 	{ "now_last_tick", 0, 1, 1, -1, offsetof(struct xm_rebal_conf, now_last_tick) },
@@ -86,7 +90,7 @@ int xm_rebal_conf_parse(json_t *o, struct xm_rebal_conf *c, char *err, size_t er
 			snprintf(err, errlen,
 				 "rebalance.%s: unknown field (enabled, max_per_s, idle_ms, "
 				 "share_per_tick, margin, ticks, min_conns, slow_factor, fast_factor, "
-				 "now_factor, tail_factor, typical_of_tick, tail_slow, now_last_tick, urgent_ms, on_read, hold_on_read)", k);
+				 "now_factor, tail_factor, tail_self, urgent_share, typical_of_tick, tail_slow, now_last_tick, urgent_ms, on_read, hold_on_read)", k);
 			return -EINVAL;
 		}
 		if (!json_is_number(v) || json_number_value(v) < fields[i].lo ||
@@ -199,6 +203,57 @@ static double tail_threshold(const struct xm_rebal_conf *c, struct xm_rebal_svc 
 }
 
 /*
+ * One tick of a backend's usual p99 (tail_self): an average with
+ * half-life XM_REBAL_USUAL_HL of the ticks that have one, a sample counted at
+ * most XM_REBAL_USUAL_CLIP x the average, so that a spike of a few seconds
+ * raises it by a few per cent (a lasting rise still moves it: 3.4 % a tick
+ * of 0.5 s). The first sample sets it.
+ */
+static void usual_update(double *u, double x, double dt)
+{
+	if (!(x > 0))
+		return;
+	if (!(*u > 0)) {
+		*u = x;
+		return;
+	}
+	*u += (1 - exp2(-(dt > 0 ? dt : 0) / XM_REBAL_USUAL_HL)) *
+	      (fmin(x, XM_REBAL_USUAL_CLIP * *u) - *u);
+}
+
+/*
+ * The typical rise of the other backends' p99s of this tick over their
+ * usual p99s, for backend `self` (tail_self): the lower median of their
+ * ratios (one or more: urllib3's pool of 8 often sat on two replicas), at
+ * least 1; with now_last_tick the higher of it and the last tick's. Without
+ * the backend itself: a pool on 3 replicas has 3 ratios, one of them the
+ * spike's, and the lower median of the three was 1.3-1.6 in the spike's
+ * first ticks on a loaded machine (docs/benchmarks.md, eleventh session). In
+ * a tick without another, the last one for XM_REBAL_KEPT_TICKS ticks; then 0
+ * (the rule is off for it). A slowdown all backends share raises every
+ * ratio, and so the bar.
+ */
+static double typical_rise(const struct xm_rebal_conf *c, const double *p99,
+			   struct xm_rebal_track *tr, unsigned int n, unsigned int self)
+{
+	double v[n ? n : 1], rise, last = tr[self].rise;
+	unsigned int i, m = 0;
+
+	for (i = 0; i < n; i++)
+		if (i != self && p99[i] > 0 && tr[i].u99 > 0)
+			v[m++] = p99[i] / tr[i].u99;
+	if (m >= 1) {
+		rise = fmax(1, typical_of(v, m));
+		tr[self].rise = rise;
+		tr[self].rise_ticks = 0;
+		return c->now_last_tick && last > rise ? last : rise;
+	}
+	if (tr[self].rise_ticks <= XM_REBAL_KEPT_TICKS)
+		tr[self].rise_ticks++;
+	return tr[self].rise_ticks > XM_REBAL_KEPT_TICKS ? 0 : tr[self].rise;
+}
+
+/*
  * The typical latency estimate of the backends that have one of their own
  * (measured[i]; NULL: all): a backend without samples still has the prior
  * (default_latency, 5 s), which would lift the median so that a really
@@ -267,7 +322,7 @@ unsigned int xm_rebal_plan_now(const struct xm_rebal_conf *c, struct xm_rebal_sv
 {
 	double burst = c->max_per_s > 1 ? c->max_per_s : 1, total = 0, slow = 0, fast = 0;
 	double now_far_at = 0, tail_far_at = 0, typical = 0, base;
-	bool have_typical = false;
+	bool have_typical = false, self_on = false, self_far[n ? n : 1];
 	unsigned int i, sum = 0;
 
 	st->tokens -= retired;
@@ -285,9 +340,25 @@ unsigned int xm_rebal_plan_now(const struct xm_rebal_conf *c, struct xm_rebal_sv
 		now_far_at = c->now_factor * base;
 	if (c->tail_factor > 0 && p99)
 		tail_far_at = tail_threshold(c, st, base, p99, n);
+	/*
+	 * Slow now by its tail against its own usual p99 (tail_self): at least
+	 * XM_REBAL_TAIL_OVER x it, times the others' typical rise over theirs,
+	 * judged before this tick's values enter the usual ones.
+	 */
+	for (i = 0; i < n; i++) {
+		double rise = c->tail_factor > 0 && p99 && c->tail_self
+				      ? typical_rise(c, p99, tr, n, i) : 0;
+
+		self_on |= rise > 0;
+		self_far[i] = rise > 0 && p99[i] > 0 && tr[i].u99 > 0 &&
+			      p99[i] >= rise * XM_REBAL_TAIL_OVER * tr[i].u99;
+	}
+	for (i = 0; i < n && p99; i++)
+		usual_update(&tr[i].u99, p99[i], dt);
 	if (!c->enabled || total < c->min_conns || !total) {
 		for (i = 0; i < n; i++)
-			tr[i] = (struct xm_rebal_track){ 0 };
+			tr[i] = (struct xm_rebal_track){ .u99 = tr[i].u99, .rise = tr[i].rise,
+							 .rise_ticks = tr[i].rise_ticks };
 		return 0;
 	}
 	if (l_est && typical_estimate(c, l_est, measured, p50, n, &typical)) {
@@ -304,7 +375,7 @@ unsigned int xm_rebal_plan_now(const struct xm_rebal_conf *c, struct xm_rebal_sv
 		 * a spike.
 		 */
 		bool now_far = (now_far_at > 0 && now >= now_far_at) ||
-			       (tail_far_at > 0 && p99[i] >= tail_far_at);
+			       (tail_far_at > 0 && p99[i] >= tail_far_at) || self_far[i];
 		/*
 		 * The mark (its table share at the floor) stays until a tick
 		 * measures the backend calm (a p50 of its own under the
@@ -313,10 +384,13 @@ unsigned int xm_rebal_plan_now(const struct xm_rebal_conf *c, struct xm_rebal_sv
 		 * Released on the first tick without one, new-connection mode
 		 * sent a spiking replica back its old share on the next tick.
 		 */
-		bool calm = p50 && p50[i] > 0 && (now_far_at > 0 || tail_far_at > 0) && !now_far;
+		bool calm = p50 && p50[i] > 0 && (now_far_at > 0 || tail_far_at > 0 || self_on) &&
+			    !now_far;
 		unsigned int since = now_far ? 0 : tr[i].now_ticks + 1;
 		bool mark = now_far || (tr[i].now && !calm && since <= XM_REBAL_NOW_HOLD_TICKS);
-		struct xm_rebal_track marked = { .now = mark, .now_ticks = mark ? since : 0 };
+		struct xm_rebal_track marked = { .now = mark, .now_ticks = mark ? since : 0,
+						 .u99 = tr[i].u99, .rise = tr[i].rise,
+						 .rise_ticks = tr[i].rise_ticks };
 		/* Far slower right now: its weight has not caught up, plan as if it were 0. */
 		double excess = held[i] / total - (now_far ? 0 : weight[i]);
 		double q, earn = c->share_per_tick * held[i];
@@ -364,7 +438,17 @@ unsigned int xm_rebal_plan_now(const struct xm_rebal_conf *c, struct xm_rebal_sv
 		tr[i].urgent = tr[i].far >= XM_REBAL_FAR_TICKS || now_far;
 		if (tr[i].urgent) {
 			tr[i].over = c->ticks;
-			tr[i].credit = fmax(1, earn);
+			/*
+			 * Slow right now (this tick's requests say so): urgent_share,
+			 * by default all of its excess at once. Far slower by its
+			 * estimate only: share_per_tick. With a small pool on two
+			 * replicas the typical estimate is the faster one's, a calm
+			 * replica 2.2x slower is "far", and all 5 of its connections
+			 * went to the fastest replica at once, which held 7 of 8 when
+			 * its tail spiked (docs/benchmarks.md, eleventh session).
+			 */
+			tr[i].credit = fmax(1, (now_far ? c->urgent_share : c->share_per_tick) *
+						       held[i]);
 		}
 		if (tr[i].over < c->ticks)
 			continue; /* hysteresis: a wobble of the weights retires nothing */

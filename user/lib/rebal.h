@@ -35,6 +35,13 @@
  * backend is slow or far by its estimate (the now_factor rule still works).
  */
 #define XM_REBAL_MIN_MEASURED 2
+/*
+ * Half-life in s of a backend's usual p99 of a tick (xm_rebal_track.u99:
+ * tail_self), and how far above the usual value one tick's sample counts (a
+ * spike of 2-4 s moves it by a few per cent).
+ */
+#define XM_REBAL_USUAL_HL 10.0
+#define XM_REBAL_USUAL_CLIP 2.0
 
 struct xm_rebal_conf {
 	bool enabled;          /* "enabled" (false) */
@@ -99,6 +106,37 @@ struct xm_rebal_conf {
 	 * XM_REBAL_KEPT_TICKS ticks; now_factor does not.
 	 */
 	double tail_factor;
+	/*
+	 * "tail_self": 1: a backend whose p99 of this tick (as tail_factor's) is
+	 * at least XM_REBAL_TAIL_OVER x its own usual p99 (xm_rebal_track.u99:
+	 * a slow average of its p99s of a tick that a spike moves little),
+	 * times the typical rise of the others' p99s over theirs (the lower
+	 * median of their ratios, 1 or more, at least 1; the higher of this and
+	 * the last tick's), is slow now as well: a slowdown all share marks no
+	 * one. tail_factor compares with the service's typical values, which are
+	 * those of the backends a pool happens to sit on: urllib3's 8
+	 * connections on replicas 1, 6 and 7 of make bench-l3's spikes made 4 x
+	 * the typical p50 340 ms and 2 x the typical p99 400 ms, and replica 1's
+	 * spike (its p99 of a tick 260 ms against its usual 110 ms) was found a
+	 * second later by its estimate (docs/benchmarks.md, eleventh session).
+	 * Off by default (0): on a loaded machine a fast service's calm
+	 * replicas (10 ms, p99 30 ms) doubled their tick p99 with scheduling
+	 * noise alone, and were marked, cut and drained (needs tail_factor > 0).
+	 */
+	unsigned int tail_self;
+	/*
+	 * "urgent_share": the share of a backend's held connections it may give
+	 * up in a tick when it is slow right now (now_factor, tail_factor,
+	 * tail_self): 1, all of its excess over its target at once (the
+	 * service's max_per_s still bounds it). share_per_tick (0.5) took 2-3
+	 * ticks to empty a spiking replica of a pool's 5 connections, most of a
+	 * 2 s spike. A backend urgent by its estimate alone (fast_factor) keeps
+	 * share_per_tick: with a small pool on two replicas a calm replica 2.2x
+	 * slower than the other is "far", and all its connections moved at once
+	 * onto the one replica (0.5: share_per_tick's rule, before the eleventh
+	 * session).
+	 */
+	double urgent_share;
 	/*
 	 * "typical_of_tick": 1: the typical estimate that slow_factor and
 	 * fast_factor compare against is that of the backends that answered
@@ -186,6 +224,15 @@ struct xm_rebal_track {
 	 */
 	bool now;
 	unsigned int now_ticks; /* ticks since the evidence of the mark */
+	/*
+	 * Its usual p99 of a tick, s (0: not yet): an average with half-life
+	 * XM_REBAL_USUAL_HL of its ticks' values, each at most
+	 * XM_REBAL_USUAL_CLIP x the average, so that a spike moves it little;
+	 * and the others' typical rise over theirs of the last tick that had
+	 * one, and the ticks since (tail_self). Kept when the rest is reset.
+	 */
+	double u99, rise;
+	unsigned int rise_ticks;
 };
 
 /*
