@@ -18,22 +18,15 @@ xm_setup
 NSVC=20
 SECS=36
 cfg=$XM_RUN_DIR/agent.json
-python3 - "$NSVC" >"$cfg" <<'PY'
-import json, sys
-nsvc = int(sys.argv[1])
-svcs = [{"name": f"s{s}", "vip": f"10.96.9.{s + 1}", "port": 80, "algorithm": "l3x",
-         "backends": [{"address": f"10.78.9.{s * 3 + b + 1}", "port": 80} for b in range(3)]}
-        for s in range(nsvc)]
-print(json.dumps({"weighting": {"tick_ms": 500}, "services": svcs}))
-PY
+xm_l3x_services "$NSVC" 3 >"$cfg"
 xm_agent_start --config "$cfg" 2>"$XM_RUN_DIR/agent.log"
 t0=$(date +%s.%N)
-xm_lb_wait "10.96.9.$NSVC:80" 3
+xm_lb_wait "10.96.0.$NSVC:80" 3
 left=$(python3 -c "import time; print(max(0, $SECS - (time.time() - $t0)))")
 sleep "$left"
 # The tables the long waits left: every backend of every service one third.
 shares=$(for s in $(seq 1 $NSVC); do
-	xm_ctl -j backend list "10.96.9.$s:80" interval 0 | xm_json '" ".join("%.4f" % b["weight"] for b in j)'
+	xm_ctl -j backend list "10.96.0.$s:80" interval 0 | xm_json '" ".join("%.4f" % b["weight"] for b in j)'
 done)
 kill -TERM "$XM_AGENT_PID"
 wait "$XM_AGENT_PID" 2>/dev/null

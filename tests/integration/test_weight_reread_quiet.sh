@@ -17,17 +17,10 @@ command -v bpftool >/dev/null || xm_skip "needs bpftool"
 
 NSVC=20
 cfg=$XM_RUN_DIR/agent.json
-python3 - "$NSVC" >"$cfg" <<'PY'
-import json, sys
-nsvc = int(sys.argv[1])
-svcs = [{"name": f"s{s}", "vip": f"10.96.9.{s + 1}", "port": 80, "algorithm": "l3x",
-         "backends": [{"address": f"10.78.9.{s * 3 + b + 1}", "port": 80} for b in range(3)]}
-        for s in range(nsvc)]
-print(json.dumps({"weighting": {"tick_ms": 500}, "services": svcs}))
-PY
+xm_l3x_services "$NSVC" 3 >"$cfg"
 xm_agent_start --config "$cfg" 2>"$XM_RUN_DIR/agent.log"
 t0=$(date +%s.%N)
-xm_lb_wait "10.96.9.$NSVC:80" 3
+xm_lb_wait "10.96.0.$NSVC:80" 3
 sleep 2
 
 # Another writer changes backend 1's entry: its last 4 bytes (slots_retired,
