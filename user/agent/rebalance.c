@@ -463,6 +463,15 @@ static void log_retired(const struct xm_rebalancer *r, const struct xm_rebal_pic
 		 r->walk_why);
 }
 
+/* CLOCK_MONOTONIC in ns: the clock of bpf_ktime_get_ns() and of the marks (lb.h). */
+static __u64 mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
+}
+
 /*
  * Is a pick's mark still fresh enough to close its socket? Its payload is held
  * only for XM_LB_HOLD_NS after the pick (lb.h); past XM_LB_HOLD_CLOSE_NS a
@@ -470,11 +479,7 @@ static void log_retired(const struct xm_rebalancer *r, const struct xm_rebal_pic
  */
 static bool pick_fresh(const struct xm_rebal_pick *p)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return xm_lb_mark_fresh(p->mark, (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec,
-				XM_LB_HOLD_CLOSE_NS);
+	return xm_lb_mark_fresh(p->mark, mono_ns(), XM_LB_HOLD_CLOSE_NS);
 }
 
 /*
@@ -660,14 +665,6 @@ static void period_end(struct xm_rebalancer *r, __u32 id)
 	r->given[id] = 0;
 }
 
-static __u64 mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
-}
-
 /* A walk (tick's pass or poll) from t0 to now: none starts again for a while. */
 static void walk_done(struct xm_rebalancer *r, __u64 t0)
 {
@@ -838,11 +835,8 @@ static void reads_done(struct xm_rebalancer *r)
  */
 static void read_pass(struct xm_rebalancer *r)
 {
-	struct timespec ts;
-	__u64 now;
+	__u64 now = mono_ns();
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	now = (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
 	if (now - r->read_window_ns >= 1000000000ULL) {
 		r->read_window_ns = now;
 		r->read_window_passes = 0;
