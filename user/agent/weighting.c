@@ -844,6 +844,7 @@ static void weigh_service(struct xm_weighting *w, unsigned int vi, const __u32 *
 		x[i].requests = d.req_completed + d.req_aborted + d.conn_refused + d.conn_timeout;
 		x[i].failures = xm_lb_failures(&d);
 		x[i].started = d.req_started;
+		x[i].opened = d.conns; /* weight.h held_cap: connections new this tick */
 		/*
 		 * The histogram is read when enough requests completed for a
 		 * quantile, or when the last read is old: a tick costs in proportion

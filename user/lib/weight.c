@@ -546,36 +546,61 @@ static void conn_targets(struct xm_wservice *s, const bool *live, unsigned int n
 }
 
 /*
+ * Is backend b full under held_cap? It holds at least ceil(target x P) +
+ * held_cap pooled connections (P: pooled over the live backends). Counting
+ * pooled connections only (held, not opened this tick) leaves clients that
+ * open a connection per request uncapped: theirs are all new at the tick.
+ */
+static bool held_full(const struct xm_wservice *s, const struct xm_wbackend *b, double pooled)
+{
+	return s->p.held_cap > 0 && pooled >= 1 &&
+	       b->pooled >= ceil(b->conn_target * pooled - 1e-9) + s->p.held_cap;
+}
+
+/*
  * Shares of new connections: with C connections held in all, backend i
  * should hold conn_target_i x C; one that holds more gets proportionally
  * fewer new connections, one that holds fewer gets more (clamped to 8x
  * either way, and the floor applied again so every live backend stays
  * sampled). Without this, a backend that was fast while pools grew keeps
  * the pooled connections it got then, whatever its weight says later.
+ * A backend full under held_cap gets none (after the floor: it is sampled
+ * through the connections it holds).
  */
 static void place_new_connections(struct xm_wservice *s, const bool *live, unsigned int nlive)
 {
-	double p[s->n ? s->n : 1], held = 0, sum = 0;
+	double p[s->n ? s->n : 1], held = 0, pooled = 0, sum = 0;
+	bool sticky, capped = false;
 	unsigned int i;
 
 	conn_targets(s, live, nlive);
 	for (i = 0; i < s->n; i++) {
 		s->b[i].place = s->b[i].weight;
-		if (live[i])
+		if (live[i]) {
 			held += s->b[i].conns;
+			pooled += s->b[i].pooled;
+		}
 	}
-	if (s->p.stickiness <= 0 || held < 1)
+	sticky = s->p.stickiness > 0 && held >= 1;
+	for (i = 0; i < s->n; i++)
+		capped |= live[i] && held_full(s, &s->b[i], pooled);
+	if (!sticky && !capped)
 		return;
 	for (i = 0; i < s->n; i++) {
 		double r = (s->b[i].conn_target * held + 1) / (s->b[i].conns + 1);
 
 		r = r < 0.125 ? 0.125 : r > 8 ? 8 : r;
-		p[i] = live[i] ? s->b[i].conn_target * pow(r, s->p.stickiness) : 0;
+		p[i] = !live[i] ? 0 : sticky ? s->b[i].conn_target * pow(r, s->p.stickiness)
+					     : s->b[i].weight;
 	}
-	if (s->p.floor > 0)
+	if (sticky && s->p.floor > 0)
 		xm_weight_apply_floor(p, live, s->n, s->p.floor);
-	for (i = 0; i < s->n; i++)
+	for (i = 0; i < s->n; i++) {
+		if (capped && held_full(s, &s->b[i], pooled))
+			p[i] = 0;
 		sum += p[i];
+	}
+	/* Not all can be full (the caps sum to more than P); the weights if so. */
 	if (sum > 0)
 		for (i = 0; i < s->n; i++)
 			s->b[i].place = p[i] / sum;
@@ -632,6 +657,7 @@ void xm_wservice_tick(struct xm_wservice *s, const struct xm_wsample *samples, d
 		b->inflight_now = x->inflight;
 		b->oldest_now = x->oldest;
 		b->conns = x->conns;
+		b->pooled = x->conns > x->opened ? x->conns - x->opened : 0;
 		b->success.kind = success_kind(s);
 		b->latency.kind = s->p.latency_filter;
 		xm_filter_sample(&b->rps, rate, dt);

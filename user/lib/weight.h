@@ -95,6 +95,17 @@ struct xm_weight_params {
 	 */
 	double conn_cap;
 	/*
+	 * Held cap (0 = off, the default): a backend that holds at least
+	 * ceil(conn_target x P) + held_cap pooled connections, P the pooled
+	 * connections of all live backends, gets no new ones until it holds
+	 * fewer. Pooled: held at the tick and not opened in it, so a client
+	 * opening a connection per request (each one new at the tick) is never
+	 * capped. A small pool (8 connections over 9 replicas) otherwise ends
+	 * up with most of its connections on the two replicas that were the
+	 * fastest when it reconnected, and stays there when they spike.
+	 */
+	double held_cap;
+	/*
 	 * Half-life in s of a backend's tail memory (l3x: 10; 0 = off): a
 	 * PeakEWMA of its tick p99s like the latency filter, but slower, so it
 	 * remembers a tail spike that the estimate (hl_latency) has forgotten.
@@ -136,6 +147,7 @@ struct xm_wsample {
 	double p99_2nd;
 	double inflight;   /* requests in flight at the end of the tick */
 	double conns;      /* client connections held to it at the tick (0 if unknown) */
+	double opened;     /* connections to it that reached ESTABLISHED in the tick */
 	double oldest;     /* s, age of its oldest request in flight at the tick (0 if unknown) */
 	bool alive;        /* eligible for selection */
 };
@@ -164,6 +176,7 @@ struct xm_wbackend {
 	double place;              /* share of new connections (the table), 0..1: weight,
 				    * adjusted for connections held (stickiness) */
 	double conns;              /* connections held at the last tick */
+	double pooled;             /* of which not opened in that tick (held_cap) */
 	double conn_target;        /* share of held connections it should have (conn_cap) */
 	/*
 	 * l_est rests on its own requests: one completed within idle_after (the

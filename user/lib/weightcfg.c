@@ -30,6 +30,7 @@ static const struct {
 	P("age_bound", age_bound, 0, 1),
 	P("stickiness", stickiness, 0, 4),
 	P("conn_cap", conn_cap, 0, 1000),
+	P("held_cap", held_cap, 0, 1000),
 	P("hl_tail_s", hl_tail, 0, 3600),
 	P("table_deadband", table_deadband, 0, 1),
 	P("fail_alpha", fail_alpha, 0, 1),
