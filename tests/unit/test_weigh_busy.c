@@ -3,8 +3,7 @@
  * A busy service whose weighings leave its table as it was banks its samples
  * longer (user/lib/weighdue.c, xm_weigh_busy_next()): 1, 2, 4 ticks up to
  * XM_WEIGH_BUSY_MAX_S, back to one tick with a table rewrite; what weights
- * react to at once still is weighed at once (failures: beyond the service's
- * recent rate), a slow tick also when the wait
+ * react to at once still is weighed at once, a slow tick also when the wait
  * is long, and the weights reached are those of weighing every tick.
  */
 #include <math.h>
@@ -110,10 +109,10 @@ static void busy_still_waits_longer(void **st)
 	assert_int_equal(weigh_unchanged(&s, &ref, &now, false), 1);
 	assert_int_equal(weigh_unchanged(&s, &ref, &now, false), 2);
 
-	/* Failures mid-wait (half of one backend's requests) are weighed at once, the wait stays. */
+	/* A failure mid-wait is weighed at once, and the wait stays as long. */
 	kept = ref;
 	then = now;
-	requests(&now, PER_TICK * N, LAT, PER_TICK / 2);
+	requests(&now, PER_TICK * N, LAT, 1);
 	assert_int_equal(xm_weigh_service_due(&ref, &now, N, TICK, &quiet), XM_WEIGH_FAILURE);
 	xm_weigh_ref_update(&ref, &now, &s);
 	xm_weigh_busy_next(&ref, XM_WEIGH_FAILURE, TICK, false, false);
@@ -135,56 +134,6 @@ static void busy_still_waits_longer(void **st)
 	xm_weigh_busy_next(&ref, XM_WEIGH_MAX_WAIT, XM_WEIGH_MAX_WAIT_S, true, false);
 	assert_true(ref.busy_wait == 0);
 	(void)then;
-	xm_wservice_free(&s);
-}
-
-/*
- * A service that fails 1 % of its requests as a rule: one failure among a
- * tick's hundred requests is its normal and waits for its samples (each
- * weighed at once rewrote the table in most ticks); failures beyond its
- * rate, a backend failing all its requests, are weighed at once. A
- * service that never failed: one failure among a tick's requests at 2 rps
- * per backend is news.
- */
-static void failure_at_rate_waits(void **st)
-{
-	struct xm_wservice s;
-	struct xm_weigh_ref ref;
-	struct xm_lb_probe now, then;
-	bool quiet;
-
-	weighed_service(&s, &ref, &now);
-	then = now;
-	requests(&now, N, LAT, 1);
-	assert_int_equal(xm_weigh_service_due(&ref, &now, N, TICK, &quiet), XM_WEIGH_FAILURE);
-	now = then;
-	/* 1 % over the last weighings. */
-	for (int k = 0; k < 16; k++) {
-		requests(&now, PER_TICK * N, LAT, 1);
-		xm_weigh_ref_update(&ref, &now, &s);
-	}
-	ref.busy_wait = XM_WEIGH_BUSY_MAX_S;
-	then = now;
-	requests(&now, PER_TICK * N, LAT, 1);
-	assert_int_equal(xm_weigh_service_due(&ref, &now, N, TICK, &quiet), XM_WEIGH_WAIT);
-	requests(&now, PER_TICK * N, LAT, 2);
-	assert_int_equal(xm_weigh_service_due(&ref, &now, N, 2 * TICK, &quiet), XM_WEIGH_WAIT);
-	/* One backend failing all its requests: at once. */
-	now = then;
-	requests(&now, PER_TICK * N, LAT, PER_TICK);
-	assert_int_equal(xm_weigh_service_due(&ref, &now, N, TICK, &quiet), XM_WEIGH_FAILURE);
-	/*
-	 * One failing a third: 3 % of the service's requests in one tick is not
-	 * yet beyond its 1 % (it waits for its samples, at most
-	 * XM_WEIGH_BUSY_MAX_S); over four ticks it is.
-	 */
-	now = then;
-	requests(&now, PER_TICK * N, LAT, 3);
-	assert_int_equal(xm_weigh_service_due(&ref, &now, N, TICK, &quiet), XM_WEIGH_WAIT);
-	for (int k = 0; k < 3; k++)
-		requests(&now, PER_TICK * N, LAT, 3);
-	assert_int_equal(xm_weigh_service_due(&ref, &now, N, 4 * TICK - 0.1, &quiet),
-			 XM_WEIGH_FAILURE);
 	xm_wservice_free(&s);
 }
 
@@ -343,7 +292,6 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(busy_still_waits_longer),
-		cmocka_unit_test(failure_at_rate_waits),
 		cmocka_unit_test(busy_wait_slow_tick_not_diluted),
 		cmocka_unit_test(busy_waits_same_weights),
 	};

@@ -34,14 +34,6 @@ void xm_lb_probe_add(struct xm_lb_probe *sum, const struct xm_lb_probe *p)
 		d[k] += s[k];
 }
 
-/* The service's recent failures per request ended, at least XM_WEIGH_FAIL_P_MIN. */
-static double fail_rate(const struct xm_weigh_ref *ref)
-{
-	double p = ref->ended > 0 ? ref->failed / ref->ended : 0;
-
-	return p > XM_WEIGH_FAIL_P_MIN ? p : XM_WEIGH_FAIL_P_MIN;
-}
-
 /* done completions of lat_ns in all far slower than the recent mean of ref (done > 0). */
 static bool slower(__u64 done, __u64 lat_ns, const struct xm_weigh_ref *ref)
 {
@@ -68,16 +60,8 @@ enum xm_weigh_why xm_weigh_service_due(const struct xm_weigh_ref *ref,
 	requests = done + (now->req_aborted - then->req_aborted) +
 		   (now->conn_refused - then->conn_refused) +
 		   (now->conn_timeout - then->conn_timeout);
-	/*
-	 * A failure moves l3x's success filter at once (valley): as fast as
-	 * before when it is news, i.e. more than the service's recent rate
-	 * explains. Chance failures at that rate wait for their samples: each
-	 * weighed at once rewrote the table in most ticks at 1 % failures, and
-	 * the next weighing moved it back (docs/benchmarks.md, session 14).
-	 */
-	if (xm_lb_failures(now) != xm_lb_failures(then) &&
-	    xm_failures_significant(xm_lb_failures(now) - xm_lb_failures(then),
-				    requests ? requests : 1, fail_rate(ref), XM_WEIGH_FAIL_ALPHA))
+	/* A failure moves l3x's success filter at once (valley): as fast as before. */
+	if (xm_lb_failures(now) != xm_lb_failures(then))
 		return XM_WEIGH_FAILURE;
 	/* A backend turning far slower drags the service's mean with it. */
 	if (ref->done > 0 && (slower(done, lat_ns, ref) ||
@@ -174,13 +158,6 @@ void xm_weigh_ref_update(struct xm_weigh_ref *ref, const struct xm_lb_probe *now
 	/* Each weighing's completions count half as much at the next: a few windows' mean. */
 	ref->lat_ns = ref->lat_ns / 2 + (double)(now->latency_sum_ns - ref->then.latency_sum_ns);
 	ref->done = ref->done / 2 + (double)(now->req_completed - ref->then.req_completed);
-	/* The failure rate over the last ~8 weighings: a rate, not a burst. */
-	ref->failed = ref->failed * 7 / 8 + (double)(xm_lb_failures(now) - xm_lb_failures(&ref->then));
-	ref->ended = ref->ended * 7 / 8 +
-		     (double)((now->req_completed - ref->then.req_completed) +
-			      (now->req_aborted - ref->then.req_aborted) +
-			      (now->conn_refused - ref->then.conn_refused) +
-			      (now->conn_timeout - ref->then.conn_timeout));
 	ref->then = *now;
 	ref->tick = *now;
 	ref->little = 0;

@@ -17,11 +17,7 @@
  *     XM_WEIGH_BUSY_MAX_S: a busy service whose weights hold still is
  *     weighed every 2 s, its samples banked meanwhile);
  *   - at once when the service shows what its weights react to in the same
- *     tick: new failures more than its recent failure rate explains (at
- *     XM_WEIGH_FAIL_ALPHA: a steady 1 % is its normal, and one failure
- *     among a weighing's hundred requests says nothing new; the failure
- *     still reaches the filters with its samples), new completions far
- *     slower than its recent ones,
+ *     tick: a new failure, new completions far slower than its recent ones,
  *     more requests in flight than its rates and latencies explain (slower:
  *     over the time since the last weighing, or over the last tick alone, so
  *     that a long wait does not dilute a slow tick), or (per
@@ -65,22 +61,13 @@
 /* New completions whose mean latency exceeds this many times the service's recent mean. */
 #define XM_WEIGH_SLOWER_FACTOR 2
 
-/*
- * New failures weigh a service at once when a service failing at its recent
- * rate (at least XM_WEIGH_FAIL_P_MIN) shows them with a probability below
- * this (xm_failures_significant()).
- */
-#define XM_WEIGH_FAIL_ALPHA 0.01
-/* The failure rate of a service with none recently: one in 10 or 20 requests is news. */
-#define XM_WEIGH_FAIL_P_MIN 1e-4
-
 /* Why a service is weighed in this tick; XM_WEIGH_WAIT: it is not. */
 enum xm_weigh_why {
 	XM_WEIGH_WAIT = 0,
 	XM_WEIGH_FIRST,     /* never weighed, or its backend set was re-read */
 	XM_WEIGH_MAX_WAIT,  /* its max wait (XM_WEIGH_MAX_WAIT_S or longer) since the last weighing */
 	XM_WEIGH_SAMPLES,   /* enough new requests */
-	XM_WEIGH_FAILURE,   /* backends failed more requests or connections than its rate explains */
+	XM_WEIGH_FAILURE,   /* a backend failed a request or a connection */
 	XM_WEIGH_SLOWER,    /* the new completions are far slower than the recent ones */
 	XM_WEIGH_STALL,     /* in-flight rose beyond what the rates and latencies explain */
 	XM_WEIGH_AGE,       /* a backend's oldest request in flight is older than its estimate */
@@ -95,7 +82,6 @@ struct xm_weigh_ref {
 	struct xm_lb_probe then; /* the sum of its backends' counters then */
 	double lat_ns;           /* recent completions' latency, decayed per weighing (ns) */
 	double done;             /* and their count, decayed the same way */
-	double failed, ended;    /* recent failures and requests ended, decayed per weighing */
 	double little;           /* requests in flight its backends' rates and latencies explain */
 	double max_wait;         /* s it may wait for news; 0: XM_WEIGH_MAX_WAIT_S */
 	double busy_wait;        /* s it waits for samples; 0: one tick (xm_weigh_busy_next()) */
