@@ -21,6 +21,7 @@
 #   XM_COST_ALGO=l3x XM_COST_SECS=30 make bench-weight-cost
 #   XM_COST_PARAMS='{"table_deadband": 0}'   every service's "params" (JSON)
 #   XM_COST_IDLE_SETTLE=0   measure idle at once after the start (default 30 s later)
+#   XM_COST_FAIL_PCT=0      fake_probes' failures (5xx) in % of requests (default 1)
 #   XM_COST_PERIOD_MS=100   fake_probes' rounds (default 500, the loop's tick:
 #                           a tick then sees 0, 1 or 2 rounds, docs/benchmarks.md)
 set -u
@@ -84,7 +85,8 @@ measure() {
 	local name=$1 rps=$2 c0 c1 t0 t1 k0 k1 w0 w1 l0 l1 s0 s1 fp= tick_ms
 	if [ "$rps" != 0 ]; then
 		"$XM_TOOLS/fake_probes" --pin-root "$XM_PIN" --rps "$rps" --duration $((SECS + 4)) \
-			--period-ms "${XM_COST_PERIOD_MS:-500}" >/dev/null &
+			--period-ms "${XM_COST_PERIOD_MS:-500}" --fail-pct "${XM_COST_FAIL_PCT:-1}" \
+			>/dev/null &
 		fp=$!
 		XM_PIDS+=($fp)
 		sleep 3 # let filters and tables settle
@@ -131,6 +133,7 @@ read -r _ _ _ single batched < <("$XM_TOOLS/table_cost" --services "$NSVC" --bac
 
 echo
 echo "weighting loop cost: $NSVC services x $NBE backends, algorithm $ALGO, tick 500 ms," \
+	"failures ${XM_COST_FAIL_PCT:-1} %," \
 	"$(nproc) CPUs ($(uname -r)), ${SECS}s per phase"
 printf '%-22s %6s %10s %10s %10s %10s %8s %12s %14s %15s\n' "phase" "rps/be" "cpu_%core" \
 	"loop_%core" "rss_MB" "hwm_MB" \

@@ -7,10 +7,11 @@
  * the agent reads these maps exactly as it reads real probes.
  *
  *   fake_probes --pin-root DIR --rps R [--period-ms 500] [--duration S] [--fixed-us US]
+ *               [--fail-pct P]
  *
  * Backend i gets R requests/s (Poisson-free: R x the time since the previous
  * round, so the rate holds however long a round takes) with a median of
- * 5 + (i % 10) ms, p99 3x the median, and 1 % failures (5xx). With
+ * 5 + (i % 10) ms, p99 3x the median, and P % failures (5xx, default 1). With
  * --fixed-us, every request of backend i takes exactly
  * xm_fake_fixed_ns(US, i) and none fails: tests know each backend's quantiles.
  */
@@ -45,7 +46,7 @@ static double rnd01(unsigned long long *s)
  * (written here); 1 when the backend exists. *moved counts updated backends.
  */
 static int fake_requests(int be_fd, int hist_fd, __u32 id, double per_round, double fixed_us,
-			 double *carry, struct xm_lb_probe *p, struct xm_lb_hist *hist,
+			 double fail, double *carry, struct xm_lb_probe *p, struct xm_lb_hist *hist,
 			 unsigned long long *seed, unsigned long *moved)
 {
 	struct xm_lb_backend be;
@@ -69,7 +70,7 @@ static int fake_requests(int be_fd, int hist_fd, __u32 id, double per_round, dou
 
 		hist->bucket[xm_lb_hist_bucket(ns)]++;
 		p->latency_sum_ns += ns;
-		if (fixed_us <= 0 && rnd01(seed) < 0.01)
+		if (fixed_us <= 0 && rnd01(seed) < fail)
 			p->http_5xx++;
 	}
 	p->req_started += n;
@@ -83,7 +84,7 @@ static int fake_requests(int be_fd, int hist_fd, __u32 id, double per_round, dou
 int main(int argc, char **argv)
 {
 	const char *root = NULL;
-	double rps = 2, period_ms = 500, duration = 60, fixed_us = 0;
+	double rps = 2, period_ms = 500, duration = 60, fixed_us = 0, fail_pct = 1;
 	int be_fd, probe_fd, hist_fd, gen_fd, ncpu = libbpf_num_possible_cpus();
 	unsigned long long seed = 0x1234567, rounds = 0;
 	struct xm_lb_probe_page *pc; /* one page of backends, every CPU's (CPU 0's is added to) */
@@ -104,9 +105,11 @@ int main(int argc, char **argv)
 			duration = atof(argv[++i]);
 		else if (!strcmp(argv[i], "--fixed-us") && i + 1 < argc)
 			fixed_us = atof(argv[++i]);
+		else if (!strcmp(argv[i], "--fail-pct") && i + 1 < argc)
+			fail_pct = atof(argv[++i]);
 		else {
 			fprintf(stderr, "usage: fake_probes --pin-root DIR --rps R [--period-ms MS] "
-					"[--duration S] [--fixed-us US]\n");
+					"[--duration S] [--fixed-us US] [--fail-pct P]\n");
 			return 2;
 		}
 	}
@@ -147,7 +150,7 @@ int main(int argc, char **argv)
 				if (!id || id >= XM_LB_MAX_BACKENDS)
 					continue;
 				backends += fake_requests(be_fd, hist_fd, id, rps * since, fixed_us,
-							  &carry[id], &pc[0].b[k], &hist, &seed,
+							  fail_pct / 100, &carry[id], &pc[0].b[k], &hist, &seed,
 							  &moved);
 			}
 			if (moved)

@@ -699,6 +699,7 @@ static enum xm_weigh_why weigh_due(struct xm_weighting *w, struct wsvc *s, const
 	/* A re-read topology may have reset backends' baselines: weigh them. */
 	why = xm_weigh_service_due(s->ws.ticks && !w->topo_fresh ? &s->ref : NULL, sum, n,
 				   s->waited + dt, &quiet);
+	xm_weigh_tick_seen(&s->ref, sum);
 	*quietp = quiet;
 	if (!quiet)
 		/* Its connections are counted while it waits: the checks below need them. */
@@ -765,22 +766,70 @@ static void prefetch_backends(const struct xm_weighting *w, const __u32 *ids, un
 	}
 }
 
+/*
+ * Plan service s's retirements and queue its table (at svc_keys/svc_vals[vi],
+ * backends ids[0..n), samples x of dt s) if it is materially off its weights:
+ * whether it was queued.
+ */
+static bool table_service(struct xm_weighting *w, unsigned int vi, struct wsvc *s,
+			  const __u32 *ids, unsigned int n, double dt, __u64 now,
+			  const struct xm_wsample *x)
+{
+	double weights[n ? n : 1];
+	__u32 slots[n ? n : 1];
+	bool change;
+	unsigned int j;
+
+	w->want_counts |= s->ws.p.stickiness > 0 || s->rconf.enabled;
+	rebalance_service(w, s, dt, now, x);
+
+	/*
+	 * The table holds the shares of new connections (weight, with the held
+	 * ones in view); a backend far slower right now at the floor at once
+	 * (rebal.h now_factor).
+	 */
+	for (unsigned int i = 0; i < n; i++)
+		weights[i] = xm_rebal_table_share(&s->rover[i], s->ws.b[i].place,
+						  s->ws.p.floor / n);
+	xm_lb_slots_apportion(weights, n, slots);
+	/*
+	 * Rewrite the table only when it is materially off what the weights ask
+	 * (tablewrite.h: the service's deadband, with big moves at once): a
+	 * wobble of noisy estimates is not worth a table write.
+	 */
+	change = !s->written || xm_table_write_due(s->slots, slots, n, s->ws.p.table_deadband,
+						   now - s->written_ns);
+	if (!change)
+		return false;
+	/* Queue the table; flips_flush() writes it and flips the service. */
+	if (w->n_flip == XM_W_FLIP_BATCH)
+		flips_flush(w);
+	j = w->n_flip++;
+	xm_lb_table_fill(&w->flip_t[j], ids, slots, n);
+	w->flip_idx[j] = xm_lb_table_inactive(&w->svc_vals[vi]);
+	w->flip_count[j] = xm_lb_slots_used(slots, n);
+	w->flip_vi[j] = vi;
+	w->flip_s[j] = s;
+	memcpy(s->slots, slots, n * sizeof(*slots));
+	s->written = true;
+	s->written_ns = now;
+	return true;
+}
+
 /* Weigh the service at svc_keys/svc_vals[vi], whose backends are ids[0..n). */
 static void weigh_service(struct xm_weighting *w, unsigned int vi, const __u32 *ids,
 			  unsigned int n, double dt, __u64 now)
 {
 	const struct xm_lb_svc_key *key = &w->svc_keys[vi];
 	__u32 svc_id = w->svc_vals[vi].id;
-	unsigned int j;
 	struct xm_wsample x[n ? n : 1];
 	double weights[n ? n : 1];
-	__u32 slots[n ? n : 1];
 	struct xm_lb_svc_rt *rt = NULL;
 	struct xm_rebal_conf roff;
 	enum xm_weigh_why why;
 	struct xm_lb_probe sum;
 	struct wsvc *s;
-	bool change, quiet;
+	bool quiet, rewritten;
 	int err;
 
 	/*
@@ -875,41 +924,9 @@ static void weigh_service(struct xm_weighting *w, unsigned int vi, const __u32 *
 	/* How long it may wait for news now (weighdue.h): a look at every backend only if quiet. */
 	xm_weigh_settle(&s->ref, &s->ws, quiet ? weights : NULL);
 	publish(w, s, svc_id, now, x);
-	if (!s->managed || !w->maps_ok)
-		return;
-	w->want_counts |= s->ws.p.stickiness > 0 || s->rconf.enabled;
-	rebalance_service(w, s, dt, now, x);
-
-	/*
-	 * The table holds the shares of new connections (weight, with the held
-	 * ones in view); a backend far slower right now at the floor at once
-	 * (rebal.h now_factor).
-	 */
-	for (unsigned int i = 0; i < n; i++)
-		weights[i] = xm_rebal_table_share(&s->rover[i], s->ws.b[i].place,
-						  s->ws.p.floor / n);
-	xm_lb_slots_apportion(weights, n, slots);
-	/*
-	 * Rewrite the table only when it is materially off what the weights ask
-	 * (tablewrite.h: the service's deadband, with big moves at once): a
-	 * wobble of noisy estimates is not worth a table write.
-	 */
-	change = !s->written || xm_table_write_due(s->slots, slots, n, s->ws.p.table_deadband,
-						   now - s->written_ns);
-	if (!change)
-		return;
-	/* Queue the table; flips_flush() writes it and flips the service. */
-	if (w->n_flip == XM_W_FLIP_BATCH)
-		flips_flush(w);
-	j = w->n_flip++;
-	xm_lb_table_fill(&w->flip_t[j], ids, slots, n);
-	w->flip_idx[j] = xm_lb_table_inactive(&w->svc_vals[vi]);
-	w->flip_count[j] = xm_lb_slots_used(slots, n);
-	w->flip_vi[j] = vi;
-	w->flip_s[j] = s;
-	memcpy(s->slots, slots, n * sizeof(*slots));
-	s->written = true;
-	s->written_ns = now;
+	rewritten = s->managed && w->maps_ok && table_service(w, vi, s, ids, n, dt, now, x);
+	/* How long it may bank samples now (weighdue.h): longer while its table holds still. */
+	xm_weigh_busy_next(&s->ref, why, dt, quiet, rewritten);
 }
 
 /*

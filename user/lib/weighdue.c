@@ -34,6 +34,12 @@ void xm_lb_probe_add(struct xm_lb_probe *sum, const struct xm_lb_probe *p)
 		d[k] += s[k];
 }
 
+/* done completions of lat_ns in all far slower than the recent mean of ref (done > 0). */
+static bool slower(__u64 done, __u64 lat_ns, const struct xm_weigh_ref *ref)
+{
+	return done && lat_ns > XM_WEIGH_SLOWER_FACTOR * done * (ref->lat_ns / ref->done);
+}
+
 enum xm_weigh_why xm_weigh_service_due(const struct xm_weigh_ref *ref,
 				       const struct xm_lb_probe *now, unsigned int n,
 				       double waited, bool *quiet)
@@ -58,8 +64,9 @@ enum xm_weigh_why xm_weigh_service_due(const struct xm_weigh_ref *ref,
 	if (xm_lb_failures(now) != xm_lb_failures(then))
 		return XM_WEIGH_FAILURE;
 	/* A backend turning far slower drags the service's mean with it. */
-	if (done && ref->done > 0 &&
-	    lat_ns > XM_WEIGH_SLOWER_FACTOR * done * (ref->lat_ns / ref->done))
+	if (ref->done > 0 && (slower(done, lat_ns, ref) ||
+			      slower(now->req_completed - ref->tick.req_completed,
+				     now->latency_sum_ns - ref->tick.latency_sum_ns, ref)))
 		return XM_WEIGH_SLOWER;
 	/*
 	 * More in flight than at the last weighing, and more than the rates and
@@ -70,9 +77,43 @@ enum xm_weigh_why xm_weigh_service_due(const struct xm_weigh_ref *ref,
 		return XM_WEIGH_STALL;
 	if (xm_weigh_waited_enough(ref, waited))
 		return XM_WEIGH_MAX_WAIT;
-	if (requests && requests >= (__u64)XM_WEIGH_NEW_PER_BACKEND * (n ? n : 1))
+	/* 10 ms early counts, as for the max wait. */
+	if (requests && requests >= (__u64)XM_WEIGH_NEW_PER_BACKEND * (n ? n : 1) &&
+	    waited >= ref->busy_wait - 1e-2)
 		return XM_WEIGH_SAMPLES;
 	return XM_WEIGH_WAIT;
+}
+
+void xm_weigh_tick_seen(struct xm_weigh_ref *ref, const struct xm_lb_probe *now)
+{
+	ref->tick = *now;
+}
+
+void xm_weigh_busy_next(struct xm_weigh_ref *ref, enum xm_weigh_why why, double waited,
+			bool quiet, bool rewritten)
+{
+	double next;
+
+	/*
+	 * A new table, no traffic (the quiet back-off takes over), a new backend
+	 * set, or connections rebalanced every tick: weights on the move, the
+	 * next samples weighed as soon as they come.
+	 */
+	if (rewritten || quiet || why == XM_WEIGH_FIRST || why == XM_WEIGH_REBALANCE) {
+		ref->busy_wait = 0;
+		return;
+	}
+	/*
+	 * A failure, a slower tick, a stall or an old request was weighed at
+	 * once: that says nothing of whether the samples between still move the
+	 * weights, so the wait stays. A weighing of banked samples that left the
+	 * table as it was: the next may bank twice as long (its filters see the
+	 * same totals over the same time, in one step).
+	 */
+	if (why != XM_WEIGH_SAMPLES && why != XM_WEIGH_MAX_WAIT)
+		return;
+	next = 2 * (ref->busy_wait > waited ? ref->busy_wait : waited);
+	ref->busy_wait = next < XM_WEIGH_BUSY_MAX_S ? next : XM_WEIGH_BUSY_MAX_S;
 }
 
 bool xm_weigh_waited_enough(const struct xm_weigh_ref *ref, double waited)
@@ -118,6 +159,7 @@ void xm_weigh_ref_update(struct xm_weigh_ref *ref, const struct xm_lb_probe *now
 	ref->lat_ns = ref->lat_ns / 2 + (double)(now->latency_sum_ns - ref->then.latency_sum_ns);
 	ref->done = ref->done / 2 + (double)(now->req_completed - ref->then.req_completed);
 	ref->then = *now;
+	ref->tick = *now;
 	ref->little = 0;
 	for (unsigned int i = 0; i < s->n; i++)
 		if (s->b[i].alive)

@@ -12,10 +12,15 @@
  * the time since the last one, so the filters and rate control see the same
  * totals and rates, only later):
  *   - at least XM_WEIGH_NEW_PER_BACKEND new requests per backend on average
- *     (a busy service: every tick);
+ *     and its busy wait since the last weighing (xm_weigh_busy_next(): one
+ *     tick, doubled by each weighing that left its table as it was, up to
+ *     XM_WEIGH_BUSY_MAX_S: a busy service whose weights hold still is
+ *     weighed every 2 s, its samples banked meanwhile);
  *   - at once when the service shows what its weights react to in the same
  *     tick: a new failure, new completions far slower than its recent ones,
- *     more requests in flight than its rates and latencies explain, or (per
+ *     more requests in flight than its rates and latencies explain (slower:
+ *     over the time since the last weighing, or over the last tick alone, so
+ *     that a long wait does not dilute a slow tick), or (per
  *     backend, only while requests are in flight) a request in flight for
  *     longer than its backend's latency estimate (l3x's age bound); the
  *     caller also weighs at once a service that rebalances connections (its
@@ -49,6 +54,8 @@
 #define XM_WEIGH_QUIET_MAX_S 16.0
 /* A weighing that moved no backend's share by more than this (0..1) left the weights settled. */
 #define XM_WEIGH_SETTLED_SHARE 1e-3
+/* The longest a busy service whose weighings leave its table as it was waits for samples (s). */
+#define XM_WEIGH_BUSY_MAX_S 2.0
 /* New requests per backend (on average over the service) that make a weighing due. */
 #define XM_WEIGH_NEW_PER_BACKEND 2
 /* New completions whose mean latency exceeds this many times the service's recent mean. */
@@ -77,6 +84,8 @@ struct xm_weigh_ref {
 	double done;             /* and their count, decayed the same way */
 	double little;           /* requests in flight its backends' rates and latencies explain */
 	double max_wait;         /* s it may wait for news; 0: XM_WEIGH_MAX_WAIT_S */
+	double busy_wait;        /* s it waits for samples; 0: one tick (xm_weigh_busy_next()) */
+	struct xm_lb_probe tick; /* the sum of its backends' counters at the last tick looked at */
 };
 
 /* sum += p, counter by counter. */
@@ -91,6 +100,20 @@ void xm_lb_probe_add(struct xm_lb_probe *sum, const struct xm_lb_probe *p);
 enum xm_weigh_why xm_weigh_service_due(const struct xm_weigh_ref *ref,
 				       const struct xm_lb_probe *now, unsigned int n,
 				       double waited, bool *quiet);
+
+/* After xm_weigh_service_due() (ref not NULL): now is what the next tick's "slower" compares with. */
+void xm_weigh_tick_seen(struct xm_weigh_ref *ref, const struct xm_lb_probe *now);
+
+/*
+ * After a weighing for why that spanned waited s, found the service quiet or
+ * not, and rewrote its table or not: ref->busy_wait, how long it waits for
+ * samples before the next. A "samples" or "max-wait" weighing that left the
+ * table as it was doubles the wait (the first from waited, one tick), up to
+ * XM_WEIGH_BUSY_MAX_S; a rewrite, a quiet weighing, a first one or
+ * rebalancing reset it to one tick; the other at-once reasons leave it.
+ */
+void xm_weigh_busy_next(struct xm_weigh_ref *ref, enum xm_weigh_why why, double waited,
+			bool quiet, bool rewritten);
 
 /* waited seconds since a service's last weighing make it due whatever its news (ref: NULL ok). */
 bool xm_weigh_waited_enough(const struct xm_weigh_ref *ref, double waited);
