@@ -630,6 +630,18 @@ static bool failures_burst(const struct xm_wservice *s, const struct xm_wbackend
 				       s->p.fail_alpha);
 }
 
+/*
+ * The gap a latency sample y is folded in with (weight.h fall_gap): the time
+ * since the previous sample, at most fall_gap when y would lower the value.
+ */
+static double sample_gap(const struct xm_wservice *s, const struct xm_filter *f, double y,
+			 double gap)
+{
+	if (s->p.fall_gap > 0 && f->primed && y < f->value && gap > s->p.fall_gap)
+		return s->p.fall_gap;
+	return gap;
+}
+
 void xm_wservice_tick(struct xm_wservice *s, const struct xm_wsample *samples, double dt)
 {
 	double w[s->n ? s->n : 1], sum = 0, total = 0, w_mean = 0, c = 0;
@@ -666,8 +678,9 @@ void xm_wservice_tick(struct xm_wservice *s, const struct xm_wsample *samples, d
 		/* The time since the previous sample weighs the new one. */
 		b->lat_gap += dt;
 		if (x->p99 >= 0) {
-			xm_filter_sample(&b->tail, x->p99, b->lat_gap);
-			xm_filter_sample(&b->latency, x->p99, b->lat_gap);
+			xm_filter_sample(&b->tail, x->p99, sample_gap(s, &b->tail, x->p99, b->lat_gap));
+			xm_filter_sample(&b->latency, x->p99,
+					 sample_gap(s, &b->latency, x->p99, b->lat_gap));
 			b->lat_gap = 0;
 		}
 		if (x->requests) {

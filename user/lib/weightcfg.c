@@ -34,6 +34,7 @@ static const struct {
 	P("hl_tail_s", hl_tail, 0, 3600),
 	P("table_deadband", table_deadband, 0, 1),
 	P("fail_alpha", fail_alpha, 0, 1),
+	P("fall_gap_s", fall_gap, 0, 3600),
 #undef P
 };
 
