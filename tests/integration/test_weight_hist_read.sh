@@ -103,7 +103,11 @@ next_phase() {
 	xm_bg "$XM_TOOLS/fake_probes" --pin-root "$XM_PIN" --rps 40 --period-ms 250 --duration 600 \
 		--fixed-us "$1"
 	fp=$XM_LAST_PID
-	wait_ticks 3 # reads that may span the change
+	# Reads that may span the change, then the busy wait: a service whose
+	# table holds still is weighed (and its tick quantiles published) every
+	# 2 s (weighdue.h XM_WEIGH_BUSY_MAX_S), and one weighing may bank
+	# requests from both sides of the change: two such waits and a tick.
+	wait_ticks 10
 }
 next_phase 2000
 check 2000 6 "20 services, latencies doubled"
