@@ -280,6 +280,12 @@ static void l3x_tune(struct xm_weight_params *p)
 	 */
 	p->hl_tail = 0;
 	p->fail_alpha = 0; /* off: the pooled troubled share rose with it (docs/benchmarks.md) */
+	/*
+	 * Off, an option per service (0.5, one default tick, measured in the
+	 * fourteenth session: no cell's median worse, spikes' pooled troubled
+	 * share lower, two to six runs per cell: docs/benchmarks.md).
+	 */
+	p->fall_gap = 0;
 }
 
 static void l3x_compute(struct xm_wservice *s, double *w)

@@ -130,15 +130,15 @@ struct xm_weight_params {
 	 */
 	double fail_alpha;
 	/*
-	 * Evidence, not elapsed time, for good news (0 = off, the default): a
-	 * latency or tail sample below the filter's value weighs at most as
-	 * one that followed fall_gap seconds, however long ago the previous
-	 * sample was. Without it a backend unmeasured for seconds (its pooled
-	 * connections retired) is taken at its word by its first calm tick
-	 * (172 -> 16 ms in one 0.5 s tick after a 5 s gap) and collects pooled
-	 * connections in a good window of a replica that is bad most of the
-	 * time. A sample above the value keeps its full gap: slow news is
-	 * believed at once.
+	 * Evidence, not elapsed time, for good news (0 = off, the default;
+	 * measured with 0.5, one default tick): a latency or tail sample below
+	 * the filter's value weighs at most as one that followed fall_gap
+	 * seconds, however long ago the previous sample was. Without it a
+	 * backend unmeasured for seconds (its pooled connections retired) is
+	 * taken at its word by its first calm tick (172 -> 16 ms in one 0.5 s
+	 * tick after a gap of several seconds) and collects pooled connections
+	 * in a good window of a replica that is bad most of the time. A sample
+	 * above the value keeps its full gap: slow news is believed at once.
 	 */
 	double fall_gap;
 };
