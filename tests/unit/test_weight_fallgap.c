@@ -38,11 +38,11 @@ static void init(struct xm_wservice *s, const char *algo, double fall_gap)
  * completes nothing (lat2 < 0: no sample, as when its connections were
  * retired).
  */
-static void run(struct xm_wservice *s, double secs, double lat2)
+static void run_every(struct xm_wservice *s, double secs, double lat2, double dt)
 {
 	struct xm_wsample x[N];
 
-	for (double t = 0; t < secs; t += TICK) {
+	for (double t = 0; t < secs; t += dt) {
 		for (unsigned int i = 0; i < N; i++) {
 			double lat = i == 2 ? lat2 : 0.010;
 
@@ -55,8 +55,13 @@ static void run(struct xm_wservice *s, double secs, double lat2)
 			x[i].p99 = x[i].p50 = lat;
 			x[i].inflight = 0;
 		}
-		xm_wservice_tick(s, x, TICK);
+		xm_wservice_tick(s, x, dt);
 	}
+}
+
+static void run(struct xm_wservice *s, double secs, double lat2)
+{
+	run_every(s, secs, lat2, TICK);
 }
 
 /*
@@ -126,6 +131,27 @@ static void slow_sample_after_a_gap_is_not_capped(void **st)
 	xm_wservice_free(&on);
 }
 
+/*
+ * A busy service whose table holds is weighed every 2 s (weighdue.h): each
+ * weighing's p99 is 2 s of samples, its gap the weighing's dt. The rule must
+ * not take that for one tick of evidence: recovery as fast as without it.
+ */
+static void long_weighing_interval_is_not_capped(void **st)
+{
+	struct xm_wservice off, on;
+
+	init(&off, "l3x", 0);
+	init(&on, "l3x", TICK);
+	run_every(&off, 10, 0.170, 2.0);
+	run_every(&on, 10, 0.170, 2.0);
+	run_every(&off, 2.0, 0.012, 2.0);
+	run_every(&on, 2.0, 0.012, 2.0);
+	assert_true(off.b[2].latency.value < 0.100);
+	assert_true(on.b[2].latency.value == off.b[2].latency.value);
+	xm_wservice_free(&off);
+	xm_wservice_free(&on);
+}
+
 /* Out of range: a clear error naming the parameter. */
 static void bad_value_is_refused(void **st)
 {
@@ -145,6 +171,7 @@ int main(void)
 		cmocka_unit_test(calm_tick_after_a_gap_is_one_tick_of_evidence),
 		cmocka_unit_test(steady_calm_samples_converge),
 		cmocka_unit_test(slow_sample_after_a_gap_is_not_capped),
+		cmocka_unit_test(long_weighing_interval_is_not_capped),
 		cmocka_unit_test(bad_value_is_refused),
 	};
 

@@ -638,13 +638,18 @@ static bool failures_burst(const struct xm_wservice *s, const struct xm_wbackend
 
 /*
  * The gap a latency sample y is folded in with (weight.h fall_gap): the time
- * since the previous sample, at most fall_gap when y would lower the value.
+ * since the previous sample, when y would lower the value at most fall_gap or
+ * this weighing's dt, whichever is longer. A backend measured all along a
+ * long weighing interval (a busy service's wait, weighdue.h) has dt of
+ * evidence; one silent for seconds before a calm tick has only that tick's.
  */
 static double sample_gap(const struct xm_wservice *s, const struct xm_filter *f, double y,
-			 double gap)
+			 double gap, double dt)
 {
-	if (s->p.fall_gap > 0 && f->primed && y < f->value && gap > s->p.fall_gap)
-		return s->p.fall_gap;
+	double cap = s->p.fall_gap > dt ? s->p.fall_gap : dt;
+
+	if (s->p.fall_gap > 0 && f->primed && y < f->value && gap > cap)
+		return cap;
 	return gap;
 }
 
@@ -684,9 +689,10 @@ void xm_wservice_tick(struct xm_wservice *s, const struct xm_wsample *samples, d
 		/* The time since the previous sample weighs the new one. */
 		b->lat_gap += dt;
 		if (x->p99 >= 0) {
-			xm_filter_sample(&b->tail, x->p99, sample_gap(s, &b->tail, x->p99, b->lat_gap));
+			xm_filter_sample(&b->tail, x->p99,
+					 sample_gap(s, &b->tail, x->p99, b->lat_gap, dt));
 			xm_filter_sample(&b->latency, x->p99,
-					 sample_gap(s, &b->latency, x->p99, b->lat_gap));
+					 sample_gap(s, &b->latency, x->p99, b->lat_gap, dt));
 			b->lat_gap = 0;
 		}
 		if (x->requests) {

@@ -133,7 +133,9 @@ struct xm_weight_params {
 	 * Evidence, not elapsed time, for good news (0 = off, the default;
 	 * measured with 0.5, one default tick): a latency or tail sample below
 	 * the filter's value weighs at most as one that followed fall_gap
-	 * seconds, however long ago the previous sample was. Without it a
+	 * seconds (or the weighing's own interval, if longer: a busy service
+	 * weighed every 2 s has 2 s of samples), however long ago the previous
+	 * sample was. Without it a
 	 * backend unmeasured for seconds (its pooled connections retired) is
 	 * taken at its word by its first calm tick (172 -> 16 ms in one 0.5 s
 	 * tick after a gap of several seconds) and collects pooled connections
