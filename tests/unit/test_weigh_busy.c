@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "lbtable.h"
+#include "lib/probes.h"
 #include "tablewrite.h"
 #include "weighdue.h"
 #include "weight.h"
@@ -25,15 +26,6 @@
 #define TICK 0.5
 #define LAT 0.040  /* s */
 #define PER_TICK 10 /* requests per backend and tick: 20 rps */
-
-/* Probe counters after k more requests of latency lat (s), f of them 5xx. */
-static void requests(struct xm_lb_probe *p, unsigned int k, double lat, unsigned int f)
-{
-	p->req_started += k;
-	p->req_completed += k;
-	p->latency_sum_ns += (__u64)(k * lat * 1e9);
-	p->http_5xx += f;
-}
 
 /* A primed l3x service weighed after a busy tick at LAT: its reference and counters. */
 static void weighed_service(struct xm_wservice *s, struct xm_weigh_ref *ref,
@@ -50,7 +42,7 @@ static void weighed_service(struct xm_wservice *s, struct xm_weigh_ref *ref,
 	}
 	memset(ref, 0, sizeof(*ref));
 	memset(now, 0, sizeof(*now));
-	requests(now, PER_TICK * N, LAT, 0);
+	xt_probe_requests(now, PER_TICK * N, LAT, 0);
 	xm_weigh_ref_update(ref, now, s);
 }
 
@@ -64,7 +56,7 @@ static int ticks_to_due(struct xm_weigh_ref *ref, struct xm_lb_probe *now,
 	bool quiet;
 
 	for (int t = 1; t <= 64; t++) {
-		requests(now, PER_TICK * N, LAT, 0);
+		xt_probe_requests(now, PER_TICK * N, LAT, 0);
 		*why = xm_weigh_service_due(ref, now, N, t * TICK, &quiet);
 		xm_weigh_tick_seen(ref, now);
 		if (*why != XM_WEIGH_WAIT)
@@ -112,7 +104,7 @@ static void busy_still_waits_longer(void **st)
 	/* A failure mid-wait is weighed at once, and the wait stays as long. */
 	kept = ref;
 	then = now;
-	requests(&now, PER_TICK * N, LAT, 1);
+	xt_probe_requests(&now, PER_TICK * N, LAT, 1);
 	assert_int_equal(xm_weigh_service_due(&ref, &now, N, TICK, &quiet), XM_WEIGH_FAILURE);
 	xm_weigh_ref_update(&ref, &now, &s);
 	xm_weigh_busy_next(&ref, XM_WEIGH_FAILURE, TICK, false, false);
@@ -152,13 +144,13 @@ static void busy_wait_slow_tick_not_diluted(void **st)
 	weighed_service(&s, &ref, &now);
 	ref.busy_wait = XM_WEIGH_BUSY_MAX_S;
 	for (int t = 1; t <= 3; t++) {
-		requests(&now, PER_TICK * N, LAT, 0);
+		xt_probe_requests(&now, PER_TICK * N, LAT, 0);
 		assert_int_equal(xm_weigh_service_due(&ref, &now, N, t * TICK, &quiet),
 				 XM_WEIGH_WAIT);
 		xm_weigh_tick_seen(&ref, &now);
 	}
-	requests(&now, PER_TICK * (N - 1), LAT, 0);
-	requests(&now, PER_TICK, 20 * LAT, 0);
+	xt_probe_requests(&now, PER_TICK * (N - 1), LAT, 0);
+	xt_probe_requests(&now, PER_TICK, 20 * LAT, 0);
 	/* The whole window alone would not say "slower". */
 	window = now;
 	assert_true((double)(window.latency_sum_ns - ref.then.latency_sum_ns) /
@@ -198,7 +190,7 @@ static void busy_run(bool waits, double table_at[BT][N], double *end, int *weigh
 		for (int i = 0; i < N; i++) {
 			double lat = (0.030 + 0.003 * i) * (i == 2 && t >= STEP ? 3 : 1);
 
-			requests(&now[i], PER_TICK, lat, 0);
+			xt_probe_requests(&now[i], PER_TICK, lat, 0);
 			acc[i] += PER_TICK;
 			worst[i] = fmax(worst[i], lat);
 		}

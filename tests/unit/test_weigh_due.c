@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "lbtable.h"
+#include "lib/probes.h"
 #include "weighdue.h"
 #include "weight.h"
 
@@ -36,15 +37,6 @@ static void primed(struct xm_wservice *s, const char *algo)
 	}
 }
 
-/* Probe counters after k more requests of latency lat (s), f of them 5xx. */
-static void requests(struct xm_lb_probe *p, unsigned int k, double lat, unsigned int f)
-{
-	p->req_started += k;
-	p->req_completed += k;
-	p->latency_sum_ns += (__u64)(k * lat * 1e9);
-	p->http_5xx += f;
-}
-
 /* A primed l3x service weighed after 4 healthy requests per backend: its reference. */
 static void weighed_service(struct xm_wservice *s, struct xm_weigh_ref *ref,
 			    struct xm_lb_probe *now)
@@ -52,7 +44,7 @@ static void weighed_service(struct xm_wservice *s, struct xm_weigh_ref *ref,
 	primed(s, "l3x");
 	memset(ref, 0, sizeof(*ref));
 	memset(now, 0, sizeof(*now));
-	requests(now, 4 * N, LAT, 0);
+	xt_probe_requests(now, 4 * N, LAT, 0);
 	xm_weigh_ref_update(ref, now, s);
 }
 
@@ -71,10 +63,10 @@ static void trickle_waits_until_samples(void **st)
 	assert_true(quiet);
 	assert_int_equal(xm_weigh_service_due(&ref, &now, N, XM_WEIGH_MAX_WAIT_S - 0.005, &quiet),
 			 XM_WEIGH_MAX_WAIT);
-	requests(&now, N, LAT, 0);
+	xt_probe_requests(&now, N, LAT, 0);
 	assert_int_equal(xm_weigh_service_due(&ref, &now, N, TICK, &quiet), XM_WEIGH_WAIT);
 	assert_false(quiet);
-	requests(&now, N, LAT, 0);
+	xt_probe_requests(&now, N, LAT, 0);
 	assert_int_equal(xm_weigh_service_due(&ref, &now, N, 2 * TICK, &quiet), XM_WEIGH_SAMPLES);
 	xm_wservice_free(&s);
 }
@@ -89,7 +81,7 @@ static void failure_at_once(void **st)
 
 	weighed_service(&s, &ref, &now);
 	then = now;
-	requests(&now, 1, LAT, 1);
+	xt_probe_requests(&now, 1, LAT, 1);
 	assert_int_equal(xm_weigh_service_due(&ref, &now, N, TICK, &quiet), XM_WEIGH_FAILURE);
 	/* A refused connection is a failure too. */
 	now = then;
@@ -109,12 +101,12 @@ static void slower_stall_and_age_at_once(void **st)
 	weighed_service(&s, &ref, &now);
 	then = now;
 	/* One backend 20x slower among N: the service's new mean is 2.9x its recent one. */
-	requests(&now, N - 1, LAT, 0);
-	requests(&now, 1, 20 * LAT, 0);
+	xt_probe_requests(&now, N - 1, LAT, 0);
+	xt_probe_requests(&now, 1, 20 * LAT, 0);
 	assert_int_equal(xm_weigh_service_due(&ref, &now, N, TICK, &quiet), XM_WEIGH_SLOWER);
 	/* Slower within the usual spread: news, not urgent. */
 	now = then;
-	requests(&now, N, 1.5 * LAT, 0);
+	xt_probe_requests(&now, N, 1.5 * LAT, 0);
 	assert_int_equal(xm_weigh_service_due(&ref, &now, N, TICK, &quiet), XM_WEIGH_WAIT);
 
 	/* Three requests waiting at 2 rps and 40 ms per backend: more than the rates explain. */
@@ -182,7 +174,7 @@ static void run_loop(bool cadence, int off, struct run *r)
 			double lat = i == 4 && t >= slow && t < slow + 4 ? 20 * LAT : LAT;
 			unsigned int f = i == 7 && t == fail;
 
-			requests(&now[i], 1, lat, f);
+			xt_probe_requests(&now[i], 1, lat, f);
 			acc_req[i]++;
 			acc_fail[i] += f;
 			worst[i] = fmax(worst[i], lat);
@@ -312,7 +304,7 @@ static void quiet_run(bool backoff, double *w_at, int *weighings)
 
 			x[i] = (struct xm_wsample){ .requests = 10, .started = 10, .p99 = lat,
 						    .p50 = lat, .alive = true };
-			requests(&sum, 10, lat, 0);
+			xt_probe_requests(&sum, 10, lat, 0);
 		}
 		xm_wservice_tick(&s, x, TICK);
 		xm_weigh_ref_update(&ref, &sum, &s);
