@@ -282,8 +282,8 @@ static void l3x_tune(struct xm_weight_params *p)
 	p->fail_alpha = 0; /* off: the pooled troubled share rose with it (docs/benchmarks.md) */
 	/*
 	 * Off, an option per service (0.5, one default tick, measured in the
-	 * fourteenth session: no cell's median worse, spikes' pooled troubled
-	 * share lower, two to six runs per cell: docs/benchmarks.md).
+	 * fourteenth session: bad-replica poolidle's share better, but spikes
+	 * urllib3's share worse in 2 of 3 later runs: docs/benchmarks.md).
 	 */
 	p->fall_gap = 0;
 }

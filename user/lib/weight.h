@@ -135,12 +135,12 @@ struct xm_weight_params {
 	 * the filter's value weighs at most as one that followed fall_gap
 	 * seconds (or the weighing's own interval, if longer: a busy service
 	 * weighed every 2 s has 2 s of samples), however long ago the previous
-	 * sample was. Without it a
-	 * backend unmeasured for seconds (its pooled connections retired) is
-	 * taken at its word by its first calm tick (172 -> 16 ms in one 0.5 s
-	 * tick after a gap of several seconds) and collects pooled connections
-	 * in a good window of a replica that is bad most of the time. A sample
-	 * above the value keeps its full gap: slow news is believed at once.
+	 * sample was. Without it a backend unmeasured for seconds (its pooled
+	 * connections retired) is taken at its word by its first calm tick
+	 * (172 -> 16 ms in one 0.5 s tick after a gap of several seconds) and
+	 * collects pooled connections in a good window of a replica that is
+	 * bad most of the time. A sample above the value keeps its full gap:
+	 * slow news is believed at once.
 	 */
 	double fall_gap;
 };
