@@ -17,7 +17,7 @@
 #include <cmocka.h>
 
 #include "lbtable.h"
-#include "lib/probes.h"
+#include "probe_counts.h"
 #include "tablewrite.h"
 #include "weighdue.h"
 #include "weight.h"

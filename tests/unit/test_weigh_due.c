@@ -15,7 +15,7 @@
 #include <cmocka.h>
 
 #include "lbtable.h"
-#include "lib/probes.h"
+#include "probe_counts.h"
 #include "weighdue.h"
 #include "weight.h"
 
