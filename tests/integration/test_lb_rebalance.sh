@@ -105,8 +105,8 @@ run() {
 		ipid=$XM_LAST_PID
 		if [ "$2" = true ]; then
 			# A real client library with its own pool, from t = 4 s (replica 2 slow) for 6 s.
-			xm_pod_bg cl sh -c 'sleep 5; exec /usr/bin/python3 "$0" "$1" 6' \
-				"$XM_TOOLS_PY/urllib3_pool.py" "http://$VIP:$PORT" \
+			xm_pod_bg cl sh -c 'sleep 5; exec /usr/bin/python3 "$0" "$1" 6 --out "$2"' \
+				"$XM_TOOLS_PY/urllib3_pool.py" "http://$VIP:$PORT" "$XM_RUN_DIR/$name.urllib3.csv" \
 				>"$XM_RUN_DIR/$name.urllib3" 2>&1
 			upid=$XM_LAST_PID
 		fi
@@ -156,13 +156,47 @@ for b in 10 11 12; do
 	xm_assert "$(field on 10.79.1.$b:$PORT aborted)" -eq 0 \
 		"requests cut in flight on 10.79.1.$b (aborted)"
 done
+# whose_retired NAME: which client held the connections the agent retired (its
+# debug lines name the client's port; xm-load's and urllib3's CSVs name theirs)
+whose_retired() {
+	python3 - "$XM_RUN_DIR/$1" <<'PY'
+import csv, os, re, sys
+run = sys.argv[1]
+def ports(path, cols):
+    if not os.path.exists(path):
+        return set()
+    with open(path) as f:
+        return {r[c] for r in csv.DictReader(f) for c in cols if r.get(c)}
+load = ports(run + ".csv", ("lport", "first_lport"))
+u3 = ports(run + ".urllib3.csv", ("lport",))
+got = {"xm-load": 0, "urllib3": 0, "idle pool (or unseen)": 0}
+for line in open(run + ".agent.log", errors="replace"):
+    m = re.search(r"rebalance: retired [0-9.]+:(\d+) ->", line)
+    if m:
+        who = "xm-load" if m[1] in load else "urllib3" if m[1] in u3 else "idle pool (or unseen)"
+        got[who] += 1
+print(", ".join(f"{k} {v}" for k, v in got.items()))
+PY
+}
+
+# Each client's own evidence of a pooled connection closed under it while idle:
+# the idle pool's check before reuse; xm-load's EOF on an idle connection, or a
+# request retried on a reused one; urllib3's replaced dropped connections
+# ("dropped") and retried requests. Which connections are retired first is the
+# agent's pick: they can all be urllib3's, which none of the other counts sees.
 read -r iclosed ifailed < <(tail -n1 "$XM_RUN_DIR/on.idle" |
 	sed -n 's/.*closed_while_idle=\([0-9]*\) failed=\([0-9]*\).*/\1 \2/p')
-lclosed=$(tail -n1 "$XM_RUN_DIR/on.out" | sed -n 's/.*idle_closed=\([0-9]*\).*/\1/p')
-xm_assert "$((${iclosed:-0} + ${lclosed:-0}))" -gt 0 \
-	"pooled connections the clients found closed while idle (idle pool + xm-load rr)"
+lclosed=$(xm_kv idle_closed "$load_line")
+lretried=$(xm_kv retried "$load_line")
+uline=$(tail -n1 "$XM_RUN_DIR/on.urllib3")
+udropped=$(xm_kv dropped "$uline")
+uretried=$(xm_kv retried "$uline")
+xm_log "retired connections' clients: $(whose_retired on); seen closed: idle pool ${iclosed:-?}," \
+	"xm-load ${lclosed:-?} idle + ${lretried:-?} retried, urllib3 ${udropped:-?} dropped + ${uretried:-?} retried"
+xm_assert "$((${iclosed:-0} + ${lclosed:-0} + ${lretried:-0} + ${udropped:-0} + ${uretried:-0}))" -gt 0 \
+	"pooled connections the clients found closed while idle (idle pool, xm-load rr, urllib3)"
 xm_assert "${ifailed:-x}" -eq 0 "failed requests of the idle pool (retries once)"
-ufailed=$(tail -n1 "$XM_RUN_DIR/on.urllib3" | sed -n 's/.* failed=\([0-9]*\).*/\1/p')
+ufailed=$(xm_kv failed "$uline")
 xm_assert "${ufailed:-x}" -eq 0 "failed requests of the urllib3 pool (retries once)"
 # The pods here share the host's TCP hash table (unless this machine set
 # tcp_child_ehash_entries): every walk reads all of it, and the agent says how

@@ -20,10 +20,14 @@ scenario's replicas.
 CSV: t,latency_ms,backend,ok,new_conn,err,retried,lport (as xm-load rr --csv,
 tests/tools/xm-load/rr.c; t from --start; new_conn: the first request on that
 local port; lport empty when the request failed). Last line: "urllib3: requests=N ok=N
-failed=N retried=N p50_ms=F p99_ms=F" then "backend=ID:COUNT" pairs (the
-X-Backend header of xm-serve scenario).
+failed=N retried=N dropped=N p50_ms=F p99_ms=F" then "backend=ID:COUNT" pairs (the
+X-Backend header of xm-serve scenario). dropped: pooled connections urllib3 itself
+found closed while idle and replaced before a request (its "Resetting dropped
+connection" debug record; no request fails or retries for them, so without this
+count such a close, a retired connection's usual fate, leaves no trace).
 """
 import argparse
+import logging
 import threading
 import time
 import sys
@@ -31,6 +35,18 @@ import sys
 import urllib3
 
 from clientstats import pct
+
+
+class DroppedCount(logging.Handler):
+    """Counts urllib3's records of a pooled connection found closed while idle."""
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.n = 0
+
+    def emit(self, record):
+        if str(record.msg).startswith("Resetting dropped connection"):
+            self.n += 1
 
 
 def main():
@@ -46,6 +62,11 @@ def main():
     ap.add_argument("--pool-per-thread", action="store_true")
     a = ap.parse_args()
 
+    dropped = DroppedCount()
+    pool_log = logging.getLogger("urllib3.connectionpool")
+    pool_log.setLevel(logging.DEBUG)
+    pool_log.propagate = False  # counted, not printed
+    pool_log.addHandler(dropped)
     retries = urllib3.Retry(total=0 if a.no_retry else 1, redirect=0, status=0)
     shared = urllib3.PoolManager(maxsize=a.threads, block=True, retries=retries)
     start = a.start or time.time()
@@ -107,7 +128,7 @@ def main():
             by_backend[r[2]] = by_backend.get(r[2], 0) + 1
 
     print(f"urllib3: requests={len(meas)} ok={len(lat)} failed={failed} "
-          f"retried={sum(1 for r in meas if r[5])} p50_ms={pct(lat, 0.5):.2f} "
+          f"retried={sum(1 for r in meas if r[5])} dropped={dropped.n} p50_ms={pct(lat, 0.5):.2f} "
           f"p99_ms={pct(lat, 0.99):.2f} "
           + " ".join(f"backend={k}:{v}" for k, v in sorted(by_backend.items())))
     return 0
