@@ -72,6 +72,75 @@ static void balanced_pool_places_by_weight(void **st)
 	xm_wservice_free(&s);
 }
 
+/* l3x with "sticky_pooled" set to v (weight.h). */
+static void init_sticky_pooled(struct xm_wservice *s, double v)
+{
+	struct xm_weight_params p;
+	char err[200];
+	json_t *o = json_pack("{s:f}", "sticky_pooled", v);
+
+	assert_int_equal(xm_weight_params_parse(xm_weight_algo_find("l3x"), o, &p, err, sizeof(err)), 0);
+	json_decref(o);
+	assert_int_equal(xm_wservice_init(s, xm_weight_algo_find("l3x"), &p, 3), 0);
+}
+
+/* secs of ticks as run_held, every held connection opened in its tick (a connection per request). */
+static void run_per_request(struct xm_wservice *s, double secs, const double *conns)
+{
+	struct xm_wsample x[3];
+
+	for (double t = 0; t < secs; t += 0.5) {
+		for (unsigned int i = 0; i < 3; i++) {
+			memset(&x[i], 0, sizeof(x[i]));
+			x[i].requests = 50;
+			x[i].p99 = x[i].p50 = 0.05;
+			x[i].inflight = conns[i];
+			x[i].conns = x[i].opened = conns[i];
+			x[i].alive = true;
+		}
+		xm_wservice_tick(s, x, 0.5);
+	}
+}
+
+/*
+ * A client with a connection per request holds only its requests in flight,
+ * all opened in the tick: with sticky_pooled they are not a pool, and
+ * placement is the weight; counted as held (sticky_pooled 0), a backend
+ * with 4 requests in flight at the tick gets a quarter of its weight
+ * (0.08 for 0.32), the two with none 1.34x theirs.
+ */
+static void per_request_connections_are_not_a_pool(void **st)
+{
+	double conns[3] = { 4, 0, 0 };
+	struct xm_wservice s;
+
+	init_sticky_pooled(&s, 1);
+	run_per_request(&s, 10, conns);
+	for (unsigned int i = 0; i < 3; i++)
+		near(s.b[i].place, s.b[i].weight, 1e-12);
+	xm_wservice_free(&s);
+
+	init_sticky_pooled(&s, 0);
+	run_per_request(&s, 10, conns);
+	assert_true(s.b[1].place > 1.25 * s.b[1].weight);
+	assert_true(s.b[0].place < s.b[0].weight / 2);
+	xm_wservice_free(&s);
+}
+
+/* sticky_pooled still places a real pool (held across ticks) with its connections in view. */
+static void sticky_pooled_keeps_pools_sticky(void **st)
+{
+	double p99[3] = { 0.05, 0.05, 0.05 }, conns[3] = { 90, 5, 5 };
+	struct xm_wservice s;
+
+	init_sticky_pooled(&s, 1);
+	run_held(&s, 20, p99, conns);
+	near(s.b[0].weight, s.b[1].weight, 1e-9);
+	assert_true(s.b[0].place < s.b[0].weight / 4);
+	assert_true(s.b[1].place > s.b[1].weight);
+	xm_wservice_free(&s);
+}
+
 /* stickiness 0 (and round-robin, l3 by default): placement is the weight. */
 static void stickiness_off_is_weight(void **st)
 {
@@ -501,6 +570,8 @@ int main(void)
 		cmocka_unit_test(held_connections_lower_new_share),
 		cmocka_unit_test(balanced_pool_places_by_weight),
 		cmocka_unit_test(stickiness_off_is_weight),
+		cmocka_unit_test(per_request_connections_are_not_a_pool),
+		cmocka_unit_test(sticky_pooled_keeps_pools_sticky),
 		cmocka_unit_test(stickiness_evens_a_pool_faster),
 		cmocka_unit_test(conn_cap_spreads_targets),
 		cmocka_unit_test(plan_hysteresis),

@@ -573,6 +573,12 @@ static bool held_full(const struct xm_wservice *s, const struct xm_wbackend *b, 
  * A backend full under held_cap gets none (after the floor: it is sampled
  * through the connections it holds).
  */
+/* The connections of b that stickiness counts (weight.h sticky_pooled). */
+static double sticky_held(const struct xm_wservice *s, const struct xm_wbackend *b)
+{
+	return s->p.sticky_pooled > 0 ? b->pooled : b->conns;
+}
+
 static void place_new_connections(struct xm_wservice *s, const bool *live, unsigned int nlive)
 {
 	double p[s->n ? s->n : 1], held = 0, pooled = 0, sum = 0;
@@ -583,7 +589,7 @@ static void place_new_connections(struct xm_wservice *s, const bool *live, unsig
 	for (i = 0; i < s->n; i++) {
 		s->b[i].place = s->b[i].weight;
 		if (live[i]) {
-			held += s->b[i].conns;
+			held += sticky_held(s, &s->b[i]);
 			pooled += s->b[i].pooled;
 		}
 	}
@@ -593,7 +599,7 @@ static void place_new_connections(struct xm_wservice *s, const bool *live, unsig
 	if (!sticky && !capped)
 		return;
 	for (i = 0; i < s->n; i++) {
-		double r = (s->b[i].conn_target * held + 1) / (s->b[i].conns + 1);
+		double r = (s->b[i].conn_target * held + 1) / (sticky_held(s, &s->b[i]) + 1);
 
 		r = r < 0.125 ? 0.125 : r > 8 ? 8 : r;
 		p[i] = !live[i] ? 0 : sticky ? s->b[i].conn_target * pow(r, s->p.stickiness)

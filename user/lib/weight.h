@@ -86,6 +86,15 @@ struct xm_weight_params {
 	 */
 	double stickiness;
 	/*
+	 * Stickiness counts only pooled connections (held at the tick and not
+	 * opened in it) when 1; all held connections when 0. A client that
+	 * opens a connection per request holds only its requests in flight,
+	 * each opened within the tick: counted, they made stickiness a second
+	 * in-flight term with a gain up to 8x, which herded new connections
+	 * onto the backends that had just drained (ramp, session 16).
+	 */
+	double sticky_pooled;
+	/*
 	 * Target share of held connections: the weight share, capped at
 	 * conn_cap x the equal share (1 / live backends), the rest spread over
 	 * the others (0 = no cap, the default: with a new connection per

@@ -29,6 +29,7 @@ static const struct {
 	P("outlier_factor", outlier_factor, 0, 1000),
 	P("age_bound", age_bound, 0, 1),
 	P("stickiness", stickiness, 0, 4),
+	P("sticky_pooled", sticky_pooled, 0, 1),
 	P("conn_cap", conn_cap, 0, 1000),
 	P("held_cap", held_cap, 0, 1000),
 	P("hl_tail_s", hl_tail, 0, 3600),
