@@ -44,6 +44,9 @@
  * (the loop's copy of the probe pages, a service's ids lie together) and a
  * reference kept per service: no pass over per-backend state, which at
  * 10,000 backends costs more in cache misses than the weighing it saves.
+ * The one exception: when the sums show new failures, each backend's
+ * counters against its baseline of the last weighing (the caller's), which
+ * costs less than the weighing a chance failure would otherwise bring.
  */
 #ifndef XMESH_WEIGHDUE_H
 #define XMESH_WEIGHDUE_H
