@@ -722,7 +722,7 @@ static enum xm_weigh_why weigh_due(struct xm_weighting *w, struct wsvc *s, const
 	/* A re-read topology may have reset backends' baselines: weigh them. */
 	ref = s->ws.ticks && !w->topo_fresh ? &s->ref : NULL;
 	/* New failures: at once only if one backend's are news (weighdue.h). */
-	if (ref && s->ws.p.due_fail_alpha > 0 && xm_weigh_new_failures(ref, sum))
+	if (ref && xm_weigh_new_failures(ref, sum) && s->ws.p.due_fail_alpha > 0)
 		fail_noise = !failures_news(w, s, ids, n);
 	why = xm_weigh_service_due(ref, sum, n, s->waited + dt, &quiet, fail_noise);
 	xm_weigh_tick_seen(&s->ref, sum);

@@ -96,11 +96,16 @@ struct xm_weigh_ref {
 	struct xm_lb_probe then; /* the sum of its backends' counters then */
 	double lat_ns;           /* recent completions' latency, decayed per weighing (ns) */
 	double done;             /* and their count, decayed the same way */
-	double failed, ended;    /* recent failures and requests ended, decayed per weighing */
 	double little;           /* requests in flight its backends' rates and latencies explain */
 	double max_wait;         /* s it may wait for news; 0: XM_WEIGH_MAX_WAIT_S */
 	double busy_wait;        /* s it waits for samples; 0: one tick (xm_weigh_busy_next()) */
 	struct xm_lb_probe tick; /* the sum of its backends' counters at the last tick looked at */
+	/*
+	 * Recent failures and requests ended, decayed per weighing. Last: read
+	 * only when the sums show new failures, so the fields every tick reads
+	 * stay in as many cache lines as before.
+	 */
+	double failed, ended;
 };
 
 /* sum += p, counter by counter. */
