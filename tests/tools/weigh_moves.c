@@ -54,6 +54,7 @@ struct variant {
 	double rps, fail;
 	bool busy;        /* the busy wait (xm_weigh_busy_next()); else every tick with samples */
 	double fail_alpha;
+	double due_alpha; /* the service's due_fail_alpha (weighdue.h); 0: every failure at once */
 };
 
 struct result {
@@ -69,7 +70,7 @@ static float tables[2][MAXT][N]; /* [0]: the run without failures */
 static void run(const struct variant *v, int ticks, float (*tab)[N], struct result *r)
 {
 	unsigned long long seed_lat = 0x1234567, seed_fail = 0x7654321;
-	struct xm_lb_probe now[N], sum;
+	struct xm_lb_probe now[N], then[N], sum;
 	struct xm_weigh_ref ref;
 	struct xm_wsample x[N];
 	struct xm_wservice s;
@@ -82,6 +83,7 @@ static void run(const struct variant *v, int ticks, float (*tab)[N], struct resu
 
 	memset(r, 0, sizeof(*r));
 	memset(now, 0, sizeof(now));
+	memset(then, 0, sizeof(then));
 	memset(&ref, 0, sizeof(ref));
 	if (xm_wservice_init(&s, xm_weight_algo_find("l3x"), NULL, N))
 		exit(1);
@@ -121,7 +123,16 @@ static void run(const struct variant *v, int ticks, float (*tab)[N], struct resu
 		for (int i = 0; i < N; i++)
 			xm_lb_probe_add(&sum, &now[i]);
 		if (s.ticks) {
-			why = xm_weigh_service_due(&ref, &sum, N, waited, &quiet);
+			bool noise = false;
+
+			/* As the agent's weigh_due(): judged per backend when the sums show failures. */
+			if (v->due_alpha > 0 && xm_weigh_new_failures(&ref, &sum)) {
+				noise = true;
+				for (int i = 0; i < N; i++)
+					noise &= !xm_weigh_failures_news(&ref, &now[i], &then[i],
+									 v->due_alpha);
+			}
+			why = xm_weigh_service_due(&ref, &sum, N, waited, &quiet, noise);
 			xm_weigh_tick_seen(&ref, &sum);
 			/* Every tick with samples: the cadence before the busy wait. */
 			if (!v->busy && why == XM_WEIGH_WAIT &&
@@ -148,6 +159,7 @@ static void run(const struct variant *v, int ticks, float (*tab)[N], struct resu
 			}
 			xm_wservice_tick(&s, x, waited);
 			xm_weigh_ref_update(&ref, &sum, &s);
+			memcpy(then, now, sizeof(then));
 			for (int i = 0; i < N; i++)
 				w[i] = s.b[i].place;
 			xm_lb_slots_apportion(w, N, want);
@@ -209,12 +221,15 @@ int main(int argc, char **argv)
 {
 	int ticks = argc > 1 ? atoi(argv[1]) : 4000;
 	static const struct variant vs[] = {
-		{ "every tick", 20, 0, false, 0 },     { "every tick", 20, 0.01, false, 0 },
-		{ "every tick", 20, 0.01, false, 0.001 }, { "busy wait", 20, 0, true, 0 },
-		{ "busy wait", 20, 0.01, true, 0 },    { "busy wait", 20, 0.01, true, 0.001 },
-		{ "every tick", 2, 0, false, 0 },      { "every tick", 2, 0.01, false, 0 },
-		{ "busy wait", 2, 0, true, 0 },        { "busy wait", 2, 0.01, true, 0 },
-		{ "busy wait", 2, 0.01, true, 0.001 },
+		{ "every tick", 20, 0, false, 0, 0 },     { "every tick", 20, 0.01, false, 0, 0 },
+		{ "every tick", 20, 0.01, false, 0.001, 0 }, { "busy wait", 20, 0, true, 0, 0 },
+		{ "busy wait", 20, 0.01, true, 0, 0 },    { "busy wait", 20, 0.01, true, 0.001, 0 },
+		{ "due 0.001", 20, 0.01, true, 0, 0.001 }, { "due 0.01", 20, 0.01, true, 0, 0.01 },
+		{ "due 0.05", 20, 0.01, true, 0, 0.05 },  { "due 0.01", 20, 0, true, 0, 0.01 },
+		{ "every tick", 2, 0, false, 0, 0 },      { "every tick", 2, 0.01, false, 0, 0 },
+		{ "busy wait", 2, 0, true, 0, 0 },        { "busy wait", 2, 0.01, true, 0, 0 },
+		{ "busy wait", 2, 0.01, true, 0.001, 0 }, { "due 0.01", 2, 0.01, true, 0, 0.01 },
+		{ "due 0.05", 2, 0.01, true, 0, 0.05 },
 	};
 
 	if (ticks <= EP + EP_LEN || ticks > MAXT)

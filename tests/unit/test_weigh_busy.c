@@ -57,7 +57,7 @@ static int ticks_to_due(struct xm_weigh_ref *ref, struct xm_lb_probe *now,
 
 	for (int t = 1; t <= 64; t++) {
 		xt_probe_requests(now, PER_TICK * N, LAT, 0);
-		*why = xm_weigh_service_due(ref, now, N, t * TICK, &quiet);
+		*why = xm_weigh_service_due(ref, now, N, t * TICK, &quiet, false);
 		xm_weigh_tick_seen(ref, now);
 		if (*why != XM_WEIGH_WAIT)
 			return t;
@@ -105,7 +105,7 @@ static void busy_still_waits_longer(void **st)
 	kept = ref;
 	then = now;
 	xt_probe_requests(&now, PER_TICK * N, LAT, 1);
-	assert_int_equal(xm_weigh_service_due(&ref, &now, N, TICK, &quiet), XM_WEIGH_FAILURE);
+	assert_int_equal(xm_weigh_service_due(&ref, &now, N, TICK, &quiet, false), XM_WEIGH_FAILURE);
 	xm_weigh_ref_update(&ref, &now, &s);
 	xm_weigh_busy_next(&ref, XM_WEIGH_FAILURE, TICK, false, false);
 	assert_true(ref.busy_wait == kept.busy_wait);
@@ -145,7 +145,7 @@ static void busy_wait_slow_tick_not_diluted(void **st)
 	ref.busy_wait = XM_WEIGH_BUSY_MAX_S;
 	for (int t = 1; t <= 3; t++) {
 		xt_probe_requests(&now, PER_TICK * N, LAT, 0);
-		assert_int_equal(xm_weigh_service_due(&ref, &now, N, t * TICK, &quiet),
+		assert_int_equal(xm_weigh_service_due(&ref, &now, N, t * TICK, &quiet, false),
 				 XM_WEIGH_WAIT);
 		xm_weigh_tick_seen(&ref, &now);
 	}
@@ -156,7 +156,7 @@ static void busy_wait_slow_tick_not_diluted(void **st)
 	assert_true((double)(window.latency_sum_ns - ref.then.latency_sum_ns) /
 			    (window.req_completed - ref.then.req_completed) <
 		    XM_WEIGH_SLOWER_FACTOR * ref.lat_ns / ref.done);
-	assert_int_equal(xm_weigh_service_due(&ref, &now, N, 4 * TICK, &quiet), XM_WEIGH_SLOWER);
+	assert_int_equal(xm_weigh_service_due(&ref, &now, N, 4 * TICK, &quiet, false), XM_WEIGH_SLOWER);
 	xm_wservice_free(&s);
 }
 
@@ -199,7 +199,7 @@ static void busy_run(bool waits, double table_at[BT][N], double *end, int *weigh
 		for (int i = 0; i < N; i++)
 			xm_lb_probe_add(&sum, &now[i]);
 		if (s.ticks) {
-			why = xm_weigh_service_due(&ref, &sum, N, waited, &quiet);
+			why = xm_weigh_service_due(&ref, &sum, N, waited, &quiet, false);
 			xm_weigh_tick_seen(&ref, &sum);
 			if (!waits)
 				why = XM_WEIGH_SAMPLES;

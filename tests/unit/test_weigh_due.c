@@ -57,17 +57,17 @@ static void trickle_waits_until_samples(void **st)
 	bool quiet;
 
 	weighed_service(&s, &ref, &now);
-	assert_int_equal(xm_weigh_service_due(NULL, &now, N, TICK, &quiet), XM_WEIGH_FIRST);
+	assert_int_equal(xm_weigh_service_due(NULL, &now, N, TICK, &quiet, false), XM_WEIGH_FIRST);
 	/* Nothing at all: waits, quietly, up to the maximum wait (a late tick's sum counts). */
-	assert_int_equal(xm_weigh_service_due(&ref, &now, N, TICK, &quiet), XM_WEIGH_WAIT);
+	assert_int_equal(xm_weigh_service_due(&ref, &now, N, TICK, &quiet, false), XM_WEIGH_WAIT);
 	assert_true(quiet);
-	assert_int_equal(xm_weigh_service_due(&ref, &now, N, XM_WEIGH_MAX_WAIT_S - 0.005, &quiet),
+	assert_int_equal(xm_weigh_service_due(&ref, &now, N, XM_WEIGH_MAX_WAIT_S - 0.005, &quiet, false),
 			 XM_WEIGH_MAX_WAIT);
 	xt_probe_requests(&now, N, LAT, 0);
-	assert_int_equal(xm_weigh_service_due(&ref, &now, N, TICK, &quiet), XM_WEIGH_WAIT);
+	assert_int_equal(xm_weigh_service_due(&ref, &now, N, TICK, &quiet, false), XM_WEIGH_WAIT);
 	assert_false(quiet);
 	xt_probe_requests(&now, N, LAT, 0);
-	assert_int_equal(xm_weigh_service_due(&ref, &now, N, 2 * TICK, &quiet), XM_WEIGH_SAMPLES);
+	assert_int_equal(xm_weigh_service_due(&ref, &now, N, 2 * TICK, &quiet, false), XM_WEIGH_SAMPLES);
 	xm_wservice_free(&s);
 }
 
@@ -82,11 +82,11 @@ static void failure_at_once(void **st)
 	weighed_service(&s, &ref, &now);
 	then = now;
 	xt_probe_requests(&now, 1, LAT, 1);
-	assert_int_equal(xm_weigh_service_due(&ref, &now, N, TICK, &quiet), XM_WEIGH_FAILURE);
+	assert_int_equal(xm_weigh_service_due(&ref, &now, N, TICK, &quiet, false), XM_WEIGH_FAILURE);
 	/* A refused connection is a failure too. */
 	now = then;
 	now.conn_refused++;
-	assert_int_equal(xm_weigh_service_due(&ref, &now, N, TICK, &quiet), XM_WEIGH_FAILURE);
+	assert_int_equal(xm_weigh_service_due(&ref, &now, N, TICK, &quiet, false), XM_WEIGH_FAILURE);
 	xm_wservice_free(&s);
 }
 
@@ -103,24 +103,24 @@ static void slower_stall_and_age_at_once(void **st)
 	/* One backend 20x slower among N: the service's new mean is 2.9x its recent one. */
 	xt_probe_requests(&now, N - 1, LAT, 0);
 	xt_probe_requests(&now, 1, 20 * LAT, 0);
-	assert_int_equal(xm_weigh_service_due(&ref, &now, N, TICK, &quiet), XM_WEIGH_SLOWER);
+	assert_int_equal(xm_weigh_service_due(&ref, &now, N, TICK, &quiet, false), XM_WEIGH_SLOWER);
 	/* Slower within the usual spread: news, not urgent. */
 	now = then;
 	xt_probe_requests(&now, N, 1.5 * LAT, 0);
-	assert_int_equal(xm_weigh_service_due(&ref, &now, N, TICK, &quiet), XM_WEIGH_WAIT);
+	assert_int_equal(xm_weigh_service_due(&ref, &now, N, TICK, &quiet, false), XM_WEIGH_WAIT);
 
 	/* Three requests waiting at 2 rps and 40 ms per backend: more than the rates explain. */
 	now = then;
 	now.req_started += 3;
-	assert_int_equal(xm_weigh_service_due(&ref, &now, N, TICK, &quiet), XM_WEIGH_STALL);
+	assert_int_equal(xm_weigh_service_due(&ref, &now, N, TICK, &quiet, false), XM_WEIGH_STALL);
 	/* One in flight is what they explain. */
 	now.req_started -= 2;
-	assert_int_equal(xm_weigh_service_due(&ref, &now, N, TICK, &quiet), XM_WEIGH_WAIT);
+	assert_int_equal(xm_weigh_service_due(&ref, &now, N, TICK, &quiet, false), XM_WEIGH_WAIT);
 	assert_false(quiet);
 	/* As many as at the last weighing: nothing new. */
 	now.req_started += 2;
 	xm_weigh_ref_update(&ref, &now, &s);
-	assert_int_equal(xm_weigh_service_due(&ref, &now, N, TICK, &quiet), XM_WEIGH_WAIT);
+	assert_int_equal(xm_weigh_service_due(&ref, &now, N, TICK, &quiet, false), XM_WEIGH_WAIT);
 
 	/* A request in flight for 200 ms, five times the latency: l3x's age bound binds. */
 	assert_true(xm_weigh_backend_aged(&s, &s.b[0], 0.2));
@@ -184,7 +184,7 @@ static void run_loop(bool cadence, int off, struct run *r)
 		for (int i = 0; i < N; i++)
 			xm_lb_probe_add(&sum, &now[i]);
 		if (cadence)
-			why = xm_weigh_service_due(s.ticks ? &ref : NULL, &sum, N, waited, &quiet);
+			why = xm_weigh_service_due(s.ticks ? &ref : NULL, &sum, N, waited, &quiet, false);
 		if (why == XM_WEIGH_WAIT)
 			continue;
 		for (int i = 0; i < N; i++) {
@@ -253,10 +253,10 @@ static void quiet_settled_waits_longer(void **st)
 	assert_true(xm_weigh_waited_enough(&ref, XM_WEIGH_MAX_WAIT_S));
 	xm_weigh_next_wait(&ref, true, 0, -1);
 	assert_true(ref.max_wait == 2 * XM_WEIGH_MAX_WAIT_S);
-	assert_int_equal(xm_weigh_service_due(&ref, &now, N, 1.5 * XM_WEIGH_MAX_WAIT_S, &quiet),
+	assert_int_equal(xm_weigh_service_due(&ref, &now, N, 1.5 * XM_WEIGH_MAX_WAIT_S, &quiet, false),
 			 XM_WEIGH_WAIT);
 	assert_true(quiet);
-	assert_int_equal(xm_weigh_service_due(&ref, &now, N, 2 * XM_WEIGH_MAX_WAIT_S, &quiet),
+	assert_int_equal(xm_weigh_service_due(&ref, &now, N, 2 * XM_WEIGH_MAX_WAIT_S, &quiet, false),
 			 XM_WEIGH_MAX_WAIT);
 	for (int k = 0; k < 8; k++)
 		xm_weigh_next_wait(&ref, true, XM_WEIGH_SETTLED_SHARE / 2, -1);
@@ -276,7 +276,7 @@ static void quiet_settled_waits_longer(void **st)
 	/* News end the longer wait at once, as before. */
 	xm_weigh_next_wait(&ref, true, 0, -1);
 	now.req_started = now.req_completed = 2 * N;
-	assert_int_equal(xm_weigh_service_due(&ref, &now, N, TICK, &quiet), XM_WEIGH_SAMPLES);
+	assert_int_equal(xm_weigh_service_due(&ref, &now, N, TICK, &quiet, false), XM_WEIGH_SAMPLES);
 }
 
 /*
@@ -316,7 +316,7 @@ static void quiet_run(bool backoff, double *w_at, int *weighings)
 		enum xm_weigh_why why;
 
 		waited += TICK;
-		why = xm_weigh_service_due(&ref, &sum, N, waited, &quiet);
+		why = xm_weigh_service_due(&ref, &sum, N, waited, &quiet, false);
 		if (!backoff)
 			why = xm_weigh_waited_enough(NULL, waited) ? XM_WEIGH_MAX_WAIT : XM_WEIGH_WAIT;
 		if (why != XM_WEIGH_WAIT) {

@@ -681,6 +681,28 @@ static void flips_flush(struct xm_weighting *w)
 }
 
 /*
+ * Whether any backend of s (ids[0..n)) failed more since the service's last
+ * weighing than its recent failure rate explains (weighdue.h
+ * xm_weigh_failures_news()). Only when the sums show new failures: a pass
+ * over the backends' counters (read this tick, a service's ids lie
+ * together) and their baselines of the last weighing (bstate.prev).
+ */
+static bool failures_news(const struct xm_weighting *w, const struct wsvc *s, const __u32 *ids,
+			  unsigned int n)
+{
+	for (unsigned int i = 0; i < n; i++) {
+		const struct bstate *b = &w->bs[ids[i]];
+
+		/* No baseline yet: nothing to judge its counters by, so news. */
+		if (!b->have_prev ||
+		    xm_weigh_failures_news(&s->ref, &w->probe[ids[i]], &b->prev,
+					   s->ws.p.due_fail_alpha))
+			return true;
+	}
+	return false;
+}
+
+/*
  * Whether service s, whose backends are ids[0..n), is weighed in this tick
  * (weighdue.h), from the sums of their probe counters (into *sum) against
  * its reference; notes in s->quiet that nothing moved since it was weighed
@@ -689,16 +711,20 @@ static void flips_flush(struct xm_weighting *w)
 static enum xm_weigh_why weigh_due(struct xm_weighting *w, struct wsvc *s, const __u32 *ids,
 				   unsigned int n, double dt, struct xm_lb_probe *sum, bool *quietp)
 {
+	const struct xm_weigh_ref *ref;
 	enum xm_weigh_why why;
-	bool quiet;
+	bool quiet, fail_noise = false;
 
 	s->quiet = *quietp = false;
 	memset(sum, 0, sizeof(*sum));
 	for (unsigned int i = 0; i < n; i++)
 		xm_lb_probe_add(sum, &w->probe[ids[i]]);
 	/* A re-read topology may have reset backends' baselines: weigh them. */
-	why = xm_weigh_service_due(s->ws.ticks && !w->topo_fresh ? &s->ref : NULL, sum, n,
-				   s->waited + dt, &quiet);
+	ref = s->ws.ticks && !w->topo_fresh ? &s->ref : NULL;
+	/* New failures: at once only if one backend's are news (weighdue.h). */
+	if (ref && xm_weigh_new_failures(ref, sum) && s->ws.p.due_fail_alpha > 0)
+		fail_noise = !failures_news(w, s, ids, n);
+	why = xm_weigh_service_due(ref, sum, n, s->waited + dt, &quiet, fail_noise);
 	xm_weigh_tick_seen(&s->ref, sum);
 	*quietp = quiet;
 	if (!quiet)

@@ -34,6 +34,37 @@ void xm_lb_probe_add(struct xm_lb_probe *sum, const struct xm_lb_probe *p)
 		d[k] += s[k];
 }
 
+/* Requests that ended between then and now: completed, aborted, refused, timed out. */
+static __u64 ended(const struct xm_lb_probe *now, const struct xm_lb_probe *then)
+{
+	/* Counters only grow while an id is allocated: modular differences. */
+	return (now->req_completed - then->req_completed) +
+	       (now->req_aborted - then->req_aborted) +
+	       (now->conn_refused - then->conn_refused) +
+	       (now->conn_timeout - then->conn_timeout);
+}
+
+bool xm_weigh_new_failures(const struct xm_weigh_ref *ref, const struct xm_lb_probe *now)
+{
+	return xm_lb_failures(now) != xm_lb_failures(&ref->then);
+}
+
+bool xm_weigh_failures_news(const struct xm_weigh_ref *ref, const struct xm_lb_probe *now,
+			    const struct xm_lb_probe *then, double alpha)
+{
+	__u64 failures = xm_lb_failures(now) - xm_lb_failures(then);
+	__u64 requests = ended(now, then);
+	double p = ref->ended > 0 ? ref->failed / ref->ended : 0;
+
+	if (!failures)
+		return false;
+	/* A refused or timed-out connect ends no request it counted: at least its failures. */
+	if (requests < failures)
+		requests = failures;
+	return xm_failures_significant(failures, requests, p > XM_WEIGH_FAIL_P_MIN ? p :
+							    XM_WEIGH_FAIL_P_MIN, alpha);
+}
+
 /* done completions of lat_ns in all far slower than the recent mean of ref (done > 0). */
 static bool slower(__u64 done, __u64 lat_ns, const struct xm_weigh_ref *ref)
 {
@@ -42,7 +73,7 @@ static bool slower(__u64 done, __u64 lat_ns, const struct xm_weigh_ref *ref)
 
 enum xm_weigh_why xm_weigh_service_due(const struct xm_weigh_ref *ref,
 				       const struct xm_lb_probe *now, unsigned int n,
-				       double waited, bool *quiet)
+				       double waited, bool *quiet, bool fail_noise)
 {
 	const struct xm_lb_probe *then;
 	__u64 done, lat_ns, requests;
@@ -57,11 +88,15 @@ enum xm_weigh_why xm_weigh_service_due(const struct xm_weigh_ref *ref,
 	/* Counters only grow while an id is allocated: modular differences. */
 	done = now->req_completed - then->req_completed;
 	lat_ns = now->latency_sum_ns - then->latency_sum_ns;
-	requests = done + (now->req_aborted - then->req_aborted) +
-		   (now->conn_refused - then->conn_refused) +
-		   (now->conn_timeout - then->conn_timeout);
-	/* A failure moves l3x's success filter at once (valley): as fast as before. */
-	if (xm_lb_failures(now) != xm_lb_failures(then))
+	requests = ended(now, then);
+	/*
+	 * A failure moves l3x's success filter at once (valley): as fast as
+	 * before, unless the caller found every backend's failures noise at
+	 * the service's rate. Weighed at once, those rewrote the table in most
+	 * ticks at a steady 1 %, and the next weighing moved it back
+	 * (docs/benchmarks.md, sessions 14 and 16).
+	 */
+	if (!fail_noise && xm_weigh_new_failures(ref, now))
 		return XM_WEIGH_FAILURE;
 	/* A backend turning far slower drags the service's mean with it. */
 	if (ref->done > 0 && (slower(done, lat_ns, ref) ||
@@ -158,6 +193,9 @@ void xm_weigh_ref_update(struct xm_weigh_ref *ref, const struct xm_lb_probe *now
 	/* Each weighing's completions count half as much at the next: a few windows' mean. */
 	ref->lat_ns = ref->lat_ns / 2 + (double)(now->latency_sum_ns - ref->then.latency_sum_ns);
 	ref->done = ref->done / 2 + (double)(now->req_completed - ref->then.req_completed);
+	/* The failure rate over the last ~8 weighings: a rate, not a burst. */
+	ref->failed = ref->failed * 7 / 8 + (double)(xm_lb_failures(now) - xm_lb_failures(&ref->then));
+	ref->ended = ref->ended * 7 / 8 + (double)ended(now, &ref->then);
 	ref->then = *now;
 	ref->tick = *now;
 	ref->little = 0;

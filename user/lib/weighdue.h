@@ -17,7 +17,12 @@
  *     XM_WEIGH_BUSY_MAX_S: a busy service whose weights hold still is
  *     weighed every 2 s, its samples banked meanwhile);
  *   - at once when the service shows what its weights react to in the same
- *     tick: a new failure, new completions far slower than its recent ones,
+ *     tick: new failures that are news (with the service's due_fail_alpha
+ *     > 0: one backend's failures since the last weighing more than the
+ *     service's recent failure rate explains, xm_weigh_failures_news(); a
+ *     burst on one backend is, one 5xx among a backend's ten requests at a
+ *     steady 1 % is not and waits for its samples weighing; with 0 every
+ *     new failure), new completions far slower than its recent ones,
  *     more requests in flight than its rates and latencies explain (slower:
  *     over the time since the last weighing, or over the last tick alone, so
  *     that a long wait does not dilute a slow tick), or (per
@@ -39,6 +44,9 @@
  * (the loop's copy of the probe pages, a service's ids lie together) and a
  * reference kept per service: no pass over per-backend state, which at
  * 10,000 backends costs more in cache misses than the weighing it saves.
+ * The one exception: when the sums show new failures, each backend's
+ * counters against its baseline of the last weighing (the caller's), which
+ * costs less than the weighing a chance failure would otherwise bring.
  */
 #ifndef XMESH_WEIGHDUE_H
 #define XMESH_WEIGHDUE_H
@@ -61,13 +69,19 @@
 /* New completions whose mean latency exceeds this many times the service's recent mean. */
 #define XM_WEIGH_SLOWER_FACTOR 2
 
+/*
+ * The failure rate a service with none recently is judged by: its first
+ * failures are news (one in 10 or 20 requests at 1 %, by the Chernoff bound).
+ */
+#define XM_WEIGH_FAIL_P_MIN 1e-4
+
 /* Why a service is weighed in this tick; XM_WEIGH_WAIT: it is not. */
 enum xm_weigh_why {
 	XM_WEIGH_WAIT = 0,
 	XM_WEIGH_FIRST,     /* never weighed, or its backend set was re-read */
 	XM_WEIGH_MAX_WAIT,  /* its max wait (XM_WEIGH_MAX_WAIT_S or longer) since the last weighing */
 	XM_WEIGH_SAMPLES,   /* enough new requests */
-	XM_WEIGH_FAILURE,   /* a backend failed a request or a connection */
+	XM_WEIGH_FAILURE,   /* a backend failed requests or connections: news (see above) */
 	XM_WEIGH_SLOWER,    /* the new completions are far slower than the recent ones */
 	XM_WEIGH_STALL,     /* in-flight rose beyond what the rates and latencies explain */
 	XM_WEIGH_AGE,       /* a backend's oldest request in flight is older than its estimate */
@@ -86,6 +100,12 @@ struct xm_weigh_ref {
 	double max_wait;         /* s it may wait for news; 0: XM_WEIGH_MAX_WAIT_S */
 	double busy_wait;        /* s it waits for samples; 0: one tick (xm_weigh_busy_next()) */
 	struct xm_lb_probe tick; /* the sum of its backends' counters at the last tick looked at */
+	/*
+	 * Recent failures and requests ended, decayed per weighing. Last: read
+	 * only when the sums show new failures, so the fields every tick reads
+	 * stay in as many cache lines as before.
+	 */
+	double failed, ended;
 };
 
 /* sum += p, counter by counter. */
@@ -95,11 +115,27 @@ void xm_lb_probe_add(struct xm_lb_probe *sum, const struct xm_lb_probe *p);
  * Whether a service of n backends whose counters now sum to now, waited
  * seconds after its last weighing (this tick included), is due, by its
  * reference ref (NULL: never weighed). *quiet: not a counter moved since and
- * nothing in flight.
+ * nothing in flight. fail_noise: the caller judged its new failures backend
+ * by backend and none is news (xm_weigh_failures_news()): they wait for the
+ * samples weighing like any sample, instead of weighing it at once.
  */
 enum xm_weigh_why xm_weigh_service_due(const struct xm_weigh_ref *ref,
 				       const struct xm_lb_probe *now, unsigned int n,
-				       double waited, bool *quiet);
+				       double waited, bool *quiet, bool fail_noise);
+
+/* The service's failures since its last weighing (counters summing to now): any? */
+bool xm_weigh_new_failures(const struct xm_weigh_ref *ref, const struct xm_lb_probe *now);
+
+/*
+ * A backend of the service of ref, whose counters are now and were then at
+ * the service's last weighing, failed more requests since than the service's
+ * recent failure rate (ref->failed / ref->ended, at least
+ * XM_WEIGH_FAIL_P_MIN) gives with probability alpha (xm_failures_significant()):
+ * a burst of its own, to weigh at once. Judged per backend, so that a burst
+ * on one backend of ten is not diluted in the service's sums.
+ */
+bool xm_weigh_failures_news(const struct xm_weigh_ref *ref, const struct xm_lb_probe *now,
+			    const struct xm_lb_probe *then, double alpha);
 
 /* After xm_weigh_service_due() (ref not NULL): now is what the next tick's "slower" compares with. */
 void xm_weigh_tick_seen(struct xm_weigh_ref *ref, const struct xm_lb_probe *now);

@@ -98,6 +98,8 @@ void xm_weight_params_default(struct xm_weight_params *p)
 	p->hl_success = 10;
 	p->hl_rps = 10;
 	p->default_latency = 5;
+	/* Every algorithm: chance failures wait for their samples (weighdue.h, session 16). */
+	p->due_fail_alpha = 0.01;
 	p->default_success = 1;
 	p->default_rps = 0;
 	p->idle_after = 10;

@@ -152,6 +152,15 @@ struct xm_weight_params {
 	 * slow news is believed at once.
 	 */
 	double fall_gap;
+	/*
+	 * The loop's cadence (weighdue.h): new failures weigh the service at
+	 * once only when one backend's failures since its last weighing are
+	 * significant at this level against the service's recent failure rate
+	 * (xm_weigh_failures_news(): a burst on one backend); others wait for
+	 * the next samples weighing, within the busy wait's 2 s (0.01, the
+	 * default; 0 = every new failure at once, as before session 16).
+	 */
+	double due_fail_alpha;
 };
 
 /* What the probes said about one backend over the last tick. */

@@ -36,6 +36,7 @@ static const struct {
 	P("table_deadband", table_deadband, 0, 1),
 	P("fail_alpha", fail_alpha, 0, 1),
 	P("fall_gap_s", fall_gap, 0, 3600),
+	P("due_fail_alpha", due_fail_alpha, 0, 1),
 #undef P
 };
 
