@@ -47,6 +47,7 @@ static void held_connections_lower_new_share(void **st)
 
 	assert_int_equal(xm_wservice_init(&s, xm_weight_algo_find("l3x"), NULL, 3), 0);
 	near(s.p.stickiness, 1, 0); /* on by default for l3x */
+	near(s.p.sticky_pooled, 1, 0); /* counting pooled connections only (none opened here) */
 	run_held(&s, 20, p99, conns);
 	/* Equal latency: equal weights, but not equal placement. */
 	near(s.b[0].weight, s.b[1].weight, 1e-9);

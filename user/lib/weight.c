@@ -112,6 +112,12 @@ void xm_weight_params_default(struct xm_weight_params *p)
 	p->latency_exponent = 1;
 	p->outlier_factor = 0;
 	p->table_deadband = 0.05;
+	/*
+	 * Wherever stickiness is on, a connection per request is not a pool
+	 * (weight.h; ramp p99 0.95-2.37x round-robin with 0, 0.75-0.86x with 1,
+	 * docs/benchmarks.md session 16).
+	 */
+	p->sticky_pooled = 1;
 }
 
 /* ---- building blocks ---------------------------------------------------- */

@@ -87,7 +87,7 @@ struct xm_weight_params {
 	double stickiness;
 	/*
 	 * Stickiness counts only pooled connections (held at the tick and not
-	 * opened in it) when 1; all held connections when 0. A client that
+	 * opened in it) when 1 (the default); all held connections when 0. A client that
 	 * opens a connection per request holds only its requests in flight,
 	 * each opened within the tick: counted, they made stickiness a second
 	 * in-flight term with a gain up to 8x, which herded new connections
