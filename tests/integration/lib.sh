@@ -198,6 +198,14 @@ print(json.dumps({"weighting": {"tick_ms": 500}, "services": svcs}))
 PY
 }
 
+# xm_loop_counts FIELD...: those counters of the weighting loop (xmeshctl -j top,
+# "loop"), read at once, on one line
+xm_loop_counts() {
+	xm_ctl -j top count 1 | python3 -c 'import json, sys
+l = json.load(sys.stdin)["loop"]
+print(*(l[k] for k in sys.argv[1:]))' "$@"
+}
+
 # xm_backend_field FILE BACKEND KEY: KEY of BACKEND (ADDR:PORT) in a saved
 # `xmeshctl -j backend list`: retired, held and idle from its rebalance object, else the row's
 xm_backend_field() {

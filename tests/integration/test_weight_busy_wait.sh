@@ -26,16 +26,10 @@ xm_agent_start --config "$cfg" 2>"$XM_RUN_DIR/agent.log"
 xm_lb_wait "10.96.0.$NSVC:80" "$NBE"
 xm_bg "$XM_TOOLS/fake_probes" --pin-root "$XM_PIN" --rps 20 --period-ms 500 \
 	--duration $((SECS + 12)) --fixed-us 5000
-# "ticks weighed_total" of the loop, read at once
-loop_counts() {
-	xm_ctl -j top count 1 | python3 -c 'import json, sys
-l = json.load(sys.stdin)["loop"]
-print(l["ticks"], l["weighed_total"], l["table_writes"])'
-}
 sleep 6 # filters and tables settle on the traffic
-read -r k0 s0 w0 < <(loop_counts)
+read -r k0 s0 w0 < <(xm_loop_counts ticks weighed_total table_writes)
 sleep "$SECS"
-read -r k1 s1 w1 < <(loop_counts)
+read -r k1 s1 w1 < <(xm_loop_counts ticks weighed_total table_writes)
 ticks=$((k1 - k0))
 xm_assert "$ticks" -ge $((SECS * 2 - 4)) "loop ticks in ${SECS} s"
 per=$(python3 -c "print(f'{($s1 - $s0) / $ticks / $NSVC:.3f}')")

@@ -25,12 +25,6 @@ NSVC=20
 NBE=10
 SECS=16
 
-# "ticks weighed_total" of the loop, read at once
-loop_counts() {
-	xm_ctl -j top count 1 | python3 -c 'import json, sys
-l = json.load(sys.stdin)["loop"]
-print(l["ticks"], l["weighed_total"])'
-}
 
 # phase NAME PARAMS_JSON: prints "failure_weighings_per_service_tick weighed_per_service_tick"
 phase() {
@@ -47,9 +41,9 @@ print(json.dumps(c))' "$params" >"$cfg"
 		--duration $((SECS + 10)) --fail-pct 1
 	fp=$XM_LAST_PID
 	sleep 6 # filters, tables and the failure rate settle on the traffic
-	read -r k0 s0 < <(loop_counts)
+	read -r k0 s0 < <(xm_loop_counts ticks weighed_total)
 	sleep "$SECS"
-	read -r k1 s1 < <(loop_counts)
+	read -r k1 s1 < <(xm_loop_counts ticks weighed_total)
 	kill -TERM "$XM_AGENT_PID"
 	wait "$XM_AGENT_PID" 2>/dev/null
 	xm_kill_tree "$fp"
