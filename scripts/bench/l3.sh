@@ -21,11 +21,12 @@
 # urllib3, curl and Go do); the report counts those retries ("retried": the
 # errors a client that does not retry would have seen).
 # Algorithms: any of the service algorithms, and "l3x+rb" = l3x with
-# connection-level rebalancing on (its defaults; docs/config.md); a suffix
-# "~PARAM=NUMBER" sets one numeric param (e.g. "l3x~age_bound=0"; "~rb:FIELD=NUMBER"
-# one of "rebalance": "l3x+rb~rb:fast_factor=0", several comma-separated:
-# "l3x+rb~rb:tail_self=0,urgent_share=0.5"), so that
-# variants run interleaved in one run.
+# connection-level rebalancing on (its defaults; docs/config.md); suffixes
+# "~PARAM=NUMBER[,PARAM=NUMBER]" set numeric params (e.g. "l3x~age_bound=0"),
+# "~rb:FIELD=NUMBER[,...]" fields of "rebalance" ("l3x+rb~rb:fast_factor=0",
+# "l3x+rb~rb:tail_self=0,urgent_share=0.5"), both may follow one another
+# ("l3x+rb~conn_cap=2~rb:min_conns=1"), so that variants run interleaved in
+# one run.
 #
 # Each (scenario, mode) runs every algorithm RUNS times, the order rotated
 # each run (A B C D, B C D A, ...). The agent is restarted for every run, so
@@ -100,23 +101,28 @@ done
 ip netns exec "$XM_PREFIX-cl" sysctl -qw net.ipv4.tcp_tw_reuse=1 \
 	net.ipv4.ip_local_port_range="10000 65000"
 
-# write_config ALGO FILE ("l3x+rb": l3x with rebalancing on)
+# write_config ALGO FILE ("l3x+rb": l3x with rebalancing on). After the
+# algorithm, "~" parts: "PARAM=NUMBER[,PARAM=NUMBER]" sets params,
+# "rb:FIELD=NUMBER[,...]" fields of "rebalance" (l3x+rb only), e.g.
+# "l3x+rb~conn_cap=2~rb:min_conns=1"
 write_config() {
-	local spec=${1%%~*} algo rb=false i be="" params="{}" kv=${1#*~}
-	[ "$spec" != "$1" ] && params="{\"${kv%%=*}\": ${kv#*=}}"
+	local spec=${1%%~*} algo rb=false i be="" params="" rbf="" part f
+	local -a parts=()
+	[ "$spec" != "$1" ] && IFS='~' read -ra parts <<<"${1#*~}"
 	algo=${spec%+rb}
 	[ "$spec" != "$algo" ] && rb=true
-	# "~rb:FIELD=NUMBER": a field of "rebalance" instead (l3x+rb~rb:fast_factor=0);
-	# several, comma-separated: "l3x+rb~rb:tail_self=0,urgent_share=0.5"
-	if [ "$rb" = true ] && [ "${kv#rb:}" != "$kv" ]; then
-		local f
-		params="{}"
-		rb="{\"enabled\": true"
-		for f in $(tr , ' ' <<<"${kv#rb:}"); do
-			rb+=", \"${f%%=*}\": ${f#*=}"
+	for part in "${parts[@]}"; do
+		for f in $(tr , ' ' <<<"${part#rb:}"); do
+			if [ "${part#rb:}" != "$part" ]; then
+				[ "$rb" = false ] && xm_fail "$1: rb: fields need l3x+rb"
+				rbf+=", \"${f%%=*}\": ${f#*=}"
+			else
+				params+="${params:+, }\"${f%%=*}\": ${f#*=}"
+			fi
 		done
-		rb+="}"
-	fi
+	done
+	params="{$params}"
+	[ -n "$rbf" ] && rb="{\"enabled\": true$rbf}"
 	for i in $(seq 0 $((NREP - 1))); do
 		be+="${be:+,}{\"address\": \"10.77.1.$((10 + i))\", \"port\": $PORT, \"cluster\": \"c$((i / 3))\"}"
 	done
