@@ -135,6 +135,7 @@ static void bounds_hold(void **st)
 	p.p50[3] = 0.5;
 	for (int i = 0; i < N; i++)
 		p.held[i] = 0;
+	p.c.min_conns = 4;
 	p.held[3] = 3; /* below min_conns (4) */
 	assert_int_equal(now_tick(&p), 0);
 	assert_false(p.tr[3].urgent);

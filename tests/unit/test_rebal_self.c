@@ -179,6 +179,7 @@ static void usual_values_survive_reset(void **st)
 	self_init(&p);
 	for (int i = 0; i < N; i++)
 		p.held[i] = 0;
+	p.c.min_conns = 4;
 	p.held[A] = 3; /* below min_conns */
 	assert_int_equal(self_tick(&p), 0);
 	assert_true(fabs(p.tr[A].u99 - 0.110) < 1e-9);

@@ -194,6 +194,7 @@ static void threshold_and_bounds(void **st)
 	p.p99[3] = 0.6;
 	for (int i = 0; i < N; i++)
 		p.held[i] = 0;
+	p.c.min_conns = 4;
 	p.held[3] = 3; /* below min_conns */
 	assert_int_equal(spike_tick(&p), 0);
 }

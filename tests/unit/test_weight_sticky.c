@@ -85,8 +85,12 @@ static void init_sticky_pooled(struct xm_wservice *s, double v)
 	assert_int_equal(xm_wservice_init(s, xm_weight_algo_find("l3x"), &p, 3), 0);
 }
 
-/* secs of ticks as run_held, every held connection opened in its tick (a connection per request). */
-static void run_per_request(struct xm_wservice *s, double secs, const double *conns)
+/*
+ * secs of ticks as run_held, every held connection opened in its tick (a
+ * connection per request); p99 NULL: 50 ms for all.
+ */
+static void run_per_request_p99(struct xm_wservice *s, double secs, const double *p99,
+				const double *conns)
 {
 	struct xm_wsample x[3];
 
@@ -94,13 +98,18 @@ static void run_per_request(struct xm_wservice *s, double secs, const double *co
 		for (unsigned int i = 0; i < 3; i++) {
 			memset(&x[i], 0, sizeof(x[i]));
 			x[i].requests = 50;
-			x[i].p99 = x[i].p50 = 0.05;
+			x[i].p99 = x[i].p50 = p99 ? p99[i] : 0.05;
 			x[i].inflight = conns[i];
 			x[i].conns = x[i].opened = conns[i];
 			x[i].alive = true;
 		}
 		xm_wservice_tick(s, x, 0.5);
 	}
+}
+
+static void run_per_request(struct xm_wservice *s, double secs, const double *conns)
+{
+	run_per_request_p99(s, secs, NULL, conns);
 }
 
 /*
@@ -226,6 +235,39 @@ static void conn_cap_spreads_targets(void **st)
 	near(s.b[1].conn_target, s.b[2].conn_target, 1e-9);
 	near(s.b[0].conn_target + s.b[1].conn_target + s.b[2].conn_target, 1, 1e-9);
 	xm_wservice_free(&s);
+}
+
+/*
+ * conn_cap caps the target share of *held* connections; with sticky_pooled a
+ * client that opens a connection per request holds no pool, so its new
+ * connections (its requests) follow the weights uncapped: backend 0, 20x
+ * faster, keeps its weight share above the cap's 0.5. With every held
+ * connection counted (sticky_pooled 0) the cap did cap request shares.
+ */
+static void conn_cap_leaves_per_request_clients_alone(void **st)
+{
+	double p99[3] = { 0.01, 0.2, 0.2 }, conns[3] = { 1, 1, 1 };
+	struct xm_weight_params p;
+	struct xm_wservice s;
+	char err[200];
+
+	for (int pooled = 1; pooled >= 0; pooled--) {
+		json_t *o = json_pack("{s:f, s:f}", "conn_cap", 1.5, "sticky_pooled", (double)pooled);
+
+		assert_int_equal(xm_weight_params_parse(xm_weight_algo_find("l3x"), o, &p, err,
+							sizeof(err)), 0);
+		json_decref(o);
+		assert_int_equal(xm_wservice_init(&s, xm_weight_algo_find("l3x"), &p, 3), 0);
+		run_per_request_p99(&s, 10, p99, conns);
+		assert_true(s.b[0].weight > 0.6);
+		near(s.b[0].conn_target, 0.5, 1e-9);
+		if (pooled)
+			for (unsigned int i = 0; i < 3; i++)
+				near(s.b[i].place, s.b[i].weight, 1e-12);
+		else
+			assert_true(s.b[0].place < s.b[0].weight - 0.05);
+		xm_wservice_free(&s);
+	}
 }
 
 /* ---- rebalancing plan ---- */
@@ -477,6 +519,7 @@ static void plan_off_retires_nothing(void **st)
 	for (int t = 0; t < 10; t++)
 		assert_int_equal(plan_tick(&p, 0.5, 0), 0);
 	p.c.enabled = true;
+	p.c.min_conns = 4;
 	p.held[2] = 3; /* below min_conns (4) */
 	for (int t = 0; t < 10; t++)
 		assert_int_equal(plan_tick(&p, 0.5, 0), 0);
@@ -575,6 +618,7 @@ int main(void)
 		cmocka_unit_test(sticky_pooled_keeps_pools_sticky),
 		cmocka_unit_test(stickiness_evens_a_pool_faster),
 		cmocka_unit_test(conn_cap_spreads_targets),
+		cmocka_unit_test(conn_cap_leaves_per_request_clients_alone),
 		cmocka_unit_test(plan_hysteresis),
 		cmocka_unit_test(plan_share_and_excess_bounds),
 		cmocka_unit_test(plan_small_pool_credit),
