@@ -119,6 +119,27 @@ static void needs_three_p50s(void **st)
 }
 
 /*
+ * A client's pool of 3, one connection on a backend slow now: by default
+ * (min_conns 1) it is retired. With the old default of 4 nothing was, and
+ * a poolidle client kept 1 of its 3 connections on bad-replica's 8x slower
+ * replica for seconds (docs/benchmarks.md, session 17).
+ */
+static void small_pool_retires_by_default(void **st)
+{
+	struct now_plan p;
+
+	now_init(&p);
+	p.p50[3] = 0.5;
+	p.held[0] = p.held[1] = 1;
+	p.held[2] = 0;
+	p.held[3] = 1;
+	assert_int_equal(now_tick(&p), 1);
+	assert_int_equal(p.q[3], 1);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(p.q[i], 0);
+}
+
+/*
  * The bounds still hold: min_conns, the token bucket, and a backend holding
  * nothing retires nothing (but keeps the mark, so its table share is cut).
  */
@@ -282,6 +303,7 @@ int main(void)
 		cmocka_unit_test(oldest_in_flight_counts),
 		cmocka_unit_test(needs_three_p50s),
 		cmocka_unit_test(bounds_hold),
+		cmocka_unit_test(small_pool_retires_by_default),
 		cmocka_unit_test(table_share_cut_while_slow_now),
 		cmocka_unit_test(mark_holds_until_measured_calm),
 		cmocka_unit_test(shared_slow_start_is_not_slow_now),

@@ -17,7 +17,7 @@ void xm_rebal_conf_default(struct xm_rebal_conf *c)
 	c->share_per_tick = 0.5;
 	c->margin = 0.25;
 	c->ticks = 2;
-	c->min_conns = 4;
+	c->min_conns = 1; /* a pool of 3 kept its connection to a 8x slower replica (session 17) */
 	c->slow_factor = 2;
 	c->fast_factor = 2;
 	c->now_factor = 4;

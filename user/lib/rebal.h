@@ -52,7 +52,7 @@ struct xm_rebal_conf {
 	double margin;         /* "margin": connection share above target share that counts,
 				* in equal shares (1 / backends): 0.25 */
 	unsigned int ticks;    /* "ticks": consecutive ticks above the margin before acting (2) */
-	unsigned int min_conns; /* "min_conns": the service holds at least this many (4) */
+	unsigned int min_conns; /* "min_conns": the service holds at least this many (1) */
 	/*
 	 * "slow_factor": only a backend whose latency estimate is above this
 	 * times the typical estimate (the lower median of the measured

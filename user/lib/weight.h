@@ -97,8 +97,10 @@ struct xm_weight_params {
 	/*
 	 * Target share of held connections: the weight share, capped at
 	 * conn_cap x the equal share (1 / live backends), the rest spread over
-	 * the others (0 = no cap, the default: with a new connection per
-	 * request the cap would also cap request shares). A connection lives on after the
+	 * the others (0 = no cap; l3x: 2, since session 17). Only pooled
+	 * clients are steered by it: with sticky_pooled a client that opens a
+	 * connection per request holds no pool, and its new connections
+	 * follow the weights uncapped. A connection lives on after the
 	 * weights change, so no backend should hold most of a pool because it
 	 * was the fastest for a moment. Rebalancing retires toward this target.
 	 */
