@@ -674,21 +674,33 @@ static bool failures_burst(const struct xm_wservice *s, const struct xm_wbackend
 }
 
 /*
- * success_alpha: backend b's failures, over its decayed counts and in this
- * weighing's sample, are what the other backends' rate (fail_win / req_win:
- * the service's sums, b's share taken out) would give by chance. At least
- * XM_FAIL_P_MIN: a clean service's first 5xx in 20 is chance, two are not.
+ * success_alpha: the success sample of backend b for its filter. Its own, y,
+ * when its failures, over its decayed counts or in this weighing's sample,
+ * differ significantly from the other backends' rate (fail_win / req_win:
+ * the service's sums, b's share taken out; at least XM_FAIL_P_MIN: a clean
+ * service's first 5xx in 20 is chance, two are not); at most its window's
+ * success when that is the significant one (a burst's next tick may show no
+ * failure). Else the service's rate, the same for every such backend, with
+ * *chance set.
  */
-static bool success_chance(const struct xm_wbackend *b, const struct xm_wsample *x,
-			   double fail_win, double req_win, double thr)
+static double success_sample(const struct xm_wbackend *b, const struct xm_wsample *x, double y,
+			     double fail_win, double req_win, double thr, bool *chance)
 {
 	double others = req_win - b->req_win;
 	double p = others > 1e-9 ? (fail_win - b->fail_win) / others : 0;
 
 	if (p < XM_FAIL_P_MIN)
 		p = XM_FAIL_P_MIN;
-	return !xm_counts_differ(b->fail_win, b->req_win, p, thr) &&
-	       !xm_counts_differ((double)x->failures, (double)x->requests, p, thr);
+	*chance = false;
+	if (xm_counts_differ(b->fail_win, b->req_win, p, thr)) {
+		double own = 1 - b->fail_win / b->req_win;
+
+		return own < y ? own : y;
+	}
+	if (xm_counts_differ((double)x->failures, (double)x->requests, p, thr))
+		return y;
+	*chance = true;
+	return req_win > 0 ? 1 - fail_win / req_win : 1;
 }
 
 /*
@@ -711,7 +723,7 @@ static double sample_gap(const struct xm_wservice *s, const struct xm_filter *f,
 void xm_wservice_tick(struct xm_wservice *s, const struct xm_wsample *samples, double dt)
 {
 	double w[s->n ? s->n : 1], sum = 0, total = 0, w_mean = 0, c = 0;
-	double fail_rps = 0, all_rps = 0, fail_win = 0, req_win = 0, thr = 0, p_svc = 0;
+	double fail_rps = 0, all_rps = 0, fail_win = 0, req_win = 0, thr = 0;
 	bool live[s->n ? s->n : 1];
 	unsigned int i, nlive = 0;
 
@@ -732,7 +744,6 @@ void xm_wservice_tick(struct xm_wservice *s, const struct xm_wsample *samples, d
 			fail_win += b->fail_win;
 			req_win += b->req_win;
 		}
-		p_svc = req_win > 0 ? fail_win / req_win : 0;
 	}
 	/* The service's failure rate (filtered, by traffic): what a burst is judged by. */
 	for (i = 0; i < s->n; i++) {
@@ -778,10 +789,13 @@ void xm_wservice_tick(struct xm_wservice *s, const struct xm_wsample *samples, d
 
 			if (!burst)
 				b->success.kind = XM_FILTER_EWMA;
-			if (thr > 0 && success_chance(b, x, fail_win, req_win, thr)) {
-				/* As failing at the service's rate: the same for every such backend. */
-				y = 1 - p_svc;
-				b->success.kind = XM_FILTER_EWMA;
+			if (thr > 0) {
+				bool chance;
+
+				y = success_sample(b, x, y, fail_win, req_win, thr, &chance);
+				/* As failing at the service's rate: folded in, not a valley. */
+				if (chance)
+					b->success.kind = XM_FILTER_EWMA;
 			}
 			xm_filter_sample(&b->success, y, gap);
 			b->idle = 0;
