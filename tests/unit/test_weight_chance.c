@@ -253,6 +253,44 @@ static void better_backend_keeps_advantage(void **st)
 	}
 }
 
+/*
+ * A backend whose window is significant (3 of 10 in each of 4 ticks) and
+ * whose next ticks show no failure: its estimate is capped at the window's
+ * success, not taken back toward 1 by the clean ticks (0: it recovers).
+ */
+static void window_caps_clean_ticks(void **st)
+{
+	double after[2];
+
+	for (int on = 0; on < 2; on++) {
+		struct xm_weight_params p;
+		struct xm_wservice s;
+		struct xm_wsample x[NB];
+		char err[200];
+
+		assert_int_equal(xm_weight_params_parse(xm_weight_algo_find("l3x"), NULL, &p, err,
+							sizeof(err)), 0);
+		p.success_alpha = on ? 0.01 : 0;
+		assert_int_equal(xm_wservice_init(&s, xm_weight_algo_find("l3x"), &p, NB), 0);
+		for (int t = 0; t < 60; t++) {
+			for (int i = 0; i < NB; i++)
+				x[i] = (struct xm_wsample){ .requests = PER_TICK, .started = PER_TICK,
+							    .failures = i == 3 && t >= 40 && t < 44 ? 3 : 0,
+							    .p99 = 0.030, .p50 = 0.010, .p99_2nd = -1,
+							    .alive = true };
+			xm_wservice_tick(&s, x, TICK);
+		}
+		after[on] = s.b[3].success.value;
+		/* At most the window's success (12 failures, 16 ticks decayed), which it follows. */
+		if (on)
+			assert_true(after[on] <= 1 - s.b[3].fail_win / s.b[3].req_win + 1e-9);
+		xm_wservice_free(&s);
+	}
+	print_message("success 16 clean ticks after a burst: %.3f (success_alpha 0.01), %.3f (0)\n",
+		      after[1], after[0]);
+	assert_true(after[1] < after[0] - 0.02);
+}
+
 /* No failures: the same weights, to the bit. */
 static void no_failures_no_change(void **st)
 {
@@ -291,6 +329,7 @@ int main(void)
 		cmocka_unit_test(burst_still_counts_at_once),
 		cmocka_unit_test(steady_failer_loses_share),
 		cmocka_unit_test(better_backend_keeps_advantage),
+		cmocka_unit_test(window_caps_clean_ticks),
 		cmocka_unit_test(no_failures_no_change),
 		cmocka_unit_test(param),
 	};
