@@ -674,33 +674,55 @@ static bool failures_burst(const struct xm_wservice *s, const struct xm_wbackend
 }
 
 /*
- * success_alpha: the success sample of backend b for its filter. Its own, y,
- * when its failures, over its decayed counts or in this weighing's sample,
- * differ significantly from the other backends' rate (fail_win / req_win:
- * the service's sums, b's share taken out; at least XM_FAIL_P_MIN: a clean
- * service's first 5xx in 20 is chance, two are not); at most its window's
- * success when that is the significant one (a burst's next tick may show no
- * failure). Else the service's rate, the same for every such backend, with
- * *chance set.
+ * success_alpha: backend b's failures, over its decayed counts or in this
+ * weighing's sample x, differ significantly from the other backends' rate
+ * (fail_win / req_win: the service's sums, b's share taken out; at least
+ * XM_FAIL_P_MIN: a clean service's first 5xx in 20 is chance, two are not).
+ * *own: its window's success when that is the significant one (a burst's
+ * next tick may show no failure), else 1.
  */
-static double success_sample(const struct xm_wbackend *b, const struct xm_wsample *x, double y,
-			     double fail_win, double req_win, double thr, bool *chance)
+static bool failures_differ(const struct xm_wbackend *b, const struct xm_wsample *x,
+			    double fail_win, double req_win, double thr, double *own)
 {
 	double others = req_win - b->req_win;
 	double p = others > 1e-9 ? (fail_win - b->fail_win) / others : 0;
 
 	if (p < XM_FAIL_P_MIN)
 		p = XM_FAIL_P_MIN;
-	*chance = false;
+	*own = 1;
 	if (xm_counts_differ(b->fail_win, b->req_win, p, thr)) {
-		double own = 1 - b->fail_win / b->req_win;
-
-		return own < y ? own : y;
+		*own = 1 - b->fail_win / b->req_win;
+		return true;
 	}
-	if (xm_counts_differ((double)x->failures, (double)x->requests, p, thr))
-		return y;
-	*chance = true;
-	return req_win > 0 ? 1 - fail_win / req_win : 1;
+	return xm_counts_differ((double)x->failures, (double)x->requests, p, thr);
+}
+
+/*
+ * success_alpha: which backends' failures differ (differ[], own[]), and the
+ * service's chance_rate, moved to the rate of the others' decayed counts
+ * only when those differ from it significantly.
+ */
+static void success_chance_rate(struct xm_wservice *s, const struct xm_wsample *samples,
+				double fail_win, double req_win, double thr, bool *differ,
+				double *own)
+{
+	double cf = 0, cn = 0, ref = s->chance_rate > XM_FAIL_P_MIN ? s->chance_rate : XM_FAIL_P_MIN;
+	unsigned int i;
+
+	/* No failure in the windows and none before: all chance, fed 1 (a sample's own). */
+	if (!(fail_win > 0) && !(s->chance_rate > 0)) {
+		memset(differ, 0, s->n * sizeof(*differ));
+		return;
+	}
+	for (i = 0; i < s->n; i++) {
+		differ[i] = failures_differ(&s->b[i], &samples[i], fail_win, req_win, thr, &own[i]);
+		if (!differ[i]) {
+			cf += s->b[i].fail_win;
+			cn += s->b[i].req_win;
+		}
+	}
+	if (cn > 0 && xm_counts_differ(cf, cn, ref, thr))
+		s->chance_rate = cf / cn;
 }
 
 /*
@@ -724,7 +746,8 @@ void xm_wservice_tick(struct xm_wservice *s, const struct xm_wsample *samples, d
 {
 	double w[s->n ? s->n : 1], sum = 0, total = 0, w_mean = 0, c = 0;
 	double fail_rps = 0, all_rps = 0, fail_win = 0, req_win = 0, thr = 0;
-	bool live[s->n ? s->n : 1];
+	double own[s->n ? s->n : 1];
+	bool live[s->n ? s->n : 1], differ[s->n ? s->n : 1];
 	unsigned int i, nlive = 0;
 
 	if (dt <= 0)
@@ -744,6 +767,7 @@ void xm_wservice_tick(struct xm_wservice *s, const struct xm_wsample *samples, d
 			fail_win += b->fail_win;
 			req_win += b->req_win;
 		}
+		success_chance_rate(s, samples, fail_win, req_win, thr, differ, own);
 	}
 	/* The service's failure rate (filtered, by traffic): what a burst is judged by. */
 	for (i = 0; i < s->n; i++) {
@@ -789,13 +813,13 @@ void xm_wservice_tick(struct xm_wservice *s, const struct xm_wsample *samples, d
 
 			if (!burst)
 				b->success.kind = XM_FILTER_EWMA;
-			if (thr > 0) {
-				bool chance;
-
-				y = success_sample(b, x, y, fail_win, req_win, thr, &chance);
-				/* As failing at the service's rate: folded in, not a valley. */
-				if (chance)
-					b->success.kind = XM_FILTER_EWMA;
+			if (thr > 0 && differ[i]) {
+				if (own[i] < y)
+					y = own[i];
+			} else if (thr > 0) {
+				/* As failing at the chance rate: the same for all, folded in. */
+				y = 1 - s->chance_rate;
+				b->success.kind = XM_FILTER_EWMA;
 			}
 			xm_filter_sample(&b->success, y, gap);
 			b->idle = 0;

@@ -168,9 +168,11 @@ struct xm_weight_params {
 	 * only when those counts, or the sample's own, differ from the other
 	 * backends' rate significantly at this level (two-sided Chernoff bound,
 	 * xm_counts_differ()). Otherwise the backend is taken to fail at the
-	 * service's rate: its filter is fed 1 - that rate, the same for every
-	 * such backend, so one 5xx in 40 requests at a service-wide 1 % moves
-	 * no weight and no table. A burst (6 of 20) still counts at once.
+	 * rate of all such backends (chance_rate, which itself moves only on
+	 * a significant change): its filter is fed 1 - that rate, the same for
+	 * every such backend and from one weighing to the next, so one 5xx in
+	 * 40 requests at a service-wide 1 % moves no weight and no table. A
+	 * burst (6 of 20) still counts at once.
 	 */
 	double success_alpha;
 };
@@ -266,6 +268,12 @@ struct xm_wservice {
 	struct xm_filter total_rps; /* for rate control */
 	double last_total_rps;
 	double rc_change;           /* c of the last tick */
+	/*
+	 * success_alpha: the failure rate of the backends whose failures are
+	 * chance, fed to their success filters; it moves only when their
+	 * decayed counts differ from it significantly, so that it holds still.
+	 */
+	double chance_rate;
 	uint64_t ticks;
 	unsigned int n;
 	struct xm_wbackend *b;      /* n entries, owned */
