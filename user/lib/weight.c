@@ -674,10 +674,22 @@ static bool failures_burst(const struct xm_wservice *s, const struct xm_wbackend
 }
 
 /*
+ * xm_counts_differ(), but above the rate only with two failures or more: one
+ * failed request in one or two is P = p-ish by any bound, so at a weighing
+ * of a backend with little traffic (2 rps) a single chance 5xx would pass
+ * alpha = 0.01 wherever the others fail less than 1 %.
+ */
+static bool counts_differ2(double f, double n, double p, double thr)
+{
+	return (f >= 2 || f < n * p) && xm_counts_differ(f, n, p, thr);
+}
+
+/*
  * success_alpha: backend b's failures, over its decayed counts or in this
  * weighing's sample x, differ significantly from the other backends' rate
  * (fail_win / req_win: the service's sums, b's share taken out; at least
- * XM_FAIL_P_MIN: a clean service's first 5xx in 20 is chance, two are not).
+ * XM_FAIL_P_MIN: a clean service's first 5xx in 20 is chance, two are not;
+ * above it, two failures at least: counts_differ2()).
  * *own: its window's success when that is the significant one (a burst's
  * next tick may show no failure), else 1.
  */
@@ -690,11 +702,11 @@ static bool failures_differ(const struct xm_wbackend *b, const struct xm_wsample
 	if (p < XM_FAIL_P_MIN)
 		p = XM_FAIL_P_MIN;
 	*own = 1;
-	if (xm_counts_differ(b->fail_win, b->req_win, p, thr)) {
+	if (counts_differ2(b->fail_win, b->req_win, p, thr)) {
 		*own = 1 - b->fail_win / b->req_win;
 		return true;
 	}
-	return xm_counts_differ((double)x->failures, (double)x->requests, p, thr);
+	return counts_differ2((double)x->failures, (double)x->requests, p, thr);
 }
 
 /*
