@@ -93,6 +93,7 @@ struct outcome {
 	int half;           /* ticks from FROM until backend 3's table share halved (-1: never) */
 	double share3;      /* backend 3's mean share of the table in [FROM + 20, TICKS) */
 	double w[NB];       /* the weights at the end */
+	int rate_moves;     /* weighings in [20, FROM) that moved the service's chance rate */
 };
 
 /*
@@ -142,7 +143,10 @@ static void run(double alpha, enum scenario sc, int k, struct outcome *o)
 			x[i].p50 = 0.010 + 0.001 * i;
 			x[i].p99_2nd = -1;
 		}
+		double rate = s.chance_rate;
+
 		xm_wservice_tick(&s, x, TICK);
+		o->rate_moves += t >= 20 && t < FROM && s.chance_rate != rate;
 		for (int i = 0; i < NB; i++)
 			w[i] = s.b[i].place;
 		xm_lb_slots_apportion(w, NB, want);
@@ -175,7 +179,7 @@ static void run(double alpha, enum scenario sc, int k, struct outcome *o)
  */
 static void chance_failures_keep_the_table(void **st)
 {
-	int on = 0, off = 0;
+	int on = 0, off = 0, moves = 0;
 
 	for (int k = 0; k < SEEDS; k++) {
 		struct outcome o1, o0;
@@ -184,11 +188,15 @@ static void chance_failures_keep_the_table(void **st)
 		run(0, STEADY, k, &o0);
 		on += o1.writes;
 		off += o0.writes;
+		moves += o1.rate_moves;
 	}
 	print_message("1 %% failures, %d seeds x %d ticks: table writes %d (success_alpha 0.01) "
-		      "against %d (0)\n", SEEDS, FROM - 20, on, off);
+		      "against %d (0); the chance rate moved in %d weighings\n", SEEDS, FROM - 20, on,
+		      off, moves);
 	assert_true(off >= SEEDS * 20);
 	assert_true(on * 5 <= off);
+	/* The rate the chance backends are fed holds still (each move moves every penalty). */
+	assert_true(moves <= SEEDS * (FROM - 20) / 20);
 }
 
 /*
@@ -291,6 +299,36 @@ static void window_caps_clean_ticks(void **st)
 	assert_true(after[1] < after[0] - 0.02);
 }
 
+/*
+ * One failed request of one is no burst: the others fail 1 in 120 (0.83 %),
+ * where one of one passes the bound at 0.01 (P = 0.0083); its backend gets
+ * the chance rate like all the others.
+ */
+static void one_of_one_is_chance(void **st)
+{
+	struct xm_weight_params p;
+	struct xm_wservice s;
+	struct xm_wsample x[NB];
+	char err[200];
+
+	assert_int_equal(xm_weight_params_parse(xm_weight_algo_find("l3x"), NULL, &p, err,
+						sizeof(err)), 0);
+	assert_int_equal(xm_wservice_init(&s, xm_weight_algo_find("l3x"), &p, NB), 0);
+	for (int t = 0; t < 41; t++) {
+		for (int i = 0; i < NB; i++)
+			x[i] = (struct xm_wsample){ .requests = 120, .started = 120, .failures = 1,
+						    .p99 = 0.030, .p50 = 0.010, .p99_2nd = -1,
+						    .alive = true };
+		if (t == 40)
+			x[3].requests = x[3].started = 1;
+		xm_wservice_tick(&s, x, TICK);
+	}
+	print_message("one 5xx of one request: success %.4f, the others' %.4f\n",
+		      s.b[3].success.value, s.b[0].success.value);
+	assert_true(fabs(s.b[3].success.value - s.b[0].success.value) < 0.001);
+	xm_wservice_free(&s);
+}
+
 /* No failures: the same weights, to the bit. */
 static void no_failures_no_change(void **st)
 {
@@ -330,6 +368,7 @@ int main(void)
 		cmocka_unit_test(steady_failer_loses_share),
 		cmocka_unit_test(better_backend_keeps_advantage),
 		cmocka_unit_test(window_caps_clean_ticks),
+		cmocka_unit_test(one_of_one_is_chance),
 		cmocka_unit_test(no_failures_no_change),
 		cmocka_unit_test(param),
 	};
