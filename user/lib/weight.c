@@ -674,14 +674,16 @@ static bool failures_burst(const struct xm_wservice *s, const struct xm_wbackend
 }
 
 /*
- * xm_counts_differ(), but above the rate only with two failures or more: one
- * failed request in one or two is P = p-ish by any bound, so at a weighing
- * of a backend with little traffic (2 rps) a single chance 5xx would pass
- * alpha = 0.01 wherever the others fail less than 1 %.
+ * xm_counts_differ(), but above the rate only with two failures or more
+ * where the others fail at all: one failed request in one or two is P =
+ * p-ish by any bound, so at a weighing of a backend with little traffic
+ * (2 rps) a single chance 5xx would pass alpha = 0.01 wherever the others
+ * fail less than 1 %. In a clean service (p at XM_FAIL_P_MIN) one failure in
+ * a few requests still counts at once, as before (tests/unit/test_weigh_due.c).
  */
 static bool counts_differ2(double f, double n, double p, double thr)
 {
-	return (f >= 2 || f < n * p) && xm_counts_differ(f, n, p, thr);
+	return (f >= 2 || f < n * p || p <= XM_FAIL_P_MIN) && xm_counts_differ(f, n, p, thr);
 }
 
 /*
