@@ -315,8 +315,13 @@ static void l3x_tune(struct xm_weight_params *p)
 	 * the success estimate where it is: the valley filter took each as a
 	 * drop to 0.95-0.975 and rewrote the table, which the next weighing
 	 * moved back (docs/weighting.md, docs/benchmarks.md session 17).
+	 * Off by default (a service param, 0.01 measured): it takes the
+	 * loop's busy cost x0.84 with 1 % failures, but in make bench-l3 it let
+	 * slower replicas carry more traffic before a failure episode (fail91
+	 * with a connection per request: troubled share 0.031-0.036 against
+	 * 0.021-0.025 in both runs), and the weights come first.
 	 */
-	p->success_alpha = 0.01;
+	p->success_alpha = 0;
 }
 
 static void l3x_compute(struct xm_wservice *s, double *w)
