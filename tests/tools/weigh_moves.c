@@ -55,6 +55,7 @@ struct variant {
 	bool busy;        /* the busy wait (xm_weigh_busy_next()); else every tick with samples */
 	double fail_alpha;
 	double due_alpha; /* the service's due_fail_alpha (weighdue.h); 0: every failure at once */
+	double succ_alpha; /* l3x's success_alpha (weight.h); 0: every failure moves the filter */
 };
 
 struct result {
@@ -88,6 +89,7 @@ static void run(const struct variant *v, int ticks, float (*tab)[N], struct resu
 	if (xm_wservice_init(&s, xm_weight_algo_find("l3x"), NULL, N))
 		exit(1);
 	s.p.fail_alpha = v->fail_alpha;
+	s.p.success_alpha = v->succ_alpha;
 	for (int t = 0; t < ticks; t++) {
 		enum xm_weigh_why why = XM_WEIGH_FIRST;
 		bool quiet = false, rewritten = false;
@@ -230,6 +232,13 @@ int main(int argc, char **argv)
 		{ "busy wait", 2, 0, true, 0, 0 },        { "busy wait", 2, 0.01, true, 0, 0 },
 		{ "busy wait", 2, 0.01, true, 0.001, 0 }, { "due 0.01", 2, 0.01, true, 0, 0.01 },
 		{ "due 0.05", 2, 0.01, true, 0, 0.05 },
+		{ "succ .001", 20, 0.01, true, 0, 0.01, 0.001 },
+		{ "succ 0.01", 20, 0.01, true, 0, 0.01, 0.01 },
+		{ "succ 0.05", 20, 0.01, true, 0, 0.01, 0.05 },
+		{ "succ 0.01", 20, 0, true, 0, 0.01, 0.01 },
+		{ "succ .001", 2, 0.01, true, 0, 0.01, 0.001 },
+		{ "succ 0.01", 2, 0.01, true, 0, 0.01, 0.01 },
+		{ "succ 0.05", 2, 0.01, true, 0, 0.01, 0.05 },
 	};
 
 	if (ticks <= EP + EP_LEN || ticks > MAXT)

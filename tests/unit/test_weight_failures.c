@@ -90,6 +90,7 @@ static void run(double fail_alpha, int *writes, double *worst_share, int *bad_ti
 	assert_int_equal(xm_weight_params_parse(xm_weight_algo_find("l3x"), NULL, &p, err,
 						sizeof(err)), 0);
 	p.fail_alpha = fail_alpha;
+	p.success_alpha = 0; /* fail_alpha alone (session 7); success_alpha: test_weight_chance.c */
 	assert_int_equal(xm_wservice_init(&s, xm_weight_algo_find("l3x"), &p, NB), 0);
 	*writes = 0;
 	*worst_share = 1;

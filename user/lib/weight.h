@@ -163,6 +163,20 @@ struct xm_weight_params {
 	 * default; 0 = every new failure at once, as before session 16).
 	 */
 	double due_fail_alpha;
+	/*
+	 * Chance failures leave the success estimate alone (0 = off, before
+	 * session 17; l3x: 0.01). Each backend keeps its failures and requests
+	 * decayed with hl_success; a weighing's sample moves its success filter
+	 * only when those counts, or the sample's own, differ from the other
+	 * backends' rate significantly at this level (two-sided Chernoff bound,
+	 * xm_counts_differ()). Otherwise the backend is taken to fail at the
+	 * rate of all such backends (chance_rate, which itself moves only on
+	 * a significant change): its filter is fed 1 - that rate, the same for
+	 * every such backend and from one weighing to the next, so one 5xx in
+	 * 40 requests at a service-wide 1 % moves no weight and no table. A
+	 * burst (6 of 20) still counts at once.
+	 */
+	double success_alpha;
 };
 
 /* What the probes said about one backend over the last tick. */
@@ -194,6 +208,14 @@ struct xm_wsample {
  */
 bool xm_failures_significant(uint64_t failures, uint64_t requests, double p_ref, double alpha);
 
+/*
+ * failures of requests (decayed counts allowed) are further from a rate
+ * p_ref, above or below, than chance would take them with probability
+ * exp(-thr) (thr = -ln alpha; Chernoff bound per side). A chi-square bound
+ * answers most calls without a logarithm.
+ */
+bool xm_counts_differ(double failures, double requests, double p_ref, double thr);
+
 /* Filtered state of one backend; shown by `xmeshctl backend list`. */
 struct xm_wbackend {
 	struct xm_filter latency;  /* p99 of successful requests, s */
@@ -221,6 +243,8 @@ struct xm_wbackend {
 	 */
 	bool measured;
 	bool alive;
+	/* success_alpha: failures and requests, decayed with hl_success */
+	double fail_win, req_win;
 };
 
 struct xm_wservice;
@@ -246,6 +270,12 @@ struct xm_wservice {
 	struct xm_filter total_rps; /* for rate control */
 	double last_total_rps;
 	double rc_change;           /* c of the last tick */
+	/*
+	 * success_alpha: the failure rate of the backends whose failures are
+	 * chance, fed to their success filters; it moves only when their
+	 * decayed counts differ from it significantly, so that it holds still.
+	 */
+	double chance_rate;
 	uint64_t ticks;
 	unsigned int n;
 	struct xm_wbackend *b;      /* n entries, owned */
