@@ -270,19 +270,6 @@ static void conn_cap_leaves_per_request_clients_alone(void **st)
 	}
 }
 
-/* l3x by default: a pool's target shares are capped at 2 / n (conn_cap 2). */
-static void l3x_caps_pool_targets_by_default(void **st)
-{
-	double p99[3] = { 0.01, 0.2, 0.2 };
-	struct xm_wservice s;
-
-	assert_int_equal(xm_wservice_init(&s, xm_weight_algo_find("l3x"), NULL, 3), 0);
-	run_held(&s, 10, p99, NULL);
-	assert_true(s.b[0].weight > 2.0 / 3);
-	near(s.b[0].conn_target, 2.0 / 3, 1e-9);
-	xm_wservice_free(&s);
-}
-
 /* ---- rebalancing plan ---- */
 
 /* A service of 3 backends, 20/20/60 connections against target shares 0.45/0.45/0.10. */
@@ -632,7 +619,6 @@ int main(void)
 		cmocka_unit_test(stickiness_evens_a_pool_faster),
 		cmocka_unit_test(conn_cap_spreads_targets),
 		cmocka_unit_test(conn_cap_leaves_per_request_clients_alone),
-		cmocka_unit_test(l3x_caps_pool_targets_by_default),
 		cmocka_unit_test(plan_hysteresis),
 		cmocka_unit_test(plan_share_and_excess_bounds),
 		cmocka_unit_test(plan_small_pool_credit),

@@ -25,9 +25,7 @@ static void init_l3x(struct xm_wservice *s, double hl_tail)
 {
 	struct xm_weight_params p;
 	char err[200];
-	/* conn_cap off: these compare the memory's targets with the weights */
-	json_t *o = hl_tail < 0 ? json_pack("{s:f}", "conn_cap", 0.0)
-				: json_pack("{s:f, s:f}", "hl_tail_s", hl_tail, "conn_cap", 0.0);
+	json_t *o = hl_tail < 0 ? NULL : json_pack("{s:f}", "hl_tail_s", hl_tail);
 
 	assert_int_equal(xm_weight_params_parse(xm_weight_algo_find("l3x"), o, &p, err, sizeof(err)), 0);
 	json_decref(o);

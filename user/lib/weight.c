@@ -296,14 +296,6 @@ static void l3x_tune(struct xm_weight_params *p)
 	p->age_bound = 1;
 	p->stickiness = 1;
 	/*
-	 * No backend's target above 2 / n of the held connections: a small
-	 * pool (urllib3's 8 over 9 replicas, a poolidle client's 3-5) piled 3-4
-	 * of its connections on the fastest replica, and that replica's next
-	 * tail spike found them there. Per-request clients are not capped:
-	 * with sticky_pooled they hold no pool (docs/benchmarks.md, session 17).
-	 */
-	p->conn_cap = 2;
-	/*
 	 * Off, an option per service: the memory, relative to the other
 	 * backends' since the ninth session (tail_discount), helped pool50 on
 	 * spikes but not poolidle, and left the slow replica fewer connections

@@ -97,7 +97,9 @@ struct xm_weight_params {
 	/*
 	 * Target share of held connections: the weight share, capped at
 	 * conn_cap x the equal share (1 / live backends), the rest spread over
-	 * the others (0 = no cap; l3x: 2, since session 17). Only pooled
+	 * the others (0 = no cap, the default: measured with 2 in session 17,
+	 * it helped urllib3's pool in one run of two and cost spikes' larger
+	 * pools their troubled share, docs/benchmarks.md). Only pooled
 	 * clients are steered by it: with sticky_pooled a client that opens a
 	 * connection per request holds no pool, and its new connections
 	 * follow the weights uncapped. A connection lives on after the
