@@ -183,19 +183,42 @@ xm_rebal_config() {
 EOF2
 }
 
-# xm_l3x_services NSVC NBE: an agent config (stdout) of NSVC l3x services of NBE
+# xm_l3x_services NSVC NBE [PARAMS_JSON]: an agent config (stdout) of NSVC l3x services of NBE
 # backends each, VIPs 10.96.x.y:80, backends 10.78.x.y:80 (no pods: the
 # weighting tests feed the probes with fake_probes), ticks of 500 ms
 xm_l3x_services() {
-	python3 - "$1" "$2" <<'PY'
+	local params='{}'
+	[ -n "${3:-}" ] && params=$3
+	python3 - "$1" "$2" "$params" <<'PY'
 import json, sys
 nsvc, nbe = int(sys.argv[1]), int(sys.argv[2])
 svcs = [{"name": f"s{s}", "vip": f"10.96.{s // 250}.{s % 250 + 1}", "port": 80,
-         "algorithm": "l3x",
+         "algorithm": "l3x", "params": json.loads(sys.argv[3]),
          "backends": [{"address": f"10.78.{(s * nbe + b) // 250}.{(s * nbe + b) % 250 + 1}",
                        "port": 80} for b in range(nbe)]} for s in range(nsvc)]
 print(json.dumps({"weighting": {"tick_ms": 500}, "services": svcs}))
 PY
+}
+
+# xm_fake_l3x_start NAME PARAMS_JSON SECS: an agent with NSVC x NBE l3x services
+# (every one's "params" PARAMS_JSON; log $XM_RUN_DIR/agent-NAME.log) fed by
+# fake_probes at 20 rps per backend, 1 % failures, for SECS (XM_FAKE_PID),
+# after 6 s for filters, tables and the failure rate to settle; xm_fake_l3x_stop ends both
+xm_fake_l3x_start() {
+	xm_l3x_services "$NSVC" "$NBE" "$2" >"$XM_RUN_DIR/agent-$1.json"
+	xm_agent_start --config "$XM_RUN_DIR/agent-$1.json" 2>"$XM_RUN_DIR/agent-$1.log"
+	xm_lb_wait "10.96.0.$NSVC:80" "$NBE"
+	xm_bg "$XM_TOOLS/fake_probes" --pin-root "$XM_PIN" --rps 20 --period-ms 500 \
+		--duration "$3" --fail-pct 1 >/dev/null
+	XM_FAKE_PID=$XM_LAST_PID
+	sleep 6
+}
+
+xm_fake_l3x_stop() {
+	kill -TERM "$XM_AGENT_PID"
+	wait "$XM_AGENT_PID" 2>/dev/null
+	xm_kill_tree "$XM_FAKE_PID"
+	wait "$XM_FAKE_PID" 2>/dev/null
 }
 
 # xm_loop_counts FIELD...: those counters of the weighting loop (xmeshctl -j top,

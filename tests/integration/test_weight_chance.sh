@@ -27,29 +27,15 @@ SECS=16
 
 # phase NAME PARAMS_JSON: prints "success_spread table_writes_per_service_tick weighed_per_service_tick"
 phase() {
-	local name=$1 params=$2 cfg=$XM_RUN_DIR/agent-$1.json log=$XM_RUN_DIR/agent-$1.log
-	local fp k0 w0 s0 k1 w1 s1 n
-	xm_l3x_services "$NSVC" "$NBE" | python3 -c 'import json, sys
-c = json.load(sys.stdin)
-for s in c["services"]:
-    s["params"] = json.loads(sys.argv[1])
-print(json.dumps(c))' "$params" >"$cfg"
-	xm_agent_start --config "$cfg" 2>"$log"
-	xm_lb_wait "10.96.0.$NSVC:80" "$NBE"
-	xm_bg "$XM_TOOLS/fake_probes" --pin-root "$XM_PIN" --rps 20 --period-ms 500 \
-		--duration $((SECS + 30)) --fail-pct 1 >/dev/null
-	fp=$XM_LAST_PID
-	sleep 6 # filters, tables and the failure rate settle on the traffic
+	local name=$1 k0 w0 s0 k1 w1 s1 n
+	xm_fake_l3x_start "$name" "$2" $((SECS + 30))
 	read -r k0 w0 s0 < <(xm_loop_counts ticks table_writes weighed_total)
 	for n in $(seq 8); do
 		sleep $((SECS / 8))
 		xm_ctl -j backend list >"$XM_RUN_DIR/backends-$name-$n.json"
 	done
 	read -r k1 w1 s1 < <(xm_loop_counts ticks table_writes weighed_total)
-	kill -TERM "$XM_AGENT_PID"
-	wait "$XM_AGENT_PID" 2>/dev/null
-	xm_kill_tree "$fp"
-	wait "$fp" 2>/dev/null
+	xm_fake_l3x_stop
 	python3 -c 'import glob, json, statistics, sys
 k0, w0, s0, k1, w1, s1, nsvc = map(int, sys.argv[1:8])
 spreads = []

@@ -28,26 +28,12 @@ SECS=16
 
 # phase NAME PARAMS_JSON: prints "failure_weighings_per_service_tick weighed_per_service_tick"
 phase() {
-	local name=$1 params=$2 cfg=$XM_RUN_DIR/agent-$1.json log=$XM_RUN_DIR/agent-$1.log
-	local fp k0 s0 k1 s1 line
-	xm_l3x_services "$NSVC" "$NBE" | python3 -c 'import json, sys
-c = json.load(sys.stdin)
-for s in c["services"]:
-    s["params"] = json.loads(sys.argv[1])
-print(json.dumps(c))' "$params" >"$cfg"
-	xm_agent_start --config "$cfg" 2>"$log"
-	xm_lb_wait "10.96.0.$NSVC:80" "$NBE"
-	xm_bg "$XM_TOOLS/fake_probes" --pin-root "$XM_PIN" --rps 20 --period-ms 500 \
-		--duration $((SECS + 10)) --fail-pct 1
-	fp=$XM_LAST_PID
-	sleep 6 # filters, tables and the failure rate settle on the traffic
+	local name=$1 log=$XM_RUN_DIR/agent-$1.log k0 s0 k1 s1 line
+	xm_fake_l3x_start "$name" "$2" $((SECS + 10))
 	read -r k0 s0 < <(xm_loop_counts ticks weighed_total)
 	sleep "$SECS"
 	read -r k1 s1 < <(xm_loop_counts ticks weighed_total)
-	kill -TERM "$XM_AGENT_PID"
-	wait "$XM_AGENT_PID" 2>/dev/null
-	xm_kill_tree "$fp"
-	wait "$fp" 2>/dev/null
+	xm_fake_l3x_stop
 	line=$(grep "weighting: .* ticks, .* weighed per tick" "$log" | tail -n1)
 	xm_log "$name (whole run): ${line#*info: }" >&2
 	# The closing line counts the whole run: failure weighings per service and tick over it.
