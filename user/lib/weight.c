@@ -74,9 +74,21 @@ void xm_filter_drift(struct xm_filter *f, double dt)
 	f->value = f->dflt * (1 - a) + f->value * a;
 }
 
+/* KL(q || p) of two Bernoulli rates, 0 < p < 1: the Chernoff exponent per request. */
+static double bernoulli_kl(double q, double p)
+{
+	return (q > 0 ? q * log(q / p) : 0) + (q < 1 ? (1 - q) * log((1 - q) / (1 - p)) : 0);
+}
+
+/* A sample's failed requests, at most its requests. */
+static uint64_t sample_failures(const struct xm_wsample *x)
+{
+	return x->failures < x->requests ? x->failures : x->requests;
+}
+
 bool xm_failures_significant(uint64_t failures, uint64_t requests, double p_ref, double alpha)
 {
-	double q, kl;
+	double q;
 
 	if (!failures || !requests)
 		return false;
@@ -86,13 +98,12 @@ bool xm_failures_significant(uint64_t failures, uint64_t requests, double p_ref,
 	if (q <= p_ref)
 		return false;
 	/* P(X >= qn) <= exp(-n KL(q || p)) for X ~ Binomial(n, p), q > p. */
-	kl = q * log(q / p_ref) + (q < 1 ? (1 - q) * log((1 - q) / (1 - p_ref)) : 0);
-	return requests * kl > -log(alpha);
+	return requests * bernoulli_kl(q, p_ref) > -log(alpha);
 }
 
 bool xm_counts_differ(double failures, double requests, double p_ref, double thr)
 {
-	double q, d, kl;
+	double q, d;
 
 	if (!(requests > 0) || !(p_ref > 0) || p_ref >= 1)
 		return false;
@@ -101,9 +112,7 @@ bool xm_counts_differ(double failures, double requests, double p_ref, double thr
 	/* KL(q || p) <= (q - p)^2 / (p (1 - p)): chance by the chi-square bound. */
 	if (requests * d * d <= thr * p_ref * (1 - p_ref))
 		return false;
-	kl = (q > 0 ? q * log(q / p_ref) : 0) +
-	     (q < 1 ? (1 - q) * log((1 - q) / (1 - p_ref)) : 0);
-	return requests * kl > thr;
+	return requests * bernoulli_kl(q, p_ref) > thr;
 }
 
 void xm_weight_params_default(struct xm_weight_params *p)
@@ -778,10 +787,8 @@ void xm_wservice_tick(struct xm_wservice *s, const struct xm_wsample *samples, d
 		thr = -log(s->p.success_alpha);
 		for (i = 0; i < s->n; i++) {
 			struct xm_wbackend *b = &s->b[i];
-			uint64_t f = samples[i].failures < samples[i].requests ?
-					     samples[i].failures : samples[i].requests;
 
-			b->fail_win = b->fail_win * a + f;
+			b->fail_win = b->fail_win * a + sample_failures(&samples[i]);
 			b->req_win = b->req_win * a + samples[i].requests;
 			fail_win += b->fail_win;
 			req_win += b->req_win;
@@ -826,9 +833,7 @@ void xm_wservice_tick(struct xm_wservice *s, const struct xm_wsample *samples, d
 
 			if (b->idle >= s->p.idle_after)
 				gap = dt; /* drift already covered the idle time */
-			double y = (double)(x->requests - (x->failures < x->requests ?
-								   x->failures : x->requests)) /
-				   x->requests;
+			double y = (double)(x->requests - sample_failures(x)) / x->requests;
 
 			if (!burst)
 				b->success.kind = XM_FILTER_EWMA;
