@@ -341,7 +341,7 @@ static void no_failures_no_change(void **st)
 	assert_int_equal(on.writes, off.writes);
 }
 
-/* Off by default (l3x too, session 17's quality runs); a service param. */
+/* On for l3x (since session 19), off elsewhere; a service param. */
 static void param(void **st)
 {
 	struct xm_weight_params p;
@@ -350,7 +350,7 @@ static void param(void **st)
 
 	assert_int_equal(xm_weight_params_parse(xm_weight_algo_find("l3x"), NULL, &p, err,
 						sizeof(err)), 0);
-	assert_true(p.success_alpha == 0);
+	assert_true(p.success_alpha == 0.01);
 	assert_int_equal(xm_weight_params_parse(xm_weight_algo_find("l3"), NULL, &p, err,
 						sizeof(err)), 0);
 	assert_true(p.success_alpha == 0);

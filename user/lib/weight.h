@@ -167,8 +167,8 @@ struct xm_weight_params {
 	double due_fail_alpha;
 	/*
 	 * Chance failures leave the success estimate alone (0 = off, the
-	 * default for every algorithm; 0.01 measured in session 17, off for its
-	 * weighting quality: docs/benchmarks.md). Each backend keeps its failures and requests
+	 * default of l3, l3-peak and c3; 0.01 for l3x since session 19:
+	 * docs/benchmarks.md). Each backend keeps its failures and requests
 	 * decayed with hl_success; a weighing's sample moves its success filter
 	 * only when those counts, or the sample's own, differ from the other
 	 * backends' rate significantly at this level (two-sided Chernoff bound,
