@@ -324,8 +324,9 @@ static void l3x_tune(struct xm_weight_params *p)
 	 * the success estimate where it is: the valley filter took each as a
 	 * drop to 0.95-0.975 and rewrote the table, which the next weighing
 	 * moved back (docs/weighting.md, docs/benchmarks.md session 17).
-	 * On since session 19: it takes the loop's busy cost x0.84 with 1 %
-	 * failures (table writes x0.58). Its make bench-l3 failure cells over
+	 * On since session 19: with 1 % failures it takes the table writes
+	 * x0.52-0.61 and the loop's busy cost x0.84 (session 17) or x0.93
+	 * (session 19, not resolved). Its make bench-l3 failure cells over
 	 * 20 interleaved pairs (sessions 17 and 19): troubled share 0.032
 	 * against 0.029 in the mean, worse in 11 pairs and better in 8 (paired
 	 * t 1.0, sign test p 0.65), p99 and success equal: no difference the
