@@ -464,6 +464,53 @@ static void sparse_delta_quantile_matches_dense(void **state)
 }
 
 /*
+ * Several quantiles in one pass (the weighting loop's p50, p99 and tail
+ * rank) equal each taken alone by counting samples one by one: ranks in any
+ * order, a quantile of 0 and of 1, ranks landing on a bucket's last sample,
+ * an empty histogram.
+ */
+static void hist_quantiles_in_one_pass(void **state)
+{
+	const double q[5] = { 0.99, 0.5, 1.0, 0.0, 0.97 };
+	__u16 idx[40];
+	__u64 cnt[40];
+	double out[5];
+
+	(void)state;
+	srand(7);
+	for (int round = 0; round < 200; round++) {
+		unsigned int n = 1 + rand() % 40, b = rand() % 16;
+		__u64 total = 0;
+
+		for (unsigned int k = 0; k < n; k++) {
+			b += 1 + rand() % 12;
+			idx[k] = b;
+			cnt[k] = rand() % 4 == 0 ? 0 : 1 + rand() % (round % 2 ? 3 : 500);
+			total += cnt[k];
+		}
+		xm_lb_hist_quantiles_sparse(idx, cnt, n, total, q, out, 5);
+		for (unsigned int j = 0; j < 5; j++) {
+			/* the sample of rank ceil(q * total) (at least 1), counted out */
+			__u64 rank = (__u64)ceil(q[j] * (double)total), seen = 0;
+			double want = -1;
+
+			if (rank < 1)
+				rank = 1;
+			for (unsigned int k = 0; total && k < n && want < 0; k++)
+				for (__u64 c = 0; c < cnt[k] && want < 0; c++)
+					if (++seen == rank)
+						want = (double)xm_lb_hist_lower(idx[k]) +
+						       (double)(xm_lb_hist_width(idx[k]) - 1) / 2.0;
+			assert_true(out[j] == want);
+		}
+	}
+	memset(cnt, 0, sizeof(cnt));
+	xm_lb_hist_quantiles_sparse(idx, cnt, 3, 0, q, out, 5);
+	for (unsigned int j = 0; j < 5; j++)
+		assert_true(out[j] == -1);
+}
+
+/*
  * The loop's read without a full scan (xm_lb_hist_delta_known): when every
  * completion the probes counted landed in buckets the baseline knows, its
  * deltas and quantiles are the full scan's, also across a 32-bit wrap; when
@@ -650,6 +697,7 @@ int main(void)
 		cmocka_unit_test(batched_flips_and_lookups),
 		cmocka_unit_test(histogram_relative_error),
 		cmocka_unit_test(histogram_quantiles),
+		cmocka_unit_test(hist_quantiles_in_one_pass),
 		cmocka_unit_test(success_rate_counts_5xx_and_failed_connects),
 		cmocka_unit_test(config_errors_have_locations),
 		cmocka_unit_test(config_parses),

@@ -374,27 +374,48 @@ __u64 xm_lb_hist_count(const __u64 *hist)
 
 double xm_lb_hist_quantile_sparse(const __u16 *idx, const __u64 *cnt, unsigned int n, double q)
 {
-	__u64 total = 0, rank, seen = 0;
+	__u64 total = 0;
+	double v;
 
 	for (unsigned int k = 0; k < n; k++)
 		total += cnt[k];
-	if (total == 0)
-		return -1;
+	xm_lb_hist_quantiles_sparse(idx, cnt, n, total, &q, &v, 1);
+	return v;
+}
+
+/* rank of the q-quantile among total sorted samples, 1-based */
+static __u64 quantile_rank(double q, __u64 total)
+{
+	__u64 rank;
+
 	if (q < 0)
 		q = 0;
 	if (q > 1)
 		q = 1;
-	/* rank of the q-quantile among total sorted samples, 1-based */
 	rank = (__u64)ceil(q * (double)total);
-	if (rank < 1)
-		rank = 1;
-	for (unsigned int k = 0; k < n; k++) {
-		seen += cnt[k];
-		if (seen >= rank)
-			return (double)xm_lb_hist_lower(idx[k]) +
-			       (double)(xm_lb_hist_width(idx[k]) - 1) / 2.0;
+	return rank < 1 ? 1 : rank;
+}
+
+void xm_lb_hist_quantiles_sparse(const __u16 *idx, const __u64 *cnt, unsigned int n,
+				 __u64 total, const double *q, double *out, unsigned int nq)
+{
+	__u64 rank[nq ? nq : 1], seen = 0;
+	unsigned int left = nq;
+
+	for (unsigned int j = 0; j < nq; j++) {
+		out[j] = -1;
+		rank[j] = quantile_rank(q[j], total);
 	}
-	return -1;
+	for (unsigned int k = 0; total && left && k < n; k++) {
+		seen += cnt[k];
+		for (unsigned int j = 0; j < nq; j++) {
+			if (out[j] >= 0 || seen < rank[j])
+				continue;
+			out[j] = (double)xm_lb_hist_lower(idx[k]) +
+				 (double)(xm_lb_hist_width(idx[k]) - 1) / 2.0;
+			left--;
+		}
+	}
 }
 
 double xm_lb_hist_quantile(const __u64 *hist, double q)
@@ -449,11 +470,6 @@ __s64 xm_lb_in_flight(const struct xm_lb_probe *c)
 	__s64 v = (__s64)(c->req_started - c->req_completed - c->req_aborted);
 
 	return v < 0 ? 0 : v;
-}
-
-__u64 xm_lb_failures(const struct xm_lb_probe *c)
-{
-	return c->http_5xx + c->req_aborted + c->conn_refused + c->conn_timeout;
 }
 
 double xm_lb_success_rate(const struct xm_lb_probe *c)

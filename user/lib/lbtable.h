@@ -150,6 +150,13 @@ void xm_lb_probe_delta(const struct xm_lb_probe_snap *prev, const struct xm_lb_p
 double xm_lb_hist_quantile(const __u64 *hist, double q);
 double xm_lb_hist_quantile_sparse(const __u16 *idx, const __u64 *cnt, unsigned int n, double q);
 /*
+ * The q[0..nq)-quantiles (each as xm_lb_hist_quantile_sparse()) of the
+ * sparse histogram idx/cnt[0..n) whose counts sum to total, in one pass:
+ * the weighting loop takes three of each histogram it reads. -1 when empty.
+ */
+void xm_lb_hist_quantiles_sparse(const __u16 *idx, const __u64 *cnt, unsigned int n,
+				 __u64 total, const double *q, double *out, unsigned int nq);
+/*
  * What the weighting loop reads each tick: the per-bucket increase from a
  * previous sparse snapshot (pidx/pcnt, pn entries) to the current one
  * (cidx/ccnt), counters taken modulo 2^32 (the low half of the kernel's
@@ -187,7 +194,10 @@ static inline __u32 xm_lb_hist_at(const __u32 *bucket, unsigned int i)
 }
 __s64 xm_lb_in_flight(const struct xm_lb_probe *c);
 /* Requests that ended badly (5xx, aborted) plus failed connects and resets. */
-__u64 xm_lb_failures(const struct xm_lb_probe *c);
+static inline __u64 xm_lb_failures(const struct xm_lb_probe *c)
+{
+	return c->http_5xx + c->req_aborted + c->conn_refused + c->conn_timeout;
+}
 /* successes / attempts; 1.0 when there were none. */
 double xm_lb_success_rate(const struct xm_lb_probe *c);
 

@@ -24,16 +24,6 @@ const char *xm_weigh_why_str(enum xm_weigh_why why)
 	return why < XM_WEIGH__COUNT ? why_names[why] : "?";
 }
 
-void xm_lb_probe_add(struct xm_lb_probe *sum, const struct xm_lb_probe *p)
-{
-	__u64 *d = (__u64 *)sum;
-	const __u64 *s = (const __u64 *)p;
-
-	_Static_assert(sizeof(*p) % 8 == 0, "probe counters are u64s");
-	for (size_t k = 0; k < sizeof(*p) / 8; k++)
-		d[k] += s[k];
-}
-
 /* Requests that ended between then and now: completed, aborted, refused, timed out. */
 static __u64 ended(const struct xm_lb_probe *now, const struct xm_lb_probe *then)
 {

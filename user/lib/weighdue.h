@@ -108,8 +108,16 @@ struct xm_weigh_ref {
 	double failed, ended;
 };
 
-/* sum += p, counter by counter. */
-void xm_lb_probe_add(struct xm_lb_probe *sum, const struct xm_lb_probe *p);
+/* sum += p, counter by counter (inline: the loop sums every visited service's backends). */
+static inline void xm_lb_probe_add(struct xm_lb_probe *sum, const struct xm_lb_probe *p)
+{
+	__u64 *d = (__u64 *)sum;
+	const __u64 *s = (const __u64 *)p;
+
+	_Static_assert(sizeof(*p) % 8 == 0, "probe counters are u64s");
+	for (size_t k = 0; k < sizeof(*p) / 8; k++)
+		d[k] += s[k];
+}
 
 /*
  * Whether a service of n backends whose counters now sum to now, waited
