@@ -1005,6 +1005,29 @@ static void weigh_service(struct xm_weighting *w, unsigned int vi, const __u32 *
 }
 
 /*
+ * Ask for what looking at service sid touches (its state, its backends' probe
+ * sums), one service ahead: at 20 rps every service is looked at every tick,
+ * its state is 13 lines of a separate allocation and its probes are read
+ * whether it is weighed or waits.
+ */
+static void prefetch_service(const struct xm_weighting *w, __u32 sid)
+{
+	const struct wsvc *s;
+	const __u32 *ids;
+
+	if (sid >= XM_LB_MAX_SERVICES || !(s = w->svcs[sid]))
+		return;
+	for (size_t off = 0; off < sizeof(*s); off += 64)
+		__builtin_prefetch((const char *)s + off, 1);
+	ids = &w->by_svc[w->svc_start[sid]];
+	for (unsigned int j = 0; j < w->svc_count[sid]; j++)
+		__builtin_prefetch(&w->probe[ids[j]]);
+	if (w->svc_count[sid])
+		__builtin_prefetch((const char *)&w->probe[ids[w->svc_count[sid] - 1]] +
+				   sizeof(w->probe[0]) - 1);
+}
+
+/*
  * A service that waits with nothing at all new since it was last weighed,
  * and the probes and backends exactly as in the previous tick: weigh_due()
  * would say wait again, so wait without the per-backend pass. False: ask it.
@@ -1276,6 +1299,8 @@ void xm_weighting_tick(struct xm_agent *a)
 		unsigned int i = (k + w->rotate) % nsvc_found;
 		__u32 sid = w->svc_vals[i].id;
 
+		if (k + 1 < nsvc_found)
+			prefetch_service(w, w->svc_vals[(i + 1) % nsvc_found].id);
 		if (sid >= XM_LB_MAX_SERVICES)
 			continue;
 		if (!unchanged || !quiet_wait(w->svcs[sid], w->ticks, dt))
