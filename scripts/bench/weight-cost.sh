@@ -19,6 +19,9 @@
 # write, one by one (xm_lb_table_write) against the loop's batched writes.
 #
 #   XM_COST_ALGO=l3x XM_COST_SECS=30 make bench-weight-cost
+#   (a phase's first ~60 s of traffic is also its histograms' warm-up: most
+#   reads then find a bucket new to the backend and take the full scan;
+#   XM_COST_SECS=60 measures past most of it, docs/benchmarks.md session 20)
 #   XM_COST_PARAMS='{"table_deadband": 0}'   every service's "params" (JSON)
 #   XM_COST_IDLE_SETTLE=0   measure idle at once after the start (default 30 s later)
 #   XM_COST_FAIL_PCT=0      fake_probes' failures (5xx) in % of requests (default 1)

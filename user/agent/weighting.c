@@ -813,7 +813,8 @@ static void prefetch_backends(const struct xm_weighting *w, const __u32 *ids, un
  * Ask for what reading backend id's histogram touches (its baseline and the
  * kernel's buckets it used before, through the mapping), one backend ahead of
  * the read: each histogram is a page of its own in a map of megabytes, so
- * these loads miss, and were a third of a weighed service's cost at 20 rps.
+ * these loads miss (histogram reads were a quarter of the loop at 20 rps in
+ * the cost bench, docs/benchmarks.md "Weighting loop, session 20").
  */
 static void prefetch_hist(const struct xm_weighting *w, __u32 id)
 {
