@@ -80,7 +80,7 @@ struct bstate {
 	bool have_prev;
 	bool have_hist;
 	__u16 hn, hcap;
-	__u16 hlo, hhi;   /* the lowest and highest of hidx[0..hn): prefetch_hist() */
+	__u16 hlo, hhi;   /* hidx[0], hidx[hn - 1], kept here: prefetch_hist() needs no hidx load */
 	__u8 known_reads; /* reads without the full scan since the last one */
 	__u16 *hidx;
 	__u32 *hcnt;
@@ -89,7 +89,7 @@ struct bstate {
 };
 /*
  * Two cache lines, allocated on a line (xm_weighting_start()): a backend's
- * state is two misses, not three, and prefetch_backends() asks for both.
+ * state is two misses, not three, and prefetch_bstate() asks for both.
  */
 _Static_assert(sizeof(struct bstate) == 128, "struct bstate: keep it two cache lines");
 
@@ -690,6 +690,15 @@ static void flips_flush(struct xm_weighting *w)
 	w->n_flip = 0;
 }
 
+/* Ask for both lines of backend id's state (a weighing writes them). */
+static inline void prefetch_bstate(const struct xm_weighting *w, __u32 id)
+{
+	const char *b = (const char *)&w->bs[id];
+
+	__builtin_prefetch(b, 1);
+	__builtin_prefetch(b + sizeof(w->bs[0]) - 1, 1);
+}
+
 /*
  * Whether any backend of s (ids[0..n)) failed more since the service's last
  * weighing than its recent failure rate explains (weighdue.h
@@ -701,12 +710,8 @@ static bool failures_news(const struct xm_weighting *w, const struct wsvc *s, co
 			  unsigned int n)
 {
 	/* Every baseline asked for at once: the misses overlap (prefetch_backends()). */
-	for (unsigned int i = 0; i < n; i++) {
-		const char *b = (const char *)&w->bs[ids[i]];
-
-		__builtin_prefetch(b);
-		__builtin_prefetch(b + 64);
-	}
+	for (unsigned int i = 0; i < n; i++)
+		prefetch_bstate(w, ids[i]);
 	for (unsigned int i = 0; i < n; i++) {
 		const struct bstate *b = &w->bs[ids[i]];
 
@@ -798,10 +803,7 @@ static struct xm_lb_svc_rt *rt_of(struct xm_weighting *w, __u32 svc_id,
 static void prefetch_backends(const struct xm_weighting *w, const __u32 *ids, unsigned int n)
 {
 	for (unsigned int i = 0; i < n; i++) {
-		const char *b = (const char *)&w->bs[ids[i]];
-
-		__builtin_prefetch(b, 1);
-		__builtin_prefetch(b + sizeof(w->bs[0]) - 1, 1);
+		prefetch_bstate(w, ids[i]);
 		if (w->have_counts)
 			xm_rebalance_prefetch(w->rebal, ids[i]);
 		if (w->wstate)
