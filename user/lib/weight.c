@@ -333,17 +333,35 @@ static void l3x_tune(struct xm_weight_params *p)
 	 * runs resolve (session 17's first two runs had fail91 new worse).
 	 */
 	p->success_alpha = 0.01;
+	/* Session 21: a pool reaches the replicas it has no samples of (weight.h). */
+	p->unmeasured_typical = 1;
+}
+
+/* Sorts v. */
+static double median_of(double *v, unsigned int n)
+{
+	sort_doubles(v, n);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* w = 1 / ((R_i + 1)^2 L_est^gamma) */
+static double l3x_weight(const struct xm_wservice *s, double est, double r_i)
+{
+	double e = est > 1e-6 ? est : 1e-6;
+
+	return 1 / ((r_i + 1) * (r_i + 1) *
+		    (s->p.latency_exponent == 2 ? e * e : pow(e, s->p.latency_exponent)));
 }
 
 static void l3x_compute(struct xm_wservice *s, double *w)
 {
-	double est[s->n ? s->n : 1], sorted[s->n ? s->n : 1], median = 0;
-	unsigned int i, nmeasured = 0;
+	double est[s->n ? s->n : 1], r[s->n ? s->n : 1], sorted[s->n ? s->n : 1], median = 0;
+	unsigned int i, nmeasured = 0, nguessed = 0;
 
 	for (i = 0; i < s->n; i++) {
 		struct xm_wbackend *b = &s->b[i];
 		double rps = b->rps.value, succ = b->success.value, lat = b->latency.value;
-		double live_inflight = b->inflight_now, r_i, little;
+		double live_inflight = b->inflight_now, little;
 
 		w[i] = 0;
 		if (!b->alive)
@@ -368,11 +386,8 @@ static void l3x_compute(struct xm_wservice *s, double *w)
 			succ = 0.05;
 		est[i] = lat + s->p.penalty * (1 / succ - 1);
 		b->l_est = est[i];
-		r_i = rps > 1e-3 ? live_inflight / rps : 0;
-		double e = est[i] > 1e-6 ? est[i] : 1e-6;
-
-		w[i] = 1 / ((r_i + 1) * (r_i + 1) *
-			    (s->p.latency_exponent == 2 ? e * e : pow(e, s->p.latency_exponent)));
+		r[i] = rps > 1e-3 ? live_inflight / rps : 0;
+		w[i] = l3x_weight(s, est[i], r[i]);
 		/*
 		 * The median is of measured estimates: a backend still at
 		 * default_latency (5 s, no request yet) would lift it, so that a
@@ -380,12 +395,27 @@ static void l3x_compute(struct xm_wservice *s, double *w)
 		 */
 		if (b->measured)
 			sorted[nmeasured++] = est[i];
+		else
+			nguessed++;
+	}
+	if (!nmeasured)
+		return;
+	if (nguessed && s->p.unmeasured_typical > 0) {
+		median = median_of(sorted, nmeasured);
+		/* Without samples, no worse than typical (weight.h unmeasured_typical). */
+		for (i = 0; i < s->n; i++) {
+			struct xm_wbackend *b = &s->b[i];
+
+			if (!b->alive || b->measured || !(est[i] > median))
+				continue;
+			est[i] = b->l_est = median;
+			w[i] = l3x_weight(s, est[i], r[i]);
+		}
 	}
 	if (s->p.outlier_factor <= 0 || nmeasured < 3)
 		return;
-	sort_doubles(sorted, nmeasured);
-	median = nmeasured % 2 ? sorted[nmeasured / 2]
-			       : (sorted[nmeasured / 2 - 1] + sorted[nmeasured / 2]) / 2;
+	if (!median)
+		median = median_of(sorted, nmeasured);
 	for (i = 0; i < s->n; i++)
 		if (s->b[i].alive && s->b[i].measured && est[i] > s->p.outlier_factor * median)
 			w[i] = 0; /* raised to the floor below */
@@ -553,11 +583,8 @@ static void conn_targets(struct xm_wservice *s, const bool *live, unsigned int n
 		if (live[i])
 			sorted[nsorted++] = ratio[i];
 	}
-	if (nsorted && s->p.hl_tail > 0) { /* off: every ratio is 1, no sort */
-		sort_doubles(sorted, nsorted);
-		median = nsorted % 2 ? sorted[nsorted / 2]
-				     : (sorted[nsorted / 2 - 1] + sorted[nsorted / 2]) / 2;
-	}
+	if (nsorted && s->p.hl_tail > 0) /* off: every ratio is 1, no sort */
+		median = median_of(sorted, nsorted);
 	for (i = 0; i < s->n; i++) {
 		share[i] = s->b[i].weight * tail_discount(s, ratio[i], median);
 		sum += share[i];

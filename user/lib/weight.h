@@ -180,6 +180,21 @@ struct xm_weight_params {
 	 * burst (6 of 20) still counts at once.
 	 */
 	double success_alpha;
+	/*
+	 * A backend without samples of its own (xm_wbackend.measured false:
+	 * none yet, or none completed within idle_after) is weighed at most
+	 * at the service's typical estimate, the median of the measured
+	 * backends', when 1 (l3x); at its filter's value, which starts at
+	 * default_latency (5 s) and drifts back toward it, when 0. With 5 s a
+	 * small pool (8 connections over 9 replicas) never reaches the
+	 * replicas it missed at start-up, nor those whose connections were
+	 * retired in a spike: their weights sit at the floor, every reconnect
+	 * lands on the two or three measured ones, and a spike of one of
+	 * those finds it holding most of the pool (docs/benchmarks.md,
+	 * session 21). A weight is a guess without samples; the typical one
+	 * is the guess that gets the backend measured again.
+	 */
+	double unmeasured_typical;
 };
 
 /* What the probes said about one backend over the last tick. */

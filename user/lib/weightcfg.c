@@ -38,6 +38,7 @@ static const struct {
 	P("fall_gap_s", fall_gap, 0, 3600),
 	P("due_fail_alpha", due_fail_alpha, 0, 1),
 	P("success_alpha", success_alpha, 0, 1),
+	P("unmeasured_typical", unmeasured_typical, 0, 1),
 #undef P
 };
 
