@@ -357,6 +357,7 @@ static void l3x_compute(struct xm_wservice *s, double *w)
 {
 	double est[s->n ? s->n : 1], r[s->n ? s->n : 1], sorted[s->n ? s->n : 1], median = 0;
 	unsigned int i, nmeasured = 0, nguessed = 0;
+	bool have_median = false;
 
 	for (i = 0; i < s->n; i++) {
 		struct xm_wbackend *b = &s->b[i];
@@ -402,6 +403,7 @@ static void l3x_compute(struct xm_wservice *s, double *w)
 		return;
 	if (nguessed && s->p.unmeasured_typical > 0) {
 		median = median_of(sorted, nmeasured);
+		have_median = true;
 		/* Without samples, no worse than typical (weight.h unmeasured_typical). */
 		for (i = 0; i < s->n; i++) {
 			struct xm_wbackend *b = &s->b[i];
@@ -414,7 +416,7 @@ static void l3x_compute(struct xm_wservice *s, double *w)
 	}
 	if (s->p.outlier_factor <= 0 || nmeasured < 3)
 		return;
-	if (!median)
+	if (!have_median)
 		median = median_of(sorted, nmeasured);
 	for (i = 0; i < s->n; i++)
 		if (s->b[i].alive && s->b[i].measured && est[i] > s->p.outlier_factor * median)
