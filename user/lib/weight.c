@@ -357,7 +357,7 @@ static void l3x_compute(struct xm_wservice *s, double *w)
 {
 	double est[s->n ? s->n : 1], r[s->n ? s->n : 1], sorted[s->n ? s->n : 1], median = 0;
 	unsigned int i, nmeasured = 0, nguessed = 0;
-	bool have_median = false;
+	bool guess_typical, outliers;
 
 	for (i = 0; i < s->n; i++) {
 		struct xm_wbackend *b = &s->b[i];
@@ -399,28 +399,26 @@ static void l3x_compute(struct xm_wservice *s, double *w)
 		else
 			nguessed++;
 	}
-	if (!nmeasured)
+	guess_typical = nguessed && s->p.unmeasured_typical > 0;
+	outliers = s->p.outlier_factor > 0 && nmeasured >= 3;
+	if (!nmeasured || (!guess_typical && !outliers))
 		return;
-	if (nguessed && s->p.unmeasured_typical > 0) {
-		median = median_of(sorted, nmeasured);
-		have_median = true;
-		/* Without samples, no worse than typical (weight.h unmeasured_typical). */
-		for (i = 0; i < s->n; i++) {
-			struct xm_wbackend *b = &s->b[i];
+	median = median_of(sorted, nmeasured);
+	for (i = 0; i < s->n; i++) {
+		struct xm_wbackend *b = &s->b[i];
 
-			if (!b->alive || b->measured || !(est[i] > median))
-				continue;
-			est[i] = b->l_est = median;
-			w[i] = l3x_weight(s, est[i], r[i]);
+		if (!b->alive)
+			continue;
+		if (!b->measured) {
+			/* Without samples, no worse than typical (weight.h unmeasured_typical). */
+			if (guess_typical && est[i] > median) {
+				b->l_est = median;
+				w[i] = l3x_weight(s, median, r[i]);
+			}
+		} else if (outliers && est[i] > s->p.outlier_factor * median) {
+			w[i] = 0; /* raised to the floor below */
 		}
 	}
-	if (s->p.outlier_factor <= 0 || nmeasured < 3)
-		return;
-	if (!have_median)
-		median = median_of(sorted, nmeasured);
-	for (i = 0; i < s->n; i++)
-		if (s->b[i].alive && s->b[i].measured && est[i] > s->p.outlier_factor * median)
-			w[i] = 0; /* raised to the floor below */
 }
 
 const struct xm_weight_algo xm_weight_algo_rr = {
