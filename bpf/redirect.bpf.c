@@ -456,10 +456,14 @@ int xm_redirect_bulk(struct bpf_iter__sockmap *ctx)
  * (net/ipv4/tcp_bpf.c) decides; this program only counts the cases, so that
  * an operator sees which applications meet which difference
  * (docs/redirect-compat.md). It runs on the sock_recv_length tracepoint
- * (Linux >= 6.3: every recvmsg of every socket, with its result and flags),
- * as a raw tracepoint: fentry/fexit need BPF trampolines, which some kernels
- * (this project's CI kernel among them) refuse. Arguments are raw, so
- * fields are read with CO-RE probe reads.
+ * (Linux >= 6.3: every recvmsg of every socket of the host, with its result
+ * and flags; the agent loads it only where the kernel has the tracepoint,
+ * feature sock_recv_tp). A BTF tracepoint, not a raw one: the socket's
+ * fields are plain loads instead of probe-read helper calls, which matters
+ * because every process of the node pays this program, in the mesh or not
+ * (docs/benchmarks.md, "The host-wide recvmsg counter"). fentry/fexit would
+ * need BPF trampolines, which some kernels (this project's CI kernel among
+ * them) refuse; a BTF tracepoint does not.
  */
 #define XM_EAGAIN 11
 #define XM_MSG_DONTWAIT 0x40
@@ -467,7 +471,11 @@ int xm_redirect_bulk(struct bpf_iter__sockmap *ctx)
 #define XM_MSG_PEEK 0x2
 #define XM_SK_USER_DATA_PTRMASK (~7UL) /* low bits of sk_user_data are flags */
 
-/* Is sk in this datapath's redirect map? Its psock's first map link says. */
+/*
+ * Is sk in this datapath's redirect map? Its psock's first map link says.
+ * sk_user_data is untyped, so the psock behind it is read with probe reads;
+ * only sockets with user data (psocks, a few kernel users) get this far.
+ */
 static __always_inline int sock_in_our_map(struct sock *sk)
 {
 	struct sk_psock_link *link;
@@ -475,7 +483,7 @@ static __always_inline int sock_in_our_map(struct sock *sk)
 	struct bpf_map *map;
 	unsigned long ud;
 
-	ud = (unsigned long)BPF_CORE_READ(sk, sk_user_data);
+	ud = (unsigned long)sk->sk_user_data;
 	psock = (struct sk_psock *)(ud & XM_SK_USER_DATA_PTRMASK);
 	if (!psock)
 		return 0;
@@ -486,18 +494,15 @@ static __always_inline int sock_in_our_map(struct sock *sk)
 	return (void *)map == (void *)&xm_socks;
 }
 
-SEC("raw_tp/sock_recv_length")
-int xm_redirect_recv(struct bpf_raw_tracepoint_args *ctx)
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(xm_redirect_recv, struct sock *sk, int ret, int flags)
 {
-	struct sock *sk = (struct sock *)ctx->args[0];
-	int ret = (int)ctx->args[1], flags = (int)ctx->args[2];
-
 	/* Cheap filters first: every recvmsg of the host passes here. */
 	if (flags & (XM_MSG_DONTWAIT | XM_MSG_PEEK))
 		return 0;
 	if (ret != -XM_EAGAIN && !(flags & XM_MSG_WAITALL) && ret <= 0)
 		return 0;
-	if (ret > 0 && !(flags & XM_MSG_WAITALL) && BPF_CORE_READ(sk, sk_rcvlowat) <= 1)
+	if (ret > 0 && !(flags & XM_MSG_WAITALL) && sk->sk_rcvlowat <= 1)
 		return 0;
 	if (!sock_in_our_map(sk))
 		return 0;
@@ -508,14 +513,14 @@ int xm_redirect_recv(struct bpf_raw_tracepoint_args *ctx)
 	 * without SO_RCVTIMEO (timeout MAX_SCHEDULE_TIMEOUT).
 	 */
 	if (ret == -XM_EAGAIN) {
-		if (BPF_CORE_READ(sk, sk_rcvtimeo) == 0x7fffffffffffffffL)
+		if (sk->sk_rcvtimeo == 0x7fffffffffffffffL)
 			xm_stat_add(XM_STAT_REDIRECT_RECV_EAGAIN, 1);
 		return 0;
 	}
 	/* MSG_WAITALL is not honoured: any such read may come back short. */
 	if (flags & XM_MSG_WAITALL)
 		xm_stat_add(XM_STAT_REDIRECT_RECV_WAITALL, 1);
-	else if (ret < BPF_CORE_READ(sk, sk_rcvlowat))
+	else if (ret < sk->sk_rcvlowat)
 		xm_stat_add(XM_STAT_REDIRECT_RECV_BELOW_LOWAT, 1);
 	return 0;
 }

@@ -18,6 +18,7 @@ enum xm_kfeature {
 	XM_KF_SOCKMAP_LINK = 5,		/* sockmap program links (6.10) */
 	XM_KF_TCP_FASTOPEN_BTF = 6,	/* tcp_sock's syn_data, fastopen_rsk in BTF */
 	XM_KF_SOCKMAP_ITER = 7,		/* iterators over a sockmap/sockhash load (5.10) */
+	XM_KF_SOCK_RECV_TP = 8,		/* the sock_recv_length tracepoint (6.3) */
 	XM_KF_COUNT
 };
 

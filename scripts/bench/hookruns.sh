@@ -117,8 +117,9 @@ for h in ("sockops", "cgroup_skb"):
     md.append(f"| **{h}, all** | " + " | ".join(f"**{tot[c][h]:.2f}**" for c in cols) + " |")
 md += ["", "The table counts the kernel's events (a counting program on the same cgroups); "
        "the agent's own programs run at those events that they are attached for "
-       "(`xmeshctl prog profile`; `xm_redirect_recv` is a host-wide tracepoint at every "
-       "recvmsg of the machine, other processes' included):", "",
+       "(`xmeshctl prog profile`; `xm_redirect_recv`, attached only with the config's "
+       "`redirect_recv_counters`, is a host-wide tracepoint at every recvmsg of the machine, "
+       "other processes' included):", "",
        "| program | local | remote (client's node) |", "|---|---:|---:|"]
 progs = {}
 for c in ("local", "remote"):

@@ -58,8 +58,9 @@ def median_interval(xs, n=2000, seed=1):
 def prog_costs(out, runs):
     """PROG_STATS=1: per case, node and program, the kernel's run counts and
     run time over the rounds (after - before each round), per xmesh request.
-    Tracing programs (xm_redirect_recv) run for every side's sockets: listed,
-    left out of the total."""
+    Tracing programs (xm_redirect_recv, only with the config's
+    redirect_recv_counters) run for every side's sockets: listed, left out of
+    the total."""
     pf = os.path.join(out, "progstats.tsv")
     if not os.path.exists(pf):
         return [], []

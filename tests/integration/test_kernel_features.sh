@@ -26,20 +26,22 @@ filters() { # NODE DEV DIR: xmesh cls_bpf filters (direct-action) on DEV
 	xm_tb_nx "n$1" tc filter show dev "$2" "$3" | grep -c "direct-action" || true
 }
 
-export XMESH_DISABLE_FEATURES=tcx,sockmap_link,set_retval,sockmap_iter
+export XMESH_DISABLE_FEATURES=tcx,sockmap_link,set_retval,sockmap_iter,sock_recv_tp
 xm_tb_agent 1
 xm_tb_agent 2
 unset XMESH_DISABLE_FEATURES
 xm_assert "$(feat 1 tcx)" = "0 True" "status: tcx missing, with its fallback"
 xm_assert "$(feat 1 sockmap_link)" = "0 True" "status: sockmap_link missing, with its fallback"
 xm_assert "$(feat 1 sockmap_iter)" = "0 True" "status: sockmap_iter missing, with its fallback"
+xm_assert "$(feat 1 sock_recv_tp)" = "0 True" "status: sock_recv_tp missing, with its fallback"
 grep -q "kernel: no sockmap_iter .*bulk senders between pods stay redirected" "$XM_RUN_DIR/agent-n1.log" ||
 	xm_fail "the agent names the bulk senders' fallback"
 xm_tb_ctl 1 -j status | python3 -c "import json,sys
 names = [l['name'] for l in json.load(sys.stdin)['links']]
 assert 'sockops' in names, names" || xm_fail "redirect module loaded without the sockmap iterator"
+[ ! -e "$XM_PIN/n1/links/redirect_recv" ] || xm_fail "no recvmsg counters without the tracepoint"
 xm_assert "$(xm_tb_ctl 1 -j status | python3 -c "import json,sys; print(len(json.load(sys.stdin)[\"kernel_features\"]))")" \
-	-eq 8 "status lists every kernel feature"
+	-eq 9 "status lists every kernel feature"
 xm_tb_ctl 1 status | grep -q "tcx .*no .*cls_bpf" || xm_fail "plain status names the tc fallback"
 grep -q "kernel: no tcx (Linux >= 6.6)" "$XM_RUN_DIR/agent-n1.log" || xm_fail "one log line per fallback"
 xm_assert "$(filters 1 eth0 ingress)" -eq 1 "underlay ingress: one cls_bpf filter"

@@ -8,12 +8,17 @@
 # documented in docs/redirect-compat.md: there the test asserts the documented
 # behaviour and its counter, then that the opt-out (xmeshctl sock skip, by
 # port and by netns) gives TCP's behaviour back. Bulk senders: see below.
+# The counters of the differences run on a host-wide tracepoint, so they are
+# off until the config asks for them ("redirect_recv_counters"): checked off
+# by default, on after a reload, off again (the link gone) after another.
 set -eu
 . "$(dirname "$0")/lib.sh"
 xm_setup
 xm_node n1
 xm_pod n1 a 10.77.0.2/24
-xm_agent_start
+cfg=$XM_RUN_DIR/agent.json
+echo '{}' >"$cfg"
+xm_agent_start --config "$cfg"
 ns=$XM_PREFIX-a
 port=7700
 
@@ -98,6 +103,19 @@ for spec in "${bulk[@]}"; do
 	fi
 done
 
+# counters [true|false]: set the config and reload; prints whether the link is pinned
+counters() {
+	echo "{\"redirect_recv_counters\": $1}" >"$cfg"
+	xm_ctl service reload >/dev/null
+}
+counters_link() { xm_ctl -j status | xm_json 'int(any(l["name"] == "redirect_recv" for l in j["links"]))'; }
+xm_assert "$(counters_link)" -eq 0 "the recvmsg counters are not attached by default"
+w0=$(xm_stat redirect_recv_waitall)
+run on waitall
+[ $rc = 3 ] || xm_fail "redirected waitall: expected the documented difference, got: $out"
+xm_assert "$(xm_stat redirect_recv_waitall)" -eq "$w0" "without the config no recvmsg is counted"
+counters true
+xm_assert "$(counters_link)" -eq 1 "\"redirect_recv_counters\": true attaches the counters"
 w0=$(xm_stat redirect_recv_waitall)
 for c in "${differ[@]}"; do
 	run on "$c"
@@ -117,6 +135,12 @@ case $rc in
 	"every blocking-recv EAGAIN the application saw is counted" ;;
 *) xm_fail "threads lost or corrupted bytes: $out" ;;
 esac
+counters false
+xm_assert "$(counters_link)" -eq 0 "\"redirect_recv_counters\": false detaches the counters"
+w0=$(xm_stat redirect_recv_waitall)
+run on waitall
+[ $rc = 3 ] || xm_fail "redirected waitall: expected the documented difference, got: $out"
+xm_assert "$(xm_stat redirect_recv_waitall)" -eq "$w0" "detached, no recvmsg is counted"
 
 # Opt-out by port: the server ports of the next runs; then by netns.
 o0=$(xm_stat sock_skipped_optout)

@@ -1091,6 +1091,32 @@ static int case_recvloop(void)
 	return 0;
 }
 
+/*
+ * The same loop on an AF_UNIX socketpair: the cheapest recvmsg a process can
+ * make, so a host-wide hook on it (the sock_recv_length tracepoint) shows
+ * most. No address: the case ignores ADDR and PORT.
+ */
+static int case_unixloop(void)
+{
+	struct timespec t0, t1;
+	int sv[2];
+	char c = 'x';
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
+		return fail("socketpair: %s", strerror(errno));
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
+	for (int i = 0; i < o.iterations; i++) {
+		if (send(sv[0], &c, 1, 0) != 1 || recv(sv[1], &c, 1, 0) != 1)
+			return fail("iteration %d: %s", i, strerror(errno));
+	}
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
+	printf("{\"iterations\": %d, \"cpu_ns_per_iteration\": %.1f}\n", o.iterations,
+	       ((t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec)) / o.iterations);
+	close(sv[0]);
+	close(sv[1]);
+	return 0;
+}
+
 static atomic_int churn_failed, churn_done;
 
 static void *churn_thread(void *p)
@@ -1597,6 +1623,7 @@ static const struct {
 	{ "churn", case_churn, "-n short connections from 8 threads" },
 	{ "fastopen", case_fastopen, "-n TCP Fast Open connections (data in the SYN)" },
 	{ "recvloop", case_recvloop, "-n 1-byte send+recv on one thread: CPU ns per recv" },
+	{ "unixloop", case_unixloop, "recvloop on an AF_UNIX socketpair (ADDR, PORT unused)" },
 	{ "soak", case_soak, "churn soak: -n threads for -d seconds, random sizes, RSTs" },
 	{ "soak-client", case_soak_client, "soak's client half, towards echo-server" },
 	{ "threads", case_threads, "reader and writer threads on blocking sockets (-n conns, -s bytes)" },

@@ -1,5 +1,8 @@
 // SPDX-License-Identifier: MIT
-/* Config "probes" (user/lib/lbconfig.c) and which algorithms need the probes. */
+/*
+ * Config "probes" and "redirect_recv_counters" (user/lib/lbconfig.c), and
+ * which algorithms need the probes.
+ */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -46,6 +49,40 @@ static void probes_bad_values_located(void **state)
 	}
 }
 
+/* Off unless asked: the counters' program runs for every recvmsg of the node. */
+static void recv_counters_off_by_default(void **state)
+{
+	struct xm_lb_conf c;
+	char err[600];
+
+	(void)state;
+	assert_int_equal(parse("{\"services\": []}", &c, err, sizeof(err)), 0);
+	assert_false(c.redirect_recv_counters);
+	xm_lb_conf_free(&c);
+	assert_int_equal(parse("{\"redirect_recv_counters\": true}", &c, err, sizeof(err)), 0);
+	assert_true(c.redirect_recv_counters);
+	xm_lb_conf_free(&c);
+	assert_int_equal(parse("{\"redirect_recv_counters\": false}", &c, err, sizeof(err)), 0);
+	assert_false(c.redirect_recv_counters);
+	xm_lb_conf_free(&c);
+}
+
+static void recv_counters_bad_values_located(void **state)
+{
+	static const char *const bad[] = { "{\n \"redirect_recv_counters\": \"true\"}",
+					   "{\n \"redirect_recv_counters\": 1}",
+					   "{\n \"redirect_recv_counters\": null}" };
+	struct xm_lb_conf c;
+	char err[600];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(parse(bad[i], &c, err, sizeof(err)), -EINVAL);
+		assert_non_null(strstr(err, "f.json:2:"));
+		assert_non_null(strstr(err, "\"redirect_recv_counters\" must be true"));
+	}
+}
+
 static void algorithms_that_read_probes(void **state)
 {
 	(void)state;
@@ -63,6 +100,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(probes_default_all),
 		cmocka_unit_test(probes_bad_values_located),
+		cmocka_unit_test(recv_counters_off_by_default),
+		cmocka_unit_test(recv_counters_bad_values_located),
 		cmocka_unit_test(algorithms_that_read_probes),
 	};
 

@@ -32,6 +32,8 @@ struct xm_agent {
 	unsigned int lb_udp_max;        /* --lb-udp-max; 0: XM_LB_MAX_FLOWS */
 	int lb_probes_mode;             /* config "probes" (enum xm_lb_probes) */
 	int lb_probes_on;               /* the cgroup_skb probe links are attached */
+	bool recv_counters_mode;        /* config "redirect_recv_counters" */
+	bool recv_counters_on;          /* the sock_recv_length counter link is attached */
 	int lock_fd;
 	struct xm_loop *loop;
 	__u32 kfeatures; /* what the kernel offers (kfeatures.h), probed at start */
@@ -110,6 +112,8 @@ int dp_lb_load(struct xm_agent *a);
 void dp_lb_close(struct xm_agent *a);
 /* Attach or detach the probes' cgroup_skb links as the config and the services ask. */
 void xm_lb_probes_sync(struct xm_agent *a);
+/* Attach or detach the redirect_recv_* counters' tracepoint as the config says. */
+void xm_redirect_counters_sync(struct xm_agent *a);
 int dp_overlay_load(struct xm_agent *a);
 void dp_overlay_close(struct xm_agent *a);
 

@@ -13,33 +13,61 @@
 #include "redirect_bulk.h"
 
 /*
- * Raw tracepoint links cannot take a new program (bpf_link_update), so a
- * restart replaces the pinned link: the counter misses what happens in
- * between, traffic does not notice. Kernels without the tracepoint (< 6.3)
- * run without the counters.
+ * The redirect_recv_* counters (bpf/redirect.bpf.c, xm_redirect_recv) run on
+ * a host-wide tracepoint: every recvmsg of every process of the node pays
+ * them, in the mesh or not (~100 ns a call on the project's test machine,
+ * docs/benchmarks.md). So they are attached only while the config asks
+ * ("redirect_recv_counters": true), and detached by removing the pinned link,
+ * its only holder. An agent that starts detaches what an earlier one left,
+ * until its config is applied. Kernels without the tracepoint (< 6.3,
+ * feature sock_recv_tp) do not load the program and have no counters.
  */
-static int link_trace(struct xm_agent *a, const char *link_name, struct bpf_program *prog)
+#define XM_RECV_COUNTERS_LINK "redirect_recv"
+
+static int recv_counters_attach(struct xm_agent *a, const char *path)
 {
 	struct bpf_link *link;
-	char path[PATH_MAX];
 	int err;
 
-	err = xm_pin_path(path, sizeof(path), a->pin_root, XM_PIN_LINKS, link_name);
-	if (err)
-		return err;
-	unlink(path);
-	link = bpf_program__attach_raw_tracepoint(prog, "sock_recv_length");
+	link = bpf_program__attach_trace(a->redirect->progs.xm_redirect_recv);
 	err = libbpf_get_error(link);
 	if (err) {
-		pr_warn("counter %s not attached (%s): the difference it counts is not visible",
-			link_name, strerror(-err));
-		return 0;
+		pr_warn("redirect_recv counters not attached (%s): the differences they count are "
+			"not visible", strerror(-err));
+		return err;
 	}
 	err = bpf_link__pin(link, path);
 	if (err)
 		pr_err("pin %s: %s", path, strerror(-err));
-	bpf_link__destroy(link);
+	bpf_link__destroy(link); /* the pin holds it, or nothing does */
 	return err;
+}
+
+void xm_redirect_counters_sync(struct xm_agent *a)
+{
+	bool want = a->recv_counters_mode;
+	char path[PATH_MAX];
+
+	if (!a->redirect || xm_pin_path(path, sizeof(path), a->pin_root, XM_PIN_LINKS,
+					 XM_RECV_COUNTERS_LINK))
+		return;
+	if (want && !xm_kf_has(a->kfeatures, XM_KF_SOCK_RECV_TP)) {
+		if (!a->recv_counters_on)
+			return; /* said once, by the kernel features' log at start */
+		want = false;
+	}
+	if (want == a->recv_counters_on && (want || access(path, F_OK)))
+		return;
+	if (want && recv_counters_attach(a, path))
+		return;
+	if (!want && unlink(path) && errno != ENOENT) {
+		pr_err("detach the redirect_recv counters: unlink %s: %s", path, strerror(errno));
+		return;
+	}
+	if (want != a->recv_counters_on)
+		pr_info("redirect_recv counters %s", want ? "attached: \"redirect_recv_counters\": "
+			"true (every recvmsg of the node runs them)" : "detached");
+	a->recv_counters_on = want;
 }
 
 int dp_redirect_load(struct xm_agent *a)
@@ -55,6 +83,8 @@ int dp_redirect_load(struct xm_agent *a)
 	/* Refused by some kernels: without it bulk senders stay redirected (count_bulk_sender). */
 	bpf_program__set_autoload(skel->progs.xm_redirect_bulk,
 				  xm_kf_has(a->kfeatures, XM_KF_SOCKMAP_ITER));
+	bpf_program__set_autoload(skel->progs.xm_redirect_recv,
+				  xm_kf_has(a->kfeatures, XM_KF_SOCK_RECV_TP));
 	err = xm_dp_pin_maps(skel->obj, a->pin_root);
 	if (!err)
 		err = xm_redirect__load(skel);
@@ -69,7 +99,7 @@ int dp_redirect_load(struct xm_agent *a)
 	if (!err)
 		err = xm_dp_link_cgroup(a, "sockops", skel->progs.xm_sockops);
 	if (!err)
-		err = link_trace(a, "redirect_recv", skel->progs.xm_redirect_recv);
+		xm_redirect_counters_sync(a); /* off until the config is applied */
 	if (!err && xm_kf_has(a->kfeatures, XM_KF_SOCKMAP_ITER))
 		err = xm_redirect_bulk_start(a, skel);
 	return err;

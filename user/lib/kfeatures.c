@@ -34,6 +34,9 @@ const struct xm_kfeature_desc xm_kfeatures[XM_KF_COUNT] = {
 	[XM_KF_SOCKMAP_ITER] = { "sockmap_iter", "5.10, where the build allows it",
 				 "one-way bulk senders between pods stay redirected (no demotion "
 				 "to TCP after 4 MiB: no TCP backpressure for them)" },
+	[XM_KF_SOCK_RECV_TP] = { "sock_recv_tp", "6.3",
+				 "the redirect_recv_* counters stay 0: reads on redirected sockets "
+				 "that differ from TCP are not counted (docs/redirect-compat.md)" },
 };
 
 /* An enumerator of that name in any enum of the kernel's BTF. */
@@ -165,6 +168,9 @@ int xm_kfeatures_probe(__u32 *mask)
 		m |= 1U << XM_KF_TCP_FASTOPEN_BTF;
 	if (sockmap_iter_ok(btf))
 		m |= 1U << XM_KF_SOCKMAP_ITER;
+	/* a BTF tracepoint's target is resolved at load: absent, the program would fail the module */
+	if (btf__find_by_name_kind(btf, "btf_trace_sock_recv_length", BTF_KIND_TYPEDEF) > 0)
+		m |= 1U << XM_KF_SOCK_RECV_TP;
 	btf__free(btf);
 	*mask = m;
 	return disable_from_env(mask);

@@ -296,6 +296,13 @@ static int parse_root(struct ctx *c, json_t *root, struct xm_lb_conf *out)
 				  "from the weighting loop)");
 	out->probes = v && !strcmp(json_string_value(v), "weighted") ? XM_LB_PROBES_WEIGHTED
 								     : XM_LB_PROBES_ALL;
+	v = json_object_get(root, "redirect_recv_counters");
+	if (v && !json_is_boolean(v))
+		return fail_at(c, "redirect_recv_counters",
+			       "\"redirect_recv_counters\" must be true (count reads on redirected "
+			       "sockets that differ from TCP, at a cost to every recvmsg of the node) "
+			       "or false (the default)");
+	out->redirect_recv_counters = v && json_is_true(v);
 	/* Other top-level fields belong to other parts of the agent. */
 	svcs = json_object_get(root, "services");
 	if (!svcs)

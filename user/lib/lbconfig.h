@@ -51,6 +51,13 @@ struct xm_lb_conf {
 	unsigned int n_svc;
 	unsigned int tick_ms; /* "weighting": {"tick_ms"} (weightcfg.h), default 500 */
 	enum xm_lb_probes probes; /* "probes": "all" (default) or "weighted" */
+	/*
+	 * "redirect_recv_counters": count reads on redirected sockets that differ
+	 * from TCP (docs/redirect-compat.md). Off by default: the counting
+	 * program runs for every recvmsg of every process of the node, in the
+	 * mesh or not (a tracepoint is not per cgroup).
+	 */
+	bool redirect_recv_counters;
 };
 
 /*

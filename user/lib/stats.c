@@ -62,11 +62,14 @@ const struct xm_stat_desc xm_stat_descs[] = {
 	{ XM_STAT_SOCK_SKIPPED_OPTOUT, "sock_skipped_optout",
 	  "connections of an opted-out port or netns (xmeshctl sock skip): left on TCP" },
 	{ XM_STAT_REDIRECT_RECV_EAGAIN, "redirect_recv_eagain",
-	  "blocking recv() on a redirected socket returned EAGAIN (TCP would wait)" },
+	  "blocking recv() on a redirected socket returned EAGAIN (TCP would wait); counted "
+	  "only with config \"redirect_recv_counters\": true" },
 	{ XM_STAT_REDIRECT_RECV_WAITALL, "redirect_recv_waitall",
-	  "MSG_WAITALL recv() on a redirected socket (not honoured: may return short)" },
+	  "MSG_WAITALL recv() on a redirected socket (not honoured: may return short); "
+	  "counted only with config \"redirect_recv_counters\": true" },
 	{ XM_STAT_REDIRECT_RECV_BELOW_LOWAT, "redirect_recv_below_lowat",
-	  "blocking recv() on a redirected socket returned fewer than SO_RCVLOWAT bytes" },
+	  "blocking recv() on a redirected socket returned fewer than SO_RCVLOWAT bytes; "
+	  "counted only with config \"redirect_recv_counters\": true" },
 	{ XM_STAT_REDIRECT_BULK_DEMOTED, "redirect_bulk_demoted",
 	  "one-way bulk senders taken out of the redirect map (plain TCP from then on)" },
 	{ XM_STAT_REDIRECT_BULK_KEPT, "redirect_bulk_kept",
