@@ -57,7 +57,9 @@ soak_teardown() {
 	xm_cleanup
 }
 trap soak_teardown EXIT
-xm_two_pods
+# the recvmsg counters on (off by default): the soak reports the EAGAINs they see
+echo '{"redirect_recv_counters": true}' >"$SOAK_DIR/agent.json"
+xm_two_pods --config "$SOAK_DIR/agent.json"
 out=$SOAK_DIR/soak.out
 xm_pod_bg b "$XM_TOOLS/xm-sockapi" echo-server 10.77.0.3 7900
 sleep 0.3
@@ -96,7 +98,7 @@ while kill -0 $soak 2>/dev/null; do
 		xm_log "soak: uninstalled at ${t}s (drained in $((SECONDS - u0)) s), installing again"
 		[ -e "$XM_PIN" ] && xm_fail "pins left after the drain"
 		soak_event "reinstall: starting the agent"
-		xm_agent_start
+		xm_agent_start --config "$SOAK_DIR/agent.json"
 		soak_event "reinstall: agent ready"
 		xm_register a 10.77.0.2
 		xm_register b 10.77.0.3
@@ -111,7 +113,7 @@ while kill -0 $soak 2>/dev/null; do
 		soak_event "restart $((restarts + 1)): agent killed (SIGKILL)"
 		kill -9 "$XM_AGENT_PID"; wait "$XM_AGENT_PID" 2>/dev/null || true
 		soak_event "restart $((restarts + 1)): starting the agent"
-		xm_agent_start
+		xm_agent_start --config "$SOAK_DIR/agent.json"
 		soak_event "restart $((restarts + 1)): agent ready"
 		restarts=$((restarts + 1))
 		xm_log "soak: agent killed and restarted at ${t}s ($(grep -c '^soak:' "$out" || true) reports)"
