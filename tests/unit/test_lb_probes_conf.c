@@ -34,19 +34,26 @@ static void probes_default_all(void **state)
 	xm_lb_conf_free(&c);
 }
 
+/* Each text (the bad value on its line 2) is rejected there, with this message. */
+static void assert_rejected_on_line2(const char *const *bad, size_t n, const char *message)
+{
+	struct xm_lb_conf c;
+	char err[600];
+
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(parse(bad[i], &c, err, sizeof(err)), -EINVAL);
+		assert_non_null(strstr(err, "f.json:2:"));
+		assert_non_null(strstr(err, message));
+	}
+}
+
 static void probes_bad_values_located(void **state)
 {
 	static const char *const bad[] = { "{\n \"probes\": \"some\"}", "{\n \"probes\": true}",
 					   "{\n \"probes\": 1}", "{\n \"probes\": \"Weighted\"}" };
-	struct xm_lb_conf c;
-	char err[600];
 
 	(void)state;
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		assert_int_equal(parse(bad[i], &c, err, sizeof(err)), -EINVAL);
-		assert_non_null(strstr(err, "f.json:2:"));
-		assert_non_null(strstr(err, "\"probes\" must be \"all\""));
-	}
+	assert_rejected_on_line2(bad, sizeof(bad) / sizeof(bad[0]), "\"probes\" must be \"all\"");
 }
 
 /* Off unless asked: the counters' program runs for every recvmsg of the node. */
@@ -72,15 +79,10 @@ static void recv_counters_bad_values_located(void **state)
 	static const char *const bad[] = { "{\n \"redirect_recv_counters\": \"true\"}",
 					   "{\n \"redirect_recv_counters\": 1}",
 					   "{\n \"redirect_recv_counters\": null}" };
-	struct xm_lb_conf c;
-	char err[600];
 
 	(void)state;
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		assert_int_equal(parse(bad[i], &c, err, sizeof(err)), -EINVAL);
-		assert_non_null(strstr(err, "f.json:2:"));
-		assert_non_null(strstr(err, "\"redirect_recv_counters\" must be true"));
-	}
+	assert_rejected_on_line2(bad, sizeof(bad) / sizeof(bad[0]),
+				 "\"redirect_recv_counters\" must be true");
 }
 
 static void algorithms_that_read_probes(void **state)
