@@ -461,7 +461,8 @@ int xm_redirect_bulk(struct bpf_iter__sockmap *ctx)
  * feature sock_recv_tp). A BTF tracepoint, not a raw one: the socket's
  * fields are plain loads instead of probe-read helper calls, which matters
  * because every process of the node pays this program, in the mesh or not
- * (docs/benchmarks.md, "The host-wide recvmsg counter"). fentry/fexit would
+ * (docs/benchmarks.md, "Redirect counters on every host recvmsg"); the
+ * agent attaches it only while the config asks. fentry/fexit would
  * need BPF trampolines, which some kernels (this project's CI kernel among
  * them) refuse; a BTF tracepoint does not.
  */

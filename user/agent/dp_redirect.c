@@ -45,17 +45,14 @@ static int recv_counters_attach(struct xm_agent *a, const char *path)
 
 void xm_redirect_counters_sync(struct xm_agent *a)
 {
-	bool want = a->recv_counters_mode;
+	/* without the tracepoint nothing was loaded; the start's feature log said so */
+	bool want = a->recv_counters_mode && xm_kf_has(a->kfeatures, XM_KF_SOCK_RECV_TP);
 	char path[PATH_MAX];
 
 	if (!a->redirect || xm_pin_path(path, sizeof(path), a->pin_root, XM_PIN_LINKS,
 					 XM_RECV_COUNTERS_LINK))
 		return;
-	if (want && !xm_kf_has(a->kfeatures, XM_KF_SOCK_RECV_TP)) {
-		if (!a->recv_counters_on)
-			return; /* said once, by the kernel features' log at start */
-		want = false;
-	}
+	/* nothing to do, unless an earlier agent's link is still pinned */
 	if (want == a->recv_counters_on && (want || access(path, F_OK)))
 		return;
 	if (want && recv_counters_attach(a, path))
