@@ -37,13 +37,13 @@ xm_pod n1 b 10.77.0.3/24
 cfg=$XM_RUN_DIR/agent.json
 echo '{"redirect_recv_counters": true}' >"$cfg"
 LINK=$XM_PIN/links/redirect_recv
-agent=none
+running=none
 # agent BIN NAME: run that build's agent with its link in place (restarted if needed)
 agent() {
-	if [ "$agent" = "$2" ] && [ -e "$LINK" ]; then return; fi
-	if [ "$agent" != none ]; then kill -9 "$XM_AGENT_PID"; wait "$XM_AGENT_PID" 2>/dev/null || true; fi
+	if [ "$running" = "$2" ] && [ -e "$LINK" ]; then return; fi
+	if [ "$running" != none ]; then kill -9 "$XM_AGENT_PID"; wait "$XM_AGENT_PID" 2>/dev/null || true; fi
 	XM_BIN=$1 xm_agent_start --config "$cfg" 2>>"$XM_RUN_DIR/agent.log"
-	agent=$2
+	running=$2
 	for _ in $(seq 50); do [ -e "$LINK" ] && break; sleep 0.1; done
 }
 agent "$XM_BIN" on

@@ -27,7 +27,9 @@ filters() { # NODE DEV DIR: xmesh cls_bpf filters (direct-action) on DEV
 }
 
 export XMESH_DISABLE_FEATURES=tcx,sockmap_link,set_retval,sockmap_iter,sock_recv_tp
-xm_tb_agent 1
+# node 1 asks for the recvmsg counters, which a kernel without the tracepoint cannot give
+echo '{"redirect_recv_counters": true}' >"$XM_RUN_DIR/n1.json"
+xm_tb_agent 1 --config "$XM_RUN_DIR/n1.json"
 xm_tb_agent 2
 unset XMESH_DISABLE_FEATURES
 xm_assert "$(feat 1 tcx)" = "0 True" "status: tcx missing, with its fallback"
@@ -39,6 +41,8 @@ grep -q "kernel: no sockmap_iter .*bulk senders between pods stay redirected" "$
 xm_tb_ctl 1 -j status | python3 -c "import json,sys
 names = [l['name'] for l in json.load(sys.stdin)['links']]
 assert 'sockops' in names, names" || xm_fail "redirect module loaded without the sockmap iterator"
+for _ in $(seq 50); do grep -q "config .* applied" "$XM_RUN_DIR/agent-n1.log" && break; sleep 0.1; done
+grep -q "config .* applied" "$XM_RUN_DIR/agent-n1.log" || xm_fail "node 1's config was not applied"
 [ ! -e "$XM_PIN/n1/links/redirect_recv" ] || xm_fail "no recvmsg counters without the tracepoint"
 xm_assert "$(xm_tb_ctl 1 -j status | python3 -c "import json,sys; print(len(json.load(sys.stdin)[\"kernel_features\"]))")" \
 	-eq 9 "status lists every kernel feature"

@@ -1065,11 +1065,29 @@ static int case_fastopen(void)
  * and prints the thread's CPU time per recv() (CLOCK_THREAD_CPUTIME_ID: time
  * the thread spent preempted on a shared machine is not counted).
  */
-static int case_recvloop(void)
+/* -n 1-byte sends on a, each read back on b: the thread's CPU ns per send+recv. Closes both. */
+static int send_recv_loop(int a, int b)
 {
 	struct timespec t0, t1;
-	int lfd = listen_on(o.addr, o.port), a, b;
 	char c = 'x';
+	int rc = 0;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
+	for (int i = 0; i < o.iterations && !rc; i++)
+		if (send(a, &c, 1, 0) != 1 || recv(b, &c, 1, 0) != 1)
+			rc = fail("iteration %d: %s", i, strerror(errno));
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
+	if (!rc)
+		printf("{\"iterations\": %d, \"cpu_ns_per_iteration\": %.1f}\n", o.iterations,
+		       ((t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec)) / o.iterations);
+	close(a);
+	close(b);
+	return rc;
+}
+
+static int case_recvloop(void)
+{
+	int lfd = listen_on(o.addr, o.port), a, b;
 
 	if (lfd < 0)
 		return fail("listen: %s", strerror(errno));
@@ -1078,17 +1096,7 @@ static int case_recvloop(void)
 	close(lfd);
 	if (a < 0 || b < 0)
 		return fail("connect: %s", strerror(errno));
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
-	for (int i = 0; i < o.iterations; i++) {
-		if (send(a, &c, 1, 0) != 1 || recv(b, &c, 1, 0) != 1)
-			return fail("iteration %d: %s", i, strerror(errno));
-	}
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
-	printf("{\"iterations\": %d, \"cpu_ns_per_iteration\": %.1f}\n", o.iterations,
-	       ((t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec)) / o.iterations);
-	close(a);
-	close(b);
-	return 0;
+	return send_recv_loop(a, b);
 }
 
 /*
@@ -1098,23 +1106,11 @@ static int case_recvloop(void)
  */
 static int case_unixloop(void)
 {
-	struct timespec t0, t1;
 	int sv[2];
-	char c = 'x';
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
 		return fail("socketpair: %s", strerror(errno));
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
-	for (int i = 0; i < o.iterations; i++) {
-		if (send(sv[0], &c, 1, 0) != 1 || recv(sv[1], &c, 1, 0) != 1)
-			return fail("iteration %d: %s", i, strerror(errno));
-	}
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
-	printf("{\"iterations\": %d, \"cpu_ns_per_iteration\": %.1f}\n", o.iterations,
-	       ((t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec)) / o.iterations);
-	close(sv[0]);
-	close(sv[1]);
-	return 0;
+	return send_recv_loop(sv[0], sv[1]);
 }
 
 static atomic_int churn_failed, churn_done;

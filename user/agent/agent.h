@@ -33,7 +33,6 @@ struct xm_agent {
 	int lb_probes_mode;             /* config "probes" (enum xm_lb_probes) */
 	int lb_probes_on;               /* the cgroup_skb probe links are attached */
 	bool recv_counters_mode;        /* config "redirect_recv_counters" */
-	bool recv_counters_on;          /* the sock_recv_length counter link is attached */
 	int lock_fd;
 	struct xm_loop *loop;
 	__u32 kfeatures; /* what the kernel offers (kfeatures.h), probed at start */

@@ -52,19 +52,17 @@ void xm_redirect_counters_sync(struct xm_agent *a)
 	if (!a->redirect || xm_pin_path(path, sizeof(path), a->pin_root, XM_PIN_LINKS,
 					 XM_RECV_COUNTERS_LINK))
 		return;
-	/* nothing to do, unless an earlier agent's link is still pinned */
-	if (want == a->recv_counters_on && (want || access(path, F_OK)))
+	/* attached is what the pin says: it may be an earlier agent's */
+	if (want == !access(path, F_OK))
 		return;
 	if (want && recv_counters_attach(a, path))
 		return;
-	if (!want && unlink(path) && errno != ENOENT) {
+	if (!want && unlink(path)) {
 		pr_err("detach the redirect_recv counters: unlink %s: %s", path, strerror(errno));
 		return;
 	}
-	if (want != a->recv_counters_on)
-		pr_info("redirect_recv counters %s", want ? "attached: \"redirect_recv_counters\": "
-			"true (every recvmsg of the node runs them)" : "detached");
-	a->recv_counters_on = want;
+	pr_info("redirect_recv counters %s", want ? "attached: \"redirect_recv_counters\": "
+		"true (every recvmsg of the node runs them)" : "detached");
 }
 
 int dp_redirect_load(struct xm_agent *a)
