@@ -37,9 +37,12 @@ xm_node n1
 xm_pod n1 c 10.77.0.2/24
 xm_pod n1 l 10.77.0.3/24
 xm_pod n1 r 10.77.0.4/24
-in_cg() { sh -c 'echo $$ > "$0/cgroup.procs" && exec ip netns exec "$@"' "$@"; }
-xm_bg in_cg "$XM_CGROUP" "$XM_PREFIX-l" "$XM_TOOLS/xm-serve" rr --listen 10.77.0.3:8080
-xm_bg in_cg "$CGS" "$XM_PREFIX-r" "$XM_TOOLS/xm-serve" rr --listen 10.77.0.4:8080
+# IN_CG CGROUP NETNS CMD...: run CMD in that cgroup and netns. A command,
+# not a function: started with &, a function runs in a bash subshell, which
+# reports its child's SIGKILL at cleanup ("Killed") whatever disown says.
+IN_CG=(sh -c 'echo $$ > "$0/cgroup.procs" && exec ip netns exec "$@"')
+xm_bg "${IN_CG[@]}" "$XM_CGROUP" "$XM_PREFIX-l" "$XM_TOOLS/xm-serve" rr --listen 10.77.0.3:8080
+xm_bg "${IN_CG[@]}" "$CGS" "$XM_PREFIX-r" "$XM_TOOLS/xm-serve" rr --listen 10.77.0.4:8080
 cat >"$XM_RUN_DIR/hookruns.json" <<EOC
 { "probes": "$PROBES", "services": [
   { "vip": "10.96.0.10", "port": 80, "backends": [ { "address": "10.77.0.3", "port": 8080 } ] },

@@ -65,8 +65,10 @@ LOAD=$XM_TOOLS/xm-load
 
 XM_TB_OVERLAY=0
 xm_tb_cluster "$NET" 4
-# in_cg CGROUP NETNS CMD...: run CMD in that cgroup and netns
-in_cg() { sh -c 'echo $$ > "$0/cgroup.procs" && exec ip netns exec "$@"' "$@"; }
+# IN_CG CGROUP NETNS CMD...: run CMD in that cgroup and netns. A command,
+# not a function: started with &, a function runs in a bash subshell, which
+# reports its child's SIGKILL at cleanup ("Killed") whatever disown says.
+IN_CG=(sh -c 'echo $$ > "$0/cgroup.procs" && exec ip netns exec "$@"')
 usage_us() { awk '$1 == "usage_usec" {print $2}' "$1/cpu.stat"; }
 # the kube-proxy sides' cgroups: below the test's, removed before it
 CG_CT=$XM_CGROUP/xm-side-ct CG_SVC=$XM_CGROUP/xm-side-svc
@@ -160,10 +162,10 @@ done
 # is attached; ct and svc: their own cgroups on nodes 3 and 4. The idle
 # servers of the other sides cost nothing.
 for s in 1 2; do
-	xm_bg in_cg "$XM_CGROUP/n$s" "$XM_PREFIX-s$s" "$XM_TOOLS/xm-serve" rr -l $MESH_PORT
-	xm_bg in_cg "$XM_CGROUP" "$XM_PREFIX-s$s" "$XM_TOOLS/xm-serve" rr -l $PLAIN_PORT
-	xm_bg in_cg "$CG_CT" "$XM_PREFIX-ks$s" "$XM_TOOLS/xm-serve" rr -l $CT_PORT
-	xm_bg in_cg "$CG_SVC" "$XM_PREFIX-ks$s" "$XM_TOOLS/xm-serve" rr -l $SVC_PORT
+	xm_bg "${IN_CG[@]}" "$XM_CGROUP/n$s" "$XM_PREFIX-s$s" "$XM_TOOLS/xm-serve" rr -l $MESH_PORT
+	xm_bg "${IN_CG[@]}" "$XM_CGROUP" "$XM_PREFIX-s$s" "$XM_TOOLS/xm-serve" rr -l $PLAIN_PORT
+	xm_bg "${IN_CG[@]}" "$CG_CT" "$XM_PREFIX-ks$s" "$XM_TOOLS/xm-serve" rr -l $CT_PORT
+	xm_bg "${IN_CG[@]}" "$CG_SVC" "$XM_PREFIX-ks$s" "$XM_TOOLS/xm-serve" rr -l $SVC_PORT
 done
 for a in "c $S1:$MESH_PORT" "c $S1:$PLAIN_PORT" "c $S2:$MESH_PORT" "c $S2:$PLAIN_PORT" \
 	"kc $KS1:$CT_PORT" "kc $KS2:$CT_PORT" "kc $KVIP1:$MESH_PORT" "kc $KVIP2:$MESH_PORT"; do
@@ -216,7 +218,7 @@ round() { # round topo workload
 	before=$(side_usage)
 	for side in "${order[@]}"; do
 		read -r cg pod target <<<"$(side_cmd "$side" "$topo")"
-		in_cg "$cg" "$XM_PREFIX-$pod" "$LOAD" rr -t "$target" -P tcp -s 64 -r "$rate" \
+		"${IN_CG[@]}" "$cg" "$XM_PREFIX-$pod" "$LOAD" rr -t "$target" -P tcp -s 64 -r "$rate" \
 			-d "$DUR" -c 16 $flags >"$XM_RUN_DIR/$side.out" 2>&1 &
 		pids+=($!)
 	done
