@@ -14,12 +14,8 @@
 #   PROBES=all|weighted            # the agent's config "probes" (docs/config.md)
 set -eu -o pipefail
 N=${N:-500} PROBES=${PROBES:-all}
-TOP=$(cd "$(dirname "$0")/../.." && pwd)
-OUT=${OUT:-$TOP/results/hookruns-$(date -u +%Y%m%dT%H%M%SZ)}
-mkdir -p "$OUT"
-cd "$TOP"
-. tests/integration/lib.sh
-xm_setup
+. "$(dirname "$0")/../../tests/integration/lib.sh"
+xm_bench_setup hookruns
 CNT=/sys/fs/bpf/$XM_PREFIX-cnt CNTM=/sys/fs/bpf/$XM_PREFIX-cntm CGS=$XM_CG2/$XM_PREFIX-srv
 hr_cleanup() {
 	local rc=$? p

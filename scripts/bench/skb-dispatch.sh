@@ -18,12 +18,8 @@
 #   scripts/bench/skb-dispatch.sh     # ~4 min: ROUNDS=20 DUR=3 RATE=2000
 set -eu -o pipefail
 ROUNDS=${ROUNDS:-20} DUR=${DUR:-3} RATE=${RATE:-2000}
-TOP=$(cd "$(dirname "$0")/../.." && pwd)
-OUT=${OUT:-$TOP/results/skb-dispatch-$(date -u +%Y%m%dT%H%M%SZ)}
-mkdir -p "$OUT"
-cd "$TOP"
-. tests/integration/lib.sh
-xm_setup
+. "$(dirname "$0")/../../tests/integration/lib.sh"
+xm_bench_setup skb-dispatch
 NOOP=/sys/fs/bpf/$XM_PREFIX-noop CGC=$XM_CGROUP/$XM_PREFIX-cl CGS=$XM_CG2/$XM_PREFIX-srv
 sd_cleanup() {
 	local rc=$? cg p

@@ -13,12 +13,8 @@
 #   scripts/bench/walk-cost.sh     # ~10 s; ROUNDS=9 WALKS=100 CONNS=50 OWN_BUCKETS=1024
 set -eu -o pipefail
 ROUNDS=${ROUNDS:-9} WALKS=${WALKS:-100} CONNS=${CONNS:-50} OWN_BUCKETS=${OWN_BUCKETS:-1024}
-TOP=$(cd "$(dirname "$0")/../.." && pwd)
-OUT=${OUT:-$TOP/results/walk-cost-$(date -u +%Y%m%dT%H%M%SZ)}
-mkdir -p "$OUT"
-cd "$TOP"
-. tests/integration/lib.sh
-xm_setup
+. "$(dirname "$0")/../../tests/integration/lib.sh"
+xm_bench_setup walk-cost
 ITER=/sys/fs/bpf/$XM_PREFIX-walk
 PARENT=$XM_PREFIX-ehp OWN=$XM_PREFIX-own SHARED=$XM_PREFIX-shared
 wc_cleanup() {

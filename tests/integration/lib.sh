@@ -49,6 +49,16 @@ xm_setup() {
 	trap 'exit 130' INT TERM
 }
 
+# xm_bench_setup NAME: a benchmark's start: its results directory OUT (made;
+# unless set, results/NAME-<UTC time>), the tree's top as working directory,
+# and xm_setup's world.
+xm_bench_setup() {
+	OUT=${OUT:-$XM_TOP/results/$1-$(date -u +%Y%m%dT%H%M%SZ)}
+	mkdir -p "$OUT"
+	cd "$XM_TOP"
+	xm_setup
+}
+
 # Start a command in the background and remember its pid for cleanup. The pid
 # is the command's only for a program: a shell function runs in a subshell of
 # its own, whose children outlive a kill of that pid (and keep their output
