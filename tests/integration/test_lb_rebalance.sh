@@ -162,8 +162,9 @@ pool_held() {
 # binomial of an even table gives the pool's 24 connections 5 or fewer on one
 # replica in 1 run in 7; and the table the pool meets at t = 0.5 s is l3's
 # after 0.5 s of the slow start, not always even (a CI run: 15, 7 and 2 of 24,
-# replica 2 at 3 of 39 connections: none retired, rightly). Sets RUN_PORT to
-# the port of the run kept and RUN_HELD0 to lb_held_segments before it.
+# and 11 of xm-load's requests to replica 2: it held about 3 of 39
+# connections, and none was retired, rightly). Sets RUN_PORT to the port of
+# the run kept and RUN_HELD0 to lb_held_segments before it.
 fresh_run() {
 	local name=$1 min=$2 heldfn=$3 held= ports=() port
 	shift 3
