@@ -378,13 +378,23 @@ static void config_errors_have_locations(void **state)
 		     "f.json:2:16: backend address family differs");
 	expect_error("{\"services\": [{\"vip\": \"10.0.0.1\", \"port\": 80, \"backends\": [\n"
 		     "   {\"address\": \"10.0.0.2\", \"port\": 80, \"wieght\": 1}]}]}",
-		     "f.json:2:50: unknown field \"wieght\"");
+		     "f.json:2:50: unknown field \"wieght\" (known here: address, port, weight");
+	/* a misspelt section is not its default */
+	expect_error("{\"weigthing\": {\"tick_ms\": 100},\n \"services\": []}",
+		     "f.json:1:15: unknown field \"weigthing\" (known here: services, weighting, "
+		     "probes, redirect_recv_counters)");
+	/* rebalancing with fixed weights would never retire a connection */
+	expect_error("{\"services\": [{\"vip\": \"10.0.0.1\", \"port\": 80,\n"
+		     "  \"algorithm\": \"round-robin\", \"rebalance\": true}]}",
+		     "rebalancing needs an algorithm whose weights come from the weighting loop");
+	expect_error("{\"services\": [{\"vip\": \"10.0.0.1\", \"port\": 80, \"rebalance\": {}}]}",
+		     "rebalancing needs an algorithm");
 	expect_error("{\"services\": [", "f.json:1:");
 }
 
 static void config_parses(void **state)
 {
-	const char *t = "{\"other\": {}, \"services\": [{\"name\": \"web\", \"vip\": \"10.96.0.1\", "
+	const char *t = "{\"services\": [{\"name\": \"web\", \"vip\": \"10.96.0.1\", "
 			"\"port\": 80, \"protocol\": \"udp\", \"algorithm\": \"round-robin\", "
 			"\"backends\": [{\"address\": \"10.0.0.2\", \"port\": 8080, \"weight\": 3, "
 			"\"cluster\": \"paris\"}]}]}";

@@ -75,10 +75,15 @@ static int check_keys(struct ctx *c, json_t *o, const char *const *allowed)
 		for (const char *const *a = allowed; *a; a++)
 			ok |= !strcmp(*a, k);
 		if (!ok) {
+			char known[160] = "";
 			int r;
 
+			/* what the place takes, so a misspelling says its fix */
+			for (const char *const *a = allowed; *a; a++)
+				snprintf(known + strlen(known), sizeof(known) - strlen(known), "%s%s",
+					 a == allowed ? "" : ", ", *a);
 			push_key(c, k);
-			r = fail(c, "unknown field \"%s\"", k);
+			r = fail(c, "unknown field \"%s\" (known here: %s)", k, known);
 			pop(c);
 			return r;
 		}
@@ -243,6 +248,16 @@ static int parse_service(struct ctx *c, json_t *o, struct xm_lb_svc_conf *s)
 		if (xm_rebal_conf_parse(v, &s->rebalance, rerr, sizeof(rerr)))
 			return fail_at(c, "rebalance", rerr);
 	}
+	/*
+	 * Rebalancing retires connections toward the shares the weighting loop
+	 * computes: with fixed weights it would never retire one, and would
+	 * only keep the per-packet probes attached for nothing.
+	 */
+	if (s->rebalance.enabled && !xm_lb_algo_reads_probes(s->algorithm))
+		return fail_at(c, "rebalance",
+			       "rebalancing needs an algorithm whose weights come from the weighting "
+			       "loop (l3, l3-peak, c3, l3x); with fixed weights there is no share to "
+			       "retire toward: set \"algorithm\" or remove \"rebalance\"");
 	bes = json_object_get(o, "backends");
 	push_key(c, "backends");
 	if (bes && !json_is_array(bes))
@@ -270,6 +285,9 @@ static int parse_service(struct ctx *c, json_t *o, struct xm_lb_svc_conf *s)
 	pop(c);
 	return r;
 }
+
+static const char *const root_keys[] = { "services", "weighting", "probes",
+					 "redirect_recv_counters", NULL };
 
 static int parse_root(struct ctx *c, json_t *root, struct xm_lb_conf *out)
 {
@@ -303,7 +321,10 @@ static int parse_root(struct ctx *c, json_t *root, struct xm_lb_conf *out)
 			       "sockets that differ from TCP, at a cost to every recvmsg of the node) "
 			       "or false (the default)");
 	out->redirect_recv_counters = v && json_is_true(v);
-	/* Other top-level fields belong to other parts of the agent. */
+	/* A misspelt section ("weigthing") must not pass for its default. */
+	r = check_keys(c, root, root_keys);
+	if (r)
+		return r;
 	svcs = json_object_get(root, "services");
 	if (!svcs)
 		return 0;
