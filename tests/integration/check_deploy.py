@@ -149,7 +149,8 @@ def agent_checks(ds, docs):
                     check(isinstance(j.get("services", []), list), "agent config has a services list")
 
 
-# What the agent's ClusterRole grants: exactly this, nothing more.
+# What the agent's roles grant: exactly this, nothing more (its config is a mounted file: the
+# kubelet reads the ConfigMap, the agent never asks the API for it).
 AGENT_RULES = {("", "services", "list"), ("", "services", "watch"),
                ("discovery.k8s.io", "endpointslices", "list"),
                ("discovery.k8s.io", "endpointslices", "watch"), ("", "nodes", "get")}
@@ -159,14 +160,14 @@ def rbac_checks(docs):
     roles = {(d["kind"], d["metadata"]["name"]) for d in docs if d["kind"] in ("Role", "ClusterRole")}
     granted = set()
     for d in docs:
-        if d["kind"] != "ClusterRole":
+        if d["kind"] not in ("Role", "ClusterRole"):
             continue
         for r in d.get("rules", []):
             for g in r.get("apiGroups", []):
                 for res in r.get("resources", []):
                     for v in r.get("verbs", []):
                         granted.add((g, res, v))
-    check(granted == AGENT_RULES, "ClusterRole: list/watch services and endpointslices, get nodes, "
+    check(granted == AGENT_RULES, "roles: list/watch services and endpointslices, get nodes, "
           "nothing more (%s)" % sorted(granted ^ AGENT_RULES))
     sas = {d["metadata"]["name"] for d in docs if d["kind"] == "ServiceAccount"}
     binds = [d for d in docs if d["kind"] in ("RoleBinding", "ClusterRoleBinding")]

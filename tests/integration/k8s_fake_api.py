@@ -135,6 +135,12 @@ def make_handler(st, node):
                 self.send_json(200, st.stats)
 
         def do_GET(self):
+            # Python's server turns a path's leading "//" into "/" before we see it; the API
+            # server (Go's mux) answers an unclean path with a redirect that no client follows.
+            raw = self.requestline.split(" ")[1] if " " in self.requestline else self.path
+            if raw.startswith("//"):
+                return self.status(301, "MovedPermanently", "path is not clean: " + raw,
+                                   [("Location", "/" + raw.lstrip("/"))])
             url = urllib.parse.urlparse(self.path)
             q = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True))
             auth = self.headers.get("Authorization", "")

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 # The pin root and what the agent leaves on the node (issue 12, item 2):
 # - a failed start (bad --metrics, missing --overlay-dev, metrics port in
-#   use) rolls back: nothing pinned, nothing attached; on a pin root that
+#   use, a number flag that is not one, a Kubernetes flag without --k8s) rolls back: nothing pinned, nothing attached; on a pin root that
 #   already held a datapath, that datapath stays intact (meta map readable);
 # - lock and control socket are keyed by the canonical pin root: a trailing
 #   slash, a symlink or ".." cannot start a second agent; xmeshctl with a
@@ -34,6 +34,20 @@ agent --metrics nonsense 2>"$XM_RUN_DIR/e1" && xm_fail "bad --metrics accepted"
 grep -q -- "--metrics nonsense: give ADDR:PORT" "$XM_RUN_DIR/e1" || xm_fail "bad --metrics: unclear"
 agent --overlay-dev xm-nodev 2>"$XM_RUN_DIR/e2" && xm_fail "missing --overlay-dev accepted"
 grep -q "no such interface" "$XM_RUN_DIR/e2" || xm_fail "missing --overlay-dev: unclear"
+# bad_flag MESSAGE FLAG...: refused at start with MESSAGE (was: "5m" read as 5, "abc" as the
+# default, --node-name without Kubernetes mode ignored)
+bad_flag() {
+	local want=$1
+	shift
+	agent "$@" 2>"$XM_RUN_DIR/e3" && xm_fail "accepted: $*"
+	grep -qF -- "$want" "$XM_RUN_DIR/e3" || xm_fail "$*: unclear: $(cat "$XM_RUN_DIR/e3")"
+}
+bad_flag "--k8s-watch-timeout 5m: give a number from 1 to 86400" --kubeconfig /dev/null --k8s-watch-timeout 5m
+bad_flag "--lb-udp-max abc: give a number from 1 to" --lb-udp-max abc
+bad_flag "--overlay-max-flows 1.5: give a whole number" --overlay-max-flows 1.5
+bad_flag "--node-name needs --k8s or --kubeconfig FILE" --node-name n1
+bad_flag "--k8s and --kubeconfig: give one" --k8s --kubeconfig /dev/null
+xm_log "ok: bad number flags and Kubernetes flags without Kubernetes mode refused at start"
 ip netns exec "$XM_PREFIX-n1" python3 -c '
 import socket, time
 s = socket.socket(); s.bind(("127.0.0.1", 9464)); s.listen(); time.sleep(3600)' &

@@ -59,6 +59,8 @@ fake apply "$(svc api 10.96.0.11 '{"xmesh.io/algorithm":"nope"}')" >/dev/null
 fake apply "$(slice api-1 api 10.77.0.6)" >/dev/null
 fake apply "$(svc clash 10.96.0.12)" >/dev/null
 fake apply "$(slice clash-1 clash 10.77.0.6)" >/dev/null
+# a Service that gives no entry (SCTP only): only the log says why
+fake apply '{"kind":"services","object":{"metadata":{"namespace":"default","name":"sctp"},"spec":{"type":"ClusterIP","clusterIP":"10.96.0.13","clusterIPs":["10.96.0.13"],"ports":[{"port":9,"protocol":"SCTP"}]}}}' >/dev/null
 # the file defines 10.96.0.12:80 too, with backend b1: the file wins
 CFG=$XM_RUN_DIR/xm-config.json
 cat >"$CFG" <<'EOC'
@@ -109,6 +111,10 @@ case $note in *'unknown algorithm "nope"'*) xm_log "ok: refused annotation shown
 xm_lb_wait 10.96.0.11:80 1
 xm_assert "$(grep -c 'default/api: .*unknown algorithm' "$AGENT_LOG")" -eq 1 \
 	"the refused annotation is logged once"
+xm_assert "$(grep -c 'k8s: service default/sctp: port 9/SCTP skipped: only TCP and UDP' "$AGENT_LOG")" \
+	-eq 1 "a Service that gives no entry is logged once, with why"
+xm_assert "$(list | xm_json 'len([s for s in j if s["service"].startswith("10.96.0.13:")])')" -eq 0 \
+	"the SCTP-only Service programs nothing"
 out=$(xm_pod_exec c "$XM_TOOLS/xm-load" rr -j -t 10.96.0.10:80 -P label --new -n 300)
 xm_assert "$(echo "$out" | xm_json 'len(j["backend"])')" -eq 3 "connects to the VIP reach b1 b2 b3"
 xm_assert "$(echo "$out" | xm_json 'sum(j["backend"].values())')" -eq 300 \

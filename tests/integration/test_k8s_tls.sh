@@ -5,7 +5,8 @@
 # API server over https and programs its Service; a server certificate from
 # another CA is refused (clear log, nothing applied); a YAML kubeconfig is
 # refused at start with the command that converts it; in-cluster config
-# without KUBERNETES_SERVICE_HOST says what to do; a server that requires a
+# without KUBERNETES_SERVICE_HOST says what to do, and so does a context whose
+# user the kubeconfig lacks; a --k8s-api URL may end in a slash; a server that requires a
 # client certificate gets it, inline (client-*-data) and as files.
 set -eu
 . "$(dirname "$0")/lib.sh"
@@ -51,6 +52,15 @@ fi
 grep -q "KUBERNETES_SERVICE_HOST is not set" "$D/incluster.err" ||
 	xm_fail "no hint without KUBERNETES_SERVICE_HOST: $(cat "$D/incluster.err")"
 xm_log "ok: --k8s outside a pod says what to do"
+# a context whose user is not in users[]: refused at start (the API would see no credentials)
+kubeconfig "$D/api.crt" | sed 's/"user": "u"/"user": "nobody"/' >"$D/nouser.json"
+if "$XM_BIN/xmesh-agent" --cgroup "$XM_CGROUP" --pin-root "$XM_PIN" \
+	--kubeconfig "$D/nouser.json" 2>"$D/nouser.err"; then
+	xm_fail "the agent ran with a context whose user is not in the kubeconfig"
+fi
+grep -q "the context's user \"nobody\" is not in users\[\]" "$D/nouser.err" ||
+	xm_fail "no clear error for a missing kubeconfig user: $(cat "$D/nouser.err")"
+xm_log "ok: a context's missing user refused at start"
 
 # --- the wrong CA: nothing applied, a clear log line ---
 kubeconfig "$D/other.crt" >"$D/wrong.json"
@@ -63,9 +73,10 @@ xm_assert "$(xm_ctl -j service list | xm_json 'len(j)')" -eq 0 "nothing applied 
 kill "$XM_AGENT_PID"
 wait "$XM_AGENT_PID" 2>/dev/null || true
 
-# --- the right CA, inline ---
+# --- the right CA, inline (and --k8s-api with a trailing slash: requests must not go to //api) ---
 kubeconfig "$D/api.crt" >"$D/good.json"
-xm_agent_start --kubeconfig "$D/good.json" --node-name xm-node 2>>"$LOG"
+xm_agent_start --kubeconfig "$D/good.json" --node-name xm-node --k8s-api "https://127.0.0.1:$PORT/" \
+	2>>"$LOG"
 xm_lb_wait 10.96.9.1:443 2
 xm_assert "$(xm_ctl -j service list | xm_json 'j[0]["k8s"]')" = default/tls "the Service came over TLS"
 kill "$XM_AGENT_PID"

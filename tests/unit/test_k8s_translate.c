@@ -248,6 +248,17 @@ static void annotations_checked_as_the_config_file(void **state)
 	s = svc(&f, "10.96.5.5:80", &m);
 	assert_non_null(strstr(m->note, "sessionAffinity ClientIP not implemented"));
 	assert_int_equal(s->n_be, 0);
+	/* a misspelt xmesh.io/ annotation is named, not silently the default algorithm */
+	s = svc(&f, "10.96.5.6:80", &m);
+	assert_string_equal(s->algorithm, "static");
+	assert_non_null(strstr(m->note, "annotation xmesh.io/algoritm ignored: a Service takes "
+				       "xmesh.io/algorithm and xmesh.io/params"));
+	assert_null(strstr(m->note, "other.io"));
+	/* a Service that gives no entry at all still says why */
+	assert_false(has_svc(&f, "10.96.5.7:9"));
+	assert_int_equal(f.r.n_unusable, 1);
+	assert_string_equal(f.r.unusable[0].id, "default/sctp-only");
+	assert_non_null(strstr(f.r.unusable[0].note, "port 9/SCTP skipped: only TCP and UDP"));
 	fx_free(&f);
 	json_decref(prev.params);
 }

@@ -360,10 +360,15 @@ static int translate_group(struct xm_k8s *k, struct xm_k8s_group *g, struct xm_k
 	return err;
 }
 
-/* Notes (refused annotations, skipped ports) are logged when they first appear. */
+/*
+ * Notes (refused annotations, skipped ports) are logged when they first
+ * appear, also for a Service that gave no entry at all (SCTP only, no usable
+ * port): there the log is the only place that says why.
+ */
 static void log_new_note(struct xm_k8s_group *g, const struct xm_k8s_result *r)
 {
-	const char *note = r->conf.n_svc ? r->meta[0].note : "";
+	const char *note = r->conf.n_svc ? r->meta[0].note
+			   : r->n_unusable ? r->unusable[0].note : "";
 
 	if (!*note) {
 		free(g->note); /* gone: said again if it comes back */

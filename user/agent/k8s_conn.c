@@ -73,6 +73,17 @@ static json_t *named(json_t *arr, const char *name, const char *inner)
 	return NULL;
 }
 
+/* The API server's base URL, without trailing slashes: requests append "/api/..." to it. */
+static void set_server(struct xm_k8s_conn *c, const char *scheme, const char *url)
+{
+	size_t len;
+
+	snprintf(c->server, sizeof(c->server), "%s%s", scheme, url);
+	len = strlen(c->server);
+	while (len && c->server[len - 1] == '/')
+		c->server[--len] = '\0';
+}
+
 /* A path field relative to the kubeconfig's directory, as kubectl resolves it. */
 static void set_path(char *dst, size_t len, const char *dir, const char *p)
 {
@@ -124,14 +135,17 @@ int xm_k8s_conn_kubeconfig(struct xm_k8s_conn *c, const char *path, char *err, s
 		     cur ?: "");
 		goto out;
 	}
+	s = json_string_value(json_object_get(ctx, "user"));
+	if (s && *s && !user) {
+		fail(err, errlen, r, "--kubeconfig %s: the context's user \"%s\" is not in users[] "
+		     "(the API would see no credentials)", path, s);
+		goto out;
+	}
 	if (!cluster || !(s = json_string_value(json_object_get(cluster, "server")))) {
 		fail(err, errlen, r, "--kubeconfig %s: the context's cluster has no \"server\"", path);
 		goto out;
 	}
-	snprintf(c->server, sizeof(c->server), "%s", s);
-	len = strlen(c->server);
-	while (len && c->server[len - 1] == '/')
-		c->server[--len] = '\0';
+	set_server(c, "", s);
 	c->insecure = json_is_true(json_object_get(cluster, "insecure-skip-tls-verify"));
 	if ((s = json_string_value(json_object_get(cluster, "certificate-authority-data"))) &&
 	    b64_decode(s, &c->ca_data, &c->ca_len)) {
@@ -199,10 +213,7 @@ int xm_k8s_conn_set_api(struct xm_k8s_conn *c, const char *api, char *err, size_
 {
 	if (!*api || strchr(api, ' '))
 		return fail(err, errlen, -EINVAL, "--k8s-api %s: give HOST:PORT or a URL", api);
-	if (strstr(api, "://"))
-		snprintf(c->server, sizeof(c->server), "%s", api);
-	else
-		snprintf(c->server, sizeof(c->server), "https://%s", api);
+	set_server(c, strstr(api, "://") ? "" : "https://", api);
 	return 0;
 }
 

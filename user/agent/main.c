@@ -201,6 +201,40 @@ static void release_lock(struct xm_agent *a)
 }
 
 /*
+ * A number flag: the whole of arg a number in [min, max]. strtoul alone took
+ * "5m" for 5 and "abc" for 0 (the default), silently.
+ */
+static int flag_number(const char *flag, const char *arg, double min, double max, double *out)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(arg, &end);
+	if (errno || end == arg || *end || !(v >= min && v <= max)) {
+		pr_err("--%s %s: give a number from %g to %g", flag, arg, min, max);
+		return -EINVAL;
+	}
+	*out = v;
+	return 0;
+}
+
+static int flag_uint(const char *flag, const char *arg, unsigned int min, unsigned int max,
+		     unsigned int *out)
+{
+	double v;
+
+	if (flag_number(flag, arg, min, max, &v))
+		return -EINVAL;
+	if (v != (unsigned int)v) {
+		pr_err("--%s %s: give a whole number from %u to %u", flag, arg, min, max);
+		return -EINVAL;
+	}
+	*out = (unsigned int)v;
+	return 0;
+}
+
+/*
  * Check what can be checked before anything is attached, so that a bad
  * flag never leaves a half-started datapath behind.
  */
@@ -334,6 +368,7 @@ int main(int argc, char **argv)
 	struct xm_agent a = { .cgroup_fd = -1, .lock_fd = -1 };
 	const char *cgroup = NULL, *pin_root = XM_PIN_ROOT_DEFAULT;
 	bool uninstall = false, fresh, existed, started = false, force = false;
+	bool k8s_in_cluster = false;
 	double drain_timeout_s = 60;
 	int opt, err;
 
@@ -354,14 +389,26 @@ int main(int argc, char **argv)
 		case 'n': a.netns_path = optarg; break;
 		case 'O': a.overlay_dev = optarg; break;
 		case 'X': a.overlay_vxlan = optarg; break;
-		case 'F': a.overlay_max_flows = strtoul(optarg, NULL, 0); break;
-		case 'L': a.lb_udp_max = strtoul(optarg, NULL, 0); break;
-		case 'K': a.k8s_enabled = true; break;
+		case 'F':
+			if (flag_uint("overlay-max-flows", optarg, 1, 1U << 26, &a.overlay_max_flows))
+				return 1;
+			break;
+		case 'L':
+			if (flag_uint("lb-udp-max", optarg, 1, 1U << 26, &a.lb_udp_max))
+				return 1;
+			break;
+		case 'K': a.k8s_enabled = k8s_in_cluster = true; break;
 		case 'k': a.kubeconfig = optarg; a.k8s_enabled = true; break;
 		case 'A': a.k8s_api = optarg; break;
 		case 'N': a.node_name = optarg; break;
-		case 'T': a.k8s_watch_timeout = strtoul(optarg, NULL, 0); break;
-		case 'D': drain_timeout_s = strtod(optarg, NULL); break;
+		case 'T':
+			if (flag_uint("k8s-watch-timeout", optarg, 1, 86400, &a.k8s_watch_timeout))
+				return 1;
+			break;
+		case 'D':
+			if (flag_number("drain-timeout", optarg, 0, 86400, &drain_timeout_s))
+				return 1;
+			break;
 		case 'Z': force = true; break;
 		case 'l':
 			if (xm_log_parse_level(optarg, &xm_log_threshold)) {
@@ -377,6 +424,17 @@ int main(int argc, char **argv)
 	if (optind < argc) {
 		pr_err("unexpected argument '%s'", argv[optind]);
 		usage(stderr);
+		return 1;
+	}
+	/* Flags that only mean something with another are refused without it, not ignored. */
+	if (k8s_in_cluster && a.kubeconfig) {
+		pr_err("--k8s and --kubeconfig: give one (--k8s: in a pod, with its service "
+		       "account; --kubeconfig FILE: outside the cluster)");
+		return 1;
+	}
+	if (!uninstall && !a.k8s_enabled && (a.k8s_api || a.node_name || a.k8s_watch_timeout)) {
+		pr_err("--%s needs --k8s or --kubeconfig FILE (Kubernetes mode)",
+		       a.k8s_api ? "k8s-api" : a.node_name ? "node-name" : "k8s-watch-timeout");
 		return 1;
 	}
 	xm_log_setup_libbpf();

@@ -267,6 +267,21 @@ static int annotations(json_t *svc, json_t **algo, json_t **params, char *why, s
 	return 0;
 }
 
+/* An xmesh.io/ annotation of a Service that xmesh does not read is a misspelling to report. */
+static void note_unknown_annotations(json_t *svc, struct xm_k8s_svc_meta *m)
+{
+	json_t *an = json_object_get(json_object_get(svc, "metadata"), "annotations"), *v;
+	const char *k;
+
+	json_object_foreach(an, k, v) {
+		if (strncmp(k, "xmesh.io/", 9) || !strcmp(k, XM_K8S_ANNOT_ALGORITHM) ||
+		    !strcmp(k, XM_K8S_ANNOT_PARAMS))
+			continue;
+		note_add(m, "annotation %s ignored: a Service takes %s and %s", k,
+			 XM_K8S_ANNOT_ALGORITHM, XM_K8S_ANNOT_PARAMS);
+	}
+}
+
 /* Check a service object; a refused algorithm falls back to prev's or the default. */
 static int to_conf(json_t *o, bool has_annot, const char *annot_err, xm_k8s_prev_fn prev,
 		   void *prev_arg, struct xm_lb_svc_conf *out, struct xm_k8s_svc_meta *m)
@@ -435,6 +450,7 @@ int xm_k8s_translate_service(json_t *svc, json_t *svc_slices, const struct xm_k8
 		note_add(&m, "sessionAffinity ClientIP not implemented: each connection is "
 			     "balanced on its own");
 	annot_bad = annotations(svc, &algo, &params, annot_err, sizeof(annot_err)) != 0;
+	note_unknown_annotations(svc, &m);
 
 	for (size_t k = 0; k < (ips ? json_array_size(ips) : 1) && !err; k++) {
 		const char *vip = ips ? json_string_value(json_array_get(ips, k))
@@ -494,6 +510,17 @@ int xm_k8s_translate_service(json_t *svc, json_t *svc_slices, const struct xm_k8
 	/* Notes found after a port was pushed belong to every port of the Service. */
 	for (unsigned int s = first; s < r->conf.n_svc; s++)
 		r->meta[s] = m;
+	/* None pushed: the note is all that says why the Service does nothing. */
+	if (!err && r->conf.n_svc == first && m.note[0]) {
+		struct xm_k8s_svc_meta *u = realloc(r->unusable, (r->n_unusable + 1) * sizeof(*u));
+
+		if (u) {
+			r->unusable = u;
+			u[r->n_unusable++] = m;
+		} else {
+			err = -ENOMEM;
+		}
+	}
 	json_decref(algo);
 	json_decref(params);
 	return err;
@@ -556,4 +583,7 @@ void xm_k8s_result_free(struct xm_k8s_result *r)
 	xm_lb_conf_free(&r->conf);
 	free(r->meta);
 	r->meta = NULL;
+	free(r->unusable);
+	r->unusable = NULL;
+	r->n_unusable = 0;
 }

@@ -46,6 +46,9 @@ struct xm_k8s_result {
 	struct xm_lb_conf conf;       /* one service per cluster IP x port */
 	struct xm_k8s_svc_meta *meta; /* parallel to conf.svc */
 	unsigned int left_alone;      /* Services not ours: headless, ExternalName, other proxy */
+	/* Services of ours that gave no entry at all (SCTP only, no usable port), with the note why */
+	struct xm_k8s_svc_meta *unusable;
+	unsigned int n_unusable;
 };
 
 /*
