@@ -140,14 +140,14 @@ static bool probes_needed(struct xm_agent *a)
 	if (a->lb_probes_mode != XM_LB_PROBES_WEIGHTED)
 		return true;
 	/*
-	 * Rebalancing needs them too, whatever the weights: its idle rule reads
-	 * the request phase (without it, a request whose bytes were all
-	 * acknowledged looks idle and could be cut), and the sock_diag
-	 * fallback's hold lives in them (lb.h, mark-and-hold).
+	 * Rebalancing needs them too: its idle rule reads the request phase
+	 * (without it, a request whose bytes were all acknowledged looks idle
+	 * and could be cut), and the sock_diag fallback's hold lives in them
+	 * (lb.h, mark-and-hold). The config refuses it without a loop
+	 * algorithm, so the algorithm alone says.
 	 */
 	for (unsigned int i = 0; st && i < st->n_svc; i++)
-		if (xm_lb_algo_reads_probes(st->svc[i].conf.algorithm) ||
-		    st->svc[i].conf.rebalance.enabled)
+		if (xm_lb_algo_reads_probes(st->svc[i].conf.algorithm))
 			return true;
 	return false;
 }

@@ -183,6 +183,24 @@ static int parse_backend(struct ctx *c, json_t *o, const struct xm_lb_svc_key *s
 	return r;
 }
 
+/* The config's algorithm names, from the loop's table ("static" first unless loop_only). */
+static void algo_names(char *buf, size_t len, bool loop_only)
+{
+	const char *sep = "";
+
+	buf[0] = '\0';
+	if (!loop_only) {
+		snprintf(buf, len, "%s", XM_LB_ALGO_STATIC);
+		sep = ", ";
+	}
+	for (unsigned int i = 0; xm_weight_algos[i]; i++) {
+		if (loop_only && xm_weight_algos[i]->equal_weights)
+			continue;
+		snprintf(buf + strlen(buf), len - strlen(buf), "%s%s", sep, xm_weight_algos[i]->name);
+		sep = ", ";
+	}
+}
+
 static int parse_service(struct ctx *c, json_t *o, struct xm_lb_svc_conf *s)
 {
 	static const char *const keys[] = { "name", "vip", "port", "protocol", "algorithm",
@@ -213,11 +231,9 @@ static int parse_service(struct ctx *c, json_t *o, struct xm_lb_svc_conf *s)
 		r = get_str(c, o, "algorithm", s->algorithm, sizeof(s->algorithm),
 			    XM_LB_ALGO_STATIC);
 	if (!r && !xm_lb_algo_known(s->algorithm)) {
-		char names[128] = XM_LB_ALGO_STATIC;
+		char names[128];
 
-		for (unsigned int i = 0; xm_weight_algos[i]; i++)
-			snprintf(names + strlen(names), sizeof(names) - strlen(names), ", %s",
-				 xm_weight_algos[i]->name);
+		algo_names(names, sizeof(names), false);
 		push_key(c, "algorithm");
 		r = fail(c, "unknown algorithm \"%s\" (%s)", s->algorithm, names);
 		pop(c);
@@ -253,11 +269,15 @@ static int parse_service(struct ctx *c, json_t *o, struct xm_lb_svc_conf *s)
 	 * computes: with fixed weights it would never retire one, and would
 	 * only keep the per-packet probes attached for nothing.
 	 */
-	if (s->rebalance.enabled && !xm_lb_algo_reads_probes(s->algorithm))
-		return fail_at(c, "rebalance",
-			       "rebalancing needs an algorithm whose weights come from the weighting "
-			       "loop (l3, l3-peak, c3, l3x); with fixed weights there is no share to "
-			       "retire toward: set \"algorithm\" or remove \"rebalance\"");
+	if (s->rebalance.enabled && !xm_lb_algo_reads_probes(s->algorithm)) {
+		char names[128], msg[320];
+
+		algo_names(names, sizeof(names), true);
+		snprintf(msg, sizeof(msg), "rebalancing needs an algorithm whose weights come from "
+			 "the weighting loop (%s); with fixed weights there is no share to retire "
+			 "toward: set \"algorithm\" or remove \"rebalance\"", names);
+		return fail_at(c, "rebalance", msg);
+	}
 	bes = json_object_get(o, "backends");
 	push_key(c, "backends");
 	if (bes && !json_is_array(bes))
