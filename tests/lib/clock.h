@@ -12,5 +12,6 @@
 uint64_t xt_now_ns(void);	/* CLOCK_MONOTONIC, ns */
 double xt_now(void);		/* CLOCK_MONOTONIC, s */
 double xt_wall(void);		/* CLOCK_REALTIME, s since the epoch */
+uint64_t xt_wall_ns(void);	/* CLOCK_REALTIME, ns since the epoch */
 
 #endif

@@ -81,5 +81,10 @@ int xt_http_parse_response(const char *head, size_t len, struct xt_http_resp *r)
 	}
 	r->close = wants_close(head, len);
 	xt_http_header(head, len, "X-Backend", r->backend, sizeof(r->backend));
+	if (!xt_http_header(head, len, "X-Sent-Ns", v, sizeof(v))) {
+		r->sent_ns = strtoll(v, &end, 10);
+		if (end == v || *end || r->sent_ns < 0)
+			return -1;
+	}
 	return 0;
 }

@@ -24,6 +24,7 @@ struct xt_http_resp {
 	long content_length; /* -1: absent */
 	bool close;
 	char backend[64]; /* X-Backend, "" when absent */
+	long long sent_ns; /* X-Sent-Ns (the server's CLOCK_REALTIME at send), 0 when absent */
 };
 
 /* Parse a complete head (xt_http_head_len bytes); 0, or -1 when malformed. */

@@ -93,6 +93,13 @@ static void http_heads(void **state)
 						&rs), 0);
 	assert_string_equal(rs.backend, "");
 	assert_int_equal(rs.content_length, -1);
+	assert_int_equal(rs.sent_ns, 0);
+	/* X-Sent-Ns: the server's send time, a number or the head is malformed */
+	assert_int_equal(xt_http_parse_response("HTTP/1.1 200 OK\r\nX-Sent-Ns: 1796400000123456789\r\n\r\n",
+						51, &rs), 0);
+	assert_true(rs.sent_ns == 1796400000123456789LL);
+	assert_int_equal(xt_http_parse_response("HTTP/1.1 200 OK\r\nX-Sent-Ns: 12x\r\n\r\n", 35, &rs),
+			 -1);
 }
 
 int main(void)

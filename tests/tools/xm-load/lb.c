@@ -101,8 +101,9 @@ static int tcp_connect(void)
  * One request; returns the label and fills status, or -1. *lat_us from
  * before send() to the arrival of the first response byte at this host (the
  * kernel's receive timestamp, SO_TIMESTAMPNS), which leaves out how long the
- * scheduler took to wake us; without a timestamp (redirected sockets carry
- * none) until read() returned.
+ * scheduler took to wake us. Redirected bytes carry no timestamp: they
+ * arrive inside the server's write, so the server's X-Sent-Ns (xm-serve
+ * http) stands for it; with neither, until read() returned.
  */
 static int http_request(int fd, char *lab, size_t llen, int *status, double *lat_us)
 {
@@ -111,7 +112,7 @@ static int http_request(int fd, char *lab, size_t llen, int *status, double *lat
 	struct xt_http_resp resp;
 	size_t have = 0, head = 0;
 	double t0 = xt_wall() * 1e6;
-	int first = 1;
+	int first = 1, stamped = 0;
 
 	if (send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL) != sizeof(req) - 1)
 		return -1;
@@ -132,6 +133,7 @@ static int http_request(int fd, char *lab, size_t llen, int *status, double *lat
 
 					memcpy(&ts, CMSG_DATA(c), sizeof(ts));
 					*lat_us = ts.tv_sec * 1e6 + ts.tv_nsec / 1e3 - t0;
+					stamped = 1;
 				}
 			}
 			first = 0;
@@ -141,6 +143,8 @@ static int http_request(int fd, char *lab, size_t llen, int *status, double *lat
 	}
 	if (!head || xt_http_parse_response(buf, head, &resp) || !resp.backend[0])
 		return -1;
+	if (!stamped && resp.sent_ns)
+		*lat_us = resp.sent_ns / 1e3 - t0;
 	*status = resp.status;
 	snprintf(lab, llen, "%s", resp.backend);
 	return 0;

@@ -6,7 +6,8 @@
  *   http -l ADDR --label L [--delay S] [--error-rate F] [--reset]
  *                                           keep-alive HTTP/1: every request gets, after
  *                                           S seconds, "HTTP/1.1 200 OK" (or 500 for every
- *                                           1/F-th response) with header X-Backend: L;
+ *                                           1/F-th response) with headers X-Backend: L and
+ *                                           X-Sent-Ns: its CLOCK_REALTIME just before the write;
  *                                           --reset: reset the connection instead of answering
  *   udp -l ADDR --label L                   UDP: answer each datagram with "L"
  */
@@ -22,6 +23,7 @@
 #include <unistd.h>
 
 #include "lib/addr.h"
+#include "lib/clock.h"
 #include "lib/http1.h"
 #include "lib/loadopt.h"
 #include "lib/opt.h"
@@ -76,12 +78,20 @@ static void *http_conn(void *arg)
 			/* every (1/RATE)-th response of the server fails: exact, not sampled */
 			long nth = atomic_fetch_add(&responses, 1) + 1;
 			int bad = o.error_rate > 0 && nth % lround(1 / o.error_rate) == 0;
-			int len = snprintf(resp, sizeof(resp),
-					   "HTTP/1.1 %s\r\nX-Backend: %s\r\nContent-Length: 0\r\n\r\n",
-					   bad ? "500 Internal Server Error" : "200 OK", o.label);
+			int len;
 
 			if (o.delay > 0)
 				usleep(o.delay * 1e6);
+			/*
+			 * X-Sent-Ns: when the answer left, for a client whose
+			 * socket gets no receive timestamp (redirected bytes go
+			 * socket to socket inside this write).
+			 */
+			len = snprintf(resp, sizeof(resp),
+				       "HTTP/1.1 %s\r\nX-Backend: %s\r\nX-Sent-Ns: %llu\r\n"
+				       "Content-Length: 0\r\n\r\n",
+				       bad ? "500 Internal Server Error" : "200 OK", o.label,
+				       (unsigned long long)xt_wall_ns());
 			if (write(c, resp, len) != len)
 				goto out;
 			memmove(buf, buf + used, have - used);
