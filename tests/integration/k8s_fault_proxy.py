@@ -15,9 +15,16 @@
 #            after (a peer or path that died without FIN or RST: nothing is
 #            relayed either way, nothing is closed); new connections relay
 # The number of connections accepted so far is kept in MODE_FILE.conns.
+#
+# With --connect [--tls CERT KEY] after MODE_FILE it is a forward proxy (a
+# kubeconfig's proxy-url): each connection starts with an HTTP CONNECT
+# (over TLS with --tls: an https proxy), answered 200 and then relayed to
+# UPSTREAM whatever it names; the request lines are appended to
+# MODE_FILE.connects. LISTEN port 0: the port taken is written to MODE_FILE.port.
 import os
 import select
 import socket
+import ssl
 import sys
 import threading
 
@@ -51,7 +58,11 @@ def relay(client, upstream, mode_file, born_dropping):
 			if m == "garbage":
 				client.sendall(GARBAGE)
 				return
-			r, _, _ = select.select([client, upstream], [], [], 0.1)
+			# TLS: bytes already decrypted wait in the socket, select() does not see them
+			pending = getattr(client, "pending", lambda: 0)() > 0
+			r, _, _ = select.select([client, upstream], [], [], 0 if pending else 0.1)
+			if pending and client not in r:
+				r.append(client)
 			for s in r:
 				data = s.recv(65536)
 				if not data:
@@ -64,13 +75,41 @@ def relay(client, upstream, mode_file, born_dropping):
 		upstream.close()
 
 
+def http_connect(c, log):
+	"""Read a CONNECT request off c and accept it; False when it is none."""
+	req = b""
+	while b"\r\n\r\n" not in req:
+		data = c.recv(4096)
+		if not data or len(req) > 65536:
+			return False
+		req += data
+	line = req.split(b"\r\n", 1)[0].decode(errors="replace")
+	with open(log, "a") as f:
+		f.write(line + "\n")
+	if not line.startswith("CONNECT "):
+		c.sendall(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
+		return False
+	c.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+	return True
+
+
 def main():
 	lhost, lport = sys.argv[1].rsplit(":", 1)
 	uhost, uport = sys.argv[2].rsplit(":", 1)
+	connect = "--connect" in sys.argv[4:]
+	tls = None
+	if "--tls" in sys.argv[4:]:
+		i = sys.argv.index("--tls")
+		tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+		tls.load_cert_chain(sys.argv[i + 1], sys.argv[i + 2])
 	srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 	srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 	srv.bind((lhost, int(lport)))
 	srv.listen(64)
+	if int(lport) == 0:
+		with open(sys.argv[3] + ".port.tmp", "w") as f:
+			f.write("%d\n" % srv.getsockname()[1])
+		os.replace(sys.argv[3] + ".port.tmp", sys.argv[3] + ".port")
 	print("k8s_fault_proxy: %s -> %s, mode from %s" % (sys.argv[1], sys.argv[2], sys.argv[3]),
 	      file=sys.stderr, flush=True)
 	accepted = 0
@@ -81,6 +120,11 @@ def main():
 			f.write("%d\n" % accepted)
 		os.replace(sys.argv[3] + ".conns.tmp", sys.argv[3] + ".conns")
 		try:
+			if tls:
+				c = tls.wrap_socket(c, server_side=True)
+			if connect and not http_connect(c, sys.argv[3] + ".connects"):
+				c.close()
+				continue
 			u = socket.create_connection((uhost, int(uport)))
 		except OSError:
 			c.close()

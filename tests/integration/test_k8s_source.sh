@@ -4,7 +4,8 @@
 # nothing applied before both lists are complete (readiness too); services
 # and backends follow the API (real connect() to the VIP); a clash with the
 # config file is logged and the file wins; a refused annotation is shown with
-# its reason; 410 (as an ERROR event, as an HTTP status, after a compaction)
+# its reason; an unknown trafficDistribution and an endpoint without an
+# address are noted (logged once) while the rest serves; 410 (as an ERROR event, as an HTTP status, after a compaction)
 # relists without ever emptying the tables; 429 with Retry-After, 500s, an
 # API server that is down, sends garbage, hangs or disconnects mid-stream:
 # tables kept, a clear log line, recovery; a rotated token file is used by
@@ -61,6 +62,10 @@ fake apply "$(svc clash 10.96.0.12)" >/dev/null
 fake apply "$(slice clash-1 clash 10.77.0.6)" >/dev/null
 # a Service that gives no entry (SCTP only): only the log says why
 fake apply '{"kind":"services","object":{"metadata":{"namespace":"default","name":"sctp"},"spec":{"type":"ClusterIP","clusterIP":"10.96.0.13","clusterIPs":["10.96.0.13"],"ports":[{"port":9,"protocol":"SCTP"}]}}}' >/dev/null
+# a locality the agent does not know, an endpoint without an address: used as far as
+# they can be, and the Service's note (logged once) says what was not
+fake apply '{"kind":"services","object":{"metadata":{"namespace":"default","name":"rack"},"spec":{"type":"ClusterIP","clusterIP":"10.96.0.14","clusterIPs":["10.96.0.14"],"trafficDistribution":"PreferSameRack","ports":[{"name":"http","port":80,"protocol":"TCP"}]}}}' >/dev/null
+fake apply '{"kind":"endpointslices","object":{"metadata":{"namespace":"default","name":"rack-1","labels":{"kubernetes.io/service-name":"rack"}},"addressType":"IPv4","ports":[{"name":"http","port":8080,"protocol":"TCP"}],"endpoints":[{"addresses":["10.77.0.3"]},{"conditions":{"ready":true}}]}}' >/dev/null
 # the file defines 10.96.0.12:80 too, with backend b1: the file wins
 CFG=$XM_RUN_DIR/xm-config.json
 cat >"$CFG" <<'EOC'
@@ -115,6 +120,9 @@ xm_assert "$(grep -c 'k8s: service default/sctp: port 9/SCTP skipped: only TCP a
 	-eq 1 "a Service that gives no entry is logged once, with why"
 xm_assert "$(list | xm_json 'len([s for s in j if s["service"].startswith("10.96.0.13:")])')" -eq 0 \
 	"the SCTP-only Service programs nothing"
+xm_lb_wait 10.96.0.14:80 1
+xm_assert "$(grep -c 'k8s: service default/rack: trafficDistribution "PreferSameRack" not known: ignored.*; endpoints skipped: 1 without an address' "$AGENT_LOG")" \
+	-eq 1 "an unknown trafficDistribution and an endpoint without an address: noted, logged once"
 out=$(xm_pod_exec c "$XM_TOOLS/xm-load" rr -j -t 10.96.0.10:80 -P label --new -n 300)
 xm_assert "$(echo "$out" | xm_json 'len(j["backend"])')" -eq 3 "connects to the VIP reach b1 b2 b3"
 xm_assert "$(echo "$out" | xm_json 'sum(j["backend"].values())')" -eq 300 \

@@ -6,7 +6,11 @@
 # another CA is refused (clear log, nothing applied); a YAML kubeconfig is
 # refused at start with the command that converts it; in-cluster config
 # without KUBERNETES_SERVICE_HOST says what to do, and so does a context whose
-# user the kubeconfig lacks; a --k8s-api URL may end in a slash; a server that requires a
+# user the kubeconfig lacks; a --k8s-api URL may end in a slash; fields the
+# agent cannot honour (tls-server-name, basic auth, impersonation, unknown
+# ones, a proxy scheme client-go refuses) are refused at start, naming the
+# field; proxy-url is used (an HTTP and an HTTPS CONNECT proxy, over NO_PROXY);
+# with token and tokenFile the file's token is sent; a server that requires a
 # client certificate gets it, inline (client-*-data) and as files.
 set -eu
 . "$(dirname "$0")/lib.sh"
@@ -79,6 +83,70 @@ xm_agent_start --kubeconfig "$D/good.json" --node-name xm-node --k8s-api "https:
 	2>>"$LOG"
 xm_lb_wait 10.96.9.1:443 2
 xm_assert "$(xm_ctl -j service list | xm_json 'j[0]["k8s"]')" = default/tls "the Service came over TLS"
+kill "$XM_AGENT_PID"
+wait "$XM_AGENT_PID" 2>/dev/null || true
+
+# --- kubeconfig fields the agent cannot honour: refused at start, the field named ---
+refused() { # NAME PATTERN SED-EXPR: the kubeconfig edited by SED-EXPR is refused with PATTERN
+	kubeconfig "$D/api.crt" | sed "$3" >"$D/$1.json"
+	# timeout: an agent that took it would run, and the test would wait for good
+	if timeout 10 "$XM_BIN/xmesh-agent" --cgroup "$XM_CGROUP" --pin-root "$XM_PIN" \
+		--kubeconfig "$D/$1.json" 2>"$D/$1.err"; then
+		xm_fail "the agent ran with a kubeconfig with $1"
+	fi
+	grep -q "$2" "$D/$1.err" || xm_fail "no clear error for $1: $(cat "$D/$1.err")"
+	xm_log "ok: $1 refused: $(grep -o 'kubeconfig .*' "$D/$1.err" | head -c 200)"
+}
+refused tls-server-name 'cluster "c": "tls-server-name" is not supported.*give a "server" URL' \
+	's/"server": /"tls-server-name": "api.example", "server": /'
+refused basic-auth 'user "u": "password" (basic authentication) is not supported: give a token' \
+	's/"token": "secret"/"token": "secret", "password": "pw"/'
+refused impersonation 'user "u": "as" (impersonation) is not supported' \
+	's/"token": "secret"/"token": "secret", "as": "admin"/'
+refused unknown-user-field 'user "u": unknown field "token-file" (it takes token, tokenFile, ' \
+	's/"token": "secret"/"token-file": "tok"/'
+refused unknown-cluster-field 'cluster "c": unknown field "server-name" (it takes server, ' \
+	's/"server": /"server-name": "x", "server": /'
+refused proxy-scheme 'proxy-url "ftp://127.0.0.1:1": give http://, https:// or socks5://' \
+	's|"server": |"proxy-url": "ftp://127.0.0.1:1", "server": |'
+
+# --- proxy-url: the API server through an HTTP CONNECT proxy, then an HTTPS one ---
+# NO_PROXY names the server: proxy-url wins over it, as in client-go.
+proxy_run() { # NAME SCHEME CLUSTER-IP [PROXY ARGS...]
+	local name=$1 scheme=$2 cip=$3 pport
+	shift 3
+	rm -f "$D/$name.mode.port" "$D/$name.mode.connects"
+	xm_bg python3 "$XM_TOP/tests/integration/k8s_fault_proxy.py" 127.0.0.1:0 "127.0.0.1:$PORT" \
+		"$D/$name.mode" --connect "$@"
+	for _ in $(seq 50); do [ -s "$D/$name.mode.port" ] && break; sleep 0.1; done
+	pport=$(cat "$D/$name.mode.port")
+	ctl apply "{\"kind\":\"services\",\"object\":{\"metadata\":{\"name\":\"$name\"},\"spec\":{\"clusterIP\":\"$cip\",\"ports\":[{\"port\":443}]}}}"
+	kubeconfig "$D/api.crt" | sed "s|\"server\": |\"proxy-url\": \"$scheme://127.0.0.1:$pport\", \"server\": |" \
+		>"$D/$name.json"
+	NO_PROXY=127.0.0.1 no_proxy=127.0.0.1 xm_agent_start --kubeconfig "$D/$name.json" \
+		--node-name xm-node 2>>"$LOG"
+	xm_lb_wait "$cip:443" 0
+	grep -q "^CONNECT 127.0.0.1:$PORT " "$D/$name.mode.connects" ||
+		xm_fail "$name: the agent did not go through the proxy"
+	xm_log "ok: $name: the Service came through the proxy ($(head -1 "$D/$name.mode.connects"))"
+	kill "$XM_AGENT_PID"
+	wait "$XM_AGENT_PID" 2>/dev/null || true
+}
+proxy_run http-proxy http 10.96.9.11
+# an https proxy is checked with the kubeconfig's CA, as the API server is
+proxy_run https-proxy https 10.96.9.12 --tls "$D/api.crt" "$D/api.key"
+
+# --- token and tokenFile both: the file's token is sent (client-go's rule), and said ---
+echo secret >"$D/token"
+kubeconfig "$D/api.crt" "\"tokenFile\": \"$D/token\"" | sed 's/"token": "secret"/"token": "stale"/' \
+	>"$D/both.json"
+ctl apply '{"kind":"services","object":{"metadata":{"name":"both"},"spec":{"clusterIP":"10.96.9.13","ports":[{"port":443}]}}}'
+xm_agent_start --kubeconfig "$D/both.json" --node-name xm-node 2>>"$LOG"
+xm_lb_wait 10.96.9.13:443 0
+grep -q "the user has token and tokenFile: the token file's is sent" "$LOG" ||
+	xm_fail "token and tokenFile: which one is sent is not said"
+! grep -q "HTTP 401" "$LOG" || xm_fail "the stale token was sent: $(grep -m1 'HTTP 401' "$LOG")"
+xm_log "ok: token and tokenFile: the file's token is sent, the log says so"
 kill "$XM_AGENT_PID"
 wait "$XM_AGENT_PID" 2>/dev/null || true
 

@@ -263,6 +263,69 @@ static void annotations_checked_as_the_config_file(void **state)
 	json_decref(prev.params);
 }
 
+/*
+ * What the agent takes but cannot use is noted on its Service (the note that
+ * is logged and shown by `service list`), once per kind, never silently
+ * dropped: locality values it does not know, slice ports that serve no
+ * Service port, endpoints without a usable address.
+ */
+static void unused_inputs_noted(void **state)
+{
+	struct xm_k8s_svc_meta *m;
+	struct xm_lb_svc_conf *s;
+	struct fx f = {};
+
+	fx_load(&f, "ignored", NULL, NULL);
+	/* an unknown trafficDistribution asks for nothing, and says so */
+	s = svc(&f, "10.96.6.1:80", &m);
+	assert_true(be_weight(s, "10.0.14.1:80") == 1);
+	assert_true(be_weight(s, "10.0.14.2:80") == 1);
+	assert_non_null(strstr(m->note, "trafficDistribution \"PreferSameRack\" not known: "
+				       "ignored (xmesh knows PreferSameZone, PreferClose, "
+				       "PreferSameNode)"));
+	/* so does an unknown topology-mode */
+	s = svc(&f, "10.96.6.2:80", &m);
+	assert_true(be_weight(s, "10.0.15.2:80") == 1);
+	assert_non_null(strstr(m->note, "annotation service.kubernetes.io/topology-mode "
+				       "\"Balanced\" not known: ignored (it takes Auto or "
+				       "Disabled)"));
+	/* known values: no note, and locality as asked */
+	s = svc(&f, "10.96.6.3:80", &m);
+	assert_string_equal(m->note, "");
+	assert_true(be_weight(s, "10.0.16.1:80") == 1);
+	assert_true(be_weight(s, "10.0.16.2:80") == XM_K8S_FALLBACK_WEIGHT);
+	/* the deprecated topology-aware-hints: not read, and said */
+	s = svc(&f, "10.96.6.4:80", &m);
+	assert_non_null(strstr(m->note, "annotation service.kubernetes.io/topology-aware-hints "
+				       "ignored (deprecated)"));
+	/*
+	 * slice ports of no Service port (another name, another protocol, no
+	 * number): one note for the Service, counting them, naming the first
+	 */
+	s = svc(&f, "10.96.6.5:80", &m);
+	assert_int_equal(s->n_be, 1);
+	assert_true(be_weight(s, "10.0.18.1:8080") == 1);
+	assert_non_null(strstr(m->note, "EndpointSlice ports not used: 3 (first: default/ports-1 "
+				       "port metrics 9090/TCP): a slice port needs a number and "
+				       "the name and protocol of a Service port"));
+	assert_null(strstr(strstr(m->note, "not used") + 1, "not used"));
+	s = svc(&f, "10.96.6.5:53/udp", NULL);
+	assert_int_equal(s->n_be, 0);
+	/*
+	 * endpoints without an address (absent, empty, not an address, another
+	 * family): skipped with one note; the others still serve (an address that
+	 * is none made the whole port unusable before)
+	 */
+	s = svc(&f, "10.96.6.6:80", &m);
+	assert_int_equal(s->n_be, 1);
+	assert_true(be_weight(s, "10.0.19.1:80") == 1);
+	assert_non_null(strstr(m->note, "endpoints skipped: 4 without an address of their "
+				       "slice's addressType (first in EndpointSlice "
+				       "default/noaddr-1)"));
+	assert_null(strstr(m->note, "not usable"));
+	fx_free(&f);
+}
+
 /* Objects keyed by name (the source's store) translate as arrays do. */
 static void object_store_same_as_array(void **state)
 {
@@ -322,7 +385,7 @@ static void translate_root(json_t *root, bool pruned, struct xm_k8s_result *r)
 static void pruned_objects_translate_the_same(void **state)
 {
 	static const char *const names[] = { "basic", "dualstack", "leftalone", "locality",
-					     "terminating", "annotations" };
+					     "terminating", "annotations", "ignored" };
 	json_t *extra = json_loads("{\"kind\":\"X\",\"status\":{\"loadBalancer\":{}},"
 				   "\"metadata\":{\"managedFields\":[{\"manager\":\"m\"}]}}",
 				   0, NULL);
@@ -406,6 +469,7 @@ int main(void)
 		cmocka_unit_test(terminating_used_only_when_none_ready),
 		cmocka_unit_test(traffic_policy_and_locality),
 		cmocka_unit_test(annotations_checked_as_the_config_file),
+		cmocka_unit_test(unused_inputs_noted),
 		cmocka_unit_test(object_store_same_as_array),
 		cmocka_unit_test(pruned_objects_translate_the_same),
 		cmocka_unit_test(prune_drops_what_is_not_read),

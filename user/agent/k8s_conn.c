@@ -58,6 +58,12 @@ static int b64_decode(const char *in, unsigned char **out, size_t *len)
 	return 0;
 }
 
+/* obj's string field k, or "" (for messages). */
+static const char *jstr(json_t *obj, const char *k)
+{
+	return json_string_value(json_object_get(obj, k)) ?: "";
+}
+
 /* The entry of list `arr` whose "name" is name, its field `inner` (kubeconfig layout). */
 static json_t *named(json_t *arr, const char *name, const char *inner)
 {
@@ -94,11 +100,123 @@ static void set_path(char *dst, size_t len, const char *dir, const char *p)
 		dst[0] = '\0'; /* too long: as if absent, and curl then says what is missing */
 }
 
+/*
+ * The fields of a kubeconfig's cluster and user (client-go's
+ * clientcmd/api/v1 Cluster and AuthInfo, all of them): taken (read, or of no
+ * effect here, as commented), or refused with what to do instead. A field
+ * not listed is refused too: skipped, it could mean other credentials sent,
+ * or another name checked, than the kubeconfig asks for.
+ */
+struct kc_field {
+	const char *name;
+	const char *refused; /* NULL: taken */
+};
+
+static const struct kc_field cluster_fields[] = {
+	{ "server" },
+	{ "certificate-authority" },
+	{ "certificate-authority-data" },
+	{ "insecure-skip-tls-verify" },
+	{ "proxy-url" },
+	{ "disable-compression" }, /* the agent never asks for compressed answers */
+	{ "extensions" },          /* for other tools */
+	/* libcurl has no option for it: CURLOPT_CONNECT_TO would change the Host header too */
+	{ "tls-server-name", "is not supported (the server's certificate is checked against the "
+			     "host of \"server\"): give a \"server\" URL whose host is a name in "
+			     "the API server's certificate (an /etc/hosts entry can map it to the "
+			     "address)" },
+	{ NULL },
+};
+
+static const struct kc_field user_fields[] = {
+	{ "token" },
+	{ "tokenFile" },
+	{ "client-certificate" },
+	{ "client-certificate-data" },
+	{ "client-key" },
+	{ "client-key-data" },
+	{ "extensions" },
+	{ "exec", "(credential plugins) is not supported: give a token, tokenFile or a client "
+		  "certificate" },
+	{ "auth-provider", "is not supported: give a token, tokenFile or a client certificate" },
+	{ "username", "(basic authentication) is not supported: give a token, tokenFile or a "
+		      "client certificate" },
+	{ "password", "(basic authentication) is not supported: give a token, tokenFile or a "
+		      "client certificate" },
+	{ "as", "(impersonation) is not supported: give the credentials of the identity to "
+		"act as" },
+	{ "as-uid", "(impersonation) is not supported: give the credentials of the identity to "
+		    "act as" },
+	{ "as-groups", "(impersonation) is not supported: give the credentials of the identity "
+		       "to act as" },
+	{ "as-user-extra", "(impersonation) is not supported: give the credentials of the "
+			   "identity to act as" },
+	{ NULL },
+};
+
+/* obj's fields against the table: 0, or -EINVAL with the first field refused named in err. */
+static int check_fields(json_t *obj, const struct kc_field *fields, const char *path,
+			const char *where, char *err, size_t errlen)
+{
+	const struct kc_field *f;
+	const char *key;
+	json_t *v;
+
+	json_object_foreach(obj, key, v) {
+		char taken[400] = "";
+		size_t n = 0;
+
+		/* what kubectl leaves out when empty is absent, whatever wrote it */
+		if (json_is_null(v) || (json_is_string(v) && !*json_string_value(v)))
+			continue;
+		for (f = fields; f->name && strcmp(f->name, key); f++)
+			;
+		if (f->name && !f->refused)
+			continue;
+		if (f->name)
+			return fail(err, errlen, -EINVAL, "--kubeconfig %s: %s: \"%s\" %s", path,
+				    where, key, f->refused);
+		for (f = fields; f->name; f++)
+			if (!f->refused && n < sizeof(taken))
+				n += snprintf(taken + n, sizeof(taken) - n, "%s%s", n ? ", " : "",
+					      f->name);
+		return fail(err, errlen, -EINVAL, "--kubeconfig %s: %s: unknown field \"%s\" (it "
+			    "takes %s)", path, where, key, taken);
+	}
+	return 0;
+}
+
+/*
+ * proxy-url, as client-go takes it: http, https or socks5 (client-go's
+ * socks5 hands the host name to the proxy: curl's socks5h).
+ */
+static int set_proxy(struct xm_k8s_conn *c, const char *url, const char *path, char *err,
+		     size_t errlen)
+{
+	static const char *const schemes[] = { "http://", "https://", "socks5://", NULL };
+	const char *const *sc;
+	int n;
+
+	for (sc = schemes; *sc && strncmp(url, *sc, strlen(*sc)); sc++)
+		;
+	if (!*sc || !url[strlen(*sc)])
+		return fail(err, errlen, -EINVAL, "--kubeconfig %s: proxy-url \"%s\": give "
+			    "http://, https:// or socks5:// and the proxy's HOST:PORT", path, url);
+	if (!strcmp(*sc, "socks5://"))
+		n = snprintf(c->proxy, sizeof(c->proxy), "socks5h://%s", url + strlen(*sc));
+	else
+		n = snprintf(c->proxy, sizeof(c->proxy), "%s", url);
+	if (n >= (int)sizeof(c->proxy))
+		return fail(err, errlen, -EINVAL, "--kubeconfig %s: proxy-url is longer than %zu "
+			    "characters", path, sizeof(c->proxy) - 1);
+	return 0;
+}
+
 int xm_k8s_conn_kubeconfig(struct xm_k8s_conn *c, const char *path, char *err, size_t errlen)
 {
 	json_t *root, *ctx, *cluster, *user;
 	const char *cur, *s;
-	char *text, dir[PATH_MAX], tmp[PATH_MAX];
+	char *text, dir[PATH_MAX], tmp[PATH_MAX], where[160];
 	json_error_t je;
 	size_t len;
 	int r;
@@ -145,7 +263,16 @@ int xm_k8s_conn_kubeconfig(struct xm_k8s_conn *c, const char *path, char *err, s
 		fail(err, errlen, r, "--kubeconfig %s: the context's cluster has no \"server\"", path);
 		goto out;
 	}
+	snprintf(where, sizeof(where), "cluster \"%s\"", jstr(ctx, "cluster"));
+	if (check_fields(cluster, cluster_fields, path, where, err, errlen))
+		goto out;
+	snprintf(where, sizeof(where), "user \"%s\"", jstr(ctx, "user"));
+	if (check_fields(user, user_fields, path, where, err, errlen))
+		goto out;
 	set_server(c, "", s);
+	if ((s = json_string_value(json_object_get(cluster, "proxy-url"))) && *s &&
+	    set_proxy(c, s, path, err, errlen))
+		goto out;
 	c->insecure = json_is_true(json_object_get(cluster, "insecure-skip-tls-verify"));
 	if ((s = json_string_value(json_object_get(cluster, "certificate-authority-data"))) &&
 	    b64_decode(s, &c->ca_data, &c->ca_len)) {
@@ -154,10 +281,20 @@ int xm_k8s_conn_kubeconfig(struct xm_k8s_conn *c, const char *path, char *err, s
 	}
 	if ((s = json_string_value(json_object_get(cluster, "certificate-authority"))))
 		set_path(c->ca_file, sizeof(c->ca_file), dir, s);
-	if ((s = json_string_value(json_object_get(user, "token"))))
-		c->token = strdup(s);
-	if ((s = json_string_value(json_object_get(user, "tokenFile"))))
+	if ((s = json_string_value(json_object_get(user, "tokenFile"))) && *s)
 		set_path(c->token_file, sizeof(c->token_file), dir, s);
+	/*
+	 * Both: client-go's rule, the token file's last read value is sent and
+	 * the token only while the file was never read; the file must be read
+	 * here (below), so the token is never sent.
+	 */
+	if ((s = json_string_value(json_object_get(user, "token"))) && *s) {
+		if (c->token_file[0])
+			pr_info("k8s: --kubeconfig %s: the user has token and tokenFile: the token "
+				"file's is sent (as client-go does), the token is not used", path);
+		else
+			c->token = strdup(s);
+	}
 	if ((s = json_string_value(json_object_get(user, "client-certificate"))))
 		set_path(c->cert_file, sizeof(c->cert_file), dir, s);
 	if ((s = json_string_value(json_object_get(user, "client-key"))))
@@ -167,12 +304,6 @@ int xm_k8s_conn_kubeconfig(struct xm_k8s_conn *c, const char *path, char *err, s
 	    ((s = json_string_value(json_object_get(user, "client-key-data"))) &&
 	     b64_decode(s, &c->key_data, &c->key_len))) {
 		fail(err, errlen, r, "--kubeconfig %s: client-*-data is not base64", path);
-		goto out;
-	}
-	if (json_object_get(user, "exec") || json_object_get(user, "auth-provider")) {
-		fail(err, errlen, r, "--kubeconfig %s: exec and auth-provider credentials are not "
-				     "supported: give a token, tokenFile or a client certificate",
-		     path);
 		goto out;
 	}
 	if (c->token_file[0] && xm_k8s_conn_token_refresh(c) < 0) {
@@ -314,6 +445,22 @@ int xm_k8s_conn_setup(struct xm_k8s_conn *c, CURL *h, struct curl_slist **hdrs)
 	if (c->insecure) {
 		curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
 		curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+	}
+	if (c->proxy[0]) {
+		curl_easy_setopt(h, CURLOPT_PROXY, c->proxy);
+		/* proxy-url is the proxy for the API server, whatever NO_PROXY says (client-go) */
+		curl_easy_setopt(h, CURLOPT_NOPROXY, "");
+		/* an https proxy: checked as the server is (Go's transport uses one TLS config) */
+		pem_opt(h, CURLOPT_PROXY_CAINFO_BLOB, c->ca_data, c->ca_len, CURLOPT_PROXY_CAINFO,
+			c->ca_file);
+		pem_opt(h, CURLOPT_PROXY_SSLCERT_BLOB, c->cert_data, c->cert_len,
+			CURLOPT_PROXY_SSLCERT, c->cert_file);
+		pem_opt(h, CURLOPT_PROXY_SSLKEY_BLOB, c->key_data, c->key_len, CURLOPT_PROXY_SSLKEY,
+			c->key_file);
+		if (c->insecure) {
+			curl_easy_setopt(h, CURLOPT_PROXY_SSL_VERIFYPEER, 0L);
+			curl_easy_setopt(h, CURLOPT_PROXY_SSL_VERIFYHOST, 0L);
+		}
 	}
 	return 0;
 }

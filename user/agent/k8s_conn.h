@@ -36,6 +36,7 @@ struct xm_k8s_conn {
 	unsigned char *ca_data, *cert_data, *key_data; /* decoded *-data fields */
 	size_t ca_len, cert_len, key_len;
 	bool insecure;             /* insecure-skip-tls-verify */
+	char proxy[512];           /* proxy-url as curl takes it; "": none (curl's environment) */
 	char source[PATH_MAX + 32]; /* for messages: "kubeconfig FILE" or "in-cluster" */
 };
 

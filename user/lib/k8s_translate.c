@@ -17,6 +17,7 @@
 #define LABEL_SERVICE_NAME "kubernetes.io/service-name"
 #define LABEL_PROXY_NAME "service.kubernetes.io/service-proxy-name"
 #define ANNOT_TOPOLOGY_MODE "service.kubernetes.io/topology-mode"
+#define ANNOT_TOPOLOGY_HINTS "service.kubernetes.io/topology-aware-hints" /* deprecated, 1.27 */
 
 /* One endpoint address x port, before selection. */
 struct cand {
@@ -86,20 +87,49 @@ static const char *proto_of(json_t *port)
 	return jstr(port, "protocol") ?: "TCP";
 }
 
+/* A slice port's number, or -1 when it has none usable (the API allows none: "all ports"). */
+static int port_number(json_t *p)
+{
+	json_t *num = json_object_get(p, "port");
+	json_int_t n = json_integer_value(num);
+
+	return json_is_integer(num) && n >= 1 && n <= 65535 ? (int)n : -1;
+}
+
+/* A slice port serves a service port when name and protocol are the same (the API's rule). */
+static bool port_matches(json_t *p, const char *name, const char *proto)
+{
+	return !strcmp(jstr(p, "name") ?: "", name) && !strcmp(proto_of(p), proto);
+}
+
 /* The slice's port number for a service port (matched by name and protocol), or -1. */
 static int slice_port(json_t *slice, const char *name, const char *proto)
 {
 	size_t i;
 	json_t *p;
 
-	json_array_foreach(json_object_get(slice, "ports"), i, p) {
-		const char *pn = jstr(p, "name") ?: "";
-		json_t *num = json_object_get(p, "port");
-
-		if (!strcmp(pn, name) && !strcmp(proto_of(p), proto) && json_is_integer(num))
-			return (int)json_integer_value(num);
-	}
+	json_array_foreach(json_object_get(slice, "ports"), i, p)
+		if (port_matches(p, name, proto) && port_number(p) > 0)
+			return port_number(p);
 	return -1;
+}
+
+/*
+ * The endpoint's address the backends use: addresses[0] (the API says
+ * consumers use the first; all are fungible), if it is one of the slice's
+ * family. NULL: the endpoint cannot be a backend (note_slice_leftovers()
+ * says so).
+ */
+static const char *endpoint_addr(json_t *ep, const char *addr_type)
+{
+	const char *a = json_string_value(json_array_get(json_object_get(ep, "addresses"), 0));
+	struct xm_addr x;
+	__u8 fam;
+
+	if (!a || xm_addr_parse(a, &fam, &x) || fam != (strcmp(addr_type, "IPv6") ? AF_INET
+										 : AF_INET6))
+		return NULL;
+	return a;
 }
 
 static int cands_add(struct cands *cs, const struct cand *c)
@@ -144,17 +174,16 @@ static int collect(json_t *svc_slices, const char *addr_type, const char *port_n
 		if (!jstr(sl, "addressType") || strcmp(jstr(sl, "addressType"), addr_type))
 			continue;
 		port = slice_port(sl, port_name, proto);
-		if (port < 1 || port > 65535)
+		if (port < 0)
 			continue;
 		json_array_foreach(json_object_get(sl, "endpoints"), j, ep) {
 			json_t *conds = json_object_get(ep, "conditions");
 			json_t *hints = json_object_get(ep, "hints");
-			const char *a = json_string_value(json_array_get(json_object_get(ep, "addresses"), 0));
+			const char *a = endpoint_addr(ep, addr_type);
 			const char *ep_node = jstr(ep, "nodeName"), *ep_zone = jstr(ep, "zone");
 			struct cand c = { .port = port };
 			int err;
 
-			/* addresses[0]: the API says consumers use the first; all are fungible. */
 			if (!a || strlen(a) >= sizeof(c.addr))
 				continue;
 			strcpy(c.addr, a);
@@ -181,19 +210,40 @@ static int collect(json_t *svc_slices, const char *addr_type, const char *port_n
 
 enum locality { LOC_NONE, LOC_ZONE, LOC_NODE };
 
-static enum locality service_locality(json_t *svc)
+/*
+ * The locality a Service asks for. Kubernetes accepts values it does not
+ * know here (a newer API server's trafficDistribution, any annotation
+ * value) and so does the agent: such a value asks for nothing, and the
+ * Service's note says so, since the weights then differ from what was meant.
+ */
+static enum locality service_locality(json_t *svc, struct xm_k8s_svc_meta *m)
 {
+	json_t *an = json_object_get(json_object_get(svc, "metadata"), "annotations");
 	const char *td = jstr2(svc, "spec", "trafficDistribution");
-	const char *mode = jstr(json_object_get(json_object_get(svc, "metadata"), "annotations"),
-				ANNOT_TOPOLOGY_MODE);
+	const char *mode = jstr(an, ANNOT_TOPOLOGY_MODE);
+	enum locality loc = LOC_NONE;
 
 	if (td && !strcmp(td, "PreferSameNode"))
-		return LOC_NODE;
-	if (td && (!strcmp(td, "PreferSameZone") || !strcmp(td, "PreferClose")))
-		return LOC_ZONE;
+		loc = LOC_NODE;
+	else if (td && (!strcmp(td, "PreferSameZone") || !strcmp(td, "PreferClose")))
+		loc = LOC_ZONE;
+	else if (td)
+		note_add(m, "trafficDistribution \"%s\" not known: ignored (xmesh knows "
+			    "PreferSameZone, PreferClose, PreferSameNode)", td);
 	if (mode && !strcasecmp(mode, "auto"))
-		return LOC_ZONE;
-	return LOC_NONE;
+		loc = loc == LOC_NONE ? LOC_ZONE : loc;
+	else if (mode && strcasecmp(mode, "disabled"))
+		note_add(m, "annotation %s \"%s\" not known: ignored (it takes Auto or Disabled)",
+			 ANNOT_TOPOLOGY_MODE, mode);
+	/*
+	 * Its predecessor, which the EndpointSlice controller still honours: not
+	 * read here, so its Auto (the only value that asks for something) is noted.
+	 */
+	mode = jstr(an, ANNOT_TOPOLOGY_HINTS);
+	if (mode && !strcasecmp(mode, "auto"))
+		note_add(m, "annotation %s ignored (deprecated): give %s: Auto or "
+			    "spec.trafficDistribution", ANNOT_TOPOLOGY_HINTS, ANNOT_TOPOLOGY_MODE);
+	return loc;
 }
 
 /*
@@ -280,6 +330,55 @@ static void note_unknown_annotations(json_t *svc, struct xm_k8s_svc_meta *m)
 		note_add(m, "annotation %s ignored: a Service takes %s and %s", k,
 			 XM_K8S_ANNOT_ALGORITHM, XM_K8S_ANNOT_PARAMS);
 	}
+}
+
+/*
+ * What the Service's slices hold that gives no backend, as one note per kind
+ * per Service, never one per endpoint (a large slice must not flood the log):
+ * slice ports that serve no port of the Service (another name or protocol, or
+ * no number) and endpoints without an address of their slice's family. FQDN
+ * slices are not read at all (docs/kubernetes.md).
+ */
+static void note_slice_leftovers(json_t *svc, json_t *svc_slices, struct xm_k8s_svc_meta *m)
+{
+	json_t *svc_ports = json_object_get(json_object_get(svc, "spec"), "ports");
+	json_t *sl, *p, *sp, *ep;
+	unsigned int n_ports = 0, n_eps = 0;
+	char port_ex[XM_K8S_ID_LEN + 96] = "", ep_ex[XM_K8S_ID_LEN] = "";
+	size_t i, j, k;
+
+	json_array_foreach(svc_slices, i, sl) {
+		const char *type = jstr(sl, "addressType") ?: "";
+		char id[XM_K8S_ID_LEN];
+
+		if (strcmp(type, "IPv4") && strcmp(type, "IPv6"))
+			continue;
+		xm_k8s_object_id(sl, id, sizeof(id));
+		json_array_foreach(json_object_get(sl, "ports"), j, p) {
+			const char *pn = jstr(p, "name") ?: "";
+			bool serves = false;
+			char num[16] = "no number";
+
+			json_array_foreach(svc_ports, k, sp)
+				serves |= port_matches(p, jstr(sp, "name") ?: "", proto_of(sp));
+			if (serves && port_number(p) > 0)
+				continue;
+			if (port_number(p) > 0)
+				snprintf(num, sizeof(num), "%d", port_number(p));
+			if (!n_ports++)
+				snprintf(port_ex, sizeof(port_ex), "%s port %s%s%s/%s", id, pn,
+					 *pn ? " " : "", num, proto_of(p));
+		}
+		json_array_foreach(json_object_get(sl, "endpoints"), j, ep)
+			if (!endpoint_addr(ep, type) && !n_eps++)
+				snprintf(ep_ex, sizeof(ep_ex), "%s", id);
+	}
+	if (n_ports)
+		note_add(m, "EndpointSlice ports not used: %u (first: %s): a slice port needs a "
+			    "number and the name and protocol of a Service port", n_ports, port_ex);
+	if (n_eps)
+		note_add(m, "endpoints skipped: %u without an address of their slice's "
+			    "addressType (first in EndpointSlice %s)", n_eps, ep_ex);
 }
 
 /* Check a service object; a refused algorithm falls back to prev's or the default. */
@@ -416,8 +515,8 @@ int xm_k8s_translate_service(json_t *svc, json_t *svc_slices, const struct xm_k8
 	const char *type = jstr(spec, "type"), *itp = jstr(spec, "internalTrafficPolicy");
 	const char *aff = jstr(spec, "sessionAffinity");
 	bool local_only = itp && !strcmp(itp, "Local");
-	enum locality loc = service_locality(svc);
 	struct xm_k8s_svc_meta m = {};
+	enum locality loc = service_locality(svc, &m);
 	char annot_err[XM_K8S_NOTE_LEN];
 	bool annot_bad;
 	size_t i, j;
@@ -451,6 +550,7 @@ int xm_k8s_translate_service(json_t *svc, json_t *svc_slices, const struct xm_k8
 			     "balanced on its own");
 	annot_bad = annotations(svc, &algo, &params, annot_err, sizeof(annot_err)) != 0;
 	note_unknown_annotations(svc, &m);
+	note_slice_leftovers(svc, svc_slices, &m);
 
 	for (size_t k = 0; k < (ips ? json_array_size(ips) : 1) && !err; k++) {
 		const char *vip = ips ? json_string_value(json_array_get(ips, k))
