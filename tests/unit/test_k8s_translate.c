@@ -269,6 +269,19 @@ static void annotations_checked_as_the_config_file(void **state)
  * dropped: locality values it does not know, slice ports that serve no
  * Service port, endpoints without a usable address.
  */
+/* Service key serves backend ap alone, at weight 1, and its note has note: the note. */
+static struct xm_k8s_svc_meta *one_backend_noted(struct fx *f, const char *key, const char *ap,
+						 const char *note)
+{
+	struct xm_k8s_svc_meta *m;
+	struct xm_lb_svc_conf *s = svc(f, key, &m);
+
+	assert_int_equal(s->n_be, 1);
+	assert_true(be_weight(s, ap) == 1);
+	assert_non_null(strstr(m->note, note));
+	return m;
+}
+
 static void unused_inputs_noted(void **state)
 {
 	struct xm_k8s_svc_meta *m;
@@ -302,12 +315,10 @@ static void unused_inputs_noted(void **state)
 	 * slice ports of no Service port (another name, another protocol, no
 	 * number): one note for the Service, counting them, naming the first
 	 */
-	s = svc(&f, "10.96.6.5:80", &m);
-	assert_int_equal(s->n_be, 1);
-	assert_true(be_weight(s, "10.0.18.1:8080") == 1);
-	assert_non_null(strstr(m->note, "EndpointSlice ports not used: 3 (first: default/ports-1 "
-				       "port metrics 9090/TCP): a slice port needs a number and "
-				       "the name and protocol of a Service port"));
+	m = one_backend_noted(&f, "10.96.6.5:80", "10.0.18.1:8080",
+			      "EndpointSlice ports not used: 3 (first: default/ports-1 port metrics "
+			      "9090/TCP): a slice port needs a number and the name and protocol of a "
+			      "Service port");
 	assert_null(strstr(strstr(m->note, "not used") + 1, "not used"));
 	s = svc(&f, "10.96.6.5:53/udp", NULL);
 	assert_int_equal(s->n_be, 0);
@@ -316,12 +327,9 @@ static void unused_inputs_noted(void **state)
 	 * family): skipped with one note; the others still serve (an address that
 	 * is none made the whole port unusable before)
 	 */
-	s = svc(&f, "10.96.6.6:80", &m);
-	assert_int_equal(s->n_be, 1);
-	assert_true(be_weight(s, "10.0.19.1:80") == 1);
-	assert_non_null(strstr(m->note, "endpoints skipped: 4 without an address of their "
-				       "slice's addressType (first in EndpointSlice "
-				       "default/noaddr-1)"));
+	m = one_backend_noted(&f, "10.96.6.6:80", "10.0.19.1:80",
+			      "endpoints skipped: 4 without an address of their slice's addressType "
+			      "(first in EndpointSlice default/noaddr-1)");
 	assert_null(strstr(m->note, "not usable"));
 	fx_free(&f);
 }
