@@ -98,6 +98,52 @@ static void rejects_with_spec_codes(void **state)
 }
 
 /*
+ * Our own fields: a misspelt one ("pin_root", "LogLevel") is refused with
+ * code 2 and the right name instead of being ignored as not ours (the plugin
+ * then ran on the default pin root); an unknown logLevel is refused instead
+ * of dropped. Fields of others stay ignored.
+ */
+static void refuses_misspelt_own_fields(void **state)
+{
+	static const struct {
+		const char *field;
+		int code;
+		const char *says;
+	} cases[] = {
+		{ "\"pinroot\":\"/x\"", XM_CNI_E_FIELD, "did you mean \"pinRoot\"" },
+		{ "\"pin_root\":\"/x\"", XM_CNI_E_FIELD, "did you mean \"pinRoot\"" },
+		{ "\"state-dir\":\"/x\"", XM_CNI_E_FIELD, "did you mean \"stateDir\"" },
+		{ "\"LogLevel\":\"debug\"", XM_CNI_E_FIELD, "did you mean \"logLevel\"" },
+		{ "\"logLevel\":\"verbose\"", XM_CNI_E_CONFIG, "logLevel 'verbose'" },
+		{ "\"logLevel\":3", XM_CNI_E_CONFIG, "must be a string" },
+		{ "\"logFile\":\"x.log\"", XM_CNI_E_CONFIG, "absolute" },
+		{ "\"logLevel\":\"DEBUG\"", 0, NULL },
+		{ "\"pinRootDir\":\"/x\"", 0, NULL },
+		{ "\"ipMasq\":true", 0, NULL },
+	};
+	struct xm_cni_conf c;
+	struct xm_cni_err e;
+	char in[512];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(in, sizeof(in), "{\"cniVersion\":\"1.1.0\",\"name\":\"n\","
+			 "\"type\":\"xmesh-cni\",%s}", cases[i].field);
+		if (!cases[i].code) {
+			if (parse(in, &c, &e))
+				fail_msg("%s refused: %s", cases[i].field, e.msg);
+			assert_string_equal(c.pin_root, XM_PIN_ROOT_DEFAULT);
+			xm_cni_conf_free(&c);
+			continue;
+		}
+		if (parse(in, &c, &e) != -1 || e.code != cases[i].code)
+			fail_msg("%s: code %d, want %d (%s)", cases[i].field, e.code, cases[i].code,
+				 e.msg);
+		if (!strstr(e.msg, cases[i].says))
+			fail_msg("%s: '%s' does not say '%s'", cases[i].field, e.msg, cases[i].says);
+	}
+}
+
+/*
  * A prevResult that does not parse is not a config error for DEL (teardown
  * must never stick): the config parses, prev_err holds code 7 and a message
  * that says what is wrong, and no address of it is kept.
@@ -337,6 +383,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(parses_chained_add),
 		cmocka_unit_test(rejects_with_spec_codes),
+		cmocka_unit_test(refuses_misspelt_own_fields),
 		cmocka_unit_test(bad_prev_result_is_deferred),
 		cmocka_unit_test(reads_gc_and_old_versions),
 		cmocka_unit_test(keeps_what_fits_of_a_huge_result),

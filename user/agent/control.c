@@ -145,16 +145,26 @@ static void client_read(struct ctl_client *c)
 
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
 			return;
+		if (n == 0 && c->in_len > 0) {
+			/*
+			 * The client shut its side after a request without the newline: it
+			 * may still read, and silence would leave it guessing.
+			 */
+			client_answer(c, json_pack("{s:s}", "error",
+						   "a request is one JSON object followed by a "
+						   "newline: none came before the end of input"));
+			return;
+		}
 		if (n <= 0) {
-			/* closed (or failed) before a whole line: nothing to answer */
+			/* closed (or failed) before sending anything: nothing to answer */
 			client_close(c);
 			return;
 		}
 		nl = memchr(c->in + c->in_len, '\n', n);
 		c->in_len += n;
 		if (nl) {
-			*nl = '\0';
-			client_answer(c, xm_services_request(c->ctl->agent, c->in));
+			/* by length: a NUL inside the line is the parser's error, not its end */
+			client_answer(c, xm_services_request(c->ctl->agent, c->in, nl - c->in));
 			return;
 		}
 		if (c->in_len > XM_CTL_MAX_REQUEST) {

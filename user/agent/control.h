@@ -16,7 +16,7 @@ struct xm_agent;
 int xm_control_start(struct xm_agent *a);
 /* Closes every client, the socket, and removes its path. */
 void xm_control_stop(struct xm_agent *a);
-/* One request line (NUL-terminated) -> one answer object (services.c). */
-json_t *xm_services_request(struct xm_agent *a, const char *line);
+/* One request line of len bytes, without its newline -> one answer object (services.c). */
+json_t *xm_services_request(struct xm_agent *a, const char *line, size_t len);
 
 #endif

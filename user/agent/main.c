@@ -26,6 +26,7 @@
 #include "k8s.h"
 #include "weighting.h"
 #include "log.h"
+#include "numparse.h"
 #include "pin.h"
 #include "sys.h"
 
@@ -200,37 +201,23 @@ static void release_lock(struct xm_agent *a)
 	xm_run_dir_release();
 }
 
-/*
- * A number flag: the whole of arg a number in [min, max]. strtoul alone took
- * "5m" for 5 and "abc" for 0 (the default), silently.
- */
+/* A number flag: the whole of arg a number in [min, max] (numparse.h says why). */
 static int flag_number(const char *flag, const char *arg, double min, double max, double *out)
 {
-	char *end;
-	double v;
-
-	errno = 0;
-	v = strtod(arg, &end);
-	if (errno || end == arg || *end || !(v >= min && v <= max)) {
+	if (xm_number_parse(arg, min, max, out)) {
 		pr_err("--%s %s: give a number from %g to %g", flag, arg, min, max);
 		return -EINVAL;
 	}
-	*out = v;
 	return 0;
 }
 
 static int flag_uint(const char *flag, const char *arg, unsigned int min, unsigned int max,
 		     unsigned int *out)
 {
-	double v;
-
-	if (flag_number(flag, arg, min, max, &v))
-		return -EINVAL;
-	if (v != (unsigned int)v) {
+	if (xm_uint_parse(arg, min, max, out)) {
 		pr_err("--%s %s: give a whole number from %u to %u", flag, arg, min, max);
 		return -EINVAL;
 	}
-	*out = (unsigned int)v;
 	return 0;
 }
 

@@ -187,14 +187,14 @@ static json_t *ctl_backend_weight(struct xm_agent *ag, struct xm_lb_state *st,
 	return json_pack("{s:b}", "ok", 1);
 }
 
-json_t *xm_services_request(struct xm_agent *a, const char *line)
+json_t *xm_services_request(struct xm_agent *a, const char *line, size_t len)
 {
 	struct xm_lb_state *st = xm_services_state(a);
 	struct xm_ctl_request req;
 	char err[600];
 	json_t *rep = NULL;
 
-	if (xm_ctl_request_parse(line, strlen(line), &req, err, sizeof(err)))
+	if (xm_ctl_request_parse(line, len, &req, err, sizeof(err)))
 		return json_pack("{s:s}", "error", err);
 	if (!st) {
 		rep = reply_err("the LB datapath is not loaded");

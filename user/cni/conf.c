@@ -3,7 +3,9 @@
  * Parsing the network configuration on stdin. Strict about what we use
  * (types, syntax of addresses and names), silent about what we do not:
  * runtimes add fields (runtimeConfig, args, capabilities) that are not ours.
+ * One exception: a field that is one of ours misspelt (own_typo()).
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,6 +13,7 @@
 #include <string.h>
 #include "addr.h"
 #include "conf.h"
+#include "log.h"
 
 /*
  * 0.3.x is in the list because Antrea's conflist still says 0.3.0: a plugin
@@ -254,14 +257,83 @@ static int parse_valid(struct xm_cni_conf *c, json_t *arr, struct xm_cni_err *e)
 	return 0;
 }
 
+/* Our fields. Others are ignored, but not one that is ours misspelt (see own_typo()). */
+static const char *const own_fields[] = { "pinRoot", "stateDir", "logFile", "logLevel" };
+#define OWN_FIELDS "pinRoot, stateDir, logFile, logLevel"
+
+/* Equal but for case, '_' and '-': "pinroot", "pin_root" and "PinRoot" all mean pinRoot. */
+static bool same_folded(const char *a, const char *b)
+{
+	for (;;) {
+		while (*a == '_' || *a == '-')
+			a++;
+		while (*b == '_' || *b == '-')
+			b++;
+		if (tolower((unsigned char)*a) != tolower((unsigned char)*b))
+			return false;
+		if (!*a)
+			return true;
+		a++;
+		b++;
+	}
+}
+
+/*
+ * A key that is one of ours misspelt: ignoring it as "not ours" would run the
+ * plugin silently with the default pin root or state dir, another agent's.
+ */
+static int own_typo(json_t *obj, struct xm_cni_err *e)
+{
+	const char *key;
+	json_t *v;
+
+	json_object_foreach(obj, key, v) {
+		for (size_t i = 0; i < sizeof(own_fields) / sizeof(own_fields[0]); i++) {
+			if (strcmp(key, own_fields[i]) && same_folded(key, own_fields[i])) {
+				xm_cni_err_set(e, XM_CNI_E_FIELD, "xmesh-cni's fields: " OWN_FIELDS,
+					       "unsupported field \"%.64s\": did you mean \"%s\"?", key,
+					       own_fields[i]);
+				return -1;
+			}
+		}
+	}
+	return 0;
+}
+
+int xm_cni_conf_ours(json_t *obj, struct xm_cni_conf *c, struct xm_cni_err *e)
+{
+	enum xm_log_level lvl;
+
+	snprintf(c->pin_root, sizeof(c->pin_root), "%s", XM_PIN_ROOT_DEFAULT);
+	snprintf(c->state_dir, sizeof(c->state_dir), "%s", XM_CNI_STATE_DIR_DEFAULT);
+	c->log_file[0] = c->log_level[0] = '\0';
+	if (own_typo(obj, e) ||
+	    opt_str(obj, "pinRoot", c->pin_root, sizeof(c->pin_root), e) ||
+	    opt_str(obj, "stateDir", c->state_dir, sizeof(c->state_dir), e) ||
+	    opt_str(obj, "logFile", c->log_file, sizeof(c->log_file), e) ||
+	    opt_str(obj, "logLevel", c->log_level, sizeof(c->log_level), e))
+		return -1;
+	if (c->pin_root[0] != '/' || c->state_dir[0] != '/' ||
+	    (c->log_file[0] && c->log_file[0] != '/')) {
+		xm_cni_err_set(e, XM_CNI_E_CONFIG, NULL,
+			       "pinRoot, stateDir and logFile must be absolute paths");
+		return -1;
+	}
+	/* An unknown level was dropped at open_log(): the debug lines asked for never came. */
+	if (c->log_level[0] && xm_log_parse_level(c->log_level, &lvl)) {
+		xm_cni_err_set(e, XM_CNI_E_CONFIG, NULL,
+			       "logLevel '%s' is not one of error, warn, info, debug", c->log_level);
+		return -1;
+	}
+	return 0;
+}
+
 int xm_cni_conf_parse(const char *buf, size_t len, struct xm_cni_conf *c, struct xm_cni_err *e)
 {
 	json_error_t jerr;
 	json_t *v;
 
 	memset(c, 0, sizeof(*c));
-	snprintf(c->pin_root, sizeof(c->pin_root), "%s", XM_PIN_ROOT_DEFAULT);
-	snprintf(c->state_dir, sizeof(c->state_dir), "%s", XM_CNI_STATE_DIR_DEFAULT);
 	c->root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!c->root) {
 		char where[64];
@@ -292,17 +364,8 @@ int xm_cni_conf_parse(const char *buf, size_t len, struct xm_cni_conf *c, struct
 			       "([A-Za-z0-9][A-Za-z0-9_.-]*)", c->name);
 		goto fail;
 	}
-	if (opt_str(c->root, "pinRoot", c->pin_root, sizeof(c->pin_root), e) ||
-	    opt_str(c->root, "stateDir", c->state_dir, sizeof(c->state_dir), e) ||
-	    opt_str(c->root, "logFile", c->log_file, sizeof(c->log_file), e) ||
-	    opt_str(c->root, "logLevel", c->log_level, sizeof(c->log_level), e))
+	if (xm_cni_conf_ours(c->root, c, e))
 		goto fail;
-	if (c->pin_root[0] != '/' || c->state_dir[0] != '/' ||
-	    (c->log_file[0] && c->log_file[0] != '/')) {
-		xm_cni_err_set(e, XM_CNI_E_CONFIG, NULL,
-			       "pinRoot, stateDir and logFile must be absolute paths");
-		goto fail;
-	}
 	c->prev_result = json_object_get(c->root, "prevResult");
 	if (c->prev_result && parse_prev_result(c, &c->prev_err)) {
 		c->n_ifaces = c->n_ips = c->dropped_ifaces = c->dropped_ips = 0;

@@ -109,6 +109,12 @@ bool xm_cni_version_supported(unsigned int v);
  * left freed. On success the caller frees c with xm_cni_conf_free().
  */
 int xm_cni_conf_parse(const char *buf, size_t len, struct xm_cni_conf *c, struct xm_cni_err *err);
+/*
+ * Our own fields of obj (pinRoot, stateDir, logFile, logLevel) into c, with
+ * their defaults; -1 with err filled for a bad value or one of them
+ * misspelt. The parser's, and `conflist add`'s for the entry it installs.
+ */
+int xm_cni_conf_ours(json_t *obj, struct xm_cni_conf *c, struct xm_cni_err *err);
 void xm_cni_conf_free(struct xm_cni_conf *c);
 
 void xm_cni_err_set(struct xm_cni_err *e, int code, const char *details, const char *fmt, ...)

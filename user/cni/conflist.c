@@ -455,6 +455,20 @@ static int watch_loop(const struct conflist_opts *o)
 	return 0;
 }
 
+/* What ADD would refuse in our entry, refused now: not at the first pod of the node. */
+static int plugin_check(json_t *plugin)
+{
+	struct xm_cni_conf *scratch = calloc(1, sizeof(*scratch)); /* ~300 KiB: not the stack */
+	struct xm_cni_err e = {};
+	int err = scratch ? xm_cni_conf_ours(plugin, scratch, &e) : -1;
+
+	if (err)
+		pr_err("--plugin: %s%s%s", scratch ? e.msg : "out of memory",
+		       e.details[0] ? " -- " : "", e.details);
+	free(scratch);
+	return err;
+}
+
 int xm_cni_conflist_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -505,6 +519,10 @@ int xm_cni_conflist_main(int argc, char **argv)
 				     XM_CNI_CAP_POD_ANNOTATIONS, 1);
 	if (!is_ours(o.plugin)) {
 		pr_err("--plugin: \"type\" must be \"%s\"", PLUGIN_TYPE);
+		return 1;
+	}
+	if (plugin_check(o.plugin)) {
+		json_decref(o.plugin);
 		return 1;
 	}
 	if (!strcmp(cmd, "add")) {

@@ -121,6 +121,17 @@ static FILE *open_log(const struct xm_cni_conf *c)
 	return f;
 }
 
+typedef int (*cni_cmd_fn)(const struct xm_cni_env *env, struct xm_cni_conf *c,
+			  struct xm_cni_err *e);
+
+static const struct {
+	const char *name;
+	cni_cmd_fn fn; /* NULL: VERSION, answered before the config is parsed */
+} commands[] = {
+	{ "ADD", xm_cni_add },	   { "DEL", xm_cni_del },	{ "CHECK", xm_cni_check },
+	{ "GC", xm_cni_gc },	   { "STATUS", xm_cni_status }, { "VERSION", NULL },
+};
+
 int main(int argc, char **argv)
 {
 	struct xm_cni_env env = {
@@ -134,8 +145,8 @@ int main(int argc, char **argv)
 	struct xm_cni_err e = {};
 	struct xm_cni_conf c;
 	const char *version = XM_CNI_VERSION_LATEST;
+	size_t len, cmd;
 	FILE *logf;
-	size_t len;
 	char *buf;
 	int ret;
 
@@ -149,6 +160,16 @@ int main(int argc, char **argv)
 		print_error(version, &e);
 		return 1;
 	}
+	/* Before stdin: an unknown command is named as such, whatever the config says. */
+	for (cmd = 0; cmd < sizeof(commands) / sizeof(commands[0]); cmd++)
+		if (!strcmp(env.command, commands[cmd].name))
+			break;
+	if (cmd == sizeof(commands) / sizeof(commands[0])) {
+		xm_cni_err_set(&e, XM_CNI_E_ENV, "ADD, DEL, CHECK, GC, STATUS or VERSION",
+			       "unknown CNI_COMMAND '%.64s'", env.command);
+		print_error(version, &e);
+		return 1;
+	}
 	buf = read_all(STDIN_FILENO, &len);
 	if (!buf) {
 		xm_cni_err_set(&e, XM_CNI_E_IO, strerror(errno ?: EFBIG),
@@ -156,7 +177,7 @@ int main(int argc, char **argv)
 		print_error(version, &e);
 		return 1;
 	}
-	if (!strcmp(env.command, "VERSION")) {
+	if (!commands[cmd].fn) {
 		ret = do_version(buf, len);
 		free(buf);
 		return ret;
@@ -171,21 +192,7 @@ int main(int argc, char **argv)
 	logf = open_log(&c);
 	pr_debug("%s container %s ifname %s netns %s", env.command, env.container_id ?: "-",
 		 env.ifname ?: "-", env.netns ?: "-");
-	if (!strcmp(env.command, "ADD"))
-		ret = xm_cni_add(&env, &c, &e);
-	else if (!strcmp(env.command, "DEL"))
-		ret = xm_cni_del(&env, &c, &e);
-	else if (!strcmp(env.command, "CHECK"))
-		ret = xm_cni_check(&env, &c, &e);
-	else if (!strcmp(env.command, "GC"))
-		ret = xm_cni_gc(&env, &c, &e);
-	else if (!strcmp(env.command, "STATUS"))
-		ret = xm_cni_status(&env, &c, &e);
-	else {
-		xm_cni_err_set(&e, XM_CNI_E_ENV, "ADD, DEL, CHECK, GC, STATUS or VERSION",
-			       "unknown CNI_COMMAND '%s'", env.command);
-		ret = -1;
-	}
+	ret = commands[cmd].fn(&env, &c, &e);
 	if (ret)
 		print_error(version, &e);
 	fflush(stdout);

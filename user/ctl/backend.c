@@ -22,6 +22,7 @@
 #include "ctl.h"
 #include "lbconfig.h"
 #include "lbtable.h"
+#include "numparse.h"
 
 /* One row of `backend list`, in display units; both printers are fed from it. */
 struct be_row {
@@ -145,7 +146,7 @@ static int backend_list(int argc, char **argv)
 	struct xm_lb_svc_key key, *only = NULL;
 	struct collect c = {};
 	struct xm_lb_maps m;
-	long interval_ms = 500;
+	unsigned int interval_ms = 500;
 	double t0, dt;
 	int err, wfd;
 
@@ -158,9 +159,8 @@ static int backend_list(int argc, char **argv)
 	if (argc > 0 && !strcmp(argv[0], "interval")) {
 		NEXT_ARG();
 		REQ_ARGS(1);
-		interval_ms = strtol(argv[0], NULL, 10);
-		if (interval_ms < 0 || interval_ms > 60000) {
-			p_err("interval is in ms, 0 to 60000");
+		if (xm_uint_parse(argv[0], 0, 60000, &interval_ms)) {
+			p_err("interval '%s': give a whole number of ms, 0 to 60000", argv[0]);
 			return -1;
 		}
 		NEXT_ARG();
@@ -248,7 +248,8 @@ static int backend_help(int argc, char **argv)
 		"Usage: xmeshctl backend { list [SERVICE] [interval MS] | set SERVICE BACKEND weight W }\n"
 		"  SERVICE := VIP:PORT[/tcp|/udp]   BACKEND := ADDR:PORT\n"
 		"  list   weight, share of new connections, latency p50/p99 and success rate\n"
-		"         (since the backend was added), rps over the interval (default 500 ms),\n"
+		"         (since the backend was added), rps over the interval (0 to 60000 ms,\n"
+		"         default 500),\n"
 		"         requests in flight now; read from the pinned maps\n"
 		"  set    change a weight through the agent (until the next config reload)\n");
 	return 0;

@@ -163,23 +163,46 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
-	int opt;
+	int opt, at = optind;
 
-	/* '+': options end at the object, as in bpftool. */
-	while ((opt = getopt_long(argc, argv, "+jpr:Vh", opts, NULL)) != -1) {
+	/*
+	 * '+': options end at the object, as in bpftool. ':' and opterr = 0:
+	 * one error line of ours, in JSON under -j, instead of getopt's prose
+	 * followed by a wrong "unknown option" for a missing value.
+	 */
+	opterr = 0;
+	/* at: the element getopt works on (optind moves past it only once it is done) */
+	while ((opt = getopt_long(argc, argv, "+:jpr:Vh", opts, NULL)) != -1) {
+		bool long_opt = !strncmp(argv[at], "--", 2);
+
 		switch (opt) {
 		case 'j': xm_out_json = true; break;
 		case 'p': xm_out_json = xm_out_pretty = true; break;
 		case 'r': xm_pin_root = optarg; break;
 		case 'V': printf("xmeshctl %s (datapath ABI %d)\n", XM_VERSION, XM_ABI_VERSION); return 0;
 		case 'h': do_help(0, NULL); return 0;
+		case ':':
+			if (long_opt)
+				p_err("option '%s' needs a value; see 'xmeshctl help'", argv[at]);
+			else
+				p_err("option '-%c' needs a value; see 'xmeshctl help'", optopt);
+			return 1;
 		default:
-			p_err("unknown option; see 'xmeshctl help'");
+			if (long_opt) /* unknown, or "--json=1": a value it does not take */
+				p_err("what is option '%s'? see 'xmeshctl help'", argv[at]);
+			else
+				p_err("what is option '-%c'? see 'xmeshctl help'", optopt);
 			return 1;
 		}
+		at = optind;
 	}
 	argc -= optind;
 	argv += optind;
+	/* As the agent's --pin-root: the control socket is keyed by the absolute path. */
+	if (xm_pin_root[0] != '/') {
+		p_err("--pin-root '%s': give an absolute path below a bpffs mount", xm_pin_root);
+		return 1;
+	}
 	if (argc < 1) {
 		do_help(0, NULL);
 		return 1;

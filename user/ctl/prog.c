@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <sys/wait.h>
 #include "ctl.h"
+#include "numparse.h"
 #include "progstats.h"
 
 #define MAX_PROGS 256
@@ -184,14 +185,14 @@ static int prog_profile(int argc, char **argv)
 		NEXT_ARG();
 		REQ_ARGS(1);
 	} else if (argc > 0) {
-		char *end;
-
-		secs = strtod(argv[0], &end);
-		if (*end || secs <= 0 || argc > 1) {
-			p_err("profile takes SECONDS or -- COMMAND [ARGS], not '%s'", argv[0]);
+		/* finite and bounded: "nan" or "inf" made the window's end undefined */
+		if (xm_number_parse(argv[0], 0, 1e9, &secs) || secs == 0) {
+			p_err("profile takes SECONDS (a number > 0) or -- COMMAND [ARGS], not '%s'",
+			      argv[0]);
 			return -1;
 		}
-		argc = 0;
+		NEXT_ARG();
+		NO_MORE_ARGS();
 	}
 	before = calloc(MAX_PROGS, sizeof(*before));
 	after = calloc(MAX_PROGS, sizeof(*after));
@@ -250,12 +251,12 @@ out:
 
 static int prog_help(int argc, char **argv)
 {
-	fprintf(stderr,
+	ctl_help(
 		"Usage: xmeshctl prog { list | profile [SECONDS] | profile -- COMMAND [ARGS] }\n"
 		"  list      every xmesh program of the pin root: runs, run time, ns per run\n"
 		"            (moving only while BPF run-time statistics are on), size\n"
 		"  profile   turn the statistics on (BPF_ENABLE_STATS, the sysctl is left\n"
-		"            alone) for SECONDS, until Ctrl-C, or while COMMAND runs (its\n"
+		"            alone) for SECONDS (> 0), until Ctrl-C, or while COMMAND runs (its\n"
 		"            output goes to stderr), then report what each program ran in\n"
 		"            that window. The statistics add two clock reads per run.\n");
 	return 0;

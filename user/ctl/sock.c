@@ -9,6 +9,7 @@
 #include <xmesh/redirect.h>
 #include "addr.h"
 #include "ctl.h"
+#include "numparse.h"
 
 /* One row of `sock list`: the redirect map's key and the socket's cookie. */
 struct sock_row {
@@ -94,8 +95,7 @@ static int sock_list(int argc, char **argv)
 /* "port N" or "netns PATH" into a skip key. */
 static int skip_key_parse(int argc, char **argv, struct xm_redirect_skip_key *k)
 {
-	char *end;
-	long port;
+	unsigned int port;
 
 	memset(k, 0, sizeof(*k));
 	if (argc != 2 || (strcmp(argv[0], "port") && strcmp(argv[0], "netns"))) {
@@ -103,8 +103,7 @@ static int skip_key_parse(int argc, char **argv, struct xm_redirect_skip_key *k)
 		return -1;
 	}
 	if (!strcmp(argv[0], "port")) {
-		port = strtol(argv[1], &end, 10);
-		if (*end || port < 1 || port > 65535) {
+		if (xm_uint_parse(argv[1], 1, 65535, &port)) {
 			p_err("port '%s': give a TCP port 1..65535", argv[1]);
 			return -1;
 		}
@@ -166,22 +165,27 @@ static int sock_skip(int argc, char **argv)
 {
 	struct xm_redirect_skip_key k, next;
 	const char *verb = argc ? argv[0] : "list";
+	struct ctl_rows rows = CTL_ROWS(struct skip_row);
 	void *prev = NULL;
 	__u32 flags = 0;
 	int fd, err = 0;
+	bool add;
 
+	if (argc)
+		NEXT_ARG();
+	/* The arguments first: a typo is named as such, also when no datapath is there. */
+	if (!is_prefix(verb, "list") && !is_prefix(verb, "add") && !is_prefix(verb, "delete")) {
+		p_err("what is '%s'? use list, add or del", verb);
+		return -1;
+	}
+	if (is_prefix(verb, "list"))
+		NO_MORE_ARGS();
+	else if (skip_key_parse(argc, argv, &k))
+		return -1;
 	fd = ctl_map_open("xm_redirect_skip");
 	if (fd < 0)
 		return -1;
-	if (argc)
-		NEXT_ARG();
 	if (is_prefix(verb, "list")) {
-		if (argc) {
-			close(fd);
-			NO_MORE_ARGS();
-		}
-		struct ctl_rows rows = CTL_ROWS(struct skip_row);
-
 		while (bpf_map_get_next_key(fd, prev, &next) == 0) {
 			struct skip_row *r = ctl_rows_push(&rows);
 
@@ -204,22 +208,19 @@ static int sock_skip(int argc, char **argv)
 		ctl_rows_free(&rows);
 		return 0;
 	}
-	if (!is_prefix(verb, "add") && !is_prefix(verb, "delete")) {
-		close(fd);
-		p_err("what is '%s'? use list, add or del", verb);
-		return -1;
-	}
-	if (skip_key_parse(argc, argv, &k)) {
-		close(fd);
-		return -1;
-	}
-	if (is_prefix(verb, "add"))
+	add = is_prefix(verb, "add");
+	if (add)
 		err = bpf_map_update_elem(fd, &k, &flags, BPF_ANY) ? -errno : 0;
-	else if (bpf_map_delete_elem(fd, &k))
-		err = errno == ENOENT ? 0 : -errno;
+	else
+		err = bpf_map_delete_elem(fd, &k) ? -errno : 0;
 	close(fd);
+	/* A del that matches nothing (a mistyped port) must not look like success. */
+	if (err == -ENOENT) {
+		p_err("%s %s is not opted out; see 'xmeshctl sock skip list'", argv[0], argv[1]);
+		return -1;
+	}
 	if (err) {
-		p_err("%s: %s%s", verb, strerror(-err),
+		p_err("%s: %s%s", add ? "add" : "del", strerror(-err),
 		      err == -E2BIG ? " (opt-out map full)" : "");
 		return -1;
 	}
@@ -236,7 +237,8 @@ static int sock_help(int argc, char **argv)
 			"  skip: opt connections out of redirection: every connection with local\n"
 			"  or remote port N, or every connection of a pod's network namespace.\n"
 			"  Applies to connections established afterwards; open ones keep their\n"
-			"  path. See docs/redirect-compat.md for the symptoms it avoids.\n"
+			"  path; del of an entry that is not there is an error. See\n"
+			"  docs/redirect-compat.md for the symptoms it avoids.\n"
 			"  pod-port entries come from a pod's xmesh.io/redirect-skip-ports\n"
 			"  annotation (xmesh-cni); the pod's netns entry then says ports only.\n");
 	return 0;

@@ -11,6 +11,7 @@
  * each frame is one JSON object per line.
  */
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@
 #include "addr.h"
 #include "ctl.h"
 #include "lbtable.h"
+#include "numparse.h"
 
 #define BAR 20
 
@@ -199,8 +201,8 @@ static int top_help(int argc, char **argv)
 {
 	ctl_help(
 		"Usage: xmeshctl top [SERVICE] [interval MS] [count N]\n"
-		"  live view of every backend, redrawn every interval (default 1000 ms), until\n"
-		"  Ctrl-C or N frames: share of new connections (bar, ^/v when it moved),\n"
+		"  live view of every backend, redrawn every interval (100 to 60000 ms, default\n"
+		"  1000), until Ctrl-C or N frames (0, the default: until Ctrl-C): share of new connections (bar, ^/v when it moved),\n"
 		"  connections and requests per second, the weighting loop's filtered p99,\n"
 		"  L_est and success rate, requests in flight, pooled client connections held\n"
 		"  (CONNS) and retired per second by rebalancing (RET/S). -j: one JSON object\n"
@@ -212,7 +214,7 @@ int do_top(int argc, char **argv)
 {
 	struct xm_lb_svc_key key, *only = NULL;
 	struct top_rows cur = {}, prev = {};
-	long interval_ms = 1000, count = 0, frames = 0;
+	unsigned int interval_ms = 1000, count = 0, frames = 0;
 	struct xm_lb_maps m;
 	double t_prev = 0;
 	int err = 0;
@@ -226,22 +228,23 @@ int do_top(int argc, char **argv)
 		NEXT_ARG();
 	}
 	while (argc > 0) {
-		long *dst = !strcmp(argv[0], "interval") ? &interval_ms :
-			    !strcmp(argv[0], "count")    ? &count :
-							   NULL;
+		bool is_interval = !strcmp(argv[0], "interval");
 
-		if (!dst) {
+		if (!is_interval && strcmp(argv[0], "count")) {
 			p_err("what is '%s'? see 'xmeshctl top help'", argv[0]);
 			return -1;
 		}
 		NEXT_ARG();
 		REQ_ARGS(1);
-		*dst = strtol(argv[0], NULL, 10);
+		/* count 0 means "until Ctrl-C": "count abc" must not be read as 0 */
+		if (is_interval ? xm_uint_parse(argv[0], 100, 60000, &interval_ms)
+				: xm_uint_parse(argv[0], 0, UINT_MAX, &count)) {
+			p_err(is_interval ? "interval '%s': give a whole number of ms, 100 to 60000"
+					  : "count '%s': give a whole number of frames (0: until Ctrl-C)",
+			      argv[0]);
+			return -1;
+		}
 		NEXT_ARG();
-	}
-	if (interval_ms < 100 || interval_ms > 60000 || count < 0) {
-		p_err("interval is 100 to 60000 ms, count >= 0");
-		return -1;
 	}
 	if (ctl_lb_open(&m))
 		return -1;

@@ -9,12 +9,30 @@
 static const struct {
 	const char *name;
 	enum xm_ctl_cmd cmd;
+	const char *fields; /* the members it takes besides "cmd", for the unknown-field check */
 } cmds[] = {
-	{ "service-add", XM_CTL_SERVICE_ADD },
-	{ "service-del", XM_CTL_SERVICE_DEL },
-	{ "backend-weight", XM_CTL_BACKEND_WEIGHT },
-	{ "reload", XM_CTL_RELOAD },
+	{ "service-add", XM_CTL_SERVICE_ADD, "service" },
+	{ "service-del", XM_CTL_SERVICE_DEL, "service" },
+	{ "backend-weight", XM_CTL_BACKEND_WEIGHT, "service, backend, weight" },
+	{ "reload", XM_CTL_RELOAD, "" },
 };
+
+/* Whether key is "cmd" or one of a comma-separated list of names. */
+static bool field_known(const char *key, const char *fields)
+{
+	size_t n = strlen(key);
+
+	if (!strcmp(key, "cmd"))
+		return true;
+	for (const char *p = fields; *p; p += strspn(p, ", ")) {
+		size_t len = strcspn(p, ",");
+
+		if (len == n && !strncmp(p, key, n))
+			return true;
+		p += len;
+	}
+	return false;
+}
 
 #define KEY_RULE "\"service\" must be \"VIP:PORT\" or \"VIP:PORT/udp\""
 
@@ -27,8 +45,9 @@ static int svc_key(json_t *req, struct xm_lb_svc_key *key)
 
 static int parse(json_t *req, struct xm_ctl_request *r, char *err, size_t errlen)
 {
-	const char *cmd = json_string_value(json_object_get(req, "cmd")), *bs;
+	const char *cmd = json_string_value(json_object_get(req, "cmd")), *bs, *key;
 	char why[512];
+	json_t *v;
 	size_t i;
 
 	if (!json_is_object(req)) {
@@ -46,6 +65,14 @@ static int parse(json_t *req, struct xm_ctl_request *r, char *err, size_t errlen
 		return -EINVAL;
 	}
 	r->cmd = cmds[i].cmd;
+	/* A misspelt member ("wieght", "force") must not be dropped as if it were not sent. */
+	json_object_foreach(req, key, v) {
+		if (!field_known(key, cmds[i].fields)) {
+			snprintf(err, errlen, "cmd \"%s\" takes no \"%.64s\"%s%s", cmd, key,
+				 *cmds[i].fields ? "; it takes: " : "", cmds[i].fields);
+			return -EINVAL;
+		}
+	}
 	switch (r->cmd) {
 	case XM_CTL_SERVICE_ADD:
 		if (xm_lb_svc_conf_from_json(json_object_get(req, "service"), &r->svc, why,
@@ -92,11 +119,17 @@ static void printable(char *s)
 int xm_ctl_request_parse(const char *line, size_t len, struct xm_ctl_request *r, char *err,
 			 size_t errlen)
 {
+	const char *nul = memchr(line, '\0', len);
 	json_error_t je;
 	json_t *req;
 	int ret;
 
 	memset(r, 0, sizeof(*r));
+	/* jansson would say "end of file expected": name the byte instead */
+	if (nul) {
+		snprintf(err, errlen, "request holds a NUL byte at offset %zu", (size_t)(nul - line));
+		return -EINVAL;
+	}
 	req = json_loadb(line, len, JSON_REJECT_DUPLICATES, &je);
 	if (!req) {
 		snprintf(err, errlen, "request is not JSON: %d:%d: %s", je.line, je.column, je.text);
