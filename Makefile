@@ -171,7 +171,7 @@ bench: all
 soak-redirect: all
 	$(Q)scripts/soak-redirect.sh
 
-fuzz: deps
+fuzz: deps $(LIBXMESH)
 	$(Q)$(MAKE) -f tests/fuzz/Makefile
 
 install: all

@@ -23,6 +23,20 @@ static int parse(const char *s, struct xm_cni_conf *c, struct xm_cni_err *e)
 	return xm_cni_conf_parse(s, strlen(s), c, e);
 }
 
+/* parse() of a minimal config plus the members fmt formats ("\"k\":v,..."). */
+static int parse_with(struct xm_cni_conf *c, struct xm_cni_err *e, const char *fmt, ...)
+{
+	char members[400], in[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(members, sizeof(members), fmt, ap);
+	va_end(ap);
+	snprintf(in, sizeof(in), "{\"cniVersion\":\"1.1.0\",\"name\":\"n\",\"type\":\"xmesh-cni\",%s}",
+		 members);
+	return parse(in, c, e);
+}
+
 static void parses_chained_add(void **state)
 {
 	const char *in =
@@ -123,19 +137,16 @@ static void refuses_misspelt_own_fields(void **state)
 	};
 	struct xm_cni_conf c;
 	struct xm_cni_err e;
-	char in[512];
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		snprintf(in, sizeof(in), "{\"cniVersion\":\"1.1.0\",\"name\":\"n\","
-			 "\"type\":\"xmesh-cni\",%s}", cases[i].field);
 		if (!cases[i].code) {
-			if (parse(in, &c, &e))
+			if (parse_with(&c, &e, "%s", cases[i].field))
 				fail_msg("%s refused: %s", cases[i].field, e.msg);
 			assert_string_equal(c.pin_root, XM_PIN_ROOT_DEFAULT);
 			xm_cni_conf_free(&c);
 			continue;
 		}
-		if (parse(in, &c, &e) != -1 || e.code != cases[i].code)
+		if (parse_with(&c, &e, "%s", cases[i].field) != -1 || e.code != cases[i].code)
 			fail_msg("%s: code %d, want %d (%s)", cases[i].field, e.code, cases[i].code,
 				 e.msg);
 		if (!strstr(e.msg, cases[i].says))
@@ -165,12 +176,9 @@ static void bad_prev_result_is_deferred(void **state)
 	};
 	struct xm_cni_conf c;
 	struct xm_cni_err e;
-	char buf[512];
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		snprintf(buf, sizeof(buf), "{\"cniVersion\":\"1.0.0\",\"name\":\"n\",\"type\":\"t\","
-			 "\"prevResult\":%s}", cases[i].prev);
-		if (parse(buf, &c, &e))
+		if (parse_with(&c, &e, "\"prevResult\":%s", cases[i].prev))
 			fail_msg("case %zu: the config must parse (DEL needs it): %s", i, e.msg);
 		if (c.prev_err.code != XM_CNI_E_CONFIG || !strstr(c.prev_err.msg, cases[i].says))
 			fail_msg("case %zu: code %d '%s', want %d '...%s...'", i, c.prev_err.code,
