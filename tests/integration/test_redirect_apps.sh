@@ -51,12 +51,19 @@ stop() {
 	done
 	xm_fail "port $3 in pod $2 still in use after its server stopped"
 }
-wait_port() {  # POD PORT
-	for _ in $(seq 300); do
+# wait_port POD PORT [PID]: the server PID (default: the one started last)
+# listens there. Up to 60 s: on a loaded machine PostgreSQL once took more
+# than the 15 s this waited before (CI, 2026-12-04); a server that exits ends
+# the wait at once, with its log. (Every server here runs in the foreground.)
+wait_port() {
+	local pid=${3:-$XM_LAST_PID}
+	for _ in $(seq 1200); do
 		ip netns exec "$XM_PREFIX-$1" ss -Htln "sport = :$2" | grep -q . && return 0
+		kill -0 "$pid" 2>/dev/null ||
+			xm_fail "the server for port $2 in pod $1 exited: $(tail -n 5 "$D/servers.log")"
 		sleep 0.05
 	done
-	xm_fail "nothing listens on port $2 in pod $1"
+	xm_fail "nothing listens on port $2 in pod $1 after 60 s: $(tail -n 5 "$D/servers.log")"
 }
 # Before/after a case: the redirect counter and what the mode requires of it.
 mark() {
@@ -227,7 +234,7 @@ CONF
 	local back=$XM_LAST_PID
 	start "$1" b haproxy -db -f "$D/haproxy.cfg"
 	local p=$XM_LAST_PID
-	wait_port c 8000
+	wait_port c 8000 "$back"
 	wait_port b 8081
 	mark
 	fetch_big "$1" "http://$B:8081/big"
