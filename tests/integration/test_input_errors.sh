@@ -9,6 +9,9 @@
 #   entry that is not there (a mistyped port) exiting 0;
 # - xmesh-cni: a misspelt field of ours ("pin_root": the default pin root was
 #   used), an unknown logLevel, an unknown CNI_COMMAND reported as bad stdin;
+#   the first two refused by ADD (the pod's events say it) but not by DEL
+#   and STATUS, which took such a config before: teardown never sticks, a
+#   node's network never turns not ready over it;
 # - the control socket: a member a cmd does not take, a NUL inside the line
 #   (cut there: the rest ignored), a request without its newline before the
 #   client shut its side (no answer at all).
@@ -53,12 +56,19 @@ python3 -c 'import json,sys; assert "help" in json.loads(sys.argv[1])' "$out" ||
 	xm_fail "-j prog help is not JSON: $out"
 xm_log "ok: -j prog help is JSON"
 
-# --- xmesh-cni: config and environment (STATUS touches nothing) ---
-conf() { echo "{\"cniVersion\":\"1.1.0\",\"name\":\"xm-input\",\"type\":\"xmesh-cni\",$1}"; }
+# --- xmesh-cni: config and environment ---
+# ADD in this process's own netns: refused before anything is touched; were
+# it taken, pin root and state dir do not exist (fail-open, nothing written).
+N=/nonexistent/xm-input
+conf() {
+	echo "{\"cniVersion\":\"1.1.0\",\"name\":\"xm-input\",\"type\":\"xmesh-cni\",\"stateDir\":\"$N\",$1,
+		\"prevResult\":{\"cniVersion\":\"1.1.0\",\"ips\":[{\"address\":\"10.77.0.9/24\"}]}}"
+}
+ENV=(CNI_CONTAINERID=xm-input CNI_IFNAME=eth0 CNI_NETNS=/proc/self/ns/net CNI_PATH=/nonexistent)
 cni_code() { # WHAT CODE SUBSTRING STDIN [ENV...]
 	local what=$1 code=$2 says=$3 in=$4 out
 	shift 4
-	out=$(env CNI_COMMAND=STATUS "$@" "$XM_BIN/xmesh-cni" <<<"$in" 2>/dev/null) &&
+	out=$(env CNI_COMMAND=ADD "${ENV[@]}" "$@" "$XM_BIN/xmesh-cni" <<<"$in" 2>/dev/null) &&
 		xm_fail "$what: accepted"
 	python3 -c '
 import json, sys
@@ -67,9 +77,14 @@ assert e["code"] == int(sys.argv[2]) and sys.argv[3] in e["msg"], e' "$out" "$co
 		xm_fail "$what: want code $code saying '$says', got: $out"
 	xm_log "ok: xmesh-cni $what -> $out"
 }
-cni_code "pin_root" 2 'did you mean "pinRoot"' "$(conf '"pin_root":"/nonexistent/xm-input"')"
-cni_code "logLevel verbose" 7 "logLevel 'verbose'" \
-	"$(conf '"pinRoot":"/nonexistent/xm-input","logLevel":"verbose"')"
+cni_code "pin_root" 2 'did you mean "pinRoot"' "$(conf '"pin_root":"'$N'"')"
+cni_code "logLevel verbose" 7 "logLevel 'verbose'" "$(conf '"pinRoot":"'$N'","logLevel":"verbose"')"
+for cmd in DEL STATUS; do
+	# (pin root and state dir given: a DEL that goes on touches nothing either)
+	env CNI_COMMAND=$cmd "${ENV[@]}" "$XM_BIN/xmesh-cni" <<<"$(conf '"pinRoot":"'$N'","LogLevel":"debug"')" >/dev/null 2>&1 ||
+		xm_fail "$cmd refused a config with a misspelt field (it took it before)"
+done
+xm_log "ok: DEL and STATUS go on with a misspelt field"
 cni_code "CNI_COMMAND=FOO with junk on stdin" 4 "unknown CNI_COMMAND 'FOO'" junk CNI_COMMAND=FOO
 out=$("$XM_BIN/xmesh-cni" conflist add --dir /nonexistent/xm-input --dry-run \
 	--plugin '{"type":"xmesh-cni","pinroot":"/x"}' 2>&1) && xm_fail "conflist add took pinroot"

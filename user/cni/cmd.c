@@ -98,6 +98,15 @@ static int check_netns(const char *path, struct xm_cni_err *e)
 	return 0;
 }
 
+/* Our fields as written (conf.h own_err): -1 with the error for ADD and CHECK. */
+static int own_fields_refused(const struct xm_cni_conf *c, struct xm_cni_err *e)
+{
+	if (!c->own_err.code)
+		return 0;
+	*e = c->own_err;
+	return -1;
+}
+
 static int need_prev_result(const struct xm_cni_conf *c, const char *cmd, struct xm_cni_err *e)
 {
 	if (c->prev_result && c->prev_err.code) {
@@ -341,7 +350,7 @@ int xm_cni_add(const struct xm_cni_env *env, struct xm_cni_conf *c, struct xm_cn
 
 	if (need_env(env->container_id, "CNI_CONTAINERID", xm_cni_valid_container_id, e) ||
 	    need_env(env->ifname, "CNI_IFNAME", xm_cni_valid_ifname, e) ||
-	    check_netns(env->netns, e) || need_prev_result(c, "ADD", e))
+	    check_netns(env->netns, e) || need_prev_result(c, "ADD", e) || own_fields_refused(c, e))
 		return -1;
 	if (c->optout_err.code) {
 		/* The operator asked for something we cannot do: say so in the pod's events. */
@@ -474,6 +483,9 @@ int xm_cni_del(const struct xm_cni_env *env, struct xm_cni_conf *c, struct xm_cn
 	if (c->prev_err.code)
 		pr_warn("%s: DEL goes on without prevResult's addresses: %s", env->container_id,
 			c->prev_err.msg);
+	if (c->own_err.code)
+		pr_warn("%s: DEL goes on with the defaults for: %s", env->container_id,
+			c->own_err.msg);
 	lock = xm_cni_lock(c->state_dir);
 	if (lock < 0) {
 		pr_warn("%s: state dir %s: %s (fail-open: endpoints removed from prevResult only, "
@@ -529,7 +541,7 @@ int xm_cni_check(const struct xm_cni_env *env, struct xm_cni_conf *c, struct xm_
 	}
 	if (need_env(env->container_id, "CNI_CONTAINERID", xm_cni_valid_container_id, e) ||
 	    need_env(env->ifname, "CNI_IFNAME", xm_cni_valid_ifname, e) ||
-	    check_netns(env->netns, e) || need_prev_result(c, "CHECK", e))
+	    check_netns(env->netns, e) || need_prev_result(c, "CHECK", e) || own_fields_refused(c, e))
 		return -1;
 	err = xm_cni_state_load(c->state_dir, c->name, env->container_id, env->ifname, &s);
 	if (err)

@@ -300,15 +300,15 @@ static int own_typo(json_t *obj, struct xm_cni_err *e)
 	return 0;
 }
 
-int xm_cni_conf_ours(json_t *obj, struct xm_cni_conf *c, struct xm_cni_err *e)
+int xm_cni_conf_ours(json_t *obj, struct xm_cni_conf *c, struct xm_cni_err *e,
+		     struct xm_cni_err *later)
 {
 	enum xm_log_level lvl;
 
 	snprintf(c->pin_root, sizeof(c->pin_root), "%s", XM_PIN_ROOT_DEFAULT);
 	snprintf(c->state_dir, sizeof(c->state_dir), "%s", XM_CNI_STATE_DIR_DEFAULT);
 	c->log_file[0] = c->log_level[0] = '\0';
-	if (own_typo(obj, e) ||
-	    opt_str(obj, "pinRoot", c->pin_root, sizeof(c->pin_root), e) ||
+	if (opt_str(obj, "pinRoot", c->pin_root, sizeof(c->pin_root), e) ||
 	    opt_str(obj, "stateDir", c->state_dir, sizeof(c->state_dir), e) ||
 	    opt_str(obj, "logFile", c->log_file, sizeof(c->log_file), e) ||
 	    opt_str(obj, "logLevel", c->log_level, sizeof(c->log_level), e))
@@ -319,11 +319,19 @@ int xm_cni_conf_ours(json_t *obj, struct xm_cni_conf *c, struct xm_cni_err *e)
 			       "pinRoot, stateDir and logFile must be absolute paths");
 		return -1;
 	}
+	/*
+	 * Taken before as if absent (the defaults, no log level), so a config
+	 * that has them did work: refused, but into *later when given (DEL).
+	 */
+	if (!later)
+		later = e;
+	if (own_typo(obj, later))
+		return later == e ? -1 : 0;
 	/* An unknown level was dropped at open_log(): the debug lines asked for never came. */
 	if (c->log_level[0] && xm_log_parse_level(c->log_level, &lvl)) {
-		xm_cni_err_set(e, XM_CNI_E_CONFIG, NULL,
+		xm_cni_err_set(later, XM_CNI_E_CONFIG, NULL,
 			       "logLevel '%s' is not one of error, warn, info, debug", c->log_level);
-		return -1;
+		return later == e ? -1 : 0;
 	}
 	return 0;
 }
@@ -364,7 +372,7 @@ int xm_cni_conf_parse(const char *buf, size_t len, struct xm_cni_conf *c, struct
 			       "([A-Za-z0-9][A-Za-z0-9_.-]*)", c->name);
 		goto fail;
 	}
-	if (xm_cni_conf_ours(c->root, c, e))
+	if (xm_cni_conf_ours(c->root, c, e, &c->own_err))
 		goto fail;
 	c->prev_result = json_object_get(c->root, "prevResult");
 	if (c->prev_result && parse_prev_result(c, &c->prev_err)) {

@@ -91,6 +91,12 @@ struct xm_cni_conf {
 	 */
 	struct xm_cni_optout optout;
 	struct xm_cni_err optout_err;
+	/*
+	 * Set (code != 0) for one of our fields misspelt or an unknown logLevel
+	 * (xm_cni_conf_ours): ADD and CHECK refuse with it; DEL goes on with the
+	 * defaults, as plugins before the check did, so teardown never sticks.
+	 */
+	struct xm_cni_err own_err;
 	/* GC: "cni.dev/valid-attachments". */
 	bool has_valid;
 	size_t n_valid;
@@ -111,10 +117,13 @@ bool xm_cni_version_supported(unsigned int v);
 int xm_cni_conf_parse(const char *buf, size_t len, struct xm_cni_conf *c, struct xm_cni_err *err);
 /*
  * Our own fields of obj (pinRoot, stateDir, logFile, logLevel) into c, with
- * their defaults; -1 with err filled for a bad value or one of them
- * misspelt. The parser's, and `conflist add`'s for the entry it installs.
+ * their defaults; -1 with err filled for a bad value. One of them misspelt
+ * or an unknown logLevel, which older plugins took as absent: into *later
+ * (returning 0) when later is not NULL, else as any bad value. The parser's
+ * (later: own_err), and `conflist add`'s for the entry it installs (NULL).
  */
-int xm_cni_conf_ours(json_t *obj, struct xm_cni_conf *c, struct xm_cni_err *err);
+int xm_cni_conf_ours(json_t *obj, struct xm_cni_conf *c, struct xm_cni_err *err,
+		     struct xm_cni_err *later);
 void xm_cni_conf_free(struct xm_cni_conf *c);
 
 void xm_cni_err_set(struct xm_cni_err *e, int code, const char *details, const char *fmt, ...)

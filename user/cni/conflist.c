@@ -460,7 +460,7 @@ static int plugin_check(json_t *plugin)
 {
 	struct xm_cni_conf *scratch = calloc(1, sizeof(*scratch)); /* ~300 KiB: not the stack */
 	struct xm_cni_err e = {};
-	int err = scratch ? xm_cni_conf_ours(plugin, scratch, &e) : -1;
+	int err = scratch ? xm_cni_conf_ours(plugin, scratch, &e, NULL) : -1;
 
 	if (err)
 		pr_err("--plugin: %s%s%s", scratch ? e.msg : "out of memory",
