@@ -42,8 +42,8 @@ bad_flag() {
 	agent "$@" 2>"$XM_RUN_DIR/e3" && xm_fail "accepted: $*"
 	grep -qF -- "$want" "$XM_RUN_DIR/e3" || xm_fail "$*: unclear: $(cat "$XM_RUN_DIR/e3")"
 }
-bad_flag "--k8s-watch-timeout 5m: give a number from 1 to 86400" --kubeconfig /dev/null --k8s-watch-timeout 5m
-bad_flag "--lb-udp-max abc: give a number from 1 to" --lb-udp-max abc
+bad_flag "--k8s-watch-timeout 5m: give a whole number from 1 to 86400" --kubeconfig /dev/null --k8s-watch-timeout 5m
+bad_flag "--lb-udp-max abc: give a whole number from 1 to" --lb-udp-max abc
 bad_flag "--overlay-max-flows 1.5: give a whole number" --overlay-max-flows 1.5
 bad_flag "--node-name needs --k8s or --kubeconfig FILE" --node-name n1
 bad_flag "--k8s and --kubeconfig: give one" --k8s --kubeconfig /dev/null
