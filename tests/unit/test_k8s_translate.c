@@ -307,10 +307,22 @@ static void unused_inputs_noted(void **state)
 	assert_string_equal(m->note, "");
 	assert_true(be_weight(s, "10.0.16.1:80") == 1);
 	assert_true(be_weight(s, "10.0.16.2:80") == XM_K8S_FALLBACK_WEIGHT);
-	/* the deprecated topology-aware-hints: not read, and said */
+	/*
+	 * the deprecated topology-aware-hints, read as the EndpointSlice
+	 * controller and kube-proxy read it: Auto asks for zone hints, and it
+	 * wins over topology-mode when both are set
+	 */
 	s = svc(&f, "10.96.6.4:80", &m);
-	assert_non_null(strstr(m->note, "annotation service.kubernetes.io/topology-aware-hints "
-				       "ignored (deprecated)"));
+	assert_string_equal(m->note, "");
+	assert_true(be_weight(s, "10.0.17.1:80") == 1);
+	assert_true(be_weight(s, "10.0.17.2:80") == XM_K8S_FALLBACK_WEIGHT);
+	s = svc(&f, "10.96.6.7:80", &m);
+	assert_string_equal(m->note, "");
+	assert_true(be_weight(s, "10.0.20.2:80") == 1);
+	/* "Auto" or "auto" only (the controller's rule): "AUTO" asks for nothing, and says so */
+	s = svc(&f, "10.96.6.8:80", &m);
+	assert_true(be_weight(s, "10.0.21.2:80") == 1);
+	assert_non_null(strstr(m->note, "topology-mode \"AUTO\" not known"));
 	/*
 	 * slice ports of no Service port (another name, another protocol, no
 	 * number): one note for the Service, counting them, naming the first

@@ -220,7 +220,15 @@ static enum locality service_locality(json_t *svc, struct xm_k8s_svc_meta *m)
 {
 	json_t *an = json_object_get(json_object_get(svc, "metadata"), "annotations");
 	const char *td = jstr2(svc, "spec", "trafficDistribution");
-	const char *mode = jstr(an, ANNOT_TOPOLOGY_MODE);
+	/*
+	 * The annotation as the EndpointSlice controller and kube-proxy read it:
+	 * the deprecated topology-aware-hints, when present, over topology-mode;
+	 * "Auto" or "auto" asks for zone hints, "Disabled", "disabled" or ""
+	 * for none (kube-proxy logs any other value and takes it as none).
+	 */
+	const char *key = json_object_get(an, ANNOT_TOPOLOGY_HINTS) ? ANNOT_TOPOLOGY_HINTS
+								    : ANNOT_TOPOLOGY_MODE;
+	const char *mode = jstr(an, key);
 	enum locality loc = LOC_NONE;
 
 	if (td && !strcmp(td, "PreferSameNode"))
@@ -230,19 +238,11 @@ static enum locality service_locality(json_t *svc, struct xm_k8s_svc_meta *m)
 	else if (td)
 		note_add(m, "trafficDistribution \"%s\" not known: ignored (xmesh knows "
 			    "PreferSameZone, PreferClose, PreferSameNode)", td);
-	if (mode && !strcasecmp(mode, "auto"))
+	if (mode && (!strcmp(mode, "Auto") || !strcmp(mode, "auto")))
 		loc = loc == LOC_NONE ? LOC_ZONE : loc;
-	else if (mode && strcasecmp(mode, "disabled"))
+	else if (mode && *mode && strcmp(mode, "Disabled") && strcmp(mode, "disabled"))
 		note_add(m, "annotation %s \"%s\" not known: ignored (it takes Auto or Disabled)",
-			 ANNOT_TOPOLOGY_MODE, mode);
-	/*
-	 * Its predecessor, which the EndpointSlice controller still honours: not
-	 * read here, so its Auto (the only value that asks for something) is noted.
-	 */
-	mode = jstr(an, ANNOT_TOPOLOGY_HINTS);
-	if (mode && !strcasecmp(mode, "auto"))
-		note_add(m, "annotation %s ignored (deprecated): give %s: Auto or "
-			    "spec.trafficDistribution", ANNOT_TOPOLOGY_HINTS, ANNOT_TOPOLOGY_MODE);
+			 key, mode);
 	return loc;
 }
 
