@@ -202,11 +202,11 @@ static int top_help(int argc, char **argv)
 	ctl_help(
 		"Usage: xmeshctl top [SERVICE] [interval MS] [count N]\n"
 		"  live view of every backend, redrawn every interval (100 to 60000 ms, default\n"
-		"  1000), until Ctrl-C or N frames (0, the default: until Ctrl-C): share of new connections (bar, ^/v when it moved),\n"
-		"  connections and requests per second, the weighting loop's filtered p99,\n"
-		"  L_est and success rate, requests in flight, pooled client connections held\n"
-		"  (CONNS) and retired per second by rebalancing (RET/S). -j: one JSON object\n"
-		"  per frame.\n");
+		"  1000), until Ctrl-C or N frames (0, the default: until Ctrl-C): share of new\n"
+		"  connections (bar, ^/v when it moved), connections and requests per second,\n"
+		"  the weighting loop's filtered p99, L_est and success rate, requests in\n"
+		"  flight, pooled client connections held (CONNS) and retired per second by\n"
+		"  rebalancing (RET/S). -j: one JSON object per frame.\n");
 	return 0;
 }
 
