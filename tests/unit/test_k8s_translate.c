@@ -343,6 +343,14 @@ static void unused_inputs_noted(void **state)
 			      "endpoints skipped: 4 without an address of their slice's addressType "
 			      "(first in EndpointSlice default/noaddr-1)");
 	assert_null(strstr(m->note, "not usable"));
+	/*
+	 * whole slices no VIP reads: one of a family the Service has no
+	 * cluster IP of, and an FQDN one; counted in one note, the first named
+	 */
+	m = one_backend_noted(&f, "10.96.6.9:80", "10.0.22.1:80",
+			      "EndpointSlices not read: 2 (first: default/unread-v6: addressType "
+			      "IPv6, and the Service has no cluster IP of it)");
+	assert_null(strstr(m->note, "endpoints skipped"));
 	fx_free(&f);
 }
 

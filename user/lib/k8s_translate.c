@@ -336,24 +336,36 @@ static void note_unknown_annotations(json_t *svc, struct xm_k8s_svc_meta *m)
  * What the Service's slices hold that gives no backend, as one note per kind
  * per Service, never one per endpoint (a large slice must not flood the log):
  * slice ports that serve no port of the Service (another name or protocol, or
- * no number) and endpoints without an address of their slice's family. FQDN
- * slices are not read at all (docs/kubernetes.md).
+ * no number), endpoints without an address of their slice's family, and
+ * whole slices no VIP reads: FQDN ones (or another addressType), and those of
+ * a family the Service has no cluster IP of (left while its ipFamilies
+ * change, or made by hand).
+ * families: the Service's cluster IP families (bit 0 IPv4, bit 1 IPv6).
  */
-static void note_slice_leftovers(json_t *svc, json_t *svc_slices, struct xm_k8s_svc_meta *m)
+static void note_slice_leftovers(json_t *svc, json_t *svc_slices, unsigned int families,
+				 struct xm_k8s_svc_meta *m)
 {
 	json_t *svc_ports = json_object_get(json_object_get(svc, "spec"), "ports");
 	json_t *sl, *p, *sp, *ep;
-	unsigned int n_ports = 0, n_eps = 0;
+	unsigned int n_ports = 0, n_eps = 0, n_unread = 0;
 	char port_ex[XM_K8S_ID_LEN + 96] = "", ep_ex[XM_K8S_ID_LEN] = "";
+	char unread_ex[XM_K8S_ID_LEN + 96] = "";
 	size_t i, j, k;
 
 	json_array_foreach(svc_slices, i, sl) {
 		const char *type = jstr(sl, "addressType") ?: "";
+		bool v4 = !strcmp(type, "IPv4"), v6 = !strcmp(type, "IPv6");
 		char id[XM_K8S_ID_LEN];
 
-		if (strcmp(type, "IPv4") && strcmp(type, "IPv6"))
-			continue;
 		xm_k8s_object_id(sl, id, sizeof(id));
+		if ((v4 && !(families & 1)) || (v6 && !(families & 2)) || (!v4 && !v6)) {
+			if (!n_unread++)
+				snprintf(unread_ex, sizeof(unread_ex), "%s: %s%s%s", id,
+					 *type ? "addressType " : "no addressType", type,
+					 v4 || v6 ? ", and the Service has no cluster IP of it"
+						  : " (IPv4 and IPv6 slices are read)");
+			continue;
+		}
 		json_array_foreach(json_object_get(sl, "ports"), j, p) {
 			const char *pn = jstr(p, "name") ?: "";
 			bool serves = false;
@@ -379,6 +391,8 @@ static void note_slice_leftovers(json_t *svc, json_t *svc_slices, struct xm_k8s_
 	if (n_eps)
 		note_add(m, "endpoints skipped: %u without an address of their slice's "
 			    "addressType (first in EndpointSlice %s)", n_eps, ep_ex);
+	if (n_unread)
+		note_add(m, "EndpointSlices not read: %u (first: %s)", n_unread, unread_ex);
 }
 
 /* Check a service object; a refused algorithm falls back to prev's or the default. */
@@ -506,6 +520,23 @@ const char *xm_k8s_object_id(json_t *obj, char *buf, size_t len)
 	return buf;
 }
 
+/* The families of the Service's cluster IPs: bit 0 IPv4, bit 1 IPv6. */
+static unsigned int cluster_ip_families(json_t *spec, json_t *ips)
+{
+	unsigned int fams = 0;
+	struct xm_addr a;
+	__u8 fam;
+
+	for (size_t k = 0; k < (ips ? json_array_size(ips) : 1); k++) {
+		const char *vip = ips ? json_string_value(json_array_get(ips, k))
+				      : jstr(spec, "clusterIP");
+
+		if (vip && !xm_addr_parse(vip, &fam, &a))
+			fams |= fam == AF_INET ? 1 : 2;
+	}
+	return fams;
+}
+
 /* One Service: every cluster IP x port x protocol. */
 int xm_k8s_translate_service(json_t *svc, json_t *svc_slices, const struct xm_k8s_node *node,
 			     xm_k8s_prev_fn prev, void *prev_arg, struct xm_k8s_result *r)
@@ -550,7 +581,7 @@ int xm_k8s_translate_service(json_t *svc, json_t *svc_slices, const struct xm_k8
 			     "balanced on its own");
 	annot_bad = annotations(svc, &algo, &params, annot_err, sizeof(annot_err)) != 0;
 	note_unknown_annotations(svc, &m);
-	note_slice_leftovers(svc, svc_slices, &m);
+	note_slice_leftovers(svc, svc_slices, cluster_ip_families(spec, ips), &m);
 
 	for (size_t k = 0; k < (ips ? json_array_size(ips) : 1) && !err; k++) {
 		const char *vip = ips ? json_string_value(json_array_get(ips, k))
