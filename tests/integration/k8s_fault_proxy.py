@@ -20,7 +20,10 @@
 # kubeconfig's proxy-url): each connection starts with an HTTP CONNECT
 # (over TLS with --tls: an https proxy), answered 200 and then relayed to
 # UPSTREAM whatever it names; the request lines are appended to
-# MODE_FILE.connects. LISTEN port 0: the port taken is written to MODE_FILE.port.
+# MODE_FILE.connects. With --socks5 instead of --connect it is a SOCKS5 proxy
+# (RFC 1928, no authentication, CONNECT only): the host it is asked for is
+# logged the same way ("CONNECT HOST:PORT SOCKS5 domain|ipv4|ipv6").
+# LISTEN port 0: the port taken is written to MODE_FILE.port.
 import os
 import select
 import socket
@@ -93,10 +96,48 @@ def http_connect(c, log):
 	return True
 
 
+def recv_exact(c, n):
+	data = b""
+	while len(data) < n:
+		more = c.recv(n - len(data))
+		if not more:
+			raise OSError("socks5: the client closed mid-request")
+		data += more
+	return data
+
+
+def socks5_connect(c, log):
+	"""Take a SOCKS5 greeting and CONNECT off c and accept them; False when they are none."""
+	ver, n = recv_exact(c, 2)
+	methods = recv_exact(c, n)
+	if ver != 5 or 0 not in methods:
+		c.sendall(b"\x05\xff")
+		return False
+	c.sendall(b"\x05\x00")
+	ver, cmd, _, atyp = recv_exact(c, 4)
+	if atyp == 1:
+		host, kind = socket.inet_ntop(socket.AF_INET, recv_exact(c, 4)), "ipv4"
+	elif atyp == 4:
+		host, kind = "[%s]" % socket.inet_ntop(socket.AF_INET6, recv_exact(c, 16)), "ipv6"
+	elif atyp == 3:
+		host, kind = recv_exact(c, recv_exact(c, 1)[0]).decode(errors="replace"), "domain"
+	else:
+		return False
+	port = int.from_bytes(recv_exact(c, 2), "big")
+	with open(log, "a") as f:
+		f.write("CONNECT %s:%d SOCKS5 %s\n" % (host, port, kind))
+	if ver != 5 or cmd != 1:
+		c.sendall(b"\x05\x07\x00\x01" + bytes(6))  # command not supported
+		return False
+	c.sendall(b"\x05\x00\x00\x01" + bytes(6))
+	return True
+
+
 def main():
 	lhost, lport = sys.argv[1].rsplit(":", 1)
 	uhost, uport = sys.argv[2].rsplit(":", 1)
 	connect = "--connect" in sys.argv[4:]
+	socks5 = "--socks5" in sys.argv[4:]
 	tls = None
 	if "--tls" in sys.argv[4:]:
 		i = sys.argv.index("--tls")
@@ -123,6 +164,9 @@ def main():
 			if tls:
 				c = tls.wrap_socket(c, server_side=True)
 			if connect and not http_connect(c, sys.argv[3] + ".connects"):
+				c.close()
+				continue
+			if socks5 and not socks5_connect(c, sys.argv[3] + ".connects"):
 				c.close()
 				continue
 			u = socket.create_connection((uhost, int(uport)))

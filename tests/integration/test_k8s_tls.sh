@@ -9,7 +9,8 @@
 # user the kubeconfig lacks; a --k8s-api URL may end in a slash; fields the
 # agent cannot honour (tls-server-name, basic auth, impersonation, unknown
 # ones, a proxy scheme client-go refuses) are refused at start, naming the
-# field; proxy-url is used (an HTTP and an HTTPS CONNECT proxy, over NO_PROXY);
+# field; proxy-url is used (an HTTP and an HTTPS CONNECT proxy, the latter
+# also unchecked with insecure-skip-tls-verify, and a SOCKS5 one, over NO_PROXY);
 # with token and tokenFile the file's token is sent; a server that requires a
 # client certificate gets it, inline (client-*-data) and as files.
 set -eu
@@ -112,17 +113,17 @@ refused proxy-scheme 'proxy-url "ftp://127.0.0.1:1": give http://, https:// or s
 
 # --- proxy-url: the API server through an HTTP CONNECT proxy, then an HTTPS one ---
 # NO_PROXY names the server: proxy-url wins over it, as in client-go.
-proxy_run() { # NAME SCHEME CLUSTER-IP [PROXY ARGS...]
-	local name=$1 scheme=$2 cip=$3 pport
-	shift 3
+proxy_run() { # NAME SCHEME CLUSTER-IP KUBECONFIG-SED [PROXY ARGS...]
+	local name=$1 scheme=$2 cip=$3 edit=$4 pport
+	shift 4
 	rm -f "$D/$name.mode.port" "$D/$name.mode.connects"
 	xm_bg python3 "$XM_TOP/tests/integration/k8s_fault_proxy.py" 127.0.0.1:0 "127.0.0.1:$PORT" \
-		"$D/$name.mode" --connect "$@"
+		"$D/$name.mode" "$@"
 	for _ in $(seq 50); do [ -s "$D/$name.mode.port" ] && break; sleep 0.1; done
 	pport=$(cat "$D/$name.mode.port")
 	ctl apply "{\"kind\":\"services\",\"object\":{\"metadata\":{\"name\":\"$name\"},\"spec\":{\"clusterIP\":\"$cip\",\"ports\":[{\"port\":443}]}}}"
-	kubeconfig "$D/api.crt" | sed "s|\"server\": |\"proxy-url\": \"$scheme://127.0.0.1:$pport\", \"server\": |" \
-		>"$D/$name.json"
+	kubeconfig "$D/api.crt" | sed "s|\"server\": |\"proxy-url\": \"$scheme://127.0.0.1:$pport\", \"server\": |" |
+		sed "$edit" >"$D/$name.json"
 	NO_PROXY=127.0.0.1 no_proxy=127.0.0.1 xm_agent_start --kubeconfig "$D/$name.json" \
 		--node-name xm-node 2>>"$LOG"
 	xm_lb_wait "$cip:443" 0
@@ -132,9 +133,15 @@ proxy_run() { # NAME SCHEME CLUSTER-IP [PROXY ARGS...]
 	kill "$XM_AGENT_PID"
 	wait "$XM_AGENT_PID" 2>/dev/null || true
 }
-proxy_run http-proxy http 10.96.9.11
+proxy_run http-proxy http 10.96.9.11 '' --connect
 # an https proxy is checked with the kubeconfig's CA, as the API server is
-proxy_run https-proxy https 10.96.9.12 --tls "$D/api.crt" "$D/api.key"
+proxy_run https-proxy https 10.96.9.12 '' --connect --tls "$D/api.crt" "$D/api.key"
+# insecure-skip-tls-verify: the proxy's certificate (from no CA the agent has) is not checked either
+proxy_run https-proxy-insecure https 10.96.9.13 \
+	's/"certificate-authority-data": "[^"]*"/"insecure-skip-tls-verify": true/' \
+	--connect --tls "$D/other.crt" "$D/other.key"
+# socks5: the host name goes to the proxy (client-go's socks5, curl's socks5h)
+proxy_run socks5-proxy socks5 10.96.9.14 '' --socks5
 
 # --- token and tokenFile both: the file's token is sent (client-go's rule), and said ---
 echo secret >"$D/token"
