@@ -75,3 +75,19 @@ xm_assert "$(xm_ctl -j backend list interval 0 |
 	xm_json 'sum(1 for r in j if r.get("rebalance", {}).get("retired") == 77)')" -eq 0 \
 	"backends on ids handed out afresh that show an earlier holder's row"
 xm_assert "$(xm_ctl -j backend list interval 0 | xm_json 'len(j)')" -eq 2 "backends of the port 81 service listed"
+
+# A restart with another map size than the pinned map's (here --lb-udp-max for
+# xm_lb_rev, made with the default): libbpf refuses to reuse a pinned map of
+# another max_entries, and before the fix the agent exited, leaving the
+# datapath without one. The pinned map (and its entries) is kept, with a word.
+size() { bpftool -j map show pinned "$XM_PIN/maps/xm_lb_rev" | xm_json 'j["max_entries"]'; }
+size0=$(size)
+kill "$XM_AGENT_PID"
+wait "$XM_AGENT_PID" 2>/dev/null || true
+xm_agent_start --config "$XM_RUN_DIR/xm-config-81.json" --lb-udp-max 4096 2>"$XM_RUN_DIR/agent-size.err"
+xm_lb_wait 10.96.0.10:81 2
+xm_assert "$(size)" -eq "$size0" "pinned xm_lb_rev kept its size"
+xm_assert "$(grep -c "pinned map xm_lb_rev keeps its $size0 entries (this agent asked for 4096)" \
+	"$XM_RUN_DIR/agent-size.err")" -eq 1 "the agent says the new size waits for an uninstall"
+out=$(xm_pod_exec c "$XM_TOOLS/xm-load" get -j -t 10.96.0.10:81 -n 20 -c 1 -k 1)
+xm_assert "$(echo "$out" | xm_json 'sum(j["backend"].values())')" -eq 20 "balanced after that restart"

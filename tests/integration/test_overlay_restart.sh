@@ -52,6 +52,23 @@ send 20 || xm_fail "exchange after restart (flows relearned)"
 e0=$(xm_tb_stat 1 overlay_encap_pkts)
 send 50 || xm_fail "traffic after restart"
 xm_assert "$(( $(xm_tb_stat 1 overlay_encap_pkts) - e0 ))" -ge 50 "fast path after restart"
+
+# Another --overlay-max-flows than the pinned flow maps were made with: the
+# agent keeps their size and says so (it exited before: libbpf refuses a pinned
+# map of another max_entries), and the fast path keeps its flows.
+tcp4_size() { bpftool -j map show pinned "$XM_PIN/n1/maps/xm_ovl_tcp4" |
+	python3 -c "import json,sys; print(json.load(sys.stdin)[\"max_entries\"])"; }
+s0=$(tcp4_size)
+kill "${XM_TB_AGENT_PID[1]}"
+wait "${XM_TB_AGENT_PID[1]}" 2>/dev/null || true
+xm_tb_agent 1 --overlay-max-flows 1024
+xm_assert "$(tcp4_size)" -eq "$s0" "pinned flow map kept its size"
+xm_assert "$(grep -c "pinned map xm_ovl_flows keeps its $s0 entries (this agent asked for 1024)" \
+	"$XM_RUN_DIR/agent-n1.log")" -eq 1 "the agent says the new size waits for an uninstall"
+send 20 || xm_fail "exchange after the restart with another size"
+e0=$(xm_tb_stat 1 overlay_encap_pkts)
+send 50 || xm_fail "traffic after the restart with another size"
+xm_assert "$(( $(xm_tb_stat 1 overlay_encap_pkts) - e0 ))" -ge 50 "fast path after that restart"
 ' _ "$HERE" || exit 1
 
 left=$( { ip netns list | grep -c "^xm-$ID-" || true; } )

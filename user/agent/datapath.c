@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -27,6 +28,50 @@ static const struct xm_dp_module modules[] = {
 	{ "overlay", dp_overlay_load, dp_overlay_close, -1 },
 };
 
+/* Maps whose size is a capacity (entries come and go), not a key space. */
+static bool size_is_capacity(enum bpf_map_type type)
+{
+	switch (type) {
+	case BPF_MAP_TYPE_HASH:
+	case BPF_MAP_TYPE_PERCPU_HASH:
+	case BPF_MAP_TYPE_LRU_HASH:
+	case BPF_MAP_TYPE_LRU_PERCPU_HASH:
+	case BPF_MAP_TYPE_SOCKHASH:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/*
+ * libbpf reuses a pinned map only if it matches the object's definition in
+ * every field, max_entries included. A size set by a flag (--lb-udp-max,
+ * --overlay-max-flows) may differ from the one the pinned map was made with,
+ * by an earlier agent started with another value or none: refusing would
+ * leave the datapath running without an agent. A hash map keeps its entries
+ * and its size (only a new map can have another); an array's size is its key
+ * space, so a different one is another layout and stays refused.
+ */
+static void adopt_pinned_size(struct bpf_map *map, const char *path)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	int fd = bpf_obj_get(path);
+
+	if (fd < 0)
+		return; /* nothing pinned yet: the map is made with the asked size */
+	if (!bpf_obj_get_info_by_fd(fd, &info, &len) && info.type == bpf_map__type(map) &&
+	    size_is_capacity(info.type) && info.key_size == bpf_map__key_size(map) &&
+	    info.value_size == bpf_map__value_size(map) &&
+	    info.max_entries != bpf_map__max_entries(map)) {
+		pr_warn("pinned map %s keeps its %u entries (this agent asked for %u): a new "
+			"size takes effect after 'xmesh-agent uninstall'",
+			bpf_map__name(map), info.max_entries, bpf_map__max_entries(map));
+		bpf_map__set_max_entries(map, info.max_entries);
+	}
+	close(fd);
+}
+
 int xm_dp_pin_maps(struct bpf_object *obj, const char *pin_root)
 {
 	struct bpf_map *map;
@@ -41,6 +86,7 @@ int xm_dp_pin_maps(struct bpf_object *obj, const char *pin_root)
 			err = bpf_map__set_pin_path(map, path);
 		if (err)
 			return err;
+		adopt_pinned_size(map, path);
 	}
 	return 0;
 }
