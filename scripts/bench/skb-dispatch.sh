@@ -12,15 +12,28 @@
 #           are detached, docs/config.md)
 #   noop    "weighted", and skbnoop on both hooks of the agent's cgroup
 #   probes  "probes": "all", the default: the agent's probes attached
+#   lookup  "weighted", and skbparts.bpf.c on both hooks of the agent's
+#           cgroup: the probes' header parse and socket-storage lookup
+#           alone (their own code, on the agent's pinned maps), no writes
+# MODES="off noop probes" (the default) picks and orders them; off is always
+# measured (the differences are taken against it).
 # CPU per request: the client's and the server's cgroups (cpu.stat usage)
 # over completed requests; the report gives medians and the per-round
 # differences against off.
 #   scripts/bench/skb-dispatch.sh     # ~4 min: ROUNDS=20 DUR=3 RATE=2000
+#   MODES="off noop lookup probes" ROUNDS=40 scripts/bench/skb-dispatch.sh
 set -eu -o pipefail
 ROUNDS=${ROUNDS:-20} DUR=${DUR:-3} RATE=${RATE:-2000}
+read -ra MODES <<<"${MODES:-off noop probes}"
+case " ${MODES[*]} " in *" off "*) ;; *) MODES=(off "${MODES[@]}") ;; esac
+for m in "${MODES[@]}"; do
+	case $m in off | noop | lookup | probes) ;;
+	*) echo "skb-dispatch: MODES takes off, noop, lookup and probes, not '$m'" >&2; exit 2 ;;
+	esac
+done
 . "$(dirname "$0")/../../tests/integration/lib.sh"
 xm_bench_setup skb-dispatch
-NOOP=/sys/fs/bpf/$XM_PREFIX-noop CGC=$XM_CGROUP/$XM_PREFIX-cl CGS=$XM_CG2/$XM_PREFIX-srv
+NOOP=/sys/fs/bpf/$XM_PREFIX-noop PARTS=/sys/fs/bpf/$XM_PREFIX-parts CGC=$XM_CGROUP/$XM_PREFIX-cl CGS=$XM_CG2/$XM_PREFIX-srv
 sd_cleanup() {
 	local rc=$? cg p
 	set +e
@@ -29,7 +42,8 @@ sd_cleanup() {
 		for _ in 1 2 3 4 5 6 7 8 9 10; do rmdir "$cg" 2>/dev/null && break; sleep 0.1; done
 	done
 	noop_attach detach 2>/dev/null
-	rm -rf "$NOOP"
+	parts_attach detach 2>/dev/null
+	rm -rf "$NOOP" "$PARTS"
 	(exit $rc)
 	xm_cleanup
 }
@@ -41,6 +55,24 @@ noop_attach() { # attach|detach
 	for l in egress ingress; do
 		# shellcheck disable=SC2046
 		bpftool cgroup "$1" "$XM_CGROUP" "$l" pinned "$NOOP/xm_noop_$l" $([ "$1" = attach ] && echo multi)
+	done
+}
+# lookup: skbparts.bpf.c on the maps the agent pinned (loaded once it runs)
+parts_load() {
+	local args=() n
+	clang -O2 -g -target bpf -D__TARGET_ARCH_"$(uname -m | sed "s/x86_64/x86/;s/aarch64/arm64/")" \
+		-Ibuild -Iinclude -c scripts/bench/skbparts.bpf.c -o "$OUT/skbparts.bpf.o"
+	for n in $(llvm-objdump -t "$OUT/skbparts.bpf.o" | awk '$4 == ".maps" {print $NF}'); do
+		[ -e "$XM_PIN/maps/$n" ] && args+=(map name "$n" pinned "$XM_PIN/maps/$n")
+	done
+	bpftool prog loadall "$OUT/skbparts.bpf.o" "$PARTS" "${args[@]}"
+}
+parts_attach() { # attach|detach
+	local l
+	for l in egress ingress; do
+		# shellcheck disable=SC2046
+		bpftool cgroup "$1" "$XM_CGROUP" "$l" pinned "$PARTS/xm_part_lookup_$l" \
+			$([ "$1" = attach ] && echo multi)
 	done
 }
 mkdir -p "$CGC" "$CGS"
@@ -61,6 +93,7 @@ EOC
 config all
 xm_agent_start --config "$CFG" 2>>"$OUT/agent.log"
 xm_lb_wait 10.96.0.10:80 1
+case " ${MODES[*]} " in *" lookup "*) parts_load ;; esac
 probes() { # all|weighted: reload, and wait for the links to follow
 	local want=1 _
 	[ "$1" = all ] || want=0
@@ -78,15 +111,16 @@ echo -e "round\tmode\tload1\tok\terrors\tp50_us\tcpu_us_per_req" >"$OUT/raw.tsv"
 	echo "date: $(date -u +%FT%TZ)"
 	echo "host: $(uname -r), $(nproc) CPUs"
 	echo "commit: $(git describe --always --dirty 2>/dev/null || echo unknown)"
-	echo "command: ROUNDS=$ROUNDS DUR=$DUR RATE=$RATE scripts/bench/skb-dispatch.sh"
+	echo "command: MODES=\"${MODES[*]}\" ROUNDS=$ROUNDS DUR=$DUR RATE=$RATE scripts/bench/skb-dispatch.sh"
 } >"$OUT/env.txt"
-MODES=(off noop probes) T0=$(date +%s)
+T0=$(date +%s) NM=${#MODES[@]}
 for r in $(seq "$ROUNDS"); do
-	for i in 0 1 2; do
-		mode=${MODES[$(((i + r) % 3))]}
+	for i in $(seq 0 $((NM - 1))); do
+		mode=${MODES[$(((i + r) % NM))]}
 		case $mode in
 		off) probes weighted ;;
 		noop) probes weighted; noop_attach attach ;;
+		lookup) probes weighted; parts_attach attach ;;
 		probes) probes all ;;
 		esac
 		u0=$(usage) load1=$(cut -d' ' -f1 /proc/loadavg)
@@ -94,6 +128,7 @@ for r in $(seq "$ROUNDS"); do
 			-s 64 -r "$RATE" -d "$DUR" -c 16 --new | tail -1)
 		u1=$(usage)
 		[ "$mode" = noop ] && noop_attach detach
+		[ "$mode" = lookup ] && parts_attach detach
 		ok=$(xm_kv ok "$out")
 		[ "${ok:-0}" -gt 0 ] || xm_fail "round $r $mode: no request completed: $out"
 		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$mode" "$load1" "$ok" "$(xm_kv errors "$out")" \
@@ -111,10 +146,11 @@ for r in rows:
 off = cpu["off"]
 print("| mode | CPU per request (median, µs) | vs off: median of the rounds' differences (µs) | rounds above off |")
 print("|---|---|---|---|")
-for m in ("off", "noop", "probes"):
+modes = [m for m in ("off", "noop", "lookup", "probes") if m in cpu]
+for m in modes:
     d = [cpu[m][k] - off[k] for k in off if k in cpu[m]]
     print(f"| {m} | {statistics.median(cpu[m].values()):.1f} | "
           f"{statistics.median(d):+.2f} | {sum(x > 0 for x in d)} of {len(d)} |")
-s = " ".join(f"{m}_cpu_us={statistics.median(cpu[m].values()):.1f}" for m in ("off", "noop", "probes"))
+s = " ".join(f"{m}_cpu_us={statistics.median(cpu[m].values()):.1f}" for m in modes)
 print(f"\nresults: {sys.argv[1]}\nbench skb-dispatch: {s}")
 EOP
