@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
 /* Near names for "did you mean" (nearname.h). */
 #include <ctype.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include "nearname.h"
 
 unsigned int xm_edit_distance(const char *a, const char *b)
@@ -41,6 +43,14 @@ unsigned int xm_edit_distance(const char *a, const char *b)
 	return prev[m];
 }
 
+/* Whether a, 3 characters or more, begins b (ASCII case ignored). */
+static bool begins(const char *a, const char *b)
+{
+	size_t n = strlen(a);
+
+	return n >= 3 && strlen(b) > n && !strncasecmp(a, b, n);
+}
+
 void xm_nearname_init(struct xm_nearname *n, const char *name)
 {
 	*n = (struct xm_nearname){ .name = name ? name : "" };
@@ -57,6 +67,10 @@ void xm_nearname_offer(struct xm_nearname *n, const char *known)
 		n->best = known;
 		n->dist = d;
 	}
+	if (begins(n->name, known) || begins(known, n->name)) {
+		if (!n->n_prefix++)
+			n->prefix = known;
+	}
 }
 
 const char *xm_nearname_best(const struct xm_nearname *n)
@@ -71,7 +85,9 @@ const char *xm_nearname_best(const struct xm_nearname *n)
 	shorter = a < b ? a : b;
 	near = (unsigned int)(shorter / 3);
 	near = near < 1 ? 1 : near > 3 ? 3 : near;
-	return n->dist <= near ? n->best : NULL;
+	if (n->dist <= near)
+		return n->best;
+	return n->n_prefix == 1 ? n->prefix : NULL;
 }
 
 const char *xm_nearname_hint(const struct xm_nearname *n, char *buf, size_t len)

@@ -24,6 +24,8 @@ struct xm_nearname {
 	const char *name; /* the unknown one */
 	const char *best; /* the nearest known name offered, or NULL */
 	unsigned int dist;
+	const char *prefix; /* the first known name it is a prefix of, or that is its prefix */
+	unsigned int n_prefix; /* how many known names are */
 };
 
 void xm_nearname_init(struct xm_nearname *n, const char *name);
@@ -32,7 +34,9 @@ void xm_nearname_offer(struct xm_nearname *n, const char *known);
 /*
  * The nearest known name if it is near enough to be a misspelling: at most
  * a third of the shorter name's length in edits, at least 1, at most 3
- * ("tcpp" is "tcp", "idle" is not "idle_ms"); else NULL.
+ * ("tcpp" is "tcp"); else the one known name that it begins, or that begins
+ * it, of 3 characters at least ("tick" is "tick_ms"; "tail" begins three
+ * names, so none); else NULL.
  */
 const char *xm_nearname_best(const struct xm_nearname *n);
 /* "; did you mean \"X\"?" for the nearest name, or "" when none is near; returns buf. */
