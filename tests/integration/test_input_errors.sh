@@ -153,14 +153,14 @@ xm_log "ok: no newline before the end of input -> $out"
 X=("$XM_BIN/xmeshctl" --pin-root "$XM_PIN")
 expect_err "service add, a misspelt rebalance field" 'rebalance.idle: unknown field (known here: enabled,' \
 	"${X[@]}" service add '{"vip": "10.96.0.11", "port": 80, "algorithm": "l3x", "rebalance": {"idle": 100}}'
-expect_err "service add, did you mean" 'did you mean \"idle_ms\"?' \
+expect_err "service add, did you mean" 'did you mean "idle_ms"?' \
 	"${X[@]}" service add '{"vip": "10.96.0.11", "port": 80, "algorithm": "l3x", "rebalance": {"idle": 100}}'
-expect_err "service add, tail_self without tail_factor" 'rebalance.tail_self: 1 needs \"tail_factor\" above 0' \
+expect_err "service add, tail_self without tail_factor" 'rebalance.tail_self: 1 needs "tail_factor" above 0' \
 	"${X[@]}" service add '{"vip": "10.96.0.11", "port": 80, "algorithm": "l3x",
 		"rebalance": {"tail_self": 1, "tail_factor": 0}}'
 expect_err "service add, sticky_pooled 0.5" 'params.sticky_pooled: must be 0 or 1' \
 	"${X[@]}" service add '{"vip": "10.96.0.11", "port": 80, "algorithm": "l3x", "params": {"sticky_pooled": 0.5}}'
-expect_err "service add, an unknown protocol" '\"protocol\" must be \"tcp\" or \"udp\"; did you mean \"udp\"?' \
+expect_err "service add, an unknown protocol" '"protocol" must be "tcp" or "udp"; did you mean "udp"?' \
 	"${X[@]}" service add '{"vip": "10.96.0.11", "port": 80, "protocol": "UDP"}'
 xm_ctl -j service list | xm_json '[s["vip"] for s in j]' | grep -q 10.96.0.11 &&
 	xm_fail "a refused service add added the service"
