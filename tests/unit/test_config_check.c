@@ -151,7 +151,7 @@ static void protocol_and_algorithm_list_accepted_values(void **state)
 	t = svc("static", "\"protocol\": \"sctp\"");
 	err = refused_at(t, "\"sctp\"");
 	says(err, "\"protocol\" must be \"tcp\" or \"udp\"");
-	/* not a string, or longer than any protocol: the same list (it said "a string of at most 7") */
+	/* not a string, or longer than any: the same list (it said "a string of at most 7") */
 	says(refused(svc("static", "\"protocol\": 6")), "\"protocol\" must be \"tcp\" or \"udp\"");
 	says(refused(svc("static", "\"protocol\": \"tcp-and-udp\"")),
 	     "\"protocol\" must be \"tcp\" or \"udp\"");
@@ -369,7 +369,8 @@ static void ranges_in_digits(void **state)
 	     "params.default_rps: must be a number from 0 to 1000000000");
 	/* every field, refused: no exponent anywhere, and its docs range in the message */
 	for (unsigned int i = 1; i < xm_rebal_field_count(); i++) {
-		snprintf(buf, sizeof(buf), "\"rebalance\": {\"%s\": \"x\"}", xm_rebal_field_name(i));
+		snprintf(buf, sizeof(buf), "\"rebalance\": {\"%s\": \"x\"}",
+			 xm_rebal_field_name(i));
 		err = refused(svc("l3x", buf));
 		not_says(err, "e+");
 		xm_rebal_field_type(i, range, sizeof(range));
@@ -378,7 +379,8 @@ static void ranges_in_digits(void **state)
 
 			assert_non_null(dots);
 			*dots = '\0';
-			snprintf(buf, sizeof(buf), " from %s to %s", strchr(range, ' ') + 1, dots + 2);
+			snprintf(buf, sizeof(buf), " from %s to %s", strchr(range, ' ') + 1,
+				 dots + 2);
 			says(err, buf);
 		}
 	}
@@ -397,9 +399,11 @@ static void valid_config_passes(void **state)
 		"{\"weighting\": {\"tick_ms\": 250}, \"probes\": \"weighted\",\n"
 		" \"redirect_recv_counters\": false,\n"
 		" \"services\": [\n"
-		"  {\"name\": \"api\", \"vip\": \"10.96.0.12\", \"port\": 80, \"protocol\": \"tcp\",\n"
+		"  {\"name\": \"api\", \"vip\": \"10.96.0.12\", \"port\": 80,\n"
+		"   \"protocol\": \"tcp\",\n"
 		"   \"algorithm\": \"l3x\",\n"
-		"   \"params\": {\"floor\": 0.02, \"sticky_pooled\": 1, \"unmeasured_typical\": 0,\n"
+		"   \"params\": {\"floor\": 0.02, \"sticky_pooled\": 1,\n"
+		"     \"unmeasured_typical\": 0,\n"
 		"     \"conn_cap\": 1.5, \"latency_filter\": \"ewma\", \"rate_control\": false,\n"
 		"     \"adopt_first\": true, \"default_rps\": 1000000000, \"age_bound\": 0},\n"
 		"   \"rebalance\": {\"max_per_s\": 10, \"share_per_tick\": 0.2,\n"
@@ -409,7 +413,8 @@ static void valid_config_passes(void **state)
 		"   \"algorithm\": \"round-robin\", \"params\": {\"sticky_pooled\": 0},\n"
 		"   \"backends\": [{\"address\": \"10.1.0.5\", \"port\": 53, \"weight\": 2,\n"
 		"     \"cluster\": \"fra\"}]},\n"
-		"  {\"vip\": \"10.96.0.14\", \"port\": 80, \"params\": {\"anything\": \"static keeps it\"}}]}";
+		"  {\"vip\": \"10.96.0.14\", \"port\": 80,\n"
+		"   \"params\": {\"anything\": \"static keeps it\"}}]}";
 	struct xm_weight_params p;
 	struct xm_lb_conf c;
 	char err[1024];

@@ -393,8 +393,8 @@ static int parse_root(struct ctx *c, json_t *root, struct xm_lb_conf *out)
 		if (json_is_string(v))
 			xm_nearname_hint_in(json_string_value(v), probes, hint, sizeof(hint));
 		snprintf(msg, sizeof(msg), "\"probes\" must be \"all\" (time every balanced "
-			 "connection) or \"weighted\" (only while a service's weights come from the "
-			 "weighting loop)%s", hint);
+			 "connection) or \"weighted\" (only while a service's weights come from "
+			 "the weighting loop)%s", hint);
 		return fail_at(c, "probes", NULL, msg);
 	}
 	out->probes = v && !strcmp(json_string_value(v), "weighted") ? XM_LB_PROBES_WEIGHTED

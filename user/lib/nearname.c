@@ -23,7 +23,8 @@ unsigned int xm_edit_distance(const char *a, const char *b)
 
 		cur[0] = (unsigned int)i;
 		for (size_t j = 1; j <= m; j++) {
-			int ca = tolower((unsigned char)a[i - 1]), cb = tolower((unsigned char)b[j - 1]);
+			int ca = tolower((unsigned char)a[i - 1]);
+			int cb = tolower((unsigned char)b[j - 1]);
 			unsigned int d = prev[j - 1] + (ca != cb);
 
 			if (prev[j] + 1 < d)

@@ -207,8 +207,8 @@ int xm_rebal_conf_parse_at(json_t *o, struct xm_rebal_conf *c, char *err, size_t
 		if (at)
 			*at = "hold_on_read";
 		snprintf(err, errlen, "rebalance.hold_on_read: 1 needs \"on_read\" 1 (the hold is "
-			 "set on the read events that on_read turns on): drop \"on_read\": 0 or set "
-			 "\"hold_on_read\" to 0");
+			 "set on the read events that on_read turns on): drop \"on_read\": 0 or "
+			 "set \"hold_on_read\" to 0");
 		return -EINVAL;
 	}
 	if (at)

@@ -155,8 +155,9 @@ static int param_set(unsigned int i, json_t *v, struct xm_weight_params *p, char
 		} else {
 			static const char *const filters[] = { "ewma", "peak", NULL };
 
-			snprintf(err, errlen, "params.%s: must be \"ewma\" or \"peak\"%s", params[i].key,
-				 xm_nearname_hint_in(s, filters, hint, sizeof(hint)));
+			xm_nearname_hint_in(s, filters, hint, sizeof(hint));
+			snprintf(err, errlen, "params.%s: must be \"ewma\" or \"peak\"%s",
+				 params[i].key, hint);
 			return -EINVAL;
 		}
 		return 0;
@@ -172,7 +173,8 @@ int xm_weight_params_parse(const struct xm_weight_algo *a, json_t *params_o,
 }
 
 int xm_weight_params_parse_at(const struct xm_weight_algo *a, json_t *params_o,
-			      struct xm_weight_params *p, char *err, size_t errlen, const char **at)
+			      struct xm_weight_params *p, char *err, size_t errlen,
+			      const char **at)
 {
 	const char *k;
 	json_t *v;
@@ -245,8 +247,9 @@ int xm_weighting_conf_parse_at(json_t *o, unsigned int *tick_ms, char *err, size
 
 			if (at)
 				*at = k;
-			snprintf(err, errlen, "weighting.%.64s: unknown field (known here: tick_ms)%s",
-				 k, xm_nearname_hint_in(k, fields, hint, sizeof(hint)));
+			snprintf(err, errlen,
+				 "weighting.%.64s: unknown field (known here: tick_ms)%s", k,
+				 xm_nearname_hint_in(k, fields, hint, sizeof(hint)));
 			return -EINVAL;
 		}
 	}

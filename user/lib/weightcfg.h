@@ -26,7 +26,8 @@ int xm_weight_params_parse(const struct xm_weight_algo *a, json_t *params,
  * wrong (NULL: params itself), so that a config file's error can point at it.
  */
 int xm_weight_params_parse_at(const struct xm_weight_algo *a, json_t *params,
-			      struct xm_weight_params *p, char *err, size_t errlen, const char **at);
+			      struct xm_weight_params *p, char *err, size_t errlen,
+			      const char **at);
 /*
  * The parameters "params" takes, i < xm_weight_param_count(), and the values
  * each takes as docs/weighting.md's range column writes them ("0..3600",
