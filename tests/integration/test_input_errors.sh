@@ -14,7 +14,10 @@
 #   node's network never turns not ready over it;
 # - the control socket: a member a cmd does not take, a NUL inside the line
 #   (cut there: the rest ignored), a request without its newline before the
-#   client shut its side (no answer at all).
+#   client shut its side (no answer at all);
+# - xmeshctl service add: a key given twice (the second silently won), a
+#   misspelt rebalance field (now with the nearest name), a switch that acts
+#   only through another one that is off (tail_self 1 with tail_factor 0).
 set -eu
 . "$(dirname "$0")/lib.sh"
 
@@ -51,6 +54,11 @@ out=$("$XM_BIN/xmeshctl" -jx status 2>/dev/null) && xm_fail "-jx taken"
 grep -qF "{\"error\":\"what is option '-x'?" <<<"$out" || xm_fail "-jx: not one JSON error: $out"
 expect_err "option with a value it does not take" "what is option '--json=1'" \
 	"$XM_BIN/xmeshctl" --json=1 status
+expect_err "service add with a key twice" "duplicate object key near '\"port\"'" "${C[@]}" \
+	service add '{"vip": "10.96.0.11", "port": 80, "port": 81}'
+expect_err "service add with a backend key twice" "duplicate object key" "${C[@]}" \
+	service add '{"vip": "10.96.0.11", "port": 80, "backends": [{"address": "10.77.0.3",
+		"port": 8080, "address": "10.77.0.4"}]}'
 out=$("${C[@]}" -j prog help)
 python3 -c 'import json,sys; assert "help" in json.loads(sys.argv[1])' "$out" ||
 	xm_fail "-j prog help is not JSON: $out"
@@ -133,6 +141,7 @@ PY
 }
 out=$(ask '{"cmd":"backend-weight","service":"10.96.0.10:80","backend":"10.77.0.3:8080","weight":3,"wieght":5}\n')
 grep -qF 'takes no \"wieght\"' <<<"$out" || xm_fail "unknown member: $out"
+grep -qF 'did you mean \"weight\"?' <<<"$out" || xm_fail "unknown member, no suggestion: $out"
 xm_log "ok: a member the cmd does not take -> $out"
 out=$(ask '{"cmd":"service-del","service":"10.96.0.10:80"}\x00junk\n')
 grep -qF "NUL byte at offset 47" <<<"$out" || xm_fail "a NUL inside the request line: $out"
@@ -140,6 +149,21 @@ xm_log "ok: NUL inside the line -> $out"
 out=$(ask '{"cmd":"service-del","service":"10.96.0.10:80"}' shut)
 grep -qF "followed by a newline" <<<"$out" || xm_fail "request without its newline: '$out'"
 xm_log "ok: no newline before the end of input -> $out"
+# service add: refused by the agent with what to do; nothing added
+X=("$XM_BIN/xmeshctl" --pin-root "$XM_PIN")
+expect_err "service add, a misspelt rebalance field" 'rebalance.idle: unknown field (known here: enabled,' \
+	"${X[@]}" service add '{"vip": "10.96.0.11", "port": 80, "algorithm": "l3x", "rebalance": {"idle": 100}}'
+expect_err "service add, did you mean" 'did you mean "idle_ms"?' \
+	"${X[@]}" service add '{"vip": "10.96.0.11", "port": 80, "algorithm": "l3x", "rebalance": {"idle": 100}}'
+expect_err "service add, tail_self without tail_factor" 'rebalance.tail_self: 1 needs "tail_factor" above 0' \
+	"${X[@]}" service add '{"vip": "10.96.0.11", "port": 80, "algorithm": "l3x",
+		"rebalance": {"tail_self": 1, "tail_factor": 0}}'
+expect_err "service add, sticky_pooled 0.5" 'params.sticky_pooled: must be 0 or 1' \
+	"${X[@]}" service add '{"vip": "10.96.0.11", "port": 80, "algorithm": "l3x", "params": {"sticky_pooled": 0.5}}'
+expect_err "service add, an unknown protocol" '"protocol" must be "tcp" or "udp"; did you mean "udp"?' \
+	"${X[@]}" service add '{"vip": "10.96.0.11", "port": 80, "protocol": "UDP"}'
+xm_ctl -j service list | xm_json '[s["vip"] for s in j]' | grep -q 10.96.0.11 &&
+	xm_fail "a refused service add added the service"
 xm_lb_wait 10.96.0.10:80 2
 xm_assert "$(xm_ctl -j backend list 10.96.0.10:80 interval 0 | xm_json '[b["weight"] for b in j]')" \
 	= "[1.0, 1.0]" "no refused request changed the service"

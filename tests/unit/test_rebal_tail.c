@@ -107,7 +107,7 @@ static void conf_tail_slow(void **st)
 	json_decref(o);
 	o = json_loads("{\"tail_slow\": 2}", 0, NULL);
 	assert_int_equal(xm_rebal_conf_parse(o, &c, err, sizeof(err)), -EINVAL);
-	assert_non_null(strstr(err, "rebalance.tail_slow: must be an integer from 0 to 1"));
+	assert_non_null(strstr(err, "rebalance.tail_slow: must be 0 or 1"));
 	json_decref(o);
 }
 

@@ -267,14 +267,18 @@ static int service_show(int argc, char **argv)
 	return 0;
 }
 
-/* service add JSON: a service object as in the config file. */
+/*
+ * service add JSON: a service object as in the config file. A key twice is
+ * refused here, as in the file and on the socket: parsed leniently, the
+ * second "port" replaced the first before the agent could see both.
+ */
 static int service_add(int argc, char **argv)
 {
 	json_error_t je;
 	json_t *s;
 
 	REQ_ARGS(1);
-	s = json_loads(argv[0], 0, &je);
+	s = json_loads(argv[0], JSON_REJECT_DUPLICATES, &je);
 	if (!s) {
 		p_err("service JSON: %d:%d: %s", je.line, je.column, je.text);
 		return -1;

@@ -5,6 +5,7 @@
 #include <jansson.h>
 #include "addr.h"
 #include "ctlproto.h"
+#include "nearname.h"
 
 static const struct {
 	const char *name;
@@ -34,6 +35,20 @@ static bool field_known(const char *key, const char *fields)
 	return false;
 }
 
+/* "; did you mean ...?" for an unknown member: the nearest of "cmd" and fields. */
+static const char *field_hint(const char *key, const char *fields, char *buf, size_t len)
+{
+	char names[128];
+	struct xm_nearname near;
+
+	snprintf(names, sizeof(names), "%s", fields);
+	xm_nearname_init(&near, key);
+	xm_nearname_offer(&near, "cmd");
+	for (char *save, *t = strtok_r(names, ", ", &save); t; t = strtok_r(NULL, ", ", &save))
+		xm_nearname_offer(&near, t);
+	return xm_nearname_hint(&near, buf, len);
+}
+
 #define KEY_RULE "\"service\" must be \"VIP:PORT\" or \"VIP:PORT/udp\""
 
 static int svc_key(json_t *req, struct xm_lb_svc_key *key)
@@ -46,7 +61,7 @@ static int svc_key(json_t *req, struct xm_lb_svc_key *key)
 static int parse(json_t *req, struct xm_ctl_request *r, char *err, size_t errlen)
 {
 	const char *cmd = json_string_value(json_object_get(req, "cmd")), *bs, *key;
-	char why[512];
+	char why[1024], hint[96];
 	json_t *v;
 	size_t i;
 
@@ -61,15 +76,26 @@ static int parse(json_t *req, struct xm_ctl_request *r, char *err, size_t errlen
 	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]) && strcmp(cmd, cmds[i].name); i++)
 		;
 	if (i == sizeof(cmds) / sizeof(cmds[0])) {
-		snprintf(err, errlen, "unknown cmd \"%.64s\"", cmd);
+		struct xm_nearname near;
+		char known[128] = "";
+
+		xm_nearname_init(&near, cmd);
+		for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+			xm_nearname_offer(&near, cmds[i].name);
+			snprintf(known + strlen(known), sizeof(known) - strlen(known), "%s%s",
+				 i ? ", " : "", cmds[i].name);
+		}
+		snprintf(err, errlen, "unknown cmd \"%.64s\" (known: %s)%s", cmd, known,
+			 xm_nearname_hint(&near, hint, sizeof(hint)));
 		return -EINVAL;
 	}
 	r->cmd = cmds[i].cmd;
 	/* A misspelt member ("wieght", "force") must not be dropped as if it were not sent. */
 	json_object_foreach(req, key, v) {
 		if (!field_known(key, cmds[i].fields)) {
-			snprintf(err, errlen, "cmd \"%s\" takes no \"%.64s\"%s%s", cmd, key,
-				 *cmds[i].fields ? "; it takes: " : "", cmds[i].fields);
+			snprintf(err, errlen, "cmd \"%s\" takes no \"%.64s\"%s%s%s", cmd, key,
+				 *cmds[i].fields ? "; it takes: " : "", cmds[i].fields,
+				 field_hint(key, cmds[i].fields, hint, sizeof(hint)));
 			return -EINVAL;
 		}
 	}

@@ -10,6 +10,7 @@
 #include "lbconfig.h"
 #include "weightcfg.h"
 #include "lbtable.h"
+#include "nearname.h"
 #include "sys.h"
 
 
@@ -26,7 +27,7 @@ struct ctx {
 static int fail(struct ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int fail(struct ctx *c, const char *fmt, ...)
 {
-	char msg[512];
+	char msg[1024];
 	int line = 0, col = 0;
 	va_list ap;
 	size_t d = c->depth;
@@ -75,7 +76,7 @@ static int check_keys(struct ctx *c, json_t *o, const char *const *allowed)
 		for (const char *const *a = allowed; *a; a++)
 			ok |= !strcmp(*a, k);
 		if (!ok) {
-			char known[160] = "";
+			char known[512] = "", hint[96];
 			int r;
 
 			/* what the place takes, so a misspelling says its fix */
@@ -83,7 +84,8 @@ static int check_keys(struct ctx *c, json_t *o, const char *const *allowed)
 				snprintf(known + strlen(known), sizeof(known) - strlen(known), "%s%s",
 					 a == allowed ? "" : ", ", *a);
 			push_key(c, k);
-			r = fail(c, "unknown field \"%s\" (known here: %s)", k, known);
+			r = fail(c, "unknown field \"%.64s\" (known here: %s)%s", k, known,
+				 xm_nearname_hint_in(k, allowed, hint, sizeof(hint)));
 			pop(c);
 			return r;
 		}
@@ -91,13 +93,21 @@ static int check_keys(struct ctx *c, json_t *o, const char *const *allowed)
 	return 0;
 }
 
-/* A sub-parser's message (it has no location) at the place of key. */
-static int fail_at(struct ctx *c, const char *key, const char *msg)
+/*
+ * A sub-parser's message (it has no location) at the place of key, or of
+ * key.at when the sub-parser named the member that is wrong: the value
+ * itself, not the object around it.
+ */
+static int fail_at(struct ctx *c, const char *key, const char *at, const char *msg)
 {
 	int r;
 
 	push_key(c, key);
+	if (at)
+		push_key(c, at);
 	r = fail(c, "%s", msg);
+	if (at)
+		pop(c);
 	pop(c);
 	return r;
 }
@@ -201,11 +211,72 @@ static void algo_names(char *buf, size_t len, bool loop_only)
 	}
 }
 
+/* "protocol": absent (tcp), "tcp" or "udp"; whatever else, the error lists them. */
+static int get_proto(struct ctx *c, json_t *o, __u8 *proto)
+{
+	static const char *const protos[] = { "tcp", "udp", NULL };
+	json_t *v = json_object_get(o, "protocol");
+	char hint[96] = "";
+	int r;
+
+	*proto = IPPROTO_TCP;
+	if (!v)
+		return 0;
+	if (json_is_string(v) && (*proto = xm_lb_proto_parse(json_string_value(v))))
+		return 0;
+	if (json_is_string(v))
+		xm_nearname_hint_in(json_string_value(v), protos, hint, sizeof(hint));
+	push_key(c, "protocol");
+	r = fail(c, "\"protocol\" must be \"tcp\" or \"udp\"%s", hint);
+	pop(c);
+	return r;
+}
+
+/* "algorithm": absent (static), or a name of algo_names(); whatever else, the error lists them. */
+static int get_algo(struct ctx *c, json_t *o, char *algo, size_t len)
+{
+	json_t *v = json_object_get(o, "algorithm");
+	const char *name = json_string_value(v);
+	char names[256], hint[96] = "";
+	int r;
+
+	if (!v) {
+		snprintf(algo, len, "%s", XM_LB_ALGO_STATIC);
+		return 0;
+	}
+	if (name && strlen(name) < len && xm_lb_algo_known(name)) {
+		snprintf(algo, len, "%s", name);
+		return 0;
+	}
+	algo_names(names, sizeof(names), false);
+	push_key(c, "algorithm");
+	if (!name) {
+		r = fail(c, "\"algorithm\" must be a string, one of: %s", names);
+	} else {
+		const struct xm_weight_algo *alias = xm_weight_algo_find(name);
+		struct xm_nearname near;
+
+		/* the loop's own short names ("rr") are not config names: say which one is */
+		if (alias) {
+			snprintf(hint, sizeof(hint), "; did you mean \"%s\"?", alias->name);
+		} else {
+			xm_nearname_init(&near, name);
+			xm_nearname_offer(&near, XM_LB_ALGO_STATIC);
+			for (unsigned int i = 0; xm_weight_algos[i]; i++)
+				xm_nearname_offer(&near, xm_weight_algos[i]->name);
+			xm_nearname_hint(&near, hint, sizeof(hint));
+		}
+		r = fail(c, "unknown algorithm \"%.64s\" (known: %s)%s", name, names, hint);
+	}
+	pop(c);
+	return r;
+}
+
 static int parse_service(struct ctx *c, json_t *o, struct xm_lb_svc_conf *s)
 {
 	static const char *const keys[] = { "name", "vip", "port", "protocol", "algorithm",
 					    "params", "rebalance", "backends", NULL };
-	char proto[8];
+	const char *at;
 	json_t *bes, *v;
 	size_t i;
 	int r;
@@ -221,23 +292,9 @@ static int parse_service(struct ctx *c, json_t *o, struct xm_lb_svc_conf *s)
 	if (!r)
 		r = get_port(c, o, "port", &s->key.port);
 	if (!r)
-		r = get_str(c, o, "protocol", proto, sizeof(proto), "tcp");
-	if (!r && !(s->key.proto = xm_lb_proto_parse(proto))) {
-		push_key(c, "protocol");
-		r = fail(c, "\"protocol\" must be \"tcp\" or \"udp\"");
-		pop(c);
-	}
+		r = get_proto(c, o, &s->key.proto);
 	if (!r)
-		r = get_str(c, o, "algorithm", s->algorithm, sizeof(s->algorithm),
-			    XM_LB_ALGO_STATIC);
-	if (!r && !xm_lb_algo_known(s->algorithm)) {
-		char names[128];
-
-		algo_names(names, sizeof(names), false);
-		push_key(c, "algorithm");
-		r = fail(c, "unknown algorithm \"%s\" (%s)", s->algorithm, names);
-		pop(c);
-	}
+		r = get_algo(c, o, s->algorithm, sizeof(s->algorithm));
 	if (r)
 		return r;
 	v = json_object_get(o, "params");
@@ -249,20 +306,20 @@ static int parse_service(struct ctx *c, json_t *o, struct xm_lb_svc_conf *s)
 	}
 	if (v && xm_weight_algo_find(s->algorithm)) {
 		struct xm_weight_params wp;
-		char werr[200];
+		char werr[512];
 
 		/* The weighting loop's parameters (weightcfg.h), checked here for the location. */
-		if (xm_weight_params_parse(xm_weight_algo_find(s->algorithm), v, &wp, werr,
-					   sizeof(werr)))
-			return fail_at(c, "params", werr);
+		if (xm_weight_params_parse_at(xm_weight_algo_find(s->algorithm), v, &wp, werr,
+					      sizeof(werr), &at))
+			return fail_at(c, "params", at, werr);
 	}
 	s->params = v ? json_deep_copy(v) : json_object();
 	v = json_object_get(o, "rebalance");
 	{
-		char rerr[200];
+		char rerr[512];
 
-		if (xm_rebal_conf_parse(v, &s->rebalance, rerr, sizeof(rerr)))
-			return fail_at(c, "rebalance", rerr);
+		if (xm_rebal_conf_parse_at(v, &s->rebalance, rerr, sizeof(rerr), &at))
+			return fail_at(c, "rebalance", at, rerr);
 	}
 	/*
 	 * Rebalancing retires connections toward the shares the weighting loop
@@ -270,13 +327,13 @@ static int parse_service(struct ctx *c, json_t *o, struct xm_lb_svc_conf *s)
 	 * only keep the per-packet probes attached for nothing.
 	 */
 	if (s->rebalance.enabled && !xm_lb_algo_reads_probes(s->algorithm)) {
-		char names[128], msg[320];
+		char names[256], msg[512];
 
 		algo_names(names, sizeof(names), true);
 		snprintf(msg, sizeof(msg), "rebalancing needs an algorithm whose weights come from "
 			 "the weighting loop (%s); with fixed weights there is no share to retire "
 			 "toward: set \"algorithm\" or remove \"rebalance\"", names);
-		return fail_at(c, "rebalance", msg);
+		return fail_at(c, "rebalance", NULL, msg);
 	}
 	bes = json_object_get(o, "backends");
 	push_key(c, "backends");
@@ -321,22 +378,30 @@ static int parse_root(struct ctx *c, json_t *root, struct xm_lb_conf *out)
 	/* The weighting loop's own section (weightcfg.h). */
 	v = json_object_get(root, "weighting");
 	{
-		char werr[200];
+		const char *at;
+		char werr[512];
 
-		if (xm_weighting_conf_parse(v, &out->tick_ms, werr, sizeof(werr)))
-			return fail_at(c, "weighting", werr);
+		if (xm_weighting_conf_parse_at(v, &out->tick_ms, werr, sizeof(werr), &at))
+			return fail_at(c, "weighting", at, werr);
 	}
 	v = json_object_get(root, "probes");
 	if (v && !(json_is_string(v) && (!strcmp(json_string_value(v), "all") ||
-					 !strcmp(json_string_value(v), "weighted"))))
-		return fail_at(c, "probes", "\"probes\" must be \"all\" (time every balanced "
-				  "connection) or \"weighted\" (only while a service's weights come "
-				  "from the weighting loop)");
+					 !strcmp(json_string_value(v), "weighted")))) {
+		static const char *const probes[] = { "all", "weighted", NULL };
+		char hint[96] = "", msg[512];
+
+		if (json_is_string(v))
+			xm_nearname_hint_in(json_string_value(v), probes, hint, sizeof(hint));
+		snprintf(msg, sizeof(msg), "\"probes\" must be \"all\" (time every balanced "
+			 "connection) or \"weighted\" (only while a service's weights come from "
+			 "the weighting loop)%s", hint);
+		return fail_at(c, "probes", NULL, msg);
+	}
 	out->probes = v && !strcmp(json_string_value(v), "weighted") ? XM_LB_PROBES_WEIGHTED
 								     : XM_LB_PROBES_ALL;
 	v = json_object_get(root, "redirect_recv_counters");
 	if (v && !json_is_boolean(v))
-		return fail_at(c, "redirect_recv_counters",
+		return fail_at(c, "redirect_recv_counters", NULL,
 			       "\"redirect_recv_counters\" must be true (count reads on redirected "
 			       "sockets that differ from TCP, at a cost to every recvmsg of the node) "
 			       "or false (the default)");

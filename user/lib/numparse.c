@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include "numparse.h"
 
@@ -29,4 +31,13 @@ int xm_uint_parse(const char *s, unsigned int min, unsigned int max, unsigned in
 		return -EINVAL;
 	*out = (unsigned int)v;
 	return 0;
+}
+
+const char *xm_number_str(double v, char *buf, size_t len)
+{
+	if (isfinite(v) && v == floor(v) && fabs(v) < 1e15)
+		snprintf(buf, len, "%.0f", v);
+	else
+		snprintf(buf, len, "%g", v);
+	return buf;
 }

@@ -7,6 +7,8 @@
 #ifndef XMESH_NUMPARSE_H
 #define XMESH_NUMPARSE_H
 
+#include <stddef.h>
+
 /*
  * s (strtod syntax, nothing before or after it) a number in [min, max]:
  * 0, or -EINVAL for trailing junk, NaN, out of range or empty.
@@ -14,5 +16,11 @@
 int xm_number_parse(const char *s, double min, double max, double *out);
 /* The same, and a whole number. */
 int xm_uint_parse(const char *s, unsigned int min, unsigned int max, unsigned int *out);
+/*
+ * v as a person writes it, for the ranges errors and docs give: a whole
+ * number in digits ("3600000", "1000000000": %g makes them "3.6e+06" and
+ * "1e+09"), anything else as %g. Returns buf.
+ */
+const char *xm_number_str(double v, char *buf, size_t len);
 
 #endif

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nearname.h"
+#include "numparse.h"
 #include "rebal.h"
 
 void xm_rebal_conf_default(struct xm_rebal_conf *c)
@@ -30,7 +32,13 @@ void xm_rebal_conf_default(struct xm_rebal_conf *c)
 	c->on_read = 1;
 }
 
-/* Numeric fields: a double, or an unsigned integer (dbl_off < 0). */
+/*
+ * The fields of "rebalance" after "enabled": a double (uint_off < 0), or an
+ * unsigned integer (dbl_off < 0; lo 0 and hi 1: a flag, "0 or 1"). The one
+ * table for the parser, its errors' list of known fields, and the type
+ * column of docs/config.md (xm_rebal_field_type, checked by
+ * tests/unit/test_config_check.c).
+ */
 static const struct {
 	const char *key;
 	double lo, hi, scale;
@@ -55,12 +63,85 @@ static const struct {
 	{ "on_read", 0, 1, 1, -1, offsetof(struct xm_rebal_conf, on_read) },
 	{ "hold_on_read", 0, 1, 1, -1, offsetof(struct xm_rebal_conf, hold_on_read) },
 };
+#define N_FIELDS (sizeof(fields) / sizeof(fields[0]))
+
+unsigned int xm_rebal_field_count(void)
+{
+	return 1 + N_FIELDS;
+}
+
+const char *xm_rebal_field_name(unsigned int i)
+{
+	return i == 0 ? "enabled" : i <= N_FIELDS ? fields[i - 1].key : NULL;
+}
+
+static bool is_flag(unsigned int f)
+{
+	return fields[f].uint_off >= 0 && fields[f].lo == 0 && fields[f].hi == 1;
+}
+
+void xm_rebal_field_type(unsigned int i, char *buf, size_t len)
+{
+	char lo[32], hi[32];
+
+	if (i == 0 || i > N_FIELDS) {
+		snprintf(buf, len, "%s", i == 0 ? "boolean" : "");
+		return;
+	}
+	i--;
+	if (is_flag(i))
+		snprintf(buf, len, "0 or 1");
+	else
+		snprintf(buf, len, "%s %s..%s", fields[i].uint_off >= 0 ? "integer" : "number",
+			 xm_number_str(fields[i].lo, lo, sizeof(lo)),
+			 xm_number_str(fields[i].hi, hi, sizeof(hi)));
+}
+
+/* What field f takes, as its error says it. */
+static void field_rule(unsigned int f, char *buf, size_t len)
+{
+	char lo[32], hi[32];
+
+	if (is_flag(f))
+		snprintf(buf, len, "must be 0 or 1");
+	else
+		snprintf(buf, len, "must be %s from %s to %s",
+			 fields[f].uint_off >= 0 ? "an integer" : "a number",
+			 xm_number_str(fields[f].lo, lo, sizeof(lo)),
+			 xm_number_str(fields[f].hi, hi, sizeof(hi)));
+}
+
+/* "rebalance.KEY: unknown field (known here: ...); did you mean ...?" */
+static void unknown_field(const char *k, char *err, size_t errlen)
+{
+	char known[512] = "", hint[96];
+	struct xm_nearname near;
+
+	xm_nearname_init(&near, k);
+	for (unsigned int i = 0; i < xm_rebal_field_count(); i++) {
+		const char *name = xm_rebal_field_name(i);
+		size_t used = strlen(known);
+
+		xm_nearname_offer(&near, name);
+		snprintf(known + used, sizeof(known) - used, "%s%s", i ? ", " : "", name);
+	}
+	snprintf(err, errlen, "rebalance.%.64s: unknown field (known here: %s)%s", k, known,
+		 xm_nearname_hint(&near, hint, sizeof(hint)));
+}
 
 int xm_rebal_conf_parse(json_t *o, struct xm_rebal_conf *c, char *err, size_t errlen)
+{
+	return xm_rebal_conf_parse_at(o, c, err, errlen, NULL);
+}
+
+int xm_rebal_conf_parse_at(json_t *o, struct xm_rebal_conf *c, char *err, size_t errlen,
+			   const char **at)
 {
 	const char *k;
 	json_t *v;
 
+	if (at)
+		*at = NULL;
 	xm_rebal_conf_default(c);
 	if (!o)
 		return 0;
@@ -74,7 +155,11 @@ int xm_rebal_conf_parse(json_t *o, struct xm_rebal_conf *c, char *err, size_t er
 	}
 	c->enabled = true; /* an object turns it on unless it says "enabled": false */
 	json_object_foreach(o, k, v) {
+		char rule[96];
 		size_t i;
+
+		if (at)
+			*at = k;
 		if (!strcmp(k, "enabled")) {
 			if (!json_is_boolean(v)) {
 				snprintf(err, errlen, "rebalance.enabled: must be true or false");
@@ -83,22 +168,18 @@ int xm_rebal_conf_parse(json_t *o, struct xm_rebal_conf *c, char *err, size_t er
 			c->enabled = json_is_true(v);
 			continue;
 		}
-		for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+		for (i = 0; i < N_FIELDS; i++)
 			if (!strcmp(k, fields[i].key))
 				break;
-		if (i == sizeof(fields) / sizeof(fields[0])) {
-			snprintf(err, errlen,
-				 "rebalance.%s: unknown field (enabled, max_per_s, idle_ms, "
-				 "share_per_tick, margin, ticks, min_conns, slow_factor, fast_factor, "
-				 "now_factor, tail_factor, tail_self, urgent_share, typical_of_tick, tail_slow, now_last_tick, urgent_ms, on_read, hold_on_read)", k);
+		if (i == N_FIELDS) {
+			unknown_field(k, err, errlen);
 			return -EINVAL;
 		}
 		if (!json_is_number(v) || json_number_value(v) < fields[i].lo ||
 		    json_number_value(v) > fields[i].hi ||
 		    (fields[i].uint_off >= 0 && !json_is_integer(v))) {
-			snprintf(err, errlen, "rebalance.%s: must be %s from %g to %g", k,
-				 fields[i].uint_off >= 0 ? "an integer" : "a number", fields[i].lo,
-				 fields[i].hi);
+			field_rule(i, rule, sizeof(rule));
+			snprintf(err, errlen, "rebalance.%s: %s", k, rule);
 			return -EINVAL;
 		}
 		if (fields[i].uint_off >= 0)
@@ -108,6 +189,30 @@ int xm_rebal_conf_parse(json_t *o, struct xm_rebal_conf *c, char *err, size_t er
 			*(double *)((char *)c + fields[i].dbl_off) =
 				json_number_value(v) * fields[i].scale;
 	}
+	/*
+	 * Switches that act only through another field: set while that one is
+	 * off, they would be taken and do nothing (rebal.c's plan reads
+	 * tail_self only with tail_factor > 0; the agent's pass marks on a read
+	 * only where on_read asks for read events).
+	 */
+	if (c->tail_self && !(c->tail_factor > 0)) {
+		if (at)
+			*at = "tail_self";
+		snprintf(err, errlen, "rebalance.tail_self: 1 needs \"tail_factor\" above 0 (it "
+			 "judges the same p99 of a tick, and tail_factor 0 turns that off): drop "
+			 "\"tail_factor\": 0 or set \"tail_self\" to 0");
+		return -EINVAL;
+	}
+	if (c->hold_on_read && !c->on_read) {
+		if (at)
+			*at = "hold_on_read";
+		snprintf(err, errlen, "rebalance.hold_on_read: 1 needs \"on_read\" 1 (the hold is "
+			 "set on the read events that on_read turns on): drop \"on_read\": 0 or "
+			 "set \"hold_on_read\" to 0");
+		return -EINVAL;
+	}
+	if (at)
+		*at = NULL;
 	return 0;
 }
 

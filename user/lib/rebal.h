@@ -183,6 +183,20 @@ void xm_rebal_conf_default(struct xm_rebal_conf *c);
  * err = "rebalance.FIELD: what is wrong".
  */
 int xm_rebal_conf_parse(json_t *o, struct xm_rebal_conf *c, char *err, size_t errlen);
+/*
+ * The same, and on error *at = the key in o of the field that is wrong (NULL:
+ * o itself), so that a config file's error can point at that value.
+ */
+int xm_rebal_conf_parse_at(json_t *o, struct xm_rebal_conf *c, char *err, size_t errlen,
+			   const char **at);
+/*
+ * The fields "rebalance" takes, i < xm_rebal_field_count() ("enabled" first),
+ * and the values each takes as docs/config.md's type column writes them
+ * ("boolean", "0 or 1", "integer 1..1000", "number 0..100000").
+ */
+unsigned int xm_rebal_field_count(void);
+const char *xm_rebal_field_name(unsigned int i);
+void xm_rebal_field_type(unsigned int i, char *buf, size_t len);
 
 /* Per service state of the plan, zeroed to start. */
 struct xm_rebal_svc {

@@ -21,8 +21,26 @@ bool xm_weight_algo_is_dynamic(const char *algo);
  */
 int xm_weight_params_parse(const struct xm_weight_algo *a, json_t *params,
 			   struct xm_weight_params *p, char *err, size_t errlen);
+/*
+ * The same, and on error *at = the key in params of the parameter that is
+ * wrong (NULL: params itself), so that a config file's error can point at it.
+ */
+int xm_weight_params_parse_at(const struct xm_weight_algo *a, json_t *params,
+			      struct xm_weight_params *p, char *err, size_t errlen,
+			      const char **at);
+/*
+ * The parameters "params" takes, i < xm_weight_param_count(), and the values
+ * each takes as docs/weighting.md's range column writes them ("0..3600",
+ * "0 or 1", "0 or 1..1000", "true or false", "ewma" or "peak" in quotes).
+ */
+unsigned int xm_weight_param_count(void);
+const char *xm_weight_param_name(unsigned int i);
+void xm_weight_param_range(unsigned int i, char *buf, size_t len);
 
 /* The top-level "weighting" object (may be NULL): tick_ms (10..60000, default 500). */
 int xm_weighting_conf_parse(json_t *o, unsigned int *tick_ms, char *err, size_t errlen);
+/* The same, and on error *at = the key in o that is wrong (NULL: o itself). */
+int xm_weighting_conf_parse_at(json_t *o, unsigned int *tick_ms, char *err, size_t errlen,
+			       const char **at);
 
 #endif
