@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * Connection-level rebalancing (docs/weighting.md, "Pooled connections"):
+ * Connection-level rebalancing (docs/weighting.md, "Clients that keep their connections"):
  * what bpf/rebalance.bpf.c and the agent (user/agent/rebalance.c) share, and
  * what the agent publishes for xmeshctl and metrics.
  *
