@@ -35,7 +35,8 @@ grep -q -- "--metrics nonsense: give ADDR:PORT" "$XM_RUN_DIR/e1" || xm_fail "bad
 agent --overlay-dev xm-nodev 2>"$XM_RUN_DIR/e2" && xm_fail "missing --overlay-dev accepted"
 grep -q "no such interface" "$XM_RUN_DIR/e2" || xm_fail "missing --overlay-dev: unclear"
 # bad_flag MESSAGE FLAG...: refused at start with MESSAGE (was: "5m" read as 5, "abc" as the
-# default, --node-name without Kubernetes mode ignored)
+# default, --node-name without Kubernetes mode, --overlay-vxlan without
+# --overlay-dev and --force without uninstall ignored)
 bad_flag() {
 	local want=$1
 	shift
@@ -47,7 +48,11 @@ bad_flag "--lb-udp-max abc: give a whole number from 1 to" --lb-udp-max abc
 bad_flag "--overlay-max-flows 1.5: give a whole number" --overlay-max-flows 1.5
 bad_flag "--node-name needs --k8s or --kubeconfig FILE" --node-name n1
 bad_flag "--k8s and --kubeconfig: give one" --k8s --kubeconfig /dev/null
-xm_log "ok: bad number flags and Kubernetes flags without Kubernetes mode refused at start"
+bad_flag "--overlay-vxlan needs --overlay-dev IF" --overlay-vxlan vx0
+bad_flag "--overlay-max-flows needs --overlay-dev IF" --overlay-max-flows 1024
+bad_flag "--force belongs to 'xmesh-agent uninstall'" --force
+bad_flag "--drain-timeout belongs to 'xmesh-agent uninstall'" --drain-timeout 5
+xm_log "ok: bad number flags, and flags without the one they need (Kubernetes, overlay, uninstall), refused at start"
 ip netns exec "$XM_PREFIX-n1" python3 -c '
 import socket, time
 s = socket.socket(); s.bind(("127.0.0.1", 9464)); s.listen(); time.sleep(3600)' &

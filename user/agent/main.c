@@ -357,7 +357,7 @@ int main(int argc, char **argv)
 	struct xm_agent a = { .cgroup_fd = -1, .lock_fd = -1 };
 	const char *cgroup = NULL, *pin_root = XM_PIN_ROOT_DEFAULT;
 	bool uninstall = false, fresh, existed, started = false, force = false;
-	bool k8s_in_cluster = false;
+	bool k8s_in_cluster = false, drain_given = false;
 	double drain_timeout_s = 60;
 	int opt, err;
 
@@ -397,6 +397,7 @@ int main(int argc, char **argv)
 		case 'D':
 			if (flag_number("drain-timeout", optarg, 0, 86400, &drain_timeout_s))
 				return 1;
+			drain_given = true;
 			break;
 		case 'Z': force = true; break;
 		case 'l':
@@ -424,6 +425,18 @@ int main(int argc, char **argv)
 	if (!uninstall && !a.k8s_enabled && (a.k8s_api || a.node_name || a.k8s_watch_timeout)) {
 		pr_err("--%s needs --k8s or --kubeconfig FILE (Kubernetes mode)",
 		       a.k8s_api ? "k8s-api" : a.node_name ? "node-name" : "k8s-watch-timeout");
+		return 1;
+	}
+	if (!uninstall && !a.overlay_dev && (a.overlay_vxlan || a.overlay_max_flows)) {
+		pr_err("--%s needs --overlay-dev IF (the underlay device the overlay cache "
+		       "attaches to); without it there is no overlay cache",
+		       a.overlay_vxlan ? "overlay-vxlan" : "overlay-max-flows");
+		return 1;
+	}
+	if (!uninstall && (force || drain_given)) {
+		pr_err("--%s belongs to 'xmesh-agent uninstall' (a running agent never drains): "
+		       "xmesh-agent uninstall --cgroup PATH [--drain-timeout S] [--force]",
+		       force ? "force" : "drain-timeout");
 		return 1;
 	}
 	xm_log_setup_libbpf();
