@@ -32,6 +32,9 @@ struct xm_agent {
 	unsigned int lb_udp_max;        /* --lb-udp-max; 0: XM_LB_MAX_FLOWS */
 	int lb_probes_mode;             /* config "probes" (enum xm_lb_probes) */
 	int lb_probes_on;               /* the cgroup_skb probe links are attached */
+	unsigned int lb_probes_clientless_s; /* config "probes_clientless_s" (lbconfig.h) */
+	bool lb_clientless;             /* last xm_lb_probes_tick(): no client past the wait */
+	__u64 lb_loaded_ns;             /* CLOCK_MONOTONIC when the LB programs loaded */
 	bool recv_counters_mode;        /* config "redirect_recv_counters" */
 	int lock_fd;
 	struct xm_loop *loop;
@@ -111,6 +114,7 @@ int dp_lb_load(struct xm_agent *a);
 void dp_lb_close(struct xm_agent *a);
 /* Attach or detach the probes' cgroup_skb links as the config and the services ask. */
 void xm_lb_probes_sync(struct xm_agent *a);
+void xm_lb_probes_tick(struct xm_agent *a);
 /* Attach or detach the redirect_recv_* counters' tracepoint as the config says. */
 void xm_redirect_counters_sync(struct xm_agent *a);
 int dp_overlay_load(struct xm_agent *a);

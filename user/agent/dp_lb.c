@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -85,6 +86,29 @@ static void clients_restore(struct xm_agent *a)
 		a->lb->bss->xm_lb_clients = 1;
 }
 
+static __u64 now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (__u64)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+/*
+ * No balanced TCP connect() on the node (xm_lb_clients clear) for
+ * "probes_clientless_s" since the programs loaded: the probes would time
+ * nothing here, and each of their runs costs every packet of the cgroup
+ * the kernel's dispatch (docs/benchmarks.md, "Session 28"). The wait keeps a
+ * node's first clients timed from their first request wherever they come
+ * soon after the start; later, the first requests before the next tick go
+ * untimed.
+ */
+static bool node_clientless(struct xm_agent *a)
+{
+	return a->lb_probes_clientless_s && !a->lb->bss->xm_lb_clients &&
+	       now_ns() - a->lb_loaded_ns >= a->lb_probes_clientless_s * 1000000000ULL;
+}
+
 int dp_lb_load(struct xm_agent *a)
 {
 	struct xm_lb *skel;
@@ -107,6 +131,7 @@ int dp_lb_load(struct xm_agent *a)
 		return err;
 	}
 	clients_restore(a); /* before the probes attach */
+	a->lb_loaded_ns = now_ns();
 	/* Link names are pin names under <pin root>/links/. */
 	const struct {
 		const char *name;
@@ -137,6 +162,8 @@ static bool probes_needed(struct xm_agent *a)
 {
 	const struct xm_lb_state *st = xm_services_state(a);
 
+	if (node_clientless(a))
+		return false;
 	if (a->lb_probes_mode != XM_LB_PROBES_WEIGHTED)
 		return true;
 	/*
@@ -174,11 +201,32 @@ void xm_lb_probes_sync(struct xm_agent *a)
 		return;
 	}
 	a->lb_probes_on = need;
-	pr_info("probes %s: %s", need ? "attached" : "detached",
-		a->lb_probes_mode != XM_LB_PROBES_WEIGHTED ? "\"probes\": \"all\""
-		: need ? "a service's weights come from the weighting loop, or it rebalances"
-		       : "no service's weights come from the weighting loop, none rebalances "
-			 "(\"probes\": \"weighted\")");
+	if (!need && node_clientless(a))
+		pr_info("probes detached: no balanced TCP connect() on this node in %u s "
+			"(\"probes_clientless_s\"); attached again at the first one",
+			a->lb_probes_clientless_s);
+	else
+		pr_info("probes %s: %s", need ? "attached" : "detached",
+			a->lb_probes_mode != XM_LB_PROBES_WEIGHTED ? "\"probes\": \"all\""
+			: need ? "a service's weights come from the weighting loop, or it rebalances"
+			       : "no service's weights come from the weighting loop, none rebalances "
+				 "(\"probes\": \"weighted\")");
+}
+
+/* Every tick: a node that just became clientless, or just balanced its first connect(). */
+void xm_lb_probes_tick(struct xm_agent *a)
+{
+	bool clientless;
+
+	if (!a->lb)
+		return;
+	clientless = node_clientless(a);
+	if (clientless == a->lb_clientless)
+		return;
+	a->lb_clientless = clientless;
+	if (!clientless && a->lb->bss->xm_lb_clients)
+		pr_info("the node's first balanced TCP connect(): the probes are needed again");
+	xm_lb_probes_sync(a);
 }
 
 void dp_lb_close(struct xm_agent *a)

@@ -24,6 +24,7 @@
 #include "agent.h"
 #include "discover.h"
 #include "k8s.h"
+#include "lbconfig.h"
 #include "weighting.h"
 #include "log.h"
 #include "numparse.h"
@@ -354,7 +355,8 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
-	struct xm_agent a = { .cgroup_fd = -1, .lock_fd = -1 };
+	struct xm_agent a = { .cgroup_fd = -1, .lock_fd = -1,
+			      .lb_probes_clientless_s = XM_LB_PROBES_CLIENTLESS_S };
 	const char *cgroup = NULL, *pin_root = XM_PIN_ROOT_DEFAULT;
 	bool uninstall = false, fresh, existed, started = false, force = false;
 	bool k8s_in_cluster = false, drain_given = false;

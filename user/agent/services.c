@@ -81,6 +81,7 @@ int xm_services_reload(struct xm_agent *a)
 	n = c.n_svc;
 	xm_weighting_set_tick(a, c.tick_ms);
 	a->lb_probes_mode = c.probes;
+	a->lb_probes_clientless_s = c.probes_clientless_s;
 	a->recv_counters_mode = c.redirect_recv_counters;
 	r = xm_svc_sources_replace(a, XM_SRC_FILE, &c);
 	xm_lb_probes_sync(a); /* also when the services did not change */

@@ -1356,6 +1356,7 @@ static void on_timer(struct xm_loop *loop, int fd, uint32_t events, void *arg)
 
 	if (read(fd, &expirations, sizeof(expirations)) != sizeof(expirations))
 		return;
+	xm_lb_probes_tick(arg);
 	xm_weighting_tick(arg);
 }
 

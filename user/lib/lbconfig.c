@@ -364,7 +364,7 @@ static int parse_service(struct ctx *c, json_t *o, struct xm_lb_svc_conf *s)
 }
 
 static const char *const root_keys[] = { "services", "weighting", "probes",
-					 "redirect_recv_counters", NULL };
+					 "probes_clientless_s", "redirect_recv_counters", NULL };
 
 static int parse_root(struct ctx *c, json_t *root, struct xm_lb_conf *out)
 {
@@ -399,6 +399,15 @@ static int parse_root(struct ctx *c, json_t *root, struct xm_lb_conf *out)
 	}
 	out->probes = v && !strcmp(json_string_value(v), "weighted") ? XM_LB_PROBES_WEIGHTED
 								     : XM_LB_PROBES_ALL;
+	v = json_object_get(root, "probes_clientless_s");
+	if (v && !(json_is_integer(v) && json_integer_value(v) >= 0 &&
+		   json_integer_value(v) <= XM_LB_PROBES_CLIENTLESS_S_MAX))
+		return fail_at(c, "probes_clientless_s", NULL,
+			       "\"probes_clientless_s\" must be an integer from 0 to 86400: the "
+			       "seconds after which a node that balanced no TCP connect() detaches "
+			       "the per-packet probes (0: never)");
+	out->probes_clientless_s = v ? (unsigned int)json_integer_value(v)
+				     : XM_LB_PROBES_CLIENTLESS_S;
 	v = json_object_get(root, "redirect_recv_counters");
 	if (v && !json_is_boolean(v))
 		return fail_at(c, "redirect_recv_counters", NULL,

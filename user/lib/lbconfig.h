@@ -46,11 +46,23 @@ struct xm_lb_svc_conf {
  */
 enum xm_lb_probes { XM_LB_PROBES_ALL, XM_LB_PROBES_WEIGHTED };
 
+/*
+ * "probes_clientless_s": on a node that has not balanced a TCP connect() this
+ * long after the programs loaded (a node whose pods only serve), the probe
+ * links are detached whatever "probes" says: they would time nothing, and the
+ * kernel's dispatch of a run costs every packet of the cgroup about as much
+ * as the probe itself. They come back within a tick of the node's first
+ * balanced connect(); 0 keeps them attached.
+ */
+#define XM_LB_PROBES_CLIENTLESS_S 60
+#define XM_LB_PROBES_CLIENTLESS_S_MAX 86400
+
 struct xm_lb_conf {
 	struct xm_lb_svc_conf *svc;
 	unsigned int n_svc;
 	unsigned int tick_ms; /* "weighting": {"tick_ms"} (weightcfg.h), default 500 */
 	enum xm_lb_probes probes; /* "probes": "all" (default) or "weighted" */
+	unsigned int probes_clientless_s; /* "probes_clientless_s", default XM_LB_PROBES_CLIENTLESS_S */
 	/*
 	 * "redirect_recv_counters": count reads on redirected sockets that differ
 	 * from TCP (docs/redirect-compat.md). Off by default: the counting
