@@ -382,7 +382,7 @@ static void config_errors_have_locations(void **state)
 	/* a misspelt section is not its default */
 	expect_error("{\"weigthing\": {\"tick_ms\": 100},\n \"services\": []}",
 		     "f.json:1:15: unknown field \"weigthing\" (known here: services, weighting, "
-		     "probes, redirect_recv_counters)");
+		     "probes, probes_clientless_s, redirect_recv_counters); did you mean \"weighting\"?");
 	/* rebalancing with fixed weights would never retire a connection */
 	expect_error("{\"services\": [{\"vip\": \"10.0.0.1\", \"port\": 80,\n"
 		     "  \"algorithm\": \"round-robin\", \"rebalance\": true}]}",
