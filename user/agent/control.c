@@ -35,6 +35,7 @@
 #include "control.h"
 #include "log.h"
 #include "pin.h"
+#include "monoclock.h"
 
 struct ctl_client {
 	struct xm_control *ctl;
@@ -55,14 +56,6 @@ struct xm_control {
 	unsigned int n_clients;
 	bool accept_paused; /* out of descriptors: listening resumes at the next sweep */
 };
-
-static __u64 now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000ULL + ts.tv_nsec / 1000000;
-}
 
 static void client_close(struct ctl_client *c)
 {
@@ -254,7 +247,7 @@ static void on_accept(struct xm_loop *loop, int fd, uint32_t events, void *arg)
 		}
 		c->ctl = ctl;
 		c->fd = cfd;
-		c->deadline_ms = now_ms() + XM_CTL_DEADLINE_MS;
+		c->deadline_ms = xm_mono_ms() + XM_CTL_DEADLINE_MS;
 		c->next = ctl->clients;
 		ctl->clients = c;
 		ctl->n_clients++;
@@ -265,7 +258,7 @@ static void on_accept(struct xm_loop *loop, int fd, uint32_t events, void *arg)
 static void on_sweep(struct xm_loop *loop, int fd, uint32_t events, void *arg)
 {
 	struct xm_control *ctl = arg;
-	__u64 expirations, now = now_ms();
+	__u64 expirations, now = xm_mono_ms();
 	struct ctl_client *c, *next;
 
 	if (read(fd, &expirations, sizeof(expirations)) < 0)

@@ -14,6 +14,7 @@
 #include "stats.h"
 #include "lb.skel.h"
 #include "redirect.skel.h"
+#include "monoclock.h"
 
 /*
  * The LB's sockops work runs inside redirect's sockops program (the kernel
@@ -86,14 +87,6 @@ static void clients_restore(struct xm_agent *a)
 		a->lb->bss->xm_lb_clients = 1;
 }
 
-static __u64 now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (__u64)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
-}
-
 /*
  * No balanced TCP connect() on the node (xm_lb_clients clear) for
  * "probes_clientless_s" since the programs loaded: the probes would time
@@ -106,7 +99,7 @@ static __u64 now_ns(void)
 static bool node_clientless(struct xm_agent *a)
 {
 	return a->lb_probes_clientless_s && !a->lb->bss->xm_lb_clients &&
-	       now_ns() - a->lb_loaded_ns >= a->lb_probes_clientless_s * 1000000000ULL;
+	       xm_mono_ns() - a->lb_loaded_ns >= a->lb_probes_clientless_s * 1000000000ULL;
 }
 
 int dp_lb_load(struct xm_agent *a)
@@ -131,7 +124,7 @@ int dp_lb_load(struct xm_agent *a)
 		return err;
 	}
 	clients_restore(a); /* before the probes attach */
-	a->lb_loaded_ns = now_ns();
+	a->lb_loaded_ns = xm_mono_ns();
 	/* Link names are pin names under <pin root>/links/. */
 	const struct {
 		const char *name;

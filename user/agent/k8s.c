@@ -18,16 +18,9 @@
 #include "lbtable.h"
 #include "log.h"
 #include "svcsources.h"
+#include "monoclock.h"
 
 #define LABEL_ZONE "topology.kubernetes.io/zone"
-
-unsigned long long xm_k8s_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000ULL + ts.tv_nsec / 1000000;
-}
 
 bool xm_k8s_ready(const struct xm_agent *a)
 {
@@ -470,7 +463,7 @@ static void requeue(struct xm_k8s *k, struct xm_k8s_group *g)
  */
 static void apply(struct xm_k8s *k)
 {
-	unsigned long long t0 = xm_k8s_now_ms(), t1;
+	unsigned long long t0 = xm_mono_ms(), t1;
 	struct xm_svc_update *u = NULL;
 	struct xm_k8s_group *done = NULL, *g, *next;
 	unsigned int n = 0, cap = 0, n_groups = 0;
@@ -498,7 +491,7 @@ static void apply(struct xm_k8s *k)
 			break;
 		n_groups++;
 	}
-	t1 = xm_k8s_now_ms();
+	t1 = xm_mono_ms();
 	if (err) {
 		pr_err("k8s: translating the cluster's services: %s: tables kept", strerror(-err));
 		free_updates(u, n);
@@ -509,7 +502,7 @@ static void apply(struct xm_k8s *k)
 	k->applies++;
 	err = xm_svc_sources_update(k->a, XM_SRC_CLUSTER, u, n, first);
 	free(u);
-	k->applied_ms = xm_k8s_now_ms();
+	k->applied_ms = xm_mono_ms();
 	if (err == -E2BIG) {
 		/* the sources kept what they had: with the next change, again */
 		requeue(k, done);
@@ -557,7 +550,7 @@ static void on_apply_timer(struct xm_loop *loop, int fd, uint32_t events, void *
  */
 static void schedule(struct xm_k8s *k)
 {
-	unsigned long long now = xm_k8s_now_ms(), due = now + XM_K8S_QUIET_MS;
+	unsigned long long now = xm_mono_ms(), due = now + XM_K8S_QUIET_MS;
 
 	if (!k->svc.synced || !k->eps.synced)
 		return;

@@ -92,8 +92,6 @@ void xm_k8s_res_init(struct xm_k8s *k, struct xm_k8s_res *r, const char *kind, c
 		     bool watch);
 void xm_k8s_res_free(struct xm_k8s_res *r);
 int xm_k8s_res_start(struct xm_k8s_res *r);
-/* k8s.c: CLOCK_MONOTONIC in ms. */
-unsigned long long xm_k8s_now_ms(void);
 /*
  * k8s.c, the view: obj of a watched resource r added or modified (deleted
  * false) or deleted; a list's object into r->staging, and the complete list

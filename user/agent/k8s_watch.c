@@ -17,6 +17,7 @@
 #include "agent.h"
 #include "k8s.h"
 #include "log.h"
+#include "monoclock.h"
 
 static void check_done(struct xm_k8s *k);
 
@@ -342,7 +343,7 @@ static void http_reconnect(struct xm_k8s *k)
 /* 410: list again, at once unless the last list is so recent that they would loop. */
 static void res_relist(struct xm_k8s_res *r)
 {
-	if (r->listed_ms && xm_k8s_now_ms() - r->listed_ms < 1000)
+	if (r->listed_ms && xm_mono_ms() - r->listed_ms < 1000)
 		res_backoff(r, 0, true);
 	else
 		res_list(r);
@@ -439,7 +440,7 @@ static void list_page(struct xm_k8s_res *r)
 	}
 	/* complete: the new view replaces the old one in one step */
 	r->attempt = 0;
-	r->listed_ms = xm_k8s_now_ms();
+	r->listed_ms = xm_mono_ms();
 	pr_info("k8s: %s listed: %zu objects, resourceVersion %s", r->kind,
 		json_object_size(r->staging), r->rv);
 	r->synced = true;

@@ -26,6 +26,7 @@
 #include "rebalance.h"
 #include "rebalance.skel.h"
 #include "sockdiag.h"
+#include "monoclock.h"
 
 /* Network namespaces are looked up again this often (s): pods come and go. */
 #define XM_REBAL_NETNS_RESCAN_S 2
@@ -463,15 +464,6 @@ static void log_retired(const struct xm_rebalancer *r, const struct xm_rebal_pic
 		 r->walk_why);
 }
 
-/* CLOCK_MONOTONIC in ns: the clock of bpf_ktime_get_ns() and of the marks (lb.h). */
-static __u64 mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
-}
-
 /*
  * Is a pick's mark still fresh enough to close its socket? Its payload is held
  * only for XM_LB_HOLD_NS after the pick (lb.h); past XM_LB_HOLD_CLOSE_NS a
@@ -479,7 +471,7 @@ static __u64 mono_ns(void)
  */
 static bool pick_fresh(const struct xm_rebal_pick *p)
 {
-	return xm_lb_mark_fresh(p->mark, mono_ns(), XM_LB_HOLD_CLOSE_NS);
+	return xm_lb_mark_fresh(p->mark, xm_mono_ns(), XM_LB_HOLD_CLOSE_NS);
 }
 
 /*
@@ -668,7 +660,7 @@ static void period_end(struct xm_rebalancer *r, __u32 id)
 /* A walk (tick's pass or poll) from t0 to now: none starts again for a while. */
 static void walk_done(struct xm_rebalancer *r, __u64 t0)
 {
-	__u64 t1 = mono_ns();
+	__u64 t1 = xm_mono_ns();
 
 	if (!r->walk_first_ns)
 		r->walk_first_ns = t0;
@@ -698,7 +690,7 @@ int xm_rebalance_pass(struct xm_rebalancer *r)
 	struct xm_rebal_be *be = r->skel->bss->xm_rebal_be;
 	bool reads_wanted = r->skel->bss->xm_rebal_on_read_any;
 	int walked = 0;
-	__u64 t0 = mono_ns();
+	__u64 t0 = xm_mono_ns();
 
 	r->fresh = t0 >= r->walk_free_ns;
 	if (!r->fresh) {
@@ -725,7 +717,7 @@ int xm_rebalance_pass(struct xm_rebalancer *r)
 		r->ns[i].clients = held_sum(r) > held;
 	}
 	r->st.tick_passes++;
-	r->st.tick_ns += mono_ns() - t0;
+	r->st.tick_ns += xm_mono_ns() - t0;
 	r->st.tick_netns += (unsigned long long)walked;
 	walk_done(r, t0);
 	reads_unwatch_idle(r, reads_wanted);
@@ -789,7 +781,7 @@ static unsigned int retire_walk(struct xm_rebalancer *r, bool only_due, unsigned
 
 unsigned int xm_rebalance_retire_now(struct xm_rebalancer *r)
 {
-	__u64 t0 = mono_ns();
+	__u64 t0 = xm_mono_ns();
 	unsigned int urgent;
 
 	if (t0 < r->walk_free_ns) /* the tick's pass just ran: the next wait says when */
@@ -802,7 +794,7 @@ unsigned int xm_rebalance_retire_now(struct xm_rebalancer *r)
 
 long xm_rebalance_poll_wait_ms(struct xm_rebalancer *r, long urgent_ms)
 {
-	__u64 now = mono_ns();
+	__u64 now = xm_mono_ns();
 	/* rounded up: a wait in whole ms never ends before the walks may start */
 	long ms = now < r->walk_free_ns ? (long)((r->walk_free_ns - now + 999999) / 1000000) : 0;
 
@@ -835,7 +827,7 @@ static void reads_done(struct xm_rebalancer *r)
  */
 static void read_pass(struct xm_rebalancer *r)
 {
-	__u64 now = mono_ns();
+	__u64 now = xm_mono_ns();
 
 	if (now - r->read_window_ns >= 1000000000ULL) {
 		r->read_window_ns = now;

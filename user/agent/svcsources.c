@@ -15,6 +15,7 @@
 #include "svcmerge.h"
 #include "svcsources.h"
 #include "weighting.h"
+#include "monoclock.h"
 
 static const char *const src_names[XM_SRC_N] = {
 	[XM_SRC_CTL] = "control",
@@ -39,14 +40,6 @@ struct xm_svc_sources {
 	int run_tfd;     /* a run file write waiting for its turn */
 	unsigned long long run_written_ms; /* CLOCK_MONOTONIC of the last write */
 };
-
-static unsigned long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000ULL + ts.tv_nsec / 1000000;
-}
 
 const char *xm_svc_sources_why(const struct xm_agent *a)
 {
@@ -178,7 +171,7 @@ static void write_run_file(struct xm_agent *a)
 	char path[PATH_MAX], tmp[PATH_MAX + 8];
 	json_t *list = json_array(), *root = json_pack("{s:o}", "services", list);
 
-	ss->run_written_ms = now_ms();
+	ss->run_written_ms = xm_mono_ms();
 	if (!root || xm_run_path(path, sizeof(path), a->pin_root, "services.json"))
 		goto out;
 	for (struct xm_svc_merge_ent *e = xm_svc_merge_first(&ss->merge); e;
@@ -205,7 +198,7 @@ out:
 static void run_file_changed(struct xm_agent *a, bool soon)
 {
 	struct xm_svc_sources *ss = a->sources;
-	unsigned long long due = ss->run_written_ms + XM_RUN_FILE_MIN_MS, now = now_ms();
+	unsigned long long due = ss->run_written_ms + XM_RUN_FILE_MIN_MS, now = xm_mono_ms();
 
 	if (!soon || ss->run_tfd < 0) {
 		xm_loop_timer_arm(ss->run_tfd, 0);

@@ -21,26 +21,19 @@
 #include "drain.h"
 #include "log.h"
 #include "pin.h"
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
+#include "monoclock.h"
 
 /* Wait until the redirect map is empty or the timeout passes; returns the sockets left. */
 static long drain_wait(const char *pin_root, double timeout_s)
 {
-	double start = now_s(), last_report = -1e9, waited;
+	double start = xm_mono_s(), last_report = -1e9, waited;
 	long n;
 
 	for (;;) {
 		n = xm_redirect_sock_count(pin_root);
 		if (n <= 0)
 			return n < 0 && n != -ENOENT ? n : 0;
-		waited = now_s() - start;
+		waited = xm_mono_s() - start;
 		if (waited >= timeout_s)
 			return n;
 		if (waited - last_report >= 5) {

@@ -26,6 +26,7 @@
 #include "weighdue.h"
 #include "weightcfg.h"
 #include "weighting.h"
+#include "monoclock.h"
 
 /* Bytes read per batch syscall (per-CPU values: entries x CPUs x value size). */
 #define XM_W_BATCH_BYTES (256 * 1024)
@@ -159,14 +160,6 @@ struct xm_weighting {
 	struct xm_lb_rstate *rstate; /* mmap of xm_lb_rstate */
 	size_t rstate_len;
 };
-
-static __u64 mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
-}
 
 static __u64 thread_cpu_ns(void)
 {
@@ -1247,7 +1240,7 @@ void xm_weighting_tick(struct xm_agent *a)
 
 	if (!w || maps_open(w))
 		return;
-	now = mono_ns();
+	now = xm_mono_ns();
 	dt = w->last_ns ? (now - w->last_ns) / 1e9 : w->tick_ms / 1e3;
 	w->last_ns = now;
 	w->ticks++;

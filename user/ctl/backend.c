@@ -23,6 +23,7 @@
 #include "lbconfig.h"
 #include "lbtable.h"
 #include "numparse.h"
+#include "monoclock.h"
 
 /* One row of `backend list`, in display units; both printers are fed from it. */
 struct be_row {
@@ -56,14 +57,6 @@ static int collect(const struct xm_lb_backend_info *bi, void *arg)
 	memset(&c->rows[c->n], 0, sizeof(c->rows[0]));
 	c->rows[c->n++].bi = *bi;
 	return 0;
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 /* The display values of a row, once its two probe reads are in. */
@@ -173,12 +166,12 @@ static int backend_list(int argc, char **argv)
 		p_err("read backends: %s", strerror(-err));
 		goto out;
 	}
-	t0 = now_s();
+	t0 = xm_mono_s();
 	for (size_t i = 0; i < c.n; i++)
 		xm_lb_probe_read(&m, c.rows[i].bi.id, &c.rows[i].a);
 	if (interval_ms)
 		usleep(interval_ms * 1000);
-	dt = now_s() - t0;
+	dt = xm_mono_s() - t0;
 	for (size_t i = 0; i < c.n; i++)
 		xm_lb_probe_read(&m, c.rows[i].bi.id, &c.rows[i].b);
 	wfd = ctl_wstate_open();

@@ -16,6 +16,7 @@
 #include "ctl.h"
 #include "numparse.h"
 #include "progstats.h"
+#include "monoclock.h"
 
 #define MAX_PROGS 256
 
@@ -150,14 +151,6 @@ static int run_command(char **argv)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-static __u64 now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000ull + ts.tv_nsec;
-}
-
 /* after -= before, program by program (by id; a program new in the window counts whole). */
 static void progs_delta(struct xm_prog_stat *after, int na, const struct xm_prog_stat *before,
 			int nb)
@@ -210,7 +203,7 @@ static int prog_profile(int argc, char **argv)
 	nb = progs_read(before);
 	if (nb < 0)
 		goto out;
-	t0 = now_ns();
+	t0 = xm_mono_ns();
 	if (argc > 0) {
 		rc = run_command(argv);
 		if (rc < 0) {
@@ -224,10 +217,10 @@ static int prog_profile(int argc, char **argv)
 		/* without SECONDS: until SIGINT or SIGTERM */
 		sigaction(SIGINT, &sa, NULL);
 		sigaction(SIGTERM, &sa, NULL);
-		while (!profile_stop && (secs == 0 || now_ns() < end))
+		while (!profile_stop && (secs == 0 || xm_mono_ns() < end))
 			usleep(secs == 0 ? 100000 : 10000);
 	}
-	t1 = now_ns();
+	t1 = xm_mono_ns();
 	na = progs_read(after);
 	if (na < 0)
 		goto out;

@@ -23,6 +23,7 @@
 #include "ctl.h"
 #include "lbtable.h"
 #include "numparse.h"
+#include "monoclock.h"
 
 #define BAR 20
 
@@ -63,14 +64,6 @@ static int top_collect(const struct xm_lb_backend_info *bi, void *arg)
 	memset(&t->r[t->n], 0, sizeof(t->r[0]));
 	t->r[t->n++].bi = *bi;
 	return 0;
-}
-
-static double mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 /* Previous frame's rows, to compute rates and share changes by backend id. */
@@ -251,7 +244,7 @@ int do_top(int argc, char **argv)
 	signal(SIGINT, on_sigint);
 	signal(SIGTERM, on_sigint);
 	while (!top_stop && (!count || frames < count)) {
-		double t = mono();
+		double t = xm_mono_s();
 		struct xm_lb_wloop wl;
 		bool have_wl;
 		int wfd, rfd;

@@ -12,6 +12,7 @@
 #include <xmesh/weight.h>
 #include "ctl.h"
 #include "pin.h"
+#include "monoclock.h"
 
 int ctl_wstate_open(void)
 {
@@ -31,14 +32,6 @@ int ctl_wloop_read(struct xm_lb_wloop *out)
 	return err;
 }
 
-static double mono_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static double us_ms(__u32 us)
 {
 	return us == XM_WEIGHT_UNSET ? -1 : us / 1e3;
@@ -52,7 +45,7 @@ bool ctl_wview_read(int fd, __u32 id, struct ctl_wview *v)
 		return false;
 	memset(v, 0, sizeof(*v));
 	snprintf(v->algorithm, sizeof(v->algorithm), "%.*s", (int)sizeof(s.algo), s.algo);
-	v->age_s = mono_s() - s.updated_ns / 1e9;
+	v->age_s = xm_mono_s() - s.updated_ns / 1e9;
 	v->p99_ms = us_ms(s.p99_us);
 	v->l_est_ms = us_ms(s.l_est_us);
 	v->tick_p50_ms = us_ms(s.tick_p50_us);
