@@ -128,6 +128,9 @@ static void slower_stall_and_age_at_once(void **st)
 	/* l3 has no age bound: the age alone changes nothing there. */
 	primed(&l3, "l3");
 	assert_false(xm_weigh_backend_aged(&l3, &l3.b[0], 0.2));
+	/* not even with the parameter set, which its estimate never reads */
+	l3.p.age_bound = 1;
+	assert_false(xm_weigh_backend_aged(&l3, &l3.b[0], 0.2));
 	xm_wservice_free(&l3);
 	xm_wservice_free(&s);
 }

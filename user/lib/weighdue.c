@@ -174,7 +174,8 @@ bool xm_weigh_backend_aged(const struct xm_wservice *s, const struct xm_wbackend
 			   double oldest)
 {
 	/* Its estimate grows with the request's age every tick from here on. */
-	return s->p.age_bound > 0 && s->p.age_bound * oldest > b->latency.value;
+	return s->algo->age_bounded && s->p.age_bound > 0 &&
+	       s->p.age_bound * oldest > b->latency.value;
 }
 
 void xm_weigh_ref_update(struct xm_weigh_ref *ref, const struct xm_lb_probe *now,

@@ -447,6 +447,7 @@ static const struct xm_weight_algo algo_c3 = {
 static const struct xm_weight_algo algo_l3x = {
 	.name = "l3x",
 	.help = "xmesh: live in-flight, Little's-law stall bound, valley success, L^-2, outliers",
+	.age_bounded = true,
 	.tune = l3x_tune,
 	.compute = l3x_compute,
 };

@@ -276,6 +276,13 @@ struct xm_weight_algo {
 	 * service alone (round-robin). Asked here, never by comparing names.
 	 */
 	bool equal_weights;
+	/*
+	 * Its estimate is bounded below by age_bound x the age of the oldest
+	 * request in flight (l3x): the weighting loop weighs such a service at
+	 * once when that bound overtakes an estimate (xm_weigh_backend_aged).
+	 * Elsewhere the parameter does nothing, and an aged request nothing early.
+	 */
+	bool age_bounded;
 	/* Adjust params after defaults, before the user's overrides. */
 	void (*tune)(struct xm_weight_params *p);
 	/* Fill w[0..n-1] (unnormalised, >= 0) from the filtered state. */
