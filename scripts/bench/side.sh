@@ -43,6 +43,9 @@
 #   DETACH="N:LINK ...": detach these links of node N's agent after its start
 #   (e.g. "2:lb_egress 2:lb_ingress": no cgroup_skb probes on the server's
 #   node): what removing those hook runs would buy, before building it
+#   CLIENTLESS=S: both agents' config "probes_clientless_s" (unset: the
+#   agent's default, 60): with S>0 the rounds start once the server-only
+#   node 2 has detached its per-packet probes (docs/probes.md)
 #   PROG_STATS=1: the kernel's BPF run-time statistics on during the rounds
 #   (xmeshctl prog profile, held open), every xmesh program of both nodes
 #   listed before and after each round: runs and ns per xmesh request. The
@@ -52,7 +55,8 @@ set -eu -o pipefail
 ROUNDS=${ROUNDS:-30} DUR=${DUR:-1} NET=${NET:-route}
 TOPOS=${TOPOS:-"1node 2node"} WORKLOADS=${WORKLOADS:-"conn64@1k tcp64@5k"}
 SIDES=${SIDES:-"xmesh direct svc ct"} CALIBRATE=${CALIBRATE:-0} DETACH=${DETACH:-} PROBES=${PROBES:-all}
-PROG_STATS=${PROG_STATS:-0}
+PROG_STATS=${PROG_STATS:-0} CLIENTLESS=${CLIENTLESS:-}
+case $CLIENTLESS in '' | [0-9] | [0-9][0-9] | [0-9][0-9][0-9]) ;; *) echo "side: CLIENTLESS=seconds (0..999), not '$CLIENTLESS'" >&2; exit 2 ;; esac
 MESH_PORT=8080 PLAIN_PORT=8081 CT_PORT=8082 SVC_PORT=8083
 case $NET in route | vxlan) ;; *) echo "side: NET=route or NET=vxlan, not '$NET'" >&2; exit 2 ;; esac
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
@@ -113,8 +117,11 @@ done
 C=$(xm_tb_pod_ip 1 10) S1=$(xm_tb_pod_ip 1 11) S2=$(xm_tb_pod_ip 2 10)
 KS1=$(xm_tb_pod_ip 3 11) KS2=$(xm_tb_pod_ip 4 10)
 VIP1=10.96.0.1 VIP2=10.96.0.2 KVIP1=10.96.1.1 KVIP2=10.96.1.2
+# the agents' top-level settings, shared by both nodes' configs
+AGENT_CONF="\"probes\": \"$PROBES\""
+[ -z "$CLIENTLESS" ] || AGENT_CONF="$AGENT_CONF, \"probes_clientless_s\": $CLIENTLESS"
 cat >"$XM_RUN_DIR/side.json" <<EOF
-{ "probes": "$PROBES", "services": [
+{ $AGENT_CONF, "services": [
   { "vip": "$VIP1", "port": $MESH_PORT, "backends": [ { "address": "$S1", "port": $MESH_PORT } ] },
   { "vip": "$VIP2", "port": $MESH_PORT, "backends": [ { "address": "$S2", "port": $MESH_PORT } ] } ] }
 EOF
@@ -123,7 +130,7 @@ if [ "$CALIBRATE" = 1 ]; then
 	VIP1=$S1 VIP2=$S2
 else
 	xm_tb_agent 1 --config "$XM_RUN_DIR/side.json" 2>/dev/null
-	echo "{ \"probes\": \"$PROBES\" }" >"$XM_RUN_DIR/side-n2.json"
+	echo "{ $AGENT_CONF }" >"$XM_RUN_DIR/side-n2.json"
 	xm_tb_agent 2 --config "$XM_RUN_DIR/side-n2.json" 2>/dev/null
 	# the pods' addresses, as the CNI plugin registers them on each node
 	xm_tb_ctl 1 endpoint add "$C" netns "$(xm_netns_path c)" >/dev/null
@@ -133,6 +140,15 @@ else
 		bpftool link detach pinned "$XM_PIN/n${d%%:*}/links/${d#*:}" ||
 			xm_fail "DETACH: no link ${d#*:} on node ${d%%:*} (names: ls $XM_PIN/nN/links)"
 	done
+	if [ "${CLIENTLESS:-0}" -gt 0 ]; then
+		xm_log "waiting for node 2 (no clients) to detach its probes (CLIENTLESS=$CLIENTLESS s)"
+		for _ in $(seq $((CLIENTLESS * 10 + 100))); do
+			[ -e "$XM_PIN/n2/links/lb_egress" ] || break
+			sleep 0.1
+		done
+		[ ! -e "$XM_PIN/n2/links/lb_egress" ] ||
+			xm_fail "CLIENTLESS=$CLIENTLESS: node 2 still has its lb_egress probe link"
+	fi
 fi
 # kube-proxy's part on nodes 3 and 4. Bridged traffic between two pods of a
 # node must pass the node's netfilter too, or a same-node reply would skip
@@ -181,7 +197,7 @@ done
 	echo "date: $(date -u +%FT%TZ)"
 	echo "host: $(uname -r), $(nproc) CPUs"
 	echo "commit: $(git describe --always --dirty 2>/dev/null || echo unknown)"
-	echo "command: NET=$NET ROUNDS=$ROUNDS DUR=$DUR TOPOS=\"$TOPOS\" WORKLOADS=\"$WORKLOADS\" SIDES=\"$SIDES\" CALIBRATE=$CALIBRATE DETACH=\"$DETACH\" PROBES=$PROBES scripts/bench/side.sh"
+	echo "command: NET=$NET ROUNDS=$ROUNDS DUR=$DUR TOPOS=\"$TOPOS\" WORKLOADS=\"$WORKLOADS\" SIDES=\"$SIDES\" CALIBRATE=$CALIBRATE DETACH=\"$DETACH\" PROBES=$PROBES CLIENTLESS=$CLIENTLESS scripts/bench/side.sh"
 	echo "conntrack: nodes 1-2 (xmesh, direct) none; nodes 3-4 (svc, ct) an nftables nat table (DNAT per VIP)"
 } >"$OUT/env.txt"
 RAW=$OUT/raw.tsv
